@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// xai: explanations for image classifiers on OpenCL GPUs and OpenBLAS CPUs.
+//
+// Dependencies point one way (see ../shared/STYLE.md):
+//   XAICore <- XAICPU / XAIOpenCL (backends) <- XAI (facade) <- xai / xai-bench
+import PackageDescription
+
+let kernelFiles = [
+    "gemm.cl", "conv.cl", "pool.cl", "elementwise.cl", "reduce.cl", "softmax.cl", "resize.cl", "mask.cl",
+]
+
+let package = Package(
+    name: "xai",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "XAI", targets: ["XAI"]),
+        .executable(name: "xai", targets: ["XAICLI"]),
+        .executable(name: "xai-bench", targets: ["XAIBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", pkgConfig: "OpenCL",
+                       providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng16",
+                       providers: [.apt(["libpng-dev"])]),
+
+        // Tensors, shapes, devices, the Backend contract, errors and the float64 reference backend.
+        .target(name: "XAICore"),
+        // OpenCL C sources, embedded in the binary so a copied executable needs no resource folder.
+        .target(name: "XAIKernels", path: "Kernels",
+                resources: kernelFiles.map { .embedInCode($0) }),
+        .target(name: "XAICPU", dependencies: ["XAICore", "CBLAS"]),
+        .target(name: "XAIOpenCL", dependencies: ["XAICore", "XAIKernels", "COpenCL"]),
+        // The one module frontends import.
+        .target(name: "XAI", dependencies: ["XAICore", "XAICPU", "XAIOpenCL"]),
+        .executableTarget(name: "XAICLI", dependencies: [
+            "XAI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "XAIBench", dependencies: [
+            "XAI", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "XAICoreTests", dependencies: ["XAICore"]),
+        .testTarget(name: "XAIBackendTests", dependencies: ["XAI"]),
+    ]
+)

@@ -1,0 +1,286 @@
+import CBLAS
+import Dispatch
+import Foundation
+import XAICore
+
+/// Float32 host memory owned by the ``CPUBackend``, 64-byte aligned for vector loads.
+final class CPUStorage: DeviceStorage, @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+/// The CPU backend: convolution as im2col (or direct 1x1) plus OpenBLAS `sgemm`, everything else
+/// as plain loops spread over cores with Dispatch. The im2col workspace is chunked by output rows
+/// so that it stays within ``workspaceBudget`` at any image size and batch size.
+public final class CPUBackend: Backend, @unchecked Sendable {
+    public let device = Device.cpu
+    public let name: String
+    public let memoryBudget: Int
+    /// Bytes one im2col workspace may take.
+    public let workspaceBudget: Int
+    let cores: Int
+
+    /// - Parameters:
+    ///   - memoryBudget: bytes methods may use for batches (default: a quarter of physical memory, at most 8 GiB).
+    ///   - workspaceBudget: bytes for one convolution's im2col workspace (default 64 MiB; at least one output row is always processed).
+    public init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20) {
+        cores = ProcessInfo.processInfo.activeProcessorCount
+        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        self.memoryBudget = memoryBudget ?? min(physical / 4, 8 << 30)
+        self.workspaceBudget = max(workspaceBudget, 0)
+        name = "cpu (OpenBLAS \(Int(openblas_get_num_threads())) threads, \(cores) cores)"
+    }
+
+    // MARK: Memory
+
+    func storage(_ a: DeviceArray, _ op: String) throws -> CPUStorage {
+        guard let s = a.storage as? CPUStorage else {
+            throw XAIError.wrongDevice(op: op, expected: name, got: String(describing: type(of: a.storage)))
+        }
+        return s
+    }
+
+    func ptr(_ a: DeviceArray, _ op: String) throws -> UnsafeMutablePointer<Float> { try storage(a, op).pointer }
+
+    func allocate(_ shape: Shape) -> (DeviceArray, UnsafeMutablePointer<Float>) {
+        let s = CPUStorage(count: shape.count)
+        return (DeviceArray(shape: shape, storage: s), s.pointer)
+    }
+
+    public func upload(_ tensor: Tensor) throws -> DeviceArray {
+        let (a, p) = allocate(tensor.shape)
+        tensor.scalars.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: $0.count) }
+        return a
+    }
+
+    public func download(_ a: DeviceArray) throws -> Tensor {
+        let p = try ptr(a, "download")
+        return try Tensor(shape: a.shape, scalars: Array(UnsafeBufferPointer(start: p, count: a.shape.count)))
+    }
+
+    public func filled(_ shape: Shape, value: Float) throws -> DeviceArray {
+        let (a, p) = allocate(shape)
+        p.update(repeating: value, count: shape.count)
+        return a
+    }
+
+    // MARK: Parallel loops
+
+    /// Runs `body` over `0..<count` split into contiguous chunks, one or more per core, when the work
+    /// (`count * costPerItem` elementary steps) is large enough to pay for the fan-out.
+    func parallelFor(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let chunks = min(count, count * max(costPerItem, 1) < 32_768 ? 1 : cores * 4)
+        if chunks <= 1 { body(0..<count); return }
+        // The chunks write disjoint ranges; Dispatch needs a Sendable closure, so vouch for the body.
+        withoutActuallyEscaping(body) { escaping in
+            let work = UncheckedSendable(escaping)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = count * c / chunks, hi = count * (c + 1) / chunks
+                if lo < hi { work.value(lo..<hi) }
+            }
+        }
+    }
+
+    func applyActivation(_ op: UnaryOp, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        if op == .identity { return }
+        if op == .relu {
+            for i in 0..<count where p[i] < 0 { p[i] = 0 }
+            return
+        }
+        for i in 0..<count { p[i] = op.apply(p[i]) }
+    }
+
+    // MARK: Linear algebra
+
+    public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
+                     bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
+        guard a.shape.rank == 2, b.shape.rank == 2 else {
+            throw XAIError.shapeMismatch(op: "gemm", message: "operands \(a.shape) and \(b.shape) must be 2-D")
+        }
+        let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        guard k == kb else { throw XAIError.shapeMismatch(op: "gemm", message: "inner dimensions \(k) and \(kb) differ (\(a.shape) x \(b.shape))") }
+        if let bias, bias.shape.count != n { throw XAIError.shapeMismatch(op: "gemm", message: "bias \(bias.shape) for \(n) columns") }
+        let pa = try ptr(a, "gemm"), pb = try ptr(b, "gemm")
+        let (out, pc) = allocate([m, n])
+        var beta: Float = 0
+        if let bias {
+            let pbias = try ptr(bias, "gemm")
+            for i in 0..<m { (pc + i * n).update(from: pbias, count: n) }
+            beta = 1
+        }
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, pa, Int32(a.shape[1]), pb, Int32(b.shape[1]), beta, pc, Int32(n))
+        parallelFor(m, costPerItem: n) { rows in
+            applyActivation(activation, pc + rows.lowerBound * n, rows.count * n)
+        }
+        return out
+    }
+
+    // MARK: Elementwise
+
+    public func unary(_ op: UnaryOp, _ x: DeviceArray) throws -> DeviceArray {
+        let px = try ptr(x, "unary(\(op))")
+        let (out, po) = allocate(x.shape)
+        parallelFor(x.shape.count, costPerItem: 4) { r in
+            for i in r { po[i] = op.apply(px[i]) }
+        }
+        return out
+    }
+
+    public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
+        guard gradOutput.shape == value.shape else {
+            throw XAIError.shapeMismatch(op: "unaryBackward(\(op))", message: "gradient \(gradOutput.shape) vs value \(value.shape)")
+        }
+        guard !valueIsOutput || op.derivativeFromOutput else {
+            throw XAIError.invalidArgument(op: "unaryBackward(\(op))", message: "derivative needs the op's input, not its output")
+        }
+        let pg = try ptr(gradOutput, "unaryBackward"), pv = try ptr(value, "unaryBackward")
+        let (out, po) = allocate(value.shape)
+        parallelFor(value.shape.count, costPerItem: 4) { r in
+            for i in r {
+                let d = valueIsOutput ? op.derivative(output: Double(pv[i])) : op.derivative(input: Double(pv[i]))
+                po[i] = pg[i] * Float(d)
+            }
+        }
+        return out
+    }
+
+    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray {
+        let plan = try BroadcastPlan(a.shape, b.shape, op: "binary(\(op))")
+        let pa = try ptr(a, "binary"), pb = try ptr(b, "binary")
+        let shape = plan.outputShape
+        let (out, po) = allocate(shape)
+        // Walk rows of the innermost axis: one offset computation per row, strided inner loop.
+        let inner = shape.rank > 0 ? shape.dims[shape.rank - 1] : 1
+        let rows = shape.count / max(inner, 1)
+        let sa = shape.rank > 0 ? plan.aStrides[shape.rank - 1] : 0
+        let sb = shape.rank > 0 ? plan.bStrides[shape.rank - 1] : 0
+        parallelFor(rows, costPerItem: inner) { range in
+            for row in range {
+                let (oa, ob) = plan.offsets(row * inner)
+                let o = po + row * inner, x = pa + oa, y = pb + ob
+                switch op {
+                case .add: for j in 0..<inner { o[j] = x[j * sa] + y[j * sb] }
+                case .sub: for j in 0..<inner { o[j] = x[j * sa] - y[j * sb] }
+                case .mul: for j in 0..<inner { o[j] = x[j * sa] * y[j * sb] }
+                case .div: for j in 0..<inner { o[j] = x[j * sa] / y[j * sb] }
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: Reductions
+
+    public func reduce(_ op: ReduceOp, _ x: DeviceArray, axes: [Int]) throws -> DeviceArray {
+        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduce(\(op))")
+        let px = try ptr(x, "reduce")
+        let (out, po) = allocate(plan.outputShape)
+        let r = plan.reducedCount
+        parallelFor(plan.outputCount, costPerItem: r) { range in
+            for o in range {
+                let base = px + plan.baseOffset(o)
+                var acc: Double = op == .max ? -.infinity : 0
+                for j in 0..<r {
+                    let v = Double(base[plan.reducedOffset(j)])
+                    if op == .max { acc = max(acc, v) } else { acc += v }
+                }
+                po[o] = Float(op == .mean ? acc / Double(r) : acc)
+            }
+        }
+        return out
+    }
+
+    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, axes: [Int]) throws -> DeviceArray {
+        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduceBackward(\(op))")
+        guard gradOutput.shape.count == plan.outputCount else {
+            throw XAIError.shapeMismatch(op: "reduceBackward(\(op))", message: "gradient \(gradOutput.shape) for output \(plan.outputShape)")
+        }
+        let pg = try ptr(gradOutput, "reduceBackward"), px = try ptr(x, "reduceBackward")
+        let (out, po) = allocate(x.shape)
+        let r = plan.reducedCount
+        parallelFor(plan.outputCount, costPerItem: r) { range in
+            for o in range {
+                let base = plan.baseOffset(o)
+                switch op {
+                case .sum, .mean:
+                    let g = op == .mean ? pg[o] / Float(r) : pg[o]
+                    for j in 0..<r { po[base + plan.reducedOffset(j)] = g }
+                case .max:
+                    var m = -Float.infinity, ties = 0
+                    for j in 0..<r {
+                        let v = px[base + plan.reducedOffset(j)]
+                        if v > m { m = v; ties = 1 } else if v == m { ties += 1 }
+                    }
+                    let g = pg[o] / Float(ties)
+                    for j in 0..<r {
+                        let i = base + plan.reducedOffset(j)
+                        po[i] = px[i] == m ? g : 0
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    private func around(_ shape: Shape, _ axis: Int, _ op: String) throws -> (Int, Int, Int) {
+        guard let a = shape.normalizedAxis(axis) else { throw XAIError.invalidArgument(op: op, message: "axis \(axis) out of range for \(shape)") }
+        return (shape.dims[..<a].reduce(1, *), shape[a], shape.dims[(a + 1)...].reduce(1, *))
+    }
+
+    public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
+        let (outer, n, inner) = try around(x.shape, axis, "softmax")
+        let px = try ptr(x, "softmax")
+        let (out, po) = allocate(x.shape)
+        parallelFor(outer * inner, costPerItem: n * 8) { range in
+            for t in range {
+                let base = (t / inner) * n * inner + t % inner
+                var m = -Float.infinity
+                for j in 0..<n { m = max(m, px[base + j * inner]) }
+                var sum: Float = 0
+                for j in 0..<n { sum += expf(px[base + j * inner] - m) }
+                let logSum = logf(sum)
+                for j in 0..<n {
+                    let i = base + j * inner
+                    po[i] = log ? px[i] - m - logSum : expf(px[i] - m) / sum
+                }
+            }
+        }
+        return out
+    }
+
+    public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
+        let (outer, n, inner) = try around(y.shape, axis, "softmaxBackward")
+        guard gy.shape == y.shape else { throw XAIError.shapeMismatch(op: "softmaxBackward", message: "gradient \(gy.shape) vs output \(y.shape)") }
+        let pg = try ptr(gy, "softmaxBackward"), py = try ptr(y, "softmaxBackward")
+        let (out, po) = allocate(y.shape)
+        parallelFor(outer * inner, costPerItem: n * 4) { range in
+            for t in range {
+                let base = (t / inner) * n * inner + t % inner
+                var s: Float = 0
+                for j in 0..<n { let i = base + j * inner; s += log ? pg[i] : pg[i] * py[i] }
+                for j in 0..<n {
+                    let i = base + j * inner
+                    po[i] = log ? pg[i] - expf(py[i]) * s : py[i] * (pg[i] - s)
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Carries a value into a `@Sendable` closure where the caller guarantees data-race freedom.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,26 @@
+/// Where computation runs: the host CPU (OpenBLAS) or an OpenCL device by index.
+///
+/// OpenCL devices are numbered GPUs first, then every other device, across all platforms;
+/// `gpu(0)` is therefore the first GPU when there is one, or PoCL's CPU device otherwise.
+public enum Device: Hashable, Sendable, CustomStringConvertible {
+    case cpu
+    case gpu(Int)
+
+    /// Parses `cpu`, `gpu` (= `gpu:0`) or `gpu:N`.
+    public init(parsing text: String) throws {
+        let t = text.lowercased()
+        if t == "cpu" { self = .cpu; return }
+        if t == "gpu" || t == "opencl" { self = .gpu(0); return }
+        for prefix in ["gpu:", "opencl:"] where t.hasPrefix(prefix) {
+            if let i = Int(t.dropFirst(prefix.count)), i >= 0 { self = .gpu(i); return }
+        }
+        throw XAIError.invalidArgument(op: "--device", message: "'\(text)' is not a device; use cpu, gpu or gpu:N")
+    }
+
+    public var description: String {
+        switch self {
+        case .cpu: return "cpu"
+        case .gpu(let i): return "gpu:\(i)"
+        }
+    }
+}

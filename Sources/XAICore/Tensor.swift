@@ -1,0 +1,83 @@
+/// A dense float32 tensor in host memory: contiguous, row-major, images as NCHW.
+///
+/// `Tensor` is a value; device-resident data lives in ``DeviceArray`` and moves with
+/// ``Backend/upload(_:)`` and ``Backend/download(_:)``.
+public struct Tensor: Sendable, Equatable {
+    /// The tensor's dimensions.
+    public private(set) var shape: Shape
+    /// The elements in row-major order; `scalars.count == shape.count` always.
+    public private(set) var scalars: [Float]
+
+    /// Creates a tensor, checking that the element count matches the shape.
+    public init(shape: Shape, scalars: [Float]) throws {
+        guard scalars.count == shape.count else {
+            throw XAIError.invalidArgument(op: "Tensor", message: "\(scalars.count) values do not fill shape \(shape) (\(shape.count) elements)")
+        }
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    /// A tensor filled with one value.
+    public init(shape: Shape, repeating value: Float = 0) {
+        self.shape = shape
+        self.scalars = [Float](repeating: value, count: shape.count)
+    }
+
+    /// Uniform random values in `range`, reproducible from `seed`.
+    public static func uniform(_ shape: Shape, in range: ClosedRange<Float> = -1...1, seed: UInt64) -> Tensor {
+        var rng = SeededGenerator(seed: seed)
+        let width = range.upperBound - range.lowerBound
+        let values = (0..<shape.count).map { _ in range.lowerBound + width * rng.nextUnitFloat() }
+        return Tensor(unchecked: shape, values)
+    }
+
+    /// Normal random values with the given mean and standard deviation, reproducible from `seed`.
+    public static func gaussian(_ shape: Shape, mean: Float = 0, std: Float = 1, seed: UInt64) -> Tensor {
+        var rng = SeededGenerator(seed: seed)
+        return Tensor(unchecked: shape, (0..<shape.count).map { _ in mean + std * rng.nextGaussian() })
+    }
+
+    init(unchecked shape: Shape, _ scalars: [Float]) {
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    /// The same elements under another shape with the same element count.
+    public func reshaped(_ newShape: Shape) throws -> Tensor {
+        guard newShape.count == shape.count else {
+            throw XAIError.shapeMismatch(op: "reshape", message: "cannot view \(shape) as \(newShape)")
+        }
+        return Tensor(unchecked: newShape, scalars)
+    }
+
+    /// The element at a multi-index.
+    public subscript(index: Int...) -> Float {
+        get { scalars[offset(of: index)] }
+        set { scalars[offset(of: index)] = newValue }
+    }
+
+    private func offset(of index: [Int]) -> Int {
+        precondition(index.count == shape.rank, "index rank \(index.count) for shape \(shape)")
+        var off = 0
+        for (i, s) in zip(index, shape.strides) { off += i * s }
+        return off
+    }
+
+    /// Applies `body` to the elements in place.
+    public mutating func withUnsafeMutableBufferPointer<R>(_ body: (inout UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try scalars.withUnsafeMutableBufferPointer(body)
+    }
+
+    /// A copy with H and W swapped (NCHW -> NCWH), for tests that must detect transposed layouts.
+    public func transposedHW() -> Tensor {
+        precondition(shape.rank == 4)
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        var out = [Float](repeating: 0, count: shape.count)
+        for p in 0..<(n * c) {
+            for y in 0..<h {
+                for x in 0..<w { out[p * h * w + x * h + y] = scalars[p * h * w + y * w + x] }
+            }
+        }
+        return Tensor(unchecked: Shape([n, c, w, h]), out)
+    }
+}

@@ -1,0 +1,94 @@
+import XCTest
+import XAI
+
+/// Runs the op table on every backend against the float64 reference, and every backward against
+/// central finite differences of the float64 reference.
+final class OpCaseTests: XCTestCase {
+    let reference = ReferenceBackend()
+
+    func referenceOutput(_ c: OpCase) throws -> Tensor {
+        try reference.download(try c.forward(reference, try c.inputs.map(reference.upload)))
+    }
+
+    func testForwardMatchesReferenceOnEveryBackend() throws {
+        for c in opCases {
+            let expected = try referenceOutput(c)
+            for (label, backend) in TestBackends.all() {
+                let got = try backend.download(try c.forward(backend, try c.inputs.map(backend.upload)))
+                XCTAssertEqual(got.shape, expected.shape, "\(c.name) on \(label)")
+                if let m = mismatch(doubles(got), doubles(expected)) { XCTFail("\(c.name) on \(label): \(m)") }
+            }
+        }
+    }
+
+    /// The comparison must be order-sensitive: the right values with H and W swapped must fail.
+    func testTransposedSpatialLayoutIsDetected() throws {
+        var checked = 0
+        for c in opCases {
+            let expected = try referenceOutput(c)
+            guard expected.shape.rank == 4, expected.shape[2] != expected.shape[3], expected.shape[2] > 1, expected.shape[3] > 1 else { continue }
+            let swapped = try expected.transposedHW().reshaped(expected.shape)
+            XCTAssertNotNil(mismatch(doubles(swapped), doubles(expected)), "\(c.name): transposed output passed the comparison")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 20)
+    }
+
+    func testBackwardMatchesFiniteDifferencesOnEveryBackend() throws {
+        var seed: UInt64 = 9000
+        for c in opCases where c.backward != nil {
+            seed += 1
+            let refInputs = try c.inputs.map(reference.upload)
+            let out = try c.forward(reference, refInputs)
+            let gradSeed = Tensor.uniform(out.shape, in: -1...1, seed: seed)
+            let seedValues = doubles(gradSeed)
+            // Loss L = sum(seed * forward(inputs)) in float64; dL/dx by central differences.
+            func loss(_ inputs: [DeviceArray]) throws -> Double {
+                let y = try reference.values(try c.forward(reference, inputs))
+                return zip(y, seedValues).reduce(0) { $0 + $1.0 * $1.1 }
+            }
+            let analytic = try c.backward!(reference, refInputs, try reference.upload(gradSeed))
+            for (slot, inputIndex) in c.gradientInputs.enumerated() {
+                var values = try reference.values(refInputs[inputIndex])
+                var numeric = [Double](repeating: 0, count: values.count)
+                let h = 1e-6
+                for i in 0..<values.count {
+                    let original = values[i]
+                    var perturbed = refInputs
+                    values[i] = original + h
+                    perturbed[inputIndex] = reference.array(refInputs[inputIndex].shape, values)
+                    let plus = try loss(perturbed)
+                    values[i] = original - h
+                    perturbed[inputIndex] = reference.array(refInputs[inputIndex].shape, values)
+                    let minus = try loss(perturbed)
+                    values[i] = original
+                    numeric[i] = (plus - minus) / (2 * h)
+                }
+                let refGrad = try reference.values(analytic[slot])
+                if let m = mismatch(refGrad, numeric, rtol: 1e-5, atol: 1e-6) {
+                    XCTFail("\(c.name): reference backward vs finite differences, input \(inputIndex): \(m)")
+                }
+                for (label, backend) in TestBackends.all() {
+                    let inputs = try c.inputs.map(backend.upload)
+                    let grads = try c.backward!(backend, inputs, try backend.upload(gradSeed))
+                    let got = try backend.download(grads[slot])
+                    XCTAssertEqual(got.shape, analytic[slot].shape, "\(c.name) gradient shape on \(label)")
+                    if let m = mismatch(doubles(got), numeric) {
+                        XCTFail("\(c.name) on \(label): backward vs finite differences, input \(inputIndex): \(m)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// CPU and OpenCL agree with each other directly, not only through the reference.
+    func testCPUAndOpenCLAgree() throws {
+        guard let cl = TestBackends.openCL() else { throw XCTSkip("no OpenCL device") }
+        let cpu = CPUBackend()
+        for c in opCases {
+            let a = try cpu.download(try c.forward(cpu, try c.inputs.map(cpu.upload)))
+            let b = try cl.download(try c.forward(cl, try c.inputs.map(cl.upload)))
+            if let m = mismatch(doubles(b), doubles(a)) { XCTFail("\(c.name): OpenCL vs CPU: \(m)") }
+        }
+    }
+}

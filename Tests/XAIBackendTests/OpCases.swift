@@ -1,0 +1,179 @@
+import XAI
+
+/// One row of the op table: random inputs, a forward built from backend primitives, and optionally
+/// its backward (gradients of `sum(seed * forward)` with respect to `gradientInputs`).
+struct OpCase {
+    let name: String
+    let inputs: [Tensor]
+    let forward: (any Backend, [DeviceArray]) throws -> DeviceArray
+    var gradientInputs: [Int] = []
+    var backward: ((any Backend, [DeviceArray], DeviceArray) throws -> [DeviceArray])? = nil
+}
+
+nonisolated(unsafe) private var seedCounter: UInt64 = 1000
+private func rand(_ shape: Shape, _ range: ClosedRange<Float> = -1...1) -> Tensor {
+    seedCounter += 1
+    return Tensor.uniform(shape, in: range, seed: seedCounter)
+}
+
+/// Conv cases: forward with bias+activation, and the bias/activation-free conv with its input backward.
+private func convCases(_ name: String, x: Shape, w: Shape, _ p: Conv2DParams, activation: UnaryOp = .identity) -> [OpCase] {
+    let xi = rand(x), wi = rand(w), bi = rand([w[0]])
+    let fused = OpCase(name: "conv2d \(name) +bias \(activation)", inputs: [xi, wi, bi]) { be, a in
+        try be.conv2d(a[0], weight: a[1], bias: a[2], params: p, activation: activation)
+    }
+    let plain = OpCase(name: "conv2d \(name)", inputs: [xi, wi], forward: { be, a in
+        try be.conv2d(a[0], weight: a[1], bias: nil, params: p, activation: .identity)
+    }, gradientInputs: [0], backward: { be, a, g in
+        [try be.conv2dBackwardInput(g, weight: a[1], params: p, inputShape: a[0].shape)]
+    })
+    return [fused, plain]
+}
+
+private func poolCase(_ name: String, x: Shape, _ p: Pool2DParams) -> OpCase {
+    OpCase(name: "pool2d \(name)", inputs: [rand(x)], forward: { be, a in try be.pool2d(a[0], params: p) },
+           gradientInputs: [0], backward: { be, a, g in [try be.pool2dBackward(g, input: a[0], params: p)] })
+}
+
+private func binaryCase(_ op: BinaryOp, _ a: Shape, _ b: Shape) -> OpCase {
+    let bRange: ClosedRange<Float> = op == .div ? 0.5...2 : -1...1
+    return OpCase(name: "binary \(op) \(a) \(b)", inputs: [rand(a), rand(b, bRange)], forward: { be, x in
+        try be.binary(op, x[0], x[1])
+    }, gradientInputs: [0, 1], backward: { be, x, g in
+        let (da, db) = try be.binaryBackward(op, gradOutput: g, a: x[0], b: x[1])
+        return [da, db]
+    })
+}
+
+private func unaryCases(_ op: UnaryOp) -> [OpCase] {
+    let x = rand([2, 3, 4, 5], -4...4)
+    var cases = [OpCase(name: "unary \(op)", inputs: [x], forward: { be, a in try be.unary(op, a[0]) },
+                        gradientInputs: [0], backward: { be, a, g in
+        [try be.unaryBackward(op, gradOutput: g, value: a[0], valueIsOutput: false)]
+    })]
+    if op.derivativeFromOutput {
+        cases.append(OpCase(name: "unary \(op) (backward from output)", inputs: [x], forward: { be, a in try be.unary(op, a[0]) },
+                            gradientInputs: [0], backward: { be, a, g in
+            [try be.unaryBackward(op, gradOutput: g, value: try be.unary(op, a[0]), valueIsOutput: true)]
+        }))
+    }
+    return cases
+}
+
+private func reduceCase(_ op: ReduceOp, _ x: Shape, _ axes: [Int]) -> OpCase {
+    OpCase(name: "reduce \(op) \(x) axes \(axes)", inputs: [rand(x)], forward: { be, a in try be.reduce(op, a[0], axes: axes) },
+           gradientInputs: [0], backward: { be, a, g in [try be.reduceBackward(op, gradOutput: g, input: a[0], axes: axes)] })
+}
+
+private func softmaxCase(_ x: Shape, axis: Int, log: Bool) -> OpCase {
+    OpCase(name: "\(log ? "logSoftmax" : "softmax") \(x) axis \(axis)", inputs: [rand(x, -3...3)], forward: { be, a in
+        try be.softmax(a[0], axis: axis, log: log)
+    }, gradientInputs: [0], backward: { be, a, g in
+        [try be.softmaxBackward(g, output: try be.softmax(a[0], axis: axis, log: log), axis: axis, log: log)]
+    })
+}
+
+private func resizeCase(_ x: Shape, _ h: Int, _ w: Int, alignCorners: Bool) -> OpCase {
+    OpCase(name: "resizeBilinear \(x) -> \(h)x\(w) alignCorners \(alignCorners)", inputs: [rand(x)], forward: { be, a in
+        try be.resizeBilinear(a[0], height: h, width: w, alignCorners: alignCorners)
+    }, gradientInputs: [0], backward: { be, a, g in
+        [try be.resizeBilinearBackward(g, inputShape: a[0].shape, alignCorners: alignCorners)]
+    })
+}
+
+/// Mask cases: inputs are image, baseline and (for segments) the label map; the descriptions are built
+/// from seeded random numbers.
+private func maskCases() -> [OpCase] {
+    var rng = SeededGenerator(seed: 77)
+    let (c, h, w) = (3, 7, 9)
+    let image = rand([1, c, h, w]), baseline = rand([1, c, h, w])
+    let segmentCount = 37  // two 32-bit words per sample
+    let labels = Tensor.uniform([h, w], in: 0...Float(segmentCount) - 0.01, seed: 78)
+    let labelTensor = try! Tensor(shape: [h, w], scalars: labels.scalars.map { $0.rounded(.down) })
+    let samples = 5
+    let keep = (0..<(samples * 2)).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
+    let rects = (0..<4).map { _ in
+        MaskRect(top: Int(rng.next() % 9) - 1, left: Int(rng.next() % 10) - 1, height: 1 + Int(rng.next() % 5), width: 1 + Int(rng.next() % 6))
+    }
+    let (gh, gw, uh, uw) = (4, 5, 12, 15)
+    let shifts = (0..<3).map { _ in (Int(rng.next() % UInt64(uh - h + 1)), Int(rng.next() % UInt64(uw - w + 1))) }
+    let cells = (0..<(3 * gh * gw)).map { _ in rng.nextUnitFloat() }
+
+    let specs: [(String, ([DeviceArray]) -> MaskSpec)] = [
+        ("segments", { a in .segments(labels: a[2], keep: keep, wordsPerSample: 2) }),
+        ("rectangles", { _ in .rectangles(rects) }),
+        ("grids", { _ in .grids(cells: cells, gridH: gh, gridW: gw, upsampledH: uh, upsampledW: uw, shifts: shifts) }),
+    ]
+    return specs.flatMap { name, spec in [
+        OpCase(name: "masks \(name)", inputs: [image, baseline, labelTensor]) { be, a in
+            try be.masks(spec(a), height: h, width: w)
+        },
+        OpCase(name: "composite \(name)", inputs: [image, baseline, labelTensor]) { be, a in
+            try be.composite(image: a[0], baseline: a[1], masks: spec(a))
+        },
+    ] }
+}
+
+/// The op table: random shapes with odd sizes, stride 2, asymmetric padding, groups, dilation,
+/// ceil-mode pooling and batches above one.
+nonisolated(unsafe) let opCases: [OpCase] = {
+    var cases: [OpCase] = []
+    cases += convCases("3x3 pad 1", x: [2, 3, 7, 9], w: [4, 3, 3, 3], Conv2DParams(padding: 1), activation: .relu)
+    cases += convCases("3x2 stride 2 asymmetric pad", x: [1, 4, 9, 8], w: [5, 4, 3, 2],
+                       Conv2DParams(strides: (2, 2), pads: (1, 0, 2, 1)), activation: .sigmoid)
+    cases += convCases("dilation 2", x: [2, 2, 11, 10], w: [3, 2, 3, 3], Conv2DParams(padding: 2, dilation: 2), activation: .silu)
+    cases += convCases("groups 2", x: [1, 4, 8, 7], w: [6, 2, 3, 3], Conv2DParams(padding: 1, groups: 2), activation: .hardSwish)
+    cases += convCases("depthwise stride 2", x: [2, 5, 9, 8], w: [5, 1, 3, 3], Conv2DParams(stride: 2, padding: 1, groups: 5), activation: .relu6)
+    cases += convCases("depthwise multiplier 2", x: [1, 3, 6, 7], w: [6, 1, 3, 3], Conv2DParams(padding: 1, groups: 3), activation: .tanh)
+    cases += convCases("pointwise", x: [2, 6, 5, 7], w: [8, 6, 1, 1], Conv2DParams(), activation: .leakyRelu(alpha: 0.1))
+    cases += convCases("1x1 stride 2", x: [1, 6, 7, 9], w: [4, 6, 1, 1], Conv2DParams(stride: 2), activation: .hardSigmoid(alpha: 0.2, beta: 0.5))
+    cases += convCases("7x7 stride 2 pad 3", x: [1, 3, 13, 11], w: [4, 3, 7, 7], Conv2DParams(stride: 2, padding: 3), activation: .clip(-0.5, 0.5))
+
+    let ga = rand([5, 7]), gb = rand([7, 3])
+    cases.append(OpCase(name: "gemm", inputs: [ga, gb]) { be, a in
+        try be.gemm(a[0], a[1], transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity)
+    })
+    cases.append(OpCase(name: "gemm transposed alpha bias relu", inputs: [rand([7, 5]), rand([3, 7]), rand([3])]) { be, a in
+        try be.gemm(a[0], a[1], transposeA: true, transposeB: true, alpha: 0.5, bias: a[2], activation: .relu)
+    })
+    cases.append(OpCase(name: "gemm odd tiles", inputs: [rand([67, 45]), rand([45, 70])]) { be, a in
+        try be.gemm(a[0], a[1], transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity)
+    })
+    cases.append(OpCase(name: "fullyConnected", inputs: [rand([3, 10]), rand([4, 10]), rand([4])], forward: { be, a in
+        try be.fullyConnected(a[0], weight: a[1], bias: a[2])
+    }, gradientInputs: [0], backward: { be, a, g in [try be.fullyConnectedBackwardInput(g, weight: a[1])] }))
+
+    cases.append(poolCase("max 3x3 stride 2 pad 1", x: [2, 3, 9, 8], Pool2DParams(.max, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1))))
+    cases.append(poolCase("max 3x3 stride 2 ceil", x: [1, 2, 10, 9], Pool2DParams(.max, kernel: (3, 3), stride: (2, 2), ceilMode: true)))
+    cases.append(poolCase("max 2x3 stride (1,2) asymmetric pad", x: [2, 2, 6, 9], Pool2DParams(.max, kernel: (2, 3), stride: (1, 2), padding: (1, 0, 0, 2))))
+    cases.append(poolCase("avg 3x3 stride 2 pad 1 ceil include pad", x: [1, 3, 10, 9],
+                          Pool2DParams(.average, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true, countIncludePad: true)))
+    cases.append(poolCase("avg 3x3 stride 2 pad 1 ceil exclude pad", x: [1, 3, 10, 9],
+                          Pool2DParams(.average, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true, countIncludePad: false)))
+    cases.append(poolCase("avg 2x2", x: [2, 3, 8, 6], Pool2DParams(.average, kernel: (2, 2))))
+    cases.append(OpCase(name: "globalAveragePool", inputs: [rand([2, 3, 5, 7])], forward: { be, a in try be.globalAveragePool(a[0]) },
+                        gradientInputs: [0], backward: { be, a, g in [try be.globalAveragePoolBackward(g, input: a[0])] }))
+
+    cases.append(binaryCase(.add, [2, 3, 4, 5], [2, 3, 4, 5]))
+    cases.append(binaryCase(.sub, [2, 3, 4, 5], [1, 3, 1, 1]))
+    cases.append(binaryCase(.mul, [2, 1, 4, 5], [3, 1, 1]))
+    cases.append(binaryCase(.div, [3, 4], [2, 1, 4]))
+    cases.append(binaryCase(.mul, [2, 3, 4, 5], [1]))
+    for op: UnaryOp in [.identity, .relu, .relu6, .clip(-1, 2), .leakyRelu(alpha: 0.2), .sigmoid, .tanh, .silu,
+                        .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish] {
+        cases += unaryCases(op)
+    }
+    cases.append(reduceCase(.sum, [2, 3, 4, 5], [1, 3]))
+    cases.append(reduceCase(.mean, [2, 3, 4, 5], [2, 3]))
+    cases.append(reduceCase(.max, [2, 3, 4, 5], [1]))
+    cases.append(reduceCase(.sum, [3, 4, 5], [0, 1, 2]))
+    cases.append(reduceCase(.max, [4, 7], [-1]))
+    cases.append(softmaxCase([2, 5, 3], axis: 1, log: false))
+    cases.append(softmaxCase([3, 7], axis: -1, log: true))
+    cases.append(softmaxCase([2, 10], axis: 1, log: false))
+    cases.append(resizeCase([1, 2, 5, 7], 11, 13, alignCorners: false))
+    cases.append(resizeCase([2, 1, 7, 6], 4, 9, alignCorners: true))
+    cases.append(resizeCase([1, 1, 9, 8], 4, 5, alignCorners: false))
+    cases += maskCases()
+    return cases
+}()

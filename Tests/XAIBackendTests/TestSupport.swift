@@ -1,0 +1,45 @@
+import Foundation
+import XCTest
+import XAI
+
+/// Every backend under test: the CPU backend, the CPU backend with a tiny im2col workspace (so every
+/// convolution goes through the chunked path), and each OpenCL device. On CI (`CI=true`) a missing
+/// OpenCL device is a failure, not a skip.
+enum TestBackends {
+    nonisolated(unsafe) static var cached: [(String, any Backend)]?
+    static let lock = NSLock()
+
+    static func all(file: StaticString = #filePath, line: UInt = #line) -> [(String, any Backend)] {
+        lock.lock(); defer { lock.unlock() }
+        if let cached { return cached }
+        var list: [(String, any Backend)] = [("cpu", CPUBackend()), ("cpu-chunked", CPUBackend(workspaceBudget: 0))]
+        do {
+            list.append(("opencl", try OpenCLBackend(index: 0)))
+        } catch {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("CI=true but no OpenCL device could be opened: \(error)", file: file, line: line)
+            } else {
+                print("note: OpenCL backend not tested: \(error)")
+            }
+        }
+        cached = list
+        return list
+    }
+
+    static func openCL() -> (any Backend)? { all().first { $0.0 == "opencl" }?.1 }
+}
+
+/// `|a - b| <= atol + rtol * |b|` elementwise, where `atol` is scaled by the reference's largest magnitude
+/// so that large outputs get a normalised bound. Returns a description of the worst element on failure.
+func mismatch(_ a: [Double], _ b: [Double], rtol: Double = 1e-4, atol: Double = 1e-5) -> String? {
+    guard a.count == b.count else { return "element counts differ: \(a.count) vs \(b.count)" }
+    let scale = max(1, b.map(abs).max() ?? 0)
+    var worst = 0.0, at = -1
+    for i in 0..<a.count {
+        let excess = abs(a[i] - b[i]) - (atol * scale + rtol * abs(b[i]))
+        if !(excess <= 0) && (at < 0 || excess > worst || excess.isNaN) { worst = excess; at = i }
+    }
+    return at < 0 ? nil : "element \(at): got \(a[at]), expected \(b[at]) (scale \(scale))"
+}
+
+func doubles(_ t: Tensor) -> [Double] { t.scalars.map(Double.init) }
