@@ -6,6 +6,7 @@ import XAIOpenCL
 @_exported import class XAIOpenCL.OpenCLBackend
 @_exported import enum XAIOpenCL.OpenCLRuntime
 @_exported import class XAICPU.CPUBackend
+@_exported import struct XAICPU.HostInfo
 
 /// Makes backends for devices; the one place that knows which backend serves which ``Device``.
 public enum Backends {

@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 import XAICore
 
 extension CPUBackend {
@@ -27,9 +28,9 @@ extension CPUBackend {
     }
 
     /// Fills `col` (`[k, rows * ow]`) with the receptive fields of output rows `oy0..<oy1` of one image group.
-    private func im2col(_ g: ConvGeometry, _ x: UnsafeMutablePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ oy0: Int, _ oy1: Int) {
+    private func im2col(_ g: ConvGeometry, _ x: UnsafeMutablePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ oy0: Int, _ oy1: Int, parallel: Bool) {
         let cols = (oy1 - oy0) * g.ow
-        parallelFor(g.k, costPerItem: cols) { rows in
+        parallelFor(g.k, costPerItem: parallel ? cols : 0) { rows in
             for r in rows {
                 let kx = r % g.kw, ky = (r / g.kw) % g.kh, ci = r / (g.kw * g.kh)
                 let plane = x + ci * g.h * g.w
@@ -53,9 +54,9 @@ extension CPUBackend {
     }
 
     /// Adds `col` back into the input gradient (the adjoint of ``im2col``); planes are disjoint per input channel.
-    private func col2im(_ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ oy0: Int, _ oy1: Int) {
+    private func col2im(_ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ oy0: Int, _ oy1: Int, parallel: Bool) {
         let cols = (oy1 - oy0) * g.ow
-        parallelFor(g.cinG, costPerItem: g.kh * g.kw * cols) { channels in
+        parallelFor(g.cinG, costPerItem: parallel ? g.kh * g.kw * cols : 0) { channels in
             for ci in channels {
                 let plane = dx + ci * g.h * g.w
                 for ky in 0..<g.kh {
@@ -92,20 +93,17 @@ extension CPUBackend {
             depthwise(g, px, pw, pb, py, activation)
             return out
         }
-        // Bias first, so that sgemm accumulates onto it (beta = 1).
-        if let pb {
-            parallelFor(g.n * g.cout, costPerItem: plane) { r in
-                for i in r { (py + i * plane).update(repeating: pb[i % g.cout], count: plane) }
-            }
-        }
-        let beta: Float = pb == nil ? 0 : 1
         let chunkRows = g.rowsPerChunk(budget: workspaceBudget)
-        let col = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: g.k * chunkRows * g.ow)
-        defer { col?.deallocate() }
-        for b in 0..<g.n {
+        let colCount = g.isPointwise ? 0 : g.k * chunkRows * g.ow
+        // One image: bias first so that sgemm accumulates onto it (beta = 1), then the activation
+        // while the image's output is still in cache.
+        let beta: Float = pb == nil ? 0 : 1
+        forEachImage(g.n, workspace: colCount) { b, col, parallel in
+            let yb = py + b * g.cout * plane
+            if let pb { for co in 0..<g.cout { (yb + co * plane).update(repeating: pb[co], count: plane) } }
             for grp in 0..<params.groups {
                 let xg = px + (b * g.cin + grp * g.cinG) * g.h * g.w
-                let yg = py + (b * g.cout + grp * g.coutG) * plane
+                let yg = yb + grp * g.coutG * plane
                 let wg = pw + grp * g.coutG * g.k
                 if g.isPointwise {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(plane), Int32(g.k),
@@ -116,19 +114,41 @@ extension CPUBackend {
                 while oy0 < g.oh {
                     let oy1 = min(oy0 + chunkRows, g.oh)
                     let cols = (oy1 - oy0) * g.ow
-                    im2col(g, xg, col!, oy0, oy1)
+                    im2col(g, xg, col!, oy0, oy1, parallel: parallel)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(cols), Int32(g.k),
                                 1, wg, Int32(g.k), col!, Int32(cols), beta, yg + oy0 * g.ow, Int32(plane))
                     oy0 = oy1
                 }
             }
-        }
-        if activation != .identity {
-            parallelFor(g.n * g.cout, costPerItem: plane) { r in
-                applyActivation(activation, py + r.lowerBound * plane, r.count * plane)
-            }
+            applyActivation(activation, yb, g.cout * plane)
         }
         return out
+    }
+
+    /// Runs `body(image, workspace, parallelInside)` for every image of a batch. A single image gets
+    /// OpenBLAS's threads and parallel im2col; a batch is spread over cores one image per thread with
+    /// single-threaded OpenBLAS calls, which keeps every core busy on mid-sized GEMMs where OpenBLAS's
+    /// own threading stalls on synchronisation.
+    func forEachImage(_ n: Int, workspace: Int, _ body: (Int, UnsafeMutablePointer<Float>?, Bool) -> Void) {
+        let threads = min(n, cores)
+        if threads <= 1 {
+            let col = workspace > 0 ? pool.take(workspace) : nil
+            for b in 0..<n { body(b, col, true) }
+            if let col { pool.give(col, workspace) }
+            return
+        }
+        let saved = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(saved) }
+        withoutActuallyEscaping(body) { escaping in
+            let work = UncheckedSendable(escaping)
+            let pool = self.pool
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                let col = workspace > 0 ? pool.take(workspace) : nil
+                for b in stride(from: t, to: n, by: threads) { work.value(b, col, false) }
+                if let col { pool.give(col, workspace) }
+            }
+        }
     }
 
     /// One filter per channel: direct loops, parallel over planes.
@@ -190,9 +210,8 @@ extension CPUBackend {
             return out
         }
         let chunkRows = g.rowsPerChunk(budget: workspaceBudget)
-        let col = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: g.k * chunkRows * g.ow)
-        defer { col?.deallocate() }
-        for b in 0..<g.n {
+        let colCount = g.isPointwise ? 0 : g.k * chunkRows * g.ow
+        forEachImage(g.n, workspace: colCount) { b, col, parallel in
             for grp in 0..<params.groups {
                 let dxg = pdx + (b * g.cin + grp * g.cinG) * g.h * g.w
                 let gyg = pg + (b * g.cout + grp * g.coutG) * plane
@@ -208,7 +227,7 @@ extension CPUBackend {
                     let cols = (oy1 - oy0) * g.ow
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.k), Int32(cols), Int32(g.coutG),
                                 1, wg, Int32(g.k), gyg + oy0 * g.ow, Int32(plane), 0, col!, Int32(cols))
-                    col2im(g, col!, dxg, oy0, oy1)
+                    col2im(g, col!, dxg, oy0, oy1, parallel: parallel)
                     oy0 = oy1
                 }
             }

@@ -3,18 +3,59 @@ import Dispatch
 import Foundation
 import XAICore
 
-/// Float32 host memory owned by the ``CPUBackend``, 64-byte aligned for vector loads.
+/// Float32 host memory owned by the ``CPUBackend``, 64-byte aligned for vector loads; returned to
+/// the backend's pool when released.
 final class CPUStorage: DeviceStorage, @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
+    let pool: BufferPool
 
-    init(count: Int) {
+    init(count: Int, pool: BufferPool) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.pool = pool
+        pointer = pool.take(count)
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { pool.give(pointer, count) }
+}
+
+/// Keeps released buffers by exact size, so that repeated passes of the same network reuse memory
+/// instead of paying for fresh pages on every call (fresh pages cost page faults and zeroing).
+final class BufferPool: @unchecked Sendable {
+    private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    private var cachedBytes = 0
+    private let capacityBytes: Int
+    private let lock = NSLock()
+
+    init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
+
+    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+        lock.lock()
+        if let p = free[count]?.popLast() {
+            cachedBytes -= count * 4
+            lock.unlock()
+            return p
+        }
+        lock.unlock()
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        lock.lock()
+        if cachedBytes + count * 4 <= capacityBytes {
+            free[count, default: []].append(p)
+            cachedBytes += count * 4
+            lock.unlock()
+            return
+        }
+        lock.unlock()
+        UnsafeMutableRawPointer(p).deallocate()
+    }
+
+    deinit {
+        for list in free.values { for p in list { UnsafeMutableRawPointer(p).deallocate() } }
+    }
 }
 
 /// The CPU backend: convolution as im2col (or direct 1x1) plus OpenBLAS `sgemm`, everything else
@@ -27,6 +68,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// Bytes one im2col workspace may take.
     public let workspaceBudget: Int
     let cores: Int
+    let pool: BufferPool
 
     /// - Parameters:
     ///   - memoryBudget: bytes methods may use for batches (default: a quarter of physical memory, at most 8 GiB).
@@ -36,6 +78,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         self.memoryBudget = memoryBudget ?? min(physical / 4, 8 << 30)
         self.workspaceBudget = max(workspaceBudget, 0)
+        pool = BufferPool(capacityBytes: self.memoryBudget / 2)
         name = "cpu (OpenBLAS \(Int(openblas_get_num_threads())) threads, \(cores) cores)"
     }
 
@@ -51,7 +94,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     func ptr(_ a: DeviceArray, _ op: String) throws -> UnsafeMutablePointer<Float> { try storage(a, op).pointer }
 
     func allocate(_ shape: Shape) -> (DeviceArray, UnsafeMutablePointer<Float>) {
-        let s = CPUStorage(count: shape.count)
+        let s = CPUStorage(count: shape.count, pool: pool)
         return (DeviceArray(shape: shape, storage: s), s.pointer)
     }
 
@@ -75,10 +118,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Parallel loops
 
     /// Runs `body` over `0..<count` split into contiguous chunks, one or more per core, when the work
-    /// (`count * costPerItem` elementary steps) is large enough to pay for the fan-out.
+    /// (`count * costPerItem` elementary steps) is large enough to pay for the fan-out; a cost of 0
+    /// means "already inside a parallel loop: run serially".
     func parallelFor(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let chunks = min(count, count * max(costPerItem, 1) < 32_768 ? 1 : cores * 4)
+        let chunks = min(count, count * costPerItem < 32_768 ? 1 : cores * 4)
         if chunks <= 1 { body(0..<count); return }
         // The chunks write disjoint ranges; Dispatch needs a Sendable closure, so vouch for the body.
         withoutActuallyEscaping(body) { escaping in

@@ -1,0 +1,30 @@
+# Two commands for a newcomer on a fresh Debian machine:
+#   make demo   installs what is needed, builds, and runs the main job
+#   make test   installs what is needed, builds, and runs the test suite (CI runs this)
+
+APT_PACKAGES = pkg-config libopenblas-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The tests run optimised: numeric loops in Swift debug builds are slow.
+SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing
+
+.PHONY: deps build test demo bench-ops clean
+
+deps:
+	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "system packages present"; else \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(APT_PACKAGES); fi
+
+build: deps
+	swift build -c release
+
+test: deps
+	swift test $(SWIFT_TEST_FLAGS)
+
+# Until the attribution commands land, the main job lists the devices the engine can use.
+demo: build
+	.build/release/xai devices
+
+bench-ops: build
+	.build/release/xai-bench ops --device cpu
+
+clean:
+	rm -rf .build

@@ -1,0 +1,12 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+@main
+struct XAIBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xai-bench",
+        abstract: "Reproducible benchmarks of the xai engine against its floor and its peers.",
+        subcommands: [OpsBenchmark.self]
+    )
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+@main
+struct XAICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xai",
+        abstract: "Explain the predictions of image classifiers on OpenCL GPUs and OpenBLAS CPUs.",
+        subcommands: [Devices.self]
+    )
+}
+
+struct Devices: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the CPU and every OpenCL device (GPUs first), with the index that --device gpu:N takes.")
+
+    func run() async throws {
+        let host = HostInfo.current()
+        print("cpu      \(host.cpuModel)")
+        print("         \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory, OpenBLAS \(host.blasThreads) threads (\(host.blasConfig))")
+        do {
+            let devices = try OpenCLRuntime.devices()
+            if devices.isEmpty { print("gpu      no OpenCL devices found") }
+            for d in devices {
+                let kind = d.isGPU ? "GPU" : "not a GPU (OpenCL on a \(d.name.contains("pthread") || d.platformName.contains("Portable") ? "CPU, e.g. PoCL" : "non-GPU device"))"
+                print("gpu:\(d.index)    \(d.name) [\(kind)]")
+                print("         vendor \(d.vendor), platform \(d.platformName), \(d.deviceVersion), driver \(d.driverVersion)")
+                print("         \(d.computeUnits) compute units at \(d.clockMHz) MHz, \(gib(d.globalMemoryBytes)) global memory, max allocation \(gib(d.maxAllocationBytes)), \(d.localMemoryBytes / 1024) KiB local memory")
+            }
+        } catch {
+            print("gpu      unavailable: \(error)")
+        }
+    }
+}
+
+func gib(_ bytes: Int) -> String { String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) }

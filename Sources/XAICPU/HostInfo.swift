@@ -1,0 +1,26 @@
+import CBLAS
+import Foundation
+
+/// Facts about the host machine, for `xai devices` and benchmark headers.
+public struct HostInfo: Sendable, Codable {
+    public let cpuModel: String
+    public let logicalCores: Int
+    public let memoryBytes: Int
+    /// OpenBLAS's build configuration string (kernel family and threading).
+    public let blasConfig: String
+    public let blasThreads: Int
+
+    public static func current() -> HostInfo {
+        var model = "unknown CPU"
+        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return HostInfo(cpuModel: model,
+                        logicalCores: ProcessInfo.processInfo.activeProcessorCount,
+                        memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory),
+                        blasConfig: String(cString: openblas_get_config()),
+                        blasThreads: Int(openblas_get_num_threads()))
+    }
+}
