@@ -1,5 +1,6 @@
 import CBLAS
 import Dispatch
+import Foundation
 import XAICore
 
 extension CPUBackend {
@@ -23,8 +24,11 @@ extension CPUBackend {
             p = params
         }
 
-        /// Output rows per im2col chunk so that the workspace stays within `budget` bytes.
-        func rowsPerChunk(budget: Int) -> Int { max(1, min(oh, budget / 4 / max(k * ow, 1))) }
+        /// Output rows per band so that the band's im2col columns plus `outputRows` rows of output stay
+        /// within `budget` bytes.
+        func rowsPerChunk(budget: Int, outputRows: Int = 0) -> Int {
+            max(1, min(oh, budget / 4 / max((k + outputRows) * ow, 1)))
+        }
     }
 
     /// Fills `col` (`[k, rows * ow]`) with the receptive fields of output rows `oy0..<oy1` of one image group.
@@ -93,44 +97,50 @@ extension CPUBackend {
             depthwise(g, px, pw, pb, py, activation)
             return out
         }
-        let chunkRows = g.rowsPerChunk(budget: workspaceBudget)
+        // Work items are (image, group, band of output rows). A band's im2col columns and its output
+        // block are sized to stay in cache, so im2col -> sgemm -> bias+activation run on hot data.
+        let chunkRows = g.rowsPerChunk(budget: min(workspaceBudget, cacheBudget), outputRows: g.coutG)
+        let chunks = (g.oh + chunkRows - 1) / chunkRows
         let colCount = g.isPointwise ? 0 : g.k * chunkRows * g.ow
-        // One image: bias first so that sgemm accumulates onto it (beta = 1), then the activation
-        // while the image's output is still in cache.
-        let beta: Float = pb == nil ? 0 : 1
-        forEachImage(g.n, workspace: colCount) { b, col, parallel in
-            let yb = py + b * g.cout * plane
-            if let pb { for co in 0..<g.cout { (yb + co * plane).update(repeating: pb[co], count: plane) } }
-            for grp in 0..<params.groups {
-                let xg = px + (b * g.cin + grp * g.cinG) * g.h * g.w
-                let yg = yb + grp * g.coutG * plane
-                let wg = pw + grp * g.coutG * g.k
-                if g.isPointwise {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(plane), Int32(g.k),
-                                1, wg, Int32(g.k), xg, Int32(plane), beta, yg, Int32(plane))
-                    continue
-                }
-                var oy0 = 0
-                while oy0 < g.oh {
-                    let oy1 = min(oy0 + chunkRows, g.oh)
-                    let cols = (oy1 - oy0) * g.ow
-                    im2col(g, xg, col!, oy0, oy1, parallel: parallel)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(cols), Int32(g.k),
-                                1, wg, Int32(g.k), col!, Int32(cols), beta, yg + oy0 * g.ow, Int32(plane))
-                    oy0 = oy1
-                }
+        forEachItem(g.n * params.groups * chunks, workspace: colCount) { item, col, parallel in
+            let b = item / (params.groups * chunks), grp = (item / chunks) % params.groups
+            let oy0 = (item % chunks) * chunkRows, oy1 = min(oy0 + chunkRows, g.oh)
+            let cols = (oy1 - oy0) * g.ow
+            let xg = px + (b * g.cin + grp * g.cinG) * g.h * g.w
+            let yg = py + (b * g.cout + grp * g.coutG) * plane + oy0 * g.ow
+            let wg = pw + grp * g.coutG * g.k
+            if g.isPointwise {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(cols), Int32(g.k),
+                            1, wg, Int32(g.k), xg + oy0 * g.ow, Int32(plane), 0, yg, Int32(plane))
+            } else {
+                im2col(g, xg, col!, oy0, oy1, parallel: parallel)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(cols), Int32(g.k),
+                            1, wg, Int32(g.k), col!, Int32(cols), 0, yg, Int32(plane))
             }
-            applyActivation(activation, yb, g.cout * plane)
+            for co in 0..<g.coutG {
+                epilogue(yg + co * plane, cols, bias: pb?[grp * g.coutG + co], activation)
+            }
         }
         return out
     }
 
-    /// Runs `body(image, workspace, parallelInside)` for every image of a batch. A single image gets
-    /// OpenBLAS's threads and parallel im2col; a batch is spread over cores one image per thread with
-    /// single-threaded OpenBLAS calls, which keeps every core busy on mid-sized GEMMs where OpenBLAS's
-    /// own threading stalls on synchronisation.
-    func forEachImage(_ n: Int, workspace: Int, _ body: (Int, UnsafeMutablePointer<Float>?, Bool) -> Void) {
-        let threads = min(n, cores)
+    /// `activation(v + bias)` over one output row segment.
+    @inline(__always)
+    func epilogue(_ p: UnsafeMutablePointer<Float>, _ count: Int, bias: Float?, _ activation: UnaryOp) {
+        let b = bias ?? 0
+        switch activation {
+        case .identity: if bias != nil { for i in 0..<count { p[i] += b } }
+        case .relu: for i in 0..<count { p[i] = max(p[i] + b, 0) }
+        default: for i in 0..<count { p[i] = activation.apply(p[i] + b) }
+        }
+    }
+
+    /// Runs `body(item, workspace, parallelInside)` for independent work items. With enough items
+    /// they are spread over cores with single-threaded OpenBLAS calls (OpenBLAS's own threading
+    /// stalls on synchronisation for mid-sized GEMMs); with few, they run in turn with OpenBLAS's
+    /// threads and parallel im2col.
+    func forEachItem(_ n: Int, workspace: Int, _ body: (Int, UnsafeMutablePointer<Float>?, Bool) -> Void) {
+        let threads = n >= cores ? cores : 1
         if threads <= 1 {
             let col = workspace > 0 ? pool.take(workspace) : nil
             for b in 0..<n { body(b, col, true) }
@@ -209,27 +219,28 @@ extension CPUBackend {
             }
             return out
         }
-        let chunkRows = g.rowsPerChunk(budget: workspaceBudget)
+        // Bands of one (image, group) overlap in the input rows they write, so each item walks its
+        // bands in turn; items write disjoint planes of the input gradient.
+        let chunkRows = g.rowsPerChunk(budget: min(workspaceBudget, cacheBudget))
         let colCount = g.isPointwise ? 0 : g.k * chunkRows * g.ow
-        forEachImage(g.n, workspace: colCount) { b, col, parallel in
-            for grp in 0..<params.groups {
-                let dxg = pdx + (b * g.cin + grp * g.cinG) * g.h * g.w
-                let gyg = pg + (b * g.cout + grp * g.coutG) * plane
-                let wg = pw + grp * g.coutG * g.k
-                if g.isPointwise {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.k), Int32(plane), Int32(g.coutG),
-                                1, wg, Int32(g.k), gyg, Int32(plane), 0, dxg, Int32(plane))
-                    continue
-                }
-                var oy0 = 0
-                while oy0 < g.oh {
-                    let oy1 = min(oy0 + chunkRows, g.oh)
-                    let cols = (oy1 - oy0) * g.ow
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.k), Int32(cols), Int32(g.coutG),
-                                1, wg, Int32(g.k), gyg + oy0 * g.ow, Int32(plane), 0, col!, Int32(cols))
-                    col2im(g, col!, dxg, oy0, oy1, parallel: parallel)
-                    oy0 = oy1
-                }
+        forEachItem(g.n * params.groups, workspace: colCount) { item, col, parallel in
+            let b = item / params.groups, grp = item % params.groups
+            let dxg = pdx + (b * g.cin + grp * g.cinG) * g.h * g.w
+            let gyg = pg + (b * g.cout + grp * g.coutG) * plane
+            let wg = pw + grp * g.coutG * g.k
+            if g.isPointwise {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.k), Int32(plane), Int32(g.coutG),
+                            1, wg, Int32(g.k), gyg, Int32(plane), 0, dxg, Int32(plane))
+                return
+            }
+            var oy0 = 0
+            while oy0 < g.oh {
+                let oy1 = min(oy0 + chunkRows, g.oh)
+                let cols = (oy1 - oy0) * g.ow
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.k), Int32(cols), Int32(g.coutG),
+                            1, wg, Int32(g.k), gyg + oy0 * g.ow, Int32(plane), 0, col!, Int32(cols))
+                col2im(g, col!, dxg, oy0, oy1, parallel: parallel)
+                oy0 = oy1
             }
         }
         return out

@@ -37,7 +37,22 @@ final class BufferPool: @unchecked Sendable {
             return p
         }
         lock.unlock()
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        return Self.allocate(count)
+    }
+
+    /// Large buffers get 2 MiB alignment and transparent huge pages: convolutions stride through
+    /// activation planes, and with 4 KiB pages a batch's working set thrashes the TLB.
+    static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = max(count, 1) * 4
+        let huge = bytes >= 4 << 20
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, huge ? 2 << 20 : 64, bytes) == 0, let raw else {
+            // Out of memory: let the Swift allocator report it the usual way.
+            return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: max(count, 1))
+        }
+        #if os(Linux)
+        if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
+        #endif
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
@@ -50,11 +65,11 @@ final class BufferPool: @unchecked Sendable {
             return
         }
         lock.unlock()
-        UnsafeMutableRawPointer(p).deallocate()
+        Foundation.free(p)
     }
 
     deinit {
-        for list in free.values { for p in list { UnsafeMutableRawPointer(p).deallocate() } }
+        for list in free.values { for p in list { Foundation.free(p) } }
     }
 }
 
@@ -67,6 +82,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public let memoryBudget: Int
     /// Bytes one im2col workspace may take.
     public let workspaceBudget: Int
+    /// Bytes of im2col columns plus output that one convolution work item aims to keep in cache.
+    let cacheBudget = Int(ProcessInfo.processInfo.environment["XAI_CONV_CACHE_BYTES"] ?? "") ?? (2 << 20)
     let cores: Int
     let pool: BufferPool
 
