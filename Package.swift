@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -35,16 +36,22 @@ let package = Package(
         .target(name: "XAIKernels", path: "Kernels",
                 resources: kernelFiles.map { .embedInCode($0) }),
         .target(name: "XAICPU", dependencies: ["XAICore", "CBLAS"]),
+        // Graph IR, shape logic, forward/backward executor, load-time rewrites, model zoo.
+        .target(name: "XAIGraph", dependencies: ["XAICore"]),
+        // ONNX import (swift-protobuf; the generated code is committed under Generated/).
+        .target(name: "XAIONNX", dependencies: ["XAIGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "XAIOpenCL", dependencies: ["XAICore", "XAIKernels", "COpenCL"]),
         // The one module frontends import.
-        .target(name: "XAI", dependencies: ["XAICore", "XAICPU", "XAIOpenCL"]),
+        .target(name: "XAI", dependencies: ["XAICore", "XAICPU", "XAIOpenCL", "XAIGraph", "XAIONNX"]),
         .executableTarget(name: "XAICLI", dependencies: [
             "XAI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "XAIBench", dependencies: [
             "XAI", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .target(name: "XAITestSupport", dependencies: ["XAI"], path: "Tests/XAITestSupport"),
         .testTarget(name: "XAICoreTests", dependencies: ["XAICore"]),
-        .testTarget(name: "XAIBackendTests", dependencies: ["XAI"]),
+        .testTarget(name: "XAIBackendTests", dependencies: ["XAI", "XAITestSupport"]),
+        .testTarget(name: "XAIModelTests", dependencies: ["XAI", "XAITestSupport"]),
     ]
 )

@@ -19,3 +19,5 @@ public enum Backends {
         }
     }
 }
+@_exported import XAIGraph
+@_exported import XAIONNX

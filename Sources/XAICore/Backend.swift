@@ -94,4 +94,17 @@ public protocol Backend: AnyObject, Sendable {
     /// `out[n] = image * m[n] + baseline * (1 - m[n])` for `image` and `baseline` `[1, C, H, W]`, the masks
     /// built on the device from `spec`. Result `[N, C, H, W]`.
     func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray
+
+    // MARK: Data movement
+    // Rare in CNNs (Transpose, Concat, Pad, slicing); each has a host default in
+    // `Backend+DataMovement.swift` that a backend may replace with a native kernel.
+
+    /// Reorders axes: output axis `i` is input axis `perm[i]`.
+    func permute(_ x: DeviceArray, _ perm: [Int]) throws -> DeviceArray
+    /// The box `starts[i] ..< starts[i] + sizes[i]` on every axis.
+    func slice(_ x: DeviceArray, starts: [Int], sizes: [Int]) throws -> DeviceArray
+    /// Constant padding: `before[i]` and `after[i]` elements of `value` around axis `i`.
+    func pad(_ x: DeviceArray, before: [Int], after: [Int], value: Float) throws -> DeviceArray
+    /// Joins arrays along `axis`; all other extents must match.
+    func concat(_ xs: [DeviceArray], axis: Int) throws -> DeviceArray
 }

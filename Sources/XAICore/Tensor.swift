@@ -2,7 +2,7 @@
 ///
 /// `Tensor` is a value; device-resident data lives in ``DeviceArray`` and moves with
 /// ``Backend/upload(_:)`` and ``Backend/download(_:)``.
-public struct Tensor: Sendable, Equatable {
+public struct Tensor: Sendable, Hashable {
     /// The tensor's dimensions.
     public private(set) var shape: Shape
     /// The elements in row-major order; `scalars.count == shape.count` always.

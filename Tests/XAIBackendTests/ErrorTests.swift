@@ -1,5 +1,6 @@
 import XCTest
 import XAI
+import XAITestSupport
 
 /// Bad shapes and arguments throw errors that name the op and shapes; nothing crashes.
 final class ErrorTests: XCTestCase {

@@ -1,5 +1,6 @@
 import XCTest
 import XAI
+import XAITestSupport
 
 /// Runs the op table on every backend against the float64 reference, and every backward against
 /// central finite differences of the float64 reference.

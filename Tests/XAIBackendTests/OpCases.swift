@@ -1,4 +1,5 @@
 import XAI
+import XAITestSupport
 
 /// One row of the op table: random inputs, a forward built from backend primitives, and optionally
 /// its backward (gradients of `sum(seed * forward)` with respect to `gradientInputs`).

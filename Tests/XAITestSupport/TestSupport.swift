@@ -5,11 +5,11 @@ import XAI
 /// Every backend under test: the CPU backend, the CPU backend with a tiny im2col workspace (so every
 /// convolution goes through the chunked path), and each OpenCL device. On CI (`CI=true`) a missing
 /// OpenCL device is a failure, not a skip.
-enum TestBackends {
+public enum TestBackends {
     nonisolated(unsafe) static var cached: [(String, any Backend)]?
     static let lock = NSLock()
 
-    static func all(file: StaticString = #filePath, line: UInt = #line) -> [(String, any Backend)] {
+    public static func all(file: StaticString = #filePath, line: UInt = #line) -> [(String, any Backend)] {
         lock.lock(); defer { lock.unlock() }
         if let cached { return cached }
         var list: [(String, any Backend)] = [("cpu", CPUBackend()), ("cpu-chunked", CPUBackend(workspaceBudget: 0))]
@@ -26,12 +26,12 @@ enum TestBackends {
         return list
     }
 
-    static func openCL() -> (any Backend)? { all().first { $0.0 == "opencl" }?.1 }
+    public static func openCL() -> (any Backend)? { all().first { $0.0 == "opencl" }?.1 }
 }
 
 /// `|a - b| <= atol + rtol * |b|` elementwise, where `atol` is scaled by the reference's largest magnitude
 /// so that large outputs get a normalised bound. Returns a description of the worst element on failure.
-func mismatch(_ a: [Double], _ b: [Double], rtol: Double = 1e-4, atol: Double = 1e-5) -> String? {
+public func mismatch(_ a: [Double], _ b: [Double], rtol: Double = 1e-4, atol: Double = 1e-5) -> String? {
     guard a.count == b.count else { return "element counts differ: \(a.count) vs \(b.count)" }
     let scale = max(1, b.map(abs).max() ?? 0)
     var worst = 0.0, at = -1
@@ -42,4 +42,16 @@ func mismatch(_ a: [Double], _ b: [Double], rtol: Double = 1e-4, atol: Double = 
     return at < 0 ? nil : "element \(at): got \(a[at]), expected \(b[at]) (scale \(scale))"
 }
 
-func doubles(_ t: Tensor) -> [Double] { t.scalars.map(Double.init) }
+public func doubles(_ t: Tensor) -> [Double] { t.scalars.map(Double.init) }
+
+/// Relative L2 error `|a - b| / |b|`.
+public func relativeL2(_ a: [Double], _ b: [Double]) -> Double {
+    precondition(a.count == b.count, "\(a.count) vs \(b.count) elements")
+    var num = 0.0, den = 0.0
+    for i in 0..<a.count { num += (a[i] - b[i]) * (a[i] - b[i]); den += b[i] * b[i] }
+    return (num / max(den, 1e-300)).squareRoot()
+}
+
+/// The folder of committed fixtures.
+public let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Fixtures").path

@@ -1,0 +1,126 @@
+import XAICore
+
+/// Load-time rewrites. Each leaves the graph's outputs unchanged (tested on the zoo and the fixtures).
+extension Graph {
+    /// Every rewrite, in order: drop Identity/Dropout, fold constant subgraphs (the shape arithmetic
+    /// exporters emit), fold batch-norm into the preceding convolution, fuse activations into the
+    /// convolution/GEMM epilogue.
+    public func optimized() throws -> Graph {
+        try removingIdentities().foldingConstants().foldingBatchNorm().fusingActivations()
+    }
+
+    /// Removes Identity nodes (Dropout is imported as Identity) by renaming their readers' inputs.
+    public func removingIdentities() -> Graph {
+        var g = self
+        let outputNames = Set(outputs.map(\.name))
+        var rename: [String: String] = [:]
+        g.nodes = nodes.filter { n in
+            guard case .identity = n.op, let out = n.outputs.first, !outputNames.contains(out), let src = n.inputs.first else { return true }
+            rename[out] = rename[src] ?? src
+            return false
+        }
+        for i in g.nodes.indices {
+            g.nodes[i].inputs = g.nodes[i].inputs.map { rename[$0] ?? $0 }
+        }
+        return g
+    }
+
+    /// Evaluates nodes whose inputs are all constants once, on the host, and stores their outputs as
+    /// initializers.
+    public func foldingConstants() throws -> Graph {
+        var g = self
+        let outputNames = Set(outputs.map(\.name))
+        let executor = Executor(graph: Graph(name: name, inputs: [], outputs: [], initializers: [:], nodes: []), backend: ReferenceBackend())
+        var kept: [Node] = []
+        for n in nodes {
+            let constantInputs = n.inputs.allSatisfy { $0.isEmpty || g.initializers[$0] != nil }
+            let foldable: Bool
+            switch n.op {
+            case .constant: foldable = true
+            case .shape, .gather, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .binary, .unary, .transpose, .identity:
+                foldable = constantInputs && !n.inputs.isEmpty
+            default: foldable = false
+            }
+            if foldable, !n.outputs.contains(where: outputNames.contains) {
+                let values = try executor.evaluateConstant(n, n.inputs.map { $0.isEmpty ? nil : g.initializers[$0] })
+                for (name, t) in zip(n.outputs, values) { g.initializers[name] = t }
+            } else {
+                kept.append(n)
+            }
+        }
+        g.nodes = kept
+        return g.removingUnusedInitializers()
+    }
+
+    /// Folds an inference-mode BatchNormalization into the convolution that feeds only it:
+    /// `w' = w * a`, `b' = b * a + c` with `a = scale / sqrt(var + eps)`, `c = beta - mean * a`.
+    public func foldingBatchNorm() throws -> Graph {
+        var g = self
+        let producers = g.producers
+        let consumers = g.consumerCounts
+        var removed = Set<Int>()
+        for (i, n) in g.nodes.enumerated() {
+            guard case .batchNorm(let eps) = n.op, let src = producers[n.inputs[0]], consumers[n.inputs[0]] == 1,
+                  case .conv(_, .identity, _) = g.nodes[src].op,
+                  n.inputs[1...4].allSatisfy({ g.initializers[$0] != nil }),
+                  let w = g.initializers[g.nodes[src].inputs[1]] else { continue }
+            let conv = g.nodes[src]
+            let (a, c) = try batchNormAffine(g.initializers[n.inputs[1]]!, g.initializers[n.inputs[2]]!,
+                                             g.initializers[n.inputs[3]]!, g.initializers[n.inputs[4]]!, eps)
+            let cout = w.shape[0], per = w.shape.count / cout
+            guard a.shape.count == cout else { continue }
+            var wv = w.scalars
+            for co in 0..<cout { for j in 0..<per { wv[co * per + j] *= a.scalars[co] } }
+            let oldBias = conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? g.initializers[conv.inputs[2]] : nil
+            let bv = (0..<cout).map { co in (oldBias?.scalars[co] ?? 0) * a.scalars[co] + c.scalars[co] }
+            let wName = conv.name + ".folded_weight", bName = conv.name + ".folded_bias"
+            g.initializers[wName] = try Tensor(shape: w.shape, scalars: wv)
+            g.initializers[bName] = try Tensor(shape: [cout], scalars: bv)
+            g.nodes[src].inputs = [conv.inputs[0], wName, bName]
+            g.nodes[src].outputs = n.outputs
+            removed.insert(i)
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        return g.removingUnusedInitializers()
+    }
+
+    /// Moves an activation into the epilogue of the convolution or GEMM that feeds only it. Only
+    /// activations whose derivative follows from their output are fused, so backward passes need
+    /// nothing extra.
+    public func fusingActivations() -> Graph {
+        var g = self
+        let producers = g.producers
+        let consumers = g.consumerCounts
+        let outputNames = Set(outputs.map(\.name))
+        var removed = Set<Int>()
+        for (i, n) in g.nodes.enumerated() {
+            guard case .unary(let u) = n.op, u.derivativeFromOutput, let src = producers[n.inputs[0]],
+                  consumers[n.inputs[0]] == 1, !outputNames.contains(n.inputs[0]) else { continue }
+            switch g.nodes[src].op {
+            case .conv(let p, .identity, let autoPad): g.nodes[src].op = .conv(p, activation: u, autoPad: autoPad)
+            case .gemm(let ta, let tb, let alpha, let beta, .identity): g.nodes[src].op = .gemm(transA: ta, transB: tb, alpha: alpha, beta: beta, activation: u)
+            default: continue
+            }
+            g.nodes[src].outputs = n.outputs
+            removed.insert(i)
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        return g
+    }
+
+    func removingUnusedInitializers() -> Graph {
+        var g = self
+        var used = Set(nodes.flatMap(\.inputs))
+        used.formUnion(outputs.map(\.name))
+        used.formUnion(inputs.map(\.name))
+        g.initializers = initializers.filter { used.contains($0.key) }
+        return g
+    }
+}
+
+extension Executor {
+    /// Evaluates one node on host constants (for constant folding).
+    func evaluateConstant(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
+        return try evaluateOnHost(node, inputs.map { $0.map(Value.host) })
+    }
+}

@@ -1,0 +1,160 @@
+import XAICore
+
+/// A graph input or output: its name and its shape, with `nil` for a dynamic extent (the batch).
+public struct ValueInfo: Sendable, Hashable {
+    public var name: String
+    public var shape: [Int?]
+
+    public init(name: String, shape: [Int?]) {
+        self.name = name
+        self.shape = shape
+    }
+
+    /// The concrete shape for a batch size (dynamic extents other than the first become errors).
+    public func shape(batch: Int) throws -> Shape {
+        try Shape(shape.enumerated().map { i, d in
+            if let d { return d }
+            guard i == 0 else { throw XAIError.shapeMismatch(op: "input \(name)", message: "dynamic extent on axis \(i) is not supported") }
+            return batch
+        })
+    }
+}
+
+/// What a node computes. Attributes are resolved at import time; tensor-valued parameters
+/// (weights, shapes, pads) are node inputs that name initializers.
+public enum Op: Sendable, Hashable {
+    /// Inputs: x, weight, bias?. The activation is a fused epilogue; `autoPad` other than
+    /// `.explicit` replaces the pads with ones computed from the input size at run time.
+    case conv(Conv2DParams, activation: UnaryOp, autoPad: AutoPad)
+    /// Inputs: x, scale, bias, mean, variance (inference mode).
+    case batchNorm(epsilon: Float)
+    /// `alpha * op(A) * op(B) + beta * C`; inputs: A, B, C?.
+    case gemm(transA: Bool, transB: Bool, alpha: Float, beta: Float, activation: UnaryOp)
+    /// 2-D matrix product (and a 2-D x 2-D only; CNN heads).
+    case matMul
+    case unary(UnaryOp)
+    case binary(BinaryOp)
+    case pool(Pool2DParams, autoPad: AutoPad)
+    case globalAveragePool
+    /// Inputs: data.
+    case flatten(axis: Int)
+    /// Inputs: data, shape (a constant).
+    case reshape(allowZero: Bool)
+    case transpose(perm: [Int])
+    case concat(axis: Int)
+    /// `coerce2D`: opset < 13 semantics (softmax over the flattened axes from `axis` on).
+    case softmax(axis: Int, log: Bool, coerce2D: Bool)
+    /// `axes == nil` reduces every axis.
+    case reduceMean(axes: [Int]?, keepDims: Bool)
+    /// Constant padding; inputs: data, pads (a constant `[begin..., end...]`), value?.
+    case pad
+    case squeeze(axes: [Int]?)
+    case unsqueeze(axes: [Int])
+    /// Removed at load time (Dropout in inference, Identity).
+    case identity
+    /// Shape arithmetic, evaluated on the host (constant-folded).
+    case shape(start: Int, end: Int?)
+    case gather(axis: Int)
+    case constant(Tensor)
+
+    /// The op's name in messages and in the gradient table.
+    public var name: String {
+        switch self {
+        case .conv: return "Conv"
+        case .batchNorm: return "BatchNormalization"
+        case .gemm: return "Gemm"
+        case .matMul: return "MatMul"
+        case .unary(let u): return "Unary(\(u))"
+        case .binary(let b): return "\(b)".capitalized
+        case .pool(let p, _): return p.kind == .max ? "MaxPool" : "AveragePool"
+        case .globalAveragePool: return "GlobalAveragePool"
+        case .flatten: return "Flatten"
+        case .reshape: return "Reshape"
+        case .transpose: return "Transpose"
+        case .concat: return "Concat"
+        case .softmax(_, let log, _): return log ? "LogSoftmax" : "Softmax"
+        case .reduceMean: return "ReduceMean"
+        case .pad: return "Pad"
+        case .squeeze: return "Squeeze"
+        case .unsqueeze: return "Unsqueeze"
+        case .identity: return "Identity"
+        case .shape: return "Shape"
+        case .gather: return "Gather"
+        case .constant: return "Constant"
+        }
+    }
+}
+
+/// ONNX `auto_pad`: explicit pads, or pads chosen so that the output is `ceil(input / stride)`.
+public enum AutoPad: Sendable, Hashable {
+    case explicit, sameUpper, sameLower, valid
+
+    /// (before, after) padding for one spatial axis.
+    public func pads(input: Int, kernel: Int, stride: Int, dilation: Int) -> (Int, Int)? {
+        switch self {
+        case .explicit: return nil
+        case .valid: return (0, 0)
+        case .sameUpper, .sameLower:
+            let out = (input + stride - 1) / stride
+            let total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - input, 0)
+            let small = total / 2
+            return self == .sameUpper ? (small, total - small) : (total - small, small)
+        }
+    }
+}
+
+/// One computation: `outputs = op(inputs)`, values named as in the source model.
+public struct Node: Sendable, Hashable {
+    public var name: String
+    public var op: Op
+    public var inputs: [String]
+    public var outputs: [String]
+
+    public init(name: String, op: Op, inputs: [String], outputs: [String]) {
+        self.name = name
+        self.op = op
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+}
+
+/// A model: named values flowing through nodes in topological order, weights as initializers.
+public struct Graph: Sendable {
+    public var name: String
+    public var inputs: [ValueInfo]
+    public var outputs: [ValueInfo]
+    public var initializers: [String: Tensor]
+    public var nodes: [Node]
+    /// Class labels, when the model names them.
+    public var labels: [String]?
+
+    public init(name: String, inputs: [ValueInfo], outputs: [ValueInfo], initializers: [String: Tensor], nodes: [Node], labels: [String]? = nil) {
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.initializers = initializers
+        self.nodes = nodes
+        self.labels = labels
+    }
+
+    /// The single image input (the first input that is not an initializer).
+    public var imageInput: ValueInfo? { inputs.first { initializers[$0.name] == nil } }
+
+    /// Number of weights.
+    public var parameterCount: Int { initializers.values.reduce(0) { $0 + $1.shape.count } }
+
+    /// The node producing each value.
+    public var producers: [String: Int] {
+        var p: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() { for o in n.outputs { p[o] = i } }
+        return p
+    }
+
+    /// How many node inputs read each value (graph outputs count once more).
+    public var consumerCounts: [String: Int] {
+        var c: [String: Int] = [:]
+        for n in nodes { for i in n.inputs where !i.isEmpty { c[i, default: 0] += 1 } }
+        for o in outputs { c[o.name, default: 0] += 1 }
+        return c
+    }
+}
