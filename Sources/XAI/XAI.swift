@@ -1,4 +1,5 @@
 @_exported import XAICore
+import Foundation
 import XAICPU
 import XAIOpenCL
 
@@ -21,3 +22,14 @@ public enum Backends {
 }
 @_exported import XAIGraph
 @_exported import XAIONNX
+
+/// Loads models by path or zoo name.
+public enum Models {
+    /// An ONNX file (anything that exists on disk or ends in `.onnx`) or a ``Zoo`` name, with the
+    /// load-time rewrites applied unless `optimize` is false.
+    public static func load(_ spec: String, optimize: Bool = true) throws -> Graph {
+        let isFile = spec.hasSuffix(".onnx") || spec.contains("/") || FileManager.default.fileExists(atPath: spec)
+        let graph = isFile ? try ONNXImporter.load(path: spec) : try Zoo.model(spec)
+        return optimize ? try graph.optimized() : graph
+    }
+}

@@ -37,7 +37,8 @@ public struct Tensor: Sendable, Hashable {
         return Tensor(unchecked: shape, (0..<shape.count).map { _ in mean + std * rng.nextGaussian() })
     }
 
-    init(unchecked shape: Shape, _ scalars: [Float]) {
+    /// A tensor from values already known to fill `shape` (no check).
+    public init(unchecked shape: Shape, _ scalars: [Float]) {
         self.shape = shape
         self.scalars = scalars
     }

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+struct Inspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a model: inputs, outputs, ops, parameters, FLOPs, unsupported ops and the layers CAM methods can use.")
+
+    @Argument(help: "An ONNX file or a zoo model (\(Zoo.names.joined(separator: ", "))).")
+    var model: String
+
+    func run() async throws {
+        let isFile = model.hasSuffix(".onnx") || model.contains("/") || FileManager.default.fileExists(atPath: model)
+        var histogram: [String: Int] = [:]
+        var unsupported: [(op: String, node: String)] = []
+        var header: [String] = []
+        if isFile {
+            let info = try ONNXImporter.inspect(path: model)
+            histogram = info.opHistogram
+            unsupported = info.unsupported
+            header.append("model     \(model) (ONNX opset \(info.opset)\(info.producer.isEmpty ? "" : ", from \(info.producer)"))")
+        } else {
+            header.append("model     \(model) (built-in zoo, seeded random weights)")
+        }
+        func shapeText(_ s: [Int?]) -> String { "[" + s.map { $0.map(String.init) ?? "N" }.joined(separator: "x") + "]" }
+        if !unsupported.isEmpty {
+            header.forEach { print($0) }
+            print("unsupported ops (\(unsupported.count) nodes):")
+            for u in unsupported.prefix(20) { print("  \(u.op)  node '\(u.node)'") }
+            print("op histogram: " + histogram.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            throw ExitCode(2)
+        }
+        let raw = try Models.load(model, optimize: false)
+        let graph = try raw.optimized()
+        if !isFile {
+            for n in raw.nodes { histogram[n.op.name, default: 0] += 1 }
+        }
+        let summary = try graph.summary()
+        header.forEach { print($0) }
+        for i in graph.inputs { print("input     \(i.name) \(shapeText(i.shape))") }
+        for o in graph.outputs {
+            print("output    \(o.name) \(summary.shapes[o.name].map { "[N" + $0.dims.dropFirst().map { "x\($0)" }.joined() + "]" } ?? shapeText(o.shape))")
+        }
+        print(String(format: "params    %.2f M", Double(raw.parameterCount) / 1e6))
+        print(String(format: "FLOPs     %.3f GFLOP per image (convolutions and matrix products, 2 x multiply-adds)", summary.flopsPerImage / 1e9))
+        print("ops       " + histogram.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        print("nodes     \(raw.nodes.count) as loaded, \(graph.nodes.count) after folding batch-norm, constants and activations")
+        print("unsupported ops: none")
+        print("CAM layers (4-D activations; * = default, the last before global pooling):")
+        for c in summary.camCandidates {
+            let s = summary.shapes[c]!
+            print("  \(c == summary.defaultCAMLayer ? "*" : " ") \(c)  [N" + s.dims.dropFirst().map { "x\($0)" }.joined() + "]")
+        }
+    }
+}

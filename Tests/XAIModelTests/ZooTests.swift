@@ -1,0 +1,46 @@
+import XCTest
+import XAI
+import XAITestSupport
+
+/// The built-in models: shapes, FLOPs against torchvision's counts, batch of N == N single images,
+/// and the rewrites change no output.
+final class ZooTests: XCTestCase {
+    func testResNet50MatchesTorchvisionShapeAndFlops() throws {
+        let summary = try Zoo.model("resnet50").summary()
+        XCTAssertEqual(summary.shapes["logits"], [1, 1000])
+        // torchvision resnet50 at 224x224: 8.178 GFLOP (../shared/peers); resnet18: 3.628.
+        XCTAssertEqual(summary.flopsPerImage / 1e9, 8.178, accuracy: 0.001)
+        XCTAssertEqual(try Zoo.model("resnet18").summary().flopsPerImage / 1e9, 3.628, accuracy: 0.001)
+        XCTAssertEqual(summary.defaultCAMLayer, "layer4.2")
+        XCTAssertEqual(summary.shapes["layer4.2"], [1, 2048, 7, 7])
+    }
+
+    func testEveryZooModelBatchEqualsSinglesAndRewritesPreserveOutputs() throws {
+        let backend = CPUBackend()
+        for name in Zoo.names {
+            let size = 64
+            let raw = try Zoo.model(name, size: size, seed: 3)
+            let optimized = try raw.optimized()
+            XCTAssertLessThan(optimized.nodes.count, raw.nodes.count, name)
+            let input = Tensor.uniform([2, 3, size, size], seed: 11)
+            let x = try backend.upload(input)
+            let batch = try backend.download(try Executor(graph: optimized, backend: backend).forward(x).outputs["logits"]!)
+            XCTAssertEqual(batch.shape, [2, 1000], name)
+            XCTAssertGreaterThan(Set(batch.scalars).count, 1000, "\(name): outputs look constant")
+            let plain = try backend.download(try Executor(graph: raw, backend: backend).forward(x).outputs["logits"]!)
+            XCTAssertLessThan(relativeL2(doubles(batch), doubles(plain)), 1e-5, "\(name): rewrites changed the output")
+            let executor = Executor(graph: optimized, backend: backend)
+            for b in 0..<2 {
+                let one = try Tensor(shape: [1, 3, size, size], scalars: Array(input.scalars[(b * 3 * size * size)..<((b + 1) * 3 * size * size)]))
+                let y = try backend.download(try executor.forward(try backend.upload(one)).outputs["logits"]!)
+                XCTAssertLessThan(relativeL2(doubles(y), batch.scalars[(b * 1000)..<((b + 1) * 1000)].map(Double.init)), 1e-5, "\(name) image \(b)")
+            }
+        }
+    }
+
+    func testUnknownModelNameIsReported() {
+        XCTAssertThrowsError(try Models.load("resnet51")) { error in
+            XCTAssertTrue("\(error)".contains("resnet51"), "\(error)")
+        }
+    }
+}
