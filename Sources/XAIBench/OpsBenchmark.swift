@@ -89,15 +89,8 @@ struct OpsBenchmark: AsyncParsableCommand {
         print("machine: \(host.cpuModel), \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory")
         print("backend: \(backend.name)\(isCPUOpenCL ? " -- OpenCL on a CPU (PoCL is not a GPU)" : "")")
 
-        // The ceiling: OpenBLAS sgemm on the CPU, the backend's own GEMM on OpenCL devices.
-        let n = gemmSize ?? (isCPUOpenCL ? 1024 : 4096)
-        let a = try backend.upload(Tensor.uniform([n, n], seed: 1)), b = try backend.upload(Tensor.uniform([n, n], seed: 2))
-        let gemmTiming = try Timing.measure(repeats: repeats) {
-            _ = try backend.download(try backend.gemm(a, b, transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity).reshaped([n * n]))
-        }
-        let ceiling = 2 * Double(n) * Double(n) * Double(n) / gemmTiming.median / 1e9
-        let ceilingName = dev == .cpu ? "OpenBLAS sgemm \(n)^3" : "OpenCL gemm \(n)^3"
-        print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s (median of %d)\n", ceiling, gemmTiming.runs))
+        let (ceiling, ceilingName) = try measureCeiling(backend, size: gemmSize ?? (isCPUOpenCL ? 1024 : 4096), repeats: repeats)
+        print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s\n", ceiling))
 
         var rows: [Row] = []
         var totals: [String: Double] = [:]
@@ -147,6 +140,17 @@ struct OpsBenchmark: AsyncParsableCommand {
             print(line)
         }
     }
+}
+
+/// The compute ceiling in GFLOP/s: a square GEMM on the backend (OpenBLAS sgemm on the CPU,
+/// the backend's own GEMM kernel on OpenCL devices), median of `repeats` after a warm-up.
+func measureCeiling(_ backend: any Backend, size n: Int, repeats: Int) throws -> (Double, String) {
+    let a = try backend.upload(Tensor.uniform([n, n], seed: 1)), b = try backend.upload(Tensor.uniform([n, n], seed: 2))
+    let t = try Timing.measure(repeats: max(repeats, 3)) {
+        _ = try backend.download(try backend.gemm(a, b, transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity))
+    }
+    let name = backend.device == .cpu ? "OpenBLAS sgemm \(n)^3" : "OpenCL gemm \(n)^3"
+    return (2 * Double(n) * Double(n) * Double(n) / t.median / 1e9, name)
 }
 
 func gib(_ bytes: Int) -> String { String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) }

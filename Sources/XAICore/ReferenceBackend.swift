@@ -392,5 +392,26 @@ public final class ReferenceBackend: Backend {
         }
         return array([spec.sampleCount, c, h, w], out)
     }
-}
 
+    // MARK: Data movement (float64, so finite differences stay exact)
+
+    public func permute(_ x: DeviceArray, _ perm: [Int]) throws -> DeviceArray {
+        let (v, s) = try Movement.permute(try values(x), x.shape, perm)
+        return array(s, v)
+    }
+
+    public func slice(_ x: DeviceArray, starts: [Int], sizes: [Int]) throws -> DeviceArray {
+        let (v, s) = try Movement.slice(try values(x), x.shape, starts: starts, sizes: sizes)
+        return array(s, v)
+    }
+
+    public func pad(_ x: DeviceArray, before: [Int], after: [Int], value: Float) throws -> DeviceArray {
+        let (v, s) = try Movement.pad(try values(x), x.shape, before: before, after: after, value: Double(value))
+        return array(s, v)
+    }
+
+    public func concat(_ xs: [DeviceArray], axis: Int) throws -> DeviceArray {
+        let (v, s) = try Movement.concat(try xs.map { (try values($0), $0.shape) }, axis: axis)
+        return array(s, v)
+    }
+}

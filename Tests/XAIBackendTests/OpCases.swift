@@ -115,6 +115,24 @@ private func maskCases() -> [OpCase] {
     ] }
 }
 
+/// Permute, slice, pad and concat, each with its backward written as its adjoint data movement.
+private func dataMovementCases() -> [OpCase] {
+    let perm = [0, 2, 3, 1]
+    let inverse = [0, 3, 1, 2]
+    return [
+        OpCase(name: "permute NCHW->NHWC", inputs: [rand([2, 3, 4, 5])], forward: { be, a in try be.permute(a[0], perm) },
+               gradientInputs: [0], backward: { be, _, g in [try be.permute(g, inverse)] }),
+        OpCase(name: "slice", inputs: [rand([2, 5, 6, 7])], forward: { be, a in try be.slice(a[0], starts: [1, 1, 2, 0], sizes: [1, 3, 3, 5]) },
+               gradientInputs: [0], backward: { be, _, g in [try be.pad(g, before: [1, 1, 2, 0], after: [0, 1, 1, 2], value: 0)] }),
+        OpCase(name: "pad", inputs: [rand([1, 2, 3, 4])], forward: { be, a in try be.pad(a[0], before: [0, 1, 2, 0], after: [1, 0, 1, 3], value: 0.5) },
+               gradientInputs: [0], backward: { be, _, g in [try be.slice(g, starts: [0, 1, 2, 0], sizes: [1, 2, 3, 4])] }),
+        OpCase(name: "concat channels", inputs: [rand([2, 3, 4, 5]), rand([2, 2, 4, 5])], forward: { be, a in try be.concat([a[0], a[1]], axis: 1) },
+               gradientInputs: [0, 1], backward: { be, _, g in
+            [try be.slice(g, starts: [0, 0, 0, 0], sizes: [2, 3, 4, 5]), try be.slice(g, starts: [0, 3, 0, 0], sizes: [2, 2, 4, 5])]
+        }),
+    ]
+}
+
 /// The op table: random shapes with odd sizes, stride 2, asymmetric padding, groups, dilation,
 /// ceil-mode pooling and batches above one.
 nonisolated(unsafe) let opCases: [OpCase] = {
@@ -176,5 +194,6 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(resizeCase([2, 1, 7, 6], 4, 9, alignCorners: true))
     cases.append(resizeCase([1, 1, 9, 8], 4, 5, alignCorners: false))
     cases += maskCases()
+    cases += dataMovementCases()
     return cases
 }()

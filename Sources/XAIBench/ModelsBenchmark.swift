@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+struct ModelsBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "Whole-model rows: forward at batch 1 and 32, forward + backward to the input at batch 1, with GFLOP/s against the ceiling.")
+
+    @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
+    @Option(help: "Comma-separated zoo models or ONNX files.") var models = "resnet18,resnet50"
+    @Option(help: "Batch size of the throughput row.") var batch = 32
+    @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 5
+    @Option(help: "Write all figures as JSON to this file.") var json: String?
+
+    struct Row: Codable {
+        let model: String
+        let row: String
+        let batch: Int
+        let timing: Timing
+        let secondsPerImage: Double
+        let forwardEquivalents: Double
+        let gflops: Double
+        let fractionOfCeiling: Double
+    }
+
+    func run() async throws {
+        let backend = try Backends.make(try Device(parsing: device))
+        let host = HostInfo.current()
+        print("machine: \(host.cpuModel), \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory")
+        print("backend: \(backend.name)")
+        var isCPUOpenCL = false
+        if let cl = backend as? OpenCLBackend { isCPUOpenCL = !cl.info.isGPU }
+        let (ceiling, ceilingName) = try measureCeiling(backend, size: isCPUOpenCL ? 1024 : 4096, repeats: 3)
+        print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
+        var rows: [Row] = []
+        for name in models.split(separator: ",").map(String.init) {
+            let graph = try Models.load(name)
+            let flops = try graph.summary().flopsPerImage
+            let executor = Executor(graph: graph, backend: backend)
+            let inputInfo = graph.imageInput!
+            let output = graph.outputs[0].name
+            func add(_ label: String, _ n: Int, _ fwdEq: Double, _ t: Timing) {
+                let perImage = t.median / Double(n)
+                let gf = fwdEq * flops / perImage / 1e9
+                rows.append(Row(model: name, row: label, batch: n, timing: t, secondsPerImage: perImage, forwardEquivalents: fwdEq,
+                                gflops: gf, fractionOfCeiling: gf / ceiling))
+            }
+            for n in [1, batch] {
+                let x = try backend.upload(Tensor.uniform(try inputInfo.shape(batch: n), seed: 7))
+                let t = try Timing.measure(repeats: repeats) {
+                    _ = try backend.download(try executor.forward(x).outputs[output]!)
+                }
+                add("forward", n, 1, t)
+            }
+            let x = try backend.upload(Tensor.uniform(try inputInfo.shape(batch: 1), seed: 7))
+            let t = try Timing.measure(repeats: repeats) {
+                let pass = try executor.forward(x, forBackward: true)
+                let y = pass.outputs[output]!
+                var seed = Tensor(shape: y.shape)
+                seed[0, 0] = 1
+                let g = try executor.backward(pass, seeds: [output: try backend.upload(seed)], wrt: [inputInfo.name])
+                _ = try backend.download(g[inputInfo.name]!)
+            }
+            add("forward+backward to input", 1, 2, t)
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
+        }
+        print("")
+        printTable(["model", "row", "batch", "s/image min / median / max", "fwd-eq", "GFLOP/s", "of ceiling"], rows.map { r in
+            let perImage = [r.timing.min, r.timing.median, r.timing.max].map { formatSeconds($0 / Double(r.batch)) }.joined(separator: " / ")
+            return [r.model, r.row, "\(r.batch)", perImage, String(format: "%.0f", r.forwardEquivalents),
+                    String(format: "%.1f", r.gflops), String(format: "%.0f%%", r.fractionOfCeiling * 100)]
+        })
+    }
+}
