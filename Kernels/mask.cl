@@ -1,1 +1,59 @@
-// mask
+// Perturbation masks built on the device from compact descriptions (XAICore MaskSpec): a mask
+// value of 1 keeps the image, 0 shows the baseline.
+// kind 0, segments: labels [H, W] (segment ids as floats) + `words` uint bit words per sample.
+// kind 1, rectangles: int4 (top, left, height, width) per sample; 0 inside.
+// kind 2, grids: cells [N, gh, gw] bilinearly upsampled (half-pixel, clamped) to (uh, uw) and
+// cropped at int2 shifts (dy, dx) per sample.
+// Geometry: g = (H, W, words, gh, gw, uh, uw, kind).
+
+inline float grid_source(int dst, int in_size, int out_size, int* i0, int* i1) {
+    float s = fmax(((float)dst + 0.5f) * (float)in_size / (float)out_size - 0.5f, 0.0f);
+    int a = min((int)s, in_size - 1);
+    *i0 = a;
+    *i1 = min(a + 1, in_size - 1);
+    return s - (float)a;
+}
+
+inline float mask_value(int n, int y, int x, const int8 g, __global const float* labels, __global const uint* bits,
+                        __global const int* rects, __global const float* cells, __global const int* shifts) {
+    const int H = g.s0, W = g.s1;
+    if (g.s7 == 0) {
+        int s = (int)labels[y * W + x];
+        return ((bits[n * g.s2 + (s >> 5)] >> (s & 31)) & 1u) ? 1.0f : 0.0f;
+    }
+    if (g.s7 == 1) {
+        int top = rects[4 * n], left = rects[4 * n + 1], h = rects[4 * n + 2], w = rects[4 * n + 3];
+        return (y >= top && y < top + h && x >= left && x < left + w) ? 0.0f : 1.0f;
+    }
+    const int gh = g.s3, gw = g.s4, uh = g.s5, uw = g.s6;
+    int y0, y1, x0, x1;
+    float ty = grid_source(y + shifts[2 * n], gh, uh, &y0, &y1);
+    float tx = grid_source(x + shifts[2 * n + 1], gw, uw, &x0, &x1);
+    __global const float* c = cells + (long)n * gh * gw;
+    float top = (1.0f - tx) * c[y0 * gw + x0] + tx * c[y0 * gw + x1];
+    float bottom = (1.0f - tx) * c[y1 * gw + x0] + tx * c[y1 * gw + x1];
+    return (1.0f - ty) * top + ty * bottom;
+}
+
+__kernel void mask_build(__global float* out, const int samples, const int8 g, __global const float* labels,
+                         __global const uint* bits, __global const int* rects, __global const float* cells, __global const int* shifts) {
+    const int i = get_global_id(0);
+    const int H = g.s0, W = g.s1;
+    if (i >= samples * H * W) return;
+    const int x = i % W, y = (i / W) % H, n = i / (W * H);
+    out[i] = mask_value(n, y, x, g, labels, bits, rects, cells, shifts);
+}
+
+__kernel void mask_composite(__global const float* image, __global const float* baseline, __global float* out,
+                             const int samples, const int channels, const int8 g, __global const float* labels,
+                             __global const uint* bits, __global const int* rects, __global const float* cells, __global const int* shifts) {
+    const int p = get_global_id(0);        // pixel
+    const int n = get_global_id(1);        // sample
+    const int H = g.s0, W = g.s1;
+    if (p >= H * W || n >= samples) return;
+    const float m = mask_value(n, p / W, p % W, g, labels, bits, rects, cells, shifts);
+    for (int c = 0; c < channels; c++) {
+        float a = image[c * H * W + p], b = baseline[c * H * W + p];
+        out[((long)n * channels + c) * H * W + p] = b + m * (a - b);
+    }
+}

@@ -1,1 +1,262 @@
+import COpenCL
+import Foundation
 import XAICore
+import XAIKernels
+
+/// Device memory of an ``OpenCLBackend``; returned to the backend's pool when released.
+final class OpenCLStorage: DeviceStorage, @unchecked Sendable {
+    let mem: cl_mem
+    let bytes: Int
+    let pool: CLBufferPool
+
+    init(mem: cl_mem, bytes: Int, pool: CLBufferPool) {
+        self.mem = mem
+        self.bytes = bytes
+        self.pool = pool
+    }
+
+    deinit { pool.give(mem, bytes) }
+}
+
+/// Released buffers by exact size, up to a cap, so that repeated passes reuse device memory.
+final class CLBufferPool: @unchecked Sendable {
+    private var free: [Int: [cl_mem]] = [:]
+    private var cached = 0
+    private let capacity: Int
+    private let lock = NSLock()
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func take(_ bytes: Int) -> cl_mem? {
+        lock.lock(); defer { lock.unlock() }
+        guard let m = free[bytes]?.popLast() else { return nil }
+        cached -= bytes
+        return m
+    }
+
+    func give(_ mem: cl_mem, _ bytes: Int) {
+        lock.lock()
+        if cached + bytes <= capacity {
+            free[bytes, default: []].append(mem)
+            cached += bytes
+            lock.unlock()
+        } else {
+            lock.unlock()
+            clReleaseMemObject(mem)
+        }
+    }
+
+    deinit { for list in free.values { for m in list { clReleaseMemObject(m) } } }
+}
+
+/// A kernel argument.
+enum KernelArg {
+    case buffer(cl_mem)
+    case int(Int)
+    case float(Float)
+    /// Up to 8 integers as an OpenCL `int8` (unused lanes are 0).
+    case int8([Int])
+    /// Up to 4 integers as an OpenCL `int4`.
+    case int4([Int])
+}
+
+/// The OpenCL backend: every primitive as an OpenCL C kernel from `Kernels/`, compiled once per
+/// (device, source hash, options) and cached; one in-order queue; a buffer pool. Runs on any
+/// OpenCL 1.2 device: NVIDIA, AMD and Intel GPUs, and PoCL on a CPU.
+public final class OpenCLBackend: Backend, @unchecked Sendable {
+    public let info: OpenCLDeviceInfo
+    public let device: Device
+    public let name: String
+    public let memoryBudget: Int
+    let context: cl_context
+    let queue: cl_command_queue
+    let pool: CLBufferPool
+    private var programs: [String: cl_program] = [:]
+    private var kernels: [String: cl_kernel] = [:]
+    private let lock = NSLock()
+    /// A 4-byte buffer bound to kernel arguments that a call does not use.
+    private(set) var dummy: cl_mem!
+
+    /// Build options per device: kernel tunables (`-D`) and the language version.
+    var buildOptions: String { "-cl-std=CL1.2 -DTS=64 -DWPT=4 -DTK=16" }
+
+    /// Opens OpenCL device `index` (GPUs first, over all platforms).
+    public init(index: Int = 0, memoryBudget: Int? = nil) throws {
+        let all: [OpenCLDeviceInfo]
+        do {
+            all = try OpenCLRuntime.devices()
+        } catch XAIError.deviceUnavailable(_, let reason) {
+            throw XAIError.deviceUnavailable(device: "gpu:\(index)", reason: reason)
+        }
+        guard index >= 0, index < all.count else {
+            throw XAIError.deviceUnavailable(device: "gpu:\(index)", reason: "there \(all.count == 1 ? "is 1 OpenCL device" : "are \(all.count) OpenCL devices") (see `xai devices`)")
+        }
+        info = all[index]
+        device = .gpu(index)
+        name = "opencl:\(index) (\(info.name), \(info.platformName))"
+        self.memoryBudget = memoryBudget ?? min(info.globalMemoryBytes / 2, 8 << 30)
+        pool = CLBufferPool(capacity: self.memoryBudget / 4)
+        var err: cl_int = 0
+        var dev: cl_device_id? = info.device
+        guard let ctx = clCreateContext(nil, 1, &dev, nil, nil, &err), err == CL_SUCCESS else {
+            throw XAIError.openCL(call: "clCreateContext", status: err, name: openCLStatusName(err), device: "gpu:\(index)")
+        }
+        context = ctx
+        guard let q = clCreateCommandQueue(ctx, info.device, 0, &err), err == CL_SUCCESS else {
+            clReleaseContext(ctx)
+            throw XAIError.openCL(call: "clCreateCommandQueue", status: err, name: openCLStatusName(err), device: "gpu:\(index)")
+        }
+        queue = q
+        dummy = try createBuffer(4)
+    }
+
+    deinit {
+        clFinish(queue)
+        for k in kernels.values { clReleaseKernel(k) }
+        for p in programs.values { clReleaseProgram(p) }
+        if let dummy { clReleaseMemObject(dummy) }
+        clReleaseCommandQueue(queue)
+        clReleaseContext(context)
+    }
+
+    var deviceLabel: String { "gpu:\(info.index) (\(info.name))" }
+
+    // MARK: Memory
+
+    func createBuffer(_ bytes: Int, host: UnsafeRawPointer? = nil) throws -> cl_mem {
+        var err: cl_int = 0
+        let flags = cl_mem_flags(CL_MEM_READ_WRITE) | (host != nil ? cl_mem_flags(CL_MEM_COPY_HOST_PTR) : 0)
+        let mem = clCreateBuffer(context, flags, max(bytes, 4), host.map { UnsafeMutableRawPointer(mutating: $0) }, &err)
+        guard err == CL_SUCCESS, let mem else {
+            if err == -4 || err == -5 || err == -6 || err == -61 || bytes > info.maxAllocationBytes {
+                throw XAIError.outOfMemory(op: "allocate", bytes: bytes, device: deviceLabel)
+            }
+            throw XAIError.openCL(call: "clCreateBuffer", status: err, name: openCLStatusName(err), device: deviceLabel)
+        }
+        return mem
+    }
+
+    func storage(_ a: DeviceArray, _ op: String) throws -> OpenCLStorage {
+        guard let s = a.storage as? OpenCLStorage, s.pool === pool else {
+            throw XAIError.wrongDevice(op: op, expected: name, got: String(describing: type(of: a.storage)))
+        }
+        return s
+    }
+
+    func mem(_ a: DeviceArray, _ op: String) throws -> cl_mem { try storage(a, op).mem }
+
+    func allocate(_ shape: Shape) throws -> DeviceArray {
+        let bytes = max(shape.count, 1) * 4
+        guard bytes <= info.maxAllocationBytes else {
+            throw XAIError.outOfMemory(op: "allocate \(shape)", bytes: bytes, device: deviceLabel)
+        }
+        let mem = try pool.take(bytes) ?? createBuffer(bytes)
+        return DeviceArray(shape: shape, storage: OpenCLStorage(mem: mem, bytes: bytes, pool: pool))
+    }
+
+    /// A temporary buffer holding small host data (mask descriptions); released once the queue is done with it.
+    func temporary<T>(_ values: [T]) throws -> cl_mem {
+        try values.withUnsafeBytes { try createBuffer(max($0.count, 4), host: $0.count > 0 ? $0.baseAddress : nil) }
+    }
+
+    public func upload(_ tensor: Tensor) throws -> DeviceArray {
+        let a = try allocate(tensor.shape)
+        let m = try mem(a, "upload")
+        try tensor.scalars.withUnsafeBytes { buf in
+            guard buf.count > 0 else { return }
+            try check(clEnqueueWriteBuffer(queue, m, cl_bool(CL_TRUE), 0, buf.count, buf.baseAddress, 0, nil, nil), "clEnqueueWriteBuffer", deviceLabel)
+        }
+        return a
+    }
+
+    public func download(_ a: DeviceArray) throws -> Tensor {
+        let m = try mem(a, "download")
+        var out = [Float](repeating: 0, count: a.shape.count)
+        try out.withUnsafeMutableBytes { buf in
+            guard buf.count > 0 else { return }
+            try check(clEnqueueReadBuffer(queue, m, cl_bool(CL_TRUE), 0, buf.count, buf.baseAddress, 0, nil, nil), "clEnqueueReadBuffer", deviceLabel)
+        }
+        return try Tensor(shape: a.shape, scalars: out)
+    }
+
+    /// Waits for every queued command.
+    public func synchronize() throws {
+        try check(clFinish(queue), "clFinish", deviceLabel)
+    }
+
+    // MARK: Programs and kernels
+
+    private func program(_ family: String) throws -> cl_program {
+        guard let (source, origin) = KernelLibrary.source(family) else {
+            throw XAIError.file(path: "Kernels/\(family).cl", reason: "kernel source not found (XAI_KERNEL_DIR=\(ProcessInfo.processInfo.environment["XAI_KERNEL_DIR"] ?? "unset"))")
+        }
+        let key = "\(family)|\(source.hashValue)|\(buildOptions)"
+        if let p = programs[key] { return p }
+        var err: cl_int = 0
+        let program: cl_program? = source.withCString { ptr in
+            var p: UnsafePointer<CChar>? = ptr
+            var length = strlen(ptr)
+            return clCreateProgramWithSource(context, 1, &p, &length, &err)
+        }
+        guard err == CL_SUCCESS, let program else {
+            throw XAIError.openCL(call: "clCreateProgramWithSource(\(family))", status: err, name: openCLStatusName(err), device: deviceLabel)
+        }
+        var dev: cl_device_id? = info.device
+        let status = clBuildProgram(program, 1, &dev, buildOptions, nil, nil)
+        if status != CL_SUCCESS {
+            var size = 0
+            clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
+            var log = [CChar](repeating: 0, count: max(size, 1))
+            clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
+            clReleaseProgram(program)
+            throw XAIError.kernelBuild(file: origin, device: deviceLabel, options: buildOptions, log: cString(log))
+        }
+        programs[key] = program
+        return program
+    }
+
+    private func kernel(_ family: String, _ name: String) throws -> cl_kernel {
+        let key = "\(family).\(name)|\(KernelLibrary.source(family)?.text.hashValue ?? 0)"
+        if let k = kernels[key] { return k }
+        var err: cl_int = 0
+        guard let k = clCreateKernel(try program(family), name, &err), err == CL_SUCCESS else {
+            throw XAIError.openCL(call: "clCreateKernel(\(name))", status: err, name: openCLStatusName(err), device: deviceLabel)
+        }
+        kernels[key] = k
+        return k
+    }
+
+    /// Sets the arguments and enqueues `family.name` over `global` work-items (rounded up to `local`).
+    func launch(_ family: String, _ name: String, global: [Int], local: [Int]? = nil, _ args: [KernelArg]) throws {
+        guard global.allSatisfy({ $0 > 0 }) else { return }
+        lock.lock(); defer { lock.unlock() }
+        let k = try kernel(family, name)
+        for (i, arg) in args.enumerated() {
+            let status: cl_int
+            switch arg {
+            case .buffer(var m): status = clSetKernelArg(k, cl_uint(i), MemoryLayout<cl_mem>.size, &m)
+            case .int(let v): var x = Int32(clamping: v); status = clSetKernelArg(k, cl_uint(i), 4, &x)
+            case .float(var v): status = clSetKernelArg(k, cl_uint(i), 4, &v)
+            case .int8(let vs):
+                var x = (0..<8).map { $0 < vs.count ? Int32(clamping: vs[$0]) : 0 }
+                status = clSetKernelArg(k, cl_uint(i), 32, &x)
+            case .int4(let vs):
+                var x = (0..<4).map { $0 < vs.count ? Int32(clamping: vs[$0]) : 0 }
+                status = clSetKernelArg(k, cl_uint(i), 16, &x)
+            }
+            try check(status, "clSetKernelArg(\(name), \(i))", deviceLabel)
+        }
+        var g = global
+        if let local { for d in 0..<g.count { g[d] = (g[d] + local[d] - 1) / local[d] * local[d] } }
+        let status: cl_int
+        if var l = local {
+            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, nil)
+        } else {
+            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, nil, 0, nil, nil)
+        }
+        if status == -4 || status == -5 {
+            throw XAIError.outOfMemory(op: name, bytes: 0, device: deviceLabel)
+        }
+        try check(status, "clEnqueueNDRangeKernel(\(name))", deviceLabel)
+    }
+}

@@ -93,3 +93,24 @@ final class OpCaseTests: XCTestCase {
         }
     }
 }
+
+/// Ties (as after a ReLU) are where max-pooling and reduce-max backward rules differ between
+/// libraries: max pooling credits the first maximum of each window, reduce-max shares equally.
+final class TieBreakingTests: XCTestCase {
+    func testMaxPoolAndReduceMaxBackwardWithTies() throws {
+        let reference = ReferenceBackend()
+        // Values in {0, 1, 2}: plenty of ties in every window.
+        let x = try Tensor(shape: [2, 3, 7, 6], scalars: Tensor.uniform([2, 3, 7, 6], in: 0...2.99, seed: 5).scalars.map { $0.rounded(.down) })
+        let pool = Pool2DParams(.max, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true)
+        let gy = Tensor.uniform(try pool.outputShape(input: x.shape), seed: 6)
+        let expected = try reference.download(try reference.pool2dBackward(try reference.upload(gy), input: try reference.upload(x), params: pool))
+        let gr = Tensor.uniform([2, 1, 7, 6], seed: 7)
+        let expectedReduce = try reference.download(try reference.reduceBackward(.max, gradOutput: try reference.upload(gr), input: try reference.upload(x), axes: [1]))
+        for (label, be) in TestBackends.all() {
+            let got = try be.download(try be.pool2dBackward(try be.upload(gy), input: try be.upload(x), params: pool))
+            if let m = mismatch(doubles(got), doubles(expected)) { XCTFail("max pool backward with ties on \(label): \(m)") }
+            let gotReduce = try be.download(try be.reduceBackward(.max, gradOutput: try be.upload(gr), input: try be.upload(x), axes: [1]))
+            if let m = mismatch(doubles(gotReduce), doubles(expectedReduce)) { XCTFail("reduce max backward with ties on \(label): \(m)") }
+        }
+    }
+}

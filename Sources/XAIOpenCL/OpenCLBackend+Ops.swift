@@ -1,0 +1,359 @@
+import COpenCL
+import XAICore
+
+extension OpenCLBackend {
+    var tile: Int { 64 }
+    var workGroupSide: Int { 16 }
+
+    public func filled(_ shape: Shape, value: Float) throws -> DeviceArray {
+        let out = try allocate(shape)
+        try launch("elementwise", "fill", global: [shape.count], [.buffer(try mem(out, "fill")), .float(value), .int(shape.count)])
+        return out
+    }
+
+    // MARK: GEMM
+
+    /// One batched GEMM launch; offsets and strides in elements (see gemm.cl).
+    func gemmLaunch(m: Int, n: Int, k: Int, batch: Int = 1,
+                    a: cl_mem, aOffset: Int = 0, aRow: Int, aCol: Int, aBatch: Int = 0,
+                    b: cl_mem, bOffset: Int = 0, bRow: Int, bCol: Int, bBatch: Int = 0,
+                    c: cl_mem, cOffset: Int = 0, ldc: Int, cBatch: Int = 0,
+                    alpha: Float = 1, bias: cl_mem? = nil, biasOffset: Int = 0, biasMode: Int = 0, activation: UnaryOp = .identity) throws {
+        let (p0, p1) = activation.parameters
+        let groupsN = (n + tile - 1) / tile, groupsM = (m + tile - 1) / tile
+        try launch("gemm", "gemm_tiled", global: [groupsN * workGroupSide, groupsM * workGroupSide, batch], local: [workGroupSide, workGroupSide, 1], [
+            .int(m), .int(n), .int(k),
+            .buffer(a), .int(aOffset), .int(aRow), .int(aCol), .int(aBatch),
+            .buffer(b), .int(bOffset), .int(bRow), .int(bCol), .int(bBatch),
+            .buffer(c), .int(cOffset), .int(ldc), .int(cBatch),
+            .float(alpha), .buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode),
+            .int(Int(activation.code)), .float(p0), .float(p1),
+        ])
+    }
+
+    public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
+                     bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
+        guard a.shape.rank == 2, b.shape.rank == 2 else {
+            throw XAIError.shapeMismatch(op: "gemm", message: "operands \(a.shape) and \(b.shape) must be 2-D")
+        }
+        let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        guard k == kb else { throw XAIError.shapeMismatch(op: "gemm", message: "inner dimensions \(k) and \(kb) differ (\(a.shape) x \(b.shape))") }
+        if let bias, bias.shape.count != n { throw XAIError.shapeMismatch(op: "gemm", message: "bias \(bias.shape) for \(n) columns") }
+        let out = try allocate([m, n])
+        try gemmLaunch(m: m, n: n, k: k,
+                       a: try mem(a, "gemm"), aRow: transposeA ? 1 : k, aCol: transposeA ? m : 1,
+                       b: try mem(b, "gemm"), bRow: transposeB ? 1 : n, bCol: transposeB ? k : 1,
+                       c: try mem(out, "gemm"), ldc: n, alpha: alpha, bias: try bias.map { try mem($0, "gemm") }, biasMode: 1,
+                       activation: activation)
+        return out
+    }
+
+    // MARK: Convolution
+
+    private func geometry(_ x: Shape, _ w: Shape, _ y: Shape, _ p: Conv2DParams) -> (KernelArg, KernelArg) {
+        (.int8([x[1], x[2], x[3], w[2], w[3], y[2], y[3], p.groups]),
+         .int8([p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW]))
+    }
+
+    /// Images per im2col chunk so that the column workspace fits a quarter of the memory budget.
+    private func imagesPerChunk(_ input: Shape, _ weight: Shape, _ output: Shape) -> Int {
+        let perImage = input[1] * weight[2] * weight[3] * output[2] * output[3] * 4
+        return max(1, min(input[0], (memoryBudget / 4) / max(perImage, 1), info.maxAllocationBytes / max(perImage, 1)))
+    }
+
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, params p: Conv2DParams,
+                       activation: UnaryOp) throws -> DeviceArray {
+        let os = try p.outputShape(input: x.shape, weight: weight.shape)
+        if let bias, bias.shape.count != os[1] { throw XAIError.shapeMismatch(op: "conv2d", message: "bias \(bias.shape) for \(os[1]) channels") }
+        let xm = try mem(x, "conv2d"), wm = try mem(weight, "conv2d"), bm = try bias.map { try mem($0, "conv2d") }
+        let out = try allocate(os)
+        let ym = try mem(out, "conv2d")
+        let (n, cin, cout) = (x.shape[0], x.shape[1], os[1])
+        let (g0, g1) = geometry(x.shape, weight.shape, os, p)
+        let (p0, p1) = activation.parameters
+        let plane = os[2] * os[3]
+        if p.groups == cin && p.groups == cout {
+            try launch("conv", "conv2d_depthwise", global: [os.count], [
+                .buffer(xm), .buffer(wm), .buffer(bm ?? dummy), .int(bm == nil ? 0 : 1), .buffer(ym), .int(n), g0, g1,
+                .int(Int(activation.code)), .float(p0), .float(p1),
+            ])
+            return out
+        }
+        let cinG = cin / p.groups, coutG = cout / p.groups
+        let kG = cinG * weight.shape[2] * weight.shape[3]
+        let pointwise = weight.shape[2] == 1 && weight.shape[3] == 1 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
+            && p.padTop == 0 && p.padLeft == 0 && p.padBottom == 0 && p.padRight == 0
+        if pointwise {
+            try gemmLaunch(m: cout, n: plane, k: cin, batch: n, a: wm, aRow: cin, aCol: 1,
+                           b: xm, bRow: plane, bCol: 1, bBatch: cin * plane,
+                           c: ym, ldc: plane, cBatch: cout * plane, bias: bm, biasMode: 2, activation: activation)
+            return out
+        }
+        let chunk = imagesPerChunk(x.shape, weight.shape, os)
+        let kAll = cin * weight.shape[2] * weight.shape[3]
+        let col = try allocate([chunk * kAll * plane])
+        let cm = try mem(col, "conv2d")
+        var img0 = 0
+        while img0 < n {
+            let nb = min(chunk, n - img0)
+            try launch("conv", "conv2d_im2col", global: [plane, kAll, nb], [.buffer(xm), .int(img0 * cin * x.shape[2] * x.shape[3]), .buffer(cm), .int(nb), g0, g1])
+            for g in 0..<p.groups {
+                try gemmLaunch(m: coutG, n: plane, k: kG, batch: nb,
+                               a: wm, aOffset: g * coutG * kG, aRow: kG, aCol: 1,
+                               b: cm, bOffset: g * kG * plane, bRow: plane, bCol: 1, bBatch: kAll * plane,
+                               c: ym, cOffset: (img0 * cout + g * coutG) * plane, ldc: plane, cBatch: cout * plane,
+                               bias: bm, biasOffset: g * coutG, biasMode: 2, activation: activation)
+            }
+            img0 += nb
+        }
+        return out
+    }
+
+    public func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, params p: Conv2DParams, inputShape: Shape) throws -> DeviceArray {
+        let os = try p.outputShape(input: inputShape, weight: weight.shape)
+        guard gy.shape == os else { throw XAIError.shapeMismatch(op: "conv2dBackwardInput", message: "gradient \(gy.shape), expected \(os)") }
+        let gm = try mem(gy, "conv2dBackwardInput"), wm = try mem(weight, "conv2dBackwardInput")
+        let out = try allocate(inputShape)
+        let dxm = try mem(out, "conv2dBackwardInput")
+        let (n, cin, cout) = (inputShape[0], inputShape[1], os[1])
+        let (g0, g1) = geometry(inputShape, weight.shape, os, p)
+        let plane = os[2] * os[3]
+        if p.groups == cin && p.groups == cout {
+            try launch("conv", "conv2d_depthwise_backward", global: [inputShape.count], [.buffer(gm), .buffer(wm), .buffer(dxm), .int(n), g0, g1])
+            return out
+        }
+        let cinG = cin / p.groups, coutG = cout / p.groups
+        let kG = cinG * weight.shape[2] * weight.shape[3]
+        let pointwise = weight.shape[2] == 1 && weight.shape[3] == 1 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
+            && p.padTop == 0 && p.padLeft == 0 && p.padBottom == 0 && p.padRight == 0
+        if pointwise {
+            try gemmLaunch(m: cin, n: plane, k: cout, batch: n, a: wm, aRow: 1, aCol: cin,
+                           b: gm, bRow: plane, bCol: 1, bBatch: cout * plane, c: dxm, ldc: plane, cBatch: cin * plane)
+            return out
+        }
+        let chunk = imagesPerChunk(inputShape, weight.shape, os)
+        let kAll = cin * weight.shape[2] * weight.shape[3]
+        let col = try allocate([chunk * kAll * plane])
+        let cm = try mem(col, "conv2dBackwardInput")
+        let imageSize = cin * inputShape[2] * inputShape[3]
+        var img0 = 0
+        while img0 < n {
+            let nb = min(chunk, n - img0)
+            for g in 0..<p.groups {
+                try gemmLaunch(m: kG, n: plane, k: coutG, batch: nb,
+                               a: wm, aOffset: g * coutG * kG, aRow: 1, aCol: kG,
+                               b: gm, bOffset: (img0 * cout + g * coutG) * plane, bRow: plane, bCol: 1, bBatch: cout * plane,
+                               c: cm, cOffset: g * kG * plane, ldc: plane, cBatch: kAll * plane)
+            }
+            try launch("conv", "conv2d_col2im", global: [nb * imageSize], [.buffer(cm), .buffer(dxm), .int(img0 * imageSize), .int(nb), g0, g1])
+            img0 += nb
+        }
+        return out
+    }
+
+    // MARK: Pooling
+
+    private func poolArgs(_ x: Shape, _ y: Shape, _ p: Pool2DParams) -> [KernelArg] {
+        [.int8([x[2], x[3], y[2], y[3], p.kernelH, p.kernelW, p.strideH, p.strideW]), .int4([p.padTop, p.padLeft, p.padBottom, p.padRight]),
+         .int(p.kind == .max ? 1 : 0), .int(p.countIncludePad ? 1 : 0)]
+    }
+
+    public func pool2d(_ x: DeviceArray, params p: Pool2DParams) throws -> DeviceArray {
+        let os = try p.outputShape(input: x.shape)
+        let out = try allocate(os)
+        try launch("pool", "pool2d_forward", global: [os.count],
+                   [.buffer(try mem(x, "pool2d")), .buffer(try mem(out, "pool2d")), .int(x.shape[0] * x.shape[1])] + poolArgs(x.shape, os, p))
+        return out
+    }
+
+    public func pool2dBackward(_ gy: DeviceArray, input x: DeviceArray, params p: Pool2DParams) throws -> DeviceArray {
+        let os = try p.outputShape(input: x.shape)
+        guard gy.shape == os else { throw XAIError.shapeMismatch(op: "pool2dBackward", message: "gradient \(gy.shape) for input \(x.shape), \(p)") }
+        let out = try allocate(x.shape)
+        try launch("pool", "pool2d_backward", global: [x.shape.count],
+                   [.buffer(try mem(x, "pool2dBackward")), .buffer(try mem(gy, "pool2dBackward")), .buffer(try mem(out, "pool2dBackward")),
+                    .int(x.shape[0] * x.shape[1])] + poolArgs(x.shape, os, p))
+        return out
+    }
+
+    // MARK: Elementwise
+
+    public func unary(_ op: UnaryOp, _ x: DeviceArray) throws -> DeviceArray {
+        let out = try allocate(x.shape)
+        let (p0, p1) = op.parameters
+        try launch("elementwise", "unary_forward", global: [x.shape.count], [
+            .buffer(try mem(x, "unary")), .buffer(try mem(out, "unary")), .int(x.shape.count), .int(Int(op.code)), .float(p0), .float(p1),
+        ])
+        return out
+    }
+
+    public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
+        guard gradOutput.shape == value.shape else {
+            throw XAIError.shapeMismatch(op: "unaryBackward(\(op))", message: "gradient \(gradOutput.shape) vs value \(value.shape)")
+        }
+        guard !valueIsOutput || op.derivativeFromOutput else {
+            throw XAIError.invalidArgument(op: "unaryBackward(\(op))", message: "derivative needs the op's input, not its output")
+        }
+        let out = try allocate(value.shape)
+        let (p0, p1) = op.parameters
+        try launch("elementwise", "unary_backward", global: [value.shape.count], [
+            .buffer(try mem(gradOutput, "unaryBackward")), .buffer(try mem(value, "unaryBackward")), .buffer(try mem(out, "unaryBackward")),
+            .int(value.shape.count), .int(Int(op.code)), .float(p0), .float(p1), .int(valueIsOutput ? 1 : 0),
+        ])
+        return out
+    }
+
+    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray {
+        let plan = try BroadcastPlan(a.shape, b.shape, op: "binary(\(op))")
+        let out = try allocate(plan.outputShape)
+        let n = plan.outputShape.count
+        let am = try mem(a, "binary"), bm = try mem(b, "binary"), om = try mem(out, "binary")
+        if a.shape == b.shape {
+            try launch("elementwise", "binary_same", global: [n], [.buffer(am), .buffer(bm), .buffer(om), .int(n), .int(Int(op.rawValue))])
+            return out
+        }
+        guard plan.outputShape.rank <= 8 else { throw XAIError.unsupported(op: "binary(\(op))", reason: "more than 8 axes") }
+        try launch("elementwise", "binary_broadcast", global: [n], [
+            .buffer(am), .buffer(bm), .buffer(om), .int(n), .int(Int(op.rawValue)), .int(plan.outputShape.rank),
+            .int8(plan.outputShape.dims), .int8(plan.aStrides), .int8(plan.bStrides),
+        ])
+        return out
+    }
+
+    // MARK: Reductions
+
+    private func planArgs(_ plan: ReducePlan, _ op: String) throws -> [KernelArg] {
+        guard plan.keptDims.count <= 8, plan.reducedDims.count <= 8 else { throw XAIError.unsupported(op: op, reason: "more than 8 axes") }
+        return [.int(plan.outputCount), .int(plan.reducedCount), .int(plan.keptDims.count), .int8(plan.keptDims), .int8(plan.keptStrides),
+                .int(plan.reducedDims.count), .int8(plan.reducedDims), .int8(plan.reducedStrides)]
+    }
+
+    public func reduce(_ op: ReduceOp, _ x: DeviceArray, axes: [Int]) throws -> DeviceArray {
+        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduce(\(op))")
+        let out = try allocate(plan.outputShape)
+        try launch("reduce", "reduce_forward", global: [plan.outputCount],
+                   [.buffer(try mem(x, "reduce")), .buffer(try mem(out, "reduce"))] + planArgs(plan, "reduce") + [.int(Int(op.rawValue))])
+        return out
+    }
+
+    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, axes: [Int]) throws -> DeviceArray {
+        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduceBackward(\(op))")
+        guard gradOutput.shape.count == plan.outputCount else {
+            throw XAIError.shapeMismatch(op: "reduceBackward(\(op))", message: "gradient \(gradOutput.shape) for output \(plan.outputShape)")
+        }
+        let out = try allocate(x.shape)
+        try launch("reduce", "reduce_backward", global: [plan.outputCount],
+                   [.buffer(try mem(x, "reduceBackward")), .buffer(try mem(gradOutput, "reduceBackward")), .buffer(try mem(out, "reduceBackward"))]
+                   + planArgs(plan, "reduceBackward") + [.int(Int(op.rawValue))])
+        return out
+    }
+
+    private func around(_ shape: Shape, _ axis: Int, _ op: String) throws -> (Int, Int, Int) {
+        guard let a = shape.normalizedAxis(axis) else { throw XAIError.invalidArgument(op: op, message: "axis \(axis) out of range for \(shape)") }
+        return (shape.dims[..<a].reduce(1, *), shape[a], shape.dims[(a + 1)...].reduce(1, *))
+    }
+
+    public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
+        let (outer, n, inner) = try around(x.shape, axis, "softmax")
+        let out = try allocate(x.shape)
+        try launch("softmax", "softmax_forward", global: [outer * inner], [
+            .buffer(try mem(x, "softmax")), .buffer(try mem(out, "softmax")), .int(outer * inner), .int(n), .int(inner), .int(log ? 1 : 0),
+        ])
+        return out
+    }
+
+    public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
+        let (outer, n, inner) = try around(y.shape, axis, "softmaxBackward")
+        guard gy.shape == y.shape else { throw XAIError.shapeMismatch(op: "softmaxBackward", message: "gradient \(gy.shape) vs output \(y.shape)") }
+        let out = try allocate(y.shape)
+        try launch("softmax", "softmax_backward", global: [outer * inner], [
+            .buffer(try mem(gy, "softmaxBackward")), .buffer(try mem(y, "softmaxBackward")), .buffer(try mem(out, "softmaxBackward")),
+            .int(outer * inner), .int(n), .int(inner), .int(log ? 1 : 0),
+        ])
+        return out
+    }
+
+    // MARK: Resampling
+
+    public func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray {
+        guard x.shape.rank == 4, height > 0, width > 0 else {
+            throw XAIError.invalidArgument(op: "resizeBilinear", message: "input \(x.shape) to \(height)x\(width)")
+        }
+        let out = try allocate([x.shape[0], x.shape[1], height, width])
+        try launch("resize", "resize_bilinear_forward", global: [out.shape.count], [
+            .buffer(try mem(x, "resizeBilinear")), .buffer(try mem(out, "resizeBilinear")), .int(x.shape[0] * x.shape[1]),
+            .int4([x.shape[2], x.shape[3], height, width]), .int(alignCorners ? 1 : 0),
+        ])
+        return out
+    }
+
+    public func resizeBilinearBackward(_ gy: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray {
+        guard inputShape.rank == 4, gy.shape.rank == 4, gy.shape[0] == inputShape[0], gy.shape[1] == inputShape[1] else {
+            throw XAIError.shapeMismatch(op: "resizeBilinearBackward", message: "gradient \(gy.shape) for input \(inputShape)")
+        }
+        let out = try allocate(inputShape)
+        try launch("resize", "resize_bilinear_backward", global: [inputShape.count], [
+            .buffer(try mem(gy, "resizeBilinearBackward")), .buffer(try mem(out, "resizeBilinearBackward")), .int(inputShape[0] * inputShape[1]),
+            .int4([inputShape[2], inputShape[3], gy.shape[2], gy.shape[3]]), .int(alignCorners ? 1 : 0),
+        ])
+        return out
+    }
+
+    // MARK: Perturbation
+
+    /// The mask description as kernel arguments: geometry, then labels, bits, rects, cells, shifts
+    /// (the unused ones bound to a dummy buffer). Only these compact arrays cross to the device.
+    private func maskArgs(_ spec: MaskSpec, height: Int, width: Int) throws -> (args: [KernelArg], temporaries: [cl_mem]) {
+        try spec.validate(height: height, width: width)
+        switch spec {
+        case .segments(let labels, let keep, let words):
+            // Label values are checked on the host once per call (they are small).
+            let l = try download(labels)
+            if let bad = l.scalars.first(where: { !($0 >= 0 && Int($0) < words * 32) }) {
+                throw XAIError.invalidArgument(op: "mask(segments)", message: "label \(bad) is outside 0..<\(words * 32)")
+            }
+            let bits = try temporary(keep)
+            return ([.int8([height, width, words, 0, 0, 0, 0, 0]), .buffer(try mem(labels, "mask")), .buffer(bits),
+                     .buffer(dummy), .buffer(dummy), .buffer(dummy)], [bits])
+        case .rectangles(let rects):
+            let flat = rects.flatMap { [Int32(clamping: $0.top), Int32(clamping: $0.left), Int32(clamping: $0.height), Int32(clamping: $0.width)] }
+            let r = try temporary(flat)
+            return ([.int8([height, width, 0, 0, 0, 0, 0, 1]), .buffer(dummy), .buffer(dummy), .buffer(r), .buffer(dummy), .buffer(dummy)], [r])
+        case .grids(let cells, let gh, let gw, let uh, let uw, let shifts):
+            let flat = shifts.flatMap { [Int32($0.0), Int32($0.1)] }
+            let cm = try temporary(cells)
+            let sm: cl_mem
+            do { sm = try temporary(flat) } catch { clReleaseMemObject(cm); throw error }
+            return ([.int8([height, width, 0, gh, gw, uh, uw, 2]), .buffer(dummy), .buffer(dummy), .buffer(dummy), .buffer(cm), .buffer(sm)], [cm, sm])
+        }
+    }
+
+    public func masks(_ spec: MaskSpec, height: Int, width: Int) throws -> DeviceArray {
+        let (args, temporaries) = try maskArgs(spec, height: height, width: width)
+        // OpenCL defers the release until the queued kernel is done with them.
+        defer { temporaries.forEach { clReleaseMemObject($0) } }
+        let count = spec.sampleCount
+        let out = try allocate([count, 1, height, width])
+        let geometry = args[0]
+        try launch("mask", "mask_build", global: [count * height * width],
+                   [.buffer(try mem(out, "masks")), .int(count), geometry] + Array(args[1...]))
+        return out
+    }
+
+    public func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray {
+        guard image.shape.rank == 4, image.shape[0] == 1, baseline.shape == image.shape else {
+            throw XAIError.shapeMismatch(op: "composite", message: "image \(image.shape) and baseline \(baseline.shape) must both be [1, C, H, W]")
+        }
+        let (c, h, w) = (image.shape[1], image.shape[2], image.shape[3])
+        let (args, temporaries) = try maskArgs(spec, height: h, width: w)
+        defer { temporaries.forEach { clReleaseMemObject($0) } }
+        let count = spec.sampleCount
+        let out = try allocate([count, c, h, w])
+        try launch("mask", "mask_composite", global: [h * w, count], [
+            .buffer(try mem(image, "composite")), .buffer(try mem(baseline, "composite")), .buffer(try mem(out, "composite")),
+            .int(count), .int(c), args[0],
+        ] + Array(args[1...]))
+        return out
+    }
+}
