@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The tests run optimised: numeric loops in Swift debug builds are slow.
 SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: deps build test demo bench-ops clean
+.PHONY: deps build test demo bench-ops bench-models clean
 
 deps:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "system packages present"; else \
@@ -19,12 +19,18 @@ build: deps
 test: deps
 	swift test $(SWIFT_TEST_FLAGS)
 
-# Until the attribution commands land, the main job lists the devices the engine can use.
+# Until the attribution commands land, the main job lists the devices the engine can use and
+# describes the bundled fixture model and the built-in ResNet-50.
 demo: build
 	.build/release/xai devices
+	.build/release/xai inspect Tests/Fixtures/models/small_resnet/model.onnx
+	.build/release/xai inspect resnet50
 
 bench-ops: build
 	.build/release/xai-bench ops --device cpu
+
+bench-models: build
+	.build/release/xai-bench models --device cpu
 
 clean:
 	rm -rf .build

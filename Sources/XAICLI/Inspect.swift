@@ -9,6 +9,9 @@ struct Inspect: AsyncParsableCommand {
     @Argument(help: "An ONNX file or a zoo model (\(Zoo.names.joined(separator: ", "))).")
     var model: String
 
+    @Flag(help: "List every CAM candidate layer, not only the last 10.")
+    var allLayers = false
+
     func run() async throws {
         let isFile = model.hasSuffix(".onnx") || model.contains("/") || FileManager.default.fileExists(atPath: model)
         var histogram: [String: Int] = [:]
@@ -47,7 +50,11 @@ struct Inspect: AsyncParsableCommand {
         print("nodes     \(raw.nodes.count) as loaded, \(graph.nodes.count) after folding batch-norm, constants and activations")
         print("unsupported ops: none")
         print("CAM layers (4-D activations; * = default, the last before global pooling):")
-        for c in summary.camCandidates {
+        let shown = allLayers ? summary.camCandidates : Array(summary.camCandidates.suffix(10))
+        if shown.count < summary.camCandidates.count {
+            print("  ... \(summary.camCandidates.count - shown.count) earlier layers (--all-layers lists them)")
+        }
+        for c in shown {
             let s = summary.shapes[c]!
             print("  \(c == summary.defaultCAMLayer ? "*" : " ") \(c)  [N" + s.dims.dropFirst().map { "x\($0)" }.joined() + "]")
         }
