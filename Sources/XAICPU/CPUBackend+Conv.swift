@@ -110,15 +110,13 @@ extension CPUBackend {
             let yg = py + (b * g.cout + grp * g.coutG) * plane + oy0 * g.ow
             let wg = pw + grp * g.coutG * g.k
             if g.isPointwise {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(cols), Int32(g.k),
-                            1, wg, Int32(g.k), xg + oy0 * g.ow, Int32(plane), 0, yg, Int32(plane))
+                sgemm(false, false, g.coutG, cols, g.k, 1, wg, g.k, xg + oy0 * g.ow, plane, 0, yg, plane, parallel: parallel)
             } else {
                 im2col(g, xg, col!, oy0, oy1, parallel: parallel)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(cols), Int32(g.k),
-                            1, wg, Int32(g.k), col!, Int32(cols), 0, yg, Int32(plane))
+                sgemm(false, false, g.coutG, cols, g.k, 1, wg, g.k, col!, cols, 0, yg, plane, parallel: parallel)
             }
-            for co in 0..<g.coutG {
-                epilogue(yg + co * plane, cols, bias: pb?[grp * g.coutG + co], activation)
+            parallelFor(g.coutG, costPerItem: parallel ? cols : 0) { rows in
+                for co in rows { epilogue(yg + co * plane, cols, bias: pb?[grp * g.coutG + co], activation) }
             }
         }
         return out
@@ -135,10 +133,9 @@ extension CPUBackend {
         }
     }
 
-    /// Runs `body(item, workspace, parallelInside)` for independent work items. With enough items
-    /// they are spread over cores with single-threaded OpenBLAS calls (OpenBLAS's own threading
-    /// stalls on synchronisation for mid-sized GEMMs); with few, they run in turn with OpenBLAS's
-    /// threads and parallel im2col.
+    /// Runs `body(item, workspace, parallelInside)` for independent work items. With at least one
+    /// item per core, items are spread over the cores; with fewer, they run in turn and each splits
+    /// its own im2col, GEMM and epilogue over the cores (`parallelInside`).
     func forEachItem(_ n: Int, workspace: Int, _ body: (Int, UnsafeMutablePointer<Float>?, Bool) -> Void) {
         let threads = n >= cores ? cores : 1
         if threads <= 1 {
@@ -147,9 +144,6 @@ extension CPUBackend {
             if let col { pool.give(col, workspace) }
             return
         }
-        let saved = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(saved) }
         withoutActuallyEscaping(body) { escaping in
             let work = UncheckedSendable(escaping)
             let pool = self.pool
@@ -229,16 +223,14 @@ extension CPUBackend {
             let gyg = pg + (b * g.cout + grp * g.coutG) * plane
             let wg = pw + grp * g.coutG * g.k
             if g.isPointwise {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.k), Int32(plane), Int32(g.coutG),
-                            1, wg, Int32(g.k), gyg, Int32(plane), 0, dxg, Int32(plane))
+                sgemm(true, false, g.k, plane, g.coutG, 1, wg, g.k, gyg, plane, 0, dxg, plane, parallel: parallel)
                 return
             }
             var oy0 = 0
             while oy0 < g.oh {
                 let oy1 = min(oy0 + chunkRows, g.oh)
                 let cols = (oy1 - oy0) * g.ow
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.k), Int32(cols), Int32(g.coutG),
-                            1, wg, Int32(g.k), gyg + oy0 * g.ow, Int32(plane), 0, col!, Int32(cols))
+                sgemm(true, false, g.k, cols, g.coutG, 1, wg, g.k, gyg + oy0 * g.ow, plane, 0, col!, cols, parallel: parallel)
                 col2im(g, col!, dxg, oy0, oy1, parallel: parallel)
                 oy0 = oy1
             }

@@ -96,7 +96,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         self.memoryBudget = memoryBudget ?? min(physical / 4, 8 << 30)
         self.workspaceBudget = max(workspaceBudget, 0)
         pool = BufferPool(capacityBytes: self.memoryBudget / 2)
-        name = "cpu (OpenBLAS \(Int(openblas_get_num_threads())) threads, \(cores) cores)"
+        // All parallelism is ours (Dispatch): OpenBLAS runs single-threaded inside each work item.
+        // Its own threads busy-wait between calls and would steal the cores our loops need.
+        openblas_set_num_threads(1)
+        name = "cpu (OpenBLAS, \(cores) cores)"
     }
 
     // MARK: Memory
@@ -151,6 +154,38 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// Row-major `C = alpha * op(A) * op(B) + beta * C`. With `parallel`, the product is split into
+    /// one block of rows (or of columns, whichever is longer) per core, each a single-threaded
+    /// OpenBLAS call.
+    func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+               _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+               _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, parallel: Bool) {
+        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
+        let work = Double(m) * Double(n) * Double(k)
+        let blocks: Int = parallel && work >= 262_144 ? min(cores, max(m, n) / 8) : 1
+        if blocks <= 1 {
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        let byRows = m >= n
+        let extent = byRows ? m : n
+        let (pa, pb, pc) = (UncheckedSendable(a), UncheckedSendable(b), UncheckedSendable(c))
+        DispatchQueue.concurrentPerform(iterations: blocks) { i in
+            // Blocks of whole multiples of 16 keep the micro-kernel's panels full.
+            let lo = (extent * i / blocks) & ~15, hi = i == blocks - 1 ? extent : (extent * (i + 1) / blocks) & ~15
+            guard hi > lo else { return }
+            if byRows {
+                let aBlock = transA ? pa.value + lo : pa.value + lo * lda
+                cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha, aBlock, Int32(lda), pb.value, Int32(ldb),
+                            beta, pc.value + lo * ldc, Int32(ldc))
+            } else {
+                let bBlock = transB ? pb.value + lo * ldb : pb.value + lo
+                cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha, pa.value, Int32(lda), bBlock, Int32(ldb),
+                            beta, pc.value + lo, Int32(ldc))
+            }
+        }
+    }
+
     func applyActivation(_ op: UnaryOp, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
         if op == .identity { return }
         if op == .relu {
@@ -179,8 +214,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             for i in 0..<m { (pc + i * n).update(from: pbias, count: n) }
             beta = 1
         }
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, pa, Int32(a.shape[1]), pb, Int32(b.shape[1]), beta, pc, Int32(n))
+        sgemm(transposeA, transposeB, m, n, k, alpha, pa, a.shape[1], pb, b.shape[1], beta, pc, n, parallel: true)
         parallelFor(m, costPerItem: n) { rows in
             applyActivation(activation, pc + rows.lowerBound * n, rows.count * n)
         }

@@ -158,6 +158,13 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(OpCase(name: "gemm odd tiles", inputs: [rand([67, 45]), rand([45, 70])]) { be, a in
         try be.gemm(a[0], a[1], transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity)
     })
+    // Large enough for the CPU backend to split the product over cores: by rows, then by columns.
+    cases.append(OpCase(name: "gemm split by rows", inputs: [rand([150, 90]), rand([90, 70])]) { be, a in
+        try be.gemm(a[0], a[1], transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity)
+    })
+    cases.append(OpCase(name: "gemm split by columns, transposed, bias", inputs: [rand([90, 40]), rand([200, 90]), rand([200])]) { be, a in
+        try be.gemm(a[0], a[1], transposeA: true, transposeB: true, alpha: 1.5, bias: a[2], activation: .sigmoid)
+    })
     cases.append(OpCase(name: "fullyConnected", inputs: [rand([3, 10]), rand([4, 10]), rand([4])], forward: { be, a in
         try be.fullyConnected(a[0], weight: a[1], bias: a[2])
     }, gradientInputs: [0], backward: { be, a, g in [try be.fullyConnectedBackwardInput(g, weight: a[1])] }))
