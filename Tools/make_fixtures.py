@@ -141,12 +141,38 @@ class SqueezeBlock(nn.Module):
         return torch.flatten(self.gap(x), 1)
 
 
+class OpZoo(nn.Module):
+    """The remaining importer ops: LeakyRelu, Tanh, HardSigmoid, Sub, Div, Pad, Transpose, MatMul,
+    Squeeze/Unsqueeze, average pooling with ceil_mode and count_include_pad=False, LogSoftmax."""
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.act1 = nn.LeakyReLU(0.1)
+        self.pool = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.conv2 = nn.Conv2d(6, 8, 3, dilation=2)
+        self.act2 = nn.Tanh()
+        self.gate = nn.Hardsigmoid()
+        self.proj = nn.Parameter(torch.zeros(8, 10))
+
+    def forward(self, x):
+        x = self.act1(self.conv1(x))
+        x = F.pad(x, (1, 2, 0, 1), value=0.25)
+        x = self.pool(x)
+        x = self.act2(self.conv2(x))
+        x = (x - 0.1) / (1.5 + self.gate(x))
+        x = x.permute(0, 2, 3, 1)                   # NHWC
+        x = x.mean(dim=(1, 2), keepdim=True)        # [N, 1, 1, 8]
+        x = x.squeeze(1).squeeze(1)                 # [N, 8]
+        return F.log_softmax(x @ self.proj, dim=1)
+
+
 # name -> (model, input size (H, W), opset, two intermediate modules whose outputs get gradients)
 MODELS = {
     "plain_cnn": (PlainCNN, (32, 28), 13, ["relu1", "relu2"]),
     "small_resnet": (SmallResNet, (64, 64), 17, ["layer1.relu2", "layer2.relu2"]),
     "mobile_block": (MobileBlock, (40, 40), 18, ["expand.2", "head.1"]),
     "squeeze_block": (SqueezeBlock, (48, 44), 11, ["fire1.e3_act", "fire2.e1_act"]),
+    "op_zoo": (OpZoo, (30, 26), 18, ["act1", "act2"]),
 }
 
 
@@ -158,6 +184,8 @@ def randomize(model, seed):
             m.weight.data = torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5
             if m.bias is not None:
                 m.bias.data = torch.rand(m.bias.shape, generator=g) * 0.2 - 0.1
+        if isinstance(m, OpZoo):
+            m.proj.data = torch.randn(m.proj.shape, generator=g)
         if isinstance(m, nn.BatchNorm2d):
             m.weight.data = torch.rand(m.weight.shape, generator=g) + 0.5
             m.bias.data = torch.rand(m.bias.shape, generator=g) * 0.4 - 0.2
@@ -217,6 +245,10 @@ def main():
         np.save(os.path.join(folder, "grad_input.npy"), grads[0].numpy().astype(np.float32))
         for k, g in enumerate(grads[1:]):
             np.save(os.path.join(folder, f"grad_{k}.npy"), g.numpy().astype(np.float32))
+        if name == "plain_cnn":
+            # The same model with its weights in a side file (ONNX external data).
+            onnx.save_model(onnx.load(path), os.path.join(folder, "model_external.onnx"), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location="model_external.onnx.data", size_threshold=0)
         rel = float(np.linalg.norm(logits - out.detach().numpy()) / np.linalg.norm(out.detach().numpy()))
         manifest["models"][name] = {"opset": opset, "input": [2, 3, h, w], "taps": taps, "tap_values": tap_values,
                                     "ort_vs_torch_rel_l2": rel,

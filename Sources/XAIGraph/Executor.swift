@@ -163,6 +163,14 @@ public final class Executor: @unchecked Sendable {
             return [.host(try Tensor(shape: [part.count], scalars: part.map(Float.init)))]
         }
         if case .constant(let t) = node.op { return [.host(t)] }
+        if case .cast(let toFloat) = node.op, case .host(let data)? = args[0] {
+            // Constants: a cast to an integer type truncates toward zero; values stay float32.
+            return [.host(toFloat ? data : try Tensor(shape: data.shape, scalars: data.scalars.map { $0.rounded(.towardZero) }))]
+        }
+        if case .slice = node.op, case .host(let data)? = args[0] {
+            func ints(_ i: Int) -> [Int]? { if i < args.count, case .host(let t)? = args[i] { return t.integers }; return nil }
+            return [.host(try stridedSlice(data, starts: ints(1) ?? [], ends: ints(2) ?? [], axes: ints(3), steps: ints(4)))]
+        }
         if case .gather(let axis) = node.op {
             guard case .host(let data)? = args[0], case .host(let indices)? = args[1] else {
                 throw XAIError.unsupported(op: "Gather", reason: "only constant data is supported")
@@ -300,6 +308,17 @@ public final class Executor: @unchecked Sendable {
             return [.device(try x.reshaped(try unsqueezed(x.shape, axes)))]
         case .identity:
             return [.device(try dev(0))]
+        case .cast(let toFloat):
+            guard toFloat else { throw XAIError.unsupported(op: "Cast", reason: "activations are float32; only casts to float types are supported") }
+            return [.device(try dev(0))]
+        case .slice:
+            let x = try dev(0)
+            let (starts, sizes) = try sliceBox(x.shape, starts: try hostTensor(1).integers, ends: try hostTensor(2).integers,
+                                               axes: present(3) ? try hostTensor(3).integers : nil, steps: present(4) ? try hostTensor(4).integers : nil)
+            return [.device(try be.slice(x, starts: starts, sizes: sizes))]
+        case .constantOfShape(let value):
+            let dims = try hostTensor(0).integers
+            return [.host(Tensor(shape: Shape(dims), repeating: value))]
         case .shape, .gather, .constant:
             throw XAIError.unsupported(op: node.op.name, reason: "evaluated on the host only")
         }
@@ -390,7 +409,7 @@ public final class Executor: @unchecked Sendable {
             return only(try be.conv2dBackwardInput(g, weight: w, params: resolved(p, autoPad, x.shape, w.shape), inputShape: x.shape))
         case .batchNorm(let eps):
             try requireInputOnly("batch-norm parameters")
-            let (a, _) = try batchNormAffine(try hostOf(node, 1), try hostOf(node, 2), try hostOf(node, 3), try hostOf(node, 4), eps)
+            let (a, _) = try batchNormAffine(try hostOf(node, 1, pass), try hostOf(node, 2, pass), try hostOf(node, 3, pass), try hostOf(node, 4, pass), eps)
             let shape = Shape([1, a.shape.count] + [Int](repeating: 1, count: max(gy.shape.rank - 2, 0)))
             return only(try be.binary(.mul, gy, try be.upload(try a.reshaped(shape))))
         case .gemm(let ta, let tb, let alpha, _, let act):
@@ -455,14 +474,24 @@ public final class Executor: @unchecked Sendable {
             return only(try be.reduceBackward(.mean, gradOutput: try gy.reshaped(plan.outputShape), input: x, axes: ax))
         case .pad:
             let x = try value(0)
-            let pads = try hostOf(node, 1).integers
+            let pads = try hostOf(node, 1, pass).integers
             return only(try be.slice(gy, starts: Array(pads[..<x.shape.rank]), sizes: x.shape.dims))
-        case .shape, .gather, .constant:
+        case .cast:
+            return only(gy)
+        case .slice:
+            let x = try value(0)
+            let (starts, sizes) = try sliceBox(x.shape, starts: try hostOf(node, 1, pass).integers, ends: try hostOf(node, 2, pass).integers,
+                                               axes: node.inputs.count > 3 && !node.inputs[3].isEmpty ? try hostOf(node, 3, pass).integers : nil,
+                                               steps: node.inputs.count > 4 && !node.inputs[4].isEmpty ? try hostOf(node, 4, pass).integers : nil)
+            let after = (0..<x.shape.rank).map { x.shape[$0] - starts[$0] - sizes[$0] }
+            return only(try be.pad(gy, before: starts, after: after, value: 0))
+        case .shape, .gather, .constant, .constantOfShape:
             return [:]
         }
     }
 
-    private func hostOf(_ node: Node, _ i: Int) throws -> Tensor {
+    private func hostOf(_ node: Node, _ i: Int, _ pass: Pass? = nil) throws -> Tensor {
+        if let pass, case .host(let t)? = pass.values[node.inputs[i]] { return t }
         guard let t = graph.initializers[node.inputs[i]] else {
             throw XAIError.unsupported(op: node.op.name, reason: "input '\(node.inputs[i])' must be a constant")
         }
@@ -521,6 +550,62 @@ func reshapeTarget(_ input: Shape, _ target: [Int], allowZero: Bool) throws -> S
     return Shape(dims)
 }
 
+/// ONNX Slice with any steps (negative ones reverse), for constants on the host.
+func stridedSlice(_ t: Tensor, starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?) throws -> Tensor {
+    let axes = axes ?? Array(0..<starts.count)
+    let steps = steps ?? [Int](repeating: 1, count: starts.count)
+    guard starts.count == ends.count, axes.count == starts.count, steps.count == starts.count, !steps.contains(0) else {
+        throw XAIError.invalidArgument(op: "Slice", message: "starts \(starts), ends \(ends), axes \(axes), steps \(steps)")
+    }
+    // Per axis: the list of source indices.
+    var picks = t.shape.dims.map { Array(0..<$0) }
+    for (i, a0) in axes.enumerated() {
+        guard let a = t.shape.normalizedAxis(a0) else { throw XAIError.invalidArgument(op: "Slice", message: "axis \(a0) for \(t.shape)") }
+        let n = t.shape[a], step = steps[i]
+        var s = starts[i] < 0 ? starts[i] + n : starts[i]
+        var e = ends[i] < 0 ? ends[i] + n : ends[i]
+        if step > 0 {
+            s = min(max(s, 0), n); e = min(max(e, 0), n)
+            picks[a] = Array(stride(from: s, to: e, by: step))
+        } else {
+            s = min(max(s, -1), n - 1); e = min(max(e, -1), n - 1)
+            picks[a] = Array(stride(from: s, to: e, by: step))
+        }
+    }
+    let outShape = Shape(picks.map(\.count))
+    let strides = t.shape.strides
+    var out: [Float] = []
+    out.reserveCapacity(outShape.count)
+    var idx = [Int](repeating: 0, count: outShape.rank)
+    for _ in 0..<outShape.count {
+        var off = 0
+        for d in 0..<idx.count { off += picks[d][idx[d]] * strides[d] }
+        out.append(t.scalars[off])
+        var d = idx.count - 1
+        while d >= 0 { idx[d] += 1; if idx[d] < outShape[d] { break }; idx[d] = 0; d -= 1 }
+    }
+    return try Tensor(shape: outShape, scalars: out)
+}
+
+/// ONNX Slice (unit steps) as a box: clamped starts and sizes per axis.
+func sliceBox(_ shape: Shape, starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?) throws -> ([Int], [Int]) {
+    let axes = axes ?? Array(0..<starts.count)
+    guard starts.count == ends.count, axes.count == starts.count else {
+        throw XAIError.invalidArgument(op: "Slice", message: "starts \(starts), ends \(ends), axes \(axes)")
+    }
+    if let steps, steps.contains(where: { $0 != 1 }) { throw XAIError.unsupported(op: "Slice", reason: "steps \(steps) (only 1)") }
+    var lo = [Int](repeating: 0, count: shape.rank), size = shape.dims
+    for (i, a0) in axes.enumerated() {
+        guard let a = shape.normalizedAxis(a0) else { throw XAIError.invalidArgument(op: "Slice", message: "axis \(a0) for \(shape)") }
+        let n = shape[a]
+        func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + n : v, 0), n) }
+        let s = clamp(starts[i]), e = clamp(ends[i])
+        lo[a] = s
+        size[a] = max(e - s, 0)
+    }
+    return (lo, size)
+}
+
 func squeezed(_ shape: Shape, _ axes: [Int]) -> Shape {
     let set = Set(axes.map { $0 < 0 ? $0 + shape.rank : $0 })
     return Shape(shape.dims.enumerated().filter { !set.contains($0.offset) }.map(\.element))
@@ -540,7 +625,7 @@ extension Op {
     /// Ops on small integer tensors that exporters emit around Reshape.
     var isShapeArithmetic: Bool {
         switch self {
-        case .shape, .gather, .constant, .unsqueeze, .squeeze, .concat, .reshape, .flatten: return true
+        case .shape, .gather, .constant, .constantOfShape, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .slice, .cast: return true
         default: return false
         }
     }

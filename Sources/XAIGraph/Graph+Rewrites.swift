@@ -37,7 +37,8 @@ extension Graph {
             let foldable: Bool
             switch n.op {
             case .constant: foldable = true
-            case .shape, .gather, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .binary, .unary, .transpose, .identity:
+            case .shape, .gather, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .binary, .unary, .transpose, .identity,
+                 .slice, .cast, .constantOfShape:
                 foldable = constantInputs && !n.inputs.isEmpty
             default: foldable = false
             }

@@ -52,7 +52,13 @@ public enum Op: Sendable, Hashable {
     case unsqueeze(axes: [Int])
     /// Removed at load time (Dropout in inference, Identity).
     case identity
+    /// Slice with unit steps; inputs: data, starts, ends, axes? (constants).
+    case slice
+    /// Element-type conversion; values stay float32, so only conversions to a float type (or of
+    /// constants) are accepted.
+    case cast(toFloat: Bool)
     /// Shape arithmetic, evaluated on the host (constant-folded).
+    case constantOfShape(value: Float)
     case shape(start: Int, end: Int?)
     case gather(axis: Int)
     case constant(Tensor)
@@ -78,6 +84,9 @@ public enum Op: Sendable, Hashable {
         case .squeeze: return "Squeeze"
         case .unsqueeze: return "Unsqueeze"
         case .identity: return "Identity"
+        case .slice: return "Slice"
+        case .cast: return "Cast"
+        case .constantOfShape: return "ConstantOfShape"
         case .shape: return "Shape"
         case .gather: return "Gather"
         case .constant: return "Constant"

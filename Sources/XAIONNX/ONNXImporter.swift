@@ -26,7 +26,7 @@ public enum ONNXImporter {
         "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
         "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Flatten",
         "Reshape", "Transpose", "Concat", "Softmax", "LogSoftmax", "Dropout", "Identity", "Constant", "Shape",
-        "Gather", "Unsqueeze", "Squeeze", "ReduceMean", "Pad",
+        "Gather", "Unsqueeze", "Squeeze", "ReduceMean", "Pad", "Slice", "Cast", "ConstantOfShape",
     ]
 
     /// Loads and maps a model file; the graph is returned as exported (call `optimized()` to rewrite).
@@ -268,6 +268,14 @@ struct Importer {
             constants[outputs[0]] = t
             return nil
         case "Shape": op = .shape(start: int(n, "start", 0), end: attr(n, "end").map { Int($0.i) })
+        case "Slice":
+            if opset < 10 { throw fail(n, name, "Slice with attributes (opset < 10)") }
+            op = .slice
+        case "Cast":
+            op = .cast(toFloat: [1, 10, 11, 16].contains(int(n, "to", 1)))
+        case "ConstantOfShape":
+            let value = try attr(n, "value").map { try tensor($0.t).scalars.first ?? 0 } ?? 0
+            op = .constantOfShape(value: value)
         case "Gather": op = .gather(axis: int(n, "axis", 0))
         case "Unsqueeze", "Squeeze":
             var axes = ints(n, "axes")

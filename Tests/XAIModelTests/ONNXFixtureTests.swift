@@ -23,7 +23,7 @@ final class ONNXFixtureTests: XCTestCase {
     }()
 
     func testFixturesArePresent() {
-        XCTAssertEqual(Self.fixtures.map(\.name), ["mobile_block", "plain_cnn", "small_resnet", "squeeze_block"])
+        XCTAssertEqual(Self.fixtures.map(\.name), ["mobile_block", "op_zoo", "plain_cnn", "small_resnet", "squeeze_block"])
     }
 
     func testLogitsMatchOnnxRuntimeAndGradientsMatchPyTorch() throws {
@@ -54,6 +54,30 @@ final class ONNXFixtureTests: XCTestCase {
                     }
                 }
             }
+        }
+    }
+
+    func testExternalDataLoadsTheSameWeights() throws {
+        let folder = fixturesDirectory + "/models/plain_cnn"
+        let inline = try ONNXImporter.load(path: folder + "/model.onnx")
+        let external = try ONNXImporter.load(path: folder + "/model_external.onnx")
+        XCTAssertEqual(inline.parameterCount, external.parameterCount)
+        XCTAssertGreaterThan(external.parameterCount, 1000)
+        let backend = CPUBackend()
+        let input = try backend.upload(try NPY.read(folder + "/input.npy"))
+        let a = try backend.download(try Executor(graph: try inline.optimized(), backend: backend).forward(input).outputs["logits"]!)
+        let b = try backend.download(try Executor(graph: try external.optimized(), backend: backend).forward(input).outputs["logits"]!)
+        XCTAssertEqual(a, b)
+    }
+
+    func testMissingExternalDataNamesTheFile() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("xai-external-\(getpid())")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let copy = tmp.appendingPathComponent("model_external.onnx").path
+        try FileManager.default.copyItem(atPath: fixturesDirectory + "/models/plain_cnn/model_external.onnx", toPath: copy)
+        XCTAssertThrowsError(try ONNXImporter.load(path: copy)) { error in
+            XCTAssertTrue("\(error)".contains("model_external.onnx.data"), "\(error)")
         }
     }
 
