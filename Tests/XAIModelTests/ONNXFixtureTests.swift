@@ -57,6 +57,20 @@ final class ONNXFixtureTests: XCTestCase {
         }
     }
 
+    /// Opt-in check of a user's own export: set XAI_ONNX_CHECK_DIR to a folder with model.onnx,
+    /// input.npy and onnxruntime's logits.npy (e.g. a torchvision ResNet-50, too big to commit).
+    func testUserExportMatchesOnnxRuntime() throws {
+        guard let dir = ProcessInfo.processInfo.environment["XAI_ONNX_CHECK_DIR"] else { throw XCTSkip("XAI_ONNX_CHECK_DIR not set") }
+        let graph = try ONNXImporter.load(path: dir + "/model.onnx").optimized()
+        let input = try NPY.read(dir + "/input.npy"), expected = try NPY.read(dir + "/logits.npy")
+        for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+            let y = try backend.download(try Executor(graph: graph, backend: backend).forward(try backend.upload(input)).outputs[graph.outputs[0].name]!)
+            let error = relativeL2(doubles(y), doubles(expected))
+            print("\(dir) on \(label): relative L2 error vs onnxruntime \(error)")
+            XCTAssertLessThan(error, 1e-4, label)
+        }
+    }
+
     func testExternalDataLoadsTheSameWeights() throws {
         let folder = fixturesDirectory + "/models/plain_cnn"
         let inline = try ONNXImporter.load(path: folder + "/model.onnx")
