@@ -6,7 +6,7 @@
 import PackageDescription
 
 let kernelFiles = [
-    "gemm.cl", "conv.cl", "pool.cl", "elementwise.cl", "reduce.cl", "softmax.cl", "resize.cl", "mask.cl",
+    "common.cl", "gemm.cl", "conv.cl", "pool.cl", "elementwise.cl", "reduce.cl", "softmax.cl", "resize.cl", "mask.cl",
 ]
 
 let package = Package(

@@ -43,7 +43,7 @@ __kernel void conv2d_col2im(__global const float* dcol, __global float* dx, cons
     dx[dx_offset + i] = acc;
 }
 
-// One filter per channel (groups == C == Cout), with bias and activation epilogue (codes as gemm.cl).
+// One filter per channel (groups == C == Cout), with bias and activation epilogue (codes as common.cl).
 __kernel void conv2d_depthwise(__global const float* x, __global const float* w, __global const float* bias, const int has_bias,
                                __global float* y, const int images, const int8 g0, const int8 g1,
                                const int act, const float p0, const float p1) {
@@ -61,19 +61,7 @@ __kernel void conv2d_depthwise(__global const float* x, __global const float* w,
             if (ix >= 0 && ix < W) acc += x[((n * C + c) * H + iy) * W + ix] * w[(c * KH + ky) * KW + kx];
         }
     }
-    float v = acc;
-    switch (act) {
-    case 1: v = v > 0.0f ? v : 0.0f; break;
-    case 2: v = fmin(fmax(v, p0), p1); break;
-    case 3: v = v >= 0.0f ? v : p0 * v; break;
-    case 4: v = 1.0f / (1.0f + exp(-v)); break;
-    case 5: v = tanh(v); break;
-    case 6: v = v / (1.0f + exp(-v)); break;
-    case 7: v = fmin(fmax(p0 * v + p1, 0.0f), 1.0f); break;
-    case 8: v = v * fmin(fmax(v + 3.0f, 0.0f), 6.0f) / 6.0f; break;
-    default: break;
-    }
-    y[i] = v;
+    y[i] = unary_apply(act, acc, p0, p1);
 }
 
 // Input gradient of a depthwise convolution, gathered per input element.

@@ -1,22 +1,7 @@
 // Elementwise ops on flat float32 arrays (any layout; shapes are resolved on the host).
-// Unary op codes (UnaryOp.code in XAICore/Ops.swift): 0 identity, 1 relu, 2 clip(p0, p1),
-// 3 leaky relu(p0), 4 sigmoid, 5 tanh, 6 silu, 7 hard sigmoid(p0, p1), 8 hard swish.
+// Unary op codes as in common.cl (UnaryOp.code in XAICore/Ops.swift).
 // Binary op codes: 0 add, 1 sub, 2 mul, 3 div. Broadcasting passes up to 8 output extents and the
 // operands' strides (0 along broadcast axes) as int8 vectors.
-
-inline float unary_apply(int code, float x, float p0, float p1) {
-    switch (code) {
-    case 1: return x > 0.0f ? x : 0.0f;
-    case 2: return fmin(fmax(x, p0), p1);
-    case 3: return x >= 0.0f ? x : p0 * x;
-    case 4: return 1.0f / (1.0f + exp(-x));
-    case 5: return tanh(x);
-    case 6: return x / (1.0f + exp(-x));
-    case 7: return fmin(fmax(p0 * x + p1, 0.0f), 1.0f);
-    case 8: return x * fmin(fmax(x + 3.0f, 0.0f), 6.0f) / 6.0f;
-    default: return x;
-    }
-}
 
 inline float unary_derivative(int code, float v, float p0, float p1, int from_output) {
     if (from_output) {

@@ -3,7 +3,7 @@
 // A[i * a_row + k * a_col] and element (k, j) of B is B[k * b_row + j * b_col], so transposes are
 // strides. bias_mode: 0 none, 1 per column (bias[j], fully connected), 2 per row (bias[i], the
 // output channel of a convolution), read from bias + bias_offset. Batch b = get_global_id(2) offsets A, B, C by their batch
-// strides. Activation codes as in elementwise.cl.
+// strides. Activation codes as in common.cl.
 // Tunables: a work-group of (TS/WPT)^2 work-items computes a TS x TS tile of C, each work-item a
 // WPT x WPT block, stepping through K in slices of TK.
 #ifndef TS
@@ -16,20 +16,6 @@
 #define TK 16
 #endif
 #define RTS (TS / WPT)
-
-inline float act_apply(int code, float x, float p0, float p1) {
-    switch (code) {
-    case 1: return x > 0.0f ? x : 0.0f;
-    case 2: return fmin(fmax(x, p0), p1);
-    case 3: return x >= 0.0f ? x : p0 * x;
-    case 4: return 1.0f / (1.0f + exp(-x));
-    case 5: return tanh(x);
-    case 6: return x / (1.0f + exp(-x));
-    case 7: return fmin(fmax(p0 * x + p1, 0.0f), 1.0f);
-    case 8: return x * fmin(fmax(x + 3.0f, 0.0f), 6.0f) / 6.0f;
-    default: return x;
-    }
-}
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void gemm_tiled(const int M, const int N, const int K,
@@ -79,7 +65,7 @@ void gemm_tiled(const int M, const int N, const int K,
             float v = alpha * acc[i][j];
             if (bias_mode == 1) v += bias[bias_offset + gn];
             else if (bias_mode == 2) v += bias[bias_offset + gm];
-            C[gm * ldc + gn] = act_apply(act, v, p0, p1);
+            C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
         }
     }
 }

@@ -307,9 +307,7 @@ extension CPUBackend {
     // MARK: Resampling
 
     public func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray {
-        guard x.shape.rank == 4, height > 0, width > 0 else {
-            throw XAIError.invalidArgument(op: "resizeBilinear", message: "input \(x.shape) to \(height)x\(width)")
-        }
+        try Check.resize(x.shape, height: height, width: width)
         let px = try ptr(x, "resizeBilinear")
         let (h, w) = (x.shape[2], x.shape[3])
         let (out, po) = allocate([x.shape[0], x.shape[1], height, width])
@@ -334,9 +332,7 @@ extension CPUBackend {
     }
 
     public func resizeBilinearBackward(_ gradOutput: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray {
-        guard inputShape.rank == 4, gradOutput.shape.rank == 4, gradOutput.shape[0] == inputShape[0], gradOutput.shape[1] == inputShape[1] else {
-            throw XAIError.shapeMismatch(op: "resizeBilinearBackward", message: "gradient \(gradOutput.shape) for input \(inputShape)")
-        }
+        try Check.resizeBackward(gradOutput.shape, input: inputShape)
         let pg = try ptr(gradOutput, "resizeBilinearBackward")
         let (h, w, oh, ow) = (inputShape[2], inputShape[3], gradOutput.shape[2], gradOutput.shape[3])
         let (out, pdx) = allocate(inputShape)
@@ -412,9 +408,7 @@ extension CPUBackend {
     }
 
     public func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray {
-        guard image.shape.rank == 4, image.shape[0] == 1, baseline.shape == image.shape else {
-            throw XAIError.shapeMismatch(op: "composite", message: "image \(image.shape) and baseline \(baseline.shape) must both be [1, C, H, W]")
-        }
+        try Check.composite(image: image.shape, baseline: baseline.shape)
         let (c, h, w) = (image.shape[1], image.shape[2], image.shape[3])
         try spec.validate(height: h, width: w)
         let labels = try labelPointer(spec)

@@ -199,13 +199,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
                      bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
-        guard a.shape.rank == 2, b.shape.rank == 2 else {
-            throw XAIError.shapeMismatch(op: "gemm", message: "operands \(a.shape) and \(b.shape) must be 2-D")
-        }
-        let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
-        let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
-        guard k == kb else { throw XAIError.shapeMismatch(op: "gemm", message: "inner dimensions \(k) and \(kb) differ (\(a.shape) x \(b.shape))") }
-        if let bias, bias.shape.count != n { throw XAIError.shapeMismatch(op: "gemm", message: "bias \(bias.shape) for \(n) columns") }
+        let (m, n, k) = try Check.gemm(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB, bias: bias?.shape)
         let pa = try ptr(a, "gemm"), pb = try ptr(b, "gemm")
         let (out, pc) = allocate([m, n])
         var beta: Float = 0
@@ -233,12 +227,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
-        guard gradOutput.shape == value.shape else {
-            throw XAIError.shapeMismatch(op: "unaryBackward(\(op))", message: "gradient \(gradOutput.shape) vs value \(value.shape)")
-        }
-        guard !valueIsOutput || op.derivativeFromOutput else {
-            throw XAIError.invalidArgument(op: "unaryBackward(\(op))", message: "derivative needs the op's input, not its output")
-        }
+        try Check.unaryBackward(op, gradient: gradOutput.shape, value: value.shape, valueIsOutput: valueIsOutput)
         let pg = try ptr(gradOutput, "unaryBackward"), pv = try ptr(value, "unaryBackward")
         let (out, po) = allocate(value.shape)
         parallelFor(value.shape.count, costPerItem: 4) { r in
@@ -328,13 +317,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return out
     }
 
-    private func around(_ shape: Shape, _ axis: Int, _ op: String) throws -> (Int, Int, Int) {
-        guard let a = shape.normalizedAxis(axis) else { throw XAIError.invalidArgument(op: op, message: "axis \(axis) out of range for \(shape)") }
-        return (shape.dims[..<a].reduce(1, *), shape[a], shape.dims[(a + 1)...].reduce(1, *))
-    }
-
     public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try around(x.shape, axis, "softmax")
+        let (outer, n, inner) = try Check.around(x.shape, axis: axis, op: "softmax")
         let px = try ptr(x, "softmax")
         let (out, po) = allocate(x.shape)
         parallelFor(outer * inner, costPerItem: n * 8) { range in
@@ -355,7 +339,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try around(y.shape, axis, "softmaxBackward")
+        let (outer, n, inner) = try Check.around(y.shape, axis: axis, op: "softmaxBackward")
         guard gy.shape == y.shape else { throw XAIError.shapeMismatch(op: "softmaxBackward", message: "gradient \(gy.shape) vs output \(y.shape)") }
         let pg = try ptr(gy, "softmaxBackward"), py = try ptr(y, "softmaxBackward")
         let (out, po) = allocate(y.shape)

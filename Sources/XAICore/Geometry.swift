@@ -187,3 +187,51 @@ extension UnaryOp {
     }
 }
 
+
+/// Operand checks shared by every backend, so that each op rejects bad shapes with the same error.
+public enum Check {
+    /// `(m, n, k)` of `op(a) * op(b)` (+ a bias of `n` elements).
+    public static func gemm(_ a: Shape, _ b: Shape, transposeA: Bool, transposeB: Bool, bias: Shape?) throws -> (m: Int, n: Int, k: Int) {
+        guard a.rank == 2, b.rank == 2 else {
+            throw XAIError.shapeMismatch(op: "gemm", message: "operands \(a) and \(b) must be 2-D")
+        }
+        let (m, k) = transposeA ? (a[1], a[0]) : (a[0], a[1])
+        let (kb, n) = transposeB ? (b[1], b[0]) : (b[0], b[1])
+        guard k == kb else { throw XAIError.shapeMismatch(op: "gemm", message: "inner dimensions \(k) and \(kb) differ (\(a) x \(b))") }
+        if let bias, bias.count != n { throw XAIError.shapeMismatch(op: "gemm", message: "bias \(bias) for \(n) columns") }
+        return (m, n, k)
+    }
+
+    /// `(outer, extent, inner)` of a shape split around `axis`.
+    public static func around(_ shape: Shape, axis: Int, op: String) throws -> (Int, Int, Int) {
+        guard let a = shape.normalizedAxis(axis) else { throw XAIError.invalidArgument(op: op, message: "axis \(axis) out of range for \(shape)") }
+        return (shape.dims[..<a].reduce(1, *), shape[a], shape.dims[(a + 1)...].reduce(1, *))
+    }
+
+    public static func unaryBackward(_ op: UnaryOp, gradient: Shape, value: Shape, valueIsOutput: Bool) throws {
+        guard gradient == value else {
+            throw XAIError.shapeMismatch(op: "unaryBackward(\(op))", message: "gradient \(gradient) vs value \(value)")
+        }
+        guard !valueIsOutput || op.derivativeFromOutput else {
+            throw XAIError.invalidArgument(op: "unaryBackward(\(op))", message: "derivative needs the op's input, not its output")
+        }
+    }
+
+    public static func resize(_ x: Shape, height: Int, width: Int) throws {
+        guard x.rank == 4, height > 0, width > 0 else {
+            throw XAIError.invalidArgument(op: "resizeBilinear", message: "input \(x) to \(height)x\(width)")
+        }
+    }
+
+    public static func resizeBackward(_ gradient: Shape, input: Shape) throws {
+        guard input.rank == 4, gradient.rank == 4, gradient[0] == input[0], gradient[1] == input[1] else {
+            throw XAIError.shapeMismatch(op: "resizeBilinearBackward", message: "gradient \(gradient) for input \(input)")
+        }
+    }
+
+    public static func composite(image: Shape, baseline: Shape) throws {
+        guard image.rank == 4, image[0] == 1, baseline == image else {
+            throw XAIError.shapeMismatch(op: "composite", message: "image \(image) and baseline \(baseline) must both be [1, C, H, W]")
+        }
+    }
+}

@@ -47,13 +47,7 @@ public final class ReferenceBackend: Backend {
 
     public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
                      bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
-        guard a.shape.rank == 2, b.shape.rank == 2 else {
-            throw XAIError.shapeMismatch(op: "gemm", message: "operands \(a.shape) and \(b.shape) must be 2-D")
-        }
-        let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
-        let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
-        guard k == kb else { throw XAIError.shapeMismatch(op: "gemm", message: "inner dimensions \(k) and \(kb) differ (\(a.shape) x \(b.shape))") }
-        if let bias, bias.shape.count != n { throw XAIError.shapeMismatch(op: "gemm", message: "bias \(bias.shape) for \(n) columns") }
+        let (m, n, k) = try Check.gemm(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB, bias: bias?.shape)
         let av = try values(a), bv = try values(b)
         let biasV = try bias.map(values)
         var out = [Double](repeating: 0, count: m * n)
@@ -201,12 +195,7 @@ public final class ReferenceBackend: Backend {
     }
 
     public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
-        guard gradOutput.shape == value.shape else {
-            throw XAIError.shapeMismatch(op: "unaryBackward(\(op))", message: "gradient \(gradOutput.shape) vs value \(value.shape)")
-        }
-        guard !valueIsOutput || op.derivativeFromOutput else {
-            throw XAIError.invalidArgument(op: "unaryBackward(\(op))", message: "derivative needs the op's input, not its output")
-        }
+        try Check.unaryBackward(op, gradient: gradOutput.shape, value: value.shape, valueIsOutput: valueIsOutput)
         let g = try values(gradOutput), v = try values(value)
         return array(value.shape, (0..<g.count).map { i in
             g[i] * (valueIsOutput ? op.derivative(output: v[i]) : op.derivative(input: v[i]))
@@ -268,13 +257,8 @@ public final class ReferenceBackend: Backend {
     }
 
     /// Splits a shape around `axis` into (outer, extent, inner).
-    private func around(_ shape: Shape, _ axis: Int, _ op: String) throws -> (Int, Int, Int) {
-        guard let a = shape.normalizedAxis(axis) else { throw XAIError.invalidArgument(op: op, message: "axis \(axis) out of range for \(shape)") }
-        return (shape.dims[..<a].reduce(1, *), shape[a], shape.dims[(a + 1)...].reduce(1, *))
-    }
-
     public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try around(x.shape, axis, "softmax")
+        let (outer, n, inner) = try Check.around(x.shape, axis: axis, op: "softmax")
         let xv = try values(x)
         var out = [Double](repeating: 0, count: xv.count)
         for o in 0..<outer {
@@ -289,7 +273,7 @@ public final class ReferenceBackend: Backend {
     }
 
     public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try around(y.shape, axis, "softmaxBackward")
+        let (outer, n, inner) = try Check.around(y.shape, axis: axis, op: "softmaxBackward")
         let g = try values(gy), yv = try values(y)
         var dx = [Double](repeating: 0, count: yv.count)
         for o in 0..<outer {
@@ -310,9 +294,7 @@ public final class ReferenceBackend: Backend {
     // MARK: Resampling
 
     public func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray {
-        guard x.shape.rank == 4, height > 0, width > 0 else {
-            throw XAIError.invalidArgument(op: "resizeBilinear", message: "input \(x.shape) to \(height)x\(width)")
-        }
+        try Check.resize(x.shape, height: height, width: width)
         let xv = try values(x)
         let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
         var out = [Double](repeating: 0, count: planes * height * width)
@@ -332,9 +314,7 @@ public final class ReferenceBackend: Backend {
     }
 
     public func resizeBilinearBackward(_ gy: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray {
-        guard inputShape.rank == 4, gy.shape.rank == 4, gy.shape[0] == inputShape[0], gy.shape[1] == inputShape[1] else {
-            throw XAIError.shapeMismatch(op: "resizeBilinearBackward", message: "gradient \(gy.shape) for input \(inputShape)")
-        }
+        try Check.resizeBackward(gy.shape, input: inputShape)
         let g = try values(gy)
         let (planes, h, w, oh, ow) = (inputShape[0] * inputShape[1], inputShape[2], inputShape[3], gy.shape[2], gy.shape[3])
         var dx = [Double](repeating: 0, count: inputShape.count)
@@ -375,9 +355,7 @@ public final class ReferenceBackend: Backend {
     }
 
     public func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray {
-        guard image.shape.rank == 4, image.shape[0] == 1, baseline.shape == image.shape else {
-            throw XAIError.shapeMismatch(op: "composite", message: "image \(image.shape) and baseline \(baseline.shape) must both be [1, C, H, W]")
-        }
+        try Check.composite(image: image.shape, baseline: baseline.shape)
         let (c, h, w) = (image.shape[1], image.shape[2], image.shape[3])
         let m = try maskValues(spec, height: h, width: w)
         let xv = try values(image), bv = try values(baseline)

@@ -18,10 +18,7 @@ final class ShapeBackend: Backend, @unchecked Sendable {
     func filled(_ shape: Shape, value: Float) throws -> DeviceArray { array(shape) }
 
     func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
-        guard a.shape.rank == 2, b.shape.rank == 2 else { throw XAIError.shapeMismatch(op: "gemm", message: "operands \(a.shape) and \(b.shape) must be 2-D") }
-        let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
-        let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
-        guard k == kb else { throw XAIError.shapeMismatch(op: "gemm", message: "inner dimensions \(k) and \(kb) differ (\(a.shape) x \(b.shape))") }
+        let (m, n, _) = try Check.gemm(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB, bias: bias?.shape)
         return array([m, n])
     }
     func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, params: Conv2DParams, activation: UnaryOp) throws -> DeviceArray {

@@ -33,13 +33,7 @@ extension OpenCLBackend {
 
     public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
                      bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
-        guard a.shape.rank == 2, b.shape.rank == 2 else {
-            throw XAIError.shapeMismatch(op: "gemm", message: "operands \(a.shape) and \(b.shape) must be 2-D")
-        }
-        let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
-        let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
-        guard k == kb else { throw XAIError.shapeMismatch(op: "gemm", message: "inner dimensions \(k) and \(kb) differ (\(a.shape) x \(b.shape))") }
-        if let bias, bias.shape.count != n { throw XAIError.shapeMismatch(op: "gemm", message: "bias \(bias.shape) for \(n) columns") }
+        let (m, n, k) = try Check.gemm(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB, bias: bias?.shape)
         let out = try allocate([m, n])
         try gemmLaunch(m: m, n: n, k: k,
                        a: try mem(a, "gemm"), aRow: transposeA ? 1 : k, aCol: transposeA ? m : 1,
@@ -189,12 +183,7 @@ extension OpenCLBackend {
     }
 
     public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
-        guard gradOutput.shape == value.shape else {
-            throw XAIError.shapeMismatch(op: "unaryBackward(\(op))", message: "gradient \(gradOutput.shape) vs value \(value.shape)")
-        }
-        guard !valueIsOutput || op.derivativeFromOutput else {
-            throw XAIError.invalidArgument(op: "unaryBackward(\(op))", message: "derivative needs the op's input, not its output")
-        }
+        try Check.unaryBackward(op, gradient: gradOutput.shape, value: value.shape, valueIsOutput: valueIsOutput)
         let out = try allocate(value.shape)
         let (p0, p1) = op.parameters
         try launch("elementwise", "unary_backward", global: [value.shape.count], [
@@ -249,13 +238,8 @@ extension OpenCLBackend {
         return out
     }
 
-    private func around(_ shape: Shape, _ axis: Int, _ op: String) throws -> (Int, Int, Int) {
-        guard let a = shape.normalizedAxis(axis) else { throw XAIError.invalidArgument(op: op, message: "axis \(axis) out of range for \(shape)") }
-        return (shape.dims[..<a].reduce(1, *), shape[a], shape.dims[(a + 1)...].reduce(1, *))
-    }
-
     public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try around(x.shape, axis, "softmax")
+        let (outer, n, inner) = try Check.around(x.shape, axis: axis, op: "softmax")
         let out = try allocate(x.shape)
         try launch("softmax", "softmax_forward", global: [outer * inner], [
             .buffer(try mem(x, "softmax")), .buffer(try mem(out, "softmax")), .int(outer * inner), .int(n), .int(inner), .int(log ? 1 : 0),
@@ -264,7 +248,7 @@ extension OpenCLBackend {
     }
 
     public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try around(y.shape, axis, "softmaxBackward")
+        let (outer, n, inner) = try Check.around(y.shape, axis: axis, op: "softmaxBackward")
         guard gy.shape == y.shape else { throw XAIError.shapeMismatch(op: "softmaxBackward", message: "gradient \(gy.shape) vs output \(y.shape)") }
         let out = try allocate(y.shape)
         try launch("softmax", "softmax_backward", global: [outer * inner], [
@@ -277,9 +261,7 @@ extension OpenCLBackend {
     // MARK: Resampling
 
     public func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray {
-        guard x.shape.rank == 4, height > 0, width > 0 else {
-            throw XAIError.invalidArgument(op: "resizeBilinear", message: "input \(x.shape) to \(height)x\(width)")
-        }
+        try Check.resize(x.shape, height: height, width: width)
         let out = try allocate([x.shape[0], x.shape[1], height, width])
         try launch("resize", "resize_bilinear_forward", global: [out.shape.count], [
             .buffer(try mem(x, "resizeBilinear")), .buffer(try mem(out, "resizeBilinear")), .int(x.shape[0] * x.shape[1]),
@@ -289,9 +271,7 @@ extension OpenCLBackend {
     }
 
     public func resizeBilinearBackward(_ gy: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray {
-        guard inputShape.rank == 4, gy.shape.rank == 4, gy.shape[0] == inputShape[0], gy.shape[1] == inputShape[1] else {
-            throw XAIError.shapeMismatch(op: "resizeBilinearBackward", message: "gradient \(gy.shape) for input \(inputShape)")
-        }
+        try Check.resizeBackward(gy.shape, input: inputShape)
         let out = try allocate(inputShape)
         try launch("resize", "resize_bilinear_backward", global: [inputShape.count], [
             .buffer(try mem(gy, "resizeBilinearBackward")), .buffer(try mem(out, "resizeBilinearBackward")), .int(inputShape[0] * inputShape[1]),
@@ -342,9 +322,7 @@ extension OpenCLBackend {
     }
 
     public func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray {
-        guard image.shape.rank == 4, image.shape[0] == 1, baseline.shape == image.shape else {
-            throw XAIError.shapeMismatch(op: "composite", message: "image \(image.shape) and baseline \(baseline.shape) must both be [1, C, H, W]")
-        }
+        try Check.composite(image: image.shape, baseline: baseline.shape)
         let (c, h, w) = (image.shape[1], image.shape[2], image.shape[3])
         let (args, temporaries) = try maskArgs(spec, height: h, width: w)
         defer { temporaries.forEach { clReleaseMemObject($0) } }
