@@ -51,7 +51,7 @@ let package = Package(
         ]),
         .target(name: "XAITestSupport", dependencies: ["XAI"], path: "Tests/XAITestSupport"),
         .testTarget(name: "XAICoreTests", dependencies: ["XAICore"]),
-        .testTarget(name: "XAIBackendTests", dependencies: ["XAI", "XAITestSupport"]),
+        .testTarget(name: "XAIBackendTests", dependencies: ["XAI", "XAITestSupport", "XAIKernels"]),
         .testTarget(name: "XAIModelTests", dependencies: ["XAI", "XAITestSupport"]),
     ]
 )
