@@ -70,7 +70,18 @@ public enum Op: Sendable, Hashable {
         case .batchNorm: return "BatchNormalization"
         case .gemm: return "Gemm"
         case .matMul: return "MatMul"
-        case .unary(let u): return "Unary(\(u))"
+        case .unary(let u):
+            switch u {
+            case .identity: return "Identity"
+            case .relu: return "Relu"
+            case .clip: return "Clip"
+            case .leakyRelu: return "LeakyRelu"
+            case .sigmoid: return "Sigmoid"
+            case .tanh: return "Tanh"
+            case .silu: return "SiLU"
+            case .hardSigmoid: return "HardSigmoid"
+            case .hardSwish: return "HardSwish"
+            }
         case .binary(let b): return "\(b)".capitalized
         case .pool(let p, _): return p.kind == .max ? "MaxPool" : "AveragePool"
         case .globalAveragePool: return "GlobalAveragePool"
