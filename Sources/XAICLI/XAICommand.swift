@@ -18,7 +18,7 @@ struct Devices: AsyncParsableCommand {
     func run() async throws {
         let host = HostInfo.current()
         print("cpu      \(host.cpuModel)")
-        print("         \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory, OpenBLAS \(host.blasThreads) threads (\(host.blasConfig))")
+        print("         \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory, \(host.blasConfig)")
         do {
             let devices = try OpenCLRuntime.devices()
             if devices.isEmpty { print("gpu      no OpenCL devices found") }
