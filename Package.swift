@@ -40,9 +40,11 @@ let package = Package(
         .target(name: "XAIGraph", dependencies: ["XAICore"]),
         // ONNX import (swift-protobuf; the generated code is committed under Generated/).
         .target(name: "XAIONNX", dependencies: ["XAIGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // Attribution methods: gradients, paths, the CAM family.
+        .target(name: "XAIMethods", dependencies: ["XAIGraph"]),
         .target(name: "XAIOpenCL", dependencies: ["XAICore", "XAIKernels", "COpenCL"]),
         // The one module frontends import.
-        .target(name: "XAI", dependencies: ["XAICore", "XAICPU", "XAIOpenCL", "XAIGraph", "XAIONNX"]),
+        .target(name: "XAI", dependencies: ["XAICore", "XAICPU", "XAIOpenCL", "XAIGraph", "XAIONNX", "XAIMethods"]),
         .executableTarget(name: "XAICLI", dependencies: [
             "XAI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -53,5 +55,6 @@ let package = Package(
         .testTarget(name: "XAICoreTests", dependencies: ["XAICore"]),
         .testTarget(name: "XAIBackendTests", dependencies: ["XAI", "XAITestSupport", "XAIKernels"]),
         .testTarget(name: "XAIModelTests", dependencies: ["XAI", "XAITestSupport"]),
+        .testTarget(name: "XAIMethodTests", dependencies: ["XAI", "XAITestSupport"]),
     ]
 )

@@ -69,3 +69,101 @@ void gemm_tiled(const int M, const int N, const int K,
         }
     }
 }
+
+// CPU-friendly variant (PoCL and other CPU devices, where barriers and local memory are costly):
+// no local memory, no barriers; each work-item computes CPU_ROWS rows x 16 columns of C with
+// explicit float16 vectors, walking K once. Same arguments and semantics as gemm_tiled.
+#ifndef CPU_ROWS
+#define CPU_ROWS 8
+#endif
+
+__kernel void gemm_rows(const int M, const int N, const int K,
+                        __global const float* A, const int a_offset, const int a_row, const int a_col, const int a_batch,
+                        __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
+                        __global float* C, const int c_offset, const int ldc, const int c_batch,
+                        const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
+                        const int act, const float p0, const float p1) {
+    const int n0 = get_global_id(0) * 16, m0 = get_global_id(1) * CPU_ROWS;
+    const int b = get_global_id(2);
+    if (n0 >= N || m0 >= M) return;
+    A += a_offset + b * a_batch;
+    B += b_offset + b * b_batch;
+    C += c_offset + b * c_batch;
+    const int rows = min(CPU_ROWS, M - m0);
+    const int cols = min(16, N - n0);
+    float16 acc[CPU_ROWS];
+    for (int i = 0; i < CPU_ROWS; i++) acc[i] = (float16)(0.0f);
+    __global const float* a_ptr[CPU_ROWS];
+    for (int i = 0; i < CPU_ROWS; i++) a_ptr[i] = A + (m0 + min(i, rows - 1)) * a_row;
+    if (cols == 16 && b_col == 1) {
+        for (int k = 0; k < K; k++) {
+            const float16 bv = vload16(0, B + k * b_row + n0);
+            for (int i = 0; i < CPU_ROWS; i++) acc[i] = fma((float16)(a_ptr[i][k * a_col]), bv, acc[i]);
+        }
+    } else {
+        for (int k = 0; k < K; k++) {
+            float bs[16];
+            for (int j = 0; j < 16; j++) bs[j] = j < cols ? B[k * b_row + (n0 + j) * b_col] : 0.0f;
+            const float16 bv = vload16(0, bs);
+            for (int i = 0; i < CPU_ROWS; i++) acc[i] = fma((float16)(a_ptr[i][k * a_col]), bv, acc[i]);
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        float out[16];
+        vstore16(acc[i], 0, out);
+        const int gm = m0 + i;
+        for (int j = 0; j < cols; j++) {
+            float v = alpha * out[j];
+            if (bias_mode == 1) v += bias[bias_offset + n0 + j];
+            else if (bias_mode == 2) v += bias[bias_offset + gm];
+            C[gm * ldc + n0 + j] = unary_apply(act, v, p0, p1);
+        }
+    }
+}
+
+// CPU-friendly variant for A and B both contiguous along K (C = A * B^T, as a fully connected
+// layer): each work-item computes a 4 x 4 block of C as 16 dot products, float16 vectors along K.
+__kernel void gemm_dot(const int M, const int N, const int K,
+                       __global const float* A, const int a_offset, const int a_row, const int a_col, const int a_batch,
+                       __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
+                       __global float* C, const int c_offset, const int ldc, const int c_batch,
+                       const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
+                       const int act, const float p0, const float p1) {
+    const int n0 = get_global_id(0) * 4, m0 = get_global_id(1) * 4;
+    const int b = get_global_id(2);
+    if (n0 >= N || m0 >= M) return;
+    A += a_offset + b * a_batch;
+    B += b_offset + b * b_batch;
+    C += c_offset + b * c_batch;
+    __global const float* ar[4];
+    __global const float* bc[4];
+    for (int i = 0; i < 4; i++) ar[i] = A + min(m0 + i, M - 1) * a_row;
+    for (int j = 0; j < 4; j++) bc[j] = B + min(n0 + j, N - 1) * b_col;
+    float16 acc[4][4];
+    for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = (float16)(0.0f);
+    const int k16 = K / 16 * 16;
+    for (int k = 0; k < k16; k += 16) {
+        float16 av[4], bv[4];
+        for (int i = 0; i < 4; i++) av[i] = vload16(0, ar[i] + k);
+        for (int j = 0; j < 4; j++) bv[j] = vload16(0, bc[j] + k);
+        for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+    }
+    for (int i = 0; i < 4; i++) {
+        const int gm = m0 + i;
+        if (gm >= M) break;
+        for (int j = 0; j < 4; j++) {
+            const int gn = n0 + j;
+            if (gn >= N) break;
+            float16 v16 = acc[i][j];
+            float8 h8 = v16.lo + v16.hi;
+            float4 h4 = h8.lo + h8.hi;
+            float2 h2 = h4.lo + h4.hi;
+            float s = h2.x + h2.y;
+            for (int k = k16; k < K; k++) s = fma(ar[i][k], bc[j][k], s);
+            float v = alpha * s;
+            if (bias_mode == 1) v += bias[bias_offset + gn];
+            else if (bias_mode == 2) v += bias[bias_offset + gm];
+            C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
+        }
+    }
+}

@@ -33,3 +33,4 @@ public enum Models {
         return optimize ? try graph.optimized() : graph
     }
 }
+@_exported import XAIMethods

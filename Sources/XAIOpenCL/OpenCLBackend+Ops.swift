@@ -1,9 +1,24 @@
 import COpenCL
+import Foundation
 import XAICore
 
 extension OpenCLBackend {
     var tile: Int { 64 }
     var workGroupSide: Int { 16 }
+    var cpuRows: Int { 8 }
+    /// CPU devices (PoCL) run the barrier-free `gemm_rows`; GPUs the local-memory `gemm_tiled`.
+    /// `XAI_GEMM_KERNEL=tiled|rows` overrides the choice.
+    var useRowsGEMM: Bool {
+        switch ProcessInfo.processInfo.environment["XAI_GEMM_KERNEL"] {
+        case "tiled": return false
+        case "rows": return true
+        default: return !info.isGPU
+        }
+    }
+    var gemmRowsLocal: [Int]? {
+        guard let s = ProcessInfo.processInfo.environment["XAI_GEMM_ROWS_LOCAL"], let v = Int(s) else { return [1, 1, 1] }
+        return v == 0 ? nil : [v, 1, 1]
+    }
 
     public func filled(_ shape: Shape, value: Float) throws -> DeviceArray {
         let out = try allocate(shape)
@@ -20,8 +35,22 @@ extension OpenCLBackend {
                     c: cl_mem, cOffset: Int = 0, ldc: Int, cBatch: Int = 0,
                     alpha: Float = 1, bias: cl_mem? = nil, biasOffset: Int = 0, biasMode: Int = 0, activation: UnaryOp = .identity) throws {
         let (p0, p1) = activation.parameters
-        let groupsN = (n + tile - 1) / tile, groupsM = (m + tile - 1) / tile
-        try launch("gemm", "gemm_tiled", global: [groupsN * workGroupSide, groupsM * workGroupSide, batch], local: [workGroupSide, workGroupSide, 1], [
+        let global: [Int], local: [Int]?, kernel: String
+        if useRowsGEMM && aCol == 1 && bRow == 1 && k >= 16 {
+            kernel = "gemm_dot"
+            global = [(n + 3) / 4, (m + 3) / 4, batch]
+            local = gemmRowsLocal
+        } else if useRowsGEMM {
+            kernel = "gemm_rows"
+            global = [(n + 15) / 16, (m + cpuRows - 1) / cpuRows, batch]
+            local = gemmRowsLocal
+        } else {
+            kernel = "gemm_tiled"
+            let groupsN = (n + tile - 1) / tile, groupsM = (m + tile - 1) / tile
+            global = [groupsN * workGroupSide, groupsM * workGroupSide, batch]
+            local = [workGroupSide, workGroupSide, 1]
+        }
+        try launch("gemm", kernel, global: global, local: local, [
             .int(m), .int(n), .int(k),
             .buffer(a), .int(aOffset), .int(aRow), .int(aCol), .int(aBatch),
             .buffer(b), .int(bOffset), .int(bRow), .int(bCol), .int(bBatch),

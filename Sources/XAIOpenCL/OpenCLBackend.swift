@@ -72,13 +72,14 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     let queue: cl_command_queue
     let pool: CLBufferPool
     private var programs: [String: cl_program] = [:]
-    private var kernels: [String: cl_kernel] = [:]
+    private var kernels: [String: (kernel: cl_kernel, maxGroup: Int)] = [:]
+    private var sources: [String: (text: String, origin: String)] = [:]
     private let lock = NSLock()
     /// A 4-byte buffer bound to kernel arguments that a call does not use.
     private(set) var dummy: cl_mem!
 
     /// Build options per device: kernel tunables (`-D`) and the language version.
-    var buildOptions: String { "-cl-std=CL1.2 -DTS=64 -DWPT=4 -DTK=16" }
+    var buildOptions: String { "-cl-std=CL1.2 -DTS=\(tile) -DWPT=4 -DTK=16 -DCPU_ROWS=\(cpuRows)" }
 
     /// Opens OpenCL device `index` (GPUs first, over all platforms).
     public init(index: Int = 0, memoryBudget: Int? = nil) throws {
@@ -112,7 +113,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     deinit {
         clFinish(queue)
-        for k in kernels.values { clReleaseKernel(k) }
+        for k in kernels.values { clReleaseKernel(k.kernel) }
         for p in programs.values { clReleaseProgram(p) }
         if let dummy { clReleaseMemObject(dummy) }
         clReleaseCommandQueue(queue)
@@ -186,14 +187,26 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: Programs and kernels
 
-    private func program(_ family: String) throws -> cl_program {
-        guard let (source, origin) = KernelLibrary.source(family) else {
-            throw XAIError.file(path: "Kernels/\(family).cl", reason: "kernel source not found (XAI_KERNEL_DIR=\(ProcessInfo.processInfo.environment["XAI_KERNEL_DIR"] ?? "unset"))")
+    /// The source of a kernel family, read once per backend (embedded, or from `XAI_KERNEL_DIR`).
+    private func source(_ family: String) throws -> (text: String, origin: String) {
+        if let s = sources[family] { return s }
+        guard let s = KernelLibrary.source(family) else {
+            let dir = ProcessInfo.processInfo.environment["XAI_KERNEL_DIR"]
+            throw XAIError.file(path: dir.map { "\($0)/\(family).cl" } ?? "Kernels/\(family).cl",
+                                reason: "kernel source not found or unreadable (XAI_KERNEL_DIR=\(dir ?? "unset"))")
         }
-        let key = "\(family)|\(source.hashValue)|\(buildOptions)"
+        sources[family] = s
+        return s
+    }
+
+    /// Builds (or finds) the program of one family. Programs are keyed by source hash and build
+    /// options within this backend's context (and so its device).
+    private func program(_ family: String) throws -> cl_program {
+        let (text, origin) = try source(family)
+        let key = "\(family)|\(text.hashValue)|\(buildOptions)"
         if let p = programs[key] { return p }
         var err: cl_int = 0
-        let program: cl_program? = source.withCString { ptr in
+        let program: cl_program? = text.withCString { ptr in
             var p: UnsafePointer<CChar>? = ptr
             var length = strlen(ptr)
             return clCreateProgramWithSource(context, 1, &p, &length, &err)
@@ -209,28 +222,46 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             var log = [CChar](repeating: 0, count: max(size, 1))
             clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
             clReleaseProgram(program)
-            throw XAIError.kernelBuild(file: origin, device: deviceLabel, options: buildOptions, log: cString(log))
+            if status == -11 || status == -15 || status == -17 || status == -43 || status == -66 {
+                throw XAIError.kernelBuild(file: origin, device: deviceLabel, options: buildOptions, log: cString(log))
+            }
+            throw XAIError.openCL(call: "clBuildProgram(\(family))", status: status, name: openCLStatusName(status), device: deviceLabel)
         }
         programs[key] = program
         return program
     }
 
-    private func kernel(_ family: String, _ name: String) throws -> cl_kernel {
-        let key = "\(family).\(name)|\(KernelLibrary.source(family)?.text.hashValue ?? 0)"
+    /// A cached kernel and the largest work-group it can run with on this device.
+    private func kernel(_ family: String, _ name: String) throws -> (kernel: cl_kernel, maxGroup: Int) {
+        let key = "\(family).\(name)"
         if let k = kernels[key] { return k }
         var err: cl_int = 0
         guard let k = clCreateKernel(try program(family), name, &err), err == CL_SUCCESS else {
             throw XAIError.openCL(call: "clCreateKernel(\(name))", status: err, name: openCLStatusName(err), device: deviceLabel)
         }
-        kernels[key] = k
-        return k
+        var maxGroup = 0
+        if clGetKernelWorkGroupInfo(k, info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &maxGroup, nil) != CL_SUCCESS {
+            maxGroup = 1
+        }
+        kernels[key] = (k, max(maxGroup, 1))
+        return (k, max(maxGroup, 1))
     }
 
-    /// Sets the arguments and enqueues `family.name` over `global` work-items (rounded up to `local`).
+    /// Work-items per group along axis 0 when a launch does not fix its own: one group of this
+    /// size gives GPUs full warps/wavefronts and keeps odd (even prime) sizes from falling back to
+    /// groups of one. The kernels bounds-check, so the global size is rounded up to it.
+    var defaultGroupSize: Int { info.isGPU ? 256 : 64 }
+
+    /// Sets the arguments and enqueues `family.name` over `global` work-items. With `local`, the
+    /// global size is rounded up to whole groups of that shape; without, axis 0 gets groups of
+    /// ``defaultGroupSize`` (capped by what the kernel allows).
     func launch(_ family: String, _ name: String, global: [Int], local: [Int]? = nil, _ args: [KernelArg]) throws {
         guard global.allSatisfy({ $0 > 0 }) else { return }
+        guard global.allSatisfy({ $0 <= Int(Int32.max) }) else {
+            throw XAIError.unsupported(op: name, reason: "\(global) work-items exceed the 32-bit indexing of the kernels")
+        }
         lock.lock(); defer { lock.unlock() }
-        let k = try kernel(family, name)
+        let (k, maxGroup) = try kernel(family, name)
         for (i, arg) in args.enumerated() {
             let status: cl_int
             switch arg {
@@ -246,14 +277,10 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             }
             try check(status, "clSetKernelArg(\(name), \(i))", deviceLabel)
         }
+        var l = local ?? ([min(defaultGroupSize, maxGroup, global[0])] + Array(repeating: 1, count: global.count - 1))
         var g = global
-        if let local { for d in 0..<g.count { g[d] = (g[d] + local[d] - 1) / local[d] * local[d] } }
-        let status: cl_int
-        if var l = local {
-            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, nil)
-        } else {
-            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, nil, 0, nil, nil)
-        }
+        for d in 0..<g.count { g[d] = (g[d] + l[d] - 1) / l[d] * l[d] }
+        let status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, nil)
         if status == -4 || status == -5 {
             throw XAIError.outOfMemory(op: name, bytes: 0, device: deviceLabel)
         }

@@ -1,0 +1,130 @@
+import Foundation
+import XAICore
+import XAIGraph
+
+/// The members of the gradient-weighted CAM template: each differs only in how it weighs the
+/// layer's activations `A` with the gradients `G` of the target logit.
+public enum CAMVariant: String, Sendable, CaseIterable {
+    /// Channel weights `mean_ij G` (Selvaraju et al.).
+    case gradCAM = "gradcam"
+    /// Channel weights `sum_ij A G / sum_ij A` (Fu et al.).
+    case xGradCAM = "xgradcam"
+    /// Element weights `relu(G)` (Jiang et al.).
+    case layerCAM = "layercam"
+}
+
+/// Gradient-weighted class activation maps at a layer (default: the last 4-D activation before
+/// global pooling). One forward and one backward that stops at the layer: about one forward-
+/// equivalent, not three as when weight gradients are computed too.
+public struct GradientCAM: AttributionMethod {
+    public var name: String { variant.rawValue }
+    public let model: ExplainedModel
+    public var variant: CAMVariant
+    /// The activation to explain; `nil` picks the default.
+    public var layer: String?
+    /// Keep only positive evidence (as pytorch-grad-cam does; Captum's LayerGradCam defaults to false).
+    public var relu: Bool
+
+    public init(model: ExplainedModel, variant: CAMVariant = .gradCAM, layer: String? = nil, relu: Bool = true) {
+        self.model = model
+        self.variant = variant
+        self.layer = layer
+        self.relu = relu
+    }
+
+    public func resolvedLayer() throws -> String {
+        if let layer { return layer }
+        guard let l = try model.graph.summary().defaultCAMLayer else {
+            throw XAIError.invalidArgument(op: "--layer", message: "\(model.graph.name) has no 4-D activation; name a layer with --layer")
+        }
+        return l
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        let be = model.backend
+        let layer = try resolvedLayer()
+        let r = try model.gradients(try be.upload(input), target: target, wrt: [layer], keep: [layer])
+        guard let a = r.kept[layer], let g = r.grads[layer], a.shape.rank == 4 else {
+            throw XAIError.invalidArgument(op: "--layer", message: "'\(layer)' is not a 4-D activation of \(model.graph.name)")
+        }
+        let weighted: DeviceArray
+        switch variant {
+        case .gradCAM:
+            weighted = try be.binary(.mul, a, try be.reduce(.mean, g, axes: [2, 3]))
+        case .xGradCAM:
+            let num = try be.reduce(.sum, try be.binary(.mul, a, g), axes: [2, 3])
+            let den = try be.binary(.add, try be.reduce(.sum, a, axes: [2, 3]), try be.filled([1], value: 1e-7))
+            weighted = try be.binary(.mul, a, try be.binary(.div, num, den))
+        case .layerCAM:
+            weighted = try be.binary(.mul, a, try be.unary(.relu, g))
+        }
+        var cam = try be.reduce(.sum, weighted, axes: [1])
+        if relu { cam = try be.unary(.relu, cam) }
+        return try finish(cam, input.shape, r.logits, r.targets)
+    }
+
+    /// Upsamples `[N, 1, h, w]` to the input size (bilinear, half-pixel centres).
+    func finish(_ cam: DeviceArray, _ input: Shape, _ logits: Tensor, _ targets: [Int]) throws -> Attribution {
+        let be = model.backend
+        let up = try be.resizeBilinear(cam, height: input[2], width: input[3], alignCorners: false)
+        let raw = try be.download(cam)
+        return Attribution(map: try be.download(up).reshaped([input[0], input[2], input[3]]),
+                           raw: try raw.reshaped([raw.shape[0], raw.shape[2], raw.shape[3]]),
+                           targets: targets, scores: scores(logits, targets))
+    }
+}
+
+/// Class activation mapping (Zhou et al.) for models whose head is global average pooling followed
+/// by one linear layer: the class's weights of that layer applied to the pooled activation.
+public struct CAM: AttributionMethod {
+    public let name = "cam"
+    public let model: ExplainedModel
+    public var relu: Bool
+
+    public init(model: ExplainedModel, relu: Bool = true) {
+        self.model = model
+        self.relu = relu
+    }
+
+    /// The activation feeding global pooling and the classifier's weight `[classes, K]`.
+    func head() throws -> (layer: String, weight: Tensor) {
+        let g = model.graph
+        let consumers = Dictionary(grouping: g.nodes, by: { $0.inputs.first ?? "" })
+        for n in g.nodes {
+            guard case .globalAveragePool = n.op else { continue }
+            var value = n.outputs[0]
+            // Skip reshapes between the pooling and the linear layer.
+            while let next = consumers[value]?.first, next.op.isReshape { value = next.outputs[0] }
+            if let fc = consumers[value]?.first, case .gemm(false, let tb, _, _, .identity) = fc.op, fc.outputs[0] == model.outputName,
+               let w = g.initializers[fc.inputs[1]] {
+                return (n.inputs[0], tb ? w : try w.permuted([1, 0]))
+            }
+        }
+        throw XAIError.unsupported(op: "CAM", reason: "\(g.name) does not end in global average pooling + one linear layer; use gradcam")
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        let be = model.backend
+        let (layer, weight) = try head()
+        let pass = try model.executor.forward(try be.upload(input), keep: [layer])
+        let logits = try be.download(pass.outputs[model.outputName]!)
+        let targets = try model.resolve(target, logits: logits)
+        let a = pass.kept[layer]!
+        let k = weight.shape[1]
+        guard a.shape[1] == k else { throw XAIError.shapeMismatch(op: "CAM", message: "layer \(a.shape) for classifier \(weight.shape)") }
+        let rows = targets.flatMap { weight.scalars[($0 * k)..<(($0 + 1) * k)] }
+        let w = try be.upload(try Tensor(shape: [targets.count, k, 1, 1], scalars: Array(rows)))
+        var cam = try be.reduce(.sum, try be.binary(.mul, a, w), axes: [1])
+        if relu { cam = try be.unary(.relu, cam) }
+        return try GradientCAM(model: model).finish(cam, input.shape, logits, targets)
+    }
+}
+
+extension Op {
+    var isReshape: Bool {
+        switch self {
+        case .flatten, .reshape, .squeeze, .identity: return true
+        default: return false
+        }
+    }
+}

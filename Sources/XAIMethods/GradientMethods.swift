@@ -1,0 +1,200 @@
+import Foundation
+import XAICore
+import XAIGraph
+
+/// How a `[C, H, W]` input attribution becomes an `[H, W]` map.
+public enum ChannelReduction: String, Sendable, CaseIterable {
+    /// max over channels of |a| (Simonyan et al.; Captum's Saliency with abs=True followed by a max).
+    case maxAbsolute
+    /// sum over channels (signed; what Gradient x Input and Integrated Gradients sum to).
+    case sum
+    /// mean over channels of |a|.
+    case meanAbsolute
+}
+
+func reduceChannels(_ raw: Tensor, _ mode: ChannelReduction) -> Tensor {
+    let (n, c) = (raw.shape[0], raw.shape[1])
+    let plane = raw.shape.count / (n * c)
+    var out = [Float](repeating: 0, count: n * plane)
+    for b in 0..<n {
+        for p in 0..<plane {
+            var acc: Float = mode == .maxAbsolute ? 0 : 0
+            for ch in 0..<c {
+                let v = raw.scalars[(b * c + ch) * plane + p]
+                switch mode {
+                case .maxAbsolute: acc = max(acc, abs(v))
+                case .sum: acc += v
+                case .meanAbsolute: acc += abs(v) / Float(c)
+                }
+            }
+            out[b * plane + p] = acc
+        }
+    }
+    return Tensor(unchecked: Shape([n] + raw.shape.dims.suffix(2)), out)
+}
+
+/// Vanilla gradient saliency: the gradient of the target logit with respect to the input.
+/// One forward and one backward for the whole batch.
+public struct Saliency: AttributionMethod {
+    public let name = "saliency"
+    public let model: ExplainedModel
+    /// `raw` keeps the sign; the map reduces channels with `reduction` (default: max |gradient|).
+    public var reduction: ChannelReduction
+
+    public init(model: ExplainedModel, reduction: ChannelReduction = .maxAbsolute) {
+        self.model = model
+        self.reduction = reduction
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        let r = try model.gradients(try model.backend.upload(input), target: target, wrt: [model.inputName])
+        let raw = try model.backend.download(r.grads[model.inputName]!)
+        return Attribution(map: reduceChannels(raw, reduction), raw: raw, targets: r.targets, scores: scores(r.logits, r.targets))
+    }
+}
+
+/// Gradient x Input: the input times its gradient; the map sums over channels.
+public struct InputXGradient: AttributionMethod {
+    public let name = "inputxgrad"
+    public let model: ExplainedModel
+
+    public init(model: ExplainedModel) { self.model = model }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        let be = model.backend
+        let x = try be.upload(input)
+        let r = try model.gradients(x, target: target, wrt: [model.inputName])
+        let raw = try be.download(try be.binary(.mul, r.grads[model.inputName]!, x))
+        return Attribution(map: reduceChannels(raw, .sum), raw: raw, targets: r.targets, scores: scores(r.logits, r.targets))
+    }
+}
+
+func scores(_ logits: Tensor, _ targets: [Int]) -> [Float] {
+    let classes = logits.shape.count / logits.shape[0]
+    return targets.enumerated().map { logits.scalars[$0.offset * classes + $0.element] }
+}
+
+/// How Integrated Gradients places its steps on the path from the baseline to the input.
+public enum IntegrationRule: String, Sendable, CaseIterable {
+    case left, right, middle, trapezoid, gaussLegendre = "gausslegendre"
+
+    /// Path positions in [0, 1] and their weights. The trapezoid rule's weights sum to 1 (Captum's
+    /// sum to (n-1)/n: it halves the end weights of 1/n).
+    public func nodes(_ n: Int) -> (alphas: [Double], weights: [Double]) {
+        precondition(n >= 2)
+        let dn = Double(n)
+        switch self {
+        case .left: return ((0..<n).map { Double($0) / dn }, [Double](repeating: 1 / dn, count: n))
+        case .right: return ((1...n).map { Double($0) / dn }, [Double](repeating: 1 / dn, count: n))
+        case .middle: return ((0..<n).map { (Double($0) + 0.5) / dn }, [Double](repeating: 1 / dn, count: n))
+        case .trapezoid:
+            var w = [Double](repeating: 1 / (dn - 1), count: n)
+            w[0] /= 2; w[n - 1] /= 2
+            return ((0..<n).map { Double($0) / (dn - 1) }, w)
+        case .gaussLegendre:
+            let (x, w) = legendreNodes(n)
+            return (x.map { ($0 + 1) / 2 }, w.map { $0 / 2 })
+        }
+    }
+}
+
+/// Gauss-Legendre nodes and weights on [-1, 1] (Newton iteration on P_n), ascending.
+func legendreNodes(_ n: Int) -> ([Double], [Double]) {
+    var x = [Double](repeating: 0, count: n), w = [Double](repeating: 0, count: n)
+    for i in 0..<((n + 1) / 2) {
+        var z = cos(Double.pi * (Double(i) + 0.75) / (Double(n) + 0.5))
+        var dp = 0.0
+        for _ in 0..<100 {
+            var p0 = 1.0, p1 = z
+            for k in 2...max(n, 2) where n >= 2 {
+                let pk = ((2 * Double(k) - 1) * z * p1 - (Double(k) - 1) * p0) / Double(k)
+                p0 = p1; p1 = pk
+            }
+            if n == 1 { p1 = z; p0 = 1 }
+            dp = Double(n) * (z * p1 - p0) / (z * z - 1)
+            let dz = p1 / dp
+            z -= dz
+            if abs(dz) < 1e-15 { break }
+        }
+        x[i] = -z; x[n - 1 - i] = z
+        let wi = 2 / ((1 - z * z) * dp * dp)
+        w[i] = wi; w[n - 1 - i] = wi
+    }
+    return (x, w)
+}
+
+/// Integrated Gradients (Sundararajan et al.): `(x - baseline) * integral of the gradient along the
+/// straight path`, with the path steps run as large batches. Reports the completeness delta
+/// `|sum(attribution) - (f(x) - f(baseline))|` for every image.
+public struct IntegratedGradients: AttributionMethod {
+    public let name = "ig"
+    public let model: ExplainedModel
+    /// Number of path points (default 50).
+    public var steps: Int
+    public var rule: IntegrationRule
+    /// Path points per forward/backward batch; by default as many as fit a quarter of the backend's
+    /// memory budget (about 3x the activations of one image per point). Results do not depend on it.
+    public var internalBatchSize: Int?
+
+    public init(model: ExplainedModel, steps: Int = 50, rule: IntegrationRule = .gaussLegendre, internalBatchSize: Int? = nil) {
+        self.model = model
+        self.steps = steps
+        self.rule = rule
+        self.internalBatchSize = internalBatchSize
+    }
+
+    func batchSize(for input: Shape) throws -> Int {
+        if let b = internalBatchSize {
+            guard b >= 1 else { throw XAIError.invalidArgument(op: "--batch", message: "internal batch size \(b) must be positive") }
+            return b
+        }
+        let summary = try model.graph.summary()
+        let perImage = summary.shapes.values.reduce(0) { $0 + $1.count } * 4 * 3 / max(1, 1)
+        return max(1, min(steps, model.backend.memoryBudget / 4 / max(perImage, 1)))
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        guard steps >= 2 else { throw XAIError.invalidArgument(op: "--steps", message: "Integrated Gradients needs at least 2 steps, got \(steps)") }
+        let be = model.backend
+        let n = input.shape[0]
+        let (alphas, weights) = rule.nodes(steps)
+        let chunk = try batchSize(for: input.shape)
+        var raws: [Tensor] = [], targets: [Int] = [], scoreList: [Float] = []
+        var deltas: [Double] = [], differences: [Double] = []
+        let initialLogits = try model.logits(try be.upload(input))
+        let resolved = try model.resolve(target, logits: initialLogits)
+        for b in 0..<n {
+            let xb = try ExplainedModel.image(input, b)
+            let base = try model.baselineTensor(baseline, like: xb.shape)
+            let x = try be.upload(xb), b0 = try be.upload(base)
+            let diff = try be.binary(.sub, x, b0)
+            var total: DeviceArray?
+            var start = 0
+            while start < steps {
+                let count = min(chunk, steps - start)
+                // Path points b0 + alpha_k (x - b0), built on the device.
+                let a = try be.upload(try Tensor(shape: [count, 1, 1, 1], scalars: alphas[start..<(start + count)].map(Float.init)))
+                let points = try be.binary(.add, try be.binary(.mul, a, diff), b0)
+                let w = weights[start..<(start + count)].map(Float.init)
+                let r = try model.gradients(points, targets: [Int](repeating: resolved[b], count: count), weights: w, wrt: [model.inputName])
+                let summed = try be.reduce(.sum, r.grads[model.inputName]!, axes: [0])
+                total = try total.map { try be.binary(.add, $0, summed) } ?? summed
+                start += count
+            }
+            let raw = try be.download(try be.binary(.mul, total!, diff))
+            // Completeness: f(x) - f(baseline) against the attribution's sum.
+            let ends = try model.logits(try be.upload(try ExplainedModel.stack([xb, base])))
+            let classes = ends.shape[1]
+            let fx = Double(ends.scalars[resolved[b]]), fb = Double(ends.scalars[classes + resolved[b]])
+            let sum = raw.scalars.reduce(0.0) { $0 + Double($1) }
+            deltas.append(abs(sum - (fx - fb)))
+            differences.append(fx - fb)
+            raws.append(raw)
+            targets.append(resolved[b])
+            scoreList.append(Float(fx))
+        }
+        let raw = try ExplainedModel.stack(raws)
+        return Attribution(map: reduceChannels(raw, .sum), raw: raw, targets: targets, scores: scoreList,
+                           diagnostics: ["completenessDelta": deltas, "outputDifference": differences])
+    }
+}

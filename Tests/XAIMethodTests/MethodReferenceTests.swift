@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// Gradient and CAM methods against Captum and pytorch-grad-cam (Tools/make_method_fixtures.py),
+/// on every backend, plus the axioms: IG completeness, Grad-CAM == CAM on a GAP + linear head,
+/// batch == one by one, internal batch size and repeated runs do not change results.
+final class MethodReferenceTests: XCTestCase {
+    struct Case {
+        let name: String
+        let layer: String
+        let input: Tensor
+        let targets: [Int]
+        let graph: Graph
+        func reference(_ file: String) throws -> Tensor { try NPY.read(fixturesDirectory + "/methods/\(name)/\(file).npy") }
+    }
+
+    static let cases: [Case] = {
+        let models = fixturesDirectory + "/models"
+        let manifest = try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: models + "/manifest.json"))) as! [String: Any]
+        let entries = manifest["models"] as! [String: [String: Any]]
+        return ["small_resnet", "mobile_block"].map { name in
+            Case(name: name, layer: (entries[name]!["tap_values"] as! [String])[1],
+                 input: try! NPY.read("\(models)/\(name)/input.npy"), targets: try! NPY.read("\(models)/\(name)/target.npy").integers,
+                 graph: try! ONNXImporter.load(path: "\(models)/\(name)/model.onnx").optimized())
+        }
+    }()
+
+    func check(_ got: Tensor, _ expected: Tensor, _ what: String, tolerance: Double = 1e-3, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.shape.count, expected.shape.count, "\(what): \(got.shape) vs \(expected.shape)", file: file, line: line)
+        guard got.shape.count == expected.shape.count else { return }
+        XCTAssertLessThan(relativeL2(doubles(got), doubles(expected)), tolerance, what, file: file, line: line)
+    }
+
+    func testGradientMethodsMatchCaptum() throws {
+        for c in Self.cases {
+            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                let target = Target.perImage(c.targets)
+                let saliency = try Saliency(model: model).attribute(c.input, target: target)
+                let absolute = try Tensor(shape: saliency.raw!.shape, scalars: saliency.raw!.scalars.map(abs))
+                check(absolute, try c.reference("saliency"), "saliency \(c.name) on \(label)")
+                XCTAssertEqual(saliency.targets, c.targets)
+                check(try InputXGradient(model: model).attribute(c.input, target: target).raw!, try c.reference("inputxgrad"), "inputxgrad \(c.name) on \(label)")
+                for rule in IntegrationRule.allCases {
+                    var raw = try IntegratedGradients(model: model, steps: 16, rule: rule).attribute(c.input, target: target).raw!
+                    if rule == .trapezoid {
+                        // Captum's trapezoid weights sum to (n - 1) / n; ours to 1.
+                        raw = try Tensor(shape: raw.shape, scalars: raw.scalars.map { $0 * 15 / 16 })
+                    }
+                    check(raw, try c.reference("ig_\(rule.rawValue)"), "ig \(rule) \(c.name) on \(label)")
+                }
+            }
+        }
+    }
+
+    func testCAMFamilyMatchesCaptumAndPytorchGradCam() throws {
+        for c in Self.cases {
+            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                let target = Target.perImage(c.targets)
+                let unclipped = try GradientCAM(model: model, variant: .gradCAM, layer: c.layer, relu: false).attribute(c.input, target: target)
+                check(unclipped.raw!, try c.reference("layergradcam"), "LayerGradCam \(c.name) on \(label)")
+                for variant in CAMVariant.allCases {
+                    let a = try GradientCAM(model: model, variant: variant, layer: c.layer).attribute(c.input, target: target)
+                    check(a.raw!, try c.reference(variant.rawValue), "\(variant) \(c.name) on \(label)")
+                    XCTAssertEqual(a.map.shape, [c.input.shape[0], c.input.shape[2], c.input.shape[3]])
+                }
+            }
+        }
+    }
+
+    func testDefaultCAMLayerIsTheLastBeforeGlobalPooling() throws {
+        for c in Self.cases {
+            let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+            XCTAssertEqual(try GradientCAM(model: model).resolvedLayer(), c.layer, c.name)
+        }
+    }
+
+    func testIntegratedGradientsCompleteness() throws {
+        for c in Self.cases {
+            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                let a = try IntegratedGradients(model: model, steps: 64, rule: .gaussLegendre).attribute(c.input, target: .perImage(c.targets))
+                for (delta, difference) in zip(a.diagnostics["completenessDelta"]!, a.diagnostics["outputDifference"]!) {
+                    XCTAssertGreaterThan(abs(difference), 1e-3, "degenerate case")
+                    XCTAssertLessThan(delta, 0.01 * abs(difference), "\(c.name) on \(label): |sum - (f(x) - f(0))| = \(delta) of \(difference)")
+                }
+            }
+        }
+    }
+
+    func testGradCAMEqualsCAMOnGlobalPoolingLinearHead() throws {
+        let c = Self.cases[0]  // small_resnet: layer2 -> GlobalAveragePool -> Flatten -> Gemm
+        for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            let cam = try CAM(model: model, relu: false).attribute(c.input, target: .perImage(c.targets))
+            let grad = try GradientCAM(model: model, relu: false).attribute(c.input, target: .perImage(c.targets))
+            // Grad-CAM's weights are the classifier row divided by the h*w positions it averages.
+            let positions = Float(grad.raw!.shape[1] * grad.raw!.shape[2])
+            check(try Tensor(shape: grad.raw!.shape, scalars: grad.raw!.scalars.map { $0 * positions }), cam.raw!, "Grad-CAM vs CAM on \(label)", tolerance: 1e-5)
+        }
+    }
+
+    func testBatchEqualsOneByOneAndRunsRepeat() throws {
+        let c = Self.cases[0]
+        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        let methods: [any AttributionMethod] = [Saliency(model: model), IntegratedGradients(model: model, steps: 8), GradientCAM(model: model)]
+        for m in methods {
+            let batch = try m.attribute(c.input, target: .perImage(c.targets))
+            XCTAssertEqual(try m.attribute(c.input, target: .perImage(c.targets)).map, batch.map, "\(m.name) is not repeatable")
+            let per = batch.map.shape.count / 2
+            for b in 0..<2 {
+                let one = try m.attribute(try Tensor(shape: Shape([1] + c.input.shape.dims.dropFirst()),
+                                                     scalars: Array(c.input.scalars[(b * c.input.shape.count / 2)..<((b + 1) * c.input.shape.count / 2)])),
+                                          target: .index(c.targets[b]))
+                XCTAssertLessThan(relativeL2(doubles(one.map), batch.map.scalars[(b * per)..<((b + 1) * per)].map(Double.init)), 1e-5, "\(m.name) image \(b)")
+            }
+        }
+    }
+
+    func testInternalBatchSizeDoesNotChangeIntegratedGradients() throws {
+        let c = Self.cases[1]
+        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        let reference = try IntegratedGradients(model: model, steps: 12, internalBatchSize: 12).attribute(c.input, target: .perImage(c.targets))
+        for size in [1, 5] {
+            let other = try IntegratedGradients(model: model, steps: 12, internalBatchSize: size).attribute(c.input, target: .perImage(c.targets))
+            XCTAssertLessThan(relativeL2(doubles(other.raw!), doubles(reference.raw!)), 1e-6, "internal batch \(size)")
+        }
+    }
+}
