@@ -6,16 +6,18 @@
 __kernel void conv2d_im2col(__global const float* x, const int x_offset, __global float* col, const int images, const int8 g0, const int8 g1) {
     const int C = g0.s0, H = g0.s1, W = g0.s2, KH = g0.s3, KW = g0.s4, OH = g0.s5, OW = g0.s6;
     const int SH = g1.s0, SW = g1.s1, PT = g1.s2, PL = g1.s3, DH = g1.s4, DW = g1.s5;
-    const int p = get_global_id(0);                // output pixel
-    const int r = get_global_id(1);                // row of col within one image: (c, ky, kx) over all channels
-    const int n = get_global_id(2);
-    if (p >= OH * OW || r >= C * KH * KW) return;
+    // One work-item per element of col, in col's own order so that writes are contiguous:
+    // image n, row r = (c, ky, kx) over all channels, output pixel p.
+    const int i = get_global_id(0);
+    const int plane = OH * OW, rows = C * KH * KW;
+    if (i >= images * rows * plane) return;
+    const int p = i % plane, r = (i / plane) % rows, n = i / (plane * rows);
     const int kx = r % KW, ky = (r / KW) % KH, c = r / (KW * KH);
     const int oy = p / OW, ox = p % OW;
     const int iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;
     float v = 0.0f;
     if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = x[x_offset + ((n * C + c) * H + iy) * W + ix];
-    col[((long)n * C * KH * KW + r) * (OH * OW) + p] = v;
+    col[i] = v;
 }
 
 // Gathers the input gradient from dcol (same layout as col): one work-item per input element sums

@@ -1,11 +1,17 @@
-// Batched, tiled GEMM with register blocking and a fused bias + activation epilogue.
+// Batched GEMM with a fused bias + activation epilogue, in three variants with one signature.
 // C[b] (M x N, row stride ldc) = act(alpha * A[b] * B[b] + bias), where element (i, k) of A is
 // A[i * a_row + k * a_col] and element (k, j) of B is B[k * b_row + j * b_col], so transposes are
 // strides. bias_mode: 0 none, 1 per column (bias[j], fully connected), 2 per row (bias[i], the
-// output channel of a convolution), read from bias + bias_offset. Batch b = get_global_id(2) offsets A, B, C by their batch
-// strides. Activation codes as in common.cl.
-// Tunables: a work-group of (TS/WPT)^2 work-items computes a TS x TS tile of C, each work-item a
-// WPT x WPT block, stepping through K in slices of TK.
+// output channel of a convolution), read from bias + bias_offset. Batch b = get_global_id(2)
+// offsets A, B, C by their batch strides (one GEMM per image and group of a convolution).
+// Activation codes as in common.cl.
+//   gemm_tiled (GPUs): a work-group of (TS/WPT)^2 work-items computes a TS x TS tile of C through
+//     local memory, each work-item a WPT x WPT register block, stepping through K in slices of TK.
+//   gemm_rows (CPU devices such as PoCL, where barriers and local memory are slow): one work-item
+//     per CPU_ROWS x 16 block of C with float16 vectors along N.
+//   gemm_dot (CPU devices, A and B both contiguous along K): one work-item per 4 x 4 block of C
+//     as dot products with float16 vectors along K.
+// Tunables (-D): TS, WPT, TK, CPU_ROWS.
 #ifndef TS
 #define TS 64
 #endif
@@ -70,9 +76,8 @@ void gemm_tiled(const int M, const int N, const int K,
     }
 }
 
-// CPU-friendly variant (PoCL and other CPU devices, where barriers and local memory are costly):
-// no local memory, no barriers; each work-item computes CPU_ROWS rows x 16 columns of C with
-// explicit float16 vectors, walking K once. Same arguments and semantics as gemm_tiled.
+// CPU variant: no local memory, no barriers; each work-item computes CPU_ROWS rows x 16 columns
+// of C with explicit float16 vectors (AVX-512 or two AVX2 registers per row), walking K once.
 #ifndef CPU_ROWS
 #define CPU_ROWS 8
 #endif

@@ -1,7 +1,8 @@
 // Perturbation masks built on the device from compact descriptions (XAICore MaskSpec): a mask
 // value of 1 keeps the image, 0 shows the baseline.
 // kind 0, segments: labels [H, W] (segment ids as floats) + `words` uint bit words per sample.
-// kind 1, rectangles: int4 (top, left, height, width) per sample; 0 inside.
+// kind 1, rectangles: int4 (y0, x0, y1, x1) per sample, the rectangle clipped to the image on the
+// host (so no overflow here); 0 for y0 <= y < y1 and x0 <= x < x1.
 // kind 2, grids: cells [N, gh, gw] bilinearly upsampled (half-pixel, clamped) to (uh, uw) and
 // cropped at int2 shifts (dy, dx) per sample.
 // Geometry: g = (H, W, words, gh, gw, uh, uw, kind).
@@ -22,8 +23,8 @@ inline float mask_value(int n, int y, int x, const int8 g, __global const float*
         return ((bits[n * g.s2 + (s >> 5)] >> (s & 31)) & 1u) ? 1.0f : 0.0f;
     }
     if (g.s7 == 1) {
-        int top = rects[4 * n], left = rects[4 * n + 1], h = rects[4 * n + 2], w = rects[4 * n + 3];
-        return (y >= top && y < top + h && x >= left && x < left + w) ? 0.0f : 1.0f;
+        int y0 = rects[4 * n], x0 = rects[4 * n + 1], y1 = rects[4 * n + 2], x1 = rects[4 * n + 3];
+        return (y >= y0 && y < y1 && x >= x0 && x < x1) ? 0.0f : 1.0f;
     }
     const int gh = g.s3, gw = g.s4, uh = g.s5, uw = g.s6;
     int y0, y1, x0, x1;

@@ -31,8 +31,12 @@ __kernel void resize_bilinear_forward(__global const float* x, __global float* y
 }
 
 // Output range along one axis whose taps may include input index i (conservative, then tested).
-inline void reach(int i, int in_size, int out_size, int* lo, int* hi) {
-    float scale = (float)out_size / (float)in_size;
+// Half-pixel: source s = (o + 0.5) * in / out - 0.5 reaches i for s in [i - 1, i + 1).
+// Align corners: s = o * (in - 1) / (out - 1), the same interval; a single input pixel is reached by all.
+inline void reach(int i, int in_size, int out_size, int align, int* lo, int* hi) {
+    if (align && in_size == 1) { *lo = 0; *hi = out_size - 1; return; }
+    if (align && out_size == 1) { *lo = 0; *hi = 0; return; }
+    float scale = align ? (float)(out_size - 1) / (float)(in_size - 1) : (float)out_size / (float)in_size;
     *lo = max(0, (int)floor(((float)i - 1.0f) * scale) - 2);
     *hi = min(out_size - 1, (int)ceil(((float)i + 2.0f) * scale) + 2);
 }
@@ -43,9 +47,8 @@ __kernel void resize_bilinear_backward(__global const float* gy, __global float*
     if (i >= planes * H * W) return;
     const int ix = i % W, iy = (i / W) % H, pl = i / (W * H);
     int ylo, yhi, xlo, xhi;
-    reach(iy, H, OH, &ylo, &yhi);
-    reach(ix, W, OW, &xlo, &xhi);
-    if (align) { ylo = 0; yhi = OH - 1; xlo = 0; xhi = OW - 1; }
+    reach(iy, H, OH, align, &ylo, &yhi);
+    reach(ix, W, OW, align, &xlo, &xhi);
     __global const float* g = gy + (long)pl * OH * OW;
     float acc = 0.0f;
     for (int oy = ylo; oy <= yhi; oy++) {

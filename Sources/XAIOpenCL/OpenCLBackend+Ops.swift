@@ -9,10 +9,15 @@ extension OpenCLBackend {
     /// CPU devices (PoCL) run the barrier-free `gemm_rows`; GPUs the local-memory `gemm_tiled`.
     /// `XAI_GEMM_KERNEL=tiled|rows` overrides the choice.
     var useRowsGEMM: Bool {
-        switch ProcessInfo.processInfo.environment["XAI_GEMM_KERNEL"] {
-        case "tiled": return false
-        case "rows": return true
-        default: return !info.isGPU
+        switch gemmKernel {
+        case .tiled: return false
+        case .rows: return true
+        case .automatic:
+            switch ProcessInfo.processInfo.environment["XAI_GEMM_KERNEL"] {
+            case "tiled": return false
+            case "rows": return true
+            default: return !info.isGPU
+            }
         }
     }
     var gemmRowsLocal: [Int]? {
@@ -120,7 +125,7 @@ extension OpenCLBackend {
         var img0 = 0
         while img0 < n {
             let nb = min(chunk, n - img0)
-            try launch("conv", "conv2d_im2col", global: [plane, kAll, nb], [.buffer(xm), .int(img0 * cin * x.shape[2] * x.shape[3]), .buffer(cm), .int(nb), g0, g1])
+            try launch("conv", "conv2d_im2col", global: [nb * kAll * plane], [.buffer(xm), .int(img0 * cin * x.shape[2] * x.shape[3]), .buffer(cm), .int(nb), g0, g1])
             for g in 0..<p.groups {
                 try gemmLaunch(m: coutG, n: plane, k: kG, batch: nb,
                                a: wm, aOffset: g * coutG * kG, aRow: kG, aCol: 1,
@@ -241,17 +246,44 @@ extension OpenCLBackend {
 
     // MARK: Reductions
 
-    private func planArgs(_ plan: ReducePlan, _ op: String) throws -> [KernelArg] {
-        guard plan.keptDims.count <= 8, plan.reducedDims.count <= 8 else { throw XAIError.unsupported(op: op, reason: "more than 8 axes") }
-        return [.int(plan.outputCount), .int(plan.reducedCount), .int(plan.keptDims.count), .int8(plan.keptDims), .int8(plan.keptStrides),
-                .int(plan.reducedDims.count), .int8(plan.reducedDims), .int8(plan.reducedStrides)]
+    /// Merges neighbouring axes that are contiguous in memory (stride[i] == extent[i+1] * stride[i+1]):
+    /// the same offsets with fewer divisions in the kernels.
+    static func mergeAxes(_ dims: [Int], _ strides: [Int]) -> ([Int], [Int]) {
+        var d: [Int] = [], s: [Int] = []
+        for (extent, stride) in zip(dims, strides) {
+            if let last = s.last, last == extent * stride {
+                d[d.count - 1] *= extent
+                s[s.count - 1] = stride
+            } else {
+                d.append(extent)
+                s.append(stride)
+            }
+        }
+        return (d, s)
     }
+
+    private func planArgs(_ plan: ReducePlan, _ op: String) throws -> [KernelArg] {
+        let (kd, ks) = Self.mergeAxes(plan.keptDims, plan.keptStrides)
+        let (rd, rs) = Self.mergeAxes(plan.reducedDims, plan.reducedStrides)
+        guard kd.count <= 8, rd.count <= 8 else { throw XAIError.unsupported(op: op, reason: "more than 8 non-contiguous axes") }
+        return [.int(plan.outputCount), .int(plan.reducedCount), .int(kd.count), .int8(kd), .int8(ks),
+                .int(rd.count), .int8(rd), .int8(rs)]
+    }
+
+    /// Work-items per output in `reduce_forward_group` (see reduce.cl).
+    var reduceGroup: Int { info.isGPU ? 256 : 64 }
 
     public func reduce(_ op: ReduceOp, _ x: DeviceArray, axes: [Int]) throws -> DeviceArray {
         let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduce(\(op))")
         let out = try allocate(plan.outputShape)
-        try launch("reduce", "reduce_forward", global: [plan.outputCount],
-                   [.buffer(try mem(x, "reduce")), .buffer(try mem(out, "reduce"))] + planArgs(plan, "reduce") + [.int(Int(op.rawValue))])
+        let args: [KernelArg] = [.buffer(try mem(x, "reduce")), .buffer(try mem(out, "reduce"))] + (try planArgs(plan, "reduce")) + [.int(Int(op.rawValue))]
+        // One work-item per output leaves most of a device idle when outputs are few and long.
+        let parallelism = info.isGPU ? 16 * reduceGroup * max(info.computeUnits, 1) : 4 * max(info.computeUnits, 1)
+        if plan.reducedCount >= 4 * reduceGroup && plan.outputCount < parallelism {
+            try launch("reduce", "reduce_forward_group", global: [plan.outputCount * reduceGroup], local: [reduceGroup], args)
+        } else {
+            try launch("reduce", "reduce_forward", global: [plan.outputCount], args)
+        }
         return out
     }
 
@@ -317,24 +349,50 @@ extension OpenCLBackend {
         try spec.validate(height: height, width: width)
         switch spec {
         case .segments(let labels, let keep, let words):
-            // Label values are checked on the host once per call (they are small).
-            let l = try download(labels)
-            if let bad = l.scalars.first(where: { !($0 >= 0 && Int($0) < words * 32) }) {
-                throw XAIError.invalidArgument(op: "mask(segments)", message: "label \(bad) is outside 0..<\(words * 32)")
-            }
+            try checkLabels(labels, limit: words * 32)
             let bits = try temporary(keep)
             return ([.int8([height, width, words, 0, 0, 0, 0, 0]), .buffer(try mem(labels, "mask")), .buffer(bits),
                      .buffer(dummy), .buffer(dummy), .buffer(dummy)], [bits])
         case .rectangles(let rects):
-            let flat = rects.flatMap { [Int32(clamping: $0.top), Int32(clamping: $0.left), Int32(clamping: $0.height), Int32(clamping: $0.width)] }
+            // Clipped to the image here, so the kernel compares without overflow for any Int.
+            func span(_ start: Int, _ extent: Int, _ size: Int) -> (Int32, Int32) {
+                let (end, overflow) = start.addingReportingOverflow(extent)
+                let e = overflow ? (extent > 0 ? Int.max : Int.min) : end
+                return (Int32(min(max(start, 0), size)), Int32(min(max(e, 0), size)))
+            }
+            let flat = rects.flatMap { r -> [Int32] in
+                let (y0, y1) = span(r.top, r.height, height), (x0, x1) = span(r.left, r.width, width)
+                return [y0, x0, y1, x1]
+            }
             let r = try temporary(flat)
             return ([.int8([height, width, 0, 0, 0, 0, 0, 1]), .buffer(dummy), .buffer(dummy), .buffer(r), .buffer(dummy), .buffer(dummy)], [r])
         case .grids(let cells, let gh, let gw, let uh, let uw, let shifts):
-            let flat = shifts.flatMap { [Int32($0.0), Int32($0.1)] }
+            let flat = shifts.flatMap { [Int32(clamping: $0.0), Int32(clamping: $0.1)] }
             let cm = try temporary(cells)
             let sm: cl_mem
             do { sm = try temporary(flat) } catch { clReleaseMemObject(cm); throw error }
             return ([.int8([height, width, 0, gh, gw, uh, uw, 2]), .buffer(dummy), .buffer(dummy), .buffer(dummy), .buffer(cm), .buffer(sm)], [cm, sm])
+        }
+    }
+
+    /// Label values must lie in `0..<limit` (the bits per sample). A label map is uploaded once per
+    /// image and reused for many batches, so its largest and smallest values are read back once
+    /// (one blocking download) and remembered for as long as the array lives.
+    private func checkLabels(_ labels: DeviceArray, limit: Int) throws {
+        let s = try storage(labels, "mask(segments)")
+        let range: (lo: Float, hi: Float, finite: Bool)
+        if let known = labelRanges.lookup(s) {
+            range = known
+        } else {
+            let l = try download(labels)
+            var lo = Float.infinity, hi = -Float.infinity, finite = true
+            for v in l.scalars { if v.isNaN || v.isInfinite { finite = false } else { lo = min(lo, v); hi = max(hi, v) } }
+            range = (lo, hi, finite)
+            labelRanges.insert(s, range)
+        }
+        guard labels.shape.count == 0 || (range.finite && range.lo >= 0 && Double(range.hi) < Double(limit)) else {
+            let bad = !range.finite ? "a non-finite label" : (range.lo < 0 ? "label \(range.lo)" : "label \(range.hi)")
+            throw XAIError.invalidArgument(op: "mask(segments)", message: "\(bad) is outside 0..<\(limit)")
         }
     }
 

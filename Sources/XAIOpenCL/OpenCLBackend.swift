@@ -49,6 +49,26 @@ final class CLBufferPool: @unchecked Sendable {
     deinit { for list in free.values { for m in list { clReleaseMemObject(m) } } }
 }
 
+/// Value ranges of label maps already checked, by storage; entries of released arrays are dropped
+/// (a weak reference guards against a new storage at a reused address).
+final class LabelRangeCache: @unchecked Sendable {
+    private struct Entry { weak var storage: OpenCLStorage?; let range: (lo: Float, hi: Float, finite: Bool) }
+    private var entries: [ObjectIdentifier: Entry] = [:]
+    private let lock = NSLock()
+
+    func lookup(_ s: OpenCLStorage) -> (lo: Float, hi: Float, finite: Bool)? {
+        lock.lock(); defer { lock.unlock() }
+        guard let e = entries[ObjectIdentifier(s)], e.storage === s else { return nil }
+        return e.range
+    }
+
+    func insert(_ s: OpenCLStorage, _ range: (lo: Float, hi: Float, finite: Bool)) {
+        lock.lock(); defer { lock.unlock() }
+        if entries.count >= 64 { entries = entries.filter { $0.value.storage != nil } }
+        entries[ObjectIdentifier(s)] = Entry(storage: s, range: range)
+    }
+}
+
 /// A kernel argument.
 enum KernelArg {
     case buffer(cl_mem)
@@ -75,14 +95,28 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     private var kernels: [String: (kernel: cl_kernel, maxGroup: Int)] = [:]
     private var sources: [String: (text: String, origin: String)] = [:]
     private let lock = NSLock()
+    let labelRanges = LabelRangeCache()
     /// A 4-byte buffer bound to kernel arguments that a call does not use.
     private(set) var dummy: cl_mem!
 
     /// Build options per device: kernel tunables (`-D`) and the language version.
-    var buildOptions: String { "-cl-std=CL1.2 -DTS=\(tile) -DWPT=4 -DTK=16 -DCPU_ROWS=\(cpuRows)" }
+    var buildOptions: String { "-cl-std=CL1.2 -DTS=\(tile) -DWPT=4 -DTK=16 -DCPU_ROWS=\(cpuRows) -DREDUCE_GROUP=\(reduceGroup)" }
+
+    /// Which GEMM kernel convolutions and matrix products use.
+    public enum GEMMKernel: String, Sendable {
+        /// `gemm_tiled` (local-memory tiles) on GPUs, the barrier-free `gemm_rows`/`gemm_dot` on CPU devices;
+        /// `XAI_GEMM_KERNEL=tiled|rows` overrides.
+        case automatic
+        case tiled
+        case rows
+    }
+
+    /// The GEMM kernel this backend uses.
+    public let gemmKernel: GEMMKernel
 
     /// Opens OpenCL device `index` (GPUs first, over all platforms).
-    public init(index: Int = 0, memoryBudget: Int? = nil) throws {
+    public init(index: Int = 0, memoryBudget: Int? = nil, gemmKernel: GEMMKernel = .automatic) throws {
+        self.gemmKernel = gemmKernel
         let all: [OpenCLDeviceInfo]
         do {
             all = try OpenCLRuntime.devices()
@@ -250,7 +284,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Work-items per group along axis 0 when a launch does not fix its own: one group of this
     /// size gives GPUs full warps/wavefronts and keeps odd (even prime) sizes from falling back to
     /// groups of one. The kernels bounds-check, so the global size is rounded up to it.
-    var defaultGroupSize: Int { info.isGPU ? 256 : 64 }
+    var defaultGroupSize: Int { 256 }
 
     /// Sets the arguments and enqueues `family.name` over `global` work-items. With `local`, the
     /// global size is rounded up to whole groups of that shape; without, axis 0 gets groups of

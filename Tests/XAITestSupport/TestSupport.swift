@@ -14,7 +14,12 @@ public enum TestBackends {
         if let cached { return cached }
         var list: [(String, any Backend)] = [("cpu", CPUBackend()), ("cpu-chunked", CPUBackend(workspaceBudget: 0))]
         do {
-            list.append(("opencl", try OpenCLBackend(index: 0)))
+            let cl = try OpenCLBackend(index: 0)
+            list.append(("opencl", cl))
+            // The GEMM kernel the device does not pick by default is tested too: on PoCL that is the
+            // GPU kernel (gemm_tiled), on a GPU the CPU-device kernels.
+            let other: OpenCLBackend.GEMMKernel = cl.info.isGPU ? .rows : .tiled
+            list.append(("opencl-\(other.rawValue)", try OpenCLBackend(index: 0, gemmKernel: other)))
         } catch {
             if ProcessInfo.processInfo.environment["CI"] == "true" {
                 XCTFail("CI=true but no OpenCL device could be opened: \(error)", file: file, line: line)
