@@ -9,16 +9,14 @@ extension CPUBackend {
         let n, cin, h, w, cout, kh, kw, oh, ow, cinG, coutG: Int
         let p: Conv2DParams
         var k: Int { cinG * kh * kw }
-        var isPointwise: Bool {
-            kh == 1 && kw == 1 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
-                && p.padTop == 0 && p.padLeft == 0 && p.padBottom == 0 && p.padRight == 0
-        }
+        let isPointwise: Bool
         var isDepthwise: Bool { cinG == 1 && coutG == 1 }
 
         init(input: Shape, weight: Shape, output: Shape, params: Conv2DParams) {
             (n, cin, h, w) = (input[0], input[1], input[2], input[3])
             (cout, kh, kw) = (weight[0], weight[2], weight[3])
             (oh, ow) = (output[2], output[3])
+            isPointwise = params.isPointwise(weight: weight)
             cinG = cin / params.groups
             coutG = cout / params.groups
             p = params

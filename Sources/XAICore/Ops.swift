@@ -97,6 +97,17 @@ public struct Conv2DParams: Hashable, Sendable {
         self.init(strides: (stride, stride), pads: (padding, padding, padding, padding), dilations: (dilation, dilation), groups: groups)
     }
 
+    /// A 1x1, stride-1, unpadded, ungrouped convolution: a plain matrix product per image.
+    public func isPointwise(weight: Shape) -> Bool {
+        weight.rank == 4 && weight[2] == 1 && weight[3] == 1 && strideH == 1 && strideW == 1 && groups == 1
+            && padTop == 0 && padLeft == 0 && padBottom == 0 && padRight == 0
+    }
+
+    /// One filter per channel (`groups == Cin == Cout`).
+    public func isDepthwise(input: Shape, weight: Shape) -> Bool {
+        groups == input[1] && groups == weight[0]
+    }
+
     /// Output shape for `input` `[N, Cin, H, W]` and `weight` `[Cout, Cin/groups, kH, kW]`, or an error naming both.
     public func outputShape(input: Shape, weight: Shape) throws -> Shape {
         func fail(_ why: String) -> XAIError {

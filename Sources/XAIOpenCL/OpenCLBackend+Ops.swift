@@ -101,7 +101,7 @@ extension OpenCLBackend {
         let (g0, g1) = geometry(x.shape, weight.shape, os, p)
         let (p0, p1) = activation.parameters
         let plane = os[2] * os[3]
-        if p.groups == cin && p.groups == cout {
+        if p.isDepthwise(input: x.shape, weight: weight.shape) {
             try launch("conv", "conv2d_depthwise", global: [os.count], [
                 .buffer(xm), .buffer(wm), .buffer(bm ?? dummy), .int(bm == nil ? 0 : 1), .buffer(ym), .int(n), g0, g1,
                 .int(Int(activation.code)), .float(p0), .float(p1),
@@ -110,9 +110,7 @@ extension OpenCLBackend {
         }
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
-        let pointwise = weight.shape[2] == 1 && weight.shape[3] == 1 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
-            && p.padTop == 0 && p.padLeft == 0 && p.padBottom == 0 && p.padRight == 0
-        if pointwise {
+        if p.isPointwise(weight: weight.shape) {
             try gemmLaunch(m: cout, n: plane, k: cin, batch: n, a: wm, aRow: cin, aCol: 1,
                            b: xm, bRow: plane, bCol: 1, bBatch: cin * plane,
                            c: ym, ldc: plane, cBatch: cout * plane, bias: bm, biasMode: 2, activation: activation)
@@ -147,15 +145,13 @@ extension OpenCLBackend {
         let (n, cin, cout) = (inputShape[0], inputShape[1], os[1])
         let (g0, g1) = geometry(inputShape, weight.shape, os, p)
         let plane = os[2] * os[3]
-        if p.groups == cin && p.groups == cout {
+        if p.isDepthwise(input: inputShape, weight: weight.shape) {
             try launch("conv", "conv2d_depthwise_backward", global: [inputShape.count], [.buffer(gm), .buffer(wm), .buffer(dxm), .int(n), g0, g1])
             return out
         }
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
-        let pointwise = weight.shape[2] == 1 && weight.shape[3] == 1 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
-            && p.padTop == 0 && p.padLeft == 0 && p.padBottom == 0 && p.padRight == 0
-        if pointwise {
+        if p.isPointwise(weight: weight.shape) {
             try gemmLaunch(m: cin, n: plane, k: cout, batch: n, a: wm, aRow: 1, aCol: cin,
                            b: gm, bRow: plane, bCol: 1, bBatch: cout * plane, c: dxm, ldc: plane, cBatch: cin * plane)
             return out
