@@ -5,7 +5,7 @@
 APT_PACKAGES = pkg-config libopenblas-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The tests run optimised: numeric loops in Swift debug builds are slow.
-SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing
+SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing --disable-swift-testing
 
 .PHONY: deps build test demo bench-ops bench-models clean
 
