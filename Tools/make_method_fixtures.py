@@ -59,6 +59,19 @@ def main():
                                                                method=method, return_convergence_delta=True)
             np.save(os.path.join(folder, f"ig_{rule}.npy"), attr.detach().numpy())
             deltas[rule] = delta.detach().abs().tolist()
+        # SmoothGrad over Saliency with a saved noise tensor, computed directly (mean of signed
+        # gradients at x + sigma * z, sigma = 0.15 * (max - min) of each image).
+        samples = 6
+        noise = np.random.default_rng(400 + i).standard_normal((2, samples) + tuple(x.shape[1:])).astype(np.float32)
+        np.save(os.path.join(folder, "smoothgrad_noise.npy"), noise)
+        grads = []
+        for b in range(2):
+            sigma = 0.15 * float(x[b].max() - x[b].min())
+            xs = (x[b:b + 1] + sigma * torch.from_numpy(noise[b])).requires_grad_(True)
+            out = model(xs)
+            g, = torch.autograd.grad(out[:, target[b]].sum(), xs)
+            grads.append(g.mean(0).detach().numpy())
+        np.save(os.path.join(folder, "smoothgrad.npy"), np.stack(grads))
         layer = dict(model.named_modules())[layer_name]
         np.save(os.path.join(folder, "layergradcam.npy"),
                 LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=False).detach().numpy())

@@ -120,6 +120,35 @@ final class MethodReferenceTests: XCTestCase {
         }
     }
 
+    func testSmoothGradMatchesReferenceWithTheSameNoise() throws {
+        for c in Self.cases {
+            let noise = try c.reference("smoothgrad_noise")
+            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                for batch in [6, 4] {
+                    let a = try SmoothGrad(base: Saliency(model: model), samples: 6, internalBatchSize: batch, noise: noise)
+                        .attribute(c.input, target: .perImage(c.targets))
+                    check(a.raw!, try c.reference("smoothgrad"), "smoothgrad \(c.name) on \(label), internal batch \(batch)")
+                }
+            }
+        }
+    }
+
+    func testSmoothGradVariantsAreSeededAndConsistent() throws {
+        let c = Self.cases[0]
+        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        func run(_ kind: SmoothGrad.Kind, seed: UInt64) throws -> Tensor {
+            try SmoothGrad(base: InputXGradient(model: model), kind: kind, samples: 5, seed: seed).attribute(c.input, target: .perImage(c.targets)).raw!
+        }
+        let mean = try run(.smoothGrad, seed: 1), squared = try run(.squared, seed: 1), variance = try run(.varGrad, seed: 1)
+        XCTAssertEqual(mean, try run(.smoothGrad, seed: 1), "same seed, same device: identical")
+        XCTAssertNotEqual(mean, try run(.smoothGrad, seed: 2))
+        // VarGrad = E[a^2] - E[a]^2 for the same samples.
+        let expected = zip(squared.scalars, mean.scalars).map { Double($0) - Double($1) * Double($1) }
+        XCTAssertLessThan(relativeL2(doubles(variance), expected), 1e-4)
+        XCTAssertTrue(variance.scalars.allSatisfy { $0 >= -1e-6 })
+    }
+
     func testInternalBatchSizeDoesNotChangeIntegratedGradients() throws {
         let c = Self.cases[1]
         let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())

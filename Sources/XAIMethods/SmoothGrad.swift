@@ -1,0 +1,92 @@
+import Foundation
+import XAICore
+import XAIGraph
+
+/// SmoothGrad and its relatives as a wrapper over any gradient method (Captum's NoiseTunnel idea):
+/// the wrapped method runs on noisy copies of each image, as batches, and its raw attributions are
+/// averaged (SmoothGrad), averaged after squaring (SmoothGrad²) or their variance taken (VarGrad).
+public struct SmoothGrad: AttributionMethod {
+    public enum Kind: String, Sendable, CaseIterable {
+        case smoothGrad = "smoothgrad", squared = "smoothgrad_sq", varGrad = "vargrad"
+    }
+
+    public var name: String { kind.rawValue }
+    /// The wrapped method; its `raw` output (e.g. input gradients) is what gets averaged.
+    public var base: any AttributionMethod
+    public var kind: Kind
+    /// Noisy copies per image (default 50).
+    public var samples: Int
+    /// Noise standard deviation as a fraction of each image's value range (default 0.15).
+    public var noiseLevel: Float
+    /// Copies per batch of the wrapped method (default: all samples at once).
+    public var internalBatchSize: Int?
+    public var seed: UInt64
+    /// Standard-normal noise `[N, samples, C, H, W]` to use instead of drawing it (for tests that
+    /// compare with a reference fed the same noise).
+    public var noise: Tensor?
+
+    public init(base: any AttributionMethod, kind: Kind = .smoothGrad, samples: Int = 50, noiseLevel: Float = 0.15,
+                internalBatchSize: Int? = nil, seed: UInt64 = 0, noise: Tensor? = nil) {
+        self.base = base
+        self.kind = kind
+        self.samples = samples
+        self.noiseLevel = noiseLevel
+        self.internalBatchSize = internalBatchSize
+        self.seed = seed
+        self.noise = noise
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        guard samples >= 1 else { throw XAIError.invalidArgument(op: "--samples", message: "SmoothGrad needs at least one sample, got \(samples)") }
+        let n = input.shape[0], per = input.shape.count / n
+        if let noise, noise.shape.count != n * samples * per {
+            throw XAIError.shapeMismatch(op: "SmoothGrad noise", message: "\(noise.shape) for \(n) images x \(samples) samples of \(input.shape)")
+        }
+        let chunk = max(1, min(internalBatchSize ?? samples, samples))
+        // The wrapped method resolves the target on the clean images once.
+        let first = try base.attribute(input, target: target, baseline: baseline)
+        var rng = SeededGenerator(seed: seed)
+        var raws: [Tensor] = []
+        for b in 0..<n {
+            let image = Array(input.scalars[(b * per)..<((b + 1) * per)])
+            let sigma = noiseLevel * ((image.max() ?? 0) - (image.min() ?? 0))
+            var sum = [Double](repeating: 0, count: per), sumSq = [Double](repeating: 0, count: per)
+            var start = 0
+            while start < samples {
+                let count = min(chunk, samples - start)
+                var batch = [Float](repeating: 0, count: count * per)
+                for k in 0..<count {
+                    for i in 0..<per {
+                        let z = noise.map { $0.scalars[((b * samples) + start + k) * per + i] } ?? rng.nextGaussian()
+                        batch[k * per + i] = image[i] + sigma * z
+                    }
+                }
+                let noisy = try Tensor(shape: Shape([count] + input.shape.dims.dropFirst()), scalars: batch)
+                let a = try base.attribute(noisy, target: .index(first.targets[b]), baseline: baseline)
+                guard let raw = a.raw, raw.shape.count == count * per else {
+                    throw XAIError.unsupported(op: "SmoothGrad", reason: "the wrapped method \(base.name) has no input-shaped raw attribution")
+                }
+                for k in 0..<count {
+                    for i in 0..<per {
+                        let v = Double(raw.scalars[k * per + i])
+                        sum[i] += v
+                        sumSq[i] += v * v
+                    }
+                }
+                start += count
+            }
+            let s = Double(samples)
+            let values: [Float] = (0..<per).map { i in
+                switch kind {
+                case .smoothGrad: return Float(sum[i] / s)
+                case .squared: return Float(sumSq[i] / s)
+                case .varGrad: return Float(sumSq[i] / s - (sum[i] / s) * (sum[i] / s))
+                }
+            }
+            raws.append(try Tensor(shape: Shape([1] + input.shape.dims.dropFirst()), scalars: values))
+        }
+        let raw = try ExplainedModel.stack(raws)
+        let reduction: ChannelReduction = kind == .smoothGrad ? .maxAbsolute : .sum
+        return Attribution(map: reduceChannels(raw, reduction), raw: raw, targets: first.targets, scores: first.scores)
+    }
+}
