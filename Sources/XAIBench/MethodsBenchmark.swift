@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+struct MethodsBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "methods",
+        abstract: "Per-image time of each attribution method on a zoo model at 224x224, batch 1, with the peer table's settings, beside its floor.")
+
+    @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
+    @Option(help: "Comma-separated zoo models or ONNX files.") var models = "resnet18,resnet50"
+    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, cam) or all.")
+    var methods = "all"
+    @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 3
+    @Option(help: "Write all figures as JSON to this file.") var json: String?
+
+    struct Row: Codable {
+        let model: String
+        let method: String
+        let settings: String
+        let timing: Timing
+        let forwardEquivalents: Double
+        let gflops: Double
+        let timesFloor: Double
+    }
+
+    func run() async throws {
+        let backend = try Backends.make(try Device(parsing: device))
+        let host = HostInfo.current()
+        print("machine: \(host.cpuModel), \(host.logicalCores) logical cores; backend: \(backend.name)")
+        var isCPUOpenCL = false
+        if let cl = backend as? OpenCLBackend { isCPUOpenCL = !cl.info.isGPU }
+        let (ceiling, ceilingName) = try measureCeiling(backend, size: isCPUOpenCL ? 1024 : 4096, repeats: 3)
+        print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
+        let all = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "cam"]
+        let chosen = methods == "all" ? all : methods.split(separator: ",").map(String.init)
+        var rows: [Row] = []
+        for name in models.split(separator: ",").map(String.init) {
+            let graph = try Models.load(name)
+            let flops = try graph.summary().flopsPerImage
+            let model = try ExplainedModel(graph: graph, backend: backend)
+            let input = Tensor.uniform(try graph.imageInput!.shape(batch: 1), in: -2...2, seed: 3)
+            for m in chosen {
+                // (method, settings, nominal forward-equivalents: a backward to the input counts as one)
+                let (method, settings, fwdEq): (any AttributionMethod, String, Double)
+                switch m {
+                case "saliency": (method, settings, fwdEq) = (Saliency(model: model), "batch 1", 2)
+                case "inputxgrad": (method, settings, fwdEq) = (InputXGradient(model: model), "batch 1", 2)
+                case "ig": (method, settings, fwdEq) = (IntegratedGradients(model: model, steps: 50), "50 steps Gauss-Legendre, baseline 0, + completeness check", 103)
+                case "smoothgrad": (method, settings, fwdEq) = (SmoothGrad(base: Saliency(model: model), samples: 50), "50 samples, noise 0.15", 102)
+                case "gradcam", "xgradcam", "layercam":
+                    (method, settings, fwdEq) = (GradientCAM(model: model, variant: CAMVariant(rawValue: m)!), "default layer, backward stops at it", 1)
+                case "cam": (method, settings, fwdEq) = (CAM(model: model), "GAP + linear head", 1)
+                default: throw ValidationError("--methods: unknown method '\(m)'")
+                }
+                let t = try Timing.measure(repeats: repeats) { _ = try method.attribute(input, target: .predicted) }
+                let floor = fwdEq * flops / (ceiling * 1e9)
+                rows.append(Row(model: name, method: m, settings: settings, timing: t, forwardEquivalents: fwdEq,
+                                gflops: fwdEq * flops / t.median / 1e9, timesFloor: t.median / floor))
+                print("  \(name) \(m): " + formatSeconds(t.median))
+            }
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
+        }
+        print("")
+        printTable(["model", "method", "settings", "s/image min / median / max", "fwd-eq", "GFLOP/s", "x floor"], rows.map { r in
+            [r.model, r.method, r.settings, [r.timing.min, r.timing.median, r.timing.max].map(formatSeconds).joined(separator: " / "),
+             String(format: "%.0f", r.forwardEquivalents), String(format: "%.1f", r.gflops), String(format: "%.2f", r.timesFloor)]
+        })
+    }
+}
