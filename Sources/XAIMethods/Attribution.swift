@@ -49,7 +49,21 @@ extension AttributionMethod {
     public func attribute(_ input: Tensor, target: Target = .predicted) throws -> Attribution {
         try attribute(input, target: target, baseline: .zero)
     }
+
+    /// The model a method explains, where it has one (wrappers use it to size their batches).
+    public var explainedModel: ExplainedModel? { (self as? any ModelBacked)?.model }
 }
+
+/// Methods that run one ``ExplainedModel``.
+public protocol ModelBacked {
+    var model: ExplainedModel { get }
+}
+
+extension Saliency: ModelBacked {}
+extension InputXGradient: ModelBacked {}
+extension IntegratedGradients: ModelBacked {}
+extension GradientCAM: ModelBacked {}
+extension CAM: ModelBacked {}
 
 /// A model ready to be explained: a graph on a backend, with the helpers methods share (targets,
 /// batched gradients, layer activations).
@@ -59,6 +73,24 @@ public final class ExplainedModel: @unchecked Sendable {
     public let executor: Executor
     public let inputName: String
     public let outputName: String
+    private var cachedSummary: GraphSummary?
+    private let lock = NSLock()
+
+    /// Shapes, FLOPs and CAM layers of the graph at batch 1 (computed once).
+    public func summary() throws -> GraphSummary {
+        lock.lock(); defer { lock.unlock() }
+        if let cachedSummary { return cachedSummary }
+        let s = try graph.summary()
+        cachedSummary = s
+        return s
+    }
+
+    /// Bytes of activations one image needs in a forward pass kept for backward, plus its gradients.
+    public func bytesPerImageForBackward() throws -> Int {
+        let s = try summary()
+        let activations = s.shapes.filter { graph.initializers[$0.key] == nil }.values.reduce(0) { $0 + $1.count }
+        return activations * 4 * 2
+    }
 
     public init(graph: Graph, backend: any Backend) throws {
         guard let input = graph.imageInput, let output = graph.outputs.first else {

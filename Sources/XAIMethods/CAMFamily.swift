@@ -34,7 +34,7 @@ public struct GradientCAM: AttributionMethod {
 
     public func resolvedLayer() throws -> String {
         if let layer { return layer }
-        guard let l = try model.graph.summary().defaultCAMLayer else {
+        guard let l = try model.summary().defaultCAMLayer else {
             throw XAIError.invalidArgument(op: "--layer", message: "\(model.graph.name) has no 4-D activation; name a layer with --layer")
         }
         return l

@@ -133,7 +133,8 @@ public struct IntegratedGradients: AttributionMethod {
     public var steps: Int
     public var rule: IntegrationRule
     /// Path points per forward/backward batch; by default as many as fit a quarter of the backend's
-    /// memory budget (about 3x the activations of one image per point). Results do not depend on it.
+    /// memory budget (the activations and gradients of one image per point). Results do not depend
+    /// on it beyond float rounding.
     public var internalBatchSize: Int?
 
     public init(model: ExplainedModel, steps: Int = 50, rule: IntegrationRule = .gaussLegendre, internalBatchSize: Int? = nil) {
@@ -148,9 +149,8 @@ public struct IntegratedGradients: AttributionMethod {
             guard b >= 1 else { throw XAIError.invalidArgument(op: "--batch", message: "internal batch size \(b) must be positive") }
             return b
         }
-        let summary = try model.graph.summary()
-        let perImage = summary.shapes.values.reduce(0) { $0 + $1.count } * 4 * 3 / max(1, 1)
-        return max(1, min(steps, model.backend.memoryBudget / 4 / max(perImage, 1)))
+        // Activations kept for the backward pass plus their gradients, within a quarter of the budget.
+        return max(1, min(steps, model.backend.memoryBudget / 4 / max(try model.bytesPerImageForBackward(), 1)))
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {

@@ -18,7 +18,8 @@ public struct SmoothGrad: AttributionMethod {
     public var samples: Int
     /// Noise standard deviation as a fraction of each image's value range (default 0.15).
     public var noiseLevel: Float
-    /// Copies per batch of the wrapped method (default: all samples at once).
+    /// Copies per batch of the wrapped method; by default as many as fit a quarter of the backend's
+    /// memory budget (all samples when the wrapped method has no model to measure).
     public var internalBatchSize: Int?
     public var seed: UInt64
     /// Standard-normal noise `[N, samples, C, H, W]` to use instead of drawing it (for tests that
@@ -42,7 +43,11 @@ public struct SmoothGrad: AttributionMethod {
         if let noise, noise.shape.count != n * samples * per {
             throw XAIError.shapeMismatch(op: "SmoothGrad noise", message: "\(noise.shape) for \(n) images x \(samples) samples of \(input.shape)")
         }
-        let chunk = max(1, min(internalBatchSize ?? samples, samples))
+        var defaultChunk = samples
+        if let model = base.explainedModel {
+            defaultChunk = model.backend.memoryBudget / 4 / max(try model.bytesPerImageForBackward(), 1)
+        }
+        let chunk = max(1, min(internalBatchSize ?? defaultChunk, samples))
         // The wrapped method resolves the target on the clean images once.
         let first = try base.attribute(input, target: target, baseline: baseline)
         var rng = SeededGenerator(seed: seed)
