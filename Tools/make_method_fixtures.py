@@ -26,7 +26,7 @@ import make_fixtures as mf  # noqa: E402
 import captum
 from captum.attr import InputXGradient, IntegratedGradients, LayerGradCam, Saliency
 import pytorch_grad_cam
-from pytorch_grad_cam import GradCAM, LayerCAM, XGradCAM
+from pytorch_grad_cam import GradCAM, LayerCAM, ScoreCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "methods")
@@ -86,6 +86,16 @@ def main():
             raw = cam.get_cam_image(x, layer, targets, acts, grads, False)
             np.save(os.path.join(folder, f"{cam_name}.npy"), np.maximum(raw, 0).astype(np.float32))
             cam.activations_and_grads.release()
+        # ScoreCAM: no gradients; one forward per channel of the layer.
+        cam = ScoreCAM(model=model, target_layers=[layer])
+        cam.batch_size = 7
+        targets = [ClassifierOutputTarget(c) for c in target]
+        with torch.no_grad():
+            cam.activations_and_grads(x)
+        acts = cam.activations_and_grads.activations[0].cpu().numpy()
+        raw = cam.get_cam_image(x, layer, targets, acts, None, False)
+        np.save(os.path.join(folder, "scorecam.npy"), np.maximum(raw, 0).astype(np.float32))
+        cam.activations_and_grads.release()
         manifest["models"][name] = {"layer_module": layer_name, "ig_delta": deltas}
         print(name, "done")
     with open(os.path.join(OUT, "manifest.json"), "w") as f:

@@ -9,7 +9,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Option(help: "Comma-separated zoo models or ONNX files.") var models = "resnet18,resnet50"
-    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, cam) or all.")
+    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, cam, scorecam) or all (all but scorecam, which takes minutes).")
     var methods = "all"
     @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 3
     @Option(help: "Write all figures as JSON to this file.") var json: String?
@@ -51,6 +51,9 @@ struct MethodsBenchmark: AsyncParsableCommand {
                 case "gradcam", "xgradcam", "layercam":
                     (method, settings, fwdEq) = (GradientCAM(model: model, variant: CAMVariant(rawValue: m)!), "default layer, backward stops at it", 1)
                 case "cam": (method, settings, fwdEq) = (CAM(model: model), "GAP + linear head", 1)
+                case "scorecam":
+                    let layer = try model.summary().defaultCAMLayer.flatMap { try model.summary().shapes[$0] }
+                    (method, settings, fwdEq) = (ScoreCAM(model: model), "one forward per channel of the default layer", Double((layer?[1] ?? 0) + 1))
                 default: throw ValidationError("--methods: unknown method '\(m)'")
                 }
                 let t = try Timing.measure(repeats: repeats) { _ = try method.attribute(input, target: .predicted) }

@@ -128,3 +128,63 @@ extension Op {
         }
     }
 }
+
+/// Score-CAM (Wang et al.): each channel of the layer, upsampled to the input and scaled to
+/// [0, 1], masks the input; the channel's weight is the softmax over channels of the masked inputs'
+/// target logits. One forward per channel, run as batches sized from the memory budget (the
+/// masked copies are built on the device).
+public struct ScoreCAM: AttributionMethod, ModelBacked {
+    public let name = "scorecam"
+    public let model: ExplainedModel
+    public var layer: String?
+    /// Masked copies per forward batch; default from the backend's memory budget.
+    public var internalBatchSize: Int?
+
+    public init(model: ExplainedModel, layer: String? = nil, internalBatchSize: Int? = nil) {
+        self.model = model
+        self.layer = layer
+        self.internalBatchSize = internalBatchSize
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        let be = model.backend
+        let layer = try GradientCAM(model: model, layer: self.layer).resolvedLayer()
+        let pass = try model.executor.forward(try be.upload(input), keep: [layer])
+        let logits = try be.download(pass.outputs[model.outputName]!)
+        let targets = try model.resolve(target, logits: logits)
+        let acts = pass.kept[layer]!
+        guard acts.shape.rank == 4 else { throw XAIError.invalidArgument(op: "--layer", message: "'\(layer)' is not a 4-D activation") }
+        let (n, k, h, w) = (acts.shape[0], acts.shape[1], acts.shape[2], acts.shape[3])
+        let (c, height, width) = (input.shape[1], input.shape[2], input.shape[3])
+        let perCopy = try model.bytesPerImageForBackward() / 2 + c * height * width * 4
+        let chunk = max(1, min(k, internalBatchSize ?? model.backend.memoryBudget / 4 / max(perCopy, 1)))
+        let classes = logits.shape[1]
+        var cams: [DeviceArray] = []
+        for b in 0..<n {
+            let a = try be.slice(acts, starts: [b, 0, 0, 0], sizes: [1, k, h, w])
+            // Channels as masks: upsampled (align_corners, as pytorch-grad-cam) and min-max scaled.
+            let up = try be.resizeBilinear(a, height: height, width: width, alignCorners: true).reshaped([k, 1, height, width])
+            let hi = try be.reduce(.max, up, axes: [2, 3])
+            let lo = try be.binary(.mul, try be.reduce(.max, try be.binary(.mul, up, try be.filled([1], value: -1)), axes: [2, 3]), try be.filled([1], value: -1))
+            let span = try be.binary(.add, try be.binary(.sub, hi, lo), try be.filled([1], value: 1e-8))
+            let masks = try be.binary(.div, try be.binary(.sub, up, lo), span)
+            let x = try be.upload(try ExplainedModel.image(input, b))
+            var scores: [Double] = []
+            var start = 0
+            while start < k {
+                let count = min(chunk, k - start)
+                let m = try be.slice(masks, starts: [start, 0, 0, 0], sizes: [count, 1, height, width])
+                let out = try model.logits(try be.binary(.mul, x, m))
+                scores += (0..<count).map { Double(out.scalars[$0 * classes + targets[b]]) }
+                start += count
+            }
+            let top = scores.max() ?? 0
+            let e = scores.map { Foundation.exp($0 - top) }
+            let total = e.reduce(0, +)
+            let weights = try be.upload(try Tensor(shape: [1, k, 1, 1], scalars: e.map { Float($0 / total) }))
+            cams.append(try be.unary(.relu, try be.reduce(.sum, try be.binary(.mul, a, weights), axes: [1])))
+        }
+        let cam = try be.concat(cams, axis: 0)
+        return try GradientCAM(model: model).finish(cam, input.shape, logits, targets)
+    }
+}

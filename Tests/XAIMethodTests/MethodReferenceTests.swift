@@ -71,6 +71,18 @@ final class MethodReferenceTests: XCTestCase {
         }
     }
 
+    func testScoreCAMMatchesPytorchGradCam() throws {
+        for c in Self.cases {
+            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                for batch in [5, 64] {
+                    let a = try ScoreCAM(model: model, layer: c.layer, internalBatchSize: batch).attribute(c.input, target: .perImage(c.targets))
+                    check(a.raw!, try c.reference("scorecam"), "scorecam \(c.name) on \(label), batch \(batch)")
+                }
+            }
+        }
+    }
+
     func testDefaultCAMLayerIsTheLastBeforeGlobalPooling() throws {
         for c in Self.cases {
             let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
