@@ -20,6 +20,14 @@ __kernel void conv2d_im2col(__global const float* x, const int x_offset, __globa
     col[i] = v;
 }
 
+// The output coordinate whose tap k reads input coordinate i along one axis, or -1 if none.
+inline int tap_output(int i, int pad, int k, int dilation, int stride, int out_size) {
+    int t = i + pad - k * dilation;
+    if (t < 0 || t % stride != 0) return -1;
+    t /= stride;
+    return t < out_size ? t : -1;
+}
+
 // Gathers the input gradient from dcol (same layout as col): one work-item per input element sums
 // the (ky, kx) taps that read it. No atomics.
 __kernel void conv2d_col2im(__global const float* dcol, __global float* dx, const int dx_offset, const int images, const int8 g0, const int8 g1) {
@@ -30,15 +38,11 @@ __kernel void conv2d_col2im(__global const float* dcol, __global float* dx, cons
     const int ix = i % W, iy = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
     float acc = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
-        int ty = iy + PT - ky * DH;
-        if (ty < 0 || ty % SH != 0) continue;
-        int oy = ty / SH;
-        if (oy >= OH) continue;
+        const int oy = tap_output(iy, PT, ky, DH, SH, OH);
+        if (oy < 0) continue;
         for (int kx = 0; kx < KW; kx++) {
-            int tx = ix + PL - kx * DW;
-            if (tx < 0 || tx % SW != 0) continue;
-            int ox = tx / SW;
-            if (ox >= OW) continue;
+            const int ox = tap_output(ix, PL, kx, DW, SW, OW);
+            if (ox < 0) continue;
             acc += dcol[((long)n * C * KH * KW + (c * KH + ky) * KW + kx) * (OH * OW) + oy * OW + ox];
         }
     }
@@ -76,15 +80,11 @@ __kernel void conv2d_depthwise_backward(__global const float* gy, __global const
     const int ix = i % W, iy = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
     float acc = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
-        int ty = iy + PT - ky * DH;
-        if (ty < 0 || ty % SH != 0) continue;
-        int oy = ty / SH;
-        if (oy >= OH) continue;
+        const int oy = tap_output(iy, PT, ky, DH, SH, OH);
+        if (oy < 0) continue;
         for (int kx = 0; kx < KW; kx++) {
-            int tx = ix + PL - kx * DW;
-            if (tx < 0 || tx % SW != 0) continue;
-            int ox = tx / SW;
-            if (ox >= OW) continue;
+            const int ox = tap_output(ix, PL, kx, DW, SW, OW);
+            if (ox < 0) continue;
             acc += gy[((n * C + c) * OH + oy) * OW + ox] * w[(c * KH + ky) * KW + kx];
         }
     }
