@@ -9,7 +9,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Option(help: "Comma-separated zoo models or ONNX files.") var models = "resnet18,resnet50"
-    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, cam, scorecam) or all (all but scorecam, which takes minutes).")
+    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, cam, scorecam, slic, occlusion, lime, kernelshap, rise), all (the gradient and CAM methods, seconds each) or perturbation (slic, occlusion, lime, kernelshap, rise: minutes each on a CPU).")
     var methods = "all"
     @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 3
     @Option(help: "Write all figures as JSON to this file.") var json: String?
@@ -33,17 +33,46 @@ struct MethodsBenchmark: AsyncParsableCommand {
         let (ceiling, ceilingName) = try measureCeiling(backend, size: isCPUOpenCL ? 1024 : 4096, repeats: 3)
         print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
         let all = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "cam"]
-        let chosen = methods == "all" ? all : methods.split(separator: ",").map(String.init)
+        let perturbation = ["slic", "occlusion", "lime", "kernelshap", "rise"]
+        let chosen = methods == "all" ? all : methods == "perturbation" ? perturbation : methods.split(separator: ",").map(String.init)
         var rows: [Row] = []
         for name in models.split(separator: ",").map(String.init) {
             let graph = try Models.load(name)
             let flops = try graph.summary().flopsPerImage
             let model = try ExplainedModel(graph: graph, backend: backend)
             let input = Tensor.uniform(try graph.imageInput!.shape(batch: 1), in: -2...2, seed: 3)
+            // Segment methods get SLIC superpixels of a smooth image (blurred noise), about 50 of
+            // them like the peers' 52 on their photograph; noise alone would give odd segments.
+            let photo = try gaussianBlur(input, sigma: 6)
+            let slic = SLIC(segments: 70)
+            let segments = try slic.segment(photo)
+            let superpixels = Segmentation.labels(segments.tensor)
             for m in chosen {
                 // (method, settings, nominal forward-equivalents: a backward to the input counts as one)
                 let (method, settings, fwdEq): (any AttributionMethod, String, Double)
+                // Slow methods warm up on a reduced run with the same batch shapes.
+                var warmup: (any AttributionMethod)?
                 switch m {
+                case "slic":
+                    let t = try Timing.measure(repeats: Swift.max(repeats, 3)) { _ = try slic.segment(photo) }
+                    rows.append(Row(model: name, method: m, settings: "SLIC n_segments=70, compactness 10 on 224x224 -> \(segments.count) segments",
+                                    timing: t, forwardEquivalents: 0, gflops: 0, timesFloor: 0))
+                    print("  \(name) \(m): " + formatSeconds(t.median))
+                    continue
+                case "occlusion":
+                    (method, settings, fwdEq) = (Occlusion(model: model), "window 16x16, stride 8 (729 windows), baseline 0", 730)
+                    warmup = Occlusion(model: model, window: (16, 16), stride: (100, 100))
+                case "lime":
+                    (method, settings, fwdEq) = (LIME(model: model, samples: 1000, segmentation: superpixels),
+                                                 "1000 samples, \(segments.count) SLIC segments, ridge", 1001)
+                    warmup = LIME(model: model, samples: 64, segmentation: superpixels)
+                case "kernelshap":
+                    (method, settings, fwdEq) = (KernelSHAP(model: model, samples: 1000, segmentation: superpixels),
+                                                 "1000 samples, \(segments.count) SLIC segments, baseline 0", 1003)
+                    warmup = KernelSHAP(model: model, samples: 64, segmentation: superpixels)
+                case "rise":
+                    (method, settings, fwdEq) = (RISE(model: model), "4000 masks, grid 7, p 0.5", 4001)
+                    warmup = RISE(model: model, masks: 64)
                 case "saliency": (method, settings, fwdEq) = (Saliency(model: model), "batch 1", 2)
                 case "inputxgrad": (method, settings, fwdEq) = (InputXGradient(model: model), "batch 1", 2)
                 case "ig": (method, settings, fwdEq) = (IntegratedGradients(model: model, steps: 50), "50 steps Gauss-Legendre, baseline 0, + completeness check", 103)
@@ -56,7 +85,8 @@ struct MethodsBenchmark: AsyncParsableCommand {
                     (method, settings, fwdEq) = (ScoreCAM(model: model), "one forward per channel of the default layer", Double((layer?[1] ?? 0) + 1))
                 default: throw ValidationError("--methods: unknown method '\(m)'")
                 }
-                let t = try Timing.measure(repeats: repeats) { _ = try method.attribute(input, target: .predicted) }
+                if let warmup { _ = try warmup.attribute(input, target: .predicted) }
+                let t = try Timing.measure(warmup: warmup == nil ? 1 : 0, repeats: repeats) { _ = try method.attribute(input, target: .predicted) }
                 let floor = fwdEq * flops / (ceiling * 1e9)
                 rows.append(Row(model: name, method: m, settings: settings, timing: t, forwardEquivalents: fwdEq,
                                 gflops: fwdEq * flops / t.median / 1e9, timesFloor: t.median / floor))

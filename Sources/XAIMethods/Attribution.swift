@@ -20,6 +20,12 @@ public enum Baseline: Sendable {
     case perChannel([Float])
     /// A user tensor `[1, C, H, W]` or `[C, H, W]`.
     case tensor(Tensor)
+    /// Each channel's mean over the image being explained.
+    case channelMean
+    /// The image blurred by a Gaussian of standard deviation `sigma` pixels (edges reflected).
+    case blurred(sigma: Float)
+    /// Uniform noise in `low...high`, drawn from `seed` (the same noise for every image of a batch).
+    case uniformNoise(low: Float, high: Float, seed: UInt64)
 }
 
 /// An explanation of a batch: one map per image at input resolution, the raw attribution where the
@@ -33,8 +39,20 @@ public struct Attribution: Sendable {
     public var targets: [Int]
     /// The model's logit for each explained class.
     public var scores: [Float]
-    /// Per-image diagnostics by name (for Integrated Gradients: `completenessDelta`, `outputDifference`).
+    /// Per-image diagnostics by name (for Integrated Gradients: `completenessDelta`, `outputDifference`;
+    /// for sampling methods: `halfSplitRankCorrelation`).
     public var diagnostics: [String: [Double]] = [:]
+    /// The superpixel label map `[N, H, W]` that segment-based methods explained (LIME, KernelSHAP).
+    public var segments: Tensor?
+
+    public init(map: Tensor, raw: Tensor?, targets: [Int], scores: [Float], diagnostics: [String: [Double]] = [:], segments: Tensor? = nil) {
+        self.map = map
+        self.raw = raw
+        self.targets = targets
+        self.scores = scores
+        self.diagnostics = diagnostics
+        self.segments = segments
+    }
 }
 
 /// Every explanation method has this one call; knobs live in the method's initializer.
@@ -153,10 +171,22 @@ public final class ExplainedModel: @unchecked Sendable {
         return (logits, t, grads, pass.kept)
     }
 
-    /// The baseline as a `[1, C, H, W]` tensor for an image of `shape` `[1, C, H, W]`.
-    public func baselineTensor(_ baseline: Baseline, like shape: Shape) throws -> Tensor {
-        let one = Shape([1] + shape.dims.dropFirst())
+    /// The baseline as a `[1, C, H, W]` tensor for `image` (`[1, C, H, W]`).
+    public func baselineTensor(_ baseline: Baseline, for image: Tensor) throws -> Tensor {
+        let one = Shape([1] + image.shape.dims.dropFirst())
         switch baseline {
+        case .channelMean:
+            let plane = one.count / one[1]
+            let means = (0..<one[1]).map { c in image.scalars[(c * plane)..<((c + 1) * plane)].reduce(0.0) { $0 + Double($1) } / Double(plane) }
+            return try Tensor(shape: one, scalars: means.flatMap { [Float](repeating: Float($0), count: plane) })
+        case .blurred(let sigma):
+            guard sigma >= 0, sigma.isFinite else {
+                throw XAIError.invalidArgument(op: "--baseline", message: "blur sigma must be a non-negative number, got \(sigma)")
+            }
+            return try gaussianBlur(image.reshaped(one), sigma: sigma)
+        case .uniformNoise(let low, let high, let seed):
+            guard low < high else { throw XAIError.invalidArgument(op: "--baseline", message: "uniform noise needs low < high, got \(low)...\(high)") }
+            return Tensor.uniform(one, in: low...high, seed: seed)
         case .zero: return Tensor(shape: one)
         case .perChannel(let values):
             guard values.count == one[1] else {

@@ -165,7 +165,7 @@ public struct IntegratedGradients: AttributionMethod {
         let resolved = try model.resolve(target, logits: initialLogits)
         for b in 0..<n {
             let xb = try ExplainedModel.image(input, b)
-            let base = try model.baselineTensor(baseline, like: xb.shape)
+            let base = try model.baselineTensor(baseline, for: xb)
             let x = try be.upload(xb), b0 = try be.upload(base)
             let diff = try be.binary(.sub, x, b0)
             var total: DeviceArray?

@@ -1,0 +1,106 @@
+import Foundation
+import XAICore
+import XAIGraph
+
+/// Which number a perturbation method reads off the model for each perturbed copy.
+public enum ScoreOutput: String, Sendable, CaseIterable {
+    /// The target class's logit (Captum's default for a model that returns logits).
+    case logit
+    /// The target class's softmax probability (RISE's choice).
+    case probability
+}
+
+/// Called as perturbation work proceeds with (perturbed copies evaluated, copies in all) for the
+/// current image; the CLI draws its progress bar from it.
+public typealias PerturbationProgress = @Sendable (_ done: Int, _ total: Int) -> Void
+
+/// Runs many perturbed copies of one image through the model as large device batches. Each batch
+/// is described compactly (segment bit vectors, rectangles or low-resolution grids, see
+/// ``MaskSpec``); the backend builds the full-resolution copies on the device, so nothing per sample
+/// crosses the host boundary but the description and the target score.
+public struct PerturbationEngine: Sendable {
+    public let model: ExplainedModel
+    /// Perturbed copies per forward batch; by default as many as fit a quarter of the backend's
+    /// memory budget. Results do not depend on it.
+    public var perturbationsPerEval: Int?
+    public var output: ScoreOutput
+    public var progress: PerturbationProgress?
+
+    public init(model: ExplainedModel, perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
+        self.model = model
+        self.perturbationsPerEval = perturbationsPerEval
+        self.output = output
+        self.progress = progress
+    }
+
+    /// Copies per forward batch for images of `shape` `[1, C, H, W]`.
+    public func batchSize(for shape: Shape) throws -> Int {
+        if let b = perturbationsPerEval {
+            guard b >= 1 else { throw XAIError.invalidArgument(op: "--batch", message: "perturbations per evaluation must be positive, got \(b)") }
+            return b
+        }
+        // A forward keeps about half of what a backward would, plus the composited copy.
+        let perCopy = try model.bytesPerImageForBackward() / 2 + shape.count * 4
+        return max(1, model.backend.memoryBudget / 4 / max(perCopy, 1))
+    }
+
+    /// The score of `targets[r]` in each row `r` of `logits`, as logit or probability.
+    func scores(_ logits: Tensor, targets: [Int]) -> [Double] {
+        let classes = logits.shape.count / logits.shape[0]
+        return targets.enumerated().map { r, target in
+            let row = logits.scalars[(r * classes)..<((r + 1) * classes)]
+            switch output {
+            case .logit: return Double(row[r * classes + target])
+            case .probability:
+                let top = Double(row.max()!)
+                let total = row.reduce(0.0) { $0 + Foundation.exp(Double($1) - top) }
+                return Foundation.exp(Double(row[r * classes + target]) - top) / total
+            }
+        }
+    }
+
+    /// Scores of unperturbed `images` (`[N, C, H, W]` on the device) for one target per image.
+    public func scores(of images: DeviceArray, targets: [Int]) throws -> [Double] {
+        scores(try model.logits(images), targets: targets)
+    }
+
+    /// Evaluates `count` perturbed copies of `image` (`[1, C, H, W]` on the device) against
+    /// `baseline`, `describe(range)` giving the masks of the copies in `range`. `visit` (optional)
+    /// sees each batch's range, mask description and scores as they arrive, so callers can reduce
+    /// on the device (RISE) without keeping every mask. Returns every copy's score.
+    @discardableResult
+    public func evaluate(image: DeviceArray, baseline: DeviceArray, target: Int, count: Int,
+                         describe: (Range<Int>) throws -> MaskSpec,
+                         visit: ((Range<Int>, MaskSpec, [Double]) throws -> Void)? = nil) throws -> [Double] {
+        let chunk = try batchSize(for: image.shape)
+        var result: [Double] = []
+        result.reserveCapacity(count)
+        var start = 0
+        while start < count {
+            let range = start..<min(start + chunk, count)
+            let spec = try describe(range)
+            guard spec.sampleCount == range.count else {
+                throw XAIError.invalidArgument(op: "perturbation", message: "\(spec.sampleCount) masks described for \(range.count) copies")
+            }
+            let batch = try model.backend.composite(image: image, baseline: baseline, masks: spec)
+            let s = scores(try model.logits(batch), targets: [Int](repeating: target, count: range.count))
+            try visit?(range, spec, s)
+            result += s
+            start = range.upperBound
+            progress?(start, count)
+        }
+        return result
+    }
+}
+
+extension MaskSpec {
+    /// Segment masks from rows of keep flags (`rows[n][s]` true keeps segment `s` in copy `n`).
+    public static func segments(labels: DeviceArray, rows: ArraySlice<[Bool]>, segmentCount: Int) -> MaskSpec {
+        let words = (segmentCount + 31) / 32
+        var bits = [UInt32](repeating: 0, count: rows.count * words)
+        for (n, row) in rows.enumerated() {
+            for (s, keep) in row.enumerated() where keep { bits[n * words + s / 32] |= 1 << UInt32(s % 32) }
+        }
+        return .segments(labels: labels, keep: bits, wordsPerSample: words)
+    }
+}

@@ -1,0 +1,271 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// The perturbation methods against Captum (occlusion) and scikit-image (SLIC) fixtures from
+/// Tools/make_perturbation_fixtures.py, and against exact oracles: full-enumeration Shapley values,
+/// an additive model whose Shapley values and LIME coefficients are known, a host recomputation of
+/// RISE, and KernelSHAP's efficiency constraint.
+final class PerturbationTests: XCTestCase {
+    static let fixtures = fixturesDirectory + "/perturbation"
+
+    /// Backends for the slower perturbation checks: the CPU and the OpenCL device.
+    func backends() -> [(String, any Backend)] { TestBackends.all().filter { $0.0 == "cpu" || $0.0 == "opencl" } }
+
+    func model(_ name: String, _ backend: any Backend) throws -> (ExplainedModel, Tensor, [Int]) {
+        let dir = fixturesDirectory + "/models/\(name)"
+        let graph = try ONNXImporter.load(path: dir + "/model.onnx").optimized()
+        return (try ExplainedModel(graph: graph, backend: backend), try NPY.read(dir + "/input.npy"), try NPY.read(dir + "/target.npy").integers)
+    }
+
+    /// `input -> 1x1 conv (3 -> 4 channels) -> global average pool -> linear (4 -> 5)`: every logit
+    /// is affine in the pixels, so a masked image's score is additive over segments.
+    func additiveModel(_ backend: any Backend, size: Int = 24) throws -> ExplainedModel {
+        let nodes = [
+            Node(name: "conv", op: .conv(Conv2DParams(), activation: .identity, autoPad: .explicit), inputs: ["input", "w", "b"], outputs: ["c"]),
+            Node(name: "pool", op: .globalAveragePool, inputs: ["c"], outputs: ["p"]),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["f"]),
+            Node(name: "fc", op: .gemm(transA: false, transB: true, alpha: 1, beta: 1, activation: .identity), inputs: ["f", "fw", "fb"], outputs: ["logits"]),
+        ]
+        let graph = Graph(name: "additive", inputs: [ValueInfo(name: "input", shape: [nil, 3, size, size])],
+                          outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
+                          initializers: ["w": .uniform([4, 3, 1, 1], seed: 1), "b": .uniform([4], seed: 2),
+                                         "fw": .uniform([5, 4], seed: 3), "fb": .uniform([5], seed: 4)], nodes: nodes)
+        return try ExplainedModel(graph: graph, backend: backend)
+    }
+
+    func relativeError(_ a: [Double], _ b: [Double]) -> Double { relativeL2(a, b) }
+
+    // MARK: Occlusion
+
+    func testOcclusionMatchesCaptum() throws {
+        for name in ["small_resnet", "mobile_block"] {
+            let reference = try NPY.read(Self.fixtures + "/\(name)/occlusion.npy")
+            let (n, h, w) = (reference.shape[0], reference.shape[2], reference.shape[3])
+            // Captum's window spans the channels, so each channel carries the same map.
+            var channel0: [Double] = []
+            for b in 0..<n {
+                let start = b * 3 * h * w
+                channel0 += reference.scalars[start..<(start + h * w)].map { Double($0) }
+            }
+            for (label, backend) in TestBackends.all() {
+                let (model, input, targets) = try self.model(name, backend)
+                for batch in [16, 1000] {
+                    let a = try Occlusion(model: model, window: (8, 8), stride: (5, 5), perturbationsPerEval: batch).attribute(input, target: .perImage(targets))
+                    XCTAssertEqual(a.map.shape, [n, h, w])
+                    XCTAssertLessThan(relativeError(doubles(a.map), channel0), 1e-4, "occlusion \(name) on \(label), batch \(batch)")
+                }
+            }
+        }
+    }
+
+    func testOcclusionWindowsCoverTheImageAndErrorsNameTheFlag() throws {
+        let (model, _, _) = try self.model("mobile_block", CPUBackend())
+        let rects = try Occlusion(model: model, window: (8, 8), stride: (5, 5)).windows(height: 40, width: 40)
+        XCTAssertEqual(rects.count, 8 * 8)  // ceil((40 - 8) / 5) + 1 = 8 per side, the last clipped
+        XCTAssertEqual(rects.last, MaskRect(top: 35, left: 35, height: 5, width: 5))
+        XCTAssertThrowsError(try Occlusion(model: model, window: (41, 8)).windows(height: 40, width: 40)) { error in
+            XCTAssertTrue("\(error)".contains("--window"), "\(error)")
+        }
+    }
+
+    // MARK: Shapley values
+
+    func testKernelSHAPWithFullEnumerationEqualsExactShapley() throws {
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("mobile_block", backend)
+            let segmentation = Segmentation.grid(rows: 2, columns: 5)
+            let exact = try ExactShapley(model: model, segmentation: segmentation).attribute(input, target: .perImage(targets))
+            let kernel = try KernelSHAP(model: model, samples: 1 << 10, segmentation: segmentation).attribute(input, target: .perImage(targets))
+            XCTAssertEqual(kernel.diagnostics["fullyEnumerated"], [1, 1])
+            let (e, k) = (doubles(exact.raw!), doubles(kernel.raw!))
+            let scale = e.map(abs).max()!
+            XCTAssertGreaterThan(scale, 1e-3, "degenerate game")
+            for i in e.indices { XCTAssertEqual(k[i], e[i], accuracy: 1e-5 * scale, "segment \(i) on \(label)") }
+            // The maps paint each segment's value on its pixels.
+            XCTAssertEqual(kernel.map.shape, [2, 40, 40])
+            XCTAssertEqual(Double(kernel.map[1, 39, 39]), k[10 + 9], accuracy: 1e-6 * scale)
+        }
+    }
+
+    func testKernelSHAPIsEfficientWhenSampled() throws {
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("small_resnet", backend)
+            let a = try KernelSHAP(model: model, samples: 150, segmentation: .grid(rows: 5, columns: 8), seed: 7).attribute(input, target: .perImage(targets))
+            XCTAssertEqual(a.diagnostics["fullyEnumerated"], [0, 0])
+            let logits = try model.logits(try backend.upload(input))
+            let base = try model.logits(try backend.upload(Tensor(shape: input.shape)))
+            for b in 0..<2 {
+                let phi = a.raw!.scalars[(b * 40)..<((b + 1) * 40)].reduce(0.0) { $0 + Double($1) }
+                let difference = Double(logits[b, targets[b]]) - Double(base[b, targets[b]])
+                XCTAssertEqual(phi, difference, accuracy: 1e-5 * max(1, abs(difference)), "efficiency on \(label), image \(b)")
+            }
+            let agreement = a.diagnostics["halfSplitRankCorrelation"]!
+            XCTAssertTrue(agreement.allSatisfy { $0 >= -1 && $0 <= 1 }, "\(agreement)")
+        }
+    }
+
+    func testShapleyAndLIMERecoverAnAdditiveModel() throws {
+        for (label, backend) in backends() {
+            let model = try additiveModel(backend)
+            let input = Tensor.uniform([2, 3, 24, 24], in: -2...2, seed: 11)
+            let segmentation = Segmentation.grid(rows: 3, columns: 3)
+            // Each segment's contribution, measured directly: f(segment s alone) - f(nothing).
+            let engine = PerturbationEngine(model: model)
+            var contributions: [[Double]] = []
+            for b in 0..<2 {
+                let xb = try Tensor(shape: [1, 3, 24, 24], scalars: Array(input.scalars[(b * 3 * 576)..<((b + 1) * 3 * 576)]))
+                let labels = try backend.upload(try segmentation.segment(xb, index: b).tensor)
+                let rows = [[Bool](repeating: false, count: 9)] + (0..<9).map { s in (0..<9).map { $0 == s } }
+                let v = try engine.evaluate(image: try backend.upload(xb), baseline: try backend.upload(Tensor(shape: [1, 3, 24, 24])), target: 2,
+                                            count: rows.count) { MaskSpec.segments(labels: labels, rows: rows[$0], segmentCount: 9) }
+                contributions.append((1...9).map { v[$0] - v[0] })
+            }
+            let expected = contributions.flatMap { $0 }
+            let scale = expected.map(abs).max()!
+            let exact = try ExactShapley(model: model, segmentation: segmentation).attribute(input, target: .index(2))
+            let kernel = try KernelSHAP(model: model, samples: 100, segmentation: segmentation, seed: 3).attribute(input, target: .index(2))
+            let lime = try LIME(model: model, samples: 300, featureSelection: .none, ridgeAlpha: 0, segmentation: segmentation).attribute(input, target: .index(2))
+            for (what, got) in [("exact Shapley", exact), ("sampled KernelSHAP", kernel), ("LIME", lime)] {
+                let g = doubles(got.raw!)
+                for i in expected.indices { XCTAssertEqual(g[i], expected[i], accuracy: 2e-5 * scale, "\(what) segment \(i) on \(label)") }
+            }
+            for r2 in lime.diagnostics["r2"]! { XCTAssertEqual(r2, 1, accuracy: 1e-6) }
+        }
+    }
+
+    func testLIMEFeatureSelectionKeepsTheStrongestSegments() throws {
+        let model = try additiveModel(CPUBackend())
+        let input = Tensor.uniform([1, 3, 24, 24], in: -2...2, seed: 5)
+        let segmentation = Segmentation.grid(rows: 3, columns: 3)
+        let full = try LIME(model: model, samples: 400, featureSelection: .none, ridgeAlpha: 0, segmentation: segmentation).attribute(input, target: .index(1))
+        let strongest = doubles(full.raw!).indices.sorted { abs(full.raw!.scalars[$0]) > abs(full.raw!.scalars[$1]) }.prefix(3).sorted()
+        for selection in [FeatureSelection.forwardSelection, .highestWeights, .auto] {
+            let a = try LIME(model: model, samples: 400, featureSelection: selection, features: 3, ridgeAlpha: 0, segmentation: segmentation)
+                .attribute(input, target: .index(1))
+            let chosen = a.raw!.scalars.indices.filter { a.raw!.scalars[$0] != 0 }
+            XCTAssertEqual(chosen, strongest, "\(selection)")
+        }
+    }
+
+    // MARK: RISE
+
+    func testRISEEqualsAHostRecomputation() throws {
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("mobile_block", backend)
+            let rise = RISE(model: model, masks: 40, gridSize: 5, seed: 9, perturbationsPerEval: 16)
+            let a = try rise.attribute(input, target: .perImage(targets))
+            // Host: masks from the description, composited and scored one batch, summed in float64.
+            let spec = try rise.maskSpec(height: 40, width: 40)
+            let plane = 1600
+            var masks = [Double](repeating: 0, count: 40 * plane)
+            for m in 0..<40 { for p in 0..<plane { masks[m * plane + p] = spec.hostValue(sample: m, y: p / 40, x: p % 40, height: 40, width: 40) } }
+            for b in 0..<2 {
+                let image = Array(input.scalars[(b * 3 * plane)..<((b + 1) * 3 * plane)])
+                var batch = [Float](repeating: 0, count: 40 * 3 * plane)
+                for m in 0..<40 { for c in 0..<3 { for p in 0..<plane { batch[(m * 3 + c) * plane + p] = Float(masks[m * plane + p]) * image[c * plane + p] } } }
+                let logits = try model.logits(try backend.upload(try Tensor(shape: [40, 3, 40, 40], scalars: batch)))
+                var expected = [Double](repeating: 0, count: plane)
+                for m in 0..<40 {
+                    let row = (0..<logits.shape[1]).map { Double(logits[m, $0]) }
+                    let top = row.max()!
+                    let p = exp(row[targets[b]] - top) / row.reduce(0) { $0 + exp($1 - top) }
+                    for q in 0..<plane { expected[q] += p * masks[m * plane + q] / (40 * 0.5) }
+                }
+                let got = a.map.scalars[(b * plane)..<((b + 1) * plane)].map(Double.init)
+                XCTAssertLessThan(relativeError(got, expected), 1e-5, "RISE image \(b) on \(label)")
+            }
+            XCTAssertEqual(a.diagnostics["halfSplitRankCorrelation"]?.count, 2)
+        }
+    }
+
+    // MARK: Determinism and batch independence
+
+    func testSeededRunsRepeatAndBatchSizesAgree() throws {
+        let (model, input, targets) = try self.model("mobile_block", CPUBackend())
+        let segmentation = Segmentation.grid(rows: 4, columns: 4)
+        func lime(_ batch: Int, _ seed: UInt64) throws -> Tensor {
+            try LIME(model: model, samples: 64, segmentation: segmentation, seed: seed, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).raw!
+        }
+        XCTAssertEqual(try lime(16, 1), try lime(16, 1))
+        XCTAssertLessThan(relativeError(doubles(try lime(16, 1)), doubles(try lime(5, 1))), 1e-6)
+        XCTAssertNotEqual(try lime(16, 1), try lime(16, 2))
+        func rise(_ batch: Int) throws -> Tensor { try RISE(model: model, masks: 30, seed: 4, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).map }
+        XCTAssertEqual(try rise(8), try rise(8))
+        XCTAssertLessThan(relativeError(doubles(try rise(8)), doubles(try rise(30))), 1e-6)
+    }
+
+    func testPerturbationMethodsAgreeAcrossBackends() throws {
+        guard let cl = TestBackends.openCL() else { return }
+        let (cpuModel, input, targets) = try self.model("small_resnet", CPUBackend())
+        let (clModel, _, _) = try self.model("small_resnet", cl)
+        let segmentation = Segmentation.grid(rows: 4, columns: 4)
+        let pairs: [(String, (ExplainedModel) throws -> Tensor)] = [
+            ("lime", { try LIME(model: $0, samples: 50, segmentation: segmentation).attribute(input, target: .perImage(targets)).map }),
+            ("kernelshap", { try KernelSHAP(model: $0, samples: 60, segmentation: segmentation).attribute(input, target: .perImage(targets)).map }),
+            ("rise", { try RISE(model: $0, masks: 40).attribute(input, target: .perImage(targets)).map }),
+        ]
+        for (name, run) in pairs {
+            XCTAssertLessThan(relativeError(doubles(try run(clModel)), doubles(try run(cpuModel))), 1e-4, name)
+        }
+    }
+
+    func testExactShapleyRefusesTooManySegments() throws {
+        let (model, input, targets) = try self.model("mobile_block", CPUBackend())
+        XCTAssertThrowsError(try ExactShapley(model: model, segmentation: .grid(rows: 4, columns: 5)).attribute(input, target: .perImage(targets))) { error in
+            XCTAssertTrue("\(error)".contains("kernelshap"), "\(error)")
+        }
+    }
+
+    // MARK: Superpixels
+
+    func testSLICMatchesScikitImage() throws {
+        for name in ["chelsea", "astronaut", "coffee"] {
+            let image = try NPY.read(Self.fixtures + "/images/\(name).npy")
+            let (h, w) = (image.shape[1], image.shape[2])
+            for n in [70, 100] {
+                let reference = try SegmentMap(height: h, width: w, ids: try NPY.read(Self.fixtures + "/images/\(name)_slic\(n).npy").integers)
+                let ours = try SLIC(segments: n).segment(image)
+                let agreement = boundaryAgreement(ours, reference)
+                print("SLIC \(name) n=\(n): \(ours.count) segments (scikit-image \(reference.count)), boundary F1 \(agreement), identical: \(ours == reference)")
+                // Measured: identical partitions on all six (same counts, boundary F1 1.0).
+                XCTAssertLessThanOrEqual(abs(ours.count - reference.count), 1, "\(name) n=\(n)")
+                XCTAssertGreaterThan(agreement, 0.99, "\(name) n=\(n)")
+                XCTAssertEqual(try SLIC(segments: n).segment(image), ours, "deterministic")
+            }
+        }
+    }
+
+    /// F1 of boundary pixels (a pixel whose right or lower neighbour differs), a match being a
+    /// boundary pixel of the other map within one pixel.
+    func boundaryAgreement(_ a: SegmentMap, _ b: SegmentMap) -> Double {
+        let (h, w) = (a.height, a.width)
+        func edges(_ m: SegmentMap) -> [Bool] {
+            (0..<(h * w)).map { p in
+                let (y, x) = (p / w, p % w)
+                return (x + 1 < w && m.labels[p] != m.labels[p + 1]) || (y + 1 < h && m.labels[p] != m.labels[p + w])
+            }
+        }
+        let (ea, eb) = (edges(a), edges(b))
+        func near(_ e: [Bool], _ p: Int) -> Bool {
+            let (y, x) = (p / w, p % w)
+            for dy in -1...1 { for dx in -1...1 where (0..<h).contains(y + dy) && (0..<w).contains(x + dx) && e[(y + dy) * w + x + dx] { return true } }
+            return false
+        }
+        let precision = Double(ea.indices.filter { ea[$0] && near(eb, $0) }.count) / Double(max(1, ea.filter { $0 }.count))
+        let recall = Double(eb.indices.filter { eb[$0] && near(ea, $0) }.count) / Double(max(1, eb.filter { $0 }.count))
+        return 2 * precision * recall / max(precision + recall, 1e-12)
+    }
+
+    func testUserLabelMapsAndGridsAreRelabelledCompactly() throws {
+        let labels = try Tensor(shape: [2, 3], scalars: [7, 7, 3, 9, 3, 3])
+        let m = try Segmentation.labels(labels).segment(Tensor(shape: [1, 3, 2, 3]), index: 0)
+        XCTAssertEqual(m.labels, [0, 0, 1, 2, 1, 1])
+        XCTAssertEqual(m.count, 3)
+        XCTAssertThrowsError(try Segmentation.labels(labels).segment(Tensor(shape: [1, 3, 3, 2]), index: 0))
+        let grid = try Segmentation.grid(rows: 2, columns: 3).segment(Tensor(shape: [1, 3, 4, 6]), index: 0)
+        XCTAssertEqual(grid.count, 6)
+        XCTAssertEqual(grid.sizes, [4, 4, 4, 4, 4, 4])
+    }
+}
