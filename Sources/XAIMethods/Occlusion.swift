@@ -32,8 +32,10 @@ public struct Occlusion: AttributionMethod, ModelBacked {
             throw XAIError.invalidArgument(op: "--stride", message: "occlusion stride \(stride.height)x\(stride.width) must be positive")
         }
         func starts(_ size: Int, _ win: Int, _ step: Int) -> [Int] {
+            // Captum's count; with a stride above the window the last start can fall outside the
+            // image, and that window would cover nothing.
             let count = (size - win + step - 1) / step + 1
-            return (0..<count).map { $0 * step }
+            return (0..<count).map { $0 * step }.filter { $0 < size }
         }
         return starts(height, window.height, stride.height).flatMap { top in
             starts(width, window.width, stride.width).map { left in

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import XAI
 import XAITestSupport
+@testable import XAIMethods
 
 /// The perturbation methods against Captum (occlusion) and scikit-image (SLIC) fixtures from
 /// Tools/make_perturbation_fixtures.py, and against exact oracles: full-enumeration Shapley values,
@@ -65,6 +66,10 @@ final class PerturbationTests: XCTestCase {
         let rects = try Occlusion(model: model, window: (8, 8), stride: (5, 5)).windows(height: 40, width: 40)
         XCTAssertEqual(rects.count, 8 * 8)  // ceil((40 - 8) / 5) + 1 = 8 per side, the last clipped
         XCTAssertEqual(rects.last, MaskRect(top: 35, left: 35, height: 5, width: 5))
+        // A stride above the window: the start past the image is dropped, every window is inside.
+        let sparse = try Occlusion(model: model, window: (4, 4), stride: (15, 15)).windows(height: 40, width: 40)
+        XCTAssertEqual(sparse.count, 9)
+        XCTAssertTrue(sparse.allSatisfy { $0.top + $0.height <= 40 && $0.left + $0.width <= 40 && $0.height > 0 })
         XCTAssertThrowsError(try Occlusion(model: model, window: (41, 8)).windows(height: 40, width: 40)) { error in
             XCTAssertTrue("\(error)".contains("--window"), "\(error)")
         }
@@ -216,6 +221,46 @@ final class PerturbationTests: XCTestCase {
         XCTAssertThrowsError(try ExactShapley(model: model, segmentation: .grid(rows: 4, columns: 5)).attribute(input, target: .perImage(targets))) { error in
             XCTAssertTrue("\(error)".contains("kernelshap"), "\(error)")
         }
+    }
+
+    // MARK: Meaningful Perturbation
+
+    func testMeaningfulPerturbationGradientMatchesFiniteDifferences() throws {
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("mobile_block", backend)
+            for output in ScoreOutput.allCases {
+                let mp = MeaningfulPerturbation(model: model, maskSize: 5, blurSigma: 3, output: output)
+                let problem = try mp.problem(input, targets: targets)
+                var rng = SeededGenerator(seed: 21)
+                let masks = (0..<50).map { _ in 0.2 + 0.6 * Double(rng.nextUnitFloat()) }
+                let analytic = try mp.objective(problem, masks: masks).gradient
+                var numeric: [Double] = [], picked: [Double] = []
+                for i in [0, 7, 12, 24, 31, 38, 44, 49] {
+                    let h = 1e-2
+                    var up = masks, down = masks
+                    up[i] += h; down[i] -= h
+                    let b = i / 25
+                    numeric.append((try mp.objective(problem, masks: up).loss[b] - (try mp.objective(problem, masks: down).loss[b])) / (2 * h))
+                    picked.append(analytic[i])
+                }
+                XCTAssertGreaterThan(numeric.map(abs).max()!, 1e-4, "degenerate")
+                XCTAssertLessThan(relativeError(picked, numeric), 2e-2, "MP gradient (\(output)) on \(label): \(picked) vs \(numeric)")
+            }
+        }
+    }
+
+    func testMeaningfulPerturbationLowersTheScoreAndRepeats() throws {
+        let (model, input, targets) = try self.model("small_resnet", CPUBackend())
+        let mp = MeaningfulPerturbation(model: model, iterations: 40, maskSize: 8, blurSigma: 4, output: .logit)
+        let a = try mp.attribute(input, target: .perImage(targets))
+        XCTAssertEqual(a.map.shape, [2, 64, 64])
+        XCTAssertEqual(a.raw!.shape, [2, 8, 8])
+        for b in 0..<2 {
+            XCTAssertLessThan(a.diagnostics["finalLoss"]![b], a.diagnostics["initialScore"]![b], "the objective went down for image \(b)")
+            XCTAssertGreaterThan(a.diagnostics["deletedFraction"]![b], 0)
+        }
+        XCTAssertTrue(a.raw!.scalars.allSatisfy { (0...1).contains($0) })
+        XCTAssertEqual(try mp.attribute(input, target: .perImage(targets)).map, a.map)
     }
 
     // MARK: Superpixels
