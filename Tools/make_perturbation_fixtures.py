@@ -8,6 +8,8 @@ Writes into Tests/Fixtures/perturbation/:
   images/<name>.npy       a scikit-image sample photograph, anti-aliased down to 96x128, uint8 [3, H, W]
   images/<name>_slic<n>.npy  skimage.segmentation.slic(n_segments=n) with the other parameters at
                           their defaults (compactness 10, sigma 0, start_label 1), uint8 [H, W]
+  images/<name>_quickshift.npy  quickshift(kernel_size=4, max_dist=200, ratio=0.2) (lime's), int32
+  images/<name>_felzenszwalb<scale>.npy  felzenszwalb(scale=s, sigma=0.8, min_size=20), int32
 Run after make_fixtures.py:  python3 Tools/make_perturbation_fixtures.py
 """
 import importlib.metadata
@@ -25,12 +27,13 @@ import captum
 from captum.attr import Occlusion
 import skimage
 from skimage import data, transform
-from skimage.segmentation import slic
+from skimage.segmentation import felzenszwalb, quickshift, slic
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "perturbation")
 MODELS = ["small_resnet", "mobile_block"]
 IMAGES = ["chelsea", "astronaut", "coffee"]
 SLIC_SEGMENTS = [70, 100]
+FELZENSZWALB_SCALES = [1, 100]
 
 
 def main():
@@ -63,7 +66,14 @@ def main():
             assert labels.max() < 256
             np.save(os.path.join(folder, f"{name}_slic{n}.npy"), labels.astype(np.uint8))
             manifest["slic"][f"{name}_slic{n}"] = int(len(np.unique(labels)))
-        print(name, "slic done")
+        labels = quickshift(small, kernel_size=4, max_dist=200, ratio=0.2)
+        np.save(os.path.join(folder, f"{name}_quickshift.npy"), labels.astype(np.int32))
+        manifest["quickshift"] = manifest.get("quickshift", {}) | {name: int(len(np.unique(labels)))}
+        for scale in FELZENSZWALB_SCALES:
+            labels = felzenszwalb(small, scale=scale, sigma=0.8, min_size=20)
+            np.save(os.path.join(folder, f"{name}_felzenszwalb{scale}.npy"), labels.astype(np.int32))
+            manifest["felzenszwalb"] = manifest.get("felzenszwalb", {}) | {f"{name}_{scale}": int(len(np.unique(labels)))}
+        print(name, "segmentations done")
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
 

@@ -9,7 +9,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Option(help: "Comma-separated zoo models or ONNX files.") var models = "resnet18,resnet50"
-    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, cam, scorecam, slic, occlusion, lime, kernelshap, rise), all (the gradient and CAM methods, seconds each) or perturbation (slic, occlusion, lime, kernelshap, rise: minutes each on a CPU).")
+    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, cam, scorecam, slic, quickshift, occlusion, lime, kernelshap, rise, mp), all (the gradient and CAM methods, seconds each) or perturbation (slic, quickshift, occlusion, lime, kernelshap, rise, mp: minutes each on a CPU).")
     var methods = "all"
     @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 3
     @Option(help: "Write all figures as JSON to this file.") var json: String?
@@ -33,7 +33,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
         let (ceiling, ceilingName) = try measureCeiling(backend, size: isCPUOpenCL ? 1024 : 4096, repeats: 3)
         print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
         let all = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "cam"]
-        let perturbation = ["slic", "occlusion", "lime", "kernelshap", "rise"]
+        let perturbation = ["slic", "quickshift", "occlusion", "lime", "kernelshap", "rise", "mp"]
         let chosen = methods == "all" ? all : methods == "perturbation" ? perturbation : methods.split(separator: ",").map(String.init)
         var rows: [Row] = []
         for name in models.split(separator: ",").map(String.init) {
@@ -53,9 +53,12 @@ struct MethodsBenchmark: AsyncParsableCommand {
                 // Slow methods warm up on a reduced run with the same batch shapes.
                 var warmup: (any AttributionMethod)?
                 switch m {
-                case "slic":
-                    let t = try Timing.measure(repeats: Swift.max(repeats, 3)) { _ = try slic.segment(photo) }
-                    rows.append(Row(model: name, method: m, settings: "SLIC n_segments=70, compactness 10 on 224x224 -> \(segments.count) segments",
+                case "slic", "quickshift":
+                    let segmenter: Segmentation = m == "slic" ? .slic(slic) : .quickshift(Quickshift())
+                    var count = 0
+                    let t = try Timing.measure(repeats: Swift.max(repeats, 3)) { count = try segmenter.segment(photo, index: 0).count }
+                    let what = m == "slic" ? "SLIC n_segments=70, compactness 10" : "quickshift kernel 4, max distance 200, ratio 0.2 (lime's)"
+                    rows.append(Row(model: name, method: m, settings: "\(what) on 224x224 -> \(count) segments",
                                     timing: t, forwardEquivalents: 0, gflops: 0, timesFloor: 0))
                     print("  \(name) \(m): " + formatSeconds(t.median))
                     continue
@@ -73,6 +76,9 @@ struct MethodsBenchmark: AsyncParsableCommand {
                 case "rise":
                     (method, settings, fwdEq) = (RISE(model: model), "4000 masks, grid 7, p 0.5", 4001)
                     warmup = RISE(model: model, masks: 64)
+                case "mp":
+                    (method, settings, fwdEq) = (MeaningfulPerturbation(model: model), "300 Adam steps, 28x28 mask, blur sigma 10", 603)
+                    warmup = MeaningfulPerturbation(model: model, iterations: 2)
                 case "saliency": (method, settings, fwdEq) = (Saliency(model: model), "batch 1", 2)
                 case "inputxgrad": (method, settings, fwdEq) = (InputXGradient(model: model), "batch 1", 2)
                 case "ig": (method, settings, fwdEq) = (IntegratedGradients(model: model, steps: 50), "50 steps Gauss-Legendre, baseline 0, + completeness check", 103)

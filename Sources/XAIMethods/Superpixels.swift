@@ -42,6 +42,10 @@ public struct SegmentMap: Sendable, Equatable {
 public enum Segmentation: Sendable {
     /// SLIC superpixels in CIELAB (scikit-image's algorithm and defaults).
     case slic(SLIC)
+    /// Quickshift mode seeking (lime's default segmentation).
+    case quickshift(Quickshift)
+    /// Felzenszwalb and Huttenlocher's graph-based segmentation.
+    case felzenszwalb(Felzenszwalb)
     /// A regular grid of `rows x columns` rectangles.
     case grid(rows: Int, columns: Int)
     /// A user label map `[H, W]` (every image) or `[N, H, W]` (one per image), any integer ids.
@@ -52,6 +56,8 @@ public enum Segmentation: Sendable {
         let (h, w) = (image.shape[2], image.shape[3])
         switch self {
         case .slic(let s): return try s.segment(image)
+        case .quickshift(let q): return try q.segment(image)
+        case .felzenszwalb(let f): return try f.segment(image)
         case .grid(let rows, let columns):
             guard rows >= 1, columns >= 1, rows <= h, columns <= w else {
                 throw XAIError.invalidArgument(op: "--segments", message: "a \(rows)x\(columns) grid does not fit a \(h)x\(w) image")
@@ -252,4 +258,157 @@ func rgbToLab(_ r: Double, _ g: Double, _ b: Double) -> [Double] {
     func f(_ t: Double) -> Double { t > 0.008856 ? cbrt(t) : 7.787 * t + 16.0 / 116.0 }
     let (fx, fy, fz) = (f(x), f(y), f(z))
     return [116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)]
+}
+
+/// An image as pixel-major values in [0, 1]: `values[p * channels + c]`. `range` maps to [0, 1]
+/// (scikit-image's `img_as_float` uses the type's range, e.g. 0...255 for bytes); without it the
+/// image's own minimum and maximum do.
+func unitPixels(_ image: Tensor, range: ClosedRange<Float>?) -> (channels: Int, height: Int, width: Int, values: [Double]) {
+    let dims = image.shape.dims.suffix(3)
+    let (c, h, w) = (dims[dims.startIndex], dims[dims.startIndex + 1], dims[dims.startIndex + 2])
+    let lo = range?.lowerBound ?? image.scalars.min() ?? 0, hi = range?.upperBound ?? image.scalars.max() ?? 0
+    let scale = hi > lo ? 1 / Double(hi - lo) : 0
+    let plane = h * w
+    var values = [Double](repeating: 0, count: plane * c)
+    for p in 0..<plane { for k in 0..<c { values[p * c + k] = Double(image.scalars[k * plane + p] - lo) * scale } }
+    return (c, h, w, values)
+}
+
+/// Quickshift (Vedaldi and Soatto) as scikit-image computes it: a Parzen density in (colour *
+/// ratio, position) space with a Gaussian of `kernelSize` pixels over a window of 3 kernel sizes,
+/// each pixel linked to its nearest denser neighbour within the window unless that is farther than
+/// `maxDistance`; the trees are the segments. Colours are CIELAB for three channels. Ties in
+/// density are broken by tiny seeded noise (scikit-image draws its own, so tie pixels can differ).
+public struct Quickshift: Sendable {
+    public var kernelSize: Double
+    public var maxDistance: Double
+    public var ratio: Double
+    /// Value range of the input mapped to [0, 1]; `nil`: the image's min and max.
+    public var valueRange: ClosedRange<Float>?
+    public var seed: UInt64
+
+    /// lime's defaults: kernel 4, max distance 200, ratio 0.2.
+    public init(kernelSize: Double = 4, maxDistance: Double = 200, ratio: Double = 0.2, valueRange: ClosedRange<Float>? = nil, seed: UInt64 = 42) {
+        self.kernelSize = kernelSize
+        self.maxDistance = maxDistance
+        self.ratio = ratio
+        self.valueRange = valueRange
+        self.seed = seed
+    }
+
+    public func segment(_ image: Tensor) throws -> SegmentMap {
+        guard kernelSize >= 1, maxDistance >= 0, ratio >= 0 else {
+            throw XAIError.invalidArgument(op: "--segments", message: "quickshift needs kernel size >= 1, max distance >= 0 and ratio >= 0")
+        }
+        var (c, h, w, values) = unitPixels(image, range: valueRange)
+        if c == 3 {
+            for p in 0..<(h * w) {
+                let lab = rgbToLab(values[3 * p], values[3 * p + 1], values[3 * p + 2])
+                for k in 0..<3 { values[3 * p + k] = lab[k] }
+            }
+        }
+        for i in values.indices { values[i] *= ratio }
+        let reach = Int((3 * kernelSize).rounded(.up))
+        let inverse = -0.5 / (kernelSize * kernelSize)
+        var rng = SeededGenerator(seed: seed)
+        var density = (0..<(h * w)).map { _ in 1e-5 * Double(rng.nextGaussian()) }
+        func distance(_ p: Int, _ q: Int) -> Double {
+            var d = 0.0
+            for k in 0..<c { let t = values[p * c + k] - values[q * c + k]; d += t * t }
+            let dy = Double(p / w - q / w), dx = Double(p % w - q % w)
+            return d + dy * dy + dx * dx
+        }
+        func window(_ p: Int, _ body: (Int) -> Void) {
+            let (y, x) = (p / w, p % w)
+            for yy in max(y - reach, 0)..<min(y + reach + 1, h) { for xx in max(x - reach, 0)..<min(x + reach + 1, w) { body(yy * w + xx) } }
+        }
+        for p in 0..<(h * w) { window(p) { q in density[p] += exp(distance(p, q) * inverse) } }
+        var parent = Array(0..<(h * w))
+        for p in 0..<(h * w) {
+            var closest = Double.infinity
+            window(p) { q in
+                guard density[q] > density[p] else { return }
+                let d = distance(p, q)
+                if d < closest { closest = d; parent[p] = q }
+            }
+            if closest.squareRoot() > maxDistance { parent[p] = p }
+        }
+        for p in 0..<(h * w) {
+            var r = p
+            while parent[r] != r { r = parent[r] }
+            parent[p] = r
+        }
+        return try SegmentMap(height: h, width: w, ids: parent)
+    }
+}
+
+/// Felzenszwalb and Huttenlocher's graph segmentation as scikit-image computes it: the image is
+/// smoothed by a Gaussian of `sigma`, pixels are joined over their 8-neighbour edges (colour
+/// distance) in order of weight while the edge is lighter than both regions' internal difference
+/// plus `scale / 255 / size`, then regions under `minSize` pixels merge along the lightest edges.
+public struct Felzenszwalb: Sendable {
+    public var scale: Double
+    public var sigma: Float
+    public var minSize: Int
+    /// Value range of the input mapped to [0, 1]; `nil`: the image's min and max.
+    public var valueRange: ClosedRange<Float>?
+
+    /// scikit-image's defaults: scale 1, sigma 0.8, min size 20.
+    public init(scale: Double = 1, sigma: Float = 0.8, minSize: Int = 20, valueRange: ClosedRange<Float>? = nil) {
+        self.scale = scale
+        self.sigma = sigma
+        self.minSize = minSize
+        self.valueRange = valueRange
+    }
+
+    public func segment(_ image: Tensor) throws -> SegmentMap {
+        guard scale > 0, sigma >= 0, minSize >= 0 else {
+            throw XAIError.invalidArgument(op: "--segments", message: "felzenszwalb needs scale > 0, sigma >= 0 and min size >= 0")
+        }
+        let (c, h, w, unit) = unitPixels(image, range: valueRange)
+        // Smooth channel by channel (blur works on planar [1, C, H, W]).
+        var planar = [Float](repeating: 0, count: unit.count)
+        for p in 0..<(h * w) { for k in 0..<c { planar[k * h * w + p] = Float(unit[p * c + k]) } }
+        let smooth = try gaussianBlur(Tensor(unchecked: [1, c, h, w], planar), sigma: sigma).scalars
+        func cost(_ p: Int, _ q: Int) -> Double {
+            var d = 0.0
+            for k in 0..<c { let t = Double(smooth[k * h * w + p]) - Double(smooth[k * h * w + q]); d += t * t }
+            return d.squareRoot()
+        }
+        // Edges right, down, down-right and up-right, as scikit-image lists them.
+        var edges: [(Int, Int)] = []
+        for y in 0..<h { for x in 1..<w { edges.append((y * w + x, y * w + x - 1)) } }
+        for y in 1..<h { for x in 0..<w { edges.append((y * w + x, (y - 1) * w + x)) } }
+        for y in 1..<h { for x in 1..<w { edges.append((y * w + x, (y - 1) * w + x - 1)) } }
+        for y in 0..<(h - 1) { for x in 1..<w { edges.append((y * w + x, (y + 1) * w + x - 1)) } }
+        let weights = edges.map { cost($0.0, $0.1) }
+        let order = edges.indices.sorted { weights[$0] < weights[$1] || (weights[$0] == weights[$1] && $0 < $1) }
+        var forest = Array(0..<(h * w)), size = [Int](repeating: 1, count: h * w), difference = [Double](repeating: 0, count: h * w)
+        func root(_ n: Int) -> Int {
+            var r = n
+            while forest[r] != r { r = forest[r] }
+            var m = n
+            while forest[m] != r { let next = forest[m]; forest[m] = r; m = next }
+            return r
+        }
+        func join(_ a: Int, _ b: Int) -> Int {
+            let r = min(a, b)
+            forest[a] = r; forest[b] = r
+            size[r] = size[a] + size[b]
+            return r
+        }
+        let k = scale / 255
+        for e in order {
+            let (a, b) = (root(edges[e].0), root(edges[e].1))
+            guard a != b else { continue }
+            if weights[e] < min(difference[a] + k / Double(size[a]), difference[b] + k / Double(size[b])) {
+                difference[join(a, b)] = weights[e]
+            }
+        }
+        for e in order {
+            let (a, b) = (root(edges[e].0), root(edges[e].1))
+            if a != b && (size[a] < minSize || size[b] < minSize) { _ = join(a, b) }
+        }
+        return try SegmentMap(height: h, width: w, ids: (0..<(h * w)).map(root))
+    }
 }

@@ -282,6 +282,24 @@ final class PerturbationTests: XCTestCase {
         }
     }
 
+    func testQuickshiftAndFelzenszwalbMatchScikitImage() throws {
+        for name in ["chelsea", "astronaut", "coffee"] {
+            let image = try NPY.read(Self.fixtures + "/images/\(name).npy")
+            let (h, w) = (image.shape[1], image.shape[2])
+            var cases: [(String, Segmentation)] = [("quickshift", .quickshift(Quickshift(valueRange: 0...255)))]
+            for scale in [1, 100] { cases.append(("felzenszwalb\(scale)", .felzenszwalb(Felzenszwalb(scale: Double(scale), valueRange: 0...255)))) }
+            for (file, segmentation) in cases {
+                let reference = try SegmentMap(height: h, width: w, ids: try NPY.read(Self.fixtures + "/images/\(name)_\(file).npy").integers)
+                let ours = try segmentation.segment(try image.reshaped([1, 3, h, w]), index: 0)
+                let agreement = boundaryAgreement(ours, reference)
+                print("\(file) \(name): \(ours.count) segments (scikit-image \(reference.count)), boundary F1 \(agreement), identical: \(ours == reference)")
+                // Measured: identical partitions on all nine.
+                XCTAssertLessThanOrEqual(abs(ours.count - reference.count), 1, "\(file) \(name)")
+                XCTAssertGreaterThan(agreement, 0.99, "\(file) \(name)")
+            }
+        }
+    }
+
     /// F1 of boundary pixels (a pixel whose right or lower neighbour differs), a match being a
     /// boundary pixel of the other map within one pixel.
     func boundaryAgreement(_ a: SegmentMap, _ b: SegmentMap) -> Double {
