@@ -19,12 +19,10 @@ build: deps
 test: deps
 	swift test $(SWIFT_TEST_FLAGS)
 
-# Until the attribution commands land, the main job lists the devices the engine can use and
-# describes the bundled fixture model and the built-in ResNet-50.
+# The main job: explain the bundled demo model's sample images with every method, write the HTML
+# report (xai-demo/index.html) and print each method's pointing-game score.
 demo: build
-	.build/release/xai devices
-	.build/release/xai inspect Tests/Fixtures/models/small_resnet/model.onnx
-	.build/release/xai inspect resnet50
+	.build/release/xai demo
 
 bench-ops: build
 	.build/release/xai-bench ops --device cpu

@@ -29,6 +29,8 @@ let package = Package(
                        providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng16",
                        providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
 
         // Tensors, shapes, devices, the Backend contract, errors and the float64 reference backend.
         .target(name: "XAICore"),
@@ -43,8 +45,10 @@ let package = Package(
         // Attribution methods: gradients, paths, the CAM family.
         .target(name: "XAIMethods", dependencies: ["XAIGraph"]),
         .target(name: "XAIOpenCL", dependencies: ["XAICore", "XAIKernels", "COpenCL"]),
+        // Pictures in and out: PNG (libpng), JPEG (TurboJPEG), resizing, preprocessing, heatmaps.
+        .target(name: "XAIImage", dependencies: ["XAICore", "CPNG", "CTurboJPEG"]),
         // The one module frontends import.
-        .target(name: "XAI", dependencies: ["XAICore", "XAICPU", "XAIOpenCL", "XAIGraph", "XAIONNX", "XAIMethods"]),
+        .target(name: "XAI", dependencies: ["XAICore", "XAICPU", "XAIOpenCL", "XAIGraph", "XAIONNX", "XAIMethods", "XAIImage"]),
         .executableTarget(name: "XAICLI", dependencies: [
             "XAI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -56,5 +60,6 @@ let package = Package(
         .testTarget(name: "XAIBackendTests", dependencies: ["XAI", "XAITestSupport", "XAIKernels"]),
         .testTarget(name: "XAIModelTests", dependencies: ["XAI", "XAITestSupport"]),
         .testTarget(name: "XAIMethodTests", dependencies: ["XAI", "XAITestSupport"]),
+        .testTarget(name: "XAICLITests", dependencies: ["XAI", "XAITestSupport"]),
     ]
 )

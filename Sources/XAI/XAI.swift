@@ -34,3 +34,4 @@ public enum Models {
     }
 }
 @_exported import XAIMethods
+@_exported import XAIImage

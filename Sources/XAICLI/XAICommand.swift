@@ -7,7 +7,7 @@ struct XAICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xai",
         abstract: "Explain the predictions of image classifiers on OpenCL GPUs and OpenBLAS CPUs.",
-        subcommands: [Devices.self, Inspect.self]
+        subcommands: [Demo.self, Explain.self, Predict.self, Methods.self, Inspect.self, Devices.self]
     )
 }
 

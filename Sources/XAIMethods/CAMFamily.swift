@@ -86,6 +86,9 @@ public struct CAM: AttributionMethod {
         self.relu = relu
     }
 
+    /// Whether the model's head is global average pooling + one linear layer, as CAM needs.
+    public var applies: Bool { (try? head()) != nil }
+
     /// The activation feeding global pooling and the classifier's weight `[classes, K]`.
     func head() throws -> (layer: String, weight: Tensor) {
         let g = model.graph

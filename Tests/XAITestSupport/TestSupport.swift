@@ -60,3 +60,33 @@ public func relativeL2(_ a: [Double], _ b: [Double]) -> Double {
 /// The folder of committed fixtures.
 public let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("Fixtures").path
+
+/// Runs the `xai` binary built next to the tests; returns its exit status, standard output and
+/// standard error.
+public func runXAI(_ arguments: [String], environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> (status: Int32, output: String, error: String) {
+    let productsDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    var binary = productsDir.appendingPathComponent("xai")
+    if !FileManager.default.fileExists(atPath: binary.path) {
+        binary = productsDir.deletingLastPathComponent().appendingPathComponent("xai")  // inside an .xctest bundle
+    }
+    guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+        XCTFail("xai binary not found next to the tests (\(productsDir.path))", file: file, line: line)
+        return (-1, "", "")
+    }
+    let process = Process()
+    process.executableURL = binary
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    // Standard error goes to a file, so a full pipe can never stall the process.
+    let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("xai-stderr-\(UUID().uuidString)").path
+    _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: errorPath) }
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle(forWritingAtPath: errorPath)
+    try process.run()
+    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    let error = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+    return (process.terminationStatus, output, error)
+}

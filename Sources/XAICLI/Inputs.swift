@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+/// What sits next to a model: preprocessing and class names (`model.json` beside `model.onnx`).
+struct Sidecar: Codable {
+    var mean: [Float]?
+    var std: [Float]?
+    var resize: Int?
+    var labels: [String]?
+
+    static func load(for model: String) throws -> Sidecar? {
+        guard model.hasSuffix(".onnx") else { return nil }
+        let path = String(model.dropLast(5)) + ".json"
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do { return try JSONDecoder().decode(Sidecar.self, from: data) } catch {
+            throw XAIError.file(path: path, reason: "not a valid sidecar (\(error))")
+        }
+    }
+}
+
+/// The model's preprocessing from the command line, else the sidecar, else ImageNet's.
+func preprocessing(preset: String?, resize: Int?, sidecar: Sidecar?) throws -> Preprocessing {
+    var p: Preprocessing
+    switch preset {
+    case nil:
+        p = sidecar.map { Preprocessing(resize: $0.resize, mean: $0.mean ?? [0, 0, 0], std: $0.std ?? [1, 1, 1]) } ?? .imagenet
+    case "imagenet": p = .imagenet
+    case "none": p = .none
+    case let custom?:
+        // "m1,m2,m3/s1,s2,s3"
+        let parts = custom.split(separator: "/").map { $0.split(separator: ",").compactMap { Float($0) } }
+        guard parts.count == 2, parts[0].count == 3, parts[1].count == 3 else {
+            throw ValidationError("--preset: '\(custom)' is none of imagenet, none or MEAN/STD as r,g,b/r,g,b")
+        }
+        p = Preprocessing(mean: parts[0], std: parts[1])
+    }
+    if let resize { p.resize = resize }
+    return p
+}
+
+/// Image files, folders (searched recursively) and text manifests (one path per line), in a
+/// deterministic order; `--shard i/n` keeps every n-th from the i-th.
+func collectInputs(_ arguments: [String], shard: String?) throws -> [String] {
+    let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "npy"]
+    var files: [String] = []
+    let fm = FileManager.default
+    for argument in arguments {
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: argument, isDirectory: &isDirectory) else {
+            throw XAIError.file(path: argument, reason: "no such file or folder")
+        }
+        let ext = (argument as NSString).pathExtension.lowercased()
+        if isDirectory.boolValue {
+            let found = (fm.enumerator(atPath: argument)?.allObjects as? [String] ?? [])
+                .filter { imageExtensions.contains(($0 as NSString).pathExtension.lowercased()) }
+                .sorted()
+                .map { (argument as NSString).appendingPathComponent($0) }
+            files += found
+        } else if ext == "txt" {
+            let text = try String(contentsOfFile: argument, encoding: .utf8)
+            let base = (argument as NSString).deletingLastPathComponent
+            files += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+                .map { $0.hasPrefix("/") ? $0 : (base as NSString).appendingPathComponent($0) }
+        } else {
+            files.append(argument)
+        }
+    }
+    guard let shard else { return files }
+    let parts = shard.split(separator: "/").compactMap { Int($0) }
+    guard parts.count == 2, parts[1] >= 1, (0..<parts[1]).contains(parts[0]) else {
+        throw ValidationError("--shard: '\(shard)' must be i/n with 0 <= i < n")
+    }
+    return files.enumerated().filter { $0.offset % parts[1] == parts[0] }.map(\.element)
+}
+
+/// One image to explain: the model input, the picture the overlays go on, and where the input
+/// lies in it.
+struct PreparedImage {
+    let source: String
+    let stem: String
+    let tensor: Tensor
+    let picture: RGBImage
+    let placement: Preprocessing.Placement
+}
+
+/// Loads a PNG/JPEG (preprocessed) or a `.npy` tensor (`[3,H,W]` or `[N,3,H,W]`, already
+/// preprocessed) as one or more prepared images.
+func prepare(_ path: String, height: Int, width: Int, preprocessing: Preprocessing) throws -> [PreparedImage] {
+    let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+    if path.lowercased().hasSuffix(".npy") {
+        let t = try NPY.read(path)
+        let shape = t.shape.dims
+        guard (shape.count == 3 || shape.count == 4), shape.suffix(3) == [3, height, width] else {
+            throw XAIError.shapeMismatch(op: path, message: "tensor \(t.shape) is not [3, \(height), \(width)] or [N, 3, \(height), \(width)] (the model's input)")
+        }
+        let n = shape.count == 4 ? shape[0] : 1
+        let plane = height * width
+        return try (0..<n).map { b in
+            let values = Array(t.scalars[(b * 3 * plane)..<((b + 1) * 3 * plane)])
+            // The picture: the tensor with the normalisation undone.
+            var pixels = [UInt8](repeating: 0, count: plane * 3)
+            for p in 0..<plane {
+                for c in 0..<3 {
+                    let v = (values[c * plane + p] * preprocessing.std[c] + preprocessing.mean[c]) * 255
+                    pixels[p * 3 + c] = UInt8(min(max(v.rounded(), 0), 255))
+                }
+            }
+            return PreparedImage(source: path, stem: n == 1 ? stem : "\(stem)_\(b)", tensor: try Tensor(shape: [1, 3, height, width], scalars: values),
+                                 picture: RGBImage(width: width, height: height, pixels: pixels),
+                                 placement: .init(left: 0, top: 0, width: Double(width), height: Double(height)))
+        }
+    }
+    var picture = try RGBImage.read(path)
+    let (tensor, _, placementFull) = try preprocessing.apply(picture, height: height, width: width)
+    var placement = placementFull
+    // Overlays go on the original picture, at most 512 pixels on its longer side.
+    let longer = max(picture.width, picture.height)
+    if longer > 512 {
+        let s = 512 / Double(longer)
+        picture = picture.resized(width: max(1, Int(Double(picture.width) * s)), height: max(1, Int(Double(picture.height) * s)))
+        placement = .init(left: placement.left * s, top: placement.top * s, width: placement.width * s, height: placement.height * s)
+    }
+    return [PreparedImage(source: path, stem: stem, tensor: tensor, picture: picture, placement: placement)]
+}
+
+/// A progress line on standard error, redrawn in place, only on a terminal.
+final class ProgressLine: @unchecked Sendable {
+    let enabled: Bool
+    let start = Date()
+    private let lock = NSLock()
+    var prefix = ""
+
+    init(quiet: Bool) { enabled = !quiet && isatty(2) == 1 }
+
+    func update(_ text: String) {
+        guard enabled else { return }
+        lock.lock(); defer { lock.unlock() }
+        FileHandle.standardError.write(("\r\u{1B}[K" + prefix + text).data(using: .utf8)!)
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!)
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
+}

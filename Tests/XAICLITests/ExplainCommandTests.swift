@@ -1,0 +1,151 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// `xai explain` / `predict` / `methods` end to end on a fixture model, and the image codecs and
+/// resizing against Pillow (Tools/make_image_fixtures.py).
+final class ExplainCommandTests: XCTestCase {
+    let model = fixturesDirectory + "/models/small_resnet/model.onnx"
+    let tensor = fixturesDirectory + "/models/small_resnet/input.npy"
+
+    func temporaryFolder() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(whereSeparator: \.isNewline).map(String.init)
+    }
+
+    func testExplainWritesMapsEqualToTheLibraryAndResumes() throws {
+        let out = try temporaryFolder()
+        let args = ["explain", model, tensor, "--method", "gradcam,occlusion,lime", "--samples", "40", "--segmentation", "grid", "--segments", "4",
+                    "--preset", "none", "--out", out, "--quiet"]
+        let first = try runXAI(args)
+        XCTAssertEqual(first.status, 0, first.output + first.error)
+        XCTAssertTrue(first.output.contains("6 maps written, 0 already there, 0 failed"), first.output)
+        // The library on the same input.
+        let input = try NPY.read(tensor)
+        let explained = try ExplainedModel(graph: try Models.load(model), backend: CPUBackend())
+        let gradcam = try GradientCAM(model: explained).attribute(input)
+        let occlusion = try Occlusion(model: explained).attribute(input)
+        for b in 0..<2 {
+            let folder = out + "/input_\(b)"
+            for (name, expected) in [("gradcam", gradcam.map), ("occlusion", occlusion.map)] {
+                let map = try NPY.read(folder + "/\(name).npy")
+                XCTAssertEqual(map.shape, [64, 64])
+                let reference = Array(expected.scalars[(b * 4096)..<((b + 1) * 4096)]).map(Double.init)
+                XCTAssertLessThan(relativeL2(doubles(map), reference), 1e-5, "\(name) image \(b)")
+                XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/\(name).png"))
+            }
+            XCTAssertEqual(try NPY.read(folder + "/lime.raw.npy").shape, [16])
+            XCTAssertEqual(try NPY.read(folder + "/segments.npy").shape, [64, 64])
+            let overlay = try RGBImage.read(folder + "/gradcam.png")
+            XCTAssertEqual([overlay.width, overlay.height], [64, 64])
+        }
+        let records = lines(out + "/results.jsonl")
+        XCTAssertEqual(records.count, 6)
+        let record = try JSONSerialization.jsonObject(with: Data(records[0].utf8)) as! [String: Any]
+        for key in ["image", "model", "target", "score", "method", "parameters", "seed", "seconds", "device"] {
+            XCTAssertNotNil(record[key], key)
+        }
+        // The report links only files that exist.
+        let html = try String(contentsOfFile: out + "/index.html", encoding: .utf8)
+        let links = html.components(separatedBy: "src=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
+        XCTAssertEqual(links.count, 2 * 4)  // input + 3 overlays per image
+        for link in links { XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + link), String(link)) }
+        // A second run writes nothing twice.
+        let second = try runXAI(args)
+        XCTAssertEqual(second.status, 0, second.output + second.error)
+        XCTAssertTrue(second.output.contains("0 maps written, 6 already there"), second.output)
+        XCTAssertEqual(lines(out + "/results.jsonl").count, 6)
+    }
+
+    func testCorruptImageIsNamedAndTheRunGoesOn() throws {
+        let out = try temporaryFolder()
+        let bad = out + "/broken.png"
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3, 4, 5]).write(to: URL(fileURLWithPath: bad))
+        let good = fixturesDirectory + "/images/rgb8.png"
+        let r = try runXAI(["explain", model, bad, good, "--method", "gradcam", "--out", out + "/maps", "--quiet"])
+        XCTAssertEqual(r.status, 1, r.output + r.error)
+        XCTAssertTrue(r.error.contains("broken.png"), r.error)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/maps/rgb8/gradcam.npy"), "the good image was still explained")
+        XCTAssertTrue(r.output.contains("1 maps written, 0 already there, 1 failed"), r.output)
+    }
+
+    func testBadFlagsAreNamed() throws {
+        let unknown = try runXAI(["explain", model, tensor, "--method", "nonsense", "--out", try temporaryFolder()])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.error.contains("--method"), unknown.error)
+        let shard = try runXAI(["explain", model, tensor, "--shard", "3/2", "--out", try temporaryFolder()])
+        XCTAssertNotEqual(shard.status, 0)
+        XCTAssertTrue(shard.error.contains("--shard"), shard.error)
+        let missing = try runXAI(["explain", model, "/no/such/image.png", "--out", try temporaryFolder()])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.error.contains("/no/such/image.png"), missing.error)
+    }
+
+    func testShardsSplitTheInputsWithoutOverlap() throws {
+        let folder = fixturesDirectory + "/images"
+        let pictures = ["rgb8.png", "rgba8.png", "gray8.png", "palette.png", "rgb16.png", "photo.jpg"]
+        let manifest = try temporaryFolder() + "/inputs.txt"
+        try pictures.map { folder + "/" + $0 }.joined(separator: "\n").write(toFile: manifest, atomically: true, encoding: .utf8)
+        var seen: [String] = []
+        for i in 0..<3 {
+            let out = try temporaryFolder()
+            let r = try runXAI(["explain", model, manifest, "--method", "gradcam", "--shard", "\(i)/3", "--save", "raw", "--out", out, "--quiet"])
+            XCTAssertEqual(r.status, 0, r.output + r.error)
+            seen += try FileManager.default.contentsOfDirectory(atPath: out).filter { $0 != "results.jsonl" }
+        }
+        // Every picture of the manifest exactly once.
+        XCTAssertEqual(seen.sorted(), ["gray8", "palette", "photo", "rgb16", "rgb8", "rgba8"])
+    }
+
+    func testPredictAndMethods() throws {
+        let logits = try NPY.read(fixturesDirectory + "/models/small_resnet/logits.npy")
+        let out = try temporaryFolder()
+        let r = try runXAI(["predict", model, tensor, "--top", "3", "--save-logits", out])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        let saved = try NPY.read(out + "/input_1.logits.npy")
+        XCTAssertLessThan(relativeL2(doubles(saved), Array(logits.scalars[(logits.shape[1])...]).map(Double.init)), 1e-4)
+        let row = Array(logits.scalars[0..<logits.shape[1]])
+        let best = row.indices.max { row[$0] < row[$1] }!
+        XCTAssertTrue(r.output.contains("input_0:\n" + String(format: "  %5d", best)), r.output)
+        let methods = try runXAI(["methods"])
+        for name in ["saliency", "ig", "gradcam", "occlusion", "lime", "kernelshap", "rise", "mp"] {
+            XCTAssertTrue(methods.output.contains(name), name)
+        }
+    }
+
+    // MARK: Images
+
+    func testDecodersMatchPillow() throws {
+        let folder = fixturesDirectory + "/images"
+        for name in ["rgb8.png", "rgba8.png", "gray8.png", "palette.png", "rgb16.png", "photo.jpg"] {
+            let image = try RGBImage.read(folder + "/" + name)
+            let expected = try NPY.read(folder + "/\(name).expected.npy")
+            XCTAssertEqual([image.height, image.width, 3], expected.shape.dims, name)
+            let worst = zip(image.pixels, expected.scalars).map { abs(Int($0) - Int($1)) }.max() ?? 0
+            // JPEG decoders may round differently; PNG must be exact.
+            XCTAssertLessThanOrEqual(worst, name.hasSuffix(".jpg") ? 2 : 0, name)
+        }
+        XCTAssertThrowsError(try RGBImage.read(folder + "/rgb8.png.expected.npy")) { error in
+            XCTAssertTrue("\(error)".contains("rgb8.png.expected.npy"), "\(error)")
+        }
+    }
+
+    func testPNGRoundTripAndAntialiasedResize() throws {
+        let folder = fixturesDirectory + "/images"
+        let image = try RGBImage.read(folder + "/rgb8.png")
+        let path = try temporaryFolder() + "/copy.png"
+        try image.writePNG(path)
+        XCTAssertEqual(try RGBImage.read(path), image)
+        let resized = image.resized(width: 31, height: 23)
+        let expected = try NPY.read(folder + "/resized_23x31.npy")
+        let worst = zip(resized.pixels, expected.scalars).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, 1, "Pillow's antialiased bilinear resize")
+    }
+}
