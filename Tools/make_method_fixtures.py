@@ -8,7 +8,7 @@ Tests/Fixtures/methods/<model>/:
   ig_<rule>.npy     captum IntegratedGradients, 16 steps, baseline 0, for every rule
   ig_delta_<rule>   captum's convergence delta per image (in manifest.json)
   layergradcam.npy  captum LayerGradCam at the CAM layer (relu_attributions=False) [2, 1, h, w]
-  <m>.npy           pytorch-grad-cam GradCAM / XGradCAM / LayerCAM at the same layer, before
+  <m>.npy           pytorch-grad-cam GradCAM / XGradCAM / LayerCAM / GradCAMPlusPlus at the same layer, before
                     resizing and min-max scaling: max(get_cam_image(...), 0)      [2, h, w]
 Run after make_fixtures.py:  python3 Tools/make_method_fixtures.py
 """
@@ -26,7 +26,7 @@ import make_fixtures as mf  # noqa: E402
 import captum
 from captum.attr import InputXGradient, IntegratedGradients, LayerGradCam, Saliency
 import pytorch_grad_cam
-from pytorch_grad_cam import GradCAM, LayerCAM, ScoreCAM, XGradCAM
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "methods")
@@ -75,7 +75,8 @@ def main():
         layer = dict(model.named_modules())[layer_name]
         np.save(os.path.join(folder, "layergradcam.npy"),
                 LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=False).detach().numpy())
-        for cam_name, cam_cls in [("gradcam", GradCAM), ("xgradcam", XGradCAM), ("layercam", LayerCAM)]:
+        for cam_name, cam_cls in [("gradcam", GradCAM), ("xgradcam", XGradCAM), ("layercam", LayerCAM),
+                                  ("gradcampp", GradCAMPlusPlus)]:
             cam = cam_cls(model=model, target_layers=[layer])
             targets = [ClassifierOutputTarget(c) for c in target]
             outputs = cam.activations_and_grads(x)

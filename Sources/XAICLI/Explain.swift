@@ -44,6 +44,8 @@ struct Explain: AsyncParsableCommand {
     @Option(help: "Overlay colour map: jet, viridis, inferno, turbo, diverging (default: turbo, diverging for signed maps).") var colormap: String?
     @Option(help: "Overlay sign mode: auto, positive, negative, absolute, all.") var sign = "auto"
     @Option(help: "Overlay opacity.") var alpha = 0.5
+    @Option(help: "Overlay saturation: values above this percentile of the shown magnitudes get the top colour.") var percentile = 99.0
+    @Option(help: .hidden) var logMemory: String?
     @OptionGroup var knobs: MethodOptions
 
     func run() async throws {
@@ -63,7 +65,7 @@ struct Explain: AsyncParsableCommand {
             guard let m = Colormap(rawValue: c) else { throw ValidationError("--colormap: '\(c)' is none of \(Colormap.allCases.map(\.rawValue).joined(separator: ", "))") }
             return m
         }, sign: try { guard let s = SignMode(rawValue: sign) else { throw ValidationError("--sign: '\(sign)' is none of auto, positive, negative, absolute, all") }; return s }(),
-            alpha: alpha)
+            percentile: percentile, alpha: alpha)
         let saving = Set(save.split(separator: ",").map(String.init))
         let targetValue: Target
         if target == "top1" { targetValue = .predicted } else if let i = Int(target) { targetValue = .index(i) } else {
@@ -81,7 +83,14 @@ struct Explain: AsyncParsableCommand {
         var failures: [String] = []
         var written = 0, skipped = 0
         var usedStems = Set<String>()
+        var memoryLog: FileHandle?
+        if let logMemory {
+            _ = FileManager.default.createFile(atPath: logMemory, contents: nil)
+            memoryLog = FileHandle(forWritingAtPath: logMemory)
+        }
         for (index, file) in files.enumerated() {
+            // Resident memory after each input, for the test that long runs stay flat.
+            memoryLog?.write(Data("\(index) \(residentKilobytes())\n".utf8))
             let images: [PreparedImage]
             do { images = try prepare(file, height: height, width: width, preprocessing: prep) } catch {
                 progress.finish()
@@ -103,7 +112,10 @@ struct Explain: AsyncParsableCommand {
                 for name in names {
                     let mapPath = (folder as NSString).appendingPathComponent("\(name).npy")
                     if !overwrite && FileManager.default.fileExists(atPath: mapPath) { skipped += 1; continue }
-                    progress.prefix = "[\(index + 1)/\(files.count)] \(stem) \(name) "
+                    let elapsed = Date().timeIntervalSince(started)
+                    let rate = index > 0 ? Double(index) / elapsed : 0
+                    let eta = rate > 0 ? String(format: ", %.2f img/s, ETA ", rate) + duration(Double(files.count - index) / rate) : ""
+                    progress.prefix = "[\(index + 1)/\(files.count)\(eta)] \(stem) \(name) "
                     progress.update("")
                     let perturbationProgress: PerturbationProgress = { done, total in progress.update("\(done)/\(total)") }
                     do {
@@ -164,4 +176,17 @@ struct Explain: AsyncParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// "1:02:03" or "2:03".
+func duration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}
+
+/// This process's resident set size in KiB (Linux /proc; 0 elsewhere).
+func residentKilobytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }

@@ -12,7 +12,7 @@ struct MethodOptions: ParsableArguments {
     var baseline = "zero"
     @Option(help: "Superpixels for LIME and KernelSHAP: slic, quickshift, felzenszwalb or grid.") var segmentation = "slic"
     @Option(help: "SLIC segment count (scikit-image's n_segments); for grid, cells per side.") var segments = 50
-    @Option(help: "A label map (.npy [H,W] at the model's input size) to use as superpixels instead.") var featureMask: String?
+    @Option(help: "A label map at the model's input size to use as superpixels instead: .npy [H,W] of integer ids, or a PNG whose colours are the segments.") var featureMask: String?
     @Option(help: "Occlusion window side in pixels.") var window = 16
     @Option(help: "Occlusion stride in pixels.") var stride = 8
     @Option(help: "RISE mask count.") var masks = 4000
@@ -34,7 +34,7 @@ let methodDescriptions: [(String, String)] = [
     ("ig", "--steps 50 --rule gausslegendre --baseline zero: Integrated Gradients, completeness delta reported"),
     ("cam", "class activation map; needs a global-average-pooling + linear head"),
     ("gradcam", "--layer (default: last 4-D activation before pooling)"),
-    ("gradcampp", "not available yet (needs higher-order derivatives); skipped by all"),
+    ("gradcampp", "--layer: Grad-CAM++ (closed form, exact for piecewise-linear heads; refused with the node named otherwise)"),
     ("layercam", "--layer"),
     ("xgradcam", "--layer"),
     ("scorecam", "--layer --batch: one masked forward per channel"),
@@ -62,7 +62,17 @@ extension MethodOptions {
     }
 
     func segmentationValue() throws -> Segmentation {
-        if let featureMask { return .labels(try NPY.read(featureMask)) }
+        if let featureMask {
+            if featureMask.lowercased().hasSuffix(".npy") { return .labels(try NPY.read(featureMask)) }
+            // A picture: each distinct colour is one segment.
+            let picture = try RGBImage.read(featureMask)
+            var ids = [Float](repeating: 0, count: picture.width * picture.height)
+            for p in ids.indices {
+                let (r, g, b) = (Int(picture.pixels[3 * p]), Int(picture.pixels[3 * p + 1]), Int(picture.pixels[3 * p + 2]))
+                ids[p] = Float(r << 16 | g << 8 | b)
+            }
+            return .labels(Tensor(unchecked: [picture.height, picture.width], ids))
+        }
         switch segmentation {
         case "slic": return .slic(SLIC(segments: segments))
         case "quickshift": return .quickshift(Quickshift())
@@ -87,7 +97,7 @@ extension MethodOptions {
             }
             return (IntegratedGradients(model: model, steps: steps, rule: r, internalBatchSize: batch), ["steps": "\(steps)", "rule": rule, "baseline": baseline])
         case "cam": return (CAM(model: model), [:])
-        case "gradcam", "layercam", "xgradcam":
+        case "gradcam", "layercam", "xgradcam", "gradcampp":
             let m = GradientCAM(model: model, variant: CAMVariant(rawValue: name)!, layer: layer)
             return (m, ["layer": try m.resolvedLayer()])
         case "scorecam": return (ScoreCAM(model: model, layer: layer, internalBatchSize: batch), ["layer": try GradientCAM(model: model, layer: layer).resolvedLayer()])
@@ -106,8 +116,6 @@ extension MethodOptions {
             return (RISE(model: model, masks: masks, seed: seed, perturbationsPerEval: batch, progress: progress), ["masks": "\(masks)"])
         case "mp":
             return (MeaningfulPerturbation(model: model, iterations: iterations), ["iterations": "\(iterations)"])
-        case "gradcampp":
-            throw ValidationError("--method gradcampp is not available yet: its general form needs second and third derivatives of the output (see README)")
         default:
             throw ValidationError("--method: unknown method '\(name)'; `xai methods` lists them")
         }
@@ -118,8 +126,9 @@ extension MethodOptions {
         var names: [String] = []
         for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
             if item == "all" {
-                for n in methodNames where n != "gradcampp" {
+                for n in methodNames {
                     if n == "cam" && !CAM(model: model).applies { continue }
+                    if n == "gradcampp" && (try? GradientCAM(model: model, variant: .gradCAMPlusPlus).validate()) == nil { continue }
                     names.append(n)
                 }
             } else {

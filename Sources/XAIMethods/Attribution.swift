@@ -68,6 +68,18 @@ extension AttributionMethod {
         try attribute(input, target: target, baseline: .zero)
     }
 
+    /// Explains every image of `input` for each class of `classes` in one call, as one batch: the
+    /// result holds `N * classes.count` maps, image-major (image 0 for every class, then image 1, ...).
+    public func attribute(_ input: Tensor, classes: [Int], baseline: Baseline = .zero) throws -> Attribution {
+        guard !classes.isEmpty else { throw XAIError.invalidArgument(op: "--target", message: "no classes to explain") }
+        let n = input.shape[0], per = input.shape.count / max(n, 1)
+        var scalars: [Float] = []
+        scalars.reserveCapacity(n * classes.count * per)
+        for b in 0..<n { for _ in classes { scalars += input.scalars[(b * per)..<((b + 1) * per)] } }
+        let repeated = try Tensor(shape: Shape([n * classes.count] + input.shape.dims.dropFirst()), scalars: scalars)
+        return try attribute(repeated, target: .perImage((0..<n).flatMap { _ in classes }), baseline: baseline)
+    }
+
     /// The model a method explains, where it has one (wrappers use it to size their batches).
     public var explainedModel: ExplainedModel? { (self as? any ModelBacked)?.model }
 }
@@ -202,8 +214,8 @@ public final class ExplainedModel: @unchecked Sendable {
         }
     }
 
-    /// Rows `b` of a batch tensor as a `[1, ...]` tensor.
-    static func image(_ t: Tensor, _ b: Int) throws -> Tensor {
+    /// Row `b` of a batch tensor as a `[1, ...]` tensor.
+    public static func image(_ t: Tensor, _ b: Int) throws -> Tensor {
         let per = t.shape.count / t.shape[0]
         return try Tensor(shape: Shape([1] + t.shape.dims.dropFirst()), scalars: Array(t.scalars[(b * per)..<((b + 1) * per)]))
     }

@@ -11,6 +11,12 @@ public enum CAMVariant: String, Sendable, CaseIterable {
     case xGradCAM = "xgradcam"
     /// Element weights `relu(G)` (Jiang et al.).
     case layerCAM = "layercam"
+    /// Channel weights `sum_ij a_ij relu(G)`, `a = G^2 / (2 G^2 + sum_ij A * G^3)` (Chattopadhyay
+    /// et al.): the closed form for the score `exp(S)` when the path from the layer to the logit
+    /// `S` is piecewise linear, where it is exact (the second and third derivatives of `S` vanish).
+    /// A path with a smooth op (sigmoid, SiLU, a product of activations, ...) is refused with the
+    /// node named rather than answered wrongly.
+    case gradCAMPlusPlus = "gradcampp"
 }
 
 /// Gradient-weighted class activation maps at a layer (default: the last 4-D activation before
@@ -30,6 +36,12 @@ public struct GradientCAM: AttributionMethod {
         self.variant = variant
         self.layer = layer
         self.relu = relu
+    }
+
+    /// Throws when the method cannot explain this model (no 4-D layer; Grad-CAM++ on a smooth path).
+    public func validate() throws {
+        let layer = try resolvedLayer()
+        if variant == .gradCAMPlusPlus { try requirePiecewiseLinearPath(from: layer) }
     }
 
     public func resolvedLayer() throws -> String {
@@ -57,10 +69,43 @@ public struct GradientCAM: AttributionMethod {
             weighted = try be.binary(.mul, a, try be.binary(.div, num, den))
         case .layerCAM:
             weighted = try be.binary(.mul, a, try be.unary(.relu, g))
+        case .gradCAMPlusPlus:
+            try requirePiecewiseLinearPath(from: layer)
+            let g2 = try be.binary(.mul, g, g), g3 = try be.binary(.mul, try be.binary(.mul, g, g), g)
+            let den = try be.binary(.add, try be.binary(.add, try be.binary(.mul, try be.filled([1], value: 2), g2),
+                                                       try be.binary(.mul, try be.reduce(.sum, a, axes: [2, 3]), g3)),
+                                    try be.filled([1], value: 1e-6))
+            let alpha = try be.binary(.div, g2, den)
+            weighted = try be.binary(.mul, a, try be.reduce(.sum, try be.binary(.mul, alpha, try be.unary(.relu, g)), axes: [2, 3]))
         }
         var cam = try be.reduce(.sum, weighted, axes: [1])
         if relu { cam = try be.unary(.relu, cam) }
         return try finish(cam, input.shape, r.logits, r.targets)
+    }
+
+    /// Throws unless every node between `layer` and the output is piecewise linear in the layer.
+    func requirePiecewiseLinearPath(from layer: String) throws {
+        let g = model.graph
+        var reached: Set<String> = [layer]
+        for node in g.nodes where node.inputs.contains(where: reached.contains) {
+            let dependent = node.inputs.filter(reached.contains).count
+            let linear: Bool
+            switch node.op {
+            case .conv(_, let act, _), .gemm(_, _, _, _, let act): linear = act.isPiecewiseLinear
+            case .unary(let u): linear = u.isPiecewiseLinear
+            case .binary(.add), .binary(.sub): linear = true
+            // A product is linear in the layer only when one factor does not depend on it; a
+            // quotient only when the divisor does not.
+            case .binary(.mul), .matMul: linear = dependent < 2
+            case .binary(.div): linear = !reached.contains(node.inputs[1])
+            case .softmax: linear = false
+            default: linear = true
+            }
+            guard linear else {
+                throw XAIError.unsupported(op: "gradcampp", reason: "node '\(node.name)' (\(node.op.name)) between '\(layer)' and the output is not piecewise linear, so the closed form Grad-CAM++ uses does not hold; use gradcam, layercam or xgradcam")
+            }
+            node.outputs.forEach { reached.insert($0) }
+        }
     }
 
     /// Upsamples `[N, 1, h, w]` to the input size (bilinear, half-pixel centres).
@@ -120,6 +165,16 @@ public struct CAM: AttributionMethod {
         var cam = try be.reduce(.sum, try be.binary(.mul, a, w), axes: [1])
         if relu { cam = try be.unary(.relu, cam) }
         return try GradientCAM(model: model).finish(cam, input.shape, logits, targets)
+    }
+}
+
+extension UnaryOp {
+    /// Ops whose second derivative vanishes almost everywhere.
+    var isPiecewiseLinear: Bool {
+        switch self {
+        case .identity, .relu, .clip, .leakyRelu, .hardSigmoid: return true
+        case .sigmoid, .tanh, .silu, .hardSwish: return false
+        }
     }
 }
 

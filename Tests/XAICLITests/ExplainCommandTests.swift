@@ -120,6 +120,30 @@ final class ExplainCommandTests: XCTestCase {
         }
     }
 
+    func testFeatureMaskPictureGivesOneSegmentPerColour() throws {
+        let out = try temporaryFolder()
+        var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
+        for p in 0..<(64 * 64) where (p % 64) >= 32 { pixels[3 * p] = 200 }           // right half red
+        for p in 0..<(64 * 64) where (p / 64) >= 40 { pixels[3 * p + 2] = 90 }         // bottom band blue
+        try RGBImage(width: 64, height: 64, pixels: pixels).writePNG(out + "/mask.png")
+        let r = try runXAI(["explain", model, tensor, "--method", "kernelshap", "--samples", "20", "--feature-mask", out + "/mask.png",
+                            "--out", out + "/maps", "--quiet", "--save", "raw"])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        XCTAssertEqual(try NPY.read(out + "/maps/input_0/kernelshap.raw.npy").shape, [4])
+        XCTAssertEqual(Set(try NPY.read(out + "/maps/input_0/segments.npy").scalars), [0, 1, 2, 3])
+    }
+
+    func testDemoPrintsThePointingGame() throws {
+        let demo = URL(fileURLWithPath: fixturesDirectory).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Demo").path
+        let out = try temporaryFolder()
+        let r = try runXAI(["demo", "--folder", demo, "--method", "cam,gradcam", "--out", out, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        XCTAssertTrue(r.output.contains("24 maps written"), r.output)
+        XCTAssertTrue(r.output.contains("pointing game (12 images"), r.output)
+        XCTAssertTrue(r.output.contains("  gradcam    ") && r.output.contains("  cam        "), r.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/index.html"))
+    }
+
     // MARK: Images
 
     func testDecodersMatchPillow() throws {
@@ -147,5 +171,31 @@ final class ExplainCommandTests: XCTestCase {
         let expected = try NPY.read(folder + "/resized_23x31.npy")
         let worst = zip(resized.pixels, expected.scalars).map { abs(Int($0) - Int($1)) }.max() ?? 0
         XCTAssertLessThanOrEqual(worst, 1, "Pillow's antialiased bilinear resize")
+    }
+}
+
+/// Long runs keep a flat memory profile: explaining 1,000 separate pictures ends with no more
+/// resident memory than after the first 100 (a small model, so the test stays short).
+final class ExplainMemoryTests: XCTestCase {
+    func testMemoryStaysFlatOverManyImages() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("xai-memory-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder + "/in", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var rng = SeededGenerator(seed: 5)
+        for i in 0..<1000 {
+            let pixels = (0..<(28 * 32 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            try RGBImage(width: 28, height: 32, pixels: pixels).writePNG(folder + "/in/\(String(format: "%04d", i)).png")
+        }
+        let model = fixturesDirectory + "/models/plain_cnn/model.onnx"
+        let r = try runXAI(["explain", model, folder + "/in", "--method", "saliency", "--save", "raw,png", "--out", folder + "/out",
+                            "--quiet", "--log-memory", folder + "/memory.txt"])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        let rss = try String(contentsOfFile: folder + "/memory.txt", encoding: .utf8).split(separator: "\n")
+            .map { Int($0.split(separator: " ")[1])! }
+        XCTAssertEqual(rss.count, 1000)
+        let (after100, end) = (rss[100], rss[999])
+        print("resident memory: \(after100) KiB after 100 images, \(end) KiB after 1000")
+        XCTAssertGreaterThan(after100, 0)
+        XCTAssertLessThanOrEqual(end, after100 + after100 / 20 + 4096, "resident memory grew from \(after100) to \(end) KiB")
     }
 }

@@ -83,6 +83,33 @@ final class MethodReferenceTests: XCTestCase {
         }
     }
 
+    func testGradCAMPlusPlusRefusesASmoothPath() throws {
+        let c = Self.cases[1]  // mobile_block: the expand layer feeds a squeeze-excitation (sigmoid, product)
+        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        let early = GradientCAM(model: model, variant: .gradCAMPlusPlus, layer: "/expand/expand.2/Clip_output_0")
+        XCTAssertThrowsError(try early.attribute(c.input, target: .perImage(c.targets))) { error in
+            XCTAssertTrue("\(error)".contains("gradcampp") && "\(error)".contains("node '"), "\(error)")
+        }
+        XCTAssertNoThrow(try GradientCAM(model: model, variant: .gradCAMPlusPlus, layer: c.layer).validate())
+    }
+
+    func testSeveralClassesInOneCallEqualSeparateCalls() throws {
+        let c = Self.cases[0]
+        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        let methods: [any AttributionMethod] = [Saliency(model: model), IntegratedGradients(model: model, steps: 8), GradientCAM(model: model)]
+        for method in methods {
+            let both = try method.attribute(c.input, classes: [1, 3])
+            XCTAssertEqual(both.targets, [1, 3, 1, 3])
+            let plane = both.map.shape.count / 4
+            for (b, k) in [(0, 1), (0, 3), (1, 1), (1, 3)].enumerated().map({ ($0.element.0, $0.element.1) }) {
+                let single = try method.attribute(try ExplainedModel.image(c.input, b), target: .index(k)).map
+                let row = b * 2 + (k == 1 ? 0 : 1)
+                check(try Tensor(shape: single.shape, scalars: Array(both.map.scalars[(row * plane)..<((row + 1) * plane)])), single,
+                      "\(method.name) image \(b) class \(k)", tolerance: 1e-5)
+            }
+        }
+    }
+
     func testDefaultCAMLayerIsTheLastBeforeGlobalPooling() throws {
         for c in Self.cases {
             let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
