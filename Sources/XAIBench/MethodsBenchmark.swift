@@ -9,7 +9,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Option(help: "Comma-separated zoo models or ONNX files.") var models = "resnet18,resnet50"
-    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, cam, scorecam, slic, quickshift, occlusion, lime, kernelshap, rise, mp), all (the gradient and CAM methods, seconds each) or perturbation (slic, quickshift, occlusion, lime, kernelshap, rise, mp: minutes each on a CPU).")
+    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, gradcampp, cam, scorecam, slic, quickshift, occlusion, lime, kernelshap, rise, mp), all (the gradient and CAM methods, seconds each) or perturbation (slic, quickshift, occlusion, lime, kernelshap, rise, mp: minutes each on a CPU).")
     var methods = "all"
     @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 3
     @Option(help: "Write all figures as JSON to this file.") var json: String?
@@ -32,7 +32,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
         if let cl = backend as? OpenCLBackend { isCPUOpenCL = !cl.info.isGPU }
         let (ceiling, ceilingName) = try measureCeiling(backend, size: isCPUOpenCL ? 1024 : 4096, repeats: 3)
         print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
-        let all = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "cam"]
+        let all = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam"]
         let perturbation = ["slic", "quickshift", "occlusion", "lime", "kernelshap", "rise", "mp"]
         let chosen = methods == "all" ? all : methods == "perturbation" ? perturbation : methods.split(separator: ",").map(String.init)
         var rows: [Row] = []
@@ -83,7 +83,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
                 case "inputxgrad": (method, settings, fwdEq) = (InputXGradient(model: model), "batch 1", 2)
                 case "ig": (method, settings, fwdEq) = (IntegratedGradients(model: model, steps: 50), "50 steps Gauss-Legendre, baseline 0, + completeness check", 103)
                 case "smoothgrad": (method, settings, fwdEq) = (SmoothGrad(base: Saliency(model: model), samples: 50), "50 samples, noise 0.15", 102)
-                case "gradcam", "xgradcam", "layercam":
+                case "gradcam", "xgradcam", "layercam", "gradcampp":
                     (method, settings, fwdEq) = (GradientCAM(model: model, variant: CAMVariant(rawValue: m)!), "default layer, backward stops at it", 1)
                 case "cam": (method, settings, fwdEq) = (CAM(model: model), "GAP + linear head", 1)
                 case "scorecam":

@@ -168,20 +168,27 @@ public struct IntegratedGradients: AttributionMethod {
             let base = try model.baselineTensor(baseline, for: xb)
             let x = try be.upload(xb), b0 = try be.upload(base)
             let diff = try be.binary(.sub, x, b0)
-            var total: DeviceArray?
+            // The weighted path gradients are summed on the host in step order, so the result does
+            // not depend on how the steps were batched (bit for bit, where the backend computes each
+            // image of a batch independently, as the CPU backend does).
+            let per = xb.shape.count
+            var total = [Double](repeating: 0, count: per)
             var start = 0
             while start < steps {
                 let count = min(chunk, steps - start)
                 // Path points b0 + alpha_k (x - b0), built on the device.
                 let a = try be.upload(try Tensor(shape: [count, 1, 1, 1], scalars: alphas[start..<(start + count)].map(Float.init)))
                 let points = try be.binary(.add, try be.binary(.mul, a, diff), b0)
-                let w = weights[start..<(start + count)].map(Float.init)
-                let r = try model.gradients(points, targets: [Int](repeating: resolved[b], count: count), weights: w, wrt: [model.inputName])
-                let summed = try be.reduce(.sum, r.grads[model.inputName]!, axes: [0])
-                total = try total.map { try be.binary(.add, $0, summed) } ?? summed
+                let r = try model.gradients(points, targets: [Int](repeating: resolved[b], count: count), wrt: [model.inputName])
+                let g = try be.download(r.grads[model.inputName]!).scalars
+                for k in 0..<count {
+                    let w = weights[start + k]
+                    for i in 0..<per { total[i] += w * Double(g[k * per + i]) }
+                }
                 start += count
             }
-            let raw = try be.download(try be.binary(.mul, total!, diff))
+            let d = try be.download(diff).scalars
+            let raw = try Tensor(shape: xb.shape, scalars: (0..<per).map { Float(total[$0] * Double(d[$0])) })
             // Completeness: f(x) - f(baseline) against the attribution's sum.
             let ends = try model.logits(try be.upload(try ExplainedModel.stack([xb, base])))
             let classes = ends.shape[1]
