@@ -154,15 +154,17 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
-    /// Row-major `C = alpha * op(A) * op(B) + beta * C`. With `parallel`, the product is split into
-    /// one block of rows (or of columns, whichever is longer) per core, each a single-threaded
-    /// OpenBLAS call.
+    /// Row-major `C = alpha * op(A) * op(B) + beta * C`. Large products are split into one block
+    /// of rows (or of columns, whichever is longer) per core, each a single-threaded OpenBLAS call;
+    /// with `parallel` the blocks run concurrently, without it in turn. The split depends only on
+    /// the product's shape, so an image's result is the same bits whether it ran alone (parallel
+    /// inside) or beside others in a batch (one image per core).
     func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, parallel: Bool) {
         let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         let work = Double(m) * Double(n) * Double(k)
-        let blocks: Int = parallel && work >= 262_144 ? min(cores, max(m, n) / 8) : 1
+        let blocks: Int = work >= 262_144 ? min(cores, max(m, n) / 8) : 1
         if blocks <= 1 {
             cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
             return
@@ -170,7 +172,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let byRows = m >= n
         let extent = byRows ? m : n
         let (pa, pb, pc) = (UncheckedSendable(a), UncheckedSendable(b), UncheckedSendable(c))
-        DispatchQueue.concurrentPerform(iterations: blocks) { i in
+        let block: @Sendable (Int) -> Void = { i in
             // Blocks of whole multiples of 16 keep the micro-kernel's panels full.
             let lo = (extent * i / blocks) & ~15, hi = i == blocks - 1 ? extent : (extent * (i + 1) / blocks) & ~15
             guard hi > lo else { return }
@@ -184,6 +186,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                             beta, pc.value + lo, Int32(ldc))
             }
         }
+        if parallel { DispatchQueue.concurrentPerform(iterations: blocks, execute: block) } else { for i in 0..<blocks { block(i) } }
     }
 
     func applyActivation(_ op: UnaryOp, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
