@@ -18,6 +18,8 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "RISE mask count.") var masks = 4000
     @Option(help: "Meaningful Perturbation optimisation steps.") var iterations = 300
     @Option(help: "Layer for the CAM methods (default: the last 4-D activation before global pooling).") var layer: String?
+    @Option(help: "Score Grad-CAM++ differentiates: exponential (exp(logit), pytorch-grad-cam's closed form) or probability (the softmax, exact higher derivatives; global-average-pooling + linear heads).")
+    var gradcamppScore = "exponential"
     @Option(help: "Perturbed copies or path points per device batch (default: from the memory budget).") var batch: Int?
     @Option(help: "Seed of every stochastic method.") var seed: UInt64 = 0
 }
@@ -98,8 +100,12 @@ extension MethodOptions {
             return (IntegratedGradients(model: model, steps: steps, rule: r, internalBatchSize: batch), ["steps": "\(steps)", "rule": rule, "baseline": baseline])
         case "cam": return (CAM(model: model), [:])
         case "gradcam", "layercam", "xgradcam", "gradcampp":
-            let m = GradientCAM(model: model, variant: CAMVariant(rawValue: name)!, layer: layer)
-            return (m, ["layer": try m.resolvedLayer()])
+            guard let score = GradientCAM.PlusPlusScore(rawValue: gradcamppScore) else {
+                throw ValidationError("--gradcampp-score: '\(gradcamppScore)' is neither exponential nor probability")
+            }
+            let m = GradientCAM(model: model, variant: CAMVariant(rawValue: name)!, layer: layer, plusPlusScore: score)
+            try m.validate()
+            return (m, ["layer": try m.resolvedLayer()] .merging(name == "gradcampp" ? ["score": gradcamppScore] : [:]) { $1 })
         case "scorecam": return (ScoreCAM(model: model, layer: layer, internalBatchSize: batch), ["layer": try GradientCAM(model: model, layer: layer).resolvedLayer()])
         case "occlusion":
             return (Occlusion(model: model, window: (window, window), stride: (stride, stride), perturbationsPerEval: batch, progress: progress),

@@ -30,18 +30,34 @@ public struct GradientCAM: AttributionMethod {
     public var layer: String?
     /// Keep only positive evidence (as pytorch-grad-cam does; Captum's LayerGradCam defaults to false).
     public var relu: Bool
+    /// The score Grad-CAM++ differentiates (the other variants use the logit).
+    public var plusPlusScore: PlusPlusScore
 
-    public init(model: ExplainedModel, variant: CAMVariant = .gradCAM, layer: String? = nil, relu: Bool = true) {
+    /// The output whose second and third derivatives Grad-CAM++ weighs channels with.
+    public enum PlusPlusScore: String, Sendable, CaseIterable {
+        /// `exp(logit)`: the higher derivatives are powers of the gradient (the paper's closed form and
+        /// pytorch-grad-cam's), exact when the path from the layer to the logit is piecewise linear.
+        case exponential
+        /// The softmax probability the model outputs: its second and third derivatives are computed
+        /// exactly from the Jacobian of every logit, which for a global-average-pooling + linear head
+        /// is the classifier's weights; other heads are refused.
+        case probability
+    }
+
+    public init(model: ExplainedModel, variant: CAMVariant = .gradCAM, layer: String? = nil, relu: Bool = true,
+                plusPlusScore: PlusPlusScore = .exponential) {
         self.model = model
         self.variant = variant
         self.layer = layer
         self.relu = relu
+        self.plusPlusScore = plusPlusScore
     }
 
     /// Throws when the method cannot explain this model (no 4-D layer; Grad-CAM++ on a smooth path).
     public func validate() throws {
         let layer = try resolvedLayer()
         if variant == .gradCAMPlusPlus { try requirePiecewiseLinearPath(from: layer) }
+        if variant == .gradCAMPlusPlus && plusPlusScore == .probability { _ = try probabilityHead(layer) }
     }
 
     public func resolvedLayer() throws -> String {
@@ -55,6 +71,7 @@ public struct GradientCAM: AttributionMethod {
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
         let be = model.backend
         let layer = try resolvedLayer()
+        if variant == .gradCAMPlusPlus && plusPlusScore == .probability { return try plusPlusOnProbability(input, target: target, layer: layer) }
         let r = try model.gradients(try be.upload(input), target: target, wrt: [layer], keep: [layer])
         guard let a = r.kept[layer], let g = r.grads[layer], a.shape.rank == 4 else {
             throw XAIError.invalidArgument(op: "--layer", message: "'\(layer)' is not a 4-D activation of \(model.graph.name)")
@@ -81,6 +98,60 @@ public struct GradientCAM: AttributionMethod {
         var cam = try be.reduce(.sum, weighted, axes: [1])
         if relu { cam = try be.unary(.relu, cam) }
         return try finish(cam, input.shape, r.logits, r.targets)
+    }
+
+    /// Grad-CAM++ on the softmax probability `p_c` of a global-average-pooling + linear head. Each
+    /// activation `a` of channel `k` moves every logit by `u_j = W[j, k] / (h w)`; with
+    /// `d_j = u_j - sum_i p_i u_i`, `v = sum_j p_j d_j^2` and `k3 = sum_j p_j d_j^3`, the first three
+    /// derivatives of `p_c` are `p_c d_c`, `p_c (d_c^2 - v)` and `p_c (d_c^3 - 3 d_c v - k3)`; then
+    /// `alpha = D2 / (2 D2 + sum_ab A_ab D3)` and `w_k = sum_ij alpha relu(D1)`.
+    func plusPlusOnProbability(_ input: Tensor, target: Target, layer: String) throws -> Attribution {
+        let be = model.backend
+        let weight = try probabilityHead(layer)
+        let pass = try model.executor.forward(try be.upload(input), keep: [layer])
+        let logits = try be.download(pass.outputs[model.outputName]!)
+        let targets = try model.resolve(target, logits: logits)
+        let a = try be.download(pass.kept[layer]!)
+        let (n, k, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        let classes = weight.shape[0], plane = h * w
+        var cam = [Float](repeating: 0, count: n * plane)
+        for b in 0..<n {
+            let row = (0..<classes).map { Double(logits.scalars[b * classes + $0]) }
+            let top = row.max()!
+            let e = row.map { Foundation.exp($0 - top) }
+            let total = e.reduce(0, +)
+            let p = e.map { $0 / total }
+            let c = targets[b]
+            for ch in 0..<k {
+                let u = (0..<classes).map { Double(weight.scalars[$0 * k + ch]) / Double(plane) }
+                let mean = zip(p, u).reduce(0) { $0 + $1.0 * $1.1 }
+                var v = 0.0, k3 = 0.0
+                for j in 0..<classes {
+                    let d = u[j] - mean
+                    v += p[j] * d * d
+                    k3 += p[j] * d * d * d
+                }
+                let dc = u[c] - mean
+                let (d1, d2, d3) = (p[c] * dc, p[c] * (dc * dc - v), p[c] * (dc * dc * dc - 3 * dc * v - k3))
+                let base = (b * k + ch) * plane
+                let sum = a.scalars[base..<(base + plane)].reduce(0.0) { $0 + Double($1) }
+                let den = 2 * d2 + sum * d3
+                let alpha = den != 0 ? d2 / den : 0
+                let weightK = alpha * max(d1, 0) * Double(plane)
+                for q in 0..<plane { cam[b * plane + q] += Float(weightK * Double(a.scalars[base + q])) }
+            }
+        }
+        if relu { cam = cam.map { max($0, 0) } }
+        return try finish(try be.upload(Tensor(unchecked: [n, 1, h, w], cam)), input.shape, logits, targets)
+    }
+
+    /// The classifier weight `[classes, K]` when `layer` feeds a global-average-pooling + linear head.
+    func probabilityHead(_ layer: String) throws -> Tensor {
+        let (headLayer, weight) = try CAM(model: model).head()
+        guard headLayer == layer else {
+            throw XAIError.unsupported(op: "gradcampp", reason: "the probability form needs the layer feeding global pooling ('\(headLayer)'), not '\(layer)'")
+        }
+        return weight
     }
 
     /// Throws unless every node between `layer` and the output is piecewise linear in the layer.

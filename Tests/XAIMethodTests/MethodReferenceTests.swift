@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import XAI
 import XAITestSupport
+@testable import XAIMethods
 
 /// Gradient and CAM methods against Captum and pytorch-grad-cam (Tools/make_method_fixtures.py),
 /// on every backend, plus the axioms: IG completeness, Grad-CAM == CAM on a GAP + linear head,
@@ -91,6 +92,48 @@ final class MethodReferenceTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("gradcampp") && "\(error)".contains("node '"), "\(error)")
         }
         XCTAssertNoThrow(try GradientCAM(model: model, variant: .gradCAMPlusPlus, layer: c.layer).validate())
+    }
+
+    func testGradCAMPlusPlusOnTheProbabilityMatchesFiniteDifferences() throws {
+        // An independent computation: the derivatives of p_c along one activation, by finite
+        // differences of the softmax of the head's logits, then the Grad-CAM++ weights from them.
+        let c = Self.cases[0]  // small_resnet: layer2 -> GlobalAveragePool -> Flatten -> Gemm
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            let method = GradientCAM(model: model, variant: .gradCAMPlusPlus, plusPlusScore: .probability)
+            let got = try method.attribute(c.input, target: .perImage(c.targets)).raw!
+            let (layer, weight) = try CAM(model: model).head()
+            let pass = try model.executor.forward(try backend.upload(c.input), keep: [layer])
+            let a = try backend.download(pass.kept[layer]!)
+            let logits = try backend.download(pass.outputs[model.outputName]!)
+            let (n, k, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+            let classes = weight.shape[0], plane = h * w
+            var expected = [Double](repeating: 0, count: n * plane)
+            for b in 0..<n {
+                let z = (0..<classes).map { Double(logits[b, $0]) }
+                for ch in 0..<k {
+                    let u = (0..<classes).map { Double(weight.scalars[$0 * k + ch]) / Double(plane) }
+                    func p(_ t: Double) -> Double {
+                        let shifted = zip(z, u).map { $0 + t * $1 }
+                        let top = shifted.max()!
+                        let e = shifted.map { exp($0 - top) }
+                        return e[c.targets[b]] / e.reduce(0, +)
+                    }
+                    let step = 0.02 / u.map(abs).max()!
+                    let d1 = (p(step) - p(-step)) / (2 * step)
+                    let d2 = (p(step) - 2 * p(0) + p(-step)) / (step * step)
+                    let d3 = (p(2 * step) - 2 * p(step) + 2 * p(-step) - p(-2 * step)) / (2 * step * step * step)
+                    let sum = (0..<plane).reduce(0.0) { $0 + Double(a.scalars[(b * k + ch) * plane + $1]) }
+                    let alpha = d2 / (2 * d2 + sum * d3)
+                    for q in 0..<plane { expected[b * plane + q] += alpha * max(d1, 0) * Double(plane) * Double(a.scalars[(b * k + ch) * plane + q]) }
+                }
+            }
+            XCTAssertLessThan(relativeL2(doubles(got), expected.map { max($0, 0) }), 1e-3, "Grad-CAM++ on the probability, \(label)")
+        }
+        // The probability form needs the layer that feeds the pooled linear head.
+        let model = try ExplainedModel(graph: Self.cases[1].graph, backend: CPUBackend())
+        XCTAssertThrowsError(try GradientCAM(model: model, variant: .gradCAMPlusPlus, layer: "/expand/expand.2/Clip_output_0",
+                                             plusPlusScore: .probability).validate())
     }
 
     func testSeveralClassesInOneCallEqualSeparateCalls() throws {
