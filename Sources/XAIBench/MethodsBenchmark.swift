@@ -2,112 +2,255 @@ import ArgumentParser
 import Foundation
 import XAI
 
+/// `xai-bench [--device] [--model] [--methods] ...`: every method's time per image beside its
+/// floor and the peers, with the peer table's settings by default.
 struct MethodsBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "methods",
-        abstract: "Per-image time of each attribution method on a zoo model at 224x224, batch 1, with the peer table's settings, beside its floor.")
+        abstract: "Per-image time of each attribution method (224x224, batch 1 image, the peer table's settings) beside its floor and the peers.",
+        discussion: """
+        Floor = forward-equivalents x FLOPs per forward / the ceiling measured in the same run (a backward to the input \
+        counts as one forward). Fast methods: one warm-up run (it also compiles OpenCL kernels), then --repeat timed runs. \
+        Slow methods (over 300 forward-equivalents): a reduced warm-up with the same batch shapes, then timed runs until \
+        --repeat or --slow-budget seconds, like the peers' script.
+        """)
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
-    @Option(help: "Comma-separated zoo models or ONNX files.") var models = "resnet18,resnet50"
-    @Option(help: "Comma-separated methods (saliency, inputxgrad, ig, smoothgrad, gradcam, xgradcam, layercam, gradcampp, cam, scorecam, slic, quickshift, occlusion, lime, kernelshap, rise, mp), all (the gradient and CAM methods, seconds each) or perturbation (slic, quickshift, occlusion, lime, kernelshap, rise, mp: minutes each on a CPU).")
-    var methods = "all"
-    @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 3
-    @Option(help: "Write all figures as JSON to this file.") var json: String?
+    @Option(name: [.customLong("model"), .customLong("models")], help: "Comma-separated zoo models (resnet18, resnet50, vgg16, mobilenet_v2, ...) or ONNX files.")
+    var models = "resnet18,resnet50"
+    @Option(help: "Comma-separated methods (\(allMethods.joined(separator: ", "))), all, gradients (the gradient and CAM methods but Score-CAM: seconds each) or perturbation (\(perturbationMethods.joined(separator: ", ")): minutes each on a CPU).")
+    var methods = "gradients"
+    @Option(help: "Different images explained back to back per timed run; the row reports images/second.") var images = 1
+    @Option(name: .customLong("repeat"), help: "Timed runs per row (after the warm-up).") var repeats = 3
+    @Option(help: "Seconds of timed runs after which a slow method stops repeating.") var slowBudget = 60.0
+    @Option(help: "Peer results (../shared/peers/results_<model>.json), comma-separated: adds the peer rows of each method and the speedup.")
+    var compare: String?
+    @Option(help: "Write the header and every row as JSON to this file.") var json: String?
+
+    static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam"]
+    static let perturbationMethods = ["slic", "quickshift", "occlusion", "lime", "kernelshap", "rise", "mp"]
+    static var allMethods: [String] { gradientMethods + ["scorecam"] + perturbationMethods }
+
+    /// Peer result keys of each method (`key` in the peers' JSON).
+    static let peerKeys: [String: [String]] = [
+        "saliency": ["captum_saliency"], "inputxgrad": ["captum_inputxgradient"], "ig": ["captum_integrated_gradients"],
+        "smoothgrad": ["captum_smoothgrad"], "gradcam": ["gradcam_gradcam", "captum_layergradcam"], "gradcampp": ["gradcam_gradcampp"],
+        "scorecam": ["gradcam_scorecam"], "occlusion": ["captum_occlusion"], "slic": ["slic_segmentation"], "quickshift": ["lime_quickshift"],
+        "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"],
+    ]
+
+    struct PeerRow: Codable {
+        let library: String
+        let key: String
+        let settings: String
+        let medianSeconds: Double
+        let speedup: Double
+    }
 
     struct Row: Codable {
         let model: String
         let method: String
         let settings: String
         let timing: Timing
+        let imagesPerSecond: Double
+        let modelEvaluations: Double
         let forwardEquivalents: Double
         let gflops: Double
         let timesFloor: Double
+        var peers: [PeerRow] = []
+    }
+
+    struct Header: Codable {
+        let machine: String
+        let cores: Int
+        let memoryGiB: Double
+        let blas: String
+        let device: String
+        let deviceDetails: String
+        let build: String
+        let ceilingName: String
+        let ceilingGFLOPs: Double
+        let copyGBPerSecond: Double?
+        let date: String
+    }
+
+    struct Report: Codable {
+        let header: Header
+        let rows: [Row]
+    }
+
+    /// One benchmark case: the method, what it does, its model evaluations and forward-equivalents
+    /// per image, and a reduced variant to warm up with (slow methods only).
+    struct Case {
+        let method: any AttributionMethod
+        let settings: String
+        let evaluations: Double
+        let forwardEquivalents: Double
+        var warmup: (any AttributionMethod)?
     }
 
     func run() async throws {
         let backend = try Backends.make(try Device(parsing: device))
         let host = HostInfo.current()
-        print("machine: \(host.cpuModel), \(host.logicalCores) logical cores; backend: \(backend.name)")
+        var details = backend.name
+        var copy: Double?
+        if let cl = backend as? OpenCLBackend {
+            let i = cl.info
+            details = "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(gib(i.globalMemoryBytes))"
+                + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")
+            copy = try measureCopyBandwidth(backend)
+        }
         var isCPUOpenCL = false
         if let cl = backend as? OpenCLBackend { isCPUOpenCL = !cl.info.isGPU }
         let (ceiling, ceilingName) = try measureCeiling(backend, size: isCPUOpenCL ? 1024 : 4096, repeats: 3)
-        print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
-        let all = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam"]
-        let perturbation = ["slic", "quickshift", "occlusion", "lime", "kernelshap", "rise", "mp"]
-        let chosen = methods == "all" ? all : methods == "perturbation" ? perturbation : methods.split(separator: ",").map(String.init)
+        #if DEBUG
+        let build = "debug"
+        #else
+        let build = "release"
+        #endif
+        let header = Header(machine: host.cpuModel, cores: host.logicalCores, memoryGiB: Double(host.memoryBytes) / Double(1 << 30), blas: host.blasConfig,
+                            device: backend.name, deviceDetails: details, build: build, ceilingName: ceilingName, ceilingGFLOPs: ceiling,
+                            copyGBPerSecond: copy, date: ISO8601DateFormatter().string(from: Date()))
+        print("machine: \(host.cpuModel), \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory; \(host.blasConfig)")
+        print("device:  \(details)")
+        print("build:   \(build)")
+        print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling) + (copy.map { String(format: ", device copy %.1f GB/s", $0) } ?? ""))
+        let chosen: [String]
+        switch methods {
+        case "all": chosen = Self.allMethods
+        case "gradients": chosen = Self.gradientMethods
+        case "perturbation": chosen = Self.perturbationMethods
+        default: chosen = methods.split(separator: ",").map(String.init)
+        }
+        for m in chosen where !Self.allMethods.contains(m) {
+            throw ValidationError("--methods: unknown method '\(m)' (\(Self.allMethods.joined(separator: ", ")))")
+        }
+        guard images >= 1 else { throw ValidationError("--images must be at least 1") }
+        let peers = try loadPeers()
         var rows: [Row] = []
         for name in models.split(separator: ",").map(String.init) {
             let graph = try Models.load(name)
             let flops = try graph.summary().flopsPerImage
             let model = try ExplainedModel(graph: graph, backend: backend)
-            let input = Tensor.uniform(try graph.imageInput!.shape(batch: 1), in: -2...2, seed: 3)
+            let shape = try graph.imageInput!.shape(batch: 1)
+            let inputs = (0..<images).map { Tensor.uniform(shape, in: -2...2, seed: 3 + UInt64($0)) }
             // Segment methods get SLIC superpixels of a smooth image (blurred noise), about 50 of
             // them like the peers' 52 on their photograph; noise alone would give odd segments.
-            let photo = try gaussianBlur(input, sigma: 6)
+            let photo = try gaussianBlur(inputs[0], sigma: 6)
             let slic = SLIC(segments: 70)
             let segments = try slic.segment(photo)
-            let superpixels = Segmentation.labels(segments.tensor)
             for m in chosen {
-                // (method, settings, nominal forward-equivalents: a backward to the input counts as one)
-                let (method, settings, fwdEq): (any AttributionMethod, String, Double)
-                // Slow methods warm up on a reduced run with the same batch shapes.
-                var warmup: (any AttributionMethod)?
-                switch m {
-                case "slic", "quickshift":
+                if m == "slic" || m == "quickshift" {
                     let segmenter: Segmentation = m == "slic" ? .slic(slic) : .quickshift(Quickshift())
                     var count = 0
                     let t = try Timing.measure(repeats: Swift.max(repeats, 3)) { count = try segmenter.segment(photo, index: 0).count }
                     let what = m == "slic" ? "SLIC n_segments=70, compactness 10" : "quickshift kernel 4, max distance 200, ratio 0.2 (lime's)"
-                    rows.append(Row(model: name, method: m, settings: "\(what) on 224x224 -> \(count) segments",
-                                    timing: t, forwardEquivalents: 0, gflops: 0, timesFloor: 0))
+                    rows.append(Row(model: name, method: m, settings: "\(what) on \(shape[2])x\(shape[3]) -> \(count) segments", timing: t,
+                                    imagesPerSecond: 1 / t.median, modelEvaluations: 0, forwardEquivalents: 0, gflops: 0, timesFloor: 0,
+                                    peers: peerRows(peers, name, m, t.median)))
                     print("  \(name) \(m): " + formatSeconds(t.median))
                     continue
-                case "occlusion":
-                    (method, settings, fwdEq) = (Occlusion(model: model), "window 16x16, stride 8 (729 windows), baseline 0", 730)
-                    warmup = Occlusion(model: model, window: (16, 16), stride: (100, 100))
-                case "lime":
-                    (method, settings, fwdEq) = (LIME(model: model, samples: 1000, segmentation: superpixels),
-                                                 "1000 samples, \(segments.count) SLIC segments, ridge", 1001)
-                    warmup = LIME(model: model, samples: 64, segmentation: superpixels)
-                case "kernelshap":
-                    (method, settings, fwdEq) = (KernelSHAP(model: model, samples: 1000, segmentation: superpixels),
-                                                 "1000 samples, \(segments.count) SLIC segments, baseline 0", 1003)
-                    warmup = KernelSHAP(model: model, samples: 64, segmentation: superpixels)
-                case "rise":
-                    (method, settings, fwdEq) = (RISE(model: model), "4000 masks, grid 7, p 0.5", 4001)
-                    warmup = RISE(model: model, masks: 64)
-                case "mp":
-                    (method, settings, fwdEq) = (MeaningfulPerturbation(model: model), "300 Adam steps, 28x28 mask, blur sigma 10", 603)
-                    warmup = MeaningfulPerturbation(model: model, iterations: 2)
-                case "saliency": (method, settings, fwdEq) = (Saliency(model: model), "batch 1", 2)
-                case "inputxgrad": (method, settings, fwdEq) = (InputXGradient(model: model), "batch 1", 2)
-                case "ig": (method, settings, fwdEq) = (IntegratedGradients(model: model, steps: 50), "50 steps Gauss-Legendre, baseline 0, + completeness check", 103)
-                case "smoothgrad": (method, settings, fwdEq) = (SmoothGrad(base: Saliency(model: model), samples: 50), "50 samples, noise 0.15", 102)
-                case "gradcam", "xgradcam", "layercam", "gradcampp":
-                    (method, settings, fwdEq) = (GradientCAM(model: model, variant: CAMVariant(rawValue: m)!), "default layer, backward stops at it", 1)
-                case "cam": (method, settings, fwdEq) = (CAM(model: model), "GAP + linear head", 1)
-                case "scorecam":
-                    let layer = try model.summary().defaultCAMLayer.flatMap { try model.summary().shapes[$0] }
-                    (method, settings, fwdEq) = (ScoreCAM(model: model), "one forward per channel of the default layer", Double((layer?[1] ?? 0) + 1))
-                default: throw ValidationError("--methods: unknown method '\(m)'")
                 }
-                if let warmup { _ = try warmup.attribute(input, target: .predicted) }
-                let t = try Timing.measure(warmup: warmup == nil ? 1 : 0, repeats: repeats) { _ = try method.attribute(input, target: .predicted) }
-                let floor = fwdEq * flops / (ceiling * 1e9)
-                rows.append(Row(model: name, method: m, settings: settings, timing: t, forwardEquivalents: fwdEq,
-                                gflops: fwdEq * flops / t.median / 1e9, timesFloor: t.median / floor))
-                print("  \(name) \(m): " + formatSeconds(t.median))
+                let c = try benchmarkCase(m, model: model, segments: segments)
+                let slow = c.forwardEquivalents > 300
+                let runAll = { for x in inputs { _ = try c.method.attribute(x, target: .predicted) } }
+                let t: Timing
+                if slow {
+                    _ = try (c.warmup ?? c.method).attribute(inputs[0], target: .predicted)
+                    t = try Timing.measure(warmup: 0, repeats: repeats, budget: slowBudget, runAll)
+                } else {
+                    t = try Timing.measure(repeats: repeats, runAll)
+                }
+                let perImage = Timing(runs: t.runs, min: t.min / Double(images), median: t.median / Double(images), max: t.max / Double(images))
+                let floor = c.forwardEquivalents * flops / (ceiling * 1e9)
+                rows.append(Row(model: name, method: m, settings: c.settings, timing: perImage, imagesPerSecond: 1 / perImage.median,
+                                modelEvaluations: c.evaluations, forwardEquivalents: c.forwardEquivalents,
+                                gflops: c.forwardEquivalents * flops / perImage.median / 1e9, timesFloor: perImage.median / floor,
+                                peers: peerRows(peers, name, m, perImage.median)))
+                print("  \(name) \(m): " + formatSeconds(perImage.median) + (images > 1 ? String(format: " (%.2f images/s)", 1 / perImage.median) : ""))
             }
         }
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
+            try encoder.encode(Report(header: header, rows: rows)).write(to: URL(fileURLWithPath: json))
         }
         print("")
-        printTable(["model", "method", "settings", "s/image min / median / max", "fwd-eq", "GFLOP/s", "x floor"], rows.map { r in
-            [r.model, r.method, r.settings, [r.timing.min, r.timing.median, r.timing.max].map(formatSeconds).joined(separator: " / "),
-             String(format: "%.0f", r.forwardEquivalents), String(format: "%.1f", r.gflops), String(format: "%.2f", r.timesFloor)]
+        printTable(["model", "method", "settings", "s/image min / median / max", "runs", "images/s", "evals", "fwd-eq", "GFLOP/s", "x floor", "peers (median): speedup"], rows.map { r in
+            [r.model, r.method, r.settings, [r.timing.min, r.timing.median, r.timing.max].map(formatSeconds).joined(separator: " / "), "\(r.timing.runs)",
+             String(format: "%.3g", r.imagesPerSecond), String(format: "%.0f", r.modelEvaluations), String(format: "%.0f", r.forwardEquivalents),
+             r.forwardEquivalents > 0 ? String(format: "%.1f", r.gflops) : "-", r.forwardEquivalents > 0 ? String(format: "%.2f", r.timesFloor) : "-",
+             r.peers.map { "\($0.key) " + formatSeconds($0.medianSeconds) + String(format: ": %.2fx", $0.speedup) }.joined(separator: "; ")]
         })
     }
+
+    func benchmarkCase(_ m: String, model: ExplainedModel, segments: SegmentMap) throws -> Case {
+        let superpixels = Segmentation.labels(segments.tensor)
+        switch m {
+        case "saliency": return Case(method: Saliency(model: model), settings: "batch 1", evaluations: 1, forwardEquivalents: 2)
+        case "inputxgrad": return Case(method: InputXGradient(model: model), settings: "batch 1", evaluations: 1, forwardEquivalents: 2)
+        case "ig": return Case(method: IntegratedGradients(model: model, steps: 50), settings: "50 steps Gauss-Legendre, baseline 0, + completeness check",
+                               evaluations: 53, forwardEquivalents: 103)
+        case "smoothgrad": return Case(method: SmoothGrad(base: Saliency(model: model), samples: 50), settings: "50 samples, noise 0.15",
+                                       evaluations: 51, forwardEquivalents: 102)
+        case "gradcam", "xgradcam", "layercam", "gradcampp":
+            return Case(method: GradientCAM(model: model, variant: CAMVariant(rawValue: m)!), settings: "default layer, backward stops at it",
+                        evaluations: 1, forwardEquivalents: 1)
+        case "cam": return Case(method: CAM(model: model), settings: "GAP + linear head", evaluations: 1, forwardEquivalents: 1)
+        case "scorecam":
+            let layer = try model.summary().defaultCAMLayer.flatMap { try model.summary().shapes[$0] }
+            let k = Double(layer?[1] ?? 0)
+            return Case(method: ScoreCAM(model: model), settings: "one forward per channel of the default layer", evaluations: k + 1,
+                        forwardEquivalents: k + 1, warmup: ScoreCAM(model: model, internalBatchSize: 64))
+        case "occlusion":
+            return Case(method: Occlusion(model: model), settings: "window 16x16, stride 8 (729 windows), baseline 0", evaluations: 730,
+                        forwardEquivalents: 730, warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
+        case "lime":
+            return Case(method: LIME(model: model, samples: 1000, segmentation: superpixels), settings: "1000 samples, \(segments.count) SLIC segments, ridge",
+                        evaluations: 1001, forwardEquivalents: 1001, warmup: LIME(model: model, samples: 64, segmentation: superpixels))
+        case "kernelshap":
+            return Case(method: KernelSHAP(model: model, samples: 1000, segmentation: superpixels), settings: "1000 samples, \(segments.count) SLIC segments, baseline 0",
+                        evaluations: 1003, forwardEquivalents: 1003, warmup: KernelSHAP(model: model, samples: 64, segmentation: superpixels))
+        case "rise":
+            return Case(method: RISE(model: model), settings: "4000 masks, grid 7, p 0.5", evaluations: 4001, forwardEquivalents: 4001,
+                        warmup: RISE(model: model, masks: 64))
+        case "mp":
+            return Case(method: MeaningfulPerturbation(model: model), settings: "300 Adam steps, 28x28 mask, blur sigma 10", evaluations: 302,
+                        forwardEquivalents: 603, warmup: MeaningfulPerturbation(model: model, iterations: 2))
+        default: throw ValidationError("--methods: unknown method '\(m)'")
+        }
+    }
+
+    /// Peer results by model name.
+    func loadPeers() throws -> [String: [[String: Any]]] {
+        guard let compare else { return [:] }
+        var byModel: [String: [[String: Any]]] = [:]
+        for path in compare.split(separator: ",").map(String.init) {
+            guard let data = FileManager.default.contents(atPath: path),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let model = object["model"] as? String, let results = object["results"] as? [[String: Any]] else {
+                throw XAIError.file(path: path, reason: "not a peer results file (needs 'model' and 'results')")
+            }
+            byModel[model, default: []] += results
+        }
+        return byModel
+    }
+
+    func peerRows(_ peers: [String: [[String: Any]]], _ model: String, _ method: String, _ seconds: Double) -> [PeerRow] {
+        let keys = Self.peerKeys[method] ?? []
+        return (peers[model] ?? []).compactMap { r in
+            guard let key = r["key"] as? String, keys.contains(key), let per = r["per_image_s"] as? [String: Any],
+                  let median = per["median"] as? Double else { return nil }
+            return PeerRow(library: r["library"] as? String ?? "", key: key, settings: r["settings"] as? String ?? "", medianSeconds: median, speedup: median / seconds)
+        }
+    }
+}
+
+/// Device memory bandwidth: a large elementwise add reads two arrays and writes one, and the sum
+/// that brings the result back to the host reads it once more.
+func measureCopyBandwidth(_ backend: any Backend) throws -> Double {
+    let n = 16 << 20
+    let x = try backend.filled([n], value: 1), y = try backend.filled([n], value: 2)
+    let t = try Timing.measure(repeats: 5) { _ = try backend.download(try backend.reduce(.sum, try backend.binary(.add, x, y), axes: [0])) }
+    return 4 * 4 * Double(n) / t.median / 1e9
 }

@@ -5,13 +5,15 @@ struct Timing: Codable {
     let runs: Int
     let min: Double, median: Double, max: Double
 
-    static func measure(warmup: Int = 1, repeats: Int, _ body: () throws -> Void) rethrows -> Timing {
+    /// `budget`: stop repeating once the timed runs add up to this many seconds (at least one run).
+    static func measure(warmup: Int = 1, repeats: Int, budget: Double = .infinity, _ body: () throws -> Void) rethrows -> Timing {
         for _ in 0..<warmup { try body() }
         var times: [Double] = []
         for _ in 0..<Swift.max(repeats, 1) {
             let start = DispatchTime.now().uptimeNanoseconds
             try body()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            if times.reduce(0, +) >= budget { break }
         }
         times.sort()
         return Timing(runs: times.count, min: times[0], median: times[times.count / 2], max: times[times.count - 1])

@@ -7,6 +7,7 @@ struct XAIBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xai-bench",
         abstract: "Reproducible benchmarks of the xai engine against its floor and its peers.",
-        subcommands: [OpsBenchmark.self, ModelsBenchmark.self, MethodsBenchmark.self]
+        subcommands: [MethodsBenchmark.self, OpsBenchmark.self, ModelsBenchmark.self],
+        defaultSubcommand: MethodsBenchmark.self
     )
 }
