@@ -201,7 +201,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
             let layer = try model.summary().defaultCAMLayer.flatMap { try model.summary().shapes[$0] }
             let k = Double(layer?[1] ?? 0)
             return Case(method: ScoreCAM(model: model), settings: "one forward per channel of the default layer", evaluations: k + 1,
-                        forwardEquivalents: k + 1, warmup: ScoreCAM(model: model, internalBatchSize: 64))
+                        forwardEquivalents: k + 1, warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
         case "occlusion":
             return Case(method: Occlusion(model: model), settings: "window 16x16, stride 8 (729 windows), baseline 0", evaluations: 730,
                         forwardEquivalents: 730, warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))

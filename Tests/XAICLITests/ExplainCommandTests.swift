@@ -174,27 +174,34 @@ final class ExplainCommandTests: XCTestCase {
     }
 }
 
-/// Long runs keep a flat memory profile: explaining 1,000 separate pictures ends with no more
-/// resident memory than after the first 100 (a small model, so the test stays short).
+/// Long runs keep a flat memory profile: explaining 10,000 images (a manifest naming 20 small
+/// pictures 500 times each, so every line is its own output folder) ends with no more resident
+/// memory than after the first 100. A small model keeps the test short.
 final class ExplainMemoryTests: XCTestCase {
     func testMemoryStaysFlatOverManyImages() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("xai-memory-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder + "/in", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         var rng = SeededGenerator(seed: 5)
-        for i in 0..<1000 {
+        var names: [String] = []
+        for i in 0..<20 {
             let pixels = (0..<(28 * 32 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-            try RGBImage(width: 28, height: 32, pixels: pixels).writePNG(folder + "/in/\(String(format: "%04d", i)).png")
+            let name = folder + "/in/\(String(format: "%02d", i)).png"
+            try RGBImage(width: 28, height: 32, pixels: pixels).writePNG(name)
+            names.append(name)
         }
+        let count = 10_000
+        try (0..<count).map { names[$0 % names.count] }.joined(separator: "\n").write(toFile: folder + "/inputs.txt", atomically: true, encoding: .utf8)
         let model = fixturesDirectory + "/models/plain_cnn/model.onnx"
-        let r = try runXAI(["explain", model, folder + "/in", "--method", "saliency", "--save", "raw,png", "--out", folder + "/out",
+        let r = try runXAI(["explain", model, folder + "/inputs.txt", "--method", "saliency", "--save", "raw", "--out", folder + "/out",
                             "--quiet", "--log-memory", folder + "/memory.txt"])
         XCTAssertEqual(r.status, 0, r.output + r.error)
+        XCTAssertTrue(r.output.contains("\(count) maps written"), r.output)
         let rss = try String(contentsOfFile: folder + "/memory.txt", encoding: .utf8).split(separator: "\n")
             .map { Int($0.split(separator: " ")[1])! }
-        XCTAssertEqual(rss.count, 1000)
-        let (after100, end) = (rss[100], rss[999])
-        print("resident memory: \(after100) KiB after 100 images, \(end) KiB after 1000")
+        XCTAssertEqual(rss.count, count)
+        let (after100, end) = (rss[100], rss[count - 1])
+        print("resident memory: \(after100) KiB after 100 images, \(end) KiB after \(count)")
         XCTAssertGreaterThan(after100, 0)
         XCTAssertLessThanOrEqual(end, after100 + after100 / 20 + 4096, "resident memory grew from \(after100) to \(end) KiB")
     }
