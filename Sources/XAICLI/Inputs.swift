@@ -115,10 +115,11 @@ func prepare(_ path: String, height: Int, width: Int, preprocessing: Preprocessi
     var picture = try RGBImage.read(path)
     let (tensor, _, placementFull) = try preprocessing.apply(picture, height: height, width: width)
     var placement = placementFull
-    // Overlays go on the original picture, at most 512 pixels on its longer side.
+    // Overlays go on the original picture, resized to 256-512 pixels on its longer side so small
+    // inputs stay legible and large ones stay light.
     let longer = max(picture.width, picture.height)
-    if longer > 512 {
-        let s = 512 / Double(longer)
+    if longer > 512 || longer < 256 {
+        let s = Double(longer > 512 ? 512 : 256) / Double(longer)
         picture = picture.resized(width: max(1, Int(Double(picture.width) * s)), height: max(1, Int(Double(picture.height) * s)))
         placement = .init(left: placement.left * s, top: placement.top * s, width: placement.width * s, height: placement.height * s)
     }

@@ -35,7 +35,8 @@ func writeReport(folder: String, resultsPath: String) throws -> String {
 
     """
     for stem in order {
-        let records = byStem[stem]!.sorted { $0.method < $1.method }
+        let rank = { (m: String) in methodNames.firstIndex(of: m) ?? methodNames.count }
+        let records = byStem[stem]!.sorted { rank($0.method) < rank($1.method) }
         let first = records[0]
         let label = first.label.map { " \(escape($0))" } ?? ""
         html += "<div class=\"image\"><h2>\(escape(stem))</h2>\n"

@@ -153,6 +153,8 @@ public struct HeatmapStyle: Sendable {
                 let v = (1 - ty) * ((1 - tx) * values[y0 * mapWidth + x0] + tx * values[y0 * mapWidth + x1])
                     + ty * ((1 - tx) * values[y1 * mapWidth + x0] + tx * values[y1 * mapWidth + x1])
                 var (r, g, b) = cmap.color(v)
+                // Signed maps: zero (the middle of the scale) leaves the picture as it is.
+                let opacity = cmap == .diverging ? alpha * min(abs(2 * v - 1), 1).squareRoot() : alpha
                 if let outline {
                     let (ny, nx) = (Int(my.rounded()), Int(mx.rounded()))
                     let cy = min(max(ny, 0), mapHeight - 1), cx = min(max(nx, 0), mapWidth - 1)
@@ -166,9 +168,9 @@ public struct HeatmapStyle: Sendable {
                     }
                 }
                 let p = (y * image.width + x) * 3
-                out[p] = UInt8((Double(out[p]) * (1 - alpha) + 255 * r * alpha).rounded())
-                out[p + 1] = UInt8((Double(out[p + 1]) * (1 - alpha) + 255 * g * alpha).rounded())
-                out[p + 2] = UInt8((Double(out[p + 2]) * (1 - alpha) + 255 * b * alpha).rounded())
+                out[p] = UInt8((Double(out[p]) * (1 - opacity) + 255 * r * opacity).rounded())
+                out[p + 1] = UInt8((Double(out[p + 1]) * (1 - opacity) + 255 * g * opacity).rounded())
+                out[p + 2] = UInt8((Double(out[p + 2]) * (1 - opacity) + 255 * b * opacity).rounded())
             }
         }
         return RGBImage(width: image.width, height: image.height, pixels: out)
