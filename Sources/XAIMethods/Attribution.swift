@@ -161,25 +161,25 @@ public final class ExplainedModel: @unchecked Sendable {
         return targets
     }
 
-    /// A seed selecting `weights[b]` times logit `targets[b]` of each row.
-    func seed(_ shape: Shape, targets: [Int], weights: [Float]? = nil) throws -> DeviceArray {
+    /// A seed selecting logit `targets[b]` of each row.
+    func seed(_ shape: Shape, targets: [Int]) throws -> DeviceArray {
         var t = Tensor(shape: shape)
         let classes = shape.count / shape[0]
         t.withUnsafeMutableBufferPointer { p in
-            for (b, c) in targets.enumerated() { p[b * classes + c] = weights?[b] ?? 1 }
+            for (b, c) in targets.enumerated() { p[b * classes + c] = 1 }
         }
         return try backend.upload(t)
     }
 
-    /// One forward and one backward of `sum_b weights[b] * logit[b, targets[b]]` over a batch:
+    /// One forward and one backward of `sum_b logit[b, targets[b]]` over a batch:
     /// the logits, the gradients with respect to `wrt`, and the `keep` activations.
-    public func gradients(_ x: DeviceArray, targets: [Int]? = nil, target: Target = .predicted, weights: [Float]? = nil,
+    public func gradients(_ x: DeviceArray, targets: [Int]? = nil, target: Target = .predicted,
                           wrt: Set<String>, keep: Set<String> = []) throws -> (logits: Tensor, targets: [Int], grads: [String: DeviceArray], kept: [String: DeviceArray]) {
         let pass = try executor.forward(x, keep: keep, forBackward: true)
         let y = pass.outputs[outputName]!
         let logits = try backend.download(y)
         let t = try targets ?? resolve(target, logits: logits)
-        let grads = try executor.backward(pass, seeds: [outputName: try seed(y.shape, targets: t, weights: weights)], wrt: wrt)
+        let grads = try executor.backward(pass, seeds: [outputName: try seed(y.shape, targets: t)], wrt: wrt)
         return (logits, t, grads, pass.kept)
     }
 

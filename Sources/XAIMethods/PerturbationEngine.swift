@@ -59,11 +59,6 @@ public struct PerturbationEngine: Sendable {
         }
     }
 
-    /// Scores of unperturbed `images` (`[N, C, H, W]` on the device) for one target per image.
-    public func scores(of images: DeviceArray, targets: [Int]) throws -> [Double] {
-        scores(try model.logits(images), targets: targets)
-    }
-
     /// Evaluates `count` perturbed copies of `image` (`[1, C, H, W]` on the device) against
     /// `baseline`, `describe(range)` giving the masks of the copies in `range`. `visit` (optional)
     /// sees each batch's range, mask description and scores as they arrive, so callers can reduce
