@@ -1,7 +1,7 @@
 // Reductions over a set of axes, keeping them (XAICore ReducePlan): an output element enumerates
 // the kept axes (extents kd, input strides ks, innermost last); it walks the reduced axes (rd, rs).
-// Up to 8 axes of each kind, passed as int8 vectors with their counts. op: 0 sum, 1 mean, 2 max.
-// Backward: sum/mean broadcast the gradient; max shares it equally among tied maxima.
+// Up to 8 axes of each kind, passed as int8 vectors with their counts. op: 0 sum, 1 mean, 2 max,
+// 3 min. Backward: sum/mean broadcast the gradient; max and min share it equally among the ties.
 // The host merges axes that are contiguous in memory, so most plans have one or two of each kind.
 // Tunable: REDUCE_GROUP, work-items per output in reduce_forward_group (a power of two).
 
@@ -26,10 +26,12 @@ __kernel void reduce_forward(__global const float* x, __global float* y, const i
     const int o = get_global_id(0);
     if (o >= outputs) return;
     const int base = plan_offset(o, nk, kd, ks);
-    if (op == 2) {
+    if (op == 2 || op == 3) {
+        // min as the max of -x
+        const float sign = op == 2 ? 1.0f : -1.0f;
         float m = -INFINITY;
-        for (int r = 0; r < reduced; r++) m = fmax(m, x[base + reduced_offset(r, nr, rd, rs)]);
-        y[o] = m;
+        for (int r = 0; r < reduced; r++) m = fmax(m, sign * x[base + reduced_offset(r, nr, rd, rs)]);
+        y[o] = sign * m;
         return;
     }
     // Compensated (Kahan) sum: float32 results stay within a few ulps of the float64 reference
@@ -56,10 +58,12 @@ void reduce_forward_group(__global const float* x, __global float* y, const int 
     __local float part[REDUCE_GROUP];
     const int o = get_group_id(0), lid = get_local_id(0);
     const int base = plan_offset(o, nk, kd, ks);
-    float acc = op == 2 ? -INFINITY : 0.0f, comp = 0.0f;
+    const int extremum = op == 2 || op == 3;
+    const float sign = op == 3 ? -1.0f : 1.0f;
+    float acc = extremum ? -INFINITY : 0.0f, comp = 0.0f;
     for (int r = lid; r < reduced; r += REDUCE_GROUP) {
-        float v = x[base + reduced_offset(r, nr, rd, rs)];
-        if (op == 2) {
+        float v = sign * x[base + reduced_offset(r, nr, rd, rs)];
+        if (extremum) {
             acc = fmax(acc, v);
         } else {
             v -= comp;
@@ -71,10 +75,10 @@ void reduce_forward_group(__global const float* x, __global float* y, const int 
     part[lid] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = REDUCE_GROUP / 2; s > 0; s >>= 1) {
-        if (lid < s) part[lid] = op == 2 ? fmax(part[lid], part[lid + s]) : part[lid] + part[lid + s];
+        if (lid < s) part[lid] = extremum ? fmax(part[lid], part[lid + s]) : part[lid] + part[lid + s];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (lid == 0) y[o] = op == 1 ? part[0] / (float)reduced : part[0];
+    if (lid == 0) y[o] = op == 1 ? part[0] / (float)reduced : sign * part[0];
 }
 
 __kernel void reduce_backward(__global const float* x, __global const float* gy, __global float* dx, const int outputs,
@@ -83,20 +87,21 @@ __kernel void reduce_backward(__global const float* x, __global const float* gy,
     const int o = get_global_id(0);
     if (o >= outputs) return;
     const int base = plan_offset(o, nk, kd, ks);
-    if (op != 2) {
+    if (op != 2 && op != 3) {
         float g = op == 1 ? gy[o] / (float)reduced : gy[o];
         for (int r = 0; r < reduced; r++) dx[base + reduced_offset(r, nr, rd, rs)] = g;
         return;
     }
+    const float sign = op == 2 ? 1.0f : -1.0f;
     float m = -INFINITY;
     int ties = 0;
     for (int r = 0; r < reduced; r++) {
-        float v = x[base + reduced_offset(r, nr, rd, rs)];
+        float v = sign * x[base + reduced_offset(r, nr, rd, rs)];
         if (v > m) { m = v; ties = 1; } else if (v == m) ties++;
     }
     float g = gy[o] / (float)ties;
     for (int r = 0; r < reduced; r++) {
         int i = base + reduced_offset(r, nr, rd, rs);
-        dx[i] = x[i] == m ? g : 0.0f;
+        dx[i] = sign * x[i] == m ? g : 0.0f;
     }
 }

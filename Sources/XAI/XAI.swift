@@ -1,18 +1,12 @@
-@_exported import XAICore
 import Foundation
 import XAICPU
 import XAIOpenCL
 
-@_exported import struct XAIOpenCL.OpenCLDeviceInfo
-@_exported import class XAIOpenCL.OpenCLBackend
-@_exported import enum XAIOpenCL.OpenCLRuntime
-@_exported import class XAICPU.CPUBackend
-@_exported import struct XAICPU.HostInfo
-
 /// Makes backends for devices; the one place that knows which backend serves which ``Device``.
 public enum Backends {
     /// The backend for `device`: OpenBLAS for `.cpu`, OpenCL device `i` (GPUs first) for `.gpu(i)`.
-    /// Throws ``XAIError/deviceUnavailable(device:reason:)`` when the device cannot be used.
+    /// - Parameter memoryBudget: bytes methods may use for batches (default: the backend's own).
+    /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when the device cannot be used.
     public static func make(_ device: Device, memoryBudget: Int? = nil) throws -> any Backend {
         switch device {
         case .cpu: return CPUBackend(memoryBudget: memoryBudget)
@@ -20,18 +14,34 @@ public enum Backends {
         }
     }
 }
-@_exported import XAIGraph
-@_exported import XAIONNX
 
 /// Loads models by path or zoo name.
 public enum Models {
-    /// An ONNX file (anything that exists on disk or ends in `.onnx`) or a ``Zoo`` name, with the
-    /// load-time rewrites applied unless `optimize` is false.
+    /// Whether `spec` names a file (anything that exists on disk, contains a `/` or ends in `.onnx`)
+    /// rather than a ``Zoo`` model.
+    public static func isFile(_ spec: String) -> Bool {
+        spec.hasSuffix(".onnx") || spec.contains("/") || FileManager.default.fileExists(atPath: spec)
+    }
+
+    /// An ONNX file or a ``Zoo`` name, with the load-time rewrites applied unless `optimize` is false.
+    /// - Throws: the importer's errors, and a rewrite's, wrapped with the file.
     public static func load(_ spec: String, optimize: Bool = true) throws -> Graph {
-        let isFile = spec.hasSuffix(".onnx") || spec.contains("/") || FileManager.default.fileExists(atPath: spec)
-        let graph = isFile ? try ONNXImporter.load(path: spec) : try Zoo.model(spec)
-        return optimize ? try graph.optimized() : graph
+        let isFile = isFile(spec)
+        do {
+            let graph = isFile ? try ONNXImporter.load(path: spec) : try Zoo.model(spec)
+            return optimize ? try graph.optimized() : graph
+        } catch let e as XAIError where isFile {
+            throw e.inFile(spec)
+        }
+    }
+
+    /// A model from the bytes of an ONNX file (`name` names it in errors), rewritten for inference.
+    public static func load(data: Data, name: String, optimize: Bool = true) throws -> Graph {
+        do {
+            let graph = try ONNXImporter.load(data: data, path: name)
+            return optimize ? try graph.optimized() : graph
+        } catch let e as XAIError {
+            throw e.inFile(name)
+        }
     }
 }
-@_exported import XAIMethods
-@_exported import XAIImage

@@ -4,7 +4,7 @@ import XAI
 
 /// `xai-bench [--device] [--model] [--methods] ...`: every method's time per image beside its
 /// floor and the peers, with the peer table's settings by default.
-struct MethodsBenchmark: AsyncParsableCommand {
+struct MethodsBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "methods",
         abstract: "Per-image time of each attribution method (224x224, batch 1 image, the peer table's settings) beside its floor and the peers.",
@@ -89,7 +89,7 @@ struct MethodsBenchmark: AsyncParsableCommand {
         var warmup: (any AttributionMethod)?
     }
 
-    func run() async throws {
+    func run() throws {
         let backend = try Backends.make(try Device(parsing: device))
         let host = HostInfo.current()
         var details = backend.name
@@ -194,11 +194,12 @@ struct MethodsBenchmark: AsyncParsableCommand {
         case "smoothgrad": return Case(method: SmoothGrad(base: Saliency(model: model), samples: 50), settings: "50 samples, noise 0.15",
                                        evaluations: 51, forwardEquivalents: 102)
         case "gradcam", "xgradcam", "layercam", "gradcampp":
-            return Case(method: GradientCAM(model: model, variant: CAMVariant(rawValue: m)!), settings: "default layer, backward stops at it",
+            guard let variant = CAMVariant(rawValue: m) else { throw ValidationError("--methods: unknown method '\(m)'") }
+            return Case(method: GradientCAM(model: model, variant: variant), settings: "default layer, backward stops at it",
                         evaluations: 1, forwardEquivalents: 1)
         case "cam": return Case(method: CAM(model: model), settings: "GAP + linear head", evaluations: 1, forwardEquivalents: 1)
         case "scorecam":
-            let layer = try model.summary().defaultCAMLayer.flatMap { try model.summary().shapes[$0] }
+            let layer = try model.summary().lastSpatialActivation.flatMap { try model.summary().shapes[$0] }
             let k = Double(layer?[1] ?? 0)
             return Case(method: ScoreCAM(model: model), settings: "one forward per channel of the default layer", evaluations: k + 1,
                         forwardEquivalents: k + 1, warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import XAI
 
-struct ModelsBenchmark: AsyncParsableCommand {
+struct ModelsBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "Whole-model rows: forward at batch 1 and 32, forward + backward to the input at batch 1, with GFLOP/s against the ceiling.")
@@ -24,7 +24,7 @@ struct ModelsBenchmark: AsyncParsableCommand {
         let fractionOfCeiling: Double
     }
 
-    func run() async throws {
+    func run() throws {
         let backend = try Backends.make(try Device(parsing: device))
         let host = HostInfo.current()
         print("machine: \(host.cpuModel), \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory")

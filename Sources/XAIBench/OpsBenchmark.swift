@@ -1,5 +1,4 @@
 import ArgumentParser
-import CBLAS
 import Foundation
 import XAI
 
@@ -46,7 +45,7 @@ func resnet50Convolutions() -> [ConvLayer] {
     return order.map { layers[$0]! }
 }
 
-struct OpsBenchmark: AsyncParsableCommand {
+struct OpsBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ops",
         abstract: "The sgemm ceiling, then every distinct ResNet-50 convolution (224x224) forward, with GFLOP/s and the fraction of the ceiling.")
@@ -76,7 +75,7 @@ struct OpsBenchmark: AsyncParsableCommand {
         let networkTotals: [String: Double]
     }
 
-    func run() async throws {
+    func run() throws {
         let dev = try Device(parsing: device)
         let backend = try Backends.make(dev)
         let host = HostInfo.current()

@@ -3,7 +3,7 @@ import Foundation
 import XAI
 
 @main
-struct XAIBenchCommand: AsyncParsableCommand {
+struct XAIBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xai-bench",
         abstract: "Reproducible benchmarks of the xai engine against its floor and its peers.",

@@ -1,43 +1,5 @@
-import ArgumentParser
 import Foundation
 import XAI
-
-/// What sits next to a model: preprocessing and class names (`model.json` beside `model.onnx`).
-struct Sidecar: Codable {
-    var mean: [Float]?
-    var std: [Float]?
-    var resize: Int?
-    var labels: [String]?
-
-    static func load(for model: String) throws -> Sidecar? {
-        guard model.hasSuffix(".onnx") else { return nil }
-        let path = String(model.dropLast(5)) + ".json"
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        do { return try JSONDecoder().decode(Sidecar.self, from: data) } catch {
-            throw XAIError.file(path: path, reason: "not a valid sidecar (\(error))")
-        }
-    }
-}
-
-/// The model's preprocessing from the command line, else the sidecar, else ImageNet's.
-func preprocessing(preset: String?, resize: Int?, sidecar: Sidecar?) throws -> Preprocessing {
-    var p: Preprocessing
-    switch preset {
-    case nil:
-        p = sidecar.map { Preprocessing(resize: $0.resize, mean: $0.mean ?? [0, 0, 0], std: $0.std ?? [1, 1, 1]) } ?? .imagenet
-    case "imagenet": p = .imagenet
-    case "none": p = .none
-    case let custom?:
-        // "m1,m2,m3/s1,s2,s3"
-        let parts = custom.split(separator: "/").map { $0.split(separator: ",").compactMap { Float($0) } }
-        guard parts.count == 2, parts[0].count == 3, parts[1].count == 3 else {
-            throw ValidationError("--preset: '\(custom)' is none of imagenet, none or MEAN/STD as r,g,b/r,g,b")
-        }
-        p = Preprocessing(mean: parts[0], std: parts[1])
-    }
-    if let resize { p.resize = resize }
-    return p
-}
 
 /// Image files, folders (searched recursively) and text manifests (one path per line), in a
 /// deterministic order; `--shard i/n` keeps every n-th from the i-th.
@@ -58,7 +20,9 @@ func collectInputs(_ arguments: [String], shard: String?) throws -> [String] {
                 .map { (argument as NSString).appendingPathComponent($0) }
             files += found
         } else if ext == "txt" {
-            let text = try String(contentsOfFile: argument, encoding: .utf8)
+            guard let text = try? String(contentsOfFile: argument, encoding: .utf8) else {
+                throw XAIError.file(path: argument, reason: "cannot be read as a UTF-8 manifest")
+            }
             let base = (argument as NSString).deletingLastPathComponent
             files += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty && !$0.hasPrefix("#") }
@@ -70,7 +34,7 @@ func collectInputs(_ arguments: [String], shard: String?) throws -> [String] {
     guard let shard else { return files }
     let parts = shard.split(separator: "/").compactMap { Int($0) }
     guard parts.count == 2, parts[1] >= 1, (0..<parts[1]).contains(parts[0]) else {
-        throw ValidationError("--shard: '\(shard)' must be i/n with 0 <= i < n")
+        throw XAIError.invalidArgument(parameter: "shard", value: shard, reason: "must be i/n with 0 <= i < n")
     }
     return files.enumerated().filter { $0.offset % parts[1] == parts[0] }.map(\.element)
 }
@@ -86,15 +50,24 @@ struct PreparedImage {
 }
 
 /// Loads a PNG/JPEG (preprocessed) or a `.npy` tensor (`[3,H,W]` or `[N,3,H,W]`, already
-/// preprocessed) as one or more prepared images.
+/// preprocessed, finite) as one or more prepared images. Errors name the file.
 func prepare(_ path: String, height: Int, width: Int, preprocessing: Preprocessing) throws -> [PreparedImage] {
+    do {
+        return try prepareUnnamed(path, height: height, width: width, preprocessing: preprocessing)
+    } catch let e as XAIError {
+        throw e.inFile(path)
+    }
+}
+
+private func prepareUnnamed(_ path: String, height: Int, width: Int, preprocessing: Preprocessing) throws -> [PreparedImage] {
     let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
     if path.lowercased().hasSuffix(".npy") {
         let t = try NPY.read(path)
         let shape = t.shape.dims
         guard (shape.count == 3 || shape.count == 4), shape.suffix(3) == [3, height, width] else {
-            throw XAIError.shapeMismatch(op: path, message: "tensor \(t.shape) is not [3, \(height), \(width)] or [N, 3, \(height), \(width)] (the model's input)")
+            throw XAIError.shapeMismatch(op: "input tensor", expected: "[3, \(height), \(width)] or [N, 3, \(height), \(width)] (the model's input)", got: [t.shape])
         }
+        try t.requireFinite("input tensor")
         let n = shape.count == 4 ? shape[0] : 1
         let plane = height * width
         return try (0..<n).map { b in
@@ -104,11 +77,11 @@ func prepare(_ path: String, height: Int, width: Int, preprocessing: Preprocessi
             for p in 0..<plane {
                 for c in 0..<3 {
                     let v = (values[c * plane + p] * preprocessing.std[c] + preprocessing.mean[c]) * 255
-                    pixels[p * 3 + c] = UInt8(min(max(v.rounded(), 0), 255))
+                    pixels[p * 3 + c] = v.isFinite ? UInt8(min(max(v.rounded(), 0), 255)) : 0
                 }
             }
-            return PreparedImage(source: path, stem: n == 1 ? stem : "\(stem)_\(b)", tensor: try Tensor(shape: [1, 3, height, width], scalars: values),
-                                 picture: RGBImage(width: width, height: height, pixels: pixels),
+            return PreparedImage(source: path, stem: n == 1 ? stem : "\(stem)_\(b)", tensor: Tensor(unchecked: [1, 3, height, width], values),
+                                 picture: try RGBImage(width: width, height: height, pixels: pixels),
                                  placement: .init(left: 0, top: 0, width: Double(width), height: Double(height)))
         }
     }
@@ -120,7 +93,7 @@ func prepare(_ path: String, height: Int, width: Int, preprocessing: Preprocessi
     let longer = max(picture.width, picture.height)
     if longer > 512 || longer < 256 {
         let s = Double(longer > 512 ? 512 : 256) / Double(longer)
-        picture = picture.resized(width: max(1, Int(Double(picture.width) * s)), height: max(1, Int(Double(picture.height) * s)))
+        picture = try picture.resized(width: max(1, Int(Double(picture.width) * s)), height: max(1, Int(Double(picture.height) * s)))
         placement = .init(left: placement.left * s, top: placement.top * s, width: placement.width * s, height: placement.height * s)
     }
     return [PreparedImage(source: path, stem: stem, tensor: tensor, picture: picture, placement: placement)]
@@ -129,24 +102,40 @@ func prepare(_ path: String, height: Int, width: Int, preprocessing: Preprocessi
 /// A progress line on standard error, redrawn in place, only on a terminal.
 final class ProgressLine: @unchecked Sendable {
     let enabled: Bool
-    let start = Date()
     private let lock = NSLock()
-    var prefix = ""
+    private var prefix = ""
 
     init(quiet: Bool) { enabled = !quiet && isatty(2) == 1 }
+
+    /// Starts a new line of work: `prefix` stays in front of every update.
+    func begin(_ prefix: String) {
+        lock.lock()
+        self.prefix = prefix
+        lock.unlock()
+        update("")
+    }
 
     func update(_ text: String) {
         guard enabled else { return }
         lock.lock(); defer { lock.unlock() }
-        FileHandle.standardError.write(("\r\u{1B}[K" + prefix + text).data(using: .utf8)!)
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + prefix + text).utf8))
     }
 
     func finish() {
         guard enabled else { return }
-        FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!)
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
 
-func printError(_ text: String) {
-    FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
+/// "1:02:03" or "2:03".
+func duration(_ seconds: Double) -> String {
+    let s = Int(seconds.isFinite ? seconds.rounded() : 0)
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}
+
+/// This process's resident set size in KiB (Linux /proc; 0 elsewhere).
+func residentKilobytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import XAI
 
-struct Inspect: AsyncParsableCommand {
+struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Describe a model: inputs, outputs, ops, parameters, FLOPs, unsupported ops and the layers CAM methods can use.")
 
@@ -12,8 +12,12 @@ struct Inspect: AsyncParsableCommand {
     @Flag(help: "List every CAM candidate layer, not only the last 10.")
     var allLayers = false
 
-    func run() async throws {
-        let isFile = model.hasSuffix(".onnx") || model.contains("/") || FileManager.default.fileExists(atPath: model)
+    func run() throws {
+        try reportingFlags { try inspect() }
+    }
+
+    func inspect() throws {
+        let isFile = Models.isFile(model)
         var histogram: [String: Int] = [:]
         var unsupported: [(op: String, node: String)] = []
         var header: [String] = []
@@ -39,6 +43,7 @@ struct Inspect: AsyncParsableCommand {
             for n in raw.nodes { histogram[n.op.name, default: 0] += 1 }
         }
         let summary = try graph.summary()
+        let candidates = summary.spatialActivations
         header.forEach { print($0) }
         for i in graph.inputs { print("input     \(i.name) \(shapeText(i.shape))") }
         for o in graph.outputs {
@@ -50,13 +55,13 @@ struct Inspect: AsyncParsableCommand {
         print("nodes     \(raw.nodes.count) as loaded, \(graph.nodes.count) after folding batch-norm, constants and activations")
         print("unsupported ops: none")
         print("CAM layers (4-D activations; * = default, the last before global pooling):")
-        let shown = allLayers ? summary.camCandidates : Array(summary.camCandidates.suffix(10))
-        if shown.count < summary.camCandidates.count {
-            print("  ... \(summary.camCandidates.count - shown.count) earlier layers (--all-layers lists them)")
+        let shown = allLayers ? candidates : Array(candidates.suffix(10))
+        if shown.count < candidates.count {
+            print("  ... \(candidates.count - shown.count) earlier layers (--all-layers lists them)")
         }
         for c in shown {
-            let s = summary.shapes[c]!
-            print("  \(c == summary.defaultCAMLayer ? "*" : " ") \(c)  [N" + s.dims.dropFirst().map { "x\($0)" }.joined() + "]")
+            guard let s = summary.shapes[c] else { continue }
+            print("  \(c == summary.lastSpatialActivation ? "*" : " ") \(c)  [N" + s.dims.dropFirst().map { "x\($0)" }.joined() + "]")
         }
     }
 }

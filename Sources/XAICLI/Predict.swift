@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import XAI
 
-struct Predict: AsyncParsableCommand {
+struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the top-K classes of each image (the first check that a model loaded right).")
 
@@ -14,14 +14,21 @@ struct Predict: AsyncParsableCommand {
     @Option(help: "Normalisation: imagenet, none or r,g,b/r,g,b (default: the model's .json sidecar, else imagenet).") var preset: String?
     @Option(help: "Shorter side after resizing, before the centre crop.") var resize: Int?
 
-    func run() async throws {
+    func run() throws {
+        let failed = try reportingFlags { try predict() }
+        if failed > 0 { throw ExitCode(1) }
+    }
+
+    /// Prints every image's top classes; returns how many inputs failed.
+    func predict() throws -> Int {
+        guard top >= 1 else { throw XAIError.invalidArgument(parameter: "top", value: "\(top)", reason: "must be at least 1") }
         let graph = try Models.load(model)
         let backend = try Backends.make(try Device(parsing: device))
         let explained = try ExplainedModel(graph: graph, backend: backend)
-        let sidecar = try Sidecar.load(for: model)
-        let prep = try preprocessing(preset: preset, resize: resize, sidecar: sidecar)
+        let sidecar = try ModelSidecar.load(forModel: model)
+        let prep = try Preprocessing.resolve(preset: preset, resize: resize, sidecar: sidecar)
         guard let input = graph.imageInput, let shape = try? input.shape(batch: 1), shape.rank == 4 else {
-            throw ValidationError("\(model): needs one image input [N, 3, H, W]")
+            throw XAIError.unsupported(op: model, reason: "needs one image input [N, 3, H, W]")
         }
         if let saveLogits { try FileManager.default.createDirectory(atPath: saveLogits, withIntermediateDirectories: true) }
         var failed = 0
@@ -29,32 +36,58 @@ struct Predict: AsyncParsableCommand {
             do {
                 for image in try prepare(file, height: shape[2], width: shape[3], preprocessing: prep) {
                     let logits = try explained.logits(try backend.upload(image.tensor))
-                    let row = logits.scalars.map(Double.init)
-                    let peak = row.max() ?? 0
-                    let total = row.reduce(0) { $0 + exp($1 - peak) }
-                    let best = row.indices.sorted { row[$0] > row[$1] }.prefix(max(1, top))
-                    print("\(image.stem):")
+                    let probabilities = ExplainedModel.probabilities(logits.scalars)
+                    let nonFinite = logits.nonFiniteCount
+                    print("\(image.stem):" + (nonFinite > 0 ? "  (warning: \(nonFinite) logits are NaN or infinite)" : ""))
+                    let best = logits.scalars.indices.sorted { a, b in
+                        let (x, y) = (logits.scalars[a], logits.scalars[b])
+                        return x.isNaN ? false : (y.isNaN ? true : x > y)
+                    }.prefix(top)
                     for c in best {
-                        let label = sidecar?.labels.flatMap { c < $0.count ? "  \($0[c])" : nil } ?? ""
-                        print(String(format: "  %5d  p %.4f  logit %8.4f", c, exp(row[c] - peak) / total, row[c]) + label)
+                        let label = sidecar?.label(c).map { "  \($0)" } ?? ""
+                        print(String(format: "  %5d  p %.4f  logit %8.4f", c, probabilities[c], logits.scalars[c]) + label)
                     }
                     if let saveLogits { try NPY.write(logits, to: (saveLogits as NSString).appendingPathComponent("\(image.stem).logits.npy")) }
                 }
             } catch {
-                printError("error: \(error)")
+                printError("error: \(describe(error))")
                 failed += 1
             }
         }
-        if failed > 0 { throw ExitCode(1) }
+        return failed
     }
 }
 
-struct Methods: AsyncParsableCommand {
+struct Methods: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the explanation methods with their knobs and defaults.")
 
-    func run() async throws {
-        let width = methodDescriptions.map(\.0.count).max() ?? 0
-        for (name, text) in methodDescriptions { print(name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + text) }
+    func run() throws {
+        let defaults = MethodConfiguration()
+        func value(_ knob: String) -> String {
+            switch knob {
+            case "steps": return "\(defaults.steps)"
+            case "rule": return defaults.rule
+            case "noise": return "\(defaults.noise)"
+            case "baseline": return defaults.baseline
+            case "segmentation": return defaults.segmentation
+            case "segments": return "\(defaults.segments)"
+            case "window": return "\(defaults.window)"
+            case "stride": return "\(defaults.stride)"
+            case "masks": return "\(defaults.masks)"
+            case "iterations": return "\(defaults.iterations)"
+            case "gradcamppScore": return defaults.gradcamppScore
+            case "seed": return "\(defaults.seed)"
+            default: return ""
+            }
+        }
+        let width = MethodRegistry.names.map(\.count).max() ?? 0
+        for spec in MethodRegistry.methods {
+            let knobs = spec.knobs.map { k in
+                let v = k == "samples" ? (spec.name == "smoothgrad" ? "50" : "1000") : value(k)
+                return v.isEmpty ? flag(for: k) : "\(flag(for: k)) \(v)"
+            }
+            print(spec.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + (knobs.isEmpty ? "" : knobs.joined(separator: " ") + ": ") + spec.summary)
+        }
         print("\nall = every method that applies to the model (cam needs a global-average-pooling + linear head).")
     }
 }

@@ -7,6 +7,8 @@ import XAI
 func writeReport(folder: String, resultsPath: String) throws -> String {
     let text = (try? String(contentsOfFile: resultsPath, encoding: .utf8)) ?? ""
     let decoder = JSONDecoder()
+    decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: nonFiniteJSON.positiveInfinity,
+                                                                    negativeInfinity: nonFiniteJSON.negativeInfinity, nan: nonFiniteJSON.nan)
     var byStem: [String: [ResultRecord]] = [:], order: [String] = []
     for line in text.split(whereSeparator: \.isNewline) {
         guard let r = try? decoder.decode(ResultRecord.self, from: Data(line.utf8)) else { continue }
@@ -35,17 +37,17 @@ func writeReport(folder: String, resultsPath: String) throws -> String {
 
     """
     for stem in order {
-        let rank = { (m: String) in methodNames.firstIndex(of: m) ?? methodNames.count }
-        let records = byStem[stem]!.sorted { rank($0.method) < rank($1.method) }
-        let first = records[0]
+        let order = MethodRegistry.names
+        let rank = { (m: String) in order.firstIndex(of: m) ?? order.count }
+        guard let records = byStem[stem]?.sorted(by: { rank($0.method) < rank($1.method) }), let first = records.first else { continue }
         let label = first.label.map { " \(escape($0))" } ?? ""
         html += "<div class=\"image\"><h2>\(escape(stem))</h2>\n"
-        html += "<p class=\"meta\">\(escape(first.image)) &middot; class \(first.target)\(label) &middot; score \(String(format: "%.4g", first.score)) &middot; \(escape(first.model)) on \(escape(first.device))</p>\n<div class=\"grid\">\n"
+        html += "<p class=\"meta\">\(escape(first.image)) &middot; class \(first.target)\(label) &middot; score \(first.score.isFinite ? String(format: "%.4g", first.score) : "\(first.score)") &middot; \(escape(first.model)) on \(escape(first.device))</p>\n<div class=\"grid\">\n"
         let picture = "\(stem)/input.png"
         if exists(picture) { html += "<figure><img src=\"\(escape(picture))\" alt=\"input\"><figcaption>input</figcaption></figure>\n" }
         for r in records {
             let overlay = "\(stem)/\(r.method).png"
-            let time = r.seconds >= 1 ? String(format: "%.2f s", r.seconds) : String(format: "%.0f ms", r.seconds * 1000)
+            let time = !r.seconds.isFinite ? "" : r.seconds >= 1 ? String(format: "%.2f s", r.seconds) : String(format: "%.0f ms", r.seconds * 1000)
             let image = exists(overlay) ? "<img src=\"\(escape(overlay))\" alt=\"\(escape(r.method))\">" : "<div>(no overlay)</div>"
             html += "<figure>\(image)<figcaption>\(escape(r.method)) &middot; \(time)</figcaption></figure>\n"
         }

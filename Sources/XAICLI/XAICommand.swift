@@ -3,7 +3,7 @@ import Foundation
 import XAI
 
 @main
-struct XAICommand: AsyncParsableCommand {
+struct XAICommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xai",
         abstract: "Explain the predictions of image classifiers on OpenCL GPUs and OpenBLAS CPUs.",
@@ -11,11 +11,11 @@ struct XAICommand: AsyncParsableCommand {
     )
 }
 
-struct Devices: AsyncParsableCommand {
+struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the CPU and every OpenCL device (GPUs first), with the index that --device gpu:N takes.")
 
-    func run() async throws {
+    func run() throws {
         let host = HostInfo.current()
         print("cpu      \(host.cpuModel)")
         print("         \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory, \(host.blasConfig)")

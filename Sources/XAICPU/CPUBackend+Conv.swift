@@ -4,7 +4,7 @@ import Foundation
 import XAICore
 
 extension CPUBackend {
-    /// Convolution geometry resolved once per call.
+    /// A convolution's extents unpacked from its plan, for the loops.
     struct ConvGeometry {
         let n, cin, h, w, cout, kh, kw, oh, ow, cinG, coutG: Int
         let p: Conv2DParams
@@ -12,14 +12,14 @@ extension CPUBackend {
         let isPointwise: Bool
         var isDepthwise: Bool { cinG == 1 && coutG == 1 }
 
-        init(input: Shape, weight: Shape, output: Shape, params: Conv2DParams) {
-            (n, cin, h, w) = (input[0], input[1], input[2], input[3])
-            (cout, kh, kw) = (weight[0], weight[2], weight[3])
-            (oh, ow) = (output[2], output[3])
-            isPointwise = params.isPointwise(weight: weight)
-            cinG = cin / params.groups
-            coutG = cout / params.groups
-            p = params
+        init(_ plan: ConvPlan) {
+            (n, cin, h, w) = (plan.n, plan.inputChannels, plan.height, plan.width)
+            (cout, kh, kw) = (plan.outputChannels, plan.kernelHeight, plan.kernelWidth)
+            (oh, ow) = (plan.outputHeight, plan.outputWidth)
+            isPointwise = plan.isPointwise
+            cinG = plan.inputChannelsPerGroup
+            coutG = plan.outputChannelsPerGroup
+            p = plan.params
         }
 
         /// Output rows per band so that the band's im2col columns plus `outputRows` rows of output stay
@@ -82,13 +82,11 @@ extension CPUBackend {
         }
     }
 
-    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, params: Conv2DParams,
-                       activation: UnaryOp) throws -> DeviceArray {
-        let os = try params.outputShape(input: x.shape, weight: weight.shape)
-        if let bias, bias.shape.count != os[1] { throw XAIError.shapeMismatch(op: "conv2d", message: "bias \(bias.shape) for \(os[1]) channels") }
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray {
+        let params = plan.params
         let px = try ptr(x, "conv2d"), pw = try ptr(weight, "conv2d"), pb = try bias.map { try ptr($0, "conv2d") }
-        let g = ConvGeometry(input: x.shape, weight: weight.shape, output: os, params: params)
-        let (out, py) = allocate(os)
+        let g = ConvGeometry(plan)
+        let (out, py) = try allocate(plan.output)
         let plane = g.oh * g.ow
 
         if g.isDepthwise {
@@ -179,14 +177,12 @@ extension CPUBackend {
         }
     }
 
-    public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, params: Conv2DParams,
-                                    inputShape: Shape) throws -> DeviceArray {
-        let os = try params.outputShape(input: inputShape, weight: weight.shape)
-        guard gradOutput.shape == os else { throw XAIError.shapeMismatch(op: "conv2dBackwardInput", message: "gradient \(gradOutput.shape), expected \(os)") }
+    public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray {
+        let params = plan.params
         let pg = try ptr(gradOutput, "conv2dBackwardInput"), pw = try ptr(weight, "conv2dBackwardInput")
-        let g = ConvGeometry(input: inputShape, weight: weight.shape, output: os, params: params)
-        let (out, pdx) = allocate(inputShape)
-        pdx.update(repeating: 0, count: inputShape.count)
+        let g = ConvGeometry(plan)
+        let (out, pdx) = try allocate(plan.input)
+        pdx.update(repeating: 0, count: plan.input.count)
         let plane = g.oh * g.ow
 
         if g.isDepthwise {
@@ -231,198 +227,6 @@ extension CPUBackend {
                 sgemm(true, false, g.k, cols, g.coutG, 1, wg, g.k, gyg + oy0 * g.ow, plane, 0, col!, cols, parallel: parallel)
                 col2im(g, col!, dxg, oy0, oy1, parallel: parallel)
                 oy0 = oy1
-            }
-        }
-        return out
-    }
-
-    // MARK: Pooling
-
-    public func pool2d(_ x: DeviceArray, params p: Pool2DParams) throws -> DeviceArray {
-        let os = try p.outputShape(input: x.shape)
-        let px = try ptr(x, "pool2d")
-        let (out, po) = allocate(os)
-        let (h, w, oh, ow) = (x.shape[2], x.shape[3], os[2], os[3])
-        parallelFor(x.shape[0] * x.shape[1], costPerItem: oh * ow * p.kernelH * p.kernelW) { planes in
-            for pl in planes {
-                let src = px + pl * h * w, dst = po + pl * oh * ow
-                for oy in 0..<oh {
-                    let wy = poolWindow(oy, size: h, kernel: p.kernelH, stride: p.strideH, padBefore: p.padTop, padAfter: p.padBottom)
-                    for ox in 0..<ow {
-                        let wx = poolWindow(ox, size: w, kernel: p.kernelW, stride: p.strideW, padBefore: p.padLeft, padAfter: p.padRight)
-                        if p.kind == .max {
-                            var m = -Float.infinity
-                            for iy in wy.start..<wy.end { for ix in wx.start..<wx.end { m = max(m, src[iy * w + ix]) } }
-                            dst[oy * ow + ox] = m
-                        } else {
-                            var s: Float = 0
-                            for iy in wy.start..<wy.end { for ix in wx.start..<wx.end { s += src[iy * w + ix] } }
-                            let div = p.countIncludePad ? wy.paddedExtent * wx.paddedExtent : (wy.end - wy.start) * (wx.end - wx.start)
-                            dst[oy * ow + ox] = s / Float(div)
-                        }
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    public func pool2dBackward(_ gradOutput: DeviceArray, input x: DeviceArray, params p: Pool2DParams) throws -> DeviceArray {
-        let os = try p.outputShape(input: x.shape)
-        guard gradOutput.shape == os else {
-            throw XAIError.shapeMismatch(op: "pool2dBackward", message: "gradient \(gradOutput.shape) for input \(x.shape), \(p)")
-        }
-        let px = try ptr(x, "pool2dBackward"), pg = try ptr(gradOutput, "pool2dBackward")
-        let (out, pdx) = allocate(x.shape)
-        pdx.update(repeating: 0, count: x.shape.count)
-        let (h, w, oh, ow) = (x.shape[2], x.shape[3], os[2], os[3])
-        parallelFor(x.shape[0] * x.shape[1], costPerItem: oh * ow * p.kernelH * p.kernelW) { planes in
-            for pl in planes {
-                let src = px + pl * h * w, gy = pg + pl * oh * ow, dst = pdx + pl * h * w
-                for oy in 0..<oh {
-                    let wy = poolWindow(oy, size: h, kernel: p.kernelH, stride: p.strideH, padBefore: p.padTop, padAfter: p.padBottom)
-                    for ox in 0..<ow {
-                        let wx = poolWindow(ox, size: w, kernel: p.kernelW, stride: p.strideW, padBefore: p.padLeft, padAfter: p.padRight)
-                        let gv = gy[oy * ow + ox]
-                        if p.kind == .max {
-                            var best = wy.start * w + wx.start
-                            for iy in wy.start..<wy.end {
-                                for ix in wx.start..<wx.end where src[iy * w + ix] > src[best] { best = iy * w + ix }
-                            }
-                            dst[best] += gv
-                        } else {
-                            let div = p.countIncludePad ? wy.paddedExtent * wx.paddedExtent : (wy.end - wy.start) * (wx.end - wx.start)
-                            let share = gv / Float(div)
-                            for iy in wy.start..<wy.end { for ix in wx.start..<wx.end { dst[iy * w + ix] += share } }
-                        }
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    // MARK: Resampling
-
-    public func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray {
-        try Check.resize(x.shape, height: height, width: width)
-        let px = try ptr(x, "resizeBilinear")
-        let (h, w) = (x.shape[2], x.shape[3])
-        let (out, po) = allocate([x.shape[0], x.shape[1], height, width])
-        let ys = (0..<height).map { bilinearSource($0, inSize: h, outSize: height, alignCorners: alignCorners) }
-        let xs = (0..<width).map { bilinearSource($0, inSize: w, outSize: width, alignCorners: alignCorners) }
-        parallelFor(x.shape[0] * x.shape[1], costPerItem: height * width * 8) { planes in
-            for pl in planes {
-                let src = px + pl * h * w, dst = po + pl * height * width
-                for oy in 0..<height {
-                    let sy = ys[oy], ty = Float(sy.t)
-                    let r0 = src + sy.i0 * w, r1 = src + sy.i1 * w
-                    for ox in 0..<width {
-                        let sx = xs[ox], tx = Float(sx.t)
-                        let top = (1 - tx) * r0[sx.i0] + tx * r0[sx.i1]
-                        let bottom = (1 - tx) * r1[sx.i0] + tx * r1[sx.i1]
-                        dst[oy * width + ox] = (1 - ty) * top + ty * bottom
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    public func resizeBilinearBackward(_ gradOutput: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray {
-        try Check.resizeBackward(gradOutput.shape, input: inputShape)
-        let pg = try ptr(gradOutput, "resizeBilinearBackward")
-        let (h, w, oh, ow) = (inputShape[2], inputShape[3], gradOutput.shape[2], gradOutput.shape[3])
-        let (out, pdx) = allocate(inputShape)
-        pdx.update(repeating: 0, count: inputShape.count)
-        let ys = (0..<oh).map { bilinearSource($0, inSize: h, outSize: oh, alignCorners: alignCorners) }
-        let xs = (0..<ow).map { bilinearSource($0, inSize: w, outSize: ow, alignCorners: alignCorners) }
-        parallelFor(inputShape[0] * inputShape[1], costPerItem: oh * ow * 8) { planes in
-            for pl in planes {
-                let gy = pg + pl * oh * ow, dst = pdx + pl * h * w
-                for oy in 0..<oh {
-                    let sy = ys[oy], ty = Float(sy.t)
-                    for ox in 0..<ow {
-                        let sx = xs[ox], tx = Float(sx.t), g = gy[oy * ow + ox]
-                        dst[sy.i0 * w + sx.i0] += g * (1 - ty) * (1 - tx)
-                        dst[sy.i0 * w + sx.i1] += g * (1 - ty) * tx
-                        dst[sy.i1 * w + sx.i0] += g * ty * (1 - tx)
-                        dst[sy.i1 * w + sx.i1] += g * ty * tx
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    // MARK: Perturbation
-
-    /// Writes mask `n` (`height * width` values) into `dst`.
-    private func fillMask(_ spec: MaskSpec, _ n: Int, _ labels: UnsafeMutablePointer<Float>?, _ height: Int, _ width: Int,
-                          _ dst: UnsafeMutablePointer<Float>) {
-        switch spec {
-        case .segments(_, let keep, let words):
-            keep.withUnsafeBufferPointer { bits in
-                let row = bits.baseAddress! + n * words
-                for i in 0..<(height * width) {
-                    let s = Int(labels![i])
-                    dst[i] = (row[s >> 5] >> UInt32(s & 31)) & 1 == 1 ? 1 : 0
-                }
-            }
-        case .rectangles(let rects):
-            let r = rects[n]
-            for y in 0..<height {
-                let inside = y >= r.top && y < r.top + r.height
-                for x in 0..<width { dst[y * width + x] = inside && x >= r.left && x < r.left + r.width ? 0 : 1 }
-            }
-        case .grids:
-            for y in 0..<height {
-                for x in 0..<width { dst[y * width + x] = Float(spec.hostValue(sample: n, y: y, x: x, height: height, width: width)) }
-            }
-        }
-    }
-
-    private func labelPointer(_ spec: MaskSpec) throws -> UnsafeMutablePointer<Float>? {
-        if case .segments(let labels, _, let words) = spec {
-            let p = try ptr(labels, "mask(segments)")
-            let maxLabel = words * 32
-            for i in 0..<labels.shape.count where !(p[i] >= 0 && Int(p[i]) < maxLabel) {
-                throw XAIError.invalidArgument(op: "mask(segments)", message: "label \(p[i]) at pixel \(i) is outside 0..<\(maxLabel)")
-            }
-            return p
-        }
-        return nil
-    }
-
-    public func masks(_ spec: MaskSpec, height: Int, width: Int) throws -> DeviceArray {
-        try spec.validate(height: height, width: width)
-        let labels = try labelPointer(spec)
-        let count = spec.sampleCount
-        let (out, po) = allocate([count, 1, height, width])
-        parallelFor(count, costPerItem: height * width) { r in
-            for n in r { fillMask(spec, n, labels, height, width, po + n * height * width) }
-        }
-        return out
-    }
-
-    public func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray {
-        try Check.composite(image: image.shape, baseline: baseline.shape)
-        let (c, h, w) = (image.shape[1], image.shape[2], image.shape[3])
-        try spec.validate(height: h, width: w)
-        let labels = try labelPointer(spec)
-        let px = try ptr(image, "composite"), pb = try ptr(baseline, "composite")
-        let count = spec.sampleCount
-        let (out, po) = allocate([count, c, h, w])
-        parallelFor(count, costPerItem: c * h * w) { r in
-            let m = UnsafeMutablePointer<Float>.allocate(capacity: h * w)
-            defer { m.deallocate() }
-            for n in r {
-                fillMask(spec, n, labels, h, w, m)
-                let dst = po + n * c * h * w
-                for i in 0..<(c * h * w) {
-                    let mv = m[i % (h * w)]
-                    dst[i] = pb[i] + mv * (px[i] - pb[i])
-                }
             }
         }
         return out

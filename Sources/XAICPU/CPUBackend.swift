@@ -76,6 +76,10 @@ final class BufferPool: @unchecked Sendable {
 /// The CPU backend: convolution as im2col (or direct 1x1) plus OpenBLAS `sgemm`, everything else
 /// as plain loops spread over cores with Dispatch. The im2col workspace is chunked by output rows
 /// so that it stays within ``workspaceBudget`` at any image size and batch size.
+///
+/// Files: this one holds memory, parallel loops, GEMM, elementwise ops, reductions and softmax;
+/// `+Conv` convolution, `+Pool` pooling, `+Resize` resampling, `+Masks` perturbation masks and
+/// `+Movement` data movement.
 public final class CPUBackend: Backend, @unchecked Sendable {
     public let device = Device.cpu
     public let name: String
@@ -86,6 +90,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     let cacheBudget = Int(ProcessInfo.processInfo.environment["XAI_CONV_CACHE_BYTES"] ?? "") ?? (2 << 20)
     let cores: Int
     let pool: BufferPool
+    /// The largest single array this backend allocates: half the physical memory. Anything larger
+    /// (a hostile shape, a batch far beyond the budget) is refused with an error instead of being
+    /// killed by the kernel's out-of-memory handler.
+    let largestAllocation: Int
 
     /// - Parameters:
     ///   - memoryBudget: bytes methods may use for batches (default: a quarter of physical memory, at most 8 GiB).
@@ -96,6 +104,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         self.memoryBudget = memoryBudget ?? min(physical / 4, 8 << 30)
         self.workspaceBudget = max(workspaceBudget, 0)
         pool = BufferPool(capacityBytes: self.memoryBudget / 2)
+        largestAllocation = max(physical / 2, 1 << 26)
         // All parallelism is ours (Dispatch): OpenBLAS runs single-threaded inside each work item.
         // Its own threads busy-wait between calls and would steal the cores our loops need.
         openblas_set_num_threads(1)
@@ -113,14 +122,20 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     func ptr(_ a: DeviceArray, _ op: String) throws -> UnsafeMutablePointer<Float> { try storage(a, op).pointer }
 
-    func allocate(_ shape: Shape) -> (DeviceArray, UnsafeMutablePointer<Float>) {
+    /// A new array of `shape`, refused (before allocating) when it alone would exceed
+    /// ``largestAllocation``.
+    func allocate(_ shape: Shape) throws -> (DeviceArray, UnsafeMutablePointer<Float>) {
+        let (bytes, overflow) = shape.count.multipliedReportingOverflow(by: 4)
+        guard !overflow, bytes <= largestAllocation else {
+            throw XAIError.outOfMemory(op: "allocate \(shape)", bytes: overflow ? Int.max : bytes, device: name)
+        }
         let s = CPUStorage(count: shape.count, pool: pool)
         return (DeviceArray(shape: shape, storage: s), s.pointer)
     }
 
     public func upload(_ tensor: Tensor) throws -> DeviceArray {
-        let (a, p) = allocate(tensor.shape)
-        tensor.scalars.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: $0.count) }
+        let (a, p) = try allocate(tensor.shape)
+        tensor.scalars.withUnsafeBufferPointer { if let base = $0.baseAddress { p.update(from: base, count: $0.count) } }
         return a
     }
 
@@ -130,7 +145,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func filled(_ shape: Shape, value: Float) throws -> DeviceArray {
-        let (a, p) = allocate(shape)
+        let (a, p) = try allocate(shape)
         p.update(repeating: value, count: shape.count)
         return a
     }
@@ -200,18 +215,17 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     // MARK: Linear algebra
 
-    public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
-                     bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
-        let (m, n, k) = try Check.gemm(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB, bias: bias?.shape)
+    public func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
+        let (m, n, k) = (plan.m, plan.n, plan.k)
         let pa = try ptr(a, "gemm"), pb = try ptr(b, "gemm")
-        let (out, pc) = allocate([m, n])
+        let (out, pc) = try allocate([m, n])
         var beta: Float = 0
         if let bias {
             let pbias = try ptr(bias, "gemm")
             for i in 0..<m { (pc + i * n).update(from: pbias, count: n) }
             beta = 1
         }
-        sgemm(transposeA, transposeB, m, n, k, alpha, pa, a.shape[1], pb, b.shape[1], beta, pc, n, parallel: true)
+        sgemm(plan.transposeA, plan.transposeB, m, n, k, alpha, pa, plan.lda, pb, plan.ldb, beta, pc, n, parallel: true)
         parallelFor(m, costPerItem: n) { rows in
             applyActivation(activation, pc + rows.lowerBound * n, rows.count * n)
         }
@@ -220,19 +234,20 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     // MARK: Elementwise
 
-    public func unary(_ op: UnaryOp, _ x: DeviceArray) throws -> DeviceArray {
+    public func unary(_ x: DeviceArray, plan: UnaryPlan) throws -> DeviceArray {
+        let op = plan.op
         let px = try ptr(x, "unary(\(op))")
-        let (out, po) = allocate(x.shape)
+        let (out, po) = try allocate(x.shape)
         parallelFor(x.shape.count, costPerItem: 4) { r in
             for i in r { po[i] = op.apply(px[i]) }
         }
         return out
     }
 
-    public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
-        try Check.unaryBackward(op, gradient: gradOutput.shape, value: value.shape, valueIsOutput: valueIsOutput)
+    public func unaryBackward(_ gradOutput: DeviceArray, value: DeviceArray, plan: UnaryBackwardPlan) throws -> DeviceArray {
+        let (op, valueIsOutput) = (plan.op, plan.valueIsOutput)
         let pg = try ptr(gradOutput, "unaryBackward"), pv = try ptr(value, "unaryBackward")
-        let (out, po) = allocate(value.shape)
+        let (out, po) = try allocate(value.shape)
         parallelFor(value.shape.count, costPerItem: 4) { r in
             for i in r {
                 let d = valueIsOutput ? op.derivative(output: Double(pv[i])) : op.derivative(input: Double(pv[i]))
@@ -242,11 +257,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return out
     }
 
-    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray {
-        let plan = try BroadcastPlan(a.shape, b.shape, op: "binary(\(op))")
+    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray, plan: BroadcastPlan) throws -> DeviceArray {
         let pa = try ptr(a, "binary"), pb = try ptr(b, "binary")
         let shape = plan.outputShape
-        let (out, po) = allocate(shape)
+        let (out, po) = try allocate(shape)
         // Walk rows of the innermost axis: one offset computation per row, strided inner loop.
         let inner = shape.rank > 0 ? shape.dims[shape.rank - 1] : 1
         let rows = shape.count / max(inner, 1)
@@ -269,18 +283,21 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     // MARK: Reductions
 
-    public func reduce(_ op: ReduceOp, _ x: DeviceArray, axes: [Int]) throws -> DeviceArray {
-        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduce(\(op))")
+    public func reduce(_ op: ReduceOp, _ x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {
         let px = try ptr(x, "reduce")
-        let (out, po) = allocate(plan.outputShape)
+        let (out, po) = try allocate(plan.outputShape)
         let r = plan.reducedCount
         parallelFor(plan.outputCount, costPerItem: r) { range in
             for o in range {
                 let base = px + plan.baseOffset(o)
-                var acc: Double = op == .max ? -.infinity : 0
+                var acc: Double = op == .max ? -.infinity : (op == .min ? .infinity : 0)
                 for j in 0..<r {
                     let v = Double(base[plan.reducedOffset(j)])
-                    if op == .max { acc = max(acc, v) } else { acc += v }
+                    switch op {
+                    case .max: acc = max(acc, v)
+                    case .min: acc = min(acc, v)
+                    case .sum, .mean: acc += v
+                    }
                 }
                 po[o] = Float(op == .mean ? acc / Double(r) : acc)
             }
@@ -288,13 +305,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return out
     }
 
-    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, axes: [Int]) throws -> DeviceArray {
-        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduceBackward(\(op))")
-        guard gradOutput.shape.count == plan.outputCount else {
-            throw XAIError.shapeMismatch(op: "reduceBackward(\(op))", message: "gradient \(gradOutput.shape) for output \(plan.outputShape)")
-        }
+    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {
         let pg = try ptr(gradOutput, "reduceBackward"), px = try ptr(x, "reduceBackward")
-        let (out, po) = allocate(x.shape)
+        let (out, po) = try allocate(x.shape)
         let r = plan.reducedCount
         parallelFor(plan.outputCount, costPerItem: r) { range in
             for o in range {
@@ -303,16 +316,18 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                 case .sum, .mean:
                     let g = op == .mean ? pg[o] / Float(r) : pg[o]
                     for j in 0..<r { po[base + plan.reducedOffset(j)] = g }
-                case .max:
+                case .max, .min:
+                    // The extremum and how many elements tie for it (min as the max of -x).
+                    let sign: Float = op == .max ? 1 : -1
                     var m = -Float.infinity, ties = 0
                     for j in 0..<r {
-                        let v = px[base + plan.reducedOffset(j)]
+                        let v = sign * px[base + plan.reducedOffset(j)]
                         if v > m { m = v; ties = 1 } else if v == m { ties += 1 }
                     }
                     let g = pg[o] / Float(ties)
                     for j in 0..<r {
                         let i = base + plan.reducedOffset(j)
-                        po[i] = px[i] == m ? g : 0
+                        po[i] = sign * px[i] == m ? g : 0
                     }
                 }
             }
@@ -320,10 +335,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return out
     }
 
-    public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try Check.around(x.shape, axis: axis, op: "softmax")
+    public func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray {
+        let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let px = try ptr(x, "softmax")
-        let (out, po) = allocate(x.shape)
+        let (out, po) = try allocate(x.shape)
         parallelFor(outer * inner, costPerItem: n * 8) { range in
             for t in range {
                 let base = (t / inner) * n * inner + t % inner
@@ -341,11 +356,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return out
     }
 
-    public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try Check.around(y.shape, axis: axis, op: "softmaxBackward")
-        guard gy.shape == y.shape else { throw XAIError.shapeMismatch(op: "softmaxBackward", message: "gradient \(gy.shape) vs output \(y.shape)") }
+    public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray {
+        let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let pg = try ptr(gy, "softmaxBackward"), py = try ptr(y, "softmaxBackward")
-        let (out, po) = allocate(y.shape)
+        let (out, po) = try allocate(y.shape)
         parallelFor(outer * inner, costPerItem: n * 4) { range in
             for t in range {
                 let base = (t / inner) * n * inner + t % inner

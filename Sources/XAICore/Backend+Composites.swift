@@ -16,10 +16,11 @@ extension Backend {
 
     /// `[N, C, H, W] -> [N, C, 1, 1]` mean.
     public func globalAveragePool(_ x: DeviceArray) throws -> DeviceArray {
-        guard x.shape.rank == 4 else { throw XAIError.shapeMismatch(op: "globalAveragePool", message: "input \(x.shape) must be 4-D") }
+        guard x.shape.rank == 4 else { throw XAIError.shapeMismatch(op: "globalAveragePool", expected: "a 4-D input", got: [x.shape]) }
         return try reduce(.mean, x, axes: [2, 3])
     }
 
+    /// The gradient of ``globalAveragePool(_:)``: each output's gradient spread evenly over its plane.
     public func globalAveragePoolBackward(_ gradOutput: DeviceArray, input: DeviceArray) throws -> DeviceArray {
         try reduceBackward(.mean, gradOutput: gradOutput, input: input, axes: [2, 3])
     }
@@ -28,10 +29,10 @@ extension Backend {
     public func sum(_ x: DeviceArray, toShape shape: Shape) throws -> DeviceArray {
         if x.shape == shape { return x }
         let offset = x.shape.rank - shape.rank
-        guard offset >= 0 else { throw XAIError.shapeMismatch(op: "sumToShape", message: "\(x.shape) to \(shape)") }
+        guard offset >= 0 else { throw XAIError.shapeMismatch(op: "sumToShape", expected: "a shape \(x.shape) broadcasts to", got: [shape]) }
         var axes: [Int] = Array(0..<offset)
         for i in 0..<shape.rank where shape[i] != x.shape[i + offset] {
-            guard shape[i] == 1 else { throw XAIError.shapeMismatch(op: "sumToShape", message: "\(x.shape) to \(shape)") }
+            guard shape[i] == 1 else { throw XAIError.shapeMismatch(op: "sumToShape", expected: "a shape \(x.shape) broadcasts to", got: [shape]) }
             axes.append(i + offset)
         }
         let reduced = axes.isEmpty ? x : try reduce(.sum, x, axes: axes)
@@ -44,8 +45,7 @@ extension Backend {
         case .add:
             return (try sum(gradOutput, toShape: a.shape), try sum(gradOutput, toShape: b.shape))
         case .sub:
-            let neg = try binary(.mul, gradOutput, try filled([1], value: -1))
-            return (try sum(gradOutput, toShape: a.shape), try sum(neg, toShape: b.shape))
+            return (try sum(gradOutput, toShape: a.shape), try sum(try scaled(gradOutput, by: -1), toShape: b.shape))
         case .mul:
             return (try sum(try binary(.mul, gradOutput, b), toShape: a.shape),
                     try sum(try binary(.mul, gradOutput, a), toShape: b.shape))
@@ -53,8 +53,18 @@ extension Backend {
             // d/da = g / b; d/db = -g * a / b^2 = -(g / b) * (a / b)
             let gOverB = try binary(.div, gradOutput, b)
             let aOverB = try binary(.div, a, b)
-            let db = try binary(.mul, try binary(.mul, gOverB, aOverB), try filled([1], value: -1))
+            let db = try scaled(try binary(.mul, gOverB, aOverB), by: -1)
             return (try sum(gOverB, toShape: a.shape), try sum(db, toShape: b.shape))
         }
+    }
+
+    /// `x * factor`.
+    public func scaled(_ x: DeviceArray, by factor: Float) throws -> DeviceArray {
+        try binary(.mul, x, try filled([1], value: factor))
+    }
+
+    /// `x + value`.
+    public func adding(_ value: Float, to x: DeviceArray) throws -> DeviceArray {
+        try binary(.add, x, try filled([1], value: value))
     }
 }

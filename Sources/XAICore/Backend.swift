@@ -3,7 +3,7 @@ public protocol DeviceStorage: AnyObject, Sendable {}
 
 /// A dense float32 array resident on a backend's device, in the same row-major/NCHW layout as
 /// ``Tensor``. Storage is released (or returned to the backend's pool) when the last reference goes.
-public final class DeviceArray: @unchecked Sendable, CustomStringConvertible {
+public final class DeviceArray: Sendable, CustomStringConvertible {
     /// The array's dimensions.
     public let shape: Shape
     /// The backend's memory; read it only through the backend that made it.
@@ -15,9 +15,10 @@ public final class DeviceArray: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// The same memory viewed with another shape of the same element count (no copy).
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` when the counts differ.
     public func reshaped(_ newShape: Shape) throws -> DeviceArray {
         guard newShape.count == shape.count else {
-            throw XAIError.shapeMismatch(op: "reshape", message: "cannot view \(shape) as \(newShape)")
+            throw XAIError.shapeMismatch(op: "reshape", expected: "\(shape.count) elements", got: [shape, newShape])
         }
         return DeviceArray(shape: newShape, storage: storage)
     }
@@ -25,86 +26,109 @@ public final class DeviceArray: @unchecked Sendable, CustomStringConvertible {
     public var description: String { "DeviceArray\(shape)" }
 }
 
-/// The small set of primitives every compute backend provides. Composites (fully connected layers,
-/// global pooling, broadcasting backward rules, log-softmax) are written once above it in
-/// `Backend+Composites.swift`.
+/// The primitives of the ``Backend`` contract, for ``Backend/supports(_:)``.
+public enum Primitive: String, Sendable, CaseIterable {
+    case gemm, conv2d, conv2dBackwardInput, pool2d, pool2dBackward
+    case unary, unaryBackward, binary
+    case reduce, reduceBackward, softmax, softmaxBackward
+    case resizeBilinear, resizeBilinearBackward
+    case masks, composite
+    /// Strided copies: permute, slice, pad and concat.
+    case move
+}
+
+/// The small set of primitives every compute backend provides.
+///
+/// Callers never call the requirements below directly: they call the checked entry points of the
+/// same names without the `plan:` argument (`Backend+Checked.swift`), which validate the operands
+/// once, build the plan the requirement receives, and send a primitive the backend does not
+/// ``supports(_:)`` to the float64 host implementation. A backend therefore assumes valid operands
+/// and checks only that arrays are its own. Composites (fully connected layers, global pooling,
+/// broadcasting backward rules) are written once above the primitives in `Backend+Composites.swift`.
 ///
 /// All primitives take and return contiguous arrays; none mutates its inputs. Backward primitives
 /// compute gradients with respect to activations and inputs only, never to weights.
 public protocol Backend: AnyObject, Sendable {
     /// The device this backend computes on.
     var device: Device { get }
-    /// A human-readable name, e.g. `cpu (OpenBLAS, 2 threads)` or `opencl:0 (NVIDIA H100)`.
+    /// A human-readable name, e.g. `cpu (OpenBLAS, 2 cores)` or `opencl:0 (NVIDIA H100)`.
     var name: String { get }
     /// Bytes the backend may use for workspaces and batches; methods size their batches from it.
     var memoryBudget: Int { get }
 
+    /// Whether the backend implements `primitive` itself. Those it does not are run on the host in
+    /// float64 (download, compute, upload): correct, slow, and a way to bring up a new backend one
+    /// primitive at a time. The default is every primitive.
+    func supports(_ primitive: Primitive) -> Bool
+
     // MARK: Memory
+
+    /// Copies a host tensor to the device.
+    /// - Throws: ``XAIError/outOfMemory(op:bytes:device:)`` when the array does not fit.
     func upload(_ tensor: Tensor) throws -> DeviceArray
+    /// Copies a device array to the host (waiting for the work that produces it).
+    /// - Throws: ``XAIError/wrongDevice(op:expected:got:)`` for another backend's array.
     func download(_ array: DeviceArray) throws -> Tensor
     /// A new array with every element set to `value`.
     func filled(_ shape: Shape, value: Float) throws -> DeviceArray
 
-    // MARK: Linear algebra
-    /// `activation(alpha * op(a) * op(b) + bias)` where op transposes when asked; `a` is `[M, K]`
-    /// (or `[K, M]`), `b` is `[K, N]` (or `[N, K]`), `bias` is `[N]` added to every row. Result `[M, N]`.
-    func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
-              bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray
+    // MARK: Primitives (called through the checked entry points)
 
-    // MARK: Convolution
-    /// `activation(conv(x, weight) + bias)`; `x` `[N, Cin, H, W]`, `weight` `[Cout, Cin/groups, kH, kW]`, `bias` `[Cout]`.
-    func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, params: Conv2DParams,
-                activation: UnaryOp) throws -> DeviceArray
-    /// Gradient of a (bias-free, activation-free) convolution with respect to its input of shape `inputShape`.
-    func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, params: Conv2DParams,
-                             inputShape: Shape) throws -> DeviceArray
-
-    // MARK: Pooling
-    func pool2d(_ x: DeviceArray, params: Pool2DParams) throws -> DeviceArray
-    /// Max pooling sends each output's gradient to the first maximum of its window (PyTorch's choice).
-    func pool2dBackward(_ gradOutput: DeviceArray, input: DeviceArray, params: Pool2DParams) throws -> DeviceArray
-
-    // MARK: Elementwise
-    func unary(_ op: UnaryOp, _ x: DeviceArray) throws -> DeviceArray
-    /// `gradOutput * op'(.)`, evaluated from the op's input, or from its output when
-    /// `valueIsOutput` (allowed only where ``UnaryOp/derivativeFromOutput``).
-    func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray
+    /// `activation(alpha * op(a) * op(b) + bias)`; result `[M, N]`, `bias` `[N]` added to every row.
+    /// - Parameters:
+    ///   - a: `[M, K]`, or `[K, M]` when `plan.transposeA`.
+    ///   - b: `[K, N]`, or `[N, K]` when `plan.transposeB`.
+    ///   - plan: the validated extents.
+    /// - Throws: ``XAIError/wrongDevice(op:expected:got:)``, ``XAIError/outOfMemory(op:bytes:device:)``.
+    func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray
+    /// `activation(conv(x, weight) + bias)`.
+    /// - Parameters:
+    ///   - x: `[N, Cin, H, W]`.
+    ///   - weight: `[Cout, Cin / groups, kH, kW]`.
+    ///   - bias: `[Cout]`, or `nil`.
+    ///   - plan: the validated geometry, with the output shape.
+    /// - Throws: ``XAIError/wrongDevice(op:expected:got:)``, ``XAIError/outOfMemory(op:bytes:device:)``.
+    func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray
+    /// The gradient of a (bias-free, activation-free) convolution with respect to its input `[N, Cin, H, W]`.
+    /// - Parameters:
+    ///   - gradOutput: the gradient of the output, `plan.output`.
+    ///   - weight: `[Cout, Cin / groups, kH, kW]`.
+    ///   - plan: the validated geometry (`plan.input` is the shape of the result).
+    func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray
+    /// Max or average pooling.
+    func pool2d(_ x: DeviceArray, plan: PoolPlan) throws -> DeviceArray
+    /// The gradient of pooling; max pooling sends each output's gradient to the first maximum of its
+    /// window (PyTorch's choice).
+    func pool2dBackward(_ gradOutput: DeviceArray, input: DeviceArray, plan: PoolPlan) throws -> DeviceArray
+    /// A pointwise function.
+    func unary(_ x: DeviceArray, plan: UnaryPlan) throws -> DeviceArray
+    /// `gradOutput * op'(.)`, evaluated from the op's input, or from its output when `plan.valueIsOutput`.
+    func unaryBackward(_ gradOutput: DeviceArray, value: DeviceArray, plan: UnaryBackwardPlan) throws -> DeviceArray
     /// Elementwise `a op b` with numpy broadcasting.
-    func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray
+    func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray, plan: BroadcastPlan) throws -> DeviceArray
+    /// Reduces over the plan's axes, keeping them as extent-1 axes.
+    func reduce(_ op: ReduceOp, _ x: DeviceArray, plan: ReducePlan) throws -> DeviceArray
+    /// The gradient of ``reduce(_:_:plan:)``: broadcast for sum and mean; for max and min, shared
+    /// equally among the tied extrema of `input`.
+    func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input: DeviceArray, plan: ReducePlan) throws -> DeviceArray
+    /// Softmax (or log-softmax) along the plan's axis.
+    func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray
+    /// The gradient of ``softmax(_:plan:)`` given its output.
+    func softmaxBackward(_ gradOutput: DeviceArray, output: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray
+    /// Bilinear resize of the spatial axes (PyTorch `interpolate` semantics).
+    func resizeBilinear(_ x: DeviceArray, plan: ResizePlan) throws -> DeviceArray
+    /// The gradient of ``resizeBilinear(_:plan:)`` (`gradOutput` is `plan.output`, the result `plan.input`).
+    func resizeBilinearBackward(_ gradOutput: DeviceArray, plan: ResizePlan) throws -> DeviceArray
+    /// Expands compact mask descriptions to `[N, 1, H, W]` on the device.
+    func masks(plan: MaskPlan) throws -> DeviceArray
+    /// `out[n] = image * m[n] + baseline * (1 - m[n])` for `image` and `baseline` `[1, C, H, W]`,
+    /// the masks built on the device. Result `[N, C, H, W]`.
+    func composite(image: DeviceArray, baseline: DeviceArray, plan: CompositePlan) throws -> DeviceArray
+    /// A new array of `plan.outputShape`, filled with `plan.fill`, into which the plan's boxes of
+    /// `inputs` are copied (permute, slice, pad and concat are all such moves).
+    func move(_ inputs: [DeviceArray], plan: MovementPlan) throws -> DeviceArray
+}
 
-    // MARK: Reductions and normalisation
-    /// Reduces over `axes`, keeping them as extent-1 axes.
-    func reduce(_ op: ReduceOp, _ x: DeviceArray, axes: [Int]) throws -> DeviceArray
-    /// Gradient of ``reduce(_:_:axes:)``: broadcast for sum and mean; for max, shared equally among
-    /// the tied maxima of `input` (needed only for max).
-    func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input: DeviceArray, axes: [Int]) throws -> DeviceArray
-    /// Softmax (or log-softmax) along `axis`.
-    func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray
-    /// Gradient of ``softmax(_:axis:log:)`` given its output.
-    func softmaxBackward(_ gradOutput: DeviceArray, output: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray
-
-    // MARK: Resampling
-    /// Bilinear resize of the two spatial axes of `[N, C, H, W]` (PyTorch `interpolate` semantics).
-    func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray
-    func resizeBilinearBackward(_ gradOutput: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray
-
-    // MARK: Perturbation
-    /// Expands compact mask descriptions to `[N, 1, height, width]` on the device.
-    func masks(_ spec: MaskSpec, height: Int, width: Int) throws -> DeviceArray
-    /// `out[n] = image * m[n] + baseline * (1 - m[n])` for `image` and `baseline` `[1, C, H, W]`, the masks
-    /// built on the device from `spec`. Result `[N, C, H, W]`.
-    func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray
-
-    // MARK: Data movement
-    // Rare in CNNs (Transpose, Concat, Pad, slicing); each has a host default in
-    // `Backend+DataMovement.swift` that a backend may replace with a native kernel.
-
-    /// Reorders axes: output axis `i` is input axis `perm[i]`.
-    func permute(_ x: DeviceArray, _ perm: [Int]) throws -> DeviceArray
-    /// The box `starts[i] ..< starts[i] + sizes[i]` on every axis.
-    func slice(_ x: DeviceArray, starts: [Int], sizes: [Int]) throws -> DeviceArray
-    /// Constant padding: `before[i]` and `after[i]` elements of `value` around axis `i`.
-    func pad(_ x: DeviceArray, before: [Int], after: [Int], value: Float) throws -> DeviceArray
-    /// Joins arrays along `axis`; all other extents must match.
-    func concat(_ xs: [DeviceArray], axis: Int) throws -> DeviceArray
+extension Backend {
+    public func supports(_ primitive: Primitive) -> Bool { true }
 }

@@ -7,6 +7,7 @@ public enum Device: Hashable, Sendable, CustomStringConvertible {
     case gpu(Int)
 
     /// Parses `cpu`, `gpu` (= `gpu:0`) or `gpu:N`.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for anything else.
     public init(parsing text: String) throws {
         let t = text.lowercased()
         if t == "cpu" { self = .cpu; return }
@@ -14,7 +15,7 @@ public enum Device: Hashable, Sendable, CustomStringConvertible {
         for prefix in ["gpu:", "opencl:"] where t.hasPrefix(prefix) {
             if let i = Int(t.dropFirst(prefix.count)), i >= 0 { self = .gpu(i); return }
         }
-        throw XAIError.invalidArgument(op: "--device", message: "'\(text)' is not a device; use cpu, gpu or gpu:N")
+        throw XAIError.invalidArgument(parameter: "device", value: text, reason: "not a device; use cpu, gpu or gpu:N")
     }
 
     public var description: String {

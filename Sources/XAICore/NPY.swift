@@ -1,8 +1,12 @@
 import Foundation
 
 /// Reads and writes NumPy `.npy` files (format 1.0-3.0, C order, little-endian). Arrays of float32,
-/// float64 and integer types are read as float32; writing is always float32.
+/// float64 and integer types are read as float32; writing is always float32. Values are read as
+/// they are (NaN and infinity included); callers that need finite values check.
 public enum NPY {
+    /// Reads a `.npy` file.
+    /// - Throws: ``XAIError/file(path:reason:)`` for a missing, truncated or malformed file (the
+    ///   reason says which), ``XAIError/inFile(path:underlying:)`` around a shape that is negative or too large.
     public static func read(_ path: String) throws -> Tensor {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw XAIError.file(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
@@ -10,6 +14,7 @@ public enum NPY {
         return try decode(data, path: path)
     }
 
+    /// Decodes the bytes of a `.npy` file; `path` names it in errors.
     public static func decode(_ data: Data, path: String = "<memory>") throws -> Tensor {
         let bytes = [UInt8](data)
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
@@ -37,15 +42,23 @@ public enum NPY {
         if let order = field("fortran_order"), order.hasPrefix("True") {
             throw XAIError.file(path: path, reason: "Fortran-ordered arrays are not supported; save with np.ascontiguousarray")
         }
-        guard let shapeText = field("shape"), let open = shapeText.firstIndex(of: "("), let close = shapeText.firstIndex(of: ")") else {
+        guard let shapeText = field("shape"), let open = shapeText.firstIndex(of: "("),
+              let close = shapeText[open...].firstIndex(of: ")") else {
             throw XAIError.file(path: path, reason: "no shape in .npy header")
         }
-        let dims = shapeText[shapeText.index(after: open)..<close].split(separator: ",")
-            .compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let shape = Shape(dims)
-        let body = Data(bytes[(headerStart + headerLength)...])
+        var dims: [Int] = []
+        for part in shapeText[shapeText.index(after: open)..<close].split(separator: ",", omittingEmptySubsequences: false) {
+            let text = part.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            guard let d = Int(text) else { throw XAIError.file(path: path, reason: "bad extent '\(text)' in the .npy shape") }
+            dims.append(d)
+        }
+        let shape: Shape
+        do { shape = try Shape(validating: dims, what: "the .npy array") } catch let e as XAIError { throw e.inFile(path) }
+        let body = bytes[(headerStart + headerLength)...]
         func values<T>(_ type: T.Type, _ convert: (T) -> Float) throws -> [Float] {
             let size = MemoryLayout<T>.size
+            // The shape is validated, so shape.count * 8 cannot overflow.
             guard body.count >= shape.count * size else {
                 throw XAIError.file(path: path, reason: "truncated .npy data: \(body.count) bytes for shape \(shape) of \(descr)")
             }
@@ -74,7 +87,7 @@ public enum NPY {
         header += String(repeating: " ", count: (64 - total % 64) % 64) + "\n"
         var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
         data.append(contentsOf: Array(header.utf8))
-        tensor.scalars.withUnsafeBufferPointer { data.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * 4)) }
+        tensor.scalars.withUnsafeBytes { data.append(contentsOf: $0) }
         do {
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {

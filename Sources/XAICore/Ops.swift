@@ -73,7 +73,7 @@ public enum BinaryOp: Int32, Hashable, Sendable, CaseIterable {
 
 /// Reductions over a set of axes.
 public enum ReduceOp: Int32, Hashable, Sendable, CaseIterable {
-    case sum = 0, mean = 1, max = 2
+    case sum = 0, mean = 1, max = 2, min = 3
 }
 
 /// Convolution geometry. Weights are `[Cout, Cin / groups, kH, kW]`.
@@ -108,19 +108,25 @@ public struct Conv2DParams: Hashable, Sendable {
         groups == input[1] && groups == weight[0]
     }
 
-    /// Output shape for `input` `[N, Cin, H, W]` and `weight` `[Cout, Cin/groups, kH, kW]`, or an error naming both.
+    /// Output shape for `input` `[N, Cin, H, W]` and `weight` `[Cout, Cin/groups, kH, kW]`.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for bad geometry (strides,
+    ///   dilations, groups, pads), ``XAIError/shapeMismatch(op:expected:got:)`` naming both shapes
+    ///   when they do not fit.
     public func outputShape(input: Shape, weight: Shape) throws -> Shape {
-        func fail(_ why: String) -> XAIError {
-            .shapeMismatch(op: "conv2d", message: "input \(input), weight \(weight), \(self): \(why)")
+        func fail(_ expected: String) -> XAIError { .shapeMismatch(op: "conv2d", expected: "\(expected) (\(self))", got: [input, weight]) }
+        guard groups >= 1, strideH >= 1, strideW >= 1, dilationH >= 1, dilationW >= 1, min(padTop, padLeft, padBottom, padRight) >= 0,
+              max(strideH, strideW, dilationH, dilationW, padTop, padLeft, padBottom, padRight) <= 1 << 20 else {
+            throw XAIError.invalidArgument(parameter: "conv2d", value: description, reason: "strides, dilations and groups must be positive, pads not negative")
         }
-        guard input.rank == 4, weight.rank == 4 else { throw fail("input and weight must be 4-D") }
-        guard groups >= 1, strideH >= 1, strideW >= 1, dilationH >= 1, dilationW >= 1,
-              min(padTop, padLeft, padBottom, padRight) >= 0 else { throw fail("strides, dilations and groups must be positive, pads not negative") }
-        guard input[1] % groups == 0, weight[0] % groups == 0 else { throw fail("channels not divisible by groups") }
-        guard weight[1] * groups == input[1] else { throw fail("weight expects \(weight[1] * groups) input channels") }
+        guard input.rank == 4, weight.rank == 4 else { throw fail("a 4-D input and weight") }
+        guard input[1] % groups == 0, weight[0] % groups == 0 else { throw fail("channels divisible by \(groups) groups") }
+        guard weight[1] * groups == input[1] else { throw fail("a weight of \(input[1] / groups) input channels per group") }
         let oh = (input[2] + padTop + padBottom - dilationH * (weight[2] - 1) - 1) / strideH + 1
         let ow = (input[3] + padLeft + padRight - dilationW * (weight[3] - 1) - 1) / strideW + 1
-        guard oh > 0, ow > 0 else { throw fail("kernel larger than padded input") }
+        guard weight[2] >= 1, weight[3] >= 1, input[2] + padTop + padBottom >= dilationH * (weight[2] - 1) + 1,
+              input[3] + padLeft + padRight >= dilationW * (weight[3] - 1) + 1, oh > 0, ow > 0 else {
+            throw fail("a kernel no larger than the padded input")
+        }
         return Shape([input[0], weight[0], oh, ow])
     }
 }
@@ -165,15 +171,18 @@ public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Output shape for an `[N, C, H, W]` input.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for bad geometry,
+    ///   ``XAIError/shapeMismatch(op:expected:got:)`` for an input that is not 4-D or smaller than the window.
     public func outputShape(input: Shape) throws -> Shape {
-        guard input.rank == 4 else { throw XAIError.shapeMismatch(op: "pool2d", message: "input \(input) must be 4-D") }
         guard kernelH >= 1, kernelW >= 1, strideH >= 1, strideW >= 1, min(padTop, padLeft, padBottom, padRight) >= 0,
-              padTop < kernelH, padBottom < kernelH, padLeft < kernelW, padRight < kernelW else {
-            throw XAIError.invalidArgument(op: "pool2d", message: "bad geometry \(self)")
+              padTop < kernelH, padBottom < kernelH, padLeft < kernelW, padRight < kernelW,
+              max(kernelH, kernelW, strideH, strideW) <= 1 << 20 else {
+            throw XAIError.invalidArgument(parameter: "pool2d", value: description, reason: "kernel and strides must be positive, pads smaller than the kernel")
         }
+        guard input.rank == 4 else { throw XAIError.shapeMismatch(op: "pool2d", expected: "a 4-D input", got: [input]) }
         let oh = extent(input[2], kernelH, strideH, padTop, padBottom)
         let ow = extent(input[3], kernelW, strideW, padLeft, padRight)
-        guard oh > 0, ow > 0 else { throw XAIError.shapeMismatch(op: "pool2d", message: "input \(input) smaller than window \(self)") }
+        guard oh > 0, ow > 0 else { throw XAIError.shapeMismatch(op: "pool2d", expected: "an input no smaller than the window (\(self))", got: [input]) }
         return Shape([input[0], input[1], oh, ow])
     }
 
@@ -211,28 +220,6 @@ public enum MaskSpec: Sendable {
         case .segments(_, let keep, let words): return words > 0 ? keep.count / words : 0
         case .rectangles(let r): return r.count
         case .grids(_, _, _, _, _, let shifts): return shifts.count
-        }
-    }
-
-    /// Checks the description against an `H x W` image.
-    public func validate(height: Int, width: Int) throws {
-        switch self {
-        case .segments(let labels, let keep, let words):
-            guard labels.shape.count == height * width else {
-                throw XAIError.shapeMismatch(op: "mask(segments)", message: "label map \(labels.shape) for a \(height)x\(width) image")
-            }
-            guard words > 0, keep.count % words == 0 else {
-                throw XAIError.invalidArgument(op: "mask(segments)", message: "\(keep.count) words is not a multiple of \(words) per sample")
-            }
-        case .rectangles:
-            break
-        case .grids(let cells, let gh, let gw, let uh, let uw, let shifts):
-            guard gh > 0, gw > 0, cells.count == shifts.count * gh * gw else {
-                throw XAIError.shapeMismatch(op: "mask(grids)", message: "\(cells.count) cells for \(shifts.count) grids of \(gh)x\(gw)")
-            }
-            for (dy, dx) in shifts where dy < 0 || dx < 0 || dy + height > uh || dx + width > uw {
-                throw XAIError.invalidArgument(op: "mask(grids)", message: "shift (\(dy),\(dx)) crops outside the \(uh)x\(uw) upsampled grid")
-            }
         }
     }
 }

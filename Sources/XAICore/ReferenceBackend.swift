@@ -13,12 +13,16 @@ public final class ReferenceBackend: Backend {
     public let name = "reference (float64)"
     public let memoryBudget = 1 << 30
 
+    /// Every primitive, in float64: the oracle, and the host fallback of the other backends.
+    public func supports(_ primitive: Primitive) -> Bool { true }
+
     public init() {}
 
     // MARK: Float64 access, for finite differences
 
+    /// An array of float64 values (`values.count == shape.count`, checked).
     public func array(_ shape: Shape, _ values: [Double]) -> DeviceArray {
-        precondition(values.count == shape.count)
+        precondition(values.count == shape.count, "\(values.count) values for \(shape)")
         return DeviceArray(shape: shape, storage: ReferenceStorage(values))
     }
 
@@ -45,9 +49,8 @@ public final class ReferenceBackend: Backend {
 
     // MARK: Linear algebra
 
-    public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
-                     bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
-        let (m, n, k) = try Check.gemm(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB, bias: bias?.shape)
+    public func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
+        let (m, n, k, transposeA, transposeB) = (plan.m, plan.n, plan.k, plan.transposeA, plan.transposeB)
         let av = try values(a), bv = try values(b)
         let biasV = try bias.map(values)
         var out = [Double](repeating: 0, count: m * n)
@@ -67,10 +70,8 @@ public final class ReferenceBackend: Backend {
 
     // MARK: Convolution
 
-    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, params p: Conv2DParams,
-                       activation: UnaryOp) throws -> DeviceArray {
-        let os = try p.outputShape(input: x.shape, weight: weight.shape)
-        if let bias, bias.shape.count != os[1] { throw XAIError.shapeMismatch(op: "conv2d", message: "bias \(bias.shape) for \(os[1]) channels") }
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray {
+        let (os, p) = (plan.output, plan.params)
         let xv = try values(x), wv = try values(weight), bv = try bias.map(values)
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cout, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
@@ -102,10 +103,8 @@ public final class ReferenceBackend: Backend {
         return array(os, out)
     }
 
-    public func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, params p: Conv2DParams,
-                                    inputShape: Shape) throws -> DeviceArray {
-        let os = try p.outputShape(input: inputShape, weight: weight.shape)
-        guard gy.shape == os else { throw XAIError.shapeMismatch(op: "conv2dBackwardInput", message: "gradient \(gy.shape), expected \(os)") }
+    public func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray {
+        let (os, p, inputShape) = (plan.output, plan.params, plan.input)
         let gv = try values(gy), wv = try values(weight)
         let (n, cin, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
         let (cout, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
@@ -139,8 +138,8 @@ public final class ReferenceBackend: Backend {
     // MARK: Pooling
 
     /// Calls `body(outputIndex, inputIndexes, divisor)` for every pooling window.
-    private func forEachWindow(_ shape: Shape, _ p: Pool2DParams, _ body: (Int, [Int], Double) -> Void) throws -> Shape {
-        let os = try p.outputShape(input: shape)
+    private func forEachWindow(_ plan: PoolPlan, _ body: (Int, [Int], Double) -> Void) {
+        let (shape, os, p) = (plan.input, plan.output, plan.params)
         let (h, w) = (shape[2], shape[3])
         for plane in 0..<(shape[0] * shape[1]) {
             for oy in 0..<os[2] {
@@ -154,29 +153,25 @@ public final class ReferenceBackend: Backend {
                 }
             }
         }
-        return os
     }
 
-    public func pool2d(_ x: DeviceArray, params p: Pool2DParams) throws -> DeviceArray {
+    public func pool2d(_ x: DeviceArray, plan: PoolPlan) throws -> DeviceArray {
         let xv = try values(x)
         var out: [Double] = []
-        let os = try forEachWindow(x.shape, p) { _, idx, divisor in
-            switch p.kind {
+        forEachWindow(plan) { _, idx, divisor in
+            switch plan.params.kind {
             case .max: out.append(idx.map { xv[$0] }.max() ?? -.infinity)
             case .average: out.append(idx.reduce(0) { $0 + xv[$1] } / divisor)
             }
         }
-        return array(os, out)
+        return array(plan.output, out)
     }
 
-    public func pool2dBackward(_ gy: DeviceArray, input x: DeviceArray, params p: Pool2DParams) throws -> DeviceArray {
+    public func pool2dBackward(_ gy: DeviceArray, input x: DeviceArray, plan: PoolPlan) throws -> DeviceArray {
         let xv = try values(x), gv = try values(gy)
-        guard gy.shape == (try p.outputShape(input: x.shape)) else {
-            throw XAIError.shapeMismatch(op: "pool2dBackward", message: "gradient \(gy.shape) for input \(x.shape), \(p)")
-        }
         var dx = [Double](repeating: 0, count: x.shape.count)
-        _ = try forEachWindow(x.shape, p) { o, idx, divisor in
-            switch p.kind {
+        forEachWindow(plan) { o, idx, divisor in
+            switch plan.params.kind {
             case .max:
                 var best = -1
                 for i in idx where best < 0 || xv[i] > xv[best] { best = i }
@@ -190,20 +185,19 @@ public final class ReferenceBackend: Backend {
 
     // MARK: Elementwise
 
-    public func unary(_ op: UnaryOp, _ x: DeviceArray) throws -> DeviceArray {
-        array(x.shape, try values(x).map { op.apply($0) })
+    public func unary(_ x: DeviceArray, plan: UnaryPlan) throws -> DeviceArray {
+        array(x.shape, try values(x).map { plan.op.apply($0) })
     }
 
-    public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
-        try Check.unaryBackward(op, gradient: gradOutput.shape, value: value.shape, valueIsOutput: valueIsOutput)
+    public func unaryBackward(_ gradOutput: DeviceArray, value: DeviceArray, plan: UnaryBackwardPlan) throws -> DeviceArray {
+        let (op, valueIsOutput) = (plan.op, plan.valueIsOutput)
         let g = try values(gradOutput), v = try values(value)
         return array(value.shape, (0..<g.count).map { i in
             g[i] * (valueIsOutput ? op.derivative(output: v[i]) : op.derivative(input: v[i]))
         })
     }
 
-    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray {
-        let plan = try BroadcastPlan(a.shape, b.shape, op: "binary(\(op))")
+    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray, plan: BroadcastPlan) throws -> DeviceArray {
         let av = try values(a), bv = try values(b)
         let out = (0..<plan.outputShape.count).map { i -> Double in
             let (ia, ib) = plan.offsets(i)
@@ -219,8 +213,7 @@ public final class ReferenceBackend: Backend {
 
     // MARK: Reductions
 
-    public func reduce(_ op: ReduceOp, _ x: DeviceArray, axes: [Int]) throws -> DeviceArray {
-        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduce(\(op))")
+    public func reduce(_ op: ReduceOp, _ x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {
         let xv = try values(x)
         let out = (0..<plan.outputCount).map { o -> Double in
             let base = plan.baseOffset(o)
@@ -228,17 +221,14 @@ public final class ReferenceBackend: Backend {
             switch op {
             case .sum: return items.reduce(0, +)
             case .mean: return items.reduce(0, +) / Double(items.count)
-            case .max: return items.max()!
+            case .max: return items.reduce(-Double.infinity) { Swift.max($0, $1) }
+            case .min: return items.reduce(Double.infinity) { Swift.min($0, $1) }
             }
         }
         return array(plan.outputShape, out)
     }
 
-    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, axes: [Int]) throws -> DeviceArray {
-        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduceBackward(\(op))")
-        guard gradOutput.shape.count == plan.outputCount else {
-            throw XAIError.shapeMismatch(op: "reduceBackward(\(op))", message: "gradient \(gradOutput.shape) for output \(plan.outputShape)")
-        }
+    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {
         let g = try values(gradOutput), xv = try values(x)
         var dx = [Double](repeating: 0, count: x.shape.count)
         for o in 0..<plan.outputCount {
@@ -247,8 +237,8 @@ public final class ReferenceBackend: Backend {
             switch op {
             case .sum: for i in idx { dx[i] = g[o] }
             case .mean: for i in idx { dx[i] = g[o] / Double(idx.count) }
-            case .max:
-                let m = idx.map { xv[$0] }.max()!
+            case .max, .min:
+                let m = op == .max ? idx.map { xv[$0] }.reduce(-Double.infinity, Swift.max) : idx.map { xv[$0] }.reduce(Double.infinity, Swift.min)
                 let ties = idx.filter { xv[$0] == m }
                 for i in ties { dx[i] = g[o] / Double(ties.count) }
             }
@@ -256,15 +246,14 @@ public final class ReferenceBackend: Backend {
         return array(x.shape, dx)
     }
 
-    /// Splits a shape around `axis` into (outer, extent, inner).
-    public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try Check.around(x.shape, axis: axis, op: "softmax")
+    public func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray {
+        let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let xv = try values(x)
         var out = [Double](repeating: 0, count: xv.count)
         for o in 0..<outer {
             for i in 0..<inner {
                 let idx = (0..<n).map { (o * n + $0) * inner + i }
-                let m = idx.map { xv[$0] }.max()!
+                let m = idx.map { xv[$0] }.reduce(-Double.infinity, Swift.max)
                 let sum = idx.reduce(0.0) { $0 + exp(xv[$1] - m) }
                 for j in idx { out[j] = log ? xv[j] - m - Foundation.log(sum) : exp(xv[j] - m) / sum }
             }
@@ -272,8 +261,8 @@ public final class ReferenceBackend: Backend {
         return array(x.shape, out)
     }
 
-    public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try Check.around(y.shape, axis: axis, op: "softmaxBackward")
+    public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray {
+        let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let g = try values(gy), yv = try values(y)
         var dx = [Double](repeating: 0, count: yv.count)
         for o in 0..<outer {
@@ -293,8 +282,8 @@ public final class ReferenceBackend: Backend {
 
     // MARK: Resampling
 
-    public func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray {
-        try Check.resize(x.shape, height: height, width: width)
+    public func resizeBilinear(_ x: DeviceArray, plan: ResizePlan) throws -> DeviceArray {
+        let (height, width, alignCorners) = (plan.output[2], plan.output[3], plan.alignCorners)
         let xv = try values(x)
         let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
         var out = [Double](repeating: 0, count: planes * height * width)
@@ -313,8 +302,8 @@ public final class ReferenceBackend: Backend {
         return array([x.shape[0], x.shape[1], height, width], out)
     }
 
-    public func resizeBilinearBackward(_ gy: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray {
-        try Check.resizeBackward(gy.shape, input: inputShape)
+    public func resizeBilinearBackward(_ gy: DeviceArray, plan: ResizePlan) throws -> DeviceArray {
+        let (inputShape, alignCorners) = (plan.input, plan.alignCorners)
         let g = try values(gy)
         let (planes, h, w, oh, ow) = (inputShape[0] * inputShape[1], inputShape[2], inputShape[3], gy.shape[2], gy.shape[3])
         var dx = [Double](repeating: 0, count: inputShape.count)
@@ -336,31 +325,31 @@ public final class ReferenceBackend: Backend {
 
     // MARK: Perturbation
 
-    private func maskValues(_ spec: MaskSpec, height: Int, width: Int) throws -> [Double] {
-        try spec.validate(height: height, width: width)
+    private func maskValues(_ plan: MaskPlan) throws -> [Double] {
         var labels: [Int]?
-        if case .segments(let l, _, _) = spec { labels = try values(l).map { Int($0) } }
+        if case .segments(let l, _, _) = plan.spec { labels = try values(l).map { Int($0) } }
         var out: [Double] = []
-        out.reserveCapacity(spec.sampleCount * height * width)
-        for n in 0..<spec.sampleCount {
-            for y in 0..<height {
-                for x in 0..<width { out.append(spec.hostValue(sample: n, y: y, x: x, height: height, width: width, labels: labels)) }
+        out.reserveCapacity(plan.sampleCount * plan.height * plan.width)
+        for n in 0..<plan.sampleCount {
+            for y in 0..<plan.height {
+                for x in 0..<plan.width {
+                    out.append(try plan.spec.hostValue(sample: n, y: y, x: x, height: plan.height, width: plan.width, labels: labels))
+                }
             }
         }
         return out
     }
 
-    public func masks(_ spec: MaskSpec, height: Int, width: Int) throws -> DeviceArray {
-        array([spec.sampleCount, 1, height, width], try maskValues(spec, height: height, width: width))
+    public func masks(plan: MaskPlan) throws -> DeviceArray {
+        array(plan.outputShape, try maskValues(plan))
     }
 
-    public func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray {
-        try Check.composite(image: image.shape, baseline: baseline.shape)
-        let (c, h, w) = (image.shape[1], image.shape[2], image.shape[3])
-        let m = try maskValues(spec, height: h, width: w)
+    public func composite(image: DeviceArray, baseline: DeviceArray, plan: CompositePlan) throws -> DeviceArray {
+        let (c, h, w, count) = (plan.channels, plan.masks.height, plan.masks.width, plan.masks.sampleCount)
+        let m = try maskValues(plan.masks)
         let xv = try values(image), bv = try values(baseline)
-        var out = [Double](repeating: 0, count: spec.sampleCount * c * h * w)
-        for n in 0..<spec.sampleCount {
+        var out = [Double](repeating: 0, count: count * c * h * w)
+        for n in 0..<count {
             for ch in 0..<c {
                 for p in 0..<(h * w) {
                     let mv = m[n * h * w + p]
@@ -368,28 +357,12 @@ public final class ReferenceBackend: Backend {
                 }
             }
         }
-        return array([spec.sampleCount, c, h, w], out)
+        return array(plan.outputShape, out)
     }
 
     // MARK: Data movement (float64, so finite differences stay exact)
 
-    public func permute(_ x: DeviceArray, _ perm: [Int]) throws -> DeviceArray {
-        let (v, s) = try Movement.permute(try values(x), x.shape, perm)
-        return array(s, v)
-    }
-
-    public func slice(_ x: DeviceArray, starts: [Int], sizes: [Int]) throws -> DeviceArray {
-        let (v, s) = try Movement.slice(try values(x), x.shape, starts: starts, sizes: sizes)
-        return array(s, v)
-    }
-
-    public func pad(_ x: DeviceArray, before: [Int], after: [Int], value: Float) throws -> DeviceArray {
-        let (v, s) = try Movement.pad(try values(x), x.shape, before: before, after: after, value: Double(value))
-        return array(s, v)
-    }
-
-    public func concat(_ xs: [DeviceArray], axis: Int) throws -> DeviceArray {
-        let (v, s) = try Movement.concat(try xs.map { (try values($0), $0.shape) }, axis: axis)
-        return array(s, v)
+    public func move(_ inputs: [DeviceArray], plan: MovementPlan) throws -> DeviceArray {
+        array(plan.outputShape, plan.apply(try inputs.map(values), fill: Double(plan.fill ?? 0)))
     }
 }

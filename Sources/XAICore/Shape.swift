@@ -3,11 +3,39 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     /// Extent of each axis, outermost first.
     public var dims: [Int]
 
-    /// Creates a shape from its extents; every extent must be zero or more.
+    /// Creates a shape from extents the caller knows to be valid (zero or more each, with a product
+    /// that fits an `Int`). Extents from outside the program (files, flags, C callers) go through
+    /// ``init(validating:what:maxBytes:)`` instead.
     public init(_ dims: [Int]) {
         precondition(dims.allSatisfy { $0 >= 0 }, "negative extent in shape \(dims)")
         self.dims = dims
     }
+
+    /// Creates a shape from untrusted extents.
+    /// - Parameters:
+    ///   - dims: the extents, outermost first.
+    ///   - what: what the shape describes, for the error (`"tensor 'w' of model.onnx"`).
+    ///   - maxBytes: the largest float32 tensor of this shape that may be allocated (default ``Limits/tensorBytes``).
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for a negative extent,
+    ///   ``XAIError/tooLarge(what:bytes:limit:)`` when the elements would not fit in `maxBytes`.
+    public init(validating dims: [Int], what: String = "shape", maxBytes: Int = Limits.tensorBytes) throws {
+        guard dims.allSatisfy({ $0 >= 0 }) else {
+            throw XAIError.invalidArgument(parameter: what, value: Shape.text(dims), reason: "extents must not be negative")
+        }
+        var count = 1
+        var overflow = false
+        for d in dims {
+            (count, overflow) = count.multipliedReportingOverflow(by: d)
+            if overflow { break }
+        }
+        let (bytes, tooMany) = count.multipliedReportingOverflow(by: 4)
+        guard !overflow, !tooMany, bytes <= maxBytes else {
+            throw XAIError.tooLarge(what: "\(what) \(Shape.text(dims))", bytes: overflow || tooMany ? Int.max : bytes, limit: maxBytes)
+        }
+        self.dims = dims
+    }
+
+    static func text(_ dims: [Int]) -> String { "[" + dims.map(String.init).joined(separator: "x") + "]" }
 
     public init(arrayLiteral elements: Int...) { self.init(elements) }
 
@@ -28,7 +56,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
 
     public subscript(axis: Int) -> Int { dims[axis] }
 
-    public var description: String { "[" + dims.map(String.init).joined(separator: "x") + "]" }
+    public var description: String { Shape.text(dims) }
 
     /// Normalises a possibly negative axis (`-1` is the last one); `nil` when out of range.
     public func normalizedAxis(_ axis: Int) -> Int? {

@@ -11,7 +11,7 @@ public struct Tensor: Sendable, Hashable {
     /// Creates a tensor, checking that the element count matches the shape.
     public init(shape: Shape, scalars: [Float]) throws {
         guard scalars.count == shape.count else {
-            throw XAIError.invalidArgument(op: "Tensor", message: "\(scalars.count) values do not fill shape \(shape) (\(shape.count) elements)")
+            throw XAIError.shapeMismatch(op: "Tensor", expected: "\(shape.count) values for \(shape)", got: [Shape([scalars.count])])
         }
         self.shape = shape
         self.scalars = scalars
@@ -37,6 +37,28 @@ public struct Tensor: Sendable, Hashable {
         return Tensor(unchecked: shape, (0..<shape.count).map { _ in mean + std * rng.nextGaussian() })
     }
 
+    /// The number of NaN and infinite elements.
+    public var nonFiniteCount: Int { scalars.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
+
+    /// Throws ``XAIError/nonFinite(what:count:)`` naming `what` when an element is NaN or infinite.
+    public func requireFinite(_ what: String) throws {
+        let bad = nonFiniteCount
+        if bad > 0 { throw XAIError.nonFinite(what: what, count: bad) }
+    }
+
+    /// Integer view of a shape-arithmetic tensor (stored as float32; exact below 2^24). Values
+    /// beyond the range of `Int` (exporters write INT64_MAX for "to the end") are clamped to it.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` naming `what` for a NaN or an infinity.
+    public func integers(_ what: String) throws -> [Int] {
+        try scalars.map { v in
+            guard v.isFinite else { throw XAIError.invalidArgument(parameter: what, value: "\(v)", reason: "not an integer") }
+            // 2^63 is the first float past Int.max.
+            if v >= 9.223372e18 { return Int.max }
+            if v <= -9.223372e18 { return Int.min }
+            return Int(v.rounded())
+        }
+    }
+
     /// A tensor from values already known to fill `shape` (no check).
     public init(unchecked shape: Shape, _ scalars: [Float]) {
         self.shape = shape
@@ -46,7 +68,7 @@ public struct Tensor: Sendable, Hashable {
     /// The same elements under another shape with the same element count.
     public func reshaped(_ newShape: Shape) throws -> Tensor {
         guard newShape.count == shape.count else {
-            throw XAIError.shapeMismatch(op: "reshape", message: "cannot view \(shape) as \(newShape)")
+            throw XAIError.shapeMismatch(op: "reshape", expected: "\(shape.count) elements", got: [shape, newShape])
         }
         return Tensor(unchecked: newShape, scalars)
     }

@@ -35,15 +35,14 @@ extension Graph {
         for n in nodes {
             let constantInputs = n.inputs.allSatisfy { $0.isEmpty || g.initializers[$0] != nil }
             let foldable: Bool
-            switch n.op {
-            case .constant: foldable = true
-            case .shape, .gather, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .binary, .unary, .transpose, .identity,
-                 .slice, .cast, .constantOfShape:
-                foldable = constantInputs && !n.inputs.isEmpty
-            default: foldable = false
-            }
+            if case .constant = n.op { foldable = true } else { foldable = n.op.isFoldable && constantInputs && !n.inputs.isEmpty }
             if foldable, !n.outputs.contains(where: outputNames.contains) {
-                let values = try executor.evaluateConstant(n, n.inputs.map { $0.isEmpty ? nil : g.initializers[$0] })
+                let values: [Tensor]
+                do {
+                    values = try executor.foldOnHost(n, n.inputs.map { $0.isEmpty ? nil : g.initializers[$0] })
+                } catch let e as XAIError {
+                    throw e.inNode(n.name, op: n.op.name)
+                }
                 for (name, t) in zip(n.outputs, values) { g.initializers[name] = t }
             } else {
                 kept.append(n)
@@ -61,22 +60,23 @@ extension Graph {
         let consumers = g.consumerCounts
         var removed = Set<Int>()
         for (i, n) in g.nodes.enumerated() {
-            guard case .batchNorm(let eps) = n.op, let src = producers[n.inputs[0]], consumers[n.inputs[0]] == 1,
-                  case .conv(_, .identity, _) = g.nodes[src].op,
-                  n.inputs[1...4].allSatisfy({ g.initializers[$0] != nil }),
-                  let w = g.initializers[g.nodes[src].inputs[1]] else { continue }
+            guard case .batchNorm(let eps) = n.op, n.inputs.count == 5, let src = producers[n.inputs[0]], consumers[n.inputs[0]] == 1,
+                  case .conv(_, .identity, _) = g.nodes[src].op, g.nodes[src].inputs.count >= 2,
+                  let scale = g.initializers[n.inputs[1]], let shift = g.initializers[n.inputs[2]],
+                  let mean = g.initializers[n.inputs[3]], let variance = g.initializers[n.inputs[4]],
+                  let w = g.initializers[g.nodes[src].inputs[1]], w.shape.rank == 4, w.shape[0] > 0 else { continue }
             let conv = g.nodes[src]
-            let (a, c) = try batchNormAffine(g.initializers[n.inputs[1]]!, g.initializers[n.inputs[2]]!,
-                                             g.initializers[n.inputs[3]]!, g.initializers[n.inputs[4]]!, eps)
+            let (a, c) = try batchNormAffine(scale, shift, mean, variance, eps)
             let cout = w.shape[0], per = w.shape.count / cout
             guard a.shape.count == cout else { continue }
             var wv = w.scalars
             for co in 0..<cout { for j in 0..<per { wv[co * per + j] *= a.scalars[co] } }
             let oldBias = conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? g.initializers[conv.inputs[2]] : nil
+            guard oldBias == nil || oldBias?.shape.count == cout else { continue }
             let bv = (0..<cout).map { co in (oldBias?.scalars[co] ?? 0) * a.scalars[co] + c.scalars[co] }
             let wName = conv.name + ".folded_weight", bName = conv.name + ".folded_bias"
-            g.initializers[wName] = try Tensor(shape: w.shape, scalars: wv)
-            g.initializers[bName] = try Tensor(shape: [cout], scalars: bv)
+            g.initializers[wName] = Tensor(unchecked: w.shape, wv)
+            g.initializers[bName] = Tensor(unchecked: [cout], bv)
             g.nodes[src].inputs = [conv.inputs[0], wName, bName]
             g.nodes[src].outputs = n.outputs
             removed.insert(i)
@@ -95,8 +95,8 @@ extension Graph {
         let outputNames = Set(outputs.map(\.name))
         var removed = Set<Int>()
         for (i, n) in g.nodes.enumerated() {
-            guard case .unary(let u) = n.op, u.derivativeFromOutput, let src = producers[n.inputs[0]],
-                  consumers[n.inputs[0]] == 1, !outputNames.contains(n.inputs[0]) else { continue }
+            guard case .unary(let u) = n.op, u.derivativeFromOutput, let first = n.inputs.first, let src = producers[first],
+                  consumers[first] == 1, !outputNames.contains(first) else { continue }
             switch g.nodes[src].op {
             case .conv(let p, .identity, let autoPad): g.nodes[src].op = .conv(p, activation: u, autoPad: autoPad)
             case .gemm(let ta, let tb, let alpha, let beta, .identity): g.nodes[src].op = .gemm(transA: ta, transB: tb, alpha: alpha, beta: beta, activation: u)
@@ -116,12 +116,5 @@ extension Graph {
         used.formUnion(inputs.map(\.name))
         g.initializers = initializers.filter { used.contains($0.key) }
         return g
-    }
-}
-
-extension Executor {
-    /// Evaluates one node on host constants (for constant folding).
-    func evaluateConstant(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
-        return try evaluateOnHost(node, inputs.map { $0.map(Value.host) })
     }
 }

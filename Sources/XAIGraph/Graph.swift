@@ -12,11 +12,13 @@ public struct ValueInfo: Sendable, Hashable {
 
     /// The concrete shape for a batch size (dynamic extents other than the first become errors).
     public func shape(batch: Int) throws -> Shape {
-        try Shape(shape.enumerated().map { i, d in
+        try Shape(validating: shape.enumerated().map { i, d in
             if let d { return d }
-            guard i == 0 else { throw XAIError.shapeMismatch(op: "input \(name)", message: "dynamic extent on axis \(i) is not supported") }
+            guard i == 0 else {
+                throw XAIError.unsupported(op: "input '\(name)'", reason: "a dynamic extent on axis \(i) (only the batch axis may be dynamic)")
+            }
             return batch
-        })
+        }, what: "input '\(name)'")
     }
 }
 
@@ -162,6 +164,59 @@ public struct Graph: Sendable {
 
     /// Number of weights.
     public var parameterCount: Int { initializers.values.reduce(0) { $0 + $1.shape.count } }
+
+    /// The same graph with its nodes in an order where every value is computed before it is read
+    /// (ONNX requires that order; some exporters and hand-edited files break it). The relative order
+    /// of independent nodes is kept.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` naming a node that reads a value
+    ///   nothing computes, or that is part of a cycle.
+    public func sortedTopologically() throws -> Graph {
+        var available = Set(inputs.map(\.name)).union(initializers.keys)
+        available.insert("")
+        // The common case: already in order.
+        var inOrder = true
+        var seen = available
+        for n in nodes {
+            if !n.inputs.allSatisfy(seen.contains) { inOrder = false; break }
+            seen.formUnion(n.outputs)
+        }
+        if inOrder { return self }
+        // Kahn's algorithm, taking ready nodes in their original order.
+        var waiting = [Int](repeating: 0, count: nodes.count)
+        var readers: [String: [Int]] = [:]
+        for (i, n) in nodes.enumerated() {
+            for v in Set(n.inputs) where !available.contains(v) {
+                waiting[i] += 1
+                readers[v, default: []].append(i)
+            }
+        }
+        var ready = nodes.indices.filter { waiting[$0] == 0 }.reversed().map { $0 }
+        var sorted: [Node] = []
+        sorted.reserveCapacity(nodes.count)
+        while let i = ready.popLast() {
+            sorted.append(nodes[i])
+            var released: [Int] = []
+            for v in nodes[i].outputs where available.insert(v).inserted {
+                for r in readers[v] ?? [] {
+                    waiting[r] -= 1
+                    if waiting[r] == 0 { released.append(r) }
+                }
+            }
+            ready += released.sorted().reversed()
+        }
+        if sorted.count < nodes.count {
+            let produced = Set(nodes.flatMap(\.outputs))
+            let stuck = nodes.indices.first { waiting[$0] > 0 } ?? 0
+            let n = nodes[stuck]
+            let missing = n.inputs.first { !available.contains($0) } ?? ""
+            let why = produced.contains(missing) ? "it is computed in a cycle that includes this node" : "no node, input or initializer of the model has this name"
+            throw XAIError.inNode(node: n.name, op: n.op.name,
+                                  underlying: .invalidArgument(parameter: "inputs", value: missing, reason: "the node reads it but \(why)"))
+        }
+        var g = self
+        g.nodes = sorted
+        return g
+    }
 
     /// The node producing each value.
     public var producers: [String: Int] {

@@ -19,7 +19,7 @@ public enum Zoo {
         case "mobilenet_v2": y = b.mobilenetV2()
         case "squeezenet1_1": y = b.squeezenet11()
         default:
-            throw XAIError.invalidArgument(op: "model", message: "'\(name)' is neither a file nor a zoo model (\(names.joined(separator: ", ")))")
+            throw XAIError.invalidArgument(parameter: "model", value: name, reason: "neither a file nor a zoo model (\(names.joined(separator: ", ")))")
         }
         let output = b.named(y, "logits")
         return b.graph(output: output)

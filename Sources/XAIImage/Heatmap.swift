@@ -1,56 +1,6 @@
 import Foundation
 import XAICore
 
-/// How a picture is turned into a model input: resize (shorter side), centre crop, scale to
-/// [0, 1] and normalise per channel. Reads from a JSON sidecar next to the model
-/// (`model.json`: `{"mean": [...], "std": [...], "resize": 256, "labels": [...]}`).
-public struct Preprocessing: Codable, Sendable, Equatable {
-    /// Shorter side after resizing; `nil`: the model's input side (no border is cut off a square image).
-    public var resize: Int?
-    public var mean: [Float]
-    public var std: [Float]
-
-    public init(resize: Int? = nil, mean: [Float], std: [Float]) {
-        self.resize = resize
-        self.mean = mean
-        self.std = std
-    }
-
-    /// torchvision's ImageNet statistics.
-    public static let imagenet = Preprocessing(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
-    /// Pixels scaled to [0, 1], nothing else.
-    public static let none = Preprocessing(mean: [0, 0, 0], std: [1, 1, 1])
-
-    /// Where the model input lies in the original picture.
-    public struct Placement: Sendable {
-        public let left: Double, top: Double, width: Double, height: Double
-
-        public init(left: Double, top: Double, width: Double, height: Double) {
-            self.left = left; self.top = top; self.width = width; self.height = height
-        }
-    }
-
-    /// The `[1, 3, height, width]` input for `image`, and the box of `image` it shows.
-    public func apply(_ image: RGBImage, height: Int, width: Int) throws -> (tensor: Tensor, shown: RGBImage, placement: Placement) {
-        guard mean.count == 3, std.count == 3, std.allSatisfy({ $0 != 0 }) else {
-            throw XAIError.invalidArgument(op: "--mean/--std", message: "need three values each and no zero std, got \(mean) and \(std)")
-        }
-        var scale = Double(resize ?? min(height, width)) / Double(min(image.width, image.height))
-        scale = max(scale, Double(width) / Double(image.width), Double(height) / Double(image.height))
-        let rw = max(width, Int((Double(image.width) * scale).rounded())), rh = max(height, Int((Double(image.height) * scale).rounded()))
-        let resized = image.resized(width: rw, height: rh)
-        let left = (rw - width) / 2, top = (rh - height) / 2
-        let shown = resized.cropped(left: left, top: top, width: width, height: height)
-        var values = [Float](repeating: 0, count: 3 * height * width)
-        for p in 0..<(height * width) {
-            for c in 0..<3 { values[c * height * width + p] = (Float(shown.pixels[p * 3 + c]) / 255 - mean[c]) / std[c] }
-        }
-        let sx = Double(image.width) / Double(rw), sy = Double(image.height) / Double(rh)
-        return (Tensor(unchecked: [1, 3, height, width], values), shown,
-                Placement(left: Double(left) * sx, top: Double(top) * sy, width: Double(width) * sx, height: Double(height) * sy))
-    }
-}
-
 /// Colour maps for heatmaps.
 public enum Colormap: String, Sendable, CaseIterable {
     case jet, viridis, inferno, turbo
@@ -109,8 +59,10 @@ public struct HeatmapStyle: Sendable {
         self.alpha = alpha
     }
 
-    /// Map values scaled to [0, 1] (for `all`: 0.5 is zero), and the colour map to use.
-    public func normalized(_ map: [Float]) -> (values: [Double], colormap: Colormap) {
+    /// Map values scaled to [0, 1] (for `all`: 0.5 is zero), and the colour map to use. NaN and
+    /// infinite values are drawn as zero (the caller flags them).
+    public func normalized(_ raw: [Float]) -> (values: [Double], colormap: Colormap) {
+        let map = raw.map { $0.isFinite ? $0 : 0 }
         var sign = self.sign
         if sign == .auto { sign = map.contains { $0 < 0 } ? .all : .positive }
         let shown: [Double] = map.map {
@@ -136,8 +88,22 @@ public struct HeatmapStyle: Sendable {
     /// `image` with `map` (`mapWidth x mapHeight`, covering `placement` of the image) blended on
     /// top; pixels outside the placement are left as they are. `outline` marks the borders of the
     /// given segments (LIME's top-K view) in yellow.
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` when the map or the outline's labels do
+    ///   not hold `mapWidth * mapHeight` values, ``XAIError/invalidArgument(parameter:value:reason:)``
+    ///   for a style or placement that is not finite and positive.
     public func overlay(_ image: RGBImage, map: [Float], mapWidth: Int, mapHeight: Int, placement: Preprocessing.Placement,
-                        outline: (labels: [Int32], segments: Set<Int32>)? = nil) -> RGBImage {
+                        outline: (labels: [Int32], segments: Set<Int32>)? = nil) throws -> RGBImage {
+        guard mapWidth >= 1, mapHeight >= 1, map.count == mapWidth * mapHeight, outline.map({ $0.labels.count == map.count }) ?? true else {
+            throw XAIError.shapeMismatch(op: "overlay", expected: "\(mapHeight)x\(mapWidth) map values and labels", got: [Shape([map.count])])
+        }
+        guard alpha >= 0, alpha <= 1 else { throw XAIError.invalidArgument(parameter: "alpha", value: "\(alpha)", reason: "must be between 0 and 1") }
+        guard percentile >= 0, percentile <= 100 else {
+            throw XAIError.invalidArgument(parameter: "percentile", value: "\(percentile)", reason: "must be between 0 and 100")
+        }
+        guard [placement.left, placement.top].allSatisfy(\.isFinite), placement.width > 0, placement.height > 0,
+              placement.width.isFinite, placement.height.isFinite else {
+            throw XAIError.invalidArgument(parameter: "placement", value: "\(placement)", reason: "must be a finite box of positive size")
+        }
         let (values, cmap) = normalized(map)
         var out = image.pixels
         for y in 0..<image.height {
@@ -173,6 +139,6 @@ public struct HeatmapStyle: Sendable {
                 out[p + 2] = UInt8((Double(out[p + 2]) * (1 - opacity) + 255 * b * opacity).rounded())
             }
         }
-        return RGBImage(width: image.width, height: image.height, pixels: out)
+        return RGBImage(unchecked: image.width, image.height, out)
     }
 }

@@ -8,19 +8,43 @@ public struct RGBImage: Sendable, Equatable {
     public let width: Int, height: Int
     public var pixels: [UInt8]
 
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(pixels.count == width * height * 3, "RGBImage: \(pixels.count) bytes for \(width)x\(height)")
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` unless `pixels` holds `width * height * 3` bytes.
+    public init(width: Int, height: Int, pixels: [UInt8]) throws {
+        guard width >= 0, height >= 0, width.multipliedReportingOverflow(by: height).partialValue * 3 == pixels.count,
+              !width.multipliedReportingOverflow(by: height).overflow else {
+            throw XAIError.shapeMismatch(op: "RGBImage", expected: "\(width)x\(height)x3 bytes", got: [Shape([pixels.count])])
+        }
+        self.init(unchecked: width, height, pixels)
+    }
+
+    /// An image from pixels known to fill `width x height` (no check).
+    init(unchecked width: Int, _ height: Int, _ pixels: [UInt8]) {
         self.width = width
         self.height = height
         self.pixels = pixels
     }
 
+    /// Pictures larger than this are refused before decoding (``Limits/imagePixels``).
+    static func checkSize(_ w: Int, _ h: Int, path: String, format: String) throws {
+        guard w > 0, h > 0 else { throw XAIError.file(path: path, reason: "\(format) of \(w)x\(h) pixels has no pixels") }
+        guard w <= Limits.imagePixels / h else {
+            throw XAIError.inFile(path: path, underlying: .tooLarge(what: "a \(format) of \(w)x\(h) pixels", bytes: w &* h &* 3, limit: Limits.imagePixels * 3))
+        }
+    }
+
     /// Reads a PNG (8 or 16 bit; gray, RGB, RGBA or palette, through libpng) or a JPEG (through
     /// TurboJPEG), chosen by the file's signature, not its name. Alpha is dropped.
+    /// - Throws: ``XAIError/file(path:reason:)`` for a missing, corrupt or foreign file;
+    ///   ``XAIError/tooLarge(what:bytes:limit:)`` (in the file) for a picture over ``Limits/imagePixels``.
     public static func read(_ path: String) throws -> RGBImage {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw XAIError.file(path: path, reason: "cannot be read (missing or not a file)")
         }
+        return try decode(data, path: path)
+    }
+
+    /// Decodes the bytes of a PNG or JPEG file; `path` names it in errors.
+    public static func decode(_ data: Data, path: String = "<memory>") throws -> RGBImage {
         let bytes = [UInt8](data)
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try readPNG(bytes, path: path) }
         if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return try readJPEG(bytes, path: path) }
@@ -38,7 +62,7 @@ public struct RGBImage: Sendable, Equatable {
         guard ok != 0 else { throw XAIError.file(path: path, reason: "corrupt PNG: \(message(image))") }
         defer { png_image_free(&image) }
         let (w, h) = (Int(image.width), Int(image.height))
-        guard w > 0, h > 0, w * h <= 1 << 28 else { throw XAIError.file(path: path, reason: "PNG of \(w)x\(h) pixels is not supported") }
+        try checkSize(w, h, path: path, format: "PNG")
         // Read as RGBA and drop alpha (no compositing, as Pillow's convert("RGB")); 16-bit files
         // as 16-bit values (no gamma conversion), scaled to 8 bits.
         var rgb = [UInt8](repeating: 0, count: w * h * 3)
@@ -55,7 +79,7 @@ public struct RGBImage: Sendable, Equatable {
             guard done != 0 else { throw XAIError.file(path: path, reason: "corrupt PNG: \(message(image))") }
             for p in 0..<(w * h) { for c in 0..<3 { rgb[p * 3 + c] = pixels[p * 4 + c] } }
         }
-        return RGBImage(width: w, height: h, pixels: rgb)
+        return RGBImage(unchecked: w, h, rgb)
     }
 
     static func readJPEG(_ bytes: [UInt8], path: String) throws -> RGBImage {
@@ -65,12 +89,12 @@ public struct RGBImage: Sendable, Equatable {
         var w: Int32 = 0, h: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
         func failure() -> XAIError { XAIError.file(path: path, reason: "corrupt JPEG: \(String(cString: tjGetErrorStr2(handle)))") }
         guard tjDecompressHeader3(handle, &data, UInt(data.count), &w, &h, &subsampling, &colorspace) == 0 else { throw failure() }
-        guard w > 0, h > 0, Int(w) * Int(h) <= 1 << 28 else { throw XAIError.file(path: path, reason: "JPEG of \(w)x\(h) pixels is not supported") }
+        try checkSize(Int(w), Int(h), path: path, format: "JPEG")
         var pixels = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
         let status = tjDecompress2(handle, &data, UInt(data.count), &pixels, w, 0, h, Int32(TJPF_RGB.rawValue), 0)
         // A warning (e.g. a truncated but decodable file) still yields pixels; an error does not.
         if status != 0 && tjGetErrorCode(handle) == Int32(TJERR_FATAL.rawValue) { throw failure() }
-        return RGBImage(width: Int(w), height: Int(h), pixels: pixels)
+        return RGBImage(unchecked: Int(w), Int(h), pixels)
     }
 
     /// Writes an 8-bit RGB PNG.
@@ -86,7 +110,12 @@ public struct RGBImage: Sendable, Equatable {
 
     /// Resizes with a triangle (bilinear) filter whose support widens with the shrink factor, so
     /// shrinking averages every source pixel (antialiasing, as PIL and torchvision do).
-    public func resized(width newWidth: Int, height newHeight: Int) -> RGBImage {
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for a size that is not
+    ///   positive or exceeds ``Limits/imagePixels``.
+    public func resized(width newWidth: Int, height newHeight: Int) throws -> RGBImage {
+        guard newWidth >= 1, newHeight >= 1, newWidth <= Limits.imagePixels / newHeight, width >= 1, height >= 1 else {
+            throw XAIError.invalidArgument(parameter: "size", value: "\(newWidth)x\(newHeight)", reason: "cannot resize a \(width)x\(height) picture to it")
+        }
         if newWidth == width && newHeight == height { return self }
         func taps(_ out: Int, _ input: Int) -> [(start: Int, weights: [Double])] {
             let scale = Double(input) / Double(out)
@@ -121,16 +150,20 @@ public struct RGBImage: Sendable, Equatable {
                 }
             }
         }
-        return RGBImage(width: newWidth, height: newHeight, pixels: out)
+        return RGBImage(unchecked: newWidth, newHeight, out)
     }
 
     /// The `width x height` box at `(left, top)`.
-    public func cropped(left: Int, top: Int, width w: Int, height h: Int) -> RGBImage {
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for a box outside the picture.
+    public func cropped(left: Int, top: Int, width w: Int, height h: Int) throws -> RGBImage {
+        guard left >= 0, top >= 0, w >= 0, h >= 0, left <= width - w, top <= height - h else {
+            throw XAIError.invalidArgument(parameter: "box", value: "(\(left), \(top), \(w), \(h))", reason: "outside the \(width)x\(height) picture")
+        }
         var out = [UInt8](repeating: 0, count: w * h * 3)
         for y in 0..<h {
             let src = ((top + y) * width + left) * 3
             out.replaceSubrange((y * w * 3)..<((y + 1) * w * 3), with: pixels[src..<(src + w * 3)])
         }
-        return RGBImage(width: w, height: h, pixels: out)
+        return RGBImage(unchecked: w, h, out)
     }
 }

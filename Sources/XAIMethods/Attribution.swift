@@ -57,10 +57,23 @@ public struct Attribution: Sendable {
 
 /// Every explanation method has this one call; knobs live in the method's initializer.
 public protocol AttributionMethod {
-    /// The method's command-line name.
+    /// The method's name (the command line's and the registry's).
     var name: String { get }
+    /// The model the method explains (wrappers such as SmoothGrad report the wrapped method's);
+    /// used to size batches and resolve targets.
+    var explainedModel: ExplainedModel? { get }
     /// Explains `input` (`[N, C, H, W]`) for `target`, comparing against `baseline` where the method uses one.
+    /// - Throws: ``XAIError`` naming the parameter, shape or node at fault; nothing a caller passes traps.
     func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution
+}
+
+/// A method that runs one model: every method but the wrappers.
+public protocol ModelMethod: AttributionMethod {
+    var model: ExplainedModel { get }
+}
+
+extension ModelMethod {
+    public var explainedModel: ExplainedModel? { model }
 }
 
 extension AttributionMethod {
@@ -71,157 +84,15 @@ extension AttributionMethod {
     /// Explains every image of `input` for each class of `classes` in one call, as one batch: the
     /// result holds `N * classes.count` maps, image-major (image 0 for every class, then image 1, ...).
     public func attribute(_ input: Tensor, classes: [Int], baseline: Baseline = .zero) throws -> Attribution {
-        guard !classes.isEmpty else { throw XAIError.invalidArgument(op: "--target", message: "no classes to explain") }
-        let n = input.shape[0], per = input.shape.count / max(n, 1)
+        guard !classes.isEmpty else { throw XAIError.invalidArgument(parameter: "target", value: "[]", reason: "no classes to explain") }
+        guard input.shape.rank >= 1, input.shape[0] >= 1 else {
+            throw XAIError.shapeMismatch(op: "attribute", expected: "an image batch [N, C, H, W] with N >= 1", got: [input.shape])
+        }
+        let n = input.shape[0], per = input.shape.count / n
         var scalars: [Float] = []
         scalars.reserveCapacity(n * classes.count * per)
         for b in 0..<n { for _ in classes { scalars += input.scalars[(b * per)..<((b + 1) * per)] } }
         let repeated = try Tensor(shape: Shape([n * classes.count] + input.shape.dims.dropFirst()), scalars: scalars)
         return try attribute(repeated, target: .perImage((0..<n).flatMap { _ in classes }), baseline: baseline)
-    }
-
-    /// The model a method explains, where it has one (wrappers use it to size their batches).
-    public var explainedModel: ExplainedModel? { (self as? any ModelBacked)?.model }
-}
-
-/// Methods that run one ``ExplainedModel``.
-public protocol ModelBacked {
-    var model: ExplainedModel { get }
-}
-
-extension Saliency: ModelBacked {}
-extension InputXGradient: ModelBacked {}
-extension IntegratedGradients: ModelBacked {}
-extension GradientCAM: ModelBacked {}
-extension CAM: ModelBacked {}
-
-/// A model ready to be explained: a graph on a backend, with the helpers methods share (targets,
-/// batched gradients, layer activations).
-public final class ExplainedModel: @unchecked Sendable {
-    public let graph: Graph
-    public let backend: any Backend
-    public let executor: Executor
-    public let inputName: String
-    public let outputName: String
-    private var cachedSummary: GraphSummary?
-    private let lock = NSLock()
-
-    /// Shapes, FLOPs and CAM layers of the graph at batch 1 (computed once).
-    public func summary() throws -> GraphSummary {
-        lock.lock(); defer { lock.unlock() }
-        if let cachedSummary { return cachedSummary }
-        let s = try graph.summary()
-        cachedSummary = s
-        return s
-    }
-
-    /// Bytes of activations one image needs in a forward pass kept for backward, plus its gradients.
-    public func bytesPerImageForBackward() throws -> Int {
-        let s = try summary()
-        let activations = s.shapes.filter { graph.initializers[$0.key] == nil }.values.reduce(0) { $0 + $1.count }
-        return activations * 4 * 2
-    }
-
-    public init(graph: Graph, backend: any Backend) throws {
-        guard let input = graph.imageInput, let output = graph.outputs.first else {
-            throw XAIError.invalidArgument(op: "model", message: "\(graph.name) needs one image input and one output")
-        }
-        self.graph = graph
-        self.backend = backend
-        executor = Executor(graph: graph, backend: backend)
-        inputName = input.name
-        outputName = output.name
-    }
-
-    /// The logits `[N, classes]` of a batch.
-    public func logits(_ x: DeviceArray) throws -> Tensor {
-        try backend.download(try executor.forward(x).outputs[outputName]!)
-    }
-
-    /// The class of each image for `target`, given the batch's logits.
-    public func resolve(_ target: Target, logits: Tensor) throws -> [Int] {
-        let n = logits.shape[0], classes = logits.shape.count / max(n, 1)
-        let targets: [Int]
-        switch target {
-        case .predicted:
-            targets = (0..<n).map { b in
-                let row = logits.scalars[(b * classes)..<((b + 1) * classes)]
-                return row.indices.max { row[$0] < row[$1] }! - b * classes
-            }
-        case .index(let i): targets = [Int](repeating: i, count: n)
-        case .perImage(let list):
-            guard list.count == n else {
-                throw XAIError.invalidArgument(op: "--target", message: "\(list.count) classes for a batch of \(n) images")
-            }
-            targets = list
-        }
-        for t in targets where !(0..<classes).contains(t) {
-            throw XAIError.invalidArgument(op: "--target", message: "class \(t) is outside the model's \(classes) outputs")
-        }
-        return targets
-    }
-
-    /// A seed selecting logit `targets[b]` of each row.
-    func seed(_ shape: Shape, targets: [Int]) throws -> DeviceArray {
-        var t = Tensor(shape: shape)
-        let classes = shape.count / shape[0]
-        t.withUnsafeMutableBufferPointer { p in
-            for (b, c) in targets.enumerated() { p[b * classes + c] = 1 }
-        }
-        return try backend.upload(t)
-    }
-
-    /// One forward and one backward of `sum_b logit[b, targets[b]]` over a batch:
-    /// the logits, the gradients with respect to `wrt`, and the `keep` activations.
-    public func gradients(_ x: DeviceArray, targets: [Int]? = nil, target: Target = .predicted,
-                          wrt: Set<String>, keep: Set<String> = []) throws -> (logits: Tensor, targets: [Int], grads: [String: DeviceArray], kept: [String: DeviceArray]) {
-        let pass = try executor.forward(x, keep: keep, forBackward: true)
-        let y = pass.outputs[outputName]!
-        let logits = try backend.download(y)
-        let t = try targets ?? resolve(target, logits: logits)
-        let grads = try executor.backward(pass, seeds: [outputName: try seed(y.shape, targets: t)], wrt: wrt)
-        return (logits, t, grads, pass.kept)
-    }
-
-    /// The baseline as a `[1, C, H, W]` tensor for `image` (`[1, C, H, W]`).
-    public func baselineTensor(_ baseline: Baseline, for image: Tensor) throws -> Tensor {
-        let one = Shape([1] + image.shape.dims.dropFirst())
-        switch baseline {
-        case .channelMean:
-            let plane = one.count / one[1]
-            let means = (0..<one[1]).map { c in image.scalars[(c * plane)..<((c + 1) * plane)].reduce(0.0) { $0 + Double($1) } / Double(plane) }
-            return try Tensor(shape: one, scalars: means.flatMap { [Float](repeating: Float($0), count: plane) })
-        case .blurred(let sigma):
-            guard sigma >= 0, sigma.isFinite else {
-                throw XAIError.invalidArgument(op: "--baseline", message: "blur sigma must be a non-negative number, got \(sigma)")
-            }
-            return try gaussianBlur(image.reshaped(one), sigma: sigma)
-        case .uniformNoise(let low, let high, let seed):
-            guard low < high else { throw XAIError.invalidArgument(op: "--baseline", message: "uniform noise needs low < high, got \(low)...\(high)") }
-            return Tensor.uniform(one, in: low...high, seed: seed)
-        case .zero: return Tensor(shape: one)
-        case .perChannel(let values):
-            guard values.count == one[1] else {
-                throw XAIError.invalidArgument(op: "--baseline", message: "\(values.count) channel values for \(one[1]) channels")
-            }
-            let plane = one.count / one[1]
-            return try Tensor(shape: one, scalars: values.flatMap { [Float](repeating: $0, count: plane) })
-        case .tensor(let t):
-            guard t.shape.count == one.count else {
-                throw XAIError.shapeMismatch(op: "--baseline", message: "baseline \(t.shape) for images \(one)")
-            }
-            return try t.reshaped(one)
-        }
-    }
-
-    /// Row `b` of a batch tensor as a `[1, ...]` tensor.
-    public static func image(_ t: Tensor, _ b: Int) throws -> Tensor {
-        let per = t.shape.count / t.shape[0]
-        return try Tensor(shape: Shape([1] + t.shape.dims.dropFirst()), scalars: Array(t.scalars[(b * per)..<((b + 1) * per)]))
-    }
-
-    /// Stacks `[1, ...]` tensors into a batch.
-    static func stack(_ parts: [Tensor]) throws -> Tensor {
-        try Tensor(shape: Shape([parts.count] + parts[0].shape.dims.dropFirst()), scalars: parts.flatMap(\.scalars))
     }
 }

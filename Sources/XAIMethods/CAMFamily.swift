@@ -22,7 +22,7 @@ public enum CAMVariant: String, Sendable, CaseIterable {
 /// Gradient-weighted class activation maps at a layer (default: the last 4-D activation before
 /// global pooling). One forward and one backward that stops at the layer: about one forward-
 /// equivalent, not three as when weight gradients are computed too.
-public struct GradientCAM: AttributionMethod {
+public struct GradientCAM: ModelMethod {
     public var name: String { variant.rawValue }
     public let model: ExplainedModel
     public var variant: CAMVariant
@@ -44,6 +44,12 @@ public struct GradientCAM: AttributionMethod {
         case probability
     }
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - variant: the member of the family (default Grad-CAM).
+    ///   - layer: a 4-D activation's name; `nil` for the last before global pooling.
+    ///   - relu: keep only positive evidence.
+    ///   - plusPlusScore: the score Grad-CAM++ differentiates.
     public init(model: ExplainedModel, variant: CAMVariant = .gradCAM, layer: String? = nil, relu: Bool = true,
                 plusPlusScore: PlusPlusScore = .exponential) {
         self.model = model
@@ -60,21 +66,18 @@ public struct GradientCAM: AttributionMethod {
         if variant == .gradCAMPlusPlus && plusPlusScore == .probability { _ = try probabilityHead(layer) }
     }
 
-    public func resolvedLayer() throws -> String {
-        if let layer { return layer }
-        guard let l = try model.summary().defaultCAMLayer else {
-            throw XAIError.invalidArgument(op: "--layer", message: "\(model.graph.name) has no 4-D activation; name a layer with --layer")
-        }
-        return l
-    }
+    /// The layer explained: ``layer``, or the default.
+    public func resolvedLayer() throws -> String { try model.camLayer(layer) }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
         let be = model.backend
         let layer = try resolvedLayer()
+        try model.validate(input)
         if variant == .gradCAMPlusPlus && plusPlusScore == .probability { return try plusPlusOnProbability(input, target: target, layer: layer) }
+        if variant == .gradCAMPlusPlus { try requirePiecewiseLinearPath(from: layer) }
         let r = try model.gradients(try be.upload(input), target: target, wrt: [layer], keep: [layer])
-        guard let a = r.kept[layer], let g = r.grads[layer], a.shape.rank == 4 else {
-            throw XAIError.invalidArgument(op: "--layer", message: "'\(layer)' is not a 4-D activation of \(model.graph.name)")
+        guard let a = r.kept[layer], let g = r.grads[layer] else {
+            throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "not an activation of \(model.graph.name)")
         }
         let weighted: DeviceArray
         switch variant {
@@ -82,22 +85,20 @@ public struct GradientCAM: AttributionMethod {
             weighted = try be.binary(.mul, a, try be.reduce(.mean, g, axes: [2, 3]))
         case .xGradCAM:
             let num = try be.reduce(.sum, try be.binary(.mul, a, g), axes: [2, 3])
-            let den = try be.binary(.add, try be.reduce(.sum, a, axes: [2, 3]), try be.filled([1], value: 1e-7))
+            let den = try be.adding(1e-7, to: try be.reduce(.sum, a, axes: [2, 3]))
             weighted = try be.binary(.mul, a, try be.binary(.div, num, den))
         case .layerCAM:
             weighted = try be.binary(.mul, a, try be.unary(.relu, g))
         case .gradCAMPlusPlus:
-            try requirePiecewiseLinearPath(from: layer)
-            let g2 = try be.binary(.mul, g, g), g3 = try be.binary(.mul, try be.binary(.mul, g, g), g)
-            let den = try be.binary(.add, try be.binary(.add, try be.binary(.mul, try be.filled([1], value: 2), g2),
-                                                       try be.binary(.mul, try be.reduce(.sum, a, axes: [2, 3]), g3)),
-                                    try be.filled([1], value: 1e-6))
+            let g2 = try be.binary(.mul, g, g), g3 = try be.binary(.mul, g2, g)
+            let den = try be.adding(1e-6, to: try be.binary(.add, try be.scaled(g2, by: 2),
+                                                              try be.binary(.mul, try be.reduce(.sum, a, axes: [2, 3]), g3)))
             let alpha = try be.binary(.div, g2, den)
             weighted = try be.binary(.mul, a, try be.reduce(.sum, try be.binary(.mul, alpha, try be.unary(.relu, g)), axes: [2, 3]))
         }
         var cam = try be.reduce(.sum, weighted, axes: [1])
         if relu { cam = try be.unary(.relu, cam) }
-        return try finish(cam, input.shape, r.logits, r.targets)
+        return try model.camAttribution(cam, input: input.shape, logits: r.logits, targets: r.targets)
     }
 
     /// Grad-CAM++ on the softmax probability `p_c` of a global-average-pooling + linear head. Each
@@ -109,18 +110,18 @@ public struct GradientCAM: AttributionMethod {
         let be = model.backend
         let weight = try probabilityHead(layer)
         let pass = try model.executor.forward(try be.upload(input), keep: [layer])
-        let logits = try be.download(pass.outputs[model.outputName]!)
+        let logits = try be.download(try pass.output(model.outputName))
+        try logits.requireFinite("logits of the input images")
         let targets = try model.resolve(target, logits: logits)
-        let a = try be.download(pass.kept[layer]!)
+        let a = try be.download(try pass.kept(layer))
         let (n, k, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
         let classes = weight.shape[0], plane = h * w
+        guard weight.shape[1] == k else {
+            throw XAIError.shapeMismatch(op: "gradcampp", expected: "a classifier over the layer's \(k) channels", got: [weight.shape, a.shape])
+        }
         var cam = [Float](repeating: 0, count: n * plane)
         for b in 0..<n {
-            let row = (0..<classes).map { Double(logits.scalars[b * classes + $0]) }
-            let top = row.max()!
-            let e = row.map { Foundation.exp($0 - top) }
-            let total = e.reduce(0, +)
-            let p = e.map { $0 / total }
+            let p = ExplainedModel.probabilities(logits.scalars[(b * classes)..<((b + 1) * classes)])
             let c = targets[b]
             for ch in 0..<k {
                 let u = (0..<classes).map { Double(weight.scalars[$0 * k + ch]) / Double(plane) }
@@ -142,7 +143,7 @@ public struct GradientCAM: AttributionMethod {
             }
         }
         if relu { cam = cam.map { max($0, 0) } }
-        return try finish(try be.upload(Tensor(unchecked: [n, 1, h, w], cam)), input.shape, logits, targets)
+        return try model.camAttribution(try be.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
     }
 
     /// The classifier weight `[classes, K]` when `layer` feeds a global-average-pooling + linear head.
@@ -156,47 +157,27 @@ public struct GradientCAM: AttributionMethod {
 
     /// Throws unless every node between `layer` and the output is piecewise linear in the layer.
     func requirePiecewiseLinearPath(from layer: String) throws {
-        let g = model.graph
         var reached: Set<String> = [layer]
-        for node in g.nodes where node.inputs.contains(where: reached.contains) {
-            let dependent = node.inputs.filter(reached.contains).count
-            let linear: Bool
-            switch node.op {
-            case .conv(_, let act, _), .gemm(_, _, _, _, let act): linear = act.isPiecewiseLinear
-            case .unary(let u): linear = u.isPiecewiseLinear
-            case .binary(.add), .binary(.sub): linear = true
-            // A product is linear in the layer only when one factor does not depend on it; a
-            // quotient only when the divisor does not.
-            case .binary(.mul), .matMul: linear = dependent < 2
-            case .binary(.div): linear = !reached.contains(node.inputs[1])
-            case .softmax: linear = false
-            default: linear = true
-            }
-            guard linear else {
+        for node in model.graph.nodes where node.inputs.contains(where: reached.contains) {
+            let dependent = Set(node.inputs.indices.filter { reached.contains(node.inputs[$0]) })
+            guard node.op.isPiecewiseLinear(inInputs: dependent) else {
                 throw XAIError.unsupported(op: "gradcampp", reason: "node '\(node.name)' (\(node.op.name)) between '\(layer)' and the output is not piecewise linear, so the closed form Grad-CAM++ uses does not hold; use gradcam, layercam or xgradcam")
             }
             node.outputs.forEach { reached.insert($0) }
         }
     }
-
-    /// Upsamples `[N, 1, h, w]` to the input size (bilinear, half-pixel centres).
-    func finish(_ cam: DeviceArray, _ input: Shape, _ logits: Tensor, _ targets: [Int]) throws -> Attribution {
-        let be = model.backend
-        let up = try be.resizeBilinear(cam, height: input[2], width: input[3], alignCorners: false)
-        let raw = try be.download(cam)
-        return Attribution(map: try be.download(up).reshaped([input[0], input[2], input[3]]),
-                           raw: try raw.reshaped([raw.shape[0], raw.shape[2], raw.shape[3]]),
-                           targets: targets, scores: scores(logits, targets))
-    }
 }
 
 /// Class activation mapping (Zhou et al.) for models whose head is global average pooling followed
 /// by one linear layer: the class's weights of that layer applied to the pooled activation.
-public struct CAM: AttributionMethod {
+public struct CAM: ModelMethod {
     public let name = "cam"
     public let model: ExplainedModel
     public var relu: Bool
 
+    /// - Parameters:
+    ///   - model: a model whose head is global average pooling + one linear layer.
+    ///   - relu: keep only positive evidence.
     public init(model: ExplainedModel, relu: Bool = true) {
         self.model = model
         self.relu = relu
@@ -210,13 +191,12 @@ public struct CAM: AttributionMethod {
         let g = model.graph
         let consumers = Dictionary(grouping: g.nodes, by: { $0.inputs.first ?? "" })
         for n in g.nodes {
-            guard case .globalAveragePool = n.op else { continue }
-            var value = n.outputs[0]
+            guard case .globalAveragePool = n.op, let pooled = n.inputs.first, var value = n.outputs.first else { continue }
             // Skip reshapes between the pooling and the linear layer.
-            while let next = consumers[value]?.first, next.op.isReshape { value = next.outputs[0] }
-            if let fc = consumers[value]?.first, case .gemm(false, let tb, _, _, .identity) = fc.op, fc.outputs[0] == model.outputName,
-               let w = g.initializers[fc.inputs[1]] {
-                return (n.inputs[0], tb ? w : try w.permuted([1, 0]))
+            while let next = consumers[value]?.first, next.op.isView, let out = next.outputs.first { value = out }
+            if let fc = consumers[value]?.first, case .gemm(false, let tb, _, _, .identity) = fc.op, fc.outputs.first == model.outputName,
+               fc.inputs.count > 1, let w = g.initializers[fc.inputs[1]], w.shape.rank == 2 {
+                return (pooled, tb ? w : try w.permuted([1, 0]))
             }
         }
         throw XAIError.unsupported(op: "CAM", reason: "\(g.name) does not end in global average pooling + one linear layer; use gradcam")
@@ -225,50 +205,38 @@ public struct CAM: AttributionMethod {
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
         let be = model.backend
         let (layer, weight) = try head()
+        try model.validate(input)
         let pass = try model.executor.forward(try be.upload(input), keep: [layer])
-        let logits = try be.download(pass.outputs[model.outputName]!)
+        let logits = try be.download(try pass.output(model.outputName))
         let targets = try model.resolve(target, logits: logits)
-        let a = pass.kept[layer]!
+        let a = try pass.kept(layer)
         let k = weight.shape[1]
-        guard a.shape[1] == k else { throw XAIError.shapeMismatch(op: "CAM", message: "layer \(a.shape) for classifier \(weight.shape)") }
+        guard a.shape.rank == 4, a.shape[1] == k else {
+            throw XAIError.shapeMismatch(op: "CAM", expected: "a 4-D layer of the classifier's \(k) channels", got: [a.shape, weight.shape])
+        }
         let rows = targets.flatMap { weight.scalars[($0 * k)..<(($0 + 1) * k)] }
-        let w = try be.upload(try Tensor(shape: [targets.count, k, 1, 1], scalars: Array(rows)))
+        let w = try be.upload(Tensor(unchecked: [targets.count, k, 1, 1], Array(rows)))
         var cam = try be.reduce(.sum, try be.binary(.mul, a, w), axes: [1])
         if relu { cam = try be.unary(.relu, cam) }
-        return try GradientCAM(model: model).finish(cam, input.shape, logits, targets)
-    }
-}
-
-extension UnaryOp {
-    /// Ops whose second derivative vanishes almost everywhere.
-    var isPiecewiseLinear: Bool {
-        switch self {
-        case .identity, .relu, .clip, .leakyRelu, .hardSigmoid: return true
-        case .sigmoid, .tanh, .silu, .hardSwish: return false
-        }
-    }
-}
-
-extension Op {
-    var isReshape: Bool {
-        switch self {
-        case .flatten, .reshape, .squeeze, .identity: return true
-        default: return false
-        }
+        return try model.camAttribution(cam, input: input.shape, logits: logits, targets: targets)
     }
 }
 
 /// Score-CAM (Wang et al.): each channel of the layer, upsampled to the input and scaled to
 /// [0, 1], masks the input; the channel's weight is the softmax over channels of the masked inputs'
-/// target logits. One forward per channel, run as batches sized from the memory budget (the
-/// masked copies are built on the device).
-public struct ScoreCAM: AttributionMethod, ModelBacked {
+/// target logits. One forward per channel, run as batches sized from the memory budget; each batch
+/// upsamples and scales only its own channels, on the device.
+public struct ScoreCAM: ModelMethod {
     public let name = "scorecam"
     public let model: ExplainedModel
     public var layer: String?
     /// Masked copies per forward batch; default from the backend's memory budget.
     public var internalBatchSize: Int?
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - layer: a 4-D activation's name; `nil` for the last before global pooling.
+    ///   - internalBatchSize: masked copies per forward batch (default: from the memory budget).
     public init(model: ExplainedModel, layer: String? = nil, internalBatchSize: Int? = nil) {
         self.model = model
         self.layer = layer
@@ -277,43 +245,39 @@ public struct ScoreCAM: AttributionMethod, ModelBacked {
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
         let be = model.backend
-        let layer = try GradientCAM(model: model, layer: self.layer).resolvedLayer()
+        let layer = try model.camLayer(self.layer)
+        try model.validate(input)
         let pass = try model.executor.forward(try be.upload(input), keep: [layer])
-        let logits = try be.download(pass.outputs[model.outputName]!)
+        let logits = try be.download(try pass.output(model.outputName))
         let targets = try model.resolve(target, logits: logits)
-        let acts = pass.kept[layer]!
-        guard acts.shape.rank == 4 else { throw XAIError.invalidArgument(op: "--layer", message: "'\(layer)' is not a 4-D activation") }
+        let acts = try pass.kept(layer)
         let (n, k, h, w) = (acts.shape[0], acts.shape[1], acts.shape[2], acts.shape[3])
         let (c, height, width) = (input.shape[1], input.shape[2], input.shape[3])
         let perCopy = try model.bytesPerImageForBackward() / 2 + c * height * width * 4
-        let chunk = max(1, min(k, internalBatchSize ?? model.backend.memoryBudget / 4 / max(perCopy, 1)))
+        let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: perCopy, cap: k, parameter: "internalBatchSize")
         let classes = logits.shape[1]
         var cams: [DeviceArray] = []
         for b in 0..<n {
-            let a = try be.slice(acts, starts: [b, 0, 0, 0], sizes: [1, k, h, w])
-            // Channels as masks: upsampled (align_corners, as pytorch-grad-cam) and min-max scaled.
-            let up = try be.resizeBilinear(a, height: height, width: width, alignCorners: true).reshaped([k, 1, height, width])
-            let hi = try be.reduce(.max, up, axes: [2, 3])
-            let lo = try be.binary(.mul, try be.reduce(.max, try be.binary(.mul, up, try be.filled([1], value: -1)), axes: [2, 3]), try be.filled([1], value: -1))
-            let span = try be.binary(.add, try be.binary(.sub, hi, lo), try be.filled([1], value: 1e-8))
-            let masks = try be.binary(.div, try be.binary(.sub, up, lo), span)
             let x = try be.upload(try ExplainedModel.image(input, b))
             var scores: [Double] = []
             var start = 0
             while start < k {
                 let count = min(chunk, k - start)
-                let m = try be.slice(masks, starts: [start, 0, 0, 0], sizes: [count, 1, height, width])
-                let out = try model.logits(try be.binary(.mul, x, m))
+                // This batch's channels as masks: upsampled (align_corners, as pytorch-grad-cam) and min-max scaled.
+                let a = try be.slice(acts, starts: [b, start, 0, 0], sizes: [1, count, h, w])
+                let up = try be.resizeBilinear(a, height: height, width: width, alignCorners: true).reshaped([count, 1, height, width])
+                let hi = try be.reduce(.max, up, axes: [2, 3]), lo = try be.reduce(.min, up, axes: [2, 3])
+                let span = try be.adding(1e-8, to: try be.binary(.sub, hi, lo))
+                let masks = try be.binary(.div, try be.binary(.sub, up, lo), span)
+                let out = try model.logits(try be.binary(.mul, x, masks))
                 scores += (0..<count).map { Double(out.scalars[$0 * classes + targets[b]]) }
                 start += count
             }
-            let top = scores.max() ?? 0
-            let e = scores.map { Foundation.exp($0 - top) }
-            let total = e.reduce(0, +)
-            let weights = try be.upload(try Tensor(shape: [1, k, 1, 1], scalars: e.map { Float($0 / total) }))
-            cams.append(try be.unary(.relu, try be.reduce(.sum, try be.binary(.mul, a, weights), axes: [1])))
+            let weights = ExplainedModel.probabilities(scores.map { Float($0) })
+            let a = try be.slice(acts, starts: [b, 0, 0, 0], sizes: [1, k, h, w])
+            let wk = try be.upload(Tensor(unchecked: [1, k, 1, 1], weights.map { Float($0) }))
+            cams.append(try be.unary(.relu, try be.reduce(.sum, try be.binary(.mul, a, wk), axes: [1])))
         }
-        let cam = try be.concat(cams, axis: 0)
-        return try GradientCAM(model: model).finish(cam, input.shape, logits, targets)
+        return try model.camAttribution(try be.concat(cams, axis: 0), input: input.shape, logits: logits, targets: targets)
     }
 }

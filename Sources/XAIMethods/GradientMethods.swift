@@ -18,7 +18,7 @@ func reduceChannels(_ raw: Tensor, _ mode: ChannelReduction) -> Tensor {
     var out = [Float](repeating: 0, count: n * plane)
     for b in 0..<n {
         for p in 0..<plane {
-            var acc: Float = mode == .maxAbsolute ? 0 : 0
+            var acc: Float = 0
             for ch in 0..<c {
                 let v = raw.scalars[(b * c + ch) * plane + p]
                 switch mode {
@@ -35,7 +35,7 @@ func reduceChannels(_ raw: Tensor, _ mode: ChannelReduction) -> Tensor {
 
 /// Vanilla gradient saliency: the gradient of the target logit with respect to the input.
 /// One forward and one backward for the whole batch.
-public struct Saliency: AttributionMethod {
+public struct Saliency: ModelMethod {
     public let name = "saliency"
     public let model: ExplainedModel
     /// `raw` keeps the sign; the map reduces channels with `reduction` (default: max |gradient|).
@@ -47,41 +47,45 @@ public struct Saliency: AttributionMethod {
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        try model.validate(input)
         let r = try model.gradients(try model.backend.upload(input), target: target, wrt: [model.inputName])
-        let raw = try model.backend.download(r.grads[model.inputName]!)
-        return Attribution(map: reduceChannels(raw, reduction), raw: raw, targets: r.targets, scores: scores(r.logits, r.targets))
+        let raw = try model.backend.download(try model.inputGradient(r.grads))
+        return Attribution(map: reduceChannels(raw, reduction), raw: raw, targets: r.targets, scores: ExplainedModel.scores(r.logits, r.targets))
     }
 }
 
 /// Gradient x Input: the input times its gradient; the map sums over channels.
-public struct InputXGradient: AttributionMethod {
+public struct InputXGradient: ModelMethod {
     public let name = "inputxgrad"
     public let model: ExplainedModel
 
     public init(model: ExplainedModel) { self.model = model }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        try model.validate(input)
         let be = model.backend
         let x = try be.upload(input)
         let r = try model.gradients(x, target: target, wrt: [model.inputName])
-        let raw = try be.download(try be.binary(.mul, r.grads[model.inputName]!, x))
-        return Attribution(map: reduceChannels(raw, .sum), raw: raw, targets: r.targets, scores: scores(r.logits, r.targets))
+        let raw = try be.download(try be.binary(.mul, try model.inputGradient(r.grads), x))
+        return Attribution(map: reduceChannels(raw, .sum), raw: raw, targets: r.targets, scores: ExplainedModel.scores(r.logits, r.targets))
     }
-}
-
-func scores(_ logits: Tensor, _ targets: [Int]) -> [Float] {
-    let classes = logits.shape.count / logits.shape[0]
-    return targets.enumerated().map { logits.scalars[$0.offset * classes + $0.element] }
 }
 
 /// How Integrated Gradients places its steps on the path from the baseline to the input.
 public enum IntegrationRule: String, Sendable, CaseIterable {
     case left, right, middle, trapezoid, gaussLegendre = "gausslegendre"
 
-    /// Path positions in [0, 1] and their weights. The trapezoid rule's weights sum to 1 (Captum's
-    /// sum to (n-1)/n: it halves the end weights of 1/n).
-    public func nodes(_ n: Int) -> (alphas: [Double], weights: [Double]) {
-        precondition(n >= 2)
+    /// The fewest steps the rule takes (the trapezoid needs both ends).
+    public var minimumSteps: Int { self == .trapezoid ? 2 : 1 }
+
+    /// Path positions in [0, 1] and their weights, which sum to 1. The trapezoid rule's weights sum
+    /// to 1 (Captum's sum to (n-1)/n: it halves the end weights of 1/n).
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`steps`) for fewer than
+    ///   ``minimumSteps`` or more than 100,000 steps.
+    public func nodes(_ n: Int) throws -> (alphas: [Double], weights: [Double]) {
+        guard n >= minimumSteps, n <= 100_000 else {
+            throw XAIError.invalidArgument(parameter: "steps", value: "\(n)", reason: "the \(rawValue) rule needs \(minimumSteps) to 100000 steps")
+        }
         let dn = Double(n)
         switch self {
         case .left: return ((0..<n).map { Double($0) / dn }, [Double](repeating: 1 / dn, count: n))
@@ -126,7 +130,7 @@ func legendreNodes(_ n: Int) -> ([Double], [Double]) {
 /// Integrated Gradients (Sundararajan et al.): `(x - baseline) * integral of the gradient along the
 /// straight path`, with the path steps run as large batches. Reports the completeness delta
 /// `|sum(attribution) - (f(x) - f(baseline))|` for every image.
-public struct IntegratedGradients: AttributionMethod {
+public struct IntegratedGradients: ModelMethod {
     public let name = "ig"
     public let model: ExplainedModel
     /// Number of path points (default 50).
@@ -144,28 +148,22 @@ public struct IntegratedGradients: AttributionMethod {
         self.internalBatchSize = internalBatchSize
     }
 
-    func batchSize(for input: Shape) throws -> Int {
-        if let b = internalBatchSize {
-            guard b >= 1 else { throw XAIError.invalidArgument(op: "--batch", message: "internal batch size \(b) must be positive") }
-            return b
-        }
-        // Activations kept for the backward pass plus their gradients, within a quarter of the budget.
-        return max(1, min(steps, model.backend.memoryBudget / 4 / max(try model.bytesPerImageForBackward(), 1)))
+    /// Path points per batch: `internalBatchSize` (checked against the memory budget), or as many
+    /// as fit a quarter of it (the activations kept for backward plus their gradients per point).
+    func batchSize() throws -> Int {
+        try model.batchSize(requested: internalBatchSize, bytesPerItem: try model.bytesPerImageForBackward(), cap: steps, parameter: "internalBatchSize")
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
-        guard steps >= 2 else { throw XAIError.invalidArgument(op: "--steps", message: "Integrated Gradients needs at least 2 steps, got \(steps)") }
         let be = model.backend
+        let (alphas, weights) = try rule.nodes(steps)
+        let (_, resolved) = try model.prepare(input, target: target)
         let n = input.shape[0]
-        let (alphas, weights) = rule.nodes(steps)
-        let chunk = try batchSize(for: input.shape)
+        let chunk = try batchSize()
         var raws: [Tensor] = [], targets: [Int] = [], scoreList: [Float] = []
         var deltas: [Double] = [], differences: [Double] = []
-        let initialLogits = try model.logits(try be.upload(input))
-        let resolved = try model.resolve(target, logits: initialLogits)
         for b in 0..<n {
-            let xb = try ExplainedModel.image(input, b)
-            let base = try model.baselineTensor(baseline, for: xb)
+            let (xb, base) = try model.imageAndBaseline(input, b, baseline)
             let x = try be.upload(xb), b0 = try be.upload(base)
             let diff = try be.binary(.sub, x, b0)
             // The weighted path gradients are summed on the host in step order, so the result does
@@ -180,7 +178,7 @@ public struct IntegratedGradients: AttributionMethod {
                 let a = try be.upload(try Tensor(shape: [count, 1, 1, 1], scalars: alphas[start..<(start + count)].map(Float.init)))
                 let points = try be.binary(.add, try be.binary(.mul, a, diff), b0)
                 let r = try model.gradients(points, targets: [Int](repeating: resolved[b], count: count), wrt: [model.inputName])
-                let g = try be.download(r.grads[model.inputName]!).scalars
+                let g = try be.download(try model.inputGradient(r.grads)).scalars
                 for k in 0..<count {
                     let w = weights[start + k]
                     for i in 0..<per { total[i] += w * Double(g[k * per + i]) }
@@ -188,7 +186,7 @@ public struct IntegratedGradients: AttributionMethod {
                 start += count
             }
             let d = try be.download(diff).scalars
-            let raw = try Tensor(shape: xb.shape, scalars: (0..<per).map { Float(total[$0] * Double(d[$0])) })
+            let raw = Tensor(unchecked: xb.shape, (0..<per).map { Float(total[$0] * Double(d[$0])) })
             // Completeness: f(x) - f(baseline) against the attribution's sum.
             let ends = try model.logits(try be.upload(try ExplainedModel.stack([xb, base])))
             let classes = ends.shape[1]

@@ -6,7 +6,10 @@ import XAICore
 /// once per image, never per perturbed sample.
 public func gaussianBlur(_ image: Tensor, sigma: Float) throws -> Tensor {
     guard image.shape.rank == 4 else {
-        throw XAIError.shapeMismatch(op: "gaussianBlur", message: "expects [N, C, H, W], got \(image.shape)")
+        throw XAIError.shapeMismatch(op: "gaussianBlur", expected: "[N, C, H, W]", got: [image.shape])
+    }
+    guard sigma >= 0, sigma <= 10_000 else {
+        throw XAIError.invalidArgument(parameter: "sigma", value: "\(sigma)", reason: "blur sigma must be between 0 and 10000 pixels")
     }
     if sigma == 0 { return image }
     let radius = Int(4 * Double(sigma) + 0.5)
@@ -44,34 +47,4 @@ public func gaussianBlur(_ image: Tensor, sigma: Float) throws -> Tensor {
         }
     }
     return Tensor(unchecked: image.shape, out)
-}
-
-/// Spearman rank correlation (ties get their average rank); 1 when either side is constant and
-/// both are equal, 0 when only one is constant.
-public func spearmanCorrelation(_ a: [Double], _ b: [Double]) -> Double {
-    precondition(a.count == b.count)
-    func ranks(_ v: [Double]) -> [Double] {
-        let order = v.indices.sorted { v[$0] < v[$1] }
-        var r = [Double](repeating: 0, count: v.count)
-        var i = 0
-        while i < order.count {
-            var j = i
-            while j + 1 < order.count && v[order[j + 1]] == v[order[i]] { j += 1 }
-            let rank = Double(i + j) / 2
-            for k in i...j { r[order[k]] = rank }
-            i = j + 1
-        }
-        return r
-    }
-    let (ra, rb) = (ranks(a), ranks(b))
-    let n = Double(a.count)
-    let (ma, mb) = (ra.reduce(0, +) / n, rb.reduce(0, +) / n)
-    var num = 0.0, da = 0.0, db = 0.0
-    for i in 0..<a.count {
-        num += (ra[i] - ma) * (rb[i] - mb)
-        da += (ra[i] - ma) * (ra[i] - ma)
-        db += (rb[i] - mb) * (rb[i] - mb)
-    }
-    if da == 0 || db == 0 { return a == b ? 1 : 0 }
-    return num / (da * db).squareRoot()
 }

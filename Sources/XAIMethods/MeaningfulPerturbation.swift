@@ -10,7 +10,7 @@ import XAIGraph
 /// Each step is one forward and one backward to the input (about 2 forward-equivalents); the
 /// images of a batch are optimised together. The map is the deletion `1 - M` at input resolution;
 /// `raw` is the low-resolution mask `m` itself.
-public struct MeaningfulPerturbation: AttributionMethod, ModelBacked {
+public struct MeaningfulPerturbation: ModelMethod {
     public let name = "mp"
     public let model: ExplainedModel
     /// Adam steps (default 300).
@@ -66,7 +66,7 @@ public struct MeaningfulPerturbation: AttributionMethod, ModelBacked {
         // x~ = blur + M * (x - blur)
         let blended = try be.binary(.add, p.blurred, try be.binary(.mul, up, p.difference))
         let pass = try model.executor.forward(blended, keep: [], forBackward: true)
-        let logits = try be.download(pass.outputs[model.outputName]!)
+        let logits = try be.download(try pass.output(model.outputName))
         let classes = logits.shape[1]
         var seed = [Float](repeating: 0, count: p.n * classes)
         var score = [Double](repeating: 0, count: p.n)
@@ -78,10 +78,7 @@ public struct MeaningfulPerturbation: AttributionMethod, ModelBacked {
                 score[b] = row[t]
                 seed[b * classes + t] = 1
             case .probability:
-                let top = row.max()!
-                let e = row.map { Foundation.exp($0 - top) }
-                let total = e.reduce(0, +)
-                let prob = e.map { $0 / total }
+                let prob = ExplainedModel.probabilities(logits.scalars[(b * classes)..<((b + 1) * classes)])
                 score[b] = prob[t]
                 // d p_t / d z_j = p_t (delta_tj - p_j)
                 for j in 0..<classes { seed[b * classes + j] = Float(prob[t] * ((j == t ? 1 : 0) - prob[j])) }
@@ -89,7 +86,7 @@ public struct MeaningfulPerturbation: AttributionMethod, ModelBacked {
         }
         let g = try model.executor.backward(pass, seeds: [model.outputName: try be.upload(Tensor(unchecked: logits.shape, seed))], wrt: [model.inputName])
         // d score / d M = sum over channels of g * (x - blur), then back through the upsampling.
-        let gM = try be.reduce(.sum, try be.binary(.mul, g[model.inputName]!, p.difference), axes: [1])
+        let gM = try be.reduce(.sum, try be.binary(.mul, try model.inputGradient(g), p.difference), axes: [1])
         let gm = try be.download(try be.resizeBilinearBackward(gM, inputShape: [p.n, 1, s, s], alignCorners: false)).scalars
         var loss = score, gradient = gm.map(Double.init)
         let beta = tvBeta
@@ -118,12 +115,18 @@ public struct MeaningfulPerturbation: AttributionMethod, ModelBacked {
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
-        guard iterations >= 1, maskSize >= 2, learningRate > 0 else {
-            throw XAIError.invalidArgument(op: "--steps", message: "Meaningful Perturbation needs iterations >= 1, mask size >= 2 and a positive learning rate")
+        guard iterations >= 1, iterations <= 1_000_000 else {
+            throw XAIError.invalidArgument(parameter: "iterations", value: "\(iterations)", reason: "Meaningful Perturbation needs 1 to 1000000 iterations")
+        }
+        guard maskSize >= 2, maskSize <= 4096 else {
+            throw XAIError.invalidArgument(parameter: "maskSize", value: "\(maskSize)", reason: "must be between 2 and 4096")
+        }
+        for (name, v) in [("learningRate", learningRate), ("l1Coefficient", l1Coefficient), ("tvCoefficient", tvCoefficient), ("tvBeta", tvBeta)]
+        where !(v.isFinite && v >= 0) || (name == "learningRate" && v == 0) {
+            throw XAIError.invalidArgument(parameter: name, value: "\(v)", reason: name == "learningRate" ? "must be positive" : "must be a non-negative number")
         }
         let be = model.backend
-        let logits = try model.logits(try be.upload(input))
-        let targets = try model.resolve(target, logits: logits)
+        let (logits, targets) = try model.prepare(input, target: target)
         let p = try problem(input, targets: targets)
         let count = p.n * maskSize * maskSize
         // Start from the whole image kept; Adam on the mask, clamped to [0, 1] after each step.
@@ -149,7 +152,7 @@ public struct MeaningfulPerturbation: AttributionMethod, ModelBacked {
         let plane = p.height * p.width
         let deleted = (0..<p.n).map { b in deletion[(b * plane)..<((b + 1) * plane)].reduce(0.0) { $0 + Double($1) } / Double(plane) }
         return Attribution(map: Tensor(unchecked: [p.n, p.height, p.width], deletion), raw: Tensor(unchecked: [p.n, s, s], masks.map { Float($0) }),
-                           targets: targets, scores: scores(logits, targets),
+                           targets: targets, scores: ExplainedModel.scores(logits, targets),
                            diagnostics: ["initialScore": initialScore, "finalScore": final.score, "finalLoss": final.loss, "deletedFraction": deleted])
     }
 }

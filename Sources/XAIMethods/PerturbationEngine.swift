@@ -35,26 +35,19 @@ public struct PerturbationEngine: Sendable {
 
     /// Copies per forward batch for images of `shape` `[1, C, H, W]`.
     public func batchSize(for shape: Shape) throws -> Int {
-        if let b = perturbationsPerEval {
-            guard b >= 1 else { throw XAIError.invalidArgument(op: "--batch", message: "perturbations per evaluation must be positive, got \(b)") }
-            return b
-        }
         // A forward keeps about half of what a backward would, plus the composited copy.
         let perCopy = try model.bytesPerImageForBackward() / 2 + shape.count * 4
-        return max(1, model.backend.memoryBudget / 4 / max(perCopy, 1))
+        return try model.batchSize(requested: perturbationsPerEval, bytesPerItem: perCopy, cap: Int.max, parameter: "perturbationsPerEval")
     }
 
     /// The score of `targets[r]` in each row `r` of `logits`, as logit or probability.
     func scores(_ logits: Tensor, targets: [Int]) -> [Double] {
-        let classes = logits.shape.count / logits.shape[0]
+        let classes = logits.shape.count / max(logits.shape[0], 1)
         return targets.enumerated().map { r, target in
             let row = logits.scalars[(r * classes)..<((r + 1) * classes)]
             switch output {
             case .logit: return Double(row[r * classes + target])
-            case .probability:
-                let top = Double(row.max()!)
-                let total = row.reduce(0.0) { $0 + Foundation.exp(Double($1) - top) }
-                return Foundation.exp(Double(row[r * classes + target]) - top) / total
+            case .probability: return ExplainedModel.probabilities(row)[target]
             }
         }
     }
@@ -75,7 +68,7 @@ public struct PerturbationEngine: Sendable {
             let range = start..<min(start + chunk, count)
             let spec = try describe(range)
             guard spec.sampleCount == range.count else {
-                throw XAIError.invalidArgument(op: "perturbation", message: "\(spec.sampleCount) masks described for \(range.count) copies")
+                throw XAIError.invalidArgument(parameter: "masks", value: "\(spec.sampleCount)", reason: "masks described for \(range.count) perturbed copies")
             }
             let batch = try model.backend.composite(image: image, baseline: baseline, masks: spec)
             let s = scores(try model.logits(batch), targets: [Int](repeating: target, count: range.count))

@@ -19,7 +19,7 @@ public struct SmoothGrad: AttributionMethod {
     /// Noise standard deviation as a fraction of each image's value range (default 0.15).
     public var noiseLevel: Float
     /// Copies per batch of the wrapped method; by default as many as fit a quarter of the backend's
-    /// memory budget (all samples when the wrapped method has no model to measure).
+    /// memory budget.
     public var internalBatchSize: Int?
     public var seed: UInt64
     /// Standard-normal noise `[N, samples, C, H, W]` to use instead of drawing it (for tests that
@@ -37,19 +37,27 @@ public struct SmoothGrad: AttributionMethod {
         self.noise = noise
     }
 
+    /// The wrapped method's model.
+    public var explainedModel: ExplainedModel? { base.explainedModel }
+
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
-        guard samples >= 1 else { throw XAIError.invalidArgument(op: "--samples", message: "SmoothGrad needs at least one sample, got \(samples)") }
+        guard samples >= 1, samples <= 1_000_000 else {
+            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "SmoothGrad needs 1 to 1000000 samples")
+        }
+        guard noiseLevel >= 0, noiseLevel.isFinite else {
+            throw XAIError.invalidArgument(parameter: "noise", value: "\(noiseLevel)", reason: "must be a non-negative fraction of the value range")
+        }
+        guard let model = base.explainedModel else {
+            throw XAIError.unsupported(op: "SmoothGrad", reason: "the wrapped method \(base.name) runs no model")
+        }
+        // The targets and scores of the clean images, resolved once.
+        let (logits, targets) = try model.prepare(input, target: target)
         let n = input.shape[0], per = input.shape.count / n
         if let noise, noise.shape.count != n * samples * per {
-            throw XAIError.shapeMismatch(op: "SmoothGrad noise", message: "\(noise.shape) for \(n) images x \(samples) samples of \(input.shape)")
+            throw XAIError.shapeMismatch(op: "SmoothGrad noise", expected: "\(n) images x \(samples) samples of \(input.shape)", got: [noise.shape])
         }
-        var defaultChunk = samples
-        if let model = base.explainedModel {
-            defaultChunk = model.backend.memoryBudget / 4 / max(try model.bytesPerImageForBackward(), 1)
-        }
-        let chunk = max(1, min(internalBatchSize ?? defaultChunk, samples))
-        // The wrapped method resolves the target on the clean images once.
-        let first = try base.attribute(input, target: target, baseline: baseline)
+        let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: try model.bytesPerImageForBackward(),
+                                        cap: samples, parameter: "internalBatchSize")
         var rng = SeededGenerator(seed: seed)
         var raws: [Tensor] = []
         for b in 0..<n {
@@ -66,8 +74,8 @@ public struct SmoothGrad: AttributionMethod {
                         batch[k * per + i] = image[i] + sigma * z
                     }
                 }
-                let noisy = try Tensor(shape: Shape([count] + input.shape.dims.dropFirst()), scalars: batch)
-                let a = try base.attribute(noisy, target: .index(first.targets[b]), baseline: baseline)
+                let noisy = Tensor(unchecked: Shape([count] + input.shape.dims.dropFirst()), batch)
+                let a = try base.attribute(noisy, target: .index(targets[b]), baseline: baseline)
                 guard let raw = a.raw, raw.shape.count == count * per else {
                     throw XAIError.unsupported(op: "SmoothGrad", reason: "the wrapped method \(base.name) has no input-shaped raw attribution")
                 }
@@ -88,10 +96,10 @@ public struct SmoothGrad: AttributionMethod {
                 case .varGrad: return Float(sumSq[i] / s - (sum[i] / s) * (sum[i] / s))
                 }
             }
-            raws.append(try Tensor(shape: Shape([1] + input.shape.dims.dropFirst()), scalars: values))
+            raws.append(Tensor(unchecked: Shape([1] + input.shape.dims.dropFirst()), values))
         }
         let raw = try ExplainedModel.stack(raws)
         let reduction: ChannelReduction = kind == .smoothGrad ? .maxAbsolute : .sum
-        return Attribution(map: reduceChannels(raw, reduction), raw: raw, targets: first.targets, scores: first.scores)
+        return Attribution(map: reduceChannels(raw, reduction), raw: raw, targets: targets, scores: ExplainedModel.scores(logits, targets))
     }
 }

@@ -10,7 +10,7 @@ public struct SegmentMap: Sendable, Equatable {
     /// Relabels arbitrary integer ids compactly to `0..<count` in order of first appearance.
     public init(height: Int, width: Int, ids: [Int]) throws {
         guard ids.count == height * width, height > 0, width > 0 else {
-            throw XAIError.shapeMismatch(op: "segments", message: "\(ids.count) labels for a \(height)x\(width) image")
+            throw XAIError.shapeMismatch(op: "segments", expected: "\(height * width) labels for a \(height)x\(width) image", got: [Shape([ids.count])])
         }
         var compact: [Int: Int32] = [:]
         var labels = [Int32](repeating: 0, count: ids.count)
@@ -60,17 +60,18 @@ public enum Segmentation: Sendable {
         case .felzenszwalb(let f): return try f.segment(image)
         case .grid(let rows, let columns):
             guard rows >= 1, columns >= 1, rows <= h, columns <= w else {
-                throw XAIError.invalidArgument(op: "--segments", message: "a \(rows)x\(columns) grid does not fit a \(h)x\(w) image")
+                throw XAIError.invalidArgument(parameter: "segments", value: "\(rows)x\(columns)", reason: "the grid does not fit a \(h)x\(w) image")
             }
             return try SegmentMap(height: h, width: w, ids: (0..<(h * w)).map { p in (p / w) * rows / h * columns + (p % w) * columns / w })
         case .labels(let t):
             let plane = h * w
             let spatial = Array(t.shape.dims.suffix(2))
             guard spatial == [h, w], t.shape.rank == 2 || (t.shape.rank == 3 && index < t.shape[0]) else {
-                throw XAIError.shapeMismatch(op: "--feature-mask", message: "label map \(t.shape) for \(h)x\(w) images (image \(index))")
+                throw XAIError.shapeMismatch(op: "featureMask", expected: "a label map [\(h), \(w)] or [N, \(h), \(w)] for image \(index)", got: [t.shape])
             }
             let offset = t.shape.rank == 2 ? 0 : index * plane
-            return try SegmentMap(height: h, width: w, ids: t.scalars[offset..<(offset + plane)].map { Int($0) })
+            let ids = try Tensor(unchecked: [plane], Array(t.scalars[offset..<(offset + plane)])).integers("featureMask")
+            return try SegmentMap(height: h, width: w, ids: ids)
         }
     }
 }
@@ -131,8 +132,9 @@ public struct SLIC: Sendable {
 
     /// Segments `image` (`[1, C, H, W]` or `[C, H, W]`; three channels are taken as RGB).
     public func segment(_ image: Tensor) throws -> SegmentMap {
-        guard segments >= 1, compactness > 0, iterations >= 1 else {
-            throw XAIError.invalidArgument(op: "--segments", message: "SLIC needs segments >= 1, compactness > 0 and iterations >= 1")
+        try image.requireFinite("image to segment")
+        guard segments >= 1, segments <= 1 << 24, compactness > 0, compactness.isFinite, iterations >= 1, sigma.isFinite else {
+            throw XAIError.invalidArgument(parameter: "segments", value: "\(segments)", reason: "SLIC needs segments >= 1, compactness > 0 and iterations >= 1")
         }
         let dims = image.shape.dims.suffix(3)
         let (c, h, w) = (dims[dims.startIndex], dims[dims.startIndex + 1], dims[dims.startIndex + 2])
@@ -297,8 +299,9 @@ public struct Quickshift: Sendable {
     }
 
     public func segment(_ image: Tensor) throws -> SegmentMap {
-        guard kernelSize >= 1, maxDistance >= 0, ratio >= 0 else {
-            throw XAIError.invalidArgument(op: "--segments", message: "quickshift needs kernel size >= 1, max distance >= 0 and ratio >= 0")
+        try image.requireFinite("image to segment")
+        guard kernelSize >= 1, kernelSize <= 1000, maxDistance >= 0, maxDistance.isFinite, ratio >= 0, ratio.isFinite else {
+            throw XAIError.invalidArgument(parameter: "segmentation", value: "quickshift", reason: "needs kernel size >= 1, max distance >= 0 and ratio >= 0")
         }
         var (c, h, w, values) = unitPixels(image, range: valueRange)
         if c == 3 {
@@ -362,8 +365,9 @@ public struct Felzenszwalb: Sendable {
     }
 
     public func segment(_ image: Tensor) throws -> SegmentMap {
-        guard scale > 0, sigma >= 0, minSize >= 0 else {
-            throw XAIError.invalidArgument(op: "--segments", message: "felzenszwalb needs scale > 0, sigma >= 0 and min size >= 0")
+        try image.requireFinite("image to segment")
+        guard scale > 0, scale.isFinite, sigma >= 0, sigma.isFinite, minSize >= 0 else {
+            throw XAIError.invalidArgument(parameter: "segmentation", value: "felzenszwalb", reason: "needs scale > 0, sigma >= 0 and min size >= 0")
         }
         let (c, h, w, unit) = unitPixels(image, range: valueRange)
         // Smooth channel by channel (blur works on planar [1, C, H, W]).

@@ -18,35 +18,47 @@ public struct ONNXModelInfo: Sendable {
     public let parameterCount: Int
 }
 
-/// Imports ONNX models (opsets 9 to 21) into a ``Graph``. Errors name the file, the node, the op type
-/// and the opset.
+/// Imports ONNX models (opsets 9 to 21) into a ``Graph``. Every error names the file and, where
+/// there is one, the node, its op type and the opset.
 public enum ONNXImporter {
     public static let supportedOpsets = 9...21
-    public static let supportedOps: Set<String> = [
-        "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
-        "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Flatten",
-        "Reshape", "Transpose", "Concat", "Softmax", "LogSoftmax", "Dropout", "Identity", "Constant", "Shape",
-        "Gather", "Unsqueeze", "Squeeze", "ReduceMean", "Pad", "Slice", "Cast", "ConstantOfShape",
-    ]
+    /// The op types the importer maps: the keys of its op table.
+    public static var supportedOps: Set<String> { Set(opTable.keys) }
 
     /// Loads and maps a model file; the graph is returned as exported (call `optimized()` to rewrite).
+    /// - Throws: ``XAIError/file(path:reason:)`` for a missing, empty, truncated or foreign file;
+    ///   otherwise the error wrapped in ``XAIError/inFile(path:underlying:)``.
     public static func load(path: String) throws -> Graph {
-        let model = try read(path)
-        var importer = try Importer(model: model, path: path)
-        return try importer.graph()
+        try load(data: try contents(path), path: path)
+    }
+
+    /// Maps the bytes of a model file; `path` names it in errors and locates external weights.
+    public static func load(data: Data, path: String) throws -> Graph {
+        do {
+            var importer = try Importer(model: try decode(data, path: path), path: path)
+            return try importer.graph()
+        } catch let e as XAIError {
+            throw e.inFile(path)
+        }
     }
 
     /// Describes a model file without requiring every op to be supported.
     public static func inspect(path: String) throws -> ONNXModelInfo {
-        let model = try read(path)
-        let importer = try Importer(model: model, path: path)
-        return try importer.info()
+        do {
+            return try Importer(model: try decode(try contents(path), path: path), path: path).info()
+        } catch let e as XAIError {
+            throw e.inFile(path)
+        }
     }
 
-    static func read(_ path: String) throws -> Onnx_ModelProto {
+    static func contents(_ path: String) throws -> Data {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw XAIError.file(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        return data
+    }
+
+    static func decode(_ data: Data, path: String) throws -> Onnx_ModelProto {
         guard !data.isEmpty else { throw XAIError.file(path: path, reason: "empty file, not an ONNX model") }
         let model: Onnx_ModelProto
         do {
@@ -61,6 +73,261 @@ public enum ONNXImporter {
     }
 }
 
+/// What an op's importer makes of a node: an op with its inputs, or a constant (no node).
+enum Mapped {
+    /// The op, its inputs, and constants the importer made for it (named after the node).
+    case node(Op, inputs: [String], constants: [String: Tensor] = [:])
+    case constant(Tensor)
+}
+
+/// One ONNX node as its importer sees it: attributes, inputs and the opset, with errors that name
+/// the node.
+struct NodeContext {
+    let proto: Onnx_NodeProto
+    let name: String
+    let opset: Int
+    let importer: Importer
+
+    var inputs: [String] { proto.input }
+    var outputs: [String] { proto.output }
+
+    func attr(_ key: String) -> Onnx_AttributeProto? { proto.attribute.first { $0.name == key } }
+    func int(_ key: String, _ d: Int) -> Int { attr(key).map { Int(clamping: $0.i) } ?? d }
+    func float(_ key: String, _ d: Float) -> Float { attr(key).map { $0.f } ?? d }
+    func ints(_ key: String) -> [Int]? { attr(key).map { $0.ints.map { Int(clamping: $0) } } }
+    func string(_ key: String) -> String? { attr(key).map { String(decoding: $0.s, as: UTF8.self) } }
+
+    /// An error about this node (the file is added by the caller).
+    func fail(_ why: String) -> XAIError {
+        .unsupported(op: "\(proto.opType) node '\(name)' (opset \(opset))", reason: why)
+    }
+
+    func has(_ i: Int) -> Bool { i < proto.input.count && !proto.input[i].isEmpty }
+
+    /// Input `i` as a constant, if it is one.
+    func constant(_ i: Int) -> Tensor? { has(i) ? importer.constants[proto.input[i]] : nil }
+
+    /// Input `i` as a constant list of integers, or `nil` when the input is absent.
+    /// - Throws: when the input is present but not a constant of integers.
+    func constantIntegers(_ i: Int, _ what: String) throws -> [Int]? {
+        guard has(i) else { return nil }
+        guard let t = constant(i) else { throw fail("\(what) must be a constant") }
+        return try t.integers(what)
+    }
+
+    /// Requires at least `n` inputs and one output.
+    func requireInputs(_ n: Int) throws {
+        guard proto.input.count >= n, proto.input.prefix(n).allSatisfy({ !$0.isEmpty }), !proto.output.isEmpty, !proto.output[0].isEmpty else {
+            throw fail("needs \(n) input\(n == 1 ? "" : "s") and an output, has \(proto.input.count) and \(proto.output.count)")
+        }
+    }
+
+    func autoPad() throws -> AutoPad {
+        switch string("auto_pad") ?? "NOTSET" {
+        case "NOTSET", "": return .explicit
+        case "SAME_UPPER": return .sameUpper
+        case "SAME_LOWER": return .sameLower
+        case "VALID": return .valid
+        case let other: throw fail("auto_pad \(other)")
+        }
+    }
+
+    func pads2D() throws -> (Int, Int, Int, Int) {
+        let p = ints("pads") ?? [0, 0, 0, 0]
+        guard p.count == 4 else { throw fail("only 2-D spatial pads are supported, got \(p)") }
+        return (p[0], p[1], p[2], p[3])
+    }
+
+    func pair(_ key: String, default d: Int) throws -> (Int, Int) {
+        let v = ints(key) ?? [d, d]
+        guard v.count == 2 else { throw fail("only 2-D \(key) are supported, got \(v)") }
+        return (v[0], v[1])
+    }
+
+    /// The op with the node's first `count` inputs (or all of them).
+    func node(_ op: Op, inputs count: Int? = nil) -> Mapped {
+        .node(op, inputs: count.map { Array(proto.input.prefix($0)) } ?? proto.input)
+    }
+}
+
+/// The op table: ONNX op type -> its importer. The supported-op list is derived from the keys.
+typealias OpImporter = @Sendable (NodeContext) throws -> Mapped
+
+let opTable: [String: OpImporter] = {
+    var t: [String: OpImporter] = [:]
+    t["Conv"] = { n in
+        try n.requireInputs(2)
+        if let k = n.ints("kernel_shape"), k.count != 2 { throw n.fail("only 2-D convolutions are supported, kernel \(k)") }
+        let p = Conv2DParams(strides: try n.pair("strides", default: 1), pads: try n.pads2D(),
+                             dilations: try n.pair("dilations", default: 1), groups: n.int("group", 1))
+        return n.node(.conv(p, activation: .identity, autoPad: try n.autoPad()), inputs: 3)
+    }
+    t["BatchNormalization"] = { n in
+        try n.requireInputs(5)
+        if n.int("training_mode", 0) != 0 { throw n.fail("training_mode=1") }
+        return n.node(.batchNorm(epsilon: n.float("epsilon", 1e-5)), inputs: 5)
+    }
+    let unary: [(String, @Sendable (NodeContext) -> UnaryOp)] = [
+        ("Relu", { _ in .relu }), ("Sigmoid", { _ in .sigmoid }), ("Tanh", { _ in .tanh }), ("HardSwish", { _ in .hardSwish }),
+        ("LeakyRelu", { n in .leakyRelu(alpha: n.float("alpha", 0.01)) }),
+        ("HardSigmoid", { n in .hardSigmoid(alpha: n.float("alpha", 0.2), beta: n.float("beta", 0.5)) }),
+    ]
+    for (name, op) in unary {
+        t[name] = { n in
+            try n.requireInputs(1)
+            return n.node(.unary(op(n)), inputs: 1)
+        }
+    }
+    t["Clip"] = { n in
+        try n.requireInputs(1)
+        var lo = -Float.greatestFiniteMagnitude, hi = Float.greatestFiniteMagnitude
+        if n.opset < 11 {
+            lo = n.float("min", lo); hi = n.float("max", hi)
+        } else {
+            if n.has(1) {
+                guard let v = n.constant(1)?.scalars.first else { throw n.fail("min must be a constant") }
+                lo = v
+            }
+            if n.has(2) {
+                guard let v = n.constant(2)?.scalars.first else { throw n.fail("max must be a constant") }
+                hi = v
+            }
+        }
+        guard !lo.isNaN, !hi.isNaN, lo <= hi else { throw n.fail("bounds \(lo)...\(hi)") }
+        return n.node(lo == 0 && hi == .greatestFiniteMagnitude ? .unary(.relu) : .unary(.clip(lo, hi)), inputs: 1)
+    }
+    for (name, op) in [("Add", BinaryOp.add), ("Sub", .sub), ("Mul", .mul), ("Div", .div)] {
+        t[name] = { n in
+            try n.requireInputs(2)
+            return n.node(.binary(op), inputs: 2)
+        }
+    }
+    for kind in [Pool2DParams.Kind.max, .average] {
+        t[kind == .max ? "MaxPool" : "AveragePool"] = { n in
+            try n.requireInputs(1)
+            if n.outputs.count > 1 && !n.outputs[1].isEmpty { throw n.fail("the Indices output is not supported") }
+            if let d = n.ints("dilations"), d.contains(where: { $0 != 1 }) { throw n.fail("dilated pooling \(d)") }
+            let p = Pool2DParams(kind, kernel: try n.pair("kernel_shape", default: 1), stride: try n.pair("strides", default: 1),
+                                 padding: try n.pads2D(), ceilMode: n.int("ceil_mode", 0) != 0,
+                                 countIncludePad: n.int("count_include_pad", 0) != 0)
+            return n.node(.pool(p, autoPad: try n.autoPad()), inputs: 1)
+        }
+    }
+    t["GlobalAveragePool"] = { n in
+        try n.requireInputs(1)
+        return n.node(.globalAveragePool, inputs: 1)
+    }
+    t["Gemm"] = { n in
+        try n.requireInputs(2)
+        return n.node(.gemm(transA: n.int("transA", 0) != 0, transB: n.int("transB", 0) != 0,
+                            alpha: n.float("alpha", 1), beta: n.float("beta", 1), activation: .identity), inputs: 3)
+    }
+    t["MatMul"] = { n in
+        try n.requireInputs(2)
+        return n.node(.matMul, inputs: 2)
+    }
+    t["Flatten"] = { n in
+        try n.requireInputs(1)
+        return n.node(.flatten(axis: n.int("axis", 1)), inputs: 1)
+    }
+    t["Reshape"] = { n in
+        try n.requireInputs(2)
+        return n.node(.reshape(allowZero: n.int("allowzero", 0) != 0), inputs: 2)
+    }
+    t["Transpose"] = { n in
+        try n.requireInputs(1)
+        return n.node(.transpose(perm: n.ints("perm") ?? []), inputs: 1)
+    }
+    t["Concat"] = { n in
+        try n.requireInputs(1)
+        return n.node(.concat(axis: n.int("axis", 1)))
+    }
+    for log in [false, true] {
+        t[log ? "LogSoftmax" : "Softmax"] = { n in
+            try n.requireInputs(1)
+            let legacy = n.opset < 13
+            return n.node(.softmax(axis: n.int("axis", legacy ? 1 : -1), log: log, coerce2D: legacy), inputs: 1)
+        }
+    }
+    t["ReduceMean"] = { n in
+        try n.requireInputs(1)
+        var axes = n.ints("axes")
+        if n.opset >= 18 {
+            axes = try n.constantIntegers(1, "axes")
+            if n.int("noop_with_empty_axes", 0) != 0 { throw n.fail("noop_with_empty_axes") }
+        }
+        return n.node(.reduceMean(axes: axes, keepDims: n.int("keepdims", 1) != 0), inputs: 1)
+    }
+    t["Pad"] = { n in
+        try n.requireInputs(1)
+        let mode = n.string("mode") ?? "constant"
+        guard mode == "constant" else { throw n.fail("pad mode '\(mode)' (only constant)") }
+        if n.opset < 11 {
+            // Opset 10 and earlier: pads and value are attributes; they become constant inputs.
+            guard let pads = n.ints("pads") else { throw n.fail("missing pads") }
+            let padsName = n.name + ".pads", valueName = n.name + ".value"
+            return .node(.pad, inputs: [n.inputs[0], padsName, valueName],
+                         constants: [padsName: Tensor(unchecked: [pads.count], pads.map(Float.init)),
+                                     valueName: Tensor(unchecked: [1], [n.float("value", 0)])])
+        }
+        if n.has(3) { throw n.fail("the axes input") }
+        try n.requireInputs(2)
+        return n.node(.pad, inputs: 3)
+    }
+    for name in ["Dropout", "Identity"] {
+        t[name] = { n in
+            try n.requireInputs(1)
+            if n.outputs.count > 1 && !n.outputs[1].isEmpty { throw n.fail("the mask output is not supported") }
+            return n.node(.identity, inputs: 1)
+        }
+    }
+    t["Constant"] = { n in
+        guard let a = n.proto.attribute.first, !n.outputs.isEmpty else { throw n.fail("no value") }
+        switch a.name {
+        case "value": return .constant(try n.importer.tensor(a.t))
+        case "value_float": return .constant(Tensor(unchecked: [], [a.f]))
+        case "value_floats": return .constant(Tensor(unchecked: [a.floats.count], a.floats))
+        case "value_int": return .constant(Tensor(unchecked: [], [Float(a.i)]))
+        case "value_ints": return .constant(Tensor(unchecked: [a.ints.count], a.ints.map(Float.init)))
+        default: throw n.fail("value attribute '\(a.name)'")
+        }
+    }
+    t["Shape"] = { n in
+        try n.requireInputs(1)
+        return n.node(.shape(start: n.int("start", 0), end: n.attr("end").map { Int(clamping: $0.i) }), inputs: 1)
+    }
+    t["Slice"] = { n in
+        if n.opset < 10 { throw n.fail("Slice with attributes (opset < 10)") }
+        try n.requireInputs(3)
+        return n.node(.slice, inputs: 5)
+    }
+    t["Cast"] = { n in
+        try n.requireInputs(1)
+        let floats: Set<Int> = [Onnx_TensorProto.DataType.float.rawValue, Onnx_TensorProto.DataType.float16.rawValue,
+                                Onnx_TensorProto.DataType.double.rawValue, Onnx_TensorProto.DataType.bfloat16.rawValue]
+        return n.node(.cast(toFloat: floats.contains(n.int("to", 1))), inputs: 1)
+    }
+    t["ConstantOfShape"] = { n in
+        try n.requireInputs(1)
+        let value = try n.attr("value").map { try n.importer.tensor($0.t).scalars.first ?? 0 } ?? 0
+        return n.node(.constantOfShape(value: value), inputs: 1)
+    }
+    t["Gather"] = { n in
+        try n.requireInputs(2)
+        return n.node(.gather(axis: n.int("axis", 0)), inputs: 2)
+    }
+    for squeeze in [false, true] {
+        t[squeeze ? "Squeeze" : "Unsqueeze"] = { n in
+            try n.requireInputs(1)
+            let axes = n.opset >= 13 ? try n.constantIntegers(1, "axes") : n.ints("axes")
+            if squeeze { return n.node(.squeeze(axes: axes), inputs: 1) }
+            guard let axes else { throw n.fail("missing axes") }
+            return n.node(.unsqueeze(axes: axes), inputs: 1)
+        }
+    }
+    return t
+}()
+
 /// One import: the model, its opset, and its constants.
 struct Importer {
     let model: Onnx_ModelProto
@@ -72,9 +339,9 @@ struct Importer {
         self.model = model
         self.path = path
         let defaultDomain = model.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }
-        opset = Int(defaultDomain?.version ?? 0)
+        opset = Int(clamping: defaultDomain?.version ?? 0)
         guard ONNXImporter.supportedOpsets.contains(opset) else {
-            throw XAIError.unsupported(op: "\(path): opset \(opset)", reason: "supported opsets are \(ONNXImporter.supportedOpsets.lowerBound) to \(ONNXImporter.supportedOpsets.upperBound)")
+            throw XAIError.unsupported(op: "opset \(opset)", reason: "supported opsets are \(ONNXImporter.supportedOpsets.lowerBound) to \(ONNXImporter.supportedOpsets.upperBound)")
         }
     }
 
@@ -82,7 +349,7 @@ struct Importer {
 
     func valueInfo(_ v: Onnx_ValueInfoProto) -> ValueInfo {
         let dims = v.type.tensorType.shape.dim.map { d -> Int? in
-            if case .dimValue(let n)? = d.value, n > 0 { return Int(n) }
+            if case .dimValue(let n)? = d.value, n > 0, n <= Int64(Int32.max) { return Int(n) }
             return nil
         }
         return ValueInfo(name: v.name, shape: dims)
@@ -93,13 +360,13 @@ struct Importer {
         let initNames = Set(g.initializer.map(\.name))
         var histogram: [String: Int] = [:]
         var unsupported: [(op: String, node: String)] = []
-        for n in g.node {
+        for (i, n) in g.node.enumerated() {
             histogram[n.opType, default: 0] += 1
-            if !n.domain.isEmpty && n.domain != "ai.onnx" || !ONNXImporter.supportedOps.contains(n.opType) {
-                unsupported.append((n.opType, n.name))
+            if !n.domain.isEmpty && n.domain != "ai.onnx" || opTable[n.opType] == nil {
+                unsupported.append((n.opType, n.name.isEmpty ? "\(n.opType)_\(i)" : n.name))
             }
         }
-        let params = g.initializer.reduce(0) { $0 + Int($1.dims.reduce(1, *)) }
+        let params = g.initializer.reduce(0) { total, t in total &+ t.dims.reduce(1) { $0 &* Int(clamping: $1) } }
         return ONNXModelInfo(path: path, opset: opset, producer: "\(model.producerName) \(model.producerVersion)".trimmingCharacters(in: .whitespaces),
                              inputs: g.input.filter { !initNames.contains($0.name) }.map(valueInfo),
                              outputs: g.output.map(valueInfo), opHistogram: histogram, unsupported: unsupported, parameterCount: params)
@@ -107,252 +374,116 @@ struct Importer {
 
     mutating func graph() throws -> Graph {
         let g = model.graph
-        for t in g.initializer { constants[t.name] = try tensor(t) }
         let unsupported = try info().unsupported
         if !unsupported.isEmpty {
             let list = unsupported.prefix(8).map { "\($0.op) (node '\($0.node)')" }.joined(separator: ", ")
-            throw XAIError.unsupported(op: "\(path) (opset \(opset))", reason: "unsupported ops: \(list)\(unsupported.count > 8 ? ", ..." : "")")
+            throw XAIError.unsupported(op: "opset \(opset) model", reason: "unsupported ops: \(list)\(unsupported.count > 8 ? ", ..." : "")")
         }
+        for t in g.initializer { constants[t.name] = try tensor(t) }
         var nodes: [Node] = []
-        for (i, n) in g.node.enumerated() {
-            let name = n.name.isEmpty ? "\(n.opType)_\(i)" : n.name
-            if let node = try map(n, name: name) { nodes.append(node) }
+        for (i, proto) in g.node.enumerated() {
+            let name = proto.name.isEmpty ? "\(proto.opType)_\(i)" : proto.name
+            guard let importer = opTable[proto.opType] else { continue }
+            let context = NodeContext(proto: proto, name: name, opset: opset, importer: self)
+            switch try importer(context) {
+            case .node(let op, let inputs, let extra):
+                constants.merge(extra) { $1 }
+                nodes.append(Node(name: name, op: op, inputs: inputs, outputs: proto.output))
+            case .constant(let t):
+                constants[proto.output[0]] = t
+            }
         }
         let initNames = Set(g.initializer.map(\.name))
         let inputs = g.input.filter { !initNames.contains($0.name) }.map(valueInfo)
         guard !inputs.isEmpty else { throw XAIError.file(path: path, reason: "the graph has no input") }
-        return Graph(name: URL(fileURLWithPath: path).lastPathComponent, inputs: inputs, outputs: g.output.map(valueInfo),
-                     initializers: constants, nodes: nodes)
-    }
-
-    // MARK: Attributes
-
-    func attr(_ n: Onnx_NodeProto, _ name: String) -> Onnx_AttributeProto? { n.attribute.first { $0.name == name } }
-    func int(_ n: Onnx_NodeProto, _ name: String, _ d: Int) -> Int { attr(n, name).map { Int($0.i) } ?? d }
-    func float(_ n: Onnx_NodeProto, _ name: String, _ d: Float) -> Float { attr(n, name).map { $0.f } ?? d }
-    func ints(_ n: Onnx_NodeProto, _ name: String) -> [Int]? { attr(n, name).map { $0.ints.map(Int.init) } }
-    func string(_ n: Onnx_NodeProto, _ name: String) -> String? { attr(n, name).map { String(decoding: $0.s, as: UTF8.self) } }
-
-    func fail(_ n: Onnx_NodeProto, _ name: String, _ why: String) -> XAIError {
-        .unsupported(op: "\(path): \(n.opType) node '\(name)' (opset \(opset))", reason: why)
-    }
-
-    func constant(_ n: Onnx_NodeProto, _ i: Int) -> Tensor? {
-        i < n.input.count && !n.input[i].isEmpty ? constants[n.input[i]] : nil
-    }
-
-    func autoPad(_ n: Onnx_NodeProto, _ name: String) throws -> AutoPad {
-        switch string(n, "auto_pad") ?? "NOTSET" {
-        case "NOTSET", "": return .explicit
-        case "SAME_UPPER": return .sameUpper
-        case "SAME_LOWER": return .sameLower
-        case "VALID": return .valid
-        case let other: throw fail(n, name, "auto_pad \(other)")
-        }
-    }
-
-    func pads2D(_ n: Onnx_NodeProto, _ name: String) throws -> (Int, Int, Int, Int) {
-        let p = ints(n, "pads") ?? [0, 0, 0, 0]
-        guard p.count == 4 else { throw fail(n, name, "only 2-D spatial pads are supported, got \(p)") }
-        return (p[0], p[1], p[2], p[3])
-    }
-
-    func pair(_ n: Onnx_NodeProto, _ attrName: String, _ name: String, default d: Int) throws -> (Int, Int) {
-        let v = ints(n, attrName) ?? [d, d]
-        guard v.count == 2 else { throw fail(n, name, "only 2-D \(attrName) are supported, got \(v)") }
-        return (v[0], v[1])
-    }
-
-    // MARK: The op table
-
-    mutating func map(_ n: Onnx_NodeProto, name: String) throws -> Node? {
-        var op: Op
-        var inputs = n.input
-        let outputs = n.output
-        switch n.opType {
-        case "Conv":
-            if let k = ints(n, "kernel_shape"), k.count != 2 { throw fail(n, name, "only 2-D convolutions are supported, kernel \(k)") }
-            let p = try Conv2DParams(strides: pair(n, "strides", name, default: 1), pads: pads2D(n, name),
-                                     dilations: pair(n, "dilations", name, default: 1), groups: int(n, "group", 1))
-            op = .conv(p, activation: .identity, autoPad: try autoPad(n, name))
-        case "BatchNormalization":
-            if int(n, "training_mode", 0) != 0 { throw fail(n, name, "training_mode=1") }
-            op = .batchNorm(epsilon: float(n, "epsilon", 1e-5))
-            inputs = Array(inputs.prefix(5))
-        case "Relu": op = .unary(.relu)
-        case "LeakyRelu": op = .unary(.leakyRelu(alpha: float(n, "alpha", 0.01)))
-        case "Sigmoid": op = .unary(.sigmoid)
-        case "Tanh": op = .unary(.tanh)
-        case "HardSigmoid": op = .unary(.hardSigmoid(alpha: float(n, "alpha", 0.2), beta: float(n, "beta", 0.5)))
-        case "HardSwish": op = .unary(.hardSwish)
-        case "Clip":
-            var lo = -Float.greatestFiniteMagnitude, hi = Float.greatestFiniteMagnitude
-            if opset < 11 {
-                lo = float(n, "min", lo); hi = float(n, "max", hi)
-            } else {
-                if n.input.count > 1 && !n.input[1].isEmpty {
-                    guard let t = constant(n, 1), let v = t.scalars.first else { throw fail(n, name, "min must be a constant") }
-                    lo = v
-                }
-                if n.input.count > 2 && !n.input[2].isEmpty {
-                    guard let t = constant(n, 2), let v = t.scalars.first else { throw fail(n, name, "max must be a constant") }
-                    hi = v
-                }
-            }
-            op = lo == 0 && hi == .greatestFiniteMagnitude ? .unary(.relu) : .unary(.clip(lo, hi))
-            inputs = [n.input[0]]
-        case "Add": op = .binary(.add)
-        case "Sub": op = .binary(.sub)
-        case "Mul": op = .binary(.mul)
-        case "Div": op = .binary(.div)
-        case "MaxPool", "AveragePool":
-            if outputs.count > 1 && !outputs[1].isEmpty { throw fail(n, name, "the Indices output is not supported") }
-            let k = try pair(n, "kernel_shape", name, default: 1)
-            if let d = ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, name, "dilated pooling \(d)") }
-            let p = Pool2DParams(n.opType == "MaxPool" ? .max : .average, kernel: k, stride: try pair(n, "strides", name, default: 1),
-                                 padding: try pads2D(n, name), ceilMode: int(n, "ceil_mode", 0) != 0,
-                                 countIncludePad: int(n, "count_include_pad", 0) != 0)
-            op = .pool(p, autoPad: try autoPad(n, name))
-        case "GlobalAveragePool": op = .globalAveragePool
-        case "Gemm":
-            op = .gemm(transA: int(n, "transA", 0) != 0, transB: int(n, "transB", 0) != 0,
-                       alpha: float(n, "alpha", 1), beta: float(n, "beta", 1), activation: .identity)
-        case "MatMul": op = .matMul
-        case "Flatten": op = .flatten(axis: int(n, "axis", 1))
-        case "Reshape":
-            if opset < 5 { throw fail(n, name, "Reshape with a shape attribute") }
-            op = .reshape(allowZero: int(n, "allowzero", 0) != 0)
-        case "Transpose": op = .transpose(perm: ints(n, "perm") ?? [])
-        case "Concat": op = .concat(axis: int(n, "axis", 1))
-        case "Softmax", "LogSoftmax":
-            let legacy = opset < 13
-            op = .softmax(axis: int(n, "axis", legacy ? 1 : -1), log: n.opType == "LogSoftmax", coerce2D: legacy)
-        case "ReduceMean":
-            var axes = ints(n, "axes")
-            if opset >= 18 {
-                axes = constant(n, 1)?.integers
-                if n.input.count > 1 && !n.input[1].isEmpty && axes == nil { throw fail(n, name, "axes must be a constant") }
-                if int(n, "noop_with_empty_axes", 0) != 0 { throw fail(n, name, "noop_with_empty_axes") }
-                inputs = [n.input[0]]
-            }
-            op = .reduceMean(axes: axes, keepDims: int(n, "keepdims", 1) != 0)
-        case "Pad":
-            let mode = string(n, "mode") ?? "constant"
-            guard mode == "constant" else { throw fail(n, name, "pad mode '\(mode)' (only constant)") }
-            if opset < 11 {
-                guard let pads = ints(n, "pads") else { throw fail(n, name, "missing pads") }
-                let padsName = name + ".pads", valueName = name + ".value"
-                constants[padsName] = try Tensor(shape: [pads.count], scalars: pads.map(Float.init))
-                constants[valueName] = try Tensor(shape: [1], scalars: [float(n, "value", 0)])
-                inputs = [n.input[0], padsName, valueName]
-            } else {
-                if n.input.count > 3 && !n.input[3].isEmpty { throw fail(n, name, "the axes input") }
-                inputs = Array(inputs.prefix(3))
-            }
-            op = .pad
-        case "Dropout", "Identity":
-            if outputs.count > 1 && !outputs[1].isEmpty { throw fail(n, name, "the mask output is not supported") }
-            op = .identity
-            inputs = [n.input[0]]
-        case "Constant":
-            guard let a = n.attribute.first else { throw fail(n, name, "no value") }
-            let t: Tensor
-            switch a.name {
-            case "value": t = try tensor(a.t)
-            case "value_float": t = try Tensor(shape: [], scalars: [a.f])
-            case "value_floats": t = try Tensor(shape: [a.floats.count], scalars: a.floats)
-            case "value_int": t = try Tensor(shape: [], scalars: [Float(a.i)])
-            case "value_ints": t = try Tensor(shape: [a.ints.count], scalars: a.ints.map(Float.init))
-            default: throw fail(n, name, "value attribute '\(a.name)'")
-            }
-            constants[outputs[0]] = t
-            return nil
-        case "Shape": op = .shape(start: int(n, "start", 0), end: attr(n, "end").map { Int($0.i) })
-        case "Slice":
-            if opset < 10 { throw fail(n, name, "Slice with attributes (opset < 10)") }
-            op = .slice
-        case "Cast":
-            op = .cast(toFloat: [1, 10, 11, 16].contains(int(n, "to", 1)))
-        case "ConstantOfShape":
-            let value = try attr(n, "value").map { try tensor($0.t).scalars.first ?? 0 } ?? 0
-            op = .constantOfShape(value: value)
-        case "Gather": op = .gather(axis: int(n, "axis", 0))
-        case "Unsqueeze", "Squeeze":
-            var axes = ints(n, "axes")
-            if opset >= 13 {
-                axes = constant(n, 1)?.integers
-                if n.input.count > 1 && !n.input[1].isEmpty && axes == nil { throw fail(n, name, "axes must be a constant") }
-                inputs = [n.input[0]]
-            }
-            if n.opType == "Unsqueeze" {
-                guard let axes else { throw fail(n, name, "missing axes") }
-                op = .unsqueeze(axes: axes)
-            } else {
-                op = .squeeze(axes: axes)
-            }
-        default:
-            throw fail(n, name, "op not supported")
-        }
-        return Node(name: name, op: op, inputs: inputs, outputs: outputs)
+        guard !g.output.isEmpty else { throw XAIError.file(path: path, reason: "the graph has no output") }
+        return try Graph(name: URL(fileURLWithPath: path).lastPathComponent, inputs: inputs, outputs: g.output.map(valueInfo),
+                         initializers: constants, nodes: nodes).sortedTopologically()
     }
 
     // MARK: Tensors
 
+    /// A constant tensor; its shape and stored size are checked before anything is allocated.
     func tensor(_ t: Onnx_TensorProto) throws -> Tensor {
-        let shape = Shape(t.dims.map { Int($0) })
+        let what = "tensor '\(t.name)'"
+        let shape = try Shape(validating: t.dims.map { Int(clamping: $0) }, what: what)
         var raw = t.rawData
         if t.dataLocation == .external {
-            raw = try externalData(t)
+            raw = try externalData(t, elementSize: Onnx_TensorProto.DataType(rawValue: Int(t.dataType)).map(Self.elementSize) ?? 4,
+                                   count: shape.count)
         }
         func check(_ values: [Float]) throws -> Tensor {
             guard values.count == shape.count else {
-                throw XAIError.file(path: path, reason: "tensor '\(t.name)' has \(values.count) values for shape \(shape)")
+                throw XAIError.file(path: path, reason: "\(what) has \(values.count) values for shape \(shape)")
             }
-            return try Tensor(shape: shape, scalars: values)
+            return Tensor(unchecked: shape, values)
         }
-        func fromRaw<T>(_ type: T.Type, _ convert: (T) -> Float) -> [Float] {
-            let n = raw.count / MemoryLayout<T>.size
-            return raw.withUnsafeBytes { buf in (0..<n).map { convert(buf.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) } }
-        }
-        switch t.dataType {
-        case 1: return try check(raw.isEmpty ? t.floatData : fromRaw(Float.self) { $0 })
-        case 11: return try check(raw.isEmpty ? t.doubleData.map(Float.init) : fromRaw(Double.self) { Float($0) })
-        case 7: return try check(raw.isEmpty ? t.int64Data.map(Float.init) : fromRaw(Int64.self) { Float($0) })
-        case 6: return try check(raw.isEmpty ? t.int32Data.map(Float.init) : fromRaw(Int32.self) { Float($0) })
-        case 9, 2, 3, 5:  // bool, uint8, int8, int16 are stored in int32_data when not raw
-            let size = t.dataType == 5 ? 2 : 1
-            if raw.isEmpty { return try check(t.int32Data.map(Float.init)) }
-            switch (t.dataType, size) {
-            case (3, _): return try check(fromRaw(Int8.self) { Float($0) })
-            case (5, _): return try check(fromRaw(Int16.self) { Float($0) })
-            default: return try check(fromRaw(UInt8.self) { Float($0) })
+        func fromRaw<T>(_ type: T.Type, _ convert: (T) -> Float) throws -> [Float] {
+            let size = MemoryLayout<T>.size
+            guard raw.count == shape.count * size else {
+                throw XAIError.file(path: path, reason: "\(what) stores \(raw.count) bytes for shape \(shape) of \(size)-byte values")
             }
+            return raw.withUnsafeBytes { buf in (0..<shape.count).map { convert(buf.loadUnaligned(fromByteOffset: $0 * size, as: T.self)) } }
+        }
+        guard let type = Onnx_TensorProto.DataType(rawValue: Int(t.dataType)) else {
+            throw XAIError.unsupported(op: what, reason: "element type \(t.dataType)")
+        }
+        switch type {
+        case .float: return try check(raw.isEmpty ? t.floatData : try fromRaw(Float.self) { $0 })
+        case .double: return try check(raw.isEmpty ? t.doubleData.map(Float.init) : try fromRaw(Double.self) { Float($0) })
+        case .int64: return try check(raw.isEmpty ? t.int64Data.map(Float.init) : try fromRaw(Int64.self) { Float($0) })
+        case .int32: return try check(raw.isEmpty ? t.int32Data.map(Float.init) : try fromRaw(Int32.self) { Float($0) })
+        // bool, uint8, int8 and int16 are stored in int32_data when not raw.
+        case .bool, .uint8: return try check(raw.isEmpty ? t.int32Data.map(Float.init) : try fromRaw(UInt8.self) { Float($0) })
+        case .int8: return try check(raw.isEmpty ? t.int32Data.map(Float.init) : try fromRaw(Int8.self) { Float($0) })
+        case .int16: return try check(raw.isEmpty ? t.int32Data.map(Float.init) : try fromRaw(Int16.self) { Float($0) })
         default:
-            throw XAIError.unsupported(op: "\(path): tensor '\(t.name)'", reason: "element type \(t.dataType) (float, double and integer tensors are supported)")
+            throw XAIError.unsupported(op: what, reason: "element type \(type) (float, double and integer tensors are supported)")
         }
     }
 
-    /// Reads a tensor stored in a side file (`location`, `offset`, `length` relative to the model's folder).
-    func externalData(_ t: Onnx_TensorProto) throws -> Data {
+    static func elementSize(_ type: Onnx_TensorProto.DataType) -> Int {
+        switch type {
+        case .double, .int64, .uint64: return 8
+        case .float, .int32, .uint32: return 4
+        case .float16, .bfloat16, .int16, .uint16: return 2
+        default: return 1
+        }
+    }
+
+    /// Reads a tensor stored in a side file (`location`, `offset`, `length` relative to the model's
+    /// folder), after checking that the side file holds that many bytes.
+    func externalData(_ t: Onnx_TensorProto, elementSize: Int, count: Int) throws -> Data {
         var location = "", offset = 0, length: Int?
         for e in t.externalData {
             switch e.key {
             case "location": location = e.value
-            case "offset": offset = Int(e.value) ?? 0
-            case "length": length = Int(e.value)
+            case "offset": offset = Int(e.value) ?? -1
+            case "length": length = Int(e.value) ?? -1
             default: break
             }
         }
         let file = directory.appendingPathComponent(location).path
-        guard !location.isEmpty, !location.contains(".."), let handle = FileHandle(forReadingAtPath: file) else {
+        guard !location.isEmpty, !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
+            throw XAIError.file(path: path, reason: "external data location '\(location)' of tensor '\(t.name)' must be a relative path inside the model's folder")
+        }
+        let expected = length ?? count * elementSize
+        guard offset >= 0, expected >= 0 else {
+            throw XAIError.file(path: path, reason: "external data of tensor '\(t.name)' has a negative offset or length")
+        }
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int,
+              let handle = FileHandle(forReadingAtPath: file) else {
             throw XAIError.file(path: file, reason: "external data for tensor '\(t.name)' of \(path) cannot be opened")
         }
         defer { try? handle.close() }
+        guard offset <= size, expected <= size - offset else {
+            throw XAIError.file(path: file, reason: "external data for tensor '\(t.name)' is truncated (\(max(size - offset, 0)) of \(expected) bytes)")
+        }
         do {
             try handle.seek(toOffset: UInt64(offset))
-            let data = try length.map { try handle.read(upToCount: $0) ?? Data() } ?? handle.readToEnd() ?? Data()
-            if let length, data.count != length {
-                throw XAIError.file(path: file, reason: "external data for tensor '\(t.name)' is truncated (\(data.count) of \(length) bytes)")
+            let data = try handle.read(upToCount: expected) ?? Data()
+            guard data.count == expected else {
+                throw XAIError.file(path: file, reason: "external data for tensor '\(t.name)' is truncated (\(data.count) of \(expected) bytes)")
             }
             return data
         } catch let e as XAIError {

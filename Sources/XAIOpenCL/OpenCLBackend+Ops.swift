@@ -3,27 +3,6 @@ import Foundation
 import XAICore
 
 extension OpenCLBackend {
-    var tile: Int { 64 }
-    var workGroupSide: Int { 16 }
-    var cpuRows: Int { 8 }
-    /// CPU devices (PoCL) run the barrier-free `gemm_rows`; GPUs the local-memory `gemm_tiled`.
-    /// `XAI_GEMM_KERNEL=tiled|rows` overrides the choice.
-    var useRowsGEMM: Bool {
-        switch gemmKernel {
-        case .tiled: return false
-        case .rows: return true
-        case .automatic:
-            switch ProcessInfo.processInfo.environment["XAI_GEMM_KERNEL"] {
-            case "tiled": return false
-            case "rows": return true
-            default: return !info.isGPU
-            }
-        }
-    }
-    var gemmRowsLocal: [Int]? {
-        guard let s = ProcessInfo.processInfo.environment["XAI_GEMM_ROWS_LOCAL"], let v = Int(s) else { return [1, 1, 1] }
-        return v == 0 ? nil : [v, 1, 1]
-    }
 
     public func filled(_ shape: Shape, value: Float) throws -> DeviceArray {
         let out = try allocate(shape)
@@ -41,19 +20,20 @@ extension OpenCLBackend {
                     alpha: Float = 1, bias: cl_mem? = nil, biasOffset: Int = 0, biasMode: Int = 0, activation: UnaryOp = .identity) throws {
         let (p0, p1) = activation.parameters
         let global: [Int], local: [Int]?, kernel: String
-        if useRowsGEMM && aCol == 1 && bRow == 1 && k >= 16 {
+        let t = tunables
+        if t.gemm == .rows && aCol == 1 && bRow == 1 && k >= 16 {
             kernel = "gemm_dot"
             global = [(n + 3) / 4, (m + 3) / 4, batch]
-            local = gemmRowsLocal
-        } else if useRowsGEMM {
+            local = t.rowsLocal
+        } else if t.gemm == .rows {
             kernel = "gemm_rows"
-            global = [(n + 15) / 16, (m + cpuRows - 1) / cpuRows, batch]
-            local = gemmRowsLocal
+            global = [(n + 15) / 16, (m + t.cpuRows - 1) / t.cpuRows, batch]
+            local = t.rowsLocal
         } else {
             kernel = "gemm_tiled"
-            let groupsN = (n + tile - 1) / tile, groupsM = (m + tile - 1) / tile
-            global = [groupsN * workGroupSide, groupsM * workGroupSide, batch]
-            local = [workGroupSide, workGroupSide, 1]
+            let groupsN = (n + t.tile - 1) / t.tile, groupsM = (m + t.tile - 1) / t.tile
+            global = [groupsN * t.workGroupSide, groupsM * t.workGroupSide, batch]
+            local = [t.workGroupSide, t.workGroupSide, 1]
         }
         try launch("gemm", kernel, global: global, local: local, [
             .int(m), .int(n), .int(k),
@@ -65,9 +45,8 @@ extension OpenCLBackend {
         ])
     }
 
-    public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
-                     bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
-        let (m, n, k) = try Check.gemm(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB, bias: bias?.shape)
+    public func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
+        let (m, n, k, transposeA, transposeB) = (plan.m, plan.n, plan.k, plan.transposeA, plan.transposeB)
         let out = try allocate([m, n])
         try gemmLaunch(m: m, n: n, k: k,
                        a: try mem(a, "gemm"), aRow: transposeA ? 1 : k, aCol: transposeA ? m : 1,
@@ -80,8 +59,8 @@ extension OpenCLBackend {
     // MARK: Convolution
 
     private func geometry(_ x: Shape, _ w: Shape, _ y: Shape, _ p: Conv2DParams) -> (KernelArg, KernelArg) {
-        (.int8([x[1], x[2], x[3], w[2], w[3], y[2], y[3], p.groups]),
-         .int8([p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW]))
+        (.intVector8([x[1], x[2], x[3], w[2], w[3], y[2], y[3], p.groups]),
+         .intVector8([p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW]))
     }
 
     /// Images per im2col chunk so that the column workspace fits a quarter of the memory budget.
@@ -90,10 +69,8 @@ extension OpenCLBackend {
         return max(1, min(input[0], (memoryBudget / 4) / max(perImage, 1), info.maxAllocationBytes / max(perImage, 1)))
     }
 
-    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, params p: Conv2DParams,
-                       activation: UnaryOp) throws -> DeviceArray {
-        let os = try p.outputShape(input: x.shape, weight: weight.shape)
-        if let bias, bias.shape.count != os[1] { throw XAIError.shapeMismatch(op: "conv2d", message: "bias \(bias.shape) for \(os[1]) channels") }
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray {
+        let (os, p) = (plan.output, plan.params)
         let xm = try mem(x, "conv2d"), wm = try mem(weight, "conv2d"), bm = try bias.map { try mem($0, "conv2d") }
         let out = try allocate(os)
         let ym = try mem(out, "conv2d")
@@ -101,7 +78,7 @@ extension OpenCLBackend {
         let (g0, g1) = geometry(x.shape, weight.shape, os, p)
         let (p0, p1) = activation.parameters
         let plane = os[2] * os[3]
-        if p.isDepthwise(input: x.shape, weight: weight.shape) {
+        if plan.isDepthwise {
             try launch("conv", "conv2d_depthwise", global: [os.count], [
                 .buffer(xm), .buffer(wm), .buffer(bm ?? dummy), .int(bm == nil ? 0 : 1), .buffer(ym), .int(n), g0, g1,
                 .int(Int(activation.code)), .float(p0), .float(p1),
@@ -110,7 +87,7 @@ extension OpenCLBackend {
         }
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
-        if p.isPointwise(weight: weight.shape) {
+        if plan.isPointwise {
             try gemmLaunch(m: cout, n: plane, k: cin, batch: n, a: wm, aRow: cin, aCol: 1,
                            b: xm, bRow: plane, bCol: 1, bBatch: cin * plane,
                            c: ym, ldc: plane, cBatch: cout * plane, bias: bm, biasMode: 2, activation: activation)
@@ -136,22 +113,21 @@ extension OpenCLBackend {
         return out
     }
 
-    public func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, params p: Conv2DParams, inputShape: Shape) throws -> DeviceArray {
-        let os = try p.outputShape(input: inputShape, weight: weight.shape)
-        guard gy.shape == os else { throw XAIError.shapeMismatch(op: "conv2dBackwardInput", message: "gradient \(gy.shape), expected \(os)") }
+    public func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray {
+        let (os, p, inputShape) = (plan.output, plan.params, plan.input)
         let gm = try mem(gy, "conv2dBackwardInput"), wm = try mem(weight, "conv2dBackwardInput")
         let out = try allocate(inputShape)
         let dxm = try mem(out, "conv2dBackwardInput")
         let (n, cin, cout) = (inputShape[0], inputShape[1], os[1])
         let (g0, g1) = geometry(inputShape, weight.shape, os, p)
         let plane = os[2] * os[3]
-        if p.isDepthwise(input: inputShape, weight: weight.shape) {
+        if plan.isDepthwise {
             try launch("conv", "conv2d_depthwise_backward", global: [inputShape.count], [.buffer(gm), .buffer(wm), .buffer(dxm), .int(n), g0, g1])
             return out
         }
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
-        if p.isPointwise(weight: weight.shape) {
+        if plan.isPointwise {
             try gemmLaunch(m: cin, n: plane, k: cout, batch: n, a: wm, aRow: 1, aCol: cin,
                            b: gm, bRow: plane, bCol: 1, bBatch: cout * plane, c: dxm, ldc: plane, cBatch: cin * plane)
             return out
@@ -179,21 +155,20 @@ extension OpenCLBackend {
     // MARK: Pooling
 
     private func poolArgs(_ x: Shape, _ y: Shape, _ p: Pool2DParams) -> [KernelArg] {
-        [.int8([x[2], x[3], y[2], y[3], p.kernelH, p.kernelW, p.strideH, p.strideW]), .int4([p.padTop, p.padLeft, p.padBottom, p.padRight]),
+        [.intVector8([x[2], x[3], y[2], y[3], p.kernelH, p.kernelW, p.strideH, p.strideW]), .intVector4([p.padTop, p.padLeft, p.padBottom, p.padRight]),
          .int(p.kind == .max ? 1 : 0), .int(p.countIncludePad ? 1 : 0)]
     }
 
-    public func pool2d(_ x: DeviceArray, params p: Pool2DParams) throws -> DeviceArray {
-        let os = try p.outputShape(input: x.shape)
+    public func pool2d(_ x: DeviceArray, plan: PoolPlan) throws -> DeviceArray {
+        let (os, p) = (plan.output, plan.params)
         let out = try allocate(os)
         try launch("pool", "pool2d_forward", global: [os.count],
                    [.buffer(try mem(x, "pool2d")), .buffer(try mem(out, "pool2d")), .int(x.shape[0] * x.shape[1])] + poolArgs(x.shape, os, p))
         return out
     }
 
-    public func pool2dBackward(_ gy: DeviceArray, input x: DeviceArray, params p: Pool2DParams) throws -> DeviceArray {
-        let os = try p.outputShape(input: x.shape)
-        guard gy.shape == os else { throw XAIError.shapeMismatch(op: "pool2dBackward", message: "gradient \(gy.shape) for input \(x.shape), \(p)") }
+    public func pool2dBackward(_ gy: DeviceArray, input x: DeviceArray, plan: PoolPlan) throws -> DeviceArray {
+        let (os, p) = (plan.output, plan.params)
         let out = try allocate(x.shape)
         try launch("pool", "pool2d_backward", global: [x.shape.count],
                    [.buffer(try mem(x, "pool2dBackward")), .buffer(try mem(gy, "pool2dBackward")), .buffer(try mem(out, "pool2dBackward")),
@@ -203,7 +178,8 @@ extension OpenCLBackend {
 
     // MARK: Elementwise
 
-    public func unary(_ op: UnaryOp, _ x: DeviceArray) throws -> DeviceArray {
+    public func unary(_ x: DeviceArray, plan: UnaryPlan) throws -> DeviceArray {
+        let op = plan.op
         let out = try allocate(x.shape)
         let (p0, p1) = op.parameters
         try launch("elementwise", "unary_forward", global: [x.shape.count], [
@@ -212,8 +188,8 @@ extension OpenCLBackend {
         return out
     }
 
-    public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
-        try Check.unaryBackward(op, gradient: gradOutput.shape, value: value.shape, valueIsOutput: valueIsOutput)
+    public func unaryBackward(_ gradOutput: DeviceArray, value: DeviceArray, plan: UnaryBackwardPlan) throws -> DeviceArray {
+        let (op, valueIsOutput) = (plan.op, plan.valueIsOutput)
         let out = try allocate(value.shape)
         let (p0, p1) = op.parameters
         try launch("elementwise", "unary_backward", global: [value.shape.count], [
@@ -223,19 +199,18 @@ extension OpenCLBackend {
         return out
     }
 
-    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray {
-        let plan = try BroadcastPlan(a.shape, b.shape, op: "binary(\(op))")
+    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray, plan: BroadcastPlan) throws -> DeviceArray {
         let out = try allocate(plan.outputShape)
         let n = plan.outputShape.count
         let am = try mem(a, "binary"), bm = try mem(b, "binary"), om = try mem(out, "binary")
-        if a.shape == b.shape {
+        if plan.sameShape {
             try launch("elementwise", "binary_same", global: [n], [.buffer(am), .buffer(bm), .buffer(om), .int(n), .int(Int(op.rawValue))])
             return out
         }
         guard plan.outputShape.rank <= 8 else { throw XAIError.unsupported(op: "binary(\(op))", reason: "more than 8 axes") }
         try launch("elementwise", "binary_broadcast", global: [n], [
             .buffer(am), .buffer(bm), .buffer(om), .int(n), .int(Int(op.rawValue)), .int(plan.outputShape.rank),
-            .int8(plan.outputShape.dims), .int8(plan.aStrides), .int8(plan.bStrides),
+            .intVector8(plan.outputShape.dims), .intVector8(plan.aStrides), .intVector8(plan.bStrides),
         ])
         return out
     }
@@ -262,15 +237,12 @@ extension OpenCLBackend {
         let (kd, ks) = Self.mergeAxes(plan.keptDims, plan.keptStrides)
         let (rd, rs) = Self.mergeAxes(plan.reducedDims, plan.reducedStrides)
         guard kd.count <= 8, rd.count <= 8 else { throw XAIError.unsupported(op: op, reason: "more than 8 non-contiguous axes") }
-        return [.int(plan.outputCount), .int(plan.reducedCount), .int(kd.count), .int8(kd), .int8(ks),
-                .int(rd.count), .int8(rd), .int8(rs)]
+        return [.int(plan.outputCount), .int(plan.reducedCount), .int(kd.count), .intVector8(kd), .intVector8(ks),
+                .int(rd.count), .intVector8(rd), .intVector8(rs)]
     }
 
-    /// Work-items per output in `reduce_forward_group` (see reduce.cl).
-    var reduceGroup: Int { info.isGPU ? 256 : 64 }
-
-    public func reduce(_ op: ReduceOp, _ x: DeviceArray, axes: [Int]) throws -> DeviceArray {
-        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduce(\(op))")
+    public func reduce(_ op: ReduceOp, _ x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {
+        let reduceGroup = tunables.reduceGroup
         let out = try allocate(plan.outputShape)
         let args: [KernelArg] = [.buffer(try mem(x, "reduce")), .buffer(try mem(out, "reduce"))] + (try planArgs(plan, "reduce")) + [.int(Int(op.rawValue))]
         // One work-item per output leaves most of a device idle when outputs are few and long.
@@ -283,11 +255,7 @@ extension OpenCLBackend {
         return out
     }
 
-    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, axes: [Int]) throws -> DeviceArray {
-        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduceBackward(\(op))")
-        guard gradOutput.shape.count == plan.outputCount else {
-            throw XAIError.shapeMismatch(op: "reduceBackward(\(op))", message: "gradient \(gradOutput.shape) for output \(plan.outputShape)")
-        }
+    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {
         let out = try allocate(x.shape)
         try launch("reduce", "reduce_backward", global: [plan.outputCount],
                    [.buffer(try mem(x, "reduceBackward")), .buffer(try mem(gradOutput, "reduceBackward")), .buffer(try mem(out, "reduceBackward"))]
@@ -295,8 +263,8 @@ extension OpenCLBackend {
         return out
     }
 
-    public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try Check.around(x.shape, axis: axis, op: "softmax")
+    public func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray {
+        let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let out = try allocate(x.shape)
         try launch("softmax", "softmax_forward", global: [outer * inner], [
             .buffer(try mem(x, "softmax")), .buffer(try mem(out, "softmax")), .int(outer * inner), .int(n), .int(inner), .int(log ? 1 : 0),
@@ -304,9 +272,8 @@ extension OpenCLBackend {
         return out
     }
 
-    public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
-        let (outer, n, inner) = try Check.around(y.shape, axis: axis, op: "softmaxBackward")
-        guard gy.shape == y.shape else { throw XAIError.shapeMismatch(op: "softmaxBackward", message: "gradient \(gy.shape) vs output \(y.shape)") }
+    public func softmaxBackward(_ gy: DeviceArray, output y: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray {
+        let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let out = try allocate(y.shape)
         try launch("softmax", "softmax_backward", global: [outer * inner], [
             .buffer(try mem(gy, "softmaxBackward")), .buffer(try mem(y, "softmaxBackward")), .buffer(try mem(out, "softmaxBackward")),
@@ -317,104 +284,23 @@ extension OpenCLBackend {
 
     // MARK: Resampling
 
-    public func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray {
-        try Check.resize(x.shape, height: height, width: width)
-        let out = try allocate([x.shape[0], x.shape[1], height, width])
+    public func resizeBilinear(_ x: DeviceArray, plan: ResizePlan) throws -> DeviceArray {
+        let (height, width, alignCorners) = (plan.output[2], plan.output[3], plan.alignCorners)
+        let out = try allocate(plan.output)
         try launch("resize", "resize_bilinear_forward", global: [out.shape.count], [
             .buffer(try mem(x, "resizeBilinear")), .buffer(try mem(out, "resizeBilinear")), .int(x.shape[0] * x.shape[1]),
-            .int4([x.shape[2], x.shape[3], height, width]), .int(alignCorners ? 1 : 0),
+            .intVector4([x.shape[2], x.shape[3], height, width]), .int(alignCorners ? 1 : 0),
         ])
         return out
     }
 
-    public func resizeBilinearBackward(_ gy: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray {
-        try Check.resizeBackward(gy.shape, input: inputShape)
+    public func resizeBilinearBackward(_ gy: DeviceArray, plan: ResizePlan) throws -> DeviceArray {
+        let (inputShape, alignCorners) = (plan.input, plan.alignCorners)
         let out = try allocate(inputShape)
         try launch("resize", "resize_bilinear_backward", global: [inputShape.count], [
             .buffer(try mem(gy, "resizeBilinearBackward")), .buffer(try mem(out, "resizeBilinearBackward")), .int(inputShape[0] * inputShape[1]),
-            .int4([inputShape[2], inputShape[3], gy.shape[2], gy.shape[3]]), .int(alignCorners ? 1 : 0),
+            .intVector4([inputShape[2], inputShape[3], gy.shape[2], gy.shape[3]]), .int(alignCorners ? 1 : 0),
         ])
-        return out
-    }
-
-    // MARK: Perturbation
-
-    /// The mask description as kernel arguments: geometry, then labels, bits, rects, cells, shifts
-    /// (the unused ones bound to a dummy buffer). Only these compact arrays cross to the device.
-    private func maskArgs(_ spec: MaskSpec, height: Int, width: Int) throws -> (args: [KernelArg], temporaries: [cl_mem]) {
-        try spec.validate(height: height, width: width)
-        switch spec {
-        case .segments(let labels, let keep, let words):
-            try checkLabels(labels, limit: words * 32)
-            let bits = try temporary(keep)
-            return ([.int8([height, width, words, 0, 0, 0, 0, 0]), .buffer(try mem(labels, "mask")), .buffer(bits),
-                     .buffer(dummy), .buffer(dummy), .buffer(dummy)], [bits])
-        case .rectangles(let rects):
-            // Clipped to the image here, so the kernel compares without overflow for any Int.
-            func span(_ start: Int, _ extent: Int, _ size: Int) -> (Int32, Int32) {
-                let (end, overflow) = start.addingReportingOverflow(extent)
-                let e = overflow ? (extent > 0 ? Int.max : Int.min) : end
-                return (Int32(min(max(start, 0), size)), Int32(min(max(e, 0), size)))
-            }
-            let flat = rects.flatMap { r -> [Int32] in
-                let (y0, y1) = span(r.top, r.height, height), (x0, x1) = span(r.left, r.width, width)
-                return [y0, x0, y1, x1]
-            }
-            let r = try temporary(flat)
-            return ([.int8([height, width, 0, 0, 0, 0, 0, 1]), .buffer(dummy), .buffer(dummy), .buffer(r), .buffer(dummy), .buffer(dummy)], [r])
-        case .grids(let cells, let gh, let gw, let uh, let uw, let shifts):
-            let flat = shifts.flatMap { [Int32(clamping: $0.0), Int32(clamping: $0.1)] }
-            let cm = try temporary(cells)
-            let sm: cl_mem
-            do { sm = try temporary(flat) } catch { clReleaseMemObject(cm); throw error }
-            return ([.int8([height, width, 0, gh, gw, uh, uw, 2]), .buffer(dummy), .buffer(dummy), .buffer(dummy), .buffer(cm), .buffer(sm)], [cm, sm])
-        }
-    }
-
-    /// Label values must lie in `0..<limit` (the bits per sample). A label map is uploaded once per
-    /// image and reused for many batches, so its largest and smallest values are read back once
-    /// (one blocking download) and remembered for as long as the array lives.
-    private func checkLabels(_ labels: DeviceArray, limit: Int) throws {
-        let s = try storage(labels, "mask(segments)")
-        let range: (lo: Float, hi: Float, finite: Bool)
-        if let known = labelRanges.lookup(s) {
-            range = known
-        } else {
-            let l = try download(labels)
-            var lo = Float.infinity, hi = -Float.infinity, finite = true
-            for v in l.scalars { if v.isNaN || v.isInfinite { finite = false } else { lo = min(lo, v); hi = max(hi, v) } }
-            range = (lo, hi, finite)
-            labelRanges.insert(s, range)
-        }
-        guard labels.shape.count == 0 || (range.finite && range.lo >= 0 && Double(range.hi) < Double(limit)) else {
-            let bad = !range.finite ? "a non-finite label" : (range.lo < 0 ? "label \(range.lo)" : "label \(range.hi)")
-            throw XAIError.invalidArgument(op: "mask(segments)", message: "\(bad) is outside 0..<\(limit)")
-        }
-    }
-
-    public func masks(_ spec: MaskSpec, height: Int, width: Int) throws -> DeviceArray {
-        let (args, temporaries) = try maskArgs(spec, height: height, width: width)
-        // OpenCL defers the release until the queued kernel is done with them.
-        defer { temporaries.forEach { clReleaseMemObject($0) } }
-        let count = spec.sampleCount
-        let out = try allocate([count, 1, height, width])
-        let geometry = args[0]
-        try launch("mask", "mask_build", global: [count * height * width],
-                   [.buffer(try mem(out, "masks")), .int(count), geometry] + Array(args[1...]))
-        return out
-    }
-
-    public func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray {
-        try Check.composite(image: image.shape, baseline: baseline.shape)
-        let (c, h, w) = (image.shape[1], image.shape[2], image.shape[3])
-        let (args, temporaries) = try maskArgs(spec, height: h, width: w)
-        defer { temporaries.forEach { clReleaseMemObject($0) } }
-        let count = spec.sampleCount
-        let out = try allocate([count, c, h, w])
-        try launch("mask", "mask_composite", global: [h * w, count], [
-            .buffer(try mem(image, "composite")), .buffer(try mem(baseline, "composite")), .buffer(try mem(out, "composite")),
-            .int(count), .int(c), args[0],
-        ] + Array(args[1...]))
         return out
     }
 }

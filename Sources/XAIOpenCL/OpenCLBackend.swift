@@ -49,35 +49,15 @@ final class CLBufferPool: @unchecked Sendable {
     deinit { for list in free.values { for m in list { clReleaseMemObject(m) } } }
 }
 
-/// Value ranges of label maps already checked, by storage; entries of released arrays are dropped
-/// (a weak reference guards against a new storage at a reused address).
-final class LabelRangeCache: @unchecked Sendable {
-    private struct Entry { weak var storage: OpenCLStorage?; let range: (lo: Float, hi: Float, finite: Bool) }
-    private var entries: [ObjectIdentifier: Entry] = [:]
-    private let lock = NSLock()
-
-    func lookup(_ s: OpenCLStorage) -> (lo: Float, hi: Float, finite: Bool)? {
-        lock.lock(); defer { lock.unlock() }
-        guard let e = entries[ObjectIdentifier(s)], e.storage === s else { return nil }
-        return e.range
-    }
-
-    func insert(_ s: OpenCLStorage, _ range: (lo: Float, hi: Float, finite: Bool)) {
-        lock.lock(); defer { lock.unlock() }
-        if entries.count >= 64 { entries = entries.filter { $0.value.storage != nil } }
-        entries[ObjectIdentifier(s)] = Entry(storage: s, range: range)
-    }
-}
-
 /// A kernel argument.
 enum KernelArg {
     case buffer(cl_mem)
     case int(Int)
     case float(Float)
-    /// Up to 8 integers as an OpenCL `int8` (unused lanes are 0).
-    case int8([Int])
-    /// Up to 4 integers as an OpenCL `int4`.
-    case int4([Int])
+    /// Up to 8 integers as an OpenCL `int8` vector (unused lanes are 0).
+    case intVector8([Int])
+    /// Up to 4 integers as an OpenCL `int4` vector.
+    case intVector4([Int])
 }
 
 /// The OpenCL backend: every primitive as an OpenCL C kernel from `Kernels/`, compiled once per
@@ -95,12 +75,10 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     private var kernels: [String: (kernel: cl_kernel, maxGroup: Int)] = [:]
     private var sources: [String: (text: String, origin: String)] = [:]
     private let lock = NSLock()
-    let labelRanges = LabelRangeCache()
     /// A 4-byte buffer bound to kernel arguments that a call does not use.
     private(set) var dummy: cl_mem!
-
-    /// Build options per device: kernel tunables (`-D`) and the language version.
-    var buildOptions: String { "-cl-std=CL1.2 -DTS=\(tile) -DWPT=4 -DTK=16 -DCPU_ROWS=\(cpuRows) -DREDUCE_GROUP=\(reduceGroup)" }
+    /// The kernels' tunables for this device, fixed at init.
+    let tunables: KernelTunables
 
     /// Which GEMM kernel convolutions and matrix products use.
     public enum GEMMKernel: String, Sendable {
@@ -111,12 +89,17 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         case rows
     }
 
-    /// The GEMM kernel this backend uses.
-    public let gemmKernel: GEMMKernel
+    /// The GEMM kernel this backend uses (never ``GEMMKernel/automatic``: the choice is made at init).
+    public var gemmKernel: GEMMKernel { tunables.gemm == .tiled ? .tiled : .rows }
 
     /// Opens OpenCL device `index` (GPUs first, over all platforms).
+    /// - Parameters:
+    ///   - index: the device's index over all platforms, GPUs first, as `xai devices` lists them.
+    ///   - memoryBudget: bytes methods may use for batches (default: half the device's memory, at most 8 GiB).
+    ///   - gemmKernel: the GEMM kernel (default: by device type, `XAI_GEMM_KERNEL` overriding).
+    /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when there is no such device,
+    ///   ``XAIError/openCL(call:status:name:device:)`` when the driver refuses a context or queue.
     public init(index: Int = 0, memoryBudget: Int? = nil, gemmKernel: GEMMKernel = .automatic) throws {
-        self.gemmKernel = gemmKernel
         let all: [OpenCLDeviceInfo]
         do {
             all = try OpenCLRuntime.devices()
@@ -127,6 +110,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             throw XAIError.deviceUnavailable(device: "gpu:\(index)", reason: "there \(all.count == 1 ? "is 1 OpenCL device" : "are \(all.count) OpenCL devices") (see `xai devices`)")
         }
         info = all[index]
+        tunables = KernelTunables(isGPU: info.isGPU, requested: gemmKernel == .automatic ? nil : (gemmKernel == .tiled ? .tiled : .rows))
         device = .gpu(index)
         name = "opencl:\(index) (\(info.name), \(info.platformName))"
         self.memoryBudget = memoryBudget ?? min(info.globalMemoryBytes / 2, 8 << 30)
@@ -163,7 +147,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         let flags = cl_mem_flags(CL_MEM_READ_WRITE) | (host != nil ? cl_mem_flags(CL_MEM_COPY_HOST_PTR) : 0)
         let mem = clCreateBuffer(context, flags, max(bytes, 4), host.map { UnsafeMutableRawPointer(mutating: $0) }, &err)
         guard err == CL_SUCCESS, let mem else {
-            if err == -4 || err == -5 || err == -6 || err == -61 || bytes > info.maxAllocationBytes {
+            if [CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_RESOURCES, CL_OUT_OF_HOST_MEMORY, CL_INVALID_BUFFER_SIZE].contains(err)
+                || bytes > info.maxAllocationBytes {
                 throw XAIError.outOfMemory(op: "allocate", bytes: bytes, device: deviceLabel)
             }
             throw XAIError.openCL(call: "clCreateBuffer", status: err, name: openCLStatusName(err), device: deviceLabel)
@@ -180,6 +165,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     func mem(_ a: DeviceArray, _ op: String) throws -> cl_mem { try storage(a, op).mem }
 
+    /// A new array of `shape`, refused before allocating when it exceeds the device's largest allocation.
     func allocate(_ shape: Shape) throws -> DeviceArray {
         let bytes = max(shape.count, 1) * 4
         guard bytes <= info.maxAllocationBytes else {
@@ -237,7 +223,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// options within this backend's context (and so its device).
     private func program(_ family: String) throws -> cl_program {
         let (text, origin) = try source(family)
-        let key = "\(family)|\(text.hashValue)|\(buildOptions)"
+        let buildOptions = tunables.buildOptions
+        let key = "\(family)|\(text)|\(buildOptions)"
         if let p = programs[key] { return p }
         var err: cl_int = 0
         let program: cl_program? = text.withCString { ptr in
@@ -256,7 +243,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             var log = [CChar](repeating: 0, count: max(size, 1))
             clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
             clReleaseProgram(program)
-            if status == -11 || status == -15 || status == -17 || status == -43 || status == -66 {
+            if [CL_BUILD_PROGRAM_FAILURE, CL_COMPILE_PROGRAM_FAILURE, CL_LINK_PROGRAM_FAILURE, CL_INVALID_BUILD_OPTIONS,
+                CL_INVALID_COMPILER_OPTIONS].contains(status) {
                 throw XAIError.kernelBuild(file: origin, device: deviceLabel, options: buildOptions, log: cString(log))
             }
             throw XAIError.openCL(call: "clBuildProgram(\(family))", status: status, name: openCLStatusName(status), device: deviceLabel)
@@ -302,10 +290,10 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             case .buffer(var m): status = clSetKernelArg(k, cl_uint(i), MemoryLayout<cl_mem>.size, &m)
             case .int(let v): var x = Int32(clamping: v); status = clSetKernelArg(k, cl_uint(i), 4, &x)
             case .float(var v): status = clSetKernelArg(k, cl_uint(i), 4, &v)
-            case .int8(let vs):
+            case .intVector8(let vs):
                 var x = (0..<8).map { $0 < vs.count ? Int32(clamping: vs[$0]) : 0 }
                 status = clSetKernelArg(k, cl_uint(i), 32, &x)
-            case .int4(let vs):
+            case .intVector4(let vs):
                 var x = (0..<4).map { $0 < vs.count ? Int32(clamping: vs[$0]) : 0 }
                 status = clSetKernelArg(k, cl_uint(i), 16, &x)
             }
@@ -315,7 +303,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         var g = global
         for d in 0..<g.count { g[d] = (g[d] + l[d] - 1) / l[d] * l[d] }
         let status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, nil)
-        if status == -4 || status == -5 {
+        if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES {
             throw XAIError.outOfMemory(op: name, bytes: 0, device: deviceLabel)
         }
         try check(status, "clEnqueueNDRangeKernel(\(name))", deviceLabel)

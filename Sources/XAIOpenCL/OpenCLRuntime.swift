@@ -27,8 +27,8 @@ public enum OpenCLRuntime {
     public static func devices() throws -> [OpenCLDeviceInfo] {
         var count: cl_uint = 0
         let status = clGetPlatformIDs(0, nil, &count)
-        guard status == CL_SUCCESS || status == -1001, count > 0 else {
-            throw XAIError.deviceUnavailable(device: "gpu", reason: status == -1001 || status == CL_SUCCESS
+        guard status == CL_SUCCESS || status == CL_PLATFORM_NOT_FOUND_KHR, count > 0 else {
+            throw XAIError.deviceUnavailable(device: "gpu", reason: status == CL_PLATFORM_NOT_FOUND_KHR || status == CL_SUCCESS
                 ? "no OpenCL platform found (install an OpenCL driver, e.g. pocl-opencl-icd, or a GPU vendor's ICD)"
                 : "clGetPlatformIDs failed with \(openCLStatusName(status))")
         }

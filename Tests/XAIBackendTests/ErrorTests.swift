@@ -9,9 +9,11 @@ final class ErrorTests: XCTestCase {
             let x = try be.upload(Tensor.uniform([1, 3, 8, 8], seed: 1))
             let wrongWeight = try be.upload(Tensor.uniform([4, 2, 3, 3], seed: 2))
             XCTAssertThrowsError(try be.conv2d(x, weight: wrongWeight, bias: nil, params: Conv2DParams(), activation: .identity), label) { error in
-                guard case XAIError.shapeMismatch(let op, let message) = error else { return XCTFail("\(label): \(error)") }
+                guard case XAIError.shapeMismatch(let op, _, let got) = error else { return XCTFail("\(label): \(error)") }
                 XCTAssertEqual(op, "conv2d")
-                XCTAssertTrue(message.contains("[1x3x8x8]") && message.contains("[4x2x3x3]"), message)
+                XCTAssertEqual(got, [[1, 3, 8, 8], [4, 2, 3, 3]])
+                XCTAssertTrue("\(error)".contains("[1x3x8x8]") && "\(error)".contains("[4x2x3x3]"), "\(error)")
+                XCTAssertEqual((error as? XAIError)?.code, .invalidArgument)
             }
             let a = try be.upload(Tensor.uniform([2, 3], seed: 3)), b = try be.upload(Tensor.uniform([4, 5], seed: 4))
             XCTAssertThrowsError(try be.gemm(a, b, transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity), label)

@@ -167,7 +167,7 @@ final class ExplainCommandTests: XCTestCase {
         let path = try temporaryFolder() + "/copy.png"
         try image.writePNG(path)
         XCTAssertEqual(try RGBImage.read(path), image)
-        let resized = image.resized(width: 31, height: 23)
+        let resized = try image.resized(width: 31, height: 23)
         let expected = try NPY.read(folder + "/resized_23x31.npy")
         let worst = zip(resized.pixels, expected.scalars).map { abs(Int($0) - Int($1)) }.max() ?? 0
         XCTAssertLessThanOrEqual(worst, 1, "Pillow's antialiased bilinear resize")

@@ -23,7 +23,7 @@ final class MethodReferenceTests: XCTestCase {
         let entries = manifest["models"] as! [String: [String: Any]]
         return ["small_resnet", "mobile_block"].map { name in
             Case(name: name, layer: (entries[name]!["tap_values"] as! [String])[1],
-                 input: try! NPY.read("\(models)/\(name)/input.npy"), targets: try! NPY.read("\(models)/\(name)/target.npy").integers,
+                 input: try! NPY.read("\(models)/\(name)/input.npy"), targets: try! NPY.read("\(models)/\(name)/target.npy").integers("fixture"),
                  graph: try! ONNXImporter.load(path: "\(models)/\(name)/model.onnx").optimized())
         }
     }()

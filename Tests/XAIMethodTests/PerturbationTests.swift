@@ -17,7 +17,7 @@ final class PerturbationTests: XCTestCase {
     func model(_ name: String, _ backend: any Backend) throws -> (ExplainedModel, Tensor, [Int]) {
         let dir = fixturesDirectory + "/models/\(name)"
         let graph = try ONNXImporter.load(path: dir + "/model.onnx").optimized()
-        return (try ExplainedModel(graph: graph, backend: backend), try NPY.read(dir + "/input.npy"), try NPY.read(dir + "/target.npy").integers)
+        return (try ExplainedModel(graph: graph, backend: backend), try NPY.read(dir + "/input.npy"), try NPY.read(dir + "/target.npy").integers("fixture"))
     }
 
     /// `input -> 1x1 conv (3 -> 4 channels) -> global average pool -> linear (4 -> 5)`: every logit
@@ -61,7 +61,7 @@ final class PerturbationTests: XCTestCase {
         }
     }
 
-    func testOcclusionWindowsCoverTheImageAndErrorsNameTheFlag() throws {
+    func testOcclusionWindowsCoverTheImageAndErrorsNameTheKnob() throws {
         let (model, _, _) = try self.model("mobile_block", CPUBackend())
         let rects = try Occlusion(model: model, window: (8, 8), stride: (5, 5)).windows(height: 40, width: 40)
         XCTAssertEqual(rects.count, 8 * 8)  // ceil((40 - 8) / 5) + 1 = 8 per side, the last clipped
@@ -71,7 +71,9 @@ final class PerturbationTests: XCTestCase {
         XCTAssertEqual(sparse.count, 9)
         XCTAssertTrue(sparse.allSatisfy { $0.top + $0.height <= 40 && $0.left + $0.width <= 40 && $0.height > 0 })
         XCTAssertThrowsError(try Occlusion(model: model, window: (41, 8)).windows(height: 40, width: 40)) { error in
-            XCTAssertTrue("\(error)".contains("--window"), "\(error)")
+            guard case XAIError.invalidArgument(let parameter, let value, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(parameter, "window")
+            XCTAssertEqual(value, "41x8")
         }
     }
 
@@ -165,7 +167,7 @@ final class PerturbationTests: XCTestCase {
             let spec = try rise.maskSpec(height: 40, width: 40)
             let plane = 1600
             var masks = [Double](repeating: 0, count: 40 * plane)
-            for m in 0..<40 { for p in 0..<plane { masks[m * plane + p] = spec.hostValue(sample: m, y: p / 40, x: p % 40, height: 40, width: 40) } }
+            for m in 0..<40 { for p in 0..<plane { masks[m * plane + p] = try spec.hostValue(sample: m, y: p / 40, x: p % 40, height: 40, width: 40) } }
             for b in 0..<2 {
                 let image = Array(input.scalars[(b * 3 * plane)..<((b + 1) * 3 * plane)])
                 var batch = [Float](repeating: 0, count: 40 * 3 * plane)
@@ -270,7 +272,7 @@ final class PerturbationTests: XCTestCase {
             let image = try NPY.read(Self.fixtures + "/images/\(name).npy")
             let (h, w) = (image.shape[1], image.shape[2])
             for n in [70, 100] {
-                let reference = try SegmentMap(height: h, width: w, ids: try NPY.read(Self.fixtures + "/images/\(name)_slic\(n).npy").integers)
+                let reference = try SegmentMap(height: h, width: w, ids: try NPY.read(Self.fixtures + "/images/\(name)_slic\(n).npy").integers("fixture"))
                 let ours = try SLIC(segments: n).segment(image)
                 let agreement = boundaryAgreement(ours, reference)
                 print("SLIC \(name) n=\(n): \(ours.count) segments (scikit-image \(reference.count)), boundary F1 \(agreement), identical: \(ours == reference)")
@@ -289,7 +291,7 @@ final class PerturbationTests: XCTestCase {
             var cases: [(String, Segmentation)] = [("quickshift", .quickshift(Quickshift(valueRange: 0...255)))]
             for scale in [1, 100] { cases.append(("felzenszwalb\(scale)", .felzenszwalb(Felzenszwalb(scale: Double(scale), valueRange: 0...255)))) }
             for (file, segmentation) in cases {
-                let reference = try SegmentMap(height: h, width: w, ids: try NPY.read(Self.fixtures + "/images/\(name)_\(file).npy").integers)
+                let reference = try SegmentMap(height: h, width: w, ids: try NPY.read(Self.fixtures + "/images/\(name)_\(file).npy").integers("fixture"))
                 let ours = try segmentation.segment(try image.reshaped([1, 3, h, w]), index: 0)
                 let agreement = boundaryAgreement(ours, reference)
                 print("\(file) \(name): \(ours.count) segments (scikit-image \(reference.count)), boundary F1 \(agreement), identical: \(ours == reference)")

@@ -31,7 +31,7 @@ final class ONNXFixtureTests: XCTestCase {
             let raw = try ONNXImporter.load(path: f.folder + "/model.onnx")
             let input = try NPY.read(f.folder + "/input.npy")
             let logits = try NPY.read(f.folder + "/logits.npy")
-            let target = try NPY.read(f.folder + "/target.npy").integers
+            let target = try NPY.read(f.folder + "/target.npy").integers("fixture")
             let expectedGrads = try [NPY.read(f.folder + "/grad_input.npy")] + (0..<f.taps.count).map { try NPY.read(f.folder + "/grad_\($0).npy") }
             for (variant, graph) in [("optimized", try raw.optimized()), ("as exported", raw)] {
                 for (label, backend) in TestBackends.all() {

@@ -11,7 +11,7 @@ final class ZooTests: XCTestCase {
         // torchvision resnet50 at 224x224: 8.178 GFLOP (../shared/peers); resnet18: 3.628.
         XCTAssertEqual(summary.flopsPerImage / 1e9, 8.178, accuracy: 0.001)
         XCTAssertEqual(try Zoo.model("resnet18").summary().flopsPerImage / 1e9, 3.628, accuracy: 0.001)
-        XCTAssertEqual(summary.defaultCAMLayer, "layer4.2")
+        XCTAssertEqual(summary.lastSpatialActivation, "layer4.2")
         XCTAssertEqual(summary.shapes["layer4.2"], [1, 2048, 7, 7])
     }
 

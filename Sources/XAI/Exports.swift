@@ -1,0 +1,11 @@
+// The one module frontends import: everything below is re-exported.
+@_exported import XAICore
+@_exported import XAIGraph
+@_exported import XAIONNX
+@_exported import XAIMethods
+@_exported import XAIImage
+@_exported import struct XAIOpenCL.OpenCLDeviceInfo
+@_exported import class XAIOpenCL.OpenCLBackend
+@_exported import enum XAIOpenCL.OpenCLRuntime
+@_exported import class XAICPU.CPUBackend
+@_exported import struct XAICPU.HostInfo

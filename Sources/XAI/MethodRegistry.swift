@@ -1,0 +1,209 @@
+import Foundation
+
+/// What a method needs besides its knobs: the model's preprocessing (for the `black` baseline) and
+/// a progress callback for the long-running perturbation methods.
+public struct MethodContext: Sendable {
+    public var preprocessing: Preprocessing
+    public var progress: PerturbationProgress?
+
+    public init(preprocessing: Preprocessing = .imagenet, progress: PerturbationProgress? = nil) {
+        self.preprocessing = preprocessing
+        self.progress = progress
+    }
+}
+
+/// A method ready to run, with the baseline its knobs asked for and the settings to record beside
+/// its output.
+public struct ConfiguredMethod {
+    public let method: any AttributionMethod
+    public let baseline: Baseline
+    /// The knobs the method used, by name, as text (for `results.jsonl`).
+    public let parameters: [String: String]
+}
+
+/// One entry of the registry: a method's name, what it does, the knobs it reads, and how to build it.
+public struct MethodSpec: Sendable {
+    public let name: String
+    public let summary: String
+    /// The ``MethodConfiguration`` knobs the method reads.
+    public let knobs: [String]
+    let build: @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod
+    /// Whether the method can explain a model (CAM needs a global-average-pooling + linear head;
+    /// Grad-CAM++ a piecewise-linear path); `nil` for every model.
+    let isApplicable: (@Sendable (ExplainedModel) -> Bool)?
+
+    /// Whether the method can explain `model`.
+    public func applies(to model: ExplainedModel) -> Bool { isApplicable?(model) ?? true }
+}
+
+/// Every method, once: the command line, the benchmark, the C ABI and Python all read this list.
+/// Adding a method is its file plus one entry here.
+public enum MethodRegistry {
+    /// The methods in the order `all` runs them.
+    public static let methods: [MethodSpec] = [
+        MethodSpec(name: "saliency", summary: "vanilla gradient, max |grad| over channels", knobs: [],
+                   build: { m, _, _ in Saliency(model: m) }, isApplicable: nil),
+        MethodSpec(name: "inputxgrad", summary: "gradient x input, summed over channels", knobs: [],
+                   build: { m, _, _ in InputXGradient(model: m) }, isApplicable: nil),
+        MethodSpec(name: "smoothgrad", summary: "mean gradient over noisy copies", knobs: ["samples", "noise", "batch", "seed"],
+                   build: { m, c, _ in
+                       SmoothGrad(base: Saliency(model: m), samples: c.samples ?? 50, noiseLevel: c.noise, internalBatchSize: c.batch, seed: c.seed)
+                   }, isApplicable: nil),
+        MethodSpec(name: "ig", summary: "Integrated Gradients, completeness delta reported", knobs: ["steps", "rule", "baseline", "batch"],
+                   build: { m, c, _ in
+                       guard let rule = IntegrationRule(rawValue: c.rule) else {
+                           throw XAIError.invalidArgument(parameter: "rule", value: c.rule,
+                                                          reason: "none of \(IntegrationRule.allCases.map(\.rawValue).joined(separator: ", "))")
+                       }
+                       return IntegratedGradients(model: m, steps: c.steps, rule: rule, internalBatchSize: c.batch)
+                   }, isApplicable: nil),
+        MethodSpec(name: "cam", summary: "class activation map; needs a global-average-pooling + linear head", knobs: [],
+                   build: { m, _, _ in CAM(model: m) }, isApplicable: { CAM(model: $0).applies }),
+        cam(.gradCAM, "Grad-CAM at a layer (default: the last 4-D activation before pooling)"),
+        cam(.gradCAMPlusPlus, "Grad-CAM++ (closed form, exact for piecewise-linear heads; refused with the node named otherwise)"),
+        cam(.layerCAM, "LayerCAM at a layer"),
+        cam(.xGradCAM, "XGrad-CAM at a layer"),
+        MethodSpec(name: "scorecam", summary: "one masked forward per channel of the layer", knobs: ["layer", "batch"],
+                   build: { m, c, _ in
+                       _ = try m.camLayer(c.layer)
+                       return ScoreCAM(model: m, layer: c.layer, internalBatchSize: c.batch)
+                   }, isApplicable: nil),
+        MethodSpec(name: "occlusion", summary: "score drop under a sliding window", knobs: ["window", "stride", "baseline", "batch"],
+                   build: { m, c, ctx in
+                       Occlusion(model: m, window: (c.window, c.window), stride: (c.stride, c.stride), perturbationsPerEval: c.batch, progress: ctx.progress)
+                   }, isApplicable: nil),
+        MethodSpec(name: "lime", summary: "weighted ridge fit on superpixel coalitions",
+                   knobs: ["samples", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
+                   build: { m, c, ctx in
+                       LIME(model: m, samples: c.samples ?? 1000, segmentation: try segmentation(c), seed: c.seed,
+                            perturbationsPerEval: c.batch, progress: ctx.progress)
+                   }, isApplicable: nil),
+        MethodSpec(name: "kernelshap", summary: "Shapley-kernel fit on superpixel coalitions, efficiency exact",
+                   knobs: ["samples", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
+                   build: { m, c, ctx in
+                       KernelSHAP(model: m, samples: c.samples ?? 1000, segmentation: try segmentation(c), seed: c.seed,
+                                  perturbationsPerEval: c.batch, progress: ctx.progress)
+                   }, isApplicable: nil),
+        MethodSpec(name: "rise", summary: "random 7x7 grids, probability-weighted", knobs: ["masks", "seed", "batch"],
+                   build: { m, c, ctx in RISE(model: m, masks: c.masks, seed: c.seed, perturbationsPerEval: c.batch, progress: ctx.progress) },
+                   isApplicable: nil),
+        MethodSpec(name: "mp", summary: "Meaningful Perturbation (deletion mask against a blur)", knobs: ["iterations"],
+                   build: { m, c, _ in MeaningfulPerturbation(model: m, iterations: c.iterations) }, isApplicable: nil),
+    ]
+
+    private static func cam(_ variant: CAMVariant, _ summary: String) -> MethodSpec {
+        let build: @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod = { m, c, _ in
+            guard let score = GradientCAM.PlusPlusScore(rawValue: c.gradcamppScore) else {
+                throw XAIError.invalidArgument(parameter: "gradcamppScore", value: c.gradcamppScore, reason: "neither exponential nor probability")
+            }
+            let method = GradientCAM(model: m, variant: variant, layer: c.layer, plusPlusScore: score)
+            try method.validate()
+            return method
+        }
+        let applicable: (@Sendable (ExplainedModel) -> Bool)?
+        if variant == .gradCAMPlusPlus {
+            applicable = { (try? GradientCAM(model: $0, variant: .gradCAMPlusPlus).validate()) != nil }
+        } else {
+            applicable = nil
+        }
+        return MethodSpec(name: variant.rawValue, summary: summary, knobs: variant == .gradCAMPlusPlus ? ["layer", "gradcamppScore"] : ["layer"],
+                          build: build, isApplicable: applicable)
+    }
+
+    /// Every method's name, in the order `all` runs them.
+    public static var names: [String] { methods.map(\.name) }
+
+    /// The entry called `name`.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`method`) for an unknown name.
+    public static func spec(_ name: String) throws -> MethodSpec {
+        guard let s = methods.first(where: { $0.name == name }) else {
+            throw XAIError.invalidArgument(parameter: "method", value: name, reason: "unknown method (methods: \(names.joined(separator: ", ")))")
+        }
+        return s
+    }
+
+    /// The methods of a comma-separated list; `all` is every method that applies to `model`.
+    /// Duplicates are dropped, the order kept.
+    public static func expand(_ list: String, model: ExplainedModel) throws -> [String] {
+        var result: [String] = []
+        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            if item == "all" {
+                result += methods.filter { $0.applies(to: model) }.map(\.name)
+            } else {
+                result.append(try spec(item).name)
+            }
+        }
+        guard !result.isEmpty else { throw XAIError.invalidArgument(parameter: "method", value: list, reason: "name at least one method") }
+        var seen = Set<String>()
+        return result.filter { seen.insert($0).inserted }
+    }
+
+    /// Builds the method `name` for `model` from `configuration`.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` naming the knob at fault.
+    public static func make(_ name: String, model: ExplainedModel, configuration c: MethodConfiguration,
+                            context: MethodContext = MethodContext()) throws -> ConfiguredMethod {
+        let spec = try spec(name)
+        let method = try spec.build(model, c, context)
+        let baseline = spec.knobs.contains("baseline") ? try baselineValue(c, context.preprocessing) : .zero
+        var parameters: [String: String] = [:]
+        for knob in spec.knobs where knob != "batch" {
+            switch knob {
+            case "steps": parameters[knob] = "\(c.steps)"
+            case "rule": parameters[knob] = c.rule
+            case "samples": parameters[knob] = "\(c.samples ?? (name == "smoothgrad" ? 50 : 1000))"
+            case "noise": parameters[knob] = "\(c.noise)"
+            case "baseline": parameters[knob] = c.baseline
+            case "segmentation": parameters[knob] = c.featureMask ?? c.segmentation
+            case "segments": parameters[knob] = "\(c.segments)"
+            case "window": parameters[knob] = "\(c.window)"
+            case "stride": parameters[knob] = "\(c.stride)"
+            case "masks": parameters[knob] = "\(c.masks)"
+            case "iterations": parameters[knob] = "\(c.iterations)"
+            case "layer": parameters[knob] = try model.camLayer(c.layer)
+            case "gradcamppScore": parameters["score"] = c.gradcamppScore
+            default: break
+            }
+        }
+        return ConfiguredMethod(method: method, baseline: baseline, parameters: parameters)
+    }
+
+    /// The ``Baseline`` a `baseline` knob names.
+    static func baselineValue(_ c: MethodConfiguration, _ preprocessing: Preprocessing) throws -> Baseline {
+        switch c.baseline {
+        case "zero": return .zero
+        case "black":
+            try preprocessing.validate()
+            return .perChannel((0..<3).map { -preprocessing.mean[$0] / preprocessing.std[$0] })
+        case "mean": return .channelMean
+        case "blur": return .blurred(sigma: 10)
+        case "noise": return .uniformNoise(low: -1, high: 1, seed: c.seed)
+        case let path where path.lowercased().hasSuffix(".npy"):
+            return .tensor(try NPY.read(path))
+        default:
+            throw XAIError.invalidArgument(parameter: "baseline", value: c.baseline, reason: "none of zero, black, mean, blur, noise or a .npy file")
+        }
+    }
+
+    /// The superpixels the `segmentation`, `segments` and `featureMask` knobs name.
+    static func segmentation(_ c: MethodConfiguration) throws -> Segmentation {
+        if let featureMask = c.featureMask {
+            if featureMask.lowercased().hasSuffix(".npy") { return .labels(try NPY.read(featureMask)) }
+            // A picture: each distinct colour is one segment.
+            let picture = try RGBImage.read(featureMask)
+            var ids = [Float](repeating: 0, count: picture.width * picture.height)
+            for p in ids.indices {
+                let (r, g, b) = (Int(picture.pixels[3 * p]), Int(picture.pixels[3 * p + 1]), Int(picture.pixels[3 * p + 2]))
+                ids[p] = Float(r << 16 | g << 8 | b)
+            }
+            return .labels(Tensor(unchecked: [picture.height, picture.width], ids))
+        }
+        switch c.segmentation {
+        case "slic": return .slic(SLIC(segments: c.segments))
+        case "quickshift": return .quickshift(Quickshift())
+        case "felzenszwalb": return .felzenszwalb(Felzenszwalb(scale: 100))
+        case "grid": return .grid(rows: c.segments, columns: c.segments)
+        default:
+            throw XAIError.invalidArgument(parameter: "segmentation", value: c.segmentation, reason: "none of slic, quickshift, felzenszwalb, grid")
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+/// The flag a library parameter is set with, for error messages: the library names knobs
+/// (`steps`, `gradcamppScore`), the command line spells them (`--steps`, `--gradcampp-score`).
+/// Parameters no flag sets keep their library name.
+func flag(for parameter: String) -> String {
+    let aliases = ["internalBatchSize": "batch", "perturbationsPerEval": "batch", "noiseLevel": "noise", "mean": "preset", "std": "preset"]
+    let name = aliases[parameter] ?? parameter
+    let flags = Set(MethodConfiguration.knobNames + ["device", "target", "preset", "resize", "shard", "colormap", "sign", "alpha", "percentile",
+                                                     "save", "method", "out", "top", "folder"])
+    guard flags.contains(name) else { return parameter }
+    var kebab = ""
+    for ch in name {
+        if ch.isUppercase { kebab += "-" + ch.lowercased() } else { kebab.append(ch) }
+    }
+    return "--" + kebab
+}
+
+/// An engine error as the command line reports it: parameters spelled as flags.
+struct CommandLineError: Error, CustomStringConvertible {
+    let error: XAIError
+    var description: String { error.rendered(parameter: flag(for:)) }
+}
+
+/// Runs a command's body, turning engine errors into command-line errors.
+func reportingFlags<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as XAIError { throw CommandLineError(error: e) }
+}
+
+/// The message of any error, engine errors with flag spellings.
+func describe(_ error: Error) -> String {
+    if let e = error as? XAIError { return e.rendered(parameter: flag(for:)) }
+    return "\(error)"
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

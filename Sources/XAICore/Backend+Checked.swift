@@ -1,0 +1,244 @@
+// The checked entry points: the one place where operands are validated (by building the plan a
+// primitive receives) and where a primitive a backend does not support is sent to the float64 host
+// implementation. Every caller (executor, methods, tests) goes through these.
+
+extension Backend {
+    /// `activation(alpha * op(a) * op(b) + bias)` where op transposes when asked.
+    /// - Parameters:
+    ///   - a: `[M, K]`, or `[K, M]` with `transposeA`.
+    ///   - b: `[K, N]`, or `[N, K]` with `transposeB`.
+    ///   - bias: `[N]`, added to every row, or `nil`.
+    /// - Returns: `[M, N]`.
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` when the operands do not fit.
+    public func gemm(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool, transposeB: Bool, alpha: Float,
+                     bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
+        let plan = try GemmPlan(a: a.shape, b: b.shape, transposeA: transposeA, transposeB: transposeB, bias: bias?.shape)
+        guard supports(.gemm) else {
+            return try onHost([a, b] + (bias.map { [$0] } ?? [])) { r, x in
+                try r.gemm(x[0], x[1], plan: plan, alpha: alpha, bias: x.count > 2 ? x[2] : nil, activation: activation)
+            }
+        }
+        return try gemm(a, b, plan: plan, alpha: alpha, bias: bias, activation: activation)
+    }
+
+    /// `activation(conv(x, weight) + bias)`.
+    /// - Parameters:
+    ///   - x: `[N, Cin, H, W]`.
+    ///   - weight: `[Cout, Cin / groups, kH, kW]`.
+    ///   - bias: `[Cout]` or `nil`.
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` naming both shapes when they do not fit.
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, params: Conv2DParams,
+                       activation: UnaryOp) throws -> DeviceArray {
+        let plan = try ConvPlan(input: x.shape, weight: weight.shape, bias: bias?.shape, params: params)
+        guard supports(.conv2d) else {
+            return try onHost([x, weight] + (bias.map { [$0] } ?? [])) { r, a in
+                try r.conv2d(a[0], weight: a[1], bias: a.count > 2 ? a[2] : nil, plan: plan, activation: activation)
+            }
+        }
+        return try conv2d(x, weight: weight, bias: bias, plan: plan, activation: activation)
+    }
+
+    /// The gradient of a (bias-free, activation-free) convolution with respect to its input of shape `inputShape`.
+    public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, params: Conv2DParams,
+                                    inputShape: Shape) throws -> DeviceArray {
+        let plan = try ConvPlan(gradient: gradOutput.shape, weight: weight.shape, inputShape: inputShape, params: params)
+        guard supports(.conv2dBackwardInput) else {
+            return try onHost([gradOutput, weight]) { r, a in try r.conv2dBackwardInput(a[0], weight: a[1], plan: plan) }
+        }
+        return try conv2dBackwardInput(gradOutput, weight: weight, plan: plan)
+    }
+
+    /// Max or average pooling of `[N, C, H, W]`.
+    public func pool2d(_ x: DeviceArray, params: Pool2DParams) throws -> DeviceArray {
+        let plan = try PoolPlan(input: x.shape, params: params)
+        guard supports(.pool2d) else { return try onHost([x]) { r, a in try r.pool2d(a[0], plan: plan) } }
+        return try pool2d(x, plan: plan)
+    }
+
+    /// The gradient of ``pool2d(_:params:)``; max pooling credits the first maximum of each window.
+    public func pool2dBackward(_ gradOutput: DeviceArray, input: DeviceArray, params: Pool2DParams) throws -> DeviceArray {
+        let plan = try PoolPlan(gradient: gradOutput.shape, input: input.shape, params: params)
+        guard supports(.pool2dBackward) else {
+            return try onHost([gradOutput, input]) { r, a in try r.pool2dBackward(a[0], input: a[1], plan: plan) }
+        }
+        return try pool2dBackward(gradOutput, input: input, plan: plan)
+    }
+
+    /// A pointwise function.
+    public func unary(_ op: UnaryOp, _ x: DeviceArray) throws -> DeviceArray {
+        let plan = UnaryPlan(op, shape: x.shape)
+        guard supports(.unary) else { return try onHost([x]) { r, a in try r.unary(a[0], plan: plan) } }
+        return try unary(x, plan: plan)
+    }
+
+    /// `gradOutput * op'(.)`, evaluated from the op's input, or from its output when
+    /// `valueIsOutput` (allowed only where ``UnaryOp/derivativeFromOutput``).
+    public func unaryBackward(_ op: UnaryOp, gradOutput: DeviceArray, value: DeviceArray, valueIsOutput: Bool) throws -> DeviceArray {
+        let plan = try UnaryBackwardPlan(op, gradient: gradOutput.shape, value: value.shape, valueIsOutput: valueIsOutput)
+        guard supports(.unaryBackward) else {
+            return try onHost([gradOutput, value]) { r, a in try r.unaryBackward(a[0], value: a[1], plan: plan) }
+        }
+        return try unaryBackward(gradOutput, value: value, plan: plan)
+    }
+
+    /// Elementwise `a op b` with numpy broadcasting.
+    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray {
+        let plan = try BroadcastPlan(a.shape, b.shape, op: "binary(\(op))")
+        guard supports(.binary) else { return try onHost([a, b]) { r, x in try r.binary(op, x[0], x[1], plan: plan) } }
+        return try binary(op, a, b, plan: plan)
+    }
+
+    /// Reduces over `axes` (negative axes count from the end), keeping them as extent-1 axes.
+    public func reduce(_ op: ReduceOp, _ x: DeviceArray, axes: [Int]) throws -> DeviceArray {
+        let plan = try ReducePlan(input: x.shape, axes: axes, op: "reduce(\(op))")
+        guard supports(.reduce) else { return try onHost([x]) { r, a in try r.reduce(op, a[0], plan: plan) } }
+        return try reduce(op, x, plan: plan)
+    }
+
+    /// The gradient of ``reduce(_:_:axes:)``: broadcast for sum and mean; for max and min, shared
+    /// equally among the tied extrema of `input`.
+    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input: DeviceArray, axes: [Int]) throws -> DeviceArray {
+        let plan = try ReducePlan(gradient: gradOutput.shape, input: input.shape, axes: axes, op: "reduceBackward(\(op))")
+        guard supports(.reduceBackward) else {
+            return try onHost([gradOutput, input]) { r, a in try r.reduceBackward(op, gradOutput: a[0], input: a[1], plan: plan) }
+        }
+        return try reduceBackward(op, gradOutput: gradOutput, input: input, plan: plan)
+    }
+
+    /// Softmax (or log-softmax) along `axis`.
+    public func softmax(_ x: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
+        let plan = try SoftmaxPlan(x.shape, axis: axis, log: log)
+        guard supports(.softmax) else { return try onHost([x]) { r, a in try r.softmax(a[0], plan: plan) } }
+        return try softmax(x, plan: plan)
+    }
+
+    /// The gradient of ``softmax(_:axis:log:)`` given its output.
+    public func softmaxBackward(_ gradOutput: DeviceArray, output: DeviceArray, axis: Int, log: Bool) throws -> DeviceArray {
+        let plan = try SoftmaxPlan(gradient: gradOutput.shape, output: output.shape, axis: axis, log: log)
+        guard supports(.softmaxBackward) else {
+            return try onHost([gradOutput, output]) { r, a in try r.softmaxBackward(a[0], output: a[1], plan: plan) }
+        }
+        return try softmaxBackward(gradOutput, output: output, plan: plan)
+    }
+
+    /// Bilinear resize of the two spatial axes of `[N, C, H, W]` (PyTorch `interpolate` semantics).
+    public func resizeBilinear(_ x: DeviceArray, height: Int, width: Int, alignCorners: Bool) throws -> DeviceArray {
+        let plan = try ResizePlan(input: x.shape, height: height, width: width, alignCorners: alignCorners)
+        guard supports(.resizeBilinear) else { return try onHost([x]) { r, a in try r.resizeBilinear(a[0], plan: plan) } }
+        return try resizeBilinear(x, plan: plan)
+    }
+
+    /// The gradient of ``resizeBilinear(_:height:width:alignCorners:)`` for an input of `inputShape`.
+    public func resizeBilinearBackward(_ gradOutput: DeviceArray, inputShape: Shape, alignCorners: Bool) throws -> DeviceArray {
+        let plan = try ResizePlan(gradient: gradOutput.shape, inputShape: inputShape, alignCorners: alignCorners)
+        guard supports(.resizeBilinearBackward) else {
+            return try onHost([gradOutput]) { r, a in try r.resizeBilinearBackward(a[0], plan: plan) }
+        }
+        return try resizeBilinearBackward(gradOutput, plan: plan)
+    }
+
+    /// Expands compact mask descriptions to `[N, 1, height, width]` on the device.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for a description that does not
+    ///   fit the image (labels outside the keep bits, grids cropped outside their upsampling).
+    public func masks(_ spec: MaskSpec, height: Int, width: Int) throws -> DeviceArray {
+        let plan = try maskPlan(spec, height: height, width: width)
+        guard supports(.masks) else {
+            return try onHost([]) { r, _ in
+                try r.masks(plan: try MaskPlan(try spec.moved(to: r, from: self), height: height, width: width, labelRange: plan.labelRange))
+            }
+        }
+        return try masks(plan: plan)
+    }
+
+    /// `out[n] = image * m[n] + baseline * (1 - m[n])` for `image` and `baseline` `[1, C, H, W]`,
+    /// the masks built on the device from `spec`. Result `[N, C, H, W]`.
+    public func composite(image: DeviceArray, baseline: DeviceArray, masks spec: MaskSpec) throws -> DeviceArray {
+        guard image.shape.rank == 4 else {
+            throw XAIError.shapeMismatch(op: "composite", expected: "image and baseline both [1, C, H, W]", got: [image.shape, baseline.shape])
+        }
+        let plan = try CompositePlan(image: image.shape, baseline: baseline.shape,
+                                     masks: try maskPlan(spec, height: image.shape[2], width: image.shape[3]))
+        guard supports(.composite) else {
+            return try onHost([image, baseline]) { r, a in
+                let moved = try MaskPlan(try spec.moved(to: r, from: self), height: plan.masks.height, width: plan.masks.width,
+                                         labelRange: plan.masks.labelRange)
+                return try r.composite(image: a[0], baseline: a[1], plan: try CompositePlan(image: a[0].shape, baseline: a[1].shape, masks: moved))
+            }
+        }
+        return try composite(image: image, baseline: baseline, plan: plan)
+    }
+
+    /// Reorders axes: output axis `i` is input axis `perm[i]`.
+    public func permute(_ x: DeviceArray, _ perm: [Int]) throws -> DeviceArray {
+        try checkedMove([x], try .permute(x.shape, perm))
+    }
+
+    /// The box `starts[i] ..< starts[i] + sizes[i]` on every axis.
+    public func slice(_ x: DeviceArray, starts: [Int], sizes: [Int]) throws -> DeviceArray {
+        try checkedMove([x], try .slice(x.shape, starts: starts, sizes: sizes))
+    }
+
+    /// Constant padding: `before[i]` and `after[i]` elements of `value` around axis `i`.
+    public func pad(_ x: DeviceArray, before: [Int], after: [Int], value: Float) throws -> DeviceArray {
+        try checkedMove([x], try .pad(x.shape, before: before, after: after, value: value))
+    }
+
+    /// Joins arrays along `axis`; all other extents must match.
+    public func concat(_ xs: [DeviceArray], axis: Int) throws -> DeviceArray {
+        try checkedMove(xs, try .concat(xs.map(\.shape), axis: axis))
+    }
+
+    private func checkedMove(_ inputs: [DeviceArray], _ plan: MovementPlan) throws -> DeviceArray {
+        guard supports(.move) else { return try onHost(inputs) { r, a in try r.move(a, plan: plan) } }
+        return try move(inputs, plan: plan)
+    }
+
+    /// The mask plan, with segment labels checked against the keep bits once per label array.
+    private func maskPlan(_ spec: MaskSpec, height: Int, width: Int) throws -> MaskPlan {
+        var range: LabelRange?
+        if case .segments(let labels, _, _) = spec {
+            range = try LabelRanges.shared.range(of: labels) { LabelRange(of: try download(labels).scalars) }
+        }
+        return try MaskPlan(spec, height: height, width: width, labelRange: range)
+    }
+
+    /// Runs a primitive this backend does not support on the float64 host backend.
+    private func onHost(_ inputs: [DeviceArray], _ body: (ReferenceBackend, [DeviceArray]) throws -> DeviceArray) throws -> DeviceArray {
+        let reference = ReferenceBackend()
+        let hosted = try inputs.map { try reference.upload(try download($0)) }
+        return try upload(try reference.download(try body(reference, hosted)))
+    }
+}
+
+extension MaskSpec {
+    /// The same description with its label map (if any) copied from `source` to `target`.
+    func moved(to target: any Backend, from source: any Backend) throws -> MaskSpec {
+        guard case .segments(let labels, let keep, let words) = self else { return self }
+        return .segments(labels: try target.upload(try source.download(labels)), keep: keep, wordsPerSample: words)
+    }
+}
+
+/// The requirements a backend leaves out (returning `false` from ``Backend/supports(_:)`` for them)
+/// need no implementation; these are never reached through the checked entry points.
+extension Backend {
+    private func missing(_ p: Primitive) -> XAIError {
+        .unsupported(op: p.rawValue, reason: "\(name) does not implement it; its supports(_:) must return false for it")
+    }
+    public func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray { throw missing(.gemm) }
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray { throw missing(.conv2d) }
+    public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray { throw missing(.conv2dBackwardInput) }
+    public func pool2d(_ x: DeviceArray, plan: PoolPlan) throws -> DeviceArray { throw missing(.pool2d) }
+    public func pool2dBackward(_ gradOutput: DeviceArray, input: DeviceArray, plan: PoolPlan) throws -> DeviceArray { throw missing(.pool2dBackward) }
+    public func unary(_ x: DeviceArray, plan: UnaryPlan) throws -> DeviceArray { throw missing(.unary) }
+    public func unaryBackward(_ gradOutput: DeviceArray, value: DeviceArray, plan: UnaryBackwardPlan) throws -> DeviceArray { throw missing(.unaryBackward) }
+    public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray, plan: BroadcastPlan) throws -> DeviceArray { throw missing(.binary) }
+    public func reduce(_ op: ReduceOp, _ x: DeviceArray, plan: ReducePlan) throws -> DeviceArray { throw missing(.reduce) }
+    public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input: DeviceArray, plan: ReducePlan) throws -> DeviceArray { throw missing(.reduceBackward) }
+    public func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray { throw missing(.softmax) }
+    public func softmaxBackward(_ gradOutput: DeviceArray, output: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray { throw missing(.softmaxBackward) }
+    public func resizeBilinear(_ x: DeviceArray, plan: ResizePlan) throws -> DeviceArray { throw missing(.resizeBilinear) }
+    public func resizeBilinearBackward(_ gradOutput: DeviceArray, plan: ResizePlan) throws -> DeviceArray { throw missing(.resizeBilinearBackward) }
+    public func masks(plan: MaskPlan) throws -> DeviceArray { throw missing(.masks) }
+    public func composite(image: DeviceArray, baseline: DeviceArray, plan: CompositePlan) throws -> DeviceArray { throw missing(.composite) }
+    public func move(_ inputs: [DeviceArray], plan: MovementPlan) throws -> DeviceArray { throw missing(.move) }
+}

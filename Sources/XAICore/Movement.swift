@@ -1,0 +1,169 @@
+// Data movement (permute, slice, pad, concat) as one primitive: a new array, optionally filled
+// with a constant, into which boxes of the inputs are copied with arbitrary strides. Each
+// backend implements the one strided copy natively (row copies on the CPU, one kernel on
+// OpenCL); the host version here is the reference semantics.
+
+/// One box copied from an input into the output: `dims` extents, element offsets and strides on
+/// both sides. Neighbouring axes that are contiguous on both sides are merged, so most copies have
+/// one to three axes.
+public struct StridedCopy: Sendable, Hashable {
+    /// Which of the movement's inputs is read.
+    public let source: Int
+    public let dims: [Int]
+    public let sourceOffset: Int, sourceStrides: [Int]
+    public let destinationOffset: Int, destinationStrides: [Int]
+
+    public init(source: Int, dims: [Int], sourceOffset: Int, sourceStrides: [Int], destinationOffset: Int, destinationStrides: [Int]) {
+        // Drop extent-1 axes, then merge axes contiguous on both sides.
+        var d: [Int] = [], s: [Int] = [], t: [Int] = []
+        for i in dims.indices where dims[i] != 1 {
+            if let ls = s.last, let lt = t.last, ls == dims[i] * sourceStrides[i], lt == dims[i] * destinationStrides[i] {
+                d[d.count - 1] *= dims[i]
+                s[s.count - 1] = sourceStrides[i]
+                t[t.count - 1] = destinationStrides[i]
+            } else {
+                d.append(dims[i]); s.append(sourceStrides[i]); t.append(destinationStrides[i])
+            }
+        }
+        self.source = source
+        self.dims = d
+        self.sourceOffset = sourceOffset
+        self.sourceStrides = s
+        self.destinationOffset = destinationOffset
+        self.destinationStrides = t
+    }
+
+    /// Elements copied.
+    public var count: Int { dims.reduce(1, *) }
+
+    /// Calls `body(sourceIndex, destinationIndex)` for every element, innermost axis fastest.
+    @inline(__always)
+    public func forEach(_ body: (Int, Int) -> Void) {
+        let n = count
+        guard n > 0 else { return }
+        var idx = [Int](repeating: 0, count: dims.count)
+        var src = sourceOffset, dst = destinationOffset
+        for _ in 0..<n {
+            body(src, dst)
+            var d = dims.count - 1
+            while d >= 0 {
+                idx[d] += 1
+                src += sourceStrides[d]
+                dst += destinationStrides[d]
+                if idx[d] < dims[d] { break }
+                src -= sourceStrides[d] * dims[d]
+                dst -= destinationStrides[d] * dims[d]
+                idx[d] = 0
+                d -= 1
+            }
+        }
+    }
+}
+
+/// A validated data movement: the output's shape, the value of elements no copy writes (`fill`,
+/// `nil` when the copies cover the whole output) and the copies.
+public struct MovementPlan: Sendable, Hashable {
+    public let outputShape: Shape
+    public let fill: Float?
+    public let copies: [StridedCopy]
+    /// Shapes of the inputs the plan was made for.
+    public let inputShapes: [Shape]
+
+    /// Output axis `i` is input axis `perm[i]`.
+    public static func permute(_ shape: Shape, _ perm: [Int]) throws -> MovementPlan {
+        guard perm.count == shape.rank, Set(perm) == Set(0..<shape.rank) else {
+            throw XAIError.invalidArgument(parameter: "perm", value: "\(perm)", reason: "permute: not a permutation of the axes of \(shape)")
+        }
+        let out = Shape(perm.map { shape[$0] })
+        let inStrides = shape.strides
+        let copy = StridedCopy(source: 0, dims: out.dims, sourceOffset: 0, sourceStrides: perm.map { inStrides[$0] },
+                               destinationOffset: 0, destinationStrides: out.strides)
+        return MovementPlan(outputShape: out, fill: nil, copies: [copy], inputShapes: [shape])
+    }
+
+    /// The box `starts[i] ..< starts[i] + sizes[i]` on every axis.
+    public static func slice(_ shape: Shape, starts: [Int], sizes: [Int]) throws -> MovementPlan {
+        guard starts.count == shape.rank, sizes.count == shape.rank,
+              (0..<shape.rank).allSatisfy({ starts[$0] >= 0 && sizes[$0] >= 0 && starts[$0] <= shape[$0] - sizes[$0] }) else {
+            throw XAIError.invalidArgument(parameter: "box", value: "starts \(starts) sizes \(sizes)", reason: "slice: outside \(shape)")
+        }
+        let out = Shape(sizes)
+        let inStrides = shape.strides
+        let offset = zip(starts, inStrides).reduce(0) { $0 + $1.0 * $1.1 }
+        let copy = StridedCopy(source: 0, dims: sizes, sourceOffset: offset, sourceStrides: inStrides,
+                               destinationOffset: 0, destinationStrides: out.strides)
+        return MovementPlan(outputShape: out, fill: nil, copies: [copy], inputShapes: [shape])
+    }
+
+    /// Constant padding: `before[i]` and `after[i]` elements of `value` around axis `i`.
+    public static func pad(_ shape: Shape, before: [Int], after: [Int], value: Float) throws -> MovementPlan {
+        guard before.count == shape.rank, after.count == shape.rank, (before + after).allSatisfy({ $0 >= 0 && $0 <= 1 << 40 }) else {
+            throw XAIError.invalidArgument(parameter: "pads", value: "\(before) / \(after)", reason: "pad: one non-negative pad per side of each axis of \(shape)")
+        }
+        let out = try Shape(validating: (0..<shape.rank).map { shape[$0] + before[$0] + after[$0] }, what: "padded tensor")
+        let outStrides = out.strides
+        let offset = zip(before, outStrides).reduce(0) { $0 + $1.0 * $1.1 }
+        let copy = StridedCopy(source: 0, dims: shape.dims, sourceOffset: 0, sourceStrides: shape.strides,
+                               destinationOffset: offset, destinationStrides: outStrides)
+        return MovementPlan(outputShape: out, fill: value, copies: [copy], inputShapes: [shape])
+    }
+
+    /// Joins arrays along `axis`; all other extents must match.
+    public static func concat(_ shapes: [Shape], axis: Int) throws -> MovementPlan {
+        guard let first = shapes.first, let a = first.normalizedAxis(axis) else {
+            throw XAIError.invalidArgument(parameter: "axis", value: "\(axis)", reason: "concat: no inputs, or the axis is out of range")
+        }
+        for s in shapes where s.rank != first.rank || (0..<first.rank).contains(where: { $0 != a && s[$0] != first[$0] }) {
+            throw XAIError.shapeMismatch(op: "concat", expected: "equal extents except on axis \(axis)", got: shapes)
+        }
+        var dims = first.dims
+        dims[a] = shapes.reduce(0) { $0 + $1[a] }
+        let out = Shape(dims)
+        let outStrides = out.strides
+        var offset = 0
+        var copies: [StridedCopy] = []
+        for (i, s) in shapes.enumerated() {
+            copies.append(StridedCopy(source: i, dims: s.dims, sourceOffset: 0, sourceStrides: s.strides,
+                                      destinationOffset: offset * outStrides[a], destinationStrides: outStrides))
+            offset += s[a]
+        }
+        return MovementPlan(outputShape: out, fill: nil, copies: copies, inputShapes: shapes)
+    }
+
+    /// Runs the plan on flat row-major arrays (any element type: float32 tensors, the float64 reference).
+    public func apply<T>(_ sources: [[T]], fill: T) -> [T] {
+        var out = [T](repeating: fill, count: outputShape.count)
+        for c in copies {
+            let src = sources[c.source]
+            c.forEach { s, d in out[d] = src[s] }
+        }
+        return out
+    }
+}
+
+extension Tensor {
+    /// Output axis `i` is input axis `perm[i]`.
+    public func permuted(_ perm: [Int]) throws -> Tensor {
+        try moved(.permute(shape, perm))
+    }
+
+    /// The box `starts[i] ..< starts[i] + sizes[i]`.
+    public func sliced(starts: [Int], sizes: [Int]) throws -> Tensor {
+        try moved(.slice(shape, starts: starts, sizes: sizes))
+    }
+
+    /// Constant padding around every axis.
+    public func padded(before: [Int], after: [Int], value: Float) throws -> Tensor {
+        try moved(.pad(shape, before: before, after: after, value: value))
+    }
+
+    /// Joins tensors along `axis`.
+    public static func concatenated(_ parts: [Tensor], axis: Int) throws -> Tensor {
+        let plan = try MovementPlan.concat(parts.map(\.shape), axis: axis)
+        return Tensor(unchecked: plan.outputShape, plan.apply(parts.map(\.scalars), fill: 0))
+    }
+
+    private func moved(_ plan: MovementPlan) -> Tensor {
+        Tensor(unchecked: plan.outputShape, plan.apply([scalars], fill: plan.fill ?? 0))
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+// The semantics of the ops on the host: pointwise functions, bilinear taps, pooling windows and
+// mask values, shared by the reference and CPU backends and mirrored by the OpenCL kernels, so that
+// each op has one definition.
+
+/// One output coordinate's bilinear source: `v = (1 - t) * in[i0] + t * in[i1]`.
+@inline(__always)
+public func bilinearSource(_ dst: Int, inSize: Int, outSize: Int, alignCorners: Bool) -> (i0: Int, i1: Int, t: Double) {
+    let src: Double
+    if alignCorners {
+        src = outSize > 1 ? Double(dst) * Double(inSize - 1) / Double(outSize - 1) : 0
+    } else {
+        src = max((Double(dst) + 0.5) * Double(inSize) / Double(outSize) - 0.5, 0)
+    }
+    let i0 = min(Int(src), inSize - 1)
+    let i1 = min(i0 + 1, inSize - 1)
+    return (i0, i1, src - Double(i0))
+}
+
+/// One pooling window along an axis: the clipped input range and the divisor's extent
+/// (PyTorch semantics, shared with `pool.cl`).
+@inline(__always)
+public func poolWindow(_ o: Int, size: Int, kernel: Int, stride: Int, padBefore: Int, padAfter: Int) -> (start: Int, end: Int, paddedExtent: Int) {
+    let start = o * stride - padBefore
+    let endPadded = min(start + kernel, size + padAfter)
+    return (max(start, 0), min(endPadded, size), endPadded - start)
+}
+
+extension MaskSpec {
+    /// Host evaluation of one mask value, the reference for the device kernels. `labels` are the
+    /// values of a segment mask's label map (validated by ``MaskPlan``); other masks need none.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for a segment mask without labels.
+    public func hostValue(sample n: Int, y: Int, x: Int, height: Int, width: Int, labels: [Int]? = nil) throws -> Double {
+        switch self {
+        case .segments(_, let keep, let words):
+            guard let labels else { throw XAIError.invalidArgument(parameter: "labels", value: "", reason: "segment masks need the label values") }
+            let s = labels[y * width + x]
+            return (keep[n * words + s / 32] >> UInt32(s % 32)) & 1 == 1 ? 1 : 0
+        case .rectangles(let rects):
+            let r = rects[n]
+            return (y >= r.top && y < r.top + r.height && x >= r.left && x < r.left + r.width) ? 0 : 1
+        case .grids(let cells, let gh, let gw, let uh, let uw, let shifts):
+            let (dy, dx) = shifts[n]
+            let sy = bilinearSource(y + dy, inSize: gh, outSize: uh, alignCorners: false)
+            let sx = bilinearSource(x + dx, inSize: gw, outSize: uw, alignCorners: false)
+            let base = n * gh * gw
+            func c(_ i: Int, _ j: Int) -> Double { Double(cells[base + i * gw + j]) }
+            let top = (1 - sx.t) * c(sy.i0, sx.i0) + sx.t * c(sy.i0, sx.i1)
+            let bottom = (1 - sx.t) * c(sy.i1, sx.i0) + sx.t * c(sy.i1, sx.i1)
+            return (1 - sy.t) * top + sy.t * bottom
+        }
+    }
+}
+
+extension UnaryOp {
+    /// Host evaluation in float64 (the reference; the CPU backend uses the float32 twin below).
+    public func apply(_ x: Double) -> Double {
+        switch self {
+        case .identity: return x
+        case .relu: return x > 0 ? x : 0
+        case .clip(let lo, let hi): return min(max(x, Double(lo)), Double(hi))
+        case .leakyRelu(let a): return x >= 0 ? x : Double(a) * x
+        case .sigmoid: return 1 / (1 + exp(-x))
+        case .tanh: return Foundation.tanh(x)
+        case .silu: return x / (1 + exp(-x))
+        case .hardSigmoid(let a, let b): return min(max(Double(a) * x + Double(b), 0), 1)
+        case .hardSwish: return x * min(max(x + 3, 0), 6) / 6
+        }
+    }
+
+    /// Derivative at input `x`.
+    public func derivative(input x: Double) -> Double {
+        switch self {
+        case .identity: return 1
+        case .relu: return x > 0 ? 1 : 0
+        case .clip(let lo, let hi): return (x > Double(lo) && x < Double(hi)) ? 1 : 0
+        case .leakyRelu(let a): return x >= 0 ? 1 : Double(a)
+        case .sigmoid: let s = 1 / (1 + exp(-x)); return s * (1 - s)
+        case .tanh: let t = Foundation.tanh(x); return 1 - t * t
+        case .silu: let s = 1 / (1 + exp(-x)); return s * (1 + x * (1 - s))
+        case .hardSigmoid(let a, let b): let v = Double(a) * x + Double(b); return (v > 0 && v < 1) ? Double(a) : 0
+        case .hardSwish: return x < -3 ? 0 : (x > 3 ? 1 : (2 * x + 3) / 6)
+        }
+    }
+
+    /// Derivative expressed through the output `y` (valid where ``derivativeFromOutput``).
+    public func derivative(output y: Double) -> Double {
+        switch self {
+        case .identity: return 1
+        case .relu: return y > 0 ? 1 : 0
+        case .clip(let lo, let hi): return (y > Double(lo) && y < Double(hi)) ? 1 : 0
+        case .leakyRelu(let a): return y >= 0 ? 1 : Double(a)
+        case .sigmoid: return y * (1 - y)
+        case .tanh: return 1 - y * y
+        default: return .nan
+        }
+    }
+
+    /// Float32 evaluation for the CPU backend's epilogues.
+    @inline(__always) public func apply(_ x: Float) -> Float {
+        switch self {
+        case .identity: return x
+        case .relu: return x > 0 ? x : 0
+        case .clip(let lo, let hi): return min(max(x, lo), hi)
+        case .leakyRelu(let a): return x >= 0 ? x : a * x
+        case .sigmoid: return 1 / (1 + expf(-x))
+        case .tanh: return Foundation.tanhf(x)
+        case .silu: return x / (1 + expf(-x))
+        case .hardSigmoid(let a, let b): return min(max(a * x + b, 0), 1)
+        case .hardSwish: return x * min(max(x + 3, 0), 6) / 6
+        }
+    }
+}

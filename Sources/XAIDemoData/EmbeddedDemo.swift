@@ -1,0 +1,20 @@
+import Foundation
+
+/// The demo set (model, sidecar, sample pictures and their object masks) built into the binary, so
+/// that `xai demo` runs from any folder and from an installed copy.
+public enum EmbeddedDemo {
+    /// Every file, by path relative to the demo folder (`model.onnx`, `samples/circle_1.png`, ...).
+    public static var files: [(path: String, data: Data)] {
+        demoFiles.compactMap { entry in Data(base64Encoded: entry.base64, options: .ignoreUnknownCharacters).map { (entry.path, $0) } }
+    }
+
+    /// Writes the demo set into `folder` (created if needed) and returns it.
+    public static func write(to folder: String) throws -> String {
+        for (path, data) in files {
+            let url = URL(fileURLWithPath: folder).appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: url)
+        }
+        return folder
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import XAICore
+import XAIGraph
+
+/// KernelSHAP (Lundberg and Lee) on superpixels: coalitions weighted by the Shapley kernel, solved
+/// by a weighted least-squares fit constrained so that the values add up to `f(x) - f(baseline)`
+/// exactly. Like shap's KernelExplainer it enumerates every coalition of the smallest and largest
+/// sizes while the budget allows and samples the rest in complementary pairs; a budget of
+/// `2^M - 2` or more enumerates everything and returns the exact Shapley values.
+public struct KernelSHAP: ModelMethod {
+    public let name = "kernelshap"
+    public let model: ExplainedModel
+    /// Model evaluations besides the full image and the baseline (default 1000).
+    public var samples: Int
+    public var segmentation: Segmentation
+    public var seed: UInt64
+    public var engine: PerturbationEngine
+
+    public init(model: ExplainedModel, samples: Int = 1000, segmentation: Segmentation = .slic(SLIC()), seed: UInt64 = 0,
+                perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
+        self.model = model
+        self.samples = samples
+        self.segmentation = segmentation
+        self.seed = seed
+        engine = PerturbationEngine(model: model, perturbationsPerEval: perturbationsPerEval, output: output, progress: progress)
+    }
+
+    /// Coalitions and their kernel weights for `m` players within the budget; `enumerated` counts
+    /// the leading rows that come from fully enumerated sizes.
+    func coalitions(players m: Int) -> (rows: [[Bool]], weights: [Double], enumerated: Int) {
+        guard m >= 2 else { return ([], [], 0) }
+        let sizes = (m - 1 + 1) / 2, pairedSizes = (m - 1) / 2
+        var kernel = (1...sizes).map { s in Double(m - 1) / (Double(s) * Double(m - s)) * (s <= pairedSizes ? 2 : 1) }
+        let norm = kernel.reduce(0, +)
+        kernel = kernel.map { $0 / norm }
+        var rows: [[Bool]] = [], weights: [Double] = []
+        var left = samples
+        var remaining = kernel
+        var full = 0
+        for s in 1...sizes {
+            let paired = s <= pairedSizes
+            let subsets = binomial(m, s) * (paired ? 2 : 1)
+            let share = remaining[s - 1] / remaining[(s - 1)...].reduce(0, +)
+            guard Double(left) * share / subsets >= 1 - 1e-8 else { break }
+            full += 1
+            left -= Int(subsets)
+            let w = kernel[s - 1] / subsets
+            forEachSubset(m, s) { members in
+                var row = [Bool](repeating: false, count: m)
+                for j in members { row[j] = true }
+                rows.append(row); weights.append(w)
+                if paired { rows.append(row.map { !$0 }); weights.append(w) }
+            }
+            remaining[s - 1] = 0
+        }
+        let enumerated = rows.count
+        guard full < sizes, left > 0 else { return (rows, weights, enumerated) }
+        // Sample the other sizes in proportion to their kernel mass, each with its complement.
+        let rest = Array(kernel[full...]), restTotal = rest.reduce(0, +)
+        var rng = SeededGenerator(seed: seed)
+        var index: [[Bool]: Int] = [:]
+        var sampledWeights: [Double] = [], sampledRows: [[Bool]] = []
+        var draws = 0
+        while left > 0 && draws < 4 * samples {
+            draws += 1
+            var u = Double(rng.nextUnitFloat()) * restTotal, k = 0
+            while k < rest.count - 1 && u >= rest[k] { u -= rest[k]; k += 1 }
+            let s = full + 1 + k
+            var order = Array(0..<m)
+            for i in 0..<s { order.swapAt(i, i + Int(rng.next() % UInt64(m - i))) }
+            var row = [Bool](repeating: false, count: m)
+            for j in order[..<s] { row[j] = true }
+            for candidate in (s <= pairedSizes ? [row, row.map { !$0 }] : [row]) {
+                if let i = index[candidate] { sampledWeights[i] += 1 } else {
+                    guard left > 0 else { break }
+                    index[candidate] = sampledRows.count
+                    sampledRows.append(candidate); sampledWeights.append(1)
+                    left -= 1
+                }
+            }
+        }
+        let mass = 1 - kernel[..<full].reduce(0, +), drawn = sampledWeights.reduce(0, +)
+        rows += sampledRows
+        weights += sampledWeights.map { $0 * mass / drawn }
+        return (rows, weights, enumerated)
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        guard samples >= 1, samples <= 10_000_000 else {
+            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "KernelSHAP needs 1 to 10000000 samples")
+        }
+        return try explainSegments(model: model, engine: engine, segmentation: segmentation, input: input, target: target, baseline: baseline) { game in
+            let m = game.players
+            let ends = try game.values([[Bool](repeating: true, count: m), [Bool](repeating: false, count: m)])
+            let (fx, f0) = (ends[0], ends[1])
+            guard m >= 2 else { return ([fx - f0], ["baseValue": f0, "halfSplitRankCorrelation": 1]) }
+            let (rows, weights, enumerated) = coalitions(players: m)
+            let y = try game.values(rows)
+            let phi = Self.solve(rows, y, weights, players: m, total: fx - f0, base: f0)
+            // Settledness: the enumerated rows with each half of the sampled ones.
+            var agreement = 1.0
+            let sampled = rows.count - enumerated
+            if sampled >= 4 {
+                let mid = enumerated + sampled / 2
+                func half(_ r: Range<Int>) -> [Double] {
+                    let idx = Array(0..<enumerated) + Array(r)
+                    let mass = weights[enumerated...].reduce(0, +), part = r.reduce(0.0) { $0 + weights[$1] }
+                    return Self.solve(idx.map { rows[$0] }, idx.map { y[$0] },
+                                      idx.map { $0 < enumerated ? weights[$0] : weights[$0] * mass / part }, players: m, total: fx - f0, base: f0)
+                }
+                agreement = try spearmanCorrelation(half(enumerated..<mid), half(mid..<rows.count))
+            }
+            return (phi, ["baseValue": f0, "fullyEnumerated": sampled == 0 ? 1 : 0, "halfSplitRankCorrelation": agreement])
+        }
+    }
+
+    /// Weighted least squares for `phi` with `sum(phi) == total`: the last player's value is
+    /// eliminated (`phi_M = total - sum of the others`) and the rest fit by the normal equations.
+    static func solve(_ rows: [[Bool]], _ y: [Double], _ w: [Double], players m: Int, total: Double, base: Double) -> [Double] {
+        let k = m - 1
+        var gram = [Double](repeating: 0, count: k * k), rhs = [Double](repeating: 0, count: k)
+        var x = [Double](repeating: 0, count: k)
+        for (i, row) in rows.enumerated() {
+            let last = row[m - 1] ? 1.0 : 0.0
+            for j in 0..<k { x[j] = (row[j] ? 1 : 0) - last }
+            let target = y[i] - base - last * total
+            for a in 0..<k where x[a] != 0 {
+                rhs[a] += w[i] * x[a] * target
+                for b in 0..<k where x[b] != 0 { gram[a * k + b] += w[i] * x[a] * x[b] }
+            }
+        }
+        var phi = solveSymmetric(gram, rhs, size: k)
+        phi.append(total - phi.reduce(0, +))
+        return phi
+    }
+}
+
+func binomial(_ n: Int, _ k: Int) -> Double {
+    var r = 1.0
+    for i in 0..<min(k, n - k) { r = r * Double(n - i) / Double(i + 1) }
+    return r.rounded()
+}
+
+/// Calls `body` with every `k`-subset of `0..<n` in lexicographic order.
+func forEachSubset(_ n: Int, _ k: Int, _ body: ([Int]) -> Void) {
+    var c = Array(0..<k)
+    while true {
+        body(c)
+        var i = k - 1
+        while i >= 0 && c[i] == n - k + i { i -= 1 }
+        if i < 0 { return }
+        c[i] += 1
+        for j in (i + 1)..<k { c[j] = c[j - 1] + 1 }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import XAICore
+import XAIGraph
+
+/// RISE (Petsiuk et al.): random low-resolution binary grids, bilinearly upsampled with random
+/// shifts, mask the image; the map is the score-weighted mean of the masks, `sum_i f(x * M_i) M_i /
+/// (N p)`. Masks are built on the device from the grids, and the weighted sum is one GEMM per batch,
+/// so no full-resolution mask ever reaches the host.
+public struct RISE: ModelMethod {
+    public let name = "rise"
+    public let model: ExplainedModel
+    /// Number of masks (default 4000).
+    public var masks: Int
+    /// Cells per side of the random grid (default 7).
+    public var gridSize: Int
+    /// Probability that a cell keeps the image (default 0.5).
+    public var keepProbability: Double
+    public var seed: UInt64
+    public var engine: PerturbationEngine
+
+    public init(model: ExplainedModel, masks: Int = 4000, gridSize: Int = 7, keepProbability: Double = 0.5, seed: UInt64 = 0,
+                perturbationsPerEval: Int? = nil, output: ScoreOutput = .probability, progress: PerturbationProgress? = nil) {
+        self.model = model
+        self.masks = masks
+        self.gridSize = gridSize
+        self.keepProbability = keepProbability
+        self.seed = seed
+        engine = PerturbationEngine(model: model, perturbationsPerEval: perturbationsPerEval, output: output, progress: progress)
+    }
+
+    /// The grids (`[masks, s, s]`, 0 or 1) and shifts of every mask for an `height x width` image:
+    /// cells of `ceil(size / s)` pixels, upsampled to `(s + 1)` cells and cropped at a random offset
+    /// within one cell.
+    public func maskSpec(height: Int, width: Int) throws -> MaskSpec {
+        let g = try grids(height: height, width: width)
+        return .grids(cells: g.cells, gridH: gridSize, gridW: gridSize, upsampledH: g.upsampled.0, upsampledW: g.upsampled.1, shifts: g.shifts)
+    }
+
+    func grids(height: Int, width: Int) throws -> (cells: [Float], upsampled: (Int, Int), shifts: [(Int, Int)]) {
+        guard masks >= 2, masks <= 10_000_000 else {
+            throw XAIError.invalidArgument(parameter: "masks", value: "\(masks)", reason: "RISE needs 2 to 10000000 masks")
+        }
+        guard gridSize >= 1, gridSize <= min(height, width) else {
+            throw XAIError.invalidArgument(parameter: "gridSize", value: "\(gridSize)", reason: "must be between 1 and the image side \(min(height, width))")
+        }
+        guard keepProbability > 0, keepProbability <= 1 else {
+            throw XAIError.invalidArgument(parameter: "keepProbability", value: "\(keepProbability)", reason: "must be in (0, 1]")
+        }
+        let s = gridSize
+        let cellH = (height + s - 1) / s, cellW = (width + s - 1) / s
+        var rng = SeededGenerator(seed: seed)
+        var cells = [Float](repeating: 0, count: masks * s * s)
+        var shifts: [(Int, Int)] = []
+        shifts.reserveCapacity(masks)
+        for m in 0..<masks {
+            for c in 0..<(s * s) where Double(rng.nextUnitFloat()) < keepProbability { cells[m * s * s + c] = 1 }
+            shifts.append((Int(rng.next() % UInt64(cellH)), Int(rng.next() % UInt64(cellW))))
+        }
+        return (cells, ((s + 1) * cellH, (s + 1) * cellW), shifts)
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        let be = model.backend
+        let (logits, targets) = try model.prepare(input, target: target)
+        let (n, height, width) = (input.shape[0], input.shape[2], input.shape[3])
+        let plane = height * width
+        let (cells, (uh, uw), shifts) = try grids(height: height, width: width)
+        let (gh, gw) = (gridSize, gridSize)
+        let half = masks / 2
+        var maps: [Float] = [], agreement: [Double] = []
+        for b in 0..<n {
+            let (xb, baseTensor) = try model.imageAndBaseline(input, b, baseline)
+            let image = try be.upload(xb), base = try be.upload(baseTensor)
+            // Score-weighted mask sums of the two halves of the masks, accumulated on the device.
+            var sums: [DeviceArray?] = [nil, nil]
+            try engine.evaluate(image: image, baseline: base, target: targets[b], count: masks, describe: { range in
+                .grids(cells: Array(cells[(range.lowerBound * gh * gw)..<(range.upperBound * gh * gw)]), gridH: gh, gridW: gw,
+                       upsampledH: uh, upsampledW: uw, shifts: Array(shifts[range]))
+            }, visit: { range, spec, scores in
+                let m = try be.masks(spec, height: height, width: width).reshaped([range.count, plane])
+                for h in 0..<2 {
+                    let w = range.enumerated().map { k, i in (i < half) == (h == 0) ? Float(scores[k]) : 0 }
+                    guard w.contains(where: { $0 != 0 }) else { continue }
+                    let part = try be.gemm(try be.upload(try Tensor(shape: [1, range.count], scalars: w)), m, transposeA: false, transposeB: false,
+                                           alpha: 1, bias: nil, activation: .identity)
+                    sums[h] = try sums[h].map { try be.binary(.add, $0, part) } ?? part
+                }
+            })
+            // A half whose scores were all zero added nothing: its sum is zero.
+            let p = keepProbability
+            func mean(_ sum: DeviceArray?, _ count: Int) throws -> [Double] {
+                guard let sum else { return [Double](repeating: 0, count: plane) }
+                return try be.download(sum).scalars.map { Double($0) / (Double(count) * p) }
+            }
+            let first = try mean(sums[0], half), second = try mean(sums[1], masks - half)
+            maps += (0..<plane).map { Float((first[$0] * Double(half) + second[$0] * Double(masks - half)) / Double(masks)) }
+            agreement.append(try spearmanCorrelation(first, second))
+        }
+        return Attribution(map: Tensor(unchecked: [n, height, width], maps), raw: nil, targets: targets, scores: ExplainedModel.scores(logits, targets),
+                           diagnostics: ["halfSplitRankCorrelation": agreement])
+    }
+}
