@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The tests run optimised: numeric loops in Swift debug builds are slow.
 SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing --disable-swift-testing
 
-.PHONY: deps build test demo bench-ops bench-models clean
+.PHONY: deps build test demo bench-ops bench-models fuzz clean
 
 deps:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "system packages present"; else \
@@ -24,6 +24,12 @@ test: deps
 demo: build
 	.build/release/xai demo
 
+# Coverage-guided fuzzing of the ONNX importer, the .npy reader, picture decoding + preprocessing and
+# the method configuration (libFuzzer + AddressSanitizer; not part of make test, which replays the
+# committed corpus in Fuzz/Corpus/). FUZZ_SECONDS per target (120), FUZZ_TARGETS (all).
+fuzz: deps
+	Tools/fuzz.sh
+
 bench-ops: build
 	.build/release/xai-bench ops --device cpu
 
@@ -31,4 +37,4 @@ bench-models: build
 	.build/release/xai-bench models --device cpu
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "XAI", targets: ["XAI"]),
         .executable(name: "xai", targets: ["XAICLI"]),
         .executable(name: "xai-bench", targets: ["XAIBench"]),
+        .executable(name: "xai-fuzz", targets: ["XAIFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -59,11 +60,16 @@ let package = Package(
         .executableTarget(name: "XAIBench", dependencies: [
             "XAI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Fuzzing: what untrusted bytes are fed to (replayed by the tests), and the libFuzzer
+        // executable that `make fuzz` builds with -sanitize=fuzzer (a corpus replayer otherwise).
+        .target(name: "XAIFuzzTargets", dependencies: ["XAI"]),
+        .executableTarget(name: "XAIFuzz", dependencies: ["XAIFuzzTargets"]),
         .target(name: "XAITestSupport", dependencies: ["XAI"], path: "Tests/XAITestSupport"),
         .testTarget(name: "XAICoreTests", dependencies: ["XAICore"]),
         .testTarget(name: "XAIBackendTests", dependencies: ["XAI", "XAITestSupport", "XAIKernels"]),
         .testTarget(name: "XAIModelTests", dependencies: ["XAI", "XAITestSupport"]),
         .testTarget(name: "XAIMethodTests", dependencies: ["XAI", "XAITestSupport"]),
-        .testTarget(name: "XAICLITests", dependencies: ["XAI", "XAITestSupport"]),
+        .testTarget(name: "XAICLITests", dependencies: ["XAI", "XAITestSupport", "XAIDemoData"]),
+        .testTarget(name: "XAIFuzzTests", dependencies: ["XAIFuzzTargets"]),
     ]
 )

@@ -32,10 +32,16 @@ extension MaskSpec {
     /// values of a segment mask's label map (validated by ``MaskPlan``); other masks need none.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for a segment mask without labels.
     public func hostValue(sample n: Int, y: Int, x: Int, height: Int, width: Int, labels: [Int]? = nil) throws -> Double {
+        guard n >= 0, n < sampleCount, y >= 0, y < height, x >= 0, x < width else {
+            throw XAIError.invalidArgument(parameter: "sample", value: "\(n) (\(y), \(x))", reason: "outside the \(sampleCount) masks of \(height)x\(width)")
+        }
         switch self {
         case .segments(_, let keep, let words):
-            guard let labels else { throw XAIError.invalidArgument(parameter: "labels", value: "", reason: "segment masks need the label values") }
+            guard let labels, labels.count == height * width else {
+                throw XAIError.invalidArgument(parameter: "labels", value: "", reason: "segment masks need the \(height)x\(width) label values")
+            }
             let s = labels[y * width + x]
+            guard s >= 0, s / 32 < words else { throw XAIError.invalidArgument(parameter: "labels", value: "\(s)", reason: "outside the keep bits") }
             return (keep[n * words + s / 32] >> UInt32(s % 32)) & 1 == 1 ? 1 : 0
         case .rectangles(let rects):
             let r = rects[n]

@@ -10,8 +10,8 @@ public struct RGBImage: Sendable, Equatable {
 
     /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` unless `pixels` holds `width * height * 3` bytes.
     public init(width: Int, height: Int, pixels: [UInt8]) throws {
-        guard width >= 0, height >= 0, width.multipliedReportingOverflow(by: height).partialValue * 3 == pixels.count,
-              !width.multipliedReportingOverflow(by: height).overflow else {
+        let (area, overflow) = width.multipliedReportingOverflow(by: height)
+        guard width >= 0, height >= 0, !overflow, area <= Int.max / 3, area * 3 == pixels.count else {
             throw XAIError.shapeMismatch(op: "RGBImage", expected: "\(width)x\(height)x3 bytes", got: [Shape([pixels.count])])
         }
         self.init(unchecked: width, height, pixels)
@@ -108,49 +108,69 @@ public struct RGBImage: Sendable, Equatable {
         guard ok != 0 else { throw XAIError.file(path: path, reason: "cannot write PNG: \(Self.message(image))") }
     }
 
-    /// Resizes with a triangle (bilinear) filter whose support widens with the shrink factor, so
-    /// shrinking averages every source pixel (antialiasing, as PIL and torchvision do).
+    /// Resizes exactly as Pillow's `Image.resize(..., BILINEAR)` does for 8-bit pictures (what
+    /// torchvision's `Resize` runs on PIL images): a triangle filter whose support widens with the
+    /// shrink factor (antialiasing), coefficients normalised and rounded to 22-bit fixed point, a
+    /// horizontal pass into an 8-bit picture, then a vertical pass.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for a size that is not
     ///   positive or exceeds ``Limits/imagePixels``.
     public func resized(width newWidth: Int, height newHeight: Int) throws -> RGBImage {
         guard newWidth >= 1, newHeight >= 1, newWidth <= Limits.imagePixels / newHeight, width >= 1, height >= 1 else {
             throw XAIError.invalidArgument(parameter: "size", value: "\(newWidth)x\(newHeight)", reason: "cannot resize a \(width)x\(height) picture to it")
         }
-        if newWidth == width && newHeight == height { return self }
-        func taps(_ out: Int, _ input: Int) -> [(start: Int, weights: [Double])] {
-            let scale = Double(input) / Double(out)
-            let support = max(scale, 1)
-            return (0..<out).map { o in
-                let centre = (Double(o) + 0.5) * scale
-                let lo = max(Int((centre - support).rounded(.down)), 0), hi = min(Int((centre + support).rounded(.up)), input)
-                var w = (lo..<hi).map { i in max(0, 1 - abs((Double(i) + 0.5 - centre) / support)) }
-                let total = w.reduce(0, +)
-                w = total > 0 ? w.map { $0 / total } : w
-                return (lo, w)
+        var image = self
+        if newWidth != width { image = image.resampled(horizontally: true, to: newWidth) }
+        if newHeight != height { image = image.resampled(horizontally: false, to: newHeight) }
+        return image
+    }
+
+    /// Pillow's fixed-point precision for 8-bit resampling.
+    private static let precisionBits = 32 - 8 - 2
+
+    /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter: per output
+    /// index, the first input index and the fixed-point weights.
+    private static func coefficients(input: Int, output: Int) -> [(start: Int, weights: [Int])] {
+        let scale = Double(Float(input)) / Double(output)
+        let filterScale = max(scale, 1)
+        let support = 1.0 * filterScale
+        return (0..<output).map { o in
+            let centre = (Double(o) + 0.5) * scale
+            let xmin = max(Int(centre - support + 0.5), 0)
+            let xmax = min(Int(centre + support + 0.5), input) - xmin
+            var k = (0..<max(xmax, 0)).map { x -> Double in
+                let t = abs((Double(x + xmin) - centre + 0.5) / filterScale)
+                return t < 1 ? 1 - t : 0
             }
+            let total = k.reduce(0, +)
+            if total != 0 { k = k.map { $0 / total } }
+            let one = Double(1 << precisionBits)
+            return (xmin, k.map { $0 < 0 ? Int(-0.5 + $0 * one) : Int(0.5 + $0 * one) })
         }
-        let columns = taps(newWidth, width), rows = taps(newHeight, height)
-        var horizontal = [Double](repeating: 0, count: height * newWidth * 3)
-        for y in 0..<height {
-            for (x, t) in columns.enumerated() {
-                for c in 0..<3 {
-                    var acc = 0.0
-                    for (k, w) in t.weights.enumerated() { acc += w * Double(pixels[(y * width + t.start + k) * 3 + c]) }
-                    horizontal[(y * newWidth + x) * 3 + c] = acc
+    }
+
+    /// One pass of Pillow's separable resampling along x (`horizontally`) or y, to `size` pixels.
+    private func resampled(horizontally: Bool, to size: Int) -> RGBImage {
+        let (outW, outH) = horizontally ? (size, height) : (width, size)
+        let taps = Self.coefficients(input: horizontally ? width : height, output: size)
+        let shift = Self.precisionBits
+        var out = [UInt8](repeating: 0, count: outW * outH * 3)
+        pixels.withUnsafeBufferPointer { src in
+            for y in 0..<outH {
+                for x in 0..<outW {
+                    let (start, weights) = taps[horizontally ? x : y]
+                    for c in 0..<3 {
+                        var acc = 1 << (shift - 1)
+                        for (i, w) in weights.enumerated() {
+                            let p = horizontally ? (y * width + start + i) * 3 + c : ((start + i) * width + x) * 3 + c
+                            acc += Int(src[p]) * w
+                        }
+                        // Pillow's clip8.
+                        out[(y * outW + x) * 3 + c] = acc >= ((1 << shift) << 8) ? 255 : (acc <= 0 ? 0 : UInt8(acc >> shift))
+                    }
                 }
             }
         }
-        var out = [UInt8](repeating: 0, count: newHeight * newWidth * 3)
-        for (y, t) in rows.enumerated() {
-            for x in 0..<newWidth {
-                for c in 0..<3 {
-                    var acc = 0.0
-                    for (k, w) in t.weights.enumerated() { acc += w * horizontal[((t.start + k) * newWidth + x) * 3 + c] }
-                    out[(y * newWidth + x) * 3 + c] = UInt8(min(max(acc.rounded(), 0), 255))
-                }
-            }
-        }
-        return RGBImage(unchecked: newWidth, newHeight, out)
+        return RGBImage(unchecked: outW, outH, out)
     }
 
     /// The `width x height` box at `(left, top)`.

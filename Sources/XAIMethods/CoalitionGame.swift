@@ -39,7 +39,6 @@ struct CoalitionGame {
 /// maps, per-segment values (`raw`, `[N, max segments]`, zero-padded) and label maps.
 func explainSegments(model: ExplainedModel, engine: PerturbationEngine, segmentation: Segmentation, input: Tensor, target: Target,
                      baseline: Baseline, body: (CoalitionGame) throws -> (values: [Double], diagnostics: [String: Double])) throws -> Attribution {
-    let be = model.backend
     let (n, height, width) = (input.shape[0], input.shape[2], input.shape[3])
     let (logits, targets) = try model.prepare(input, target: target)
     var maps: [Float] = [], labels: [Float] = [], values: [[Double]] = []

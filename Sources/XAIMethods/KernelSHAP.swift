@@ -26,8 +26,10 @@ public struct KernelSHAP: ModelMethod {
     }
 
     /// Coalitions and their kernel weights for `m` players within the budget; `enumerated` counts
-    /// the leading rows that come from fully enumerated sizes.
-    func coalitions(players m: Int) -> (rows: [[Bool]], weights: [Double], enumerated: Int) {
+    /// the leading rows that come from fully enumerated sizes. The weights sum to 1; per coalition
+    /// size they add up to that size's share of the Shapley kernel (exactly for enumerated sizes,
+    /// in expectation for sampled ones).
+    public func coalitions(players m: Int) -> (rows: [[Bool]], weights: [Double], enumerated: Int) {
         guard m >= 2 else { return ([], [], 0) }
         let sizes = (m - 1 + 1) / 2, pairedSizes = (m - 1) / 2
         var kernel = (1...sizes).map { s in Double(m - 1) / (Double(s) * Double(m - s)) * (s <= pairedSizes ? 2 : 1) }
@@ -55,8 +57,10 @@ public struct KernelSHAP: ModelMethod {
         }
         let enumerated = rows.count
         guard full < sizes, left > 0 else { return (rows, weights, enumerated) }
-        // Sample the other sizes in proportion to their kernel mass, each with its complement.
-        let rest = Array(kernel[full...]), restTotal = rest.reduce(0, +)
+        // Sample the other sizes in proportion to their kernel mass. A draw of a paired size adds
+        // the coalition and its complement (two rows, one count each), so paired sizes are drawn
+        // half as often as their mass (as shap does); otherwise they would get twice their share.
+        let rest = (full..<sizes).map { kernel[$0] / ($0 + 1 <= pairedSizes ? 2 : 1) }, restTotal = rest.reduce(0, +)
         var rng = SeededGenerator(seed: seed)
         var index: [[Bool]: Int] = [:]
         var sampledWeights: [Double] = [], sampledRows: [[Bool]] = []
@@ -116,7 +120,7 @@ public struct KernelSHAP: ModelMethod {
 
     /// Weighted least squares for `phi` with `sum(phi) == total`: the last player's value is
     /// eliminated (`phi_M = total - sum of the others`) and the rest fit by the normal equations.
-    static func solve(_ rows: [[Bool]], _ y: [Double], _ w: [Double], players m: Int, total: Double, base: Double) -> [Double] {
+    public static func solve(_ rows: [[Bool]], _ y: [Double], _ w: [Double], players m: Int, total: Double, base: Double) -> [Double] {
         let k = m - 1
         var gram = [Double](repeating: 0, count: k * k), rhs = [Double](repeating: 0, count: k)
         var x = [Double](repeating: 0, count: k)

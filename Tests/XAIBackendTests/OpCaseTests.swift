@@ -84,7 +84,7 @@ final class OpCaseTests: XCTestCase {
 
     /// CPU and OpenCL agree with each other directly, not only through the reference.
     func testCPUAndOpenCLAgree() throws {
-        guard let cl = TestBackends.openCL() else { throw XCTSkip("no OpenCL device") }
+        let cl = try TestBackends.requireOpenCL()
         let cpu = CPUBackend()
         for c in opCases {
             let a = try cpu.download(try c.forward(cpu, try c.inputs.map(cpu.upload)))

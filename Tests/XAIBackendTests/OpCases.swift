@@ -130,6 +130,14 @@ private func dataMovementCases() -> [OpCase] {
                gradientInputs: [0, 1], backward: { be, _, g in
             [try be.slice(g, starts: [0, 0, 0, 0], sizes: [2, 3, 4, 5]), try be.slice(g, starts: [0, 3, 0, 0], sizes: [2, 2, 4, 5])]
         }),
+        // Strided copies whose innermost axis is not contiguous on one side, and merged axes.
+        OpCase(name: "permute reversed 3-D", inputs: [rand([3, 4, 5])], forward: { be, a in try be.permute(a[0], [2, 1, 0]) },
+               gradientInputs: [0], backward: { be, _, g in [try be.permute(g, [2, 1, 0])] }),
+        OpCase(name: "concat last axis, three parts", inputs: [rand([2, 3, 2]), rand([2, 3, 5]), rand([2, 3, 1])],
+               forward: { be, a in try be.concat([a[0], a[1], a[2]], axis: -1) }),
+        OpCase(name: "concat batch axis", inputs: [rand([1, 2, 3, 3]), rand([2, 2, 3, 3])], forward: { be, a in try be.concat([a[0], a[1]], axis: 0) }),
+        OpCase(name: "pad every axis", inputs: [rand([2, 3, 4])], forward: { be, a in try be.pad(a[0], before: [1, 0, 2], after: [0, 2, 1], value: -0.25) }),
+        OpCase(name: "slice inner box", inputs: [rand([3, 6, 7])], forward: { be, a in try be.slice(a[0], starts: [1, 2, 3], sizes: [2, 3, 4]) }),
     ]
 }
 
@@ -147,6 +155,14 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases += convCases("pointwise", x: [2, 6, 5, 7], w: [8, 6, 1, 1], Conv2DParams(), activation: .leakyRelu(alpha: 0.1))
     cases += convCases("1x1 stride 2", x: [1, 6, 7, 9], w: [4, 6, 1, 1], Conv2DParams(stride: 2), activation: .hardSigmoid(alpha: 0.2, beta: 0.5))
     cases += convCases("7x7 stride 2 pad 3", x: [1, 3, 13, 11], w: [4, 3, 7, 7], Conv2DParams(stride: 2, padding: 3), activation: .clip(-0.5, 0.5))
+    // Depthwise and grouped convolutions with asymmetric pads, unequal strides and dilations: the
+    // geometry each backend's depthwise and grouped paths must get right, forward and backward.
+    cases += convCases("depthwise strides (2,1) pads (1,0,2,1) dilation (1,2)", x: [2, 4, 9, 10], w: [4, 1, 3, 3],
+                       Conv2DParams(strides: (2, 1), pads: (1, 0, 2, 1), dilations: (1, 2), groups: 4), activation: .relu)
+    cases += convCases("depthwise multiplier 2 strides (1,3) pads (0,2,1,0)", x: [1, 3, 8, 11], w: [6, 1, 3, 2],
+                       Conv2DParams(strides: (1, 3), pads: (0, 2, 1, 0), groups: 3), activation: .identity)
+    cases += convCases("groups 3 strides (1,2) pads (0,1,1,0) dilation (2,1)", x: [2, 6, 9, 8], w: [9, 2, 3, 2],
+                       Conv2DParams(strides: (1, 2), pads: (0, 1, 1, 0), dilations: (2, 1), groups: 3), activation: .leakyRelu(alpha: 0.3))
 
     let ga = rand([5, 7]), gb = rand([7, 3])
     cases.append(OpCase(name: "gemm", inputs: [ga, gb]) { be, a in
@@ -194,6 +210,8 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(reduceCase(.max, [2, 3, 4, 5], [1]))
     cases.append(reduceCase(.sum, [3, 4, 5], [0, 1, 2]))
     cases.append(reduceCase(.max, [4, 7], [-1]))
+    cases.append(reduceCase(.min, [2, 3, 4, 5], [2, 3]))
+    cases.append(reduceCase(.min, [3, 7], [0]))
     cases.append(softmaxCase([2, 5, 3], axis: 1, log: false))
     cases.append(softmaxCase([3, 7], axis: -1, log: true))
     cases.append(softmaxCase([2, 10], axis: 1, log: false))

@@ -44,3 +44,28 @@ final class ZooTests: XCTestCase {
         }
     }
 }
+
+/// One executor serves several threads: the weight cache is locked, passes are independent.
+final class ExecutorConcurrencyTests: XCTestCase {
+    func testConcurrentForwardsAgreeWithSerialOnes() throws {
+        let graph = try Models.load(fixturesDirectory + "/models/small_resnet/model.onnx")
+        let backend = CPUBackend()
+        let executor = Executor(graph: graph, backend: backend)
+        let inputs = (0..<6).map { Tensor.uniform([1, 3, 64, 64], seed: UInt64(40 + $0)) }
+        let output = graph.outputs[0].name
+        let serial = try inputs.map { try backend.download(try Executor(graph: graph, backend: backend).forward(try backend.upload($0)).output(output)) }
+        let results = UnsafeMutableBufferPointer<Tensor?>.allocate(capacity: inputs.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let box = UncheckedBox(results)
+        DispatchQueue.concurrentPerform(iterations: inputs.count) { i in
+            box.value[i] = try? backend.download(try executor.forward(try backend.upload(inputs[i])).output(output))
+        }
+        for i in inputs.indices { XCTAssertEqual(results[i], serial[i], "image \(i)") }
+    }
+}
+
+private struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

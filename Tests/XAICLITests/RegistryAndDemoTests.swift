@@ -1,0 +1,104 @@
+import Foundation
+import XCTest
+import XAI
+import XAIDemoData
+import XAITestSupport
+
+/// The method registry and its configuration, errors spelled as flags on the command line, and the
+/// demo built into the binary.
+final class RegistryAndDemoTests: XCTestCase {
+    let model = fixturesDirectory + "/models/small_resnet/model.onnx"
+    let tensor = fixturesDirectory + "/models/small_resnet/input.npy"
+
+    func temporaryFolder() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-registry-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func testConfigurationParsesKnobsAndNamesWhatIsWrong() throws {
+        let c = try MethodConfiguration.parse(json: Data(#"{"steps": 7, "rule": "middle", "layer": "x"}"#.utf8))
+        XCTAssertEqual(c.steps, 7)
+        XCTAssertEqual(c.rule, "middle")
+        XCTAssertEqual(c.layer, "x")
+        XCTAssertEqual(c.window, MethodConfiguration().window, "an absent knob keeps its default")
+        for (json, parameter) in [(#"{"stepz": 7}"#, "stepz"), (#"{"steps": "many"}"#, "steps"), ("[1, 2]", "configuration"), ("{", "configuration")] {
+            XCTAssertThrowsError(try MethodConfiguration.parse(json: Data(json.utf8)), json) { error in
+                guard case XAIError.invalidArgument(let p, _, _) = error else { return XCTFail("\(json): \(error)") }
+                XCTAssertEqual(p, parameter, json)
+            }
+        }
+    }
+
+    func testRegistryBuildsEveryMethodAndNamesBadKnobs() throws {
+        let explained = try ExplainedModel(graph: try Models.load(model), backend: CPUBackend())
+        let all = try MethodRegistry.expand("all", model: explained)
+        XCTAssertEqual(all, MethodRegistry.names.filter { try! MethodRegistry.spec($0).applies(to: explained) })
+        XCTAssertEqual(try MethodRegistry.expand("ig, gradcam,ig", model: explained), ["ig", "gradcam"])
+        var c = MethodConfiguration()
+        c.steps = 6
+        c.samples = 6
+        c.masks = 6
+        c.iterations = 2
+        let input = try ExplainedModel.image(try NPY.read(tensor), 0)
+        for name in all {
+            let configured = try MethodRegistry.make(name, model: explained, configuration: c)
+            XCTAssertEqual(configured.method.name.hasPrefix(name == "smoothgrad" ? "smoothgrad" : name), true, name)
+            let a = try configured.method.attribute(input, target: .predicted, baseline: configured.baseline)
+            XCTAssertEqual(a.map.shape, [1, 64, 64], name)
+        }
+        c.rule = "simpson"
+        XCTAssertThrowsError(try MethodRegistry.make("ig", model: explained, configuration: c)) { error in
+            guard case XAIError.invalidArgument("rule", "simpson", _) = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try MethodRegistry.expand("nonsense", model: explained)) { error in
+            guard case XAIError.invalidArgument("method", "nonsense", _) = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// The library names the knob; the command line adds the flag spelling.
+    func testErrorsNameTheFlags() throws {
+        let cases: [([String], String)] = [
+            (["--method", "ig", "--steps", "0"], "--steps '0'"),
+            (["--method", "ig", "--rule", "simpson"], "--rule 'simpson'"),
+            (["--method", "gradcampp", "--gradcampp-score", "odd"], "--gradcampp-score 'odd'"),
+            (["--method", "occlusion", "--window", "100"], "--window '100x100'"),
+            (["--method", "gradcam", "--layer", "nope"], "--layer 'nope'"),
+            (["--method", "saliency", "--device", "tpu"], "--device 'tpu'"),
+            (["--method", "saliency", "--target", "first"], "--target 'first'"),
+        ]
+        for (flags, expected) in cases {
+            let r = try runXAI(["explain", model, tensor, "--out", try temporaryFolder(), "--quiet"] + flags)
+            XCTAssertNotEqual(r.status, 0, flags.joined(separator: " "))
+            XCTAssertTrue(r.error.contains(expected), "\(flags): \(r.error)")
+        }
+    }
+
+    /// `xai demo` needs no Demo/ folder: the demo set is in the binary.
+    func testDemoRunsFromAnyFolder() throws {
+        let cwd = try temporaryFolder()
+        let r = try runXAI(["demo", "--method", "cam", "--out", "maps", "--quiet"], directory: cwd)
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        XCTAssertTrue(r.output.contains("12 maps written"), r.output)
+        XCTAssertTrue(r.output.contains("pointing game (12 images"), r.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: cwd + "/maps/index.html"))
+    }
+
+    /// The embedded demo files are exactly Demo/ (Tools/embed_demo.py regenerates them).
+    func testEmbeddedDemoMatchesTheDemoFolder() throws {
+        let demo = URL(fileURLWithPath: fixturesDirectory).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Demo")
+        let embedded = Dictionary(uniqueKeysWithValues: EmbeddedDemo.files.map { ($0.path, $0.data) })
+        var onDisk: [String: Data] = [:]
+        for case let path as String in FileManager.default.enumerator(atPath: demo.path) ?? FileManager.default.enumerator(atPath: "/")!
+        where path != "manifest.json" {
+            var isDirectory: ObjCBool = false
+            let url = demo.appendingPathComponent(path)
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                onDisk[path] = try Data(contentsOf: url)
+            }
+        }
+        XCTAssertEqual(Set(embedded.keys), Set(onDisk.keys), "run python3 Tools/embed_demo.py")
+        for (path, data) in onDisk { XCTAssertEqual(embedded[path], data, "\(path) differs; run python3 Tools/embed_demo.py") }
+    }
+}
