@@ -2,7 +2,7 @@
 #   make demo   installs what is needed, builds, and runs the main job
 #   make test   installs what is needed, builds, and runs the test suite (CI runs this)
 
-APT_PACKAGES = pkg-config libopenblas-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev
+APT_PACKAGES = pkg-config libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The tests run optimised: numeric loops in Swift debug builds are slow.
 SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing --disable-swift-testing

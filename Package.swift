@@ -32,6 +32,8 @@ let package = Package(
                        providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng16",
                        providers: [.apt(["libpng-dev"])]),
+        // oneDNN 2.x (Debian ships no pkg-config file for it: the module map links libdnnl).
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
 
@@ -40,7 +42,7 @@ let package = Package(
         // OpenCL C sources, embedded in the binary so a copied executable needs no resource folder.
         .target(name: "XAIKernels", path: "Kernels",
                 resources: kernelFiles.map { .embedInCode($0) }),
-        .target(name: "XAICPU", dependencies: ["XAICore", "CBLAS"]),
+        .target(name: "XAICPU", dependencies: ["XAICore", "CBLAS", "CDNNL"]),
         // Graph IR, shape logic, forward/backward executor, load-time rewrites, model zoo.
         .target(name: "XAIGraph", dependencies: ["XAICore"]),
         // ONNX import (swift-protobuf; the generated code is committed under Generated/).

@@ -19,6 +19,7 @@ struct Devices: ParsableCommand {
         let host = HostInfo.current()
         print("cpu      \(host.cpuModel)")
         print("         \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory, \(host.blasConfig)")
+        print("         convolutions: " + (host.oneDNN ?? "im2col + OpenBLAS (oneDNN could not be opened)"))
         do {
             let devices = try OpenCLRuntime.devices()
             if devices.isEmpty { print("gpu      no OpenCL devices found") }

@@ -83,6 +83,7 @@ extension CPUBackend {
     }
 
     public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray {
+        if let dnnl, let y = try dnnlConvolution(x, weight: weight, bias: bias, plan: plan, activation: activation, dnnl) { return y }
         let params = plan.params
         let px = try ptr(x, "conv2d"), pw = try ptr(weight, "conv2d"), pb = try bias.map { try ptr($0, "conv2d") }
         let g = ConvGeometry(plan)
@@ -178,6 +179,7 @@ extension CPUBackend {
     }
 
     public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray {
+        if let dnnl, let dx = try dnnlConvolutionBackward(gradOutput, weight: weight, plan: plan, dnnl) { return dx }
         let params = plan.params
         let pg = try ptr(gradOutput, "conv2dBackwardInput"), pw = try ptr(weight, "conv2dBackwardInput")
         let g = ConvGeometry(plan)
@@ -230,5 +232,84 @@ extension CPUBackend {
             }
         }
         return out
+    }
+}
+
+/// Which convolution algorithm 3x3 stride-1 layers use on oneDNN (`XAI_CONV_ALGO=auto|direct|winograd`).
+public enum ConvolutionPolicy: String, Sendable, CaseIterable {
+    /// Time direct against Winograd the first time a layer geometry is seen; keep the faster for
+    /// the process (every batch size of that layer then computes the same way).
+    case auto
+    /// Direct convolution only (bit-for-bit the same at every batch size and run).
+    case direct
+    /// Winograd wherever oneDNN offers it (AVX-512 machines; results within about 1e-6 relative).
+    case winograd
+
+    public init?(_ text: String) { self.init(rawValue: text.lowercased()) }
+}
+
+extension CPUBackend {
+    /// Whether oneDNN's Winograd applies to a layer: 3x3, stride 1, no dilation, ungrouped, on
+    /// 16-channel blocks (its kernels are AVX-512 only in oneDNN 2.x).
+    func winogradApplies(_ plan: ConvPlan, _ dnnl: OneDNN) -> Bool {
+        let p = plan.params
+        return dnnl.blockSize == 16 && plan.kernelHeight == 3 && plan.kernelWidth == 3 && p.strideH == 1 && p.strideW == 1
+            && p.dilationH == 1 && p.dilationW == 1 && p.groups == 1 && plan.inputChannels >= 16
+    }
+
+    /// The convolution on oneDNN with channel-blocked activations, or `nil` when oneDNN refuses the
+    /// configuration (the im2col path runs instead).
+    func dnnlConvolution(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp,
+                         _ dnnl: OneDNN) throws -> DeviceArray? {
+        guard OneDNN.eltwise(activation) != nil || activation == .identity else { return nil }
+        // The stem reads the picture as it is; every other layer reads and writes channel blocks.
+        let block = CPULayout.channelBlocked(dnnl.blockSize)
+        let xs = try storage(x, "conv2d")
+        let sourceLayout: CPULayout = plan.inputChannels < 8 && xs.layout == .plain ? .plain : block
+        let source = sourceLayout == .plain ? xs : try blocked(x, "conv2d", dnnl)
+        let biasPointer = try bias.map { try ptr($0, "conv2d") }
+        return try dnnl.choose(plan: plan, backward: false, eligible: winogradApplies(plan, dnnl), policy: convolutionPolicy) { algorithm in
+            let key = OneDNN.ConvolutionKey(plan: plan, backward: false, hasBias: bias != nil, activation: activation == .identity ? nil : activation,
+                                            sourceLayout: sourceLayout, destinationLayout: block, algorithm: algorithm)
+            guard let conv = dnnl.convolution(key) else { return nil }
+            let weights = try self.dnnlWeights(weight, for: conv, key: key, dnnl)
+            let out = try self.allocateStorage(plan.output, layout: block)
+            try dnnl.forward(conv, source: source.pointer, weights: weights.pointer, bias: biasPointer, destination: out.pointer)
+            return DeviceArray(shape: plan.output, storage: out)
+        }
+    }
+
+    /// The gradient with respect to the input on oneDNN (backward data), or `nil` when refused.
+    func dnnlConvolutionBackward(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, _ dnnl: OneDNN) throws -> DeviceArray? {
+        let block = CPULayout.channelBlocked(dnnl.blockSize)
+        // Blocked even for the picture's 3 channels: oneDNN has no fast kernel writing a 3-channel plain gradient.
+        let destinationLayout = block
+        let gy = try blocked(gradOutput, "conv2dBackwardInput", dnnl)
+        return try dnnl.choose(plan: plan, backward: true, eligible: winogradApplies(plan, dnnl), policy: convolutionPolicy) { algorithm in
+            let key = OneDNN.ConvolutionKey(plan: plan, backward: true, hasBias: false, activation: nil, sourceLayout: destinationLayout,
+                                            destinationLayout: block, algorithm: algorithm)
+            guard let conv = dnnl.convolution(key) else { return nil }
+            let weights = try self.dnnlWeights(weight, for: conv, key: key, dnnl)
+            let out = try self.allocateStorage(plan.input, layout: destinationLayout)
+            try dnnl.backwardData(conv, gradOutput: gy.pointer, weights: weights.pointer, gradInput: out.pointer)
+            return DeviceArray(shape: plan.input, storage: out)
+        }
+    }
+
+    /// The weights in the layout `conv` reads, reordered once per weight array and primitive.
+    func dnnlWeights(_ weight: DeviceArray, for conv: DNNLConvolution, key: OneDNN.ConvolutionKey, _ dnnl: OneDNN) throws -> CPUStorage {
+        let s = try storage(weight, "conv2d")
+        guard let size = try dnnl.weightsSizeIfReordered(conv, plan: key.plan) else { return s }
+        let reorder = {
+            let out = CPUStorage(count: size / 4, pool: self.pool)
+            try dnnl.reorderWeights(s.pointer, into: out.pointer, for: conv, key: key)
+            out.weightsDesc = conv.weightsDesc
+            return out
+        }
+        // Kept with the weights per geometry: a new batch size reuses them when its primitive chose
+        // the same format (checked), which it does unless oneDNN changes kernels with the batch.
+        let cached = try s.copy(.weights(OneDNN.Geometry(key.plan, backward: key.backward), key.algorithm), make: reorder)
+        if let desc = cached.weightsDesc, OneDNN.equal(desc, conv.weightsDesc) { return cached }
+        return try reorder()
     }
 }

@@ -4,6 +4,7 @@ extension CPUBackend {
     // MARK: Pooling
 
     public func pool2d(_ x: DeviceArray, plan: PoolPlan) throws -> DeviceArray {
+        if let y = try blockedPool(x, plan) { return y }
         let (os, p) = (plan.output, plan.params)
         let px = try ptr(x, "pool2d")
         let (out, po) = try allocate(os)
@@ -33,6 +34,7 @@ extension CPUBackend {
     }
 
     public func pool2dBackward(_ gradOutput: DeviceArray, input x: DeviceArray, plan: PoolPlan) throws -> DeviceArray {
+        if let y = try blockedPoolBackward(gradOutput, input: x, plan) { return y }
         let (os, p) = (plan.output, plan.params)
         let px = try ptr(x, "pool2dBackward"), pg = try ptr(gradOutput, "pool2dBackward")
         let (out, pdx) = try allocate(x.shape)

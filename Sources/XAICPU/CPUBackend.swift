@@ -1,19 +1,47 @@
 import CBLAS
+import CDNNL
 import Dispatch
 import Foundation
 import XAICore
 
 /// Float32 host memory owned by the ``CPUBackend``, 64-byte aligned for vector loads; returned to
-/// the backend's pool when released.
+/// the backend's pool when released. A storage is written once, by the op that makes it, and only
+/// read afterwards, so the copies made of it in another layout are kept with it.
 final class CPUStorage: DeviceStorage, @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
+    /// Floats allocated (a blocked layout's zero-padded channel tail included).
     let count: Int
     let pool: BufferPool
+    let layout: CPULayout
+    /// The `[N, C, H, W]` a channel-blocked storage holds (plain storage is viewed with any shape).
+    let blockedShape: Shape?
+    private var copies: [CopyKey: CPUStorage] = [:]
+    /// For weights reordered for oneDNN: the format they are in.
+    var weightsDesc: dnnl_memory_desc_t?
+    private let lock = NSLock()
 
-    init(count: Int, pool: BufferPool) {
+    enum CopyKey: Hashable {
+        /// The elements viewed as `shape`, in `layout`.
+        case layout(CPULayout, Shape)
+        /// Weights in the format a oneDNN convolution of this geometry (any batch size) chose.
+        case weights(OneDNN.Geometry, ConvolutionAlgorithm)
+    }
+
+    init(count: Int, pool: BufferPool, layout: CPULayout = .plain, blockedShape: Shape? = nil) {
         self.count = count
         self.pool = pool
+        self.layout = layout
+        self.blockedShape = blockedShape
         pointer = pool.take(count)
+    }
+
+    /// This storage's elements in another layout, made by `make` the first time it is asked for.
+    func copy(_ key: CopyKey, make: () throws -> CPUStorage) rethrows -> CPUStorage {
+        lock.lock(); defer { lock.unlock() }
+        if let c = copies[key] { return c }
+        let c = try make()
+        copies[key] = c
+        return c
     }
 
     deinit { pool.give(pointer, count) }
@@ -90,6 +118,31 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     let cacheBudget = Int(ProcessInfo.processInfo.environment["XAI_CONV_CACHE_BYTES"] ?? "") ?? (2 << 20)
     let cores: Int
     let pool: BufferPool
+    /// oneDNN for convolutions, or `nil` where its engine cannot be opened (or `XAI_CPU_CONV=im2col`).
+    let dnnl: OneDNN?
+    /// How 3x3 stride-1 convolutions are computed when oneDNN offers Winograd.
+    let convolutionPolicy: ConvolutionPolicy
+
+    /// Which code computes convolutions.
+    public enum Convolutions: Sendable {
+        /// oneDNN's kernels, activations kept in its channel-blocked layout between layers.
+        case oneDNN
+        /// im2col (or direct 1x1) plus OpenBLAS sgemm, on plain NCHW arrays.
+        case im2col
+    }
+
+    /// oneDNN's version and the instruction set its kernels use, or `nil` when convolutions run on
+    /// the im2col path.
+    public var oneDNNDescription: String? { dnnl.map { "oneDNN \($0.version) (\($0.isa))" } }
+
+    /// oneDNN primitives created by this process so far (repeated passes of the same shapes create none).
+    public static var oneDNNPrimitivesCreated: Int { OneDNN.shared?.primitivesCreated ?? 0 }
+
+    /// Whether oneDNN's Winograd kernels exist on this machine (AVX-512, 16-channel blocks).
+    public var offersWinograd: Bool { dnnl?.blockSize == 16 }
+
+    /// How many layer geometries chose each algorithm so far, process-wide.
+    public static var convolutionAlgorithmsChosen: [ConvolutionAlgorithm: Int] { OneDNN.shared?.chosenAlgorithms ?? [:] }
     /// The largest single array this backend allocates: half the physical memory. Anything larger
     /// (a hostile shape, a batch far beyond the budget) is refused with an error instead of being
     /// killed by the kernel's out-of-memory handler.
@@ -98,7 +151,13 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// - Parameters:
     ///   - memoryBudget: bytes methods may use for batches (default: a quarter of physical memory, at most 8 GiB).
     ///   - workspaceBudget: bytes for one convolution's im2col workspace (default 64 MiB; at least one output row is always processed).
-    public init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20) {
+    ///   - convolutions: oneDNN (the default, where it opens) or the im2col + OpenBLAS path (the
+    ///     fallback for configurations oneDNN refuses, kept for comparison and tests); the
+    ///     environment's `XAI_CPU_CONV=im2col` chooses the latter too.
+    ///   - convolutionPolicy: direct or Winograd for 3x3 stride-1 layers on oneDNN (default: the
+    ///     `XAI_CONV_ALGO` environment variable, else timed per layer).
+    public init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20, convolutions: Convolutions = .oneDNN,
+                convolutionPolicy: ConvolutionPolicy? = nil) {
         cores = ProcessInfo.processInfo.activeProcessorCount
         let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         self.memoryBudget = memoryBudget ?? min(physical / 4, 8 << 30)
@@ -108,7 +167,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         // All parallelism is ours (Dispatch): OpenBLAS runs single-threaded inside each work item.
         // Its own threads busy-wait between calls and would steal the cores our loops need.
         openblas_set_num_threads(1)
-        name = "cpu (OpenBLAS, \(cores) cores)"
+        let environment = ProcessInfo.processInfo.environment
+        let engine = convolutions == .im2col || environment["XAI_CPU_CONV"] == "im2col" ? nil : OneDNN.shared
+        dnnl = engine
+        self.convolutionPolicy = convolutionPolicy ?? ConvolutionPolicy(environment["XAI_CONV_ALGO"] ?? "auto") ?? .auto
+        let cores = self.cores
+        name = engine.map { "cpu (oneDNN \($0.version) \($0.isa), OpenBLAS, \(cores) cores)" } ?? "cpu (OpenBLAS, \(cores) cores)"
     }
 
     // MARK: Memory
@@ -120,17 +184,50 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return s
     }
 
-    func ptr(_ a: DeviceArray, _ op: String) throws -> UnsafeMutablePointer<Float> { try storage(a, op).pointer }
+    /// The row-major elements of `a` (a channel-blocked array is reordered once; the copy stays
+    /// with it).
+    func ptr(_ a: DeviceArray, _ op: String) throws -> UnsafeMutablePointer<Float> {
+        let s = try storage(a, op)
+        guard case .channelBlocked = s.layout, let shape = s.blockedShape, let dnnl else { return s.pointer }
+        return try s.copy(.layout(.plain, shape)) { try reordered(s, shape: shape, to: .plain, dnnl) }.pointer
+    }
 
     /// A new array of `shape`, refused (before allocating) when it alone would exceed
     /// ``largestAllocation``.
     func allocate(_ shape: Shape) throws -> (DeviceArray, UnsafeMutablePointer<Float>) {
-        let (bytes, overflow) = shape.count.multipliedReportingOverflow(by: 4)
+        let s = try allocateStorage(shape, layout: .plain)
+        return (DeviceArray(shape: shape, storage: s), s.pointer)
+    }
+
+    /// Storage for `shape` in `layout` (channel-blocked: `[N, ceil(C / b) * b, H, W]` floats).
+    func allocateStorage(_ shape: Shape, layout: CPULayout) throws -> CPUStorage {
+        var count = shape.count
+        if let b = layout.blockSize { count = shape[0] * ((shape[1] + b - 1) / b * b) * shape[2] * shape[3] }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: 4)
         guard !overflow, bytes <= largestAllocation else {
             throw XAIError.outOfMemory(op: "allocate \(shape)", bytes: overflow ? Int.max : bytes, device: name)
         }
-        let s = CPUStorage(count: shape.count, pool: pool)
-        return (DeviceArray(shape: shape, storage: s), s.pointer)
+        return CPUStorage(count: count, pool: pool, layout: layout, blockedShape: layout == .plain ? nil : shape)
+    }
+
+    /// `s` (holding `shape`) reordered into `layout` by oneDNN.
+    func reordered(_ s: CPUStorage, shape: Shape, to layout: CPULayout, _ dnnl: OneDNN) throws -> CPUStorage {
+        let out = try allocateStorage(shape, layout: layout)
+        try dnnl.reorder(shape, from: s.layout, s.pointer, to: layout, out.pointer)
+        return out
+    }
+
+    /// `a` (4-D) in the channel-blocked layout: itself when it is already, else a copy kept with it.
+    func blocked(_ a: DeviceArray, _ op: String, _ dnnl: OneDNN) throws -> CPUStorage {
+        let s = try storage(a, op)
+        let layout = CPULayout.channelBlocked(dnnl.blockSize)
+        if s.layout == layout, s.blockedShape == a.shape { return s }
+        if s.layout != .plain, let shape = s.blockedShape, shape != a.shape {
+            // A blocked array viewed with another shape: through its plain copy.
+            let plain = try s.copy(.layout(.plain, shape)) { try reordered(s, shape: shape, to: .plain, dnnl) }
+            return try plain.copy(.layout(layout, a.shape)) { try reordered(plain, shape: a.shape, to: layout, dnnl) }
+        }
+        return try s.copy(.layout(layout, a.shape)) { try reordered(s, shape: a.shape, to: layout, dnnl) }
     }
 
     public func upload(_ tensor: Tensor) throws -> DeviceArray {
@@ -235,6 +332,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Elementwise
 
     public func unary(_ x: DeviceArray, plan: UnaryPlan) throws -> DeviceArray {
+        if let y = try blockedUnary(x, plan.op) { return y }
         let op = plan.op
         let px = try ptr(x, "unary(\(op))")
         let (out, po) = try allocate(x.shape)
@@ -245,6 +343,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func unaryBackward(_ gradOutput: DeviceArray, value: DeviceArray, plan: UnaryBackwardPlan) throws -> DeviceArray {
+        if let y = try blockedUnaryBackward(gradOutput, value: value, plan) { return y }
         let (op, valueIsOutput) = (plan.op, plan.valueIsOutput)
         let pg = try ptr(gradOutput, "unaryBackward"), pv = try ptr(value, "unaryBackward")
         let (out, po) = try allocate(value.shape)
@@ -258,6 +357,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func binary(_ op: BinaryOp, _ a: DeviceArray, _ b: DeviceArray, plan: BroadcastPlan) throws -> DeviceArray {
+        if let y = try blockedBinary(op, a, b, plan) { return y }
         let pa = try ptr(a, "binary"), pb = try ptr(b, "binary")
         let shape = plan.outputShape
         let (out, po) = try allocate(shape)
@@ -284,6 +384,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Reductions
 
     public func reduce(_ op: ReduceOp, _ x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {
+        if let y = try blockedSpatialReduce(op, x, plan) { return y }
         let px = try ptr(x, "reduce")
         let (out, po) = try allocate(plan.outputShape)
         let r = plan.reducedCount
@@ -306,6 +407,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {
+        if let y = try blockedSpatialReduceBackward(op, gradOutput: gradOutput, input: x, plan) { return y }
         let pg = try ptr(gradOutput, "reduceBackward"), px = try ptr(x, "reduceBackward")
         let (out, po) = try allocate(x.shape)
         let r = plan.reducedCount

@@ -9,6 +9,8 @@ public struct HostInfo: Sendable, Codable {
     /// OpenBLAS's build configuration string (kernel family and threading).
     public let blasConfig: String
     public let blasThreads: Int
+    /// oneDNN's version and the instruction set its kernels dispatched to, when it opened.
+    public let oneDNN: String?
 
     public static func current() -> HostInfo {
         var model = "unknown CPU"
@@ -21,6 +23,7 @@ public struct HostInfo: Sendable, Codable {
                         logicalCores: ProcessInfo.processInfo.activeProcessorCount,
                         memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory),
                         blasConfig: String(cString: openblas_get_config()),
-                        blasThreads: Int(openblas_get_num_threads()))
+                        blasThreads: Int(openblas_get_num_threads()),
+                        oneDNN: OneDNN.shared.map { "oneDNN \($0.version), \($0.isa) kernels, \($0.blockSize)-channel blocks" })
     }
 }

@@ -36,7 +36,7 @@ final class MethodReferenceTests: XCTestCase {
 
     func testGradientMethodsMatchCaptum() throws {
         for c in Self.cases {
-            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+            for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
                 let model = try ExplainedModel(graph: c.graph, backend: backend)
                 let target = Target.perImage(c.targets)
                 let saliency = try Saliency(model: model).attribute(c.input, target: target)
@@ -58,7 +58,7 @@ final class MethodReferenceTests: XCTestCase {
 
     func testCAMFamilyMatchesCaptumAndPytorchGradCam() throws {
         for c in Self.cases {
-            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+            for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
                 let model = try ExplainedModel(graph: c.graph, backend: backend)
                 let target = Target.perImage(c.targets)
                 let unclipped = try GradientCAM(model: model, variant: .gradCAM, layer: c.layer, relu: false).attribute(c.input, target: target)
@@ -74,7 +74,7 @@ final class MethodReferenceTests: XCTestCase {
 
     func testScoreCAMMatchesPytorchGradCam() throws {
         for c in Self.cases {
-            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+            for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
                 let model = try ExplainedModel(graph: c.graph, backend: backend)
                 for batch in [5, 64] {
                     let a = try ScoreCAM(model: model, layer: c.layer, internalBatchSize: batch).attribute(c.input, target: .perImage(c.targets))
@@ -162,7 +162,7 @@ final class MethodReferenceTests: XCTestCase {
 
     func testIntegratedGradientsCompleteness() throws {
         for c in Self.cases {
-            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+            for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
                 let model = try ExplainedModel(graph: c.graph, backend: backend)
                 let a = try IntegratedGradients(model: model, steps: 64, rule: .gaussLegendre).attribute(c.input, target: .perImage(c.targets))
                 for (delta, difference) in zip(a.diagnostics["completenessDelta"]!, a.diagnostics["outputDifference"]!) {
@@ -175,7 +175,7 @@ final class MethodReferenceTests: XCTestCase {
 
     func testGradCAMEqualsCAMOnGlobalPoolingLinearHead() throws {
         let c = Self.cases[0]  // small_resnet: layer2 -> GlobalAveragePool -> Flatten -> Gemm
-        for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+        for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
             let model = try ExplainedModel(graph: c.graph, backend: backend)
             let cam = try CAM(model: model, relu: false).attribute(c.input, target: .perImage(c.targets))
             let grad = try GradientCAM(model: model, relu: false).attribute(c.input, target: .perImage(c.targets))
@@ -205,7 +205,7 @@ final class MethodReferenceTests: XCTestCase {
     func testSmoothGradMatchesReferenceWithTheSameNoise() throws {
         for c in Self.cases {
             let noise = try c.reference("smoothgrad_noise")
-            for (label, backend) in TestBackends.all() where label != "cpu-chunked" {
+            for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
                 let model = try ExplainedModel(graph: c.graph, backend: backend)
                 for batch in [6, 4] {
                     let a = try SmoothGrad(base: Saliency(model: model), samples: 6, internalBatchSize: batch, noise: noise)

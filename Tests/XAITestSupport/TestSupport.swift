@@ -2,8 +2,8 @@ import Foundation
 import XCTest
 import XAI
 
-/// Every backend under test: the CPU backend, the CPU backend with a tiny im2col workspace (so every
-/// convolution goes through the chunked path), and each OpenCL device. On CI (`CI=true`) a missing
+/// Every backend under test: the CPU backend (oneDNN), the CPU backend's im2col path with a tiny
+/// workspace (so every convolution goes through the chunked path), and each OpenCL device. On CI (`CI=true`) a missing
 /// OpenCL device is a failure, not a skip.
 public enum TestBackends {
     nonisolated(unsafe) static var cached: [(String, any Backend)]?
@@ -12,7 +12,9 @@ public enum TestBackends {
     public static func all(file: StaticString = #filePath, line: UInt = #line) -> [(String, any Backend)] {
         lock.lock(); defer { lock.unlock() }
         if let cached { return cached }
-        var list: [(String, any Backend)] = [("cpu", CPUBackend()), ("cpu-chunked", CPUBackend(workspaceBudget: 0))]
+        // The CPU backend on oneDNN, and on its im2col fallback with a tiny workspace (so every
+        // convolution there goes through the chunked path).
+        var list: [(String, any Backend)] = [("cpu", CPUBackend()), ("cpu-im2col", CPUBackend(workspaceBudget: 0, convolutions: .im2col))]
         do {
             let cl = try OpenCLBackend(index: 0)
             list.append(("opencl", cl))

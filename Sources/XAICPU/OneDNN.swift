@@ -1,0 +1,422 @@
+import CDNNL
+import Foundation
+import XAICore
+
+// Every call into oneDNN (Debian's libdnnl 2.x C API) lives in this file: its 2.x descriptor
+// functions were removed in oneDNN 3.0, so a port touches only this file.
+
+/// Memory layouts of the CPU backend's arrays.
+enum CPULayout: Hashable, Sendable {
+    /// Row-major (NCHW for images): what every host-side loop and `download` reads.
+    case plain
+    /// oneDNN's `nChw16c` / `nChw8c` for 4-D activations: channels in blocks of `b` (the padded
+    /// tail of the last block is zero), so a pixel's `b` channels are one vector register.
+    case channelBlocked(Int)
+
+    var blockSize: Int? { if case .channelBlocked(let b) = self { return b }; return nil }
+}
+
+/// A convolution as oneDNN runs it: the primitive, the layouts it reads and writes, and the
+/// implementation oneDNN chose (for `xai devices` and the benchmark header).
+final class DNNLConvolution: @unchecked Sendable {
+    let primitiveDesc: dnnl_primitive_desc_t
+    let primitive: dnnl_primitive_t
+    /// The weights layout the primitive wants (the model's OIHW weights are reordered to it once).
+    let weightsDesc: dnnl_memory_desc_t
+    let sourceDesc: dnnl_memory_desc_t
+    let destinationDesc: dnnl_memory_desc_t
+    let implementation: String
+    let algorithm: ConvolutionAlgorithm
+
+    init(primitiveDesc: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, weightsDesc: dnnl_memory_desc_t,
+         sourceDesc: dnnl_memory_desc_t, destinationDesc: dnnl_memory_desc_t, implementation: String, algorithm: ConvolutionAlgorithm) {
+        self.primitiveDesc = primitiveDesc
+        self.primitive = primitive
+        self.weightsDesc = weightsDesc
+        self.sourceDesc = sourceDesc
+        self.destinationDesc = destinationDesc
+        self.implementation = implementation
+        self.algorithm = algorithm
+    }
+
+    deinit {
+        dnnl_primitive_destroy(primitive)
+        dnnl_primitive_desc_destroy(primitiveDesc)
+    }
+}
+
+/// How a convolution is computed.
+public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
+    /// Direct convolution (oneDNN's JIT kernels).
+    case direct
+    /// Winograd F(4x4, 3x3) for 3x3 stride-1 layers (fewer multiplications; AVX-512 only in oneDNN 2.x).
+    case winograd
+}
+
+/// oneDNN's CPU engine and stream, and the primitives made on them, each created once per
+/// configuration and reused. Execution is serialised: oneDNN's OpenMP threads do the parallel work
+/// inside each primitive, so two callers at once would only oversubscribe the cores.
+final class OneDNN: @unchecked Sendable {
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+    /// Channels per block of the blocked activations: 16 where oneDNN's kernels use AVX-512, else 8.
+    let blockSize: Int
+    let isa: String
+    let version: String
+    private let lock = NSLock()
+    private var convolutions: [ConvolutionKey: DNNLConvolution?] = [:]
+    private var reorders: [ReorderKey: dnnl_primitive_t] = [:]
+    /// Primitives created so far (tests check that repeated passes create none).
+    private(set) var primitivesCreated = 0
+
+    struct ConvolutionKey: Hashable {
+        let plan: ConvPlan
+        let backward: Bool
+        let hasBias: Bool
+        let activation: UnaryOp?
+        let sourceLayout: CPULayout
+        let destinationLayout: CPULayout
+        let algorithm: ConvolutionAlgorithm
+    }
+
+    struct ReorderKey: Hashable {
+        let dims: [Int]
+        let from: CPULayout, to: CPULayout
+        /// Weights: the destination is a primitive's chosen format, identified by the convolution.
+        let weightsOf: ConvolutionKey?
+    }
+
+    /// The process's engine (every CPU backend shares it, its primitives and its Winograd choices),
+    /// or `nil` when oneDNN cannot open one.
+    static let shared: OneDNN? = open()
+
+    /// Opens oneDNN's CPU engine, or returns `nil` when it cannot be created.
+    static func open() -> OneDNN? {
+        var engine: dnnl_engine_t?
+        guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { return nil }
+        var stream: dnnl_stream_t?
+        guard dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue) == dnnl_success, let stream else {
+            dnnl_engine_destroy(engine)
+            return nil
+        }
+        return OneDNN(engine: engine, stream: stream)
+    }
+
+    private init(engine: dnnl_engine_t, stream: dnnl_stream_t) {
+        self.engine = engine
+        self.stream = stream
+        let isa = dnnl_get_effective_cpu_isa()
+        blockSize = isa.rawValue >= dnnl_cpu_isa_avx512_core.rawValue && isa != dnnl_cpu_isa_all ? 16 : 8
+        self.isa = Self.isaName(isa)
+        if let v = dnnl_version()?.pointee {
+            version = "\(v.major).\(v.minor).\(v.patch)"
+        } else {
+            version = "unknown"
+        }
+    }
+
+    deinit {
+        for r in reorders.values { dnnl_primitive_destroy(r) }
+        convolutions.removeAll()
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
+    static func isaName(_ isa: dnnl_cpu_isa_t) -> String {
+        switch isa {
+        case dnnl_cpu_isa_sse41: return "SSE4.1"
+        case dnnl_cpu_isa_avx: return "AVX"
+        case dnnl_cpu_isa_avx2: return "AVX2"
+        case dnnl_cpu_isa_avx512_core: return "AVX-512"
+        case dnnl_cpu_isa_avx512_core_vnni: return "AVX-512 VNNI"
+        case dnnl_cpu_isa_avx512_core_bf16: return "AVX-512 BF16"
+        case dnnl_cpu_isa_avx512_core_amx: return "AVX-512 AMX"
+        case dnnl_cpu_isa_avx2_vnni: return "AVX2 VNNI"
+        default: return "ISA \(isa.rawValue)"
+        }
+    }
+
+    // MARK: Descriptors
+
+    static func check(_ status: dnnl_status_t, _ call: String) throws {
+        guard status == dnnl_success else {
+            throw XAIError.unsupported(op: "oneDNN \(call)", reason: "status \(status.rawValue)")
+        }
+    }
+
+    func tag(_ layout: CPULayout, rank: Int) -> dnnl_format_tag_t {
+        switch layout {
+        case .plain: return rank == 4 ? dnnl_nchw : (rank == 5 ? dnnl_goihw : (rank == 1 ? dnnl_a : dnnl_format_tag_any))
+        case .channelBlocked(let b): return b == 16 ? dnnl_nChw16c : dnnl_nChw8c
+        }
+    }
+
+    func desc(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        try Self.check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims.map(Int64.init), dnnl_f32, tag), "memory_desc_init_by_tag")
+        return md
+    }
+
+    /// Bytes a descriptor's buffer needs (blocked layouts include their zero padding).
+    func size(_ md: dnnl_memory_desc_t) -> Int {
+        var m = md
+        return dnnl_memory_desc_get_size(&m)
+    }
+
+    static func equal(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
+        var x = a, y = b
+        return dnnl_memory_desc_equal(&x, &y) != 0
+    }
+
+    /// The post-op for a fused activation, or `nil` when oneDNN 2.x has no equivalent (hard sigmoid).
+    static func eltwise(_ op: UnaryOp) -> (dnnl_alg_kind_t, Float, Float)? {
+        switch op {
+        case .identity: return nil
+        case .relu: return (dnnl_eltwise_relu, 0, 0)
+        case .leakyRelu(let a): return (dnnl_eltwise_relu, a, 0)
+        case .clip(let lo, let hi): return (dnnl_eltwise_clip, lo, hi)
+        case .sigmoid: return (dnnl_eltwise_logistic, 0, 0)
+        case .tanh: return (dnnl_eltwise_tanh, 0, 0)
+        case .silu: return (dnnl_eltwise_swish, 1, 0)
+        case .hardSwish: return (dnnl_eltwise_hardswish, 0, 0)
+        case .hardSigmoid: return nil
+        }
+    }
+
+    // MARK: Convolutions
+
+    /// The convolution primitive for `key`, created on first use; `nil` when oneDNN refuses the
+    /// configuration (the caller then takes its own path). Thread-safe.
+    func convolution(_ key: ConvolutionKey) -> DNNLConvolution? {
+        lock.lock(); defer { lock.unlock() }
+        if let known = convolutions[key] { return known }
+        let made = try? makeConvolution(key)
+        convolutions[key] = made
+        return made
+    }
+
+    private func convolutionDesc(_ key: ConvolutionKey, propKind: dnnl_prop_kind_t, algorithm: dnnl_alg_kind_t,
+                                 source: inout dnnl_memory_desc_t, weights: inout dnnl_memory_desc_t, bias: inout dnnl_memory_desc_t?,
+                                 destination: inout dnnl_memory_desc_t, backward: Bool) throws -> dnnl_convolution_desc_t {
+        let p = key.plan.params
+        // oneDNN counts dilation from 0 (1 means one gap between taps).
+        let strides = [Int64(p.strideH), Int64(p.strideW)], dilates = [Int64(p.dilationH - 1), Int64(p.dilationW - 1)]
+        let padL = [Int64(p.padTop), Int64(p.padLeft)], padR = [Int64(p.padBottom), Int64(p.padRight)]
+        var desc = dnnl_convolution_desc_t()
+        if backward {
+            try Self.check(dnnl_dilated_convolution_backward_data_desc_init(&desc, algorithm, &source, &weights, &destination,
+                                                                            strides, dilates, padL, padR), "convolution_backward_data_desc_init")
+        } else if var b = bias {
+            try Self.check(dnnl_dilated_convolution_forward_desc_init(&desc, propKind, algorithm, &source, &weights, &b, &destination,
+                                                                      strides, dilates, padL, padR), "convolution_forward_desc_init")
+        } else {
+            try Self.check(dnnl_dilated_convolution_forward_desc_init(&desc, propKind, algorithm, &source, &weights, nil, &destination,
+                                                                      strides, dilates, padL, padR), "convolution_forward_desc_init")
+        }
+        return desc
+    }
+
+    private func makeConvolution(_ key: ConvolutionKey) throws -> DNNLConvolution {
+        let p = key.plan
+        let groups = p.params.groups
+        let weightDims = groups == 1 ? p.weight.dims : [groups, p.outputChannels / groups, p.inputChannelsPerGroup, p.kernelHeight, p.kernelWidth]
+        var source = try desc(p.input.dims, tag(key.sourceLayout, rank: 4))
+        var destination = try desc(p.output.dims, tag(key.destinationLayout, rank: 4))
+        var weights = try desc(weightDims, dnnl_format_tag_any)
+        var bias: dnnl_memory_desc_t? = key.hasBias ? try desc([p.outputChannels], dnnl_a) : nil
+        let algorithm = key.algorithm == .winograd ? dnnl_convolution_winograd : dnnl_convolution_direct
+        var attr: dnnl_primitive_attr_t?
+        try Self.check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if let activation = key.activation, let (alg, alpha, beta) = Self.eltwise(activation) {
+            var ops: dnnl_post_ops_t?
+            try Self.check(dnnl_post_ops_create(&ops), "post_ops_create")
+            defer { dnnl_post_ops_destroy(ops) }
+            try Self.check(dnnl_post_ops_append_eltwise(ops, 1, alg, alpha, beta), "post_ops_append_eltwise")
+            try Self.check(dnnl_primitive_attr_set_post_ops(attr, ops), "primitive_attr_set_post_ops")
+        }
+        var pd: dnnl_primitive_desc_t?
+        if key.backward {
+            // Backward data needs the forward descriptor as a hint.
+            var fsource = source, fdestination = destination, fweights = weights
+            var nobias: dnnl_memory_desc_t? = nil
+            var forward = try convolutionDesc(key, propKind: dnnl_forward_training, algorithm: algorithm, source: &fsource, weights: &fweights,
+                                              bias: &nobias, destination: &fdestination, backward: false)
+            var hint: dnnl_primitive_desc_t?
+            try Self.check(dnnl_primitive_desc_create(&hint, &forward, nil, engine, nil), "primitive_desc_create (forward hint)")
+            defer { dnnl_primitive_desc_destroy(hint) }
+            var backward = try convolutionDesc(key, propKind: dnnl_backward_data, algorithm: algorithm, source: &source, weights: &weights,
+                                               bias: &nobias, destination: &destination, backward: true)
+            try Self.check(dnnl_primitive_desc_create(&pd, &backward, nil, engine, hint), "primitive_desc_create (backward data)")
+        } else {
+            var forward = try convolutionDesc(key, propKind: dnnl_forward_inference, algorithm: algorithm, source: &source, weights: &weights,
+                                              bias: &bias, destination: &destination, backward: false)
+            try Self.check(dnnl_primitive_desc_create(&pd, &forward, attr, engine, nil), "primitive_desc_create")
+        }
+        guard let pd else { throw XAIError.unsupported(op: "oneDNN convolution", reason: "no primitive descriptor") }
+        var primitive: dnnl_primitive_t?
+        let status = dnnl_primitive_create(&primitive, pd)
+        guard status == dnnl_success, let primitive else {
+            dnnl_primitive_desc_destroy(pd)
+            throw XAIError.unsupported(op: "oneDNN primitive_create", reason: "status \(status.rawValue)")
+        }
+        primitivesCreated += 1
+        let query = { (what: dnnl_query_t) -> dnnl_memory_desc_t in dnnl_primitive_desc_query_md(pd, what, 0).pointee }
+        var implementation: UnsafePointer<CChar>?
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation)
+        return DNNLConvolution(primitiveDesc: pd, primitive: primitive, weightsDesc: query(dnnl_query_weights_md),
+                               sourceDesc: key.backward ? query(dnnl_query_diff_src_md) : query(dnnl_query_src_md),
+                               destinationDesc: key.backward ? query(dnnl_query_diff_dst_md) : query(dnnl_query_dst_md),
+                               implementation: implementation.map { String(cString: $0) } ?? "?", algorithm: key.algorithm)
+    }
+
+    /// Copies a 4-D activation between the plain and channel-blocked layouts.
+    func reorder(_ shape: Shape, from: CPULayout, _ source: UnsafeMutablePointer<Float>, to: CPULayout,
+                 _ destination: UnsafeMutablePointer<Float>) throws {
+        try reorder(dims: shape.dims, from: try desc(shape.dims, tag(from, rank: 4)), source, to: try desc(shape.dims, tag(to, rank: 4)), destination,
+                    key: .init(dims: shape.dims, from: from, to: to, weightsOf: nil))
+    }
+
+    // MARK: Winograd or direct
+
+    /// A layer's geometry without its batch size: the algorithm is chosen once per geometry, so a
+    /// layer computes the same way at every batch size (results do not depend on batching).
+    struct Geometry: Hashable {
+        let input: [Int], weight: Shape, params: Conv2DParams, backward: Bool
+
+        init(_ plan: ConvPlan, backward: Bool) {
+            input = Array(plan.input.dims.dropFirst())
+            weight = plan.weight
+            params = plan.params
+            self.backward = backward
+        }
+    }
+    private var choices: [Geometry: ConvolutionAlgorithm] = [:]
+
+    /// The algorithm chosen for each geometry so far (for the benchmark header).
+    var chosenAlgorithms: [ConvolutionAlgorithm: Int] {
+        lock.lock(); defer { lock.unlock() }
+        return Dictionary(grouping: choices.values, by: { $0 }).mapValues(\.count)
+    }
+
+    /// Runs a convolution with the algorithm the policy picks: direct, Winograd, or (auto) the
+    /// faster of the two on this layer, timed the first time its geometry is seen.
+    func choose(plan: ConvPlan, backward: Bool, eligible: Bool, policy: ConvolutionPolicy,
+                run: (ConvolutionAlgorithm) throws -> DeviceArray?) throws -> DeviceArray? {
+        guard eligible, policy != .direct else { return try run(.direct) }
+        if policy == .winograd { return try run(.winograd) ?? run(.direct) }
+        let geometry = Geometry(plan, backward: backward)
+        lock.lock()
+        let known = choices[geometry]
+        lock.unlock()
+        if let known { return try run(known) ?? run(.direct) }
+        func timed(_ algorithm: ConvolutionAlgorithm) throws -> (DeviceArray, Double)? {
+            guard var result = try run(algorithm) else { return nil }  // the first run creates the primitive
+            var best = Double.infinity
+            for _ in 0..<2 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                guard let r = try run(algorithm) else { return nil }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0))
+                result = r
+            }
+            return (result, best)
+        }
+        let direct = try timed(.direct)
+        let winograd = try timed(.winograd)
+        let pick: ConvolutionAlgorithm = (winograd?.1 ?? .infinity) < (direct?.1 ?? .infinity) ? .winograd : .direct
+        lock.lock()
+        choices[geometry] = pick
+        lock.unlock()
+        return pick == .winograd ? winograd?.0 : direct?.0
+    }
+
+    // MARK: Execution
+
+    /// Runs a primitive on raw buffers described by `args` (argument index, descriptor, pointer).
+    func execute(_ primitive: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)]) throws {
+        var memories: [dnnl_memory_t?] = []
+        defer { for m in memories { dnnl_memory_destroy(m) } }
+        var execArgs: [dnnl_exec_arg_t] = []
+        for (arg, md, pointer) in args {
+            var m: dnnl_memory_t?
+            var d = md
+            try Self.check(dnnl_memory_create(&m, &d, engine, pointer), "memory_create")
+            memories.append(m)
+            execArgs.append(dnnl_exec_arg_t(arg: arg, memory: m))
+        }
+        lock.lock(); defer { lock.unlock() }
+        try Self.check(dnnl_primitive_execute(primitive, stream, Int32(execArgs.count), execArgs), "primitive_execute")
+        try Self.check(dnnl_stream_wait(stream), "stream_wait")
+    }
+
+    /// Runs a forward convolution on buffers in the layouts `conv` was made for.
+    func forward(_ conv: DNNLConvolution, source: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>,
+                 bias: UnsafeMutablePointer<Float>?, destination: UnsafeMutablePointer<Float>) throws {
+        var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)] = [
+            (xai_dnnl_arg_src, conv.sourceDesc, UnsafeMutableRawPointer(source)),
+            (xai_dnnl_arg_weights, conv.weightsDesc, UnsafeMutableRawPointer(weights)),
+            (xai_dnnl_arg_dst, conv.destinationDesc, UnsafeMutableRawPointer(destination)),
+        ]
+        if let bias {
+            let channels = Int(conv.destinationDesc.dims.1)
+            args.append((xai_dnnl_arg_bias, try desc([channels], dnnl_a), UnsafeMutableRawPointer(bias)))
+        }
+        try execute(conv.primitive, args)
+    }
+
+    /// Runs a backward-data convolution: the input's gradient from the output's.
+    func backwardData(_ conv: DNNLConvolution, gradOutput: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>,
+                      gradInput: UnsafeMutablePointer<Float>) throws {
+        try execute(conv.primitive, [
+            (xai_dnnl_arg_diff_dst, conv.destinationDesc, UnsafeMutableRawPointer(gradOutput)),
+            (xai_dnnl_arg_weights, conv.weightsDesc, UnsafeMutableRawPointer(weights)),
+            (xai_dnnl_arg_diff_src, conv.sourceDesc, UnsafeMutableRawPointer(gradInput)),
+        ])
+    }
+
+    /// The weights' dims as oneDNN sees them (grouped weights get a leading group axis) and their
+    /// plain (OIHW / GOIHW) descriptor.
+    private func plainWeights(_ plan: ConvPlan) throws -> ([Int], dnnl_memory_desc_t) {
+        let groups = plan.params.groups
+        let dims = groups == 1 ? plan.weight.dims : [groups, plan.outputChannels / groups, plan.inputChannelsPerGroup, plan.kernelHeight, plan.kernelWidth]
+        return (dims, try desc(dims, groups == 1 ? dnnl_oihw : dnnl_goihw))
+    }
+
+    /// Bytes of the weights in the format `conv` chose, or `nil` when that is the plain OIHW layout.
+    func weightsSizeIfReordered(_ conv: DNNLConvolution, plan: ConvPlan) throws -> Int? {
+        let (_, plain) = try plainWeights(plan)
+        return Self.equal(plain, conv.weightsDesc) ? nil : size(conv.weightsDesc)
+    }
+
+    /// Reorders OIHW weights into the format `conv` chose.
+    func reorderWeights(_ source: UnsafeMutablePointer<Float>, into destination: UnsafeMutablePointer<Float>, for conv: DNNLConvolution,
+                        key: ConvolutionKey) throws {
+        let (dims, plain) = try plainWeights(key.plan)
+        try reorder(dims: dims, from: plain, source, to: conv.weightsDesc, destination,
+                    key: .init(dims: dims, from: .plain, to: .plain, weightsOf: key))
+    }
+
+    /// Copies elements between layouts: a reorder primitive, created once per (dims, layouts).
+    func reorder(dims: [Int], from: dnnl_memory_desc_t, _ source: UnsafeMutablePointer<Float>, to: dnnl_memory_desc_t,
+                 _ destination: UnsafeMutablePointer<Float>, key: ReorderKey) throws {
+        let primitive: dnnl_primitive_t
+        lock.lock()
+        if let known = reorders[key] {
+            primitive = known
+            lock.unlock()
+        } else {
+            defer { lock.unlock() }
+            var pd: dnnl_primitive_desc_t?
+            var f = from, t = to
+            try Self.check(dnnl_reorder_primitive_desc_create(&pd, &f, engine, &t, engine, nil), "reorder_primitive_desc_create")
+            defer { dnnl_primitive_desc_destroy(pd) }
+            var made: dnnl_primitive_t?
+            try Self.check(dnnl_primitive_create(&made, pd), "primitive_create (reorder)")
+            guard let made else { throw XAIError.unsupported(op: "oneDNN reorder", reason: "no primitive") }
+            primitivesCreated += 1
+            reorders[key] = made
+            primitive = made
+        }
+        try execute(primitive, [(xai_dnnl_arg_from, from, UnsafeMutableRawPointer(source)), (xai_dnnl_arg_to, to, UnsafeMutableRawPointer(destination))])
+    }
+}

@@ -1,0 +1,102 @@
+import XCTest
+import XAI
+import XAITestSupport
+
+/// The CPU backend on oneDNN: activations in channel blocks between layers give the same results
+/// as the plain path, Winograd stays within its normalised bound, and primitives are made once.
+final class OneDNNTests: XCTestCase {
+    let cpu = CPUBackend(convolutionPolicy: .direct)
+    let plain = CPUBackend(convolutions: .im2col)
+
+    override func setUpWithError() throws {
+        guard cpu.oneDNNDescription != nil else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("CI=true but oneDNN could not be opened") }
+            throw XCTSkip("oneDNN could not be opened")
+        }
+    }
+
+    /// A channel-blocked copy of `x` (a 1x1 identity convolution writes channel blocks).
+    func blocked(_ x: Tensor) throws -> DeviceArray {
+        let c = x.shape[1]
+        var eye = Tensor(shape: [c, c, 1, 1])
+        for i in 0..<c { eye[i, i, 0, 0] = 1 }
+        return try cpu.conv2d(try cpu.upload(x), weight: try cpu.upload(eye), bias: nil, params: Conv2DParams(), activation: .identity)
+    }
+
+    func same(_ a: DeviceArray, _ b: DeviceArray, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try cpu.download(a), y = try plain.download(b)
+        XCTAssertEqual(x.shape, y.shape, what, file: file, line: line)
+        if let m = mismatch(doubles(x), doubles(y), rtol: 1e-6, atol: 1e-7) { XCTFail("\(what): \(m)", file: file, line: line) }
+    }
+
+    /// Every op that runs on channel blocks, with a channel count that leaves a padded block tail.
+    func testBlockedOpsEqualThePlainOnes() throws {
+        for c in [20, 32] {
+            let xt = Tensor.uniform([2, c, 9, 7], seed: 3), yt = Tensor.uniform([2, c, 9, 7], seed: 4)
+            let x = try blocked(xt), y = try blocked(yt)
+            let px = try plain.upload(xt), py = try plain.upload(yt)
+            try same(x, px, "identity copy")
+            for op: UnaryOp in [.relu, .leakyRelu(alpha: 0.1), .clip(-0.5, 0.5), .silu, .sigmoid, .hardSigmoid(alpha: 0.2, beta: 0.5)] {
+                try same(try cpu.unary(op, x), try plain.unary(op, px), "\(op) C \(c)")
+                try same(try cpu.unaryBackward(op, gradOutput: y, value: x, valueIsOutput: false),
+                         try plain.unaryBackward(op, gradOutput: py, value: px, valueIsOutput: false), "\(op) backward C \(c)")
+            }
+            for op in BinaryOp.allCases {
+                try same(try cpu.binary(op, x, y), try plain.binary(op, px, py), "\(op) C \(c)")
+            }
+            try same(try cpu.binary(.add, x, py.reshapedForTest(cpu, yt)), try plain.binary(.add, px, py), "blocked + plain C \(c)")
+            for p in [Pool2DParams(.max, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true),
+                      Pool2DParams(.average, kernel: (2, 3), stride: (1, 2), padding: (0, 1, 1, 0), countIncludePad: true),
+                      Pool2DParams(.average, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true)] {
+                let out = try cpu.pool2d(x, params: p)
+                try same(out, try plain.pool2d(px, params: p), "\(p) C \(c)")
+                let g = Tensor.uniform(out.shape, seed: 9)
+                try same(try cpu.pool2dBackward(try blocked(g), input: x, params: p), try plain.pool2dBackward(try plain.upload(g), input: px, params: p),
+                         "\(p) backward C \(c)")
+            }
+            for op in [ReduceOp.sum, .mean] {
+                try same(try cpu.reduce(op, x, axes: [2, 3]), try plain.reduce(op, px, axes: [2, 3]), "\(op) over H, W C \(c)")
+                let g = Tensor.uniform([2, c, 1, 1], seed: 10)
+                try same(try cpu.reduceBackward(op, gradOutput: try cpu.upload(g), input: x, axes: [2, 3]),
+                         try plain.reduceBackward(op, gradOutput: try plain.upload(g), input: px, axes: [2, 3]), "\(op) backward C \(c)")
+            }
+            // Ops with no blocked kernel read the plain copy; a reshaped view too.
+            try same(try cpu.reduce(.max, x, axes: [1]), try plain.reduce(.max, px, axes: [1]), "max over channels C \(c)")
+            try same(try x.reshaped([2, c * 63]), try px.reshaped([2, c * 63]), "reshaped view C \(c)")
+        }
+    }
+
+    /// Winograd on 3x3 stride-1 layers: a normalised error bound against direct, forward and backward.
+    func testWinogradStaysWithinItsBound() throws {
+        let winograd = CPUBackend(convolutionPolicy: .winograd)
+        guard winograd.offersWinograd else { return }  // AVX2 machines: oneDNN 2.x has no fp32 Winograd
+        let x = Tensor.uniform([2, 32, 14, 14], seed: 5), w = Tensor.uniform([64, 32, 3, 3], in: -0.2...0.2, seed: 6), b = Tensor.uniform([64], seed: 7)
+        let p = Conv2DParams(padding: 1)
+        let direct = try cpu.download(try cpu.conv2d(try cpu.upload(x), weight: try cpu.upload(w), bias: try cpu.upload(b), params: p, activation: .relu))
+        let fast = try winograd.download(try winograd.conv2d(try winograd.upload(x), weight: try winograd.upload(w), bias: try winograd.upload(b), params: p, activation: .relu))
+        XCTAssertLessThan(relativeL2(doubles(fast), doubles(direct)), 1e-5)
+        let g = Tensor.uniform([2, 64, 14, 14], seed: 8)
+        let d1 = try cpu.download(try cpu.conv2dBackwardInput(try cpu.upload(g), weight: try cpu.upload(w), params: p, inputShape: x.shape))
+        let d2 = try winograd.download(try winograd.conv2dBackwardInput(try winograd.upload(g), weight: try winograd.upload(w), params: p, inputShape: x.shape))
+        XCTAssertLessThan(relativeL2(doubles(d2), doubles(d1)), 1e-5)
+    }
+
+    /// A method running many batches makes its primitives once: a second run of the same shapes
+    /// creates none.
+    func testPrimitivesAreMadeOnce() throws {
+        let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/models/small_resnet/model.onnx"), backend: cpu)
+        let input = try NPY.read(fixturesDirectory + "/models/small_resnet/input.npy")
+        let ig = IntegratedGradients(model: model, steps: 8, internalBatchSize: 4)
+        _ = try ig.attribute(input)
+        let before = CPUBackend.oneDNNPrimitivesCreated
+        _ = try ig.attribute(input)
+        _ = try ig.attribute(input)
+        XCTAssertEqual(CPUBackend.oneDNNPrimitivesCreated, before, "a repeated run created primitives")
+        XCTAssertGreaterThan(before, 0)
+    }
+}
+
+private extension DeviceArray {
+    /// The same values uploaded to `backend` as a plain array (for mixed-layout inputs).
+    func reshapedForTest(_ backend: CPUBackend, _ t: Tensor) throws -> DeviceArray { try backend.upload(t) }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// The output writers: overlays put the map where the model input lies in the picture, `.npy`
+/// files keep their shape and values, and `results.jsonl` survives NaN.
+final class OutputWriterTests: XCTestCase {
+    /// A signed map drawn with the diverging colour map leaves the picture unchanged where the map
+    /// is zero; a hot square must colour exactly the matching part of the picture, also when the
+    /// input covers only a box of it (a centre crop).
+    func testOverlayPlacesTheMapOnThePicture() throws {
+        let (pw, ph) = (40, 30)
+        let picture = try RGBImage(width: pw, height: ph, pixels: [UInt8](repeating: 128, count: pw * ph * 3))
+        // A 10x10 map covering the picture's columns 10..<30 (a crop), hot in its top-left 5x5.
+        var map = [Float](repeating: 0, count: 100)
+        for y in 0..<5 { for x in 0..<5 { map[y * 10 + x] = 1 } }
+        map[99] = -1  // signed, so the diverging map (zero = unchanged) is used
+        let style = HeatmapStyle(sign: .auto, percentile: 100, alpha: 0.8)
+        let out = try style.overlay(picture, map: map, mapWidth: 10, mapHeight: 10,
+                                    placement: .init(left: 10, top: 0, width: 20, height: 30))
+        func changed(_ x: Int, _ y: Int) -> Bool { out.pixels[(y * pw + x) * 3] != 128 || out.pixels[(y * pw + x) * 3 + 2] != 128 }
+        // The hot square: the map's columns 0..<5 are the picture's 10..<20, rows 0..<5 are 0..<15.
+        XCTAssertTrue(changed(12, 3) && changed(17, 12), "inside the hot square")
+        XCTAssertFalse(changed(5, 3), "left of the crop: outside the map")
+        XCTAssertFalse(changed(35, 3), "right of the crop: outside the map")
+        XCTAssertFalse(changed(25, 3), "in the crop, where the map is zero")
+        XCTAssertFalse(changed(12, 22), "below the hot square")
+        // Positive values are drawn red (warm), the negative corner blue (cool).
+        let p = (3 * pw + 12) * 3
+        XCTAssertGreaterThan(out.pixels[p], out.pixels[p + 2])
+        let q = (28 * pw + 28) * 3
+        XCTAssertLessThan(out.pixels[q], out.pixels[q + 2])
+        // NaN in a map draws as zero instead of trapping.
+        var bad = map
+        bad[0] = .nan
+        bad[1] = .infinity
+        XCTAssertNoThrow(try style.overlay(picture, map: bad, mapWidth: 10, mapHeight: 10, placement: .init(left: 0, top: 0, width: 40, height: 30)))
+        XCTAssertThrowsError(try style.overlay(picture, map: map, mapWidth: 9, mapHeight: 10, placement: .init(left: 0, top: 0, width: 40, height: 30)))
+    }
+
+    func testNPYRoundTripKeepsShapeOrderAndValues() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-npy-\(UUID().uuidString).npy").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for shape: Shape in [[2, 3, 5], [7], [4, 1, 6], []] {
+            var t = Tensor.uniform(shape, seed: 12)
+            if shape.count > 2 { t = try Tensor(shape: shape, scalars: t.scalars.enumerated().map { $0.offset == 1 ? .nan : $0.element }) }
+            try NPY.write(t, to: path)
+            let back = try NPY.read(path)
+            XCTAssertEqual(back.shape, shape)
+            XCTAssertEqual(back.scalars.map(\.bitPattern), t.scalars.map(\.bitPattern), "\(shape)")
+        }
+    }
+}

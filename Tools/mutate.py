@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Mutation testing: does the suite catch small, realistic bugs?
+
+Each mutant below is one edit (an exact text, replaced at its n-th occurrence in one file) that a
+careful reviewer would consider a plausible bug, and the tests (a `swift test --filter` pattern)
+that must fail because of it. The harness copies the working tree to .build-mutate/tree (so
+uncommitted work is tested too), builds the tests once unmutated and checks that every filter
+passes there, then applies each mutant in turn, rebuilds (incrementally), runs its filter and
+restores the file. A mutant is caught when its tests fail; one that does not compile is reported
+as invalid. Every mutant in the list must be caught: extend the list with every numeric change.
+
+Not part of `make test` (a rebuild per mutant: about an hour on 2 cores).
+
+    python3 Tools/mutate.py                 # every mutant
+    python3 Tools/mutate.py conv_ pillow    # the mutants whose id contains one of the words
+    python3 Tools/mutate.py --list
+
+Also reports, for each caught mutant, whether the tests that existed before the round that added
+this harness would have caught it (the `NEW_TESTS` classes skipped): the mutants that needed new
+tests. Report: .build-mutate/report.json.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+WORK = os.path.join(ROOT, ".build-mutate")
+TREE = os.path.join(WORK, "tree")
+BUILD = ["swift", "build", "-c", "release", "-Xswiftc", "-enable-testing", "--build-tests"]
+TEST = ["swift", "test", "-c", "release", "-Xswiftc", "-enable-testing", "--disable-swift-testing", "--skip-build"]
+
+# Test classes added with the harness (and the tests issue); skipping them shows what the suite
+# caught before.
+NEW_TESTS = ["ReferenceCheckTests", "HostileInputTests", "FallbackTests", "OutputWriterTests", "RegistryAndDemoTests"]
+
+# (id, file, text, replacement, occurrence, test filter, what the bug is)
+MUTANTS = [
+    # Kernels (OpenCL, run on PoCL)
+    ("cl_depthwise_backward_axes", "Kernels/conv.cl", "const int ox = tap_output(ix, PL, kx, DW, SW, OW);",
+     "const int ox = tap_output(ix, PT, kx, DW, SH, OW);", 2, "OpCaseTests",
+     "depthwise input gradient on OpenCL uses the vertical pad and stride along x"),
+    ("cl_im2col_stride", "Kernels/conv.cl", "ix = ox * SW - PL + kx * DW;", "ix = ox * SH - PL + kx * DW;", 1, "OpCaseTests",
+     "im2col on OpenCL steps x by the vertical stride"),
+    ("cl_movement_strides", "Kernels/movement.cl", "src[src_offset + box_offset(i, rank, dims, src_strides)]",
+     "src[src_offset + box_offset(i, rank, dims, dst_strides)]", 1, "OpCaseTests",
+     "strided copies on OpenCL read the source with the destination's strides"),
+    ("cl_reduce_min_sign", "Kernels/reduce.cl", "const float sign = op == 2 ? 1.0f : -1.0f;\n        float m = -INFINITY;",
+     "const float sign = 1.0f;\n        float m = -INFINITY;", 1, "OpCaseTests", "min reduction on OpenCL computes the max"),
+    # CPU backend
+    ("cpu_im2col_pad", "Sources/XAICPU/CPUBackend+Conv.swift", "let x0 = kx * g.p.dilationW - g.p.padLeft",
+     "let x0 = kx * g.p.dilationW - g.p.padTop", 1, "OpCaseTests", "im2col on the CPU pads x by the top pad"),
+    ("cpu_depthwise_backward_stride", "Sources/XAICPU/CPUBackend+Conv.swift",
+     "let ix = ox * g.p.strideW - g.p.padLeft + kx * g.p.dilationW", "let ix = ox * g.p.strideH - g.p.padLeft + kx * g.p.dilationW", 2,
+     "OpCaseTests", "depthwise input gradient on the CPU steps x by the vertical stride"),
+    ("cpu_softmax_backward", "Sources/XAICPU/CPUBackend.swift", "py[i] * (pg[i] - s)", "py[i] * pg[i] - s", 1, "OpCaseTests",
+     "softmax backward on the CPU misplaces a parenthesis"),
+    ("cpu_composite_swap", "Sources/XAICPU/CPUBackend+Masks.swift", "dst[i] = pb[i] + mv * (px[i] - pb[i])",
+     "dst[i] = px[i] + mv * (pb[i] - px[i])", 1, "OpCaseTests", "perturbed copies on the CPU swap image and baseline"),
+    ("cpu_movement_destination", "Sources/XAICPU/CPUBackend+Movement.swift", "d += i * copy.destinationStrides[axis]",
+     "d += i * copy.sourceStrides[axis]", 1, "OpCaseTests", "row copies on the CPU place rows with the source's strides"),
+    # Executor
+    ("executor_concat_backward", "Sources/XAIGraph/Executor.swift", "                offset += s[ax]\n",
+     "                offset += s[ax] - (i == 0 ? 1 : 0)\n", 1, "ONNXFixtureTests",
+     "the gradient of Concat is sliced one element off"),
+    # Methods
+    ("ig_baseline_dropped", "Sources/XAIMethods/GradientMethods.swift",
+     "let points = try be.binary(.add, try be.binary(.mul, a, diff), b0)", "let points = try be.binary(.mul, a, diff)", 1,
+     "ReferenceCheckTests", "Integrated Gradients walks from zero instead of from the baseline"),
+    ("ig_gauss_legendre_odd", "Sources/XAIMethods/GradientMethods.swift", "for i in 0..<((n + 1) / 2) {", "for i in 0..<(n / 2) {", 1,
+     "ReferenceCheckTests", "Gauss-Legendre drops the middle node of an odd rule"),
+    ("ig_right_rule", "Sources/XAIMethods/GradientMethods.swift", "case .right: return ((1...n).map { Double($0) / dn }",
+     "case .right: return ((0..<n).map { Double($0 + 1) / (dn + 1) }", 1, "MethodReferenceTests",
+     "the right Riemann rule spaces its nodes by 1 / (n + 1)"),
+    ("kernelshap_kernel", "Sources/XAIMethods/KernelSHAP.swift", "Double(m - 1) / (Double(s) * Double(m - s))",
+     "Double(m - 1) / (Double(s) * Double(m - s + 1))", 1, "ReferenceCheckTests", "a biased Shapley kernel"),
+    ("kernelshap_paired_sampling", "Sources/XAIMethods/KernelSHAP.swift", "kernel[$0] / ($0 + 1 <= pairedSizes ? 2 : 1)",
+     "kernel[$0] / 1", 1, "ReferenceCheckTests", "paired sizes drawn at their full mass though each draw adds two rows"),
+    ("lime_kernel_width", "Sources/XAIMethods/LIME.swift", "return exp(-distance * distance / (width * width)).squareRoot()",
+     "return exp(-distance * distance / width).squareRoot()", 1, "ReferenceCheckTests", "LIME's kernel uses the width, not its square"),
+    ("occlusion_coverage", "Sources/XAIMethods/Occlusion.swift", "covered[y * width + x] += 1", "covered[y * width + x] = 1", 1,
+     "PerturbationTests", "occlusion divides by 1 instead of the windows covering a pixel"),
+    ("rise_normalisation", "Sources/XAIMethods/RISE.swift", "* Double(masks - half)) / Double(masks)", "* Double(masks - half)) / Double(half)", 1,
+     "PerturbationTests", "RISE averages over half the masks"),
+    ("smoothgrad_sigma", "Sources/XAIMethods/SmoothGrad.swift", "let sigma = noiseLevel * ((image.max() ?? 0) - (image.min() ?? 0))",
+     "let sigma = noiseLevel", 1, "MethodReferenceTests", "SmoothGrad's noise ignores the image's value range"),
+    ("gradcampp_alpha", "Sources/XAIMethods/CAMFamily.swift", "try be.scaled(g2, by: 2)", "try be.scaled(g2, by: 3)", 1,
+     "MethodReferenceTests", "Grad-CAM++'s alpha denominator"),
+    ("cam_upsampling_corners", "Sources/XAIMethods/ExplainedModel.swift",
+     "let up = try backend.resizeBilinear(cam, height: input[2], width: input[3], alignCorners: false)",
+     "let up = try backend.resizeBilinear(cam, height: input[2], width: input[3], alignCorners: true)", 1, "ReferenceCheckTests",
+     "CAM maps are upsampled with aligned corners, unlike pytorch-grad-cam"),
+    # Preprocessing
+    ("preprocessing_channel_order", "Sources/XAIImage/Preprocessing.swift", "/ 255 - mean[c]) / std[c]", "/ 255 - mean[2 - c]) / std[2 - c]", 1,
+     "ReferenceCheckTests", "normalisation with the channel statistics reversed"),
+    ("preprocessing_crop_rounding", "Sources/XAIImage/Preprocessing.swift", "let left = Int((Double(pw - width) / 2).rounded(.toNearestOrEven))",
+     "let left = Int((Double(pw - width) / 2).rounded(.down))", 1, "ReferenceCheckTests", "the centre crop floors instead of rounding half to even"),
+    ("preprocessing_resize_rounding", "Sources/XAIImage/Preprocessing.swift", "let newLong = Int(Double(side * long) / Double(short))",
+     "let newLong = Int((Double(side * long) / Double(short)).rounded())", 1, "ReferenceCheckTests",
+     "the longer side is rounded, where torchvision truncates"),
+    ("pillow_fixed_point_rounding", "Sources/XAIImage/RGBImage.swift", "var acc = 1 << (shift - 1)", "var acc = 0", 1,
+     "ExplainCommandTests/testPNGRoundTripAndAntialiasedResize|ReferenceCheckTests/testPreprocessingMatchesTorchvision",
+     "the resize truncates where Pillow rounds"),
+    # Output writers
+    ("overlay_placement", "Sources/XAIImage/Heatmap.swift", "let mx = (Double(x) + 0.5 - placement.left) / placement.width * Double(mapWidth) - 0.5",
+     "let mx = (Double(x) + 0.5) / placement.width * Double(mapWidth) - 0.5", 1, "OutputWriterTests",
+     "the overlay ignores where the crop starts in the picture"),
+    ("npy_shape_order", "Sources/XAICore/NPY.swift", 'tensor.shape.dims.map(String.init).joined(separator: ", ")',
+     'tensor.shape.dims.reversed().map(String.init).joined(separator: ", ")', 1, "OutputWriterTests", ".npy files written with the shape reversed"),
+]
+
+
+def run(cmd, cwd, log=None):
+    with open(log or os.devnull, "w") as f:
+        return subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT).returncode
+
+
+def copy_tree():
+    """The working tree (sources, tests, fixtures) into TREE, keeping TREE's own build folder."""
+    os.makedirs(TREE, exist_ok=True)
+    skip = lambda name: name.startswith(".build") or name in (".git", ".swiftpm")
+    for name in os.listdir(TREE):
+        if not skip(name):
+            path = os.path.join(TREE, name)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+    for name in os.listdir(ROOT):
+        if skip(name):
+            continue
+        src, dst = os.path.join(ROOT, name), os.path.join(TREE, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("Crashes"))
+        else:
+            shutil.copy2(src, dst)
+
+
+def main():
+    args = sys.argv[1:]
+    if "--list" in args:
+        for m in MUTANTS:
+            print(f"{m[0]:32} {m[1]}: {m[6]}")
+        return
+    chosen = [m for m in MUTANTS if not args or any(a in m[0] for a in args)]
+    copy_tree()
+    env_ci = dict(os.environ, CI="true")
+    print(f"building the unmutated tree in {TREE} ...", flush=True)
+    if run(BUILD, TREE, os.path.join(WORK, "build.log")) != 0:
+        sys.exit(f"the unmutated tree does not build: {WORK}/build.log")
+    for f in sorted({m[5] for m in chosen}):
+        if subprocess.run(TEST + ["--filter", f], cwd=TREE, env=env_ci, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            sys.exit(f"tests '{f}' fail without any mutant")
+    report = []
+    for (ident, path, text, replacement, occurrence, tests, what) in chosen:
+        target = os.path.join(TREE, path)
+        original = open(target).read()
+        count = original.count(text)
+        if count < occurrence:
+            report.append({"id": ident, "status": "stale", "why": f"text found {count} times"})
+            print(f"{ident:32} STALE (text found {count} times)", flush=True)
+            continue
+        at = -1
+        for _ in range(occurrence):
+            at = original.index(text, at + 1)
+        open(target, "w").write(original[:at] + replacement + original[at + len(text):])
+        started = time.time()
+        try:
+            log = os.path.join(WORK, f"{ident}.log")
+            if run(BUILD, TREE, log) != 0:
+                status, before = "invalid (does not compile)", None
+            else:
+                caught = subprocess.run(TEST + ["--filter", tests], cwd=TREE, env=env_ci, stdout=open(log, "a"),
+                                        stderr=subprocess.STDOUT).returncode != 0
+                skip = []
+                for t in NEW_TESTS:
+                    skip += ["--skip", t]
+                before = subprocess.run(TEST + ["--filter", tests] + skip, cwd=TREE, env=env_ci, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL).returncode != 0
+                status = "caught" if caught else "SURVIVED"
+        finally:
+            open(target, "w").write(original)
+        report.append({"id": ident, "file": path, "what": what, "tests": tests, "status": status,
+                       "caughtByOlderTests": before, "seconds": round(time.time() - started)})
+        print(f"{ident:32} {status:28} older tests: {'caught' if before else 'missed' if before is not None else '-'}"
+              f"  ({round(time.time() - started)} s)", flush=True)
+    run(BUILD, TREE)
+    caught = sum(r["status"] == "caught" for r in report)
+    older = sum(bool(r.get("caughtByOlderTests")) for r in report)
+    print(f"\nmutation score: {caught} of {len(report)} caught; the older tests alone catch {older}")
+    json.dump(report, open(os.path.join(WORK, "report.json"), "w"), indent=1)
+    if caught != len(report):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
