@@ -34,7 +34,7 @@ TEST = ["swift", "test", "-c", "release", "-Xswiftc", "-enable-testing", "--disa
 
 # Test classes added with the harness (and the tests issue); skipping them shows what the suite
 # caught before.
-NEW_TESTS = ["ReferenceCheckTests", "HostileInputTests", "FallbackTests", "OutputWriterTests", "RegistryAndDemoTests"]
+NEW_TESTS = ["ReferenceCheckTests", "HostileInputTests", "FallbackTests", "OutputWriterTests", "RegistryAndDemoTests", "OneDNNTests"]
 
 # (id, file, text, replacement, occurrence, test filter, what the bug is)
 MUTANTS = [
@@ -61,7 +61,16 @@ MUTANTS = [
      "dst[i] = px[i] + mv * (pb[i] - px[i])", 1, "OpCaseTests", "perturbed copies on the CPU swap image and baseline"),
     ("cpu_movement_destination", "Sources/XAICPU/CPUBackend+Movement.swift", "d += i * copy.destinationStrides[axis]",
      "d += i * copy.sourceStrides[axis]", 1, "OpCaseTests", "row copies on the CPU place rows with the source's strides"),
+    ("cpu_blocked_pool_ties", "Sources/XAICPU/CPUBackend+Blocked.swift", "where src[at * b + l] > src[best[l] * b + l]",
+     "where src[at * b + l] >= src[best[l] * b + l]", 1, "OneDNNTests", "blocked max-pool backward credits the last maximum"),
+    ("cpu_blocked_mean", "Sources/XAICPU/CPUBackend+Blocked.swift", "Float(op == .mean ? acc[l] / Double(hw) : acc[l])",
+     "Float(op == .mean ? acc[l] / Double(hw + 1) : acc[l])", 1, "OneDNNTests", "blocked global average pooling divides by one too many"),
+    ("dnnl_residual_after_activation", "Sources/XAICPU/OneDNN.swift",
+     "if key.hasResidual { try Self.check(dnnl_post_ops_append_sum(ops, 1), \"post_ops_append_sum\") }\n            if let activation",
+     "if let activation", 1, "OpCaseTests", "the fused residual is dropped from oneDNN's post-ops"),
     # Executor
+    ("executor_residual_gradient", "Sources/XAIGraph/Executor.swift", "if needed.contains(3) { r[3] = g }", "if needed.contains(3) { r[3] = gy }", 1,
+     "ONNXFixtureTests", "the skip connection's gradient skips the fused activation's derivative"),
     ("executor_concat_backward", "Sources/XAIGraph/Executor.swift", "                offset += s[ax]\n",
      "                offset += s[ax] - (i == 0 ? 1 : 0)\n", 1, "ONNXFixtureTests",
      "the gradient of Concat is sliced one element off"),

@@ -82,16 +82,18 @@ extension CPUBackend {
         }
     }
 
-    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray {
-        if let dnnl, let y = try dnnlConvolution(x, weight: weight, bias: bias, plan: plan, activation: activation, dnnl) { return y }
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan,
+                       activation: UnaryOp) throws -> DeviceArray {
+        if let dnnl, let y = try dnnlConvolution(x, weight: weight, bias: bias, residual: residual, plan: plan, activation: activation, dnnl) { return y }
         let params = plan.params
         let px = try ptr(x, "conv2d"), pw = try ptr(weight, "conv2d"), pb = try bias.map { try ptr($0, "conv2d") }
+        let pr = try residual.map { try ptr($0, "conv2d") }
         let g = ConvGeometry(plan)
         let (out, py) = try allocate(plan.output)
         let plane = g.oh * g.ow
 
         if g.isDepthwise {
-            depthwise(g, px, pw, pb, py, activation)
+            depthwise(g, px, pw, pb, pr, py, activation)
             return out
         }
         // Work items are (image, group, band of output rows). A band's im2col columns and its output
@@ -104,7 +106,8 @@ extension CPUBackend {
             let oy0 = (item % chunks) * chunkRows, oy1 = min(oy0 + chunkRows, g.oh)
             let cols = (oy1 - oy0) * g.ow
             let xg = px + (b * g.cin + grp * g.cinG) * g.h * g.w
-            let yg = py + (b * g.cout + grp * g.coutG) * plane + oy0 * g.ow
+            let offset = (b * g.cout + grp * g.coutG) * plane + oy0 * g.ow
+            let yg = py + offset
             let wg = pw + grp * g.coutG * g.k
             if g.isPointwise {
                 sgemm(false, false, g.coutG, cols, g.k, 1, wg, g.k, xg + oy0 * g.ow, plane, 0, yg, plane, parallel: parallel)
@@ -113,16 +116,19 @@ extension CPUBackend {
                 sgemm(false, false, g.coutG, cols, g.k, 1, wg, g.k, col!, cols, 0, yg, plane, parallel: parallel)
             }
             parallelFor(g.coutG, costPerItem: parallel ? cols : 0) { rows in
-                for co in rows { epilogue(yg + co * plane, cols, bias: pb?[grp * g.coutG + co], activation) }
+                for co in rows {
+                    epilogue(yg + co * plane, cols, bias: pb?[grp * g.coutG + co], residual: pr.map { $0 + offset + co * plane }, activation)
+                }
             }
         }
         return out
     }
 
-    /// `activation(v + bias)` over one output row segment.
+    /// `activation(v + bias + residual)` over one output row segment.
     @inline(__always)
-    func epilogue(_ p: UnsafeMutablePointer<Float>, _ count: Int, bias: Float?, _ activation: UnaryOp) {
+    func epilogue(_ p: UnsafeMutablePointer<Float>, _ count: Int, bias: Float?, residual: UnsafeMutablePointer<Float>?, _ activation: UnaryOp) {
         let b = bias ?? 0
+        if let residual { for i in 0..<count { p[i] += residual[i] } }
         switch activation {
         case .identity: if bias != nil { for i in 0..<count { p[i] += b } }
         case .relu: for i in 0..<count { p[i] = max(p[i] + b, 0) }
@@ -154,7 +160,8 @@ extension CPUBackend {
 
     /// One filter per channel: direct loops, parallel over planes.
     private func depthwise(_ g: ConvGeometry, _ px: UnsafeMutablePointer<Float>, _ pw: UnsafeMutablePointer<Float>,
-                           _ pb: UnsafeMutablePointer<Float>?, _ py: UnsafeMutablePointer<Float>, _ activation: UnaryOp) {
+                           _ pb: UnsafeMutablePointer<Float>?, _ pr: UnsafeMutablePointer<Float>?, _ py: UnsafeMutablePointer<Float>,
+                           _ activation: UnaryOp) {
         parallelFor(g.n * g.cout, costPerItem: g.oh * g.ow * g.kh * g.kw) { planes in
             for pl in planes {
                 let c = pl % g.cout
@@ -171,7 +178,7 @@ extension CPUBackend {
                                 if ix >= 0 && ix < g.w { acc += src[iy * g.w + ix] * wk[ky * g.kw + kx] }
                             }
                         }
-                        dst[oy * g.ow + ox] = activation.apply(acc)
+                        dst[oy * g.ow + ox] = activation.apply(acc + (pr?[pl * g.oh * g.ow + oy * g.ow + ox] ?? 0))
                     }
                 }
             }
@@ -259,8 +266,8 @@ extension CPUBackend {
 
     /// The convolution on oneDNN with channel-blocked activations, or `nil` when oneDNN refuses the
     /// configuration (the im2col path runs instead).
-    func dnnlConvolution(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp,
-                         _ dnnl: OneDNN) throws -> DeviceArray? {
+    func dnnlConvolution(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan,
+                         activation: UnaryOp, _ dnnl: OneDNN) throws -> DeviceArray? {
         guard OneDNN.eltwise(activation) != nil || activation == .identity else { return nil }
         // The stem reads the picture as it is; every other layer reads and writes channel blocks.
         let block = CPULayout.channelBlocked(dnnl.blockSize)
@@ -268,12 +275,16 @@ extension CPUBackend {
         let sourceLayout: CPULayout = plan.inputChannels < 8 && xs.layout == .plain ? .plain : block
         let source = sourceLayout == .plain ? xs : try blocked(x, "conv2d", dnnl)
         let biasPointer = try bias.map { try ptr($0, "conv2d") }
+        // The residual is accumulated into the output by a sum post-op: the output starts as its copy.
+        let skip = try residual.map { try blocked($0, "conv2d", dnnl) }
         return try dnnl.choose(plan: plan, backward: false, eligible: winogradApplies(plan, dnnl), policy: convolutionPolicy) { algorithm in
-            let key = OneDNN.ConvolutionKey(plan: plan, backward: false, hasBias: bias != nil, activation: activation == .identity ? nil : activation,
+            let key = OneDNN.ConvolutionKey(plan: plan, backward: false, hasBias: bias != nil, hasResidual: residual != nil,
+                                            activation: activation == .identity ? nil : activation,
                                             sourceLayout: sourceLayout, destinationLayout: block, algorithm: algorithm)
             guard let conv = dnnl.convolution(key) else { return nil }
             let weights = try self.dnnlWeights(weight, for: conv, key: key, dnnl)
             let out = try self.allocateStorage(plan.output, layout: block)
+            if let skip { out.pointer.update(from: skip.pointer, count: out.count) }
             try dnnl.forward(conv, source: source.pointer, weights: weights.pointer, bias: biasPointer, destination: out.pointer)
             return DeviceArray(shape: plan.output, storage: out)
         }
@@ -286,7 +297,7 @@ extension CPUBackend {
         let destinationLayout = block
         let gy = try blocked(gradOutput, "conv2dBackwardInput", dnnl)
         return try dnnl.choose(plan: plan, backward: true, eligible: winogradApplies(plan, dnnl), policy: convolutionPolicy) { algorithm in
-            let key = OneDNN.ConvolutionKey(plan: plan, backward: true, hasBias: false, activation: nil, sourceLayout: destinationLayout,
+            let key = OneDNN.ConvolutionKey(plan: plan, backward: true, hasBias: false, hasResidual: false, activation: nil, sourceLayout: destinationLayout,
                                             destinationLayout: block, algorithm: algorithm)
             guard let conv = dnnl.convolution(key) else { return nil }
             let weights = try self.dnnlWeights(weight, for: conv, key: key, dnnl)

@@ -108,7 +108,7 @@ final class BufferPool: @unchecked Sendable {
 /// Files: this one holds memory, parallel loops, GEMM, elementwise ops, reductions and softmax;
 /// `+Conv` convolution, `+Pool` pooling, `+Resize` resampling, `+Masks` perturbation masks and
 /// `+Movement` data movement.
-public final class CPUBackend: Backend, @unchecked Sendable {
+public final class CPUBackend: Backend {
     public let device = Device.cpu
     public let name: String
     public let memoryBudget: Int

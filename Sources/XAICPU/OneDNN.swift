@@ -73,6 +73,8 @@ final class OneDNN: @unchecked Sendable {
         let plan: ConvPlan
         let backward: Bool
         let hasBias: Bool
+        /// A residual accumulated into the output (a sum post-op) before the activation.
+        let hasResidual: Bool
         let activation: UnaryOp?
         let sourceLayout: CPULayout
         let destinationLayout: CPULayout
@@ -228,11 +230,14 @@ final class OneDNN: @unchecked Sendable {
         var attr: dnnl_primitive_attr_t?
         try Self.check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(attr) }
-        if let activation = key.activation, let (alg, alpha, beta) = Self.eltwise(activation) {
+        if key.hasResidual || key.activation != nil {
             var ops: dnnl_post_ops_t?
             try Self.check(dnnl_post_ops_create(&ops), "post_ops_create")
             defer { dnnl_post_ops_destroy(ops) }
-            try Self.check(dnnl_post_ops_append_eltwise(ops, 1, alg, alpha, beta), "post_ops_append_eltwise")
+            if key.hasResidual { try Self.check(dnnl_post_ops_append_sum(ops, 1), "post_ops_append_sum") }
+            if let activation = key.activation, let (alg, alpha, beta) = Self.eltwise(activation) {
+                try Self.check(dnnl_post_ops_append_eltwise(ops, 1, alg, alpha, beta), "post_ops_append_eltwise")
+            }
             try Self.check(dnnl_primitive_attr_set_post_ops(attr, ops), "primitive_attr_set_post_ops")
         }
         var pd: dnnl_primitive_desc_t?

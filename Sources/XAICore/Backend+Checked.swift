@@ -21,21 +21,24 @@ extension Backend {
         return try gemm(a, b, plan: plan, alpha: alpha, bias: bias, activation: activation)
     }
 
-    /// `activation(conv(x, weight) + bias)`.
+    /// `activation(conv(x, weight) + bias + residual)`.
     /// - Parameters:
     ///   - x: `[N, Cin, H, W]`.
     ///   - weight: `[Cout, Cin / groups, kH, kW]`.
     ///   - bias: `[Cout]` or `nil`.
+    ///   - residual: an array shaped like the output, added before the activation, or `nil`.
     /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` naming both shapes when they do not fit.
-    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, params: Conv2DParams,
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray? = nil, params: Conv2DParams,
                        activation: UnaryOp) throws -> DeviceArray {
-        let plan = try ConvPlan(input: x.shape, weight: weight.shape, bias: bias?.shape, params: params)
+        let plan = try ConvPlan(input: x.shape, weight: weight.shape, bias: bias?.shape, residual: residual?.shape, params: params)
         guard supports(.conv2d) else {
-            return try onHost([x, weight] + (bias.map { [$0] } ?? [])) { r, a in
-                try r.conv2d(a[0], weight: a[1], bias: a.count > 2 ? a[2] : nil, plan: plan, activation: activation)
+            return try onHost([x, weight, bias, residual].compactMap { $0 }) { r, a in
+                var rest = a.dropFirst(2).makeIterator()
+                let b = bias == nil ? nil : rest.next(), res = residual == nil ? nil : rest.next()
+                return try r.conv2d(a[0], weight: a[1], bias: b, residual: res, plan: plan, activation: activation)
             }
         }
-        return try conv2d(x, weight: weight, bias: bias, plan: plan, activation: activation)
+        return try conv2d(x, weight: weight, bias: bias, residual: residual, plan: plan, activation: activation)
     }
 
     /// The gradient of a (bias-free, activation-free) convolution with respect to its input of shape `inputShape`.
@@ -225,7 +228,8 @@ extension Backend {
         .unsupported(op: p.rawValue, reason: "\(name) does not implement it; its supports(_:) must return false for it")
     }
     public func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray { throw missing(.gemm) }
-    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray { throw missing(.conv2d) }
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan,
+                       activation: UnaryOp) throws -> DeviceArray { throw missing(.conv2d) }
     public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray { throw missing(.conv2dBackwardInput) }
     public func pool2d(_ x: DeviceArray, plan: PoolPlan) throws -> DeviceArray { throw missing(.pool2d) }
     public func pool2dBackward(_ gradOutput: DeviceArray, input: DeviceArray, plan: PoolPlan) throws -> DeviceArray { throw missing(.pool2dBackward) }

@@ -81,14 +81,16 @@ public protocol Backend: AnyObject, Sendable {
     ///   - plan: the validated extents.
     /// - Throws: ``XAIError/wrongDevice(op:expected:got:)``, ``XAIError/outOfMemory(op:bytes:device:)``.
     func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray
-    /// `activation(conv(x, weight) + bias)`.
+    /// `activation(conv(x, weight) + bias + residual)`.
     /// - Parameters:
     ///   - x: `[N, Cin, H, W]`.
     ///   - weight: `[Cout, Cin / groups, kH, kW]`.
     ///   - bias: `[Cout]`, or `nil`.
+    ///   - residual: an array shaped like the output, added before the activation (a ResNet's skip
+    ///     connection), or `nil`.
     ///   - plan: the validated geometry, with the output shape.
     /// - Throws: ``XAIError/wrongDevice(op:expected:got:)``, ``XAIError/outOfMemory(op:bytes:device:)``.
-    func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray
+    func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray
     /// The gradient of a (bias-free, activation-free) convolution with respect to its input `[N, Cin, H, W]`.
     /// - Parameters:
     ///   - gradOutput: the gradient of the output, `plan.output`.

@@ -53,11 +53,15 @@ public struct ConvPlan: Sendable, Hashable {
     /// A 1x1, stride-1, unpadded, ungrouped convolution: a plain matrix product per image.
     public var isPointwise: Bool { params.isPointwise(weight: weight) }
 
-    /// The forward convolution of `input` by `weight` (plus a bias of `Cout` values).
-    public init(input: Shape, weight: Shape, bias: Shape?, params: Conv2DParams) throws {
+    /// The forward convolution of `input` by `weight` (plus a bias of `Cout` values, plus a
+    /// residual shaped like the output).
+    public init(input: Shape, weight: Shape, bias: Shape?, residual: Shape? = nil, params: Conv2DParams) throws {
         output = try params.outputShape(input: input, weight: weight)
         if let bias, bias.count != weight[0] {
             throw XAIError.shapeMismatch(op: "conv2d", expected: "a bias of \(weight[0]) values", got: [input, weight, bias])
+        }
+        if let residual, residual != output {
+            throw XAIError.shapeMismatch(op: "conv2d", expected: "a residual shaped like the output \(output)", got: [input, weight, residual])
         }
         self.input = input
         self.weight = weight

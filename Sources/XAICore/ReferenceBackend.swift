@@ -70,9 +70,10 @@ public final class ReferenceBackend: Backend {
 
     // MARK: Convolution
 
-    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray {
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan,
+                       activation: UnaryOp) throws -> DeviceArray {
         let (os, p) = (plan.output, plan.params)
-        let xv = try values(x), wv = try values(weight), bv = try bias.map(values)
+        let xv = try values(x), wv = try values(weight), bv = try bias.map(values), rv = try residual.map(values)
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cout, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let (oh, ow) = (os[2], os[3])
@@ -95,7 +96,8 @@ public final class ReferenceBackend: Backend {
                                 }
                             }
                         }
-                        out[((b * cout + co) * oh + oy) * ow + ox] = activation.apply(acc)
+                        let o = ((b * cout + co) * oh + oy) * ow + ox
+                        out[o] = activation.apply(acc + (rv?[o] ?? 0))
                     }
                 }
             }

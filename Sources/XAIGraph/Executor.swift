@@ -222,7 +222,8 @@ public final class Executor: Sendable {
         switch node.op {
         case .conv(let p, let act, let autoPad):
             let x = try a.array(0), w = try a.array(1)
-            return [.device(try be.conv2d(x, weight: w, bias: a.present(2) ? try a.array(2) : nil, params: resolved(p, autoPad, x.shape, w.shape), activation: act))]
+            return [.device(try be.conv2d(x, weight: w, bias: a.present(2) ? try a.array(2) : nil, residual: a.present(3) ? try a.array(3) : nil,
+                                          params: resolved(p, autoPad, x.shape, w.shape), activation: act))]
         case .batchNorm(let eps):
             let (scale, shift) = try batchNormAffine(try a.tensor(1), try a.tensor(2), try a.tensor(3), try a.tensor(4), eps)
             let x = try a.array(0)
@@ -411,10 +412,18 @@ public final class Executor: Sendable {
         }
         switch node.op {
         case .conv(let p, let act, let autoPad):
-            try requireInputOnly("weights")
+            // Inputs: x, weight, bias?, residual?; gradients reach x and the residual (a fan-out).
+            if needed.contains(where: { $0 == 1 || $0 == 2 }) {
+                throw XAIError.unsupported(op: "backward of \(node.op.name)", reason: "gradients flow to activations only, not to weights")
+            }
             let g = act == .identity ? gy : try be.unaryBackward(act, gradOutput: gy, value: try output(), valueIsOutput: true)
-            let x = try value(0), w = try value(1)
-            return only(try be.conv2dBackwardInput(g, weight: w, params: resolved(p, autoPad, x.shape, w.shape), inputShape: x.shape))
+            var r: [Int: DeviceArray] = [:]
+            if needed.contains(0) {
+                let x = try value(0), w = try value(1)
+                r[0] = try be.conv2dBackwardInput(g, weight: w, params: resolved(p, autoPad, x.shape, w.shape), inputShape: x.shape)
+            }
+            if needed.contains(3) { r[3] = g }
+            return r
         case .batchNorm(let eps):
             try requireInputOnly("batch-norm parameters")
             let (scale, _) = try batchNormAffine(try hostValue(1), try hostValue(2), try hostValue(3), try hostValue(4), eps)

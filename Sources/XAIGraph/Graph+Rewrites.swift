@@ -6,7 +6,36 @@ extension Graph {
     /// exporters emit), fold batch-norm into the preceding convolution, fuse activations into the
     /// convolution/GEMM epilogue.
     public func optimized() throws -> Graph {
-        try removingIdentities().foldingConstants().foldingBatchNorm().fusingActivations()
+        try removingIdentities().foldingConstants().foldingBatchNorm().fusingResidualAdds().fusingActivations()
+    }
+
+    /// Moves `Add(conv(x), skip)` into the convolution as its residual input, when the convolution
+    /// has no activation, feeds only the Add, and the two operands have the same shape at every
+    /// batch size (the skip is computed, not a constant). The fused node takes the Add's place and
+    /// output name, so a following ReLU then fuses too: a ResNet block ends in one convolution.
+    public func fusingResidualAdds() -> Graph {
+        guard let shapes = try? summary().shapes else { return self }
+        var g = self
+        let producers = g.producers
+        let consumers = g.consumerCounts
+        let outputNames = Set(outputs.map(\.name))
+        var removed = Set<Int>()
+        for (i, n) in g.nodes.enumerated() {
+            guard case .binary(.add) = n.op, n.inputs.count == 2, let out = n.outputs.first else { continue }
+            for (a, skip) in [(n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])] {
+                guard let c = producers[a], !removed.contains(c), case .conv(let p, .identity, let autoPad) = g.nodes[c].op,
+                      g.nodes[c].inputs.count <= 3, consumers[a] == 1, !outputNames.contains(a),
+                      let sa = shapes[a], sa == shapes[skip], initializers[skip] == nil, skip != a else { continue }
+                let conv = g.nodes[c]
+                let bias = conv.inputs.count > 2 ? conv.inputs[2] : ""
+                g.nodes[i] = Node(name: conv.name, op: .conv(p, activation: .identity, autoPad: autoPad),
+                                  inputs: [conv.inputs[0], conv.inputs[1], bias, skip], outputs: [out])
+                removed.insert(c)
+                break
+            }
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        return g
     }
 
     /// Removes Identity nodes (Dropout is imported as Identity) by renaming their readers' inputs.

@@ -25,8 +25,9 @@ public struct ValueInfo: Sendable, Hashable {
 /// What a node computes. Attributes are resolved at import time; tensor-valued parameters
 /// (weights, shapes, pads) are node inputs that name initializers.
 public enum Op: Sendable, Hashable {
-    /// Inputs: x, weight, bias?. The activation is a fused epilogue; `autoPad` other than
-    /// `.explicit` replaces the pads with ones computed from the input size at run time.
+    /// Inputs: x, weight, bias?, residual? (an empty name for an absent bias). The activation is a
+    /// fused epilogue applied after the residual is added (a ResNet block's `relu(conv + skip)`);
+    /// `autoPad` other than `.explicit` replaces the pads with ones computed from the input size.
     case conv(Conv2DParams, activation: UnaryOp, autoPad: AutoPad)
     /// Inputs: x, scale, bias, mean, variance (inference mode).
     case batchNorm(epsilon: Float)

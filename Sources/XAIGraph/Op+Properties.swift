@@ -24,8 +24,10 @@ extension Op {
     /// such ops.
     public func isPiecewiseLinear(inInputs dependent: Set<Int>) -> Bool {
         switch self {
-        case .conv(_, let act, _), .gemm(_, _, _, _, let act):
-            // Linear in the data; a product when the weights depend too.
+        case .conv(_, let act, _):
+            // Linear in the data, the bias and the residual; a product when the weights depend too.
+            return act.isPiecewiseLinear && dependent.isSubset(of: [0, 2, 3])
+        case .gemm(_, _, _, _, let act):
             return act.isPiecewiseLinear && dependent.isSubset(of: [0, 2])
         case .batchNorm:
             return dependent.isSubset(of: [0])

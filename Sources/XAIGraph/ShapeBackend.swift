@@ -20,7 +20,8 @@ final class ShapeBackend: Backend {
     func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
         array(plan.outputShape)
     }
-    func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray { array(plan.output) }
+    func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan,
+                activation: UnaryOp) throws -> DeviceArray { array(plan.output) }
     func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray { array(plan.input) }
     func pool2d(_ x: DeviceArray, plan: PoolPlan) throws -> DeviceArray { array(plan.output) }
     func pool2dBackward(_ gradOutput: DeviceArray, input: DeviceArray, plan: PoolPlan) throws -> DeviceArray { array(plan.input) }

@@ -12,6 +12,12 @@ public struct ExactShapley: ModelMethod {
     public var engine: PerturbationEngine
     public static let maximumPlayers = 16
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - segmentation: superpixels (at most ``maximumPlayers``; checked when the method runs).
+    ///   - perturbationsPerEval: copies per forward batch (default: from the memory budget).
+    ///   - output: the score read for each copy.
+    ///   - progress: called after every batch.
     public init(model: ExplainedModel, segmentation: Segmentation, perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit,
                 progress: PerturbationProgress? = nil) {
         self.model = model

@@ -41,6 +41,9 @@ public struct Saliency: ModelMethod {
     /// `raw` keeps the sign; the map reduces channels with `reduction` (default: max |gradient|).
     public var reduction: ChannelReduction
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - reduction: how channels of the gradient become one map value (default max |gradient|).
     public init(model: ExplainedModel, reduction: ChannelReduction = .maxAbsolute) {
         self.model = model
         self.reduction = reduction
@@ -59,6 +62,7 @@ public struct InputXGradient: ModelMethod {
     public let name = "inputxgrad"
     public let model: ExplainedModel
 
+    /// - Parameter model: the model to explain.
     public init(model: ExplainedModel) { self.model = model }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
@@ -141,6 +145,13 @@ public struct IntegratedGradients: ModelMethod {
     /// on it beyond float rounding.
     public var internalBatchSize: Int?
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - steps: path points (the rule's minimum to 100,000; checked when the method runs).
+    ///   - rule: where the points lie on the path and how they are weighted.
+    ///   - internalBatchSize: path points per forward/backward batch (default: from the memory budget).
+    /// `attribute` throws ``XAIError/invalidArgument(parameter:value:reason:)`` naming `steps` or
+    /// `internalBatchSize`, and ``XAIError/tooLarge(what:bytes:limit:)`` for a batch beyond the budget.
     public init(model: ExplainedModel, steps: Int = 50, rule: IntegrationRule = .gaussLegendre, internalBatchSize: Int? = nil) {
         self.model = model
         self.steps = steps

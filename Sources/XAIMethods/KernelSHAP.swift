@@ -16,6 +16,14 @@ public struct KernelSHAP: ModelMethod {
     public var seed: UInt64
     public var engine: PerturbationEngine
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - samples: coalitions evaluated besides the full image and the baseline (1 to 10,000,000).
+    ///   - segmentation: how each image is split into superpixels.
+    ///   - seed: the sampled coalitions' seed.
+    ///   - perturbationsPerEval: copies per forward batch (default: from the memory budget).
+    ///   - output: the score read for each copy.
+    ///   - progress: called after every batch.
     public init(model: ExplainedModel, samples: Int = 1000, segmentation: Segmentation = .slic(SLIC()), seed: UInt64 = 0,
                 perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
         self.model = model

@@ -35,6 +35,18 @@ public struct LIME: ModelMethod {
     public var seed: UInt64
     public var engine: PerturbationEngine
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - samples: coalitions evaluated, the full image included (4 to 10,000,000).
+    ///   - kernelWidth: width of lime's exponential kernel on cosine distance.
+    ///   - featureSelection: how the segments of the final fit are chosen.
+    ///   - features: segments in the explanation (default: all).
+    ///   - ridgeAlpha: the final fit's ridge penalty.
+    ///   - segmentation: how each image is split into superpixels.
+    ///   - seed: the coalitions' seed.
+    ///   - perturbationsPerEval: copies per forward batch (default: from the memory budget).
+    ///   - output: the score read for each copy.
+    ///   - progress: called after every batch.
     public init(model: ExplainedModel, samples: Int = 1000, kernelWidth: Double = 0.25, featureSelection: FeatureSelection = .auto,
                 features: Int? = nil, ridgeAlpha: Double = 1, segmentation: Segmentation = .slic(SLIC()), seed: UInt64 = 0,
                 perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {

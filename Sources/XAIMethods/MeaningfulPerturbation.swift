@@ -29,6 +29,16 @@ public struct MeaningfulPerturbation: ModelMethod {
     /// Score being lowered: the softmax probability (the paper's) or the logit.
     public var output: ScoreOutput
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - iterations: Adam steps (1 to 1,000,000).
+    ///   - learningRate: Adam's step size (positive).
+    ///   - maskSize: side of the low-resolution mask (2 to 4096).
+    ///   - l1Coefficient: weight of the deleted area.
+    ///   - tvCoefficient: weight of the mask's total variation.
+    ///   - tvBeta: exponent of the total variation.
+    ///   - blurSigma: standard deviation of the blur deleted pixels are replaced by.
+    ///   - output: the score lowered (probability by default).
     public init(model: ExplainedModel, iterations: Int = 300, learningRate: Double = 0.1, maskSize: Int = 28, l1Coefficient: Double = 0.05,
                 tvCoefficient: Double = 0.2, tvBeta: Double = 3, blurSigma: Float = 10, output: ScoreOutput = .probability) {
         self.model = model

@@ -15,6 +15,13 @@ public struct Occlusion: ModelMethod {
     public var stride: (height: Int, width: Int)
     public var engine: PerturbationEngine
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - window: the occluding rectangle (at most the image; checked when the method runs).
+    ///   - stride: the step between windows (positive).
+    ///   - perturbationsPerEval: occluded copies per forward batch (default: from the memory budget).
+    ///   - output: the score read for each copy (logit or probability).
+    ///   - progress: called after every batch with (copies done, copies in all).
     public init(model: ExplainedModel, window: (height: Int, width: Int) = (16, 16), stride: (height: Int, width: Int) = (8, 8),
                 perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
         self.model = model

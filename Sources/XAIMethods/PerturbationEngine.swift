@@ -26,6 +26,12 @@ public struct PerturbationEngine: Sendable {
     public var output: ScoreOutput
     public var progress: PerturbationProgress?
 
+    /// - Parameters:
+    ///   - model: the model the perturbed copies run through.
+    ///   - perturbationsPerEval: copies per forward batch (default: from the memory budget; a
+    ///     requested size beyond the budget is refused when a method runs).
+    ///   - output: the score read for each copy.
+    ///   - progress: called after every batch with (copies done, copies in all).
     public init(model: ExplainedModel, perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
         self.model = model
         self.perturbationsPerEval = perturbationsPerEval

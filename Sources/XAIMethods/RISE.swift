@@ -18,6 +18,15 @@ public struct RISE: ModelMethod {
     public var seed: UInt64
     public var engine: PerturbationEngine
 
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - masks: random masks (2 to 10,000,000).
+    ///   - gridSize: cells per side of each random grid (1 to the image side).
+    ///   - keepProbability: chance that a cell keeps the image, in (0, 1].
+    ///   - seed: the masks' seed.
+    ///   - perturbationsPerEval: masked copies per forward batch (default: from the memory budget).
+    ///   - output: the score read for each copy (the paper's probability by default).
+    ///   - progress: called after every batch.
     public init(model: ExplainedModel, masks: Int = 4000, gridSize: Int = 7, keepProbability: Double = 0.5, seed: UInt64 = 0,
                 perturbationsPerEval: Int? = nil, output: ScoreOutput = .probability, progress: PerturbationProgress? = nil) {
         self.model = model

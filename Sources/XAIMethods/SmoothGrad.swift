@@ -26,6 +26,14 @@ public struct SmoothGrad: AttributionMethod {
     /// compare with a reference fed the same noise).
     public var noise: Tensor?
 
+    /// - Parameters:
+    ///   - base: the gradient method run on the noisy copies (its `raw` is averaged).
+    ///   - kind: SmoothGrad, SmoothGrad² or VarGrad.
+    ///   - samples: noisy copies per image (1 to 1,000,000).
+    ///   - noiseLevel: the noise's standard deviation as a fraction of each image's value range.
+    ///   - internalBatchSize: copies per batch (default: from the memory budget).
+    ///   - seed: the noise's seed.
+    ///   - noise: standard-normal noise `[N, samples, C, H, W]` to use instead of drawing it.
     public init(base: any AttributionMethod, kind: Kind = .smoothGrad, samples: Int = 50, noiseLevel: Float = 0.15,
                 internalBatchSize: Int? = nil, seed: UInt64 = 0, noise: Tensor? = nil) {
         self.base = base

@@ -69,7 +69,14 @@ extension OpenCLBackend {
         return max(1, min(input[0], (memoryBudget / 4) / max(perImage, 1), info.maxAllocationBytes / max(perImage, 1)))
     }
 
-    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray {
+    public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan,
+                       activation: UnaryOp) throws -> DeviceArray {
+        if let residual {
+            // The residual is added by the elementwise kernels (the GEMM epilogue has no second input).
+            let y = try conv2d(x, weight: weight, bias: bias, residual: nil, plan: plan, activation: .identity)
+            let sum = try binary(.add, y, residual)
+            return activation == .identity ? sum : try unary(activation, sum)
+        }
         let (os, p) = (plan.output, plan.params)
         let xm = try mem(x, "conv2d"), wm = try mem(weight, "conv2d"), bm = try bias.map { try mem($0, "conv2d") }
         let out = try allocate(os)

@@ -164,6 +164,15 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases += convCases("groups 3 strides (1,2) pads (0,1,1,0) dilation (2,1)", x: [2, 6, 9, 8], w: [9, 2, 3, 2],
                        Conv2DParams(strides: (1, 2), pads: (0, 1, 1, 0), dilations: (2, 1), groups: 3), activation: .leakyRelu(alpha: 0.3))
 
+    // A ResNet block's end: relu(conv(x) + bias + skip), the residual fused into the convolution.
+    let rx = rand([2, 6, 7, 9]), rw = rand([16, 6, 3, 3]), rb = rand([16]), skip = rand([2, 16, 7, 9])
+    cases.append(OpCase(name: "conv2d 3x3 + bias + residual relu", inputs: [rx, rw, rb, skip]) { be, a in
+        try be.conv2d(a[0], weight: a[1], bias: a[2], residual: a[3], params: Conv2DParams(padding: 1), activation: .relu)
+    })
+    cases.append(OpCase(name: "conv2d depthwise stride 2 + residual", inputs: [rand([1, 5, 8, 8]), rand([5, 1, 3, 3]), rand([1, 5, 4, 4])]) { be, a in
+        try be.conv2d(a[0], weight: a[1], bias: nil, residual: a[2], params: Conv2DParams(stride: 2, padding: 1, groups: 5), activation: .identity)
+    })
+
     let ga = rand([5, 7]), gb = rand([7, 3])
     cases.append(OpCase(name: "gemm", inputs: [ga, gb]) { be, a in
         try be.gemm(a[0], a[1], transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity)
