@@ -42,7 +42,9 @@ let package = Package(
         // OpenCL C sources, embedded in the binary so a copied executable needs no resource folder.
         .target(name: "XAIKernels", path: "Kernels",
                 resources: kernelFiles.map { .embedInCode($0) }),
-        .target(name: "XAICPU", dependencies: ["XAICore", "CBLAS", "CDNNL"]),
+        // The CPU backend's memory-bound loops, in C so that they vectorize.
+        .target(name: "CLoops"),
+        .target(name: "XAICPU", dependencies: ["XAICore", "CBLAS", "CDNNL", "CLoops"]),
         // Graph IR, shape logic, forward/backward executor, load-time rewrites, model zoo.
         .target(name: "XAIGraph", dependencies: ["XAICore"]),
         // ONNX import (swift-protobuf; the generated code is committed under Generated/).

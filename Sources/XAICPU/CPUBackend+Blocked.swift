@@ -35,7 +35,7 @@ extension CPUBackend {
         let (px, po) = (xs.pointer, os.pointer)
         parallelFor(xs.count, costPerItem: 4) { r in
             if op == .relu {
-                for i in r { po[i] = max(px[i], 0) }
+                VectorLoops.relu(px, out: po, r)
             } else {
                 for i in r { po[i] = op.apply(px[i]) }
             }
@@ -52,7 +52,7 @@ extension CPUBackend {
         let (op, fromOutput) = (plan.op, plan.valueIsOutput)
         parallelFor(vs.count, costPerItem: 4) { r in
             if op == .relu {
-                for i in r { po[i] = pv[i] > 0 ? pg[i] : 0 }
+                VectorLoops.reluBackward(grad: pg, value: pv, out: po, r)
             } else {
                 for i in r {
                     let d = fromOutput ? op.derivative(output: Double(pv[i])) : op.derivative(input: Double(pv[i]))
@@ -72,14 +72,7 @@ extension CPUBackend {
         guard sa.layout == sb.layout else { return nil }
         let (out, os) = try allocateLike(sa, a.shape)
         let (pa, pb, po) = (sa.pointer, sb.pointer, os.pointer)
-        parallelFor(sa.count, costPerItem: 2) { r in
-            switch op {
-            case .add: for i in r { po[i] = pa[i] + pb[i] }
-            case .sub: for i in r { po[i] = pa[i] - pb[i] }
-            case .mul: for i in r { po[i] = pa[i] * pb[i] }
-            case .div: break
-            }
-        }
+        parallelFor(sa.count, costPerItem: 2) { r in VectorLoops.binary(op, pa, pb, out: po, r) }
         return out
     }
 
@@ -92,38 +85,9 @@ extension CPUBackend {
         let blocks = xs.count / (x.shape[0] * h * w * b)
         let (out, outStorage) = try allocateLike(xs, os)
         let (px, po) = (xs.pointer, outStorage.pointer)
+        let windows = PoolWindows(h: h, w: w, oh: oh, ow: ow, params: p)
         parallelFor(x.shape[0] * blocks, costPerItem: oh * ow * p.kernelH * p.kernelW * b) { planes in
-            var acc = [Float](repeating: 0, count: b)
-            for pl in planes {
-                let src = px + pl * h * w * b, dst = po + pl * oh * ow * b
-                for oy in 0..<oh {
-                    let wy = poolWindow(oy, size: h, kernel: p.kernelH, stride: p.strideH, padBefore: p.padTop, padAfter: p.padBottom)
-                    for ox in 0..<ow {
-                        let wx = poolWindow(ox, size: w, kernel: p.kernelW, stride: p.strideW, padBefore: p.padLeft, padAfter: p.padRight)
-                        let o = dst + (oy * ow + ox) * b
-                        if p.kind == .max {
-                            for l in 0..<b { acc[l] = -.infinity }
-                            for iy in wy.start..<wy.end {
-                                for ix in wx.start..<wx.end {
-                                    let v = src + (iy * w + ix) * b
-                                    for l in 0..<b { acc[l] = max(acc[l], v[l]) }
-                                }
-                            }
-                            for l in 0..<b { o[l] = acc[l] }
-                        } else {
-                            for l in 0..<b { acc[l] = 0 }
-                            for iy in wy.start..<wy.end {
-                                for ix in wx.start..<wx.end {
-                                    let v = src + (iy * w + ix) * b
-                                    for l in 0..<b { acc[l] += v[l] }
-                                }
-                            }
-                            let div = Float(p.countIncludePad ? wy.paddedExtent * wx.paddedExtent : (wy.end - wy.start) * (wx.end - wx.start))
-                            for l in 0..<b { o[l] = acc[l] / div }
-                        }
-                    }
-                }
-            }
+            for pl in planes { windows.pool(px + pl * h * w * b, po + pl * oh * ow * b, lanes: b) }
         }
         return out
     }
@@ -138,37 +102,9 @@ extension CPUBackend {
         let (out, outStorage) = try allocateLike(xs, x.shape)
         let (px, pg, pdx) = (xs.pointer, gs.pointer, outStorage.pointer)
         pdx.update(repeating: 0, count: outStorage.count)
+        let windows = PoolWindows(h: h, w: w, oh: oh, ow: ow, params: p)
         parallelFor(x.shape[0] * blocks, costPerItem: oh * ow * p.kernelH * p.kernelW * b) { planes in
-            var best = [Int](repeating: 0, count: b)
-            for pl in planes {
-                let src = px + pl * h * w * b, gy = pg + pl * oh * ow * b, dst = pdx + pl * h * w * b
-                for oy in 0..<oh {
-                    let wy = poolWindow(oy, size: h, kernel: p.kernelH, stride: p.strideH, padBefore: p.padTop, padAfter: p.padBottom)
-                    for ox in 0..<ow {
-                        let wx = poolWindow(ox, size: w, kernel: p.kernelW, stride: p.strideW, padBefore: p.padLeft, padAfter: p.padRight)
-                        let g = gy + (oy * ow + ox) * b
-                        if p.kind == .max {
-                            // The first maximum of the window in row-major order, per lane.
-                            for l in 0..<b { best[l] = wy.start * w + wx.start }
-                            for iy in wy.start..<wy.end {
-                                for ix in wx.start..<wx.end {
-                                    let at = iy * w + ix
-                                    for l in 0..<b where src[at * b + l] > src[best[l] * b + l] { best[l] = at }
-                                }
-                            }
-                            for l in 0..<b { dst[best[l] * b + l] += g[l] }
-                        } else {
-                            let div = Float(p.countIncludePad ? wy.paddedExtent * wx.paddedExtent : (wy.end - wy.start) * (wx.end - wx.start))
-                            for iy in wy.start..<wy.end {
-                                for ix in wx.start..<wx.end {
-                                    let d = dst + (iy * w + ix) * b
-                                    for l in 0..<b { d[l] += g[l] / div }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            for pl in planes { windows.poolBackward(px + pl * h * w * b, pg + pl * oh * ow * b, pdx + pl * h * w * b, lanes: b) }
         }
         return out
     }
@@ -224,3 +160,4 @@ extension CPUBackend {
         return out
     }
 }
+

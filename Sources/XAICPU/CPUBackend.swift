@@ -348,6 +348,7 @@ public final class CPUBackend: Backend {
         let pg = try ptr(gradOutput, "unaryBackward"), pv = try ptr(value, "unaryBackward")
         let (out, po) = try allocate(value.shape)
         parallelFor(value.shape.count, costPerItem: 4) { r in
+            if op == .relu { VectorLoops.reluBackward(grad: pg, value: pv, out: po, r); return }
             for i in r {
                 let d = valueIsOutput ? op.derivative(output: Double(pv[i])) : op.derivative(input: Double(pv[i]))
                 po[i] = pg[i] * Float(d)
@@ -361,6 +362,10 @@ public final class CPUBackend: Backend {
         let pa = try ptr(a, "binary"), pb = try ptr(b, "binary")
         let shape = plan.outputShape
         let (out, po) = try allocate(shape)
+        if plan.sameShape {
+            parallelFor(shape.count, costPerItem: 2) { r in VectorLoops.binary(op, pa, pb, out: po, r) }
+            return out
+        }
         // Walk rows of the innermost axis: one offset computation per row, strided inner loop.
         let inner = shape.rank > 0 ? shape.dims[shape.rank - 1] : 1
         let rows = shape.count / max(inner, 1)

@@ -1,0 +1,24 @@
+// Memory-bound loops of the CPU backend, in C so that the compiler vectorizes them (Swift leaves
+// the same loops over captured pointers scalar). Each computes exactly what the plain Swift loop of
+// the same op computes, NaN included: no fast-math, no reassociation.
+#ifndef XAI_LOOPS_H
+#define XAI_LOOPS_H
+#include <stddef.h>
+
+/// out[i] = y[i] > 0 ? g[i] : 0 (ReLU's gradient from its output or input).
+void xai_relu_backward(const float *g, const float *y, float *out, size_t n);
+/// out[i] = 0 >= x[i] ? 0 : x[i] (Swift's max(x, 0); NaN stays NaN).
+void xai_relu(const float *x, float *out, size_t n);
+/// out[i] = a[i] op b[i]; op: 0 add, 1 subtract, 2 multiply, 3 divide.
+void xai_binary(int op, const float *a, const float *b, float *out, size_t n);
+
+/// Pooling of one channel block of `lanes` channels stored pixel-major (`[h][w][lanes]`). `ywin`
+/// and `xwin` hold (start, end, padded extent) per output row and column; windows are visited in
+/// row-major order, as the plain loop visits them.
+void xai_pool_plane(const float *src, float *dst, long w, long oh, long ow, const long *ywin, const long *xwin,
+                    int lanes, int is_max, int count_include_pad);
+/// The gradient of xai_pool_plane, accumulated into `dst` (zeroed by the caller): max sends each
+/// lane's gradient to the first maximum of its window, average spreads it evenly.
+void xai_pool_backward_plane(const float *src, const float *gy, float *dst, long w, long oh, long ow,
+                             const long *ywin, const long *xwin, int lanes, int is_max, int count_include_pad);
+#endif
