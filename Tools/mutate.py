@@ -64,7 +64,7 @@ MUTANTS = [
     ("cpu_blocked_pool_ties", "Sources/CLoops/loops.c", "const int better = v[l] > best_value[l];",
      "const int better = v[l] >= best_value[l];", 1, "OneDNNTests", "blocked max-pool backward credits the last maximum"),
     ("cpu_blocked_avgpool_backward", "Sources/CLoops/loops.c", "for (int l = 0; l < L; l++) d[l] += g[l] / div;",
-     "for (int l = 0; l < L; l++) d[l] += g[l];", 1, "OpCaseTests", "average-pool backward on blocks forgets to divide by the window"),
+     "for (int l = 0; l < L; l++) d[l] += g[l];", 1, "OneDNNTests", "average-pool backward on blocks forgets to divide by the window"),
     ("cpu_relu_backward_at_zero", "Sources/CLoops/loops.c", "out[i] = yi > 0.0f ? gi : 0.0f;",
      "out[i] = yi >= 0.0f ? gi : 0.0f;", 1, "ONNXFixtureTests", "ReLU's gradient passes where the output is exactly zero"),
     ("cpu_sub_operands", "Sources/CLoops/loops.c", "out[i] = a[i] - b[i]; break;",

@@ -43,8 +43,13 @@ final class OneDNNTests: XCTestCase {
                 try same(try cpu.unaryBackward(op, gradOutput: y, value: x, valueIsOutput: false),
                          try plain.unaryBackward(op, gradOutput: py, value: px, valueIsOutput: false), "\(op) backward C \(c)")
             }
+            // The blocked and plain paths share their same-shape loops: check both against float64.
+            let reference = ReferenceBackend()
             for op in BinaryOp.allCases {
-                try same(try cpu.binary(op, x, y), try plain.binary(op, px, py), "\(op) C \(c)")
+                let expected = try reference.download(try reference.binary(op, try reference.upload(xt), try reference.upload(yt)))
+                for (what, got) in [("blocked", try cpu.download(try cpu.binary(op, x, y))), ("plain", try plain.download(try plain.binary(op, px, py)))] {
+                    if let m = mismatch(doubles(got), doubles(expected), rtol: 1e-6, atol: 1e-7) { XCTFail("\(op) \(what) C \(c): \(m)") }
+                }
             }
             try same(try cpu.binary(.add, x, py.reshapedForTest(cpu, yt)), try plain.binary(.add, px, py), "blocked + plain C \(c)")
             for p in [Pool2DParams(.max, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true),

@@ -205,8 +205,9 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(OpCase(name: "globalAveragePool", inputs: [rand([2, 3, 5, 7])], forward: { be, a in try be.globalAveragePool(a[0]) },
                         gradientInputs: [0], backward: { be, a, g in [try be.globalAveragePoolBackward(g, input: a[0])] }))
 
-    cases.append(binaryCase(.add, [2, 3, 4, 5], [2, 3, 4, 5]))
     cases.append(binaryCase(.sub, [2, 3, 4, 5], [1, 3, 1, 1]))
+    // Same shapes take the contiguous loops; every op both ways round.
+    for op in BinaryOp.allCases { cases.append(binaryCase(op, [2, 3, 4, 5], [2, 3, 4, 5])) }
     cases.append(binaryCase(.mul, [2, 1, 4, 5], [3, 1, 1]))
     cases.append(binaryCase(.div, [3, 4], [2, 1, 4]))
     cases.append(binaryCase(.mul, [2, 3, 4, 5], [1]))
