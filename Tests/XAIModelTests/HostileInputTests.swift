@@ -7,17 +7,7 @@ import XAITestSupport
 
 /// Files and arguments a hostile or careless user could pass: each gets an error that names the
 /// file, node or parameter, never a trap or an out-of-memory kill.
-final class HostileInputTests: XCTestCase {
-    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("xai-hostile-\(getpid())")
-
-    override func setUpWithError() throws {
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: tmp)
-    }
-
+final class HostileInputTests: ScratchFolderTestCase {
     // MARK: ONNX
 
     func tensorProto(_ name: String, dims: [Int64], values: [Float]) -> Onnx_TensorProto {

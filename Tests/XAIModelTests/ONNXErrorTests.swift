@@ -7,17 +7,7 @@ import XAITestSupport
 
 /// Malformed and unsupported models each give an error that names the file, op and node; the
 /// process survives.
-final class ONNXErrorTests: XCTestCase {
-    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("xai-onnx-tests-\(getpid())")
-
-    override func setUpWithError() throws {
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: tmp)
-    }
-
+final class ONNXErrorTests: ScratchFolderTestCase {
     func expectError(_ path: String, containing parts: [String], file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try ONNXImporter.load(path: path), file: file, line: line) { error in
             let text = "\(error)"

@@ -104,3 +104,17 @@ public func runXAI(_ arguments: [String], environment: [String: String] = [:], d
     let error = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
     return (process.terminationStatus, output, error)
 }
+
+/// A test case with a scratch folder of its own (`tmp`), made before each test and removed after.
+open class ScratchFolderTestCase: XCTestCase {
+    public private(set) var tmp = FileManager.default.temporaryDirectory
+
+    override open func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("xai-\(type(of: self))-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    override open func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: tmp)
+    }
+}
