@@ -71,6 +71,9 @@ public protocol Backend: AnyObject, Sendable {
     func download(_ array: DeviceArray) throws -> Tensor
     /// A new array with every element set to `value`.
     func filled(_ shape: Shape, value: Float) throws -> DeviceArray
+    /// Waits until every queued command has finished. Benchmarks time device work with it: a
+    /// download would add the host transfer, which on a discrete GPU costs more than the work.
+    func synchronize() throws
 
     // MARK: Primitives (called through the checked entry points)
 
@@ -133,4 +136,6 @@ public protocol Backend: AnyObject, Sendable {
 
 extension Backend {
     public func supports(_ primitive: Primitive) -> Bool { true }
+    /// Backends that compute synchronously (the CPU) have nothing to wait for.
+    public func synchronize() throws {}
 }

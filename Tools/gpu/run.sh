@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The one-call GPU check, on the device machine (bare CUDA image, no Swift, no network), from the
+# checkout's root, after `bash Tools/gpu/pack.sh` here made .gpu/ (carry it):
+#
+#   bash Tools/gpu/run.sh            # results go to $OUT (the device tool's folder) or ./gpu-out
+#
+# Steps, each under its own time limit so one slow step cannot eat the others' time (XAI_GPU_QUICK=1
+# shortens every row, for a check of the script itself):
+#   1. find the NVIDIA OpenCL driver (an ICD file naming it, libnvidia-opencl.so.1 from ldconfig or
+#      under /usr/local/nvidia) and give the packed ICD loader a vendors folder pointing at it;
+#   2. `xai devices` (the device facts);
+#   3. the peer rows on CUDA: cuBLAS fp32 sgemm, ResNet-50 forward/backward, Captum and
+#      pytorch-grad-cam (Tools/gpu/cuda_peers.py; captum and grad-cam from .gpu/whl);
+#   4. the op-case, method and model tests, whose backend list includes the GPU;
+#   5. `xai-bench ops`, `models` (batch 32 and 256) and `methods` on --device gpu, with --json, the
+#      methods beside the CUDA peer rows of step 3.
+# Without an NVIDIA OpenCL driver it says so, skips 4-5 and still returns the CUDA rows.
+# $OUT gets log.txt (everything, in order) and one JSON per bench (at most 8 files come back).
+set -uo pipefail
+ROOT="$(pwd)"
+OUT="${OUT:-$ROOT/gpu-out}"; mkdir -p "$OUT"
+LOG="$OUT/log.txt"; : > "$LOG"
+QUICK="${XAI_GPU_QUICK:-0}"
+say() { echo "$*" | tee -a "$LOG"; }
+# step NAME SECONDS CMD...: runs CMD with a time limit, output appended to the log.
+step() {
+    local name="$1" limit="$2"; shift 2
+    say "== $name (limit ${limit}s, $(date -u +%T))"
+    local t0=$SECONDS
+    timeout -k 5 "$limit" "$@" >> "$LOG" 2>&1
+    local rc=$?
+    say "== $name: exit $rc after $((SECONDS - t0))s$([ $rc = 124 ] && echo ' (time limit)')"
+    return $rc
+}
+
+[ -f .gpu/pack.tar.xz ] || { say "no .gpu/pack.tar.xz: run Tools/gpu/pack.sh first and carry .gpu"; exit 2; }
+PACK=/tmp/xai-pack; rm -rf "$PACK"; mkdir -p "$PACK"
+tar -xJf .gpu/pack.tar.xz -C "$PACK" || { say "could not unpack .gpu/pack.tar.xz"; exit 2; }
+say "== pack: $(tr '\n' ';' < "$PACK/MANIFEST")"
+say "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1 || echo 'no nvidia-smi')"
+
+# The tests open their fixtures by the path they were compiled at: point it at this checkout.
+SRC_ROOT="$(sed -n 's/^source_root //p' "$PACK/MANIFEST")"
+if [ -n "$SRC_ROOT" ] && [ "$SRC_ROOT" != "$ROOT" ] && [ ! -e "$SRC_ROOT" ]; then
+    mkdir -p "$(dirname "$SRC_ROOT")" && ln -s "$ROOT" "$SRC_ROOT"
+fi
+
+# 1. The NVIDIA OpenCL driver.
+find_nvidia_opencl() {
+    local f lib
+    for f in /etc/OpenCL/vendors/*.icd; do
+        [ -f "$f" ] && grep -qi nvidia "$f" && { lib="$(head -1 "$f" | xargs)"; [ -n "$lib" ] && { echo "$lib"; return; }; }
+    done
+    lib="$(ldconfig -p 2>/dev/null | awk '/libnvidia-opencl\.so\.1/ {print $NF; exit}')"
+    [ -n "$lib" ] && { echo "$lib"; return; }
+    find /usr/local/nvidia /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib -maxdepth 3 -name 'libnvidia-opencl.so*' 2>/dev/null | sort | head -1
+}
+NV_LIB="$(find_nvidia_opencl)"
+# Without a driver found, the loader keeps its default vendors folder (PoCL in a local check).
+OCL_ICD_VENDORS="${OCL_ICD_VENDORS:-/etc/OpenCL/vendors}"
+LIBPATH="$PACK/lib"
+for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do [ -d "$d" ] && LIBPATH="$LIBPATH:$d"; done
+if [ -n "$NV_LIB" ]; then
+    OCL_ICD_VENDORS="$PACK/vendors"; mkdir -p "$OCL_ICD_VENDORS"
+    echo "$NV_LIB" > "$OCL_ICD_VENDORS/nvidia.icd"
+    case "$NV_LIB" in /*) LIBPATH="$LIBPATH:$(dirname "$NV_LIB")";; esac
+    say "== NVIDIA OpenCL driver: $NV_LIB"
+else
+    say "== NVIDIA OpenCL driver: NOT FOUND (no ICD file naming it, not in ldconfig -p, not under /usr/local/nvidia): the OpenCL steps are skipped; the CUDA peer rows still run"
+fi
+XENV=(env LD_LIBRARY_PATH="$LIBPATH" OCL_ICD_VENDORS="$OCL_ICD_VENDORS")
+
+# 2. Device facts.
+step "xai devices" 60 "${XENV[@]}" "$PACK/bin/xai" devices
+HAVE_GPU=0
+"${XENV[@]}" "$PACK/bin/xai" devices 2>/dev/null | grep -q '^gpu:0' && ! "${XENV[@]}" "$PACK/bin/xai" devices 2>/dev/null | grep -q 'not a GPU' && HAVE_GPU=1
+# XAI_GPU_ANY_DEVICE=1 takes OpenCL device 0 whatever it is (PoCL here): a check of the script itself.
+[ "${XAI_GPU_ANY_DEVICE:-0}" = 1 ] && "${XENV[@]}" "$PACK/bin/xai" devices 2>/dev/null | grep -q '^gpu:0' && HAVE_GPU=1
+[ -n "$NV_LIB" ] && [ "$HAVE_GPU" = 0 ] && say "== the NVIDIA driver was found but xai lists no GPU: see the devices output above"
+
+# 3. The CUDA peer rows (torch is the image's; captum, grad-cam and ttach come as wheels).
+if [ -d .gpu/whl ] && "${XAI_PEER_PY:-python3}" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/xai-site .gpu/whl/*.whl >> "$LOG" 2>&1; then
+    export PYTHONPATH=/tmp/xai-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+PY="${XAI_PEER_PY:-python3}"
+PEER_ARGS=(); [ "$QUICK" = 1 ] && PEER_ARGS=(--quick)
+step "CUDA peers (PyTorch, Captum, pytorch-grad-cam)" 120 env PYTHONUNBUFFERED=1 "$PY" Tools/gpu/cuda_peers.py "$OUT/cuda_peers.json" "${PEER_ARGS[@]}"
+
+if [ "$HAVE_GPU" = 1 ]; then
+    # 4. Tests: every op case, method reference and model check runs on each backend, the GPU included.
+    TESTS=XAIBackendTests.OpCaseTests,XAIBackendTests.TieBreakingTests,XAIBackendTests.KernelLibraryTests,XAIBackendTests.ErrorTests
+    TESTS=$TESTS,XAIMethodTests.MethodReferenceTests,XAIMethodTests.PerturbationTests,XAIMethodTests.ReferenceCheckTests
+    TESTS=$TESTS,XAIModelTests.ONNXFixtureTests,XAIModelTests.ZooTests
+    step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
+    grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
+
+    # 5. Benchmarks on the GPU.
+    B="$PACK/bin/xai-bench"
+    if [ "$QUICK" = 1 ]; then
+        step "xai-bench ops" 120 "${XENV[@]}" "$B" ops --device gpu --batches 1 --repeat 1 --gemm-size 512 --json "$OUT/xai_ops.json"
+        step "xai-bench models" 300 "${XENV[@]}" "$B" models --device gpu --models resnet18 --batch 2 --repeat 1 --json "$OUT/xai_models.json"
+        step "xai-bench methods" 300 "${XENV[@]}" "$B" methods --device gpu --model resnet18 --methods gradcam,occlusion --repeat 1 --slow-budget 1 --json "$OUT/xai_methods.json"
+    else
+        step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
+        step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
+        step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"
+        step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
+            --methods saliency,gradcam,ig,smoothgrad,occlusion,lime,kernelshap --repeat 3 --slow-budget 10 \
+            $([ -s "$OUT/cuda_peers.json" ] && echo --compare "$OUT/cuda_peers.json") --json "$OUT/xai_methods.json"
+    fi
+fi
+say "== done $(date -u +%T); files: $(cd "$OUT" && ls | tr '\n' ' ')"
