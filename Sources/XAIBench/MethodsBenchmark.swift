@@ -176,12 +176,13 @@ struct MethodsBenchmark: ParsableCommand {
             try encoder.encode(Report(header: header, rows: rows)).write(to: URL(fileURLWithPath: json))
         }
         print("")
-        printTable(["model", "method", "settings", "s/image min / median / max", "runs", "images/s", "evals", "fwd-eq", "GFLOP/s", "x floor", "peers (median): speedup"], rows.map { r in
+        printTable(["model", "method", "settings", "s/image min / median / max", "runs", "images/s", "evals", "fwd-eq", gflopsColumn(backend), "x floor", "peers (median): speedup"], rows.map { r in
             [r.model, r.method, r.settings, [r.timing.min, r.timing.median, r.timing.max].map(formatSeconds).joined(separator: " / "), "\(r.timing.runs)",
              String(format: "%.3g", r.imagesPerSecond), String(format: "%.0f", r.modelEvaluations), String(format: "%.0f", r.forwardEquivalents),
              r.forwardEquivalents > 0 ? String(format: "%.1f", r.gflops) : "-", r.forwardEquivalents > 0 ? String(format: "%.2f", r.timesFloor) : "-",
              r.peers.map { "\($0.key) " + formatSeconds($0.medianSeconds) + String(format: ": %.2fx", $0.speedup) }.joined(separator: "; ")]
         })
+        printWinogradNote(backend)
     }
 
     func benchmarkCase(_ m: String, model: ExplainedModel, segments: SegmentMap) throws -> Case {

@@ -70,10 +70,11 @@ struct ModelsBenchmark: ParsableCommand {
             try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
         }
         print("")
-        printTable(["model", "row", "batch", "s/image min / median / max", "fwd-eq", "GFLOP/s", "of ceiling"], rows.map { r in
+        printTable(["model", "row", "batch", "s/image min / median / max", "fwd-eq", gflopsColumn(backend), "of ceiling"], rows.map { r in
             let perImage = [r.timing.min, r.timing.median, r.timing.max].map { formatSeconds($0 / Double(r.batch)) }.joined(separator: " / ")
             return [r.model, r.row, "\(r.batch)", perImage, String(format: "%.0f", r.forwardEquivalents),
                     String(format: "%.1f", r.gflops), String(format: "%.0f%%", r.fractionOfCeiling * 100)]
         })
+        printWinogradNote(backend)
     }
 }

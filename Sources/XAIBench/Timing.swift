@@ -1,4 +1,5 @@
 import Foundation
+import XAI
 
 /// Wall-clock statistics of repeated runs, after a warm-up that is not timed (it compiles kernels).
 struct Timing: Codable {
@@ -34,4 +35,17 @@ func printTable(_ header: [String], _ rows: [[String]]) {
     print(line(header))
     print("|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|")
     for r in rows { print(line(r)) }
+}
+
+/// The GFLOP/s column's name: FLOPs are always counted as a direct convolution's, so where Winograd
+/// may run (and do fewer multiplications) the column says "direct-equivalent", and rows can fall
+/// below 1.0x their floor.
+func gflopsColumn(_ backend: any Backend) -> String {
+    (backend as? CPUBackend)?.mayUseWinograd == true ? "direct-eq GFLOP/s" : "GFLOP/s"
+}
+
+/// The line printed under a table whose GFLOP/s are direct-equivalent.
+func printWinogradNote(_ backend: any Backend) {
+    guard (backend as? CPUBackend)?.mayUseWinograd == true else { return }
+    print("direct-eq: FLOPs counted as direct convolutions; 3x3 stride-1 layers may run on oneDNN's Winograd (XAI_CONV_ALGO=auto), which does fewer, so a row can be below 1.0x its floor.")
 }

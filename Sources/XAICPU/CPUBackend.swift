@@ -140,6 +140,9 @@ public final class CPUBackend: Backend {
 
     /// Whether oneDNN's Winograd kernels exist on this machine (AVX-512, 16-channel blocks).
     public var offersWinograd: Bool { dnnl?.blockSize == 16 }
+    /// Whether some 3x3 stride-1 layers may run on Winograd (offered, and not forced to direct):
+    /// then fewer multiplications than a direct convolution's are done.
+    public var mayUseWinograd: Bool { offersWinograd && convolutionPolicy != .direct }
 
     /// How many layer geometries chose each algorithm so far, process-wide.
     public static var convolutionAlgorithmsChosen: [ConvolutionAlgorithm: Int] { OneDNN.shared?.chosenAlgorithms ?? [:] }

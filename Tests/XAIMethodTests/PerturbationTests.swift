@@ -38,6 +38,36 @@ final class PerturbationTests: XCTestCase {
 
     func relativeError(_ a: [Double], _ b: [Double]) -> Double { relativeL2(a, b) }
 
+    // MARK: Batch sizing
+
+    /// The forward's peak live bytes, against a hand walk of a graph with a skip connection
+    /// (floats per image): input 192 stays; conv a +256 = 448; tanh r +256 = 704; add s +256 = 960
+    /// (the peak), then r and a are released (448); pool p +4, s released (196); flatten f +4, p
+    /// released; gemm logits +5, f released: 201 at the end.
+    func testForwardPeakFollowsTheExecutorsReleaseOrder() throws {
+        let nodes = [
+            Node(name: "conv", op: .conv(Conv2DParams(), activation: .identity, autoPad: .explicit), inputs: ["input", "w", "b"], outputs: ["a"]),
+            Node(name: "tanh", op: .unary(.tanh), inputs: ["a"], outputs: ["r"]),
+            Node(name: "add", op: .binary(.add), inputs: ["r", "a"], outputs: ["s"]),
+            Node(name: "pool", op: .globalAveragePool, inputs: ["s"], outputs: ["p"]),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["f"]),
+            Node(name: "fc", op: .gemm(transA: false, transB: true, alpha: 1, beta: 1, activation: .identity), inputs: ["f", "fw", "fb"], outputs: ["logits"]),
+        ]
+        let graph = Graph(name: "skip", inputs: [ValueInfo(name: "input", shape: [nil, 3, 8, 8])],
+                          outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
+                          initializers: ["w": .uniform([4, 3, 1, 1], seed: 1), "b": .uniform([4], seed: 2),
+                                         "fw": .uniform([5, 4], seed: 3), "fb": .uniform([5], seed: 4)], nodes: nodes)
+        let model = try ExplainedModel(graph: graph, backend: CPUBackend())
+        XCTAssertEqual(try model.bytesPerImageForForward(), 960 * 4)
+        // A backward keeps every activation and its gradient.
+        XCTAssertEqual(try model.bytesPerImageForBackward(), (192 + 3 * 256 + 4 + 4 + 5) * 4 * 2)
+        // The default perturbation batch follows the peak and the cap.
+        let engine = PerturbationEngine(model: model)
+        XCTAssertEqual(try engine.batchSize(for: [1, 3, 8, 8]), PerturbationEngine.defaultBatchLimit)
+        let tight = try ExplainedModel(graph: graph, backend: CPUBackend(memoryBudget: 4 * 10 * (960 * 4 * 2 + 192 * 4)))
+        XCTAssertEqual(try PerturbationEngine(model: tight).batchSize(for: [1, 3, 8, 8]), 10)
+    }
+
     // MARK: Occlusion
 
     func testOcclusionMatchesCaptum() throws {
