@@ -23,6 +23,7 @@ struct MethodsBenchmark: ParsableCommand {
     @Option(help: "Different images explained back to back per timed run; the row reports images/second.") var images = 1
     @Option(name: .customLong("repeat"), help: "Timed runs per row (after the warm-up).") var repeats = 3
     @Option(help: "Seconds of timed runs after which a slow method stops repeating.") var slowBudget = 60.0
+    @Option(help: "Internal batch of IG and SmoothGrad (default: the library's, from the memory budget).") var batch: Int?
     @Option(help: "Peer results (../shared/peers/results_<model>.json), comma-separated: adds the peer rows of each method and the speedup.")
     var compare: String?
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
@@ -190,9 +191,11 @@ struct MethodsBenchmark: ParsableCommand {
         switch m {
         case "saliency": return Case(method: Saliency(model: model), settings: "batch 1", evaluations: 1, forwardEquivalents: 2)
         case "inputxgrad": return Case(method: InputXGradient(model: model), settings: "batch 1", evaluations: 1, forwardEquivalents: 2)
-        case "ig": return Case(method: IntegratedGradients(model: model, steps: 50), settings: "50 steps Gauss-Legendre, baseline 0, + completeness check",
+        case "ig": return Case(method: IntegratedGradients(model: model, steps: 50, internalBatchSize: batch),
+                               settings: "50 steps Gauss-Legendre, baseline 0, + completeness check" + (batch.map { ", batch \($0)" } ?? ""),
                                evaluations: 53, forwardEquivalents: 103)
-        case "smoothgrad": return Case(method: SmoothGrad(base: Saliency(model: model), samples: 50), settings: "50 samples, noise 0.15",
+        case "smoothgrad": return Case(method: SmoothGrad(base: Saliency(model: model), samples: 50, internalBatchSize: batch),
+                                       settings: "50 samples, noise 0.15" + (batch.map { ", batch \($0)" } ?? ""),
                                        evaluations: 51, forwardEquivalents: 102)
         case "gradcam", "xgradcam", "layercam", "gradcampp":
             guard let variant = CAMVariant(rawValue: m) else { throw ValidationError("--methods: unknown method '\(m)'") }
