@@ -131,6 +131,11 @@ MUTANTS = [
     ("forward_peak_order", "Sources/XAIMethods/ExplainedModel.swift", "for o in node.outputs where !o.isEmpty { live += bytes(o) }\n            peak = max(peak, live)",
      "peak = max(peak, live)\n            for o in node.outputs where !o.isEmpty { live += bytes(o) }", 1, "PerturbationTests/testForwardPeak",
      "the forward's peak is read before the node's outputs are counted"),
+    ("pool_no_eviction", "Sources/XAICPU/CPUBackend.swift", "while cachedBytes + bytes > capacityBytes, !age.isEmpty {",
+     "while cachedBytes + bytes > 2 * capacityBytes, !age.isEmpty {", 1, "BufferPoolTests",
+     "the CPU buffer pool keeps old sizes past its capacity instead of making room"),
+    ("pool_evicts_newest", "Sources/XAICPU/CPUBackend.swift", "let old = age.removeFirst()", "let old = age.removeLast()", 1, "BufferPoolTests",
+     "the CPU buffer pool evicts the buffer returned last instead of the oldest"),
 ]
 
 

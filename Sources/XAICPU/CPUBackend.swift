@@ -49,18 +49,25 @@ final class CPUStorage: DeviceStorage, @unchecked Sendable {
 
 /// Keeps released buffers by exact size, so that repeated passes of the same network reuse memory
 /// instead of paying for fresh pages on every call (fresh pages cost page faults and zeroing).
+/// When the buffers held reach the capacity, the ones returned longest ago are released first.
 final class BufferPool: @unchecked Sendable {
     private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    /// Every held buffer, oldest return first: the order of eviction.
+    private var age: [(count: Int, pointer: UnsafeMutablePointer<Float>)] = []
     private var cachedBytes = 0
     private let capacityBytes: Int
     private let lock = NSLock()
 
     init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
 
+    /// Bytes of the buffers held for reuse.
+    var cachedByteCount: Int { lock.lock(); defer { lock.unlock() }; return cachedBytes }
+
     func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         lock.lock()
         if let p = free[count]?.popLast() {
             cachedBytes -= count * 4
+            if let i = age.lastIndex(where: { $0.pointer == p }) { age.remove(at: i) }
             lock.unlock()
             return p
         }
@@ -85,15 +92,25 @@ final class BufferPool: @unchecked Sendable {
     }
 
     func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        let bytes = count * 4
+        guard bytes <= capacityBytes else { Foundation.free(p); return }
+        var evicted: [UnsafeMutablePointer<Float>] = []
         lock.lock()
-        if cachedBytes + count * 4 <= capacityBytes {
-            free[count, default: []].append(p)
-            cachedBytes += count * 4
-            lock.unlock()
-            return
+        // Make room by releasing the buffers returned longest ago. A method that follows another
+        // needs other sizes (occlusion's batches of 64 after IG's of 8): a pool that kept the old
+        // sizes and refused the new ones would allocate every batch afresh, page faults and all
+        // (measured: occlusion after IG 36.2 s instead of 28.9 s on ResNet-50).
+        while cachedBytes + bytes > capacityBytes, !age.isEmpty {
+            let old = age.removeFirst()
+            if let i = free[old.count]?.firstIndex(of: old.pointer) { free[old.count]?.remove(at: i) }
+            cachedBytes -= old.count * 4
+            evicted.append(old.pointer)
         }
+        free[count, default: []].append(p)
+        age.append((count, p))
+        cachedBytes += bytes
         lock.unlock()
-        Foundation.free(p)
+        for e in evicted { Foundation.free(e) }
     }
 
     deinit {
