@@ -20,9 +20,10 @@ GPU="$ROOT/.gpu"; STAGE="$GPU/stage"; LIMIT_MIB=${XAI_PACK_LIMIT_MIB:-48}
 rm -rf "$STAGE"; mkdir -p "$STAGE/bin" "$STAGE/lib" "$GPU/whl"
 
 echo "== build (release, tests included)"
-# The test modules are rebuilt from scratch: an incremental build has been seen to keep a test
-# module's objects compiled against an older Backend protocol (a stale witness table crashed).
-rm -rf "$ROOT"/.build/release/*Tests.build "$ROOT"/.build/release/XAITestSupport.build
+# The test modules are recompiled: an incremental build has been seen to keep a test module's
+# objects compiled against an older Backend protocol (a stale witness table crashed). Touching
+# their sources does it; deleting their build folders confuses SwiftPM's cached build plan.
+find "$ROOT/Tests" -name '*.swift' -exec touch {} +
 swift build -c release -Xswiftc -enable-testing --build-tests 2>&1 | tail -2
 BIN="$ROOT/.build/release"
 PROGRAMS=(xai xai-bench xaiPackageTests.xctest)
