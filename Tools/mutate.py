@@ -125,9 +125,9 @@ MUTANTS = [
     ("npy_shape_order", "Sources/XAICore/NPY.swift", 'tensor.shape.dims.map(String.init).joined(separator: ", ")',
      'tensor.shape.dims.reversed().map(String.init).joined(separator: ", ")', 1, "OutputWriterTests", ".npy files written with the shape reversed"),
     # Batch sizing
-    ("forward_peak_release", "Sources/XAIMethods/ExplainedModel.swift", "if left == 0 { live -= bytes(name) }",
-     "if left <= 1 { live -= bytes(name) }", 1, "PerturbationTests/testForwardPeak",
-     "the forward's peak releases an activation one reader early"),
+    ("last_reads_early", "Sources/XAIGraph/Graph.swift", "if left == 0 { last.append(name) }",
+     "if left <= 1 { last.append(name) }", 1, "PerturbationTests/testForwardPeak",
+     "the release schedule frees a value one reader early (the forward's peak, and the executor)"),
     ("forward_peak_order", "Sources/XAIMethods/ExplainedModel.swift", "for o in node.outputs where !o.isEmpty { live += bytes(o) }\n            peak = max(peak, live)",
      "peak = max(peak, live)\n            for o in node.outputs where !o.isEmpty { live += bytes(o) }", 1, "PerturbationTests/testForwardPeak",
      "the forward's peak is read before the node's outputs are counted"),

@@ -12,10 +12,13 @@ public final class Executor: Sendable {
     public let graph: Graph
     public let backend: any Backend
     private let constants = ConstantCache()
+    /// ``Graph/lastReads``, computed once.
+    private let lastReads: [[String]]
 
     public init(graph: Graph, backend: any Backend) {
         self.graph = graph
         self.backend = backend
+        lastReads = graph.lastReads
     }
 
     /// The values of one forward pass that a backward pass needs.
@@ -56,9 +59,7 @@ public final class Executor: Sendable {
         }
         try checkInput(input.shape, inputInfo)
         var values: [String: Value] = [inputInfo.name: .device(input)]
-        var remaining = graph.consumerCounts
-        for k in keep { remaining[k, default: 0] += 1 }
-        for node in graph.nodes {
+        for (node, lastRead) in zip(graph.nodes, lastReads) {
             do {
                 let args: [Value?] = try node.inputs.map { name in
                     if name.isEmpty { return nil }
@@ -73,11 +74,7 @@ public final class Executor: Sendable {
             }
             if !forBackward {
                 // Release activations after their last reader.
-                for name in node.inputs where !name.isEmpty {
-                    let left = remaining[name, default: 0] - 1
-                    remaining[name] = left
-                    if left <= 0 && name != inputInfo.name { values[name] = nil }
-                }
+                for name in lastRead where name != inputInfo.name && !keep.contains(name) { values[name] = nil }
             }
         }
         var outputs: [String: DeviceArray] = [:]

@@ -233,4 +233,21 @@ public struct Graph: Sendable {
         for o in outputs { c[o.name, default: 0] += 1 }
         return c
     }
+
+    /// The values each node reads for the last time, by node position: after `nodes[i]` runs,
+    /// `lastReads[i]` may be released. Graph outputs are read by the caller and never appear. The
+    /// executor's forward pass releases by this schedule and the batch-size estimate walks it, so
+    /// both see the same peak.
+    public var lastReads: [[String]] {
+        var remaining = consumerCounts
+        return nodes.map { node in
+            var last: [String] = []
+            for name in node.inputs where !name.isEmpty {
+                let left = remaining[name, default: 0] - 1
+                remaining[name] = left
+                if left == 0 { last.append(name) }
+            }
+            return last
+        }
+    }
 }

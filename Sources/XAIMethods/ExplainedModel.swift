@@ -35,22 +35,17 @@ public final class ExplainedModel: Sendable {
     }
 
     /// Bytes of activations one image needs at the peak of a forward pass that is not kept for
-    /// backward: the graph is walked in the executor's order, each value released after its last
-    /// reader as `Executor.forward` does. For ResNet-50 this is a few large activations, not the
+    /// backward: the graph is walked in the executor's order, each value released on the
+    /// schedule `Executor.forward` uses (``Graph/lastReads``). For ResNet-50 this is a few large activations, not the
     /// sum of all of them, so perturbation batches can be several times larger than backward ones.
     public func bytesPerImageForForward() throws -> Int {
         let shapes = try summary().shapes
         func bytes(_ name: String) -> Int { graph.initializers[name] == nil ? (shapes[name]?.count ?? 0) * 4 : 0 }
-        var remaining = graph.consumerCounts
         var live = bytes(inputName), peak = live
-        for node in graph.nodes {
+        for (node, lastRead) in zip(graph.nodes, graph.lastReads) {
             for o in node.outputs where !o.isEmpty { live += bytes(o) }
             peak = max(peak, live)
-            for name in node.inputs where !name.isEmpty && name != inputName {
-                let left = remaining[name, default: 0] - 1
-                remaining[name] = left
-                if left == 0 { live -= bytes(name) }
-            }
+            for name in lastRead where name != inputName { live -= bytes(name) }
         }
         return peak
     }
