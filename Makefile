@@ -1,13 +1,18 @@
 # Two commands for a newcomer on a fresh Debian machine:
 #   make demo   installs what is needed, builds, and runs the main job
-#   make test   installs what is needed, builds, and runs the test suite (CI runs this)
+#   make test   installs what is needed, builds, and runs the test suites: Swift, the C interface,
+#               Python, and the wheel in a fresh venv (CI runs this)
 
-APT_PACKAGES = pkg-config libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev
+APT_PACKAGES = pkg-config libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev \
+               gcc python3 python3-numpy python3-pytest python3-venv python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The tests run optimised: numeric loops in Swift debug builds are slow.
 SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing --disable-swift-testing
+# The C library and the CLI the C and Python suites use, linked from the test build's objects.
+SWIFT_BUILD_FLAGS = -c release -Xswiftc -enable-testing
+PYTHON = python3
 
-.PHONY: deps build test demo bench-ops bench-models fuzz clean
+.PHONY: deps build test test-swift test-c test-python wheel demo bench-ops bench-models fuzz clean
 
 deps:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "system packages present"; else \
@@ -18,6 +23,27 @@ build: deps
 
 test: deps
 	swift test $(SWIFT_TEST_FLAGS)
+	swift build $(SWIFT_BUILD_FLAGS)
+	Tests/C/run.sh .build/release
+	XAI_LIBRARY=$(CURDIR)/.build/release/libxaic.so XAI_CLI=$(CURDIR)/.build/release/xai $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
+	python/tests/check_wheel.sh
+
+# The suites one at a time (each after `make build` or `make test` has built the library).
+test-swift: deps
+	swift test $(SWIFT_TEST_FLAGS)
+
+test-c:
+	swift build $(SWIFT_BUILD_FLAGS) --product xaic
+	Tests/C/run.sh .build/release
+
+test-python:
+	swift build $(SWIFT_BUILD_FLAGS) --product xaic
+	swift build $(SWIFT_BUILD_FLAGS) --product xai
+	XAI_LIBRARY=$(CURDIR)/.build/release/libxaic.so XAI_CLI=$(CURDIR)/.build/release/xai $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
+
+# The Python wheel (dist/), with the Swift runtime linked statically: pip install dist/xai-*.whl.
+wheel: deps
+	$(PYTHON) -m pip wheel ./python --no-build-isolation --no-deps -w dist
 
 # The main job: explain the bundled demo model's sample images with every method, write the HTML
 # report (xai-demo/index.html) and print each method's pointing-game score.
@@ -37,4 +63,4 @@ bench-models: build
 	.build/release/xai-bench models --device cpu
 
 clean:
-	rm -rf .build .build-fuzz
+	rm -rf .build .build-fuzz .build-wheel dist

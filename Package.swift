@@ -2,7 +2,7 @@
 // xai: explanations for image classifiers on OpenCL GPUs and OpenBLAS CPUs.
 //
 // Dependencies point one way (see ../shared/STYLE.md):
-//   XAICore <- XAICPU / XAIOpenCL (backends) <- XAI (facade) <- xai / xai-bench
+//   XAICore <- XAICPU / XAIOpenCL (backends) <- XAI (facade) <- xai / xai-bench / XAIC (C ABI)
 import Foundation
 import PackageDescription
 
@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "xai", targets: ["XAICLI"]),
         .executable(name: "xai-bench", targets: ["XAIBench"]),
         .executable(name: "xai-fuzz", targets: ["XAIFuzz"]),
+        // The C interface (include/xai.h) as libxaic.so, for C programs and the Python package.
+        .library(name: "xaic", type: .dynamic, targets: ["XAIC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -61,6 +63,9 @@ let package = Package(
         .executableTarget(name: "XAICLI", dependencies: [
             "XAI", "XAIDemoData", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The C ABI over the facade: argument checks, status codes, handles (include/xai.h).
+        .target(name: "XAIC", dependencies: ["XAI"],
+                linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libxaic.so"])]),
         .executableTarget(name: "XAIBench", dependencies: [
             "XAI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

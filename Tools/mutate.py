@@ -134,6 +134,17 @@ MUTANTS = [
     ("pool_no_eviction", "Sources/XAICPU/CPUBackend.swift", "while cachedBytes + bytes > capacityBytes, !age.isEmpty {",
      "while cachedBytes + bytes > 2 * capacityBytes, !age.isEmpty {", 1, "BufferPoolTests",
      "the CPU buffer pool keeps old sizes past its capacity instead of making room"),
+    # The method registry and the C interface's cancellation
+    ("registry_ig_cost", "Sources/XAI/MethodRegistry.swift", "forwardEquivalents: Double(2 * c.steps + 3)",
+     "forwardEquivalents: Double(2 * c.steps + 1)", 1, "RegistryAndDemoTests/testCostsFollowTheKnobsAndTheModel",
+     "Integrated Gradients' cost forgets the completeness check's two forwards"),
+    ("registry_unchecked_knobs", "Sources/XAI/MethodRegistry.swift", "        try c.validate(spec.knobs)\n", "", 1,
+     "RegistryAndDemoTests/testKnobsAreDescribedOnceAndChecked", "the registry builds methods without checking knob ranges and choices"),
+    ("progress_cannot_cancel", "Sources/XAIMethods/PerturbationEngine.swift", "try progress?(start, count)", "try? progress?(start, count)", 1,
+     "RegistryAndDemoTests/testProgressCanCancel", "a progress callback's error is swallowed, so nothing can cancel"),
+    ("dnnl_library_scratchpad", "Sources/XAICPU/OneDNN.swift", "dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)",
+     "dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_library)", 1, "OneDNNTests/testSharedPrimitivesRunOnOtherThreads",
+     "oneDNN keeps each primitive's scratchpad with the thread that made it (a crash when another thread runs it)"),
     ("pool_evicts_newest", "Sources/XAICPU/CPUBackend.swift", "let old = age.removeFirst()", "let old = age.removeLast()", 1, "BufferPoolTests",
      "the CPU buffer pool evicts the buffer returned last instead of the oldest"),
 ]

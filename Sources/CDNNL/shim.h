@@ -11,3 +11,4 @@ static const int xai_dnnl_arg_diff_src = DNNL_ARG_DIFF_SRC;
 static const int xai_dnnl_arg_diff_dst = DNNL_ARG_DIFF_DST;
 static const int xai_dnnl_arg_from = DNNL_ARG_FROM;
 static const int xai_dnnl_arg_to = DNNL_ARG_TO;
+static const int xai_dnnl_arg_scratchpad = DNNL_ARG_SCRATCHPAD;

@@ -34,6 +34,9 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
     public var layer: String?
     /// Score Grad-CAM++ differentiates: exponential or probability.
     public var gradcamppScore = "exponential"
+    /// Whether the gradient CAM methods clip their map at zero (pytorch-grad-cam always does; Captum's
+    /// LayerGradCam only with `relu_attributions=True`).
+    public var relu = true
     /// Perturbed copies or path points per device batch (default: from the memory budget).
     public var batch: Int?
     /// Seed of every stochastic method.
@@ -43,11 +46,64 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case steps, rule, samples, noise, baseline, segmentation, segments, featureMask, window, stride, masks, iterations
-        case layer, gradcamppScore, batch, seed
+        case layer, gradcamppScore, relu, batch, seed
     }
 
     /// Every knob's name.
     public static var knobNames: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    /// Every knob with its type, default, valid range and meaning: what `xai methods`, the command
+    /// line's help, the C ABI's method list and Python show. The defaults are the property
+    /// initialisers above (read back through ``defaults``), so they are written once.
+    public static let knobs: [Knob] = [
+        Knob("steps", .integer, "Integrated Gradients path steps.", minimum: 1, maximum: 100_000),
+        Knob("rule", .string, "Integrated Gradients rule.", choices: IntegrationRule.allCases.map(\.rawValue)),
+        Knob("samples", .integer, "Samples: SmoothGrad (default 50), LIME and KernelSHAP (default 1000).", minimum: 1, maximum: 10_000_000),
+        Knob("noise", .number, "SmoothGrad noise as a fraction of the image's value range.", minimum: 0),
+        Knob("baseline", .string, "Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise (uniform in [-1, 1]), or a .npy tensor [3,H,W]."),
+        Knob("segmentation", .string, "Superpixels for LIME and KernelSHAP.", choices: ["slic", "quickshift", "felzenszwalb", "grid"]),
+        Knob("segments", .integer, "SLIC segment count (scikit-image's n_segments); for grid, cells per side.", minimum: 1, maximum: 16_777_216),
+        Knob("featureMask", .string, "A label map at the model's input size to use as superpixels instead: .npy [H,W] of integer ids, or a PNG whose colours are the segments."),
+        Knob("window", .integer, "Occlusion window side in pixels.", minimum: 1),
+        Knob("stride", .integer, "Occlusion stride in pixels.", minimum: 1),
+        Knob("masks", .integer, "RISE mask count.", minimum: 2, maximum: 10_000_000),
+        Knob("iterations", .integer, "Meaningful Perturbation optimisation steps.", minimum: 1, maximum: 1_000_000),
+        Knob("layer", .string, "Layer for the CAM methods (default: the last 4-D activation before global pooling)."),
+        Knob("gradcamppScore", .string, "Score Grad-CAM++ differentiates: exponential (exp(logit), pytorch-grad-cam's closed form) or probability (the softmax, exact higher derivatives; global-average-pooling + linear heads).",
+             choices: ["exponential", "probability"]),
+        Knob("relu", .boolean, "Whether the gradient CAM methods keep only positive evidence (clip the map at zero), as pytorch-grad-cam always does; false gives Captum's LayerGradCam default."),
+        Knob("batch", .integer, "Perturbed copies or path points per device batch (default: from the memory budget).", minimum: 1),
+        Knob("seed", .integer, "Seed of every stochastic method.", minimum: 0),
+    ]
+
+    /// The knob called `name`.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` naming an unknown knob.
+    public static func knob(_ name: String) throws -> Knob {
+        guard let k = knobs.first(where: { $0.name == name }) else {
+            throw XAIError.invalidArgument(parameter: name, value: "", reason: "not a knob (knobs: \(knobNames.joined(separator: ", ")))")
+        }
+        return k
+    }
+
+    /// The knobs' values as JSON values by name (absent where a knob is unset, like `layer`).
+    public var values: [String: Any] {
+        let encoder = JSONEncoder()
+        guard let data = try? encoder.encode(self), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+        return object
+    }
+
+    /// The default of every knob that has one, as JSON values.
+    public static var defaults: [String: Any] { MethodConfiguration().values }
+
+    /// Checks the knobs `names` against their ranges and choices.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` naming the first knob out of range.
+    public func validate(_ names: [String]) throws {
+        let values = self.values
+        for name in names {
+            guard let value = values[name] else { continue }
+            try Self.knob(name).check(value)
+        }
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -66,6 +122,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
         d.iterations = try c.decodeIfPresent(Int.self, forKey: .iterations) ?? d.iterations
         d.layer = try c.decodeIfPresent(String.self, forKey: .layer)
         d.gradcamppScore = try c.decodeIfPresent(String.self, forKey: .gradcamppScore) ?? d.gradcamppScore
+        d.relu = try c.decodeIfPresent(Bool.self, forKey: .relu) ?? d.relu
         d.batch = try c.decodeIfPresent(Int.self, forKey: .batch)
         d.seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         self = d
@@ -98,4 +155,56 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
             throw XAIError.invalidArgument(parameter: "configuration", value: "", reason: "\(error)")
         }
     }
+}
+
+/// One knob of ``MethodConfiguration``: its name (the registry's, the C ABI's and Python's; the
+/// command line spells it as a flag), type, range and meaning.
+public struct Knob: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        case integer, number, string, boolean
+    }
+
+    public let name: String
+    public let kind: Kind
+    public let summary: String
+    public let minimum: Double?
+    public let maximum: Double?
+    /// The values a string knob takes, where it is one of a few.
+    public let choices: [String]?
+
+    init(_ name: String, _ kind: Kind, _ summary: String, minimum: Double? = nil, maximum: Double? = nil, choices: [String]? = nil) {
+        self.name = name
+        self.kind = kind
+        self.summary = summary
+        self.minimum = minimum
+        self.maximum = maximum
+        self.choices = choices
+    }
+
+    /// The knob as JSON, with `defaultValue` where it has one.
+    public func json(defaultValue: Any?) -> [String: Any] {
+        var o: [String: Any] = ["name": name, "type": kind.rawValue, "summary": summary]
+        if let defaultValue { o["default"] = defaultValue }
+        if let minimum { o["minimum"] = minimum }
+        if let maximum { o["maximum"] = maximum }
+        if let choices { o["choices"] = choices }
+        return o
+    }
+
+    /// Checks a JSON value against the range and choices.
+    func check(_ value: Any) throws {
+        if let number = value as? NSNumber, kind == .integer || kind == .number {
+            let v = number.doubleValue
+            let range = [minimum.map { ">= \(Self.text($0))" }, maximum.map { "<= \(Self.text($0))" }].compactMap { $0 }.joined(separator: " and ")
+            guard v.isFinite, minimum.map({ v >= $0 }) ?? true, maximum.map({ v <= $0 }) ?? true else {
+                throw XAIError.invalidArgument(parameter: name, value: "\(number)", reason: "must be \(range.isEmpty ? "finite" : range)")
+            }
+        } else if let text = value as? String, let choices {
+            guard choices.contains(text) else {
+                throw XAIError.invalidArgument(parameter: name, value: text, reason: "none of \(choices.joined(separator: ", "))")
+            }
+        }
+    }
+
+    private static func text(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? "\(Int(v))" : "\(v)" }
 }

@@ -21,74 +21,167 @@ public struct ConfiguredMethod {
     public let parameters: [String: String]
 }
 
-/// One entry of the registry: a method's name, what it does, the knobs it reads, and how to build it.
+/// What a method costs on a model: model evaluations and forward-equivalents per image (a backward
+/// pass to the input counts as one forward), for the benchmark's floor and for clients that budget.
+public struct MethodCost: Sendable, Equatable, Codable {
+    public let evaluations: Double
+    public let forwardEquivalents: Double
+
+    public init(evaluations: Double, forwardEquivalents: Double) {
+        self.evaluations = evaluations
+        self.forwardEquivalents = forwardEquivalents
+    }
+}
+
+/// One entry of the registry: a method's name, what it does, the knobs it reads, how to build it
+/// and what it costs.
 public struct MethodSpec: Sendable {
     public let name: String
     public let summary: String
     /// The ``MethodConfiguration`` knobs the method reads.
     public let knobs: [String]
+    /// Defaults that differ from the knob's own (``MethodConfiguration`` has one per knob).
+    public let defaultOverrides: [String: Int]
     let build: @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod
+    let costOf: @Sendable (ExplainedModel, MethodConfiguration) throws -> MethodCost
     /// Whether the method can explain a model (CAM needs a global-average-pooling + linear head;
     /// Grad-CAM++ a piecewise-linear path); `nil` for every model.
     let isApplicable: (@Sendable (ExplainedModel) -> Bool)?
 
+    init(name: String, summary: String, knobs: [String], defaultOverrides: [String: Int] = [:],
+         cost: @escaping @Sendable (ExplainedModel, MethodConfiguration) throws -> MethodCost,
+         build: @escaping @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod,
+         isApplicable: (@Sendable (ExplainedModel) -> Bool)? = nil) {
+        self.name = name
+        self.summary = summary
+        self.knobs = knobs
+        self.defaultOverrides = defaultOverrides
+        self.costOf = cost
+        self.build = build
+        self.isApplicable = isApplicable
+    }
+
     /// Whether the method can explain `model`.
     public func applies(to model: ExplainedModel) -> Bool { isApplicable?(model) ?? true }
+
+    /// Model evaluations and forward-equivalents per image for `model` with `configuration`.
+    public func cost(for model: ExplainedModel, configuration: MethodConfiguration = MethodConfiguration()) throws -> MethodCost {
+        try costOf(model, configuration)
+    }
+
+    /// The default of `knob` for this method (`nil` where it has none, like `layer`).
+    public func defaultValue(_ knob: String) -> Any? {
+        defaultOverrides[knob] ?? MethodConfiguration.defaults[knob]
+    }
+
+    /// The entry as JSON: name, summary and each knob with its type, this method's default and range.
+    public var json: [String: Any] {
+        ["name": name, "summary": summary,
+         "knobs": knobs.compactMap { k in (try? MethodConfiguration.knob(k))?.json(defaultValue: defaultValue(k)) }]
+    }
 }
 
 /// Every method, once: the command line, the benchmark, the C ABI and Python all read this list.
 /// Adding a method is its file plus one entry here.
 public enum MethodRegistry {
+    /// SmoothGrad's default sample count; LIME's and KernelSHAP's.
+    public static let smoothGradSamples = 50, coalitionSamples = 1000
+
+    /// One forward and one backward per image.
+    private static let oneGradient: @Sendable (ExplainedModel, MethodConfiguration) -> MethodCost = { _, _ in
+        MethodCost(evaluations: 1, forwardEquivalents: 2)
+    }
+    /// One forward and a backward that stops at the layer (counted as one forward in all).
+    private static let oneForward: @Sendable (ExplainedModel, MethodConfiguration) -> MethodCost = { _, _ in
+        MethodCost(evaluations: 1, forwardEquivalents: 1)
+    }
+    /// `n` perturbed forwards plus the clean one, plus `extra` (the baseline's, where scored).
+    private static func forwards(_ n: Int, extra: Int = 0) -> MethodCost {
+        MethodCost(evaluations: Double(n + 1 + extra), forwardEquivalents: Double(n + 1 + extra))
+    }
+
     /// The methods in the order `all` runs them.
     public static let methods: [MethodSpec] = [
-        MethodSpec(name: "saliency", summary: "vanilla gradient, max |grad| over channels", knobs: [],
-                   build: { m, _, _ in Saliency(model: m) }, isApplicable: nil),
-        MethodSpec(name: "inputxgrad", summary: "gradient x input, summed over channels", knobs: [],
-                   build: { m, _, _ in InputXGradient(model: m) }, isApplicable: nil),
+        MethodSpec(name: "saliency", summary: "vanilla gradient, max |grad| over channels", knobs: [], cost: oneGradient,
+                   build: { m, _, _ in Saliency(model: m) }),
+        MethodSpec(name: "inputxgrad", summary: "gradient x input, summed over channels", knobs: [], cost: oneGradient,
+                   build: { m, _, _ in InputXGradient(model: m) }),
         MethodSpec(name: "smoothgrad", summary: "mean gradient over noisy copies", knobs: ["samples", "noise", "batch", "seed"],
+                   defaultOverrides: ["samples": smoothGradSamples],
+                   cost: { _, c in
+                       // Each noisy copy is a forward and a backward; one clean forward picks the target.
+                       let n = Double(c.samples ?? smoothGradSamples)
+                       return MethodCost(evaluations: n + 1, forwardEquivalents: 2 * n + 2)
+                   },
                    build: { m, c, _ in
-                       SmoothGrad(base: Saliency(model: m), samples: c.samples ?? 50, noiseLevel: c.noise, internalBatchSize: c.batch, seed: c.seed)
-                   }, isApplicable: nil),
+                       SmoothGrad(base: Saliency(model: m), samples: c.samples ?? smoothGradSamples, noiseLevel: c.noise, internalBatchSize: c.batch, seed: c.seed)
+                   }),
         MethodSpec(name: "ig", summary: "Integrated Gradients, completeness delta reported", knobs: ["steps", "rule", "baseline", "batch"],
+                   cost: { _, c in
+                       // A forward and backward per step, the clean forward, and the completeness
+                       // check's forwards of the input and the baseline.
+                       MethodCost(evaluations: Double(c.steps + 3), forwardEquivalents: Double(2 * c.steps + 3))
+                   },
                    build: { m, c, _ in
                        guard let rule = IntegrationRule(rawValue: c.rule) else {
                            throw XAIError.invalidArgument(parameter: "rule", value: c.rule,
                                                           reason: "none of \(IntegrationRule.allCases.map(\.rawValue).joined(separator: ", "))")
                        }
                        return IntegratedGradients(model: m, steps: c.steps, rule: rule, internalBatchSize: c.batch)
-                   }, isApplicable: nil),
-        MethodSpec(name: "cam", summary: "class activation map; needs a global-average-pooling + linear head", knobs: [],
+                   }),
+        MethodSpec(name: "cam", summary: "class activation map; needs a global-average-pooling + linear head", knobs: [], cost: oneForward,
                    build: { m, _, _ in CAM(model: m) }, isApplicable: { CAM(model: $0).applies }),
         cam(.gradCAM, "Grad-CAM at a layer (default: the last 4-D activation before pooling)"),
         cam(.gradCAMPlusPlus, "Grad-CAM++ (closed form, exact for piecewise-linear heads; refused with the node named otherwise)"),
         cam(.layerCAM, "LayerCAM at a layer"),
         cam(.xGradCAM, "XGrad-CAM at a layer"),
         MethodSpec(name: "scorecam", summary: "one masked forward per channel of the layer", knobs: ["layer", "batch"],
+                   cost: { m, c in
+                       let channels = try m.summary().shapes[try m.camLayer(c.layer)].map { $0.rank == 4 ? $0[1] : 0 } ?? 0
+                       return forwards(channels)
+                   },
                    build: { m, c, _ in
                        _ = try m.camLayer(c.layer)
                        return ScoreCAM(model: m, layer: c.layer, internalBatchSize: c.batch)
-                   }, isApplicable: nil),
+                   }),
         MethodSpec(name: "occlusion", summary: "score drop under a sliding window", knobs: ["window", "stride", "baseline", "batch"],
+                   cost: { m, c in
+                       guard let shape = try m.summary().shapes[m.inputName], shape.rank == 4 else {
+                           throw XAIError.unsupported(op: "occlusion", reason: "needs an image input [N, C, H, W]")
+                       }
+                       let windows = try Occlusion(model: m, window: (c.window, c.window), stride: (c.stride, c.stride)).windows(height: shape[2], width: shape[3])
+                       return forwards(windows.count)
+                   },
                    build: { m, c, ctx in
                        Occlusion(model: m, window: (c.window, c.window), stride: (c.stride, c.stride), perturbationsPerEval: c.batch, progress: ctx.progress)
-                   }, isApplicable: nil),
+                   }),
         MethodSpec(name: "lime", summary: "weighted ridge fit on superpixel coalitions",
                    knobs: ["samples", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
+                   defaultOverrides: ["samples": coalitionSamples],
+                   cost: { _, c in forwards(c.samples ?? coalitionSamples) },
                    build: { m, c, ctx in
-                       LIME(model: m, samples: c.samples ?? 1000, segmentation: try segmentation(c), seed: c.seed,
+                       LIME(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c), seed: c.seed,
                             perturbationsPerEval: c.batch, progress: ctx.progress)
-                   }, isApplicable: nil),
+                   }),
         MethodSpec(name: "kernelshap", summary: "Shapley-kernel fit on superpixel coalitions, efficiency exact",
                    knobs: ["samples", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
+                   defaultOverrides: ["samples": coalitionSamples],
+                   // The empty and the full coalition are evaluated besides the samples.
+                   cost: { _, c in forwards(c.samples ?? coalitionSamples, extra: 2) },
                    build: { m, c, ctx in
-                       KernelSHAP(model: m, samples: c.samples ?? 1000, segmentation: try segmentation(c), seed: c.seed,
+                       KernelSHAP(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c), seed: c.seed,
                                   perturbationsPerEval: c.batch, progress: ctx.progress)
-                   }, isApplicable: nil),
+                   }),
         MethodSpec(name: "rise", summary: "random 7x7 grids, probability-weighted", knobs: ["masks", "seed", "batch"],
-                   build: { m, c, ctx in RISE(model: m, masks: c.masks, seed: c.seed, perturbationsPerEval: c.batch, progress: ctx.progress) },
-                   isApplicable: nil),
+                   cost: { _, c in forwards(c.masks) },
+                   build: { m, c, ctx in RISE(model: m, masks: c.masks, seed: c.seed, perturbationsPerEval: c.batch, progress: ctx.progress) }),
         MethodSpec(name: "mp", summary: "Meaningful Perturbation (deletion mask against a blur)", knobs: ["iterations"],
-                   build: { m, c, _ in MeaningfulPerturbation(model: m, iterations: c.iterations) }, isApplicable: nil),
+                   cost: { _, c in
+                       // The clean forward that picks the target, a forward and backward per Adam step, and one more
+                       // of each for the final mask's score.
+                       MethodCost(evaluations: Double(c.iterations + 2), forwardEquivalents: Double(2 * c.iterations + 3))
+                   },
+                   build: { m, c, _ in MeaningfulPerturbation(model: m, iterations: c.iterations) }),
     ]
 
     private static func cam(_ variant: CAMVariant, _ summary: String) -> MethodSpec {
@@ -96,7 +189,7 @@ public enum MethodRegistry {
             guard let score = GradientCAM.PlusPlusScore(rawValue: c.gradcamppScore) else {
                 throw XAIError.invalidArgument(parameter: "gradcamppScore", value: c.gradcamppScore, reason: "neither exponential nor probability")
             }
-            let method = GradientCAM(model: m, variant: variant, layer: c.layer, plusPlusScore: score)
+            let method = GradientCAM(model: m, variant: variant, layer: c.layer, relu: c.relu, plusPlusScore: score)
             try method.validate()
             return method
         }
@@ -106,8 +199,15 @@ public enum MethodRegistry {
         } else {
             applicable = nil
         }
-        return MethodSpec(name: variant.rawValue, summary: summary, knobs: variant == .gradCAMPlusPlus ? ["layer", "gradcamppScore"] : ["layer"],
-                          build: build, isApplicable: applicable)
+        return MethodSpec(name: variant.rawValue, summary: summary, knobs: variant == .gradCAMPlusPlus ? ["layer", "gradcamppScore", "relu"] : ["layer", "relu"],
+                          cost: oneForward, build: build, isApplicable: applicable)
+    }
+
+    /// Every method with its knobs, defaults and ranges, as JSON (`xai methods --json`, the C ABI,
+    /// Python).
+    public static func json() -> Data {
+        let object: [String: Any] = ["methods": methods.map(\.json), "knobs": MethodConfiguration.knobs.map { $0.json(defaultValue: MethodConfiguration.defaults[$0.name]) }]
+        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
     }
 
     /// Every method's name, in the order `all` runs them.
@@ -143,6 +243,7 @@ public enum MethodRegistry {
     public static func make(_ name: String, model: ExplainedModel, configuration c: MethodConfiguration,
                             context: MethodContext = MethodContext()) throws -> ConfiguredMethod {
         let spec = try spec(name)
+        try c.validate(spec.knobs)
         let method = try spec.build(model, c, context)
         let baseline = spec.knobs.contains("baseline") ? try baselineValue(c, context.preprocessing) : .zero
         var parameters: [String: String] = [:]
@@ -150,7 +251,7 @@ public enum MethodRegistry {
             switch knob {
             case "steps": parameters[knob] = "\(c.steps)"
             case "rule": parameters[knob] = c.rule
-            case "samples": parameters[knob] = "\(c.samples ?? (name == "smoothgrad" ? 50 : 1000))"
+            case "samples": parameters[knob] = "\(c.samples ?? spec.defaultOverrides["samples"] ?? 0)"
             case "noise": parameters[knob] = "\(c.noise)"
             case "baseline": parameters[knob] = c.baseline
             case "segmentation": parameters[knob] = c.featureMask ?? c.segmentation
@@ -161,6 +262,7 @@ public enum MethodRegistry {
             case "iterations": parameters[knob] = "\(c.iterations)"
             case "layer": parameters[knob] = try model.camLayer(c.layer)
             case "gradcamppScore": parameters["score"] = c.gradcamppScore
+            case "relu": parameters[knob] = "\(c.relu)"
             default: break
             }
         }

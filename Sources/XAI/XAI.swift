@@ -13,6 +13,24 @@ public enum Backends {
         case .gpu(let index): return try OpenCLBackend(index: index, memoryBudget: memoryBudget)
         }
     }
+
+    /// The CPU and every OpenCL device (GPUs first) as JSON objects, with the `device` string that
+    /// selects each; `openCLError` says why there are no OpenCL devices, where that is so.
+    public static func deviceList() -> (devices: [[String: Any]], openCLError: String?) {
+        let host = HostInfo.current()
+        var list: [[String: Any]] = [["device": "cpu", "name": host.cpuModel, "isGPU": false, "logicalCores": host.logicalCores,
+                                      "memoryBytes": host.memoryBytes, "blas": host.blasConfig, "convolutions": host.oneDNN ?? "im2col + OpenBLAS"]]
+        do {
+            for d in try OpenCLRuntime.devices() {
+                list.append(["device": "gpu:\(d.index)", "name": d.name, "vendor": d.vendor, "platform": d.platformName, "isGPU": d.isGPU,
+                             "driverVersion": d.driverVersion, "deviceVersion": d.deviceVersion, "computeUnits": d.computeUnits,
+                             "clockMHz": d.clockMHz, "memoryBytes": d.globalMemoryBytes, "maxAllocationBytes": d.maxAllocationBytes])
+            }
+            return (list, nil)
+        } catch {
+            return (list, "\(error)")
+        }
+    }
 }
 
 /// Loads models by path or zoo name.
@@ -44,4 +62,11 @@ public enum Models {
             throw e.inFile(name)
         }
     }
+}
+
+/// The engine's version, for `xai --version`, the C ABI and Python.
+public enum XAIVersion {
+    public static let string = "0.20.0"
+    /// The C interface's version (`XAI_API_VERSION` in `include/xai.h`).
+    public static let api: UInt32 = 1
 }

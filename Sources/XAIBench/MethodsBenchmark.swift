@@ -188,40 +188,45 @@ struct MethodsBenchmark: ParsableCommand {
 
     func benchmarkCase(_ m: String, model: ExplainedModel, segments: SegmentMap) throws -> Case {
         let superpixels = Segmentation.labels(segments.tensor)
+        // The peer table's settings are the registry's defaults; the costs are the registry's.
+        let knobs = MethodConfiguration()
+        let cost = try MethodRegistry.spec(m).cost(for: model, configuration: knobs)
+        func make(_ method: any AttributionMethod, _ settings: String, warmup: (any AttributionMethod)? = nil) -> Case {
+            Case(method: method, settings: settings, evaluations: cost.evaluations, forwardEquivalents: cost.forwardEquivalents, warmup: warmup)
+        }
         switch m {
-        case "saliency": return Case(method: Saliency(model: model), settings: "batch 1", evaluations: 1, forwardEquivalents: 2)
-        case "inputxgrad": return Case(method: InputXGradient(model: model), settings: "batch 1", evaluations: 1, forwardEquivalents: 2)
-        case "ig": return Case(method: IntegratedGradients(model: model, steps: 50, internalBatchSize: batch),
-                               settings: "50 steps Gauss-Legendre, baseline 0, + completeness check" + (batch.map { ", batch \($0)" } ?? ""),
-                               evaluations: 53, forwardEquivalents: 103)
-        case "smoothgrad": return Case(method: SmoothGrad(base: Saliency(model: model), samples: 50, internalBatchSize: batch),
-                                       settings: "50 samples, noise 0.15" + (batch.map { ", batch \($0)" } ?? ""),
-                                       evaluations: 51, forwardEquivalents: 102)
+        case "saliency": return make(Saliency(model: model), "batch 1")
+        case "inputxgrad": return make(InputXGradient(model: model), "batch 1")
+        case "ig": return make(IntegratedGradients(model: model, steps: knobs.steps, internalBatchSize: batch),
+                               "\(knobs.steps) steps Gauss-Legendre, baseline 0, + completeness check" + (batch.map { ", batch \($0)" } ?? ""))
+        case "smoothgrad":
+            let samples = knobs.samples ?? MethodRegistry.smoothGradSamples
+            return make(SmoothGrad(base: Saliency(model: model), samples: samples, noiseLevel: knobs.noise, internalBatchSize: batch),
+                        "\(samples) samples, noise \(knobs.noise)" + (batch.map { ", batch \($0)" } ?? ""))
         case "gradcam", "xgradcam", "layercam", "gradcampp":
             guard let variant = CAMVariant(rawValue: m) else { throw ValidationError("--methods: unknown method '\(m)'") }
-            return Case(method: GradientCAM(model: model, variant: variant), settings: "default layer, backward stops at it",
-                        evaluations: 1, forwardEquivalents: 1)
-        case "cam": return Case(method: CAM(model: model), settings: "GAP + linear head", evaluations: 1, forwardEquivalents: 1)
+            return make(GradientCAM(model: model, variant: variant), "default layer, backward stops at it")
+        case "cam": return make(CAM(model: model), "GAP + linear head")
         case "scorecam":
-            let layer = try model.summary().lastSpatialActivation.flatMap { try model.summary().shapes[$0] }
-            let k = Double(layer?[1] ?? 0)
-            return Case(method: ScoreCAM(model: model), settings: "one forward per channel of the default layer", evaluations: k + 1,
-                        forwardEquivalents: k + 1, warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
+            return make(ScoreCAM(model: model), "one forward per channel of the default layer",
+                        warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
         case "occlusion":
-            return Case(method: Occlusion(model: model), settings: "window 16x16, stride 8 (729 windows), baseline 0", evaluations: 730,
-                        forwardEquivalents: 730, warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
+            return make(Occlusion(model: model, window: (knobs.window, knobs.window), stride: (knobs.stride, knobs.stride)),
+                        "window \(knobs.window)x\(knobs.window), stride \(knobs.stride) (\(Int(cost.evaluations) - 1) windows), baseline 0",
+                        warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
         case "lime":
-            return Case(method: LIME(model: model, samples: 1000, segmentation: superpixels), settings: "1000 samples, \(segments.count) SLIC segments, ridge",
-                        evaluations: 1001, forwardEquivalents: 1001, warmup: LIME(model: model, samples: 64, segmentation: superpixels))
+            let samples = knobs.samples ?? MethodRegistry.coalitionSamples
+            return make(LIME(model: model, samples: samples, segmentation: superpixels), "\(samples) samples, \(segments.count) SLIC segments, ridge",
+                        warmup: LIME(model: model, samples: 64, segmentation: superpixels))
         case "kernelshap":
-            return Case(method: KernelSHAP(model: model, samples: 1000, segmentation: superpixels), settings: "1000 samples, \(segments.count) SLIC segments, baseline 0",
-                        evaluations: 1003, forwardEquivalents: 1003, warmup: KernelSHAP(model: model, samples: 64, segmentation: superpixels))
+            let samples = knobs.samples ?? MethodRegistry.coalitionSamples
+            return make(KernelSHAP(model: model, samples: samples, segmentation: superpixels), "\(samples) samples, \(segments.count) SLIC segments, baseline 0",
+                        warmup: KernelSHAP(model: model, samples: 64, segmentation: superpixels))
         case "rise":
-            return Case(method: RISE(model: model), settings: "4000 masks, grid 7, p 0.5", evaluations: 4001, forwardEquivalents: 4001,
-                        warmup: RISE(model: model, masks: 64))
+            return make(RISE(model: model, masks: knobs.masks), "\(knobs.masks) masks, grid 7, p 0.5", warmup: RISE(model: model, masks: 64))
         case "mp":
-            return Case(method: MeaningfulPerturbation(model: model), settings: "300 Adam steps, 28x28 mask, blur sigma 10", evaluations: 302,
-                        forwardEquivalents: 603, warmup: MeaningfulPerturbation(model: model, iterations: 2))
+            return make(MeaningfulPerturbation(model: model, iterations: knobs.iterations), "\(knobs.iterations) Adam steps, 28x28 mask, blur sigma 10",
+                        warmup: MeaningfulPerturbation(model: model, iterations: 2))
         default: throw ValidationError("--methods: unknown method '\(m)'")
         }
     }

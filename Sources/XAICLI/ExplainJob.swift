@@ -100,7 +100,7 @@ struct ExplainJob {
             // Resident memory after each input, for the test that long runs stay flat.
             memoryLog?.write(Data("\(index) \(residentKilobytes())\n".utf8))
             let images: [PreparedImage]
-            do { images = try prepare(file, height: setup.height, width: setup.width, preprocessing: setup.preprocessing) } catch {
+            do { images = try setup.preprocessing.prepare(file, height: setup.height, width: setup.width) } catch {
                 progress.finish()
                 printError("error: \(describe(error))")
                 summary.failures.append("\(file): \(describe(error))")

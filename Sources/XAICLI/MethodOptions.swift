@@ -5,24 +5,31 @@ import XAI
 /// Method knobs shared by `xai explain` and `xai demo`: one flag per ``MethodConfiguration`` knob,
 /// named like it.
 struct MethodOptions: ParsableArguments {
-    @Option(help: "Integrated Gradients path steps.") var steps = 50
-    @Option(help: "Integrated Gradients rule: gausslegendre, trapezoid, left, right or middle.") var rule = "gausslegendre"
-    @Option(help: "Samples: SmoothGrad (default 50), LIME and KernelSHAP (default 1000).") var samples: Int?
-    @Option(help: "SmoothGrad noise as a fraction of the image's value range.") var noise: Float = 0.15
-    @Option(help: "Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise (uniform), or a .npy tensor [3,H,W].")
-    var baseline = "zero"
-    @Option(help: "Superpixels for LIME and KernelSHAP: slic, quickshift, felzenszwalb or grid.") var segmentation = "slic"
-    @Option(help: "SLIC segment count (scikit-image's n_segments); for grid, cells per side.") var segments = 50
-    @Option(help: "A label map at the model's input size to use as superpixels instead: .npy [H,W] of integer ids, or a PNG whose colours are the segments.") var featureMask: String?
-    @Option(help: "Occlusion window side in pixels.") var window = 16
-    @Option(help: "Occlusion stride in pixels.") var stride = 8
-    @Option(help: "RISE mask count.") var masks = 4000
-    @Option(help: "Meaningful Perturbation optimisation steps.") var iterations = 300
-    @Option(help: "Layer for the CAM methods (default: the last 4-D activation before global pooling).") var layer: String?
-    @Option(help: "Score Grad-CAM++ differentiates: exponential (exp(logit), pytorch-grad-cam's closed form) or probability (the softmax, exact higher derivatives; global-average-pooling + linear heads).")
-    var gradcamppScore = "exponential"
-    @Option(help: "Perturbed copies or path points per device batch (default: from the memory budget).") var batch: Int?
-    @Option(help: "Seed of every stochastic method.") var seed: UInt64 = 0
+    // Defaults and help come from the library's knobs (MethodConfiguration), written once there.
+    private static let d = MethodConfiguration()
+    @Option(help: help("steps")) var steps = d.steps
+    @Option(help: help("rule")) var rule = d.rule
+    @Option(help: help("samples")) var samples: Int?
+    @Option(help: help("noise")) var noise = d.noise
+    @Option(help: help("baseline")) var baseline = d.baseline
+    @Option(help: help("segmentation")) var segmentation = d.segmentation
+    @Option(help: help("segments")) var segments = d.segments
+    @Option(help: help("featureMask")) var featureMask: String?
+    @Option(help: help("window")) var window = d.window
+    @Option(help: help("stride")) var stride = d.stride
+    @Option(help: help("masks")) var masks = d.masks
+    @Option(help: help("iterations")) var iterations = d.iterations
+    @Option(help: help("layer")) var layer: String?
+    @Option(help: help("gradcamppScore")) var gradcamppScore = d.gradcamppScore
+    @Option(help: help("relu")) var relu = d.relu
+    @Option(help: help("batch")) var batch: Int?
+    @Option(help: help("seed")) var seed = d.seed
+
+    /// A knob's flag help: its summary, with the choices where it has a few.
+    static func help(_ knob: String) -> ArgumentHelp {
+        guard let k = try? MethodConfiguration.knob(knob) else { return ArgumentHelp() }
+        return ArgumentHelp(k.summary + (k.choices.map { " One of: " + $0.joined(separator: ", ") + "." } ?? ""))
+    }
 
     /// The knobs as the library takes them.
     var configuration: MethodConfiguration {
@@ -41,6 +48,7 @@ struct MethodOptions: ParsableArguments {
         c.iterations = iterations
         c.layer = layer
         c.gradcamppScore = gradcamppScore
+        c.relu = relu
         c.batch = batch
         c.seed = seed
         return c

@@ -34,7 +34,7 @@ struct Predict: ParsableCommand {
         var failed = 0
         for file in try collectInputs(inputs, shard: nil) {
             do {
-                for image in try prepare(file, height: shape[2], width: shape[3], preprocessing: prep) {
+                for image in try prep.prepare(file, height: shape[2], width: shape[3]) {
                     let logits = try explained.logits(try backend.upload(image.tensor))
                     let probabilities = ExplainedModel.probabilities(logits.scalars)
                     let nonFinite = logits.nonFiniteCount

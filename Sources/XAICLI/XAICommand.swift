@@ -7,6 +7,7 @@ struct XAICommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xai",
         abstract: "Explain the predictions of image classifiers on OpenCL GPUs and OpenBLAS CPUs.",
+        version: XAIVersion.string,
         subcommands: [Demo.self, Explain.self, Predict.self, Methods.self, Inspect.self, Devices.self]
     )
 }

@@ -25,11 +25,15 @@ final class DNNLConvolution: @unchecked Sendable {
     let weightsDesc: dnnl_memory_desc_t
     let sourceDesc: dnnl_memory_desc_t
     let destinationDesc: dnnl_memory_desc_t
+    /// The scratch memory the primitive needs at each execution (see ``OneDNN/execute(_:_:scratchpad:)``).
+    let scratchpadDesc: dnnl_memory_desc_t
     let implementation: String
     let algorithm: ConvolutionAlgorithm
 
     init(primitiveDesc: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, weightsDesc: dnnl_memory_desc_t,
-         sourceDesc: dnnl_memory_desc_t, destinationDesc: dnnl_memory_desc_t, implementation: String, algorithm: ConvolutionAlgorithm) {
+         sourceDesc: dnnl_memory_desc_t, destinationDesc: dnnl_memory_desc_t, scratchpadDesc: dnnl_memory_desc_t,
+         implementation: String, algorithm: ConvolutionAlgorithm) {
+        self.scratchpadDesc = scratchpadDesc
         self.primitiveDesc = primitiveDesc
         self.primitive = primitive
         self.weightsDesc = weightsDesc
@@ -65,7 +69,14 @@ final class OneDNN: @unchecked Sendable {
     let version: String
     private let lock = NSLock()
     private var convolutions: [ConvolutionKey: DNNLConvolution?] = [:]
-    private var reorders: [ReorderKey: dnnl_primitive_t] = [:]
+    private var reorders: [ReorderKey: (primitive: dnnl_primitive_t, scratchpad: dnnl_memory_desc_t)] = [:]
+    /// The one scratchpad every primitive executes with, grown to the largest need (executions are
+    /// serialised). Primitives are made in oneDNN's user-scratchpad mode: in its default library
+    /// mode, 2.x ties a primitive's scratchpad to the thread that created it, and a Winograd
+    /// convolution created on one thread and run on another crashed (two model handles on two
+    /// threads through the C interface).
+    private var scratchpad: UnsafeMutableRawPointer?
+    private var scratchpadBytes = 0
     /// Primitives created so far (tests check that repeated passes create none).
     private(set) var primitivesCreated = 0
 
@@ -118,7 +129,8 @@ final class OneDNN: @unchecked Sendable {
     }
 
     deinit {
-        for r in reorders.values { dnnl_primitive_destroy(r) }
+        for r in reorders.values { dnnl_primitive_destroy(r.primitive) }
+        scratchpad?.deallocate()
         convolutions.removeAll()
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
@@ -227,8 +239,7 @@ final class OneDNN: @unchecked Sendable {
         var weights = try desc(weightDims, dnnl_format_tag_any)
         var bias: dnnl_memory_desc_t? = key.hasBias ? try desc([p.outputChannels], dnnl_a) : nil
         let algorithm = key.algorithm == .winograd ? dnnl_convolution_winograd : dnnl_convolution_direct
-        var attr: dnnl_primitive_attr_t?
-        try Self.check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        let attr = try userScratchpadAttributes()
         defer { dnnl_primitive_attr_destroy(attr) }
         if key.hasResidual || key.activation != nil {
             var ops: dnnl_post_ops_t?
@@ -252,7 +263,7 @@ final class OneDNN: @unchecked Sendable {
             defer { dnnl_primitive_desc_destroy(hint) }
             var backward = try convolutionDesc(key, propKind: dnnl_backward_data, algorithm: algorithm, source: &source, weights: &weights,
                                                bias: &nobias, destination: &destination, backward: true)
-            try Self.check(dnnl_primitive_desc_create(&pd, &backward, nil, engine, hint), "primitive_desc_create (backward data)")
+            try Self.check(dnnl_primitive_desc_create(&pd, &backward, attr, engine, hint), "primitive_desc_create (backward data)")
         } else {
             var forward = try convolutionDesc(key, propKind: dnnl_forward_inference, algorithm: algorithm, source: &source, weights: &weights,
                                               bias: &bias, destination: &destination, backward: false)
@@ -272,7 +283,7 @@ final class OneDNN: @unchecked Sendable {
         return DNNLConvolution(primitiveDesc: pd, primitive: primitive, weightsDesc: query(dnnl_query_weights_md),
                                sourceDesc: key.backward ? query(dnnl_query_diff_src_md) : query(dnnl_query_src_md),
                                destinationDesc: key.backward ? query(dnnl_query_diff_dst_md) : query(dnnl_query_dst_md),
-                               implementation: implementation.map { String(cString: $0) } ?? "?", algorithm: key.algorithm)
+                               scratchpadDesc: query(dnnl_query_scratchpad_md), implementation: implementation.map { String(cString: $0) } ?? "?", algorithm: key.algorithm)
     }
 
     /// Copies a 4-D activation between the plain and channel-blocked layouts.
@@ -328,17 +339,34 @@ final class OneDNN: @unchecked Sendable {
         }
         let direct = try timed(.direct)
         let winograd = try timed(.winograd)
-        let pick: ConvolutionAlgorithm = (winograd?.1 ?? .infinity) < (direct?.1 ?? .infinity) ? .winograd : .direct
+        var pick: ConvolutionAlgorithm = (winograd?.1 ?? .infinity) < (direct?.1 ?? .infinity) ? .winograd : .direct
         lock.lock()
-        choices[geometry] = pick
+        // Another thread may have timed the same geometry meanwhile: the first choice stands, so
+        // every caller computes the layer the same way.
+        if let earlier = choices[geometry] { pick = earlier } else { choices[geometry] = pick }
         lock.unlock()
         return pick == .winograd ? winograd?.0 : direct?.0
     }
 
     // MARK: Execution
 
-    /// Runs a primitive on raw buffers described by `args` (argument index, descriptor, pointer).
-    func execute(_ primitive: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)]) throws {
+    /// Primitive attributes asking for user-managed scratch memory (see ``scratchpad``).
+    private func userScratchpadAttributes() throws -> dnnl_primitive_attr_t? {
+        var attr: dnnl_primitive_attr_t?
+        try Self.check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        let status = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)
+        guard status == dnnl_success else {
+            dnnl_primitive_attr_destroy(attr)
+            try Self.check(status, "primitive_attr_set_scratchpad_mode")
+            return nil
+        }
+        return attr
+    }
+
+    /// Runs a primitive on raw buffers described by `args` (argument index, descriptor, pointer),
+    /// with the shared scratchpad where it needs one.
+    func execute(_ primitive: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)],
+                 scratchpad scratchDesc: dnnl_memory_desc_t) throws {
         var memories: [dnnl_memory_t?] = []
         defer { for m in memories { dnnl_memory_destroy(m) } }
         var execArgs: [dnnl_exec_arg_t] = []
@@ -350,6 +378,19 @@ final class OneDNN: @unchecked Sendable {
             execArgs.append(dnnl_exec_arg_t(arg: arg, memory: m))
         }
         lock.lock(); defer { lock.unlock() }
+        let scratchBytes = size(scratchDesc)
+        if scratchBytes > 0 {
+            if scratchBytes > scratchpadBytes {
+                scratchpad?.deallocate()
+                scratchpad = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+                scratchpadBytes = scratchBytes
+            }
+            var m: dnnl_memory_t?
+            var d = scratchDesc
+            try Self.check(dnnl_memory_create(&m, &d, engine, scratchpad), "memory_create (scratchpad)")
+            memories.append(m)
+            execArgs.append(dnnl_exec_arg_t(arg: xai_dnnl_arg_scratchpad, memory: m))
+        }
         try Self.check(dnnl_primitive_execute(primitive, stream, Int32(execArgs.count), execArgs), "primitive_execute")
         try Self.check(dnnl_stream_wait(stream), "stream_wait")
     }
@@ -366,7 +407,7 @@ final class OneDNN: @unchecked Sendable {
             let channels = Int(conv.destinationDesc.dims.1)
             args.append((xai_dnnl_arg_bias, try desc([channels], dnnl_a), UnsafeMutableRawPointer(bias)))
         }
-        try execute(conv.primitive, args)
+        try execute(conv.primitive, args, scratchpad: conv.scratchpadDesc)
     }
 
     /// Runs a backward-data convolution: the input's gradient from the output's.
@@ -376,7 +417,7 @@ final class OneDNN: @unchecked Sendable {
             (xai_dnnl_arg_diff_dst, conv.destinationDesc, UnsafeMutableRawPointer(gradOutput)),
             (xai_dnnl_arg_weights, conv.weightsDesc, UnsafeMutableRawPointer(weights)),
             (xai_dnnl_arg_diff_src, conv.sourceDesc, UnsafeMutableRawPointer(gradInput)),
-        ])
+        ], scratchpad: conv.scratchpadDesc)
     }
 
     /// The weights' dims as oneDNN sees them (grouped weights get a leading group axis) and their
@@ -404,7 +445,7 @@ final class OneDNN: @unchecked Sendable {
     /// Copies elements between layouts: a reorder primitive, created once per (dims, layouts).
     func reorder(dims: [Int], from: dnnl_memory_desc_t, _ source: UnsafeMutablePointer<Float>, to: dnnl_memory_desc_t,
                  _ destination: UnsafeMutablePointer<Float>, key: ReorderKey) throws {
-        let primitive: dnnl_primitive_t
+        let primitive: (primitive: dnnl_primitive_t, scratchpad: dnnl_memory_desc_t)
         lock.lock()
         if let known = reorders[key] {
             primitive = known
@@ -413,15 +454,18 @@ final class OneDNN: @unchecked Sendable {
             defer { lock.unlock() }
             var pd: dnnl_primitive_desc_t?
             var f = from, t = to
-            try Self.check(dnnl_reorder_primitive_desc_create(&pd, &f, engine, &t, engine, nil), "reorder_primitive_desc_create")
+            let attr = try userScratchpadAttributes()
+            defer { dnnl_primitive_attr_destroy(attr) }
+            try Self.check(dnnl_reorder_primitive_desc_create(&pd, &f, engine, &t, engine, attr), "reorder_primitive_desc_create")
             defer { dnnl_primitive_desc_destroy(pd) }
             var made: dnnl_primitive_t?
             try Self.check(dnnl_primitive_create(&made, pd), "primitive_create (reorder)")
             guard let made else { throw XAIError.unsupported(op: "oneDNN reorder", reason: "no primitive") }
             primitivesCreated += 1
-            reorders[key] = made
-            primitive = made
+            primitive = (made, dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee)
+            reorders[key] = primitive
         }
-        try execute(primitive, [(xai_dnnl_arg_from, from, UnsafeMutableRawPointer(source)), (xai_dnnl_arg_to, to, UnsafeMutableRawPointer(destination))])
+        try execute(primitive.primitive, [(xai_dnnl_arg_from, from, UnsafeMutableRawPointer(source)), (xai_dnnl_arg_to, to, UnsafeMutableRawPointer(destination))],
+                    scratchpad: primitive.scratchpad)
     }
 }

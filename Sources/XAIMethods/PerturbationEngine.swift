@@ -11,8 +11,9 @@ public enum ScoreOutput: String, Sendable, CaseIterable {
 }
 
 /// Called as perturbation work proceeds with (perturbed copies evaluated, copies in all) for the
-/// current image; the CLI draws its progress bar from it.
-public typealias PerturbationProgress = @Sendable (_ done: Int, _ total: Int) -> Void
+/// current image; the CLI draws its progress bar from it. Throwing (``XAIError/cancelled(operation:)``
+/// for instance) stops the method with that error: how the C ABI's callback cancels.
+public typealias PerturbationProgress = @Sendable (_ done: Int, _ total: Int) throws -> Void
 
 /// Runs many perturbed copies of one image through the model as large device batches. Each batch
 /// is described compactly (segment bit vectors, rectangles or low-resolution grids, see
@@ -89,7 +90,7 @@ public struct PerturbationEngine: Sendable {
             try visit?(range, spec, s)
             result += s
             start = range.upperBound
-            progress?(start, count)
+            try progress?(start, count)
         }
         return result
     }

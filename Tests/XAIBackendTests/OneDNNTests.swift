@@ -88,6 +88,35 @@ final class OneDNNTests: XCTestCase {
         XCTAssertLessThan(relativeL2(doubles(d2), doubles(d1)), 1e-5)
     }
 
+    /// Primitives are shared by every CPU backend of the process: a Winograd convolution created on
+    /// one thread and run on two others at once must give what one thread alone gets (oneDNN 2.x's
+    /// library-managed scratchpad belonged to the creating thread and crashed here).
+    func testSharedPrimitivesRunOnOtherThreads() throws {
+        let x = Tensor.uniform([2, 32, 14, 14], seed: 15), w = Tensor.uniform([48, 32, 3, 3], in: -0.2...0.2, seed: 16)
+        let g = Tensor.uniform([2, 48, 14, 14], seed: 17)
+        let p = Conv2DParams(padding: 1)
+        @Sendable func run(_ be: CPUBackend) throws -> (Tensor, Tensor) {
+            (try be.download(try be.conv2d(try be.upload(x), weight: try be.upload(w), bias: nil, params: p, activation: .relu)),
+             try be.download(try be.conv2dBackwardInput(try be.upload(g), weight: try be.upload(w), params: p, inputShape: x.shape)))
+        }
+        let backends: [(String, @Sendable () -> CPUBackend)] = [("winograd", { CPUBackend(convolutionPolicy: .winograd) }),
+                                                                ("direct", { CPUBackend(convolutionPolicy: .direct) })]
+        for (policy, make) in backends {
+            let expected = try run(make())
+            let results = ResultBox()
+            DispatchQueue.concurrentPerform(iterations: 4) { k in
+                let be = make()
+                for _ in 0..<5 { results.append(k, Result { try run(be) }) }
+            }
+            XCTAssertEqual(results.count, 20, "\(policy)")
+            for r in results.all {
+                let (y, d) = try r.get()
+                XCTAssertEqual(y, expected.0, "\(policy) forward on another thread")
+                XCTAssertEqual(d, expected.1, "\(policy) backward on another thread")
+            }
+        }
+    }
+
     /// A method running many batches makes its primitives once: a second run of the same shapes
     /// creates none.
     func testPrimitivesAreMadeOnce() throws {
@@ -101,6 +130,15 @@ final class OneDNNTests: XCTestCase {
         XCTAssertEqual(CPUBackend.oneDNNPrimitivesCreated, before, "a repeated run created primitives")
         XCTAssertGreaterThan(before, 0)
     }
+}
+
+/// Results gathered from several threads.
+private final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<(Tensor, Tensor), Error>] = []
+    func append(_ k: Int, _ r: Result<(Tensor, Tensor), Error>) { lock.lock(); results.append(r); lock.unlock() }
+    var count: Int { lock.lock(); defer { lock.unlock() }; return results.count }
+    var all: [Result<(Tensor, Tensor), Error>] { lock.lock(); defer { lock.unlock() }; return results }
 }
 
 private extension DeviceArray {

@@ -57,6 +57,78 @@ final class RegistryAndDemoTests: XCTestCase {
         }
     }
 
+    /// Every knob is described once (type, range, default) and the registry checks ranges and
+    /// choices before building a method; defaults per method override the knob's own.
+    func testKnobsAreDescribedOnceAndChecked() throws {
+        XCTAssertEqual(MethodConfiguration.knobs.map(\.name), MethodConfiguration.knobNames)
+        let defaults = MethodConfiguration.defaults
+        XCTAssertEqual(defaults["steps"] as? Int, 50)
+        XCTAssertEqual(defaults["relu"] as? Bool, true)
+        XCTAssertNil(defaults["layer"], "no default layer: the model decides")
+        XCTAssertEqual(try MethodRegistry.spec("smoothgrad").defaultValue("samples") as? Int, 50)
+        XCTAssertEqual(try MethodRegistry.spec("kernelshap").defaultValue("samples") as? Int, 1000)
+        for spec in MethodRegistry.methods {
+            for knob in spec.knobs { XCTAssertNoThrow(try MethodConfiguration.knob(knob), "\(spec.name) reads an undescribed knob \(knob)") }
+        }
+        let explained = try ExplainedModel(graph: try Models.load(model), backend: CPUBackend())
+        let cases: [(String, String, String)] = [
+            ("ig", #"{"steps": 0}"#, "steps"), ("ig", #"{"steps": 100001}"#, "steps"), ("ig", #"{"rule": "simpson"}"#, "rule"),
+            ("lime", #"{"segmentation": "watershed"}"#, "segmentation"), ("rise", #"{"masks": 1}"#, "masks"),
+            ("occlusion", #"{"stride": 0}"#, "stride"), ("smoothgrad", #"{"noise": -0.5}"#, "noise"), ("scorecam", #"{"batch": 0}"#, "batch"),
+        ]
+        for (method, json, knob) in cases {
+            let c = try MethodConfiguration.parse(json: Data(json.utf8))
+            XCTAssertThrowsError(try MethodRegistry.make(method, model: explained, configuration: c), json) { error in
+                guard case XAIError.invalidArgument(let p, _, _) = error else { return XCTFail("\(json): \(error)") }
+                XCTAssertEqual(p, knob, json)
+            }
+        }
+        // A knob a method does not read is not checked for it.
+        XCTAssertNoThrow(try MethodRegistry.make("saliency", model: explained, configuration: try MethodConfiguration.parse(json: Data(#"{"steps": 0}"#.utf8))))
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: MethodRegistry.json()) as? [String: Any])
+        XCTAssertEqual((json["methods"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, MethodRegistry.names)
+    }
+
+    /// Costs in forward-equivalents per image (the benchmark's floor) from the registry, for the
+    /// method's knobs and the model.
+    func testCostsFollowTheKnobsAndTheModel() throws {
+        let explained = try ExplainedModel(graph: try Models.load(model), backend: CPUBackend())
+        var c = MethodConfiguration()
+        func cost(_ name: String) throws -> MethodCost { try MethodRegistry.spec(name).cost(for: explained, configuration: c) }
+        XCTAssertEqual(try cost("saliency"), MethodCost(evaluations: 1, forwardEquivalents: 2))
+        XCTAssertEqual(try cost("gradcam"), MethodCost(evaluations: 1, forwardEquivalents: 1))
+        XCTAssertEqual(try cost("ig"), MethodCost(evaluations: 53, forwardEquivalents: 103))
+        XCTAssertEqual(try cost("smoothgrad"), MethodCost(evaluations: 51, forwardEquivalents: 102))
+        XCTAssertEqual(try cost("kernelshap"), MethodCost(evaluations: 1003, forwardEquivalents: 1003))
+        XCTAssertEqual(try cost("mp"), MethodCost(evaluations: 302, forwardEquivalents: 603))
+        // 64x64 input, window 16, stride 8: 7 x 7 windows.
+        XCTAssertEqual(try cost("occlusion"), MethodCost(evaluations: 50, forwardEquivalents: 50))
+        c.steps = 10
+        c.samples = 20
+        c.stride = 16
+        XCTAssertEqual(try cost("ig").forwardEquivalents, 23)
+        XCTAssertEqual(try cost("lime").evaluations, 21)
+        XCTAssertEqual(try cost("occlusion").evaluations, 17)
+        let channels = try explained.summary().shapes[try explained.camLayer(nil)]![1]
+        XCTAssertEqual(try cost("scorecam").evaluations, Double(channels + 1))
+    }
+
+    /// A progress callback that throws stops a perturbation method with its error (how the C
+    /// interface cancels).
+    func testProgressCanCancel() throws {
+        let explained = try ExplainedModel(graph: try Models.load(model), backend: CPUBackend())
+        let input = try ExplainedModel.image(try NPY.read(tensor), 0)
+        let calls = Counter()
+        let occlusion = Occlusion(model: explained, window: (16, 16), stride: (8, 8), perturbationsPerEval: 8) { done, _ in
+            calls.increment()
+            if done >= 16 { throw XAIError.cancelled(operation: "occlusion") }
+        }
+        XCTAssertThrowsError(try occlusion.attribute(input)) { error in
+            XCTAssertEqual((error as? XAIError)?.code, .cancelled, "\(error)")
+        }
+        XCTAssertEqual(calls.value, 2, "stopped at the batch that cancelled")
+    }
+
     /// The library names the knob; the command line adds the flag spelling.
     func testErrorsNameTheFlags() throws {
         let cases: [([String], String)] = [
@@ -101,4 +173,11 @@ final class RegistryAndDemoTests: XCTestCase {
         XCTAssertEqual(Set(embedded.keys), Set(onDisk.keys), "run python3 Tools/embed_demo.py")
         for (path, data) in onDisk { XCTAssertEqual(embedded[path], data, "\(path) differs; run python3 Tools/embed_demo.py") }
     }
+}
+
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }

@@ -1,0 +1,451 @@
+// The C interface declared in include/xai.h. Every exported function checks its arguments before
+// anything reaches the engine (a Swift trap would kill the caller's process), catches every error,
+// records the message in the thread's last-error slot and returns the status code.
+import Foundation
+import XAI
+
+// MARK: Status and the last error
+
+/// `xai_status` values (XAIError.Code's raw values are the same numbers).
+typealias Status = Int32
+let statusOK: Status = 0
+
+/// The thread's last error message, freed when the thread ends (a pthread key: Swift has no
+/// thread-local storage of its own).
+private let lastErrorKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { free($0) }
+    return key
+}()
+
+nonisolated(unsafe) private let emptyString: UnsafeMutablePointer<CChar> = strdup("")!
+nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = strdup(XAIVersion.string)!
+
+private func setLastError(_ message: String?) {
+    if let old = pthread_getspecific(lastErrorKey) { free(old) }
+    pthread_setspecific(lastErrorKey, message.flatMap { strdup($0) })
+}
+
+/// The status of an error, its message recorded for `xai_last_error`.
+private func fail(_ error: Error) -> Status {
+    if let e = error as? XAIError {
+        setLastError(e.description)
+        return e.code.rawValue
+    }
+    setLastError("internal error: \(error)")
+    return XAIError.Code.internal.rawValue
+}
+
+/// Runs a call's body: success clears the last error, an error becomes its status.
+private func call(_ body: () throws -> Void) -> Status {
+    do {
+        try body()
+        setLastError(nil)
+        return statusOK
+    } catch {
+        return fail(error)
+    }
+}
+
+private func argument(_ name: String, _ reason: String, value: String = "") -> XAIError {
+    .invalidArgument(parameter: name, value: value, reason: reason)
+}
+
+private func text(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> String {
+    guard let pointer else { throw argument(name, "is NULL") }
+    return String(cString: pointer)
+}
+
+private func output<T>(_ pointer: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
+    guard let pointer else { throw argument(name, "is NULL (an out-parameter)") }
+    return pointer
+}
+
+/// Serialises a JSON object into a string the caller frees with `xai_string_free`.
+private func jsonString(_ object: Any) throws -> UnsafeMutablePointer<CChar> {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    return try cString(data)
+}
+
+private func cString(_ data: Data) throws -> UnsafeMutablePointer<CChar> {
+    guard let s = strdup(String(decoding: data, as: UTF8.self)) else { throw XAIError.outOfMemory(op: "string", bytes: data.count, device: "host") }
+    return s
+}
+
+/// A JSON number that is never NaN or infinite (JSON cannot hold them): those become null.
+private func jsonNumber(_ v: Double) -> Any {
+    guard v.isFinite else { return NSNull() }
+    return NSNumber(value: v)
+}
+
+// MARK: Handles
+
+/// A model on a device, with its preprocessing and labels. One lock per handle serialises calls
+/// that share a handle across threads (the header asks callers not to, but must not crash if they do).
+final class ModelHandle {
+    let spec: String
+    let explained: ExplainedModel
+    let sidecar: ModelSidecar?
+    let preprocessing: Preprocessing
+    let height: Int, width: Int, classes: Int
+    let lock = NSLock()
+
+    init(spec: String, device: Device) throws {
+        let graph = try Models.load(spec)
+        explained = try ExplainedModel(graph: graph, backend: try Backends.make(device))
+        self.spec = spec
+        sidecar = try ModelSidecar.load(forModel: spec)
+        preprocessing = try Preprocessing.resolve(preset: nil, resize: nil, sidecar: sidecar)
+        let summary = try explained.summary()
+        guard let input = summary.shapes[explained.inputName], input.rank == 4, input[1] == 3,
+              let output = summary.shapes[explained.outputName], output.rank >= 1 else {
+            throw XAIError.unsupported(op: spec, reason: "needs one image input [N, 3, H, W] and one output of logits")
+        }
+        (height, width, classes) = (input[2], input[3], output.count / max(output[0], 1))
+    }
+
+    /// Checks a caller's batch against the model and copies it into a tensor.
+    func batch(_ data: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ rank: Int) throws -> Tensor {
+        guard let data else { throw argument("input", "is NULL") }
+        guard let shape else { throw argument("shape", "is NULL") }
+        guard rank == 4 else { throw argument("rank", "must be 4 ([N, 3, H, W])", value: "\(rank)") }
+        let dims = (0..<4).map { Int(clamping: shape[$0]) }
+        guard dims[0] >= 1, dims[1] == 3, dims[2] == height, dims[3] == width else {
+            throw XAIError.shapeMismatch(op: "input", expected: "[N >= 1, 3, \(height), \(width)] (the model's input)",
+                                         got: [try Shape(validating: dims.map { max($0, 0) }, what: "input shape")])
+        }
+        let checked = try Shape(validating: dims, what: "input")
+        let tensor = Tensor(unchecked: checked, Array(UnsafeBufferPointer(start: data, count: checked.count)))
+        try tensor.requireFinite("input")
+        return tensor
+    }
+
+    var infoJSON: [String: Any] {
+        let summary = try? explained.summary()
+        return ["name": explained.graph.name, "source": spec, "device": explained.backend.name, "inputShape": [1, 3, height, width],
+                "classes": classes, "labels": sidecar?.labels ?? NSNull() as Any,
+                "camLayers": summary?.spatialActivations ?? [], "defaultCamLayer": (try? explained.camLayer(nil)) ?? NSNull() as Any,
+                "flopsPerImage": summary?.flopsPerImage ?? 0,
+                "preprocessing": ["mean": preprocessing.mean, "std": preprocessing.std, "resize": preprocessing.resize ?? NSNull() as Any]]
+    }
+}
+
+/// Named tensors and metadata; the tensors' memory stays put until the handle is freed.
+final class ResultHandle {
+    struct Stored {
+        let data: UnsafeMutableBufferPointer<Float>
+        let shape: UnsafeMutableBufferPointer<Int64>
+        let rank: Int
+    }
+
+    let names: Set<String>
+    let tensors: [String: Stored]
+    let meta: Data
+
+    init(names: Set<String>, tensors: [String: Tensor], meta: Data) {
+        self.names = names
+        self.meta = meta
+        var stored: [String: Stored] = [:]
+        for (name, t) in tensors {
+            let data = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(t.scalars.count, 1))
+            _ = data.initialize(from: t.scalars)
+            let shape = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(t.shape.rank, 1))
+            _ = shape.initialize(from: t.shape.dims.map { Int64($0) })
+            stored[name] = Stored(data: data, shape: shape, rank: t.shape.rank)
+        }
+        self.tensors = stored
+    }
+
+    deinit {
+        for s in tensors.values {
+            s.data.deallocate()
+            s.shape.deallocate()
+        }
+    }
+}
+
+private func handle<T: AnyObject>(_ pointer: OpaquePointer?, _ name: String, as: T.Type) throws -> T {
+    guard let pointer else { throw argument(name, "is NULL") }
+    return Unmanaged<T>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+}
+
+private func retained(_ object: AnyObject) -> OpaquePointer {
+    OpaquePointer(Unmanaged.passRetained(object).toOpaque())
+}
+
+private func makeResult(names: Set<String>, tensors: [String: Tensor], meta: [String: Any]) throws -> ResultHandle {
+    let data = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])
+    return ResultHandle(names: names, tensors: tensors, meta: data)
+}
+
+// MARK: Version, errors, strings, listings
+
+@_cdecl("xai_api_version")
+public func xai_api_version() -> UInt32 { XAIVersion.api }
+
+@_cdecl("xai_version_string")
+public func xai_version_string() -> UnsafePointer<CChar> { UnsafePointer(versionString) }
+
+@_cdecl("xai_last_error")
+public func xai_last_error() -> UnsafePointer<CChar> {
+    guard let p = pthread_getspecific(lastErrorKey) else { return UnsafePointer(emptyString) }
+    return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
+}
+
+@_cdecl("xai_string_free")
+public func xai_string_free(_ s: UnsafeMutablePointer<CChar>?) { free(s) }
+
+@_cdecl("xai_devices_json")
+public func xai_devices_json(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        let out = try output(out, "out_json")
+        let (devices, error) = Backends.deviceList()
+        out.pointee = try jsonString(["devices": devices, "openCLError": error ?? NSNull() as Any])
+    }
+}
+
+@_cdecl("xai_methods_json")
+public func xai_methods_json(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        let out = try output(out, "out_json")
+        out.pointee = try cString(MethodRegistry.json())
+    }
+}
+
+// MARK: Models
+
+@_cdecl("xai_model_open")
+public func xai_model_open(_ spec: UnsafePointer<CChar>?, _ device: UnsafePointer<CChar>?,
+                           _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    call {
+        let spec = try text(spec, "path_or_zoo")
+        let device = try Device(parsing: device.map { String(cString: $0) } ?? "cpu")
+        let out = try output(out, "out_model")
+        out.pointee = retained(try ModelHandle(spec: spec, device: device))
+    }
+}
+
+@_cdecl("xai_model_free")
+public func xai_model_free(_ model: OpaquePointer?) {
+    guard let model else { return }
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+@_cdecl("xai_model_info_json")
+public func xai_model_info_json(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        let m = try handle(model, "model", as: ModelHandle.self)
+        let out = try output(out, "out_json")
+        m.lock.lock(); defer { m.lock.unlock() }
+        out.pointee = try jsonString(m.infoJSON)
+    }
+}
+
+@_cdecl("xai_predict")
+public func xai_predict(_ model: OpaquePointer?, _ input: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ rank: Int,
+                        _ logits: UnsafeMutablePointer<Float>?, _ logitsLength: Int) -> Int32 {
+    call {
+        let m = try handle(model, "model", as: ModelHandle.self)
+        m.lock.lock(); defer { m.lock.unlock() }
+        let x = try m.batch(input, shape, rank)
+        let out = try output(logits, "logits")
+        let n = x.shape[0]
+        guard logitsLength == n * m.classes else {
+            throw argument("logits_len", "must be N x classes = \(n) x \(m.classes) = \(n * m.classes)", value: "\(logitsLength)")
+        }
+        let be = m.explained.backend
+        let result = try m.explained.logits(try be.upload(x))
+        guard result.scalars.count == logitsLength else {
+            throw XAIError.shapeMismatch(op: "logits", expected: "\(logitsLength) values", got: [result.shape])
+        }
+        result.scalars.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: logitsLength) }
+    }
+}
+
+// MARK: Explanations
+
+/// The `xai_progress_fn` as the methods' progress: a non-zero return cancels.
+private func progressCallback(_ fn: (@convention(c) (Int64, Int64, UnsafeMutableRawPointer?) -> Int32)?,
+                              _ user: UnsafeMutableRawPointer?, _ method: String) -> (@Sendable (Int, Int) throws -> Void)? {
+    guard let fn else { return nil }
+    nonisolated(unsafe) let user = user
+    return { done, total in
+        if fn(Int64(done), Int64(total), user) != 0 { throw XAIError.cancelled(operation: method) }
+    }
+}
+
+@_cdecl("xai_explain")
+public func xai_explain(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ input: UnsafePointer<Float>?,
+                        _ shape: UnsafePointer<Int64>?, _ rank: Int, _ targets: UnsafePointer<Int64>?, _ targetCount: Int,
+                        _ knobs: UnsafePointer<CChar>?,
+                        _ progress: (@convention(c) (Int64, Int64, UnsafeMutableRawPointer?) -> Int32)?,
+                        _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    call {
+        let m = try handle(model, "model", as: ModelHandle.self)
+        let name = try text(method, "method")
+        let out = try output(out, "out_result")
+        m.lock.lock(); defer { m.lock.unlock() }
+        let x = try m.batch(input, shape, rank)
+        let n = x.shape[0]
+        let target: Target
+        switch targetCount {
+        case 0: target = .predicted
+        case 1, n:
+            guard let targets else { throw argument("targets", "is NULL but n_targets is \(targetCount)") }
+            let list = (0..<targetCount).map { Int(clamping: targets[$0]) }
+            if let bad = list.first(where: { !(0..<m.classes).contains($0) }) {
+                throw argument("targets", "class \(bad) is not in 0..<\(m.classes)", value: "\(bad)")
+            }
+            target = targetCount == 1 ? .index(list[0]) : .perImage(list)
+        default:
+            throw argument("n_targets", "must be 0 (top-1), 1 (one class for every image) or N = \(n) (one per image)", value: "\(targetCount)")
+        }
+        let configuration = try knobs.map { try MethodConfiguration.parse(json: Data(String(cString: $0).utf8)) } ?? MethodConfiguration()
+        let report = progressCallback(progress, user, name)
+        try report?(0, 1)
+        let configured = try MethodRegistry.make(name, model: m.explained, configuration: configuration,
+                                                 context: MethodContext(preprocessing: m.preprocessing, progress: report))
+        let started = Date()
+        let a = try configured.method.attribute(x, target: target, baseline: configured.baseline)
+        let seconds = Date().timeIntervalSince(started)
+        try report?(1, 1)
+        var tensors = ["map": a.map]
+        if let raw = a.raw { tensors["raw"] = raw }
+        if let segments = a.segments { tensors["segments"] = segments }
+        let meta: [String: Any] = [
+            "method": name, "device": m.explained.backend.name, "targets": a.targets, "scores": a.scores.map { jsonNumber(Double($0)) },
+            "labels": a.targets.map { m.sidecar?.label($0) ?? NSNull() as Any },
+            "diagnostics": a.diagnostics.mapValues { $0.map(jsonNumber) }, "parameters": configured.parameters,
+            "nonFiniteMapValues": a.map.nonFiniteCount, "seconds": seconds,
+        ]
+        out.pointee = retained(try makeResult(names: ["map", "raw", "segments"], tensors: tensors, meta: meta))
+    }
+}
+
+@_cdecl("xai_preprocess")
+public func xai_preprocess(_ model: OpaquePointer?, _ paths: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int,
+                           _ options: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    call {
+        let m = try handle(model, "model", as: ModelHandle.self)
+        let out = try output(out, "out_result")
+        guard let paths else { throw argument("paths", "is NULL") }
+        guard count >= 1 else { throw argument("n_paths", "name at least one file", value: "\(count)") }
+        var preprocessing = m.preprocessing
+        if let options {
+            let object = try JSONSerialization.jsonObject(with: Data(String(cString: options).utf8))
+            guard let o = object as? [String: Any] else { throw argument("options_json", "not a JSON object") }
+            if let unknown = o.keys.sorted().first(where: { !["preset", "resize"].contains($0) }) {
+                throw argument(unknown, "not a preprocessing option (preset, resize)")
+            }
+            let preset = o["preset"].map { $0 as? String }
+            let resize = o["resize"].map { ($0 as? NSNumber)?.intValue }
+            if preset == .some(nil) { throw argument("preset", "must be a string") }
+            if resize == .some(nil) { throw argument("resize", "must be an integer") }
+            preprocessing = try Preprocessing.resolve(preset: preset ?? nil, resize: resize ?? nil, sidecar: preset == nil ? m.sidecar : nil)
+            if preset == nil, resize == nil { preprocessing = m.preprocessing }
+        }
+        var images: [PreparedImage] = []
+        for i in 0..<count {
+            let path = try text(paths[i], "paths[\(i)]")
+            images += try preprocessing.prepare(path, height: m.height, width: m.width)
+        }
+        let plane = 3 * m.height * m.width
+        let shape = try Shape(validating: [images.count, 3, m.height, m.width], what: "preprocessed batch")
+        var scalars: [Float] = []
+        scalars.reserveCapacity(shape.count)
+        for image in images { scalars += image.tensor.scalars.prefix(plane) }
+        let meta: [String: Any] = ["sources": images.map(\.source), "stems": images.map(\.stem),
+                                   "preprocessing": ["mean": preprocessing.mean, "std": preprocessing.std, "resize": preprocessing.resize ?? NSNull() as Any]]
+        out.pointee = retained(try makeResult(names: ["input"], tensors: ["input": Tensor(unchecked: shape, scalars)], meta: meta))
+    }
+}
+
+// MARK: Results
+
+@_cdecl("xai_result_tensor")
+public func xai_result_tensor(_ result: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ data: UnsafeMutablePointer<UnsafePointer<Float>?>?,
+                              _ shape: UnsafeMutablePointer<UnsafePointer<Int64>?>?, _ rank: UnsafeMutablePointer<Int>?) -> Int32 {
+    call {
+        let r = try handle(result, "result", as: ResultHandle.self)
+        let name = try text(name, "name")
+        let (data, shape, rank) = (try output(data, "data"), try output(shape, "shape"), try output(rank, "rank"))
+        guard r.names.contains(name) else {
+            throw argument("name", "this result holds \(r.names.sorted().joined(separator: ", "))", value: name)
+        }
+        if let t = r.tensors[name] {
+            data.pointee = UnsafePointer(t.data.baseAddress)
+            shape.pointee = UnsafePointer(t.shape.baseAddress)
+            rank.pointee = t.rank
+        } else {
+            data.pointee = nil
+            shape.pointee = nil
+            rank.pointee = 0
+        }
+    }
+}
+
+@_cdecl("xai_result_meta_json")
+public func xai_result_meta_json(_ result: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        let r = try handle(result, "result", as: ResultHandle.self)
+        let out = try output(out, "out_json")
+        out.pointee = try cString(r.meta)
+    }
+}
+
+@_cdecl("xai_result_free")
+public func xai_result_free(_ result: OpaquePointer?) {
+    guard let result else { return }
+    Unmanaged<ResultHandle>.fromOpaque(UnsafeRawPointer(result)).release()
+}
+
+// MARK: Overlays
+
+@_cdecl("xai_overlay")
+public func xai_overlay(_ rgb: UnsafePointer<UInt8>?, _ height: Int64, _ width: Int64, _ map: UnsafePointer<Float>?,
+                        _ mapHeight: Int64, _ mapWidth: Int64, _ style: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UInt8>?) -> Int32 {
+    call {
+        guard let rgb else { throw argument("rgb", "is NULL") }
+        guard let map else { throw argument("map", "is NULL") }
+        let out = try output(out, "out")
+        for (name, v) in [("height", height), ("width", width), ("map_height", mapHeight), ("map_width", mapWidth)] where !(1...65_536).contains(v) {
+            throw argument(name, "must be between 1 and 65536", value: "\(v)")
+        }
+        let (h, w, mh, mw) = (Int(height), Int(width), Int(mapHeight), Int(mapWidth))
+        guard h * w <= Limits.imagePixels, mh * mw <= Limits.imagePixels else {
+            throw XAIError.tooLarge(what: "overlay \(h)x\(w), map \(mh)x\(mw)", bytes: 4 * max(h * w, mh * mw), limit: 4 * Limits.imagePixels)
+        }
+        var styleValue = HeatmapStyle()
+        if let style {
+            let text = Data(String(cString: style).utf8)
+            guard let keys = (try? JSONSerialization.jsonObject(with: text)) as? [String: Any] else {
+                throw argument("style_json", "not a JSON object")
+            }
+            if let unknown = keys.keys.sorted().first(where: { !["colormap", "sign", "alpha", "percentile"].contains($0) }) {
+                throw argument(unknown, "not a style option (colormap, sign, alpha, percentile)")
+            }
+            struct Style: Decodable {
+                var colormap: String?, sign: String?
+                var alpha: Double?, percentile: Double?
+            }
+            let s: Style
+            do { s = try JSONDecoder().decode(Style.self, from: text) } catch let DecodingError.typeMismatch(_, context) {
+                throw argument(context.codingPath.last?.stringValue ?? "style_json", "wrong type: \(context.debugDescription)")
+            }
+            let colormap = try s.colormap.map { c in
+                guard let m = Colormap(rawValue: c) else {
+                    throw argument("colormap", "none of \(Colormap.allCases.map(\.rawValue).joined(separator: ", "))", value: c)
+                }
+                return m
+            }
+            guard let sign = SignMode(rawValue: s.sign ?? "auto") else {
+                throw argument("sign", "none of \(SignMode.allCases.map(\.rawValue).joined(separator: ", "))", value: s.sign ?? "")
+            }
+            styleValue = HeatmapStyle(colormap: colormap, sign: sign, percentile: s.percentile ?? 99, alpha: s.alpha ?? 0.5)
+        }
+        let picture = try RGBImage(width: w, height: h, pixels: Array(UnsafeBufferPointer(start: rgb, count: h * w * 3)))
+        let drawn = try styleValue.overlay(picture, map: Array(UnsafeBufferPointer(start: map, count: mh * mw)), mapWidth: mw, mapHeight: mh,
+                                           placement: .init(left: 0, top: 0, width: Double(w), height: Double(h)))
+        drawn.pixels.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h * w * 3) }
+    }
+}

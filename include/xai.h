@@ -1,0 +1,120 @@
+/*
+ * xai.h: the C interface of the xai engine (libxaic.so), for programs and languages that are not
+ * Swift. C99; no Swift types cross it.
+ *
+ * Conventions
+ * - Opaque handles with create/free pairs. Every *_free function accepts NULL.
+ * - Every fallible call returns an xai_status. On failure, xai_last_error() gives the message and
+ *   the call's out-parameters are left untouched; nothing leaks.
+ * - Ownership: inputs (arrays, strings) are borrowed for the duration of the call only. Tensors
+ *   returned by xai_result_tensor live until the result is freed. Strings returned through a
+ *   char ** out-parameter are the caller's and are freed with xai_string_free.
+ * - Strings are UTF-8. Dimensions are int64_t, counts and sizes size_t, tensors float32 in C order
+ *   (images NCHW).
+ * - Knobs travel as a JSON object named exactly as the registry names them (xai_methods_json lists
+ *   them: "steps", "rule", "samples", "seed", ...); an unknown or mistyped knob is an error that
+ *   names it.
+ * - Threads: separate model handles may be used from separate threads at the same time. One handle
+ *   is used by one thread at a time (calls on one handle from several threads are serialised, not
+ *   run in parallel). A result may be read from any thread.
+ */
+#ifndef XAI_H
+#define XAI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of this header's interface. Functions are only ever added, never changed or removed;
+ * check xai_api_version() >= XAI_API_VERSION at load time. */
+#define XAI_API_VERSION 1
+
+typedef struct xai_model xai_model;   /* a loaded model on a device */
+typedef struct xai_result xai_result; /* named tensors plus metadata JSON */
+
+typedef enum {
+    XAI_OK = 0,
+    XAI_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, a wrong shape, a bad knob or JSON */
+    XAI_ERR_FILE = 2,             /* a file that cannot be read or parsed (model, image, .npy) */
+    XAI_ERR_UNSUPPORTED = 3,      /* an ONNX op or model the engine cannot run; a method that does not apply */
+    XAI_ERR_DEVICE = 4,           /* the device cannot be used (no OpenCL GPU, a driver error) */
+    XAI_ERR_OUT_OF_MEMORY = 5,    /* a tensor or batch over the memory limits */
+    XAI_ERR_CANCELLED = 6,        /* the progress callback returned non-zero */
+    XAI_ERR_INTERNAL = 7          /* a bug: please report it with the message */
+} xai_status;
+
+/* Progress of long work: called with (units done, units in all) for the current call, at least once
+ * before the work starts and once when it ends. A non-zero return cancels the call, which then
+ * returns XAI_ERR_CANCELLED. Called on the thread that made the call. */
+typedef int (*xai_progress_fn)(int64_t done, int64_t total, void *user);
+
+/* The library's interface version (XAI_API_VERSION of the header it was built with). */
+uint32_t xai_api_version(void);
+/* The library's version, e.g. "0.20.0". Static storage: do not free. */
+const char *xai_version_string(void);
+/* The message of the last failed call on this thread ("" when none). Valid until the next xai_
+ * call on this thread; do not free. */
+const char *xai_last_error(void);
+/* Frees a string the library returned. NULL is a no-op. */
+void xai_string_free(char *s);
+
+/* Devices as JSON: {"devices": [{"device": "cpu", ...}, {"device": "gpu:0", "name": ..., "isGPU": ...}]}. */
+xai_status xai_devices_json(char **out_json);
+/* Methods and knobs as JSON: {"methods": [{"name", "summary", "knobs": [{"name", "type", "default",
+ * "minimum", "maximum", "choices", "summary"}]}], "knobs": [...]}. */
+xai_status xai_methods_json(char **out_json);
+
+/* Opens an ONNX file or a zoo model name (e.g. "resnet50") on a device: "cpu", "gpu" or "gpu:N"
+ * (NULL means "cpu"). A model.json beside model.onnx gives preprocessing and labels. */
+xai_status xai_model_open(const char *path_or_zoo, const char *device, xai_model **out_model);
+void xai_model_free(xai_model *model);
+/* The model as JSON: name, device, inputShape [1,3,H,W], classes, labels (or null), camLayers,
+ * defaultCamLayer, flopsPerImage, preprocessing {mean, std, resize}. */
+xai_status xai_model_info_json(xai_model *model, char **out_json);
+
+/* Logits of a batch: `input` holds shape[0]*...*shape[rank-1] floats, shape is [N, 3, H, W] at the
+ * model's input size; `logits` receives N * classes floats (logits_len must be exactly that). */
+xai_status xai_predict(xai_model *model, const float *input, const int64_t *shape, size_t rank,
+                       float *logits, size_t logits_len);
+
+/* Explains a batch [N, 3, H, W] with a method (xai_methods_json lists them).
+ * targets: NULL / 0 for each image's top-1 class; 1 class for every image; or N classes, one per
+ * image. knobs_json: NULL or a JSON object of knobs. progress: NULL or a callback (see above).
+ * The result holds the tensors "map" [N, H, W], "raw" (the method's own tensor, where it has one)
+ * and "segments" [N, H, W] (superpixel methods), and metadata JSON. */
+xai_status xai_explain(xai_model *model, const char *method, const float *input, const int64_t *shape,
+                       size_t rank, const int64_t *targets, size_t n_targets, const char *knobs_json,
+                       xai_progress_fn progress, void *user, xai_result **out_result);
+
+/* Preprocesses image files (PNG, JPEG, or .npy tensors already preprocessed) exactly as `xai
+ * explain` does: decode, resize, centre crop, normalise with the model's preprocessing. options_json:
+ * NULL or {"preset": "imagenet" | "none" | "r,g,b/r,g,b", "resize": side}. The result holds the
+ * tensor "input" [N, 3, H, W] and metadata JSON {"sources": [...], "stems": [...]}. */
+xai_status xai_preprocess(xai_model *model, const char *const *paths, size_t n_paths,
+                          const char *options_json, xai_result **out_result);
+
+/* A named tensor of a result. For a name the result does not hold ("raw" of a method without one),
+ * returns XAI_OK with *data = NULL and *rank = 0; for a name no result holds, an error.
+ * The pointers stay valid until xai_result_free. */
+xai_status xai_result_tensor(const xai_result *result, const char *name, const float **data,
+                             const int64_t **shape, size_t *rank);
+/* Metadata as JSON. For explanations: method, device, targets, scores, diagnostics (per image;
+ * null where not finite), parameters, seconds. */
+xai_status xai_result_meta_json(const xai_result *result, char **out_json);
+void xai_result_free(xai_result *result);
+
+/* Draws a map over a picture as `xai explain` does: rgb is height x width x 3 bytes, map is
+ * map_height x map_width floats covering the whole picture, out receives height x width x 3 bytes.
+ * style_json: NULL or {"colormap": "jet" | "viridis" | "inferno" | "turbo" | "diverging",
+ * "sign": "auto" | "positive" | "negative" | "absolute" | "all", "alpha": 0.5, "percentile": 99}. */
+xai_status xai_overlay(const uint8_t *rgb, int64_t height, int64_t width, const float *map,
+                       int64_t map_height, int64_t map_width, const char *style_json, uint8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* XAI_H */

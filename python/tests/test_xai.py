@@ -1,0 +1,320 @@
+"""The Python package: every call and error path, results identical to the engine's CLI on the
+same inputs, and the Captum / pytorch-grad-cam adapters against the committed fixtures."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import xai
+from xai import captum, grad_cam
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "Tests" / "Fixtures"
+SMALL = FIXTURES / "models" / "small_resnet"
+CLI = pathlib.Path(os.environ.get("XAI_CLI", ROOT / ".build" / "release" / "xai"))
+
+
+def relative_l2(got, want):
+    got, want = np.asarray(got, np.float64).ravel(), np.asarray(want, np.float64).ravel()
+    return np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30)
+
+
+@pytest.fixture(scope="module")
+def model():
+    with xai.Model(str(SMALL / "model.onnx")) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return np.load(SMALL / "input.npy")
+
+
+# Library-level calls
+
+
+def test_version_devices_methods():
+    assert xai.version() == xai.__version__ and xai.__version__.count(".") == 2
+    assert xai.devices()[0]["device"] == "cpu"
+    methods = xai.methods()
+    assert list(methods)[:4] == ["saliency", "inputxgrad", "smoothgrad", "ig"]
+    knobs = {k["name"]: k for k in methods["ig"]["knobs"]}
+    assert knobs["steps"]["default"] == 50 and knobs["steps"]["minimum"] == 1 and knobs["steps"]["type"] == "integer"
+    assert "gausslegendre" in knobs["rule"]["choices"]
+    assert {k["name"]: k for k in methods["smoothgrad"]["knobs"]}["samples"]["default"] == 50
+    assert {k["name"]: k for k in methods["lime"]["knobs"]}["samples"]["default"] == 1000
+
+
+def test_model_info_and_predict(model, batch):
+    assert model.input_shape == (1, 3, 64, 64) and model.classes == 10 and model.labels is None
+    assert model.info["defaultCamLayer"] in model.cam_layers
+    logits = model.predict(batch)
+    assert logits.shape == (2, 10) and logits.dtype == np.float32
+    assert np.abs(logits - np.load(SMALL / "logits.npy")).max() < 1e-4
+    assert np.array_equal(model.predict(batch[0]), logits[:1]), "one image [3, H, W] is a batch of one"
+    assert np.array_equal(model.predict(batch.tolist()), logits), "any array-like"
+
+    class TorchLike:  # what a torch tensor offers the adapters
+        def detach(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return batch
+    assert np.array_equal(model.predict(TorchLike()), logits)
+    assert "small_resnet" in repr(model) or "model.onnx" in repr(model)
+
+
+def test_errors_become_python_exceptions(model, batch):
+    with pytest.raises(FileNotFoundError, match="/nonexistent.onnx"):
+        xai.Model("/nonexistent.onnx")
+    with pytest.raises(xai.DeviceError, match="gpu:9"):
+        xai.Model(str(SMALL / "model.onnx"), device="gpu:9")
+    with pytest.raises(ValueError, match="tpu"):
+        xai.Model(str(SMALL / "model.onnx"), device="tpu")
+    with pytest.raises(ValueError, match="64"):
+        model.predict(np.zeros((1, 3, 64, 63), np.float32))
+    with pytest.raises(ValueError, match="rank"):
+        model.predict(np.zeros((3, 64), np.float32))
+    bad = batch.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="input"):
+        model.predict(bad)
+    with pytest.raises(ValueError, match="nonsense"):
+        model.explain(batch, "nonsense")
+    with pytest.raises(ValueError, match="stepz"):
+        model.explain(batch, "ig", stepz=3)
+    with pytest.raises(ValueError, match="steps"):
+        model.explain(batch, "ig", steps=0)
+    with pytest.raises(ValueError, match="rule"):
+        model.explain(batch, "ig", rule="simpson")
+    with pytest.raises(ValueError, match="targets"):
+        model.explain(batch, "gradcam", target=[1, 2, 3])
+    with pytest.raises(ValueError, match="targets"):
+        model.explain(batch, "gradcam", target=10)
+    with pytest.raises(ValueError, match="target"):
+        model.explain(batch, "gradcam", target=1.5)
+    with pytest.raises(MemoryError):
+        xai.Model(str(SMALL / "model.onnx")).explain(np.zeros((1, 3, 64, 64), np.float32), "ig", batch=10**12, progress=False)
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        xai.preprocess(["/nope.png"], model)
+    closed = xai.Model(str(SMALL / "model.onnx"))
+    closed.close()
+    closed.close()
+    with pytest.raises(ValueError, match="closed"):
+        closed.predict(batch)
+    assert issubclass(xai.InvalidArgumentError, xai.XAIError) and issubclass(xai.UnsupportedError, xai.XAIError)
+
+
+def test_explain_outputs(model, batch):
+    logits = model.predict(batch)
+    e = model.explain(batch, "ig", steps=8, rule="middle", progress=False)
+    assert e.method == "ig" and e.maps.shape == (2, 64, 64) and e.raw.shape == (2, 3, 64, 64) and e.segments is None
+    assert list(e.targets) == list(logits.argmax(1))
+    assert np.allclose(e.scores, logits.max(1), rtol=1e-5)
+    assert set(e.diagnostics) == {"completenessDelta", "outputDifference"} and e.parameters["steps"] == "8"
+    e = model.explain(batch, "gradcam", target=[1, 3], progress=False)
+    assert list(e.targets) == [1, 3] and e.raw.shape[0] == 2 and e.raw.ndim == 3
+    e = model.explain(batch, "saliency", target=7, progress=False)
+    assert list(e.targets) == [7, 7]
+    e = model.explain(batch, "lime", samples=16, segmentation="grid", segments=4, progress=False)
+    assert e.segments.shape == (2, 64, 64) and len(np.unique(e.segments[0])) == 16 and e.raw.shape == (2, 16)
+    relu = model.explain(batch, "gradcam", target=[1, 3], progress=False).raw
+    signed = model.explain(batch, "gradcam", target=[1, 3], relu=False, progress=False).raw
+    assert np.allclose(relu, np.maximum(signed, 0), atol=1e-6) and signed.min() < 0
+
+
+def test_progress_and_cancel(model, batch):
+    seen = []
+    model.explain(batch[:1], "occlusion", window=16, stride=16, batch=4, progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, 1) and seen[-1] == (1, 1) and (16, 16) in seen
+    with pytest.raises(xai.CancelledError):
+        model.explain(batch[:1], "occlusion", window=16, stride=16, batch=4, progress=lambda d, t: d >= 4)
+
+    def broken(d, t):
+        raise KeyError("from the callback")
+    with pytest.raises(KeyError, match="from the callback"):
+        model.explain(batch[:1], "saliency", progress=broken)
+
+
+@pytest.fixture
+def direct_convolutions(monkeypatch):
+    """Direct convolutions only: the default times Winograd against direct once per process and layer,
+    so two processes may pick differently and differ in the last bits."""
+    monkeypatch.setenv("XAI_CONV_ALGO", "direct")
+    with xai.Model(str(SMALL / "model.onnx")) as m:
+        yield m
+
+
+@pytest.mark.parametrize("method,knobs", [("gradcam", {}), ("ig", {"steps": 8}), ("kernelshap", {"samples": 32, "segmentation": "grid", "segments": 4}),
+                                          ("smoothgrad", {"samples": 4, "seed": 3}), ("rise", {"masks": 64, "seed": 2})])
+def test_maps_identical_to_the_cli(direct_convolutions, batch, tmp_path, method, knobs):
+    np.save(tmp_path / "image.npy", batch[1:2])
+    flags = [f"--{''.join('-' + c.lower() if c.isupper() else c for c in k)}={v}" for k, v in knobs.items()]
+    subprocess.run([str(CLI), "explain", str(SMALL / "model.onnx"), str(tmp_path / "image.npy"), "--method", method, "--out",
+                    str(tmp_path / "out"), "--save", "raw", "--quiet", *flags], check=True, capture_output=True,
+                   env={**os.environ, "XAI_CONV_ALGO": "direct"})
+    cli = np.load(tmp_path / "out" / "image" / f"{method}.npy")
+    assert np.array_equal(direct_convolutions.explain(batch[1:2], method, progress=False, **knobs).maps[0], cli)
+
+
+def test_preprocess_is_what_the_cli_feeds_the_model(direct_convolutions, tmp_path):
+    model = direct_convolutions
+    pictures = [str(FIXTURES / "images" / "photo.jpg"), str(FIXTURES / "images" / "rgb8.png")]
+    x = xai.preprocess(pictures, model)
+    assert x.shape == (2, 3, 64, 64) and x.dtype == np.float32
+    assert np.array_equal(xai.preprocess(pictures[0], model), x[:1])
+    assert not np.array_equal(xai.preprocess(pictures[0], model, preset="none"), x[:1])
+    # The CLI's logits of the same pictures, bit for bit: the same tensors went in.
+    subprocess.run([str(CLI), "predict", str(SMALL / "model.onnx"), *pictures, "--save-logits", str(tmp_path)], check=True,
+                   capture_output=True, env={**os.environ, "XAI_CONV_ALGO": "direct"})
+    for i, stem in enumerate(["photo", "rgb8"]):
+        assert np.array_equal(np.load(tmp_path / f"{stem}.logits.npy").reshape(-1), model.predict(x[i:i + 1]).reshape(-1))
+
+
+def test_overlay():
+    rng = np.random.default_rng(5)
+    picture = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    drawn = xai.overlay(picture, rng.random((5, 6)), colormap="jet", alpha=0.5)
+    assert drawn.shape == picture.shape and drawn.dtype == np.uint8 and not np.array_equal(drawn, picture)
+    assert np.array_equal(xai.overlay(picture, rng.random((5, 6)), alpha=0.0), picture), "alpha 0 leaves the picture"
+    with pytest.raises(ValueError, match="colormap"):
+        xai.overlay(picture, rng.random((5, 6)), colormap="rainbow")
+    with pytest.raises(ValueError, match="rgb"):
+        xai.overlay(picture[..., 0], rng.random((5, 6)))
+
+
+def test_two_models_on_two_threads(batch):
+    with xai.Model(str(SMALL / "model.onnx")) as alone:
+        expected = alone.explain(batch, "ig", steps=16, progress=False).maps
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            with xai.Model(str(SMALL / "model.onnx")) as m:
+                results[k] = [m.explain(batch, "ig", steps=16, progress=False).maps for _ in range(3)]
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for maps in results.values():
+        for m in maps:
+            assert np.allclose(m, expected, rtol=1e-5, atol=1e-6)
+
+
+# Adapters against the committed Captum / pytorch-grad-cam fixtures (Tools/make_method_fixtures.py,
+# Tools/make_perturbation_fixtures.py, Tools/make_reference_checks.py), at the Swift tests' tolerances.
+
+
+@pytest.mark.parametrize("name", ["small_resnet", "mobile_block"])
+def test_captum_gradient_adapters(name):
+    folder = FIXTURES / "methods" / name
+    x = np.load(FIXTURES / "models" / name / "input.npy")
+    targets = np.load(FIXTURES / "models" / name / "target.npy")
+    with xai.Model(str(FIXTURES / "models" / name / "model.onnx")) as m:
+        assert relative_l2(captum.Saliency(m).attribute(x, target=targets), np.load(folder / "saliency.npy")) < 1e-3
+        assert relative_l2(captum.InputXGradient(m).attribute(x, target=targets), np.load(folder / "inputxgrad.npy")) < 1e-3
+        ig = captum.IntegratedGradients(m)
+        manifest = json.loads((FIXTURES / "methods" / "manifest.json").read_text())
+        for method, rule in [("gausslegendre", "gausslegendre"), ("riemann_left", "left"), ("riemann_right", "right"),
+                             ("riemann_middle", "middle"), ("riemann_trapezoid", "trapezoid")]:
+            attribution, delta = ig.attribute(x, target=targets, n_steps=16, method=method, return_convergence_delta=True)
+            assert relative_l2(attribution, np.load(folder / f"ig_{rule}.npy")) < 1e-3, method
+            # Captum's delta is signed; the fixture records its magnitude.
+            assert np.allclose(np.abs(delta), manifest["models"][name]["ig_delta"][rule], rtol=0.05, atol=2e-4), method
+        layer = json.loads((FIXTURES / "models" / "manifest.json").read_text())["models"][name]["tap_values"][1]
+        got = captum.LayerGradCam(m, layer).attribute(x, target=targets)
+        assert got.shape[1] == 1 and relative_l2(got, np.load(folder / "layergradcam.npy")) < 1e-3
+        assert np.allclose(captum.LayerGradCam(m, layer).attribute(x, target=targets, relu_attributions=True), np.maximum(got, 0), atol=1e-6)
+
+
+def test_captum_integrated_gradients_baseline():
+    folder = FIXTURES / "methods" / "small_resnet"
+    spec = json.loads((folder / "ig_baseline.json").read_text())
+    x = np.load(SMALL / "input.npy")
+    targets = np.load(SMALL / "target.npy")
+    baseline = np.load(folder / "ig_baseline.npy")
+    assert spec["cases"]
+    with xai.Model(str(SMALL / "model.onnx")) as m:
+        for name, case in spec["cases"].items():
+            got, delta = captum.IntegratedGradients(m).attribute(x, baselines=baseline, target=targets, n_steps=case["n_steps"],
+                                                                 method=case["method"], return_convergence_delta=True)
+            assert relative_l2(got, np.load(folder / case["file"])) < 1e-3, name
+            assert np.allclose(delta, case["delta"], rtol=0.05, atol=2e-4), name
+
+
+def test_captum_occlusion():
+    manifest = json.loads((FIXTURES / "perturbation" / "manifest.json").read_text())["occlusion"]
+    name = "small_resnet"
+    x = np.load(FIXTURES / "models" / name / "input.npy")
+    targets = np.load(FIXTURES / "models" / name / "target.npy")
+    with xai.Model(str(FIXTURES / "models" / name / "model.onnx")) as m:
+        got = captum.Occlusion(m).attribute(x, sliding_window_shapes=tuple(manifest["window"]), strides=tuple(manifest["strides"]),
+                                            target=targets, perturbations_per_eval=16)
+    want = np.load(FIXTURES / "perturbation" / name / "occlusion.npy")
+    assert got.shape == want.shape and relative_l2(got, want) < 1e-4
+
+
+def test_captum_refuses_what_it_cannot_honour(model, batch):
+    with pytest.raises(ValueError, match="additional_forward_args"):
+        captum.Saliency(model).attribute(batch, additional_forward_args=(1,))
+    with pytest.raises(ValueError, match="abs"):
+        captum.NoiseTunnel(captum.Saliency(model)).attribute(batch)
+    with pytest.raises(ValueError, match="nt_type"):
+        captum.NoiseTunnel(captum.Saliency(model)).attribute(batch, nt_type="vargrad", abs=False)
+    with pytest.raises(ValueError, match="interpretable_model"):
+        captum.Lime(model, interpretable_model=object())
+    with pytest.raises(ValueError, match="sliding_window_shapes"):
+        captum.Occlusion(model).attribute(batch, sliding_window_shapes=(1, 8, 8))
+    with pytest.raises(ValueError, match="forward_func"):
+        captum.Saliency(lambda x: x)
+    with pytest.raises(ValueError, match="method"):
+        captum.IntegratedGradients(model).attribute(batch, method="simpson")
+
+
+def test_captum_noise_tunnel_and_coalitions(model, batch):
+    targets = [1, 3]
+    smooth = captum.NoiseTunnel(captum.Saliency(model)).attribute(batch, nt_samples=4, stdevs=0.2, target=targets, abs=False)
+    assert smooth.shape == batch.shape
+    span = float(batch[0].max() - batch[0].min())
+    direct = model.explain(batch[:1], "smoothgrad", target=[1], samples=4, noise=0.2 / span, progress=False).raw
+    assert np.array_equal(smooth[:1], direct)
+    grid = np.repeat(np.arange(4), 16)[None, :] // 1
+    mask = (np.arange(64)[:, None] // 16) * 4 + (np.arange(64)[None, :] // 16)
+    shap = captum.KernelShap(model).attribute(batch, target=targets, feature_mask=mask[None, None], n_samples=64, return_input_shape=False)
+    assert shap.shape == (2, 16)
+    # Efficiency: the Shapley values add up to f(x) - f(0).
+    logits, zero = model.predict(batch), model.predict(np.zeros_like(batch))
+    for b, t in enumerate(targets):
+        assert abs(shap[b].sum() - (logits[b, t] - zero[b, t])) < 1e-3 * max(1, abs(logits[b, t]))
+    lime = captum.Lime(model).attribute(batch, target=targets, feature_mask=mask, n_samples=32)
+    assert lime.shape == batch.shape and np.array_equal(lime[:, 0], lime[:, 2])
+    del grid
+
+
+@pytest.mark.parametrize("variant", ["gradcam", "gradcampp", "xgradcam", "layercam"])
+def test_grad_cam_adapter_matches_pytorch_grad_cam(variant):
+    folder = FIXTURES / "cam_resized"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    x = np.load(folder / "input.npy")
+    classes = {"gradcam": grad_cam.GradCAM, "gradcampp": grad_cam.GradCAMPlusPlus, "xgradcam": grad_cam.XGradCAM, "layercam": grad_cam.LayerCAM}
+
+    class ClassifierOutputTarget:
+        def __init__(self, category):
+            self.category = category
+    with xai.Model(str(folder / "model.onnx")) as m, classes[variant](m, target_layers=[manifest["layer_value"]]) as cam:
+        got = cam(x, targets=[ClassifierOutputTarget(int(t)) for t in np.load(folder / "target.npy")])
+    want = np.load(folder / f"{variant}_resized.npy")
+    assert got.shape == want.shape == (2, 40, 56) and got.dtype == np.float32
+    assert np.abs(got - want).max() < 2e-3

@@ -1,0 +1,271 @@
+"""xai: explanations of image classifiers (saliency, Integrated Gradients, the CAM family,
+occlusion, LIME, KernelSHAP, RISE, ...) on the xai engine, from Python.
+
+    import xai
+    with xai.Model("resnet50.onnx", device="cpu") as model:
+        x = xai.preprocess(["cat.jpg"], model)           # float32 [N, 3, H, W]
+        e = model.explain(x, "ig", steps=32)              # knobs by the registry's names
+        e.maps                                            # numpy [N, H, W]
+
+`xai.methods()` lists every method with its knobs, defaults and ranges. Adapters shaped like
+Captum and pytorch-grad-cam live in `xai.captum` and `xai.grad_cam`.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _native
+from ._native import (CancelledError, DeviceError, FileError, InternalError, InvalidArgumentError, OutOfMemoryError,
+                      UnsupportedError, XAIError)
+
+__all__ = ["Model", "Explanation", "preprocess", "overlay", "devices", "methods", "version", "XAIError", "InvalidArgumentError",
+           "FileError", "UnsupportedError", "DeviceError", "OutOfMemoryError", "CancelledError", "InternalError"]
+
+lib = _native.lib
+
+
+def version() -> str:
+    """The engine's version."""
+    return lib.xai_version_string().decode()
+
+
+__version__ = version()
+
+
+def devices() -> list:
+    """The CPU and every OpenCL device, each with the `device` string that selects it."""
+    return _native.take_json(lib.xai_devices_json)["devices"]
+
+
+def methods() -> dict:
+    """Every method by name: its summary and knobs (type, default, range, choices)."""
+    return {m["name"]: m for m in _native.take_json(lib.xai_methods_json)["methods"]}
+
+
+def _as_batch(x: Any) -> np.ndarray:
+    """A float32, C-ordered [N, C, H, W] copy-free view where possible (torch tensors through numpy)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim == 3:
+        a = a[None]
+    return np.ascontiguousarray(a)
+
+
+def _shape(a: np.ndarray):
+    return (ctypes.c_int64 * a.ndim)(*a.shape)
+
+
+class _Result:
+    """A result handle: named tensors copied out as numpy arrays, and its metadata."""
+
+    def __init__(self, handle: ctypes.c_void_p):
+        self.handle = handle
+
+    def tensor(self, name: str) -> Optional[np.ndarray]:
+        data, shape, rank = _native.c_float_p(), _native.c_int64_p(), ctypes.c_size_t()
+        _native.check(lib.xai_result_tensor(self.handle, name.encode(), ctypes.byref(data), ctypes.byref(shape), ctypes.byref(rank)))
+        if not data:
+            return None
+        dims = tuple(shape[i] for i in range(rank.value))
+        return np.ctypeslib.as_array(data, shape=dims).copy()
+
+    def meta(self) -> dict:
+        return _native.take_json(lib.xai_result_meta_json, self.handle)
+
+    def __del__(self):
+        if getattr(self, "handle", None):
+            lib.xai_result_free(self.handle)
+            self.handle = None
+
+
+@dataclass
+class Explanation:
+    """What `Model.explain` returns (numpy arrays)."""
+
+    method: str
+    maps: np.ndarray
+    """[N, H, W] at the model's input size."""
+    raw: Optional[np.ndarray]
+    """The method's own tensor: input gradients [N, 3, H, W], a CAM at layer resolution [N, h, w], segment weights [N, S]..."""
+    segments: Optional[np.ndarray]
+    """The superpixel label map [N, H, W] of LIME and KernelSHAP."""
+    targets: np.ndarray
+    scores: np.ndarray
+    """The model's logit of each explained class."""
+    diagnostics: dict = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)
+    labels: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _progress_callback(progress, method: str):
+    """The C callback for `progress`: True draws a tqdm bar when tqdm is installed, a callable
+    gets (done, total) and cancels by returning True; exceptions cancel too."""
+    if progress is None or progress is False:
+        return _native.PROGRESS(), None
+    bar = None
+    if progress is True:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return _native.PROGRESS(), None
+        bar = tqdm(total=1, desc=method, leave=False)
+        state = {"failed": None}
+
+        def draw(done, total):
+            bar.total = max(int(total), 1)
+            bar.n = int(done)
+            bar.refresh()
+            return 0
+    else:
+        state = {"failed": None}
+
+        def draw(done, total):
+            return 1 if progress(int(done), int(total)) else 0
+
+    def trampoline(done, total, _user):
+        try:
+            return draw(done, total)
+        except BaseException as e:  # noqa: BLE001 - reported after the call returns
+            state["failed"] = e
+            return 1
+    callback = _native.PROGRESS(trampoline)
+    callback.state = state
+    callback.bar = bar
+    return callback, state
+
+
+class Model:
+    """An ONNX file or a zoo model name on a device ("cpu", "gpu", "gpu:N"). A `model.json` beside
+    `model.onnx` gives preprocessing and labels. Use it as a context manager, or call `close()`.
+    One Model is used by one thread at a time; separate Models run in parallel threads."""
+
+    def __init__(self, model: str, device: str = "cpu"):
+        handle = ctypes.c_void_p()
+        _native.check(lib.xai_model_open(str(model).encode(), str(device).encode(), ctypes.byref(handle)))
+        self._handle = handle
+        self.info = _native.take_json(lib.xai_model_info_json, self._handle)
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.info["inputShape"])
+
+    @property
+    def labels(self) -> Optional[list]:
+        return self.info["labels"]
+
+    @property
+    def cam_layers(self) -> list:
+        return self.info["camLayers"]
+
+    @property
+    def classes(self) -> int:
+        return self.info["classes"]
+
+    @property
+    def device(self) -> str:
+        return self.info["device"]
+
+    def _live(self):
+        if not self._handle:
+            raise InvalidArgumentError("model: this Model is closed")
+        return self._handle
+
+    def predict(self, x) -> np.ndarray:
+        """Logits [N, classes] of a batch [N, 3, H, W] (or one image [3, H, W])."""
+        a = _as_batch(x)
+        out = np.empty((a.shape[0] if a.ndim else 0, self.classes), dtype=np.float32)
+        _native.check(lib.xai_predict(self._live(), a.ctypes.data_as(_native.c_float_p), _shape(a), a.ndim,
+                                      out.ctypes.data_as(_native.c_float_p), out.size))
+        return out
+
+    def explain(self, x, method: str = "gradcam", target: Union[None, int, Sequence[int]] = None, progress: Any = True,
+                **knobs) -> Explanation:
+        """Explains a batch with `method`; knobs by the registry's names (`steps=32`, `rule="middle"`, `samples=500`,
+        `seed=1`, ...). `target`: None (each image's top-1), a class for every image, or one class per image.
+        `progress`: True (a tqdm bar if tqdm is installed), False, or a callable (done, total) -> cancel?"""
+        a = _as_batch(x)
+        if target is None:
+            targets = None
+        else:
+            t = np.atleast_1d(np.asarray(target))
+            if t.dtype.kind not in "iu":
+                raise InvalidArgumentError(f"target: {target!r} is not a class index or a list of them")
+            targets = t.astype(np.int64)
+        knob_json = json.dumps(knobs).encode() if knobs else None
+        callback, state = _progress_callback(progress, method)
+        result = ctypes.c_void_p()
+        try:
+            status = lib.xai_explain(self._live(), method.encode(), a.ctypes.data_as(_native.c_float_p), _shape(a), a.ndim,
+                                     targets.ctypes.data_as(_native.c_int64_p) if targets is not None else None,
+                                     0 if targets is None else targets.size, knob_json, callback, None, ctypes.byref(result))
+        finally:
+            if getattr(callback, "bar", None) is not None:
+                callback.bar.close()
+        if state and state["failed"] is not None:
+            raise state["failed"]  # the callback's own exception (Ctrl-C included) cancelled the call
+        _native.check(status)
+        r = _Result(result)
+        meta = r.meta()
+        return Explanation(method=meta["method"], maps=r.tensor("map"), raw=r.tensor("raw"), segments=r.tensor("segments"),
+                           targets=np.asarray(meta["targets"], dtype=np.int64),
+                           scores=np.asarray([np.nan if s is None else s for s in meta["scores"]], dtype=np.float32),
+                           diagnostics={k: np.asarray([np.nan if v is None else v for v in vs]) for k, vs in meta["diagnostics"].items()},
+                           parameters=meta["parameters"], labels=meta["labels"], seconds=meta["seconds"])
+
+    def close(self):
+        if getattr(self, "_handle", None):
+            lib.xai_model_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    def __repr__(self):
+        return f"xai.Model({self.info.get('source')!r}, device={self.device!r}, input_shape={self.input_shape})"
+
+
+def preprocess(paths: Union[str, Sequence[str]], model: Model, preset: Optional[str] = None, resize: Optional[int] = None) -> np.ndarray:
+    """Pictures (PNG, JPEG) or preprocessed `.npy` tensors as the model's input [N, 3, H, W], exactly as
+    `xai explain` prepares them (resize, centre crop, normalisation from the model's sidecar or ImageNet's)."""
+    if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__"):
+        paths = [paths]
+    encoded = [str(p).encode() for p in paths]
+    array = (ctypes.c_char_p * len(encoded))(*encoded)
+    options = {k: v for k, v in (("preset", preset), ("resize", resize)) if v is not None}
+    result = ctypes.c_void_p()
+    _native.check(lib.xai_preprocess(model._live(), array, len(encoded), json.dumps(options).encode() if options else None,
+                                     ctypes.byref(result)))
+    return _Result(result).tensor("input")
+
+
+def overlay(rgb, attribution, colormap: Optional[str] = None, sign: str = "auto", alpha: float = 0.5, percentile: float = 99) -> np.ndarray:
+    """A map drawn over a picture as `xai explain` draws it (like pytorch-grad-cam's show_cam_on_image):
+    rgb uint8 [H, W, 3]; the map [h, w] covers the whole picture; returns uint8 [H, W, 3]."""
+    picture = np.ascontiguousarray(np.asarray(rgb), dtype=np.uint8)
+    m = np.ascontiguousarray(np.asarray(attribution, dtype=np.float32))
+    if picture.ndim != 3 or picture.shape[2] != 3:
+        raise InvalidArgumentError(f"rgb: needs [H, W, 3] bytes, got shape {picture.shape}")
+    if m.ndim != 2:
+        raise InvalidArgumentError(f"map: needs [h, w], got shape {m.shape}")
+    style = {"sign": sign, "alpha": alpha, "percentile": percentile}
+    if colormap is not None:
+        style["colormap"] = colormap
+    out = np.empty_like(picture)
+    u8 = ctypes.POINTER(ctypes.c_uint8)
+    _native.check(lib.xai_overlay(picture.ctypes.data_as(u8), picture.shape[0], picture.shape[1], m.ctypes.data_as(_native.c_float_p),
+                                  m.shape[0], m.shape[1], json.dumps(style).encode(), out.ctypes.data_as(u8)))
+    return out

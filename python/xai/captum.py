@@ -1,0 +1,286 @@
+"""Captum-shaped adapters: change `from captum.attr import X` to `from xai.captum import X`.
+
+Each class takes an `xai.Model` (or a model path / zoo name) where Captum takes the forward
+function, and `attribute` takes Captum's keywords. Keywords the engine cannot honour are refused by
+name (`InvalidArgumentError`), never silently ignored. Inputs may be numpy arrays or torch tensors;
+outputs are numpy arrays, or torch tensors when the input was one.
+
+Supported keywords (others raise):
+- Saliency.attribute(inputs, target=None, abs=True, additional_forward_args=None)
+- InputXGradient.attribute(inputs, target=None, additional_forward_args=None)
+- IntegratedGradients(model, multiply_by_inputs=True).attribute(inputs, baselines=None, target=None,
+  additional_forward_args=None, n_steps=50, method="gausslegendre", internal_batch_size=None,
+  return_convergence_delta=False); baselines: None, 0, or one image [C, H, W] / [1, C, H, W]
+- NoiseTunnel(Saliency(model)).attribute(inputs, nt_type="smoothgrad", nt_samples=5,
+  nt_samples_batch_size=None, stdevs=1.0, draw_baseline_from_distrib=False, target=None,
+  abs=False, seed=0): xai's SmoothGrad averages the signed gradient, so Saliency's abs=True
+  (averaging |gradient|) is refused
+- Occlusion.attribute(inputs, sliding_window_shapes, strides=None, baselines=None, target=None,
+  additional_forward_args=None, perturbations_per_eval=1, show_progress=False): windows covering
+  every channel, square (C, k, k) with square strides
+- LayerGradCam(model, layer).attribute(inputs, target=None, additional_forward_args=None,
+  attribute_to_layer_input=False, relu_attributions=False, attr_dim_summation=True); `layer` is
+  the name of an activation of the ONNX graph (`model.cam_layers`)
+- Lime / KernelShap.attribute(inputs, target=None, additional_forward_args=None, feature_mask=None,
+  n_samples=..., perturbations_per_eval=1, return_input_shape=True, show_progress=False,
+  baselines=None): feature_mask None means SLIC superpixels (Captum would use every input scalar);
+  Lime is lime_image's ridge fit on a cosine kernel, not Captum's default Lasso
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Optional
+
+import numpy as np
+
+from . import InvalidArgumentError, Model, _as_batch
+
+
+def _model(forward_func) -> Model:
+    if isinstance(forward_func, Model):
+        return forward_func
+    if isinstance(forward_func, (str, os.PathLike)):
+        return Model(str(forward_func))
+    raise InvalidArgumentError("forward_func: xai adapters take an xai.Model (or an ONNX path or zoo name), not a torch module: "
+                               "export it with torch.onnx.export first")
+
+
+def _like(result: np.ndarray, inputs: Any):
+    """A torch tensor when the input was one, else the numpy array."""
+    if hasattr(inputs, "detach"):
+        import torch
+        return torch.from_numpy(np.ascontiguousarray(result)).to(inputs.device)
+    return result
+
+
+def _refuse(name: str, value: Any, allowed: Any = None, why: str = "") -> None:
+    if value is not allowed and value != allowed:
+        raise InvalidArgumentError(f"{name}: {value!r} is not supported by xai's adapter" + (f" ({why})" if why else f" (only {allowed!r})"))
+
+
+def _targets(target) -> Optional[list]:
+    if target is None:
+        return None
+    if hasattr(target, "detach"):
+        target = target.detach().cpu().numpy()
+    t = np.atleast_1d(np.asarray(target))
+    if t.dtype.kind not in "iu" or t.ndim != 1:
+        raise InvalidArgumentError(f"target: {target!r} is not a class index or one index per image (tuples of output indices are not supported)")
+    return [int(v) for v in t]
+
+
+def _single(inputs):
+    if isinstance(inputs, tuple):
+        if len(inputs) != 1:
+            raise InvalidArgumentError("inputs: xai explains one image input; got a tuple of several")
+        return inputs[0]
+    return inputs
+
+
+class _Attribution:
+    def __init__(self, forward_func):
+        self.model = _model(forward_func)
+        self.forward_func = self.model
+
+    def _explain(self, inputs, method, target, **knobs):
+        return self.model.explain(_as_batch(_single(inputs)), method, target=_targets(target), progress=False, **knobs)
+
+
+class Saliency(_Attribution):
+    def attribute(self, inputs, target=None, abs: bool = True, additional_forward_args=None):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        raw = self._explain(inputs, "saliency", target).raw
+        return _like(np.abs(raw) if abs else raw, _single(inputs))
+
+
+class InputXGradient(_Attribution):
+    def attribute(self, inputs, target=None, additional_forward_args=None):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        return _like(self._explain(inputs, "inputxgrad", target).raw, _single(inputs))
+
+
+_RULES = {"gausslegendre": "gausslegendre", "riemann_left": "left", "riemann_right": "right", "riemann_middle": "middle",
+          "riemann_trapezoid": "trapezoid"}
+
+
+class _BaselineFile:
+    """A baseline tensor as the `.npy` file the engine's `baseline` knob reads (removed afterwards)."""
+
+    def __init__(self, baselines, shape):
+        self.path = None
+        self.knob = "zero"
+        if baselines is None or (np.isscalar(baselines) and float(baselines) == 0):
+            return
+        b = np.asarray(baselines.detach().cpu().numpy() if hasattr(baselines, "detach") else baselines, dtype=np.float32)
+        if b.ndim == 4 and b.shape[0] == 1:
+            b = b[0]
+        if b.shape != tuple(shape[1:]):
+            raise InvalidArgumentError(f"baselines: xai takes 0 or one image {tuple(shape[1:])} for every input; got shape {b.shape}")
+        handle, self.path = tempfile.mkstemp(suffix=".npy")
+        os.close(handle)
+        np.save(self.path, np.ascontiguousarray(b))
+        self.knob = self.path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.path:
+            os.unlink(self.path)
+
+
+class IntegratedGradients(_Attribution):
+    def __init__(self, forward_func, multiply_by_inputs: bool = True):
+        super().__init__(forward_func)
+        _refuse("multiply_by_inputs", multiply_by_inputs, True)
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps: int = 50,
+                  method: str = "gausslegendre", internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        if method not in _RULES:
+            raise InvalidArgumentError(f"method: {method!r} is none of {', '.join(_RULES)}")
+        x = _as_batch(_single(inputs))
+        knobs = {"steps": int(n_steps), "rule": _RULES[method]}
+        if internal_batch_size is not None:
+            knobs["batch"] = int(internal_batch_size)
+        with _BaselineFile(baselines, x.shape) as baseline:
+            e = self._explain(x, "ig", target, baseline=baseline.knob, **knobs)
+        raw = e.raw
+        if method == "riemann_trapezoid":
+            # Captum's trapezoid weights sum to (n - 1) / n; xai's to 1.
+            raw = raw * (n_steps - 1) / n_steps
+        result = _like(raw, _single(inputs))
+        if not return_convergence_delta:
+            return result
+        delta = raw.reshape(raw.shape[0], -1).sum(axis=1, dtype=np.float64) - e.diagnostics["outputDifference"]
+        return result, _like(delta.astype(np.float32), _single(inputs))
+
+
+class NoiseTunnel:
+    def __init__(self, attribution_method):
+        if not isinstance(attribution_method, Saliency):
+            raise InvalidArgumentError("attribution_method: xai's NoiseTunnel wraps xai.captum.Saliency (SmoothGrad)")
+        self.attribution_method = attribution_method
+
+    def attribute(self, inputs, nt_type: str = "smoothgrad", nt_samples: int = 5, nt_samples_batch_size: Optional[int] = None,
+                  stdevs: float = 1.0, draw_baseline_from_distrib: bool = False, target=None, abs: bool = True, seed: int = 0):
+        _refuse("nt_type", nt_type, "smoothgrad")
+        _refuse("draw_baseline_from_distrib", draw_baseline_from_distrib, False)
+        if abs:
+            raise InvalidArgumentError("abs: True (Saliency's default) averages |gradient| over the noisy copies; xai's SmoothGrad averages the "
+                                       "signed gradient: pass abs=False")
+        x = _as_batch(_single(inputs))
+        targets = _targets(target)
+        parts = []
+        for b in range(x.shape[0]):
+            # Captum's stdevs is absolute; xai's noise is a fraction of each image's value range.
+            span = float(x[b].max() - x[b].min())
+            knobs = {"samples": int(nt_samples), "noise": float(stdevs) / span if span > 0 else 0.0, "seed": int(seed)}
+            if nt_samples_batch_size is not None:
+                knobs["batch"] = int(nt_samples_batch_size)
+            t = None if targets is None else [targets[0] if len(targets) == 1 else targets[b]]
+            parts.append(self.attribution_method.model.explain(x[b:b + 1], "smoothgrad", target=t, progress=False, **knobs).raw)
+        return _like(np.concatenate(parts), _single(inputs))
+
+
+def _window(shape, name) -> int:
+    dims = (shape,) if np.isscalar(shape) else tuple(shape)
+    if len(dims) == 3 and dims[1] == dims[2]:
+        return int(dims[1])
+    raise InvalidArgumentError(f"{name}: xai slides square windows over every channel, (C, k, k); got {shape!r}")
+
+
+class Occlusion(_Attribution):
+    def attribute(self, inputs, sliding_window_shapes, strides=None, baselines=None, target=None, additional_forward_args=None,
+                  perturbations_per_eval: int = 1, show_progress: bool = False):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        x = _as_batch(_single(inputs))
+        if len(sliding_window_shapes) != 3 or sliding_window_shapes[0] != x.shape[1]:
+            raise InvalidArgumentError(f"sliding_window_shapes: xai's windows cover every channel, ({x.shape[1]}, k, k); got {sliding_window_shapes!r}")
+        window = _window(sliding_window_shapes, "sliding_window_shapes")
+        stride = 1 if strides is None else (int(strides) if np.isscalar(strides) else _window(strides, "strides"))
+        if baselines is not None and not (np.isscalar(baselines) and float(baselines) == 0):
+            raise InvalidArgumentError("baselines: xai's occlusion adapter takes 0 (None) only")
+        e = self.model.explain(x, "occlusion", target=_targets(target), progress=bool(show_progress), window=window, stride=stride,
+                               batch=max(int(perturbations_per_eval), 1))
+        return _like(np.repeat(e.maps[:, None], x.shape[1], axis=1), _single(inputs))
+
+
+class LayerGradCam(_Attribution):
+    def __init__(self, forward_func, layer: str, device_ids=None):
+        super().__init__(forward_func)
+        if not isinstance(layer, str):
+            raise InvalidArgumentError("layer: name an activation of the ONNX graph (model.cam_layers lists them), not a torch module")
+        self.layer = layer
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, attribute_to_layer_input: bool = False,
+                  relu_attributions: bool = False, attr_dim_summation: bool = True):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        _refuse("attribute_to_layer_input", attribute_to_layer_input, False)
+        _refuse("attr_dim_summation", attr_dim_summation, True)
+        raw = self._explain(inputs, "gradcam", target, layer=self.layer, relu=bool(relu_attributions)).raw
+        return _like(raw[:, None], _single(inputs))
+
+
+class _Coalitions(_Attribution):
+    method = ""
+    default_samples = 0
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, feature_mask=None, n_samples: Optional[int] = None,
+                  perturbations_per_eval: int = 1, return_input_shape: bool = True, show_progress: bool = False, baselines=None):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        if baselines is not None and not (np.isscalar(baselines) and float(baselines) == 0):
+            raise InvalidArgumentError("baselines: xai's adapter takes 0 (None) only")
+        x = _as_batch(_single(inputs))
+        targets = _targets(target)
+        samples = self.default_samples if n_samples is None else int(n_samples)
+        masks = None
+        if feature_mask is not None:
+            m = np.asarray(feature_mask.detach().cpu().numpy() if hasattr(feature_mask, "detach") else feature_mask)
+            if m.ndim == 4:
+                if not (m == m[:, :1]).all():
+                    raise InvalidArgumentError("feature_mask: xai's features are pixels with all their channels; the channels' masks differ")
+                m = m[:, 0]
+            if m.ndim == 2:
+                m = m[None]
+            if m.ndim != 3 or m.shape[1:] != x.shape[2:] or m.shape[0] not in (1, x.shape[0]):
+                raise InvalidArgumentError(f"feature_mask: needs one label per pixel, [N or 1, (C,) {x.shape[2]}, {x.shape[3]}]; got shape {np.shape(feature_mask)}")
+            masks = m
+        maps, raws = [], []
+        for b in range(x.shape[0]):
+            knobs = {"samples": samples, "batch": max(int(perturbations_per_eval), 1)}
+            t = None if targets is None else [targets[0] if len(targets) == 1 else targets[b]]
+            path = None
+            try:
+                if masks is not None:
+                    handle, path = tempfile.mkstemp(suffix=".npy")
+                    os.close(handle)
+                    np.save(path, masks[0 if masks.shape[0] == 1 else b].astype(np.float32))
+                    knobs["featureMask"] = path
+                e = self.model.explain(x[b:b + 1], self.method, target=t, progress=bool(show_progress), **knobs)
+            finally:
+                if path:
+                    os.unlink(path)
+            maps.append(e.maps)
+            raws.append(e.raw)
+        if return_input_shape:
+            return _like(np.repeat(np.concatenate(maps)[:, None], x.shape[1], axis=1), _single(inputs))
+        if len({r.shape for r in raws}) != 1:
+            raise InvalidArgumentError("return_input_shape: False needs the same number of features in every image")
+        return _like(np.concatenate(raws), _single(inputs))
+
+
+class Lime(_Coalitions):
+    method = "lime"
+    default_samples = 50
+
+    def __init__(self, forward_func, interpretable_model=None, similarity_func=None, perturb_func=None):
+        super().__init__(forward_func)
+        for name, value in (("interpretable_model", interpretable_model), ("similarity_func", similarity_func), ("perturb_func", perturb_func)):
+            _refuse(name, value, None, "xai's LIME is lime_image's ridge fit on a cosine kernel")
+
+
+class KernelShap(_Coalitions):
+    method = "kernelshap"
+    default_samples = 25

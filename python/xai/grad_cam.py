@@ -1,0 +1,65 @@
+"""pytorch-grad-cam-shaped adapters: change `from pytorch_grad_cam import GradCAM` to
+`from xai.grad_cam import GradCAM`.
+
+`GradCAM(model, target_layers=[name])` takes an `xai.Model` (or a path / zoo name) and activation
+names of the ONNX graph (`model.cam_layers`; empty or None: the last 4-D activation before global
+pooling). Calling it as `cam(input_tensor, targets=None)` returns pytorch-grad-cam's `[N, H, W]`
+float32 maps: ReLU, resized to the input (bilinear, half-pixel centres) and min-max scaled per
+image. `targets` are None (top-1), ints, or objects with `.category` (ClassifierOutputTarget).
+aug_smooth, eigen_smooth and reshape_transform are refused; one target layer only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import InvalidArgumentError, Model, _as_batch
+from .captum import _model
+
+
+class _BaseCAM:
+    method = ""
+
+    def __init__(self, model, target_layers=None, reshape_transform=None):
+        self.model: Model = _model(model)
+        if reshape_transform is not None:
+            raise InvalidArgumentError("reshape_transform: not supported (xai explains 4-D activations of CNNs)")
+        layers = list(target_layers or [])
+        if len(layers) > 1:
+            raise InvalidArgumentError("target_layers: xai explains one layer per call; name one")
+        if layers and not isinstance(layers[0], str):
+            raise InvalidArgumentError("target_layers: name an activation of the ONNX graph (model.cam_layers), not a torch module")
+        self.layer = layers[0] if layers else None
+
+    def __call__(self, input_tensor, targets=None, aug_smooth: bool = False, eigen_smooth: bool = False) -> np.ndarray:
+        if aug_smooth or eigen_smooth:
+            raise InvalidArgumentError("aug_smooth / eigen_smooth: not supported")
+        classes = None
+        if targets is not None:
+            classes = [int(getattr(t, "category", t)) for t in targets]
+        knobs = {"layer": self.layer} if self.layer else {}
+        maps = self.model.explain(_as_batch(input_tensor), self.method, target=classes, progress=False, **knobs).maps
+        low = maps.min(axis=(1, 2), keepdims=True)
+        shifted = maps - low
+        return (shifted / (1e-7 + shifted.max(axis=(1, 2), keepdims=True))).astype(np.float32)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class GradCAM(_BaseCAM):
+    method = "gradcam"
+
+
+class GradCAMPlusPlus(_BaseCAM):
+    method = "gradcampp"
+
+
+class XGradCAM(_BaseCAM):
+    method = "xgradcam"
+
+
+class LayerCAM(_BaseCAM):
+    method = "layercam"
