@@ -134,6 +134,10 @@ MUTANTS = [
     ("pool_no_eviction", "Sources/XAICPU/CPUBackend.swift", "while cachedBytes + bytes > capacityBytes, !age.isEmpty {",
      "while cachedBytes + bytes > 2 * capacityBytes, !age.isEmpty {", 1, "BufferPoolTests",
      "the CPU buffer pool keeps old sizes past its capacity instead of making room"),
+    ("nonfinite_tail_ignored", "Sources/XAICore/Tensor.swift", "if lanes.sum() + tail == 0 { return 0 }", "if lanes.sum() == 0 { return 0 }", 1,
+     "ShapeTests/testNonFiniteCount", "the non-finite check skips the values after the last full vector"),
+    ("nonfinite_lanes_ignored", "Sources/XAICore/Tensor.swift", "if lanes.sum() + tail == 0 { return 0 }", "if tail == 0 { return 0 }", 1,
+     "ShapeTests/testNonFiniteCount", "the non-finite check looks only at the tail"),
     # The method registry and the C interface's cancellation
     ("registry_ig_cost", "Sources/XAI/MethodRegistry.swift", "forwardEquivalents: Double(2 * c.steps + 3)",
      "forwardEquivalents: Double(2 * c.steps + 1)", 1, "RegistryAndDemoTests/testCostsFollowTheKnobsAndTheModel",

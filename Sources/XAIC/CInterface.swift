@@ -72,11 +72,25 @@ private func cString(_ data: Data) throws -> UnsafeMutablePointer<CChar> {
     return s
 }
 
-/// A JSON number that is never NaN or infinite (JSON cannot hold them): those become null.
-private func jsonNumber(_ v: Double) -> Any {
-    guard v.isFinite else { return NSNull() }
-    return NSNumber(value: v)
+/// What `xai_result_meta_json` says about an explanation. Values JSON cannot hold (NaN, infinities)
+/// are null.
+private struct ExplanationMeta: Encodable {
+    let method: String
+    let device: String
+    let targets: [Int]
+    let scores: [Double?]
+    let labels: [String?]
+    let diagnostics: [String: [Double?]]
+    let parameters: [String: String]
+    let nonFiniteMapValues: Int
+    let seconds: Double
 }
+
+private let encoder: JSONEncoder = {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys]
+    return e
+}()
 
 // MARK: Handles
 
@@ -312,13 +326,12 @@ public func xai_explain(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?
         var tensors = ["map": a.map]
         if let raw = a.raw { tensors["raw"] = raw }
         if let segments = a.segments { tensors["segments"] = segments }
-        let meta: [String: Any] = [
-            "method": name, "device": m.explained.backend.name, "targets": a.targets, "scores": a.scores.map { jsonNumber(Double($0)) },
-            "labels": a.targets.map { m.sidecar?.label($0) ?? NSNull() as Any },
-            "diagnostics": a.diagnostics.mapValues { $0.map(jsonNumber) }, "parameters": configured.parameters,
-            "nonFiniteMapValues": a.map.nonFiniteCount, "seconds": seconds,
-        ]
-        out.pointee = retained(try makeResult(names: ["map", "raw", "segments"], tensors: tensors, meta: meta))
+        let meta = ExplanationMeta(method: name, device: m.explained.backend.name, targets: a.targets,
+                                   scores: a.scores.map { $0.isFinite ? Double($0) : nil },
+                                   labels: a.targets.map { m.sidecar?.label($0) },
+                                   diagnostics: a.diagnostics.mapValues { $0.map { $0.isFinite ? $0 : nil } },
+                                   parameters: configured.parameters, nonFiniteMapValues: a.map.nonFiniteCount, seconds: seconds)
+        out.pointee = retained(ResultHandle(names: ["map", "raw", "segments"], tensors: tensors, meta: try encoder.encode(meta)))
     }
 }
 

@@ -38,7 +38,28 @@ public struct Tensor: Sendable, Hashable {
     }
 
     /// The number of NaN and infinite elements.
-    public var nonFiniteCount: Int { scalars.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
+    public var nonFiniteCount: Int {
+        scalars.withUnsafeBufferPointer { p -> Int in
+            // x * 0 is zero for a finite x and NaN for NaN or an infinity, so a sum of them is zero
+            // exactly when every value is finite: one vectorised pass decides, counting only when not.
+            var lanes = SIMD16<Float>(repeating: 0)
+            var i = 0
+            if let base = p.baseAddress {
+                let raw = UnsafeRawPointer(base)
+                while i + 16 <= p.count {
+                    lanes += raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD16<Float>.self) * 0
+                    i += 16
+                }
+            }
+            var tail: Float = 0
+            while i < p.count {
+                tail += p[i] * 0
+                i += 1
+            }
+            if lanes.sum() + tail == 0 { return 0 }
+            return p.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        }
+    }
 
     /// Throws ``XAIError/nonFinite(what:count:)`` naming `what` when an element is NaN or infinite.
     public func requireFinite(_ what: String) throws {

@@ -63,4 +63,26 @@ final class ShapeTests: XCTestCase {
         XCTAssertEqual(u.shape, [1, 1, 3, 2])
         XCTAssertEqual(u[0, 0, 2, 0], 7)
     }
+
+    /// NaN and infinities are found at every position (the vectorised body and the tail), and
+    /// huge finite values are not counted.
+    func testNonFiniteCountFindsEveryPosition() {
+        var generator = SystemRandomNumberGenerator()
+        for n in [1, 5, 15, 16, 17, 31, 33, 47, 100] {
+            let values = (0..<n).map { _ in Float.random(in: -1e38...1e38, using: &generator) }
+            XCTAssertEqual(Tensor(unchecked: Shape([n]), values).nonFiniteCount, 0, "n \(n)")
+            for position in 0..<n {
+                for bad in [Float.nan, .infinity, -.infinity] {
+                    var v = values
+                    v[position] = bad
+                    XCTAssertEqual(Tensor(unchecked: Shape([n]), v).nonFiniteCount, 1, "n \(n), \(bad) at \(position)")
+                }
+            }
+            var two = values
+            two[0] = .nan
+            two[n - 1] = .infinity
+            XCTAssertEqual(Tensor(unchecked: Shape([n]), two).nonFiniteCount, n == 1 ? 1 : 2)
+        }
+        XCTAssertEqual(Tensor(unchecked: Shape([0]), []).nonFiniteCount, 0)
+    }
 }
