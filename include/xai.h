@@ -46,9 +46,10 @@ typedef enum {
     XAI_ERR_INTERNAL = 7          /* a bug: please report it with the message */
 } xai_status;
 
-/* Progress of long work: called with (units done, units in all) for the current call, at least once
- * before the work starts and once when it ends. A non-zero return cancels the call, which then
- * returns XAI_ERR_CANCELLED. Called on the thread that made the call. */
+/* Progress of long work: called with (0, 1) before the work starts, with (copies done, copies in
+ * all) after each device batch of a perturbation method (counted per image), and with (1, 1) when
+ * the work is done. A non-zero return cancels the call, which then returns XAI_ERR_CANCELLED.
+ * Called on the thread that made the call. */
 typedef int (*xai_progress_fn)(int64_t done, int64_t total, void *user);
 
 /* The library's interface version (XAI_API_VERSION of the header it was built with). */

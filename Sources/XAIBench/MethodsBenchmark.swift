@@ -30,7 +30,12 @@ struct MethodsBenchmark: ParsableCommand {
 
     static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam"]
     static let perturbationMethods = ["slic", "quickshift", "occlusion", "lime", "kernelshap", "rise", "mp"]
-    static var allMethods: [String] { gradientMethods + ["scorecam"] + perturbationMethods }
+    /// Every registry method (one added to the registry is benchmarked with its defaults), plus the
+    /// segmenters.
+    static var allMethods: [String] {
+        let listed = gradientMethods + ["scorecam"] + perturbationMethods
+        return listed + MethodRegistry.names.filter { !listed.contains($0) }
+    }
 
     /// Peer result keys of each method (`key` in the peers' JSON).
     static let peerKeys: [String: [String]] = [
@@ -227,7 +232,10 @@ struct MethodsBenchmark: ParsableCommand {
         case "mp":
             return make(MeaningfulPerturbation(model: model, iterations: knobs.iterations), "\(knobs.iterations) Adam steps, 28x28 mask, blur sigma 10",
                         warmup: MeaningfulPerturbation(model: model, iterations: 2))
-        default: throw ValidationError("--methods: unknown method '\(m)'")
+        default:
+            // A method without a case of its own: the registry builds it with its defaults.
+            let configured = try MethodRegistry.make(m, model: model, configuration: knobs)
+            return make(configured.method, configured.parameters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
     }
 
