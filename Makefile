@@ -22,7 +22,8 @@ build: deps
 	swift build -c release
 
 test: deps
-	swift test $(SWIFT_TEST_FLAGS)
+	swift build $(SWIFT_BUILD_FLAGS) --build-tests
+	swift test $(SWIFT_TEST_FLAGS) --skip-build
 	swift build $(SWIFT_BUILD_FLAGS)
 	Tests/C/run.sh .build/release
 	XAI_LIBRARY=$(CURDIR)/.build/release/libxaic.so XAI_CLI=$(CURDIR)/.build/release/xai $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
