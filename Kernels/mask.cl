@@ -5,6 +5,9 @@
 // host (so no overflow here); 0 for y0 <= y < y1 and x0 <= x < x1.
 // kind 2, grids: cells [N, gh, gw] bilinearly upsampled (half-pixel, clamped) to (uh, uw) and
 // cropped at int2 shifts (dy, dx) per sample.
+// kind 3, ranks: labels holds each pixel's rank [H, W] (as floats), rects one int count per sample,
+// words (g.s2) is 1 when the pixels ranked below the count keep the image (insertion), 0 when they
+// show the baseline (deletion).
 // Geometry: g = (H, W, words, gh, gw, uh, uw, kind).
 
 inline float grid_source(int dst, int in_size, int out_size, int* i0, int* i1) {
@@ -21,6 +24,10 @@ inline float mask_value(int n, int y, int x, const int8 g, __global const float*
     if (g.s7 == 0) {
         int s = (int)labels[y * W + x];
         return ((bits[n * g.s2 + (s >> 5)] >> (s & 31)) & 1u) ? 1.0f : 0.0f;
+    }
+    if (g.s7 == 3) {
+        const int first = labels[y * W + x] < (float)rects[n];
+        return (first == (g.s2 == 1)) ? 1.0f : 0.0f;
     }
     if (g.s7 == 1) {
         int y0 = rects[4 * n], x0 = rects[4 * n + 1], y1 = rects[4 * n + 2], x1 = rects[4 * n + 3];

@@ -3,6 +3,7 @@
 @_exported import XAIGraph
 @_exported import XAIONNX
 @_exported import XAIMethods
+@_exported import XAIMetrics
 @_exported import XAIImage
 @_exported import struct XAIOpenCL.OpenCLDeviceInfo
 @_exported import class XAIOpenCL.OpenCLBackend

@@ -36,12 +36,20 @@ extension CPUBackend {
                     dst[y * width + x] = Float((1 - sy.t) * top + sy.t * bottom)
                 }
             }
+        case .ranks(_, let counts, let firstKept):
+            guard let labels else { return }
+            let count = Float(counts[n])
+            let (first, rest): (Float, Float) = firstKept ? (1, 0) : (0, 1)
+            for i in 0..<(height * width) { dst[i] = labels[i] < count ? first : rest }
         }
     }
 
     private func labelPointer(_ spec: MaskSpec) throws -> UnsafeMutablePointer<Float>? {
-        if case .segments(let labels, _, _) = spec { return try ptr(labels, "mask(segments)") }
-        return nil
+        switch spec {
+        case .segments(let labels, _, _): return try ptr(labels, "mask(segments)")
+        case .ranks(let ranks, _, _): return try ptr(ranks, "mask(ranks)")
+        default: return nil
+        }
     }
 
     public func masks(plan: MaskPlan) throws -> DeviceArray {

@@ -163,6 +163,9 @@ public final class CPUBackend: Backend {
 
     /// How many layer geometries chose each algorithm so far, process-wide.
     public static var convolutionAlgorithmsChosen: [ConvolutionAlgorithm: Int] { OneDNN.shared?.chosenAlgorithms ?? [:] }
+    /// The oneDNN implementations of the convolution primitives made so far, with their counts
+    /// (reference kernels are refused: those layers take the im2col path).
+    public static var oneDNNImplementations: [String: Int] { OneDNN.shared?.implementations ?? [:] }
     /// The largest single array this backend allocates: half the physical memory. Anything larger
     /// (a hostile shape, a batch far beyond the budget) is refused with an error instead of being
     /// killed by the kernel's out-of-memory handler.

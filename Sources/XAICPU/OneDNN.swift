@@ -270,6 +270,16 @@ final class OneDNN: @unchecked Sendable {
             try Self.check(dnnl_primitive_desc_create(&pd, &forward, attr, engine, nil), "primitive_desc_create")
         }
         guard let pd else { throw XAIError.unsupported(op: "oneDNN convolution", reason: "no primitive descriptor") }
+        var implementation: UnsafePointer<CChar>?
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation)
+        let implementationName = implementation.map { String(cString: $0) } ?? "?"
+        // oneDNN's reference kernels ("ref:any", plain loops) are what it falls back to where no
+        // JIT kernel fits, e.g. 8 input channels in 16-channel blocks: 20x slower than im2col +
+        // OpenBLAS on the small fixture ResNet. The caller takes its own path instead.
+        guard !implementationName.hasPrefix("ref") else {
+            dnnl_primitive_desc_destroy(pd)
+            throw XAIError.unsupported(op: "oneDNN convolution", reason: "only a reference kernel (\(implementationName))")
+        }
         var primitive: dnnl_primitive_t?
         let status = dnnl_primitive_create(&primitive, pd)
         guard status == dnnl_success, let primitive else {
@@ -278,12 +288,10 @@ final class OneDNN: @unchecked Sendable {
         }
         primitivesCreated += 1
         let query = { (what: dnnl_query_t) -> dnnl_memory_desc_t in dnnl_primitive_desc_query_md(pd, what, 0).pointee }
-        var implementation: UnsafePointer<CChar>?
-        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation)
         return DNNLConvolution(primitiveDesc: pd, primitive: primitive, weightsDesc: query(dnnl_query_weights_md),
                                sourceDesc: key.backward ? query(dnnl_query_diff_src_md) : query(dnnl_query_src_md),
                                destinationDesc: key.backward ? query(dnnl_query_diff_dst_md) : query(dnnl_query_dst_md),
-                               scratchpadDesc: query(dnnl_query_scratchpad_md), implementation: implementation.map { String(cString: $0) } ?? "?", algorithm: key.algorithm)
+                               scratchpadDesc: query(dnnl_query_scratchpad_md), implementation: implementationName, algorithm: key.algorithm)
     }
 
     /// Copies a 4-D activation between the plain and channel-blocked layouts.
@@ -308,6 +316,12 @@ final class OneDNN: @unchecked Sendable {
         }
     }
     private var choices: [Geometry: ConvolutionAlgorithm] = [:]
+
+    /// How many of the convolution primitives made so far use each oneDNN implementation.
+    var implementations: [String: Int] {
+        lock.lock(); defer { lock.unlock() }
+        return Dictionary(grouping: convolutions.values.compactMap { $0?.implementation }, by: { $0 }).mapValues(\.count)
+    }
 
     /// The algorithm chosen for each geometry so far (for the benchmark header).
     var chosenAlgorithms: [ConvolutionAlgorithm: Int] {

@@ -199,8 +199,10 @@ extension Backend {
     /// The mask plan, with segment labels checked against the keep bits once per label array.
     private func maskPlan(_ spec: MaskSpec, height: Int, width: Int) throws -> MaskPlan {
         var range: LabelRange?
-        if case .segments(let labels, _, _) = spec {
+        switch spec {
+        case .segments(let labels, _, _), .ranks(let labels, _, _):
             range = try LabelRanges.shared.range(of: labels) { LabelRange(of: try download(labels).scalars) }
+        default: break
         }
         return try MaskPlan(spec, height: height, width: width, labelRange: range)
     }
@@ -216,8 +218,14 @@ extension Backend {
 extension MaskSpec {
     /// The same description with its label map (if any) copied from `source` to `target`.
     func moved(to target: any Backend, from source: any Backend) throws -> MaskSpec {
-        guard case .segments(let labels, let keep, let words) = self else { return self }
-        return .segments(labels: try target.upload(try source.download(labels)), keep: keep, wordsPerSample: words)
+        switch self {
+        case .segments(let labels, let keep, let words):
+            return .segments(labels: try target.upload(try source.download(labels)), keep: keep, wordsPerSample: words)
+        case .ranks(let ranks, let counts, let firstKept):
+            return .ranks(ranks: try target.upload(try source.download(ranks)), counts: counts, firstKept: firstKept)
+        default:
+            return self
+        }
     }
 }
 

@@ -55,6 +55,11 @@ extension MaskSpec {
             let top = (1 - sx.t) * c(sy.i0, sx.i0) + sx.t * c(sy.i0, sx.i1)
             let bottom = (1 - sx.t) * c(sy.i1, sx.i0) + sx.t * c(sy.i1, sx.i1)
             return (1 - sy.t) * top + sy.t * bottom
+        case .ranks(_, let counts, let firstKept):
+            guard let labels, labels.count == height * width else {
+                throw XAIError.invalidArgument(parameter: "ranks", value: "", reason: "rank masks need the \(height)x\(width) rank values")
+            }
+            return (labels[y * width + x] < counts[n]) == firstKept ? 1 : 0
         }
     }
 }

@@ -309,6 +309,24 @@ public struct MaskPlan: Sendable {
             for (dy, dx) in shifts where dy < 0 || dx < 0 || dy + height > uh || dx + width > uw {
                 throw XAIError.invalidArgument(parameter: "shifts", value: "(\(dy),\(dx))", reason: "mask(grids): crops outside the \(uh)x\(uw) upsampled grid")
             }
+        case .ranks(let ranks, let counts, _):
+            let pixels = height * width
+            guard ranks.shape.count == pixels else {
+                throw XAIError.shapeMismatch(op: "mask(ranks)", expected: "a rank map of \(height)x\(width) values", got: [ranks.shape])
+            }
+            guard pixels <= 1 << 24 else {
+                throw XAIError.invalidArgument(parameter: "size", value: "\(height)x\(width)", reason: "mask(ranks): more pixels than float32 ranks hold exactly (2^24)")
+            }
+            guard let r = labelRange else {
+                throw XAIError.invalidArgument(parameter: "ranks", value: "", reason: "mask(ranks): the rank values were not checked")
+            }
+            guard r.finite && r.lo >= 0 && Double(r.hi) < Double(pixels) else {
+                let bad = !r.finite ? "a non-finite rank" : (r.lo < 0 ? "rank \(r.lo)" : "rank \(r.hi)")
+                throw XAIError.invalidArgument(parameter: "ranks", value: bad, reason: "mask(ranks): outside 0..<\(pixels)")
+            }
+            if let bad = counts.first(where: { !(0...pixels).contains($0) }) {
+                throw XAIError.invalidArgument(parameter: "counts", value: "\(bad)", reason: "mask(ranks): outside 0...\(pixels)")
+            }
         }
         self.spec = spec
         self.height = height

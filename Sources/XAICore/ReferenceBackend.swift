@@ -329,7 +329,10 @@ public final class ReferenceBackend: Backend {
 
     private func maskValues(_ plan: MaskPlan) throws -> [Double] {
         var labels: [Int]?
-        if case .segments(let l, _, _) = plan.spec { labels = try values(l).map { Int($0) } }
+        switch plan.spec {
+        case .segments(let l, _, _), .ranks(let l, _, _): labels = try values(l).map { Int($0) }
+        default: break
+        }
         var out: [Double] = []
         out.reserveCapacity(plan.sampleCount * plan.height * plan.width)
         for n in 0..<plan.sampleCount {

@@ -4,7 +4,7 @@ import XAICore
 /// The `int8` geometry `mask.cl` reads, lane by lane: image size, words per sample, grid size,
 /// upsampled size, and the kind of mask.
 struct MaskGeometry {
-    enum Kind: Int { case segments = 0, rectangles = 1, grids = 2 }
+    enum Kind: Int { case segments = 0, rectangles = 1, grids = 2, ranks = 3 }
     var height = 0, width = 0, wordsPerSample = 0
     var gridH = 0, gridW = 0, upsampledH = 0, upsampledW = 0
     var kind: Kind
@@ -43,6 +43,12 @@ extension OpenCLBackend {
             do { sm = try temporary(flat) } catch { clReleaseMemObject(cm); throw error }
             let g = MaskGeometry(height: height, width: width, gridH: gh, gridW: gw, upsampledH: uh, upsampledW: uw, kind: .grids)
             return ([g.argument, .buffer(dummy), .buffer(dummy), .buffer(dummy), .buffer(cm), .buffer(sm)], [cm, sm])
+        case .ranks(let ranks, let counts, let firstKept):
+            // The plan bounds the counts by the pixel count (at most 2^24), so they fit an int.
+            let c = try temporary(counts.map { Int32($0) })
+            // The words-per-sample lane carries firstKept.
+            let g = MaskGeometry(height: height, width: width, wordsPerSample: firstKept ? 1 : 0, kind: .ranks)
+            return ([g.argument, .buffer(try mem(ranks, "mask")), .buffer(dummy), .buffer(c), .buffer(dummy), .buffer(dummy)], [c])
         }
     }
 

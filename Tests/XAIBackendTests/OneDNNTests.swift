@@ -117,6 +117,17 @@ final class OneDNNTests: XCTestCase {
         }
     }
 
+    /// Layers where oneDNN has only its reference kernel (8 input channels in 16-channel blocks, on
+    /// the small fixture ResNet) take the im2col path: no primitive runs on "ref:any".
+    func testNoConvolutionRunsOnAReferenceKernel() throws {
+        let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/models/small_resnet/model.onnx"), backend: cpu)
+        let input = try NPY.read(fixturesDirectory + "/models/small_resnet/input.npy")
+        _ = try Saliency(model: model).attribute(input)
+        let implementations = CPUBackend.oneDNNImplementations
+        XCTAssertFalse(implementations.isEmpty)
+        XCTAssertEqual(implementations.keys.filter { $0.hasPrefix("ref") }, [], "\(implementations)")
+    }
+
     /// A method running many batches makes its primitives once: a second run of the same shapes
     /// creates none.
     func testPrimitivesAreMadeOnce() throws {

@@ -99,17 +99,24 @@ private func maskCases() -> [OpCase] {
     let (gh, gw, uh, uw) = (4, 5, 12, 15)
     let shifts = (0..<3).map { _ in (Int(rng.next() % UInt64(uh - h + 1)), Int(rng.next() % UInt64(uw - w + 1))) }
     let cells = (0..<(3 * gh * gw)).map { _ in rng.nextUnitFloat() }
+    // A random order of the 63 pixels, and counts from none to all.
+    var order = Array(0..<(h * w))
+    for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+    let rankTensor = try! Tensor(shape: [h, w], scalars: order.map(Float.init))
+    let counts = [0, 5, 31, h * w, 17]
 
     let specs: [(String, ([DeviceArray]) -> MaskSpec)] = [
         ("segments", { a in .segments(labels: a[2], keep: keep, wordsPerSample: 2) }),
         ("rectangles", { _ in .rectangles(rects) }),
         ("grids", { _ in .grids(cells: cells, gridH: gh, gridW: gw, upsampledH: uh, upsampledW: uw, shifts: shifts) }),
+        ("ranks deleting", { a in .ranks(ranks: a[3], counts: counts, firstKept: false) }),
+        ("ranks inserting", { a in .ranks(ranks: a[3], counts: counts, firstKept: true) }),
     ]
     return specs.flatMap { name, spec in [
-        OpCase(name: "masks \(name)", inputs: [image, baseline, labelTensor]) { be, a in
+        OpCase(name: "masks \(name)", inputs: [image, baseline, labelTensor, rankTensor]) { be, a in
             try be.masks(spec(a), height: h, width: w)
         },
-        OpCase(name: "composite \(name)", inputs: [image, baseline, labelTensor]) { be, a in
+        OpCase(name: "composite \(name)", inputs: [image, baseline, labelTensor, rankTensor]) { be, a in
             try be.composite(image: a[0], baseline: a[1], masks: spec(a))
         },
     ] }

@@ -1,0 +1,72 @@
+import Foundation
+import XAICore
+
+/// Metrics against ground-truth masks (`[N, H, W]`, non-zero inside the object). An empty mask
+/// gives NaN (not a hit, not a miss).
+public enum Localisation {
+    static func check(_ masks: Tensor, _ maps: Tensor, _ images: Tensor, _ metric: String) throws -> (n: Int, h: Int, w: Int) {
+        let (n, h, w) = try checkMaps(maps, for: images, metric: metric)
+        guard masks.shape.count == n * h * w, masks.shape.rank >= 2, Array(masks.shape.dims.suffix(2)) == [h, w] else {
+            throw XAIError.shapeMismatch(op: metric, expected: "masks [\(n), \(h), \(w)] (one per image, at the input's size)", got: [masks.shape])
+        }
+        return (n, h, w)
+    }
+
+    /// The pointing game (Zhang et al. 2018): a hit when a pixel holding the map's maximum (any
+    /// of them, when several tie, as Quantus) lies inside the mask or within `tolerance` pixels of
+    /// it (default: 15 at 224, scaled to the image's shorter side, the protocol's 15 px at 224).
+    /// Higher is better.
+    public static func pointingGame(images: Tensor, maps: Tensor, masks: Tensor, tolerance: Int? = nil) throws -> MetricResult {
+        let (n, h, w) = try check(masks, maps, images, "pointing_game")
+        let radius = tolerance ?? Int((15 * Double(min(h, w)) / 224).rounded())
+        guard radius >= 0 else { throw XAIError.invalidArgument(parameter: "tolerance", value: "\(radius)", reason: "must not be negative") }
+        let scores = (0..<n).map { b -> Double in
+            let m = Array(mapValues(masks, b, pixels: h * w)), a = Array(mapValues(maps, b, pixels: h * w))
+            guard m.contains(where: { $0 != 0 }), let top = a.max() else { return .nan }
+            for p in a.indices where a[p] == top {
+                let (py, px) = (p / w, p % w)
+                for y in max(0, py - radius)...min(h - 1, py + radius) {
+                    for x in max(0, px - radius)...min(w - 1, px + radius)
+                    where (y - py) * (y - py) + (x - px) * (x - px) <= radius * radius && m[y * w + x] != 0 { return 1 }
+                }
+            }
+            return 0
+        }
+        return MetricResult(metric: "pointing_game", direction: .higherIsBetter, scores: scores,
+                            settings: ["tolerance": "\(radius) px", "ties": "a hit when any maximum is within the tolerance"])
+    }
+
+    /// Relevance mass (Arras et al. 2022): the positive attribution inside the mask over all
+    /// positive attribution. (Quantus 0.6's `RelevanceMassAccuracy` sums the raw map, which equals
+    /// this for non-negative maps.) NaN where the map has no positive value. Higher is better.
+    public static func relevanceMass(images: Tensor, maps: Tensor, masks: Tensor) throws -> MetricResult {
+        let (n, h, w) = try check(masks, maps, images, "relevance_mass")
+        let scores = (0..<n).map { b -> Double in
+            let m = Array(mapValues(masks, b, pixels: h * w)), a = Array(mapValues(maps, b, pixels: h * w))
+            guard m.contains(where: { $0 != 0 }) else { return .nan }
+            var inside = 0.0, total = 0.0
+            for i in a.indices where a[i] > 0 {
+                total += Double(a[i])
+                if m[i] != 0 { inside += Double(a[i]) }
+            }
+            return total > 0 ? inside / total : .nan
+        }
+        return MetricResult(metric: "relevance_mass", direction: .higherIsBetter, scores: scores,
+                            settings: ["definition": "positive attribution inside the mask / all positive attribution"])
+    }
+
+    /// Relevance rank (Arras et al. 2022): of the K highest-attributed pixels, K the mask's size,
+    /// the share inside the mask (ties broken by pixel index, as a stable sort). Higher is better.
+    public static func relevanceRank(images: Tensor, maps: Tensor, masks: Tensor) throws -> MetricResult {
+        let (n, h, w) = try check(masks, maps, images, "relevance_rank")
+        let scores = (0..<n).map { b -> Double in
+            let m = Array(mapValues(masks, b, pixels: h * w)), a = Array(mapValues(maps, b, pixels: h * w))
+            let k = m.filter { $0 != 0 }.count
+            guard k > 0 else { return .nan }
+            let top = a.indices.sorted { a[$0] != a[$1] ? a[$0] > a[$1] : $0 < $1 }.prefix(k)
+            return Double(top.filter { m[$0] != 0 }.count) / Double(k)
+        }
+        return MetricResult(metric: "relevance_rank", direction: .higherIsBetter, scores: scores,
+                            settings: ["definition": "share of the top-K pixels inside the mask, K = mask size", "ties": "by pixel index"])
+    }
+}

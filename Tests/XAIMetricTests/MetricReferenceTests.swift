@@ -1,0 +1,150 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// The metrics against independent implementations (Tools/make_metric_fixtures.py): the RISE
+/// authors' deletion/insertion protocol in numpy + onnxruntime, and Quantus 0.6.
+final class MetricReferenceTests: XCTestCase {
+    let folder = fixturesDirectory + "/metrics"
+    let modelPath = fixturesDirectory + "/models/small_resnet/model.onnx"
+
+    func manifest() throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))) as? [String: Any])
+    }
+
+    /// Map set `k` of the fixtures, `[2, 64, 64]`.
+    func maps(_ k: Int) throws -> Tensor {
+        let all = try NPY.read(folder + "/maps.npy")
+        let per = all.shape.count / all.shape[0]
+        return Tensor(unchecked: Shape(Array(all.shape.dims.dropFirst())), Array(all.scalars[(k * per)..<((k + 1) * per)]))
+    }
+
+    var images: Tensor { get throws { try NPY.read(fixturesDirectory + "/models/small_resnet/input.npy") } }
+
+    func testInsertionStartIsTheAuthorsBlur() throws {
+        let expected = try NPY.read(folder + "/blurred.npy")
+        let got = try PixelCurve.blur(try images)
+        XCTAssertEqual(got.shape.count, expected.shape.count)
+        let worst = zip(got.scalars, expected.scalars).map { abs(Double($0) - Double($1)) }.max() ?? .infinity
+        XCTAssertLessThan(worst, 1e-5)
+    }
+
+    func testDeletionAndInsertionMatchTheRISEProtocol() throws {
+        let m = try manifest()
+        let names = try XCTUnwrap(m["map_sets"] as? [String])
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
+            // PoCL is slow: the OpenCL backend checks the default step on the tied map set.
+            for step in [16, 19] where label == "cpu" || step == 19 {
+                for mode in PixelCurve.Mode.allCases {
+                    let curves = try NPY.read(folder + "/\(mode.rawValue)_step\(step).npy")
+                    let areas = try XCTUnwrap((m[mode.rawValue] as? [String: Any])?["\(step)"] as? [[Double]])
+                    let points = curves.shape[2]
+                    for (k, name) in names.enumerated() where label == "cpu" || name == "tied" {
+                        // Step 19 is the default at 64x64: ceil(4096 / 224).
+                        let metric = PixelCurve(mode: mode, step: step == 19 ? nil : step, perturbationsPerEval: 40)
+                        let r = try metric.evaluate(model: model, images: try images, maps: try maps(k))
+                        XCTAssertEqual(r.settings["step"], "\(step)")
+                        XCTAssertEqual(r.direction, mode == .deletion ? .lowerIsBetter : .higherIsBetter)
+                        for b in 0..<2 {
+                            let curve = try XCTUnwrap(r.curves?[b])
+                            XCTAssertEqual(curve.count, points, "\(mode) \(name) step \(step)")
+                            let want = (0..<points).map { Double(curves.scalars[(k * 2 + b) * points + $0]) }
+                            let worst = zip(curve, want).map { abs($0 - $1) }.max() ?? .infinity
+                            XCTAssertLessThan(worst, 2e-4, "\(mode) \(name) image \(b) step \(step) on \(label)")
+                            XCTAssertEqual(r.scores[b], areas[k][b], accuracy: 1e-4, "\(mode) area \(name) image \(b) step \(step) on \(label)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testMapMetricsMatchQuantus() throws {
+        let m = try manifest()
+        let names = try XCTUnwrap(m["map_sets"] as? [String])
+        let quantus = try XCTUnwrap(m["quantus_scores"] as? [String: [String: [Double]]])
+        let masks = try NPY.read(folder + "/masks.npy")
+        func close(_ got: [Double], _ want: [Double]?, _ what: String, tolerance: Double = 1e-5) {
+            guard let want else { return XCTFail("\(what): no fixture") }
+            XCTAssertEqual(got.count, want.count, what)
+            for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: tolerance * max(1, abs(w)), what) }
+        }
+        for (k, name) in names.enumerated() {
+            let a = try maps(k), q = try XCTUnwrap(quantus[name])
+            close(try Sparseness().evaluate(images: try images, maps: a).scores, q["sparseness"], "sparseness \(name)")
+            close(try Complexity().evaluate(images: try images, maps: a).scores, q["complexity"], "complexity \(name)")
+            close(try Localisation.pointingGame(images: try images, maps: a, masks: masks, tolerance: 0).scores, q["pointing_game"], "pointing game \(name)")
+            let positive = Tensor(unchecked: a.shape, a.scalars.map(abs))
+            close(try Localisation.relevanceMass(images: try images, maps: positive, masks: masks).scores, q["relevance_mass_of_abs"], "relevance mass \(name)")
+            if name != "tied" {
+                close(try Localisation.relevanceRank(images: try images, maps: a, masks: masks).scores, q["relevance_rank"], "relevance rank \(name)")
+            }
+        }
+    }
+
+    /// Integrated Gradients' map is complete; a saliency map is not.
+    func testCompletenessSeparatesCompleteMaps() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
+        let x = try images
+        let ig = try IntegratedGradients(model: model, steps: 64).attribute(x)
+        let complete = try Completeness().evaluate(model: model, images: x, maps: ig.map)
+        for (b, score) in complete.scores.enumerated() {
+            XCTAssertEqual(score, try XCTUnwrap(ig.diagnostics["completenessDelta"])[b], accuracy: 1e-3)
+            XCTAssertLessThan(score, 0.01 * abs(try XCTUnwrap(ig.diagnostics["outputDifference"])[b]))
+        }
+        let saliency = try Saliency(model: model).attribute(x)
+        let incomplete = try Completeness().evaluate(model: model, images: x, maps: saliency.map)
+        XCTAssertGreaterThan(incomplete.mean, 10 * complete.mean)
+    }
+
+    func testLocalisationOnKnownMaps() throws {
+        let x = try images
+        var map = [Float](repeating: 0, count: 2 * 64 * 64), mask = [Float](repeating: 0, count: 2 * 64 * 64)
+        // Image 0: the peak 3 px outside the mask (a hit at the default 4 px tolerance at 64, a miss at 0);
+        // image 1: an empty mask.
+        for y in 10..<20 { for x in 10..<20 { mask[y * 64 + x] = 1 } }
+        map[22 * 64 + 15] = 5
+        map[12 * 64 + 12] = 1
+        map[15 * 64 + 15] = -3  // negative evidence inside the mask: not relevance mass
+        map[4096 + 100] = 1
+        let maps = Tensor(unchecked: [2, 64, 64], map), masks = Tensor(unchecked: [2, 64, 64], mask)
+        let pg = try Localisation.pointingGame(images: x, maps: maps, masks: masks)
+        XCTAssertEqual(pg.settings["tolerance"], "4 px")
+        XCTAssertEqual(pg.scores[0], 1)
+        XCTAssertTrue(pg.scores[1].isNaN, "an empty mask is neither hit nor miss")
+        XCTAssertEqual(pg.count, 1)
+        XCTAssertEqual(try Localisation.pointingGame(images: x, maps: maps, masks: masks, tolerance: 0).scores[0], 0)
+        XCTAssertEqual(try Localisation.relevanceMass(images: x, maps: maps, masks: masks).scores[0], 1.0 / 6.0, accuracy: 1e-12)
+        XCTAssertEqual(try Localisation.relevanceRank(images: x, maps: maps, masks: masks).scores[0], 1.0 / 100.0, accuracy: 1e-12)
+        let constant = Tensor(unchecked: [2, 64, 64], [Float](repeating: 1, count: 2 * 4096))
+        XCTAssertEqual(try Sparseness().evaluate(images: x, maps: constant).scores[0], 0, accuracy: 1e-9)
+        XCTAssertEqual(try Complexity().evaluate(images: x, maps: constant).scores[0], log(4096), accuracy: 1e-9)
+        let single = try Complexity().evaluate(images: x, maps: maps)
+        XCTAssertLessThan(single.scores[1], 1e-9, "one pixel: no uncertainty")
+        XCTAssertEqual(single.scores[0], -[5.0, 1, 3].map { $0 / 9 * log($0 / 9) }.reduce(0, +), accuracy: 1e-9)
+    }
+
+    func testMetricsNameWhatIsWrong() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
+        let x = try images
+        let wrong = Tensor(unchecked: [2, 64, 63], [Float](repeating: 0, count: 2 * 64 * 63))
+        XCTAssertThrowsError(try PixelCurve(mode: .deletion).evaluate(model: model, images: x, maps: wrong)) { error in
+            guard case XAIError.shapeMismatch(let op, _, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(op, "deletion")
+        }
+        var values = [Float](repeating: 0.5, count: 2 * 4096)
+        values[77] = .nan
+        XCTAssertThrowsError(try Sparseness().evaluate(images: x, maps: Tensor(unchecked: [2, 64, 64], values))) { error in
+            guard case XAIError.nonFinite(let what, 1) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(what.contains("sparseness"), what)
+        }
+        XCTAssertThrowsError(try PixelCurve(mode: .insertion, step: 0).evaluate(model: model, images: x, maps: try maps(0))) { error in
+            guard case XAIError.invalidArgument("step", _, _) = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try Localisation.pointingGame(images: x, maps: try maps(0), masks: Tensor(unchecked: [1, 64, 64], [Float](repeating: 1, count: 4096)))) { error in
+            guard case XAIError.shapeMismatch("pointing_game", _, _) = error else { return XCTFail("\(error)") }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Reference values for the explanation metrics (Sources/XAIMetrics), from independent code.
+
+- deletion / insertion: the RISE authors' protocol (eclique/RISE, evaluation.py, `CausalMetric`
+  and `auc`), re-implemented here in numpy with onnxruntime: score = softmax probability of the
+  clean image's top-1 class, `step` pixels (all channels) changed per step from the most salient,
+  both ends evaluated, area = (sum - first/2 - last/2) / (n - 1). Deletion's substrate is zero;
+  insertion starts from their blur: `gkern(11, 5)` = scipy's gaussian_filter of an 11x11 impulse
+  with sigma 5, applied per channel as a convolution with zero padding 5.
+  One difference, on purpose: the authors order pixels with `np.flip(np.argsort(map))`, which
+  breaks ties by the larger index first (and numpy's default quicksort is not stable); xai orders
+  by descending value with ties by the smaller index (a stable sort). The "tied" map set checks
+  xai's rule, with the order computed here as `np.argsort(-map, kind="stable")`.
+- sparseness, complexity, pointing game, relevance mass, relevance rank: Quantus 0.6.0
+  (`Sparseness(abs=True)`, `Complexity(abs=True)`, `PointingGame`, `RelevanceMassAccuracy`,
+  `RelevanceRankAccuracy`, all with `normalise=False`). Where Quantus differs from xai: its
+  pointing game has no tolerance (xai's default is 15 px at 224; compared here at tolerance 0), its
+  relevance mass sums the raw map (xai: the positive part; compared here on non-negative maps);
+  its relevance rank sorts with numpy's default (unstable) sort, so ties (the "tied" set) may
+  differ from xai's stable order.
+
+Inputs: the small_resnet fixture model and its two images; maps and masks are drawn here from
+numpy's default_rng (exported to the fixtures, never the reverse).
+Run with quantus==0.6.0, onnxruntime, scipy (see requirements-fixtures.txt):
+    python Tools/make_metric_fixtures.py
+"""
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import quantus
+import scipy
+from scipy.ndimage import correlate, gaussian_filter
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+MODEL = os.path.join(ROOT, "Tests", "Fixtures", "models", "small_resnet")
+OUT = os.path.join(ROOT, "Tests", "Fixtures", "metrics")
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def gkern(klen=11, nsig=5):
+    inp = np.zeros((klen, klen))
+    inp[klen // 2, klen // 2] = 1
+    return gaussian_filter(inp, nsig)
+
+
+def blur(x):
+    k = gkern()
+    out = np.empty_like(x, dtype=np.float64)
+    for c in range(x.shape[0]):
+        out[c] = correlate(x[c].astype(np.float64), k, mode="constant", cval=0.0)
+    return out.astype(np.float32)
+
+
+def curve(session, x, order, step, mode, target):
+    """One image x [3, H, W]: the RISE loop, every step's image built first and run as one batch."""
+    c, h, w = x.shape
+    hw = h * w
+    n_steps = (hw + step - 1) // step
+    if mode == "deletion":
+        start, finish = x.copy(), np.zeros_like(x)
+    else:
+        start, finish = blur(x), x.copy()
+    batch = np.empty((n_steps + 1, c, h, w), np.float32)
+    flat, goal = start.reshape(c, hw), finish.reshape(c, hw)
+    for i in range(n_steps + 1):
+        batch[i] = flat.reshape(c, h, w)
+        if i < n_steps:
+            coords = order[step * i: step * (i + 1)]
+            flat[:, coords] = goal[:, coords]
+    probabilities = softmax(session.run(None, {"input": batch})[0].astype(np.float64))
+    return probabilities[:, target]
+
+
+def auc(arr):
+    return float((arr.sum() - arr[0] / 2 - arr[-1] / 2) / (arr.shape[0] - 1))
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    session = ort.InferenceSession(os.path.join(MODEL, "model.onnx"))
+    x = np.load(os.path.join(MODEL, "input.npy"))
+    n, _, h, w = x.shape
+    targets = softmax(session.run(None, {"input": x})[0]).argmax(axis=1)
+    rng = np.random.default_rng(900)
+    random = rng.standard_normal((n, h, w)).astype(np.float32)
+    tied = np.round(rng.uniform(0, 4, (n, h, w))).astype(np.float32)  # five values: ties everywhere
+    smooth = np.stack([correlate(rng.standard_normal((h, w)), np.ones((9, 9)) / 81, mode="reflect") for _ in range(n)]).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    # A bump inside image 0's mask and outside image 1's, over weak noise: a hit and a miss.
+    peaked = np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0) + 0.05 * rng.standard_normal((h, w))
+                       for cy, cx in [(20, 35), (8, 56)]]).astype(np.float32)
+    maps = np.stack([random, tied, smooth, peaked])
+    names = ["random", "tied", "smooth", "peaked"]
+    masks = np.stack([((yy >= 10) & (yy < 30) & (xx >= 20) & (xx < 50)), ((yy - 40) ** 2 + (xx - 24) ** 2 <= 12 ** 2)]).astype(np.float32)
+    np.save(os.path.join(OUT, "maps.npy"), maps)
+    np.save(os.path.join(OUT, "masks.npy"), masks)
+
+    manifest = {"script": "Tools/make_metric_fixtures.py", "quantus": quantus.__version__, "onnxruntime": ort.__version__,
+                "numpy": np.__version__, "scipy": scipy.__version__, "model": "models/small_resnet", "targets": targets.tolist(),
+                "map_sets": names, "steps": {}, "deletion": {}, "insertion": {}, "quantus_scores": {}}
+    for step in (16, 19):
+        deletion = np.zeros((len(names), n, (h * w + step - 1) // step + 1))
+        insertion = np.zeros_like(deletion)
+        for k, m in enumerate(maps):
+            for b in range(n):
+                order = np.argsort(-m[b].reshape(-1), kind="stable")
+                deletion[k, b] = curve(session, x[b], order, step, "deletion", targets[b])
+                insertion[k, b] = curve(session, x[b], order, step, "insertion", targets[b])
+        np.save(os.path.join(OUT, f"deletion_step{step}.npy"), deletion)
+        np.save(os.path.join(OUT, f"insertion_step{step}.npy"), insertion)
+        manifest["deletion"][str(step)] = [[auc(deletion[k, b]) for b in range(n)] for k in range(len(names))]
+        manifest["insertion"][str(step)] = [[auc(insertion[k, b]) for b in range(n)] for k in range(len(names))]
+    # The insertion start, for a direct check of the blur.
+    np.save(os.path.join(OUT, "blurred.npy"), np.stack([blur(x[b]) for b in range(n)]))
+
+    common = dict(model=None, x_batch=x, y_batch=targets, channel_first=True)
+    for k, name in enumerate(names):
+        a = maps[k][:, None]
+        positive = np.abs(maps[k])[:, None]
+        scores = {
+            "sparseness": quantus.Sparseness(abs=True, normalise=False, disable_warnings=True)(a_batch=a, s_batch=None, **common),
+            "complexity": quantus.Complexity(abs=True, normalise=False, disable_warnings=True)(a_batch=a, s_batch=None, **common),
+            "pointing_game": quantus.PointingGame(abs=False, normalise=False, disable_warnings=True)(a_batch=a, s_batch=masks[:, None], **common),
+            "relevance_mass_of_abs": quantus.RelevanceMassAccuracy(abs=False, normalise=False, disable_warnings=True)(
+                a_batch=positive, s_batch=masks[:, None], **common),
+            "relevance_rank": quantus.RelevanceRankAccuracy(abs=False, normalise=False, disable_warnings=True)(a_batch=a, s_batch=masks[:, None], **common),
+        }
+        manifest["quantus_scores"][name] = {key: [float(v) for v in value] for key, value in scores.items()}
+    with open(os.path.join(OUT, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(json.dumps(manifest["quantus_scores"], indent=1))
+    print("deletion step 16:", manifest["deletion"]["16"])
+
+
+if __name__ == "__main__":
+    main()
