@@ -8,7 +8,7 @@ struct XAICommand: ParsableCommand {
         commandName: "xai",
         abstract: "Explain the predictions of image classifiers on OpenCL GPUs and OpenBLAS CPUs.",
         version: XAIVersion.string,
-        subcommands: [Demo.self, Explain.self, Predict.self, Methods.self, Inspect.self, Devices.self]
+        subcommands: [Demo.self, Explain.self, Evaluate.self, Predict.self, Methods.self, Inspect.self, Devices.self]
     )
 }
 

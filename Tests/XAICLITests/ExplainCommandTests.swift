@@ -133,14 +133,18 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertEqual(Set(try NPY.read(out + "/maps/input_0/segments.npy").scalars), [0, 1, 2, 3])
     }
 
-    func testDemoPrintsThePointingGame() throws {
+    func testDemoPrintsItsMetrics() throws {
         let demo = URL(fileURLWithPath: fixturesDirectory).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Demo").path
         let out = try temporaryFolder()
         let r = try runXAI(["demo", "--folder", demo, "--method", "cam,gradcam", "--out", out, "--quiet"])
         XCTAssertEqual(r.status, 0, r.output + r.error)
         XCTAssertTrue(r.output.contains("24 maps written"), r.output)
-        XCTAssertTrue(r.output.contains("pointing game (12 images"), r.output)
-        XCTAssertTrue(r.output.contains("  gradcam    ") && r.output.contains("  cam        "), r.output)
+        XCTAssertTrue(r.output.contains("pointing_game (higher)"), r.output)
+        // Each method's row has four scores over the 12 samples.
+        for method in ["cam", "gradcam"] {
+            let row = try XCTUnwrap(r.output.split(separator: "\n").first { $0.hasPrefix(method + " ") }, r.output)
+            XCTAssertEqual(row.components(separatedBy: "(12)").count - 1, 4, String(row))
+        }
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/index.html"))
     }
 

@@ -153,7 +153,9 @@ final class RegistryAndDemoTests: XCTestCase {
         let r = try runXAI(["demo", "--method", "cam", "--out", "maps", "--quiet"], directory: cwd)
         XCTAssertEqual(r.status, 0, r.output + r.error)
         XCTAssertTrue(r.output.contains("12 maps written"), r.output)
-        XCTAssertTrue(r.output.contains("pointing game (12 images"), r.output)
+        XCTAssertTrue(r.output.contains("pointing_game") && r.output.contains("relevance_mass") && r.output.contains("deletion"), r.output)
+        let lines = try String(contentsOfFile: cwd + "/maps/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 12 * 4, "one line per image x metric for cam")
         XCTAssertTrue(FileManager.default.fileExists(atPath: cwd + "/maps/index.html"))
     }
 

@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// `xai evaluate`: metrics.jsonl, reuse of the maps `xai explain` wrote, masks, and errors named
+/// by flag.
+final class EvaluateCommandTests: XCTestCase {
+    let model = fixturesDirectory + "/models/small_resnet/model.onnx"
+    let tensor = fixturesDirectory + "/models/small_resnet/input.npy"
+
+    func temporaryFolder() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-evaluate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func records(_ folder: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: folder + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    func testScoresEveryImageMethodAndMetricAndReusesMaps() throws {
+        let out = try temporaryFolder()
+        let r = try runXAI(["evaluate", model, tensor, "--method", "gradcam,ig", "--steps", "8", "--metrics", "deletion,insertion,sparseness,complexity,completeness",
+                            "--out", out, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        XCTAssertTrue(r.output.contains("deletion (lower)") && r.output.contains("insertion (higher)"), r.output)
+        let lines = try records(out)
+        XCTAssertEqual(lines.count, 2 * 2 * 5)
+        let deletion = try XCTUnwrap(lines.first { $0["metric"] as? String == "deletion" && $0["method"] as? String == "ig" && $0["stem"] as? String == "input_1" })
+        XCTAssertEqual((deletion["curve"] as? [Double])?.count, 217, "ceil(4096 / 19) + 1 evaluations")
+        XCTAssertEqual(deletion["direction"] as? String, "lower")
+        // The score is the library's, on the map written beside it.
+        let map = try NPY.read(out + "/input_1/ig.npy")
+        let explained = try ExplainedModel(graph: try Models.load(model), backend: CPUBackend())
+        let image = try ExplainedModel.image(try NPY.read(tensor), 1)
+        let expected = try PixelCurve(mode: .deletion).evaluate(model: explained, images: image, maps: try map.reshaped([1, 64, 64]),
+                                                               target: .index(try XCTUnwrap(deletion["target"] as? Int)))
+        XCTAssertEqual(try XCTUnwrap(deletion["score"] as? Double), expected.scores[0], accuracy: 1e-6)
+        let completeness = try XCTUnwrap(lines.first { $0["metric"] as? String == "completeness" && $0["method"] as? String == "ig" })
+        XCTAssertLessThan(try XCTUnwrap(completeness["score"] as? Double), 0.2, "IG with 8 steps is nearly complete")
+        // A second run reuses the maps: a map changed on disk changes the scores.
+        try NPY.write(Tensor(unchecked: [64, 64], (0..<4096).map { Float($0 % 64) }), to: out + "/input_1/ig.npy")
+        let again = try runXAI(["evaluate", model, tensor, "--method", "ig", "--metrics", "sparseness", "--out", out, "--quiet"])
+        XCTAssertEqual(again.status, 0, again.error)
+        let sparse = try records(out).filter { $0["metric"] as? String == "sparseness" && $0["method"] as? String == "ig" && $0["stem"] as? String == "input_1" }
+        XCTAssertEqual(sparse.count, 2)
+        XCTAssertNotEqual(sparse[0]["score"] as? Double, sparse[1]["score"] as? Double)
+    }
+
+    func testMasksAndTheirErrors() throws {
+        let out = try temporaryFolder(), masks = try temporaryFolder()
+        var inside = [Float](repeating: 0, count: 4096)
+        for y in 8..<40 { for x in 8..<40 { inside[y * 64 + x] = 1 } }
+        try NPY.write(Tensor(unchecked: [64, 64], inside), to: masks + "/input_0.npy")
+        try NPY.write(Tensor(unchecked: [64, 63], [Float](repeating: 1, count: 64 * 63)), to: masks + "/input_1.npy")
+        let r = try runXAI(["evaluate", model, tensor, "--method", "gradcam", "--metrics", "pointing_game,relevance_mass,relevance_rank",
+                            "--ground-truth", masks, "--out", out, "--quiet"])
+        XCTAssertEqual(r.status, 1, "input_1's mask has the wrong size")
+        XCTAssertTrue(r.error.contains("input_1.npy") && r.error.contains("mask"), r.error)
+        let lines = try records(out)
+        XCTAssertEqual(lines.map { $0["metric"] as? String }, ["pointing_game", "relevance_mass", "relevance_rank"])
+        XCTAssertEqual(lines[0]["stem"] as? String, "input_0")
+        let cases: [([String], String)] = [
+            (["--metrics", "fidelity"], "--metrics 'fidelity'"),
+            (["--metrics", "pointing_game"], "--ground-truth"),
+            (["--metrics", "deletion", "--step", "0"], "--step '0'"),
+            (["--metrics", "deletion", "--substrate", "noise"], "--substrate 'noise'"),
+            (["--metrics", "pointing_game", "--ground-truth", "/nonexistent"], "/nonexistent"),
+        ]
+        for (flags, expected) in cases {
+            let e = try runXAI(["evaluate", model, tensor, "--out", try temporaryFolder(), "--quiet"] + flags)
+            XCTAssertNotEqual(e.status, 0, flags.joined(separator: " "))
+            XCTAssertTrue(e.error.contains(expected), "\(flags): \(e.error)")
+        }
+    }
+}
