@@ -11,6 +11,12 @@
   breaks ties by the larger index first (and numpy's default quicksort is not stable); xai orders
   by descending value with ties by the smaller index (a stable sort). The "tied" map set checks
   xai's rule, with the order computed here as `np.argsort(-map, kind="stable")`.
+- sensitivity_max: Captum 0.9.0's `sensitivity_max` (Frobenius norm relative to the
+  explanation's), fed xai's own noise: the SplitMix64 stream of XAICore's `SeededGenerator`
+  (`Tensor.uniform`, seed `seed + 1000003 * image + sample`) is re-implemented here, and the
+  perturbation adds it (Captum's default subtracts a uniform draw: the same law). The explanation
+  is a closed form, e(x) = tanh(x) * w with w drawn here, so the check is of the metric alone;
+  sensitivity_avg and the local Lipschitz ratio from the same copies are computed in numpy.
 - sparseness, complexity, pointing game, relevance mass, relevance rank: Quantus 0.6.0
   (`Sparseness(abs=True)`, `Complexity(abs=True)`, `PointingGame`, `RelevanceMassAccuracy`,
   `RelevanceRankAccuracy`, all with `normalise=False`). Where Quantus differs from xai: its
@@ -21,7 +27,7 @@
 
 Inputs: the small_resnet fixture model and its two images; maps and masks are drawn here from
 numpy's default_rng (exported to the fixtures, never the reverse).
-Run with quantus==0.6.0, onnxruntime, scipy (see requirements-fixtures.txt):
+Run with quantus==0.6.0, captum==0.9.0, torch, onnxruntime, scipy (see requirements-fixtures.txt):
     python Tools/make_metric_fixtures.py
 """
 import json
@@ -76,6 +82,56 @@ def curve(session, x, order, step, mode, target):
             flat[:, coords] = goal[:, coords]
     probabilities = softmax(session.run(None, {"input": batch})[0].astype(np.float64))
     return probabilities[:, target]
+
+
+MASK64 = (1 << 64) - 1
+
+
+def splitmix_uniform(seed, count, radius):
+    """XAICore's Tensor.uniform(in: -radius...radius, seed:): SplitMix64, 24 bits per float32."""
+    values = np.empty(count, np.float32)
+    state = seed
+    low, width = np.float32(-radius), np.float32(radius) - np.float32(-radius)
+    for i in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        z ^= z >> 31
+        values[i] = low + width * (np.float32(z >> 40) * np.float32(1.0 / 16777216.0))
+    return values
+
+
+def sensitivity_fixture(x, rng):
+    import torch
+    from captum.metrics import sensitivity_max
+    weights = rng.standard_normal(x.shape[1:]).astype(np.float32)
+    np.save(os.path.join(OUT, "sensitivity_weights.npy"), weights)
+    w = torch.from_numpy(weights)
+
+    def explain(inputs):
+        if isinstance(inputs, tuple):
+            inputs = inputs[0]
+        return (torch.tanh(inputs) * w,)  # Captum iterates over the explanation's tuple
+
+    result = {"explanation": "tanh(x) * w, w = sensitivity_weights.npy", "samples": 10, "seed": 7, "cases": {}}
+    n = x.shape[0]
+    for radius in (0.02, 0.2):
+        noise = np.stack([splitmix_uniform(7 + 1000003 * b + s, x[0].size, radius).reshape(x.shape[1:])
+                          for b in range(n) for s in range(10)])
+
+        def perturb(inputs, perturb_radius):
+            return inputs + torch.from_numpy(noise)
+        captum_max = sensitivity_max(explain, torch.from_numpy(x), perturb_func=perturb, perturb_radius=radius, n_perturb_samples=10)
+        clean = np.tanh(x.astype(np.float64)) * weights
+        noisy = np.tanh(np.repeat(x, 10, axis=0).astype(np.float64) + noise) * weights
+        diff = np.linalg.norm((np.repeat(clean, 10, axis=0) - noisy).reshape(n * 10, -1), axis=1).reshape(n, 10)
+        ratio = diff / np.linalg.norm(clean.reshape(n, -1), axis=1)[:, None]
+        lipschitz = diff / np.linalg.norm(noise.reshape(n * 10, -1).astype(np.float64), axis=1).reshape(n, 10)
+        result["cases"][str(radius)] = {"captum_sensitivity_max": [float(v) for v in captum_max], "sensitivity_max": ratio.max(axis=1).tolist(),
+                                        "sensitivity_avg": ratio.mean(axis=1).tolist(), "local_lipschitz": lipschitz.max(axis=1).tolist(),
+                                        "noise_first_values": noise[0].reshape(-1)[:4].tolist()}
+    return result
 
 
 def auc(arr):
@@ -133,6 +189,7 @@ def main():
             "relevance_rank": quantus.RelevanceRankAccuracy(abs=False, normalise=False, disable_warnings=True)(a_batch=a, s_batch=masks[:, None], **common),
         }
         manifest["quantus_scores"][name] = {key: [float(v) for v in value] for key, value in scores.items()}
+    manifest["sensitivity"] = sensitivity_fixture(x, rng)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
         f.write("\n")

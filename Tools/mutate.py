@@ -156,6 +156,10 @@ MUTANTS = [
      "MetricReferenceTests/testMapMetricsMatchQuantus", "the Gini index sorts descending"),
     ("relevance_mass_negative", "Sources/XAIMetrics/Localisation.swift", "for i in a.indices where a[i] > 0 {", "for i in a.indices where a[i] != 0 {", 1,
      "MetricReferenceTests/testLocalisationOnKnownMaps", "relevance mass counts negative attribution"),
+    ("sensitivity_unnormalised", "Sources/XAIMetrics/Sensitivity.swift", "ratios.append(norm > 0 ? difference / norm : difference)",
+     "ratios.append(difference)", 1, "MetricReferenceTests/testSensitivity", "sensitivity is not relative to the explanation's norm"),
+    ("sensitivity_noise_stream", "Sources/XAIMetrics/Sensitivity.swift", "seed &+ 1_000_003 &* UInt64(image) &+ UInt64(sample)",
+     "seed &+ UInt64(image) &+ UInt64(sample)", 1, "MetricReferenceTests/testSensitivity", "images share noise streams (image 1's copies reuse image 0's)"),
     # The method registry and the C interface's cancellation
     ("registry_ig_cost", "Sources/XAI/MethodRegistry.swift", "forwardEquivalents: Double(2 * c.steps + 3)",
      "forwardEquivalents: Double(2 * c.steps + 1)", 1, "RegistryAndDemoTests/testCostsFollowTheKnobsAndTheModel",

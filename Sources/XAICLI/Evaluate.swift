@@ -21,8 +21,11 @@ struct MetricRecord: Codable {
 enum MetricName: String, CaseIterable {
     case deletion, insertion, completeness, sparseness, complexity
     case pointingGame = "pointing_game", relevanceMass = "relevance_mass", relevanceRank = "relevance_rank"
+    case sensitivityMax = "sensitivity_max", sensitivityAvg = "sensitivity_avg", localLipschitz = "local_lipschitz"
 
     var needsMasks: Bool { [.pointingGame, .relevanceMass, .relevanceRank].contains(self) }
+    /// Computed together, from the same noisy re-explanations.
+    var isSensitivity: Bool { [.sensitivityMax, .sensitivityAvg, .localLipschitz].contains(self) }
 
     /// A comma-separated list, or `all` (every metric, the mask metrics when masks are given).
     static func parse(_ list: String, masks: Bool) throws -> [MetricName] {
@@ -62,6 +65,7 @@ struct EvaluateJob {
     var step: Int?
     var substrate = PixelCurve.Substrate.zero
     var tolerance: Int?
+    var sensitivity = Sensitivity()
     var configuration = MethodConfiguration()
     var quiet = false
 
@@ -88,6 +92,10 @@ struct EvaluateJob {
             }
         }
         for name in names { _ = try MethodRegistry.make(name, model: explained, configuration: configuration, context: MethodContext(preprocessing: preprocessing)) }
+        do { try sensitivity.validate() } catch XAIError.invalidArgument(let parameter, let value, let reason) {
+            // The command line's flags for the metric's knobs (its `samples` is not the methods').
+            throw XAIError.invalidArgument(parameter: parameter == "radius" ? "sensitivityRadius" : "sensitivitySamples", value: value, reason: reason)
+        }
         let curveMetric = { (mode: PixelCurve.Mode) in PixelCurve(mode: mode, step: step, substrate: substrate) }
         if chosen.contains(.deletion) || chosen.contains(.insertion) { _ = try curveMetric(.deletion).resolvedStep(pixels: height * width) }
         let files = try collectInputs(inputs, shard: nil)
@@ -130,10 +138,24 @@ struct EvaluateJob {
                 }
                 let folder = (out as NSString).appendingPathComponent(image.stem)
                 for name in names {
+                    var sensitivitySeconds = 0.0
                     progress.begin("[\(index + 1)/\(files.count)] \(image.stem) \(name) ")
                     do {
                         let (map, explainedTarget) = try self.map(image, method: name, folder: folder, model: explained, preprocessing: preprocessing)
                         let batchMap = try map.reshaped([1, height, width])
+                        // The sensitivity scores share their re-explanations: the method re-run with its
+                        // knobs and seed, for the class it explained, on noisy copies.
+                        var sensitivityResult: Sensitivity.Result?
+                        if chosen.contains(where: \.isSensitivity) {
+                            progress.update("sensitivity")
+                            let configured = try MethodRegistry.make(name, model: explained, configuration: configuration,
+                                                                     context: MethodContext(preprocessing: preprocessing))
+                            let t0 = Date()
+                            sensitivityResult = try sensitivity.evaluate(images: image.tensor) { batch in
+                                try configured.method.attribute(batch, target: .index(explainedTarget), baseline: configured.baseline).map
+                            }
+                            sensitivitySeconds = Date().timeIntervalSince(t0)
+                        }
                         for metric in chosen {
                             progress.update(metric.rawValue)
                             let t0 = Date()
@@ -149,6 +171,9 @@ struct EvaluateJob {
                                     .evaluate(model: explained, images: image.tensor, maps: batchMap, target: .index(explainedTarget))
                             case .sparseness: result = try Sparseness().evaluate(images: image.tensor, maps: batchMap)
                             case .complexity: result = try Complexity().evaluate(images: image.tensor, maps: batchMap)
+                            case .sensitivityMax, .sensitivityAvg, .localLipschitz:
+                                guard let r = sensitivityResult else { continue }
+                                result = metric == .sensitivityMax ? r.max : metric == .sensitivityAvg ? r.average : r.lipschitz
                             case .pointingGame, .relevanceMass, .relevanceRank:
                                 guard let mask else { continue }
                                 let m = try mask.reshaped([1, height, width])
@@ -158,7 +183,8 @@ struct EvaluateJob {
                             }
                             let line = MetricRecord(image: image.source, stem: image.stem, method: name, metric: metric.rawValue, score: result.scores[0],
                                                     direction: result.direction.rawValue, target: explainedTarget, settings: result.settings,
-                                                    seconds: Date().timeIntervalSince(t0), curve: result.curves?.first)
+                                                    seconds: metric.isSensitivity ? sensitivitySeconds : Date().timeIntervalSince(t0),
+                                                    curve: result.curves?.first)
                             log.write(try encoder.encode(line) + Data("\n".utf8))
                             record(name, metric, result.scores[0])
                         }
@@ -231,7 +257,7 @@ func printMetricTable(_ summary: EvaluateJob.Summary) {
             MetricResult(metric: metric.rawValue, direction: .higherIsBetter, scores: $0.values, settings: [:])
         }
     }
-    let lowerIsBetter: Set<MetricName> = [.deletion, .complexity, .completeness]
+    let lowerIsBetter: Set<MetricName> = [.deletion, .complexity, .completeness, .sensitivityMax, .sensitivityAvg, .localLipschitz]
     let width = max(10, (methods.map(\.count).max() ?? 0) + 2)
     print("\n" + "method".padding(toLength: width, withPad: " ", startingAt: 0)
           + metrics.map { ($0.rawValue + (lowerIsBetter.contains($0) ? " (lower)" : " (higher)")).padding(toLength: 28, withPad: " ", startingAt: 0) }.joined())
@@ -255,12 +281,14 @@ func printMetricTable(_ summary: EvaluateJob.Summary) {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score explanations: deletion and insertion, completeness, sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and relevance rank.",
+        abstract: "Score explanations: deletion and insertion, completeness, sensitivity, sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and relevance rank.",
         discussion: """
         For each image and method, evaluates the map `xai explain` wrote to OUT/<stem>/<method>.npy, or explains and writes \
         it first. Writes one line per image x method x metric to OUT/metrics.jsonl (score, direction, settings, seconds, \
         and the curve of deletion and insertion) and prints a table of means. Deletion and insertion follow the RISE \
         authors' protocol (softmax probability of the explained class, --step pixels per step, area by the trapezoid rule); \
+        the sensitivity scores (Captum's sensitivity_max, its mean, the local Lipschitz ratio) re-explain \
+        --sensitivity-samples noisy copies with the method's seed, so only the input noise varies; \
         masks are <stem>.png or <stem>.npy at the model's input size in --ground-truth.
         """)
 
@@ -272,6 +300,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Deletion/insertion: pixels changed per step (default: H*W/224 rounded up, 225 evaluations).") var step: Int?
     @Option(help: "Deletion: what removed pixels become: zero, mean (per channel) or blur.") var substrate = "zero"
     @Option(help: "Pointing game: hit tolerance in pixels (default: 15 at 224, scaled).") var tolerance: Int?
+    @Option(help: "Sensitivity: radius of the uniform noise added to every input value (Captum's 0.02; Quantus uses 0.2).") var sensitivityRadius: Float = 0.02
+    @Option(help: "Sensitivity: noisy copies, each re-explained with the method's knobs and seed.") var sensitivitySamples = 10
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Option(help: "top1 or a class index.") var target = "top1"
     @Option(help: "Output folder (maps from `xai explain` there are reused).") var out = "xai-out"
@@ -284,15 +314,14 @@ struct Evaluate: ParsableCommand {
         let summary = try reportingFlags { () -> EvaluateJob.Summary in
             var job = EvaluateJob(model: model, inputs: inputs, methods: methods, metrics: metrics, masks: groundTruth, out: out)
             job.device = try Device(parsing: device)
-            if target == "top1" { job.target = .predicted } else if let i = Int(target) { job.target = .index(i) } else {
-                throw XAIError.invalidArgument(parameter: "target", value: target, reason: "neither top1 nor a class index")
-            }
+            job.target = try parseTarget(target)
             guard let s = PixelCurve.Substrate(rawValue: substrate) else {
                 throw XAIError.invalidArgument(parameter: "substrate", value: substrate, reason: "none of zero, mean, blur")
             }
             job.substrate = s
             job.step = step
             job.tolerance = tolerance
+            job.sensitivity = Sensitivity(radius: sensitivityRadius, samples: sensitivitySamples, seed: knobs.seed)
             job.preset = preset
             job.resize = resize
             job.quiet = quiet

@@ -35,9 +35,7 @@ struct Explain: ParsableCommand {
     func job() throws -> ExplainJob {
         var job = ExplainJob(model: model, inputs: inputs, methods: methods, out: out)
         job.device = try Device(parsing: device)
-        if target == "top1" { job.target = .predicted } else if let i = Int(target) { job.target = .index(i) } else {
-            throw XAIError.invalidArgument(parameter: "target", value: target, reason: "neither top1 nor a class index")
-        }
+        job.target = try parseTarget(target)
         job.saving = Set(save.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         if let unknown = job.saving.first(where: { !["raw", "png", "html"].contains($0) }) {
             throw XAIError.invalidArgument(parameter: "save", value: unknown, reason: "none of raw, png, html")

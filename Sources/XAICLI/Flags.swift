@@ -9,7 +9,7 @@ func flag(for parameter: String) -> String {
     let aliases = ["internalBatchSize": "batch", "perturbationsPerEval": "batch", "noiseLevel": "noise", "mean": "preset", "std": "preset"]
     let name = aliases[parameter] ?? parameter
     let flags = Set(MethodConfiguration.knobNames + ["device", "target", "preset", "resize", "shard", "colormap", "sign", "alpha", "percentile",
-                                                     "save", "method", "out", "top", "folder", "metrics", "groundTruth", "step", "substrate", "tolerance"])
+                                                     "save", "method", "out", "top", "folder", "metrics", "groundTruth", "step", "substrate", "tolerance", "sensitivityRadius", "sensitivitySamples"])
     guard flags.contains(name) else { return parameter }
     var kebab = ""
     for ch in name {
@@ -37,4 +37,11 @@ func describe(_ error: Error) -> String {
 
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// `--target`: `top1` (each image's predicted class) or a class index.
+func parseTarget(_ text: String) throws -> Target {
+    if text == "top1" { return .predicted }
+    guard let i = Int(text) else { throw XAIError.invalidArgument(parameter: "target", value: text, reason: "neither top1 nor a class index") }
+    return .index(i)
 }

@@ -51,6 +51,22 @@ final class EvaluateCommandTests: XCTestCase {
         XCTAssertNotEqual(sparse[0]["score"] as? Double, sparse[1]["score"] as? Double)
     }
 
+    /// The seed's experiment in one command: LIME re-run under tiny input noise, with its seed fixed.
+    func testSensitivityOfLIMEAndGradCAM() throws {
+        let out = try temporaryFolder()
+        let r = try runXAI(["evaluate", model, tensor, "--method", "gradcam,lime", "--samples", "32", "--segmentation", "grid", "--segments", "4",
+                            "--metrics", "sensitivity_max,sensitivity_avg,local_lipschitz", "--sensitivity-samples", "3", "--out", out, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        let lines = try records(out)
+        XCTAssertEqual(lines.count, 2 * 2 * 3)
+        for line in lines {
+            let score = try XCTUnwrap(line["score"] as? Double)
+            XCTAssertTrue(score.isFinite && score >= 0, "\(line)")
+            XCTAssertEqual((line["settings"] as? [String: String])?["samples"], "3")
+        }
+        XCTAssertTrue(r.output.contains("sensitivity_max (lower)"), r.output)
+    }
+
     func testMasksAndTheirErrors() throws {
         let out = try temporaryFolder(), masks = try temporaryFolder()
         var inside = [Float](repeating: 0, count: 4096)
@@ -70,6 +86,8 @@ final class EvaluateCommandTests: XCTestCase {
             (["--metrics", "deletion", "--step", "0"], "--step '0'"),
             (["--metrics", "deletion", "--substrate", "noise"], "--substrate 'noise'"),
             (["--metrics", "pointing_game", "--ground-truth", "/nonexistent"], "/nonexistent"),
+            (["--metrics", "sensitivity_max", "--sensitivity-radius=-1"], "--sensitivity-radius '-1.0'"),
+            (["--metrics", "sensitivity_max", "--sensitivity-samples", "0"], "--sensitivity-samples '0'"),
         ]
         for (flags, expected) in cases {
             let e = try runXAI(["evaluate", model, tensor, "--out", try temporaryFolder(), "--quiet"] + flags)

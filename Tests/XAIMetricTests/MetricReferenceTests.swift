@@ -84,6 +84,51 @@ final class MetricReferenceTests: XCTestCase {
         }
     }
 
+    /// Captum's sensitivity_max on a closed-form explanation, fed xai's own noise stream.
+    func testSensitivityMatchesCaptum() throws {
+        let m = try manifest()
+        let spec = try XCTUnwrap(m["sensitivity"] as? [String: Any])
+        let cases = try XCTUnwrap(spec["cases"] as? [String: [String: [Double]]])
+        let w = try NPY.read(folder + "/sensitivity_weights.npy")
+        let x = try images
+        let explain = { (batch: Tensor) -> Tensor in
+            let per = w.shape.count
+            return Tensor(unchecked: batch.shape, batch.scalars.enumerated().map { i, v in Float(tanh(Double(v)) * Double(w.scalars[i % per])) })
+        }
+        for (radius, expected) in cases {
+            let metric = Sensitivity(radius: try XCTUnwrap(Float(radius)), samples: 10, seed: 7)
+            let first = Array(metric.noise(image: 0, sample: 0, shape: [1, 3, 64, 64]).scalars.prefix(4))
+            XCTAssertEqual(first, try XCTUnwrap(expected["noise_first_values"]).map { Float($0) }, "the noise stream the script re-implements")
+            let r = try metric.evaluate(images: x, explain: explain)
+            for (got, key) in [(r.max, "captum_sensitivity_max"), (r.max, "sensitivity_max"), (r.average, "sensitivity_avg"), (r.lipschitz, "local_lipschitz")] {
+                let want = try XCTUnwrap(expected[key])
+                for b in 0..<2 { XCTAssertEqual(got.scores[b], want[b], accuracy: 1e-5 * want[b], "\(key) radius \(radius) image \(b)") }
+            }
+            XCTAssertEqual(r.max.direction, .lowerIsBetter)
+        }
+    }
+
+    /// Without noise a method re-run with its seed gives the same map: stochastic methods are
+    /// compared with themselves, not with another draw.
+    func testSensitivityWithoutNoiseIsZeroEvenForLIME() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
+        let x = try ExplainedModel.image(try images, 0)
+        var c = MethodConfiguration()
+        c.samples = 32
+        c.segmentation = "grid"
+        c.segments = 4
+        let lime = try MethodRegistry.make("lime", model: model, configuration: c)
+        let target = try model.prepare(x, target: .predicted).targets[0]
+        let explain = { (batch: Tensor) in try lime.method.attribute(batch, target: .index(target), baseline: lime.baseline).map }
+        XCTAssertEqual(try Sensitivity(radius: 0, samples: 3).evaluate(images: x, explain: explain).max.scores, [0])
+        let noisy = try Sensitivity(radius: 0.2, samples: 3).evaluate(images: x, explain: explain)
+        XCTAssertGreaterThan(noisy.max.scores[0], 0)
+        XCTAssertGreaterThanOrEqual(noisy.max.scores[0], noisy.average.scores[0])
+        XCTAssertThrowsError(try Sensitivity(radius: -1).evaluate(images: x, explain: explain)) { error in
+            guard case XAIError.invalidArgument("radius", _, _) = error else { return XCTFail("\(error)") }
+        }
+    }
+
     /// Integrated Gradients' map is complete; a saliency map is not.
     func testCompletenessSeparatesCompleteMaps() throws {
         let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())

@@ -1,0 +1,105 @@
+import Foundation
+import XAICore
+import XAIMethods
+
+/// Sensitivity (Yeh et al. 2019, "On the (In)fidelity and Sensitivity of Explanations"), as
+/// Captum's `sensitivity_max`: the explanation is recomputed for `samples` copies of the image
+/// with uniform noise in `[-radius, radius]` added to every input value, and each copy scores
+/// `||e(x) - e(x + d)|| / ||e(x)||` (Frobenius norms; the plain difference norm where `e(x)` is
+/// all zero, as Captum). `sensitivity_max` is the largest over the copies, `sensitivity_avg`
+/// their mean, and the local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018) the largest
+/// `||e(x) - e(x + d)|| / ||d||` from the same copies. Lower is more stable.
+///
+/// The explanation is a closure from a batch `[k, C, H, W]` to one explanation per image
+/// (any shape `[k, ...]`): re-running a method by name with its seed fixed, so that only the input
+/// noise varies (stochastic methods like LIME draw the same coalitions for every copy). The
+/// noise of copy `s` of image `b` is `Tensor.uniform(in: -radius...radius, seed:)` from the
+/// SplitMix64 stream seeded `seed &+ 1_000_003 * b &+ s`, exported to the fixture script.
+public struct Sensitivity: Sendable {
+    public var radius: Float
+    public var samples: Int
+    public var seed: UInt64
+
+    public init(radius: Float = 0.02, samples: Int = 10, seed: UInt64 = 0) {
+        self.radius = radius
+        self.samples = samples
+        self.seed = seed
+    }
+
+    /// The three scores, each with one value per image.
+    public struct Result: Sendable {
+        public let max: MetricResult
+        public let average: MetricResult
+        public let lipschitz: MetricResult
+    }
+
+    /// Checks the radius and the sample count.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`radius`, `samples`).
+    public func validate() throws {
+        guard radius.isFinite, radius >= 0 else {
+            throw XAIError.invalidArgument(parameter: "radius", value: "\(radius)", reason: "must be a non-negative number")
+        }
+        guard (1...10_000).contains(samples) else {
+            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "sensitivity needs 1 to 10000 noisy copies")
+        }
+    }
+
+    /// The noise added to copy `sample` of image `image` (`shape` `[1, C, H, W]`).
+    public func noise(image: Int, sample: Int, shape: Shape) -> Tensor {
+        Tensor.uniform(shape, in: -radius...radius, seed: seed &+ 1_000_003 &* UInt64(image) &+ UInt64(sample))
+    }
+
+    /// - Parameter explain: the explanation of a batch, `[k, ...]` for `[k, C, H, W]`; called
+    ///   once with each image and once with its noisy copies.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`radius`, `samples`), or
+    ///   what `explain` throws; ``XAIError/shapeMismatch(op:expected:got:)`` when the noisy
+    ///   copies' explanations differ in shape from the image's.
+    public func evaluate(images: Tensor, explain: (Tensor) throws -> Tensor) throws -> Result {
+        try validate()
+        guard images.shape.rank == 4, images.shape[0] >= 1 else {
+            throw XAIError.shapeMismatch(op: "sensitivity", expected: "images [N, C, H, W]", got: [images.shape])
+        }
+        let n = images.shape[0]
+        var maxima: [Double] = [], means: [Double] = [], lipschitz: [Double] = []
+        for b in 0..<n {
+            let image = try ExplainedModel.image(images, b)
+            let clean = try explain(image)
+            try clean.requireFinite("sensitivity: the explanation of image \(b)")
+            var copies: [Float] = []
+            var noises: [Tensor] = []
+            copies.reserveCapacity(samples * image.scalars.count)
+            for s in 0..<samples {
+                let d = noise(image: b, sample: s, shape: image.shape)
+                noises.append(d)
+                for i in image.scalars.indices { copies.append(image.scalars[i] + d.scalars[i]) }
+            }
+            let noisy = try explain(Tensor(unchecked: Shape([samples] + image.shape.dims.dropFirst()), copies))
+            let per = clean.shape.count
+            guard noisy.shape.count == samples * per else {
+                throw XAIError.shapeMismatch(op: "sensitivity", expected: "\(samples) explanations like the image's \(clean.shape)", got: [noisy.shape])
+            }
+            let norm = clean.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            var ratios: [Double] = [], quotients: [Double] = []
+            for s in 0..<samples {
+                var difference = 0.0
+                for i in 0..<per {
+                    let e = Double(clean.scalars[i]) - Double(noisy.scalars[s * per + i])
+                    difference += e * e
+                }
+                difference = difference.squareRoot()
+                ratios.append(norm > 0 ? difference / norm : difference)
+                let dn = noises[s].scalars.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                quotients.append(dn > 0 ? difference / dn : .nan)
+            }
+            maxima.append(ratios.max() ?? .nan)
+            means.append(ratios.reduce(0, +) / Double(samples))
+            lipschitz.append(quotients.max() ?? .nan)
+        }
+        let settings = ["radius": "\(radius)", "samples": "\(samples)", "seed": "\(seed)", "noise": "uniform in [-radius, radius], added to every input value",
+                        "norm": "Frobenius, relative to ||e(x)||"]
+        return Result(max: MetricResult(metric: "sensitivity_max", direction: .lowerIsBetter, scores: maxima, settings: settings),
+                      average: MetricResult(metric: "sensitivity_avg", direction: .lowerIsBetter, scores: means, settings: settings),
+                      lipschitz: MetricResult(metric: "local_lipschitz", direction: .lowerIsBetter, scores: lipschitz,
+                                              settings: settings.merging(["norm": "||e(x) - e(x + d)|| / ||d||, Frobenius"]) { $1 }))
+    }
+}
