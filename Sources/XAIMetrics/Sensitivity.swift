@@ -10,9 +10,9 @@ import XAIMethods
 /// their mean, and the local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018) the largest
 /// `||e(x) - e(x + d)|| / ||d||` from the same copies. Lower is more stable.
 ///
-/// The explanation is a closure from a batch `[k, C, H, W]` to one explanation per image
-/// (any shape `[k, ...]`): re-running a method by name with its seed fixed, so that only the input
-/// noise varies (stochastic methods like LIME draw the same coalitions for every copy). The
+/// The explanation is a closure from one image `[1, C, H, W]` to its explanation (any shape):
+/// re-running a method by name with its seed fixed, one copy per call, so that only the input
+/// noise varies (stochastic methods like LIME and SmoothGrad draw the same samples for every copy). The
 /// noise of copy `s` of image `b` is `Tensor.uniform(in: -radius...radius, seed:)` from the
 /// SplitMix64 stream seeded `seed &+ 1_000_003 * b &+ s`, exported to the fixture script.
 public struct Sensitivity: Sendable {
@@ -49,8 +49,8 @@ public struct Sensitivity: Sendable {
         Tensor.uniform(shape, in: -radius...radius, seed: seed &+ 1_000_003 &* UInt64(image) &+ UInt64(sample))
     }
 
-    /// - Parameter explain: the explanation of a batch, `[k, ...]` for `[k, C, H, W]`; called
-    ///   once with each image and once with its noisy copies.
+    /// - Parameter explain: the explanation of a batch of one, `[1, ...]` for `[1, C, H, W]`;
+    ///   called with each image and with each of its noisy copies.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`radius`, `samples`), or
     ///   what `explain` throws; ``XAIError/shapeMismatch(op:expected:got:)`` when the noisy
     ///   copies' explanations differ in shape from the image's.
@@ -65,25 +65,26 @@ public struct Sensitivity: Sendable {
             let image = try ExplainedModel.image(images, b)
             let clean = try explain(image)
             try clean.requireFinite("sensitivity: the explanation of image \(b)")
-            var copies: [Float] = []
+            // One copy per call: a stochastic method draws its samples per image of a batch, so
+            // only a batch of one gets the clean image's draws again.
             var noises: [Tensor] = []
-            copies.reserveCapacity(samples * image.scalars.count)
+            var noisy: [Tensor] = []
             for s in 0..<samples {
                 let d = noise(image: b, sample: s, shape: image.shape)
                 noises.append(d)
-                for i in image.scalars.indices { copies.append(image.scalars[i] + d.scalars[i]) }
+                let e = try explain(Tensor(unchecked: image.shape, zip(image.scalars, d.scalars).map { $0 + $1 }))
+                guard e.shape.count == clean.shape.count else {
+                    throw XAIError.shapeMismatch(op: "sensitivity", expected: "explanations like the image's \(clean.shape)", got: [e.shape])
+                }
+                noisy.append(e)
             }
-            let noisy = try explain(Tensor(unchecked: Shape([samples] + image.shape.dims.dropFirst()), copies))
             let per = clean.shape.count
-            guard noisy.shape.count == samples * per else {
-                throw XAIError.shapeMismatch(op: "sensitivity", expected: "\(samples) explanations like the image's \(clean.shape)", got: [noisy.shape])
-            }
             let norm = clean.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
             var ratios: [Double] = [], quotients: [Double] = []
             for s in 0..<samples {
                 var difference = 0.0
                 for i in 0..<per {
-                    let e = Double(clean.scalars[i]) - Double(noisy.scalars[s * per + i])
+                    let e = Double(clean.scalars[i]) - Double(noisy[s].scalars[i])
                     difference += e * e
                 }
                 difference = difference.squareRoot()

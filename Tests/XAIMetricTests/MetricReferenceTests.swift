@@ -110,7 +110,7 @@ final class MetricReferenceTests: XCTestCase {
 
     /// Without noise a method re-run with its seed gives the same map: stochastic methods are
     /// compared with themselves, not with another draw.
-    func testSensitivityWithoutNoiseIsZeroEvenForLIME() throws {
+    func testSensitivityWithoutNoiseIsZeroForStochasticMethods() throws {
         let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
         let x = try ExplainedModel.image(try images, 0)
         var c = MethodConfiguration()
@@ -121,6 +121,11 @@ final class MetricReferenceTests: XCTestCase {
         let target = try model.prepare(x, target: .predicted).targets[0]
         let explain = { (batch: Tensor) in try lime.method.attribute(batch, target: .index(target), baseline: lime.baseline).map }
         XCTAssertEqual(try Sensitivity(radius: 0, samples: 3).evaluate(images: x, explain: explain).max.scores, [0])
+        c.samples = 4
+        let smooth = try MethodRegistry.make("smoothgrad", model: model, configuration: c)
+        XCTAssertEqual(try Sensitivity(radius: 0, samples: 3).evaluate(images: x) { batch in
+            try smooth.method.attribute(batch, target: .index(target), baseline: smooth.baseline).map
+        }.max.scores, [0], "SmoothGrad redraws the same noise for every copy")
         let noisy = try Sensitivity(radius: 0.2, samples: 3).evaluate(images: x, explain: explain)
         XCTAssertGreaterThan(noisy.max.scores[0], 0)
         XCTAssertGreaterThanOrEqual(noisy.max.scores[0], noisy.average.scores[0])
