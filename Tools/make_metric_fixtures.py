@@ -25,6 +25,23 @@
   its relevance rank sorts with numpy's default (unstable) sort, so ties (the "tied" set) may
   differ from xai's stable order.
 
+- faithfulness_correlation: Quantus 0.6.0's `FaithfulnessCorrelation` (Pearson, `abs=False,
+  normalise=False`) on the torch twin of the fixture model (rebuilt as Tools/make_fixtures.py
+  builds it; its logits are checked against onnxruntime), fed xai's subsets: Quantus draws element
+  indices with `np.random.choice` over C*H*W and replaces those elements; xai removes whole pixels
+  (all channels), as the paper's features and as deletion. The script replaces `np.random.choice`
+  by xai's draws (SeededGenerator Fisher-Yates, re-implemented here) given as channel-0 indices,
+  so Quantus's attribution sums are over the chosen pixels, and passes a `perturb_func` that sets
+  every channel of those pixels to 0 (the baseline). Quantus's correlation, loop and logits are
+  its own.
+- infidelity: Captum 0.9.0's `infidelity(normalize=True)` with a perturb function decorated
+  `multiply_by_inputs=False` that subtracts xai's Gaussian noise (SeededGenerator Box-Muller,
+  re-implemented here), one draw per pixel broadcast over the channels; the attribution given to
+  Captum is the map divided by the channel count on every channel, which makes Captum's
+  `sum(I * attribution)` equal to xai's `sum(I * map)` exactly.
+- random_logit: scikit-image's `structural_similarity` (win_size 7, data_range max - min of
+  both, as Quantus's `ssim`) and scipy's `spearmanr` on pairs of maps normalised by max |map|.
+
 Inputs: the small_resnet fixture model and its two images; maps and masks are drawn here from
 numpy's default_rng (exported to the fixtures, never the reverse).
 Run with quantus==0.6.0, captum==0.9.0, torch, onnxruntime, scipy (see requirements-fixtures.txt):
@@ -85,6 +102,7 @@ def curve(session, x, order, step, mode, target):
 
 
 MASK64 = (1 << 64) - 1
+MAP_NAMES = ["random", "tied", "smooth", "peaked"]
 
 
 def splitmix_uniform(seed, count, radius):
@@ -134,6 +152,117 @@ def sensitivity_fixture(x, rng):
     return result
 
 
+def splitmix(seed):
+    state = seed & MASK64
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        yield z ^ (z >> 31)
+
+
+def xai_subset(seed, image, run, pixels, size):
+    """FaithfulnessCorrelation.subset: a partial Fisher-Yates shuffle of the pixel indices."""
+    g = splitmix(seed + 1000003 * image + run)
+    order = list(range(pixels))
+    for i in range(size):
+        j = i + next(g) % (pixels - i)
+        order[i], order[j] = order[j], order[i]
+    return np.array(order[:size])
+
+
+def xai_gaussian(seed, count, std):
+    """Tensor.gaussian: SeededGenerator.nextGaussian (Box-Muller, cosine branch) times std, in float32."""
+    g = splitmix(seed)
+    values = np.empty(count, np.float32)
+    for i in range(count):
+        u1 = max(float(next(g) >> 11) * (1.0 / 9007199254740992.0), 1e-300)
+        u2 = float(next(g) >> 11) * (1.0 / 9007199254740992.0)
+        values[i] = np.float32(0) + np.float32(std) * np.float32(np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2))
+    return values
+
+
+def torch_twin():
+    """The fixture model small_resnet in torch, as Tools/make_fixtures.py built it."""
+    import torch
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    import make_fixtures as mf
+    i = list(mf.MODELS).index("small_resnet")
+    torch.manual_seed(100 + i)
+    model = mf.MODELS["small_resnet"][0]().eval()
+    mf.randomize(model, 200 + i)
+    return model
+
+
+def faithfulness_fixture(model, x, maps, targets, seed=3, runs=20, size=100):
+    import torch
+    n, c, h, w = x.shape
+    result = {"runs": runs, "subset": size, "seed": seed, "scores": {}}
+    for k, name in enumerate(MAP_NAMES):
+        draws = iter([np.stack([xai_subset(seed, b, r, h * w, size) for b in range(n)]) for r in range(runs)])
+        real_choice = np.random.choice
+        # Quantus calls np.random.choice once per image per run, image by image.
+        rows = [row for run in draws for row in run]
+        calls = iter(rows)
+        np.random.choice = lambda *args, **kwargs: next(calls)
+
+        def perturb(arr, indices, **kwargs):
+            out = arr.copy().reshape(arr.shape[0], c, h * w)
+            for b in range(arr.shape[0]):
+                out[b][:, indices[b]] = 0.0
+            return out.reshape(arr.shape)
+        try:
+            metric = quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=size, abs=False, normalise=False, perturb_func=perturb,
+                                                     return_aggregate=False, disable_warnings=True)
+            scores = metric(model=model, x_batch=x, y_batch=targets, a_batch=maps[k][:, None], s_batch=None, channel_first=True,
+                            softmax=False, device="cpu")
+        finally:
+            np.random.choice = real_choice
+        result["scores"][name] = [float(v) for v in scores]
+    return result
+
+
+def infidelity_fixture(model, x, maps, targets, seed=5, samples=10, sigma=0.1):
+    import torch
+    from captum.metrics import infidelity, infidelity_perturb_func_decorator
+    n, c, h, w = x.shape
+    noise = np.stack([np.stack([xai_gaussian(seed + 1000003 * b + s, h * w, sigma).reshape(h, w) for s in range(samples)]) for b in range(n)])
+    result = {"samples": samples, "sigma": sigma, "seed": seed, "noise_first_values": noise[0, 0].reshape(-1)[:4].tolist(), "scores": {}}
+    for k, name in enumerate(MAP_NAMES):
+        # Captum repeats each image `samples` times, image by image.
+        stacked = torch.from_numpy(np.repeat(noise.reshape(n * samples, 1, h, w), c, axis=1))
+
+        @infidelity_perturb_func_decorator(False)
+        def perturb(inputs):
+            return inputs - stacked
+        attributions = torch.from_numpy(np.repeat(maps[k][:, None] / c, c, axis=1))
+        scores = infidelity(model, perturb, torch.from_numpy(x), attributions, target=torch.from_numpy(targets),
+                            n_perturb_samples=samples, normalize=True)
+        result["scores"][name] = [float(v) for v in scores]
+    return result
+
+
+def similarity_fixture(maps):
+    from scipy.stats import spearmanr
+    from skimage.metrics import structural_similarity
+    import skimage
+    result = {"skimage": skimage.__version__, "pairs": [], "ssim": [], "spearman": []}
+
+    def normalised(a):
+        top = np.abs(a).max()
+        return a / top if top > 0 else a
+    for i, j in [(0, 2), (2, 3), (1, 1), (3, 0)]:
+        for b in range(maps.shape[1]):
+            a, c = normalised(maps[i, b].astype(np.float64)), normalised(maps[j, (b + 1) % maps.shape[1]].astype(np.float64))
+            data_range = float(abs(max(a.max(), c.max()) - min(a.min(), c.min())))
+            result["pairs"].append([i, b, j, (b + 1) % maps.shape[1]])
+            result["ssim"].append(float(structural_similarity(a, c, win_size=7, data_range=data_range)))
+            result["spearman"].append(float(spearmanr(a.reshape(-1), c.reshape(-1))[0]))
+    return result
+
+
 def auc(arr):
     return float((arr.sum() - arr[0] / 2 - arr[-1] / 2) / (arr.shape[0] - 1))
 
@@ -153,7 +282,7 @@ def main():
     peaked = np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0) + 0.05 * rng.standard_normal((h, w))
                        for cy, cx in [(20, 35), (8, 56)]]).astype(np.float32)
     maps = np.stack([random, tied, smooth, peaked])
-    names = ["random", "tied", "smooth", "peaked"]
+    names = MAP_NAMES
     masks = np.stack([((yy >= 10) & (yy < 30) & (xx >= 20) & (xx < 50)), ((yy - 40) ** 2 + (xx - 24) ** 2 <= 12 ** 2)]).astype(np.float32)
     np.save(os.path.join(OUT, "maps.npy"), maps)
     np.save(os.path.join(OUT, "masks.npy"), masks)
@@ -190,6 +319,15 @@ def main():
         }
         manifest["quantus_scores"][name] = {key: [float(v) for v in value] for key, value in scores.items()}
     manifest["sensitivity"] = sensitivity_fixture(x, rng)
+    import torch
+    model = torch_twin()
+    with torch.no_grad():
+        twin = model(torch.from_numpy(x)).numpy()
+    reference = session.run(None, {"input": x})[0]
+    assert np.abs(twin - reference).max() < 1e-4, "the torch twin does not match the ONNX fixture model"
+    manifest["faithfulness_correlation"] = faithfulness_fixture(model, x, maps, targets)
+    manifest["infidelity"] = infidelity_fixture(model, x, maps, targets)
+    manifest["similarity"] = similarity_fixture(maps)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
         f.write("\n")

@@ -110,7 +110,9 @@ void xai_result_free(xai_result *result);
 /* Draws a map over a picture as `xai explain` does: rgb is height x width x 3 bytes, map is
  * map_height x map_width floats covering the whole picture, out receives height x width x 3 bytes.
  * style_json: NULL or {"colormap": "jet" | "viridis" | "inferno" | "turbo" | "diverging",
- * "sign": "auto" | "positive" | "negative" | "absolute" | "all", "alpha": 0.5, "percentile": 99}. */
+ * "sign": "auto" | "positive" | "negative" | "absolute" | "all", "alpha": 0.5, "percentile": 99,
+ * "detail": "region" | "pixel"}. "detail" is the method's (see xai_methods_json): with sign "auto",
+ * pixel-level maps (saliency, inputxgrad, smoothgrad, ig) are drawn as magnitude, opaque where strong. */
 xai_status xai_overlay(const uint8_t *rgb, int64_t height, int64_t width, const float *map,
                        int64_t map_height, int64_t map_width, const char *style_json, uint8_t *out);
 

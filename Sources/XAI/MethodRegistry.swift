@@ -42,13 +42,15 @@ public struct MethodSpec: Sendable {
     public let knobs: [String]
     /// Defaults that differ from the knob's own (``MethodConfiguration`` has one per knob).
     public let defaultOverrides: [String: Int]
+    /// How fine the method's map is (how overlays draw it by default).
+    public let detail: MapDetail
     let build: @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod
     let costOf: @Sendable (ExplainedModel, MethodConfiguration) throws -> MethodCost
     /// Whether the method can explain a model (CAM needs a global-average-pooling + linear head;
     /// Grad-CAM++ a piecewise-linear path); `nil` for every model.
     let isApplicable: (@Sendable (ExplainedModel) -> Bool)?
 
-    init(name: String, summary: String, knobs: [String], defaultOverrides: [String: Int] = [:],
+    init(name: String, summary: String, knobs: [String], defaultOverrides: [String: Int] = [:], detail: MapDetail = .region,
          cost: @escaping @Sendable (ExplainedModel, MethodConfiguration) throws -> MethodCost,
          build: @escaping @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod,
          isApplicable: (@Sendable (ExplainedModel) -> Bool)? = nil) {
@@ -56,6 +58,7 @@ public struct MethodSpec: Sendable {
         self.summary = summary
         self.knobs = knobs
         self.defaultOverrides = defaultOverrides
+        self.detail = detail
         self.costOf = cost
         self.build = build
         self.isApplicable = isApplicable
@@ -76,7 +79,7 @@ public struct MethodSpec: Sendable {
 
     /// The entry as JSON: name, summary and each knob with its type, this method's default and range.
     public var json: [String: Any] {
-        ["name": name, "summary": summary,
+        ["name": name, "summary": summary, "detail": detail.rawValue,
          "knobs": knobs.compactMap { k in (try? MethodConfiguration.knob(k))?.json(defaultValue: defaultValue(k)) }]
     }
 }
@@ -102,13 +105,13 @@ public enum MethodRegistry {
 
     /// The methods in the order `all` runs them.
     public static let methods: [MethodSpec] = [
-        MethodSpec(name: "saliency", summary: "vanilla gradient, max |grad| over channels", knobs: [], cost: oneGradient,
+        MethodSpec(name: "saliency", summary: "vanilla gradient, max |grad| over channels", knobs: [], detail: .pixel, cost: oneGradient,
                    build: { m, _, _ in Saliency(model: m) }),
-        MethodSpec(name: "inputxgrad", summary: "gradient x input, summed over channels", knobs: [], cost: oneGradient,
+        MethodSpec(name: "inputxgrad", summary: "gradient x input, summed over channels", knobs: [], detail: .pixel, cost: oneGradient,
                    build: { m, _, _ in InputXGradient(model: m) }),
         MethodSpec(name: "smoothgrad", summary: "mean gradient over noisy copies", knobs: ["samples", "noise", "batch", "seed"],
                    defaultOverrides: ["samples": smoothGradSamples],
-                   cost: { _, c in
+                   detail: .pixel, cost: { _, c in
                        // Each noisy copy is a forward and a backward; one clean forward picks the target.
                        let n = Double(c.samples ?? smoothGradSamples)
                        return MethodCost(evaluations: n + 1, forwardEquivalents: 2 * n + 2)
@@ -117,7 +120,7 @@ public enum MethodRegistry {
                        SmoothGrad(base: Saliency(model: m), samples: c.samples ?? smoothGradSamples, noiseLevel: c.noise, internalBatchSize: c.batch, seed: c.seed)
                    }),
         MethodSpec(name: "ig", summary: "Integrated Gradients, completeness delta reported", knobs: ["steps", "rule", "baseline", "batch"],
-                   cost: { _, c in
+                   detail: .pixel, cost: { _, c in
                        // A forward and backward per step, the clean forward, and the completeness
                        // check's forwards of the input and the baseline.
                        MethodCost(evaluations: Double(c.steps + 3), forwardEquivalents: Double(2 * c.steps + 3))

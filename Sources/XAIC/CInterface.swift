@@ -434,11 +434,11 @@ public func xai_overlay(_ rgb: UnsafePointer<UInt8>?, _ height: Int64, _ width: 
             guard let keys = (try? JSONSerialization.jsonObject(with: text)) as? [String: Any] else {
                 throw argument("style_json", "not a JSON object")
             }
-            if let unknown = keys.keys.sorted().first(where: { !["colormap", "sign", "alpha", "percentile"].contains($0) }) {
-                throw argument(unknown, "not a style option (colormap, sign, alpha, percentile)")
+            if let unknown = keys.keys.sorted().first(where: { !["colormap", "sign", "alpha", "percentile", "detail"].contains($0) }) {
+                throw argument(unknown, "not a style option (colormap, sign, alpha, percentile, detail)")
             }
             struct Style: Decodable {
-                var colormap: String?, sign: String?
+                var colormap: String?, sign: String?, detail: String?
                 var alpha: Double?, percentile: Double?
             }
             let s: Style
@@ -454,7 +454,10 @@ public func xai_overlay(_ rgb: UnsafePointer<UInt8>?, _ height: Int64, _ width: 
             guard let sign = SignMode(rawValue: s.sign ?? "auto") else {
                 throw argument("sign", "none of \(SignMode.allCases.map(\.rawValue).joined(separator: ", "))", value: s.sign ?? "")
             }
-            styleValue = HeatmapStyle(colormap: colormap, sign: sign, percentile: s.percentile ?? 99, alpha: s.alpha ?? 0.5)
+            guard let detail = MapDetail(rawValue: s.detail ?? "region") else {
+                throw argument("detail", "none of \(MapDetail.allCases.map(\.rawValue).joined(separator: ", "))", value: s.detail ?? "")
+            }
+            styleValue = HeatmapStyle(colormap: colormap, sign: sign, percentile: s.percentile ?? 99, alpha: s.alpha ?? 0.5, detail: detail)
         }
         let picture = try RGBImage(width: w, height: h, pixels: Array(UnsafeBufferPointer(start: rgb, count: h * w * 3)))
         let drawn = try styleValue.overlay(picture, map: Array(UnsafeBufferPointer(start: map, count: mh * mw)), mapWidth: mw, mapHeight: mh,

@@ -22,10 +22,19 @@ enum MetricName: String, CaseIterable {
     case deletion, insertion, completeness, sparseness, complexity
     case pointingGame = "pointing_game", relevanceMass = "relevance_mass", relevanceRank = "relevance_rank"
     case sensitivityMax = "sensitivity_max", sensitivityAvg = "sensitivity_avg", localLipschitz = "local_lipschitz"
+    case faithfulnessCorrelation = "faithfulness_correlation", infidelity
+    case randomLogit = "random_logit", randomLogitSpearman = "random_logit_spearman", mprt
 
     var needsMasks: Bool { [.pointingGame, .relevanceMass, .relevanceRank].contains(self) }
     /// Computed together, from the same noisy re-explanations.
     var isSensitivity: Bool { [.sensitivityMax, .sensitivityAvg, .localLipschitz].contains(self) }
+    /// Computed together, from the same map for another class.
+    var isRandomLogit: Bool { [.randomLogit, .randomLogitSpearman].contains(self) }
+    /// Whether a larger score is worse.
+    var lowerIsBetter: Bool {
+        [.deletion, .complexity, .completeness, .sensitivityMax, .sensitivityAvg, .localLipschitz, .infidelity,
+         .randomLogit, .randomLogitSpearman, .mprt].contains(self)
+    }
 
     /// A comma-separated list, or `all` (every metric, the mask metrics when masks are given).
     static func parse(_ list: String, masks: Bool) throws -> [MetricName] {
@@ -66,6 +75,9 @@ struct EvaluateJob {
     var substrate = PixelCurve.Substrate.zero
     var tolerance: Int?
     var sensitivity = Sensitivity()
+    var faithfulness = FaithfulnessCorrelation()
+    var infidelity = Infidelity()
+    var mprtSteps = 5
     var configuration = MethodConfiguration()
     var quiet = false
 
@@ -73,6 +85,7 @@ struct EvaluateJob {
         /// Scores by method and metric, in the order met.
         var scores: [(method: String, metric: MetricName, values: [Double])] = []
         var failures: [String] = []
+        var report: String?
     }
 
     func run() throws -> Summary {
@@ -95,6 +108,15 @@ struct EvaluateJob {
         do { try sensitivity.validate() } catch XAIError.invalidArgument(let parameter, let value, let reason) {
             // The command line's flags for the metric's knobs (its `samples` is not the methods').
             throw XAIError.invalidArgument(parameter: parameter == "radius" ? "sensitivityRadius" : "sensitivitySamples", value: value, reason: reason)
+        }
+        do {
+            try faithfulness.validate(pixels: height * width)
+            try infidelity.validate()
+            try ModelRandomisation(steps: mprtSteps).validate()
+        } catch XAIError.invalidArgument(let parameter, let value, let reason) {
+            let flags = ["runs": "faithfulnessRuns", "subsetSize": "faithfulnessSubset", "sigma": "infidelitySigma", "samples": "infidelitySamples",
+                         "steps": "mprtSteps"]
+            throw XAIError.invalidArgument(parameter: flags[parameter] ?? parameter, value: value, reason: reason)
         }
         let curveMetric = { (mode: PixelCurve.Mode) in PixelCurve(mode: mode, step: step, substrate: substrate) }
         if chosen.contains(.deletion) || chosen.contains(.insertion) { _ = try curveMetric(.deletion).resolvedStep(pixels: height * width) }
@@ -146,6 +168,20 @@ struct EvaluateJob {
                         // The sensitivity scores share their re-explanations: the method re-run with its
                         // knobs and seed, for the class it explained, on noisy copies.
                         var sensitivityResult: Sensitivity.Result?
+                        var randomLogitResult: (ssim: MetricResult, spearman: MetricResult)?
+                        var randomLogitSeconds = 0.0
+                        let reexplain = { (model: ExplainedModel, batch: Tensor, target: Int) throws -> Tensor in
+                            let configured = try MethodRegistry.make(name, model: model, configuration: configuration,
+                                                                     context: MethodContext(preprocessing: preprocessing))
+                            return try configured.method.attribute(batch, target: .index(target), baseline: configured.baseline).map
+                        }
+                        if chosen.contains(where: \.isRandomLogit) {
+                            progress.update("random_logit")
+                            let t0 = Date()
+                            randomLogitResult = try RandomLogit(seed: configuration.seed).evaluate(
+                                model: explained, images: image.tensor, maps: batchMap, target: .index(explainedTarget)) { try reexplain(explained, $0, $1) }
+                            randomLogitSeconds = Date().timeIntervalSince(t0)
+                        }
                         if chosen.contains(where: \.isSensitivity) {
                             progress.update("sensitivity")
                             let configured = try MethodRegistry.make(name, model: explained, configuration: configuration,
@@ -174,6 +210,16 @@ struct EvaluateJob {
                             case .sensitivityMax, .sensitivityAvg, .localLipschitz:
                                 guard let r = sensitivityResult else { continue }
                                 result = metric == .sensitivityMax ? r.max : metric == .sensitivityAvg ? r.average : r.lipschitz
+                            case .faithfulnessCorrelation:
+                                result = try faithfulness.evaluate(model: explained, images: image.tensor, maps: batchMap, target: .index(explainedTarget))
+                            case .infidelity:
+                                result = try infidelity.evaluate(model: explained, images: image.tensor, maps: batchMap, target: .index(explainedTarget))
+                            case .randomLogit, .randomLogitSpearman:
+                                guard let r = randomLogitResult else { continue }
+                                result = metric == .randomLogit ? r.ssim : r.spearman
+                            case .mprt:
+                                result = try ModelRandomisation(steps: mprtSteps, seed: configuration.seed)
+                                    .evaluate(model: explained, images: image.tensor, maps: batchMap, target: .index(explainedTarget), explain: reexplain)
                             case .pointingGame, .relevanceMass, .relevanceRank:
                                 guard let mask else { continue }
                                 let m = try mask.reshaped([1, height, width])
@@ -183,7 +229,7 @@ struct EvaluateJob {
                             }
                             let line = MetricRecord(image: image.source, stem: image.stem, method: name, metric: metric.rawValue, score: result.scores[0],
                                                     direction: result.direction.rawValue, target: explainedTarget, settings: result.settings,
-                                                    seconds: metric.isSensitivity ? sensitivitySeconds : Date().timeIntervalSince(t0),
+                                                    seconds: metric.isSensitivity ? sensitivitySeconds : metric.isRandomLogit ? randomLogitSeconds : Date().timeIntervalSince(t0),
                                                     curve: result.curves?.first)
                             log.write(try encoder.encode(line) + Data("\n".utf8))
                             record(name, metric, result.scores[0])
@@ -197,6 +243,8 @@ struct EvaluateJob {
             }
         }
         progress.finish()
+        // The report (index.html) shows the metrics beside the maps.
+        summary.report = try writeReport(folder: out, resultsPath: (out as NSString).appendingPathComponent("results.jsonl"))
         return summary
     }
 
@@ -247,32 +295,56 @@ struct EvaluateJob {
     }
 }
 
+/// Means and standard errors of every method x metric with the best method per column: the
+/// table `xai evaluate` prints and the report shows.
+struct MetricTable {
+    /// Metrics in ``MetricName`` order, methods in the order met.
+    let metrics: [MetricName]
+    let methods: [String]
+    private let cells: [String: MetricResult]
+    let best: [MetricName: String]
+
+    init(_ scores: [(method: String, metric: MetricName, values: [Double])]) {
+        metrics = MetricName.allCases.filter { m in scores.contains { $0.metric == m } }
+        methods = scores.reduce(into: [String]()) { if !$0.contains($1.method) { $0.append($1.method) } }
+        var cells: [String: MetricResult] = [:]
+        for s in scores {
+            cells[s.method + "\u{0}" + s.metric.rawValue] = MetricResult(metric: s.metric.rawValue, direction: s.metric.lowerIsBetter ? .lowerIsBetter : .higherIsBetter,
+                                                                          scores: s.values, settings: [:])
+        }
+        self.cells = cells
+        var best: [MetricName: String] = [:]
+        for metric in metrics {
+            let ranked = methods.compactMap { m in cells[m + "\u{0}" + metric.rawValue].flatMap { $0.mean.isFinite ? (m, $0.mean) : nil } }
+            best[metric] = (metric.lowerIsBetter ? ranked.min { $0.1 < $1.1 } : ranked.max { $0.1 < $1.1 })?.0
+        }
+        self.best = best
+    }
+
+    func cell(_ method: String, _ metric: MetricName) -> MetricResult? { cells[method + "\u{0}" + metric.rawValue] }
+
+    static func header(_ metric: MetricName) -> String { metric.rawValue + (metric.lowerIsBetter ? " (lower)" : " (higher)") }
+
+    /// `mean +- standard error (n)`.
+    static func text(_ s: MetricResult) -> String {
+        (s.mean.isFinite ? String(format: "%.3f", s.mean) : "nan") + (s.standardError.isFinite ? String(format: " +- %.3f", s.standardError) : "") + " (\(s.count))"
+    }
+}
+
 /// Prints the mean +- standard error of every method x metric, best per column marked.
 func printMetricTable(_ summary: EvaluateJob.Summary) {
-    let metrics = MetricName.allCases.filter { m in summary.scores.contains { $0.metric == m } }
-    let methods = summary.scores.reduce(into: [String]()) { if !$0.contains($1.method) { $0.append($1.method) } }
-    guard !metrics.isEmpty else { return }
-    func stats(_ method: String, _ metric: MetricName) -> MetricResult? {
-        summary.scores.first { $0.method == method && $0.metric == metric }.map {
-            MetricResult(metric: metric.rawValue, direction: .higherIsBetter, scores: $0.values, settings: [:])
-        }
-    }
-    let lowerIsBetter: Set<MetricName> = [.deletion, .complexity, .completeness, .sensitivityMax, .sensitivityAvg, .localLipschitz]
-    let width = max(10, (methods.map(\.count).max() ?? 0) + 2)
+    let table = MetricTable(summary.scores)
+    guard !table.metrics.isEmpty else { return }
+    let width = max(10, (table.methods.map(\.count).max() ?? 0) + 2)
+    let headers = table.metrics.map(MetricTable.header)
+    let columns = headers.map { max(28, $0.count + 2) }
     print("\n" + "method".padding(toLength: width, withPad: " ", startingAt: 0)
-          + metrics.map { ($0.rawValue + (lowerIsBetter.contains($0) ? " (lower)" : " (higher)")).padding(toLength: 28, withPad: " ", startingAt: 0) }.joined())
-    var best: [MetricName: String] = [:]
-    for metric in metrics {
-        let ranked = methods.compactMap { m in stats(m, metric).flatMap { $0.mean.isFinite ? (m, $0.mean) : nil } }
-        best[metric] = (lowerIsBetter.contains(metric) ? ranked.min { $0.1 < $1.1 } : ranked.max { $0.1 < $1.1 })?.0
-    }
-    for method in methods {
+          + zip(headers, columns).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined())
+    for method in table.methods {
         var line = method.padding(toLength: width, withPad: " ", startingAt: 0)
-        for metric in metrics {
-            guard let s = stats(method, metric) else { line += "-".padding(toLength: 28, withPad: " ", startingAt: 0); continue }
-            let cell = (s.mean.isFinite ? String(format: "%.3f", s.mean) : "nan") + (s.standardError.isFinite ? String(format: " +- %.3f", s.standardError) : "")
-                + " (\(s.count))" + (best[metric] == method ? " *" : "")
-            line += cell.padding(toLength: 28, withPad: " ", startingAt: 0)
+        for (metric, column) in zip(table.metrics, columns) {
+            guard let s = table.cell(method, metric) else { line += "-".padding(toLength: column, withPad: " ", startingAt: 0); continue }
+            line += (MetricTable.text(s) + (table.best[metric] == method ? " *" : "")).padding(toLength: column, withPad: " ", startingAt: 0)
         }
         print(line)
     }
@@ -281,7 +353,7 @@ func printMetricTable(_ summary: EvaluateJob.Summary) {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score explanations: deletion and insertion, completeness, sensitivity, sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and relevance rank.",
+        abstract: "Score explanations: deletion and insertion, faithfulness correlation, infidelity, completeness, sensitivity, random logit, model randomisation (MPRT), sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and relevance rank.",
         discussion: """
         For each image and method, evaluates the map `xai explain` wrote to OUT/<stem>/<method>.npy, or explains and writes \
         it first. Writes one line per image x method x metric to OUT/metrics.jsonl (score, direction, settings, seconds, \
@@ -289,6 +361,8 @@ struct Evaluate: ParsableCommand {
         authors' protocol (softmax probability of the explained class, --step pixels per step, area by the trapezoid rule); \
         the sensitivity scores (Captum's sensitivity_max, its mean, the local Lipschitz ratio) re-explain \
         --sensitivity-samples noisy copies with the method's seed, so only the input noise varies; \
+        random_logit (SSIM) and random_logit_spearman compare the map with the method's map for a seeded random other class; \
+        mprt re-explains after randomising the weighted layers cascading from the top, in --mprt-steps stages; \
         masks are <stem>.png or <stem>.npy at the model's input size in --ground-truth.
         """)
 
@@ -302,6 +376,11 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Pointing game: hit tolerance in pixels (default: 15 at 224, scaled).") var tolerance: Int?
     @Option(help: "Sensitivity: radius of the uniform noise added to every input value (Captum's 0.02; Quantus uses 0.2).") var sensitivityRadius: Float = 0.02
     @Option(help: "Sensitivity: noisy copies, each re-explained with the method's knobs and seed.") var sensitivitySamples = 10
+    @Option(help: "Faithfulness correlation: random pixel subsets set to the baseline.") var faithfulnessRuns = 100
+    @Option(help: "Faithfulness correlation: pixels per subset.") var faithfulnessSubset = 224
+    @Option(help: "Infidelity: standard deviation of the Gaussian perturbations (per pixel, all channels).") var infidelitySigma: Float = 0.1
+    @Option(help: "Infidelity: perturbations per image.") var infidelitySamples = 10
+    @Option(help: "MPRT: randomisation stages from the top layer to all layers, each one re-explanation.") var mprtSteps = 5
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Option(help: "top1 or a class index.") var target = "top1"
     @Option(help: "Output folder (maps from `xai explain` there are reused).") var out = "xai-out"
@@ -322,6 +401,9 @@ struct Evaluate: ParsableCommand {
             job.step = step
             job.tolerance = tolerance
             job.sensitivity = Sensitivity(radius: sensitivityRadius, samples: sensitivitySamples, seed: knobs.seed)
+            job.faithfulness = FaithfulnessCorrelation(runs: faithfulnessRuns, subsetSize: faithfulnessSubset, seed: knobs.seed)
+            job.infidelity = Infidelity(sigma: infidelitySigma, samples: infidelitySamples, seed: knobs.seed)
+            job.mprtSteps = mprtSteps
             job.preset = preset
             job.resize = resize
             job.quiet = quiet
@@ -330,6 +412,7 @@ struct Evaluate: ParsableCommand {
         }
         printMetricTable(summary)
         print("metrics: \((out as NSString).appendingPathComponent("metrics.jsonl"))")
+        if let report = summary.report { print("report: \(report)") }
         if !summary.failures.isEmpty {
             print("\(summary.failures.count) failed:")
             for f in summary.failures { print("  \(f)") }

@@ -25,7 +25,7 @@ struct Explain: ParsableCommand {
     @Option(help: "Normalisation: imagenet, none or r,g,b/r,g,b (default: the model's .json sidecar, else imagenet).") var preset: String?
     @Option(help: "Shorter side after resizing, before the centre crop, as torchvision's Resize (default: the model's input side).") var resize: Int?
     @Option(help: "Overlay colour map: jet, viridis, inferno, turbo, diverging (default: turbo, diverging for signed maps).") var colormap: String?
-    @Option(help: "Overlay sign mode: auto, positive, negative, absolute, all.") var sign = "auto"
+    @Option(help: "Overlay sign mode: auto (magnitude for pixel-level gradient maps: saliency, inputxgrad, smoothgrad, ig; else all for signed maps, positive otherwise), positive, negative, absolute, all (the signed view, diverging colours).") var sign = "auto"
     @Option(help: "Overlay opacity.") var alpha = 0.5
     @Option(help: "Overlay saturation: values above this percentile of the shown magnitudes get the top colour.") var percentile = 99.0
     @Option(help: .hidden) var logMemory: String?

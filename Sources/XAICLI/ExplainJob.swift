@@ -175,6 +175,8 @@ struct ExplainJob {
                 let top = raw.scalars.indices.filter { raw.scalars[$0].isFinite }.sorted { raw.scalars[$0] > raw.scalars[$1] }.prefix(5)
                 outline = (segments.scalars.map { $0.isFinite ? Int32(clamping: Int($0)) : -1 }, Set(top.map { Int32($0) }))
             }
+            var style = self.style
+            style.detail = (try? MethodRegistry.spec(name))?.detail ?? .region
             let overlay = try style.overlay(image.picture, map: map.scalars, mapWidth: width, mapHeight: height,
                                             placement: image.placement, outline: outline)
             try overlay.writePNG((folder as NSString).appendingPathComponent("\(name).png"))

@@ -9,7 +9,8 @@ func flag(for parameter: String) -> String {
     let aliases = ["internalBatchSize": "batch", "perturbationsPerEval": "batch", "noiseLevel": "noise", "mean": "preset", "std": "preset"]
     let name = aliases[parameter] ?? parameter
     let flags = Set(MethodConfiguration.knobNames + ["device", "target", "preset", "resize", "shard", "colormap", "sign", "alpha", "percentile",
-                                                     "save", "method", "out", "top", "folder", "metrics", "groundTruth", "step", "substrate", "tolerance", "sensitivityRadius", "sensitivitySamples"])
+                                                     "save", "method", "out", "top", "folder", "metrics", "groundTruth", "step", "substrate", "tolerance", "sensitivityRadius", "sensitivitySamples",
+                                                     "faithfulnessRuns", "faithfulnessSubset", "infidelitySigma", "infidelitySamples", "mprtSteps"])
     guard flags.contains(name) else { return parameter }
     var kebab = ""
     for ch in name {

@@ -39,8 +39,20 @@ public enum Colormap: String, Sendable, CaseIterable {
 /// Which part of a signed map is shown.
 public enum SignMode: String, Sendable, CaseIterable {
     case positive, negative, absolute, all
-    /// `all` for maps with negative values, `positive` otherwise.
+    /// `absolute` for pixel-level maps (``MapDetail/pixel``), else `all` for maps with negative
+    /// values and `positive` otherwise.
     case auto
+}
+
+/// How fine a method's map is, which decides how it is best drawn.
+public enum MapDetail: String, Sendable, CaseIterable {
+    /// A value per pixel that changes from one pixel to the next (gradients, Gradient x Input,
+    /// SmoothGrad, Integrated Gradients): drawn as magnitude, as Captum's `visualize_image_attr`
+    /// users do with `sign="absolute_value"`; signed and near zero almost everywhere, a diverging
+    /// overlay fades to the picture and looks empty.
+    case pixel
+    /// Smooth or region-wise maps (CAMs, occlusion, LIME, KernelSHAP, RISE).
+    case region
 }
 
 /// How a map is drawn over its image.
@@ -51,20 +63,34 @@ public struct HeatmapStyle: Sendable {
     public var percentile: Double
     /// Opacity of the heatmap (default 0.5).
     public var alpha: Double
+    /// The map's kind: with ``SignMode/auto``, pixel-level maps are drawn as magnitude, opaque
+    /// where strong and clear where weak, so sparse evidence shows over the picture.
+    public var detail: MapDetail
 
-    public init(colormap: Colormap? = nil, sign: SignMode = .auto, percentile: Double = 99, alpha: Double = 0.5) {
+    public init(colormap: Colormap? = nil, sign: SignMode = .auto, percentile: Double = 99, alpha: Double = 0.5, detail: MapDetail = .region) {
         self.colormap = colormap
         self.sign = sign
         self.percentile = percentile
         self.alpha = alpha
+        self.detail = detail
     }
+
+    /// The sign mode `auto` resolves to for `map`.
+    public func resolvedSign(_ map: [Float]) -> SignMode {
+        guard sign == .auto else { return sign }
+        if detail == .pixel { return .absolute }
+        return map.contains { $0 < 0 } ? .all : .positive
+    }
+
+    /// Pixel-level magnitudes with `auto`: opacity grows with the value (none at zero, twice
+    /// `alpha` capped at 1 at saturation), so the picture shows wherever the map is weak.
+    var fadesWithValue: Bool { sign == .auto && detail == .pixel }
 
     /// Map values scaled to [0, 1] (for `all`: 0.5 is zero), and the colour map to use. NaN and
     /// infinite values are drawn as zero (the caller flags them).
     public func normalized(_ raw: [Float]) -> (values: [Double], colormap: Colormap) {
         let map = raw.map { $0.isFinite ? $0 : 0 }
-        var sign = self.sign
-        if sign == .auto { sign = map.contains { $0 < 0 } ? .all : .positive }
+        let sign = resolvedSign(map)
         let shown: [Double] = map.map {
             switch sign {
             case .positive, .auto: return Double(max($0, 0))
@@ -74,13 +100,14 @@ public struct HeatmapStyle: Sendable {
         }
         let sorted = shown.sorted()
         let k = min(sorted.count - 1, max(0, Int((percentile / 100 * Double(sorted.count - 1)).rounded())))
-        let top = sorted.isEmpty ? 1 : (sorted[k] > 0 ? sorted[k] : (sorted.last! > 0 ? sorted.last! : 1))
+        let largest = sorted.last ?? 0
+        let top = sorted.isEmpty ? 1 : (sorted[k] > 0 ? sorted[k] : (largest > 0 ? largest : 1))
         if sign == .all {
             return (map.map { 0.5 + 0.5 * min(max(Double($0) / top, -1), 1) }, colormap ?? .diverging)
         }
         // Stretch from the smallest shown value, so a map with a narrow range (RISE's
         // probabilities) still shows its structure; maps that reach zero are unchanged.
-        let low = min(sorted.first ?? 0, top)
+        let low = fadesWithValue ? 0 : min(sorted.first ?? 0, top)
         let span = top - low > 0 ? top - low : 1
         return (shown.map { min(max(($0 - low) / span, 0), 1) }, colormap ?? .turbo)
     }
@@ -120,7 +147,8 @@ public struct HeatmapStyle: Sendable {
                     + ty * ((1 - tx) * values[y1 * mapWidth + x0] + tx * values[y1 * mapWidth + x1])
                 var (r, g, b) = cmap.color(v)
                 // Signed maps: zero (the middle of the scale) leaves the picture as it is.
-                let opacity = cmap == .diverging ? alpha * min(abs(2 * v - 1), 1).squareRoot() : alpha
+                let opacity = cmap == .diverging ? alpha * min(abs(2 * v - 1), 1).squareRoot()
+                    : fadesWithValue ? min(2 * alpha, 1) * v.squareRoot() : alpha
                 if let outline {
                     let (ny, nx) = (Int(my.rounded()), Int(mx.rounded()))
                     let cy = min(max(ny, 0), mapHeight - 1), cx = min(max(nx, 0), mapWidth - 1)

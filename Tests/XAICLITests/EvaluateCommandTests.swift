@@ -49,6 +49,13 @@ final class EvaluateCommandTests: XCTestCase {
         let sparse = try records(out).filter { $0["metric"] as? String == "sparseness" && $0["method"] as? String == "ig" && $0["stem"] as? String == "input_1" }
         XCTAssertEqual(sparse.count, 2)
         XCTAssertNotEqual(sparse[0]["score"] as? Double, sparse[1]["score"] as? Double)
+        // The report shows the scores: the table (latest score per image, the best per column
+        // marked) and one curve per method for deletion and for insertion.
+        let html = try String(contentsOfFile: out + "/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("<table class=\"scores\">") && html.contains("deletion &darr;") && html.contains("insertion &uarr;"), html)
+        XCTAssertEqual(html.components(separatedBy: "<svg class=\"curve\"").count - 1, 2 * 2, "deletion and insertion for gradcam and ig")
+        XCTAssertEqual(html.components(separatedBy: "class=\"best\"").count - 1, 5, "one best method per metric")
+        XCTAssertTrue(r.output.contains("report:") || again.output.contains("report:"), again.output)
     }
 
     /// The seed's experiment in one command: LIME re-run under tiny input noise, with its seed fixed.
@@ -65,6 +72,30 @@ final class EvaluateCommandTests: XCTestCase {
             XCTAssertEqual((line["settings"] as? [String: String])?["samples"], "3")
         }
         XCTAssertTrue(r.output.contains("sensitivity_max (lower)"), r.output)
+    }
+
+    /// The metrics that re-explain (random logit, MPRT) and those that perturb (faithfulness
+    /// correlation, infidelity), with their knobs in the settings.
+    func testFaithfulnessAndRandomisationMetrics() throws {
+        let out = try temporaryFolder()
+        let r = try runXAI(["evaluate", model, tensor, "--method", "gradcam,inputxgrad",
+                            "--metrics", "faithfulness_correlation,infidelity,random_logit,random_logit_spearman,mprt",
+                            "--faithfulness-runs", "12", "--faithfulness-subset", "64", "--infidelity-samples", "4", "--mprt-steps", "2", "--out", out, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        let lines = try records(out)
+        XCTAssertEqual(lines.count, 2 * 2 * 5)
+        for line in lines {
+            let score = try XCTUnwrap(line["score"] as? Double), settings = try XCTUnwrap(line["settings"] as? [String: String])
+            XCTAssertTrue(score.isFinite, "\(line)")
+            switch line["metric"] as? String {
+            case "faithfulness_correlation": XCTAssertEqual(settings["runs"], "12"); XCTAssertTrue(abs(score) <= 1)
+            case "infidelity": XCTAssertEqual(settings["samples"], "4"); XCTAssertGreaterThanOrEqual(score, 0)
+            case "mprt": XCTAssertEqual((line["curve"] as? [Double])?.count, 2); XCTAssertTrue(abs(score) <= 1)
+            case "random_logit", "random_logit_spearman": XCTAssertNotNil(settings["other classes"]); XCTAssertTrue(abs(score) <= 1 + 1e-9)
+            default: XCTFail("\(line)")
+            }
+        }
+        XCTAssertTrue(r.output.contains("faithfulness_correlation (higher)") && r.output.contains("mprt (lower)"), r.output)
     }
 
     func testMasksAndTheirErrors() throws {
@@ -88,6 +119,10 @@ final class EvaluateCommandTests: XCTestCase {
             (["--metrics", "pointing_game", "--ground-truth", "/nonexistent"], "/nonexistent"),
             (["--metrics", "sensitivity_max", "--sensitivity-radius=-1"], "--sensitivity-radius '-1.0'"),
             (["--metrics", "sensitivity_max", "--sensitivity-samples", "0"], "--sensitivity-samples '0'"),
+            (["--metrics", "faithfulness_correlation", "--faithfulness-subset", "5000"], "--faithfulness-subset '5000'"),
+            (["--metrics", "faithfulness_correlation", "--faithfulness-runs", "1"], "--faithfulness-runs '1'"),
+            (["--metrics", "infidelity", "--infidelity-sigma", "0"], "--infidelity-sigma '0.0'"),
+            (["--metrics", "mprt", "--mprt-steps", "0"], "--mprt-steps '0'"),
         ]
         for (flags, expected) in cases {
             let e = try runXAI(["evaluate", model, tensor, "--out", try temporaryFolder(), "--quiet"] + flags)

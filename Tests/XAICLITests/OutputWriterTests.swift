@@ -39,6 +39,30 @@ final class OutputWriterTests: XCTestCase {
         XCTAssertThrowsError(try style.overlay(picture, map: map, mapWidth: 9, mapHeight: 10, placement: .init(left: 0, top: 0, width: 40, height: 30)))
     }
 
+    /// A pixel-level gradient map (signed, near zero almost everywhere) is drawn by default as
+    /// magnitude: both signs show, strong values opaquely, zero leaves the picture; the signed view
+    /// (`sign: .all`) draws the negative pixel blue, and region maps keep the diverging default.
+    func testPixelLevelMapsAreDrawnAsMagnitude() throws {
+        let picture = try RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 100, count: 8 * 8 * 3))
+        var map = [Float](repeating: 0, count: 64)
+        map[9] = 2
+        map[54] = -2
+        map[20] = 0.02  // weak: nearly clear
+        let place = Preprocessing.Placement(left: 0, top: 0, width: 8, height: 8)
+        let pixel = HeatmapStyle(percentile: 100, alpha: 0.5, detail: .pixel)
+        XCTAssertEqual(pixel.resolvedSign(map), .absolute)
+        XCTAssertEqual(HeatmapStyle(detail: .region).resolvedSign(map), .all)
+        let out = try pixel.overlay(picture, map: map, mapWidth: 8, mapHeight: 8, placement: place)
+        func rgb(_ o: RGBImage, _ i: Int) -> [Int] { (0..<3).map { Int(o.pixels[i * 3 + $0]) } }
+        XCTAssertEqual(rgb(out, 0), [100, 100, 100], "zero: the picture")
+        XCTAssertEqual(rgb(out, 9), rgb(out, 54), "both signs alike, as magnitude")
+        let strong = rgb(out, 9).map { abs($0 - 100) }.max() ?? 0, weak = rgb(out, 20).map { abs($0 - 100) }.max() ?? 0
+        XCTAssertGreaterThan(strong, 60, "saturated values are opaque (2 x alpha)")
+        XCTAssertLessThan(weak, strong / 3)
+        let signed = try HeatmapStyle(sign: .all, percentile: 100, alpha: 0.5, detail: .pixel).overlay(picture, map: map, mapWidth: 8, mapHeight: 8, placement: place)
+        XCTAssertLessThan(rgb(signed, 54)[0], rgb(signed, 54)[2], "the signed view: negative is blue")
+    }
+
     func testNPYRoundTripKeepsShapeOrderAndValues() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-npy-\(UUID().uuidString).npy").path
         defer { try? FileManager.default.removeItem(atPath: path) }

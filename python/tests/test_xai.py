@@ -189,6 +189,14 @@ def test_overlay():
         xai.overlay(picture, rng.random((5, 6)), colormap="rainbow")
     with pytest.raises(ValueError, match="rgb"):
         xai.overlay(picture[..., 0], rng.random((5, 6)))
+    # A pixel-level map: magnitude, clear where zero; the signed view is one argument away.
+    signed = np.zeros((20, 30), np.float32)
+    signed[5, 5], signed[10, 20] = 1.0, -1.0
+    pixel = xai.overlay(picture, signed, method="ig")
+    assert np.array_equal(pixel[0, 0], picture[0, 0]) and not np.array_equal(pixel[10, 20], picture[10, 20])
+    assert not np.array_equal(pixel, xai.overlay(picture, signed, method="ig", sign="all"))
+    with pytest.raises(ValueError, match="method"):
+        xai.overlay(picture, signed, method="nope")
 
 
 def test_two_models_on_two_threads(batch):

@@ -252,9 +252,12 @@ def preprocess(paths: Union[str, Sequence[str]], model: Model, preset: Optional[
     return _Result(result).tensor("input")
 
 
-def overlay(rgb, attribution, colormap: Optional[str] = None, sign: str = "auto", alpha: float = 0.5, percentile: float = 99) -> np.ndarray:
+def overlay(rgb, attribution, colormap: Optional[str] = None, sign: str = "auto", alpha: float = 0.5, percentile: float = 99,
+            method: Optional[str] = None) -> np.ndarray:
     """A map drawn over a picture as `xai explain` draws it (like pytorch-grad-cam's show_cam_on_image):
-    rgb uint8 [H, W, 3]; the map [h, w] covers the whole picture; returns uint8 [H, W, 3]."""
+    rgb uint8 [H, W, 3]; the map [h, w] covers the whole picture; returns uint8 [H, W, 3]. With
+    `method` named, sign "auto" draws pixel-level gradient maps (saliency, inputxgrad, smoothgrad,
+    ig) as magnitude, as `xai explain` does."""
     picture = np.ascontiguousarray(np.asarray(rgb), dtype=np.uint8)
     m = np.ascontiguousarray(np.asarray(attribution, dtype=np.float32))
     if picture.ndim != 3 or picture.shape[2] != 3:
@@ -262,6 +265,11 @@ def overlay(rgb, attribution, colormap: Optional[str] = None, sign: str = "auto"
     if m.ndim != 2:
         raise InvalidArgumentError(f"map: needs [h, w], got shape {m.shape}")
     style = {"sign": sign, "alpha": alpha, "percentile": percentile}
+    if method is not None:
+        specs = methods()
+        if method not in specs:
+            raise InvalidArgumentError(f"method: '{method}' is none of {', '.join(specs)}")
+        style["detail"] = specs[method].get("detail", "region")
     if colormap is not None:
         style["colormap"] = colormap
     out = np.empty_like(picture)

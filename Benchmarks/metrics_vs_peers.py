@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Quantus 0.6 and Captum 0.9 timed on the rows of `xai-bench metrics`, on the same machine.
+
+The model is torchvision's ResNet-50 (random weights, seed 0: timing does not depend on them), the
+image uniform noise in [-2, 2] like xai-bench's, the map Captum's LayerGradCam at layer4 upsampled
+to 224x224. torch uses its default threads (every core). Rows (key, what xai row it stands beside):
+
+- quantus_pixel_flipping (deletion): `PixelFlipping(features_in_step=224, perturb_baseline="black")`,
+  224 steps each one forward, Quantus's deletion curve.
+- quantus_faithfulness_correlation: `FaithfulnessCorrelation(nr_runs=100, subset_size=224)`, 101 forwards.
+- captum_infidelity: `infidelity(normalize=True)`, 10 Gaussian perturbations (sigma 0.1), one batch.
+- captum_sensitivity_max_ig / quantus_max_sensitivity_ig: Captum's `sensitivity_max` (10 copies,
+  radius 0.02, one example per batch) and Quantus's `MaxSensitivity(nr_samples=10, lower_bound=0.02)`
+  around Captum's IntegratedGradients with --ig-steps steps.
+- captum_sensitivity_max_lime / quantus_max_sensitivity_lime: the same around Captum's Lime with
+  --lime-samples samples on SLIC superpixels, 64 perturbations per forward (as the peer table).
+
+    python Benchmarks/metrics_vs_peers.py --json OUT/metric_peers.json   # a venv with quantus==0.6.0, captum, torchvision
+    .build/release/xai-bench metrics --compare OUT/metric_peers.json
+"""
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+
+def timed(fn, repeats, warmup):
+    """Median-ready times of `repeats` calls, after one untimed call when `warmup` (slow rows, like
+    xai-bench's over 300 forward-equivalents, run once without)."""
+    result = fn() if warmup else None
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return times, result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--ig-steps", type=int, default=50)
+    parser.add_argument("--lime-samples", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", default="all")
+    args = parser.parse_args()
+
+    import captum
+    import quantus
+    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Lime
+    from captum.metrics import infidelity, sensitivity_max
+    from skimage.segmentation import slic
+    from scipy.ndimage import gaussian_filter
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None).eval()
+    x = torch.from_numpy(np.random.default_rng(3).uniform(-2, 2, (1, 3, 224, 224)).astype(np.float32))
+    with torch.no_grad():
+        target = int(model(x).argmax(1))
+    y = np.array([target])
+    cam = LayerGradCam(model, model.layer4)
+    a = LayerAttribution.interpolate(cam.attribute(x, target=target), (224, 224), interpolate_mode="bilinear").detach()
+    a_np = a.numpy()  # [1, 1, 224, 224]
+    smooth = gaussian_filter(x[0].numpy().transpose(1, 2, 0), sigma=(6, 6, 0))
+    segments = torch.from_numpy(slic(smooth, n_segments=70, compactness=10, start_label=0, channel_axis=-1)).long()[None, None]
+
+    ig = IntegratedGradients(model)
+    lime = Lime(model)
+
+    def explain_ig(inputs, target=None, **kwargs):
+        return ig.attribute(inputs, target=target, baselines=0, n_steps=args.ig_steps)
+
+    def explain_lime(inputs, target=None, **kwargs):
+        return lime.attribute(inputs, target=target, feature_mask=segments.expand(inputs.shape[0], 1, 224, 224), baselines=0,
+                              n_samples=args.lime_samples, perturbations_per_eval=64)
+
+    def quantus_explain(fn):
+        def explain(model, inputs, targets, **kwargs):
+            t = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+            return fn(t, target=torch.as_tensor(targets)).detach().numpy()
+        return explain
+
+    rows = []
+
+    def row(key, library, settings, fn, repeats):
+        if args.rows != "all" and key not in args.rows.split(","):
+            return
+        times, value = timed(fn, repeats, warmup=repeats > 1)
+        rows.append({"key": key, "library": library, "settings": settings, "median_s": statistics.median(times), "times_s": times,
+                     "value": float(np.nanmean(np.asarray(value, dtype=np.float64)))})
+        print(f"{key}: {statistics.median(times):.3f} s ({settings})", flush=True)
+
+    common = dict(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a_np, channel_first=True, device="cpu")
+    row("quantus_pixel_flipping", "quantus", "PixelFlipping features_in_step=224, baseline black, 224 forwards",
+        lambda: quantus.PixelFlipping(features_in_step=224, perturb_baseline="black", normalise=False, disable_warnings=True)(**common), 1)
+    row("quantus_faithfulness_correlation", "quantus", "FaithfulnessCorrelation nr_runs=100, subset_size=224",
+        lambda: quantus.FaithfulnessCorrelation(nr_runs=100, subset_size=224, normalise=False, return_aggregate=False, disable_warnings=True)(**common),
+        args.repeat)
+
+    def perturb(inputs):
+        noise = torch.randn_like(inputs) * 0.1
+        return noise, inputs - noise
+    attributions = a.expand(1, 3, 224, 224) / 3
+    row("captum_infidelity", "captum", "infidelity normalize=True, 10 Gaussian perturbations sigma 0.1",
+        lambda: infidelity(model, perturb, x, attributions, target=target, n_perturb_samples=10, normalize=True), args.repeat)
+
+    row("captum_sensitivity_max_ig", "captum", f"sensitivity_max of IntegratedGradients n_steps={args.ig_steps}, 10 copies, radius 0.02",
+        lambda: sensitivity_max(explain_ig, x, target=target, n_perturb_samples=10, perturb_radius=0.02, max_examples_per_batch=1), 1)
+    row("quantus_max_sensitivity_ig", "quantus", f"MaxSensitivity of IntegratedGradients n_steps={args.ig_steps}, nr_samples=10, lower_bound=0.02",
+        lambda: quantus.MaxSensitivity(nr_samples=10, lower_bound=0.02, disable_warnings=True)(
+            **dict(common, a_batch=None), explain_func=quantus_explain(explain_ig)), 1)
+    row("captum_sensitivity_max_lime", "captum", f"sensitivity_max of Lime n_samples={args.lime_samples}, SLIC, 10 copies, radius 0.02",
+        lambda: sensitivity_max(explain_lime, x, target=target, n_perturb_samples=10, perturb_radius=0.02, max_examples_per_batch=1), 1)
+    row("quantus_max_sensitivity_lime", "quantus", f"MaxSensitivity of Lime n_samples={args.lime_samples}, SLIC, nr_samples=10, lower_bound=0.02",
+        lambda: quantus.MaxSensitivity(nr_samples=10, lower_bound=0.02, disable_warnings=True)(
+            **dict(common, a_batch=None), explain_func=quantus_explain(explain_lime)), 1)
+
+    with open(args.json, "w") as f:
+        json.dump({"machine": platform.processor() or platform.machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                   "captum": captum.__version__, "quantus": quantus.__version__, "model": "resnet50", "results": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+/// `xai-bench metrics`: the explanation metrics' time per image beside their floor, and beside
+/// Quantus and Captum when given their results (Benchmarks/metrics_vs_peers.py, same machine).
+struct MetricsBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Per-image time of the explanation metrics (deletion, insertion, faithfulness correlation, infidelity, sensitivity of IG and LIME) beside their floor and the peers.",
+        discussion: """
+        Floor = forward-equivalents x FLOPs per forward / the ceiling measured in the same run. Deletion and insertion \
+        score one Grad-CAM map (225 evaluations each at 224x224); faithfulness correlation 100 subsets of 224 pixels; \
+        infidelity 10 Gaussian perturbations; sensitivity_max re-explains 10 noisy copies (IG with --ig-steps, LIME with \
+        --lime-samples). The peers' script, Benchmarks/metrics_vs_peers.py, times Quantus 0.6 and Captum 0.9 on the same \
+        settings; give its JSON with --compare.
+        """)
+
+    @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
+    @Option(help: "A zoo model or an ONNX file.") var model = "resnet50"
+    @Option(help: "Comma-separated rows (\(Self.allRows.joined(separator: ", "))) or all.") var rows = "all"
+    @Option(help: "Integrated Gradients' steps in sensitivity_max_ig.") var igSteps = 50
+    @Option(help: "LIME's samples in sensitivity_max_lime (the method's default is 1000: 11 explanations of it take minutes).") var limeSamples = 100
+    @Option(help: "Noisy copies re-explained by sensitivity_max.") var sensitivitySamples = 10
+    @Option(name: .customLong("repeat"), help: "Timed runs per row (after a warm-up; rows over 300 forward-equivalents run once).") var repeats = 3
+    @Option(help: "Peer results from Benchmarks/metrics_vs_peers.py (JSON).") var compare: String?
+    @Option(help: "Write the header and every row as JSON to this file.") var json: String?
+
+    static let allRows = ["deletion", "insertion", "faithfulness_correlation", "infidelity", "sensitivity_max_ig", "sensitivity_max_lime"]
+    /// Peer result keys of each row (`key` in the peers' JSON).
+    static let peerKeys: [String: [String]] = [
+        "deletion": ["quantus_pixel_flipping"], "faithfulness_correlation": ["quantus_faithfulness_correlation"],
+        "infidelity": ["captum_infidelity", "quantus_infidelity"], "sensitivity_max_ig": ["captum_sensitivity_max_ig", "quantus_max_sensitivity_ig"],
+        "sensitivity_max_lime": ["captum_sensitivity_max_lime", "quantus_max_sensitivity_lime"],
+    ]
+
+    struct Row: Codable {
+        let model: String
+        let metric: String
+        let settings: String
+        let timing: Timing
+        let modelEvaluations: Double
+        let forwardEquivalents: Double
+        let timesFloor: Double
+        var peers: [MethodsBenchmark.PeerRow] = []
+    }
+
+    struct Report: Codable {
+        let header: MethodsBenchmark.Header
+        let rows: [Row]
+    }
+
+    func run() throws {
+        let chosen = rows == "all" ? Self.allRows : rows.split(separator: ",").map(String.init)
+        for r in chosen where !Self.allRows.contains(r) {
+            throw ValidationError("--rows: unknown row '\(r)' (\(Self.allRows.joined(separator: ", ")))")
+        }
+        guard igSteps >= 1, limeSamples >= 2, sensitivitySamples >= 1, repeats >= 1 else {
+            throw ValidationError("--ig-steps, --sensitivity-samples and --repeat must be at least 1, --lime-samples at least 2")
+        }
+        let backend = try Backends.make(try Device(parsing: device))
+        let host = HostInfo.current()
+        let (ceiling, ceilingName) = try measureCeiling(backend, size: 4096, repeats: 3)
+        let header = MethodsBenchmark.Header(machine: host.cpuModel, cores: host.logicalCores, memoryGiB: Double(host.memoryBytes) / Double(1 << 30),
+                                             blas: host.blasConfig, device: backend.name, deviceDetails: backend.name, build: "release",
+                                             ceilingName: ceilingName, ceilingGFLOPs: ceiling, copyGBPerSecond: nil, date: ISO8601DateFormatter().string(from: Date()))
+        print("machine: \(host.cpuModel), \(host.logicalCores) logical cores; \(host.blasConfig)")
+        print("device:  \(backend.name)")
+        print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
+        let graph = try Models.load(model)
+        let flops = try graph.summary().flopsPerImage
+        let explained = try ExplainedModel(graph: graph, backend: backend)
+        guard let input = graph.imageInput else { throw ValidationError("\(model): no image input") }
+        let shape = try input.shape(batch: 1)
+        let image = Tensor.uniform(shape, in: -2...2, seed: 3)
+        let pixels = shape[2] * shape[3]
+        let cam = try MethodRegistry.make("gradcam", model: explained, configuration: MethodConfiguration())
+        let map = try cam.method.attribute(image, target: .predicted, baseline: cam.baseline).map
+        let peers = try loadPeers()
+        var results: [Row] = []
+        for row in chosen {
+            let settings: String, evaluations: Double, forwardEquivalents: Double
+            let body: () throws -> Void
+            switch row {
+            case "deletion", "insertion":
+                let metric = PixelCurve(mode: row == "deletion" ? .deletion : .insertion)
+                let step = try metric.resolvedStep(pixels: pixels)
+                evaluations = Double((pixels + step - 1) / step + 1)
+                forwardEquivalents = evaluations
+                settings = "one Grad-CAM map, step \(step) px, \(Int(evaluations)) evaluations, " + (row == "deletion" ? "zero substrate" : "from the blur")
+                body = { _ = try metric.evaluate(model: explained, images: image, maps: map) }
+            case "faithfulness_correlation":
+                let metric = FaithfulnessCorrelation()
+                evaluations = Double(metric.runs + 1)
+                forwardEquivalents = evaluations
+                settings = "one Grad-CAM map, \(metric.runs) subsets of \(metric.subsetSize) px, baseline 0"
+                body = { _ = try metric.evaluate(model: explained, images: image, maps: map) }
+            case "infidelity":
+                let metric = Infidelity()
+                evaluations = Double(metric.samples + 1)
+                forwardEquivalents = evaluations
+                settings = "one Grad-CAM map, \(metric.samples) Gaussian perturbations, sigma \(metric.sigma)"
+                body = { _ = try metric.evaluate(model: explained, images: image, maps: map) }
+            default:
+                let name = row == "sensitivity_max_ig" ? "ig" : "lime"
+                var knobs = MethodConfiguration()
+                knobs.steps = igSteps
+                if name == "lime" { knobs.samples = limeSamples }
+                let configured = try MethodRegistry.make(name, model: explained, configuration: knobs)
+                let cost = try MethodRegistry.spec(name).cost(for: explained, configuration: knobs)
+                let copies = Double(sensitivitySamples + 1)
+                evaluations = copies * cost.evaluations
+                forwardEquivalents = copies * cost.forwardEquivalents
+                settings = "\(sensitivitySamples) noisy copies (radius 0.02) + the image, " + (name == "ig" ? "IG \(igSteps) steps" : "LIME \(limeSamples) samples, SLIC")
+                let target = try explained.prepare(image, target: .predicted).targets[0]
+                let metric = Sensitivity(samples: sensitivitySamples)
+                body = {
+                    _ = try metric.evaluate(images: image) { x in
+                        try configured.method.attribute(x, target: .index(target), baseline: configured.baseline).map
+                    }
+                }
+            }
+            let slow = forwardEquivalents > 300
+            let t = try Timing.measure(warmup: slow ? 0 : 1, repeats: slow ? 1 : repeats, body)
+            let floor = forwardEquivalents * flops / (ceiling * 1e9)
+            let matched = peerRows(peers, row, t.median)
+            results.append(Row(model: model, metric: row, settings: settings, timing: t, modelEvaluations: evaluations,
+                               forwardEquivalents: forwardEquivalents, timesFloor: t.median / floor, peers: matched))
+            print("  \(model) \(row): " + formatSeconds(t.median) + String(format: " (%.2fx floor)", t.median / floor))
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(Report(header: header, rows: results)).write(to: URL(fileURLWithPath: json))
+        }
+        print("")
+        printTable(["model", "metric", "settings", "s/image min / median / max", "runs", "evals", "fwd-eq", "x floor", "peers (median): speedup"], results.map { r in
+            [r.model, r.metric, r.settings, [r.timing.min, r.timing.median, r.timing.max].map(formatSeconds).joined(separator: " / "), "\(r.timing.runs)",
+             String(format: "%.0f", r.modelEvaluations), String(format: "%.0f", r.forwardEquivalents), String(format: "%.2f", r.timesFloor),
+             r.peers.map { "\($0.key) " + formatSeconds($0.medianSeconds) + String(format: ": %.2fx", $0.speedup) }.joined(separator: "; ")]
+        })
+    }
+
+    func loadPeers() throws -> [[String: Any]] {
+        guard let compare else { return [] }
+        guard let data = FileManager.default.contents(atPath: compare),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let results = object["results"] as? [[String: Any]] else {
+            throw XAIError.file(path: compare, reason: "not a peer results file (needs 'results')")
+        }
+        return results
+    }
+
+    func peerRows(_ peers: [[String: Any]], _ row: String, _ seconds: Double) -> [MethodsBenchmark.PeerRow] {
+        let keys = Self.peerKeys[row] ?? []
+        return peers.compactMap { r in
+            guard let key = r["key"] as? String, keys.contains(key), let median = r["median_s"] as? Double else { return nil }
+            return MethodsBenchmark.PeerRow(library: r["library"] as? String ?? "", key: key, settings: r["settings"] as? String ?? "",
+                                            medianSeconds: median, speedup: median / seconds)
+        }
+    }
+}
