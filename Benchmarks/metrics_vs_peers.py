@@ -76,8 +76,11 @@ def main():
         return ig.attribute(inputs, target=target, baselines=0, n_steps=args.ig_steps)
 
     def explain_lime(inputs, target=None, **kwargs):
-        return lime.attribute(inputs, target=target, feature_mask=segments.expand(inputs.shape[0], 1, 224, 224), baselines=0,
-                              n_samples=args.lime_samples, perturbations_per_eval=64)
+        # Captum's sensitivity_max passes (and takes back) a tuple; Lime takes one image batch.
+        batch = inputs[0] if isinstance(inputs, tuple) else inputs
+        attribution = lime.attribute(batch, target=target, feature_mask=segments.expand(batch.shape[0], 1, 224, 224), baselines=0,
+                                     n_samples=args.lime_samples, perturbations_per_eval=64)
+        return (attribution,) if isinstance(inputs, tuple) else attribution
 
     def quantus_explain(fn):
         def explain(model, inputs, targets, **kwargs):
@@ -87,6 +90,11 @@ def main():
 
     rows = []
 
+    def save():
+        with open(args.json, "w") as f:
+            json.dump({"machine": platform.processor() or platform.machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                       "captum": captum.__version__, "quantus": quantus.__version__, "model": "resnet50", "results": rows}, f, indent=1)
+
     def row(key, library, settings, fn, repeats):
         if args.rows != "all" and key not in args.rows.split(","):
             return
@@ -94,6 +102,7 @@ def main():
         rows.append({"key": key, "library": library, "settings": settings, "median_s": statistics.median(times), "times_s": times,
                      "value": float(np.nanmean(np.asarray(value, dtype=np.float64)))})
         print(f"{key}: {statistics.median(times):.3f} s ({settings})", flush=True)
+        save()  # after every row, so a failure later keeps the rows done
 
     common = dict(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a_np, channel_first=True, device="cpu")
     row("quantus_pixel_flipping", "quantus", "PixelFlipping features_in_step=224, baseline black, 224 forwards",
@@ -120,9 +129,7 @@ def main():
         lambda: quantus.MaxSensitivity(nr_samples=10, lower_bound=0.02, disable_warnings=True)(
             **dict(common, a_batch=None), explain_func=quantus_explain(explain_lime)), 1)
 
-    with open(args.json, "w") as f:
-        json.dump({"machine": platform.processor() or platform.machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                   "captum": captum.__version__, "quantus": quantus.__version__, "model": "resnet50", "results": rows}, f, indent=1)
+    save()
 
 
 if __name__ == "__main__":

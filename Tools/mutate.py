@@ -174,7 +174,7 @@ MUTANTS = [
      "infidelity adds the perturbation where Captum's f(x) - f(x - I) subtracts it"),
     ("ssim_population_covariance", "Sources/XAIMetrics/Similarity.swift", "covariance = np / (np - 1)", "covariance = 1.0", 1,
      "FaithfulnessTests/testSimilaritiesMatchScikitImageAndScipy", "SSIM with population instead of sample covariances"),
-    ("spearman_tie_ranks", "Sources/XAIMetrics/Similarity.swift", "let rank = Double(i + j) / 2 + 1", "let rank = Double(i) + 1", 1,
+    ("spearman_tie_ranks", "Sources/XAIMethods/Statistics.swift", "let rank = Double(i + j) / 2", "let rank = Double(i)", 1,
      "FaithfulnessTests/testSimilaritiesMatchScikitImageAndScipy", "Spearman ranks ties by first place instead of their average"),
     ("random_logit_same_class", "Sources/XAIMetrics/Randomisation.swift", "return k >= target ? k + 1 : k", "return k", 1,
      "FaithfulnessTests/testRandomLogitComparesWithAnotherClass", "random logit may compare the target's map with itself"),
@@ -182,6 +182,13 @@ MUTANTS = [
      "FaithfulnessTests/testModelRandomisationChangesGradCAM", "MPRT randomises from the input instead of the top"),
     ("overlay_pixel_signed", "Sources/XAIImage/Heatmap.swift", "if detail == .pixel { return .absolute }", "", 1,
      "OutputWriterTests/testPixelLevelMapsAreDrawnAsMagnitude", "pixel-level gradient maps drawn signed: they fade to the picture"),
+    # --until-stable: rounds of LIME and KernelSHAP
+    ("lime_until_stable_ignored", "Sources/XAIMethods/LIME.swift", "} while used < samples && agreement < (untilStable ?? -.infinity)",
+     "} while used < samples && agreement < -2", 1, "PerturbationTests/testUntilStableStopsAtASettledRound",
+     "LIME ignores --until-stable and always spends the whole budget"),
+    ("kernelshap_prefix_counts", "Sources/XAIMethods/KernelSHAP.swift", "for h in hits[..<end] { counts[h] += 1 }",
+     "for h in hits where h < k { counts[h] += 1 }", 1, "PerturbationTests/testKernelSHAPPrefixWeightsAreTheSamplersState",
+     "an early-stopped KernelSHAP weights its rows with counts from draws it never evaluated"),
     # The method registry and the C interface's cancellation
     ("registry_ig_cost", "Sources/XAI/MethodRegistry.swift", "forwardEquivalents: Double(2 * c.steps + 3)",
      "forwardEquivalents: Double(2 * c.steps + 1)", 1, "RegistryAndDemoTests/testCostsFollowTheKnobsAndTheModel",

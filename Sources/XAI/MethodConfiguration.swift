@@ -11,6 +11,9 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
     public var rule = "gausslegendre"
     /// Samples: SmoothGrad (default 50), LIME and KernelSHAP (default 1000).
     public var samples: Int?
+    /// LIME and KernelSHAP: stop sampling once the split-half rank correlation of the attribution
+    /// reaches this (off by default, so results stay comparable across runs and libraries).
+    public var untilStable: Double?
     /// SmoothGrad noise as a fraction of the image's value range.
     public var noise: Float = 0.15
     /// Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise
@@ -45,7 +48,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case steps, rule, samples, noise, baseline, segmentation, segments, featureMask, window, stride, masks, iterations
+        case steps, rule, samples, untilStable, noise, baseline, segmentation, segments, featureMask, window, stride, masks, iterations
         case layer, gradcamppScore, relu, batch, seed
     }
 
@@ -59,6 +62,8 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
         Knob("steps", .integer, "Integrated Gradients path steps.", minimum: 1, maximum: 100_000),
         Knob("rule", .string, "Integrated Gradients rule.", choices: IntegrationRule.allCases.map(\.rawValue)),
         Knob("samples", .integer, "Samples: SmoothGrad (default 50), LIME and KernelSHAP (default 1000).", minimum: 1, maximum: 10_000_000),
+        Knob("untilStable", .number, "LIME and KernelSHAP: sample in rounds and stop once two halves of the samples rank the segments alike (split-half Spearman correlation) at least this well, or the samples run out (off by default).",
+             minimum: 0, maximum: 1),
         Knob("noise", .number, "SmoothGrad noise as a fraction of the image's value range.", minimum: 0),
         Knob("baseline", .string, "Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise (uniform in [-1, 1]), or a .npy tensor [3,H,W]."),
         Knob("segmentation", .string, "Superpixels for LIME and KernelSHAP.", choices: ["slic", "quickshift", "felzenszwalb", "grid"]),
@@ -111,6 +116,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
         d.steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
         d.rule = try c.decodeIfPresent(String.self, forKey: .rule) ?? d.rule
         d.samples = try c.decodeIfPresent(Int.self, forKey: .samples)
+        d.untilStable = try c.decodeIfPresent(Double.self, forKey: .untilStable)
         d.noise = try c.decodeIfPresent(Float.self, forKey: .noise) ?? d.noise
         d.baseline = try c.decodeIfPresent(String.self, forKey: .baseline) ?? d.baseline
         d.segmentation = try c.decodeIfPresent(String.self, forKey: .segmentation) ?? d.segmentation

@@ -159,21 +159,22 @@ public enum MethodRegistry {
                        Occlusion(model: m, window: (c.window, c.window), stride: (c.stride, c.stride), perturbationsPerEval: c.batch, progress: ctx.progress)
                    }),
         MethodSpec(name: "lime", summary: "weighted ridge fit on superpixel coalitions",
-                   knobs: ["samples", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
+                   knobs: ["samples", "untilStable", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
                    defaultOverrides: ["samples": coalitionSamples],
                    cost: { _, c in forwards(c.samples ?? coalitionSamples) },
                    build: { m, c, ctx in
                        LIME(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c), seed: c.seed,
-                            perturbationsPerEval: c.batch, progress: ctx.progress)
+                            perturbationsPerEval: c.batch, untilStable: c.untilStable, progress: ctx.progress)
                    }),
         MethodSpec(name: "kernelshap", summary: "Shapley-kernel fit on superpixel coalitions, efficiency exact",
-                   knobs: ["samples", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
+                   knobs: ["samples", "untilStable", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
                    defaultOverrides: ["samples": coalitionSamples],
-                   // The empty and the full coalition are evaluated besides the samples.
+                   // The empty and the full coalition are evaluated besides the samples (the most:
+                   // --until-stable may stop sooner).
                    cost: { _, c in forwards(c.samples ?? coalitionSamples, extra: 2) },
                    build: { m, c, ctx in
                        KernelSHAP(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c), seed: c.seed,
-                                  perturbationsPerEval: c.batch, progress: ctx.progress)
+                                  perturbationsPerEval: c.batch, untilStable: c.untilStable, progress: ctx.progress)
                    }),
         MethodSpec(name: "rise", summary: "random 7x7 grids, probability-weighted", knobs: ["masks", "seed", "batch"],
                    cost: { _, c in forwards(c.masks) },

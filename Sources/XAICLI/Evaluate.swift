@@ -361,6 +361,8 @@ struct Evaluate: ParsableCommand {
         authors' protocol (softmax probability of the explained class, --step pixels per step, area by the trapezoid rule); \
         the sensitivity scores (Captum's sensitivity_max, its mean, the local Lipschitz ratio) re-explain \
         --sensitivity-samples noisy copies with the method's seed, so only the input noise varies; \
+        faithfulness_correlation removes --faithfulness-runs random subsets of --faithfulness-subset pixels (Quantus's \
+        definition); infidelity fits --infidelity-samples Gaussian perturbations (Captum's, normalize=True); \
         random_logit (SSIM) and random_logit_spearman compare the map with the method's map for a seeded random other class; \
         mprt re-explains after randomising the weighted layers cascading from the top, in --mprt-steps stages; \
         masks are <stem>.png or <stem>.npy at the model's input size in --ground-truth.

@@ -10,6 +10,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("steps")) var steps = d.steps
     @Option(help: help("rule")) var rule = d.rule
     @Option(help: help("samples")) var samples: Int?
+    @Option(help: help("untilStable")) var untilStable: Double?
     @Option(help: help("noise")) var noise = d.noise
     @Option(help: help("baseline")) var baseline = d.baseline
     @Option(help: help("segmentation")) var segmentation = d.segmentation
@@ -37,6 +38,7 @@ struct MethodOptions: ParsableArguments {
         c.steps = steps
         c.rule = rule
         c.samples = samples
+        c.untilStable = untilStable
         c.noise = noise
         c.baseline = baseline
         c.segmentation = segmentation

@@ -14,6 +14,8 @@ public struct KernelSHAP: ModelMethod {
     public var samples: Int
     public var segmentation: Segmentation
     public var seed: UInt64
+    /// Stop once the split-half rank correlation reaches this (off: every sample is used).
+    public var untilStable: Double?
     public var engine: PerturbationEngine
 
     /// - Parameters:
@@ -22,14 +24,19 @@ public struct KernelSHAP: ModelMethod {
     ///   - segmentation: how each image is split into superpixels.
     ///   - seed: the sampled coalitions' seed.
     ///   - perturbationsPerEval: copies per forward batch (default: from the memory budget).
+    ///   - untilStable: evaluate the sampled coalitions in rounds (``coalitionRound(samples:)``) and
+    ///     stop once the fits on the two halves of the samples so far rank the segments alike
+    ///     (Spearman) at least this well. The fit then uses the sampler's state at that point: the
+    ///     coalitions drawn so far with their counts so far (the enumerated sizes are the budget's).
     ///   - output: the score read for each copy.
     ///   - progress: called after every batch.
     public init(model: ExplainedModel, samples: Int = 1000, segmentation: Segmentation = .slic(SLIC()), seed: UInt64 = 0,
-                perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
+                perturbationsPerEval: Int? = nil, untilStable: Double? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
         self.model = model
         self.samples = samples
         self.segmentation = segmentation
         self.seed = seed
+        self.untilStable = untilStable
         engine = PerturbationEngine(model: model, perturbationsPerEval: perturbationsPerEval, output: output, progress: progress)
     }
 
@@ -38,7 +45,38 @@ public struct KernelSHAP: ModelMethod {
     /// size they add up to that size's share of the Shapley kernel (exactly for enumerated sizes,
     /// in expectation for sampled ones).
     public func coalitions(players m: Int) -> (rows: [[Bool]], weights: [Double], enumerated: Int) {
-        guard m >= 2 else { return ([], [], 0) }
+        let c = sample(players: m)
+        return (c.rows, c.weights(sampled: c.rows.count - c.enumerated), c.enumerated)
+    }
+
+    /// The coalitions of ``coalitions(players:)`` with the sampler's history, so that a prefix of
+    /// the sampled rows can be weighted as if the sampler had stopped there.
+    public struct Coalitions: Sendable {
+        /// Enumerated rows first, then the sampled ones in the order they were first drawn.
+        public let rows: [[Bool]]
+        public let enumerated: Int
+        /// The weights of the enumerated rows (their kernel mass per subset).
+        let enumeratedWeights: [Double]
+        /// The kernel mass left to the sampled sizes.
+        let sampledMass: Double
+        /// Each draw's row (index among the sampled rows), in draw order; a paired draw hits two.
+        let hits: [Int]
+        /// For each sampled row, the place in `hits` where it was first drawn.
+        let created: [Int]
+
+        /// The weights of the enumerated rows and the first `sampled` sampled rows: each sampled row
+        /// weighted by its draws before the next row was created, scaled to the sampled mass.
+        public func weights(sampled k: Int) -> [Double] {
+            let end = k < created.count ? created[k] : hits.count
+            var counts = [Double](repeating: 0, count: k)
+            for h in hits[..<end] { counts[h] += 1 }
+            let drawn = counts.reduce(0, +)
+            return enumeratedWeights + counts.map { drawn > 0 ? $0 * sampledMass / drawn : 0 }
+        }
+    }
+
+    public func sample(players m: Int) -> Coalitions {
+        guard m >= 2 else { return Coalitions(rows: [], enumerated: 0, enumeratedWeights: [], sampledMass: 0, hits: [], created: []) }
         let sizes = (m - 1 + 1) / 2, pairedSizes = (m - 1) / 2
         var kernel = (1...sizes).map { s in Double(m - 1) / (Double(s) * Double(m - s)) * (s <= pairedSizes ? 2 : 1) }
         let norm = kernel.reduce(0, +)
@@ -64,14 +102,16 @@ public struct KernelSHAP: ModelMethod {
             remaining[s - 1] = 0
         }
         let enumerated = rows.count
-        guard full < sizes, left > 0 else { return (rows, weights, enumerated) }
+        guard full < sizes, left > 0 else {
+            return Coalitions(rows: rows, enumerated: enumerated, enumeratedWeights: weights, sampledMass: 0, hits: [], created: [])
+        }
         // Sample the other sizes in proportion to their kernel mass. A draw of a paired size adds
         // the coalition and its complement (two rows, one count each), so paired sizes are drawn
         // half as often as their mass (as shap does); otherwise they would get twice their share.
         let rest = (full..<sizes).map { kernel[$0] / ($0 + 1 <= pairedSizes ? 2 : 1) }, restTotal = rest.reduce(0, +)
         var rng = SeededGenerator(seed: seed)
         var index: [[Bool]: Int] = [:]
-        var sampledWeights: [Double] = [], sampledRows: [[Bool]] = []
+        var sampledRows: [[Bool]] = [], hits: [Int] = [], created: [Int] = []
         var draws = 0
         while left > 0 && draws < 4 * samples {
             draws += 1
@@ -83,46 +123,55 @@ public struct KernelSHAP: ModelMethod {
             var row = [Bool](repeating: false, count: m)
             for j in order[..<s] { row[j] = true }
             for candidate in (s <= pairedSizes ? [row, row.map { !$0 }] : [row]) {
-                if let i = index[candidate] { sampledWeights[i] += 1 } else {
+                if let i = index[candidate] { hits.append(i) } else {
                     guard left > 0 else { break }
                     index[candidate] = sampledRows.count
-                    sampledRows.append(candidate); sampledWeights.append(1)
+                    created.append(hits.count)
+                    hits.append(sampledRows.count)
+                    sampledRows.append(candidate)
                     left -= 1
                 }
             }
         }
-        let mass = 1 - kernel[..<full].reduce(0, +), drawn = sampledWeights.reduce(0, +)
-        rows += sampledRows
-        weights += sampledWeights.map { $0 * mass / drawn }
-        return (rows, weights, enumerated)
+        return Coalitions(rows: rows + sampledRows, enumerated: enumerated, enumeratedWeights: weights,
+                          sampledMass: 1 - kernel[..<full].reduce(0, +), hits: hits, created: created)
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
         guard samples >= 1, samples <= 10_000_000 else {
             throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "KernelSHAP needs 1 to 10000000 samples")
         }
+        try checkUntilStable(untilStable)
         return try explainSegments(model: model, engine: engine, segmentation: segmentation, input: input, target: target, baseline: baseline) { game in
             let m = game.players
             let ends = try game.values([[Bool](repeating: true, count: m), [Bool](repeating: false, count: m)])
             let (fx, f0) = (ends[0], ends[1])
-            guard m >= 2 else { return ([fx - f0], ["baseValue": f0, "halfSplitRankCorrelation": 1]) }
-            let (rows, weights, enumerated) = coalitions(players: m)
-            let y = try game.values(rows)
-            let phi = Self.solve(rows, y, weights, players: m, total: fx - f0, base: f0)
-            // Settledness: the enumerated rows with each half of the sampled ones.
-            var agreement = 1.0
-            let sampled = rows.count - enumerated
-            if sampled >= 4 {
-                let mid = enumerated + sampled / 2
+            guard m >= 2 else { return ([fx - f0], ["baseValue": f0, "halfSplitRankCorrelation": 1, "samplesUsed": 0]) }
+            let c = sample(players: m)
+            let enumerated = c.enumerated, sampled = c.rows.count - enumerated
+            var y = try game.values(Array(c.rows[..<enumerated]))
+            // The sampled rows in rounds when asked to stop early (all at once otherwise).
+            var used = 0, agreement = 1.0, weights = c.weights(sampled: 0)
+            repeat {
+                let next = untilStable == nil ? sampled : min(sampled, used + coalitionRound(samples: samples))
+                y += try game.values(Array(c.rows[(enumerated + used)..<(enumerated + next)]))
+                used = next
+                weights = c.weights(sampled: used)
+                // Settledness: the enumerated rows with each half of the sampled ones.
+                guard used >= 4 else { agreement = 1; continue }
+                let mid = enumerated + used / 2, end = enumerated + used
                 func half(_ r: Range<Int>) -> [Double] {
                     let idx = Array(0..<enumerated) + Array(r)
                     let mass = weights[enumerated...].reduce(0, +), part = r.reduce(0.0) { $0 + weights[$1] }
-                    return Self.solve(idx.map { rows[$0] }, idx.map { y[$0] },
+                    return Self.solve(idx.map { c.rows[$0] }, idx.map { y[$0] },
                                       idx.map { $0 < enumerated ? weights[$0] : weights[$0] * mass / part }, players: m, total: fx - f0, base: f0)
                 }
-                agreement = try spearmanCorrelation(half(enumerated..<mid), half(mid..<rows.count))
-            }
-            return (phi, ["baseValue": f0, "fullyEnumerated": sampled == 0 ? 1 : 0, "halfSplitRankCorrelation": agreement])
+                agreement = try spearmanCorrelation(half(enumerated..<mid), half(mid..<end))
+            } while used < sampled && agreement < (untilStable ?? -.infinity)
+            let rows = Array(c.rows[..<(enumerated + used)])
+            let phi = Self.solve(rows, y, weights, players: m, total: fx - f0, base: f0)
+            return (phi, ["baseValue": f0, "fullyEnumerated": sampled == 0 ? 1 : 0, "halfSplitRankCorrelation": agreement,
+                          "samplesUsed": Double(enumerated + used)])
         }
     }
 

@@ -33,6 +33,8 @@ public struct LIME: ModelMethod {
     public var ridgeAlpha: Double
     public var segmentation: Segmentation
     public var seed: UInt64
+    /// Stop once the split-half rank correlation reaches this (off: every sample is used).
+    public var untilStable: Double?
     public var engine: PerturbationEngine
 
     /// - Parameters:
@@ -45,11 +47,14 @@ public struct LIME: ModelMethod {
     ///   - segmentation: how each image is split into superpixels.
     ///   - seed: the coalitions' seed.
     ///   - perturbationsPerEval: copies per forward batch (default: from the memory budget).
+    ///   - untilStable: sample in rounds (``coalitionRound(samples:)``) and stop once the fits on the
+    ///     two halves of the samples so far rank the segments alike (Spearman) at least this well;
+    ///     the result is then exactly LIME with the samples used (the draws are one stream).
     ///   - output: the score read for each copy.
     ///   - progress: called after every batch.
     public init(model: ExplainedModel, samples: Int = 1000, kernelWidth: Double = 0.25, featureSelection: FeatureSelection = .auto,
                 features: Int? = nil, ridgeAlpha: Double = 1, segmentation: Segmentation = .slic(SLIC()), seed: UInt64 = 0,
-                perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
+                perturbationsPerEval: Int? = nil, untilStable: Double? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
         self.model = model
         self.samples = samples
         self.kernelWidth = kernelWidth
@@ -58,6 +63,7 @@ public struct LIME: ModelMethod {
         self.ridgeAlpha = ridgeAlpha
         self.segmentation = segmentation
         self.seed = seed
+        self.untilStable = untilStable
         engine = PerturbationEngine(model: model, perturbationsPerEval: perturbationsPerEval, output: output, progress: progress)
     }
 
@@ -67,22 +73,30 @@ public struct LIME: ModelMethod {
         }
         guard kernelWidth > 0, kernelWidth.isFinite else { throw XAIError.invalidArgument(parameter: "kernelWidth", value: "\(kernelWidth)", reason: "must be positive") }
         guard ridgeAlpha >= 0, ridgeAlpha.isFinite else { throw XAIError.invalidArgument(parameter: "ridgeAlpha", value: "\(ridgeAlpha)", reason: "must be a non-negative number") }
+        try checkUntilStable(untilStable)
         return try explainSegments(model: model, engine: engine, segmentation: segmentation, input: input, target: target, baseline: baseline) { game in
             let m = game.players
             var rng = SeededGenerator(seed: seed)
             let rows: [[Bool]] = [[Bool](repeating: true, count: m)] + (1..<samples).map { _ in (0..<m).map { _ in rng.next() & 1 == 1 } }
-            let y = try game.values(rows)
             let weights = rows.map { Self.kernelWeight($0, width: kernelWidth) }
-            let chosen = try select(rows, y, weights, players: m)
-            let fit = weightedRidge(rows, y, weights, columns: chosen, alpha: ridgeAlpha)
+            // In rounds when asked to stop early; the first `used` samples are then LIME's with
+            // `samples = used`, as the rows are one stream.
+            var y: [Double] = [], used = 0, agreement = 0.0, chosen: [Int] = []
+            repeat {
+                let next = untilStable == nil ? samples : min(samples, used + coalitionRound(samples: samples))
+                y += try game.values(Array(rows[used..<next]))
+                used = next
+                chosen = try select(Array(rows[..<used]), y, Array(weights[..<used]), players: m)
+                // Settledness: the same fit on each half of the samples.
+                let half = used / 2
+                let a = weightedRidge(Array(rows[..<half]), Array(y[..<half]), Array(weights[..<half]), columns: chosen, alpha: ridgeAlpha)
+                let b = weightedRidge(Array(rows[half..<used]), Array(y[half...]), Array(weights[half..<used]), columns: chosen, alpha: ridgeAlpha)
+                agreement = try spearmanCorrelation(a.coefficients, b.coefficients)
+            } while used < samples && agreement < (untilStable ?? -.infinity)
+            let fit = weightedRidge(Array(rows[..<used]), y, Array(weights[..<used]), columns: chosen, alpha: ridgeAlpha)
             var coefficients = [Double](repeating: 0, count: m)
             for (k, j) in chosen.enumerated() { coefficients[j] = fit.coefficients[k] }
-            // Settledness: the same fit on each half of the samples.
-            let half = samples / 2
-            let a = weightedRidge(Array(rows[..<half]), Array(y[..<half]), Array(weights[..<half]), columns: chosen, alpha: ridgeAlpha)
-            let b = weightedRidge(Array(rows[half...]), Array(y[half...]), Array(weights[half...]), columns: chosen, alpha: ridgeAlpha)
-            return (coefficients, ["intercept": fit.intercept, "r2": fit.r2,
-                                   "halfSplitRankCorrelation": try spearmanCorrelation(a.coefficients, b.coefficients)])
+            return (coefficients, ["intercept": fit.intercept, "r2": fit.r2, "halfSplitRankCorrelation": agreement, "samplesUsed": Double(used)])
         }
     }
 
@@ -117,5 +131,18 @@ public struct LIME: ModelMethod {
             }
             return chosen.sorted()
         }
+    }
+}
+
+/// Samples per round for `--until-stable`: a sixteenth of the budget, at least 64 (a CPU batch), so
+/// the settledness is checked often without shrinking the device batches.
+public func coalitionRound(samples: Int) -> Int { max(64, samples / 16) }
+
+/// Checks an `untilStable` target.
+/// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` outside [0, 1].
+func checkUntilStable(_ target: Double?) throws {
+    guard let target else { return }
+    guard target.isFinite, (0...1).contains(target) else {
+        throw XAIError.invalidArgument(parameter: "untilStable", value: "\(target)", reason: "a rank correlation to reach, between 0 and 1")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import XAIMethods
 
 /// Similarity and correlation of maps, for the metrics that compare two explanations.
 public enum Similarity {
@@ -54,22 +55,10 @@ public enum Similarity {
         return sxy / (sxx * syy).squareRoot()
     }
 
-    /// Spearman's rank correlation: Pearson's on ranks, ties given their average rank (as scipy).
+    /// Spearman's rank correlation, ties given their average rank (as scipy's `spearmanr`), through
+    /// the methods' ``spearmanCorrelation(_:_:)``: where a side is constant, 1 when both are equal
+    /// and 0 otherwise (scipy gives NaN); NaN for lists of different lengths.
     public static func spearman(_ x: [Double], _ y: [Double]) -> Double {
-        pearson(averageRanks(x), averageRanks(y))
-    }
-
-    public static func averageRanks(_ v: [Double]) -> [Double] {
-        let order = v.indices.sorted { v[$0] < v[$1] }
-        var ranks = [Double](repeating: 0, count: v.count)
-        var i = 0
-        while i < order.count {
-            var j = i
-            while j + 1 < order.count && v[order[j + 1]] == v[order[i]] { j += 1 }
-            let rank = Double(i + j) / 2 + 1
-            for k in i...j { ranks[order[k]] = rank }
-            i = j + 1
-        }
-        return ranks
+        (try? spearmanCorrelation(x, y)) ?? .nan
     }
 }

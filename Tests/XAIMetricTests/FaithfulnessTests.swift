@@ -5,22 +5,7 @@ import XAITestSupport
 
 /// Faithfulness correlation, infidelity, random logit and MPRT: against Quantus, Captum,
 /// scikit-image and scipy (Tools/make_metric_fixtures.py), and on models where the answer is known.
-final class FaithfulnessTests: XCTestCase {
-    let folder = fixturesDirectory + "/metrics"
-    let modelPath = fixturesDirectory + "/models/small_resnet/model.onnx"
-
-    func manifest() throws -> [String: Any] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))) as? [String: Any])
-    }
-
-    func maps(_ k: Int) throws -> Tensor {
-        let all = try NPY.read(folder + "/maps.npy")
-        let per = all.shape.count / all.shape[0]
-        return Tensor(unchecked: Shape(Array(all.shape.dims.dropFirst())), Array(all.scalars[(k * per)..<((k + 1) * per)]))
-    }
-
-    var images: Tensor { get throws { try NPY.read(fixturesDirectory + "/models/small_resnet/input.npy") } }
-
+final class FaithfulnessTests: XCTestCase, MetricFixtures {
     /// `input [1, 3, s, s] -> flatten -> linear (3 s^2 -> 4)`: every logit is linear in the input.
     func linearModel(_ backend: any Backend, size: Int = 12) throws -> ExplainedModel {
         let nodes = [
@@ -40,12 +25,15 @@ final class FaithfulnessTests: XCTestCase {
             let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
             let metric = FaithfulnessCorrelation(runs: try XCTUnwrap(spec["runs"] as? Int), subsetSize: try XCTUnwrap(spec["subset"] as? Int),
                                                  seed: UInt64(try XCTUnwrap(spec["seed"] as? Int)), perturbationsPerEval: 7)
+            var pairs: [(Double, Double)] = []
             for (k, name) in names.enumerated() where label == "cpu" || name == "smooth" {
                 let r = try metric.evaluate(model: model, images: try images, maps: try maps(k))
                 let want = try XCTUnwrap(scores[name])
                 for b in 0..<2 { XCTAssertEqual(r.scores[b], want[b], accuracy: 1e-4, "\(name) image \(b) on \(label)") }
+                pairs += zip(r.scores, want).map { ($0, $1) }
                 XCTAssertEqual(r.direction, .higherIsBetter)
             }
+            agreement("faithfulness_correlation vs Quantus 0.6 (\(label))", pairs)
         }
     }
 
@@ -59,12 +47,15 @@ final class FaithfulnessTests: XCTestCase {
                        try XCTUnwrap(spec["noise_first_values"] as? [Double]).map { Float($0) }, "the noise stream the script re-implements")
         for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
             let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
+            var pairs: [(Double, Double)] = []
             for (k, name) in names.enumerated() where label == "cpu" || name == "peaked" {
                 let r = try metric.evaluate(model: model, images: try images, maps: try maps(k))
                 let want = try XCTUnwrap(scores[name])
                 for b in 0..<2 { XCTAssertEqual(r.scores[b], want[b], accuracy: 2e-3 * want[b], "\(name) image \(b) on \(label)") }
+                pairs += zip(r.scores, want).map { ($0, $1) }
                 XCTAssertEqual(r.direction, .lowerIsBetter)
             }
+            agreement("infidelity vs Captum 0.9 (\(label))", pairs)
         }
     }
 
@@ -72,12 +63,17 @@ final class FaithfulnessTests: XCTestCase {
         let spec = try XCTUnwrap(try manifest()["similarity"] as? [String: Any])
         let pairs = try XCTUnwrap(spec["pairs"] as? [[Int]]), ssim = try XCTUnwrap(spec["ssim"] as? [Double])
         let rho = try XCTUnwrap(spec["spearman"] as? [Double])
+        var ssimPairs: [(Double, Double)] = [], rhoPairs: [(Double, Double)] = []
         for (i, pair) in pairs.enumerated() {
             let a = Similarity.normalisedByMax(try maps(pair[0]).scalars[(pair[1] * 4096)..<((pair[1] + 1) * 4096)])
             let b = Similarity.normalisedByMax(try maps(pair[2]).scalars[(pair[3] * 4096)..<((pair[3] + 1) * 4096)])
-            XCTAssertEqual(Similarity.ssim(a, b, height: 64, width: 64), ssim[i], accuracy: 1e-9, "SSIM pair \(pair)")
-            XCTAssertEqual(Similarity.spearman(a, b), rho[i], accuracy: 1e-9, "Spearman pair \(pair)")
+            ssimPairs.append((Similarity.ssim(a, b, height: 64, width: 64), ssim[i]))
+            rhoPairs.append((Similarity.spearman(a, b), rho[i]))
+            XCTAssertEqual(ssimPairs[i].0, ssim[i], accuracy: 1e-9, "SSIM pair \(pair)")
+            XCTAssertEqual(rhoPairs[i].0, rho[i], accuracy: 1e-9, "Spearman pair \(pair)")
         }
+        agreement("SSIM vs scikit-image", ssimPairs)
+        agreement("Spearman vs scipy", rhoPairs)
         let a = Similarity.normalisedByMax(try maps(2).scalars[0..<4096])
         XCTAssertEqual(Similarity.ssim(a, a, height: 64, width: 64), 1, accuracy: 1e-12)
         XCTAssertTrue(Similarity.ssim(Array(a[0..<36]), Array(a[0..<36]), height: 6, width: 6).isNaN, "smaller than a window")

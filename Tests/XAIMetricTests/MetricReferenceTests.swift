@@ -5,23 +5,7 @@ import XAITestSupport
 
 /// The metrics against independent implementations (Tools/make_metric_fixtures.py): the RISE
 /// authors' deletion/insertion protocol in numpy + onnxruntime, and Quantus 0.6.
-final class MetricReferenceTests: XCTestCase {
-    let folder = fixturesDirectory + "/metrics"
-    let modelPath = fixturesDirectory + "/models/small_resnet/model.onnx"
-
-    func manifest() throws -> [String: Any] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))) as? [String: Any])
-    }
-
-    /// Map set `k` of the fixtures, `[2, 64, 64]`.
-    func maps(_ k: Int) throws -> Tensor {
-        let all = try NPY.read(folder + "/maps.npy")
-        let per = all.shape.count / all.shape[0]
-        return Tensor(unchecked: Shape(Array(all.shape.dims.dropFirst())), Array(all.scalars[(k * per)..<((k + 1) * per)]))
-    }
-
-    var images: Tensor { get throws { try NPY.read(fixturesDirectory + "/models/small_resnet/input.npy") } }
-
+final class MetricReferenceTests: XCTestCase, MetricFixtures {
     func testInsertionStartIsTheAuthorsBlur() throws {
         let expected = try NPY.read(folder + "/blurred.npy")
         let got = try PixelCurve.blur(try images)
@@ -34,6 +18,11 @@ final class MetricReferenceTests: XCTestCase {
         let m = try manifest()
         let names = try XCTUnwrap(m["map_sets"] as? [String])
         for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            var curvePairs: [(Double, Double)] = [], areaPairs: [(Double, Double)] = []
+            defer {
+                agreement("deletion/insertion curves vs the RISE protocol (\(label))", curvePairs)
+                agreement("deletion/insertion areas vs the RISE protocol (\(label))", areaPairs)
+            }
             let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
             // PoCL is slow: the OpenCL backend checks the default step on the tied map set.
             for step in [16, 19] where label == "cpu" || step == 19 {
@@ -54,6 +43,8 @@ final class MetricReferenceTests: XCTestCase {
                             let worst = zip(curve, want).map { abs($0 - $1) }.max() ?? .infinity
                             XCTAssertLessThan(worst, 2e-4, "\(mode) \(name) image \(b) step \(step) on \(label)")
                             XCTAssertEqual(r.scores[b], areas[k][b], accuracy: 1e-4, "\(mode) area \(name) image \(b) step \(step) on \(label)")
+                            curvePairs += zip(curve, want).map { ($0, $1) }
+                            areaPairs.append((r.scores[b], areas[k][b]))
                         }
                     }
                 }
@@ -66,8 +57,11 @@ final class MetricReferenceTests: XCTestCase {
         let names = try XCTUnwrap(m["map_sets"] as? [String])
         let quantus = try XCTUnwrap(m["quantus_scores"] as? [String: [String: [Double]]])
         let masks = try NPY.read(folder + "/masks.npy")
+        var pairs: [String: [(Double, Double)]] = [:]
+        defer { for (metric, p) in pairs.sorted(by: { $0.key < $1.key }) { agreement("\(metric) vs Quantus 0.6", p) } }
         func close(_ got: [Double], _ want: [Double]?, _ what: String, tolerance: Double = 1e-5) {
             guard let want else { return XCTFail("\(what): no fixture") }
+            pairs[String(what.split(separator: " ").dropLast().joined(separator: " ")), default: []] += zip(got, want).map { ($0, $1) }
             XCTAssertEqual(got.count, want.count, what)
             for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: tolerance * max(1, abs(w)), what) }
         }
@@ -103,6 +97,7 @@ final class MetricReferenceTests: XCTestCase {
             for (got, key) in [(r.max, "captum_sensitivity_max"), (r.max, "sensitivity_max"), (r.average, "sensitivity_avg"), (r.lipschitz, "local_lipschitz")] {
                 let want = try XCTUnwrap(expected[key])
                 for b in 0..<2 { XCTAssertEqual(got.scores[b], want[b], accuracy: 1e-5 * want[b], "\(key) radius \(radius) image \(b)") }
+                agreement("\(key) radius \(radius) vs " + (key.hasPrefix("captum") ? "Captum 0.9" : "numpy"), zip(got.scores, want).map { ($0, $1) })
             }
             XCTAssertEqual(r.max.direction, .lowerIsBetter)
         }
