@@ -189,6 +189,9 @@ MUTANTS = [
     ("kernelshap_prefix_counts", "Sources/XAIMethods/KernelSHAP.swift", "for h in hits[..<end] { counts[h] += 1 }",
      "for h in hits where h < k { counts[h] += 1 }", 1, "PerturbationTests/testKernelSHAPPrefixWeightsAreTheSamplersState",
      "an early-stopped KernelSHAP weights its rows with counts from draws it never evaluated"),
+    ("kernelshap_leverage_unweighted", "Sources/XAIMethods/KernelSHAP.swift", "importance.append(perDraw[k] / rest[k])",
+     "importance.append(1)", 1, "PerturbationTests/testLeverageSamplingLowersTheErrorAtAFixedBudget",
+     "leverage sampling without its importance weights (a biased fit)"),
     # The method registry and the C interface's cancellation
     ("registry_ig_cost", "Sources/XAI/MethodRegistry.swift", "forwardEquivalents: Double(2 * c.steps + 3)",
      "forwardEquivalents: Double(2 * c.steps + 1)", 1, "RegistryAndDemoTests/testCostsFollowTheKnobsAndTheModel",

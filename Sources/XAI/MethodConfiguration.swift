@@ -14,6 +14,8 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
     /// LIME and KernelSHAP: stop sampling once the split-half rank correlation of the attribution
     /// reaches this (off by default, so results stay comparable across runs and libraries).
     public var untilStable: Double?
+    /// KernelSHAP: how coalitions of the sizes not enumerated are drawn, kernel (shap's) or leverage.
+    public var coalitionSampling = "kernel"
     /// SmoothGrad noise as a fraction of the image's value range.
     public var noise: Float = 0.15
     /// Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise
@@ -48,7 +50,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case steps, rule, samples, untilStable, noise, baseline, segmentation, segments, featureMask, window, stride, masks, iterations
+        case steps, rule, samples, untilStable, coalitionSampling, noise, baseline, segmentation, segments, featureMask, window, stride, masks, iterations
         case layer, gradcamppScore, relu, batch, seed
     }
 
@@ -64,6 +66,8 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
         Knob("samples", .integer, "Samples: SmoothGrad (default 50), LIME and KernelSHAP (default 1000).", minimum: 1, maximum: 10_000_000),
         Knob("untilStable", .number, "LIME and KernelSHAP: sample in rounds and stop once two halves of the samples rank the segments alike (split-half Spearman correlation) at least this well, or the samples run out (off by default).",
              minimum: 0, maximum: 1),
+        Knob("coalitionSampling", .string, "KernelSHAP: how the coalitions of the sizes not enumerated are drawn: kernel (in proportion to the Shapley kernel, as shap) or leverage (every size alike, weighted by kernel over chance: Musco & Witter's leverage scores, a lower error for the same budget).",
+             choices: KernelSHAP.Sampling.allCases.map(\.rawValue)),
         Knob("noise", .number, "SmoothGrad noise as a fraction of the image's value range.", minimum: 0),
         Knob("baseline", .string, "Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise (uniform in [-1, 1]), or a .npy tensor [3,H,W]."),
         Knob("segmentation", .string, "Superpixels for LIME and KernelSHAP.", choices: ["slic", "quickshift", "felzenszwalb", "grid"]),
@@ -117,6 +121,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
         d.rule = try c.decodeIfPresent(String.self, forKey: .rule) ?? d.rule
         d.samples = try c.decodeIfPresent(Int.self, forKey: .samples)
         d.untilStable = try c.decodeIfPresent(Double.self, forKey: .untilStable)
+        d.coalitionSampling = try c.decodeIfPresent(String.self, forKey: .coalitionSampling) ?? d.coalitionSampling
         d.noise = try c.decodeIfPresent(Float.self, forKey: .noise) ?? d.noise
         d.baseline = try c.decodeIfPresent(String.self, forKey: .baseline) ?? d.baseline
         d.segmentation = try c.decodeIfPresent(String.self, forKey: .segmentation) ?? d.segmentation

@@ -167,14 +167,15 @@ public enum MethodRegistry {
                             perturbationsPerEval: c.batch, untilStable: c.untilStable, progress: ctx.progress)
                    }),
         MethodSpec(name: "kernelshap", summary: "Shapley-kernel fit on superpixel coalitions, efficiency exact",
-                   knobs: ["samples", "untilStable", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
+                   knobs: ["samples", "untilStable", "coalitionSampling", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
                    defaultOverrides: ["samples": coalitionSamples],
                    // The empty and the full coalition are evaluated besides the samples (the most:
                    // --until-stable may stop sooner).
                    cost: { _, c in forwards(c.samples ?? coalitionSamples, extra: 2) },
                    build: { m, c, ctx in
                        KernelSHAP(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c), seed: c.seed,
-                                  perturbationsPerEval: c.batch, untilStable: c.untilStable, progress: ctx.progress)
+                                  perturbationsPerEval: c.batch, untilStable: c.untilStable,
+                                  sampling: KernelSHAP.Sampling(rawValue: c.coalitionSampling) ?? .kernel, progress: ctx.progress)
                    }),
         MethodSpec(name: "rise", summary: "random 7x7 grids, probability-weighted", knobs: ["masks", "seed", "batch"],
                    cost: { _, c in forwards(c.masks) },

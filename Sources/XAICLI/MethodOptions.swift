@@ -11,6 +11,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("rule")) var rule = d.rule
     @Option(help: help("samples")) var samples: Int?
     @Option(help: help("untilStable")) var untilStable: Double?
+    @Option(help: help("coalitionSampling")) var coalitionSampling = d.coalitionSampling
     @Option(help: help("noise")) var noise = d.noise
     @Option(help: help("baseline")) var baseline = d.baseline
     @Option(help: help("segmentation")) var segmentation = d.segmentation
@@ -39,6 +40,7 @@ struct MethodOptions: ParsableArguments {
         c.rule = rule
         c.samples = samples
         c.untilStable = untilStable
+        c.coalitionSampling = coalitionSampling
         c.noise = noise
         c.baseline = baseline
         c.segmentation = segmentation

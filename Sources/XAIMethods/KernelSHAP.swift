@@ -8,6 +8,18 @@ import XAIGraph
 /// sizes while the budget allows and samples the rest in complementary pairs; a budget of
 /// `2^M - 2` or more enumerates everything and returns the exact Shapley values.
 public struct KernelSHAP: ModelMethod {
+    /// How the coalitions of the sizes not fully enumerated are drawn.
+    public enum Sampling: String, Sendable, CaseIterable {
+        /// In proportion to each size's Shapley-kernel mass, weighted by their draw counts (shap's
+        /// KernelExplainer).
+        case kernel
+        /// Every size alike (the regression's leverage scores, Musco & Witter 2025, "Provably
+        /// Accurate Shapley Value Estimation via Leverage Score Sampling"), each draw weighted by its
+        /// size's kernel mass over its probability: the middle sizes, which the kernel starves, are
+        /// sampled more and weighted less.
+        case leverage
+    }
+
     public let name = "kernelshap"
     public let model: ExplainedModel
     /// Model evaluations besides the full image and the baseline (default 1000).
@@ -16,6 +28,7 @@ public struct KernelSHAP: ModelMethod {
     public var seed: UInt64
     /// Stop once the split-half rank correlation reaches this (off: every sample is used).
     public var untilStable: Double?
+    public var sampling: Sampling
     public var engine: PerturbationEngine
 
     /// - Parameters:
@@ -31,8 +44,10 @@ public struct KernelSHAP: ModelMethod {
     ///   - output: the score read for each copy.
     ///   - progress: called after every batch.
     public init(model: ExplainedModel, samples: Int = 1000, segmentation: Segmentation = .slic(SLIC()), seed: UInt64 = 0,
-                perturbationsPerEval: Int? = nil, untilStable: Double? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
+                perturbationsPerEval: Int? = nil, untilStable: Double? = nil, sampling: Sampling = .kernel, output: ScoreOutput = .logit,
+                progress: PerturbationProgress? = nil) {
         self.model = model
+        self.sampling = sampling
         self.samples = samples
         self.segmentation = segmentation
         self.seed = seed
@@ -63,6 +78,9 @@ public struct KernelSHAP: ModelMethod {
         let hits: [Int]
         /// For each sampled row, the place in `hits` where it was first drawn.
         let created: [Int]
+        /// For each sampled row, its kernel mass over its chance of being drawn (up to a common
+        /// factor): 1 for kernel sampling.
+        let importance: [Double]
 
         /// The weights of the enumerated rows and the first `sampled` sampled rows: each sampled row
         /// weighted by its draws before the next row was created, scaled to the sampled mass.
@@ -70,13 +88,14 @@ public struct KernelSHAP: ModelMethod {
             let end = k < created.count ? created[k] : hits.count
             var counts = [Double](repeating: 0, count: k)
             for h in hits[..<end] { counts[h] += 1 }
+            for i in 0..<k { counts[i] *= importance[i] }
             let drawn = counts.reduce(0, +)
             return enumeratedWeights + counts.map { drawn > 0 ? $0 * sampledMass / drawn : 0 }
         }
     }
 
     public func sample(players m: Int) -> Coalitions {
-        guard m >= 2 else { return Coalitions(rows: [], enumerated: 0, enumeratedWeights: [], sampledMass: 0, hits: [], created: []) }
+        guard m >= 2 else { return Coalitions(rows: [], enumerated: 0, enumeratedWeights: [], sampledMass: 0, hits: [], created: [], importance: []) }
         let sizes = (m - 1 + 1) / 2, pairedSizes = (m - 1) / 2
         var kernel = (1...sizes).map { s in Double(m - 1) / (Double(s) * Double(m - s)) * (s <= pairedSizes ? 2 : 1) }
         let norm = kernel.reduce(0, +)
@@ -103,15 +122,17 @@ public struct KernelSHAP: ModelMethod {
         }
         let enumerated = rows.count
         guard full < sizes, left > 0 else {
-            return Coalitions(rows: rows, enumerated: enumerated, enumeratedWeights: weights, sampledMass: 0, hits: [], created: [])
+            return Coalitions(rows: rows, enumerated: enumerated, enumeratedWeights: weights, sampledMass: 0, hits: [], created: [], importance: [])
         }
         // Sample the other sizes in proportion to their kernel mass. A draw of a paired size adds
         // the coalition and its complement (two rows, one count each), so paired sizes are drawn
         // half as often as their mass (as shap does); otherwise they would get twice their share.
-        let rest = (full..<sizes).map { kernel[$0] / ($0 + 1 <= pairedSizes ? 2 : 1) }, restTotal = rest.reduce(0, +)
+        // Leverage sampling draws every size level alike (a paired level's draw adds its two sizes).
+        let perDraw = (full..<sizes).map { kernel[$0] / ($0 + 1 <= pairedSizes ? 2 : 1) }
+        let rest = sampling == .kernel ? perDraw : perDraw.map { _ in 1.0 }, restTotal = rest.reduce(0, +)
         var rng = SeededGenerator(seed: seed)
         var index: [[Bool]: Int] = [:]
-        var sampledRows: [[Bool]] = [], hits: [Int] = [], created: [Int] = []
+        var sampledRows: [[Bool]] = [], hits: [Int] = [], created: [Int] = [], importance: [Double] = []
         var draws = 0
         while left > 0 && draws < 4 * samples {
             draws += 1
@@ -129,12 +150,13 @@ public struct KernelSHAP: ModelMethod {
                     created.append(hits.count)
                     hits.append(sampledRows.count)
                     sampledRows.append(candidate)
+                    importance.append(perDraw[k] / rest[k])
                     left -= 1
                 }
             }
         }
         return Coalitions(rows: rows + sampledRows, enumerated: enumerated, enumeratedWeights: weights,
-                          sampledMass: 1 - kernel[..<full].reduce(0, +), hits: hits, created: created)
+                          sampledMass: 1 - kernel[..<full].reduce(0, +), hits: hits, created: created, importance: importance)
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
