@@ -127,10 +127,7 @@ struct EvaluateJob {
         guard let log = FileHandle(forWritingAtPath: path) else { throw XAIError.file(path: path, reason: "cannot be written") }
         log.seekToEndOfFile()
         defer { try? log.close() }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: nonFiniteJSON.positiveInfinity,
-                                                                      negativeInfinity: nonFiniteJSON.negativeInfinity, nan: nonFiniteJSON.nan)
+        let encoder = jsonLinesEncoder()
         let progress = ProgressLine(quiet: quiet)
         var summary = Summary()
         func record(_ method: String, _ metric: MetricName, _ value: Double) {

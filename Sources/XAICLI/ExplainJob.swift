@@ -22,6 +22,24 @@ struct ResultRecord: Codable {
 /// to a value JSON cannot hold.
 let nonFiniteJSON = (positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
 
+/// The encoder of one `.jsonl` line (`results.jsonl`, `metrics.jsonl`): sorted keys, non-finite
+/// numbers as strings.
+func jsonLinesEncoder() -> JSONEncoder {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: nonFiniteJSON.positiveInfinity,
+                                                                  negativeInfinity: nonFiniteJSON.negativeInfinity, nan: nonFiniteJSON.nan)
+    return encoder
+}
+
+/// The decoder of those lines.
+func jsonLinesDecoder() -> JSONDecoder {
+    let decoder = JSONDecoder()
+    decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: nonFiniteJSON.positiveInfinity,
+                                                                    negativeInfinity: nonFiniteJSON.negativeInfinity, nan: nonFiniteJSON.nan)
+    return decoder
+}
+
 /// One explanation run over a set of inputs (what `xai explain` and `xai demo` do): for each image
 /// and method, the map, the raw tensor, the overlay, one line in `results.jsonl`, and at the end
 /// the HTML report. A failing image or method is reported and the run goes on.
@@ -84,10 +102,7 @@ struct ExplainJob {
         if !FileManager.default.fileExists(atPath: resultsPath) { _ = FileManager.default.createFile(atPath: resultsPath, contents: nil) }
         guard let results = FileHandle(forWritingAtPath: resultsPath) else { throw XAIError.file(path: resultsPath, reason: "cannot be written") }
         results.seekToEndOfFile()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: nonFiniteJSON.positiveInfinity,
-                                                                      negativeInfinity: nonFiniteJSON.negativeInfinity, nan: nonFiniteJSON.nan)
+        let encoder = jsonLinesEncoder()
         let progress = ProgressLine(quiet: quiet)
         var summary = Summary()
         var usedStems = Set<String>()

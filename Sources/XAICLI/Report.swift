@@ -10,9 +10,7 @@ import XAI
 /// image's scores.
 func writeReport(folder: String, resultsPath: String) throws -> String {
     let text = (try? String(contentsOfFile: resultsPath, encoding: .utf8)) ?? ""
-    let decoder = JSONDecoder()
-    decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: nonFiniteJSON.positiveInfinity,
-                                                                    negativeInfinity: nonFiniteJSON.negativeInfinity, nan: nonFiniteJSON.nan)
+    let decoder = jsonLinesDecoder()
     var byStem: [String: [ResultRecord]] = [:], order: [String] = []
     for line in text.split(whereSeparator: \.isNewline) {
         guard let r = try? decoder.decode(ResultRecord.self, from: Data(line.utf8)) else { continue }
@@ -78,9 +76,7 @@ func writeReport(folder: String, resultsPath: String) throws -> String {
 /// order; none where the file is missing. Lines that do not parse are skipped.
 func readMetricRecords(_ path: String) -> [MetricRecord] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-    let decoder = JSONDecoder()
-    decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: nonFiniteJSON.positiveInfinity,
-                                                                    negativeInfinity: nonFiniteJSON.negativeInfinity, nan: nonFiniteJSON.nan)
+    let decoder = jsonLinesDecoder()
     var records: [MetricRecord] = []
     for line in text.split(whereSeparator: \.isNewline) {
         guard let r = try? decoder.decode(MetricRecord.self, from: Data(line.utf8)) else { continue }
