@@ -192,6 +192,12 @@ MUTANTS = [
     ("kernelshap_leverage_unweighted", "Sources/XAIMethods/KernelSHAP.swift", "importance.append(perDraw[k] / rest[k])",
      "importance.append(1)", 1, "PerturbationTests/testLeverageSamplingLowersTheErrorAtAFixedBudget",
      "leverage sampling without its importance weights (a biased fit)"),
+    ("blocked_concat_image_stride", "Sources/XAICPU/CPUBackend+Blocked.swift",
+     "(po + image * perImage + offsets[k]).update(from: sources[k] + image * count, count: count)",
+     "(po + offsets[k]).update(from: sources[k] + image * count, count: count)", 1, "OneDNNTests/testChannelConcatStaysBlocked",
+     "the blocked channel concat writes every image of the batch over the first"),
+    ("blocked_concat_unused", "Sources/XAICPU/CPUBackend+Movement.swift", "if let joined = try blockedConcat(inputs, plan) { return joined }", "", 1,
+     "OneDNNTests/testChannelConcatStaysBlocked", "concatenated channel blocks leave the blocked layout (two reorders per Fire module)"),
     # The method registry and the C interface's cancellation
     ("registry_ig_cost", "Sources/XAI/MethodRegistry.swift", "forwardEquivalents: Double(2 * c.steps + 3)",
      "forwardEquivalents: Double(2 * c.steps + 1)", 1, "RegistryAndDemoTests/testCostsFollowTheKnobsAndTheModel",

@@ -23,6 +23,46 @@ extension CPUBackend {
         }
     }
 
+    /// Whether `a` is held in oneDNN's channel-blocked layout (activations between convolutions).
+    public func isChannelBlocked(_ a: DeviceArray) -> Bool { blockedStorage(a) != nil }
+
+    /// Whether `plan` joins `inputs` (4-D) along the channels, as ``MovementPlan/concat(_:axis:)``
+    /// lays it out.
+    static func isChannelConcat(_ plan: MovementPlan, _ inputs: [DeviceArray]) -> Bool {
+        // Plans normalise their copies (merged axes), so compare with the concat plan itself.
+        guard inputs.allSatisfy({ $0.shape.rank == 4 }), let channels = try? MovementPlan.concat(inputs.map(\.shape), axis: 1) else { return false }
+        return channels == plan
+    }
+
+    /// Concatenation along the channels of blocked arrays whose channel counts fill whole blocks
+    /// (SqueezeNet's Fire modules, Inception branches): per image, each input's blocks are one
+    /// contiguous run placed after the previous input's, so the result stays blocked and the next
+    /// convolution reads it without a reorder.
+    func blockedConcat(_ inputs: [DeviceArray], _ plan: MovementPlan) throws -> DeviceArray? {
+        guard inputs.count >= 2, let first = inputs.first.flatMap(blockedStorage), let b = first.layout.blockSize,
+              Self.isChannelConcat(plan, inputs) else { return nil }
+        var sources: [UnsafeMutablePointer<Float>] = []
+        for x in inputs {
+            guard let s = blockedStorage(x), s.layout == first.layout, x.shape[1] % b == 0 else { return nil }
+            sources.append(s.pointer)
+        }
+        let shape = plan.outputShape
+        let plane = shape[2] * shape[3]
+        let (out, os) = try allocateLike(first, shape)
+        let po = os.pointer
+        var offsets: [Int] = [], offset = 0
+        for x in inputs { offsets.append(offset); offset += x.shape[1] * plane }
+        let perImage = shape[1] * plane
+        parallelFor(shape[0] * inputs.count, costPerItem: perImage / inputs.count) { items in
+            for item in items {
+                let (image, k) = (item / inputs.count, item % inputs.count)
+                let count = inputs[k].shape[1] * plane
+                (po + image * perImage + offsets[k]).update(from: sources[k] + image * count, count: count)
+            }
+        }
+        return out
+    }
+
     /// A new blocked array of the same shape and layout as `like`.
     func allocateLike(_ like: CPUStorage, _ shape: Shape) throws -> (DeviceArray, CPUStorage) {
         let s = try allocateStorage(shape, layout: like.layout)

@@ -5,6 +5,7 @@ extension CPUBackend {
     /// innermost axis is contiguous on both sides (slices, pads, concats), element by element
     /// otherwise (permutes), spread over cores.
     public func move(_ inputs: [DeviceArray], plan: MovementPlan) throws -> DeviceArray {
+        if let joined = try blockedConcat(inputs, plan) { return joined }
         let sources = try inputs.map { try ptr($0, "move") }
         let (out, po) = try allocate(plan.outputShape)
         if let fill = plan.fill { po.update(repeating: fill, count: plan.outputShape.count) }

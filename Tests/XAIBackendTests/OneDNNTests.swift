@@ -73,6 +73,30 @@ final class OneDNNTests: XCTestCase {
         }
     }
 
+    /// Channel concatenation of blocked arrays that fill whole blocks stays blocked and equals the
+    /// plain one; a padded block tail, a plain input or another axis take the plain path.
+    func testChannelConcatStaysBlocked() throws {
+        let a = Tensor.uniform([2, 32, 5, 6], seed: 21), b = Tensor.uniform([2, 16, 5, 6], seed: 22), c = Tensor.uniform([2, 20, 5, 6], seed: 23)
+        let (pa, pb, pc) = (try plain.upload(a), try plain.upload(b), try plain.upload(c))
+        let (ba, bb) = (try blocked(a), try blocked(b))
+        XCTAssertTrue(cpu.isChannelBlocked(ba) && cpu.isChannelBlocked(bb), "the inputs are blocked")
+        let joined = try cpu.concat([try blocked(a), try blocked(b), try blocked(a)], axis: 1)
+        XCTAssertTrue(cpu.isChannelBlocked(joined), "blocks in, blocks out")
+        try same(joined, try plain.concat([pa, pb, pa], axis: 1), "blocked concat 32 + 16 + 32")
+        // Read on by a convolution, as in a Fire module.
+        let w = Tensor.uniform([8, 80, 3, 3], seed: 24)
+        let conv = Conv2DParams(padding: 1)
+        let convolved = try cpu.download(try cpu.conv2d(joined, weight: try cpu.upload(w), bias: nil, params: conv, activation: .relu))
+        let expected = try plain.download(try plain.conv2d(try plain.concat([pa, pb, pa], axis: 1), weight: try plain.upload(w), bias: nil, params: conv, activation: .relu))
+        if let m = mismatch(doubles(convolved), doubles(expected), rtol: 1e-5, atol: 1e-6) { XCTFail("conv after concat: \(m)") }
+        let tail = try cpu.concat([try blocked(a), try blocked(c)], axis: 1)
+        XCTAssertFalse(cpu.isChannelBlocked(tail), "20 channels leave a padded tail: plain path")
+        try same(tail, try plain.concat([pa, pc], axis: 1), "concat with a padded block tail")
+        try same(try cpu.concat([try blocked(a), try cpu.upload(b)], axis: 1), try plain.concat([pa, pb], axis: 1), "blocked + plain concat")
+        try same(try cpu.concat([try blocked(a), try blocked(a)], axis: 2), try plain.concat([pa, pa], axis: 2), "concat along H")
+        try same(try cpu.concat([try blocked(a), try blocked(a)], axis: 3), try plain.concat([pa, pa], axis: 3), "concat along W")
+    }
+
     /// Winograd on 3x3 stride-1 layers: a normalised error bound against direct, forward and backward.
     func testWinogradStaysWithinItsBound() throws {
         let winograd = CPUBackend(convolutionPolicy: .winograd)
