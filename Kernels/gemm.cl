@@ -11,7 +11,12 @@
 //     per CPU_ROWS x 16 block of C with float16 vectors along N.
 //   gemm_dot (CPU devices, A and B both contiguous along K): one work-item per 4 x 4 block of C
 //     as dot products with float16 vectors along K.
-// Tunables (-D): TS, WPT, TK, CPU_ROWS.
+//   gemm_epilogue: bias + activation over a C that another library's GEMM wrote (CLBlast).
+// Tunables (-D): TS, WPT, TK, VW, DB, CPU_ROWS.
+//   VW (1, 2 or 4): gemm_tiled loads each operand's slice in runs of VW elements along the axis
+//     that is contiguous in memory (vloadVW where the run is whole and inside the matrix).
+//   DB (0 or 1): gemm_tiled double-buffers its local tiles: the next K slice is loaded while the
+//     current one is multiplied, one barrier per slice instead of two, at twice the local memory.
 #ifndef TS
 #define TS 64
 #endif
@@ -21,7 +26,67 @@
 #ifndef TK
 #define TK 16
 #endif
+#ifndef VW
+#define VW 1
+#endif
+#ifndef DB
+#define DB 0
+#endif
 #define RTS (TS / WPT)
+#define TILE_STRIDE (TS + 1)
+#define TILE_FLOATS (TK * TILE_STRIDE)
+#define GEMM_CAT_(a, b) a##b
+#define GEMM_CAT(a, b) GEMM_CAT_(a, b)
+#if VW == 1
+#define LOAD_WHOLE(v, p) (v[0] = (p)[0])
+#else
+#define LOAD_WHOLE(v, p) GEMM_CAT(vstore, VW)(GEMM_CAT(vload, VW)(0, (p)), 0, v)
+#endif
+
+// VW elements from p into v: one vector load when `whole` (the run is contiguous and inside the
+// matrix), else element by element from p + j * stride where `validj` holds, zero elsewhere.
+#define LOAD_RUN(v, p, whole, stride, validj) do { \
+        if (whole) { LOAD_WHOLE(v, p); } \
+        else { for (int j = 0; j < VW; j++) v[j] = (validj) ? (p)[j * (stride)] : 0.0f; } \
+    } while (0)
+
+// One K slice [k0, k0 + TK) of the A tile (rows m0..m0+TS) into As[kk][r] and of the B tile
+// (columns n0..n0+TS) into Bs[kk][c], zero outside the matrices. Runs of VW elements go along
+// each operand's contiguous axis, so neighbouring work-items read neighbouring addresses.
+void gemm_tiled_load(const int M, const int N, const int K, const int m0, const int n0, const int k0, const int lid,
+                     __global const float* A, const int a_row, const int a_col,
+                     __global const float* B, const int b_row, const int b_col,
+                     __local float* As, __local float* Bs) {
+    float v[VW];
+    for (int l = lid; l < TS * TK / VW; l += RTS * RTS) {
+        if (a_row == 1 && a_col != 1) {          // A contiguous along M: runs of rows
+            const int kk = l / (TS / VW), r = (l % (TS / VW)) * VW;
+            const int gm = m0 + r, gk = k0 + kk;
+            __global const float* p = A + gm + gk * a_col;
+            LOAD_RUN(v, p, gk < K && gm + VW <= M, 1, gk < K && gm + j < M);
+            for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];
+        } else {                                 // runs along K (contiguous when a_col == 1)
+            const int r = l / (TK / VW), kk = (l % (TK / VW)) * VW;
+            const int gm = m0 + r, gk = k0 + kk;
+            __global const float* p = A + gm * a_row + gk * a_col;
+            LOAD_RUN(v, p, a_col == 1 && gm < M && gk + VW <= K, a_col, gm < M && gk + j < K);
+            for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];
+        }
+        if (b_row == 1 && b_col != 1) {          // B contiguous along K: runs of k
+            const int c = l / (TK / VW), kb = (l % (TK / VW)) * VW;
+            const int gn = n0 + c, gk = k0 + kb;
+            __global const float* p = B + gk + gn * b_col;
+            LOAD_RUN(v, p, gn < N && gk + VW <= K, 1, gn < N && gk + j < K);
+            for (int j = 0; j < VW; j++) Bs[(kb + j) * TILE_STRIDE + c] = v[j];
+        } else {                                 // runs along N (contiguous when b_col == 1)
+            const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
+            const int gn = n0 + c, gk = k0 + kb;
+            __global const float* p = B + gk * b_row + gn * b_col;
+            LOAD_RUN(v, p, b_col == 1 && gk < K && gn + VW <= N, b_col, gk < K && gn + j < N);
+            for (int j = 0; j < VW; j++) Bs[kb * TILE_STRIDE + c + j] = v[j];
+        }
+    }
+}
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void gemm_tiled(const int M, const int N, const int K,
@@ -37,30 +102,41 @@ void gemm_tiled(const int M, const int N, const int K,
     B += b_offset + b * b_batch;
     C += c_offset + b * c_batch;
 
-    __local float As[TK][TS + 1];
-    __local float Bs[TK][TS + 1];
+    __local float As[(DB + 1) * TILE_FLOATS];
+    __local float Bs[(DB + 1) * TILE_FLOATS];
     float acc[WPT][WPT];
     for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
 
     const int lid = ty * RTS + tx;
+#if DB
+    gemm_tiled_load(M, N, K, m0, n0, 0, lid, A, a_row, a_col, B, b_row, b_col, As, Bs);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int cur = 0;
+#endif
     for (int k0 = 0; k0 < K; k0 += TK) {
-        // Cooperative loads: TS * TK elements of each tile, RTS * RTS work-items.
-        for (int l = lid; l < TS * TK; l += RTS * RTS) {
-            int r = l / TK, kk = l % TK;           // A tile: row r of the M block, column kk
-            int gm = m0 + r, gk = k0 + kk;
-            As[kk][r] = (gm < M && gk < K) ? A[gm * a_row + gk * a_col] : 0.0f;
-            int c = l % TS, kb = l / TS;           // B tile: row kb, column c of the N block
-            int gn = n0 + c, gkb = k0 + kb;
-            Bs[kb][c] = (gn < N && gkb < K) ? B[gkb * b_row + gn * b_col] : 0.0f;
-        }
+#if DB
+        // The other buffer was last read in the previous slice, before its closing barrier.
+        if (k0 + TK < K)
+            gemm_tiled_load(M, N, K, m0, n0, k0 + TK, lid, A, a_row, a_col, B, b_row, b_col,
+                            As + (1 - cur) * TILE_FLOATS, Bs + (1 - cur) * TILE_FLOATS);
+        __local const float* as = As + cur * TILE_FLOATS;
+        __local const float* bs = Bs + cur * TILE_FLOATS;
+#else
+        gemm_tiled_load(M, N, K, m0, n0, k0, lid, A, a_row, a_col, B, b_row, b_col, As, Bs);
         barrier(CLK_LOCAL_MEM_FENCE);
+        __local const float* as = As;
+        __local const float* bs = Bs;
+#endif
         for (int kk = 0; kk < TK; kk++) {
             float av[WPT], bv[WPT];
-            for (int i = 0; i < WPT; i++) av[i] = As[kk][ty + i * RTS];
-            for (int j = 0; j < WPT; j++) bv[j] = Bs[kk][tx + j * RTS];
+            for (int i = 0; i < WPT; i++) av[i] = as[kk * TILE_STRIDE + ty + i * RTS];
+            for (int j = 0; j < WPT; j++) bv[j] = bs[kk * TILE_STRIDE + tx + j * RTS];
             for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+#if DB
+        cur = 1 - cur;
+#endif
     }
     for (int i = 0; i < WPT; i++) {
         int gm = m0 + ty + i * RTS;
@@ -74,6 +150,20 @@ void gemm_tiled(const int M, const int N, const int K,
             C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
         }
     }
+}
+
+// The epilogue alone, in place: C[b][i][j] = act(C[b][i][j] + bias), for a C another GEMM wrote
+// (alpha already applied). One work-item per element; axis 2 is the batch.
+__kernel void gemm_epilogue(const int M, const int N, __global float* C, const int c_offset, const int ldc, const int c_batch,
+                            __global const float* bias, const int bias_offset, const int bias_mode,
+                            const int act, const float p0, const float p1) {
+    const int j = get_global_id(0), i = get_global_id(1), b = get_global_id(2);
+    if (j >= N || i >= M) return;
+    __global float* c = C + c_offset + b * c_batch + i * ldc + j;
+    float v = *c;
+    if (bias_mode == 1) v += bias[bias_offset + j];
+    else if (bias_mode == 2) v += bias[bias_offset + i];
+    *c = unary_apply(act, v, p0, p1);
 }
 
 // CPU variant: no local memory, no barriers; each work-item computes CPU_ROWS rows x 16 columns

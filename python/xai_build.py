@@ -5,7 +5,7 @@ build_wheel runs `swift build -c release --product xaic -Xswiftc -static-stdlib`
 library, and zips it with the Python sources into a `py3-none-<platform>` wheel: ctypes does not
 touch CPython's ABI, so one wheel serves every Python 3. XAI_LIBRARY=/path/libxaic.so packs that
 file instead of building. The library still loads the system libraries the engine uses (OpenBLAS,
-oneDNN, the OpenCL ICD loader, libpng, TurboJPEG): on Debian, the packages `make deps` installs.
+oneDNN, the OpenCL ICD loader, CLBlast, libpng, TurboJPEG): on Debian, the packages `make deps` installs.
 """
 from __future__ import annotations
 

@@ -28,7 +28,12 @@ struct Devices: ParsableCommand {
                 let kind = d.isGPU ? "GPU" : "not a GPU (OpenCL on a \(d.name.contains("pthread") || d.platformName.contains("Portable") ? "CPU, e.g. PoCL" : "non-GPU device"))"
                 print("gpu:\(d.index)    \(d.name) [\(kind)]")
                 print("         vendor \(d.vendor), platform \(d.platformName), \(d.deviceVersion), driver \(d.driverVersion)")
-                print("         \(d.computeUnits) compute units at \(d.clockMHz) MHz, \(gib(d.globalMemoryBytes)) global memory, max allocation \(gib(d.maxAllocationBytes)), \(d.localMemoryBytes / 1024) KiB local memory")
+                print("         \(d.computeUnits) compute units at \(d.clockMHz) MHz, \(gib(d.globalMemoryBytes)) global memory, max allocation \(gib(d.maxAllocationBytes)), \(d.localMemoryBytes / 1024) KiB local memory, work-groups up to \(d.maxWorkGroupSize)")
+                if let (gemm, source) = try? GEMMTuningCache.choose(for: d, requested: nil) {
+                    print("         GEMM: \(gemm) (\(source))")
+                } else {
+                    print("         GEMM: XAI_GEMM_KERNEL is not a GEMM configuration (see xai-bench tune --help)")
+                }
             }
         } catch {
             print("gpu      unavailable: \(error)")

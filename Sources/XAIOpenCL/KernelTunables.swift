@@ -1,41 +1,184 @@
 import Foundation
+import XAICore
+
+/// How an OpenCL backend multiplies matrices (every convolution is a GEMM): which engine, and for
+/// our own `gemm_tiled` kernel the tile shape. One value decides both the kernel's `-D` options
+/// and its launch geometry, and is what `xai-bench tune` searches and caches per device.
+public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
+    public enum Engine: String, Codable, Sendable, CaseIterable {
+        /// `gemm_tiled`: local-memory tiles, for GPUs.
+        case tiled
+        /// `gemm_rows` / `gemm_dot`: barrier-free register blocks, for CPU devices such as PoCL.
+        case rows
+        /// CLBlast's `SgemmStridedBatched` (its own per-device tuned kernels), then our
+        /// bias + activation epilogue as a second kernel.
+        case clblast
+    }
+
+    public var engine: Engine
+    /// `gemm_tiled`: a work-group computes a `tile x tile` block of C.
+    public var tile: Int
+    /// `gemm_tiled`: each work-item computes a `workPerThread x workPerThread` register block.
+    public var workPerThread: Int
+    /// `gemm_tiled`: the K slice held in local memory per step.
+    public var kSlice: Int
+    /// `gemm_tiled`: elements per global load along each operand's contiguous axis (1, 2 or 4).
+    public var vectorWidth: Int
+    /// `gemm_tiled`: two local buffers, the next slice loading while the current one multiplies.
+    public var doubleBuffer: Bool
+
+    public init(engine: Engine = .tiled, tile: Int = 64, workPerThread: Int = 4, kSlice: Int = 16,
+                vectorWidth: Int = 1, doubleBuffer: Bool = false) {
+        self.engine = engine
+        self.tile = tile
+        self.workPerThread = workPerThread
+        self.kSlice = kSlice
+        self.vectorWidth = vectorWidth
+        self.doubleBuffer = doubleBuffer
+    }
+
+    /// The kernel shipped before tuning existed, and the starting point of every GPU search.
+    public static let baseline = GEMMConfig()
+    public static let rows = GEMMConfig(engine: .rows)
+    public static let clblast = GEMMConfig(engine: .clblast)
+
+    /// Work-items per side of a `gemm_tiled` work-group.
+    public var workGroupSide: Int { tile / max(workPerThread, 1) }
+
+    /// Local memory of one `gemm_tiled` work-group in bytes (both operands' tiles, padded rows).
+    public var localMemoryBytes: Int { (doubleBuffer ? 2 : 1) * 2 * kSlice * (tile + 1) * 4 }
+
+    /// `rows`, `clblast`, or `tiled/ts64/wpt4/tk16/vw1` with `/db` when double-buffered: the form
+    /// ``init(parsing:)``, `XAI_GEMM_KERNEL` and `xai-bench tune --candidates` read.
+    public var description: String {
+        switch engine {
+        case .rows: return "rows"
+        case .clblast: return "clblast"
+        case .tiled: return "tiled/ts\(tile)/wpt\(workPerThread)/tk\(kSlice)/vw\(vectorWidth)\(doubleBuffer ? "/db" : "")"
+        }
+    }
+
+    /// Reads ``description``'s form; tokens left out of a `tiled` description keep the baseline's
+    /// values (`tiled` alone is the baseline).
+    public init(parsing text: String) throws {
+        let parts = text.lowercased().split(separator: "/").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let first = parts.first, let engine = Engine(rawValue: first) else {
+            throw XAIError.invalidArgument(parameter: "gemm", value: text, reason: "must start with tiled, rows or clblast")
+        }
+        self = .baseline
+        self.engine = engine
+        guard engine == .tiled || parts.count == 1 else {
+            throw XAIError.invalidArgument(parameter: "gemm", value: text, reason: "only tiled takes a tile shape")
+        }
+        for token in parts.dropFirst() {
+            func number(_ prefix: String) -> Int? { token.hasPrefix(prefix) ? Int(token.dropFirst(prefix.count)) : nil }
+            if token == "db" { doubleBuffer = true }
+            else if let v = number("wpt") { workPerThread = v }
+            else if let v = number("ts") { tile = v }
+            else if let v = number("tk") { kSlice = v }
+            else if let v = number("vw") { vectorWidth = v }
+            else {
+                throw XAIError.invalidArgument(parameter: "gemm", value: text,
+                                               reason: "unknown token '\(token)' (expected ts<N>, wpt<N>, tk<N>, vw<N> or db)")
+            }
+        }
+    }
+
+    /// Why this configuration cannot run on a device, or `nil` when it can: the kernel's shape
+    /// rules (tile divisible by the work per thread and the vector width, K slice by the vector
+    /// width) and the device's work-group and local-memory limits.
+    public func problem(maxWorkGroupSize: Int, localMemoryBytes available: Int) -> String? {
+        guard engine == .tiled else { return nil }
+        guard [1, 2, 4].contains(vectorWidth) else { return "vector width \(vectorWidth) is not 1, 2 or 4" }
+        guard tile > 0, workPerThread > 0, kSlice > 0, tile % workPerThread == 0 else {
+            return "tile \(tile) is not a positive multiple of the work per thread \(workPerThread)"
+        }
+        guard tile % vectorWidth == 0, kSlice % vectorWidth == 0 else {
+            return "tile \(tile) and K slice \(kSlice) must be multiples of the vector width \(vectorWidth)"
+        }
+        guard workPerThread <= 16, tile <= 256, kSlice <= 64 else { return "register block or tile too large" }
+        let group = workGroupSide * workGroupSide
+        guard group <= maxWorkGroupSize else { return "\(group) work-items per group exceed the device's \(maxWorkGroupSize)" }
+        guard localMemoryBytes <= available else {
+            return "\(localMemoryBytes) bytes of local memory exceed the device's \(available)"
+        }
+        return nil
+    }
+
+    /// Every `gemm_tiled` configuration the tuner may try on a device, the baseline first, then
+    /// the rest in a fixed order (larger register blocks first: they do more work per load).
+    public static func tiledSearchSpace(maxWorkGroupSize: Int, localMemoryBytes: Int) -> [GEMMConfig] {
+        var space: [GEMMConfig] = [baseline]
+        for wpt in [8, 4, 2] {
+            for tile in [128, 64, 32] {
+                for k in [16, 8, 32] {
+                    for vw in [4, 2, 1] {
+                        for db in [true, false] {
+                            let c = GEMMConfig(tile: tile, workPerThread: wpt, kSlice: k, vectorWidth: vw, doubleBuffer: db)
+                            if c != baseline, c.problem(maxWorkGroupSize: maxWorkGroupSize, localMemoryBytes: localMemoryBytes) == nil {
+                                space.append(c)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return space
+    }
+}
+
+/// Starting GEMM configurations per device, keyed by vendor and device name: the first entry whose
+/// patterns both occur (case-insensitively) wins. A tuned winner cached on disk (`xai-bench tune`)
+/// takes precedence over this table, and `XAI_GEMM_KERNEL` over both.
+public enum GEMMDeviceTable {
+    public struct Entry: Sendable {
+        public let vendor: String, device: String
+        public let config: GEMMConfig
+        /// Where the entry comes from (a measurement, or why it is a guess).
+        public let source: String
+    }
+
+    public static let entries: [Entry] = [
+        // PoCL on this project's AMD EPYC VMs: rows 66 GFLOP/s, CLBlast 25, tiled 9 (1024^3, 2026-11-27).
+        Entry(vendor: "", device: "pthread", config: .rows, source: "measured on PoCL, AMD EPYC (Benchmarks/RESULTS.md)"),
+        // NVIDIA H200: the baseline ran at 21.6 TFLOP/s, 43 % of cuBLAS (2026-11-27); not yet tuned there.
+        Entry(vendor: "NVIDIA", device: "", config: .baseline, source: "measured on an H200 (43 % of cuBLAS); run xai-bench tune"),
+    ]
+
+    /// The table's configuration for a device: a matching entry, else `tiled` (the baseline) for
+    /// GPUs and `rows` for other devices.
+    public static func config(vendor: String, device: String, isGPU: Bool) -> (config: GEMMConfig, source: String) {
+        for e in entries {
+            let v = e.vendor.isEmpty || vendor.localizedCaseInsensitiveContains(e.vendor)
+            let d = e.device.isEmpty || device.localizedCaseInsensitiveContains(e.device)
+            if v && d { return (e.config, e.source) }
+        }
+        return isGPU ? (.baseline, "default for GPUs (untuned)") : (.rows, "default for CPU devices")
+    }
+}
 
 /// The kernels' tunables for one device, decided once when a backend opens it. The same values
 /// produce the `-D` build options and the launch geometry, so a kernel's `reqd_work_group_size`
 /// and the host's launch cannot disagree.
 struct KernelTunables: Sendable, Equatable {
-    /// Which GEMM kernel convolutions and matrix products use.
-    enum GEMMVariant: String, Sendable {
-        /// `gemm_tiled`: local-memory tiles (GPUs).
-        case tiled
-        /// `gemm_rows` / `gemm_dot`: barrier-free register blocks (CPU devices such as PoCL).
-        case rows
-    }
-
-    /// `gemm_tiled`: a work-group computes a `tile x tile` block of C, each work-item a
-    /// `workPerThread x workPerThread` register block, stepping through K in slices of `kSlice`.
-    var tile = 64, workPerThread = 4, kSlice = 16
+    var gemm: GEMMConfig
     /// `gemm_rows`: rows of C per work-item.
     var cpuRows = 8
     /// `reduce_forward_group`: work-items per output (a power of two).
     var reduceGroup: Int
-    var gemm: GEMMVariant
     /// Work-group shape of the `gemm_rows`/`gemm_dot` launches; `nil` lets the driver choose.
     var rowsLocal: [Int]?
 
-    /// Work-items per side of a `gemm_tiled` work-group.
-    var workGroupSide: Int { tile / workPerThread }
-
     /// Build options: the language version and every tunable a kernel reads.
     var buildOptions: String {
-        "-cl-std=CL1.2 -DTS=\(tile) -DWPT=\(workPerThread) -DTK=\(kSlice) -DCPU_ROWS=\(cpuRows) -DREDUCE_GROUP=\(reduceGroup)"
+        "-cl-std=CL1.2 -DTS=\(gemm.tile) -DWPT=\(gemm.workPerThread) -DTK=\(gemm.kSlice) -DVW=\(gemm.vectorWidth)"
+            + " -DDB=\(gemm.doubleBuffer ? 1 : 0) -DCPU_ROWS=\(cpuRows) -DREDUCE_GROUP=\(reduceGroup)"
     }
 
-    /// The tunables for a device. `XAI_GEMM_KERNEL=tiled|rows` overrides the GEMM choice when
-    /// `requested` is `nil`; `XAI_GEMM_ROWS_LOCAL=N` sets the rows kernels' work-group (0: driver's choice).
-    init(isGPU: Bool, requested: GEMMVariant?, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    /// `XAI_GEMM_ROWS_LOCAL=N` sets the rows kernels' work-group (0: the driver's choice).
+    init(isGPU: Bool, gemm: GEMMConfig, environment: [String: String] = ProcessInfo.processInfo.environment) {
         reduceGroup = isGPU ? 256 : 64
-        gemm = requested ?? environment["XAI_GEMM_KERNEL"].flatMap(GEMMVariant.init(rawValue:)) ?? (isGPU ? .tiled : .rows)
+        self.gemm = gemm
         if let text = environment["XAI_GEMM_ROWS_LOCAL"], let v = Int(text), v >= 0 {
             rowsLocal = v == 0 ? nil : [v, 1, 1]
         } else {

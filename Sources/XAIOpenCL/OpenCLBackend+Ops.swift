@@ -21,19 +21,36 @@ extension OpenCLBackend {
         let (p0, p1) = activation.parameters
         let global: [Int], local: [Int]?, kernel: String
         let t = tunables
-        if t.gemm == .rows && aCol == 1 && bRow == 1 && k >= 16 {
+        var engine = t.gemm.engine
+        if engine == .clblast {
+            if try clblastGemm(m: m, n: n, k: k, batch: batch, a: a, aOffset: aOffset, aRow: aRow, aCol: aCol, aBatch: aBatch,
+                               b: b, bOffset: bOffset, bRow: bRow, bCol: bCol, bBatch: bBatch,
+                               c: c, cOffset: cOffset, ldc: ldc, cBatch: cBatch, alpha: alpha) {
+                guard bias != nil || activation != .identity else { return }
+                try launch("gemm", "gemm_epilogue", global: [n, m, batch], [
+                    .int(m), .int(n), .buffer(c), .int(cOffset), .int(ldc), .int(cBatch),
+                    .buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode),
+                    .int(Int(activation.code)), .float(p0), .float(p1),
+                ])
+                return
+            }
+            // Strides CLBlast cannot express (neither unit along a row nor along a column).
+            engine = info.isGPU ? .tiled : .rows
+        }
+        if engine == .rows && aCol == 1 && bRow == 1 && k >= 16 {
             kernel = "gemm_dot"
             global = [(n + 3) / 4, (m + 3) / 4, batch]
             local = t.rowsLocal
-        } else if t.gemm == .rows {
+        } else if engine == .rows {
             kernel = "gemm_rows"
             global = [(n + 15) / 16, (m + t.cpuRows - 1) / t.cpuRows, batch]
             local = t.rowsLocal
         } else {
             kernel = "gemm_tiled"
-            let groupsN = (n + t.tile - 1) / t.tile, groupsM = (m + t.tile - 1) / t.tile
-            global = [groupsN * t.workGroupSide, groupsM * t.workGroupSide, batch]
-            local = [t.workGroupSide, t.workGroupSide, 1]
+            let side = t.gemm.workGroupSide, tile = t.gemm.tile
+            let groupsN = (n + tile - 1) / tile, groupsM = (m + tile - 1) / tile
+            global = [groupsN * side, groupsM * side, batch]
+            local = [side, side, 1]
         }
         try launch("gemm", kernel, global: global, local: local, [
             .int(m), .int(n), .int(k),

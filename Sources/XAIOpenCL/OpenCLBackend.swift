@@ -80,26 +80,23 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// The kernels' tunables for this device, fixed at init.
     let tunables: KernelTunables
 
-    /// Which GEMM kernel convolutions and matrix products use.
-    public enum GEMMKernel: String, Sendable {
-        /// `gemm_tiled` (local-memory tiles) on GPUs, the barrier-free `gemm_rows`/`gemm_dot` on CPU devices;
-        /// `XAI_GEMM_KERNEL=tiled|rows` overrides.
-        case automatic
-        case tiled
-        case rows
-    }
-
-    /// The GEMM kernel this backend uses (never ``GEMMKernel/automatic``: the choice is made at init).
-    public var gemmKernel: GEMMKernel { tunables.gemm == .tiled ? .tiled : .rows }
+    /// How this backend multiplies matrices, and where that choice came from (for `xai devices`
+    /// and the benchmarks' headers): "requested", "XAI_GEMM_KERNEL", the tuning cache or the
+    /// device table.
+    public var gemmConfig: GEMMConfig { tunables.gemm }
+    public let gemmSource: String
 
     /// Opens OpenCL device `index` (GPUs first, over all platforms).
     /// - Parameters:
     ///   - index: the device's index over all platforms, GPUs first, as `xai devices` lists them.
     ///   - memoryBudget: bytes methods may use for batches (default: half the device's memory, at most 8 GiB).
-    ///   - gemmKernel: the GEMM kernel (default: by device type, `XAI_GEMM_KERNEL` overriding).
+    ///   - gemm: the GEMM engine and tile shape. Default: `XAI_GEMM_KERNEL=tiled|rows|clblast` if
+    ///     set, else the winner `xai-bench tune` cached for this device, driver and kernel source,
+    ///     else ``GEMMDeviceTable``.
     /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when there is no such device,
-    ///   ``XAIError/openCL(call:status:name:device:)`` when the driver refuses a context or queue.
-    public init(index: Int = 0, memoryBudget: Int? = nil, gemmKernel: GEMMKernel = .automatic) throws {
+    ///   ``XAIError/invalidArgument(parameter:value:reason:)`` for a GEMM configuration the device
+    ///   cannot run, ``XAIError/openCL(call:status:name:device:)`` when the driver refuses a context or queue.
+    public init(index: Int = 0, memoryBudget: Int? = nil, gemm: GEMMConfig? = nil) throws {
         let all: [OpenCLDeviceInfo]
         do {
             all = try OpenCLRuntime.devices()
@@ -110,7 +107,12 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             throw XAIError.deviceUnavailable(device: "gpu:\(index)", reason: "there \(all.count == 1 ? "is 1 OpenCL device" : "are \(all.count) OpenCL devices") (see `xai devices`)")
         }
         info = all[index]
-        tunables = KernelTunables(isGPU: info.isGPU, requested: gemmKernel == .automatic ? nil : (gemmKernel == .tiled ? .tiled : .rows))
+        let (config, source) = try GEMMTuningCache.choose(for: info, requested: gemm)
+        if let problem = config.problem(maxWorkGroupSize: info.maxWorkGroupSize, localMemoryBytes: info.localMemoryBytes) {
+            throw XAIError.invalidArgument(parameter: "gemm", value: config.description, reason: "\(problem) (\(source))")
+        }
+        tunables = KernelTunables(isGPU: info.isGPU, gemm: config)
+        gemmSource = source
         device = .gpu(index)
         name = "opencl:\(index) (\(info.name), \(info.platformName))"
         self.memoryBudget = memoryBudget ?? min(info.globalMemoryBytes / 2, 8 << 30)

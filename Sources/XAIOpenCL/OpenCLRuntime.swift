@@ -10,6 +10,8 @@ public struct OpenCLDeviceInfo: @unchecked Sendable {
     public let isGPU: Bool
     public let computeUnits: Int, clockMHz: Int
     public let globalMemoryBytes: Int, maxAllocationBytes: Int, localMemoryBytes: Int
+    /// Work-items one work-group may hold.
+    public let maxWorkGroupSize: Int
     let platform: cl_platform_id
     let device: cl_device_id
 }
@@ -76,6 +78,7 @@ public enum OpenCLRuntime {
                                 globalMemoryBytes: number(CL_DEVICE_GLOBAL_MEM_SIZE, cl_ulong.self),
                                 maxAllocationBytes: number(CL_DEVICE_MAX_MEM_ALLOC_SIZE, cl_ulong.self),
                                 localMemoryBytes: number(CL_DEVICE_LOCAL_MEM_SIZE, cl_ulong.self),
+                                maxWorkGroupSize: max(1, number(CL_DEVICE_MAX_WORK_GROUP_SIZE, Int.self)),
                                 platform: platform, device: device)
     }
 }

@@ -20,8 +20,8 @@ public enum TestBackends {
             list.append(("opencl", cl))
             // The GEMM kernel the device does not pick by default is tested too: on PoCL that is the
             // GPU kernel (gemm_tiled), on a GPU the CPU-device kernels.
-            let other: OpenCLBackend.GEMMKernel = cl.info.isGPU ? .rows : .tiled
-            list.append(("opencl-\(other.rawValue)", try OpenCLBackend(index: 0, gemmKernel: other)))
+            let other: GEMMConfig = cl.gemmConfig.engine == .tiled ? .rows : .baseline
+            list.append(("opencl-\(other.engine.rawValue)", try OpenCLBackend(index: 0, gemm: other)))
         } catch {
             if ProcessInfo.processInfo.environment["CI"] == "true" {
                 XCTFail("CI=true but no OpenCL device could be opened: \(error)", file: file, line: line)

@@ -3,7 +3,7 @@
 #   .gpu/pack.tar.xz   xai, xai-bench and the test bundle (release, one build: the one `make test`
 #                      makes) with every shared library they load that a bare CUDA image lacks:
 #                      the Swift runtime, Foundation and XCTest, oneDNN + libgomp, OpenBLAS +
-#                      libgfortran, the OpenCL ICD loader, libpng, TurboJPEG.
+#                      libgfortran, the OpenCL ICD loader, CLBlast, libpng, TurboJPEG.
 #   .gpu/whl/          wheels of the peers the CUDA image does not carry (captum, grad-cam, ttach).
 # glibc, libstdc++, libgcc_s and zlib stay the device's own: they are newer there, and an older copy
 # first on the library path would break the NVIDIA driver's own libraries.

@@ -12,9 +12,11 @@
 #   3. the peer rows on CUDA: cuBLAS fp32 sgemm, ResNet-50 forward/backward, Captum and
 #      pytorch-grad-cam (Tools/gpu/cuda_peers.py; captum and grad-cam from .gpu/whl);
 #   4. the op-case, method and model tests, whose backend list includes the GPU;
-#   5. `xai-bench ops`, `models` (batch 32 and 256) and `methods` on --device gpu, with --json, the
+#   5. `xai-bench tune`: the GEMM search (our tiled kernel's tile shapes, CLBlast) within 60 s, its
+#      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM;
+#   6. `xai-bench ops`, `models` (batch 32 and 256) and `methods` on --device gpu, with --json, the
 #      methods beside the CUDA peer rows of step 3.
-# Without an NVIDIA OpenCL driver it says so, skips 4-5 and still returns the CUDA rows.
+# Without an NVIDIA OpenCL driver it says so, skips 4-6 and still returns the CUDA rows.
 # $OUT gets log.txt (everything, in order) and one JSON per bench (at most 8 files come back).
 set -uo pipefail
 ROOT="$(pwd)"
@@ -68,7 +70,9 @@ if [ -n "$NV_LIB" ]; then
 else
     say "== NVIDIA OpenCL driver: NOT FOUND (no ICD file naming it, not in ldconfig -p, not under /usr/local/nvidia): the OpenCL steps are skipped; the CUDA peer rows still run"
 fi
-XENV=(env LD_LIBRARY_PATH="$LIBPATH" OCL_ICD_VENDORS="$OCL_ICD_VENDORS")
+# The GEMM tuning cache of this call only (step 5 writes it, step 6 reads it).
+XAI_CACHE_DIR=/tmp/xai-cache; rm -rf "$XAI_CACHE_DIR"
+XENV=(env LD_LIBRARY_PATH="$LIBPATH" OCL_ICD_VENDORS="$OCL_ICD_VENDORS" XAI_CACHE_DIR="$XAI_CACHE_DIR")
 
 # 2. Device facts.
 step "xai devices" 60 "${XENV[@]}" "$PACK/bin/xai" devices
@@ -90,17 +94,19 @@ if [ "$HAVE_GPU" = 1 ]; then
     # 4. Tests: every op case, method reference and model check runs on each backend, the GPU included.
     TESTS=XAIBackendTests.OpCaseTests,XAIBackendTests.TieBreakingTests,XAIBackendTests.KernelLibraryTests,XAIBackendTests.ErrorTests
     TESTS=$TESTS,XAIMethodTests.MethodReferenceTests,XAIMethodTests.PerturbationTests,XAIMethodTests.ReferenceCheckTests
-    TESTS=$TESTS,XAIModelTests.ONNXFixtureTests,XAIModelTests.ZooTests
+    TESTS=$TESTS,XAIModelTests.ONNXFixtureTests,XAIModelTests.ZooTests,XAIBackendTests.GEMMTuningTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
 
-    # 5. Benchmarks on the GPU.
+    # 5. The GEMM search; 6. benchmarks on the GPU with its winner.
     B="$PACK/bin/xai-bench"
     if [ "$QUICK" = 1 ]; then
+        step "xai-bench tune" 120 "${XENV[@]}" "$B" tune --device gpu --seconds 5 --square 256 --repeat 1 --json "$OUT/xai_tune.json"
         step "xai-bench ops" 120 "${XENV[@]}" "$B" ops --device gpu --batches 1 --repeat 1 --gemm-size 512 --json "$OUT/xai_ops.json"
         step "xai-bench models" 300 "${XENV[@]}" "$B" models --device gpu --models resnet18 --batch 2 --repeat 1 --json "$OUT/xai_models.json"
         step "xai-bench methods" 300 "${XENV[@]}" "$B" methods --device gpu --model resnet18 --methods gradcam,occlusion --repeat 1 --slow-budget 1 --json "$OUT/xai_methods.json"
     else
+        step "xai-bench tune" 100 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
         step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
         step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import XAI
+
+/// `xai-bench tune`: the GEMM search for one OpenCL device, its winner cached for every later
+/// backend on that device, driver and kernel source.
+struct TuneBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tune",
+        abstract: "Time GEMM configurations (our tiled kernel's tile shapes, the CPU-device kernel, CLBlast) on an OpenCL device, check each against float64, and cache the fastest for that device.",
+        discussion: """
+        The workload is ResNet-50's convolution GEMMs (forward and backward to the input) at --images \
+        images per launch plus one square GEMM. Candidates run in order (the device table's and the \
+        baseline first) until --seconds have passed. The winner goes to the cache file (see \
+        XAI_CACHE_DIR) unless --no-store; every OpenCL backend opened later on the same device, \
+        driver and gemm.cl uses it. XAI_GEMM_KERNEL still overrides; XAI_GEMM_TUNING=off ignores the cache.
+        """)
+
+    @Option(help: "gpu or gpu:N (an OpenCL device).") var device = "gpu"
+    @Option(help: "Time budget in seconds (the trial under way finishes; at least two candidates run).") var seconds: Double = 60
+    @Option(help: "Images per convolution GEMM launch in the workload.") var images: Int?
+    @Option(help: "Size of the square GEMM in the workload (default 2048 on GPUs, 512 on CPU devices).") var square: Int?
+    @Option(name: .customLong("repeat"), help: "Timed runs per problem (the fastest counts).") var repeats = 3
+    @Option(help: "Comma-separated configurations to try instead of the search space, e.g. rows,clblast,tiled/ts128/wpt8/tk16/vw4/db.") var candidates: String?
+    @Flag(help: "Do not write the winner to the cache.") var noStore = false
+    @Option(help: "Write the trials as JSON to this file.") var json: String?
+
+    func run() throws {
+        guard case .gpu(let index) = try Device(parsing: device) else {
+            throw ValidationError("--device: tune is for OpenCL devices (gpu or gpu:N); the CPU backend's convolutions are oneDNN's")
+        }
+        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be positive") }
+        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        let info = try OpenCLBackend(index: index).info
+        let imagesPerLaunch = images ?? (info.isGPU ? 8 : 1)
+        let squareSize = square ?? (info.isGPU ? 2048 : 512)
+        guard imagesPerLaunch >= 1, squareSize >= 1 else { throw ValidationError("--images and --square must be positive") }
+        let list: [GEMMConfig]? = try candidates.map { text in
+            try text.split(separator: ",").map { try GEMMConfig(parsing: String($0)) }
+        }
+        let workload = GEMMTuner.workload(images: imagesPerLaunch, square: squareSize)
+        let cache = GEMMTuningCache.file()
+        let host = HostInfo.current()
+        print("machine: \(host.cpuModel), \(host.logicalCores) logical cores")
+        print("device: gpu:\(index) \(info.name) (\(info.vendor), driver \(info.driverVersion))\(info.isGPU ? "" : " -- not a GPU")")
+        print("workload: \(workload.count) GEMMs (\(imagesPerLaunch) image\(imagesPerLaunch == 1 ? "" : "s") per convolution launch, square \(squareSize)); budget \(Int(seconds)) s")
+        let result = try GEMMTuner.tune(index: index, budgetSeconds: seconds, workload: workload, repeats: repeats,
+                                        candidates: list, store: !noStore, cache: cache) { trial in
+            // Progress goes to stderr, unbuffered, so a long search shows each trial as it ends.
+            let line = trial.gflops.map { String(format: "  %@: %.1f GFLOP/s (check error %.1e)\n", trial.config.description, $0, trial.checkError ?? 0) }
+                ?? "  \(trial.config.description): failed: \(trial.failure ?? "?")\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(result).write(to: URL(fileURLWithPath: json))
+        }
+        let ranked = result.trials.filter { $0.gflops != nil }.sorted { $0.gflops! > $1.gflops! }
+        let baseline = result.trials.first { $0.config == .baseline }?.gflops
+        print("")
+        printTable(["configuration", "GFLOP/s", "x baseline"], ranked.prefix(10).map { t in
+            [t.config.description, String(format: "%.1f", t.gflops!), baseline.map { String(format: "%.2f", t.gflops! / $0) } ?? "-"]
+        })
+        print("tried \(result.trials.count) of \(result.candidates) candidates\(result.truncated ? " (time budget reached)" : "")")
+        if let winner = result.winner {
+            print("winner: \(winner)" + (noStore ? " (not stored)" : ", cached in \(cache.path)"))
+        } else {
+            print("no candidate passed: nothing cached")
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import XCTest
+@testable import XAIOpenCL
+import XAI
+import XAITestSupport
+
+/// The OpenCL GEMM engines and tile shapes the tuner chooses between, and the tuner itself: every
+/// configuration it may pick computes the op table's convolutions and products (forward, fused
+/// epilogue, backward to the input) as the float64 reference does; the search caches a correct
+/// winner under a key of device, driver and kernel source; backends read that cache.
+final class GEMMTuningTests: XCTestCase {
+    let reference = ReferenceBackend()
+
+    /// Configurations that exercise every code path of the kernels: CLBlast with the separate
+    /// epilogue, vector loads of 2 and 4, double buffering, tiles smaller and larger than the
+    /// operands, a K slice longer than some K.
+    static let variants: [GEMMConfig] = [
+        .clblast, .rows,
+        GEMMConfig(tile: 64, workPerThread: 4, kSlice: 16, vectorWidth: 4, doubleBuffer: true),
+        GEMMConfig(tile: 32, workPerThread: 2, kSlice: 8, vectorWidth: 2, doubleBuffer: false),
+        GEMMConfig(tile: 16, workPerThread: 2, kSlice: 32, vectorWidth: 4, doubleBuffer: true),
+        GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 1, doubleBuffer: true),
+    ]
+
+    func testEveryEngineAndTileShapeMatchesTheReference() throws {
+        _ = try TestBackends.requireOpenCL()
+        let cases = opCases.filter { $0.name.hasPrefix("conv2d") || $0.name.hasPrefix("gemm") || $0.name.hasPrefix("fullyConnected") }
+        XCTAssertGreaterThan(cases.count, 25)
+        for config in Self.variants {
+            let backend = try OpenCLBackend(index: 0, gemm: config)
+            XCTAssertEqual(backend.gemmConfig, config)
+            XCTAssertEqual(backend.gemmSource, "requested")
+            for c in cases {
+                let refInputs = try c.inputs.map(reference.upload)
+                let expected = try reference.download(try c.forward(reference, refInputs))
+                let inputs = try c.inputs.map(backend.upload)
+                let got = try backend.download(try c.forward(backend, inputs))
+                if let m = mismatch(doubles(got), doubles(expected)) { XCTFail("\(c.name) on \(config): \(m)") }
+                guard let backward = c.backward else { continue }
+                let seed = Tensor.uniform(expected.shape, in: -1...1, seed: 77)
+                let want = try backward(reference, refInputs, try reference.upload(seed)).map(reference.download)
+                let have = try backward(backend, inputs, try backend.upload(seed)).map(backend.download)
+                for (h, w) in zip(have, want) {
+                    if let m = mismatch(doubles(h), doubles(w)) { XCTFail("\(c.name) backward on \(config): \(m)") }
+                }
+            }
+        }
+    }
+
+    /// The tuner's own check must catch a wrong product: a K slice the kernel skips half of is
+    /// reported, not cached.
+    func testTunerChecksAndCachesOnlyCorrectWinners() throws {
+        _ = try TestBackends.requireOpenCL()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xai-tune-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = dir.appendingPathComponent("gemm-tuning.json")
+        let small = [GEMMTuner.Problem(label: "small", m: 24, n: 70, k: 33, batch: 2, transposeA: false),
+                     GEMMTuner.Problem(label: "small backward", m: 33, n: 70, k: 24, batch: 1, transposeA: true)]
+        let candidates: [GEMMConfig] = [.baseline, .rows, GEMMConfig(tile: 32, workPerThread: 2, kSlice: 8, vectorWidth: 4, doubleBuffer: true)]
+        var seen: [String] = []
+        let result = try GEMMTuner.tune(index: 0, budgetSeconds: 600, workload: small, repeats: 1, candidates: candidates,
+                                        cache: cache) { seen.append($0.config.description) }
+        XCTAssertEqual(seen, candidates.map(\.description))
+        XCTAssertEqual(result.trials.count, 3)
+        XCTAssertFalse(result.truncated)
+        for t in result.trials {
+            XCTAssertNil(t.failure, "\(t.config)")
+            XCTAssertLessThan(try XCTUnwrap(t.checkError), 1e-5, "\(t.config)")
+            XCTAssertGreaterThan(try XCTUnwrap(t.gflops), 0)
+        }
+        let fastest = result.trials.min { $0.seconds! < $1.seconds! }!.config
+        XCTAssertEqual(result.winner, fastest)
+        let stored = GEMMTuningCache.entries(in: cache)
+        XCTAssertEqual(stored.count, 1)
+        XCTAssertEqual(stored.first?.config, fastest)
+        let info = try OpenCLBackend(index: 0).info
+        XCTAssertEqual(stored.first?.key, GEMMTuningCache.key(for: info))
+
+        // A backend opened with that cache takes the winner; the environment overrides it, and
+        // XAI_GEMM_TUNING=off ignores it.
+        let env = ["XAI_CACHE_DIR": dir.path]
+        let (chosen, source) = try GEMMTuningCache.choose(for: info, requested: nil, environment: env)
+        XCTAssertEqual(chosen, fastest)
+        XCTAssertTrue(source.hasPrefix("tuned"), source)
+        var forced = env
+        forced["XAI_GEMM_KERNEL"] = "tiled/ts32/wpt4/tk8/vw2/db"
+        XCTAssertEqual(try GEMMTuningCache.choose(for: info, requested: nil, environment: forced).0,
+                       GEMMConfig(tile: 32, workPerThread: 4, kSlice: 8, vectorWidth: 2, doubleBuffer: true))
+        var off = env
+        off["XAI_GEMM_TUNING"] = "off"
+        XCTAssertEqual(try GEMMTuningCache.choose(for: info, requested: nil, environment: off).0,
+                       GEMMDeviceTable.config(vendor: info.vendor, device: info.name, isGPU: info.isGPU).config)
+        forced["XAI_GEMM_KERNEL"] = "tiled/ts48x"
+        XCTAssertThrowsError(try GEMMTuningCache.choose(for: info, requested: nil, environment: forced))
+
+        // A cached winner for another driver or kernel source (another key) is not applied.
+        var foreign = stored[0]
+        foreign.key = "elsewhere"
+        foreign.config = .clblast
+        try GEMMTuningCache.store(foreign, in: cache)
+        XCTAssertEqual(GEMMTuningCache.entries(in: cache).count, 2)
+        XCTAssertEqual(try GEMMTuningCache.choose(for: info, requested: nil, environment: env).0, fastest)
+
+        // A corrupt cache file reads as empty: the table decides, nothing crashes.
+        try Data("{not json".utf8).write(to: cache)
+        XCTAssertEqual(try GEMMTuningCache.choose(for: info, requested: nil, environment: env).0,
+                       GEMMDeviceTable.config(vendor: info.vendor, device: info.name, isGPU: info.isGPU).config)
+    }
+
+    /// The check is what keeps a broken configuration out of the cache: it must see a wrong result.
+    func testTunerCheckDetectsAWrongProduct() throws {
+        _ = try TestBackends.requireOpenCL()
+        let backend = try OpenCLBackend(index: 0, gemm: .rows)
+        XCTAssertLessThan(try GEMMTuner.check(backend), 1e-5)
+        // The same check on a kernel source whose tiled product skips the last step of each K
+        // slice fails. XAI_KERNEL_DIR is read when the backend first builds its GEMM program, so
+        // it is set around that alone (XCTest runs one test at a time).
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xai-kernels-wrong-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Kernels")
+        for family in ["common", "gemm"] {
+            var text = try String(contentsOf: kernels.appendingPathComponent("\(family).cl"), encoding: .utf8)
+            if family == "gemm" {
+                let loop = "for (int kk = 0; kk < TK; kk++) {"
+                XCTAssertTrue(text.contains(loop))
+                text = text.replacingOccurrences(of: loop, with: "for (int kk = 0; kk < TK - 1; kk++) {")
+            }
+            try text.write(to: dir.appendingPathComponent("\(family).cl"), atomically: true, encoding: .utf8)
+        }
+        setenv("XAI_KERNEL_DIR", dir.path, 1)
+        defer { unsetenv("XAI_KERNEL_DIR") }
+        let broken = try OpenCLBackend(index: 0, gemm: .baseline)
+        XCTAssertGreaterThan(try GEMMTuner.check(broken), 1e-3)
+        let trial = GEMMTuner.run(.baseline, index: 0, workload: [GEMMTuner.Problem(label: "x", m: 8, n: 8, k: 8, batch: 1, transposeA: false)], repeats: 1)
+        XCTAssertNil(trial.seconds)
+        XCTAssertTrue(trial.failure?.contains("wrong result") == true, "\(trial)")
+    }
+
+    func testConfigurationsParseAndAreValidatedAgainstTheDevice() throws {
+        for c in GEMMTuningTests.variants + [.baseline] {
+            XCTAssertEqual(try GEMMConfig(parsing: c.description), c)
+        }
+        XCTAssertEqual(try GEMMConfig(parsing: "tiled"), .baseline)
+        XCTAssertThrowsError(try GEMMConfig(parsing: "cublas"))
+        XCTAssertThrowsError(try GEMMConfig(parsing: "rows/ts64"))
+        XCTAssertThrowsError(try GEMMConfig(parsing: "tiled/ts64/bogus"))
+        // Shape rules and device limits.
+        XCTAssertNil(GEMMConfig.baseline.problem(maxWorkGroupSize: 256, localMemoryBytes: 32 << 10))
+        XCTAssertNotNil(GEMMConfig(tile: 128, workPerThread: 2).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20), "4096 work-items")
+        XCTAssertNotNil(GEMMConfig(tile: 128, workPerThread: 8, kSlice: 32, doubleBuffer: true).problem(maxWorkGroupSize: 1024, localMemoryBytes: 48 << 10))
+        XCTAssertNotNil(GEMMConfig(tile: 64, workPerThread: 4, kSlice: 16, vectorWidth: 3).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20))
+        XCTAssertNotNil(GEMMConfig(tile: 60, workPerThread: 4, kSlice: 16, vectorWidth: 8).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20))
+        XCTAssertNotNil(GEMMConfig(tile: 64, workPerThread: 0).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20))
+        // The search space on an H100-like device: every entry valid, the baseline first, no duplicates.
+        let space = GEMMConfig.tiledSearchSpace(maxWorkGroupSize: 1024, localMemoryBytes: 48 << 10)
+        XCTAssertEqual(space.first, .baseline)
+        XCTAssertEqual(Set(space).count, space.count)
+        XCTAssertGreaterThan(space.count, 60)
+        XCTAssertTrue(space.allSatisfy { $0.problem(maxWorkGroupSize: 1024, localMemoryBytes: 48 << 10) == nil })
+        // A device that cannot run a requested configuration refuses it by name.
+        _ = try TestBackends.requireOpenCL()
+        XCTAssertThrowsError(try OpenCLBackend(index: 0, gemm: GEMMConfig(tile: 64, workPerThread: 4, vectorWidth: 3))) { error in
+            XCTAssertTrue("\(error)".contains("gemm"), "\(error)")
+        }
+        // The device table: PoCL gets the CPU-device kernel, an NVIDIA GPU the tiled one.
+        XCTAssertEqual(GEMMDeviceTable.config(vendor: "AuthenticAMD", device: "pthread-skylake-avx512-AMD EPYC", isGPU: false).config, .rows)
+        XCTAssertEqual(GEMMDeviceTable.config(vendor: "NVIDIA Corporation", device: "NVIDIA H100 80GB HBM3", isGPU: true).config.engine, .tiled)
+        XCTAssertEqual(GEMMDeviceTable.config(vendor: "Some Vendor", device: "Some GPU", isGPU: true).config, .baseline)
+    }
+}
