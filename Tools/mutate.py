@@ -211,6 +211,9 @@ MUTANTS = [
      "oneDNN keeps each primitive's scratchpad with the thread that made it (a crash when another thread runs it)"),
     ("pool_evicts_newest", "Sources/XAICPU/CPUBackend.swift", "let old = age.removeFirst()", "let old = age.removeLast()", 1, "BufferPoolTests",
      "the CPU buffer pool evicts the buffer returned last instead of the oldest"),
+    ("dnnl_weights_one_format", "Sources/XAICPU/CPUBackend+Conv.swift", "static let weightFormatsPerGeometry = 4",
+     "static let weightFormatsPerGeometry = 1", 1, "OneDNNTests/testWeightsAreReordered",
+     "one cached weight format per layer: Winograd's weights are transformed again whenever the batch size changes"),
     # OpenCL GEMM engines and the tuner
     ("cl_gemm_vector_run_along_k", "Kernels/gemm.cl", "for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];",
      "for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];", 1, "GEMMTuningTests/testEveryEngine",

@@ -312,6 +312,9 @@ extension CPUBackend {
     }
 
     /// The weights in the layout `conv` reads, reordered once per weight array and primitive.
+    /// Weight formats kept per layer geometry and algorithm (a bound on the memory they take).
+    static let weightFormatsPerGeometry = 4
+
     func dnnlWeights(_ weight: DeviceArray, for conv: DNNLConvolution, key: OneDNN.ConvolutionKey, _ dnnl: OneDNN) throws -> CPUStorage {
         let s = try storage(weight, "conv2d")
         guard let size = try dnnl.weightsSizeIfReordered(conv, plan: key.plan) else { return s }
@@ -321,10 +324,17 @@ extension CPUBackend {
             out.weightsDesc = conv.weightsDesc
             return out
         }
-        // Kept with the weights per geometry: a new batch size reuses them when its primitive chose
-        // the same format (checked), which it does unless oneDNN changes kernels with the batch.
-        let cached = try s.copy(.weights(OneDNN.Geometry(key.plan, backward: key.backward), key.algorithm), make: reorder)
-        if let desc = cached.weightsDesc, OneDNN.equal(desc, conv.weightsDesc) { return cached }
+        // Kept with the weights per geometry and format: a new batch size reuses them when its
+        // primitive chose the same format (checked). Winograd picks its weights' blocking per
+        // minibatch, and a method alternates batch sizes (the batch-1 logits, full batches, the last
+        // partial one): without a copy per format the weights were transformed again before every
+        // Winograd convolution, 13-17 ms each on ResNet-50's 3x3 layers where the batch-1
+        // convolution took 1-3 ms.
+        let geometry = OneDNN.Geometry(key.plan, backward: key.backward)
+        for variant in 0..<Self.weightFormatsPerGeometry {
+            let cached = try s.copy(.weights(geometry, key.algorithm, variant: variant), make: reorder)
+            if let desc = cached.weightsDesc, OneDNN.equal(desc, conv.weightsDesc) { return cached }
+        }
         return try reorder()
     }
 }

@@ -23,8 +23,10 @@ final class CPUStorage: DeviceStorage, @unchecked Sendable {
     enum CopyKey: Hashable {
         /// The elements viewed as `shape`, in `layout`.
         case layout(CPULayout, Shape)
-        /// Weights in the format a oneDNN convolution of this geometry (any batch size) chose.
-        case weights(OneDNN.Geometry, ConvolutionAlgorithm)
+        /// Weights in a format a oneDNN convolution of this geometry chose. Most formats do not
+        /// depend on the batch size, but Winograd's do (its blocking is picked per minibatch), so a
+        /// geometry may hold a few: `variant` counts them.
+        case weights(OneDNN.Geometry, ConvolutionAlgorithm, variant: Int)
     }
 
     init(count: Int, pool: BufferPool, layout: CPULayout = .plain, blockedShape: Shape? = nil) {
@@ -154,6 +156,8 @@ public final class CPUBackend: Backend {
 
     /// oneDNN primitives created by this process so far (repeated passes of the same shapes create none).
     public static var oneDNNPrimitivesCreated: Int { OneDNN.shared?.primitivesCreated ?? 0 }
+    /// Weight tensors reordered into a oneDNN format by this process so far.
+    public static var oneDNNWeightReorders: Int { OneDNN.shared?.weightReorders ?? 0 }
 
     /// Whether oneDNN's Winograd kernels exist on this machine (AVX-512, 16-channel blocks).
     public var offersWinograd: Bool { dnnl?.blockSize == 16 }

@@ -79,6 +79,9 @@ final class OneDNN: @unchecked Sendable {
     private var scratchpadBytes = 0
     /// Primitives created so far (tests check that repeated passes create none).
     private(set) var primitivesCreated = 0
+    /// Weight tensors reordered into a primitive's format so far (each layer's weights once per
+    /// format; tests check that alternating batch sizes do not repeat them).
+    private(set) var weightReorders = 0
 
     struct ConvolutionKey: Hashable {
         let plan: ConvPlan
@@ -452,6 +455,7 @@ final class OneDNN: @unchecked Sendable {
     func reorderWeights(_ source: UnsafeMutablePointer<Float>, into destination: UnsafeMutablePointer<Float>, for conv: DNNLConvolution,
                         key: ConvolutionKey) throws {
         let (dims, plain) = try plainWeights(key.plan)
+        lock.lock(); weightReorders += 1; lock.unlock()
         try reorder(dims: dims, from: plain, source, to: conv.weightsDesc, destination,
                     key: .init(dims: dims, from: .plain, to: .plain, weightsOf: key))
     }
