@@ -214,6 +214,12 @@ MUTANTS = [
     ("dnnl_weights_one_format", "Sources/XAICPU/CPUBackend+Conv.swift", "static let weightFormatsPerGeometry = 4",
      "static let weightFormatsPerGeometry = 1", 1, "OneDNNTests/testWeightsAreReordered",
      "one cached weight format per layer: Winograd's weights are transformed again whenever the batch size changes"),
+    ("smoothgrad_noise_per_chunk", "Sources/XAIMethods/SmoothGrad.swift", "stream: UInt64(b * samples + sample))",
+     "stream: UInt64(b * samples + k))", 1, "MethodReferenceTests/testInternalBatchSizeDoesNotChangeResults",
+     "SmoothGrad's noise streams restart with every internal batch (the same noise drawn again)"),
+    ("gaussian_pair_correlated", "Sources/XAICore/Random.swift", "return (Float(r * cos(angle)), Float(r * sin(angle)))",
+     "return (Float(r * cos(angle)), Float(r * cos(angle + 0.1)))", 1, "RandomTests",
+     "the second output of a Box-Muller pair is correlated with the first"),
     # OpenCL GEMM engines and the tuner
     ("cl_gemm_vector_run_along_k", "Kernels/gemm.cl", "for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];",
      "for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];", 1, "GEMMTuningTests/testEveryEngine",

@@ -283,13 +283,10 @@ public final class CPUBackend: Backend {
         guard count > 0 else { return }
         let chunks = min(count, count * costPerItem < 32_768 ? 1 : cores * 4)
         if chunks <= 1 { body(0..<count); return }
-        // The chunks write disjoint ranges; Dispatch needs a Sendable closure, so vouch for the body.
-        withoutActuallyEscaping(body) { escaping in
-            let work = UncheckedSendable(escaping)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lo = count * c / chunks, hi = count * (c + 1) / chunks
-                if lo < hi { work.value(lo..<hi) }
-            }
+        // The chunks write disjoint ranges.
+        concurrentForEach(chunks) { c in
+            let lo = count * c / chunks, hi = count * (c + 1) / chunks
+            if lo < hi { body(lo..<hi) }
         }
     }
 
@@ -510,7 +507,4 @@ public final class CPUBackend: Backend {
 }
 
 /// Carries a value into a `@Sendable` closure where the caller guarantees data-race freedom.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
+
