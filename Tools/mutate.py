@@ -220,6 +220,9 @@ MUTANTS = [
     ("gaussian_pair_correlated", "Sources/XAICore/Random.swift", "return (Float(r * cos(angle)), Float(r * sin(angle)))",
      "return (Float(r * cos(angle)), Float(r * cos(angle + 0.1)))", 1, "RandomTests",
      "the second output of a Box-Muller pair is correlated with the first"),
+    ("cpu_clip_backward_at_bound", "Sources/CLoops/loops.c", "out[i] = (vi > lo && vi < hi) ? gi : 0.0f;",
+     "out[i] = (vi >= lo && vi < hi) ? gi : 0.0f;", 1, "ONNXFixtureTests|OpCaseTests",
+     "ReLU6's gradient passes where the output sits exactly on the lower bound"),
     # OpenCL GEMM engines and the tuner
     ("cl_gemm_vector_run_along_k", "Kernels/gemm.cl", "for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];",
      "for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];", 1, "GEMMTuningTests/testEveryEngine",

@@ -8,6 +8,13 @@ void xai_relu_backward(const float *restrict g, const float *restrict y, float *
     }
 }
 
+void xai_clip_backward(const float *restrict g, const float *restrict v, float *restrict out, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i], vi = v[i];
+        out[i] = (vi > lo && vi < hi) ? gi : 0.0f;
+    }
+}
+
 void xai_relu(const float *restrict x, float *restrict out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = 0.0f >= x[i] ? 0.0f : x[i];
 }

@@ -91,13 +91,10 @@ extension CPUBackend {
         let (pg, pv, po) = (gs.pointer, vs.pointer, os.pointer)
         let (op, fromOutput) = (plan.op, plan.valueIsOutput)
         parallelFor(vs.count, costPerItem: 4) { r in
-            if op == .relu {
-                VectorLoops.reluBackward(grad: pg, value: pv, out: po, r)
-            } else {
-                for i in r {
-                    let d = fromOutput ? op.derivative(output: Double(pv[i])) : op.derivative(input: Double(pv[i]))
-                    po[i] = pg[i] * Float(d)
-                }
+            if VectorLoops.unaryBackward(op, grad: pg, value: pv, out: po, r) { return }
+            for i in r {
+                let d = fromOutput ? op.derivative(output: Double(pv[i])) : op.derivative(input: Double(pv[i]))
+                po[i] = pg[i] * Float(d)
             }
         }
         return out

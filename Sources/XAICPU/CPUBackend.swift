@@ -372,7 +372,7 @@ public final class CPUBackend: Backend {
         let pg = try ptr(gradOutput, "unaryBackward"), pv = try ptr(value, "unaryBackward")
         let (out, po) = try allocate(value.shape)
         parallelFor(value.shape.count, costPerItem: 4) { r in
-            if op == .relu { VectorLoops.reluBackward(grad: pg, value: pv, out: po, r); return }
+            if VectorLoops.unaryBackward(op, grad: pg, value: pv, out: po, r) { return }
             for i in r {
                 let d = valueIsOutput ? op.derivative(output: Double(pv[i])) : op.derivative(input: Double(pv[i]))
                 po[i] = pg[i] * Float(d)

@@ -6,9 +6,17 @@ import XAICore
 /// the same loops over captured pointers scalar, and they then cost a backward pass as much as a
 /// third of its convolutions. Each matches the plain loop of its op bit for bit.
 enum VectorLoops {
-    static func reluBackward(grad g: UnsafePointer<Float>, value y: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    /// The gradient through `op` where a vectorised loop exists (ReLU, clip and so ReLU6), from
+    /// the op's input or output alike (their derivatives test the same bounds); `false` otherwise.
+    static func unaryBackward(_ op: UnaryOp, grad g: UnsafePointer<Float>, value v: UnsafePointer<Float>,
+                              out: UnsafeMutablePointer<Float>, _ range: Range<Int>) -> Bool {
         let i = range.lowerBound
-        xai_relu_backward(g + i, y + i, out + i, range.count)
+        switch op {
+        case .relu: xai_relu_backward(g + i, v + i, out + i, range.count)
+        case .clip(let lo, let hi): xai_clip_backward(g + i, v + i, out + i, range.count, lo, hi)
+        default: return false
+        }
+        return true
     }
 
     static func relu(_ x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ range: Range<Int>) {

@@ -7,6 +7,8 @@
 
 /// out[i] = y[i] > 0 ? g[i] : 0 (ReLU's gradient from its output or input).
 void xai_relu_backward(const float *g, const float *y, float *out, size_t n);
+/// out[i] = lo < v[i] < hi ? g[i] : 0 (clip's and ReLU6's gradient from its output or input).
+void xai_clip_backward(const float *g, const float *v, float *out, size_t n, float lo, float hi);
 /// out[i] = 0 >= x[i] ? 0 : x[i] (Swift's max(x, 0); NaN stays NaN).
 void xai_relu(const float *x, float *out, size_t n);
 /// out[i] = a[i] op b[i]; op: 0 add, 1 subtract, 2 multiply, 3 divide.
