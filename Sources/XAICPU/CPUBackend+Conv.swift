@@ -311,10 +311,10 @@ extension CPUBackend {
         }
     }
 
-    /// The weights in the layout `conv` reads, reordered once per weight array and primitive.
     /// Weight formats kept per layer geometry and algorithm (a bound on the memory they take).
     static let weightFormatsPerGeometry = 4
 
+    /// The weights in the layout `conv` reads, reordered once per weight array and format.
     func dnnlWeights(_ weight: DeviceArray, for conv: DNNLConvolution, key: OneDNN.ConvolutionKey, _ dnnl: OneDNN) throws -> CPUStorage {
         let s = try storage(weight, "conv2d")
         guard let size = try dnnl.weightsSizeIfReordered(conv, plan: key.plan) else { return s }

@@ -505,6 +505,3 @@ public final class CPUBackend: Backend {
         return out
     }
 }
-
-/// Carries a value into a `@Sendable` closure where the caller guarantees data-race freedom.
-
