@@ -112,3 +112,30 @@ void xai_pool_backward_plane(const float *src, const float *gy, float *dst, long
     else if (lanes == 8) pool_backward_plane(src, gy, dst, w, oh, ow, ywin, xwin, 8, is_max, include_pad);
     else if (lanes == 1) pool_backward_plane(src, gy, dst, w, oh, ow, ywin, xwin, 1, is_max, include_pad);
 }
+
+void xai_col2im_blocked_rows(const float *cols, float *dx, long q0, int lanes, long h, long w, long oh, long ow,
+                             long kh, long kw, long stride_h, long stride_w, long pad_top, long pad_left,
+                             long dilation_h, long dilation_w, long iy0, long iy1) {
+    (void)h;
+    for (long iy = iy0; iy < iy1; iy++) {
+        float *row = dx + iy * w;
+        for (long ix = 0; ix < w; ix++) row[ix] = 0;
+        for (long ky = 0; ky < kh; ky++) {
+            // Output row oy reads input row oy * stride - pad_top + ky * dilation.
+            long t = iy + pad_top - ky * dilation_h;
+            if (t < 0 || t % stride_h != 0) continue;
+            long oy = t / stride_h;
+            if (oy >= oh) continue;
+            for (long kx = 0; kx < kw; kx++) {
+                long q = q0 + ky * kw + kx;
+                const float *src = cols + ((q / lanes) * oh + oy) * ow * lanes + q % lanes;
+                // Output columns whose tap lands inside the row: 0 <= ox * stride - pad_left + kx * dilation < w.
+                long offset = kx * dilation_w - pad_left;
+                long ox0 = offset >= 0 ? 0 : (-offset + stride_w - 1) / stride_w;
+                long ox1 = (w - 1 - offset) < 0 ? 0 : (w - 1 - offset) / stride_w + 1;
+                if (ox1 > ow) ox1 = ow;
+                for (long ox = ox0; ox < ox1; ox++) row[ox * stride_w + offset] += src[ox * lanes];
+            }
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import CBLAS
+import CLoops
 import Dispatch
 import Foundation
 import XAICore
@@ -187,10 +188,13 @@ extension CPUBackend {
 
     public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray {
         // A stem (a few input channels, the image's gradient that every gradient method asks for)
-        // runs faster as one GEMM plus col2im than on oneDNN's backward-data kernels, which cannot
-        // block 3 channels (measured on ResNet-50's 7x7 stem at batch 1: 5 ms a pass against 6-11 ms).
+        // runs faster as a column product plus col2im than on oneDNN's backward-data kernels, which
+        // cannot block 3 channels. On ResNet-50's 7x7 stem at batch 1: backward data 6-11 ms a pass,
+        // OpenBLAS's product plus col2im 4.0 ms, oneDNN's 1x1 product read in channel blocks plus a
+        // gather 2.6 ms (dnnlStemBackward); the OpenBLAS path stays for configurations oneDNN refuses.
         let isStem = plan.input[1] <= 4 && plan.params.groups == 1
         if let dnnl, !isStem, let dx = try dnnlConvolutionBackward(gradOutput, weight: weight, plan: plan, dnnl) { return dx }
+        if let dnnl, isStem, let dx = try dnnlStemBackward(gradOutput, weight: weight, plan: plan, dnnl) { return dx }
         let params = plan.params
         let pg = try ptr(gradOutput, "conv2dBackwardInput"), pw = try ptr(weight, "conv2dBackwardInput")
         let g = ConvGeometry(plan)
@@ -294,8 +298,58 @@ extension CPUBackend {
         }
     }
 
-    /// The gradient with respect to the input on oneDNN (backward data), or `nil` when refused.
+    /// The gradient with respect to the input on oneDNN, or `nil` when refused: by the
+    /// backward-data primitive, or as the forward convolution by flipped weights where that applies
+    /// and measures faster (see ``BackwardRoute``).
     func dnnlConvolutionBackward(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, _ dnnl: OneDNN) throws -> DeviceArray? {
+        let data = { try self.dnnlBackwardData(gradOutput, weight: weight, plan: plan, dnnl) }
+        guard backwardRoute != .backwardData, let flippedPlan = try flippedForwardPlan(plan, dnnl) else { return try data() }
+        let flipped = {
+            try self.dnnlConvolution(gradOutput, weight: try self.flippedTransposedWeights(weight, plan), bias: nil, residual: nil,
+                                     plan: flippedPlan, activation: .identity, dnnl)
+        }
+        switch (backwardRoute, convolutionPolicy) {
+        case (.flippedForward, _): return try flipped() ?? data()
+        case (_, .auto): return try dnnl.chooseBackwardRoute(plan: plan, data: data, flipped: flipped)
+        default: return try data()
+        }
+    }
+
+    /// The forward convolution whose output is the input gradient of `plan`, where oneDNN's
+    /// Winograd could run it: stride 1, no dilation, ungrouped, each pad below the kernel's size.
+    /// Output pixel `y` of the layer read input rows `y - padTop + ky`, so input row `i` receives
+    /// from output rows `i + padTop - ky`: a correlation with the kernel rotated by 180 degrees and
+    /// `kh - 1 - padTop` rows of padding above (and `kh - 1 - padBottom` below).
+    func flippedForwardPlan(_ plan: ConvPlan, _ dnnl: OneDNN) throws -> ConvPlan? {
+        let p = plan.params, kh = plan.kernelHeight, kw = plan.kernelWidth
+        guard winogradApplies(plan, dnnl), plan.outputChannels >= 16,
+              max(p.padTop, p.padBottom) < kh, max(p.padLeft, p.padRight) < kw else { return nil }
+        let params = Conv2DParams(strides: (1, 1), pads: (kh - 1 - p.padTop, kw - 1 - p.padLeft, kh - 1 - p.padBottom, kw - 1 - p.padRight))
+        let flipped = try ConvPlan(input: plan.output, weight: Shape([plan.inputChannels, plan.outputChannels, kh, kw]), bias: nil, params: params)
+        return flipped.output == plan.input ? flipped : nil
+    }
+
+    /// `weight` `[Cout, Cin, kh, kw]` as `[Cin, Cout, kh, kw]` with each kernel rotated by 180
+    /// degrees, made once per weight array.
+    func flippedTransposedWeights(_ weight: DeviceArray, _ plan: ConvPlan) throws -> DeviceArray {
+        let s = try storage(weight, "conv2dBackwardInput")
+        let pw = try ptr(weight, "conv2dBackwardInput")
+        let (cout, cin, kh, kw) = (plan.outputChannels, plan.inputChannels, plan.kernelHeight, plan.kernelWidth)
+        let flipped = s.copy(.flippedTransposed) {
+            let out = CPUStorage(count: cout * cin * kh * kw, pool: self.pool)
+            for o in 0..<cout {
+                for i in 0..<cin {
+                    let src = pw + (o * cin + i) * kh * kw, dst = out.pointer + (i * cout + o) * kh * kw
+                    for t in 0..<kh * kw { dst[t] = src[kh * kw - 1 - t] }
+                }
+            }
+            return out
+        }
+        return DeviceArray(shape: Shape([cin, cout, kh, kw]), storage: flipped)
+    }
+
+    /// The gradient with respect to the input on oneDNN's backward-data primitive, or `nil` when refused.
+    func dnnlBackwardData(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, _ dnnl: OneDNN) throws -> DeviceArray? {
         let block = CPULayout.channelBlocked(dnnl.blockSize)
         // Blocked even for the picture's 3 channels: oneDNN has no fast kernel writing a 3-channel plain gradient.
         let destinationLayout = block
@@ -309,6 +363,65 @@ extension CPUBackend {
             try dnnl.backwardData(conv, gradOutput: gy.pointer, weights: weights.pointer, gradInput: out.pointer)
             return DeviceArray(shape: plan.input, storage: out)
         }
+    }
+
+    /// The input gradient of a stem (a few input channels) as im2col's adjoint: the columns
+    /// `W^T x gy` (one row per input channel and tap) by oneDNN's 1x1 convolution, reading the
+    /// channel-blocked output gradient as it is, then each input pixel gathers the column entries
+    /// of its taps. Images go in groups whose columns fit the workspace budget. `nil` when oneDNN
+    /// refuses the 1x1 convolution.
+    func dnnlStemBackward(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, _ dnnl: OneDNN) throws -> DeviceArray? {
+        let g = ConvGeometry(plan)
+        let lanes = dnnl.blockSize
+        let block = CPULayout.channelBlocked(lanes)
+        let gy = try blocked(gradOutput, "conv2dBackwardInput", dnnl)
+        let columnsWeight = try stemColumnWeights(weight, plan)
+        let paddedColumns = (g.k + lanes - 1) / lanes * lanes, paddedOutputs = (g.cout + lanes - 1) / lanes * lanes
+        let perImage = paddedColumns * g.oh * g.ow
+        let group = max(1, min(g.n, workspaceBudget / 4 / max(perImage, 1)))
+        let (out, pdx) = try allocate(plan.input)
+        var first = 0
+        while first < g.n {
+            let count = min(group, g.n - first)
+            let columnsPlan = try ConvPlan(input: Shape([count, g.cout, g.oh, g.ow]), weight: columnsWeight.shape, bias: nil, params: Conv2DParams())
+            let key = OneDNN.ConvolutionKey(plan: columnsPlan, backward: false, hasBias: false, hasResidual: false, activation: nil,
+                                            sourceLayout: block, destinationLayout: block, algorithm: .direct)
+            guard let conv = dnnl.convolution(key) else { return nil }
+            let weights = try dnnlWeights(columnsWeight, for: conv, key: key, dnnl)
+            let columns = try allocateStorage(columnsPlan.output, layout: block)
+            try dnnl.forward(conv, source: gy.pointer + first * paddedOutputs * g.oh * g.ow, weights: weights.pointer, bias: nil,
+                             destination: columns.pointer)
+            let (pc, dx) = (UncheckedSendable(columns.pointer), UncheckedSendable(pdx + first * g.cin * g.h * g.w))
+            // Items: (image, channel, band of rows); each writes its own rows.
+            let bands = max(1, min(g.h, 4 * cores / max(count * g.cin, 1)))
+            parallelFor(count * g.cin * bands, costPerItem: g.h * g.w * g.kh * g.kw / bands) { items in
+                for item in items {
+                    let band = item % bands, plane = item / bands, image = plane / g.cin, c = plane % g.cin
+                    let (y0, y1) = (g.h * band / bands, g.h * (band + 1) / bands)
+                    xai_col2im_blocked_rows(pc.value + image * perImage, dx.value + plane * g.h * g.w, c * g.kh * g.kw, Int32(lanes),
+                                            g.h, g.w, g.oh, g.ow, g.kh, g.kw, g.p.strideH, g.p.strideW, g.p.padTop, g.p.padLeft,
+                                            g.p.dilationH, g.p.dilationW, y0, y1)
+                }
+            }
+            first += count
+        }
+        return out
+    }
+
+    /// A stem's weights `[Cout, Cin, kh, kw]` as the 1x1 convolution `[Cin * kh * kw, Cout, 1, 1]`
+    /// that computes its im2col columns' gradient, made once per weight array.
+    func stemColumnWeights(_ weight: DeviceArray, _ plan: ConvPlan) throws -> DeviceArray {
+        let s = try storage(weight, "conv2dBackwardInput")
+        let pw = try ptr(weight, "conv2dBackwardInput")
+        let (cout, k) = (plan.outputChannels, plan.inputChannelsPerGroup * plan.kernelHeight * plan.kernelWidth)
+        let transposed = s.copy(.stemColumns) {
+            let out = CPUStorage(count: cout * k, pool: self.pool)
+            for o in 0..<cout {
+                for q in 0..<k { out.pointer[q * cout + o] = pw[o * k + q] }
+            }
+            return out
+        }
+        return DeviceArray(shape: Shape([k, cout, 1, 1]), storage: transposed)
     }
 
     /// Weight formats kept per layer geometry and algorithm (a bound on the memory they take).

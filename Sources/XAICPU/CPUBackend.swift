@@ -27,6 +27,11 @@ final class CPUStorage: DeviceStorage, @unchecked Sendable {
         /// depend on the batch size, but Winograd's do (its blocking is picked per minibatch), so a
         /// geometry may hold a few: `variant` counts them.
         case weights(OneDNN.Geometry, ConvolutionAlgorithm, variant: Int)
+        /// Weights `[Cout, Cin, kh, kw]` as `[Cin, Cout, kh, kw]`, each kernel rotated by 180 degrees:
+        /// the forward convolution by them computes a stride-1 layer's input gradient.
+        case flippedTransposed
+        /// A stem's weights as the 1x1 convolution `[Cin * kh * kw, Cout, 1, 1]` of its im2col columns' gradient.
+        case stemColumns
     }
 
     init(count: Int, pool: BufferPool, layout: CPULayout = .plain, blockedShape: Shape? = nil) {
@@ -141,6 +146,20 @@ public final class CPUBackend: Backend {
     let dnnl: OneDNN?
     /// How 3x3 stride-1 convolutions are computed when oneDNN offers Winograd.
     let convolutionPolicy: ConvolutionPolicy
+    /// How the input gradient of a stride-1 layer that Winograd could compute forward is found.
+    let backwardRoute: BackwardRoute
+
+    /// The input gradient of a stride-1 layer is a forward convolution of the output gradient by
+    /// the flipped, transposed weights; oneDNN's forward Winograd (F(2x2, 3x3) for inference) runs
+    /// it faster than its backward-data kernels on ResNet-50's 3x3 layers.
+    enum BackwardRoute: Sendable {
+        /// Time both routes once per layer geometry (under the `auto` policy; others use backward data).
+        case timed
+        /// Always oneDNN's backward-data primitive.
+        case backwardData
+        /// Always the forward convolution by flipped weights where it applies (for tests).
+        case flippedForward
+    }
 
     /// Which code computes convolutions.
     public enum Convolutions: Sendable {
@@ -183,8 +202,15 @@ public final class CPUBackend: Backend {
     ///     environment's `XAI_CPU_CONV=im2col` chooses the latter too.
     ///   - convolutionPolicy: direct or Winograd for 3x3 stride-1 layers on oneDNN (default: the
     ///     `XAI_CONV_ALGO` environment variable, else timed per layer).
-    public init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20, convolutions: Convolutions = .oneDNN,
+    public convenience init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20, convolutions: Convolutions = .oneDNN,
                 convolutionPolicy: ConvolutionPolicy? = nil) {
+        self.init(memoryBudget: memoryBudget, workspaceBudget: workspaceBudget, convolutions: convolutions,
+                  convolutionPolicy: convolutionPolicy, backwardRoute: .timed)
+    }
+
+    init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20, convolutions: Convolutions = .oneDNN,
+         convolutionPolicy: ConvolutionPolicy? = nil, backwardRoute: BackwardRoute) {
+        self.backwardRoute = backwardRoute
         cores = ProcessInfo.processInfo.activeProcessorCount
         let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         self.memoryBudget = memoryBudget ?? min(physical / 4, 8 << 30)
@@ -298,11 +324,10 @@ public final class CPUBackend: Backend {
     func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, parallel: Bool) {
-        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         let work = Double(m) * Double(n) * Double(k)
         let blocks: Int = work >= 262_144 ? min(cores, max(m, n) / 8) : 1
         if blocks <= 1 {
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            blas(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
         let byRows = m >= n
@@ -314,15 +339,41 @@ public final class CPUBackend: Backend {
             guard hi > lo else { return }
             if byRows {
                 let aBlock = transA ? pa.value + lo : pa.value + lo * lda
-                cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha, aBlock, Int32(lda), pb.value, Int32(ldb),
-                            beta, pc.value + lo * ldc, Int32(ldc))
+                self.blas(transA, transB, hi - lo, n, k, alpha, aBlock, lda, pb.value, ldb, beta, pc.value + lo * ldc, ldc)
             } else {
                 let bBlock = transB ? pb.value + lo * ldb : pb.value + lo
-                cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha, pa.value, Int32(lda), bBlock, Int32(ldb),
-                            beta, pc.value + lo, Int32(ldc))
+                self.blas(transA, transB, m, hi - lo, k, alpha, pa.value, lda, bBlock, ldb, beta, pc.value + lo, ldc)
             }
         }
         if parallel { DispatchQueue.concurrentPerform(iterations: blocks, execute: block) } else { for i in 0..<blocks { block(i) } }
+    }
+
+    /// One BLAS call for `C = alpha op(A) op(B) + beta C` (row-major). A single row or column of
+    /// `C` is a matrix-vector product: OpenBLAS 0.3.21's sgemm packs the whole of the other operand
+    /// first (a classifier's 2048x1000 weights at batch 1 took 1.3 ms; sgemv streams them once).
+    private func blas(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        if m == 1 && k > 0 {
+            // C's row = op(A)'s row x op(B): op(B) is B (k x n) or B^T (B is n x k).
+            let x = a, incx = Int32(transA ? lda : 1)
+            if transB {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), x, incx, beta, c, 1)
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb), x, incx, beta, c, 1)
+            }
+        } else if n == 1 && k > 0 {
+            // C's column = op(A) x op(B)'s column.
+            let x = b, incx = Int32(transB ? 1 : ldb)
+            if transA {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(m), alpha, a, Int32(lda), x, incx, beta, c, Int32(ldc))
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), alpha, a, Int32(lda), x, incx, beta, c, Int32(ldc))
+            }
+        } else {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
     }
 
     func applyActivation(_ op: UnaryOp, _ p: UnsafeMutablePointer<Float>, _ count: Int) {

@@ -343,19 +343,8 @@ final class OneDNN: @unchecked Sendable {
         let known = choices[geometry]
         lock.unlock()
         if let known { return try run(known) ?? run(.direct) }
-        func timed(_ algorithm: ConvolutionAlgorithm) throws -> (DeviceArray, Double)? {
-            guard var result = try run(algorithm) else { return nil }  // the first run creates the primitive
-            var best = Double.infinity
-            for _ in 0..<2 {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                guard let r = try run(algorithm) else { return nil }
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0))
-                result = r
-            }
-            return (result, best)
-        }
-        let direct = try timed(.direct)
-        let winograd = try timed(.winograd)
+        let direct = try Self.timed { try run(.direct) }
+        let winograd = try Self.timed { try run(.winograd) }
         var pick: ConvolutionAlgorithm = (winograd?.1 ?? .infinity) < (direct?.1 ?? .infinity) ? .winograd : .direct
         lock.lock()
         // Another thread may have timed the same geometry meanwhile: the first choice stands, so
@@ -363,6 +352,41 @@ final class OneDNN: @unchecked Sendable {
         if let earlier = choices[geometry] { pick = earlier } else { choices[geometry] = pick }
         lock.unlock()
         return pick == .winograd ? winograd?.0 : direct?.0
+    }
+
+    /// A result and the best of two timed runs after a first untimed one (which makes the
+    /// primitives), or `nil` when the candidate refuses the configuration.
+    private static func timed(_ run: () throws -> DeviceArray?) throws -> (DeviceArray, Double)? {
+        guard var result = try run() else { return nil }
+        var best = Double.infinity
+        for _ in 0..<2 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            guard let r = try run() else { return nil }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0))
+            result = r
+        }
+        return (result, best)
+    }
+
+    /// Layer geometries whose input gradient runs as a forward convolution of flipped weights
+    /// (`true`) or on the backward-data primitive (`false`), as timed the first time each was seen.
+    private var flippedRoutes: [Geometry: Bool] = [:]
+
+    /// The input gradient of a layer by the faster of two routes, timed the first time its
+    /// geometry is seen and kept for the process (every batch size then computes the same way).
+    func chooseBackwardRoute(plan: ConvPlan, data: () throws -> DeviceArray?, flipped: () throws -> DeviceArray?) throws -> DeviceArray? {
+        let geometry = Geometry(plan, backward: true)
+        lock.lock()
+        let known = flippedRoutes[geometry]
+        lock.unlock()
+        if let known { return try (known ? flipped() : nil) ?? data() }
+        let viaData = try Self.timed(data)
+        let viaFlipped = try Self.timed(flipped)
+        var pick = (viaFlipped?.1 ?? .infinity) < (viaData?.1 ?? .infinity)
+        lock.lock()
+        if let earlier = flippedRoutes[geometry] { pick = earlier } else { flippedRoutes[geometry] = pick }
+        lock.unlock()
+        return pick ? viaFlipped?.0 : viaData?.0
     }
 
     // MARK: Execution

@@ -1,6 +1,7 @@
 import XCTest
 import XAI
 import XAITestSupport
+@testable import XAICPU
 
 /// The CPU backend on oneDNN: activations in channel blocks between layers give the same results
 /// as the plain path, Winograd stays within its normalised bound, and primitives are made once.
@@ -192,6 +193,63 @@ extension OneDNNTests {
     }
 
     private var offersWinograd: Bool { CPUBackend(convolutionPolicy: .winograd).offersWinograd }
+
+    /// A stem's input gradient (3 channels, 7x7 stride 2, as ResNet's) gathered from oneDNN's
+    /// column product equals the float64 one, with the images in one group and one at a time.
+    func testStemInputGradientInImageGroups() throws {
+        let reference = ReferenceBackend()
+        let params = Conv2DParams(stride: 2, padding: 3)
+        let x = Shape([3, 3, 30, 27])
+        let wt = Tensor.uniform([24, 3, 7, 7], in: -0.2...0.2, seed: 81)
+        let g = Tensor.uniform(try params.outputShape(input: x, weight: wt.shape), seed: 82)
+        let expected = try reference.download(try reference.conv2dBackwardInput(try reference.upload(g), weight: try reference.upload(wt),
+                                                                                 params: params, inputShape: x))
+        for workspace in [64 << 20, 0] {
+            let be = CPUBackend(workspaceBudget: workspace, convolutionPolicy: .direct)
+            let plan = try ConvPlan(gradient: g.shape, weight: wt.shape, inputShape: x, params: params)
+            let got = try XCTUnwrap(try be.dnnlStemBackward(try be.upload(g), weight: try be.upload(wt), plan: plan, try XCTUnwrap(be.dnnl)),
+                                    "oneDNN takes the stem")
+            if let m = mismatch(doubles(try be.download(got)), doubles(expected), rtol: 1e-5, atol: 1e-6) { XCTFail("workspace \(workspace): \(m)") }
+        }
+    }
+
+    /// A stride-1 layer's input gradient computed as the forward convolution of the output
+    /// gradient by flipped, transposed weights equals the float64 backward convolution, with
+    /// symmetric and one-sided pads, Cin != Cout and odd sizes; forward by direct and by Winograd.
+    func testInputGradientAsAFlippedForwardConvolution() throws {
+        guard offersWinograd else { return }  // the route is only taken where Winograd could run it
+        let reference = ReferenceBackend()
+        let cases: [(cin: Int, cout: Int, h: Int, w: Int, pads: (Int, Int, Int, Int))] = [
+            (32, 48, 9, 11, (1, 1, 1, 1)), (16, 32, 7, 6, (0, 0, 0, 0)), (48, 16, 8, 9, (2, 0, 1, 2)), (64, 64, 14, 14, (1, 1, 1, 1)),
+        ]
+        for (k, c) in cases.enumerated() {
+            let params = Conv2DParams(strides: (1, 1), pads: c.pads)
+            let x = [2, c.cin, c.h, c.w]
+            let wt = Tensor.uniform([c.cout, c.cin, 3, 3], in: -0.2...0.2, seed: UInt64(60 + k))
+            let plan = try ConvPlan(input: Shape(x), weight: wt.shape, bias: nil, params: params)
+            let g = Tensor.uniform(plan.output, seed: UInt64(70 + k))
+            let expected = try reference.download(try reference.conv2dBackwardInput(try reference.upload(g), weight: try reference.upload(wt),
+                                                                                     params: params, inputShape: Shape(x)))
+            for policy in [ConvolutionPolicy.direct, .winograd] {
+                let be = CPUBackend(convolutionPolicy: policy, backwardRoute: .flippedForward)
+                let dnnl = try XCTUnwrap(be.dnnl)
+                XCTAssertNotNil(try be.flippedForwardPlan(plan, dnnl), "case \(k): the route applies")
+                let got = try be.download(try be.conv2dBackwardInput(try be.upload(g), weight: try be.upload(wt), params: params, inputShape: Shape(x)))
+                if policy == .direct {
+                    if let m = mismatch(doubles(got), doubles(expected), rtol: 1e-5, atol: 1e-6) { XCTFail("case \(k) direct: \(m)") }
+                } else {
+                    XCTAssertLessThan(relativeL2(doubles(got), doubles(expected)), 1e-5, "case \(k) Winograd")
+                }
+            }
+        }
+        // Strided, dilated and grouped layers keep the backward-data primitive.
+        let be = CPUBackend(convolutionPolicy: .winograd, backwardRoute: .flippedForward)
+        let dnnl = try XCTUnwrap(be.dnnl)
+        for params in [Conv2DParams(stride: 2, padding: 1), Conv2DParams(padding: 2, dilation: 2), Conv2DParams(padding: 1, groups: 2)] {
+            let plan = try ConvPlan(input: [1, 32, 10, 10], weight: [32, 32 / params.groups, 3, 3], bias: nil, params: params)
+            XCTAssertNil(try be.flippedForwardPlan(plan, dnnl), "\(params)")
+        }
+    }
 }
 
 /// Results gathered from several threads.

@@ -162,6 +162,10 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases += convCases("pointwise", x: [2, 6, 5, 7], w: [8, 6, 1, 1], Conv2DParams(), activation: .leakyRelu(alpha: 0.1))
     cases += convCases("1x1 stride 2", x: [1, 6, 7, 9], w: [4, 6, 1, 1], Conv2DParams(stride: 2), activation: .hardSigmoid(alpha: 0.2, beta: 0.5))
     cases += convCases("7x7 stride 2 pad 3", x: [1, 3, 13, 11], w: [4, 3, 7, 7], Conv2DParams(stride: 2, padding: 3), activation: .clip(-0.5, 0.5))
+    // A stem whose input gradient the CPU backend gathers from oneDNN's column product: filters
+    // past one channel block, unequal strides, one-sided pads and a dilation.
+    cases += convCases("stem 5x4 strides (2,1) pads (2,1,1,2) dilation (1,2)", x: [2, 3, 12, 13], w: [20, 3, 5, 4],
+                       Conv2DParams(strides: (2, 1), pads: (2, 1, 1, 2), dilations: (1, 2)), activation: .relu)
     // Depthwise and grouped convolutions with asymmetric pads, unequal strides and dilations: the
     // geometry each backend's depthwise and grouped paths must get right, forward and backward.
     cases += convCases("depthwise strides (2,1) pads (1,0,2,1) dilation (1,2)", x: [2, 4, 9, 10], w: [4, 1, 3, 3],
@@ -197,6 +201,16 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(OpCase(name: "gemm split by columns, transposed, bias", inputs: [rand([90, 40]), rand([200, 90]), rand([200])]) { be, a in
         try be.gemm(a[0], a[1], transposeA: true, transposeB: true, alpha: 1.5, bias: a[2], activation: .sigmoid)
     })
+    // One row or one column of the product (a classifier at batch 1, and its backward) runs as a
+    // matrix-vector product on the CPU: every transpose, with bias and alpha, unsplit and split.
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        for (m, n, k) in [(1, 9, 6), (1, 300, 70), (8, 1, 5), (300, 1, 70)] {
+            let a = rand(ta ? [k, m] : [m, k]), b = rand(tb ? [n, k] : [k, n])
+            cases.append(OpCase(name: "gemm \(m)x\(n)x\(k) tA \(ta) tB \(tb) bias", inputs: [a, b, rand([n])]) { be, x in
+                try be.gemm(x[0], x[1], transposeA: ta, transposeB: tb, alpha: 0.75, bias: x[2], activation: .identity)
+            })
+        }
+    }
     cases.append(OpCase(name: "fullyConnected", inputs: [rand([3, 10]), rand([4, 10]), rand([4])], forward: { be, a in
         try be.fullyConnected(a[0], weight: a[1], bias: a[2])
     }, gradientInputs: [0], backward: { be, a, g in [try be.fullyConnectedBackwardInput(g, weight: a[1])] }))

@@ -23,4 +23,12 @@ void xai_pool_plane(const float *src, float *dst, long w, long oh, long ow, cons
 /// lane's gradient to the first maximum of its window, average spreads it evenly.
 void xai_pool_backward_plane(const float *src, const float *gy, float *dst, long w, long oh, long ow,
                              const long *ywin, const long *xwin, int lanes, int is_max, int count_include_pad);
+
+/// Rows `iy0..<iy1` of one input channel's gradient (`dx`, `w` wide, overwritten) gathered from a
+/// convolution's columns stored channel-blocked: `cols` is one image's `[ceil(K / lanes)][oh][ow][lanes]`
+/// with K indexed by (channel, ky, kx) and `q0` the index of (this channel, 0, 0). Element (iy, ix)
+/// sums every column entry whose tap lands on it (the adjoint of im2col), taps in (ky, kx) order.
+void xai_col2im_blocked_rows(const float *cols, float *dx, long q0, int lanes, long h, long w, long oh, long ow,
+                             long kh, long kw, long stride_h, long stride_w, long pad_top, long pad_left,
+                             long dilation_h, long dilation_w, long iy0, long iy1);
 #endif
