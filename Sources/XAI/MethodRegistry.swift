@@ -46,11 +46,16 @@ public struct MethodSpec: Sendable {
     public let detail: MapDetail
     let build: @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod
     let costOf: @Sendable (ExplainedModel, MethodConfiguration) throws -> MethodCost
+    /// Whether the method explains a batch of images in one pass (one forward, one backward), so
+    /// a set of images runs faster several at a time: the gradient and CAM methods. The others
+    /// already fill their batches with one image's steps, copies or perturbations.
+    public let batchesImages: Bool
     /// Whether the method can explain a model (CAM needs a global-average-pooling + linear head;
     /// Grad-CAM++ a piecewise-linear path); `nil` for every model.
     let isApplicable: (@Sendable (ExplainedModel) -> Bool)?
 
     init(name: String, summary: String, knobs: [String], defaultOverrides: [String: Int] = [:], detail: MapDetail = .region,
+         batchesImages: Bool = false,
          cost: @escaping @Sendable (ExplainedModel, MethodConfiguration) throws -> MethodCost,
          build: @escaping @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod,
          isApplicable: (@Sendable (ExplainedModel) -> Bool)? = nil) {
@@ -59,6 +64,7 @@ public struct MethodSpec: Sendable {
         self.knobs = knobs
         self.defaultOverrides = defaultOverrides
         self.detail = detail
+        self.batchesImages = batchesImages
         self.costOf = cost
         self.build = build
         self.isApplicable = isApplicable
@@ -79,7 +85,7 @@ public struct MethodSpec: Sendable {
 
     /// The entry as JSON: name, summary and each knob with its type, this method's default and range.
     public var json: [String: Any] {
-        ["name": name, "summary": summary, "detail": detail.rawValue,
+        ["name": name, "summary": summary, "detail": detail.rawValue, "batchesImages": batchesImages,
          "knobs": knobs.compactMap { k in (try? MethodConfiguration.knob(k))?.json(defaultValue: defaultValue(k)) }]
     }
 }
@@ -105,9 +111,9 @@ public enum MethodRegistry {
 
     /// The methods in the order `all` runs them.
     public static let methods: [MethodSpec] = [
-        MethodSpec(name: "saliency", summary: "vanilla gradient, max |grad| over channels", knobs: [], detail: .pixel, cost: oneGradient,
+        MethodSpec(name: "saliency", summary: "vanilla gradient, max |grad| over channels", knobs: [], detail: .pixel, batchesImages: true, cost: oneGradient,
                    build: { m, _, _ in Saliency(model: m) }),
-        MethodSpec(name: "inputxgrad", summary: "gradient x input, summed over channels", knobs: [], detail: .pixel, cost: oneGradient,
+        MethodSpec(name: "inputxgrad", summary: "gradient x input, summed over channels", knobs: [], detail: .pixel, batchesImages: true, cost: oneGradient,
                    build: { m, _, _ in InputXGradient(model: m) }),
         MethodSpec(name: "smoothgrad", summary: "mean gradient over noisy copies", knobs: ["samples", "noise", "batch", "seed"],
                    defaultOverrides: ["samples": smoothGradSamples],
@@ -132,7 +138,7 @@ public enum MethodRegistry {
                        }
                        return IntegratedGradients(model: m, steps: c.steps, rule: rule, internalBatchSize: c.batch)
                    }),
-        MethodSpec(name: "cam", summary: "class activation map; needs a global-average-pooling + linear head", knobs: [], cost: oneForward,
+        MethodSpec(name: "cam", summary: "class activation map; needs a global-average-pooling + linear head", knobs: [], batchesImages: true, cost: oneForward,
                    build: { m, _, _ in CAM(model: m) }, isApplicable: { CAM(model: $0).applies }),
         cam(.gradCAM, "Grad-CAM at a layer (default: the last 4-D activation before pooling)"),
         cam(.gradCAMPlusPlus, "Grad-CAM++ (closed form, exact for piecewise-linear heads; refused with the node named otherwise)"),
@@ -205,7 +211,7 @@ public enum MethodRegistry {
             applicable = nil
         }
         return MethodSpec(name: variant.rawValue, summary: summary, knobs: variant == .gradCAMPlusPlus ? ["layer", "gradcamppScore", "relu"] : ["layer", "relu"],
-                          cost: oneForward, build: build, isApplicable: applicable)
+                          batchesImages: true, cost: oneForward, build: build, isApplicable: applicable)
     }
 
     /// Every method with its knobs, defaults and ranges, as JSON (`xai methods --json`, the C ABI,

@@ -21,6 +21,7 @@ struct MethodsBenchmark: ParsableCommand {
     @Option(help: "Comma-separated methods (\(allMethods.joined(separator: ", "))), all, gradients (the gradient and CAM methods but Score-CAM: seconds each) or perturbation (\(perturbationMethods.joined(separator: ", ")): minutes each on a CPU).")
     var methods = "gradients"
     @Option(help: "Different images explained back to back per timed run; the row reports images/second.") var images = 1
+    @Option(help: "With --images: images per call for the methods that explain a batch in one pass (saliency, inputxgrad, the CAM family), as `xai explain --image-batch` does.") var imageBatch = 1
     @Option(name: .customLong("repeat"), help: "Timed runs per row (after the warm-up).") var repeats = 3
     @Option(help: "Seconds of timed runs after which a slow method stops repeating.") var slowBudget = 60.0
     @Option(help: "Internal batch of IG and SmoothGrad (default: the library's, from the memory budget).") var batch: Int?
@@ -132,6 +133,7 @@ struct MethodsBenchmark: ParsableCommand {
             throw ValidationError("--methods: unknown method '\(m)' (\(Self.allMethods.joined(separator: ", ")))")
         }
         guard images >= 1 else { throw ValidationError("--images must be at least 1") }
+        guard imageBatch >= 1 else { throw ValidationError("--image-batch must be at least 1") }
         let peers = try loadPeers()
         var rows: [Row] = []
         for name in models.split(separator: ",").map(String.init) {
@@ -159,7 +161,11 @@ struct MethodsBenchmark: ParsableCommand {
                 }
                 let c = try benchmarkCase(m, model: model, segments: segments)
                 let slow = c.forwardEquivalents > 300
-                let runAll = { for x in inputs { _ = try c.method.attribute(x, target: .predicted) } }
+                let perCall = (try? MethodRegistry.spec(m))?.batchesImages == true ? imageBatch : 1
+                let calls = try stride(from: 0, to: inputs.count, by: perCall).map { start in
+                    try Tensor.concatenated(Array(inputs[start..<Swift.min(start + perCall, inputs.count)]), axis: 0)
+                }
+                let runAll = { for x in calls { _ = try c.method.attribute(x, target: .predicted) } }
                 let t: Timing
                 if slow {
                     _ = try (c.warmup ?? c.method).attribute(inputs[0], target: .predicted)
@@ -169,7 +175,8 @@ struct MethodsBenchmark: ParsableCommand {
                 }
                 let perImage = Timing(runs: t.runs, min: t.min / Double(images), median: t.median / Double(images), max: t.max / Double(images))
                 let floor = c.forwardEquivalents * flops / (ceiling * 1e9)
-                rows.append(Row(model: name, method: m, settings: c.settings, timing: perImage, imagesPerSecond: 1 / perImage.median,
+                let settings = c.settings + (images > 1 ? ", \(images) images, \(perCall) per call" : "")
+                rows.append(Row(model: name, method: m, settings: settings, timing: perImage, imagesPerSecond: 1 / perImage.median,
                                 modelEvaluations: c.evaluations, forwardEquivalents: c.forwardEquivalents,
                                 gflops: c.forwardEquivalents * flops / perImage.median / 1e9, timesFloor: perImage.median / floor,
                                 peers: peerRows(peers, name, m, perImage.median)))

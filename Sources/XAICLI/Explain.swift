@@ -28,6 +28,7 @@ struct Explain: ParsableCommand {
     @Option(help: "Overlay sign mode: auto (magnitude for pixel-level gradient maps: saliency, inputxgrad, smoothgrad, ig; else all for signed maps, positive otherwise), positive, negative, absolute, all (the signed view, diverging colours).") var sign = "auto"
     @Option(help: "Overlay opacity.") var alpha = 0.5
     @Option(help: "Overlay saturation: values above this percentile of the shown magnitudes get the top colour.") var percentile = 99.0
+    @Option(help: "Images per pass for the methods that explain a batch in one pass (saliency, inputxgrad, the CAM family; within the memory budget), and files decoded ahead while the device works. 1: one image at a time.") var imageBatch = 8
     @Option(help: .hidden) var logMemory: String?
     @OptionGroup var knobs: MethodOptions
 
@@ -40,6 +41,10 @@ struct Explain: ParsableCommand {
         if let unknown = job.saving.first(where: { !["raw", "png", "html"].contains($0) }) {
             throw XAIError.invalidArgument(parameter: "save", value: unknown, reason: "none of raw, png, html")
         }
+        guard imageBatch >= 1, imageBatch <= 4096 else {
+            throw XAIError.invalidArgument(parameter: "image-batch", value: "\(imageBatch)", reason: "must be between 1 and 4096")
+        }
+        job.imageBatch = imageBatch
         job.overwrite = overwrite
         job.shard = shard
         job.quiet = quiet

@@ -61,6 +61,9 @@ struct ExplainJob {
     var configuration = MethodConfiguration()
     /// A file to log resident memory after each input to (for the flat-memory test).
     var memoryLog: String?
+    /// Images per call for the methods that explain a batch in one pass (``MethodSpec/batchesImages``),
+    /// and files decoded ahead.
+    var imageBatch = 8
 
     struct Summary {
         var written = 0, skipped = 0
@@ -102,8 +105,8 @@ struct ExplainJob {
         if !FileManager.default.fileExists(atPath: resultsPath) { _ = FileManager.default.createFile(atPath: resultsPath, contents: nil) }
         guard let results = FileHandle(forWritingAtPath: resultsPath) else { throw XAIError.file(path: resultsPath, reason: "cannot be written") }
         results.seekToEndOfFile()
-        let encoder = jsonLinesEncoder()
         let progress = ProgressLine(quiet: quiet)
+        let writer = OutputWriter(results: results, pending: 2 * max(imageBatch, 1))
         var summary = Summary()
         var usedStems = Set<String>()
         var memoryLog: FileHandle?
@@ -111,46 +114,69 @@ struct ExplainJob {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             memoryLog = FileHandle(forWritingAtPath: path)
         }
-        for (index, file) in setup.files.enumerated() {
-            // Resident memory after each input, for the test that long runs stay flat.
-            memoryLog?.write(Data("\(index) \(residentKilobytes())\n".utf8))
-            let images: [PreparedImage]
-            do { images = try setup.preprocessing.prepare(file, height: setup.height, width: setup.width) } catch {
-                progress.finish()
-                printError("error: \(describe(error))")
-                summary.failures.append("\(file): \(describe(error))")
-                continue
-            }
-            for image in images {
-                // Inputs with the same name in different folders get distinct output folders.
-                var stem = image.stem, k = 2
-                while usedStems.contains(stem) { stem = "\(image.stem)-\(k)"; k += 1 }
-                usedStems.insert(stem)
-                let folder = (out as NSString).appendingPathComponent(stem)
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                let picturePath = (folder as NSString).appendingPathComponent("input.png")
-                if saving.contains("png") || saving.contains("html"), overwrite || !FileManager.default.fileExists(atPath: picturePath) {
-                    try image.picture.writePNG(picturePath)
+        // Files are decoded and preprocessed a group ahead on another thread, and outputs are
+        // written on a third, while the device explains the current group.
+        let groupSize = max(imageBatch, 1)
+        let groups = stride(from: 0, to: setup.files.count, by: groupSize).map { $0..<min($0 + groupSize, setup.files.count) }
+        var next = groups.first.map { prefetch(setup, $0) }
+        for (g, group) in groups.enumerated() {
+            let prepared = next?.wait() ?? []
+            next = g + 1 < groups.count ? prefetch(setup, groups[g + 1]) : nil
+            var work: [Pending] = []
+            for (index, outcome) in zip(group, prepared) {
+                // Resident memory after each input, for the test that long runs stay flat.
+                memoryLog?.write(Data("\(index) \(residentKilobytes())\n".utf8))
+                let images: [PreparedImage]
+                switch outcome {
+                case .success(let i): images = i
+                case .failure(let error):
+                    progress.finish()
+                    printError("error: \(describe(error))")
+                    summary.failures.append("\(setup.files[index]): \(describe(error))")
+                    continue
                 }
-                for name in setup.names {
-                    let mapPath = (folder as NSString).appendingPathComponent("\(name).npy")
-                    if !overwrite && FileManager.default.fileExists(atPath: mapPath) { summary.skipped += 1; continue }
-                    let elapsed = Date().timeIntervalSince(started)
-                    let rate = index > 0 ? Double(index) / elapsed : 0
-                    let eta = rate > 0 ? String(format: ", %.2f img/s, ETA ", rate) + duration(Double(setup.files.count - index) / rate) : ""
-                    progress.begin("[\(index + 1)/\(setup.files.count)\(eta)] \(stem) \(name) ")
-                    do {
-                        let record = try explain(image, stem: stem, folder: folder, method: name, setup: setup, progress: progress)
-                        results.write(try encoder.encode(record) + Data("\n".utf8))
-                        summary.written += 1
-                    } catch {
-                        progress.finish()
-                        printError("error: \(image.source) \(name): \(describe(error))")
-                        summary.failures.append("\(image.source) \(name): \(describe(error))")
+                for image in images {
+                    // Inputs with the same name in different folders get distinct output folders.
+                    var stem = image.stem, k = 2
+                    while usedStems.contains(stem) { stem = "\(image.stem)-\(k)"; k += 1 }
+                    usedStems.insert(stem)
+                    let folder = (out as NSString).appendingPathComponent(stem)
+                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                    let picturePath = (folder as NSString).appendingPathComponent("input.png")
+                    if saving.contains("png") || saving.contains("html"), overwrite || !FileManager.default.fileExists(atPath: picturePath) {
+                        writer.submit(picturePath) { try image.picture.writePNG(picturePath) }
                     }
+                    work.append(Pending(image: image, stem: stem, folder: folder, index: index))
                 }
+            }
+            for name in setup.names {
+                let todo = work.filter { overwrite || !FileManager.default.fileExists(atPath: ($0.folder as NSString).appendingPathComponent("\(name).npy")) }
+                summary.skipped += work.count - todo.count
+                let perPass = try imagesPerPass(name, setup)
+                for start in stride(from: 0, to: todo.count, by: perPass) {
+                    let batch = Array(todo[start..<min(start + perPass, todo.count)])
+                    let elapsed = Date().timeIntervalSince(started)
+                    let done = batch[0].index
+                    let rate = done > 0 ? Double(done) / elapsed : 0
+                    let eta = rate > 0 ? String(format: ", %.2f img/s, ETA ", rate) + duration(Double(setup.files.count - done) / rate) : ""
+                    let what = batch.count == 1 ? batch[0].stem : "\(batch[0].stem) +\(batch.count - 1)"
+                    progress.begin("[\(done + 1)/\(setup.files.count)\(eta)] \(what) \(name) ")
+                    explain(batch, method: name, setup: setup, progress: progress, writer: writer, summary: &summary)
+                }
+            }
+            for failure in writer.takeFailures() {
+                progress.finish()
+                printError("error: \(failure)")
+                summary.failures.append(failure)
             }
         }
+        writer.drain()
+        for failure in writer.takeFailures() {
+            progress.finish()
+            printError("error: \(failure)")
+            summary.failures.append(failure)
+        }
+        summary.written += writer.written
         progress.finish()
         try results.close()
         if saving.contains("html") {
@@ -160,16 +186,64 @@ struct ExplainJob {
         return summary
     }
 
-    /// Explains one image with one method and writes its outputs; the map last, since its presence
-    /// marks the method as done for a resumed run.
-    private func explain(_ image: PreparedImage, stem: String, folder: String, method name: String, setup: Setup,
-                         progress: ProgressLine) throws -> ResultRecord {
+    /// An image waiting for its methods, with its output folder.
+    private struct Pending {
+        let image: PreparedImage
+        let stem: String
+        let folder: String
+        /// The input file's index (for the progress line).
+        let index: Int
+    }
+
+    /// Starts decoding and preprocessing `files` on another thread.
+    private func prefetch(_ setup: Setup, _ files: Range<Int>) -> Prefetched<[Result<[PreparedImage], Error>]> {
+        let (preprocessing, height, width, paths) = (setup.preprocessing, setup.height, setup.width, setup.files)
+        return Prefetched { files.map { i in Result { try preprocessing.prepare(paths[i], height: height, width: width) } } }
+    }
+
+    /// How many images `method` explains per call: several for the methods that explain a batch
+    /// in one pass (as many as `imageBatch` and the memory budget allow), else one.
+    private func imagesPerPass(_ method: String, _ setup: Setup) throws -> Int {
+        guard imageBatch > 1, try MethodRegistry.spec(method).batchesImages else { return 1 }
+        let model = setup.explained
+        return try model.batchSize(requested: nil, bytesPerItem: try model.bytesPerImageForBackward(), cap: imageBatch, parameter: "imageBatch")
+    }
+
+    /// Explains `batch` with one method, in one call where there are several images (each image
+    /// alone again if that call fails, so one bad image does not take the others with it), and
+    /// hands each image's outputs to the writer.
+    private func explain(_ batch: [Pending], method name: String, setup: Setup, progress: ProgressLine, writer: OutputWriter,
+                         summary: inout Summary) {
+        do {
+            let context = MethodContext(preprocessing: setup.preprocessing, progress: { done, total in progress.update("\(done)/\(total)") })
+            let configured = try MethodRegistry.make(name, model: setup.explained, configuration: configuration, context: context)
+            let input = batch.count == 1 ? batch[0].image.tensor : try Tensor.concatenated(batch.map(\.image.tensor), axis: 0)
+            let t0 = Date()
+            let a = try configured.method.attribute(input, target: target, baseline: configured.baseline)
+            let seconds = Date().timeIntervalSince(t0) / Double(batch.count)
+            for (i, pending) in batch.enumerated() {
+                let one = try a.image(i, of: batch.count)
+                writer.submit("\(pending.image.source) \(name)", record: {
+                    try self.write(one, for: pending, method: name, parameters: configured.parameters, seconds: seconds, setup: setup)
+                })
+            }
+        } catch {
+            if batch.count > 1 {
+                for pending in batch { explain([pending], method: name, setup: setup, progress: progress, writer: writer, summary: &summary) }
+                return
+            }
+            progress.finish()
+            printError("error: \(batch[0].image.source) \(name): \(describe(error))")
+            summary.failures.append("\(batch[0].image.source) \(name): \(describe(error))")
+        }
+    }
+
+    /// Writes one image's outputs for one method (the map last, since its presence marks the
+    /// method as done for a resumed run) and returns its `results.jsonl` record.
+    private func write(_ a: Attribution, for pending: Pending, method name: String, parameters: [String: String], seconds: Double,
+                       setup: Setup) throws -> ResultRecord {
+        let (image, folder) = (pending.image, pending.folder)
         let (height, width) = (setup.height, setup.width)
-        let context = MethodContext(preprocessing: setup.preprocessing, progress: { done, total in progress.update("\(done)/\(total)") })
-        let configured = try MethodRegistry.make(name, model: setup.explained, configuration: configuration, context: context)
-        let t0 = Date()
-        let a = try configured.method.attribute(image.tensor, target: target, baseline: configured.baseline)
-        let seconds = Date().timeIntervalSince(t0)
         var outputs = ["\(name).npy"]
         let map = try a.map.reshaped([height, width])
         var diagnostics = a.diagnostics.compactMapValues { $0.first }
@@ -198,8 +272,8 @@ struct ExplainJob {
             outputs.append("\(name).png")
         }
         try NPY.write(map, to: (folder as NSString).appendingPathComponent("\(name).npy"))
-        return ResultRecord(image: image.source, stem: stem, model: model, method: name, target: a.targets[0],
-                            label: setup.sidecar?.label(a.targets[0]), score: a.scores[0], parameters: configured.parameters,
+        return ResultRecord(image: image.source, stem: pending.stem, model: model, method: name, target: a.targets[0],
+                            label: setup.sidecar?.label(a.targets[0]), score: a.scores[0], parameters: parameters,
                             seed: configuration.seed, seconds: seconds, device: setup.explained.backend.name,
                             diagnostics: diagnostics, files: outputs)
     }

@@ -97,10 +97,12 @@ public struct RGBImage: Sendable, Equatable {
         return RGBImage(unchecked: Int(w), Int(h), pixels)
     }
 
-    /// Writes an 8-bit RGB PNG.
+    /// Writes an 8-bit RGB PNG. libpng's fast mode (larger files, written several times faster):
+    /// an image set writes two pictures per image and method.
     public func writePNG(_ path: String) throws {
         var image = png_image()
         image.version = xai_png_image_version()
+        image.flags = xai_png_flag_fast()
         image.width = UInt32(width)
         image.height = UInt32(height)
         image.format = xai_png_format_rgb()

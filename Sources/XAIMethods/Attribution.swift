@@ -55,6 +55,26 @@ public struct Attribution: Sendable {
     }
 }
 
+extension Attribution {
+    /// Image `i` of an explanation of `count` images, as its own one-image explanation: its map,
+    /// raw tensor and segments, target, score, and each diagnostic's value for it (a diagnostic
+    /// with one value for the whole batch is kept as it is).
+    public func image(_ i: Int, of count: Int) throws -> Attribution {
+        guard count >= 1, i >= 0, i < count, targets.count == count, scores.count == count else {
+            throw XAIError.invalidArgument(parameter: "image", value: "\(i)", reason: "not one of the \(targets.count) images explained")
+        }
+        func slice(_ t: Tensor) throws -> Tensor {
+            guard t.shape.rank >= 1, t.shape[0] == count else {
+                throw XAIError.shapeMismatch(op: "attribution of image \(i)", expected: "a leading axis of \(count) images", got: [t.shape])
+            }
+            let per = t.shape.count / count
+            return try Tensor(shape: Shape([1] + t.shape.dims.dropFirst()), scalars: Array(t.scalars[(i * per)..<((i + 1) * per)]))
+        }
+        return Attribution(map: try slice(map), raw: try raw.map(slice), targets: [targets[i]], scores: [scores[i]],
+                           diagnostics: diagnostics.mapValues { $0.count == count ? [$0[i]] : $0 }, segments: try segments.map(slice))
+    }
+}
+
 /// Every explanation method has this one call; knobs live in the method's initializer.
 public protocol AttributionMethod {
     /// The method's name (the command line's and the registry's).

@@ -64,6 +64,48 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertEqual(lines(out + "/results.jsonl").count, 6)
     }
 
+    /// Several images per pass (the gradient and CAM methods) and files decoded ahead give the
+    /// maps and records one image at a time gives, with a group that does not fill the batch and
+    /// a method that runs per image beside them.
+    func testImageBatchesGiveTheMapsOfOneImageAtATime() throws {
+        let folder = try temporaryFolder()
+        var rng = SeededGenerator(seed: 11)
+        var names: [String] = []
+        for i in 0..<7 {
+            let pixels = (0..<(40 * 36 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            names.append(folder + "/picture\(i).png")
+            try RGBImage(width: 40, height: 36, pixels: pixels).writePNG(names[i])
+        }
+        var maps: [[String: [Double]]] = []
+        var records: [Set<String>] = []
+        for batch in ["1", "3"] {
+            let out = folder + "/out\(batch)"
+            let r = try runXAI(["explain", model] + names + ["--method", "saliency,gradcam,occlusion", "--image-batch", batch, "--out", out, "--quiet"])
+            XCTAssertEqual(r.status, 0, r.output + r.error)
+            XCTAssertTrue(r.output.contains("21 maps written, 0 already there, 0 failed"), r.output)
+            var found: [String: [Double]] = [:]
+            for i in 0..<7 {
+                for method in ["saliency", "gradcam", "occlusion"] {
+                    found["picture\(i)/\(method)"] = doubles(try NPY.read(out + "/picture\(i)/\(method).npy"))
+                    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/picture\(i)/\(method).png"))
+                }
+            }
+            maps.append(found)
+            records.append(Set(try lines(out + "/results.jsonl").map { line in
+                let record = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                return "\(record["stem"]!) \(record["method"]!) \(record["target"]!)"
+            }))
+        }
+        XCTAssertEqual(records[0].count, 21)
+        XCTAssertEqual(records[0], records[1], "the same images, methods and targets")
+        for (key, one) in maps[0] {
+            XCTAssertLessThan(relativeL2(try XCTUnwrap(maps[1][key]), one), 1e-5, key)
+        }
+        let bad = try runXAI(["explain", model, names[0], "--image-batch", "0", "--out", folder + "/bad"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.error.contains("image-batch"), bad.error)
+    }
+
     func testCorruptImageIsNamedAndTheRunGoesOn() throws {
         let out = try temporaryFolder()
         let bad = out + "/broken.png"
