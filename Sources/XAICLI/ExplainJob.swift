@@ -114,6 +114,14 @@ struct ExplainJob {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             memoryLog = FileHandle(forWritingAtPath: path)
         }
+        // Outputs that could not be written, reported from this thread between groups.
+        func reportWriteFailures() {
+            for failure in writer.takeFailures() {
+                progress.finish()
+                printError("error: \(failure)")
+                summary.failures.append(failure)
+            }
+        }
         // Files are decoded and preprocessed a group ahead on another thread, and outputs are
         // written on a third, while the device explains the current group.
         let groupSize = max(imageBatch, 1)
@@ -164,18 +172,10 @@ struct ExplainJob {
                     explain(batch, method: name, setup: setup, progress: progress, writer: writer, summary: &summary)
                 }
             }
-            for failure in writer.takeFailures() {
-                progress.finish()
-                printError("error: \(failure)")
-                summary.failures.append(failure)
-            }
+            reportWriteFailures()
         }
         writer.drain()
-        for failure in writer.takeFailures() {
-            progress.finish()
-            printError("error: \(failure)")
-            summary.failures.append(failure)
-        }
+        reportWriteFailures()
         summary.written += writer.written
         progress.finish()
         try results.close()
