@@ -223,7 +223,7 @@ MUTANTS = [
     ("cpu_clip_backward_at_bound", "Sources/CLoops/loops.c", "out[i] = (vi > lo && vi < hi) ? gi : 0.0f;",
      "out[i] = (vi >= lo && vi < hi) ? gi : 0.0f;", 1, "ONNXFixtureTests|OpCaseTests",
      "ReLU6's gradient passes where the output sits exactly on the lower bound"),
-    # Session 23: the input gradient by flipped forward convolution, the stem's column product, GEMV
+    # Session 23: the input gradient by flipped forward convolution, the stem's column product
     ("flipped_weights_not_rotated", "Sources/XAICPU/CPUBackend+Conv.swift", "for t in 0..<kh * kw { dst[t] = src[kh * kw - 1 - t] }",
      "for t in 0..<kh * kw { dst[t] = src[t] }", 1, "OneDNNTests/testInputGradientAsAFlippedForwardConvolution",
      "the flipped-forward input gradient transposes the weights without rotating each kernel"),
@@ -243,12 +243,6 @@ MUTANTS = [
     ("stem_columns_transpose", "Sources/XAICPU/CPUBackend+Conv.swift", "for q in 0..<k { out.pointer[q * cout + o] = pw[o * k + q] }",
      "for q in 0..<k { out.pointer[o * k + q] = pw[o * k + q] }", 1, "OneDNNTests/testStemInputGradient|OpCaseTests",
      "the stem's column weights are not transposed"),
-    ("gemv_row_transpose", "Sources/XAICPU/CPUBackend.swift", "let x = a, incx = Int32(transA ? lda : 1)\n            if transB {",
-     "let x = a, incx = Int32(transA ? lda : 1)\n            if !transB {", 1, "OpCaseTests",
-     "a one-row product takes B as transposed when it is not"),
-    ("gemv_column_stride", "Sources/XAICPU/CPUBackend.swift", "let x = b, incx = Int32(transB ? 1 : ldb)",
-     "let x = b, incx = Int32(transB ? ldb : 1)", 1, "OpCaseTests",
-     "a one-column product steps through a transposed B by its row length"),
     # OpenCL GEMM engines and the tuner
     ("cl_gemm_vector_run_along_k", "Kernels/gemm.cl", "for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];",
      "for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];", 1, "GEMMTuningTests/testEveryEngine",

@@ -324,10 +324,11 @@ public final class CPUBackend: Backend {
     func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, parallel: Bool) {
+        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         let work = Double(m) * Double(n) * Double(k)
         let blocks: Int = work >= 262_144 ? min(cores, max(m, n) / 8) : 1
         if blocks <= 1 {
-            blas(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
             return
         }
         let byRows = m >= n
@@ -339,41 +340,15 @@ public final class CPUBackend: Backend {
             guard hi > lo else { return }
             if byRows {
                 let aBlock = transA ? pa.value + lo : pa.value + lo * lda
-                self.blas(transA, transB, hi - lo, n, k, alpha, aBlock, lda, pb.value, ldb, beta, pc.value + lo * ldc, ldc)
+                cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha, aBlock, Int32(lda), pb.value, Int32(ldb),
+                            beta, pc.value + lo * ldc, Int32(ldc))
             } else {
                 let bBlock = transB ? pb.value + lo * ldb : pb.value + lo
-                self.blas(transA, transB, m, hi - lo, k, alpha, pa.value, lda, bBlock, ldb, beta, pc.value + lo, ldc)
+                cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha, pa.value, Int32(lda), bBlock, Int32(ldb),
+                            beta, pc.value + lo, Int32(ldc))
             }
         }
         if parallel { DispatchQueue.concurrentPerform(iterations: blocks, execute: block) } else { for i in 0..<blocks { block(i) } }
-    }
-
-    /// One BLAS call for `C = alpha op(A) op(B) + beta C` (row-major). A single row or column of
-    /// `C` is a matrix-vector product: OpenBLAS 0.3.21's sgemm packs the whole of the other operand
-    /// first (a classifier's 2048x1000 weights at batch 1 took 1.3 ms; sgemv streams them once).
-    private func blas(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
-                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        if m == 1 && k > 0 {
-            // C's row = op(A)'s row x op(B): op(B) is B (k x n) or B^T (B is n x k).
-            let x = a, incx = Int32(transA ? lda : 1)
-            if transB {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), x, incx, beta, c, 1)
-            } else {
-                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb), x, incx, beta, c, 1)
-            }
-        } else if n == 1 && k > 0 {
-            // C's column = op(A) x op(B)'s column.
-            let x = b, incx = Int32(transB ? 1 : ldb)
-            if transA {
-                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(m), alpha, a, Int32(lda), x, incx, beta, c, Int32(ldc))
-            } else {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), alpha, a, Int32(lda), x, incx, beta, c, Int32(ldc))
-            }
-        } else {
-            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        }
     }
 
     func applyActivation(_ op: UnaryOp, _ p: UnsafeMutablePointer<Float>, _ count: Int) {

@@ -201,8 +201,8 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(OpCase(name: "gemm split by columns, transposed, bias", inputs: [rand([90, 40]), rand([200, 90]), rand([200])]) { be, a in
         try be.gemm(a[0], a[1], transposeA: true, transposeB: true, alpha: 1.5, bias: a[2], activation: .sigmoid)
     })
-    // One row or one column of the product (a classifier at batch 1, and its backward) runs as a
-    // matrix-vector product on the CPU: every transpose, with bias and alpha, unsplit and split.
+    // One row or one column of the product (a classifier at batch 1, and its backward): every
+    // transpose, with bias and alpha, unsplit and split over the CPU's cores.
     for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
         for (m, n, k) in [(1, 9, 6), (1, 300, 70), (8, 1, 5), (300, 1, 70)] {
             let a = rand(ta ? [k, m] : [m, k]), b = rand(tb ? [n, k] : [k, n])
