@@ -253,7 +253,9 @@ extension CPUBackend {
 /// Which convolution algorithm 3x3 stride-1 layers use on oneDNN (`XAI_CONV_ALGO=auto|direct|winograd`).
 public enum ConvolutionPolicy: String, Sendable, CaseIterable {
     /// Time direct against Winograd the first time a layer geometry is seen; keep the faster for
-    /// the process (every batch size of that layer then computes the same way).
+    /// the process (every batch size of that layer then uses the same algorithm; oneDNN picks a
+    /// Winograd kernel and blocking per minibatch, so results agree across batch sizes to about
+    /// 1e-6 relative rather than bit for bit).
     case auto
     /// Direct convolution only (bit-for-bit the same at every batch size and run).
     case direct

@@ -307,7 +307,7 @@ final class OneDNN: @unchecked Sendable {
     // MARK: Winograd or direct
 
     /// A layer's geometry without its batch size: the algorithm is chosen once per geometry, so a
-    /// layer computes the same way at every batch size (results do not depend on batching).
+    /// layer uses the same algorithm at every batch size (bit for bit where it is direct).
     struct Geometry: Hashable {
         let input: [Int], weight: Shape, params: Conv2DParams, backward: Bool
 
