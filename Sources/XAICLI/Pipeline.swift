@@ -13,10 +13,11 @@ final class Prefetched<Value: Sendable>: @unchecked Sendable {
         }
     }
 
-    func wait() -> Value {
+    /// The value (set before the signal; `nil` never comes back in practice).
+    func wait() -> Value? {
         done.wait()
         done.signal()  // a second wait returns at once
-        return value!  // set before the signal
+        return value
     }
 }
 
