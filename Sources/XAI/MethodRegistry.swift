@@ -153,7 +153,7 @@ public enum MethodRegistry {
                        _ = try m.camLayer(c.layer)
                        return ScoreCAM(model: m, layer: c.layer, internalBatchSize: c.batch)
                    }),
-        MethodSpec(name: "occlusion", summary: "score drop under a sliding window", knobs: ["window", "stride", "baseline", "batch"],
+        MethodSpec(name: "occlusion", summary: "score drop under a sliding window", knobs: ["window", "stride", "incremental", "baseline", "batch"],
                    cost: { m, c in
                        guard let shape = try m.summary().shapes[m.inputName], shape.rank == 4 else {
                            throw XAIError.unsupported(op: "occlusion", reason: "needs an image input [N, C, H, W]")
@@ -162,7 +162,8 @@ public enum MethodRegistry {
                        return forwards(windows.count)
                    },
                    build: { m, c, ctx in
-                       Occlusion(model: m, window: (c.window, c.window), stride: (c.stride, c.stride), perturbationsPerEval: c.batch, progress: ctx.progress)
+                       Occlusion(model: m, window: (c.window, c.window), stride: (c.stride, c.stride), incremental: c.incremental,
+                                 perturbationsPerEval: c.batch, progress: ctx.progress)
                    }),
         MethodSpec(name: "lime", summary: "weighted ridge fit on superpixel coalitions",
                    knobs: ["samples", "untilStable", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
@@ -269,6 +270,7 @@ public enum MethodRegistry {
             case "segments": parameters[knob] = "\(c.segments)"
             case "window": parameters[knob] = "\(c.window)"
             case "stride": parameters[knob] = "\(c.stride)"
+            case "incremental": parameters[knob] = "\(c.incremental)"
             case "masks": parameters[knob] = "\(c.masks)"
             case "iterations": parameters[knob] = "\(c.iterations)"
             case "layer": parameters[knob] = try model.camLayer(c.layer)

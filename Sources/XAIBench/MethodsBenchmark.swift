@@ -30,7 +30,7 @@ struct MethodsBenchmark: ParsableCommand {
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
 
     static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam"]
-    static let perturbationMethods = ["slic", "quickshift", "occlusion", "lime", "kernelshap", "rise", "mp"]
+    static let perturbationMethods = ["slic", "quickshift", "occlusion", "occlusion-full", "lime", "kernelshap", "rise", "mp"]
     /// Every registry method (one added to the registry is benchmarked with its defaults), plus the
     /// segmenters.
     static var allMethods: [String] {
@@ -42,7 +42,7 @@ struct MethodsBenchmark: ParsableCommand {
     static let peerKeys: [String: [String]] = [
         "saliency": ["captum_saliency"], "inputxgrad": ["captum_inputxgradient"], "ig": ["captum_integrated_gradients"],
         "smoothgrad": ["captum_smoothgrad"], "gradcam": ["gradcam_gradcam", "captum_layergradcam"], "gradcampp": ["gradcam_gradcampp"],
-        "scorecam": ["gradcam_scorecam"], "occlusion": ["captum_occlusion"], "slic": ["slic_segmentation"], "quickshift": ["lime_quickshift"],
+        "scorecam": ["gradcam_scorecam"], "occlusion": ["captum_occlusion"], "occlusion-full": ["captum_occlusion"], "slic": ["slic_segmentation"], "quickshift": ["lime_quickshift"],
         "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"],
     ]
 
@@ -202,7 +202,8 @@ struct MethodsBenchmark: ParsableCommand {
         let superpixels = Segmentation.labels(segments.tensor)
         // The peer table's settings are the registry's defaults; the costs are the registry's.
         let knobs = MethodConfiguration()
-        let cost = try MethodRegistry.spec(m).cost(for: model, configuration: knobs)
+        // occlusion-full: occlusion with every copy through the whole network (`--no-incremental`).
+        let cost = try MethodRegistry.spec(m == "occlusion-full" ? "occlusion" : m).cost(for: model, configuration: knobs)
         func make(_ method: any AttributionMethod, _ settings: String, warmup: (any AttributionMethod)? = nil) -> Case {
             Case(method: method, settings: settings, evaluations: cost.evaluations, forwardEquivalents: cost.forwardEquivalents, warmup: warmup)
         }
@@ -222,10 +223,13 @@ struct MethodsBenchmark: ParsableCommand {
         case "scorecam":
             return make(ScoreCAM(model: model), "one forward per channel of the default layer",
                         warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
-        case "occlusion":
-            return make(Occlusion(model: model, window: (knobs.window, knobs.window), stride: (knobs.stride, knobs.stride)),
-                        "window \(knobs.window)x\(knobs.window), stride \(knobs.stride) (\(Int(cost.evaluations) - 1) windows), baseline 0",
-                        warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
+        case "occlusion", "occlusion-full":
+            // The warm-up runs batches of the timed run's size, so that it creates their primitives.
+            let incremental = m == "occlusion"
+            return make(Occlusion(model: model, window: (knobs.window, knobs.window), stride: (knobs.stride, knobs.stride), incremental: incremental),
+                        "window \(knobs.window)x\(knobs.window), stride \(knobs.stride) (\(Int(cost.evaluations) - 1) windows), baseline 0, "
+                            + (incremental ? "incremental (exact)" : "every copy through the whole network"),
+                        warmup: Occlusion(model: model, window: (knobs.window, knobs.window), stride: (2 * knobs.stride, 2 * knobs.stride), incremental: incremental))
         case "lime":
             let samples = knobs.samples ?? MethodRegistry.coalitionSamples
             return make(LIME(model: model, samples: samples, segmentation: superpixels), "\(samples) samples, \(segments.count) SLIC segments, ridge",

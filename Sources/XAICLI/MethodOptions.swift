@@ -19,6 +19,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("featureMask")) var featureMask: String?
     @Option(help: help("window")) var window = d.window
     @Option(help: help("stride")) var stride = d.stride
+    @Flag(inversion: .prefixedNo, help: help("incremental")) var incremental = d.incremental
     @Option(help: help("masks")) var masks = d.masks
     @Option(help: help("iterations")) var iterations = d.iterations
     @Option(help: help("layer")) var layer: String?
@@ -48,6 +49,7 @@ struct MethodOptions: ParsableArguments {
         c.featureMask = featureMask
         c.window = window
         c.stride = stride
+        c.incremental = incremental
         c.masks = masks
         c.iterations = iterations
         c.layer = layer

@@ -191,6 +191,17 @@ extension Backend {
         try checkedMove(xs, try .concat(xs.map(\.shape), axis: axis))
     }
 
+    /// Tiles of a clean map `[1, C, H, W]` with each copy's patch laid over it (incremental inference;
+    /// see ``MovementPlan/splice(clean:patches:windows:tiles:fill:)``).
+    public func splice(clean: DeviceArray, patches: DeviceArray, windows: WindowSet, tiles: WindowSet, fill: Float?) throws -> DeviceArray {
+        try checkedMove([clean, patches], try .splice(clean: clean.shape, patches: patches.shape, windows: windows, tiles: tiles, fill: fill))
+    }
+
+    /// Copy `n`'s window of image `n` of `batch`.
+    public func cut(_ batch: DeviceArray, windows: WindowSet) throws -> DeviceArray {
+        try checkedMove([batch], try .cut(batch.shape, windows: windows))
+    }
+
     private func checkedMove(_ inputs: [DeviceArray], _ plan: MovementPlan) throws -> DeviceArray {
         guard supports(.move) else { return try onHost(inputs) { r, a in try r.move(a, plan: plan) } }
         return try move(inputs, plan: plan)

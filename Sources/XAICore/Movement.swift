@@ -167,3 +167,89 @@ extension Tensor {
         Tensor(unchecked: plan.outputShape, plan.apply([scalars], fill: plan.fill ?? 0))
     }
 }
+
+/// One rectangle per copy of a batch, all of one size: copy `n` covers rows `tops[n] ..< tops[n] +
+/// height` and columns `lefts[n] ..< lefts[n] + width` of a feature map. Incremental inference
+/// (occlusion) keeps, for each copy, only the window where its activation differs from the clean
+/// image's; a shared size lets the windows of a batch run as one device batch.
+public struct WindowSet: Sendable, Hashable {
+    public var tops: [Int], lefts: [Int]
+    public var height: Int, width: Int
+
+    public init(tops: [Int], lefts: [Int], height: Int, width: Int) {
+        self.tops = tops
+        self.lefts = lefts
+        self.height = height
+        self.width = width
+    }
+
+    /// Copies in the batch.
+    public var count: Int { tops.count }
+}
+
+extension MovementPlan {
+    /// Tiles `[N, C, tiles.height, tiles.width]`: tile `n` shows the clean map (`clean`, `[1, C, H,
+    /// W]`, input 0) from `(tiles.tops[n], tiles.lefts[n])` on, with copy `n`'s patch (`patches`,
+    /// `[N, C, h, w]`, input 1, placed at `windows`) laid over it; what falls outside the map is
+    /// `fill` (a convolution's zero padding, max pooling's minus infinity; zero when `nil`).
+    ///
+    /// The clean box and the patch overlap: the patch is copied second and wins. Every backend runs
+    /// a plan's copies in order (the CPU one after another, OpenCL on an in-order queue, the host
+    /// version in ``apply(_:fill:)``).
+    public static func splice(clean: Shape, patches: Shape, windows: WindowSet, tiles: WindowSet, fill: Float?) throws -> MovementPlan {
+        let n = windows.count
+        guard clean.rank == 4, clean[0] == 1, patches.rank == 4, patches[0] == n, patches[1] == clean[1],
+              patches[2] == windows.height, patches[3] == windows.width, tiles.count == n,
+              windows.lefts.count == n, tiles.lefts.count == n, tiles.height >= 1, tiles.width >= 1 else {
+            throw XAIError.shapeMismatch(op: "splice", expected: "a clean map [1, C, H, W] and \(n) patches [\(n), C, \(windows.height), \(windows.width)]",
+                                         got: [clean, patches])
+        }
+        let (c, h, w) = (clean[1], clean[2], clean[3])
+        let out = try Shape(validating: [n, c, tiles.height, tiles.width], what: "spliced tiles")
+        let os = out.strides
+        var copies: [StridedCopy] = []
+        copies.reserveCapacity(2 * n)
+        // The part of box (top, left, height, width) inside the rectangle `rows x cols`.
+        func clip(_ start: Int, _ extent: Int, _ lo: Int, _ hi: Int) -> (Int, Int)? {
+            let a = max(start, lo), b = min(start + extent, hi)
+            return a < b ? (a, b - a) : nil
+        }
+        for i in 0..<n {
+            let (ty, tx) = (tiles.tops[i], tiles.lefts[i])
+            if let (y, rows) = clip(ty, tiles.height, 0, h), let (x, cols) = clip(tx, tiles.width, 0, w) {
+                copies.append(StridedCopy(source: 0, dims: [c, rows, cols], sourceOffset: y * w + x, sourceStrides: [h * w, w, 1],
+                                          destinationOffset: i * os[0] + (y - ty) * os[2] + (x - tx), destinationStrides: [os[1], os[2], 1]))
+            }
+            let (py, px) = (windows.tops[i], windows.lefts[i])
+            // The patch's part inside both the map and the tile.
+            if let (y, rows) = clip(max(py, ty), min(py + windows.height, ty + tiles.height) - max(py, ty), 0, h),
+               let (x, cols) = clip(max(px, tx), min(px + windows.width, tx + tiles.width) - max(px, tx), 0, w) {
+                let ps = patches.strides
+                copies.append(StridedCopy(source: 1, dims: [c, rows, cols], sourceOffset: i * ps[0] + (y - py) * ps[2] + (x - px),
+                                          sourceStrides: [ps[1], ps[2], 1],
+                                          destinationOffset: i * os[0] + (y - ty) * os[2] + (x - tx), destinationStrides: [os[1], os[2], 1]))
+            }
+        }
+        // Tiles inside the map are covered by their clean box; no fill needed.
+        let inside = (0..<n).allSatisfy { tiles.tops[$0] >= 0 && tiles.lefts[$0] >= 0 && tiles.tops[$0] + tiles.height <= h && tiles.lefts[$0] + tiles.width <= w }
+        return MovementPlan(outputShape: out, fill: inside ? nil : (fill ?? 0), copies: copies, inputShapes: [clean, patches])
+    }
+
+    /// Copy `n`'s window of image `n` of `batch` (`[N, C, H, W]`): `[N, C, windows.height, windows.width]`.
+    public static func cut(_ batch: Shape, windows: WindowSet) throws -> MovementPlan {
+        let n = windows.count
+        guard batch.rank == 4, batch[0] == n, windows.lefts.count == n,
+              windows.tops.allSatisfy({ $0 >= 0 && $0 + windows.height <= batch[2] }),
+              windows.lefts.allSatisfy({ $0 >= 0 && $0 + windows.width <= batch[3] }) else {
+            throw XAIError.shapeMismatch(op: "cut", expected: "\(n) windows of \(windows.height)x\(windows.width) inside a batch of \(n)", got: [batch])
+        }
+        let out = try Shape(validating: [n, batch[1], windows.height, windows.width], what: "cut windows")
+        let (bs, os) = (batch.strides, out.strides)
+        let copies = (0..<n).map { i in
+            StridedCopy(source: 0, dims: [batch[1], windows.height, windows.width],
+                        sourceOffset: i * bs[0] + windows.tops[i] * bs[2] + windows.lefts[i], sourceStrides: [bs[1], bs[2], 1],
+                        destinationOffset: i * os[0], destinationStrides: [os[1], os[2], 1])
+        }
+        return MovementPlan(outputShape: out, fill: nil, copies: copies, inputShapes: [batch])
+    }
+}

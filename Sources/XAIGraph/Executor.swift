@@ -13,7 +13,7 @@ public final class Executor: Sendable {
     public let backend: any Backend
     private let constants = ConstantCache()
     /// ``Graph/lastReads``, computed once.
-    private let lastReads: [[String]]
+    let lastReads: [[String]]
 
     public init(graph: Graph, backend: any Backend) {
         self.graph = graph
@@ -147,7 +147,7 @@ public final class Executor: Sendable {
         func optionalIntegers(_ i: Int) throws -> [Int]? { present(i) ? try integers(i) : nil }
     }
 
-    private func evaluate(_ node: Node, _ args: [Value?]) throws -> [Value] {
+    func evaluate(_ node: Node, _ args: [Value?]) throws -> [Value] {
         switch node.op {
         case .shape(let start, let end):
             guard let v = args.first ?? nil else { throw XAIError.invalidArgument(parameter: "inputs", value: "0", reason: "Shape needs an input") }

@@ -6,6 +6,12 @@ import XAIGraph
 /// stride (the last window in each direction is clipped to the image, so every pixel is covered);
 /// each pixel gets the mean, over the windows that cover it, of `f(x) - f(x with the window
 /// replaced by the baseline)`. The windows run as device batches built from rectangles.
+///
+/// By default each batch runs incrementally (``Executor/forward(copiesOf:patches:at:plan:)``):
+/// an occluded copy differs from the image only inside its window, so each layer recomputes only
+/// the part of its activation the window reaches, spliced into the clean image's. The result is the
+/// full recomputation's up to rounding; `diagnostics["convolutionWork"]` gives the fraction of the
+/// full forward passes' convolution multiply-adds that ran.
 public struct Occlusion: ModelMethod {
     public let name = "occlusion"
     public let model: ExplainedModel
@@ -13,20 +19,25 @@ public struct Occlusion: ModelMethod {
     public var window: (height: Int, width: Int)
     /// Window step (default 8 x 8).
     public var stride: (height: Int, width: Int)
+    /// Recompute only what each window changes (default); `false` runs every copy through the
+    /// whole network.
+    public var incremental: Bool
     public var engine: PerturbationEngine
 
     /// - Parameters:
     ///   - model: the model to explain.
     ///   - window: the occluding rectangle (at most the image; checked when the method runs).
     ///   - stride: the step between windows (positive).
+    ///   - incremental: recompute only what each window changes (exact; the default).
     ///   - perturbationsPerEval: occluded copies per forward batch (default: from the memory budget).
     ///   - output: the score read for each copy (logit or probability).
     ///   - progress: called after every batch with (copies done, copies in all).
     public init(model: ExplainedModel, window: (height: Int, width: Int) = (16, 16), stride: (height: Int, width: Int) = (8, 8),
-                perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
+                incremental: Bool = true, perturbationsPerEval: Int? = nil, output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
         self.model = model
         self.window = window
         self.stride = stride
+        self.incremental = incremental
         engine = PerturbationEngine(model: model, perturbationsPerEval: perturbationsPerEval, output: output, progress: progress)
     }
 
@@ -58,10 +69,18 @@ public struct Occlusion: ModelMethod {
         let rects = try windows(height: height, width: width)
         let clean = engine.scores(logits, targets: targets)
         var maps = [Float](repeating: 0, count: n * height * width)
+        var work: [Double] = []
         for b in 0..<n {
             let (xb, baseTensor) = try model.imageAndBaseline(input, b, baseline)
             let image = try be.upload(xb), base = try be.upload(baseTensor)
-            let occluded = try engine.evaluate(image: image, baseline: base, target: targets[b], count: rects.count) { .rectangles(Array(rects[$0])) }
+            let occluded: [Double]
+            if incremental {
+                let (scores, fraction) = try incrementalScores(image: image, baseline: base, rects: rects, target: targets[b])
+                occluded = scores
+                work.append(fraction)
+            } else {
+                occluded = try engine.evaluate(image: image, baseline: base, target: targets[b], count: rects.count) { .rectangles(Array(rects[$0])) }
+            }
             var total = [Double](repeating: 0, count: height * width), covered = [Double](repeating: 0, count: height * width)
             for (r, s) in zip(rects, occluded) {
                 let change = clean[b] - s
@@ -74,6 +93,40 @@ public struct Occlusion: ModelMethod {
             }
             for p in 0..<(height * width) { maps[b * height * width + p] = Float(total[p] / covered[p]) }
         }
-        return Attribution(map: Tensor(unchecked: [n, height, width], maps), raw: nil, targets: targets, scores: ExplainedModel.scores(logits, targets))
+        return Attribution(map: Tensor(unchecked: [n, height, width], maps), raw: nil, targets: targets, scores: ExplainedModel.scores(logits, targets),
+                           diagnostics: incremental ? ["convolutionWork": work] : [:])
+    }
+
+    /// The occluded copies' scores, computed incrementally from the clean image's activations, and
+    /// the fraction of the full passes' convolution work that ran.
+    private func incrementalScores(image: DeviceArray, baseline: DeviceArray, rects: [MaskRect], target: Int) throws -> (scores: [Double], work: Double) {
+        let be = model.backend
+        let clean = try model.executor.forward(image, forBackward: true)
+        let (height, width) = (image.shape[2], image.shape[3])
+        // One window size for all copies: windows clipped at the image's edge are widened inward
+        // (the extra pixels are the image's own, so they change nothing).
+        let (wh, ww) = (rects.map(\.height).max() ?? 1, rects.map(\.width).max() ?? 1)
+        let all = WindowSet(tops: rects.map { min($0.top, height - wh) }, lefts: rects.map { min($0.left, width - ww) }, height: wh, width: ww)
+        let plan = try model.executor.incrementalPlan(clean: clean, windows: all)
+        let chunk = try engine.batchSize(for: image.shape)
+        var scores: [Double] = []
+        scores.reserveCapacity(rects.count)
+        var (ran, full) = (0, 0)
+        var start = 0
+        while start < rects.count {
+            let range = start..<min(start + chunk, rects.count)
+            let batch = Array(rects[range])
+            let windows = WindowSet(tops: Array(all.tops[range]), lefts: Array(all.lefts[range]), height: wh, width: ww)
+            let copies = try be.composite(image: image, baseline: baseline, masks: .rectangles(batch))
+            let pass = try model.executor.forward(copiesOf: clean, patches: try be.cut(copies, windows: windows), at: windows, plan: plan)
+            guard let logits = pass.outputs[model.outputName] else {
+                throw XAIError.invalidArgument(parameter: "output", value: model.outputName, reason: "not an output of the graph")
+            }
+            scores += engine.scores(try be.download(logits), targets: [Int](repeating: target, count: batch.count))
+            (ran, full) = (ran + pass.convolutionMACs, full + pass.fullConvolutionMACs)
+            start += batch.count
+            try engine.progress?(start, rects.count)
+        }
+        return (scores, full > 0 ? Double(ran) / Double(full) : 1)
     }
 }

@@ -91,6 +91,133 @@ final class PerturbationTests: XCTestCase {
         }
     }
 
+    /// Incremental occlusion against every copy through the whole network, on every zoo model (64x64
+    /// random images; windows 16 at stride 8, and 12 at stride 10, whose last windows are clipped)
+    /// and every fixture model, on the CPU and OpenCL (there: the fixture models and two zoo models,
+    /// for time). Where every convolution keeps one algorithm (OpenCL, the CPU's direct policy) the
+    /// patches are bit for bit the full maps' pixels; under `auto` a tile may get Winograd where the
+    /// whole map got direct (or the other way round), so the maps agree to rounding. The convolution
+    /// work that ran is reported, and below the full passes' where windows are small.
+    func testIncrementalOcclusionEqualsFullRecomputation() throws {
+        var cases: [(name: String, graph: Graph, input: Tensor, window: Int, stride: Int)] = []
+        for name in Zoo.names {
+            let graph = try Zoo.model(name, size: 64, seed: 5).optimized()
+            cases.append((name, graph, .uniform([1, 3, 64, 64], seed: 21), 16, 8))
+            if name == "resnet18" || name == "squeezenet1_1" { cases.append((name + " 12/10", graph, .uniform([1, 3, 64, 64], seed: 22), 12, 10)) }
+        }
+        cases.append(("incremental_ops", incrementalOpsModel(), .uniform([1, 3, 40, 40], seed: 23), 5, 4))
+        for name in ["small_resnet", "mobile_block", "squeeze_block", "plain_cnn", "op_zoo", "squeezenet1_1"] {
+            let dir = fixturesDirectory + "/models/\(name)"
+            let input = try NPY.read(dir + "/input.npy")
+            let one = try Tensor(shape: Shape([1] + input.shape.dims.dropFirst()), scalars: Array(input.scalars[..<(input.shape.count / input.shape[0])]))
+            let side = min(one.shape[2], one.shape[3])
+            cases.append((name, try ONNXImporter.load(path: dir + "/model.onnx").optimized(), one, max(2, side / 4), max(1, side / 6)))
+        }
+        var backends = TestBackends.all().filter { $0.0 == "cpu" || $0.0 == "opencl" }
+        backends.insert(("cpu direct", CPUBackend(convolutionPolicy: .direct)), at: 1)
+        for (label, backend) in backends {
+            for c in cases where label.hasPrefix("cpu") || !Zoo.names.contains(where: { c.name.hasPrefix($0) }) || c.name.hasPrefix("resnet18") || c.name == "mobilenet_v2" {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                func run(_ incremental: Bool) throws -> Attribution {
+                    try Occlusion(model: model, window: (c.window, c.window), stride: (c.stride, c.stride), incremental: incremental, perturbationsPerEval: 16)
+                        .attribute(c.input, target: .predicted)
+                }
+                let (fast, full) = (try run(true), try run(false))
+                let error = relativeError(doubles(fast.map), doubles(full.map))
+                let work = fast.diagnostics["convolutionWork"]?.first ?? -1
+                print("incremental occlusion \(c.name) on \(label): relative error \(error), convolution work \(work)")
+                XCTAssertLessThan(error, label.hasPrefix("cpu") ? 5e-5 : 1e-6, "\(c.name) on \(label)")
+                XCTAssertNil(full.diagnostics["convolutionWork"])
+                XCTAssertGreaterThan(work, 0, c.name)
+                XCTAssertLessThanOrEqual(work, 1, c.name)
+                if c.name.hasPrefix("resnet") { XCTAssertLessThan(work, 0.95, c.name) }
+                if c.name == "small_resnet" || c.name == "plain_cnn" { XCTAssertLessThan(work, 0.3, c.name) }
+            }
+        }
+    }
+
+    /// The executor's incremental pass on its own, against the whole network run on the same
+    /// copies: interior windows (which no border clamping widens) with random patches, each batch
+    /// planning for itself and under a plan made for more copies, on two models.
+    func testIncrementalForwardEqualsTheFullForwardOfTheSameCopies() throws {
+        var backends: [(String, any Backend)] = [("cpu direct", CPUBackend(convolutionPolicy: .direct))]
+        if let cl = TestBackends.openCL() { backends.append(("opencl", cl)) }
+        // The second model: a 3x3 convolution, a strided 1x1 one whose tiles start one column into
+        // the patches of odd-aligned windows, and a sum with a constant that varies over the map.
+        let nodes = [
+            Node(name: "c", op: .conv(Conv2DParams(stride: 1, padding: 1), activation: .identity, autoPad: .explicit), inputs: ["input", "c.w", "c.b"], outputs: ["a"]),
+            Node(name: "down", op: .conv(Conv2DParams(stride: 2), activation: .identity, autoPad: .explicit), inputs: ["a", "down.w", "down.b"], outputs: ["b"]),
+            Node(name: "bias", op: .binary(.add), inputs: ["b", "map"], outputs: ["d"]),
+            Node(name: "pool", op: .globalAveragePool, inputs: ["d"], outputs: ["p"]),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["q"]),
+            Node(name: "fc", op: .gemm(transA: false, transB: true, alpha: 1, beta: 1, activation: .identity), inputs: ["q", "fw", "fb"], outputs: ["logits"]),
+        ]
+        let strided = Graph(name: "strided", inputs: [ValueInfo(name: "input", shape: [nil, 3, 24, 24])], outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
+                            initializers: ["c.w": .uniform([4, 3, 3, 3], seed: 43), "c.b": .uniform([4], seed: 44),
+                                           "down.w": .uniform([4, 4, 1, 1], seed: 45), "down.b": .uniform([4], seed: 46),
+                                           "map": .uniform([1, 4, 12, 12], seed: 47), "fw": .uniform([5, 4], seed: 48), "fb": .uniform([5], seed: 49)],
+                            nodes: nodes)
+        let models: [(Graph, Int, WindowSet)] = [
+            (incrementalOpsModel(), 40, WindowSet(tops: [12, 17, 20], lefts: [14, 9, 22], height: 5, width: 5)),
+            (strided, 24, WindowSet(tops: [10, 13], lefts: [10, 7], height: 3, width: 3)),
+        ]
+        for (label, be) in backends {
+            for (graph, size, windows) in models {
+                let executor = Executor(graph: graph, backend: be)
+                let image = try be.upload(.uniform([1, 3, size, size], seed: 41))
+                let clean = try executor.forward(image, forBackward: true)
+                let n = windows.count
+                let patches = try be.upload(.uniform([n, 3, windows.height, windows.width], seed: 42))
+                let whole = WindowSet(tops: Array(repeating: 0, count: n), lefts: Array(repeating: 0, count: n), height: size, width: size)
+                let copies = try be.splice(clean: image, patches: patches, windows: windows, tiles: whole, fill: nil)
+                let expected = try be.download(try executor.forward(copies).output("logits"))
+                let wider = WindowSet(tops: windows.tops + [0, size - windows.height], lefts: windows.lefts + [size - windows.width, 0],
+                                      height: windows.height, width: windows.width)
+                for plan in [nil, try executor.incrementalPlan(clean: clean, windows: wider)] {
+                    let what = "\(graph.name) on \(label), \(plan == nil ? "own plan" : "wider plan")"
+                    let pass = try executor.forward(copiesOf: clean, patches: patches, at: windows, plan: plan)
+                    let got = try be.download(try XCTUnwrap(pass.outputs["logits"]))
+                    XCTAssertLessThan(relativeError(doubles(got), doubles(expected)), 1e-6, what)
+                    XCTAssertLessThan(pass.convolutionMACs, pass.fullConvolutionMACs / 2, what)
+                }
+            }
+        }
+    }
+
+    /// What the incremental planner handles, on signed activations: a convolution with one-sided
+    /// pads, max pooling with padding (its minus-infinity fill), a dilated 5x5 convolution, a
+    /// per-channel product, a sum of two windowed values, average pooling without pads and with
+    /// counted pads, a channel concatenation (the narrower window first, as in the sum), a strided
+    /// 1x1 convolution (whose tiles start inside patches that begin on odd columns), and a sum with
+    /// a constant that varies over the map (which must run on whole maps).
+    func incrementalOpsModel() -> Graph {
+        func conv(_ name: String, _ x: String, _ p: Conv2DParams, _ out: String) -> Node {
+            Node(name: name, op: .conv(p, activation: .identity, autoPad: .explicit), inputs: [x, name + ".w", name + ".b"], outputs: [out])
+        }
+        let nodes = [
+            conv("c1", "input", Conv2DParams(strides: (1, 1), pads: (top: 1, left: 0, bottom: 2, right: 1)), "a"),
+            Node(name: "max", op: .pool(Pool2DParams(.max, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1)), autoPad: .explicit), inputs: ["a"], outputs: ["b"]),
+            conv("c2", "b", Conv2DParams(strides: (1, 1), pads: (4, 4, 4, 4), dilations: (2, 2)), "c"),
+            Node(name: "scale", op: .binary(.mul), inputs: ["c", "k"], outputs: ["d"]),
+            Node(name: "sum", op: .binary(.add), inputs: ["b", "d"], outputs: ["e"]),
+            Node(name: "avg", op: .pool(Pool2DParams(.average, kernel: (2, 2), stride: (1, 1)), autoPad: .explicit), inputs: ["e"], outputs: ["f"]),
+            Node(name: "avgpad", op: .pool(Pool2DParams(.average, kernel: (3, 3), stride: (1, 1), padding: (1, 1, 1, 1), countIncludePad: true), autoPad: .explicit),
+                 inputs: ["f"], outputs: ["g"]),
+            Node(name: "cat", op: .concat(axis: 1), inputs: ["f", "g"], outputs: ["h"]),
+            conv("down", "h", Conv2DParams(stride: 2), "i"),
+            Node(name: "bias", op: .binary(.add), inputs: ["i", "map"], outputs: ["j"]),
+            Node(name: "pool", op: .globalAveragePool, inputs: ["j"], outputs: ["p"]),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["q"]),
+            Node(name: "fc", op: .gemm(transA: false, transB: true, alpha: 1, beta: 1, activation: .identity), inputs: ["q", "fw", "fb"], outputs: ["logits"]),
+        ]
+        return Graph(name: "incremental_ops", inputs: [ValueInfo(name: "input", shape: [nil, 3, 40, 40])], outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
+                     initializers: ["c1.w": .uniform([6, 3, 3, 3], seed: 31), "c1.b": .uniform([6], seed: 32),
+                                    "c2.w": .uniform([6, 6, 5, 5], seed: 33), "c2.b": .uniform([6], seed: 34),
+                                    "k": .uniform([1, 6, 1, 1], seed: 35), "map": .uniform([1, 8, 10, 10], seed: 36),
+                                    "down.w": .uniform([8, 12, 1, 1], seed: 39), "down.b": .uniform([8], seed: 40),
+                                    "fw": .uniform([5, 8], seed: 37), "fb": .uniform([5], seed: 38)], nodes: nodes)
+    }
+
     func testOcclusionWindowsCoverTheImageAndErrorsNameTheKnob() throws {
         let (model, _, _) = try self.model("mobile_block", CPUBackend())
         let rects = try Occlusion(model: model, window: (8, 8), stride: (5, 5)).windows(height: 40, width: 40)

@@ -111,7 +111,7 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
         step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"
         step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
-            --methods saliency,gradcam,ig,smoothgrad,occlusion,lime,kernelshap --repeat 3 --slow-budget 10 \
+            --methods saliency,gradcam,ig,smoothgrad,occlusion,occlusion-full,lime,kernelshap --repeat 3 --slow-budget 10 \
             $([ -s "$OUT/cuda_peers.json" ] && echo --compare "$OUT/cuda_peers.json") --json "$OUT/xai_methods.json"
     fi
 fi
