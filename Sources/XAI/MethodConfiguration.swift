@@ -78,7 +78,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
         Knob("featureMask", .string, "A label map at the model's input size to use as superpixels instead: .npy [H,W] of integer ids, or a PNG whose colours are the segments."),
         Knob("window", .integer, "Occlusion window side in pixels.", minimum: 1),
         Knob("stride", .integer, "Occlusion stride in pixels.", minimum: 1),
-        Knob("incremental", .boolean, "Occlusion: recompute, layer by layer, only the part of each activation an occluded window changes (exact, about 2-3x fewer FLOPs on ResNet-50); false runs every occluded copy through the whole network."),
+        Knob("incremental", .boolean, "Occlusion: recompute, layer by layer, only the part of each activation an occluded window changes (exact; about half the convolution work on ResNet-50); false runs every occluded copy through the whole network."),
         Knob("masks", .integer, "RISE mask count.", minimum: 2, maximum: 10_000_000),
         Knob("iterations", .integer, "Meaningful Perturbation optimisation steps.", minimum: 1, maximum: 1_000_000),
         Knob("layer", .string, "Layer for the CAM methods (default: the last 4-D activation before global pooling)."),
