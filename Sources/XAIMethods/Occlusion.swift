@@ -108,24 +108,16 @@ public struct Occlusion: ModelMethod {
         let (wh, ww) = (rects.map(\.height).max() ?? 1, rects.map(\.width).max() ?? 1)
         let all = WindowSet(tops: rects.map { min($0.top, height - wh) }, lefts: rects.map { min($0.left, width - ww) }, height: wh, width: ww)
         let plan = try model.executor.incrementalPlan(clean: clean, windows: all)
-        let chunk = try engine.batchSize(for: image.shape)
-        var scores: [Double] = []
-        scores.reserveCapacity(rects.count)
         var (ran, full) = (0, 0)
-        var start = 0
-        while start < rects.count {
-            let range = start..<min(start + chunk, rects.count)
-            let batch = Array(rects[range])
+        let scores = try engine.inBatches(count: rects.count, imageShape: image.shape, target: target) { range in
             let windows = WindowSet(tops: Array(all.tops[range]), lefts: Array(all.lefts[range]), height: wh, width: ww)
-            let copies = try be.composite(image: image, baseline: baseline, masks: .rectangles(batch))
+            let copies = try be.composite(image: image, baseline: baseline, masks: .rectangles(Array(rects[range])))
             let pass = try model.executor.forward(copiesOf: clean, patches: try be.cut(copies, windows: windows), at: windows, plan: plan)
             guard let logits = pass.outputs[model.outputName] else {
                 throw XAIError.invalidArgument(parameter: "output", value: model.outputName, reason: "not an output of the graph")
             }
-            scores += engine.scores(try be.download(logits), targets: [Int](repeating: target, count: batch.count))
             (ran, full) = (ran + pass.convolutionMACs, full + pass.fullConvolutionMACs)
-            start += batch.count
-            try engine.progress?(start, rects.count)
+            return (try be.download(logits), { _ in })
         }
         return (scores, full > 0 ? Double(ran) / Double(full) : 1)
     }

@@ -75,19 +75,30 @@ public struct PerturbationEngine: Sendable {
     public func evaluate(image: DeviceArray, baseline: DeviceArray, target: Int, count: Int,
                          describe: (Range<Int>) throws -> MaskSpec,
                          visit: ((Range<Int>, MaskSpec, [Double]) throws -> Void)? = nil) throws -> [Double] {
-        let chunk = try batchSize(for: image.shape)
+        try inBatches(count: count, imageShape: image.shape, target: target) { range in
+            let spec = try describe(range)
+            guard spec.sampleCount == range.count else {
+                throw XAIError.invalidArgument(parameter: "masks", value: "\(spec.sampleCount)", reason: "masks described for \(range.count) perturbed copies")
+            }
+            let logits = try model.logits(try model.backend.composite(image: image, baseline: baseline, masks: spec))
+            return (logits, { scores in try visit?(range, spec, scores) })
+        }
+    }
+
+    /// Scores `count` copies of an image shaped `imageShape` in batches of ``batchSize(for:)``,
+    /// reporting progress after each: `run(range)` gives the logits of the copies in `range` and
+    /// what to do with their scores once read.
+    func inBatches(count: Int, imageShape: Shape, target: Int,
+                   _ run: (Range<Int>) throws -> (logits: Tensor, then: ([Double]) throws -> Void)) throws -> [Double] {
+        let chunk = try batchSize(for: imageShape)
         var result: [Double] = []
         result.reserveCapacity(count)
         var start = 0
         while start < count {
             let range = start..<min(start + chunk, count)
-            let spec = try describe(range)
-            guard spec.sampleCount == range.count else {
-                throw XAIError.invalidArgument(parameter: "masks", value: "\(spec.sampleCount)", reason: "masks described for \(range.count) perturbed copies")
-            }
-            let batch = try model.backend.composite(image: image, baseline: baseline, masks: spec)
-            let s = scores(try model.logits(batch), targets: [Int](repeating: target, count: range.count))
-            try visit?(range, spec, s)
+            let (logits, then) = try run(range)
+            let s = scores(logits, targets: [Int](repeating: target, count: range.count))
+            try then(s)
             result += s
             start = range.upperBound
             try progress?(start, count)
