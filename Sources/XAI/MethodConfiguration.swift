@@ -16,6 +16,8 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
     public var untilStable: Double?
     /// KernelSHAP: how coalitions of the sizes not enumerated are drawn, kernel (shap's) or leverage.
     public var coalitionSampling = "kernel"
+    /// KernelSHAP: fit a surrogate game with known Shapley values first and estimate only the rest.
+    public var controlVariate = true
     /// SmoothGrad noise as a fraction of the image's value range.
     public var noise: Float = 0.15
     /// Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise
@@ -53,7 +55,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case steps, rule, samples, untilStable, coalitionSampling, noise, baseline, segmentation, segments, featureMask, window, stride, incremental, masks, iterations
+        case steps, rule, samples, untilStable, coalitionSampling, controlVariate, noise, baseline, segmentation, segments, featureMask, window, stride, incremental, masks, iterations
         case layer, gradcamppScore, relu, batch, seed
     }
 
@@ -71,6 +73,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
              minimum: 0, maximum: 1),
         Knob("coalitionSampling", .string, "KernelSHAP: how the coalitions of the sizes not enumerated are drawn: kernel (in proportion to the Shapley kernel, as shap) or leverage (every size alike, weighted by kernel over chance: Musco & Witter's leverage scores, a lower error for the same budget).",
              choices: KernelSHAP.Sampling.allCases.map(\.rawValue)),
+        Knob("controlVariate", .boolean, "KernelSHAP: first fit a surrogate game whose Shapley values are known exactly (the score as a function of how many segments are shown, plus each segment's effect varying with that) and estimate only what it misses: a steadier map for the same budget. false gives shap's plain fit."),
         Knob("noise", .number, "SmoothGrad noise as a fraction of the image's value range.", minimum: 0),
         Knob("baseline", .string, "Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise (uniform in [-1, 1]), or a .npy tensor [3,H,W]."),
         Knob("segmentation", .string, "Superpixels for LIME and KernelSHAP.", choices: ["slic", "quickshift", "felzenszwalb", "grid"]),
@@ -126,6 +129,7 @@ public struct MethodConfiguration: Codable, Sendable, Equatable {
         d.samples = try c.decodeIfPresent(Int.self, forKey: .samples)
         d.untilStable = try c.decodeIfPresent(Double.self, forKey: .untilStable)
         d.coalitionSampling = try c.decodeIfPresent(String.self, forKey: .coalitionSampling) ?? d.coalitionSampling
+        d.controlVariate = try c.decodeIfPresent(Bool.self, forKey: .controlVariate) ?? d.controlVariate
         d.noise = try c.decodeIfPresent(Float.self, forKey: .noise) ?? d.noise
         d.baseline = try c.decodeIfPresent(String.self, forKey: .baseline) ?? d.baseline
         d.segmentation = try c.decodeIfPresent(String.self, forKey: .segmentation) ?? d.segmentation

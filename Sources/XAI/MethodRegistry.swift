@@ -174,7 +174,7 @@ public enum MethodRegistry {
                             perturbationsPerEval: c.batch, untilStable: c.untilStable, progress: ctx.progress)
                    }),
         MethodSpec(name: "kernelshap", summary: "Shapley-kernel fit on superpixel coalitions, efficiency exact",
-                   knobs: ["samples", "untilStable", "coalitionSampling", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
+                   knobs: ["samples", "untilStable", "coalitionSampling", "controlVariate", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
                    defaultOverrides: ["samples": coalitionSamples],
                    // The empty and the full coalition are evaluated besides the samples (the most:
                    // --until-stable may stop sooner).
@@ -182,7 +182,8 @@ public enum MethodRegistry {
                    build: { m, c, ctx in
                        KernelSHAP(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c), seed: c.seed,
                                   perturbationsPerEval: c.batch, untilStable: c.untilStable,
-                                  sampling: KernelSHAP.Sampling(rawValue: c.coalitionSampling) ?? .kernel, progress: ctx.progress)
+                                  sampling: KernelSHAP.Sampling(rawValue: c.coalitionSampling) ?? .kernel, controlVariate: c.controlVariate,
+                                  progress: ctx.progress)
                    }),
         MethodSpec(name: "rise", summary: "random 7x7 grids, probability-weighted", knobs: ["masks", "seed", "batch"],
                    cost: { _, c in forwards(c.masks) },
@@ -271,6 +272,8 @@ public enum MethodRegistry {
             case "window": parameters[knob] = "\(c.window)"
             case "stride": parameters[knob] = "\(c.stride)"
             case "incremental": parameters[knob] = "\(c.incremental)"
+            case "coalitionSampling": parameters[knob] = c.coalitionSampling
+            case "controlVariate": parameters[knob] = "\(c.controlVariate)"
             case "masks": parameters[knob] = "\(c.masks)"
             case "iterations": parameters[knob] = "\(c.iterations)"
             case "layer": parameters[knob] = try model.camLayer(c.layer)

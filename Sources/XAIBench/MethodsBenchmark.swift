@@ -30,7 +30,7 @@ struct MethodsBenchmark: ParsableCommand {
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
 
     static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam"]
-    static let perturbationMethods = ["slic", "quickshift", "occlusion", "occlusion-full", "lime", "kernelshap", "rise", "mp"]
+    static let perturbationMethods = ["slic", "quickshift", "occlusion", "occlusion-full", "lime", "kernelshap", "kernelshap-stable", "rise", "mp"]
     /// Every registry method (one added to the registry is benchmarked with its defaults), plus the
     /// segmenters.
     static var allMethods: [String] {
@@ -38,12 +38,15 @@ struct MethodsBenchmark: ParsableCommand {
         return listed + MethodRegistry.names.filter { !listed.contains($0) }
     }
 
+    /// The split-half rank correlation `kernelshap-stable` samples until (issue 13's goal).
+    static let stableTarget = 0.9
+
     /// Peer result keys of each method (`key` in the peers' JSON).
     static let peerKeys: [String: [String]] = [
         "saliency": ["captum_saliency"], "inputxgrad": ["captum_inputxgradient"], "ig": ["captum_integrated_gradients"],
         "smoothgrad": ["captum_smoothgrad"], "gradcam": ["gradcam_gradcam", "captum_layergradcam"], "gradcampp": ["gradcam_gradcampp"],
         "scorecam": ["gradcam_scorecam"], "occlusion": ["captum_occlusion"], "occlusion-full": ["captum_occlusion"], "slic": ["slic_segmentation"], "quickshift": ["lime_quickshift"],
-        "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"],
+        "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"], "kernelshap-stable": ["captum_kernelshap"],
     ]
 
     struct PeerRow: Codable {
@@ -165,7 +168,8 @@ struct MethodsBenchmark: ParsableCommand {
                 let calls = try stride(from: 0, to: inputs.count, by: perCall).map { start in
                     try Tensor.concatenated(Array(inputs[start..<Swift.min(start + perCall, inputs.count)]), axis: 0)
                 }
-                let runAll = { for x in calls { _ = try c.method.attribute(x, target: .predicted) } }
+                var last: Attribution?
+                let runAll = { for x in calls { last = try c.method.attribute(x, target: .predicted) } }
                 let t: Timing
                 if slow {
                     _ = try (c.warmup ?? c.method).attribute(inputs[0], target: .predicted)
@@ -174,11 +178,17 @@ struct MethodsBenchmark: ParsableCommand {
                     t = try Timing.measure(repeats: repeats, runAll)
                 }
                 let perImage = Timing(runs: t.runs, min: t.min / Double(images), median: t.median / Double(images), max: t.max / Double(images))
-                let floor = c.forwardEquivalents * flops / (ceiling * 1e9)
-                let settings = c.settings + (images > 1 ? ", \(images) images, \(perCall) per call" : "")
+                // Methods that sample until stable report what they used; the floor counts those.
+                var (evaluations, forwardEquivalents) = (c.evaluations, c.forwardEquivalents)
+                var settings = c.settings + (images > 1 ? ", \(images) images, \(perCall) per call" : "")
+                if let d = last?.diagnostics, let used = d["samplesUsed"]?.last, let agreement = d["halfSplitRankCorrelation"]?.last {
+                    if m.hasPrefix("kernelshap") { (evaluations, forwardEquivalents) = (used + 2, used + 2) }
+                    settings += String(format: "; last run: %.0f samples, split-half %.3f", used, agreement)
+                }
+                let floor = forwardEquivalents * flops / (ceiling * 1e9)
                 rows.append(Row(model: name, method: m, settings: settings, timing: perImage, imagesPerSecond: 1 / perImage.median,
-                                modelEvaluations: c.evaluations, forwardEquivalents: c.forwardEquivalents,
-                                gflops: c.forwardEquivalents * flops / perImage.median / 1e9, timesFloor: perImage.median / floor,
+                                modelEvaluations: evaluations, forwardEquivalents: forwardEquivalents,
+                                gflops: forwardEquivalents * flops / perImage.median / 1e9, timesFloor: perImage.median / floor,
                                 peers: peerRows(peers, name, m, perImage.median)))
                 print("  \(name) \(m): " + formatSeconds(perImage.median) + (images > 1 ? String(format: " (%.2f images/s)", 1 / perImage.median) : ""))
             }
@@ -202,8 +212,10 @@ struct MethodsBenchmark: ParsableCommand {
         let superpixels = Segmentation.labels(segments.tensor)
         // The peer table's settings are the registry's defaults; the costs are the registry's.
         let knobs = MethodConfiguration()
-        // occlusion-full: occlusion with every copy through the whole network (`--no-incremental`).
-        let cost = try MethodRegistry.spec(m == "occlusion-full" ? "occlusion" : m).cost(for: model, configuration: knobs)
+        // occlusion-full: occlusion with every copy through the whole network (`--no-incremental`);
+        // kernelshap-stable: KernelSHAP with `--until-stable 0.9` (its cost is the most it may use).
+        let spec = ["occlusion-full": "occlusion", "kernelshap-stable": "kernelshap"][m] ?? m
+        let cost = try MethodRegistry.spec(spec).cost(for: model, configuration: knobs)
         func make(_ method: any AttributionMethod, _ settings: String, warmup: (any AttributionMethod)? = nil) -> Case {
             Case(method: method, settings: settings, evaluations: cost.evaluations, forwardEquivalents: cost.forwardEquivalents, warmup: warmup)
         }
@@ -234,9 +246,11 @@ struct MethodsBenchmark: ParsableCommand {
             let samples = knobs.samples ?? MethodRegistry.coalitionSamples
             return make(LIME(model: model, samples: samples, segmentation: superpixels), "\(samples) samples, \(segments.count) SLIC segments, ridge",
                         warmup: LIME(model: model, samples: 64, segmentation: superpixels))
-        case "kernelshap":
+        case "kernelshap", "kernelshap-stable":
             let samples = knobs.samples ?? MethodRegistry.coalitionSamples
-            return make(KernelSHAP(model: model, samples: samples, segmentation: superpixels), "\(samples) samples, \(segments.count) SLIC segments, baseline 0",
+            let target = m == "kernelshap" ? nil : Self.stableTarget
+            return make(KernelSHAP(model: model, samples: samples, segmentation: superpixels, untilStable: target),
+                        (target.map { "until split-half \($0), at most " } ?? "") + "\(samples) samples, \(segments.count) SLIC segments, baseline 0",
                         warmup: KernelSHAP(model: model, samples: 64, segmentation: superpixels))
         case "rise":
             return make(RISE(model: model, masks: knobs.masks), "\(knobs.masks) masks, grid 7, p 0.5", warmup: RISE(model: model, masks: 64))

@@ -12,6 +12,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("samples")) var samples: Int?
     @Option(help: help("untilStable")) var untilStable: Double?
     @Option(help: help("coalitionSampling")) var coalitionSampling = d.coalitionSampling
+    @Flag(inversion: .prefixedNo, help: help("controlVariate")) var controlVariate = d.controlVariate
     @Option(help: help("noise")) var noise = d.noise
     @Option(help: help("baseline")) var baseline = d.baseline
     @Option(help: help("segmentation")) var segmentation = d.segmentation
@@ -42,6 +43,7 @@ struct MethodOptions: ParsableArguments {
         c.samples = samples
         c.untilStable = untilStable
         c.coalitionSampling = coalitionSampling
+        c.controlVariate = controlVariate
         c.noise = noise
         c.baseline = baseline
         c.segmentation = segmentation

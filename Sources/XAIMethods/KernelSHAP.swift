@@ -29,6 +29,10 @@ public struct KernelSHAP: ModelMethod {
     /// Stop once the split-half rank correlation reaches this (off: every sample is used).
     public var untilStable: Double?
     public var sampling: Sampling
+    /// Whether the fit first takes out a surrogate game with known Shapley values
+    /// (``CoalitionSurrogate``: the score's dependence on the coalition's size and each segment's
+    /// effect varying with it) and estimates only the rest; false gives shap's plain fit.
+    public var controlVariate: Bool
     public var engine: PerturbationEngine
 
     /// - Parameters:
@@ -41,13 +45,15 @@ public struct KernelSHAP: ModelMethod {
     ///     stop once the fits on the two halves of the samples so far rank the segments alike
     ///     (Spearman) at least this well. The fit then uses the sampler's state at that point: the
     ///     coalitions drawn so far with their counts so far (the enumerated sizes are the budget's).
+    ///   - controlVariate: fit a surrogate game with known Shapley values first (see ``controlVariate``).
     ///   - output: the score read for each copy.
     ///   - progress: called after every batch.
     public init(model: ExplainedModel, samples: Int = 1000, segmentation: Segmentation = .slic(SLIC()), seed: UInt64 = 0,
-                perturbationsPerEval: Int? = nil, untilStable: Double? = nil, sampling: Sampling = .kernel, output: ScoreOutput = .logit,
-                progress: PerturbationProgress? = nil) {
+                perturbationsPerEval: Int? = nil, untilStable: Double? = nil, sampling: Sampling = .kernel, controlVariate: Bool = true,
+                output: ScoreOutput = .logit, progress: PerturbationProgress? = nil) {
         self.model = model
         self.sampling = sampling
+        self.controlVariate = controlVariate
         self.samples = samples
         self.segmentation = segmentation
         self.seed = seed
@@ -185,16 +191,31 @@ public struct KernelSHAP: ModelMethod {
                 func half(_ r: Range<Int>) -> [Double] {
                     let idx = Array(0..<enumerated) + Array(r)
                     let mass = weights[enumerated...].reduce(0, +), part = r.reduce(0.0) { $0 + weights[$1] }
-                    return Self.solve(idx.map { c.rows[$0] }, idx.map { y[$0] },
-                                      idx.map { $0 < enumerated ? weights[$0] : weights[$0] * mass / part }, players: m, total: fx - f0, base: f0)
+                    return Self.estimate(idx.map { c.rows[$0] }, idx.map { y[$0] },
+                                         idx.map { $0 < enumerated ? weights[$0] : weights[$0] * mass / part }, players: m, full: fx, empty: f0,
+                                         controlVariate: controlVariate).values
                 }
                 agreement = try spearmanCorrelation(half(enumerated..<mid), half(mid..<end))
             } while used < sampled && agreement < (untilStable ?? -.infinity)
             let rows = Array(c.rows[..<(enumerated + used)])
-            let phi = Self.solve(rows, y, weights, players: m, total: fx - f0, base: f0)
-            return (phi, ["baseValue": f0, "fullyEnumerated": sampled == 0 ? 1 : 0, "halfSplitRankCorrelation": agreement,
-                          "samplesUsed": Double(enumerated + used)])
+            let phi = Self.estimate(rows, y, weights, players: m, full: fx, empty: f0, controlVariate: controlVariate)
+            return (phi.values, ["baseValue": f0, "fullyEnumerated": sampled == 0 ? 1 : 0, "halfSplitRankCorrelation": agreement,
+                                 "samplesUsed": Double(enumerated + used), "controlVariateForm": Double(phi.surrogate?.rawValue ?? 0)])
         }
+    }
+
+    /// The Shapley values estimated from the scores `y` of `rows` (kernel weights `w`) and of the
+    /// full and empty coalitions. With `controlVariate`, the richest ``CoalitionSurrogate`` the rows
+    /// support is fitted, and the result is its exact values plus ``solve`` on the residual scores
+    /// (`surrogate` says which form, nil where none was fitted); the values still add up to
+    /// `full - empty` exactly, and full enumeration still gives the exact Shapley values.
+    public static func estimate(_ rows: [[Bool]], _ y: [Double], _ w: [Double], players m: Int, full: Double, empty: Double,
+                                controlVariate: Bool) -> (values: [Double], surrogate: CoalitionSurrogate.Form?) {
+        guard controlVariate, let g = CoalitionSurrogate(rows: rows, y: y, weights: w, players: m, full: full, empty: empty) else {
+            return (solve(rows, y, w, players: m, total: full - empty, base: empty), nil)
+        }
+        let residual = solve(rows, zip(y, g.values).map { $0 - $1 }, w, players: m, total: 0, base: 0)
+        return (zip(residual, g.shapley).map { $0 + $1 }, g.form)
     }
 
     /// Weighted least squares for `phi` with `sum(phi) == total`: the last player's value is

@@ -423,25 +423,66 @@ final class PerturbationTests: XCTestCase {
     }
 
     /// At a fixed budget, leverage sampling gets closer to the exact Shapley values than kernel
-    /// sampling (mean over seeds of the relative L2 error against ``ExactShapley``).
-    func testLeverageSamplingLowersTheErrorAtAFixedBudget() throws {
+    /// sampling, and the control variate (``CoalitionSurrogate``) closer than the plain fit (mean
+    /// over seeds of the relative L2 error against ``ExactShapley``).
+    func testLeverageSamplingAndTheControlVariateLowerTheErrorAtAFixedBudget() throws {
         let (model, input, targets) = try self.model("mobile_block", CPUBackend())
         let segmentation = Segmentation.grid(rows: 3, columns: 4)
         let exact = doubles(try XCTUnwrap(try ExactShapley(model: model, segmentation: segmentation).attribute(input, target: .perImage(targets)).raw))
         for samples in [60, 200] {
-            var errors: [KernelSHAP.Sampling: [Double]] = [:]
-            for sampling in KernelSHAP.Sampling.allCases {
+            func error(_ sampling: KernelSHAP.Sampling, controlVariate: Bool) throws -> Double {
+                var total = 0.0
                 for seed in 0..<12 {
-                    let a = try KernelSHAP(model: model, samples: samples, segmentation: segmentation, seed: UInt64(seed), sampling: sampling)
-                        .attribute(input, target: .perImage(targets))
-                    errors[sampling, default: []].append(relativeError(doubles(try XCTUnwrap(a.raw)), exact))
+                    let a = try KernelSHAP(model: model, samples: samples, segmentation: segmentation, seed: UInt64(seed), sampling: sampling,
+                                           controlVariate: controlVariate).attribute(input, target: .perImage(targets))
+                    total += relativeError(doubles(try XCTUnwrap(a.raw)), exact)
                 }
+                return total / 12
             }
-            let kernel = (errors[.kernel] ?? []).reduce(0, +) / 12, leverage = (errors[.leverage] ?? []).reduce(0, +) / 12
-            print(String(format: "KernelSHAP vs exact Shapley, 12 players, %d samples: kernel sampling %.4f, leverage sampling %.4f (mean relative L2 over 12 seeds)",
-                         samples, kernel, leverage))
+            let kernel = try error(.kernel, controlVariate: false), leverage = try error(.leverage, controlVariate: false)
+            let controlled = try error(.kernel, controlVariate: true)
+            print(String(format: "KernelSHAP vs exact Shapley, 12 players, %d samples: kernel sampling %.4f, leverage sampling %.4f, kernel sampling with the control variate %.4f (mean relative L2 over 12 seeds)",
+                         samples, kernel, leverage, controlled))
             XCTAssertLessThan(leverage, kernel, "\(samples) samples")
+            XCTAssertLessThan(controlled, kernel, "\(samples) samples")
         }
+    }
+
+    /// On a game of the surrogate's own form the control variate leaves no residual, so KernelSHAP
+    /// returns the exact Shapley values from a few samples: this checks the surrogate's fit, its
+    /// closed-form Shapley values and its pass through both ends. The plain fit is not exact there.
+    func testTheControlVariateIsExactOnGamesOfTheSurrogatesForm() throws {
+        let m = 10
+        var rng = SeededGenerator(seed: 41)
+        func gaussians(_ n: Int) -> [Double] { (0..<n).map { _ in Double(rng.nextGaussian()) } }
+        let (a, u, c) = (gaussians(m), gaussians(m + 1).map { 5 * $0 }, gaussians(m).map { 8 * $0 })
+        let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/models/plain_cnn/model.onnx"), backend: CPUBackend())
+        for (form, samples, varying) in [(CoalitionSurrogate.Form.additive, 40, false), (.sizeVarying, 300, true)] {
+            func v(_ s: Int) -> Double {
+                let size = s.nonzeroBitCount, b = (Double(size) - Double(m) / 2) / Double(m)
+                var total = u[size]
+                for i in 0..<m where s >> i & 1 == 1 { total += a[i] + (varying ? c[i] * b * b : 0) }
+                return total
+            }
+            var factorial = [1.0]
+            for i in 1...m { factorial.append(factorial[i - 1] * Double(i)) }
+            var exact = [Double](repeating: 0, count: m)
+            for s in 0..<(1 << m) where s.nonzeroBitCount < m {
+                let w = factorial[s.nonzeroBitCount] * factorial[m - s.nonzeroBitCount - 1] / factorial[m]
+                for i in 0..<m where s >> i & 1 == 0 { exact[i] += w * (v(s | 1 << i) - v(s)) }
+            }
+            let (rows, weights, _) = KernelSHAP(model: model, samples: samples, seed: 3).coalitions(players: m)
+            let y = rows.map { row in v(row.enumerated().reduce(0) { $1.element ? $0 | 1 << $1.offset : $0 }) }
+            let controlled = KernelSHAP.estimate(rows, y, weights, players: m, full: v((1 << m) - 1), empty: v(0), controlVariate: true)
+            XCTAssertEqual(controlled.surrogate, form, "\(samples) samples")
+            XCTAssertLessThan(relativeError(controlled.values, exact), 1e-9, "\(form) game, \(samples) samples")
+            let plain = KernelSHAP.estimate(rows, y, weights, players: m, full: v((1 << m) - 1), empty: v(0), controlVariate: false)
+            XCTAssertNil(plain.surrogate)
+            XCTAssertGreaterThan(relativeError(plain.values, exact), 1e-3, "the plain fit is not exact on the \(form) game")
+        }
+        // Too few rows for either form: the plain fit.
+        let (rows, weights, _) = KernelSHAP(model: model, samples: 20, seed: 3).coalitions(players: m)
+        XCTAssertNil(KernelSHAP.estimate(rows, rows.map { _ in 1 }, weights, players: m, full: 1, empty: 0, controlVariate: true).surrogate)
     }
 
     func testSeededRunsRepeatAndBatchSizesAgree() throws {

@@ -228,20 +228,23 @@ final class ReferenceCheckTests: XCTestCase {
             for i in 0..<m where s >> i & 1 == 0 { exact[i] += w * (v(s | 1 << i) - v(s)) }
         }
         let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/models/plain_cnn/model.onnx"), backend: CPUBackend())
-        func error(samples: Int) -> Double {
+        func error(samples: Int, controlVariate: Bool) -> Double {
             var total = 0.0
             for seed in 0..<8 {
                 let (rows, weights, _) = KernelSHAP(model: model, samples: samples, seed: UInt64(seed)).coalitions(players: m)
                 let y = rows.map { row in v(row.enumerated().reduce(0) { $1.element ? $0 | 1 << $1.offset : $0 }) }
-                let phi = KernelSHAP.solve(rows, y, weights, players: m, total: v((1 << m) - 1) - v(0), base: v(0))
+                let phi = KernelSHAP.estimate(rows, y, weights, players: m, full: v((1 << m) - 1), empty: v(0), controlVariate: controlVariate).values
+                XCTAssertEqual(phi.reduce(0, +), v((1 << m) - 1) - v(0), accuracy: 1e-9, "efficiency")
                 total += zip(phi, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
             }
             return total / 8
         }
-        let errors = [60, 120, 240, 480].map { error(samples: $0) }
-        for (small, large) in zip(errors, errors.dropFirst()) { XCTAssertLessThan(large, small, "errors \(errors)") }
-        XCTAssertLessThan(errors.last!, 0.5 * errors.first!, "errors \(errors)")
-        XCTAssertLessThan(error(samples: (1 << m) - 2), 1e-9, "full enumeration gives the exact values")
+        for controlVariate in [false, true] {
+            let errors = [60, 120, 240, 480].map { error(samples: $0, controlVariate: controlVariate) }
+            for (small, large) in zip(errors, errors.dropFirst()) { XCTAssertLessThan(large, small, "errors \(errors), control variate \(controlVariate)") }
+            XCTAssertLessThan(errors.last!, 0.5 * errors.first!, "errors \(errors), control variate \(controlVariate)")
+            XCTAssertLessThan(error(samples: (1 << m) - 2, controlVariate: controlVariate), 1e-9, "full enumeration gives the exact values")
+        }
     }
 
     // MARK: A realistic-size model
