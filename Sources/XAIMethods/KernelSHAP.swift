@@ -200,22 +200,23 @@ public struct KernelSHAP: ModelMethod {
             let rows = Array(c.rows[..<(enumerated + used)])
             let phi = Self.estimate(rows, y, weights, players: m, full: fx, empty: f0, controlVariate: controlVariate)
             return (phi.values, ["baseValue": f0, "fullyEnumerated": sampled == 0 ? 1 : 0, "halfSplitRankCorrelation": agreement,
-                                 "samplesUsed": Double(enumerated + used), "controlVariateForm": Double(phi.surrogate?.rawValue ?? 0)])
+                                 "samplesUsed": Double(enumerated + used), "controlVariate": phi.surrogate ? 1 : 0])
         }
     }
 
     /// The Shapley values estimated from the scores `y` of `rows` (kernel weights `w`) and of the
-    /// full and empty coalitions. With `controlVariate`, the richest ``CoalitionSurrogate`` the rows
-    /// support is fitted, and the result is its exact values plus ``solve`` on the residual scores
-    /// (`surrogate` says which form, nil where none was fitted); the values still add up to
-    /// `full - empty` exactly, and full enumeration still gives the exact Shapley values.
+    /// full and empty coalitions. With `controlVariate`, a ``CoalitionSurrogate`` is fitted where
+    /// the rows suffice (`surrogate` says whether it was), and the result is its exact values plus
+    /// ``solve`` on the residual scores; the values still add up to `full - empty` exactly, and
+    /// full enumeration still gives the exact Shapley values. `ridge`: the surrogate's
+    /// ``CoalitionSurrogate/modulationRidge``.
     public static func estimate(_ rows: [[Bool]], _ y: [Double], _ w: [Double], players m: Int, full: Double, empty: Double,
-                                controlVariate: Bool) -> (values: [Double], surrogate: CoalitionSurrogate.Form?) {
-        guard controlVariate, let g = CoalitionSurrogate(rows: rows, y: y, weights: w, players: m, full: full, empty: empty) else {
-            return (solve(rows, y, w, players: m, total: full - empty, base: empty), nil)
+                                controlVariate: Bool, ridge: Double = CoalitionSurrogate.modulationRidge) -> (values: [Double], surrogate: Bool) {
+        guard controlVariate, let g = CoalitionSurrogate(rows: rows, y: y, weights: w, players: m, full: full, empty: empty, ridge: ridge) else {
+            return (solve(rows, y, w, players: m, total: full - empty, base: empty), false)
         }
         let residual = solve(rows, zip(y, g.values).map { $0 - $1 }, w, players: m, total: 0, base: 0)
-        return (zip(residual, g.shapley).map { $0 + $1 }, g.form)
+        return (zip(residual, g.shapley).map { $0 + $1 }, true)
     }
 
     /// Weighted least squares for `phi` with `sum(phi) == total`: the last player's value is
