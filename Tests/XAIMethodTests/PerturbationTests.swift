@@ -423,7 +423,7 @@ final class PerturbationTests: XCTestCase {
     }
 
     /// At a fixed budget, leverage sampling gets closer to the exact Shapley values than kernel
-    /// sampling, and the control variate (``CoalitionSurrogate``) closer than the plain fit (mean
+    /// sampling, and the control variate (``CoalitionSurrogate``) at least twice as close as the plain fit (mean
     /// over seeds of the relative L2 error against ``ExactShapley``).
     func testLeverageSamplingAndTheControlVariateLowerTheErrorAtAFixedBudget() throws {
         let (model, input, targets) = try self.model("mobile_block", CPUBackend())
@@ -444,7 +444,9 @@ final class PerturbationTests: XCTestCase {
             print(String(format: "KernelSHAP vs exact Shapley, 12 players, %d samples: kernel sampling %.4f, leverage sampling %.4f, kernel sampling with the control variate %.4f (mean relative L2 over 12 seeds)",
                          samples, kernel, leverage, controlled))
             XCTAssertLessThan(leverage, kernel, "\(samples) samples")
-            XCTAssertLessThan(controlled, kernel, "\(samples) samples")
+            // Measured: 0.22x at 60 samples and 0.24x at 200 (without the ridge on the size-varying
+            // effects, 0.73x at 60).
+            XCTAssertLessThan(controlled, 0.5 * kernel, "\(samples) samples: the control variate at least halves the error")
         }
     }
 
