@@ -182,7 +182,11 @@ struct MethodsBenchmark: ParsableCommand {
                 var (evaluations, forwardEquivalents) = (c.evaluations, c.forwardEquivalents)
                 var settings = c.settings + (images > 1 ? ", \(images) images, \(perCall) per call" : "")
                 if let d = last?.diagnostics, let used = d["samplesUsed"]?.last, let agreement = d["halfSplitRankCorrelation"]?.last {
-                    if m.hasPrefix("kernelshap") { (evaluations, forwardEquivalents) = (used + 2, used + 2) }
+                    if m.hasPrefix("kernelshap") {
+                        // The registry's cost is for the whole budget; the samples not drawn come off it.
+                        let unused = Double(MethodConfiguration().samples ?? MethodRegistry.coalitionSamples) - used
+                        (evaluations, forwardEquivalents) = (c.evaluations - unused, c.forwardEquivalents - unused)
+                    }
                     settings += String(format: "; last run: %.0f samples, split-half %.3f", used, agreement)
                 }
                 let floor = forwardEquivalents * flops / (ceiling * 1e9)
