@@ -119,13 +119,13 @@ class Game:
         b = lambda s: ((np.asarray(s) - m / 2) / m) ** 2
         if len(idx) < 2 * (k + len(seen)):
             return self.plain(idx, w)
-        features = np.c_[x[:, :k], onehot, x[:, :k] * b(size)[:, None]]
-        penalty = np.r_[np.zeros(k + len(seen)), np.full(k, ridge * w.mean())]
+        features = np.c_[x[:, :k], onehot, x * b(size)[:, None]]
+        penalty = np.r_[np.zeros(k + len(seen)), np.full(m, ridge * w.mean())]
         coef = np.linalg.solve((features * w[:, None]).T @ features + np.diag(penalty) + 1e-12 * np.eye(len(penalty)),
                                (features * w[:, None]).T @ self.y[idx])
         g = features @ coef
         a = np.append(coef[:k], 0)
-        c = np.append(coef[k + len(seen):], 0)
+        c = coef[k + len(seen):]
         u_all = self.full - a.sum() - b(m) * c.sum()
         t = np.arange(m)
         own = b(t + 1).mean()

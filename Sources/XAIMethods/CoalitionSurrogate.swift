@@ -47,19 +47,22 @@ public struct CoalitionSurrogate {
         let sizes = rows.map { $0.reduce(0) { $0 + ($1 ? 1 : 0) } }
         var sizeColumn = [Int: Int]()
         for s in sizes where sizeColumn[s] == nil { sizeColumn[s] = sizeColumn.count }
-        // Columns: a_i, then u per size seen, then c_i. The last player has neither a nor c: the
-        // players' indicators add up to the size, so its terms are the others' and u's combined,
-        // and keeping them would leave the fit without a unique answer.
+        // Columns: a_i, then u per size seen, then c_i. The last player has no a: the players'
+        // indicators add up to the size, so its a would be the others' and u's combined and leave
+        // the fit without a unique answer (g, and so its Shapley values, are the same whichever
+        // player goes). Every player keeps its c: the ridge makes their fit unique, and pulls each
+        // towards 0 alike; without one of them it would pull the others towards that player's,
+        // and the answer would depend on how the segments are numbered.
         let k = m - 1
         let additive = k + sizeColumn.count
         guard !rows.isEmpty, Double(rows.count) >= Self.rowsPerParameter * Double(additive) else { return nil }
-        let p = additive + k
+        let p = additive + m
         let b = { (s: Int) -> Double in let x = (Double(s) - Double(m) / 2) / Double(m); return x * x }
         // Each row's non-zero features: its size's column, and a (and c, times b) of its players.
         let rowFeatures = zip(rows, sizes).map { row, s -> [(Int, Double)] in
             var f: [(Int, Double)] = sizeColumn[s].map { [(k + $0, 1)] } ?? []
-            for i in 0..<k where row[i] {
-                f.append((i, 1))
+            for i in 0..<m where row[i] {
+                if i < k { f.append((i, 1)) }
                 f.append((additive + i, b(s)))
             }
             return f
@@ -78,7 +81,7 @@ public struct CoalitionSurrogate {
         values = rowFeatures.map { $0.reduce(0) { $0 + coefficients[$1.0] * $1.1 } }
 
         let a = Array(coefficients[0..<k]) + [0]
-        let c = Array(coefficients[additive..<p]) + [0]
+        let c = Array(coefficients[additive..<p])
         // Sizes 0 and m are never sampled; their u makes g pass through both ends exactly, so the
         // residual game is 0 at both and its KernelSHAP fit keeps efficiency with a total of 0.
         let uNone = empty

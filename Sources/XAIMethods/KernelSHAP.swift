@@ -174,7 +174,9 @@ public struct KernelSHAP: ModelMethod {
             let m = game.players
             let ends = try game.values([[Bool](repeating: true, count: m), [Bool](repeating: false, count: m)])
             let (fx, f0) = (ends[0], ends[1])
-            guard m >= 2 else { return ([fx - f0], ["baseValue": f0, "halfSplitRankCorrelation": 1, "samplesUsed": 0]) }
+            guard m >= 2 else {
+                return ([fx - f0], ["baseValue": f0, "fullyEnumerated": 1, "halfSplitRankCorrelation": 1, "samplesUsed": 0, "controlVariate": 0])
+            }
             let c = sample(players: m)
             let enumerated = c.enumerated, sampled = c.rows.count - enumerated
             var y = try game.values(Array(c.rows[..<enumerated]))
