@@ -25,7 +25,7 @@ import Foundation
 /// On ResNet-50's 45-segment game (14,072 recorded coalition scores and a reference fitted to all
 /// of them, `Benchmarks/kernelshap_reference.py`), over 30 seeds: 600 samples gave a mean relative
 /// error of 0.141 without the surrogate, 0.062 with `u` and `a` alone, 0.040 with `c` unpenalised
-/// and 0.039 with the ridge; at 300 samples, 0.262, 0.163 (`c` unpenalised) and 0.104.
+/// and 0.038 with the ridge; at 300 samples, 0.262, 0.163 (`c` unpenalised) and 0.102.
 public struct CoalitionSurrogate {
     /// The surrogate is fitted only where the rows number at least this many times the parameters
     /// of `u` and `a`; with fewer, KernelSHAP's plain fit is used.
