@@ -1,5 +1,6 @@
 import CBLAS
 import CDNNL
+import CLoops
 import Dispatch
 import Foundation
 import XAICore
@@ -32,6 +33,8 @@ final class CPUStorage: DeviceStorage, @unchecked Sendable {
         case flippedTransposed
         /// A stem's weights as the 1x1 convolution `[Cin * kh * kw, Cout, 1, 1]` of its im2col columns' gradient.
         case stemColumns
+        /// Depthwise weights in the format of a oneDNN depthwise post-op fused after a 1x1 convolution.
+        case fusedDepthwise(OneDNN.Geometry)
     }
 
     init(count: Int, pool: BufferPool, layout: CPULayout = .plain, blockedShape: Shape? = nil) {
@@ -175,6 +178,8 @@ public final class CPUBackend: Backend {
 
     /// oneDNN primitives created by this process so far (repeated passes of the same shapes create none).
     public static var oneDNNPrimitivesCreated: Int { OneDNN.shared?.primitivesCreated ?? 0 }
+    /// Fused 1x1 + depthwise convolutions run so far in this process.
+    public static var oneDNNFusedDepthwiseRuns: Int { OneDNN.shared?.fusedDepthwiseRuns ?? 0 }
     /// Weight tensors reordered into a oneDNN format by this process so far.
     public static var oneDNNWeightReorders: Int { OneDNN.shared?.weightReorders ?? 0 }
 
@@ -310,9 +315,29 @@ public final class CPUBackend: Backend {
         let chunks = min(count, count * costPerItem < 32_768 ? 1 : cores * 4)
         if chunks <= 1 { body(0..<count); return }
         // The chunks write disjoint ranges.
-        concurrentForEach(chunks) { c in
+        Self.teamForEach(chunks) { c in
             let lo = count * c / chunks, hi = count * (c + 1) / chunks
             if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// `body(0) ... body(iterations - 1)` in parallel, on oneDNN's OpenMP team where the process
+    /// has one (else on Dispatch's workers), returning when all have finished. One team for every
+    /// parallel loop: oneDNN's threads busy-wait for the next primitive after each one, and loops
+    /// run by a second pool between primitives competed with them for the cores (SqueezeNet's
+    /// pooling and concatenations on 2 cores). Iterations must touch disjoint memory.
+    /// Whether parallel loops run on an OpenMP team (oneDNN's) rather than on Dispatch.
+    public static var loopsRunOnOpenMPTeam: Bool { xai_team_available() != 0 }
+
+    static func teamForEach(_ iterations: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { escaping in
+            var closure = escaping
+            let ran = withUnsafeMutablePointer(to: &closure) { context in
+                xai_team_for(iterations, { context, chunk in
+                    context?.assumingMemoryBound(to: ((Int) -> Void).self).pointee(chunk)
+                }, context)
+            }
+            if ran == 0 { concurrentForEach(iterations, escaping) }
         }
     }
 

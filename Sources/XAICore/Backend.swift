@@ -94,6 +94,12 @@ public protocol Backend: AnyObject, Sendable {
     ///   - plan: the validated geometry, with the output shape.
     /// - Throws: ``XAIError/wrongDevice(op:expected:got:)``, ``XAIError/outOfMemory(op:bytes:device:)``.
     func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan, activation: UnaryOp) throws -> DeviceArray
+    /// `depthwise(pointwise(x))` for a 1x1 convolution and the depthwise convolution that reads
+    /// only its output (MobileNet's expansion and depthwise layers) as one operation, where the
+    /// backend can fuse them so that the expanded activation, the block's largest, never goes to
+    /// memory whole; `nil` where it cannot, and the caller runs the two (the default). Forward only:
+    /// the intermediate activation is not kept.
+    func conv2dThenDepthwise(_ x: DeviceArray, pointwise: ConvolutionStep, depthwise: ConvolutionStep) throws -> DeviceArray?
     /// The gradient of a (bias-free, activation-free) convolution with respect to its input `[N, Cin, H, W]`.
     /// - Parameters:
     ///   - gradOutput: the gradient of the output, `plan.output`.
@@ -134,7 +140,21 @@ public protocol Backend: AnyObject, Sendable {
     func move(_ inputs: [DeviceArray], plan: MovementPlan) throws -> DeviceArray
 }
 
+/// One convolution of a fused pair (``Backend/conv2dThenDepthwise(_:pointwise:depthwise:)``):
+/// `activation(conv(input, weight) + bias)` with its validated geometry.
+public struct ConvolutionStep {
+    public let weight: DeviceArray
+    public let bias: DeviceArray?
+    public let plan: ConvPlan
+    public let activation: UnaryOp
+
+    public init(weight: DeviceArray, bias: DeviceArray?, plan: ConvPlan, activation: UnaryOp) {
+        (self.weight, self.bias, self.plan, self.activation) = (weight, bias, plan, activation)
+    }
+}
+
 extension Backend {
+    public func conv2dThenDepthwise(_ x: DeviceArray, pointwise: ConvolutionStep, depthwise: ConvolutionStep) throws -> DeviceArray? { nil }
     public func supports(_ primitive: Primitive) -> Bool { true }
     /// Backends that compute synchronously (the CPU) have nothing to wait for.
     public func synchronize() throws {}

@@ -14,11 +14,30 @@ public final class Executor: Sendable {
     private let constants = ConstantCache()
     /// ``Graph/lastReads``, computed once.
     let lastReads: [[String]]
+    /// Positions `i` where `nodes[i]` is a 1x1 convolution whose output only `nodes[i + 1]`, a
+    /// depthwise convolution with constant weights and bias, reads: pairs a forward pass that keeps
+    /// nothing for backward may hand to ``Backend/conv2dThenDepthwise(_:pointwise:depthwise:)``.
+    let depthwisePairs: Set<Int>
 
     public init(graph: Graph, backend: any Backend) {
         self.graph = graph
         self.backend = backend
         lastReads = graph.lastReads
+        depthwisePairs = Self.depthwisePairs(graph)
+    }
+
+    static func depthwisePairs(_ graph: Graph) -> Set<Int> {
+        let readers = graph.consumerCounts
+        var pairs: Set<Int> = []
+        for (i, (a, b)) in zip(graph.nodes, graph.nodes.dropFirst()).enumerated() {
+            guard case .conv(let p, _, _) = a.op, case .conv(let q, _, _) = b.op, a.inputs.count <= 3, b.inputs.count == 3,
+                  let mid = a.outputs.first, readers[mid] == 1, b.inputs[0] == mid,
+                  let w = graph.initializers[a.inputs[1]], w.shape.rank == 4, w.shape[2] == 1, w.shape[3] == 1, p.groups == 1,
+                  let d = graph.initializers[b.inputs[1]], d.shape.rank == 4, d.shape[1] == 1, q.groups == d.shape[0], q.groups == w.shape[0],
+                  graph.initializers[b.inputs[2]] != nil else { continue }
+            pairs.insert(i)
+        }
+        return pairs
     }
 
     /// The values of one forward pass that a backward pass needs.
@@ -59,18 +78,31 @@ public final class Executor: Sendable {
         }
         try checkInput(input.shape, inputInfo)
         var values: [String: Value] = [inputInfo.name: .device(input)]
-        for (node, lastRead) in zip(graph.nodes, lastReads) {
-            do {
-                let args: [Value?] = try node.inputs.map { name in
-                    if name.isEmpty { return nil }
-                    if let v = values[name] { return v }
-                    if let t = graph.initializers[name] { return .host(t) }
-                    throw XAIError.invalidArgument(parameter: "inputs", value: name, reason: "no node computes it before this node reads it")
+        var fusedIntoPrevious = false
+        for (index, (node, lastRead)) in zip(graph.nodes, lastReads).enumerated() {
+            if fusedIntoPrevious {
+                fusedIntoPrevious = false
+            } else {
+                do {
+                    let args: [Value?] = try node.inputs.map { name in
+                        if name.isEmpty { return nil }
+                        if let v = values[name] { return v }
+                        if let t = graph.initializers[name] { return .host(t) }
+                        throw XAIError.invalidArgument(parameter: "inputs", value: name, reason: "no node computes it before this node reads it")
+                    }
+                    // The expanded activation between a fused pair is never made, so neither a
+                    // backward pass nor `keep` may need it.
+                    if !forBackward, depthwisePairs.contains(index), !keep.contains(node.outputs[0]),
+                       let y = try evaluateThenDepthwise(node, graph.nodes[index + 1], args) {
+                        values[graph.nodes[index + 1].outputs[0]] = .device(y)
+                        fusedIntoPrevious = true
+                    } else {
+                        let outs = try evaluate(node, args)
+                        for (name, v) in zip(node.outputs, outs) { values[name] = v }
+                    }
+                } catch let e as XAIError {
+                    throw e.inNode(node.name, op: node.op.name)
                 }
-                let outs = try evaluate(node, args)
-                for (name, v) in zip(node.outputs, outs) { values[name] = v }
-            } catch let e as XAIError {
-                throw e.inNode(node.name, op: node.op.name)
             }
             if !forBackward {
                 // Release activations after their last reader.
@@ -145,6 +177,22 @@ public final class Executor: Sendable {
         func tensor(_ i: Int) throws -> Tensor { try host(try value(i), node.inputs[i]) }
         func integers(_ i: Int) throws -> [Int] { try tensor(i).integers("input '\(node.inputs[i])'") }
         func optionalIntegers(_ i: Int) throws -> [Int]? { present(i) ? try integers(i) : nil }
+    }
+
+    /// A pair from ``depthwisePairs`` as one backend operation, or `nil` where the backend declines.
+    private func evaluateThenDepthwise(_ pointwise: Node, _ depthwise: Node, _ args: [Value?]) throws -> DeviceArray? {
+        guard case .conv(let p, let act, let autoPad) = pointwise.op, case .conv(let q, let act2, let autoPad2) = depthwise.op,
+              case .device(let x)? = args.first else { return nil }
+        let a = Arguments(node: pointwise, values: args, device: device, host: { v, name in try self.host(v, name, op: pointwise.op.name) })
+        let w = try a.array(1), b = a.present(2) ? try a.array(2) : nil
+        let first = try ConvPlan(input: x.shape, weight: w.shape, bias: b?.shape, params: resolved(p, autoPad, x.shape, w.shape))
+        let (dName, cName) = (depthwise.inputs[1], depthwise.inputs[2])
+        guard let dw = graph.initializers[dName], let c = graph.initializers[cName] else { return nil }
+        let d = try device(.host(dw), dName), bias = try device(.host(c), cName)
+        let second = try ConvPlan(input: first.output, weight: d.shape, bias: bias.shape,
+                                  params: resolved(q, autoPad2, first.output, d.shape))
+        return try backend.conv2dThenDepthwise(x, pointwise: ConvolutionStep(weight: w, bias: b, plan: first, activation: act),
+                                               depthwise: ConvolutionStep(weight: d, bias: bias, plan: second, activation: act2))
     }
 
     func evaluate(_ node: Node, _ args: [Value?]) throws -> [Value] {

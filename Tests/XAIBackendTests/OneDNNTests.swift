@@ -265,3 +265,81 @@ private extension DeviceArray {
     /// The same values uploaded to `backend` as a plain array (for mixed-layout inputs).
     func reshapedForTest(_ backend: CPUBackend, _ t: Tensor) throws -> DeviceArray { try backend.upload(t) }
 }
+
+extension OneDNNTests {
+    /// Parallel loops run on oneDNN's OpenMP team (Debian's oneDNN brings libgomp), and every
+    /// iteration runs exactly once, however the chunks fall to the threads.
+    func testParallelLoopsRunOnOneDNNsTeamAndCoverEveryIndex() throws {
+        XCTAssertTrue(CPUBackend.loopsRunOnOpenMPTeam, "no OpenMP runtime found beside oneDNN: loops ran on Dispatch")
+        for count in [1, 2, 7, 1000, 100_003] {
+            let hits = UnsafeMutablePointer<Int32>.allocate(capacity: count)
+            defer { hits.deallocate() }
+            hits.initialize(repeating: 0, count: count)
+            cpu.parallelFor(count, costPerItem: 1 << 16) { r in for i in r { hits[i] += 1 } }
+            let wrong = (0..<count).filter { hits[$0] != 1 }
+            XCTAssertTrue(wrong.isEmpty, "\(count) iterations: \(wrong.count) ran other than once (first \(wrong.prefix(3)))")
+        }
+    }
+}
+
+extension OneDNNTests {
+    /// A 1x1 convolution and the depthwise one after it, fused into one oneDNN primitive, give
+    /// what the two convolutions give run apart: stride 1 and 2, ReLU6 after each (MobileNetV2's
+    /// block). Whether oneDNN 2.6 offers a JIT kernel for the pair depends on the shapes (small
+    /// ones get its reference fusion, which is refused: `nil`, and the caller runs the two); the
+    /// first two shapes get one on AVX-512.
+    func testFusedPointwiseThenDepthwiseEqualsTheTwoApart() throws {
+        try XCTSkipIf(cpu.dnnl?.blockSize != 16, "the fused pair runs where oneDNN blocks channels by 16")
+        let relu6 = UnaryOp.clip(0, 6)
+        for (size, stride, cin, channels, mustFuse) in [(28, 1, 32, 192, true), (56, 2, 16, 96, true), (21, 2, 24, 56, false)] {
+            let x = try cpu.upload(.uniform([4, cin, size, size], seed: UInt64(size)))
+            let w = try cpu.upload(.uniform([channels, cin, 1, 1], in: -0.5...0.5, seed: 3))
+            let b = try cpu.upload(.uniform([channels], seed: 4))
+            let d = try cpu.upload(.uniform([channels, 1, 3, 3], seed: 5))
+            let c = try cpu.upload(.uniform([channels], seed: 6))
+            let first = try ConvPlan(input: x.shape, weight: w.shape, bias: b.shape, params: Conv2DParams())
+            let dwParams = Conv2DParams(stride: stride, padding: 1, groups: channels)
+            let second = try ConvPlan(input: first.output, weight: d.shape, bias: c.shape, params: dwParams)
+            let before = CPUBackend.oneDNNFusedDepthwiseRuns
+            let fused = try cpu.conv2dThenDepthwise(x, pointwise: ConvolutionStep(weight: w, bias: b, plan: first, activation: relu6),
+                                                    depthwise: ConvolutionStep(weight: d, bias: c, plan: second, activation: relu6))
+            guard let fused else {
+                if mustFuse { XCTFail("size \(size), stride \(stride): the pair was not fused") }
+                continue
+            }
+            XCTAssertEqual(CPUBackend.oneDNNFusedDepthwiseRuns, before + 1)
+            let mid = try cpu.conv2d(x, weight: w, bias: b, params: Conv2DParams(), activation: relu6)
+            let apart = try cpu.conv2d(mid, weight: d, bias: c, params: dwParams, activation: relu6)
+            XCTAssertEqual(fused.shape, apart.shape)
+            let (f, a) = (doubles(try cpu.download(fused)), doubles(try cpu.download(apart)))
+            XCTAssertGreaterThan(Set(a).count, a.count / 4, "the comparison needs outputs that vary")
+            if let m = mismatch(f, a, rtol: 1e-5, atol: 1e-6) { XCTFail("size \(size), stride \(stride): \(m)") }
+        }
+    }
+
+    /// MobileNetV2's forward passes that keep nothing for backward run its expansion and depthwise
+    /// layers fused, and give the logits of the pass that runs every layer apart (forBackward).
+    func testMobileNetForwardFusesItsDepthwisePairs() throws {
+        try XCTSkipIf(cpu.dnnl?.blockSize != 16, "the fused pair runs where oneDNN blocks channels by 16")
+        let graph = try Zoo.model("mobilenet_v2", size: 224, seed: 9).optimized()
+        let executor = Executor(graph: graph, backend: cpu)
+        let input = try cpu.upload(.uniform([4, 3, 224, 224], seed: 17))
+        let before = CPUBackend.oneDNNFusedDepthwiseRuns
+        let fused = try cpu.download(try executor.forward(input).output("logits"))
+        let runs = CPUBackend.oneDNNFusedDepthwiseRuns - before
+        // 16 blocks expand; at batch 32 oneDNN 2.6 has a JIT kernel for 13 of the pairs, at batch 4
+        // for fewer (the first block's at least).
+        XCTAssertGreaterThanOrEqual(runs, 1, "pairs fused in one pass")
+        let apart = try cpu.download(try executor.forward(input, forBackward: true).output("logits"))
+        XCTAssertEqual(CPUBackend.oneDNNFusedDepthwiseRuns - before, runs, "a pass for backward fused a pair")
+        XCTAssertLessThan(relativeL2(doubles(fused), doubles(apart)), 1e-5)
+        // An expansion output asked for with `keep` (a CAM layer, say) is computed, not fused away.
+        let expansion = try XCTUnwrap(zip(graph.nodes, graph.nodes.dropFirst()).first { a, b in
+            guard case .conv = a.op, case .conv(let q, _, _) = b.op else { return false }
+            return q.groups > 1 && b.inputs.first == a.outputs.first && graph.initializers[a.inputs[1]]?.shape[2] == 1
+        }?.0.outputs.first)
+        let kept = try cpu.download(try executor.forward(input, keep: [expansion]).kept(expansion))
+        let keptApart = try cpu.download(try executor.forward(input, keep: [expansion], forBackward: true).kept(expansion))
+        XCTAssertEqual(kept.scalars, keptApart.scalars, "the kept expansion \(expansion)")
+    }
+}

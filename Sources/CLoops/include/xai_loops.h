@@ -31,4 +31,15 @@ void xai_pool_backward_plane(const float *src, const float *gy, float *dst, long
 void xai_col2im_blocked_rows(const float *cols, float *dx, long q0, int lanes, long h, long w, long oh, long ow,
                              long kh, long kw, long stride_h, long stride_w, long pad_top, long pad_left,
                              long dilation_h, long dilation_w, long iy0, long iy1);
+
+/// One chunk of a parallel loop: `body(context, chunk)`.
+typedef void (*xai_chunk_body)(void *context, long chunk);
+/// Runs `body(context, 0) ... body(context, chunks - 1)` on the OpenMP team that oneDNN's
+/// primitives run on (chunks handed out dynamically) and returns 1 when they have all finished, or
+/// returns 0 at once, having run nothing, when no OpenMP runtime is loaded in the process. Sharing
+/// oneDNN's team matters on a machine with few cores: its threads busy-wait for the next primitive,
+/// and a second pool (Dispatch) running the loops between primitives would compete with them.
+int xai_team_for(long chunks, xai_chunk_body body, void *context);
+/// 1 when xai_team_for runs on an OpenMP team, 0 when it would run nothing.
+int xai_team_available(void);
 #endif
