@@ -321,14 +321,14 @@ public final class CPUBackend: Backend {
         }
     }
 
+    /// Whether parallel loops run on an OpenMP team (oneDNN's) rather than on Dispatch.
+    public static var loopsRunOnOpenMPTeam: Bool { xai_team_available() != 0 }
+
     /// `body(0) ... body(iterations - 1)` in parallel, on oneDNN's OpenMP team where the process
     /// has one (else on Dispatch's workers), returning when all have finished. One team for every
     /// parallel loop: oneDNN's threads busy-wait for the next primitive after each one, and loops
     /// run by a second pool between primitives competed with them for the cores (SqueezeNet's
     /// pooling and concatenations on 2 cores). Iterations must touch disjoint memory.
-    /// Whether parallel loops run on an OpenMP team (oneDNN's) rather than on Dispatch.
-    public static var loopsRunOnOpenMPTeam: Bool { xai_team_available() != 0 }
-
     static func teamForEach(_ iterations: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { escaping in
             var closure = escaping

@@ -534,7 +534,9 @@ final class OneDNN: @unchecked Sendable {
     /// Reorders a fused depthwise convolution's `[C, 1, 3, 3]` weights into the format `conv` chose.
     func reorderDepthwiseWeights(_ source: UnsafeMutablePointer<Float>, into destination: UnsafeMutablePointer<Float>,
                                  for conv: DNNLConvolution, key: ConvolutionKey) throws {
-        guard let dw = key.depthwise, let to = conv.depthwiseWeightsDesc else { return }
+        guard let dw = key.depthwise, let to = conv.depthwiseWeightsDesc else {
+            throw XAIError.unsupported(op: "oneDNN fused depthwise convolution", reason: "the primitive has no depthwise post-op")
+        }
         let w = dw.plan.weight
         let dims = [w[0], 1, 1, w[2], w[3]]
         lock.lock(); weightReorders += 1; lock.unlock()
