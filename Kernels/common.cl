@@ -1,6 +1,7 @@
 // Shared by every kernel family (prepended to each program): the pointwise functions of
 // XAICore's UnaryOp, by code: 0 identity, 1 relu, 2 clip(p0, p1), 3 leaky relu(p0), 4 sigmoid,
-// 5 tanh, 6 silu, 7 hard sigmoid(p0, p1), 8 hard swish.
+// 5 tanh, 6 silu, 7 hard sigmoid(p0, p1), 8 hard swish, 9 gelu (erf), 10 gelu (tanh), 11 erf,
+// 12 exp, 13 sqrt, 14 pow(p0).
 
 inline float unary_apply(int code, float x, float p0, float p1) {
     switch (code) {
@@ -12,6 +13,12 @@ inline float unary_apply(int code, float x, float p0, float p1) {
     case 6: return x / (1.0f + exp(-x));
     case 7: return fmin(fmax(p0 * x + p1, 0.0f), 1.0f);
     case 8: return x * fmin(fmax(x + 3.0f, 0.0f), 6.0f) / 6.0f;
+    case 9: return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
+    case 10: return 0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    case 11: return erf(x);
+    case 12: return exp(x);
+    case 13: return sqrt(x);
+    case 14: return p0 == 2.0f ? x * x : pow(x, p0);
     default: return x;
     }
 }

@@ -140,14 +140,13 @@ public enum MethodRegistry {
                    }),
         MethodSpec(name: "cam", summary: "class activation map; needs a global-average-pooling + linear head", knobs: [], batchesImages: true, cost: oneForward,
                    build: { m, _, _ in CAM(model: m) }, isApplicable: { CAM(model: $0).applies }),
-        cam(.gradCAM, "Grad-CAM at a layer (default: the last 4-D activation before pooling)"),
+        cam(.gradCAM, "Grad-CAM at a layer (default: the last 4-D activation before pooling; a transformer's last block's first norm)"),
         cam(.gradCAMPlusPlus, "Grad-CAM++ (closed form, exact for piecewise-linear heads; refused with the node named otherwise)"),
         cam(.layerCAM, "LayerCAM at a layer"),
         cam(.xGradCAM, "XGrad-CAM at a layer"),
         MethodSpec(name: "scorecam", summary: "one masked forward per channel of the layer", knobs: ["layer", "batch"],
                    cost: { m, c in
-                       let channels = try m.summary().shapes[try m.camLayer(c.layer)].map { $0.rank == 4 ? $0[1] : 0 } ?? 0
-                       return forwards(channels)
+                       return forwards(try m.camChannels(try m.camLayer(c.layer)))
                    },
                    build: { m, c, _ in
                        _ = try m.camLayer(c.layer)

@@ -17,9 +17,10 @@ extension CPUBackend {
     /// Pointwise ops that map 0 to 0 (the blocked tail stays zero).
     static func keepsZero(_ op: UnaryOp) -> Bool {
         switch op {
-        case .identity, .relu, .leakyRelu, .tanh, .silu, .hardSwish: return true
+        case .identity, .relu, .leakyRelu, .tanh, .silu, .hardSwish, .gelu, .geluTanh, .erf, .sqrt: return true
         case .clip(let lo, let hi): return lo <= 0 && hi >= 0
-        case .sigmoid, .hardSigmoid: return false
+        case .pow(let p): return p > 0
+        case .sigmoid, .hardSigmoid, .exp: return false
         }
     }
 

@@ -208,7 +208,12 @@ final class OneDNN: @unchecked Sendable {
         case .tanh: return (dnnl_eltwise_tanh, 0, 0)
         case .silu: return (dnnl_eltwise_swish, 1, 0)
         case .hardSwish: return (dnnl_eltwise_hardswish, 0, 0)
-        case .hardSigmoid: return nil
+        case .gelu: return (dnnl_eltwise_gelu_erf, 0, 0)
+        case .geluTanh: return (dnnl_eltwise_gelu_tanh, 0, 0)
+        case .exp: return (dnnl_eltwise_exp, 0, 0)
+        case .sqrt: return (dnnl_eltwise_sqrt, 0, 0)
+        case .pow(let p): return (dnnl_eltwise_pow, 1, p)
+        case .hardSigmoid, .erf: return nil
         }
     }
 

@@ -67,4 +67,90 @@ extension Backend {
     public func adding(_ value: Float, to x: DeviceArray) throws -> DeviceArray {
         try binary(.add, x, try filled([1], value: value))
     }
+
+    /// Matrix products of the last two axes, `op(a) @ op(b)`, with numpy broadcasting of the leading
+    /// axes (ONNX MatMul; attention's `Q K^T` and `A V`). A 2-D `b` (a linear layer's weight) makes
+    /// one GEMM of all of `a`'s rows; otherwise one GEMM per matrix of the broadcast batch.
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` for operands below rank 2, inner
+    ///   extents that differ, or batch axes that do not broadcast.
+    public func batchedMatMul(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool = false, transposeB: Bool = false) throws -> DeviceArray {
+        let (sa, sb) = (a.shape, b.shape)
+        guard sa.rank >= 2, sb.rank >= 2 else {
+            throw XAIError.shapeMismatch(op: "MatMul", expected: "operands of rank 2 or more", got: [sa, sb])
+        }
+        let (ra, rb) = (sa.rank, sb.rank)
+        let (m, ka) = transposeA ? (sa[ra - 1], sa[ra - 2]) : (sa[ra - 2], sa[ra - 1])
+        let (kb, n) = transposeB ? (sb[rb - 1], sb[rb - 2]) : (sb[rb - 2], sb[rb - 1])
+        guard ka == kb else {
+            throw XAIError.shapeMismatch(op: "MatMul", expected: "the same inner extent (\(ka) and \(kb))", got: [sa, sb])
+        }
+        let batchA = Shape(Array(sa.dims.dropLast(2))), batchB = Shape(Array(sb.dims.dropLast(2)))
+        guard let batch = Shape.broadcast(batchA, batchB) else {
+            throw XAIError.shapeMismatch(op: "MatMul", expected: "batch axes that broadcast together", got: [sa, sb])
+        }
+        if rb == 2 && !transposeA {
+            let rows = try a.reshaped([batchA.count * m, ka])
+            let y = try gemm(rows, b, transposeA: false, transposeB: transposeB, alpha: 1, bias: nil, activation: .identity)
+            return try y.reshaped(Shape(batch.dims + [m, n]))
+        }
+        let count = batch.count
+        // Each operand as [count, rows, columns], broadcast along the batch where it has fewer matrices.
+        func stacked(_ x: DeviceArray, _ own: Shape) throws -> DeviceArray {
+            let r = x.shape.rank
+            let matrix = [x.shape[r - 2], x.shape[r - 1]]
+            let full = own == batch ? x : try binary(.add, x, try zeros(Shape(batch.dims + matrix)))
+            return try full.reshaped(Shape([count] + matrix))
+        }
+        let a3 = try stacked(a, batchA), b3 = try stacked(b, batchB)
+        var parts: [DeviceArray] = []
+        parts.reserveCapacity(count)
+        for i in 0..<count {
+            let ai = try slice(a3, starts: [i, 0, 0], sizes: [1, a3.shape[1], a3.shape[2]]).reshaped([a3.shape[1], a3.shape[2]])
+            let bi = try slice(b3, starts: [i, 0, 0], sizes: [1, b3.shape[1], b3.shape[2]]).reshaped([b3.shape[1], b3.shape[2]])
+            parts.append(try gemm(ai, bi, transposeA: transposeA, transposeB: transposeB, alpha: 1, bias: nil, activation: .identity)
+                .reshaped([1, m, n]))
+        }
+        let y = count == 1 ? parts[0] : try concat(parts, axis: 0)
+        return try y.reshaped(Shape(batch.dims + [m, n]))
+    }
+
+    /// Gradients of ``batchedMatMul(_:_:transposeA:transposeB:)`` (no transposes) with respect to
+    /// the operands in `needed` (0: `a`, 1: `b`), summed back over broadcast batch axes.
+    public func batchedMatMulBackward(gradOutput: DeviceArray, a: DeviceArray, b: DeviceArray, needed: Set<Int>) throws -> [Int: DeviceArray] {
+        var r: [Int: DeviceArray] = [:]
+        if needed.contains(0) {
+            r[0] = try sum(try batchedMatMul(gradOutput, b, transposeB: true), toShape: a.shape)
+        }
+        if needed.contains(1) {
+            r[1] = try sum(try batchedMatMul(a, gradOutput, transposeA: true), toShape: b.shape)
+        }
+        return r
+    }
+
+    /// Layer normalisation over `axes` (the trailing ones): `(x - mean) / sqrt(var + epsilon) * scale + bias`,
+    /// `scale` and `bias` broadcast against the normalised axes (ONNX LayerNormalization).
+    public func layerNorm(_ x: DeviceArray, axes: [Int], epsilon: Float, scale: DeviceArray, bias: DeviceArray?) throws -> DeviceArray {
+        let (normalized, _) = try layerNormParts(x, axes: axes, epsilon: epsilon)
+        let scaled = try binary(.mul, normalized, scale)
+        return try bias.map { try binary(.add, scaled, $0) } ?? scaled
+    }
+
+    /// `x - mean` over `axes` divided by the standard deviation, and that deviation (kept axes extent 1).
+    func layerNormParts(_ x: DeviceArray, axes: [Int], epsilon: Float) throws -> (DeviceArray, DeviceArray) {
+        let centred = try binary(.sub, x, try reduce(.mean, x, axes: axes))
+        let variance = try reduce(.mean, try binary(.mul, centred, centred), axes: axes)
+        let deviation = try unary(.sqrt, try adding(epsilon, to: variance))
+        return (try binary(.div, centred, deviation), deviation)
+    }
+
+    /// The gradient of ``layerNorm(_:axes:epsilon:scale:bias:)`` with respect to `x`:
+    /// `(g' - mean(g') - xhat * mean(g' * xhat)) / deviation` with `g' = gradOutput * scale`.
+    public func layerNormBackward(_ gradOutput: DeviceArray, input x: DeviceArray, axes: [Int], epsilon: Float, scale: DeviceArray) throws -> DeviceArray {
+        let (normalized, deviation) = try layerNormParts(x, axes: axes, epsilon: epsilon)
+        let g = try binary(.mul, gradOutput, scale)
+        let meanG = try reduce(.mean, g, axes: axes)
+        let meanGX = try reduce(.mean, try binary(.mul, g, normalized), axes: axes)
+        let inner = try binary(.sub, try binary(.sub, g, meanG), try binary(.mul, normalized, meanGX))
+        return try binary(.div, inner, deviation)
+    }
 }

@@ -72,13 +72,22 @@ extension UnaryOp {
         case .relu: return x > 0 ? x : 0
         case .clip(let lo, let hi): return min(max(x, Double(lo)), Double(hi))
         case .leakyRelu(let a): return x >= 0 ? x : Double(a) * x
-        case .sigmoid: return 1 / (1 + exp(-x))
+        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
         case .tanh: return Foundation.tanh(x)
-        case .silu: return x / (1 + exp(-x))
+        case .silu: return x / (1 + Foundation.exp(-x))
         case .hardSigmoid(let a, let b): return min(max(Double(a) * x + Double(b), 0), 1)
         case .hardSwish: return x * min(max(x + 3, 0), 6) / 6
+        case .gelu: return 0.5 * x * (1 + Foundation.erf(x / 2.0.squareRoot()))
+        case .geluTanh: return 0.5 * x * (1 + Foundation.tanh(Self.geluTanhScale * (x + 0.044715 * x * x * x)))
+        case .erf: return Foundation.erf(x)
+        case .exp: return Foundation.exp(x)
+        case .sqrt: return x.squareRoot()
+        case .pow(let p): return Foundation.pow(x, Double(p))
         }
     }
+
+    /// sqrt(2 / pi), the tanh approximation's scale.
+    static let geluTanhScale = (2 / Double.pi).squareRoot()
 
     /// Derivative at input `x`.
     public func derivative(input x: Double) -> Double {
@@ -87,11 +96,21 @@ extension UnaryOp {
         case .relu: return x > 0 ? 1 : 0
         case .clip(let lo, let hi): return (x > Double(lo) && x < Double(hi)) ? 1 : 0
         case .leakyRelu(let a): return x >= 0 ? 1 : Double(a)
-        case .sigmoid: let s = 1 / (1 + exp(-x)); return s * (1 - s)
+        case .sigmoid: let s = 1 / (1 + Foundation.exp(-x)); return s * (1 - s)
         case .tanh: let t = Foundation.tanh(x); return 1 - t * t
-        case .silu: let s = 1 / (1 + exp(-x)); return s * (1 + x * (1 - s))
+        case .silu: let s = 1 / (1 + Foundation.exp(-x)); return s * (1 + x * (1 - s))
         case .hardSigmoid(let a, let b): let v = Double(a) * x + Double(b); return (v > 0 && v < 1) ? Double(a) : 0
         case .hardSwish: return x < -3 ? 0 : (x > 3 ? 1 : (2 * x + 3) / 6)
+        case .gelu:
+            // Phi(x) + x phi(x).
+            return 0.5 * (1 + Foundation.erf(x / 2.0.squareRoot())) + x * Foundation.exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
+        case .geluTanh:
+            let t = Foundation.tanh(Self.geluTanhScale * (x + 0.044715 * x * x * x))
+            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * Self.geluTanhScale * (1 + 3 * 0.044715 * x * x)
+        case .erf: return 2 / Double.pi.squareRoot() * Foundation.exp(-x * x)
+        case .exp: return Foundation.exp(x)
+        case .sqrt: return 0.5 / x.squareRoot()
+        case .pow(let p): return p == 0 ? 0 : Double(p) * Foundation.pow(x, Double(p) - 1)
         }
     }
 
@@ -104,6 +123,8 @@ extension UnaryOp {
         case .leakyRelu(let a): return y >= 0 ? 1 : Double(a)
         case .sigmoid: return y * (1 - y)
         case .tanh: return 1 - y * y
+        case .exp: return y
+        case .sqrt: return 0.5 / y
         default: return .nan
         }
     }
@@ -115,11 +136,17 @@ extension UnaryOp {
         case .relu: return x > 0 ? x : 0
         case .clip(let lo, let hi): return min(max(x, lo), hi)
         case .leakyRelu(let a): return x >= 0 ? x : a * x
-        case .sigmoid: return 1 / (1 + expf(-x))
+        case .sigmoid: return 1 / (1 + Foundation.expf(-x))
         case .tanh: return Foundation.tanhf(x)
-        case .silu: return x / (1 + expf(-x))
+        case .silu: return x / (1 + Foundation.expf(-x))
         case .hardSigmoid(let a, let b): return min(max(a * x + b, 0), 1)
         case .hardSwish: return x * min(max(x + 3, 0), 6) / 6
+        case .gelu: return 0.5 * x * (1 + Foundation.erff(x * 0.70710678118654752))
+        case .geluTanh: return 0.5 * x * (1 + Foundation.tanhf(0.79788456080286536 * (x + 0.044715 * x * x * x)))
+        case .erf: return Foundation.erff(x)
+        case .exp: return Foundation.expf(x)
+        case .sqrt: return x.squareRoot()
+        case .pow(let p): return p == 2 ? x * x : Foundation.powf(x, p)
         }
     }
 }

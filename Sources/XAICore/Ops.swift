@@ -13,6 +13,16 @@ public enum UnaryOp: Hashable, Sendable, CustomStringConvertible {
     case hardSigmoid(alpha: Float, beta: Float)
     /// x * relu6(x + 3) / 6.
     case hardSwish
+    /// x * Phi(x) = x/2 (1 + erf(x / sqrt 2)), the exact GELU (PyTorch's default, ONNX `Gelu`).
+    case gelu
+    /// x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), GELU's tanh approximation (`approximate="tanh"`).
+    case geluTanh
+    /// The error function (TorchScript exports GELU through it).
+    case erf
+    case exp
+    case sqrt
+    /// x^p for a constant exponent (ONNX `Pow` with a constant second input; LayerNorm's x^2).
+    case pow(Float)
 
     public static let relu6 = UnaryOp.clip(0, 6)
 
@@ -28,6 +38,12 @@ public enum UnaryOp: Hashable, Sendable, CustomStringConvertible {
         case .silu: return 6
         case .hardSigmoid: return 7
         case .hardSwish: return 8
+        case .gelu: return 9
+        case .geluTanh: return 10
+        case .erf: return 11
+        case .exp: return 12
+        case .sqrt: return 13
+        case .pow: return 14
         }
     }
 
@@ -37,6 +53,7 @@ public enum UnaryOp: Hashable, Sendable, CustomStringConvertible {
         case .clip(let lo, let hi): return (lo, hi)
         case .leakyRelu(let a): return (a, 0)
         case .hardSigmoid(let a, let b): return (a, b)
+        case .pow(let p): return (p, 0)
         default: return (0, 0)
         }
     }
@@ -45,9 +62,9 @@ public enum UnaryOp: Hashable, Sendable, CustomStringConvertible {
     /// need not keep its input for the backward pass.
     public var derivativeFromOutput: Bool {
         switch self {
-        case .identity, .relu, .clip, .sigmoid, .tanh: return true
+        case .identity, .relu, .clip, .sigmoid, .tanh, .exp, .sqrt: return true
         case .leakyRelu(let a): return a > 0
-        case .silu, .hardSigmoid, .hardSwish: return false
+        case .silu, .hardSigmoid, .hardSwish, .gelu, .geluTanh, .erf, .pow: return false
         }
     }
 
@@ -62,6 +79,12 @@ public enum UnaryOp: Hashable, Sendable, CustomStringConvertible {
         case .silu: return "silu"
         case .hardSigmoid(let a, let b): return "hardSigmoid(\(a),\(b))"
         case .hardSwish: return "hardSwish"
+        case .gelu: return "gelu"
+        case .geluTanh: return "geluTanh"
+        case .erf: return "erf"
+        case .exp: return "exp"
+        case .sqrt: return "sqrt"
+        case .pow(let p): return "pow(\(p))"
         }
     }
 }

@@ -207,7 +207,12 @@ public final class Executor: Sendable {
         }
         // Shape arithmetic on constants (and Gather, whose data is small) runs on the host.
         let allHost = args.allSatisfy { if case .device? = $0 { return false }; return true }
-        if case .gather = node.op {
+        if case .gather(let axis) = node.op {
+            // Gather from an activation (a transformer's class token) runs on the device; shape
+            // arithmetic and constants on the host.
+            if case .device(let x)?? = args.first, x.shape.count > 64, args.count > 1, let indices = args[1] {
+                return [.device(try gatherOnDevice(x, try host(indices, node.inputs[1], op: "Gather"), axis: axis))]
+            }
             return try foldOnHost(node, try node.inputs.indices.map { i in try args[i].map { try host($0, node.inputs[i], op: "Gather") } }).map(Value.host)
         }
         if allHost, !args.isEmpty, node.op.isFoldable {
@@ -239,6 +244,22 @@ public final class Executor: Sendable {
                 throw XAIError.invalidArgument(parameter: "inputs", value: "", reason: "Gather needs data and indices")
             }
             return [try gather(data, indices, axis: axis)]
+        case .hostArithmetic(let h):
+            return [try h.evaluate(inputs)]
+        case .split(let axis, let sizes):
+            guard let t = inputs.first ?? nil else { throw XAIError.invalidArgument(parameter: "inputs", value: "0", reason: "Split needs an input") }
+            let (ax, pieces) = try splitPieces(t.shape, axis: axis, sizes: sizes, count: node.outputs.count)
+            return try pieces.map { start, size in
+                var starts = [Int](repeating: 0, count: t.shape.rank), ends = t.shape.dims
+                starts[ax] = start
+                ends[ax] = start + size
+                return try stridedSlice(t, starts: starts, ends: ends, axes: nil, steps: nil)
+            }
+        case .expand:
+            guard inputs.count >= 2, let data = inputs[0], let shape = inputs[1] else {
+                throw XAIError.invalidArgument(parameter: "inputs", value: "", reason: "Expand needs data and a shape")
+            }
+            return [try expanded(data, to: try shape.integers("shape"))]
         default:
             let reference = ReferenceBackend()
             let arguments = Arguments(node: node, values: inputs.map { $0.map(Value.host) },
@@ -290,10 +311,10 @@ public final class Executor: Sendable {
             return [.device(try be.unary(act, try be.binary(.add, y, c)))]
         case .matMul:
             let x = try a.array(0), w = try a.array(1)
-            guard x.shape.rank == 2, w.shape.rank == 2 else {
-                throw XAIError.unsupported(op: "MatMul", reason: "only 2-D operands are supported, got \(x.shape) and \(w.shape)")
+            guard x.shape.rank >= 2, w.shape.rank >= 2 else {
+                throw XAIError.unsupported(op: "MatMul", reason: "1-D operands (matrix-vector products) are not supported, got \(x.shape) and \(w.shape)")
             }
-            return [.device(try be.gemm(x, w, transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity))]
+            return [.device(try be.batchedMatMul(x, w))]
         case .unary(let u):
             return [.device(try be.unary(u, try a.array(0)))]
         case .binary(let op):
@@ -330,11 +351,30 @@ public final class Executor: Sendable {
                 return [.device(try be.softmax(flat, axis: 1, log: log).reshaped(x.shape))]
             }
             return [.device(try be.softmax(x, axis: ax, log: log))]
-        case .reduceMean(let axes, let keepDims):
+        case .reduce(let op, let axes, let keepDims):
             let x = try a.array(0)
             let ax = axes ?? Array(0..<x.shape.rank)
-            let y = try be.reduce(.mean, x, axes: ax)
+            let y = try be.reduce(op, x, axes: ax)
             return [.device(keepDims ? y : try y.reshaped(try squeezed(y.shape, ax)))]
+        case .layerNorm(let axis, let epsilon):
+            let x = try a.array(0)
+            return [.device(try be.layerNorm(x, axes: try layerNormAxes(x.shape, axis), epsilon: epsilon, scale: try a.array(1),
+                                             bias: a.present(2) ? try a.array(2) : nil))]
+        case .expand:
+            let x = try a.array(0)
+            let shape = try expandedShape(x.shape, try a.integers(1))
+            return [.device(shape == x.shape ? x : try be.binary(.add, x, try be.zeros(shape)))]
+        case .hostArithmetic(let h):
+            return [.host(try h.evaluate(try (0..<a.values.count).map { a.present($0) ? try a.tensor($0) : nil }))]
+        case .split(let axis, let sizes):
+            let x = try a.array(0)
+            let (ax, pieces) = try splitPieces(x.shape, axis: axis, sizes: sizes, count: node.outputs.count)
+            return try pieces.map { start, size in
+                var starts = [Int](repeating: 0, count: x.shape.rank), extents = x.shape.dims
+                starts[ax] = start
+                extents[ax] = size
+                return .device(try be.slice(x, starts: starts, sizes: extents))
+            }
         case .pad:
             let x = try a.array(0)
             let pads = try a.integers(1)
@@ -406,6 +446,24 @@ public final class Executor: Sendable {
             guard node.outputs.contains(where: { grads[$0] != nil }) else { continue }
             let needed = node.inputs.indices.filter { !node.inputs[$0].isEmpty && dependsOnWrt.contains(node.inputs[$0]) }
             if needed.isEmpty { continue }
+            if case .split(let axis, _) = node.op {
+                // Several outputs: their gradients (zeros where none arrived) joined along the axis.
+                do {
+                    let pieces = try node.outputs.map { name -> DeviceArray in
+                        if let g = grads[name] { return g }
+                        guard let v = pass.values[name] else {
+                            throw XAIError.invalidArgument(parameter: "pass", value: name, reason: "backward: the value was not kept")
+                        }
+                        return try backend.zeros(v.shape)
+                    }
+                    let g = pieces.count == 1 ? pieces[0] : try backend.concat(pieces, axis: axis)
+                    let name = node.inputs[0]
+                    grads[name] = try grads[name].map { try backend.binary(.add, $0, g) } ?? g
+                } catch let e as XAIError {
+                    throw e.inNode(node.name, op: node.op.name)
+                }
+                continue
+            }
             guard let gy = grads[node.outputs[0]] else { continue }
             let inputGrads: [Int: DeviceArray]
             do {
@@ -483,8 +541,8 @@ public final class Executor: Sendable {
                 : try be.gemm(g, w, transposeA: false, transposeB: !tb, alpha: alpha, bias: nil, activation: .identity)
             return only(dx)
         case .matMul:
-            try requireInputOnly("the second operand")
-            return only(try be.gemm(gy, try value(1), transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .identity))
+            // Both operands may be activations (attention's products).
+            return try be.batchedMatMulBackward(gradOutput: gy, a: try value(0), b: try value(1), needed: Set(needed))
         case .unary(let u):
             return only(try be.unaryBackward(u, gradOutput: gy, value: try value(0), valueIsOutput: false))
         case .binary(let op):
@@ -532,11 +590,21 @@ public final class Executor: Sendable {
                 return only(try be.softmaxBackward(try gy.reshaped(flat), output: try y.reshaped(flat), axis: 1, log: log).reshaped(y.shape))
             }
             return only(try be.softmaxBackward(gy, output: y, axis: ax, log: log))
-        case .reduceMean(let axes, _):
+        case .reduce(let op, let axes, _):
             let x = try value(0)
             let ax = axes ?? Array(0..<x.shape.rank)
-            let plan = try ReducePlan(input: x.shape, axes: ax, op: "ReduceMean")
-            return only(try be.reduceBackward(.mean, gradOutput: try gy.reshaped(plan.outputShape), input: x, axes: ax))
+            let plan = try ReducePlan(input: x.shape, axes: ax, op: node.op.name)
+            return only(try be.reduceBackward(op, gradOutput: try gy.reshaped(plan.outputShape), input: x, axes: ax))
+        case .layerNorm(let axis, let epsilon):
+            try requireInputOnly("the scale and bias")
+            let x = try value(0)
+            return only(try be.layerNormBackward(gy, input: x, axes: try layerNormAxes(x.shape, axis), epsilon: epsilon, scale: try value(1)))
+        case .expand:
+            return only(try be.sum(gy, toShape: try value(0).shape))
+        case .gather(let axis):
+            guard needed.contains(0) else { return [:] }
+            let x = try value(0)
+            return only(try gatherBackward(gy, inputShape: x.shape, indices: try hostValue(1), axis: axis))
         case .pad:
             let x = try value(0)
             let pads = try integers(1) ?? []
@@ -550,9 +618,95 @@ public final class Executor: Sendable {
                                                axes: try integers(3), steps: try integers(4))
             let after = (0..<x.shape.rank).map { x.shape[$0] - starts[$0] - sizes[$0] }
             return only(try be.pad(gy, before: starts, after: after, value: 0))
-        case .shape, .gather, .constant, .constantOfShape:
+        case .shape, .constant, .constantOfShape, .hostArithmetic:
             return [:]
+        case .split:
+            throw XAIError.unsupported(op: "Split", reason: "the backward pass joins a split's outputs before the gradient table")
         }
+    }
+
+    // MARK: Gather on the device
+
+    /// Each piece of a Split as (start, extent) along the normalised axis.
+    private func splitPieces(_ shape: Shape, axis: Int, sizes: [Int]?, count: Int) throws -> (Int, [(Int, Int)]) {
+        guard let ax = shape.normalizedAxis(axis) else {
+            throw XAIError.invalidArgument(parameter: "axis", value: "\(axis)", reason: "Split: out of range for \(shape)")
+        }
+        let n = shape[ax]
+        let extents: [Int]
+        if let sizes {
+            guard sizes.count == count, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == n else {
+                throw XAIError.invalidArgument(parameter: "split", value: "\(sizes)", reason: "Split: \(count) non-negative sizes adding up to \(n), the extent of axis \(ax) of \(shape)")
+            }
+            extents = sizes
+        } else {
+            guard count >= 1 else { throw XAIError.invalidArgument(parameter: "outputs", value: "0", reason: "Split: no outputs") }
+            // Equal pieces, the last one smaller when the extent does not divide (ONNX opset 18).
+            let piece = (n + count - 1) / count
+            extents = (0..<count).map { k in max(min(piece, n - k * piece), 0) }
+        }
+        var start = 0
+        return (ax, extents.map { e in defer { start += e }; return (start, e) })
+    }
+
+    /// The axes LayerNormalization normalises: `axis` to the last.
+    private func layerNormAxes(_ shape: Shape, _ axis: Int) throws -> [Int] {
+        guard let ax = shape.normalizedAxis(axis) else {
+            throw XAIError.invalidArgument(parameter: "axis", value: "\(axis)", reason: "LayerNormalization: out of range for \(shape)")
+        }
+        return Array(ax..<shape.rank)
+    }
+
+    /// ONNX Gather's picks along `axis` (negative indices counted from the end), checked.
+    private func gatherPicks(_ shape: Shape, _ indices: Tensor, axis: Int) throws -> (axis: Int, picks: [Int]) {
+        guard let ax = shape.normalizedAxis(axis) else {
+            throw XAIError.invalidArgument(parameter: "axis", value: "\(axis)", reason: "Gather: out of range for \(shape)")
+        }
+        let n = shape[ax]
+        let picks = try indices.integers("indices").map { raw -> Int in
+            let i = raw < 0 ? raw + n : raw
+            guard (0..<n).contains(i) else { throw XAIError.invalidArgument(parameter: "indices", value: "\(raw)", reason: "Gather: out of range \(n)") }
+            return i
+        }
+        return (ax, picks)
+    }
+
+    /// Gather of an activation along `axis`: one slice per index, joined.
+    private func gatherOnDevice(_ x: DeviceArray, _ indices: Tensor, axis: Int) throws -> DeviceArray {
+        let (ax, picks) = try gatherPicks(x.shape, indices, axis: axis)
+        let outShape = try Shape(validating: Array(x.shape.dims[..<ax]) + indices.shape.dims + Array(x.shape.dims[(ax + 1)...]), what: "Gather output")
+        var sizes = x.shape.dims
+        sizes[ax] = 1
+        let parts = try picks.map { i -> DeviceArray in
+            var starts = [Int](repeating: 0, count: x.shape.rank)
+            starts[ax] = i
+            return try backend.slice(x, starts: starts, sizes: sizes)
+        }
+        if parts.isEmpty { return try backend.zeros(outShape) }
+        return try (parts.count == 1 ? parts[0] : try backend.concat(parts, axis: ax)).reshaped(outShape)
+    }
+
+    /// The gradient of ``gatherOnDevice(_:_:axis:)``: each pick's gradient placed back at its index
+    /// (repeated indices add up).
+    private func gatherBackward(_ gy: DeviceArray, inputShape: Shape, indices: Tensor, axis: Int) throws -> DeviceArray {
+        let (ax, picks) = try gatherPicks(inputShape, indices, axis: axis)
+        var picked = inputShape.dims
+        picked[ax] = picks.count
+        let g = try gy.reshaped(Shape(picked))
+        var sizes = inputShape.dims
+        sizes[ax] = 1
+        var total: DeviceArray?
+        for (k, i) in picks.enumerated() {
+            var starts = [Int](repeating: 0, count: inputShape.rank)
+            starts[ax] = k
+            let part = try backend.slice(g, starts: starts, sizes: sizes)
+            var before = [Int](repeating: 0, count: inputShape.rank), after = before
+            before[ax] = i
+            after[ax] = inputShape[ax] - i - 1
+            let placed = try backend.pad(part, before: before, after: after, value: 0)
+            total = try total.map { try backend.binary(.add, $0, placed) } ?? placed
+        }
+        return try total ?? backend.zeros(inputShape)
     }
 }
 

@@ -33,7 +33,8 @@ public enum Op: Sendable, Hashable {
     case batchNorm(epsilon: Float)
     /// `alpha * op(A) * op(B) + beta * C`; inputs: A, B, C?.
     case gemm(transA: Bool, transB: Bool, alpha: Float, beta: Float, activation: UnaryOp)
-    /// 2-D matrix product (and a 2-D x 2-D only; CNN heads).
+    /// Matrix product of the last two axes with numpy broadcasting of the leading ones (a CNN's
+    /// head, a transformer's linear layers and its attention products); inputs A, B (rank >= 2).
     case matMul
     case unary(UnaryOp)
     case binary(BinaryOp)
@@ -48,7 +49,16 @@ public enum Op: Sendable, Hashable {
     /// `coerce2D`: opset < 13 semantics (softmax over the flattened axes from `axis` on).
     case softmax(axis: Int, log: Bool, coerce2D: Bool)
     /// `axes == nil` reduces every axis.
-    case reduceMean(axes: [Int]?, keepDims: Bool)
+    case reduce(ReduceOp, axes: [Int]?, keepDims: Bool)
+    /// Normalisation over the axes from `axis` on, then `* scale + bias`; inputs: x, scale, bias?.
+    case layerNorm(axis: Int, epsilon: Float)
+    /// Broadcast to a shape (numpy rules, either side may broadcast); inputs: data, shape (a constant).
+    case expand
+    /// Pieces along an axis, one per output: `sizes`, or equal pieces (the last smaller) when `nil`;
+    /// inputs: data.
+    case split(axis: Int, sizes: [Int]?)
+    /// Integer and boolean arithmetic on shapes and masks, evaluated on the host (see ``HostArithmetic``).
+    case hostArithmetic(HostArithmetic)
     /// Constant padding; inputs: data, pads (a constant `[begin..., end...]`), value?.
     case pad
     case squeeze(axes: [Int]?)
@@ -84,6 +94,11 @@ public enum Op: Sendable, Hashable {
             case .silu: return "SiLU"
             case .hardSigmoid: return "HardSigmoid"
             case .hardSwish: return "HardSwish"
+            case .gelu, .geluTanh: return "Gelu"
+            case .erf: return "Erf"
+            case .exp: return "Exp"
+            case .sqrt: return "Sqrt"
+            case .pow: return "Pow"
             }
         case .binary(let b): return "\(b)".capitalized
         case .pool(let p, _): return p.kind == .max ? "MaxPool" : "AveragePool"
@@ -93,7 +108,17 @@ public enum Op: Sendable, Hashable {
         case .transpose: return "Transpose"
         case .concat: return "Concat"
         case .softmax(_, let log, _): return log ? "LogSoftmax" : "Softmax"
-        case .reduceMean: return "ReduceMean"
+        case .reduce(let op, _, _):
+            switch op {
+            case .sum: return "ReduceSum"
+            case .mean: return "ReduceMean"
+            case .max: return "ReduceMax"
+            case .min: return "ReduceMin"
+            }
+        case .layerNorm: return "LayerNormalization"
+        case .expand: return "Expand"
+        case .split: return "Split"
+        case .hostArithmetic(let h): return h.onnxName
         case .pad: return "Pad"
         case .squeeze: return "Squeeze"
         case .unsqueeze: return "Unsqueeze"
@@ -104,6 +129,58 @@ public enum Op: Sendable, Hashable {
         case .shape: return "Shape"
         case .gather: return "Gather"
         case .constant: return "Constant"
+        }
+    }
+}
+
+/// The ops exporters use to compute shapes, indices and attention masks: evaluated on the host in
+/// float64 (integers and booleans held as floats, exact below 2^24), folded at load when their inputs
+/// are constants, and never differentiated.
+public enum HostArithmetic: String, Sendable, Hashable, CaseIterable {
+    case equal, less, greater, lessOrEqual, greaterOrEqual, not, and, or
+    /// `Where(condition, x, y)`.
+    case `where`
+    /// ONNX `Mod` with `fmod = 0` (the result takes the divisor's sign, as Python's `%`).
+    case mod
+    /// ONNX `Mod` with `fmod = 1` (the dividend's sign, as C's `fmod`).
+    case fmod
+    /// `Div` of integer tensors, truncating toward zero (ONNX integer semantics).
+    case integerDivide
+    /// `Range(start, limit, delta)`.
+    case range
+    /// `ScatterND(data, indices, updates)` without reduction.
+    case scatterND
+    /// `GatherND(data, indices)` with `batch_dims = 0`.
+    case gatherND
+    case neg, abs, ceil, floor
+    case min, max
+    /// `Tile(input, repeats)`.
+    case tile
+
+    /// The ONNX op type, for messages.
+    public var onnxName: String {
+        switch self {
+        case .equal: return "Equal"
+        case .less: return "Less"
+        case .greater: return "Greater"
+        case .lessOrEqual: return "LessOrEqual"
+        case .greaterOrEqual: return "GreaterOrEqual"
+        case .not: return "Not"
+        case .and: return "And"
+        case .or: return "Or"
+        case .where: return "Where"
+        case .mod, .fmod: return "Mod"
+        case .integerDivide: return "Div"
+        case .range: return "Range"
+        case .scatterND: return "ScatterND"
+        case .gatherND: return "GatherND"
+        case .neg: return "Neg"
+        case .abs: return "Abs"
+        case .ceil: return "Ceil"
+        case .floor: return "Floor"
+        case .min: return "Min"
+        case .max: return "Max"
+        case .tile: return "Tile"
         }
     }
 }

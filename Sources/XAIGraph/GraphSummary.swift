@@ -36,7 +36,7 @@ extension Graph {
             switch n.op {
             case .globalAveragePool:
                 beforePooling = n.inputs.first
-            case .reduceMean(let axes, _):
+            case .reduce(.mean, let axes, _):
                 if let a = axes, Set(a.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] { beforePooling = n.inputs.first }
             case .flatten, .reshape:
                 if beforePooling == nil, let x = n.inputs.first, let s = shapes[x], s.rank == 4 { beforePooling = x }

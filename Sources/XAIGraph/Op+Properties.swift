@@ -11,9 +11,9 @@ extension Op {
     public var isFoldable: Bool {
         switch self {
         case .constant, .shape, .gather, .constantOfShape, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .slice, .cast,
-             .binary, .unary, .transpose, .identity:
+             .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split:
             return true
-        case .conv, .batchNorm, .gemm, .matMul, .pool, .globalAveragePool, .softmax, .reduceMean, .pad:
+        case .conv, .batchNorm, .gemm, .matMul, .pool, .globalAveragePool, .softmax, .reduce, .pad, .layerNorm:
             return false
         }
     }
@@ -43,9 +43,12 @@ extension Op {
         case .binary(.div):
             // A quotient only when the divisor does not.
             return !dependent.contains(1)
-        case .softmax:
+        case .softmax, .layerNorm:
             return false
-        case .pool, .globalAveragePool, .reduceMean, .flatten, .reshape, .transpose, .concat, .pad, .squeeze, .unsqueeze,
+        case .reduce, .hostArithmetic, .expand, .split:
+            // Sums and means are linear; max and min select one element, like max pooling.
+            return true
+        case .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .pad, .squeeze, .unsqueeze,
              .identity, .slice, .cast, .constantOfShape, .shape, .gather, .constant:
             return true
         }
@@ -62,10 +65,11 @@ extension Op {
             guard let a = inputs.first ?? nil, a.rank == 2 else { return 0 }
             return 2 * Double(output.count) * Double(ta ? a[0] : a[1])
         case .matMul:
-            guard let a = inputs.first ?? nil, a.rank >= 1 else { return 0 }
+            guard let a = inputs.first ?? nil, a.rank >= 2 else { return 0 }
             return 2 * Double(output.count) * Double(a[a.rank - 1])
         case .batchNorm, .unary, .binary, .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .softmax,
-             .reduceMean, .pad, .squeeze, .unsqueeze, .identity, .slice, .cast, .constantOfShape, .shape, .gather, .constant:
+             .reduce, .pad, .squeeze, .unsqueeze, .identity, .slice, .cast, .constantOfShape, .shape, .gather, .constant,
+             .layerNorm, .expand, .hostArithmetic, .split:
             return 0
         }
     }
@@ -75,7 +79,7 @@ extension Op {
         switch self {
         case .flatten, .reshape, .squeeze, .unsqueeze, .identity: return true
         case .conv, .batchNorm, .gemm, .matMul, .unary, .binary, .pool, .globalAveragePool, .transpose, .concat, .softmax,
-             .reduceMean, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant:
+             .reduce, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant, .layerNorm, .expand, .hostArithmetic, .split:
             return false
         }
     }
@@ -86,7 +90,8 @@ extension UnaryOp {
     public var isPiecewiseLinear: Bool {
         switch self {
         case .identity, .relu, .clip, .leakyRelu, .hardSigmoid: return true
-        case .sigmoid, .tanh, .silu, .hardSwish: return false
+        case .sigmoid, .tanh, .silu, .hardSwish, .gelu, .geluTanh, .erf, .exp, .sqrt: return false
+        case .pow(let p): return p == 1 || p == 0
         }
     }
 }

@@ -75,10 +75,13 @@ public struct GradientCAM: ModelMethod {
         try model.validate(input)
         if variant == .gradCAMPlusPlus && plusPlusScore == .probability { return try plusPlusOnProbability(input, target: target, layer: layer) }
         if variant == .gradCAMPlusPlus { try requirePiecewiseLinearPath(from: layer) }
+        let layout = try model.camLayout(layer)
         let r = try model.gradients(try be.upload(input), target: target, wrt: [layer], keep: [layer])
-        guard let a = r.kept[layer], let g = r.grads[layer] else {
+        guard let kept = r.kept[layer], let grad = r.grads[layer] else {
             throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "not an activation of \(model.graph.name)")
         }
+        // Token and channels-last layers are weighed on their grid, as pytorch-grad-cam's reshape_transform.
+        let a = try model.spatialView(kept, layout), g = try model.spatialView(grad, layout)
         let weighted: DeviceArray
         switch variant {
         case .gradCAM:
@@ -250,7 +253,7 @@ public struct ScoreCAM: ModelMethod {
         let pass = try model.executor.forward(try be.upload(input), keep: [layer])
         let logits = try be.download(try pass.output(model.outputName))
         let targets = try model.resolve(target, logits: logits)
-        let acts = try pass.kept(layer)
+        let acts = try model.spatialView(try pass.kept(layer), try model.camLayout(layer))
         let (n, k, h, w) = (acts.shape[0], acts.shape[1], acts.shape[2], acts.shape[3])
         let (c, height, width) = (input.shape[1], input.shape[2], input.shape[3])
         let perCopy = try model.bytesPerImageForBackward() / 2 + c * height * width * 4

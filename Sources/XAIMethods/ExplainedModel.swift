@@ -227,20 +227,21 @@ public final class ExplainedModel: Sendable {
 
     // MARK: CAM layers
 
-    /// The layer a CAM method explains: `layer` when given (it must be a 4-D activation), else the
-    /// last 4-D activation before global pooling.
+    /// The layer a CAM method explains: `layer` when given (a 4-D activation, channels first or,
+    /// as Swin's, last; or a transformer's `[N, T, C]` tokens, see ``camLayout(_:)``), else the
+    /// default: for a transformer the output of the last block's first normalisation (as
+    /// pytorch-grad-cam's tutorials use), otherwise the last 4-D activation before global pooling.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`layer`).
     public func camLayer(_ layer: String?) throws -> String {
         let s = try summary()
         if let layer {
-            guard let shape = s.shapes[layer], graph.initializers[layer] == nil else {
+            guard s.shapes[layer] != nil, graph.initializers[layer] == nil else {
                 throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "no activation of \(graph.name) has this name (`xai inspect` lists them)")
             }
-            guard shape.rank == 4 else {
-                throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "is \(shape), not a 4-D activation")
-            }
+            _ = try camLayout(layer)
             return layer
         }
+        if let l = try transformerCAMLayer() { return l }
         guard let l = s.lastSpatialActivation else {
             throw XAIError.invalidArgument(parameter: "layer", value: "", reason: "\(graph.name) has no 4-D activation; name one")
         }

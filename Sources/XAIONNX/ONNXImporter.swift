@@ -77,6 +77,8 @@ public enum ONNXImporter {
 enum Mapped {
     /// The op, its inputs, and constants the importer made for it (named after the node).
     case node(Op, inputs: [String], constants: [String: Tensor] = [:])
+    /// Several nodes in order (a decomposition), the last one's outputs replaced by the ONNX node's.
+    case nodes([(op: Op, inputs: [String])], constants: [String: Tensor])
     case constant(Tensor)
 }
 
@@ -103,6 +105,10 @@ struct NodeContext {
     }
 
     func has(_ i: Int) -> Bool { i < proto.input.count && !proto.input[i].isEmpty }
+
+    /// Whether input `i` holds integers or booleans (shape arithmetic), as the importer's type
+    /// inference found.
+    func isInteger(_ i: Int) -> Bool { has(i) && importer.integerValues.contains(proto.input[i]) }
 
     /// Input `i` as a constant, if it is one.
     func constant(_ i: Int) -> Tensor? { has(i) ? importer.constants[proto.input[i]] : nil }
@@ -199,8 +205,86 @@ let opTable: [String: OpImporter] = {
     for (name, op) in [("Add", BinaryOp.add), ("Sub", .sub), ("Mul", .mul), ("Div", .div)] {
         t[name] = { n in
             try n.requireInputs(2)
+            // Integer division truncates: `channels / 2` of shape arithmetic must not become 57.5.
+            if op == .div && n.isInteger(0) && n.isInteger(1) { return n.node(.hostArithmetic(.integerDivide), inputs: 2) }
             return n.node(.binary(op), inputs: 2)
         }
+    }
+    t["Neg"] = { n in
+        try n.requireInputs(1)
+        let minusOne = n.name + ".minus_one"
+        return .node(.binary(.mul), inputs: [n.inputs[0], minusOne], constants: [minusOne: Tensor(unchecked: [], [-1])])
+    }
+    t["Reciprocal"] = { n in
+        try n.requireInputs(1)
+        let one = n.name + ".one"
+        return .node(.binary(.div), inputs: [one, n.inputs[0]], constants: [one: Tensor(unchecked: [], [1])])
+    }
+    let unaryFunctions: [(String, UnaryOp)] = [("Erf", .erf), ("Exp", .exp), ("Sqrt", .sqrt)]
+    for (name, op) in unaryFunctions {
+        t[name] = { n in
+            try n.requireInputs(1)
+            return n.node(.unary(op), inputs: 1)
+        }
+    }
+    t["Gelu"] = { n in
+        try n.requireInputs(1)
+        switch n.string("approximate") ?? "none" {
+        case "none": return n.node(.unary(.gelu), inputs: 1)
+        case "tanh": return n.node(.unary(.geluTanh), inputs: 1)
+        case let other: throw n.fail("approximate '\(other)' (none or tanh)")
+        }
+    }
+    t["Pow"] = { n in
+        try n.requireInputs(2)
+        guard let e = n.constant(1), e.shape.count == 1 else { throw n.fail("the exponent must be a constant scalar") }
+        return n.node(.unary(.pow(e.scalars[0])), inputs: 1)
+    }
+    t["LayerNormalization"] = { n in
+        try n.requireInputs(2)
+        if n.outputs.count > 1 && n.outputs.dropFirst().contains(where: { !$0.isEmpty }) { throw n.fail("the Mean and InvStdDev outputs") }
+        return n.node(.layerNorm(axis: n.int("axis", -1), epsilon: n.float("epsilon", 1e-5)), inputs: 3)
+    }
+    t["Expand"] = { n in
+        try n.requireInputs(2)
+        return n.node(.expand, inputs: 2)
+    }
+    let hostOps: [(String, HostArithmetic, Int)] = [
+        ("Equal", .equal, 2), ("Less", .less, 2), ("Greater", .greater, 2), ("LessOrEqual", .lessOrEqual, 2),
+        ("GreaterOrEqual", .greaterOrEqual, 2), ("Not", .not, 1), ("And", .and, 2), ("Or", .or, 2), ("Where", .where, 3),
+        ("Range", .range, 3), ("ScatterND", .scatterND, 3), ("Abs", .abs, 1), ("Ceil", .ceil, 1), ("Floor", .floor, 1),
+        ("Tile", .tile, 2),
+    ]
+    for (name, op, count) in hostOps {
+        t[name] = { n in
+            try n.requireInputs(count)
+            if op == .scatterND, let r = n.string("reduction"), r != "none" { throw n.fail("reduction '\(r)'") }
+            return n.node(.hostArithmetic(op), inputs: count)
+        }
+    }
+    t["GatherND"] = { n in
+        try n.requireInputs(2)
+        if n.int("batch_dims", 0) != 0 { throw n.fail("batch_dims \(n.int("batch_dims", 0))") }
+        return n.node(.hostArithmetic(.gatherND), inputs: 2)
+    }
+    t["Mod"] = { n in
+        try n.requireInputs(2)
+        return n.node(.hostArithmetic(n.int("fmod", 0) != 0 ? .fmod : .mod), inputs: 2)
+    }
+    for (name, op) in [("Min", HostArithmetic.min), ("Max", .max)] {
+        t[name] = { n in
+            try n.requireInputs(1)
+            return n.node(.hostArithmetic(op))
+        }
+    }
+    t["Split"] = { n in
+        try n.requireInputs(1)
+        let sizes = n.opset >= 13 ? try n.constantIntegers(1, "split") : n.ints("split")
+        if let sizes, sizes.count != n.outputs.count { throw n.fail("\(sizes.count) sizes for \(n.outputs.count) outputs") }
+        if let k = n.attr("num_outputs").map({ Int(clamping: $0.i) }), k != n.outputs.count {
+            throw n.fail("num_outputs \(k) for \(n.outputs.count) outputs")
+        }
+        return n.node(.split(axis: n.int("axis", 0), sizes: sizes), inputs: 1)
     }
     for kind in [Pool2DParams.Kind.max, .average] {
         t[kind == .max ? "MaxPool" : "AveragePool"] = { n in
@@ -249,14 +333,23 @@ let opTable: [String: OpImporter] = {
             return n.node(.softmax(axis: n.int("axis", legacy ? 1 : -1), log: log, coerce2D: legacy), inputs: 1)
         }
     }
-    t["ReduceMean"] = { n in
-        try n.requireInputs(1)
-        var axes = n.ints("axes")
-        if n.opset >= 18 {
-            axes = try n.constantIntegers(1, "axes")
-            if n.int("noop_with_empty_axes", 0) != 0 { throw n.fail("noop_with_empty_axes") }
+    for (name, op, inputFrom) in [("ReduceMean", ReduceOp.mean, 18), ("ReduceSum", .sum, 13), ("ReduceMax", .max, 18),
+                                  ("ReduceMin", .min, 18), ("ReduceL2", .sum, 18)] {
+        t[name] = { n in
+            try n.requireInputs(1)
+            var axes = n.ints("axes")
+            if n.opset >= inputFrom {
+                // Axes became an input; with none given, every axis is reduced.
+                axes = try n.constantIntegers(1, "axes")
+                if n.int("noop_with_empty_axes", 0) != 0 && (axes ?? []).isEmpty { throw n.fail("noop_with_empty_axes") }
+            }
+            let keepDims = n.int("keepdims", 1) != 0
+            guard name == "ReduceL2" else { return n.node(.reduce(op, axes: axes, keepDims: keepDims), inputs: 1) }
+            // sqrt(sum(x^2)): Swin V2's cosine attention.
+            let squares = n.name + ".squares", sum = n.name + ".sum"
+            return .nodes([(.unary(.pow(2)), [n.inputs[0]]), (.reduce(.sum, axes: axes, keepDims: keepDims), [squares]), (.unary(.sqrt), [sum])],
+                          constants: [:])
         }
-        return n.node(.reduceMean(axes: axes, keepDims: n.int("keepdims", 1) != 0), inputs: 1)
     }
     t["Pad"] = { n in
         try n.requireInputs(1)
@@ -334,6 +427,8 @@ struct Importer {
     let path: String
     let opset: Int
     var constants: [String: Tensor] = [:]
+    /// Values that hold integers or booleans (shape arithmetic), from ``inferIntegerValues()``.
+    var integerValues: Set<String> = []
 
     init(model: Onnx_ModelProto, path: String) throws {
         self.model = model
@@ -380,6 +475,7 @@ struct Importer {
             throw XAIError.unsupported(op: "opset \(opset) model", reason: "unsupported ops: \(list)\(unsupported.count > 8 ? ", ..." : "")")
         }
         for t in g.initializer { constants[t.name] = try tensor(t) }
+        integerValues = inferIntegerValues()
         var nodes: [Node] = []
         for (i, proto) in g.node.enumerated() {
             let name = proto.name.isEmpty ? "\(proto.opType)_\(i)" : proto.name
@@ -389,6 +485,13 @@ struct Importer {
             case .node(let op, let inputs, let extra):
                 constants.merge(extra) { $1 }
                 nodes.append(Node(name: name, op: op, inputs: inputs, outputs: proto.output))
+            case .nodes(let steps, let extra):
+                // Step k writes `<node>.<k>`, except the last, which writes the node's outputs.
+                constants.merge(extra) { $1 }
+                for (k, step) in steps.enumerated() {
+                    let outs = k == steps.count - 1 ? proto.output : ["\(name).\(k)"]
+                    nodes.append(Node(name: k == steps.count - 1 ? name : "\(name).\(k)", op: step.op, inputs: step.inputs, outputs: outs))
+                }
             case .constant(let t):
                 constants[proto.output[0]] = t
             }
@@ -399,6 +502,42 @@ struct Importer {
         guard !g.output.isEmpty else { throw XAIError.file(path: path, reason: "the graph has no output") }
         return try Graph(name: URL(fileURLWithPath: path).lastPathComponent, inputs: inputs, outputs: g.output.map(valueInfo),
                          initializers: constants, nodes: nodes).sortedTopologically()
+    }
+
+    // MARK: Element types
+
+    /// The values that hold integers or booleans: integer initializers and constants, what Shape,
+    /// Size, comparisons and casts to integer types produce, and what shape-preserving and
+    /// arithmetic ops make of them. ONNX keeps these types apart; this engine holds every value as
+    /// float32, so the importer needs them where the semantics differ (integer division).
+    func inferIntegerValues() -> Set<String> {
+        let integerTypes: Set<Int> = [Onnx_TensorProto.DataType.int64, .int32, .int16, .int8, .uint8, .uint16, .uint32, .uint64, .bool]
+            .map(\.rawValue).reduce(into: []) { $0.insert($1) }
+        var ints = Set(model.graph.initializer.filter { integerTypes.contains(Int($0.dataType)) }.map(\.name))
+        for v in model.graph.input where integerTypes.contains(Int(v.type.tensorType.elemType)) { ints.insert(v.name) }
+        let producesIntegers: Set<String> = ["Shape", "Size", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And",
+                                             "Or", "NonZero", "ArgMax", "ArgMin"]
+        // Ops whose result has the element type of their first input (Where: of its second).
+        let keepsType: Set<String> = ["Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Min", "Max", "Gather", "GatherND", "Concat", "Slice",
+                                      "Squeeze", "Unsqueeze", "Reshape", "Expand", "Tile", "ScatterND", "Identity", "Transpose", "Flatten",
+                                      "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "Range", "Split", "CumSum"]
+        for n in model.graph.node {
+            let integer: Bool
+            switch n.opType {
+            case _ where producesIntegers.contains(n.opType): integer = true
+            case "Cast": integer = integerTypes.contains(Int(n.attribute.first { $0.name == "to" }?.i ?? 1))
+            case "Constant":
+                guard let a = n.attribute.first else { continue }
+                integer = a.name == "value_int" || a.name == "value_ints" || (a.name == "value" && integerTypes.contains(Int(a.t.dataType)))
+            case "ConstantOfShape":
+                integer = n.attribute.first { $0.name == "value" }.map { integerTypes.contains(Int($0.t.dataType)) } ?? false
+            case "Where": integer = n.input.count > 1 && ints.contains(n.input[1])
+            case _ where keepsType.contains(n.opType): integer = n.input.first.map(ints.contains) ?? false
+            default: integer = false
+            }
+            if integer { ints.formUnion(n.output.filter { !$0.isEmpty }) }
+        }
+        return ints
     }
 
     // MARK: Tensors

@@ -46,8 +46,8 @@ private func binaryCase(_ op: BinaryOp, _ a: Shape, _ b: Shape) -> OpCase {
     })
 }
 
-private func unaryCases(_ op: UnaryOp) -> [OpCase] {
-    let x = rand([2, 3, 4, 5], -4...4)
+private func unaryCases(_ op: UnaryOp, range: ClosedRange<Float> = -4...4) -> [OpCase] {
+    let x = rand([2, 3, 4, 5], range)
     var cases = [OpCase(name: "unary \(op)", inputs: [x], forward: { be, a in try be.unary(op, a[0]) },
                         gradientInputs: [0], backward: { be, a, g in
         [try be.unaryBackward(op, gradOutput: g, value: a[0], valueIsOutput: false)]
@@ -148,6 +148,31 @@ private func dataMovementCases() -> [OpCase] {
     ]
 }
 
+/// The composites transformers are built from: batched matrix products with broadcast batch axes
+/// (attention's `Q K^T` and `A V`, a linear layer on tokens) and layer normalisation, forward and
+/// backward to every activation operand.
+private func transformerCases() -> [OpCase] {
+    var cases: [OpCase] = []
+    for (a, b, ta, tb) in [([2, 3, 5, 4], [2, 3, 4, 6], false, false), ([2, 3, 5, 4], [2, 3, 6, 4], false, true),
+                           ([2, 1, 5, 4], [3, 4, 7], false, false), ([2, 7, 6], [6, 5], false, false), ([3, 4, 5], [3, 4, 6], true, false)] {
+        cases.append(OpCase(name: "batchedMatMul \(a) x \(b) tA \(ta) tB \(tb)", inputs: [rand(Shape(a)), rand(Shape(b))], forward: { be, x in
+            try be.batchedMatMul(x[0], x[1], transposeA: ta, transposeB: tb)
+        }, gradientInputs: ta || tb ? [] : [0, 1], backward: ta || tb ? nil : { be, x, g in
+            let r = try be.batchedMatMulBackward(gradOutput: g, a: x[0], b: x[1], needed: [0, 1])
+            return [r[0]!, r[1]!]
+        }))
+    }
+    for (x, axes) in [([2, 5, 8], [2]), ([2, 3, 4, 6], [2, 3])] {
+        let normalized = Shape(axes.map { x[$0] })
+        cases.append(OpCase(name: "layerNorm \(x) axes \(axes)", inputs: [rand(Shape(x), -2...3), rand(normalized, 0.5...1.5), rand(normalized)], forward: { be, a in
+            try be.layerNorm(a[0], axes: axes, epsilon: 1e-5, scale: a[1], bias: a[2])
+        }, gradientInputs: [0], backward: { be, a, g in
+            [try be.layerNormBackward(g, input: a[0], axes: axes, epsilon: 1e-5, scale: a[1])]
+        }))
+    }
+    return cases
+}
+
 /// The op table: random shapes with odd sizes, stride 2, asymmetric padding, groups, dilation,
 /// ceil-mode pooling and batches above one.
 nonisolated(unsafe) let opCases: [OpCase] = {
@@ -233,9 +258,12 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(binaryCase(.div, [3, 4], [2, 1, 4]))
     cases.append(binaryCase(.mul, [2, 3, 4, 5], [1]))
     for op: UnaryOp in [.identity, .relu, .relu6, .clip(-1, 2), .leakyRelu(alpha: 0.2), .sigmoid, .tanh, .silu,
-                        .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish] {
+                        .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .gelu, .geluTanh, .erf, .exp, .pow(2), .pow(3)] {
         cases += unaryCases(op)
     }
+    // Functions defined for positive inputs only.
+    for op: UnaryOp in [.sqrt, .pow(0.5), .pow(-1)] { cases += unaryCases(op, range: 0.25...4) }
+    cases += transformerCases()
     cases.append(reduceCase(.sum, [2, 3, 4, 5], [1, 3]))
     cases.append(reduceCase(.mean, [2, 3, 4, 5], [2, 3]))
     cases.append(reduceCase(.max, [2, 3, 4, 5], [1]))
