@@ -8,6 +8,18 @@ model, as .npy (the same layout as Tools/make_fixtures.py):
   logits.npy       onnxruntime logits for that input
   target.npy       int64 [2] the logit each sample's gradient is taken of
   grad_input.npy   PyTorch d(sum_b logits[b, target[b]]) / d input
+and, for the ViT (the same maps for both exports of it):
+  gradcam.npy      pytorch-grad-cam's GradCAM at the last block's first LayerNorm (`ln_1`) with the
+                   usual ViT reshape_transform (class token dropped, 4x4 grid), before resizing and
+                   min-max scaling: max(get_cam_image(...), 0)                        [2, 4, 4]
+  rollout.npy      attention rollout (Abnar & Zuidema 2020) as jacobgil/vit-explain computes it:
+                   heads averaged, (A + I) / 2 renormalised per row, multiplied from the first
+                   block to the last; the class token's row over the patches           [2, 4, 4]
+  gradrollout.npy  Chefer, Gur & Wolf (ICCV 2021), "Generic Attention-model Explainability", for
+                   ViT: R = I; per block R += mean_heads(relu(dA * A)) @ R with dA the gradient
+                   of the target logit; the class token's row over the patches        [2, 4, 4]
+The attention probabilities come from each block's MultiheadAttention computed explicitly with its
+own weights (checked to give the same logits).
 An export the exporter itself refuses is recorded in manifest.json with its error and no folder.
 Run:  python3 Tools/make_architecture_fixtures.py   (writes Tests/Fixtures/architectures/);
 CI never needs Python.
@@ -50,9 +62,10 @@ def tiny_shufflenet():
 
 
 def tiny_swin():
-    """torchvision's SwinTransformer: one stage of 2 blocks (the second shifted), 2 heads, 4x4
-    windows over 8x8 tokens, the relative position bias and the shifted-window attention mask."""
-    return swin_transformer.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2], num_heads=[2], window_size=[4, 4],
+    """torchvision's SwinTransformer: a stage of 2 blocks (the second shifted), 2 heads, 4x4 windows
+    over 8x8 tokens, the relative position bias and the shifted-window attention mask; then patch
+    merging (strided slices x[:, 0::2, 1::2]) and a second stage of one block over 4x4 tokens."""
+    return swin_transformer.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 1], num_heads=[2, 2], window_size=[4, 4],
                                             stochastic_depth_prob=0.0, num_classes=10)
 
 
@@ -64,6 +77,69 @@ MODELS = {
     "swin": (tiny_swin, (32, 32)),
 }
 EXPORTERS = {"dynamo": 20, "torchscript": 17}
+
+
+def vit_references(model, x, target):
+    """Grad-CAM at the last block's ln_1, attention rollout and Chefer et al.'s gradient rollout."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    grid = int(round((model.seq_length - 1) ** 0.5))
+
+    def reshape_transform(t):
+        return t[:, 1:, :].reshape(t.size(0), grid, grid, t.size(2)).permute(0, 3, 1, 2)
+
+    layer = model.encoder.layers[-1].ln_1
+    cam = GradCAM(model=model, target_layers=[layer], reshape_transform=reshape_transform)
+    targets = [ClassifierOutputTarget(int(c)) for c in target]
+    outputs = cam.activations_and_grads(x)
+    model.zero_grad()
+    sum(tg(o) for tg, o in zip(targets, outputs)).backward(retain_graph=True)
+    acts = cam.activations_and_grads.activations[0].cpu().numpy()
+    grads = cam.activations_and_grads.gradients[0].cpu().numpy()
+    gradcam = np.maximum(cam.get_cam_image(x, layer, targets, acts, grads, False), 0).astype(np.float32)
+    cam.activations_and_grads.release()
+
+    # Per-head attention probabilities of every block, kept with their gradients: each block's
+    # MultiheadAttention computed explicitly (its own weights, the same product), as the rollout
+    # authors' code reads the attention of each block.
+    attentions = []
+    originals = []
+    for block in model.encoder.layers:
+        mha = block.self_attention
+        originals.append(mha.forward)
+
+        def forward(query, key, value, need_weights=False, mha=mha, **kw):
+            n, t, c = query.shape
+            heads = mha.num_heads
+            q, k, v = torch.nn.functional.linear(query, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+            split = lambda z: z.reshape(n, t, heads, c // heads).transpose(1, 2)
+            q, k, v = split(q), split(k), split(v)
+            a = torch.softmax(q @ k.transpose(-2, -1) / (c // heads) ** 0.5, dim=-1)
+            a.retain_grad()
+            attentions.append(a)
+            out = (a @ v).transpose(1, 2).reshape(n, t, c)
+            return mha.out_proj(out), None
+        mha.forward = forward
+    out = model(x)
+    for block, original in zip(model.encoder.layers, originals):
+        block.self_attention.forward = original
+    reference = model(x)
+    assert float((out - reference).detach().abs().max()) < 1e-4, "the explicit attention differs from MultiheadAttention"
+    out[torch.arange(x.shape[0]), torch.from_numpy(target)].sum().backward()
+    n, t = x.shape[0], attentions[0].shape[-1]
+    eye = torch.eye(t).expand(n, t, t)
+    with torch.no_grad():
+        rollout = eye.clone()
+        for a in attentions:
+            fused = (a.mean(dim=1) + eye) / 2
+            fused = fused / fused.sum(dim=-1, keepdim=True)
+            rollout = torch.bmm(fused, rollout)
+        chefer = eye.clone()
+        for a in attentions:
+            weighted = (a.grad * a).clamp(min=0).mean(dim=1)
+            chefer = chefer + torch.bmm(weighted, chefer)
+    as_grid = lambda r: r[:, 0, 1:].reshape(n, grid, grid).numpy().astype(np.float32)
+    return {"gradcam": gradcam, "rollout": as_grid(rollout), "gradrollout": as_grid(chefer)}
 
 
 def randomize(model, seed):
@@ -112,6 +188,7 @@ def main():
         xg = x.clone().requires_grad_(True)
         out = model(xg)
         grad = torch.autograd.grad(out[torch.arange(2), torch.from_numpy(target)].sum(), xg)[0]
+        references = vit_references(model, x, target) if name == "vit" else {}
         for exporter, opset in EXPORTERS.items():
             key = f"{name}_{exporter}"
             folder = os.path.join(OUT, key)
@@ -131,6 +208,8 @@ def main():
             np.save(os.path.join(folder, "logits.npy"), logits.astype(np.float32))
             np.save(os.path.join(folder, "target.npy"), target)
             np.save(os.path.join(folder, "grad_input.npy"), grad.numpy().astype(np.float32))
+            for ref, value in references.items():
+                np.save(os.path.join(folder, f"{ref}.npy"), value)
             rel = float(np.linalg.norm(logits - out.detach().numpy()) / np.linalg.norm(out.detach().numpy()))
             ops = sorted({n.op_type for n in onnx_model.graph.node})
             manifest["models"][key] = {"exporter": exporter, "opset": opset, "input": [2, 3, h, w],

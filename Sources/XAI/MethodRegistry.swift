@@ -152,6 +152,14 @@ public enum MethodRegistry {
                        _ = try m.camLayer(c.layer)
                        return ScoreCAM(model: m, layer: c.layer, internalBatchSize: c.batch)
                    }),
+        MethodSpec(name: "rollout", summary: "attention rollout (Abnar & Zuidema): the class token's attention through every block; transformers",
+                   knobs: [], batchesImages: true, cost: oneForward,
+                   build: { m, _, _ in AttentionRollout(model: m, variant: .rollout) },
+                   isApplicable: { (try? AttentionRollout(model: $0).validate()) != nil }),
+        MethodSpec(name: "gradrollout", summary: "gradient-weighted attention rollout (Chefer et al., ICCV 2021); transformers",
+                   knobs: [], batchesImages: true, cost: oneGradient,
+                   build: { m, _, _ in AttentionRollout(model: m, variant: .gradientWeighted) },
+                   isApplicable: { (try? AttentionRollout(model: $0).validate()) != nil }),
         MethodSpec(name: "occlusion", summary: "score drop under a sliding window", knobs: ["window", "stride", "incremental", "baseline", "batch"],
                    cost: { m, c in
                        guard let shape = try m.summary().shapes[m.inputName], shape.rank == 4 else {

@@ -95,27 +95,29 @@ func stridedSlice(_ t: Tensor, starts: [Int], ends: [Int], axes: [Int]?, steps: 
     return Tensor(unchecked: outShape, out)
 }
 
-/// ONNX Slice (unit steps) as a box: clamped starts and sizes per axis.
-func sliceBox(_ shape: Shape, starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?) throws -> ([Int], [Int]) {
+/// ONNX Slice with positive steps: per axis the first index, the number of elements taken and the
+/// step (starts and ends clamped as ONNX says).
+func sliceRanges(_ shape: Shape, starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?) throws -> (starts: [Int], counts: [Int], steps: [Int]) {
     let axes = axes ?? Array(0..<starts.count)
-    guard starts.count == ends.count, axes.count == starts.count else {
+    guard starts.count == ends.count, axes.count == starts.count, steps.map({ $0.count == starts.count }) ?? true else {
         throw XAIError.invalidArgument(parameter: "starts/ends/axes", value: "\(starts) \(ends) \(axes)", reason: "Slice: one start, end and axis per sliced axis")
     }
-    if let steps, steps.contains(where: { $0 != 1 }) {
-        throw XAIError.unsupported(op: "Slice", reason: "steps \(steps) on activations (only 1)")
+    if let steps, steps.contains(where: { $0 < 1 }) {
+        throw XAIError.unsupported(op: "Slice", reason: "steps \(steps) on activations (only positive steps; a negative step reverses)")
     }
-    var lo = [Int](repeating: 0, count: shape.rank), size = shape.dims
+    var lo = [Int](repeating: 0, count: shape.rank), counts = shape.dims, stepOf = [Int](repeating: 1, count: shape.rank)
     for (i, a0) in axes.enumerated() {
         guard let a = shape.normalizedAxis(a0) else {
             throw XAIError.invalidArgument(parameter: "axes", value: "\(a0)", reason: "Slice: out of range for \(shape)")
         }
         let n = shape[a]
         func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + n : v, 0), n) }
-        let s = clamp(starts[i]), e = clamp(ends[i])
+        let s = clamp(starts[i]), e = clamp(ends[i]), step = min(steps?[i] ?? 1, max(n, 1))
         lo[a] = s
-        size[a] = max(e - s, 0)
+        counts[a] = e > s ? (e - s + step - 1) / step : 0
+        stepOf[a] = step
     }
-    return (lo, size)
+    return (lo, counts, stepOf)
 }
 
 /// The shape without the given extent-1 axes.

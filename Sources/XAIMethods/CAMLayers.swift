@@ -47,15 +47,11 @@ extension ExplainedModel {
         case 4:
             return aspect(shape[1], shape[2]) && !aspect(shape[2], shape[3]) ? .channelsLast : .channelsFirst
         case 3:
-            let t = shape[1]
-            for prefix in 0...max(min(Self.maxPrefixTokens, t - 2), 0) {
-                let n = t - prefix
-                for h in 1...max(n, 1) where n % h == 0 && n > 1 && aspect(h, n / h) {
-                    return .tokens(prefix: prefix, height: h, width: n / h)
-                }
+            guard let grid = try tokenGrid(shape[1]) else {
+                throw XAIError.invalidArgument(parameter: "layer", value: layer,
+                                               reason: "is \(shape): \(shape[1]) tokens are no grid of the input's \(height)x\(width) aspect ratio after at most \(Self.maxPrefixTokens) class or register tokens")
             }
-            throw XAIError.invalidArgument(parameter: "layer", value: layer,
-                                           reason: "is \(shape): \(t) tokens are no grid of the input's \(height)x\(width) aspect ratio after at most \(Self.maxPrefixTokens) class or register tokens")
+            return .tokens(prefix: grid.prefix, height: grid.height, width: grid.width)
         default:
             throw XAIError.invalidArgument(parameter: "layer", value: layer,
                                            reason: "is \(shape), not a 4-D activation [N, C, h, w] or [N, h, w, C], nor transformer tokens [N, T, C]")
@@ -71,6 +67,19 @@ extension ExplainedModel {
         case .channelsLast: return shape[3]
         case .tokens: return shape[2]
         }
+    }
+
+    /// `t` tokens as the fewest leading tokens (at most ``maxPrefixTokens``) and a grid of more than
+    /// one patch with the input's aspect ratio; `nil` when there is none.
+    public func tokenGrid(_ t: Int) throws -> (prefix: Int, height: Int, width: Int)? {
+        guard let input = try summary().shapes[inputName], input.rank == 4, input[2] > 0, input[3] > 0, t > 1 else { return nil }
+        for prefix in 0...min(Self.maxPrefixTokens, t - 2) {
+            let n = t - prefix
+            for h in 1...n where n % h == 0 && h * input[3] == (n / h) * input[2] {
+                return (prefix, h, n / h)
+            }
+        }
+        return nil
     }
 
     /// A CAM layer's values (or their gradients) as `[N, C, h, w]`: tokens without the leading ones,

@@ -58,4 +58,105 @@ final class ArchitectureFixtureTests: XCTestCase {
     func testShuffleNetTorchScript() throws { try check("shufflenet_torchscript") }
     func testSwinDynamo() throws { try check("swin_dynamo") }
     func testSwinTorchScript() throws { try check("swin_torchscript") }
+
+    /// Grad-CAM at the default layer of a ViT (the last block's first LayerNorm, tokens laid on
+    /// their grid) against pytorch-grad-cam with the usual reshape_transform; attention rollout and
+    /// Chefer et al.'s gradient-weighted rollout against the authors' algorithms run with PyTorch on
+    /// the same model (Tools/make_architecture_fixtures.py). Within 1e-4 on every backend.
+    func testTransformerMethodsMatchTheirReferences() throws {
+        for name in ["vit_dynamo", "vit_torchscript"] {
+            let folder = Self.directory + "/" + name
+            let graph = try ONNXImporter.load(path: folder + "/model.onnx").optimized()
+            let input = try NPY.read(folder + "/input.npy")
+            let target = try NPY.read(folder + "/target.npy").integers("fixture")
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: graph, backend: backend)
+                let layer = try model.camLayer(nil)
+                XCTAssertEqual(try model.camLayout(layer), .tokens(prefix: 1, height: 4, width: 4), "\(name): default layer \(layer)")
+                let methods: [(String, any AttributionMethod)] = [
+                    ("gradcam", GradientCAM(model: model)),
+                    ("rollout", AttentionRollout(model: model, variant: .rollout)),
+                    ("gradrollout", AttentionRollout(model: model, variant: .gradientWeighted)),
+                ]
+                for (reference, method) in methods {
+                    let expected = try NPY.read(folder + "/\(reference).npy")
+                    let got = try method.attribute(input, target: .perImage(target), baseline: .zero)
+                    let raw = try XCTUnwrap(got.raw)
+                    XCTAssertEqual(raw.shape, expected.shape, "\(reference) of \(name) on \(label)")
+                    let error = relativeL2(doubles(raw), doubles(expected))
+                    XCTAssertLessThan(error, 1e-4, "\(reference) of \(name) on \(label)")
+                    XCTAssertEqual(got.map.shape, [2, 32, 32])
+                }
+            }
+        }
+    }
+
+    /// The attention methods name what they need on a model without it; a CAM layer that is no
+    /// spatial or token tensor is refused with the layer named.
+    func testTransformerMethodsRefuseWhatTheyCannotExplain() throws {
+        let cnn = try ExplainedModel(graph: try ONNXImporter.load(path: Self.directory + "/convnext_dynamo/model.onnx").optimized(), backend: CPUBackend())
+        XCTAssertThrowsError(try AttentionRollout(model: cnn).attribute(try NPY.read(Self.directory + "/convnext_dynamo/input.npy"), target: .predicted, baseline: .zero)) { error in
+            XCTAssertTrue("\(error)".contains("no attention"), "\(error)")
+        }
+        // Swin's attention is windowed: 4x4 windows, not the image's tokens.
+        let swin = try ExplainedModel(graph: try ONNXImporter.load(path: Self.directory + "/swin_dynamo/model.onnx").optimized(), backend: CPUBackend())
+        XCTAssertThrowsError(try AttentionRollout(model: swin).validate()) { error in
+            XCTAssertTrue("\(error)".contains("tokens"), "\(error)")
+        }
+        let vit = try ExplainedModel(graph: try ONNXImporter.load(path: Self.directory + "/vit_dynamo/model.onnx").optimized(), backend: CPUBackend())
+        XCTAssertThrowsError(try vit.camLayer(vit.graph.outputs[0].name)) { error in
+            XCTAssertTrue("\(error)".contains(vit.graph.outputs[0].name) && "\(error)".contains("not a 4-D activation"), "\(error)")
+        }
+    }
+
+    /// Swin and ConvNeXt get a CAM at their default layer with every backend agreeing; Swin's
+    /// default is its last block's first norm, channels last.
+    func testCAMsOnSwinAndConvNeXt() throws {
+        for name in ["swin_dynamo", "swin_torchscript", "convnext_dynamo", "convnext_torchscript"] {
+            let folder = Self.directory + "/" + name
+            let graph = try ONNXImporter.load(path: folder + "/model.onnx").optimized()
+            let input = try NPY.read(folder + "/input.npy")
+            var maps: [Tensor] = []
+            for (_, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: graph, backend: backend)
+                if name.hasPrefix("swin") { XCTAssertEqual(try model.camLayout(try model.camLayer(nil)), .channelsLast, name) }
+                maps.append(try GradientCAM(model: model).attribute(input, target: .index(2), baseline: .zero).map)
+            }
+            for m in maps.dropFirst() { XCTAssertLessThan(relativeL2(doubles(m), doubles(maps[0])), 1e-4, name) }
+            XCTAssertGreaterThan(maps[0].scalars.map(abs).max() ?? 0, 0, name)
+        }
+    }
+
+    /// Slices with steps on activations (Swin's patch merging; odd extents so the last step runs
+    /// past the end): forward equal to the host's float64 slice, backward the adjoint of the
+    /// forward (<slice(x), g> = <x, slice'(g)> for random x and g), on every backend.
+    func testSteppedSlicesAndTheirGradients() throws {
+        let starts = Tensor(unchecked: [3], [1, 0, -2]), ends = Tensor(unchecked: [3], [7, 9, 3]), axes = Tensor(unchecked: [3], [2, 3, 1])
+        let steps = Tensor(unchecked: [3], [2, 3, 1])
+        let graph = Graph(name: "stepped", inputs: [ValueInfo(name: "x", shape: [nil, 3, 8, 9])], outputs: [ValueInfo(name: "y", shape: [nil, 2, 3, 3])],
+                          initializers: ["s": starts, "e": ends, "a": axes, "st": steps],
+                          nodes: [Node(name: "slice", op: .slice, inputs: ["x", "s", "e", "a", "st"], outputs: ["y"])])
+        let x = Tensor.uniform([2, 3, 8, 9], seed: 71)
+        // The host reference: constant folding runs Slice in float64 on the host.
+        let folded = try Graph(name: "folded", inputs: [ValueInfo(name: "z", shape: [1])], outputs: [ValueInfo(name: "w", shape: [nil])],
+                               initializers: ["x": x, "s": starts, "e": ends, "a": axes, "st": steps],
+                               nodes: [Node(name: "slice", op: .slice, inputs: ["x", "s", "e", "a", "st"], outputs: ["y"]),
+                                       Node(name: "add", op: .binary(.add), inputs: ["y", "z"], outputs: ["w"])]).foldingConstants()
+        let expected = try XCTUnwrap(folded.initializers["y"])
+        XCTAssertEqual(expected.shape, [2, 2, 3, 3])
+        for (label, backend) in TestBackends.all() {
+            let executor = Executor(graph: graph, backend: backend)
+            let pass = try executor.forward(try backend.upload(x), forBackward: true)
+            let y = try backend.download(try pass.output("y"))
+            XCTAssertEqual(y, expected, label)
+            let g = Tensor.uniform(y.shape, seed: 72)
+            let dx = try backend.download(try executor.backward(pass, seeds: ["y": try backend.upload(g)], wrt: ["x"])["x"]!)
+            let r = Tensor.uniform(x.shape, seed: 73)
+            let ry = try backend.download(try executor.forward(try backend.upload(r)).output("y"))
+            let lhs = zip(ry.scalars, g.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let rhs = zip(r.scalars, dx.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            XCTAssertEqual(lhs, rhs, accuracy: 1e-5, label)
+            XCTAssertEqual(dx.scalars.filter { $0 != 0 }.count, g.shape.count, label)
+        }
+    }
 }
