@@ -9,6 +9,9 @@ exporter (`dynamo`: the default, opset 20; `torchscript`: `dynamo=False`, opset 
   logits   relative L2 error of xai's logits against onnxruntime's
   grad     relative L2 error of xai's saliency (the raw input gradient of the top class) against
            torch.autograd.grad of the same logit
+With `--timm`, the timm transformers people fine-tune too (ViT, DeiT with its distillation token,
+DINOv2 with register tokens, BEiT, EVA-02, Swin, ConvNeXt-V2, ...: the TIMM_MODELS list), where timm
+is installed.
 Needs torch, torchvision, onnx, onnxruntime (Tools/requirements-fixtures.txt) and the built library:
 
     swift build -c release --product xaic
@@ -29,6 +32,12 @@ import traceback
 import warnings
 
 import numpy as np
+
+
+# timm's builders of today's fine-tuned families, small variants (the same blocks as the large ones).
+TIMM_MODELS = ["vit_small_patch16_224", "deit_small_distilled_patch16_224", "vit_small_patch14_reg4_dinov2",
+               "beit_base_patch16_224", "eva02_tiny_patch14_224", "swin_tiny_patch4_window7_224", "swinv2_tiny_window8_256",
+               "convnextv2_nano", "convnext_tiny", "efficientnet_b0", "regnety_016", "mobilevitv2_050"]
 
 
 def rel(a, b):
@@ -72,6 +81,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", help="comma-separated torchvision model names (default: every classification model)")
     ap.add_argument("--exporters", default="dynamo,torchscript")
+    ap.add_argument("--timm", action="store_true", help="the timm models of TIMM_MODELS instead of torchvision's")
     ap.add_argument("--max-params", type=float, default=150e6, help="skip models with more parameters (default 150M)")
     ap.add_argument("--json", help="write the rows as JSON here")
     ap.add_argument("--markdown", help="write the table as Markdown here")
@@ -85,14 +95,22 @@ def main():
     import xai
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    names = args.models.split(",") if args.models else sorted(torchvision.models.list_models(module=torchvision.models))
+    if args.timm:
+        import timm
+        names = args.models.split(",") if args.models else TIMM_MODELS
+        build = lambda name: timm.create_model(name, pretrained=False)
+        size_of = lambda name, model: model.pretrained_cfg.get("input_size", (3, 224, 224))[1]
+    else:
+        names = args.models.split(",") if args.models else sorted(torchvision.models.list_models(module=torchvision.models))
+        build = lambda name: torchvision.models.get_model(name, weights=None)
+        size_of = lambda name, model: 299 if name.startswith("inception") else 224
     exporters = args.exporters.split(",")
     rows = []
     with tempfile.TemporaryDirectory(prefix="xai-coverage-") as tmp:
         for i, name in enumerate(names):
             torch.manual_seed(i)
             try:
-                model = seeded(torchvision.models.get_model(name, weights=None).eval(), 1000 + i)
+                model = seeded(build(name).eval(), 1000 + i)
             except Exception as e:
                 rows.append({"model": name, "exporter": "-", "export": first_line(e)})
                 continue
@@ -100,7 +118,7 @@ def main():
             if params > args.max_params:
                 print(f"{name}: skipped ({params / 1e6:.0f}M parameters)", flush=True)
                 continue
-            size = 299 if name.startswith("inception") else 224
+            size = size_of(name, model)
             x = torch.from_numpy(np.random.default_rng(i).uniform(-1, 1, (1, 3, size, size)).astype(np.float32))
             xg = x.clone().requires_grad_(True)
             out = model(xg)

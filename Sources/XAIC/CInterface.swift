@@ -138,7 +138,7 @@ final class ModelHandle {
         let summary = try? explained.summary()
         return ["name": explained.graph.name, "source": spec, "device": explained.backend.name, "inputShape": [1, 3, height, width],
                 "classes": classes, "labels": sidecar?.labels ?? NSNull() as Any,
-                "camLayers": summary?.spatialActivations ?? [], "defaultCamLayer": (try? explained.camLayer(nil)) ?? NSNull() as Any,
+                "camLayers": (try? explained.camCandidates()) ?? [], "defaultCamLayer": (try? explained.camLayer(nil)) ?? NSNull() as Any,
                 "flopsPerImage": summary?.flopsPerImage ?? 0,
                 "preprocessing": ["mean": preprocessing.mean, "std": preprocessing.std, "resize": preprocessing.resize ?? NSNull() as Any]]
     }

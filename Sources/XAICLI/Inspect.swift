@@ -43,7 +43,9 @@ struct Inspect: ParsableCommand {
             for n in raw.nodes { histogram[n.op.name, default: 0] += 1 }
         }
         let summary = try graph.summary()
-        let candidates = summary.spatialActivations
+        let explained = try ExplainedModel(graph: graph, backend: CPUBackend())
+        let candidates = try explained.camCandidates()
+        let defaultLayer = try? explained.camLayer(nil)
         header.forEach { print($0) }
         for i in graph.inputs { print("input     \(i.name) \(shapeText(i.shape))") }
         for o in graph.outputs {
@@ -54,14 +56,16 @@ struct Inspect: ParsableCommand {
         print("ops       " + histogram.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("nodes     \(raw.nodes.count) as loaded, \(graph.nodes.count) after folding batch-norm, constants and activations")
         print("unsupported ops: none")
-        print("CAM layers (4-D activations; * = default, the last before global pooling):")
-        let shown = allLayers ? candidates : Array(candidates.suffix(10))
+        print("CAM layers (4-D activations, then transformer tokens; * = default: a transformer's last block's first norm, else the last before global pooling):")
+        var shown = allLayers ? candidates : Array(candidates.suffix(10))
+        if let d = defaultLayer, !shown.contains(d) { shown.insert(d, at: 0) }
         if shown.count < candidates.count {
-            print("  ... \(candidates.count - shown.count) earlier layers (--all-layers lists them)")
+            print("  ... \(candidates.count - shown.count) more layers (--all-layers lists them)")
         }
         for c in shown {
             guard let s = summary.shapes[c] else { continue }
-            print("  \(c == summary.lastSpatialActivation ? "*" : " ") \(c)  [N" + s.dims.dropFirst().map { "x\($0)" }.joined() + "]")
+            let layout = (try? explained.camLayout(c)).map { "  \($0)" } ?? ""
+            print("  \(c == defaultLayer ? "*" : " ") \(c)  [N" + s.dims.dropFirst().map { "x\($0)" }.joined() + "]" + layout)
         }
     }
 }

@@ -11,9 +11,9 @@ extension Op {
     public var isFoldable: Bool {
         switch self {
         case .constant, .shape, .gather, .constantOfShape, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .slice, .cast,
-             .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split:
+             .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split, .reduce:
             return true
-        case .conv, .batchNorm, .gemm, .matMul, .pool, .globalAveragePool, .softmax, .reduce, .pad, .layerNorm:
+        case .conv, .batchNorm, .gemm, .matMul, .pool, .globalAveragePool, .softmax, .pad, .layerNorm:
             return false
         }
     }

@@ -17,7 +17,7 @@ public enum CAMLayout: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .channelsFirst: return "[N, C, h, w]"
         case .channelsLast: return "[N, h, w, C]"
-        case .tokens(let p, let h, let w): return "[N, \\(p) + \\(h)x\\(w) tokens, C]"
+        case .tokens(let p, let h, let w): return "[N, \(p) + \(h)x\(w) tokens, C]"
         }
     }
 }
@@ -56,6 +56,20 @@ extension ExplainedModel {
             throw XAIError.invalidArgument(parameter: "layer", value: layer,
                                            reason: "is \(shape), not a 4-D activation [N, C, h, w] or [N, h, w, C], nor transformer tokens [N, T, C]")
         }
+    }
+
+    /// The layers a CAM method can use, in execution order: 4-D activations with more than one
+    /// pixel, then (for transformers) token layers `[N, T, C]` whose tokens are a grid plus class
+    /// tokens.
+    public func camCandidates() throws -> [String] {
+        let s = try summary()
+        var tokens: [String] = []
+        for node in graph.nodes {
+            for out in node.outputs where !out.isEmpty {
+                if let shape = s.shapes[out], shape.rank == 3, (try? tokenGrid(shape[1])) ?? nil != nil { tokens.append(out) }
+            }
+        }
+        return s.spatialActivations + tokens
     }
 
     /// The channels of a CAM layer (the maps ScoreCAM runs one forward for).

@@ -346,7 +346,8 @@ let opTable: [String: OpImporter] = {
             let keepDims = n.int("keepdims", 1) != 0
             guard name == "ReduceL2" else { return n.node(.reduce(op, axes: axes, keepDims: keepDims), inputs: 1) }
             // sqrt(sum(x^2)): Swin V2's cosine attention.
-            let squares = n.name + ".squares", sum = n.name + ".sum"
+            // Step k of a decomposition writes `<node>.<k>`.
+            let squares = n.name + ".0", sum = n.name + ".1"
             return .nodes([(.unary(.pow(2)), [n.inputs[0]]), (.reduce(.sum, axes: axes, keepDims: keepDims), [squares]), (.unary(.sqrt), [sum])],
                           constants: [:])
         }

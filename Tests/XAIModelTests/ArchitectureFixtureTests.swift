@@ -124,6 +124,17 @@ final class ArchitectureFixtureTests: XCTestCase {
             }
             for m in maps.dropFirst() { XCTAssertLessThan(relativeL2(doubles(m), doubles(maps[0])), 1e-4, name) }
             XCTAssertGreaterThan(maps[0].scalars.map(abs).max() ?? 0, 0, name)
+            // The final norm's channels-last output and its permutation to channels first (the
+            // layer before pooling) are the same layer: the same CAM.
+            let model = try ExplainedModel(graph: graph, backend: CPUBackend())
+            let nchw = try XCTUnwrap(try model.summary().lastSpatialActivation)
+            guard let p = graph.producers[nchw], case .transpose = graph.nodes[p].op else { continue }
+            let nhwc = graph.nodes[p].inputs[0]
+            XCTAssertEqual(try model.camLayout(nhwc), .channelsLast, name)
+            XCTAssertEqual(try model.camLayout(nchw), .channelsFirst, name)
+            let a = try GradientCAM(model: model, layer: nhwc).attribute(input, target: .index(2), baseline: .zero)
+            let b = try GradientCAM(model: model, layer: nchw).attribute(input, target: .index(2), baseline: .zero)
+            XCTAssertLessThan(relativeL2(doubles(try XCTUnwrap(a.raw)), doubles(try XCTUnwrap(b.raw))), 1e-6, name)
         }
     }
 
@@ -157,6 +168,23 @@ final class ArchitectureFixtureTests: XCTestCase {
             let rhs = zip(r.scalars, dx.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
             XCTAssertEqual(lhs, rhs, accuracy: 1e-5, label)
             XCTAssertEqual(dx.scalars.filter { $0 != 0 }.count, g.shape.count, label)
+        }
+    }
+
+    /// ReduceL2 (decomposed at import into x^2, ReduceSum, Sqrt) and ReduceMax over the spatial axes,
+    /// against float64 sums (the fuzz seed Tools/make_onnx_seeds.py writes).
+    func testReduceL2AndReduceMax() throws {
+        let path = fixturesDirectory + "/../../Fuzz/Corpus/onnx/arch_reduce_l2_sum_max.onnx"
+        let graph = try ONNXImporter.load(path: path).optimized()
+        let x = Tensor.uniform([1, 3, 4, 4], seed: 81)
+        let expected = (0..<3).map { c -> Double in
+            let plane = x.scalars[(c * 16)..<((c + 1) * 16)].map(Double.init)
+            return plane.reduce(0) { $0 + $1 * $1 }.squareRoot() + (plane.max() ?? 0)
+        }
+        for (label, backend) in TestBackends.all() {
+            let y = try backend.download(try Executor(graph: graph, backend: backend).forward(try backend.upload(x)).output("y"))
+            XCTAssertEqual(y.shape, [1, 3, 1, 1], label)
+            XCTAssertLessThan(relativeL2(doubles(y), expected), 1e-6, label)
         }
     }
 }
