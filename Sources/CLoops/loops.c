@@ -1,4 +1,5 @@
 #include "xai_loops.h"
+#include <math.h>
 
 // Each loop is compiled for AVX-512, AVX2 and the baseline, and the loader picks the best the CPU
 // has (the package builds for baseline x86-64, whose SSE2 runs a 16-channel block in four steps).
@@ -199,4 +200,55 @@ int xai_team_for(long chunks, xai_chunk_body body, void *context) {
     struct team_job job = {body, context, chunks, 0};
     gomp_parallel(team_worker, &job, 0, 0);
     return 1;
+}
+
+// The row's sum of f(x[j]) in float64 over 8 lanes, combined in a fixed order.
+#define XAI_ROW_SUM(result, cols, expr) do { \
+    double acc_[8] = {0, 0, 0, 0, 0, 0, 0, 0}; \
+    long j_ = 0; \
+    for (; j_ + 8 <= (cols); j_ += 8) \
+        for (int l_ = 0; l_ < 8; l_++) { const long j = j_ + l_; acc_[l_] += (expr); } \
+    double s_ = ((acc_[0] + acc_[1]) + (acc_[2] + acc_[3])) + ((acc_[4] + acc_[5]) + (acc_[6] + acc_[7])); \
+    for (; j_ < (cols); j_++) { const long j = j_; s_ += (expr); } \
+    (result) = s_; \
+} while (0)
+
+XAI_CLONES void xai_layer_norm_rows(const float *restrict x, const float *restrict scale, const float *restrict bias, float *restrict out,
+                                    long rows, long cols, float eps) {
+    for (long r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * cols;
+        float *restrict o = out + r * cols;
+        double sum, squares;
+        XAI_ROW_SUM(sum, cols, (double)xr[j]);
+        const double mean = sum / (double)cols;
+        XAI_ROW_SUM(squares, cols, ((double)xr[j] - mean) * ((double)xr[j] - mean));
+        const float inv = (float)(1.0 / sqrt(squares / (double)cols + (double)eps));
+        const float m = (float)mean;
+        if (bias) {
+            for (long j = 0; j < cols; j++) o[j] = (xr[j] - m) * inv * scale[j] + bias[j];
+        } else {
+            for (long j = 0; j < cols; j++) o[j] = (xr[j] - m) * inv * scale[j];
+        }
+    }
+}
+
+XAI_CLONES void xai_layer_norm_backward_rows(const float *restrict g, const float *restrict x, const float *restrict scale, float *restrict out,
+                                             long rows, long cols, float eps) {
+    for (long r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * cols, *restrict gr = g + r * cols;
+        float *restrict o = out + r * cols;
+        double sum, squares, gs, gsx;
+        XAI_ROW_SUM(sum, cols, (double)xr[j]);
+        const double mean = sum / (double)cols;
+        XAI_ROW_SUM(squares, cols, ((double)xr[j] - mean) * ((double)xr[j] - mean));
+        const double inv = 1.0 / sqrt(squares / (double)cols + (double)eps);
+        XAI_ROW_SUM(gs, cols, (double)gr[j] * (double)scale[j]);
+        XAI_ROW_SUM(gsx, cols, (double)gr[j] * (double)scale[j] * (((double)xr[j] - mean) * inv));
+        const float meanG = (float)(gs / (double)cols), meanGX = (float)(gsx / (double)cols);
+        const float m = (float)mean, fi = (float)inv;
+        for (long j = 0; j < cols; j++) {
+            const float xhat = (xr[j] - m) * fi;
+            o[j] = fi * (gr[j] * scale[j] - meanG - xhat * meanGX);
+        }
+    }
 }

@@ -406,11 +406,24 @@ public final class CPUBackend: Backend {
 
     // MARK: Elementwise
 
+    /// Pointwise functions that go to oneDNN's vectorised primitive: GELU, whose erf or tanh the
+    /// scalar loop calls once per element (a transformer's largest activations), on arrays large
+    /// enough to pay for a primitive call. The others keep the exact scalar loop.
+    static func usesOneDNNPointwise(_ op: UnaryOp, count: Int) -> Bool {
+        switch op {
+        case .gelu, .geluTanh: return count >= 4096
+        default: return false
+        }
+    }
+
     public func unary(_ x: DeviceArray, plan: UnaryPlan) throws -> DeviceArray {
         if let y = try blockedUnary(x, plan.op) { return y }
         let op = plan.op
         let px = try ptr(x, "unary(\(op))")
         let (out, po) = try allocate(x.shape)
+        if Self.usesOneDNNPointwise(op, count: x.shape.count), let dnnl, try dnnl.eltwise(op, count: x.shape.count, source: px, destination: po) {
+            return out
+        }
         parallelFor(x.shape.count, costPerItem: 4) { r in
             for i in r { po[i] = op.apply(px[i]) }
         }
@@ -422,6 +435,10 @@ public final class CPUBackend: Backend {
         let (op, valueIsOutput) = (plan.op, plan.valueIsOutput)
         let pg = try ptr(gradOutput, "unaryBackward"), pv = try ptr(value, "unaryBackward")
         let (out, po) = try allocate(value.shape)
+        if !valueIsOutput, Self.usesOneDNNPointwise(op, count: value.shape.count), let dnnl,
+           try dnnl.eltwiseBackward(op, count: value.shape.count, gradOutput: pg, source: pv, gradInput: po) {
+            return out
+        }
         parallelFor(value.shape.count, costPerItem: 4) { r in
             if VectorLoops.unaryBackward(op, grad: pg, value: pv, out: po, r) { return }
             for i in r {
@@ -513,6 +530,27 @@ public final class CPUBackend: Backend {
                     }
                 }
             }
+        }
+        return out
+    }
+
+    public func layerNorm(_ x: DeviceArray, scale: DeviceArray, bias: DeviceArray?, plan: LayerNormPlan) throws -> DeviceArray {
+        let px = try ptr(x, "layerNorm"), ps = try ptr(scale, "layerNorm")
+        let pb = try bias.map { try ptr($0, "layerNorm") }
+        let (out, po) = try allocate(x.shape)
+        let (cols, eps) = (plan.columns, plan.epsilon)
+        parallelFor(plan.rows, costPerItem: cols * 8) { r in
+            xai_layer_norm_rows(px + r.lowerBound * cols, ps, pb, po + r.lowerBound * cols, r.count, cols, eps)
+        }
+        return out
+    }
+
+    public func layerNormBackward(_ gradOutput: DeviceArray, input x: DeviceArray, scale: DeviceArray, plan: LayerNormPlan) throws -> DeviceArray {
+        let pg = try ptr(gradOutput, "layerNormBackward"), px = try ptr(x, "layerNormBackward"), ps = try ptr(scale, "layerNormBackward")
+        let (out, po) = try allocate(x.shape)
+        let (cols, eps) = (plan.columns, plan.epsilon)
+        parallelFor(plan.rows, costPerItem: cols * 16) { r in
+            xai_layer_norm_backward_rows(pg + r.lowerBound * cols, px + r.lowerBound * cols, ps, po + r.lowerBound * cols, r.count, cols, eps)
         }
         return out
     }

@@ -72,6 +72,7 @@ final class OneDNN: @unchecked Sendable {
     private let lock = NSLock()
     private var convolutions: [ConvolutionKey: DNNLConvolution?] = [:]
     private var reorders: [ReorderKey: (primitive: dnnl_primitive_t, scratchpad: dnnl_memory_desc_t)] = [:]
+    private var eltwises: [EltwiseKey: (primitive: dnnl_primitive_t, scratchpad: dnnl_memory_desc_t)?] = [:]
     /// The one scratchpad every primitive executes with, grown to the largest need (executions are
     /// serialised). Primitives are made in oneDNN's user-scratchpad mode: in its default library
     /// mode, 2.x ties a primitive's scratchpad to the thread that created it, and a Winograd
@@ -105,6 +106,13 @@ final class OneDNN: @unchecked Sendable {
     struct Depthwise: Hashable {
         let plan: ConvPlan
         let activation: UnaryOp?
+    }
+
+    /// A pointwise primitive over a flat array of `count` floats, forward or backward (from the input).
+    struct EltwiseKey: Hashable {
+        let op: UnaryOp
+        let count: Int
+        let backward: Bool
     }
 
     struct ReorderKey: Hashable {
@@ -574,5 +582,65 @@ final class OneDNN: @unchecked Sendable {
         }
         try execute(primitive.primitive, [(xai_dnnl_arg_from, from, UnsafeMutableRawPointer(source)), (xai_dnnl_arg_to, to, UnsafeMutableRawPointer(destination))],
                     scratchpad: primitive.scratchpad)
+    }
+
+    // MARK: Pointwise functions
+
+    /// oneDNN's pointwise primitive for `op` over `count` floats (JIT-vectorised; GELU's erf among
+    /// them), made on first use; `nil` where oneDNN has no such function or refuses it.
+    private func eltwisePrimitive(_ key: EltwiseKey) -> (primitive: dnnl_primitive_t, scratchpad: dnnl_memory_desc_t)? {
+        lock.lock(); defer { lock.unlock() }
+        if let known = eltwises[key] { return known }
+        let made = try? makeEltwise(key)
+        eltwises[key] = made
+        return made
+    }
+
+    private func makeEltwise(_ key: EltwiseKey) throws -> (primitive: dnnl_primitive_t, scratchpad: dnnl_memory_desc_t)? {
+        guard let (algorithm, alpha, beta) = Self.eltwise(key.op) else { return nil }
+        var data = try desc([key.count], dnnl_a)
+        var forward = dnnl_eltwise_desc_t()
+        try Self.check(dnnl_eltwise_forward_desc_init(&forward, key.backward ? dnnl_forward_training : dnnl_forward_inference, algorithm, &data, alpha, beta),
+                       "eltwise_forward_desc_init")
+        let attr = try userScratchpadAttributes()
+        defer { dnnl_primitive_attr_destroy(attr) }
+        var pd: dnnl_primitive_desc_t?
+        if key.backward {
+            var hint: dnnl_primitive_desc_t?
+            try Self.check(dnnl_primitive_desc_create(&hint, &forward, nil, engine, nil), "primitive_desc_create (eltwise hint)")
+            defer { dnnl_primitive_desc_destroy(hint) }
+            var backward = dnnl_eltwise_desc_t()
+            var diff = data
+            try Self.check(dnnl_eltwise_backward_desc_init(&backward, algorithm, &diff, &data, alpha, beta), "eltwise_backward_desc_init")
+            try Self.check(dnnl_primitive_desc_create(&pd, &backward, attr, engine, hint), "primitive_desc_create (eltwise backward)")
+        } else {
+            try Self.check(dnnl_primitive_desc_create(&pd, &forward, attr, engine, nil), "primitive_desc_create (eltwise)")
+        }
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        try Self.check(dnnl_primitive_create(&primitive, pd), "primitive_create (eltwise)")
+        guard let primitive else { return nil }
+        primitivesCreated += 1
+        return (primitive, dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee)
+    }
+
+    /// `out = op(x)` over `count` floats through oneDNN; `false` (nothing written) where oneDNN has no primitive for it.
+    func eltwise(_ op: UnaryOp, count: Int, source: UnsafeMutablePointer<Float>, destination: UnsafeMutablePointer<Float>) throws -> Bool {
+        guard let p = eltwisePrimitive(EltwiseKey(op: op, count: count, backward: false)) else { return false }
+        let md = try desc([count], dnnl_a)
+        try execute(p.primitive, [(xai_dnnl_arg_src, md, UnsafeMutableRawPointer(source)), (xai_dnnl_arg_dst, md, UnsafeMutableRawPointer(destination))],
+                    scratchpad: p.scratchpad)
+        return true
+    }
+
+    /// `out = gradOutput * op'(x)` over `count` floats through oneDNN, from the op's input; `false` where it cannot.
+    func eltwiseBackward(_ op: UnaryOp, count: Int, gradOutput: UnsafeMutablePointer<Float>, source: UnsafeMutablePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>) throws -> Bool {
+        guard let p = eltwisePrimitive(EltwiseKey(op: op, count: count, backward: true)) else { return false }
+        let md = try desc([count], dnnl_a)
+        try execute(p.primitive, [(xai_dnnl_arg_src, md, UnsafeMutableRawPointer(source)),
+                                  (xai_dnnl_arg_diff_dst, md, UnsafeMutableRawPointer(gradOutput)),
+                                  (xai_dnnl_arg_diff_src, md, UnsafeMutableRawPointer(gradInput))], scratchpad: p.scratchpad)
+        return true
     }
 }

@@ -219,7 +219,7 @@ extension Backend {
     }
 
     /// Runs a primitive this backend does not support on the float64 host backend.
-    private func onHost(_ inputs: [DeviceArray], _ body: (ReferenceBackend, [DeviceArray]) throws -> DeviceArray) throws -> DeviceArray {
+    func onHost(_ inputs: [DeviceArray], _ body: (ReferenceBackend, [DeviceArray]) throws -> DeviceArray) throws -> DeviceArray {
         let reference = ReferenceBackend()
         let hosted = try inputs.map { try reference.upload(try download($0)) }
         return try upload(try reference.download(try body(reference, hosted)))
@@ -259,6 +259,8 @@ extension Backend {
     public func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input: DeviceArray, plan: ReducePlan) throws -> DeviceArray { throw missing(.reduceBackward) }
     public func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray { throw missing(.softmax) }
     public func softmaxBackward(_ gradOutput: DeviceArray, output: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray { throw missing(.softmaxBackward) }
+    public func layerNorm(_ x: DeviceArray, scale: DeviceArray, bias: DeviceArray?, plan: LayerNormPlan) throws -> DeviceArray { throw missing(.layerNorm) }
+    public func layerNormBackward(_ gradOutput: DeviceArray, input: DeviceArray, scale: DeviceArray, plan: LayerNormPlan) throws -> DeviceArray { throw missing(.layerNormBackward) }
     public func resizeBilinear(_ x: DeviceArray, plan: ResizePlan) throws -> DeviceArray { throw missing(.resizeBilinear) }
     public func resizeBilinearBackward(_ gradOutput: DeviceArray, plan: ResizePlan) throws -> DeviceArray { throw missing(.resizeBilinearBackward) }
     public func masks(plan: MaskPlan) throws -> DeviceArray { throw missing(.masks) }

@@ -128,8 +128,31 @@ extension Backend {
     }
 
     /// Layer normalisation over `axes` (the trailing ones): `(x - mean) / sqrt(var + epsilon) * scale + bias`,
-    /// `scale` and `bias` broadcast against the normalised axes (ONNX LayerNormalization).
+    /// `scale` and `bias` broadcast against the normalised axes (ONNX LayerNormalization): the
+    /// ``Backend/layerNorm(_:scale:bias:plan:)`` primitive where the scale has one value per
+    /// normalised element and the backend has it, else composed of reductions and arithmetic.
     public func layerNorm(_ x: DeviceArray, axes: [Int], epsilon: Float, scale: DeviceArray, bias: DeviceArray?) throws -> DeviceArray {
+        if let plan = try layerNormPlan(x.shape, axes: axes, epsilon: epsilon, scale: scale.shape, bias: bias?.shape) {
+            guard supports(.layerNorm) else {
+                return try onHost([x, scale] + (bias.map { [$0] } ?? [])) { r, a in try r.layerNorm(a[0], scale: a[1], bias: a.count > 2 ? a[2] : nil, plan: plan) }
+            }
+            return try layerNorm(x, scale: scale, bias: bias, plan: plan)
+        }
+        return try layerNormComposed(x, axes: axes, epsilon: epsilon, scale: scale, bias: bias)
+    }
+
+    /// The primitive's plan when `axes` are the trailing axes and the scale and bias have one value
+    /// per normalised element; `nil` for other (broadcast) forms, which are composed.
+    func layerNormPlan(_ shape: Shape, axes: [Int], epsilon: Float, scale: Shape, bias: Shape?) throws -> LayerNormPlan? {
+        let normalized = Set(axes.compactMap(shape.normalizedAxis))
+        guard let first = normalized.min(), normalized == Set(first..<shape.rank), normalized.count == axes.count else { return nil }
+        let columns = shape.dims[first...].reduce(1, *)
+        guard scale.count == columns, (bias?.count ?? columns) == columns else { return nil }
+        return try LayerNormPlan(shape, axis: first, epsilon: epsilon, scale: scale, bias: bias)
+    }
+
+    /// Layer normalisation from reductions and broadcast arithmetic (any broadcastable scale).
+    func layerNormComposed(_ x: DeviceArray, axes: [Int], epsilon: Float, scale: DeviceArray, bias: DeviceArray?) throws -> DeviceArray {
         let (normalized, _) = try layerNormParts(x, axes: axes, epsilon: epsilon)
         let scaled = try binary(.mul, normalized, scale)
         return try bias.map { try binary(.add, scaled, $0) } ?? scaled
@@ -146,6 +169,19 @@ extension Backend {
     /// The gradient of ``layerNorm(_:axes:epsilon:scale:bias:)`` with respect to `x`:
     /// `(g' - mean(g') - xhat * mean(g' * xhat)) / deviation` with `g' = gradOutput * scale`.
     public func layerNormBackward(_ gradOutput: DeviceArray, input x: DeviceArray, axes: [Int], epsilon: Float, scale: DeviceArray) throws -> DeviceArray {
+        if let plan = try layerNormPlan(x.shape, axes: axes, epsilon: epsilon, scale: scale.shape, bias: nil) {
+            guard gradOutput.shape == x.shape else {
+                throw XAIError.shapeMismatch(op: "layerNormBackward", expected: "a gradient shaped like the input", got: [gradOutput.shape, x.shape])
+            }
+            guard supports(.layerNormBackward) else {
+                return try onHost([gradOutput, x, scale]) { r, a in try r.layerNormBackward(a[0], input: a[1], scale: a[2], plan: plan) }
+            }
+            return try layerNormBackward(gradOutput, input: x, scale: scale, plan: plan)
+        }
+        return try layerNormBackwardComposed(gradOutput, input: x, axes: axes, epsilon: epsilon, scale: scale)
+    }
+
+    func layerNormBackwardComposed(_ gradOutput: DeviceArray, input x: DeviceArray, axes: [Int], epsilon: Float, scale: DeviceArray) throws -> DeviceArray {
         let (normalized, deviation) = try layerNormParts(x, axes: axes, epsilon: epsilon)
         let g = try binary(.mul, gradOutput, scale)
         let meanG = try reduce(.mean, g, axes: axes)

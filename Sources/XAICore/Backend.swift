@@ -30,7 +30,7 @@ public final class DeviceArray: Sendable, CustomStringConvertible {
 public enum Primitive: String, Sendable, CaseIterable {
     case gemm, conv2d, conv2dBackwardInput, pool2d, pool2dBackward
     case unary, unaryBackward, binary
-    case reduce, reduceBackward, softmax, softmaxBackward
+    case reduce, reduceBackward, softmax, softmaxBackward, layerNorm, layerNormBackward
     case resizeBilinear, resizeBilinearBackward
     case masks, composite
     /// Strided copies: permute, slice, pad and concat.
@@ -126,6 +126,11 @@ public protocol Backend: AnyObject, Sendable {
     func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray
     /// The gradient of ``softmax(_:plan:)`` given its output.
     func softmaxBackward(_ gradOutput: DeviceArray, output: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray
+    /// Layer normalisation of each row of `plan.columns` values: `(x - mean) / sqrt(var + epsilon)`,
+    /// times `scale` and plus `bias` (both `plan.columns` values, `bias` optional).
+    func layerNorm(_ x: DeviceArray, scale: DeviceArray, bias: DeviceArray?, plan: LayerNormPlan) throws -> DeviceArray
+    /// The gradient of ``layerNorm(_:scale:bias:plan:)`` with respect to `x`.
+    func layerNormBackward(_ gradOutput: DeviceArray, input: DeviceArray, scale: DeviceArray, plan: LayerNormPlan) throws -> DeviceArray
     /// Bilinear resize of the spatial axes (PyTorch `interpolate` semantics).
     func resizeBilinear(_ x: DeviceArray, plan: ResizePlan) throws -> DeviceArray
     /// The gradient of ``resizeBilinear(_:plan:)`` (`gradOutput` is `plan.output`, the result `plan.input`).

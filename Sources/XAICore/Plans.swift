@@ -243,6 +243,33 @@ public struct SoftmaxPlan: Sendable, Hashable {
     }
 }
 
+/// Layer normalisation over the trailing axes from `axis` on: `rows` rows of `columns` values,
+/// with a scale (and bias) of one value per column.
+public struct LayerNormPlan: Sendable, Hashable {
+    public let shape: Shape
+    public let rows: Int, columns: Int
+    public let epsilon: Float
+
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for an axis out of range or a
+    ///   negative or non-finite epsilon, ``XAIError/shapeMismatch(op:expected:got:)`` for a scale or
+    ///   bias that is not one value per normalised element.
+    public init(_ shape: Shape, axis: Int, epsilon: Float, scale: Shape, bias: Shape?) throws {
+        guard let a = shape.normalizedAxis(axis) else {
+            throw XAIError.invalidArgument(parameter: "axis", value: "\(axis)", reason: "layerNorm: out of range for \(shape)")
+        }
+        guard epsilon >= 0, epsilon.isFinite else {
+            throw XAIError.invalidArgument(parameter: "epsilon", value: "\(epsilon)", reason: "layerNorm: must be finite and not negative")
+        }
+        self.shape = shape
+        (rows, columns) = (shape.dims[..<a].reduce(1, *), shape.dims[a...].reduce(1, *))
+        guard scale.count == columns, (bias?.count ?? columns) == columns else {
+            throw XAIError.shapeMismatch(op: "layerNorm", expected: "a scale and bias of \(columns) values (the normalised axes of \(shape))",
+                                         got: [scale] + (bias.map { [$0] } ?? []))
+        }
+        self.epsilon = epsilon
+    }
+}
+
 /// Bilinear resizing of the two spatial axes of `[N, C, H, W]` (PyTorch `interpolate` semantics).
 public struct ResizePlan: Sendable, Hashable {
     public let input: Shape, output: Shape

@@ -248,6 +248,44 @@ public final class ReferenceBackend: Backend {
         return array(x.shape, dx)
     }
 
+    public func layerNorm(_ x: DeviceArray, scale: DeviceArray, bias: DeviceArray?, plan: LayerNormPlan) throws -> DeviceArray {
+        let (xv, s, b) = (try values(x), try values(scale), try bias.map(values))
+        let c = plan.columns
+        var out = [Double](repeating: 0, count: xv.count)
+        for r in 0..<plan.rows {
+            let row = xv[(r * c)..<((r + 1) * c)]
+            let mean = row.reduce(0, +) / Double(c)
+            let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(c)
+            let inv = 1 / (variance + Double(plan.epsilon)).squareRoot()
+            for j in 0..<c { out[r * c + j] = (xv[r * c + j] - mean) * inv * s[j] + (b?[j] ?? 0) }
+        }
+        return array(x.shape, out)
+    }
+
+    public func layerNormBackward(_ gradOutput: DeviceArray, input x: DeviceArray, scale: DeviceArray, plan: LayerNormPlan) throws -> DeviceArray {
+        let (g, xv, s) = (try values(gradOutput), try values(x), try values(scale))
+        let c = plan.columns
+        var out = [Double](repeating: 0, count: xv.count)
+        for r in 0..<plan.rows {
+            let row = xv[(r * c)..<((r + 1) * c)]
+            let mean = row.reduce(0, +) / Double(c)
+            let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(c)
+            let inv = 1 / (variance + Double(plan.epsilon)).squareRoot()
+            var meanG = 0.0, meanGX = 0.0
+            for j in 0..<c {
+                let gs = g[r * c + j] * s[j]
+                meanG += gs
+                meanGX += gs * (xv[r * c + j] - mean) * inv
+            }
+            (meanG, meanGX) = (meanG / Double(c), meanGX / Double(c))
+            for j in 0..<c {
+                let xhat = (xv[r * c + j] - mean) * inv
+                out[r * c + j] = inv * (g[r * c + j] * s[j] - meanG - xhat * meanGX)
+            }
+        }
+        return array(x.shape, out)
+    }
+
     public func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray {
         let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let xv = try values(x)

@@ -3,10 +3,10 @@ import XAICore
 /// Load-time rewrites. Each leaves the graph's outputs unchanged (tested on the zoo and the fixtures).
 extension Graph {
     /// Every rewrite, in order: drop Identity/Dropout, fold constant subgraphs (the shape arithmetic
-    /// exporters emit), fold batch-norm into the preceding convolution, fuse activations into the
+    /// exporters emit), fuse GELU spelled out through Erf into one op, fold batch-norm into the preceding convolution, fuse activations into the
     /// convolution/GEMM epilogue.
     public func optimized() throws -> Graph {
-        try removingIdentities().foldingConstants().foldingBatchNorm().fusingResidualAdds().fusingActivations()
+        try removingIdentities().foldingConstants().fusingGELU().foldingBatchNorm().fusingResidualAdds().fusingActivations()
     }
 
     /// Moves `Add(conv(x), skip)` into the convolution as its residual input, when the convolution
@@ -36,6 +36,68 @@ extension Graph {
         }
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
         return g
+    }
+
+    /// Replaces GELU spelled out through Erf, as the TorchScript exporter writes it,
+    /// `x * (1 + erf(x / sqrt 2)) * 0.5` (or `(x * 0.5) * (1 + erf(x * (1 / sqrt 2)))`), by one GELU,
+    /// which the CPU backend hands to oneDNN's vectorised primitive. Only chains whose intermediate
+    /// values nothing else reads are fused.
+    public func fusingGELU() -> Graph {
+        var g = self
+        let producers = g.producers
+        let readers = Dictionary(grouping: g.nodes.indices.flatMap { i in g.nodes[i].inputs.filter { !$0.isEmpty }.map { ($0, i) } }, by: \.0)
+            .mapValues { $0.map(\.1) }
+        let outputNames = Set(outputs.map(\.name))
+        func scalar(_ name: String) -> Double? {
+            guard let t = initializers[name], t.shape.count == 1 else { return nil }
+            return Double(t.scalars[0])
+        }
+        /// The single reader of `value` (not a graph output), if there is exactly one.
+        func onlyReader(_ value: String) -> Int? {
+            guard !outputNames.contains(value), let r = readers[value], r.count == 1 else { return nil }
+            return r[0]
+        }
+        /// `(other input, node)` when node `i` is `op(value, c)` or `op(c, value)` with a constant `c` near `expected`.
+        func withConstant(_ i: Int, _ op: BinaryOp, _ expected: Double, besides value: String) -> Bool {
+            guard case .binary(op) = g.nodes[i].op, g.nodes[i].inputs.count == 2 else { return false }
+            let other = g.nodes[i].inputs[0] == value ? g.nodes[i].inputs[1] : g.nodes[i].inputs[0]
+            guard let c = scalar(other) else { return false }
+            return abs(c - expected) <= 1e-6 * max(abs(expected), 1)
+        }
+        var removed = Set<Int>()
+        for (e, node) in g.nodes.enumerated() {
+            guard case .unary(.erf) = node.op, let erfIn = node.inputs.first, let scaled = producers[erfIn], !removed.contains(scaled),
+                  onlyReader(erfIn) == e, let erfOut = node.outputs.first else { continue }
+            // x / sqrt 2, or x * (1 / sqrt 2).
+            let s = g.nodes[scaled]
+            guard s.inputs.count == 2 else { continue }
+            let x = scalar(s.inputs[1]) != nil ? s.inputs[0] : s.inputs[1]
+            guard withConstant(scaled, .div, 2.0.squareRoot(), besides: x) && s.inputs[0] == x
+                    || withConstant(scaled, .mul, 1 / 2.0.squareRoot(), besides: x) else { continue }
+            // 1 + erf(.)
+            guard let plus = onlyReader(erfOut), withConstant(plus, .add, 1, besides: erfOut), let plusOut = g.nodes[plus].outputs.first,
+                  let product = onlyReader(plusOut), case .binary(.mul) = g.nodes[product].op, g.nodes[product].inputs.count == 2,
+                  let productOut = g.nodes[product].outputs.first else { continue }
+            let factor = g.nodes[product].inputs[0] == plusOut ? g.nodes[product].inputs[1] : g.nodes[product].inputs[0]
+            var chain = [scaled, e, plus, product]
+            let last: Int
+            if factor == x, let half = onlyReader(productOut), withConstant(half, .mul, 0.5, besides: productOut) {
+                // (x * (1 + erf)) * 0.5
+                chain.append(half)
+                last = half
+            } else if let h = producers[factor], withConstant(h, .mul, 0.5, besides: x), g.nodes[h].inputs.contains(x), onlyReader(factor) == product {
+                // (x * 0.5) * (1 + erf)
+                chain.append(h)
+                last = product
+            } else {
+                continue
+            }
+            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            g.nodes[last] = Node(name: g.nodes[last].name, op: .unary(.gelu), inputs: [x], outputs: g.nodes[last].outputs)
+            removed.formUnion(chain.filter { $0 != last })
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        return g.removingUnusedInitializers()
     }
 
     /// Removes Identity nodes (Dropout is imported as Identity) by renaming their readers' inputs.

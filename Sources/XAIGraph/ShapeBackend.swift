@@ -31,6 +31,8 @@ final class ShapeBackend: Backend {
     func reduce(_ op: ReduceOp, _ x: DeviceArray, plan: ReducePlan) throws -> DeviceArray { array(plan.outputShape) }
     func reduceBackward(_ op: ReduceOp, gradOutput: DeviceArray, input: DeviceArray, plan: ReducePlan) throws -> DeviceArray { array(plan.inputShape) }
     func softmax(_ x: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray { x }
+    func layerNorm(_ x: DeviceArray, scale: DeviceArray, bias: DeviceArray?, plan: LayerNormPlan) throws -> DeviceArray { x }
+    func layerNormBackward(_ gradOutput: DeviceArray, input: DeviceArray, scale: DeviceArray, plan: LayerNormPlan) throws -> DeviceArray { input }
     func softmaxBackward(_ gradOutput: DeviceArray, output: DeviceArray, plan: SoftmaxPlan) throws -> DeviceArray { output }
     func resizeBilinear(_ x: DeviceArray, plan: ResizePlan) throws -> DeviceArray { array(plan.output) }
     func resizeBilinearBackward(_ gradOutput: DeviceArray, plan: ResizePlan) throws -> DeviceArray { array(plan.input) }

@@ -306,6 +306,25 @@ extension OpenCLBackend {
         return out
     }
 
+    public func layerNorm(_ x: DeviceArray, scale: DeviceArray, bias: DeviceArray?, plan: LayerNormPlan) throws -> DeviceArray {
+        let out = try allocate(x.shape)
+        let s = try mem(scale, "layerNorm")
+        try launch("softmax", "layer_norm_forward", global: [plan.rows], [
+            .buffer(try mem(x, "layerNorm")), .buffer(s), .buffer(try bias.map { try mem($0, "layerNorm") } ?? s), .buffer(try mem(out, "layerNorm")),
+            .int(plan.rows), .int(plan.columns), .float(plan.epsilon), .int(bias == nil ? 0 : 1),
+        ])
+        return out
+    }
+
+    public func layerNormBackward(_ gradOutput: DeviceArray, input x: DeviceArray, scale: DeviceArray, plan: LayerNormPlan) throws -> DeviceArray {
+        let out = try allocate(x.shape)
+        try launch("softmax", "layer_norm_backward", global: [plan.rows], [
+            .buffer(try mem(gradOutput, "layerNormBackward")), .buffer(try mem(x, "layerNormBackward")), .buffer(try mem(scale, "layerNormBackward")),
+            .buffer(try mem(out, "layerNormBackward")), .int(plan.rows), .int(plan.columns), .float(plan.epsilon),
+        ])
+        return out
+    }
+
     // MARK: Resampling
 
     public func resizeBilinear(_ x: DeviceArray, plan: ResizePlan) throws -> DeviceArray {

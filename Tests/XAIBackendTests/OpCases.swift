@@ -46,9 +46,9 @@ private func binaryCase(_ op: BinaryOp, _ a: Shape, _ b: Shape) -> OpCase {
     })
 }
 
-private func unaryCases(_ op: UnaryOp, range: ClosedRange<Float> = -4...4) -> [OpCase] {
-    let x = rand([2, 3, 4, 5], range)
-    var cases = [OpCase(name: "unary \(op)", inputs: [x], forward: { be, a in try be.unary(op, a[0]) },
+private func unaryCases(_ op: UnaryOp, range: ClosedRange<Float> = -4...4, shape: Shape = [2, 3, 4, 5]) -> [OpCase] {
+    let x = rand(shape, range)
+    var cases = [OpCase(name: "unary \(op) \(shape)", inputs: [x], forward: { be, a in try be.unary(op, a[0]) },
                         gradientInputs: [0], backward: { be, a, g in
         [try be.unaryBackward(op, gradOutput: g, value: a[0], valueIsOutput: false)]
     })]
@@ -170,6 +170,13 @@ private func transformerCases() -> [OpCase] {
             [try be.layerNormBackward(g, input: a[0], axes: axes, epsilon: 1e-5, scale: a[1])]
         }))
     }
+    // No bias; and a scale broadcast along a normalised axis (composed from reductions, not the primitive).
+    cases.append(OpCase(name: "layerNorm [4, 7, 33] no bias", inputs: [rand([4, 7, 33], -2...3), rand([33], 0.5...1.5)], forward: { be, a in
+        try be.layerNorm(a[0], axes: [-1], epsilon: 1e-6, scale: a[1], bias: nil)
+    }, gradientInputs: [0], backward: { be, a, g in [try be.layerNormBackward(g, input: a[0], axes: [-1], epsilon: 1e-6, scale: a[1])] }))
+    cases.append(OpCase(name: "layerNorm [2, 3, 4, 6] axes [2, 3] broadcast scale", inputs: [rand([2, 3, 4, 6], -2...3), rand([6], 0.5...1.5), rand([6])],
+                        forward: { be, a in try be.layerNorm(a[0], axes: [2, 3], epsilon: 1e-5, scale: a[1], bias: a[2]) },
+                        gradientInputs: [0], backward: { be, a, g in [try be.layerNormBackward(g, input: a[0], axes: [2, 3], epsilon: 1e-5, scale: a[1])] }))
     return cases
 }
 
@@ -263,6 +270,8 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     }
     // Functions defined for positive inputs only.
     for op: UnaryOp in [.sqrt, .pow(0.5), .pow(-1)] { cases += unaryCases(op, range: 0.25...4) }
+    // Large enough for the CPU backend to hand GELU to oneDNN's vectorised primitive.
+    for op: UnaryOp in [.gelu, .geluTanh] { cases += unaryCases(op, shape: [2, 8, 300]) }
     cases += transformerCases()
     cases.append(reduceCase(.sum, [2, 3, 4, 5], [1, 3]))
     cases.append(reduceCase(.mean, [2, 3, 4, 5], [2, 3]))

@@ -187,4 +187,18 @@ final class ArchitectureFixtureTests: XCTestCase {
             XCTAssertLessThan(relativeL2(doubles(y), expected), 1e-6, label)
         }
     }
+
+    /// The TorchScript exporter spells GELU out through Erf; the rewrite makes each one GELU again
+    /// (the fixture tests check the logits and gradients of the rewritten graphs).
+    func testGELUSpelledOutThroughErfIsFused() throws {
+        for (name, count) in [("vit_torchscript", 2), ("convnext_torchscript", 2), ("swin_torchscript", 3)] {
+            let raw = try ONNXImporter.load(path: Self.directory + "/\(name)/model.onnx")
+            let optimized = try raw.optimized()
+            let erfs = optimized.nodes.filter { if case .unary(.erf) = $0.op { return true }; return false }.count
+            let gelus = optimized.nodes.filter { if case .unary(.gelu) = $0.op { return true }; return false }.count
+            XCTAssertEqual(erfs, 0, name)
+            XCTAssertEqual(gelus, count, name)
+            XCTAssertEqual(raw.nodes.filter { if case .unary(.erf) = $0.op { return true }; return false }.count, count, name)
+        }
+    }
 }

@@ -32,6 +32,13 @@ void xai_col2im_blocked_rows(const float *cols, float *dx, long q0, int lanes, l
                              long kh, long kw, long stride_h, long stride_w, long pad_top, long pad_left,
                              long dilation_h, long dilation_w, long iy0, long iy1);
 
+/// Layer normalisation of `rows` rows of `cols` values: (x - mean) / sqrt(var + eps) * scale + bias
+/// (`bias` may be NULL). Mean and variance are summed in float64 over 8 fixed lanes, so every vector
+/// width gives the same bits.
+void xai_layer_norm_rows(const float *x, const float *scale, const float *bias, float *out, long rows, long cols, float eps);
+/// The gradient of xai_layer_norm_rows with respect to x: inv * (g s - mean(g s) - xhat mean(g s xhat)).
+void xai_layer_norm_backward_rows(const float *g, const float *x, const float *scale, float *out, long rows, long cols, float eps);
+
 /// One chunk of a parallel loop: `body(context, chunk)`.
 typedef void (*xai_chunk_body)(void *context, long chunk);
 /// Runs `body(context, 0) ... body(context, chunks - 1)` on the OpenMP team that oneDNN's
