@@ -373,7 +373,9 @@ public final class CPUBackend: Backend {
                             beta, pc.value + lo, Int32(ldc))
             }
         }
-        if parallel { DispatchQueue.concurrentPerform(iterations: blocks, execute: block) } else { for i in 0..<blocks { block(i) } }
+        // On the OpenMP team, as every other parallel loop: a second pool would compete with its
+        // busy-waiting threads for the cores (a transformer alternates GEMMs and row-wise loops).
+        if parallel { Self.teamForEach(blocks) { block($0) } } else { for i in 0..<blocks { block(i) } }
     }
 
     func applyActivation(_ op: UnaryOp, _ p: UnsafeMutablePointer<Float>, _ count: Int) {

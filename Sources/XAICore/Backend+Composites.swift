@@ -39,23 +39,35 @@ extension Backend {
         return try reduced.reshaped(shape)
     }
 
-    /// Gradients of `a op b` with respect to both operands.
-    public func binaryBackward(_ op: BinaryOp, gradOutput: DeviceArray, a: DeviceArray, b: DeviceArray) throws -> (DeviceArray, DeviceArray) {
+    /// Gradients of `a op b` with respect to the operands in `needed` (0: `a`, 1: `b`): a bias or a
+    /// constant factor needs none, and its sum over the broadcast axes costs a pass over the gradient.
+    public func binaryBackward(_ op: BinaryOp, gradOutput g: DeviceArray, a: DeviceArray, b: DeviceArray, needed: Set<Int>) throws -> [Int: DeviceArray] {
+        var r: [Int: DeviceArray] = [:]
         switch op {
         case .add:
-            return (try sum(gradOutput, toShape: a.shape), try sum(gradOutput, toShape: b.shape))
+            if needed.contains(0) { r[0] = try sum(g, toShape: a.shape) }
+            if needed.contains(1) { r[1] = try sum(g, toShape: b.shape) }
         case .sub:
-            return (try sum(gradOutput, toShape: a.shape), try sum(try scaled(gradOutput, by: -1), toShape: b.shape))
+            if needed.contains(0) { r[0] = try sum(g, toShape: a.shape) }
+            if needed.contains(1) { r[1] = try sum(try scaled(g, by: -1), toShape: b.shape) }
         case .mul:
-            return (try sum(try binary(.mul, gradOutput, b), toShape: a.shape),
-                    try sum(try binary(.mul, gradOutput, a), toShape: b.shape))
+            if needed.contains(0) { r[0] = try sum(try binary(.mul, g, b), toShape: a.shape) }
+            if needed.contains(1) { r[1] = try sum(try binary(.mul, g, a), toShape: b.shape) }
         case .div:
-            // d/da = g / b; d/db = -g * a / b^2 = -(g / b) * (a / b)
-            let gOverB = try binary(.div, gradOutput, b)
-            let aOverB = try binary(.div, a, b)
-            let db = try scaled(try binary(.mul, gOverB, aOverB), by: -1)
-            return (try sum(gOverB, toShape: a.shape), try sum(db, toShape: b.shape))
+            let gOverB = try binary(.div, g, b)
+            if needed.contains(0) { r[0] = try sum(gOverB, toShape: a.shape) }
+            if needed.contains(1) { r[1] = try sum(try scaled(try binary(.mul, gOverB, try binary(.div, a, b)), by: -1), toShape: b.shape) }
         }
+        return r
+    }
+
+    /// Gradients of `a op b` with respect to both operands.
+    public func binaryBackward(_ op: BinaryOp, gradOutput: DeviceArray, a: DeviceArray, b: DeviceArray) throws -> (DeviceArray, DeviceArray) {
+        let r = try binaryBackward(op, gradOutput: gradOutput, a: a, b: b, needed: [0, 1])
+        guard let da = r[0], let db = r[1] else {
+            throw XAIError.invalidArgument(parameter: "needed", value: "[0, 1]", reason: "binaryBackward returned no gradient")
+        }
+        return (da, db)
     }
 
     /// `x * factor`.
@@ -73,7 +85,8 @@ extension Backend {
     /// one GEMM of all of `a`'s rows; otherwise one GEMM per matrix of the broadcast batch.
     /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` for operands below rank 2, inner
     ///   extents that differ, or batch axes that do not broadcast.
-    public func batchedMatMul(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool = false, transposeB: Bool = false) throws -> DeviceArray {
+    public func batchedMatMul(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool = false, transposeB: Bool = false,
+                              bias: DeviceArray? = nil) throws -> DeviceArray {
         let (sa, sb) = (a.shape, b.shape)
         guard sa.rank >= 2, sb.rank >= 2 else {
             throw XAIError.shapeMismatch(op: "MatMul", expected: "operands of rank 2 or more", got: [sa, sb])
@@ -88,11 +101,15 @@ extension Backend {
         guard let batch = Shape.broadcast(batchA, batchB) else {
             throw XAIError.shapeMismatch(op: "MatMul", expected: "batch axes that broadcast together", got: [sa, sb])
         }
+        if let bias, bias.shape.count != n {
+            throw XAIError.shapeMismatch(op: "MatMul", expected: "a bias of \(n) values", got: [sa, sb, bias.shape])
+        }
         if rb == 2 && !transposeA {
             let rows = try a.reshaped([batchA.count * m, ka])
-            let y = try gemm(rows, b, transposeA: false, transposeB: transposeB, alpha: 1, bias: nil, activation: .identity)
+            let y = try gemm(rows, b, transposeA: false, transposeB: transposeB, alpha: 1, bias: try bias?.reshaped([n]), activation: .identity)
             return try y.reshaped(Shape(batch.dims + [m, n]))
         }
+        if let bias { return try binary(.add, try batchedMatMul(a, b, transposeA: transposeA, transposeB: transposeB), try bias.reshaped([n])) }
         let count = batch.count
         // Each operand as [count, rows, columns], broadcast along the batch where it has fewer matrices.
         func stacked(_ x: DeviceArray, _ own: Shape) throws -> DeviceArray {

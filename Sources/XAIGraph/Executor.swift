@@ -314,7 +314,7 @@ public final class Executor: Sendable {
             guard x.shape.rank >= 2, w.shape.rank >= 2 else {
                 throw XAIError.unsupported(op: "MatMul", reason: "1-D operands (matrix-vector products) are not supported, got \(x.shape) and \(w.shape)")
             }
-            return [.device(try be.batchedMatMul(x, w))]
+            return [.device(try be.batchedMatMul(x, w, bias: a.present(2) ? try a.array(2) : nil))]
         case .unary(let u):
             return [.device(try be.unary(u, try a.array(0)))]
         case .binary(let op):
@@ -546,11 +546,7 @@ public final class Executor: Sendable {
         case .unary(let u):
             return only(try be.unaryBackward(u, gradOutput: gy, value: try value(0), valueIsOutput: false))
         case .binary(let op):
-            let (da, db) = try be.binaryBackward(op, gradOutput: gy, a: try value(0), b: try value(1))
-            var r: [Int: DeviceArray] = [:]
-            if needed.contains(0) { r[0] = da }
-            if needed.contains(1) { r[1] = db }
-            return r
+            return try be.binaryBackward(op, gradOutput: gy, a: try value(0), b: try value(1), needed: Set(needed))
         case .pool(let p, let autoPad):
             let x = try value(0)
             return only(try be.pool2dBackward(gy, input: x, params: resolved(p, autoPad, x.shape)))

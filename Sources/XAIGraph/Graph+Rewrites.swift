@@ -6,7 +6,7 @@ extension Graph {
     /// exporters emit), fuse GELU spelled out through Erf into one op, fold batch-norm into the preceding convolution, fuse activations into the
     /// convolution/GEMM epilogue.
     public func optimized() throws -> Graph {
-        try removingIdentities().foldingConstants().fusingGELU().foldingBatchNorm().fusingResidualAdds().fusingActivations()
+        try removingIdentities().foldingConstants().fusingGELU().fusingMatMulBias().foldingBatchNorm().fusingResidualAdds().fusingActivations()
     }
 
     /// Moves `Add(conv(x), skip)` into the convolution as its residual input, when the convolution
@@ -95,6 +95,34 @@ extension Graph {
             guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
             g.nodes[last] = Node(name: g.nodes[last].name, op: .unary(.gelu), inputs: [x], outputs: g.nodes[last].outputs)
             removed.formUnion(chain.filter { $0 != last })
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        return g.removingUnusedInitializers()
+    }
+
+    /// Moves a constant bias added after a product with a constant 2-D weight (a linear layer on
+    /// tokens: `MatMul(x, W) + b`) into the product, whose GEMM then starts from the bias instead
+    /// of a second pass over the output (and whose backward needs no sum for the bias).
+    public func fusingMatMulBias() -> Graph {
+        var g = self
+        let producers = g.producers
+        let consumers = g.consumerCounts
+        let outputNames = Set(outputs.map(\.name))
+        var removed = Set<Int>()
+        for (i, n) in g.nodes.enumerated() {
+            guard case .binary(.add) = n.op, n.inputs.count == 2 else { continue }
+            for (product, bias) in [(n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])] {
+                guard let p = producers[product], !removed.contains(p), case .matMul = g.nodes[p].op, g.nodes[p].inputs.count == 2,
+                      consumers[product] == 1, !outputNames.contains(product),
+                      let w = initializers[g.nodes[p].inputs[1]], w.shape.rank == 2, let c = initializers[bias],
+                      c.shape.count == w.shape[1], c.shape.rank >= 1, c.shape.dims.dropLast().allSatisfy({ $0 == 1 }),
+                      c.shape.rank <= 2 else { continue }
+                let name = g.nodes[p].name + ".bias"
+                g.initializers[name] = Tensor(unchecked: [c.shape.count], c.scalars)
+                g.nodes[i] = Node(name: g.nodes[p].name, op: .matMul, inputs: g.nodes[p].inputs + [name], outputs: n.outputs)
+                removed.insert(p)
+                break
+            }
         }
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
         return g.removingUnusedInitializers()

@@ -34,7 +34,8 @@ public enum Op: Sendable, Hashable {
     /// `alpha * op(A) * op(B) + beta * C`; inputs: A, B, C?.
     case gemm(transA: Bool, transB: Bool, alpha: Float, beta: Float, activation: UnaryOp)
     /// Matrix product of the last two axes with numpy broadcasting of the leading ones (a CNN's
-    /// head, a transformer's linear layers and its attention products); inputs A, B (rank >= 2).
+    /// head, a transformer's linear layers and its attention products); inputs A, B (rank >= 2) and
+    /// an optional bias of B's last extent added to every row (a following Add, fused at load).
     case matMul
     case unary(UnaryOp)
     case binary(BinaryOp)

@@ -162,6 +162,12 @@ private func transformerCases() -> [OpCase] {
             return [r[0]!, r[1]!]
         }))
     }
+    // With a bias of the last extent: one GEMM starting from it (2-D weight), or added after.
+    for (a, b) in [([2, 7, 6], [6, 5]), ([2, 3, 5, 4], [2, 3, 4, 6])] {
+        cases.append(OpCase(name: "batchedMatMul \(a) x \(b) + bias", inputs: [rand(Shape(a)), rand(Shape(b)), rand([b[b.count - 1]])]) { be, x in
+            try be.batchedMatMul(x[0], x[1], bias: x[2])
+        })
+    }
     for (x, axes) in [([2, 5, 8], [2]), ([2, 3, 4, 6], [2, 3])] {
         let normalized = Shape(axes.map { x[$0] })
         cases.append(OpCase(name: "layerNorm \(x) axes \(axes)", inputs: [rand(Shape(x), -2...3), rand(normalized, 0.5...1.5), rand(normalized)], forward: { be, a in

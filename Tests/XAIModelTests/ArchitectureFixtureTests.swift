@@ -201,4 +201,14 @@ final class ArchitectureFixtureTests: XCTestCase {
             XCTAssertEqual(raw.nodes.filter { if case .unary(.erf) = $0.op { return true }; return false }.count, count, name)
         }
     }
+
+    /// A linear layer on tokens, `MatMul(x, W) + b`, becomes one product that starts from its bias.
+    func testLinearLayersTakeTheirBias() throws {
+        for name in ["vit_torchscript", "convnext_dynamo", "swin_torchscript"] {
+            let optimized = try ONNXImporter.load(path: Self.directory + "/\(name)/model.onnx").optimized()
+            let withBias = optimized.nodes.filter { if case .matMul = $0.op { return $0.inputs.count == 3 }; return false }
+            XCTAssertGreaterThanOrEqual(withBias.count, 2, name)
+            for n in withBias { XCTAssertNotNil(optimized.initializers[n.inputs[2]], "\(name): \(n.name)") }
+        }
+    }
 }
