@@ -18,8 +18,11 @@ the same machine. xai's times include the C interface's copies of the batch in a
 
     ~/.xai-peerenv/bin/python Benchmarks/models_vs_ort.py OUT --interleaved [--rounds 15]
 
-For ResNet-50 the interleaved run also alternates xai's forward + backward to the input (saliency)
-with onnxruntime's forward and PyTorch's autograd.grad at batch 1: issue 11's gradient row.
+For ResNet-50, ViT-B/16, Swin-T and ConvNeXt-T the interleaved run also alternates xai's forward +
+backward to the input (saliency) with onnxruntime's forward and PyTorch's autograd.grad at batch 1
+(issue 11's and issue 34's gradient rows):
+
+    ~/.xai-peerenv/bin/python Benchmarks/models_vs_ort.py OUT --interleaved --models vit_b_16,swin_t,convnext_tiny
 """
 import argparse
 import json
@@ -35,6 +38,10 @@ import torchvision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+
+
+# Models whose interleaved run also times forward + backward to the input at batch 1.
+GRADIENT_ROWS = {"resnet50", "vit_b_16", "swin_t", "convnext_tiny"}
 
 
 def export(name, out, with_model=False):
@@ -150,7 +157,7 @@ def main_interleaved(args):
         so.inter_op_num_threads = 1
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         with xai.Model(path) as model:
-            if name == "resnet50":
+            if name in GRADIENT_ROWS:
                 torch.set_num_threads(2)
                 r = interleaved_gradient(sess, model, torch_model, args.rounds)
                 rows.append(dict(model=name, onnx=path, batch=1, row="forward+backward to the input", **r))

@@ -252,3 +252,59 @@ XAI_CLONES void xai_layer_norm_backward_rows(const float *restrict g, const floa
         }
     }
 }
+
+// exp(x) for x <= 0 (softmax's shifted inputs; larger x saturate at 88): 2^k p(r) with
+// x = k ln2 + r, |r| <= ln2/2 and p the degree-7 Taylor polynomial, whose truncation error there is
+// below 6e-9 relative; 2^k is built in the exponent bits. Branch-free, so the loops vectorise.
+static inline float xai_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float k = __builtin_rintf(x * 1.44269504088896341f);
+    // ln2 split in two so that k ln2 is subtracted without rounding (Cody-Waite).
+    const float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { unsigned int u; float f; } scale = { .u = (unsigned int)((int)k + 127) << 23 };
+    return p * scale.f;
+}
+
+XAI_CLONES void xai_softmax_rows(const float *restrict x, float *restrict y, long rows, long n, int is_log) {
+    for (long r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * n;
+        float *restrict yr = y + r * n;
+        float m = -INFINITY;
+        for (long j = 0; j < n; j++) m = xr[j] > m ? xr[j] : m;
+        for (long j = 0; j < n; j++) yr[j] = xai_expf(xr[j] - m);
+        double sum;
+        XAI_ROW_SUM(sum, n, (double)yr[j]);
+        if (is_log) {
+            const float shift = m + (float)log(sum);
+            for (long j = 0; j < n; j++) yr[j] = xr[j] - shift;
+        } else {
+            const float s = (float)sum;
+            for (long j = 0; j < n; j++) yr[j] = yr[j] / s;
+        }
+    }
+}
+
+XAI_CLONES void xai_softmax_backward_rows(const float *restrict g, const float *restrict y, float *restrict out, long rows, long n, int is_log) {
+    for (long r = 0; r < rows; r++) {
+        const float *restrict gr = g + r * n, *restrict yr = y + r * n;
+        float *restrict o = out + r * n;
+        double total;
+        if (is_log) {
+            XAI_ROW_SUM(total, n, (double)gr[j]);
+            const float s = (float)total;
+            for (long j = 0; j < n; j++) o[j] = gr[j] - xai_expf(yr[j]) * s;
+        } else {
+            XAI_ROW_SUM(total, n, (double)gr[j] * (double)yr[j]);
+            const float s = (float)total;
+            for (long j = 0; j < n; j++) o[j] = yr[j] * (gr[j] - s);
+        }
+    }
+}

@@ -561,6 +561,11 @@ public final class CPUBackend: Backend {
         let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let px = try ptr(x, "softmax")
         let (out, po) = try allocate(x.shape)
+        if inner == 1 {
+            // Along the last axis (attention over keys, a classifier's output): vectorised rows.
+            parallelFor(outer, costPerItem: n * 8) { r in xai_softmax_rows(px + r.lowerBound * n, po + r.lowerBound * n, r.count, n, log ? 1 : 0) }
+            return out
+        }
         parallelFor(outer * inner, costPerItem: n * 8) { range in
             for t in range {
                 let base = (t / inner) * n * inner + t % inner
@@ -582,6 +587,12 @@ public final class CPUBackend: Backend {
         let (outer, n, inner, log) = (plan.outer, plan.extent, plan.inner, plan.log)
         let pg = try ptr(gy, "softmaxBackward"), py = try ptr(y, "softmaxBackward")
         let (out, po) = try allocate(y.shape)
+        if inner == 1 {
+            parallelFor(outer, costPerItem: n * 4) { r in
+                xai_softmax_backward_rows(pg + r.lowerBound * n, py + r.lowerBound * n, po + r.lowerBound * n, r.count, n, log ? 1 : 0)
+            }
+            return out
+        }
         parallelFor(outer * inner, costPerItem: n * 4) { range in
             for t in range {
                 let base = (t / inner) * n * inner + t % inner

@@ -183,6 +183,10 @@ private func transformerCases() -> [OpCase] {
     cases.append(OpCase(name: "layerNorm [2, 3, 4, 6] axes [2, 3] broadcast scale", inputs: [rand([2, 3, 4, 6], -2...3), rand([6], 0.5...1.5), rand([6])],
                         forward: { be, a in try be.layerNorm(a[0], axes: [2, 3], epsilon: 1e-5, scale: a[1], bias: a[2]) },
                         gradientInputs: [0], backward: { be, a, g in [try be.layerNormBackward(g, input: a[0], axes: [2, 3], epsilon: 1e-5, scale: a[1])] }))
+    // A middle axis normalised, the scale broadcast over the last: composed, never the primitive.
+    cases.append(OpCase(name: "layerNorm [3, 6, 4] axis 1 scale [6, 4]", inputs: [rand([3, 6, 4], -2...3), rand([6, 4], 0.5...1.5)], forward: { be, a in
+        try be.layerNorm(a[0], axes: [1], epsilon: 1e-5, scale: a[1], bias: nil)
+    }, gradientInputs: [0], backward: { be, a, g in [try be.layerNormBackward(g, input: a[0], axes: [1], epsilon: 1e-5, scale: a[1])] }))
     return cases
 }
 
@@ -289,6 +293,9 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(softmaxCase([2, 5, 3], axis: 1, log: false))
     cases.append(softmaxCase([3, 7], axis: -1, log: true))
     cases.append(softmaxCase([2, 10], axis: 1, log: false))
+    // Rows past the 8 summing lanes, with a wide range (attention scores).
+    cases.append(softmaxCase([3, 4, 37], axis: -1, log: false))
+    cases.append(softmaxCase([2, 29], axis: 1, log: true))
     cases.append(resizeCase([1, 2, 5, 7], 11, 13, alignCorners: false))
     cases.append(resizeCase([2, 1, 7, 6], 4, 9, alignCorners: true))
     cases.append(resizeCase([1, 1, 9, 8], 4, 5, alignCorners: false))

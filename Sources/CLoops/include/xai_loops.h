@@ -39,6 +39,13 @@ void xai_layer_norm_rows(const float *x, const float *scale, const float *bias, 
 /// The gradient of xai_layer_norm_rows with respect to x: inv * (g s - mean(g s) - xhat mean(g s xhat)).
 void xai_layer_norm_backward_rows(const float *g, const float *x, const float *scale, float *out, long rows, long cols, float eps);
 
+/// Softmax (log-softmax when `is_log`) of each of `rows` contiguous rows of `n` values. exp is
+/// evaluated by a vectorisable polynomial (range reduction to [-ln2/2, ln2/2], degree-7 Taylor
+/// series: relative error below 1e-7), sums in float64 over 8 fixed lanes.
+void xai_softmax_rows(const float *x, float *y, long rows, long n, int is_log);
+/// The gradient of xai_softmax_rows given its output y: y (g - sum(g y)), or g - exp(y) sum(g) for log.
+void xai_softmax_backward_rows(const float *g, const float *y, float *out, long rows, long n, int is_log);
+
 /// One chunk of a parallel loop: `body(context, chunk)`.
 typedef void (*xai_chunk_body)(void *context, long chunk);
 /// Runs `body(context, 0) ... body(context, chunks - 1)` on the OpenMP team that oneDNN's
