@@ -211,4 +211,48 @@ final class ArchitectureFixtureTests: XCTestCase {
             for n in withBias { XCTAssertNotNil(optimized.initializers[n.inputs[2]], "\(name): \(n.name)") }
         }
     }
+
+    /// LayerNorm over a middle axis with a scale broadcast over the last, against its definition
+    /// computed here in float64 (the op table compares backends with the reference, which shares
+    /// the dispatch between the primitive and the composed form).
+    func testLayerNormOverAMiddleAxisMatchesItsDefinition() throws {
+        let x = Tensor.uniform([3, 6, 4], in: -2...3, seed: 91), scale = Tensor.uniform([6, 4], in: 0.5...1.5, seed: 92)
+        var expected = [Double](repeating: 0, count: x.shape.count)
+        for n in 0..<3 {
+            for k in 0..<4 {
+                let column = (0..<6).map { Double(x.scalars[(n * 6 + $0) * 4 + k]) }
+                let mean = column.reduce(0, +) / 6
+                let variance = column.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 6
+                for c in 0..<6 {
+                    expected[(n * 6 + c) * 4 + k] = (column[c] - mean) / (variance + 1e-5).squareRoot() * Double(scale.scalars[c * 4 + k])
+                }
+            }
+        }
+        for (label, backend) in TestBackends.all() {
+            let y = try backend.download(try backend.layerNorm(try backend.upload(x), axes: [1], epsilon: 1e-5, scale: try backend.upload(scale), bias: nil))
+            XCTAssertLessThan(relativeL2(doubles(y), expected), 1e-6, label)
+        }
+    }
+
+    /// Only the exact GELU chain is fused: `x (1 + erf(x / sqrt 2)) c` is GELU for c = 0.5 and is
+    /// left alone (same outputs as exported) for any other c.
+    func testGELUFusionMatchesOnlyTheExactChain() throws {
+        for (factor, fused) in [(Float(0.5), true), (0.7, false)] {
+            let graph = Graph(name: "gelu-like", inputs: [ValueInfo(name: "x", shape: [nil, 5])], outputs: [ValueInfo(name: "y", shape: [nil, 5])],
+                              initializers: ["root2": Tensor(unchecked: [], [Float(2).squareRoot()]), "one": Tensor(unchecked: [], [1]),
+                                             "c": Tensor(unchecked: [], [factor])],
+                              nodes: [Node(name: "div", op: .binary(.div), inputs: ["x", "root2"], outputs: ["d"]),
+                                      Node(name: "erf", op: .unary(.erf), inputs: ["d"], outputs: ["e"]),
+                                      Node(name: "plus", op: .binary(.add), inputs: ["e", "one"], outputs: ["p"]),
+                                      Node(name: "times", op: .binary(.mul), inputs: ["x", "p"], outputs: ["m"]),
+                                      Node(name: "scale", op: .binary(.mul), inputs: ["m", "c"], outputs: ["y"])])
+            let optimized = try graph.optimized()
+            XCTAssertEqual(optimized.nodes.count == 1, fused, "factor \(factor)")
+            let backend = CPUBackend()
+            let x = try backend.upload(Tensor.uniform([2, 5], in: -3...3, seed: 93))
+            let a = try backend.download(try Executor(graph: graph, backend: backend).forward(x).output("y"))
+            let b = try backend.download(try Executor(graph: optimized, backend: backend).forward(x).output("y"))
+            XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6, "factor \(factor)")
+        }
+    }
 }
