@@ -53,6 +53,11 @@ def main():
     model("pow_activation_exponent", tokens + [n("Pow", ["t", "t"], ["y"])], [tok_shape])
     model("attention", tokens + [n("Transpose", ["t"], ["tt"], perm=[0, 2, 1]), n("MatMul", ["t", "tt"], ["s"]),
                                  n("Softmax", ["s"], ["a"], axis=-1), n("MatMul", ["a", "t"], ["y"])], [tok_shape])
+    model("einsum_attention", tokens + [n("Einsum", ["t", "t"], ["s"], equation="bid,bjd->bij"), n("Softmax", ["s"], ["a"], axis=-1),
+                                        n("Einsum", ["a", "t"], ["y"], equation="bij,bjd->bid")], [tok_shape])
+    model("einsum_ellipsis", [n("Einsum", ["x", "x"], ["y"], equation="...ij,...jk->...ik")], [])
+    model("einsum_diagonal", [n("Einsum", ["x"], ["y"], equation="aii->a")], [])
+    model("einsum_rank_mismatch", [n("Einsum", ["x", "x"], ["y"], equation="abc,abc->ab")], [])
     model("matmul_mismatch", tokens + [n("MatMul", ["t", "t"], ["y"])], [tok_shape])
     model("matmul_broadcast", [n("MatMul", ["x", "w"], ["y"])], [numpy_helper.from_array(f32([2, 1, 4, 5]), "w")])
     model("split_equal", [n("Split", ["x"], ["a", "b"], axis=2, num_outputs=2), n("Add", ["a", "b"], ["y"])], [], opset=18)

@@ -410,6 +410,10 @@ MUTANTS = [
      "the CPU's vectorised exp has a wrong second-order coefficient"),
     ("cpu_softmax_backward_rows", "Sources/CLoops/loops.c", "for (long j = 0; j < n; j++) o[j] = yr[j] * (gr[j] - s);",
      "for (long j = 0; j < n; j++) o[j] = yr[j] * gr[j] - s;", 1, "OpCaseTests", "softmax's row gradient on the CPU misplaces a parenthesis"),
+    ("einsum_contracted_order", "Sources/XAIGraph/Einsum.swift", "to: batch + contracted + freeB)", "to: batch + contracted.reversed() + freeB)", 1,
+     "OpCaseTests", "Einsum lays out several contracted letters in opposite orders in its two operands"),
+    ("einsum_gradient_operand_order", "Sources/XAIGraph/Einsum.swift", "return EinsumEquation(inputs: [output] + others, output: term)",
+     "return EinsumEquation(inputs: others + [output], output: term)", 1, "OpCaseTests", "Einsum's gradient equation swaps its operands"),
     ("binary_backward_sub_sign", "Sources/XAICore/Backend+Composites.swift", "r[1] = try sum(try scaled(g, by: -1), toShape: b.shape)",
      "r[1] = try sum(g, toShape: b.shape)", 1, "OpCaseTests", "the subtrahend's gradient loses its sign"),
 ]

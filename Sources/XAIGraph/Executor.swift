@@ -366,6 +366,8 @@ public final class Executor: Sendable {
             return [.device(shape == x.shape ? x : try be.binary(.add, x, try be.zeros(shape)))]
         case .hostArithmetic(let h):
             return [.host(try h.evaluate(try (0..<a.values.count).map { a.present($0) ? try a.tensor($0) : nil }))]
+        case .einsum(let equation):
+            return [.device(try equation.evaluate(try (0..<equation.inputs.count).map(a.array), on: be))]
         case .split(let axis, let sizes):
             let x = try a.array(0)
             let (ax, pieces) = try splitPieces(x.shape, axis: axis, sizes: sizes, count: node.outputs.count)
@@ -597,6 +599,16 @@ public final class Executor: Sendable {
             return only(try be.layerNormBackward(gy, input: x, axes: try layerNormAxes(x.shape, axis), epsilon: epsilon, scale: try value(1)))
         case .expand:
             return only(try be.sum(gy, toShape: try value(0).shape))
+        case .einsum(let equation):
+            var r: [Int: DeviceArray] = [:]
+            for i in needed {
+                guard let gradient = equation.gradientEquation(i) else {
+                    throw XAIError.unsupported(op: "backward of Einsum \(equation)", reason: "operand \(i) has an axis summed away on its own")
+                }
+                let others = try node.inputs.indices.filter { $0 != i }.map { try value($0) }
+                r[i] = try gradient.evaluate([gy] + others, on: be)
+            }
+            return r
         case .gather(let axis):
             guard needed.contains(0) else { return [:] }
             let x = try value(0)

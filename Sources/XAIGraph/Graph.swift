@@ -55,6 +55,8 @@ public enum Op: Sendable, Hashable {
     case layerNorm(axis: Int, epsilon: Float)
     /// Broadcast to a shape (numpy rules, either side may broadcast); inputs: data, shape (a constant).
     case expand
+    /// `torch.einsum` as exported: one or two operands, lettered axes (``EinsumEquation``).
+    case einsum(EinsumEquation)
     /// Pieces along an axis, one per output: `sizes`, or equal pieces (the last smaller) when `nil`;
     /// inputs: data.
     case split(axis: Int, sizes: [Int]?)
@@ -119,6 +121,7 @@ public enum Op: Sendable, Hashable {
         case .layerNorm: return "LayerNormalization"
         case .expand: return "Expand"
         case .split: return "Split"
+        case .einsum: return "Einsum"
         case .hostArithmetic(let h): return h.onnxName
         case .pad: return "Pad"
         case .squeeze: return "Squeeze"

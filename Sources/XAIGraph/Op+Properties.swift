@@ -13,7 +13,7 @@ extension Op {
         case .constant, .shape, .gather, .constantOfShape, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .slice, .cast,
              .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split, .reduce:
             return true
-        case .conv, .batchNorm, .gemm, .matMul, .pool, .globalAveragePool, .softmax, .pad, .layerNorm:
+        case .conv, .batchNorm, .gemm, .matMul, .pool, .globalAveragePool, .softmax, .pad, .layerNorm, .einsum:
             return false
         }
     }
@@ -31,7 +31,7 @@ extension Op {
             return act.isPiecewiseLinear && dependent.isSubset(of: [0, 2])
         case .batchNorm:
             return dependent.isSubset(of: [0])
-        case .matMul:
+        case .matMul, .einsum:
             return dependent.count < 2
         case .unary(let u):
             return u.isPiecewiseLinear
@@ -69,7 +69,7 @@ extension Op {
             return 2 * Double(output.count) * Double(a[a.rank - 1])
         case .batchNorm, .unary, .binary, .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .softmax,
              .reduce, .pad, .squeeze, .unsqueeze, .identity, .slice, .cast, .constantOfShape, .shape, .gather, .constant,
-             .layerNorm, .expand, .hostArithmetic, .split:
+             .layerNorm, .expand, .hostArithmetic, .split, .einsum:
             return 0
         }
     }
@@ -79,7 +79,7 @@ extension Op {
         switch self {
         case .flatten, .reshape, .squeeze, .unsqueeze, .identity: return true
         case .conv, .batchNorm, .gemm, .matMul, .unary, .binary, .pool, .globalAveragePool, .transpose, .concat, .softmax,
-             .reduce, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant, .layerNorm, .expand, .hostArithmetic, .split:
+             .reduce, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant, .layerNorm, .expand, .hostArithmetic, .split, .einsum:
             return false
         }
     }

@@ -277,6 +277,15 @@ let opTable: [String: OpImporter] = {
             return n.node(.hostArithmetic(op))
         }
     }
+    t["Einsum"] = { n in
+        try n.requireInputs(1)
+        guard let equation = n.string("equation") else { throw n.fail("missing equation") }
+        do {
+            return n.node(.einsum(try EinsumEquation(equation, operands: n.inputs.count)))
+        } catch let e as XAIError {
+            throw n.fail("\(e)")
+        }
+    }
     t["Split"] = { n in
         try n.requireInputs(1)
         let sizes = n.opset >= 13 ? try n.constantIntegers(1, "split") : n.ints("split")

@@ -183,6 +183,28 @@ private func transformerCases() -> [OpCase] {
     cases.append(OpCase(name: "layerNorm [2, 3, 4, 6] axes [2, 3] broadcast scale", inputs: [rand([2, 3, 4, 6], -2...3), rand([6], 0.5...1.5), rand([6])],
                         forward: { be, a in try be.layerNorm(a[0], axes: [2, 3], epsilon: 1e-5, scale: a[1], bias: a[2]) },
                         gradientInputs: [0], backward: { be, a, g in [try be.layerNormBackward(g, input: a[0], axes: [2, 3], epsilon: 1e-5, scale: a[1])] }))
+    // Einsum as attention writes it, a linear layer, a permutation; with gradients from the
+    // gradient equations (out,other->operand).
+    let einsums: [(String, [Shape])] = [("bhid,bhjd->bhij", [[2, 3, 4, 5], [2, 3, 6, 5]]), ("bhij,bhjd->bhid", [[2, 3, 4, 6], [2, 3, 6, 5]]),
+                                        ("bij,jk->bik", [[2, 4, 5], [5, 3]]), ("ij,jk", [[3, 4], [4, 5]]), ("abc->cab", [[2, 3, 4]]),
+                                        ("abc,bcd->ad", [[2, 3, 4], [3, 4, 5]])]
+    for (text, shapes) in einsums {
+        // A test table: an equation that does not parse is a bug in the table.
+        let equation = try! EinsumEquation(text, operands: shapes.count)
+        cases.append(OpCase(name: "einsum \(text)", inputs: shapes.map { rand($0) }, forward: { be, x in try equation.evaluate(x, on: be) },
+                            gradientInputs: Array(0..<shapes.count), backward: { be, x, g in
+            try (0..<shapes.count).map { i in
+                guard let ge = equation.gradientEquation(i) else { throw XAIError.unsupported(op: "einsum", reason: "no gradient equation") }
+                return try ge.evaluate([g] + x.indices.filter { $0 != i }.map { x[$0] }, on: be)
+            }
+        }))
+    }
+    // Summed-out letters (forward only).
+    for (text, shapes) in [("abc,cd->ad", [Shape([2, 3, 4]), [4, 5]]), ("ij->i", [[3, 4]])] {
+        // A test table: an equation that does not parse is a bug in the table.
+        let equation = try! EinsumEquation(text, operands: shapes.count)
+        cases.append(OpCase(name: "einsum \(text)", inputs: shapes.map { rand($0) }) { be, x in try equation.evaluate(x, on: be) })
+    }
     // A middle axis normalised, the scale broadcast over the last: composed, never the primitive.
     cases.append(OpCase(name: "layerNorm [3, 6, 4] axis 1 scale [6, 4]", inputs: [rand([3, 6, 4], -2...3), rand([6, 4], 0.5...1.5)], forward: { be, a in
         try be.layerNorm(a[0], axes: [1], epsilon: 1e-5, scale: a[1], bias: nil)
