@@ -58,6 +58,10 @@ def main():
     model("einsum_ellipsis", [n("Einsum", ["x", "x"], ["y"], equation="...ij,...jk->...ik")], [])
     model("einsum_diagonal", [n("Einsum", ["x"], ["y"], equation="aii->a")], [])
     model("einsum_rank_mismatch", [n("Einsum", ["x", "x"], ["y"], equation="abc,abc->ab")], [])
+    model("instancenorm", [n("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-5)],
+          [numpy_helper.from_array(np.array([0.5, 1.0, 2.0], np.float32), "s"), numpy_helper.from_array(np.array([0.1, -0.2, 0.3], np.float32), "b")])
+    model("instancenorm_bad_scale", [n("InstanceNormalization", ["x", "s", "b"], ["y"])],
+          [numpy_helper.from_array(f32([5]), "s"), numpy_helper.from_array(f32([5]), "b")])
     model("matmul_mismatch", tokens + [n("MatMul", ["t", "t"], ["y"])], [tok_shape])
     model("matmul_broadcast", [n("MatMul", ["x", "w"], ["y"])], [numpy_helper.from_array(f32([2, 1, 4, 5]), "w")])
     model("split_equal", [n("Split", ["x"], ["a", "b"], axis=2, num_outputs=2), n("Add", ["a", "b"], ["y"])], [], opset=18)

@@ -360,6 +360,11 @@ public final class Executor: Sendable {
             let x = try a.array(0)
             return [.device(try be.layerNorm(x, axes: try layerNormAxes(x.shape, axis), epsilon: epsilon, scale: try a.array(1),
                                              bias: a.present(2) ? try a.array(2) : nil))]
+        case .instanceNorm(let epsilon):
+            let x = try a.array(0)
+            let (axes, perChannel) = try instanceNormLayout(x.shape)
+            return [.device(try be.layerNorm(x, axes: axes, epsilon: epsilon, scale: try a.array(1).reshaped(perChannel),
+                                             bias: try a.array(2).reshaped(perChannel)))]
         case .expand:
             let x = try a.array(0)
             let shape = try expandedShape(x.shape, try a.integers(1))
@@ -599,6 +604,11 @@ public final class Executor: Sendable {
             return only(try be.layerNormBackward(gy, input: x, axes: try layerNormAxes(x.shape, axis), epsilon: epsilon, scale: try value(1)))
         case .expand:
             return only(try be.sum(gy, toShape: try value(0).shape))
+        case .instanceNorm(let epsilon):
+            try requireInputOnly("the scale and bias")
+            let x = try value(0)
+            let (axes, perChannel) = try instanceNormLayout(x.shape)
+            return only(try be.layerNormBackward(gy, input: x, axes: axes, epsilon: epsilon, scale: try value(1).reshaped(perChannel)))
         case .einsum(let equation):
             var r: [Int: DeviceArray] = [:]
             for i in needed {
@@ -701,6 +711,14 @@ public final class Executor: Sendable {
         }
         let after = (0..<inputShape.rank).map { inputShape[$0] - starts[$0] - g.shape[$0] }
         return try be.pad(g, before: starts, after: after, value: 0)
+    }
+
+    /// InstanceNormalization's axes (the spatial ones) and the shape its per-channel scale takes.
+    private func instanceNormLayout(_ shape: Shape) throws -> ([Int], Shape) {
+        guard shape.rank >= 3 else {
+            throw XAIError.shapeMismatch(op: "InstanceNormalization", expected: "an input [N, C, spatial...]", got: [shape])
+        }
+        return (Array(2..<shape.rank), Shape([shape[1]] + [Int](repeating: 1, count: shape.rank - 2)))
     }
 
     /// The axes LayerNormalization normalises: `axis` to the last.

@@ -53,6 +53,10 @@ public enum Op: Sendable, Hashable {
     case reduce(ReduceOp, axes: [Int]?, keepDims: Bool)
     /// Normalisation over the axes from `axis` on, then `* scale + bias`; inputs: x, scale, bias?.
     case layerNorm(axis: Int, epsilon: Float)
+    /// Normalisation of each image's channel over its spatial axes, then `* scale + bias` per
+    /// channel (ONNX InstanceNormalization; GroupNorm with one group exports through it); inputs:
+    /// x, scale, bias.
+    case instanceNorm(epsilon: Float)
     /// Broadcast to a shape (numpy rules, either side may broadcast); inputs: data, shape (a constant).
     case expand
     /// `torch.einsum` as exported: one or two operands, lettered axes (``EinsumEquation``).
@@ -119,6 +123,7 @@ public enum Op: Sendable, Hashable {
             case .min: return "ReduceMin"
             }
         case .layerNorm: return "LayerNormalization"
+        case .instanceNorm: return "InstanceNormalization"
         case .expand: return "Expand"
         case .split: return "Split"
         case .einsum: return "Einsum"

@@ -7,13 +7,14 @@ import XAICore
 extension Op {
     /// Whether a node of this op is evaluated once, on the host, when all its inputs are constants:
     /// shape arithmetic (Shape, Gather, Concat of shapes, ...) and cheap elementwise ops, which
-    /// exporters emit around Reshape. Convolutions and pooling on constants are left to the device.
+    /// exporters emit around Reshape, and matrix products of constants (Swin V2's position-bias MLP
+    /// over its constant coordinate table). Convolutions and pooling on constants are left to the device.
     public var isFoldable: Bool {
         switch self {
         case .constant, .shape, .gather, .constantOfShape, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .slice, .cast,
-             .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split, .reduce:
+             .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split, .reduce, .gemm, .matMul:
             return true
-        case .conv, .batchNorm, .gemm, .matMul, .pool, .globalAveragePool, .softmax, .pad, .layerNorm, .einsum:
+        case .conv, .batchNorm, .pool, .globalAveragePool, .softmax, .pad, .layerNorm, .einsum, .instanceNorm:
             return false
         }
     }
@@ -43,7 +44,7 @@ extension Op {
         case .binary(.div):
             // A quotient only when the divisor does not.
             return !dependent.contains(1)
-        case .softmax, .layerNorm:
+        case .softmax, .layerNorm, .instanceNorm:
             return false
         case .reduce, .hostArithmetic, .expand, .split:
             // Sums and means are linear; max and min select one element, like max pooling.
@@ -69,7 +70,7 @@ extension Op {
             return 2 * Double(output.count) * Double(a[a.rank - 1])
         case .batchNorm, .unary, .binary, .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .softmax,
              .reduce, .pad, .squeeze, .unsqueeze, .identity, .slice, .cast, .constantOfShape, .shape, .gather, .constant,
-             .layerNorm, .expand, .hostArithmetic, .split, .einsum:
+             .layerNorm, .expand, .hostArithmetic, .split, .einsum, .instanceNorm:
             return 0
         }
     }
@@ -79,7 +80,7 @@ extension Op {
         switch self {
         case .flatten, .reshape, .squeeze, .unsqueeze, .identity: return true
         case .conv, .batchNorm, .gemm, .matMul, .unary, .binary, .pool, .globalAveragePool, .transpose, .concat, .softmax,
-             .reduce, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant, .layerNorm, .expand, .hostArithmetic, .split, .einsum:
+             .reduce, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant, .layerNorm, .expand, .hostArithmetic, .split, .einsum, .instanceNorm:
             return false
         }
     }

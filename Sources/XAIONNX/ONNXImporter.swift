@@ -245,6 +245,10 @@ let opTable: [String: OpImporter] = {
         if n.outputs.count > 1 && n.outputs.dropFirst().contains(where: { !$0.isEmpty }) { throw n.fail("the Mean and InvStdDev outputs") }
         return n.node(.layerNorm(axis: n.int("axis", -1), epsilon: n.float("epsilon", 1e-5)), inputs: 3)
     }
+    t["InstanceNormalization"] = { n in
+        try n.requireInputs(3)
+        return n.node(.instanceNorm(epsilon: n.float("epsilon", 1e-5)), inputs: 3)
+    }
     t["Expand"] = { n in
         try n.requireInputs(2)
         return n.node(.expand, inputs: 2)

@@ -255,4 +255,39 @@ final class ArchitectureFixtureTests: XCTestCase {
             XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6, "factor \(factor)")
         }
     }
+
+    /// InstanceNormalization (GroupNorm with one group exports through it) against its definition,
+    /// forward on every backend and its input gradient against central differences of it.
+    func testInstanceNormalization() throws {
+        let path = fixturesDirectory + "/../../Fuzz/Corpus/onnx/arch_instancenorm.onnx"
+        let graph = try ONNXImporter.load(path: path).optimized()
+        let x = Tensor.uniform([1, 3, 4, 4], in: -2...3, seed: 95)
+        let (scale, bias): ([Double], [Double]) = ([0.5, 1, 2], [0.1, -0.2, 0.3])
+        func reference(_ v: [Double]) -> [Double] {
+            var out = [Double](repeating: 0, count: v.count)
+            for c in 0..<3 {
+                let plane = Array(v[(c * 16)..<((c + 1) * 16)])
+                let mean = plane.reduce(0, +) / 16
+                let variance = plane.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 16
+                for i in 0..<16 { out[c * 16 + i] = (plane[i] - mean) / (variance + 1e-5).squareRoot() * scale[c] + bias[c] }
+            }
+            return out
+        }
+        let expected = reference(doubles(x))
+        let seed = Tensor.uniform([1, 3, 4, 4], seed: 96)
+        var numeric = [Double](repeating: 0, count: 48)
+        for i in 0..<48 {
+            var plus = doubles(x), minus = doubles(x)
+            plus[i] += 1e-6
+            minus[i] -= 1e-6
+            numeric[i] = zip(zip(reference(plus), reference(minus)), doubles(seed)).reduce(0) { $0 + ($1.0.0 - $1.0.1) / 2e-6 * $1.1 }
+        }
+        for (label, backend) in TestBackends.all() {
+            let executor = Executor(graph: graph, backend: backend)
+            let pass = try executor.forward(try backend.upload(x), forBackward: true)
+            XCTAssertLessThan(relativeL2(doubles(try backend.download(try pass.output("y"))), expected), 1e-6, label)
+            let dx = try backend.download(try executor.backward(pass, seeds: ["y": try backend.upload(seed)], wrt: ["x"])["x"]!)
+            XCTAssertLessThan(relativeL2(doubles(dx), numeric), 1e-4, label)
+        }
+    }
 }
