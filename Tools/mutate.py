@@ -414,6 +414,9 @@ MUTANTS = [
      "OpCaseTests", "Einsum lays out several contracted letters in opposite orders in its two operands"),
     ("einsum_gradient_operand_order", "Sources/XAIGraph/Einsum.swift", "return EinsumEquation(inputs: [output] + others, output: term)",
      "return EinsumEquation(inputs: others + [output], output: term)", 1, "OpCaseTests", "Einsum's gradient equation swaps its operands"),
+    ("instancenorm_scale_axis", "Sources/XAIGraph/Executor.swift", "Shape([shape[1]] + [Int](repeating: 1, count: shape.rank - 2))",
+     "Shape([Int](repeating: 1, count: shape.rank - 2) + [shape[1]])", 1, "ArchitectureFixtureTests/testInstanceNormalization",
+     "InstanceNormalization's per-channel scale is laid along the last axis"),
     ("binary_backward_sub_sign", "Sources/XAICore/Backend+Composites.swift", "r[1] = try sum(try scaled(g, by: -1), toShape: b.shape)",
      "r[1] = try sum(g, toShape: b.shape)", 1, "OpCaseTests", "the subtrahend's gradient loses its sign"),
 ]

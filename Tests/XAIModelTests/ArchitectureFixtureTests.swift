@@ -84,6 +84,7 @@ final class ArchitectureFixtureTests: XCTestCase {
                     let raw = try XCTUnwrap(got.raw)
                     XCTAssertEqual(raw.shape, expected.shape, "\(reference) of \(name) on \(label)")
                     let error = relativeL2(doubles(raw), doubles(expected))
+                    print("\(reference) of \(name) on \(label): relative L2 \(error) from the reference")
                     XCTAssertLessThan(error, 1e-4, "\(reference) of \(name) on \(label)")
                     XCTAssertEqual(got.map.shape, [2, 32, 32])
                 }
