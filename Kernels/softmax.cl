@@ -30,6 +30,17 @@ __kernel void softmax_backward(__global const float* gy, __global const float* y
     }
 }
 
+// A row's mean and 1 / sqrt(variance + eps).
+inline void row_statistics(__global const float* xr, const int cols, const float eps, float* mean, float* inv) {
+    float sum = 0.0f;
+    for (int j = 0; j < cols; j++) sum += xr[j];
+    const float m = sum / (float)cols;
+    float squares = 0.0f;
+    for (int j = 0; j < cols; j++) { const float d = xr[j] - m; squares += d * d; }
+    *mean = m;
+    *inv = 1.0f / sqrt(squares / (float)cols + eps);
+}
+
 // (x - mean) / sqrt(var + eps) * scale + bias over each row of `cols` values (bias used when has_bias).
 __kernel void layer_norm_forward(__global const float* x, __global const float* scale, __global const float* bias, __global float* y,
                                  const int rows, const int cols, const float eps, const int has_bias) {
@@ -37,12 +48,8 @@ __kernel void layer_norm_forward(__global const float* x, __global const float* 
     if (r >= rows) return;
     __global const float* xr = x + (long)r * cols;
     __global float* yr = y + (long)r * cols;
-    float sum = 0.0f;
-    for (int j = 0; j < cols; j++) sum += xr[j];
-    const float mean = sum / (float)cols;
-    float squares = 0.0f;
-    for (int j = 0; j < cols; j++) { const float d = xr[j] - mean; squares += d * d; }
-    const float inv = 1.0f / sqrt(squares / (float)cols + eps);
+    float mean, inv;
+    row_statistics(xr, cols, eps, &mean, &inv);
     for (int j = 0; j < cols; j++) yr[j] = (xr[j] - mean) * inv * scale[j] + (has_bias ? bias[j] : 0.0f);
 }
 
@@ -54,12 +61,8 @@ __kernel void layer_norm_backward(__global const float* g, __global const float*
     __global const float* xr = x + (long)r * cols;
     __global const float* gr = g + (long)r * cols;
     __global float* dr = dx + (long)r * cols;
-    float sum = 0.0f;
-    for (int j = 0; j < cols; j++) sum += xr[j];
-    const float mean = sum / (float)cols;
-    float squares = 0.0f;
-    for (int j = 0; j < cols; j++) { const float d = xr[j] - mean; squares += d * d; }
-    const float inv = 1.0f / sqrt(squares / (float)cols + eps);
+    float mean, inv;
+    row_statistics(xr, cols, eps, &mean, &inv);
     float gs = 0.0f, gsx = 0.0f;
     for (int j = 0; j < cols; j++) {
         const float v = gr[j] * scale[j];

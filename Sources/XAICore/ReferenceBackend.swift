@@ -248,15 +248,19 @@ public final class ReferenceBackend: Backend {
         return array(x.shape, dx)
     }
 
+    /// A row's mean and `1 / sqrt(variance + epsilon)`.
+    private func rowStatistics(_ row: ArraySlice<Double>, epsilon: Float) -> (mean: Double, inv: Double) {
+        let mean = row.reduce(0, +) / Double(row.count)
+        let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(row.count)
+        return (mean, 1 / (variance + Double(epsilon)).squareRoot())
+    }
+
     public func layerNorm(_ x: DeviceArray, scale: DeviceArray, bias: DeviceArray?, plan: LayerNormPlan) throws -> DeviceArray {
         let (xv, s, b) = (try values(x), try values(scale), try bias.map(values))
         let c = plan.columns
         var out = [Double](repeating: 0, count: xv.count)
         for r in 0..<plan.rows {
-            let row = xv[(r * c)..<((r + 1) * c)]
-            let mean = row.reduce(0, +) / Double(c)
-            let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(c)
-            let inv = 1 / (variance + Double(plan.epsilon)).squareRoot()
+            let (mean, inv) = rowStatistics(xv[(r * c)..<((r + 1) * c)], epsilon: plan.epsilon)
             for j in 0..<c { out[r * c + j] = (xv[r * c + j] - mean) * inv * s[j] + (b?[j] ?? 0) }
         }
         return array(x.shape, out)
@@ -267,10 +271,7 @@ public final class ReferenceBackend: Backend {
         let c = plan.columns
         var out = [Double](repeating: 0, count: xv.count)
         for r in 0..<plan.rows {
-            let row = xv[(r * c)..<((r + 1) * c)]
-            let mean = row.reduce(0, +) / Double(c)
-            let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(c)
-            let inv = 1 / (variance + Double(plan.epsilon)).squareRoot()
+            let (mean, inv) = rowStatistics(xv[(r * c)..<((r + 1) * c)], epsilon: plan.epsilon)
             var meanG = 0.0, meanGX = 0.0
             for j in 0..<c {
                 let gs = g[r * c + j] * s[j]
