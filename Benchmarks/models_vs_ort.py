@@ -44,20 +44,26 @@ ROOT = os.path.dirname(HERE)
 GRADIENT_ROWS = {"resnet50", "vit_b_16", "swin_t", "convnext_tiny"}
 
 
-def export(name, out, with_model=False):
-    """Exports a torchvision model with seeded weights; the demo model is already ONNX."""
-    if name == "demo":
-        path = os.path.join(ROOT, "Demo", "model.onnx"), (3, 64, 64)
-        return (*path, None) if with_model else path
+def seeded_torchvision_model(name):
+    """torchvision's architecture with seeded weights in eval mode. torchvision starts some heads at
+    zero (ViT's): seeded values there, so that logits and gradients compared before timing are not
+    all zero."""
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None).eval()
-    # torchvision starts some heads at zero (ViT's): seeded values instead, so that the logits and
-    # gradients compared before timing are not all zero.
     with torch.no_grad():
         g = torch.Generator().manual_seed(1)
         for p in model.parameters():
             if p.numel() and float(p.abs().max()) == 0:
                 p.copy_(torch.randn(p.shape, generator=g) * (0.5 / (p[0].numel() if p.dim() >= 2 else 1)) ** 0.5)
+    return model
+
+
+def export(name, out, with_model=False):
+    """Exports a torchvision model with seeded weights; the demo model is already ONNX."""
+    if name == "demo":
+        path = os.path.join(ROOT, "Demo", "model.onnx"), (3, 64, 64)
+        return (*path, None) if with_model else path
+    model = seeded_torchvision_model(name)
     path = os.path.join(out, f"{name}.onnx")
     x = torch.randn(1, 3, 224, 224)
     torch.onnx.export(model, x, path, dynamo=False, input_names=["x"], output_names=["y"],

@@ -27,14 +27,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def seeded_model(name):
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(1)
-        for p in model.parameters():
-            if p.numel() and float(p.abs().max()) == 0:
-                p.copy_(torch.randn(p.shape, generator=g) * (0.5 / (p[0].numel() if p.dim() >= 2 else 1)) ** 0.5)
-    return model
+    """torchvision's model with models_vs_ort.py's seeding (parameters it starts at zero seeded)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from models_vs_ort import seeded_torchvision_model
+    return seeded_torchvision_model(name)
 
 
 def main():

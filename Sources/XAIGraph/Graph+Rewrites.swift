@@ -34,7 +34,7 @@ extension Graph {
                 break
             }
         }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        g.nodes = g.nodes.removing(positions: removed)
         return g
     }
 
@@ -96,7 +96,7 @@ extension Graph {
             g.nodes[last] = Node(name: g.nodes[last].name, op: .unary(.gelu), inputs: [x], outputs: g.nodes[last].outputs)
             removed.formUnion(chain.filter { $0 != last })
         }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        g.nodes = g.nodes.removing(positions: removed)
         return g.removingUnusedInitializers()
     }
 
@@ -124,7 +124,7 @@ extension Graph {
                 break
             }
         }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        g.nodes = g.nodes.removing(positions: removed)
         return g.removingUnusedInitializers()
     }
 
@@ -200,7 +200,7 @@ extension Graph {
             g.nodes[src].outputs = n.outputs
             removed.insert(i)
         }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        g.nodes = g.nodes.removing(positions: removed)
         return g.removingUnusedInitializers()
     }
 
@@ -224,7 +224,7 @@ extension Graph {
             g.nodes[src].outputs = n.outputs
             removed.insert(i)
         }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        g.nodes = g.nodes.removing(positions: removed)
         return g
     }
 
@@ -235,5 +235,12 @@ extension Graph {
         used.formUnion(inputs.map(\.name))
         g.initializers = initializers.filter { used.contains($0.key) }
         return g
+    }
+}
+
+extension Array where Element == Node {
+    /// The nodes without those at `positions` (what a rewrite fused into others), in order.
+    func removing(positions: Set<Int>) -> [Node] {
+        enumerated().filter { !positions.contains($0.offset) }.map(\.element)
     }
 }
