@@ -12,6 +12,8 @@ struct ModelsBenchmark: ParsableCommand {
     @Option(help: "Batch size of the throughput row.") var batch = 32
     @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 5
     @Option(help: "Write all figures as JSON to this file.") var json: String?
+    @Flag(help: "Print where each row's time goes, by op kind and by node (synchronous backends: the CPU).") var profile = false
+    @Option(help: "Rows per profile table.") var profileRows = 15
 
     struct Row: Codable {
         let model: String
@@ -37,7 +39,8 @@ struct ModelsBenchmark: ParsableCommand {
         for name in models.split(separator: ",").map(String.init) {
             let graph = try Models.load(name)
             let flops = try graph.summary().flopsPerImage
-            let executor = Executor(graph: graph, backend: backend)
+            let opProfile = profile ? OpProfile() : nil
+            let executor = Executor(graph: graph, backend: backend, profile: opProfile)
             let inputInfo = graph.imageInput!
             let output = graph.outputs[0].name
             func add(_ label: String, _ n: Int, _ fwdEq: Double, _ t: Timing) {
@@ -48,13 +51,14 @@ struct ModelsBenchmark: ParsableCommand {
             }
             for n in [1, batch] {
                 let x = try backend.upload(Tensor.uniform(try inputInfo.shape(batch: n), seed: 7))
-                let t = try Timing.measure(repeats: repeats) {
+                let t = try Timing.measure(repeats: repeats, afterWarmup: { opProfile?.reset() }) {
                     _ = try backend.download(try executor.forward(x).outputs[output]!)
                 }
                 add("forward", n, 1, t)
+                printProfile(opProfile, "\(name), forward, batch \(n)", passes: t.runs)
             }
             let x = try backend.upload(Tensor.uniform(try inputInfo.shape(batch: 1), seed: 7))
-            let t = try Timing.measure(repeats: repeats) {
+            let t = try Timing.measure(repeats: repeats, afterWarmup: { opProfile?.reset() }) {
                 let pass = try executor.forward(x, forBackward: true)
                 let y = pass.outputs[output]!
                 var seed = Tensor(shape: y.shape)
@@ -63,6 +67,7 @@ struct ModelsBenchmark: ParsableCommand {
                 _ = try backend.download(g[inputInfo.name]!)
             }
             add("forward+backward to input", 1, 2, t)
+            printProfile(opProfile, "\(name), forward + backward to the input, batch 1", passes: t.runs)
         }
         if let json {
             let encoder = JSONEncoder()
@@ -76,5 +81,20 @@ struct ModelsBenchmark: ParsableCommand {
                     String(format: "%.1f", r.gflops), String(format: "%.0f%%", r.fractionOfCeiling * 100)]
         })
         printWinogradNote(backend)
+    }
+
+
+    /// The profile's tables (milliseconds per timed pass: by op kind, then the slowest nodes).
+    func printProfile(_ profile: OpProfile?, _ title: String, passes: Int) {
+        guard let profile else { return }
+        func ms(_ e: OpProfile.Entry) -> String { String(format: "%.2f", e.seconds * 1e3 / Double(passes)) }
+        let total = profile.ops.reduce(0) { $0 + $1.seconds } * 1e3 / Double(passes)
+        print("\nprofile: \(title), " + String(format: "%.1f ms", total) + " per pass in nodes")
+        printTable(["op", "pass", "nodes", "ms/pass"], profile.ops.prefix(profileRows).map { e in
+            [e.op, e.backward ? "backward" : "forward", "\(e.calls / passes)", ms(e)]
+        })
+        printTable(["node", "op", "pass", "ms/pass"], profile.nodes.prefix(profileRows).map { e in
+            [e.node, e.op, e.backward ? "backward" : "forward", ms(e)]
+        })
     }
 }

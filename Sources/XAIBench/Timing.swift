@@ -7,8 +7,11 @@ struct Timing: Codable {
     let min: Double, median: Double, max: Double
 
     /// `budget`: stop repeating once the timed runs add up to this many seconds (at least one run).
-    static func measure(warmup: Int = 1, repeats: Int, budget: Double = .infinity, _ body: () throws -> Void) rethrows -> Timing {
+    /// `afterWarmup` runs between the warm-up and the timed runs (a profile's reset).
+    static func measure(warmup: Int = 1, repeats: Int, budget: Double = .infinity, afterWarmup: () -> Void = {},
+                        _ body: () throws -> Void) rethrows -> Timing {
         for _ in 0..<warmup { try body() }
+        afterWarmup()
         var times: [Double] = []
         for _ in 0..<Swift.max(repeats, 1) {
             let start = DispatchTime.now().uptimeNanoseconds

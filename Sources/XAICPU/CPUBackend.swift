@@ -393,6 +393,10 @@ public final class CPUBackend: Backend {
         let (m, n, k) = (plan.m, plan.n, plan.k)
         let pa = try ptr(a, "gemm"), pb = try ptr(b, "gemm")
         let (out, pc) = try allocate([m, n])
+        if let matmul = oneDNNMatMul(BatchedGemmPlan(plan), bias: bias != nil, alpha: alpha, activation: activation), let dnnl {
+            try dnnl.run(matmul, a: pa, b: pb, bias: try bias.map { try ptr($0, "gemm") }, c: pc)
+            return out
+        }
         var beta: Float = 0
         if let bias {
             let pbias = try ptr(bias, "gemm")
@@ -403,6 +407,26 @@ public final class CPUBackend: Backend {
         parallelFor(m, costPerItem: n) { rows in
             applyActivation(activation, pc + rows.lowerBound * n, rows.count * n)
         }
+        return out
+    }
+
+    /// oneDNN's matmul for a product large enough to pay for a primitive call (bias, output scale
+    /// and activation fused into it), or `nil` (OpenBLAS then runs it). oneDNN keeps `k` whole in
+    /// each thread's accumulation, so every row's result is the same bits whatever `m`: an image
+    /// computes alike alone or in a batch.
+    func oneDNNMatMul(_ plan: BatchedGemmPlan, bias: Bool, alpha: Float, activation: UnaryOp) -> DNNLMatMul? {
+        // oneDNN 2.x scales the sum with the bias, ours scales the product only.
+        guard let dnnl, plan.m > 0, plan.n > 0, plan.k > 0, alpha == 1 || !bias else { return nil }
+        let work = Double(plan.outputShape.count) * Double(plan.k)
+        guard work >= 65_536 else { return nil }
+        return dnnl.matmul(.init(plan: plan, hasBias: bias, alpha: alpha, activation: activation == .identity ? nil : activation))
+    }
+
+    public func batchedGemm(_ a: DeviceArray, _ b: DeviceArray, plan: BatchedGemmPlan) throws -> DeviceArray? {
+        guard let matmul = oneDNNMatMul(plan, bias: false, alpha: 1, activation: .identity), let dnnl else { return nil }
+        let pa = try ptr(a, "batchedGemm"), pb = try ptr(b, "batchedGemm")
+        let (out, pc) = try allocate(plan.outputShape)
+        try dnnl.run(matmul, a: pa, b: pb, bias: nil, c: pc)
         return out
     }
 

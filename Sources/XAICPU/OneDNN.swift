@@ -73,6 +73,7 @@ final class OneDNN: @unchecked Sendable {
     private var convolutions: [ConvolutionKey: DNNLConvolution?] = [:]
     private var reorders: [ReorderKey: (primitive: dnnl_primitive_t, scratchpad: dnnl_memory_desc_t)] = [:]
     private var eltwises: [EltwiseKey: (primitive: dnnl_primitive_t, scratchpad: dnnl_memory_desc_t)?] = [:]
+    private var matmuls: [MatMulKey: DNNLMatMul?] = [:]
     /// The one scratchpad every primitive executes with, grown to the largest need (executions are
     /// serialised). Primitives are made in oneDNN's user-scratchpad mode: in its default library
     /// mode, 2.x ties a primitive's scratchpad to the thread that created it, and a Winograd
@@ -115,6 +116,15 @@ final class OneDNN: @unchecked Sendable {
         let backward: Bool
     }
 
+    /// A matrix product `op(a) @ op(b)` over broadcast batch axes, as ``BatchedGemmPlan`` (a plain
+    /// GEMM has no batch axes), with an optional bias of `n` values, output scale and activation.
+    struct MatMulKey: Hashable {
+        let plan: BatchedGemmPlan
+        let hasBias: Bool
+        let alpha: Float
+        let activation: UnaryOp?
+    }
+
     struct ReorderKey: Hashable {
         let dims: [Int]
         let from: CPULayout, to: CPULayout
@@ -153,6 +163,7 @@ final class OneDNN: @unchecked Sendable {
 
     deinit {
         for r in reorders.values { dnnl_primitive_destroy(r.primitive) }
+        matmuls.removeAll()
         scratchpad?.deallocate()
         convolutions.removeAll()
         dnnl_stream_destroy(stream)
@@ -643,4 +654,105 @@ final class OneDNN: @unchecked Sendable {
                                   (xai_dnnl_arg_diff_src, md, UnsafeMutableRawPointer(gradInput))], scratchpad: p.scratchpad)
         return true
     }
+
+    // MARK: Matrix products
+
+    /// The matmul primitive for `key`, created on first use; `nil` when oneDNN refuses it (the caller
+    /// then runs OpenBLAS). Thread-safe. The cache is emptied when it reaches 512 shapes (a method
+    /// that varies its batch size makes a few per layer).
+    func matmul(_ key: MatMulKey) -> DNNLMatMul? {
+        lock.lock(); defer { lock.unlock() }
+        if let known = matmuls[key] { return known }
+        if matmuls.count >= 512 { matmuls.removeAll() }
+        let made = try? makeMatMul(key)
+        matmuls[key] = made
+        return made
+    }
+
+    /// A row-major operand's descriptor: logical dims `batch + [rows, columns]`, stored as
+    /// `batch + [columns, rows]` where `transposed`.
+    private func matrixDesc(batch: [Int], rows: Int, columns: Int, transposed: Bool) throws -> dnnl_memory_desc_t {
+        let dims = batch + [rows, columns]
+        var strides = [Int](repeating: 0, count: dims.count)
+        let r = dims.count
+        (strides[r - 2], strides[r - 1]) = transposed ? (1, rows) : (columns, 1)
+        var step = rows * columns
+        for i in Swift.stride(from: r - 3, through: 0, by: -1) {
+            strides[i] = step
+            step *= dims[i]
+        }
+        var md = dnnl_memory_desc_t()
+        try Self.check(dnnl_memory_desc_init_by_strides(&md, Int32(r), dims.map(Int64.init), dnnl_f32, strides.map(Int64.init)),
+                       "memory_desc_init_by_strides")
+        return md
+    }
+
+    private func makeMatMul(_ key: MatMulKey) throws -> DNNLMatMul {
+        let p = key.plan
+        var a = try matrixDesc(batch: p.batchA, rows: p.m, columns: p.k, transposed: p.transposeA)
+        var b = try matrixDesc(batch: p.batchB, rows: p.k, columns: p.n, transposed: p.transposeB)
+        var c = try matrixDesc(batch: p.batch, rows: p.m, columns: p.n, transposed: false)
+        var bias = try matrixDesc(batch: p.batch.map { _ in 1 }, rows: 1, columns: p.n, transposed: false)
+        var desc = dnnl_matmul_desc_t()
+        if key.hasBias {
+            try Self.check(dnnl_matmul_desc_init(&desc, &a, &b, &bias, &c), "matmul_desc_init")
+        } else {
+            try Self.check(dnnl_matmul_desc_init(&desc, &a, &b, nil, &c), "matmul_desc_init")
+        }
+        let attr = try userScratchpadAttributes()
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if key.alpha != 1 {
+            var scale = key.alpha
+            try Self.check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), "primitive_attr_set_output_scales")
+        }
+        if let op = key.activation {
+            guard let (algorithm, alpha, beta) = Self.eltwise(op) else {
+                throw XAIError.unsupported(op: "oneDNN matmul", reason: "no post-op for \(op)")
+            }
+            var postOps: dnnl_post_ops_t?
+            try Self.check(dnnl_post_ops_create(&postOps), "post_ops_create")
+            defer { dnnl_post_ops_destroy(postOps) }
+            try Self.check(dnnl_post_ops_append_eltwise(postOps, 1, algorithm, alpha, beta), "post_ops_append_eltwise")
+            try Self.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "primitive_attr_set_post_ops")
+        }
+        var pd: dnnl_primitive_desc_t?
+        try Self.check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil), "primitive_desc_create (matmul)")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        try Self.check(dnnl_primitive_create(&primitive, pd), "primitive_create (matmul)")
+        guard let primitive else { throw XAIError.unsupported(op: "oneDNN matmul", reason: "no primitive") }
+        primitivesCreated += 1
+        var implementation: UnsafePointer<CChar>?
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation)
+        return DNNLMatMul(primitive: primitive, a: a, b: b, c: c, bias: bias,
+                          scratchpad: dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee,
+                          implementation: implementation.map { String(cString: $0) } ?? "unknown")
+    }
+
+    /// Runs a matmul primitive on row-major buffers laid out as its key says.
+    func run(_ matmul: DNNLMatMul, a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
+             c: UnsafeMutablePointer<Float>) throws {
+        var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)] = [
+            (xai_dnnl_arg_src, matmul.a, UnsafeMutableRawPointer(a)),
+            (xai_dnnl_arg_weights, matmul.b, UnsafeMutableRawPointer(b)),
+            (xai_dnnl_arg_dst, matmul.c, UnsafeMutableRawPointer(c)),
+        ]
+        if let bias { args.append((xai_dnnl_arg_bias, matmul.bias, UnsafeMutableRawPointer(bias))) }
+        try execute(matmul.primitive, args, scratchpad: matmul.scratchpad)
+    }
+}
+
+/// A matmul primitive and the descriptors of its operands.
+final class DNNLMatMul: @unchecked Sendable {
+    let primitive: dnnl_primitive_t
+    let a: dnnl_memory_desc_t, b: dnnl_memory_desc_t, c: dnnl_memory_desc_t, bias: dnnl_memory_desc_t
+    let scratchpad: dnnl_memory_desc_t
+    let implementation: String
+
+    init(primitive: dnnl_primitive_t, a: dnnl_memory_desc_t, b: dnnl_memory_desc_t, c: dnnl_memory_desc_t, bias: dnnl_memory_desc_t,
+         scratchpad: dnnl_memory_desc_t, implementation: String) {
+        (self.primitive, self.a, self.b, self.c, self.bias, self.scratchpad, self.implementation) = (primitive, a, b, c, bias, scratchpad, implementation)
+    }
+
+    deinit { dnnl_primitive_destroy(primitive) }
 }

@@ -173,7 +173,12 @@ extension Backend {
 
     /// Reorders axes: output axis `i` is input axis `perm[i]`.
     public func permute(_ x: DeviceArray, _ perm: [Int]) throws -> DeviceArray {
-        try checkedMove([x], try .permute(x.shape, perm))
+        let plan = try MovementPlan.permute(x.shape, perm)
+        // Moving only axes of extent 1 keeps every element where it is: a view, no copy (a
+        // sequence-first transformer's `[1, T, C] -> [T, 1, C]` at batch 1).
+        let moved = perm.filter { x.shape[$0] != 1 }
+        if moved == moved.sorted() { return try x.reshaped(plan.outputShape) }
+        return try checkedMove([x], plan)
     }
 
     /// The box `starts[i] ..< starts[i] + sizes[i]` on every axis.

@@ -87,29 +87,21 @@ extension Backend {
     ///   extents that differ, or batch axes that do not broadcast.
     public func batchedMatMul(_ a: DeviceArray, _ b: DeviceArray, transposeA: Bool = false, transposeB: Bool = false,
                               bias: DeviceArray? = nil) throws -> DeviceArray {
+        let plan = try BatchedGemmPlan(a: a.shape, b: b.shape, transposeA: transposeA, transposeB: transposeB)
+        let (m, n, ka) = (plan.m, plan.n, plan.k)
         let (sa, sb) = (a.shape, b.shape)
-        guard sa.rank >= 2, sb.rank >= 2 else {
-            throw XAIError.shapeMismatch(op: "MatMul", expected: "operands of rank 2 or more", got: [sa, sb])
-        }
-        let (ra, rb) = (sa.rank, sb.rank)
-        let (m, ka) = transposeA ? (sa[ra - 1], sa[ra - 2]) : (sa[ra - 2], sa[ra - 1])
-        let (kb, n) = transposeB ? (sb[rb - 1], sb[rb - 2]) : (sb[rb - 2], sb[rb - 1])
-        guard ka == kb else {
-            throw XAIError.shapeMismatch(op: "MatMul", expected: "the same inner extent (\(ka) and \(kb))", got: [sa, sb])
-        }
-        let batchA = Shape(Array(sa.dims.dropLast(2))), batchB = Shape(Array(sb.dims.dropLast(2)))
-        guard let batch = Shape.broadcast(batchA, batchB) else {
-            throw XAIError.shapeMismatch(op: "MatMul", expected: "batch axes that broadcast together", got: [sa, sb])
-        }
+        let batchA = Shape(Array(sa.dims.dropLast(2))), batch = Shape(plan.batch)
         if let bias, bias.shape.count != n {
             throw XAIError.shapeMismatch(op: "MatMul", expected: "a bias of \(n) values", got: [sa, sb, bias.shape])
         }
-        if rb == 2 && !transposeA {
+        if sb.rank == 2 && !transposeA {
             let rows = try a.reshaped([batchA.count * m, ka])
             let y = try gemm(rows, b, transposeA: false, transposeB: transposeB, alpha: 1, bias: try bias?.reshaped([n]), activation: .identity)
             return try y.reshaped(Shape(batch.dims + [m, n]))
         }
         if let bias { return try binary(.add, try batchedMatMul(a, b, transposeA: transposeA, transposeB: transposeB), try bias.reshaped([n])) }
+        if let y = try batchedGemm(a, b, plan: plan) { return y }
+        let batchB = Shape(Array(sb.dims.dropLast(2)))
         let count = batch.count
         // Each operand as [count, rows, columns], broadcast along the batch where it has fewer matrices.
         func stacked(_ x: DeviceArray, _ own: Shape) throws -> DeviceArray {

@@ -84,6 +84,11 @@ public protocol Backend: AnyObject, Sendable {
     ///   - plan: the validated extents.
     /// - Throws: ``XAIError/wrongDevice(op:expected:got:)``, ``XAIError/outOfMemory(op:bytes:device:)``.
     func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray
+    /// `op(a) @ op(b)` for every matrix of the broadcast batch in one call (attention's products),
+    /// reading each operand in place: no per-matrix slices, no broadcast copies. `nil` where the
+    /// backend has no such path; ``batchedMatMul(_:_:transposeA:transposeB:bias:)`` then runs one
+    /// ``gemm(_:_:plan:alpha:bias:activation:)`` per matrix.
+    func batchedGemm(_ a: DeviceArray, _ b: DeviceArray, plan: BatchedGemmPlan) throws -> DeviceArray?
     /// `activation(conv(x, weight) + bias + residual)`.
     /// - Parameters:
     ///   - x: `[N, Cin, H, W]`.
@@ -160,6 +165,7 @@ public struct ConvolutionStep {
 
 extension Backend {
     public func conv2dThenDepthwise(_ x: DeviceArray, pointwise: ConvolutionStep, depthwise: ConvolutionStep) throws -> DeviceArray? { nil }
+    public func batchedGemm(_ a: DeviceArray, _ b: DeviceArray, plan: BatchedGemmPlan) throws -> DeviceArray? { nil }
     public func supports(_ primitive: Primitive) -> Bool { true }
     /// Backends that compute synchronously (the CPU) have nothing to wait for.
     public func synchronize() throws {}

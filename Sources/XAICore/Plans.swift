@@ -31,6 +31,44 @@ public struct GemmPlan: Sendable, Hashable {
     public var outputShape: Shape { [m, n] }
 }
 
+/// Matrix products over broadcast batch axes: `a` `batchA + [M, K]` (or `[K, M]` stored), `b`
+/// `batchB + [K, N]` (or `[N, K]`), output `batch + [M, N]`. The three batch shapes have one rank;
+/// an operand's extent is the output's or 1 (broadcast).
+public struct BatchedGemmPlan: Sendable, Hashable {
+    public let batch: [Int], batchA: [Int], batchB: [Int]
+    public let m: Int, n: Int, k: Int
+    public let transposeA: Bool, transposeB: Bool
+
+    public init(a: Shape, b: Shape, transposeA: Bool, transposeB: Bool) throws {
+        guard a.rank >= 2, b.rank >= 2 else {
+            throw XAIError.shapeMismatch(op: "MatMul", expected: "operands of rank 2 or more", got: [a, b])
+        }
+        let (ra, rb) = (a.rank, b.rank)
+        let (m, k) = transposeA ? (a[ra - 1], a[ra - 2]) : (a[ra - 2], a[ra - 1])
+        let (kb, n) = transposeB ? (b[rb - 1], b[rb - 2]) : (b[rb - 2], b[rb - 1])
+        guard k == kb else {
+            throw XAIError.shapeMismatch(op: "MatMul", expected: "the same inner extent (\(k) and \(kb))", got: [a, b])
+        }
+        let own = (Array(a.dims.dropLast(2)), Array(b.dims.dropLast(2)))
+        guard let batch = Shape.broadcast(Shape(own.0), Shape(own.1)) else {
+            throw XAIError.shapeMismatch(op: "MatMul", expected: "batch axes that broadcast together", got: [a, b])
+        }
+        func padded(_ d: [Int]) -> [Int] { [Int](repeating: 1, count: batch.rank - d.count) + d }
+        (self.batch, batchA, batchB) = (batch.dims, padded(own.0), padded(own.1))
+        (self.m, self.n, self.k) = (m, n, k)
+        (self.transposeA, self.transposeB) = (transposeA, transposeB)
+    }
+
+    /// A plain GEMM: no batch axes.
+    public init(_ gemm: GemmPlan) {
+        (batch, batchA, batchB) = ([], [], [])
+        (m, n, k) = (gemm.m, gemm.n, gemm.k)
+        (transposeA, transposeB) = (gemm.transposeA, gemm.transposeB)
+    }
+
+    public var outputShape: Shape { Shape(batch + [m, n]) }
+}
+
 /// A 2-D convolution: input `[N, Cin, H, W]`, weight `[Cout, Cin / groups, kH, kW]`, output `[N, Cout, OH, OW]`.
 public struct ConvPlan: Sendable, Hashable {
     public let input: Shape, weight: Shape, output: Shape

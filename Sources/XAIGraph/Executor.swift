@@ -18,12 +18,38 @@ public final class Executor: Sendable {
     /// depthwise convolution with constant weights and bias, reads: pairs a forward pass that keeps
     /// nothing for backward may hand to ``Backend/conv2dThenDepthwise(_:pointwise:depthwise:)``.
     let depthwisePairs: Set<Int>
+    /// Where each node's time goes, when given (the bench's `--profile`).
+    public let profile: OpProfile?
+    /// Positions of nodes whose outputs depend only on the input's shape: shapes, constants and
+    /// arithmetic on them (Swin's attention masks, built from the padded feature map's size). The
+    /// load-time folding cannot reach them while the batch is symbolic; the executor computes them
+    /// once per input shape and keeps them in ``shapeValues``.
+    let shapeOnlyNodes: Set<Int>
+    private let shapeValues = ShapeValueCache()
 
-    public init(graph: Graph, backend: any Backend) {
+    public init(graph: Graph, backend: any Backend, profile: OpProfile? = nil) {
         self.graph = graph
         self.backend = backend
+        self.profile = profile
         lastReads = graph.lastReads
         depthwisePairs = Self.depthwisePairs(graph)
+        shapeOnlyNodes = Self.shapeOnlyNodes(graph)
+    }
+
+    static func shapeOnlyNodes(_ graph: Graph) -> Set<Int> {
+        var shapeOnly = Set(graph.initializers.keys)
+        var nodes: Set<Int> = []
+        for (i, node) in graph.nodes.enumerated() {
+            let fromShapes: Bool
+            switch node.op {
+            case .shape, .constant: fromShapes = true
+            default: fromShapes = !node.inputs.allSatisfy(\.isEmpty) && node.inputs.allSatisfy { $0.isEmpty || shapeOnly.contains($0) }
+            }
+            guard fromShapes else { continue }
+            nodes.insert(i)
+            shapeOnly.formUnion(node.outputs)
+        }
+        return nodes
     }
 
     static func depthwisePairs(_ graph: Graph) -> Set<Int> {
@@ -79,9 +105,13 @@ public final class Executor: Sendable {
         try checkInput(input.shape, inputInfo)
         var values: [String: Value] = [inputInfo.name: .device(input)]
         var fusedIntoPrevious = false
+        let shapeOnly = shapeValues.values(for: input.shape)
+        var newShapeOnly: [String: Tensor] = [:]
         for (index, (node, lastRead)) in zip(graph.nodes, lastReads).enumerated() {
             if fusedIntoPrevious {
                 fusedIntoPrevious = false
+            } else if shapeOnlyNodes.contains(index), let known = shapeOnly, node.outputs.allSatisfy({ known[$0] != nil }) {
+                for name in node.outputs { values[name] = known[name].map(Value.host) }
             } else {
                 do {
                     let args: [Value?] = try node.inputs.map { name in
@@ -97,8 +127,11 @@ public final class Executor: Sendable {
                         values[graph.nodes[index + 1].outputs[0]] = .device(y)
                         fusedIntoPrevious = true
                     } else {
-                        let outs = try evaluate(node, args)
-                        for (name, v) in zip(node.outputs, outs) { values[name] = v }
+                        let outs = try profile.map { try $0.time(node, backward: false) { try evaluate(node, args) } } ?? evaluate(node, args)
+                        for (name, v) in zip(node.outputs, outs) {
+                            values[name] = v
+                            if shapeOnlyNodes.contains(index), case .host(let t) = v { newShapeOnly[name] = t }
+                        }
                     }
                 } catch let e as XAIError {
                     throw e.inNode(node.name, op: node.op.name)
@@ -109,6 +142,7 @@ public final class Executor: Sendable {
                 for name in lastRead where name != inputInfo.name && !keep.contains(name) { values[name] = nil }
             }
         }
+        if !newShapeOnly.isEmpty { shapeValues.add(newShapeOnly, for: input.shape) }
         var outputs: [String: DeviceArray] = [:]
         for o in graph.outputs {
             guard let v = values[o.name] else {
@@ -430,8 +464,10 @@ public final class Executor: Sendable {
             throw XAIError.invalidArgument(parameter: "pass", value: "", reason: "backward: the forward pass was not run with forBackward: true")
         }
         // Values that depend on something in `wrt`: only their producers need a backward rule.
+        // Shape arithmetic reads activations' shapes, never their values: no gradient flows through
+        // it (ViT's attention scale, the square root of a head's width, came from one).
         var dependsOnWrt = wrt
-        for node in graph.nodes where node.inputs.contains(where: dependsOnWrt.contains) {
+        for (i, node) in graph.nodes.enumerated() where !shapeOnlyNodes.contains(i) && node.inputs.contains(where: dependsOnWrt.contains) {
             dependsOnWrt.formUnion(node.outputs)
         }
         var shapes: [String: Shape] = [:]
@@ -474,7 +510,7 @@ public final class Executor: Sendable {
             guard let gy = grads[node.outputs[0]] else { continue }
             let inputGrads: [Int: DeviceArray]
             do {
-                inputGrads = try vjp(node, pass, gy, needed)
+                inputGrads = try profile.map { try $0.time(node, backward: true) { try vjp(node, pass, gy, needed) } } ?? vjp(node, pass, gy, needed)
             } catch let e as XAIError {
                 throw e.inNode(node.name, op: node.op.name)
             }
@@ -779,6 +815,24 @@ public final class Executor: Sendable {
             total = try total.map { try backend.binary(.add, $0, placed) } ?? placed
         }
         return try total ?? backend.zeros(inputShape)
+    }
+}
+
+/// Host values that depend only on the input's shape, by input shape (a few shapes at most: a
+/// method runs one or two batch sizes); safe to use from several threads.
+private final class ShapeValueCache: @unchecked Sendable {
+    private var byShape: [Shape: [String: Tensor]] = [:]
+    private let lock = NSLock()
+
+    func values(for shape: Shape) -> [String: Tensor]? {
+        lock.lock(); defer { lock.unlock() }
+        return byShape[shape]
+    }
+
+    func add(_ values: [String: Tensor], for shape: Shape) {
+        lock.lock(); defer { lock.unlock() }
+        if byShape[shape] == nil, byShape.count >= 8 { byShape = [:] }
+        byShape[shape, default: [:]].merge(values) { old, _ in old }
     }
 }
 

@@ -144,6 +144,9 @@ private func dataMovementCases() -> [OpCase] {
                forward: { be, a in try be.concat([a[0], a[1], a[2]], axis: -1) }),
         OpCase(name: "concat batch axis", inputs: [rand([1, 2, 3, 3]), rand([2, 2, 3, 3])], forward: { be, a in try be.concat([a[0], a[1]], axis: 0) }),
         OpCase(name: "pad every axis", inputs: [rand([2, 3, 4])], forward: { be, a in try be.pad(a[0], before: [1, 0, 2], after: [0, 2, 1], value: -0.25) }),
+        // Only unit axes move: a view of the same elements, no copy.
+        OpCase(name: "permute moving unit axes", inputs: [rand([1, 5, 1, 4])], forward: { be, a in try be.permute(a[0], [2, 1, 0, 3]) }),
+        OpCase(name: "permute unit axes and two others", inputs: [rand([1, 5, 1, 4])], forward: { be, a in try be.permute(a[0], [2, 3, 0, 1]) }),
         OpCase(name: "slice inner box", inputs: [rand([3, 6, 7])], forward: { be, a in try be.slice(a[0], starts: [1, 2, 3], sizes: [2, 3, 4]) }),
     ]
 }
@@ -154,16 +157,22 @@ private func dataMovementCases() -> [OpCase] {
 private func transformerCases() -> [OpCase] {
     var cases: [OpCase] = []
     for (a, b, ta, tb) in [([2, 3, 5, 4], [2, 3, 4, 6], false, false), ([2, 3, 5, 4], [2, 3, 6, 4], false, true),
-                           ([2, 1, 5, 4], [3, 4, 7], false, false), ([2, 7, 6], [6, 5], false, false), ([3, 4, 5], [3, 4, 6], true, false)] {
+                           ([2, 1, 5, 4], [3, 4, 7], false, false), ([2, 7, 6], [6, 5], false, false), ([3, 4, 5], [3, 4, 6], true, false),
+                           // Large enough for the CPU's oneDNN matmul (one call over the batch, operands read in place).
+                           ([2, 3, 40, 32], [2, 3, 48, 32], false, true), ([2, 1, 40, 32], [3, 32, 48], false, false),
+                           ([3, 32, 40], [1, 32, 50], true, false), ([2, 50, 40], [40, 60], false, false)] {
+        // The large ones forward only: their backward is the same composite of transposed
+        // products, and finite differences in float64 would take seconds per element count.
+        let large = a.reduce(1, *) > 1000
         cases.append(OpCase(name: "batchedMatMul \(a) x \(b) tA \(ta) tB \(tb)", inputs: [rand(Shape(a)), rand(Shape(b))], forward: { be, x in
             try be.batchedMatMul(x[0], x[1], transposeA: ta, transposeB: tb)
-        }, gradientInputs: ta || tb ? [] : [0, 1], backward: ta || tb ? nil : { be, x, g in
+        }, gradientInputs: ta || tb || large ? [] : [0, 1], backward: ta || tb || large ? nil : { be, x, g in
             let r = try be.batchedMatMulBackward(gradOutput: g, a: x[0], b: x[1], needed: [0, 1])
             return [r[0]!, r[1]!]
         }))
     }
     // With a bias of the last extent: one GEMM starting from it (2-D weight), or added after.
-    for (a, b) in [([2, 7, 6], [6, 5]), ([2, 3, 5, 4], [2, 3, 4, 6])] {
+    for (a, b) in [([2, 7, 6], [6, 5]), ([2, 3, 5, 4], [2, 3, 4, 6]), ([2, 60, 40], [40, 70])] {
         cases.append(OpCase(name: "batchedMatMul \(a) x \(b) + bias", inputs: [rand(Shape(a)), rand(Shape(b)), rand([b[b.count - 1]])]) { be, x in
             try be.batchedMatMul(x[0], x[1], bias: x[2])
         })
@@ -261,6 +270,13 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     // Large enough for the CPU backend to split the product over cores: by rows, then by columns.
     cases.append(OpCase(name: "gemm split by rows", inputs: [rand([150, 90]), rand([90, 70])]) { be, a in
         try be.gemm(a[0], a[1], transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity)
+    })
+    // Bias and activation fused into the CPU's oneDNN matmul (GELU's post-op); alpha without a bias.
+    cases.append(OpCase(name: "gemm with bias and GELU", inputs: [rand([120, 64]), rand([64, 96]), rand([96])]) { be, a in
+        try be.gemm(a[0], a[1], transposeA: false, transposeB: false, alpha: 1, bias: a[2], activation: .gelu)
+    })
+    cases.append(OpCase(name: "gemm scaled, transposed B", inputs: [rand([120, 64]), rand([96, 64])]) { be, a in
+        try be.gemm(a[0], a[1], transposeA: false, transposeB: true, alpha: 0.125, bias: nil, activation: .identity)
     })
     cases.append(OpCase(name: "gemm split by columns, transposed, bias", inputs: [rand([90, 40]), rand([200, 90]), rand([200])]) { be, a in
         try be.gemm(a[0], a[1], transposeA: true, transposeB: true, alpha: 1.5, bias: a[2], activation: .sigmoid)

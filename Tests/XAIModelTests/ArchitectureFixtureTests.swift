@@ -172,6 +172,37 @@ final class ArchitectureFixtureTests: XCTestCase {
         }
     }
 
+    /// Shape arithmetic fed by the batch (a Reshape to `[N, -1]`, a factor of `N * sqrt(W)` as ViT's
+    /// attention scale is made): the executor keeps such values per input shape, so alternating batch
+    /// sizes must each get their own; and no gradient flows through them (dy/dx = N * sqrt(W)).
+    func testShapeArithmeticFollowsTheBatchAndCarriesNoGradient() throws {
+        let graph = Graph(name: "shapes", inputs: [ValueInfo(name: "x", shape: [nil, 4, 6])], outputs: [ValueInfo(name: "y", shape: [nil, 24])],
+                          initializers: ["zero": Tensor(unchecked: [], [0]), "two": Tensor(unchecked: [], [2]), "rest": Tensor(unchecked: [1], [-1])],
+                          nodes: [Node(name: "shape", op: .shape(start: 0, end: nil), inputs: ["x"], outputs: ["s"]),
+                                  Node(name: "batch", op: .gather(axis: 0), inputs: ["s", "zero"], outputs: ["n"]),
+                                  Node(name: "width", op: .gather(axis: 0), inputs: ["s", "two"], outputs: ["w"]),
+                                  Node(name: "root", op: .unary(.sqrt), inputs: ["w"], outputs: ["r"]),
+                                  Node(name: "factor", op: .binary(.mul), inputs: ["n", "r"], outputs: ["f"]),
+                                  Node(name: "unsqueeze", op: .reshape(allowZero: false), inputs: ["n", "rest"], outputs: ["n1"]),
+                                  Node(name: "target", op: .concat(axis: 0), inputs: ["n1", "rest"], outputs: ["t"]),
+                                  Node(name: "flatten", op: .reshape(allowZero: false), inputs: ["x", "t"], outputs: ["xf"]),
+                                  Node(name: "scale", op: .binary(.mul), inputs: ["xf", "f"], outputs: ["y"])])
+        for (label, backend) in TestBackends.all() {
+            let executor = Executor(graph: graph, backend: backend)
+            for n in [2, 3, 2, 1] {
+                let x = Tensor.uniform([n, 4, 6], seed: UInt64(90 + n))
+                let factor = Float(n) * Float(6).squareRoot()
+                let pass = try executor.forward(try backend.upload(x), forBackward: true)
+                let y = try backend.download(try pass.output("y"))
+                XCTAssertEqual(y.shape, [n, 24], "\(label), batch \(n)")
+                XCTAssertLessThan(relativeL2(doubles(y), x.scalars.map { Double($0 * factor) }), 1e-6, "\(label), batch \(n)")
+                let g = Tensor.uniform(y.shape, seed: 95)
+                let dx = try backend.download(try executor.backward(pass, seeds: ["y": try backend.upload(g)], wrt: ["x"])["x"]!)
+                XCTAssertLessThan(relativeL2(doubles(dx), g.scalars.map { Double($0 * factor) }), 1e-6, "\(label), batch \(n)")
+            }
+        }
+    }
+
     /// ReduceL2 (decomposed at import into x^2, ReduceSum, Sqrt) and ReduceMax over the spatial axes,
     /// against float64 sums (the fuzz seed Tools/make_onnx_seeds.py writes).
     func testReduceL2AndReduceMax() throws {
