@@ -3,10 +3,11 @@ import XAICore
 /// Load-time rewrites. Each leaves the graph's outputs unchanged (tested on the zoo and the fixtures).
 extension Graph {
     /// Every rewrite, in order: drop Identity/Dropout, fold constant subgraphs (the shape arithmetic
-    /// exporters emit), fuse GELU spelled out through Erf into one op, fold batch-norm into the preceding convolution, fuse activations into the
+    /// exporters emit), fuse layer normalisation and GELU spelled out in arithmetic into one op each, fold batch-norm into the preceding convolution, fuse activations into the
     /// convolution/GEMM epilogue.
     public func optimized() throws -> Graph {
-        try removingIdentities().foldingConstants().fusingGELU().fusingMatMulBias().foldingBatchNorm().fusingResidualAdds().fusingActivations()
+        try removingIdentities().foldingConstants().fusingLayerNorm().fusingGELU().fusingMatMulBias().foldingBatchNorm().fusingResidualAdds()
+            .fusingActivations()
     }
 
     /// Moves `Add(conv(x), skip)` into the convolution as its residual input, when the convolution
@@ -44,19 +45,13 @@ extension Graph {
     /// values nothing else reads are fused.
     public func fusingGELU() -> Graph {
         var g = self
-        let producers = g.producers
-        let readers = Dictionary(grouping: g.nodes.indices.flatMap { i in g.nodes[i].inputs.filter { !$0.isEmpty }.map { ($0, i) } }, by: \.0)
-            .mapValues { $0.map(\.1) }
-        let outputNames = Set(outputs.map(\.name))
+        let index = ReaderIndex(g)
+        let producers = index.producers
         func scalar(_ name: String) -> Double? {
             guard let t = initializers[name], t.shape.count == 1 else { return nil }
             return Double(t.scalars[0])
         }
-        /// The single reader of `value` (not a graph output), if there is exactly one.
-        func onlyReader(_ value: String) -> Int? {
-            guard !outputNames.contains(value), let r = readers[value], r.count == 1 else { return nil }
-            return r[0]
-        }
+        func onlyReader(_ value: String) -> Int? { index.onlyReader(value) }
         /// `(other input, node)` when node `i` is `op(value, c)` or `op(c, value)` with a constant `c` near `expected`.
         func withConstant(_ i: Int, _ op: BinaryOp, _ expected: Double, besides value: String) -> Bool {
             guard case .binary(op) = g.nodes[i].op, g.nodes[i].inputs.count == 2 else { return false }
@@ -94,6 +89,86 @@ extension Graph {
             }
             guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
             g.nodes[last] = Node(name: g.nodes[last].name, op: .unary(.gelu), inputs: [x], outputs: g.nodes[last].outputs)
+            removed.formUnion(chain.filter { $0 != last })
+        }
+        g.nodes = g.nodes.removing(positions: removed)
+        return g.removingUnusedInitializers()
+    }
+
+    /// Replaces layer normalisation spelled out in arithmetic, as exporters write it below opset 17
+    /// (PyTorch's TorchScript exporter, older timm and Hugging Face exports):
+    /// `d = x - mean(x)`, `y = d / sqrt(mean(d^2) + eps)` over trailing axes, then optionally
+    /// `* gamma + beta` with constants. One LayerNormalization takes the last node's place and output
+    /// name: one pass over the rows instead of nine, and a backward of one primitive. Only chains whose
+    /// intermediate values nothing else reads are fused.
+    public func fusingLayerNorm() -> Graph {
+        var g = self
+        let index = ReaderIndex(g)
+        func scalar(_ name: String) -> Float? {
+            guard let t = initializers[name], t.shape.count == 1 else { return nil }
+            return t.scalars[0]
+        }
+        /// The trailing axes a mean reduces (keeping them), as a count, when node `i` is one.
+        func trailingMean(_ i: Int) -> Int? {
+            guard case .reduce(.mean, let axes?, true) = g.nodes[i].op, !axes.isEmpty,
+                  axes.sorted() == Array((-axes.count)...(-1)) else { return nil }
+            return axes.count
+        }
+        /// `(value, constant)` when node `i` is `op(value, constant)` or, for commutative ops, the reverse.
+        func withConstant(_ i: Int, _ op: BinaryOp) -> (String, Tensor)? {
+            guard case .binary(op) = g.nodes[i].op, g.nodes[i].inputs.count == 2 else { return nil }
+            let (a, b) = (g.nodes[i].inputs[0], g.nodes[i].inputs[1])
+            if let t = initializers[b], initializers[a] == nil { return (a, t) }
+            if op == .add || op == .mul, let t = initializers[a], initializers[b] == nil { return (b, t) }
+            return nil
+        }
+        var removed = Set<Int>()
+        for (i, node) in g.nodes.enumerated() {
+            guard case .binary(.div) = node.op, node.inputs.count == 2, let divOut = node.outputs.first else { continue }
+            let (d, s) = (node.inputs[0], node.inputs[1])
+            // d = x - mean(x)
+            guard let sub = index.producers[d], case .binary(.sub) = g.nodes[sub].op, g.nodes[sub].inputs.count == 2,
+                  let mean = index.producers[g.nodes[sub].inputs[1]], let axes = trailingMean(mean),
+                  g.nodes[mean].inputs.first == g.nodes[sub].inputs[0], index.onlyReader(g.nodes[sub].inputs[1]) == sub else { continue }
+            let x = g.nodes[sub].inputs[0]
+            // s = sqrt(mean(d^2) + eps)
+            guard let root = index.producers[s], case .unary(.sqrt) = g.nodes[root].op, index.onlyReader(s) == i,
+                  let plus = index.producers[g.nodes[root].inputs[0]], index.onlyReader(g.nodes[plus].outputs[0]) == root,
+                  let (variance, epsilon) = withConstant(plus, .add), epsilon.shape.count == 1, epsilon.scalars[0] >= 0,
+                  let spread = index.producers[variance], trailingMean(spread) == axes, index.onlyReader(variance) == plus,
+                  let square = index.producers[g.nodes[spread].inputs[0]], index.onlyReader(g.nodes[square].outputs[0]) == spread else { continue }
+            switch g.nodes[square].op {
+            case .unary(.pow(2)) where g.nodes[square].inputs == [d]: break
+            case .binary(.mul) where g.nodes[square].inputs == [d, d]: break
+            default: continue
+            }
+            guard index.readerNodes(d) == [square, i], !index.outputNames.contains(d) else { continue }
+            var chain = [sub, mean, root, plus, spread, square, i]
+            // Then `* gamma + beta`, each optional, with constants that broadcast within the normalised axes.
+            var last = i, output = divOut
+            var scale = Tensor(unchecked: [1], [1]), bias: Tensor?
+            func affine(_ t: Tensor) -> Tensor? {
+                let dims = Array(t.shape.dims.drop { $0 == 1 })
+                return dims.count <= axes ? Tensor(unchecked: Shape(dims.isEmpty ? [1] : dims), t.scalars) : nil
+            }
+            if let m = index.onlyReader(output), let (value, gamma) = withConstant(m, .mul), value == output, let gamma = affine(gamma) {
+                (scale, last, output) = (gamma, m, g.nodes[m].outputs[0])
+                chain.append(m)
+            }
+            if let a = index.onlyReader(output), let (value, beta) = withConstant(a, .add), value == output, let beta = affine(beta),
+               scale.shape == beta.shape || scale.shape.count == 1 {
+                (bias, last) = (beta, a)
+                chain.append(a)
+            }
+            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            let name = g.nodes[last].name
+            g.initializers[name + ".scale"] = scale
+            var inputs = [x, name + ".scale"]
+            if let bias {
+                g.initializers[name + ".bias"] = bias
+                inputs.append(name + ".bias")
+            }
+            g.nodes[last] = Node(name: name, op: .layerNorm(axis: -axes, epsilon: epsilon.scalars[0]), inputs: inputs, outputs: g.nodes[last].outputs)
             removed.formUnion(chain.filter { $0 != last })
         }
         g.nodes = g.nodes.removing(positions: removed)
@@ -243,4 +318,28 @@ extension Array where Element == Node {
     func removing(positions: Set<Int>) -> [Node] {
         enumerated().filter { !positions.contains($0.offset) }.map(\.element)
     }
+}
+
+/// Who reads each value of a graph, for the rewrites that fuse chains nothing else reads.
+struct ReaderIndex {
+    let producers: [String: Int]
+    /// The positions of the nodes reading each value, one entry per input slot.
+    let readers: [String: [Int]]
+    let outputNames: Set<String>
+
+    init(_ g: Graph) {
+        producers = g.producers
+        readers = Dictionary(grouping: g.nodes.indices.flatMap { i in g.nodes[i].inputs.filter { !$0.isEmpty }.map { ($0, i) } }, by: \.0)
+            .mapValues { $0.map(\.1) }
+        outputNames = Set(g.outputs.map(\.name))
+    }
+
+    /// The single reader of `value` (not a graph output), if exactly one input slot reads it.
+    func onlyReader(_ value: String) -> Int? {
+        guard !outputNames.contains(value), let r = readers[value], r.count == 1 else { return nil }
+        return r[0]
+    }
+
+    /// The nodes reading `value`.
+    func readerNodes(_ value: String) -> Set<Int> { Set(readers[value] ?? []) }
 }

@@ -18,8 +18,8 @@ final class ArchitectureFixtureTests: XCTestCase {
     }()
 
     func testEveryArchitectureAndExporterIsPresent() {
-        XCTAssertEqual(Self.names, ["convnext_dynamo", "convnext_torchscript", "shufflenet_dynamo", "shufflenet_torchscript",
-                                    "swin_dynamo", "swin_torchscript", "vit_dynamo", "vit_torchscript"])
+        XCTAssertEqual(Self.names, ["convnext_dynamo", "convnext_torchscript", "convnext_torchscript16", "shufflenet_dynamo", "shufflenet_torchscript",
+                                    "swin_dynamo", "swin_torchscript", "swin_torchscript16", "vit_dynamo", "vit_torchscript", "vit_torchscript16"])
     }
 
     func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -58,6 +58,28 @@ final class ArchitectureFixtureTests: XCTestCase {
     func testShuffleNetTorchScript() throws { try check("shufflenet_torchscript") }
     func testSwinDynamo() throws { try check("swin_dynamo") }
     func testSwinTorchScript() throws { try check("swin_torchscript") }
+    // Opset 16: LayerNorm spelled out in arithmetic, fused back by the rewrite (checked below).
+    func testViTTorchScriptOpset16() throws { try check("vit_torchscript16") }
+    func testConvNeXtTorchScriptOpset16() throws { try check("convnext_torchscript16") }
+    func testSwinTorchScriptOpset16() throws { try check("swin_torchscript16") }
+
+    /// Every LayerNorm the opset-16 exports spell out becomes one op again: as many as the opset-17
+    /// export of the same model has, and no ReduceMean or Sqrt left of them (the
+    /// attention scale's square root is shape arithmetic, in both).
+    func testLayerNormSpelledOutIsFused() throws {
+        func count(_ g: Graph, _ match: (Op) -> Bool) -> Int { g.nodes.filter { match($0.op) }.count }
+        for name in ["vit", "convnext", "swin"] {
+            let fused = try ONNXImporter.load(path: Self.directory + "/\(name)_torchscript16/model.onnx").optimized()
+            let native = try ONNXImporter.load(path: Self.directory + "/\(name)_torchscript/model.onnx").optimized()
+            let norms = count(native) { if case .layerNorm = $0 { return true }; return false }
+            XCTAssertGreaterThan(norms, 0, name)
+            XCTAssertEqual(count(fused) { if case .layerNorm = $0 { return true }; return false }, norms, name)
+            XCTAssertEqual(count(fused) { if case .unary(.sqrt) = $0 { return true }; return false },
+                           count(native) { if case .unary(.sqrt) = $0 { return true }; return false }, name)
+            XCTAssertEqual(count(fused) { if case .reduce(.mean, _, true) = $0 { return true }; return false },
+                           count(native) { if case .reduce(.mean, _, true) = $0 { return true }; return false }, name)
+        }
+    }
 
     /// Grad-CAM at the default layer of a ViT (the last block's first LayerNorm, tokens laid on
     /// their grid) against pytorch-grad-cam with the usual reshape_transform; attention rollout and
@@ -200,6 +222,39 @@ final class ArchitectureFixtureTests: XCTestCase {
                 let dx = try backend.download(try executor.backward(pass, seeds: ["y": try backend.upload(g)], wrt: ["x"])["x"]!)
                 XCTAssertLessThan(relativeL2(doubles(dx), g.scalars.map { Double($0 * factor) }), 1e-6, "\(label), batch \(n)")
             }
+        }
+    }
+
+    /// The spelled-out norm with a large epsilon (so dropping it shows), `d * d` for the square, and
+    /// `gamma * n + beta` in either operand order: fused to one op with the same outputs; with the
+    /// centred value also read elsewhere it stays as it is.
+    func testLayerNormFusionKeepsEpsilonAndAffine() throws {
+        let initializers: [String: Tensor] = ["eps": Tensor(unchecked: [], [0.5]), "gamma": Tensor.uniform([6], seed: 1),
+                                              "beta": Tensor.uniform([1, 6], seed: 2)]
+        func graph(extraReader: Bool) -> Graph {
+            var nodes = [Node(name: "mean", op: .reduce(.mean, axes: [-1], keepDims: true), inputs: ["x"], outputs: ["m"]),
+                         Node(name: "sub", op: .binary(.sub), inputs: ["x", "m"], outputs: ["d"]),
+                         Node(name: "square", op: .binary(.mul), inputs: ["d", "d"], outputs: ["d2"]),
+                         Node(name: "var", op: .reduce(.mean, axes: [-1], keepDims: true), inputs: ["d2"], outputs: ["v"]),
+                         Node(name: "plus", op: .binary(.add), inputs: ["v", "eps"], outputs: ["ve"]),
+                         Node(name: "root", op: .unary(.sqrt), inputs: ["ve"], outputs: ["s"]),
+                         Node(name: "div", op: .binary(.div), inputs: ["d", "s"], outputs: ["n"]),
+                         Node(name: "scale", op: .binary(.mul), inputs: ["gamma", "n"], outputs: ["ng"]),
+                         Node(name: "shift", op: .binary(.add), inputs: ["ng", "beta"], outputs: ["y"])]
+            if extraReader { nodes.append(Node(name: "other", op: .binary(.add), inputs: ["y", "d"], outputs: ["z"])) }
+            return Graph(name: "ln", inputs: [ValueInfo(name: "x", shape: [nil, 5, 6])],
+                         outputs: [ValueInfo(name: extraReader ? "z" : "y", shape: [nil, 5, 6])], initializers: initializers, nodes: nodes)
+        }
+        let backend = CPUBackend()
+        let x = try backend.upload(Tensor.uniform([2, 5, 6], in: -2...2, seed: 3))
+        for extraReader in [false, true] {
+            let raw = graph(extraReader: extraReader), fused = try raw.optimized()
+            let norms = fused.nodes.filter { if case .layerNorm = $0.op { return true }; return false }.count
+            XCTAssertEqual(norms, extraReader ? 0 : 1)
+            let output = raw.outputs[0].name
+            let a = try backend.download(try Executor(graph: raw, backend: backend).forward(x).output(output))
+            let b = try backend.download(try Executor(graph: fused, backend: backend).forward(x).output(output))
+            XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6, "extra reader \(extraReader)")
         }
     }
 
