@@ -419,8 +419,29 @@ MUTANTS = [
      "InstanceNormalization's per-channel scale is laid along the last axis"),
     ("binary_backward_sub_sign", "Sources/XAICore/Backend+Composites.swift", "r[1] = try sum(try scaled(g, by: -1), toShape: b.shape)",
      "r[1] = try sum(g, toShape: b.shape)", 1, "OpCaseTests", "the subtrahend's gradient loses its sign"),
+    # oneDNN matmul, shape values, views, LayerNorm fusion (issue 34, second round)
+    ("onednn_matmul_alpha_with_bias", "Sources/XAICPU/CPUBackend.swift", "plan.k > 0, alpha == 1 || !bias else", "plan.k > 0 else", 1,
+     "OpCaseTests", "oneDNN's output scale (which also scales the bias) is used for alpha with a bias"),
+    ("onednn_matmul_transposed_strides", "Sources/XAICPU/OneDNN.swift", "transposed ? (1, rows) : (columns, 1)",
+     "transposed ? (rows, 1) : (columns, 1)", 1, "OpCaseTests", "a transposed operand's strides are those of a reshape"),
+    ("onednn_matmul_batch_strides", "Sources/XAICPU/OneDNN.swift", "            step *= dims[i]\n", "", 1,
+     "OpCaseTests", "every batch axis of a matmul operand gets the innermost batch stride"),
+    ("onednn_matmul_activation_dropped", "Sources/XAICPU/CPUBackend.swift", "activation: activation == .identity ? nil : activation))",
+     "activation: nil))", 1, "OpCaseTests", "the GEMM's fused activation is not applied"),
+    ("shape_values_any_shape", "Sources/XAIGraph/Executor.swift", "        return byShape[shape]\n", "        return byShape.values.first\n", 1,
+     "ArchitectureFixtureTests/testShapeArithmetic", "shape arithmetic computed for one batch size is reused for another"),
+    ("permute_view_any_order", "Sources/XAICore/Backend+Checked.swift", "if moved == moved.sorted() {", "if moved.count <= 2 {", 1,
+     "OpCaseTests", "a transpose that reorders two real axes is taken for a view"),
+    ("layernorm_fusion_epsilon", "Sources/XAIGraph/Graph+Rewrites.swift", "op: .layerNorm(axis: -axes, epsilon: epsilon.scalars[0])",
+     "op: .layerNorm(axis: -axes, epsilon: 1e-5)", 1, "ArchitectureFixtureTests/testLayerNormFusion",
+     "the fused LayerNorm takes the default epsilon instead of the graph's"),
+    ("layernorm_fusion_bias_dropped", "Sources/XAIGraph/Graph+Rewrites.swift", "                inputs.append(name + \".bias\")\n", "", 1,
+     "ArchitectureFixtureTests/testLayerNormFusion|ArchitectureFixtureTests/testViTTorchScriptOpset16", "the fused LayerNorm drops the beta it absorbed"),
+    ("layernorm_fusion_extra_reader", "Sources/XAIGraph/Graph+Rewrites.swift", "guard index.readerNodes(d) == [square, i], ",
+     "guard ", 1, "ArchitectureFixtureTests/testLayerNormFusion", "a centred value that something else reads is fused away"),
+    ("layernorm_fusion_axes", "Sources/XAIGraph/Graph+Rewrites.swift", "axes.sorted() == Array((-axes.count)...(-1)) else",
+     "axes.count == 1 else", 1, "ArchitectureFixtureTests/testLayerNormFusion", "a mean over a non-trailing axis is fused as a LayerNorm"),
 ]
-
 
 def run(cmd, cwd, log=None):
     with open(log or os.devnull, "w") as f:
