@@ -6,8 +6,8 @@ extension Graph {
     /// exporters emit), fuse layer normalisation and GELU spelled out in arithmetic into one op each, fold batch-norm into the preceding convolution, fuse activations into the
     /// convolution/GEMM epilogue.
     public func optimized() throws -> Graph {
-        try removingIdentities().foldingConstants().fusingLayerNorm().fusingGELU().fusingMatMulBias().foldingBatchNorm().fusingResidualAdds()
-            .fusingActivations()
+        try removingIdentities().foldingConstants().fusingLayerNorm().fusingGELU().fusingMatMulBias().splittingGathers().foldingBatchNorm()
+            .fusingResidualAdds().fusingActivations()
     }
 
     /// Moves `Add(conv(x), skip)` into the convolution as its residual input, when the convolution
@@ -172,6 +172,46 @@ extension Graph {
             removed.formUnion(chain.filter { $0 != last })
         }
         g.nodes = g.nodes.removing(positions: removed)
+        return g.removingUnusedInitializers()
+    }
+
+    /// Replaces Gathers that take every index of one axis once (a transformer's `q, k, v = qkv[0],
+    /// qkv[1], qkv[2]`) by one Split and a Squeeze per piece: the same copies forward, and a backward
+    /// that joins the pieces' gradients in one concatenation instead of scattering each into an array
+    /// of zeros and summing them. Only where the axis has the same extent at batch 1 and 2 (never the
+    /// batch axis) and the indices are constants.
+    public func splittingGathers() -> Graph {
+        guard let input = imageInput, let one = try? summary().shapes else { return self }
+        let backend = ShapeBackend()
+        guard let two = try? Executor(graph: self, backend: backend).forward(backend.array(try input.shape(batch: 2)), forBackward: true).values
+        else { return self }
+        struct Member { let node: Int, index: Int }
+        var groups: [String: (data: String, axis: Int, members: [Member])] = [:]
+        for (i, n) in nodes.enumerated() {
+            guard case .gather(let axis) = n.op, n.inputs.count == 2, n.outputs.count == 1, initializers[n.inputs[0]] == nil,
+                  let indices = initializers[n.inputs[1]], indices.shape.rank == 0, let shape = one[n.inputs[0]],
+                  let ax = shape.normalizedAxis(axis), let other = two[n.inputs[0]]?.shape, other.rank == shape.rank, other[ax] == shape[ax]
+            else { continue }
+            let index = Int(indices.scalars[0])
+            let key = n.inputs[0] + "#\(ax)"
+            groups[key, default: (n.inputs[0], ax, [])].members.append(Member(node: i, index: index < 0 ? index + shape[ax] : index))
+        }
+        var replacements: [Int: [Node]] = [:]
+        var removed = Set<Int>()
+        for (data, axis, members) in groups.values {
+            guard members.count > 1, one[data]?[axis] == members.count, Set(members.map(\.index)) == Set(0..<members.count) else { continue }
+            let ordered = members.sorted { $0.index < $1.index }
+            let first = members.map(\.node).min() ?? ordered[0].node
+            let pieces = ordered.map { nodes[$0.node].outputs[0] + ".piece" }
+            replacements[first] = [Node(name: nodes[first].name + ".split", op: .split(axis: axis, sizes: nil), inputs: [data], outputs: pieces)]
+                + zip(ordered, pieces).map { m, piece in
+                    Node(name: nodes[m.node].name, op: .squeeze(axes: [axis]), inputs: [piece], outputs: nodes[m.node].outputs)
+                }
+            removed.formUnion(members.map(\.node))
+        }
+        guard !replacements.isEmpty else { return self }
+        var g = self
+        g.nodes = nodes.indices.flatMap { i in replacements[i] ?? (removed.contains(i) ? [] : [nodes[i]]) }
         return g.removingUnusedInitializers()
     }
 

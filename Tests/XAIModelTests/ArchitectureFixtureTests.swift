@@ -63,6 +63,14 @@ final class ArchitectureFixtureTests: XCTestCase {
     func testConvNeXtTorchScriptOpset16() throws { try check("convnext_torchscript16") }
     func testSwinTorchScriptOpset16() throws { try check("swin_torchscript16") }
 
+    /// TorchScript's ViT takes q, k and v from the packed projection by three Gathers; they become one
+    /// Split per block (the fixture tests check the rewritten graph's logits and gradients).
+    func testGathersOfEveryIndexBecomeOneSplit() throws {
+        let optimized = try ONNXImporter.load(path: Self.directory + "/vit_torchscript/model.onnx").optimized()
+        let splits = optimized.nodes.filter { if case .split = $0.op { return true }; return false }.count
+        XCTAssertEqual(splits, 2, "one per block")
+    }
+
     /// Every LayerNorm the opset-16 exports spell out becomes one op again: as many as the opset-17
     /// export of the same model has, and no ReduceMean or Sqrt left of them (the
     /// attention scale's square root is shape arithmetic, in both).
