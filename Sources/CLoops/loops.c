@@ -308,3 +308,23 @@ XAI_CLONES void xai_softmax_backward_rows(const float *restrict g, const float *
         }
     }
 }
+
+// dst[i * dst_stride + j] = src[i + j * src_stride] for i < rows, j < cols: one matrix of a
+// transpose whose source is contiguous along i and whose destination is contiguous along j
+// (NCHW <-> NHWC). Square tiles keep both sides' cache lines in L1 while they are used; the
+// element-by-element walk of a row-at-a-time copy touches a new source line for every element.
+XAI_CLONES void xai_transpose_tiles(const float *restrict src, float *restrict dst, long rows, long cols,
+                                    long src_stride, long dst_stride) {
+    enum { T = 16 };
+    for (long i0 = 0; i0 < rows; i0 += T) {
+        const long i1 = i0 + T < rows ? i0 + T : rows;
+        for (long j0 = 0; j0 < cols; j0 += T) {
+            const long j1 = j0 + T < cols ? j0 + T : cols;
+            for (long i = i0; i < i1; i++) {
+                float *restrict d = dst + i * dst_stride;
+                const float *restrict s = src + i;
+                for (long j = j0; j < j1; j++) d[j] = s[j * src_stride];
+            }
+        }
+    }
+}

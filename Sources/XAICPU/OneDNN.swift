@@ -130,6 +130,8 @@ final class OneDNN: @unchecked Sendable {
         let from: CPULayout, to: CPULayout
         /// Weights: the destination is a primitive's chosen format, identified by the convolution.
         let weightsOf: ConvolutionKey?
+        /// A destination with these strides per logical axis (a permute's output), not `to`'s.
+        var strides: [Int]? = nil
     }
 
     /// The process's engine (every CPU backend shares it, its primitives and its Winograd choices),
@@ -363,6 +365,21 @@ final class OneDNN: @unchecked Sendable {
                  _ destination: UnsafeMutablePointer<Float>) throws {
         try reorder(dims: shape.dims, from: try desc(shape.dims, tag(from, rank: 4)), source, to: try desc(shape.dims, tag(to, rank: 4)), destination,
                     key: .init(dims: shape.dims, from: from, to: to, weightsOf: nil))
+    }
+
+    /// Copies `shape` held in `layout` (plain row-major, or channel-blocked when 4-D) into
+    /// `destination` laid out with `strides` per logical axis: a permute in one pass.
+    func reorder(_ shape: Shape, from layout: CPULayout, _ source: UnsafeMutablePointer<Float>, toStrides strides: [Int],
+                 _ destination: UnsafeMutablePointer<Float>) throws {
+        func strided(_ s: [Int]) throws -> dnnl_memory_desc_t {
+            var md = dnnl_memory_desc_t()
+            try Self.check(dnnl_memory_desc_init_by_strides(&md, Int32(shape.rank), shape.dims.map(Int64.init), dnnl_f32, s.map(Int64.init)),
+                           "memory_desc_init_by_strides")
+            return md
+        }
+        let from = layout == .plain ? try strided(shape.strides) : try desc(shape.dims, tag(layout, rank: shape.rank))
+        try reorder(dims: shape.dims, from: from, source, to: try strided(strides), destination,
+                    key: .init(dims: shape.dims, from: layout, to: .plain, weightsOf: nil, strides: strides))
     }
 
     // MARK: Winograd or direct

@@ -173,17 +173,31 @@ extension Backend {
 
     /// Reorders axes: output axis `i` is input axis `perm[i]`.
     public func permute(_ x: DeviceArray, _ perm: [Int]) throws -> DeviceArray {
-        let plan = try MovementPlan.permute(x.shape, perm)
-        // Moving only axes of extent 1 keeps every element where it is: a view, no copy (a
-        // sequence-first transformer's `[1, T, C] -> [T, 1, C]` at batch 1).
-        let moved = perm.filter { x.shape[$0] != 1 }
-        if moved == moved.sorted() { return try x.reshaped(plan.outputShape) }
-        return try checkedMove([x], plan)
+        // Moving only axes of extent 1 is an identity plan, a view (a sequence-first transformer's
+        // `[1, T, C] -> [T, 1, C]` at batch 1).
+        try checkedMove([x], try .permute(x.shape, perm))
     }
 
     /// The box `starts[i] ..< starts[i] + sizes[i]` on every axis.
     public func slice(_ x: DeviceArray, starts: [Int], sizes: [Int]) throws -> DeviceArray {
         try checkedMove([x], try .slice(x.shape, starts: starts, sizes: sizes))
+    }
+
+    /// `counts[i]` elements every `steps[i]` from `starts[i]` on every axis: one strided copy.
+    public func slice(_ x: DeviceArray, starts: [Int], counts: [Int], steps: [Int]) throws -> DeviceArray {
+        try checkedMove([x], try .steppedSlice(x.shape, starts: starts, counts: counts, steps: steps))
+    }
+
+    /// The gradient of ``slice(_:starts:counts:steps:)``: `picked` placed back at the sliced
+    /// positions of zeros shaped `shape`.
+    public func unslice(_ picked: DeviceArray, into shape: Shape, starts: [Int], steps: [Int]) throws -> DeviceArray {
+        let plan = try MovementPlan.steppedSlice(shape, starts: starts, counts: picked.shape.dims, steps: steps, scatter: true)
+        return try checkedMove([picked], plan)
+    }
+
+    /// `out[i] = x[(i - shift) mod n]` along `axis` (`torch.roll`).
+    public func roll(_ x: DeviceArray, axis: Int, shift: Int) throws -> DeviceArray {
+        try checkedMove([x], try .roll(x.shape, axis: axis, shift: shift))
     }
 
     /// Constant padding: `before[i]` and `after[i]` elements of `value` around axis `i`.
@@ -208,6 +222,8 @@ extension Backend {
     }
 
     private func checkedMove(_ inputs: [DeviceArray], _ plan: MovementPlan) throws -> DeviceArray {
+        // Swin pads its maps to whole windows and slices them back: at 224 pixels both move nothing.
+        if plan.isIdentity { return try inputs[0].reshaped(plan.outputShape) }
         guard supports(.move) else { return try onHost(inputs) { r, a in try r.move(a, plan: plan) } }
         return try move(inputs, plan: plan)
     }

@@ -68,6 +68,9 @@ public struct MovementPlan: Sendable, Hashable {
     public let copies: [StridedCopy]
     /// Shapes of the inputs the plan was made for.
     public let inputShapes: [Shape]
+    /// For a permute, output axis `i` is input axis `permutation[i]`: a backend that keeps arrays
+    /// in another layout (oneDNN's channel blocks) can then reorder straight into the output.
+    public var permutation: [Int]? = nil
 
     /// Output axis `i` is input axis `perm[i]`.
     public static func permute(_ shape: Shape, _ perm: [Int]) throws -> MovementPlan {
@@ -78,7 +81,7 @@ public struct MovementPlan: Sendable, Hashable {
         let inStrides = shape.strides
         let copy = StridedCopy(source: 0, dims: out.dims, sourceOffset: 0, sourceStrides: perm.map { inStrides[$0] },
                                destinationOffset: 0, destinationStrides: out.strides)
-        return MovementPlan(outputShape: out, fill: nil, copies: [copy], inputShapes: [shape])
+        return MovementPlan(outputShape: out, fill: nil, copies: [copy], inputShapes: [shape], permutation: perm)
     }
 
     /// The box `starts[i] ..< starts[i] + sizes[i]` on every axis.
@@ -93,6 +96,47 @@ public struct MovementPlan: Sendable, Hashable {
         let copy = StridedCopy(source: 0, dims: sizes, sourceOffset: offset, sourceStrides: inStrides,
                                destinationOffset: 0, destinationStrides: out.strides)
         return MovementPlan(outputShape: out, fill: nil, copies: [copy], inputShapes: [shape])
+    }
+
+    /// `counts[i]` elements every `steps[i]` from `starts[i]` on every axis (positive steps; Swin's
+    /// patch merging takes `x[:, 0::2, 1::2]`). With `scatter`, the transpose: an array of the
+    /// picked shape placed back at those positions into zeros of `shape` (the slice's gradient).
+    public static func steppedSlice(_ shape: Shape, starts: [Int], counts: [Int], steps: [Int], scatter: Bool = false) throws -> MovementPlan {
+        guard starts.count == shape.rank, counts.count == shape.rank, steps.count == shape.rank,
+              (0..<shape.rank).allSatisfy({ starts[$0] >= 0 && counts[$0] >= 0 && steps[$0] >= 1 && steps[$0] <= 1 << 40 && counts[$0] <= shape[$0]
+                  && (counts[$0] == 0 || starts[$0] + (counts[$0] - 1) * steps[$0] < shape[$0]) }) else {
+            throw XAIError.invalidArgument(parameter: "box", value: "starts \(starts) counts \(counts) steps \(steps)", reason: "slice: outside \(shape)")
+        }
+        let picked = Shape(counts)
+        let strides = shape.strides
+        let offset = zip(starts, strides).reduce(0) { $0 + $1.0 * $1.1 }
+        let spread = zip(strides, steps).map { $0 * $1 }
+        if scatter {
+            let copy = StridedCopy(source: 0, dims: counts, sourceOffset: 0, sourceStrides: picked.strides, destinationOffset: offset, destinationStrides: spread)
+            return MovementPlan(outputShape: shape, fill: picked.count == shape.count ? nil : 0, copies: [copy], inputShapes: [picked])
+        }
+        let copy = StridedCopy(source: 0, dims: counts, sourceOffset: offset, sourceStrides: spread, destinationOffset: 0, destinationStrides: picked.strides)
+        return MovementPlan(outputShape: picked, fill: nil, copies: [copy], inputShapes: [shape])
+    }
+
+    /// `out[i] = x[(i - shift) mod n]` along `axis` (`torch.roll`): two copies, the tail moved
+    /// to the front.
+    public static func roll(_ shape: Shape, axis: Int, shift: Int) throws -> MovementPlan {
+        guard let a = shape.normalizedAxis(axis) else {
+            throw XAIError.invalidArgument(parameter: "axis", value: "\(axis)", reason: "roll: out of range for \(shape)")
+        }
+        let n = shape[a]
+        let s = n == 0 ? 0 : ((shift % n) + n) % n
+        let strides = shape.strides
+        var copies: [StridedCopy] = []
+        // Input [0, n - s) lands at [s, n); input [n - s, n) at [0, s).
+        for (from, to, extent) in [(0, s, n - s), (n - s, 0, s)] where extent > 0 {
+            var dims = shape.dims
+            dims[a] = extent
+            copies.append(StridedCopy(source: 0, dims: dims, sourceOffset: from * strides[a], sourceStrides: strides,
+                                      destinationOffset: to * strides[a], destinationStrides: strides))
+        }
+        return MovementPlan(outputShape: shape, fill: copies.isEmpty ? 0 : nil, copies: copies, inputShapes: [shape])
     }
 
     /// Constant padding: `before[i]` and `after[i]` elements of `value` around axis `i`.
@@ -128,6 +172,15 @@ public struct MovementPlan: Sendable, Hashable {
             offset += s[a]
         }
         return MovementPlan(outputShape: out, fill: nil, copies: copies, inputShapes: shapes)
+    }
+
+    /// Whether the output is its one input's elements in their order (a slice of everything, a pad
+    /// of nothing, a concat of one piece): a view, no copy needed.
+    public var isIdentity: Bool {
+        guard inputShapes.count == 1, inputShapes[0].count == outputShape.count, copies.count == 1 else { return false }
+        let c = copies[0]
+        guard c.count == outputShape.count, c.sourceOffset == 0, c.destinationOffset == 0 else { return false }
+        return c.dims.count == 0 || (c.dims.count == 1 && c.sourceStrides == [1] && c.destinationStrides == [1])
     }
 
     /// Runs the plan on flat row-major arrays (any element type: float32 tensors, the float64 reference).

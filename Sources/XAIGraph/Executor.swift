@@ -374,6 +374,8 @@ public final class Executor: Sendable {
         case .concat(let axis):
             let parts = try (0..<a.values.count).filter(a.present).map(a.array)
             return [.device(try be.concat(parts, axis: axis))]
+        case .roll(let axis, let shift):
+            return [.device(try be.roll(try a.array(0), axis: axis, shift: shift))]
         case .softmax(let axis, let log, let coerce2D):
             let x = try a.array(0)
             guard let ax = x.shape.normalizedAxis(axis) else {
@@ -439,7 +441,7 @@ public final class Executor: Sendable {
             let x = try a.array(0)
             let r = try sliceRanges(x.shape, starts: try a.integers(1), ends: try a.integers(2),
                                     axes: try a.optionalIntegers(3), steps: try a.optionalIntegers(4))
-            return [.device(try steppedSlice(x, r.starts, r.counts, r.steps, on: be))]
+            return [.device(try be.slice(x, starts: r.starts, counts: r.counts, steps: r.steps))]
         case .constantOfShape(let value):
             let shape = try Shape(validating: try a.integers(0), what: "ConstantOfShape output")
             return [.host(Tensor(shape: shape, repeating: value))]
@@ -618,6 +620,8 @@ public final class Executor: Sendable {
                 offset += s[ax]
             }
             return r
+        case .roll(let axis, let shift):
+            return only(try be.roll(gy, axis: axis, shift: -shift))
         case .softmax(let axis, let log, let coerce2D):
             let y = try output()
             guard let ax = y.shape.normalizedAxis(axis) else {
@@ -670,7 +674,7 @@ public final class Executor: Sendable {
             let x = try value(0)
             let r = try sliceRanges(x.shape, starts: try integers(1) ?? [], ends: try integers(2) ?? [],
                                     axes: try integers(3), steps: try integers(4))
-            return only(try steppedSliceBackward(gy, inputShape: x.shape, r.starts, r.counts, r.steps))
+            return only(try be.unslice(gy, into: x.shape, starts: r.starts, steps: r.steps))
         case .shape, .constant, .constantOfShape, .hostArithmetic:
             return [:]
         case .split:
@@ -700,53 +704,6 @@ public final class Executor: Sendable {
         }
         var start = 0
         return (ax, extents.map { e in defer { start += e }; return (start, e) })
-    }
-
-    /// A slice with positive steps from movement primitives: the box first; then each stepped axis
-    /// padded to a whole number of steps, split into (count, step) and its first column kept
-    /// (Swin's patch merging takes `x[:, 0::2, 1::2]`).
-    private func steppedSlice(_ x: DeviceArray, _ starts: [Int], _ counts: [Int], _ steps: [Int], on be: any Backend) throws -> DeviceArray {
-        // The box from each start spanning its elements (the last one included, no further).
-        let spans = zip(counts, steps).map { c, s in c == 0 ? 0 : (c - 1) * s + 1 }
-        var y = try be.slice(x, starts: starts, sizes: spans)
-        for axis in 0..<x.shape.rank where steps[axis] > 1 && counts[axis] > 0 {
-            let step = steps[axis], count = counts[axis]
-            var after = [Int](repeating: 0, count: y.shape.rank)
-            after[axis] = count * step - y.shape[axis]
-            if after[axis] > 0 { y = try be.pad(y, before: [Int](repeating: 0, count: y.shape.rank), after: after, value: 0) }
-            let dims = y.shape.dims
-            let split = try y.reshaped(Shape(Array(dims[..<axis]) + [count, step] + Array(dims[(axis + 1)...])))
-            var sizes = split.shape.dims
-            sizes[axis + 1] = 1
-            var outDims = dims
-            outDims[axis] = count
-            y = try be.slice(split, starts: [Int](repeating: 0, count: split.shape.rank), sizes: sizes).reshaped(Shape(outDims))
-        }
-        return y
-    }
-
-    /// The gradient of ``steppedSlice(_:_:_:_:on:)``: each stepped axis spread back with zeros
-    /// between the taken elements, then the box padded to the input.
-    private func steppedSliceBackward(_ gy: DeviceArray, inputShape: Shape, _ starts: [Int], _ counts: [Int], _ steps: [Int]) throws -> DeviceArray {
-        let be = backend
-        var g = gy
-        for axis in 0..<inputShape.rank where steps[axis] > 1 && counts[axis] > 0 {
-            let step = steps[axis], count = counts[axis]
-            let dims = g.shape.dims
-            let split = try g.reshaped(Shape(Array(dims[..<axis]) + [count, 1] + Array(dims[(axis + 1)...])))
-            var after = [Int](repeating: 0, count: split.shape.rank)
-            after[axis + 1] = step - 1
-            let spread = try be.pad(split, before: [Int](repeating: 0, count: split.shape.rank), after: after, value: 0)
-            var spanDims = dims
-            spanDims[axis] = count * step
-            g = try spread.reshaped(Shape(spanDims))
-            // Drop the padding past the last element.
-            var sizes = g.shape.dims
-            sizes[axis] = (count - 1) * step + 1
-            g = try be.slice(g, starts: [Int](repeating: 0, count: g.shape.rank), sizes: sizes)
-        }
-        let after = (0..<inputShape.rank).map { inputShape[$0] - starts[$0] - g.shape[$0] }
-        return try be.pad(g, before: starts, after: after, value: 0)
     }
 
     /// InstanceNormalization's axes (the spatial ones) and the shape its per-channel scale takes.

@@ -6,7 +6,7 @@ extension Graph {
     /// exporters emit), fuse layer normalisation and GELU spelled out in arithmetic into one op each, fold batch-norm into the preceding convolution, fuse activations into the
     /// convolution/GEMM epilogue.
     public func optimized() throws -> Graph {
-        try removingIdentities().foldingConstants().fusingLayerNorm().fusingGELU().fusingMatMulBias().splittingGathers().foldingBatchNorm()
+        try removingIdentities().foldingConstants().fusingLayerNorm().fusingGELU().fusingMatMulBias().foldingScalesIntoProducts().splittingGathers().fusingRolls().foldingBatchNorm()
             .fusingResidualAdds().fusingActivations()
     }
 
@@ -215,6 +215,48 @@ extension Graph {
         return g.removingUnusedInitializers()
     }
 
+    /// `torch.roll` as exporters spell it, `Concat(x[p:], x[:p])` along one axis (Swin's shifted
+    /// windows), becomes one Roll: one copy forward and one backward, where the slices cost two
+    /// copies forward and, backward, two slices, two zero-padded maps and their sum. The axis must
+    /// have the same extent at batch 1 and 2 (never the batch).
+    public func fusingRolls() -> Graph {
+        guard let input = imageInput, let one = try? summary().shapes else { return self }
+        let backend = ShapeBackend()
+        guard let two = try? Executor(graph: self, backend: backend).forward(backend.array(try input.shape(batch: 2)), forBackward: true).values
+        else { return self }
+        let index = ReaderIndex(self)
+        /// A slice of `data` along one axis with unit steps: (data, axis, start, count).
+        func piece(_ value: String) -> (data: String, axis: Int, start: Int, count: Int)? {
+            guard let p = index.producers[value], case .slice = nodes[p].op, nodes[p].outputs.count == 1, index.onlyReader(value) != nil else { return nil }
+            let n = nodes[p]
+            func constant(_ i: Int) -> [Int]? {
+                i < n.inputs.count && !n.inputs[i].isEmpty ? initializers[n.inputs[i]].flatMap { try? $0.integers("slice") } : nil
+            }
+            guard let shape = one[n.inputs[0]], initializers[n.inputs[0]] == nil, let starts = constant(1), let ends = constant(2),
+                  let r = try? sliceRanges(shape, starts: starts, ends: ends, axes: constant(3), steps: constant(4)), r.steps.allSatisfy({ $0 == 1 })
+            else { return nil }
+            let cut = (0..<shape.rank).filter { r.counts[$0] != shape[$0] }
+            guard cut.count == 1, let a = cut.first, let other = two[n.inputs[0]]?.shape, other.rank == shape.rank, other[a] == shape[a] else { return nil }
+            return (n.inputs[0], a, r.starts[a], r.counts[a])
+        }
+        var replacements: [Int: Node] = [:]
+        var removed = Set<Int>()
+        for (i, n) in nodes.enumerated() {
+            guard case .concat(let axis) = n.op, n.inputs.count == 2, n.outputs.count == 1,
+                  let tail = piece(n.inputs[0]), let head = piece(n.inputs[1]), tail.data == head.data, tail.axis == head.axis,
+                  let shape = one[tail.data], shape.normalizedAxis(axis) == tail.axis,
+                  head.start == 0, tail.start == head.count, tail.start + tail.count == shape[tail.axis],
+                  let s0 = index.producers[n.inputs[0]], let s1 = index.producers[n.inputs[1]] else { continue }
+            // out[i] = x[(i + p) mod n] with p = head.count: a roll by -p.
+            replacements[i] = Node(name: n.name, op: .roll(axis: tail.axis, shift: tail.count), inputs: [tail.data], outputs: n.outputs)
+            removed.formUnion([s0, s1])
+        }
+        guard !replacements.isEmpty else { return self }
+        var g = self
+        g.nodes = nodes.indices.compactMap { i in replacements[i] ?? (removed.contains(i) ? nil : nodes[i]) }
+        return g.removingUnusedInitializers()
+    }
+
     /// Moves a constant bias added after a product with a constant 2-D weight (a linear layer on
     /// tokens: `MatMul(x, W) + b`) into the product, whose GEMM then starts from the bias instead
     /// of a second pass over the output (and whose backward needs no sum for the bias).
@@ -236,6 +278,58 @@ extension Graph {
                 g.initializers[name] = Tensor(unchecked: [c.shape.count], c.scalars)
                 g.nodes[i] = Node(name: g.nodes[p].name, op: .matMul, inputs: g.nodes[p].inputs + [name], outputs: n.outputs)
                 removed.insert(p)
+                break
+            }
+        }
+        g.nodes = g.nodes.removing(positions: removed)
+        return g.removingUnusedInitializers()
+    }
+
+    /// Folds a constant per-channel scale applied after a linear layer on tokens into the layer's
+    /// weight columns and bias: ConvNeXt's layer scale, `gamma * permute(x W + b)`, becomes
+    /// `permute(x (W gamma) + b gamma)`, one pass fewer forward and backward per block. The scale
+    /// must vary along the product's output features only (a transpose between them is followed).
+    public func foldingScalesIntoProducts() -> Graph {
+        guard let shapes = try? summary().shapes else { return self }
+        var g = self
+        let index = ReaderIndex(self)
+        var removed = Set<Int>()
+        for (i, n) in nodes.enumerated() {
+            guard case .binary(.mul) = n.op, n.inputs.count == 2, n.outputs.count == 1 else { continue }
+            for (v, scale) in [(n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])] {
+                guard let gamma = initializers[scale], initializers[v] == nil, let vShape = shapes[v], gamma.shape.rank <= vShape.rank,
+                      index.onlyReader(v) == i, let p = index.producers[v] else { continue }
+                // The one axis of `v` the scale varies along (right-aligned broadcasting).
+                let offset = vShape.rank - gamma.shape.rank
+                let varying = (0..<gamma.shape.rank).filter { gamma.shape[$0] != 1 }.map { $0 + offset }
+                guard varying.count == 1, let axis = varying.first, gamma.shape.count == vShape[axis] else { continue }
+                // Through a transpose to the product.
+                var product = p, productAxis = axis, transpose: Int?
+                if case .transpose(let perm) = nodes[p].op, perm.count == vShape.rank, let source = index.producers[nodes[p].inputs[0]],
+                   index.onlyReader(nodes[p].inputs[0]) == p {
+                    transpose = p
+                    product = source
+                    productAxis = perm[axis]
+                }
+                let m = nodes[product]
+                guard case .matMul = m.op, !removed.contains(product), m.outputs.count == 1, let out = shapes[m.outputs[0]],
+                      productAxis == out.rank - 1, let w = initializers[m.inputs[1]], w.shape.rank == 2, w.shape[1] == gamma.shape.count
+                else { continue }
+                let columns = w.shape[1]
+                let weightName = m.name + ".scaledWeight"
+                g.initializers[weightName] = Tensor(unchecked: w.shape, w.scalars.enumerated().map { $0.element * gamma.scalars[$0.offset % columns] })
+                var inputs = [m.inputs[0], weightName]
+                if m.inputs.count > 2, let b = initializers[m.inputs[2]], b.shape.count == columns {
+                    let biasName = m.name + ".scaledBias"
+                    g.initializers[biasName] = Tensor(unchecked: b.shape, b.scalars.enumerated().map { $0.element * gamma.scalars[$0.offset] })
+                    inputs.append(biasName)
+                } else if m.inputs.count > 2 {
+                    continue
+                }
+                g.nodes[product].inputs = inputs
+                // The last node of the chain takes the Mul's output name; the Mul goes.
+                g.nodes[transpose ?? product].outputs = n.outputs
+                removed.insert(i)
                 break
             }
         }

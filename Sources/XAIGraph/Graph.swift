@@ -47,6 +47,9 @@ public enum Op: Sendable, Hashable {
     case reshape(allowZero: Bool)
     case transpose(perm: [Int])
     case concat(axis: Int)
+    /// `out[i] = x[(i - shift) mod n]` along `axis` (`torch.roll`, which exporters spell as two
+    /// Slices and a Concat; fused back at load by ``Graph/fusingRolls()``). Not an ONNX op.
+    case roll(axis: Int, shift: Int)
     /// `coerce2D`: opset < 13 semantics (softmax over the flattened axes from `axis` on).
     case softmax(axis: Int, log: Bool, coerce2D: Bool)
     /// `axes == nil` reduces every axis.
@@ -114,6 +117,7 @@ public enum Op: Sendable, Hashable {
         case .reshape: return "Reshape"
         case .transpose: return "Transpose"
         case .concat: return "Concat"
+        case .roll: return "Roll"
         case .softmax(_, let log, _): return log ? "LogSoftmax" : "Softmax"
         case .reduce(let op, _, _):
             switch op {

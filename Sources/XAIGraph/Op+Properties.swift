@@ -14,7 +14,7 @@ extension Op {
         case .constant, .shape, .gather, .constantOfShape, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .slice, .cast,
              .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split, .reduce, .gemm, .matMul:
             return true
-        case .conv, .batchNorm, .pool, .globalAveragePool, .softmax, .pad, .layerNorm, .einsum, .instanceNorm:
+        case .conv, .batchNorm, .pool, .globalAveragePool, .softmax, .pad, .layerNorm, .einsum, .instanceNorm, .roll:
             return false
         }
     }
@@ -49,7 +49,7 @@ extension Op {
         case .reduce, .hostArithmetic, .expand, .split:
             // Sums and means are linear; max and min select one element, like max pooling.
             return true
-        case .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .pad, .squeeze, .unsqueeze,
+        case .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .roll, .pad, .squeeze, .unsqueeze,
              .identity, .slice, .cast, .constantOfShape, .shape, .gather, .constant:
             return true
         }
@@ -68,7 +68,7 @@ extension Op {
         case .matMul:
             guard let a = inputs.first ?? nil, a.rank >= 2 else { return 0 }
             return 2 * Double(output.count) * Double(a[a.rank - 1])
-        case .batchNorm, .unary, .binary, .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .softmax,
+        case .batchNorm, .unary, .binary, .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .roll, .softmax,
              .reduce, .pad, .squeeze, .unsqueeze, .identity, .slice, .cast, .constantOfShape, .shape, .gather, .constant,
              .layerNorm, .expand, .hostArithmetic, .split, .einsum, .instanceNorm:
             return 0
@@ -79,7 +79,7 @@ extension Op {
     public var isView: Bool {
         switch self {
         case .flatten, .reshape, .squeeze, .unsqueeze, .identity: return true
-        case .conv, .batchNorm, .gemm, .matMul, .unary, .binary, .pool, .globalAveragePool, .transpose, .concat, .softmax,
+        case .conv, .batchNorm, .gemm, .matMul, .unary, .binary, .pool, .globalAveragePool, .transpose, .concat, .roll, .softmax,
              .reduce, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant, .layerNorm, .expand, .hostArithmetic, .split, .einsum, .instanceNorm:
             return false
         }

@@ -148,6 +148,23 @@ private func dataMovementCases() -> [OpCase] {
         OpCase(name: "permute moving unit axes", inputs: [rand([1, 5, 1, 4])], forward: { be, a in try be.permute(a[0], [2, 1, 0, 3]) }),
         OpCase(name: "permute unit axes and two others", inputs: [rand([1, 5, 1, 4])], forward: { be, a in try be.permute(a[0], [2, 3, 0, 1]) }),
         OpCase(name: "slice inner box", inputs: [rand([3, 6, 7])], forward: { be, a in try be.slice(a[0], starts: [1, 2, 3], sizes: [2, 3, 4]) }),
+        // Transposes that run as tiles on the CPU, with partial tiles and bands on both sides.
+        OpCase(name: "permute NCHW->NHWC in tiles", inputs: [rand([2, 35, 9, 19])], forward: { be, a in try be.permute(a[0], [0, 2, 3, 1]) },
+               gradientInputs: [0], backward: { be, _, g in [try be.permute(g, [0, 3, 1, 2])] }),
+        OpCase(name: "permute NHWC->NCHW in tiles", inputs: [rand([2, 9, 19, 35])], forward: { be, a in try be.permute(a[0], [0, 3, 1, 2]) }),
+        OpCase(name: "permute heads in tiles", inputs: [rand([3, 70, 2, 17])], forward: { be, a in try be.permute(a[0], [0, 2, 3, 1]) }),
+        // torch.roll (Swin's shifted windows), either direction, and its adjoint the opposite roll.
+        OpCase(name: "roll", inputs: [rand([2, 7, 9, 3])], forward: { be, a in try be.roll(a[0], axis: 1, shift: 3) },
+               gradientInputs: [0], backward: { be, _, g in [try be.roll(g, axis: 1, shift: -3)] }),
+        OpCase(name: "roll back past the extent", inputs: [rand([2, 7, 9, 3])], forward: { be, a in try be.roll(a[0], axis: -2, shift: -13) },
+               gradientInputs: [0], backward: { be, _, g in [try be.roll(g, axis: 2, shift: 13)] }),
+        // Slices with steps (Swin's patch merging) and their adjoint, the picks put back into zeros.
+        OpCase(name: "stepped slice", inputs: [rand([2, 5, 9, 8])],
+               forward: { be, a in try be.slice(a[0], starts: [0, 1, 0, 1], counts: [2, 2, 3, 4], steps: [1, 2, 4, 2]) },
+               gradientInputs: [0], backward: { be, _, g in [try be.unslice(g, into: [2, 5, 9, 8], starts: [0, 1, 0, 1], steps: [1, 2, 4, 2])] }),
+        // Moving nothing: views.
+        OpCase(name: "slice of everything", inputs: [rand([2, 3, 4])], forward: { be, a in try be.slice(a[0], starts: [0, 0, 0], sizes: [2, 3, 4]) }),
+        OpCase(name: "pad of nothing", inputs: [rand([2, 3, 4])], forward: { be, a in try be.pad(a[0], before: [0, 0, 0], after: [0, 0, 0], value: 1) }),
     ]
 }
 

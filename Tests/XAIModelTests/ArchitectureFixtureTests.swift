@@ -71,6 +71,98 @@ final class ArchitectureFixtureTests: XCTestCase {
         XCTAssertEqual(splits, 2, "one per block")
     }
 
+    /// `torch.roll` as exported, `Concat(x[p:], x[:p])`, becomes one Roll in every Swin export (two
+    /// per shifted block and direction); pieces that leave a gap, or a piece read elsewhere too,
+    /// stay slices. Rolled and sliced graphs agree forward and backward on every backend.
+    func testRollsSpelledAsSlicesAreFused() throws {
+        func rolls(_ g: Graph) -> Int { g.nodes.filter { if case .roll = $0.op { return true }; return false }.count }
+        for name in ["swin_dynamo", "swin_torchscript", "swin_torchscript16"] {
+            XCTAssertGreaterThanOrEqual(rolls(try ONNXImporter.load(path: Self.directory + "/\(name)/model.onnx").optimized()), 4, name)
+        }
+        func slice(_ name: String, _ from: String, _ start: String, _ end: String, _ axis: String) -> Node {
+            Node(name: name, op: .slice, inputs: [from, start, end, axis], outputs: [name])
+        }
+        let constants: [String: Tensor] = ["0": Tensor(unchecked: [1], [0]), "2": Tensor(unchecked: [1], [2]), "3": Tensor(unchecked: [1], [3]),
+                                           "end": Tensor(unchecked: [1], [Float(Int32.max)]), "axis2": Tensor(unchecked: [1], [2])]
+        let graph = Graph(name: "rolls", inputs: [ValueInfo(name: "x", shape: [nil, 2, 7, 3])], outputs: [ValueInfo(name: "z", shape: [nil, 2, 7, 3])],
+                          initializers: constants,
+                          nodes: [slice("tail", "x", "3", "end", "axis2"), slice("head", "x", "0", "3", "axis2"),
+                                  Node(name: "roll", op: .concat(axis: 2), inputs: ["tail", "head"], outputs: ["r"]),
+                                  // A gap: x[3:] then x[:2] is no roll.
+                                  slice("tail2", "r", "3", "end", "axis2"), slice("head2", "r", "0", "2", "axis2"),
+                                  Node(name: "gap", op: .concat(axis: 2), inputs: ["tail2", "head2"], outputs: ["g"]),
+                                  Node(name: "wide", op: .binary(.add), inputs: ["g", "g"], outputs: ["w"]),
+                                  // A roll by 2 whose tail is also read by the Add below.
+                                  slice("tail3", "r", "2", "end", "axis2"), slice("head3", "r", "0", "2", "axis2"),
+                                  Node(name: "shared", op: .concat(axis: 2), inputs: ["tail3", "head3"], outputs: ["q"]),
+                                  Node(name: "t", op: .reduce(.sum, axes: [2], keepDims: true), inputs: ["tail3"], outputs: ["ts"]),
+                                  Node(name: "u", op: .binary(.add), inputs: ["q", "ts"], outputs: ["z0"]),
+                                  Node(name: "v", op: .reduce(.sum, axes: [2], keepDims: true), inputs: ["w"], outputs: ["ws"]),
+                                  Node(name: "z", op: .binary(.add), inputs: ["z0", "ws"], outputs: ["z"])])
+        let fused = graph.fusingRolls()
+        XCTAssertEqual(rolls(fused), 1)
+        XCTAssertEqual(fused.nodes.filter { if case .slice = $0.op { return true }; return false }.count, 4)
+        let x = Tensor.uniform([2, 2, 7, 3], in: -1...1, seed: 87), seed = Tensor.uniform([2, 2, 7, 3], in: -1...1, seed: 88)
+        for (label, backend) in TestBackends.all() {
+            var results: [(Tensor, Tensor)] = []
+            for g in [graph, fused] {
+                let executor = Executor(graph: g, backend: backend)
+                let pass = try executor.forward(try backend.upload(x), forBackward: true)
+                let dx = try executor.backward(pass, seeds: ["z": try backend.upload(seed)], wrt: ["x"])["x"]
+                results.append((try backend.download(try pass.output("z")), try backend.download(try XCTUnwrap(dx))))
+            }
+            XCTAssertEqual(results[1].0, results[0].0, label)
+            XCTAssertLessThan(relativeL2(doubles(results[1].1), doubles(results[0].1)), 1e-6, label)
+        }
+    }
+
+    /// ConvNeXt's layer scale, a per-channel Mul after the block's last linear layer and its
+    /// transpose back to NCHW, is folded into that layer's weight and bias in every export; a
+    /// scale along another axis is not. The folded graph computes what the unfolded one does,
+    /// forward and backward, on every backend (the fixtures check it against onnxruntime and PyTorch).
+    func testLayerScaleFoldsIntoTheLinearLayer() throws {
+        func scales(_ g: Graph) -> Int {
+            g.nodes.filter { n in
+                // A scale is a constant of more than one element (not shape arithmetic's scalars).
+                if case .binary(.mul) = n.op { return n.inputs.contains { (g.initializers[$0]?.shape.count ?? 0) > 1 } }
+                return false
+            }.count
+        }
+        for name in ["convnext_dynamo", "convnext_torchscript", "convnext_torchscript16"] {
+            let loaded = try ONNXImporter.load(path: Self.directory + "/\(name)/model.onnx")
+            XCTAssertGreaterThan(scales(loaded), 0, name)
+            XCTAssertEqual(scales(try loaded.optimized()), 0, name)
+        }
+        // tokens [N, 6, 5, 4] -> linear to 6 features -> [N, 6, 6, 5] -> * gamma[6, 1, 1] (folded); beside
+        // it the same with a scale along the rows, [6, 1], as long as the features but no column's (kept).
+        let w = Tensor.uniform([4, 6], in: -1...1, seed: 81), b = Tensor.uniform([6], in: -1...1, seed: 82)
+        let gamma = Tensor.uniform([6, 1, 1], in: 0.5...2, seed: 83), rows = Tensor.uniform([6, 1], in: 0.5...2, seed: 84)
+        let graph = Graph(name: "scaled", inputs: [ValueInfo(name: "x", shape: [nil, 6, 5, 4])], outputs: [ValueInfo(name: "z", shape: [nil, 6, 6, 5])],
+                          initializers: ["w": w, "b": b, "gamma": gamma, "rows": rows],
+                          nodes: [Node(name: "linear", op: .matMul, inputs: ["x", "w", "b"], outputs: ["y"]),
+                                  Node(name: "nchw", op: .transpose(perm: [0, 3, 1, 2]), inputs: ["y"], outputs: ["t"]),
+                                  Node(name: "scale", op: .binary(.mul), inputs: ["gamma", "t"], outputs: ["s"]),
+                                  Node(name: "linear2", op: .matMul, inputs: ["x", "w", "b"], outputs: ["y2"]),
+                                  Node(name: "nchw2", op: .transpose(perm: [0, 3, 1, 2]), inputs: ["y2"], outputs: ["t2"]),
+                                  Node(name: "rows", op: .binary(.mul), inputs: ["t2", "rows"], outputs: ["s2"]),
+                                  Node(name: "sum", op: .binary(.add), inputs: ["s", "s2"], outputs: ["z"])])
+        let folded = graph.foldingScalesIntoProducts()
+        XCTAssertEqual(scales(folded), 1)
+        XCTAssertEqual(folded.nodes.map(\.name), ["linear", "nchw", "linear2", "nchw2", "rows", "sum"])
+        let x = Tensor.uniform([2, 6, 5, 4], in: -1...1, seed: 85), seed = Tensor.uniform([2, 6, 6, 5], in: -1...1, seed: 86)
+        for (label, backend) in TestBackends.all() {
+            var results: [(Tensor, Tensor)] = []
+            for g in [graph, folded] {
+                let executor = Executor(graph: g, backend: backend)
+                let pass = try executor.forward(try backend.upload(x), forBackward: true)
+                let dx = try executor.backward(pass, seeds: ["z": try backend.upload(seed)], wrt: ["x"])["x"]
+                results.append((try backend.download(try pass.output("z")), try backend.download(try XCTUnwrap(dx))))
+            }
+            XCTAssertLessThan(relativeL2(doubles(results[1].0), doubles(results[0].0)), 1e-6, label)
+            XCTAssertLessThan(relativeL2(doubles(results[1].1), doubles(results[0].1)), 1e-6, label)
+        }
+    }
+
     /// Every LayerNorm the opset-16 exports spell out becomes one op again: as many as the opset-17
     /// export of the same model has, and no ReduceMean or Sqrt left of them (the
     /// attention scale's square root is shape arithmetic, in both).

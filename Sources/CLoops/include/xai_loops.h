@@ -56,4 +56,6 @@ typedef void (*xai_chunk_body)(void *context, long chunk);
 int xai_team_for(long chunks, xai_chunk_body body, void *context);
 /// 1 when xai_team_for runs on an OpenMP team, 0 when it would run nothing.
 int xai_team_available(void);
+/// `dst[i * dst_stride + j] = src[i + j * src_stride]` for `i < rows`, `j < cols`, in L1-sized tiles.
+void xai_transpose_tiles(const float *src, float *dst, long rows, long cols, long src_stride, long dst_stride);
 #endif
