@@ -11,7 +11,10 @@ exporter (`dynamo`: the default, opset 20; `torchscript`: `dynamo=False`, opset 
            torch.autograd.grad of the same logit
 With `--timm`, the timm transformers people fine-tune too (ViT, DeiT with its distillation token,
 DINOv2 with register tokens, BEiT, EVA-02, Swin, ConvNeXt-V2, ...: the TIMM_MODELS list), where timm
-is installed.
+is installed. With `--hf`, Hugging Face transformers' image classifiers (ViT, DeiT with its teacher
+token, DINOv2, BEiT, Swin, Swin V2, ConvNeXt, ConvNeXt V2: HF_MODELS), built from their default
+configurations with fewer blocks (the same blocks; exports in seconds), logits taken from the
+model's output object.
 Needs torch, torchvision, onnx, onnxruntime (Tools/requirements-fixtures.txt) and the built library:
 
     swift build -c release --product xaic
@@ -38,6 +41,37 @@ import numpy as np
 TIMM_MODELS = ["vit_small_patch16_224", "deit_small_distilled_patch16_224", "vit_small_patch14_reg4_dinov2",
                "beit_base_patch16_224", "eva02_tiny_patch14_224", "swin_tiny_patch4_window7_224", "swinv2_tiny_window8_256",
                "convnextv2_nano", "convnext_tiny", "efficientnet_b0", "regnety_016", "mobilevitv2_050"]
+
+
+# Hugging Face transformers classes and the configuration overrides that shorten them.
+HF_MODELS = {
+    "vit": ("ViTConfig", "ViTForImageClassification", {"num_hidden_layers": 2}),
+    "deit_with_teacher": ("DeiTConfig", "DeiTForImageClassificationWithTeacher", {"num_hidden_layers": 2}),
+    "dinov2": ("Dinov2Config", "Dinov2ForImageClassification", {"num_hidden_layers": 2, "image_size": 224}),
+    "beit": ("BeitConfig", "BeitForImageClassification", {"num_hidden_layers": 2, "use_relative_position_bias": True}),
+    "swin": ("SwinConfig", "SwinForImageClassification", {"depths": [1, 1, 2, 1]}),
+    "swinv2": ("Swinv2Config", "Swinv2ForImageClassification", {"depths": [1, 1, 2, 1]}),
+    "convnext": ("ConvNextConfig", "ConvNextForImageClassification", {"depths": [1, 1, 2, 1]}),
+    "convnextv2": ("ConvNextV2Config", "ConvNextV2ForImageClassification", {"depths": [1, 1, 2, 1]}),
+}
+
+
+def hugging_face(name):
+    """A transformers classifier from its default configuration (random weights), returning logits."""
+    import torch
+    import transformers
+    config_class, model_class, overrides = HF_MODELS[name]
+    config = getattr(transformers, config_class)(num_labels=10, **overrides)
+    inner = getattr(transformers, model_class)(config)
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(pixel_values=x).logits
+    return Logits()
 
 
 def rel(a, b):
@@ -82,6 +116,7 @@ def main():
     ap.add_argument("--models", help="comma-separated torchvision model names (default: every classification model)")
     ap.add_argument("--exporters", default="dynamo,torchscript")
     ap.add_argument("--timm", action="store_true", help="the timm models of TIMM_MODELS instead of torchvision's")
+    ap.add_argument("--hf", action="store_true", help="the Hugging Face transformers classifiers of HF_MODELS instead")
     ap.add_argument("--max-params", type=float, default=150e6, help="skip models with more parameters (default 150M)")
     ap.add_argument("--json", help="write the rows as JSON here")
     ap.add_argument("--markdown", help="write the table as Markdown here")
@@ -95,7 +130,11 @@ def main():
     import xai
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    if args.timm:
+    if args.hf:
+        names = args.models.split(",") if args.models else list(HF_MODELS)
+        build = hugging_face
+        size_of = lambda name, model: 224
+    elif args.timm:
         import timm
         names = args.models.split(",") if args.models else TIMM_MODELS
         build = lambda name: timm.create_model(name, pretrained=False)

@@ -2,7 +2,8 @@
 """Seeds and regression inputs for the ONNX fuzz target (Fuzz/Corpus/onnx/): one small model per op
 family that transformer and modern-CNN exports brought in (LayerNormalization, Gelu, Erf, Pow,
 batched MatMul, Split, Expand, Gather from activations, stepped Slice, ReduceL2, and the shape and
-mask arithmetic: Equal, Where, Mod, Range, ScatterND, GatherND, Tile, ...), and hostile variants of
+mask arithmetic: Equal, Where, Mod, Range, ScatterND, GatherND, Tile, ...; Resize of constants and
+the IsNaN guard on attention), and hostile variants of
 each (out-of-range axes and indices, sizes that do not add up, counts that would allocate terabytes).
 `make test` replays every file (FuzzCorpusTests): each must load and run forward and backward, or be
 refused with an XAIError naming what is wrong; `make fuzz` starts from them.
@@ -93,6 +94,32 @@ def main():
           [const("idx", [[9]]), const("upd", [1])])
     model("range_zero_delta", [n("Range", ["zero", "four", "zero"], ["r"]), n("Reshape", ["x", "r"], ["y"])],
           [const("zero", 0), const("four", 4)])
+    # Resize of constants (position embeddings, bias tables), of an activation (refused), and hostile
+    # scales and sizes; the NaN guard the dynamo exporter puts on attention, and one on a non-softmax.
+    table = numpy_helper.from_array(f32([1, 3, 2, 2]), "table")
+    model("resize_cubic_table", [n("Resize", ["table", "", "", "sizes"], ["r"], mode="cubic", coordinate_transformation_mode="half_pixel"),
+                                 n("Add", ["x", "r"], ["y"])], [table, const("sizes", [1, 3, 4, 4])])
+    model("resize_linear_scales", [n("Resize", ["table", "", "scales"], ["r"], mode="linear"), n("Add", ["x", "r"], ["y"])],
+          [table, const("scales", [1, 1, 2, 2], np.float32)])
+    model("resize_nearest_axes", [n("Resize", ["table", "", "", "sizes"], ["r"], mode="nearest", axes=[2, 3]), n("Add", ["x", "r"], ["y"])],
+          [table, const("sizes", [4, 4])], opset=18)
+    model("resize_activation", [n("Resize", ["x", "", "scales"], ["y"], mode="linear")], [const("scales", [1, 1, 2, 2], np.float32)])
+    model("resize_zero_scale", [n("Resize", ["table", "", "scales"], ["r"], mode="linear"), n("Add", ["x", "r"], ["y"])],
+          [table, const("scales", [1, 1, 0, 1e-30], np.float32)])
+    model("resize_nan_scale", [n("Resize", ["table", "", "scales"], ["r"], mode="cubic"), n("Add", ["x", "r"], ["y"])],
+          [table, const("scales", [1, 1, float("nan"), 2], np.float32)])
+    model("resize_huge_sizes", [n("Resize", ["table", "", "", "sizes"], ["r"], mode="nearest"), n("Add", ["x", "r"], ["y"])],
+          [table, const("sizes", [1, 3, 1 << 40, 1 << 40])])
+    model("resize_bad_mode", [n("Resize", ["table", "", "scales"], ["r"], mode="bicubic"), n("Add", ["x", "r"], ["y"])],
+          [table, const("scales", [1, 1, 2, 2], np.float32)])
+    model("resize_crop", [n("Resize", ["table", "roi", "scales"], ["r"], coordinate_transformation_mode="tf_crop_and_resize"),
+                          n("Add", ["x", "r"], ["y"])], [table, const("roi", [0, 0, 0, 0, 1, 1, 1, 1], np.float32),
+                                                         const("scales", [1, 1, 2, 2], np.float32)])
+    model("nan_guard_softmax", tokens + [n("Softmax", ["t"], ["a"], axis=-1), n("IsNaN", ["a"], ["isnan"]),
+                                         n("Where", ["isnan", "zero_f", "a"], ["y"])], [tok_shape, const("zero_f", 0.0, np.float32)])
+    model("nan_guard_activation", [n("Exp", ["x"], ["e"]), n("IsNaN", ["e"], ["isnan"]), n("Where", ["isnan", "zero_f", "e"], ["y"])],
+          [const("zero_f", 0.0, np.float32)])
+    model("global_pool_tokens", tokens + [n("GlobalAveragePool", ["t"], ["y"])], [tok_shape])
     print(f"wrote {len([f for f in os.listdir(OUT) if f.startswith('arch_')])} seeds to {OUT}")
 
 

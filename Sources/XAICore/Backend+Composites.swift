@@ -16,13 +16,21 @@ extension Backend {
 
     /// `[N, C, H, W] -> [N, C, 1, 1]` mean.
     public func globalAveragePool(_ x: DeviceArray) throws -> DeviceArray {
-        guard x.shape.rank == 4 else { throw XAIError.shapeMismatch(op: "globalAveragePool", expected: "a 4-D input", got: [x.shape]) }
-        return try reduce(.mean, x, axes: [2, 3])
+        try reduce(.mean, x, axes: try globalPoolingAxes(x.shape))
     }
 
     /// The gradient of ``globalAveragePool(_:)``: each output's gradient spread evenly over its plane.
     public func globalAveragePoolBackward(_ gradOutput: DeviceArray, input: DeviceArray) throws -> DeviceArray {
-        try reduceBackward(.mean, gradOutput: gradOutput, input: input, axes: [2, 3])
+        try reduceBackward(.mean, gradOutput: gradOutput, input: input, axes: try globalPoolingAxes(input.shape))
+    }
+
+    /// Every axis after batch and channels: an image's plane, or a token sequence `[N, C, T]`
+    /// (Hugging Face's Swin pools its tokens with `AdaptiveAvgPool1d`, exported as GlobalAveragePool).
+    private func globalPoolingAxes(_ shape: Shape) throws -> [Int] {
+        guard shape.rank >= 3 else {
+            throw XAIError.shapeMismatch(op: "globalAveragePool", expected: "an input [N, C, spatial...] with at least one spatial axis", got: [shape])
+        }
+        return Array(2..<shape.rank)
     }
 
     /// Sums a broadcast result back to `shape` (the backward of numpy broadcasting).

@@ -280,6 +280,10 @@ public final class Executor: Sendable {
             return [try gather(data, indices, axis: axis)]
         case .hostArithmetic(let h):
             return [try h.evaluate(inputs)]
+        case .resize(let mode):
+            guard let t = inputs.first ?? nil else { throw XAIError.invalidArgument(parameter: "inputs", value: "0", reason: "Resize needs an input") }
+            func input(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i].flatMap { $0.shape.count > 0 ? $0 : nil } : nil }
+            return [try mode.apply(t, scales: input(2).map { $0.scalars.map(Double.init) }, sizes: try input(3)?.integers("sizes"))]
         case .split(let axis, let sizes):
             guard let t = inputs.first ?? nil else { throw XAIError.invalidArgument(parameter: "inputs", value: "0", reason: "Split needs an input") }
             let (ax, pieces) = try splitPieces(t.shape, axis: axis, sizes: sizes, count: node.outputs.count)
@@ -447,6 +451,8 @@ public final class Executor: Sendable {
             return [.host(Tensor(shape: shape, repeating: value))]
         case .shape, .gather, .constant:
             throw XAIError.unsupported(op: node.op.name, reason: "evaluated on the host only")
+        case .resize:
+            throw XAIError.unsupported(op: "Resize", reason: "of an activation (only constants are resized: position embeddings, bias tables)")
         }
     }
 
@@ -675,8 +681,19 @@ public final class Executor: Sendable {
             let r = try sliceRanges(x.shape, starts: try integers(1) ?? [], ends: try integers(2) ?? [],
                                     axes: try integers(3), steps: try integers(4))
             return only(try be.unslice(gy, into: x.shape, starts: r.starts, steps: r.steps))
-        case .shape, .constant, .constantOfShape, .hostArithmetic:
+        case .hostArithmetic(let h):
+            // Comparisons, logic and IsNaN are flat: no gradient. The rest would carry one, which
+            // host arithmetic does not compute: refused rather than dropped.
+            switch h {
+            case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .not, .and, .or, .isNaN, .ceil, .floor:
+                return [:]
+            case .where, .mod, .fmod, .integerDivide, .range, .scatterND, .gatherND, .neg, .abs, .min, .max, .tile:
+                throw XAIError.unsupported(op: "backward of \(h.onnxName)", reason: "host arithmetic on an activation carries no gradient here")
+            }
+        case .shape, .constant, .constantOfShape:
             return [:]
+        case .resize:
+            throw XAIError.unsupported(op: "backward of Resize", reason: "only constants are resized")
         case .split:
             throw XAIError.unsupported(op: "Split", reason: "the backward pass joins a split's outputs before the gradient table")
         }

@@ -6,7 +6,7 @@ extension Graph {
     /// exporters emit), fuse layer normalisation and GELU spelled out in arithmetic into one op each, fold batch-norm into the preceding convolution, fuse activations into the
     /// convolution/GEMM epilogue.
     public func optimized() throws -> Graph {
-        try removingIdentities().foldingConstants().fusingLayerNorm().fusingGELU().fusingMatMulBias().foldingScalesIntoProducts().splittingGathers().fusingRolls().foldingBatchNorm()
+        try removingNaNGuardsOnSoftmax().removingIdentities().foldingConstants().fusingLayerNorm().fusingGELU().fusingMatMulBias().foldingScalesIntoProducts().splittingGathers().fusingRolls().foldingBatchNorm()
             .fusingResidualAdds().fusingActivations()
     }
 
@@ -332,6 +332,28 @@ extension Graph {
                 removed.insert(i)
                 break
             }
+        }
+        g.nodes = g.nodes.removing(positions: removed)
+        return g.removingUnusedInitializers()
+    }
+
+    /// `Where(IsNaN(s), c, s)` with `s` a softmax's output is `s` (the dynamo exporter's attention
+    /// guards it so; Hugging Face's ViT, DeiT and DINOv2 have one per block). A softmax is NaN only
+    /// where its row holds a NaN or is all minus infinity: the first already makes every logit NaN
+    /// (the same answer either way); the second needs an attention mask of minus infinity, which
+    /// image classifiers do not have (Swin's masks are -100). The guard would otherwise be host
+    /// arithmetic on an activation, which the executor refuses.
+    /// Each guard becomes an Identity, which ``removingIdentities()`` then removes.
+    public func removingNaNGuardsOnSoftmax() -> Graph {
+        let index = ReaderIndex(self)
+        var g = self
+        var removed = Set<Int>()
+        for (i, n) in nodes.enumerated() {
+            guard case .hostArithmetic(.where) = n.op, n.inputs.count == 3, n.outputs.count == 1,
+                  let c = index.producers[n.inputs[0]], case .hostArithmetic(.isNaN) = nodes[c].op, let s = nodes[c].inputs.first,
+                  n.inputs[2] == s, let p = index.producers[s], case .softmax = nodes[p].op else { continue }
+            g.nodes[i] = Node(name: n.name, op: .identity, inputs: [s], outputs: n.outputs)
+            if index.readerNodes(n.inputs[0]) == [i] { removed.insert(c) }
         }
         g.nodes = g.nodes.removing(positions: removed)
         return g.removingUnusedInitializers()

@@ -77,6 +77,9 @@ public enum Op: Sendable, Hashable {
     case identity
     /// Slice with unit steps; inputs: data, starts, ends, axes? (constants).
     case slice
+    /// ONNX Resize of a constant (position embeddings interpolated to the input's grid); inputs:
+    /// data, roi (unused), scales?, sizes?. Evaluated on the host (``ResizeMode``).
+    case resize(ResizeMode)
     /// Element-type conversion; values stay float32, so only conversions to a float type (or of
     /// constants) are accepted.
     case cast(toFloat: Bool)
@@ -137,6 +140,7 @@ public enum Op: Sendable, Hashable {
         case .unsqueeze: return "Unsqueeze"
         case .identity: return "Identity"
         case .slice: return "Slice"
+        case .resize: return "Resize"
         case .cast: return "Cast"
         case .constantOfShape: return "ConstantOfShape"
         case .shape: return "Shape"
@@ -166,6 +170,8 @@ public enum HostArithmetic: String, Sendable, Hashable, CaseIterable {
     /// `GatherND(data, indices)` with `batch_dims = 0`.
     case gatherND
     case neg, abs, ceil, floor
+    /// `IsNaN(x)`: 1 where x is NaN (exporters guard attention weights with it).
+    case isNaN
     case min, max
     /// `Tile(input, repeats)`.
     case tile
@@ -189,6 +195,7 @@ public enum HostArithmetic: String, Sendable, Hashable, CaseIterable {
         case .gatherND: return "GatherND"
         case .neg: return "Neg"
         case .abs: return "Abs"
+        case .isNaN: return "IsNaN"
         case .ceil: return "Ceil"
         case .floor: return "Floor"
         case .min: return "Min"

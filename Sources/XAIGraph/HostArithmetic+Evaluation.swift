@@ -86,6 +86,7 @@ extension HostArithmetic {
             return try elementwise(2) { a in a[1] == 0 ? .nan : (a[0] / a[1]).rounded(.towardZero) }
         case .neg: return try elementwise(1) { -$0[0] }
         case .abs: return try elementwise(1) { Swift.abs($0[0]) }
+        case .isNaN: return try elementwise(1) { $0[0].isNaN ? 1 : 0 }
         case .ceil: return try elementwise(1) { $0[0].rounded(.up) }
         case .floor: return try elementwise(1) { $0[0].rounded(.down) }
         case .min: return try elementwise(inputs.count) { $0.min() ?? .nan }

@@ -12,7 +12,7 @@ extension Op {
     public var isFoldable: Bool {
         switch self {
         case .constant, .shape, .gather, .constantOfShape, .unsqueeze, .squeeze, .concat, .reshape, .flatten, .slice, .cast,
-             .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split, .reduce, .gemm, .matMul:
+             .binary, .unary, .transpose, .identity, .expand, .hostArithmetic, .split, .reduce, .gemm, .matMul, .resize:
             return true
         case .conv, .batchNorm, .pool, .globalAveragePool, .softmax, .pad, .layerNorm, .einsum, .instanceNorm, .roll:
             return false
@@ -44,7 +44,7 @@ extension Op {
         case .binary(.div):
             // A quotient only when the divisor does not.
             return !dependent.contains(1)
-        case .softmax, .layerNorm, .instanceNorm:
+        case .softmax, .layerNorm, .instanceNorm, .resize:
             return false
         case .reduce, .hostArithmetic, .expand, .split:
             // Sums and means are linear; max and min select one element, like max pooling.
@@ -70,7 +70,7 @@ extension Op {
             return 2 * Double(output.count) * Double(a[a.rank - 1])
         case .batchNorm, .unary, .binary, .pool, .globalAveragePool, .flatten, .reshape, .transpose, .concat, .roll, .softmax,
              .reduce, .pad, .squeeze, .unsqueeze, .identity, .slice, .cast, .constantOfShape, .shape, .gather, .constant,
-             .layerNorm, .expand, .hostArithmetic, .split, .einsum, .instanceNorm:
+             .layerNorm, .expand, .hostArithmetic, .split, .einsum, .instanceNorm, .resize:
             return 0
         }
     }
@@ -80,7 +80,7 @@ extension Op {
         switch self {
         case .flatten, .reshape, .squeeze, .unsqueeze, .identity: return true
         case .conv, .batchNorm, .gemm, .matMul, .unary, .binary, .pool, .globalAveragePool, .transpose, .concat, .roll, .softmax,
-             .reduce, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant, .layerNorm, .expand, .hostArithmetic, .split, .einsum, .instanceNorm:
+             .reduce, .pad, .slice, .cast, .constantOfShape, .shape, .gather, .constant, .layerNorm, .expand, .hostArithmetic, .split, .einsum, .instanceNorm, .resize:
             return false
         }
     }

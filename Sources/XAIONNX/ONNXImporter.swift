@@ -257,7 +257,7 @@ let opTable: [String: OpImporter] = {
         ("Equal", .equal, 2), ("Less", .less, 2), ("Greater", .greater, 2), ("LessOrEqual", .lessOrEqual, 2),
         ("GreaterOrEqual", .greaterOrEqual, 2), ("Not", .not, 1), ("And", .and, 2), ("Or", .or, 2), ("Where", .where, 3),
         ("Range", .range, 3), ("ScatterND", .scatterND, 3), ("Abs", .abs, 1), ("Ceil", .ceil, 1), ("Floor", .floor, 1),
-        ("Tile", .tile, 2),
+        ("Tile", .tile, 2), ("IsNaN", .isNaN, 1),
     ]
     for (name, op, count) in hostOps {
         t[name] = { n in
@@ -364,6 +364,24 @@ let opTable: [String: OpImporter] = {
             return .nodes([(.unary(.pow(2)), [n.inputs[0]]), (.reduce(.sum, axes: axes, keepDims: keepDims), [squares]), (.unary(.sqrt), [sum])],
                           constants: [:])
         }
+    }
+    t["Resize"] = { n in
+        try n.requireInputs(1)
+        func named<T: RawRepresentable<String>>(_ key: String, _ fallback: T) throws -> T {
+            guard let s = n.string(key) else { return fallback }
+            guard let v = T(rawValue: s) else { throw n.fail("\(key) '\(s)'") }
+            return v
+        }
+        // Opset 10: inputs X, scales, and nearest takes the floor (as Upsample); 11 on: X, roi, scales, sizes.
+        let inputs = n.opset < 11 ? [n.inputs[0], "", n.inputs.count > 1 ? n.inputs[1] : ""] : Array(n.inputs.prefix(4))
+        if (n.string("coordinate_transformation_mode") ?? "") == "tf_crop_and_resize" { throw n.fail("coordinate_transformation_mode 'tf_crop_and_resize'") }
+        if n.int("antialias", 0) != 0 { throw n.fail("antialias 1") }
+        if let policy = n.string("keep_aspect_ratio_policy"), policy != "stretch" { throw n.fail("keep_aspect_ratio_policy '\(policy)'") }
+        let interpolation: ResizeMode.Interpolation = try named("mode", .nearest)
+        let mode = ResizeMode(interpolation: interpolation, coordinates: try named("coordinate_transformation_mode", n.opset < 11 ? .asymmetric : .halfPixel),
+                              rounding: try named("nearest_mode", n.opset < 11 ? .floor : .roundPreferFloor), cubicA: Double(n.float("cubic_coeff_a", -0.75)),
+                              excludeOutside: n.int("exclude_outside", 0) != 0, axes: n.ints("axes"))
+        return .node(.resize(mode), inputs: inputs, constants: [:])
     }
     t["Pad"] = { n in
         try n.requireInputs(1)

@@ -322,6 +322,9 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     cases.append(poolCase("avg 2x2", x: [2, 3, 8, 6], Pool2DParams(.average, kernel: (2, 2))))
     cases.append(OpCase(name: "globalAveragePool", inputs: [rand([2, 3, 5, 7])], forward: { be, a in try be.globalAveragePool(a[0]) },
                         gradientInputs: [0], backward: { be, a, g in [try be.globalAveragePoolBackward(g, input: a[0])] }))
+    // Tokens [N, C, T] (Hugging Face's Swin pools them with AdaptiveAvgPool1d).
+    cases.append(OpCase(name: "globalAveragePool over tokens", inputs: [rand([2, 6, 7])], forward: { be, a in try be.globalAveragePool(a[0]) },
+                        gradientInputs: [0], backward: { be, a, g in [try be.globalAveragePoolBackward(g, input: a[0])] }))
 
     cases.append(binaryCase(.sub, [2, 3, 4, 5], [1, 3, 1, 1]))
     // Same shapes take the contiguous loops; every op both ways round.

@@ -22,14 +22,18 @@ final class ArchitectureFixtureTests: XCTestCase {
                                     "swin_dynamo", "swin_torchscript", "swin_torchscript16", "vit_dynamo", "vit_torchscript", "vit_torchscript16"])
     }
 
-    func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let folder = Self.directory + "/" + name
+    /// Logits against onnxruntime's and input gradients against PyTorch's, within 1e-4, on every
+    /// backend: the graph optimised as xai runs it and, unless `asExported` is false (a graph that
+    /// only runs once its exporter's NaN guards are rewritten away), as exported.
+    static func check(_ name: String, in directory: String = ArchitectureFixtureTests.directory, asExported: Bool = true,
+               file: StaticString = #filePath, line: UInt = #line) throws {
+        let folder = directory + "/" + name
         let raw = try ONNXImporter.load(path: folder + "/model.onnx")
         let input = try NPY.read(folder + "/input.npy")
         let logits = try NPY.read(folder + "/logits.npy")
         let target = try NPY.read(folder + "/target.npy").integers("fixture")
         let expected = try NPY.read(folder + "/grad_input.npy")
-        for (variant, graph) in [("optimized", try raw.optimized()), ("as exported", raw)] {
+        for (variant, graph) in [("optimized", try raw.optimized())] + (asExported ? [("as exported", raw)] : []) {
             for (label, backend) in TestBackends.all() {
                 let context = "\(name) (\(variant)) on \(label)"
                 let executor = Executor(graph: graph, backend: backend)
@@ -50,18 +54,18 @@ final class ArchitectureFixtureTests: XCTestCase {
         }
     }
 
-    func testViTDynamo() throws { try check("vit_dynamo") }
-    func testViTTorchScript() throws { try check("vit_torchscript") }
-    func testConvNeXtDynamo() throws { try check("convnext_dynamo") }
-    func testConvNeXtTorchScript() throws { try check("convnext_torchscript") }
-    func testShuffleNetDynamo() throws { try check("shufflenet_dynamo") }
-    func testShuffleNetTorchScript() throws { try check("shufflenet_torchscript") }
-    func testSwinDynamo() throws { try check("swin_dynamo") }
-    func testSwinTorchScript() throws { try check("swin_torchscript") }
+    func testViTDynamo() throws { try Self.check("vit_dynamo") }
+    func testViTTorchScript() throws { try Self.check("vit_torchscript") }
+    func testConvNeXtDynamo() throws { try Self.check("convnext_dynamo") }
+    func testConvNeXtTorchScript() throws { try Self.check("convnext_torchscript") }
+    func testShuffleNetDynamo() throws { try Self.check("shufflenet_dynamo") }
+    func testShuffleNetTorchScript() throws { try Self.check("shufflenet_torchscript") }
+    func testSwinDynamo() throws { try Self.check("swin_dynamo") }
+    func testSwinTorchScript() throws { try Self.check("swin_torchscript") }
     // Opset 16: LayerNorm spelled out in arithmetic, fused back by the rewrite (checked below).
-    func testViTTorchScriptOpset16() throws { try check("vit_torchscript16") }
-    func testConvNeXtTorchScriptOpset16() throws { try check("convnext_torchscript16") }
-    func testSwinTorchScriptOpset16() throws { try check("swin_torchscript16") }
+    func testViTTorchScriptOpset16() throws { try Self.check("vit_torchscript16") }
+    func testConvNeXtTorchScriptOpset16() throws { try Self.check("convnext_torchscript16") }
+    func testSwinTorchScriptOpset16() throws { try Self.check("swin_torchscript16") }
 
     /// TorchScript's ViT takes q, k and v from the packed projection by three Gathers; they become one
     /// Split per block (the fixture tests check the rewritten graph's logits and gradients).
@@ -475,6 +479,48 @@ final class ArchitectureFixtureTests: XCTestCase {
             XCTAssertLessThan(relativeL2(doubles(try backend.download(try pass.output("y"))), expected), 1e-6, label)
             let dx = try backend.download(try executor.backward(pass, seeds: ["y": try backend.upload(seed)], wrt: ["x"])["x"]!)
             XCTAssertLessThan(relativeL2(doubles(dx), numeric), 1e-4, label)
+        }
+    }
+}
+
+/// Hugging Face transformers' classifiers (Tools/make_hf_fixtures.py): ViT with the dynamo
+/// exporter's NaN guards, DINOv2 with bicubic position embeddings, BEiT's resized bias table,
+/// Swin's token pooling.
+final class HuggingFaceFixtureTests: XCTestCase {
+    static let directory = fixturesDirectory + "/hf"
+
+    func testEveryModelAndExporterIsPresent() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.directory).filter { !$0.hasSuffix(".json") }.sorted()
+        XCTAssertEqual(names, ["beit_torchscript", "dinov2_dynamo", "dinov2_torchscript", "swin_torchscript", "vit_dynamo", "vit_torchscript"])
+    }
+
+    func testViTDynamo() throws { try ArchitectureFixtureTests.check("vit_dynamo", in: Self.directory, asExported: false) }
+    func testViTTorchScript() throws { try ArchitectureFixtureTests.check("vit_torchscript", in: Self.directory) }
+    func testDINOv2Dynamo() throws { try ArchitectureFixtureTests.check("dinov2_dynamo", in: Self.directory, asExported: false) }
+    func testDINOv2TorchScript() throws { try ArchitectureFixtureTests.check("dinov2_torchscript", in: Self.directory) }
+    func testBEiTTorchScript() throws { try ArchitectureFixtureTests.check("beit_torchscript", in: Self.directory) }
+    func testSwinTorchScript() throws { try ArchitectureFixtureTests.check("swin_torchscript", in: Self.directory) }
+
+    /// The dynamo export guards each attention's softmax against NaN; the guard is rewritten away
+    /// (a softmax of finite scores has none). A guard on anything else stays host arithmetic: it
+    /// runs forward, and a gradient through it is refused with the node's name, never dropped.
+    func testNaNGuardsOnSoftmaxAreRemovedAndOthersRefused() throws {
+        let raw = try ONNXImporter.load(path: Self.directory + "/vit_dynamo/model.onnx")
+        func guards(_ g: Graph) -> Int { g.nodes.filter { if case .hostArithmetic(.isNaN) = $0.op { return true }; return false }.count }
+        XCTAssertEqual(guards(raw), 2)
+        XCTAssertEqual(guards(try raw.optimized()), 0)
+        let graph = Graph(name: "guarded", inputs: [ValueInfo(name: "x", shape: [nil, 4])], outputs: [ValueInfo(name: "y", shape: [nil, 4])],
+                          initializers: ["zero": Tensor(unchecked: [], [0])],
+                          nodes: [Node(name: "exp", op: .unary(.exp), inputs: ["x"], outputs: ["e"]),
+                                  Node(name: "nan", op: .hostArithmetic(.isNaN), inputs: ["e"], outputs: ["n"]),
+                                  Node(name: "guard", op: .hostArithmetic(.where), inputs: ["n", "zero", "e"], outputs: ["y"])])
+        let kept = try graph.optimized()
+        XCTAssertEqual(guards(kept), 1)
+        let backend = CPUBackend()
+        let executor = Executor(graph: kept, backend: backend)
+        let pass = try executor.forward(try backend.upload(Tensor.uniform([2, 4], seed: 5)), forBackward: true)
+        XCTAssertThrowsError(try executor.backward(pass, seeds: ["y": try backend.upload(Tensor.uniform([2, 4], seed: 6))], wrt: ["x"])) { error in
+            XCTAssertTrue("\(error)".contains("'guard'") && "\(error)".contains("Where"), "\(error)")
         }
     }
 }
