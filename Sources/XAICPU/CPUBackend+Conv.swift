@@ -252,14 +252,16 @@ extension CPUBackend {
 
 /// Which convolution algorithm 3x3 stride-1 layers use on oneDNN (`XAI_CONV_ALGO=auto|direct|winograd`).
 public enum ConvolutionPolicy: String, Sendable, CaseIterable {
-    /// Time direct against Winograd the first time a layer geometry is seen; keep the faster for
-    /// the process (every batch size of that layer then uses the same algorithm; oneDNN picks a
-    /// Winograd kernel and blocking per minibatch, so results agree across batch sizes to about
-    /// 1e-6 relative rather than bit for bit).
+    /// Exact where a gradient goes through, fast where none does, by rule: every pass a backward
+    /// differentiates (saliency, IG, SmoothGrad, the CAMs' gradients) and every backward runs
+    /// direct; forward-only passes (perturbation batches: occlusion, LIME, KernelSHAP, RISE) run
+    /// Winograd where it applies. No timing, so two runs compute the same bits.
     case auto
     /// Direct convolution only (bit-for-bit the same at every batch size and run).
     case direct
-    /// Winograd wherever oneDNN offers it (AVX-512 machines; results within about 1e-6 relative).
+    /// Winograd wherever oneDNN offers it, gradient passes and the backward's flipped forward
+    /// included (AVX-512 machines): faster, but a ReLU whose input is near zero may flip and send
+    /// the gradient elsewhere (VGG16's input gradient 1e-2 from PyTorch's instead of 1.5e-6).
     case winograd
 
     public init?(_ text: String) { self.init(rawValue: text.lowercased()) }
@@ -341,8 +343,8 @@ extension CPUBackend {
     }
 
     /// The gradient with respect to the input on oneDNN, or `nil` when refused: by the
-    /// backward-data primitive, or as the forward convolution by flipped weights where that applies
-    /// and measures faster (see ``BackwardRoute``).
+    /// backward-data primitive, or as the forward convolution by flipped weights (on Winograd under
+    /// the `winograd` policy; see ``BackwardRoute``).
     func dnnlConvolutionBackward(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, _ dnnl: OneDNN) throws -> DeviceArray? {
         let data = { try self.dnnlBackwardData(gradOutput, weight: weight, plan: plan, dnnl) }
         guard backwardRoute != .backwardData, let flippedPlan = try flippedForwardPlan(plan, dnnl) else { return try data() }
@@ -350,9 +352,10 @@ extension CPUBackend {
             try self.dnnlConvolution(gradOutput, weight: try self.flippedTransposedWeights(weight, plan), bias: nil, residual: nil,
                                      plan: flippedPlan, activation: .identity, dnnl)
         }
+        // The flipped forward pays only where Winograd runs it (the fast policy); exact, the
+        // backward-data primitive is as fast and needs no flipped weights.
         switch (backwardRoute, convolutionPolicy) {
-        case (.flippedForward, _): return try flipped() ?? data()
-        case (_, .auto): return try dnnl.chooseBackwardRoute(plan: plan, data: data, flipped: flipped)
+        case (.flippedForward, _), (_, .winograd): return try flipped() ?? data()
         default: return try data()
         }
     }

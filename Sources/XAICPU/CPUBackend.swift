@@ -154,10 +154,10 @@ public final class CPUBackend: Backend {
 
     /// The input gradient of a stride-1 layer is a forward convolution of the output gradient by
     /// the flipped, transposed weights; oneDNN's forward Winograd (F(2x2, 3x3) for inference) runs
-    /// it faster than its backward-data kernels on ResNet-50's 3x3 layers.
+    /// it faster than its backward-data kernels on ResNet-50's 3x3 layers, at Winograd's rounding.
     enum BackwardRoute: Sendable {
-        /// Time both routes once per layer geometry (under the `auto` policy; others use backward data).
-        case timed
+        /// As the policy says: the flipped Winograd forward under `winograd`, else backward data.
+        case byPolicy
         /// Always oneDNN's backward-data primitive.
         case backwardData
         /// Always the forward convolution by flipped weights where it applies (for tests).
@@ -206,11 +206,12 @@ public final class CPUBackend: Backend {
     ///     fallback for configurations oneDNN refuses, kept for comparison and tests); the
     ///     environment's `XAI_CPU_CONV=im2col` chooses the latter too.
     ///   - convolutionPolicy: direct or Winograd for 3x3 stride-1 layers on oneDNN (default: the
-    ///     `XAI_CONV_ALGO` environment variable, else timed per layer).
+    ///     `XAI_CONV_ALGO` environment variable, else `auto`: exact for gradient passes, Winograd
+    ///     for forward-only ones, by rule).
     public convenience init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20, convolutions: Convolutions = .oneDNN,
                 convolutionPolicy: ConvolutionPolicy? = nil) {
         self.init(memoryBudget: memoryBudget, workspaceBudget: workspaceBudget, convolutions: convolutions,
-                  convolutionPolicy: convolutionPolicy, backwardRoute: .timed)
+                  convolutionPolicy: convolutionPolicy, backwardRoute: .byPolicy)
     }
 
     init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20, convolutions: Convolutions = .oneDNN,

@@ -410,61 +410,19 @@ final class OneDNN: @unchecked Sendable {
         return Dictionary(grouping: choices.values, by: { $0 }).mapValues(\.count)
     }
 
-    /// Runs a convolution with the algorithm the policy picks: direct, Winograd, or (auto) the
-    /// faster of the two on this layer, timed the first time its geometry is seen.
+    /// Runs a convolution with the algorithm the policy picks, by rule (never by timing, so that
+    /// every run computes the same bits): `direct` everywhere; `winograd` wherever it applies;
+    /// `auto` Winograd only for a plan that need not be exact (a forward-only pass), direct for
+    /// every pass a gradient goes through. Falls back to direct where Winograd is refused.
     func choose(plan: ConvPlan, backward: Bool, eligible: Bool, policy: ConvolutionPolicy,
                 run: (ConvolutionAlgorithm) throws -> DeviceArray?) throws -> DeviceArray? {
-        guard eligible, policy != .direct else { return try run(.direct) }
-        if policy == .winograd { return try run(.winograd) ?? run(.direct) }
-        let geometry = Geometry(plan, backward: backward)
+        let fast = eligible && (policy == .winograd || (policy == .auto && !plan.exact))
+        let algorithm: ConvolutionAlgorithm = fast ? .winograd : .direct
         lock.lock()
-        let known = choices[geometry]
+        choices[Geometry(plan, backward: backward)] = algorithm
         lock.unlock()
-        if let known { return try run(known) ?? run(.direct) }
-        let direct = try Self.timed { try run(.direct) }
-        let winograd = try Self.timed { try run(.winograd) }
-        var pick: ConvolutionAlgorithm = (winograd?.1 ?? .infinity) < (direct?.1 ?? .infinity) ? .winograd : .direct
-        lock.lock()
-        // Another thread may have timed the same geometry meanwhile: the first choice stands, so
-        // every caller computes the layer the same way.
-        if let earlier = choices[geometry] { pick = earlier } else { choices[geometry] = pick }
-        lock.unlock()
-        return pick == .winograd ? winograd?.0 : direct?.0
-    }
-
-    /// A result and the best of two timed runs after a first untimed one (which makes the
-    /// primitives), or `nil` when the candidate refuses the configuration.
-    private static func timed(_ run: () throws -> DeviceArray?) throws -> (DeviceArray, Double)? {
-        guard var result = try run() else { return nil }
-        var best = Double.infinity
-        for _ in 0..<2 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            guard let r = try run() else { return nil }
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0))
-            result = r
-        }
-        return (result, best)
-    }
-
-    /// Layer geometries whose input gradient runs as a forward convolution of flipped weights
-    /// (`true`) or on the backward-data primitive (`false`), as timed the first time each was seen.
-    private var flippedRoutes: [Geometry: Bool] = [:]
-
-    /// The input gradient of a layer by the faster of two routes, timed the first time its
-    /// geometry is seen and kept for the process (every batch size then computes the same way).
-    func chooseBackwardRoute(plan: ConvPlan, data: () throws -> DeviceArray?, flipped: () throws -> DeviceArray?) throws -> DeviceArray? {
-        let geometry = Geometry(plan, backward: true)
-        lock.lock()
-        let known = flippedRoutes[geometry]
-        lock.unlock()
-        if let known { return try (known ? flipped() : nil) ?? data() }
-        let viaData = try Self.timed(data)
-        let viaFlipped = try Self.timed(flipped)
-        var pick = (viaFlipped?.1 ?? .infinity) < (viaData?.1 ?? .infinity)
-        lock.lock()
-        if let earlier = flippedRoutes[geometry] { pick = earlier } else { flippedRoutes[geometry] = pick }
-        lock.unlock()
-        return pick ? viaFlipped?.0 : viaData?.0
+        if fast, let y = try run(.winograd) { return y }
+        return try run(.direct)
     }
 
     // MARK: Execution

@@ -27,10 +27,13 @@ extension Backend {
     ///   - weight: `[Cout, Cin / groups, kH, kW]`.
     ///   - bias: `[Cout]` or `nil`.
     ///   - residual: an array shaped like the output, added before the activation, or `nil`.
+    ///   - exact: `false` lets a backend use a faster, less exact algorithm (Winograd) where its
+    ///     policy allows: forward-only passes, whose activations no gradient goes through.
     /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` naming both shapes when they do not fit.
     public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray? = nil, params: Conv2DParams,
-                       activation: UnaryOp) throws -> DeviceArray {
-        let plan = try ConvPlan(input: x.shape, weight: weight.shape, bias: bias?.shape, residual: residual?.shape, params: params)
+                       activation: UnaryOp, exact: Bool = true) throws -> DeviceArray {
+        var plan = try ConvPlan(input: x.shape, weight: weight.shape, bias: bias?.shape, residual: residual?.shape, params: params)
+        plan.exact = exact
         guard supports(.conv2d) else {
             return try onHost([x, weight, bias, residual].compactMap { $0 }) { r, a in
                 var rest = a.dropFirst(2).makeIterator()

@@ -73,6 +73,10 @@ public struct BatchedGemmPlan: Sendable, Hashable {
 public struct ConvPlan: Sendable, Hashable {
     public let input: Shape, weight: Shape, output: Shape
     public let params: Conv2DParams
+    /// Computed by an exact algorithm (direct, not Winograd): every pass whose activations a
+    /// backward pass differentiates. Winograd's rounding flips ReLUs whose input is near zero and
+    /// sends a gradient down other paths (VGG16's input gradient: 1e-2 from PyTorch's, 1.5e-6 direct).
+    public var exact = true
 
     public var n: Int { input[0] }
     public var inputChannels: Int { input[1] }

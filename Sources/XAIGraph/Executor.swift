@@ -127,7 +127,9 @@ public final class Executor: Sendable {
                         values[graph.nodes[index + 1].outputs[0]] = .device(y)
                         fusedIntoPrevious = true
                     } else {
-                        let outs = try profile.map { try $0.time(node, backward: false) { try evaluate(node, args) } } ?? evaluate(node, args)
+                        // A pass kept for backward computes exactly: its activations are differentiated.
+                        let outs = try profile.map { try $0.time(node, backward: false) { try evaluate(node, args, exact: forBackward) } }
+                            ?? evaluate(node, args, exact: forBackward)
                         for (name, v) in zip(node.outputs, outs) {
                             values[name] = v
                             if shapeOnlyNodes.contains(index), case .host(let t) = v { newShapeOnly[name] = t }
@@ -197,6 +199,8 @@ public final class Executor: Sendable {
         let values: [Value?]
         let device: (Value, String) throws -> DeviceArray
         let host: (Value, String) throws -> Tensor
+        /// Whether convolutions must compute exactly (see ``ConvPlan/exact``).
+        var exact = true
 
         func present(_ i: Int) -> Bool { i < values.count && values[i] != nil }
 
@@ -229,7 +233,9 @@ public final class Executor: Sendable {
                                                depthwise: ConvolutionStep(weight: d, bias: bias, plan: second, activation: act2))
     }
 
-    func evaluate(_ node: Node, _ args: [Value?]) throws -> [Value] {
+    /// One node's outputs. `exact: false` (forward-only passes: perturbation batches) lets
+    /// convolutions run on a faster algorithm where the backend's policy allows it.
+    func evaluate(_ node: Node, _ args: [Value?], exact: Bool = false) throws -> [Value] {
         switch node.op {
         case .shape(let start, let end):
             guard let v = args.first ?? nil else { throw XAIError.invalidArgument(parameter: "inputs", value: "0", reason: "Shape needs an input") }
@@ -252,7 +258,7 @@ public final class Executor: Sendable {
         if allHost, !args.isEmpty, node.op.isFoldable {
             return try foldOnHost(node, args.map { v in if case .host(let t)? = v { return t }; return nil }).map(Value.host)
         }
-        let arguments = Arguments(node: node, values: args, device: device, host: { v, name in try self.host(v, name, op: node.op.name) })
+        let arguments = Arguments(node: node, values: args, device: device, host: { v, name in try self.host(v, name, op: node.op.name) }, exact: exact)
         return try evaluate(node, on: backend, arguments)
     }
 
@@ -327,7 +333,7 @@ public final class Executor: Sendable {
         case .conv(let p, let act, let autoPad):
             let x = try a.array(0), w = try a.array(1)
             return [.device(try be.conv2d(x, weight: w, bias: a.present(2) ? try a.array(2) : nil, residual: a.present(3) ? try a.array(3) : nil,
-                                          params: resolved(p, autoPad, x.shape, w.shape), activation: act))]
+                                          params: resolved(p, autoPad, x.shape, w.shape), activation: act, exact: a.exact))]
         case .batchNorm(let eps):
             let (scale, shift) = try batchNormAffine(try a.tensor(1), try a.tensor(2), try a.tensor(3), try a.tensor(4), eps)
             let x = try a.array(0)

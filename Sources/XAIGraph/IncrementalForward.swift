@@ -363,7 +363,8 @@ private struct IncrementalRun {
             let xt = tiles == x.windows ? x.values : try backend.splice(clean: x.clean, patches: x.values, windows: x.windows, tiles: tiles, fill: 0)
             let rt = try (args.count > 3 ? args[3]?.patch : nil).map { try spliced($0, win) }
             return try backend.conv2d(xt, weight: weight, bias: try device(2), residual: rt,
-                                      params: unpadded(q) { ($0.padTop, $0.padLeft, $0.padBottom, $0.padRight) = (0, 0, 0, 0) }, activation: act)
+                                      params: unpadded(q) { ($0.padTop, $0.padLeft, $0.padBottom, $0.padRight) = (0, 0, 0, 0) }, activation: act,
+                                      exact: false)
         case .pool(let p, let autoPad):
             guard let x = args[0]?.patch else { break }
             let q = resolved(p, autoPad, x.clean.shape)

@@ -101,16 +101,39 @@ final class TieBreakingTests: XCTestCase {
         let reference = ReferenceBackend()
         // Values in {0, 1, 2}: plenty of ties in every window.
         let x = try Tensor(shape: [2, 3, 7, 6], scalars: Tensor.uniform([2, 3, 7, 6], in: 0...2.99, seed: 5).scalars.map { $0.rounded(.down) })
-        let pool = Pool2DParams(.max, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true)
-        let gy = Tensor.uniform(try pool.outputShape(input: x.shape), seed: 6)
-        let expected = try reference.download(try reference.pool2dBackward(try reference.upload(gy), input: try reference.upload(x), params: pool))
+        for pool in [Pool2DParams(.max, kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true),
+                     Pool2DParams(.max, kernel: (3, 3), stride: (1, 1), padding: (1, 1, 1, 1), ceilMode: true)] {
+            let gy = Tensor.uniform(try pool.outputShape(input: x.shape), seed: 6)
+            let expected = try reference.download(try reference.pool2dBackward(try reference.upload(gy), input: try reference.upload(x), params: pool))
+            for (label, be) in TestBackends.all() {
+                let got = try be.download(try be.pool2dBackward(try be.upload(gy), input: try be.upload(x), params: pool))
+                if let m = mismatch(doubles(got), doubles(expected)) { XCTFail("max pool \(pool) backward with ties on \(label): \(m)") }
+            }
+        }
         let gr = Tensor.uniform([2, 1, 7, 6], seed: 7)
         let expectedReduce = try reference.download(try reference.reduceBackward(.max, gradOutput: try reference.upload(gr), input: try reference.upload(x), axes: [1]))
         for (label, be) in TestBackends.all() {
-            let got = try be.download(try be.pool2dBackward(try be.upload(gy), input: try be.upload(x), params: pool))
-            if let m = mismatch(doubles(got), doubles(expected)) { XCTFail("max pool backward with ties on \(label): \(m)") }
             let gotReduce = try be.download(try be.reduceBackward(.max, gradOutput: try be.upload(gr), input: try be.upload(x), axes: [1]))
             if let m = mismatch(doubles(gotReduce), doubles(expectedReduce)) { XCTFail("reduce max backward with ties on \(label): \(m)") }
         }
     }
 }
+
+/// Global average pooling against its definition computed here in float64 (the op-case table
+/// compares backends with the reference, which share the composite): every axis after the
+/// channels, of an image `[N, C, H, W]` and of tokens `[N, C, T]`.
+final class GlobalPoolingTests: XCTestCase {
+    func testGlobalAveragePoolAveragesEveryAxisAfterTheChannels() throws {
+        for shape in [Shape([2, 3, 4, 5]), Shape([2, 3, 7])] {
+            let x = Tensor.uniform(shape, in: -1...1, seed: 41)
+            let plane = shape.dims.dropFirst(2).reduce(1, *)
+            let expected = (0..<(shape[0] * shape[1])).map { i in x.scalars[(i * plane)..<((i + 1) * plane)].reduce(0.0) { $0 + Double($1) } / Double(plane) }
+            for (label, backend) in TestBackends.all() {
+                let y = try backend.download(try backend.globalAveragePool(try backend.upload(x)))
+                XCTAssertEqual(y.shape, Shape([shape[0], shape[1]] + [Int](repeating: 1, count: shape.rank - 2)), label)
+                if let m = mismatch(doubles(y), expected, rtol: 1e-6, atol: 1e-7) { XCTFail("\(shape) on \(label): \(m)") }
+            }
+        }
+    }
+}
+

@@ -43,6 +43,32 @@ final class ZooTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("resnet51"), "\(error)")
         }
     }
+
+    /// The default convolution policy by rule: a pass kept for backward, and the backward, compute
+    /// exactly what the direct policy does (bit for bit), whatever Winograd could do; a forward-only
+    /// pass what the Winograd policy does (on machines without oneDNN's Winograd, AVX2, all three
+    /// agree). Two backends, two runs: the same bits.
+    func testGradientPassesAreExactAndForwardOnlyPassesMayBeFast() throws {
+        let graph = try Zoo.model("resnet18", size: 64, seed: 5).optimized()
+        let x = Tensor.uniform([2, 3, 64, 64], in: -1...1, seed: 6)
+        func run(_ backend: CPUBackend) throws -> (logits: Tensor, gradient: Tensor, forwardOnly: Tensor) {
+            let executor = Executor(graph: graph, backend: backend)
+            let pass = try executor.forward(try backend.upload(x), forBackward: true)
+            let out = graph.outputs[0].name
+            let y = try backend.download(try pass.output(out))
+            let seed = Tensor.uniform(y.shape, in: -1...1, seed: 7)
+            let dx = try executor.backward(pass, seeds: [out: try backend.upload(seed)], wrt: [graph.imageInput!.name])
+            let forwardOnly = try backend.download(try executor.forward(try backend.upload(x)).output(out))
+            return (y, try backend.download(try XCTUnwrap(dx[graph.imageInput!.name])), forwardOnly)
+        }
+        let auto = try run(CPUBackend(convolutionPolicy: .auto)), again = try run(CPUBackend(convolutionPolicy: .auto))
+        let direct = try run(CPUBackend(convolutionPolicy: .direct)), winograd = try run(CPUBackend(convolutionPolicy: .winograd))
+        XCTAssertEqual(auto.logits.scalars, direct.logits.scalars, "a pass kept for backward is direct")
+        XCTAssertEqual(auto.gradient.scalars, direct.gradient.scalars, "the backward is direct")
+        XCTAssertEqual(auto.forwardOnly.scalars, winograd.forwardOnly.scalars, "a forward-only pass may take Winograd")
+        XCTAssertEqual(auto.gradient.scalars, again.gradient.scalars)
+        XCTAssertEqual(auto.forwardOnly.scalars, again.forwardOnly.scalars)
+    }
 }
 
 /// One executor serves several threads: the weight cache is locked, passes are independent.

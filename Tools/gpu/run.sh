@@ -15,7 +15,8 @@
 #   5. `xai-bench tune`: the GEMM search (our tiled kernel's tile shapes, CLBlast) within 60 s, its
 #      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM;
 #   6. `xai-bench ops`, `models` (batch 32 and 256) and `methods` on --device gpu, with --json, the
-#      methods beside the CUDA peer rows of step 3.
+#      methods beside the CUDA peer rows of step 3; then ViT-B/16 (exported there when torchvision is
+#      in the image) forward and forward + backward.
 # Without an NVIDIA OpenCL driver it says so, skips 4-6 and still returns the CUDA rows.
 # $OUT gets log.txt (everything, in order) and one JSON per bench (at most 8 files come back).
 set -uo pipefail
@@ -95,6 +96,7 @@ if [ "$HAVE_GPU" = 1 ]; then
     TESTS=XAIBackendTests.OpCaseTests,XAIBackendTests.TieBreakingTests,XAIBackendTests.KernelLibraryTests,XAIBackendTests.ErrorTests
     TESTS=$TESTS,XAIMethodTests.MethodReferenceTests,XAIMethodTests.PerturbationTests,XAIMethodTests.ReferenceCheckTests
     TESTS=$TESTS,XAIModelTests.ONNXFixtureTests,XAIModelTests.ZooTests,XAIBackendTests.GEMMTuningTests
+    TESTS=$TESTS,XAIModelTests.ArchitectureFixtureTests,XAIModelTests.HuggingFaceFixtureTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
 
@@ -113,6 +115,12 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
             --methods saliency,gradcam,ig,smoothgrad,occlusion,occlusion-full,lime,kernelshap --repeat 3 --slow-budget 10 \
             $([ -s "$OUT/cuda_peers.json" ] && echo --compare "$OUT/cuda_peers.json") --json "$OUT/xai_methods.json"
+        # ViT-B/16 (issue 34), where the image's Python has torchvision to export it (330 MB, not packed).
+        if "$PY" -c "import torchvision" 2>/dev/null; then
+            step "export ViT-B/16" 40 "$PY" -c "import torch, torchvision; torch.onnx.export(torchvision.models.vit_b_16().eval(), torch.randn(1, 3, 224, 224), '/tmp/vit_b_16.onnx', dynamo=False, opset_version=17, input_names=['input'], output_names=['logits'], dynamic_axes={'input': {0: 'batch'}})"
+            # Rows in log.txt only: eight files at most come back.
+            [ -s /tmp/vit_b_16.onnx ] && step "xai-bench models (ViT-B/16)" 60 "${XENV[@]}" "$B" models --device gpu --models /tmp/vit_b_16.onnx --batch 32 --repeat 3
+        fi
     fi
 fi
 say "== done $(date -u +%T); files: $(cd "$OUT" && ls | tr '\n' ' ')"
