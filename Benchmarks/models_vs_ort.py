@@ -41,7 +41,7 @@ ROOT = os.path.dirname(HERE)
 
 
 # Models whose interleaved run also times forward + backward to the input at batch 1.
-GRADIENT_ROWS = {"resnet50", "vit_b_16", "swin_t", "convnext_tiny"}
+GRADIENT_ROWS = {"resnet50", "vgg16", "vit_b_16", "swin_t", "convnext_tiny"}
 
 
 def seeded_torchvision_model(name):
