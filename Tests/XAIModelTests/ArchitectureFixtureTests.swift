@@ -75,6 +75,14 @@ final class ArchitectureFixtureTests: XCTestCase {
         XCTAssertEqual(splits, 2, "one per block")
     }
 
+    /// Output `z` of a graph with input `x`, and the gradient of `sum(seed * z)` with respect to `x`.
+    static func outputAndGradient(_ graph: Graph, _ x: Tensor, _ seed: Tensor, _ backend: any Backend) throws -> (Tensor, Tensor) {
+        let executor = Executor(graph: graph, backend: backend)
+        let pass = try executor.forward(try backend.upload(x), forBackward: true)
+        let dx = try executor.backward(pass, seeds: ["z": try backend.upload(seed)], wrt: ["x"])["x"]
+        return (try backend.download(try pass.output("z")), try backend.download(try XCTUnwrap(dx)))
+    }
+
     /// `torch.roll` as exported, `Concat(x[p:], x[:p])`, becomes one Roll in every Swin export (two
     /// per shifted block and direction); pieces that leave a gap, or a piece read elsewhere too,
     /// stay slices. Rolled and sliced graphs agree forward and backward on every backend.
@@ -108,15 +116,9 @@ final class ArchitectureFixtureTests: XCTestCase {
         XCTAssertEqual(fused.nodes.filter { if case .slice = $0.op { return true }; return false }.count, 4)
         let x = Tensor.uniform([2, 2, 7, 3], in: -1...1, seed: 87), seed = Tensor.uniform([2, 2, 7, 3], in: -1...1, seed: 88)
         for (label, backend) in TestBackends.all() {
-            var results: [(Tensor, Tensor)] = []
-            for g in [graph, fused] {
-                let executor = Executor(graph: g, backend: backend)
-                let pass = try executor.forward(try backend.upload(x), forBackward: true)
-                let dx = try executor.backward(pass, seeds: ["z": try backend.upload(seed)], wrt: ["x"])["x"]
-                results.append((try backend.download(try pass.output("z")), try backend.download(try XCTUnwrap(dx))))
-            }
-            XCTAssertEqual(results[1].0, results[0].0, label)
-            XCTAssertLessThan(relativeL2(doubles(results[1].1), doubles(results[0].1)), 1e-6, label)
+            let (y, dx) = try Self.outputAndGradient(graph, x, seed, backend), (yf, dxf) = try Self.outputAndGradient(fused, x, seed, backend)
+            XCTAssertEqual(yf, y, label)
+            XCTAssertLessThan(relativeL2(doubles(dxf), doubles(dx)), 1e-6, label)
         }
     }
 
@@ -155,15 +157,9 @@ final class ArchitectureFixtureTests: XCTestCase {
         XCTAssertEqual(folded.nodes.map(\.name), ["linear", "nchw", "linear2", "nchw2", "rows", "sum"])
         let x = Tensor.uniform([2, 6, 5, 4], in: -1...1, seed: 85), seed = Tensor.uniform([2, 6, 6, 5], in: -1...1, seed: 86)
         for (label, backend) in TestBackends.all() {
-            var results: [(Tensor, Tensor)] = []
-            for g in [graph, folded] {
-                let executor = Executor(graph: g, backend: backend)
-                let pass = try executor.forward(try backend.upload(x), forBackward: true)
-                let dx = try executor.backward(pass, seeds: ["z": try backend.upload(seed)], wrt: ["x"])["x"]
-                results.append((try backend.download(try pass.output("z")), try backend.download(try XCTUnwrap(dx))))
-            }
-            XCTAssertLessThan(relativeL2(doubles(results[1].0), doubles(results[0].0)), 1e-6, label)
-            XCTAssertLessThan(relativeL2(doubles(results[1].1), doubles(results[0].1)), 1e-6, label)
+            let (y, dx) = try Self.outputAndGradient(graph, x, seed, backend), (yf, dxf) = try Self.outputAndGradient(folded, x, seed, backend)
+            XCTAssertLessThan(relativeL2(doubles(yf), doubles(y)), 1e-6, label)
+            XCTAssertLessThan(relativeL2(doubles(dxf), doubles(dx)), 1e-6, label)
         }
     }
 
