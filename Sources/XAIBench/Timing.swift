@@ -50,5 +50,5 @@ func gflopsColumn(_ backend: any Backend) -> String {
 /// The line printed under a table whose GFLOP/s are direct-equivalent.
 func printWinogradNote(_ backend: any Backend) {
     guard (backend as? CPUBackend)?.mayUseWinograd == true else { return }
-    print("direct-eq: FLOPs counted as direct convolutions; forward-only passes may run 3x3 stride-1 layers on oneDNN's Winograd (XAI_CONV_ALGO=auto; gradient passes are direct), which does fewer, so a row can be below 1.0x its floor.")
+    print("direct-eq: FLOPs counted as direct convolutions; 3x3 stride-1 layers may run on oneDNN's Winograd (XAI_CONV_ALGO=auto: forward-only passes; =winograd: all), which does fewer, so a row can be below 1.0x its floor.")
 }

@@ -251,13 +251,14 @@ extension CPUBackend {
 }
 
 /// Which convolution algorithm 3x3 stride-1 layers use on oneDNN (`XAI_CONV_ALGO=auto|direct|winograd`).
+/// Every policy chooses by rule, never by timing, so two runs compute the same bits.
 public enum ConvolutionPolicy: String, Sendable, CaseIterable {
-    /// Exact where a gradient goes through, fast where none does, by rule: every pass a backward
+    /// Exact where a gradient goes through, fast where none does: every pass a backward
     /// differentiates (saliency, IG, SmoothGrad, the CAMs' gradients) and every backward runs
     /// direct; forward-only passes (perturbation batches: occlusion, LIME, KernelSHAP, RISE) run
-    /// Winograd where it applies. No timing, so two runs compute the same bits.
+    /// Winograd where it applies: about 14 % faster, and maps within about 3e-3 of direct ones.
     case auto
-    /// Direct convolution only (bit-for-bit the same at every batch size and run).
+    /// Direct convolution only, the default (bit-for-bit the same at every batch size and run).
     case direct
     /// Winograd wherever oneDNN offers it, gradient passes and the backward's flipped forward
     /// included (AVX-512 machines): faster, but a ReLU whose input is near zero may flip and send

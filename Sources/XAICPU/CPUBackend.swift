@@ -204,8 +204,7 @@ public final class CPUBackend: Backend {
     ///     fallback for configurations oneDNN refuses, kept for comparison and tests); the
     ///     environment's `XAI_CPU_CONV=im2col` chooses the latter too.
     ///   - convolutionPolicy: direct or Winograd for 3x3 stride-1 layers on oneDNN (default: the
-    ///     `XAI_CONV_ALGO` environment variable, else `auto`: exact for gradient passes, Winograd
-    ///     for forward-only ones, by rule).
+    ///     `XAI_CONV_ALGO` environment variable, else `direct`).
     public convenience init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20, convolutions: Convolutions = .oneDNN,
                 convolutionPolicy: ConvolutionPolicy? = nil) {
         self.init(memoryBudget: memoryBudget, workspaceBudget: workspaceBudget, convolutions: convolutions,
@@ -227,7 +226,9 @@ public final class CPUBackend: Backend {
         let environment = ProcessInfo.processInfo.environment
         let engine = convolutions == .im2col || environment["XAI_CPU_CONV"] == "im2col" ? nil : OneDNN.shared
         dnnl = engine
-        self.convolutionPolicy = convolutionPolicy ?? ConvolutionPolicy(environment["XAI_CONV_ALGO"] ?? "auto") ?? .auto
+        // Exact by default: Winograd even in forward-only passes moved ResNet-50's occlusion map by
+        // 3.0e-3 relative L2 (VGG16's by 6.7e-4), for 14 % less time.
+        self.convolutionPolicy = convolutionPolicy ?? ConvolutionPolicy(environment["XAI_CONV_ALGO"] ?? "direct") ?? .direct
         let cores = self.cores
         name = engine.map { "cpu (oneDNN \($0.version) \($0.isa), OpenBLAS, \(cores) cores)" } ?? "cpu (OpenBLAS, \(cores) cores)"
     }
