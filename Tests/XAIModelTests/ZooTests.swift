@@ -44,10 +44,10 @@ final class ZooTests: XCTestCase {
         }
     }
 
-    /// The default convolution policy by rule: a pass kept for backward, and the backward, compute
-    /// exactly what the direct policy does (bit for bit), whatever Winograd could do; a forward-only
-    /// pass what the Winograd policy does (on machines without oneDNN's Winograd, AVX2, all three
-    /// agree). Two backends, two runs: the same bits.
+    /// The convolution policies by rule: under `auto` a pass kept for backward, and the backward,
+    /// compute exactly what the direct policy does (bit for bit), whatever Winograd could do; a
+    /// forward-only pass what the Winograd policy does; the default is direct (on machines without
+    /// oneDNN's Winograd, AVX2, all agree). Two backends, two runs: the same bits.
     func testGradientPassesAreExactAndForwardOnlyPassesMayBeFast() throws {
         let graph = try Zoo.model("resnet18", size: 64, seed: 5).optimized()
         let x = Tensor.uniform([2, 3, 64, 64], in: -1...1, seed: 6)
@@ -63,6 +63,12 @@ final class ZooTests: XCTestCase {
         }
         let auto = try run(CPUBackend(convolutionPolicy: .auto)), again = try run(CPUBackend(convolutionPolicy: .auto))
         let direct = try run(CPUBackend(convolutionPolicy: .direct)), winograd = try run(CPUBackend(convolutionPolicy: .winograd))
+        // The default is exact everywhere (unless XAI_CONV_ALGO says otherwise).
+        if ProcessInfo.processInfo.environment["XAI_CONV_ALGO"] == nil {
+            let byDefault = try run(CPUBackend())
+            XCTAssertEqual(byDefault.forwardOnly.scalars, direct.forwardOnly.scalars, "the default never takes Winograd")
+            XCTAssertEqual(byDefault.gradient.scalars, direct.gradient.scalars)
+        }
         XCTAssertEqual(auto.logits.scalars, direct.logits.scalars, "a pass kept for backward is direct")
         XCTAssertEqual(auto.gradient.scalars, direct.gradient.scalars, "the backward is direct")
         XCTAssertEqual(auto.forwardOnly.scalars, winograd.forwardOnly.scalars, "a forward-only pass may take Winograd")
