@@ -181,16 +181,13 @@ extension Graph {
     /// of zeros and summing them. Only where the axis has the same extent at batch 1 and 2 (never the
     /// batch axis) and the indices are constants.
     public func splittingGathers() -> Graph {
-        guard let input = imageInput, let one = try? summary().shapes else { return self }
-        let backend = ShapeBackend()
-        guard let two = try? Executor(graph: self, backend: backend).forward(backend.array(try input.shape(batch: 2)), forBackward: true).values
-        else { return self }
+        guard let (one, two) = shapesAtBatchOneAndTwo() else { return self }
         struct Member { let node: Int, index: Int }
         var groups: [String: (data: String, axis: Int, members: [Member])] = [:]
         for (i, n) in nodes.enumerated() {
             guard case .gather(let axis) = n.op, n.inputs.count == 2, n.outputs.count == 1, initializers[n.inputs[0]] == nil,
                   let indices = initializers[n.inputs[1]], indices.shape.rank == 0, let shape = one[n.inputs[0]],
-                  let ax = shape.normalizedAxis(axis), let other = two[n.inputs[0]]?.shape, other.rank == shape.rank, other[ax] == shape[ax]
+                  let ax = shape.normalizedAxis(axis), let other = two[n.inputs[0]], other.rank == shape.rank, other[ax] == shape[ax]
             else { continue }
             let index = Int(indices.scalars[0])
             let key = n.inputs[0] + "#\(ax)"
@@ -220,10 +217,7 @@ extension Graph {
     /// copies forward and, backward, two slices, two zero-padded maps and their sum. The axis must
     /// have the same extent at batch 1 and 2 (never the batch).
     public func fusingRolls() -> Graph {
-        guard let input = imageInput, let one = try? summary().shapes else { return self }
-        let backend = ShapeBackend()
-        guard let two = try? Executor(graph: self, backend: backend).forward(backend.array(try input.shape(batch: 2)), forBackward: true).values
-        else { return self }
+        guard let (one, two) = shapesAtBatchOneAndTwo() else { return self }
         let index = ReaderIndex(self)
         /// A slice of `data` along one axis with unit steps: (data, axis, start, count).
         func piece(_ value: String) -> (data: String, axis: Int, start: Int, count: Int)? {
@@ -236,7 +230,7 @@ extension Graph {
                   let r = try? sliceRanges(shape, starts: starts, ends: ends, axes: constant(3), steps: constant(4)), r.steps.allSatisfy({ $0 == 1 })
             else { return nil }
             let cut = (0..<shape.rank).filter { r.counts[$0] != shape[$0] }
-            guard cut.count == 1, let a = cut.first, let other = two[n.inputs[0]]?.shape, other.rank == shape.rank, other[a] == shape[a] else { return nil }
+            guard cut.count == 1, let a = cut.first, let other = two[n.inputs[0]], other.rank == shape.rank, other[a] == shape[a] else { return nil }
             return (n.inputs[0], a, r.starts[a], r.counts[a])
         }
         var replacements: [Int: Node] = [:]
@@ -457,6 +451,16 @@ extension Graph {
         }
         g.nodes = g.nodes.removing(positions: removed)
         return g
+    }
+
+    /// Every value's shape at batch 1 and at batch 2: an axis whose extent is the same in both
+    /// does not follow the batch (rewrites that fix an extent at load need that).
+    func shapesAtBatchOneAndTwo() -> (one: [String: Shape], two: [String: Shape])? {
+        guard let input = imageInput, let one = try? summary().shapes else { return nil }
+        let backend = ShapeBackend()
+        guard let two = try? Executor(graph: self, backend: backend).forward(backend.array(try input.shape(batch: 2)), forBackward: true).values
+        else { return nil }
+        return (one, two.mapValues(\.shape))
     }
 
     func removingUnusedInitializers() -> Graph {
