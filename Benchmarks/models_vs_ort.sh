@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Forward rows of MobileNetV2, SqueezeNet 1.1 and the demo model, onnxruntime and xai-bench back to
 # back on the same ONNX files (the peer script covers only the ResNets). After a release build and
-# `bash ../shared/peers/setup.sh`:
+# `bash Benchmarks/peers/setup.sh` (or PEER_PY naming another venv's python):
 #
 #   bash Benchmarks/models_vs_ort.sh OUT
 #
@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$1"; mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
 PY="${PEER_PY:-$HOME/.xai-peerenv/bin/python}"
-[ -x "$PY" ] || { echo "no peer venv at $PY: run ../shared/peers/setup.sh first" >&2; exit 2; }
+[ -x "$PY" ] || { echo "no peer venv at $PY: run Benchmarks/peers/setup.sh first (or set PEER_PY)" >&2; exit 2; }
 { grep -m1 "model name" /proc/cpuinfo; grep -m1 -o "avx512f" /proc/cpuinfo || echo "no avx512f"; } > "$OUT/cpu.txt"
 "$PY" "$ROOT/Benchmarks/models_vs_ort.py" "$OUT" | tee "$OUT/ort_models.txt"
 "$ROOT/.build/release/xai-bench" models --device cpu \

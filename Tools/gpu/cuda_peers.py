@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The peer rows on CUDA: what a user gets from PyTorch, Captum and pytorch-grad-cam on the same
 GPU that `xai-bench --device gpu` runs on, with the settings of the CPU peer table
-(../shared/peers/peer_bench.py): torchvision ResNet-50 with seeded random weights, skimage's
+(Benchmarks/peers/peer_bench.py): torchvision ResNet-50 with seeded random weights, skimage's
 chelsea at 224x224, the same method parameters.
 
 Everything runs in strict fp32 (TF32 off for matmul and cuDNN) so that it compares with the OpenCL
