@@ -42,7 +42,8 @@ test-python:
 	swift build $(SWIFT_BUILD_FLAGS) --product xai
 	XAI_LIBRARY=$(CURDIR)/.build/release/libxaic.so XAI_CLI=$(CURDIR)/.build/release/xai $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
 
-# The Python wheel (dist/), with the Swift runtime linked statically: pip install dist/xai-*.whl.
+# The Python wheel (dist/), with the Swift runtime linked statically: pip install dist/xai_attribution_engine-*.whl
+# (the distribution xai-attribution-engine; `import xai`).
 wheel: deps
 	$(PYTHON) -m pip wheel ./python --no-build-isolation --no-deps -w dist
 

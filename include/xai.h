@@ -30,7 +30,7 @@ extern "C" {
 
 /* The version of this header's interface. Functions are only ever added, never changed or removed;
  * check xai_api_version() >= XAI_API_VERSION at load time. */
-#define XAI_API_VERSION 1
+#define XAI_API_VERSION 2
 
 typedef struct xai_model xai_model;   /* a loaded model on a device */
 typedef struct xai_result xai_result; /* named tensors plus metadata JSON */
@@ -89,6 +89,62 @@ xai_status xai_predict(xai_model *model, const float *input, const int64_t *shap
 xai_status xai_explain(xai_model *model, const char *method, const float *input, const int64_t *shape,
                        size_t rank, const int64_t *targets, size_t n_targets, const char *knobs_json,
                        xai_progress_fn progress, void *user, xai_result **out_result);
+
+/* Version 2 ------------------------------------------------------------------------------------ */
+
+/* A tensor passed into a call: shape[0] * ... * shape[rank - 1] floats in C order. Borrowed for
+ * the call only. */
+typedef struct {
+    const float *data;
+    const int64_t *shape;
+    size_t rank;
+} xai_tensor_view;
+
+/* What xai_explain2 takes besides the model, the method and the batch. Zero it
+ * (`xai_explain_options o = {0};`) and set what you need: every field may stay NULL / 0. */
+typedef struct {
+    const int64_t *targets;     /* as xai_explain: NULL / 0 for top-1, 1 class for all, or N */
+    size_t n_targets;
+    const char *knobs_json;     /* a JSON object of knobs, or NULL */
+    /* A baseline tensor [3, H, W] or [1, 3, H, W] (after preprocessing), used instead of the
+     * "baseline" knob; NULL keeps the knob. */
+    const xai_tensor_view *baseline;
+    /* Superpixels for LIME and KernelSHAP: integer segment ids as floats, [H, W] (every image) or
+     * [N, H, W] (one per image), used instead of the "segmentation" knobs; NULL keeps them. */
+    const xai_tensor_view *feature_mask;
+    xai_progress_fn progress;   /* NULL or a callback, as xai_explain */
+    void *user;
+} xai_explain_options;
+
+/* xai_explain with tensors: the baseline and superpixels come as arrays, not as files named in
+ * the knobs. options may be NULL (top-1, default knobs). The result is as xai_explain's. */
+xai_status xai_explain2(xai_model *model, const char *method, const xai_tensor_view *input,
+                        const xai_explain_options *options, xai_result **out_result);
+
+/* What xai_evaluate takes besides the model, the metrics and the images. Zero it and set what you
+ * need. */
+typedef struct {
+    /* The method that made the maps: the metrics that re-explain (completeness, sensitivity_*,
+     * local_lipschitz, random_logit*, mprt) run it again with the same knobs. With maps NULL it
+     * also makes the maps. */
+    const char *method;
+    const xai_tensor_view *maps;   /* [N, H, W], or NULL to explain the images with `method` now */
+    const xai_tensor_view *masks;  /* ground truth [N, H, W], non-zero inside: the localisation metrics */
+    const char *metric_knobs_json; /* a JSON object of metric knobs (xai_metrics_json), or NULL */
+    xai_explain_options explain;   /* the method's targets, knobs, baseline, superpixels and progress */
+} xai_evaluate_options;
+
+/* Scores explanations of a batch [N, 3, H, W] with the metrics of a comma-separated list (or
+ * "all": every metric, the mask metrics when masks are given). The result holds "scores"
+ * [metrics, N] (NaN where a score is undefined for an image), "map" [N, H, W] (the maps scored)
+ * and metadata JSON {"metrics": [{"name", "direction", "scores", "mean", "standardError",
+ * "count", "settings", "curves", "seconds"}], "targets": [...], "method": ...}. */
+xai_status xai_evaluate(xai_model *model, const char *metrics, const xai_tensor_view *input,
+                        const xai_evaluate_options *options, xai_result **out_result);
+
+/* Metrics and their knobs as JSON: {"metrics": [{"name", "summary", "direction", "needsMasks",
+ * "reexplains", "knobs": [...]}], "knobs": [...]}. */
+xai_status xai_metrics_json(char **out_json);
 
 /* Preprocesses image files (PNG, JPEG, or .npy tensors already preprocessed) exactly as `xai
  * explain` does: decode, resize, centre crop, normalise with the model's preprocessing. options_json:

@@ -57,12 +57,18 @@ def get_requires_for_build_sdist(config_settings=None):
     return []
 
 
+# The distribution's name on PyPI: `xai` there is another project (EthicalML's toolbox). The import
+# name stays `xai`.
+DISTRIBUTION = "xai-attribution-engine"
+
+
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     version = _version()
     platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
     tag = f"py3-none-{platform}"
-    name = f"xai-{version}-{tag}.whl"
-    dist_info = f"xai-{version}.dist-info"
+    stem = DISTRIBUTION.replace("-", "_")  # a wheel's file name spells the distribution with underscores
+    name = f"{stem}-{version}-{tag}.whl"
+    dist_info = f"{stem}-{version}.dist-info"
     files: dict[str, bytes] = {}
     for source in sorted((HERE / "xai").glob("*.py")):
         files[f"xai/{source.name}"] = source.read_bytes()
@@ -74,7 +80,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         files["xai/_lib/libxaic.so"] = library.read_bytes()
     files["xai/_lib/xai.h"] = (ROOT / "include" / "xai.h").read_bytes()
     files[f"{dist_info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: xai\nVersion: {version}\nSummary: Explanations of image classifiers on the xai engine\n"
+        f"Metadata-Version: 2.1\nName: {DISTRIBUTION}\nVersion: {version}\nSummary: Explanations of image classifiers on the xai engine\n"
         "Requires-Python: >=3.9\nRequires-Dist: numpy\n").encode()
     files[f"{dist_info}/WHEEL"] = f"Wheel-Version: 1.0\nGenerator: xai_build\nRoot-Is-Purelib: false\nTag: {tag}\n".encode()
     record = [_record_line(n, d) for n, d in files.items()] + [f"{dist_info}/RECORD,,"]

@@ -1,14 +1,22 @@
 import Foundation
 
-/// What a method needs besides its knobs: the model's preprocessing (for the `black` baseline) and
-/// a progress callback for the long-running perturbation methods.
+/// What a method needs besides its knobs: the model's preprocessing (for the `black` baseline), a
+/// progress callback for the long-running perturbation methods, and tensors a program passes
+/// directly where the knobs name files (the C interface's and Python's baseline and feature mask).
 public struct MethodContext: Sendable {
     public var preprocessing: Preprocessing
     public var progress: PerturbationProgress?
+    /// Replaces the `baseline` knob.
+    public var baseline: Baseline?
+    /// Replaces the `segmentation`, `segments` and `featureMask` knobs.
+    public var segmentation: Segmentation?
 
-    public init(preprocessing: Preprocessing = .imagenet, progress: PerturbationProgress? = nil) {
+    public init(preprocessing: Preprocessing = .imagenet, progress: PerturbationProgress? = nil, baseline: Baseline? = nil,
+                segmentation: Segmentation? = nil) {
         self.preprocessing = preprocessing
         self.progress = progress
+        self.baseline = baseline
+        self.segmentation = segmentation
     }
 }
 
@@ -42,6 +50,8 @@ public struct MethodSpec: Sendable {
     public let knobs: [String]
     /// Defaults that differ from the knob's own (``MethodConfiguration`` has one per knob).
     public let defaultOverrides: [String: Int]
+    /// Ranges narrower than the knob's own, where the method takes less (SmoothGrad's samples).
+    public let ranges: [String: ClosedRange<Int>]
     /// How fine the method's map is (how overlays draw it by default).
     public let detail: MapDetail
     let build: @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod
@@ -54,7 +64,8 @@ public struct MethodSpec: Sendable {
     /// Grad-CAM++ a piecewise-linear path); `nil` for every model.
     let isApplicable: (@Sendable (ExplainedModel) -> Bool)?
 
-    init(name: String, summary: String, knobs: [String], defaultOverrides: [String: Int] = [:], detail: MapDetail = .region,
+    init(name: String, summary: String, knobs: [String], defaultOverrides: [String: Int] = [:], ranges: [String: ClosedRange<Int>] = [:],
+         detail: MapDetail = .region,
          batchesImages: Bool = false,
          cost: @escaping @Sendable (ExplainedModel, MethodConfiguration) throws -> MethodCost,
          build: @escaping @Sendable (ExplainedModel, MethodConfiguration, MethodContext) throws -> any AttributionMethod,
@@ -63,6 +74,7 @@ public struct MethodSpec: Sendable {
         self.summary = summary
         self.knobs = knobs
         self.defaultOverrides = defaultOverrides
+        self.ranges = ranges
         self.detail = detail
         self.batchesImages = batchesImages
         self.costOf = cost
@@ -86,7 +98,7 @@ public struct MethodSpec: Sendable {
     /// The entry as JSON: name, summary and each knob with its type, this method's default and range.
     public var json: [String: Any] {
         ["name": name, "summary": summary, "detail": detail.rawValue, "batchesImages": batchesImages,
-         "knobs": knobs.compactMap { k in (try? MethodConfiguration.knob(k))?.json(defaultValue: defaultValue(k)) }]
+         "knobs": knobs.compactMap { k in (try? MethodConfiguration.knob(k))?.limited(to: ranges[k]).json(defaultValue: defaultValue(k)) }]
     }
 }
 
@@ -115,15 +127,16 @@ public enum MethodRegistry {
                    build: { m, _, _ in Saliency(model: m) }),
         MethodSpec(name: "inputxgrad", summary: "gradient x input, summed over channels", knobs: [], detail: .pixel, batchesImages: true, cost: oneGradient,
                    build: { m, _, _ in InputXGradient(model: m) }),
-        MethodSpec(name: "smoothgrad", summary: "mean gradient over noisy copies", knobs: ["samples", "noise", "batch", "seed"],
-                   defaultOverrides: ["samples": smoothGradSamples],
+        MethodSpec(name: "smoothgrad", summary: "mean gradient over noisy copies", knobs: ["samples", "noise", "absolute", "batch", "seed"],
+                   defaultOverrides: ["samples": smoothGradSamples], ranges: ["samples": SmoothGrad.sampleRange],
                    detail: .pixel, cost: { _, c in
                        // Each noisy copy is a forward and a backward; one clean forward picks the target.
                        let n = Double(c.samples ?? smoothGradSamples)
                        return MethodCost(evaluations: n + 1, forwardEquivalents: 2 * n + 2)
                    },
                    build: { m, c, _ in
-                       SmoothGrad(base: Saliency(model: m), samples: c.samples ?? smoothGradSamples, noiseLevel: c.noise, internalBatchSize: c.batch, seed: c.seed)
+                       SmoothGrad(base: Saliency(model: m), samples: c.samples ?? smoothGradSamples, noiseLevel: c.noise, internalBatchSize: c.batch,
+                                  seed: c.seed, absolute: c.absolute)
                    }),
         MethodSpec(name: "ig", summary: "Integrated Gradients, completeness delta reported", knobs: ["steps", "rule", "baseline", "batch"],
                    detail: .pixel, cost: { _, c in
@@ -174,20 +187,20 @@ public enum MethodRegistry {
                    }),
         MethodSpec(name: "lime", summary: "weighted ridge fit on superpixel coalitions",
                    knobs: ["samples", "untilStable", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
-                   defaultOverrides: ["samples": coalitionSamples],
+                   defaultOverrides: ["samples": coalitionSamples], ranges: ["samples": LIME.sampleRange],
                    cost: { _, c in forwards(c.samples ?? coalitionSamples) },
                    build: { m, c, ctx in
-                       LIME(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c), seed: c.seed,
+                       LIME(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c, ctx), seed: c.seed,
                             perturbationsPerEval: c.batch, untilStable: c.untilStable, progress: ctx.progress)
                    }),
         MethodSpec(name: "kernelshap", summary: "Shapley-kernel fit on superpixel coalitions, efficiency exact",
                    knobs: ["samples", "untilStable", "coalitionSampling", "controlVariate", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
-                   defaultOverrides: ["samples": coalitionSamples],
+                   defaultOverrides: ["samples": coalitionSamples], ranges: ["samples": KernelSHAP.sampleRange],
                    // The empty and the full coalition are evaluated besides the samples (the most:
                    // --until-stable may stop sooner).
                    cost: { _, c in forwards(c.samples ?? coalitionSamples, extra: 2) },
                    build: { m, c, ctx in
-                       KernelSHAP(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c), seed: c.seed,
+                       KernelSHAP(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c, ctx), seed: c.seed,
                                   perturbationsPerEval: c.batch, untilStable: c.untilStable,
                                   sampling: KernelSHAP.Sampling(rawValue: c.coalitionSampling) ?? .kernel, controlVariate: c.controlVariate,
                                   progress: ctx.progress)
@@ -263,31 +276,25 @@ public enum MethodRegistry {
     public static func make(_ name: String, model: ExplainedModel, configuration c: MethodConfiguration,
                             context: MethodContext = MethodContext()) throws -> ConfiguredMethod {
         let spec = try spec(name)
-        try c.validate(spec.knobs)
+        try c.validate(spec.knobs, ranges: spec.ranges)
         let method = try spec.build(model, c, context)
-        let baseline = spec.knobs.contains("baseline") ? try baselineValue(c, context.preprocessing) : .zero
+        let baseline = spec.knobs.contains("baseline") ? try context.baseline ?? baselineValue(c, context.preprocessing) : .zero
+        // Every knob the method read, as text, at the value it ran with: the method's own default
+        // where the knob was unset, the CAM layer it resolved to. The batch is left out: results
+        // do not depend on it.
         var parameters: [String: String] = [:]
-        for knob in spec.knobs where knob != "batch" {
-            switch knob {
-            case "steps": parameters[knob] = "\(c.steps)"
-            case "rule": parameters[knob] = c.rule
-            case "samples": parameters[knob] = "\(c.samples ?? spec.defaultOverrides["samples"] ?? 0)"
-            case "noise": parameters[knob] = "\(c.noise)"
-            case "baseline": parameters[knob] = c.baseline
-            case "segmentation": parameters[knob] = c.featureMask ?? c.segmentation
-            case "segments": parameters[knob] = "\(c.segments)"
-            case "window": parameters[knob] = "\(c.window)"
-            case "stride": parameters[knob] = "\(c.stride)"
-            case "incremental": parameters[knob] = "\(c.incremental)"
-            case "coalitionSampling": parameters[knob] = c.coalitionSampling
-            case "controlVariate": parameters[knob] = "\(c.controlVariate)"
-            case "masks": parameters[knob] = "\(c.masks)"
-            case "iterations": parameters[knob] = "\(c.iterations)"
-            case "layer": parameters[knob] = try model.camLayer(c.layer)
-            case "gradcamppScore": parameters["score"] = c.gradcamppScore
-            case "relu": parameters[knob] = "\(c.relu)"
-            default: break
+        for knob in spec.knobs where knob != "batch" && !(knob == "segmentation" && c.featureMask != nil) {
+            if knob == "layer" {
+                parameters[knob] = try model.camLayer(c.layer)
+            } else if let value = c.text(knob) ?? spec.defaultValue(knob).map({ "\($0)" }) {
+                parameters[knob] = value
             }
+        }
+        if context.baseline != nil, spec.knobs.contains("baseline") { parameters["baseline"] = "tensor" }
+        if context.segmentation != nil, spec.knobs.contains("segmentation") {
+            parameters["segmentation"] = "labels"
+            parameters["segments"] = nil
+            parameters["featureMask"] = nil
         }
         return ConfiguredMethod(method: method, baseline: baseline, parameters: parameters)
     }
@@ -310,7 +317,8 @@ public enum MethodRegistry {
     }
 
     /// The superpixels the `segmentation`, `segments` and `featureMask` knobs name.
-    static func segmentation(_ c: MethodConfiguration) throws -> Segmentation {
+    static func segmentation(_ c: MethodConfiguration, _ context: MethodContext) throws -> Segmentation {
+        if let given = context.segmentation { return given }
         if let featureMask = c.featureMask {
             if featureMask.lowercased().hasSuffix(".npy") { return .labels(try NPY.read(featureMask)) }
             // A picture: each distinct colour is one segment.

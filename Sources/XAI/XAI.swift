@@ -68,5 +68,5 @@ public enum Models {
 public enum XAIVersion {
     public static let string = "0.20.0"
     /// The C interface's version (`XAI_API_VERSION` in `include/xai.h`).
-    public static let api: UInt32 = 1
+    public static let api: UInt32 = 2
 }

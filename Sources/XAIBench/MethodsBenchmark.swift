@@ -25,7 +25,7 @@ struct MethodsBenchmark: ParsableCommand {
     @Option(name: .customLong("repeat"), help: "Timed runs per row (after the warm-up).") var repeats = 3
     @Option(help: "Seconds of timed runs after which a slow method stops repeating.") var slowBudget = 60.0
     @Option(help: "Internal batch of IG and SmoothGrad (default: the library's, from the memory budget).") var batch: Int?
-    @Option(help: "Peer results (../shared/peers/results_<model>.json), comma-separated: adds the peer rows of each method and the speedup.")
+    @Option(help: "Peer results (Benchmarks/peers/results_<model>.json), comma-separated: adds the peer rows of each method and the speedup.")
     var compare: String?
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
 
@@ -92,27 +92,19 @@ struct MethodsBenchmark: ParsableCommand {
     /// One benchmark case: the method, what it does, its model evaluations and forward-equivalents
     /// per image, and a reduced variant to warm up with (slow methods only).
     struct Case {
-        let method: any AttributionMethod
+        let method: ConfiguredMethod
         let settings: String
         let evaluations: Double
         let forwardEquivalents: Double
-        var warmup: (any AttributionMethod)?
+        var warmup: ConfiguredMethod?
     }
 
     func run() throws {
         let backend = try Backends.make(try Device(parsing: device))
         let host = HostInfo.current()
-        var details = backend.name
-        var copy: Double?
-        if let cl = backend as? OpenCLBackend {
-            let i = cl.info
-            details = "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(gib(i.globalMemoryBytes))"
-                + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")
-            copy = try measureCopyBandwidth(backend)
-        }
-        var isCPUOpenCL = false
-        if let cl = backend as? OpenCLBackend { isCPUOpenCL = !cl.info.isGPU }
-        let (ceiling, ceilingName) = try measureCeiling(backend, size: isCPUOpenCL ? 1024 : 4096, repeats: 3)
+        let details = describe(backend)
+        let copy = backend.device == .cpu ? nil : try measureCopyBandwidth(backend)
+        let (ceiling, ceilingName) = try measureCeiling(backend, size: isOpenCLOnCPU(backend) ? 1024 : 4096, repeats: 3)
         #if DEBUG
         let build = "debug"
         #else
@@ -142,7 +134,7 @@ struct MethodsBenchmark: ParsableCommand {
         for name in models.split(separator: ",").map(String.init) {
             let graph = try Models.load(name)
             let flops = try graph.summary().flopsPerImage
-            let model = try ExplainedModel(graph: graph, backend: backend)
+            let session = try Session(source: name, model: try ExplainedModel(graph: graph, backend: backend))
             let shape = try graph.imageInput!.shape(batch: 1)
             let inputs = (0..<images).map { Tensor.uniform(shape, in: -2...2, seed: 3 + UInt64($0)) }
             // Segment methods get SLIC superpixels of a smooth image (blurred noise), about 50 of
@@ -162,17 +154,18 @@ struct MethodsBenchmark: ParsableCommand {
                     print("  \(name) \(m): " + formatSeconds(t.median))
                     continue
                 }
-                let c = try benchmarkCase(m, model: model, segments: segments)
+                let c = try benchmarkCase(m, session: session, segments: segments)
                 let slow = c.forwardEquivalents > 300
                 let perCall = (try? MethodRegistry.spec(m))?.batchesImages == true ? imageBatch : 1
                 let calls = try stride(from: 0, to: inputs.count, by: perCall).map { start in
                     try Tensor.concatenated(Array(inputs[start..<Swift.min(start + perCall, inputs.count)]), axis: 0)
                 }
                 var last: Attribution?
-                let runAll = { for x in calls { last = try c.method.attribute(x, target: .predicted) } }
+                let runAll = { for x in calls { last = try c.method.method.attribute(x, target: .predicted, baseline: c.method.baseline) } }
                 let t: Timing
                 if slow {
-                    _ = try (c.warmup ?? c.method).attribute(inputs[0], target: .predicted)
+                    let w = c.warmup ?? c.method
+                    _ = try w.method.attribute(inputs[0], target: .predicted, baseline: w.baseline)
                     t = try Timing.measure(warmup: 0, repeats: repeats, budget: slowBudget, runAll)
                 } else {
                     t = try Timing.measure(repeats: repeats, runAll)
@@ -212,60 +205,43 @@ struct MethodsBenchmark: ParsableCommand {
         printWinogradNote(backend)
     }
 
-    func benchmarkCase(_ m: String, model: ExplainedModel, segments: SegmentMap) throws -> Case {
+    /// Rows that are a registry method with other knobs (`occlusion-full` is `--no-incremental`,
+    /// `kernelshap-stable` samples until split-half 0.9), as JSON knobs.
+    static let variants: [String: (method: String, knobs: String)] = [
+        "occlusion-full": ("occlusion", #"{"incremental": false}"#),
+        "kernelshap-stable": ("kernelshap", #"{"untilStable": \#(stableTarget)}"#),
+    ]
+    /// What runs before a slow row's single timed run: the same batch shapes at a fraction of the
+    /// work, so the timed run finds its primitives created (a method of its own where named).
+    static let warmups: [String: (method: String?, knobs: String)] = [
+        "scorecam": ("occlusion", #"{"window": 16, "stride": 100}"#),
+        "occlusion": (nil, #"{"stride": 16}"#), "occlusion-full": (nil, #"{"stride": 16, "incremental": false}"#),
+        "lime": (nil, #"{"samples": 64}"#), "kernelshap": (nil, #"{"samples": 64}"#), "kernelshap-stable": (nil, #"{"samples": 64}"#),
+        "rise": (nil, #"{"masks": 64}"#), "mp": (nil, #"{"iterations": 2}"#),
+    ]
+
+    /// Row `m` built by the registry with its defaults (the peer table's settings), the variant's
+    /// knobs and `--batch` for IG and SmoothGrad; superpixel methods get `segments`.
+    func benchmarkCase(_ m: String, session: Session, segments: SegmentMap) throws -> Case {
+        let variant = Self.variants[m]
+        let name = variant?.method ?? m
+        var knobs = try MethodConfiguration.parse(json: Data((variant?.knobs ?? "{}").utf8))
+        if name == "ig" || name == "smoothgrad" { knobs.batch = batch }
         let superpixels = Segmentation.labels(segments.tensor)
-        // The peer table's settings are the registry's defaults; the costs are the registry's.
-        let knobs = MethodConfiguration()
-        // occlusion-full: occlusion with every copy through the whole network (`--no-incremental`);
-        // kernelshap-stable: KernelSHAP with `--until-stable 0.9` (its cost is the most it may use).
-        let spec = ["occlusion-full": "occlusion", "kernelshap-stable": "kernelshap"][m] ?? m
-        let cost = try MethodRegistry.spec(spec).cost(for: model, configuration: knobs)
-        func make(_ method: any AttributionMethod, _ settings: String, warmup: (any AttributionMethod)? = nil) -> Case {
-            Case(method: method, settings: settings, evaluations: cost.evaluations, forwardEquivalents: cost.forwardEquivalents, warmup: warmup)
+        let configured = try session.method(name, configuration: knobs, segmentation: superpixels)
+        let cost = try MethodRegistry.spec(name).cost(for: session.model, configuration: knobs)
+        var warmup: ConfiguredMethod?
+        if let w = Self.warmups[m] {
+            // The row's knobs with the warm-up's over them, or the warm-up method's own.
+            var warm = w.method == nil ? knobs : MethodConfiguration()
+            let overrides = (try JSONSerialization.jsonObject(with: Data(w.knobs.utf8)) as? [String: Any]) ?? [:]
+            for (key, value) in overrides { try warm.set(key, value) }
+            warmup = try session.method(w.method ?? name, configuration: warm, segmentation: superpixels)
         }
-        switch m {
-        case "saliency": return make(Saliency(model: model), "batch 1")
-        case "inputxgrad": return make(InputXGradient(model: model), "batch 1")
-        case "ig": return make(IntegratedGradients(model: model, steps: knobs.steps, internalBatchSize: batch),
-                               "\(knobs.steps) steps Gauss-Legendre, baseline 0, + completeness check" + (batch.map { ", batch \($0)" } ?? ""))
-        case "smoothgrad":
-            let samples = knobs.samples ?? MethodRegistry.smoothGradSamples
-            return make(SmoothGrad(base: Saliency(model: model), samples: samples, noiseLevel: knobs.noise, internalBatchSize: batch),
-                        "\(samples) samples, noise \(knobs.noise)" + (batch.map { ", batch \($0)" } ?? ""))
-        case "gradcam", "xgradcam", "layercam", "gradcampp":
-            guard let variant = CAMVariant(rawValue: m) else { throw ValidationError("--methods: unknown method '\(m)'") }
-            return make(GradientCAM(model: model, variant: variant), "default layer, backward stops at it")
-        case "cam": return make(CAM(model: model), "GAP + linear head")
-        case "scorecam":
-            return make(ScoreCAM(model: model), "one forward per channel of the default layer",
-                        warmup: Occlusion(model: model, window: (16, 16), stride: (100, 100)))
-        case "occlusion", "occlusion-full":
-            // The warm-up runs batches of the timed run's size, so that it creates their primitives.
-            let incremental = m == "occlusion"
-            return make(Occlusion(model: model, window: (knobs.window, knobs.window), stride: (knobs.stride, knobs.stride), incremental: incremental),
-                        "window \(knobs.window)x\(knobs.window), stride \(knobs.stride) (\(Int(cost.evaluations) - 1) windows), baseline 0, "
-                            + (incremental ? "incremental (exact)" : "every copy through the whole network"),
-                        warmup: Occlusion(model: model, window: (knobs.window, knobs.window), stride: (2 * knobs.stride, 2 * knobs.stride), incremental: incremental))
-        case "lime":
-            let samples = knobs.samples ?? MethodRegistry.coalitionSamples
-            return make(LIME(model: model, samples: samples, segmentation: superpixels), "\(samples) samples, \(segments.count) SLIC segments, ridge",
-                        warmup: LIME(model: model, samples: 64, segmentation: superpixels))
-        case "kernelshap", "kernelshap-stable":
-            let samples = knobs.samples ?? MethodRegistry.coalitionSamples
-            let target = m == "kernelshap" ? nil : Self.stableTarget
-            return make(KernelSHAP(model: model, samples: samples, segmentation: superpixels, untilStable: target),
-                        (target.map { "until split-half \($0), at most " } ?? "") + "\(samples) samples, \(segments.count) SLIC segments, baseline 0",
-                        warmup: KernelSHAP(model: model, samples: 64, segmentation: superpixels))
-        case "rise":
-            return make(RISE(model: model, masks: knobs.masks), "\(knobs.masks) masks, grid 7, p 0.5", warmup: RISE(model: model, masks: 64))
-        case "mp":
-            return make(MeaningfulPerturbation(model: model, iterations: knobs.iterations), "\(knobs.iterations) Adam steps, 28x28 mask, blur sigma 10",
-                        warmup: MeaningfulPerturbation(model: model, iterations: 2))
-        default:
-            // A method without a case of its own: the registry builds it with its defaults.
-            let configured = try MethodRegistry.make(m, model: model, configuration: knobs)
-            return make(configured.method, configured.parameters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-        }
+        var settings = configured.parameters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        if try MethodRegistry.spec(name).knobs.contains("segmentation") { settings += ", \(segments.count) SLIC segments" }
+        return Case(method: configured, settings: settings.isEmpty ? "batch 1" : settings, evaluations: cost.evaluations,
+                    forwardEquivalents: cost.forwardEquivalents, warmup: warmup)
     }
 
     /// Peer results by model name.

@@ -30,10 +30,8 @@ struct ModelsBenchmark: ParsableCommand {
         let backend = try Backends.make(try Device(parsing: device))
         let host = HostInfo.current()
         print("machine: \(host.cpuModel), \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory")
-        print("backend: \(backend.name)")
-        var isCPUOpenCL = false
-        if let cl = backend as? OpenCLBackend { isCPUOpenCL = !cl.info.isGPU }
-        let (ceiling, ceilingName) = try measureCeiling(backend, size: isCPUOpenCL ? 1024 : 4096, repeats: 3)
+        print("backend: \(describe(backend))")
+        let (ceiling, ceilingName) = try measureCeiling(backend, size: isOpenCLOnCPU(backend) ? 1024 : 4096, repeats: 3)
         print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
         var rows: [Row] = []
         for name in models.split(separator: ",").map(String.init) {

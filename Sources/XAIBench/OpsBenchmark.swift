@@ -83,13 +83,10 @@ struct OpsBenchmark: ParsableCommand {
             guard let b = Int(s), b > 0 else { throw ValidationError("--batches: '\(s)' is not a positive integer") }
             return b
         }
-        var isCPUOpenCL = false
-        if let cl = backend as? OpenCLBackend { isCPUOpenCL = !cl.info.isGPU }
         print("machine: \(host.cpuModel), \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory")
-        print("backend: \(backend.name)\(isCPUOpenCL ? " -- OpenCL on a CPU (PoCL is not a GPU)" : "")")
-        if let cl = backend as? OpenCLBackend { print("GEMM: \(cl.gemmConfig) (\(cl.gemmSource))") }
+        print("backend: \(describe(backend))")
 
-        let (ceiling, ceilingName) = try measureCeiling(backend, size: gemmSize ?? (isCPUOpenCL ? 1024 : 4096), repeats: repeats)
+        let (ceiling, ceilingName) = try measureCeiling(backend, size: gemmSize ?? (isOpenCLOnCPU(backend) ? 1024 : 4096), repeats: repeats)
         print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s\n", ceiling))
 
         var rows: [Row] = []
@@ -150,7 +147,7 @@ func measureCeiling(_ backend: any Backend, size n: Int, repeats: Int) throws ->
         _ = try backend.gemm(a, b, transposeA: false, transposeB: false, alpha: 1, bias: nil, activation: .identity)
         try backend.synchronize()
     }
-    let gemm = (backend as? OpenCLBackend).map { "\($0.gemmConfig)" } ?? "gemm"
+    let gemm = backend.details.facts.first { $0.0 == "GEMM" }?.1 ?? "gemm"
     let name = backend.device == .cpu ? "OpenBLAS sgemm \(n)^3" : "OpenCL \(gemm) \(n)^3"
     return (2 * Double(n) * Double(n) * Double(n) / t.median / 1e9, name)
 }

@@ -44,11 +44,19 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 /// may run (and do fewer multiplications) the column says "direct-equivalent", and rows can fall
 /// below 1.0x their floor.
 func gflopsColumn(_ backend: any Backend) -> String {
-    (backend as? CPUBackend)?.mayUseWinograd == true ? "direct-eq GFLOP/s" : "GFLOP/s"
+    backend.details.mayUseFastConvolutions ? "direct-eq GFLOP/s" : "GFLOP/s"
 }
 
 /// The line printed under a table whose GFLOP/s are direct-equivalent.
 func printWinogradNote(_ backend: any Backend) {
-    guard (backend as? CPUBackend)?.mayUseWinograd == true else { return }
+    guard backend.details.mayUseFastConvolutions else { return }
     print("direct-eq: FLOPs counted as direct convolutions; 3x3 stride-1 layers may run on oneDNN's Winograd (XAI_CONV_ALGO=auto: forward-only passes; =winograd: all), which does fewer, so a row can be below 1.0x its floor.")
+}
+
+/// Whether the backend is OpenCL on a CPU (PoCL): slow enough that ceilings use smaller products.
+func isOpenCLOnCPU(_ backend: any Backend) -> Bool { backend.device != .cpu && !backend.details.isGPU }
+
+/// The backend's name and the facts it states about itself, for a benchmark's header.
+func describe(_ backend: any Backend) -> String {
+    ([backend.name] + backend.details.facts.map { "\($0.0): \($0.1)" }).joined(separator: "; ")
 }

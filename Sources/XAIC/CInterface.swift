@@ -1,6 +1,7 @@
 // The C interface declared in include/xai.h. Every exported function checks its arguments before
 // anything reaches the engine (a Swift trap would kill the caller's process), catches every error,
 // records the message in the thread's last-error slot and returns the status code.
+import CXAIHeader
 import Foundation
 import XAI
 
@@ -94,53 +95,53 @@ private let encoder: JSONEncoder = {
 
 // MARK: Handles
 
-/// A model on a device, with its preprocessing and labels. One lock per handle serialises calls
-/// that share a handle across threads (the header asks callers not to, but must not crash if they do).
+/// A model on a device, with its preprocessing and labels (a ``Session``). One lock per handle
+/// serialises calls that share a handle across threads (the header asks callers not to, but must
+/// not crash if they do).
 final class ModelHandle {
-    let spec: String
-    let explained: ExplainedModel
-    let sidecar: ModelSidecar?
-    let preprocessing: Preprocessing
-    let height: Int, width: Int, classes: Int
+    let session: Session
     let lock = NSLock()
 
     init(spec: String, device: Device) throws {
-        let graph = try Models.load(spec)
-        explained = try ExplainedModel(graph: graph, backend: try Backends.make(device))
-        self.spec = spec
-        sidecar = try ModelSidecar.load(forModel: spec)
-        preprocessing = try Preprocessing.resolve(preset: nil, resize: nil, sidecar: sidecar)
-        let summary = try explained.summary()
-        guard let input = summary.shapes[explained.inputName], input.rank == 4, input[1] == 3,
-              let output = summary.shapes[explained.outputName], output.rank >= 1 else {
-            throw XAIError.unsupported(op: spec, reason: "needs one image input [N, 3, H, W] and one output of logits")
-        }
-        (height, width, classes) = (input[2], input[3], output.count / max(output[0], 1))
+        session = try Session(spec, device: device)
     }
 
+    var explained: ExplainedModel { session.model }
+    var height: Int { session.height }
+    var width: Int { session.width }
+    var classes: Int { session.classes }
+
     /// Checks a caller's batch against the model and copies it into a tensor.
-    func batch(_ data: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ rank: Int) throws -> Tensor {
-        guard let data else { throw argument("input", "is NULL") }
+    func batch(_ data: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ rank: Int, name: String = "input") throws -> Tensor {
+        guard let data else { throw argument(name, "is NULL") }
         guard let shape else { throw argument("shape", "is NULL") }
         guard rank == 4 else { throw argument("rank", "must be 4 ([N, 3, H, W])", value: "\(rank)") }
         let dims = (0..<4).map { Int(clamping: shape[$0]) }
         guard dims[0] >= 1, dims[1] == 3, dims[2] == height, dims[3] == width else {
-            throw XAIError.shapeMismatch(op: "input", expected: "[N >= 1, 3, \(height), \(width)] (the model's input)",
-                                         got: [try Shape(validating: dims.map { max($0, 0) }, what: "input shape")])
+            throw XAIError.shapeMismatch(op: name, expected: "[N >= 1, 3, \(height), \(width)] (the model's input)",
+                                         got: [try Shape(validating: dims.map { max($0, 0) }, what: "\(name) shape")])
         }
-        let checked = try Shape(validating: dims, what: "input")
+        let checked = try Shape(validating: dims, what: name)
         let tensor = Tensor(unchecked: checked, Array(UnsafeBufferPointer(start: data, count: checked.count)))
-        try tensor.requireFinite("input")
+        try tensor.requireFinite(name)
         return tensor
     }
 
-    var infoJSON: [String: Any] {
-        let summary = try? explained.summary()
-        return ["name": explained.graph.name, "source": spec, "device": explained.backend.name, "inputShape": [1, 3, height, width],
-                "classes": classes, "labels": sidecar?.labels ?? NSNull() as Any,
-                "camLayers": (try? explained.camCandidates()) ?? [], "defaultCamLayer": (try? explained.camLayer(nil)) ?? NSNull() as Any,
-                "flopsPerImage": summary?.flopsPerImage ?? 0,
-                "preprocessing": ["mean": preprocessing.mean, "std": preprocessing.std, "resize": preprocessing.resize ?? NSNull() as Any]]
+    /// A caller's tensor (`xai_tensor`) of one of the `allowed` shapes, `nil` for a NULL pointer.
+    func tensor(_ t: UnsafePointer<xai_tensor_view>?, _ name: String, allowed: [[Int]]) throws -> Tensor? {
+        guard let t = t?.pointee else { return nil }
+        guard let data = t.data else { throw argument("\(name).data", "is NULL") }
+        guard let shape = t.shape else { throw argument("\(name).shape", "is NULL") }
+        guard (1...8).contains(t.rank) else { throw argument("\(name).rank", "must be between 1 and 8", value: "\(t.rank)") }
+        let dims = (0..<t.rank).map { Int(clamping: shape[$0]) }
+        let checked = try Shape(validating: dims.map { max($0, 0) }, what: name)
+        guard dims.allSatisfy({ $0 >= 0 }), allowed.contains(where: { $0.count == dims.count && zip($0, dims).allSatisfy { $0 < 0 || $0 == $1 } }) else {
+            let text = allowed.map { "[" + $0.map { $0 < 0 ? "N" : "\($0)" }.joined(separator: ", ") + "]" }.joined(separator: " or ")
+            throw XAIError.shapeMismatch(op: name, expected: text, got: [checked])
+        }
+        let tensor = Tensor(unchecked: checked, Array(UnsafeBufferPointer(start: data, count: checked.count)))
+        try tensor.requireFinite(name)
+        return tensor
     }
 }
 
@@ -251,7 +252,7 @@ public func xai_model_info_json(_ model: OpaquePointer?, _ out: UnsafeMutablePoi
         let m = try handle(model, "model", as: ModelHandle.self)
         let out = try output(out, "out_json")
         m.lock.lock(); defer { m.lock.unlock() }
-        out.pointee = try jsonString(m.infoJSON)
+        out.pointee = try jsonString(m.session.info)
     }
 }
 
@@ -300,38 +301,160 @@ public func xai_explain(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?
         let out = try output(out, "out_result")
         m.lock.lock(); defer { m.lock.unlock() }
         let x = try m.batch(input, shape, rank)
-        let n = x.shape[0]
-        let target: Target
-        switch targetCount {
-        case 0: target = .predicted
-        case 1, n:
-            guard let targets else { throw argument("targets", "is NULL but n_targets is \(targetCount)") }
-            let list = (0..<targetCount).map { Int(clamping: targets[$0]) }
-            if let bad = list.first(where: { !(0..<m.classes).contains($0) }) {
-                throw argument("targets", "class \(bad) is not in 0..<\(m.classes)", value: "\(bad)")
-            }
-            target = targetCount == 1 ? .index(list[0]) : .perImage(list)
-        default:
-            throw argument("n_targets", "must be 0 (top-1), 1 (one class for every image) or N = \(n) (one per image)", value: "\(targetCount)")
+        let options = xai_explain_options(targets: targets, n_targets: targetCount, knobs_json: knobs, baseline: nil, feature_mask: nil,
+                                          progress: progress, user: user)
+        out.pointee = retained(try explain(m, name, x, options))
+    }
+}
+
+@_cdecl("xai_explain2")
+public func xai_explain2(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ input: UnsafePointer<xai_tensor_view>?,
+                         _ options: UnsafePointer<xai_explain_options>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    call {
+        let m = try handle(model, "model", as: ModelHandle.self)
+        let name = try text(method, "method")
+        let out = try output(out, "out_result")
+        guard let input = input?.pointee else { throw argument("input", "is NULL") }
+        m.lock.lock(); defer { m.lock.unlock() }
+        let x = try m.batch(input.data, input.shape, input.rank)
+        out.pointee = retained(try explain(m, name, x, options?.pointee ?? xai_explain_options()))
+    }
+}
+
+/// The explanation target the caller's `targets` name for a batch of `n`.
+private func target(_ options: xai_explain_options, n: Int, classes: Int) throws -> Target {
+    switch options.n_targets {
+    case 0: return .predicted
+    case 1, n:
+        guard let targets = options.targets else { throw argument("targets", "is NULL but n_targets is \(options.n_targets)") }
+        let list = (0..<options.n_targets).map { Int(clamping: targets[$0]) }
+        if let bad = list.first(where: { !(0..<classes).contains($0) }) {
+            throw argument("targets", "class \(bad) is not in 0..<\(classes)", value: "\(bad)")
         }
-        let configuration = try knobs.map { try MethodConfiguration.parse(json: Data(String(cString: $0).utf8)) } ?? MethodConfiguration()
-        let report = progressCallback(progress, user, name)
-        try report?(0, 1)
-        let configured = try MethodRegistry.make(name, model: m.explained, configuration: configuration,
-                                                 context: MethodContext(preprocessing: m.preprocessing, progress: report))
-        let started = Date()
-        let a = try configured.method.attribute(x, target: target, baseline: configured.baseline)
-        let seconds = Date().timeIntervalSince(started)
+        return options.n_targets == 1 ? .index(list[0]) : .perImage(list)
+    default:
+        throw argument("n_targets", "must be 0 (top-1), 1 (one class for every image) or N = \(n) (one per image)", value: "\(options.n_targets)")
+    }
+}
+
+/// A method as the caller's options configure it: knobs, and the baseline and superpixels given as tensors.
+private func configuredMethod(_ m: ModelHandle, _ name: String, _ options: xai_explain_options, n: Int) throws -> (ConfiguredMethod, MethodInputs) {
+    let configuration = try options.knobs_json.map { try MethodConfiguration.parse(json: Data(String(cString: $0).utf8)) } ?? MethodConfiguration()
+    let (h, w) = (m.height, m.width)
+    let inputs = MethodInputs(
+        configuration: configuration,
+        baseline: try m.tensor(options.baseline, "baseline", allowed: [[3, h, w], [1, 3, h, w]]).map { Baseline.tensor($0) },
+        segmentation: try m.tensor(options.feature_mask, "feature_mask", allowed: [[h, w], [n, h, w]]).map { Segmentation.labels($0) })
+    let report = progressCallback(options.progress, options.user, name)
+    try report?(0, 1)
+    let configured = try m.session.method(name, configuration: configuration, progress: report, baseline: inputs.baseline, segmentation: inputs.segmentation)
+    return (configured, inputs)
+}
+
+/// The knobs and tensors a method was given, for the metrics that run it again.
+private struct MethodInputs {
+    let configuration: MethodConfiguration
+    let baseline: Baseline?
+    let segmentation: Segmentation?
+}
+
+private func explain(_ m: ModelHandle, _ name: String, _ x: Tensor, _ options: xai_explain_options) throws -> ResultHandle {
+    let n = x.shape[0]
+    let target = try target(options, n: n, classes: m.classes)
+    let (configured, _) = try configuredMethod(m, name, options, n: n)
+    let started = Date()
+    let a = try configured.method.attribute(x, target: target, baseline: configured.baseline)
+    let seconds = Date().timeIntervalSince(started)
+    _ = try progressCallback(options.progress, options.user, name).map { try $0(1, 1) }
+    var tensors = ["map": a.map]
+    if let raw = a.raw { tensors["raw"] = raw }
+    if let segments = a.segments { tensors["segments"] = segments }
+    let meta = ExplanationMeta(method: name, device: m.explained.backend.name, targets: a.targets,
+                               scores: a.scores.map { $0.isFinite ? Double($0) : nil },
+                               labels: a.targets.map { m.session.label($0) },
+                               diagnostics: a.diagnostics.mapValues { $0.map { $0.isFinite ? $0 : nil } },
+                               parameters: configured.parameters, nonFiniteMapValues: a.map.nonFiniteCount, seconds: seconds)
+    return ResultHandle(names: ["map", "raw", "segments"], tensors: tensors, meta: try encoder.encode(meta))
+}
+
+// MARK: Metrics
+
+@_cdecl("xai_metrics_json")
+public func xai_metrics_json(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        let out = try output(out, "out_json")
+        out.pointee = try cString(MetricRegistry.json())
+    }
+}
+
+/// What `xai_result_meta_json` says about an evaluation. Values JSON cannot hold are null.
+private struct EvaluationMeta: Encodable {
+    struct Metric: Encodable {
+        let name: String
+        let direction: String
+        let scores: [Double?]
+        let mean: Double?
+        let standardError: Double?
+        let count: Int
+        let settings: [String: String]
+        let curves: [[Double?]]?
+        let seconds: Double
+    }
+    let metrics: [Metric]
+    let method: String?
+    let targets: [Int]
+    let device: String
+}
+
+@_cdecl("xai_evaluate")
+public func xai_evaluate(_ model: OpaquePointer?, _ metrics: UnsafePointer<CChar>?, _ input: UnsafePointer<xai_tensor_view>?,
+                         _ options: UnsafePointer<xai_evaluate_options>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    call {
+        let m = try handle(model, "model", as: ModelHandle.self)
+        let list = try text(metrics, "metrics")
+        let out = try output(out, "out_result")
+        guard let input = input?.pointee else { throw argument("input", "is NULL") }
+        let o = options?.pointee ?? xai_evaluate_options()
+        m.lock.lock(); defer { m.lock.unlock() }
+        let x = try m.batch(input.data, input.shape, input.rank)
+        let (n, h, w) = (x.shape[0], m.height, m.width)
+        let method = try o.method.map { try MethodRegistry.spec(String(cString: $0)).name }
+        let masks = try m.tensor(o.masks, "masks", allowed: [[n, h, w]])
+        let names = try MetricRegistry.expand(list, masks: masks != nil)
+        let metricConfiguration = try o.metric_knobs_json.map { try MetricConfiguration.parse(json: Data(String(cString: $0).utf8)) } ?? MetricConfiguration()
+        try MetricRegistry.validate(names, configuration: metricConfiguration, pixels: h * w)
+        // The maps given, or the method's now; the classes they explain.
+        let maps: Tensor, targets: [Int]
+        var inputs = MethodInputs(configuration: MethodConfiguration(), baseline: nil, segmentation: nil)
+        let needsMethod = try names.contains { try MetricRegistry.spec($0).reexplains }
+        if let given = try m.tensor(o.maps, "maps", allowed: [[n, h, w]]) {
+            maps = given
+            targets = try m.explained.prepare(x, target: try target(o.explain, n: n, classes: m.classes)).targets
+            if let method, needsMethod { inputs = try configuredMethod(m, method, o.explain, n: n).1 }
+        } else {
+            guard let method else { throw argument("maps", "is NULL and no method is named to make them") }
+            let (configured, given) = try configuredMethod(m, method, o.explain, n: n)
+            let a = try configured.method.attribute(x, target: try target(o.explain, n: n, classes: m.classes), baseline: configured.baseline)
+            (maps, targets, inputs) = (try a.map.reshaped([n, h, w]), a.targets, given)
+        }
+        let report = progressCallback(o.explain.progress, o.explain.user, "evaluate")
+        let metricInput = MetricInput(session: m.session, images: x, maps: maps, targets: targets, masks: masks, method: method,
+                                      methodConfiguration: inputs.configuration, baseline: inputs.baseline, segmentation: inputs.segmentation)
+        var done = 0
+        let outcomes = try MetricRegistry.evaluate(names, input: metricInput, configuration: metricConfiguration) { _ in
+            try report?(done, names.count)
+            done += 1
+        }
         try report?(1, 1)
-        var tensors = ["map": a.map]
-        if let raw = a.raw { tensors["raw"] = raw }
-        if let segments = a.segments { tensors["segments"] = segments }
-        let meta = ExplanationMeta(method: name, device: m.explained.backend.name, targets: a.targets,
-                                   scores: a.scores.map { $0.isFinite ? Double($0) : nil },
-                                   labels: a.targets.map { m.sidecar?.label($0) },
-                                   diagnostics: a.diagnostics.mapValues { $0.map { $0.isFinite ? $0 : nil } },
-                                   parameters: configured.parameters, nonFiniteMapValues: a.map.nonFiniteCount, seconds: seconds)
-        out.pointee = retained(ResultHandle(names: ["map", "raw", "segments"], tensors: tensors, meta: try encoder.encode(meta)))
+        func finite(_ v: Double) -> Double? { v.isFinite ? v : nil }
+        let scores = Tensor(unchecked: Shape([names.count, n]), outcomes.flatMap { $0.outcome.result.scores.map(Float.init) })
+        let meta = EvaluationMeta(metrics: outcomes.map { name, o in
+            let r = o.result
+            return EvaluationMeta.Metric(name: name, direction: r.direction.rawValue, scores: r.scores.map(finite), mean: finite(r.mean),
+                                         standardError: finite(r.standardError), count: r.count, settings: r.settings,
+                                         curves: r.curves?.map { $0.map(finite) }, seconds: o.seconds)
+        }, method: method, targets: targets, device: m.explained.backend.name)
+        out.pointee = retained(ResultHandle(names: ["scores", "map"], tensors: ["scores": scores, "map": maps], meta: try encoder.encode(meta)))
     }
 }
 
@@ -343,7 +466,7 @@ public func xai_preprocess(_ model: OpaquePointer?, _ paths: UnsafePointer<Unsaf
         let out = try output(out, "out_result")
         guard let paths else { throw argument("paths", "is NULL") }
         guard count >= 1 else { throw argument("n_paths", "name at least one file", value: "\(count)") }
-        var preprocessing = m.preprocessing
+        var preprocessing = m.session.preprocessing
         if let options {
             let object = try JSONSerialization.jsonObject(with: Data(String(cString: options).utf8))
             guard let o = object as? [String: Any] else { throw argument("options_json", "not a JSON object") }
@@ -354,8 +477,8 @@ public func xai_preprocess(_ model: OpaquePointer?, _ paths: UnsafePointer<Unsaf
             let resize = o["resize"].map { ($0 as? NSNumber)?.intValue }
             if preset == .some(nil) { throw argument("preset", "must be a string") }
             if resize == .some(nil) { throw argument("resize", "must be an integer") }
-            preprocessing = try Preprocessing.resolve(preset: preset ?? nil, resize: resize ?? nil, sidecar: preset == nil ? m.sidecar : nil)
-            if preset == nil, resize == nil { preprocessing = m.preprocessing }
+            preprocessing = try Preprocessing.resolve(preset: preset ?? nil, resize: resize ?? nil, sidecar: preset == nil ? m.session.sidecar : nil)
+            if preset == nil, resize == nil { preprocessing = m.session.preprocessing }
         }
         var images: [PreparedImage] = []
         for i in 0..<count {

@@ -64,7 +64,7 @@ struct Explain: ParsableCommand {
             throw XAIError.invalidArgument(parameter: "percentile", value: "\(percentile)", reason: "must be between 0 and 100")
         }
         job.style = HeatmapStyle(colormap: map, sign: signMode, percentile: percentile, alpha: alpha)
-        job.configuration = knobs.configuration
+        job.configuration = try knobs.configuration()
         job.memoryLog = logMemory
         return job
     }

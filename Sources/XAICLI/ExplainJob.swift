@@ -74,46 +74,29 @@ struct ExplainJob {
 
     /// What every image of the run shares.
     private struct Setup {
-        let explained: ExplainedModel
-        let sidecar: ModelSidecar?
-        let preprocessing: Preprocessing
-        let height: Int, width: Int
+        let session: Session
         let names: [String]
         let files: [String]
     }
 
     private func setUp() throws -> Setup {
-        let graph = try Models.load(model)
-        let explained = try ExplainedModel(graph: graph, backend: try Backends.make(device))
-        let sidecar = try ModelSidecar.load(forModel: model)
-        let preprocessing = try Preprocessing.resolve(preset: preset, resize: resize, sidecar: sidecar)
-        guard let input = graph.imageInput, let shape = try? input.shape(batch: 1), shape.rank == 4, shape[1] == 3 else {
-            throw XAIError.unsupported(op: model, reason: "needs one image input [N, 3, H, W]")
-        }
-        let names = try MethodRegistry.expand(methods, model: explained)
+        let session = try Session(model, device: device, preset: preset, resize: resize)
+        let names = try session.methods(methods)
         // Every method's knobs are checked before the first image, so a bad flag fails fast.
-        for name in names { _ = try MethodRegistry.make(name, model: explained, configuration: configuration, context: MethodContext(preprocessing: preprocessing)) }
-        return Setup(explained: explained, sidecar: sidecar, preprocessing: preprocessing, height: shape[2], width: shape[3], names: names,
-                     files: try collectInputs(inputs, shard: shard))
+        for name in names { _ = try session.method(name, configuration: configuration) }
+        return Setup(session: session, names: names, files: try collectInputs(inputs, shard: shard))
     }
 
     func run() throws -> Summary {
         let started = Date()
         let setup = try setUp()
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let resultsPath = (out as NSString).appendingPathComponent("results.jsonl")
-        if !FileManager.default.fileExists(atPath: resultsPath) { _ = FileManager.default.createFile(atPath: resultsPath, contents: nil) }
-        guard let results = FileHandle(forWritingAtPath: resultsPath) else { throw XAIError.file(path: resultsPath, reason: "cannot be written") }
-        results.seekToEndOfFile()
+        let results = try OutputFile(appendingTo: resultsPath)
         let progress = ProgressLine(quiet: quiet)
         let writer = OutputWriter(results: results, pending: 2 * max(imageBatch, 1))
         var summary = Summary()
         var usedStems = Set<String>()
-        var memoryLog: FileHandle?
-        if let path = self.memoryLog {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-            memoryLog = FileHandle(forWritingAtPath: path)
-        }
+        let memoryLog = try self.memoryLog.map { try OutputFile(appendingTo: $0) }
         // Outputs that could not be written, reported from this thread between groups.
         func reportWriteFailures() {
             for failure in writer.takeFailures() {
@@ -133,7 +116,7 @@ struct ExplainJob {
             var work: [Pending] = []
             for (index, outcome) in zip(group, prepared) {
                 // Resident memory after each input, for the test that long runs stay flat.
-                memoryLog?.write(Data("\(index) \(residentKilobytes())\n".utf8))
+                try memoryLog?.write(Data("\(index) \(residentKilobytes())\n".utf8))
                 let images: [PreparedImage]
                 switch outcome {
                 case .success(let i): images = i
@@ -149,7 +132,7 @@ struct ExplainJob {
                     while usedStems.contains(stem) { stem = "\(image.stem)-\(k)"; k += 1 }
                     usedStems.insert(stem)
                     let folder = (out as NSString).appendingPathComponent(stem)
-                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                    try FileSystem.createDirectory(folder)
                     let picturePath = (folder as NSString).appendingPathComponent("input.png")
                     if saving.contains("png") || saving.contains("html"), overwrite || !FileManager.default.fileExists(atPath: picturePath) {
                         writer.submit(picturePath) { try image.picture.writePNG(picturePath) }
@@ -178,7 +161,7 @@ struct ExplainJob {
         reportWriteFailures()
         summary.written += writer.written
         progress.finish()
-        try results.close()
+        results.close()
         if saving.contains("html") {
             summary.report = try writeReport(folder: out, resultsPath: resultsPath)
         }
@@ -197,15 +180,15 @@ struct ExplainJob {
 
     /// Starts decoding and preprocessing `files` on another thread.
     private func prefetch(_ setup: Setup, _ files: Range<Int>) -> Prefetched<[Result<[PreparedImage], Error>]> {
-        let (preprocessing, height, width, paths) = (setup.preprocessing, setup.height, setup.width, setup.files)
-        return Prefetched { files.map { i in Result { try preprocessing.prepare(paths[i], height: height, width: width) } } }
+        let (session, paths) = (setup.session, setup.files)
+        return Prefetched { files.map { i in Result { try session.prepare(paths[i]) } } }
     }
 
     /// How many images `method` explains per call: several for the methods that explain a batch
     /// in one pass (as many as `imageBatch` and the memory budget allow), else one.
     private func imagesPerPass(_ method: String, _ setup: Setup) throws -> Int {
         guard imageBatch > 1, try MethodRegistry.spec(method).batchesImages else { return 1 }
-        let model = setup.explained
+        let model = setup.session.model
         return try model.batchSize(requested: nil, bytesPerItem: try model.bytesPerImageForBackward(), cap: imageBatch, parameter: "imageBatch")
     }
 
@@ -215,8 +198,7 @@ struct ExplainJob {
     private func explain(_ batch: [Pending], method name: String, setup: Setup, progress: ProgressLine, writer: OutputWriter,
                          summary: inout Summary) {
         do {
-            let context = MethodContext(preprocessing: setup.preprocessing, progress: { done, total in progress.update("\(done)/\(total)") })
-            let configured = try MethodRegistry.make(name, model: setup.explained, configuration: configuration, context: context)
+            let configured = try setup.session.method(name, configuration: configuration, progress: { done, total in progress.update("\(done)/\(total)") })
             let input = batch.count == 1 ? batch[0].image.tensor : try Tensor.concatenated(batch.map(\.image.tensor), axis: 0)
             let t0 = Date()
             let a = try configured.method.attribute(input, target: target, baseline: configured.baseline)
@@ -243,7 +225,7 @@ struct ExplainJob {
     private func write(_ a: Attribution, for pending: Pending, method name: String, parameters: [String: String], seconds: Double,
                        setup: Setup) throws -> ResultRecord {
         let (image, folder) = (pending.image, pending.folder)
-        let (height, width) = (setup.height, setup.width)
+        let (height, width) = (setup.session.height, setup.session.width)
         var outputs = ["\(name).npy"]
         let map = try a.map.reshaped([height, width])
         var diagnostics = a.diagnostics.compactMapValues { $0.first }
@@ -273,8 +255,8 @@ struct ExplainJob {
         }
         try NPY.write(map, to: (folder as NSString).appendingPathComponent("\(name).npy"))
         return ResultRecord(image: image.source, stem: pending.stem, model: model, method: name, target: a.targets[0],
-                            label: setup.sidecar?.label(a.targets[0]), score: a.scores[0], parameters: parameters,
-                            seed: configuration.seed, seconds: seconds, device: setup.explained.backend.name,
+                            label: setup.session.label(a.targets[0]), score: a.scores[0], parameters: parameters,
+                            seed: configuration.seed, seconds: seconds, device: setup.session.backend.name,
                             diagnostics: diagnostics, files: outputs)
     }
 }

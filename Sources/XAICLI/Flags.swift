@@ -6,11 +6,12 @@ import XAI
 /// (`steps`, `gradcamppScore`), the command line spells them (`--steps`, `--gradcampp-score`).
 /// Parameters no flag sets keep their library name.
 func flag(for parameter: String) -> String {
-    let aliases = ["internalBatchSize": "batch", "perturbationsPerEval": "batch", "noiseLevel": "noise", "mean": "preset", "std": "preset"]
+    // Preprocessing names its mean and std; the command line sets both with --preset.
+    let aliases = ["mean": "preset", "std": "preset"]
     let name = aliases[parameter] ?? parameter
-    let flags = Set(MethodConfiguration.knobNames + ["device", "target", "preset", "resize", "shard", "colormap", "sign", "alpha", "percentile",
-                                                     "save", "method", "out", "top", "folder", "metrics", "groundTruth", "step", "substrate", "tolerance", "sensitivityRadius", "sensitivitySamples",
-                                                     "faithfulnessRuns", "faithfulnessSubset", "infidelitySigma", "infidelitySamples", "mprtSteps"])
+    let flags = Set(MethodConfiguration.knobNames + MetricConfiguration.knobNames
+                    + ["device", "target", "preset", "resize", "shard", "colormap", "sign", "alpha", "percentile", "save", "method", "out", "top", "folder",
+                       "metrics", "groundTruth"])
     guard flags.contains(name) else { return parameter }
     var kebab = ""
     for ch in name {

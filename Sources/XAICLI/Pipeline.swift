@@ -31,10 +31,10 @@ final class OutputWriter: @unchecked Sendable {
     private let lock = NSLock()
     private var failures: [String] = []
     private var count = 0
-    private let results: FileHandle
+    private let results: OutputFile
     private let encoder = jsonLinesEncoder()
 
-    init(results: FileHandle, pending: Int) {
+    init(results: OutputFile, pending: Int) {
         self.results = results
         slots = DispatchSemaphore(value: max(pending, 1))
     }
@@ -55,7 +55,7 @@ final class OutputWriter: @unchecked Sendable {
     func submit(_ label: String, record make: @escaping () throws -> ResultRecord) {
         submit(label, { () throws -> Void in
             let record = try make()
-            self.results.write(try self.encoder.encode(record) + Data("\n".utf8))
+            try self.results.write(try self.encoder.encode(record) + Data("\n".utf8))
             self.lock.lock(); self.count += 1; self.lock.unlock()
         })
     }

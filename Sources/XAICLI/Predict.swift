@@ -22,20 +22,13 @@ struct Predict: ParsableCommand {
     /// Prints every image's top classes; returns how many inputs failed.
     func predict() throws -> Int {
         guard top >= 1 else { throw XAIError.invalidArgument(parameter: "top", value: "\(top)", reason: "must be at least 1") }
-        let graph = try Models.load(model)
-        let backend = try Backends.make(try Device(parsing: device))
-        let explained = try ExplainedModel(graph: graph, backend: backend)
-        let sidecar = try ModelSidecar.load(forModel: model)
-        let prep = try Preprocessing.resolve(preset: preset, resize: resize, sidecar: sidecar)
-        guard let input = graph.imageInput, let shape = try? input.shape(batch: 1), shape.rank == 4 else {
-            throw XAIError.unsupported(op: model, reason: "needs one image input [N, 3, H, W]")
-        }
-        if let saveLogits { try FileManager.default.createDirectory(atPath: saveLogits, withIntermediateDirectories: true) }
+        let session = try Session(model, device: try Device(parsing: device), preset: preset, resize: resize)
+        if let saveLogits { try FileSystem.createDirectory(saveLogits) }
         var failed = 0
         for file in try collectInputs(inputs, shard: nil) {
             do {
-                for image in try prep.prepare(file, height: shape[2], width: shape[3]) {
-                    let logits = try explained.logits(try backend.upload(image.tensor))
+                for image in try session.prepare(file) {
+                    let logits = try session.model.logits(try session.backend.upload(image.tensor))
                     let probabilities = ExplainedModel.probabilities(logits.scalars)
                     let nonFinite = logits.nonFiniteCount
                     print("\(image.stem):" + (nonFinite > 0 ? "  (warning: \(nonFinite) logits are NaN or infinite)" : ""))
@@ -44,7 +37,7 @@ struct Predict: ParsableCommand {
                         return x.isNaN ? false : (y.isNaN ? true : x > y)
                     }.prefix(top)
                     for c in best {
-                        let label = sidecar?.label(c).map { "  \($0)" } ?? ""
+                        let label = session.label(c).map { "  \($0)" } ?? ""
                         print(String(format: "  %5d  p %.4f  logit %8.4f", c, probabilities[c], logits.scalars[c]) + label)
                     }
                     if let saveLogits { try NPY.write(logits, to: (saveLogits as NSString).appendingPathComponent("\(image.stem).logits.npy")) }

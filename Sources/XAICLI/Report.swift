@@ -68,7 +68,7 @@ func writeReport(folder: String, resultsPath: String) throws -> String {
     }
     html += "</body></html>\n"
     let path = (folder as NSString).appendingPathComponent("index.html")
-    try html.write(toFile: path, atomically: true, encoding: .utf8)
+    try FileSystem.write(Data(html.utf8), to: path)
     return path
 }
 
@@ -88,9 +88,10 @@ func readMetricRecords(_ path: String) -> [MetricRecord] {
 
 /// The report's scores: the method x metric table and the deletion/insertion curves.
 func metricsSection(_ records: [MetricRecord], escape: (String) -> String) -> String {
-    var grouped: [(method: String, metric: MetricName, values: [Double])] = []
+    var grouped: [(method: String, metric: String, values: [Double])] = []
     for r in records {
-        guard let metric = MetricName(rawValue: r.metric) else { continue }
+        guard MetricRegistry.names.contains(r.metric) else { continue }
+        let metric = r.metric
         if let i = grouped.firstIndex(where: { $0.method == r.method && $0.metric == metric }) {
             grouped[i].values.append(r.score)
         } else {
@@ -103,7 +104,7 @@ func metricsSection(_ records: [MetricRecord], escape: (String) -> String) -> St
     var html = "<h2>Scores</h2>\n<p class=\"meta\">\(images) images, from metrics.jsonl (xai evaluate). Mean &plusmn; standard error over images, "
         + "(n) images with a defined score; &uarr; higher is better, &darr; lower is better; the best method per column is in bold.</p>\n"
     html += "<table class=\"scores\"><tr><th>method</th>"
-        + table.metrics.map { "<th>\(escape($0.rawValue)) \($0.lowerIsBetter ? "&darr;" : "&uarr;")</th>" }.joined() + "</tr>\n"
+        + table.metrics.map { "<th>\(escape($0)) \(MetricTable.direction($0) == .lowerIsBetter ? "&darr;" : "&uarr;")</th>" }.joined() + "</tr>\n"
     for method in table.methods {
         html += "<tr><td>\(escape(method))</td>"
         for metric in table.metrics {

@@ -139,6 +139,11 @@ public final class CPUBackend: Backend {
     public let device = Device.cpu
     public let name: String
     public let memoryBudget: Int
+    /// Every primitive runs here (on oneDNN, OpenBLAS or the C loops).
+    public func supports(_ primitive: Primitive) -> Bool { true }
+    public var details: BackendDetails {
+        BackendDetails(mayUseFastConvolutions: mayUseWinograd, facts: [("convolutions", HostInfo.current().oneDNN ?? "im2col + OpenBLAS")])
+    }
     /// Bytes one im2col workspace may take.
     public let workspaceBudget: Int
     /// Bytes of im2col columns plus output that one convolution work item aims to keep in cache.

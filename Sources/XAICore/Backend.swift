@@ -37,6 +37,27 @@ public enum Primitive: String, Sendable, CaseIterable {
     case move
 }
 
+/// What a backend tells benchmarks and reports about itself, so they need not know its type.
+public struct BackendDetails: Sendable, Equatable {
+    /// Whether it computes on a GPU (an OpenCL CPU device such as PoCL is not one).
+    public var isGPU: Bool
+    /// Whether convolutions may run on an algorithm that does fewer multiplications than a
+    /// direct convolution (Winograd), so FLOPs counted as direct overstate the work.
+    public var mayUseFastConvolutions: Bool
+    /// Named facts for a benchmark's header, in order (the GEMM kernel and where its tuning came from).
+    public var facts: [(String, String)]
+
+    public init(isGPU: Bool = false, mayUseFastConvolutions: Bool = false, facts: [(String, String)] = []) {
+        self.isGPU = isGPU
+        self.mayUseFastConvolutions = mayUseFastConvolutions
+        self.facts = facts
+    }
+
+    public static func == (a: BackendDetails, b: BackendDetails) -> Bool {
+        a.isGPU == b.isGPU && a.mayUseFastConvolutions == b.mayUseFastConvolutions && a.facts.map { [$0.0, $0.1] } == b.facts.map { [$0.0, $0.1] }
+    }
+}
+
 /// The small set of primitives every compute backend provides.
 ///
 /// Callers never call the requirements below directly: they call the checked entry points of the
@@ -55,10 +76,13 @@ public protocol Backend: AnyObject, Sendable {
     var name: String { get }
     /// Bytes the backend may use for workspaces and batches; methods size their batches from it.
     var memoryBudget: Int { get }
+    /// What benchmarks and reports say about the backend beyond its name.
+    var details: BackendDetails { get }
 
     /// Whether the backend implements `primitive` itself. Those it does not are run on the host in
     /// float64 (download, compute, upload): correct, slow, and a way to bring up a new backend one
-    /// primitive at a time. The default is every primitive.
+    /// primitive at a time. Every backend answers for itself (no default), so a new primitive makes
+    /// each one decide.
     func supports(_ primitive: Primitive) -> Bool
 
     // MARK: Memory
@@ -166,7 +190,6 @@ public struct ConvolutionStep {
 extension Backend {
     public func conv2dThenDepthwise(_ x: DeviceArray, pointwise: ConvolutionStep, depthwise: ConvolutionStep) throws -> DeviceArray? { nil }
     public func batchedGemm(_ a: DeviceArray, _ b: DeviceArray, plan: BatchedGemmPlan) throws -> DeviceArray? { nil }
-    public func supports(_ primitive: Primitive) -> Bool { true }
     /// Backends that compute synchronously (the CPU) have nothing to wait for.
     public func synchronize() throws {}
 }

@@ -88,10 +88,6 @@ public enum NPY {
         var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
         data.append(contentsOf: Array(header.utf8))
         tensor.scalars.withUnsafeBytes { data.append(contentsOf: $0) }
-        do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw XAIError.file(path: path, reason: "cannot write: \(error.localizedDescription)")
-        }
+        try FileSystem.write(data, to: path)
     }
 }

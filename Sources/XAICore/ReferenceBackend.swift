@@ -15,6 +15,7 @@ public final class ReferenceBackend: Backend {
 
     /// Every primitive, in float64: the oracle, and the host fallback of the other backends.
     public func supports(_ primitive: Primitive) -> Bool { true }
+    public var details: BackendDetails { BackendDetails(facts: [("arithmetic", "float64 on the host")]) }
 
     public init() {}
 

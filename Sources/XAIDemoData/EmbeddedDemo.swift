@@ -1,4 +1,5 @@
 import Foundation
+import XAICore
 
 /// The demo set (model, sidecar, sample pictures and their object masks) built into the binary, so
 /// that `xai demo` runs from any folder and from an installed copy.
@@ -11,9 +12,9 @@ public enum EmbeddedDemo {
     /// Writes the demo set into `folder` (created if needed) and returns it.
     public static func write(to folder: String) throws -> String {
         for (path, data) in files {
-            let url = URL(fileURLWithPath: folder).appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try data.write(to: url)
+            let file = (folder as NSString).appendingPathComponent(path)
+            try FileSystem.createDirectory((file as NSString).deletingLastPathComponent)
+            try FileSystem.write(data, to: file)
         }
         return folder
     }

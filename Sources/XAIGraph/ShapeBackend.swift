@@ -8,6 +8,10 @@ final class ShapeBackend: Backend {
     let name = "shapes"
     let memoryBudget = Int.max
     private let storage = Empty()
+    let details = BackendDetails()
+
+    /// Every primitive: computing a shape is never left to the host.
+    func supports(_ primitive: Primitive) -> Bool { true }
 
     func array(_ s: Shape) -> DeviceArray { DeviceArray(shape: s, storage: storage) }
 

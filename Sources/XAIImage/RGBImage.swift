@@ -106,8 +106,23 @@ public struct RGBImage: Sendable, Equatable {
         image.width = UInt32(width)
         image.height = UInt32(height)
         image.format = xai_png_format_rgb()
-        let ok = pixels.withUnsafeBytes { png_image_write_to_file(&image, path, 0, $0.baseAddress, 0, nil) }
-        guard ok != 0 else { throw XAIError.file(path: path, reason: "cannot write PNG: \(Self.message(image))") }
+        // Encoded in memory and written through FileSystem, so a full disk or a read-only folder
+        // is reported in plain words, and a reader never sees half a file. Raw rows plus zlib's
+        // stored-block overhead bound the size; libpng says how much it needs if that falls short.
+        var size = pixels.count + height + pixels.count / 1000 + 4096
+        for _ in 0..<2 {
+            var encoded = [UInt8](repeating: 0, count: size)
+            var used = size
+            let ok = pixels.withUnsafeBytes { p in encoded.withUnsafeMutableBytes { png_image_write_to_memory(&image, $0.baseAddress, &used, 0, p.baseAddress, 0, nil) } }
+            if ok != 0 {
+                try FileSystem.write(Data(encoded[..<used]), to: path)
+                return
+            }
+            guard used > size else { break }
+            size = used
+            image.warning_or_error = 0
+        }
+        throw XAIError.file(path: path, reason: "cannot encode PNG: \(Self.message(image))")
     }
 
     /// Resizes exactly as Pillow's `Image.resize(..., BILINEAR)` does for 8-bit pictures (what

@@ -257,7 +257,7 @@ public struct ScoreCAM: ModelMethod {
         let (n, k, h, w) = (acts.shape[0], acts.shape[1], acts.shape[2], acts.shape[3])
         let (c, height, width) = (input.shape[1], input.shape[2], input.shape[3])
         let perCopy = try model.bytesPerImageForBackward() / 2 + c * height * width * 4
-        let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: perCopy, cap: k, parameter: "internalBatchSize")
+        let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: perCopy, cap: k, parameter: "batch")
         let classes = logits.shape[1]
         var cams: [DeviceArray] = []
         for b in 0..<n {

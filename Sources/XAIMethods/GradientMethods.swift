@@ -77,6 +77,9 @@ public struct InputXGradient: ModelMethod {
 
 /// How Integrated Gradients places its steps on the path from the baseline to the input.
 public enum IntegrationRule: String, Sendable, CaseIterable {
+    /// The most path steps any rule takes.
+    public static let maximumSteps = 100_000
+
     case left, right, middle, trapezoid, gaussLegendre = "gausslegendre"
 
     /// The fewest steps the rule takes (the trapezoid needs both ends).
@@ -87,8 +90,8 @@ public enum IntegrationRule: String, Sendable, CaseIterable {
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`steps`) for fewer than
     ///   ``minimumSteps`` or more than 100,000 steps.
     public func nodes(_ n: Int) throws -> (alphas: [Double], weights: [Double]) {
-        guard n >= minimumSteps, n <= 100_000 else {
-            throw XAIError.invalidArgument(parameter: "steps", value: "\(n)", reason: "the \(rawValue) rule needs \(minimumSteps) to 100000 steps")
+        guard n >= minimumSteps, n <= Self.maximumSteps else {
+            throw XAIError.invalidArgument(parameter: "steps", value: "\(n)", reason: "the \(rawValue) rule needs \(minimumSteps) to \(Self.maximumSteps) steps")
         }
         let dn = Double(n)
         switch self {
@@ -162,7 +165,7 @@ public struct IntegratedGradients: ModelMethod {
     /// Path points per batch: `internalBatchSize` (checked against the memory budget), or as many
     /// as fit a quarter of it (the activations kept for backward plus their gradients per point).
     func batchSize() throws -> Int {
-        try model.batchSize(requested: internalBatchSize, bytesPerItem: try model.bytesPerImageForBackward(), cap: steps, parameter: "internalBatchSize")
+        try model.batchSize(requested: internalBatchSize, bytesPerItem: try model.bytesPerImageForBackward(), cap: steps, parameter: "batch")
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {

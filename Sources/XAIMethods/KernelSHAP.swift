@@ -8,6 +8,9 @@ import XAIGraph
 /// sizes while the budget allows and samples the rest in complementary pairs; a budget of
 /// `2^M - 2` or more enumerates everything and returns the exact Shapley values.
 public struct KernelSHAP: ModelMethod {
+    /// The sample counts KernelSHAP takes.
+    public static let sampleRange = 1...10_000_000
+
     /// How the coalitions of the sizes not fully enumerated are drawn.
     public enum Sampling: String, Sendable, CaseIterable {
         /// In proportion to each size's Shapley-kernel mass, weighted by their draw counts (shap's
@@ -166,8 +169,9 @@ public struct KernelSHAP: ModelMethod {
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
-        guard samples >= 1, samples <= 10_000_000 else {
-            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "KernelSHAP needs 1 to 10000000 samples")
+        guard Self.sampleRange.contains(samples) else {
+            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)",
+                                           reason: "KernelSHAP needs \(Self.sampleRange.lowerBound) to \(Self.sampleRange.upperBound) samples")
         }
         try checkUntilStable(untilStable)
         return try explainSegments(model: model, engine: engine, segmentation: segmentation, input: input, target: target, baseline: baseline) { game in

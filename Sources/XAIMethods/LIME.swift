@@ -20,6 +20,9 @@ public enum FeatureSelection: String, Sendable, CaseIterable {
 /// holds the per-segment coefficients; diagnostics the intercept, the local fit's weighted R^2 and
 /// how well two halves of the samples agree.
 public struct LIME: ModelMethod {
+    /// The sample counts LIME takes (a ridge fit needs a few).
+    public static let sampleRange = 4...10_000_000
+
     public let name = "lime"
     public let model: ExplainedModel
     /// Perturbed samples, the unperturbed image included (default 1000).
@@ -68,8 +71,9 @@ public struct LIME: ModelMethod {
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
-        guard samples >= 4, samples <= 10_000_000 else {
-            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "LIME needs 4 to 10000000 samples")
+        guard Self.sampleRange.contains(samples) else {
+            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)",
+                                           reason: "LIME needs \(Self.sampleRange.lowerBound) to \(Self.sampleRange.upperBound) samples")
         }
         guard kernelWidth > 0, kernelWidth.isFinite else { throw XAIError.invalidArgument(parameter: "kernelWidth", value: "\(kernelWidth)", reason: "must be positive") }
         guard ridgeAlpha >= 0, ridgeAlpha.isFinite else { throw XAIError.invalidArgument(parameter: "ridgeAlpha", value: "\(ridgeAlpha)", reason: "must be a non-negative number") }

@@ -11,6 +11,9 @@ import XAIGraph
 /// images of a batch are optimised together. The map is the deletion `1 - M` at input resolution;
 /// `raw` is the low-resolution mask `m` itself.
 public struct MeaningfulPerturbation: ModelMethod {
+    /// The optimisation step counts it takes.
+    public static let iterationRange = 1...1_000_000
+
     public let name = "mp"
     public let model: ExplainedModel
     /// Adam steps (default 300).
@@ -125,8 +128,9 @@ public struct MeaningfulPerturbation: ModelMethod {
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
-        guard iterations >= 1, iterations <= 1_000_000 else {
-            throw XAIError.invalidArgument(parameter: "iterations", value: "\(iterations)", reason: "Meaningful Perturbation needs 1 to 1000000 iterations")
+        guard Self.iterationRange.contains(iterations) else {
+            throw XAIError.invalidArgument(parameter: "iterations", value: "\(iterations)",
+                                           reason: "Meaningful Perturbation needs \(Self.iterationRange.lowerBound) to \(Self.iterationRange.upperBound) iterations")
         }
         guard maskSize >= 2, maskSize <= 4096 else {
             throw XAIError.invalidArgument(parameter: "maskSize", value: "\(maskSize)", reason: "must be between 2 and 4096")

@@ -52,7 +52,7 @@ public struct PerturbationEngine: Sendable {
         // pad channels, convolution workspaces), plus the composited copy itself.
         let perCopy = try model.bytesPerImageForForward() * 2 + shape.count * 4
         return try model.batchSize(requested: perturbationsPerEval, bytesPerItem: perCopy, cap: model.backend.device == .cpu ? Self.defaultBatchLimit : Int.max,
-                                   parameter: "perturbationsPerEval")
+                                   parameter: "batch")
     }
 
     /// The score of `targets[r]` in each row `r` of `logits`, as logit or probability.

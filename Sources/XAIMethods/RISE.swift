@@ -7,6 +7,9 @@ import XAIGraph
 /// (N p)`. Masks are built on the device from the grids, and the weighted sum is one GEMM per batch,
 /// so no full-resolution mask ever reaches the host.
 public struct RISE: ModelMethod {
+    /// The mask counts RISE takes.
+    public static let maskRange = 2...10_000_000
+
     public let name = "rise"
     public let model: ExplainedModel
     /// Number of masks (default 4000).
@@ -46,8 +49,9 @@ public struct RISE: ModelMethod {
     }
 
     func grids(height: Int, width: Int) throws -> (cells: [Float], upsampled: (Int, Int), shifts: [(Int, Int)]) {
-        guard masks >= 2, masks <= 10_000_000 else {
-            throw XAIError.invalidArgument(parameter: "masks", value: "\(masks)", reason: "RISE needs 2 to 10000000 masks")
+        guard Self.maskRange.contains(masks) else {
+            throw XAIError.invalidArgument(parameter: "masks", value: "\(masks)",
+                                           reason: "RISE needs \(Self.maskRange.lowerBound) to \(Self.maskRange.upperBound) masks")
         }
         guard gridSize >= 1, gridSize <= min(height, width) else {
             throw XAIError.invalidArgument(parameter: "gridSize", value: "\(gridSize)", reason: "must be between 1 and the image side \(min(height, width))")

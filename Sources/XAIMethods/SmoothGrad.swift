@@ -6,6 +6,9 @@ import XAIGraph
 /// the wrapped method runs on noisy copies of each image, as batches, and its raw attributions are
 /// averaged (SmoothGrad), averaged after squaring (SmoothGrad²) or their variance taken (VarGrad).
 public struct SmoothGrad: AttributionMethod {
+    /// The sample counts SmoothGrad takes.
+    public static let sampleRange = 1...1_000_000
+
     public enum Kind: String, Sendable, CaseIterable {
         case smoothGrad = "smoothgrad", squared = "smoothgrad_sq", varGrad = "vargrad"
     }
@@ -22,6 +25,9 @@ public struct SmoothGrad: AttributionMethod {
     /// memory budget.
     public var internalBatchSize: Int?
     public var seed: UInt64
+    /// Whether the gradients' magnitudes are averaged, `mean |g|`, instead of the gradients,
+    /// `mean g` (Captum's NoiseTunnel over Saliency with its default `abs=True`). SmoothGrad only.
+    public var absolute: Bool
     /// Standard-normal noise `[N, samples, C, H, W]` to use instead of drawing it (for tests that
     /// compare with a reference fed the same noise).
     public var noise: Tensor?
@@ -33,9 +39,11 @@ public struct SmoothGrad: AttributionMethod {
     ///   - noiseLevel: the noise's standard deviation as a fraction of each image's value range.
     ///   - internalBatchSize: copies per batch (default: from the memory budget).
     ///   - seed: the noise's seed.
+    ///   - absolute: average the gradients' magnitudes (SmoothGrad only).
     ///   - noise: standard-normal noise `[N, samples, C, H, W]` to use instead of drawing it.
     public init(base: any AttributionMethod, kind: Kind = .smoothGrad, samples: Int = 50, noiseLevel: Float = 0.15,
-                internalBatchSize: Int? = nil, seed: UInt64 = 0, noise: Tensor? = nil) {
+                internalBatchSize: Int? = nil, seed: UInt64 = 0, absolute: Bool = false, noise: Tensor? = nil) {
+        self.absolute = absolute
         self.base = base
         self.kind = kind
         self.samples = samples
@@ -49,8 +57,9 @@ public struct SmoothGrad: AttributionMethod {
     public var explainedModel: ExplainedModel? { base.explainedModel }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
-        guard samples >= 1, samples <= 1_000_000 else {
-            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "SmoothGrad needs 1 to 1000000 samples")
+        guard Self.sampleRange.contains(samples) else {
+            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)",
+                                           reason: "SmoothGrad needs \(Self.sampleRange.lowerBound) to \(Self.sampleRange.upperBound) samples")
         }
         guard noiseLevel >= 0, noiseLevel.isFinite else {
             throw XAIError.invalidArgument(parameter: "noise", value: "\(noiseLevel)", reason: "must be a non-negative fraction of the value range")
@@ -65,7 +74,7 @@ public struct SmoothGrad: AttributionMethod {
             throw XAIError.shapeMismatch(op: "SmoothGrad noise", expected: "\(n) images x \(samples) samples of \(input.shape)", got: [noise.shape])
         }
         let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: try model.bytesPerImageForBackward(),
-                                        cap: samples, parameter: "internalBatchSize")
+                                        cap: samples, parameter: "batch")
         var raws: [Tensor] = []
         for b in 0..<n {
             let image = Array(input.scalars[(b * per)..<((b + 1) * per)])
@@ -98,6 +107,7 @@ public struct SmoothGrad: AttributionMethod {
                 // Summed per element in sample order (bit for bit the same for every internal
                 // batch size), the elements split over the cores.
                 let parts = min(per, 16)
+                let absolute = self.absolute && kind == .smoothGrad
                 raw.scalars.withUnsafeBufferPointer { r in
                     sum.withUnsafeMutableBufferPointer { sumPtr in
                         sumSq.withUnsafeMutableBufferPointer { sqPtr in
@@ -106,7 +116,8 @@ public struct SmoothGrad: AttributionMethod {
                                 let lo = per * part / parts, hi = per * (part + 1) / parts
                                 for k in 0..<count {
                                     for i in lo..<hi {
-                                        let v = Double(rs[k * per + i])
+                                        let g = Double(rs[k * per + i])
+                                        let v = absolute ? Swift.abs(g) : g
                                         ss[i] += v
                                         qs[i] += v * v
                                     }

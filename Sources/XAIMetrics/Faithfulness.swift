@@ -16,6 +16,8 @@ import XAIMethods
 /// `SeededGenerator(seed &+ 1_000_003 * b &+ r)` (`next() % remaining`), exported to the fixture
 /// script. The copies are composited on the device (one segment per pixel) and run as batches.
 public struct FaithfulnessCorrelation: Sendable {
+    /// The run counts it takes (a correlation needs two points).
+    public static let runRange = 2...100_000
     public var runs: Int
     public var subsetSize: Int
     public var baseline: Baseline
@@ -33,8 +35,9 @@ public struct FaithfulnessCorrelation: Sendable {
     /// Checks the run count and the subset size for images of `pixels` pixels.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`runs`, `subsetSize`).
     public func validate(pixels: Int) throws {
-        guard (2...100_000).contains(runs) else {
-            throw XAIError.invalidArgument(parameter: "runs", value: "\(runs)", reason: "a correlation needs 2 to 100000 runs")
+        guard Self.runRange.contains(runs) else {
+            throw XAIError.invalidArgument(parameter: "runs", value: "\(runs)",
+                                           reason: "a correlation needs \(Self.runRange.lowerBound) to \(Self.runRange.upperBound) runs")
         }
         guard subsetSize >= 1, subsetSize < pixels else {
             throw XAIError.invalidArgument(parameter: "subsetSize", value: "\(subsetSize)", reason: "must be between 1 and the image's \(pixels - 1) pixels")
@@ -101,6 +104,8 @@ public struct FaithfulnessCorrelation: Sendable {
 /// baseline). The noise of sample `s` of image `b` is `Tensor.gaussian([H, W], std: sigma, seed:
 /// seed &+ 1_000_003 * b &+ s)`, exported to the fixture script.
 public struct Infidelity: Sendable {
+    /// The perturbation counts it takes.
+    public static let sampleRange = 1...10_000
     public var sigma: Float
     public var samples: Int
     public var seed: UInt64
@@ -116,8 +121,9 @@ public struct Infidelity: Sendable {
         guard sigma.isFinite, sigma > 0 else {
             throw XAIError.invalidArgument(parameter: "sigma", value: "\(sigma)", reason: "must be a positive number")
         }
-        guard (1...10_000).contains(samples) else {
-            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "infidelity needs 1 to 10000 perturbations")
+        guard Self.sampleRange.contains(samples) else {
+            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)",
+                                           reason: "infidelity needs \(Self.sampleRange.lowerBound) to \(Self.sampleRange.upperBound) perturbations")
         }
     }
 

@@ -65,6 +65,8 @@ public struct RandomLogit: Sendable {
 /// the check: its maps stay similar. The score is the mean similarity over the stages (Quantus's
 /// `return_average_correlation`); each image's per-stage similarities are its curve. Lower is better.
 public struct ModelRandomisation: Sendable {
+    /// The randomisation stage counts it takes.
+    public static let stepRange = 1...1000
     public var steps: Int
     public var seed: UInt64
 
@@ -95,8 +97,9 @@ public struct ModelRandomisation: Sendable {
 
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`steps`).
     public func validate() throws {
-        guard (1...1000).contains(steps) else {
-            throw XAIError.invalidArgument(parameter: "steps", value: "\(steps)", reason: "must be between 1 and 1000 randomisation stages")
+        guard Self.stepRange.contains(steps) else {
+            throw XAIError.invalidArgument(parameter: "steps", value: "\(steps)",
+                                           reason: "must be between \(Self.stepRange.lowerBound) and \(Self.stepRange.upperBound) randomisation stages")
         }
     }
 

@@ -16,6 +16,8 @@ import XAIMethods
 /// noise of copy `s` of image `b` is `Tensor.uniform(in: -radius...radius, seed:)` from the
 /// SplitMix64 stream seeded `seed &+ 1_000_003 * b &+ s`, exported to the fixture script.
 public struct Sensitivity: Sendable {
+    /// The noisy copy counts it takes.
+    public static let sampleRange = 1...10_000
     public var radius: Float
     public var samples: Int
     public var seed: UInt64
@@ -39,8 +41,9 @@ public struct Sensitivity: Sendable {
         guard radius.isFinite, radius >= 0 else {
             throw XAIError.invalidArgument(parameter: "radius", value: "\(radius)", reason: "must be a non-negative number")
         }
-        guard (1...10_000).contains(samples) else {
-            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "sensitivity needs 1 to 10000 noisy copies")
+        guard Self.sampleRange.contains(samples) else {
+            throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)",
+                                           reason: "sensitivity needs \(Self.sampleRange.lowerBound) to \(Self.sampleRange.upperBound) noisy copies")
         }
     }
 
@@ -55,6 +58,12 @@ public struct Sensitivity: Sendable {
     ///   what `explain` throws; ``XAIError/shapeMismatch(op:expected:got:)`` when the noisy
     ///   copies' explanations differ in shape from the image's.
     public func evaluate(images: Tensor, explain: (Tensor) throws -> Tensor) throws -> Result {
+        try evaluate(images: images) { x, _ in try explain(x) }
+    }
+
+    /// - Parameter explain: the explanation of a batch of one and the index of the image it is
+    ///   (or is a noisy copy of), so each image can be explained for its own class.
+    public func evaluate(images: Tensor, explain: (Tensor, Int) throws -> Tensor) throws -> Result {
         try validate()
         guard images.shape.rank == 4, images.shape[0] >= 1 else {
             throw XAIError.shapeMismatch(op: "sensitivity", expected: "images [N, C, H, W]", got: [images.shape])
@@ -63,7 +72,7 @@ public struct Sensitivity: Sendable {
         var maxima: [Double] = [], means: [Double] = [], lipschitz: [Double] = []
         for b in 0..<n {
             let image = try ExplainedModel.image(images, b)
-            let clean = try explain(image)
+            let clean = try explain(image, b)
             try clean.requireFinite("sensitivity: the explanation of image \(b)")
             // One copy per call: a stochastic method draws its samples per image of a batch, so
             // only a batch of one gets the clean image's draws again.
@@ -72,7 +81,7 @@ public struct Sensitivity: Sendable {
             for s in 0..<samples {
                 let d = noise(image: b, sample: s, shape: image.shape)
                 noises.append(d)
-                let e = try explain(Tensor(unchecked: image.shape, zip(image.scalars, d.scalars).map { $0 + $1 }))
+                let e = try explain(Tensor(unchecked: image.shape, zip(image.scalars, d.scalars).map { $0 + $1 }), b)
                 guard e.shape.count == clean.shape.count else {
                     throw XAIError.shapeMismatch(op: "sensitivity", expected: "explanations like the image's \(clean.shape)", got: [e.shape])
                 }

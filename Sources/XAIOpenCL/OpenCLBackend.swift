@@ -68,6 +68,17 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     public let device: Device
     public let name: String
     public let memoryBudget: Int
+    /// Every primitive has a kernel.
+    public func supports(_ primitive: Primitive) -> Bool { true }
+    public var details: BackendDetails {
+        let i = info
+        let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
+        return BackendDetails(isGPU: i.isGPU, facts: [
+            ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
+                + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
+            ("GEMM", "\(gemmConfig) (\(gemmSource))"),
+        ])
+    }
     let context: cl_context
     let queue: cl_command_queue
     let pool: CLBufferPool

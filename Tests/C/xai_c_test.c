@@ -339,6 +339,103 @@ static void test_two_threads(xai_model *m, const float *input, const int64_t *sh
     xai_result_free(r);
 }
 
+/* Version 2: tensors in (a baseline, a feature mask) and metrics. */
+static void test_explain2_and_evaluate(xai_model *m, const float *input, const int64_t *shape) {
+    xai_result *a = NULL, *b = NULL, *e = NULL, *untouched = (xai_result *)0x1;
+    const float *ma = NULL, *mb = NULL, *scores = NULL, *maps = NULL;
+    const int64_t *dims = NULL;
+    size_t rank = 0, i, n = 64 * 64;
+    char *json = NULL;
+    static float zeros[3 * 64 * 64], quadrants[64 * 64];
+    int64_t image_shape[3] = {3, 64, 64}, mask_shape[2] = {64, 64}, bad_shape[3] = {3, 32, 32}, one_shape[4] = {1, 3, 64, 64};
+    xai_tensor_view batch = {input, shape, 4}, first = {input, one_shape, 4};
+    xai_tensor_view zero = {zeros, image_shape, 3}, itself = {input, image_shape, 3}, mask = {quadrants, mask_shape, 2}, bad = {zeros, bad_shape, 3};
+    xai_explain_options o;
+    xai_evaluate_options eo;
+    float largest = 0;
+
+    for (i = 0; i < n; i++) quadrants[i] = (float)(2 * ((i / 64) / 32) + (i % 64) / 32);
+
+    /* No options: top-1, default knobs. */
+    CHECK(xai_explain2(m, "gradcam", &batch, NULL, &a) == XAI_OK, "explain2 without options");
+    xai_result_free(a);
+
+    /* A zero baseline tensor gives the map of the "zero" knob, bit for bit; the image as its own
+     * baseline gives nothing to attribute. */
+    memset(&o, 0, sizeof o);
+    o.knobs_json = "{\"steps\": 8}";
+    CHECK(xai_explain2(m, "ig", &first, &o, &a) == XAI_OK, "ig with the zero knob");
+    o.baseline = &zero;
+    CHECK(xai_explain2(m, "ig", &first, &o, &b) == XAI_OK, "ig with a zero baseline tensor");
+    CHECK(xai_result_tensor(a, "map", &ma, &dims, &rank) == XAI_OK && xai_result_tensor(b, "map", &mb, &dims, &rank) == XAI_OK
+          && memcmp(ma, mb, n * sizeof(float)) == 0, "zero tensor = zero knob");
+    CHECK(xai_result_meta_json(b, &json) == XAI_OK && strstr(json, "\"baseline\":\"tensor\""), "recorded: %s", json ? json : "");
+    xai_string_free(json);
+    json = NULL;
+    xai_result_free(a);
+    xai_result_free(b);
+    o.baseline = &itself;
+    CHECK(xai_explain2(m, "ig", &first, &o, &a) == XAI_OK, "ig from the image to itself");
+    CHECK(xai_result_tensor(a, "map", &ma, &dims, &rank) == XAI_OK, "its map");
+    for (i = 0; ma && i < n; i++) largest = fabsf(ma[i]) > largest ? fabsf(ma[i]) : largest;
+    CHECK(largest == 0, "nothing to attribute: max |map| %g", (double)largest);
+    xai_result_free(a);
+    o.baseline = &bad;
+    expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline", "baseline of the wrong size");
+    o.baseline = NULL;
+
+    /* A feature mask as a tensor: the same partition as a 2x2 grid gives KernelSHAP's map. */
+    o.knobs_json = "{\"samples\": 64}";
+    o.feature_mask = &mask;
+    CHECK(xai_explain2(m, "kernelshap", &first, &o, &a) == XAI_OK, "kernelshap on a given mask");
+    o.feature_mask = NULL;
+    o.knobs_json = "{\"samples\": 64, \"segmentation\": \"grid\", \"segments\": 2}";
+    CHECK(xai_explain2(m, "kernelshap", &first, &o, &b) == XAI_OK, "kernelshap on a 2x2 grid");
+    CHECK(xai_result_tensor(a, "map", &ma, &dims, &rank) == XAI_OK && xai_result_tensor(b, "map", &mb, &dims, &rank) == XAI_OK, "maps");
+    largest = 0;
+    for (i = 0; ma && mb && i < n; i++) largest = fabsf(ma[i] - mb[i]) > largest ? fabsf(ma[i] - mb[i]) : largest;
+    CHECK(largest < 1e-5f, "mask tensor = grid: max difference %g", (double)largest);
+    xai_result_free(a);
+    xai_result_free(b);
+
+    /* Metrics: the maps made now, or given; the same scores either way. */
+    CHECK(xai_metrics_json(&json) == XAI_OK && strstr(json, "\"mprt\"") && strstr(json, "\"sensitivitySamples\""), "metrics json");
+    xai_string_free(json);
+    json = NULL;
+    memset(&eo, 0, sizeof eo);
+    eo.method = "gradcam";
+    eo.metric_knobs_json = "{\"step\": 512}";
+    CHECK(xai_evaluate(m, "deletion,sparseness", &batch, &eo, &e) == XAI_OK, "evaluate gradcam's maps");
+    CHECK(xai_result_tensor(e, "scores", &scores, &dims, &rank) == XAI_OK && rank == 2 && dims[0] == 2 && dims[1] == 2, "scores [2, 2]");
+    CHECK(xai_result_meta_json(e, &json) == XAI_OK && strstr(json, "\"name\":\"deletion\"") && strstr(json, "\"direction\":\"lower\""),
+          "evaluate meta: %s", json ? json : "");
+    xai_string_free(json);
+    json = NULL;
+    CHECK(xai_result_tensor(e, "map", &maps, &dims, &rank) == XAI_OK && rank == 3, "the maps scored");
+    {
+        int64_t map_shape[3] = {2, 64, 64};
+        xai_tensor_view given = {maps, map_shape, 3};
+        const float *again = NULL;
+        xai_evaluate_options go;
+        memset(&go, 0, sizeof go);
+        go.maps = &given;
+        go.metric_knobs_json = "{\"step\": 512}";
+        CHECK(xai_evaluate(m, "deletion,sparseness", &batch, &go, &b) == XAI_OK, "evaluate given maps");
+        CHECK(xai_result_tensor(b, "scores", &again, &dims, &rank) == XAI_OK && scores && again && memcmp(scores, again, 4 * sizeof(float)) == 0,
+              "given maps score alike");
+        expect_error(xai_evaluate(m, "sensitivity_max", &batch, &go, &untouched), XAI_ERR_INVALID_ARGUMENT, "method", "re-explaining without a method");
+        xai_result_free(b);
+    }
+    xai_result_free(e);
+    expect_error(xai_evaluate(m, "pointing_game", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "masks", "a mask metric without masks");
+    expect_error(xai_evaluate(m, "accuracy", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "accuracy", "unknown metric");
+    expect_error(xai_evaluate(m, "deletion", &batch, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "maps", "no maps and no method");
+    eo.metric_knobs_json = "{\"faithfulnessSubset\": 4096}";
+    expect_error(xai_evaluate(m, "faithfulness_correlation", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "faithfulnessSubset", "subset too large");
+    expect_error(xai_evaluate(m, "deletion", NULL, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "NULL input");
+    CHECK(untouched == (xai_result *)0x1, "failed calls leave the out-parameter alone");
+}
+
 int main(int argc, char **argv) {
     int64_t shape[4];
     size_t rank = 0, lrank = 0;
@@ -359,6 +456,7 @@ int main(int argc, char **argv) {
         test_model(m, input, shape, logits);
         test_explain(m, input, shape, logits);
         test_preprocess(m);
+        test_explain2_and_evaluate(m, input, shape);
         test_two_threads(m, input, shape);
     }
     test_overlay();

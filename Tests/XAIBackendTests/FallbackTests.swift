@@ -16,6 +16,7 @@ final class HostOnlyBackend: Backend, @unchecked Sendable {
     var supported: Set<Primitive> = []
     nonisolated(unsafe) var fallbacks = 0
 
+    let details = BackendDetails(facts: [("arithmetic", "memory only: every primitive on the host")])
     func supports(_ primitive: Primitive) -> Bool {
         if !supported.contains(primitive) { fallbacks += 1 }
         return supported.contains(primitive)

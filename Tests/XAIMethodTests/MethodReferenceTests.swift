@@ -216,6 +216,32 @@ final class MethodReferenceTests: XCTestCase {
         }
     }
 
+    /// `absolute` averages the gradients' magnitudes (Captum's NoiseTunnel over Saliency with
+    /// abs=True): the mean of |gradient| over the same noisy copies, each explained alone.
+    func testAbsoluteSmoothGradAveragesTheGradientMagnitudes() throws {
+        let c = Self.cases[0]
+        let noise = try c.reference("smoothgrad_noise")
+        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        let level: Float = 0.2
+        let a = try SmoothGrad(base: Saliency(model: model), samples: 6, noiseLevel: level, internalBatchSize: 4, absolute: true, noise: noise)
+            .attribute(c.input, target: .perImage(c.targets)).raw!
+        let n = c.input.shape[0], per = c.input.shape.count / n
+        var expected = [Double](repeating: 0, count: n * per)
+        for b in 0..<n {
+            let image = Array(c.input.scalars[(b * per)..<((b + 1) * per)])
+            let sigma = level * ((image.max() ?? 0) - (image.min() ?? 0))
+            for s in 0..<6 {
+                let z = noise.scalars[((b * 6) + s) * per..<((b * 6) + s + 1) * per]
+                let copy = Tensor(unchecked: Shape([1] + c.input.shape.dims.dropFirst()), zip(image, z).map { $0 + sigma * $1 })
+                let g = try Saliency(model: model).attribute(copy, target: .index(c.targets[b])).raw!
+                for i in 0..<per { expected[b * per + i] += abs(Double(g.scalars[i])) / 6 }
+            }
+        }
+        XCTAssertLessThan(relativeL2(doubles(a), expected), 1e-6)
+        let signed = try SmoothGrad(base: Saliency(model: model), samples: 6, noiseLevel: level, noise: noise).attribute(c.input, target: .perImage(c.targets)).raw!
+        XCTAssertGreaterThan(relativeL2(doubles(signed), expected), 1e-2, "the signed mean differs")
+    }
+
     func testSmoothGradVariantsAreSeededAndConsistent() throws {
         let c = Self.cases[0]
         let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())

@@ -8,7 +8,7 @@ final class ZooTests: XCTestCase {
     func testResNet50MatchesTorchvisionShapeAndFlops() throws {
         let summary = try Zoo.model("resnet50").summary()
         XCTAssertEqual(summary.shapes["logits"], [1, 1000])
-        // torchvision resnet50 at 224x224: 8.178 GFLOP (../shared/peers); resnet18: 3.628.
+        // torchvision resnet50 at 224x224: 8.178 GFLOP (Benchmarks/peers); resnet18: 3.628.
         XCTAssertEqual(summary.flopsPerImage / 1e9, 8.178, accuracy: 0.001)
         XCTAssertEqual(try Zoo.model("resnet18").summary().flopsPerImage / 1e9, 3.628, accuracy: 0.001)
         XCTAssertEqual(summary.lastSpatialActivation, "layer4.2")

@@ -7,9 +7,10 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 -m pip wheel "$root/python" --no-build-isolation --no-deps -w "$work/dist" -q
-wheel="$(ls "$work"/dist/xai-*.whl)"
+wheel="$(ls "$work"/dist/xai_attribution_engine-*.whl)"
 python3 -m venv --system-site-packages "$work/venv"
 "$work/venv/bin/pip" install --no-deps --no-index -q "$wheel"
+"$work/venv/bin/pip" show xai-attribution-engine > /dev/null
 lib="$(cd "$work" && env -u XAI_LIBRARY "$work/venv/bin/python" -c 'import xai; print(xai._native.lib._name)')"
 case "$lib" in "$work/venv/"*) ;; *) echo "the venv's xai loaded $lib, not its own library" >&2; exit 1 ;; esac
 if ldd "$lib" | grep -q 'libswift\|libFoundation\|libdispatch'; then

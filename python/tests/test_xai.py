@@ -277,8 +277,8 @@ def test_captum_occlusion():
 def test_captum_refuses_what_it_cannot_honour(model, batch):
     with pytest.raises(ValueError, match="additional_forward_args"):
         captum.Saliency(model).attribute(batch, additional_forward_args=(1,))
-    with pytest.raises(ValueError, match="abs"):
-        captum.NoiseTunnel(captum.Saliency(model)).attribute(batch)
+    with pytest.raises(ValueError, match="perturbations_per_eval"):
+        captum.Occlusion(model).attribute(batch, sliding_window_shapes=(3, 8, 8), perturbations_per_eval=0)
     with pytest.raises(ValueError, match="nt_type"):
         captum.NoiseTunnel(captum.Saliency(model)).attribute(batch, nt_type="vargrad", abs=False)
     with pytest.raises(ValueError, match="interpretable_model"):
@@ -298,6 +298,10 @@ def test_captum_noise_tunnel_and_coalitions(model, batch):
     span = float(batch[0].max() - batch[0].min())
     direct = model.explain(batch[:1], "smoothgrad", target=[1], samples=4, noise=0.2 / span, progress=False).raw
     assert np.array_equal(smooth[:1], direct)
+    # Captum's default abs=True averages |gradient| over the noisy copies.
+    magnitude = captum.NoiseTunnel(captum.Saliency(model)).attribute(batch, nt_samples=4, stdevs=0.2, target=targets)
+    assert np.array_equal(magnitude[:1], model.explain(batch[:1], "smoothgrad", target=[1], samples=4, noise=0.2 / span, absolute=True).raw)
+    assert (magnitude >= 0).all() and relative_l2(magnitude, np.abs(smooth)) > 1e-3
     grid = np.repeat(np.arange(4), 16)[None, :] // 1
     mask = (np.arange(64)[:, None] // 16) * 4 + (np.arange(64)[None, :] // 16)
     shap = captum.KernelShap(model).attribute(batch, target=targets, feature_mask=mask[None, None], n_samples=64, return_input_shape=False)
@@ -326,3 +330,77 @@ def test_grad_cam_adapter_matches_pytorch_grad_cam(variant):
     want = np.load(folder / f"{variant}_resized.npy")
     assert got.shape == want.shape == (2, 40, 56) and got.dtype == np.float32
     assert np.abs(got - want).max() < 2e-3
+
+
+# Version 2: knobs in snake_case, tensors instead of files, metrics, ScoreCAM
+
+
+def test_knobs_are_snake_case_and_camel_case_is_deprecated(model, batch):
+    knobs = dict(samples=16, segmentation="grid", segments=4, until_stable=0.5, coalition_sampling="leverage", control_variate=False)
+    snake = model.explain(batch[:1], "kernelshap", progress=False, **knobs)
+    with pytest.warns(DeprecationWarning) as warned:
+        camel = model.explain(batch[:1], "kernelshap", progress=False, samples=16, segmentation="grid", segments=4, untilStable=0.5,
+                              coalitionSampling="leverage", controlVariate=False)
+    assert {"until_stable=", "coalition_sampling=", "control_variate="} <= {str(w.message).split()[-1] for w in warned}
+    assert np.array_equal(snake.maps, camel.maps)
+    assert snake.parameters["untilStable"] == "0.5" and snake.parameters["controlVariate"] == "false"
+    with pytest.raises(ValueError, match="stepz"):
+        model.explain(batch, "ig", stepz=3)
+
+
+def test_baselines_and_feature_masks_pass_as_arrays(model, batch, tmp_path):
+    baseline = np.random.default_rng(4).uniform(-1, 1, size=(3, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "baseline.npy", baseline)
+    from_file = model.explain(batch, "ig", progress=False, steps=8, baseline=str(tmp_path / "baseline.npy"))
+    from_array = model.explain(batch, "ig", progress=False, steps=8, baseline=baseline)
+    assert np.array_equal(from_file.maps, from_array.maps) and from_array.parameters["baseline"] == "tensor"
+    quadrants = (np.arange(64)[:, None] // 32) * 2 + (np.arange(64)[None, :] // 32)
+    given = model.explain(batch, "kernelshap", progress=False, samples=32, feature_mask=quadrants)
+    grid = model.explain(batch, "kernelshap", progress=False, samples=32, segmentation="grid", segments=2)
+    assert np.allclose(given.maps, grid.maps, atol=1e-5)
+    per_image = model.explain(batch, "lime", progress=False, samples=16, feature_mask=np.stack([quadrants, quadrants.T]))
+    assert len(np.unique(per_image.segments[0])) == 4
+    with pytest.raises(ValueError, match="baseline"):
+        model.explain(batch, "ig", baseline=np.zeros((3, 8, 8), np.float32))
+    # Captum's baselines: a number fills every value, as an image of that number does.
+    occluded = captum.Occlusion(model).attribute(batch, sliding_window_shapes=(3, 16, 16), strides=(3, 16, 16), baselines=0.5)
+    full = captum.Occlusion(model).attribute(batch, sliding_window_shapes=(3, 16, 16), strides=(3, 16, 16),
+                                             baselines=np.full((3, 64, 64), 0.5, np.float32))
+    assert np.array_equal(occluded, full)
+
+
+def test_evaluate_scores_as_the_cli_does(direct_convolutions, batch, tmp_path):
+    model = direct_convolutions
+    np.save(tmp_path / "image.npy", batch[1:2])
+    subprocess.run([str(CLI), "evaluate", str(SMALL / "model.onnx"), str(tmp_path / "image.npy"), "--method", "ig", "--steps", "8",
+                    "--metrics", "deletion,sparseness,sensitivity_max", "--sensitivity-samples", "3", "--step", "512", "--out", str(tmp_path / "out"),
+                    "--quiet"], check=True, capture_output=True, env={**os.environ, "XAI_CONV_ALGO": "direct"})
+    lines = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    cli = {line["metric"]: line["score"] for line in lines}
+    got = model.evaluate(batch[1:2], method="ig", metrics=["deletion", "sparseness", "sensitivity_max"], steps=8, sensitivity_samples=3, step=512)
+    assert {name: s.scores[0] for name, s in got.scores.items()} == pytest.approx(cli, rel=1e-12, abs=0)
+    assert got["deletion"].direction == "lower" and got["sparseness"].direction == "higher" and len(got["deletion"].curves[0]) == 9
+    # Maps given: scored as they are; the localisation metrics against masks.
+    maps = model.explain(batch, "gradcam", progress=False).maps
+    masks = np.zeros((2, 64, 64), np.float32)
+    masks[:, :32] = 1
+    scored = model.evaluate(batch, maps=maps, metrics="relevance_mass,pointing_game", masks=masks)
+    positive = np.maximum(maps, 0)
+    mass = (positive * masks).reshape(2, -1).sum(1) / positive.reshape(2, -1).sum(1)
+    assert np.allclose(scored["relevance_mass"].scores, mass, rtol=1e-5)
+    assert np.array_equal(scored.maps, maps)
+    with pytest.raises(ValueError, match="method"):
+        model.evaluate(batch, maps=maps, metrics="sensitivity_max")
+    with pytest.raises(ValueError, match="sensitivity_samples|sensitivitySamples"):
+        model.evaluate(batch, maps=maps, method="gradcam", metrics="sensitivity_max", sensitivity_samples=0)
+    assert xai.metrics()["mprt"]["direction"] == "lower"
+
+
+def test_score_cam_adapter_matches_pytorch_grad_cam(model, batch):
+    targets = np.load(SMALL / "target.npy")
+    raw = model.explain(batch, "scorecam", target=targets, progress=False)
+    assert relative_l2(raw.raw, np.load(FIXTURES / "methods" / "small_resnet" / "scorecam.npy")) < 1e-3
+    got = grad_cam.ScoreCAM(model)(batch, targets=[int(t) for t in targets])
+    low = raw.maps.min(axis=(1, 2), keepdims=True)
+    want = (raw.maps - low) / (1e-7 + (raw.maps - low).max(axis=(1, 2), keepdims=True))
+    assert got.shape == (2, 64, 64) and np.allclose(got, want, atol=1e-6)

@@ -4,17 +4,24 @@ occlusion, LIME, KernelSHAP, RISE, ...) on the xai engine, from Python.
     import xai
     with xai.Model("resnet50.onnx", device="cpu") as model:
         x = xai.preprocess(["cat.jpg"], model)           # float32 [N, 3, H, W]
-        e = model.explain(x, "ig", steps=32)              # knobs by the registry's names
+        e = model.explain(x, "ig", steps=32)              # knobs by name, snake_case
         e.maps                                            # numpy [N, H, W]
+        s = model.evaluate(x, method="ig", metrics=["deletion", "sensitivity_max"], steps=32)
+        s["deletion"].scores                              # numpy [N]
 
-`xai.methods()` lists every method with its knobs, defaults and ranges. Adapters shaped like
-Captum and pytorch-grad-cam live in `xai.captum` and `xai.grad_cam`.
+`xai.methods()` and `xai.metrics()` list every method and metric with its knobs, defaults and
+ranges (knob names there are the engine's camelCase; Python takes them in snake_case:
+`until_stable`, `feature_mask`, `sensitivity_radius`). Adapters shaped like Captum and
+pytorch-grad-cam live in `xai.captum` and `xai.grad_cam`.
 """
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
+import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -24,7 +31,8 @@ from . import _native
 from ._native import (CancelledError, DeviceError, FileError, InternalError, InvalidArgumentError, OutOfMemoryError,
                       UnsupportedError, XAIError)
 
-__all__ = ["Model", "Explanation", "preprocess", "overlay", "devices", "methods", "version", "XAIError", "InvalidArgumentError",
+__all__ = ["Model", "Explanation", "Evaluation", "Score", "preprocess", "overlay", "devices", "methods", "metrics", "version", "XAIError",
+           "InvalidArgumentError",
            "FileError", "UnsupportedError", "DeviceError", "OutOfMemoryError", "CancelledError", "InternalError"]
 
 lib = _native.lib
@@ -46,6 +54,62 @@ def devices() -> list:
 def methods() -> dict:
     """Every method by name: its summary and knobs (type, default, range, choices)."""
     return {m["name"]: m for m in _native.take_json(lib.xai_methods_json)["methods"]}
+
+
+def metrics() -> dict:
+    """Every metric by name: its summary, direction ("higher" or "lower" is better), whether it needs
+    ground-truth masks or re-runs the method, and its knobs."""
+    return {m["name"]: m for m in _native.take_json(lib.xai_metrics_json)["metrics"]}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+@functools.lru_cache(maxsize=None)
+def _knob_names(kind: str) -> dict:
+    """Python's knob names (snake_case) to the engine's, for "methods" or "metrics"; read from the
+    registry, so a new knob needs nothing here."""
+    listing = _native.take_json(lib.xai_methods_json if kind == "methods" else lib.xai_metrics_json)
+    return {_snake(k["name"]): k["name"] for k in listing["knobs"]}
+
+
+def _plain(value):
+    """numpy scalars as the Python numbers JSON takes."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _engine_knobs(knobs: dict, kinds=("methods",), stacklevel: int = 3) -> tuple:
+    """Splits keyword knobs by registry and names them as the engine does: snake_case, or the
+    engine's camelCase with a DeprecationWarning. A knob both registries know (seed) goes to both."""
+    split = tuple({} for _ in kinds)
+    for key, value in knobs.items():
+        found = False
+        for names, out in zip((_knob_names(k) for k in kinds), split):
+            if key in names:
+                out[names[key]] = _plain(value)
+                found = True
+            elif key in names.values():
+                warnings.warn(f"{key}=: Python takes knob names in snake_case; write {_snake(key)}=", DeprecationWarning, stacklevel=stacklevel)
+                out[key] = _plain(value)
+                found = True
+        if not found:
+            known = sorted(set().union(*(_knob_names(k) for k in kinds)))
+            raise InvalidArgumentError(f"{key}: not a knob (knobs: {', '.join(known)})")
+    return split
+
+
+def _view(a: Optional[np.ndarray]):
+    """An xai_tensor_view of a float32 C-ordered array (kept alive by the caller), or None."""
+    if a is None:
+        return None
+    return _native.TensorView(a.ctypes.data_as(_native.c_float_p), _shape(a), a.ndim)
+
+
+def _float_array(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
 
 
 def _as_batch(x: Any) -> np.ndarray:
@@ -103,6 +167,38 @@ class Explanation:
     parameters: dict = field(default_factory=dict)
     labels: list = field(default_factory=list)
     seconds: float = 0.0
+
+
+@dataclass
+class Score:
+    """One metric's scores over a batch (numpy; NaN where undefined for an image)."""
+
+    name: str
+    direction: str
+    """"higher" or "lower" is better."""
+    scores: np.ndarray
+    mean: float
+    standard_error: float
+    count: int
+    """Images whose score is defined."""
+    settings: dict = field(default_factory=dict)
+    curves: Optional[list] = None
+    """Deletion and insertion: each image's curve."""
+    seconds: float = 0.0
+
+
+@dataclass
+class Evaluation:
+    """What `Model.evaluate` returns: a Score per metric (also by `evaluation["deletion"]`), the maps scored and the
+    classes they explain."""
+
+    scores: dict
+    maps: np.ndarray
+    targets: np.ndarray
+    method: Optional[str] = None
+
+    def __getitem__(self, name: str) -> Score:
+        return self.scores[name]
 
 
 def _progress_callback(progress, method: str):
@@ -186,32 +282,61 @@ class Model:
                                       out.ctypes.data_as(_native.c_float_p), out.size))
         return out
 
-    def explain(self, x, method: str = "gradcam", target: Union[None, int, Sequence[int]] = None, progress: Any = True,
-                **knobs) -> Explanation:
-        """Explains a batch with `method`; knobs by the registry's names (`steps=32`, `rule="middle"`, `samples=500`,
-        `seed=1`, ...). `target`: None (each image's top-1), a class for every image, or one class per image.
-        `progress`: True (a tqdm bar if tqdm is installed), False, or a callable (done, total) -> cancel?"""
-        a = _as_batch(x)
+    def _options(self, method: str, n: int, target, progress, baseline, feature_mask, knobs: dict, keep: list):
+        """The xai_explain_options of a call; `keep` holds what must outlive it."""
         if target is None:
             targets = None
         else:
             t = np.atleast_1d(np.asarray(target))
             if t.dtype.kind not in "iu":
                 raise InvalidArgumentError(f"target: {target!r} is not a class index or a list of them")
-            targets = t.astype(np.int64)
+            targets = np.ascontiguousarray(t.astype(np.int64))
+        knobs = dict(knobs)
+        views = {}
+        for name, value, knob in (("baseline", baseline, "baseline"), ("feature_mask", feature_mask, "featureMask")):
+            if value is None:
+                continue
+            if isinstance(value, str) or hasattr(value, "__fspath__"):
+                knobs[knob] = str(value)  # a named baseline ("blur") or a file
+                continue
+            array = _float_array(value)
+            keep.append(array)
+            views[name] = _native.TensorView(array.ctypes.data_as(_native.c_float_p), _shape(array), array.ndim)
+            keep.append(views[name])
         knob_json = json.dumps(knobs).encode() if knobs else None
         callback, state = _progress_callback(progress, method)
-        result = ctypes.c_void_p()
-        try:
-            status = lib.xai_explain(self._live(), method.encode(), a.ctypes.data_as(_native.c_float_p), _shape(a), a.ndim,
-                                     targets.ctypes.data_as(_native.c_int64_p) if targets is not None else None,
-                                     0 if targets is None else targets.size, knob_json, callback, None, ctypes.byref(result))
-        finally:
-            if getattr(callback, "bar", None) is not None:
-                callback.bar.close()
+        keep += [targets, knob_json, callback]
+        options = _native.ExplainOptions(targets.ctypes.data_as(_native.c_int64_p) if targets is not None else None,
+                                         0 if targets is None else targets.size, knob_json,
+                                         ctypes.pointer(views["baseline"]) if "baseline" in views else None,
+                                         ctypes.pointer(views["feature_mask"]) if "feature_mask" in views else None, callback, None)
+        return options, callback, state
+
+    @staticmethod
+    def _finish(status: int, state):
         if state and state["failed"] is not None:
             raise state["failed"]  # the callback's own exception (Ctrl-C included) cancelled the call
         _native.check(status)
+
+    def explain(self, x, method: str = "gradcam", target: Union[None, int, Sequence[int]] = None, progress: Any = True,
+                baseline=None, feature_mask=None, **knobs) -> Explanation:
+        """Explains a batch with `method`; knobs by name in snake_case (`steps=32`, `rule="middle"`, `samples=500`,
+        `until_stable=0.9`, `seed=1`, ...; `xai.methods()` lists them). `target`: None (each image's top-1), a class for
+        every image, or one class per image. `baseline`: a knob value ("zero", "black", "mean", "blur", "noise", a .npy
+        path) or an array [3, H, W] / [1, 3, H, W]. `feature_mask`: superpixels as an array of integer ids [H, W] or
+        [N, H, W] (or a .npy / PNG path) for LIME and KernelSHAP. `progress`: True (a tqdm bar if tqdm is installed),
+        False, or a callable (done, total) -> cancel?"""
+        a = _as_batch(x)
+        (engine,) = _engine_knobs(knobs)
+        keep = [a]
+        view = _view(a)
+        options, callback, state = self._options(method, a.shape[0], target, progress, baseline, feature_mask, engine, keep)
+        result = ctypes.c_void_p()
+        try:
+            status = lib.xai_explain2(self._live(), method.encode(), ctypes.byref(view), ctypes.byref(options), ctypes.byref(result))
+        finally:
+            self._finish_bar(callback)
+        self._finish(status, state)
         r = _Result(result)
         meta = r.meta()
         return Explanation(method=meta["method"], maps=r.tensor("map"), raw=r.tensor("raw"), segments=r.tensor("segments"),
@@ -219,6 +344,56 @@ class Model:
                            scores=np.asarray([np.nan if s is None else s for s in meta["scores"]], dtype=np.float32),
                            diagnostics={k: np.asarray([np.nan if v is None else v for v in vs]) for k, vs in meta["diagnostics"].items()},
                            parameters=meta["parameters"], labels=meta["labels"], seconds=meta["seconds"])
+
+    @staticmethod
+    def _finish_bar(callback):
+        if getattr(callback, "bar", None) is not None:
+            callback.bar.close()
+
+    def evaluate(self, x, maps=None, method: Optional[str] = None, metrics: Union[str, Sequence[str]] = ("deletion", "insertion"),
+                 target: Union[None, int, Sequence[int]] = None, masks=None, progress: Any = False, baseline=None, feature_mask=None,
+                 **knobs) -> "Evaluation":
+        """Scores explanations of a batch [N, 3, H, W] with `metrics` (names, or "all"; `xai.metrics()` lists them).
+        `maps` [N, H, W] are the maps to score; None explains the images with `method` first. `method` is also what the
+        metrics that re-explain (completeness, sensitivity_*, local_lipschitz, random_logit*, mprt) run again, with the
+        same knobs, baseline and feature mask. `masks` [N, H, W] (non-zero inside the object) are the ground truth of
+        the localisation metrics. Knobs in snake_case, the method's (`steps=8`) and the metrics' (`step=512`,
+        `sensitivity_samples=5`) alike; `seed` goes to both."""
+        a = _as_batch(x)
+        method_knobs, metric_knobs = _engine_knobs(knobs, ("methods", "metrics"))
+        names = metrics if isinstance(metrics, str) else ",".join(metrics)
+        keep = [a]
+        view = _view(a)
+        given = None if maps is None else _float_array(maps)
+        truth = None if masks is None else _float_array(masks)
+        keep += [given, truth]
+        map_view, mask_view = _view(given), _view(truth)
+        explain, callback, state = self._options(method or "evaluate", a.shape[0], target, progress, baseline, feature_mask, method_knobs, keep)
+        metric_json = json.dumps(metric_knobs).encode() if metric_knobs else None
+        keep += [map_view, mask_view, metric_json]
+        options = _native.EvaluateOptions(method.encode() if method else None, ctypes.pointer(map_view) if map_view is not None else None,
+                                          ctypes.pointer(mask_view) if mask_view is not None else None, metric_json, explain)
+        result = ctypes.c_void_p()
+        try:
+            status = lib.xai_evaluate(self._live(), names.encode(), ctypes.byref(view), ctypes.byref(options), ctypes.byref(result))
+        finally:
+            self._finish_bar(callback)
+        self._finish(status, state)
+        r = _Result(result)
+        meta = r.meta()
+
+        def floats(values):
+            return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+        scores = {m["name"]: Score(name=m["name"], direction=m["direction"], scores=floats(m["scores"]),
+                                   mean=np.nan if m.get("mean") is None else m["mean"],
+                                   standard_error=np.nan if m.get("standardError") is None else m["standardError"], count=m["count"],
+                                   settings=m["settings"], curves=None if m.get("curves") is None else [floats(c) for c in m["curves"]],
+                                   seconds=m["seconds"]) for m in meta["metrics"]}
+        return Evaluation(scores=scores, maps=r.tensor("map"), targets=np.asarray(meta["targets"], dtype=np.int64), method=meta.get("method"))
+
+    def preprocess(self, paths, preset: Optional[str] = None, resize: Optional[int] = None) -> np.ndarray:
+        """`xai.preprocess(paths, self, ...)`: pictures or `.npy` tensors as this model's input [N, 3, H, W]."""
+        return preprocess(paths, self, preset=preset, resize=resize)
 
     def close(self):
         if getattr(self, "_handle", None):

@@ -6,7 +6,7 @@ import json
 import os
 import pathlib
 
-API_VERSION = 1
+API_VERSION = 2
 
 
 class XAIError(Exception):
@@ -68,6 +68,24 @@ c_int64_p = ctypes.POINTER(ctypes.c_int64)
 PROGRESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 
 
+class TensorView(ctypes.Structure):
+    """xai_tensor_view: a borrowed float32 tensor."""
+    _fields_ = [("data", c_float_p), ("shape", c_int64_p), ("rank", ctypes.c_size_t)]
+
+
+class ExplainOptions(ctypes.Structure):
+    """xai_explain_options."""
+    _fields_ = [("targets", c_int64_p), ("n_targets", ctypes.c_size_t), ("knobs_json", ctypes.c_char_p),
+                ("baseline", ctypes.POINTER(TensorView)), ("feature_mask", ctypes.POINTER(TensorView)),
+                ("progress", PROGRESS), ("user", ctypes.c_void_p)]
+
+
+class EvaluateOptions(ctypes.Structure):
+    """xai_evaluate_options."""
+    _fields_ = [("method", ctypes.c_char_p), ("maps", ctypes.POINTER(TensorView)), ("masks", ctypes.POINTER(TensorView)),
+                ("metric_knobs_json", ctypes.c_char_p), ("explain", ExplainOptions)]
+
+
 def _declare(name, restype, *argtypes):
     f = getattr(lib, name)
     f.restype = restype
@@ -87,6 +105,11 @@ _declare("xai_model_info_json", ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ct
 _declare("xai_predict", ctypes.c_int, ctypes.c_void_p, c_float_p, c_int64_p, ctypes.c_size_t, c_float_p, ctypes.c_size_t)
 _declare("xai_explain", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, c_float_p, c_int64_p, ctypes.c_size_t, c_int64_p,
          ctypes.c_size_t, ctypes.c_char_p, PROGRESS, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p))
+_declare("xai_explain2", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(TensorView), ctypes.POINTER(ExplainOptions),
+         ctypes.POINTER(ctypes.c_void_p))
+_declare("xai_evaluate", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(TensorView), ctypes.POINTER(EvaluateOptions),
+         ctypes.POINTER(ctypes.c_void_p))
+_declare("xai_metrics_json", ctypes.c_int, ctypes.POINTER(ctypes.c_void_p))
 _declare("xai_preprocess", ctypes.c_int, ctypes.c_void_p, c_char_pp, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p))
 _declare("xai_result_tensor", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(c_float_p), ctypes.POINTER(c_int64_p),
          ctypes.POINTER(ctypes.c_size_t))

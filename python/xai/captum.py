@@ -13,8 +13,7 @@ Supported keywords (others raise):
   return_convergence_delta=False); baselines: None, 0, or one image [C, H, W] / [1, C, H, W]
 - NoiseTunnel(Saliency(model)).attribute(inputs, nt_type="smoothgrad", nt_samples=5,
   nt_samples_batch_size=None, stdevs=1.0, draw_baseline_from_distrib=False, target=None,
-  abs=False, seed=0): xai's SmoothGrad averages the signed gradient, so Saliency's abs=True
-  (averaging |gradient|) is refused
+  abs=True, seed=0): abs=True (Saliency's default) averages |gradient|, abs=False the gradient
 - Occlusion.attribute(inputs, sliding_window_shapes, strides=None, baselines=None, target=None,
   additional_forward_args=None, perturbations_per_eval=1, show_progress=False): windows covering
   every channel, square (C, k, k) with square strides
@@ -25,11 +24,15 @@ Supported keywords (others raise):
   n_samples=..., perturbations_per_eval=1, return_input_shape=True, show_progress=False,
   baselines=None): feature_mask None means SLIC superpixels (Captum would use every input scalar);
   Lime is lime_image's ridge fit on a cosine kernel, not Captum's default Lasso
+
+Baselines are None or 0, a number (every value), or one image [C, H, W] / [1, C, H, W] for every
+input; they, and feature masks, go to the engine as arrays. perturbations_per_eval and
+internal_batch_size only set how much the engine evaluates at once, never the answer: the
+engine's batching is the same for every value, so Captum's default of 1 runs at full speed.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Optional
 
 import numpy as np
@@ -52,6 +55,13 @@ def _like(result: np.ndarray, inputs: Any):
         import torch
         return torch.from_numpy(np.ascontiguousarray(result)).to(inputs.device)
     return result
+
+
+def _batch_size(name: str, value) -> None:
+    """Captum's batching arguments: checked as Captum checks them, then left to the engine, whose
+    answer does not depend on them."""
+    if value is not None and (not float(value).is_integer() or int(value) < 1):
+        raise InvalidArgumentError(f"{name}: {value!r} must be a positive integer")
 
 
 def _refuse(name: str, value: Any, allowed: Any = None, why: str = "") -> None:
@@ -104,30 +114,19 @@ _RULES = {"gausslegendre": "gausslegendre", "riemann_left": "left", "riemann_rig
           "riemann_trapezoid": "trapezoid"}
 
 
-class _BaselineFile:
-    """A baseline tensor as the `.npy` file the engine's `baseline` knob reads (removed afterwards)."""
-
-    def __init__(self, baselines, shape):
-        self.path = None
-        self.knob = "zero"
-        if baselines is None or (np.isscalar(baselines) and float(baselines) == 0):
-            return
-        b = np.asarray(baselines.detach().cpu().numpy() if hasattr(baselines, "detach") else baselines, dtype=np.float32)
-        if b.ndim == 4 and b.shape[0] == 1:
-            b = b[0]
-        if b.shape != tuple(shape[1:]):
-            raise InvalidArgumentError(f"baselines: xai takes 0 or one image {tuple(shape[1:])} for every input; got shape {b.shape}")
-        handle, self.path = tempfile.mkstemp(suffix=".npy")
-        os.close(handle)
-        np.save(self.path, np.ascontiguousarray(b))
-        self.knob = self.path
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.path:
-            os.unlink(self.path)
+def _baseline(baselines, shape) -> Optional[np.ndarray]:
+    """Captum's baselines as the engine's: None for zero, else one image [C, H, W] for every input."""
+    if baselines is None:
+        return None
+    if np.isscalar(baselines) or (hasattr(baselines, "ndim") and baselines.ndim == 0):
+        value = float(baselines)
+        return None if value == 0 else np.full(tuple(shape[1:]), value, dtype=np.float32)
+    b = np.asarray(baselines.detach().cpu().numpy() if hasattr(baselines, "detach") else baselines, dtype=np.float32)
+    if b.ndim == 4 and b.shape[0] == 1:
+        b = b[0]
+    if b.shape != tuple(shape[1:]):
+        raise InvalidArgumentError(f"baselines: xai takes a number or one image {tuple(shape[1:])} for every input; got shape {b.shape}")
+    return np.ascontiguousarray(b)
 
 
 class IntegratedGradients(_Attribution):
@@ -141,11 +140,8 @@ class IntegratedGradients(_Attribution):
         if method not in _RULES:
             raise InvalidArgumentError(f"method: {method!r} is none of {', '.join(_RULES)}")
         x = _as_batch(_single(inputs))
-        knobs = {"steps": int(n_steps), "rule": _RULES[method]}
-        if internal_batch_size is not None:
-            knobs["batch"] = int(internal_batch_size)
-        with _BaselineFile(baselines, x.shape) as baseline:
-            e = self._explain(x, "ig", target, baseline=baseline.knob, **knobs)
+        _batch_size("internal_batch_size", internal_batch_size)
+        e = self._explain(x, "ig", target, baseline=_baseline(baselines, x.shape), steps=int(n_steps), rule=_RULES[method])
         raw = e.raw
         if method == "riemann_trapezoid":
             # Captum's trapezoid weights sum to (n - 1) / n; xai's to 1.
@@ -167,18 +163,14 @@ class NoiseTunnel:
                   stdevs: float = 1.0, draw_baseline_from_distrib: bool = False, target=None, abs: bool = True, seed: int = 0):
         _refuse("nt_type", nt_type, "smoothgrad")
         _refuse("draw_baseline_from_distrib", draw_baseline_from_distrib, False)
-        if abs:
-            raise InvalidArgumentError("abs: True (Saliency's default) averages |gradient| over the noisy copies; xai's SmoothGrad averages the "
-                                       "signed gradient: pass abs=False")
+        _batch_size("nt_samples_batch_size", nt_samples_batch_size)
         x = _as_batch(_single(inputs))
         targets = _targets(target)
         parts = []
         for b in range(x.shape[0]):
             # Captum's stdevs is absolute; xai's noise is a fraction of each image's value range.
             span = float(x[b].max() - x[b].min())
-            knobs = {"samples": int(nt_samples), "noise": float(stdevs) / span if span > 0 else 0.0, "seed": int(seed)}
-            if nt_samples_batch_size is not None:
-                knobs["batch"] = int(nt_samples_batch_size)
+            knobs = {"samples": int(nt_samples), "noise": float(stdevs) / span if span > 0 else 0.0, "seed": int(seed), "absolute": bool(abs)}
             t = None if targets is None else [targets[0] if len(targets) == 1 else targets[b]]
             parts.append(self.attribution_method.model.explain(x[b:b + 1], "smoothgrad", target=t, progress=False, **knobs).raw)
         return _like(np.concatenate(parts), _single(inputs))
@@ -195,15 +187,14 @@ class Occlusion(_Attribution):
     def attribute(self, inputs, sliding_window_shapes, strides=None, baselines=None, target=None, additional_forward_args=None,
                   perturbations_per_eval: int = 1, show_progress: bool = False):
         _refuse("additional_forward_args", additional_forward_args, None)
+        _batch_size("perturbations_per_eval", perturbations_per_eval)
         x = _as_batch(_single(inputs))
         if len(sliding_window_shapes) != 3 or sliding_window_shapes[0] != x.shape[1]:
             raise InvalidArgumentError(f"sliding_window_shapes: xai's windows cover every channel, ({x.shape[1]}, k, k); got {sliding_window_shapes!r}")
         window = _window(sliding_window_shapes, "sliding_window_shapes")
         stride = 1 if strides is None else (int(strides) if np.isscalar(strides) else _window(strides, "strides"))
-        if baselines is not None and not (np.isscalar(baselines) and float(baselines) == 0):
-            raise InvalidArgumentError("baselines: xai's occlusion adapter takes 0 (None) only")
         e = self.model.explain(x, "occlusion", target=_targets(target), progress=bool(show_progress), window=window, stride=stride,
-                               batch=max(int(perturbations_per_eval), 1))
+                               baseline=_baseline(baselines, x.shape))
         return _like(np.repeat(e.maps[:, None], x.shape[1], axis=1), _single(inputs))
 
 
@@ -230,9 +221,9 @@ class _Coalitions(_Attribution):
     def attribute(self, inputs, target=None, additional_forward_args=None, feature_mask=None, n_samples: Optional[int] = None,
                   perturbations_per_eval: int = 1, return_input_shape: bool = True, show_progress: bool = False, baselines=None):
         _refuse("additional_forward_args", additional_forward_args, None)
-        if baselines is not None and not (np.isscalar(baselines) and float(baselines) == 0):
-            raise InvalidArgumentError("baselines: xai's adapter takes 0 (None) only")
+        _batch_size("perturbations_per_eval", perturbations_per_eval)
         x = _as_batch(_single(inputs))
+        baseline = _baseline(baselines, x.shape)
         targets = _targets(target)
         samples = self.default_samples if n_samples is None else int(n_samples)
         masks = None
@@ -249,19 +240,10 @@ class _Coalitions(_Attribution):
             masks = m
         maps, raws = [], []
         for b in range(x.shape[0]):
-            knobs = {"samples": samples, "batch": max(int(perturbations_per_eval), 1)}
             t = None if targets is None else [targets[0] if len(targets) == 1 else targets[b]]
-            path = None
-            try:
-                if masks is not None:
-                    handle, path = tempfile.mkstemp(suffix=".npy")
-                    os.close(handle)
-                    np.save(path, masks[0 if masks.shape[0] == 1 else b].astype(np.float32))
-                    knobs["featureMask"] = path
-                e = self.model.explain(x[b:b + 1], self.method, target=t, progress=bool(show_progress), **knobs)
-            finally:
-                if path:
-                    os.unlink(path)
+            mask = None if masks is None else masks[0 if masks.shape[0] == 1 else b].astype(np.float32)
+            e = self.model.explain(x[b:b + 1], self.method, target=t, progress=bool(show_progress), samples=samples, baseline=baseline,
+                                   feature_mask=mask)
             maps.append(e.maps)
             raws.append(e.raw)
         if return_input_shape:

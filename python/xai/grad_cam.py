@@ -6,7 +6,8 @@ names of the ONNX graph (`model.cam_layers`; empty or None: the last 4-D activat
 pooling). Calling it as `cam(input_tensor, targets=None)` returns pytorch-grad-cam's `[N, H, W]`
 float32 maps: ReLU, resized to the input (bilinear, half-pixel centres) and min-max scaled per
 image. `targets` are None (top-1), ints, or objects with `.category` (ClassifierOutputTarget).
-aug_smooth, eigen_smooth and reshape_transform are refused; one target layer only.
+GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM and ScoreCAM. aug_smooth, eigen_smooth and
+reshape_transform are refused; one target layer only.
 """
 from __future__ import annotations
 
@@ -63,3 +64,11 @@ class XGradCAM(_BaseCAM):
 
 class LayerCAM(_BaseCAM):
     method = "layercam"
+
+
+class ScoreCAM(_BaseCAM):
+    """One masked forward per channel of the layer; `batch_size` (pytorch-grad-cam's attribute)
+    does not change the maps, so it is accepted and left to the engine."""
+
+    method = "scorecam"
+    batch_size = 128

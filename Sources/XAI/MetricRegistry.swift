@@ -1,0 +1,348 @@
+import Foundation
+
+/// The knobs of every metric, named as the command line's flags (`sensitivityRadius` is
+/// `--sensitivity-radius`), the C interface's JSON and Python (`sensitivity_radius`). Each is
+/// declared once, in ``fields``.
+public struct MetricConfiguration: KnobConfiguration, Equatable {
+    public var step: Int?
+    public var substrate = PixelCurve.Substrate.zero.rawValue
+    public var tolerance: Int?
+    public var sensitivityRadius: Float = 0.02
+    public var sensitivitySamples = 10
+    public var faithfulnessRuns = 100
+    public var faithfulnessSubset = 224
+    public var infidelitySigma: Float = 0.1
+    public var infidelitySamples = 10
+    public var mprtSteps = 5
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    private static func range(_ r: ClosedRange<Int>) -> (Double, Double) { (Double(r.lowerBound), Double(r.upperBound)) }
+
+    public static let fields: [KnobField<MetricConfiguration>] = [
+        .integer(\.step, Knob("step", .integer, "Deletion/insertion: pixels changed per step (default: H*W/224 rounded up, 225 evaluations).", minimum: 1)),
+        .string(\.substrate, Knob("substrate", .string, "Deletion: what removed pixels become.", choices: PixelCurve.Substrate.allCases.map(\.rawValue))),
+        .integer(\.tolerance, Knob("tolerance", .integer, "Pointing game: hit tolerance in pixels (default: 15 at 224, scaled).", minimum: 0)),
+        .number(\.sensitivityRadius, Knob("sensitivityRadius", .number, "Sensitivity: radius of the uniform noise added to every input value (Captum's 0.02; Quantus uses 0.2).",
+                                          minimum: 0)),
+        .integer(\.sensitivitySamples, Knob("sensitivitySamples", .integer, "Sensitivity: noisy copies, each re-explained with the method's knobs and seed.",
+                                            minimum: range(Sensitivity.sampleRange).0, maximum: range(Sensitivity.sampleRange).1)),
+        .integer(\.faithfulnessRuns, Knob("faithfulnessRuns", .integer, "Faithfulness correlation: random pixel subsets set to the baseline.",
+                                          minimum: range(FaithfulnessCorrelation.runRange).0, maximum: range(FaithfulnessCorrelation.runRange).1)),
+        .integer(\.faithfulnessSubset, Knob("faithfulnessSubset", .integer, "Faithfulness correlation: pixels per subset (fewer than the image's).", minimum: 1)),
+        .number(\.infidelitySigma, Knob("infidelitySigma", .number, "Infidelity: standard deviation of the Gaussian perturbations (per pixel, all channels).")),
+        .integer(\.infidelitySamples, Knob("infidelitySamples", .integer, "Infidelity: perturbations per image.",
+                                           minimum: range(Infidelity.sampleRange).0, maximum: range(Infidelity.sampleRange).1)),
+        .integer(\.mprtSteps, Knob("mprtSteps", .integer, "MPRT: randomisation stages from the top layer to all layers, each one re-explanation.",
+                                   minimum: range(ModelRandomisation.stepRange).0, maximum: range(ModelRandomisation.stepRange).1)),
+        .seed(\.seed, Knob("seed", .integer, "Seed of the metrics' random subsets, noise and classes (the command line uses the methods' --seed).", minimum: 0)),
+    ]
+
+    var pixelCurveSubstrate: PixelCurve.Substrate { PixelCurve.Substrate(rawValue: substrate) ?? .zero }
+    var sensitivity: Sensitivity { Sensitivity(radius: sensitivityRadius, samples: sensitivitySamples, seed: seed) }
+    var faithfulness: FaithfulnessCorrelation { FaithfulnessCorrelation(runs: faithfulnessRuns, subsetSize: faithfulnessSubset, seed: seed) }
+    var infidelity: Infidelity { Infidelity(sigma: infidelitySigma, samples: infidelitySamples, seed: seed) }
+    var randomisation: ModelRandomisation { ModelRandomisation(steps: mprtSteps, seed: seed) }
+}
+
+/// What a metric judges: maps of a batch of images for their classes, with the method that made
+/// them (re-run by the metrics that re-explain) and, for the localisation metrics, ground-truth masks.
+public struct MetricInput {
+    public let session: Session
+    /// `[N, 3, H, W]` at the model's input size.
+    public let images: Tensor
+    /// `[N, H, W]`.
+    public let maps: Tensor
+    /// The class each map explains.
+    public let targets: [Int]
+    /// `[N, H, W]`, non-zero inside the object.
+    public let masks: Tensor?
+    /// The method that made the maps, and its knobs: the re-explaining metrics run it again.
+    public let method: String?
+    public let methodConfiguration: MethodConfiguration
+    /// The baseline and superpixels the method was given as tensors, where it was.
+    public let baseline: Baseline?
+    public let segmentation: Segmentation?
+
+    public init(session: Session, images: Tensor, maps: Tensor, targets: [Int], masks: Tensor? = nil, method: String? = nil,
+                methodConfiguration: MethodConfiguration = MethodConfiguration(), baseline: Baseline? = nil, segmentation: Segmentation? = nil) {
+        self.baseline = baseline
+        self.segmentation = segmentation
+        self.session = session
+        self.images = images
+        self.maps = maps
+        self.targets = targets
+        self.masks = masks
+        self.method = method
+        self.methodConfiguration = methodConfiguration
+    }
+
+    var model: ExplainedModel { session.model }
+    var target: Target { .perImage(targets) }
+
+    /// The method's map of one image `[1, 3, H, W]` for `target` on `model` (the session's, or a
+    /// randomised copy), with the method's knobs and seed.
+    func explain(_ model: ExplainedModel, _ image: Tensor, _ target: Int, metric: String) throws -> Tensor {
+        let configured = try configuredMethod(metric: metric, model: model)
+        return try configured.method.attribute(image, target: .index(target), baseline: configured.baseline).map
+    }
+
+    func configuredMethod(metric: String, model: ExplainedModel? = nil) throws -> ConfiguredMethod {
+        guard let method else {
+            throw XAIError.invalidArgument(parameter: "method", value: "", reason: "\(metric) re-explains the images: name the method that made the maps")
+        }
+        return try session.method(method, configuration: methodConfiguration, baseline: baseline, segmentation: segmentation, on: model)
+    }
+}
+
+/// One metric's scores on a batch and the seconds they took (the metrics computed together share
+/// their time).
+public struct MetricOutcome {
+    public let result: MetricResult
+    public let seconds: Double
+}
+
+/// One entry of the registry: a metric's name, what it measures, its direction, what it needs,
+/// the knobs it reads, what it costs and how to compute it.
+public struct MetricSpec: Sendable {
+    public let name: String
+    public let summary: String
+    public let direction: MetricDirection
+    /// Whether it needs ground-truth masks.
+    public let needsMasks: Bool
+    /// Whether it re-runs the method that made the maps (and so needs to know it).
+    public let reexplains: Bool
+    /// The ``MetricConfiguration`` knobs it reads.
+    public let knobs: [String]
+    /// Metrics computed together from the same work (the sensitivity scores share their noisy
+    /// re-explanations) share a group; the group's computation returns each of them.
+    let group: String
+    /// The metric's own parameter names where they differ from the knobs' (``Sensitivity``'s
+    /// `radius` is the `sensitivityRadius` knob), so errors name the knob.
+    let parameterNames: [String: String]
+    /// Forward-equivalents per image, given what the method costs per image.
+    let costOf: @Sendable (_ pixels: Int, MetricConfiguration, MethodCost?) throws -> MethodCost
+    /// Checks the knobs for images of `pixels` pixels before any work.
+    let check: @Sendable (_ pixels: Int, MetricConfiguration) throws -> Void
+    let compute: @Sendable (MetricInput, MetricConfiguration) throws -> [String: MetricResult]
+
+    /// Model evaluations and forward-equivalents per image for images of `pixels` pixels, the
+    /// re-explanations counted at `method`'s cost.
+    public func cost(pixels: Int, configuration: MetricConfiguration = MetricConfiguration(), method: MethodCost? = nil) throws -> MethodCost {
+        try costOf(pixels, configuration, method)
+    }
+
+    /// The entry as JSON: name, summary, direction, needs, and each knob with its default and range.
+    public var json: [String: Any] {
+        ["name": name, "summary": summary, "direction": direction.rawValue, "needsMasks": needsMasks, "reexplains": reexplains,
+         "knobs": knobs.compactMap { k in (try? MetricConfiguration.knob(k))?.json(defaultValue: MetricConfiguration.defaults[k]) }]
+    }
+
+    /// An error of the metric's own code, its parameter named as the knob.
+    func renamed(_ error: Error) -> Error {
+        guard case XAIError.invalidArgument(let parameter, let value, let reason) = error, let knob = parameterNames[parameter] else { return error }
+        return XAIError.invalidArgument(parameter: knob, value: value, reason: reason)
+    }
+}
+
+/// Every metric, once: the command line, the benchmark, the C interface and Python all read this
+/// list. Adding a metric is its file in `XAIMetrics` plus one entry here.
+public enum MetricRegistry {
+    private static let none: @Sendable (Int, MetricConfiguration) throws -> Void = { _, _ in }
+
+    private static func forwards(_ n: Double) -> MethodCost { MethodCost(evaluations: n, forwardEquivalents: n) }
+
+    /// The metrics in the order `all` runs them.
+    public static let metrics: [MetricSpec] = [
+        pixelCurve(.deletion, "area under the probability as the most relevant pixels are removed (RISE's protocol)", .lowerIsBetter),
+        pixelCurve(.insertion, "area under the probability as the most relevant pixels are put back into a blurred image", .higherIsBetter),
+        MetricSpec(name: "completeness", summary: "|sum of the map - (logit of the image - logit of the baseline)|: IG's and KernelSHAP's axiom",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: [], group: "completeness", parameterNames: [:],
+                   costOf: { _, _, _ in forwards(2) }, check: none,
+                   compute: { input, _ in
+                       let configured = try input.configuredMethod(metric: "completeness")
+                       return ["completeness": try Completeness(baseline: configured.baseline)
+                           .evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
+        MetricSpec(name: "sparseness", summary: "Gini index of |map| (Chalasani et al.)", direction: .higherIsBetter, needsMasks: false, reexplains: false,
+                   knobs: [], group: "sparseness", parameterNames: [:], costOf: { _, _, _ in forwards(0) }, check: none,
+                   compute: { input, _ in ["sparseness": try Sparseness().evaluate(images: input.images, maps: input.maps)] }),
+        MetricSpec(name: "complexity", summary: "entropy of the normalised |map| (Bhatt et al.)", direction: .lowerIsBetter, needsMasks: false, reexplains: false,
+                   knobs: [], group: "complexity", parameterNames: [:], costOf: { _, _, _ in forwards(0) }, check: none,
+                   compute: { input, _ in ["complexity": try Complexity().evaluate(images: input.images, maps: input.maps)] }),
+        localisation("pointing_game", "whether the map's maximum lies in the mask (within the tolerance)", knobs: ["tolerance"]) { input, c, masks in
+            try Localisation.pointingGame(images: input.images, maps: input.maps, masks: masks, tolerance: c.tolerance)
+        },
+        localisation("relevance_mass", "share of the positive map inside the mask (Arras et al.)", knobs: []) { input, _, masks in
+            try Localisation.relevanceMass(images: input.images, maps: input.maps, masks: masks)
+        },
+        localisation("relevance_rank", "share of the mask's pixels among the map's top |mask| pixels (Arras et al.)", knobs: []) { input, _, masks in
+            try Localisation.relevanceRank(images: input.images, maps: input.maps, masks: masks)
+        },
+        sensitivity("sensitivity_max", "largest relative change of the map over noisy copies (Captum's sensitivity_max)"),
+        sensitivity("sensitivity_avg", "mean relative change of the map over the same noisy copies"),
+        sensitivity("local_lipschitz", "largest change of the map over the size of the noise (Alvarez-Melis & Jaakkola)"),
+        MetricSpec(name: "faithfulness_correlation", summary: "Pearson correlation of the map's sum over random subsets with the score drop when they are removed (Quantus)",
+                   direction: .higherIsBetter, needsMasks: false, reexplains: false, knobs: ["faithfulnessRuns", "faithfulnessSubset", "seed"],
+                   group: "faithfulness_correlation", parameterNames: ["runs": "faithfulnessRuns", "subsetSize": "faithfulnessSubset"],
+                   costOf: { _, c, _ in forwards(Double(c.faithfulnessRuns + 1)) },
+                   check: { pixels, c in try c.faithfulness.validate(pixels: pixels) },
+                   compute: { input, c in
+                       ["faithfulness_correlation": try c.faithfulness.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
+        MetricSpec(name: "infidelity", summary: "mean squared error of the map's prediction of the score change under Gaussian perturbations (Captum's, normalised)",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: false, knobs: ["infidelitySigma", "infidelitySamples", "seed"],
+                   group: "infidelity", parameterNames: ["sigma": "infidelitySigma", "samples": "infidelitySamples"],
+                   costOf: { _, c, _ in forwards(Double(c.infidelitySamples + 1)) },
+                   check: { _, c in try c.infidelity.validate() },
+                   compute: { input, c in
+                       ["infidelity": try c.infidelity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
+        randomLogit("random_logit", "SSIM of the map with the method's map for a random other class (Sixt et al.; Quantus)"),
+        randomLogit("random_logit_spearman", "Spearman correlation of the map with the method's map for a random other class"),
+        MetricSpec(name: "mprt", summary: "mean Spearman correlation of |map| with the maps after cascading weight randomisation (Adebayo et al.)",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: ["mprtSteps", "seed"], group: "mprt",
+                   parameterNames: ["steps": "mprtSteps"],
+                   costOf: { _, c, method in
+                       MethodCost(evaluations: Double(c.mprtSteps) * (method?.evaluations ?? 1), forwardEquivalents: Double(c.mprtSteps) * (method?.forwardEquivalents ?? 1))
+                   },
+                   check: { _, c in try c.randomisation.validate() },
+                   compute: { input, c in
+                       ["mprt": try c.randomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
+                           try input.explain(model, image, target, metric: "mprt")
+                       }]
+                   }),
+    ]
+
+    private static func pixelCurve(_ mode: PixelCurve.Mode, _ summary: String, _ direction: MetricDirection) -> MetricSpec {
+        let knobs = mode == .deletion ? ["step", "substrate"] : ["step"]
+        let curve: @Sendable (MetricConfiguration) -> PixelCurve = { c in PixelCurve(mode: mode, step: c.step, substrate: mode == .deletion ? c.pixelCurveSubstrate : .zero) }
+        return MetricSpec(name: mode.rawValue, summary: summary, direction: direction, needsMasks: false, reexplains: false, knobs: knobs,
+                          group: mode.rawValue, parameterNames: [:],
+                          costOf: { pixels, c, _ in
+                              let step = try curve(c).resolvedStep(pixels: pixels)
+                              return forwards(Double((pixels + step - 1) / step + 1))
+                          },
+                          check: { pixels, c in _ = try curve(c).resolvedStep(pixels: pixels) },
+                          compute: { input, c in
+                              [mode.rawValue: try curve(c).evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                          })
+    }
+
+    private static func localisation(_ name: String, _ summary: String, knobs: [String],
+                                     _ score: @escaping @Sendable (MetricInput, MetricConfiguration, Tensor) throws -> MetricResult) -> MetricSpec {
+        MetricSpec(name: name, summary: summary, direction: .higherIsBetter, needsMasks: true, reexplains: false, knobs: knobs, group: name,
+                   parameterNames: [:], costOf: { _, _, _ in forwards(0) }, check: none,
+                   compute: { input, c in
+                       guard let masks = input.masks else {
+                           throw XAIError.invalidArgument(parameter: "masks", value: "", reason: "\(name) needs ground-truth masks")
+                       }
+                       return [name: try score(input, c, masks)]
+                   })
+    }
+
+    private static func sensitivity(_ name: String, _ summary: String) -> MetricSpec {
+        MetricSpec(name: name, summary: summary, direction: .lowerIsBetter, needsMasks: false, reexplains: true,
+                   knobs: ["sensitivityRadius", "sensitivitySamples", "seed"], group: "sensitivity",
+                   parameterNames: ["radius": "sensitivityRadius", "samples": "sensitivitySamples"],
+                   costOf: { _, c, method in
+                       let copies = Double(c.sensitivitySamples + 1)
+                       return MethodCost(evaluations: copies * (method?.evaluations ?? 1), forwardEquivalents: copies * (method?.forwardEquivalents ?? 1))
+                   },
+                   check: { _, c in try c.sensitivity.validate() },
+                   compute: { input, c in
+                       // One configured method for every copy: the method's seed fixed, only the input noise varies.
+                       let configured = try input.configuredMethod(metric: name)
+                       let r = try c.sensitivity.evaluate(images: input.images) { image, b in
+                           try configured.method.attribute(image, target: .index(input.targets[b]), baseline: configured.baseline).map
+                       }
+                       return ["sensitivity_max": r.max, "sensitivity_avg": r.average, "local_lipschitz": r.lipschitz]
+                   })
+    }
+
+    private static func randomLogit(_ name: String, _ summary: String) -> MetricSpec {
+        MetricSpec(name: name, summary: summary, direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: ["seed"], group: "random_logit",
+                   parameterNames: [:],
+                   costOf: { _, _, method in MethodCost(evaluations: 1 + (method?.evaluations ?? 1), forwardEquivalents: 1 + (method?.forwardEquivalents ?? 1)) },
+                   check: none,
+                   compute: { input, c in
+                       let r = try RandomLogit(seed: c.seed).evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { image, target in
+                           try input.explain(input.model, image, target, metric: name)
+                       }
+                       return ["random_logit": r.ssim, "random_logit_spearman": r.spearman]
+                   })
+    }
+
+    /// Every metric's name, in the order `all` runs them.
+    public static var names: [String] { metrics.map(\.name) }
+
+    /// The entry called `name`.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`metrics`) for an unknown name.
+    public static func spec(_ name: String) throws -> MetricSpec {
+        guard let s = metrics.first(where: { $0.name == name }) else {
+            throw XAIError.invalidArgument(parameter: "metrics", value: name, reason: "none of \(names.joined(separator: ", ")) or all")
+        }
+        return s
+    }
+
+    /// The metrics of a comma-separated list; `all` is every metric, those that need masks only
+    /// when there are masks. Duplicates are dropped, the order kept.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for an unknown name, an
+    ///   empty list, or a mask metric without masks.
+    public static func expand(_ list: String, masks: Bool) throws -> [String] {
+        var result: [String] = []
+        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            result += item == "all" ? metrics.filter { masks || !$0.needsMasks }.map(\.name) : [try spec(item).name]
+        }
+        guard !result.isEmpty else { throw XAIError.invalidArgument(parameter: "metrics", value: list, reason: "name at least one metric") }
+        if !masks, let m = try result.map(spec).first(where: \.needsMasks) {
+            throw XAIError.invalidArgument(parameter: "groundTruth", value: "", reason: "\(m.name) needs ground-truth masks")
+        }
+        var seen = Set<String>()
+        return result.filter { seen.insert($0).inserted }
+    }
+
+    /// Checks the knobs of `names` for images of `pixels` pixels, before any work.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` naming the knob.
+    public static func validate(_ names: [String], configuration c: MetricConfiguration, pixels: Int) throws {
+        for name in names {
+            let s = try spec(name)
+            try c.validate(s.knobs)
+            do { try s.check(pixels, c) } catch { throw s.renamed(error) }
+        }
+    }
+
+    /// Scores `input` with each metric of `names`, in that order; the metrics computed together are
+    /// computed once.
+    /// - Parameter progress: called with each metric's name before it starts.
+    /// - Throws: the first metric's error, parameters named as knobs.
+    public static func evaluate(_ names: [String], input: MetricInput, configuration: MetricConfiguration,
+                                progress: ((String) throws -> Void)? = nil) throws -> [(name: String, outcome: MetricOutcome)] {
+        try validate(names, configuration: configuration, pixels: input.session.height * input.session.width)
+        var done: [String: MetricOutcome] = [:]
+        var outcomes: [(name: String, outcome: MetricOutcome)] = []
+        for name in names {
+            let s = try spec(name)
+            if done[name] == nil {
+                try progress?(s.group)
+                let started = Date()
+                let results: [String: MetricResult]
+                do { results = try s.compute(input, configuration) } catch { throw s.renamed(error) }
+                let seconds = Date().timeIntervalSince(started)
+                for (n, r) in results { done[n] = MetricOutcome(result: r, seconds: seconds) }
+            }
+            guard let outcome = done[name] else { throw XAIError.unsupported(op: name, reason: "not computed by its group \(s.group) (a registry bug)") }
+            outcomes.append((name, outcome))
+        }
+        return outcomes
+    }
+
+    /// Every metric with its knobs, defaults and ranges, as JSON (`xai evaluate --list`, the C
+    /// interface, Python).
+    public static func json() -> Data {
+        let object: [String: Any] = ["metrics": metrics.map(\.json),
+                                     "knobs": MetricConfiguration.knobs.map { $0.json(defaultValue: MetricConfiguration.defaults[$0.name]) }]
+        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    }
+}
