@@ -18,7 +18,8 @@ struct MetricsBenchmark: ParsableCommand {
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Option(help: "A zoo model or an ONNX file.") var model = "resnet50"
-    @Option(help: "Comma-separated rows (\(Self.allRows.joined(separator: ", "))) or all.") var rows = "all"
+    @Option(help: "Comma-separated rows (\(Self.allRows.joined(separator: ", ")), any metric of the registry (\(MetricRegistry.names.joined(separator: ", "))), or METRIC_METHOD for a metric that re-explains) or all.")
+    var rows = "all"
     @Option(help: "Integrated Gradients' steps in sensitivity_max_ig.") var igSteps = 50
     @Option(help: "LIME's samples in sensitivity_max_lime (the method's default is 1000: 11 explanations of it take minutes).") var limeSamples = 100
     @Option(help: "Noisy copies re-explained by sensitivity_max.") var sensitivitySamples = 10
@@ -50,11 +51,19 @@ struct MetricsBenchmark: ParsableCommand {
         let rows: [Row]
     }
 
-    func run() throws {
-        let chosen = rows == "all" ? Self.allRows : rows.split(separator: ",").map(String.init)
-        for r in chosen where !Self.allRows.contains(r) {
-            throw ValidationError("--rows: unknown row '\(r)' (\(Self.allRows.joined(separator: ", ")))")
+    /// A row's metric and, for the metrics that re-explain, the method they run (`sensitivity_max_ig`).
+    static func parse(_ row: String) throws -> (metric: MetricSpec, method: String?) {
+        if let metric = try? MetricRegistry.spec(row) { return (metric, metric.reexplains ? "gradcam" : nil) }
+        for metric in MetricRegistry.metrics where row.hasPrefix(metric.name + "_") {
+            let method = String(row.dropFirst(metric.name.count + 1))
+            guard MethodRegistry.names.contains(method) else { break }
+            return (metric, method)
         }
+        throw ValidationError("--rows: unknown row '\(row)' (a metric, METRIC_METHOD, or one of \(Self.allRows.joined(separator: ", ")))")
+    }
+
+    func run() throws {
+        let chosen = try (rows == "all" ? Self.allRows : rows.split(separator: ",").map(String.init)).map { ($0, try Self.parse($0)) }
         guard igSteps >= 1, limeSamples >= 2, sensitivitySamples >= 1, repeats >= 1 else {
             throw ValidationError("--ig-steps, --sensitivity-samples and --repeat must be at least 1, --lime-samples at least 2")
         }
@@ -62,70 +71,43 @@ struct MetricsBenchmark: ParsableCommand {
         let host = HostInfo.current()
         let (ceiling, ceilingName) = try measureCeiling(backend, size: 4096, repeats: 3)
         let header = MethodsBenchmark.Header(machine: host.cpuModel, cores: host.logicalCores, memoryGiB: Double(host.memoryBytes) / Double(1 << 30),
-                                             blas: host.blasConfig, device: backend.name, deviceDetails: backend.name, build: "release",
+                                             blas: host.blasConfig, device: backend.name, deviceDetails: describe(backend), build: "release",
                                              ceilingName: ceilingName, ceilingGFLOPs: ceiling, copyGBPerSecond: nil, date: ISO8601DateFormatter().string(from: Date()))
         print("machine: \(host.cpuModel), \(host.logicalCores) logical cores; \(host.blasConfig)")
-        print("device:  \(backend.name)")
+        print("device:  \(describe(backend))")
         print("ceiling: \(ceilingName) " + String(format: "%.1f GFLOP/s", ceiling))
         let graph = try Models.load(model)
         let flops = try graph.summary().flopsPerImage
-        let explained = try ExplainedModel(graph: graph, backend: backend)
-        guard let input = graph.imageInput else { throw ValidationError("\(model): no image input") }
-        let shape = try input.shape(batch: 1)
-        let image = Tensor.uniform(shape, in: -2...2, seed: 3)
-        let pixels = shape[2] * shape[3]
-        let cam = try MethodRegistry.make("gradcam", model: explained, configuration: MethodConfiguration())
-        let map = try cam.method.attribute(image, target: .predicted, baseline: cam.baseline).map
+        let session = try Session(source: model, model: try ExplainedModel(graph: graph, backend: backend))
+        let image = Tensor.uniform([1, 3, session.height, session.width], in: -2...2, seed: 3)
+        let pixels = session.height * session.width
+        // Every row scores one Grad-CAM map; the re-explaining rows run their method with the bench's knobs.
+        let cam = try session.method("gradcam")
+        let a = try cam.method.attribute(image, target: .predicted, baseline: cam.baseline)
+        var methodKnobs = MethodConfiguration()
+        methodKnobs.steps = igSteps
+        var metricKnobs = MetricConfiguration()
+        metricKnobs.sensitivitySamples = sensitivitySamples
         let peers = try loadPeers()
         var results: [Row] = []
-        for row in chosen {
-            let settings: String, evaluations: Double, forwardEquivalents: Double
-            let body: () throws -> Void
-            switch row {
-            case "deletion", "insertion":
-                let metric = PixelCurve(mode: row == "deletion" ? .deletion : .insertion)
-                let step = try metric.resolvedStep(pixels: pixels)
-                evaluations = Double((pixels + step - 1) / step + 1)
-                forwardEquivalents = evaluations
-                settings = "one Grad-CAM map, step \(step) px, \(Int(evaluations)) evaluations, " + (row == "deletion" ? "zero substrate" : "from the blur")
-                body = { _ = try metric.evaluate(model: explained, images: image, maps: map) }
-            case "faithfulness_correlation":
-                let metric = FaithfulnessCorrelation()
-                evaluations = Double(metric.runs + 1)
-                forwardEquivalents = evaluations
-                settings = "one Grad-CAM map, \(metric.runs) subsets of \(metric.subsetSize) px, baseline 0"
-                body = { _ = try metric.evaluate(model: explained, images: image, maps: map) }
-            case "infidelity":
-                let metric = Infidelity()
-                evaluations = Double(metric.samples + 1)
-                forwardEquivalents = evaluations
-                settings = "one Grad-CAM map, \(metric.samples) Gaussian perturbations, sigma \(metric.sigma)"
-                body = { _ = try metric.evaluate(model: explained, images: image, maps: map) }
-            default:
-                let name = row == "sensitivity_max_ig" ? "ig" : "lime"
-                var knobs = MethodConfiguration()
-                knobs.steps = igSteps
-                if name == "lime" { knobs.samples = limeSamples }
-                let configured = try MethodRegistry.make(name, model: explained, configuration: knobs)
-                let cost = try MethodRegistry.spec(name).cost(for: explained, configuration: knobs)
-                let copies = Double(sensitivitySamples + 1)
-                evaluations = copies * cost.evaluations
-                forwardEquivalents = copies * cost.forwardEquivalents
-                settings = "\(sensitivitySamples) noisy copies (radius 0.02) + the image, " + (name == "ig" ? "IG \(igSteps) steps" : "LIME \(limeSamples) samples, SLIC")
-                let target = try explained.prepare(image, target: .predicted).targets[0]
-                let metric = Sensitivity(samples: sensitivitySamples)
-                body = {
-                    _ = try metric.evaluate(images: image) { x in
-                        try configured.method.attribute(x, target: .index(target), baseline: configured.baseline).map
-                    }
-                }
+        for (row, (metric, method)) in chosen {
+            var knobs = methodKnobs
+            if method == "lime" { knobs.samples = limeSamples }
+            let methodCost = try method.map { try MethodRegistry.spec($0).cost(for: session.model, configuration: knobs) }
+            let cost = try metric.cost(pixels: pixels, configuration: metricKnobs, method: methodCost)
+            let input = MetricInput(session: session, images: image, maps: a.map, targets: a.targets, method: method, methodConfiguration: knobs)
+            var settings: [String: String] = [:]
+            let body = {
+                let outcome = try MetricRegistry.evaluate([metric.name], input: input, configuration: metricKnobs)
+                settings = outcome.first?.outcome.result.settings ?? [:]
             }
-            let slow = forwardEquivalents > 300
+            let slow = cost.forwardEquivalents > 300
             let t = try Timing.measure(warmup: slow ? 0 : 1, repeats: slow ? 1 : repeats, body)
-            let floor = forwardEquivalents * flops / (ceiling * 1e9)
-            let matched = peerRows(peers, row, t.median)
-            results.append(Row(model: model, metric: row, settings: settings, timing: t, modelEvaluations: evaluations,
-                               forwardEquivalents: forwardEquivalents, timesFloor: t.median / floor, peers: matched))
+            let floor = cost.forwardEquivalents * flops / (ceiling * 1e9)
+            let described = "one Grad-CAM map" + (method.map { ", re-explained by \($0)" } ?? "") + "; "
+                + settings.filter { $0.value.count < 60 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            results.append(Row(model: model, metric: row, settings: described, timing: t, modelEvaluations: cost.evaluations,
+                               forwardEquivalents: cost.forwardEquivalents, timesFloor: t.median / floor, peers: peerRows(peers, row, t.median)))
             print("  \(model) \(row): " + formatSeconds(t.median) + String(format: " (%.2fx floor)", t.median / floor))
         }
         if let json {
