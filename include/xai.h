@@ -73,7 +73,8 @@ xai_status xai_methods_json(char **out_json);
 xai_status xai_model_open(const char *path_or_zoo, const char *device, xai_model **out_model);
 void xai_model_free(xai_model *model);
 /* The model as JSON: name, device, inputShape [1,3,H,W], classes, labels (or null), camLayers,
- * defaultCamLayer, flopsPerImage, preprocessing {mean, std, resize}. */
+ * defaultCamLayer, flopsPerImage, preprocessing {mean, std, resize}, precision, provenance {engine,
+ * device, precision, algorithms, host} (also in every explanation's and evaluation's metadata). */
 xai_status xai_model_info_json(xai_model *model, char **out_json);
 
 /* Logits of a batch: `input` holds shape[0]*...*shape[rank-1] floats, shape is [N, 3, H, W] at the
@@ -141,6 +142,12 @@ typedef struct {
  * "count", "settings", "curves", "seconds"}], "targets": [...], "method": ...}. */
 xai_status xai_evaluate(xai_model *model, const char *metrics, const xai_tensor_view *input,
                         const xai_evaluate_options *options, xai_result **out_result);
+
+/* xai_model_open with options: NULL or {"precision": "exact" | "fast"}. "exact" (the default) keeps
+ * every pass on direct convolutions (the same bits every run, input gradients within about 1e-6
+ * of PyTorch's on VGG16); "fast" lets forward-only passes (occlusion, LIME, KernelSHAP, RISE
+ * batches) use Winograd where the CPU offers it: about 15 % faster there, maps within about 3e-3. */
+xai_status xai_model_open2(const char *path_or_zoo, const char *device, const char *options_json, xai_model **out_model);
 
 /* Metrics and their knobs as JSON: {"metrics": [{"name", "summary", "direction", "needsMasks",
  * "reexplains", "knobs": [...]}], "knobs": [...]}. */

@@ -14,24 +14,31 @@ public final class Session: @unchecked Sendable {
     public let preprocessing: Preprocessing
     /// The model's input size and output classes.
     public let height: Int, width: Int, classes: Int
+    public let precision: Precision
+    /// What produced this session's results, recorded beside each of them.
+    public let provenance: Provenance
 
     /// Opens `spec` (an ONNX file or a ``Zoo`` name) on `device`.
     /// - Parameters:
     ///   - preset: normalisation (`imagenet`, `none`, `r,g,b/r,g,b`) over the sidecar's.
     ///   - resize: shorter side before the centre crop, over the sidecar's.
     ///   - memoryBudget: bytes methods may use for batches (default: the backend's own).
+    ///   - precision: `exact` (the default) or `fast` (``Precision``).
     /// - Throws: the importer's errors (with the file), ``XAIError/deviceUnavailable(device:reason:)``,
     ///   and ``XAIError/unsupported(op:reason:)`` for a model without one image input
     ///   `[N, 3, H, W]` and one output of logits.
-    public convenience init(_ spec: String, device: Device = .cpu, preset: String? = nil, resize: Int? = nil, memoryBudget: Int? = nil) throws {
+    public convenience init(_ spec: String, device: Device = .cpu, preset: String? = nil, resize: Int? = nil, memoryBudget: Int? = nil,
+                            precision: Precision = .exact) throws {
         let graph = try Models.load(spec)
         let sidecar = try ModelSidecar.load(forModel: spec)
-        try self.init(source: spec, model: try ExplainedModel(graph: graph, backend: try Backends.make(device, memoryBudget: memoryBudget)),
-                      sidecar: sidecar, preprocessing: try Preprocessing.resolve(preset: preset, resize: resize, sidecar: sidecar))
+        let backend = try Backends.make(device, memoryBudget: memoryBudget, precision: precision)
+        try self.init(source: spec, model: try ExplainedModel(graph: graph, backend: backend), sidecar: sidecar,
+                      preprocessing: try Preprocessing.resolve(preset: preset, resize: resize, sidecar: sidecar), precision: precision)
     }
 
     /// A session over a model already on a backend (tests, the benchmark's synthetic models).
-    public init(source: String, model: ExplainedModel, sidecar: ModelSidecar? = nil, preprocessing: Preprocessing = .imagenet) throws {
+    public init(source: String, model: ExplainedModel, sidecar: ModelSidecar? = nil, preprocessing: Preprocessing = .imagenet,
+                precision: Precision = .exact) throws {
         let summary = try model.summary()
         guard let input = summary.shapes[model.inputName], input.rank == 4, input[1] == 3,
               let output = summary.shapes[model.outputName], output.rank >= 1 else {
@@ -41,6 +48,8 @@ public final class Session: @unchecked Sendable {
         self.model = model
         self.sidecar = sidecar
         self.preprocessing = preprocessing
+        self.precision = precision
+        provenance = Provenance(backend: model.backend, precision: precision)
         (height, width, classes) = (input[2], input[3], output.count / max(output[0], 1))
     }
 
@@ -77,7 +86,9 @@ public final class Session: @unchecked Sendable {
         return ["name": graph.name, "source": source, "device": backend.name, "inputShape": [1, 3, height, width],
                 "classes": classes, "labels": sidecar?.labels ?? NSNull() as Any,
                 "camLayers": (try? model.camCandidates()) ?? [], "defaultCamLayer": (try? model.camLayer(nil)) ?? NSNull() as Any,
-                "flopsPerImage": summary?.flopsPerImage ?? 0,
+                "flopsPerImage": summary?.flopsPerImage ?? 0, "precision": precision.rawValue,
+                "provenance": ["engine": provenance.engine, "device": provenance.device, "precision": provenance.precision,
+                               "algorithms": provenance.algorithms, "host": provenance.host],
                 "preprocessing": ["mean": preprocessing.mean, "std": preprocessing.std, "resize": preprocessing.resize ?? NSNull() as Any]]
     }
 }

@@ -7,9 +7,11 @@ public enum Backends {
     /// The backend for `device`: OpenBLAS for `.cpu`, OpenCL device `i` (GPUs first) for `.gpu(i)`.
     /// - Parameter memoryBudget: bytes methods may use for batches (default: the backend's own).
     /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when the device cannot be used.
-    public static func make(_ device: Device, memoryBudget: Int? = nil) throws -> any Backend {
+    /// - Parameter precision: `fast` lets forward-only passes use Winograd convolutions on the CPU
+    ///   (``Precision``); `exact` keeps direct ones (unless `XAI_CONV_ALGO` says otherwise).
+    public static func make(_ device: Device, memoryBudget: Int? = nil, precision: Precision = .exact) throws -> any Backend {
         switch device {
-        case .cpu: return CPUBackend(memoryBudget: memoryBudget)
+        case .cpu: return CPUBackend(memoryBudget: memoryBudget, convolutionPolicy: precision == .fast ? .auto : nil)
         case .gpu(let index): return try OpenCLBackend(index: index, memoryBudget: memoryBudget)
         }
     }

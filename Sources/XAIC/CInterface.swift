@@ -85,6 +85,7 @@ private struct ExplanationMeta: Encodable {
     let parameters: [String: String]
     let nonFiniteMapValues: Int
     let seconds: Double
+    let provenance: Provenance
 }
 
 private let encoder: JSONEncoder = {
@@ -102,8 +103,8 @@ final class ModelHandle {
     let session: Session
     let lock = NSLock()
 
-    init(spec: String, device: Device) throws {
-        session = try Session(spec, device: device)
+    init(spec: String, device: Device, precision: Precision = .exact) throws {
+        session = try Session(spec, device: device, precision: precision)
     }
 
     var explained: ExplainedModel { session.model }
@@ -240,6 +241,28 @@ public func xai_model_open(_ spec: UnsafePointer<CChar>?, _ device: UnsafePointe
     }
 }
 
+@_cdecl("xai_model_open2")
+public func xai_model_open2(_ spec: UnsafePointer<CChar>?, _ device: UnsafePointer<CChar>?, _ options: UnsafePointer<CChar>?,
+                            _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    call {
+        let spec = try text(spec, "path_or_zoo")
+        let device = try Device(parsing: device.map { String(cString: $0) } ?? "cpu")
+        let out = try output(out, "out_model")
+        var precision = Precision.exact
+        if let options {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(String(cString: options).utf8)) as? [String: Any] else {
+                throw argument("options_json", "not a JSON object")
+            }
+            if let unknown = o.keys.sorted().first(where: { $0 != "precision" }) { throw argument(unknown, "not a model option (precision)") }
+            if let p = o["precision"] {
+                guard let text = p as? String else { throw argument("precision", "must be a string: exact or fast") }
+                precision = try Precision(parsing: text)
+            }
+        }
+        out.pointee = retained(try ModelHandle(spec: spec, device: device, precision: precision))
+    }
+}
+
 @_cdecl("xai_model_free")
 public func xai_model_free(_ model: OpaquePointer?) {
     guard let model else { return }
@@ -373,7 +396,8 @@ private func explain(_ m: ModelHandle, _ name: String, _ x: Tensor, _ options: x
                                scores: a.scores.map { $0.isFinite ? Double($0) : nil },
                                labels: a.targets.map { m.session.label($0) },
                                diagnostics: a.diagnostics.mapValues { $0.map { $0.isFinite ? $0 : nil } },
-                               parameters: configured.parameters, nonFiniteMapValues: a.map.nonFiniteCount, seconds: seconds)
+                               parameters: configured.parameters, nonFiniteMapValues: a.map.nonFiniteCount, seconds: seconds,
+                               provenance: m.session.provenance)
     return ResultHandle(names: ["map", "raw", "segments"], tensors: tensors, meta: try encoder.encode(meta))
 }
 
@@ -404,6 +428,7 @@ private struct EvaluationMeta: Encodable {
     let method: String?
     let targets: [Int]
     let device: String
+    let provenance: Provenance
 }
 
 @_cdecl("xai_evaluate")
@@ -453,7 +478,7 @@ public func xai_evaluate(_ model: OpaquePointer?, _ metrics: UnsafePointer<CChar
             return EvaluationMeta.Metric(name: name, direction: r.direction.rawValue, scores: r.scores.map(finite), mean: finite(r.mean),
                                          standardError: finite(r.standardError), count: r.count, settings: r.settings,
                                          curves: r.curves?.map { $0.map(finite) }, seconds: o.seconds)
-        }, method: method, targets: targets, device: m.explained.backend.name)
+        }, method: method, targets: targets, device: m.explained.backend.name, provenance: m.session.provenance)
         out.pointee = retained(ResultHandle(names: ["scores", "map"], tensors: ["scores": scores, "map": maps], meta: try encoder.encode(meta)))
     }
 }

@@ -27,6 +27,7 @@ struct EvaluateJob {
     var metrics: String
     var masks: String?
     var device: Device = .cpu
+    var precision = Precision.exact
     var target: Target = .predicted
     var out: String
     var preset: String?
@@ -43,7 +44,7 @@ struct EvaluateJob {
     }
 
     func run() throws -> Summary {
-        let session = try Session(model, device: device, preset: preset, resize: resize)
+        let session = try Session(model, device: device, preset: preset, resize: resize, precision: precision)
         let names = try session.methods(methods)
         let chosen = try MetricRegistry.expand(metrics, masks: masks != nil)
         if let masks {
@@ -234,6 +235,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "A folder of ground-truth masks (<stem>.png or <stem>.npy, non-zero inside the object) at the model's input size.") var groundTruth: String?
     @OptionGroup var metricKnobs: MetricOptions
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
+    @Flag(help: ArgumentHelp(fastHelp)) var fast = false
     @Option(help: "top1 or a class index.") var target = "top1"
     @Option(help: "Output folder (maps from `xai explain` there are reused).") var out = "xai-out"
     @Option(help: "Normalisation: imagenet, none or r,g,b/r,g,b (default: the model's .json sidecar, else imagenet).") var preset: String?
@@ -245,6 +247,7 @@ struct Evaluate: ParsableCommand {
         let summary = try reportingFlags { () -> EvaluateJob.Summary in
             var job = EvaluateJob(model: model, inputs: inputs, methods: methods, metrics: metrics, masks: groundTruth, out: out)
             job.device = try Device(parsing: device)
+            job.precision = fast ? .fast : .exact
             job.target = try parseTarget(target)
             job.preset = preset
             job.resize = resize

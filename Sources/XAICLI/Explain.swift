@@ -16,6 +16,7 @@ struct Explain: ParsableCommand {
     @Argument(help: "Images (PNG, JPEG), preprocessed tensors (.npy), folders (recursive) or .txt manifests.") var inputs: [String]
     @Option(name: .customLong("method"), help: "Comma-separated methods, or all (`xai methods` lists them).") var methods = "gradcam"
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
+    @Flag(help: ArgumentHelp(fastHelp)) var fast = false
     @Option(help: "top1 or a class index.") var target = "top1"
     @Option(help: "Output folder.") var out = "xai-out"
     @Option(help: "What to write: any of raw, png, html.") var save = "raw,png,html"
@@ -36,6 +37,7 @@ struct Explain: ParsableCommand {
     func job() throws -> ExplainJob {
         var job = ExplainJob(model: model, inputs: inputs, methods: methods, out: out)
         job.device = try Device(parsing: device)
+        job.precision = fast ? .fast : .exact
         job.target = try parseTarget(target)
         job.saving = Set(save.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         if let unknown = job.saving.first(where: { !["raw", "png", "html"].contains($0) }) {

@@ -16,6 +16,8 @@ struct ResultRecord: Codable {
     var device: String
     var diagnostics: [String: Double]
     var files: [String]
+    /// Engine, device, precision and the algorithms' rule: what it takes to get these bits again.
+    var provenance: Provenance?
 }
 
 /// NaN and infinities in scores and diagnostics are written as strings, so a record is never lost
@@ -48,6 +50,7 @@ struct ExplainJob {
     var inputs: [String]
     var methods: String
     var device: Device = .cpu
+    var precision = Precision.exact
     var target: Target = .predicted
     var out: String
     /// Any of `raw`, `png`, `html`.
@@ -80,7 +83,7 @@ struct ExplainJob {
     }
 
     private func setUp() throws -> Setup {
-        let session = try Session(model, device: device, preset: preset, resize: resize)
+        let session = try Session(model, device: device, preset: preset, resize: resize, precision: precision)
         let names = try session.methods(methods)
         // Every method's knobs are checked before the first image, so a bad flag fails fast.
         for name in names { _ = try session.method(name, configuration: configuration) }
@@ -257,6 +260,6 @@ struct ExplainJob {
         return ResultRecord(image: image.source, stem: pending.stem, model: model, method: name, target: a.targets[0],
                             label: setup.session.label(a.targets[0]), score: a.scores[0], parameters: parameters,
                             seed: configuration.seed, seconds: seconds, device: setup.session.backend.name,
-                            diagnostics: diagnostics, files: outputs)
+                            diagnostics: diagnostics, files: outputs, provenance: setup.session.provenance)
     }
 }

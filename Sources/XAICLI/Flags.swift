@@ -47,3 +47,6 @@ func parseTarget(_ text: String) throws -> Target {
     guard let i = Int(text) else { throw XAIError.invalidArgument(parameter: "target", value: text, reason: "neither top1 nor a class index") }
     return .index(i)
 }
+
+/// `--fast`: what it trades, for the commands' help.
+let fastHelp = "Let forward-only passes (the perturbation batches of occlusion, LIME, KernelSHAP, RISE) use Winograd convolutions where the CPU offers them (AVX-512): about 15 % faster there, maps within about 3e-3 of the exact ones. Gradient passes stay exact. Default: exact (direct convolutions, the same bits every run)."

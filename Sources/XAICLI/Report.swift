@@ -45,6 +45,9 @@ func writeReport(folder: String, resultsPath: String) throws -> String {
     <p class="meta">\(order.count) images, \(byStem.values.reduce(0) { $0 + $1.count }) maps. Each overlay shows the method's map on the picture; raw arrays are the .npy files beside it.</p>
 
     """
+    // What computed the maps (each line of results.jsonl records it; runs appended to one folder may differ).
+    let provenances = byStem.values.flatMap { $0 }.compactMap(\.provenance).reduce(into: [Provenance]()) { if !$0.contains($1) { $0.append($1) } }
+    for p in provenances { html += "<p class=\"meta\">Computed by \(escape(p.summary)).</p>\n" }
     html += metricsSection(metrics, escape: escape)
     for stem in order {
         let order = MethodRegistry.names

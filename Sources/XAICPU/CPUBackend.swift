@@ -142,7 +142,14 @@ public final class CPUBackend: Backend {
     /// Every primitive runs here (on oneDNN, OpenBLAS or the C loops).
     public func supports(_ primitive: Primitive) -> Bool { true }
     public var details: BackendDetails {
-        BackendDetails(mayUseFastConvolutions: mayUseWinograd, facts: [("convolutions", HostInfo.current().oneDNN ?? "im2col + OpenBLAS")])
+        let rule: String
+        switch (offersWinograd, convolutionPolicy) {
+        case (false, _), (true, .direct): rule = "direct convolutions"
+        case (true, .auto): rule = "direct convolutions in gradient passes, Winograd for 3x3 stride-1 layers in forward-only passes"
+        case (true, .winograd): rule = "Winograd for every 3x3 stride-1 layer"
+        }
+        return BackendDetails(mayUseFastConvolutions: mayUseWinograd, facts: [("convolutions", HostInfo.current().oneDNN ?? "im2col + OpenBLAS")],
+                              algorithms: rule + (dnnl == nil ? " (im2col + OpenBLAS sgemm)" : " (oneDNN)"))
     }
     /// Bytes one im2col workspace may take.
     public let workspaceBudget: Int

@@ -46,15 +46,20 @@ public struct BackendDetails: Sendable, Equatable {
     public var mayUseFastConvolutions: Bool
     /// Named facts for a benchmark's header, in order (the GEMM kernel and where its tuning came from).
     public var facts: [(String, String)]
+    /// The rule that picks the algorithms, for the provenance of a result: the same rule and
+    /// inputs give the same bits.
+    public var algorithms: String
 
-    public init(isGPU: Bool = false, mayUseFastConvolutions: Bool = false, facts: [(String, String)] = []) {
+    public init(isGPU: Bool = false, mayUseFastConvolutions: Bool = false, facts: [(String, String)] = [], algorithms: String = "") {
         self.isGPU = isGPU
         self.mayUseFastConvolutions = mayUseFastConvolutions
         self.facts = facts
+        self.algorithms = algorithms
     }
 
     public static func == (a: BackendDetails, b: BackendDetails) -> Bool {
-        a.isGPU == b.isGPU && a.mayUseFastConvolutions == b.mayUseFastConvolutions && a.facts.map { [$0.0, $0.1] } == b.facts.map { [$0.0, $0.1] }
+        a.isGPU == b.isGPU && a.mayUseFastConvolutions == b.mayUseFastConvolutions && a.algorithms == b.algorithms
+            && a.facts.map { [$0.0, $0.1] } == b.facts.map { [$0.0, $0.1] }
     }
 }
 

@@ -4,11 +4,13 @@ import XAIGraph
 
 /// RISE (Petsiuk et al.): random low-resolution binary grids, bilinearly upsampled with random
 /// shifts, mask the image; the map is the score-weighted mean of the masks, `sum_i f(x * M_i) M_i /
-/// (N p)`. Masks are built on the device from the grids, and the weighted sum is one GEMM per batch,
+/// (N p)`. Masks are built on the device from the grids, and the weighted sum is one GEMM per block of masks,
 /// so no full-resolution mask ever reaches the host.
 public struct RISE: ModelMethod {
     /// The mask counts RISE takes.
     public static let maskRange = 2...10_000_000
+    /// Masks per block of the weighted sum (fixed, so the sum does not depend on the forward batch).
+    static let accumulationBlock = 64
 
     public let name = "rise"
     public let model: ExplainedModel
@@ -84,21 +86,26 @@ public struct RISE: ModelMethod {
         for b in 0..<n {
             let (xb, baseTensor) = try model.imageAndBaseline(input, b, baseline)
             let image = try be.upload(xb), base = try be.upload(baseTensor)
-            // Score-weighted mask sums of the two halves of the masks, accumulated on the device.
-            var sums: [DeviceArray?] = [nil, nil]
-            try engine.evaluate(image: image, baseline: base, target: targets[b], count: masks, describe: { range in
+            let describe = { (range: Range<Int>) -> MaskSpec in
                 .grids(cells: Array(cells[(range.lowerBound * gh * gw)..<(range.upperBound * gh * gw)]), gridH: gh, gridW: gw,
                        upsampledH: uh, upsampledW: uw, shifts: Array(shifts[range]))
-            }, visit: { range, spec, scores in
-                let m = try be.masks(spec, height: height, width: width).reshaped([range.count, plane])
+            }
+            let scores = try engine.evaluate(image: image, baseline: base, target: targets[b], count: masks, describe: describe)
+            // Score-weighted mask sums of the two halves of the masks, accumulated on the device in
+            // blocks of a fixed size (the masks built again per block): the same additions in the
+            // same order whatever the forward batches were, so the map does not depend on them.
+            var sums: [DeviceArray?] = [nil, nil]
+            for start in stride(from: 0, to: masks, by: Self.accumulationBlock) {
+                let range = start..<min(start + Self.accumulationBlock, masks)
+                let m = try be.masks(describe(range), height: height, width: width).reshaped([range.count, plane])
                 for h in 0..<2 {
-                    let w = range.enumerated().map { k, i in (i < half) == (h == 0) ? Float(scores[k]) : 0 }
+                    let w = range.map { i in (i < half) == (h == 0) ? Float(scores[i]) : 0 }
                     guard w.contains(where: { $0 != 0 }) else { continue }
                     let part = try be.gemm(try be.upload(try Tensor(shape: [1, range.count], scalars: w)), m, transposeA: false, transposeB: false,
                                            alpha: 1, bias: nil, activation: .identity)
                     sums[h] = try sums[h].map { try be.binary(.add, $0, part) } ?? part
                 }
-            })
+            }
             // A half whose scores were all zero added nothing: its sum is zero.
             let p = keepProbability
             func mean(_ sum: DeviceArray?, _ count: Int) throws -> [Double] {

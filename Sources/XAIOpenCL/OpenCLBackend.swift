@@ -77,7 +77,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
                 + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
             ("GEMM", "\(gemmConfig) (\(gemmSource))"),
-        ])
+        ], algorithms: "fp32 kernels; GEMM \(gemmConfig) (\(gemmSource))")
     }
     let context: cl_context
     let queue: cl_command_queue

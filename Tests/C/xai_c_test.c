@@ -369,7 +369,8 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     CHECK(xai_explain2(m, "ig", &first, &o, &b) == XAI_OK, "ig with a zero baseline tensor");
     CHECK(xai_result_tensor(a, "map", &ma, &dims, &rank) == XAI_OK && xai_result_tensor(b, "map", &mb, &dims, &rank) == XAI_OK
           && memcmp(ma, mb, n * sizeof(float)) == 0, "zero tensor = zero knob");
-    CHECK(xai_result_meta_json(b, &json) == XAI_OK && strstr(json, "\"baseline\":\"tensor\""), "recorded: %s", json ? json : "");
+    CHECK(xai_result_meta_json(b, &json) == XAI_OK && strstr(json, "\"baseline\":\"tensor\"") && strstr(json, "\"provenance\"")
+          && strstr(json, "\"precision\":\"exact\""), "recorded: %s", json ? json : "");
     xai_string_free(json);
     json = NULL;
     xai_result_free(a);
@@ -434,6 +435,20 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     expect_error(xai_evaluate(m, "faithfulness_correlation", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "faithfulnessSubset", "subset too large");
     expect_error(xai_evaluate(m, "deletion", NULL, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "NULL input");
     CHECK(untouched == (xai_result *)0x1, "failed calls leave the out-parameter alone");
+    {
+        /* Precision: "fast" is recorded; anything else is refused by name. */
+        xai_model *fast = NULL, *no = (xai_model *)0x1;
+        char *info = NULL;
+        CHECK(xai_model_open2(path_of("models/small_resnet/model.onnx"), "cpu", "{\"precision\": \"fast\"}", &fast) == XAI_OK, "open fast");
+        CHECK(fast && xai_model_info_json(fast, &info) == XAI_OK && strstr(info, "\"precision\":\"fast\""), "fast info: %s", info ? info : "");
+        xai_string_free(info);
+        xai_model_free(fast);
+        expect_error(xai_model_open2(path_of("models/small_resnet/model.onnx"), "cpu", "{\"precision\": \"double\"}", &no), XAI_ERR_INVALID_ARGUMENT,
+                     "precision", "unknown precision");
+        expect_error(xai_model_open2(path_of("models/small_resnet/model.onnx"), "cpu", "{\"speed\": 1}", &no), XAI_ERR_INVALID_ARGUMENT, "speed",
+                     "unknown model option");
+        CHECK(no == (xai_model *)0x1, "failed opens leave the out-parameter alone");
+    }
 }
 
 int main(int argc, char **argv) {

@@ -89,6 +89,20 @@ final class FacadeTests: XCTestCase {
         XCTAssertNil(lime["batch"], "results do not depend on the batch")
         let given = try session.method("ig", baseline: .tensor(Tensor(shape: [3, 64, 64])))
         XCTAssertEqual(given.parameters["baseline"], "tensor")
+        // The tensors are what the method runs with: the image as its own baseline leaves nothing
+        // to attribute; a label map of quadrants gives four segments.
+        let image = try ExplainedModel.image(try NPY.read(tensor), 0)
+        let itself = try session.method("ig", baseline: .tensor(try image.reshaped([3, 64, 64])))
+        let nothing = try itself.method.attribute(image, target: .predicted, baseline: itself.baseline).map
+        XCTAssertTrue(nothing.scalars.allSatisfy { $0 == 0 })
+        let ids: [Float] = (0..<4096).map { (p: Int) -> Float in Float(2 * (p / 64 / 32) + p % 64 / 32) }
+        let quadrants = Tensor(unchecked: [64, 64], ids)
+        let shap = try session.method("kernelshap", configuration: try MethodConfiguration.parse(json: Data(#"{"samples": 16}"#.utf8)),
+                                      segmentation: .labels(quadrants))
+        let segments = try XCTUnwrap(try shap.method.attribute(image, target: .predicted, baseline: shap.baseline).segments)
+        XCTAssertEqual(Set(segments.scalars).count, 4)
+        XCTAssertEqual(shap.parameters["segmentation"], "labels")
+        XCTAssertNil(shap.parameters["segments"])
         XCTAssertEqual(try session.method("gradcam").parameters["layer"], try session.model.camLayer(nil))
     }
 
@@ -130,7 +144,9 @@ final class FacadeTests: XCTestCase {
         var c = MethodConfiguration()
         c.steps = 4
         let ig = try session.method("ig", configuration: c)
-        let a = try ig.method.attribute(images, target: .predicted, baseline: ig.baseline)
+        // A class other than the top one, so a metric that re-explains the wrong class shows.
+        let other = (try session.model.prepare(images, target: .predicted).targets[0] + 3) % session.classes
+        let a = try ig.method.attribute(images, target: .index(other), baseline: ig.baseline)
         var generator = SeededGenerator(seed: 5)
         let masks = Tensor(unchecked: [1, 64, 64], (0..<4096).map { _ in Float(generator.next() % 4 == 0 ? 1 : 0) })
         var knobs = MetricConfiguration()
@@ -185,8 +201,9 @@ final class FacadeTests: XCTestCase {
         XCTAssertEqual(try MetricRegistry.expand("all", masks: true), MetricRegistry.names)
         XCTAssertEqual(parameter { try MetricRegistry.expand("pointing_game", masks: false) }, "groundTruth")
         XCTAssertEqual(parameter { try MetricRegistry.expand("accuracy", masks: false) }, "metrics")
-        XCTAssertEqual(try MetricRegistry.spec("deletion").cost(pixels: pixels, configuration: try MetricConfiguration.parse(json: Data(#"{"step": 512}"#.utf8))),
-                       MethodCost(evaluations: 9, forwardEquivalents: 9))
+        // 4096 pixels in steps of 500: 9 steps (the last one partial) and the clean image.
+        XCTAssertEqual(try MetricRegistry.spec("deletion").cost(pixels: pixels, configuration: try MetricConfiguration.parse(json: Data(#"{"step": 500}"#.utf8))),
+                       MethodCost(evaluations: 10, forwardEquivalents: 10))
     }
 
     // MARK: File-system errors

@@ -315,6 +315,16 @@ final class PerturbationTests: XCTestCase {
 
     // MARK: RISE
 
+    /// The weighted sum of the masks is accumulated in blocks of a fixed size, so the map is the
+    /// same bits whatever the forward batch (on a model whose forward does not depend on it).
+    func testRISEIsTheSameBitsForEveryForwardBatch() throws {
+        let (model, input, targets) = try self.model("small_resnet", CPUBackend())
+        let maps = try [1, 3, 16, 100].map { batch in
+            try RISE(model: model, masks: 100, gridSize: 4, seed: 2, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).map
+        }
+        for m in maps.dropFirst() { XCTAssertEqual(m, maps[0]) }
+    }
+
     func testRISEEqualsAHostRecomputation() throws {
         for (label, backend) in backends() {
             let (model, input, targets) = try self.model("mobile_block", backend)

@@ -404,3 +404,14 @@ def test_score_cam_adapter_matches_pytorch_grad_cam(model, batch):
     low = raw.maps.min(axis=(1, 2), keepdims=True)
     want = (raw.maps - low) / (1e-7 + (raw.maps - low).max(axis=(1, 2), keepdims=True))
     assert got.shape == (2, 64, 64) and np.allclose(got, want, atol=1e-6)
+
+
+def test_precision_and_provenance(batch):
+    with xai.Model(str(SMALL / "model.onnx"), precision="fast") as fast:
+        assert fast.provenance["precision"] == "fast"
+        e = fast.explain(batch, "occlusion", progress=False, window=16, stride=16)
+        assert e.provenance["precision"] == "fast" and e.provenance["engine"] == f"xai {xai.version()}"
+    with xai.Model(str(SMALL / "model.onnx")) as exact:
+        assert exact.provenance["precision"] == "exact" and "direct convolutions" in exact.provenance["algorithms"]
+    with pytest.raises(ValueError, match="precision"):
+        xai.Model(str(SMALL / "model.onnx"), precision="double")

@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// The same answer every run: two processes given the same inputs and knobs write the same bits
+/// for every method, whatever the image batch, the perturbation batch and the thread count, and
+/// record what computed them.
+final class DeterminismTests: XCTestCase {
+    func temporaryFolder() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-determinism-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// Every `.npy` under `folder`, by path relative to it.
+    func arrays(_ folder: String) throws -> [String: Data] {
+        var found: [String: Data] = [:]
+        let walker = FileManager.default.enumerator(atPath: folder)
+        while let relative = walker?.nextObject() as? String {
+            if relative.hasSuffix(".npy") { found[relative] = FileManager.default.contents(atPath: folder + "/" + relative) }
+        }
+        return found
+    }
+
+    /// A VGG-like network, a ResNet and a MobileNet block: every method in two processes, one
+    /// with image batches of 8 and every core, the other one image at a time on one thread,
+    /// writes identical maps and raw arrays. (The perturbation batch is the same in both: a
+    /// forward's last bits can depend on it, where OpenBLAS picks its GEMM kernel by the batch.)
+    func testTwoProcessesWriteTheSameBitsForEveryMethod() throws {
+        for name in ["plain_cnn", "small_resnet", "mobile_block"] {
+            let model = fixturesDirectory + "/models/\(name)/model.onnx", input = fixturesDirectory + "/models/\(name)/input.npy"
+            let (first, second) = (try temporaryFolder(), try temporaryFolder())
+            let common = ["explain", model, input, "--method", "all", "--save", "raw", "--quiet", "--samples", "64", "--masks", "256", "--iterations", "20"]
+            let a = try runXAI(common + ["--out", first, "--image-batch", "8", "--batch", "16"])
+            let b = try runXAI(common + ["--out", second, "--image-batch", "1", "--batch", "16"],
+                               environment: ["OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"])
+            XCTAssertEqual(a.status, 0, a.error)
+            XCTAssertEqual(b.status, 0, b.error)
+            let (x, y) = (try arrays(first), try arrays(second))
+            XCTAssertGreaterThanOrEqual(x.count, 2 * MethodRegistry.names.count - 4, "\(name): maps and raw arrays of every method that applies")
+            XCTAssertEqual(Set(x.keys), Set(y.keys), name)
+            for (file, bytes) in x { XCTAssertEqual(bytes, y[file], "\(name) \(file) differs between the two processes") }
+        }
+    }
+
+    /// Every result says what computed it; `--fast` says so too, and the report shows it.
+    func testResultsRecordTheirProvenance() throws {
+        let model = fixturesDirectory + "/models/small_resnet/model.onnx", input = fixturesDirectory + "/models/small_resnet/input.npy"
+        for fast in [false, true] {
+            let out = try temporaryFolder()
+            let r = try runXAI(["explain", model, input, "--method", "saliency,occlusion", "--quiet", "--out", out] + (fast ? ["--fast"] : []))
+            XCTAssertEqual(r.status, 0, r.error)
+            let lines = try String(contentsOfFile: out + "/results.jsonl", encoding: .utf8).split(separator: "\n")
+            XCTAssertFalse(lines.isEmpty)
+            for line in lines {
+                let record = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let provenance = try XCTUnwrap(record["provenance"] as? [String: String])
+                XCTAssertEqual(provenance["engine"], "xai \(XAIVersion.string)")
+                XCTAssertEqual(provenance["precision"], fast ? "fast" : "exact")
+                XCTAssertEqual(provenance["device"], record["device"] as? String)
+                XCTAssertTrue(provenance["algorithms"]?.contains("direct convolutions") == true, "\(provenance)")
+            }
+            let report = try String(contentsOfFile: out + "/index.html", encoding: .utf8)
+            XCTAssertTrue(report.contains("Computed by xai \(XAIVersion.string)") && report.contains(fast ? "fast precision" : "exact precision"))
+        }
+        let session = try Session(model, precision: .fast)
+        XCTAssertEqual(session.provenance.precision, "fast")
+        // Fast lets Winograd into forward-only passes where the CPU offers it; exact never does.
+        XCTAssertEqual(session.backend.details.mayUseFastConvolutions, CPUBackend().offersWinograd)
+        XCTAssertFalse(try Session(model).backend.details.mayUseFastConvolutions)
+        XCTAssertEqual(session.info["precision"] as? String, "fast")
+        XCTAssertEqual(try Session(model).provenance.algorithms.hasPrefix("direct convolutions"), true)
+    }
+}
