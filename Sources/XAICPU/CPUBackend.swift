@@ -415,7 +415,16 @@ public final class CPUBackend: Backend {
             for i in 0..<m { (pc + i * n).update(from: pbias, count: n) }
             beta = 1
         }
-        sgemm(plan.transposeA, plan.transposeB, m, n, k, alpha, pa, plan.lda, pb, plan.ldb, beta, pc, n, parallel: true)
+        if n * k < 1024 {
+            // Too small for oneDNN: one call per row, so every row takes the same OpenBLAS path
+            // whatever the batch (its kernels for a few rows round differently from its tiles).
+            for i in 0..<m {
+                sgemm(plan.transposeA, plan.transposeB, 1, n, k, alpha, plan.transposeA ? pa + i : pa + i * plan.lda, plan.lda, pb, plan.ldb,
+                      beta, pc + i * n, n, parallel: false)
+            }
+        } else {
+            sgemm(plan.transposeA, plan.transposeB, m, n, k, alpha, pa, plan.lda, pb, plan.ldb, beta, pc, n, parallel: true)
+        }
         parallelFor(m, costPerItem: n) { rows in
             applyActivation(activation, pc + rows.lowerBound * n, rows.count * n)
         }
@@ -429,8 +438,10 @@ public final class CPUBackend: Backend {
     func oneDNNMatMul(_ plan: BatchedGemmPlan, bias: Bool, alpha: Float, activation: UnaryOp) -> DNNLMatMul? {
         // oneDNN 2.x scales the sum with the bias, ours scales the product only.
         guard let dnnl, plan.m > 0, plan.n > 0, plan.k > 0, alpha == 1 || !bias else { return nil }
-        let work = Double(plan.outputShape.count) * Double(plan.k)
-        guard work >= 65_536 else { return nil }
+        // Chosen by the work per output row, never by the number of rows: a batch of images must
+        // take the same path as one image, or its rows would round differently.
+        let work = Double(plan.n) * Double(plan.k)
+        guard work >= 1024 else { return nil }
         return dnnl.matmul(.init(plan: plan, hasBias: bias, alpha: alpha, activation: activation == .identity ? nil : activation))
     }
 

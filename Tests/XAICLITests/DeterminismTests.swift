@@ -25,16 +25,15 @@ final class DeterminismTests: XCTestCase {
     }
 
     /// A VGG-like network, a ResNet and a MobileNet block: every method in two processes, one
-    /// with image batches of 8 and every core, the other one image at a time on one thread,
-    /// writes identical maps and raw arrays. (The perturbation batch is the same in both: a
-    /// forward's last bits can depend on it, where OpenBLAS picks its GEMM kernel by the batch.)
+    /// with image batches of 8, the library's perturbation batches and every core, the other one
+    /// image, one thread and batches of 3, writes identical maps and raw arrays.
     func testTwoProcessesWriteTheSameBitsForEveryMethod() throws {
         for name in ["plain_cnn", "small_resnet", "mobile_block"] {
             let model = fixturesDirectory + "/models/\(name)/model.onnx", input = fixturesDirectory + "/models/\(name)/input.npy"
             let (first, second) = (try temporaryFolder(), try temporaryFolder())
             let common = ["explain", model, input, "--method", "all", "--save", "raw", "--quiet", "--samples", "64", "--masks", "256", "--iterations", "20"]
-            let a = try runXAI(common + ["--out", first, "--image-batch", "8", "--batch", "16"])
-            let b = try runXAI(common + ["--out", second, "--image-batch", "1", "--batch", "16"],
+            let a = try runXAI(common + ["--out", first, "--image-batch", "8"])
+            let b = try runXAI(common + ["--out", second, "--image-batch", "1", "--batch", "3"],
                                environment: ["OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"])
             XCTAssertEqual(a.status, 0, a.error)
             XCTAssertEqual(b.status, 0, b.error)
@@ -72,5 +71,28 @@ final class DeterminismTests: XCTestCase {
         XCTAssertFalse(try Session(model).backend.details.mayUseFastConvolutions)
         XCTAssertEqual(session.info["precision"] as? String, "fast")
         XCTAssertEqual(try Session(model).provenance.algorithms.hasPrefix("direct convolutions"), true)
+    }
+}
+
+/// The forward of a batch gives every image the bits it gets alone: no product picks its kernel
+/// by the number of images.
+final class BatchInvarianceTests: XCTestCase {
+    func testEveryImageOfABatchHasTheLogitsItHasAlone() throws {
+        for name in ["plain_cnn", "small_resnet", "mobile_block", "squeezenet1_1", "op_zoo"] {
+            let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/models/\(name)/model.onnx"), backend: CPUBackend())
+            let shape = try XCTUnwrap(model.graph.imageInput).shape(batch: 1)
+            let batch = Tensor.uniform(Shape([32] + shape.dims.dropFirst()), in: -2...2, seed: 17)
+            let together = try model.logits(try model.backend.upload(batch)).scalars
+            let per = together.count / 32
+            for size in [1, 3, 7] {
+                var parts: [Float] = []
+                for start in stride(from: 0, to: 32, by: size) {
+                    let rows = Array(batch.scalars[(start * shape.count)..<(min(start + size, 32) * shape.count)])
+                    let x = try Tensor(shape: Shape([rows.count / shape.count] + shape.dims.dropFirst()), scalars: rows)
+                    parts += try model.logits(try model.backend.upload(x)).scalars
+                }
+                XCTAssertEqual(parts, together, "\(name): batches of \(size) against one of 32 (\(per) logits per image)")
+            }
+        }
     }
 }

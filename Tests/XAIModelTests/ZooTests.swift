@@ -77,6 +77,33 @@ final class ZooTests: XCTestCase {
     }
 }
 
+/// The exact default's contract: an input gradient within 1e-4 (relative L2) of the float64
+/// reference on every zoo model (seeded weights, at a small input so the float64 host reference
+/// stays fast). Winograd's rounding would break it (`XAI_CONV_ALGO=winograd`: see the note in
+/// `ConvolutionPolicy`); direct convolutions keep it.
+final class GradientContractTests: XCTestCase {
+    func testEveryZooModelsInputGradientIsWithin1e4OfFloat64() throws {
+        let size = 32
+        for name in Zoo.names {
+            let graph = try Zoo.model(name, size: size, seed: 21).optimized()
+            let x = Tensor.uniform([1, 3, size, size], in: -1...1, seed: 22)
+            func gradient(_ backend: any Backend) throws -> Tensor {
+                let executor = Executor(graph: graph, backend: backend)
+                let pass = try executor.forward(try backend.upload(x), forBackward: true)
+                let out = graph.outputs[0].name
+                let seed = Tensor.uniform([1, 1000], in: -1...1, seed: 23)
+                let dx = try executor.backward(pass, seeds: [out: try backend.upload(seed)], wrt: [graph.imageInput!.name])
+                return try backend.download(try XCTUnwrap(dx[graph.imageInput!.name]))
+            }
+            let started = Date()
+            let reference = try gradient(ReferenceBackend())
+            let error = relativeL2(doubles(try gradient(CPUBackend())), doubles(reference))
+            print(String(format: "contract %@: input gradient %.2e from float64 (reference %.1f s)", name, error, Date().timeIntervalSince(started)))
+            XCTAssertLessThan(error, 1e-4, name)
+        }
+    }
+}
+
 /// One executor serves several threads: the weight cache is locked, passes are independent.
 final class ExecutorConcurrencyTests: XCTestCase {
     func testConcurrentForwardsAgreeWithSerialOnes() throws {
