@@ -456,11 +456,12 @@ public final class CPUBackend: Backend {
     // MARK: Elementwise
 
     /// Pointwise functions that go to oneDNN's vectorised primitive: GELU, whose erf or tanh the
-    /// scalar loop calls once per element (a transformer's largest activations), on arrays large
-    /// enough to pay for a primitive call. The others keep the exact scalar loop.
+    /// scalar loop calls once per element (a transformer's largest activations). Every size goes
+    /// there: a threshold on the array's size would send one image and a batch down different
+    /// approximations of erf, and their bits apart. The others keep the exact scalar loop.
     static func usesOneDNNPointwise(_ op: UnaryOp, count: Int) -> Bool {
         switch op {
-        case .gelu, .geluTanh: return count >= 4096
+        case .gelu, .geluTanh: return count >= 1
         default: return false
         }
     }

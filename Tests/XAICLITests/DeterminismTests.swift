@@ -78,8 +78,10 @@ final class DeterminismTests: XCTestCase {
 /// by the number of images.
 final class BatchInvarianceTests: XCTestCase {
     func testEveryImageOfABatchHasTheLogitsItHasAlone() throws {
-        for name in ["plain_cnn", "small_resnet", "mobile_block", "squeezenet1_1", "op_zoo"] {
-            let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/models/\(name)/model.onnx"), backend: CPUBackend())
+        let models = ["plain_cnn", "small_resnet", "mobile_block", "squeezenet1_1", "op_zoo"].map { "models/\($0)" }
+            + ["vit_dynamo", "swin_dynamo", "convnext_dynamo"].map { "architectures/\($0)" }
+        for name in models {
+            let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/\(name)/model.onnx"), backend: CPUBackend())
             let shape = try XCTUnwrap(model.graph.imageInput).shape(batch: 1)
             let batch = Tensor.uniform(Shape([32] + shape.dims.dropFirst()), in: -2...2, seed: 17)
             let together = try model.logits(try model.backend.upload(batch)).scalars
