@@ -297,6 +297,8 @@ MUTANTS = [
      "small products run all rows in one OpenBLAS call, whose kernel depends on the row count"),
     ("gelu_path_by_size", "Sources/XAICPU/CPUBackend.swift", "case .gelu, .geluTanh: return count >= 1", "case .gelu, .geluTanh: return count >= 4096", 1,
      "BatchInvarianceTests", "GELU takes oneDNN's erf for a batch and the scalar one for an image, so their bits differ"),
+    ("gemm_tuner_nan_passes", "Sources/XAIOpenCL/GEMMTuning.swift", "            guard g.isFinite else { return .infinity }\n", "", 1,
+     "GEMMTuningTests/testTunerCheckRefusesAKernelThatWritesNaN", "the tuner's check lets a NaN-writing kernel through as accurate (issue 33)"),
     ("registry_unchecked_knobs", "Sources/XAI/MethodRegistry.swift", "        try c.validate(spec.knobs, ranges: spec.ranges)\n", "", 1,
      "RegistryAndDemoTests/testKnobsAreDescribedOnceAndChecked", "the registry builds methods without checking knob ranges and choices"),
     ("progress_cannot_cancel", "Sources/XAIMethods/PerturbationEngine.swift", "try progress?(start, count)", "try? progress?(start, count)", 1,

@@ -237,7 +237,7 @@ public enum GEMMTuner {
                                    b: try backend.mem(db, "tune"), bRow: tb ? 1 : n, bCol: tb ? k : 1, bBatch: k * n,
                                    c: try backend.mem(dc, "tune"), ldc: n, cBatch: m * n)
             let c = try backend.download(dc).scalars
-            var scale = 0.0, error = 0.0
+            var expected = [Double](repeating: 0, count: batch * m * n)
             for p in 0..<batch {
                 for i in 0..<m {
                     for j in 0..<n {
@@ -247,14 +247,28 @@ public enum GEMMTuner {
                             let bv = Double(b[p * k * n + (tb ? j * k + l : l * n + j)])
                             s += av * bv
                         }
-                        scale = max(scale, abs(s))
-                        error = max(error, abs(s - Double(c[p * m * n + i * n + j])))
+                        expected[p * m * n + i * n + j] = s
                     }
                 }
             }
-            worst = max(worst, error.isNaN ? .infinity : error / max(scale, 1e-30))
+            let error = relativeError(c, expected)
+            worst = error > worst ? error : worst
         }
         return worst
+    }
+
+    /// The largest `|got - expected|` relative to the largest `|expected|`, or infinity where `got`
+    /// holds NaN or an infinity: a kernel that writes them must never pass as accurate. (Swift's
+    /// `max(x, .nan)` is `x`, so a running `max` would skip exactly the values that matter.)
+    static func relativeError(_ got: [Float], _ expected: [Double]) -> Double {
+        guard got.count == expected.count else { return .infinity }
+        var scale = 0.0, error = 0.0
+        for (g, e) in zip(got, expected) {
+            guard g.isFinite else { return .infinity }
+            scale = Swift.max(scale, abs(e))
+            error = Swift.max(error, abs(e - Double(g)))
+        }
+        return error / Swift.max(scale, 1e-30)
     }
 
     /// The fastest of `repeats` runs of one problem after a warm-up (which also builds kernels).

@@ -138,6 +138,38 @@ final class GEMMTuningTests: XCTestCase {
         XCTAssertTrue(trial.failure?.contains("wrong result") == true, "\(trial)")
     }
 
+    /// A candidate that writes NaN is the worst possible, never the most accurate (Swift's
+    /// `max(error, .nan)` is `error`: a running maximum used to skip exactly those values).
+    func testTunerCheckRefusesAKernelThatWritesNaN() throws {
+        XCTAssertEqual(GEMMTuner.relativeError([1, .nan, 3], [1, 2, 3]), .infinity)
+        XCTAssertEqual(GEMMTuner.relativeError([.nan, 2, 3], [1, 2, 3]), .infinity, "NaN first")
+        XCTAssertEqual(GEMMTuner.relativeError([1, .infinity], [1, 2]), .infinity)
+        XCTAssertEqual(GEMMTuner.relativeError([1, 2.5], [1, 2]), 0.25)
+        XCTAssertEqual(GEMMTuner.relativeError([1], [1, 2]), .infinity, "a short result")
+        _ = try TestBackends.requireOpenCL()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xai-kernels-nan-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Kernels")
+        for family in ["common", "gemm"] {
+            var text = try String(contentsOf: kernels.appendingPathComponent("\(family).cl"), encoding: .utf8)
+            if family == "gemm" {
+                let step = "acc[i][j] = fma(av[i], bv[j], acc[i][j]);"
+                XCTAssertTrue(text.contains(step))
+                // One output element of each work-item becomes NaN.
+                text = text.replacingOccurrences(of: step, with: "acc[i][j] = (i == 0 && j == 0) ? NAN : fma(av[i], bv[j], acc[i][j]);")
+            }
+            try text.write(to: dir.appendingPathComponent("\(family).cl"), atomically: true, encoding: .utf8)
+        }
+        setenv("XAI_KERNEL_DIR", dir.path, 1)
+        defer { unsetenv("XAI_KERNEL_DIR") }
+        XCTAssertEqual(try GEMMTuner.check(try OpenCLBackend(index: 0, gemm: .baseline)), .infinity)
+        let trial = GEMMTuner.run(.baseline, index: 0, workload: [GEMMTuner.Problem(label: "x", m: 8, n: 8, k: 8, batch: 1, transposeA: false)], repeats: 1)
+        XCTAssertNil(trial.seconds, "a NaN-writing kernel is never timed, so never cached")
+        XCTAssertTrue(trial.failure?.contains("wrong result") == true, "\(trial)")
+    }
+
     func testConfigurationsParseAndAreValidatedAgainstTheDevice() throws {
         for c in GEMMTuningTests.variants + [.baseline] {
             XCTAssertEqual(try GEMMConfig(parsing: c.description), c)
