@@ -74,27 +74,31 @@ final class DeterminismTests: XCTestCase {
     }
 }
 
-/// The forward of a batch gives every image the bits it gets alone: no product picks its kernel
-/// by the number of images.
+/// The forward of a batch gives every image the bits it gets alone, on the CPU (oneDNN) and on
+/// OpenCL: no product picks its kernel by the number of images.
 final class BatchInvarianceTests: XCTestCase {
     func testEveryImageOfABatchHasTheLogitsItHasAlone() throws {
         let models = ["plain_cnn", "small_resnet", "mobile_block", "squeezenet1_1", "op_zoo"].map { "models/\($0)" }
             + ["vit_dynamo", "swin_dynamo", "convnext_dynamo"].map { "architectures/\($0)" }
-        for name in models {
-            let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/\(name)/model.onnx"), backend: CPUBackend())
+        // Every backend but the CPU's fallback without oneDNN, whose OpenBLAS products split their
+        // rows by the row count (left open: see issue 29).
+        for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
+          for name in models {
+            let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/\(name)/model.onnx"), backend: backend)
             let shape = try XCTUnwrap(model.graph.imageInput).shape(batch: 1)
-            let batch = Tensor.uniform(Shape([32] + shape.dims.dropFirst()), in: -2...2, seed: 17)
+            let batch = Tensor.uniform(Shape([12] + shape.dims.dropFirst()), in: -2...2, seed: 17)
             let together = try model.logits(try model.backend.upload(batch)).scalars
-            let per = together.count / 32
-            for size in [1, 3, 7] {
+            let per = together.count / 12
+            for size in [1, 5] {
                 var parts: [Float] = []
-                for start in stride(from: 0, to: 32, by: size) {
-                    let rows = Array(batch.scalars[(start * shape.count)..<(min(start + size, 32) * shape.count)])
+                for start in stride(from: 0, to: 12, by: size) {
+                    let rows = Array(batch.scalars[(start * shape.count)..<(min(start + size, 12) * shape.count)])
                     let x = try Tensor(shape: Shape([rows.count / shape.count] + shape.dims.dropFirst()), scalars: rows)
                     parts += try model.logits(try model.backend.upload(x)).scalars
                 }
-                XCTAssertEqual(parts, together, "\(name): batches of \(size) against one of 32 (\(per) logits per image)")
+                XCTAssertEqual(parts, together, "\(label) \(name): batches of \(size) against one of 32 (\(per) logits per image)")
             }
+          }
         }
     }
 }
