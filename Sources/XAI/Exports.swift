@@ -14,3 +14,6 @@
 @_exported import enum XAIOpenCL.GEMMTuner
 @_exported import class XAICPU.CPUBackend
 @_exported import struct XAICPU.HostInfo
+@_exported import struct XAICPU.ConvolutionTuningTable
+@_exported import enum XAICPU.ConvolutionTuner
+@_exported import enum XAICPU.ConvolutionAlgorithm

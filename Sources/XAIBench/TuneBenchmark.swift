@@ -7,7 +7,7 @@ import XAI
 struct TuneBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tune",
-        abstract: "Time GEMM configurations (our tiled kernel's tile shapes, the CPU-device kernel, CLBlast) on an OpenCL device, check each against float64, and cache the fastest for that device.",
+        abstract: "Time GEMM configurations (our tiled kernel's tile shapes, the CPU-device kernel, CLBlast) on an OpenCL device, check each against float64, and cache the fastest for that device; with --device cpu, time direct against Winograd for the forward-only convolutions of --models and cache the faster per layer for --fast.",
         discussion: """
         The workload is ResNet-50's convolution GEMMs (forward and backward to the input) at --images \
         images per launch plus one square GEMM. Candidates run in order (the device table's and the \
@@ -16,7 +16,10 @@ struct TuneBenchmark: ParsableCommand {
         driver and gemm.cl uses it. XAI_GEMM_KERNEL still overrides; XAI_GEMM_TUNING=off ignores the cache.
         """)
 
-    @Option(help: "gpu or gpu:N (an OpenCL device).") var device = "gpu"
+    @Option(help: "gpu or gpu:N (an OpenCL device), or cpu (oneDNN's convolutions, for --fast).") var device = "gpu"
+    @Option(help: "With --device cpu: the models whose forward-only convolutions are timed (zoo names or ONNX files).") var models = "resnet50,vgg16"
+    @Option(help: "With --device cpu: images per forward-only batch (the perturbation methods' batch on the CPU is \(PerturbationEngine.defaultBatchLimit) at most).")
+    var batches = "\(PerturbationEngine.defaultBatchLimit)"
     @Option(help: "Time budget in seconds (the trial under way finishes; at least two candidates run).") var seconds: Double = 60
     @Option(help: "Images per convolution GEMM launch in the workload.") var images: Int?
     @Option(help: "Size of the square GEMM in the workload (default 2048 on GPUs, 512 on CPU devices).") var square: Int?
@@ -26,9 +29,7 @@ struct TuneBenchmark: ParsableCommand {
     @Option(help: "Write the trials as JSON to this file.") var json: String?
 
     func run() throws {
-        guard case .gpu(let index) = try Device(parsing: device) else {
-            throw ValidationError("--device: tune is for OpenCL devices (gpu or gpu:N); the CPU backend's convolutions are oneDNN's")
-        }
+        guard case .gpu(let index) = try Device(parsing: device) else { return try tuneCPU() }
         guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be positive") }
         guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
         let info = try OpenCLBackend(index: index).info
@@ -67,6 +68,44 @@ struct TuneBenchmark: ParsableCommand {
             print("winner: \(winner)" + (noStore ? " (not stored)" : ", cached in \(cache.path)"))
         } else {
             print("no candidate passed: nothing cached")
+        }
+    }
+
+    /// `--device cpu`: direct against Winograd for every forward-only convolution of `--models` at
+    /// each of `--batches`, the faster per layer cached for `--fast` (exact runs never read it).
+    func tuneCPU() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        let sizes = try batches.split(separator: ",").map { s -> Int in
+            guard let b = Int(s), b >= 1 else { throw ValidationError("--batches: '\(s)' is not a positive integer") }
+            return b
+        }
+        let host = HostInfo.current()
+        print("machine: \(host.cpuModel), \(host.logicalCores) logical cores; \(host.oneDNN ?? "no oneDNN")")
+        let (table, seconds) = try ConvolutionTuner.tune(repeats: repeats) { recorder in
+            for name in models.split(separator: ",").map(String.init) {
+                let model = try ExplainedModel(graph: try Models.load(name), backend: recorder)
+                let shape = try model.graph.imageInput.map { try $0.shape(batch: 1) } ?? Shape([1, 3, 224, 224])
+                for b in sizes {
+                    _ = try model.logits(try recorder.upload(Tensor.uniform(Shape([b] + shape.dims.dropFirst()), in: -1...1, seed: 5)))
+                }
+            }
+        }
+        printTable(["layer (input, weight, stride, pads, dilation, groups)", "direct", "winograd", "faster"], table.choices.keys.sorted().map { g in
+            let t = seconds[g] ?? [:]
+            return [g, formatSeconds(t["direct"] ?? .nan), formatSeconds(t["winograd"] ?? .nan), table.choices[g]?.rawValue ?? "-"]
+        })
+        let faster = table.choices.values.filter { $0 == .winograd }.count
+        print("\(faster) of \(table.choices.count) layers faster on Winograd; key: \(table.key)")
+        if noStore {
+            print("not stored")
+        } else {
+            try table.store()
+            print("cached in \(ConvolutionTuningTable.file()); `--fast` runs on this machine read it")
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try FileSystem.write(try encoder.encode(table), to: json)
         }
     }
 }

@@ -290,7 +290,8 @@ extension CPUBackend {
         let biasPointer = try bias.map { try ptr($0, "conv2d") }
         // The residual is added by a post-op reading it in the output's layout.
         let skip = try residual.map { try blocked($0, "conv2d", dnnl) }
-        return try dnnl.choose(plan: plan, backward: false, eligible: winogradApplies(plan, dnnl), policy: convolutionPolicy) { algorithm in
+        return try dnnl.choose(plan: plan, backward: false, eligible: winogradApplies(plan, dnnl) && tunedForWinograd(plan),
+                               policy: convolutionPolicy) { algorithm in
             let key = OneDNN.ConvolutionKey(plan: plan, backward: false, hasBias: bias != nil, hasResidual: residual != nil,
                                             activation: activation == .identity ? nil : activation,
                                             sourceLayout: sourceLayout, destinationLayout: block, algorithm: algorithm)

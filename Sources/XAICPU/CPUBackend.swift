@@ -145,7 +145,9 @@ public final class CPUBackend: Backend {
         let rule: String
         switch (offersWinograd, convolutionPolicy) {
         case (false, _), (true, .direct): rule = "direct convolutions"
-        case (true, .auto): rule = "direct convolutions in gradient passes, Winograd for 3x3 stride-1 layers in forward-only passes"
+        case (true, .auto):
+            rule = "direct convolutions in gradient passes, Winograd for 3x3 stride-1 layers in forward-only passes"
+                + (tuning.map { " except where the tuning table (\($0.key), measured \($0.measured)) found direct faster" } ?? "")
         case (true, .winograd): rule = "Winograd for every 3x3 stride-1 layer"
         }
         return BackendDetails(mayUseFastConvolutions: mayUseWinograd, facts: [("convolutions", HostInfo.current().oneDNN ?? "im2col + OpenBLAS")],
@@ -163,6 +165,11 @@ public final class CPUBackend: Backend {
     let convolutionPolicy: ConvolutionPolicy
     /// How the input gradient of a stride-1 layer that Winograd could compute forward is found.
     let backwardRoute: BackwardRoute
+    /// This machine's measurements of direct against Winograd (`xai-bench tune --device cpu`),
+    /// consulted under the `auto` policy only.
+    let tuning: ConvolutionTuningTable?
+    /// The forward-only convolutions Winograd could compute, by geometry, while the tuner records.
+    let planRecorder = PlanRecorder()
 
     /// The input gradient of a stride-1 layer is a forward convolution of the output gradient by
     /// the flipped, transposed weights: on oneDNN's forward kernels, faster than its backward-data
@@ -241,6 +248,9 @@ public final class CPUBackend: Backend {
         // Exact by default: Winograd even in forward-only passes moved ResNet-50's occlusion map by
         // 3.0e-3 relative L2 (VGG16's by 6.7e-4), for 14 % less time.
         self.convolutionPolicy = convolutionPolicy ?? ConvolutionPolicy(environment["XAI_CONV_ALGO"] ?? "direct") ?? .direct
+        tuning = self.convolutionPolicy == .auto ? engine.flatMap { dnnl in
+            ConvolutionTuningTable.load(key: ConvolutionTuningTable.key(dnnl), environment: environment, warn: CPUBackend.warnOnce)
+        } : nil
         let cores = self.cores
         name = engine.map { "cpu (oneDNN \($0.version) \($0.isa), OpenBLAS, \(cores) cores)" } ?? "cpu (OpenBLAS, \(cores) cores)"
     }
@@ -653,5 +663,43 @@ public final class CPUBackend: Backend {
             }
         }
         return out
+    }
+}
+
+/// The plans the convolution tuner records (`nil`: not recording).
+final class PlanRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [String: ConvPlan]?
+
+    var plans: [String: ConvPlan]? {
+        get { lock.lock(); defer { lock.unlock() }; return recorded }
+        set { lock.lock(); recorded = newValue; lock.unlock() }
+    }
+
+    func record(_ geometry: String, _ plan: ConvPlan) {
+        lock.lock()
+        if recorded != nil { recorded?[geometry] = plan }
+        lock.unlock()
+    }
+}
+
+extension CPUBackend {
+    private static let warnedLock = NSLock()
+    nonisolated(unsafe) private static var warned = Set<String>()
+
+    /// Prints a warning to standard error once per process.
+    static func warnOnce(_ message: String) {
+        warnedLock.lock(); defer { warnedLock.unlock() }
+        guard warned.insert(message).inserted else { return }
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    /// Whether a layer Winograd could compute may take it: always, but under the `auto` policy
+    /// a forward-only layer the tuning table measured faster direct. Records the plan for the tuner.
+    func tunedForWinograd(_ plan: ConvPlan) -> Bool {
+        guard convolutionPolicy == .auto, !plan.exact else { return true }
+        let geometry = ConvolutionTuningTable.geometry(plan)
+        planRecorder.record(geometry, plan)
+        return tuning?.choices[geometry] != .direct
     }
 }

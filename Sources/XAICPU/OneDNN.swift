@@ -52,7 +52,7 @@ final class DNNLConvolution: @unchecked Sendable {
 }
 
 /// How a convolution is computed.
-public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
+public enum ConvolutionAlgorithm: String, Sendable, CaseIterable, Codable {
     /// Direct convolution (oneDNN's JIT kernels).
     case direct
     /// Winograd F(4x4, 3x3) for 3x3 stride-1 layers (fewer multiplications; AVX-512 only in oneDNN 2.x).
