@@ -24,14 +24,18 @@ final class DeterminismTests: XCTestCase {
         return found
     }
 
-    /// A VGG-like network, a ResNet and a MobileNet block: every method in two processes, one
+    /// A VGG-like network, a ResNet and a MobileNet block, on the CPU and on OpenCL: every method in two processes, one
     /// with image batches of 8, the library's perturbation batches and every core, the other one
     /// image, one thread and batches of 3, writes identical maps and raw arrays.
     func testTwoProcessesWriteTheSameBitsForEveryMethod() throws {
-        for name in ["plain_cnn", "small_resnet", "mobile_block"] {
+        // The CPU, and OpenCL where a device opens (PoCL here, in CI).
+        let devices = ["cpu"] + (TestBackends.openCL() == nil ? [] : ["gpu"])
+        for device in devices {
+          for name in ["plain_cnn", "small_resnet", "mobile_block"] {
             let model = fixturesDirectory + "/models/\(name)/model.onnx", input = fixturesDirectory + "/models/\(name)/input.npy"
             let (first, second) = (try temporaryFolder(), try temporaryFolder())
-            let common = ["explain", model, input, "--method", "all", "--save", "raw", "--quiet", "--samples", "64", "--masks", "256", "--iterations", "20"]
+            let common = ["explain", model, input, "--method", "all", "--save", "raw", "--quiet", "--samples", "64", "--masks", "256", "--iterations", "20",
+                          "--device", device]
             let a = try runXAI(common + ["--out", first, "--image-batch", "8"])
             let b = try runXAI(common + ["--out", second, "--image-batch", "1", "--batch", "3"],
                                environment: ["OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"])
@@ -40,7 +44,8 @@ final class DeterminismTests: XCTestCase {
             let (x, y) = (try arrays(first), try arrays(second))
             XCTAssertGreaterThanOrEqual(x.count, 2 * MethodRegistry.names.count - 4, "\(name): maps and raw arrays of every method that applies")
             XCTAssertEqual(Set(x.keys), Set(y.keys), name)
-            for (file, bytes) in x { XCTAssertEqual(bytes, y[file], "\(name) \(file) differs between the two processes") }
+            for (file, bytes) in x { XCTAssertEqual(bytes, y[file], "\(device) \(name) \(file) differs between the two processes") }
+          }
         }
     }
 
