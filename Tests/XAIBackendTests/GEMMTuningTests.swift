@@ -107,15 +107,12 @@ final class GEMMTuningTests: XCTestCase {
                        GEMMDeviceTable.config(vendor: info.vendor, device: info.name, isGPU: info.isGPU).config)
     }
 
-    /// The check is what keeps a broken configuration out of the cache: it must see a wrong result.
-    func testTunerCheckDetectsAWrongProduct() throws {
-        _ = try TestBackends.requireOpenCL()
-        let backend = try OpenCLBackend(index: 0, gemm: .rows)
-        XCTAssertLessThan(try GEMMTuner.check(backend), 1e-5)
-        // The same check on a kernel source whose tiled product skips the last step of each K
-        // slice fails. XAI_KERNEL_DIR is read when the backend first builds its GEMM program, so
-        // it is set around that alone (XCTest runs one test at a time).
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xai-kernels-wrong-\(getpid())")
+    /// Runs `body` with the GEMM kernel source edited (`original` replaced by `edited`): a copy of
+    /// the kernels in a temporary folder named by XAI_KERNEL_DIR, which a backend reads when it
+    /// first builds its GEMM program, so the variable is set around `body` alone (XCTest runs one
+    /// test at a time).
+    func withGEMMSource(replacing original: String, with edited: String, _ body: () throws -> Void) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xai-kernels-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -123,19 +120,33 @@ final class GEMMTuningTests: XCTestCase {
         for family in ["common", "gemm"] {
             var text = try String(contentsOf: kernels.appendingPathComponent("\(family).cl"), encoding: .utf8)
             if family == "gemm" {
-                let loop = "for (int kk = 0; kk < TK; kk++) {"
-                XCTAssertTrue(text.contains(loop))
-                text = text.replacingOccurrences(of: loop, with: "for (int kk = 0; kk < TK - 1; kk++) {")
+                XCTAssertTrue(text.contains(original), original)
+                text = text.replacingOccurrences(of: original, with: edited)
             }
             try text.write(to: dir.appendingPathComponent("\(family).cl"), atomically: true, encoding: .utf8)
         }
         setenv("XAI_KERNEL_DIR", dir.path, 1)
         defer { unsetenv("XAI_KERNEL_DIR") }
-        let broken = try OpenCLBackend(index: 0, gemm: .baseline)
-        XCTAssertGreaterThan(try GEMMTuner.check(broken), 1e-3)
-        let trial = GEMMTuner.run(.baseline, index: 0, workload: [GEMMTuner.Problem(label: "x", m: 8, n: 8, k: 8, batch: 1, transposeA: false)], repeats: 1)
-        XCTAssertNil(trial.seconds)
-        XCTAssertTrue(trial.failure?.contains("wrong result") == true, "\(trial)")
+        try body()
+    }
+
+    /// The tuner's trial of the baseline configuration on a small problem.
+    func baselineTrial() -> GEMMTuner.Trial {
+        GEMMTuner.run(.baseline, index: 0, workload: [GEMMTuner.Problem(label: "x", m: 8, n: 8, k: 8, batch: 1, transposeA: false)], repeats: 1)
+    }
+
+    /// The check is what keeps a broken configuration out of the cache: it must see a wrong result.
+    func testTunerCheckDetectsAWrongProduct() throws {
+        _ = try TestBackends.requireOpenCL()
+        let backend = try OpenCLBackend(index: 0, gemm: .rows)
+        XCTAssertLessThan(try GEMMTuner.check(backend), 1e-5)
+        // The same check on a kernel source whose tiled product skips the last step of each K slice fails.
+        try withGEMMSource(replacing: "for (int kk = 0; kk < TK; kk++) {", with: "for (int kk = 0; kk < TK - 1; kk++) {") {
+            XCTAssertGreaterThan(try GEMMTuner.check(try OpenCLBackend(index: 0, gemm: .baseline)), 1e-3)
+            let trial = baselineTrial()
+            XCTAssertNil(trial.seconds)
+            XCTAssertTrue(trial.failure?.contains("wrong result") == true, "\(trial)")
+        }
     }
 
     /// A candidate that writes NaN is the worst possible, never the most accurate (Swift's
@@ -147,27 +158,14 @@ final class GEMMTuningTests: XCTestCase {
         XCTAssertEqual(GEMMTuner.relativeError([1, 2.5], [1, 2]), 0.25)
         XCTAssertEqual(GEMMTuner.relativeError([1], [1, 2]), .infinity, "a short result")
         _ = try TestBackends.requireOpenCL()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xai-kernels-nan-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Kernels")
-        for family in ["common", "gemm"] {
-            var text = try String(contentsOf: kernels.appendingPathComponent("\(family).cl"), encoding: .utf8)
-            if family == "gemm" {
-                let step = "acc[i][j] = fma(av[i], bv[j], acc[i][j]);"
-                XCTAssertTrue(text.contains(step))
-                // One output element of each work-item becomes NaN.
-                text = text.replacingOccurrences(of: step, with: "acc[i][j] = (i == 0 && j == 0) ? NAN : fma(av[i], bv[j], acc[i][j]);")
-            }
-            try text.write(to: dir.appendingPathComponent("\(family).cl"), atomically: true, encoding: .utf8)
+        // One output element of each work-item becomes NaN.
+        let step = "acc[i][j] = fma(av[i], bv[j], acc[i][j]);"
+        try withGEMMSource(replacing: step, with: "acc[i][j] = (i == 0 && j == 0) ? NAN : fma(av[i], bv[j], acc[i][j]);") {
+            XCTAssertEqual(try GEMMTuner.check(try OpenCLBackend(index: 0, gemm: .baseline)), .infinity)
+            let trial = baselineTrial()
+            XCTAssertNil(trial.seconds, "a NaN-writing kernel is never timed, so never cached")
+            XCTAssertTrue(trial.failure?.contains("wrong result") == true, "\(trial)")
         }
-        setenv("XAI_KERNEL_DIR", dir.path, 1)
-        defer { unsetenv("XAI_KERNEL_DIR") }
-        XCTAssertEqual(try GEMMTuner.check(try OpenCLBackend(index: 0, gemm: .baseline)), .infinity)
-        let trial = GEMMTuner.run(.baseline, index: 0, workload: [GEMMTuner.Problem(label: "x", m: 8, n: 8, k: 8, batch: 1, transposeA: false)], repeats: 1)
-        XCTAssertNil(trial.seconds, "a NaN-writing kernel is never timed, so never cached")
-        XCTAssertTrue(trial.failure?.contains("wrong result") == true, "\(trial)")
     }
 
     func testConfigurationsParseAndAreValidatedAgainstTheDevice() throws {
