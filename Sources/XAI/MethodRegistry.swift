@@ -258,17 +258,7 @@ public enum MethodRegistry {
     /// The methods of a comma-separated list; `all` is every method that applies to `model`.
     /// Duplicates are dropped, the order kept.
     public static func expand(_ list: String, model: ExplainedModel) throws -> [String] {
-        var result: [String] = []
-        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
-            if item == "all" {
-                result += methods.filter { $0.applies(to: model) }.map(\.name)
-            } else {
-                result.append(try spec(item).name)
-            }
-        }
-        guard !result.isEmpty else { throw XAIError.invalidArgument(parameter: "method", value: list, reason: "name at least one method") }
-        var seen = Set<String>()
-        return result.filter { seen.insert($0).inserted }
+        try expandList(list, parameter: "method", noun: "method", all: methods.filter { $0.applies(to: model) }.map(\.name)) { try spec($0).name }
     }
 
     /// Builds the method `name` for `model` from `configuration`.
@@ -339,4 +329,17 @@ public enum MethodRegistry {
             throw XAIError.invalidArgument(parameter: "segmentation", value: c.segmentation, reason: "none of slic, quickshift, felzenszwalb, grid")
         }
     }
+}
+
+/// The names of a comma-separated list (`all` standing for `all`), each checked by `name`, with
+/// duplicates dropped and the order kept: what the method and metric registries both parse.
+/// - Throws: `name`'s error, or ``XAIError/invalidArgument(parameter:value:reason:)`` for an empty list.
+func expandList(_ list: String, parameter: String, noun: String, all: [String], _ name: (String) throws -> String) throws -> [String] {
+    var result: [String] = []
+    for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+        result += item == "all" ? all : [try name(item)]
+    }
+    guard !result.isEmpty else { throw XAIError.invalidArgument(parameter: parameter, value: list, reason: "name at least one \(noun)") }
+    var seen = Set<String>()
+    return result.filter { seen.insert($0).inserted }
 }

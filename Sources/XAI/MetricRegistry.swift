@@ -291,16 +291,11 @@ public enum MetricRegistry {
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for an unknown name, an
     ///   empty list, or a mask metric without masks.
     public static func expand(_ list: String, masks: Bool) throws -> [String] {
-        var result: [String] = []
-        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
-            result += item == "all" ? metrics.filter { masks || !$0.needsMasks }.map(\.name) : [try spec(item).name]
-        }
-        guard !result.isEmpty else { throw XAIError.invalidArgument(parameter: "metrics", value: list, reason: "name at least one metric") }
+        let result = try expandList(list, parameter: "metrics", noun: "metric", all: metrics.filter { masks || !$0.needsMasks }.map(\.name)) { try spec($0).name }
         if !masks, let m = try result.map(spec).first(where: \.needsMasks) {
             throw XAIError.invalidArgument(parameter: "groundTruth", value: "", reason: "\(m.name) needs ground-truth masks")
         }
-        var seen = Set<String>()
-        return result.filter { seen.insert($0).inserted }
+        return result
     }
 
     /// Checks the knobs of `names` for images of `pixels` pixels, before any work.

@@ -36,12 +36,7 @@ public struct ConvolutionTuningTable: Codable, Sendable, Equatable {
 
     /// This machine's key, where oneDNN opened.
     static func key(_ dnnl: OneDNN) -> String {
-        var model = "unknown CPU"
-        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }), let colon = line.firstIndex(of: ":") {
-            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return "\(model) | oneDNN \(dnnl.version) \(dnnl.isa)"
+        "\(HostInfo.cpuModelName()) | oneDNN \(dnnl.version) \(dnnl.isa)"
     }
 
     /// A convolution's shape, batch and parameters, as the table names it.

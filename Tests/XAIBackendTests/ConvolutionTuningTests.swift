@@ -7,12 +7,6 @@ import XAITestSupport
 /// The CPU's per-machine convolution table (`xai-bench tune --device cpu`): read under the `auto`
 /// policy (`--fast`) only, per layer; a corrupt or foreign file is ignored with one warning.
 final class ConvolutionTuningTests: XCTestCase {
-    func temporaryFolder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-conv-tuning-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
 
     /// A forward-only 3x3 convolution takes Winograd under `auto` without a table, direct where
     /// this machine's table measured direct faster; exact passes and the direct policy ignore it.

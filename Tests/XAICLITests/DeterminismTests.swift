@@ -7,12 +7,6 @@ import XAITestSupport
 /// for every method, whatever the image batch, the perturbation batch and the thread count, and
 /// record what computed them.
 final class DeterminismTests: XCTestCase {
-    func temporaryFolder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-determinism-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
 
     /// Every `.npy` under `folder`, by path relative to it.
     func arrays(_ folder: String) throws -> [String: Data] {

@@ -9,12 +9,6 @@ final class EvaluateCommandTests: XCTestCase {
     let model = fixturesDirectory + "/models/small_resnet/model.onnx"
     let tensor = fixturesDirectory + "/models/small_resnet/input.npy"
 
-    func temporaryFolder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-evaluate-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
 
     func records(_ folder: String) throws -> [[String: Any]] {
         try String(contentsOfFile: folder + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {

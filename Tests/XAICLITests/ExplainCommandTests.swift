@@ -9,12 +9,6 @@ final class ExplainCommandTests: XCTestCase {
     let model = fixturesDirectory + "/models/small_resnet/model.onnx"
     let tensor = fixturesDirectory + "/models/small_resnet/input.npy"
 
-    func temporaryFolder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-cli-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
 
     func lines(_ path: String) -> [String] {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(whereSeparator: \.isNewline).map(String.init)

@@ -9,12 +9,6 @@ final class FacadeTests: XCTestCase {
     let model = fixturesDirectory + "/models/small_resnet/model.onnx"
     let tensor = fixturesDirectory + "/models/small_resnet/input.npy"
 
-    func temporaryFolder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-facade-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
 
     func parameter(_ body: () throws -> Any) -> String? {
         do { _ = try body() } catch XAIError.invalidArgument(let p, _, _) { return p } catch { return "\(error)" }

@@ -10,12 +10,6 @@ final class RegistryAndDemoTests: XCTestCase {
     let model = fixturesDirectory + "/models/small_resnet/model.onnx"
     let tensor = fixturesDirectory + "/models/small_resnet/input.npy"
 
-    func temporaryFolder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-registry-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
 
     func testConfigurationParsesKnobsAndNamesWhatIsWrong() throws {
         let c = try MethodConfiguration.parse(json: Data(#"{"steps": 7, "rule": "middle", "layer": "x"}"#.utf8))

@@ -118,3 +118,13 @@ open class ScratchFolderTestCase: XCTestCase {
         try? FileManager.default.removeItem(at: tmp)
     }
 }
+
+extension XCTestCase {
+    /// A new empty folder, removed when the test ends.
+    public func temporaryFolder(_ prefix: String = "xai-test") throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+}
