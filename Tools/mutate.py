@@ -559,6 +559,13 @@ MUTANTS = [
      "each Gather's output takes another index's piece of the Split"),
     ("layernorm_fusion_axes", "Sources/XAIGraph/Graph+Rewrites.swift", "axes.sorted() == Array((-axes.count)...(-1)) else",
      "axes.count == 1 else", 1, "ArchitectureFixtureTests/testLayerNormFusion", "a mean over a non-trailing axis is fused as a LayerNorm"),
+    # Batch invariance of the OpenBLAS fallback (issue 29, third round)
+    ("fallback_gemm_rows_by_count", "Sources/XAICPU/CPUBackend.swift",
+     "            rowBlockGemm(plan.transposeA, plan.transposeB, m, n, k, alpha, pa, plan.lda, pb, plan.ldb, beta, pc, n)",
+     "            sgemm(plan.transposeA, plan.transposeB, m, n, k, alpha, pa, plan.lda, pb, plan.ldb, beta, pc, n, parallel: true)", 1,
+     "BatchInvarianceTests", "the fallback's GEMM op splits its rows by the row count again"),
+    ("fallback_gemm_tail_untransposed", "Sources/XAICPU/CPUBackend.swift", "transA ? pa.value[j * lda + lo + r] : pa.value[(lo + r) * lda + j]",
+     "pa.value[(lo + r) * lda + j]", 1, "OpCaseTests", "the fallback's last row block reads a transposed A as if it were not"),
 ]
 
 def run(cmd, cwd, log=None):

@@ -400,6 +400,44 @@ public final class CPUBackend: Backend {
         if parallel { Self.teamForEach(blocks) { block($0) } } else { for i in 0..<blocks { block(i) } }
     }
 
+    /// Rows of a GEMM op's product taken without oneDNN, in blocks of exactly `rowBlock` rows
+    /// (the last one padded with zero rows), one single-threaded OpenBLAS call each, the blocks
+    /// spread over the cores. OpenBLAS picks its kernels and its split by the row count, so a row
+    /// of an image alone and the same row in a batch would round differently; with every call the
+    /// same shape, a row gets the same bits wherever it sits.
+    static let rowBlock = 16
+
+    func rowBlockGemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        let rows = Self.rowBlock
+        let blocks = (m + rows - 1) / rows
+        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
+        let (pa, pb, pc) = (UncheckedSendable(a), UncheckedSendable(b), UncheckedSendable(c))
+        Self.teamForEach(blocks) { i in
+            let lo = i * rows, count = min(rows, m - lo)
+            if count == rows {
+                let aBlock = transA ? pa.value + lo : pa.value + lo * lda
+                cblas_sgemm(CblasRowMajor, ta, tb, Int32(rows), Int32(n), Int32(k), alpha, aBlock, Int32(lda), pb.value, Int32(ldb),
+                            beta, pc.value + lo * ldc, Int32(ldc))
+                return
+            }
+            // The last, short block: its rows copied (untransposed) into a full block of zeros.
+            var aPad = [Float](repeating: 0, count: rows * k), cPad = [Float](repeating: 0, count: rows * n)
+            for r in 0..<count {
+                for j in 0..<k { aPad[r * k + j] = transA ? pa.value[j * lda + lo + r] : pa.value[(lo + r) * lda + j] }
+                if beta != 0 { for j in 0..<n { cPad[r * n + j] = pc.value[(lo + r) * ldc + j] } }
+            }
+            aPad.withUnsafeBufferPointer { ap in
+                cPad.withUnsafeMutableBufferPointer { cp in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, Int32(rows), Int32(n), Int32(k), alpha, ap.baseAddress, Int32(k),
+                                pb.value, Int32(ldb), beta, cp.baseAddress, Int32(n))
+                }
+            }
+            for r in 0..<count { for j in 0..<n { pc.value[(lo + r) * ldc + j] = cPad[r * n + j] } }
+        }
+    }
+
     func applyActivation(_ op: UnaryOp, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
         if op == .identity { return }
         if op == .relu {
@@ -433,7 +471,7 @@ public final class CPUBackend: Backend {
                       beta, pc + i * n, n, parallel: false)
             }
         } else {
-            sgemm(plan.transposeA, plan.transposeB, m, n, k, alpha, pa, plan.lda, pb, plan.ldb, beta, pc, n, parallel: true)
+            rowBlockGemm(plan.transposeA, plan.transposeB, m, n, k, alpha, pa, plan.lda, pb, plan.ldb, beta, pc, n)
         }
         parallelFor(m, costPerItem: n) { rows in
             applyActivation(activation, pc + rows.lowerBound * n, rows.count * n)

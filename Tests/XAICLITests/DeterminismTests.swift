@@ -73,15 +73,13 @@ final class DeterminismTests: XCTestCase {
     }
 }
 
-/// The forward of a batch gives every image the bits it gets alone, on the CPU (oneDNN) and on
-/// OpenCL: no product picks its kernel by the number of images.
+/// The forward of a batch gives every image the bits it gets alone, on the CPU (oneDNN and the
+/// OpenBLAS fallback) and on OpenCL: no product picks its kernel by the number of images.
 final class BatchInvarianceTests: XCTestCase {
     func testEveryImageOfABatchHasTheLogitsItHasAlone() throws {
         let models = ["plain_cnn", "small_resnet", "mobile_block", "squeezenet1_1", "op_zoo"].map { "models/\($0)" }
             + ["vit_dynamo", "swin_dynamo", "convnext_dynamo"].map { "architectures/\($0)" }
-        // Every backend but the CPU's fallback without oneDNN, whose OpenBLAS products split their
-        // rows by the row count (left open: see issue 29).
-        for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
+        for (label, backend) in TestBackends.all() {
           for name in models {
             let model = try ExplainedModel(graph: try Models.load(fixturesDirectory + "/\(name)/model.onnx"), backend: backend)
             let shape = try XCTUnwrap(model.graph.imageInput).shape(batch: 1)
