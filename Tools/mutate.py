@@ -566,6 +566,11 @@ MUTANTS = [
      "BatchInvarianceTests", "the fallback's GEMM op splits its rows by the row count again"),
     ("fallback_gemm_tail_untransposed", "Sources/XAICPU/CPUBackend.swift", "transA ? pa.value[j * lda + lo + r] : pa.value[(lo + r) * lda + j]",
      "pa.value[(lo + r) * lda + j]", 1, "OpCaseTests", "the fallback's last row block reads a transposed A as if it were not"),
+    ("backward_retains_no_node_inputs", "Sources/XAIGraph/Executor.swift", "            read.formUnion(node.inputs)\n", "", 1,
+     "ZooTests/testAPassForALateLayersBackwardRetainsOnlyWhatThatBackwardReads", "a pass for a late layer's backward releases what its nodes read"),
+    ("backward_retained_ignored", "Sources/XAIGraph/Executor.swift", "!keep.contains(name) && !retained.contains(name) { values[name] = nil }",
+     "!keep.contains(name) { values[name] = nil }", 1, "ZooTests/testAPassForALateLayersBackwardRetainsOnlyWhatThatBackwardReads",
+     "a pass for a late layer's backward releases every activation"),
 ]
 
 def run(cmd, cwd, log=None):

@@ -68,7 +68,8 @@ public final class Executor: Sendable {
 
     /// The values of one forward pass that a backward pass needs.
     public struct Pass: Sendable {
-        /// Every value computed in the pass, by name (only kept when the pass was run for backward).
+        /// The values computed in the pass, by name, that a backward reads (only kept when the pass
+        /// was run for backward; all of them unless it named its `backwardTo`).
         public fileprivate(set) var values: [String: Value]
         /// The graph outputs.
         public let outputs: [String: DeviceArray]
@@ -96,9 +97,13 @@ public final class Executor: Sendable {
     ///   - input: the image batch, shaped as the graph's input (any batch size where it is dynamic).
     ///   - keep: activations to return in ``Pass/kept``.
     ///   - forBackward: retain what a later ``backward(_:seeds:wrt:)`` needs (more memory).
+    ///   - backwardTo: with `forBackward`, the `wrt` of the one backward that will follow: only the
+    ///     values its nodes read are retained, the rest are released after their last reader as in
+    ///     a forward-only pass (a backward to a late layer, Grad-CAM's, then keeps a few tensors
+    ///     instead of every activation). `nil` retains every value.
     /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` for an input of the wrong shape, and any
     ///   error of a node wrapped in ``XAIError/inNode(node:op:underlying:)``.
-    public func forward(_ input: DeviceArray, keep: Set<String> = [], forBackward: Bool = false) throws -> Pass {
+    public func forward(_ input: DeviceArray, keep: Set<String> = [], forBackward: Bool = false, backwardTo: Set<String>? = nil) throws -> Pass {
         guard let inputInfo = graph.imageInput else {
             throw XAIError.invalidArgument(parameter: "graph", value: graph.name, reason: "has no image input")
         }
@@ -107,6 +112,7 @@ public final class Executor: Sendable {
         var fusedIntoPrevious = false
         let shapeOnly = shapeValues.values(for: input.shape)
         var newShapeOnly: [String: Tensor] = [:]
+        let retained = forBackward ? backwardTo.map(valuesReadByBackward(to:)) : nil
         for (index, (node, lastRead)) in zip(graph.nodes, lastReads).enumerated() {
             if fusedIntoPrevious {
                 fusedIntoPrevious = false
@@ -142,6 +148,8 @@ public final class Executor: Sendable {
             if !forBackward {
                 // Release activations after their last reader.
                 for name in lastRead where name != inputInfo.name && !keep.contains(name) { values[name] = nil }
+            } else if let retained {
+                for name in lastRead where name != inputInfo.name && !keep.contains(name) && !retained.contains(name) { values[name] = nil }
             }
         }
         if !newShapeOnly.isEmpty { shapeValues.add(newShapeOnly, for: input.shape) }
@@ -464,6 +472,29 @@ public final class Executor: Sendable {
 
     // MARK: Backward
 
+    /// The nodes a backward to `wrt` may differentiate (those reading a value that depends on
+    /// something in `wrt`), and the values that depend on `wrt`. Shape arithmetic reads
+    /// activations' shapes, never their values: no gradient flows through it (ViT's attention
+    /// scale, the square root of a head's width, came from one).
+    func differentiated(to wrt: Set<String>) -> (nodes: [Node], dependsOnWrt: Set<String>) {
+        var dependsOnWrt = wrt, nodes: [Node] = []
+        for (i, node) in graph.nodes.enumerated() where !shapeOnlyNodes.contains(i) && node.inputs.contains(where: dependsOnWrt.contains) {
+            dependsOnWrt.formUnion(node.outputs)
+            nodes.append(node)
+        }
+        return (nodes, dependsOnWrt)
+    }
+
+    /// Values of the graph (besides its outputs, which are never released) that
+    /// ``backward(_:seeds:wrt:)`` reads for this `wrt`: the values themselves, and every input and
+    /// output of the nodes it differentiates.
+    func valuesReadByBackward(to wrt: Set<String>) -> Set<String> {
+        differentiated(to: wrt).nodes.reduce(into: wrt) { read, node in
+            read.formUnion(node.inputs)
+            read.formUnion(node.outputs)
+        }
+    }
+
     /// Gradients of `sum(seed * value)` over the seeded values, with respect to every value in `wrt`
     /// (the graph input by name, or intermediate values). Only the nodes between the seeded values
     /// and `wrt` are differentiated, so a backward to a late layer costs little.
@@ -478,12 +509,7 @@ public final class Executor: Sendable {
             throw XAIError.invalidArgument(parameter: "pass", value: "", reason: "backward: the forward pass was not run with forBackward: true")
         }
         // Values that depend on something in `wrt`: only their producers need a backward rule.
-        // Shape arithmetic reads activations' shapes, never their values: no gradient flows through
-        // it (ViT's attention scale, the square root of a head's width, came from one).
-        var dependsOnWrt = wrt
-        for (i, node) in graph.nodes.enumerated() where !shapeOnlyNodes.contains(i) && node.inputs.contains(where: dependsOnWrt.contains) {
-            dependsOnWrt.formUnion(node.outputs)
-        }
+        let dependsOnWrt = differentiated(to: wrt).dependsOnWrt
         var shapes: [String: Shape] = [:]
         for name in wrt {
             guard let v = pass.values[name] else {

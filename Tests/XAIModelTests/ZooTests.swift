@@ -38,6 +38,26 @@ final class ZooTests: XCTestCase {
         }
     }
 
+    /// A pass run for a backward to a late layer (Grad-CAM's) retains only what that backward
+    /// reads, and gives it the same bits as a pass that retained everything; a backward to a value
+    /// it released is refused with the value's name.
+    func testAPassForALateLayersBackwardRetainsOnlyWhatThatBackwardReads() throws {
+        let graph = try Zoo.model("resnet18", size: 64, seed: 8).optimized()
+        let backend = CPUBackend(), executor = Executor(graph: graph, backend: backend)
+        let x = try backend.upload(Tensor.uniform([2, 3, 64, 64], in: -1...1, seed: 9))
+        let layer = try XCTUnwrap(graph.summary().lastSpatialActivation), out = graph.outputs[0].name
+        let everything = try executor.forward(x, forBackward: true)
+        let few = try executor.forward(x, forBackward: true, backwardTo: [layer])
+        XCTAssertLessThan(few.values.count * 4, everything.values.count, "\(few.values.count) of \(everything.values.count) values retained")
+        let seed = try backend.upload(Tensor.uniform([2, 1000], in: -1...1, seed: 10))
+        let full = try backend.download(try XCTUnwrap(executor.backward(everything, seeds: [out: seed], wrt: [layer])[layer]))
+        let lean = try backend.download(try XCTUnwrap(executor.backward(few, seeds: [out: seed], wrt: [layer])[layer]))
+        XCTAssertEqual(lean.scalars, full.scalars)
+        XCTAssertThrowsError(try executor.backward(few, seeds: [out: seed], wrt: [graph.imageInput!.name])) { error in
+            XCTAssertTrue("\(error)".contains("not kept") || "\(error)".contains("no value"), "\(error)")
+        }
+    }
+
     func testUnknownModelNameIsReported() {
         XCTAssertThrowsError(try Models.load("resnet51")) { error in
             XCTAssertTrue("\(error)".contains("resnet51"), "\(error)")
