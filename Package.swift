@@ -55,7 +55,7 @@ let package = Package(
         // ONNX import (swift-protobuf; the generated code is committed under Generated/).
         .target(name: "XAIONNX", dependencies: ["XAIGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Attribution methods: gradients, paths, the CAM family.
-        .target(name: "XAIMethods", dependencies: ["XAIGraph"]),
+        .target(name: "XAIMethods", dependencies: ["XAIGraph", "CBLAS"]),
         // Metrics that judge explanations (deletion/insertion, localisation, complexity, ...).
         .target(name: "XAIMetrics", dependencies: ["XAIMethods"]),
         .target(name: "XAIOpenCL", dependencies: ["XAICore", "XAIKernels", "COpenCL", "CCLBlast"]),

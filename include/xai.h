@@ -108,7 +108,8 @@ typedef struct {
     size_t n_targets;
     const char *knobs_json;     /* a JSON object of knobs, or NULL */
     /* A baseline tensor [3, H, W] or [1, 3, H, W] (after preprocessing), used instead of the
-     * "baseline" knob; NULL keeps the knob. */
+     * "baseline" knob; NULL keeps the knob. GradientSHAP also takes [K, 3, H, W]: K baselines it
+     * draws from. */
     const xai_tensor_view *baseline;
     /* Superpixels for LIME and KernelSHAP: integer segment ids as floats, [H, W] (every image) or
      * [N, H, W] (one per image), used instead of the "segmentation" knobs; NULL keeps them. */

@@ -396,6 +396,37 @@ def m_lgc(ctx, scale):
     return run
 
 
+@method("captum_guidedbackprop", "captum", "GuidedBackprop, batch 1", grads=True)
+def m_gbp(ctx, scale):
+    from captum.attr import GuidedBackprop
+    a = GuidedBackprop(ctx.model)
+    return lambda: a.attribute(ctx.x, target=ctx.target)
+
+
+@method("captum_deconvolution", "captum", "Deconvolution, batch 1", grads=True)
+def m_deconv(ctx, scale):
+    from captum.attr import Deconvolution
+    a = Deconvolution(ctx.model)
+    return lambda: a.attribute(ctx.x, target=ctx.target)
+
+
+@method("captum_guidedgradcam", "captum", "GuidedGradCam(model.layer4), nearest upsampling", grads=True)
+def m_ggc(ctx, scale):
+    from captum.attr import GuidedGradCam
+    a = GuidedGradCam(ctx.model, ctx.model.layer4)
+    return lambda: a.attribute(ctx.x, target=ctx.target)
+
+
+@method("captum_gradientshap", "captum",
+        "GradientShap n_samples=50, stdevs=0.0, one zero baseline (xai draws its points per sample, batches of its own)", grads=True)
+def m_gshap(ctx, scale):
+    import torch
+    from captum.attr import GradientShap
+    a = GradientShap(ctx.model)
+    baselines = torch.zeros_like(ctx.x)
+    return lambda: a.attribute(ctx.x, baselines=baselines, n_samples=50, stdevs=0.0, target=ctx.target)
+
+
 @method("captum_occlusion", "captum",
         "Occlusion window 3x16x16, strides 3x8x8, baseline 0, perturbations_per_eval=64 "
         "(729 windows)", kind="slow")
@@ -490,6 +521,24 @@ def m_gc(ctx, scale):
 def m_gcpp(ctx, scale):
     from pytorch_grad_cam import GradCAMPlusPlus
     return _cam(ctx, GradCAMPlusPlus)
+
+
+@method("gradcam_hirescam", "grad-cam", "HiResCAM, target layer4[-1]", grads=True)
+def m_hires(ctx, scale):
+    from pytorch_grad_cam import HiResCAM
+    return _cam(ctx, HiResCAM)
+
+
+@method("gradcam_eigencam", "grad-cam", "EigenCAM, target layer4[-1] (no gradient)", grads=True)
+def m_eigen(ctx, scale):
+    from pytorch_grad_cam import EigenCAM
+    return _cam(ctx, EigenCAM)
+
+
+@method("gradcam_eigengradcam", "grad-cam", "EigenGradCAM, target layer4[-1]", grads=True)
+def m_eigengrad(ctx, scale):
+    from pytorch_grad_cam import EigenGradCAM
+    return _cam(ctx, EigenGradCAM)
 
 
 @method("gradcam_scorecam", "grad-cam",

@@ -14,6 +14,7 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
     public var controlVariate = true
     public var noise: Float = 0.15
     public var absolute = false
+    public var stdevs: Float = 0
     public var baseline = "zero"
     public var segmentation = "slic"
     public var segments = 50
@@ -37,7 +38,7 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
     public static let fields: [KnobField<MethodConfiguration>] = [
         .integer(\.steps, Knob("steps", .integer, "Integrated Gradients path steps.", minimum: 1, maximum: Double(IntegrationRule.maximumSteps))),
         .string(\.rule, Knob("rule", .string, "Integrated Gradients rule.", choices: IntegrationRule.allCases.map(\.rawValue))),
-        .integer(\.samples, Knob("samples", .integer, "Samples: SmoothGrad (default 50), LIME and KernelSHAP (default 1000).", minimum: 1, maximum: 10_000_000)),
+        .integer(\.samples, Knob("samples", .integer, "Samples: SmoothGrad and GradientSHAP (default 50), LIME and KernelSHAP (default 1000).", minimum: 1, maximum: 10_000_000)),
         .number(\.untilStable, Knob("untilStable", .number, "LIME and KernelSHAP: sample in rounds and stop once two halves of the samples rank the segments alike (split-half Spearman correlation) at least this well, or the samples run out (off by default).",
                                      minimum: 0, maximum: 1)),
         .string(\.coalitionSampling, Knob("coalitionSampling", .string, "KernelSHAP: how the coalitions of the sizes not enumerated are drawn: kernel (in proportion to the Shapley kernel, as shap) or leverage (every size alike, weighted by kernel over chance: Musco & Witter's leverage scores, a lower error for the same budget).",
@@ -45,7 +46,8 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
         .boolean(\.controlVariate, Knob("controlVariate", .boolean, "KernelSHAP: first fit a surrogate game whose Shapley values are known exactly (the score as a function of how many segments are shown, plus each segment's effect varying with that) and estimate only what it misses: a steadier map for the same budget. false gives shap's plain fit.")),
         .number(\.noise, Knob("noise", .number, "SmoothGrad noise as a fraction of the image's value range.", minimum: 0)),
         .boolean(\.absolute, Knob("absolute", .boolean, "SmoothGrad: average the gradients' magnitudes, mean |g| (Captum's NoiseTunnel over Saliency with abs=True), instead of the gradients, mean g.")),
-        .string(\.baseline, Knob("baseline", .string, "Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise (uniform in [-1, 1]), or a .npy tensor [3,H,W].")),
+        .number(\.stdevs, Knob("stdevs", .number, "GradientSHAP: standard deviation of the Gaussian noise added to the input at each sample, in input units (Captum's stdevs; 0: none).", minimum: 0)),
+        .string(\.baseline, Knob("baseline", .string, "Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise (uniform in [-1, 1]), or a .npy tensor [3,H,W] (for GradientSHAP also [K,3,H,W]: K baselines drawn from).")),
         .string(\.segmentation, Knob("segmentation", .string, "Superpixels for LIME and KernelSHAP.", choices: ["slic", "quickshift", "felzenszwalb", "grid"])),
         .integer(\.segments, Knob("segments", .integer, "SLIC segment count (scikit-image's n_segments); for grid, cells per side.", minimum: 1, maximum: 16_777_216)),
         .string(\.featureMask, Knob("featureMask", .string, "A label map at the model's input size to use as superpixels instead: .npy [H,W] of integer ids, or a PNG whose colours are the segments.")),
@@ -55,10 +57,10 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
         .integer(\.masks, Knob("masks", .integer, "RISE mask count.", minimum: Double(RISE.maskRange.lowerBound), maximum: Double(RISE.maskRange.upperBound))),
         .integer(\.iterations, Knob("iterations", .integer, "Meaningful Perturbation optimisation steps.",
                                     minimum: Double(MeaningfulPerturbation.iterationRange.lowerBound), maximum: Double(MeaningfulPerturbation.iterationRange.upperBound))),
-        .string(\.layer, Knob("layer", .string, "Layer for the CAM methods (default: the last 4-D activation before global pooling).")),
+        .string(\.layer, Knob("layer", .string, "Layer for the CAM methods and guided Grad-CAM (default: the last 4-D activation before global pooling).")),
         .string(\.gradcamppScore, Knob("gradcamppScore", .string, "Score Grad-CAM++ differentiates: exponential (exp(logit), pytorch-grad-cam's closed form) or probability (the softmax, exact higher derivatives; global-average-pooling + linear heads).",
                                         choices: GradientCAM.PlusPlusScore.allCases.map(\.rawValue))),
-        .boolean(\.relu, Knob("relu", .boolean, "Whether the gradient CAM methods keep only positive evidence (clip the map at zero), as pytorch-grad-cam always does; false gives Captum's LayerGradCam default.")),
+        .boolean(\.relu, Knob("relu", .boolean, "Whether the CAM methods (gradient and eigen) keep only positive evidence (clip the map at zero), as pytorch-grad-cam always does; false gives Captum's LayerGradCam default.")),
         .integer(\.batch, Knob("batch", .integer, "Perturbed copies or path points per device batch (default: from the memory budget).", minimum: 1)),
         .seed(\.seed, Knob("seed", .integer, "Seed of every stochastic method.", minimum: 0)),
     ]

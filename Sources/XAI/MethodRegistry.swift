@@ -157,6 +157,43 @@ public enum MethodRegistry {
         cam(.gradCAMPlusPlus, "Grad-CAM++ (closed form, exact for piecewise-linear heads; refused with the node named otherwise)"),
         cam(.layerCAM, "LayerCAM at a layer"),
         cam(.xGradCAM, "XGrad-CAM at a layer"),
+        cam(.hiResCAM, "HiResCAM at a layer: gradient x activation summed over channels (exact for heads linear after the layer)"),
+        eigen(gradients: false, "EigenCAM: the layer's activations on their first principal direction (no gradient)"),
+        eigen(gradients: true, "EigenGradCAM: activations x gradients on their first principal direction"),
+        MethodSpec(name: "guidedbackprop", summary: "guided backpropagation: only positive signal back through active ReLUs", knobs: [], detail: .pixel,
+                   batchesImages: true, cost: oneGradient,
+                   build: { m, _, _ in
+                       let method = ModifiedBackprop(model: m, kind: .guided)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? ModifiedBackprop(model: $0, kind: .guided).validate()) != nil }),
+        MethodSpec(name: "deconvolution", summary: "deconvolution (Zeiler & Fergus): only positive signal back through every ReLU", knobs: [], detail: .pixel,
+                   batchesImages: true, cost: oneGradient,
+                   build: { m, _, _ in
+                       let method = ModifiedBackprop(model: m, kind: .deconvolution)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? ModifiedBackprop(model: $0, kind: .deconvolution).validate()) != nil }),
+        MethodSpec(name: "guidedgradcam", summary: "guided backpropagation times the layer's Grad-CAM (nearest upsampling), one forward",
+                   knobs: ["layer"], detail: .pixel, batchesImages: true, cost: oneGradient,
+                   build: { m, c, _ in
+                       let method = GuidedGradCAM(model: m, layer: c.layer)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? GuidedGradCAM(model: $0).validate()) != nil }),
+        MethodSpec(name: "gradientshap", summary: "GradientSHAP / expected gradients: gradient x (input - baseline) at random points, baselines drawn from --baseline",
+                   knobs: ["samples", "stdevs", "baseline", "batch", "seed"],
+                   defaultOverrides: ["samples": smoothGradSamples], ranges: ["samples": GradientSHAP.sampleRange], detail: .pixel,
+                   cost: { _, c in
+                       // A forward and backward per point, and the clean forward that picks the target.
+                       let n = Double(c.samples ?? smoothGradSamples)
+                       return MethodCost(evaluations: n + 1, forwardEquivalents: 2 * n + 1)
+                   },
+                   build: { m, c, _ in
+                       GradientSHAP(model: m, samples: c.samples ?? smoothGradSamples, stdev: c.stdevs, internalBatchSize: c.batch, seed: c.seed)
+                   }),
+        deepLIFT(overBaselines: false, "DeepLIFT (rescale rule) against --baseline: (x - x') times multipliers, sums to f(x) - f(x')"),
+        deepLIFT(overBaselines: true, "DeepLiftShap: DeepLIFT averaged over the baselines of a [K,3,H,W] --baseline"),
         MethodSpec(name: "scorecam", summary: "one masked forward per channel of the layer", knobs: ["layer", "batch"],
                    cost: { m, c in
                        return forwards(try m.camChannels(try m.camLayer(c.layer)))
@@ -234,6 +271,26 @@ public enum MethodRegistry {
         }
         return MethodSpec(name: variant.rawValue, summary: summary, knobs: variant == .gradCAMPlusPlus ? ["layer", "gradcamppScore", "relu"] : ["layer", "relu"],
                           batchesImages: true, cost: oneForward, build: build, isApplicable: applicable)
+    }
+
+    private static func deepLIFT(overBaselines: Bool, _ summary: String) -> MethodSpec {
+        MethodSpec(name: overBaselines ? "deepliftshap" : "deeplift", summary: summary, knobs: ["baseline"], detail: .pixel,
+                   // The images' forward, the baselines' and one backward (per baseline for DeepLiftShap).
+                   cost: { _, _ in MethodCost(evaluations: 2, forwardEquivalents: 3) },
+                   build: { m, _, _ in
+                       let method = DeepLIFT(model: m, overBaselines: overBaselines)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? DeepLIFT(model: $0).validate()) != nil })
+    }
+
+    private static func eigen(gradients: Bool, _ summary: String) -> MethodSpec {
+        MethodSpec(name: gradients ? "eigengradcam" : "eigencam", summary: summary, knobs: ["layer", "relu"], batchesImages: true,
+                   cost: oneForward,
+                   build: { m, c, _ in
+                       _ = try m.camLayer(c.layer)
+                       return EigenCAM(model: m, usesGradients: gradients, layer: c.layer, relu: c.relu)
+                   }, isApplicable: { (try? $0.camLayer(nil)) != nil })
     }
 
     /// Every method with its knobs, defaults and ranges, as JSON (`xai methods --json`, the C ABI,

@@ -29,7 +29,8 @@ struct MethodsBenchmark: ParsableCommand {
     var compare: String?
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
 
-    static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam"]
+    static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam",
+                                  "hirescam", "eigencam", "eigengradcam", "guidedbackprop", "deconvolution", "guidedgradcam", "gradientshap"]
     static let perturbationMethods = ["slic", "quickshift", "occlusion", "occlusion-full", "lime", "kernelshap", "kernelshap-stable", "rise", "mp"]
     /// Every registry method (one added to the registry is benchmarked with its defaults), plus the
     /// segmenters.
@@ -47,6 +48,9 @@ struct MethodsBenchmark: ParsableCommand {
         "smoothgrad": ["captum_smoothgrad"], "gradcam": ["gradcam_gradcam", "captum_layergradcam"], "gradcampp": ["gradcam_gradcampp"],
         "scorecam": ["gradcam_scorecam"], "occlusion": ["captum_occlusion"], "occlusion-full": ["captum_occlusion"], "slic": ["slic_segmentation"], "quickshift": ["lime_quickshift"],
         "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"], "kernelshap-stable": ["captum_kernelshap"],
+        "guidedbackprop": ["captum_guidedbackprop"], "deconvolution": ["captum_deconvolution"], "guidedgradcam": ["captum_guidedgradcam"],
+        "gradientshap": ["captum_gradientshap"], "hirescam": ["gradcam_hirescam"], "eigencam": ["gradcam_eigencam"],
+        "eigengradcam": ["gradcam_eigengradcam"],
     ]
 
     struct PeerRow: Codable {

@@ -366,7 +366,7 @@ private func configuredMethod(_ m: ModelHandle, _ name: String, _ options: xai_e
     let (h, w) = (m.height, m.width)
     let inputs = MethodInputs(
         configuration: configuration,
-        baseline: try m.tensor(options.baseline, "baseline", allowed: [[3, h, w], [1, 3, h, w]]).map { Baseline.tensor($0) },
+        baseline: try m.tensor(options.baseline, "baseline", allowed: [[3, h, w], [-1, 3, h, w]]).map { Baseline.tensor($0) },
         segmentation: try m.tensor(options.feature_mask, "feature_mask", allowed: [[h, w], [n, h, w]]).map { Segmentation.labels($0) })
     let report = progressCallback(options.progress, options.user, name)
     try report?(0, 1)

@@ -15,6 +15,7 @@ struct MethodOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: help("controlVariate")) var controlVariate = d.controlVariate
     @Option(help: help("noise")) var noise = d.noise
     @Flag(inversion: .prefixedNo, help: help("absolute")) var absolute = d.absolute
+    @Option(help: help("stdevs")) var stdevs = d.stdevs
     @Option(help: help("baseline")) var baseline = d.baseline
     @Option(help: help("segmentation")) var segmentation = d.segmentation
     @Option(help: help("segments")) var segments = d.segments

@@ -502,9 +502,12 @@ public final class Executor: Sendable {
     ///   - pass: a forward pass run with `forBackward: true`.
     ///   - seeds: the gradient of the loss with respect to each seeded value (shaped like it).
     ///   - wrt: the values to differentiate with respect to.
+    ///   - rules: the backward rule of each op kind (default: the gradient everywhere); guided
+    ///     backpropagation and deconvolution change the rectifiers' rule.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for unknown values,
     ///   ``XAIError/unsupported(op:reason:)`` (in a node) for a gradient that would need to reach weights.
-    public func backward(_ pass: Pass, seeds: [String: DeviceArray], wrt: Set<String>) throws -> [String: DeviceArray] {
+    public func backward(_ pass: Pass, seeds: [String: DeviceArray], wrt: Set<String>,
+                         rules: PropagationRules = .gradient) throws -> [String: DeviceArray] {
         guard !pass.values.isEmpty else {
             throw XAIError.invalidArgument(parameter: "pass", value: "", reason: "backward: the forward pass was not run with forBackward: true")
         }
@@ -550,7 +553,7 @@ public final class Executor: Sendable {
             guard let gy = grads[node.outputs[0]] else { continue }
             let inputGrads: [Int: DeviceArray]
             do {
-                inputGrads = try profile.map { try $0.time(node, backward: true) { try vjp(node, pass, gy, needed) } } ?? vjp(node, pass, gy, needed)
+                inputGrads = try profile.map { try $0.time(node, backward: true) { try vjp(node, pass, gy, needed, rules) } } ?? vjp(node, pass, gy, needed, rules)
             } catch let e as XAIError {
                 throw e.inNode(node.name, op: node.op.name)
             }
@@ -566,8 +569,9 @@ public final class Executor: Sendable {
         return result
     }
 
-    /// The gradient table: one rule per op, gradients for the inputs listed in `needed`.
-    private func vjp(_ node: Node, _ pass: Pass, _ gy: DeviceArray, _ needed: [Int]) throws -> [Int: DeviceArray] {
+    /// The gradient table: one rule per op, gradients for the inputs listed in `needed`; `rules`
+    /// replace the gradient of the op kinds they override.
+    private func vjp(_ node: Node, _ pass: Pass, _ gy: DeviceArray, _ needed: [Int], _ rules: PropagationRules) throws -> [Int: DeviceArray] {
         let be = backend
         func value(_ i: Int) throws -> DeviceArray {
             let name = node.inputs[i]
@@ -596,13 +600,16 @@ public final class Executor: Sendable {
                 throw XAIError.unsupported(op: "backward of \(node.op.name)", reason: "gradients flow to activations only, not to \(what)")
             }
         }
+        if let reference = rules.rescaleAgainst, let multipliers = try rescaleMultipliers(node, pass, reference, gy, needed) {
+            return multipliers
+        }
         switch node.op {
         case .conv(let p, let act, let autoPad):
             // Inputs: x, weight, bias?, residual?; gradients reach x and the residual (a fan-out).
             if needed.contains(where: { $0 == 1 || $0 == 2 }) {
                 throw XAIError.unsupported(op: "backward of \(node.op.name)", reason: "gradients flow to activations only, not to weights")
             }
-            let g = act == .identity ? gy : try be.unaryBackward(act, gradOutput: gy, value: try output(), valueIsOutput: true)
+            let g = try rules.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)
             var r: [Int: DeviceArray] = [:]
             if needed.contains(0) {
                 let x = try value(0), w = try value(1)
@@ -617,7 +624,7 @@ public final class Executor: Sendable {
             return only(try be.binary(.mul, gy, try be.upload(try scale.reshaped(shape))))
         case .gemm(let ta, let tb, let alpha, _, let act):
             try requireInputOnly("weights")
-            let g = act == .identity ? gy : try be.unaryBackward(act, gradOutput: gy, value: try output(), valueIsOutput: true)
+            let g = try rules.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)
             let w = try value(1)
             let dx = ta
                 ? try be.gemm(w, g, transposeA: tb, transposeB: true, alpha: alpha, bias: nil, activation: .identity)
@@ -627,7 +634,7 @@ public final class Executor: Sendable {
             // Both operands may be activations (attention's products).
             return try be.batchedMatMulBackward(gradOutput: gy, a: try value(0), b: try value(1), needed: Set(needed))
         case .unary(let u):
-            return only(try be.unaryBackward(u, gradOutput: gy, value: try value(0), valueIsOutput: false))
+            return only(try rules.activationBackward(u, gy, on: be, valueIsOutput: false) { try value(0) })
         case .binary(let op):
             return try be.binaryBackward(op, gradOutput: gy, a: try value(0), b: try value(1), needed: Set(needed))
         case .pool(let p, let autoPad):

@@ -453,6 +453,36 @@ extension Graph {
         return g
     }
 
+    /// The inverse of ``fusingActivations()``: each convolution or GEMM with an activation in its
+    /// epilogue becomes the plain product, writing `<output>:preactivation`, followed by the
+    /// activation, writing the original output. Rules that need an activation's input as well as
+    /// its output (DeepLIFT's rescale multipliers) run on this graph; its outputs are the same.
+    public func unfusingActivations() -> Graph {
+        var g = self
+        var nodes: [Node] = []
+        for node in g.nodes {
+            let activation: UnaryOp
+            var product = node
+            switch node.op {
+            case .conv(let p, let act, let autoPad) where act != .identity:
+                activation = act
+                product.op = .conv(p, activation: .identity, autoPad: autoPad)
+            case .gemm(let ta, let tb, let alpha, let beta, let act) where act != .identity:
+                activation = act
+                product.op = .gemm(transA: ta, transB: tb, alpha: alpha, beta: beta, activation: .identity)
+            default:
+                nodes.append(node)
+                continue
+            }
+            let pre = node.outputs[0] + ":preactivation"
+            product.outputs = [pre]
+            nodes.append(product)
+            nodes.append(Node(name: node.name + ":activation", op: .unary(activation), inputs: [pre], outputs: node.outputs))
+        }
+        g.nodes = nodes
+        return g
+    }
+
     /// Every value's shape at batch 1 and at batch 2: an axis whose extent is the same in both
     /// does not follow the batch (rewrites that fix an extent at load need that).
     func shapesAtBatchOneAndTwo() -> (one: [String: Shape], two: [String: Shape])? {

@@ -17,6 +17,10 @@ public enum CAMVariant: String, Sendable, CaseIterable {
     /// A path with a smooth op (sigmoid, SiLU, a product of activations, ...) is refused with the
     /// node named rather than answered wrongly.
     case gradCAMPlusPlus = "gradcampp"
+    /// Element weights `G` (Draelos & Carin): the gradient times the activation, summed over
+    /// channels; for a head that is linear after the layer, exactly how much each position moved
+    /// the logit.
+    case hiResCAM = "hirescam"
 }
 
 /// Gradient-weighted class activation maps at a layer (default: the last 4-D activation before
@@ -81,7 +85,14 @@ public struct GradientCAM: ModelMethod {
             throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "not an activation of \(model.graph.name)")
         }
         // Token and channels-last layers are weighed on their grid, as pytorch-grad-cam's reshape_transform.
-        let a = try model.spatialView(kept, layout), g = try model.spatialView(grad, layout)
+        let cam = try weigh(try model.spatialView(kept, layout), try model.spatialView(grad, layout))
+        return try model.camAttribution(cam, input: input.shape, logits: r.logits, targets: r.targets)
+    }
+
+    /// The CAM `[N, 1, h, w]` of activations `a` and their gradients `g` (`[N, C, h, w]`): the
+    /// variant's weighting summed over channels, clipped at zero with ``relu``.
+    func weigh(_ a: DeviceArray, _ g: DeviceArray) throws -> DeviceArray {
+        let be = model.backend
         let weighted: DeviceArray
         switch variant {
         case .gradCAM:
@@ -98,10 +109,11 @@ public struct GradientCAM: ModelMethod {
                                                               try be.binary(.mul, try be.reduce(.sum, a, axes: [2, 3]), g3)))
             let alpha = try be.binary(.div, g2, den)
             weighted = try be.binary(.mul, a, try be.reduce(.sum, try be.binary(.mul, alpha, try be.unary(.relu, g)), axes: [2, 3]))
+        case .hiResCAM:
+            weighted = try be.binary(.mul, a, g)
         }
-        var cam = try be.reduce(.sum, weighted, axes: [1])
-        if relu { cam = try be.unary(.relu, cam) }
-        return try model.camAttribution(cam, input: input.shape, logits: r.logits, targets: r.targets)
+        let cam = try be.reduce(.sum, weighted, axes: [1])
+        return relu ? try be.unary(.relu, cam) : cam
     }
 
     /// Grad-CAM++ on the softmax probability `p_c` of a global-average-pooling + linear head. Each

@@ -15,6 +15,7 @@ public final class ExplainedModel: Sendable {
     /// The output whose logits are explained (the graph's first output).
     public let outputName: String
     private let cache = SummaryCache()
+    private let unfused = OnceBuilt<Executor>()
 
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` when the graph has no image
     ///   input or no output.
@@ -27,6 +28,12 @@ public final class ExplainedModel: Sendable {
         executor = Executor(graph: graph, backend: backend)
         inputName = input.name
         outputName = output.name
+    }
+
+    /// An executor on the graph with every activation its own node (``Graph/unfusingActivations()``),
+    /// built once: DeepLIFT's rules read each activation's input and output.
+    public func unfusedExecutor() -> Executor {
+        unfused.value { Executor(graph: graph.unfusingActivations(), backend: backend) }
     }
 
     /// Shapes, FLOPs and spatial layers of the graph at batch 1 (computed once).
@@ -154,13 +161,28 @@ public final class ExplainedModel: Sendable {
     /// - Parameters:
     ///   - x: the batch on the device.
     ///   - targets: the class of each image, or `nil` to resolve `target` from the logits.
+    ///   - rules: the backward's rules (default: the gradient; guided backpropagation's change the
+    ///     rectifiers').
     public func gradients(_ x: DeviceArray, targets: [Int]? = nil, target: Target = .predicted,
-                          wrt: Set<String>, keep: Set<String> = []) throws -> (logits: Tensor, targets: [Int], grads: [String: DeviceArray], kept: [String: DeviceArray]) {
-        let pass = try executor.forward(x, keep: keep, forBackward: true)
+                          wrt: Set<String>, keep: Set<String> = [],
+                          rules: PropagationRules = .gradient) throws -> (logits: Tensor, targets: [Int], grads: [String: DeviceArray], kept: [String: DeviceArray]) {
+        let r = try backwards(x, targets: targets, target: target, keep: keep, [(wrt, rules)])
+        return (r.logits, r.targets, r.grads[0], r.kept)
+    }
+
+    /// One forward and several backwards of `sum_b logit[b, targets[b]]` from it, each to its own
+    /// values under its own rules (guided Grad-CAM's plain backward to a layer and guided backward
+    /// to the input share one forward). The forward retains only what these backwards read.
+    public func backwards(_ x: DeviceArray, targets: [Int]? = nil, target: Target = .predicted, keep: Set<String> = [],
+                          _ backwards: [(wrt: Set<String>, rules: PropagationRules)])
+        throws -> (logits: Tensor, targets: [Int], grads: [[String: DeviceArray]], kept: [String: DeviceArray]) {
+        let everyWrt = backwards.reduce(into: Set<String>()) { $0.formUnion($1.wrt) }
+        let pass = try executor.forward(x, keep: keep, forBackward: true, backwardTo: everyWrt)
         let y = try pass.output(outputName)
         let logits = try backend.download(y)
         let t = try targets ?? resolve(target, logits: logits)
-        let grads = try executor.backward(pass, seeds: [outputName: try seed(y.shape, targets: t)], wrt: wrt)
+        let seeds = [outputName: try seed(y.shape, targets: t)]
+        let grads = try backwards.map { try executor.backward(pass, seeds: seeds, wrt: $0.wrt, rules: $0.rules) }
         return (logits, t, grads, pass.kept)
     }
 
@@ -188,6 +210,17 @@ public final class ExplainedModel: Sendable {
     public func imageAndBaseline(_ input: Tensor, _ b: Int, _ baseline: Baseline) throws -> (image: Tensor, baseline: Tensor) {
         let image = try Self.image(input, b)
         return (image, try baselineTensor(baseline, for: image))
+    }
+
+    /// The baselines a method that draws from several (GradientSHAP, DeepLiftShap) takes for
+    /// `image` (`[1, C, H, W]`): each image-sized piece of a tensor baseline `[K, C, H, W]`, or the
+    /// one baseline.
+    public func baselineDistribution(_ baseline: Baseline, for image: Tensor) throws -> [[Float]] {
+        let per = image.shape.count
+        if case .tensor(let t) = baseline, t.shape.count > per, t.shape.count % per == 0 {
+            return (0..<(t.shape.count / per)).map { Array(t.scalars[($0 * per)..<(($0 + 1) * per)]) }
+        }
+        return [try baselineTensor(baseline, for: image).scalars]
     }
 
     /// The baseline as a `[1, C, H, W]` tensor for `image` (`[1, C, H, W]`).
@@ -256,6 +289,20 @@ public final class ExplainedModel: Sendable {
         return Attribution(map: try backend.download(up).reshaped([input[0], input[2], input[3]]),
                            raw: try raw.reshaped([raw.shape[0], raw.shape[2], raw.shape[3]]),
                            targets: targets, scores: Self.scores(logits, targets))
+    }
+}
+
+/// A value built on first use, once, under a lock.
+private final class OnceBuilt<T>: @unchecked Sendable {
+    private var built: T?
+    private let lock = NSLock()
+
+    func value(_ make: () -> T) -> T {
+        lock.lock(); defer { lock.unlock() }
+        if let built { return built }
+        let v = make()
+        built = v
+        return v
     }
 }
 

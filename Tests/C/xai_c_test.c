@@ -346,10 +346,12 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     const int64_t *dims = NULL;
     size_t rank = 0, i, n = 64 * 64;
     char *json = NULL;
-    static float zeros[3 * 64 * 64], quadrants[64 * 64];
+    static float zeros[3 * 64 * 64], quadrants[64 * 64], twice[2 * 3 * 64 * 64];
     int64_t image_shape[3] = {3, 64, 64}, mask_shape[2] = {64, 64}, bad_shape[3] = {3, 32, 32}, one_shape[4] = {1, 3, 64, 64};
+    int64_t two_shape[4] = {2, 3, 64, 64};
     xai_tensor_view batch = {input, shape, 4}, first = {input, one_shape, 4};
     xai_tensor_view zero = {zeros, image_shape, 3}, itself = {input, image_shape, 3}, mask = {quadrants, mask_shape, 2}, bad = {zeros, bad_shape, 3};
+    xai_tensor_view two = {twice, two_shape, 4};
     xai_explain_options o;
     xai_evaluate_options eo;
     float largest = 0;
@@ -383,6 +385,19 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     xai_result_free(a);
     o.baseline = &bad;
     expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline", "baseline of the wrong size");
+    /* GradientSHAP draws from K baselines [K, 3, H, W]: with every one the image itself there is
+     * nothing to attribute; IG takes one baseline and refuses K. */
+    memcpy(twice, input, 3 * n * sizeof(float));
+    memcpy(twice + 3 * n, input, 3 * n * sizeof(float));
+    o.baseline = &two;
+    o.knobs_json = "{\"samples\": 4}";
+    CHECK(xai_explain2(m, "gradientshap", &first, &o, &a) == XAI_OK, "gradientshap from two baselines");
+    CHECK(xai_result_tensor(a, "map", &ma, &dims, &rank) == XAI_OK, "its map");
+    largest = 0;
+    for (i = 0; ma && i < n; i++) largest = fabsf(ma[i]) > largest ? fabsf(ma[i]) : largest;
+    CHECK(largest == 0, "gradientshap: nothing to attribute, max |map| %g", (double)largest);
+    xai_result_free(a);
+    expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline", "ig given two baselines");
     o.baseline = NULL;
 
     /* A feature mask as a tensor: the same partition as a 2x2 grid gives KernelSHAP's map. */

@@ -247,6 +247,53 @@ def test_captum_gradient_adapters(name):
         assert np.allclose(captum.LayerGradCam(m, layer).attribute(x, target=targets, relu_attributions=True), np.maximum(got, 0), atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["small_resnet", "mobile_block"])
+def test_propagation_adapters(name):
+    """Guided backpropagation, deconvolution, guided Grad-CAM, HiResCAM and the eigen CAMs against
+    Tools/make_propagation_fixtures.py; GradientShap takes Captum's baselines and draws its own points."""
+    folder = FIXTURES / "methods" / name
+    x = np.load(FIXTURES / "models" / name / "input.npy")
+    targets = np.load(FIXTURES / "models" / name / "target.npy")
+    layer = json.loads((FIXTURES / "models" / "manifest.json").read_text())["models"][name]["tap_values"][1]
+    with xai.Model(str(FIXTURES / "models" / name / "model.onnx")) as m:
+        assert relative_l2(captum.GuidedBackprop(m).attribute(x, target=targets), np.load(folder / "guidedbackprop.npy")) < 1e-4
+        assert relative_l2(captum.Deconvolution(m).attribute(x, target=targets), np.load(folder / "deconvolution.npy")) < 1e-4
+        assert relative_l2(captum.GuidedGradCam(m, layer).attribute(x, target=targets), np.load(folder / "guidedgradcam.npy")) < 1e-4
+        with pytest.raises(ValueError, match="interpolate_mode"):
+            captum.GuidedGradCam(m, layer).attribute(x, target=targets, interpolate_mode="bilinear")
+        assert relative_l2(m.explain(x, "hirescam", target=targets.tolist(), layer=layer).raw, np.load(folder / "hirescam.npy")) < 1e-4
+        for method in ("eigencam", "eigengradcam"):
+            raw = m.explain(x, method, target=targets.tolist(), layer=layer, relu=False).raw
+            assert relative_l2(raw, np.load(folder / f"{method}.npy")) < 1e-4, method
+        for cls in (grad_cam.HiResCAM, grad_cam.EigenCAM, grad_cam.EigenGradCAM):
+            maps = cls(m, target_layers=[layer])(x, targets=targets.tolist())
+            assert maps.shape == (2,) + x.shape[2:] and maps.min() >= 0 and maps.max() <= 1
+        baselines = np.load(folder / "gradientshap_baselines.npy")
+        shap = captum.GradientShap(m).attribute(x, baselines=baselines, n_samples=6, stdevs=0.1, target=targets, seed=3)
+        direct = m.explain(x, "gradientshap", target=targets.tolist(), baseline=baselines, samples=6, stdevs=0.1, seed=3).raw
+        assert shap.shape == x.shape and np.array_equal(shap, direct)
+        with pytest.raises(ValueError, match="baselines"):
+            captum.GradientShap(m).attribute(x, baselines=lambda t: t, target=targets)
+
+
+@pytest.mark.parametrize("name", ["plain_cnn", "small_resnet"])
+def test_deeplift_adapters(name):
+    folder = FIXTURES / "methods" / name
+    x = np.load(FIXTURES / "models" / name / "input.npy")
+    targets = np.load(FIXTURES / "models" / name / "target.npy")
+    manifest = json.loads((FIXTURES / "methods" / "propagation.json").read_text())["models"][name]
+    with xai.Model(str(FIXTURES / "models" / name / "model.onnx")) as m:
+        baseline = np.load(folder / "deeplift_baseline.npy")
+        got, delta = captum.DeepLift(m).attribute(x, baselines=np.repeat(baseline, 2, axis=0), target=targets, return_convergence_delta=True)
+        assert relative_l2(got, np.load(folder / "deeplift.npy")) < 1e-4
+        assert np.allclose(delta, manifest["deeplift_delta"], atol=1e-4)
+        shap = captum.DeepLiftShap(m).attribute(x, baselines=np.load(folder / "deepliftshap_baselines.npy"), target=targets)
+        assert relative_l2(shap, np.load(folder / "deepliftshap.npy")) < 1e-4
+    with xai.Model(str(FIXTURES / "models" / "mobile_block" / "model.onnx")) as m:
+        with pytest.raises(xai.UnsupportedError, match="node"):
+            captum.DeepLift(m).attribute(np.load(FIXTURES / "models" / "mobile_block" / "input.npy"))
+
+
 def test_captum_integrated_gradients_baseline():
     folder = FIXTURES / "methods" / "small_resnet"
     spec = json.loads((folder / "ig_baseline.json").read_text())
@@ -315,12 +362,13 @@ def test_captum_noise_tunnel_and_coalitions(model, batch):
     del grid
 
 
-@pytest.mark.parametrize("variant", ["gradcam", "gradcampp", "xgradcam", "layercam"])
+@pytest.mark.parametrize("variant", ["gradcam", "gradcampp", "xgradcam", "layercam", "hirescam"])
 def test_grad_cam_adapter_matches_pytorch_grad_cam(variant):
     folder = FIXTURES / "cam_resized"
     manifest = json.loads((folder / "manifest.json").read_text())
     x = np.load(folder / "input.npy")
-    classes = {"gradcam": grad_cam.GradCAM, "gradcampp": grad_cam.GradCAMPlusPlus, "xgradcam": grad_cam.XGradCAM, "layercam": grad_cam.LayerCAM}
+    classes = {"gradcam": grad_cam.GradCAM, "gradcampp": grad_cam.GradCAMPlusPlus, "xgradcam": grad_cam.XGradCAM, "layercam": grad_cam.LayerCAM,
+               "hirescam": grad_cam.HiResCAM}
 
     class ClassifierOutputTarget:
         def __init__(self, category):

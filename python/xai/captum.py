@@ -17,6 +17,23 @@ Supported keywords (others raise):
 - Occlusion.attribute(inputs, sliding_window_shapes, strides=None, baselines=None, target=None,
   additional_forward_args=None, perturbations_per_eval=1, show_progress=False): windows covering
   every channel, square (C, k, k) with square strides
+- GuidedBackprop / Deconvolution.attribute(inputs, target=None, additional_forward_args=None): every
+  Relu node of the ONNX graph takes the modified rule (Captum overrides nn.ReLU modules: the same
+  wherever the model's rectifiers are nn.ReLU modules, as torchvision's are)
+- GuidedGradCam(model, layer).attribute(inputs, target=None, additional_forward_args=None,
+  interpolate_mode="nearest", attribute_to_layer_input=False)
+- GradientShap(model, multiply_by_inputs=True).attribute(inputs, baselines, n_samples=5, stdevs=0.0,
+  target=None, additional_forward_args=None, return_convergence_delta=False, seed=0): baselines
+  [K, C, H, W] (drawn from), one image, or a number; xai draws its own points (seeded), so the
+  values differ from Captum's draws while the expectation is the same
+- DeepLift(model, multiply_by_inputs=True, eps=1e-10).attribute(inputs, baselines=None, target=None,
+  additional_forward_args=None, return_convergence_delta=False, custom_attribution_func=None); the
+  rescale rule on every elementwise nonlinearity and Captum's max-pool rule (windows that share a
+  maximum add their shares); a nonlinear op with no rule (a product of activations, softmax) is
+  refused with its node named
+- DeepLiftShap(model, multiply_by_inputs=True).attribute(inputs, baselines, target=None,
+  additional_forward_args=None, return_convergence_delta=False, custom_attribution_func=None):
+  baselines [K, C, H, W]
 - LayerGradCam(model, layer).attribute(inputs, target=None, additional_forward_args=None,
   attribute_to_layer_input=False, relu_attributions=False, attr_dim_summation=True); `layer` is
   the name of an activation of the ONNX graph (`model.cam_layers`)
@@ -212,6 +229,97 @@ class LayerGradCam(_Attribution):
         _refuse("attr_dim_summation", attr_dim_summation, True)
         raw = self._explain(inputs, "gradcam", target, layer=self.layer, relu=bool(relu_attributions)).raw
         return _like(raw[:, None], _single(inputs))
+
+
+class GuidedBackprop(_Attribution):
+    method = "guidedbackprop"
+
+    def attribute(self, inputs, target=None, additional_forward_args=None):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        return _like(self._explain(inputs, self.method, target).raw, _single(inputs))
+
+
+class Deconvolution(GuidedBackprop):
+    method = "deconvolution"
+
+
+class GuidedGradCam(_Attribution):
+    def __init__(self, forward_func, layer: str, device_ids=None):
+        super().__init__(forward_func)
+        if not isinstance(layer, str):
+            raise InvalidArgumentError("layer: name an activation of the ONNX graph (model.cam_layers lists them), not a torch module")
+        self.layer = layer
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, interpolate_mode: str = "nearest",
+                  attribute_to_layer_input: bool = False):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        _refuse("interpolate_mode", interpolate_mode, "nearest")
+        _refuse("attribute_to_layer_input", attribute_to_layer_input, False)
+        return _like(self._explain(inputs, "guidedgradcam", target, layer=self.layer).raw, _single(inputs))
+
+
+class GradientShap(_Attribution):
+    def __init__(self, forward_func, multiply_by_inputs: bool = True):
+        super().__init__(forward_func)
+        _refuse("multiply_by_inputs", multiply_by_inputs, True)
+
+    def attribute(self, inputs, baselines, n_samples: int = 5, stdevs: float = 0.0, target=None, additional_forward_args=None,
+                  return_convergence_delta: bool = False, seed: int = 0):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        _refuse("return_convergence_delta", return_convergence_delta, False)
+        if callable(baselines):
+            raise InvalidArgumentError("baselines: xai takes the baselines as an array [K, C, H, W], one image or a number, not a function")
+        if np.isscalar(stdevs) is False:
+            raise InvalidArgumentError(f"stdevs: one standard deviation for every input; got {stdevs!r}")
+        x = _as_batch(_single(inputs))
+        b = np.asarray(baselines.detach().cpu().numpy() if hasattr(baselines, "detach") else baselines, dtype=np.float32)
+        if b.ndim == 4 and b.shape[1:] == x.shape[1:]:
+            baseline = np.ascontiguousarray(b)
+        else:
+            baseline = _baseline(baselines, x.shape)
+        e = self._explain(x, "gradientshap", target, baseline=baseline, samples=int(n_samples), stdevs=float(stdevs), seed=int(seed))
+        return _like(e.raw, _single(inputs))
+
+
+class DeepLift(_Attribution):
+    method = "deeplift"
+
+    def __init__(self, forward_func, multiply_by_inputs: bool = True, eps: float = 1e-10):
+        super().__init__(forward_func)
+        _refuse("multiply_by_inputs", multiply_by_inputs, True)
+        _refuse("eps", eps, 1e-10)
+
+    def _baselines(self, baselines, x):
+        if baselines is None:
+            return None
+        b = np.asarray(baselines.detach().cpu().numpy() if hasattr(baselines, "detach") else baselines, dtype=np.float32)
+        if self.method == "deepliftshap" and b.ndim == 4 and b.shape[1:] == x.shape[1:]:
+            return np.ascontiguousarray(b)
+        if b.ndim == 4 and b.shape == x.shape and x.shape[0] > 1 and (b == b[:1]).all():
+            b = b[:1]  # Captum's baselines expanded to the batch: one image for all
+        return _baseline(b, x.shape)
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, return_convergence_delta: bool = False,
+                  custom_attribution_func=None):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        _refuse("custom_attribution_func", custom_attribution_func, None)
+        x = _as_batch(_single(inputs))
+        e = self._explain(x, self.method, target, baseline=self._baselines(baselines, x))
+        result = _like(e.raw, _single(inputs))
+        if not return_convergence_delta:
+            return result
+        return result, _like(np.asarray(e.diagnostics["completenessDelta"], dtype=np.float32), _single(inputs))
+
+
+class DeepLiftShap(DeepLift):
+    method = "deepliftshap"
+
+    def __init__(self, forward_func, multiply_by_inputs: bool = True):
+        super().__init__(forward_func, multiply_by_inputs)
+
+    def attribute(self, inputs, baselines, target=None, additional_forward_args=None, return_convergence_delta: bool = False,
+                  custom_attribution_func=None):
+        return super().attribute(inputs, baselines, target, additional_forward_args, return_convergence_delta, custom_attribution_func)
 
 
 class _Coalitions(_Attribution):

@@ -6,8 +6,10 @@ names of the ONNX graph (`model.cam_layers`; empty or None: the last 4-D activat
 pooling). Calling it as `cam(input_tensor, targets=None)` returns pytorch-grad-cam's `[N, H, W]`
 float32 maps: ReLU, resized to the input (bilinear, half-pixel centres) and min-max scaled per
 image. `targets` are None (top-1), ints, or objects with `.category` (ClassifierOutputTarget).
-GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM and ScoreCAM. aug_smooth, eigen_smooth and
-reshape_transform are refused; one target layer only.
+GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM, EigenGradCAM and ScoreCAM.
+EigenCAM's and EigenGradCAM's projection sign is fixed so that its largest magnitude is positive
+(pytorch-grad-cam leaves it to LAPACK, so a map of theirs may come out negated and clipped away).
+aug_smooth, eigen_smooth and reshape_transform are refused; one target layer only.
 """
 from __future__ import annotations
 
@@ -64,6 +66,18 @@ class XGradCAM(_BaseCAM):
 
 class LayerCAM(_BaseCAM):
     method = "layercam"
+
+
+class HiResCAM(_BaseCAM):
+    method = "hirescam"
+
+
+class EigenCAM(_BaseCAM):
+    method = "eigencam"
+
+
+class EigenGradCAM(_BaseCAM):
+    method = "eigengradcam"
 
 
 class ScoreCAM(_BaseCAM):

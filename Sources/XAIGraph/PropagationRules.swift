@@ -1,0 +1,56 @@
+import XAICore
+
+/// How a backward pass carries the signal through a rectifier (`Relu`, fused into a convolution
+/// or a GEMM or on its own). The gradient is the default; the others are the modified backward
+/// passes of guided backpropagation and deconvolution, which differ from it at this op only.
+public enum ReLURule: String, Sendable, CaseIterable {
+    /// `g * (x > 0)`: the gradient.
+    case gradient
+    /// `relu(g) * (x > 0)`: only positive signal, only where the unit was active (Springenberg et
+    /// al.; Captum's GuidedBackprop).
+    case guided
+    /// `relu(g)`: only positive signal, wherever the unit was (Zeiler & Fergus; Captum's
+    /// Deconvolution).
+    case deconvolution
+}
+
+/// The backward rules a method names, op kind by op kind: ``Executor/backward(_:seeds:wrt:rules:)``
+/// takes the gradient wherever a rule is not overridden here. One place maps op kinds to rules, as
+/// the executor's gradient table maps op kinds to their vector-Jacobian products.
+public struct PropagationRules: Sendable {
+    public var relu: ReLURule
+    /// DeepLIFT's rescale rule (Shrikumar et al.) against this reference pass, a forward of the
+    /// baselines run with `forBackward` on the same executor: each nonlinear op carries back
+    /// `g * (y - y') / (x - x')` (where `|x - x'| < 1e-10`, its gradient), max pooling Captum's
+    /// rule; linear ops take their gradient; a nonlinear op with no such rule is refused with its
+    /// node named. The graph must have its activations unfused (``Graph/unfusingActivations()``).
+    public var rescaleAgainst: Executor.Pass?
+
+    public init(relu: ReLURule = .gradient, rescaleAgainst: Executor.Pass? = nil) {
+        self.relu = relu
+        self.rescaleAgainst = rescaleAgainst
+    }
+
+    /// The plain gradient everywhere.
+    public static let gradient = PropagationRules()
+
+    /// Below this `|x - x'|`, the rescale rule takes the gradient (Captum's `eps`).
+    public static let rescaleEpsilon: Float = 1e-10
+
+    /// The backward of the pointwise `activation` under these rules: `gy` carried back through it,
+    /// where `value` is its input (or its output when `valueIsOutput`).
+    func activationBackward(_ activation: UnaryOp, _ gy: DeviceArray, on backend: any Backend, valueIsOutput: Bool,
+                            value: () throws -> DeviceArray) throws -> DeviceArray {
+        if activation == .identity { return gy }
+        if activation == .relu {
+            switch relu {
+            case .gradient: break
+            case .guided:
+                return try backend.unary(.relu, try backend.unaryBackward(.relu, gradOutput: gy, value: try value(), valueIsOutput: valueIsOutput))
+            case .deconvolution:
+                return try backend.unary(.relu, gy)
+            }
+        }
+        return try backend.unaryBackward(activation, gradOutput: gy, value: try value(), valueIsOutput: valueIsOutput)
+    }
+}

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Reference attributions for the modified-backward and projection methods (issue 30), from Captum
+and pytorch-grad-cam, for the two method-fixture models of Tools/make_fixtures.py (same inputs,
+same targets, same CAM layers as Tools/make_method_fixtures.py).
+
+Writes into Tests/Fixtures/methods/<model>/:
+  guidedbackprop.npy   captum GuidedBackprop                                     [2, 3, H, W]
+  deconvolution.npy    captum Deconvolution                                      [2, 3, H, W]
+  guidedgradcam.npy    captum GuidedGradCam at the CAM layer (nearest upsampling) [2, 3, H, W]
+  hirescam.npy         pytorch-grad-cam HiResCAM at the CAM layer, before resizing: max(cam, 0)  [2, h, w]
+  eigencam.npy         pytorch-grad-cam's get_2d_projection_with_sign_correction of the layer's
+                       activations (EigenCAM's projection, its sign fixed as Seg-Eigen-CAM's Eq. 13
+                       fixes it; EigenCAM itself leaves the sign to LAPACK), before max(., 0)  [2, h, w]
+  eigengradcam.npy     the same projection of gradients x activations (EigenGradCAM's)         [2, h, w]
+  gradientshap.npy     captum GradientShap, 8 samples, stdevs 0.1, the baseline below         [2, 3, H, W]
+  gradientshap_baselines.npy  the baseline distribution given to Captum (3 images)            [3, 3, H, W]
+  gradientshap_{index,alpha,noise}.npy  what Captum drew, recorded while it ran: for each of the
+                       2 x 8 evaluated points, in Captum's order (image-major), the baseline index
+                       [16], the path position [16] and the input noise [16, 3, H, W]; the script
+                       checks that these draws rebuild Captum's attribution before it saves them.
+  deeplift.npy         captum DeepLift (rescale) against deeplift_baseline.npy (one random image)  [2, 3, H, W]
+  deepliftshap.npy     captum DeepLiftShap over deepliftshap_baselines.npy (3 random images)      [2, 3, H, W]
+                       (for plain_cnn and small_resnet; mobile_block's squeeze-excitation product
+                       has no rescale rule, which xai refuses). small_resnet's 3x3 stride-2 max pool
+                       has overlapping windows: Captum's max_unpool2d writes one of the shares of
+                       windows that share a maximum, so its result depends on the write order;
+                       these fixtures run Captum with max_unpool2d replaced by a scatter-add (the
+                       shares summed, as the gradient does and as xai does). plain_cnn's pool does
+                       not overlap, so its fixture is Captum's unpooling unchanged. In both models
+                       a ReLU module feeds a MaxPool2d module directly; Captum's hooks on two
+                       adjacent modules lose the ReLU's rule (its attributions then miss f(x) - f(x')
+                       by 0.21 on plain_cnn, where the rule conserves), so Captum runs on a copy
+                       with a `* 1.0` between them (the same function; its delta is then ~3e-8).
+Run after make_fixtures.py:  python3 Tools/make_propagation_fixtures.py
+"""
+import importlib.metadata
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_fixtures as mf  # noqa: E402
+
+import captum
+import captum.attr._core.noise_tunnel as noise_tunnel_module
+from captum.attr import DeepLift, DeepLiftShap, Deconvolution, GradientShap, GuidedBackprop, GuidedGradCam
+import pytorch_grad_cam
+from pytorch_grad_cam import HiResCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "methods")
+CASES = {"small_resnet": "layer2", "mobile_block": "head"}
+SHAP_SAMPLES, SHAP_STDEV = 8, 0.1
+
+
+def gradient_shap_with_draws(model, x, target, baselines):
+    """Captum's GradientShap, recording its random draws (numpy's uniform alphas and baseline
+    choices, torch's normal noise) as it makes them."""
+    drawn = {"alpha": [], "choice": [], "noise": []}
+    uniform, choice, normal = np.random.uniform, np.random.choice, torch.normal
+
+    def record_uniform(*args, **kwargs):
+        v = uniform(*args, **kwargs)
+        drawn["alpha"].append(np.array(v))
+        return v
+
+    def record_choice(*args, **kwargs):
+        v = choice(*args, **kwargs)
+        drawn["choice"].append(np.array(v))
+        return v
+
+    def record_normal(*args, **kwargs):
+        v = normal(*args, **kwargs)
+        drawn["noise"].append(v.detach().clone())
+        return v
+
+    np.random.uniform, np.random.choice = record_uniform, record_choice
+    noise_tunnel_module.torch.normal = record_normal
+    try:
+        np.random.seed(500)
+        torch.manual_seed(501)
+        attr = GradientShap(model).attribute(x, baselines=baselines, target=target, n_samples=SHAP_SAMPLES,
+                                             stdevs=SHAP_STDEV)
+    finally:
+        np.random.uniform, np.random.choice = uniform, choice
+        noise_tunnel_module.torch.normal = normal
+    assert len(drawn["alpha"]) == 1 and len(drawn["noise"]) == 1 and len(drawn["choice"]) == 1, \
+        {k: len(v) for k, v in drawn.items()}
+    alpha = drawn["alpha"][0].astype(np.float32)
+    index = drawn["choice"][0].astype(np.int64)
+    noise = drawn["noise"][0].numpy().astype(np.float32)
+    return attr.detach().numpy(), alpha, index, noise
+
+
+def rebuild_gradient_shap(model, x, target, baselines, alpha, index, noise):
+    """The attribution from the draws: mean over samples of (x + e - b) * grad at b + a (x + e - b)."""
+    n = x.shape[0]
+    xs = x.repeat_interleave(SHAP_SAMPLES, 0) + torch.from_numpy(noise)
+    b = baselines[torch.from_numpy(index)]
+    a = torch.from_numpy(alpha).view(-1, 1, 1, 1)
+    points = (a * xs + (1 - a) * b).requires_grad_(True)
+    t = torch.tensor(target).repeat_interleave(SHAP_SAMPLES)
+    out = model(points)
+    g, = torch.autograd.grad(out[torch.arange(points.shape[0]), t].sum(), points)
+    return ((xs - b) * g).view(n, SHAP_SAMPLES, *x.shape[1:]).mean(1).detach().numpy()
+
+
+def summing_max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """F.max_unpool2d with the values of equal indices added instead of one of them written."""
+    n, c = input.shape[:2]
+    h, w = output_size[-2:]
+    out = torch.zeros(n, c, h * w, dtype=input.dtype)
+    out.scatter_add_(2, indices.reshape(n, c, -1), input.reshape(n, c, -1))
+    return out.view(n, c, h, w)
+
+
+class TimesOne(torch.nn.Module):
+    """`v * 1.0`: an autograd node between two modules whose hooks Captum's DeepLift needs apart."""
+    def forward(self, v):
+        return v * 1.0
+
+
+def separated(model):
+    """A copy of the model with every MaxPool2d preceded by TimesOne (the same function)."""
+    import copy
+    copy_ = copy.deepcopy(model)
+    for parent in list(copy_.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.MaxPool2d):
+                setattr(parent, child_name, torch.nn.Sequential(TimesOne(), child))
+    return copy_
+
+
+def deeplift_fixtures(name, i, model, x, t, folder, summing):
+    baseline = torch.from_numpy(np.random.default_rng(700 + i).uniform(-1, 1, (1,) + tuple(x.shape[1:])).astype(np.float32))
+    baselines = torch.from_numpy(np.random.default_rng(800 + i).uniform(-1, 1, (3,) + tuple(x.shape[1:])).astype(np.float32))
+    unpool = F.max_unpool2d
+    if summing:
+        F.max_unpool2d = summing_max_unpool2d
+    model = separated(model)
+    try:
+        attr, delta = DeepLift(model).attribute(x, baselines=baseline.expand_as(x), target=t, return_convergence_delta=True)
+        shap = DeepLiftShap(model).attribute(x, baselines=baselines, target=t)
+    finally:
+        F.max_unpool2d = unpool
+    np.save(os.path.join(folder, "deeplift_baseline.npy"), baseline.numpy())
+    np.save(os.path.join(folder, "deepliftshap_baselines.npy"), baselines.numpy())
+    np.save(os.path.join(folder, "deeplift.npy"), attr.detach().numpy())
+    np.save(os.path.join(folder, "deepliftshap.npy"), shap.detach().numpy())
+    return {"deeplift_delta": delta.detach().tolist(), "max_unpool": "scatter-add" if summing else "captum's own"}
+
+
+def main():
+    manifest = {"script": "Tools/make_propagation_fixtures.py", "torch": torch.__version__, "captum": captum.__version__,
+                "grad-cam": importlib.metadata.version("grad-cam"), "gradientshap_samples": SHAP_SAMPLES,
+                "gradientshap_stdevs": SHAP_STDEV, "models": {}}
+    names = list(mf.MODELS)
+    for name, layer_name in CASES.items():
+        i = names.index(name)
+        cls, (h, w), _, _ = mf.MODELS[name]
+        torch.manual_seed(100 + i)
+        model = cls().eval()
+        mf.randomize(model, 200 + i)
+        x = torch.from_numpy(np.load(os.path.join(mf.OUT, name, "input.npy")))
+        target = np.load(os.path.join(mf.OUT, name, "target.npy")).tolist()
+        t = torch.tensor(target)
+        folder = os.path.join(OUT, name)
+        os.makedirs(folder, exist_ok=True)
+        layer = dict(model.named_modules())[layer_name]
+
+        np.save(os.path.join(folder, "guidedbackprop.npy"), GuidedBackprop(model).attribute(x, target=t).detach().numpy())
+        np.save(os.path.join(folder, "deconvolution.npy"), Deconvolution(model).attribute(x, target=t).detach().numpy())
+        np.save(os.path.join(folder, "guidedgradcam.npy"),
+                GuidedGradCam(model, layer).attribute(x, target=t, interpolate_mode="nearest").detach().numpy())
+
+        # pytorch-grad-cam's activations and gradients at the layer, then its own functions.
+        cam = HiResCAM(model=model, target_layers=[layer])
+        targets = [ClassifierOutputTarget(c) for c in target]
+        outputs = cam.activations_and_grads(x)
+        model.zero_grad()
+        sum(tg(o) for tg, o in zip(targets, outputs)).backward(retain_graph=True)
+        acts = cam.activations_and_grads.activations[0].cpu().numpy()
+        grads = cam.activations_and_grads.gradients[0].cpu().numpy()
+        raw = cam.get_cam_image(x, layer, targets, acts, grads, False)
+        np.save(os.path.join(folder, "hirescam.npy"), np.maximum(raw, 0).astype(np.float32))
+        cam.activations_and_grads.release()
+        np.save(os.path.join(folder, "eigencam.npy"), get_2d_projection_with_sign_correction(acts))
+        np.save(os.path.join(folder, "eigengradcam.npy"), get_2d_projection_with_sign_correction(grads * acts))
+
+        baselines = torch.from_numpy(np.random.default_rng(600 + i).uniform(-0.5, 0.5, (3,) + tuple(x.shape[1:])).astype(np.float32))
+        attr, alpha, index, noise = gradient_shap_with_draws(model, x, t, baselines)
+        rebuilt = rebuild_gradient_shap(model, x, target, baselines, alpha, index, noise)
+        error = float(np.linalg.norm(rebuilt - attr) / np.linalg.norm(attr))
+        assert error < 1e-5, f"{name}: the recorded draws do not rebuild Captum's GradientShap ({error:.2e})"
+        np.save(os.path.join(folder, "gradientshap.npy"), attr)
+        np.save(os.path.join(folder, "gradientshap_baselines.npy"), baselines.numpy())
+        np.save(os.path.join(folder, "gradientshap_index.npy"), index)
+        np.save(os.path.join(folder, "gradientshap_alpha.npy"), alpha)
+        np.save(os.path.join(folder, "gradientshap_noise.npy"), noise)
+        manifest["models"][name] = {"layer_module": layer_name, "gradientshap_rebuilt_error": error}
+        if name == "small_resnet":
+            manifest["models"][name].update(deeplift_fixtures(name, i, model, x, t, folder, summing=True))
+        print(name, "done; GradientShap rebuilt from its draws to", f"{error:.1e}")
+    # plain_cnn: DeepLIFT only (its pool's windows do not overlap: Captum unchanged).
+    i = names.index("plain_cnn")
+    cls = mf.MODELS["plain_cnn"][0]
+    torch.manual_seed(100 + i)
+    model = cls().eval()
+    mf.randomize(model, 200 + i)
+    x = torch.from_numpy(np.load(os.path.join(mf.OUT, "plain_cnn", "input.npy")))
+    t = torch.tensor(np.load(os.path.join(mf.OUT, "plain_cnn", "target.npy")).tolist())
+    folder = os.path.join(OUT, "plain_cnn")
+    os.makedirs(folder, exist_ok=True)
+    manifest["models"]["plain_cnn"] = deeplift_fixtures("plain_cnn", i, model, x, t, folder, summing=False)
+    with open(os.path.join(OUT, "propagation.json"), "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
