@@ -31,6 +31,11 @@ Writes into Tests/Fixtures/methods/<model>/:
                        adjacent modules lose the ReLU's rule (its attributions then miss f(x) - f(x')
                        by 0.21 on plain_cnn, where the rule conserves), so Captum runs on a copy
                        with a `* 1.0` between them (the same function; its delta is then ~3e-8).
+  lrp_<composite>.npy  zennit's Gradient attributor with the composite EpsilonPlusFlat, EpsilonGammaBox
+                       (bounds in lrp.json) or EpsilonAlpha2Beta1, attr_output = the target logit's
+                       value (one-hot times the output), and lrp_wsquare.npy with a LayerMapComposite
+                       of WSquare for convolutions and Epsilon for dense layers   [2, 3, H, W]
+                       (for plain_cnn and squeeze_block: no residual sums)
 Run after make_fixtures.py:  python3 Tools/make_propagation_fixtures.py
 """
 import importlib.metadata
@@ -155,6 +160,36 @@ def deeplift_fixtures(name, i, model, x, t, folder, summing):
     return {"deeplift_delta": delta.detach().tolist(), "max_unpool": "scatter-add" if summing else "captum's own"}
 
 
+LRP_LOW, LRP_HIGH = [-1.5, -1.2, -1.0], [1.5, 1.3, 1.1]
+
+
+def lrp_fixtures(name, model, x, target, folder):
+    import zennit
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite, layer_map_base
+    from zennit.rules import Epsilon, WSquare
+    from zennit.types import Convolution
+    low = torch.tensor(LRP_LOW).view(1, 3, 1, 1).expand_as(x).contiguous()
+    high = torch.tensor(LRP_HIGH).view(1, 3, 1, 1).expand_as(x).contiguous()
+    composites = {
+        "epsilon-plus-flat": EpsilonPlusFlat(),
+        "epsilon-gamma-box": EpsilonGammaBox(low=low, high=high),
+        "epsilon-alpha2-beta1": EpsilonAlpha2Beta1(),
+        "wsquare": LayerMapComposite(layer_map=layer_map_base() + [(Convolution, WSquare()), (torch.nn.Linear, Epsilon())]),
+    }
+    onehot = torch.zeros(x.shape[0], 10)
+    onehot[torch.arange(x.shape[0]), torch.tensor(target)] = 1
+    sums = {}
+    for key, composite in composites.items():
+        with Gradient(model=model, composite=composite) as attributor:
+            out, relevance = attributor(x, lambda output: output * onehot)
+        np.save(os.path.join(folder, f"lrp_{key}.npy"), relevance.detach().numpy().astype(np.float32))
+        sums[key] = relevance.detach().reshape(x.shape[0], -1).sum(1).tolist()
+    logits = model(x).detach()[torch.arange(x.shape[0]), torch.tensor(target)].tolist()
+    return {"zennit": zennit.__version__ if hasattr(zennit, "__version__") else importlib.metadata.version("zennit"),
+            "lrp_low": LRP_LOW, "lrp_high": LRP_HIGH, "lrp_relevance_sums": sums, "target_logits": logits}
+
+
 def main():
     manifest = {"script": "Tools/make_propagation_fixtures.py", "torch": torch.__version__, "captum": captum.__version__,
                 "grad-cam": importlib.metadata.version("grad-cam"), "gradientshap_samples": SHAP_SAMPLES,
@@ -217,6 +252,17 @@ def main():
     folder = os.path.join(OUT, "plain_cnn")
     os.makedirs(folder, exist_ok=True)
     manifest["models"]["plain_cnn"] = deeplift_fixtures("plain_cnn", i, model, x, t, folder, summing=False)
+    manifest["models"]["plain_cnn"].update(lrp_fixtures("plain_cnn", model, x, t.tolist(), folder))
+    i = names.index("squeeze_block")
+    cls = mf.MODELS["squeeze_block"][0]
+    torch.manual_seed(100 + i)
+    model = cls().eval()
+    mf.randomize(model, 200 + i)
+    x = torch.from_numpy(np.load(os.path.join(mf.OUT, "squeeze_block", "input.npy")))
+    target = np.load(os.path.join(mf.OUT, "squeeze_block", "target.npy")).tolist()
+    folder = os.path.join(OUT, "squeeze_block")
+    os.makedirs(folder, exist_ok=True)
+    manifest["models"]["squeeze_block"] = lrp_fixtures("squeeze_block", model, x, target, folder)
     with open(os.path.join(OUT, "propagation.json"), "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
 

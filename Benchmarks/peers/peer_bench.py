@@ -427,6 +427,15 @@ def m_gshap(ctx, scale):
     return lambda: a.attribute(ctx.x, baselines=baselines, n_samples=50, stdevs=0.0, target=ctx.target)
 
 
+@method("captum_deeplift", "captum", "DeepLift (rescale), one zero baseline, batch 1", grads=True)
+def m_deeplift(ctx, scale):
+    import torch
+    from captum.attr import DeepLift
+    a = DeepLift(ctx.model)
+    baseline = torch.zeros_like(ctx.x)
+    return lambda: a.attribute(ctx.x, baselines=baseline, target=ctx.target)
+
+
 @method("captum_occlusion", "captum",
         "Occlusion window 3x16x16, strides 3x8x8, baseline 0, perturbations_per_eval=64 "
         "(729 windows)", kind="slow")

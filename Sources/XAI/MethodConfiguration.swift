@@ -15,6 +15,9 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
     public var noise: Float = 0.15
     public var absolute = false
     public var stdevs: Float = 0
+    public var composite = LRPComposite.epsilonPlusFlat.rawValue
+    public var epsilon: Float = 1e-6
+    public var gamma: Float = 0.25
     public var baseline = "zero"
     public var segmentation = "slic"
     public var segments = 50
@@ -47,6 +50,10 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
         .number(\.noise, Knob("noise", .number, "SmoothGrad noise as a fraction of the image's value range.", minimum: 0)),
         .boolean(\.absolute, Knob("absolute", .boolean, "SmoothGrad: average the gradients' magnitudes, mean |g| (Captum's NoiseTunnel over Saliency with abs=True), instead of the gradients, mean g.")),
         .number(\.stdevs, Knob("stdevs", .number, "GradientSHAP: standard deviation of the Gaussian noise added to the input at each sample, in input units (Captum's stdevs; 0: none).", minimum: 0)),
+        .string(\.composite, Knob("composite", .string, "LRP: which rule each layer takes, as Zennit's composites: epsilon-plus-flat (first layer flat, convolutions z+, dense epsilon), epsilon-gamma-box (first convolution z-box within the preprocessed pixel range, convolutions gamma, dense epsilon), epsilon-alpha2-beta1 (convolutions alpha 2 beta 1, dense epsilon).",
+                                    choices: LRPComposite.allCases.map(\.rawValue))),
+        .number(\.epsilon, Knob("epsilon", .number, "LRP: the epsilon rule's stabiliser on dense layers (Zennit's default 1e-6).", minimum: 0)),
+        .number(\.gamma, Knob("gamma", .number, "LRP: the gamma rule's boost of positive weights (epsilon-gamma-box; Zennit's default 0.25).", minimum: 0)),
         .string(\.baseline, Knob("baseline", .string, "Baseline: zero, black (0 before normalisation), mean (per channel), blur (sigma 10), noise (uniform in [-1, 1]), or a .npy tensor [3,H,W] (for GradientSHAP also [K,3,H,W]: K baselines drawn from).")),
         .string(\.segmentation, Knob("segmentation", .string, "Superpixels for LIME and KernelSHAP.", choices: ["slic", "quickshift", "felzenszwalb", "grid"])),
         .integer(\.segments, Knob("segments", .integer, "SLIC segment count (scikit-image's n_segments); for grid, cells per side.", minimum: 1, maximum: 16_777_216)),

@@ -192,6 +192,22 @@ public enum MethodRegistry {
                    build: { m, c, _ in
                        GradientSHAP(model: m, samples: c.samples ?? smoothGradSamples, stdev: c.stdevs, internalBatchSize: c.batch, seed: c.seed)
                    }),
+        MethodSpec(name: "lrp", summary: "layer-wise relevance propagation with Zennit's composites (--composite); relevance of the target logit",
+                   knobs: ["composite", "epsilon", "gamma"], detail: .pixel, batchesImages: true, cost: oneGradient,
+                   build: { m, c, ctx in
+                       guard let composite = LRPComposite(rawValue: c.composite) else {
+                           throw XAIError.invalidArgument(parameter: "composite", value: c.composite,
+                                                          reason: "none of \(LRPComposite.allCases.map(\.rawValue).joined(separator: ", "))")
+                       }
+                       // The z-box's bounds: the preprocessed values of pixels 0 and 1 per channel.
+                       let p = ctx.preprocessing
+                       let channels = m.graph.imageInput?.shape.dropFirst().first.flatMap { $0 } ?? 3
+                       let low = (0..<channels).map { p.mean.count > $0 && p.std.count > $0 && p.std[$0] != 0 ? -p.mean[$0] / p.std[$0] : 0 }
+                       let high = (0..<channels).map { p.mean.count > $0 && p.std.count > $0 && p.std[$0] != 0 ? (1 - p.mean[$0]) / p.std[$0] : 1 }
+                       let method = LRP(model: m, composite: composite, epsilon: c.epsilon, gamma: c.gamma, low: low, high: high)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? LRP(model: $0, low: [0, 0, 0], high: [1, 1, 1]).validate()) != nil }),
         deepLIFT(overBaselines: false, "DeepLIFT (rescale rule) against --baseline: (x - x') times multipliers, sums to f(x) - f(x')"),
         deepLIFT(overBaselines: true, "DeepLiftShap: DeepLIFT averaged over the baselines of a [K,3,H,W] --baseline"),
         MethodSpec(name: "scorecam", summary: "one masked forward per channel of the layer", knobs: ["layer", "batch"],

@@ -30,7 +30,8 @@ struct MethodsBenchmark: ParsableCommand {
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
 
     static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam",
-                                  "hirescam", "eigencam", "eigengradcam", "guidedbackprop", "deconvolution", "guidedgradcam", "gradientshap"]
+                                  "hirescam", "eigencam", "eigengradcam", "guidedbackprop", "deconvolution", "guidedgradcam", "gradientshap",
+                                  "deeplift", "lrp"]
     static let perturbationMethods = ["slic", "quickshift", "occlusion", "occlusion-full", "lime", "kernelshap", "kernelshap-stable", "rise", "mp"]
     /// Every registry method (one added to the registry is benchmarked with its defaults), plus the
     /// segmenters.
@@ -50,7 +51,7 @@ struct MethodsBenchmark: ParsableCommand {
         "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"], "kernelshap-stable": ["captum_kernelshap"],
         "guidedbackprop": ["captum_guidedbackprop"], "deconvolution": ["captum_deconvolution"], "guidedgradcam": ["captum_guidedgradcam"],
         "gradientshap": ["captum_gradientshap"], "hirescam": ["gradcam_hirescam"], "eigencam": ["gradcam_eigencam"],
-        "eigengradcam": ["gradcam_eigengradcam"],
+        "eigengradcam": ["gradcam_eigengradcam"], "deeplift": ["captum_deeplift"],
     ]
 
     struct PeerRow: Codable {

@@ -16,6 +16,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("noise")) var noise = d.noise
     @Flag(inversion: .prefixedNo, help: help("absolute")) var absolute = d.absolute
     @Option(help: help("stdevs")) var stdevs = d.stdevs
+    @Option(help: help("composite")) var composite = d.composite
+    @Option(help: help("epsilon")) var epsilon = d.epsilon
+    @Option(help: help("gamma")) var gamma = d.gamma
     @Option(help: help("baseline")) var baseline = d.baseline
     @Option(help: help("segmentation")) var segmentation = d.segmentation
     @Option(help: help("segments")) var segments = d.segments

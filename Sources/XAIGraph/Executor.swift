@@ -603,6 +603,9 @@ public final class Executor: Sendable {
         if let reference = rules.rescaleAgainst, let multipliers = try rescaleMultipliers(node, pass, reference, gy, needed) {
             return multipliers
         }
+        if let lrp = rules.lrp, let relevance = try lrpRelevance(node, pass, lrp, gy, needed) {
+            return relevance
+        }
         switch node.op {
         case .conv(let p, let act, let autoPad):
             // Inputs: x, weight, bias?, residual?; gradients reach x and the residual (a fan-out).

@@ -25,10 +25,14 @@ public struct PropagationRules: Sendable {
     /// rule; linear ops take their gradient; a nonlinear op with no such rule is refused with its
     /// node named. The graph must have its activations unfused (``Graph/unfusingActivations()``).
     public var rescaleAgainst: Executor.Pass?
+    /// Layer-wise relevance propagation: the seeds are relevances, and each node with a rule here
+    /// maps its output's relevance to its input's (``LRPRule``); the others take their gradient.
+    public var lrp: LRPRules?
 
-    public init(relu: ReLURule = .gradient, rescaleAgainst: Executor.Pass? = nil) {
+    public init(relu: ReLURule = .gradient, rescaleAgainst: Executor.Pass? = nil, lrp: LRPRules? = nil) {
         self.relu = relu
         self.rescaleAgainst = rescaleAgainst
+        self.lrp = lrp
     }
 
     /// The plain gradient everywhere.

@@ -466,3 +466,94 @@ public struct DeepLIFT: ModelMethod {
                            diagnostics: ["completenessDelta": delta, "outputDifference": difference])
     }
 }
+
+/// Layer-wise relevance propagation (Bach et al.) with Zennit's composites: the target logit's
+/// value is the relevance at the output, and one backward maps it to the input layer by layer,
+/// each convolution, dense layer and average pooling by its rule (``LRPComposite``), activations
+/// and batch norms passing it unchanged, the other ops by their gradient. Batch norms that follow
+/// a convolution are folded into it when the model loads, as Zennit's canonizer merges them. The
+/// conserving rules keep the sum: `relevanceSum` (per image) against the logit.
+public struct LRP: ModelMethod {
+    public let name = "lrp"
+    public let model: ExplainedModel
+    public var composite: LRPComposite
+    /// The dense layers' epsilon (Zennit's default 1e-6).
+    public var epsilon: Float
+    /// The gamma rule's boost (Zennit's default 0.25).
+    public var gamma: Float
+    /// The z-box rule's bounds per input channel (the lowest and highest values a preprocessed
+    /// pixel can take).
+    public var low: [Float], high: [Float]
+    /// Rules by node name to use instead of the composite's (tests feed a reference's assignment).
+    public var rules: [String: LRPRule]?
+
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - composite: which rule each layer takes.
+    ///   - epsilon: the dense layers' epsilon.
+    ///   - gamma: the gamma rule's boost.
+    ///   - low: the z-box's lower bound per input channel.
+    ///   - high: the z-box's upper bound per input channel.
+    ///   - rules: rules by node name, instead of the composite's.
+    public init(model: ExplainedModel, composite: LRPComposite = .epsilonPlusFlat, epsilon: Float = 1e-6, gamma: Float = 0.25,
+                low: [Float] = [], high: [Float] = [], rules: [String: LRPRule]? = nil) {
+        self.model = model
+        self.composite = composite
+        self.epsilon = epsilon
+        self.gamma = gamma
+        self.low = low
+        self.high = high
+        self.rules = rules
+    }
+
+    /// The rule of each node.
+    public func assignment() -> [String: LRPRule] {
+        rules ?? composite.rules(for: model.graph, epsilon: epsilon, gamma: gamma, low: low, high: high)
+    }
+
+    /// Throws, naming the node, where a rule cannot apply: a convolution with a residual sum fused
+    /// in (ResNets: the residual canonizer is not built yet).
+    public func validate() throws {
+        let assigned = assignment()
+        let channels = model.graph.imageInput?.shape.dropFirst().first.flatMap { $0 } ?? 0
+        for node in model.graph.nodes {
+            guard let rule = assigned[node.name], rule != .pass else { continue }
+            if case .zBox(let low, let high) = rule, low.count != channels || high.count != channels {
+                throw XAIError.invalidArgument(parameter: "low/high", value: "\(low.count) and \(high.count) bounds",
+                                               reason: "the z-box rule of node '\(node.name)' needs one bound per each of the \(channels) input channels")
+            }
+            if case .conv = node.op, node.inputs.count > 3, !node.inputs[3].isEmpty {
+                throw XAIError.unsupported(op: "lrp at \(node.op.name) node '\(node.name)'",
+                                           reason: "a residual sum fused into the convolution needs a residual canonizer, which is not built yet")
+            }
+        }
+        guard epsilon >= 0, epsilon.isFinite, gamma >= 0, gamma.isFinite else {
+            throw XAIError.invalidArgument(parameter: epsilon >= 0 && epsilon.isFinite ? "gamma" : "epsilon", value: "\(epsilon >= 0 ? gamma : epsilon)",
+                                           reason: "must be finite and 0 or more")
+        }
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        try validate()
+        try model.validate(input)
+        let be = model.backend
+        let pass = try model.executor.forward(try be.upload(input), forBackward: true, backwardTo: [model.inputName])
+        let y = try pass.output(model.outputName)
+        let logits = try be.download(y)
+        try logits.requireFinite("logits of the input images")
+        let targets = try model.resolve(target, logits: logits)
+        // The relevance at the output: the target logit's value, 0 elsewhere.
+        let classes = logits.shape.count / max(logits.shape[0], 1)
+        var seed = Tensor(shape: logits.shape)
+        seed.withUnsafeMutableBufferPointer { p in
+            for (b, c) in targets.enumerated() { p[b * classes + c] = logits.scalars[b * classes + c] }
+        }
+        let relevance = try model.executor.backward(pass, seeds: [model.outputName: try be.upload(seed)], wrt: [model.inputName],
+                                                    rules: PropagationRules(lrp: LRPRules(byNode: assignment())))
+        let raw = try be.download(try model.inputGradient(relevance))
+        let per = raw.shape.count / max(raw.shape[0], 1)
+        let sums = (0..<raw.shape[0]).map { b in raw.scalars[(b * per)..<((b + 1) * per)].reduce(0.0) { $0 + Double($1) } }
+        return Attribution(map: reduceChannels(raw, .sum), raw: raw, targets: targets, scores: ExplainedModel.scores(logits, targets),
+                           diagnostics: ["relevanceSum": sums])
+    }
+}

@@ -192,6 +192,74 @@ final class PropagationMethodTests: XCTestCase {
         }
     }
 
+    /// LRP with Zennit's three composites, and w-square on convolutions, against Zennit on a plain
+    /// CNN and a SqueezeNet block (fire modules' concatenation, ceil-mode max pools, a standalone
+    /// batch norm, global average pooling), on every backend; the relevance sums as Zennit's.
+    func testLRPMatchesZennit() throws {
+        let models = fixturesDirectory + "/models"
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixturesDirectory + "/methods/propagation.json"))) as! [String: Any]
+        for name in ["plain_cnn", "squeeze_block"] {
+            let graph = try ONNXImporter.load(path: "\(models)/\(name)/model.onnx").optimized()
+            let input = try NPY.read("\(models)/\(name)/input.npy")
+            let targets = try NPY.read("\(models)/\(name)/target.npy").integers("fixture")
+            let entry = (manifest["models"] as! [String: Any])[name] as! [String: Any]
+            let low = (entry["lrp_low"] as! [Double]).map(Float.init), high = (entry["lrp_high"] as! [Double]).map(Float.init)
+            let sums = entry["lrp_relevance_sums"] as! [String: [Double]]
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: graph, backend: backend)
+                for composite in LRPComposite.allCases {
+                    let a = try LRP(model: model, composite: composite, low: low, high: high).attribute(input, target: .perImage(targets))
+                    check(a.raw!, try NPY.read(fixturesDirectory + "/methods/\(name)/lrp_\(composite.rawValue).npy"), "lrp \(composite) \(name) on \(label)")
+                    for (ours, theirs) in zip(a.diagnostics["relevanceSum"]!, sums[composite.rawValue]!) {
+                        XCTAssertEqual(ours, theirs, accuracy: 1e-4 * max(1, abs(theirs)), "lrp \(composite) \(name) on \(label): relevance sum")
+                    }
+                }
+                // w-square on every convolution (no first-layer rule), epsilon on dense layers.
+                let wSquare = LRPComposite.epsilonAlpha2Beta1.rules(for: graph).mapValues { rule -> LRPRule in
+                    if case .alphaBeta = rule { return .wSquare }
+                    return rule
+                }
+                let a = try LRP(model: model, rules: wSquare).attribute(input, target: .perImage(targets))
+                check(a.raw!, try NPY.read(fixturesDirectory + "/methods/\(name)/lrp_wsquare.npy"), "lrp w-square \(name) on \(label)")
+            }
+        }
+    }
+
+    /// Conservation: with LRP-0 (epsilon 0) everywhere on a bias-free ReLU network with no pooling
+    /// of maxima, the relevance at the input sums to the logit, on every backend.
+    func testLRPConservesOnABiasFreeNetwork() throws {
+        let (h, w) = (12, 10)
+        let nodes = [
+            Node(name: "conv1", op: .conv(Conv2DParams(padding: 1), activation: .relu, autoPad: .explicit),
+                 inputs: ["input", "w1"], outputs: ["a1"]),
+            Node(name: "conv2", op: .conv(Conv2DParams(stride: 2, padding: 1), activation: .relu, autoPad: .explicit),
+                 inputs: ["a1", "w2"], outputs: ["a2"]),
+            Node(name: "pool", op: .globalAveragePool, inputs: ["a2"], outputs: ["p"]),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["f"]),
+            Node(name: "fc", op: .gemm(transA: false, transB: true, alpha: 1, beta: 1, activation: .identity), inputs: ["f", "wf"], outputs: ["logits"]),
+        ]
+        let graph = Graph(name: "bias-free", inputs: [ValueInfo(name: "input", shape: [nil, 3, h, w])], outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
+                          initializers: ["w1": .uniform([6, 3, 3, 3], in: -0.5...0.5, seed: 50), "w2": .uniform([8, 6, 3, 3], in: -0.5...0.5, seed: 51),
+                                         "wf": .uniform([5, 8], in: -1...1, seed: 52)], nodes: nodes)
+        let x = Tensor.uniform([2, 3, h, w], in: -1...1, seed: 53)
+        for (label, backend) in TestBackends.all() {
+            let model = try ExplainedModel(graph: graph, backend: backend)
+            let zero = LRPComposite.epsilonAlpha2Beta1.rules(for: graph).mapValues { rule -> LRPRule in
+                switch rule {
+                case .alphaBeta, .epsilon: return .epsilon(0)
+                default: return rule
+                }
+            }
+            let a = try LRP(model: model, rules: zero).attribute(x, target: .perImage([1, 4]))
+            for (sum, logit) in zip(a.diagnostics["relevanceSum"]!, a.scores) {
+                XCTAssertEqual(sum, Double(logit), accuracy: 1e-4 * max(1, abs(Double(logit))), "\(label): relevance sums to the logit")
+            }
+            // z+ (alpha 1 beta 0) conserves too where every output has a positive contribution.
+            let plus = try LRP(model: model, composite: .epsilonPlusFlat, epsilon: 0).attribute(x, target: .perImage([1, 4]))
+            XCTAssertEqual(plus.raw!.shape, x.shape)
+        }
+    }
+
     func testUnfusingActivationsKeepsTheOutputs() throws {
         let c = MethodReferenceTests.cases[0]
         let unfused = c.graph.unfusingActivations()
@@ -221,6 +289,17 @@ final class PropagationMethodTests: XCTestCase {
         XCTAssertFalse(try MethodRegistry.spec("deeplift").applies(to: mobile))
         let c = MethodReferenceTests.cases[0]
         let resnet = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        // small_resnet's residual sums are fused into its convolutions: LRP names the node.
+        XCTAssertThrowsError(try LRP(model: resnet).validate()) { error in
+            XCTAssertTrue("\(error)".contains("node '") && "\(error)".contains("residual"), "\(error)")
+        }
+        let plain = try ExplainedModel(graph: try ONNXImporter.load(path: fixturesDirectory + "/models/plain_cnn/model.onnx").optimized(), backend: CPUBackend())
+        XCTAssertThrowsError(try LRP(model: plain, composite: .epsilonGammaBox, low: [0], high: [1]).validate()) { error in
+            XCTAssertTrue("\(error)".contains("3 input channels"), "\(error)")
+        }
+        XCTAssertThrowsError(try LRP(model: plain, epsilon: -1).validate()) { error in
+            XCTAssertTrue("\(error)".contains("epsilon"), "\(error)")
+        }
         XCTAssertThrowsError(try DeepLIFT(model: resnet).attribute(c.input, target: .predicted, baseline: .tensor(Tensor.uniform(Shape([3] + c.input.shape.dims.dropFirst()), seed: 2)))) { error in
             XCTAssertTrue("\(error)".contains("deepliftshap"), "\(error)")
         }

@@ -58,6 +58,27 @@ final class ZooTests: XCTestCase {
         }
     }
 
+    /// A differentiated node that reads a value not depending on `wrt` (a gate from another
+    /// branch, multiplied into the layer): the pass keeps that value for the backward.
+    func testAPassForALateLayersBackwardKeepsWhatItsNodesReadFromOtherBranches() throws {
+        let nodes = [
+            Node(name: "a", op: .conv(Conv2DParams(padding: 1), activation: .relu, autoPad: .explicit), inputs: ["input", "wa"], outputs: ["layer"]),
+            Node(name: "b", op: .conv(Conv2DParams(padding: 1), activation: .sigmoid, autoPad: .explicit), inputs: ["input", "wb"], outputs: ["gate"]),
+            Node(name: "gated", op: .binary(.mul), inputs: ["layer", "gate"], outputs: ["g"]),
+            Node(name: "pool", op: .globalAveragePool, inputs: ["g"], outputs: ["p"]),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["logits"]),
+        ]
+        let graph = Graph(name: "gated", inputs: [ValueInfo(name: "input", shape: [nil, 3, 8, 8])], outputs: [ValueInfo(name: "logits", shape: [nil, 4])],
+                          initializers: ["wa": .uniform([4, 3, 3, 3], seed: 60), "wb": .uniform([4, 3, 3, 3], seed: 61)], nodes: nodes)
+        let backend = CPUBackend(), executor = Executor(graph: graph, backend: backend)
+        let x = try backend.upload(Tensor.uniform([2, 3, 8, 8], in: -1...1, seed: 62))
+        let seed = try backend.upload(Tensor.uniform([2, 4], in: -1...1, seed: 63))
+        let full = try backend.download(try XCTUnwrap(executor.backward(try executor.forward(x, forBackward: true), seeds: ["logits": seed], wrt: ["layer"])["layer"]))
+        let lean = try executor.forward(x, forBackward: true, backwardTo: ["layer"])
+        let got = try backend.download(try XCTUnwrap(executor.backward(lean, seeds: ["logits": seed], wrt: ["layer"])["layer"]))
+        XCTAssertEqual(got.scalars, full.scalars)
+    }
+
     func testUnknownModelNameIsReported() {
         XCTAssertThrowsError(try Models.load("resnet51")) { error in
             XCTAssertTrue("\(error)".contains("resnet51"), "\(error)")

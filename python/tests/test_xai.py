@@ -294,6 +294,19 @@ def test_deeplift_adapters(name):
             captum.DeepLift(m).attribute(np.load(FIXTURES / "models" / "mobile_block" / "input.npy"))
 
 
+@pytest.mark.parametrize("name", ["plain_cnn", "squeeze_block"])
+def test_lrp_matches_zennit(name):
+    folder = FIXTURES / "methods" / name
+    x = np.load(FIXTURES / "models" / name / "input.npy")
+    targets = np.load(FIXTURES / "models" / name / "target.npy").tolist()
+    with xai.Model(str(FIXTURES / "models" / name / "model.onnx")) as m:
+        for composite in ("epsilon-plus-flat", "epsilon-alpha2-beta1"):
+            raw = m.explain(x, "lrp", target=targets, composite=composite, progress=False).raw
+            assert relative_l2(raw, np.load(folder / f"lrp_{composite}.npy")) < 1e-4, composite
+        with pytest.raises(ValueError, match="composite"):
+            m.explain(x, "lrp", composite="epsilon-plus")
+
+
 def test_captum_integrated_gradients_baseline():
     folder = FIXTURES / "methods" / "small_resnet"
     spec = json.loads((folder / "ig_baseline.json").read_text())

@@ -1,0 +1,238 @@
+import XAICore
+
+/// A layer-wise relevance propagation rule, as Zennit names and defines them. Each maps the
+/// relevance `R` at a layer's output to its input; the layers without a rule take their gradient
+/// (max pooling's winner takes all, reshapes and concatenations move relevance as they move
+/// values), as in Zennit.
+public enum LRPRule: Sendable, Equatable {
+    /// `x * W^T (R / (z + eps sign z))` (Bach et al.); LRP-0 at `eps = 0`.
+    case epsilon(Float)
+    /// Only positive contributions: `x+ W+` and `x- W-` (alpha 1, beta 0, negative inputs included).
+    case zPlus
+    /// `alpha` times the positive contributions minus `beta` times the negative ones.
+    case alphaBeta(alpha: Float, beta: Float)
+    /// Positive weights boosted by `gamma`, applied per sign of the output (Zennit's generalised
+    /// form, which also takes negative inputs).
+    case gamma(Float)
+    /// Every input and weight 1: relevance spread evenly over each output's receptive field.
+    case flat
+    /// Inputs 1, weights (and bias) squared.
+    case wSquare
+    /// Deep Taylor's z-box for the input layer: inputs bounded per channel by `low` and `high`.
+    case zBox(low: [Float], high: [Float])
+    /// Relevance passed through unchanged (activations, batch normalisation).
+    case pass
+    /// The z-rule without weights, for pooling: `x * pool^T (R / z)`.
+    case norm
+}
+
+/// Zennit's composites: which rule each layer takes, by kind and position.
+public enum LRPComposite: String, Sendable, CaseIterable {
+    /// The first convolution or dense layer flat, the other convolutions z+, dense layers epsilon.
+    case epsilonPlusFlat = "epsilon-plus-flat"
+    /// The first convolution z-box, the other convolutions gamma, dense layers epsilon.
+    case epsilonGammaBox = "epsilon-gamma-box"
+    /// Convolutions alpha 2 beta 1, dense layers epsilon.
+    case epsilonAlpha2Beta1 = "epsilon-alpha2-beta1"
+
+    /// The rule of every node of `graph` this composite assigns one to: activations and batch
+    /// normalisation pass, average pooling (and global average pooling) the norm rule, convolutions
+    /// and dense layers (GEMMs) by the composite. `low` and `high` bound the input per channel
+    /// (the z-box rule's); `epsilon` is the dense layers' epsilon, `gamma` the gamma rule's.
+    public func rules(for graph: Graph, epsilon: Float = 1e-6, gamma: Float = 0.25, low: [Float] = [], high: [Float] = []) -> [String: LRPRule] {
+        var rules: [String: LRPRule] = [:]
+        var firstSeen = false
+        for node in graph.nodes {
+            switch node.op {
+            case .unary, .batchNorm:
+                rules[node.name] = .pass
+            case .globalAveragePool:
+                rules[node.name] = .norm
+            case .pool(let p, _) where p.kind == .average:
+                rules[node.name] = .norm
+            case .conv, .gemm:
+                let isConv: Bool
+                if case .conv = node.op { isConv = true } else { isConv = false }
+                // The first layer: the first convolution for the z-box, the first convolution or
+                // dense layer for the flat rule, none for alpha-beta (Zennit's first maps).
+                if !firstSeen && (self == .epsilonPlusFlat || (self == .epsilonGammaBox && isConv)) {
+                    firstSeen = true
+                    rules[node.name] = self == .epsilonPlusFlat ? .flat : .zBox(low: low, high: high)
+                    continue
+                }
+                if !isConv {
+                    rules[node.name] = .epsilon(epsilon)
+                } else {
+                    switch self {
+                    case .epsilonPlusFlat: rules[node.name] = .zPlus
+                    case .epsilonGammaBox: rules[node.name] = .gamma(gamma)
+                    case .epsilonAlpha2Beta1: rules[node.name] = .alphaBeta(alpha: 2, beta: 1)
+                    }
+                }
+            default:
+                continue
+            }
+        }
+        return rules
+    }
+}
+
+/// The rules of one LRP backward: by node name, with the stabiliser every rule but epsilon adds
+/// to its denominators (`z + s sign z`, sign 0 = +1, Zennit's `stabilize`).
+public struct LRPRules: Sendable {
+    public var byNode: [String: LRPRule]
+    public var stabilizer: Float
+
+    public init(byNode: [String: LRPRule], stabilizer: Float = 1e-6) {
+        self.byNode = byNode
+        self.stabilizer = stabilizer
+    }
+}
+
+extension Executor {
+    /// The relevance of a node's input under its LRP rule (``PropagationRules/lrp``), or `nil`
+    /// where the node has no rule and takes its gradient.
+    /// - Throws: ``XAIError/unsupported(op:reason:)`` where the rule cannot apply (a convolution with
+    ///   a residual sum fused in, a transposed dense layer's input).
+    func lrpRelevance(_ node: Node, _ pass: Pass, _ lrp: LRPRules, _ relevance: DeviceArray, _ needed: [Int]) throws -> [Int: DeviceArray]? {
+        guard let rule = lrp.byNode[node.name] else { return nil }
+        func refuse(_ why: String) -> XAIError { .unsupported(op: "lrp at \(node.op.name) node '\(node.name)'", reason: why) }
+        let be = backend
+        if rule == .pass { return needed.contains(0) ? [0: relevance] : [:] }
+        guard needed.contains(0) else { return [:] }
+        func value(_ i: Int) throws -> DeviceArray {
+            let name = node.inputs[i]
+            if let v = pass.values[name] { return try device(v, name) }
+            if let t = graph.initializers[name] { return try device(.host(t), name) }
+            throw XAIError.invalidArgument(parameter: "pass", value: name, reason: "lrp: the value was not kept")
+        }
+        func host(_ i: Int) throws -> Tensor? {
+            guard i < node.inputs.count, !node.inputs[i].isEmpty else { return nil }
+            if let t = graph.initializers[node.inputs[i]] { return t }
+            throw refuse("input '\(node.inputs[i])' must be a constant for the rule to modify it")
+        }
+        let x = try value(0)
+        let s = lrp.stabilizer
+
+        // A layer as a function of (input, weight, bias) and its input gradient for a weight.
+        let forward: (DeviceArray, Tensor, Tensor?) throws -> DeviceArray
+        let backwardThrough: (DeviceArray, Tensor) throws -> DeviceArray
+        let weight: Tensor, bias: Tensor?
+        switch node.op {
+        case .conv(let p, _, let autoPad):
+            if node.inputs.count > 3, !node.inputs[3].isEmpty {
+                throw refuse("a residual sum fused into the convolution needs a residual canonizer, which is not built yet")
+            }
+            guard let w = try host(1) else { throw refuse("no weight") }
+            weight = w
+            bias = try host(2)
+            let params = resolved(p, autoPad, x.shape, w.shape)
+            forward = { input, w, b in
+                try be.conv2d(input, weight: try be.upload(w), bias: try b.map { try be.upload($0) }, params: params, activation: .identity)
+            }
+            backwardThrough = { g, w in try be.conv2dBackwardInput(g, weight: try be.upload(w), params: params, inputShape: x.shape) }
+        case .gemm(let ta, let tb, let alpha, let beta, _):
+            guard !ta else { throw refuse("a dense layer with a transposed input") }
+            guard let w = try host(1) else { throw refuse("no weight") }
+            weight = w
+            bias = try host(2).map { b in Tensor(unchecked: b.shape, b.scalars.map { $0 * beta }) }
+            forward = { input, w, b in
+                try be.gemm(input, try be.upload(w), transposeA: false, transposeB: tb, alpha: alpha, bias: try b.map { try be.upload($0) },
+                            activation: .identity)
+            }
+            backwardThrough = { g, w in try be.gemm(g, try be.upload(w), transposeA: false, transposeB: !tb, alpha: alpha, bias: nil, activation: .identity) }
+        case .pool(let p, let autoPad) where p.kind == .average:
+            let params = resolved(p, autoPad, x.shape)
+            let z = try be.download(try be.pool2d(x, params: params))
+            let g = try be.upload(Self.divided(try be.download(relevance), by: z, stabilizer: s))
+            return [0: try be.binary(.mul, x, try be.pool2dBackward(g, input: x, params: params))]
+        case .globalAveragePool:
+            let z = try be.download(try be.globalAveragePool(x))
+            let g = try be.upload(Self.divided(try be.download(relevance), by: z, stabilizer: s))
+            return [0: try be.binary(.mul, x, try be.globalAveragePoolBackward(g, input: x))]
+        default:
+            throw refuse("the \(rule) rule applies to convolutions, dense layers and pooling")
+        }
+
+        let r = try be.download(relevance)
+        let positive = try be.unary(.relu, x)
+        let negative = try be.binary(.sub, x, positive)
+        func clamp(_ t: Tensor, _ keep: (Float) -> Float) -> Tensor { Tensor(unchecked: t.shape, t.scalars.map(keep)) }
+        func plus(_ t: Tensor) -> Tensor { clamp(t) { max($0, 0) } }
+        func minus(_ t: Tensor) -> Tensor { clamp(t) { min($0, 0) } }
+        func boosted(_ t: Tensor, _ part: (Tensor) -> Tensor, _ g: Float) -> Tensor {
+            Tensor(unchecked: t.shape, zip(t.scalars, part(t).scalars).map { $0 + g * $1 })
+        }
+        func sum(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.add, a, b) }
+        func times(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.mul, a, b) }
+        func z(_ input: DeviceArray, _ w: Tensor, _ b: Tensor?) throws -> Tensor { try be.download(try forward(input, w, b)) }
+
+        switch rule {
+        case .epsilon(let epsilon):
+            let g = try be.upload(Self.divided(r, by: try z(x, weight, bias), stabilizer: epsilon))
+            return [0: try times(x, try backwardThrough(g, weight))]
+        case .zPlus:
+            let (wp, wn) = (plus(weight), minus(weight))
+            let denominator = Self.added(try z(positive, wp, bias.map(plus)), try z(negative, wn, nil))
+            let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
+            return [0: try sum(try times(positive, try backwardThrough(g, wp)), try times(negative, try backwardThrough(g, wn)))]
+        case .alphaBeta(let alpha, let beta):
+            let (wp, wn) = (plus(weight), minus(weight))
+            let gp = try be.upload(Self.divided(r, by: Self.added(try z(positive, wp, bias.map(plus)), try z(negative, wn, nil)), stabilizer: s))
+            let gn = try be.upload(Self.divided(r, by: Self.added(try z(positive, wn, bias.map(minus)), try z(negative, wp, nil)), stabilizer: s))
+            let up = try sum(try times(positive, try backwardThrough(gp, wp)), try times(negative, try backwardThrough(gp, wn)))
+            let down = try sum(try times(positive, try backwardThrough(gn, wn)), try times(negative, try backwardThrough(gn, wp)))
+            return [0: try be.binary(.sub, try be.scaled(up, by: alpha), try be.scaled(down, by: beta))]
+        case .gamma(let g):
+            let wUp = boosted(weight, plus, g), wDown = boosted(weight, minus, g)
+            let bUp = bias.map { boosted($0, plus, g) }, bDown = bias.map { boosted($0, minus, g) }
+            let plain = try z(x, weight, bias)
+            let up = Self.added(try z(positive, wUp, bUp), try z(negative, wDown, nil))
+            let down = Self.added(try z(positive, wDown, bDown), try z(negative, wUp, nil))
+            let gp = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 > 0 }, by: up, stabilizer: s))
+            let gn = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 < 0 }, by: down, stabilizer: s))
+            let a = try sum(try times(positive, try backwardThrough(gp, wUp)), try times(negative, try backwardThrough(gp, wDown)))
+            let b = try sum(try times(positive, try backwardThrough(gn, wDown)), try times(negative, try backwardThrough(gn, wUp)))
+            return [0: try sum(a, b)]
+        case .flat, .wSquare:
+            // Flat: weights 1 and no bias; w-square: weights and bias squared (Zennit's mods).
+            let w = rule == .flat ? clamp(weight) { _ in 1 } : clamp(weight) { $0 * $0 }
+            let b = rule == .flat ? nil : bias.map { clamp($0) { $0 * $0 } }
+            let ones = try be.filled(x.shape, value: 1)
+            let g = try be.upload(Self.divided(r, by: try z(ones, w, b), stabilizer: s))
+            return [0: try backwardThrough(g, w)]
+        case .zBox(let low, let high):
+            let channels = x.shape.rank > 1 ? x.shape[1] : 1
+            guard low.count == channels, high.count == channels else {
+                throw refuse("the z-box rule needs \(channels) lower and upper bounds, one per input channel; got \(low.count) and \(high.count)")
+            }
+            let plane = x.shape.count / max(x.shape[0] * channels, 1)
+            func bound(_ v: [Float]) throws -> DeviceArray {
+                var t = [Float](repeating: 0, count: x.shape.count)
+                for i in t.indices { t[i] = v[(i / plane) % channels] }
+                return try be.upload(Tensor(unchecked: x.shape, t))
+            }
+            let (l, h) = (try bound(low), try bound(high))
+            let (wp, wn) = (plus(weight), minus(weight))
+            let denominator = Self.subtracted(Self.subtracted(try z(x, weight, bias), try z(l, wp, bias.map(plus))), try z(h, wn, bias.map(minus)))
+            let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
+            let parts = try be.binary(.sub, try times(x, try backwardThrough(g, weight)), try times(l, try backwardThrough(g, wp)))
+            return [0: try be.binary(.sub, parts, try times(h, try backwardThrough(g, wn)))]
+        case .pass, .norm:
+            throw refuse("the \(rule) rule does not apply to a layer with weights")
+        }
+    }
+
+    /// `r / (z + s sign z)`, sign 0 = +1: Zennit's `stabilize`.
+    static func divided(_ r: Tensor, by z: Tensor, stabilizer s: Float) -> Tensor {
+        Tensor(unchecked: r.shape, zip(r.scalars, z.scalars).map { r, z in r / (z + (z >= 0 ? s : -s)) })
+    }
+
+    static func added(_ a: Tensor, _ b: Tensor) -> Tensor { Tensor(unchecked: a.shape, zip(a.scalars, b.scalars).map(+)) }
+    static func subtracted(_ a: Tensor, _ b: Tensor) -> Tensor { Tensor(unchecked: a.shape, zip(a.scalars, b.scalars).map(-)) }
+
+    /// `r` where `keep(z)`, else 0.
+    static func masked(_ r: Tensor, where z: Tensor, _ keep: (Float) -> Bool) -> Tensor {
+        Tensor(unchecked: r.shape, zip(r.scalars, z.scalars).map { keep($1) ? $0 : 0 })
+    }
+}
