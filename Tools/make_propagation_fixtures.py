@@ -35,7 +35,10 @@ Writes into Tests/Fixtures/methods/<model>/:
                        (bounds in lrp.json) or EpsilonAlpha2Beta1, attr_output = the target logit's
                        value (one-hot times the output), and lrp_wsquare.npy with a LayerMapComposite
                        of WSquare for convolutions and Epsilon for dense layers   [2, 3, H, W]
-                       (for plain_cnn and squeeze_block: no residual sums)
+                       (plain_cnn, squeeze_block, and small_resnet with Zennit's canonizers: its
+                       batch norms merged into the convolutions, and each block's residual sum
+                       made a zennit.layer.Sum, as zennit.torchvision.ResNetCanonizer does for
+                       torchvision's blocks)
 Run after make_fixtures.py:  python3 Tools/make_propagation_fixtures.py
 """
 import importlib.metadata
@@ -163,7 +166,31 @@ def deeplift_fixtures(name, i, model, x, t, folder, summing):
 LRP_LOW, LRP_HIGH = [-1.5, -1.2, -1.0], [1.5, 1.3, 1.1]
 
 
-def lrp_fixtures(name, model, x, target, folder):
+class SummedBlock(torch.nn.Module):
+    """make_fixtures.Block with its residual addition as a zennit Sum module (what Zennit's
+    ResNet canonizer does to torchvision's BasicBlock)."""
+    def __init__(self, block):
+        from zennit.layer import Sum
+        super().__init__()
+        self.block = block
+        self.sum = Sum()
+
+    def forward(self, x):
+        b = self.block
+        y = b.bn2(b.conv2(b.relu1(b.bn1(b.conv1(x)))))
+        identity = x if b.down is None else b.down(x)
+        return b.relu2(self.sum(torch.stack([identity, y], dim=-1)))
+
+
+def resnet_canonized(model):
+    import copy
+    copy_ = copy.deepcopy(model)
+    copy_.layer1 = SummedBlock(copy_.layer1)
+    copy_.layer2 = SummedBlock(copy_.layer2)
+    return copy_
+
+
+def lrp_fixtures(name, model, x, target, folder, canonizers=None):
     import zennit
     from zennit.attribution import Gradient
     from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite, layer_map_base
@@ -171,11 +198,12 @@ def lrp_fixtures(name, model, x, target, folder):
     from zennit.types import Convolution
     low = torch.tensor(LRP_LOW).view(1, 3, 1, 1).expand_as(x).contiguous()
     high = torch.tensor(LRP_HIGH).view(1, 3, 1, 1).expand_as(x).contiguous()
+    c = {"canonizers": canonizers} if canonizers else {}
     composites = {
-        "epsilon-plus-flat": EpsilonPlusFlat(),
-        "epsilon-gamma-box": EpsilonGammaBox(low=low, high=high),
-        "epsilon-alpha2-beta1": EpsilonAlpha2Beta1(),
-        "wsquare": LayerMapComposite(layer_map=layer_map_base() + [(Convolution, WSquare()), (torch.nn.Linear, Epsilon())]),
+        "epsilon-plus-flat": EpsilonPlusFlat(**c),
+        "epsilon-gamma-box": EpsilonGammaBox(low=low, high=high, **c),
+        "epsilon-alpha2-beta1": EpsilonAlpha2Beta1(**c),
+        "wsquare": LayerMapComposite(layer_map=layer_map_base() + [(Convolution, WSquare()), (torch.nn.Linear, Epsilon())], **c),
     }
     onehot = torch.zeros(x.shape[0], 10)
     onehot[torch.arange(x.shape[0]), torch.tensor(target)] = 1
@@ -240,6 +268,9 @@ def main():
         manifest["models"][name] = {"layer_module": layer_name, "gradientshap_rebuilt_error": error}
         if name == "small_resnet":
             manifest["models"][name].update(deeplift_fixtures(name, i, model, x, t, folder, summing=True))
+            from zennit.canonizers import SequentialMergeBatchNorm
+            manifest["models"][name].update(lrp_fixtures(name, resnet_canonized(model), x, target, folder,
+                                                         canonizers=[SequentialMergeBatchNorm()]))
         print(name, "done; GradientShap rebuilt from its draws to", f"{error:.1e}")
     # plain_cnn: DeepLIFT only (its pool's windows do not overlap: Captum unchanged).
     i = names.index("plain_cnn")

@@ -631,6 +631,9 @@ MUTANTS = [
      "PropagationMethodTests/testLRPMatchesZennit", "the composites' first-layer rules are never used"),
     ("lrp_seed_one_hot", "Sources/XAIMethods/PropagationMethods.swift", "for (b, c) in targets.enumerated() { p[b * classes + c] = logits.scalars[b * classes + c] }",
      "for (b, c) in targets.enumerated() { p[b * classes + c] = 1 }", 1, "PropagationMethodTests", "LRP's output relevance is 1, not the logit"),
+    ("lrp_residual_all_to_branch", "Sources/XAIGraph/LRP.swift", "            r = try be.download(try be.binary(.mul, branch, shareOnDevice))\n",
+     "            r = try be.download(relevance)\n", 1, "PropagationMethodTests/testLRPMatchesZennit",
+     "a residual sum gives the branch all the relevance instead of its share"),
 ]
 
 def run(cmd, cwd, log=None):

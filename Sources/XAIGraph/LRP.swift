@@ -92,8 +92,8 @@ public struct LRPRules: Sendable {
 extension Executor {
     /// The relevance of a node's input under its LRP rule (``PropagationRules/lrp``), or `nil`
     /// where the node has no rule and takes its gradient.
-    /// - Throws: ``XAIError/unsupported(op:reason:)`` where the rule cannot apply (a convolution with
-    ///   a residual sum fused in, a transposed dense layer's input).
+    /// - Throws: ``XAIError/unsupported(op:reason:)`` where the rule cannot apply (a transposed
+    ///   dense layer's input, a layer whose weight is not a constant).
     func lrpRelevance(_ node: Node, _ pass: Pass, _ lrp: LRPRules, _ relevance: DeviceArray, _ needed: [Int]) throws -> [Int: DeviceArray]? {
         guard let rule = lrp.byNode[node.name] else { return nil }
         func refuse(_ why: String) -> XAIError { .unsupported(op: "lrp at \(node.op.name) node '\(node.name)'", reason: why) }
@@ -120,9 +120,6 @@ extension Executor {
         let weight: Tensor, bias: Tensor?
         switch node.op {
         case .conv(let p, _, let autoPad):
-            if node.inputs.count > 3, !node.inputs[3].isEmpty {
-                throw refuse("a residual sum fused into the convolution needs a residual canonizer, which is not built yet")
-            }
             guard let w = try host(1) else { throw refuse("no weight") }
             weight = w
             bias = try host(2)
@@ -154,7 +151,6 @@ extension Executor {
             throw refuse("the \(rule) rule applies to convolutions, dense layers and pooling")
         }
 
-        let r = try be.download(relevance)
         let positive = try be.unary(.relu, x)
         let negative = try be.binary(.sub, x, positive)
         func clamp(_ t: Tensor, _ keep: (Float) -> Float) -> Tensor { Tensor(unchecked: t.shape, t.scalars.map(keep)) }
@@ -167,59 +163,80 @@ extension Executor {
         func times(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.mul, a, b) }
         func z(_ input: DeviceArray, _ w: Tensor, _ b: Tensor?) throws -> Tensor { try be.download(try forward(input, w, b)) }
 
-        switch rule {
-        case .epsilon(let epsilon):
-            let g = try be.upload(Self.divided(r, by: try z(x, weight, bias), stabilizer: epsilon))
-            return [0: try times(x, try backwardThrough(g, weight))]
-        case .zPlus:
-            let (wp, wn) = (plus(weight), minus(weight))
-            let denominator = Self.added(try z(positive, wp, bias.map(plus)), try z(negative, wn, nil))
-            let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
-            return [0: try sum(try times(positive, try backwardThrough(g, wp)), try times(negative, try backwardThrough(g, wn)))]
-        case .alphaBeta(let alpha, let beta):
-            let (wp, wn) = (plus(weight), minus(weight))
-            let gp = try be.upload(Self.divided(r, by: Self.added(try z(positive, wp, bias.map(plus)), try z(negative, wn, nil)), stabilizer: s))
-            let gn = try be.upload(Self.divided(r, by: Self.added(try z(positive, wn, bias.map(minus)), try z(negative, wp, nil)), stabilizer: s))
-            let up = try sum(try times(positive, try backwardThrough(gp, wp)), try times(negative, try backwardThrough(gp, wn)))
-            let down = try sum(try times(positive, try backwardThrough(gn, wn)), try times(negative, try backwardThrough(gn, wp)))
-            return [0: try be.binary(.sub, try be.scaled(up, by: alpha), try be.scaled(down, by: beta))]
-        case .gamma(let g):
-            let wUp = boosted(weight, plus, g), wDown = boosted(weight, minus, g)
-            let bUp = bias.map { boosted($0, plus, g) }, bDown = bias.map { boosted($0, minus, g) }
-            let plain = try z(x, weight, bias)
-            let up = Self.added(try z(positive, wUp, bUp), try z(negative, wDown, nil))
-            let down = Self.added(try z(positive, wDown, bDown), try z(negative, wUp, nil))
-            let gp = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 > 0 }, by: up, stabilizer: s))
-            let gn = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 < 0 }, by: down, stabilizer: s))
-            let a = try sum(try times(positive, try backwardThrough(gp, wUp)), try times(negative, try backwardThrough(gp, wDown)))
-            let b = try sum(try times(positive, try backwardThrough(gn, wDown)), try times(negative, try backwardThrough(gn, wUp)))
-            return [0: try sum(a, b)]
-        case .flat, .wSquare:
-            // Flat: weights 1 and no bias; w-square: weights and bias squared (Zennit's mods).
-            let w = rule == .flat ? clamp(weight) { _ in 1 } : clamp(weight) { $0 * $0 }
-            let b = rule == .flat ? nil : bias.map { clamp($0) { $0 * $0 } }
-            let ones = try be.filled(x.shape, value: 1)
-            let g = try be.upload(Self.divided(r, by: try z(ones, w, b), stabilizer: s))
-            return [0: try backwardThrough(g, w)]
-        case .zBox(let low, let high):
-            let channels = x.shape.rank > 1 ? x.shape[1] : 1
-            guard low.count == channels, high.count == channels else {
-                throw refuse("the z-box rule needs \(channels) lower and upper bounds, one per input channel; got \(low.count) and \(high.count)")
+        // A residual sum fused into the convolution: Zennit's residual canonizer makes it a sum
+        // with the norm rule, z = m + r for the branch m = conv(x) + b and the residual r; each
+        // summand takes its share of the relevance, m R / z and r R / z, and the branch's share
+        // then goes through the convolution's rule.
+        var r = try be.download(relevance)
+        var residualRelevance: DeviceArray?
+        if case .conv = node.op, node.inputs.count > 3, !node.inputs[3].isEmpty {
+            let residual = try value(3)
+            let branch = try forward(x, weight, bias)
+            let total = try be.download(try be.binary(.add, branch, residual))
+            let share = Self.divided(r, by: total, stabilizer: s)
+            let shareOnDevice = try be.upload(share)
+            if needed.contains(3) { residualRelevance = try be.binary(.mul, residual, shareOnDevice) }
+            r = try be.download(try be.binary(.mul, branch, shareOnDevice))
+        }
+        var result: [Int: DeviceArray] = [0: try relevanceThroughRule(r)]
+        if let residualRelevance { result[3] = residualRelevance }
+        return result
+
+        func relevanceThroughRule(_ r: Tensor) throws -> DeviceArray {
+            switch rule {
+            case .epsilon(let epsilon):
+                let g = try be.upload(Self.divided(r, by: try z(x, weight, bias), stabilizer: epsilon))
+                return try times(x, try backwardThrough(g, weight))
+            case .zPlus:
+                let (wp, wn) = (plus(weight), minus(weight))
+                let denominator = Self.added(try z(positive, wp, bias.map(plus)), try z(negative, wn, nil))
+                let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
+                return try sum(try times(positive, try backwardThrough(g, wp)), try times(negative, try backwardThrough(g, wn)))
+            case .alphaBeta(let alpha, let beta):
+                let (wp, wn) = (plus(weight), minus(weight))
+                let gp = try be.upload(Self.divided(r, by: Self.added(try z(positive, wp, bias.map(plus)), try z(negative, wn, nil)), stabilizer: s))
+                let gn = try be.upload(Self.divided(r, by: Self.added(try z(positive, wn, bias.map(minus)), try z(negative, wp, nil)), stabilizer: s))
+                let up = try sum(try times(positive, try backwardThrough(gp, wp)), try times(negative, try backwardThrough(gp, wn)))
+                let down = try sum(try times(positive, try backwardThrough(gn, wn)), try times(negative, try backwardThrough(gn, wp)))
+                return try be.binary(.sub, try be.scaled(up, by: alpha), try be.scaled(down, by: beta))
+            case .gamma(let g):
+                let wUp = boosted(weight, plus, g), wDown = boosted(weight, minus, g)
+                let bUp = bias.map { boosted($0, plus, g) }, bDown = bias.map { boosted($0, minus, g) }
+                let plain = try z(x, weight, bias)
+                let up = Self.added(try z(positive, wUp, bUp), try z(negative, wDown, nil))
+                let down = Self.added(try z(positive, wDown, bDown), try z(negative, wUp, nil))
+                let gp = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 > 0 }, by: up, stabilizer: s))
+                let gn = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 < 0 }, by: down, stabilizer: s))
+                let a = try sum(try times(positive, try backwardThrough(gp, wUp)), try times(negative, try backwardThrough(gp, wDown)))
+                let b = try sum(try times(positive, try backwardThrough(gn, wDown)), try times(negative, try backwardThrough(gn, wUp)))
+                return try sum(a, b)
+            case .flat, .wSquare:
+                // Flat: weights 1 and no bias; w-square: weights and bias squared (Zennit's mods).
+                let w = rule == .flat ? clamp(weight) { _ in 1 } : clamp(weight) { $0 * $0 }
+                let b = rule == .flat ? nil : bias.map { clamp($0) { $0 * $0 } }
+                let ones = try be.filled(x.shape, value: 1)
+                let g = try be.upload(Self.divided(r, by: try z(ones, w, b), stabilizer: s))
+                return try backwardThrough(g, w)
+            case .zBox(let low, let high):
+                let channels = x.shape.rank > 1 ? x.shape[1] : 1
+                guard low.count == channels, high.count == channels else {
+                    throw refuse("the z-box rule needs \(channels) lower and upper bounds, one per input channel; got \(low.count) and \(high.count)")
+                }
+                let plane = x.shape.count / max(x.shape[0] * channels, 1)
+                func bound(_ v: [Float]) throws -> DeviceArray {
+                    var t = [Float](repeating: 0, count: x.shape.count)
+                    for i in t.indices { t[i] = v[(i / plane) % channels] }
+                    return try be.upload(Tensor(unchecked: x.shape, t))
+                }
+                let (l, h) = (try bound(low), try bound(high))
+                let (wp, wn) = (plus(weight), minus(weight))
+                let denominator = Self.subtracted(Self.subtracted(try z(x, weight, bias), try z(l, wp, bias.map(plus))), try z(h, wn, bias.map(minus)))
+                let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
+                let parts = try be.binary(.sub, try times(x, try backwardThrough(g, weight)), try times(l, try backwardThrough(g, wp)))
+                return try be.binary(.sub, parts, try times(h, try backwardThrough(g, wn)))
+            case .pass, .norm:
+                throw refuse("the \(rule) rule does not apply to a layer with weights")
             }
-            let plane = x.shape.count / max(x.shape[0] * channels, 1)
-            func bound(_ v: [Float]) throws -> DeviceArray {
-                var t = [Float](repeating: 0, count: x.shape.count)
-                for i in t.indices { t[i] = v[(i / plane) % channels] }
-                return try be.upload(Tensor(unchecked: x.shape, t))
-            }
-            let (l, h) = (try bound(low), try bound(high))
-            let (wp, wn) = (plus(weight), minus(weight))
-            let denominator = Self.subtracted(Self.subtracted(try z(x, weight, bias), try z(l, wp, bias.map(plus))), try z(h, wn, bias.map(minus)))
-            let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
-            let parts = try be.binary(.sub, try times(x, try backwardThrough(g, weight)), try times(l, try backwardThrough(g, wp)))
-            return [0: try be.binary(.sub, parts, try times(h, try backwardThrough(g, wn)))]
-        case .pass, .norm:
-            throw refuse("the \(rule) rule does not apply to a layer with weights")
         }
     }
 

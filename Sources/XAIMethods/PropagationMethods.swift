@@ -471,7 +471,9 @@ public struct DeepLIFT: ModelMethod {
 /// value is the relevance at the output, and one backward maps it to the input layer by layer,
 /// each convolution, dense layer and average pooling by its rule (``LRPComposite``), activations
 /// and batch norms passing it unchanged, the other ops by their gradient. Batch norms that follow
-/// a convolution are folded into it when the model loads, as Zennit's canonizer merges them. The
+/// a convolution are folded into it when the model loads, as Zennit's canonizer merges them, and a
+/// residual sum (fused into the convolution that ends a ResNet block) splits the relevance between
+/// its summands by their share, as Zennit's ResNet canonizer's sum with the norm rule does. The
 /// conserving rules keep the sum: `relevanceSum` (per image) against the logit.
 public struct LRP: ModelMethod {
     public let name = "lrp"
@@ -511,8 +513,8 @@ public struct LRP: ModelMethod {
         rules ?? composite.rules(for: model.graph, epsilon: epsilon, gamma: gamma, low: low, high: high)
     }
 
-    /// Throws, naming the node, where a rule cannot apply: a convolution with a residual sum fused
-    /// in (ResNets: the residual canonizer is not built yet).
+    /// Throws, naming the node, where a rule cannot apply: z-box bounds that do not fit the input,
+    /// a negative epsilon or gamma.
     public func validate() throws {
         let assigned = assignment()
         let channels = model.graph.imageInput?.shape.dropFirst().first.flatMap { $0 } ?? 0
@@ -521,10 +523,6 @@ public struct LRP: ModelMethod {
             if case .zBox(let low, let high) = rule, low.count != channels || high.count != channels {
                 throw XAIError.invalidArgument(parameter: "low/high", value: "\(low.count) and \(high.count) bounds",
                                                reason: "the z-box rule of node '\(node.name)' needs one bound per each of the \(channels) input channels")
-            }
-            if case .conv = node.op, node.inputs.count > 3, !node.inputs[3].isEmpty {
-                throw XAIError.unsupported(op: "lrp at \(node.op.name) node '\(node.name)'",
-                                           reason: "a residual sum fused into the convolution needs a residual canonizer, which is not built yet")
             }
         }
         guard epsilon >= 0, epsilon.isFinite, gamma >= 0, gamma.isFinite else {

@@ -294,7 +294,7 @@ def test_deeplift_adapters(name):
             captum.DeepLift(m).attribute(np.load(FIXTURES / "models" / "mobile_block" / "input.npy"))
 
 
-@pytest.mark.parametrize("name", ["plain_cnn", "squeeze_block"])
+@pytest.mark.parametrize("name", ["plain_cnn", "squeeze_block", "small_resnet"])
 def test_lrp_matches_zennit(name):
     folder = FIXTURES / "methods" / name
     x = np.load(FIXTURES / "models" / name / "input.npy")
