@@ -12,6 +12,8 @@ Writes into Tests/Fixtures/methods/<model>/:
                        activations (EigenCAM's projection, its sign fixed as Seg-Eigen-CAM's Eq. 13
                        fixes it; EigenCAM itself leaves the sign to LAPACK), before max(., 0)  [2, h, w]
   eigengradcam.npy     the same projection of gradients x activations (EigenGradCAM's)         [2, h, w]
+  ablationcam.npy      pytorch-grad-cam AblationCAM at the CAM layer (batch_size 5), before resizing:
+                       max(cam, 0)                                                            [2, h, w]
   gradientshap.npy     captum GradientShap, 8 samples, stdevs 0.1, the baseline below         [2, 3, H, W]
   gradientshap_baselines.npy  the baseline distribution given to Captum (3 images)            [3, 3, H, W]
   gradientshap_{index,alpha,noise}.npy  what Captum drew, recorded while it ran: for each of the
@@ -57,7 +59,7 @@ import captum
 import captum.attr._core.noise_tunnel as noise_tunnel_module
 from captum.attr import DeepLift, DeepLiftShap, Deconvolution, GradientShap, GuidedBackprop, GuidedGradCam
 import pytorch_grad_cam
-from pytorch_grad_cam import HiResCAM
+from pytorch_grad_cam import AblationCAM, HiResCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
@@ -252,6 +254,12 @@ def main():
         raw = cam.get_cam_image(x, layer, targets, acts, grads, False)
         np.save(os.path.join(folder, "hirescam.npy"), np.maximum(raw, 0).astype(np.float32))
         cam.activations_and_grads.release()
+        ablation = AblationCAM(model=model, target_layers=[layer], batch_size=5)
+        ablation.activations_and_grads(x)
+        ablation_acts = ablation.activations_and_grads.activations[0].cpu().numpy()
+        raw = ablation.get_cam_image(x, layer, targets, ablation_acts, None, False)
+        np.save(os.path.join(folder, "ablationcam.npy"), np.maximum(raw, 0).astype(np.float32))
+        ablation.activations_and_grads.release()
         np.save(os.path.join(folder, "eigencam.npy"), get_2d_projection_with_sign_correction(acts))
         np.save(os.path.join(folder, "eigengradcam.npy"), get_2d_projection_with_sign_correction(grads * acts))
 

@@ -634,6 +634,13 @@ MUTANTS = [
     ("lrp_residual_all_to_branch", "Sources/XAIGraph/LRP.swift", "            r = try be.download(try be.binary(.mul, branch, shareOnDevice))\n",
      "            r = try be.download(relevance)\n", 1, "PropagationMethodTests/testLRPMatchesZennit",
      "a residual sum gives the branch all the relevance instead of its share"),
+    ("ablationcam_weight_unnormalised", "Sources/XAIMethods/PropagationMethods.swift",
+     "weights[start + k] = (original - scores.scalars[k * classes + targets[b]]) / original",
+     "weights[start + k] = original - scores.scalars[k * classes + targets[b]]", 1, "PropagationMethodTests/testAblationCAMMatchesPytorchGradCam",
+     "Ablation-CAM's weights are not divided by the original score"),
+    ("ablationcam_wrong_channel", "Sources/XAIMethods/PropagationMethods.swift", "                    let channel = start + k\n",
+     "                    let channel = k\n", 1, "PropagationMethodTests/testAblationCAMMatchesPytorchGradCam",
+     "Ablation-CAM ablates the batch's k-th channel instead of the k-th channel overall"),
 ]
 
 def run(cmd, cwd, log=None):

@@ -550,6 +550,15 @@ def m_eigengrad(ctx, scale):
     return _cam(ctx, EigenGradCAM)
 
 
+@method("gradcam_ablationcam", "grad-cam",
+        "AblationCAM, target layer4[-1], batch_size=32 (one whole forward per layer4 channel)", kind="slow")
+def m_ablation(ctx, scale):
+    from pytorch_grad_cam import AblationCAM
+    if scale != "full":
+        return _fwd_batch(ctx, 32)
+    return _cam(ctx, AblationCAM, batch_size=32)
+
+
 @method("gradcam_scorecam", "grad-cam",
         "ScoreCAM, target layer4[-1], batch_size=64 (one forward per layer4 channel)",
         kind="slow")

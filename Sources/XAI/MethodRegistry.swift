@@ -210,6 +210,18 @@ public enum MethodRegistry {
                    }, isApplicable: { (try? LRP(model: $0, low: [0, 0, 0], high: [1, 1, 1]).validate()) != nil }),
         deepLIFT(overBaselines: false, "DeepLIFT (rescale rule) against --baseline: (x - x') times multipliers, sums to f(x) - f(x')"),
         deepLIFT(overBaselines: true, "DeepLiftShap: DeepLIFT averaged over the baselines of a [K,3,H,W] --baseline"),
+        MethodSpec(name: "ablationcam", summary: "Ablation-CAM: each channel weighed by the score's fall when it is ablated (only the layers after it rerun)",
+                   knobs: ["layer", "relu", "batch"], batchesImages: false,
+                   cost: { m, c in
+                       // The clean forward, then one pass of the layers after the layer per channel
+                       // (counted as a whole forward each: an upper bound).
+                       forwards(try m.camChannels(try m.camLayer(c.layer)))
+                   },
+                   build: { m, c, _ in
+                       let method = AblationCAM(model: m, layer: c.layer, relu: c.relu, internalBatchSize: c.batch)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? AblationCAM(model: $0).validate()) != nil }),
         MethodSpec(name: "scorecam", summary: "one masked forward per channel of the layer", knobs: ["layer", "batch"],
                    cost: { m, c in
                        return forwards(try m.camChannels(try m.camLayer(c.layer)))

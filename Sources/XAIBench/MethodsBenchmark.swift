@@ -28,10 +28,11 @@ struct MethodsBenchmark: ParsableCommand {
     @Option(help: "Peer results (Benchmarks/peers/results_<model>.json), comma-separated: adds the peer rows of each method and the speedup.")
     var compare: String?
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
+    @Option(help: "Method knobs as JSON, set on every row after its own (e.g. '{\"composite\": \"epsilon-gamma-box\"}').") var knobs: String?
 
     static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam",
                                   "hirescam", "eigencam", "eigengradcam", "guidedbackprop", "deconvolution", "guidedgradcam", "gradientshap",
-                                  "deeplift", "lrp"]
+                                  "deeplift", "lrp", "ablationcam"]
     static let perturbationMethods = ["slic", "quickshift", "occlusion", "occlusion-full", "lime", "kernelshap", "kernelshap-stable", "rise", "mp"]
     /// Every registry method (one added to the registry is benchmarked with its defaults), plus the
     /// segmenters.
@@ -51,7 +52,7 @@ struct MethodsBenchmark: ParsableCommand {
         "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"], "kernelshap-stable": ["captum_kernelshap"],
         "guidedbackprop": ["captum_guidedbackprop"], "deconvolution": ["captum_deconvolution"], "guidedgradcam": ["captum_guidedgradcam"],
         "gradientshap": ["captum_gradientshap"], "hirescam": ["gradcam_hirescam"], "eigencam": ["gradcam_eigencam"],
-        "eigengradcam": ["gradcam_eigengradcam"], "deeplift": ["captum_deeplift"],
+        "eigengradcam": ["gradcam_eigengradcam"], "deeplift": ["captum_deeplift"], "ablationcam": ["gradcam_ablationcam"],
     ]
 
     struct PeerRow: Codable {
@@ -232,6 +233,8 @@ struct MethodsBenchmark: ParsableCommand {
         let name = variant?.method ?? m
         var knobs = try MethodConfiguration.parse(json: Data((variant?.knobs ?? "{}").utf8))
         if name == "ig" || name == "smoothgrad" { knobs.batch = batch }
+        let given = try self.knobs.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] } ?? [:]
+        for (key, value) in given { try knobs.set(key, value) }
         let superpixels = Segmentation.labels(segments.tensor)
         let configured = try session.method(name, configuration: knobs, segmentation: superpixels)
         let cost = try MethodRegistry.spec(name).cost(for: session.model, configuration: knobs)

@@ -170,6 +170,44 @@ public final class Executor: Sendable {
         return Pass(values: forBackward ? values : [:], outputs: outputs, kept: kept)
     }
 
+    /// The graph's outputs computed from `value` given for the activation `layer` (any batch): only
+    /// the nodes after the layer run, each reading the layer, values computed from it, constants,
+    /// or shape arithmetic on them. Ablation-CAM scores its ablated copies of a layer this way,
+    /// without running the layers before it again.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`layer`) naming the node that
+    ///   reads a value computed before the layer (a skip connection around it): the layer does not
+    ///   cut the graph there.
+    public func forward(from layer: String, value: DeviceArray) throws -> [String: DeviceArray] {
+        var values: [String: Value] = [layer: .device(value)]
+        let dependents = differentiated(to: [layer]).dependsOnWrt
+        for node in graph.nodes {
+            let available = node.inputs.allSatisfy { $0.isEmpty || values[$0] != nil || graph.initializers[$0] != nil }
+            guard available else {
+                if node.inputs.contains(where: dependents.contains) {
+                    let missing = node.inputs.first { !$0.isEmpty && values[$0] == nil && graph.initializers[$0] == nil } ?? ""
+                    throw XAIError.invalidArgument(parameter: "layer", value: layer,
+                                                   reason: "node '\(node.name)' after it also reads '\(missing)', computed before it: the layer does not cut the graph")
+                }
+                continue
+            }
+            // Constant subgraphs the optimiser kept need no input either; they run here too.
+            let args: [Value?] = node.inputs.map { name in name.isEmpty ? nil : values[name] ?? graph.initializers[name].map(Value.host) }
+            do {
+                for (name, v) in zip(node.outputs, try evaluate(node, args)) { values[name] = v }
+            } catch let e as XAIError {
+                throw e.inNode(node.name, op: node.op.name)
+            }
+        }
+        var outputs: [String: DeviceArray] = [:]
+        for o in graph.outputs {
+            guard let v = values[o.name] else {
+                throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "output '\(o.name)' does not follow from it")
+            }
+            outputs[o.name] = try device(v, o.name)
+        }
+        return outputs
+    }
+
     private func checkInput(_ shape: Shape, _ info: ValueInfo) throws {
         let ok = shape.rank == info.shape.count && zip(shape.dims, info.shape).allSatisfy { $1 == nil || $0 == $1 }
         guard ok else {

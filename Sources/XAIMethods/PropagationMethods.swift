@@ -555,3 +555,90 @@ public struct LRP: ModelMethod {
                            diagnostics: ["relevanceSum": sums])
     }
 }
+
+/// Ablation-CAM (Desai & Ramaswamy; pytorch-grad-cam's AblationCAM): each channel `k` of the layer
+/// weighed by how much the target's score falls when the channel is ablated, `(s - s_k) / s`, and
+/// the CAM `relu(sum_k w_k A_k)`. The layer is computed once; each ablated copy runs only the
+/// layers after it (``Executor/forward(from:value:)``), where pytorch-grad-cam runs the whole model
+/// once per channel. A channel is ablated to 0 where the layer's smallest value is 0 (after a
+/// ReLU), else to that smallest value minus 1e7, as pytorch-grad-cam's ablation layer does.
+public struct AblationCAM: ModelMethod {
+    public let name = "ablationcam"
+    public let model: ExplainedModel
+    /// The activation to explain (`[N, C, h, w]`); `nil` picks the CAM default.
+    public var layer: String?
+    /// Clip the map at zero (as pytorch-grad-cam does).
+    public var relu: Bool
+    /// Ablated copies per device batch; by default as many as fit the memory budget.
+    public var internalBatchSize: Int?
+
+    /// - Parameters:
+    ///   - model: the model to explain.
+    ///   - layer: a `[N, C, h, w]` activation's name; `nil` for the default.
+    ///   - relu: clip the map at zero.
+    ///   - internalBatchSize: ablated copies per batch (default: from the memory budget).
+    public init(model: ExplainedModel, layer: String? = nil, relu: Bool = true, internalBatchSize: Int? = nil) {
+        self.model = model
+        self.layer = layer
+        self.relu = relu
+        self.internalBatchSize = internalBatchSize
+    }
+
+    /// Throws when the layer is not a channels-first activation.
+    public func validate() throws {
+        let layer = try model.camLayer(layer)
+        guard try model.camLayout(layer) == .channelsFirst else {
+            throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "ablationcam ablates the channels of a [N, C, h, w] activation")
+        }
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        try validate()
+        try model.validate(input)
+        let be = model.backend
+        let layer = try model.camLayer(layer)
+        let pass = try model.executor.forward(try be.upload(input), keep: [layer])
+        let logits = try be.download(try pass.output(model.outputName))
+        try logits.requireFinite("logits of the input images")
+        let targets = try model.resolve(target, logits: logits)
+        let a = try be.download(try pass.kept(layer))
+        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        let plane = h * w, per = c * plane
+        let classes = logits.shape.count / max(n, 1)
+        let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: per * 4 * 4, cap: c, parameter: "batch")
+        var cam = [Float](repeating: 0, count: n * plane)
+        for b in 0..<n {
+            let original = logits.scalars[b * classes + targets[b]]
+            guard original != 0 else {
+                throw XAIError.invalidArgument(parameter: "target", value: "\(targets[b])",
+                                               reason: "image \(b)'s score is 0: ablationcam divides by it")
+            }
+            let activations = Array(a.scalars[(b * per)..<((b + 1) * per)])
+            let smallest = activations.min() ?? 0
+            let ablated: Float = smallest == 0 ? 0 : smallest - 1e7
+            var weights = [Float](repeating: 0, count: c)
+            var start = 0
+            while start < c {
+                let count = min(chunk, c - start)
+                var batch = [Float](repeating: 0, count: count * per)
+                for k in 0..<count {
+                    batch.replaceSubrange((k * per)..<((k + 1) * per), with: activations)
+                    let channel = start + k
+                    for p in 0..<plane { batch[k * per + channel * plane + p] = ablated }
+                }
+                let outputs = try model.executor.forward(from: layer, value: try be.upload(Tensor(unchecked: [count, c, h, w], batch)))
+                guard let y = outputs[model.outputName] else {
+                    throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "the model's output does not follow from it")
+                }
+                let scores = try be.download(y)
+                for k in 0..<count { weights[start + k] = (original - scores.scalars[k * classes + targets[b]]) / original }
+                start += count
+            }
+            for k in 0..<c {
+                for p in 0..<plane { cam[b * plane + p] += weights[k] * activations[k * plane + p] }
+            }
+            if relu { for p in 0..<plane { cam[b * plane + p] = max(cam[b * plane + p], 0) } }
+        }
+        return try model.camAttribution(try be.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
+    }
+}

@@ -48,6 +48,35 @@ final class PropagationMethodTests: XCTestCase {
         XCTAssertGreaterThan(relativeL2(doubles(guided), doubles(deconvolution)), 0.05)
     }
 
+    func testAblationCAMMatchesPytorchGradCam() throws {
+        for c in MethodReferenceTests.cases {
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                for batch in [3, 64] {
+                    let a = try AblationCAM(model: model, layer: c.layer, internalBatchSize: batch).attribute(c.input, target: .perImage(c.targets))
+                    check(a.raw!, try c.reference("ablationcam"), "ablationcam \(c.name) on \(label), batch \(batch)")
+                }
+            }
+        }
+    }
+
+    /// The layers after a layer, run from it, give the model's logits; a layer that does not cut
+    /// the graph (a residual block's inner activation, read again after the block's convolution)
+    /// is refused with the node that reads past it.
+    func testForwardFromALayer() throws {
+        let c = MethodReferenceTests.cases[0]
+        let backend = CPUBackend(), executor = Executor(graph: c.graph, backend: backend)
+        let pass = try executor.forward(try backend.upload(c.input), keep: [c.layer])
+        let output = c.graph.outputs[0].name
+        let resumed = try executor.forward(from: c.layer, value: try pass.kept(c.layer))
+        XCTAssertEqual(try backend.download(try XCTUnwrap(resumed[output])).scalars, try backend.download(try pass.output(output)).scalars)
+        let inner = try XCTUnwrap(c.graph.nodes.first { $0.name.contains("layer2") && $0.name.contains("conv1") }?.outputs.first)
+        let innerPass = try executor.forward(try backend.upload(c.input), keep: [inner])
+        XCTAssertThrowsError(try executor.forward(from: inner, value: try innerPass.kept(inner))) { error in
+            XCTAssertTrue("\(error)".contains("does not cut the graph"), "\(error)")
+        }
+    }
+
     func testEigenCAMsMatchPytorchGradCamsProjection() throws {
         for c in MethodReferenceTests.cases {
             for (label, backend) in TestBackends.all() {

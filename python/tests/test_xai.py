@@ -265,7 +265,10 @@ def test_propagation_adapters(name):
         for method in ("eigencam", "eigengradcam"):
             raw = m.explain(x, method, target=targets.tolist(), layer=layer, relu=False).raw
             assert relative_l2(raw, np.load(folder / f"{method}.npy")) < 1e-4, method
-        for cls in (grad_cam.HiResCAM, grad_cam.EigenCAM, grad_cam.EigenGradCAM):
+        assert relative_l2(m.explain(x, "ablationcam", target=targets.tolist(), layer=layer).raw, np.load(folder / "ablationcam.npy")) < 1e-4
+        with pytest.raises(ValueError, match="ratio_channels_to_ablate"):
+            grad_cam.AblationCAM(m, target_layers=[layer], ratio_channels_to_ablate=0.5)
+        for cls in (grad_cam.HiResCAM, grad_cam.EigenCAM, grad_cam.EigenGradCAM, grad_cam.AblationCAM):
             maps = cls(m, target_layers=[layer])(x, targets=targets.tolist())
             assert maps.shape == (2,) + x.shape[2:] and maps.min() >= 0 and maps.max() <= 1
         baselines = np.load(folder / "gradientshap_baselines.npy")

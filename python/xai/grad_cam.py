@@ -6,7 +6,8 @@ names of the ONNX graph (`model.cam_layers`; empty or None: the last 4-D activat
 pooling). Calling it as `cam(input_tensor, targets=None)` returns pytorch-grad-cam's `[N, H, W]`
 float32 maps: ReLU, resized to the input (bilinear, half-pixel centres) and min-max scaled per
 image. `targets` are None (top-1), ints, or objects with `.category` (ClassifierOutputTarget).
-GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM, EigenGradCAM and ScoreCAM.
+GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM, EigenGradCAM, AblationCAM and
+ScoreCAM.
 EigenCAM's and EigenGradCAM's projection sign is fixed so that its largest magnitude is positive
 (pytorch-grad-cam leaves it to LAPACK, so a map of theirs may come out negated and clipped away).
 aug_smooth, eigen_smooth and reshape_transform are refused; one target layer only.
@@ -78,6 +79,23 @@ class EigenCAM(_BaseCAM):
 
 class EigenGradCAM(_BaseCAM):
     method = "eigengradcam"
+
+
+class AblationCAM(_BaseCAM):
+    """Each channel of the layer ablated in turn; only the layers after it run again.
+    `batch_size` (pytorch-grad-cam's keyword) does not change the maps: accepted and left to the
+    engine. Only pytorch-grad-cam's default ablation layer and ratio_channels_to_ablate=1.0."""
+
+    method = "ablationcam"
+
+    def __init__(self, model, target_layers=None, reshape_transform=None, ablation_layer=None, batch_size: int = 32,
+                 ratio_channels_to_ablate: float = 1.0):
+        super().__init__(model, target_layers, reshape_transform)
+        if ablation_layer is not None:
+            raise InvalidArgumentError("ablation_layer: xai ablates as pytorch-grad-cam's default AblationLayer; a custom one is not supported")
+        if ratio_channels_to_ablate != 1.0:
+            raise InvalidArgumentError(f"ratio_channels_to_ablate: {ratio_channels_to_ablate!r} is not supported (only 1.0: every channel)")
+        self.batch_size = batch_size
 
 
 class ScoreCAM(_BaseCAM):
