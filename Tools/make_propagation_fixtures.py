@@ -14,6 +14,7 @@ Writes into Tests/Fixtures/methods/<model>/:
   eigengradcam.npy     the same projection of gradients x activations (EigenGradCAM's)         [2, h, w]
   ablationcam.npy      pytorch-grad-cam AblationCAM at the CAM layer (batch_size 5), before resizing:
                        max(cam, 0)                                                            [2, h, w]
+  fullgrad.npy         pytorch-grad-cam FullGrad's maps at the input size, as it returns them      [2, H, W]
   gradientshap.npy     captum GradientShap, 8 samples, stdevs 0.1, the baseline below         [2, 3, H, W]
   gradientshap_baselines.npy  the baseline distribution given to Captum (3 images)            [3, 3, H, W]
   gradientshap_{index,alpha,noise}.npy  what Captum drew, recorded while it ran: for each of the
@@ -59,7 +60,7 @@ import captum
 import captum.attr._core.noise_tunnel as noise_tunnel_module
 from captum.attr import DeepLift, DeepLiftShap, Deconvolution, GradientShap, GuidedBackprop, GuidedGradCam
 import pytorch_grad_cam
-from pytorch_grad_cam import AblationCAM, HiResCAM
+from pytorch_grad_cam import AblationCAM, FullGrad, HiResCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
@@ -260,6 +261,8 @@ def main():
         raw = ablation.get_cam_image(x, layer, targets, ablation_acts, None, False)
         np.save(os.path.join(folder, "ablationcam.npy"), np.maximum(raw, 0).astype(np.float32))
         ablation.activations_and_grads.release()
+        with FullGrad(model=model, target_layers=[]) as fullgrad:
+            np.save(os.path.join(folder, "fullgrad.npy"), fullgrad(input_tensor=x, targets=targets).astype(np.float32))
         np.save(os.path.join(folder, "eigencam.npy"), get_2d_projection_with_sign_correction(acts))
         np.save(os.path.join(folder, "eigengradcam.npy"), get_2d_projection_with_sign_correction(grads * acts))
 

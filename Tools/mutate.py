@@ -612,8 +612,8 @@ MUTANTS = [
      "", 1, "PropagationMethodTests", "unfusing leaves the convolution's activation in place (applied twice)"),
     # LRP (issue 30): Zennit's rules and composites
     ("lrp_zplus_negative_term_dropped", "Sources/XAIGraph/LRP.swift",
-     "            return [0: try sum(try times(positive, try backwardThrough(g, wp)), try times(negative, try backwardThrough(g, wn)))]",
-     "            return [0: try times(positive, try backwardThrough(g, wp))]", 1, "PropagationMethodTests/testLRPMatchesZennit",
+     "                return try sum(try times(positive, try backwardThrough(g, wp)), try times(negative, try backwardThrough(g, wn)))",
+     "                return try times(positive, try backwardThrough(g, wp))", 1, "PropagationMethodTests/testLRPMatchesZennit",
      "z+ drops the negative inputs' term"),
     ("lrp_gamma_masks_swapped", "Sources/XAIGraph/LRP.swift", "let gp = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 > 0 }, by: up, stabilizer: s))",
      "let gp = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 < 0 }, by: up, stabilizer: s))", 1,
@@ -641,6 +641,14 @@ MUTANTS = [
     ("ablationcam_wrong_channel", "Sources/XAIMethods/PropagationMethods.swift", "                    let channel = start + k\n",
      "                    let channel = k\n", 1, "PropagationMethodTests/testAblationCAMMatchesPytorchGradCam",
      "Ablation-CAM ablates the batch's k-th channel instead of the k-th channel overall"),
+    ("fullgrad_no_bias_terms", "Sources/XAIMethods/PropagationMethods.swift", "        for layer in layers {\n            guard let g = grads[layer.value]",
+     "        for layer in layers.prefix(0) {\n            guard let g = grads[layer.value]", 1, "PropagationMethodTests/testFullGradMatchesPytorchGradCam",
+     "FullGrad leaves out the bias terms"),
+    ("fullgrad_unscaled_maps", "Sources/XAIMethods/PropagationMethods.swift", "out[b * h * w + p] += (v - low) / (1e-7 + high)",
+     "out[b * h * w + p] += v", 1, "PropagationMethodTests/testFullGradMatchesPytorchGradCam", "FullGrad sums its maps without scaling each"),
+    ("fullgrad_batchnorm_bias_plain_beta", "Sources/XAIGraph/Graph+Rewrites.swift",
+     "layers.append((node.outputs[0], try batchNormAffine(scale, beta, mean, variance, eps).1))", "layers.append((node.outputs[0], beta))", 1,
+     "PropagationMethodTests/testFullGradMatchesPytorchGradCam", "a standalone batch norm's bias is taken as its beta, without the mean"),
 ]
 
 def run(cmd, cwd, log=None):

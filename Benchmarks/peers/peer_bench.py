@@ -559,6 +559,15 @@ def m_ablation(ctx, scale):
     return _cam(ctx, AblationCAM, batch_size=32)
 
 
+@method("gradcam_fullgrad", "grad-cam", "FullGrad (every Conv2d/BatchNorm2d bias)", grads=True)
+def m_fullgrad(ctx, scale):
+    from pytorch_grad_cam import FullGrad
+    cam = FullGrad(model=ctx.model, target_layers=[])
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    targets = [ClassifierOutputTarget(ctx.target)]
+    return lambda: cam(input_tensor=ctx.x, targets=targets)
+
+
 @method("gradcam_scorecam", "grad-cam",
         "ScoreCAM, target layer4[-1], batch_size=64 (one forward per layer4 channel)",
         kind="slow")

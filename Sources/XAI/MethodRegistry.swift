@@ -222,6 +222,8 @@ public enum MethodRegistry {
                        try method.validate()
                        return method
                    }, isApplicable: { (try? AblationCAM(model: $0).validate()) != nil }),
+        MethodSpec(name: "fullgrad", summary: "FullGrad: |x grad x| plus |bias x grad| of every biased layer, each map scaled and summed",
+                   knobs: [], batchesImages: true, cost: oneGradient, build: { m, _, _ in FullGrad(model: m) }),
         MethodSpec(name: "scorecam", summary: "one masked forward per channel of the layer", knobs: ["layer", "batch"],
                    cost: { m, c in
                        return forwards(try m.camChannels(try m.camLayer(c.layer)))

@@ -32,7 +32,7 @@ struct MethodsBenchmark: ParsableCommand {
 
     static let gradientMethods = ["saliency", "inputxgrad", "ig", "smoothgrad", "gradcam", "xgradcam", "layercam", "gradcampp", "cam",
                                   "hirescam", "eigencam", "eigengradcam", "guidedbackprop", "deconvolution", "guidedgradcam", "gradientshap",
-                                  "deeplift", "lrp", "ablationcam"]
+                                  "deeplift", "lrp", "ablationcam", "fullgrad"]
     static let perturbationMethods = ["slic", "quickshift", "occlusion", "occlusion-full", "lime", "kernelshap", "kernelshap-stable", "rise", "mp"]
     /// Every registry method (one added to the registry is benchmarked with its defaults), plus the
     /// segmenters.
@@ -52,7 +52,7 @@ struct MethodsBenchmark: ParsableCommand {
         "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"], "kernelshap-stable": ["captum_kernelshap"],
         "guidedbackprop": ["captum_guidedbackprop"], "deconvolution": ["captum_deconvolution"], "guidedgradcam": ["captum_guidedgradcam"],
         "gradientshap": ["captum_gradientshap"], "hirescam": ["gradcam_hirescam"], "eigencam": ["gradcam_eigencam"],
-        "eigengradcam": ["gradcam_eigengradcam"], "deeplift": ["captum_deeplift"], "ablationcam": ["gradcam_ablationcam"],
+        "eigengradcam": ["gradcam_eigengradcam"], "deeplift": ["captum_deeplift"], "ablationcam": ["gradcam_ablationcam"], "fullgrad": ["gradcam_fullgrad"],
     ]
 
     struct PeerRow: Codable {

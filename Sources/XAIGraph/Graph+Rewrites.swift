@@ -533,3 +533,28 @@ struct ReaderIndex {
     /// The nodes reading `value`.
     func readerNodes(_ value: String) -> Set<Int> { Set(readers[value] ?? []) }
 }
+
+extension Graph {
+    /// The layers that add a per-channel bias to an activation, as FullGrad sums them: each
+    /// convolution with a bias (a batch norm folded into it included) and each batch norm left on
+    /// its own (its bias `beta - mean * gamma / sqrt(var + eps)`), with the value the bias is added
+    /// to. On a graph with activations unfused (``unfusingActivations()``) that value is the
+    /// pre-activation, whose gradient FullGrad multiplies by the bias.
+    public func biasLayers() throws -> [(value: String, bias: Tensor)] {
+        var layers: [(String, Tensor)] = []
+        for node in nodes {
+            switch node.op {
+            case .conv(_, let act, _) where act == .identity:
+                guard node.inputs.count > 2, !node.inputs[2].isEmpty, let bias = initializers[node.inputs[2]] else { continue }
+                layers.append((node.outputs[0], bias))
+            case .batchNorm(let eps):
+                guard node.inputs.count >= 5, let scale = initializers[node.inputs[1]], let beta = initializers[node.inputs[2]],
+                      let mean = initializers[node.inputs[3]], let variance = initializers[node.inputs[4]] else { continue }
+                layers.append((node.outputs[0], try batchNormAffine(scale, beta, mean, variance, eps).1))
+            default:
+                continue
+            }
+        }
+        return layers
+    }
+}

@@ -642,3 +642,64 @@ public struct AblationCAM: ModelMethod {
         return try model.camAttribution(try be.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
     }
 }
+
+/// FullGrad (Srinivas & Fleuret; pytorch-grad-cam's FullGrad): `|x * grad x|` per input channel
+/// plus, for every layer that adds a bias to a 4-D activation, `|bias * grad|` per channel, each
+/// map min-max scaled on its own, brought to the input size (bilinear, half-pixel centres) and
+/// summed. One forward and one backward on the graph with activations unfused (each bias meets
+/// its pre-activation's gradient). Batch norms are folded into the convolutions before them when
+/// the model loads, so a convolution's bias and its batch norm's count as one bias (pytorch-grad-
+/// cam counts both; the same where the convolution has none, as in torchvision's ResNets).
+public struct FullGrad: ModelMethod {
+    public let name = "fullgrad"
+    public let model: ExplainedModel
+
+    /// - Parameter model: the model to explain.
+    public init(model: ExplainedModel) { self.model = model }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        try model.validate(input)
+        let be = model.backend
+        let executor = model.unfusedExecutor()
+        let layers = try executor.graph.biasLayers()
+        let wrt = Set([model.inputName] + layers.map(\.value))
+        let x = try be.upload(input)
+        let pass = try executor.forward(x, forBackward: true, backwardTo: wrt)
+        let y = try pass.output(model.outputName)
+        let logits = try be.download(y)
+        try logits.requireFinite("logits of the input images")
+        let targets = try model.resolve(target, logits: logits)
+        let grads = try executor.backward(pass, seeds: [model.outputName: try model.seed(y.shape, targets: targets)], wrt: wrt)
+        let (n, height, width) = (input.shape[0], input.shape[2], input.shape[3])
+        // Every term's maps, each scaled to [0, 1] on its own, summed over its channels at its own
+        // resolution, then resized once: bilinear resizing is linear, so this equals resizing each.
+        func scaledSum(_ t: Tensor) -> Tensor {
+            let (c, h, w) = (t.shape[1], t.shape[2], t.shape[3])
+            var out = [Float](repeating: 0, count: n * h * w)
+            for b in 0..<n {
+                for ch in 0..<c {
+                    let plane = t.scalars[((b * c + ch) * h * w)..<((b * c + ch + 1) * h * w)]
+                    let low = plane.min() ?? 0
+                    let high = (plane.max() ?? 0) - low
+                    for (p, v) in plane.enumerated() { out[b * h * w + p] += (v - low) / (1e-7 + high) }
+                }
+            }
+            return Tensor(unchecked: [n, 1, h, w], out)
+        }
+        let inputTerm = try be.download(try be.binary(.mul, try model.inputGradient(grads), x))
+        var total = scaledSum(Tensor(unchecked: inputTerm.shape, inputTerm.scalars.map(abs)))
+        for layer in layers {
+            guard let g = grads[layer.value], g.shape.rank == 4, g.shape[1] == layer.bias.shape.count else { continue }
+            let gradient = try be.download(g)
+            let (c, plane) = (gradient.shape[1], gradient.shape[2] * gradient.shape[3])
+            var term = gradient.scalars
+            for i in term.indices { term[i] = abs(layer.bias.scalars[(i / plane) % c] * term[i]) }
+            let summed = scaledSum(Tensor(unchecked: gradient.shape, term))
+            let resized = summed.shape[2] == height && summed.shape[3] == width ? summed
+                : try be.download(try be.resizeBilinear(try be.upload(summed), height: height, width: width, alignCorners: false))
+            total = Tensor(unchecked: total.shape, zip(total.scalars, resized.scalars).map(+))
+        }
+        let map = try total.reshaped([n, height, width])
+        return Attribution(map: map, raw: map, targets: targets, scores: ExplainedModel.scores(logits, targets))
+    }
+}

@@ -60,6 +60,27 @@ final class PropagationMethodTests: XCTestCase {
         }
     }
 
+    /// FullGrad against pytorch-grad-cam's maps at the input size (its final min-max scaling applied
+    /// to ours): the resizing is bilinear in both, cv2's and ours, whose grids agree to 2e-3 on
+    /// the CAM fixtures (ReferenceCheckTests).
+    func testFullGradMatchesPytorchGradCam() throws {
+        for c in MethodReferenceTests.cases {
+            let expected = try c.reference("fullgrad")
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                let a = try FullGrad(model: model).attribute(c.input, target: .perImage(c.targets))
+                XCTAssertEqual(a.map.shape, expected.shape)
+                let plane = a.map.shape.count / a.map.shape[0]
+                for b in 0..<a.map.shape[0] {
+                    let v = a.map.scalars[(b * plane)..<((b + 1) * plane)]
+                    let low = v.min()!, high = v.max()! - low
+                    let worst = zip(v, expected.scalars[(b * plane)..<((b + 1) * plane)]).map { abs(($0 - low) / (1e-7 + high) - $1) }.max()!
+                    XCTAssertLessThan(worst, 5e-3, "fullgrad \(c.name) image \(b) on \(label)")
+                }
+            }
+        }
+    }
+
     /// The layers after a layer, run from it, give the model's logits; a layer that does not cut
     /// the graph (a residual block's inner activation, read again after the block's convolution)
     /// is refused with the node that reads past it.

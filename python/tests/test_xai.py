@@ -268,6 +268,8 @@ def test_propagation_adapters(name):
         assert relative_l2(m.explain(x, "ablationcam", target=targets.tolist(), layer=layer).raw, np.load(folder / "ablationcam.npy")) < 1e-4
         with pytest.raises(ValueError, match="ratio_channels_to_ablate"):
             grad_cam.AblationCAM(m, target_layers=[layer], ratio_channels_to_ablate=0.5)
+        full = grad_cam.FullGrad(m, target_layers=[layer])(x, targets=targets.tolist())
+        assert np.abs(full - np.load(folder / "fullgrad.npy")).max() < 5e-3
         for cls in (grad_cam.HiResCAM, grad_cam.EigenCAM, grad_cam.EigenGradCAM, grad_cam.AblationCAM):
             maps = cls(m, target_layers=[layer])(x, targets=targets.tolist())
             assert maps.shape == (2,) + x.shape[2:] and maps.min() >= 0 and maps.max() <= 1

@@ -6,8 +6,8 @@ names of the ONNX graph (`model.cam_layers`; empty or None: the last 4-D activat
 pooling). Calling it as `cam(input_tensor, targets=None)` returns pytorch-grad-cam's `[N, H, W]`
 float32 maps: ReLU, resized to the input (bilinear, half-pixel centres) and min-max scaled per
 image. `targets` are None (top-1), ints, or objects with `.category` (ClassifierOutputTarget).
-GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM, EigenGradCAM, AblationCAM and
-ScoreCAM.
+GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM, EigenGradCAM, AblationCAM,
+FullGrad and ScoreCAM.
 EigenCAM's and EigenGradCAM's projection sign is fixed so that its largest magnitude is positive
 (pytorch-grad-cam leaves it to LAPACK, so a map of theirs may come out negated and clipped away).
 aug_smooth, eigen_smooth and reshape_transform are refused; one target layer only.
@@ -96,6 +96,16 @@ class AblationCAM(_BaseCAM):
         if ratio_channels_to_ablate != 1.0:
             raise InvalidArgumentError(f"ratio_channels_to_ablate: {ratio_channels_to_ablate!r} is not supported (only 1.0: every channel)")
         self.batch_size = batch_size
+
+
+class FullGrad(_BaseCAM):
+    """Every biased layer's |bias x gradient| and |input x gradient|; `target_layers` is ignored, as
+    pytorch-grad-cam ignores it."""
+
+    method = "fullgrad"
+
+    def __init__(self, model, target_layers=None, reshape_transform=None):
+        super().__init__(model, None, reshape_transform)
 
 
 class ScoreCAM(_BaseCAM):
