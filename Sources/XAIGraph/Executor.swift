@@ -12,6 +12,12 @@ public final class Executor: Sendable {
     public let graph: Graph
     public let backend: any Backend
     private let constants = ConstantCache()
+
+    /// A device copy of a constant changed by a rule (LRP's clamped or squared weights), made and
+    /// uploaded once per executor, under `key` (the constant's name and the change).
+    func modifiedConstant(_ key: String, shape: Shape, _ make: () throws -> Tensor) throws -> DeviceArray {
+        try constants.array("\u{1}" + key, shape: shape) { try backend.upload(try make()) }
+    }
     /// ``Graph/lastReads``, computed once.
     let lastReads: [[String]]
     /// Positions `i` where `nodes[i]` is a 1x1 convolution whose output only `nodes[i + 1]`, a

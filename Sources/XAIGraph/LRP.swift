@@ -114,30 +114,34 @@ extension Executor {
         let x = try value(0)
         let s = lrp.stabilizer
 
-        // A layer as a function of (input, weight, bias) and its input gradient for a weight.
-        let forward: (DeviceArray, Tensor, Tensor?) throws -> DeviceArray
-        let backwardThrough: (DeviceArray, Tensor) throws -> DeviceArray
-        let weight: Tensor, bias: Tensor?
+        // A layer as a function of (input, weight, bias) and its input gradient for a weight, the
+        // weight and bias named by their change (`Change`), made and uploaded once per executor.
+        let forward: (DeviceArray, Change, Change?) throws -> DeviceArray
+        let backwardThrough: (DeviceArray, Change) throws -> DeviceArray
+        let bias: Tensor?
         switch node.op {
         case .conv(let p, _, let autoPad):
             guard let w = try host(1) else { throw refuse("no weight") }
-            weight = w
             bias = try host(2)
             let params = resolved(p, autoPad, x.shape, w.shape)
-            forward = { input, w, b in
-                try be.conv2d(input, weight: try be.upload(w), bias: try b.map { try be.upload($0) }, params: params, activation: .identity)
+            let (wName, bName) = (node.inputs[1], node.inputs.count > 2 ? node.inputs[2] : "")
+            forward = { input, wc, bc in
+                try be.conv2d(input, weight: try self.changed(wName, w, wc), bias: try bc.flatMap { c in try bias.map { try self.changed(bName, $0, c) } },
+                              params: params, activation: .identity)
             }
-            backwardThrough = { g, w in try be.conv2dBackwardInput(g, weight: try be.upload(w), params: params, inputShape: x.shape) }
+            backwardThrough = { g, wc in try be.conv2dBackwardInput(g, weight: try self.changed(wName, w, wc), params: params, inputShape: x.shape) }
         case .gemm(let ta, let tb, let alpha, let beta, _):
             guard !ta else { throw refuse("a dense layer with a transposed input") }
             guard let w = try host(1) else { throw refuse("no weight") }
-            weight = w
             bias = try host(2).map { b in Tensor(unchecked: b.shape, b.scalars.map { $0 * beta }) }
-            forward = { input, w, b in
-                try be.gemm(input, try be.upload(w), transposeA: false, transposeB: tb, alpha: alpha, bias: try b.map { try be.upload($0) },
-                            activation: .identity)
+            let (wName, bName) = (node.inputs[1], node.inputs.count > 2 ? node.inputs[2] + "*\(beta)" : "")
+            forward = { input, wc, bc in
+                try be.gemm(input, try self.changed(wName, w, wc), transposeA: false, transposeB: tb, alpha: alpha,
+                            bias: try bc.flatMap { c in try bias.map { try self.changed(bName, $0, c) } }, activation: .identity)
             }
-            backwardThrough = { g, w in try be.gemm(g, try be.upload(w), transposeA: false, transposeB: !tb, alpha: alpha, bias: nil, activation: .identity) }
+            backwardThrough = { g, wc in
+                try be.gemm(g, try self.changed(wName, w, wc), transposeA: false, transposeB: !tb, alpha: alpha, bias: nil, activation: .identity)
+            }
         case .pool(let p, let autoPad) where p.kind == .average:
             let params = resolved(p, autoPad, x.shape)
             let z = try be.download(try be.pool2d(x, params: params))
@@ -153,15 +157,27 @@ extension Executor {
 
         let positive = try be.unary(.relu, x)
         let negative = try be.binary(.sub, x, positive)
-        func clamp(_ t: Tensor, _ keep: (Float) -> Float) -> Tensor { Tensor(unchecked: t.shape, t.scalars.map(keep)) }
-        func plus(_ t: Tensor) -> Tensor { clamp(t) { max($0, 0) } }
-        func minus(_ t: Tensor) -> Tensor { clamp(t) { min($0, 0) } }
-        func boosted(_ t: Tensor, _ part: (Tensor) -> Tensor, _ g: Float) -> Tensor {
-            Tensor(unchecked: t.shape, zip(t.scalars, part(t).scalars).map { $0 + g * $1 })
-        }
+        // After a ReLU every input is at least 0: the terms of negative inputs are zero, skipped.
+        let hasNegative = try be.download(try be.reduce(.min, x, axes: Array(0..<x.shape.rank))).scalars.first.map { $0 < 0 } ?? true
         func sum(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.add, a, b) }
         func times(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.mul, a, b) }
-        func z(_ input: DeviceArray, _ w: Tensor, _ b: Tensor?) throws -> Tensor { try be.download(try forward(input, w, b)) }
+        func z(_ input: DeviceArray, _ w: Change, _ b: Change?) throws -> Tensor { try be.download(try forward(input, w, b)) }
+        /// `input * W^T g` summed over the terms, those of negative inputs left out where there are none.
+        func terms(_ list: [(input: DeviceArray, isNegative: Bool, g: DeviceArray, w: Change)]) throws -> DeviceArray {
+            var total: DeviceArray?
+            for t in list where !t.isNegative || hasNegative {
+                let term = try times(t.input, try backwardThrough(t.g, t.w))
+                total = try total.map { try sum($0, term) } ?? term
+            }
+            guard let total else { throw refuse("no term") }
+            return total
+        }
+        /// `z(x+, W_p, b_p) + z(x-, W_n)`: a positive-input term with its bias and a negative-input
+        /// term without.
+        func pair(_ wp: Change, _ bp: Change, _ wn: Change) throws -> Tensor {
+            let first = try z(positive, wp, bp)
+            return hasNegative ? Self.added(first, try z(negative, wn, nil)) : first
+        }
 
         // A residual sum fused into the convolution: Zennit's residual canonizer makes it a sum
         // with the norm rule, z = m + r for the branch m = conv(x) + b and the residual r; each
@@ -171,7 +187,7 @@ extension Executor {
         var residualRelevance: DeviceArray?
         if case .conv = node.op, node.inputs.count > 3, !node.inputs[3].isEmpty {
             let residual = try value(3)
-            let branch = try forward(x, weight, bias)
+            let branch = try forward(x, .unchanged, .unchanged)
             let total = try be.download(try be.binary(.add, branch, residual))
             let share = Self.divided(r, by: total, stabilizer: s)
             let shareOnDevice = try be.upload(share)
@@ -185,37 +201,30 @@ extension Executor {
         func relevanceThroughRule(_ r: Tensor) throws -> DeviceArray {
             switch rule {
             case .epsilon(let epsilon):
-                let g = try be.upload(Self.divided(r, by: try z(x, weight, bias), stabilizer: epsilon))
-                return try times(x, try backwardThrough(g, weight))
+                let g = try be.upload(Self.divided(r, by: try z(x, .unchanged, .unchanged), stabilizer: epsilon))
+                return try times(x, try backwardThrough(g, .unchanged))
             case .zPlus:
-                let (wp, wn) = (plus(weight), minus(weight))
-                let denominator = Self.added(try z(positive, wp, bias.map(plus)), try z(negative, wn, nil))
-                let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
-                return try sum(try times(positive, try backwardThrough(g, wp)), try times(negative, try backwardThrough(g, wn)))
+                let g = try be.upload(Self.divided(r, by: try pair(.plus, .plus, .minus), stabilizer: s))
+                return try terms([(positive, false, g, .plus), (negative, true, g, .minus)])
             case .alphaBeta(let alpha, let beta):
-                let (wp, wn) = (plus(weight), minus(weight))
-                let gp = try be.upload(Self.divided(r, by: Self.added(try z(positive, wp, bias.map(plus)), try z(negative, wn, nil)), stabilizer: s))
-                let gn = try be.upload(Self.divided(r, by: Self.added(try z(positive, wn, bias.map(minus)), try z(negative, wp, nil)), stabilizer: s))
-                let up = try sum(try times(positive, try backwardThrough(gp, wp)), try times(negative, try backwardThrough(gp, wn)))
-                let down = try sum(try times(positive, try backwardThrough(gn, wn)), try times(negative, try backwardThrough(gn, wp)))
+                let gp = try be.upload(Self.divided(r, by: try pair(.plus, .plus, .minus), stabilizer: s))
+                let gn = try be.upload(Self.divided(r, by: try pair(.minus, .minus, .plus), stabilizer: s))
+                let up = try terms([(positive, false, gp, .plus), (negative, true, gp, .minus)])
+                let down = try terms([(positive, false, gn, .minus), (negative, true, gn, .plus)])
                 return try be.binary(.sub, try be.scaled(up, by: alpha), try be.scaled(down, by: beta))
             case .gamma(let g):
-                let wUp = boosted(weight, plus, g), wDown = boosted(weight, minus, g)
-                let bUp = bias.map { boosted($0, plus, g) }, bDown = bias.map { boosted($0, minus, g) }
-                let plain = try z(x, weight, bias)
-                let up = Self.added(try z(positive, wUp, bUp), try z(negative, wDown, nil))
-                let down = Self.added(try z(positive, wDown, bDown), try z(negative, wUp, nil))
+                let plain = try z(x, .unchanged, .unchanged)
+                let up = try pair(.boostedPlus(g), .boostedPlus(g), .boostedMinus(g))
+                let down = try pair(.boostedMinus(g), .boostedMinus(g), .boostedPlus(g))
                 let gp = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 > 0 }, by: up, stabilizer: s))
                 let gn = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 < 0 }, by: down, stabilizer: s))
-                let a = try sum(try times(positive, try backwardThrough(gp, wUp)), try times(negative, try backwardThrough(gp, wDown)))
-                let b = try sum(try times(positive, try backwardThrough(gn, wDown)), try times(negative, try backwardThrough(gn, wUp)))
-                return try sum(a, b)
+                return try terms([(positive, false, gp, .boostedPlus(g)), (negative, true, gp, .boostedMinus(g)),
+                                  (positive, false, gn, .boostedMinus(g)), (negative, true, gn, .boostedPlus(g))])
             case .flat, .wSquare:
                 // Flat: weights 1 and no bias; w-square: weights and bias squared (Zennit's mods).
-                let w = rule == .flat ? clamp(weight) { _ in 1 } : clamp(weight) { $0 * $0 }
-                let b = rule == .flat ? nil : bias.map { clamp($0) { $0 * $0 } }
+                let w: Change = rule == .flat ? .ones : .square
                 let ones = try be.filled(x.shape, value: 1)
-                let g = try be.upload(Self.divided(r, by: try z(ones, w, b), stabilizer: s))
+                let g = try be.upload(Self.divided(r, by: try z(ones, w, rule == .flat ? nil : .square), stabilizer: s))
                 return try backwardThrough(g, w)
             case .zBox(let low, let high):
                 let channels = x.shape.rank > 1 ? x.shape[1] : 1
@@ -229,15 +238,37 @@ extension Executor {
                     return try be.upload(Tensor(unchecked: x.shape, t))
                 }
                 let (l, h) = (try bound(low), try bound(high))
-                let (wp, wn) = (plus(weight), minus(weight))
-                let denominator = Self.subtracted(Self.subtracted(try z(x, weight, bias), try z(l, wp, bias.map(plus))), try z(h, wn, bias.map(minus)))
+                let denominator = Self.subtracted(Self.subtracted(try z(x, .unchanged, .unchanged), try z(l, .plus, .plus)), try z(h, .minus, .minus))
                 let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
-                let parts = try be.binary(.sub, try times(x, try backwardThrough(g, weight)), try times(l, try backwardThrough(g, wp)))
-                return try be.binary(.sub, parts, try times(h, try backwardThrough(g, wn)))
+                let parts = try be.binary(.sub, try times(x, try backwardThrough(g, .unchanged)), try times(l, try backwardThrough(g, .plus)))
+                return try be.binary(.sub, parts, try times(h, try backwardThrough(g, .minus)))
             case .pass, .norm:
                 throw refuse("the \(rule) rule does not apply to a layer with weights")
             }
         }
+    }
+
+    /// A rule's change to a weight or bias (Zennit's parameter modifiers).
+    enum Change: Hashable {
+        case unchanged, plus, minus, ones, square, boostedPlus(Float), boostedMinus(Float)
+
+        func apply(_ v: Float) -> Float {
+            switch self {
+            case .unchanged: return v
+            case .plus: return max(v, 0)
+            case .minus: return min(v, 0)
+            case .ones: return 1
+            case .square: return v * v
+            case .boostedPlus(let g): return v + g * max(v, 0)
+            case .boostedMinus(let g): return v + g * min(v, 0)
+            }
+        }
+    }
+
+    /// The constant `name` (`t`) changed by `change`, on the device, made once per executor.
+    func changed(_ name: String, _ t: Tensor, _ change: Change) throws -> DeviceArray {
+        if change == .unchanged, !name.contains("*") { return try device(.host(t), name) }
+        return try modifiedConstant("\(name)|\(change)", shape: t.shape) { Tensor(unchecked: t.shape, t.scalars.map(change.apply)) }
     }
 
     /// `r / (z + s sign z)`, sign 0 = +1: Zennit's `stabilize`.
