@@ -15,6 +15,7 @@ Writes into Tests/Fixtures/methods/<model>/:
   ablationcam.npy      pytorch-grad-cam AblationCAM at the CAM layer (batch_size 5), before resizing:
                        max(cam, 0)                                                            [2, h, w]
   fullgrad.npy         pytorch-grad-cam FullGrad's maps at the input size, as it returns them      [2, H, W]
+                       (also for squeeze_block, whose standalone batch norm is a bias layer of its own)
   gradientshap.npy     captum GradientShap, 8 samples, stdevs 0.1, the baseline below         [2, 3, H, W]
   gradientshap_baselines.npy  the baseline distribution given to Captum (3 images)            [3, 3, H, W]
   gradientshap_{index,alpha,noise}.npy  what Captum drew, recorded while it ran: for each of the
@@ -305,6 +306,10 @@ def main():
     folder = os.path.join(OUT, "squeeze_block")
     os.makedirs(folder, exist_ok=True)
     manifest["models"]["squeeze_block"] = lrp_fixtures("squeeze_block", model, x, target, folder)
+    # FullGrad on a model with a batch norm of its own (after a concatenation, not folded).
+    with FullGrad(model=model, target_layers=[]) as fullgrad:
+        np.save(os.path.join(folder, "fullgrad.npy"),
+                fullgrad(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in target]).astype(np.float32))
     with open(os.path.join(OUT, "propagation.json"), "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
 

@@ -64,7 +64,11 @@ final class PropagationMethodTests: XCTestCase {
     /// to ours): the resizing is bilinear in both, cv2's and ours, whose grids agree to 2e-3 on
     /// the CAM fixtures (ReferenceCheckTests).
     func testFullGradMatchesPytorchGradCam() throws {
-        for c in MethodReferenceTests.cases {
+        let squeeze = try MethodReferenceTests.Case(name: "squeeze_block", layer: "",
+                                                    input: NPY.read(fixturesDirectory + "/models/squeeze_block/input.npy"),
+                                                    targets: NPY.read(fixturesDirectory + "/models/squeeze_block/target.npy").integers("fixture"),
+                                                    graph: ONNXImporter.load(path: fixturesDirectory + "/models/squeeze_block/model.onnx").optimized())
+        for c in MethodReferenceTests.cases + [squeeze] {
             let expected = try c.reference("fullgrad")
             for (label, backend) in TestBackends.all() {
                 let model = try ExplainedModel(graph: c.graph, backend: backend)
