@@ -222,22 +222,27 @@ def lrp_fixtures(name, model, x, target, folder, canonizers=None):
             "lrp_low": LRP_LOW, "lrp_high": LRP_HIGH, "lrp_relevance_sums": sums, "target_logits": logits}
 
 
+def fixture_model(name):
+    """Fixture model `name` of make_fixtures.py with its weights, input and targets, as
+    make_method_fixtures.py rebuilds them: (index, model, input, targets)."""
+    i = list(mf.MODELS).index(name)
+    torch.manual_seed(100 + i)
+    model = mf.MODELS[name][0]().eval()
+    mf.randomize(model, 200 + i)
+    x = torch.from_numpy(np.load(os.path.join(mf.OUT, name, "input.npy")))
+    target = np.load(os.path.join(mf.OUT, name, "target.npy")).tolist()
+    folder = os.path.join(OUT, name)
+    os.makedirs(folder, exist_ok=True)
+    return i, model, x, target, folder
+
+
 def main():
     manifest = {"script": "Tools/make_propagation_fixtures.py", "torch": torch.__version__, "captum": captum.__version__,
                 "grad-cam": importlib.metadata.version("grad-cam"), "gradientshap_samples": SHAP_SAMPLES,
                 "gradientshap_stdevs": SHAP_STDEV, "models": {}}
-    names = list(mf.MODELS)
     for name, layer_name in CASES.items():
-        i = names.index(name)
-        cls, (h, w), _, _ = mf.MODELS[name]
-        torch.manual_seed(100 + i)
-        model = cls().eval()
-        mf.randomize(model, 200 + i)
-        x = torch.from_numpy(np.load(os.path.join(mf.OUT, name, "input.npy")))
-        target = np.load(os.path.join(mf.OUT, name, "target.npy")).tolist()
+        i, model, x, target, folder = fixture_model(name)
         t = torch.tensor(target)
-        folder = os.path.join(OUT, name)
-        os.makedirs(folder, exist_ok=True)
         layer = dict(model.named_modules())[layer_name]
 
         np.save(os.path.join(folder, "guidedbackprop.npy"), GuidedBackprop(model).attribute(x, target=t).detach().numpy())
@@ -285,26 +290,10 @@ def main():
                                                          canonizers=[SequentialMergeBatchNorm()]))
         print(name, "done; GradientShap rebuilt from its draws to", f"{error:.1e}")
     # plain_cnn: DeepLIFT only (its pool's windows do not overlap: Captum unchanged).
-    i = names.index("plain_cnn")
-    cls = mf.MODELS["plain_cnn"][0]
-    torch.manual_seed(100 + i)
-    model = cls().eval()
-    mf.randomize(model, 200 + i)
-    x = torch.from_numpy(np.load(os.path.join(mf.OUT, "plain_cnn", "input.npy")))
-    t = torch.tensor(np.load(os.path.join(mf.OUT, "plain_cnn", "target.npy")).tolist())
-    folder = os.path.join(OUT, "plain_cnn")
-    os.makedirs(folder, exist_ok=True)
-    manifest["models"]["plain_cnn"] = deeplift_fixtures("plain_cnn", i, model, x, t, folder, summing=False)
-    manifest["models"]["plain_cnn"].update(lrp_fixtures("plain_cnn", model, x, t.tolist(), folder))
-    i = names.index("squeeze_block")
-    cls = mf.MODELS["squeeze_block"][0]
-    torch.manual_seed(100 + i)
-    model = cls().eval()
-    mf.randomize(model, 200 + i)
-    x = torch.from_numpy(np.load(os.path.join(mf.OUT, "squeeze_block", "input.npy")))
-    target = np.load(os.path.join(mf.OUT, "squeeze_block", "target.npy")).tolist()
-    folder = os.path.join(OUT, "squeeze_block")
-    os.makedirs(folder, exist_ok=True)
+    i, model, x, target, folder = fixture_model("plain_cnn")
+    manifest["models"]["plain_cnn"] = deeplift_fixtures("plain_cnn", i, model, x, torch.tensor(target), folder, summing=False)
+    manifest["models"]["plain_cnn"].update(lrp_fixtures("plain_cnn", model, x, target, folder))
+    i, model, x, target, folder = fixture_model("squeeze_block")
     manifest["models"]["squeeze_block"] = lrp_fixtures("squeeze_block", model, x, target, folder)
     # FullGrad on a model with a batch norm of its own (after a concatenation, not folded).
     with FullGrad(model=model, target_layers=[]) as fullgrad:

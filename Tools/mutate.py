@@ -649,9 +649,11 @@ MUTANTS = [
      "FullGrad leaves out the bias terms"),
     ("fullgrad_unscaled_maps", "Sources/XAIMethods/PropagationMethods.swift", "out[b * h * w + p] += (v - low) / (1e-7 + high)",
      "out[b * h * w + p] += v", 1, "PropagationMethodTests/testFullGradMatchesPytorchGradCam", "FullGrad sums its maps without scaling each"),
-    ("fullgrad_batchnorm_bias_plain_beta", "Sources/XAIGraph/Graph+Rewrites.swift",
-     "layers.append((node.outputs[0], try batchNormAffine(scale, beta, mean, variance, eps).1))", "layers.append((node.outputs[0], beta))", 1,
-     "PropagationMethodTests/testFullGradMatchesPytorchGradCam", "a standalone batch norm's bias is taken as its beta, without the mean"),
+    # (A batch norm's bias taken as its beta would be equivalent: FullGrad scales each channel's
+    # |bias x gradient| map to [0, 1] on its own, so only a bias of exactly 0 changes the map.)
+    ("fullgrad_batchnorm_left_out", "Sources/XAIGraph/Graph+Rewrites.swift",
+     "                layers.append((node.outputs[0], try batchNormAffine(scale, beta, mean, variance, eps).1))\n", "", 1,
+     "PropagationMethodTests/testFullGradMatchesPytorchGradCam", "a batch norm of its own is left out of FullGrad's bias layers"),
 ]
 
 def run(cmd, cwd, log=None):

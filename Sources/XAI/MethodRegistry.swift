@@ -160,20 +160,8 @@ public enum MethodRegistry {
         cam(.hiResCAM, "HiResCAM at a layer: gradient x activation summed over channels (exact for heads linear after the layer)"),
         eigen(gradients: false, "EigenCAM: the layer's activations on their first principal direction (no gradient)"),
         eigen(gradients: true, "EigenGradCAM: activations x gradients on their first principal direction"),
-        MethodSpec(name: "guidedbackprop", summary: "guided backpropagation: only positive signal back through active ReLUs", knobs: [], detail: .pixel,
-                   batchesImages: true, cost: oneGradient,
-                   build: { m, _, _ in
-                       let method = ModifiedBackprop(model: m, kind: .guided)
-                       try method.validate()
-                       return method
-                   }, isApplicable: { (try? ModifiedBackprop(model: $0, kind: .guided).validate()) != nil }),
-        MethodSpec(name: "deconvolution", summary: "deconvolution (Zeiler & Fergus): only positive signal back through every ReLU", knobs: [], detail: .pixel,
-                   batchesImages: true, cost: oneGradient,
-                   build: { m, _, _ in
-                       let method = ModifiedBackprop(model: m, kind: .deconvolution)
-                       try method.validate()
-                       return method
-                   }, isApplicable: { (try? ModifiedBackprop(model: $0, kind: .deconvolution).validate()) != nil }),
+        modifiedBackprop(.guided, "guided backpropagation: only positive signal back through active ReLUs"),
+        modifiedBackprop(.deconvolution, "deconvolution (Zeiler & Fergus): only positive signal back through every ReLU"),
         MethodSpec(name: "guidedgradcam", summary: "guided backpropagation times the layer's Grad-CAM (nearest upsampling), one forward",
                    knobs: ["layer"], detail: .pixel, batchesImages: true, cost: oneGradient,
                    build: { m, c, _ in
@@ -301,6 +289,15 @@ public enum MethodRegistry {
         }
         return MethodSpec(name: variant.rawValue, summary: summary, knobs: variant == .gradCAMPlusPlus ? ["layer", "gradcamppScore", "relu"] : ["layer", "relu"],
                           batchesImages: true, cost: oneForward, build: build, isApplicable: applicable)
+    }
+
+    private static func modifiedBackprop(_ kind: ModifiedBackprop.Kind, _ summary: String) -> MethodSpec {
+        MethodSpec(name: kind.rawValue, summary: summary, knobs: [], detail: .pixel, batchesImages: true, cost: oneGradient,
+                   build: { m, _, _ in
+                       let method = ModifiedBackprop(model: m, kind: kind)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? ModifiedBackprop(model: $0, kind: kind).validate()) != nil })
     }
 
     private static func deepLIFT(overBaselines: Bool, _ summary: String) -> MethodSpec {
