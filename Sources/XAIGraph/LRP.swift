@@ -155,18 +155,28 @@ extension Executor {
             throw refuse("the \(rule) rule applies to convolutions, dense layers and pooling")
         }
 
-        let positive = try be.unary(.relu, x)
-        let negative = try be.binary(.sub, x, positive)
-        // After a ReLU every input is at least 0: the terms of negative inputs are zero, skipped.
-        let hasNegative = try be.download(try be.reduce(.min, x, axes: Array(0..<x.shape.rank))).scalars.first.map { $0 < 0 } ?? true
+        // The input split by sign, only for the rules that weigh the parts apart (z+, alpha-beta,
+        // gamma), once. After a ReLU every input is at least 0: there is no negative part, and the
+        // terms that would read it are left out.
+        var signs: (positive: DeviceArray, negative: DeviceArray?)?
+        func split() throws -> (positive: DeviceArray, negative: DeviceArray?) {
+            if let signs { return signs }
+            let positive = try be.unary(.relu, x)
+            let hasNegative = try be.download(try be.reduce(.min, x, axes: Array(0..<x.shape.rank))).scalars.first.map { $0 < 0 } ?? true
+            let parts = (positive: positive, negative: hasNegative ? try be.binary(.sub, x, positive) : nil)
+            signs = parts
+            return parts
+        }
         func sum(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.add, a, b) }
         func times(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.mul, a, b) }
         func z(_ input: DeviceArray, _ w: Change, _ b: Change?) throws -> Tensor { try be.download(try forward(input, w, b)) }
-        /// `input * W^T g` summed over the terms, those of negative inputs left out where there are none.
-        func terms(_ list: [(input: DeviceArray, isNegative: Bool, g: DeviceArray, w: Change)]) throws -> DeviceArray {
+        /// `part * W^T g` summed over the terms, those of the negative part left out where there is none.
+        func terms(_ list: [(negativePart: Bool, g: DeviceArray, w: Change)]) throws -> DeviceArray {
+            let parts = try split()
             var total: DeviceArray?
-            for t in list where !t.isNegative || hasNegative {
-                let term = try times(t.input, try backwardThrough(t.g, t.w))
+            for t in list {
+                guard let input = t.negativePart ? parts.negative : parts.positive else { continue }
+                let term = try times(input, try backwardThrough(t.g, t.w))
                 total = try total.map { try sum($0, term) } ?? term
             }
             guard let total else { throw refuse("no term") }
@@ -175,8 +185,10 @@ extension Executor {
         /// `z(x+, W_p, b_p) + z(x-, W_n)`: a positive-input term with its bias and a negative-input
         /// term without.
         func pair(_ wp: Change, _ bp: Change, _ wn: Change) throws -> Tensor {
-            let first = try z(positive, wp, bp)
-            return hasNegative ? Self.added(first, try z(negative, wn, nil)) : first
+            let parts = try split()
+            let first = try z(parts.positive, wp, bp)
+            guard let negative = parts.negative else { return first }
+            return Self.added(first, try z(negative, wn, nil))
         }
 
         // A residual sum fused into the convolution: Zennit's residual canonizer makes it a sum
@@ -205,12 +217,12 @@ extension Executor {
                 return try times(x, try backwardThrough(g, .unchanged))
             case .zPlus:
                 let g = try be.upload(Self.divided(r, by: try pair(.plus, .plus, .minus), stabilizer: s))
-                return try terms([(positive, false, g, .plus), (negative, true, g, .minus)])
+                return try terms([(false, g, .plus), (true, g, .minus)])
             case .alphaBeta(let alpha, let beta):
                 let gp = try be.upload(Self.divided(r, by: try pair(.plus, .plus, .minus), stabilizer: s))
                 let gn = try be.upload(Self.divided(r, by: try pair(.minus, .minus, .plus), stabilizer: s))
-                let up = try terms([(positive, false, gp, .plus), (negative, true, gp, .minus)])
-                let down = try terms([(positive, false, gn, .minus), (negative, true, gn, .plus)])
+                let up = try terms([(false, gp, .plus), (true, gp, .minus)])
+                let down = try terms([(false, gn, .minus), (true, gn, .plus)])
                 return try be.binary(.sub, try be.scaled(up, by: alpha), try be.scaled(down, by: beta))
             case .gamma(let g):
                 let plain = try z(x, .unchanged, .unchanged)
@@ -218,8 +230,8 @@ extension Executor {
                 let down = try pair(.boostedMinus(g), .boostedMinus(g), .boostedPlus(g))
                 let gp = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 > 0 }, by: up, stabilizer: s))
                 let gn = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 < 0 }, by: down, stabilizer: s))
-                return try terms([(positive, false, gp, .boostedPlus(g)), (negative, true, gp, .boostedMinus(g)),
-                                  (positive, false, gn, .boostedMinus(g)), (negative, true, gn, .boostedPlus(g))])
+                return try terms([(false, gp, .boostedPlus(g)), (true, gp, .boostedMinus(g)),
+                                  (false, gn, .boostedMinus(g)), (true, gn, .boostedPlus(g))])
             case .flat, .wSquare:
                 // Flat: weights 1 and no bias; w-square: weights and bias squared (Zennit's mods).
                 let w: Change = rule == .flat ? .ones : .square
