@@ -35,6 +35,8 @@ Writes into Tests/Fixtures/methods/<model>/:
                        adjacent modules lose the ReLU's rule (its attributions then miss f(x) - f(x')
                        by 0.21 on plain_cnn, where the rule conserves), so Captum runs on a copy
                        with a `* 1.0` between them (the same function; its delta is then ~3e-8).
+  lrp_captum.npy       (plain_cnn) captum LRP with its default rules: epsilon 1e-9 on every
+                       convolution, pooling and linear layer                   [2, 3, H, W]
   lrp_<composite>.npy  zennit's Gradient attributor with the composite EpsilonPlusFlat, EpsilonGammaBox
                        (bounds in lrp.json) or EpsilonAlpha2Beta1, attr_output = the target logit's
                        value (one-hot times the output), and lrp_wsquare.npy with a LayerMapComposite
@@ -222,6 +224,16 @@ def lrp_fixtures(name, model, x, target, folder, canonizers=None):
             "lrp_low": LRP_LOW, "lrp_high": LRP_HIGH, "lrp_relevance_sums": sums, "target_logits": logits}
 
 
+def captum_lrp_fixture(model, x, target, folder):
+    """Captum's LRP with its default rules (epsilon 1e-9 on convolutions, pools and linear layers,
+    ReLU passing relevance), on a model with no batch norm (Captum would give a batch norm a rule of
+    its own, where xai folds it into the convolution)."""
+    from captum.attr import LRP
+    relevance = LRP(model).attribute(x, target=torch.tensor(target)).detach()
+    np.save(os.path.join(folder, "lrp_captum.npy"), relevance.numpy().astype(np.float32))
+    return {"captum_lrp_relevance_sums": relevance.reshape(x.shape[0], -1).sum(1).tolist()}
+
+
 def fixture_model(name):
     """Fixture model `name` of make_fixtures.py with its weights, input and targets, as
     make_method_fixtures.py rebuilds them: (index, model, input, targets)."""
@@ -293,6 +305,7 @@ def main():
     i, model, x, target, folder = fixture_model("plain_cnn")
     manifest["models"]["plain_cnn"] = deeplift_fixtures("plain_cnn", i, model, x, torch.tensor(target), folder, summing=False)
     manifest["models"]["plain_cnn"].update(lrp_fixtures("plain_cnn", model, x, target, folder))
+    manifest["models"]["plain_cnn"].update(captum_lrp_fixture(model, x, target, folder))
     i, model, x, target, folder = fixture_model("squeeze_block")
     manifest["models"]["squeeze_block"] = lrp_fixtures("squeeze_block", model, x, target, folder)
     # FullGrad on a model with a batch norm of its own (after a concatenation, not folded).

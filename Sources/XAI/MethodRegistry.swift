@@ -228,6 +228,12 @@ public enum MethodRegistry {
                    knobs: [], batchesImages: true, cost: oneGradient,
                    build: { m, _, _ in AttentionRollout(model: m, variant: .gradientWeighted) },
                    isApplicable: { (try? AttentionRollout(model: $0).validate()) != nil }),
+        MethodSpec(name: "transformer-attribution", summary: "Chefer et al. (CVPR 2021): rollout of gradient x LRP relevance of each block's attention; transformers",
+                   knobs: [], batchesImages: true, cost: { _, _ in MethodCost(evaluations: 1, forwardEquivalents: 3) },
+                   build: { m, _, _ in AttentionRollout(model: m, variant: .transformerAttribution) },
+                   isApplicable: { (try? AttentionRollout(model: $0).validate()) != nil }),
+        attnLRP(.attnLRP, "AttnLRP (Achtibat et al., ICML 2024): lxt's rules through norms, activations and attention; input x its backward"),
+        attnLRP(.conservative, "CP-LRP (Ali et al., ICML 2022): AttnLRP with the attention's softmax held constant; transformers"),
         MethodSpec(name: "occlusion", summary: "score drop under a sliding window", knobs: ["window", "stride", "incremental", "baseline", "batch"],
                    cost: { m, c in
                        guard let shape = try m.summary().shapes[m.inputName], shape.rank == 4 else {
@@ -298,6 +304,21 @@ public enum MethodRegistry {
                        try method.validate()
                        return method
                    }, isApplicable: { (try? ModifiedBackprop(model: $0, kind: kind).validate()) != nil })
+    }
+
+    /// AttnLRP and CP-LRP: offered by default for the models they were made for (with attention,
+    /// or layer normalisation as ConvNeXt's); any model whose ops all have a rule can ask for them.
+    private static func attnLRP(_ variant: AttnLRP.Variant, _ summary: String) -> MethodSpec {
+        MethodSpec(name: variant.rawValue, summary: summary, knobs: [], detail: .pixel, batchesImages: true, cost: oneGradient,
+                   build: { m, _, _ in
+                       let method = AttnLRP(model: m, variant: variant)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { m in
+                       let transformer = !m.attentionSoftmaxes().isEmpty
+                           || m.graph.nodes.contains { if case .layerNorm = $0.op { return true } else { return false } }
+                       return transformer && (try? AttnLRP(model: m, variant: variant).validate()) != nil
+                   })
     }
 
     private static func deepLIFT(overBaselines: Bool, _ summary: String) -> MethodSpec {

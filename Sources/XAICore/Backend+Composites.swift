@@ -206,4 +206,15 @@ extension Backend {
         let inner = try binary(.sub, try binary(.sub, g, meanG), try binary(.mul, normalized, meanGX))
         return try binary(.div, inner, deviation)
     }
+
+    /// The backward of ``layerNorm(_:axes:epsilon:scale:bias:)`` with the deviation held constant,
+    /// `(g' - mean(g')) / deviation` with `g' = gradOutput * scale`: the norm as the linear map it
+    /// is for fixed statistics (AttnLRP's identity rule for normalisation, `lxt`'s
+    /// `(x - mean) / stop_gradient(std)`).
+    public func layerNormBackwardHoldingDeviation(_ gradOutput: DeviceArray, input x: DeviceArray, axes: [Int], epsilon: Float,
+                                                  scale: DeviceArray) throws -> DeviceArray {
+        let (_, deviation) = try layerNormParts(x, axes: axes, epsilon: epsilon)
+        let g = try binary(.mul, gradOutput, scale)
+        return try binary(.div, try binary(.sub, g, try reduce(.mean, g, axes: axes)), deviation)
+    }
 }

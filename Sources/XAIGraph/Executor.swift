@@ -520,9 +520,11 @@ public final class Executor: Sendable {
     /// something in `wrt`), and the values that depend on `wrt`. Shape arithmetic reads
     /// activations' shapes, never their values: no gradient flows through it (ViT's attention
     /// scale, the square root of a head's width, came from one).
-    func differentiated(to wrt: Set<String>) -> (nodes: [Node], dependsOnWrt: Set<String>) {
+    /// Nodes named in `heldConstant` are neither: their outputs count as constants (CP-LRP's attention).
+    func differentiated(to wrt: Set<String>, heldConstant: Set<String> = []) -> (nodes: [Node], dependsOnWrt: Set<String>) {
         var dependsOnWrt = wrt, nodes: [Node] = []
-        for (i, node) in graph.nodes.enumerated() where !shapeOnlyNodes.contains(i) && node.inputs.contains(where: dependsOnWrt.contains) {
+        for (i, node) in graph.nodes.enumerated() where !shapeOnlyNodes.contains(i) && !heldConstant.contains(node.name)
+            && node.inputs.contains(where: dependsOnWrt.contains) {
             dependsOnWrt.formUnion(node.outputs)
             nodes.append(node)
         }
@@ -556,7 +558,7 @@ public final class Executor: Sendable {
             throw XAIError.invalidArgument(parameter: "pass", value: "", reason: "backward: the forward pass was not run with forBackward: true")
         }
         // Values that depend on something in `wrt`: only their producers need a backward rule.
-        let dependsOnWrt = differentiated(to: wrt).dependsOnWrt
+        let dependsOnWrt = differentiated(to: wrt, heldConstant: rules.transformer?.heldConstant ?? []).dependsOnWrt
         var shapes: [String: Shape] = [:]
         for name in wrt {
             guard let v = pass.values[name] else {
@@ -615,7 +617,7 @@ public final class Executor: Sendable {
 
     /// The gradient table: one rule per op, gradients for the inputs listed in `needed`; `rules`
     /// replace the gradient of the op kinds they override.
-    private func vjp(_ node: Node, _ pass: Pass, _ gy: DeviceArray, _ needed: [Int], _ rules: PropagationRules) throws -> [Int: DeviceArray] {
+    func vjp(_ node: Node, _ pass: Pass, _ gy: DeviceArray, _ needed: [Int], _ rules: PropagationRules) throws -> [Int: DeviceArray] {
         let be = backend
         func value(_ i: Int) throws -> DeviceArray {
             let name = node.inputs[i]
@@ -649,6 +651,37 @@ public final class Executor: Sendable {
         }
         if let lrp = rules.lrp, let relevance = try lrpRelevance(node, pass, lrp, gy, needed) {
             return relevance
+        }
+        if rules.transformer != nil {
+            switch Self.transformerStep(node.op, needed) {
+            case .gradient:
+                break
+            case .refused(let why):
+                throw XAIError.unsupported(op: "attnlrp at \(node.op.name)", reason: why)
+            case .identity:
+                // g * y / (x + eps): the relevance x * g passes through unchanged.
+                let ratio = try be.binary(.div, try output(), try be.adding(TransformerRules.identityEpsilon, to: try value(0)))
+                return only(try be.binary(.mul, gy, ratio))
+            case .normalization:
+                try requireInputOnly("the scale and bias")
+                let x = try value(0)
+                let (axes, scale): ([Int], DeviceArray)
+                switch node.op {
+                case .instanceNorm:
+                    let layout = try instanceNormLayout(x.shape)
+                    (axes, scale) = (layout.0, try value(1).reshaped(layout.1))
+                case .layerNorm(let axis, _):
+                    (axes, scale) = (try layerNormAxes(x.shape, axis), try value(1))
+                default:
+                    throw XAIError.unsupported(op: node.op.name, reason: "is no normalisation")
+                }
+                return only(try be.layerNormBackwardHoldingDeviation(gy, input: x, axes: axes, epsilon: node.op.normalizationEpsilon ?? 0, scale: scale))
+            case .uniform(let operands):
+                var plain = rules
+                plain.transformer = nil
+                let share = try be.filled([1], value: 1 / Float(operands))
+                return try vjp(node, pass, gy, needed, plain).mapValues { try be.binary(.mul, $0, share) }
+            }
         }
         switch node.op {
         case .conv(let p, let act, let autoPad):
@@ -810,7 +843,7 @@ public final class Executor: Sendable {
     }
 
     /// InstanceNormalization's axes (the spatial ones) and the shape its per-channel scale takes.
-    private func instanceNormLayout(_ shape: Shape) throws -> ([Int], Shape) {
+    func instanceNormLayout(_ shape: Shape) throws -> ([Int], Shape) {
         guard shape.rank >= 3 else {
             throw XAIError.shapeMismatch(op: "InstanceNormalization", expected: "an input [N, C, spatial...]", got: [shape])
         }
@@ -818,7 +851,7 @@ public final class Executor: Sendable {
     }
 
     /// The axes LayerNormalization normalises: `axis` to the last.
-    private func layerNormAxes(_ shape: Shape, _ axis: Int) throws -> [Int] {
+    func layerNormAxes(_ shape: Shape, _ axis: Int) throws -> [Int] {
         guard let ax = shape.normalizedAxis(axis) else {
             throw XAIError.invalidArgument(parameter: "axis", value: "\(axis)", reason: "LayerNormalization: out of range for \(shape)")
         }

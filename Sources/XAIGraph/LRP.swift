@@ -20,10 +20,21 @@ public enum LRPRule: Sendable, Equatable {
     case wSquare
     /// Deep Taylor's z-box for the input layer: inputs bounded per channel by `low` and `high`.
     case zBox(low: [Float], high: [Float])
-    /// Relevance passed through unchanged (activations, batch normalisation).
+    /// Relevance passed through unchanged (activations, batch normalisation) to the one input
+    /// that depends on the image.
     case pass
     /// The z-rule without weights, for pooling: `x * pool^T (R / z)`.
     case norm
+    /// z+ with the bias left out of the denominator, so relevance is conserved: Chefer et al.'s
+    /// alpha 1, beta 0 for transformers' linear layers.
+    case zPlusWithoutBias
+    /// A product of activations (attention's `Q K^T` and `A V`) by gradient times input, each
+    /// operand's relevance `x_i * d z / d x_i (R / z)` times `share` (Chefer et al. halve both).
+    case product(share: Float)
+    /// A sum of activations (a residual connection), each summand's relevance `x_i R / z` rescaled
+    /// per image so that the summands split the total by the share of their sums' magnitudes,
+    /// `|S_i| / sum_j |S_j|` (Chefer et al.'s `Add`).
+    case normalizedSum
 }
 
 /// Zennit's composites: which rule each layer takes, by kind and position.
@@ -34,6 +45,8 @@ public enum LRPComposite: String, Sendable, CaseIterable {
     case epsilonGammaBox = "epsilon-gamma-box"
     /// Convolutions alpha 2 beta 1, dense layers epsilon.
     case epsilonAlpha2Beta1 = "epsilon-alpha2-beta1"
+    /// Every convolution and dense layer epsilon: LRP-epsilon, Captum's `LRP` with its default rules.
+    case epsilon
 
     /// The rule of every node of `graph` this composite assigns one to: activations and batch
     /// normalisation pass, average pooling (and global average pooling) the norm rule, convolutions
@@ -67,6 +80,7 @@ public enum LRPComposite: String, Sendable, CaseIterable {
                     case .epsilonPlusFlat: rules[node.name] = .zPlus
                     case .epsilonGammaBox: rules[node.name] = .gamma(gamma)
                     case .epsilonAlpha2Beta1: rules[node.name] = .alphaBeta(alpha: 2, beta: 1)
+                    case .epsilon: rules[node.name] = .epsilon(epsilon)
                     }
                 }
             default:
@@ -98,7 +112,12 @@ extension Executor {
         guard let rule = lrp.byNode[node.name] else { return nil }
         func refuse(_ why: String) -> XAIError { .unsupported(op: "lrp at \(node.op.name) node '\(node.name)'", reason: why) }
         let be = backend
-        if rule == .pass { return needed.contains(0) ? [0: relevance] : [:] }
+        if rule == .pass {
+            guard needed.count <= 1 else { throw refuse("the pass rule takes one input that depends on the image; \(needed.count) do") }
+            return needed.first.map { [$0: relevance] } ?? [:]
+        }
+        if case .product(let share) = rule { return try productRelevance(node, pass, relevance, needed, share: share, stabilizer: lrp.stabilizer) }
+        if rule == .normalizedSum { return try normalizedSumRelevance(node, pass, relevance, needed, stabilizer: lrp.stabilizer) }
         guard needed.contains(0) else { return [:] }
         func value(_ i: Int) throws -> DeviceArray {
             let name = node.inputs[i]
@@ -142,6 +161,24 @@ extension Executor {
             backwardThrough = { g, wc in
                 try be.gemm(g, try self.changed(wName, w, wc), transposeA: false, transposeB: !tb, alpha: alpha, bias: nil, activation: .identity)
             }
+        case .matMul:
+            // A linear layer on tokens: a constant 2-D weight [K, M] (and the bias fused after it).
+            guard let w = try host(1), w.shape.rank == 2, x.shape.rank >= 2, x.shape[x.shape.rank - 1] == w.shape[0] else {
+                throw refuse("a product with a weight that is no constant 2-D matrix")
+            }
+            bias = try host(2)
+            let (k, m) = (w.shape[0], w.shape[1])
+            let rows = x.shape.count / max(k, 1)
+            let outShape = Shape(Array(x.shape.dims.dropLast()) + [m])
+            let (wName, bName) = (node.inputs[1], node.inputs.count > 2 ? node.inputs[2] : "")
+            forward = { input, wc, bc in
+                try be.gemm(try input.reshaped([rows, k]), try self.changed(wName, w, wc), transposeA: false, transposeB: false, alpha: 1,
+                            bias: try bc.flatMap { c in try bias.map { try self.changed(bName, $0, c) } }, activation: .identity).reshaped(outShape)
+            }
+            backwardThrough = { g, wc in
+                try be.gemm(try g.reshaped([rows, m]), try self.changed(wName, w, wc), transposeA: false, transposeB: true, alpha: 1,
+                            bias: nil, activation: .identity).reshaped(x.shape)
+            }
         case .pool(let p, let autoPad) where p.kind == .average:
             let params = resolved(p, autoPad, x.shape)
             let z = try be.download(try be.pool2d(x, params: params))
@@ -184,7 +221,7 @@ extension Executor {
         }
         /// `z(x+, W_p, b_p) + z(x-, W_n)`: a positive-input term with its bias and a negative-input
         /// term without.
-        func pair(_ wp: Change, _ bp: Change, _ wn: Change) throws -> Tensor {
+        func pair(_ wp: Change, _ bp: Change?, _ wn: Change) throws -> Tensor {
             let parts = try split()
             let first = try z(parts.positive, wp, bp)
             guard let negative = parts.negative else { return first }
@@ -215,8 +252,8 @@ extension Executor {
             case .epsilon(let epsilon):
                 let g = try be.upload(Self.divided(r, by: try z(x, .unchanged, .unchanged), stabilizer: epsilon))
                 return try times(x, try backwardThrough(g, .unchanged))
-            case .zPlus:
-                let g = try be.upload(Self.divided(r, by: try pair(.plus, .plus, .minus), stabilizer: s))
+            case .zPlus, .zPlusWithoutBias:
+                let g = try be.upload(Self.divided(r, by: try pair(.plus, rule == .zPlus ? .plus : nil, .minus), stabilizer: s))
                 return try terms([(false, g, .plus), (true, g, .minus)])
             case .alphaBeta(let alpha, let beta):
                 let gp = try be.upload(Self.divided(r, by: try pair(.plus, .plus, .minus), stabilizer: s))
@@ -254,10 +291,94 @@ extension Executor {
                 let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
                 let parts = try be.binary(.sub, try times(x, try backwardThrough(g, .unchanged)), try times(l, try backwardThrough(g, .plus)))
                 return try be.binary(.sub, parts, try times(h, try backwardThrough(g, .minus)))
-            case .pass, .norm:
+            case .pass, .norm, .product, .normalizedSum:
                 throw refuse("the \(rule) rule does not apply to a layer with weights")
             }
         }
+    }
+
+    /// ``LRPRule/product(share:)``: `share * x_i * (d z / d x_i)^T (R / z)` for each operand `i`
+    /// that depends on the image.
+    private func productRelevance(_ node: Node, _ pass: Pass, _ relevance: DeviceArray, _ needed: [Int], share: Float,
+                                  stabilizer s: Float) throws -> [Int: DeviceArray] {
+        let be = backend
+        let z = try be.download(try passValue(node.outputs[0], pass))
+        let g = try be.upload(Self.divided(try be.download(relevance), by: z, stabilizer: s))
+        let grads = try vjp(node, pass, g, needed, .gradient)
+        let factor = try be.filled([1], value: share)
+        return try grads.reduce(into: [:]) { r, entry in
+            r[entry.key] = try be.binary(.mul, try be.binary(.mul, try passValue(node.inputs[entry.key], pass), entry.value), factor)
+        }
+    }
+
+    /// ``LRPRule/normalizedSum``: each summand's `x_i R / z`, rescaled per image to
+    /// `|S_i| / sum_j |S_j|` of the image's total relevance (`S_i` the summand's own sum), over
+    /// every summand that is an activation.
+    private func normalizedSumRelevance(_ node: Node, _ pass: Pass, _ relevance: DeviceArray, _ needed: [Int],
+                                        stabilizer s: Float) throws -> [Int: DeviceArray] {
+        let be = backend
+        let r = try be.download(relevance)
+        let z = try be.download(try passValue(node.outputs[0], pass))
+        let ratio = Self.divided(r, by: z, stabilizer: s)
+        // Every summand that is an activation takes its share, also those the backward does not
+        // continue through (a residual when the relevance is wanted at a layer inside the branch).
+        var parts: [Int: Tensor] = [:]
+        for i in node.inputs.indices where !node.inputs[i].isEmpty && graph.initializers[node.inputs[i]] == nil {
+            let x = try be.download(try passValue(node.inputs[i], pass))
+            guard x.shape == z.shape else { throw XAIError.unsupported(op: "lrp at \(node.op.name) node '\(node.name)'", reason: "the normalised sum needs summands shaped like the sum, not \(x.shape) for \(z.shape)") }
+            parts[i] = Tensor(unchecked: x.shape, zip(x.scalars, ratio.scalars).map(*))
+        }
+        let images = max(z.shape[0], 1), per = z.shape.count / images
+        func total(_ t: Tensor, _ b: Int) -> Double { t.scalars[(b * per)..<((b + 1) * per)].reduce(0.0) { $0 + Double($1) } }
+        var result: [Int: DeviceArray] = [:]
+        for (i, part) in parts where needed.contains(i) {
+            var scaled = part.scalars
+            for b in 0..<images {
+                let own = total(part, b)
+                let magnitudes = parts.values.reduce(0.0) { $0 + abs(total($1, b)) }
+                let factor = own == 0 || magnitudes == 0 ? 0 : abs(own) / magnitudes * total(r, b) / own
+                for j in (b * per)..<((b + 1) * per) { scaled[j] = Float(Double(scaled[j]) * factor) }
+            }
+            result[i] = try be.upload(Tensor(unchecked: part.shape, scaled))
+        }
+        return result
+    }
+
+    /// A value of the pass (or a constant of the graph) on the device.
+    private func passValue(_ name: String, _ pass: Pass) throws -> DeviceArray {
+        if let v = pass.values[name] { return try device(v, name) }
+        if let t = graph.initializers[name] { return try device(.host(t), name) }
+        throw XAIError.invalidArgument(parameter: "pass", value: name, reason: "lrp: the value was not kept")
+    }
+
+    /// The rules of Chefer et al.'s transformer attribution (CVPR 2021) for every node a backward
+    /// to `wrt` differentiates: linear layers (convolutions, dense layers, products with a constant
+    /// weight) z+ without bias; products of two activations the product rule, halved; sums of two
+    /// activations the normalised sum; activations, normalisations, softmax and scalings by a
+    /// constant pass; the other ops (reshapes, slices, gathers) move relevance by their gradient.
+    public func transformerAttributionRules(wrt: Set<String>) -> [String: LRPRule] {
+        let (nodes, dependsOnWrt) = differentiated(to: wrt)
+        var rules: [String: LRPRule] = [:]
+        for node in nodes {
+            let needed = node.inputs.indices.filter { !node.inputs[$0].isEmpty && dependsOnWrt.contains(node.inputs[$0]) }
+            switch node.op {
+            case .conv, .gemm:
+                rules[node.name] = .zPlusWithoutBias
+            case .matMul where needed.count == 1 && needed == [0] && graph.initializers[node.inputs[1]]?.shape.rank == 2:
+                rules[node.name] = .zPlusWithoutBias
+            case .matMul, .einsum, .binary(.mul):
+                rules[node.name] = needed.count > 1 ? .product(share: 0.5) : .pass
+            case .binary(.div) where needed == [0]:
+                rules[node.name] = .pass
+            case .binary(.add) where needed.count > 1:
+                rules[node.name] = .normalizedSum
+            case .unary, .layerNorm, .instanceNorm, .softmax, .batchNorm:
+                rules[node.name] = .pass
+            default:
+                continue
+            }
+        }
+        return rules
     }
 
     /// A rule's change to a weight or bias (Zennit's parameter modifiers).

@@ -28,11 +28,14 @@ public struct PropagationRules: Sendable {
     /// Layer-wise relevance propagation: the seeds are relevances, and each node with a rule here
     /// maps its output's relevance to its input's (``LRPRule``); the others take their gradient.
     public var lrp: LRPRules?
+    /// AttnLRP's rules for transformers (or CP-LRP's, with the attention held constant).
+    public var transformer: TransformerRules?
 
-    public init(relu: ReLURule = .gradient, rescaleAgainst: Executor.Pass? = nil, lrp: LRPRules? = nil) {
+    public init(relu: ReLURule = .gradient, rescaleAgainst: Executor.Pass? = nil, lrp: LRPRules? = nil, transformer: TransformerRules? = nil) {
         self.relu = relu
         self.rescaleAgainst = rescaleAgainst
         self.lrp = lrp
+        self.transformer = transformer
     }
 
     /// The plain gradient everywhere.
@@ -57,4 +60,28 @@ public struct PropagationRules: Sendable {
         }
         return try backend.unaryBackward(activation, gradOutput: gy, value: try value(), valueIsOutput: valueIsOutput)
     }
+}
+
+/// AttnLRP (Achtibat et al., ICML 2024) in its gradient-times-input form, as `lxt`'s efficient
+/// rules compute it: the backward is the gradient except
+/// - at normalisations (LayerNormalization, InstanceNormalization): the identity rule, the
+///   deviation held constant, so the normalisation is linear in its input;
+/// - at pointwise activations (GELU, SiLU, sigmoid, tanh, ...): the identity rule, `g * y / x`, which
+///   passes relevance `x * g` through unchanged;
+/// - at a product of two activations (attention's `Q K^T` and `A V`, gates): the uniform rule, each
+///   operand's gradient divided by the number of operands that depend on the input;
+/// - at the nodes `heldConstant` names: no gradient, and their outputs count as constants. CP-LRP
+///   (Ali et al., ICML 2022) holds the attention's softmax constant, so attention mixes values
+///   linearly and `A V` is no product of two activations.
+/// The relevance at the input is `x * g`. Run it on the graph with activations unfused
+/// (``Graph/unfusingActivations()``): the identity rule reads an activation's input.
+public struct TransformerRules: Sendable {
+    public var heldConstant: Set<String>
+
+    public init(heldConstant: Set<String> = []) {
+        self.heldConstant = heldConstant
+    }
+
+    /// Added to an activation's input before dividing by it (`lxt`'s).
+    public static let identityEpsilon: Float = 1e-10
 }

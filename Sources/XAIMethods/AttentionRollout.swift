@@ -13,6 +13,12 @@ public enum RolloutVariant: String, Sendable, CaseIterable {
     /// ICCV 2021): `R = I`, and per block `R += mean_heads(relu(dA * A)) R`, with `dA` the gradient
     /// of the target logit with respect to the attention probabilities `A`. Class-specific.
     case gradientWeighted = "gradrollout"
+    /// Transformer attribution (Chefer, Gur & Wolf, "Transformer Interpretability Beyond Attention
+    /// Visualization", CVPR 2021): `R = I`, and per block `R += mean_heads(relu(dA * R_A)) R`, with
+    /// `R_A` the LRP relevance of the target (one at its logit) reaching the attention
+    /// probabilities under the authors' rules (``Executor/transformerAttributionRules(wrt:)``).
+    /// One forward, one gradient backward and one LRP backward to the attention.
+    case transformerAttribution = "transformer-attribution"
 }
 
 /// Rollout methods over the attention Softmax of every block, found in the graph (a Softmax over a
@@ -31,6 +37,9 @@ public struct AttentionRollout: ModelMethod {
 
     /// Throws when the model has no global attention over a class token and a patch grid.
     public func validate() throws { _ = try attentionValues() }
+
+    /// The LRP denominators' stabiliser of Chefer et al.'s code (`safe_divide`'s 1e-9).
+    static let cheferStabilizer: Float = 1e-9
 
     /// The attention probabilities' values, in block order, and the token grid they share.
     /// - Throws: ``XAIError/unsupported(op:reason:)`` naming the model when it has no global
@@ -77,9 +86,16 @@ public struct AttentionRollout: ModelMethod {
         case .gradientWeighted:
             let r = try model.gradients(try be.upload(input), target: target, wrt: keep, keep: keep)
             (logits, targets, kept, grads) = (r.logits, r.targets, r.kept, r.grads)
+        case .transformerAttribution:
+            // The relevance at the attention stands in for the attention in the weighting.
+            let rules = LRPRules(byNode: model.executor.transformerAttributionRules(wrt: [model.inputName]), stabilizer: Self.cheferStabilizer)
+            let r = try model.backwards(try be.upload(input), target: target, [(keep, .gradient), (keep, PropagationRules(lrp: rules))])
+            (logits, targets, grads) = (r.logits, r.targets, r.grads[0])
+            kept = r.grads[1]
         }
         // Each block's matrix per image, in float64: rollout's (A + I) / 2 with rows renormalised,
-        // or I + mean_heads(relu(dA * A)); R is their product from the last block to the first.
+        // or I + mean_heads(relu(dA * A)) (R_A for A in transformer attribution); R is their
+        // product from the last block to the first.
         var blocks = [[[Double]]](repeating: [], count: n)
         for name in names {
             guard let a = kept[name] else { throw XAIError.invalidArgument(parameter: "layer", value: name, reason: "was not kept") }
@@ -89,7 +105,7 @@ public struct AttentionRollout: ModelMethod {
                 throw XAIError.shapeMismatch(op: self.name, expected: "attention of \(n) images x heads x \(t) x \(t)", got: [a.shape])
             }
             var gradients: [Float]?
-            if variant == .gradientWeighted {
+            if variant != .rollout {
                 guard let g = grads[name] else {
                     throw XAIError.invalidArgument(parameter: "layer", value: name, reason: "no gradient reached the attention")
                 }

@@ -126,7 +126,7 @@ extension ExplainedModel {
 
     /// Positions of the Softmax nodes over attention scores: fed (through scaling, masking and
     /// reshapes) by a product of two activations.
-    func attentionSoftmaxes() -> [Int] {
+    public func attentionSoftmaxes() -> [Int] {
         let producers = graph.producers
         var result: [Int] = []
         for (i, node) in graph.nodes.enumerated() {

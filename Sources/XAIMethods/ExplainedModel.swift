@@ -163,10 +163,12 @@ public final class ExplainedModel: Sendable {
     ///   - targets: the class of each image, or `nil` to resolve `target` from the logits.
     ///   - rules: the backward's rules (default: the gradient; guided backpropagation's change the
     ///     rectifiers').
+    ///   - executor: the executor to run, `executor` by default (``unfusedExecutor()`` for the rules
+    ///     that read an activation's input).
     public func gradients(_ x: DeviceArray, targets: [Int]? = nil, target: Target = .predicted,
                           wrt: Set<String>, keep: Set<String> = [],
-                          rules: PropagationRules = .gradient) throws -> (logits: Tensor, targets: [Int], grads: [String: DeviceArray], kept: [String: DeviceArray]) {
-        let r = try backwards(x, targets: targets, target: target, keep: keep, [(wrt, rules)])
+                          rules: PropagationRules = .gradient, executor: Executor? = nil) throws -> (logits: Tensor, targets: [Int], grads: [String: DeviceArray], kept: [String: DeviceArray]) {
+        let r = try backwards(x, targets: targets, target: target, keep: keep, [(wrt, rules)], executor: executor)
         return (r.logits, r.targets, r.grads[0], r.kept)
     }
 
@@ -174,8 +176,9 @@ public final class ExplainedModel: Sendable {
     /// values under its own rules (guided Grad-CAM's plain backward to a layer and guided backward
     /// to the input share one forward). The forward retains only what these backwards read.
     public func backwards(_ x: DeviceArray, targets: [Int]? = nil, target: Target = .predicted, keep: Set<String> = [],
-                          _ backwards: [(wrt: Set<String>, rules: PropagationRules)])
+                          _ backwards: [(wrt: Set<String>, rules: PropagationRules)], executor: Executor? = nil)
         throws -> (logits: Tensor, targets: [Int], grads: [[String: DeviceArray]], kept: [String: DeviceArray]) {
+        let executor = executor ?? self.executor
         let everyWrt = backwards.reduce(into: Set<String>()) { $0.formUnion($1.wrt) }
         let pass = try executor.forward(x, keep: keep, forBackward: true, backwardTo: everyWrt)
         let y = try pass.output(outputName)

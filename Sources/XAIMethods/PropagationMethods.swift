@@ -549,10 +549,8 @@ public struct LRP: ModelMethod {
         let relevance = try model.executor.backward(pass, seeds: [model.outputName: try be.upload(seed)], wrt: [model.inputName],
                                                     rules: PropagationRules(lrp: LRPRules(byNode: assignment())))
         let raw = try be.download(try model.inputGradient(relevance))
-        let per = raw.shape.count / max(raw.shape[0], 1)
-        let sums = (0..<raw.shape[0]).map { b in raw.scalars[(b * per)..<((b + 1) * per)].reduce(0.0) { $0 + Double($1) } }
         return Attribution(map: reduceChannels(raw, .sum), raw: raw, targets: targets, scores: ExplainedModel.scores(logits, targets),
-                           diagnostics: ["relevanceSum": sums])
+                           diagnostics: ["relevanceSum": relevanceSums(raw)])
     }
 }
 

@@ -183,14 +183,19 @@ final class ArchitectureFixtureTests: XCTestCase {
 
     /// Grad-CAM at the default layer of a ViT (the last block's first LayerNorm, tokens laid on
     /// their grid) against pytorch-grad-cam with the usual reshape_transform; attention rollout and
+    /// A fixture's folder, its graph as xai runs it, its input and its targets.
+    static func fixture(_ name: String) throws -> (folder: String, graph: Graph, input: Tensor, target: [Int]) {
+        let folder = directory + "/" + name
+        return (folder, try ONNXImporter.load(path: folder + "/model.onnx").optimized(), try NPY.read(folder + "/input.npy"),
+                try NPY.read(folder + "/target.npy").integers("fixture"))
+    }
+
     /// Chefer et al.'s gradient-weighted rollout against the authors' algorithms run with PyTorch on
-    /// the same model (Tools/make_architecture_fixtures.py). Within 1e-4 on every backend.
+    /// the same model (Tools/make_architecture_fixtures.py), and their transformer attribution
+    /// against the authors' own code (Tools/make_transformer_fixtures.py). Within 1e-4 on every backend.
     func testTransformerMethodsMatchTheirReferences() throws {
-        for name in ["vit_dynamo", "vit_torchscript"] {
-            let folder = Self.directory + "/" + name
-            let graph = try ONNXImporter.load(path: folder + "/model.onnx").optimized()
-            let input = try NPY.read(folder + "/input.npy")
-            let target = try NPY.read(folder + "/target.npy").integers("fixture")
+        for name in ["vit_dynamo", "vit_torchscript", "vit_torchscript16"] {
+            let (folder, graph, input, target) = try Self.fixture(name)
             for (label, backend) in TestBackends.all() {
                 let model = try ExplainedModel(graph: graph, backend: backend)
                 let layer = try model.camLayer(nil)
@@ -199,6 +204,7 @@ final class ArchitectureFixtureTests: XCTestCase {
                     ("gradcam", GradientCAM(model: model)),
                     ("rollout", AttentionRollout(model: model, variant: .rollout)),
                     ("gradrollout", AttentionRollout(model: model, variant: .gradientWeighted)),
+                    ("transformer_attribution", AttentionRollout(model: model, variant: .transformerAttribution)),
                 ]
                 for (reference, method) in methods {
                     let expected = try NPY.read(folder + "/\(reference).npy")
@@ -211,6 +217,48 @@ final class ArchitectureFixtureTests: XCTestCase {
                     XCTAssertEqual(got.map.shape, [2, 32, 32])
                 }
             }
+        }
+    }
+
+    /// AttnLRP and CP-LRP against lxt 2.1 on the same models (Tools/make_transformer_fixtures.py),
+    /// every export of the ViT and ConvNeXt (opset 16's spelled-out norms and GELUs included), on
+    /// every backend: within 1e-4 relative L2.
+    func testAttnLRPMatchesLXT() throws {
+        let cases: [(String, [AttnLRP.Variant])] = ["vit_dynamo", "vit_torchscript", "vit_torchscript16"].map { ($0, [.attnLRP, .conservative]) }
+            + ["convnext_dynamo", "convnext_torchscript", "convnext_torchscript16"].map { ($0, [.attnLRP]) }
+        for (name, variants) in cases {
+            let (folder, graph, input, target) = try Self.fixture(name)
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: graph, backend: backend)
+                for variant in variants {
+                    let expected = try NPY.read(folder + "/\(variant == .attnLRP ? "attnlrp" : "cplrp").npy")
+                    let got = try AttnLRP(model: model, variant: variant).attribute(input, target: .perImage(target), baseline: .zero)
+                    let raw = try XCTUnwrap(got.raw)
+                    XCTAssertEqual(raw.shape, expected.shape, "\(variant.rawValue) of \(name) on \(label)")
+                    let error = relativeL2(doubles(raw), doubles(expected))
+                    print("\(variant.rawValue) of \(name) on \(label): relative L2 \(error) from lxt")
+                    XCTAssertLessThan(error, 1e-4, "\(variant.rawValue) of \(name) on \(label)")
+                    let sums = try XCTUnwrap(got.diagnostics["relevanceSum"])
+                    for b in 0..<2 {
+                        let want = (0..<(expected.shape.count / 2)).reduce(0.0) { $0 + Double(expected.scalars[b * expected.shape.count / 2 + $1]) }
+                        XCTAssertEqual(sums[b], want, accuracy: 1e-4 * max(1, abs(want)), "relevance sum of \(name) image \(b)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// AttnLRP names the node it has no rule for (a division by an activation, a spelled-out
+    /// function left unfused); CP-LRP needs attention to hold constant.
+    func testAttnLRPRefusesWhatItHasNoRuleFor() throws {
+        let cnn = try ExplainedModel(graph: try ONNXImporter.load(path: Self.directory + "/convnext_dynamo/model.onnx").optimized(), backend: CPUBackend())
+        XCTAssertThrowsError(try AttnLRP(model: cnn, variant: .conservative).validate()) { error in
+            XCTAssertTrue("\(error)".contains("no attention"), "\(error)")
+        }
+        // The opset-16 ViT as exported: its norms spelled out in Sub, Pow, Sqrt and Div.
+        let raw = try ExplainedModel(graph: try ONNXImporter.load(path: Self.directory + "/vit_torchscript16/model.onnx"), backend: CPUBackend())
+        XCTAssertThrowsError(try AttnLRP(model: raw).validate()) { error in
+            XCTAssertTrue("\(error)".contains("attnlrp at") && "\(error)".contains("node '"), "\(error)")
         }
     }
 

@@ -312,6 +312,36 @@ def test_lrp_matches_zennit(name):
             m.explain(x, "lrp", composite="epsilon-plus")
 
 
+def test_captum_lrp_adapter():
+    """Captum's LRP with its default rules (Tools/make_propagation_fixtures.py) on the model without batch norm."""
+    folder = FIXTURES / "methods" / "plain_cnn"
+    x = np.load(FIXTURES / "models" / "plain_cnn" / "input.npy")
+    targets = np.load(FIXTURES / "models" / "plain_cnn" / "target.npy")
+    with xai.Model(str(FIXTURES / "models" / "plain_cnn" / "model.onnx")) as m:
+        got, delta = captum.LRP(m).attribute(x, target=targets, return_convergence_delta=True)
+        assert relative_l2(got, np.load(folder / "lrp_captum.npy")) < 1e-4
+        logits = m.predict(x)[np.arange(2), targets]
+        assert np.allclose(delta, got.reshape(2, -1).sum(1) - logits, atol=1e-4)
+        with pytest.raises(ValueError, match="additional_forward_args"):
+            captum.LRP(m).attribute(x, target=targets, additional_forward_args=(1,))
+
+
+@pytest.mark.parametrize("name", ["vit_dynamo", "vit_torchscript"])
+def test_transformer_methods(name):
+    """AttnLRP and CP-LRP against lxt, transformer attribution against Chefer et al.'s code
+    (Tools/make_transformer_fixtures.py)."""
+    folder = FIXTURES / "architectures" / name
+    x = np.load(folder / "input.npy")
+    targets = np.load(folder / "target.npy").tolist()
+    with xai.Model(str(folder / "model.onnx")) as m:
+        for method, fixture in (("attnlrp", "attnlrp"), ("cp-lrp", "cplrp"), ("transformer-attribution", "transformer_attribution")):
+            raw = m.explain(x, method, target=targets, progress=False).raw
+            assert relative_l2(raw, np.load(folder / f"{fixture}.npy")) < 1e-4, method
+    with xai.Model(str(FIXTURES / "architectures" / "convnext_dynamo" / "model.onnx")) as m:
+        with pytest.raises(xai.UnsupportedError, match="no attention"):
+            m.explain(np.load(FIXTURES / "architectures" / "convnext_dynamo" / "input.npy"), "cp-lrp")
+
+
 def test_captum_integrated_gradients_baseline():
     folder = FIXTURES / "methods" / "small_resnet"
     spec = json.loads((folder / "ig_baseline.json").read_text())

@@ -34,6 +34,11 @@ Supported keywords (others raise):
 - DeepLiftShap(model, multiply_by_inputs=True).attribute(inputs, baselines, target=None,
   additional_forward_args=None, return_convergence_delta=False, custom_attribution_func=None):
   baselines [K, C, H, W]
+- LRP(model).attribute(inputs, target=None, additional_forward_args=None,
+  return_convergence_delta=False, verbose=False): Captum's default rules, epsilon 1e-9 on every
+  convolution, pooling and dense layer and ReLU passing relevance (xai's `lrp --composite epsilon`);
+  batch norms that follow a convolution are folded into it (Captum gives them a rule of their own,
+  so on such models the two differ); the delta is the relevance's sum minus the target logit
 - LayerGradCam(model, layer).attribute(inputs, target=None, additional_forward_args=None,
   attribute_to_layer_input=False, relu_attributions=False, attr_dim_summation=True); `layer` is
   the name of an activation of the ONNX graph (`model.cam_layers`)
@@ -320,6 +325,18 @@ class DeepLiftShap(DeepLift):
     def attribute(self, inputs, baselines, target=None, additional_forward_args=None, return_convergence_delta: bool = False,
                   custom_attribution_func=None):
         return super().attribute(inputs, baselines, target, additional_forward_args, return_convergence_delta, custom_attribution_func)
+
+
+class LRP(_Attribution):
+    def attribute(self, inputs, target=None, additional_forward_args=None, return_convergence_delta: bool = False,
+                  verbose: bool = False):
+        _refuse("additional_forward_args", additional_forward_args, None)
+        e = self._explain(inputs, "lrp", target, composite="epsilon", epsilon=1e-9)
+        result = _like(e.raw, _single(inputs))
+        if not return_convergence_delta:
+            return result
+        delta = np.asarray(e.diagnostics["relevanceSum"], dtype=np.float32) - e.scores
+        return result, _like(delta, _single(inputs))
 
 
 class _Coalitions(_Attribution):
