@@ -403,6 +403,29 @@ def m_gbp(ctx, scale):
     return lambda: a.attribute(ctx.x, target=ctx.target)
 
 
+@method("captum_lrp", "captum", "LRP with its default rules (epsilon 1e-9), batch 1", grads=True)
+def m_captum_lrp(ctx, scale):
+    from captum.attr import LRP
+    a = LRP(ctx.model)
+    return lambda: a.attribute(ctx.x, target=ctx.target)
+
+
+@method("zennit_lrp_epsilon_plus_flat", "zennit", "Gradient attributor, EpsilonPlusFlat with the ResNet canonizer, batch 1", grads=True)
+def m_zennit_lrp(ctx, scale):
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonPlusFlat
+    from zennit.torchvision import ResNetCanonizer
+    composite = EpsilonPlusFlat(canonizers=[ResNetCanonizer()])
+    with torch.no_grad():
+        onehot = torch.zeros_like(ctx.model(ctx.x))
+    onehot[0, ctx.target] = 1
+
+    def run():
+        with Gradient(model=ctx.model, composite=composite) as attributor:
+            return attributor(ctx.x, lambda output: output * onehot)
+    return run
+
+
 @method("captum_deconvolution", "captum", "Deconvolution, batch 1", grads=True)
 def m_deconv(ctx, scale):
     from captum.attr import Deconvolution

@@ -31,6 +31,21 @@ XAI_CLONES void xai_relu(const float *restrict x, float *restrict out, size_t n)
     for (size_t i = 0; i < n; i++) out[i] = 0.0f >= x[i] ? 0.0f : x[i];
 }
 
+XAI_CLONES void xai_guided_relu_backward(const float *restrict g, const float *restrict y, float *restrict out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i], yi = y[i];
+        const float t = yi > 0.0f ? gi : 0.0f;
+        out[i] = 0.0f >= t ? 0.0f : t;
+    }
+}
+
+XAI_CLONES void xai_stabilized_divide(const float *restrict r, const float *restrict z, float *restrict out, size_t n, float s) {
+    for (size_t i = 0; i < n; i++) {
+        const float zi = z[i];
+        out[i] = r[i] / (zi + (zi >= 0.0f ? s : -s));
+    }
+}
+
 XAI_CLONES void xai_binary(int op, const float *restrict a, const float *restrict b, float *restrict out, size_t n) {
     switch (op) {
     case 0: for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i]; break;

@@ -576,6 +576,39 @@ public final class CPUBackend: Backend {
         return out
     }
 
+    public func guidedReLUBackward(_ gradOutput: DeviceArray, value: DeviceArray) throws -> DeviceArray? {
+        guard gradOutput.shape == value.shape else { return nil }
+        // Elementwise, so any layout the two share: a channel-blocked value keeps its layout.
+        let out: DeviceArray, pg: UnsafeMutablePointer<Float>, pv: UnsafeMutablePointer<Float>, po: UnsafeMutablePointer<Float>, count: Int
+        if let vs = blockedStorage(value), let dnnl {
+            let gs = try blocked(gradOutput, "guidedReLUBackward", dnnl)
+            guard gs.layout == vs.layout else { return nil }
+            let os: CPUStorage
+            (out, os) = try allocateLike(vs, value.shape)
+            (pg, pv, po, count) = (gs.pointer, vs.pointer, os.pointer, vs.count)
+        } else {
+            (pg, pv) = (try ptr(gradOutput, "guidedReLUBackward"), try ptr(value, "guidedReLUBackward"))
+            (out, po) = try allocate(value.shape)
+            count = value.shape.count
+        }
+        parallelFor(count, costPerItem: 2) { r in
+            let i = r.lowerBound
+            xai_guided_relu_backward(pg + i, pv + i, po + i, r.count)
+        }
+        return out
+    }
+
+    public func fusedStabilizedDivide(_ r: DeviceArray, by z: DeviceArray, stabilizer s: Float) throws -> DeviceArray? {
+        guard r.shape == z.shape else { return nil }
+        let pr = try ptr(r, "stabilizedDivide"), pz = try ptr(z, "stabilizedDivide")
+        let (out, po) = try allocate(r.shape)
+        parallelFor(r.shape.count, costPerItem: 2) { range in
+            let i = range.lowerBound
+            xai_stabilized_divide(pr + i, pz + i, po + i, range.count, s)
+        }
+        return out
+    }
+
     // MARK: Reductions
 
     public func reduce(_ op: ReduceOp, _ x: DeviceArray, plan: ReducePlan) throws -> DeviceArray {

@@ -207,6 +207,22 @@ extension Backend {
         return try binary(.div, inner, deviation)
     }
 
+    /// 1 where `x > 0` (`positive`) or `x < 0` (else), 0 elsewhere: a hard sigmoid of slope
+    /// 1e30, exact outside `|x| < 1e-30` (where the masks it makes weigh nothing that counts).
+    public func indicator(_ x: DeviceArray, positive: Bool) throws -> DeviceArray {
+        try unary(.hardSigmoid(alpha: positive ? 1e30 : -1e30, beta: 0), x)
+    }
+
+    /// `r / (z + s sign z)`, sign 0 = +1 (Zennit's `stabilize`), elementwise on the device: the
+    /// sign's step is a hard sigmoid of slope 1e30 (1 for `z >= 0`, 0 below -1e-30), so
+    /// `z + s (2 step - 1)` adds exactly `s` or `-s`.
+    public func stabilizedDivide(_ r: DeviceArray, by z: DeviceArray, stabilizer s: Float) throws -> DeviceArray {
+        if r.shape == z.shape, let fused = try fusedStabilizedDivide(r, by: z, stabilizer: s) { return fused }
+        let step = try unary(.hardSigmoid(alpha: 1e30, beta: 1), z)
+        let offset = try adding(-s, to: try scaled(step, by: 2 * s))
+        return try binary(.div, r, try binary(.add, z, offset))
+    }
+
     /// The backward of ``layerNorm(_:axes:epsilon:scale:bias:)`` with the deviation held constant,
     /// `(g' - mean(g')) / deviation` with `g' = gradOutput * scale`: the norm as the linear map it
     /// is for fixed statistics (AttnLRP's identity rule for normalisation, `lxt`'s

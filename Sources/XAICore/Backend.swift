@@ -134,6 +134,14 @@ public protocol Backend: AnyObject, Sendable {
     /// memory whole; `nil` where it cannot, and the caller runs the two (the default). Forward only:
     /// the intermediate activation is not kept.
     func conv2dThenDepthwise(_ x: DeviceArray, pointwise: ConvolutionStep, depthwise: ConvolutionStep) throws -> DeviceArray?
+    /// `r / (z + s sign z)` (sign 0 = +1) for same-shaped `r` and `z` in one loop, where the
+    /// backend has one; `nil` where it has not, and ``stabilizedDivide(_:by:stabilizer:)`` composes
+    /// it (the default).
+    func fusedStabilizedDivide(_ r: DeviceArray, by z: DeviceArray, stabilizer s: Float) throws -> DeviceArray?
+    /// Guided backpropagation's rule at a rectifier, `relu(g * (v > 0))` with `v` its input or
+    /// output, in one pass where the backend has one; `nil` where it has not (the caller composes
+    /// the gradient and a ReLU, the default).
+    func guidedReLUBackward(_ gradOutput: DeviceArray, value: DeviceArray) throws -> DeviceArray?
     /// The gradient of a (bias-free, activation-free) convolution with respect to its input `[N, Cin, H, W]`.
     /// - Parameters:
     ///   - gradOutput: the gradient of the output, `plan.output`.
@@ -195,6 +203,8 @@ public struct ConvolutionStep {
 extension Backend {
     public func conv2dThenDepthwise(_ x: DeviceArray, pointwise: ConvolutionStep, depthwise: ConvolutionStep) throws -> DeviceArray? { nil }
     public func batchedGemm(_ a: DeviceArray, _ b: DeviceArray, plan: BatchedGemmPlan) throws -> DeviceArray? { nil }
+    public func fusedStabilizedDivide(_ r: DeviceArray, by z: DeviceArray, stabilizer s: Float) throws -> DeviceArray? { nil }
+    public func guidedReLUBackward(_ gradOutput: DeviceArray, value: DeviceArray) throws -> DeviceArray? { nil }
     /// Backends that compute synchronously (the CPU) have nothing to wait for.
     public func synchronize() throws {}
 }

@@ -31,6 +31,8 @@ public final class Executor: Sendable {
     /// load-time folding cannot reach them while the batch is symbolic; the executor computes them
     /// once per input shape and keeps them in ``shapeValues``.
     let shapeOnlyNodes: Set<Int>
+    /// Values that are never negative (``Graph/nonNegativeValues()``).
+    let nonNegativeValues: Set<String>
     private let shapeValues = ShapeValueCache()
 
     public init(graph: Graph, backend: any Backend, profile: OpProfile? = nil) {
@@ -40,6 +42,7 @@ public final class Executor: Sendable {
         lastReads = graph.lastReads
         depthwisePairs = Self.depthwisePairs(graph)
         shapeOnlyNodes = Self.shapeOnlyNodes(graph)
+        nonNegativeValues = graph.nonNegativeValues()
     }
 
     static func shapeOnlyNodes(_ graph: Graph) -> Set<Int> {

@@ -181,23 +181,25 @@ extension Executor {
             }
         case .pool(let p, let autoPad) where p.kind == .average:
             let params = resolved(p, autoPad, x.shape)
-            let z = try be.download(try be.pool2d(x, params: params))
-            let g = try be.upload(Self.divided(try be.download(relevance), by: z, stabilizer: s))
+            let g = try be.stabilizedDivide(relevance, by: try be.pool2d(x, params: params), stabilizer: s)
             return [0: try be.binary(.mul, x, try be.pool2dBackward(g, input: x, params: params))]
         case .globalAveragePool:
-            let z = try be.download(try be.globalAveragePool(x))
-            let g = try be.upload(Self.divided(try be.download(relevance), by: z, stabilizer: s))
+            let g = try be.stabilizedDivide(relevance, by: try be.globalAveragePool(x), stabilizer: s)
             return [0: try be.binary(.mul, x, try be.globalAveragePoolBackward(g, input: x))]
         default:
             throw refuse("the \(rule) rule applies to convolutions, dense layers and pooling")
         }
 
         // The input split by sign, only for the rules that weigh the parts apart (z+, alpha-beta,
-        // gamma), once. After a ReLU every input is at least 0: there is no negative part, and the
-        // terms that would read it are left out.
+        // gamma), once. After a ReLU every input is at least 0 (known from the graph, else looked
+        // up): there is no negative part, and the terms that would read it are left out.
         var signs: (positive: DeviceArray, negative: DeviceArray?)?
         func split() throws -> (positive: DeviceArray, negative: DeviceArray?) {
             if let signs { return signs }
+            if nonNegativeValues.contains(node.inputs[0]) {
+                signs = (positive: x, negative: nil)
+                return (x, nil)
+            }
             let positive = try be.unary(.relu, x)
             let hasNegative = try be.download(try be.reduce(.min, x, axes: Array(0..<x.shape.rank))).scalars.first.map { $0 < 0 } ?? true
             let parts = (positive: positive, negative: hasNegative ? try be.binary(.sub, x, positive) : nil)
@@ -206,7 +208,10 @@ extension Executor {
         }
         func sum(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.add, a, b) }
         func times(_ a: DeviceArray, _ b: DeviceArray) throws -> DeviceArray { try be.binary(.mul, a, b) }
-        func z(_ input: DeviceArray, _ w: Change, _ b: Change?) throws -> Tensor { try be.download(try forward(input, w, b)) }
+        func z(_ input: DeviceArray, _ w: Change, _ b: Change?) throws -> DeviceArray { try forward(input, w, b) }
+        func divided(_ r: DeviceArray, by z: DeviceArray, stabilizer: Float) throws -> DeviceArray {
+            try be.stabilizedDivide(r, by: z, stabilizer: stabilizer)
+        }
         /// `part * W^T g` summed over the terms, those of the negative part left out where there is none.
         func terms(_ list: [(negativePart: Bool, g: DeviceArray, w: Change)]) throws -> DeviceArray {
             let parts = try split()
@@ -221,43 +226,41 @@ extension Executor {
         }
         /// `z(x+, W_p, b_p) + z(x-, W_n)`: a positive-input term with its bias and a negative-input
         /// term without.
-        func pair(_ wp: Change, _ bp: Change?, _ wn: Change) throws -> Tensor {
+        func pair(_ wp: Change, _ bp: Change?, _ wn: Change) throws -> DeviceArray {
             let parts = try split()
             let first = try z(parts.positive, wp, bp)
             guard let negative = parts.negative else { return first }
-            return Self.added(first, try z(negative, wn, nil))
+            return try sum(first, try z(negative, wn, nil))
         }
 
         // A residual sum fused into the convolution: Zennit's residual canonizer makes it a sum
         // with the norm rule, z = m + r for the branch m = conv(x) + b and the residual r; each
         // summand takes its share of the relevance, m R / z and r R / z, and the branch's share
         // then goes through the convolution's rule.
-        var r = try be.download(relevance)
+        var r = relevance
         var residualRelevance: DeviceArray?
         if case .conv = node.op, node.inputs.count > 3, !node.inputs[3].isEmpty {
             let residual = try value(3)
             let branch = try forward(x, .unchanged, .unchanged)
-            let total = try be.download(try be.binary(.add, branch, residual))
-            let share = Self.divided(r, by: total, stabilizer: s)
-            let shareOnDevice = try be.upload(share)
-            if needed.contains(3) { residualRelevance = try be.binary(.mul, residual, shareOnDevice) }
-            r = try be.download(try be.binary(.mul, branch, shareOnDevice))
+            let share = try divided(r, by: try sum(branch, residual), stabilizer: s)
+            if needed.contains(3) { residualRelevance = try times(residual, share) }
+            r = try times(branch, share)
         }
         var result: [Int: DeviceArray] = [0: try relevanceThroughRule(r)]
         if let residualRelevance { result[3] = residualRelevance }
         return result
 
-        func relevanceThroughRule(_ r: Tensor) throws -> DeviceArray {
+        func relevanceThroughRule(_ r: DeviceArray) throws -> DeviceArray {
             switch rule {
             case .epsilon(let epsilon):
-                let g = try be.upload(Self.divided(r, by: try z(x, .unchanged, .unchanged), stabilizer: epsilon))
+                let g = try divided(r, by: try z(x, .unchanged, .unchanged), stabilizer: epsilon)
                 return try times(x, try backwardThrough(g, .unchanged))
             case .zPlus, .zPlusWithoutBias:
-                let g = try be.upload(Self.divided(r, by: try pair(.plus, rule == .zPlus ? .plus : nil, .minus), stabilizer: s))
+                let g = try divided(r, by: try pair(.plus, rule == .zPlus ? .plus : nil, .minus), stabilizer: s)
                 return try terms([(false, g, .plus), (true, g, .minus)])
             case .alphaBeta(let alpha, let beta):
-                let gp = try be.upload(Self.divided(r, by: try pair(.plus, .plus, .minus), stabilizer: s))
-                let gn = try be.upload(Self.divided(r, by: try pair(.minus, .minus, .plus), stabilizer: s))
+                let gp = try divided(r, by: try pair(.plus, .plus, .minus), stabilizer: s)
+                let gn = try divided(r, by: try pair(.minus, .minus, .plus), stabilizer: s)
                 let up = try terms([(false, gp, .plus), (true, gp, .minus)])
                 let down = try terms([(false, gn, .minus), (true, gn, .plus)])
                 return try be.binary(.sub, try be.scaled(up, by: alpha), try be.scaled(down, by: beta))
@@ -265,15 +268,17 @@ extension Executor {
                 let plain = try z(x, .unchanged, .unchanged)
                 let up = try pair(.boostedPlus(g), .boostedPlus(g), .boostedMinus(g))
                 let down = try pair(.boostedMinus(g), .boostedMinus(g), .boostedPlus(g))
-                let gp = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 > 0 }, by: up, stabilizer: s))
-                let gn = try be.upload(Self.divided(Self.masked(r, where: plain) { $0 < 0 }, by: down, stabilizer: s))
+                // The positive outputs' relevance through the boosted positive weights, the
+                // negative outputs' through the boosted negative ones.
+                let gp = try divided(try times(r, try be.indicator(plain, positive: true)), by: up, stabilizer: s)
+                let gn = try divided(try times(r, try be.indicator(plain, positive: false)), by: down, stabilizer: s)
                 return try terms([(false, gp, .boostedPlus(g)), (true, gp, .boostedMinus(g)),
                                   (false, gn, .boostedMinus(g)), (true, gn, .boostedPlus(g))])
             case .flat, .wSquare:
                 // Flat: weights 1 and no bias; w-square: weights and bias squared (Zennit's mods).
                 let w: Change = rule == .flat ? .ones : .square
                 let ones = try be.filled(x.shape, value: 1)
-                let g = try be.upload(Self.divided(r, by: try z(ones, w, rule == .flat ? nil : .square), stabilizer: s))
+                let g = try divided(r, by: try z(ones, w, rule == .flat ? nil : .square), stabilizer: s)
                 return try backwardThrough(g, w)
             case .zBox(let low, let high):
                 let channels = x.shape.rank > 1 ? x.shape[1] : 1
@@ -287,8 +292,8 @@ extension Executor {
                     return try be.upload(Tensor(unchecked: x.shape, t))
                 }
                 let (l, h) = (try bound(low), try bound(high))
-                let denominator = Self.subtracted(Self.subtracted(try z(x, .unchanged, .unchanged), try z(l, .plus, .plus)), try z(h, .minus, .minus))
-                let g = try be.upload(Self.divided(r, by: denominator, stabilizer: s))
+                let denominator = try be.binary(.sub, try be.binary(.sub, try z(x, .unchanged, .unchanged), try z(l, .plus, .plus)), try z(h, .minus, .minus))
+                let g = try divided(r, by: denominator, stabilizer: s)
                 let parts = try be.binary(.sub, try times(x, try backwardThrough(g, .unchanged)), try times(l, try backwardThrough(g, .plus)))
                 return try be.binary(.sub, parts, try times(h, try backwardThrough(g, .minus)))
             case .pass, .norm, .product, .normalizedSum:
@@ -302,8 +307,7 @@ extension Executor {
     private func productRelevance(_ node: Node, _ pass: Pass, _ relevance: DeviceArray, _ needed: [Int], share: Float,
                                   stabilizer s: Float) throws -> [Int: DeviceArray] {
         let be = backend
-        let z = try be.download(try passValue(node.outputs[0], pass))
-        let g = try be.upload(Self.divided(try be.download(relevance), by: z, stabilizer: s))
+        let g = try be.stabilizedDivide(relevance, by: try passValue(node.outputs[0], pass), stabilizer: s)
         let grads = try vjp(node, pass, g, needed, .gradient)
         let factor = try be.filled([1], value: share)
         return try grads.reduce(into: [:]) { r, entry in
@@ -318,8 +322,8 @@ extension Executor {
                                         stabilizer s: Float) throws -> [Int: DeviceArray] {
         let be = backend
         let r = try be.download(relevance)
-        let z = try be.download(try passValue(node.outputs[0], pass))
-        let ratio = Self.divided(r, by: z, stabilizer: s)
+        let z = try passValue(node.outputs[0], pass)
+        let ratio = try be.download(try be.stabilizedDivide(relevance, by: z, stabilizer: s))
         // Every summand that is an activation takes its share, also those the backward does not
         // continue through (a residual when the relevance is wanted at a layer inside the branch).
         var parts: [Int: Tensor] = [:]
@@ -404,16 +408,41 @@ extension Executor {
         return try modifiedConstant("\(name)|\(change)", shape: t.shape) { Tensor(unchecked: t.shape, t.scalars.map(change.apply)) }
     }
 
-    /// `r / (z + s sign z)`, sign 0 = +1: Zennit's `stabilize`.
-    static func divided(_ r: Tensor, by z: Tensor, stabilizer s: Float) -> Tensor {
-        Tensor(unchecked: r.shape, zip(r.scalars, z.scalars).map { r, z in r / (z + (z >= 0 ? s : -s)) })
-    }
 
-    static func added(_ a: Tensor, _ b: Tensor) -> Tensor { Tensor(unchecked: a.shape, zip(a.scalars, b.scalars).map(+)) }
-    static func subtracted(_ a: Tensor, _ b: Tensor) -> Tensor { Tensor(unchecked: a.shape, zip(a.scalars, b.scalars).map(-)) }
+}
 
-    /// `r` where `keep(z)`, else 0.
-    static func masked(_ r: Tensor, where z: Tensor, _ keep: (Float) -> Bool) -> Tensor {
-        Tensor(unchecked: r.shape, zip(r.scalars, z.scalars).map { keep($1) ? $0 : 0 })
+extension Graph {
+    /// Values that are never negative, whatever the input: the outputs of rectifiers (ReLU, and
+    /// clips from 0 or more, alone or fused into a convolution or dense layer), sigmoids and
+    /// softmax, and what pooling, moving, slicing and joining make of such values alone. LRP's
+    /// sign split skips its look at the values for these.
+    public func nonNegativeValues() -> Set<String> {
+        func nonNegative(_ a: UnaryOp) -> Bool {
+            switch a {
+            case .relu, .sigmoid, .hardSigmoid: return true
+            case .clip(let low, _): return low >= 0
+            default: return false
+            }
+        }
+        var known = Set<String>()
+        for node in nodes {
+            let dataKnown = node.inputs.first.map(known.contains) ?? false
+            let result: Bool
+            switch node.op {
+            case .unary(let a), .conv(_, let a, _), .gemm(_, _, _, _, let a):
+                result = nonNegative(a)
+            case .softmax(_, let log, _):
+                result = !log
+            case .pool, .globalAveragePool, .flatten, .reshape, .squeeze, .unsqueeze, .identity, .transpose, .slice, .split, .gather,
+                 .expand, .roll, .cast:
+                result = dataKnown
+            case .concat:
+                result = !node.inputs.isEmpty && node.inputs.allSatisfy { $0.isEmpty || known.contains($0) }
+            default:
+                result = false
+            }
+            if result { known.formUnion(node.outputs) }
+        }
+        return known
     }
 }

@@ -53,7 +53,9 @@ public struct PropagationRules: Sendable {
             switch relu {
             case .gradient: break
             case .guided:
-                return try backend.unary(.relu, try backend.unaryBackward(.relu, gradOutput: gy, value: try value(), valueIsOutput: valueIsOutput))
+                let v = try value()
+                if let fused = try backend.guidedReLUBackward(gy, value: v) { return fused }
+                return try backend.unary(.relu, try backend.unaryBackward(.relu, gradOutput: gy, value: v, valueIsOutput: valueIsOutput))
             case .deconvolution:
                 return try backend.unary(.relu, gy)
             }

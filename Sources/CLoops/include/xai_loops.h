@@ -13,6 +13,10 @@ void xai_clip_backward(const float *g, const float *v, float *out, size_t n, flo
 void xai_relu(const float *x, float *out, size_t n);
 /// out[i] = a[i] op b[i]; op: 0 add, 1 subtract, 2 multiply, 3 divide.
 void xai_binary(int op, const float *a, const float *b, float *out, size_t n);
+/// out[i] = relu(y[i] > 0 ? g[i] : 0) (guided backpropagation at a ReLU; NaN as the two loops give it).
+void xai_guided_relu_backward(const float *g, const float *y, float *out, size_t n);
+/// out[i] = r[i] / (z[i] + (z[i] >= 0 ? s : -s)) (LRP's stabilised division, Zennit's `stabilize`).
+void xai_stabilized_divide(const float *r, const float *z, float *out, size_t n, float s);
 
 /// Pooling of one channel block of `lanes` channels stored pixel-major (`[h][w][lanes]`). `ywin`
 /// and `xwin` hold (start, end, padded extent) per output row and column; windows are visited in
