@@ -3,7 +3,7 @@
 
 Each mutant below is one edit (an exact text, replaced at its n-th occurrence in one file) that a
 careful reviewer would consider a plausible bug, and the tests (a `swift test --filter` pattern)
-that must fail because of it. The harness copies the working tree to .build-mutate/tree (so
+that must fail because of it (or `C:Tests/C/run.sh`: the C interface's test program). The harness copies the working tree to .build-mutate/tree (so
 uncommitted work is tested too), builds the tests once unmutated and checks that every filter
 passes there, then applies each mutant in turn, rebuilds (incrementally), runs its filter and
 restores the file. A mutant is caught when its tests fail; one that does not compile is reported
@@ -35,6 +35,11 @@ TEST = ["swift", "test", "-c", "release", "-Xswiftc", "-enable-testing", "--disa
 # Test classes added with the harness (and the tests issue); skipping them shows what the suite
 # caught before.
 NEW_TESTS = ["ReferenceCheckTests", "HostileInputTests", "FallbackTests", "OutputWriterTests", "RegistryAndDemoTests", "OneDNNTests"]
+
+# A mutant whose tests are this runs the C interface's test program (Tests/C/run.sh) on the tree's
+# build instead of a `swift test` filter: the C contracts (include/xai.h) are tested there.
+C_TESTS = "C:Tests/C/run.sh"
+
 
 # (id, file, text, replacement, occurrence, test filter, what the bug is)
 MUTANTS = [
@@ -640,6 +645,9 @@ MUTANTS = [
      "PropagationMethodTests/testLRPMatchesZennit", "the composites' first-layer rules are never used"),
     ("lrp_seed_one_hot", "Sources/XAIMethods/PropagationMethods.swift", "for (b, c) in targets.enumerated() { p[b * classes + c] = logits.scalars[b * classes + c] }",
      "for (b, c) in targets.enumerated() { p[b * classes + c] = 1 }", 1, "PropagationMethodTests", "LRP's output relevance is 1, not the logit"),
+    ("c_progress_only_one_cancels", "Sources/XAIC/CInterface.swift", "if fn(Int64(done), Int64(total), user) != 0 {",
+     "if fn(Int64(done), Int64(total), user) == 1 {", 1, C_TESTS,
+     "only a progress callback returning 1 cancels, where the header says any non-zero value does"),
     ("guided_fused_loop_ignores_activity", "Sources/CLoops/loops.c", "const float t = yi > 0.0f ? gi : 0.0f;", "const float t = gi;", 1,
      "PropagationMethodTests/testGuidedBackpropDeconvolutionAndGuidedGradCAMMatchCaptum",
      "the CPU's fused guided rule passes positive signal through inactive units too (deconvolution's rule)"),
@@ -721,6 +729,13 @@ def copy_tree():
             shutil.copy2(src, dst)
 
 
+def test_command(tests, skip=()):
+    """The command that runs a mutant's tests: the C program, or `swift test --filter`."""
+    if tests == C_TESTS:
+        return ["bash", "Tests/C/run.sh", ".build/release"]
+    return TEST + ["--filter", tests] + list(skip)
+
+
 def main():
     args = sys.argv[1:]
     if "--list" in args:
@@ -734,7 +749,7 @@ def main():
     if run(BUILD, TREE, os.path.join(WORK, "build.log")) != 0:
         sys.exit(f"the unmutated tree does not build: {WORK}/build.log")
     for f in sorted({m[5] for m in chosen}):
-        if subprocess.run(TEST + ["--filter", f], cwd=TREE, env=env_ci, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        if subprocess.run(test_command(f), cwd=TREE, env=env_ci, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
             sys.exit(f"tests '{f}' fail without any mutant")
     report = []
     for (ident, path, text, replacement, occurrence, tests, what) in chosen:
@@ -755,13 +770,13 @@ def main():
             if run(BUILD, TREE, log) != 0:
                 status, before = "invalid (does not compile)", None
             else:
-                caught = subprocess.run(TEST + ["--filter", tests], cwd=TREE, env=env_ci, stdout=open(log, "a"),
+                caught = subprocess.run(test_command(tests), cwd=TREE, env=env_ci, stdout=open(log, "a"),
                                         stderr=subprocess.STDOUT).returncode != 0
                 skip = []
                 for t in NEW_TESTS:
                     skip += ["--skip", t]
-                before = subprocess.run(TEST + ["--filter", tests] + skip, cwd=TREE, env=env_ci, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL).returncode != 0
+                before = None if tests == C_TESTS else subprocess.run(test_command(tests, skip), cwd=TREE, env=env_ci,
+                                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0
                 status = "caught" if caught else "SURVIVED"
         finally:
             open(target, "w").write(original)

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "xai.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -85,6 +86,19 @@ static int cancel_after_first(int64_t done, int64_t total, void *user) {
     int *calls = user;
     (void)done; (void)total;
     return (*calls)++ >= 1;
+}
+
+/* Returns 0 on its first call and `value` after: any non-zero value must cancel (the header's
+ * contract), not only the 1 the other callbacks return. */
+typedef struct {
+    int calls;
+    int value;
+} returning_after_first;
+
+static int return_value_after_first(int64_t done, int64_t total, void *user) {
+    returning_after_first *r = user;
+    (void)done; (void)total;
+    return r->calls++ >= 1 ? r->value : 0;
 }
 
 static void test_library(void) {
@@ -226,6 +240,42 @@ static void test_explain(xai_model *m, const float *input, const int64_t *shape,
     calls = 0;
     expect_error(xai_explain(m, "saliency", input, shape, 4, NULL, 0, NULL, cancel_after_first, &calls, &untouched), XAI_ERR_CANCELLED,
                  "cancel", "cancelled after the last step");
+
+    {
+        /* Every non-zero return cancels, through xai_explain, xai_explain2 and xai_evaluate; 0 runs on. */
+        const int values[] = {-1, 2, 255, INT_MAX, INT_MIN};
+        char what[96];
+        size_t k;
+        for (k = 0; k < sizeof values / sizeof values[0]; k++) {
+            returning_after_first state = {0, values[k]};
+            xai_explain_options eo2;
+            xai_evaluate_options ev;
+            xai_tensor_view view = {input, shape, 4};
+            snprintf(what, sizeof what, "xai_explain with a callback returning %d", values[k]);
+            expect_error(xai_explain(m, "occlusion", input, shape, 4, NULL, 0, "{\"window\": 8, \"stride\": 8, \"batch\": 4}",
+                                     return_value_after_first, &state, &untouched), XAI_ERR_CANCELLED, "cancel", what);
+            memset(&eo2, 0, sizeof eo2);
+            eo2.knobs_json = "{\"window\": 8, \"stride\": 8, \"batch\": 4}";
+            eo2.progress = return_value_after_first;
+            eo2.user = &state;
+            state.calls = 0;
+            snprintf(what, sizeof what, "xai_explain2 with a callback returning %d", values[k]);
+            expect_error(xai_explain2(m, "occlusion", &view, &eo2, &untouched), XAI_ERR_CANCELLED, "cancel", what);
+            memset(&ev, 0, sizeof ev);
+            ev.method = "occlusion";
+            ev.explain = eo2;
+            state.calls = 0;
+            snprintf(what, sizeof what, "xai_evaluate with a callback returning %d", values[k]);
+            expect_error(xai_evaluate(m, "sparseness", &view, &ev, &untouched), XAI_ERR_CANCELLED, "cancel", what);
+        }
+        {
+            returning_after_first zero = {0, 0};
+            CHECK(xai_explain(m, "occlusion", input, shape, 4, NULL, 0, "{\"window\": 8, \"stride\": 8, \"batch\": 4}",
+                              return_value_after_first, &zero, &r) == XAI_OK && zero.calls >= 2,
+                  "a callback returning 0 runs to the end (%d calls)", zero.calls);
+            xai_result_free(r);
+        }
+    }
 
     /* Errors, each naming what is wrong. */
     expect_error(xai_explain(m, "nonsense", input, shape, 4, NULL, 0, NULL, NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "nonsense", "unknown method");
