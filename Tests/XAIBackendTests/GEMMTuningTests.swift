@@ -101,6 +101,17 @@ final class GEMMTuningTests: XCTestCase {
         XCTAssertEqual(GEMMTuningCache.entries(in: cache).count, 2)
         XCTAssertEqual(try GEMMTuningCache.choose(for: info, requested: nil, environment: env).0, fastest)
 
+        // This device's own entry naming a configuration it cannot run (written before a driver
+        // lowered the work-group limit, or edited by hand) is not applied: the table decides.
+        let unfit = GEMMConfig(tile: 256, workPerThread: 1, kSlice: 64, vectorWidth: 4, doubleBuffer: true)
+        XCTAssertNotNil(unfit.problem(maxWorkGroupSize: info.maxWorkGroupSize, localMemoryBytes: info.localMemoryBytes))
+        var stale = stored[0]
+        stale.config = unfit
+        try GEMMTuningCache.store(stale, in: cache)
+        XCTAssertEqual(GEMMTuningCache.entries(in: cache).last?.config, unfit)
+        XCTAssertEqual(try GEMMTuningCache.choose(for: info, requested: nil, environment: env).0,
+                       GEMMDeviceTable.config(vendor: info.vendor, device: info.name, isGPU: info.isGPU).config)
+
         // A corrupt cache file reads as empty: the table decides, nothing crashes.
         try Data("{not json".utf8).write(to: cache)
         XCTAssertEqual(try GEMMTuningCache.choose(for: info, requested: nil, environment: env).0,
