@@ -1,0 +1,96 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// The map-only metrics' definitions as properties, on seeded random *signed* maps and random masks
+/// (the reference tests feed mostly non-negative maps): each metric's score must not move under the
+/// transformations its definition ignores, and must stay in its range.
+final class MetricPropertyTests: XCTestCase {
+    let (n, h, w) = (6, 12, 10)
+
+    /// Random signed maps `[n, h, w]`, a random mask per image (about a third of the pixels,
+    /// never empty) and the images the metrics take for their shape.
+    func sample(_ seed: UInt64) -> (images: Tensor, maps: Tensor, masks: Tensor) {
+        let maps = Tensor.uniform([n, h, w], in: -1...1, seed: seed)
+        var masks = Tensor.uniform([n, h, w], in: 0...1, seed: seed &+ 1)
+        masks.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { p[i] = p[i] < 0.33 ? 1 : 0 }
+            for b in 0..<n { p[b * h * w] = 1 }
+        }
+        return (Tensor.uniform([n, 3, h, w], seed: seed &+ 2), maps, masks)
+    }
+
+    /// `t` with every value through `f`.
+    func mapped(_ t: Tensor, _ f: (Float) -> Float) -> Tensor { Tensor(unchecked: t.shape, t.scalars.map(f)) }
+
+    /// `t` with each image's pixels reordered by the same seeded permutation.
+    func permuted(_ t: Tensor, _ order: [Int]) -> Tensor {
+        let per = h * w
+        var out = t.scalars
+        for b in 0..<n {
+            for (to, from) in order.enumerated() { out[b * per + to] = t.scalars[b * per + from] }
+        }
+        return Tensor(unchecked: t.shape, out)
+    }
+
+    func order(_ seed: UInt64) -> [Int] {
+        var g = SeededGenerator(seed: seed)
+        return Array(0..<(h * w)).shuffled(using: &g)
+    }
+
+    func assertClose(_ a: [Double], _ b: [Double], _ tolerance: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(x, y, accuracy: tolerance * max(1, abs(y)), what, file: file, line: line)
+        }
+    }
+
+    /// Sparseness (Gini of |map|) and complexity (entropy of |map| / sum |map|) read only the
+    /// magnitudes' distribution: negation, positive scaling and pixel order leave them; sparseness
+    /// stays in [0, 1], complexity in [0, log(pixels)].
+    func testSparsenessAndComplexityIgnoreSignScaleAndOrder() throws {
+        for seed: UInt64 in [3, 17, 91] {
+            let (images, maps, _) = sample(seed)
+            let p = order(seed &+ 5)
+            for (name, score) in [("sparseness", { (m: Tensor) in try Sparseness().evaluate(images: images, maps: m).scores }),
+                                  ("complexity", { (m: Tensor) in try Complexity().evaluate(images: images, maps: m).scores })] {
+                let base = try score(maps)
+                // The 1e-7 Quantus adds to each |a| is not scaled with the map: 1e-6 relative.
+                assertClose(try score(mapped(maps, { 3 * $0 })), base, 1e-6, "\(name): scaled by 3 (seed \(seed))")
+                assertClose(try score(mapped(maps, { -$0 })), base, 1e-12, "\(name): negated (seed \(seed))")
+                assertClose(try score(permuted(maps, p)), base, 1e-12, "\(name): pixels permuted (seed \(seed))")
+                let upper = name == "sparseness" ? 1.0 : log(Double(h * w))
+                for s in base { XCTAssertTrue(s >= 0 && s <= upper, "\(name) \(s) outside [0, \(upper)]") }
+            }
+        }
+    }
+
+    /// The pointing game looks at where the maximum is, relevance rank at the order of the
+    /// values, relevance mass at the positive part only: positive scaling and adding a constant
+    /// leave the first two, clipping the negative part leaves the third, and moving map and mask
+    /// pixels together leaves rank and mass (the pointing game's tolerance is spatial: tested at 0).
+    func testLocalisationMetricsFollowTheirDefinitions() throws {
+        for seed: UInt64 in [5, 23, 77] {
+            let (images, maps, masks) = sample(seed)
+            let p = order(seed &+ 9)
+            let game = { (m: Tensor, k: Tensor) in try Localisation.pointingGame(images: images, maps: m, masks: k, tolerance: 0).scores }
+            let mass = { (m: Tensor, k: Tensor) in try Localisation.relevanceMass(images: images, maps: m, masks: k).scores }
+            let rank = { (m: Tensor, k: Tensor) in try Localisation.relevanceRank(images: images, maps: m, masks: k).scores }
+            for (name, score) in [("pointing_game", game), ("relevance_rank", rank)] {
+                let base = try score(maps, masks)
+                assertClose(try score(mapped(maps, { 2.5 * $0 }), masks), base, 0, "\(name): scaled (seed \(seed))")
+                assertClose(try score(mapped(maps, { $0 + 0.75 }), masks), base, 0, "\(name): shifted (seed \(seed))")
+                assertClose(try score(permuted(maps, p), permuted(masks, p)), base, 0, "\(name): map and mask permuted together (seed \(seed))")
+                for s in base { XCTAssertTrue(s >= 0 && s <= 1, "\(name) \(s) outside [0, 1]") }
+            }
+            let base = try mass(maps, masks)
+            assertClose(try mass(mapped(maps, { max($0, 0) }), masks), base, 1e-12, "relevance_mass: negative part clipped (seed \(seed))")
+            assertClose(try mass(mapped(maps, { 4 * $0 }), masks), base, 1e-6, "relevance_mass: scaled (seed \(seed))")
+            assertClose(try mass(permuted(maps, p), permuted(masks, p)), base, 1e-12, "relevance_mass: map and mask permuted together (seed \(seed))")
+            for s in base { XCTAssertTrue(s >= 0 && s <= 1, "relevance_mass \(s) outside [0, 1]") }
+            // Negating a signed map swaps its positive and negative parts: the mass changes.
+            XCTAssertNotEqual(try mass(mapped(maps, { -$0 }), masks), base, "relevance_mass must read the sign")
+        }
+    }
+}
