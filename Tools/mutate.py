@@ -713,7 +713,7 @@ MUTANTS = [
      "try pair(.plus, .plus, .minus)", 1, "ArchitectureFixtureTests/testTransformerMethodsMatchTheirReferences",
      "z+ without bias keeps the positive bias in its denominator"),
     ("chefer_normalized_sum_plain_share", "Sources/XAIGraph/LRP.swift",
-     "let factor = own == 0 || magnitudes == 0 ? 0 : abs(own) / magnitudes * total(r, b) / own", "let factor = 1.0", 1,
+     "let factor = own == 0 || magnitudes[b] == 0 ? 0 : abs(own) / magnitudes[b] * relevanceTotals[b] / own", "let factor = 1.0", 1,
      "ArchitectureFixtureTests/testTransformerMethodsMatchTheirReferences", "the normalised sum keeps each summand's x R / z unscaled"),
 ]
 

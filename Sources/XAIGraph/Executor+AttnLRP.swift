@@ -17,16 +17,6 @@ enum TransformerStep: Equatable {
     case refused(String)
 }
 
-extension Op {
-    /// The epsilon of a normalisation op, `nil` for other ops.
-    var normalizationEpsilon: Float? {
-        switch self {
-        case .layerNorm(_, let epsilon), .instanceNorm(let epsilon): return epsilon
-        default: return nil
-        }
-    }
-}
-
 extension Executor {
     /// AttnLRP's step at `op` when the inputs at `needed` depend on the input.
     static func transformerStep(_ op: Op, _ needed: [Int]) -> TransformerStep {

@@ -618,16 +618,18 @@ public final class Executor: Sendable {
         return result
     }
 
+    /// The value `name` of the pass, or a constant of the graph, on the device.
+    func passValue(_ name: String, _ pass: Pass) throws -> DeviceArray {
+        if let v = pass.values[name] { return try device(v, name) }
+        if let t = graph.initializers[name] { return try device(.host(t), name) }
+        throw XAIError.invalidArgument(parameter: "pass", value: name, reason: "backward: the value was not kept")
+    }
+
     /// The gradient table: one rule per op, gradients for the inputs listed in `needed`; `rules`
     /// replace the gradient of the op kinds they override.
     func vjp(_ node: Node, _ pass: Pass, _ gy: DeviceArray, _ needed: [Int], _ rules: PropagationRules) throws -> [Int: DeviceArray] {
         let be = backend
-        func value(_ i: Int) throws -> DeviceArray {
-            let name = node.inputs[i]
-            if let v = pass.values[name] { return try device(v, name) }
-            if let t = graph.initializers[name] { return try device(.host(t), name) }
-            throw XAIError.invalidArgument(parameter: "pass", value: name, reason: "backward: the value was not kept")
-        }
+        func value(_ i: Int) throws -> DeviceArray { try passValue(node.inputs[i], pass) }
         func hostValue(_ i: Int) throws -> Tensor {
             let name = node.inputs[i]
             if case .host(let t)? = pass.values[name] { return t }
@@ -668,17 +670,17 @@ public final class Executor: Sendable {
             case .normalization:
                 try requireInputOnly("the scale and bias")
                 let x = try value(0)
-                let (axes, scale): ([Int], DeviceArray)
+                let (axes, scale, epsilon): ([Int], DeviceArray, Float)
                 switch node.op {
-                case .instanceNorm:
+                case .instanceNorm(let eps):
                     let layout = try instanceNormLayout(x.shape)
-                    (axes, scale) = (layout.0, try value(1).reshaped(layout.1))
-                case .layerNorm(let axis, _):
-                    (axes, scale) = (try layerNormAxes(x.shape, axis), try value(1))
+                    (axes, scale, epsilon) = (layout.0, try value(1).reshaped(layout.1), eps)
+                case .layerNorm(let axis, let eps):
+                    (axes, scale, epsilon) = (try layerNormAxes(x.shape, axis), try value(1), eps)
                 default:
                     throw XAIError.unsupported(op: node.op.name, reason: "is no normalisation")
                 }
-                return only(try be.layerNormBackwardHoldingDeviation(gy, input: x, axes: axes, epsilon: node.op.normalizationEpsilon ?? 0, scale: scale))
+                return only(try be.layerNormBackwardHoldingDeviation(gy, input: x, axes: axes, epsilon: epsilon, scale: scale))
             case .uniform(let operands):
                 var plain = rules
                 plain.transformer = nil

@@ -119,12 +119,7 @@ extension Executor {
         if case .product(let share) = rule { return try productRelevance(node, pass, relevance, needed, share: share, stabilizer: lrp.stabilizer) }
         if rule == .normalizedSum { return try normalizedSumRelevance(node, pass, relevance, needed, stabilizer: lrp.stabilizer) }
         guard needed.contains(0) else { return [:] }
-        func value(_ i: Int) throws -> DeviceArray {
-            let name = node.inputs[i]
-            if let v = pass.values[name] { return try device(v, name) }
-            if let t = graph.initializers[name] { return try device(.host(t), name) }
-            throw XAIError.invalidArgument(parameter: "pass", value: name, reason: "lrp: the value was not kept")
-        }
+        func value(_ i: Int) throws -> DeviceArray { try passValue(node.inputs[i], pass) }
         func host(_ i: Int) throws -> Tensor? {
             guard i < node.inputs.count, !node.inputs[i].isEmpty else { return nil }
             if let t = graph.initializers[node.inputs[i]] { return t }
@@ -333,26 +328,22 @@ extension Executor {
             parts[i] = Tensor(unchecked: x.shape, zip(x.scalars, ratio.scalars).map(*))
         }
         let images = max(z.shape[0], 1), per = z.shape.count / images
-        func total(_ t: Tensor, _ b: Int) -> Double { t.scalars[(b * per)..<((b + 1) * per)].reduce(0.0) { $0 + Double($1) } }
+        func totals(_ t: Tensor) -> [Double] {
+            (0..<images).map { b in t.scalars[(b * per)..<((b + 1) * per)].reduce(0.0) { $0 + Double($1) } }
+        }
+        let relevanceTotals = totals(r), partTotals = parts.mapValues(totals)
+        let magnitudes = (0..<images).map { b in partTotals.values.reduce(0.0) { $0 + abs($1[b]) } }
         var result: [Int: DeviceArray] = [:]
         for (i, part) in parts where needed.contains(i) {
             var scaled = part.scalars
             for b in 0..<images {
-                let own = total(part, b)
-                let magnitudes = parts.values.reduce(0.0) { $0 + abs(total($1, b)) }
-                let factor = own == 0 || magnitudes == 0 ? 0 : abs(own) / magnitudes * total(r, b) / own
+                let own = partTotals[i]?[b] ?? 0
+                let factor = own == 0 || magnitudes[b] == 0 ? 0 : abs(own) / magnitudes[b] * relevanceTotals[b] / own
                 for j in (b * per)..<((b + 1) * per) { scaled[j] = Float(Double(scaled[j]) * factor) }
             }
             result[i] = try be.upload(Tensor(unchecked: part.shape, scaled))
         }
         return result
-    }
-
-    /// A value of the pass (or a constant of the graph) on the device.
-    private func passValue(_ name: String, _ pass: Pass) throws -> DeviceArray {
-        if let v = pass.values[name] { return try device(v, name) }
-        if let t = graph.initializers[name] { return try device(.host(t), name) }
-        throw XAIError.invalidArgument(parameter: "pass", value: name, reason: "lrp: the value was not kept")
     }
 
     /// The rules of Chefer et al.'s transformer attribution (CVPR 2021) for every node a backward
@@ -368,7 +359,7 @@ extension Executor {
             switch node.op {
             case .conv, .gemm:
                 rules[node.name] = .zPlusWithoutBias
-            case .matMul where needed.count == 1 && needed == [0] && graph.initializers[node.inputs[1]]?.shape.rank == 2:
+            case .matMul where needed == [0] && graph.initializers[node.inputs[1]]?.shape.rank == 2:
                 rules[node.name] = .zPlusWithoutBias
             case .matMul, .einsum, .binary(.mul):
                 rules[node.name] = needed.count > 1 ? .product(share: 0.5) : .pass
