@@ -12,7 +12,7 @@ SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing --disable-swift-testing
 SWIFT_BUILD_FLAGS = -c release -Xswiftc -enable-testing
 PYTHON = python3
 
-.PHONY: deps build test test-swift test-c test-python wheel demo bench-ops bench-models fuzz clean
+.PHONY: deps build test test-swift test-c test-python wheel demo bench-ops bench-models fuzz mutate clean
 
 deps:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "system packages present"; else \
@@ -22,6 +22,7 @@ build: deps
 	swift build -c release
 
 test: deps
+	$(PYTHON) Tools/mutate_generated.py --check-map
 	swift build $(SWIFT_BUILD_FLAGS) --build-tests
 	swift test $(SWIFT_TEST_FLAGS) --skip-build
 	swift build $(SWIFT_BUILD_FLAGS)
@@ -57,6 +58,15 @@ demo: build
 # committed corpus in Fuzz/Corpus/). FUZZ_SECONDS per target (120), FUZZ_TARGETS (all).
 fuzz: deps
 	Tools/fuzz.sh
+
+# Generated mutants (not part of make test: a rebuild per mutant, about a minute each on 2 cores).
+# MUTANTS sampled with SEED from every mutable file, or only from those changed since CHANGED (a git
+# revision). Survivors are triaged in Tools/mutation-triage.json; the tests each file needs are in
+# Tools/mutation-map.json. Hand-written mutants: python3 Tools/mutate.py.
+MUTANTS = 200
+SEED = 1
+mutate: deps
+	$(PYTHON) Tools/mutate_generated.py --sample $(MUTANTS) --seed $(SEED) $(if $(CHANGED),--changed $(CHANGED))
 
 bench-ops: build
 	.build/release/xai-bench ops --device cpu

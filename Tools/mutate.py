@@ -723,21 +723,38 @@ def run(cmd, cwd, log=None):
 
 
 def copy_tree():
-    """The working tree (sources, tests, fixtures) into TREE, keeping TREE's own build folder."""
+    """The working tree (sources, tests, fixtures) into TREE, keeping TREE's own build folder.
+
+    A sync, not a fresh copy: files whose bytes did not change are left alone, because the build
+    system fingerprints a file by its inode as well as its time, and a fresh copy rebuilds everything."""
     os.makedirs(TREE, exist_ok=True)
-    skip = lambda name: name.startswith(".build") or name in (".git", ".swiftpm")
-    for name in os.listdir(TREE):
-        if not skip(name):
-            path = os.path.join(TREE, name)
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
-    for name in os.listdir(ROOT):
-        if skip(name):
-            continue
-        src, dst = os.path.join(ROOT, name), os.path.join(TREE, name)
-        if os.path.isdir(src):
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("Crashes"))
-        else:
+    skip = lambda name: name.startswith(".build") or name in (".git", ".swiftpm", "Crashes", "__pycache__")
+    wanted = set()
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        dirnames[:] = [d for d in dirnames if not skip(d)]
+        rel = os.path.relpath(dirpath, ROOT)
+        os.makedirs(os.path.join(TREE, rel), exist_ok=True)
+        for name in filenames:
+            src, dst = os.path.join(dirpath, name), os.path.join(TREE, rel, name)
+            wanted.add(os.path.normpath(os.path.join(rel, name)))
+            if os.path.islink(src):
+                if os.path.lexists(dst):
+                    os.remove(dst)
+                os.symlink(os.readlink(src), dst)
+                continue
+            if os.path.isfile(dst) and not os.path.islink(dst) and os.path.getsize(src) == os.path.getsize(dst):
+                with open(src, "rb") as a, open(dst, "rb") as b:
+                    if a.read() == b.read():
+                        continue
+            if os.path.lexists(dst):
+                os.remove(dst)
             shutil.copy2(src, dst)
+    for dirpath, dirnames, filenames in os.walk(TREE, topdown=True):
+        dirnames[:] = [d for d in dirnames if not skip(d)]
+        for name in filenames:
+            rel = os.path.normpath(os.path.relpath(os.path.join(dirpath, name), TREE))
+            if rel not in wanted:
+                os.remove(os.path.join(dirpath, name))
 
 
 def test_command(tests, skip=()):
