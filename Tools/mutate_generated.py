@@ -399,6 +399,11 @@ def load_triage():
 
 
 def summarize(chosen, results, triage, out=sys.stdout):
+    before = [results[s["id"]].get("before", results[s["id"]]["status"]) for s in chosen if s["id"] in results]
+    first_killed = sum(b in ("killed", "timeout") for b in before)
+    first_scored = first_killed + sum(b == "survived" for b in before)
+    if first_scored and any("before" in results.get(s["id"], {}) for s in chosen):
+        print(f"first run: {first_killed} of {first_scored} killed ({100.0 * first_killed / first_scored:.1f} %, before triage)", file=out)
     counts = {}
     survivors = []
     for s in chosen:
@@ -430,9 +435,12 @@ def main():
     ap.add_argument("--changed", metavar="REV", help="sample only from the files changed since REV (git diff --name-only)")
     ap.add_argument("--files", nargs="*", help="sample only from these files")
     ap.add_argument("--list", action="store_true", help="print the sample and exit")
+    ap.add_argument("--resample", action="store_true", help="draw the sample anew instead of reusing the one kept for this seed and size")
     ap.add_argument("--count", action="store_true", help="print the number of sites per kind and file and exit")
     ap.add_argument("--report", action="store_true", help="summarize the stored results for the sample and exit")
     ap.add_argument("--rerun", action="store_true", help="run the sample's mutants again even where a result is stored")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="run the sample's survivors again (after tests were added: the 'after' of a before/after score)")
     args = ap.parse_args()
 
     problems = check_map()
@@ -460,13 +468,27 @@ def main():
         print(f"{len(sites)} sites in {len(files)} files: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
         return
     sites.sort(key=lambda s: s["id"])
-    chosen = random.Random(args.seed).sample(sites, min(args.sample, len(sites)))
+    # The whole tree's sample is kept (by mutant id), so that the score after the survivors' tests
+    # is measured on the same mutants even when a fix changed the sources in between.
+    os.makedirs(OUT, exist_ok=True)
+    kept = None if args.changed or args.files else os.path.join(OUT, f"sample-seed{args.seed}-n{args.sample}.json")
+    gone = []
+    if kept and os.path.exists(kept) and not args.resample:
+        by_id = {s["id"]: s for s in sites}
+        ids = json.load(open(kept))
+        chosen = [by_id[i] for i in ids if i in by_id]
+        gone = [i for i in ids if i not in by_id]
+        if gone:
+            print(f"{len(gone)} sampled mutants no longer exist (their lines changed): {', '.join(gone)}")
+    else:
+        chosen = random.Random(args.seed).sample(sites, min(args.sample, len(sites)))
+        if kept:
+            json.dump([s["id"] for s in chosen], open(kept, "w"), indent=0)
     # Run in file order: consecutive mutants of one module rebuild only it.
     chosen.sort(key=lambda s: (s["file"], s["start"]))
     for s in chosen:
         s["tests"] = entries[entry_for(s["file"], entries)]
         s["digest"] = file_digest(s["file"])
-    os.makedirs(OUT, exist_ok=True)
     results = json.load(open(RESULTS)) if os.path.exists(RESULTS) else {}
     triage = load_triage()
     if args.list:
@@ -477,7 +499,15 @@ def main():
         summarize(chosen, results, triage)
         return
 
-    todo = [s for s in chosen if args.rerun or results.get(s["id"], {}).get("digest") != s["digest"]]
+    def stale(s):
+        stored = results.get(s["id"], {})
+        return stored.get("digest") != s["digest"] or (args.rerun_survivors and stored.get("status") == "survived")
+    todo = [s for s in chosen if args.rerun or stale(s)]
+    if args.rerun_survivors:
+        # Keep the first run's outcome beside the new one: the score before the survivors' tests.
+        for s in todo:
+            if s["id"] in results and "before" not in results[s["id"]]:
+                results[s["id"]]["before"] = results[s["id"]]["status"]
     print(f"{len(chosen)} mutants sampled (seed {args.seed}) from {len(sites)} sites in {len(files)} files; "
           f"{len(todo)} to run", flush=True)
     if not todo:
@@ -524,7 +554,8 @@ def main():
                         break
         finally:
             open(target, "wb").write(original)
-        results[s["id"]] = {"status": status, "by": killer, "digest": s["digest"], "seconds": round(time.time() - started),
+        results[s["id"]] = {**({"before": results[s["id"]]["before"]} if "before" in results.get(s["id"], {}) else {}),
+                            "status": status, "by": killer, "digest": s["digest"], "seconds": round(time.time() - started),
                             "file": s["file"], "line": s["line"], "kind": s["kind"], "original": s["original"],
                             "replacement": s["replacement"]}
         json.dump(results, open(RESULTS + ".tmp", "w"), indent=1, sort_keys=True)

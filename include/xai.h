@@ -10,7 +10,9 @@
  *   returned by xai_result_tensor live until the result is freed. Strings returned through a
  *   char ** out-parameter are the caller's and are freed with xai_string_free.
  * - Strings are UTF-8. Dimensions are int64_t, counts and sizes size_t, tensors float32 in C order
- *   (images NCHW).
+ *   (images NCHW). Arrays must be aligned for their element type (4 bytes for float, 8 for
+ *   int64_t, as malloc and C arrays are); a misaligned one is XAI_ERR_INVALID_ARGUMENT, naming it,
+ *   and is not read.
  * - Knobs travel as a JSON object named exactly as the registry names them (xai_methods_json lists
  *   them: "steps", "rule", "samples", "seed", ...); an unknown or mistyped knob is an error that
  *   names it.
@@ -161,8 +163,9 @@ xai_status xai_metrics_json(char **out_json);
 xai_status xai_preprocess(xai_model *model, const char *const *paths, size_t n_paths,
                           const char *options_json, xai_result **out_result);
 
-/* A named tensor of a result. For a name the result does not hold ("raw" of a method without one),
- * returns XAI_OK with *data = NULL and *rank = 0; for a name no result holds, an error.
+/* A named tensor of a result. For a name a result of its kind may hold but this one does not
+ * ("raw" or "segments" of a method without them), returns XAI_OK with *data = NULL and *rank = 0;
+ * for any other name (an explanation asked for "scores", say), an error naming it.
  * The pointers stay valid until xai_result_free. */
 xai_status xai_result_tensor(const xai_result *result, const char *name, const float **data,
                              const int64_t **shape, size_t *rank);

@@ -52,6 +52,19 @@ private func argument(_ name: String, _ reason: String, value: String = "") -> X
     .invalidArgument(parameter: name, value: value, reason: reason)
 }
 
+/// A caller's array pointer, refused when it is not aligned for its element type: Swift reads a
+/// typed pointer as aligned, and a misaligned `float *` or `int64_t *` is undefined behaviour (it
+/// traps on some CPUs and with some compilers' vector loads).
+private func aligned<T>(_ pointer: UnsafePointer<T>?, _ name: String) throws -> UnsafePointer<T>? {
+    guard let pointer else { return nil }
+    let alignment = MemoryLayout<T>.alignment
+    guard Int(bitPattern: pointer) % alignment == 0 else {
+        throw argument(name, "must be aligned to \(alignment) bytes (an array of \(T.self == Float.self ? "float" : T.self == Int64.self ? "int64_t" : "\(T.self)"))",
+                       value: String(format: "%p", Int(bitPattern: pointer)))
+    }
+    return pointer
+}
+
 private func text(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> String {
     guard let pointer else { throw argument(name, "is NULL") }
     return String(cString: pointer)
@@ -114,8 +127,8 @@ final class ModelHandle {
 
     /// Checks a caller's batch against the model and copies it into a tensor.
     func batch(_ data: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ rank: Int, name: String = "input") throws -> Tensor {
-        guard let data else { throw argument(name, "is NULL") }
-        guard let shape else { throw argument("shape", "is NULL") }
+        guard let data = try aligned(data, name) else { throw argument(name, "is NULL") }
+        guard let shape = try aligned(shape, "shape") else { throw argument("shape", "is NULL") }
         guard rank == 4 else { throw argument("rank", "must be 4 ([N, 3, H, W])", value: "\(rank)") }
         let dims = (0..<4).map { Int(clamping: shape[$0]) }
         guard dims[0] >= 1, dims[1] == 3, dims[2] == height, dims[3] == width else {
@@ -131,8 +144,8 @@ final class ModelHandle {
     /// A caller's tensor (`xai_tensor`) of one of the `allowed` shapes, `nil` for a NULL pointer.
     func tensor(_ t: UnsafePointer<xai_tensor_view>?, _ name: String, allowed: [[Int]]) throws -> Tensor? {
         guard let t = t?.pointee else { return nil }
-        guard let data = t.data else { throw argument("\(name).data", "is NULL") }
-        guard let shape = t.shape else { throw argument("\(name).shape", "is NULL") }
+        guard let data = try aligned(t.data, "\(name).data") else { throw argument("\(name).data", "is NULL") }
+        guard let shape = try aligned(t.shape, "\(name).shape") else { throw argument("\(name).shape", "is NULL") }
         guard (1...8).contains(t.rank) else { throw argument("\(name).rank", "must be between 1 and 8", value: "\(t.rank)") }
         let dims = (0..<t.rank).map { Int(clamping: shape[$0]) }
         let checked = try Shape(validating: dims.map { max($0, 0) }, what: name)
@@ -287,6 +300,7 @@ public func xai_predict(_ model: OpaquePointer?, _ input: UnsafePointer<Float>?,
         m.lock.lock(); defer { m.lock.unlock() }
         let x = try m.batch(input, shape, rank)
         let out = try output(logits, "logits")
+        _ = try aligned(UnsafePointer(out), "logits")
         let n = x.shape[0]
         guard logitsLength == n * m.classes else {
             throw argument("logits_len", "must be N x classes = \(n) x \(m.classes) = \(n * m.classes)", value: "\(logitsLength)")
@@ -349,7 +363,7 @@ private func target(_ options: xai_explain_options, n: Int, classes: Int) throws
     switch options.n_targets {
     case 0: return .predicted
     case 1, n:
-        guard let targets = options.targets else { throw argument("targets", "is NULL but n_targets is \(options.n_targets)") }
+        guard let targets = try aligned(options.targets, "targets") else { throw argument("targets", "is NULL but n_targets is \(options.n_targets)") }
         let list = (0..<options.n_targets).map { Int(clamping: targets[$0]) }
         if let bad = list.first(where: { !(0..<classes).contains($0) }) {
             throw argument("targets", "class \(bad) is not in 0..<\(classes)", value: "\(bad)")
@@ -423,6 +437,22 @@ private struct EvaluationMeta: Encodable {
         let settings: [String: String]
         let curves: [[Double?]]?
         let seconds: Double
+
+        // Every documented key is present: an undefined mean or standard error (no finite score,
+        // or one) and a metric without curves are null, not left out.
+        enum CodingKeys: String, CodingKey { case name, direction, scores, mean, standardError, count, settings, curves, seconds }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(direction, forKey: .direction)
+            try c.encode(scores, forKey: .scores)
+            try c.encode(mean, forKey: .mean)
+            try c.encode(standardError, forKey: .standardError)
+            try c.encode(count, forKey: .count)
+            try c.encode(settings, forKey: .settings)
+            try c.encode(curves, forKey: .curves)
+            try c.encode(seconds, forKey: .seconds)
+        }
     }
     let metrics: [Metric]
     let method: String?
@@ -463,6 +493,9 @@ public func xai_evaluate(_ model: OpaquePointer?, _ metrics: UnsafePointer<CChar
             (maps, targets, inputs) = (try a.map.reshaped([n, h, w]), a.targets, given)
         }
         let report = progressCallback(o.explain.progress, o.explain.user, "evaluate")
+        // The header's contract: (0, 1) before the work starts. With the maps given no method has
+        // reported yet, and the metrics' own count starts at (0, metrics).
+        if o.maps != nil { try report?(0, 1) }
         let metricInput = MetricInput(session: m.session, images: x, maps: maps, targets: targets, masks: masks, method: method,
                                       methodConfiguration: inputs.configuration, baseline: inputs.baseline, segmentation: inputs.segmentation)
         var done = 0
@@ -493,7 +526,9 @@ public func xai_preprocess(_ model: OpaquePointer?, _ paths: UnsafePointer<Unsaf
         guard count >= 1 else { throw argument("n_paths", "name at least one file", value: "\(count)") }
         var preprocessing = m.session.preprocessing
         if let options {
-            let object = try JSONSerialization.jsonObject(with: Data(String(cString: options).utf8))
+            guard let object = try? JSONSerialization.jsonObject(with: Data(String(cString: options).utf8)) else {
+                throw argument("options_json", "is not valid JSON")
+            }
             guard let o = object as? [String: Any] else { throw argument("options_json", "not a JSON object") }
             if let unknown = o.keys.sorted().first(where: { !["preset", "resize"].contains($0) }) {
                 throw argument(unknown, "not a preprocessing option (preset, resize)")
@@ -567,7 +602,7 @@ public func xai_overlay(_ rgb: UnsafePointer<UInt8>?, _ height: Int64, _ width: 
                         _ mapHeight: Int64, _ mapWidth: Int64, _ style: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UInt8>?) -> Int32 {
     call {
         guard let rgb else { throw argument("rgb", "is NULL") }
-        guard let map else { throw argument("map", "is NULL") }
+        guard let map = try aligned(map, "map") else { throw argument("map", "is NULL") }
         let out = try output(out, "out")
         for (name, v) in [("height", height), ("width", width), ("map_height", mapHeight), ("map_width", mapWidth)] where !(1...65_536).contains(v) {
             throw argument(name, "must be between 1 and 65536", value: "\(v)")

@@ -8,14 +8,74 @@ final class OpenCLStorage: DeviceStorage, @unchecked Sendable {
     let mem: cl_mem
     let bytes: Int
     let pool: CLBufferPool
+    /// Where this buffer's guard starts (bytes) and its canary, when the backend guards its buffers.
+    let guardOffset: Int?
+    let canary: UInt32
+    let guards: BufferGuards?
 
-    init(mem: cl_mem, bytes: Int, pool: CLBufferPool) {
+    init(mem: cl_mem, bytes: Int, pool: CLBufferPool, guardOffset: Int? = nil, canary: UInt32 = 0, guards: BufferGuards? = nil) {
         self.mem = mem
         self.bytes = bytes
         self.pool = pool
+        self.guardOffset = guardOffset
+        self.canary = canary
+        self.guards = guards
     }
 
-    deinit { pool.give(mem, bytes) }
+    deinit {
+        if let guards, let guardOffset { guards.verify(mem, from: guardOffset, to: bytes, canary: canary) }
+        pool.give(mem, bytes)
+    }
+}
+
+/// A testing aid: with `OpenCLBackend.guardFloats` set, every buffer gets that many floats past its
+/// end filled with a canary, and a buffer whose canary changed by the time it is released was
+/// written past its end by a kernel (a bounds check off by one, a global size rounded up without
+/// one). Out-of-bounds writes are invisible in results on most devices, so only this sees them.
+final class BufferGuards: @unchecked Sendable {
+    private let queue: cl_command_queue
+    private let lock = NSLock()
+    private var found: [String] = []
+    private var count: UInt32 = 0
+
+    init(queue: cl_command_queue) {
+        clRetainCommandQueue(queue)
+        self.queue = queue
+    }
+
+    deinit { clReleaseCommandQueue(queue) }
+
+    /// Buffers written past their end so far (their sizes and the first changed word), then cleared.
+    func takeViolations() -> [String] {
+        lock.lock(); defer { lock.unlock() }
+        defer { found = [] }
+        return found
+    }
+
+    /// A canary for the next buffer: a large negative float that no kernel computes, different for
+    /// every buffer (a NaN would survive arithmetic on itself, and one pattern for all would
+    /// survive a copy from one guard into another).
+    func nextCanary() -> UInt32 {
+        lock.lock(); defer { lock.unlock() }
+        count &+= 1
+        return 0xF100_0000 | (count & 0xF_FFFF)
+    }
+
+    func fill(_ mem: cl_mem, from offset: Int, to end: Int, canary: UInt32) -> cl_int {
+        var pattern = canary
+        return clEnqueueFillBuffer(queue, mem, &pattern, 4, offset, end - offset, 0, nil, nil)
+    }
+
+    func verify(_ mem: cl_mem, from offset: Int, to end: Int, canary: UInt32) {
+        var words = [UInt32](repeating: 0, count: (end - offset) / 4)
+        let status = words.withUnsafeMutableBytes { clEnqueueReadBuffer(queue, mem, cl_bool(CL_TRUE), offset, $0.count, $0.baseAddress, 0, nil, nil) }
+        guard status == CL_SUCCESS else { return }
+        if let first = words.firstIndex(where: { $0 != canary }) {
+            lock.lock()
+            found.append("a buffer of \(offset / 4) floats was written at float \(offset / 4 + first) (value \(Float(bitPattern: words[first])))")
+            lock.unlock()
+        }
+    }
 }
 
 /// Released buffers by exact size, up to a cap, so that repeated passes reuse device memory.
@@ -139,6 +199,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             throw XAIError.openCL(call: "clCreateCommandQueue", status: err, name: openCLStatusName(err), device: "gpu:\(index)")
         }
         queue = q
+        guards = BufferGuards(queue: q)
         dummy = try createBuffer(4)
     }
 
@@ -184,9 +245,21 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         guard bytes <= info.maxAllocationBytes else {
             throw XAIError.outOfMemory(op: "allocate \(shape)", bytes: bytes, device: deviceLabel)
         }
-        let mem = try pool.take(bytes) ?? createBuffer(bytes)
-        return DeviceArray(shape: shape, storage: OpenCLStorage(mem: mem, bytes: bytes, pool: pool))
+        guard guardFloats > 0 else {
+            let mem = try pool.take(bytes) ?? createBuffer(bytes)
+            return DeviceArray(shape: shape, storage: OpenCLStorage(mem: mem, bytes: bytes, pool: pool))
+        }
+        let guarded = bytes + guardFloats * 4
+        let mem = try pool.take(guarded) ?? createBuffer(guarded)
+        let canary = guards.nextCanary()
+        try check(guards.fill(mem, from: bytes, to: guarded, canary: canary), "clEnqueueFillBuffer", deviceLabel)
+        return DeviceArray(shape: shape, storage: OpenCLStorage(mem: mem, bytes: guarded, pool: pool, guardOffset: bytes, canary: canary, guards: guards))
     }
+
+    /// Floats of canary after every buffer allocated from now on (a testing aid; see ``BufferGuards``).
+    var guardFloats = 0
+    /// The canaries' ledger: `guards.takeViolations()` lists the buffers written past their end.
+    let guards: BufferGuards
 
     /// A temporary buffer holding small host data (mask descriptions); released once the queue is done with it.
     func temporary<T>(_ values: [T]) throws -> cl_mem {
@@ -284,8 +357,10 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Work-items per group along axis 0 when a launch does not fix its own: one group of this
     /// size gives GPUs full warps/wavefronts and keeps odd (even prime) sizes from falling back to
-    /// groups of one. The kernels bounds-check, so the global size is rounded up to it.
-    var defaultGroupSize: Int { 256 }
+    /// groups of one. The kernels bounds-check, so the global size is rounded up to it. (Tests set
+    /// a small odd size, so that every launch has work-items past its end and every bounds check
+    /// is exercised.)
+    var defaultGroupSize = 256
 
     /// Sets the arguments and enqueues `family.name` over `global` work-items. With `local`, the
     /// global size is rounded up to whole groups of that shape; without, axis 0 gets groups of

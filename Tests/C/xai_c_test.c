@@ -101,6 +101,143 @@ static int return_value_after_first(int64_t done, int64_t total, void *user) {
     return r->calls++ >= 1 ? r->value : 0;
 }
 
+/* Every string of a NULL-terminated list appears in `json`. */
+static int has_all(const char *json, const char *const *keys) {
+    if (json == NULL) return 0;
+    for (; *keys; keys++)
+        if (strstr(json, *keys) == NULL) {
+            fprintf(stderr, "  missing %s\n", *keys);
+            return 0;
+        }
+    return 1;
+}
+
+/* The header's progress contract: (0, 1) first, (1, 1) last, 0 <= done <= total between, and every
+ * call on the thread that made the call. */
+typedef struct {
+    int calls, bad;
+    int64_t first_done, first_total, last_done, last_total;
+    pthread_t thread;
+} progress_log;
+
+static int record_progress(int64_t done, int64_t total, void *user) {
+    progress_log *l = user;
+    if (l->calls == 0) {
+        l->first_done = done;
+        l->first_total = total;
+    }
+    l->last_done = done;
+    l->last_total = total;
+    if (done < 0 || total < 1 || done > total || !pthread_equal(l->thread, pthread_self())) l->bad++;
+    l->calls++;
+    return 0;
+}
+
+static void start_log(progress_log *l) {
+    memset(l, 0, sizeof *l);
+    l->thread = pthread_self();
+}
+
+static int follows_contract(const progress_log *l) {
+    return l->calls >= 2 && l->bad == 0 && l->first_done == 0 && l->first_total == 1 && l->last_done == 1 && l->last_total == 1;
+}
+
+/* Random-ish values in [-1, 1), never 0. */
+static void fill_random(float *v, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        v[i] = (float)(rand() % 2000 - 1000) / 1000.0f;
+        if (v[i] == 0) v[i] = 0.25f;
+    }
+}
+
+/* A minimal ONNX model, protobuf written by hand: x [1, 3, 8, 8] -> Relu "first" -> `op` "my_op" -> y.
+ * Field numbers from onnx.proto. */
+typedef struct {
+    unsigned char b[512];
+    size_t n;
+} pb;
+static void pb_varint(pb *p, uint64_t v) {
+    while (v >= 0x80) {
+        p->b[p->n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p->b[p->n++] = (unsigned char)v;
+}
+static void pb_int(pb *p, int field, uint64_t v) {
+    pb_varint(p, (uint64_t)field << 3);
+    pb_varint(p, v);
+}
+static void pb_bytes(pb *p, int field, const void *data, size_t len) {
+    pb_varint(p, ((uint64_t)field << 3) | 2);
+    pb_varint(p, len);
+    memcpy(p->b + p->n, data, len);
+    p->n += len;
+}
+static void pb_string(pb *p, int field, const char *text) { pb_bytes(p, field, text, strlen(text)); }
+static void pb_message(pb *p, int field, const pb *m) { pb_bytes(p, field, m->b, m->n); }
+
+static int write_onnx_with_op(const char *path, const char *op) {
+    static pb dim, shape, tensor, type, in, out, relu, last, graph, opset, model;
+    const int64_t dims[4] = {1, 3, 8, 8};
+    FILE *f;
+    int k;
+    shape.n = 0;
+    for (k = 0; k < 4; k++) {
+        dim.n = 0;
+        pb_int(&dim, 1, (uint64_t)dims[k]); /* Dimension.dim_value */
+        pb_message(&shape, 1, &dim);        /* TensorShapeProto.dim */
+    }
+    tensor.n = 0;
+    pb_int(&tensor, 1, 1); /* elem_type FLOAT */
+    pb_message(&tensor, 2, &shape);
+    type.n = 0;
+    pb_message(&type, 1, &tensor); /* TypeProto.tensor_type */
+    in.n = 0;
+    pb_string(&in, 1, "x");
+    pb_message(&in, 2, &type);
+    out.n = 0;
+    pb_string(&out, 1, "y");
+    relu.n = 0;
+    pb_string(&relu, 1, "x");
+    pb_string(&relu, 2, "a");
+    pb_string(&relu, 3, "first");
+    pb_string(&relu, 4, "Relu");
+    last.n = 0;
+    pb_string(&last, 1, "a");
+    pb_string(&last, 2, "y");
+    pb_string(&last, 3, "my_op");
+    pb_string(&last, 4, op);
+    graph.n = 0;
+    pb_message(&graph, 1, &relu);
+    pb_message(&graph, 1, &last);
+    pb_string(&graph, 2, "g");
+    pb_message(&graph, 11, &in);
+    pb_message(&graph, 12, &out);
+    opset.n = 0;
+    pb_int(&opset, 2, 17);
+    model.n = 0;
+    pb_int(&model, 1, 8); /* ir_version */
+    pb_message(&model, 7, &graph);
+    pb_message(&model, 8, &opset);
+    f = fopen(path, "wb");
+    if (!f) return 0;
+    fwrite(model.b, 1, model.n, f);
+    fclose(f);
+    return 1;
+}
+
+/* A file of `n` random bytes after `magic`. */
+static int write_garbage(const char *path, const char *magic, size_t magic_len, size_t n) {
+    FILE *f = fopen(path, "wb");
+    size_t i;
+    if (!f) return 0;
+    fwrite(magic, 1, magic_len, f);
+    for (i = 0; i < n; i++) fputc(rand() & 0xff, f);
+    fclose(f);
+    return 1;
+}
+
 static void test_library(void) {
     char *json = NULL;
     CHECK(xai_api_version() >= XAI_API_VERSION, "api version %u", xai_api_version());
@@ -113,6 +250,26 @@ static void test_library(void) {
     xai_string_free(json);
     expect_error(xai_methods_json(NULL), XAI_ERR_INVALID_ARGUMENT, "out_json", "methods json into NULL");
     expect_error(xai_devices_json(NULL), XAI_ERR_INVALID_ARGUMENT, "out_json", "devices json into NULL");
+    expect_error(xai_metrics_json(NULL), XAI_ERR_INVALID_ARGUMENT, "out_json", "metrics json into NULL");
+    {
+        /* The listings hold what the header says they hold; the version string is static storage. */
+        static const char *const method_keys[] = {"\"methods\"", "\"knobs\"", "\"name\"", "\"summary\"", "\"type\"", "\"default\"",
+                                                  "\"minimum\"", "\"maximum\"", "\"choices\"", "\"steps\"", "\"rule\"", "\"samples\"", "\"seed\"", NULL};
+        static const char *const metric_keys[] = {"\"metrics\"", "\"knobs\"", "\"name\"", "\"summary\"", "\"direction\"", "\"needsMasks\"",
+                                                  "\"reexplains\"", NULL};
+        static const char *const device_keys[] = {"\"devices\"", "\"device\":\"cpu\"", "\"isGPU\"", "\"name\"", NULL};
+        const char *v1 = xai_version_string(), *v2 = xai_version_string();
+        json = NULL;
+        CHECK(xai_methods_json(&json) == XAI_OK && has_all(json, method_keys), "methods json fields");
+        xai_string_free(json);
+        json = NULL;
+        CHECK(xai_metrics_json(&json) == XAI_OK && has_all(json, metric_keys), "metrics json fields");
+        xai_string_free(json);
+        json = NULL;
+        CHECK(xai_devices_json(&json) == XAI_OK && has_all(json, device_keys), "devices json fields");
+        xai_string_free(json);
+        CHECK(v1 == v2 && v1[0] >= '0' && v1[0] <= '9' && strchr(v1, '.') != NULL, "version string \"%s\": static, digits and dots", v1);
+    }
     xai_string_free(NULL);
     xai_model_free(NULL);
     xai_result_free(NULL);
@@ -140,6 +297,42 @@ static void test_open_errors(void) {
         expect_error(xai_model_open("xai_c_test_garbage.onnx", "cpu", &m), XAI_ERR_FILE, "xai_c_test_garbage.onnx", "open garbage");
         remove("xai_c_test_garbage.onnx");
     }
+    {
+        /* A model the engine cannot run (no image input) and an ONNX op it does not have. */
+        const char *resize = path_of("resize/nearest_default.onnx");
+        const char *model = path_of("models/small_resnet/model.onnx");
+        xai_model *opened = NULL;
+        char *info = NULL;
+        expect_error(xai_model_open(resize, "cpu", &m), XAI_ERR_UNSUPPORTED, resize, "open a model without an image input");
+        if (write_onnx_with_op("xai_c_test_lstm.onnx", "LSTM")) {
+            expect_error(xai_model_open("xai_c_test_lstm.onnx", "cpu", &m), XAI_ERR_UNSUPPORTED, "LSTM", "open a model with an unknown op");
+            CHECK(strstr(xai_last_error(), "my_op") && strstr(xai_last_error(), "xai_c_test_lstm.onnx"), "the unknown op's node and file named");
+            expect_error(xai_model_open2("xai_c_test_lstm.onnx", "cpu", NULL, &m), XAI_ERR_UNSUPPORTED, "LSTM", "open2 a model with an unknown op");
+            remove("xai_c_test_lstm.onnx");
+        }
+        /* A NULL device means "cpu"; NULL options mean the defaults. */
+        CHECK(xai_model_open(model, NULL, &opened) == XAI_OK && opened, "open on the NULL device");
+        CHECK(opened && xai_model_info_json(opened, &info) == XAI_OK && strstr(info, "\"device\":\"cpu") && strstr(info, "\"precision\":\"exact\""),
+              "the NULL device is the CPU: %s", info ? info : "");
+        xai_string_free(info);
+        info = NULL;
+        xai_model_free(opened);
+        opened = NULL;
+        CHECK(xai_model_open2(model, NULL, NULL, &opened) == XAI_OK && opened, "open2 with NULL device and options");
+        CHECK(opened && xai_model_info_json(opened, &info) == XAI_OK && strstr(info, "\"device\":\"cpu") && strstr(info, "\"precision\":\"exact\""),
+              "open2 defaults: cpu, exact: %s", info ? info : "");
+        xai_string_free(info);
+        xai_model_free(opened);
+        /* xai_model_open2's own errors. */
+        expect_error(xai_model_open2(NULL, "cpu", NULL, &m), XAI_ERR_INVALID_ARGUMENT, "path_or_zoo", "open2 NULL path");
+        expect_error(xai_model_open2(model, "cpu", NULL, NULL), XAI_ERR_INVALID_ARGUMENT, "out_model", "open2 into NULL");
+        expect_error(xai_model_open2("/nonexistent/model2.onnx", "cpu", NULL, &m), XAI_ERR_FILE, "/nonexistent/model2.onnx", "open2 missing file");
+        expect_error(xai_model_open2(model, "tpu", NULL, &m), XAI_ERR_INVALID_ARGUMENT, "tpu", "open2 on a bad device");
+        expect_error(xai_model_open2(model, "gpu:99", NULL, &m), XAI_ERR_DEVICE, "99", "open2 on a missing GPU");
+        expect_error(xai_model_open2(model, "cpu", "{\"precision\": ", &m), XAI_ERR_INVALID_ARGUMENT, "options_json", "open2 options not JSON");
+        expect_error(xai_model_open2(model, "cpu", "[\"fast\"]", &m), XAI_ERR_INVALID_ARGUMENT, "options_json", "open2 options not an object");
+        expect_error(xai_model_open2(model, "cpu", "{\"precision\": 1}", &m), XAI_ERR_INVALID_ARGUMENT, "precision", "open2 mistyped precision");
+    }
     CHECK(m == (xai_model *)0x1, "out-parameter untouched after every failure");
 }
 
@@ -153,6 +346,19 @@ static void test_model(xai_model *m, const float *input, const int64_t *shape, c
           "model info: %s", json ? json : "");
     xai_string_free(json);
     expect_error(xai_model_info_json(NULL, &json), XAI_ERR_INVALID_ARGUMENT, "model", "info of NULL");
+    {
+        static const char *const info_keys[] = {"\"name\"", "\"device\"", "\"inputShape\"", "\"classes\"", "\"labels\"", "\"camLayers\"",
+                                                "\"defaultCamLayer\"", "\"flopsPerImage\"", "\"preprocessing\"", "\"mean\"", "\"std\"",
+                                                "\"resize\"", "\"precision\"", "\"provenance\"", "\"engine\"", "\"algorithms\"", "\"host\"", NULL};
+        char *untouched = (char *)0x1;
+        json = NULL;
+        CHECK(xai_model_info_json(m, &json) == XAI_OK && has_all(json, info_keys), "model info fields: %s", json ? json : "");
+        xai_string_free(json);
+        json = NULL;
+        expect_error(xai_model_info_json(m, NULL), XAI_ERR_INVALID_ARGUMENT, "out_json", "info into NULL");
+        expect_error(xai_model_info_json(NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "model", "info of NULL, again");
+        CHECK(untouched == (char *)0x1, "info's out-parameter untouched on failure");
+    }
 
     CHECK(xai_predict(m, input, shape, 4, logits, 20) == XAI_OK, "predict");
     for (i = 0; i < 20; i++) {
@@ -167,6 +373,20 @@ static void test_model(xai_model *m, const float *input, const int64_t *shape, c
     expect_error(xai_predict(m, input, negative, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "input", "predict negative batch");
     expect_error(xai_predict(m, input, huge, 4, logits, 20), XAI_ERR_OUT_OF_MEMORY, "input", "predict huge batch");
     expect_error(xai_predict(m, input, shape, 4, bad, 8), XAI_ERR_INVALID_ARGUMENT, "logits_len", "predict short logits");
+    {
+        /* Arrays must be aligned for their type (xai.h): a float or int64_t array one byte off is
+         * refused, naming it, never read. */
+        static int64_t spare[9];
+        static float spare_logits[21];
+        int64_t *shape_off = (int64_t *)(void *)((char *)spare + 1);
+        float *logits_off = (float *)(void *)((char *)spare_logits + 1);
+        const float *input_off = (const float *)(const void *)((const char *)input + 1);
+        memcpy(shape_off, shape, 4 * sizeof(int64_t));
+        expect_error(xai_predict(m, input_off, shape, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "aligned", "predict misaligned input");
+        expect_error(xai_predict(m, input_off, shape, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "input", "predict misaligned input, named");
+        expect_error(xai_predict(m, input, shape_off, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "shape", "predict misaligned shape");
+        expect_error(xai_predict(m, input, shape, 4, logits_off, 20), XAI_ERR_INVALID_ARGUMENT, "logits", "predict misaligned logits");
+    }
     expect_error(xai_predict(m, input, shape, 4, NULL, 20), XAI_ERR_INVALID_ARGUMENT, "logits", "predict NULL logits");
     expect_error(xai_predict(NULL, input, shape, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "model", "predict NULL model");
     {
@@ -176,6 +396,32 @@ static void test_model(xai_model *m, const float *input, const int64_t *shape, c
         nan_input[100] = NAN;
         expect_error(xai_predict(m, nan_input, shape, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "input", "predict NaN input");
         free(nan_input);
+    }
+    {
+        /* Zero images, four channels, a wrong height, rank 5, a long logits buffer, an infinity. */
+        int64_t none[4] = {0, 3, 64, 64}, four[4] = {2, 4, 64, 64}, short_h[4] = {2, 3, 63, 64};
+        size_t n = 2 * 3 * 64 * 64;
+        float *inf_input = malloc(n * sizeof(float)), kept[21];
+        expect_error(xai_predict(m, input, none, 4, logits, 0), XAI_ERR_INVALID_ARGUMENT, "input", "predict zero images");
+        expect_error(xai_predict(m, input, four, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "input", "predict four channels");
+        expect_error(xai_predict(m, input, short_h, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "64", "predict wrong height");
+        expect_error(xai_predict(m, input, shape, 5, logits, 20), XAI_ERR_INVALID_ARGUMENT, "rank", "predict rank 5");
+        expect_error(xai_predict(m, input, shape, 0, logits, 20), XAI_ERR_INVALID_ARGUMENT, "rank", "predict rank 0");
+        /* logits_len must be exactly N * classes: one more is refused, and the buffer is left alone. */
+        for (i = 0; i < 21; i++) kept[i] = (float)(rand() % 1000 + 1);
+        memcpy(bad, kept, sizeof bad);
+        {
+            float before[21];
+            memcpy(before, kept, sizeof before);
+            expect_error(xai_predict(m, input, shape, 4, kept, 21), XAI_ERR_INVALID_ARGUMENT, "logits_len", "predict long logits");
+            CHECK(memcmp(before, kept, sizeof before) == 0, "a refused predict leaves the logits alone");
+        }
+        expect_error(xai_predict(m, input, shape, 4, bad, 8), XAI_ERR_INVALID_ARGUMENT, "logits_len", "predict short logits, again");
+        CHECK(memcmp(bad, kept, sizeof bad) == 0, "a refused predict leaves the short buffer alone");
+        memcpy(inf_input, input, n * sizeof(float));
+        inf_input[(size_t)rand() % n] = -INFINITY;
+        expect_error(xai_predict(m, inf_input, shape, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "input", "predict infinite input");
+        free(inf_input);
     }
     CHECK(strcmp(xai_last_error(), "") != 0, "the last error stays until the next call");
     CHECK(xai_predict(m, input, shape, 4, logits, 20) == XAI_OK && strcmp(xai_last_error(), "") == 0, "success clears the last error");
@@ -198,8 +444,37 @@ static void test_explain(xai_model *m, const float *input, const int64_t *shape,
     CHECK(xai_result_tensor(r, "segments", &data, &dims, &rank) == XAI_OK && data == NULL && rank == 0, "no segments for gradcam");
     expect_error(xai_result_tensor(r, "nonsense", &data, &dims, &rank), XAI_ERR_INVALID_ARGUMENT, "nonsense", "unknown tensor name");
     expect_error(xai_result_tensor(r, NULL, &data, &dims, &rank), XAI_ERR_INVALID_ARGUMENT, "name", "NULL tensor name");
+    {
+        static int64_t spare_targets[3];
+        int64_t *targets_off = (int64_t *)(void *)((char *)spare_targets + 4);
+        xai_result *never = (xai_result *)0x1;
+        memcpy(targets_off, targets, 2 * sizeof(int64_t));
+        expect_error(xai_explain(m, "saliency", input, shape, 4, targets_off, 2, NULL, NULL, NULL, &never), XAI_ERR_INVALID_ARGUMENT,
+                     "targets", "misaligned targets");
+        CHECK(never == (xai_result *)0x1, "a misaligned call leaves the out-parameter alone");
+    }
     expect_error(xai_result_tensor(r, "map", NULL, &dims, &rank), XAI_ERR_INVALID_ARGUMENT, "data", "NULL data out");
     expect_error(xai_result_tensor(NULL, "map", &data, &dims, &rank), XAI_ERR_INVALID_ARGUMENT, "result", "NULL result");
+    expect_error(xai_result_tensor(r, "map", &data, NULL, &rank), XAI_ERR_INVALID_ARGUMENT, "shape", "NULL shape out");
+    expect_error(xai_result_tensor(r, "map", &data, &dims, NULL), XAI_ERR_INVALID_ARGUMENT, "rank", "NULL rank out");
+    {
+        const float *kept_data = (const float *)0x1;
+        const int64_t *kept_dims = (const int64_t *)0x1;
+        size_t kept_rank = 77;
+        char *kept_json = (char *)0x1;
+        expect_error(xai_result_tensor(r, "nonsense", &kept_data, &kept_dims, &kept_rank), XAI_ERR_INVALID_ARGUMENT, "nonsense", "unknown tensor, again");
+        expect_error(xai_result_tensor(NULL, "map", &kept_data, &kept_dims, &kept_rank), XAI_ERR_INVALID_ARGUMENT, "result", "NULL result, again");
+        CHECK(kept_data == (const float *)0x1 && kept_dims == (const int64_t *)0x1 && kept_rank == 77, "failed tensor look-ups leave the out-parameters alone");
+        expect_error(xai_result_meta_json(NULL, &kept_json), XAI_ERR_INVALID_ARGUMENT, "result", "meta of NULL");
+        CHECK(kept_json == (char *)0x1, "a failed meta leaves its out-parameter alone");
+    }
+    {
+        static const char *const meta_keys[] = {"\"method\":\"gradcam\"", "\"device\"", "\"targets\"", "\"scores\"", "\"diagnostics\"",
+                                                "\"parameters\"", "\"seconds\"", "\"provenance\"", NULL};
+        CHECK(xai_result_meta_json(r, &json) == XAI_OK && has_all(json, meta_keys), "explanation meta fields: %s", json ? json : "");
+        xai_string_free(json);
+        json = NULL;
+    }
     CHECK(xai_result_meta_json(r, &json) == XAI_OK && strstr(json, "\"targets\"") && strstr(json, "\"scores\""), "meta: %s", json ? json : "");
     {
         /* The explained class is each image's top-1, and its score the logit predict gives. */
@@ -232,7 +507,27 @@ static void test_explain(xai_model *m, const float *input, const int64_t *shape,
     CHECK(xai_explain(m, "lime", input, shape, 4, NULL, 0, "{\"samples\": 16, \"segmentation\": \"grid\", \"segments\": 4}", NULL, NULL, &r) == XAI_OK,
           "lime on a grid");
     CHECK(xai_result_tensor(r, "segments", &data, &dims, &rank) == XAI_OK && data != NULL && rank == 3, "lime segments");
+    CHECK(rank == 3 && dims[0] == 2 && dims[1] == 64 && dims[2] == 64, "lime segments [2, 64, 64]");
+    CHECK(xai_result_tensor(r, "map", &data, &dims, &rank) == XAI_OK && rank == 3 && dims[0] == 2 && dims[1] == 64 && dims[2] == 64,
+          "lime map [2, 64, 64]");
     xai_result_free(r);
+
+    {
+        /* The progress contract: (0, 1) first, (1, 1) last, on this thread, for a gradient method
+         * and for a perturbation method's device batches. */
+        progress_log log;
+        start_log(&log);
+        CHECK(xai_explain(m, "saliency", input, shape, 4, NULL, 0, NULL, record_progress, &log, &r) == XAI_OK && follows_contract(&log),
+              "saliency progress: %d calls, first (%lld, %lld), last (%lld, %lld), %d bad", log.calls, (long long)log.first_done,
+              (long long)log.first_total, (long long)log.last_done, (long long)log.last_total, log.bad);
+        xai_result_free(r);
+        start_log(&log);
+        CHECK(xai_explain(m, "occlusion", input, shape, 4, NULL, 0, "{\"window\": 16, \"stride\": 16, \"batch\": 8}", record_progress, &log, &r) == XAI_OK
+                  && follows_contract(&log) && log.calls >= 4,
+              "occlusion progress: %d calls, first (%lld, %lld), last (%lld, %lld), %d bad", log.calls, (long long)log.first_done,
+              (long long)log.first_total, (long long)log.last_done, (long long)log.last_total, log.bad);
+        xai_result_free(r);
+    }
 
     /* Cancellation through the callback. */
     expect_error(xai_explain(m, "occlusion", input, shape, 4, NULL, 0, "{\"window\": 8, \"stride\": 8, \"batch\": 4}", cancel_after_first,
@@ -294,6 +589,18 @@ static void test_explain(xai_model *m, const float *input, const int64_t *shape,
     expect_error(xai_explain(m, "gradcam", input, shape, 2, NULL, 0, NULL, NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "rank", "rank 2");
     expect_error(xai_explain(m, "gradcam", input, shape, 4, NULL, 0, NULL, NULL, NULL, NULL), XAI_ERR_INVALID_ARGUMENT, "out_result", "NULL out");
     expect_error(xai_explain(NULL, "gradcam", input, shape, 4, NULL, 0, NULL, NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "model", "NULL model");
+    {
+        int64_t negative_target[1] = {-1}, wrong_shape[4] = {2, 3, 64, 32}, huge[4] = {INT64_MAX / 4, 3, 64, 64};
+        expect_error(xai_explain(m, "gradcam", NULL, shape, 4, NULL, 0, NULL, NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "NULL input");
+        expect_error(xai_explain(m, "gradcam", input, NULL, 4, NULL, 0, NULL, NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "shape", "NULL shape");
+        expect_error(xai_explain(m, "gradcam", input, wrong_shape, 4, NULL, 0, NULL, NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "wrong width");
+        expect_error(xai_explain(m, "gradcam", input, huge, 4, NULL, 0, NULL, NULL, NULL, &untouched), XAI_ERR_OUT_OF_MEMORY, "input", "huge batch");
+        expect_error(xai_explain(m, "gradcam", input, shape, 4, negative_target, 1, NULL, NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "targets",
+                     "negative target");
+        expect_error(xai_explain(m, "ig", input, shape, 4, NULL, 0, "null", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "configuration", "JSON null knobs");
+        /* A method that does not apply: attention rollout on a CNN. */
+        expect_error(xai_explain(m, "rollout", input, shape, 4, NULL, 0, NULL, NULL, NULL, &untouched), XAI_ERR_UNSUPPORTED, "rollout", "rollout on a CNN");
+    }
     CHECK(untouched == (xai_result *)0x1, "out-parameter untouched after every failure");
 }
 
@@ -320,6 +627,61 @@ static void test_preprocess(xai_model *m) {
     expect_error(xai_preprocess(m, NULL, 1, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "paths", "NULL paths");
     expect_error(xai_preprocess(m, paths, 1, "{\"presett\": 1}", &untouched), XAI_ERR_INVALID_ARGUMENT, "presett", "unknown option");
     expect_error(xai_preprocess(m, paths, 1, "{\"resize\": 0}", &untouched), XAI_ERR_INVALID_ARGUMENT, "resize", "resize 0");
+    expect_error(xai_preprocess(NULL, paths, 1, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "model", "preprocess with a NULL model");
+    expect_error(xai_preprocess(m, paths, 1, NULL, NULL), XAI_ERR_INVALID_ARGUMENT, "out_result", "preprocess into NULL");
+    paths[1] = NULL;
+    expect_error(xai_preprocess(m, paths, 2, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "paths[1]", "a NULL path in the list");
+    /* The options: each preset form, and each wrong one named. */
+    CHECK(xai_preprocess(m, paths, 1, "{\"preset\": \"imagenet\"}", &r) == XAI_OK, "preset imagenet");
+    xai_result_free(r);
+    CHECK(xai_preprocess(m, paths, 1, "{\"preset\": \"0.5,0.4,0.3/0.2,0.25,0.3\"}", &r) == XAI_OK, "preset r,g,b/r,g,b");
+    CHECK(xai_result_meta_json(r, &json) == XAI_OK && strstr(json, "\"mean\":[0.5,0.4,0.3]"), "the preset's mean recorded: %s", json ? json : "");
+    xai_string_free(json);
+    json = NULL;
+    xai_result_free(r);
+    expect_error(xai_preprocess(m, paths, 1, "{\"preset\": \"cifar\"}", &untouched), XAI_ERR_INVALID_ARGUMENT, "preset", "unknown preset");
+    expect_error(xai_preprocess(m, paths, 1, "{\"preset\": \"0.5,0.5/0.2,0.2,0.2\"}", &untouched), XAI_ERR_INVALID_ARGUMENT, "preset",
+                 "a preset of two means");
+    expect_error(xai_preprocess(m, paths, 1, "{\"preset\": 3}", &untouched), XAI_ERR_INVALID_ARGUMENT, "preset", "mistyped preset");
+    expect_error(xai_preprocess(m, paths, 1, "{\"resize\": \"big\"}", &untouched), XAI_ERR_INVALID_ARGUMENT, "resize", "mistyped resize");
+    expect_error(xai_preprocess(m, paths, 1, "{\"resize\": -80}", &untouched), XAI_ERR_INVALID_ARGUMENT, "resize", "negative resize");
+    expect_error(xai_preprocess(m, paths, 1, "[\"none\"]", &untouched), XAI_ERR_INVALID_ARGUMENT, "options_json", "options not an object");
+    expect_error(xai_preprocess(m, paths, 1, "{\"preset", &untouched), XAI_ERR_INVALID_ARGUMENT, "options_json", "options not JSON");
+    /* Files that cannot be parsed: a PNG, a JPEG and a .npy of random bytes, an ONNX file, an .npy of the wrong shape. */
+    if (write_garbage("xai_c_test_garbage.png", "\x89PNG\r\n\x1a\n", 8, 300)) {
+        paths[0] = "xai_c_test_garbage.png";
+        expect_error(xai_preprocess(m, paths, 1, NULL, &untouched), XAI_ERR_FILE, "xai_c_test_garbage.png", "a corrupt PNG");
+        remove("xai_c_test_garbage.png");
+    }
+    if (write_garbage("xai_c_test_garbage.jpg", "\xff\xd8\xff", 3, 300)) {
+        paths[0] = "xai_c_test_garbage.jpg";
+        expect_error(xai_preprocess(m, paths, 1, NULL, &untouched), XAI_ERR_FILE, "xai_c_test_garbage.jpg", "a corrupt JPEG");
+        remove("xai_c_test_garbage.jpg");
+    }
+    if (write_garbage("xai_c_test_garbage.npy", "\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'", 26, 64)) {
+        paths[0] = "xai_c_test_garbage.npy";
+        expect_error(xai_preprocess(m, paths, 1, NULL, &untouched), XAI_ERR_FILE, "xai_c_test_garbage.npy", "a corrupt .npy");
+        remove("xai_c_test_garbage.npy");
+    }
+    paths[0] = path_of("models/small_resnet/model.onnx");
+    expect_error(xai_preprocess(m, paths, 1, NULL, &untouched), XAI_ERR_FILE, paths[0], "a model as a picture");
+    paths[0] = path_of("images/resized_23x31.npy");
+    expect_error(xai_preprocess(m, paths, 1, NULL, &untouched), XAI_ERR_FILE, paths[0], "an .npy of the wrong shape");
+    /* An .npy already preprocessed: its images as they are. */
+    {
+        int64_t npy_shape[4];
+        size_t npy_rank = 0;
+        float *expected = read_npy(path_of("models/small_resnet/input.npy"), npy_shape, &npy_rank);
+        paths[0] = path_of("models/small_resnet/input.npy");
+        CHECK(xai_preprocess(m, paths, 1, NULL, &r) == XAI_OK && xai_result_tensor(r, "input", &data, &dims, &rank) == XAI_OK && rank == 4
+                  && dims[0] == npy_shape[0] && expected && memcmp(data, expected, (size_t)npy_shape[0] * 3 * 64 * 64 * sizeof(float)) == 0,
+              "a preprocessed .npy passes through");
+        CHECK(xai_result_meta_json(r, &json) == XAI_OK && strstr(json, "\"sources\"") && strstr(json, "\"stems\"") && strstr(json, "input.npy"),
+              "its sources and stems: %s", json ? json : "");
+        xai_string_free(json);
+        xai_result_free(r);
+        free(expected);
+    }
     CHECK(untouched == (xai_result *)0x1, "out-parameter untouched after every failure");
 }
 
@@ -334,10 +696,48 @@ static void test_overlay(void) {
     CHECK(changed, "overlay draws");
     expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"colormap\": \"rainbow\"}", out), XAI_ERR_INVALID_ARGUMENT, "colormap", "bad colormap");
     expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"alpha\": 2}", out), XAI_ERR_INVALID_ARGUMENT, "alpha", "alpha 2");
+    expect_error(xai_overlay(rgb, 4, 6, (const float *)(const void *)((const char *)map + 1), 2, 3, NULL, out), XAI_ERR_INVALID_ARGUMENT,
+                 "map", "misaligned map");
     expect_error(xai_overlay(rgb, 0, 6, map, 2, 3, NULL, out), XAI_ERR_INVALID_ARGUMENT, "height", "height 0");
     expect_error(xai_overlay(rgb, 4, 6, map, -2, 3, NULL, out), XAI_ERR_INVALID_ARGUMENT, "map_height", "negative map height");
     expect_error(xai_overlay(NULL, 4, 6, map, 2, 3, NULL, out), XAI_ERR_INVALID_ARGUMENT, "rgb", "NULL picture");
     expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, NULL, NULL), XAI_ERR_INVALID_ARGUMENT, "out", "NULL out");
+    expect_error(xai_overlay(rgb, 4, 6, NULL, 2, 3, NULL, out), XAI_ERR_INVALID_ARGUMENT, "map", "NULL map");
+    expect_error(xai_overlay(rgb, 4, -6, map, 2, 3, NULL, out), XAI_ERR_INVALID_ARGUMENT, "width", "negative width");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 0, NULL, out), XAI_ERR_INVALID_ARGUMENT, "map_width", "map width 0");
+    expect_error(xai_overlay(rgb, 65537, 6, map, 2, 3, NULL, out), XAI_ERR_INVALID_ARGUMENT, "height", "height over 65536");
+    expect_error(xai_overlay(rgb, INT64_MIN, 6, map, 2, 3, NULL, out), XAI_ERR_INVALID_ARGUMENT, "height", "height INT64_MIN");
+    /* Over the memory limits: refused before anything is read. */
+    expect_error(xai_overlay(rgb, 65536, 65536, map, 2, 3, NULL, out), XAI_ERR_OUT_OF_MEMORY, "overlay", "a picture too large");
+    expect_error(xai_overlay(rgb, 4, 6, map, 65536, 65536, NULL, out), XAI_ERR_OUT_OF_MEMORY, "overlay", "a map too large");
+    /* The style: not JSON, unknown or mistyped options and bad choices, each named. */
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"colormap", out), XAI_ERR_INVALID_ARGUMENT, "style_json", "style not JSON");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "[\"jet\"]", out), XAI_ERR_INVALID_ARGUMENT, "style_json", "style not an object");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"colour\": \"jet\"}", out), XAI_ERR_INVALID_ARGUMENT, "colour", "unknown style option");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"sign\": \"both\"}", out), XAI_ERR_INVALID_ARGUMENT, "sign", "bad sign");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"detail\": \"coarse\"}", out), XAI_ERR_INVALID_ARGUMENT, "detail", "bad detail");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"alpha\": -0.1}", out), XAI_ERR_INVALID_ARGUMENT, "alpha", "negative alpha");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"alpha\": \"half\"}", out), XAI_ERR_INVALID_ARGUMENT, "alpha", "mistyped alpha");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"colormap\": 3}", out), XAI_ERR_INVALID_ARGUMENT, "colormap", "mistyped colormap");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"percentile\": 101}", out), XAI_ERR_INVALID_ARGUMENT, "percentile", "percentile 101");
+    expect_error(xai_overlay(rgb, 4, 6, map, 2, 3, "{\"percentile\": -1}", out), XAI_ERR_INVALID_ARGUMENT, "percentile", "percentile -1");
+    {
+        /* A refused overlay leaves `out` alone; every documented choice draws. */
+        static const char *const styles[] = {"{\"colormap\": \"jet\"}", "{\"colormap\": \"viridis\"}", "{\"colormap\": \"inferno\"}",
+                                             "{\"colormap\": \"turbo\"}", "{\"colormap\": \"diverging\"}", "{\"sign\": \"auto\"}",
+                                             "{\"sign\": \"positive\"}", "{\"sign\": \"negative\"}", "{\"sign\": \"absolute\"}",
+                                             "{\"sign\": \"all\"}", "{\"detail\": \"region\", \"percentile\": 50}",
+                                             "{\"detail\": \"pixel\", \"alpha\": 1, \"percentile\": 0}", NULL};
+        unsigned char kept[sizeof out];
+        float signed_map[2 * 3];
+        size_t k;
+        fill_random(signed_map, 6);
+        memset(out, 0xA5, sizeof out);
+        memcpy(kept, out, sizeof out);
+        expect_error(xai_overlay(rgb, 4, 6, signed_map, 2, 3, "{\"sign\": \"both\"}", out), XAI_ERR_INVALID_ARGUMENT, "sign", "bad sign, again");
+        CHECK(memcmp(kept, out, sizeof out) == 0, "a refused overlay leaves out alone");
+        for (k = 0; styles[k]; k++) CHECK(xai_overlay(rgb, 4, 6, signed_map, 2, 3, styles[k], out) == XAI_OK, "overlay with %s", styles[k]);
+    }
 }
 
 /* Two threads, two handles, explaining at once: each must get what one thread alone gets. */
@@ -345,14 +745,15 @@ struct job {
     const float *input;
     const int64_t *shape;
     const float *expected;
+    xai_model *shared; /* NULL: the thread opens its own handle */
     int ok;
 };
 
 static void *explain_repeatedly(void *arg) {
     struct job *j = arg;
-    xai_model *m = NULL;
+    xai_model *m = j->shared;
     int round;
-    j->ok = xai_model_open(path_of("models/small_resnet/model.onnx"), "cpu", &m) == XAI_OK;
+    j->ok = m != NULL || xai_model_open(path_of("models/small_resnet/model.onnx"), "cpu", &m) == XAI_OK;
     for (round = 0; round < 3 && j->ok; round++) {
         xai_result *r = NULL;
         const float *data = NULL;
@@ -363,7 +764,25 @@ static void *explain_repeatedly(void *arg) {
         for (i = 0; j->ok && i < 2 * 64 * 64; i++) j->ok = fabsf(data[i] - j->expected[i]) <= 1e-5f * (1 + fabsf(j->expected[i]));
         xai_result_free(r);
     }
-    xai_model_free(m);
+    if (!j->shared) xai_model_free(m);
+    return NULL;
+}
+
+/* A result read on another thread than the one that made it. */
+struct reading {
+    const xai_result *result;
+    int ok;
+};
+
+static void *read_result(void *arg) {
+    struct reading *rd = arg;
+    const float *data = NULL;
+    const int64_t *dims = NULL;
+    size_t rank = 0;
+    char *json = NULL;
+    rd->ok = xai_result_tensor(rd->result, "map", &data, &dims, &rank) == XAI_OK && rank == 3 && dims[0] == 2 && data && isfinite(data[0])
+             && xai_result_meta_json(rd->result, &json) == XAI_OK && strstr(json, "\"method\":\"ig\"");
+    xai_string_free(json);
     return NULL;
 }
 
@@ -381,11 +800,29 @@ static void test_two_threads(xai_model *m, const float *input, const int64_t *sh
         jobs[t].input = input;
         jobs[t].shape = shape;
         jobs[t].expected = data;
+        jobs[t].shared = NULL;
         jobs[t].ok = 0;
         pthread_create(&threads[t], NULL, explain_repeatedly, &jobs[t]);
     }
     for (t = 0; t < 2; t++) pthread_join(threads[t], NULL);
     for (t = 0; t < 2; t++) CHECK(jobs[t].ok, "thread %d: same maps as one thread alone", t);
+    /* Two threads on one handle: serialised, each still gets what one thread alone gets. */
+    for (t = 0; t < 2; t++) {
+        jobs[t].shared = m;
+        jobs[t].ok = 0;
+        pthread_create(&threads[t], NULL, explain_repeatedly, &jobs[t]);
+    }
+    for (t = 0; t < 2; t++) pthread_join(threads[t], NULL);
+    for (t = 0; t < 2; t++) CHECK(jobs[t].ok, "thread %d on the shared handle: same maps as one thread alone", t);
+    {
+        struct reading rd;
+        pthread_t reader;
+        rd.result = r;
+        rd.ok = 0;
+        pthread_create(&reader, NULL, read_result, &rd);
+        pthread_join(reader, NULL);
+        CHECK(rd.ok, "a result read on another thread");
+    }
     xai_result_free(r);
 }
 
@@ -435,6 +872,12 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     xai_result_free(a);
     o.baseline = &bad;
     expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline", "baseline of the wrong size");
+    {
+        xai_tensor_view off = itself;
+        off.data = (const float *)(const void *)((const char *)zeros + 2);
+        o.baseline = &off;
+        expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline.data", "misaligned baseline");
+    }
     /* GradientSHAP draws from K baselines [K, 3, H, W]: with every one the image itself there is
      * nothing to attribute; IG takes one baseline and refuses K. */
     memcpy(twice, input, 3 * n * sizeof(float));
@@ -449,6 +892,106 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     xai_result_free(a);
     expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline", "ig given two baselines");
     o.baseline = NULL;
+    {
+        /* A baseline [1, 3, H, W] is the same baseline as [3, H, W]; NULL parts, bad ranks and
+         * non-finite values are refused by name. */
+        static float random_baseline[3 * 64 * 64];
+        int64_t one_image[4] = {1, 3, 64, 64};
+        xai_tensor_view flat, batched, no_data, no_shape, rank0, rank9;
+        fill_random(random_baseline, 3 * n);
+        flat.data = random_baseline;
+        flat.shape = image_shape;
+        flat.rank = 3;
+        batched = no_data = no_shape = rank0 = rank9 = flat;
+        batched.shape = one_image;
+        batched.rank = 4;
+        no_data.data = NULL;
+        no_shape.shape = NULL;
+        rank0.rank = 0;
+        rank9.rank = 9;
+        o.knobs_json = "{\"steps\": 8}";
+        o.baseline = &flat;
+        CHECK(xai_explain2(m, "ig", &first, &o, &a) == XAI_OK, "ig from a random [3, H, W] baseline");
+        o.baseline = &batched;
+        CHECK(xai_explain2(m, "ig", &first, &o, &b) == XAI_OK, "ig from the same baseline as [1, 3, H, W]");
+        CHECK(xai_result_tensor(a, "map", &ma, &dims, &rank) == XAI_OK && xai_result_tensor(b, "map", &mb, &dims, &rank) == XAI_OK
+                  && memcmp(ma, mb, n * sizeof(float)) == 0, "[3, H, W] = [1, 3, H, W]");
+        xai_result_free(a);
+        xai_result_free(b);
+        o.baseline = &no_data;
+        expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline.data", "baseline without data");
+        o.baseline = &no_shape;
+        expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline.shape", "baseline without a shape");
+        o.baseline = &rank0;
+        expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline.rank", "baseline of rank 0");
+        o.baseline = &rank9;
+        expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline.rank", "baseline of rank 9");
+        random_baseline[(size_t)rand() % (3 * n)] = NAN;
+        o.baseline = &flat;
+        expect_error(xai_explain2(m, "ig", &first, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "baseline", "a NaN in the baseline");
+        o.baseline = NULL;
+    }
+    {
+        /* explain2's own arguments, and the options that xai_explain takes as arguments. */
+        int64_t three[3] = {1, 2, 3}, two_targets[2], out_of_range[1] = {10}, huge[4] = {INT64_MAX / 4, 3, 64, 64};
+        xai_tensor_view no_data = batch, no_shape = batch, rank3 = batch, too_large = batch;
+        xai_explain_options t;
+        no_data.data = NULL;
+        no_shape.shape = NULL;
+        rank3.rank = 3;
+        too_large.shape = huge;
+        expect_error(xai_explain2(NULL, "gradcam", &batch, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "model", "explain2 NULL model");
+        expect_error(xai_explain2(m, NULL, &batch, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "method", "explain2 NULL method");
+        expect_error(xai_explain2(m, "nonsense", &batch, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "nonsense", "explain2 unknown method");
+        expect_error(xai_explain2(m, "gradcam", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "explain2 NULL input");
+        expect_error(xai_explain2(m, "gradcam", &no_data, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "explain2 input without data");
+        expect_error(xai_explain2(m, "gradcam", &no_shape, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "shape", "explain2 input without a shape");
+        expect_error(xai_explain2(m, "gradcam", &rank3, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "rank", "explain2 input of rank 3");
+        expect_error(xai_explain2(m, "gradcam", &too_large, NULL, &untouched), XAI_ERR_OUT_OF_MEMORY, "input", "explain2 huge batch");
+        expect_error(xai_explain2(m, "gradcam", &batch, NULL, NULL), XAI_ERR_INVALID_ARGUMENT, "out_result", "explain2 into NULL");
+        expect_error(xai_explain2(m, "rollout", &batch, NULL, &untouched), XAI_ERR_UNSUPPORTED, "rollout", "explain2 rollout on a CNN");
+        memset(&t, 0, sizeof t);
+        t.knobs_json = "{\"stepz\": 3}";
+        expect_error(xai_explain2(m, "ig", &batch, &t, &untouched), XAI_ERR_INVALID_ARGUMENT, "stepz", "explain2 unknown knob");
+        t.knobs_json = "{\"steps\": \"many\"}";
+        expect_error(xai_explain2(m, "ig", &batch, &t, &untouched), XAI_ERR_INVALID_ARGUMENT, "steps", "explain2 mistyped knob");
+        t.knobs_json = "{steps";
+        expect_error(xai_explain2(m, "ig", &batch, &t, &untouched), XAI_ERR_INVALID_ARGUMENT, "configuration", "explain2 knobs not JSON");
+        t.knobs_json = NULL;
+        t.targets = three;
+        t.n_targets = 3;
+        expect_error(xai_explain2(m, "gradcam", &batch, &t, &untouched), XAI_ERR_INVALID_ARGUMENT, "n_targets", "explain2 three targets for two images");
+        t.targets = NULL;
+        t.n_targets = 1;
+        expect_error(xai_explain2(m, "gradcam", &batch, &t, &untouched), XAI_ERR_INVALID_ARGUMENT, "targets", "explain2 NULL targets");
+        t.targets = out_of_range;
+        expect_error(xai_explain2(m, "gradcam", &batch, &t, &untouched), XAI_ERR_INVALID_ARGUMENT, "targets", "explain2 target out of range");
+        two_targets[0] = rand() % 10;
+        two_targets[1] = rand() % 10;
+        t.targets = two_targets;
+        t.n_targets = 2;
+        {
+            char want[64];
+            snprintf(want, sizeof want, "\"targets\":[%d,%d]", (int)two_targets[0], (int)two_targets[1]);
+            CHECK(xai_explain2(m, "gradcam", &batch, &t, &a) == XAI_OK && xai_result_meta_json(a, &json) == XAI_OK && strstr(json, want),
+                  "explain2 per-image targets %s: %s", want, json ? json : "");
+            xai_string_free(json);
+            json = NULL;
+            xai_result_free(a);
+        }
+        {
+            progress_log log;
+            memset(&t, 0, sizeof t);
+            t.knobs_json = "{\"samples\": 16, \"segmentation\": \"grid\", \"segments\": 4}";
+            t.progress = record_progress;
+            t.user = &log;
+            start_log(&log);
+            CHECK(xai_explain2(m, "lime", &batch, &t, &a) == XAI_OK && follows_contract(&log),
+                  "explain2 progress: %d calls, first (%lld, %lld), last (%lld, %lld), %d bad", log.calls, (long long)log.first_done,
+                  (long long)log.first_total, (long long)log.last_done, (long long)log.last_total, log.bad);
+            xai_result_free(a);
+        }
+    }
 
     /* A feature mask as a tensor: the same partition as a 2x2 grid gives KernelSHAP's map. */
     o.knobs_json = "{\"samples\": 64}";
@@ -463,6 +1006,28 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     CHECK(largest < 1e-5f, "mask tensor = grid: max difference %g", (double)largest);
     xai_result_free(a);
     xai_result_free(b);
+    {
+        /* One mask per image [N, H, W]; masks of a wrong shape or without data are refused. */
+        static float per_image[2 * 64 * 64];
+        int64_t per_image_shape[3] = {2, 64, 64}, wrong_shape[3] = {3, 64, 64}, small[2] = {32, 32};
+        xai_tensor_view masks = {per_image, per_image_shape, 3}, wrong = {per_image, wrong_shape, 3}, half = {quadrants, small, 2};
+        xai_tensor_view no_data = {NULL, mask_shape, 2};
+        for (i = 0; i < 2 * n; i++) per_image[i] = (float)(rand() % 5);
+        o.knobs_json = "{\"samples\": 16}";
+        o.feature_mask = &masks;
+        CHECK(xai_explain2(m, "lime", &batch, &o, &a) == XAI_OK, "lime on one mask per image");
+        CHECK(xai_result_tensor(a, "segments", &ma, &dims, &rank) == XAI_OK && rank == 3 && dims[0] == 2 && dims[1] == 64 && dims[2] == 64,
+              "segments [2, 64, 64]");
+        xai_result_free(a);
+        o.feature_mask = &wrong;
+        expect_error(xai_explain2(m, "lime", &batch, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "feature_mask", "a mask per image of the wrong count");
+        o.feature_mask = &half;
+        expect_error(xai_explain2(m, "lime", &batch, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "feature_mask", "a mask of the wrong size");
+        o.feature_mask = &no_data;
+        expect_error(xai_explain2(m, "lime", &batch, &o, &untouched), XAI_ERR_INVALID_ARGUMENT, "feature_mask.data", "a mask without data");
+        o.feature_mask = NULL;
+        o.knobs_json = NULL;
+    }
 
     /* Metrics: the maps made now, or given; the same scores either way. */
     CHECK(xai_metrics_json(&json) == XAI_OK && strstr(json, "\"mprt\"") && strstr(json, "\"sensitivitySamples\""), "metrics json");
@@ -475,6 +1040,11 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     CHECK(xai_result_tensor(e, "scores", &scores, &dims, &rank) == XAI_OK && rank == 2 && dims[0] == 2 && dims[1] == 2, "scores [2, 2]");
     CHECK(xai_result_meta_json(e, &json) == XAI_OK && strstr(json, "\"name\":\"deletion\"") && strstr(json, "\"direction\":\"lower\""),
           "evaluate meta: %s", json ? json : "");
+    {
+        static const char *const meta_keys[] = {"\"metrics\"", "\"name\"", "\"direction\"", "\"scores\"", "\"mean\"", "\"standardError\"",
+                                                "\"count\"", "\"settings\"", "\"curves\"", "\"seconds\"", "\"targets\"", "\"method\":\"gradcam\"", NULL};
+        CHECK(has_all(json, meta_keys), "evaluate meta fields: %s", json ? json : "");
+    }
     xai_string_free(json);
     json = NULL;
     CHECK(xai_result_tensor(e, "map", &maps, &dims, &rank) == XAI_OK && rank == 3, "the maps scored");
@@ -499,6 +1069,132 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     eo.metric_knobs_json = "{\"faithfulnessSubset\": 4096}";
     expect_error(xai_evaluate(m, "faithfulness_correlation", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "faithfulnessSubset", "subset too large");
     expect_error(xai_evaluate(m, "deletion", NULL, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "NULL input");
+    eo.metric_knobs_json = NULL;
+    {
+        /* evaluate's own arguments, the metric knobs, and the method's options, each named. */
+        int64_t three[3] = {1, 2, 3}, narrow[4] = {2, 3, 64, 32}, map_shape[3] = {2, 64, 64}, wrong_maps[3] = {2, 32, 32};
+        static float given_maps[2 * 64 * 64];
+        xai_tensor_view no_data = batch, wrong = batch, maps_wrong = {given_maps, wrong_maps, 3}, maps_no_data = {NULL, map_shape, 3};
+        xai_evaluate_options go;
+        no_data.data = NULL;
+        wrong.shape = narrow;
+        expect_error(xai_evaluate(NULL, "sparseness", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "model", "evaluate NULL model");
+        expect_error(xai_evaluate(m, NULL, &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "metrics", "evaluate NULL metrics");
+        expect_error(xai_evaluate(m, "", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "metrics", "evaluate no metrics");
+        expect_error(xai_evaluate(m, "sparseness", &batch, &eo, NULL), XAI_ERR_INVALID_ARGUMENT, "out_result", "evaluate into NULL");
+        expect_error(xai_evaluate(m, "sparseness", &no_data, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "evaluate input without data");
+        expect_error(xai_evaluate(m, "sparseness", &wrong, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "input", "evaluate input of the wrong width");
+        eo.metric_knobs_json = "{\"stepp\": 1}";
+        expect_error(xai_evaluate(m, "deletion", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "stepp", "unknown metric knob");
+        eo.metric_knobs_json = "{\"step\": \"x\"}";
+        expect_error(xai_evaluate(m, "deletion", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "step", "mistyped metric knob");
+        eo.metric_knobs_json = "{\"step\": 0}";
+        expect_error(xai_evaluate(m, "deletion", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "step", "metric knob out of range");
+        eo.metric_knobs_json = "{step";
+        expect_error(xai_evaluate(m, "deletion", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "configuration", "metric knobs not JSON");
+        eo.metric_knobs_json = NULL;
+        eo.method = "nonsense";
+        expect_error(xai_evaluate(m, "sparseness", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "nonsense", "evaluate unknown method");
+        eo.method = "gradcam";
+        eo.explain.knobs_json = "{\"stepz\": 2}";
+        expect_error(xai_evaluate(m, "sparseness", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "stepz", "evaluate unknown method knob");
+        eo.explain.knobs_json = NULL;
+        eo.explain.targets = three;
+        eo.explain.n_targets = 3;
+        expect_error(xai_evaluate(m, "sparseness", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "n_targets", "evaluate three targets for two images");
+        eo.explain.targets = NULL;
+        eo.explain.n_targets = 0;
+        eo.method = "rollout";
+        expect_error(xai_evaluate(m, "sparseness", &batch, &eo, &untouched), XAI_ERR_UNSUPPORTED, "rollout", "evaluate rollout on a CNN");
+        eo.method = "gradcam";
+        memset(&go, 0, sizeof go);
+        go.maps = &maps_wrong;
+        expect_error(xai_evaluate(m, "sparseness", &batch, &go, &untouched), XAI_ERR_INVALID_ARGUMENT, "maps", "maps of the wrong size");
+        go.maps = &maps_no_data;
+        expect_error(xai_evaluate(m, "sparseness", &batch, &go, &untouched), XAI_ERR_INVALID_ARGUMENT, "maps.data", "maps without data");
+    }
+    {
+        /* Masks: the mask metrics score; "all" is every metric, the mask metrics only with masks;
+         * NaN (null in the metadata) where a score is undefined (an empty mask). */
+        static float truth[2 * 64 * 64];
+        int64_t truth_shape[3] = {2, 64, 64}, wrong_shape[3] = {2, 32, 32};
+        xai_tensor_view masks = {truth, truth_shape, 3}, wrong = {truth, wrong_shape, 3}, no_data = {NULL, truth_shape, 3};
+        /* Every documented key, null where undefined (here one image is scored: no standard error,
+         * and the pointing game has no curves). */
+        static const char *const meta_keys[] = {"\"metrics\"", "\"name\":\"pointing_game\"", "\"direction\"", "\"scores\"", "\"mean\"",
+                                                "\"standardError\":null", "\"curves\":null", "\"count\"", "\"settings\"",
+                                                "\"seconds\"", "\"targets\"", "\"method\":\"gradcam\"", NULL};
+        const char *p;
+        int with_masks = 0, without_masks = 0;
+        progress_log log;
+        CHECK(xai_metrics_json(&json) == XAI_OK, "metrics json, to count");
+        for (p = json; p && (p = strstr(p, "\"needsMasks\":")) != NULL; p += 13) {
+            if (p[13] == 't') with_masks++;
+            else without_masks++;
+        }
+        xai_string_free(json);
+        json = NULL;
+        for (i = 0; i < n; i++) truth[i] = (float)(rand() % 3 == 0); /* image 0: a random mask */
+        for (i = n; i < 2 * n; i++) truth[i] = 0;                     /* image 1: empty */
+        truth[rand() % (int)n] = 1;
+        eo.masks = &masks;
+        CHECK(xai_evaluate(m, "pointing_game,relevance_mass", &batch, &eo, &e) == XAI_OK, "mask metrics");
+        CHECK(xai_result_tensor(e, "scores", &scores, &dims, &rank) == XAI_OK && rank == 2 && dims[0] == 2 && dims[1] == 2 && isfinite(scores[0])
+                  && isnan(scores[1]) && isfinite(scores[2]) && isnan(scores[3]),
+              "scores [2, 2], NaN for the empty mask");
+        CHECK(xai_result_meta_json(e, &json) == XAI_OK && has_all(json, meta_keys) && strstr(json, ",null]"), "mask metrics meta: %s", json ? json : "");
+        xai_string_free(json);
+        json = NULL;
+        xai_result_free(e);
+        eo.metric_knobs_json = "{\"step\": 1024}";
+        CHECK(xai_evaluate(m, "all", &batch, &eo, &e) == XAI_OK && xai_result_tensor(e, "scores", &scores, &dims, &rank) == XAI_OK && rank == 2
+                  && dims[0] == with_masks + without_masks && dims[1] == 2,
+              "all with masks: %d metrics", with_masks + without_masks);
+        xai_result_free(e);
+        eo.masks = NULL;
+        CHECK(xai_evaluate(m, "all", &batch, &eo, &e) == XAI_OK && xai_result_tensor(e, "scores", &scores, &dims, &rank) == XAI_OK && rank == 2
+                  && dims[0] == without_masks && dims[1] == 2,
+              "all without masks: %d metrics", without_masks);
+        xai_result_free(e);
+        eo.metric_knobs_json = NULL;
+        eo.masks = &wrong;
+        expect_error(xai_evaluate(m, "pointing_game", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "masks", "masks of the wrong size");
+        eo.masks = &no_data;
+        expect_error(xai_evaluate(m, "pointing_game", &batch, &eo, &untouched), XAI_ERR_INVALID_ARGUMENT, "masks.data", "masks without data");
+        eo.masks = NULL;
+        /* Progress through evaluate, the method named: (0, 1) first, (1, 1) last. */
+        start_log(&log);
+        eo.explain.progress = record_progress;
+        eo.explain.user = &log;
+        CHECK(xai_evaluate(m, "sparseness,deletion", &batch, &eo, &e) == XAI_OK && follows_contract(&log),
+              "evaluate progress: %d calls, first (%lld, %lld), last (%lld, %lld), %d bad", log.calls, (long long)log.first_done,
+              (long long)log.first_total, (long long)log.last_done, (long long)log.last_total, log.bad);
+        eo.explain.progress = NULL;
+        eo.explain.user = NULL;
+        {
+            /* The maps given, so no method runs: the metrics alone follow the contract. */
+            const float *given_data = NULL;
+            const int64_t *given_shape = NULL;
+            size_t given_rank = 0;
+            xai_evaluate_options given_options;
+            xai_tensor_view given;
+            xai_result *g = NULL;
+            CHECK(xai_result_tensor(e, "map", &given_data, &given_shape, &given_rank) == XAI_OK, "the evaluation's maps");
+            given.data = given_data;
+            given.shape = given_shape;
+            given.rank = given_rank;
+            memset(&given_options, 0, sizeof given_options);
+            given_options.maps = &given;
+            given_options.explain.progress = record_progress;
+            given_options.explain.user = &log;
+            start_log(&log);
+            CHECK(xai_evaluate(m, "sparseness,complexity", &batch, &given_options, &g) == XAI_OK && follows_contract(&log),
+                  "evaluate progress, maps given: %d calls, first (%lld, %lld), last (%lld, %lld), %d bad", log.calls,
+                  (long long)log.first_done, (long long)log.first_total, (long long)log.last_done, (long long)log.last_total, log.bad);
+            xai_result_free(g);
+        }
+        xai_result_free(e);
+    }
     CHECK(untouched == (xai_result *)0x1, "failed calls leave the out-parameter alone");
     {
         /* Precision: "fast" is recorded; anything else is refused by name. */
