@@ -715,6 +715,18 @@ MUTANTS = [
     ("chefer_normalized_sum_plain_share", "Sources/XAIGraph/LRP.swift",
      "let factor = own == 0 || magnitudes[b] == 0 ? 0 : abs(own) / magnitudes[b] * relevanceTotals[b] / own", "let factor = 1.0", 1,
      "ArchitectureFixtureTests/testTransformerMethodsMatchTheirReferences", "the normalised sum keeps each summand's x R / z unscaled"),
+    # Contracts at the C boundary and the OpenCL buffer guards (issue 33)
+    ("c_alignment_unchecked", "Sources/XAIC/CInterface.swift", "guard Int(bitPattern: pointer) % alignment == 0 else {",
+     "guard Int(bitPattern: pointer) % 1 == 0 else {", 1, C_TESTS, "a misaligned float or int64_t array is read as if aligned"),
+    ("c_evaluation_meta_drops_nulls", "Sources/XAIC/CInterface.swift", "try c.encode(standardError, forKey: .standardError)",
+     "try c.encodeIfPresent(standardError, forKey: .standardError)", 1, C_TESTS, "an undefined standard error is left out of the metadata"),
+    ("c_evaluate_progress_starts_at_metrics", "Sources/XAIC/CInterface.swift", "if o.maps != nil { try report?(0, 1) }", "_ = o.maps", 1,
+     C_TESTS, "evaluate with maps given starts its progress at (0, metrics)"),
+    ("cl_buffer_guard_blind", "Sources/XAIOpenCL/OpenCLBackend.swift", "if let first = words.firstIndex(where: { $0 != canary }) {",
+     "if let first = words.firstIndex(where: { $0 != canary && $0 != canary }), first < 0 {", 1, "BufferGuardTests",
+     "the buffer guards never report a changed canary"),
+    ("cl_buffer_guard_one_canary", "Sources/XAIOpenCL/OpenCLBackend.swift", "return 0xF100_0000 | (count & 0xF_FFFF)", "return 0x7FC0_DEAD", 1,
+     "BufferGuardTests", "one NaN canary for every buffer (survives NaN arithmetic and copies between guards)"),
 ]
 
 def run(cmd, cwd, log=None):

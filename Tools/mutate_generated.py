@@ -421,7 +421,7 @@ def summarize(chosen, results, triage, out=sys.stdout):
     if scored:
         print(f"score: {killed} of {scored} non-equivalent mutants killed ({100.0 * killed / scored:.1f} %)", file=out)
     for s, status, t in survivors:
-        why = (t or {}).get("reason") or (t or {}).get("test") or "untriaged"
+        why = ((t or {}).get("verdict", "") + ": " + ((t or {}).get("reason") or (t or {}).get("test") or "")) if t else "untriaged"
         print(f"  {status:10} {s['id']:28} {s['file']}:{s['line']} [{s['kind']}] "
               f"{s['original']!r} -> {s['replacement']!r}  ({why})", file=out)
     return killed, scored

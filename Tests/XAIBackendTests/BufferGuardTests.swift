@@ -33,6 +33,14 @@ final class BufferGuardTests: XCTestCase {
         XCTAssertEqual(found.count, 1, "\(found)")
         XCTAssertTrue(found.first?.contains("buffer of 4 floats was written at float 4") ?? false, "\(found)")
         XCTAssertEqual(backend.guards.takeViolations(), [])
+        // A copy that overruns both of its buffers moves one guard's canary into the other's:
+        // each buffer has its own canary, so that is seen too.
+        do {
+            let a = try backend.upload(Tensor.uniform([4], seed: 2)), b = try backend.upload(Tensor.uniform([4], seed: 3))
+            XCTAssertEqual(clEnqueueCopyBuffer(backend.queue, try backend.mem(a, "test"), try backend.mem(b, "test"), 16, 16, 4, 0, nil, nil), CL_SUCCESS)
+            XCTAssertEqual(clFinish(backend.queue), CL_SUCCESS)
+        }
+        XCTAssertEqual(backend.guards.takeViolations().count, 1)
     }
 
     func testNoKernelWritesPastItsBuffersInTheOpTable() throws {

@@ -93,4 +93,75 @@ final class MetricPropertyTests: XCTestCase {
             XCTAssertNotEqual(try mass(mapped(maps, { -$0 }), masks), base, "relevance_mass must read the sign")
         }
     }
+
+    // MARK: Metrics that run the model
+
+    /// A small random CNN on `[n, 3, h, w]` images: conv 3x3 -> tanh -> global pool -> linear (4 classes).
+    func smallModel() throws -> ExplainedModel {
+        let nodes = [
+            Node(name: "conv", op: .conv(Conv2DParams(padding: 1), activation: .identity, autoPad: .explicit), inputs: ["input", "w", "b"], outputs: ["c"]),
+            Node(name: "act", op: .unary(.tanh), inputs: ["c"], outputs: ["a"]),
+            Node(name: "pool", op: .globalAveragePool, inputs: ["a"], outputs: ["p"]),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["f"]),
+            Node(name: "fc", op: .gemm(transA: false, transB: true, alpha: 1, beta: 1, activation: .identity), inputs: ["f", "fw", "fb"], outputs: ["logits"]),
+        ]
+        let graph = Graph(name: "small", inputs: [ValueInfo(name: "input", shape: [nil, 3, h, w])], outputs: [ValueInfo(name: "logits", shape: [nil, 4])],
+                          initializers: ["w": .uniform([5, 3, 3, 3], seed: 61), "b": .uniform([5], seed: 62),
+                                         "fw": .uniform([4, 5], in: -3...3, seed: 63), "fb": .uniform([4], seed: 64)], nodes: nodes)
+        return try ExplainedModel(graph: graph, backend: CPUBackend())
+    }
+
+    /// Deletion and insertion read the map only through its pixel order (descending, ties by
+    /// index): scaling, shifting and any strictly increasing function give the same curves, bit
+    /// for bit; negation reverses the order and changes them.
+    func testPixelCurvesReadOnlyTheOrder() throws {
+        let model = try smallModel()
+        for seed: UInt64 in [5, 29] {
+            let (images, maps, _) = sample(seed)
+            for mode in PixelCurve.Mode.allCases {
+                for substrate in mode == .deletion ? PixelCurve.Substrate.allCases : [.zero] {
+                    let metric = PixelCurve(mode: mode, step: 7, substrate: substrate)
+                    let what = "\(mode) over \(substrate) (seed \(seed))"
+                    let base = try metric.evaluate(model: model, images: images, maps: maps)
+                    for (how, f) in [("scaled", { (v: Float) in 3 * v }), ("shifted", { $0 + 2 }), ("cubed", { $0 * $0 * $0 }), ("tanh", { tanh($0) })] {
+                        let other = try metric.evaluate(model: model, images: images, maps: mapped(maps, f))
+                        XCTAssertEqual(other.curves, base.curves, "\(what): \(how)")
+                        XCTAssertEqual(other.scores, base.scores, "\(what): \(how)")
+                    }
+                    XCTAssertNotEqual(try metric.evaluate(model: model, images: images, maps: mapped(maps, { -$0 })).scores, base.scores,
+                                      "\(what): negation must change the order")
+                    for s in base.scores { XCTAssertTrue(s >= 0 && s <= 1, "\(what): area \(s) outside [0, 1]") }
+                }
+            }
+        }
+    }
+
+    /// Faithfulness correlation is Pearson's r between the map's sums over fixed-size subsets and
+    /// the logit drops: a positive scale and a shift (the same for every subset) leave it, and
+    /// negating the map negates it.
+    func testFaithfulnessCorrelationFollowsTheMapsSignOnly() throws {
+        let model = try smallModel()
+        let (images, maps, _) = sample(11)
+        let metric = FaithfulnessCorrelation(runs: 12, subsetSize: 9, seed: 4)
+        let base = try metric.evaluate(model: model, images: images, maps: maps).scores
+        assertClose(try metric.evaluate(model: model, images: images, maps: mapped(maps, { 2.5 * $0 + 0.5 })).scores, base, 1e-5,
+                    "faithfulness correlation: scaled and shifted")
+        assertClose(try metric.evaluate(model: model, images: images, maps: mapped(maps, { -$0 })).scores, base.map { -$0 }, 1e-5,
+                    "faithfulness correlation: negated")
+        for s in base { XCTAssertTrue(s >= -1 && s <= 1, "correlation \(s) outside [-1, 1]") }
+    }
+
+    /// Infidelity fits the map's scale (beta) before comparing: any non-zero scale, negative ones
+    /// included, leaves it; a shift does not.
+    func testInfidelityIgnoresTheMapsScale() throws {
+        let model = try smallModel()
+        let (images, maps, _) = sample(23)
+        let metric = Infidelity(sigma: 0.2, samples: 6, seed: 9)
+        let base = try metric.evaluate(model: model, images: images, maps: maps).scores
+        for c: Float in [4, -0.5] {
+            assertClose(try metric.evaluate(model: model, images: images, maps: mapped(maps, { c * $0 })).scores, base, 1e-4, "infidelity: scaled by \(c)")
+        }
+        XCTAssertNotEqual(try metric.evaluate(model: model, images: images, maps: mapped(maps, { $0 + 1 })).scores, base, "infidelity must read a shift")
+        for s in base { XCTAssertGreaterThanOrEqual(s, 0, "infidelity is a mean square") }
+    }
 }
