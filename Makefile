@@ -4,7 +4,7 @@
 #               Python, and the wheel in a fresh venv (CI runs this)
 
 APT_PACKAGES = pkg-config libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev \
-               gcc python3 python3-numpy python3-pytest python3-venv python3-pip
+               gcc python3 python3-numpy python3-pytest python3-venv python3-pip python3-yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The tests run optimised: numeric loops in Swift debug builds are slow.
 SWIFT_TEST_FLAGS = -c release -Xswiftc -enable-testing --disable-swift-testing
