@@ -1,11 +1,33 @@
 import Foundation
 import XAICore
 
-/// Colour maps for heatmaps.
+/// Colour maps for heatmaps: matplotlib's, so an overlay looks as it would there (checked against
+/// matplotlib by OverlayReferenceTests).
 public enum Colormap: String, Sendable, CaseIterable {
     case jet, viridis, inferno, turbo
     /// Blue - white - red, for signed maps (0.5 is zero).
     case diverging
+
+    // 33 evenly spaced entries of matplotlib's tables (viridis and inferno: CC0; turbo: Google's,
+    // Apache-2.0), interpolated linearly: within 2.4, 3.7 and 5.1 levels of 255 of matplotlib.
+    static let viridisTable: [(Double, Double, Double)] = [
+        (68, 1, 84), (71, 13, 96), (72, 24, 106), (72, 35, 116), (71, 45, 123), (69, 55, 129), (66, 64, 134), (62, 73, 137), (59, 82, 139),
+        (55, 91, 141), (51, 99, 141), (47, 107, 142), (44, 114, 142), (41, 122, 142), (38, 130, 142), (35, 137, 142), (33, 145, 140),
+        (31, 152, 139), (31, 160, 136), (34, 167, 133), (40, 174, 128), (50, 182, 122), (63, 188, 115), (78, 195, 107), (94, 201, 98),
+        (112, 207, 87), (132, 212, 75), (152, 216, 62), (173, 220, 48), (194, 223, 35), (216, 226, 25), (236, 229, 27), (253, 231, 37),
+    ]
+    static let infernoTable: [(Double, Double, Double)] = [
+        (0, 0, 4), (4, 3, 18), (11, 7, 36), (21, 11, 55), (33, 12, 74), (47, 10, 91), (61, 9, 101), (74, 12, 107), (87, 16, 110), (100, 21, 110),
+        (113, 25, 110), (125, 30, 109), (138, 34, 106), (151, 39, 102), (163, 44, 97), (176, 49, 91), (188, 55, 84), (199, 62, 76),
+        (210, 70, 68), (219, 80, 59), (228, 90, 49), (235, 102, 40), (241, 115, 29), (246, 128, 19), (249, 142, 9), (251, 157, 7),
+        (252, 172, 17), (251, 188, 33), (249, 203, 53), (245, 219, 76), (242, 234, 105), (243, 246, 138), (252, 255, 164),
+    ]
+    static let turboTable: [(Double, Double, Double)] = [
+        (48, 18, 59), (57, 42, 115), (64, 64, 162), (68, 86, 199), (70, 107, 227), (70, 128, 246), (66, 148, 255), (55, 168, 250),
+        (40, 188, 235), (28, 205, 216), (24, 221, 194), (31, 233, 175), (50, 242, 152), (78, 249, 125), (109, 254, 98), (139, 255, 75),
+        (164, 252, 60), (185, 246, 53), (205, 236, 52), (223, 223, 55), (238, 207, 58), (248, 190, 57), (253, 172, 52), (254, 150, 43),
+        (251, 126, 33), (244, 102, 23), (235, 80, 14), (223, 63, 8), (208, 47, 5), (190, 33, 2), (169, 22, 1), (146, 11, 1), (122, 4, 3),
+    ]
 
     /// The colour at `t` in [0, 1].
     public func color(_ t: Double) -> (Double, Double, Double) {
@@ -18,18 +40,21 @@ public enum Colormap: String, Sendable, CaseIterable {
         }
         switch self {
         case .jet:
-            func c(_ v: Double) -> Double { min(max(1.5 - abs(4 * x - v), 0), 1) }
-            return (c(3), c(2), c(1))
+            // matplotlib's jet, piecewise linear through its segment points.
+            func segments(_ points: [(Double, Double)]) -> Double {
+                guard let k = points.indices.dropFirst().first(where: { x <= points[$0].0 }) else { return points[points.count - 1].1 }
+                let (a, b) = (points[k - 1], points[k])
+                return a.1 + (x - a.0) / (b.0 - a.0) * (b.1 - a.1)
+            }
+            return (segments([(0, 0), (0.35, 0), (0.66, 1), (0.89, 1), (1, 0.5)]),
+                    segments([(0, 0), (0.125, 0), (0.375, 1), (0.64, 1), (0.91, 0), (1, 0)]),
+                    segments([(0, 0.5), (0.11, 1), (0.34, 1), (0.65, 0), (1, 0)]))
         case .viridis:
-            return ramp([(68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 142), (31, 158, 137), (53, 183, 121), (110, 206, 88), (181, 222, 43), (253, 231, 37)])
+            return ramp(Self.viridisTable)
         case .inferno:
-            return ramp([(0, 0, 4), (31, 12, 72), (85, 15, 109), (136, 34, 106), (186, 54, 85), (227, 89, 51), (249, 140, 10), (249, 201, 50), (252, 255, 164)])
+            return ramp(Self.infernoTable)
         case .turbo:
-            // Polynomial fit of Google's Turbo (Mikhailov), accurate to a few levels per channel.
-            let r = 0.13572138 + x * (4.61539260 + x * (-42.66032258 + x * (132.13108234 + x * (-152.94239396 + x * 59.28637943))))
-            let g = 0.09140261 + x * (2.19418839 + x * (4.84296658 + x * (-14.18503333 + x * (4.27729857 + x * 2.82956604))))
-            let b = 0.10667330 + x * (12.64194608 + x * (-60.58204836 + x * (110.36276771 + x * (-89.90310912 + x * 27.34824973))))
-            return (min(max(r, 0), 1), min(max(g, 0), 1), min(max(b, 0), 1))
+            return ramp(Self.turboTable)
         case .diverging:
             return ramp([(59, 76, 192), (255, 255, 255), (180, 4, 38)])
         }
@@ -112,6 +137,24 @@ public struct HeatmapStyle: Sendable {
         return (shown.map { min(max(($0 - low) / span, 0), 1) }, colormap ?? .turbo)
     }
 
+    /// Where the centre of picture pixel `i` falls on a map of `size` cells covering
+    /// `[start, start + extent)` of the picture, in cell units with cell centres at integers (the
+    /// convention of torch's `interpolate(align_corners=False)` and `grid_sample`).
+    static func mapCoordinate(_ i: Int, start: Double, extent: Double, size: Int) -> Double {
+        (Double(i) + 0.5 - start) / extent * Double(size) - 0.5
+    }
+
+    /// The bilinear sample of `values` (`height x width`, row-major) at `(x, y)`, clamped to the
+    /// border cells (torch's `grid_sample` with `padding_mode="border"`).
+    static func bilinear(_ values: [Double], mapWidth: Int, mapHeight: Int, mx: Double, my: Double) -> Double {
+        let y0 = min(max(Int(my.rounded(.down)), 0), mapHeight - 1), x0 = min(max(Int(mx.rounded(.down)), 0), mapWidth - 1)
+        let y1 = min(y0 + 1, mapHeight - 1), x1 = min(x0 + 1, mapWidth - 1)
+        let ty = min(max(my - Double(y0), 0), 1), tx = min(max(mx - Double(x0), 0), 1)
+        let v = (1 - ty) * ((1 - tx) * values[y0 * mapWidth + x0] + tx * values[y0 * mapWidth + x1])
+            + ty * ((1 - tx) * values[y1 * mapWidth + x0] + tx * values[y1 * mapWidth + x1])
+        return v
+    }
+
     /// `image` with `map` (`mapWidth x mapHeight`, covering `placement` of the image) blended on
     /// top; pixels outside the placement are left as they are. `outline` marks the borders of the
     /// given segments (LIME's top-K view) in yellow.
@@ -134,17 +177,12 @@ public struct HeatmapStyle: Sendable {
         let (values, cmap) = normalized(map)
         var out = image.pixels
         for y in 0..<image.height {
-            let my = (Double(y) + 0.5 - placement.top) / placement.height * Double(mapHeight) - 0.5
+            let my = Self.mapCoordinate(y, start: placement.top, extent: placement.height, size: mapHeight)
             guard my > -0.5, my < Double(mapHeight) - 0.5 else { continue }
             for x in 0..<image.width {
-                let mx = (Double(x) + 0.5 - placement.left) / placement.width * Double(mapWidth) - 0.5
+                let mx = Self.mapCoordinate(x, start: placement.left, extent: placement.width, size: mapWidth)
                 guard mx > -0.5, mx < Double(mapWidth) - 0.5 else { continue }
-                // Bilinear sample of the normalised map.
-                let y0 = min(max(Int(my.rounded(.down)), 0), mapHeight - 1), x0 = min(max(Int(mx.rounded(.down)), 0), mapWidth - 1)
-                let y1 = min(y0 + 1, mapHeight - 1), x1 = min(x0 + 1, mapWidth - 1)
-                let ty = min(max(my - Double(y0), 0), 1), tx = min(max(mx - Double(x0), 0), 1)
-                let v = (1 - ty) * ((1 - tx) * values[y0 * mapWidth + x0] + tx * values[y0 * mapWidth + x1])
-                    + ty * ((1 - tx) * values[y1 * mapWidth + x0] + tx * values[y1 * mapWidth + x1])
+                let v = Self.bilinear(values, mapWidth: mapWidth, mapHeight: mapHeight, mx: mx, my: my)
                 var (r, g, b) = cmap.color(v)
                 // Signed maps: zero (the middle of the scale) leaves the picture as it is.
                 let opacity = cmap == .diverging ? alpha * min(abs(2 * v - 1), 1).squareRoot()
