@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "XAIModelTests", dependencies: ["XAI", "XAITestSupport"]),
         .testTarget(name: "XAIMethodTests", dependencies: ["XAI", "XAITestSupport"]),
         .testTarget(name: "XAIMetricTests", dependencies: ["XAI", "XAITestSupport"]),
-        .testTarget(name: "XAICLITests", dependencies: ["XAI", "XAITestSupport", "XAIDemoData"]),
+        .testTarget(name: "XAICLITests", dependencies: ["XAI", "XAITestSupport", "XAIDemoData", "XAICLI"]),
         .testTarget(name: "XAIFuzzTests", dependencies: ["XAIFuzzTargets"]),
     ]
 )

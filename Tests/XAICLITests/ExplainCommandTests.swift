@@ -124,6 +124,30 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertTrue(missing.error.contains("/no/such/image.png"), missing.error)
     }
 
+    /// `xai inspect`: the shapes, the op histogram of the file as exported (6 Conv, 5 Relu, ...),
+    /// the default CAM layer; for the zoo's ResNet-18, torchvision's 11,689,512 parameters plus
+    /// its 9,600 batch-norm statistics (11.70 M) and its 1.81 GMACs (3.628 GFLOP).
+    func testInspectDescribesTheModel() throws {
+        let r = try runXAI(["inspect", model])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        for line in ["input     input [Nx3x64x64]", "output    logits [Nx10]", "params    0.01 M",
+                     "ops       Add 2, Conv 6, Flatten 1, Gemm 1, GlobalAveragePool 1, MaxPool 1, Relu 5",
+                     "nodes     17 as loaded, 10 after folding", "unsupported ops: none", "* /layer2/relu2/Relu_output_0  [Nx16x8x8]  [N, C, h, w]"] {
+            XCTAssertTrue(r.output.contains(line), "missing '\(line)' in:\n\(r.output)")
+        }
+        let zoo = try runXAI(["inspect", "resnet18"])
+        XCTAssertEqual(zoo.status, 0, zoo.output + zoo.error)
+        for line in ["input     input [Nx3x224x224]", "output    logits [Nx1000]", "params    11.70 M", "FLOPs     3.628 GFLOP per image"] {
+            XCTAssertTrue(zoo.output.contains(line), "missing '\(line)' in:\n\(zoo.output)")
+        }
+        XCTAssertTrue(zoo.output.contains("more layers (--all-layers lists them)"), zoo.output)
+        let all = try runXAI(["inspect", "resnet18", "--all-layers"])
+        XCTAssertGreaterThan(all.output.split(separator: "\n").count, zoo.output.split(separator: "\n").count)
+        let missing = try runXAI(["inspect", "no-such-model"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.error.contains("no-such-model"), missing.error)
+    }
+
     func testShardsSplitTheInputsWithoutOverlap() throws {
         let folder = fixturesDirectory + "/images"
         let pictures = ["rgb8.png", "rgba8.png", "gray8.png", "palette.png", "rgb16.png", "photo.jpg"]

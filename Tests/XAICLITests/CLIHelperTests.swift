@@ -1,0 +1,24 @@
+import XCTest
+@testable import XAICLI
+
+/// The command line's own helpers, tested in process.
+final class CLIHelperTests: XCTestCase {
+    /// The progress line's durations: minutes and seconds below an hour, hours from exactly one.
+    func testDurationsRoundAndCarryIntoHours() {
+        XCTAssertEqual(duration(0), "0:00")
+        XCTAssertEqual(duration(59.4), "0:59")
+        XCTAssertEqual(duration(59.6), "1:00")
+        XCTAssertEqual(duration(3599.4), "59:59")
+        XCTAssertEqual(duration(3600), "1:00:00")
+        XCTAssertEqual(duration(3 * 3600 + 62), "3:01:02")
+        XCTAssertEqual(duration(.infinity), "0:00")
+        XCTAssertEqual(duration(.nan), "0:00")
+    }
+
+    /// This process's resident memory, read from /proc: a real, plausible number.
+    func testResidentMemoryIsRead() {
+        let kilobytes = residentKilobytes()
+        XCTAssertGreaterThan(kilobytes, 1000, "a test process holds more than 1 MB")
+        XCTAssertLessThan(kilobytes, 64 << 20)
+    }
+}
