@@ -135,6 +135,7 @@ final class ExplainCommandTests: XCTestCase {
                      "nodes     17 as loaded, 10 after folding", "unsupported ops: none", "* /layer2/relu2/Relu_output_0  [Nx16x8x8]  [N, C, h, w]"] {
             XCTAssertTrue(r.output.contains(line), "missing '\(line)' in:\n\(r.output)")
         }
+        XCTAssertFalse(r.output.contains("more layers"), "all 7 candidate layers are listed: nothing more to mention")
         let zoo = try runXAI(["inspect", "resnet18"])
         XCTAssertEqual(zoo.status, 0, zoo.output + zoo.error)
         for line in ["input     input [Nx3x224x224]", "output    logits [Nx1000]", "params    11.70 M", "FLOPs     3.628 GFLOP per image"] {
