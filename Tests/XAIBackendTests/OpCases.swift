@@ -66,8 +66,8 @@ private func reduceCase(_ op: ReduceOp, _ x: Shape, _ axes: [Int]) -> OpCase {
            gradientInputs: [0], backward: { be, a, g in [try be.reduceBackward(op, gradOutput: g, input: a[0], axes: axes)] })
 }
 
-private func softmaxCase(_ x: Shape, axis: Int, log: Bool) -> OpCase {
-    OpCase(name: "\(log ? "logSoftmax" : "softmax") \(x) axis \(axis)", inputs: [rand(x, -3...3)], forward: { be, a in
+private func softmaxCase(_ x: Shape, axis: Int, log: Bool, range: ClosedRange<Float> = -3...3) -> OpCase {
+    OpCase(name: "\(log ? "logSoftmax" : "softmax") \(x) axis \(axis) in \(range)", inputs: [rand(x, range)], forward: { be, a in
         try be.softmax(a[0], axis: axis, log: log)
     }, gradientInputs: [0], backward: { be, a, g in
         [try be.softmaxBackward(g, output: try be.softmax(a[0], axis: axis, log: log), axis: axis, log: log)]
@@ -354,6 +354,10 @@ nonisolated(unsafe) let opCases: [OpCase] = {
     // Rows past the 8 summing lanes, with a wide range (attention scores).
     cases.append(softmaxCase([3, 4, 37], axis: -1, log: false))
     cases.append(softmaxCase([2, 29], axis: 1, log: true))
+    // Along a middle or first axis (the strided loops), with values far beyond exp's float range:
+    // only the per-row maximum, every element of it, keeps the exponentials finite.
+    cases.append(softmaxCase([2, 5, 3], axis: 1, log: false, range: -300...300))
+    cases.append(softmaxCase([4, 3, 2], axis: 0, log: true, range: -300...300))
     cases.append(resizeCase([1, 2, 5, 7], 11, 13, alignCorners: false))
     cases.append(resizeCase([2, 1, 7, 6], 4, 9, alignCorners: true))
     cases.append(resizeCase([1, 1, 9, 8], 4, 5, alignCorners: false))

@@ -63,6 +63,24 @@ final class OutputWriterTests: XCTestCase {
         XCTAssertLessThan(rgb(signed, 54)[0], rgb(signed, 54)[2], "the signed view: negative is blue")
     }
 
+    /// Output folders are made with every missing parent; a file in the way is an error naming it.
+    func testFoldersAreMadeWithTheirParents() throws {
+        let base = try temporaryFolder()
+        let nested = base + "/a/b/c"
+        try FileSystem.createDirectory(nested)
+        var isDirectory: ObjCBool = false
+        XCTAssertTrue(FileManager.default.fileExists(atPath: nested, isDirectory: &isDirectory) && isDirectory.boolValue)
+        try FileSystem.createDirectory(nested)  // again: nothing to do
+        try Data("x".utf8).write(to: URL(fileURLWithPath: base + "/a/file"))
+        XCTAssertThrowsError(try FileSystem.createDirectory(base + "/a/file/d")) { error in
+            XCTAssertTrue("\(error)".contains(base + "/a/file"), "\(error)")
+        }
+        let results = try OutputFile(appendingTo: base + "/x/y/results.jsonl")
+        try results.write(Data("{}\n".utf8))
+        results.close()
+        XCTAssertEqual(try String(contentsOfFile: base + "/x/y/results.jsonl", encoding: .utf8), "{}\n")
+    }
+
     func testNPYRoundTripKeepsShapeOrderAndValues() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-npy-\(UUID().uuidString).npy").path
         defer { try? FileManager.default.removeItem(atPath: path) }
