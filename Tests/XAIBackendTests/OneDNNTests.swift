@@ -2,6 +2,7 @@ import XCTest
 import XAI
 import XAITestSupport
 @testable import XAICPU
+@testable import XAIGraph
 
 /// The CPU backend on oneDNN: activations in channel blocks between layers give the same results
 /// as the plain path, Winograd stays within its normalised bound, and primitives are made once.
@@ -31,6 +32,26 @@ final class OneDNNTests: XCTestCase {
     }
 
     /// Every op that runs on channel blocks, with a channel count that leaves a padded block tail.
+    /// A pointwise convolution is fused with the depthwise one after it only when that one reads
+    /// its output: here the next node is a depthwise convolution of the input, and the pointwise
+    /// output meets it in a sum.
+    func testPointwiseAndDepthwiseAreFusedOnlyWhenOneFeedsTheOther() throws {
+        let nodes = [
+            Node(name: "pw", op: .conv(Conv2DParams(), activation: .identity, autoPad: .explicit), inputs: ["input", "pw.w", "pw.b"], outputs: ["mid"]),
+            Node(name: "dw", op: .conv(Conv2DParams(padding: 1, groups: 6), activation: .identity, autoPad: .explicit), inputs: ["input", "dw.w", "dw.b"], outputs: ["side"]),
+            Node(name: "sum", op: .binary(.add), inputs: ["mid", "side"], outputs: ["out"]),
+        ]
+        let graph = Graph(name: "pw_dw_apart", inputs: [ValueInfo(name: "input", shape: [nil, 6, 9, 8])], outputs: [ValueInfo(name: "out", shape: [nil, 6, 9, 8])],
+                          initializers: ["pw.w": .uniform([6, 6, 1, 1], seed: 71), "pw.b": .uniform([6], seed: 72),
+                                         "dw.w": .uniform([6, 1, 3, 3], seed: 73), "dw.b": .uniform([6], seed: 74)], nodes: nodes)
+        XCTAssertTrue(Executor.depthwisePairs(graph).isEmpty, "the depthwise convolution does not read the pointwise output")
+        let x = Tensor.uniform([2, 6, 9, 8], seed: 75)
+        let reference = ReferenceBackend()
+        let expected = try reference.download(try Executor(graph: graph, backend: reference).forward(try reference.upload(x)).output("out"))
+        let got = try cpu.download(try Executor(graph: graph, backend: cpu).forward(try cpu.upload(x)).output("out"))
+        XCTAssertNil(mismatch(doubles(got), doubles(expected)))
+    }
+
     func testBlockedOpsEqualThePlainOnes() throws {
         for c in [20, 32] {
             // Values on a coarse grid: plenty of ties for max pooling's first-maximum rule.

@@ -43,3 +43,16 @@ final class PlanValidationTests: XCTestCase {
         XCTAssertThrowsError(try plan([0, -2, 5, 2], words: 1)) { XCTAssertTrue("\($0)".contains("label -2"), "\($0)") }
     }
 }
+
+/// Sizes in error messages: bytes below a MiB, whole MiB rounded to the nearest below a GiB, GiB
+/// with one decimal.
+final class ErrorTextTests: XCTestCase {
+    func testSizesAreRoundedToTheNearestUnit() {
+        XCTAssertEqual(XAIError.bytes(1000), "1000 bytes")
+        XCTAssertEqual(XAIError.bytes((3 << 20) + 600_000), "4 MiB")
+        XCTAssertEqual(XAIError.bytes((3 << 20) + 400_000), "3 MiB")
+        XCTAssertEqual(XAIError.bytes(5 << 30 + (1 << 29)), "5.5 GiB")
+        let error = XAIError.tooLarge(what: "a batch", bytes: (7 << 20) + (1 << 19), limit: 1 << 20)
+        XCTAssertEqual("\(error)", "a batch needs 8 MiB, more than the 1 MiB allowed")
+    }
+}

@@ -27,6 +27,13 @@ final class FuzzCorpusTests: XCTestCase {
                 }
             }
         }
+        // Both outcomes on every target: the seeds are valid inputs that must get through the
+        // target's caps and checks (a cap that refused everything would replay "cleanly").
+        for target in FuzzTarget.allCases {
+            let c = counts[target.rawValue, default: (0, 0)]
+            XCTAssertGreaterThanOrEqual(c.accepted, 10, "\(target.rawValue): \(c.accepted) accepted")
+            XCTAssertGreaterThanOrEqual(c.refused, 1, "\(target.rawValue): \(c.refused) refused")
+        }
         print("fuzz corpus replayed: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.accepted) accepted, \($0.value.refused) refused" }
             .joined(separator: "; "))
     }
