@@ -450,6 +450,28 @@ final class ArchitectureFixtureTests: XCTestCase {
     /// LayerNorm over a middle axis with a scale broadcast over the last, against its definition
     /// computed here in float64 (the op table compares backends with the reference, which shares
     /// the dispatch between the primitive and the composed form).
+    /// A residual sum fuses into the convolution that feeds it whichever side of the Add the
+    /// convolution is on, and the fused graph computes the same values.
+    func testResidualAddsFuseWithTheConvolutionOnEitherSide() throws {
+        for convolutionFirst in [true, false] {
+            let nodes = [
+                Node(name: "stem", op: .unary(.tanh), inputs: ["input"], outputs: ["skip"]),
+                Node(name: "conv", op: .conv(Conv2DParams(padding: 1), activation: .identity, autoPad: .explicit), inputs: ["skip", "w", "b"], outputs: ["c"]),
+                Node(name: "add", op: .binary(.add), inputs: convolutionFirst ? ["c", "skip"] : ["skip", "c"], outputs: ["out"]),
+            ]
+            let graph = Graph(name: "residual", inputs: [ValueInfo(name: "input", shape: [nil, 4, 6, 5])], outputs: [ValueInfo(name: "out", shape: [nil, 4, 6, 5])],
+                              initializers: ["w": .uniform([4, 4, 3, 3], seed: 81), "b": .uniform([4], seed: 82)], nodes: nodes)
+            let fused = graph.fusingResidualAdds()
+            XCTAssertEqual(fused.nodes.count, 2, "convolution first: \(convolutionFirst)")
+            XCTAssertEqual(fused.nodes.last?.inputs.last, "skip", "the skip is the fused convolution's fourth input")
+            let x = Tensor.uniform([2, 4, 6, 5], seed: 83)
+            let be = CPUBackend()
+            let a = try be.download(try Executor(graph: graph, backend: be).forward(try be.upload(x)).output("out"))
+            let b = try be.download(try Executor(graph: fused, backend: be).forward(try be.upload(x)).output("out"))
+            XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6)
+        }
+    }
+
     func testLayerNormOverAMiddleAxisMatchesItsDefinition() throws {
         let x = Tensor.uniform([3, 6, 4], in: -2...3, seed: 91), scale = Tensor.uniform([6, 4], in: 0.5...1.5, seed: 92)
         var expected = [Double](repeating: 0, count: x.shape.count)
