@@ -13,6 +13,28 @@ final class ZooTests: XCTestCase {
         XCTAssertEqual(try Zoo.model("resnet18").summary().flopsPerImage / 1e9, 3.628, accuracy: 0.001)
         XCTAssertEqual(summary.lastSpatialActivation, "layer4.2")
         XCTAssertEqual(summary.shapes["layer4.2"], [1, 2048, 7, 7])
+        // torchvision's parameters plus the batch norms' running means and variances (what an ONNX
+        // export holds): resnet18 11,689,512 + 2 x 4,800; resnet50 25,557,032 + 2 x 26,560.
+        XCTAssertEqual(try Zoo.model("resnet18").parameterCount, 11_689_512 + 9_600)
+        XCTAssertEqual(try Zoo.model("resnet50").parameterCount, 25_557_032 + 53_120)
+    }
+
+    /// ONNX `auto_pad` SAME_UPPER / SAME_LOWER: the output is ceil(input / stride), the total pad
+    /// `max((out - 1) stride + (kernel - 1) dilation + 1 - input, 0)`, the odd one at the end
+    /// (upper) or the start (lower); worked by hand from the ONNX operator spec.
+    func testSamePaddingFollowsTheONNXSpec() {
+        let cases: [(input: Int, kernel: Int, stride: Int, dilation: Int, upper: (Int, Int))] = [
+            (7, 3, 2, 1, (1, 1)), (8, 3, 2, 1, (0, 1)), (5, 4, 1, 2, (3, 3)), (10, 1, 3, 1, (0, 0)), (6, 5, 2, 1, (1, 2)),
+            (9, 3, 1, 3, (3, 3)), (4, 7, 1, 1, (3, 3)), (11, 2, 4, 1, (0, 0)), (13, 2, 4, 1, (0, 1)),
+        ]
+        for c in cases {
+            let upper = AutoPad.sameUpper.pads(input: c.input, kernel: c.kernel, stride: c.stride, dilation: c.dilation)
+            let lower = AutoPad.sameLower.pads(input: c.input, kernel: c.kernel, stride: c.stride, dilation: c.dilation)
+            XCTAssertTrue(upper.map { $0 == c.upper } ?? false, "\(c): SAME_UPPER \(String(describing: upper))")
+            XCTAssertTrue(lower.map { $0 == (c.upper.1, c.upper.0) } ?? false, "\(c): SAME_LOWER \(String(describing: lower))")
+        }
+        XCTAssertTrue(AutoPad.valid.pads(input: 9, kernel: 3, stride: 2, dilation: 1).map { $0 == (0, 0) } ?? false)
+        XCTAssertNil(AutoPad.explicit.pads(input: 9, kernel: 3, stride: 2, dilation: 1))
     }
 
     func testEveryZooModelBatchEqualsSinglesAndRewritesPreserveOutputs() throws {
