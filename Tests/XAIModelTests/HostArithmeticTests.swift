@@ -1,6 +1,7 @@
 import XCTest
 import XAI
 import XAITestSupport
+@testable import XAIGraph
 
 /// The shape and mask arithmetic exporters emit, against ONNX's semantics (the values below are
 /// what onnxruntime and numpy give), with the negative operands and broadcasts that shape code meets.
@@ -48,5 +49,22 @@ final class HostArithmeticTests: XCTestCase {
         XCTAssertThrowsError(try HostArithmetic.tile.evaluate([t([2], [1, 2]), t([1], [Float(1 << 62)])])) { XCTAssertTrue("\($0)".contains("Tile"), "\($0)") }
         XCTAssertThrowsError(try HostArithmetic.equal.evaluate([t([2], [1, 2]), t([3], [1, 2, 3])])) { XCTAssertTrue("\($0)".contains("Equal"), "\($0)") }
         XCTAssertThrowsError(try HostArithmetic.where.evaluate([t([1], [1])])) { XCTAssertTrue("\($0)".contains("Where"), "\($0)") }
+    }
+
+    /// Slice of constants: a zero step is refused (a stride of zero would never end), negative
+    /// steps walk backwards as numpy's do.
+    func testSlicesOfConstantsRefuseAZeroStep() throws {
+        let x = t([6], [0, 1, 2, 3, 4, 5])
+        XCTAssertThrowsError(try stridedSlice(x, starts: [0], ends: [6], axes: [0], steps: [0])) { XCTAssertTrue("\($0)".contains("step"), "\($0)") }
+        XCTAssertEqual(try stridedSlice(x, starts: [5], ends: [0], axes: [0], steps: [-2]), t([3], [5, 3, 1]))
+        XCTAssertEqual(try stridedSlice(x, starts: [1], ends: [100], axes: [0], steps: [2]), t([3], [1, 3, 5]))
+    }
+
+    /// Resize of constants: sizes past 2^24 per axis are refused before anything is allocated.
+    func testResizeRefusesSizesPastItsLimit() throws {
+        let resize = ResizeMode(interpolation: .nearest, coordinates: .asymmetric, rounding: .floor, cubicA: -0.75, excludeOutside: false, axes: [1])
+        let x = t([1, 2], [1, 2])
+        XCTAssertEqual(try resize.apply(x, scales: nil, sizes: [4]).shape, [1, 4])
+        XCTAssertThrowsError(try resize.apply(x, scales: nil, sizes: [(1 << 24) + 1])) { XCTAssertTrue("\($0)".contains("sizes"), "\($0)") }
     }
 }
