@@ -91,6 +91,8 @@ final class MethodReferenceTests: XCTestCase {
         XCTAssertThrowsError(try early.attribute(c.input, target: .perImage(c.targets))) { error in
             XCTAssertTrue("\(error)".contains("gradcampp") && "\(error)".contains("node '"), "\(error)")
         }
+        // validate() (what the CLI and the registry run before the first image) refuses it too.
+        XCTAssertThrowsError(try early.validate()) { XCTAssertTrue("\($0)".contains("node '"), "\($0)") }
         XCTAssertNoThrow(try GradientCAM(model: model, variant: .gradCAMPlusPlus, layer: c.layer).validate())
     }
 

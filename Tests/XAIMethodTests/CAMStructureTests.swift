@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+@testable import XAIMethods
+
+/// How the CAM family reads a model's structure (token grids, the linear head's weight layout) and
+/// how a batch's attribution splits into images.
+final class CAMStructureTests: XCTestCase {
+    /// `input [N, 3, s, s] -> 1x1 conv (3 -> 4) -> global pool -> flatten -> linear (4 -> 5)`, the
+    /// linear layer's weight stored `[5, 4]` (transB) or `[4, 5]`.
+    func headModel(transposed: Bool, size: Int = 32) throws -> ExplainedModel {
+        let weight = Tensor.uniform([5, 4], seed: 3)
+        let nodes = [
+            Node(name: "conv", op: .conv(Conv2DParams(), activation: .identity, autoPad: .explicit), inputs: ["input", "w", "b"], outputs: ["c"]),
+            Node(name: "pool", op: .globalAveragePool, inputs: ["c"], outputs: ["p"]),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["f"]),
+            Node(name: "fc", op: .gemm(transA: false, transB: transposed, alpha: 1, beta: 1, activation: .identity), inputs: ["f", "fw", "fb"], outputs: ["logits"]),
+        ]
+        let graph = Graph(name: "head", inputs: [ValueInfo(name: "input", shape: [nil, 3, size, size])], outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
+                          initializers: ["w": .uniform([4, 3, 1, 1], seed: 1), "b": .uniform([4], seed: 2),
+                                         "fw": transposed ? weight : try weight.permuted([1, 0]), "fb": .uniform([5], seed: 4)], nodes: nodes)
+        return try ExplainedModel(graph: graph, backend: CPUBackend())
+    }
+
+    /// CAM reads the class weights whichever way the linear layer stores them.
+    func testCAMReadsTheHeadInEitherLayout() throws {
+        let x = Tensor.uniform([2, 3, 32, 32], seed: 9)
+        let a = try CAM(model: try headModel(transposed: true)).attribute(x, target: .perImage([1, 4]), baseline: .zero)
+        let b = try CAM(model: try headModel(transposed: false)).attribute(x, target: .perImage([1, 4]), baseline: .zero)
+        XCTAssertNil(mismatch(doubles(try XCTUnwrap(b.raw)), doubles(try XCTUnwrap(a.raw)), rtol: 1e-6, atol: 1e-7))
+        XCTAssertEqual(b.map, a.map)
+    }
+
+    /// Tokens split into at most 16 leading tokens and a grid of the input's aspect ratio.
+    func testTokenGridsTakeAtMostSixteenLeadingTokens() throws {
+        let model = try headModel(transposed: true)  // a square 32x32 input
+        XCTAssertTrue(try model.tokenGrid(197).map { $0 == (1, 14, 14) } ?? false)
+        XCTAssertTrue(try model.tokenGrid(100 + 16).map { $0 == (16, 10, 10) } ?? false)
+        // 117 tokens: a 10x10 grid would need 17 leading tokens, and 101...117 hold no square.
+        XCTAssertNil(try model.tokenGrid(100 + 17))
+        XCTAssertNil(try model.tokenGrid(1))
+    }
+
+    /// One image of a batch's attribution: its slice of every tensor and per-image value, shaped as
+    /// a batch of one; values shared by the batch stay whole.
+    func testOneImageOfABatchIsItsSliceOfEverything() throws {
+        let map = Tensor.uniform([3, 4, 5], seed: 1), raw = Tensor.uniform([3, 2, 4, 5], seed: 2), segments = Tensor.uniform([3, 4, 5], seed: 3)
+        let a = Attribution(map: map, raw: raw, targets: [7, 8, 9], scores: [0.1, 0.2, 0.3],
+                            diagnostics: ["perImage": [1, 2, 3], "shared": [42]], segments: segments)
+        let one = try a.image(1, of: 3)
+        XCTAssertEqual(one.map.shape, [1, 4, 5])
+        XCTAssertEqual(one.map.scalars, Array(map.scalars[20..<40]))
+        XCTAssertEqual(one.raw?.shape, [1, 2, 4, 5])
+        XCTAssertEqual(one.raw?.scalars, Array(raw.scalars[40..<80]))
+        XCTAssertEqual(one.segments?.scalars, Array(segments.scalars[20..<40]))
+        XCTAssertEqual(one.targets, [8])
+        XCTAssertEqual(one.scores, [0.2])
+        XCTAssertEqual(one.diagnostics["perImage"], [2])
+        XCTAssertEqual(one.diagnostics["shared"], [42])
+        XCTAssertEqual(try a.image(2, of: 3).map.scalars, Array(map.scalars[40..<60]))
+        XCTAssertThrowsError(try a.image(0, of: 2))
+    }
+}
