@@ -253,6 +253,21 @@ final class PerturbationTests: XCTestCase {
         }
     }
 
+    /// One segment: the whole difference f(x) - f(baseline) is its value, nothing is sampled.
+    func testKernelSHAPWithOneSegmentGivesItTheWholeDifference() throws {
+        let (model, input, targets) = try self.model("small_resnet", CPUBackend())
+        let a = try KernelSHAP(model: model, samples: 50, segmentation: .grid(rows: 1, columns: 1), seed: 7).attribute(input, target: .perImage(targets))
+        XCTAssertEqual(a.diagnostics["samplesUsed"], [0, 0])
+        XCTAssertEqual(a.diagnostics["fullyEnumerated"], [1, 1])
+        XCTAssertEqual(a.diagnostics["controlVariate"], [0, 0])
+        let logits = try model.logits(try model.backend.upload(input)), base = try model.logits(try model.backend.upload(Tensor(shape: input.shape)))
+        for b in 0..<2 {
+            let difference = Double(logits[b, targets[b]]) - Double(base[b, targets[b]])
+            XCTAssertEqual(Double(a.raw!.scalars[b]), difference, accuracy: 1e-5 * max(1, abs(difference)))
+            XCTAssertEqual(a.diagnostics["baseValue"]?[b] ?? .nan, Double(base[b, targets[b]]), accuracy: 1e-5)
+        }
+    }
+
     func testKernelSHAPIsEfficientWhenSampled() throws {
         for (label, backend) in backends() {
             let (model, input, targets) = try self.model("small_resnet", backend)
