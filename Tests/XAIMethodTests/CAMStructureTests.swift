@@ -61,4 +61,24 @@ final class CAMStructureTests: XCTestCase {
         XCTAssertEqual(try a.image(2, of: 3).map.scalars, Array(map.scalars[40..<60]))
         XCTAssertThrowsError(try a.image(0, of: 2))
     }
+
+    /// Guided Grad-CAM at a chosen layer is guided backpropagation times that layer's Grad-CAM
+    /// (nearest-upsampled), not the default layer's.
+    func testGuidedGradCAMUsesTheLayerItIsGiven() throws {
+        let c = MethodReferenceTests.cases[0]
+        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        let target = Target.perImage(c.targets)
+        let layer = "/layer1/relu2/Relu_output_0"
+        XCTAssertNotEqual(try model.camLayer(nil), layer)
+        let chosen = try XCTUnwrap(try GuidedGradCAM(model: model, layer: layer).attribute(c.input, target: target).raw)
+        let byDefault = try XCTUnwrap(try GuidedGradCAM(model: model).attribute(c.input, target: target).raw)
+        XCTAssertNotNil(mismatch(doubles(chosen), doubles(byDefault)), "the layer must matter")
+        let guided = try XCTUnwrap(try ModifiedBackprop(model: model, kind: .guided).attribute(c.input, target: target).raw)
+        let cam = try XCTUnwrap(try GradientCAM(model: model, layer: layer).attribute(c.input, target: target).raw)
+        let (n, ch, h, w) = (guided.shape[0], guided.shape[1], guided.shape[2], guided.shape[3])
+        let up = nearestUpsample(try cam.reshaped([n, 1, cam.shape[1], cam.shape[2]]), height: h, width: w)
+        var expected = guided.scalars
+        for b in 0..<n { for k in 0..<ch { for p in 0..<(h * w) { expected[(b * ch + k) * h * w + p] *= up[b * h * w + p] } } }
+        XCTAssertNil(mismatch(doubles(chosen), expected.map(Double.init), rtol: 1e-5, atol: 1e-7))
+    }
 }
