@@ -9,7 +9,7 @@ import XAITestSupport
 final class CAMStructureTests: XCTestCase {
     /// `input [N, 3, s, s] -> 1x1 conv (3 -> 4) -> global pool -> flatten -> linear (4 -> 5)`, the
     /// linear layer's weight stored `[5, 4]` (transB) or `[4, 5]`.
-    func headModel(transposed: Bool, size: Int = 32) throws -> ExplainedModel {
+    func headModel(transposed: Bool, size: Int = 32, width: Int? = nil) throws -> ExplainedModel {
         let weight = Tensor.uniform([5, 4], seed: 3)
         let nodes = [
             Node(name: "conv", op: .conv(Conv2DParams(), activation: .identity, autoPad: .explicit), inputs: ["input", "w", "b"], outputs: ["c"]),
@@ -17,7 +17,7 @@ final class CAMStructureTests: XCTestCase {
             Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["f"]),
             Node(name: "fc", op: .gemm(transA: false, transB: transposed, alpha: 1, beta: 1, activation: .identity), inputs: ["f", "fw", "fb"], outputs: ["logits"]),
         ]
-        let graph = Graph(name: "head", inputs: [ValueInfo(name: "input", shape: [nil, 3, size, size])], outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
+        let graph = Graph(name: "head", inputs: [ValueInfo(name: "input", shape: [nil, 3, size, width ?? size])], outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
                           initializers: ["w": .uniform([4, 3, 1, 1], seed: 1), "b": .uniform([4], seed: 2),
                                          "fw": transposed ? weight : try weight.permuted([1, 0]), "fb": .uniform([5], seed: 4)], nodes: nodes)
         return try ExplainedModel(graph: graph, backend: CPUBackend())
@@ -80,5 +80,27 @@ final class CAMStructureTests: XCTestCase {
         var expected = guided.scalars
         for b in 0..<n { for k in 0..<ch { for p in 0..<(h * w) { expected[(b * ch + k) * h * w + p] *= up[b * h * w + p] } } }
         XCTAssertNil(mismatch(doubles(chosen), expected.map(Double.init), rtol: 1e-5, atol: 1e-7))
+    }
+
+    /// The perturbing CAMs on a non-square image: each map has the activation's own height and
+    /// width. On a linear head Ablation-CAM is CAM up to a scale: it sets channel k to the image's
+    /// smallest activation minus 1e7 (as pytorch-grad-cam does), so the logit drops by
+    /// w_k (mean A_k - smallest + 1e7), which is 1e7 w_k to about 1e-6.
+    func testPerturbingCAMsOnANonSquareImage() throws {
+        let model = try headModel(transposed: true, size: 12, width: 20)
+        let x = Tensor.uniform([2, 3, 12, 20], seed: 5)
+        for method in [ScoreCAM(model: model) as any AttributionMethod, AblationCAM(model: model, relu: false)] {
+            let a = try method.attribute(x, target: .perImage([0, 3]), baseline: .zero)
+            XCTAssertEqual(a.raw?.shape, [2, 12, 20], method.name)
+            XCTAssertEqual(a.map.shape, [2, 12, 20], method.name)
+            XCTAssertEqual(a.map.nonFiniteCount, 0, method.name)
+        }
+        let ablation = try XCTUnwrap(try AblationCAM(model: model, relu: false).attribute(x, target: .perImage([0, 3]), baseline: .zero).raw)
+        let cam = try XCTUnwrap(try CAM(model: model, relu: false).attribute(x, target: .perImage([0, 3]), baseline: .zero).raw)
+        for b in 0..<2 {
+            let p = Array(ablation.scalars[(b * 240)..<((b + 1) * 240)]).map(Double.init), q = Array(cam.scalars[(b * 240)..<((b + 1) * 240)]).map(Double.init)
+            let scale = zip(p, q).reduce(0) { $0 + $1.0 * $1.1 } / q.reduce(0) { $0 + $1 * $1 }
+            XCTAssertLessThan(relativeL2(p, q.map { $0 * scale }), 1e-4, "Ablation-CAM is CAM up to a scale on a linear head (image \(b))")
+        }
     }
 }

@@ -253,6 +253,17 @@ final class PerturbationTests: XCTestCase {
         }
     }
 
+    /// RISE's keep probability is a probability in (0, 1].
+    func testRISERefusesAKeepProbabilityOutsideZeroToOne() throws {
+        let (model, input, _) = try self.model("small_resnet", CPUBackend())
+        for p in [0.0, -0.5, 1.5, .nan] {
+            XCTAssertThrowsError(try RISE(model: model, masks: 8, keepProbability: p).attribute(input, target: .predicted)) {
+                XCTAssertTrue("\($0)".contains("keepProbability"), "\($0)")
+            }
+        }
+        XCTAssertNoThrow(try RISE(model: model, masks: 8, keepProbability: 1).attribute(input, target: .predicted))
+    }
+
     /// One segment: the whole difference f(x) - f(baseline) is its value, nothing is sampled.
     func testKernelSHAPWithOneSegmentGivesItTheWholeDifference() throws {
         let (model, input, targets) = try self.model("small_resnet", CPUBackend())
