@@ -398,7 +398,7 @@ def load_triage():
     return {e["id"]: e for e in json.load(open(TRIAGE)) if isinstance(e, dict) and "id" in e}
 
 
-def summarize(chosen, results, triage, out=sys.stdout):
+def summarize(chosen, results, triage, out=sys.stdout, gone=()):
     before = [results[s["id"]].get("before", results[s["id"]]["status"]) for s in chosen if s["id"] in results]
     first_killed = sum(b in ("killed", "timeout") for b in before)
     first_scored = first_killed + sum(b == "survived" for b in before)
@@ -418,6 +418,9 @@ def summarize(chosen, results, triage, out=sys.stdout):
     survived = counts.get("survived", 0)
     scored = killed + survived
     print("\n" + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), file=out)
+    for g in gone:
+        first = results.get(g, {}).get("status", "not run")
+        print(f"  gone       {g:28} its code was replaced since it was sampled (first run: {first})", file=out)
     if scored:
         print(f"score: {killed} of {scored} non-equivalent mutants killed ({100.0 * killed / scored:.1f} %)", file=out)
     for s, status, t in survivors:
@@ -496,13 +499,15 @@ def main():
             print(f"{s['id']:28} {s['file']}:{s['line']} [{s['kind']}] {s['original']!r} -> {s['replacement']!r}")
         return
     if args.report:
-        summarize(chosen, results, triage)
+        summarize(chosen, results, triage, gone=gone)
         return
 
-    def stale(s):
-        stored = results.get(s["id"], {})
-        return stored.get("digest") != s["digest"] or (args.rerun_survivors and stored.get("status") == "survived")
-    todo = [s for s in chosen if args.rerun or stale(s)]
+    if args.rerun_survivors:
+        # Only the first run's survivors not triaged as equivalent, whatever else changed or is still to run.
+        todo = [s for s in chosen if results.get(s["id"], {}).get("status") == "survived"
+                and triage.get(s["id"], {}).get("verdict") != "equivalent"]
+    else:
+        todo = [s for s in chosen if args.rerun or results.get(s["id"], {}).get("digest") != s["digest"]]
     if args.rerun_survivors:
         # Keep the first run's outcome beside the new one: the score before the survivors' tests.
         for s in todo:
@@ -565,8 +570,8 @@ def main():
               f"{' by ' + killer if killer else ''} ({round(time.time() - started)} s)", flush=True)
     build(os.path.join(OUT, "build.log"), products=True)
     with open(os.path.join(OUT, "report.txt"), "w") as f:
-        summarize(chosen, results, triage, f)
-    summarize(chosen, results, triage)
+        summarize(chosen, results, triage, f, gone=gone)
+    summarize(chosen, results, triage, gone=gone)
 
 
 if __name__ == "__main__":
