@@ -442,6 +442,9 @@ def main():
     ap.add_argument("--count", action="store_true", help="print the number of sites per kind and file and exit")
     ap.add_argument("--report", action="store_true", help="summarize the stored results for the sample and exit")
     ap.add_argument("--rerun", action="store_true", help="run the sample's mutants again even where a result is stored")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="recompile every Swift file of the tree first (after a change to a type's stored properties, whose "
+                         "dependents an incremental build may not recompile)")
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="run the sample's survivors again (after tests were added: the 'after' of a before/after score)")
     args = ap.parse_args()
@@ -519,6 +522,13 @@ def main():
         summarize(chosen, results, triage)
         return
     mutate.copy_tree()
+    if args.rebuild:
+        now = time.time()
+        for folder in ("Sources", "Tests"):
+            for dirpath, _, names in os.walk(os.path.join(mutate.TREE, folder)):
+                for name in names:
+                    if name.endswith(".swift"):
+                        os.utime(os.path.join(dirpath, name), (now, now))
     print(f"building the unmutated tree in {mutate.TREE} ...", flush=True)
     if not build(os.path.join(OUT, "build.log"), products=True):
         sys.exit(f"the unmutated tree does not build: {OUT}/build.log")
@@ -526,7 +536,8 @@ def main():
     for t in sorted({t for s in todo for t in s["tests"]}):
         status, seconds = run_test(t, None, os.path.join(OUT, "baseline.log"))
         if status != "passed":
-            sys.exit(f"test '{t}' fails without any mutant ({OUT}/baseline.log)")
+            sys.exit(f"test '{t}' fails without any mutant ({OUT}/baseline.log); if it passes in the working tree, the "
+                     f"tree's incremental build may be stale: run again with --rebuild")
         baseline[t] = seconds
     print("unmutated test times: " + ", ".join(f"{t} {v:.0f} s" for t, v in sorted(baseline.items(), key=lambda x: x[1])), flush=True)
 
