@@ -369,7 +369,7 @@ static void test_model(xai_model *m, const float *input, const int64_t *shape, c
     expect_error(xai_predict(m, NULL, shape, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "input", "predict NULL input");
     expect_error(xai_predict(m, input, NULL, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "shape", "predict NULL shape");
     expect_error(xai_predict(m, input, shape, 3, logits, 20), XAI_ERR_INVALID_ARGUMENT, "rank", "predict rank 3");
-    expect_error(xai_predict(m, input, wrong_shape, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "64", "predict wrong width");
+    expect_error(xai_predict(m, input, wrong_shape, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "3, 64, 64] (the model's input)", "predict wrong width");
     expect_error(xai_predict(m, input, negative, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "input", "predict negative batch");
     expect_error(xai_predict(m, input, huge, 4, logits, 20), XAI_ERR_OUT_OF_MEMORY, "input", "predict huge batch");
     expect_error(xai_predict(m, input, shape, 4, bad, 8), XAI_ERR_INVALID_ARGUMENT, "logits_len", "predict short logits");
@@ -404,7 +404,7 @@ static void test_model(xai_model *m, const float *input, const int64_t *shape, c
         float *inf_input = malloc(n * sizeof(float)), kept[21];
         expect_error(xai_predict(m, input, none, 4, logits, 0), XAI_ERR_INVALID_ARGUMENT, "input", "predict zero images");
         expect_error(xai_predict(m, input, four, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "input", "predict four channels");
-        expect_error(xai_predict(m, input, short_h, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "64", "predict wrong height");
+        expect_error(xai_predict(m, input, short_h, 4, logits, 20), XAI_ERR_INVALID_ARGUMENT, "3, 64, 64] (the model's input)", "predict wrong height");
         expect_error(xai_predict(m, input, shape, 5, logits, 20), XAI_ERR_INVALID_ARGUMENT, "rank", "predict rank 5");
         expect_error(xai_predict(m, input, shape, 0, logits, 20), XAI_ERR_INVALID_ARGUMENT, "rank", "predict rank 0");
         /* logits_len must be exactly N * classes: one more is refused, and the buffer is left alone. */
