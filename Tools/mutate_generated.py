@@ -14,8 +14,9 @@ with the test classes Tools/mutation-map.json names for its file, fastest first,
 failure. A mutant is killed when a test fails or runs past three times its unmutated time, invalid
 when it does not compile (not counted), survived otherwise. Survivors are triaged in
 Tools/mutation-triage.json: each either gets a test (and is killed on the next run) or a one-line
-reason it is equivalent. Results persist per mutant (.build-mutate/generated/results.json), so an
-interrupted run resumes where it stopped; a mutant is run again when its file changed.
+reason it is equivalent. Results persist per mutant (Tools/mutation-results/results.json), so an
+interrupted run resumes where it stopped; a mutant is run again when its file changed. The sample
+and the outcomes are kept in Tools/mutation-results/ (committed), the logs in .build-mutate/generated/.
 
     python3 Tools/mutate_generated.py --check-map            # every mutable file mapped, every test named exists
     python3 Tools/mutate_generated.py --sample 200 --seed 1  # `make mutate`
@@ -42,8 +43,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mutate  # noqa: E402  (the tree copy and the build and test commands are shared)
 
 ROOT = mutate.ROOT
-OUT = os.path.join(mutate.WORK, "generated")
-RESULTS = os.path.join(OUT, "results.json")
+OUT = os.path.join(mutate.WORK, "generated")  # logs and the tree's build
+# The samples and every mutant's outcome are committed (small), so that a run resumes on another
+# machine and the score before and after the survivors' tests can be read back.
+KEPT = os.path.join(ROOT, "Tools", "mutation-results")
+RESULTS = os.path.join(KEPT, "results.json")
 MAP = os.path.join(ROOT, "Tools", "mutation-map.json")
 TRIAGE = os.path.join(ROOT, "Tools", "mutation-triage.json")
 MUTAGEN_PACKAGE = os.path.join(ROOT, "Tools", "mutagen")
@@ -477,7 +481,8 @@ def main():
     # The whole tree's sample is kept (by mutant id), so that the score after the survivors' tests
     # is measured on the same mutants even when a fix changed the sources in between.
     os.makedirs(OUT, exist_ok=True)
-    kept = None if args.changed or args.files else os.path.join(OUT, f"sample-seed{args.seed}-n{args.sample}.json")
+    os.makedirs(KEPT, exist_ok=True)
+    kept = None if args.changed or args.files else os.path.join(KEPT, f"sample-seed{args.seed}-n{args.sample}.json")
     gone = []
     if kept and os.path.exists(kept) and not args.resample:
         by_id = {s["id"]: s for s in sites}

@@ -75,6 +75,9 @@ final class OutputWriterTests: XCTestCase {
         XCTAssertThrowsError(try FileSystem.createDirectory(base + "/a/file/d")) { error in
             XCTAssertTrue("\(error)".contains(base + "/a/file"), "\(error)")
         }
+        // mkdir's own failure (a name past the file system's 255 bytes) is an error, naming it.
+        let long = base + "/" + String(repeating: "x", count: 300)
+        XCTAssertThrowsError(try FileSystem.createDirectory(long)) { XCTAssertTrue("\($0)".contains(long), "\($0)") }
         let results = try OutputFile(appendingTo: base + "/x/y/results.jsonl")
         try results.write(Data("{}\n".utf8))
         results.close()
