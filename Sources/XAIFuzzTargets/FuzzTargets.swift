@@ -21,7 +21,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     /// The outcome of one input.
     public enum Outcome: Equatable, Sendable {
-        case accepted
+        /// Accepted; `complete` is false where a cap (FLOPs, input size) stopped the target before
+        /// its passes, which the replay test counts so that a cap refusing everything shows.
+        case accepted(complete: Bool)
         case refused(XAIError.Code)
     }
 
@@ -30,12 +32,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     public func run(_ data: Data) throws -> Outcome {
         do {
             switch self {
-            case .onnx: try Self.onnx(data)
-            case .npy: try Self.npy(data)
+            case .onnx: return .accepted(complete: try Self.onnx(data))
+            case .npy: return .accepted(complete: try Self.npy(data))
             case .image: try Self.image(data)
             case .config: try Self.config(data)
             }
-            return .accepted
+            return .accepted(complete: true)
         } catch let e as XAIError {
             return .refused(e.code)
         }
@@ -47,22 +49,25 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// `XAI_FUZZ_VERBOSE=1` prints what each method of the config target refused.
     static let verbose = ProcessInfo.processInfo.environment["XAI_FUZZ_VERBOSE"] == "1"
 
-    static func onnx(_ data: Data) throws {
+    /// Whether the passes ran (false: the model is over the caps, or has no image input).
+    static func onnx(_ data: Data) throws -> Bool {
         let graph = try Models.load(data: data, name: "fuzz.onnx")
         let summary = try graph.summary()
-        guard let input = graph.imageInput, summary.flopsPerImage <= maxFLOPs else { return }
+        guard let input = graph.imageInput, summary.flopsPerImage <= maxFLOPs else { return false }
         let shape = try input.shape(batch: 1)
-        guard shape.count <= maxInputElements else { return }
+        guard shape.count <= maxInputElements else { return false }
         let backend = CPUBackend(memoryBudget: 256 << 20)
         let executor = Executor(graph: graph, backend: backend)
         let pass = try executor.forward(try backend.upload(Tensor.uniform(shape, seed: 1)), forBackward: true)
-        guard let output = graph.outputs.first, let y = pass.outputs[output.name] else { return }
+        guard let output = graph.outputs.first, let y = pass.outputs[output.name] else { return true }
         _ = try executor.backward(pass, seeds: [output.name: try backend.filled(y.shape, value: 1)], wrt: [input.name])
+        return true
     }
 
-    static func npy(_ data: Data) throws {
+    /// Whether the tensor's uses ran (false: over the size cap).
+    static func npy(_ data: Data) throws -> Bool {
         let t = try NPY.decode(data, path: "fuzz.npy")
-        guard t.shape.count <= maxInputElements else { return }
+        guard t.shape.count <= maxInputElements else { return false }
         _ = t.nonFiniteCount
         if t.shape.rank == 2, t.shape.count > 0 {
             // A feature mask: integer ids per pixel.
@@ -76,6 +81,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-fuzz-\(getpid()).npy").path
         try NPY.write(t, to: path)
         _ = try NPY.read(path)
+        return true
     }
 
     static func image(_ data: Data) throws {

@@ -11,6 +11,7 @@ final class FuzzCorpusTests: XCTestCase {
 
     func testEveryCorpusInputIsAcceptedOrRefusedWithAnXAIError() throws {
         var counts: [String: (accepted: Int, refused: Int)] = [:]
+        var complete: [String: Int] = [:]
         for target in FuzzTarget.allCases {
             let folder = Self.corpus.appendingPathComponent(target.rawValue)
             let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.sorted() ?? []
@@ -19,7 +20,9 @@ final class FuzzCorpusTests: XCTestCase {
                 let data = try Data(contentsOf: folder.appendingPathComponent(name))
                 do {
                     switch try target.run(data) {
-                    case .accepted: counts[target.rawValue, default: (0, 0)].accepted += 1
+                    case .accepted(let whole):
+                        counts[target.rawValue, default: (0, 0)].accepted += 1
+                        if whole { complete[target.rawValue, default: 0] += 1 }
                     case .refused: counts[target.rawValue, default: (0, 0)].refused += 1
                     }
                 } catch {
@@ -32,6 +35,7 @@ final class FuzzCorpusTests: XCTestCase {
         for target in FuzzTarget.allCases {
             let c = counts[target.rawValue, default: (0, 0)]
             XCTAssertGreaterThanOrEqual(c.accepted, 10, "\(target.rawValue): \(c.accepted) accepted")
+            XCTAssertGreaterThanOrEqual(complete[target.rawValue, default: 0], 10, "\(target.rawValue): accepted inputs that ran whole, not stopped by a cap")
             XCTAssertGreaterThanOrEqual(c.refused, 1, "\(target.rawValue): \(c.refused) refused")
         }
         print("fuzz corpus replayed: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.accepted) accepted, \($0.value.refused) refused" }
