@@ -65,12 +65,15 @@ let package = Package(
         .target(name: "XAIDemoData", dependencies: ["XAICore"]),
         // The one module frontends import.
         .target(name: "XAI", dependencies: ["XAICore", "XAICPU", "XAIOpenCL", "XAIGraph", "XAIONNX", "XAIMethods", "XAIMetrics", "XAIImage"]),
+        // Runs over files and folders (outputs, results.jsonl, the report): the CLI's commands, and
+        // the C interface's for a worker of a larger run.
+        .target(name: "XAIJobs", dependencies: ["XAI"]),
         .executableTarget(name: "XAICLI", dependencies: [
-            "XAI", "XAIDemoData", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "XAI", "XAIJobs", "XAIDemoData", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The C ABI over the facade: argument checks, status codes, handles (include/xai.h).
         .systemLibrary(name: "CXAIHeader", path: "Sources/CXAIHeader"),
-        .target(name: "XAIC", dependencies: ["XAI", "CXAIHeader"],
+        .target(name: "XAIC", dependencies: ["XAI", "XAIJobs", "CXAIHeader"],
                 linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libxaic.so"])]),
         .executableTarget(name: "XAIBench", dependencies: [
             "XAI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -85,7 +88,7 @@ let package = Package(
         .testTarget(name: "XAIModelTests", dependencies: ["XAI", "XAITestSupport"]),
         .testTarget(name: "XAIMethodTests", dependencies: ["XAI", "XAITestSupport"]),
         .testTarget(name: "XAIMetricTests", dependencies: ["XAI", "XAITestSupport"]),
-        .testTarget(name: "XAICLITests", dependencies: ["XAI", "XAITestSupport", "XAIDemoData", "XAICLI"]),
+        .testTarget(name: "XAICLITests", dependencies: ["XAI", "XAITestSupport", "XAIDemoData", "XAICLI", "XAIJobs"]),
         .testTarget(name: "XAIFuzzTests", dependencies: ["XAIFuzzTargets"]),
     ]
 )

@@ -55,6 +55,10 @@ PAUSE = os.path.join(mutate.WORK, "pause")  # touch it to hold the run between m
 PRODUCTS = ["swift", "build", "-c", "release", "-Xswiftc", "-enable-testing"]  # libxaic.so and xai for C and Python tests
 
 
+
+# Files moved since the committed samples were drawn: new path -> the path their mutant ids hash.
+MOVED = {f"Sources/XAIJobs/{name}.swift": f"Sources/XAICLI/{name}.swift" for name in ("ExplainJob", "Pipeline", "Inputs", "Report")}
+
 # ---------------------------------------------------------------------------------------------
 # The map: which tests cover which file.
 
@@ -342,10 +346,12 @@ def all_sites(paths):
     seen = {}
     texts = {}
     for s in sites:
+        # A file moved after a sample was drawn keeps its mutants' ids (the key names its old path).
+        path_key = MOVED.get(s["file"], s["file"])
         if s["file"] not in texts:
             texts[s["file"]] = open(os.path.join(ROOT, s["file"]), encoding="utf-8").read().split("\n")
         line_text = texts[s["file"]][s["line"] - 1].strip()
-        key = (s["file"], s["kind"], s["original"], s["replacement"], line_text)
+        key = (path_key, s["kind"], s["original"], s["replacement"], line_text)
         seen[key] = seen.get(key, 0) + 1
         digest = hashlib.sha1(repr(key + (seen[key],)).encode()).hexdigest()[:10]
         s["id"] = f"{os.path.basename(s['file'])}:{digest}"

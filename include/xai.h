@@ -32,7 +32,7 @@ extern "C" {
 
 /* The version of this header's interface. Functions are only ever added, never changed or removed;
  * check xai_api_version() >= XAI_API_VERSION at load time. */
-#define XAI_API_VERSION 2
+#define XAI_API_VERSION 3
 
 typedef struct xai_model xai_model;   /* a loaded model on a device */
 typedef struct xai_result xai_result; /* named tensors plus metadata JSON */
@@ -182,6 +182,53 @@ void xai_result_free(xai_result *result);
  * pixel-level maps (saliency, inputxgrad, smoothgrad, ig) are drawn as magnitude, opaque where strong. */
 xai_status xai_overlay(const uint8_t *rgb, int64_t height, int64_t width, const float *map,
                        int64_t map_height, int64_t map_width, const char *style_json, uint8_t *out);
+
+/* Version 3 ------------------------------------------------------------------------------------ */
+
+/* Explains image files into a folder as `xai explain` does, with an open model: per image and
+ * method OUT/<stem>/<method>.npy (float32 [H, W]), <method>.raw.npy, the overlay <method>.png, one
+ * line in results.jsonl, and OUT/index.html when "save" holds "html". A failing image or method
+ * fails alone (listed in the summary) and the run goes on; what is already written is skipped.
+ * request_json, a JSON object (camelCase keys):
+ *   "out"        the output folder (required)
+ *   "inputs"     files, folders (searched recursively) and .txt manifests, with "shard": "i/n"; or
+ *   "files"      paths, with "stems": each file's output folder name (a driver that splits a run
+ *                over processes names them once: xai_list_inputs); default: the file names
+ *   "methods"    a comma-separated string or a list (default "gradcam")
+ *   "knobs"      a JSON object of knobs; "target": "top1" (default) or a class index
+ *   "save"       any of "raw", "png", "html" (default all); "overwrite": false; "imageBatch": 8
+ *   "results"    where the result lines go (default OUT/results.jsonl)
+ *   "style"      {"colormap", "sign", "alpha", "percentile"} as xai_overlay; "modelName" for the records
+ * progress: NULL or called with (0, 1) first, then (files done, files in all) after each group of
+ * imageBatch files; non-zero cancels after that group's outputs are written (XAI_ERR_CANCELLED).
+ * out_summary_json: {"written", "skipped", "failures": ["<file> <method>: <error>", ...], "seconds",
+ * "report": path or null}. */
+xai_status xai_explain_files(xai_model *model, const char *request_json, xai_progress_fn progress, void *user,
+                             char **out_summary_json);
+
+/* Scores explanations of image files as `xai evaluate` does, with an open model: for each image and
+ * method, the map OUT/<stem>/<method>.npy (made and written there where there is none), then each
+ * metric; one line per image x method x metric in OUT/metrics.jsonl, and OUT/index.html with the
+ * scores. request_json: "out", "files" (with "stems") or "inputs", "methods", "knobs", "target"
+ * as xai_explain_files, and
+ *   "metrics"     a comma-separated string or a list (default "deletion,insertion"; "all")
+ *   "metricKnobs" a JSON object of metric knobs (xai_metrics_json); "seed" defaults to the methods'
+ *   "masks"       a folder of ground-truth masks <stem>.png or <stem>.npy (the localisation metrics)
+ *   "results"     where the metric lines go (default OUT/metrics.jsonl); "report": true
+ * progress: NULL or called with (0, 1) first, then (files done, files in all) after each file.
+ * out_summary_json: {"scores": [{"method", "metric", "scores": [per image, null where undefined]}],
+ * "failures": [...], "report": path or null}. */
+xai_status xai_evaluate_files(xai_model *model, const char *request_json, xai_progress_fn progress, void *user,
+                              char **out_summary_json);
+
+/* The files `xai explain` would explain for these inputs (files, folders, .txt manifests), in its
+ * order; shard: NULL or "i/n" (every n-th from the i-th). out_json: {"files": [...], "stems": [...]},
+ * the stems being the output folders one run gives them (name, name-2, ...). */
+xai_status xai_list_inputs(const char *const *inputs, size_t n_inputs, const char *shard, char **out_json);
+
+/* Writes folder/index.html from folder/results.jsonl (and metrics.jsonl) as `xai explain` does at
+ * the end of a run; out_path receives its path. */
+xai_status xai_write_report(const char *folder, char **out_path);
 
 #ifdef __cplusplus
 }

@@ -68,7 +68,7 @@ public enum Models {
 
 /// The engine's version, for `xai --version`, the C ABI and Python.
 public enum XAIVersion {
-    public static let string = "0.20.0"
+    public static let string = "0.21.0"
     /// The C interface's version (`XAI_API_VERSION` in `include/xai.h`).
-    public static let api: UInt32 = 2
+    public static let api: UInt32 = 3
 }

@@ -4,6 +4,7 @@
 import CXAIHeader
 import Foundation
 import XAI
+import XAIJobs
 
 // MARK: Status and the last error
 
@@ -114,10 +115,13 @@ private let encoder: JSONEncoder = {
 /// not crash if they do).
 final class ModelHandle {
     let session: Session
+    /// The path or zoo name it was opened with (what `xai_explain_files` records name).
+    let spec: String
     let lock = NSLock()
 
     init(spec: String, device: Device, precision: Precision = .exact) throws {
         session = try Session(spec, device: device, precision: precision)
+        self.spec = spec
     }
 
     var explained: ExplainedModel { session.model }
@@ -611,40 +615,238 @@ public func xai_overlay(_ rgb: UnsafePointer<UInt8>?, _ height: Int64, _ width: 
         guard h * w <= Limits.imagePixels, mh * mw <= Limits.imagePixels else {
             throw XAIError.tooLarge(what: "overlay \(h)x\(w), map \(mh)x\(mw)", bytes: 4 * max(h * w, mh * mw), limit: 4 * Limits.imagePixels)
         }
-        var styleValue = HeatmapStyle()
-        if let style {
-            let text = Data(String(cString: style).utf8)
-            guard let keys = (try? JSONSerialization.jsonObject(with: text)) as? [String: Any] else {
-                throw argument("style_json", "not a JSON object")
-            }
-            if let unknown = keys.keys.sorted().first(where: { !["colormap", "sign", "alpha", "percentile", "detail"].contains($0) }) {
-                throw argument(unknown, "not a style option (colormap, sign, alpha, percentile, detail)")
-            }
-            struct Style: Decodable {
-                var colormap: String?, sign: String?, detail: String?
-                var alpha: Double?, percentile: Double?
-            }
-            let s: Style
-            do { s = try JSONDecoder().decode(Style.self, from: text) } catch let DecodingError.typeMismatch(_, context) {
-                throw argument(context.codingPath.last?.stringValue ?? "style_json", "wrong type: \(context.debugDescription)")
-            }
-            let colormap = try s.colormap.map { c in
-                guard let m = Colormap(rawValue: c) else {
-                    throw argument("colormap", "none of \(Colormap.allCases.map(\.rawValue).joined(separator: ", "))", value: c)
-                }
-                return m
-            }
-            guard let sign = SignMode(rawValue: s.sign ?? "auto") else {
-                throw argument("sign", "none of \(SignMode.allCases.map(\.rawValue).joined(separator: ", "))", value: s.sign ?? "")
-            }
-            guard let detail = MapDetail(rawValue: s.detail ?? "region") else {
-                throw argument("detail", "none of \(MapDetail.allCases.map(\.rawValue).joined(separator: ", "))", value: s.detail ?? "")
-            }
-            styleValue = HeatmapStyle(colormap: colormap, sign: sign, percentile: s.percentile ?? 99, alpha: s.alpha ?? 0.5, detail: detail)
-        }
+        let styleValue = try style.map { try heatmapStyle(Data(String(cString: $0).utf8), name: "style_json", keys: ["colormap", "sign", "alpha", "percentile", "detail"]) }
+            ?? HeatmapStyle()
         let picture = try RGBImage(width: w, height: h, pixels: Array(UnsafeBufferPointer(start: rgb, count: h * w * 3)))
         let drawn = try styleValue.overlay(picture, map: Array(UnsafeBufferPointer(start: map, count: mh * mw)), mapWidth: mw, mapHeight: mh,
                                            placement: .init(left: 0, top: 0, width: Double(w), height: Double(h)))
         drawn.pixels.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h * w * 3) }
+    }
+}
+
+/// A heatmap style from JSON: {"colormap", "sign", "alpha", "percentile", "detail"}, each optional,
+/// only the `keys` allowed.
+private func heatmapStyle(_ text: Data, name: String, keys allowed: [String]) throws -> HeatmapStyle {
+    guard let keys = (try? JSONSerialization.jsonObject(with: text)) as? [String: Any] else {
+        throw argument(name, "not a JSON object")
+    }
+    if let unknown = keys.keys.sorted().first(where: { !allowed.contains($0) }) {
+        throw argument(unknown, "not a style option (\(allowed.joined(separator: ", ")))")
+    }
+    struct Style: Decodable {
+        var colormap: String?, sign: String?, detail: String?
+        var alpha: Double?, percentile: Double?
+    }
+    let s: Style
+    do { s = try JSONDecoder().decode(Style.self, from: text) } catch let DecodingError.typeMismatch(_, context) {
+        throw argument(context.codingPath.last?.stringValue ?? name, "wrong type: \(context.debugDescription)")
+    }
+    let colormap = try s.colormap.map { c in
+        guard let m = Colormap(rawValue: c) else {
+            throw argument("colormap", "none of \(Colormap.allCases.map(\.rawValue).joined(separator: ", "))", value: c)
+        }
+        return m
+    }
+    guard let sign = SignMode(rawValue: s.sign ?? "auto") else {
+        throw argument("sign", "none of \(SignMode.allCases.map(\.rawValue).joined(separator: ", "))", value: s.sign ?? "")
+    }
+    guard let detail = MapDetail(rawValue: s.detail ?? "region") else {
+        throw argument("detail", "none of \(MapDetail.allCases.map(\.rawValue).joined(separator: ", "))", value: s.detail ?? "")
+    }
+    if let alpha = s.alpha, !(0...1).contains(alpha) { throw argument("alpha", "must be between 0 and 1", value: "\(alpha)") }
+    if let p = s.percentile, !(0...100).contains(p) { throw argument("percentile", "must be between 0 and 100", value: "\(p)") }
+    return HeatmapStyle(colormap: colormap, sign: sign, percentile: s.percentile ?? 99, alpha: s.alpha ?? 0.5, detail: detail)
+}
+
+// MARK: Runs over files (version 3)
+
+/// A JSON object argument.
+private func jsonObject(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> [String: Any] {
+    let text = try text(pointer, name)
+    guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { throw argument(name, "is not valid JSON") }
+    guard let o = object as? [String: Any] else { throw argument(name, "not a JSON object") }
+    return o
+}
+
+/// A request's value of one type, `nil` where absent or null.
+private func value<T>(_ o: [String: Any], _ key: String, _ what: String) throws -> T? {
+    guard let v = o[key], !(v is NSNull) else { return nil }
+    guard let typed = v as? T else { throw argument(key, "must be \(what)") }
+    return typed
+}
+
+/// A request's boolean (JSON true/false, not a number).
+private func flag(_ o: [String: Any], _ key: String) throws -> Bool? {
+    guard let v = o[key], !(v is NSNull) else { return nil }
+    guard let n = v as? NSNumber, String(cString: n.objCType) == "c" else { throw argument(key, "must be true or false") }
+    return n.boolValue
+}
+
+/// A request's integer (a JSON number without a fraction).
+private func integer(_ o: [String: Any], _ key: String) throws -> Int? {
+    guard let v = o[key], !(v is NSNull) else { return nil }
+    guard let n = v as? NSNumber, String(cString: n.objCType) != "c", let i = Int(exactly: n.doubleValue) else { throw argument(key, "must be an integer") }
+    return i
+}
+
+/// A list of strings, or one string of comma-separated values.
+private func list(_ o: [String: Any], _ key: String) throws -> [String]? {
+    if let one: String = try? value(o, key, "") { return one.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+    return try value(o, key, "a list of strings")
+}
+
+/// What every request over files holds: the output folder, the files (named by the caller, or
+/// inputs to list), the methods, their knobs and the target.
+private struct FilesRequest {
+    static let keys = ["files", "stems", "inputs", "shard", "methods", "out", "target", "knobs"]
+
+    var out: String
+    var methods: String
+    var inputs: [String]
+    var shard: String?
+    var files: [(path: String, stem: String)]?
+    var target = Target.predicted
+    var configuration = MethodConfiguration()
+
+    init(_ o: [String: Any], keys specific: [String], classes: Int) throws {
+        let allowed = Self.keys + specific
+        if let unknown = o.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw argument(unknown, "not a request key (\(allowed.joined(separator: ", ")))")
+        }
+        guard let folder: String = try value(o, "out", "a string (the output folder)"), !folder.isEmpty else {
+            throw argument("out", "is missing (the output folder)")
+        }
+        out = folder
+        methods = try list(o, "methods")?.joined(separator: ",") ?? "gradcam"
+        inputs = try list(o, "inputs") ?? []
+        let files: [String]? = try value(o, "files", "a list of paths")
+        switch (files, o["inputs"].map { !($0 is NSNull) } ?? false) {
+        case (nil, false): throw argument("files", "is missing: give \"files\" (with \"stems\") or \"inputs\"")
+        case (.some, true): throw argument("inputs", "cannot be given with \"files\"")
+        default: break
+        }
+        shard = try value(o, "shard", "a string i/n")
+        if let files {
+            let stems: [String] = try value(o, "stems", "a list of strings") ?? outputStems(files)
+            guard stems.count == files.count else {
+                throw argument("stems", "must name one folder per file (\(files.count))", value: "\(stems.count) stems")
+            }
+            if let bad = stems.first(where: { $0.isEmpty || $0 == "." || $0 == ".." || $0.contains("/") || $0.contains("\u{0}") }) {
+                throw argument("stems", "each must be a folder name inside out (not empty, no \"/\", not . or ..)", value: bad)
+            }
+            guard Set(stems).count == stems.count else { throw argument("stems", "must be distinct") }
+            if shard != nil { throw argument("shard", "applies to \"inputs\", not to \"files\"") }
+            self.files = Array(zip(files, stems)).map { (path: $0.0, stem: $0.1) }
+        }
+        if let t = o["target"], !(t is NSNull) {
+            if let text = t as? String, text == "top1" {
+                target = .predicted
+            } else {
+                guard let i = try? integer(o, "target"), (0..<classes).contains(i) else {
+                    throw argument("target", "must be \"top1\" or a class in 0..<\(classes)", value: "\(t)")
+                }
+                target = .index(i)
+            }
+        }
+        if let knobs: [String: Any] = try value(o, "knobs", "a JSON object of knobs") { configuration = try MethodConfiguration.parse(knobs) }
+    }
+}
+
+/// Runs a job over files with a caller's progress callback: (0, 1) first, then whatever the job
+/// reports; a non-zero return cancels.
+private func reporting(_ progress: (@convention(c) (Int64, Int64, UnsafeMutableRawPointer?) -> Int32)?, _ user: UnsafeMutableRawPointer?,
+                       _ operation: String) throws -> ((Int, Int) -> Bool)? {
+    guard let progress else { return nil }
+    nonisolated(unsafe) let user = user
+    if progress(0, 1, user) != 0 { throw XAIError.cancelled(operation: operation) }
+    return { done, total in progress(Int64(done), Int64(total), user) != 0 }
+}
+
+@_cdecl("xai_explain_files")
+public func xai_explain_files(_ model: OpaquePointer?, _ request: UnsafePointer<CChar>?,
+                              _ progress: (@convention(c) (Int64, Int64, UnsafeMutableRawPointer?) -> Int32)?,
+                              _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        let m = try handle(model, "model", as: ModelHandle.self)
+        let o = try jsonObject(request, "request_json")
+        let out = try output(out, "out_summary_json")
+        let r = try FilesRequest(o, keys: ["results", "save", "overwrite", "imageBatch", "style", "modelName"], classes: m.classes)
+        var job = ExplainJob(model: try value(o, "modelName", "a string") ?? m.spec, inputs: r.inputs, methods: r.methods, out: r.out)
+        (job.files, job.shard, job.target, job.configuration) = (r.files, r.shard, r.target, r.configuration)
+        job.resultsPath = try value(o, "results", "a string (a path)")
+        if let save = try list(o, "save") { job.saving = Set(save) }
+        job.overwrite = try flag(o, "overwrite") ?? false
+        if let batch = try integer(o, "imageBatch") { job.imageBatch = batch }
+        if let style: [String: Any] = try value(o, "style", "a JSON object") {
+            job.style = try heatmapStyle(try JSONSerialization.data(withJSONObject: style), name: "style", keys: ["colormap", "sign", "alpha", "percentile"])
+        }
+        job.quiet = true
+        job.printsErrors = false
+        m.lock.lock(); defer { m.lock.unlock() }
+        job.session = m.session
+        job.onProgress = try reporting(progress, user, "explaining files")
+        let summary = try job.run()
+        out.pointee = try jsonString(["written": summary.written, "skipped": summary.skipped, "failures": summary.failures,
+                                      "seconds": summary.seconds, "report": summary.report ?? NSNull() as Any])
+    }
+}
+
+@_cdecl("xai_evaluate_files")
+public func xai_evaluate_files(_ model: OpaquePointer?, _ request: UnsafePointer<CChar>?,
+                               _ progress: (@convention(c) (Int64, Int64, UnsafeMutableRawPointer?) -> Int32)?,
+                               _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        let m = try handle(model, "model", as: ModelHandle.self)
+        let o = try jsonObject(request, "request_json")
+        let out = try output(out, "out_summary_json")
+        let r = try FilesRequest(o, keys: ["metrics", "masks", "metricKnobs", "results", "report"], classes: m.classes)
+        if r.shard != nil { throw argument("shard", "applies to xai_explain_files and xai_list_inputs") }
+        let metrics = try list(o, "metrics")?.joined(separator: ",") ?? "deletion,insertion"
+        var job = EvaluateJob(model: m.spec, inputs: r.inputs, methods: r.methods, metrics: metrics, masks: try value(o, "masks", "a string (a folder)"),
+                              out: r.out)
+        (job.files, job.target, job.configuration) = (r.files, r.target, r.configuration)
+        if let knobs: [String: Any] = try value(o, "metricKnobs", "a JSON object of metric knobs") {
+            job.metricConfiguration = try MetricConfiguration.parse(knobs)
+        }
+        // The metrics that re-explain draw with the method's seed unless the caller set theirs.
+        if (o["metricKnobs"] as? [String: Any])?["seed"] == nil { job.metricConfiguration.seed = job.configuration.seed }
+        job.metricsPath = try value(o, "results", "a string (a path)")
+        job.writesReport = try flag(o, "report") ?? true
+        job.quiet = true
+        job.printsErrors = false
+        m.lock.lock(); defer { m.lock.unlock() }
+        job.session = m.session
+        job.onProgress = try reporting(progress, user, "scoring files")
+        let summary = try job.run()
+        let scores: [[String: Any]] = summary.scores.map { ["method": $0.method, "metric": $0.metric, "scores": $0.values.map { $0.isFinite ? $0 : NSNull() as Any }] }
+        out.pointee = try jsonString(["scores": scores, "failures": summary.failures, "report": summary.report ?? NSNull() as Any])
+    }
+}
+
+@_cdecl("xai_list_inputs")
+public func xai_list_inputs(_ inputs: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int, _ shard: UnsafePointer<CChar>?,
+                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        guard let inputs else { throw argument("inputs", "is NULL") }
+        guard count >= 1 else { throw argument("n_inputs", "name at least one file or folder", value: "\(count)") }
+        let out = try output(out, "out_json")
+        let arguments = try (0..<count).map { try text(inputs[$0], "inputs[\($0)]") }
+        let files = try collectInputs(arguments, shard: shard.map { String(cString: $0) })
+        out.pointee = try jsonString(["files": files, "stems": outputStems(files)])
+    }
+}
+
+@_cdecl("xai_write_report")
+public func xai_write_report(_ folder: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    call {
+        let folder = try text(folder, "folder")
+        let out = try output(out, "out_path")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw XAIError.file(path: folder, reason: "no such folder")
+        }
+        let path = try writeReport(folder: folder, resultsPath: (folder as NSString).appendingPathComponent("results.jsonl"))
+        guard let s = strdup(path) else { throw XAIError.outOfMemory(op: "string", bytes: path.utf8.count, device: "host") }
+        out.pointee = s
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import XAI
+import XAIJobs
 import XAIDemoData
 
 struct Demo: ParsableCommand {
@@ -33,6 +34,7 @@ struct Demo: ParsableCommand {
             job.device = try Device(parsing: device)
             job.overwrite = overwrite
             job.quiet = quiet
+            job.describeError = describe
             let summary = try job.run()
             guard report(summary) else { throw ExitCode(1) }
             // How well each method's maps find the object and keep the prediction: the samples
@@ -41,6 +43,7 @@ struct Demo: ParsableCommand {
                                          masks: (demo as NSString).appendingPathComponent("masks"), out: out)
             evaluation.device = job.device
             evaluation.quiet = quiet
+            evaluation.describeError = describe
             let scores = try evaluation.run()
             print("\nmetrics over the samples (pointing game: a peak within 4 pixels of the object; relevance mass: the share of positive")
             print("attribution on the object; deletion/insertion: area under the class probability as pixels go, most important first):")

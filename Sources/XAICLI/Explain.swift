@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import XAI
+import XAIJobs
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,12 +41,6 @@ struct Explain: ParsableCommand {
         job.precision = fast ? .fast : .exact
         job.target = try parseTarget(target)
         job.saving = Set(save.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        if let unknown = job.saving.first(where: { !["raw", "png", "html"].contains($0) }) {
-            throw XAIError.invalidArgument(parameter: "save", value: unknown, reason: "none of raw, png, html")
-        }
-        guard imageBatch >= 1, imageBatch <= 4096 else {
-            throw XAIError.invalidArgument(parameter: "image-batch", value: "\(imageBatch)", reason: "must be between 1 and 4096")
-        }
         job.imageBatch = imageBatch
         job.overwrite = overwrite
         job.shard = shard
@@ -68,6 +63,7 @@ struct Explain: ParsableCommand {
         job.style = HeatmapStyle(colormap: map, sign: signMode, percentile: percentile, alpha: alpha)
         job.configuration = try knobs.configuration()
         job.memoryLog = logMemory
+        job.describeError = describe
         return job
     }
 

@@ -11,7 +11,7 @@ func flag(for parameter: String) -> String {
     let name = aliases[parameter] ?? parameter
     let flags = Set(MethodConfiguration.knobNames + MetricConfiguration.knobNames
                     + ["device", "target", "preset", "resize", "shard", "colormap", "sign", "alpha", "percentile", "save", "method", "out", "top", "folder",
-                       "metrics", "groundTruth"])
+                       "metrics", "groundTruth", "imageBatch"])
     guard flags.contains(name) else { return parameter }
     var kebab = ""
     for ch in name {
@@ -35,10 +35,6 @@ func reportingFlags<T>(_ body: () throws -> T) throws -> T {
 func describe(_ error: Error) -> String {
     if let e = error as? XAIError { return e.rendered(parameter: flag(for:)) }
     return "\(error)"
-}
-
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
 /// `--target`: `top1` (each image's predicted class) or a class index.

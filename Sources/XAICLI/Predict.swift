@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import XAI
+import XAIJobs
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1212,6 +1212,161 @@ static void test_explain2_and_evaluate(xai_model *m, const float *input, const i
     }
 }
 
+/* A file's lines ("\n"-terminated), or -1 where it cannot be read. */
+static int count_lines(const char *path) {
+    FILE *f = fopen(path, "rb");
+    int c, n = 0;
+    if (!f) return -1;
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static int exists(const char *folder, const char *relative) {
+    char path[2048];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", folder, relative);
+    f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* Cancels once `done` reaches the value `user` points to. */
+static int cancel_at(int64_t done, int64_t total, void *user) {
+    (void)total;
+    return done >= *(int64_t *)user;
+}
+
+static void test_explain_files(xai_model *m) {
+    char folder[] = "/tmp/xai_c_test_filesXXXXXX", request[4096], results[2200];
+    char *summary = (char *)0x1, *json = NULL, *untouched = (char *)0x1;
+    const char *inputs[2];
+    progress_log log;
+    int64_t stop = 1;
+    if (!mkdtemp(folder)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    snprintf(results, sizeof results, "%s/results.jsonl", folder);
+    /* Two pictures and a corrupt one, named by the caller: the corrupt one fails alone. */
+    if (!write_garbage("xai_c_test_corrupt.png", "\x89PNG\r\n\x1a\n", 8, 300)) return;
+    snprintf(request, sizeof request,
+             "{\"out\": \"%s\", \"files\": [\"%s\", \"%s\", \"xai_c_test_corrupt.png\"], \"stems\": [\"first\", \"second\", \"third\"],"
+             " \"methods\": [\"gradcam\", \"saliency\"], \"save\": \"raw,png\", \"knobs\": {\"seed\": 3}}",
+             folder, path_of("images/photo.jpg"), path_of("images/rgb8.png"));
+    start_log(&log);
+    summary = NULL;
+    CHECK(xai_explain_files(m, request, record_progress, &log, &summary) == XAI_OK, "explain files");
+    CHECK(summary && strstr(summary, "\"written\":4") && strstr(summary, "\"skipped\":0") && strstr(summary, "xai_c_test_corrupt.png")
+              && strstr(summary, "\"report\":null"),
+          "4 maps written, the corrupt file listed as a failure, no report without html: %s", summary ? summary : "");
+    CHECK(log.calls >= 2 && log.bad == 0 && log.first_done == 0 && log.first_total == 1 && log.last_done == 3 && log.last_total == 3,
+          "progress (0, 1) first, (files done, files) after: %d calls, last %lld/%lld", log.calls, (long long)log.last_done, (long long)log.last_total);
+    xai_string_free(summary);
+    CHECK(exists(folder, "first/gradcam.npy") && exists(folder, "second/saliency.npy") && exists(folder, "first/gradcam.png")
+              && exists(folder, "first/input.png") && !exists(folder, "third/gradcam.npy") && !exists(folder, "index.html"),
+          "maps and overlays in the named folders");
+    CHECK(count_lines(results) == 4, "one result line per map: %d", count_lines(results));
+    /* Again: everything is there, nothing is written twice. */
+    summary = NULL;
+    CHECK(xai_explain_files(m, request, NULL, NULL, &summary) == XAI_OK && summary && strstr(summary, "\"written\":0")
+              && strstr(summary, "\"skipped\":4"), "a second run skips: %s", summary ? summary : "");
+    xai_string_free(summary);
+    CHECK(count_lines(results) == 4, "no second line: %d", count_lines(results));
+    CHECK(xai_write_report(folder, &json) == XAI_OK && json && strstr(json, "index.html") && exists(folder, "index.html"), "the report");
+    xai_string_free(json);
+    json = NULL;
+    /* Scored as `xai evaluate` does: the maps written above are reused, one line per image x method x metric. */
+    snprintf(request, sizeof request,
+             "{\"out\": \"%s\", \"files\": [\"%s\", \"%s\"], \"stems\": [\"first\", \"second\"], \"methods\": \"gradcam\","
+             " \"metrics\": [\"deletion\", \"sparseness\"], \"metricKnobs\": {\"step\": 512}, \"report\": false}",
+             folder, path_of("images/photo.jpg"), path_of("images/rgb8.png"));
+    start_log(&log);
+    summary = NULL;
+    CHECK(xai_evaluate_files(m, request, record_progress, &log, &summary) == XAI_OK && summary && strstr(summary, "\"metric\":\"deletion\"")
+              && strstr(summary, "\"metric\":\"sparseness\"") && strstr(summary, "\"failures\":[]") && strstr(summary, "\"report\":null"),
+          "evaluate files: %s", summary ? summary : "");
+    CHECK(log.first_done == 0 && log.first_total == 1 && log.last_done == 2 && log.last_total == 2 && log.bad == 0, "evaluate progress");
+    xai_string_free(summary);
+    {
+        char metrics[2200];
+        snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", folder);
+        CHECK(count_lines(metrics) == 4, "2 images x 2 metrics: %d lines", count_lines(metrics));
+    }
+    expect_error(xai_evaluate_files(m, "{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"metrics\": \"nosuchmetric\"}", NULL, NULL, &untouched),
+                 XAI_ERR_INVALID_ARGUMENT, "nosuchmetric", "evaluate an unknown metric");
+    expect_error(xai_evaluate_files(m, "{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"metricKnobs\": {\"stepp\": 1}}", NULL, NULL, &untouched),
+                 XAI_ERR_INVALID_ARGUMENT, "stepp", "evaluate an unknown metric knob");
+    expect_error(xai_evaluate_files(m, "{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"save\": \"raw\"}", NULL, NULL, &untouched),
+                 XAI_ERR_INVALID_ARGUMENT, "save", "evaluate takes no save");
+    expect_error(xai_evaluate_files(m, "{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"masks\": \"/nonexistent-masks\"}", NULL, NULL,
+                              &untouched), XAI_ERR_FILE, "/nonexistent-masks", "evaluate with a missing mask folder");
+        /* Cancelled after the first group of one file: that file's outputs are written, the rest are not. */
+    snprintf(request, sizeof request,
+             "{\"out\": \"%s\", \"files\": [\"%s\", \"%s\"], \"stems\": [\"c1\", \"c2\"], \"methods\": \"saliency\", \"save\": [\"raw\"],"
+             " \"imageBatch\": 1, \"results\": \"%s/cancelled.jsonl\"}", folder, path_of("images/photo.jpg"), path_of("images/rgb8.png"), folder);
+    expect_error(xai_explain_files(m, request, cancel_at, &stop, &untouched), XAI_ERR_CANCELLED, "cancelled", "cancelled after one file");
+    CHECK(exists(folder, "c1/saliency.npy") && !exists(folder, "c2/saliency.npy") && exists(folder, "cancelled.jsonl"), "the first file's map only");
+    /* Inputs listed as xai explain lists them, with a shard. */
+    inputs[0] = path_of("images");
+    CHECK(xai_list_inputs(inputs, 1, NULL, &json) == XAI_OK && json && strstr(json, "gray8.png") && strstr(json, "\"stems\"")
+              && strstr(json, "\"photo\""), "list a folder: %s", json ? json : "");
+    xai_string_free(json);
+    json = NULL;
+    CHECK(xai_list_inputs(inputs, 1, "0/1000", &json) == XAI_OK && json && strstr(json, "gray8.png") && !strstr(json, "photo"),
+          "shard 0 of 1000 keeps the first file only: %s", json ? json : "");
+    xai_string_free(json);
+    expect_error(xai_list_inputs(inputs, 1, "3/2", &untouched), XAI_ERR_INVALID_ARGUMENT, "shard", "shard out of range");
+    expect_error(xai_list_inputs(inputs, 0, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "n_inputs", "no inputs");
+    expect_error(xai_list_inputs(NULL, 1, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "inputs", "NULL inputs");
+    expect_error(xai_list_inputs(inputs, 1, NULL, NULL), XAI_ERR_INVALID_ARGUMENT, "out_json", "list into NULL");
+    inputs[1] = "/nonexistent-folder";
+    expect_error(xai_list_inputs(inputs, 2, NULL, &untouched), XAI_ERR_FILE, "/nonexistent-folder", "a missing input");
+    expect_error(xai_write_report("/nonexistent-folder", &untouched), XAI_ERR_FILE, "/nonexistent-folder", "report of a missing folder");
+    expect_error(xai_write_report(NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "folder", "report of NULL");
+    /* Every wrong request is named. */
+    {
+        static const char *const bad[][2] = {
+            {"{\"files\": [\"a.png\"]}", "out"},
+            {"{\"out\": \"/tmp/x\"}", "files"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"inputs\": [\"b\"]}", "inputs"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"stems\": [\"a\", \"b\"]}", "stems"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"stems\": [\"../up\"]}", "stems"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\", \"b.png\"], \"stems\": [\"s\", \"s\"]}", "stems"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"shard\": \"0/2\"}", "shard"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"save\": [\"pdf\"]}", "save"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"imageBatch\": 0}", "imageBatch"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"imageBatch\": 2.5}", "imageBatch"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"target\": 100000}", "target"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"overwrite\": 1}", "overwrite"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"knobs\": {\"stepz\": 3}}", "stepz"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"methods\": \"gradcam,nosuch\"}", "nosuch"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"style\": {\"colormap\": \"rainbow\"}}", "colormap"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"style\": {\"detail\": \"pixel\"}}", "detail"},
+            {"{\"out\": \"/tmp/x\", \"files\": [\"a.png\"], \"outt\": 1}", "outt"},
+            {"[\"out\"]", "request_json"},
+            {"{\"out\": ", "request_json"},
+        };
+        size_t i;
+        for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            char what[256];
+            snprintf(what, sizeof what, "explain_files %s", bad[i][0]);
+            expect_error(xai_explain_files(m, bad[i][0], NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, bad[i][1], what);
+        }
+    }
+    expect_error(xai_explain_files(NULL, "{}", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "model", "explain_files, NULL model");
+    expect_error(xai_explain_files(m, NULL, NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "request_json", "explain_files, NULL request");
+    expect_error(xai_explain_files(m, "{\"out\": \"/tmp/x\", \"files\": [\"a.png\"]}", NULL, NULL, NULL), XAI_ERR_INVALID_ARGUMENT,
+                 "out_summary_json", "explain_files into NULL");
+    CHECK(untouched == (char *)0x1, "out-parameter untouched after every failure");
+    remove("xai_c_test_corrupt.png");
+    {
+        char command[2200];
+        snprintf(command, sizeof command, "rm -rf '%s'", folder);
+        CHECK(system(command) == 0, "remove %s", folder);
+    }
+}
+
 int main(int argc, char **argv) {
     int64_t shape[4];
     size_t rank = 0, lrank = 0;
@@ -1234,6 +1389,7 @@ int main(int argc, char **argv) {
         test_preprocess(m);
         test_explain2_and_evaluate(m, input, shape);
         test_two_threads(m, input, shape);
+        test_explain_files(m);
     }
     test_overlay();
     xai_model_free(m);

@@ -1,8 +1,18 @@
 import XCTest
 @testable import XAICLI
+@testable import XAIJobs
 
 /// The command line's own helpers, tested in process.
 final class CLIHelperTests: XCTestCase {
+    /// The folders a driver names for a run split over workers: the file name without its
+    /// extension, numbered from 2 for later files of the same name, as one `xai explain` does.
+    func testOutputStemsNumberRepeatedNames() {
+        XCTAssertEqual(outputStems(["a/x.png", "b/x.png", "c/y.jpeg", "x.npy", "d/x.PNG", "y"]), ["x", "x-2", "y", "x-3", "x-4", "y-2"])
+        XCTAssertEqual(outputStems([]), [])
+        // A name that looks numbered is kept and the next repeat skips it.
+        XCTAssertEqual(outputStems(["x-2.png", "x.png", "x.jpg"]), ["x-2", "x", "x-3"])
+    }
+
     /// The progress line's durations: minutes and seconds below an hour, hours from exactly one.
     func testDurationsRoundAndCarryIntoHours() {
         XCTAssertEqual(duration(0), "0:00")

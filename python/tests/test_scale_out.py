@@ -5,6 +5,7 @@ import os
 import pathlib
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -76,3 +77,60 @@ def test_shards_merged_are_the_single_process_run(tmp_path):
     before = (tmp_path / "out" / "shard-1" / "results.jsonl").read_bytes()
     _explain(tmp_path / "out" / "shard-1", "--shard", f"1/{shards}")
     assert (tmp_path / "out" / "shard-1" / "results.jsonl").read_bytes() == before
+
+
+def test_explain_files_is_the_single_process_run(tmp_path):
+    """What a worker of a larger run does (Model.explain_files with the files and folders the driver named from
+    xai.list_inputs), split over two calls in any order, is the single `xai explain` run: the same folders,
+    the same records, the same bytes."""
+    import xai
+    _explain(tmp_path / "one")
+    files = xai.list_inputs(str(ROOT / "Demo" / "samples"))
+    assert len(files) == 12 and len({s for _, s in files}) == 12
+    assert xai.list_inputs(str(ROOT / "Demo" / "samples"), shard="1/3") == files[1::3]
+    with xai.Model(str(ROOT / "Demo" / "model.onnx")) as model:
+        for part in (files[1::2], files[::2]):
+            summary = model.explain_files(files=part, out=tmp_path / "two", method="gradcam,ig,kernelshap", steps=8, samples=64,
+                                          seed=7, save="raw")
+            assert summary["failures"] == [] and summary["written"] == 3 * len(part) and summary["report"] is None
+        again = model.explain_files(files=files[:2], out=tmp_path / "two", method="gradcam", save="raw")
+        assert again["written"] == 0 and again["skipped"] == 2
+    single, split = _records(tmp_path / "one" / "results.jsonl"), _records(tmp_path / "two" / "results.jsonl")
+    key = lambda r: (r["image"], r["method"])
+    assert sorted(map(key, split)) == sorted(map(key, single))
+    by_key = {key(r): r for r in split}
+    for r in single:
+        other = by_key[key(r)]
+        assert {k: v for k, v in r.items() if k != "seconds"} == {k: v for k, v in other.items() if k != "seconds"}
+        for name in r["files"]:
+            a, b = (tmp_path / "one" / r["stem"] / name).read_bytes(), (tmp_path / "two" / r["stem"] / name).read_bytes()
+            assert a == b, f"{r['stem']}/{name} differs"
+    assert pathlib.Path(xai.write_report(tmp_path / "two")).name == "index.html"
+
+
+def test_explain_files_reports_bad_files_and_arguments(tmp_path):
+    import xai
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    good = ROOT / "Demo" / "samples" / sorted(os.listdir(ROOT / "Demo" / "samples"))[0]
+    with xai.Model(str(ROOT / "Demo" / "model.onnx")) as model:
+        summary = model.explain_files([str(bad), str(good)], out=tmp_path / "out", method="saliency", save="raw")
+        assert summary["written"] == 1 and len(summary["failures"]) == 1 and str(bad) in summary["failures"][0]
+        with pytest.raises(xai.InvalidArgumentError, match="stems"):
+            model.explain_files(files=[(str(good), "../escape")], out=tmp_path / "out")
+        with pytest.raises(xai.InvalidArgumentError, match="stepz"):
+            model.explain_files([str(good)], out=tmp_path / "out", stepz=3)
+        with pytest.raises(xai.InvalidArgumentError, match="inputs"):
+            model.explain_files(out=tmp_path / "out")
+        calls = []
+        with pytest.raises(xai.CancelledError):
+            model.explain_files([str(good), str(good)], out=tmp_path / "cancel", method="saliency", image_batch=1, save="raw",
+                                progress=lambda done, total: calls.append((done, total)) or done >= 1)
+        assert calls == [(0, 1), (1, 2)]
+
+
+def test_xai_ray_without_ray_names_the_extra():
+    code = "import sys; sys.modules['ray'] = None\ntry:\n    import xai.ray\nexcept ImportError as e:\n    print(e)\n"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env).stdout
+    assert "xai-attribution-engine[ray]" in out, out

@@ -31,7 +31,8 @@ from . import _native
 from ._native import (CancelledError, DeviceError, FileError, InternalError, InvalidArgumentError, OutOfMemoryError,
                       UnsupportedError, XAIError)
 
-__all__ = ["Model", "Explanation", "Evaluation", "Score", "preprocess", "overlay", "devices", "methods", "metrics", "version", "XAIError",
+__all__ = ["Model", "Explanation", "Evaluation", "Score", "preprocess", "overlay", "devices", "methods", "metrics", "version",
+           "list_inputs", "write_report", "XAIError",
            "InvalidArgumentError",
            "FileError", "UnsupportedError", "DeviceError", "OutOfMemoryError", "CancelledError", "InternalError"]
 
@@ -252,6 +253,7 @@ class Model:
         options = json.dumps({"precision": str(precision)}).encode()
         _native.check(lib.xai_model_open2(str(model).encode(), str(device).encode(), options, ctypes.byref(handle)))
         self._handle = handle
+        self.path = str(model)
         self.info = _native.take_json(lib.xai_model_info_json, self._handle)
 
     @property
@@ -402,6 +404,70 @@ class Model:
                                    seconds=m["seconds"]) for m in meta["metrics"]}
         return Evaluation(scores=scores, maps=r.tensor("map"), targets=np.asarray(meta["targets"], dtype=np.int64), method=meta.get("method"))
 
+    def explain_files(self, inputs=None, out: str = "xai-out", method: Union[str, Sequence[str]] = "gradcam", *, files=None,
+                      target: Optional[int] = None, save: Union[str, Sequence[str]] = ("raw", "png", "html"), overwrite: bool = False,
+                      image_batch: int = 8, results: Optional[str] = None, colormap: Optional[str] = None, sign: Optional[str] = None,
+                      alpha: Optional[float] = None, percentile: Optional[float] = None, shard: Optional[str] = None,
+                      progress: Any = False, **knobs) -> dict:
+        """What `xai explain MODEL INPUTS --out OUT` writes, with this open model: per image and method
+        `OUT/<stem>/<method>.npy` (and `.raw.npy`, the overlay `.png`), one line in `OUT/results.jsonl`
+        (or `results`), the report `OUT/index.html` when `save` holds "html". `inputs`: files, folders,
+        `.txt` manifests (with `shard="i/n"`); or `files`: paths, or (path, stem) pairs naming each
+        output folder. What is already written is skipped unless `overwrite`. A bad image or method
+        fails alone: it is listed in the summary's "failures", and the run goes on. Returns
+        {"written", "skipped", "failures", "seconds", "report"}. `progress`: False, True (a tqdm bar),
+        or a callable (files done, files in all) -> cancel?"""
+        request = _files_request(inputs, files, out, method, target, results)
+        request.update({"save": save if isinstance(save, str) else list(save), "overwrite": bool(overwrite), "imageBatch": int(image_batch),
+                        "modelName": self.path})
+        if shard is not None:
+            request["shard"] = str(shard)
+        style = {k: _plain(v) for k, v in (("colormap", colormap), ("sign", sign), ("alpha", alpha), ("percentile", percentile)) if v is not None}
+        if style:
+            request["style"] = style
+        (engine,) = _engine_knobs(knobs)
+        if engine:
+            request["knobs"] = engine
+        return self._files_call(lib.xai_explain_files, request, progress, "explain files")
+
+    def evaluate_files(self, inputs=None, out: str = "xai-out", method: Union[str, Sequence[str]] = "gradcam",
+                       metrics: Union[str, Sequence[str]] = ("deletion", "insertion"), *, files=None, masks: Optional[str] = None,
+                       target: Optional[int] = None, results: Optional[str] = None, report: bool = True, progress: Any = False,
+                       **knobs) -> dict:
+        """What `xai evaluate MODEL INPUTS --out OUT` does, with this open model: for each image and method the map in
+        `OUT/<stem>/<method>.npy` (made and written there where there is none), then each metric; one line per image x
+        method x metric in `OUT/metrics.jsonl` (or `results`), and the report with the scores when `report`. `inputs` or
+        `files` as `explain_files`; `masks`: a folder of ground-truth masks `<stem>.png` / `<stem>.npy`. Knobs in
+        snake_case, the method's and the metrics' alike (`seed` goes to both). Returns {"scores": [{"method", "metric",
+        "scores"}], "failures", "report"}."""
+        request = _files_request(inputs, files, out, method, target, results)
+        request["metrics"] = metrics if isinstance(metrics, str) else list(metrics)
+        request["report"] = bool(report)
+        if masks is not None:
+            request["masks"] = str(masks)
+        method_knobs, metric_knobs = _engine_knobs(knobs, ("methods", "metrics"))
+        if method_knobs:
+            request["knobs"] = method_knobs
+        if metric_knobs:
+            request["metricKnobs"] = metric_knobs
+        summary = self._files_call(lib.xai_evaluate_files, request, progress, "evaluate files")
+        for s in summary["scores"]:
+            s["scores"] = [np.nan if v is None else v for v in s["scores"]]
+        return summary
+
+    def _files_call(self, function, request: dict, progress, what: str) -> dict:
+        callback, state = _progress_callback(progress, what)
+        out_json = ctypes.c_void_p()
+        try:
+            status = function(self._live(), json.dumps(request).encode(), callback, None, ctypes.byref(out_json))
+        finally:
+            self._finish_bar(callback)
+        self._finish(status, state)
+        try:
+            return json.loads(ctypes.string_at(out_json.value).decode("utf-8"))
+        finally:
+            lib.xai_string_free(out_json)
+
     def preprocess(self, paths, preset: Optional[str] = None, resize: Optional[int] = None) -> np.ndarray:
         """`xai.preprocess(paths, self, ...)`: pictures or `.npy` tensors as this model's input [N, 3, H, W]."""
         return preprocess(paths, self, preset=preset, resize=resize)
@@ -463,3 +529,49 @@ def overlay(rgb, attribution, colormap: Optional[str] = None, sign: str = "auto"
     _native.check(lib.xai_overlay(picture.ctypes.data_as(u8), picture.shape[0], picture.shape[1], m.ctypes.data_as(_native.c_float_p),
                                   m.shape[0], m.shape[1], json.dumps(style).encode(), out.ctypes.data_as(u8)))
     return out
+
+
+def _files_request(inputs, files, out, method, target, results) -> dict:
+    """What the requests over files share: the output folder, the methods, and inputs or files (paths or (path, stem))."""
+    request = {"out": str(out), "methods": method if isinstance(method, str) else ",".join(method)}
+    if files is not None:
+        if inputs is not None:
+            raise InvalidArgumentError("inputs: give inputs or files, not both")
+        pairs = [(f, None) if isinstance(f, (str, bytes)) or hasattr(f, "__fspath__") else tuple(f) for f in files]
+        request["files"] = [str(p) for p, _ in pairs]
+        if any(stem is not None for _, stem in pairs):
+            if any(stem is None for _, stem in pairs):
+                raise InvalidArgumentError("files: name a stem for every file or for none")
+            request["stems"] = [str(stem) for _, stem in pairs]
+    else:
+        if inputs is None:
+            raise InvalidArgumentError("inputs: give inputs (files, folders, manifests) or files")
+        request["inputs"] = [str(inputs)] if isinstance(inputs, (str, bytes)) or hasattr(inputs, "__fspath__") else [str(i) for i in inputs]
+    if target is not None:
+        request["target"] = _plain(target)
+    if results is not None:
+        request["results"] = str(results)
+    return request
+
+
+def list_inputs(inputs: Union[str, Sequence[str]], shard: Optional[str] = None) -> list:
+    """The files `xai explain` would explain for these inputs (files, folders searched recursively, `.txt`
+    manifests; `shard="i/n"` keeps every n-th from the i-th), in its order, each with the output folder
+    one `xai explain` run gives it: [(path, stem)]."""
+    if isinstance(inputs, (str, bytes)) or hasattr(inputs, "__fspath__"):
+        inputs = [inputs]
+    encoded = [str(i).encode() for i in inputs]
+    array = (ctypes.c_char_p * len(encoded))(*encoded)
+    listing = _native.take_json(lib.xai_list_inputs, array, len(encoded), None if shard is None else str(shard).encode())
+    return list(zip(listing["files"], listing["stems"]))
+
+
+def write_report(folder: str) -> str:
+    """Writes `folder/index.html` from its `results.jsonl` (and `metrics.jsonl`), as `xai explain` does at the end of a
+    run; returns its path."""
+    out = ctypes.c_void_p()
+    _native.check(lib.xai_write_report(str(folder).encode(), ctypes.byref(out)))
+    try:
+        return ctypes.string_at(out.value).decode("utf-8")
+    finally:
+        lib.xai_string_free(out)

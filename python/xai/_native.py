@@ -6,7 +6,7 @@ import json
 import os
 import pathlib
 
-API_VERSION = 2
+API_VERSION = 3
 
 
 class XAIError(Exception):
@@ -118,6 +118,10 @@ _declare("xai_result_meta_json", ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(c
 _declare("xai_result_free", None, ctypes.c_void_p)
 _declare("xai_overlay", ctypes.c_int, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int64, ctypes.c_int64, c_float_p, ctypes.c_int64,
          ctypes.c_int64, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint8))
+_declare("xai_explain_files", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, PROGRESS, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p))
+_declare("xai_evaluate_files", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, PROGRESS, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p))
+_declare("xai_list_inputs", ctypes.c_int, c_char_pp, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p))
+_declare("xai_write_report", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p))
 
 if lib.xai_api_version() < API_VERSION:
     raise ImportError(f"libxaic.so has interface version {lib.xai_api_version()}, this package needs {API_VERSION}")

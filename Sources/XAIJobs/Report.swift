@@ -8,7 +8,7 @@ import XAI
 /// metric (mean +- standard error, best per column marked, arrows for the direction) and the mean
 /// deletion and insertion curves per method as inline SVG; each overlay's caption lists its
 /// image's scores.
-func writeReport(folder: String, resultsPath: String) throws -> String {
+public func writeReport(folder: String, resultsPath: String) throws -> String {
     let text = (try? String(contentsOfFile: resultsPath, encoding: .utf8)) ?? ""
     let decoder = jsonLinesDecoder()
     var byStem: [String: [ResultRecord]] = [:], order: [String] = []

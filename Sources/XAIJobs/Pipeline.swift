@@ -33,9 +33,11 @@ final class OutputWriter: @unchecked Sendable {
     private var count = 0
     private let results: OutputFile
     private let encoder = jsonLinesEncoder()
+    private let describe: (Error) -> String
 
-    init(results: OutputFile, pending: Int) {
+    init(results: OutputFile, pending: Int, describe: @escaping (Error) -> String = { "\($0)" }) {
         self.results = results
+        self.describe = describe
         slots = DispatchSemaphore(value: max(pending, 1))
     }
 
@@ -46,7 +48,7 @@ final class OutputWriter: @unchecked Sendable {
         queue.async {
             defer { self.slots.signal() }
             do { try box.value() } catch {
-                self.lock.lock(); self.failures.append("\(label): \(describe(error))"); self.lock.unlock()
+                self.lock.lock(); self.failures.append("\(label): \(self.describe(error))"); self.lock.unlock()
             }
         }
     }
@@ -76,4 +78,9 @@ final class OutputWriter: @unchecked Sendable {
 
     /// Waits for every submitted job.
     func drain() { queue.sync {} }
+}
+
+/// A line on standard error.
+public func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
 }

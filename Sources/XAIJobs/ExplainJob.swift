@@ -2,22 +2,22 @@ import Foundation
 import XAI
 
 /// One line of `results.jsonl`: what was explained, how, and where the outputs are.
-struct ResultRecord: Codable {
-    var image: String
-    var stem: String
-    var model: String
-    var method: String
-    var target: Int
-    var label: String?
-    var score: Float
-    var parameters: [String: String]
-    var seed: UInt64
-    var seconds: Double
-    var device: String
-    var diagnostics: [String: Double]
-    var files: [String]
+public struct ResultRecord: Codable, Sendable {
+    public var image: String
+    public var stem: String
+    public var model: String
+    public var method: String
+    public var target: Int
+    public var label: String?
+    public var score: Float
+    public var parameters: [String: String]
+    public var seed: UInt64
+    public var seconds: Double
+    public var device: String
+    public var diagnostics: [String: Double]
+    public var files: [String]
     /// Engine, device, precision and the algorithms' rule: what it takes to get these bits again.
-    var provenance: Provenance?
+    public var provenance: Provenance?
 }
 
 /// NaN and infinities in scores and diagnostics are written as strings, so a record is never lost
@@ -26,7 +26,7 @@ let nonFiniteJSON = (positiveInfinity: "inf", negativeInfinity: "-inf", nan: "na
 
 /// The encoder of one `.jsonl` line (`results.jsonl`, `metrics.jsonl`): sorted keys, non-finite
 /// numbers as strings.
-func jsonLinesEncoder() -> JSONEncoder {
+public func jsonLinesEncoder() -> JSONEncoder {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: nonFiniteJSON.positiveInfinity,
@@ -35,44 +35,71 @@ func jsonLinesEncoder() -> JSONEncoder {
 }
 
 /// The decoder of those lines.
-func jsonLinesDecoder() -> JSONDecoder {
+public func jsonLinesDecoder() -> JSONDecoder {
     let decoder = JSONDecoder()
     decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: nonFiniteJSON.positiveInfinity,
                                                                     negativeInfinity: nonFiniteJSON.negativeInfinity, nan: nonFiniteJSON.nan)
     return decoder
 }
 
-/// One explanation run over a set of inputs (what `xai explain` and `xai demo` do): for each image
-/// and method, the map, the raw tensor, the overlay, one line in `results.jsonl`, and at the end
-/// the HTML report. A failing image or method is reported and the run goes on.
-struct ExplainJob {
-    var model: String
-    var inputs: [String]
-    var methods: String
-    var device: Device = .cpu
-    var precision = Precision.exact
-    var target: Target = .predicted
-    var out: String
+/// One explanation run over a set of inputs (what `xai explain` and `xai demo` do, and what the C
+/// interface's `xai_explain_files` does for a worker of a larger run): for each image and method,
+/// the map, the raw tensor, the overlay, one line in `results.jsonl`, and at the end the HTML
+/// report. A failing image or method is reported and the run goes on.
+public struct ExplainJob {
+    /// The ONNX file or zoo name: opened unless `session` is given, and named in every record.
+    public var model: String
+    /// Files, folders and manifests (``collectInputs(_:shard:)``); ignored when `files` is given.
+    public var inputs: [String]
+    public var methods: String
+    public var device: Device = .cpu
+    public var precision = Precision.exact
+    public var target: Target = .predicted
+    public var out: String
     /// Any of `raw`, `png`, `html`.
-    var saving: Set<String> = ["raw", "png", "html"]
-    var overwrite = false
-    var shard: String?
-    var quiet = false
-    var preset: String?
-    var resize: Int?
-    var style = HeatmapStyle()
-    var configuration = MethodConfiguration()
+    public var saving: Set<String> = ["raw", "png", "html"]
+    public var overwrite = false
+    public var shard: String?
+    public var quiet = false
+    public var preset: String?
+    public var resize: Int?
+    public var style = HeatmapStyle()
+    public var configuration = MethodConfiguration()
     /// A file to log resident memory after each input to (for the flat-memory test).
-    var memoryLog: String?
+    public var memoryLog: String?
     /// Images per call for the methods that explain a batch in one pass (``MethodSpec/batchesImages``),
     /// and files decoded ahead.
-    var imageBatch = 8
+    public var imageBatch = 8
+    /// A session already open (a worker explaining batch after batch opens its model once); `model`,
+    /// `device`, `precision`, `preset` and `resize` are then the session's.
+    public var session: Session?
+    /// The files to explain and each one's output folder, instead of `inputs` and `shard`: a driver
+    /// that splits one run over workers lists the inputs and names their folders once for the whole
+    /// run (``outputStems(_:)``), so a folder does not depend on which worker explained the file.
+    /// A file holding several images (an `.npy` batch) gets `<stem>_<i>`, as in a single run.
+    public var files: [(path: String, stem: String)]?
+    /// Where the result lines go (default `OUT/results.jsonl`).
+    public var resultsPath: String?
+    /// Errors as the caller spells them (the command line names parameters by their flags).
+    public var describeError: (Error) -> String = { ($0 as? XAIError)?.description ?? "\($0)" }
+    /// Whether errors are also printed to standard error as they happen (they are always in the summary).
+    public var printsErrors = true
+    /// Called after each group of files with (files done, files in all); returning `true` stops
+    /// the run after the outputs of the finished group are written (``XAIError/cancelled(operation:)``).
+    public var onProgress: ((Int, Int) -> Bool)?
 
-    struct Summary {
-        var written = 0, skipped = 0
-        var failures: [String] = []
-        var seconds = 0.0
-        var report: String?
+    public init(model: String, inputs: [String], methods: String, out: String) {
+        self.model = model
+        self.inputs = inputs
+        self.methods = methods
+        self.out = out
+    }
+
+    public struct Summary {
+        public var written = 0, skipped = 0
+        public var failures: [String] = []
+        public var seconds = 0.0
+        public var report: String?
     }
 
     /// What every image of the run shares.
@@ -80,33 +107,45 @@ struct ExplainJob {
         let session: Session
         let names: [String]
         let files: [String]
+        /// Each file's output folder where the caller named them.
+        let stems: [String]?
     }
 
     private func setUp() throws -> Setup {
-        let session = try Session(model, device: device, preset: preset, resize: resize, precision: precision)
+        if let unknown = saving.sorted().first(where: { !["raw", "png", "html"].contains($0) }) {
+            throw XAIError.invalidArgument(parameter: "save", value: unknown, reason: "none of raw, png, html")
+        }
+        guard (1...4096).contains(imageBatch) else {
+            throw XAIError.invalidArgument(parameter: "imageBatch", value: "\(imageBatch)", reason: "must be between 1 and 4096")
+        }
+        let session = try self.session ?? Session(model, device: device, preset: preset, resize: resize, precision: precision)
         let names = try session.methods(methods)
         // Every method's knobs are checked before the first image, so a bad flag fails fast.
         for name in names { _ = try session.method(name, configuration: configuration) }
-        return Setup(session: session, names: names, files: try collectInputs(inputs, shard: shard))
+        if let files {
+            return Setup(session: session, names: names, files: files.map(\.path), stems: files.map(\.stem))
+        }
+        return Setup(session: session, names: names, files: try collectInputs(inputs, shard: shard), stems: nil)
     }
 
-    func run() throws -> Summary {
+    public func run() throws -> Summary {
         let started = Date()
         let setup = try setUp()
-        let resultsPath = (out as NSString).appendingPathComponent("results.jsonl")
+        let resultsPath = self.resultsPath ?? (out as NSString).appendingPathComponent("results.jsonl")
         let results = try OutputFile(appendingTo: resultsPath)
         let progress = ProgressLine(quiet: quiet)
-        let writer = OutputWriter(results: results, pending: 2 * max(imageBatch, 1))
+        let writer = OutputWriter(results: results, pending: 2 * max(imageBatch, 1), describe: describeError)
         var summary = Summary()
         var usedStems = Set<String>()
         let memoryLog = try self.memoryLog.map { try OutputFile(appendingTo: $0) }
+        func fail(_ failure: String) {
+            progress.finish()
+            if printsErrors { printError("error: \(failure)") }
+            summary.failures.append(failure)
+        }
         // Outputs that could not be written, reported from this thread between groups.
         func reportWriteFailures() {
-            for failure in writer.takeFailures() {
-                progress.finish()
-                printError("error: \(failure)")
-                summary.failures.append(failure)
-            }
+            for failure in writer.takeFailures() { fail(failure) }
         }
         // Files are decoded and preprocessed a group ahead on another thread, and outputs are
         // written on a third, while the device explains the current group.
@@ -124,15 +163,14 @@ struct ExplainJob {
                 switch outcome {
                 case .success(let i): images = i
                 case .failure(let error):
-                    progress.finish()
-                    printError("error: \(describe(error))")
-                    summary.failures.append("\(setup.files[index]): \(describe(error))")
+                    fail("\(setup.files[index]): \(describeError(error))")
                     continue
                 }
-                for image in images {
+                for (b, image) in images.enumerated() {
                     // Inputs with the same name in different folders get distinct output folders.
-                    var stem = image.stem, k = 2
-                    while usedStems.contains(stem) { stem = "\(image.stem)-\(k)"; k += 1 }
+                    let base = setup.stems.map { images.count == 1 ? $0[index] : "\($0[index])_\(b)" } ?? image.stem
+                    var stem = base, k = 2
+                    while usedStems.contains(stem) { stem = "\(base)-\(k)"; k += 1 }
                     usedStems.insert(stem)
                     let folder = (out as NSString).appendingPathComponent(stem)
                     try FileSystem.createDirectory(folder)
@@ -159,6 +197,11 @@ struct ExplainJob {
                 }
             }
             reportWriteFailures()
+            if let onProgress, onProgress(group.upperBound, setup.files.count) {
+                writer.drain()
+                results.close()
+                throw XAIError.cancelled(operation: "explaining \(setup.files.count) files")
+            }
         }
         writer.drain()
         reportWriteFailures()
@@ -217,9 +260,10 @@ struct ExplainJob {
                 for pending in batch { explain([pending], method: name, setup: setup, progress: progress, writer: writer, summary: &summary) }
                 return
             }
+            let failure = "\(batch[0].image.source) \(name): \(describeError(error))"
             progress.finish()
-            printError("error: \(batch[0].image.source) \(name): \(describe(error))")
-            summary.failures.append("\(batch[0].image.source) \(name): \(describe(error))")
+            if printsErrors { printError("error: \(failure)") }
+            summary.failures.append(failure)
         }
     }
 
