@@ -230,10 +230,20 @@ public final class CPUBackend: Backend {
                   convolutionPolicy: convolutionPolicy, backwardRoute: .flippedForward)
     }
 
+    /// The threads our loops use: every core, or fewer where the process was given fewer. A scheduler
+    /// that gives a process n cores says so in `OMP_NUM_THREADS` (Ray sets it to an actor's
+    /// `num_cpus`; oneDNN's OpenMP already follows it), so both pools stay within one budget;
+    /// `XAI_THREADS` overrides it. Values that are not a positive integer are ignored.
+    static func threadBudget(available: Int, environment: [String: String]) -> Int {
+        let asked = [environment["XAI_THREADS"], environment["OMP_NUM_THREADS"]].lazy
+            .compactMap { $0.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } }.first { $0 >= 1 }
+        return max(1, min(available, asked ?? available))
+    }
+
     init(memoryBudget: Int? = nil, workspaceBudget: Int = 64 << 20, convolutions: Convolutions = .oneDNN,
          convolutionPolicy: ConvolutionPolicy? = nil, backwardRoute: BackwardRoute) {
         self.backwardRoute = backwardRoute
-        cores = ProcessInfo.processInfo.activeProcessorCount
+        cores = Self.threadBudget(available: ProcessInfo.processInfo.activeProcessorCount, environment: ProcessInfo.processInfo.environment)
         let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         self.memoryBudget = memoryBudget ?? min(physical / 4, 8 << 30)
         self.workspaceBudget = max(workspaceBudget, 0)

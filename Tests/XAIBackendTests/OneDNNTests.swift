@@ -35,6 +35,21 @@ final class OneDNNTests: XCTestCase {
     /// A pointwise convolution is fused with the depthwise one after it only when that one reads
     /// its output: here the next node is a depthwise convolution of the input, and the pointwise
     /// output meets it in a sum.
+    /// The CPU's thread budget: every core unless the process was given fewer (Ray's actors get
+    /// OMP_NUM_THREADS = num_cpus), XAI_THREADS first, never more than the cores, never below one.
+    func testThreadBudgetFollowsTheCoresTheProcessWasGiven() {
+        XCTAssertEqual(CPUBackend.threadBudget(available: 8, environment: [:]), 8)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 8, environment: ["OMP_NUM_THREADS": "3"]), 3)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 8, environment: ["OMP_NUM_THREADS": " 3 "]), 3)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 8, environment: ["OMP_NUM_THREADS": "3", "XAI_THREADS": "5"]), 5)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 8, environment: ["XAI_THREADS": "0", "OMP_NUM_THREADS": "2"]), 2)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 4, environment: ["OMP_NUM_THREADS": "64"]), 4)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 4, environment: ["OMP_NUM_THREADS": "4,2"]), 4)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 4, environment: ["OMP_NUM_THREADS": "-1"]), 4)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 0, environment: [:]), 1)
+        XCTAssertEqual(CPUBackend.threadBudget(available: 4, environment: ["OMP_NUM_THREADS": "1"]), 1)
+    }
+
     func testPointwiseAndDepthwiseAreFusedOnlyWhenOneFeedsTheOther() throws {
         let nodes = [
             Node(name: "pw", op: .conv(Conv2DParams(), activation: .identity, autoPad: .explicit), inputs: ["input", "pw.w", "pw.b"], outputs: ["mid"]),
