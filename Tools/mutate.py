@@ -727,6 +727,20 @@ MUTANTS = [
      "the buffer guards never report a changed canary"),
     ("cl_buffer_guard_one_canary", "Sources/XAIOpenCL/OpenCLBackend.swift", "return 0xF100_0000 | (count & 0xF_FFFF)", "return 0x7FC0_DEAD", 1,
      "BufferGuardTests", "one NaN canary for every buffer (survives NaN arithmetic and copies between guards)"),
+    # Runs over files for a worker of a larger run (issue 31)
+    ("jobs_stems_not_numbered", "Sources/XAIJobs/Inputs.swift", "while used.contains(stem) { stem = \"\\(base)-\\(k)\"; k += 1 }",
+     "_ = k", 1, "CLIHelperTests", "two files of the same name share one output folder"),
+    ("jobs_given_stems_ignored", "Sources/XAIJobs/ExplainJob.swift",
+     "let base = setup.stems.map { images.count == 1 ? $0[index] : \"\\($0[index])_\\(b)\" } ?? image.stem", "let base = image.stem", 1, C_TESTS,
+     "the folders a driver names are ignored"),
+    ("jobs_cancel_ignored", "Sources/XAIJobs/ExplainJob.swift", "if let onProgress, onProgress(group.upperBound, setup.files.count) {",
+     "if let onProgress, onProgress(group.upperBound, setup.files.count), group.isEmpty {", 1, C_TESTS,
+     "a run over files does not stop when its progress callback asks"),
+    ("c_explain_files_stems_escape", "Sources/XAIC/CInterface.swift", "$0.isEmpty || $0 == \".\" || $0 == \"..\" || $0.contains(\"/\")",
+     "$0.isEmpty || $0 == \".\"", 1, C_TESTS, "a stem may climb out of the output folder"),
+    ("cpu_thread_budget_ignores_omp", "Sources/XAICPU/CPUBackend.swift", "[environment[\"XAI_THREADS\"], environment[\"OMP_NUM_THREADS\"]]",
+     "[environment[\"XAI_THREADS\"]]", 1, "OneDNNTests/testThreadBudgetFollowsTheCoresTheProcessWasGiven",
+     "the engine's loops take every core when Ray gave the actor one"),
 ]
 
 def run(cmd, cwd, log=None):

@@ -60,6 +60,8 @@ def get_requires_for_build_sdist(config_settings=None):
 # The distribution's name on PyPI: `xai` there is another project (EthicalML's toolbox). The import
 # name stays `xai`.
 DISTRIBUTION = "xai-attribution-engine"
+# The `ray` extra (as pyproject.toml's optional-dependencies spell it): Ray Data for xai.ray's Parquet output.
+RAY_REQUIREMENT = "ray[data]>=2.9"
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
@@ -81,7 +83,9 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     files["xai/_lib/xai.h"] = (ROOT / "include" / "xai.h").read_bytes()
     files[f"{dist_info}/METADATA"] = (
         f"Metadata-Version: 2.1\nName: {DISTRIBUTION}\nVersion: {version}\nSummary: Explanations of image classifiers on the xai engine\n"
-        "Requires-Python: >=3.9\nRequires-Dist: numpy\n").encode()
+        "Requires-Python: >=3.9\nRequires-Dist: numpy\n"
+        # pyproject.toml's optional-dependencies: `pip install "xai-attribution-engine[ray]"` for xai.ray.
+        f"Provides-Extra: ray\nRequires-Dist: {RAY_REQUIREMENT}; extra == \"ray\"\n").encode()
     files[f"{dist_info}/WHEEL"] = f"Wheel-Version: 1.0\nGenerator: xai_build\nRoot-Is-Purelib: false\nTag: {tag}\n".encode()
     record = [_record_line(n, d) for n, d in files.items()] + [f"{dist_info}/RECORD,,"]
     files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()

@@ -28,3 +28,11 @@ with xai.Model(folder + "/model.onnx") as m:
     assert e.maps.shape == (2, 64, 64)
 PY
 echo "wheel: $(basename "$wheel"), $(du -m "$wheel" | cut -f1) MB, installed into a fresh venv and used (library: $(du -m "$lib" | cut -f1) MB, no Swift runtime needed)"
+# xai.ray against the installed wheel: its extra from PyPI (Ray with Ray Data) into the same venv.
+if "$work/venv/bin/pip" install -q "$wheel[ray]" > "$work/ray-install.log" 2>&1; then
+  (cd "$root" && env -u XAI_LIBRARY XAI_TEST_INSTALLED=1 XAI_CLI="${XAI_CLI:-$root/.build/release/xai}" \
+     "$work/venv/bin/python" -m pytest -q -p no:cacheprovider python/tests/test_ray.py)
+else
+  echo "Ray could not be installed into the venv (pip install \"$(basename "$wheel")[ray]\" failed; see below): the Ray tests did not run" >&2
+  tail -5 "$work/ray-install.log" >&2
+fi
