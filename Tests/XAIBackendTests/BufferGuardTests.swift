@@ -20,6 +20,34 @@ final class BufferGuardTests: XCTestCase {
         return list
     }
 
+    /// A memory budget that fits one image's im2col columns at a time: forward and backward
+    /// convolutions of three images go through in chunks of one, stay inside their buffers and give
+    /// the CPU's values.
+    func testConvolutionsChunkedByTheMemoryBudgetStayInTheirBuffers() throws {
+        _ = try TestBackends.requireOpenCL()
+        // One image's columns: 2 channels x 3x3 taps x 9x9 positions x 4 bytes = 5832; a quarter of
+        // the budget holds one image and not two.
+        let backend = try OpenCLBackend(index: 0, memoryBudget: 4 * 5832 * 3 / 2)
+        backend.guardFloats = 64
+        let cpu = CPUBackend()
+        let params = Conv2DParams(stride: 1, padding: 1)
+        let x = Tensor.uniform([3, 2, 9, 9], seed: 11), w = Tensor.uniform([4, 2, 3, 3], seed: 12), gy = Tensor.uniform([3, 4, 9, 9], seed: 13)
+        do {
+            let forward = try backend.download(try backend.conv2d(try backend.upload(x), weight: try backend.upload(w), bias: nil, params: params,
+                                                                  activation: .identity))
+            let expected = try cpu.download(try cpu.conv2d(try cpu.upload(x), weight: try cpu.upload(w), bias: nil, params: params, activation: .identity))
+            XCTAssertEqual(forward.shape, expected.shape)
+            for (a, b) in zip(forward.scalars, expected.scalars) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+            let backward = try backend.download(try backend.conv2dBackwardInput(try backend.upload(gy), weight: try backend.upload(w), params: params,
+                                                                                inputShape: x.shape))
+            let reference = try cpu.download(try cpu.conv2dBackwardInput(try cpu.upload(gy), weight: try cpu.upload(w), params: params,
+                                                                          inputShape: x.shape))
+            XCTAssertEqual(backward.shape, reference.shape)
+            for (a, b) in zip(backward.scalars, reference.scalars) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        }
+        XCTAssertEqual(backend.guards.takeViolations(), [])
+    }
+
     /// The detector itself: five floats written into a four-float buffer are seen.
     func testAWritePastTheEndIsSeen() throws {
         let (_, backend) = try guardedBackends()[0]

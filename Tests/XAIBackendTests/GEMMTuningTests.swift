@@ -200,6 +200,9 @@ final class GEMMTuningTests: XCTestCase {
         XCTAssertEqual(Set(space).count, space.count)
         XCTAssertGreaterThan(space.count, 60)
         XCTAssertTrue(space.allSatisfy { $0.problem(maxWorkGroupSize: 1024, localMemoryBytes: 48 << 10) == nil })
+        // Every register block the tuner knows (8, 4, 2 outputs per work-item, and the baseline's) is tried.
+        XCTAssertEqual(Set(space.dropFirst().map(\.workPerThread)), [8, 4, 2])
+        XCTAssertEqual(Set(space.dropFirst().map(\.tile)), [128, 64, 32])
         // A device that cannot run a requested configuration refuses it by name.
         _ = try TestBackends.requireOpenCL()
         XCTAssertThrowsError(try OpenCLBackend(index: 0, gemm: GEMMConfig(tile: 64, workPerThread: 4, vectorWidth: 3))) { error in
@@ -209,5 +212,29 @@ final class GEMMTuningTests: XCTestCase {
         XCTAssertEqual(GEMMDeviceTable.config(vendor: "AuthenticAMD", device: "pthread-skylake-avx512-AMD EPYC", isGPU: false).config, .rows)
         XCTAssertEqual(GEMMDeviceTable.config(vendor: "NVIDIA Corporation", device: "NVIDIA H100 80GB HBM3", isGPU: true).config.engine, .tiled)
         XCTAssertEqual(GEMMDeviceTable.config(vendor: "Some Vendor", device: "Some GPU", isGPU: true).config, .baseline)
+    }
+
+    /// The tuner's workload is ResNet-50's convolutions as its labels say: "KxK A->B @S" is B
+    /// output channels (m) by S*S positions (n) over A*K*K inputs (k); "backward KxK A @S" and
+    /// "backward 1x1 A->B @S" read the weights transposed (m = A*K*K, k = B or A).
+    func testTheWorkloadIsTheShapesItsLabelsName() throws {
+        let problems = GEMMTuner.workload(images: 3, square: 512)
+        XCTAssertEqual(problems.count, 8)
+        for p in problems {
+            let numbers = p.label.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+            if p.label.hasPrefix("square") {
+                XCTAssertEqual([p.m, p.n, p.k, p.batch], [512, 512, 512, 1], p.label)
+            } else if p.label.hasPrefix("backward") {
+                // backward KxK A @S (k = A) or backward 1x1 A->B @S (k = B).
+                let (kernel, a, s) = (numbers[0], numbers[2], numbers.last!)
+                let b = numbers.count == 5 ? numbers[3] : a
+                XCTAssertEqual([p.m, p.n, p.k, p.batch], [a * kernel * kernel, s * s, b, 3], p.label)
+                XCTAssertTrue(p.transposeA, p.label)
+            } else {
+                let (kernel, a, b, s) = (numbers[0], numbers[2], numbers[3], numbers[4])
+                XCTAssertEqual([p.m, p.n, p.k, p.batch], [b, s * s, a * kernel * kernel, 3], p.label)
+                XCTAssertFalse(p.transposeA, p.label)
+            }
+        }
     }
 }

@@ -7,6 +7,40 @@ import XAITestSupport
 /// (the reference tests feed mostly non-negative maps): each metric's score must not move under the
 /// transformations its definition ignores, and must stay in its range.
 final class MetricPropertyTests: XCTestCase {
+    /// Contracts of the small helpers the model-level properties do not reach: the pointing game's
+    /// default tolerance follows the shorter side of a non-square input; one defined score has no
+    /// standard error and several have the sample one; a one-stage randomisation cascade
+    /// randomises the top layer whatever stage it is asked for.
+    func testContractsOfTheSmallHelpers() throws {
+        // 112 x 448: 15 px at 224 scaled to the shorter side is 8 px (the longer side would give 30).
+        let (h, w) = (112, 448)
+        let images = Tensor(unchecked: [1, 3, h, w], (0..<(3 * h * w)).map { Float($0 % 7) / 7 + 0.1 })
+        var map = [Float](repeating: 0, count: h * w)
+        map[50 * w + 100] = 1
+        let maps = Tensor(unchecked: [1, h, w], map)
+        func game(maskAt x: Int) throws -> MetricResult {
+            var mask = [Float](repeating: 0, count: h * w)
+            mask[50 * w + x] = 1
+            return try Localisation.pointingGame(images: images, maps: maps, masks: Tensor(unchecked: [1, h, w], mask))
+        }
+        XCTAssertEqual(try game(maskAt: 120).settings["tolerance"], "8 px")
+        XCTAssertEqual(try game(maskAt: 120).scores, [0], "20 px from the peak: outside 8 px")
+        XCTAssertEqual(try game(maskAt: 108).scores, [1], "8 px from the peak: inside")
+        // Means and standard errors over the defined scores.
+        let one = MetricResult(metric: "m", direction: .higherIsBetter, scores: [2, .nan], settings: [:])
+        XCTAssertEqual(one.count, 1)
+        XCTAssertEqual(one.mean, 2)
+        XCTAssertTrue(one.standardError.isNaN, "one score: no standard error")
+        let three = MetricResult(metric: "m", direction: .higherIsBetter, scores: [1, .infinity, 2, 4], settings: [:])
+        XCTAssertEqual(three.count, 3)
+        XCTAssertEqual(three.mean, 7.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(three.standardError, (7.0 / 9).squareRoot(), accuracy: 1e-12, "the sample variance 7/3 over n = 3")
+        // One stage: the top layer, for any stage asked.
+        let single = ModelRandomisation(steps: 1)
+        XCTAssertEqual((0..<3).map { single.cut(stage: $0, layers: 5) }, [1, 1, 1])
+        XCTAssertEqual(ModelRandomisation(steps: 1).cut(stage: 2, layers: 0), 0)
+    }
+
     let (n, h, w) = (6, 12, 10)
 
     /// Random signed maps `[n, h, w]`, a random mask per image (about a third of the pixels,

@@ -189,6 +189,8 @@ def test_overlay():
         xai.overlay(picture, rng.random((5, 6)), colormap="rainbow")
     with pytest.raises(ValueError, match="rgb"):
         xai.overlay(picture[..., 0], rng.random((5, 6)))
+    with pytest.raises(ValueError, match="rgb"):
+        xai.overlay(np.dstack([picture, picture[..., :1]]), rng.random((5, 6)))  # RGBA: four channels
     # A pixel-level map: magnitude, clear where zero; the signed view is one argument away.
     signed = np.zeros((20, 30), np.float32)
     signed[5, 5], signed[10, 20] = 1.0, -1.0
