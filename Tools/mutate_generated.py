@@ -114,7 +114,7 @@ def python_tests():
 
 
 def check_map():
-    """Every mutable file has an entry; every entry matches a file; every named test exists."""
+    """Every mutable file has an entry; every entry matches a file; every named test exists; every test is named."""
     entries = load_map()
     classes, methods = swift_test_names()
     py = python_tests()
@@ -140,6 +140,11 @@ def check_map():
             ok = (t == "C") or (t in py) or (t in classes) or (t in methods)
             if not ok:
                 problems.append(f"entry '{pattern}': test '{t}' does not exist")
+    # A test class or file no entry names never runs against a mutant: its kills are lost.
+    named = {t.split("::")[0] if t.startswith("py:") else t.split("/")[0] for v in entries.values() if isinstance(v, list) for t in v}
+    for t in sorted(classes | {p for p in py if "::" not in p}):
+        if t not in named:
+            problems.append(f"test '{t}' is named by no entry: the mutants of the files it checks never meet it")
     return problems
 
 
