@@ -29,8 +29,13 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 WORK = os.path.join(ROOT, ".build-mutate")
 TREE = os.path.join(WORK, "tree")
-BUILD = ["swift", "build", "-c", "release", "-Xswiftc", "-enable-testing", "--build-tests"]
-TEST = ["swift", "test", "-c", "release", "-Xswiftc", "-enable-testing", "--disable-swift-testing", "--skip-build"]
+# Without cross-module optimisation: with it, a release build inlines small public functions (an
+# initializer, a getter) into the modules that call them, and the incremental build of a mutant does
+# not recompile those callers, so their tests ran the unmutated copy and a mutant in such a function
+# was reported as survived (found by hand: GuidedGradCAM's init, PropagationMethods.swift:84be875a10).
+NO_CMO = ["-Xswiftc", "-disable-cmo"]
+BUILD = ["swift", "build", "-c", "release", "-Xswiftc", "-enable-testing", *NO_CMO, "--build-tests"]
+TEST = ["swift", "test", "-c", "release", "-Xswiftc", "-enable-testing", *NO_CMO, "--disable-swift-testing", "--skip-build"]
 
 # Test classes added with the harness (and the tests issue); skipping them shows what the suite
 # caught before.

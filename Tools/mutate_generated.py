@@ -52,7 +52,7 @@ MAP = os.path.join(ROOT, "Tools", "mutation-map.json")
 TRIAGE = os.path.join(ROOT, "Tools", "mutation-triage.json")
 MUTAGEN_PACKAGE = os.path.join(ROOT, "Tools", "mutagen")
 PAUSE = os.path.join(mutate.WORK, "pause")  # touch it to hold the run between mutants (a build elsewhere)
-PRODUCTS = ["swift", "build", "-c", "release", "-Xswiftc", "-enable-testing"]  # libxaic.so and xai for C and Python tests
+PRODUCTS = ["swift", "build", "-c", "release", "-Xswiftc", "-enable-testing", *mutate.NO_CMO]  # libxaic.so and xai for C and Python tests
 
 
 

@@ -194,8 +194,8 @@ def explain(images, model: str, methods: Union[str, Sequence[str]] = "gradcam", 
     `address`: a Ray address ("auto": the cluster this machine is part of, "ray://head:10001") or None (RAY_ADDRESS's
     cluster where that is set, else a new local one); ignored when Ray is already initialised.
     `workers`: actors (default: one per GPU with device="gpu", else the cluster's CPUs / `cpus_per_worker`).
-    `device`: "cpu", or "gpu" for one GPU per actor (`num_gpus=1`). `batch_size`: files per task (the engine
-    batches images within a task as `xai explain --image-batch` does). `format`: "files" (the `xai explain`
+    `device`: "cpu", or "gpu" for one GPU per actor (`num_gpus=1`). `batch_size`: files per task (fewer where the
+    files would not give every actor two tasks; the engine batches images within a task as `xai explain` does). `format`: "files" (the `xai explain`
     layout) or "parquet" (also `out/parquet/`). `retries`: how often Ray restarts a dead actor's batch before the
     batch is split. `progress`: True (a tqdm bar when tqdm is installed, else a line per 10 %), False, or a
     callable (files done, files in all).
@@ -227,13 +227,13 @@ def explain(images, model: str, methods: Union[str, Sequence[str]] = "gradcam", 
         skipped += len(names) - len(todo)
         if todo:
             pending[(path, stem)] = todo
-    batches = _batches(pending, batch_size)
+    batches = _batches(pending, _task_size(batch_size, len(pending), workers, device, cpus_per_worker))
     summary = {"written": 0, "skipped": skipped, "failures": [], "files": len(files), "workers": [], "report": None, "parquet": None,
                "memory": []}
     if batches:
         # Workers run in folders of their own: the output folder goes to them as an absolute path.
         request = {"out": os.path.abspath(out), "save": [s for s in save if s != "html"] + (["png"] if "html" in save and "png" not in save else []),
-                   "target": target, "image_batch": min(batch_size, 64), **knobs}
+                   "target": target, **knobs}
         _run("explain", batches, model, device, precision, request, workers, cpus_per_worker, retries, results, out, summary, progress,
              len(pending))
     if "html" in save and os.path.exists(results):
@@ -288,7 +288,7 @@ def evaluate(images, model: str, methods: Union[str, Sequence[str]] = "gradcam",
                 work.append((method, missing))
         if work:
             pending[(path, stem)] = tuple(work)
-    batches = _batches(pending, batch_size)
+    batches = _batches(pending, _task_size(batch_size, len(pending), workers, device, cpus_per_worker))
     summary = {"written": 0, "skipped": skipped, "failures": [], "files": len(files), "workers": [], "report": None, "memory": []}
     if batches:
         request = {"out": os.path.abspath(out), "target": target, **knobs}
@@ -328,6 +328,14 @@ def _score_table(lines: str) -> list:
         se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else float("nan")
         table.append({"method": method, "metric": metric, "mean": mean, "standard_error": se, "count": n})
     return table
+
+
+def _task_size(batch_size: int, files: int, workers: Optional[int], device: str, cpus_per_worker: float) -> int:
+    """Files per task: `batch_size`, or fewer where there are too few files to give every actor two tasks."""
+    if files == 0:
+        return batch_size
+    actors = min(_pool_size(workers, device, cpus_per_worker), files)
+    return max(1, min(batch_size, -(-files // (2 * actors))))
 
 
 def _pool_size(workers: Optional[int], device: str, cpus_per_worker: float) -> int:
