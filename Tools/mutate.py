@@ -736,7 +736,7 @@ MUTANTS = [
     ("jobs_stems_not_numbered", "Sources/XAIJobs/Inputs.swift", "while used.contains(stem) { stem = \"\\(base)-\\(k)\"; k += 1 }",
      "_ = k", 1, "CLIHelperTests", "two files of the same name share one output folder"),
     ("jobs_given_stems_ignored", "Sources/XAIJobs/ExplainJob.swift",
-     "let base = setup.stems.map { images.count == 1 ? $0[index] : \"\\($0[index])_\\(b)\" } ?? image.stem", "let base = image.stem", 1, C_TESTS,
+     "let base = setup.stems.map { PreparedImage.stem($0[index], image: b, of: images.count) } ?? image.stem", "let base = image.stem", 1, C_TESTS,
      "the folders a driver names are ignored"),
     ("jobs_cancel_ignored", "Sources/XAIJobs/ExplainJob.swift", "if let onProgress, onProgress(group.upperBound, setup.files.count) {",
      "if let onProgress, onProgress(group.upperBound, setup.files.count), group.isEmpty {", 1, C_TESTS,

@@ -762,15 +762,25 @@ private func reporting(_ progress: (@convention(c) (Int64, Int64, UnsafeMutableR
     return { done, total in progress(Int64(done), Int64(total), user) != 0 }
 }
 
-@_cdecl("xai_explain_files")
-public func xai_explain_files(_ model: OpaquePointer?, _ request: UnsafePointer<CChar>?,
-                              _ progress: (@convention(c) (Int64, Int64, UnsafeMutableRawPointer?) -> Int32)?,
-                              _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+/// What the calls over files share: the handle, the request (the common keys and `keys`), the
+/// out-parameter, the handle's lock. `body` runs the job and returns the summary JSON.
+private func overFiles(_ model: OpaquePointer?, _ request: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+                       keys: [String], _ body: (ModelHandle, [String: Any], FilesRequest) throws -> [String: Any]) -> Int32 {
     call {
         let m = try handle(model, "model", as: ModelHandle.self)
         let o = try jsonObject(request, "request_json")
         let out = try output(out, "out_summary_json")
-        let r = try FilesRequest(o, keys: ["results", "save", "overwrite", "imageBatch", "style", "modelName"], classes: m.classes)
+        let r = try FilesRequest(o, keys: keys, classes: m.classes)
+        m.lock.lock(); defer { m.lock.unlock() }
+        out.pointee = try jsonString(try body(m, o, r))
+    }
+}
+
+@_cdecl("xai_explain_files")
+public func xai_explain_files(_ model: OpaquePointer?, _ request: UnsafePointer<CChar>?,
+                              _ progress: (@convention(c) (Int64, Int64, UnsafeMutableRawPointer?) -> Int32)?,
+                              _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    overFiles(model, request, out, keys: ["results", "save", "overwrite", "imageBatch", "style", "modelName"]) { m, o, r in
         var job = ExplainJob(model: try value(o, "modelName", "a string") ?? m.spec, inputs: r.inputs, methods: r.methods, out: r.out)
         (job.files, job.shard, job.target, job.configuration) = (r.files, r.shard, r.target, r.configuration)
         job.resultsPath = try value(o, "results", "a string (a path)")
@@ -780,14 +790,11 @@ public func xai_explain_files(_ model: OpaquePointer?, _ request: UnsafePointer<
         if let style: [String: Any] = try value(o, "style", "a JSON object") {
             job.style = try heatmapStyle(try JSONSerialization.data(withJSONObject: style), name: "style", keys: ["colormap", "sign", "alpha", "percentile"])
         }
-        job.quiet = true
-        job.printsErrors = false
-        m.lock.lock(); defer { m.lock.unlock() }
-        job.session = m.session
+        (job.quiet, job.printsErrors, job.session) = (true, false, m.session)
         job.onProgress = try reporting(progress, user, "explaining files")
         let summary = try job.run()
-        out.pointee = try jsonString(["written": summary.written, "skipped": summary.skipped, "failures": summary.failures,
-                                      "seconds": summary.seconds, "report": summary.report ?? NSNull() as Any])
+        return ["written": summary.written, "skipped": summary.skipped, "failures": summary.failures, "seconds": summary.seconds,
+                "report": summary.report ?? NSNull() as Any]
     }
 }
 
@@ -795,11 +802,7 @@ public func xai_explain_files(_ model: OpaquePointer?, _ request: UnsafePointer<
 public func xai_evaluate_files(_ model: OpaquePointer?, _ request: UnsafePointer<CChar>?,
                                _ progress: (@convention(c) (Int64, Int64, UnsafeMutableRawPointer?) -> Int32)?,
                                _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    call {
-        let m = try handle(model, "model", as: ModelHandle.self)
-        let o = try jsonObject(request, "request_json")
-        let out = try output(out, "out_summary_json")
-        let r = try FilesRequest(o, keys: ["metrics", "masks", "metricKnobs", "results", "report"], classes: m.classes)
+    overFiles(model, request, out, keys: ["metrics", "masks", "metricKnobs", "results", "report"]) { m, o, r in
         if r.shard != nil { throw argument("shard", "applies to xai_explain_files and xai_list_inputs") }
         let metrics = try list(o, "metrics")?.joined(separator: ",") ?? "deletion,insertion"
         var job = EvaluateJob(model: m.spec, inputs: r.inputs, methods: r.methods, metrics: metrics, masks: try value(o, "masks", "a string (a folder)"),
@@ -812,14 +815,11 @@ public func xai_evaluate_files(_ model: OpaquePointer?, _ request: UnsafePointer
         if (o["metricKnobs"] as? [String: Any])?["seed"] == nil { job.metricConfiguration.seed = job.configuration.seed }
         job.metricsPath = try value(o, "results", "a string (a path)")
         job.writesReport = try flag(o, "report") ?? true
-        job.quiet = true
-        job.printsErrors = false
-        m.lock.lock(); defer { m.lock.unlock() }
-        job.session = m.session
+        (job.quiet, job.printsErrors, job.session) = (true, false, m.session)
         job.onProgress = try reporting(progress, user, "scoring files")
         let summary = try job.run()
         let scores: [[String: Any]] = summary.scores.map { ["method": $0.method, "metric": $0.metric, "scores": $0.values.map { $0.isFinite ? $0 : NSNull() as Any }] }
-        out.pointee = try jsonString(["scores": scores, "failures": summary.failures, "report": summary.report ?? NSNull() as Any])
+        return ["scores": scores, "failures": summary.failures, "report": summary.report ?? NSNull() as Any]
     }
 }
 

@@ -9,6 +9,12 @@ public struct PreparedImage: Sendable {
     public let tensor: Tensor
     public let picture: RGBImage
     public let placement: Preprocessing.Placement
+
+    /// The output folder of image `index` of a file holding `count` images whose own folder is
+    /// `base`: the file's, or `<base>_<index>` for each image of an `.npy` batch.
+    public static func stem(_ base: String, image index: Int, of count: Int) -> String {
+        count == 1 ? base : "\(base)_\(index)"
+    }
 }
 
 extension Preprocessing {
@@ -46,7 +52,7 @@ extension Preprocessing {
                         pixels[p * 3 + c] = v.isFinite ? UInt8(min(max(v.rounded(), 0), 255)) : 0
                     }
                 }
-                return PreparedImage(source: path, stem: n == 1 ? stem : "\(stem)_\(b)", tensor: Tensor(unchecked: [1, 3, height, width], values),
+                return PreparedImage(source: path, stem: PreparedImage.stem(stem, image: b, of: n), tensor: Tensor(unchecked: [1, 3, height, width], values),
                                      picture: try RGBImage(width: width, height: height, pixels: pixels),
                                      placement: .init(left: 0, top: 0, width: Double(width), height: Double(height)))
             }

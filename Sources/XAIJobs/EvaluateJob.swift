@@ -75,7 +75,7 @@ public struct EvaluateJob {
             let images: [PreparedImage]
             do { images = try session.prepare(file) } catch { fail("", error); continue }
             for (b, image) in images.enumerated() {
-                let stem = stems.map { images.count == 1 ? $0[index] : "\($0[index])_\(b)" } ?? image.stem
+                let stem = stems.map { PreparedImage.stem($0[index], image: b, of: images.count) } ?? image.stem
                 var mask: Tensor?
                 if let masks {
                     do {

@@ -168,7 +168,7 @@ public struct ExplainJob {
                 }
                 for (b, image) in images.enumerated() {
                     // Inputs with the same name in different folders get distinct output folders.
-                    let base = setup.stems.map { images.count == 1 ? $0[index] : "\($0[index])_\(b)" } ?? image.stem
+                    let base = setup.stems.map { PreparedImage.stem($0[index], image: b, of: images.count) } ?? image.stem
                     var stem = base, k = 2
                     while usedStems.contains(stem) { stem = "\(base)-\(k)"; k += 1 }
                     usedStems.insert(stem)

@@ -141,14 +141,22 @@ def _committed(results: str, keys=("image", "method")) -> set:
         data = f.read()
         if data and not data.endswith(b"\n"):
             f.truncate(data.rfind(b"\n") + 1)
-    with open(results, encoding="utf-8") as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-                done.add(tuple(r[k] for k in keys))
-            except (ValueError, KeyError, TypeError):
-                continue
-    return done
+    return set(_latest(results, keys))
+
+
+def _latest(path: str, keys) -> dict:
+    """The latest line of a .jsonl file per value of `keys` (a rerun with overwrite appends newer ones); lines that do
+    not parse or lack a key are skipped."""
+    latest = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                    latest[tuple(r[k] for k in keys)] = r
+                except (ValueError, KeyError, TypeError):
+                    continue
+    return latest
 
 
 def _batches(pending: dict, size: int) -> list:
@@ -305,17 +313,8 @@ def evaluate(images, model: str, methods: Union[str, Sequence[str]] = "gradcam",
 def _score_table(lines: str) -> list:
     """Mean, standard error and count per method x metric of the latest line of each image x method x metric."""
     import math
-    latest = {}
-    if os.path.exists(lines):
-        with open(lines, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                    latest[(r["image"], r["method"], r["metric"])] = r
-                except (ValueError, KeyError, TypeError):
-                    continue
     groups: dict = {}
-    for r in latest.values():
+    for r in _latest(lines, ("image", "method", "metric")).values():
         score = r["score"]
         if isinstance(score, (int, float)) and math.isfinite(score):
             groups.setdefault((r["method"], r["metric"]), []).append(float(score))
@@ -456,14 +455,7 @@ def _fail(path, summary, image, work, error):
 def _write_parquet(out: str, results: str) -> Optional[str]:
     """out/parquet/: one row per image x method (the latest line of each), its record's fields and its map."""
     import numpy as np
-    latest = {}
-    with open(results, encoding="utf-8") as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-                latest[(r["image"], r["method"])] = r
-            except (ValueError, KeyError, TypeError):
-                continue
+    latest = _latest(results, ("image", "method"))
     if not latest:
         return None
     rows = [{"image": r["image"], "stem": r["stem"], "method": r["method"], "target": r["target"], "label": r.get("label"),
@@ -521,10 +513,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     common = dict(address=args.address, workers=args.workers, device=args.device, precision="fast" if args.fast else "exact",
                   batch_size=args.batch_size, overwrite=args.overwrite, target=args.target, progress=not args.quiet)
     try:
-        method_knobs, _ = xai._engine_knobs(knobs, ("methods", "metrics"))
-        snake = {xai._snake(k): v for k, v in method_knobs.items()}
+        xai._engine_knobs(knobs, ("methods", "metrics"))  # every knob is some registry's, or an error naming it
+        method_names = xai._knob_names("methods")
         summary = explain(args.inputs, args.model, args.method, args.out, save=args.save, format=args.format, **common,
-                          **{k: v for k, v in knobs.items() if k in snake})
+                          **{k: v for k, v in knobs.items() if k in method_names or k in method_names.values()})
         scores = None
         if args.evaluate:
             scores = evaluate(args.inputs, args.model, args.method, args.evaluate, args.out, masks=args.ground_truth, **common, **knobs)
