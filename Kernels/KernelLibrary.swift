@@ -17,7 +17,12 @@ public enum KernelLibrary {
         "resize": PackageResources.resize_cl,
         "mask": PackageResources.mask_cl,
         "movement": PackageResources.movement_cl,
+        "random": PackageResources.random_cl,
     ]
+
+    /// Whether a family is built with `-cl-fp32-correctly-rounded-divide-sqrt`: the device noise,
+    /// whose bits must be those of `CounterRandom` on the host.
+    public static func needsCorrectlyRoundedDivideSqrt(_ family: String) -> Bool { family == "random" }
 
     /// Names of the kernel families (one `.cl` file each; `common.cl` is prepended to every one).
     public static var families: [String] { embedded.keys.filter { $0 != "common" }.sorted() }

@@ -1,9 +1,11 @@
-// Batched GEMM with a fused bias + activation epilogue, in three variants with one signature.
-// C[b] (M x N, row stride ldc) = act(alpha * A[b] * B[b] + bias), where element (i, k) of A is
+// Batched GEMM with a fused bias + residual + activation epilogue, in three variants with one
+// signature. C[b] (M x N, row stride ldc) = act(alpha * A[b] * B[b] + bias + R[b]), where element (i, k) of A is
 // A[i * a_row + k * a_col] and element (k, j) of B is B[k * b_row + j * b_col], so transposes are
 // strides. bias_mode: 0 none, 1 per column (bias[j], fully connected), 2 per row (bias[i], the
 // output channel of a convolution), read from bias + bias_offset. Batch b = get_global_id(2)
 // offsets A, B, C by their batch strides (one GEMM per image and group of a convolution).
+// R (read when has_res) is laid out as C, with C's offset and strides: a ResNet's skip
+// connection added in the store, so the block's sum and rectifier take no launches of their own.
 // Activation codes as in common.cl.
 //   gemm_tiled (GPUs): a work-group of (TS/WPT)^2 work-items computes a TS x TS tile of C through
 //     local memory, each work-item a WPT x WPT register block, stepping through K in slices of TK.
@@ -94,6 +96,7 @@ void gemm_tiled(const int M, const int N, const int K,
                 __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
                 __global float* C, const int c_offset, const int ldc, const int c_batch,
                 const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
+                __global const float* R, const int has_res,
                 const int act, const float p0, const float p1) {
     const int tx = get_local_id(0), ty = get_local_id(1);   // tx along N, ty along M
     const int n0 = get_group_id(0) * TS, m0 = get_group_id(1) * TS;
@@ -101,6 +104,7 @@ void gemm_tiled(const int M, const int N, const int K,
     A += a_offset + b * a_batch;
     B += b_offset + b * b_batch;
     C += c_offset + b * c_batch;
+    R += c_offset + b * c_batch;
 
     __local float As[(DB + 1) * TILE_FLOATS];
     __local float Bs[(DB + 1) * TILE_FLOATS];
@@ -147,23 +151,26 @@ void gemm_tiled(const int M, const int N, const int K,
             float v = alpha * acc[i][j];
             if (bias_mode == 1) v += bias[bias_offset + gn];
             else if (bias_mode == 2) v += bias[bias_offset + gm];
+            if (has_res) v += R[gm * ldc + gn];
             C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
         }
     }
 }
 
-// The epilogue alone, in place: C[b][i][j] = act(C[b][i][j] + bias), for a C another GEMM wrote
-// (alpha already applied). One work-item per element; axis 2 is the batch.
+// The epilogue alone, in place: C[b][i][j] = act(C[b][i][j] + bias + R[b][i][j]), for a C another
+// GEMM wrote (alpha already applied). One work-item per element; axis 2 is the batch.
 __kernel void gemm_epilogue(const int M, const int N, __global float* C, const int c_offset, const int ldc, const int c_batch,
                             __global const float* bias, const int bias_offset, const int bias_mode,
+                            __global const float* R, const int has_res,
                             const int act, const float p0, const float p1) {
     const int j = get_global_id(0), i = get_global_id(1), b = get_global_id(2);
     if (j >= N || i >= M) return;
-    __global float* c = C + c_offset + b * c_batch + i * ldc + j;
-    float v = *c;
+    const int at = c_offset + b * c_batch + i * ldc + j;
+    float v = C[at];
     if (bias_mode == 1) v += bias[bias_offset + j];
     else if (bias_mode == 2) v += bias[bias_offset + i];
-    *c = unary_apply(act, v, p0, p1);
+    if (has_res) v += R[at];
+    C[at] = unary_apply(act, v, p0, p1);
 }
 
 // CPU variant: no local memory, no barriers; each work-item computes CPU_ROWS rows x 16 columns
@@ -177,6 +184,7 @@ __kernel void gemm_rows(const int M, const int N, const int K,
                         __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
                         __global float* C, const int c_offset, const int ldc, const int c_batch,
                         const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
+                        __global const float* R, const int has_res,
                         const int act, const float p0, const float p1) {
     const int n0 = get_global_id(0) * 16, m0 = get_global_id(1) * CPU_ROWS;
     const int b = get_global_id(2);
@@ -184,6 +192,7 @@ __kernel void gemm_rows(const int M, const int N, const int K,
     A += a_offset + b * a_batch;
     B += b_offset + b * b_batch;
     C += c_offset + b * c_batch;
+    R += c_offset + b * c_batch;
     const int rows = min(CPU_ROWS, M - m0);
     const int cols = min(16, N - n0);
     float16 acc[CPU_ROWS];
@@ -211,6 +220,7 @@ __kernel void gemm_rows(const int M, const int N, const int K,
             float v = alpha * out[j];
             if (bias_mode == 1) v += bias[bias_offset + n0 + j];
             else if (bias_mode == 2) v += bias[bias_offset + gm];
+            if (has_res) v += R[gm * ldc + n0 + j];
             C[gm * ldc + n0 + j] = unary_apply(act, v, p0, p1);
         }
     }
@@ -223,6 +233,7 @@ __kernel void gemm_dot(const int M, const int N, const int K,
                        __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
                        __global float* C, const int c_offset, const int ldc, const int c_batch,
                        const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
+                       __global const float* R, const int has_res,
                        const int act, const float p0, const float p1) {
     const int n0 = get_global_id(0) * 4, m0 = get_global_id(1) * 4;
     const int b = get_global_id(2);
@@ -230,6 +241,7 @@ __kernel void gemm_dot(const int M, const int N, const int K,
     A += a_offset + b * a_batch;
     B += b_offset + b * b_batch;
     C += c_offset + b * c_batch;
+    R += c_offset + b * c_batch;
     __global const float* ar[4];
     __global const float* bc[4];
     for (int i = 0; i < 4; i++) ar[i] = A + min(m0 + i, M - 1) * a_row;
@@ -258,6 +270,7 @@ __kernel void gemm_dot(const int M, const int N, const int K,
             float v = alpha * s;
             if (bias_mode == 1) v += bias[bias_offset + gn];
             else if (bias_mode == 2) v += bias[bias_offset + gm];
+            if (has_res) v += R[gm * ldc + gn];
             C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
         }
     }

@@ -9,10 +9,12 @@ public enum Backends {
     /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when the device cannot be used.
     /// - Parameter precision: `fast` lets forward-only passes use Winograd convolutions on the CPU
     ///   (``Precision``); `exact` keeps direct ones (unless `XAI_CONV_ALGO` says otherwise).
-    public static func make(_ device: Device, memoryBudget: Int? = nil, precision: Precision = .exact) throws -> any Backend {
+    /// - Parameter profileKernels: an OpenCL device records each kernel's device time
+    ///   (``ProfilesKernels``); the CPU ignores it.
+    public static func make(_ device: Device, memoryBudget: Int? = nil, precision: Precision = .exact, profileKernels: Bool = false) throws -> any Backend {
         switch device {
         case .cpu: return CPUBackend(memoryBudget: memoryBudget, convolutionPolicy: precision == .fast ? .auto : nil)
-        case .gpu(let index): return try OpenCLBackend(index: index, memoryBudget: memoryBudget)
+        case .gpu(let index): return try OpenCLBackend(index: index, memoryBudget: memoryBudget, profileKernels: profileKernels)
         }
     }
 
@@ -26,7 +28,8 @@ public enum Backends {
             for d in try OpenCLRuntime.devices() {
                 list.append(["device": "gpu:\(d.index)", "name": d.name, "vendor": d.vendor, "platform": d.platformName, "isGPU": d.isGPU,
                              "driverVersion": d.driverVersion, "deviceVersion": d.deviceVersion, "computeUnits": d.computeUnits,
-                             "clockMHz": d.clockMHz, "memoryBytes": d.globalMemoryBytes, "maxAllocationBytes": d.maxAllocationBytes])
+                             "clockMHz": d.clockMHz, "memoryBytes": d.globalMemoryBytes, "maxAllocationBytes": d.maxAllocationBytes,
+                             "noiseOnDevice": d.correctlyRoundedDivideSqrt])
             }
             return (list, nil)
         } catch {

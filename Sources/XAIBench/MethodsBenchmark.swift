@@ -74,6 +74,26 @@ struct MethodsBenchmark: ParsableCommand {
         let gflops: Double
         let timesFloor: Double
         var peers: [PeerRow] = []
+        /// What crossed between host and device per image (OpenCL), averaged over every run.
+        var transfers: Transfers?
+    }
+
+    /// ``TransferCounters`` per image, averaged over the runs of one row.
+    struct Transfers: Codable {
+        let bytesToDevice: Double
+        let bytesFromDevice: Double
+        let hostWaits: Double
+        let kernelLaunches: Double
+
+        init(_ d: TransferCounters, per images: Int) {
+            let n = Double(max(images, 1))
+            (bytesToDevice, bytesFromDevice) = (Double(d.bytesToDevice) / n, Double(d.bytesFromDevice) / n)
+            (hostWaits, kernelLaunches) = (Double(d.hostWaits) / n, Double(d.kernelLaunches) / n)
+        }
+
+        var text: String {
+            String(format: "in %.2f MB, out %.2f MB, %.0f waits, %.0f launches", bytesToDevice / 1e6, bytesFromDevice / 1e6, hostWaits, kernelLaunches)
+        }
     }
 
     struct Header: Codable {
@@ -168,15 +188,21 @@ struct MethodsBenchmark: ParsableCommand {
                 }
                 var last: Attribution?
                 let runAll = { for x in calls { last = try c.method.method.attribute(x, target: .predicted, baseline: c.method.baseline) } }
+                let counted = backend as? CountsTransfers
+                var before: TransferCounters?
                 let t: Timing
                 if slow {
                     let w = c.warmup ?? c.method
                     _ = try w.method.attribute(inputs[0], target: .predicted, baseline: w.baseline)
+                    before = counted?.transfers
                     t = try Timing.measure(warmup: 0, repeats: repeats, budget: slowBudget, runAll)
                 } else {
-                    t = try Timing.measure(repeats: repeats, runAll)
+                    // Counted from the timed runs: the warm-up uploads the weights and builds kernels.
+                    t = try Timing.measure(repeats: repeats, afterWarmup: { before = counted?.transfers }, runAll)
                 }
                 let perImage = Timing(runs: t.runs, min: t.min / Double(images), median: t.median / Double(images), max: t.max / Double(images))
+                // The timed runs since `before`.
+                let transfers = before.flatMap { b in counted.map { Transfers($0.transfers.since(b), per: t.runs * images) } }
                 // Methods that sample until stable report what they used; the floor counts those.
                 var (evaluations, forwardEquivalents) = (c.evaluations, c.forwardEquivalents)
                 var settings = c.settings + (images > 1 ? ", \(images) images, \(perCall) per call" : "")
@@ -192,8 +218,9 @@ struct MethodsBenchmark: ParsableCommand {
                 rows.append(Row(model: name, method: m, settings: settings, timing: perImage, imagesPerSecond: 1 / perImage.median,
                                 modelEvaluations: evaluations, forwardEquivalents: forwardEquivalents,
                                 gflops: forwardEquivalents * flops / perImage.median / 1e9, timesFloor: perImage.median / floor,
-                                peers: peerRows(peers, name, m, perImage.median)))
-                print("  \(name) \(m): " + formatSeconds(perImage.median) + (images > 1 ? String(format: " (%.2f images/s)", 1 / perImage.median) : ""))
+                                peers: peerRows(peers, name, m, perImage.median), transfers: transfers))
+                print("  \(name) \(m): " + formatSeconds(perImage.median) + (images > 1 ? String(format: " (%.2f images/s)", 1 / perImage.median) : "")
+                      + (transfers.map { "; per image: \($0.text)" } ?? ""))
             }
         }
         if let json {
@@ -208,6 +235,13 @@ struct MethodsBenchmark: ParsableCommand {
              r.forwardEquivalents > 0 ? String(format: "%.1f", r.gflops) : "-", r.forwardEquivalents > 0 ? String(format: "%.2f", r.timesFloor) : "-",
              r.peers.map { "\($0.key) " + formatSeconds($0.medianSeconds) + String(format: ": %.2fx", $0.speedup) }.joined(separator: "; ")]
         })
+        if rows.contains(where: { $0.transfers != nil }) {
+            print("\nhost <-> device per image (the timed runs of each row averaged):")
+            printTable(["model", "method", "to device MB", "from device MB", "host waits", "kernel launches"], rows.compactMap { r in
+                r.transfers.map { [r.model, r.method, String(format: "%.3f", $0.bytesToDevice / 1e6), String(format: "%.3f", $0.bytesFromDevice / 1e6),
+                                   String(format: "%.1f", $0.hostWaits), String(format: "%.0f", $0.kernelLaunches)] }
+            })
+        }
         printWinogradNote(backend)
     }
 

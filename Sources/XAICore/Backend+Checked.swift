@@ -174,6 +174,29 @@ extension Backend {
         return try composite(image: image, baseline: baseline, plan: plan)
     }
 
+    /// `copies` noisy copies of `item` (`[1, ...]`), built on the device: copy `k` is
+    /// `item + sigma * z`, `z` stream `firstStream + k` of ``CounterRandom`` under `seed`.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` naming `copies` or `sigma`.
+    public func noisyCopies(of item: DeviceArray, copies: Int, sigma: Float, seed: UInt64, firstStream: UInt64) throws -> DeviceArray {
+        let plan = try NoisePlan(item: item.shape, copies: copies, sigma: sigma, seed: seed, firstStream: firstStream)
+        guard supports(.noise) else {
+            return try onHost([item]) { r, a in try r.noise(a[0], plan: plan) }
+        }
+        return try noise(item, plan: plan)
+    }
+
+    /// Adds the rows of `rows` (`[count, ...]`), in order, to a running state `[4, item]` (`nil`
+    /// to start): ``RunningSum``. Read the statistics with ``runningMean(_:count:squares:)``.
+    public func runningSum(_ rows: DeviceArray, state: DeviceArray?, absolute: Bool) throws -> DeviceArray {
+        let plan = try RunningSumPlan(rows: rows.shape, state: state?.shape, absolute: absolute)
+        guard supports(.runningSum) else {
+            return try onHost([rows] + (state.map { [$0] } ?? [])) { r, a in
+                try r.runningSum(a[0], state: a.count > 1 ? a[1] : nil, plan: plan)
+            }
+        }
+        return try runningSum(rows, state: state, plan: plan)
+    }
+
     /// Reorders axes: output axis `i` is input axis `perm[i]`.
     public func permute(_ x: DeviceArray, _ perm: [Int]) throws -> DeviceArray {
         // Moving only axes of extent 1 is an identity plan, a view (a sequence-first transformer's
@@ -290,4 +313,6 @@ extension Backend {
     public func masks(plan: MaskPlan) throws -> DeviceArray { throw missing(.masks) }
     public func composite(image: DeviceArray, baseline: DeviceArray, plan: CompositePlan) throws -> DeviceArray { throw missing(.composite) }
     public func move(_ inputs: [DeviceArray], plan: MovementPlan) throws -> DeviceArray { throw missing(.move) }
+    public func noise(_ item: DeviceArray, plan: NoisePlan) throws -> DeviceArray { throw missing(.noise) }
+    public func runningSum(_ rows: DeviceArray, state: DeviceArray?, plan: RunningSumPlan) throws -> DeviceArray { throw missing(.runningSum) }
 }

@@ -83,6 +83,17 @@ extension Backend {
         try binary(.mul, x, try filled([1], value: factor))
     }
 
+    /// The mean `(sum + compensation) / count` of a ``runningSum(_:state:absolute:)`` state
+    /// `[4, item]` after `count` rows, of the values or, with `squares`, of their squares: `[1, item]`.
+    public func runningMean(_ state: DeviceArray, count: Int, squares: Bool) throws -> DeviceArray {
+        guard state.shape.rank == 2, state.shape[0] == 4, count >= 1 else {
+            throw XAIError.shapeMismatch(op: "runningMean", expected: "a running-sum state [4, item] and count >= 1", got: [state.shape])
+        }
+        let item = state.shape[1], first = squares ? 2 : 0
+        let sum = try binary(.add, try slice(state, starts: [first, 0], sizes: [1, item]), try slice(state, starts: [first + 1, 0], sizes: [1, item]))
+        return try binary(.div, sum, try filled([1], value: Float(count)))
+    }
+
     /// `x + value`.
     public func adding(_ value: Float, to x: DeviceArray) throws -> DeviceArray {
         try binary(.add, x, try filled([1], value: value))

@@ -33,6 +33,8 @@ public enum Primitive: String, Sendable, CaseIterable {
     case reduce, reduceBackward, softmax, softmaxBackward, layerNorm, layerNormBackward
     case resizeBilinear, resizeBilinearBackward
     case masks, composite
+    /// Noisy copies of an item from the counter-based generator, and running sums of rows.
+    case noise, runningSum
     /// Strided copies: permute, slice, pad and concat.
     case move
 }
@@ -182,6 +184,13 @@ public protocol Backend: AnyObject, Sendable {
     /// `out[n] = image * m[n] + baseline * (1 - m[n])` for `image` and `baseline` `[1, C, H, W]`,
     /// the masks built on the device. Result `[N, C, H, W]`.
     func composite(image: DeviceArray, baseline: DeviceArray, plan: CompositePlan) throws -> DeviceArray
+    /// `plan.copies` noisy copies of `item` (`[1, ...]`): copy `k` is `item + sigma * z` with `z`
+    /// stream `plan.firstStream + k` of ``CounterRandom`` (the same bits on every backend).
+    func noise(_ item: DeviceArray, plan: NoisePlan) throws -> DeviceArray
+    /// The state `[4, item]` (sum, its compensation, sum of squares, its compensation) after adding
+    /// the rows of `rows` in order to `state` (zeros when `nil`), each element on its own, in float32
+    /// with Neumaier's compensation: ``RunningSum/add(_:rows:item:state:absolute:elements:)``.
+    func runningSum(_ rows: DeviceArray, state: DeviceArray?, plan: RunningSumPlan) throws -> DeviceArray
     /// A new array of `plan.outputShape`, filled with `plan.fill`, into which the plan's boxes of
     /// `inputs` are copied (permute, slice, pad and concat are all such moves).
     func move(_ inputs: [DeviceArray], plan: MovementPlan) throws -> DeviceArray
@@ -207,4 +216,58 @@ extension Backend {
     public func guidedReLUBackward(_ gradOutput: DeviceArray, value: DeviceArray) throws -> DeviceArray? { nil }
     /// Backends that compute synchronously (the CPU) have nothing to wait for.
     public func synchronize() throws {}
+}
+
+/// What crossed between the host and a device with memory of its own, and how often the host
+/// waited for it: the counters `xai-bench` prints and tests assert (a method that keeps its work on
+/// the device moves its image in and its map out).
+public struct TransferCounters: Sendable, Equatable, Codable {
+    /// Bytes copied to the device: uploads and the compact descriptions kernels read (masks).
+    public var bytesToDevice = 0
+    /// Bytes copied back to the host.
+    public var bytesFromDevice = 0
+    /// Times the host blocked until the device caught up (blocking reads and writes, finishes).
+    public var hostWaits = 0
+    /// Kernels enqueued (a library call such as CLBlast's GEMM counts as one).
+    public var kernelLaunches = 0
+
+    public init() {}
+
+    /// The counts since `earlier`.
+    public func since(_ earlier: TransferCounters) -> TransferCounters {
+        var d = TransferCounters()
+        d.bytesToDevice = bytesToDevice - earlier.bytesToDevice
+        d.bytesFromDevice = bytesFromDevice - earlier.bytesFromDevice
+        d.hostWaits = hostWaits - earlier.hostWaits
+        d.kernelLaunches = kernelLaunches - earlier.kernelLaunches
+        return d
+    }
+}
+
+/// A backend whose arrays live in device memory, apart from the host's, and counts what crosses.
+/// The CPU backend computes in host memory and has nothing to count.
+public protocol CountsTransfers {
+    /// The counts since the backend opened.
+    var transfers: TransferCounters { get }
+}
+
+/// One kernel's share of a profile: its launches and the device time between their starts and ends.
+public struct KernelTime: Sendable, Codable, Equatable {
+    public let name: String
+    public let launches: Int
+    public let seconds: Double
+
+    public init(name: String, launches: Int, seconds: Double) {
+        (self.name, self.launches, self.seconds) = (name, launches, seconds)
+    }
+}
+
+/// A backend that can time each kernel on the device (OpenCL profiling events), for
+/// `xai-bench models --profile` where host timers see only the enqueueing.
+public protocol ProfilesKernels {
+    /// Whether launches are being recorded (the backend was opened for profiling).
+    var profilesKernels: Bool { get }
+    /// Waits for the device, then returns the device time of every launch since the last call,
+    /// summed by kernel, longest first.
+    func takeKernelProfile() throws -> [KernelTime]
 }

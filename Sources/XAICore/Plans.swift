@@ -433,3 +433,58 @@ public struct LabelRange: Sendable, Hashable {
         (self.lo, self.hi, self.finite) = (lo, hi, finite)
     }
 }
+
+/// Noisy copies of one item: `out[k] = item + sigma * z` with `z` stream `firstStream + k` of
+/// ``CounterRandom`` under `seed`, value `i` for element `i`.
+public struct NoisePlan: Sendable {
+    /// The item's shape, `[1, ...]`.
+    public let item: Shape
+    public let copies: Int
+    public let sigma: Float
+    public let seed: UInt64
+    public let firstStream: UInt64
+
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` for an item that is not one batch row;
+    ///   ``XAIError/invalidArgument(parameter:value:reason:)`` naming `copies` or `sigma`.
+    public init(item: Shape, copies: Int, sigma: Float, seed: UInt64, firstStream: UInt64) throws {
+        guard item.rank >= 1, item[0] == 1, item.count >= 1 else {
+            throw XAIError.shapeMismatch(op: "noise", expected: "one non-empty item [1, ...]", got: [item])
+        }
+        guard copies >= 1, copies <= Int(Int32.max) / item.count else {
+            throw XAIError.invalidArgument(parameter: "copies", value: "\(copies)", reason: "noise: 1 to \(Int(Int32.max) / item.count) copies of \(item)")
+        }
+        guard sigma.isFinite, sigma >= 0 else {
+            throw XAIError.invalidArgument(parameter: "sigma", value: "\(sigma)", reason: "noise: the standard deviation must be finite and non-negative")
+        }
+        (self.item, self.copies, self.sigma, self.seed, self.firstStream) = (item, copies, sigma, seed, firstStream)
+    }
+
+    public var outputShape: Shape { Shape([copies] + item.dims.dropFirst()) }
+}
+
+/// Running sums of a stream of rows for a mean, a mean square or a variance: the rows `[count, ...]`
+/// are added one after another, in order, to a state `[4, item]` holding the sum and the sum of
+/// squares, each with its Neumaier compensation. Each element sees the same additions whatever
+/// the rows' batching, so the result is bit for bit the same for every batch size and backend.
+public struct RunningSumPlan: Sendable {
+    /// The number of values in one row.
+    public let itemCount: Int
+    public let rows: Int
+    /// Whether each value's magnitude is summed instead of the value.
+    public let absolute: Bool
+
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` when the state does not hold four
+    ///   rows of the rows' item.
+    public init(rows: Shape, state: Shape?, absolute: Bool) throws {
+        guard rows.rank >= 1, rows[0] >= 1, rows.count >= 1 else {
+            throw XAIError.shapeMismatch(op: "runningSum", expected: "rows [count >= 1, ...]", got: [rows])
+        }
+        let item = rows.count / rows[0]
+        if let state, state.count != 4 * item || state[0] != 4 {
+            throw XAIError.shapeMismatch(op: "runningSum", expected: "a state [4, \(item)]", got: [rows, state])
+        }
+        (itemCount, self.rows, self.absolute) = (item, rows[0], absolute)
+    }
+
+    public var stateShape: Shape { [4, itemCount] }
+}

@@ -18,28 +18,6 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// A uniform float in [0, 1) with 24 random bits.
     public mutating func nextUnitFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
 
-    /// Two independent standard normal samples (both outputs of one Box-Muller transform).
-    public mutating func nextGaussianPair() -> (Float, Float) {
-        let u1 = max(Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0), 1e-300)
-        let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
-        let r = (-2 * log(u1)).squareRoot(), angle = 2 * Double.pi * u2
-        return (Float(r * cos(angle)), Float(r * sin(angle)))
-    }
-
-    /// `count` standard normal samples of stream `stream` of `seed`: each stream is its own
-    /// generator, so streams can be drawn in any order or in parallel and give the same values.
-    public static func gaussians(count: Int, seed: UInt64, stream: UInt64) -> [Float] {
-        var rng = SeededGenerator(seed: seed ^ (stream &* 0xD6E8_FEB8_6659_FD93 &+ 0x2545_F491_4F6C_DD1D))
-        var out = [Float](repeating: 0, count: count)
-        var i = 0
-        while i + 1 < count {
-            (out[i], out[i + 1]) = rng.nextGaussianPair()
-            i += 2
-        }
-        if i < count { out[i] = rng.nextGaussianPair().0 }
-        return out
-    }
-
     /// A standard normal sample (Box-Muller).
     public mutating func nextGaussian() -> Float {
         let u1 = max(Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0), 1e-300)

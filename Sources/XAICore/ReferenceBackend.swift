@@ -405,6 +405,34 @@ public final class ReferenceBackend: Backend {
         return array(plan.outputShape, out)
     }
 
+    // MARK: Device noise and running sums (float32 by definition: the same bits as every backend)
+
+    public func noise(_ item: DeviceArray, plan: NoisePlan) throws -> DeviceArray {
+        let x = try values(item).map(Float.init), per = plan.item.count
+        var out = [Float](repeating: 0, count: plan.copies * per)
+        x.withUnsafeBufferPointer { xp in
+            out.withUnsafeMutableBufferPointer { op in
+                for k in 0..<plan.copies {
+                    CounterRandom.addNoise(xp.baseAddress!, op.baseAddress! + k * per, elements: 0..<per, sigma: plan.sigma,
+                                           seed: plan.seed, stream: plan.firstStream &+ UInt64(k))
+                }
+            }
+        }
+        return array(plan.outputShape, out.map(Double.init))
+    }
+
+    public func runningSum(_ rows: DeviceArray, state: DeviceArray?, plan: RunningSumPlan) throws -> DeviceArray {
+        let r = try values(rows).map(Float.init)
+        var st = try state.map { try values($0).map(Float.init) } ?? [Float](repeating: 0, count: 4 * plan.itemCount)
+        r.withUnsafeBufferPointer { rp in
+            st.withUnsafeMutableBufferPointer { sp in
+                RunningSum.add(rp.baseAddress!, rows: plan.rows, item: plan.itemCount, state: sp.baseAddress!,
+                               absolute: plan.absolute, elements: 0..<plan.itemCount)
+            }
+        }
+        return array(plan.stateShape, st.map(Double.init))
+    }
+
     // MARK: Data movement (float64, so finite differences stay exact)
 
     public func move(_ inputs: [DeviceArray], plan: MovementPlan) throws -> DeviceArray {

@@ -99,10 +99,24 @@ public final class ExplainedModel: Sendable {
     /// The first step of every method: the input checked, its logits, and the class each image is
     /// explained for. Non-finite logits are an error (the explanation would be meaningless).
     public func prepare(_ input: Tensor, target: Target) throws -> (logits: Tensor, targets: [Int]) {
+        let r = try prepareOnDevice(input, target: target)
+        return (r.logits, r.targets)
+    }
+
+    /// ``prepare(_:target:)`` that also returns the batch on the device, for the methods that
+    /// keep working on it there (each image a slice, nothing uploaded again).
+    public func prepareOnDevice(_ input: Tensor, target: Target) throws -> (x: DeviceArray, logits: Tensor, targets: [Int]) {
         try validate(input)
-        let logits = try self.logits(try backend.upload(input))
+        let x = try backend.upload(input)
+        let logits = try self.logits(x)
         try logits.requireFinite("logits of the input images")
-        return (logits, try resolve(target, logits: logits))
+        return (x, logits, try resolve(target, logits: logits))
+    }
+
+    /// Image `b` of a batch on the device, `[1, ...]` (a slice: nothing crosses to the host).
+    public func image(_ x: DeviceArray, _ b: Int) throws -> DeviceArray {
+        let item = Array(x.shape.dims.dropFirst())
+        return try backend.slice(x, starts: [b] + [Int](repeating: 0, count: item.count), sizes: [1] + item)
     }
 
     /// The class of each image for `target`, given the batch's logits.
@@ -146,14 +160,34 @@ public final class ExplainedModel: Sendable {
 
     // MARK: Gradients
 
-    /// A seed selecting logit `targets[b]` of each row.
+    /// A seed selecting logit `targets[b]` of each row. One class for every row (each image's
+    /// batch of path points, noisy copies or masks) is built on the device, with nothing uploaded.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`target`) for a class
+    ///   outside the rows or a list of the wrong length.
     func seed(_ shape: Shape, targets: [Int]) throws -> DeviceArray {
+        let rows = shape.rank == 0 ? 1 : shape[0], classes = shape.count / max(rows, 1)
+        guard targets.count == rows else {
+            throw XAIError.invalidArgument(parameter: "target", value: "\(targets)", reason: "\(targets.count) classes for \(rows) rows")
+        }
+        if let bad = targets.first(where: { !(0..<classes).contains($0) }) { throw XAIError.invalidArgument(parameter: "target", value: "\(bad)", reason: "outside the model's \(classes) outputs") }
+        if let t = targets.first, targets.allSatisfy({ $0 == t }) {
+            let column = try backend.pad(try backend.filled([rows, 1], value: 1), before: [0, t], after: [0, classes - 1 - t], value: 0)
+            return try column.reshaped(shape)
+        }
         var t = Tensor(shape: shape)
-        let classes = shape.count / max(shape[0], 1)
         t.withUnsafeMutableBufferPointer { p in
             for (b, c) in targets.enumerated() { p[b * classes + c] = 1 }
         }
         return try backend.upload(t)
+    }
+
+    /// The gradient of `sum_b logit[b, targets[b]]` with respect to the input, left on the device:
+    /// nothing crosses to the host (the logits are not read), so a method that sums many such
+    /// gradients (SmoothGrad) downloads only its result.
+    public func inputGradient(_ x: DeviceArray, targets: [Int], rules: PropagationRules = .gradient) throws -> DeviceArray {
+        let pass = try executor.forward(x, keep: [], forBackward: true, backwardTo: [inputName])
+        let y = try pass.output(outputName)
+        return try inputGradient(try executor.backward(pass, seeds: [outputName: try seed(y.shape, targets: targets)], wrt: [inputName], rules: rules))
     }
 
     /// One forward and one backward of `sum_b logit[b, targets[b]]` over a batch: the logits, the

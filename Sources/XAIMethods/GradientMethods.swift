@@ -33,6 +33,13 @@ func reduceChannels(_ raw: Tensor, _ mode: ChannelReduction) -> Tensor {
     return Tensor(unchecked: Shape([n] + raw.shape.dims.suffix(2)), out)
 }
 
+/// A gradient method whose raw attribution of a batch can stay on the device, for the wrappers
+/// that average many of them there (SmoothGrad): the noisy copies go in, nothing comes out.
+public protocol DeviceRawAttribution: ModelMethod {
+    /// The raw attribution `[N, C, H, W]` of the batch `x`, image `b` for class `targets[b]`, on the device.
+    func rawAttribution(_ x: DeviceArray, targets: [Int]) throws -> DeviceArray
+}
+
 /// Vanilla gradient saliency: the gradient of the target logit with respect to the input.
 /// One forward and one backward for the whole batch.
 public struct Saliency: ModelMethod {
@@ -54,6 +61,18 @@ public struct Saliency: ModelMethod {
         let r = try model.gradients(try model.backend.upload(input), target: target, wrt: [model.inputName])
         let raw = try model.backend.download(try model.inputGradient(r.grads))
         return Attribution(map: reduceChannels(raw, reduction), raw: raw, targets: r.targets, scores: ExplainedModel.scores(r.logits, r.targets))
+    }
+}
+
+extension Saliency: DeviceRawAttribution {
+    public func rawAttribution(_ x: DeviceArray, targets: [Int]) throws -> DeviceArray {
+        try model.inputGradient(x, targets: targets)
+    }
+}
+
+extension InputXGradient: DeviceRawAttribution {
+    public func rawAttribution(_ x: DeviceArray, targets: [Int]) throws -> DeviceArray {
+        try model.backend.binary(.mul, try model.inputGradient(x, targets: targets), x)
     }
 }
 
@@ -171,38 +190,39 @@ public struct IntegratedGradients: ModelMethod {
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
         let be = model.backend
         let (alphas, weights) = try rule.nodes(steps)
-        let (_, resolved) = try model.prepare(input, target: target)
+        let (batch, _, resolved) = try model.prepareOnDevice(input, target: target)
         let n = input.shape[0]
         let chunk = try batchSize()
         var raws: [Tensor] = [], targets: [Int] = [], scoreList: [Float] = []
         var deltas: [Double] = [], differences: [Double] = []
+        // The path positions and weights go to the device once; each batch reads its slice.
+        let alphaArray = try be.upload(try Tensor(shape: [steps, 1, 1, 1], scalars: alphas.map(Float.init)))
+        let weightArray = try be.upload(try Tensor(shape: [steps, 1, 1, 1], scalars: weights.map(Float.init)))
         for b in 0..<n {
             let (xb, base) = try model.imageAndBaseline(input, b, baseline)
-            let x = try be.upload(xb), b0 = try be.upload(base)
+            let x = try model.image(batch, b), b0 = try be.upload(base)
             let diff = try be.binary(.sub, x, b0)
-            // The weighted path gradients are summed on the host in step order, so the result does
-            // not depend on how the steps were batched (bit for bit, where the backend computes each
-            // image of a batch independently, as the CPU backend does).
-            let per = xb.shape.count
-            var total = [Double](repeating: 0, count: per)
+            // The weighted path gradients are summed on the device, each element in step order
+            // (float32 with compensation), so the result does not depend on how the steps were
+            // batched, and only the finished attribution comes back.
+            var state: DeviceArray?
             var start = 0
             while start < steps {
                 let count = min(chunk, steps - start)
                 // Path points b0 + alpha_k (x - b0), built on the device.
-                let a = try be.upload(try Tensor(shape: [count, 1, 1, 1], scalars: alphas[start..<(start + count)].map(Float.init)))
+                let a = try be.slice(alphaArray, starts: [start, 0, 0, 0], sizes: [count, 1, 1, 1])
                 let points = try be.binary(.add, try be.binary(.mul, a, diff), b0)
-                let r = try model.gradients(points, targets: [Int](repeating: resolved[b], count: count), wrt: [model.inputName])
-                let g = try be.download(try model.inputGradient(r.grads)).scalars
-                for k in 0..<count {
-                    let w = weights[start + k]
-                    for i in 0..<per { total[i] += w * Double(g[k * per + i]) }
-                }
+                let g = try model.inputGradient(points, targets: [Int](repeating: resolved[b], count: count))
+                let w = try be.slice(weightArray, starts: [start, 0, 0, 0], sizes: [count, 1, 1, 1])
+                state = try be.runningSum(try be.binary(.mul, g, w), state: state, absolute: false)
                 start += count
             }
-            let d = try be.download(diff).scalars
-            let raw = Tensor(unchecked: xb.shape, (0..<per).map { Float(total[$0] * Double(d[$0])) })
+            guard let state else { throw XAIError.invalidArgument(parameter: "steps", value: "\(steps)", reason: "no path points") }
+            // The running mean over a count of 1 is the compensated sum itself.
+            let integral = try be.runningMean(state, count: 1, squares: false)
+            let raw = try be.download(try be.binary(.mul, try integral.reshaped(xb.shape), diff))
             // Completeness: f(x) - f(baseline) against the attribution's sum.
-            let ends = try model.logits(try be.upload(try ExplainedModel.stack([xb, base])))
+            let ends = try model.logits(try be.concat([x, b0], axis: 0))
             let classes = ends.shape[1]
             let fx = Double(ends.scalars[resolved[b]]), fb = Double(ends.scalars[classes + resolved[b]])
             let sum = raw.scalars.reduce(0.0) { $0 + Double($1) }

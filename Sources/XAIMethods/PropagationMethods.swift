@@ -363,7 +363,7 @@ public struct GradientSHAP: ModelMethod {
         var rng = SeededGenerator(seed: seed ^ (UInt64(draw) &* 0x9E37_79B9_7F4A_7C15 &+ 0x6A09_E667_F3BC_C909))
         let index = Int(rng.next() % UInt64(references)), alpha = rng.nextUnitFloat()
         let noise = stdev == 0 ? [Float](repeating: 0, count: per)
-            : SeededGenerator.gaussians(count: per, seed: seed, stream: UInt64(draw)).map { $0 * stdev }
+            : CounterRandom.normals(count: per, seed: seed, stream: UInt64(draw)).map { $0 * stdev }
         return (index, alpha, noise)
     }
 }

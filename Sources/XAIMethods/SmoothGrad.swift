@@ -67,76 +67,63 @@ public struct SmoothGrad: AttributionMethod {
         guard let model = base.explainedModel else {
             throw XAIError.unsupported(op: "SmoothGrad", reason: "the wrapped method \(base.name) runs no model")
         }
-        // The targets and scores of the clean images, resolved once.
-        let (logits, targets) = try model.prepare(input, target: target)
+        let be = model.backend
+        try model.validate(input)
         let n = input.shape[0], per = input.shape.count / n
         if let noise, noise.shape.count != n * samples * per {
             throw XAIError.shapeMismatch(op: "SmoothGrad noise", expected: "\(n) images x \(samples) samples of \(input.shape)", got: [noise.shape])
         }
+        // The batch goes to the device once; the clean logits pick the targets and scores.
+        let (x, logits, targets) = try model.prepareOnDevice(input, target: target)
         let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: try model.bytesPerImageForBackward(),
                                         cap: samples, parameter: "batch")
+        let item = Shape([1] + input.shape.dims.dropFirst())
+        let onDevice = base as? DeviceRawAttribution
         var raws: [Tensor] = []
         for b in 0..<n {
-            let image = Array(input.scalars[(b * per)..<((b + 1) * per)])
-            let sigma = noiseLevel * ((image.max() ?? 0) - (image.min() ?? 0))
-            var sum = [Double](repeating: 0, count: per), sumSq = [Double](repeating: 0, count: per)
+            let values = input.scalars[(b * per)..<((b + 1) * per)]
+            let sigma = noiseLevel * ((values.max() ?? 0) - (values.min() ?? 0))
+            let image = try model.image(x, b)
+            // The gradients' sums stay on the device: each copy's gradient is added in sample
+            // order (the same bits for every internal batch size) and one map comes back.
+            var state: DeviceArray?
             var start = 0
             while start < samples {
                 let count = min(chunk, samples - start)
-                var batch = [Float](repeating: 0, count: count * per)
-                // Each sample's noise is its own seeded stream (image b, sample index), drawn in
-                // parallel: the same values whatever the internal batch size or thread count. One
-                // sequential generator drew all of it on one core (7.5 million normals for 50
-                // samples of a 224x224 image), while the device waited.
-                batch.withUnsafeMutableBufferPointer { out in
-                    let base = out.baseAddress!
-                    let first = start
-                    concurrentForEach(count) { k in
-                        let sample = first + k
-                        let z = noise.map { Array($0.scalars[((b * samples) + sample) * per..<((b * samples) + sample + 1) * per]) }
-                            ?? SeededGenerator.gaussians(count: per, seed: seed, stream: UInt64(b * samples + sample))
-                        let row = base + k * per
-                        for i in 0..<per { row[i] = image[i] + sigma * z[i] }
+                // Copy k is the image plus sigma times stream b * samples + k of the device
+                // generator (CounterRandom), drawn where the copies are used.
+                let noisy: DeviceArray
+                if let noise {
+                    let z = noise.scalars[((b * samples) + start) * per..<((b * samples) + start + count) * per]
+                    noisy = try be.upload(Tensor(unchecked: Shape([count] + item.dims.dropFirst()),
+                                                 z.enumerated().map { values[values.startIndex + $0.offset % per] + sigma * $0.element }))
+                } else {
+                    noisy = try be.noisyCopies(of: image, copies: count, sigma: sigma, seed: seed, firstStream: UInt64(b * samples + start))
+                }
+                let rows = [Int](repeating: targets[b], count: count)
+                let raw: DeviceArray
+                if let onDevice {
+                    raw = try onDevice.rawAttribution(noisy, targets: rows)
+                } else {
+                    let a = try base.attribute(try be.download(noisy), target: .perImage(rows), baseline: baseline)
+                    guard let r = a.raw, r.shape.count == count * per else {
+                        throw XAIError.unsupported(op: "SmoothGrad", reason: "the wrapped method \(base.name) has no input-shaped raw attribution")
                     }
+                    raw = try be.upload(r)
                 }
-                let noisy = Tensor(unchecked: Shape([count] + input.shape.dims.dropFirst()), batch)
-                let a = try base.attribute(noisy, target: .index(targets[b]), baseline: baseline)
-                guard let raw = a.raw, raw.shape.count == count * per else {
-                    throw XAIError.unsupported(op: "SmoothGrad", reason: "the wrapped method \(base.name) has no input-shaped raw attribution")
-                }
-                // Summed per element in sample order (bit for bit the same for every internal
-                // batch size), the elements split over the cores.
-                let parts = min(per, 16)
-                let absolute = self.absolute && kind == .smoothGrad
-                raw.scalars.withUnsafeBufferPointer { r in
-                    sum.withUnsafeMutableBufferPointer { sumPtr in
-                        sumSq.withUnsafeMutableBufferPointer { sqPtr in
-                            let (rs, ss, qs) = (r.baseAddress!, sumPtr.baseAddress!, sqPtr.baseAddress!)
-                            concurrentForEach(parts) { part in
-                                let lo = per * part / parts, hi = per * (part + 1) / parts
-                                for k in 0..<count {
-                                    for i in lo..<hi {
-                                        let g = Double(rs[k * per + i])
-                                        let v = absolute ? Swift.abs(g) : g
-                                        ss[i] += v
-                                        qs[i] += v * v
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                state = try be.runningSum(raw, state: state, absolute: absolute && kind == .smoothGrad)
                 start += count
             }
-            let s = Double(samples)
-            let values: [Float] = (0..<per).map { i in
-                switch kind {
-                case .smoothGrad: return Float(sum[i] / s)
-                case .squared: return Float(sumSq[i] / s)
-                case .varGrad: return Float(sumSq[i] / s - (sum[i] / s) * (sum[i] / s))
-                }
+            guard let state else { throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "no samples were drawn") }
+            let statistic: DeviceArray
+            switch kind {
+            case .smoothGrad: statistic = try be.runningMean(state, count: samples, squares: false)
+            case .squared: statistic = try be.runningMean(state, count: samples, squares: true)
+            case .varGrad:
+                let mean = try be.runningMean(state, count: samples, squares: false)
+                statistic = try be.binary(.sub, try be.runningMean(state, count: samples, squares: true), try be.binary(.mul, mean, mean))
             }
-            raws.append(Tensor(unchecked: Shape([1] + input.shape.dims.dropFirst()), values))
+            raws.append(try be.download(try statistic.reshaped(item)))
         }
         let raw = try ExplainedModel.stack(raws)
         let reduction: ChannelReduction = kind == .smoothGrad ? .maxAbsolute : .sum

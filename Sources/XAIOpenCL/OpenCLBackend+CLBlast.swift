@@ -23,14 +23,19 @@ extension OpenCLBackend {
               ldc >= n else { return false }
         var q: cl_command_queue? = queue
         let status: CLBlastStatusCode
-        if batch == 1 {
-            status = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb,
-                                  0, c, cOffset, ldc, &q, nil)
-        } else {
-            status = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha,
-                                                a, aOffset, lda, aBatch, b, bOffset, ldb, bBatch,
-                                                0, c, cOffset, ldc, cBatch, batch, &q, nil)
+        count { $0.kernelLaunches += 1 }
+        var event: cl_event?
+        status = withUnsafeMutablePointer(to: &event) { e in
+            let recorded = profilesKernels ? e : nil
+            if batch == 1 {
+                return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb,
+                                    0, c, cOffset, ldc, &q, recorded)
+            }
+            return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha,
+                                              a, aOffset, lda, aBatch, b, bOffset, ldb, bBatch,
+                                              0, c, cOffset, ldc, cBatch, batch, &q, recorded)
         }
+        if let event { profile.add(batch == 1 ? "CLBlastSgemm" : "CLBlastSgemmStridedBatched", event) }
         guard status == CLBlastSuccess else {
             let code = status.rawValue
             if code == CL_MEM_OBJECT_ALLOCATION_FAILURE || code == CL_OUT_OF_RESOURCES {

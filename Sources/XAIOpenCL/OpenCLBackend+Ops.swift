@@ -17,7 +17,8 @@ extension OpenCLBackend {
                     a: cl_mem, aOffset: Int = 0, aRow: Int, aCol: Int, aBatch: Int = 0,
                     b: cl_mem, bOffset: Int = 0, bRow: Int, bCol: Int, bBatch: Int = 0,
                     c: cl_mem, cOffset: Int = 0, ldc: Int, cBatch: Int = 0,
-                    alpha: Float = 1, bias: cl_mem? = nil, biasOffset: Int = 0, biasMode: Int = 0, activation: UnaryOp = .identity) throws {
+                    alpha: Float = 1, bias: cl_mem? = nil, biasOffset: Int = 0, biasMode: Int = 0, residual: cl_mem? = nil,
+                    activation: UnaryOp = .identity) throws {
         let (p0, p1) = activation.parameters
         let global: [Int], local: [Int]?, kernel: String
         let t = tunables
@@ -26,10 +27,11 @@ extension OpenCLBackend {
             if try clblastGemm(m: m, n: n, k: k, batch: batch, a: a, aOffset: aOffset, aRow: aRow, aCol: aCol, aBatch: aBatch,
                                b: b, bOffset: bOffset, bRow: bRow, bCol: bCol, bBatch: bBatch,
                                c: c, cOffset: cOffset, ldc: ldc, cBatch: cBatch, alpha: alpha) {
-                guard bias != nil || activation != .identity else { return }
+                guard bias != nil || residual != nil || activation != .identity else { return }
                 try launch("gemm", "gemm_epilogue", global: [n, m, batch], [
                     .int(m), .int(n), .buffer(c), .int(cOffset), .int(ldc), .int(cBatch),
                     .buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode),
+                    .buffer(residual ?? dummy), .int(residual == nil ? 0 : 1),
                     .int(Int(activation.code)), .float(p0), .float(p1),
                 ])
                 return
@@ -58,6 +60,7 @@ extension OpenCLBackend {
             .buffer(b), .int(bOffset), .int(bRow), .int(bCol), .int(bBatch),
             .buffer(c), .int(cOffset), .int(ldc), .int(cBatch),
             .float(alpha), .buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode),
+            .buffer(residual ?? dummy), .int(residual == nil ? 0 : 1),
             .int(Int(activation.code)), .float(p0), .float(p1),
         ])
     }
@@ -88,14 +91,16 @@ extension OpenCLBackend {
 
     public func conv2d(_ x: DeviceArray, weight: DeviceArray, bias: DeviceArray?, residual: DeviceArray?, plan: ConvPlan,
                        activation: UnaryOp) throws -> DeviceArray {
-        if let residual {
-            // The residual is added by the elementwise kernels (the GEMM epilogue has no second input).
+        if let residual, plan.isDepthwise {
+            // The depthwise kernel has no residual operand: the elementwise kernels add it.
             let y = try conv2d(x, weight: weight, bias: bias, residual: nil, plan: plan, activation: .identity)
             let sum = try binary(.add, y, residual)
             return activation == .identity ? sum : try unary(activation, sum)
         }
         let (os, p) = (plan.output, plan.params)
         let xm = try mem(x, "conv2d"), wm = try mem(weight, "conv2d"), bm = try bias.map { try mem($0, "conv2d") }
+        // The skip connection is added in the GEMM's store, laid out as the output.
+        let rm = try residual.map { try mem($0, "conv2d") }
         let out = try allocate(os)
         let ym = try mem(out, "conv2d")
         let (n, cin, cout) = (x.shape[0], x.shape[1], os[1])
@@ -114,7 +119,7 @@ extension OpenCLBackend {
         if plan.isPointwise {
             try gemmLaunch(m: cout, n: plane, k: cin, batch: n, a: wm, aRow: cin, aCol: 1,
                            b: xm, bRow: plane, bCol: 1, bBatch: cin * plane,
-                           c: ym, ldc: plane, cBatch: cout * plane, bias: bm, biasMode: 2, activation: activation)
+                           c: ym, ldc: plane, cBatch: cout * plane, bias: bm, biasMode: 2, residual: rm, activation: activation)
             return out
         }
         let chunk = imagesPerChunk(x.shape, weight.shape, os)
@@ -130,7 +135,7 @@ extension OpenCLBackend {
                                a: wm, aOffset: g * coutG * kG, aRow: kG, aCol: 1,
                                b: cm, bOffset: g * kG * plane, bRow: plane, bCol: 1, bBatch: kAll * plane,
                                c: ym, cOffset: (img0 * cout + g * coutG) * plane, ldc: plane, cBatch: cout * plane,
-                               bias: bm, biasOffset: g * coutG, biasMode: 2, activation: activation)
+                               bias: bm, biasOffset: g * coutG, biasMode: 2, residual: rm, activation: activation)
             }
             img0 += nb
         }

@@ -120,16 +120,81 @@ enum KernelArg {
     case intVector4([Int])
 }
 
+/// Transfer counters behind a lock (backends are used from several threads).
+final class Counted: @unchecked Sendable {
+    private var value = TransferCounters()
+    private let lock = NSLock()
+    func read() -> TransferCounters { lock.lock(); defer { lock.unlock() }; return value }
+    func update(_ change: (inout TransferCounters) -> Void) { lock.lock(); defer { lock.unlock() }; change(&value) }
+}
+
 /// The OpenCL backend: every primitive as an OpenCL C kernel from `Kernels/`, compiled once per
 /// (device, source hash, options) and cached; one in-order queue; a buffer pool. Runs on any
 /// OpenCL 1.2 device: NVIDIA, AMD and Intel GPUs, and PoCL on a CPU.
-public final class OpenCLBackend: Backend, @unchecked Sendable {
+/// The pinned staging buffer of one backend: allocated on first use with `CL_MEM_ALLOC_HOST_PTR`,
+/// mapped once and kept mapped, grown when a larger transfer needs it; one transfer at a time.
+final class Staging: @unchecked Sendable {
+    private var buffer: cl_mem?
+    private var host: UnsafeMutableRawPointer?
+    private var size = 0
+    private var queue: cl_command_queue?
+    private let lock = NSLock()
+
+    /// Runs `body` with a pinned buffer of at least `bytes` bytes, or `nil` for 0 bytes or when the
+    /// device gives none (the transfer then uses pageable memory).
+    func withBuffer(_ bytes: Int, backend: OpenCLBackend, _ body: ((UnsafeMutableRawPointer, Int)?) throws -> Void) throws {
+        lock.lock(); defer { lock.unlock() }
+        guard bytes > 0 else { return try body(nil) }
+        if size < bytes {
+            release()
+            var err: cl_int = 0
+            let flags = cl_mem_flags(CL_MEM_READ_WRITE) | cl_mem_flags(CL_MEM_ALLOC_HOST_PTR)
+            if let b = clCreateBuffer(backend.context, flags, bytes, nil, &err), err == CL_SUCCESS {
+                let p = clEnqueueMapBuffer(backend.queue, b, cl_bool(CL_TRUE), cl_map_flags(CL_MAP_READ) | cl_map_flags(CL_MAP_WRITE), 0, bytes, 0, nil, nil, &err)
+                if err == CL_SUCCESS, let p {
+                    (buffer, host, size, queue) = (b, p, bytes, backend.queue)
+                } else {
+                    clReleaseMemObject(b)
+                }
+            }
+        }
+        guard buffer != nil, let host else { return try body(nil) }
+        try body((host, size))
+    }
+
+    private func release() {
+        if let buffer {
+            if let host, let queue {
+                clEnqueueUnmapMemObject(queue, buffer, host, 0, nil, nil)
+                clFinish(queue)
+            }
+            clReleaseMemObject(buffer)
+        }
+        (buffer, host, size) = (nil, nil, 0)
+    }
+
+    /// Unmaps and frees the buffer while the backend's queue still exists.
+    func releaseNow() { lock.lock(); defer { lock.unlock() }; release() }
+}
+
+/// Launches recorded for a kernel profile, behind a lock.
+final class RecordedLaunches: @unchecked Sendable {
+    private var launches: [(String, cl_event)] = []
+    private let lock = NSLock()
+    func add(_ name: String, _ event: cl_event) { lock.lock(); defer { lock.unlock() }; launches.append((name, event)) }
+    func take() -> [(String, cl_event)] { lock.lock(); defer { lock.unlock() }; defer { launches = [] }; return launches }
+}
+
+public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @unchecked Sendable {
     public let info: OpenCLDeviceInfo
     public let device: Device
     public let name: String
     public let memoryBudget: Int
     /// Every primitive has a kernel.
-    public func supports(_ primitive: Primitive) -> Bool { true }
+    public func supports(_ primitive: Primitive) -> Bool {
+        // The noise's bits depend on a correctly rounded division and square root.
+        primitive != .noise || info.correctlyRoundedDivideSqrt
+    }
     public var details: BackendDetails {
         let i = info
         let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
@@ -137,6 +202,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
                 + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
             ("GEMM", "\(gemmConfig) (\(gemmSource))"),
+            ("noise", i.correctlyRoundedDivideSqrt ? "drawn on the device (Philox4x32-10)"
+                : "drawn on the host and uploaded: the device cannot round division and square root correctly"),
         ], algorithms: "fp32 kernels; GEMM \(gemmConfig) (\(gemmSource))")
     }
     let context: cl_context
@@ -167,7 +234,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when there is no such device,
     ///   ``XAIError/invalidArgument(parameter:value:reason:)`` for a GEMM configuration the device
     ///   cannot run, ``XAIError/openCL(call:status:name:device:)`` when the driver refuses a context or queue.
-    public init(index: Int = 0, memoryBudget: Int? = nil, gemm: GEMMConfig? = nil) throws {
+    ///   - profileKernels: record every launch's device time (``takeKernelProfile()``); the queue
+    ///     then carries profiling events, which costs a little per launch.
+    public init(index: Int = 0, memoryBudget: Int? = nil, gemm: GEMMConfig? = nil, profileKernels: Bool = false) throws {
         let all: [OpenCLDeviceInfo]
         do {
             all = try OpenCLRuntime.devices()
@@ -194,7 +263,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             throw XAIError.openCL(call: "clCreateContext", status: err, name: openCLStatusName(err), device: "gpu:\(index)")
         }
         context = ctx
-        guard let q = clCreateCommandQueue(ctx, info.device, 0, &err), err == CL_SUCCESS else {
+        profilesKernels = profileKernels
+        let properties = profileKernels ? cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE) : 0
+        guard let q = clCreateCommandQueue(ctx, info.device, properties, &err), err == CL_SUCCESS else {
             clReleaseContext(ctx)
             throw XAIError.openCL(call: "clCreateCommandQueue", status: err, name: openCLStatusName(err), device: "gpu:\(index)")
         }
@@ -204,7 +275,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     deinit {
+        staging.releaseNow()
         clFinish(queue)
+        for (_, event) in profile.take() { clReleaseEvent(event) }
         for k in kernels.values { clReleaseKernel(k.kernel) }
         for p in programs.values { clReleaseProgram(p) }
         if let dummy { clReleaseMemObject(dummy) }
@@ -256,6 +329,33 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         return DeviceArray(shape: shape, storage: OpenCLStorage(mem: mem, bytes: guarded, pool: pool, guardOffset: bytes, canary: canary, guards: guards))
     }
 
+    /// Whether every launch records a profiling event (``takeKernelProfile()``).
+    public let profilesKernels: Bool
+    /// The launches recorded since the last ``takeKernelProfile()``.
+    let profile = RecordedLaunches()
+
+    public func takeKernelProfile() throws -> [KernelTime] {
+        try check(clFinish(queue), "clFinish", deviceLabel)
+        var totals: [String: (launches: Int, nanoseconds: UInt64)] = [:]
+        for (name, event) in profile.take() {
+            defer { clReleaseEvent(event) }
+            var start: cl_ulong = 0, end: cl_ulong = 0
+            try check(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil), "clGetEventProfilingInfo", deviceLabel)
+            try check(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil), "clGetEventProfilingInfo", deviceLabel)
+            totals[name, default: (0, 0)].launches += 1
+            totals[name, default: (0, 0)].nanoseconds += end >= start ? end - start : 0
+        }
+        return totals.map { KernelTime(name: $0.key, launches: $0.value.launches, seconds: Double($0.value.nanoseconds) / 1e9) }
+            .sorted { ($0.seconds, $1.name) > ($1.seconds, $0.name) }
+    }
+
+    /// What crossed to and from the device (``TransferCounters``).
+    let counters = Counted()
+    public var transfers: TransferCounters { counters.read() }
+
+    /// Adds to the transfer counters.
+    func count(_ change: (inout TransferCounters) -> Void) { counters.update(change) }
+
     /// Floats of canary after every buffer allocated from now on (a testing aid; see ``BufferGuards``).
     var guardFloats = 0
     /// The canaries' ledger: `guards.takeViolations()` lists the buffers written past their end.
@@ -263,15 +363,19 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// A temporary buffer holding small host data (mask descriptions); released once the queue is done with it.
     func temporary<T>(_ values: [T]) throws -> cl_mem {
-        try values.withUnsafeBytes { try createBuffer(max($0.count, 4), host: $0.count > 0 ? $0.baseAddress : nil) }
+        try values.withUnsafeBytes {
+            count { [n = $0.count] in $0.bytesToDevice += n }
+            return try createBuffer(max($0.count, 4), host: $0.count > 0 ? $0.baseAddress : nil) }
     }
 
     public func upload(_ tensor: Tensor) throws -> DeviceArray {
         let a = try allocate(tensor.shape)
         let m = try mem(a, "upload")
         try tensor.scalars.withUnsafeBytes { buf in
-            guard buf.count > 0 else { return }
-            try check(clEnqueueWriteBuffer(queue, m, cl_bool(CL_TRUE), 0, buf.count, buf.baseAddress, 0, nil, nil), "clEnqueueWriteBuffer", deviceLabel)
+            guard let base = buf.baseAddress, buf.count > 0 else { return }
+            count { $0.bytesToDevice += buf.count; $0.hostWaits += 1 }
+            // Only read: the write copies from it.
+            try transfer(m, bytes: buf.count, host: UnsafeMutableRawPointer(mutating: base), toDevice: true)
         }
         return a
     }
@@ -280,14 +384,48 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         let m = try mem(a, "download")
         var out = [Float](repeating: 0, count: a.shape.count)
         try out.withUnsafeMutableBytes { buf in
-            guard buf.count > 0 else { return }
-            try check(clEnqueueReadBuffer(queue, m, cl_bool(CL_TRUE), 0, buf.count, buf.baseAddress, 0, nil, nil), "clEnqueueReadBuffer", deviceLabel)
+            guard let base = buf.baseAddress, buf.count > 0 else { return }
+            count { $0.bytesFromDevice += buf.count; $0.hostWaits += 1 }
+            try transfer(m, bytes: buf.count, host: base, toDevice: false)
         }
         return try Tensor(shape: a.shape, scalars: out)
     }
 
+    /// Transfers of at least this many bytes go through the pinned staging buffer.
+    static let stagedTransferBytes = 64 << 10
+    /// The pinned staging buffer's largest size; a longer transfer goes through it in pieces.
+    var stagingCapacity = 64 << 20
+    let staging = Staging()
+
+    /// Moves `bytes` between `mem` and the host memory at `caller`. Large transfers go through one
+    /// pinned buffer (`CL_MEM_ALLOC_HOST_PTR`, mapped once and left mapped), in pieces of its size:
+    /// a driver copies pinned memory by DMA at the bus's speed, where pageable memory is first
+    /// staged by the driver itself (NVIDIA's OpenCL moved about 1.2 GB/s that way on the H200).
+    func transfer(_ mem: cl_mem, bytes: Int, host caller: UnsafeMutableRawPointer, toDevice: Bool) throws {
+        func move(_ host: UnsafeMutableRawPointer, _ offset: Int, _ n: Int) throws {
+            if toDevice {
+                try check(clEnqueueWriteBuffer(queue, mem, cl_bool(CL_TRUE), offset, n, host, 0, nil, nil), "clEnqueueWriteBuffer", deviceLabel)
+            } else {
+                try check(clEnqueueReadBuffer(queue, mem, cl_bool(CL_TRUE), offset, n, host, 0, nil, nil), "clEnqueueReadBuffer", deviceLabel)
+            }
+        }
+        try staging.withBuffer(bytes < Self.stagedTransferBytes ? 0 : min(bytes, stagingCapacity), backend: self) { pinned in
+            // Small transfers, and a device that gave no pinned buffer, use the caller's memory.
+            guard let (pinnedHost, size) = pinned else { return try move(caller, 0, bytes) }
+            var offset = 0
+            while offset < bytes {
+                let n = min(size, bytes - offset)
+                if toDevice { pinnedHost.copyMemory(from: caller + offset, byteCount: n) }
+                try move(pinnedHost, offset, n)
+                if !toDevice { (caller + offset).copyMemory(from: pinnedHost, byteCount: n) }
+                offset += n
+            }
+        }
+    }
+
     /// Waits for every queued command.
     public func synchronize() throws {
+        count { $0.hostWaits += 1 }
         try check(clFinish(queue), "clFinish", deviceLabel)
     }
 
@@ -309,7 +447,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// options within this backend's context (and so its device).
     private func program(_ family: String) throws -> cl_program {
         let (text, origin) = try source(family)
-        let buildOptions = tunables.buildOptions
+        let buildOptions = tunables.buildOptions + (KernelLibrary.needsCorrectlyRoundedDivideSqrt(family) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "")
         let key = "\(family)|\(text)|\(buildOptions)"
         if let p = programs[key] { return p }
         var err: cl_int = 0
@@ -390,7 +528,11 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         var l = local ?? ([min(defaultGroupSize, maxGroup, global[0])] + Array(repeating: 1, count: global.count - 1))
         var g = global
         for d in 0..<g.count { g[d] = (g[d] + l[d] - 1) / l[d] * l[d] }
-        let status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, nil)
+        var event: cl_event?
+        let status = profilesKernels ? clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, &event)
+            : clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, nil)
+        if let event { profile.add(name, event) }
+        count { $0.kernelLaunches += 1 }
         if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES {
             throw XAIError.outOfMemory(op: name, bytes: 0, device: deviceLabel)
         }

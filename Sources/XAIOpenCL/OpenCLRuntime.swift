@@ -12,6 +12,10 @@ public struct OpenCLDeviceInfo: @unchecked Sendable {
     public let globalMemoryBytes: Int, maxAllocationBytes: Int, localMemoryBytes: Int
     /// Work-items one work-group may hold.
     public let maxWorkGroupSize: Int
+    /// Whether float32 division and square root can be built correctly rounded
+    /// (`CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT`): the device noise needs it to give the bits every
+    /// backend gives; without it noise is drawn on the host.
+    public let correctlyRoundedDivideSqrt: Bool
     let platform: cl_platform_id
     let device: cl_device_id
 }
@@ -79,6 +83,8 @@ public enum OpenCLRuntime {
                                 maxAllocationBytes: number(CL_DEVICE_MAX_MEM_ALLOC_SIZE, cl_ulong.self),
                                 localMemoryBytes: number(CL_DEVICE_LOCAL_MEM_SIZE, cl_ulong.self),
                                 maxWorkGroupSize: max(1, number(CL_DEVICE_MAX_WORK_GROUP_SIZE, Int.self)),
+                                correctlyRoundedDivideSqrt: number(CL_DEVICE_SINGLE_FP_CONFIG, cl_device_fp_config.self)
+                                    & Int(CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0,
                                 platform: platform, device: device)
     }
 }

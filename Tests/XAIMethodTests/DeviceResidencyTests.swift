@@ -1,0 +1,135 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+@testable import XAIMethods
+
+/// What crosses between host and device (issue 32, item 1), counted by the OpenCL backend on PoCL:
+/// SmoothGrad moves its image in and its map out (plus the clean logits that pick the class), its
+/// noise made on the device has the bits the CPU draws, and its sums do not depend on batching.
+final class DeviceResidencyTests: XCTestCase {
+    var smallResNet: MethodReferenceTests.Case { MethodReferenceTests.cases[0] }
+
+    func image(_ c: MethodReferenceTests.Case) throws -> Tensor {
+        let per = c.input.shape.count / c.input.shape[0]
+        return try Tensor(shape: Shape([1] + c.input.shape.dims.dropFirst()), scalars: Array(c.input.scalars[0..<per]))
+    }
+
+    func testSmoothGradMovesTheImageInAndTheMapOut() throws {
+        let cl = try TestBackends.requireOpenCL()
+        guard let counted = cl as? CountsTransfers else { return XCTFail("the OpenCL backend counts no transfers") }
+        let c = smallResNet
+        let model = try ExplainedModel(graph: c.graph, backend: cl)
+        let x = try image(c)
+        let classes = try model.logits(try cl.upload(x)).shape.count
+        for kind in SmoothGrad.Kind.allCases {
+            let before = counted.transfers
+            _ = try SmoothGrad(base: Saliency(model: model), kind: kind, samples: 50, internalBatchSize: 8, seed: 3).attribute(x)
+            let d = counted.transfers.since(before)
+            XCTAssertEqual(d.bytesToDevice, x.shape.count * 4, "\(kind): only the image goes to the device")
+            XCTAssertEqual(d.bytesFromDevice, (classes + x.shape.count) * 4, "\(kind): the clean logits and the map come back")
+            XCTAssertEqual(d.hostWaits, 3, "\(kind): the upload, the logits and the map")
+            XCTAssertGreaterThan(d.kernelLaunches, 7 * 2, "\(kind): 7 batches of forwards and backwards")
+        }
+        // Saliency: the image in, the logits and the gradient out; its seed is made on the device.
+        let before = counted.transfers
+        _ = try Saliency(model: model).attribute(x)
+        let d = counted.transfers.since(before)
+        XCTAssertEqual(d.bytesToDevice, x.shape.count * 4)
+        XCTAssertEqual(d.bytesFromDevice, (classes + x.shape.count) * 4)
+    }
+
+    /// Integrated Gradients sums its path gradients on the device: what comes back (the clean
+    /// logits, the map, the completeness check's two logit rows) and the host's waits do not
+    /// depend on the number of path batches; the steps' positions and weights go over once.
+    func testIntegratedGradientsSumsOnTheDevice() throws {
+        let cl = try TestBackends.requireOpenCL()
+        guard let counted = cl as? CountsTransfers else { return XCTFail("the OpenCL backend counts no transfers") }
+        let model = try ExplainedModel(graph: smallResNet.graph, backend: cl)
+        let x = try image(smallResNet)
+        let classes = try model.logits(try cl.upload(x)).shape.count
+        var waits: [Int] = [], maps: [Tensor] = []
+        for batch in [4, 32] {
+            let before = counted.transfers
+            let a = try IntegratedGradients(model: model, steps: 32, internalBatchSize: batch).attribute(x)
+            let d = counted.transfers.since(before)
+            XCTAssertEqual(d.bytesFromDevice, (3 * classes + x.shape.count) * 4, "batches of \(batch)")
+            XCTAssertEqual(d.bytesToDevice, 2 * x.shape.count * 4 + 2 * 32 * 4, "batches of \(batch): the batch, the baseline, the steps")
+            waits.append(d.hostWaits)
+            maps.append(a.raw!)
+        }
+        XCTAssertEqual(waits[0], waits[1], "host waits for 8 path batches and for 1")
+        XCTAssertEqual(maps[0].scalars.map { $0.bitPattern }, maps[1].scalars.map { $0.bitPattern }, "the same bits for both batchings")
+    }
+
+    /// The same noise on the CPU and on OpenCL (drawn on each device), so the maps agree to the
+    /// gradients' rounding; on each backend every internal batch size gives the same bits.
+    func testSmoothGradAgreesAcrossBackendsAndBatchSizes() throws {
+        let c = smallResNet
+        let x = try image(c)
+        var maps: [(String, Tensor)] = []
+        for (label, backend) in TestBackends.all() where label != "cpu-im2col" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            for kind in SmoothGrad.Kind.allCases {
+                let runs = try [3, 16].map { try SmoothGrad(base: Saliency(model: model), kind: kind, samples: 16, internalBatchSize: $0, seed: 11).attribute(x).raw! }
+                XCTAssertEqual(runs[0].scalars.map { $0.bitPattern }, runs[1].scalars.map { $0.bitPattern }, "\(label) \(kind): batches of 3 and 16")
+                if kind == .varGrad { maps.append((label, runs[0])) }
+            }
+        }
+        for (label, m) in maps.dropFirst() {
+            XCTAssertLessThan(relativeL2(doubles(m), doubles(maps[0].1)), 1e-4, "\(label) against \(maps[0].0)")
+        }
+    }
+
+    /// The device path (noise and sums on the device) and the host path (given noise, a wrapped
+    /// method that takes host tensors) give the same bits on the CPU when the given noise is the
+    /// generator's.
+    func testDevicePathEqualsTheHostPath() throws {
+        struct HostSaliency: AttributionMethod {
+            let inner: Saliency
+            var name: String { "host saliency" }
+            var explainedModel: ExplainedModel? { inner.model }
+            func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+                try inner.attribute(input, target: target, baseline: baseline)
+            }
+        }
+        let c = smallResNet
+        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
+        let (samples, seed): (Int, UInt64) = (6, 5)
+        let n = c.input.shape[0], per = c.input.shape.count / n
+        var z: [Float] = []
+        for stream in 0..<(n * samples) { z += (0..<per).map { CounterRandom.normal(seed: seed, stream: UInt64(stream), index: $0) } }
+        let noise = try Tensor(shape: [n * samples, per], scalars: z)
+        let target = Target.perImage(c.targets)
+        for kind in SmoothGrad.Kind.allCases {
+            let device = try SmoothGrad(base: Saliency(model: model), kind: kind, samples: samples, internalBatchSize: 4, seed: seed).attribute(c.input, target: target)
+            let given = try SmoothGrad(base: Saliency(model: model), kind: kind, samples: samples, internalBatchSize: 4, seed: seed, noise: noise)
+                .attribute(c.input, target: target)
+            let host = try SmoothGrad(base: HostSaliency(inner: Saliency(model: model)), kind: kind, samples: samples, internalBatchSize: 4, seed: seed)
+                .attribute(c.input, target: target)
+            XCTAssertEqual(device.raw!.scalars.map { $0.bitPattern }, given.raw!.scalars.map { $0.bitPattern }, "\(kind): given noise")
+            XCTAssertEqual(device.raw!.scalars.map { $0.bitPattern }, host.raw!.scalars.map { $0.bitPattern }, "\(kind): host-side wrapped method")
+            XCTAssertEqual(device.targets, c.targets)
+        }
+    }
+
+    /// A forward's kernel launches do not grow with the batch: no per-image loops on the device.
+    func testForwardLaunchesDoNotGrowWithTheBatch() throws {
+        let cl = try TestBackends.requireOpenCL()
+        guard let counted = cl as? CountsTransfers else { return XCTFail("the OpenCL backend counts no transfers") }
+        let model = try ExplainedModel(graph: smallResNet.graph, backend: cl)
+        let x = try image(smallResNet)
+        var launches: [Int] = []
+        for batch in [1, 4] {
+            let input = try cl.upload(try Tensor(shape: Shape([batch] + x.shape.dims.dropFirst()), scalars: (0..<batch).flatMap { _ in x.scalars }))
+            _ = try model.logits(input)
+            let before = counted.transfers
+            _ = try model.logits(input)
+            let d = counted.transfers.since(before)
+            XCTAssertEqual(d.hostWaits, 1, "one wait: the logits")
+            launches.append(d.kernelLaunches)
+        }
+        XCTAssertEqual(launches[0], launches[1], "launches of one forward at batch 1 and 4")
+        XCTAssertGreaterThan(launches[0], 0)
+    }
+}
