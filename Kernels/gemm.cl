@@ -19,6 +19,9 @@
 //     that is contiguous in memory (vloadVW where the run is whole and inside the matrix).
 //   DB (0 or 1): gemm_tiled double-buffers its local tiles: the next K slice is loaded while the
 //     current one is multiplied, one barrier per slice instead of two, at twice the local memory.
+//   SB (1 or 4): gemm_tiled's WPT x WPT register block is made of SB x SB sub-blocks, a work-item's
+//     rows and columns in runs of SB a quarter tile apart, so it reads its operands from local
+//     memory as aligned float4s (rows padded by SB instead of 1 to keep them aligned).
 #ifndef TS
 #define TS 64
 #endif
@@ -34,8 +37,18 @@
 #ifndef DB
 #define DB 0
 #endif
+#ifndef SB
+#define SB 1
+#endif
 #define RTS (TS / WPT)
+#if SB > 1
+#define TILE_STRIDE (TS + SB)
+#else
 #define TILE_STRIDE (TS + 1)
+#endif
+// Row (or column) i of work-item t's register block within the tile: runs of SB spaced RTS * SB
+// apart (SB = 1: t + i * RTS).
+#define SUB_INDEX(t, i) ((t) * SB + (i) % SB + ((i) / SB) * (RTS * SB))
 #define TILE_FLOATS (TK * TILE_STRIDE)
 #define GEMM_CAT_(a, b) a##b
 #define GEMM_CAT(a, b) GEMM_CAT_(a, b)
@@ -106,8 +119,9 @@ void gemm_tiled(const int M, const int N, const int K,
     C += c_offset + b * c_batch;
     R += c_offset + b * c_batch;
 
-    __local float As[(DB + 1) * TILE_FLOATS];
-    __local float Bs[(DB + 1) * TILE_FLOATS];
+    // Aligned for the sub-blocks' float4 reads.
+    __local float As[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
+    __local float Bs[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
     float acc[WPT][WPT];
     for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
 
@@ -133,8 +147,17 @@ void gemm_tiled(const int M, const int N, const int K,
 #endif
         for (int kk = 0; kk < TK; kk++) {
             float av[WPT], bv[WPT];
-            for (int i = 0; i < WPT; i++) av[i] = as[kk * TILE_STRIDE + ty + i * RTS];
-            for (int j = 0; j < WPT; j++) bv[j] = bs[kk * TILE_STRIDE + tx + j * RTS];
+#if SB == 4
+            for (int q = 0; q < WPT / 4; q++) {
+                const float4 a4 = vload4(0, as + kk * TILE_STRIDE + ty * 4 + q * (RTS * 4));
+                const float4 b4 = vload4(0, bs + kk * TILE_STRIDE + tx * 4 + q * (RTS * 4));
+                av[4 * q] = a4.x; av[4 * q + 1] = a4.y; av[4 * q + 2] = a4.z; av[4 * q + 3] = a4.w;
+                bv[4 * q] = b4.x; bv[4 * q + 1] = b4.y; bv[4 * q + 2] = b4.z; bv[4 * q + 3] = b4.w;
+            }
+#else
+            for (int i = 0; i < WPT; i++) av[i] = as[kk * TILE_STRIDE + SUB_INDEX(ty, i)];
+            for (int j = 0; j < WPT; j++) bv[j] = bs[kk * TILE_STRIDE + SUB_INDEX(tx, j)];
+#endif
             for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -143,10 +166,10 @@ void gemm_tiled(const int M, const int N, const int K,
 #endif
     }
     for (int i = 0; i < WPT; i++) {
-        int gm = m0 + ty + i * RTS;
+        int gm = m0 + SUB_INDEX(ty, i);
         if (gm >= M) continue;
         for (int j = 0; j < WPT; j++) {
-            int gn = n0 + tx + j * RTS;
+            int gn = n0 + SUB_INDEX(tx, j);
             if (gn >= N) continue;
             float v = alpha * acc[i][j];
             if (bias_mode == 1) v += bias[bias_offset + gn];

@@ -82,6 +82,25 @@ public final class ExplainedModel: Sendable {
 
     // MARK: Inputs, logits and targets
 
+    /// Runs `body` on consecutive ranges of `0..<total` of at most `batch` items each. When the
+    /// device runs out of memory in a batch, the batch is halved and run again (down to one item)
+    /// and the smaller size kept for the rest: a budget that overestimated the device (another
+    /// process holding GPU memory) costs time, not the explanation. `body` must leave no trace of a
+    /// batch that threw (the callers fold a batch's result into their sums only once it is whole).
+    public func inBatches(_ total: Int, of batch: Int, _ body: (Range<Int>) throws -> Void) throws {
+        var size = max(1, batch), start = 0
+        while start < total {
+            let range = start..<min(total, start + size)
+            do {
+                try body(range)
+            } catch XAIError.outOfMemory where range.count > 1 {
+                size = (range.count + 1) / 2
+                continue
+            }
+            start = range.upperBound
+        }
+    }
+
     /// Checks an input batch: `[N, C, H, W]` with N >= 1 and finite values.
     /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)``, ``XAIError/nonFinite(what:count:)``.
     public func validate(_ input: Tensor) throws {

@@ -206,16 +206,14 @@ public struct IntegratedGradients: ModelMethod {
             // (float32 with compensation), so the result does not depend on how the steps were
             // batched, and only the finished attribution comes back.
             var state: DeviceArray?
-            var start = 0
-            while start < steps {
-                let count = min(chunk, steps - start)
+            try model.inBatches(steps, of: chunk) { range in
+                let (start, count) = (range.lowerBound, range.count)
                 // Path points b0 + alpha_k (x - b0), built on the device.
                 let a = try be.slice(alphaArray, starts: [start, 0, 0, 0], sizes: [count, 1, 1, 1])
                 let points = try be.binary(.add, try be.binary(.mul, a, diff), b0)
                 let g = try model.inputGradient(points, targets: [Int](repeating: resolved[b], count: count))
                 let w = try be.slice(weightArray, starts: [start, 0, 0, 0], sizes: [count, 1, 1, 1])
                 state = try be.runningSum(try be.binary(.mul, g, w), state: state, absolute: false)
-                start += count
             }
             guard let state else { throw XAIError.invalidArgument(parameter: "steps", value: "\(steps)", reason: "no path points") }
             // The running mean over a count of 1 is the compensated sum itself.

@@ -87,9 +87,8 @@ public struct SmoothGrad: AttributionMethod {
             // The gradients' sums stay on the device: each copy's gradient is added in sample
             // order (the same bits for every internal batch size) and one map comes back.
             var state: DeviceArray?
-            var start = 0
-            while start < samples {
-                let count = min(chunk, samples - start)
+            try model.inBatches(samples, of: chunk) { range in
+                let (start, count) = (range.lowerBound, range.count)
                 // Copy k is the image plus sigma times stream b * samples + k of the device
                 // generator (CounterRandom), drawn where the copies are used.
                 let noisy: DeviceArray
@@ -112,7 +111,6 @@ public struct SmoothGrad: AttributionMethod {
                     raw = try be.upload(r)
                 }
                 state = try be.runningSum(raw, state: state, absolute: absolute && kind == .smoothGrad)
-                start += count
             }
             guard let state else { throw XAIError.invalidArgument(parameter: "samples", value: "\(samples)", reason: "no samples were drawn") }
             let statistic: DeviceArray

@@ -26,15 +26,31 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     public var vectorWidth: Int
     /// `gemm_tiled`: two local buffers, the next slice loading while the current one multiplies.
     public var doubleBuffer: Bool
+    /// `gemm_tiled`: 1, or 4 for a register block made of 4 x 4 sub-blocks: a work-item's rows (and
+    /// columns) come in runs of 4 spaced a quarter tile apart, so each reads its operands from local
+    /// memory as aligned float4s instead of one float at a time (the SGEMM layout of issue 32).
+    public var subBlock: Int
 
     public init(engine: Engine = .tiled, tile: Int = 64, workPerThread: Int = 4, kSlice: Int = 16,
-                vectorWidth: Int = 1, doubleBuffer: Bool = false) {
+                vectorWidth: Int = 1, doubleBuffer: Bool = false, subBlock: Int = 1) {
         self.engine = engine
         self.tile = tile
         self.workPerThread = workPerThread
         self.kSlice = kSlice
         self.vectorWidth = vectorWidth
         self.doubleBuffer = doubleBuffer
+        self.subBlock = subBlock
+    }
+
+    private enum CodingKeys: String, CodingKey { case engine, tile, workPerThread, kSlice, vectorWidth, doubleBuffer, subBlock }
+
+    /// Reads entries cached before sub-blocks existed as `subBlock` 1.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(engine: try c.decode(Engine.self, forKey: .engine), tile: try c.decode(Int.self, forKey: .tile),
+                  workPerThread: try c.decode(Int.self, forKey: .workPerThread), kSlice: try c.decode(Int.self, forKey: .kSlice),
+                  vectorWidth: try c.decode(Int.self, forKey: .vectorWidth), doubleBuffer: try c.decode(Bool.self, forKey: .doubleBuffer),
+                  subBlock: try c.decodeIfPresent(Int.self, forKey: .subBlock) ?? 1)
     }
 
     /// The kernel shipped before tuning existed, and the starting point of every GPU search.
@@ -45,16 +61,21 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     /// Work-items per side of a `gemm_tiled` work-group.
     public var workGroupSide: Int { tile / max(workPerThread, 1) }
 
-    /// Local memory of one `gemm_tiled` work-group in bytes (both operands' tiles, padded rows).
-    public var localMemoryBytes: Int { (doubleBuffer ? 2 : 1) * 2 * kSlice * (tile + 1) * 4 }
+    /// Floats per row of a local tile: padded by one against bank conflicts, or by 4 with
+    /// sub-blocks so that the float4 reads stay aligned.
+    public var tileStride: Int { tile + (subBlock > 1 ? subBlock : 1) }
 
-    /// `rows`, `clblast`, or `tiled/ts64/wpt4/tk16/vw1` with `/db` when double-buffered: the form
+    /// Local memory of one `gemm_tiled` work-group in bytes (both operands' tiles, padded rows).
+    public var localMemoryBytes: Int { (doubleBuffer ? 2 : 1) * 2 * kSlice * tileStride * 4 }
+
+    /// `rows`, `clblast`, or `tiled/ts64/wpt4/tk16/vw1` with `/db` when double-buffered and `/sb4`
+    /// with sub-blocks: the form
     /// ``init(parsing:)``, `XAI_GEMM_KERNEL` and `xai-bench tune --candidates` read.
     public var description: String {
         switch engine {
         case .rows: return "rows"
         case .clblast: return "clblast"
-        case .tiled: return "tiled/ts\(tile)/wpt\(workPerThread)/tk\(kSlice)/vw\(vectorWidth)\(doubleBuffer ? "/db" : "")"
+        case .tiled: return "tiled/ts\(tile)/wpt\(workPerThread)/tk\(kSlice)/vw\(vectorWidth)\(doubleBuffer ? "/db" : "")\(subBlock > 1 ? "/sb\(subBlock)" : "")"
         }
     }
 
@@ -77,9 +98,10 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
             else if let v = number("ts") { tile = v }
             else if let v = number("tk") { kSlice = v }
             else if let v = number("vw") { vectorWidth = v }
+            else if let v = number("sb") { subBlock = v }
             else {
                 throw XAIError.invalidArgument(parameter: "gemm", value: text,
-                                               reason: "unknown token '\(token)' (expected ts<N>, wpt<N>, tk<N>, vw<N> or db)")
+                                               reason: "unknown token '\(token)' (expected ts<N>, wpt<N>, tk<N>, vw<N>, sb<N> or db)")
             }
         }
     }
@@ -97,6 +119,9 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
             return "tile \(tile) and K slice \(kSlice) must be multiples of the vector width \(vectorWidth)"
         }
         guard workPerThread <= 16, tile <= 256, kSlice <= 64 else { return "register block or tile too large" }
+        guard [1, 4].contains(subBlock), workPerThread % subBlock == 0 else {
+            return "sub-block \(subBlock) is not 1, or 4 dividing the work per thread \(workPerThread)"
+        }
         let group = workGroupSide * workGroupSide
         guard group <= maxWorkGroupSize else { return "\(group) work-items per group exceed the device's \(maxWorkGroupSize)" }
         guard localMemoryBytes <= available else {
@@ -114,9 +139,12 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
                 for k in [16, 8, 32] {
                     for vw in [4, 2, 1] {
                         for db in [true, false] {
-                            let c = GEMMConfig(tile: tile, workPerThread: wpt, kSlice: k, vectorWidth: vw, doubleBuffer: db)
-                            if c != baseline, c.problem(maxWorkGroupSize: maxWorkGroupSize, localMemoryBytes: localMemoryBytes) == nil {
-                                space.append(c)
+                            // Sub-blocks first where the register block allows them.
+                            for sb in [4, 1] {
+                                let c = GEMMConfig(tile: tile, workPerThread: wpt, kSlice: k, vectorWidth: vw, doubleBuffer: db, subBlock: sb)
+                                if c != baseline, c.problem(maxWorkGroupSize: maxWorkGroupSize, localMemoryBytes: localMemoryBytes) == nil {
+                                    space.append(c)
+                                }
                             }
                         }
                     }
@@ -172,7 +200,7 @@ struct KernelTunables: Sendable, Equatable {
     /// Build options: the language version and every tunable a kernel reads.
     var buildOptions: String {
         "-cl-std=CL1.2 -DTS=\(gemm.tile) -DWPT=\(gemm.workPerThread) -DTK=\(gemm.kSlice) -DVW=\(gemm.vectorWidth)"
-            + " -DDB=\(gemm.doubleBuffer ? 1 : 0) -DCPU_ROWS=\(cpuRows) -DREDUCE_GROUP=\(reduceGroup)"
+            + " -DDB=\(gemm.doubleBuffer ? 1 : 0) -DSB=\(gemm.subBlock) -DCPU_ROWS=\(cpuRows) -DREDUCE_GROUP=\(reduceGroup)"
     }
 
     /// `XAI_GEMM_ROWS_LOCAL=N` sets the rows kernels' work-group (0: the driver's choice).

@@ -15,7 +15,10 @@ final class BufferGuardTests: XCTestCase {
         _ = try TestBackends.requireOpenCL()
         let cl = try OpenCLBackend(index: 0)
         let other: GEMMConfig = cl.gemmConfig.engine == .tiled ? .rows : .baseline
-        let list = [("opencl", cl), ("opencl-\(other.engine.rawValue)", try OpenCLBackend(index: 0, gemm: other))]
+        // And the tiled kernel with 4 x 4 sub-blocks (float4 reads of padded local rows).
+        let subBlocks = GEMMConfig(tile: 32, workPerThread: 4, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4)
+        let list = [("opencl", cl), ("opencl-\(other.engine.rawValue)", try OpenCLBackend(index: 0, gemm: other)),
+                    ("opencl-sb4", try OpenCLBackend(index: 0, gemm: subBlocks))]
         for (_, backend) in list { backend.guardFloats = 64 }
         return list
     }

@@ -2,33 +2,8 @@ import XCTest
 import XAI
 import XAITestSupport
 
-/// A backend that implements only memory: every primitive goes to the float64 host fallback of the
-/// checked entry points. It runs the whole op table and must match the reference, which is how a
-/// new backend can come up one primitive at a time.
-final class HostOnlyBackend: Backend, @unchecked Sendable {
-    final class Storage: DeviceStorage, @unchecked Sendable {
-        let tensor: Tensor
-        init(_ t: Tensor) { tensor = t }
-    }
-    let device = Device.cpu
-    let name = "host-only test backend"
-    let memoryBudget = 1 << 28
-    var supported: Set<Primitive> = []
-    nonisolated(unsafe) var fallbacks = 0
-
-    let details = BackendDetails(facts: [("arithmetic", "memory only: every primitive on the host")])
-    func supports(_ primitive: Primitive) -> Bool {
-        if !supported.contains(primitive) { fallbacks += 1 }
-        return supported.contains(primitive)
-    }
-    func upload(_ tensor: Tensor) throws -> DeviceArray { DeviceArray(shape: tensor.shape, storage: Storage(tensor)) }
-    func download(_ array: DeviceArray) throws -> Tensor {
-        guard let s = array.storage as? Storage else { throw XAIError.wrongDevice(op: "download", expected: name, got: "\(type(of: array.storage))") }
-        return try s.tensor.reshaped(array.shape)
-    }
-    func filled(_ shape: Shape, value: Float) throws -> DeviceArray { try upload(Tensor(shape: shape, repeating: value)) }
-}
-
+/// The host fallback of the checked entry points, through ``HostOnlyBackend`` (XAITestSupport):
+/// the whole op table and a model on a backend that implements nothing but memory.
 final class FallbackTests: XCTestCase {
     func testEveryOpRunsThroughTheHostFallback() throws {
         let reference = ReferenceBackend()

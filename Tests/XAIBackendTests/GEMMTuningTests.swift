@@ -20,6 +20,10 @@ final class GEMMTuningTests: XCTestCase {
         GEMMConfig(tile: 32, workPerThread: 2, kSlice: 8, vectorWidth: 2, doubleBuffer: false),
         GEMMConfig(tile: 16, workPerThread: 2, kSlice: 32, vectorWidth: 4, doubleBuffer: true),
         GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 1, doubleBuffer: true),
+        // Sub-blocks: issue 32's 128 x 128 x 8 core with 8 x 8 per work-item in 4 x 4 sub-blocks,
+        // and a 4 x 4 block (one sub-block) on a tile smaller than some operands.
+        GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4),
+        GEMMConfig(tile: 32, workPerThread: 4, kSlice: 16, vectorWidth: 2, doubleBuffer: false, subBlock: 4),
     ]
 
     func testEveryEngineAndTileShapeMatchesTheReference() throws {
@@ -194,6 +198,12 @@ final class GEMMTuningTests: XCTestCase {
         XCTAssertNotNil(GEMMConfig(tile: 64, workPerThread: 4, kSlice: 16, vectorWidth: 3).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20))
         XCTAssertNotNil(GEMMConfig(tile: 60, workPerThread: 4, kSlice: 16, vectorWidth: 8).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20))
         XCTAssertNotNil(GEMMConfig(tile: 64, workPerThread: 0).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20))
+        XCTAssertNotNil(GEMMConfig(tile: 64, workPerThread: 2, subBlock: 4).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20), "4 x 4 sub-blocks in a 2 x 2 block")
+        XCTAssertNotNil(GEMMConfig(tile: 64, workPerThread: 4, subBlock: 2).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20))
+        XCTAssertEqual(try GEMMConfig(parsing: "tiled/ts128/wpt8/tk8/vw4/db/sb4"), GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4))
+        // Entries cached before sub-blocks existed read as sub-block 1.
+        let old = #"{"engine":"tiled","tile":128,"workPerThread":8,"kSlice":8,"vectorWidth":4,"doubleBuffer":true}"#
+        XCTAssertEqual(try JSONDecoder().decode(GEMMConfig.self, from: Data(old.utf8)).subBlock, 1)
         // The search space on an H100-like device: every entry valid, the baseline first, no duplicates.
         let space = GEMMConfig.tiledSearchSpace(maxWorkGroupSize: 1024, localMemoryBytes: 48 << 10)
         XCTAssertEqual(space.first, .baseline)
@@ -203,6 +213,8 @@ final class GEMMTuningTests: XCTestCase {
         // Every register block the tuner knows (8, 4, 2 outputs per work-item, and the baseline's) is tried.
         XCTAssertEqual(Set(space.dropFirst().map(\.workPerThread)), [8, 4, 2])
         XCTAssertEqual(Set(space.dropFirst().map(\.tile)), [128, 64, 32])
+        XCTAssertTrue(space.contains(GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4)))
+        XCTAssertEqual(Set(space.map(\.subBlock)), [1, 4])
         // A device that cannot run a requested configuration refuses it by name.
         _ = try TestBackends.requireOpenCL()
         XCTAssertThrowsError(try OpenCLBackend(index: 0, gemm: GEMMConfig(tile: 64, workPerThread: 4, vectorWidth: 3))) { error in

@@ -132,4 +132,33 @@ final class DeviceResidencyTests: XCTestCase {
         XCTAssertEqual(launches[0], launches[1], "launches of one forward at batch 1 and 4")
         XCTAssertGreaterThan(launches[0], 0)
     }
+
+    /// A device that runs out of memory in a batch: SmoothGrad and IG halve the batch and go on,
+    /// with the bits of the smaller batch (the sums do not depend on the batching); a device that
+    /// cannot hold even one item still fails, naming the out-of-memory.
+    func testOutOfMemoryHalvesTheBatch() throws {
+        let c = smallResNet
+        let x = try image(c)
+        // The largest array a pass makes at batch 2 is the limit: batches of 8 and 4 fail.
+        let probe = HostOnlyBackend(limit: .max)
+        let probeModel = try ExplainedModel(graph: c.graph, backend: probe)
+        _ = try SmoothGrad(base: Saliency(model: probeModel), samples: 2, internalBatchSize: 2, seed: 1).attribute(x)
+        let limited = HostOnlyBackend(limit: probe.largest)
+        let model = try ExplainedModel(graph: c.graph, backend: limited)
+        let methods: [(String, (Int) -> any AttributionMethod)] = [
+            ("smoothgrad", { SmoothGrad(base: Saliency(model: model), kind: .varGrad, samples: 8, internalBatchSize: $0, seed: 4) }),
+            ("ig", { IntegratedGradients(model: model, steps: 8, internalBatchSize: $0) }),
+        ]
+        for (name, make) in methods {
+            limited.refusals = 0
+            let halved = try make(8).attribute(x)
+            XCTAssertGreaterThan(limited.refusals, 0, "\(name): batches of 8 ran out of memory")
+            let pairs = try make(2).attribute(x)
+            XCTAssertEqual(halved.raw!.scalars.map { $0.bitPattern }, pairs.raw!.scalars.map { $0.bitPattern }, "\(name): halved to 2")
+        }
+        let tiny = HostOnlyBackend(limit: 16)
+        XCTAssertThrowsError(try SmoothGrad(base: Saliency(model: try ExplainedModel(graph: c.graph, backend: tiny)), samples: 2, seed: 1).attribute(x)) { error in
+            guard case XAIError.outOfMemory = error else { return XCTFail("\(error)") }
+        }
+    }
 }

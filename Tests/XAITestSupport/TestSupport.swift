@@ -128,3 +128,42 @@ extension XCTestCase {
         return path
     }
 }
+
+/// A backend that implements only memory: every primitive it does not list in `supported` goes to
+/// the float64 host fallback of the checked entry points. It runs the whole op table and must
+/// match the reference, which is how a new backend can come up one primitive at a time. With a
+/// `limit`, no array may hold more elements: a larger one is an out-of-memory, as a device reports.
+public final class HostOnlyBackend: Backend, @unchecked Sendable {
+    final class Storage: DeviceStorage, @unchecked Sendable {
+        let tensor: Tensor
+        init(_ t: Tensor) { tensor = t }
+    }
+    public let device = Device.cpu
+    public let name = "host-only test backend"
+    public let memoryBudget = 1 << 28
+    public var supported: Set<Primitive> = []
+    public let limit: Int
+    /// Primitives sent to the fallback, the largest array made, and the arrays refused.
+    nonisolated(unsafe) public var fallbacks = 0, largest = 0, refusals = 0
+
+    public init(limit: Int = .max) { self.limit = limit }
+
+    public let details = BackendDetails(facts: [("arithmetic", "memory only: every primitive on the host")])
+    public func supports(_ primitive: Primitive) -> Bool {
+        if !supported.contains(primitive) { fallbacks += 1 }
+        return supported.contains(primitive)
+    }
+    public func upload(_ tensor: Tensor) throws -> DeviceArray {
+        guard tensor.shape.count <= limit else {
+            refusals += 1
+            throw XAIError.outOfMemory(op: "upload", bytes: tensor.shape.count * 4, device: name)
+        }
+        largest = max(largest, tensor.shape.count)
+        return DeviceArray(shape: tensor.shape, storage: Storage(tensor))
+    }
+    public func download(_ array: DeviceArray) throws -> Tensor {
+        guard let s = array.storage as? Storage else { throw XAIError.wrongDevice(op: "download", expected: name, got: "\(type(of: array.storage))") }
+        return try s.tensor.reshaped(array.shape)
+    }
+    public func filled(_ shape: Shape, value: Float) throws -> DeviceArray { try upload(Tensor(shape: shape, repeating: value)) }
+}

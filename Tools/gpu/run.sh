@@ -97,6 +97,9 @@ if [ "$HAVE_GPU" = 1 ]; then
     TESTS=$TESTS,XAIMethodTests.MethodReferenceTests,XAIMethodTests.PerturbationTests,XAIMethodTests.ReferenceCheckTests
     TESTS=$TESTS,XAIModelTests.ONNXFixtureTests,XAIModelTests.ZooTests,XAIBackendTests.GEMMTuningTests
     TESTS=$TESTS,XAIModelTests.ArchitectureFixtureTests,XAIModelTests.HuggingFaceFixtureTests
+    # Issue 32: the device noise has the CPU's bits on NVIDIA's compiler too (no contraction, IEEE
+    # division and square root), SmoothGrad and IG move what they should, fused residuals, pinned staging.
+    TESTS=$TESTS,XAIBackendTests.CounterRandomTests,XAIMethodTests.DeviceResidencyTests,XAIBackendTests.LaunchTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
 
@@ -111,6 +114,8 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench tune" 100 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
         step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
+        # Device time by kernel (profiling events) and launches per pass, in log.txt.
+        step "xai-bench models --profile (batch 1)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 3 --profile --profile-rows 12
         step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"
         step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
             --methods saliency,gradcam,ig,smoothgrad,occlusion,occlusion-full,lime,kernelshap --repeat 3 --slow-budget 10 \
