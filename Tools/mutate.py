@@ -785,6 +785,8 @@ MUTANTS = [
     ("oom_batch_not_halved", "Sources/XAIMethods/ExplainedModel.swift", "} catch XAIError.outOfMemory where range.count > 1 {",
      "} catch XAIError.outOfMemory where range.count > 1_000_000 {", 1, "DeviceResidencyTests",
      "a batch the device cannot hold fails the explanation instead of being halved"),
+    ("perturbation_score_column", "Sources/XAIMethods/PerturbationEngine.swift", "starts: [0, target], sizes: [rows, 1])",
+     "starts: [0, 0], sizes: [rows, 1])", 1, "PerturbationTests", "perturbed copies are scored on class 0, not the target"),
 ]
 
 def run(cmd, cwd, log=None):

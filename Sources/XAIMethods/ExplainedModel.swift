@@ -112,7 +112,12 @@ public final class ExplainedModel: Sendable {
 
     /// The logits `[N, classes]` of a batch.
     public func logits(_ x: DeviceArray) throws -> Tensor {
-        try backend.download(try executor.forward(x).output(outputName))
+        try backend.download(try outputs(x))
+    }
+
+    /// The logits of a batch, left on the device.
+    public func outputs(_ x: DeviceArray) throws -> DeviceArray {
+        try executor.forward(x).output(outputName)
     }
 
     /// The first step of every method: the input checked, its logits, and the class each image is

@@ -55,6 +55,23 @@ public struct PerturbationEngine: Sendable {
                                    parameter: "batch")
     }
 
+    /// The score of `target` in each row of the batch's logits on the device. For logits only that
+    /// column comes back (4 bytes a copy instead of 4 per class); a probability needs the row.
+    func scores(_ logits: DeviceArray, target: Int) throws -> [Double] {
+        let be = model.backend
+        let rows = logits.shape.rank == 0 ? 1 : logits.shape[0], classes = logits.shape.count / max(rows, 1)
+        switch output {
+        case .logit:
+            guard (0..<classes).contains(target) else {
+                throw XAIError.invalidArgument(parameter: "target", value: "\(target)", reason: "outside the model's \(classes) outputs")
+            }
+            let column = try be.slice(try logits.reshaped([rows, classes]), starts: [0, target], sizes: [rows, 1])
+            return try be.download(column).scalars.map(Double.init)
+        case .probability:
+            return scores(try be.download(logits), targets: [Int](repeating: target, count: rows))
+        }
+    }
+
     /// The score of `targets[r]` in each row `r` of `logits`, as logit or probability.
     func scores(_ logits: Tensor, targets: [Int]) -> [Double] {
         let classes = logits.shape.count / max(logits.shape[0], 1)
@@ -80,16 +97,16 @@ public struct PerturbationEngine: Sendable {
             guard spec.sampleCount == range.count else {
                 throw XAIError.invalidArgument(parameter: "masks", value: "\(spec.sampleCount)", reason: "masks described for \(range.count) perturbed copies")
             }
-            let logits = try model.logits(try model.backend.composite(image: image, baseline: baseline, masks: spec))
+            let logits = try model.outputs(try model.backend.composite(image: image, baseline: baseline, masks: spec))
             return (logits, { scores in try visit?(range, spec, scores) })
         }
     }
 
     /// Scores `count` copies of an image shaped `imageShape` in batches of ``batchSize(for:)``,
-    /// reporting progress after each: `run(range)` gives the logits of the copies in `range` and
-    /// what to do with their scores once read.
+    /// reporting progress after each: `run(range)` gives the logits of the copies in `range` (on
+    /// the device: only their scores come back) and what to do with those scores once read.
     func inBatches(count: Int, imageShape: Shape, target: Int,
-                   _ run: (Range<Int>) throws -> (logits: Tensor, then: ([Double]) throws -> Void)) throws -> [Double] {
+                   _ run: (Range<Int>) throws -> (logits: DeviceArray, then: ([Double]) throws -> Void)) throws -> [Double] {
         let chunk = try batchSize(for: imageShape)
         var result: [Double] = []
         result.reserveCapacity(count)
@@ -97,7 +114,10 @@ public struct PerturbationEngine: Sendable {
         while start < count {
             let range = start..<min(start + chunk, count)
             let (logits, then) = try run(range)
-            let s = scores(logits, targets: [Int](repeating: target, count: range.count))
+            let s = try scores(logits, target: target)
+            guard s.count == range.count else {
+                throw XAIError.shapeMismatch(op: "perturbation scores", expected: "\(range.count) rows of logits", got: [logits.shape])
+            }
             try then(s)
             result += s
             start = range.upperBound

@@ -62,6 +62,26 @@ final class DeviceResidencyTests: XCTestCase {
         XCTAssertEqual(maps[0].scalars.map { $0.bitPattern }, maps[1].scalars.map { $0.bitPattern }, "the same bits for both batchings")
     }
 
+    /// Perturbation methods read one score per copy: for logits only the target's column comes
+    /// back (4 bytes a copy), whatever the batching, incremental occlusion or full passes.
+    func testPerturbedCopiesReturnOnlyTheTargetScore() throws {
+        let cl = try TestBackends.requireOpenCL()
+        guard let counted = cl as? CountsTransfers else { return XCTFail("the OpenCL backend counts no transfers") }
+        let model = try ExplainedModel(graph: smallResNet.graph, backend: cl)
+        let x = try image(smallResNet)
+        let classes = try model.logits(try cl.upload(x)).shape.count
+        // 64x64 with 16x16 windows at stride 16: 16 copies.
+        for incremental in [true, false] {
+            for batch in [5, 16] {
+                let before = counted.transfers
+                let a = try Occlusion(model: model, window: (16, 16), stride: (16, 16), incremental: incremental, perturbationsPerEval: batch).attribute(x)
+                let d = counted.transfers.since(before)
+                XCTAssertEqual(d.bytesFromDevice, (classes + 16) * 4, "incremental \(incremental), batches of \(batch): the clean logits and one score a copy")
+                XCTAssertEqual(a.map.shape, [1, 64, 64])
+            }
+        }
+    }
+
     /// The same noise on the CPU and on OpenCL (drawn on each device), so the maps agree to the
     /// gradients' rounding; on each backend every internal batch size gives the same bits.
     func testSmoothGradAgreesAcrossBackendsAndBatchSizes() throws {
