@@ -97,7 +97,7 @@ class XAIWorker:
                                                           **request)["failures"]
             records = open(lines, encoding="utf-8").read().splitlines() if os.path.exists(lines) else []
         return {"records": [r for r in records if r.strip()], "failures": failures, "node": self.node, "pid": os.getpid(),
-                "rss_kb": _resident_kb()}
+                "rss_kb": _resident_kb(), "finished": time.time()}
 
 
 def _resident_kb() -> int:
@@ -209,7 +209,8 @@ def explain(images, model: str, methods: Union[str, Sequence[str]] = "gradcam", 
     callable (files done, files in all).
 
     Returns {"written", "skipped", "failures", "seconds", "files", "workers", "report", "parquet", "memory"}: "workers" each
-    actor's node, pid and device; "memory" each actor's resident KiB after each batch; "pool_seconds" the time the actors
+    actor's node, pid and device; "memory" each actor's resident KiB after each batch (with the files done when it
+    came back and the time the actor finished it, by the actor's clock); "pool_seconds" the time the actors
     took to start and open the model."""
     started = time.time()
     if format not in ("files", "parquet"):
@@ -429,7 +430,8 @@ def _run(kind, batches, model, device, precision, request, workers, cpus_per_wor
                         sink.write("\n".join(answer["records"]) + "\n")
                         sink.flush()
                     summary["written"] += len(answer["records"])
-                    summary["memory"].append({"pid": answer["pid"], "files": bar.done + len(files), "rss_kb": answer["rss_kb"]})
+                    summary["memory"].append({"pid": answer["pid"], "files": bar.done + len(files), "rss_kb": answer["rss_kb"],
+                                              "finished": answer["finished"]})
                     for failure in answer["failures"]:
                         _fail(failures_path, summary, None, methods, failure)
                     bar.add(len(files))
