@@ -15,13 +15,18 @@ final class DeviceResidencyTests: XCTestCase {
         return try Tensor(shape: Shape([1] + c.input.shape.dims.dropFirst()), scalars: Array(c.input.scalars[0..<per]))
     }
 
-    func testSmoothGradMovesTheImageInAndTheMapOut() throws {
+    /// The small ResNet on the OpenCL backend with its transfer counters, its first image, and its
+    /// number of classes.
+    func countedModel() throws -> (counted: CountsTransfers, model: ExplainedModel, x: Tensor, classes: Int) {
         let cl = try TestBackends.requireOpenCL()
-        guard let counted = cl as? CountsTransfers else { return XCTFail("the OpenCL backend counts no transfers") }
-        let c = smallResNet
-        let model = try ExplainedModel(graph: c.graph, backend: cl)
-        let x = try image(c)
-        let classes = try model.logits(try cl.upload(x)).shape.count
+        let counted = try XCTUnwrap(cl as? CountsTransfers, "the OpenCL backend counts no transfers")
+        let model = try ExplainedModel(graph: smallResNet.graph, backend: cl)
+        let x = try image(smallResNet)
+        return (counted, model, x, try model.logits(try cl.upload(x)).shape.count)
+    }
+
+    func testSmoothGradMovesTheImageInAndTheMapOut() throws {
+        let (counted, model, x, classes) = try countedModel()
         for kind in SmoothGrad.Kind.allCases {
             let before = counted.transfers
             _ = try SmoothGrad(base: Saliency(model: model), kind: kind, samples: 50, internalBatchSize: 8, seed: 3).attribute(x)
@@ -43,11 +48,7 @@ final class DeviceResidencyTests: XCTestCase {
     /// logits, the map, the completeness check's two logit rows) and the host's waits do not
     /// depend on the number of path batches; the steps' positions and weights go over once.
     func testIntegratedGradientsSumsOnTheDevice() throws {
-        let cl = try TestBackends.requireOpenCL()
-        guard let counted = cl as? CountsTransfers else { return XCTFail("the OpenCL backend counts no transfers") }
-        let model = try ExplainedModel(graph: smallResNet.graph, backend: cl)
-        let x = try image(smallResNet)
-        let classes = try model.logits(try cl.upload(x)).shape.count
+        let (counted, model, x, classes) = try countedModel()
         var waits: [Int] = [], maps: [Tensor] = []
         for batch in [4, 32] {
             let before = counted.transfers
@@ -65,11 +66,7 @@ final class DeviceResidencyTests: XCTestCase {
     /// Perturbation methods read one score per copy: for logits only the target's column comes
     /// back (4 bytes a copy), whatever the batching, incremental occlusion or full passes.
     func testPerturbedCopiesReturnOnlyTheTargetScore() throws {
-        let cl = try TestBackends.requireOpenCL()
-        guard let counted = cl as? CountsTransfers else { return XCTFail("the OpenCL backend counts no transfers") }
-        let model = try ExplainedModel(graph: smallResNet.graph, backend: cl)
-        let x = try image(smallResNet)
-        let classes = try model.logits(try cl.upload(x)).shape.count
+        let (counted, model, x, classes) = try countedModel()
         // 64x64 with 16x16 windows at stride 16: 16 copies.
         for incremental in [true, false] {
             for batch in [5, 16] {
