@@ -90,3 +90,98 @@ __kernel void conv2d_depthwise_backward(__global const float* gy, __global const
     }
     dx[i] = acc;
 }
+
+// Winograd F(2x2, 3x3) for 3x3, stride-1, undilated, ungrouped layers: each 2 x 2 block of outputs
+// from a 4 x 4 input tile with 16 multiplications per (input, output) channel pair instead of 36.
+// Y = A^T [(G g G^T) . (B^T d B)] A, the 16 elementwise products summed over input channels as 16
+// GEMMs (gemm.cl). Layouts: U [16, Cout, C], V [16, C, P], M [16, Cout, P], where P counts the
+// tiles of a chunk of images (image, tile row, tile column). Not the bits of a direct convolution:
+// used for forward-only passes under --fast.
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+
+// U = G g G^T for one (output, input) channel pair.
+__kernel void winograd_weights(__global const float* w, __global float* u, const int cout, const int cin) {
+    const int i = get_global_id(0);
+    if (i >= cout * cin) return;
+    const int co = i / cin, c = i % cin;
+    __global const float* g = w + (co * cin + c) * 9;
+    float t[4][3];   // G g
+    for (int j = 0; j < 3; j++) {
+        const float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+        t[0][j] = g0;
+        t[1][j] = 0.5f * (g0 + g1 + g2);
+        t[2][j] = 0.5f * (g0 - g1 + g2);
+        t[3][j] = g2;
+    }
+    for (int r = 0; r < 4; r++) {
+        const float a = t[r][0], b = t[r][1], c2 = t[r][2];
+        const float row[4] = { a, 0.5f * (a + b + c2), 0.5f * (a - b + c2), c2 };
+        for (int s = 0; s < 4; s++) u[((r * 4 + s) * cout + co) * cin + c] = row[s];
+    }
+}
+
+// V = B^T d B for one (image, channel, tile) of the chunk of `images` images from image `n0`.
+// g0 = (C, H, W, tilesH, tilesW, padTop, padLeft, 0).
+__kernel void winograd_input(__global const float* x, __global float* v, const int n0, const int images, const int8 g0) {
+    const int C = g0.s0, H = g0.s1, W = g0.s2, TH = g0.s3, TW = g0.s4, PT = g0.s5, PL = g0.s6;
+    const int i = get_global_id(0);
+    const int P = images * TH * TW;
+    if (i >= C * P) return;
+    const int c = i / P, p = i % P;
+    const int n = p / (TH * TW), t = p % (TH * TW), y0 = (t / TW) * 2 - PT, x0 = (t % TW) * 2 - PL;
+    __global const float* xc = x + ((long)(n0 + n) * C + c) * H * W;
+    float d[4][4];
+    for (int r = 0; r < 4; r++) {
+        const int yy = y0 + r;
+        for (int s = 0; s < 4; s++) {
+            const int xx = x0 + s;
+            d[r][s] = yy >= 0 && yy < H && xx >= 0 && xx < W ? xc[yy * W + xx] : 0.0f;
+        }
+    }
+    float e[4][4];   // B^T d
+    for (int s = 0; s < 4; s++) {
+        e[0][s] = d[0][s] - d[2][s];
+        e[1][s] = d[1][s] + d[2][s];
+        e[2][s] = d[2][s] - d[1][s];
+        e[3][s] = d[1][s] - d[3][s];
+    }
+    for (int r = 0; r < 4; r++) {
+        const float row[4] = { e[r][0] - e[r][2], e[r][1] + e[r][2], e[r][2] - e[r][1], e[r][1] - e[r][3] };
+        for (int s = 0; s < 4; s++) v[((long)(r * 4 + s) * C + c) * P + p] = row[s];
+    }
+}
+
+// y = act(A^T m A + bias + residual) for one (image, output channel, tile) of the chunk.
+// g0 = (Cout, OH, OW, tilesH, tilesW, 0, 0, 0).
+__kernel void winograd_output(__global const float* m, __global const float* bias, const int has_bias,
+                              __global const float* R, const int has_res, __global float* y,
+                              const int n0, const int images, const int8 g0, const int act, const float p0, const float p1) {
+    const int CO = g0.s0, OH = g0.s1, OW = g0.s2, TH = g0.s3, TW = g0.s4;
+    const int i = get_global_id(0);
+    const int P = images * TH * TW;
+    if (i >= CO * P) return;
+    const int co = i / P, p = i % P;
+    const int n = p / (TH * TW), t = p % (TH * TW), oy0 = (t / TW) * 2, ox0 = (t % TW) * 2;
+    float q[4][4];
+    for (int e = 0; e < 16; e++) q[e / 4][e % 4] = m[((long)e * CO + co) * P + p];
+    float h[2][4];   // A^T q
+    for (int s = 0; s < 4; s++) {
+        h[0][s] = q[0][s] + q[1][s] + q[2][s];
+        h[1][s] = q[1][s] - q[2][s] - q[3][s];
+    }
+    const float b = has_bias ? bias[co] : 0.0f;
+    for (int r = 0; r < 2; r++) {
+        const float out[2] = { h[r][0] + h[r][1] + h[r][2], h[r][1] - h[r][2] - h[r][3] };
+        const int oy = oy0 + r;
+        if (oy >= OH) continue;
+        for (int s = 0; s < 2; s++) {
+            const int ox = ox0 + s;
+            if (ox >= OW) continue;
+            const long at = (((long)(n0 + n) * CO + co) * OH + oy) * OW + ox;
+            float val = out[s] + b;
+            if (has_res) val += R[at];
+            y[at] = unary_apply(act, val, p0, p1);
+        }
+    }
+}

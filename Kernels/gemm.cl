@@ -65,43 +65,103 @@
         else { for (int j = 0; j < VW; j++) v[j] = (validj) ? (p)[j * (stride)] : 0.0f; } \
     } while (0)
 
-// One K slice [k0, k0 + TK) of the A tile (rows m0..m0+TS) into As[kk][r] and of the B tile
-// (columns n0..n0+TS) into Bs[kk][c], zero outside the matrices. Runs of VW elements go along
-// each operand's contiguous axis, so neighbouring work-items read neighbouring addresses.
+// Element run l of one K slice [k0, k0 + TK) of the A tile (rows m0..m0+TS) into As[kk][r], zero
+// outside the matrix. Runs of VW elements go along A's contiguous axis, so neighbouring
+// work-items read neighbouring addresses.
+inline void tile_load_a_run(const int l, const int M, const int K, const int m0, const int k0,
+                            __global const float* A, const int a_row, const int a_col, __local float* As) {
+    float v[VW];
+    if (a_row == 1 && a_col != 1) {          // A contiguous along M: runs of rows
+        const int kk = l / (TS / VW), r = (l % (TS / VW)) * VW;
+        const int gm = m0 + r, gk = k0 + kk;
+        __global const float* p = A + gm + gk * a_col;
+        LOAD_RUN(v, p, gk < K && gm + VW <= M, 1, gk < K && gm + j < M);
+        for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];
+    } else {                                 // runs along K (contiguous when a_col == 1)
+        const int r = l / (TK / VW), kk = (l % (TK / VW)) * VW;
+        const int gm = m0 + r, gk = k0 + kk;
+        __global const float* p = A + gm * a_row + gk * a_col;
+        LOAD_RUN(v, p, a_col == 1 && gm < M && gk + VW <= K, a_col, gm < M && gk + j < K);
+        for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];
+    }
+}
+
+// The same for the B tile (columns n0..n0+TS) into Bs[kk][c].
+inline void tile_load_b_run(const int l, const int N, const int K, const int n0, const int k0,
+                            __global const float* B, const int b_row, const int b_col, __local float* Bs) {
+    float v[VW];
+    if (b_row == 1 && b_col != 1) {          // B contiguous along K: runs of k
+        const int c = l / (TK / VW), kb = (l % (TK / VW)) * VW;
+        const int gn = n0 + c, gk = k0 + kb;
+        __global const float* p = B + gk + gn * b_col;
+        LOAD_RUN(v, p, gn < N && gk + VW <= K, 1, gn < N && gk + j < K);
+        for (int j = 0; j < VW; j++) Bs[(kb + j) * TILE_STRIDE + c] = v[j];
+    } else {                                 // runs along N (contiguous when b_col == 1)
+        const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
+        const int gn = n0 + c, gk = k0 + kb;
+        __global const float* p = B + gk * b_row + gn * b_col;
+        LOAD_RUN(v, p, b_col == 1 && gk < K && gn + VW <= N, b_col, gk < K && gn + j < N);
+        for (int j = 0; j < VW; j++) Bs[kb * TILE_STRIDE + c + j] = v[j];
+    }
+}
+
+// One K slice of both tiles, every work-item of the group taking its share of the runs.
 void gemm_tiled_load(const int M, const int N, const int K, const int m0, const int n0, const int k0, const int lid,
                      __global const float* A, const int a_row, const int a_col,
                      __global const float* B, const int b_row, const int b_col,
                      __local float* As, __local float* Bs) {
-    float v[VW];
     for (int l = lid; l < TS * TK / VW; l += RTS * RTS) {
-        if (a_row == 1 && a_col != 1) {          // A contiguous along M: runs of rows
-            const int kk = l / (TS / VW), r = (l % (TS / VW)) * VW;
-            const int gm = m0 + r, gk = k0 + kk;
-            __global const float* p = A + gm + gk * a_col;
-            LOAD_RUN(v, p, gk < K && gm + VW <= M, 1, gk < K && gm + j < M);
-            for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];
-        } else {                                 // runs along K (contiguous when a_col == 1)
-            const int r = l / (TK / VW), kk = (l % (TK / VW)) * VW;
-            const int gm = m0 + r, gk = k0 + kk;
-            __global const float* p = A + gm * a_row + gk * a_col;
-            LOAD_RUN(v, p, a_col == 1 && gm < M && gk + VW <= K, a_col, gm < M && gk + j < K);
-            for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];
-        }
-        if (b_row == 1 && b_col != 1) {          // B contiguous along K: runs of k
-            const int c = l / (TK / VW), kb = (l % (TK / VW)) * VW;
-            const int gn = n0 + c, gk = k0 + kb;
-            __global const float* p = B + gk + gn * b_col;
-            LOAD_RUN(v, p, gn < N && gk + VW <= K, 1, gn < N && gk + j < K);
-            for (int j = 0; j < VW; j++) Bs[(kb + j) * TILE_STRIDE + c] = v[j];
-        } else {                                 // runs along N (contiguous when b_col == 1)
-            const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
-            const int gn = n0 + c, gk = k0 + kb;
-            __global const float* p = B + gk * b_row + gn * b_col;
-            LOAD_RUN(v, p, b_col == 1 && gk < K && gn + VW <= N, b_col, gk < K && gn + j < N);
-            for (int j = 0; j < VW; j++) Bs[kb * TILE_STRIDE + c + j] = v[j];
-        }
+        tile_load_a_run(l, M, K, m0, k0, A, a_row, a_col, As);
+        tile_load_b_run(l, N, K, n0, k0, B, b_row, b_col, Bs);
     }
 }
+
+// acc += the slice's product: row ty and column tx of the work-group, k along the slice.
+#if SB == 4
+#define MULTIPLY_SLICE(as, bs, acc) do { \
+        for (int kk = 0; kk < TK; kk++) { \
+            float av[WPT], bv[WPT]; \
+            for (int q = 0; q < WPT / 4; q++) { \
+                const float4 a4 = vload4(0, (as) + kk * TILE_STRIDE + ty * 4 + q * (RTS * 4)); \
+                const float4 b4 = vload4(0, (bs) + kk * TILE_STRIDE + tx * 4 + q * (RTS * 4)); \
+                av[4 * q] = a4.x; av[4 * q + 1] = a4.y; av[4 * q + 2] = a4.z; av[4 * q + 3] = a4.w; \
+                bv[4 * q] = b4.x; bv[4 * q + 1] = b4.y; bv[4 * q + 2] = b4.z; bv[4 * q + 3] = b4.w; \
+            } \
+            for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]); \
+        } \
+    } while (0)
+#else
+#define MULTIPLY_SLICE(as, bs, acc) do { \
+        for (int kk = 0; kk < TK; kk++) { \
+            float av[WPT], bv[WPT]; \
+            for (int i = 0; i < WPT; i++) av[i] = (as)[kk * TILE_STRIDE + SUB_INDEX(ty, i)]; \
+            for (int j = 0; j < WPT; j++) bv[j] = (bs)[kk * TILE_STRIDE + SUB_INDEX(tx, j)]; \
+            for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]); \
+        } \
+    } while (0)
+#endif
+
+// The K loop of every tiled kernel: acc (zeroed by the caller) += the product over k in [0, K_),
+// slice by slice in order, so an element's sum is the same chain of fmas whoever loads the
+// tiles. LOAD_SLICE(k0, as, bs) is the kernel's loader of one slice into the local tiles As, Bs.
+// With DB the next slice loads while the current one multiplies: one barrier per slice. Every
+// pass ends on a barrier, so a kernel may run the loop again (one convolution tap after another).
+#define TILED_K_LOOP(K_, acc) do { \
+        int cur_ = 0; \
+        if (DB) { LOAD_SLICE(0, As, Bs); barrier(CLK_LOCAL_MEM_FENCE); } \
+        for (int k0 = 0; k0 < (K_); k0 += TK) { \
+            if (DB) { \
+                /* The other buffer was last read in the previous slice, before its closing barrier. */ \
+                if (k0 + TK < (K_)) LOAD_SLICE(k0 + TK, As + (1 - cur_) * TILE_FLOATS, Bs + (1 - cur_) * TILE_FLOATS); \
+            } else { \
+                LOAD_SLICE(k0, As, Bs); \
+                barrier(CLK_LOCAL_MEM_FENCE); \
+            } \
+            MULTIPLY_SLICE(As + cur_ * TILE_FLOATS, Bs + cur_ * TILE_FLOATS, acc); \
+            barrier(CLK_LOCAL_MEM_FENCE); \
+            if (DB) cur_ = 1 - cur_; \
+        } \
+    } while (0)
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void gemm_tiled(const int M, const int N, const int K,
@@ -126,45 +186,9 @@ void gemm_tiled(const int M, const int N, const int K,
     for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
 
     const int lid = ty * RTS + tx;
-#if DB
-    gemm_tiled_load(M, N, K, m0, n0, 0, lid, A, a_row, a_col, B, b_row, b_col, As, Bs);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    int cur = 0;
-#endif
-    for (int k0 = 0; k0 < K; k0 += TK) {
-#if DB
-        // The other buffer was last read in the previous slice, before its closing barrier.
-        if (k0 + TK < K)
-            gemm_tiled_load(M, N, K, m0, n0, k0 + TK, lid, A, a_row, a_col, B, b_row, b_col,
-                            As + (1 - cur) * TILE_FLOATS, Bs + (1 - cur) * TILE_FLOATS);
-        __local const float* as = As + cur * TILE_FLOATS;
-        __local const float* bs = Bs + cur * TILE_FLOATS;
-#else
-        gemm_tiled_load(M, N, K, m0, n0, k0, lid, A, a_row, a_col, B, b_row, b_col, As, Bs);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        __local const float* as = As;
-        __local const float* bs = Bs;
-#endif
-        for (int kk = 0; kk < TK; kk++) {
-            float av[WPT], bv[WPT];
-#if SB == 4
-            for (int q = 0; q < WPT / 4; q++) {
-                const float4 a4 = vload4(0, as + kk * TILE_STRIDE + ty * 4 + q * (RTS * 4));
-                const float4 b4 = vload4(0, bs + kk * TILE_STRIDE + tx * 4 + q * (RTS * 4));
-                av[4 * q] = a4.x; av[4 * q + 1] = a4.y; av[4 * q + 2] = a4.z; av[4 * q + 3] = a4.w;
-                bv[4 * q] = b4.x; bv[4 * q + 1] = b4.y; bv[4 * q + 2] = b4.z; bv[4 * q + 3] = b4.w;
-            }
-#else
-            for (int i = 0; i < WPT; i++) av[i] = as[kk * TILE_STRIDE + SUB_INDEX(ty, i)];
-            for (int j = 0; j < WPT; j++) bv[j] = bs[kk * TILE_STRIDE + SUB_INDEX(tx, j)];
-#endif
-            for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-#if DB
-        cur = 1 - cur;
-#endif
-    }
+#define LOAD_SLICE(k0_, as_, bs_) gemm_tiled_load(M, N, K, m0, n0, (k0_), lid, A, a_row, a_col, B, b_row, b_col, (as_), (bs_))
+    TILED_K_LOOP(K, acc);
+#undef LOAD_SLICE
     for (int i = 0; i < WPT; i++) {
         int gm = m0 + SUB_INDEX(ty, i);
         if (gm >= M) continue;
@@ -295,6 +319,275 @@ __kernel void gemm_dot(const int M, const int N, const int K,
             else if (bias_mode == 2) v += bias[bias_offset + gm];
             if (has_res) v += R[gm * ldc + gn];
             C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Implicit-GEMM convolutions: the GEMMs of conv.cl's im2col path, with each element of the column
+// matrix read from the input where the GEMM needs it instead of written to a buffer first.
+// Layouts as conv.cl: x [N, C, H, W], weights [Cout, C/groups, kH, kW], y [N, Cout, OH, OW].
+// g0 = (C, H, W, kH, kW, OH, OW, groups), g1 = (strideH, strideW, padTop, padLeft, dilationH,
+// dilationW, Cout, images).
+// Each output element is the same chain of fmas as on the im2col path, in the same order (k over
+// (c, ky, kx) forward; per tap (ky, kx) in order, a sum over output channels, the taps added as
+// conv2d_col2im adds them backward), so the two paths give the same bits and the backend may
+// pick either per layer by speed alone.
+
+// The output coordinate whose tap k reads input coordinate i along one axis, or -1 if none.
+inline int implicit_tap_output(int i, int pad, int k, int dilation, int stride, int out_size) {
+    int t = i + pad - k * dilation;
+    if (t < 0 || t % stride != 0) return -1;
+    t /= stride;
+    return t < out_size ? t : -1;
+}
+
+#define CONV_GEOMETRY \
+    const int C = g0.s0, H = g0.s1, W = g0.s2, KH = g0.s3, KW = g0.s4, OH = g0.s5, OW = g0.s6, G = g0.s7; \
+    const int SH = g1.s0, SW = g1.s1, PT = g1.s2, PL = g1.s3, DH = g1.s4, DW = g1.s5, CO = g1.s6, IMAGES = g1.s7; \
+    const int plane = OH * OW, taps = KH * KW, cinG = C / G, coutG = CO / G, kG = cinG * taps
+
+// Forward, CPU devices (gemm_rows' shape): one work-item per CPU_ROWS output channels x a run of
+// up to 16 output pixels on one output row (axis 0: row * ceil(OW / 16) + run) of one image and
+// group (axis 2: image * groups + group), float16 vectors along the pixels. A tap then reads one
+// input row: nothing where that row is padding, 16 neighbouring inputs at unit stride inside it.
+__kernel void conv_rows_forward(__global const float* x, __global const float* w, __global const float* bias, const int has_bias,
+                                __global const float* R, const int has_res, __global float* y,
+                                const int8 g0, const int8 g1, const int act, const float p0, const float p1) {
+    CONV_GEOMETRY;
+    const int runs = (OW + 15) / 16;
+    const int oy = get_global_id(0) / runs, ox0 = get_global_id(0) % runs * 16;
+    const int m0 = get_global_id(1) * CPU_ROWS, z = get_global_id(2);
+    const int n = z / G, g = z % G;
+    if (oy >= OH || m0 >= coutG || n >= IMAGES) return;
+    const int rows = min(CPU_ROWS, coutG - m0), cols = min(16, OW - ox0);
+    const int iy0 = oy * SH - PT, ix0 = ox0 * SW - PL;
+    float16 acc[CPU_ROWS];
+    for (int i = 0; i < CPU_ROWS; i++) acc[i] = (float16)(0.0f);
+    __global const float* a_ptr[CPU_ROWS];
+    for (int i = 0; i < CPU_ROWS; i++) a_ptr[i] = w + (g * coutG + m0 + min(i, rows - 1)) * kG;
+    __global const float* xg = x + (n * C + g * cinG) * H * W;
+    int k = 0;
+    for (int c = 0; c < cinG; c++) {
+        __global const float* xc = xg + c * H * W;
+        for (int ky = 0; ky < KH; ky++) {
+            const int iy = iy0 + ky * DH;
+            const bool row_inside = iy >= 0 && iy < H;
+            __global const float* xr = xc + iy * W;
+            for (int kx = 0; kx < KW; kx++, k++) {
+                float16 bv = (float16)(0.0f);
+                const int ix = ix0 + kx * DW;
+                if (row_inside) {
+                    if (SW == 1 && ix >= 0 && ix + 16 <= W) {
+                        bv = vload16(0, xr + ix);
+                    } else {
+                        float bs[16];
+                        for (int j = 0; j < 16; j++) {
+                            const int xx = ix + j * SW;
+                            bs[j] = j < cols && xx >= 0 && xx < W ? xr[xx] : 0.0f;
+                        }
+                        bv = vload16(0, bs);
+                    }
+                }
+                for (int i = 0; i < CPU_ROWS; i++) acc[i] = fma((float16)(a_ptr[i][k]), bv, acc[i]);
+            }
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        float out[16];
+        vstore16(acc[i], 0, out);
+        const int co = g * coutG + m0 + i;
+        for (int j = 0; j < cols; j++) {
+            const int at = (n * CO + co) * plane + oy * OW + ox0 + j;
+            float v = out[j];
+            if (has_bias) v += bias[co];
+            if (has_res) v += R[at];
+            y[at] = unary_apply(act, v, p0, p1);
+        }
+    }
+}
+
+// Input gradient, CPU devices: one work-item per CPU_ROWS input channels x a run of up to 16 input
+// pixels on one input row, of one image and group. For each tap, the sum over output channels of
+// weight x output gradient at the output pixel the tap maps the input pixel to; taps with no such
+// pixel add nothing (a tap whose output row does not exist is skipped whole).
+__kernel void conv_rows_backward(__global const float* gy, __global const float* w, __global float* dx,
+                                 const int8 g0, const int8 g1) {
+    CONV_GEOMETRY;
+    const int runs = (W + 15) / 16;
+    const int iy = get_global_id(0) / runs, ix0 = get_global_id(0) % runs * 16;
+    const int m0 = get_global_id(1) * CPU_ROWS, z = get_global_id(2);
+    const int n = z / G, g = z % G;
+    if (iy >= H || m0 >= cinG || n >= IMAGES) return;
+    const int rows = min(CPU_ROWS, cinG - m0), cols = min(16, W - ix0);
+    float16 acc[CPU_ROWS];
+    for (int i = 0; i < CPU_ROWS; i++) acc[i] = (float16)(0.0f);
+    __global const float* gyg = gy + (n * CO + g * coutG) * plane;
+    for (int ky = 0; ky < KH; ky++) {
+        const int oy = implicit_tap_output(iy, PT, ky, DH, SH, OH);
+        if (oy < 0) continue;
+        for (int kx = 0; kx < KW; kx++) {
+            int off[16];
+            int any = 0;
+            for (int j = 0; j < 16; j++) {
+                const int ox = implicit_tap_output(ix0 + j, PL, kx, DW, SW, OW);
+                off[j] = j < cols && ox >= 0 ? oy * OW + ox : -1;
+                any |= off[j] >= 0;
+            }
+            if (!any) continue;
+            const int16 valid = (int16)(off[0], off[1], off[2], off[3], off[4], off[5], off[6], off[7],
+                                        off[8], off[9], off[10], off[11], off[12], off[13], off[14], off[15]) >= (int16)(0);
+            const bool run = off[0] >= 0 && off[15] == off[0] + 15;
+            __global const float* a_ptr[CPU_ROWS];
+            for (int i = 0; i < CPU_ROWS; i++) a_ptr[i] = w + g * coutG * kG + (m0 + min(i, rows - 1)) * taps + ky * KW + kx;
+            float16 t[CPU_ROWS];
+            for (int i = 0; i < CPU_ROWS; i++) t[i] = (float16)(0.0f);
+            for (int co = 0; co < coutG; co++) {
+                __global const float* gp = gyg + co * plane;
+                float16 bv;
+                if (run) {
+                    bv = vload16(0, gp + off[0]);
+                } else {
+                    float bs[16];
+                    for (int j = 0; j < 16; j++) bs[j] = off[j] >= 0 ? gp[off[j]] : 0.0f;
+                    bv = vload16(0, bs);
+                }
+                for (int i = 0; i < CPU_ROWS; i++) t[i] = fma((float16)(a_ptr[i][co * kG]), bv, t[i]);
+            }
+            for (int i = 0; i < CPU_ROWS; i++) acc[i] += select((float16)(0.0f), t[i], valid);
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        float out[16];
+        vstore16(acc[i], 0, out);
+        const int at = (n * C + g * cinG + m0 + i) * (H * W) + iy * W + ix0;
+        for (int j = 0; j < cols; j++) dx[at + j] = out[j];
+    }
+}
+
+// Forward, GPUs (gemm_tiled's core): a work-group computes TS output channels x TS columns, the
+// columns running over every image's output pixels (the batch folded into N); axis 2 is the group.
+// The B tile is gathered from the input, VW columns a run.
+inline void conv_load_b_run(const int l, const int NT, const int K, const int n0, const int k0,
+                            __global const float* xg, const int8 g0, const int8 g1, __local float* Bs) {
+    CONV_GEOMETRY;
+    const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
+    const int gk = k0 + kb;
+    const int ci = gk / taps, t = gk - ci * taps, ky = t / KW, kx = t - ky * KW;
+    for (int j = 0; j < VW; j++) {
+        const int gn = n0 + c + j;
+        float v = 0.0f;
+        if (gk < K && gn < NT) {
+            const int img = gn / plane, p = gn - img * plane, oy = p / OW, ox = p - oy * OW;
+            const int yy = oy * SH - PT + ky * DH, xx = ox * SW - PL + kx * DW;
+            if (yy >= 0 && yy < H && xx >= 0 && xx < W) v = xg[((img * C + ci) * H + yy) * W + xx];
+        }
+        Bs[kb * TILE_STRIDE + c + j] = v;
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
+void conv_tiled_forward(__global const float* x, __global const float* w, __global const float* bias, const int has_bias,
+                        __global const float* R, const int has_res, __global float* y,
+                        const int8 g0, const int8 g1, const int act, const float p0, const float p1) {
+    CONV_GEOMETRY;
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int n0 = get_group_id(0) * TS, m0 = get_group_id(1) * TS, g = get_global_id(2);
+    const int NT = IMAGES * plane;
+    __global const float* A = w + g * coutG * kG;
+    __global const float* xg = x + g * cinG * H * W;
+    __local float As[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
+    __local float Bs[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
+    float acc[WPT][WPT];
+    for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
+    const int lid = ty * RTS + tx;
+#define LOAD_SLICE(k0_, as_, bs_) do { \
+        for (int l = lid; l < TS * TK / VW; l += RTS * RTS) { \
+            tile_load_a_run(l, coutG, kG, m0, (k0_), A, kG, 1, (as_)); \
+            conv_load_b_run(l, NT, kG, n0, (k0_), xg, g0, g1, (bs_)); \
+        } \
+    } while (0)
+    TILED_K_LOOP(kG, acc);
+#undef LOAD_SLICE
+    for (int i = 0; i < WPT; i++) {
+        const int gm = m0 + SUB_INDEX(ty, i);
+        if (gm >= coutG) continue;
+        const int co = g * coutG + gm;
+        for (int j = 0; j < WPT; j++) {
+            const int gn = n0 + SUB_INDEX(tx, j);
+            if (gn >= NT) continue;
+            const int img = gn / plane, at = (img * CO + co) * plane + gn - img * plane;
+            float v = acc[i][j];
+            if (has_bias) v += bias[co];
+            if (has_res) v += R[at];
+            y[at] = unary_apply(act, v, p0, p1);
+        }
+    }
+}
+
+// The B tile of one backward tap: output gradient at the output pixel tap (ky, kx) maps each
+// input pixel (column) to, zero where it maps to none.
+inline void conv_load_dy_run(const int l, const int NT, const int K, const int n0, const int k0, const int ky, const int kx,
+                             __global const float* gyg, const int8 g0, const int8 g1, __local float* Bs) {
+    CONV_GEOMETRY;
+    const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
+    const int co = k0 + kb;
+    for (int j = 0; j < VW; j++) {
+        const int gn = n0 + c + j;
+        float v = 0.0f;
+        if (co < K && gn < NT) {
+            const int img = gn / (H * W), p = gn - img * (H * W), iy = p / W, ix = p - iy * W;
+            const int oy = implicit_tap_output(iy, PT, ky, DH, SH, OH), ox = implicit_tap_output(ix, PL, kx, DW, SW, OW);
+            if (oy >= 0 && ox >= 0) v = gyg[(img * CO + co) * plane + oy * OW + ox];
+        }
+        Bs[kb * TILE_STRIDE + c + j] = v;
+    }
+}
+
+// Input gradient, GPUs: TS input channels x TS columns over every image's input pixels; one
+// tiled K loop over the output channels per tap, its sum added where the tap reaches a pixel.
+__kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
+void conv_tiled_backward(__global const float* gy, __global const float* w, __global float* dx,
+                         const int8 g0, const int8 g1) {
+    CONV_GEOMETRY;
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int n0 = get_group_id(0) * TS, m0 = get_group_id(1) * TS, g = get_global_id(2);
+    const int HW = H * W, NT = IMAGES * HW;
+    __global const float* gyg = gy + g * coutG * plane;
+    __local float As[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
+    __local float Bs[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
+    float acc[WPT][WPT];
+    for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
+    const int lid = ty * RTS + tx;
+    for (int ky = 0; ky < KH; ky++) {
+        for (int kx = 0; kx < KW; kx++) {
+            // A[c][co] = w[g * coutG + co][c][ky][kx].
+            __global const float* A = w + g * coutG * kG + ky * KW + kx;
+            float tacc[WPT][WPT];
+            for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) tacc[i][j] = 0.0f;
+#define LOAD_SLICE(k0_, as_, bs_) do { \
+        for (int l = lid; l < TS * TK / VW; l += RTS * RTS) { \
+            tile_load_a_run(l, cinG, coutG, m0, (k0_), A, taps, kG, (as_)); \
+            conv_load_dy_run(l, NT, coutG, n0, (k0_), ky, kx, gyg, g0, g1, (bs_)); \
+        } \
+    } while (0)
+            TILED_K_LOOP(coutG, tacc);
+#undef LOAD_SLICE
+            for (int j = 0; j < WPT; j++) {
+                const int gn = min(n0 + SUB_INDEX(tx, j), NT - 1), p = gn % HW;
+                if (implicit_tap_output(p / W, PT, ky, DH, SH, OH) < 0 || implicit_tap_output(p % W, PL, kx, DW, SW, OW) < 0) continue;
+                for (int i = 0; i < WPT; i++) acc[i][j] += tacc[i][j];
+            }
+        }
+    }
+    for (int i = 0; i < WPT; i++) {
+        const int gm = m0 + SUB_INDEX(ty, i);
+        if (gm >= cinG) continue;
+        for (int j = 0; j < WPT; j++) {
+            const int gn = n0 + SUB_INDEX(tx, j);
+            if (gn >= NT) continue;
+            const int img = gn / HW;
+            dx[(img * C + g * cinG + gm) * HW + gn - img * HW] = acc[i][j];
         }
     }
 }

@@ -7,14 +7,16 @@ public enum Backends {
     /// The backend for `device`: OpenBLAS for `.cpu`, OpenCL device `i` (GPUs first) for `.gpu(i)`.
     /// - Parameter memoryBudget: bytes methods may use for batches (default: the backend's own).
     /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when the device cannot be used.
-    /// - Parameter precision: `fast` lets forward-only passes use Winograd convolutions on the CPU
-    ///   (``Precision``); `exact` keeps direct ones (unless `XAI_CONV_ALGO` says otherwise).
+    /// - Parameter precision: `fast` lets forward-only passes use Winograd convolutions (oneDNN's
+    ///   on the CPU, F(2x2, 3x3) on OpenCL; ``Precision``); `exact` keeps exact ones (unless
+    ///   `XAI_CONV_ALGO` says otherwise on the CPU).
     /// - Parameter profileKernels: an OpenCL device records each kernel's device time
     ///   (``ProfilesKernels``); the CPU ignores it.
     public static func make(_ device: Device, memoryBudget: Int? = nil, precision: Precision = .exact, profileKernels: Bool = false) throws -> any Backend {
         switch device {
         case .cpu: return CPUBackend(memoryBudget: memoryBudget, convolutionPolicy: precision == .fast ? .auto : nil)
-        case .gpu(let index): return try OpenCLBackend(index: index, memoryBudget: memoryBudget, profileKernels: profileKernels)
+        case .gpu(let index): return try OpenCLBackend(index: index, memoryBudget: memoryBudget, profileKernels: profileKernels,
+                                                       fastConvolutions: precision == .fast)
         }
     }
 
@@ -26,10 +28,13 @@ public enum Backends {
                                       "memoryBytes": host.memoryBytes, "blas": host.blasConfig, "convolutions": host.oneDNN ?? "im2col + OpenBLAS"]]
         do {
             for d in try OpenCLRuntime.devices() {
+                let gemm = try? GEMMTuningCache.choose(for: d, requested: nil).0
                 list.append(["device": "gpu:\(d.index)", "name": d.name, "vendor": d.vendor, "platform": d.platformName, "isGPU": d.isGPU,
                              "driverVersion": d.driverVersion, "deviceVersion": d.deviceVersion, "computeUnits": d.computeUnits,
                              "clockMHz": d.clockMHz, "memoryBytes": d.globalMemoryBytes, "maxAllocationBytes": d.maxAllocationBytes,
-                             "noiseOnDevice": d.correctlyRoundedDivideSqrt])
+                             "noiseOnDevice": d.correctlyRoundedDivideSqrt,
+                             "gemm": gemm?.description ?? "XAI_GEMM_KERNEL is not a GEMM configuration",
+                             "convolutions": gemm.flatMap { try? ConvolutionLowering.summary(for: d, gemm: $0) } ?? "unknown (see xai devices)"])
             }
             return (list, nil)
         } catch {

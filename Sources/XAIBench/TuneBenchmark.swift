@@ -26,6 +26,7 @@ struct TuneBenchmark: ParsableCommand {
     @Option(name: .customLong("repeat"), help: "Timed runs per problem (the fastest counts).") var repeats = 3
     @Option(help: "Comma-separated configurations to try instead of the search space, e.g. rows,clblast,tiled/ts128/wpt8/tk16/vw4/db.") var candidates: String?
     @Flag(help: "Do not write the winner to the cache.") var noStore = false
+    @Flag(help: "OpenCL: skip the GEMM search and time only the convolution lowerings, with the GEMM configuration in force.") var loweringOnly = false
     @Option(help: "Write the trials as JSON to this file.") var json: String?
 
     func run() throws {
@@ -45,6 +46,7 @@ struct TuneBenchmark: ParsableCommand {
         print("machine: \(host.cpuModel), \(host.logicalCores) logical cores")
         print("device: gpu:\(index) \(info.name) (\(info.vendor), driver \(info.driverVersion))\(info.isGPU ? "" : " -- not a GPU")")
         print("workload: \(workload.count) GEMMs (\(imagesPerLaunch) image\(imagesPerLaunch == 1 ? "" : "s") per convolution launch, square \(squareSize)); budget \(Int(seconds)) s")
+        if loweringOnly { return try tuneLowering(index: index, images: imagesPerLaunch) }
         let result = try GEMMTuner.tune(index: index, budgetSeconds: seconds, workload: workload, repeats: repeats,
                                         candidates: list, store: !noStore, cache: cache) { trial in
             // Progress goes to stderr, unbuffered, so a long search shows each trial as it ends.
@@ -68,6 +70,85 @@ struct TuneBenchmark: ParsableCommand {
             print("winner: \(winner)" + (noStore ? " (not stored)" : ", cached in \(cache.path)"))
         } else {
             print("no candidate passed: nothing cached")
+        }
+        print("")
+        try tuneLowering(index: index, images: imagesPerLaunch)
+    }
+
+    /// The second stage on OpenCL: every distinct ResNet-50 convolution that is neither pointwise
+    /// nor depthwise, forward and backward to its input, at `images` images, under both lowerings
+    /// with the GEMM configuration now in force (the search's winner once cached), and Winograd
+    /// forward where the layer takes it. The faster per layer and direction is cached for that
+    /// device and configuration; both lowerings give the same bits, Winograd is for `--fast` only.
+    func tuneLowering(index: Int, images: Int) throws {
+        let im2col = try OpenCLBackend(index: index, convolution: .im2col)
+        let implicit = try OpenCLBackend(index: index, convolution: .implicit)
+        // A fixed lowering: Winograd wherever it applies, whatever an older table says.
+        let winograd = try OpenCLBackend(index: index, convolution: .implicit, fastConvolutions: true)
+        print("convolution lowerings with GEMM \(im2col.gemmConfig), \(images) image\(images == 1 ? "" : "s") per launch:")
+        var choices: [String: ConvolutionLoweringTable.Choice] = [:]
+        var rows: [[String]] = []
+        var totals = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]   // im2col, implicit, chosen; forward then backward
+        var fastTotal = 0.0   // forward-only passes under --fast: the faster of the exact choice and Winograd
+        for layer in resnet50Convolutions() {
+            let plan = try ConvPlan(input: [images, layer.inChannels, layer.inputSize, layer.inputSize],
+                                    weight: [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], bias: nil, params: layer.params)
+            guard !plan.isPointwise, !plan.isDepthwise else { continue }
+            var seconds: [[Double]] = []   // [backend][forward, backward]
+            for backend in [im2col, implicit] {
+                let x = try backend.upload(Tensor.uniform(plan.input, seed: 3))
+                let w = try backend.upload(Tensor.gaussian(plan.weight, std: 0.05, seed: 4))
+                let gy = try backend.upload(Tensor.uniform(plan.output, seed: 5))
+                let f = try Timing.measure(repeats: repeats) {
+                    _ = try backend.conv2d(x, weight: w, bias: nil, params: layer.params, activation: .relu)
+                    try backend.synchronize()
+                }
+                let b = try Timing.measure(repeats: repeats) {
+                    _ = try backend.conv2dBackwardInput(gy, weight: w, params: layer.params, inputShape: plan.input)
+                    try backend.synchronize()
+                }
+                seconds.append([f.median, b.median])
+            }
+            // Winograd (forward-only passes under --fast) where the layer takes it.
+            var fast: Double?
+            var inexact = plan
+            inexact.exact = false
+            if winograd.usesWinograd(inexact) {
+                let x = try winograd.upload(Tensor.uniform(plan.input, seed: 3))
+                let w = try winograd.upload(Tensor.gaussian(plan.weight, std: 0.05, seed: 4))
+                fast = try Timing.measure(repeats: repeats) {
+                    _ = try winograd.conv2d(x, weight: w, bias: nil, params: layer.params, activation: .relu, exact: false)
+                    try winograd.synchronize()
+                }.median
+            }
+            let exactForward = min(seconds[0][0], seconds[1][0])
+            let choice = ConvolutionLoweringTable.Choice(forward: seconds[1][0] < seconds[0][0] ? .implicit : .im2col,
+                                                         backward: seconds[1][1] < seconds[0][1] ? .implicit : .im2col,
+                                                         winograd: fast.map { $0 < exactForward })
+            choices[plan.layer] = choice
+            let n = Double(layer.count)
+            for d in 0..<2 {
+                totals[3 * d] += n * seconds[0][d]
+                totals[3 * d + 1] += n * seconds[1][d]
+                totals[3 * d + 2] += n * min(seconds[0][d], seconds[1][d])
+            }
+            fastTotal += n * min(exactForward, fast ?? .infinity)
+            rows.append([layer.name, "\(layer.count)", formatSeconds(seconds[0][0]), formatSeconds(seconds[1][0]), choice.forward.rawValue,
+                         fast.map(formatSeconds) ?? "-", choice.winograd.map { $0 ? "winograd" : "exact" } ?? "-",
+                         formatSeconds(seconds[0][1]), formatSeconds(seconds[1][1]), choice.backward.rawValue])
+        }
+        printTable(["ResNet-50 conv", "x", "fwd im2col", "fwd implicit", "faster", "winograd", "--fast", "bwd im2col", "bwd implicit", "faster"], rows)
+        print(String(format: "network (each layer times its count): forward im2col %@, implicit %@, per layer %@; backward im2col %@, implicit %@, per layer %@",
+                     formatSeconds(totals[0]), formatSeconds(totals[1]), formatSeconds(totals[2]),
+                     formatSeconds(totals[3]), formatSeconds(totals[4]), formatSeconds(totals[5])))
+        print("forward-only passes under --fast (the faster of the exact choice and Winograd per layer): \(formatSeconds(fastTotal))")
+        let table = ConvolutionLoweringTable(key: ConvolutionLoweringTable.key(for: im2col.info, gemm: im2col.gemmConfig),
+                                             measured: ISO8601DateFormatter().string(from: Date()), choices: choices)
+        if noStore {
+            print("not stored")
+        } else {
+            try table.store()
+            print("cached in \(ConvolutionLoweringTable.file().path); later backends on this device and GEMM configuration read it")
         }
     }
 

@@ -31,6 +31,8 @@ struct Devices: ParsableCommand {
                 print("         \(d.computeUnits) compute units at \(d.clockMHz) MHz, \(gib(d.globalMemoryBytes)) global memory, max allocation \(gib(d.maxAllocationBytes)), \(d.localMemoryBytes / 1024) KiB local memory, work-groups up to \(d.maxWorkGroupSize)")
                 if let (gemm, source) = try? GEMMTuningCache.choose(for: d, requested: nil) {
                     print("         GEMM: \(gemm) (\(source))")
+                    print("         convolutions: " + ((try? ConvolutionLowering.summary(for: d, gemm: gemm))
+                        ?? "XAI_CONV_LOWERING is not im2col or implicit"))
                 } else {
                     print("         GEMM: XAI_GEMM_KERNEL is not a GEMM configuration (see xai-bench tune --help)")
                 }

@@ -92,6 +92,13 @@ public struct ConvPlan: Sendable, Hashable {
     public var outputChannelsPerGroup: Int { weight[0] / params.groups }
     /// One filter per channel.
     public var isDepthwise: Bool { params.groups == input[1] && params.groups == weight[0] }
+    /// The layer without its batch, as tuning tables name it: input channels and size, weight,
+    /// stride, pads, dilation, groups (`c64x56x56 w64x64x3x3 s1x1 p1,1,1,1 d1x1 g1`).
+    public var layer: String {
+        let p = params
+        return "c\(input.dims.dropFirst().map(String.init).joined(separator: "x")) w\(weight.dims.map(String.init).joined(separator: "x"))"
+            + " s\(p.strideH)x\(p.strideW) p\(p.padTop),\(p.padLeft),\(p.padBottom),\(p.padRight) d\(p.dilationH)x\(p.dilationW) g\(p.groups)"
+    }
     /// A 1x1, stride-1, unpadded, ungrouped convolution: a plain matrix product per image.
     public var isPointwise: Bool { params.isPointwise(weight: weight) }
 

@@ -116,8 +116,8 @@ public struct Occlusion: ModelMethod {
             guard let logits = pass.outputs[model.outputName] else {
                 throw XAIError.invalidArgument(parameter: "output", value: model.outputName, reason: "not an output of the graph")
             }
-            (ran, full) = (ran + pass.convolutionMACs, full + pass.fullConvolutionMACs)
-            return (logits, { _ in })
+            // Counted once the batch's scores are in: a batch retried smaller is not counted twice.
+            return (logits, { _ in (ran, full) = (ran + pass.convolutionMACs, full + pass.fullConvolutionMACs) })
         }
         return (scores, full > 0 ? Double(ran) / Double(full) : 1)
     }

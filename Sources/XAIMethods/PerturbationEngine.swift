@@ -105,18 +105,27 @@ public struct PerturbationEngine: Sendable {
     /// Scores `count` copies of an image shaped `imageShape` in batches of ``batchSize(for:)``,
     /// reporting progress after each: `run(range)` gives the logits of the copies in `range` (on
     /// the device: only their scores come back) and what to do with those scores once read.
+    /// A batch the device runs out of memory for is halved and run again, and the smaller size
+    /// kept (as ``ExplainedModel/inBatches(_:of:_:)``); `run` must therefore depend on its range
+    /// alone, and only `then`, called once per finished batch, may add to anything.
     func inBatches(count: Int, imageShape: Shape, target: Int,
                    _ run: (Range<Int>) throws -> (logits: DeviceArray, then: ([Double]) throws -> Void)) throws -> [Double] {
-        let chunk = try batchSize(for: imageShape)
+        var chunk = try batchSize(for: imageShape)
         var result: [Double] = []
         result.reserveCapacity(count)
         var start = 0
         while start < count {
             let range = start..<min(start + chunk, count)
-            let (logits, then) = try run(range)
-            let s = try scores(logits, target: target)
+            let s: [Double], then: ([Double]) throws -> Void, shape: Shape
+            do {
+                let out = try run(range)
+                (s, then, shape) = (try scores(out.logits, target: target), out.then, out.logits.shape)
+            } catch XAIError.outOfMemory where range.count > 1 {
+                chunk = (range.count + 1) / 2
+                continue
+            }
             guard s.count == range.count else {
-                throw XAIError.shapeMismatch(op: "perturbation scores", expected: "\(range.count) rows of logits", got: [logits.shape])
+                throw XAIError.shapeMismatch(op: "perturbation scores", expected: "\(range.count) rows of logits", got: [shape])
             }
             try then(s)
             result += s

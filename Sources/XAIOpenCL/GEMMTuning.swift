@@ -19,15 +19,17 @@ public enum GEMMTuningCache {
 
     /// The cache file (it may not exist).
     public static func file(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
-        let folder: URL
+        folder(environment: environment).appendingPathComponent("gemm-tuning.json")
+    }
+
+    /// The folder of every tuning cache: `$XAI_CACHE_DIR`, else `$XDG_CACHE_HOME/xai`, else `~/.cache/xai`.
+    public static func folder(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
         if let dir = environment["XAI_CACHE_DIR"], !dir.isEmpty {
-            folder = URL(fileURLWithPath: dir)
+            return URL(fileURLWithPath: dir)
         } else if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
-            folder = URL(fileURLWithPath: xdg).appendingPathComponent("xai")
-        } else {
-            folder = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/xai")
+            return URL(fileURLWithPath: xdg).appendingPathComponent("xai")
         }
-        return folder.appendingPathComponent("gemm-tuning.json")
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/xai")
     }
 
     /// The key of a device: vendor, name, driver version and a hash of the GEMM kernel's source

@@ -155,6 +155,88 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// How an OpenCL backend turns a convolution that is neither depthwise nor pointwise into work for
+/// its GEMM engine. Both lowerings add every output's products in the same order, so they give the
+/// same bits: the choice is speed alone.
+public enum ConvolutionLowering: String, Codable, Sendable, CaseIterable {
+    /// Unfold a chunk of images into a column buffer (`conv2d_im2col`), then GEMMs on it; backward,
+    /// GEMMs into a column buffer, then `conv2d_col2im`.
+    case im2col
+    /// The GEMM reads the input where it needs it (`conv_rows_*`, `conv_tiled_*`): no column
+    /// buffer and one launch, the batch and the groups in one grid. CLBlast's engine keeps im2col.
+    case implicit
+
+    /// How a backend opened on `info` with `gemm` lowers convolutions, as `xai devices` prints it.
+    public static func summary(for info: OpenCLDeviceInfo, gemm: GEMMConfig,
+                               environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        let (policy, source) = try ConvolutionLoweringPolicy.choose(requested: nil, tableKey: ConvolutionLoweringTable.key(for: info, gemm: gemm),
+                                                                    environment: environment)
+        return policy.summary(gemm: gemm, source: source)
+    }
+
+    /// The lowering of a layer no table names, from `xai-bench tune --lowering-only` on PoCL
+    /// (AMD EPYC, ResNet-50's layers at 1 and 4 images; Benchmarks/RESULTS.md): implicit where a
+    /// tap reads whole runs of neighbouring pixels, i.e. unit stride and rows wide enough to fill
+    /// the kernel's 16-wide vectors (output width 28 or more forward; input width 56 or more
+    /// backward, where each tap also pays for its own pass over the output channels), else im2col.
+    /// Strided layers gather their taps one pixel at a time, and backward most taps of an input
+    /// pixel are zeros; im2col's GEMM does neither. GPUs have no measurement yet: the tuner's table
+    /// decides there.
+    public static func defaultChoice(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {
+        guard plan.params.strideH == 1 && plan.params.strideW == 1 else { return .im2col }
+        return backward ? (plan.width >= 56 ? .implicit : .im2col) : (plan.outputWidth >= 28 ? .implicit : .im2col)
+    }
+}
+
+/// How a backend picks a convolution's lowering: one for every layer (the backend's `convolution:`
+/// argument or `XAI_CONV_LOWERING`), or per layer (the tuner's table for this device and GEMM
+/// configuration where it names the layer, else ``ConvolutionLowering/defaultChoice(for:backward:)``).
+enum ConvolutionLoweringPolicy: Sendable {
+    case fixed(ConvolutionLowering)
+    case perLayer(ConvolutionLoweringTable?)
+
+    static func choose(requested: ConvolutionLowering?, tableKey: String,
+                       environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (ConvolutionLoweringPolicy, String) {
+        if let requested { return (.fixed(requested), "requested") }
+        if let text = environment["XAI_CONV_LOWERING"], !text.isEmpty {
+            guard let value = ConvolutionLowering(rawValue: text.lowercased()) else {
+                throw XAIError.invalidArgument(parameter: "XAI_CONV_LOWERING", value: text, reason: "must be im2col or implicit")
+            }
+            return (.fixed(value), "XAI_CONV_LOWERING=\(text)")
+        }
+        if let table = ConvolutionLoweringTable.load(key: tableKey, environment: environment) {
+            return (.perLayer(table), "per layer: \(table.choices.count) layers tuned \(table.measured) (\(ConvolutionLoweringTable.file(environment: environment).path)), others by default")
+        }
+        return (.perLayer(nil), "per layer by default: implicit at unit stride on wide rows, else im2col; `xai-bench tune` measures")
+    }
+
+    /// What a backend on `gemm` does with this policy, and why: for `xai devices` and the
+    /// benchmarks' headers.
+    func summary(gemm: GEMMConfig, source: String) -> String {
+        if gemm.engine == .clblast { return "im2col GEMM (CLBlast's engine)" }
+        switch self {
+        case .fixed(let lowering): return "\(lowering.rawValue) GEMM (\(source))"
+        case .perLayer: return "implicit or im2col GEMM per layer (\(source))"
+        }
+    }
+
+    /// Whether a forward-only pass of a layer Winograd applies to takes it under `--fast`: the
+    /// table's measurement where it names the layer, else yes (2.25 times fewer multiplications).
+    func winograd(for plan: ConvPlan) -> Bool {
+        if case .perLayer(let table?) = self, let choice = table.choices[plan.layer]?.winograd { return choice }
+        return true
+    }
+
+    func lowering(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {
+        switch self {
+        case .fixed(let lowering): return lowering
+        case .perLayer(let table):
+            if let choice = table?.choices[plan.layer] { return backward ? choice.backward : choice.forward }
+            return ConvolutionLowering.defaultChoice(for: plan, backward: backward)
+        }
+    }
+}
+
 /// Starting GEMM configurations per device, keyed by vendor and device name: the first entry whose
 /// patterns both occur (case-insensitively) wins. A tuned winner cached on disk (`xai-bench tune`)
 /// takes precedence over this table, and `XAI_GEMM_KERNEL` over both.

@@ -83,6 +83,85 @@ extension OpenCLBackend {
          .intVector8([p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW]))
     }
 
+    /// The lowering a convolution takes here, forward or backward to its input: the policy's,
+    /// where the implicit kernels apply (see ``implicitGeometry(_:backward:)``).
+    public func lowering(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {
+        implicitGeometry(plan, backward: backward) == nil ? .im2col : .implicit
+    }
+
+    /// The implicit-GEMM kernel geometry for a convolution that takes it, else `nil`: the policy
+    /// asks for it, the engine is our own (CLBlast's sums are not our kernels'), the layer is neither
+    /// depthwise nor pointwise (those have kernels of their own), its indices fit the kernels'
+    /// 32-bit ints, and it is not a forward to a single output pixel on the rows engine (im2col
+    /// runs that on gemm_dot, whose sums differ).
+    private func implicitGeometry(_ plan: ConvPlan, backward: Bool) -> (KernelArg, KernelArg)? {
+        guard tunables.gemm.engine != .clblast, !plan.isDepthwise, !plan.isPointwise,
+              convolutionPolicy.lowering(for: plan, backward: backward) == .implicit else { return nil }
+        guard max(plan.input.count, plan.output.count, plan.weight.count) < Int(Int32.max) else { return nil }
+        let (x, w, y, p) = (plan.input, plan.weight, plan.output, plan.params)
+        if !backward && tunables.gemm.engine == .rows && y[2] * y[3] == 1 && x[1] / p.groups * w[2] * w[3] >= 16 { return nil }
+        return (.intVector8([x[1], x[2], x[3], w[2], w[3], y[2], y[3], p.groups]),
+                .intVector8([p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, y[1], x[0]]))
+    }
+
+    /// Whether a forward takes Winograd F(2x2, 3x3): `--fast`, a forward-only pass, a 3x3 stride-1
+    /// undilated ungrouped layer, and the policy's per-layer measurement (none: yes). Any GEMM
+    /// engine: the 16 products are one batched launch of it.
+    public func usesWinograd(_ plan: ConvPlan) -> Bool {
+        let p = plan.params
+        return fastConvolutions && !plan.exact && plan.weight[2] == 3 && plan.weight[3] == 3 && p.strideH == 1 && p.strideW == 1
+            && p.dilationH == 1 && p.dilationW == 1 && p.groups == 1 && convolutionPolicy.winograd(for: plan)
+            && max(plan.input.count, plan.output.count) < Int(Int32.max)
+    }
+
+    /// Winograd F(2x2, 3x3) (conv.cl): the weights' transform, then per chunk of images the input
+    /// tiles' transform, 16 GEMMs (one batched launch) and the output transform with the bias,
+    /// residual and activation. Chunks keep the two transformed buffers within a quarter of the
+    /// memory budget.
+    private func winogradConv2d(_ plan: ConvPlan, x: cl_mem, weight: cl_mem, bias: cl_mem?, residual: cl_mem?, output: cl_mem,
+                                activation: UnaryOp) throws {
+        let (n, cin, h, w) = (plan.input[0], plan.input[1], plan.input[2], plan.input[3])
+        let (cout, oh, ow) = (plan.output[1], plan.output[2], plan.output[3])
+        let (th, tw) = ((oh + 1) / 2, (ow + 1) / 2)
+        let u = try allocate([16, cout, cin])
+        let um = try mem(u, "conv2d")
+        try launch("conv", "winograd_weights", global: [cout * cin], [.buffer(weight), .buffer(um), .int(cout), .int(cin)])
+        let perImage = 16 * (cin + cout) * th * tw * 4
+        let chunk = max(1, min(n, (memoryBudget / 4) / max(perImage, 1), info.maxAllocationBytes / max(16 * max(cin, cout) * th * tw * 4, 1)))
+        let tilesPerChunk = chunk * th * tw
+        let v = try allocate([16, cin, tilesPerChunk]), m = try allocate([16, cout, tilesPerChunk])
+        let (vm, mm) = (try mem(v, "conv2d"), try mem(m, "conv2d"))
+        let (p0, p1) = activation.parameters
+        var n0 = 0
+        while n0 < n {
+            let images = min(chunk, n - n0), tiles = images * th * tw
+            try launch("conv", "winograd_input", global: [cin * tiles], [
+                .buffer(x), .buffer(vm), .int(n0), .int(images), .intVector8([cin, h, w, th, tw, plan.params.padTop, plan.params.padLeft, 0]),
+            ])
+            try gemmLaunch(m: cout, n: tiles, k: cin, batch: 16, a: um, aRow: cin, aCol: 1, aBatch: cout * cin,
+                           b: vm, bRow: tiles, bCol: 1, bBatch: cin * tiles, c: mm, ldc: tiles, cBatch: cout * tiles)
+            try launch("conv", "winograd_output", global: [cout * tiles], [
+                .buffer(mm), .buffer(bias ?? dummy), .int(bias == nil ? 0 : 1), .buffer(residual ?? dummy), .int(residual == nil ? 0 : 1),
+                .buffer(output), .int(n0), .int(images), .intVector8([cout, oh, ow, th, tw, 0, 0, 0]),
+                .int(Int(activation.code)), .float(p0), .float(p1),
+            ])
+            n0 += images
+        }
+    }
+
+    /// Launch geometry of an implicit convolution kernel: rows of the GEMM (channels of one group),
+    /// the image the columns cover (the output forward, the input backward: height x width),
+    /// images, groups. The rows engine runs up to 16 columns of one image row, image and group per
+    /// work-item; the tiled engine folds the images into the columns.
+    private func implicitLaunch(rows: Int, height: Int, width: Int, images: Int, groups: Int) -> (global: [Int], local: [Int]?) {
+        let t = tunables
+        if t.gemm.engine == .rows {
+            return ([height * ((width + 15) / 16), (rows + t.cpuRows - 1) / t.cpuRows, images * groups], t.rowsLocal)
+        }
+        let side = t.gemm.workGroupSide, tile = t.gemm.tile
+        return ([(images * height * width + tile - 1) / tile * side, (rows + tile - 1) / tile * side, groups], [side, side, 1])
+    }
+
     /// Images per im2col chunk so that the column workspace fits a quarter of the memory budget.
     private func imagesPerChunk(_ input: Shape, _ weight: Shape, _ output: Shape) -> Int {
         let perImage = input[1] * weight[2] * weight[3] * output[2] * output[3] * 4
@@ -116,6 +195,18 @@ extension OpenCLBackend {
         }
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
+        if usesWinograd(plan) {
+            try winogradConv2d(plan, x: xm, weight: wm, bias: bm, residual: rm, output: ym, activation: activation)
+            return out
+        }
+        if let (i0, i1) = implicitGeometry(plan, backward: false) {
+            let (global, local) = implicitLaunch(rows: coutG, height: os[2], width: os[3], images: n, groups: p.groups)
+            try launch("gemm", tunables.gemm.engine == .rows ? "conv_rows_forward" : "conv_tiled_forward", global: global, local: local, [
+                .buffer(xm), .buffer(wm), .buffer(bm ?? dummy), .int(bm == nil ? 0 : 1), .buffer(rm ?? dummy), .int(rm == nil ? 0 : 1),
+                .buffer(ym), i0, i1, .int(Int(activation.code)), .float(p0), .float(p1),
+            ])
+            return out
+        }
         if plan.isPointwise {
             try gemmLaunch(m: cout, n: plane, k: cin, batch: n, a: wm, aRow: cin, aCol: 1,
                            b: xm, bRow: plane, bCol: 1, bBatch: cin * plane,
@@ -156,6 +247,12 @@ extension OpenCLBackend {
         }
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
+        if let (i0, i1) = implicitGeometry(plan, backward: true) {
+            let (global, local) = implicitLaunch(rows: cinG, height: inputShape[2], width: inputShape[3], images: n, groups: p.groups)
+            try launch("gemm", tunables.gemm.engine == .rows ? "conv_rows_backward" : "conv_tiled_backward", global: global, local: local,
+                       [.buffer(gm), .buffer(wm), .buffer(dxm), i0, i1])
+            return out
+        }
         if plan.isPointwise {
             try gemmLaunch(m: cin, n: plane, k: cout, batch: n, a: wm, aRow: 1, aCol: cin,
                            b: gm, bRow: plane, bCol: 1, bBatch: cout * plane, c: dxm, ldc: plane, cBatch: cin * plane)

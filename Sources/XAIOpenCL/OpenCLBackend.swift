@@ -198,13 +198,16 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     public var details: BackendDetails {
         let i = info
         let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
-        return BackendDetails(isGPU: i.isGPU, facts: [
+        return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, facts: [
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
                 + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
             ("GEMM", "\(gemmConfig) (\(gemmSource))"),
+            ("convolutions", convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
+                + (fastConvolutions ? "; Winograd F(2x2, 3x3) for 3x3 stride-1 layers in forward-only passes" : "")),
             ("noise", i.correctlyRoundedDivideSqrt ? "drawn on the device (Philox4x32-10)"
                 : "drawn on the host and uploaded: the device cannot round division and square root correctly"),
-        ], algorithms: "fp32 kernels; GEMM \(gemmConfig) (\(gemmSource))")
+        ], algorithms: "fp32 kernels; GEMM \(gemmConfig) (\(gemmSource)); convolutions \(convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource))"
+            + (fastConvolutions ? "; Winograd F(2x2, 3x3) in forward-only passes" : ""))
     }
     let context: cl_context
     let queue: cl_command_queue
@@ -223,6 +226,13 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     /// device table.
     public var gemmConfig: GEMMConfig { tunables.gemm }
     public let gemmSource: String
+    /// How convolutions reach the GEMM engine, and where that came from (the `convolution:`
+    /// argument, `XAI_CONV_LOWERING`, the tuner's table or the default).
+    let convolutionPolicy: ConvolutionLoweringPolicy
+    public let convolutionLoweringSource: String
+    /// Forward-only passes (``XAICore/ConvPlan/exact`` false) may take Winograd F(2x2, 3x3) for
+    /// 3x3 stride-1 layers: `--fast`.
+    public let fastConvolutions: Bool
 
     /// Opens OpenCL device `index` (GPUs first, over all platforms).
     /// - Parameters:
@@ -236,7 +246,11 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     ///   cannot run, ``XAIError/openCL(call:status:name:device:)`` when the driver refuses a context or queue.
     ///   - profileKernels: record every launch's device time (``takeKernelProfile()``); the queue
     ///     then carries profiling events, which costs a little per launch.
-    public init(index: Int = 0, memoryBudget: Int? = nil, gemm: GEMMConfig? = nil, profileKernels: Bool = false) throws {
+    ///   - convolution: im2col or implicit GEMM for every convolution (same bits); default
+    ///     `XAI_CONV_LOWERING`, else per layer (the tuner's table, else ``ConvolutionLowering/defaultChoice(for:backward:)``).
+    ///   - fastConvolutions: forward-only passes may use Winograd (not the exact bits; `--fast`).
+    public init(index: Int = 0, memoryBudget: Int? = nil, gemm: GEMMConfig? = nil, profileKernels: Bool = false,
+                convolution: ConvolutionLowering? = nil, fastConvolutions: Bool = false) throws {
         let all: [OpenCLDeviceInfo]
         do {
             all = try OpenCLRuntime.devices()
@@ -253,6 +267,9 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         }
         tunables = KernelTunables(isGPU: info.isGPU, gemm: config)
         gemmSource = source
+        self.fastConvolutions = fastConvolutions
+        (convolutionPolicy, convolutionLoweringSource) = try ConvolutionLoweringPolicy.choose(
+            requested: convolution, tableKey: ConvolutionLoweringTable.key(for: info, gemm: config))
         device = .gpu(index)
         name = "opencl:\(index) (\(info.name), \(info.platformName))"
         self.memoryBudget = memoryBudget ?? min(info.globalMemoryBytes / 2, 8 << 30)

@@ -23,8 +23,8 @@ final class LaunchTests: XCTestCase {
         let x = Tensor.uniform([3, 4, 9, 9], seed: 1), w = Tensor.uniform([6, 4, 3, 3], seed: 2), bias = Tensor.uniform([6], seed: 3)
         let skip = Tensor.uniform([3, 6, 9, 9], seed: 4), w1 = Tensor.uniform([6, 4, 1, 1], seed: 5)
         for gemm in [GEMMConfig.rows, .baseline] {
-            for budget in [nil, 4 * 4 * 9 * 81 * 3 / 2] {
-                let cl = try OpenCLBackend(index: 0, memoryBudget: budget, gemm: gemm)
+            for (budget, lowering) in [(nil, ConvolutionLowering.im2col), (4 * 4 * 9 * 81 * 3 / 2, .im2col), (nil, .implicit)] {
+                let cl = try OpenCLBackend(index: 0, memoryBudget: budget, gemm: gemm, convolution: lowering)
                 for (weight, padding) in [(w, 1), (w1, 0)] {
                     let params = Conv2DParams(padding: padding)
                     let (xd, wd, bd, sd) = (try cl.upload(x), try cl.upload(weight), try cl.upload(bias), try cl.upload(skip))
@@ -32,7 +32,7 @@ final class LaunchTests: XCTestCase {
                     let plain = try counted(cl) { _ = try cl.conv2d(xd, weight: wd, bias: bd, params: params, activation: .identity) }
                     var fused: DeviceArray?
                     let withSkip = try counted(cl) { fused = try cl.conv2d(xd, weight: wd, bias: bd, residual: sd, params: params, activation: .relu) }
-                    let what = "\(gemm.engine) \(weight.shape[2])x\(weight.shape[3]) budget \(budget.map(String.init) ?? "default")"
+                    let what = "\(gemm.engine) \(lowering) \(weight.shape[2])x\(weight.shape[3]) budget \(budget.map(String.init) ?? "default")"
                     XCTAssertEqual(withSkip.kernelLaunches, plain.kernelLaunches, "\(what): launches with the skip and rectifier")
                     let got = try cl.download(try XCTUnwrap(fused))
                     let want = try cpu.download(try cpu.conv2d(try cpu.upload(x), weight: try cpu.upload(weight), bias: try cpu.upload(bias),
@@ -47,7 +47,7 @@ final class LaunchTests: XCTestCase {
     /// as many launches as the counters saw, then nothing until the next launch.
     func testKernelProfileTimesEveryLaunch() throws {
         _ = try TestBackends.requireOpenCL()
-        let cl = try OpenCLBackend(index: 0, profileKernels: true)
+        let cl = try OpenCLBackend(index: 0, profileKernels: true, convolution: .im2col)
         XCTAssertTrue(cl.profilesKernels)
         let x = try cl.upload(Tensor.uniform([2, 3, 8, 8], seed: 1)), w = try cl.upload(Tensor.uniform([5, 3, 3, 3], seed: 2))
         _ = try cl.takeKernelProfile()

@@ -178,4 +178,25 @@ final class DeviceResidencyTests: XCTestCase {
             guard case XAIError.outOfMemory = error else { return XCTFail("\(error)") }
         }
     }
+
+    /// The perturbation methods halve a batch of copies the device cannot hold and go on: the maps
+    /// are those of a run with the smaller batch from the start, and nothing is counted twice.
+    func testOutOfMemoryHalvesThePerturbationBatch() throws {
+        let c = smallResNet
+        let x = try image(c)
+        let methods: [(String, (ExplainedModel, Int?) -> any AttributionMethod)] = [
+            ("occlusion", { Occlusion(model: $0, window: (4, 4), stride: (4, 4), incremental: false, perturbationsPerEval: $1) }),
+            ("rise", { RISE(model: $0, masks: 12, gridSize: 3, seed: 2, perturbationsPerEval: $1) }),
+            ("kernelshap", { KernelSHAP(model: $0, samples: 20, segmentation: .grid(rows: 2, columns: 2), seed: 3, perturbationsPerEval: $1) }),
+        ]
+        for (name, make) in methods {
+            // The largest array a run makes at batches of 2 is the limit: larger batches fail.
+            let probe = HostOnlyBackend(limit: .max)
+            let pairs = try make(try ExplainedModel(graph: c.graph, backend: probe), 2).attribute(x)
+            let limited = HostOnlyBackend(limit: probe.largest)
+            let halved = try make(try ExplainedModel(graph: c.graph, backend: limited), 16).attribute(x)
+            XCTAssertGreaterThan(limited.refusals, 0, "\(name): batches of 16 ran out of memory")
+            XCTAssertEqual(halved.map.scalars.map { $0.bitPattern }, pairs.map.scalars.map { $0.bitPattern }, "\(name): halved to 2")
+        }
+    }
 }

@@ -13,7 +13,8 @@
 #      pytorch-grad-cam (Tools/gpu/cuda_peers.py; captum and grad-cam from .gpu/whl);
 #   4. the op-case, method and model tests, whose backend list includes the GPU;
 #   5. `xai-bench tune`: the GEMM search (our tiled kernel's tile shapes, CLBlast) within 60 s, its
-#      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM;
+#      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM; then each
+#      ResNet-50 convolution under both lowerings (im2col, implicit GEMM), the faster per layer cached;
 #   6. `xai-bench ops`, `models` (batch 32 and 256) and `methods` on --device gpu, with --json, the
 #      methods beside the CUDA peer rows of step 3; then ViT-B/16 (exported there when torchvision is
 #      in the image) forward and forward + backward.
@@ -100,6 +101,8 @@ if [ "$HAVE_GPU" = 1 ]; then
     # Issue 32: the device noise has the CPU's bits on NVIDIA's compiler too (no contraction, IEEE
     # division and square root), SmoothGrad and IG move what they should, fused residuals, pinned staging.
     TESTS=$TESTS,XAIBackendTests.CounterRandomTests,XAIMethodTests.DeviceResidencyTests,XAIBackendTests.LaunchTests
+    # Implicit-GEMM convolutions: the bits of im2col on both engines, on NVIDIA's compiler too.
+    TESTS=$TESTS,XAIBackendTests.ImplicitConvolutionTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
 
@@ -111,7 +114,7 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench models" 300 "${XENV[@]}" "$B" models --device gpu --models resnet18 --batch 2 --repeat 1 --json "$OUT/xai_models.json"
         step "xai-bench methods" 300 "${XENV[@]}" "$B" methods --device gpu --model resnet18 --methods gradcam,occlusion --repeat 1 --slow-budget 1 --json "$OUT/xai_methods.json"
     else
-        step "xai-bench tune" 100 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
+        step "xai-bench tune" 120 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
         step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
         # Device time by kernel (profiling events) and launches per pass, in log.txt.

@@ -1,0 +1,68 @@
+import Foundation
+import XAICore
+
+/// The faster convolution lowering per layer, forward and backward, as `xai-bench tune` measured it
+/// on one device, driver, kernel source and GEMM configuration; kept in `conv-lowering.json` in
+/// the tuning cache folder (``GEMMTuningCache/folder(environment:)``). Both lowerings give the same
+/// bits, so the table changes speed only. A layer the table does not name takes
+/// ``ConvolutionLowering/defaultChoice(for:backward:)``.
+public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
+    public struct Choice: Codable, Sendable, Equatable {
+        public var forward: ConvolutionLowering
+        public var backward: ConvolutionLowering
+        /// Whether Winograd F(2x2, 3x3) beat the faster exact forward (forward-only passes under
+        /// `--fast`); `nil` where the layer cannot take it.
+        public var winograd: Bool?
+        public init(forward: ConvolutionLowering, backward: ConvolutionLowering, winograd: Bool? = nil) {
+            self.forward = forward
+            self.backward = backward
+            self.winograd = winograd
+        }
+    }
+
+    public var key: String
+    public var measured: String
+    /// By ``XAICore/ConvPlan/layer``.
+    public var choices: [String: Choice]
+
+    public init(key: String, measured: String, choices: [String: Choice]) {
+        self.key = key
+        self.measured = measured
+        self.choices = choices
+    }
+
+    /// What a measurement holds for: the device, driver and gemm.cl (``GEMMTuningCache/key(for:)``)
+    /// and the GEMM configuration the kernels were built with.
+    public static func key(for info: OpenCLDeviceInfo, gemm: GEMMConfig) -> String {
+        "\(GEMMTuningCache.key(for: info)) | \(gemm)"
+    }
+
+    public static func file(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        GEMMTuningCache.folder(environment: environment).appendingPathComponent("conv-lowering.json")
+    }
+
+    /// The table for `key`, or `nil`: none stored, `XAI_GEMM_TUNING=off`, or a file that is not a
+    /// list of tables (the tuner rewrites it).
+    static func load(key: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> ConvolutionLoweringTable? {
+        guard environment["XAI_GEMM_TUNING"] != "off",
+              let data = try? Data(contentsOf: file(environment: environment)),
+              let tables = try? JSONDecoder().decode([ConvolutionLoweringTable].self, from: data) else { return nil }
+        return tables.last { $0.key == key }
+    }
+
+    /// Stores the table, replacing one with the same key.
+    public func store(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let url = Self.file(environment: environment)
+        var all = ((try? Data(contentsOf: url)).flatMap { try? JSONDecoder().decode([ConvolutionLoweringTable].self, from: $0) } ?? [])
+            .filter { $0.key != key }
+        all.append(self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try encoder.encode(all).write(to: url, options: .atomic)
+        } catch {
+            throw XAIError.file(path: url.path, reason: "could not write the convolution lowering cache: \(error.localizedDescription)")
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+@testable import XAIOpenCL
+
+/// Convolutions as implicit GEMMs on OpenCL (issue 32, item 4): the GEMM reads the input where it
+/// needs it, with no column buffer. Each output is the same chain of fmas as on the im2col path, so
+/// the two lowerings must agree bit for bit (forward with bias, skip and rectifier, and backward to
+/// the input), on both GEMM engines and every tile variant, and both must match float64.
+final class ImplicitConvolutionTests: XCTestCase {
+    /// Shapes that reach every branch of the kernels: padding on some sides only, strides, dilation,
+    /// groups, rectangular kernels, planes that are not multiples of 16 or of a tile, a single
+    /// output pixel, channel counts that are not multiples of the register block, rows wider than 16.
+    struct Case {
+        var x: [Int], w: [Int], params: Conv2DParams
+    }
+
+    static let cases: [Case] = [
+        Case(x: [2, 5, 11, 13], w: [7, 5, 3, 3], params: Conv2DParams(padding: 1)),
+        Case(x: [3, 4, 9, 20], w: [10, 4, 3, 3], params: Conv2DParams(stride: 2, padding: 1)),
+        Case(x: [2, 6, 12, 12], w: [10, 3, 3, 3], params: Conv2DParams(padding: 2, dilation: 2, groups: 2)),
+        // Unit stride on rows wider than 16: the rows kernel's whole-run loads.
+        Case(x: [2, 3, 6, 40], w: [4, 3, 3, 3], params: Conv2DParams(padding: 1)),
+        Case(x: [2, 3, 10, 17], w: [5, 3, 2, 5], params: Conv2DParams(strides: (1, 2), pads: (top: 0, left: 2, bottom: 1, right: 1))),
+        Case(x: [2, 8, 8, 8], w: [16, 8, 1, 1], params: Conv2DParams(stride: 2)),
+        Case(x: [2, 9, 3, 3], w: [4, 9, 3, 3], params: Conv2DParams()),
+        Case(x: [1, 4, 34, 36], w: [3, 4, 7, 7], params: Conv2DParams(stride: 2, padding: 3)),
+    ]
+
+    static let engines: [GEMMConfig] = [
+        .rows, .baseline,
+        try! GEMMConfig(parsing: "tiled/ts32/wpt4/tk8/vw4/db/sb4"),
+        try! GEMMConfig(parsing: "tiled/ts16/wpt2/tk4/vw2"),
+    ]
+
+    func testImplicitGEMMHasTheBitsOfIm2colAndMatchesFloat64() throws {
+        _ = try TestBackends.requireOpenCL()
+        let reference = ReferenceBackend()
+        for gemm in Self.engines {
+            let im2col = try OpenCLBackend(index: 0, gemm: gemm, convolution: .im2col)
+            let implicit = try OpenCLBackend(index: 0, gemm: gemm, convolution: .implicit)
+            for (index, c) in Self.cases.enumerated() {
+                let what = "\(gemm) case \(index) x\(c.x) w\(c.w)"
+                let x = Tensor.uniform(Shape(c.x), seed: UInt64(10 + index)), w = Tensor.uniform(Shape(c.w), seed: UInt64(20 + index))
+                let bias = Tensor.uniform([c.w[0]], seed: UInt64(30 + index))
+                let y0 = try reference.conv2d(try reference.upload(x), weight: try reference.upload(w), bias: nil, params: c.params, activation: .identity)
+                let skip = Tensor.uniform(y0.shape, seed: UInt64(40 + index)), gy = Tensor.uniform(y0.shape, seed: UInt64(50 + index))
+                func forward(_ b: any Backend) throws -> Tensor {
+                    try b.download(try b.conv2d(try b.upload(x), weight: try b.upload(w), bias: try b.upload(bias), residual: try b.upload(skip),
+                                                params: c.params, activation: .relu))
+                }
+                func backward(_ b: any Backend) throws -> Tensor {
+                    try b.download(try b.conv2dBackwardInput(try b.upload(gy), weight: try b.upload(w), params: c.params, inputShape: Shape(c.x)))
+                }
+                let plan = try ConvPlan(input: Shape(c.x), weight: Shape(c.w), bias: nil, params: c.params)
+                // A fixed lowering holds for every layer, strided input gradients included.
+                XCTAssertEqual(implicit.lowering(for: plan, backward: true), .implicit, what)
+                XCTAssertEqual(im2col.lowering(for: plan, backward: false), .im2col, what)
+                let (f0, f1, fr) = (try forward(im2col), try forward(implicit), try forward(reference))
+                let (b0, b1, br) = (try backward(im2col), try backward(implicit), try backward(reference))
+                XCTAssertEqual(f1.scalars.map(\.bitPattern), f0.scalars.map(\.bitPattern), "\(what): forward bits")
+                XCTAssertEqual(b1.scalars.map(\.bitPattern), b0.scalars.map(\.bitPattern), "\(what): backward bits")
+                if let m = mismatch(doubles(f1), doubles(fr)) { XCTFail("\(what) forward against float64: \(m)") }
+                if let m = mismatch(doubles(b1), doubles(br)) { XCTFail("\(what) backward against float64: \(m)") }
+            }
+        }
+    }
+
+    /// One launch a convolution, forward and backward, whatever the batch and the groups, and no
+    /// im2col or col2im kernel in the profile.
+    func testOneLaunchAndNoColumnKernels() throws {
+        _ = try TestBackends.requireOpenCL()
+        for gemm in [GEMMConfig.rows, .baseline] {
+            let cl = try OpenCLBackend(index: 0, gemm: gemm, profileKernels: true, convolution: .implicit)
+            for (batch, groups) in [(1, 1), (5, 1), (3, 2)] {
+                let x = try cl.upload(Tensor.uniform([batch, 4, 10, 10], seed: 1))
+                let w = try cl.upload(Tensor.uniform([6, 4 / groups, 3, 3], seed: 2))
+                let params = Conv2DParams(padding: 1, groups: groups)
+                _ = try cl.takeKernelProfile()
+                let before = cl.transfers
+                let y = try cl.conv2d(x, weight: w, bias: nil, params: params, activation: .relu)
+                _ = try cl.conv2dBackwardInput(y, weight: w, params: params, inputShape: x.shape)
+                XCTAssertEqual(cl.transfers.since(before).kernelLaunches, 2, "\(gemm) batch \(batch) groups \(groups)")
+                let names = try cl.takeKernelProfile().map(\.name).sorted()
+                XCTAssertEqual(names, gemm.engine == .rows ? ["conv_rows_backward", "conv_rows_forward"] : ["conv_tiled_backward", "conv_tiled_forward"])
+            }
+        }
+    }
+
+    /// Non-finite values travel as on the im2col path: a NaN or infinity in the input, the output
+    /// gradient or a weight reaches exactly the outputs it reaches there (an infinite weight times
+    /// the zero of a tap that reaches no pixel must not be added). NaNs compare by position (their
+    /// payloads are the hardware's), everything else bit for bit; both engines.
+    func testNonFiniteValuesPropagateAsOnIm2col() throws {
+        _ = try TestBackends.requireOpenCL()
+        func with(_ t: Tensor, _ changes: [Int: Float]) throws -> Tensor {
+            var v = t.scalars
+            for (i, x) in changes { v[i] = x }
+            return try Tensor(shape: t.shape, scalars: v)
+        }
+        let x = Tensor.uniform([1, 3, 6, 7], seed: 3), w = Tensor.uniform([4, 3, 3, 3], seed: 4), gy = Tensor.uniform([1, 4, 3, 4], seed: 5)
+        let cases = [
+            (try with(x, [5: .nan, 40: .infinity]), w, try with(gy, [7: -.infinity])),
+            (x, try with(w, [13: .infinity, 30: -.infinity]), gy),
+        ]
+        let params = Conv2DParams(strides: (2, 2), pads: (top: 1, left: 1, bottom: 0, right: 1))
+        func comparable(_ t: Tensor) -> [UInt32] { t.scalars.map { $0.isNaN ? Float.nan.bitPattern : $0.bitPattern } }
+        for gemm in [GEMMConfig.rows, .baseline] {
+            for (index, (x, w, gy)) in cases.enumerated() {
+                var results: [[UInt32]] = []
+                for lowering in ConvolutionLowering.allCases {
+                    let cl = try OpenCLBackend(index: 0, gemm: gemm, convolution: lowering)
+                    let y = try cl.download(try cl.conv2d(try cl.upload(x), weight: try cl.upload(w), bias: nil, params: params, activation: .identity))
+                    let dx = try cl.download(try cl.conv2dBackwardInput(try cl.upload(gy), weight: try cl.upload(w), params: params, inputShape: x.shape))
+                    XCTAssertTrue(y.scalars.contains { !$0.isFinite } && dx.scalars.contains { !$0.isFinite }, "\(gemm) case \(index)")
+                    XCTAssertTrue(dx.scalars.contains { $0.isFinite }, "\(gemm) case \(index): some input pixels meet no infinite value")
+                    results.append(comparable(y) + comparable(dx))
+                }
+                XCTAssertEqual(results[0], results[1], "\(gemm) case \(index)")
+            }
+        }
+    }
+
+    /// The lowering per layer: `XAI_CONV_LOWERING` for all, else the tuner's table for this device
+    /// and GEMM configuration where it names the layer, else the default rule (implicit at unit
+    /// stride on wide rows); CLBlast's engine, depthwise and pointwise layers never take the
+    /// implicit kernels.
+    func testLoweringComesFromTheEnvironmentTheTableOrTheDefault() throws {
+        let strided = try ConvPlan(input: [2, 8, 64, 64], weight: [8, 8, 3, 3], bias: nil, params: Conv2DParams(stride: 2, padding: 1))
+        let plain = try ConvPlan(input: [2, 8, 64, 64], weight: [8, 8, 3, 3], bias: nil, params: Conv2DParams(padding: 1))
+        let narrow = try ConvPlan(input: [2, 8, 32, 32], weight: [8, 8, 3, 3], bias: nil, params: Conv2DParams(padding: 1))
+        let small = try ConvPlan(input: [2, 8, 16, 16], weight: [8, 8, 3, 3], bias: nil, params: Conv2DParams(padding: 1))
+        let env = ["XAI_CONV_LOWERING": "IM2COL"]
+        XCTAssertEqual(try ConvolutionLoweringPolicy.choose(requested: nil, tableKey: "k", environment: env).0.lowering(for: plain, backward: false), .im2col)
+        XCTAssertThrowsError(try ConvolutionLoweringPolicy.choose(requested: nil, tableKey: "k", environment: ["XAI_CONV_LOWERING": "winograd"])) { error in
+            XCTAssertTrue("\(error)".contains("XAI_CONV_LOWERING"), "\(error)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xai-lowering-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = ["XAI_CACHE_DIR": dir.path]
+        let byDefault = try ConvolutionLoweringPolicy.choose(requested: nil, tableKey: "k", environment: cache).0
+        XCTAssertEqual(byDefault.lowering(for: plain, backward: false), .implicit)
+        XCTAssertEqual(byDefault.lowering(for: plain, backward: true), .implicit)
+        XCTAssertEqual(byDefault.lowering(for: narrow, backward: false), .implicit)
+        XCTAssertEqual(byDefault.lowering(for: narrow, backward: true), .im2col)
+        XCTAssertEqual(byDefault.lowering(for: small, backward: false), .im2col)
+        XCTAssertEqual(byDefault.lowering(for: strided, backward: false), .im2col)
+        XCTAssertEqual(byDefault.lowering(for: strided, backward: true), .im2col)
+        let stridedAcross = try ConvPlan(input: [2, 8, 64, 128], weight: [8, 8, 3, 3], bias: nil,
+                                         params: Conv2DParams(strides: (1, 2), pads: (top: 1, left: 1, bottom: 1, right: 1)))
+        XCTAssertEqual(byDefault.lowering(for: stridedAcross, backward: false), .im2col)
+        XCTAssertEqual(byDefault.lowering(for: stridedAcross, backward: true), .im2col)
+        try ConvolutionLoweringTable(key: "k", measured: "now", choices: [plain.layer: .init(forward: .im2col, backward: .implicit)]).store(environment: cache)
+        try ConvolutionLoweringTable(key: "other", measured: "now", choices: [strided.layer: .init(forward: .im2col, backward: .implicit)]).store(environment: cache)
+        let tuned = try ConvolutionLoweringPolicy.choose(requested: nil, tableKey: "k", environment: cache).0
+        XCTAssertEqual(tuned.lowering(for: plain, backward: false), .im2col)
+        XCTAssertEqual(tuned.lowering(for: plain, backward: true), .implicit)
+        XCTAssertEqual(tuned.lowering(for: strided, backward: true), .im2col, "another key's table does not apply")
+        // The batch is not part of a layer's name.
+        let batch7 = try ConvPlan(input: [7, 8, 64, 64], weight: [8, 8, 3, 3], bias: nil, params: Conv2DParams(padding: 1))
+        XCTAssertEqual(tuned.lowering(for: batch7, backward: false), .im2col)
+        var off = cache
+        off["XAI_GEMM_TUNING"] = "off"
+        XCTAssertEqual(try ConvolutionLoweringPolicy.choose(requested: nil, tableKey: "k", environment: off).0.lowering(for: plain, backward: false), .implicit)
+
+        _ = try TestBackends.requireOpenCL()
+        XCTAssertEqual(try OpenCLBackend(index: 0, gemm: .clblast, convolution: .implicit).lowering(for: plain, backward: false), .im2col)
+        let cl = try OpenCLBackend(index: 0, gemm: .rows, convolution: .implicit)
+        let depthwise = try ConvPlan(input: [1, 8, 9, 9], weight: [8, 1, 3, 3], bias: nil, params: Conv2DParams(padding: 1, groups: 8))
+        let pointwise = try ConvPlan(input: [1, 8, 9, 9], weight: [4, 8, 1, 1], bias: nil, params: Conv2DParams())
+        let onePixel = try ConvPlan(input: [1, 8, 3, 3], weight: [4, 8, 3, 3], bias: nil, params: Conv2DParams())
+        for p in [depthwise, pointwise, onePixel] { XCTAssertEqual(cl.lowering(for: p, backward: false), .im2col, p.layer) }
+        XCTAssertEqual(cl.lowering(for: onePixel, backward: true), .implicit)
+    }
+
+    /// Winograd F(2x2, 3x3) under `--fast`: forward-only passes of 3x3 stride-1 layers (odd sizes,
+    /// pads on some sides only, bias, skip, rectifier, image chunks), within float64's reach on every
+    /// GEMM engine; exact passes and other layers keep the exact bits; the tuner's table can turn it off.
+    func testWinogradForForwardOnlyPasses() throws {
+        _ = try TestBackends.requireOpenCL()
+        let reference = ReferenceBackend()
+        let cases: [([Int], [Int], Conv2DParams)] = [
+            ([2, 5, 11, 13], [7, 5, 3, 3], Conv2DParams(padding: 1)),
+            ([3, 4, 9, 8], [6, 4, 3, 3], Conv2DParams(strides: (1, 1), pads: (top: 0, left: 2, bottom: 1, right: 0))),
+            ([1, 16, 7, 7], [24, 16, 3, 3], Conv2DParams()),
+        ]
+        for gemm in [GEMMConfig.rows, .baseline, .clblast] {
+            // A small budget splits the batch into chunks of images.
+            let fast = try OpenCLBackend(index: 0, memoryBudget: 64 << 10, gemm: gemm, profileKernels: true, fastConvolutions: true)
+            let exact = try OpenCLBackend(index: 0, gemm: gemm)
+            XCTAssertTrue(fast.details.mayUseFastConvolutions)
+            for (index, (xs, ws, params)) in cases.enumerated() {
+                let what = "\(gemm) case \(index)"
+                let x = Tensor.uniform(Shape(xs), seed: UInt64(60 + index)), w = Tensor.uniform(Shape(ws), seed: UInt64(70 + index))
+                let bias = Tensor.uniform([ws[0]], seed: UInt64(80 + index))
+                let yShape = try reference.conv2d(try reference.upload(x), weight: try reference.upload(w), bias: nil, params: params, activation: .identity).shape
+                let skip = Tensor.uniform(yShape, seed: UInt64(90 + index))
+                func run(_ b: any Backend, exact: Bool) throws -> Tensor {
+                    try b.download(try b.conv2d(try b.upload(x), weight: try b.upload(w), bias: try b.upload(bias), residual: try b.upload(skip),
+                                                params: params, activation: .relu, exact: exact))
+                }
+                _ = try fast.takeKernelProfile()
+                let winograd = try run(fast, exact: false)
+                XCTAssertTrue(try fast.takeKernelProfile().contains { $0.name == "winograd_output" }, what)
+                if let m = mismatch(doubles(winograd), doubles(try run(reference, exact: true)), rtol: 1e-4, atol: 1e-5) { XCTFail("\(what) against float64: \(m)") }
+                XCTAssertEqual(try run(fast, exact: true).scalars.map(\.bitPattern), try run(exact, exact: false).scalars.map(\.bitPattern),
+                               "\(what): exact passes, and backends without --fast, keep the exact bits")
+                XCTAssertFalse(try fast.takeKernelProfile().contains { $0.name.hasPrefix("winograd") }, what)
+            }
+        }
+        // Strided, dilated, grouped and 5x5 layers never take it.
+        let fast = try OpenCLBackend(index: 0, fastConvolutions: true)
+        for (ws, params) in [([4, 4, 3, 3], Conv2DParams(stride: 2)), ([4, 4, 3, 3], Conv2DParams(dilation: 2)),
+                             ([4, 2, 3, 3], Conv2DParams(groups: 2)), ([4, 4, 5, 5], Conv2DParams())] {
+            var plan = try ConvPlan(input: [1, 4, 12, 12], weight: Shape(ws), bias: nil, params: params)
+            plan.exact = false
+            XCTAssertFalse(fast.usesWinograd(plan), plan.layer)
+        }
+        // A table that measured Winograd slower for a layer turns it off there.
+        var plan = try ConvPlan(input: [1, 4, 12, 12], weight: [4, 4, 3, 3], bias: nil, params: Conv2DParams(padding: 1))
+        plan.exact = false
+        let table = ConvolutionLoweringTable(key: "k", measured: "now", choices: [plan.layer: .init(forward: .implicit, backward: .im2col, winograd: false)])
+        XCTAssertFalse(ConvolutionLoweringPolicy.perLayer(table).winograd(for: plan))
+        XCTAssertTrue(ConvolutionLoweringPolicy.perLayer(nil).winograd(for: plan))
+        XCTAssertTrue(fast.usesWinograd(plan))
+    }
+}
