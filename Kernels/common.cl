@@ -22,3 +22,12 @@ inline float unary_apply(int code, float x, float p0, float p1) {
     default: return x;
     }
 }
+
+// The output coordinate whose tap k reads input coordinate i along one axis of a convolution, or
+// -1 if none (conv.cl's col2im and depthwise gradients, gemm.cl's implicit input gradients).
+inline int tap_output(int i, int pad, int k, int dilation, int stride, int out_size) {
+    int t = i + pad - k * dilation;
+    if (t < 0 || t % stride != 0) return -1;
+    t /= stride;
+    return t < out_size ? t : -1;
+}

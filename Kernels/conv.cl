@@ -20,14 +20,6 @@ __kernel void conv2d_im2col(__global const float* x, const int x_offset, __globa
     col[i] = v;
 }
 
-// The output coordinate whose tap k reads input coordinate i along one axis, or -1 if none.
-inline int tap_output(int i, int pad, int k, int dilation, int stride, int out_size) {
-    int t = i + pad - k * dilation;
-    if (t < 0 || t % stride != 0) return -1;
-    t /= stride;
-    return t < out_size ? t : -1;
-}
-
 // Gathers the input gradient from dcol (same layout as col): one work-item per input element sums
 // the (ky, kx) taps that read it. No atomics.
 __kernel void conv2d_col2im(__global const float* dcol, __global float* dx, const int dx_offset, const int images, const int8 g0, const int8 g1) {

@@ -334,14 +334,6 @@ __kernel void gemm_dot(const int M, const int N, const int K,
 // conv2d_col2im adds them backward), so the two paths give the same bits and the backend may
 // pick either per layer by speed alone.
 
-// The output coordinate whose tap k reads input coordinate i along one axis, or -1 if none.
-inline int implicit_tap_output(int i, int pad, int k, int dilation, int stride, int out_size) {
-    int t = i + pad - k * dilation;
-    if (t < 0 || t % stride != 0) return -1;
-    t /= stride;
-    return t < out_size ? t : -1;
-}
-
 #define CONV_GEOMETRY \
     const int C = g0.s0, H = g0.s1, W = g0.s2, KH = g0.s3, KW = g0.s4, OH = g0.s5, OW = g0.s6, G = g0.s7; \
     const int SH = g1.s0, SW = g1.s1, PT = g1.s2, PL = g1.s3, DH = g1.s4, DW = g1.s5, CO = g1.s6, IMAGES = g1.s7; \
@@ -424,13 +416,13 @@ __kernel void conv_rows_backward(__global const float* gy, __global const float*
     for (int i = 0; i < CPU_ROWS; i++) acc[i] = (float16)(0.0f);
     __global const float* gyg = gy + (n * CO + g * coutG) * plane;
     for (int ky = 0; ky < KH; ky++) {
-        const int oy = implicit_tap_output(iy, PT, ky, DH, SH, OH);
+        const int oy = tap_output(iy, PT, ky, DH, SH, OH);
         if (oy < 0) continue;
         for (int kx = 0; kx < KW; kx++) {
             int off[16];
             int any = 0;
             for (int j = 0; j < 16; j++) {
-                const int ox = implicit_tap_output(ix0 + j, PL, kx, DW, SW, OW);
+                const int ox = tap_output(ix0 + j, PL, kx, DW, SW, OW);
                 off[j] = j < cols && ox >= 0 ? oy * OW + ox : -1;
                 any |= off[j] >= 0;
             }
@@ -537,7 +529,7 @@ inline void conv_load_dy_run(const int l, const int NT, const int K, const int n
         float v = 0.0f;
         if (co < K && gn < NT) {
             const int img = gn / (H * W), p = gn - img * (H * W), iy = p / W, ix = p - iy * W;
-            const int oy = implicit_tap_output(iy, PT, ky, DH, SH, OH), ox = implicit_tap_output(ix, PL, kx, DW, SW, OW);
+            const int oy = tap_output(iy, PT, ky, DH, SH, OH), ox = tap_output(ix, PL, kx, DW, SW, OW);
             if (oy >= 0 && ox >= 0) v = gyg[(img * CO + co) * plane + oy * OW + ox];
         }
         Bs[kb * TILE_STRIDE + c + j] = v;
@@ -575,7 +567,7 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
 #undef LOAD_SLICE
             for (int j = 0; j < WPT; j++) {
                 const int gn = min(n0 + SUB_INDEX(tx, j), NT - 1), p = gn % HW;
-                if (implicit_tap_output(p / W, PT, ky, DH, SH, OH) < 0 || implicit_tap_output(p % W, PL, kx, DW, SW, OW) < 0) continue;
+                if (tap_output(p / W, PT, ky, DH, SH, OH) < 0 || tap_output(p % W, PL, kx, DW, SW, OW) < 0) continue;
                 for (int i = 0; i < WPT; i++) acc[i][j] += tacc[i][j];
             }
         }

@@ -56,13 +56,6 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
         var all = ((try? Data(contentsOf: url)).flatMap { try? JSONDecoder().decode([ConvolutionLoweringTable].self, from: $0) } ?? [])
             .filter { $0.key != key }
         all.append(self)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try encoder.encode(all).write(to: url, options: .atomic)
-        } catch {
-            throw XAIError.file(path: url.path, reason: "could not write the convolution lowering cache: \(error.localizedDescription)")
-        }
+        try GEMMTuningCache.write(all, to: url, what: "convolution lowering cache")
     }
 }

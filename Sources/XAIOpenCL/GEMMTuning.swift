@@ -52,13 +52,18 @@ public enum GEMMTuningCache {
     public static func store(_ entry: Entry, in url: URL = file()) throws {
         var all = entries(in: url).filter { $0.key != entry.key }
         all.append(entry)
+        try write(all, to: url, what: "GEMM tuning cache")
+    }
+
+    /// Writes a tuning cache file as sorted, indented JSON (atomically, its folder made as needed).
+    static func write<T: Encodable>(_ value: T, to url: URL, what: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try encoder.encode(all).write(to: url, options: .atomic)
+            try encoder.encode(value).write(to: url, options: .atomic)
         } catch {
-            throw XAIError.file(path: url.path, reason: "could not write the GEMM tuning cache: \(error.localizedDescription)")
+            throw XAIError.file(path: url.path, reason: "could not write the \(what): \(error.localizedDescription)")
         }
     }
 
