@@ -342,7 +342,8 @@ __kernel void gemm_dot(const int M, const int N, const int K,
 // Forward, CPU devices (gemm_rows' shape): one work-item per CPU_ROWS output channels x a run of
 // up to 16 output pixels on one output row (axis 0: row * ceil(OW / 16) + run) of one image and
 // group (axis 2: image * groups + group), float16 vectors along the pixels. A tap then reads one
-// input row: nothing where that row is padding, 16 neighbouring inputs at unit stride inside it.
+// input row: nothing where that row is padding, 16 neighbouring inputs at unit stride inside it
+// (every other one of 32 at stride 2).
 __kernel void conv_rows_forward(__global const float* x, __global const float* w, __global const float* bias, const int has_bias,
                                 __global const float* R, const int has_res, __global float* y,
                                 const int8 g0, const int8 g1, const int act, const float p0, const float p1) {
@@ -372,6 +373,10 @@ __kernel void conv_rows_forward(__global const float* x, __global const float* w
                 if (row_inside) {
                     if (SW == 1 && ix >= 0 && ix + 16 <= W) {
                         bv = vload16(0, xr + ix);
+                    } else if (SW == 2 && ix >= 0 && ix + 32 <= W) {
+                        // Every other input of 32 neighbours.
+                        const float16 lo = vload16(0, xr + ix), hi = vload16(0, xr + ix + 16);
+                        bv = (float16)(lo.even, hi.even);
                     } else {
                         float bs[16];
                         for (int j = 0; j < 16; j++) {

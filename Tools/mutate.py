@@ -788,6 +788,8 @@ MUTANTS = [
     # Implicit-GEMM convolutions (issue 32, item 4)
     ("cl_implicit_rows_run_offset", "Kernels/gemm.cl", "bv = vload16(0, xr + ix);", "bv = vload16(0, xr + ix + 1);", 1,
      "ImplicitConvolutionTests", "the rows kernel's unit-stride run starts one pixel late"),
+    ("cl_implicit_rows_stride2_run", "Kernels/gemm.cl", "bv = (float16)(lo.even, hi.even);", "bv = (float16)(lo.odd, hi.odd);", 1,
+     "ImplicitConvolutionTests", "the rows kernel's stride-2 runs take the odd inputs"),
     ("cl_implicit_rows_gather_stride", "Kernels/gemm.cl", "const int xx = ix + j * SW;", "const int xx = ix + j;", 1,
      "ImplicitConvolutionTests", "the rows kernel gathers a strided layer's taps at unit stride"),
     ("cl_implicit_rows_forward_padding_row", "Kernels/gemm.cl", "const bool row_inside = iy >= 0 && iy < H;", "const bool row_inside = iy < H;", 1,
