@@ -139,6 +139,14 @@ final class ImplicitConvolutionTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xai-lowering-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let cache = ["XAI_CACHE_DIR": dir.path]
+        // A cache file that is not a list of tables (hostile or truncated) reads as none.
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for junk in ["", "{", "[{\"key\": 3}]", "{\"key\": \"k\", \"measured\": \"x\", \"choices\": {}}"] {
+            try Data(junk.utf8).write(to: ConvolutionLoweringTable.file(environment: cache))
+            let (policy, source) = try ConvolutionLoweringPolicy.choose(requested: nil, tableKey: "k", environment: cache)
+            XCTAssertTrue(source.hasPrefix("per layer by default"), "\(junk): \(source)")
+            XCTAssertEqual(policy.lowering(for: small, backward: false), .im2col)
+        }
         let byDefault = try ConvolutionLoweringPolicy.choose(requested: nil, tableKey: "k", environment: cache).0
         XCTAssertEqual(byDefault.lowering(for: plain, backward: false), .implicit)
         XCTAssertEqual(byDefault.lowering(for: plain, backward: true), .implicit)
