@@ -48,13 +48,14 @@ func resnet50Convolutions() -> [ConvLayer] {
 struct OpsBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ops",
-        abstract: "The sgemm ceiling, then every distinct ResNet-50 convolution (224x224) forward, with GFLOP/s and the fraction of the ceiling.")
+        abstract: "The sgemm ceiling, then every distinct ResNet-50 convolution (224x224) forward, with GFLOP/s and the fraction of the ceiling; --profile adds each layer's device time by kernel on OpenCL.")
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Option(help: "Comma-separated batch sizes.") var batches = "1,32"
     @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 3
     @Option(help: "Square GEMM size for the ceiling (default 4096; 1024 on OpenCL CPU devices).") var gemmSize: Int?
     @Option(help: "Write all figures as JSON to this file.") var json: String?
+    @Flag(help: "OpenCL devices: each layer's device time by kernel, from profiling events (per timed run).") var profile = false
 
     struct Row: Codable {
         let layer: String
@@ -63,6 +64,8 @@ struct OpsBenchmark: ParsableCommand {
         let timing: Timing
         let gflops: Double
         let fractionOfCeiling: Double
+        /// With --profile on an OpenCL device: milliseconds of device time per timed run, by kernel.
+        let kernelMilliseconds: [String: Double]?
     }
 
     struct Report: Codable {
@@ -77,7 +80,8 @@ struct OpsBenchmark: ParsableCommand {
 
     func run() throws {
         let dev = try Device(parsing: device)
-        let backend = try Backends.make(dev)
+        let backend = try Backends.make(dev, profileKernels: profile)
+        let kernels = (backend as? ProfilesKernels).flatMap { $0.profilesKernels ? $0 : nil }
         let host = HostInfo.current()
         let batchList = try batches.split(separator: ",").map { s -> Int in
             guard let b = Int(s), b > 0 else { throw ValidationError("--batches: '\(s)' is not a positive integer") }
@@ -99,13 +103,18 @@ struct OpsBenchmark: ParsableCommand {
                 let w = try backend.upload(Tensor.gaussian([layer.outChannels, layer.inChannels, layer.kernel, layer.kernel],
                                                            std: 0.05, seed: 4))
                 let bias = try backend.upload(Tensor.uniform([layer.outChannels], seed: 5))
-                let t = try Timing.measure(repeats: repeats) {
+                // The warm-up's launches (and the ceiling's, before the first layer) are not the timed runs'.
+                let t = try Timing.measure(repeats: repeats, afterWarmup: { _ = try? kernels?.takeKernelProfile() }) {
                     _ = try backend.conv2d(x, weight: w, bias: bias, params: layer.params, activation: .relu)
                     try backend.synchronize()
                 }
+                let byKernel = try kernels.map { k in
+                    Dictionary(try k.takeKernelProfile().map { ($0.name, $0.seconds * 1e3 / Double(t.runs)) }, uniquingKeysWith: +)
+                }
                 let flops = layer.flopsPerImage * Double(batch)
                 let gf = flops / t.median / 1e9
-                rows.append(Row(layer: layer.name, batch: batch, count: layer.count, timing: t, gflops: gf, fractionOfCeiling: gf / ceiling))
+                rows.append(Row(layer: layer.name, batch: batch, count: layer.count, timing: t, gflops: gf, fractionOfCeiling: gf / ceiling,
+                                kernelMilliseconds: byKernel))
                 totalTime += t.median * Double(layer.count)
                 totalFlops += flops * Double(layer.count)
             }
@@ -127,6 +136,15 @@ struct OpsBenchmark: ParsableCommand {
             [r.layer, "\(r.count)", "\(r.batch)", formatSeconds(r.timing.median), formatSeconds(r.timing.min),
              String(format: "%.1f", r.gflops), String(format: "%.0f%%", r.fractionOfCeiling * 100)]
         })
+        if kernels != nil {
+            print("\ndevice time by kernel per timed run (profiling events):")
+            printTable(["ResNet-50 conv (224x224)", "batch", "kernels: ms (share)"], rows.map { r in
+                let k = (r.kernelMilliseconds ?? [:]).sorted { $0.value > $1.value }
+                let total = k.reduce(0) { $0 + $1.value }
+                return [r.layer, "\(r.batch)", k.map { String(format: "%@ %.3f (%.0f%%)", $0.key, $0.value, total > 0 ? $0.value / total * 100 : 0) }
+                    .joined(separator: ", ")]
+            })
+        }
         print("")
         for batch in batchList {
             let seconds: Double = totals["batch\(batch)_seconds"]!
