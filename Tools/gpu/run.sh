@@ -115,7 +115,7 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench methods" 300 "${XENV[@]}" "$B" methods --device gpu --model resnet18 --methods gradcam,occlusion --repeat 1 --slow-budget 1 --json "$OUT/xai_methods.json"
     else
         step "xai-bench tune" 120 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
-        step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --profile --json "$OUT/xai_ops.json"
+        step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
         # Device time by kernel (profiling events) and launches per pass, in log.txt.
         step "xai-bench models --profile (batch 1)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 3 --profile --profile-rows 12
