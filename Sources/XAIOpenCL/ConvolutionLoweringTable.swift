@@ -44,17 +44,19 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
     /// The table for `key`, or `nil`: none stored, `XAI_GEMM_TUNING=off`, or a file that is not a
     /// list of tables (the tuner rewrites it).
     static func load(key: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> ConvolutionLoweringTable? {
-        guard environment["XAI_GEMM_TUNING"] != "off",
-              let data = try? Data(contentsOf: file(environment: environment)),
-              let tables = try? JSONDecoder().decode([ConvolutionLoweringTable].self, from: data) else { return nil }
-        return tables.last { $0.key == key }
+        guard environment["XAI_GEMM_TUNING"] != "off" else { return nil }
+        return tables(in: file(environment: environment)).last { $0.key == key }
+    }
+
+    /// Every table of a cache file; a missing or malformed file reads as none.
+    static func tables(in url: URL) -> [ConvolutionLoweringTable] {
+        (try? Data(contentsOf: url)).flatMap { try? JSONDecoder().decode([ConvolutionLoweringTable].self, from: $0) } ?? []
     }
 
     /// Stores the table, replacing one with the same key.
     public func store(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let url = Self.file(environment: environment)
-        var all = ((try? Data(contentsOf: url)).flatMap { try? JSONDecoder().decode([ConvolutionLoweringTable].self, from: $0) } ?? [])
-            .filter { $0.key != key }
+        var all = Self.tables(in: url).filter { $0.key != key }
         all.append(self)
         try GEMMTuningCache.write(all, to: url, what: "convolution lowering cache")
     }

@@ -198,16 +198,16 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     public var details: BackendDetails {
         let i = info
         let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
+        let convolutions = convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
+            + (fastConvolutions ? "; Winograd F(2x2, 3x3) for 3x3 stride-1 layers in forward-only passes" : "")
         return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, facts: [
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
                 + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
             ("GEMM", "\(gemmConfig) (\(gemmSource))"),
-            ("convolutions", convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
-                + (fastConvolutions ? "; Winograd F(2x2, 3x3) for 3x3 stride-1 layers in forward-only passes" : "")),
+            ("convolutions", convolutions),
             ("noise", i.correctlyRoundedDivideSqrt ? "drawn on the device (Philox4x32-10)"
                 : "drawn on the host and uploaded: the device cannot round division and square root correctly"),
-        ], algorithms: "fp32 kernels; GEMM \(gemmConfig) (\(gemmSource)); convolutions \(convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource))"
-            + (fastConvolutions ? "; Winograd F(2x2, 3x3) in forward-only passes" : ""))
+        ], algorithms: "fp32 kernels; GEMM \(gemmConfig) (\(gemmSource)); convolutions \(convolutions)")
     }
     let context: cl_context
     let queue: cl_command_queue
