@@ -18,6 +18,7 @@ public enum KernelLibrary {
         "mask": PackageResources.mask_cl,
         "movement": PackageResources.movement_cl,
         "random": PackageResources.random_cl,
+        "mma": PackageResources.mma_cl,
     ]
 
     /// Whether a family is built with `-cl-fp32-correctly-rounded-divide-sqrt`: the device noise,

@@ -146,10 +146,13 @@ typedef struct {
 xai_status xai_evaluate(xai_model *model, const char *metrics, const xai_tensor_view *input,
                         const xai_evaluate_options *options, xai_result **out_result);
 
-/* xai_model_open with options: NULL or {"precision": "exact" | "fast"}. "exact" (the default) keeps
- * every pass on direct convolutions (the same bits every run, input gradients within about 1e-6
- * of PyTorch's on VGG16); "fast" lets forward-only passes (occlusion, LIME, KernelSHAP, RISE
- * batches) use Winograd where the CPU offers it: about 15 % faster there, maps within about 3e-3. */
+/* xai_model_open with options: NULL or {"precision": "exact" | "fp32" | "fast" | "tf32" | "3xtf32"}.
+ * "exact" (the default; "fp32" is the same) keeps every pass on direct convolutions (the same bits
+ * every run, input gradients within about 1e-6 of PyTorch's on VGG16); "fast" lets forward-only
+ * passes (occlusion, LIME, KernelSHAP, RISE batches) use Winograd where the CPU offers it: about
+ * 15 % faster there, maps within about 3e-3. "tf32" runs every GEMM on TF32 tensor cores (PyTorch's
+ * default for convolutions), "3xtf32" on tensor cores at fp32-class accuracy: both on NVIDIA GPUs
+ * whose OpenCL takes inline PTX mma.sync; elsewhere GEMMs run fp32 and the provenance says so. */
 xai_status xai_model_open2(const char *path_or_zoo, const char *device, const char *options_json, xai_model **out_model);
 
 /* Metrics and their knobs as JSON: {"metrics": [{"name", "summary", "direction", "needsMasks",

@@ -7,7 +7,8 @@ public struct Provenance: Codable, Sendable, Equatable {
     public let engine: String
     /// The backend and device (`cpu (oneDNN 2.6.3 avx512_core, OpenBLAS, 2 cores)`, `opencl:0 (NVIDIA H200)`).
     public let device: String
-    /// `exact` or `fast` (``Precision``).
+    /// `exact`, `fast`, `tf32` or `3xtf32` (``Precision``): what ran, so `tf32` asked of a backend
+    /// without tensor cores is recorded as `exact` (its GEMMs ran fp32; ``algorithms`` says why).
     public let precision: String
     /// The rule the backend picks algorithms by (direct convolutions, the GEMM kernel and where its
     /// tuning came from): no choice depends on timing, so the same rule and inputs give the same bits.
@@ -26,7 +27,8 @@ public struct Provenance: Codable, Sendable, Equatable {
     /// The provenance of results computed on `backend` at `precision`.
     public init(backend: any Backend, precision: Precision) {
         let host = HostInfo.current()
-        self.init(engine: "xai \(XAIVersion.string)", device: backend.name, precision: precision.rawValue,
+        let ran = precision.usesTensorCores && !backend.details.tensorCores ? Precision.exact : precision
+        self.init(engine: "xai \(XAIVersion.string)", device: backend.name, precision: ran.rawValue,
                   algorithms: backend.details.algorithms, host: "\(host.cpuModel), \(host.logicalCores) logical cores")
     }
 

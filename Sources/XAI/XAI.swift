@@ -9,14 +9,15 @@ public enum Backends {
     /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when the device cannot be used.
     /// - Parameter precision: `fast` lets forward-only passes use Winograd convolutions (oneDNN's
     ///   on the CPU, F(2x2, 3x3) on OpenCL; ``Precision``); `exact` keeps exact ones (unless
-    ///   `XAI_CONV_ALGO` says otherwise on the CPU).
+    ///   `XAI_CONV_ALGO` says otherwise on the CPU); `tf32` and `3xtf32` put an OpenCL device's
+    ///   GEMMs on tensor cores where it has them (the CPU has none and runs fp32).
     /// - Parameter profileKernels: an OpenCL device records each kernel's device time
     ///   (``ProfilesKernels``); the CPU ignores it.
     public static func make(_ device: Device, memoryBudget: Int? = nil, precision: Precision = .exact, profileKernels: Bool = false) throws -> any Backend {
         switch device {
         case .cpu: return CPUBackend(memoryBudget: memoryBudget, convolutionPolicy: precision == .fast ? .auto : nil)
         case .gpu(let index): return try OpenCLBackend(index: index, memoryBudget: memoryBudget, profileKernels: profileKernels,
-                                                       fastConvolutions: precision == .fast)
+                                                       fastConvolutions: precision == .fast, arithmetic: GEMMArithmetic(precision))
         }
     }
 
@@ -34,7 +35,8 @@ public enum Backends {
                              "clockMHz": d.clockMHz, "memoryBytes": d.globalMemoryBytes, "maxAllocationBytes": d.maxAllocationBytes,
                              "noiseOnDevice": d.correctlyRoundedDivideSqrt,
                              "gemm": gemm?.description ?? "XAI_GEMM_KERNEL is not a GEMM configuration",
-                             "convolutions": gemm.flatMap { try? ConvolutionLowering.summary(for: d, gemm: $0) } ?? "unknown (see xai devices)"])
+                             "convolutions": gemm.flatMap { try? ConvolutionLowering.summary(for: d, gemm: $0) } ?? "unknown (see xai devices)",
+                             "tensorCores": TensorCores.summary(for: d)])
             }
             return (list, nil)
         } catch {

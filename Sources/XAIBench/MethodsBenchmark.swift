@@ -16,6 +16,7 @@ struct MethodsBenchmark: ParsableCommand {
         """)
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
+    @Option(help: "exact (fp32), fast, tf32 or 3xtf32 (xai explain --help); the header says what ran.") var precision = "exact"
     @Option(name: [.customLong("model"), .customLong("models")], help: "Comma-separated zoo models (resnet18, resnet50, vgg16, mobilenet_v2, ...) or ONNX files.")
     var models = "resnet18,resnet50"
     @Option(help: "Comma-separated methods (\(allMethods.joined(separator: ", "))), all, gradients (the gradient and CAM methods but Score-CAM: seconds each) or perturbation (\(perturbationMethods.joined(separator: ", ")): minutes each on a CPU).")
@@ -126,7 +127,7 @@ struct MethodsBenchmark: ParsableCommand {
     }
 
     func run() throws {
-        let backend = try Backends.make(try Device(parsing: device))
+        let backend = try Backends.make(try Device(parsing: device), precision: try Precision(parsing: precision))
         let host = HostInfo.current()
         let details = describe(backend)
         let copy = backend.device == .cpu ? nil : try measureCopyBandwidth(backend)

@@ -8,6 +8,7 @@ struct ModelsBenchmark: ParsableCommand {
         abstract: "Whole-model rows: forward at batch 1 and 32, forward + backward to the input at batch 1, with GFLOP/s against the ceiling.")
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
+    @Option(help: "exact (fp32), fast, tf32 or 3xtf32 (xai explain --help); the header says what ran.") var precision = "exact"
     @Option(help: "Comma-separated zoo models or ONNX files.") var models = "resnet18,resnet50"
     @Option(help: "Batch size of the throughput row.") var batch = 32
     @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 5
@@ -29,7 +30,7 @@ struct ModelsBenchmark: ParsableCommand {
     }
 
     func run() throws {
-        let backend = try Backends.make(try Device(parsing: device), profileKernels: profile)
+        let backend = try Backends.make(try Device(parsing: device), precision: try Precision(parsing: precision), profileKernels: profile)
         let host = HostInfo.current()
         print("machine: \(host.cpuModel), \(host.logicalCores) logical cores, \(gib(host.memoryBytes)) memory")
         print("backend: \(describe(backend))")

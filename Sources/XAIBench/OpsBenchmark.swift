@@ -51,6 +51,7 @@ struct OpsBenchmark: ParsableCommand {
         abstract: "The sgemm ceiling, then every distinct ResNet-50 convolution (224x224) forward, with GFLOP/s and the fraction of the ceiling; --profile adds each layer's device time by kernel on OpenCL.")
 
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
+    @Option(help: "exact (fp32), fast, tf32 or 3xtf32 (xai explain --help); the header says what ran.") var precision = "exact"
     @Option(help: "Comma-separated batch sizes.") var batches = "1,32"
     @Option(name: .customLong("repeat"), help: "Timed repetitions per row (after one warm-up).") var repeats = 3
     @Option(help: "Square GEMM size for the ceiling (default 4096; 1024 on OpenCL CPU devices).") var gemmSize: Int?
@@ -80,7 +81,7 @@ struct OpsBenchmark: ParsableCommand {
 
     func run() throws {
         let dev = try Device(parsing: device)
-        let backend = try Backends.make(dev, profileKernels: profile)
+        let backend = try Backends.make(dev, precision: try Precision(parsing: precision), profileKernels: profile)
         let kernels = (backend as? ProfilesKernels).flatMap { $0.profilesKernels ? $0 : nil }
         let host = HostInfo.current()
         let batchList = try batches.split(separator: ",").map { s -> Int in

@@ -272,7 +272,7 @@ public func xai_model_open2(_ spec: UnsafePointer<CChar>?, _ device: UnsafePoint
             }
             if let unknown = o.keys.sorted().first(where: { $0 != "precision" }) { throw argument(unknown, "not a model option (precision)") }
             if let p = o["precision"] {
-                guard let text = p as? String else { throw argument("precision", "must be a string: exact or fast") }
+                guard let text = p as? String else { throw argument("precision", "must be a string: exact, fp32, fast, tf32 or 3xtf32") }
                 precision = try Precision(parsing: text)
             }
         }

@@ -48,6 +48,7 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var metricKnobs: MetricOptions
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Flag(help: ArgumentHelp(fastHelp)) var fast = false
+    @Option(help: ArgumentHelp(precisionHelp)) var precision: String?
     @Option(help: "top1 or a class index.") var target = "top1"
     @Option(help: "Output folder (maps from `xai explain` there are reused).") var out = "xai-out"
     @Option(help: "Normalisation: imagenet, none or r,g,b/r,g,b (default: the model's .json sidecar, else imagenet).") var preset: String?
@@ -59,7 +60,7 @@ struct Evaluate: ParsableCommand {
         let summary = try reportingFlags { () -> EvaluateJob.Summary in
             var job = EvaluateJob(model: model, inputs: inputs, methods: methods, metrics: metrics, masks: groundTruth, out: out)
             job.device = try Device(parsing: device)
-            job.precision = fast ? .fast : .exact
+            job.precision = try resolvePrecision(precision, fast: fast)
             job.target = try parseTarget(target)
             job.preset = preset
             job.resize = resize

@@ -18,6 +18,7 @@ struct Explain: ParsableCommand {
     @Option(name: .customLong("method"), help: "Comma-separated methods, or all (`xai methods` lists them).") var methods = "gradcam"
     @Option(help: "cpu, gpu or gpu:N.") var device = "cpu"
     @Flag(help: ArgumentHelp(fastHelp)) var fast = false
+    @Option(help: ArgumentHelp(precisionHelp)) var precision: String?
     @Option(help: "top1 or a class index.") var target = "top1"
     @Option(help: "Output folder.") var out = "xai-out"
     @Option(help: "What to write: any of raw, png, html.") var save = "raw,png,html"
@@ -38,7 +39,7 @@ struct Explain: ParsableCommand {
     func job() throws -> ExplainJob {
         var job = ExplainJob(model: model, inputs: inputs, methods: methods, out: out)
         job.device = try Device(parsing: device)
-        job.precision = fast ? .fast : .exact
+        job.precision = try resolvePrecision(precision, fast: fast)
         job.target = try parseTarget(target)
         job.saving = Set(save.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         job.imageBatch = imageBatch

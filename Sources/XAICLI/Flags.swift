@@ -11,7 +11,7 @@ func flag(for parameter: String) -> String {
     let name = aliases[parameter] ?? parameter
     let flags = Set(MethodConfiguration.knobNames + MetricConfiguration.knobNames
                     + ["device", "target", "preset", "resize", "shard", "colormap", "sign", "alpha", "percentile", "save", "method", "out", "top", "folder",
-                       "metrics", "groundTruth", "imageBatch"])
+                       "metrics", "groundTruth", "imageBatch", "precision"])
     guard flags.contains(name) else { return parameter }
     var kebab = ""
     for ch in name {
@@ -42,6 +42,21 @@ func parseTarget(_ text: String) throws -> Target {
     if text == "top1" { return .predicted }
     guard let i = Int(text) else { throw XAIError.invalidArgument(parameter: "target", value: text, reason: "neither top1 nor a class index") }
     return .index(i)
+}
+
+/// `--precision`: the choices, for the commands' help.
+let precisionHelp = "exact (or fp32: IEEE float32 everywhere, the same bits every run), fast (as --fast), tf32 (every GEMM of every pass on TF32 tensor cores, operands rounded to 11 significant bits: PyTorch's default for cuDNN convolutions) or 3xtf32 (tensor cores with three TF32 products per pair: fp32-class accuracy). tf32 and 3xtf32 need an NVIDIA GPU whose OpenCL takes inline PTX mma.sync (sm_80 and later); elsewhere GEMMs run fp32 and `xai devices` and the provenance say so."
+
+/// The precision `--precision` and `--fast` ask for together.
+/// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` for an unknown name, or for
+///   `--fast` beside a precision other than fast.
+func resolvePrecision(_ text: String?, fast: Bool) throws -> Precision {
+    guard let text else { return fast ? .fast : .exact }
+    let p = try Precision(parsing: text)
+    if fast && p != .fast {
+        throw XAIError.invalidArgument(parameter: "precision", value: text, reason: "--fast is --precision fast; give one of them")
+    }
+    return p
 }
 
 /// `--fast`: what it trades, for the commands' help.

@@ -36,6 +36,7 @@ struct Devices: ParsableCommand {
                 } else {
                     print("         GEMM: XAI_GEMM_KERNEL is not a GEMM configuration (see xai-bench tune --help)")
                 }
+                print("         tensor cores: " + TensorCores.summary(for: d))
                 print("         noise: " + (d.correctlyRoundedDivideSqrt ? "drawn on the device"
                     : "drawn on the host (no correctly rounded division and square root on this device)"))
             }

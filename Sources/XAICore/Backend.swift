@@ -51,16 +51,22 @@ public struct BackendDetails: Sendable, Equatable {
     /// The rule that picks the algorithms, for the provenance of a result: the same rule and
     /// inputs give the same bits.
     public var algorithms: String
+    /// Whether its GEMMs run on tensor cores (``Precision/tf32``, ``Precision/tf32x3``), where asked
+    /// for and available.
+    public var tensorCores: Bool
 
-    public init(isGPU: Bool = false, mayUseFastConvolutions: Bool = false, facts: [(String, String)] = [], algorithms: String = "") {
+    public init(isGPU: Bool = false, mayUseFastConvolutions: Bool = false, tensorCores: Bool = false,
+                facts: [(String, String)] = [], algorithms: String = "") {
         self.isGPU = isGPU
         self.mayUseFastConvolutions = mayUseFastConvolutions
+        self.tensorCores = tensorCores
         self.facts = facts
         self.algorithms = algorithms
     }
 
     public static func == (a: BackendDetails, b: BackendDetails) -> Bool {
-        a.isGPU == b.isGPU && a.mayUseFastConvolutions == b.mayUseFastConvolutions && a.algorithms == b.algorithms
+        a.isGPU == b.isGPU && a.mayUseFastConvolutions == b.mayUseFastConvolutions && a.tensorCores == b.tensorCores
+            && a.algorithms == b.algorithms
             && a.facts.map { [$0.0, $0.1] } == b.facts.map { [$0.0, $0.1] }
     }
 }

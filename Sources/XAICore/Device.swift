@@ -26,21 +26,30 @@ public enum Device: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// How closely a backend's arithmetic follows the float64 reference. `exact` (the default) keeps
-/// every pass on algorithms whose rounding stays at float32's (direct convolutions: input
-/// gradients within about 1e-6 of PyTorch's on VGG16, the same bits every run); `fast` lets
-/// forward-only passes (the perturbation batches of occlusion, LIME, KernelSHAP, RISE) use
-/// Winograd convolutions where the CPU offers them: about 15 % faster there, maps within about
-/// 3e-3 of the exact ones. Gradient passes stay exact either way.
+/// How closely a backend's arithmetic follows the float64 reference. `exact` (the default; also
+/// spelled `fp32`) keeps every pass on algorithms whose rounding stays at float32's (direct
+/// convolutions: input gradients within about 1e-6 of PyTorch's on VGG16, the same bits every run);
+/// `fast` lets forward-only passes (the perturbation batches of occlusion, LIME, KernelSHAP, RISE)
+/// use Winograd convolutions: about 15 % faster on the CPU, maps within about 3e-3 of the exact
+/// ones; gradient passes stay exact. `tf32` runs every GEMM of every pass (convolutions, fully
+/// connected layers, matmuls) on TF32 tensor cores, operands rounded to 11 significant bits, as
+/// PyTorch does for cuDNN convolutions by default on Ampere and later; `3xtf32` runs them on the
+/// tensor cores with three TF32 products per pair, for fp32-class accuracy. Both need an NVIDIA GPU
+/// whose OpenCL takes inline PTX `mma.sync` (sm_80 and later): elsewhere GEMMs run fp32 and the
+/// backend's details say so.
 public enum Precision: String, Sendable, CaseIterable, Codable {
-    case exact, fast
+    case exact, fast, tf32, tf32x3 = "3xtf32"
 
-    /// `exact` or `fast`.
+    /// `exact` (or `fp32`), `fast`, `tf32` or `3xtf32`.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`precision`).
     public init(parsing text: String) throws {
-        guard let p = Precision(rawValue: text.lowercased()) else {
-            throw XAIError.invalidArgument(parameter: "precision", value: text, reason: "neither exact nor fast")
+        let t = text.lowercased()
+        guard let p = t == "fp32" ? .exact : Precision(rawValue: t) else {
+            throw XAIError.invalidArgument(parameter: "precision", value: text, reason: "not one of exact (fp32), fast, tf32, 3xtf32")
         }
         self = p
     }
+
+    /// Whether GEMMs may run on tensor cores (`tf32`, `3xtf32`).
+    public var usesTensorCores: Bool { self == .tf32 || self == .tf32x3 }
 }

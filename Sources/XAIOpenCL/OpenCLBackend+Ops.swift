@@ -22,6 +22,19 @@ extension OpenCLBackend {
         let (p0, p1) = activation.parameters
         let global: [Int], local: [Int]?, kernel: String
         let t = tunables
+        if tensorCores != nil {
+            let groupsN = (n + TensorCores.blockN - 1) / TensorCores.blockN, groupsM = (m + TensorCores.blockM - 1) / TensorCores.blockM
+            try launch("mma", "gemm_mma", global: [groupsN * TensorCores.threads, groupsM, batch], local: [TensorCores.threads, 1, 1], [
+                .int(m), .int(n), .int(k),
+                .buffer(a), .int(aOffset), .int(aRow), .int(aCol), .int(aBatch),
+                .buffer(b), .int(bOffset), .int(bRow), .int(bCol), .int(bBatch),
+                .buffer(c), .int(cOffset), .int(ldc), .int(cBatch),
+                .float(alpha), .buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode),
+                .buffer(residual ?? dummy), .int(residual == nil ? 0 : 1),
+                .int(Int(activation.code)), .float(p0), .float(p1),
+            ])
+            return
+        }
         var engine = t.gemm.engine
         if engine == .clblast {
             if try clblastGemm(m: m, n: n, k: k, batch: batch, a: a, aOffset: aOffset, aRow: aRow, aCol: aCol, aBatch: aBatch,
@@ -93,9 +106,10 @@ extension OpenCLBackend {
     /// asks for it, the engine is our own (CLBlast's sums are not our kernels'), the layer is neither
     /// depthwise nor pointwise (those have kernels of their own), its indices fit the kernels'
     /// 32-bit ints, and it is not a forward to a single output pixel on the rows engine (im2col
-    /// runs that on gemm_dot, whose sums differ).
+    /// runs that on gemm_dot, whose sums differ). With tensor cores every convolution is an im2col
+    /// GEMM on them.
     private func implicitGeometry(_ plan: ConvPlan, backward: Bool) -> (KernelArg, KernelArg)? {
-        guard tunables.gemm.engine != .clblast, !plan.isDepthwise, !plan.isPointwise,
+        guard tunables.gemm.engine != .clblast, tensorCores == nil, !plan.isDepthwise, !plan.isPointwise,
               convolutionPolicy.lowering(for: plan, backward: backward) == .implicit else { return nil }
         guard max(plan.input.count, plan.output.count, plan.weight.count) < Int(Int32.max) else { return nil }
         let (x, w, y, p) = (plan.input, plan.weight, plan.output, plan.params)

@@ -198,16 +198,19 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     public var details: BackendDetails {
         let i = info
         let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
-        let convolutions = convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
+        let convolutions = (tensorCores == nil ? convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
+                : "im2col, every GEMM on the tensor cores")
             + (fastConvolutions ? "; Winograd F(2x2, 3x3) for 3x3 stride-1 layers in forward-only passes" : "")
-        return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, facts: [
+        let arithmetic = tensorCores.map { "\($0)" } ?? (tensorCoreNote.isEmpty ? "fp32 kernels" : "fp32 kernels (\(tensorCoreNote))")
+        return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, tensorCores: tensorCores != nil, facts: [
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
                 + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
             ("GEMM", "\(gemmConfig) (\(gemmSource))"),
             ("convolutions", convolutions),
             ("noise", i.correctlyRoundedDivideSqrt ? "drawn on the device (Philox4x32-10)"
                 : "drawn on the host and uploaded: the device cannot round division and square root correctly"),
-        ], algorithms: "fp32 kernels; GEMM \(gemmConfig) (\(gemmSource)); convolutions \(convolutions)")
+        ] + (requestedArithmetic == .fp32 ? [] : [("tensor cores", tensorCores.map { "\($0)" } ?? tensorCoreNote)]),
+        algorithms: "\(arithmetic); GEMM \(tensorCores == nil ? "\(gemmConfig) (\(gemmSource))" : "gemm_mma"); convolutions \(convolutions)")
     }
     let context: cl_context
     let queue: cl_command_queue
@@ -233,6 +236,12 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     /// Forward-only passes (``XAICore/ConvPlan/exact`` false) may take Winograd F(2x2, 3x3) for
     /// 3x3 stride-1 layers: `--fast`.
     public let fastConvolutions: Bool
+    /// The arithmetic asked for (`--precision`), and the tensor-core GEMMs that run it: `nil` for
+    /// fp32, and where the device has none or its probe failed (``tensorCoreNote`` says why).
+    public let requestedArithmetic: GEMMArithmetic
+    public internal(set) var tensorCores: TensorCores?
+    /// Why GEMMs run fp32 although ``requestedArithmetic`` asks for tensor cores ("" otherwise).
+    public private(set) var tensorCoreNote = ""
 
     /// Opens OpenCL device `index` (GPUs first, over all platforms).
     /// - Parameters:
@@ -249,8 +258,13 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     ///   - convolution: im2col or implicit GEMM for every convolution (same bits); default
     ///     `XAI_CONV_LOWERING`, else per layer (the tuner's table, else ``ConvolutionLowering/defaultChoice(for:backward:)``).
     ///   - fastConvolutions: forward-only passes may use Winograd (not the exact bits; `--fast`).
+    ///   - arithmetic: `tf32` or `3xtf32` runs every GEMM on tensor cores (`Kernels/mma.cl`) where the
+    ///     device has them and its probe passes (``TensorCores``); else GEMMs stay fp32 and
+    ///     ``tensorCoreNote`` says why. `XAI_MMA=emulate` emulates the tensor cores on any device.
+    ///   - tensorCorePath: the path to try instead of the device's own (``TensorCores/path(for:environment:)``).
     public init(index: Int = 0, memoryBudget: Int? = nil, gemm: GEMMConfig? = nil, profileKernels: Bool = false,
-                convolution: ConvolutionLowering? = nil, fastConvolutions: Bool = false) throws {
+                convolution: ConvolutionLowering? = nil, fastConvolutions: Bool = false, arithmetic: GEMMArithmetic = .fp32,
+                tensorCorePath: TensorCorePath? = nil) throws {
         let all: [OpenCLDeviceInfo]
         do {
             all = try OpenCLRuntime.devices()
@@ -268,6 +282,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         tunables = KernelTunables(isGPU: info.isGPU, gemm: config)
         gemmSource = source
         self.fastConvolutions = fastConvolutions
+        requestedArithmetic = arithmetic
         (convolutionPolicy, convolutionLoweringSource) = try ConvolutionLoweringPolicy.choose(
             requested: convolution, tableKey: ConvolutionLoweringTable.key(for: info, gemm: config))
         device = .gpu(index)
@@ -289,6 +304,22 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         queue = q
         guards = BufferGuards(queue: q)
         dummy = try createBuffer(4)
+        if arithmetic != .fp32 {
+            switch tensorCorePath.map({ .success($0) }) ?? TensorCores.path(for: info) {
+            case .failure(let why): tensorCoreNote = "\(arithmetic.rawValue) asked for; \(why.reason): GEMMs run fp32"
+            case .success(let path):
+                // Probed on a backend of its own: a kernel that faults can leave its context
+                // unusable, and this one must still run fp32 then.
+                let candidate = TensorCores(arithmetic: arithmetic, path: path)
+                let scratch = try OpenCLBackend(index: index, memoryBudget: 64 << 20, gemm: config)
+                scratch.tensorCores = candidate
+                if let why = scratch.probe(candidate) {
+                    tensorCoreNote = "\(arithmetic.rawValue) asked for; \(why): GEMMs run fp32"
+                } else {
+                    tensorCores = candidate
+                }
+            }
+        }
     }
 
     deinit {
@@ -465,6 +496,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     private func program(_ family: String) throws -> cl_program {
         let (text, origin) = try source(family)
         let buildOptions = tunables.buildOptions + (KernelLibrary.needsCorrectlyRoundedDivideSqrt(family) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "")
+            + (family == "mma" ? tensorCores?.buildOptions ?? "" : "")
         let key = "\(family)|\(text)|\(buildOptions)"
         if let p = programs[key] { return p }
         var err: cl_int = 0

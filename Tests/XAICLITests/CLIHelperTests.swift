@@ -13,6 +13,21 @@ final class CLIHelperTests: XCTestCase {
         XCTAssertEqual(outputStems(["x-2.png", "x.png", "x.jpg"]), ["x-2", "x", "x-3"])
     }
 
+    /// `--precision` and `--fast`: fast alone is `--precision fast`, both together only if they
+    /// agree, and the error names `--precision`.
+    func testPrecisionFlags() throws {
+        XCTAssertEqual(try resolvePrecision(nil, fast: false), .exact)
+        XCTAssertEqual(try resolvePrecision(nil, fast: true), .fast)
+        XCTAssertEqual(try resolvePrecision("3xtf32", fast: false), .tf32x3)
+        XCTAssertEqual(try resolvePrecision("fast", fast: true), .fast)
+        XCTAssertThrowsError(try resolvePrecision("tf32", fast: true)) { error in
+            XCTAssertTrue(describe(error).contains("--precision"), describe(error))
+        }
+        XCTAssertThrowsError(try resolvePrecision("bf16", fast: false))
+        let job = try Explain.parse(["m.onnx", "x.png", "--precision", "tf32"]).job()
+        XCTAssertEqual(job.precision, .tf32)
+    }
+
     /// The progress line's durations: minutes and seconds below an hour, hours from exactly one.
     func testDurationsRoundAndCarryIntoHours() {
         XCTAssertEqual(duration(0), "0:00")

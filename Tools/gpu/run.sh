@@ -15,7 +15,8 @@
 #   5. `xai-bench tune`: the GEMM search (our tiled kernel's tile shapes, CLBlast) within 60 s, its
 #      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM; then each
 #      ResNet-50 convolution under both lowerings (im2col, implicit GEMM), the faster per layer cached;
-#   6. `xai-bench ops`, `models` (batch 32 and 256) and `methods` on --device gpu, with --json, the
+#   6. `xai-bench ops`, `models` (batch 32 and 256; batch 32 also under --precision tf32 and 3xtf32,
+#      then `xai-bench precision`: maps under each beside fp32) and `methods` on --device gpu, with --json, the
 #      methods beside the CUDA peer rows of step 3; then ViT-B/16 (exported there when torchvision is
 #      in the image) forward and forward + backward.
 # Without an NVIDIA OpenCL driver it says so, skips 4-6 and still returns the CUDA rows.
@@ -103,6 +104,8 @@ if [ "$HAVE_GPU" = 1 ]; then
     TESTS=$TESTS,XAIBackendTests.CounterRandomTests,XAIMethodTests.DeviceResidencyTests,XAIBackendTests.LaunchTests
     # Implicit-GEMM convolutions: the bits of im2col on both engines, on NVIDIA's compiler too.
     TESTS=$TESTS,XAIBackendTests.ImplicitConvolutionTests
+    # Tensor cores: gemm_mma with mma.sync as inline PTX (and emulated) against float64 and cvt.rna.
+    TESTS=$TESTS,XAIBackendTests.TensorCoreTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
 
@@ -117,6 +120,11 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench tune" 120 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
         step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
+        # Tensor cores (issue 32, item 5): the same row under TF32 (PyTorch's default for cuDNN
+        # convolutions) and 3xTF32, then maps under each beside fp32 (rows in log.txt).
+        step "xai-bench models (batch 32, tf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
+        step "xai-bench models (batch 32, 3xtf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision 3xtf32
+        step "xai-bench precision" 40 "${XENV[@]}" "$B" precision --device gpu --model resnet50 --methods saliency,gradcam,ig --images 2
         # Device time by kernel (profiling events) and launches per pass, in log.txt.
         step "xai-bench models --profile (batch 1)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 3 --profile --profile-rows 12
         step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"

@@ -247,8 +247,10 @@ class Model:
     One Model is used by one thread at a time; separate Models run in parallel threads."""
 
     def __init__(self, model: str, device: str = "cpu", precision: str = "exact"):
-        """`precision`: "exact" (direct convolutions everywhere: the same bits every run) or "fast" (forward-only
-        passes may use Winograd where the CPU offers it: about 15 % faster perturbation methods, maps within about 3e-3)."""
+        """`precision`: "exact" (or "fp32": direct convolutions everywhere, the same bits every run), "fast" (forward-only
+        passes may use Winograd where the CPU offers it: about 15 % faster perturbation methods, maps within about 3e-3),
+        "tf32" (every GEMM on TF32 tensor cores, PyTorch's default for convolutions) or "3xtf32" (tensor cores at
+        fp32-class accuracy); the last two on NVIDIA GPUs through OpenCL, elsewhere fp32 (`provenance` says which ran)."""
         handle = ctypes.c_void_p()
         options = json.dumps({"precision": str(precision)}).encode()
         _native.check(lib.xai_model_open2(str(model).encode(), str(device).encode(), options, ctypes.byref(handle)))

@@ -499,6 +499,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="Actors (default: one per GPU with --device gpu, else one per CPU).")
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="gpu: one GPU per actor.")
     parser.add_argument("--fast", action="store_true", help="Winograd for forward-only passes (oneDNN's where the CPU offers it, maps within about 3e-3; F(2x2, 3x3) on OpenCL).")
+    parser.add_argument("--precision", choices=["exact", "fp32", "fast", "tf32", "3xtf32"],
+                        help="exact (fp32, the default), fast (as --fast), tf32 or 3xtf32 (GEMMs on an NVIDIA GPU's tensor cores; elsewhere fp32).")
     parser.add_argument("--batch-size", type=int, default=16, help="Files per task.")
     parser.add_argument("--save", default="raw,png,html", help="Any of raw, png, html.")
     parser.add_argument("--overwrite", action="store_true", help="Redo what results.jsonl already records.")
@@ -512,7 +514,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="No progress.")
     args = parser.parse_args(argv)
     knobs = dict(_knob(k) for k in args.knob)
-    common = dict(address=args.address, workers=args.workers, device=args.device, precision="fast" if args.fast else "exact",
+    common = dict(address=args.address, workers=args.workers, device=args.device, precision=args.precision or ("fast" if args.fast else "exact"),
                   batch_size=args.batch_size, overwrite=args.overwrite, target=args.target, progress=not args.quiet)
     try:
         xai._engine_knobs(knobs, ("methods", "metrics"))  # every knob is some registry's, or an error naming it

@@ -1,0 +1,229 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+@testable import XAIOpenCL
+
+/// GEMMs on tensor cores (issue 32, item 5): `gemm_mma` under `--precision tf32` and `3xtf32`.
+/// PoCL has no tensor cores, so these tests run the kernel with its `mma.sync` emulated in local
+/// memory: every other line (tiles, register prefetch, fragment layouts, edges, epilogue) is the
+/// one an NVIDIA GPU runs, and the emulated rounding is `cvt.rna`'s. The PTX instructions
+/// themselves are checked on the device by the backend's own probe (the float64 check below).
+final class TensorCoreTests: XCTestCase {
+    /// The emulated kernel, and on a device whose OpenCL takes the PTX (an NVIDIA GPU in the GPU
+    /// check) the instructions themselves.
+    func backends(_ arithmetic: GEMMArithmetic) throws -> [OpenCLBackend] {
+        let native = try OpenCLBackend(index: 0, arithmetic: arithmetic)
+        return [try emulated(arithmetic)] + (native.tensorCores?.path == .ptx ? [native] : [])
+    }
+
+    func emulated(_ arithmetic: GEMMArithmetic) throws -> OpenCLBackend {
+        _ = try TestBackends.requireOpenCL()
+        let backend = try OpenCLBackend(index: 0, arithmetic: arithmetic, tensorCorePath: .emulated)
+        XCTAssertEqual(backend.tensorCores, TensorCores(arithmetic: arithmetic, path: .emulated), backend.tensorCoreNote)
+        XCTAssertTrue(backend.details.tensorCores)
+        return backend
+    }
+
+    /// `act(alpha * A B + bias + R)` on the device, and in float64 with `sum |a b|` per element (the
+    /// scale of the rounding error).
+    func product(_ backend: OpenCLBackend, m: Int, n: Int, k: Int, batch: Int, ta: Bool, tb: Bool, biasMode: Int, seed: UInt64)
+        throws -> (got: [Float], expected: [Double], scale: [Double]) {
+        let a = Tensor.uniform([batch * m * k], in: -1...1, seed: seed).scalars
+        let b = Tensor.uniform([batch * k * n], in: -1...1, seed: seed + 1).scalars
+        let bias = Tensor.uniform([max(m, n)], in: -1...1, seed: seed + 2).scalars
+        let r = Tensor.uniform([batch * m * n], in: -1...1, seed: seed + 3).scalars
+        let alpha: Float = 0.75
+        let (da, db) = (try backend.upload(Tensor(shape: [a.count], scalars: a)), try backend.upload(Tensor(shape: [b.count], scalars: b)))
+        let (dbias, dr) = (try backend.upload(Tensor(shape: [bias.count], scalars: bias)), try backend.upload(Tensor(shape: [r.count], scalars: r)))
+        let dc = try backend.allocate([batch * m * n])
+        try backend.gemmLaunch(m: m, n: n, k: k, batch: batch,
+                               a: try backend.mem(da, "t"), aRow: ta ? 1 : k, aCol: ta ? m : 1, aBatch: m * k,
+                               b: try backend.mem(db, "t"), bRow: tb ? 1 : n, bCol: tb ? k : 1, bBatch: k * n,
+                               c: try backend.mem(dc, "t"), ldc: n, cBatch: m * n, alpha: alpha,
+                               bias: biasMode == 0 ? nil : try backend.mem(dbias, "t"), biasMode: biasMode,
+                               residual: try backend.mem(dr, "t"), activation: .relu)
+        let got = try backend.download(dc).scalars
+        var expected = [Double](repeating: 0, count: got.count), scale = expected
+        for p in 0..<batch {
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0, magnitude = 0.0
+                    for l in 0..<k {
+                        let x = Double(a[p * m * k + (ta ? l * m + i : i * k + l)]) * Double(b[p * k * n + (tb ? j * k + l : l * n + j)])
+                        s += x
+                        magnitude += abs(x)
+                    }
+                    let at = p * m * n + i * n + j
+                    var v = Double(alpha) * s + Double(r[at])
+                    if biasMode == 1 { v += Double(bias[j]) } else if biasMode == 2 { v += Double(bias[i]) }
+                    expected[at] = max(v, 0)
+                    // The epilogue's own float32 rounding is relative to everything it adds.
+                    scale[at] = Double(alpha) * magnitude + abs(v - Double(alpha) * s) + 1e-6
+                }
+            }
+        }
+        return (got, expected, scale)
+    }
+
+    /// The worst `|got - expected| / scale`, where `scale` is `alpha sum |a b| + |bias + R|`.
+    func worst(_ p: (got: [Float], expected: [Double], scale: [Double])) -> Double {
+        var w = 0.0
+        for (g, (e, s)) in zip(p.got, zip(p.expected, p.scale)) {
+            guard g.isFinite else { return .infinity }
+            w = max(w, abs(Double(g) - e) / s)
+        }
+        return w
+    }
+
+    /// Shapes over more than one 128 x 128 block each way, K neither a multiple of the slice nor of
+    /// 8, every transpose, both bias modes, a batch; and a tiny one.
+    static let shapes: [(m: Int, n: Int, k: Int, batch: Int)] = [(130, 141, 37, 2), (5, 3, 1, 1), (17, 260, 70, 1)]
+
+    func testTF32AndThreeTermProductsMatchFloat64WithinTheirPrecision() throws {
+        for (tf32, three) in zip(try backends(.tf32), try backends(.tf32x3)) {
+        var index: UInt64 = 0
+        for s in Self.shapes {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                index += 1
+                let what = "m\(s.m) n\(s.n) k\(s.k) b\(s.batch) ta\(ta) tb\(tb)"
+                let bias = Int(index % 3)
+                let one = worst(try product(tf32, m: s.m, n: s.n, k: s.k, batch: s.batch, ta: ta, tb: tb, biasMode: bias, seed: 100 + index))
+                let three = worst(try product(three, m: s.m, n: s.n, k: s.k, batch: s.batch, ta: ta, tb: tb, biasMode: bias, seed: 100 + index))
+                // TF32 keeps 11 significant bits: each product is within 2 * 2^-11 of exact; fp32 sums add K * 2^-24.
+                XCTAssertLessThan(one, 1.1e-3, what)
+                // Three terms leave about 2^-21 per product.
+                XCTAssertLessThan(three, 2e-6, what)
+                if s.k > 8 {
+                    // TF32 is visibly lossy (a kernel that skipped the rounding would pass the bound above).
+                    XCTAssertGreaterThan(one, 1e-5, what)
+                }
+            }
+        }
+        }
+    }
+
+    /// `A x 1` with K = 1 is `to_tf32(a)` itself: round to nearest on the 13 dropped bits, ties away
+    /// from zero, subnormals and the largest floats included, infinities and NaN kept; checked bit
+    /// for bit against a rounding written here independently in float64. Three terms give back
+    /// `a` within 2^-21.
+    func testTF32RoundingIsCvtRna() throws {
+        for (tf32, three) in zip(try backends(.tf32), try backends(.tf32x3)) {
+        // (No zeros: a sum starts at +0, so -0 would come back +0 whatever the rounding.)
+        var values: [Float] = [1, -1, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                               .leastNonzeroMagnitude, Float.leastNormalMagnitude * 1.37, 3.1415926, -2.7182817]
+        for bits: UInt32 in [0x3f80_1000, 0x3f80_0fff, 0x3f80_1001, 0xbf80_1000, 0x3f80_3000, 0x3f80_2fff, 0x0000_1000, 0x0000_3000, 0x007f_f000] {
+            values.append(Float(bitPattern: bits))
+        }
+        values += Tensor.uniform([64], in: -1000...1000, seed: 9).scalars
+        func reference(_ x: Float) -> Float {
+            guard x.isFinite, x != 0 else { return x }
+            let exponent = max(Int(x.exponent), -126)      // TF32 keeps float32's exponents, subnormals included
+            let ulp = Double(sign: .plus, exponent: exponent - 10, significand: 1)
+            let q = (Double(x.magnitude) / ulp).rounded(.toNearestOrAwayFromZero) * ulp
+            return Float(x < 0 ? -q : q)
+        }
+        for backend in [tf32, three] {
+            let a = try backend.upload(Tensor(shape: [values.count], scalars: values))
+            let one = try backend.upload(Tensor(shape: [1], scalars: [1]))
+            let c = try backend.allocate([values.count])
+            try backend.gemmLaunch(m: values.count, n: 1, k: 1, a: try backend.mem(a, "t"), aRow: 1, aCol: 1,
+                                   b: try backend.mem(one, "t"), bRow: 1, bCol: 1, c: try backend.mem(c, "t"), ldc: 1)
+            let got = try backend.download(c).scalars
+            for (x, g) in zip(values, got) {
+                if backend === tf32 {
+                    // Tensor cores may flush subnormal operands to zero; the emulation keeps them.
+                    if backend.tensorCores?.path == .ptx && x.isSubnormal && g == 0 { continue }
+                    XCTAssertEqual(g.bitPattern, reference(x).bitPattern, "tf32(\(x)) bits \(String(x.bitPattern, radix: 16))")
+                } else if x.isFinite && x.magnitude > 0x1p-100 && x.magnitude < Float.greatestFiniteMagnitude / 2 {
+                    // (Near the subnormals the small half has no bits left to keep.)
+                    XCTAssertLessThanOrEqual(abs(Double(g) - Double(x)), abs(Double(x)) * 0x1p-21, "3xtf32(\(x))")
+                }
+            }
+            let nan = try backend.upload(Tensor(shape: [1], scalars: [.nan]))
+            try backend.gemmLaunch(m: 1, n: 1, k: 1, a: try backend.mem(nan, "t"), aRow: 1, aCol: 1,
+                                   b: try backend.mem(one, "t"), bRow: 1, bCol: 1, c: try backend.mem(c, "t"), ldc: 1)
+            XCTAssertTrue(try backend.download(c).scalars[0].isNaN)
+        }
+        }
+    }
+
+    /// Convolutions under tensor cores are im2col GEMMs on them (the implicit kernels are fp32):
+    /// forward with bias, skip and rectifier, and backward to the input, within TF32's error of
+    /// float64, on a grouped strided layer, a pointwise one and one the fp32 path runs implicitly.
+    func testConvolutionsRunOnTheTensorCores() throws {
+        for backend in try backends(.tf32) {
+        let reference = ReferenceBackend()
+        let cases: [(x: [Int], w: [Int], params: Conv2DParams)] = [
+            ([2, 6, 12, 12], [10, 3, 3, 3], Conv2DParams(stride: 2, padding: 1, groups: 2)),
+            ([2, 8, 9, 9], [12, 8, 1, 1], Conv2DParams()),
+            // Unit stride on wide rows: the layer fp32 would run on the implicit kernels.
+            ([1, 3, 6, 40], [4, 3, 3, 3], Conv2DParams(padding: 1)),
+        ]
+        for (index, c) in cases.enumerated() {
+            let x = Tensor.uniform(Shape(c.x), seed: UInt64(60 + index)), w = Tensor.uniform(Shape(c.w), seed: UInt64(70 + index))
+            let plan = try ConvPlan(input: Shape(c.x), weight: Shape(c.w), bias: nil, params: c.params)
+            XCTAssertEqual(backend.lowering(for: plan, backward: false), .im2col)
+            func forward(_ b: any Backend) throws -> Tensor {
+                try b.download(try b.conv2d(try b.upload(x), weight: try b.upload(w), bias: nil, params: c.params, activation: .identity))
+            }
+            let y = try forward(backend), y64 = try forward(reference)
+            let gy = Tensor.uniform(y64.shape, seed: UInt64(80 + index))
+            func backward(_ b: any Backend) throws -> Tensor {
+                try b.download(try b.conv2dBackwardInput(try b.upload(gy), weight: try b.upload(w), params: c.params, inputShape: Shape(c.x)))
+            }
+            let dx = try backward(backend), dx64 = try backward(reference)
+            for (got, want, what) in [(y, y64, "forward"), (dx, dx64, "backward")] {
+                let scale = want.scalars.map { abs($0) }.max() ?? 1
+                let error = zip(got.scalars, want.scalars).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThan(error, 5e-3 * scale, "case \(index) \(what)")
+                XCTAssertGreaterThan(error, 1e-7 * scale, "case \(index) \(what): no TF32 rounding seen")
+            }
+        }
+        }
+    }
+
+    /// A device without tensor cores (PoCL here) runs `tf32` on the fp32 kernels, bit for bit, and
+    /// says why in its details and the provenance; `XAI_MMA` picks emulation or turns them off; a
+    /// candidate that fails the float64 check is refused with the error it showed.
+    func testWithoutTensorCoresGEMMsRunFP32AndSaySo() throws {
+        _ = try TestBackends.requireOpenCL()
+        let plain = try OpenCLBackend(index: 0)
+        let asked = try OpenCLBackend(index: 0, arithmetic: .tf32)
+        guard !plain.info.vendor.uppercased().contains("NVIDIA") else { throw XCTSkip("an NVIDIA device may have tensor cores") }
+        XCTAssertNil(asked.tensorCores)
+        XCTAssertTrue(asked.tensorCoreNote.contains("not an NVIDIA GPU"), asked.tensorCoreNote)
+        XCTAssertFalse(asked.details.tensorCores)
+        XCTAssertEqual(asked.details.facts.first { $0.0 == "tensor cores" }?.1, asked.tensorCoreNote)
+        XCTAssertTrue(asked.details.algorithms.contains("fp32 kernels (tf32 asked for"), asked.details.algorithms)
+        XCTAssertFalse(plain.details.facts.contains { $0.0 == "tensor cores" })
+        XCTAssertEqual(Provenance(backend: asked, precision: .tf32).precision, "exact")
+        XCTAssertEqual(Provenance(backend: try emulated(.tf32x3), precision: .tf32x3).precision, "3xtf32")
+        XCTAssertTrue(TensorCores.summary(for: plain.info).hasPrefix("none ("))
+
+        let a = Tensor.uniform([33, 21], seed: 5), b = Tensor.uniform([21, 19], seed: 6)
+        func product(_ backend: OpenCLBackend) throws -> [Float] {
+            try backend.download(try backend.gemm(try backend.upload(a), try backend.upload(b), plan: try GemmPlan(a: [33, 21], b: [21, 19], transposeA: false, transposeB: false, bias: nil),
+                                                  alpha: 1, bias: nil, activation: .identity)).scalars
+        }
+        XCTAssertEqual(try product(asked).map(\.bitPattern), try product(plain).map(\.bitPattern))
+
+        XCTAssertEqual(try TensorCores.path(for: plain.info, environment: ["XAI_MMA": "emulate"]).get(), .emulated)
+        XCTAssertThrowsError(try TensorCores.path(for: plain.info, environment: ["XAI_MMA": "off"]).get())
+
+        // The tf32 kernel against the three-term tolerance: refused, with its error.
+        let tf32 = try emulated(.tf32)
+        let why = tf32.probe(TensorCores(arithmetic: .tf32x3, path: .emulated))
+        XCTAssertTrue(why?.contains("off by") == true, why ?? "accepted")
+        XCTAssertNil(tf32.probe(TensorCores(arithmetic: .tf32, path: .emulated)))
+    }
+
+    func testPrecisionNames() throws {
+        XCTAssertEqual(try Precision(parsing: "fp32"), .exact)
+        XCTAssertEqual(try Precision(parsing: "TF32"), .tf32)
+        XCTAssertEqual(try Precision(parsing: "3xtf32"), .tf32x3)
+        XCTAssertThrowsError(try Precision(parsing: "bf16"))
+        XCTAssertEqual(GEMMArithmetic(.fast), .fp32)
+        XCTAssertEqual(GEMMArithmetic(.tf32x3), .tf32x3)
+    }
+}
