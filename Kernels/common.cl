@@ -31,3 +31,17 @@ inline int tap_output(int i, int pad, int k, int dilation, int stride, int out_s
     t /= stride;
     return t < out_size ? t : -1;
 }
+
+// Element (i, j) of a GEMM's C after its fused epilogue: act(alpha * acc + bias + R[i][j]), bias
+// per column (bias_mode 1) or per row (2), R laid out as C (gemm.cl's header). One definition for
+// every kernel that multiplies (gemm_tiled, gemm_mma), so their stores cannot drift apart.
+inline float gemm_epilogue_value(const float acc, const int i, const int j, const float alpha,
+                                 __global const float* bias, const int bias_offset, const int bias_mode,
+                                 __global const float* R, const int has_res, const int ldc,
+                                 const int act, const float p0, const float p1) {
+    float v = alpha * acc;
+    if (bias_mode == 1) v += bias[bias_offset + j];
+    else if (bias_mode == 2) v += bias[bias_offset + i];
+    if (has_res) v += R[i * ldc + j];
+    return unary_apply(act, v, p0, p1);
+}

@@ -195,11 +195,7 @@ void gemm_tiled(const int M, const int N, const int K,
         for (int j = 0; j < WPT; j++) {
             int gn = n0 + SUB_INDEX(tx, j);
             if (gn >= N) continue;
-            float v = alpha * acc[i][j];
-            if (bias_mode == 1) v += bias[bias_offset + gn];
-            else if (bias_mode == 2) v += bias[bias_offset + gm];
-            if (has_res) v += R[gm * ldc + gn];
-            C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
+            C[gm * ldc + gn] = gemm_epilogue_value(acc[i][j], gm, gn, alpha, bias, bias_offset, bias_mode, R, has_res, ldc, act, p0, p1);
         }
     }
 }

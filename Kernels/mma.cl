@@ -223,11 +223,7 @@ void gemm_mma(const int M, const int N, const int K,
             for (int r = 0; r < 4; r++) {
                 const int gm = m0 + wm + i * 16 + g + (r / 2) * 8, gn = n0 + wn + j * 8 + 2 * t + r % 2;
                 if (gm >= M || gn >= N) continue;
-                float v = alpha * acc[i][j][r];
-                if (bias_mode == 1) v += bias[bias_offset + gn];
-                else if (bias_mode == 2) v += bias[bias_offset + gm];
-                if (has_res) v += R[gm * ldc + gn];
-                C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
+                C[gm * ldc + gn] = gemm_epilogue_value(acc[i][j][r], gm, gn, alpha, bias, bias_offset, bias_mode, R, has_res, ldc, act, p0, p1);
             }
         }
     }

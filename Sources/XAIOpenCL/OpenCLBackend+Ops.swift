@@ -21,22 +21,11 @@ extension OpenCLBackend {
                     activation: UnaryOp = .identity) throws {
         let (p0, p1) = activation.parameters
         let global: [Int], local: [Int]?, kernel: String
+        var family = "gemm"
         let t = tunables
-        if tensorCores != nil {
-            let groupsN = (n + TensorCores.blockN - 1) / TensorCores.blockN, groupsM = (m + TensorCores.blockM - 1) / TensorCores.blockM
-            try launch("mma", "gemm_mma", global: [groupsN * TensorCores.threads, groupsM, batch], local: [TensorCores.threads, 1, 1], [
-                .int(m), .int(n), .int(k),
-                .buffer(a), .int(aOffset), .int(aRow), .int(aCol), .int(aBatch),
-                .buffer(b), .int(bOffset), .int(bRow), .int(bCol), .int(bBatch),
-                .buffer(c), .int(cOffset), .int(ldc), .int(cBatch),
-                .float(alpha), .buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode),
-                .buffer(residual ?? dummy), .int(residual == nil ? 0 : 1),
-                .int(Int(activation.code)), .float(p0), .float(p1),
-            ])
-            return
-        }
         var engine = t.gemm.engine
-        if engine == .clblast {
+        // Tensor cores take every GEMM, CLBlast's included.
+        if tensorCores == nil && engine == .clblast {
             if try clblastGemm(m: m, n: n, k: k, batch: batch, a: a, aOffset: aOffset, aRow: aRow, aCol: aCol, aBatch: aBatch,
                                b: b, bOffset: bOffset, bRow: bRow, bCol: bCol, bBatch: bBatch,
                                c: c, cOffset: cOffset, ldc: ldc, cBatch: cBatch, alpha: alpha) {
@@ -52,7 +41,13 @@ extension OpenCLBackend {
             // Strides CLBlast cannot express (neither unit along a row nor along a column).
             engine = info.isGPU ? .tiled : .rows
         }
-        if engine == .rows && aCol == 1 && bRow == 1 && k >= 16 {
+        if tensorCores != nil {
+            family = "mma"
+            kernel = "gemm_mma"
+            let groupsN = (n + TensorCores.blockN - 1) / TensorCores.blockN, groupsM = (m + TensorCores.blockM - 1) / TensorCores.blockM
+            global = [groupsN * TensorCores.threads, groupsM, batch]
+            local = [TensorCores.threads, 1, 1]
+        } else if engine == .rows && aCol == 1 && bRow == 1 && k >= 16 {
             kernel = "gemm_dot"
             global = [(n + 3) / 4, (m + 3) / 4, batch]
             local = t.rowsLocal
@@ -67,7 +62,7 @@ extension OpenCLBackend {
             global = [groupsN * side, groupsM * side, batch]
             local = [side, side, 1]
         }
-        try launch("gemm", kernel, global: global, local: local, [
+        try launch(family, kernel, global: global, local: local, [
             .int(m), .int(n), .int(k),
             .buffer(a), .int(aOffset), .int(aRow), .int(aCol), .int(aBatch),
             .buffer(b), .int(bOffset), .int(bRow), .int(bCol), .int(bBatch),

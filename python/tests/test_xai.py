@@ -511,5 +511,8 @@ def test_precision_and_provenance(batch):
         assert e.provenance["precision"] == "fast" and e.provenance["engine"] == f"xai {xai.version()}"
     with xai.Model(str(SMALL / "model.onnx")) as exact:
         assert exact.provenance["precision"] == "exact" and "direct convolutions" in exact.provenance["algorithms"]
+    with xai.Model(str(SMALL / "model.onnx"), precision="tf32") as tf32:
+        # The CPU has no tensor cores: its GEMMs run fp32, and the provenance records what ran.
+        assert tf32.provenance["precision"] == "exact"
     with pytest.raises(ValueError, match="precision"):
         xai.Model(str(SMALL / "model.onnx"), precision="double")
