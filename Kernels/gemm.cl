@@ -19,6 +19,10 @@
 //     that is contiguous in memory (vloadVW where the run is whole and inside the matrix).
 //   DB (0 or 1): gemm_tiled double-buffers its local tiles: the next K slice is loaded while the
 //     current one is multiplied, one barrier per slice instead of two, at twice the local memory.
+//   PF (0 or 1): the tiled kernels prefetch into registers: the next K slice is read from global
+//     memory into each work-item's registers while the current one multiplies, and stored to local
+//     memory after it, so the loads' latency hides behind the arithmetic (with DB, still one barrier
+//     per slice). The same values reach the same local tiles: the same bits.
 //   SB (1 or 4): gemm_tiled's WPT x WPT register block is made of SB x SB sub-blocks, a work-item's
 //     rows and columns in runs of SB a quarter tile apart, so it reads its operands from local
 //     memory as aligned float4s (rows padded by SB instead of 1 to keep them aligned).
@@ -40,6 +44,9 @@
 #ifndef SB
 #define SB 1
 #endif
+#ifndef PF
+#define PF 0
+#endif
 #define RTS (TS / WPT)
 #if SB > 1
 #define TILE_STRIDE (TS + SB)
@@ -50,6 +57,8 @@
 // apart (SB = 1: t + i * RTS).
 #define SUB_INDEX(t, i) ((t) * SB + (i) % SB + ((i) / SB) * (RTS * SB))
 #define TILE_FLOATS (TK * TILE_STRIDE)
+// Runs of VW elements per operand slice each work-item carries (registers under PF).
+#define TILE_RUNS ((TS * TK / VW + RTS * RTS - 1) / (RTS * RTS))
 #define GEMM_CAT_(a, b) a##b
 #define GEMM_CAT(a, b) GEMM_CAT_(a, b)
 #if VW == 1
@@ -65,44 +74,77 @@
         else { for (int j = 0; j < VW; j++) v[j] = (validj) ? (p)[j * (stride)] : 0.0f; } \
     } while (0)
 
-// Element run l of one K slice [k0, k0 + TK) of the A tile (rows m0..m0+TS) into As[kk][r], zero
-// outside the matrix. Runs of VW elements go along A's contiguous axis, so neighbouring
-// work-items read neighbouring addresses.
-inline void tile_load_a_run(const int l, const int M, const int K, const int m0, const int k0,
-                            __global const float* A, const int a_row, const int a_col, __local float* As) {
-    float v[VW];
+// Element run l of one K slice [k0, k0 + TK) of the A tile (rows m0..m0+TS): its VW values read into
+// v, zero outside the matrix (fetch), then stored to As[kk][r] (put). Runs of VW elements go along
+// A's contiguous axis, so neighbouring work-items read neighbouring addresses.
+inline void tile_fetch_a_run(const int l, const int M, const int K, const int m0, const int k0,
+                             __global const float* A, const int a_row, const int a_col, float* v) {
     if (a_row == 1 && a_col != 1) {          // A contiguous along M: runs of rows
         const int kk = l / (TS / VW), r = (l % (TS / VW)) * VW;
         const int gm = m0 + r, gk = k0 + kk;
         __global const float* p = A + gm + gk * a_col;
         LOAD_RUN(v, p, gk < K && gm + VW <= M, 1, gk < K && gm + j < M);
-        for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];
     } else {                                 // runs along K (contiguous when a_col == 1)
         const int r = l / (TK / VW), kk = (l % (TK / VW)) * VW;
         const int gm = m0 + r, gk = k0 + kk;
         __global const float* p = A + gm * a_row + gk * a_col;
         LOAD_RUN(v, p, a_col == 1 && gm < M && gk + VW <= K, a_col, gm < M && gk + j < K);
+    }
+}
+
+inline void tile_put_a_run(const int l, const int a_row, const int a_col, const float* v, __local float* As) {
+    if (a_row == 1 && a_col != 1) {
+        const int kk = l / (TS / VW), r = (l % (TS / VW)) * VW;
+        for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];
+    } else {
+        const int r = l / (TK / VW), kk = (l % (TK / VW)) * VW;
         for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];
     }
 }
 
-// The same for the B tile (columns n0..n0+TS) into Bs[kk][c].
-inline void tile_load_b_run(const int l, const int N, const int K, const int n0, const int k0,
-                            __global const float* B, const int b_row, const int b_col, __local float* Bs) {
+inline void tile_load_a_run(const int l, const int M, const int K, const int m0, const int k0,
+                            __global const float* A, const int a_row, const int a_col, __local float* As) {
     float v[VW];
+    tile_fetch_a_run(l, M, K, m0, k0, A, a_row, a_col, v);
+    tile_put_a_run(l, a_row, a_col, v, As);
+}
+
+// A run along N of a B tile into Bs[kb][c..c+VW): B contiguous along N, and the convolutions' tiles.
+inline void tile_put_n_run(const int l, const float* v, __local float* Bs) {
+    const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
+    for (int j = 0; j < VW; j++) Bs[kb * TILE_STRIDE + c + j] = v[j];
+}
+
+// The same for the B tile (columns n0..n0+TS) into Bs[kk][c].
+inline void tile_fetch_b_run(const int l, const int N, const int K, const int n0, const int k0,
+                             __global const float* B, const int b_row, const int b_col, float* v) {
     if (b_row == 1 && b_col != 1) {          // B contiguous along K: runs of k
         const int c = l / (TK / VW), kb = (l % (TK / VW)) * VW;
         const int gn = n0 + c, gk = k0 + kb;
         __global const float* p = B + gk + gn * b_col;
         LOAD_RUN(v, p, gn < N && gk + VW <= K, 1, gn < N && gk + j < K);
-        for (int j = 0; j < VW; j++) Bs[(kb + j) * TILE_STRIDE + c] = v[j];
     } else {                                 // runs along N (contiguous when b_col == 1)
         const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
         const int gn = n0 + c, gk = k0 + kb;
         __global const float* p = B + gk * b_row + gn * b_col;
         LOAD_RUN(v, p, b_col == 1 && gk < K && gn + VW <= N, b_col, gk < K && gn + j < N);
-        for (int j = 0; j < VW; j++) Bs[kb * TILE_STRIDE + c + j] = v[j];
     }
+}
+
+inline void tile_put_b_run(const int l, const int b_row, const int b_col, const float* v, __local float* Bs) {
+    if (b_row == 1 && b_col != 1) {
+        const int c = l / (TK / VW), kb = (l % (TK / VW)) * VW;
+        for (int j = 0; j < VW; j++) Bs[(kb + j) * TILE_STRIDE + c] = v[j];
+    } else {
+        tile_put_n_run(l, v, Bs);
+    }
+}
+
+inline void tile_load_b_run(const int l, const int N, const int K, const int n0, const int k0,
+                            __global const float* B, const int b_row, const int b_col, __local float* Bs) {
+    float v[VW];
+    tile_fetch_b_run(l, N, K, n0, k0, B, b_row, b_col, v);
+    tile_put_b_run(l, b_row, b_col, v, Bs);
 }
 
 // One K slice of both tiles, every work-item of the group taking its share of the runs.
@@ -146,6 +188,32 @@ void gemm_tiled_load(const int M, const int N, const int K, const int m0, const 
 // tiles. LOAD_SLICE(k0, as, bs) is the kernel's loader of one slice into the local tiles As, Bs.
 // With DB the next slice loads while the current one multiplies: one barrier per slice. Every
 // pass ends on a barrier, so a kernel may run the loop again (one convolution tap after another).
+// With PF the kernel also defines FETCH_SLICE(k0, ra, rb) (a slice into registers ra, rb:
+// float[TILE_RUNS][VW] each) and PUT_SLICE(as, bs, ra, rb) (registers into local tiles).
+#if PF
+#define TILED_K_LOOP(K_, acc) do { \
+        float ra_[TILE_RUNS][VW], rb_[TILE_RUNS][VW]; \
+        int cur_ = 0; \
+        FETCH_SLICE(0, ra_, rb_); \
+        PUT_SLICE(As, Bs, ra_, rb_); \
+        barrier(CLK_LOCAL_MEM_FENCE); \
+        for (int k0 = 0; k0 < (K_); k0 += TK) { \
+            const bool next_ = k0 + TK < (K_); \
+            /* The next slice's loads are in flight while this one multiplies. */ \
+            if (next_) FETCH_SLICE(k0 + TK, ra_, rb_); \
+            MULTIPLY_SLICE(As + cur_ * TILE_FLOATS, Bs + cur_ * TILE_FLOATS, acc); \
+            if (DB) { \
+                /* The other buffer was last read in the previous slice, before its closing barrier. */ \
+                if (next_) PUT_SLICE(As + (1 - cur_) * TILE_FLOATS, Bs + (1 - cur_) * TILE_FLOATS, ra_, rb_); \
+                barrier(CLK_LOCAL_MEM_FENCE); \
+                cur_ = 1 - cur_; \
+            } else { \
+                barrier(CLK_LOCAL_MEM_FENCE); \
+                if (next_) { PUT_SLICE(As, Bs, ra_, rb_); barrier(CLK_LOCAL_MEM_FENCE); } \
+            } \
+        } \
+    } while (0)
+#else
 #define TILED_K_LOOP(K_, acc) do { \
         int cur_ = 0; \
         if (DB) { LOAD_SLICE(0, As, Bs); barrier(CLK_LOCAL_MEM_FENCE); } \
@@ -162,6 +230,7 @@ void gemm_tiled_load(const int M, const int N, const int K, const int m0, const 
             if (DB) cur_ = 1 - cur_; \
         } \
     } while (0)
+#endif
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void gemm_tiled(const int M, const int N, const int K,
@@ -187,8 +256,22 @@ void gemm_tiled(const int M, const int N, const int K,
 
     const int lid = ty * RTS + tx;
 #define LOAD_SLICE(k0_, as_, bs_) gemm_tiled_load(M, N, K, m0, n0, (k0_), lid, A, a_row, a_col, B, b_row, b_col, (as_), (bs_))
+#define FETCH_SLICE(k0_, ra, rb) do { \
+        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
+            tile_fetch_a_run(l, M, K, m0, (k0_), A, a_row, a_col, ra[q]); \
+            tile_fetch_b_run(l, N, K, n0, (k0_), B, b_row, b_col, rb[q]); \
+        } \
+    } while (0)
+#define PUT_SLICE(as_, bs_, ra, rb) do { \
+        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
+            tile_put_a_run(l, a_row, a_col, ra[q], (as_)); \
+            tile_put_b_run(l, b_row, b_col, rb[q], (bs_)); \
+        } \
+    } while (0)
     TILED_K_LOOP(K, acc);
 #undef LOAD_SLICE
+#undef FETCH_SLICE
+#undef PUT_SLICE
     for (int i = 0; i < WPT; i++) {
         int gm = m0 + SUB_INDEX(ty, i);
         if (gm >= M) continue;
@@ -461,22 +544,28 @@ __kernel void conv_rows_backward(__global const float* gy, __global const float*
 // Forward, GPUs (gemm_tiled's core): a work-group computes TS output channels x TS columns, the
 // columns running over every image's output pixels (the batch folded into N); axis 2 is the group.
 // The B tile is gathered from the input, VW columns a run.
-inline void conv_load_b_run(const int l, const int NT, const int K, const int n0, const int k0,
-                            __global const float* xg, const int8 g0, const int8 g1, __local float* Bs) {
+inline void conv_fetch_b_run(const int l, const int NT, const int K, const int n0, const int k0,
+                             __global const float* xg, const int8 g0, const int8 g1, float* v) {
     CONV_GEOMETRY;
     const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
     const int gk = k0 + kb;
     const int ci = gk / taps, t = gk - ci * taps, ky = t / KW, kx = t - ky * KW;
     for (int j = 0; j < VW; j++) {
         const int gn = n0 + c + j;
-        float v = 0.0f;
+        v[j] = 0.0f;
         if (gk < K && gn < NT) {
             const int img = gn / plane, p = gn - img * plane, oy = p / OW, ox = p - oy * OW;
             const int yy = oy * SH - PT + ky * DH, xx = ox * SW - PL + kx * DW;
-            if (yy >= 0 && yy < H && xx >= 0 && xx < W) v = xg[((img * C + ci) * H + yy) * W + xx];
+            if (yy >= 0 && yy < H && xx >= 0 && xx < W) v[j] = xg[((img * C + ci) * H + yy) * W + xx];
         }
-        Bs[kb * TILE_STRIDE + c + j] = v;
     }
+}
+
+inline void conv_load_b_run(const int l, const int NT, const int K, const int n0, const int k0,
+                            __global const float* xg, const int8 g0, const int8 g1, __local float* Bs) {
+    float v[VW];
+    conv_fetch_b_run(l, NT, K, n0, k0, xg, g0, g1, v);
+    tile_put_n_run(l, v, Bs);
 }
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
@@ -500,8 +589,22 @@ void conv_tiled_forward(__global const float* x, __global const float* w, __glob
             conv_load_b_run(l, NT, kG, n0, (k0_), xg, g0, g1, (bs_)); \
         } \
     } while (0)
+#define FETCH_SLICE(k0_, ra, rb) do { \
+        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
+            tile_fetch_a_run(l, coutG, kG, m0, (k0_), A, kG, 1, ra[q]); \
+            conv_fetch_b_run(l, NT, kG, n0, (k0_), xg, g0, g1, rb[q]); \
+        } \
+    } while (0)
+#define PUT_SLICE(as_, bs_, ra, rb) do { \
+        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
+            tile_put_a_run(l, kG, 1, ra[q], (as_)); \
+            tile_put_n_run(l, rb[q], (bs_)); \
+        } \
+    } while (0)
     TILED_K_LOOP(kG, acc);
 #undef LOAD_SLICE
+#undef FETCH_SLICE
+#undef PUT_SLICE
     for (int i = 0; i < WPT; i++) {
         const int gm = m0 + SUB_INDEX(ty, i);
         if (gm >= coutG) continue;
@@ -520,21 +623,27 @@ void conv_tiled_forward(__global const float* x, __global const float* w, __glob
 
 // The B tile of one backward tap: output gradient at the output pixel tap (ky, kx) maps each
 // input pixel (column) to, zero where it maps to none.
-inline void conv_load_dy_run(const int l, const int NT, const int K, const int n0, const int k0, const int ky, const int kx,
-                             __global const float* gyg, const int8 g0, const int8 g1, __local float* Bs) {
+inline void conv_fetch_dy_run(const int l, const int NT, const int K, const int n0, const int k0, const int ky, const int kx,
+                              __global const float* gyg, const int8 g0, const int8 g1, float* v) {
     CONV_GEOMETRY;
     const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
     const int co = k0 + kb;
     for (int j = 0; j < VW; j++) {
         const int gn = n0 + c + j;
-        float v = 0.0f;
+        v[j] = 0.0f;
         if (co < K && gn < NT) {
             const int img = gn / (H * W), p = gn - img * (H * W), iy = p / W, ix = p - iy * W;
             const int oy = tap_output(iy, PT, ky, DH, SH, OH), ox = tap_output(ix, PL, kx, DW, SW, OW);
-            if (oy >= 0 && ox >= 0) v = gyg[(img * CO + co) * plane + oy * OW + ox];
+            if (oy >= 0 && ox >= 0) v[j] = gyg[(img * CO + co) * plane + oy * OW + ox];
         }
-        Bs[kb * TILE_STRIDE + c + j] = v;
     }
+}
+
+inline void conv_load_dy_run(const int l, const int NT, const int K, const int n0, const int k0, const int ky, const int kx,
+                             __global const float* gyg, const int8 g0, const int8 g1, __local float* Bs) {
+    float v[VW];
+    conv_fetch_dy_run(l, NT, K, n0, k0, ky, kx, gyg, g0, g1, v);
+    tile_put_n_run(l, v, Bs);
 }
 
 // Input gradient, GPUs: TS input channels x TS columns over every image's input pixels; one
@@ -564,8 +673,22 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
             conv_load_dy_run(l, NT, coutG, n0, (k0_), ky, kx, gyg, g0, g1, (bs_)); \
         } \
     } while (0)
+#define FETCH_SLICE(k0_, ra, rb) do { \
+        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
+            tile_fetch_a_run(l, cinG, coutG, m0, (k0_), A, taps, kG, ra[q]); \
+            conv_fetch_dy_run(l, NT, coutG, n0, (k0_), ky, kx, gyg, g0, g1, rb[q]); \
+        } \
+    } while (0)
+#define PUT_SLICE(as_, bs_, ra, rb) do { \
+        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
+            tile_put_a_run(l, taps, kG, ra[q], (as_)); \
+            tile_put_n_run(l, rb[q], (bs_)); \
+        } \
+    } while (0)
             TILED_K_LOOP(coutG, tacc);
 #undef LOAD_SLICE
+#undef FETCH_SLICE
+#undef PUT_SLICE
             for (int j = 0; j < WPT; j++) {
                 const int gn = min(n0 + SUB_INDEX(tx, j), NT - 1), p = gn % HW;
                 if (tap_output(p / W, PT, ky, DH, SH, OH) < 0 || tap_output(p % W, PL, kx, DW, SW, OW) < 0) continue;

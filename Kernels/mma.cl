@@ -10,6 +10,9 @@
 //     through local memory, on any OpenCL device: every other line of this kernel (tiles,
 //     prefetch, fragment layouts, edges, epilogue) runs unchanged, so PoCL tests them, and the
 //     emulated rounding is cvt.rna's, so maps under emulation show the precision's real error.
+// Loops over a warp's tiles and fragments are unrolled on the PTX path, so the accumulators and
+// fragments stay in registers (inline asm operands must be registers); the emulation keeps them
+// rolled (unrolled, its barriers make PoCL's compile 30 times slower).
 // A work-group is MMA_WARPS_M x MMA_WARPS_N warps of 32 work-items (one-dimensional, so warps are
 // runs of 32 consecutive ids); a warp computes MMA_TM x MMA_TN instruction tiles of 16 x 8, so a
 // group computes a BM x BN tile of C, stepping through K in slices of MMA_BK. The next slice is
@@ -34,6 +37,11 @@
 #endif
 #ifndef MMA_BK
 #define MMA_BK 16
+#endif
+#if MMA_PTX
+#define MMA_UNROLL _Pragma("unroll")
+#else
+#define MMA_UNROLL
 #endif
 #define MMA_THREADS (32 * MMA_WARPS_M * MMA_WARPS_N)
 #define MMA_BM (MMA_WARPS_M * MMA_TM * 16)
@@ -177,13 +185,16 @@ void gemm_mma(const int M, const int N, const int K,
         barrier(CLK_LOCAL_MEM_FENCE);
         // The next slice's loads are in flight while this one multiplies.
         if (k0 + MMA_BK < K) mma_fetch(M, N, K, m0, n0, k0 + MMA_BK, lid, A, a_row, a_col, B, b_row, b_col, ra, rb);
+        MMA_UNROLL
         for (int kk = 0; kk < MMA_BK; kk += 8) {
             float b_big[MMA_TN][2];
 #if MMA_TERMS == 3
             float b_small[MMA_TN][2];
 #endif
+            MMA_UNROLL
             for (int j = 0; j < MMA_TN; j++) {
                 const int col = wn + j * 8 + g;
+                MMA_UNROLL
                 for (int h = 0; h < 2; h++) {
                     const float v = Bs[(kk + t + 4 * h) * MMA_SB + col];
                     b_big[j][h] = to_tf32(v);
@@ -192,12 +203,14 @@ void gemm_mma(const int M, const int N, const int K,
 #endif
                 }
             }
+            MMA_UNROLL
             for (int i = 0; i < MMA_TM; i++) {
                 const int row = wm + i * 16 + g;
                 float a_big[4];
 #if MMA_TERMS == 3
                 float a_small[4];
 #endif
+                MMA_UNROLL
                 for (int q = 0; q < 4; q++) {
                     const float v = As[(kk + t + 4 * (q / 2)) * MMA_SA + row + 8 * (q % 2)];
                     a_big[q] = to_tf32(v);
@@ -205,6 +218,7 @@ void gemm_mma(const int M, const int N, const int K,
                     a_small[q] = to_tf32(v - a_big[q]);
 #endif
                 }
+                MMA_UNROLL
                 for (int j = 0; j < MMA_TN; j++) {
 #if MMA_TERMS == 3
                     // The small terms first, so the big product is added to their sum.

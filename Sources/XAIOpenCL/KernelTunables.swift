@@ -30,9 +30,12 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     /// columns) come in runs of 4 spaced a quarter tile apart, so each reads its operands from local
     /// memory as aligned float4s instead of one float at a time (the SGEMM layout of issue 32).
     public var subBlock: Int
+    /// `gemm_tiled` and the tiled convolutions: the next K slice read into registers while the
+    /// current one multiplies, then stored to local memory (the same bits either way).
+    public var prefetch: Bool
 
     public init(engine: Engine = .tiled, tile: Int = 64, workPerThread: Int = 4, kSlice: Int = 16,
-                vectorWidth: Int = 1, doubleBuffer: Bool = false, subBlock: Int = 1) {
+                vectorWidth: Int = 1, doubleBuffer: Bool = false, subBlock: Int = 1, prefetch: Bool = false) {
         self.engine = engine
         self.tile = tile
         self.workPerThread = workPerThread
@@ -40,17 +43,19 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
         self.vectorWidth = vectorWidth
         self.doubleBuffer = doubleBuffer
         self.subBlock = subBlock
+        self.prefetch = prefetch
     }
 
-    private enum CodingKeys: String, CodingKey { case engine, tile, workPerThread, kSlice, vectorWidth, doubleBuffer, subBlock }
+    private enum CodingKeys: String, CodingKey { case engine, tile, workPerThread, kSlice, vectorWidth, doubleBuffer, subBlock, prefetch }
 
-    /// Reads entries cached before sub-blocks existed as `subBlock` 1.
+    /// Reads entries cached before sub-blocks or prefetch existed as `subBlock` 1, no prefetch.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(engine: try c.decode(Engine.self, forKey: .engine), tile: try c.decode(Int.self, forKey: .tile),
                   workPerThread: try c.decode(Int.self, forKey: .workPerThread), kSlice: try c.decode(Int.self, forKey: .kSlice),
                   vectorWidth: try c.decode(Int.self, forKey: .vectorWidth), doubleBuffer: try c.decode(Bool.self, forKey: .doubleBuffer),
-                  subBlock: try c.decodeIfPresent(Int.self, forKey: .subBlock) ?? 1)
+                  subBlock: try c.decodeIfPresent(Int.self, forKey: .subBlock) ?? 1,
+                  prefetch: try c.decodeIfPresent(Bool.self, forKey: .prefetch) ?? false)
     }
 
     /// The kernel shipped before tuning existed, and the starting point of every GPU search.
@@ -68,14 +73,14 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     /// Local memory of one `gemm_tiled` work-group in bytes (both operands' tiles, padded rows).
     public var localMemoryBytes: Int { (doubleBuffer ? 2 : 1) * 2 * kSlice * tileStride * 4 }
 
-    /// `rows`, `clblast`, or `tiled/ts64/wpt4/tk16/vw1` with `/db` when double-buffered and `/sb4`
+    /// `rows`, `clblast`, or `tiled/ts64/wpt4/tk16/vw1` with `/db` when double-buffered, `/pf` when prefetching, and `/sb4`
     /// with sub-blocks: the form
     /// ``init(parsing:)``, `XAI_GEMM_KERNEL` and `xai-bench tune --candidates` read.
     public var description: String {
         switch engine {
         case .rows: return "rows"
         case .clblast: return "clblast"
-        case .tiled: return "tiled/ts\(tile)/wpt\(workPerThread)/tk\(kSlice)/vw\(vectorWidth)\(doubleBuffer ? "/db" : "")\(subBlock > 1 ? "/sb\(subBlock)" : "")"
+        case .tiled: return "tiled/ts\(tile)/wpt\(workPerThread)/tk\(kSlice)/vw\(vectorWidth)\(doubleBuffer ? "/db" : "")\(subBlock > 1 ? "/sb\(subBlock)" : "")\(prefetch ? "/pf" : "")"
         }
     }
 
@@ -94,6 +99,7 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
         for token in parts.dropFirst() {
             func number(_ prefix: String) -> Int? { token.hasPrefix(prefix) ? Int(token.dropFirst(prefix.count)) : nil }
             if token == "db" { doubleBuffer = true }
+            else if token == "pf" { prefetch = true }
             else if let v = number("wpt") { workPerThread = v }
             else if let v = number("ts") { tile = v }
             else if let v = number("tk") { kSlice = v }
@@ -101,7 +107,7 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
             else if let v = number("sb") { subBlock = v }
             else {
                 throw XAIError.invalidArgument(parameter: "gemm", value: text,
-                                               reason: "unknown token '\(token)' (expected ts<N>, wpt<N>, tk<N>, vw<N>, sb<N> or db)")
+                                               reason: "unknown token '\(token)' (expected ts<N>, wpt<N>, tk<N>, vw<N>, sb<N>, db or pf)")
             }
         }
     }
@@ -141,9 +147,13 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
                         for db in [true, false] {
                             // Sub-blocks first where the register block allows them.
                             for sb in [4, 1] {
-                                let c = GEMMConfig(tile: tile, workPerThread: wpt, kSlice: k, vectorWidth: vw, doubleBuffer: db, subBlock: sb)
-                                if c != baseline, c.problem(maxWorkGroupSize: maxWorkGroupSize, localMemoryBytes: localMemoryBytes) == nil {
-                                    space.append(c)
+                                // Register prefetch first: the layout issue 32 asks for.
+                                for pf in [true, false] {
+                                    let c = GEMMConfig(tile: tile, workPerThread: wpt, kSlice: k, vectorWidth: vw, doubleBuffer: db, subBlock: sb,
+                                                       prefetch: pf)
+                                    if c != baseline, c.problem(maxWorkGroupSize: maxWorkGroupSize, localMemoryBytes: localMemoryBytes) == nil {
+                                        space.append(c)
+                                    }
                                 }
                             }
                         }
@@ -282,7 +292,7 @@ struct KernelTunables: Sendable, Equatable {
     /// Build options: the language version and every tunable a kernel reads.
     var buildOptions: String {
         "-cl-std=CL1.2 -DTS=\(gemm.tile) -DWPT=\(gemm.workPerThread) -DTK=\(gemm.kSlice) -DVW=\(gemm.vectorWidth)"
-            + " -DDB=\(gemm.doubleBuffer ? 1 : 0) -DSB=\(gemm.subBlock) -DCPU_ROWS=\(cpuRows) -DREDUCE_GROUP=\(reduceGroup)"
+            + " -DDB=\(gemm.doubleBuffer ? 1 : 0) -DSB=\(gemm.subBlock) -DPF=\(gemm.prefetch ? 1 : 0) -DCPU_ROWS=\(cpuRows) -DREDUCE_GROUP=\(reduceGroup)"
     }
 
     /// `XAI_GEMM_ROWS_LOCAL=N` sets the rows kernels' work-group (0: the driver's choice).

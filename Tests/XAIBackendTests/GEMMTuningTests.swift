@@ -24,7 +24,40 @@ final class GEMMTuningTests: XCTestCase {
         // and a 4 x 4 block (one sub-block) on a tile smaller than some operands.
         GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4),
         GEMMConfig(tile: 32, workPerThread: 4, kSlice: 16, vectorWidth: 2, doubleBuffer: false, subBlock: 4),
+        // Register prefetch, double-buffered and not.
+        GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4, prefetch: true),
+        // (Eight runs of each operand per work-item and slice: the registers' every row.)
+        GEMMConfig(tile: 32, workPerThread: 4, kSlice: 16, vectorWidth: 1, doubleBuffer: false, prefetch: true),
     ]
+
+    /// Register prefetch changes when a slice is read, not what reaches the local tiles: gemm_tiled
+    /// and both tiled convolutions give the same bits with and without it (several K slices, edges,
+    /// both transposes, strided and grouped layers; double-buffered and not).
+    func testPrefetchKeepsTheBits() throws {
+        _ = try TestBackends.requireOpenCL()
+        let cases = opCases.filter { $0.name.hasPrefix("conv2d") || $0.name.hasPrefix("gemm") || $0.name.hasPrefix("fullyConnected") }
+        for plain in [GEMMConfig(tile: 32, workPerThread: 4, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4),
+                      // Eight runs per operand and work-item: every row of the prefetch registers.
+                      GEMMConfig(tile: 32, workPerThread: 4, kSlice: 16, vectorWidth: 1, doubleBuffer: false)] {
+            var prefetching = plain
+            prefetching.prefetch = true
+            let a = try OpenCLBackend(index: 0, gemm: plain, convolution: .implicit)
+            let b = try OpenCLBackend(index: 0, gemm: prefetching, convolution: .implicit)
+            for c in cases {
+                func run(_ backend: OpenCLBackend) throws -> [[UInt32]] {
+                    let inputs = try c.inputs.map(backend.upload)
+                    let y = try backend.download(try c.forward(backend, inputs))
+                    var out = [y.scalars.map(\.bitPattern)]
+                    if let backward = c.backward {
+                        let seed = try backend.upload(Tensor.uniform(y.shape, in: -1...1, seed: 78))
+                        out += try backward(backend, inputs, seed).map { try backend.download($0).scalars.map(\.bitPattern) }
+                    }
+                    return out
+                }
+                XCTAssertEqual(try run(a), try run(b), "\(c.name): \(plain) with and without /pf")
+            }
+        }
+    }
 
     func testEveryEngineAndTileShapeMatchesTheReference() throws {
         _ = try TestBackends.requireOpenCL()
@@ -201,6 +234,8 @@ final class GEMMTuningTests: XCTestCase {
         XCTAssertNotNil(GEMMConfig(tile: 64, workPerThread: 2, subBlock: 4).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20), "4 x 4 sub-blocks in a 2 x 2 block")
         XCTAssertNotNil(GEMMConfig(tile: 64, workPerThread: 4, subBlock: 2).problem(maxWorkGroupSize: 1024, localMemoryBytes: 1 << 20))
         XCTAssertEqual(try GEMMConfig(parsing: "tiled/ts128/wpt8/tk8/vw4/db/sb4"), GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4))
+        XCTAssertEqual(try GEMMConfig(parsing: "tiled/ts128/wpt8/tk8/vw4/db/sb4/pf"),
+                       GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4, prefetch: true))
         // Entries cached before sub-blocks existed read as sub-block 1.
         let old = #"{"engine":"tiled","tile":128,"workPerThread":8,"kSlice":8,"vectorWidth":4,"doubleBuffer":true}"#
         XCTAssertEqual(try JSONDecoder().decode(GEMMConfig.self, from: Data(old.utf8)).subBlock, 1)
@@ -215,6 +250,11 @@ final class GEMMTuningTests: XCTestCase {
         XCTAssertEqual(Set(space.dropFirst().map(\.tile)), [128, 64, 32])
         XCTAssertTrue(space.contains(GEMMConfig(tile: 128, workPerThread: 8, kSlice: 8, vectorWidth: 4, doubleBuffer: true, subBlock: 4)))
         XCTAssertEqual(Set(space.map(\.subBlock)), [1, 4])
+        XCTAssertEqual(Set(space.map(\.prefetch)), [false, true])
+        // /pf reaches the kernels (its results are the same bits, so only the build option tells).
+        let prefetching = GEMMConfig(tile: 64, workPerThread: 4, prefetch: true)
+        XCTAssertTrue(KernelTunables(isGPU: true, gemm: prefetching).buildOptions.contains("-DPF=1"))
+        XCTAssertTrue(KernelTunables(isGPU: true, gemm: .baseline).buildOptions.contains("-DPF=0"))
         // A device that cannot run a requested configuration refuses it by name.
         _ = try TestBackends.requireOpenCL()
         XCTAssertThrowsError(try OpenCLBackend(index: 0, gemm: GEMMConfig(tile: 64, workPerThread: 4, vectorWidth: 3))) { error in

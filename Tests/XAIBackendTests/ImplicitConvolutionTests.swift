@@ -32,6 +32,7 @@ final class ImplicitConvolutionTests: XCTestCase {
         .rows, .baseline,
         try! GEMMConfig(parsing: "tiled/ts32/wpt4/tk8/vw4/db/sb4"),
         try! GEMMConfig(parsing: "tiled/ts16/wpt2/tk4/vw2"),
+        try! GEMMConfig(parsing: "tiled/ts32/wpt4/tk16/vw2/db/pf"),
     ]
 
     func testImplicitGEMMHasTheBitsOfIm2colAndMatchesFloat64() throws {
