@@ -308,12 +308,8 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             switch tensorCorePath.map({ .success($0) }) ?? TensorCores.path(for: info) {
             case .failure(let why): tensorCoreNote = "\(arithmetic.rawValue) asked for; \(why.reason): GEMMs run fp32"
             case .success(let path):
-                // Probed on a backend of its own: a kernel that faults can leave its context
-                // unusable, and this one must still run fp32 then.
                 let candidate = TensorCores(arithmetic: arithmetic, path: path)
-                let scratch = try OpenCLBackend(index: index, memoryBudget: 64 << 20, gemm: config)
-                scratch.tensorCores = candidate
-                if let why = scratch.probe(candidate) {
+                if let why = Self.probe(candidate, index: index, gemm: config) {
                     tensorCoreNote = "\(arithmetic.rawValue) asked for; \(why): GEMMs run fp32"
                 } else {
                     tensorCores = candidate

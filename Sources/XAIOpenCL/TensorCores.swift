@@ -77,13 +77,10 @@ public struct TensorCores: Sendable, Equatable, CustomStringConvertible {
     public static func summary(for device: OpenCLDeviceInfo) -> String {
         switch path(for: device) {
         case .failure(let why): return "none (\(why.reason)); --precision tf32 and 3xtf32 run fp32"
-        case .success:
-            do {
-                let backend = try OpenCLBackend(index: device.index, arithmetic: .tf32)
-                return backend.tensorCores.map { "\($0) for --precision tf32 and 3xtf32" } ?? backend.tensorCoreNote
-            } catch {
-                return "unknown: \(error)"
-            }
+        case .success(let path):
+            let candidate = TensorCores(arithmetic: .tf32, path: path)
+            return OpenCLBackend.probe(candidate, index: device.index, gemm: nil).map { "none (\($0)); --precision tf32 and 3xtf32 run fp32" }
+                ?? "\(candidate) for --precision tf32 and 3xtf32"
         }
     }
 }
@@ -94,6 +91,18 @@ struct TensorCoreUnavailable: Error {
 }
 
 extension OpenCLBackend {
+    /// ``probe(_:)`` on a backend of its own for device `index`: a kernel that faults can leave
+    /// its context unusable, and the backend that asked must still run fp32 then.
+    static func probe(_ candidate: TensorCores, index: Int, gemm: GEMMConfig?) -> String? {
+        do {
+            let scratch = try OpenCLBackend(index: index, memoryBudget: 64 << 20, gemm: gemm)
+            scratch.tensorCores = candidate
+            return scratch.probe(candidate)
+        } catch {
+            return "the device could not be opened for the probe: \(error)"
+        }
+    }
+
     /// Builds `gemm_mma` for `candidate` and checks it against float64 (``GEMMTuner/check(_:)``,
     /// the check every tuned GEMM passes). Returns the reason it cannot be used, or `nil` if it can;
     /// the caller keeps it only then, so a driver that rejects the PTX, or a kernel that computes
