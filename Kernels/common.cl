@@ -45,3 +45,16 @@ inline float gemm_epilogue_value(const float acc, const int i, const int j, cons
     if (has_res) v += R[i * ldc + j];
     return unary_apply(act, v, p0, p1);
 }
+
+// Philox4x32-10, the counter-based generator of random.cl's noise and mask.cl's RISE grids
+// (Sources/XAICore/CounterRandom.swift is the definition).
+// Salmon et al., SC 2011: 10 rounds, the key bumped by the Weyl constants between them.
+inline uint4 philox4x32_10(uint4 c, uint2 k) {
+    for (int round = 0; round < 10; ++round) {
+        if (round > 0) { k.x += 0x9E3779B9u; k.y += 0xBB67AE85u; }
+        uint hi0 = mul_hi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
+        uint hi1 = mul_hi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
+        c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+    }
+    return c;
+}

@@ -177,3 +177,120 @@ __kernel void winograd_output(__global const float* m, __global const float* bia
         }
     }
 }
+
+// Winograd F(4x4, 3x3) (Lavin and Gray's points 0, 1, -1, 2, -2): each 4 x 4 block of outputs from
+// a 6 x 6 input tile with 36 multiplications per channel pair instead of 144 (F(2x2, 3x3): 64).
+// Its transforms cost more and round more (G's sixths, A^T's eights), so each layer takes the
+// tile the tuner measured faster. Layouts as F(2x2, 3x3)'s with 36 in place of 16.
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+
+// o = G (a, b, c): one column (or row) of G g.
+inline void winograd4_g(const float a, const float b, const float c, float* o) {
+    const float even = a + c, odd = b;
+    o[0] = 0.25f * a;
+    o[1] = -(even + odd) / 6.0f;
+    o[2] = -(even - odd) / 6.0f;
+    const float quarter = a * 0.25f + c;   // a / 24 + c / 6 = (a / 4 + c) / 6
+    o[3] = (quarter + 0.5f * odd) / 6.0f;
+    o[4] = (quarter - 0.5f * odd) / 6.0f;
+    o[5] = c;
+}
+
+// o = B^T (d0 .. d5).
+inline void winograd4_bt(const float* d, float* o) {
+    o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    o[1] = d[3] + d[4] - 4.0f * (d[1] + d[2]);
+    o[2] = 4.0f * (d[1] - d[2]) + d[4] - d[3];
+    o[3] = 2.0f * (d[3] - d[1]) + d[4] - d[2];
+    o[4] = 2.0f * (d[1] - d[3]) + d[4] - d[2];
+    o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+}
+
+// o = A^T (q0 .. q5).
+inline void winograd4_at(const float* q, float* o) {
+    const float s12 = q[1] + q[2], d12 = q[1] - q[2], s34 = q[3] + q[4], d34 = q[3] - q[4];
+    o[0] = q[0] + s12 + s34;
+    o[1] = d12 + 2.0f * d34;
+    o[2] = s12 + 4.0f * s34;
+    o[3] = d12 + 8.0f * d34 + q[5];
+}
+
+// U = G g G^T for one (output, input) channel pair.
+__kernel void winograd4_weights(__global const float* w, __global float* u, const int cout, const int cin) {
+    const int i = get_global_id(0);
+    if (i >= cout * cin) return;
+    const int co = i / cin, c = i % cin;
+    __global const float* g = w + (co * cin + c) * 9;
+    float t[3][6];   // (G g)^T: column j of G g as row j
+    for (int j = 0; j < 3; j++) winograd4_g(g[j], g[3 + j], g[6 + j], t[j]);
+    for (int r = 0; r < 6; r++) {
+        float row[6];
+        winograd4_g(t[0][r], t[1][r], t[2][r], row);
+        for (int s = 0; s < 6; s++) u[((r * 6 + s) * cout + co) * cin + c] = row[s];
+    }
+}
+
+// V = B^T d B for one (image, channel, tile) of the chunk of `images` images from image `n0`.
+// g0 = (C, H, W, tilesH, tilesW, padTop, padLeft, 0).
+__kernel void winograd4_input(__global const float* x, __global float* v, const int n0, const int images, const int8 g0) {
+    const int C = g0.s0, H = g0.s1, W = g0.s2, TH = g0.s3, TW = g0.s4, PT = g0.s5, PL = g0.s6;
+    const int i = get_global_id(0);
+    const int P = images * TH * TW;
+    if (i >= C * P) return;
+    const int c = i / P, p = i % P;
+    const int n = p / (TH * TW), t = p % (TH * TW), y0 = (t / TW) * 4 - PT, x0 = (t % TW) * 4 - PL;
+    __global const float* xc = x + ((long)(n0 + n) * C + c) * H * W;
+    float e[6][6];   // (B^T d)^T: column s of B^T d as row s
+    for (int s = 0; s < 6; s++) {
+        const int xx = x0 + s;
+        float col[6];
+        for (int r = 0; r < 6; r++) {
+            const int yy = y0 + r;
+            col[r] = yy >= 0 && yy < H && xx >= 0 && xx < W ? xc[yy * W + xx] : 0.0f;
+        }
+        winograd4_bt(col, e[s]);
+    }
+    for (int r = 0; r < 6; r++) {
+        float col[6], row[6];
+        for (int s = 0; s < 6; s++) col[s] = e[s][r];
+        winograd4_bt(col, row);
+        for (int s = 0; s < 6; s++) v[((long)(r * 6 + s) * C + c) * P + p] = row[s];
+    }
+}
+
+// y = act(A^T m A + bias + residual) for one (image, output channel, tile) of the chunk.
+// g0 = (Cout, OH, OW, tilesH, tilesW, 0, 0, 0).
+__kernel void winograd4_output(__global const float* m, __global const float* bias, const int has_bias,
+                               __global const float* R, const int has_res, __global float* y,
+                               const int n0, const int images, const int8 g0, const int act, const float p0, const float p1) {
+    const int CO = g0.s0, OH = g0.s1, OW = g0.s2, TH = g0.s3, TW = g0.s4;
+    const int i = get_global_id(0);
+    const int P = images * TH * TW;
+    if (i >= CO * P) return;
+    const int co = i / P, p = i % P;
+    const int n = p / (TH * TW), t = p % (TH * TW), oy0 = (t / TW) * 4, ox0 = (t % TW) * 4;
+    float h[6][4];   // (A^T q)^T: column s of A^T q as row s
+    for (int s = 0; s < 6; s++) {
+        float col[6];
+        for (int r = 0; r < 6; r++) col[r] = m[((long)(r * 6 + s) * CO + co) * P + p];
+        winograd4_at(col, h[s]);
+    }
+    const float b = has_bias ? bias[co] : 0.0f;
+    for (int r = 0; r < 4; r++) {
+        const int oy = oy0 + r;
+        if (oy >= OH) continue;
+        float row[6], out[4];
+        for (int s = 0; s < 6; s++) row[s] = h[s][r];
+        winograd4_at(row, out);
+        for (int s = 0; s < 4; s++) {
+            const int ox = ox0 + s;
+            if (ox >= OW) continue;
+            const long at = (((long)(n0 + n) * CO + co) * OH + oy) * OW + ox;
+            float val = out[s] + b;
+            if (has_res) val += R[at];
+            y[at] = unary_apply(act, val, p0, p1);
+        }
+    }
+}

@@ -8,6 +8,8 @@
 // kind 3, ranks: labels holds each pixel's rank [H, W] (as floats), rects one int count per sample,
 // words (g.s2) is 1 when the pixels ranked below the count keep the image (insertion), 0 when they
 // show the baseline (deletion).
+// RISE's random grids (MaskSpec.randomGrids) are drawn into cells and shifts by rise_grids below,
+// then built as kind 2.
 // Geometry: g = (H, W, words, gh, gw, uh, uw, kind).
 
 inline float grid_source(int dst, int in_size, int out_size, int* i0, int* i1) {
@@ -63,5 +65,27 @@ __kernel void mask_composite(__global const float* image, __global const float* 
     for (int c = 0; c < channels; c++) {
         float a = image[c * H * W + p], b = baseline[c * H * W + p];
         out[((long)n * channels + c) * H * W + p] = b + m * (a - b);
+    }
+}
+
+// RISE's random grids (Sources/XAICore/RandomGrids.swift is the definition): mask first + k takes
+// words 0 .. cells + 1 of the counter (i / 4, 0x52495345, m low, m high), lane i % 4. Cell i keeps
+// the image when the word's top 24 bits are below keep; the shift is mul_hi(word, cellH) and
+// mul_hi(next word, cellW). One work-item per mask (global: [count]).
+__kernel void rise_grids(__global float *cells_out, __global int *shifts_out, int count, int cells, uint keep,
+                         int cell_h, int cell_w, uint first_lo, uint first_hi, uint seed_lo, uint seed_hi) {
+    int k = get_global_id(0);
+    if (k >= count) return;
+    ulong m = (((ulong)first_hi << 32) | (ulong)first_lo) + (ulong)k;
+    __global float *row = cells_out + (long)k * cells;
+    for (int block = 0; block * 4 < cells + 2; ++block) {
+        uint4 w = philox4x32_10((uint4)((uint)block, 0x52495345u, (uint)m, (uint)(m >> 32)), (uint2)(seed_lo, seed_hi));
+        uint lanes[4] = {w.x, w.y, w.z, w.w};
+        for (int lane = 0; lane < 4; ++lane) {
+            int i = block * 4 + lane;
+            if (i < cells) row[i] = (lanes[lane] >> 8) < keep ? 1.0f : 0.0f;
+            else if (i == cells) shifts_out[2 * k] = (int)mul_hi(lanes[lane], (uint)cell_h);
+            else if (i == cells + 1) shifts_out[2 * k + 1] = (int)mul_hi(lanes[lane], (uint)cell_w);
+        }
     }
 }

@@ -5,17 +5,6 @@
 // -cl-fp32-correctly-rounded-divide-sqrt).
 #pragma OPENCL FP_CONTRACT OFF
 
-// Philox4x32-10 (Salmon et al., SC 2011): 10 rounds, the key bumped by the Weyl constants between them.
-inline uint4 philox4x32_10(uint4 c, uint2 k) {
-    for (int round = 0; round < 10; ++round) {
-        if (round > 0) { k.x += 0x9E3779B9u; k.y += 0xBB67AE85u; }
-        uint hi0 = mul_hi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
-        uint hi1 = mul_hi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
-        c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
-    }
-    return c;
-}
-
 // ln u for u in (0, 1]: u = m 2^e, m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh((m - 1) / (m + 1)).
 inline float log_unit(float u) {
     uint bits = as_uint(u);
@@ -87,3 +76,4 @@ __kernel void running_sum(__global const float *rows, __global const float *stat
     }
     out[i] = s; out[item + i] = sc; out[2 * item + i] = q; out[3 * item + i] = qc;
 }
+

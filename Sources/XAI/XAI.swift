@@ -8,7 +8,7 @@ public enum Backends {
     /// - Parameter memoryBudget: bytes methods may use for batches (default: the backend's own).
     /// - Throws: ``XAIError/deviceUnavailable(device:reason:)`` when the device cannot be used.
     /// - Parameter precision: `fast` lets forward-only passes use Winograd convolutions (oneDNN's
-    ///   on the CPU, F(2x2, 3x3) on OpenCL; ``Precision``); `exact` keeps exact ones (unless
+    ///   on the CPU, F(2x2, 3x3) or F(4x4, 3x3) per layer on OpenCL; ``Precision``); `exact` keeps exact ones (unless
     ///   `XAI_CONV_ALGO` says otherwise on the CPU); `tf32` and `3xtf32` put an OpenCL device's
     ///   GEMMs on tensor cores where it has them (the CPU has none and runs fp32).
     /// - Parameter profileKernels: an OpenCL device records each kernel's device time

@@ -83,8 +83,8 @@ struct TuneBenchmark: ParsableCommand {
     func tuneLowering(index: Int, images: Int) throws {
         let im2col = try OpenCLBackend(index: index, convolution: .im2col)
         let implicit = try OpenCLBackend(index: index, convolution: .implicit)
-        // A fixed lowering: Winograd wherever it applies, whatever an older table says.
-        let winograd = try OpenCLBackend(index: index, convolution: .implicit, fastConvolutions: true)
+        // A fixed lowering and tile: Winograd wherever it applies, whatever an older table says.
+        let winograd = try WinogradTile.allCases.map { try OpenCLBackend(index: index, convolution: .implicit, fastConvolutions: true, winogradTile: $0) }
         print("convolution lowerings with GEMM \(im2col.gemmConfig), \(images) image\(images == 1 ? "" : "s") per launch:")
         var choices: [String: ConvolutionLoweringTable.Choice] = [:]
         var rows: [[String]] = []
@@ -109,22 +109,24 @@ struct TuneBenchmark: ParsableCommand {
                 }
                 seconds.append([f.median, b.median])
             }
-            // Winograd (forward-only passes under --fast) where the layer takes it.
-            var fast: Double?
+            // Winograd's tiles (forward-only passes under --fast) where the layer takes them.
             var inexact = plan
             inexact.exact = false
-            if winograd.usesWinograd(inexact) {
-                let x = try winograd.upload(Tensor.uniform(plan.input, seed: 3))
-                let w = try winograd.upload(Tensor.gaussian(plan.weight, std: 0.05, seed: 4))
-                fast = try Timing.measure(repeats: repeats) {
-                    _ = try winograd.conv2d(x, weight: w, bias: nil, params: layer.params, activation: .relu, exact: false)
-                    try winograd.synchronize()
+            let tiles: [Double?] = try winograd.map { backend in
+                guard backend.usesWinograd(inexact) else { return nil }
+                let x = try backend.upload(Tensor.uniform(plan.input, seed: 3))
+                let w = try backend.upload(Tensor.gaussian(plan.weight, std: 0.05, seed: 4))
+                return try Timing.measure(repeats: repeats) {
+                    _ = try backend.conv2d(x, weight: w, bias: nil, params: layer.params, activation: .relu, exact: false)
+                    try backend.synchronize()
                 }.median
             }
+            let fastest = zip(WinogradTile.allCases, tiles).compactMap { tile, t in t.map { (tile, $0) } }.min { $0.1 < $1.1 }
+            let fast = fastest?.1
             let exactForward = min(seconds[0][0], seconds[1][0])
             let choice = ConvolutionLoweringTable.Choice(forward: seconds[1][0] < seconds[0][0] ? .implicit : .im2col,
                                                          backward: seconds[1][1] < seconds[0][1] ? .implicit : .im2col,
-                                                         winograd: fast.map { $0 < exactForward })
+                                                         winograd: fast.map { $0 < exactForward }, winogradTile: fastest?.0)
             choices[plan.layer] = choice
             let n = Double(layer.count)
             for d in 0..<2 {
@@ -134,14 +136,15 @@ struct TuneBenchmark: ParsableCommand {
             }
             fastTotal += n * min(exactForward, fast ?? .infinity)
             rows.append([layer.name, "\(layer.count)", formatSeconds(seconds[0][0]), formatSeconds(seconds[1][0]), choice.forward.rawValue,
-                         fast.map(formatSeconds) ?? "-", choice.winograd.map { $0 ? "winograd" : "exact" } ?? "-",
+                         tiles[0].map(formatSeconds) ?? "-", tiles[1].map(formatSeconds) ?? "-",
+                         choice.winograd.map { $0 ? fastest.map { "F\($0.0.rawValue)" } ?? "-" : "exact" } ?? "-",
                          formatSeconds(seconds[0][1]), formatSeconds(seconds[1][1]), choice.backward.rawValue])
         }
-        printTable(["ResNet-50 conv", "x", "fwd im2col", "fwd implicit", "faster", "winograd", "--fast", "bwd im2col", "bwd implicit", "faster"], rows)
+        printTable(["ResNet-50 conv", "x", "fwd im2col", "fwd implicit", "faster", "F(2x2,3x3)", "F(4x4,3x3)", "--fast", "bwd im2col", "bwd implicit", "faster"], rows)
         print(String(format: "network (each layer times its count): forward im2col %@, implicit %@, per layer %@; backward im2col %@, implicit %@, per layer %@",
                      formatSeconds(totals[0]), formatSeconds(totals[1]), formatSeconds(totals[2]),
                      formatSeconds(totals[3]), formatSeconds(totals[4]), formatSeconds(totals[5])))
-        print("forward-only passes under --fast (the faster of the exact choice and Winograd per layer): \(formatSeconds(fastTotal))")
+        print("forward-only passes under --fast (the fastest of the exact choice and Winograd's tiles per layer): \(formatSeconds(fastTotal))")
         let table = ConvolutionLoweringTable(key: ConvolutionLoweringTable.key(for: im2col.info, gemm: im2col.gemmConfig),
                                              measured: ISO8601DateFormatter().string(from: Date()), choices: choices)
         if noStore {

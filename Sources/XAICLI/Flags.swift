@@ -60,4 +60,4 @@ func resolvePrecision(_ text: String?, fast: Bool) throws -> Precision {
 }
 
 /// `--fast`: what it trades, for the commands' help.
-let fastHelp = "Let forward-only passes (the perturbation batches of occlusion, LIME, KernelSHAP, RISE) use Winograd convolutions: oneDNN's where the CPU offers them (AVX-512; about 15 % faster there, maps within about 3e-3 of the exact ones), F(2x2, 3x3) for 3x3 stride-1 layers on OpenCL devices. Gradient passes stay exact. Default: exact (the same bits every run)."
+let fastHelp = "Let forward-only passes (the perturbation batches of occlusion, LIME, KernelSHAP, RISE) use Winograd convolutions: oneDNN's where the CPU offers them (AVX-512; about 15 % faster there, maps within about 3e-3 of the exact ones), F(2x2, 3x3) or F(4x4, 3x3) per layer for 3x3 stride-1 layers on OpenCL devices. Gradient passes stay exact. Default: exact (the same bits every run)."

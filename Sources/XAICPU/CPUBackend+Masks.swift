@@ -36,6 +36,9 @@ extension CPUBackend {
                     dst[y * width + x] = Float((1 - sy.t) * top + sy.t * bottom)
                 }
             }
+        case .randomGrids(let r):
+            // The callers expand these on the host first (``MaskSpec/expandedOnHost``); one mask here.
+            fillMask(r.slice(n..<(n + 1)).expanded, 0, labels, height, width, dst)
         case .ranks(_, let counts, let firstKept):
             guard let labels else { return }
             let count = Float(counts[n])
@@ -56,8 +59,9 @@ extension CPUBackend {
         let labels = try labelPointer(plan.spec)
         let (count, height, width) = (plan.sampleCount, plan.height, plan.width)
         let (out, po) = try allocate(plan.outputShape)
+        let spec = plan.spec.expandedOnHost
         parallelFor(count, costPerItem: height * width) { r in
-            for n in r { fillMask(plan.spec, n, labels, height, width, po + n * height * width) }
+            for n in r { fillMask(spec, n, labels, height, width, po + n * height * width) }
         }
         return out
     }
@@ -67,11 +71,12 @@ extension CPUBackend {
         let labels = try labelPointer(plan.masks.spec)
         let px = try ptr(image, "composite"), pb = try ptr(baseline, "composite")
         let (out, po) = try allocate(plan.outputShape)
+        let spec = plan.masks.spec.expandedOnHost
         parallelFor(count, costPerItem: c * h * w) { r in
             let m = UnsafeMutablePointer<Float>.allocate(capacity: h * w)
             defer { m.deallocate() }
             for n in r {
-                fillMask(plan.masks.spec, n, labels, h, w, m)
+                fillMask(spec, n, labels, h, w, m)
                 let dst = po + n * c * h * w
                 for i in 0..<(c * h * w) {
                     let mv = m[i % (h * w)]

@@ -55,6 +55,9 @@ extension MaskSpec {
             let top = (1 - sx.t) * c(sy.i0, sx.i0) + sx.t * c(sy.i0, sx.i1)
             let bottom = (1 - sx.t) * c(sy.i1, sx.i0) + sx.t * c(sy.i1, sx.i1)
             return (1 - sy.t) * top + sy.t * bottom
+        case .randomGrids(let r):
+            // One mask's grid drawn here; callers that read many values expand first (``expandedOnHost``).
+            return try r.slice(n..<(n + 1)).expanded.hostValue(sample: 0, y: y, x: x, height: height, width: width)
         case .ranks(_, let counts, let firstKept):
             guard let labels, labels.count == height * width else {
                 throw XAIError.invalidArgument(parameter: "ranks", value: "", reason: "rank masks need the \(height)x\(width) rank values")

@@ -236,6 +236,10 @@ public enum MaskSpec: Sendable {
     /// upsampled (half-pixel centres, clamped at the edges) to `upsampledH x upsampledW` and cropped at
     /// `shifts[n] = (dy, dx)` to the image size.
     case grids(cells: [Float], gridH: Int, gridW: Int, upsampledH: Int, upsampledW: Int, shifts: [(Int, Int)])
+    /// RISE grids drawn by the counter-based generator where the masks are built (``RandomGrids``):
+    /// the same masks as ``grids`` of ``RandomGrids/expanded``, with nothing per mask crossing to
+    /// the device.
+    case randomGrids(RandomGrids)
     /// Pixel orders (deletion and insertion curves): `ranks` is an `[H, W]` array of each pixel's
     /// place in the order (0 first; integers stored as floats, exact below 2^24, uploaded once per
     /// image). In sample `n` the pixels ranked below `counts[n]` keep the image when `firstKept`
@@ -248,6 +252,7 @@ public enum MaskSpec: Sendable {
         case .segments(_, let keep, let words): return words > 0 ? keep.count / words : 0
         case .rectangles(let r): return r.count
         case .grids(_, _, _, _, _, let shifts): return shifts.count
+        case .randomGrids(let r): return r.count
         case .ranks(_, let counts, _): return counts.count
         }
     }

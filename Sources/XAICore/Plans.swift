@@ -385,6 +385,16 @@ public struct MaskPlan: Sendable {
             for (dy, dx) in shifts where dy < 0 || dx < 0 || dy + height > uh || dx + width > uw {
                 throw XAIError.invalidArgument(parameter: "shifts", value: "(\(dy),\(dx))", reason: "mask(grids): crops outside the \(uh)x\(uw) upsampled grid")
             }
+        case .randomGrids(let r):
+            guard r.gridH > 0, r.gridW > 0, r.upsampledH > 0, r.upsampledW > 0, r.count >= 0, r.first >= 0, r.cellH >= 1, r.cellW >= 1,
+                  r.gridH <= 1 << 12, r.gridW <= 1 << 12 else {
+                throw XAIError.invalidArgument(parameter: "grids", value: "\(r.count) of \(r.gridH)x\(r.gridW) from \(r.first)",
+                                               reason: "mask(randomGrids): sizes must be positive (grids at most 4096 a side)")
+            }
+            guard r.cellH - 1 + height <= r.upsampledH, r.cellW - 1 + width <= r.upsampledW else {
+                throw XAIError.invalidArgument(parameter: "shifts", value: "up to (\(r.cellH - 1),\(r.cellW - 1))",
+                                               reason: "mask(randomGrids): crops outside the \(r.upsampledH)x\(r.upsampledW) upsampled grid")
+            }
         case .ranks(let ranks, let counts, _):
             let pixels = height * width
             guard ranks.shape.count == pixels else {

@@ -375,10 +375,11 @@ public final class ReferenceBackend: Backend {
         }
         var out: [Double] = []
         out.reserveCapacity(plan.sampleCount * plan.height * plan.width)
+        let spec = plan.spec.expandedOnHost
         for n in 0..<plan.sampleCount {
             for y in 0..<plan.height {
                 for x in 0..<plan.width {
-                    out.append(try plan.spec.hostValue(sample: n, y: y, x: x, height: plan.height, width: plan.width, labels: labels))
+                    out.append(try spec.hostValue(sample: n, y: y, x: x, height: plan.height, width: plan.width, labels: labels))
                 }
             }
         }

@@ -4,8 +4,8 @@ import XAIGraph
 
 /// RISE (Petsiuk et al.): random low-resolution binary grids, bilinearly upsampled with random
 /// shifts, mask the image; the map is the score-weighted mean of the masks, `sum_i f(x * M_i) M_i /
-/// (N p)`. Masks are built on the device from the grids, and the weighted sum is one GEMM per block of masks,
-/// so no full-resolution mask ever reaches the host.
+/// (N p)`. The grids are drawn and the masks built on the device (``RandomGrids``), and the weighted
+/// sum is one GEMM per block of masks, so neither grids nor masks cross to or from the host.
 public struct RISE: ModelMethod {
     /// The mask counts RISE takes.
     public static let maskRange = 2...10_000_000
@@ -42,15 +42,16 @@ public struct RISE: ModelMethod {
         engine = PerturbationEngine(model: model, perturbationsPerEval: perturbationsPerEval, output: output, progress: progress)
     }
 
-    /// The grids (`[masks, s, s]`, 0 or 1) and shifts of every mask for an `height x width` image:
-    /// cells of `ceil(size / s)` pixels, upsampled to `(s + 1)` cells and cropped at a random offset
-    /// within one cell.
+    /// Every mask's grid and shift (`s x s` cells, each keeping the image with the keep
+    /// probability, of `ceil(size / s)` pixels, upsampled to `s + 1` cells and cropped at a random
+    /// offset within one cell) for an `height x width` image, as a description: the counter-based
+    /// generator draws mask `m`'s from `(seed, m)` alone (``RandomGrids``), on the device where the
+    /// masks are built, so no grid crosses to it.
     public func maskSpec(height: Int, width: Int) throws -> MaskSpec {
-        let g = try grids(height: height, width: width)
-        return .grids(cells: g.cells, gridH: gridSize, gridW: gridSize, upsampledH: g.upsampled.0, upsampledW: g.upsampled.1, shifts: g.shifts)
+        .randomGrids(try grids(height: height, width: width))
     }
 
-    func grids(height: Int, width: Int) throws -> (cells: [Float], upsampled: (Int, Int), shifts: [(Int, Int)]) {
+    func grids(height: Int, width: Int) throws -> RandomGrids {
         guard Self.maskRange.contains(masks) else {
             throw XAIError.invalidArgument(parameter: "masks", value: "\(masks)",
                                            reason: "RISE needs \(Self.maskRange.lowerBound) to \(Self.maskRange.upperBound) masks")
@@ -63,15 +64,8 @@ public struct RISE: ModelMethod {
         }
         let s = gridSize
         let cellH = (height + s - 1) / s, cellW = (width + s - 1) / s
-        var rng = SeededGenerator(seed: seed)
-        var cells = [Float](repeating: 0, count: masks * s * s)
-        var shifts: [(Int, Int)] = []
-        shifts.reserveCapacity(masks)
-        for m in 0..<masks {
-            for c in 0..<(s * s) where Double(rng.nextUnitFloat()) < keepProbability { cells[m * s * s + c] = 1 }
-            shifts.append((Int(rng.next() % UInt64(cellH)), Int(rng.next() % UInt64(cellW))))
-        }
-        return (cells, ((s + 1) * cellH, (s + 1) * cellW), shifts)
+        return RandomGrids(seed: seed, first: 0, count: masks, gridH: s, gridW: s, keepProbability: keepProbability, cellH: cellH, cellW: cellW,
+                           upsampledH: (s + 1) * cellH, upsampledW: (s + 1) * cellW)
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
@@ -79,17 +73,13 @@ public struct RISE: ModelMethod {
         let (logits, targets) = try model.prepare(input, target: target)
         let (n, height, width) = (input.shape[0], input.shape[2], input.shape[3])
         let plane = height * width
-        let (cells, (uh, uw), shifts) = try grids(height: height, width: width)
-        let (gh, gw) = (gridSize, gridSize)
+        let grids = try grids(height: height, width: width)
         let half = masks / 2
         var maps: [Float] = [], agreement: [Double] = []
         for b in 0..<n {
             let (xb, baseTensor) = try model.imageAndBaseline(input, b, baseline)
             let image = try be.upload(xb), base = try be.upload(baseTensor)
-            let describe = { (range: Range<Int>) -> MaskSpec in
-                .grids(cells: Array(cells[(range.lowerBound * gh * gw)..<(range.upperBound * gh * gw)]), gridH: gh, gridW: gw,
-                       upsampledH: uh, upsampledW: uw, shifts: Array(shifts[range]))
-            }
+            let describe = { (range: Range<Int>) -> MaskSpec in .randomGrids(grids.slice(range)) }
             let scores = try engine.evaluate(image: image, baseline: base, target: targets[b], count: masks, describe: describe)
             // Score-weighted mask sums of the two halves of the masks, accumulated on the device in
             // blocks of a fixed size (the masks built again per block): the same additions in the

@@ -10,13 +10,16 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
     public struct Choice: Codable, Sendable, Equatable {
         public var forward: ConvolutionLowering
         public var backward: ConvolutionLowering
-        /// Whether Winograd F(2x2, 3x3) beat the faster exact forward (forward-only passes under
-        /// `--fast`); `nil` where the layer cannot take it.
+        /// Whether Winograd (its faster tile) beat the faster exact forward (forward-only passes
+        /// under `--fast`); `nil` where the layer cannot take it.
         public var winograd: Bool?
-        public init(forward: ConvolutionLowering, backward: ConvolutionLowering, winograd: Bool? = nil) {
+        /// Winograd's faster tile; `nil` in tables from before F(4x4, 3x3), which timed F(2x2, 3x3).
+        public var winogradTile: WinogradTile?
+        public init(forward: ConvolutionLowering, backward: ConvolutionLowering, winograd: Bool? = nil, winogradTile: WinogradTile? = nil) {
             self.forward = forward
             self.backward = backward
             self.winograd = winograd
+            self.winogradTile = winogradTile
         }
     }
 
@@ -31,10 +34,11 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
         self.choices = choices
     }
 
-    /// What a measurement holds for: the device, driver and gemm.cl (``GEMMTuningCache/key(for:)``)
-    /// and the GEMM configuration the kernels were built with.
+    /// What a measurement holds for: the device, driver and gemm.cl (``GEMMTuningCache/key(for:)``),
+    /// the GEMM configuration the kernels were built with, and conv.cl (Winograd's kernels), so a
+    /// table timed on other kernels is not read.
     public static func key(for info: OpenCLDeviceInfo, gemm: GEMMConfig) -> String {
-        "\(GEMMTuningCache.key(for: info)) | \(gemm)"
+        "\(GEMMTuningCache.key(for: info)) | \(gemm) | conv.cl \(GEMMTuningCache.sourceHash("conv"))"
     }
 
     public static func file(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {

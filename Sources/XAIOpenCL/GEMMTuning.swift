@@ -35,10 +35,14 @@ public enum GEMMTuningCache {
     /// The key of a device: vendor, name, driver version and a hash of the GEMM kernel's source
     /// (FNV-1a over its bytes: stable across processes, unlike Swift's `hashValue`).
     public static func key(for info: OpenCLDeviceInfo) -> String {
-        let text = KernelLibrary.source("gemm")?.text ?? ""
+        "\(info.vendor) | \(info.name) | driver \(info.driverVersion) | gemm.cl \(sourceHash("gemm"))"
+    }
+
+    /// FNV-1a of a kernel file's text, in hex.
+    static func sourceHash(_ file: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return "\(info.vendor) | \(info.name) | driver \(info.driverVersion) | gemm.cl \(String(hash, radix: 16))"
+        for byte in (KernelLibrary.source(file)?.text ?? "").utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return String(hash, radix: 16)
     }
 
     /// Every entry of the cache file; an unreadable or malformed file reads as empty (the tuner

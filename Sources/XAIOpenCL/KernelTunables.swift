@@ -198,6 +198,44 @@ public enum ConvolutionLowering: String, Codable, Sendable, CaseIterable {
     }
 }
 
+/// Winograd's output tile on OpenCL, for forward-only passes of 3x3 stride-1 layers under
+/// `--fast`: F(2x2, 3x3) multiplies 2.25 times less than a direct convolution, F(4x4, 3x3) 4 times
+/// less, at the price of larger transforms, more rounding and up to 3 rows and columns of padding
+/// tiles.
+public enum WinogradTile: Int, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case f2 = 2
+    case f4 = 4
+
+    /// Side of the transformed tile: the products per channel pair are its square.
+    var transformedSide: Int { rawValue + 2 }
+    /// conv.cl's kernels: `<prefix>_weights`, `<prefix>_input`, `<prefix>_output`.
+    var kernelPrefix: String { self == .f2 ? "winograd" : "winograd4" }
+    public var description: String { "F(\(rawValue)x\(rawValue), 3x3)" }
+
+    /// The tile `XAI_WINOGRAD_TILE=2|4` asks for every layer, or `nil` when unset.
+    static func requested(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> WinogradTile? {
+        guard let text = environment["XAI_WINOGRAD_TILE"], !text.isEmpty else { return nil }
+        guard let side = Int(text), let tile = WinogradTile(rawValue: side) else {
+            throw XAIError.invalidArgument(parameter: "XAI_WINOGRAD_TILE", value: text, reason: "must be 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3))")
+        }
+        return tile
+    }
+
+    /// The tile of a layer no table names: F(4x4, 3x3) where its tiles take fewer products than
+    /// F(2x2, 3x3)'s, counting the padding tiles (every output side but 1, 2, 5 and 6), else
+    /// F(2x2, 3x3), whose transforms cost less at the same products. On PoCL (AMD EPYC,
+    /// `xai-bench tune --lowering-only`) F(4x4, 3x3) was 1.0-2.0 times as fast as F(2x2, 3x3) on
+    /// ResNet-50's 56-, 28-, 14- and 7-wide layers at 32 images (6 % slower on the 7-wide ones at 4).
+    public static func defaultChoice(for plan: ConvPlan) -> WinogradTile {
+        let (height, width) = (plan.output[2], plan.output[3])
+        func products(_ tile: WinogradTile) -> Int {
+            let m = tile.rawValue
+            return tile.transformedSide * tile.transformedSide * ((height + m - 1) / m) * ((width + m - 1) / m)
+        }
+        return products(.f4) < products(.f2) ? .f4 : .f2
+    }
+}
+
 /// How a backend picks a convolution's lowering: one for every layer (the backend's `convolution:`
 /// argument or `XAI_CONV_LOWERING`), or per layer (the tuner's table for this device and GEMM
 /// configuration where it names the layer, else ``ConvolutionLowering/defaultChoice(for:backward:)``).
@@ -230,11 +268,14 @@ enum ConvolutionLoweringPolicy: Sendable {
         }
     }
 
-    /// Whether a forward-only pass of a layer Winograd applies to takes it under `--fast`: the
-    /// table's measurement where it names the layer, else yes (2.25 times fewer multiplications).
-    func winograd(for plan: ConvPlan) -> Bool {
-        if case .perLayer(let table?) = self, let choice = table.choices[plan.layer]?.winograd { return choice }
-        return true
+    /// The Winograd tile a forward-only pass of a layer Winograd applies to takes under `--fast`,
+    /// or `nil` for the exact lowering: the table's measurement where it names the layer (a table
+    /// from before F(4x4, 3x3) timed F(2x2, 3x3) alone), else ``WinogradTile/defaultChoice(for:)``.
+    func winograd(for plan: ConvPlan) -> WinogradTile? {
+        if case .perLayer(let table?) = self, let choice = table.choices[plan.layer], let faster = choice.winograd {
+            return faster ? choice.winogradTile ?? .f2 : nil
+        }
+        return WinogradTile.defaultChoice(for: plan)
     }
 
     func lowering(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {

@@ -43,6 +43,26 @@ extension OpenCLBackend {
             do { sm = try temporary(flat) } catch { clReleaseMemObject(cm); throw error }
             let g = MaskGeometry(height: height, width: width, gridH: gh, gridW: gw, upsampledH: uh, upsampledW: uw, kind: .grids)
             return ([g.argument, .buffer(dummy), .buffer(dummy), .buffer(dummy), .buffer(cm), .buffer(sm)], [cm, sm])
+        case .randomGrids(let r):
+            // Drawn here by rise_grids: only the description crosses.
+            let cm = try createBuffer(max(r.count * r.gridH * r.gridW, 1) * 4)
+            let sm: cl_mem
+            do { sm = try createBuffer(max(r.count, 1) * 8) } catch { clReleaseMemObject(cm); throw error }
+            do {
+                if r.count > 0 {
+                    try launch("mask", "rise_grids", global: [r.count], [
+                        .buffer(cm), .buffer(sm), .int(r.count), .int(r.gridH * r.gridW), .int(Int(Int32(bitPattern: r.keepThreshold))),
+                        .int(r.cellH), .int(r.cellW),
+                    ] + words(UInt64(r.first)) + words(r.seed))
+                }
+            } catch {
+                clReleaseMemObject(cm)
+                clReleaseMemObject(sm)
+                throw error
+            }
+            let g = MaskGeometry(height: height, width: width, gridH: r.gridH, gridW: r.gridW, upsampledH: r.upsampledH, upsampledW: r.upsampledW,
+                                 kind: .grids)
+            return ([g.argument, .buffer(dummy), .buffer(dummy), .buffer(dummy), .buffer(cm), .buffer(sm)], [cm, sm])
         case .ranks(let ranks, let counts, let firstKept):
             // The plan bounds the counts by the pixel count (at most 2^24), so they fit an int.
             let c = try temporary(counts.map { Int32($0) })

@@ -3,7 +3,7 @@ import XAICore
 
 extension OpenCLBackend {
     /// A 64-bit value as the two `uint` kernel arguments (low, high), passed as their bit patterns.
-    private func words(_ v: UInt64) -> [KernelArg] {
+    func words(_ v: UInt64) -> [KernelArg] {
         [.int(Int(Int32(bitPattern: UInt32(truncatingIfNeeded: v)))), .int(Int(Int32(bitPattern: UInt32(truncatingIfNeeded: v >> 32))))]
     }
 

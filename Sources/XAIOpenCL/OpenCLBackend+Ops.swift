@@ -113,43 +113,52 @@ extension OpenCLBackend {
                 .intVector8([p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, y[1], x[0]]))
     }
 
-    /// Whether a forward takes Winograd F(2x2, 3x3): `--fast`, a forward-only pass, a 3x3 stride-1
-    /// undilated ungrouped layer, and the policy's per-layer measurement (none: yes). Any GEMM
-    /// engine: the 16 products are one batched launch of it.
-    public func usesWinograd(_ plan: ConvPlan) -> Bool {
+    /// Whether a forward takes Winograd: see ``winogradTile(for:)``.
+    public func usesWinograd(_ plan: ConvPlan) -> Bool { winogradTile(for: plan) != nil }
+
+    /// The Winograd tile a forward takes, or `nil` for the exact lowering: `--fast`, a forward-only
+    /// pass, a 3x3 stride-1 undilated ungrouped layer, and the tile this backend was opened with or
+    /// the policy's per-layer choice (``ConvolutionLoweringPolicy/winograd(for:)``). Any GEMM
+    /// engine: the products are one batched launch of it.
+    public func winogradTile(for plan: ConvPlan) -> WinogradTile? {
         let p = plan.params
-        return fastConvolutions && !plan.exact && plan.weight[2] == 3 && plan.weight[3] == 3 && p.strideH == 1 && p.strideW == 1
-            && p.dilationH == 1 && p.dilationW == 1 && p.groups == 1 && convolutionPolicy.winograd(for: plan)
-            && max(plan.input.count, plan.output.count) < Int(Int32.max)
+        guard fastConvolutions && !plan.exact && plan.weight[2] == 3 && plan.weight[3] == 3 && p.strideH == 1 && p.strideW == 1
+            && p.dilationH == 1 && p.dilationW == 1 && p.groups == 1 && max(plan.input.count, plan.output.count) < Int(Int32.max),
+            let tile = convolutionPolicy.winograd(for: plan) else { return nil }
+        return forcedWinogradTile ?? tile
     }
 
-    /// Winograd F(2x2, 3x3) (conv.cl): the weights' transform, then per chunk of images the input
-    /// tiles' transform, 16 GEMMs (one batched launch) and the output transform with the bias,
-    /// residual and activation. Chunks keep the two transformed buffers within a quarter of the
-    /// memory budget.
-    private func winogradConv2d(_ plan: ConvPlan, x: cl_mem, weight: cl_mem, bias: cl_mem?, residual: cl_mem?, output: cl_mem,
+    /// Winograd F(m x m, 3x3) (conv.cl), m = `tile`: the weights' transform (made once per live
+    /// weight array, ``WinogradWeightCache``), then per chunk of images the input tiles' transform, (m + 2)^2 GEMMs (one batched launch) and the output
+    /// transform with the bias, residual and activation. Chunks keep the two transformed buffers
+    /// within a quarter of the memory budget.
+    private func winogradConv2d(_ plan: ConvPlan, tile: WinogradTile, x: cl_mem, weight: DeviceArray, bias: cl_mem?, residual: cl_mem?, output: cl_mem,
                                 activation: UnaryOp) throws {
         let (n, cin, h, w) = (plan.input[0], plan.input[1], plan.input[2], plan.input[3])
         let (cout, oh, ow) = (plan.output[1], plan.output[2], plan.output[3])
-        let (th, tw) = ((oh + 1) / 2, (ow + 1) / 2)
-        let u = try allocate([16, cout, cin])
+        let m = tile.rawValue, products = tile.transformedSide * tile.transformedSide, name = tile.kernelPrefix
+        let (th, tw) = ((oh + m - 1) / m, (ow + m - 1) / m)
+        let u = try winogradWeights.transformed(of: try storage(weight, "conv2d"), shape: weight.shape, tile: tile) {
+            let u = try allocate([products, cout, cin])
+            try launch("conv", "\(name)_weights", global: [cout * cin], [.buffer(try mem(weight, "conv2d")), .buffer(try mem(u, "conv2d")), .int(cout), .int(cin)])
+            return u
+        }
         let um = try mem(u, "conv2d")
-        try launch("conv", "winograd_weights", global: [cout * cin], [.buffer(weight), .buffer(um), .int(cout), .int(cin)])
-        let perImage = 16 * (cin + cout) * th * tw * 4
-        let chunk = max(1, min(n, (memoryBudget / 4) / max(perImage, 1), info.maxAllocationBytes / max(16 * max(cin, cout) * th * tw * 4, 1)))
+        let perImage = products * (cin + cout) * th * tw * 4
+        let chunk = max(1, min(n, (memoryBudget / 4) / max(perImage, 1), info.maxAllocationBytes / max(products * max(cin, cout) * th * tw * 4, 1)))
         let tilesPerChunk = chunk * th * tw
-        let v = try allocate([16, cin, tilesPerChunk]), m = try allocate([16, cout, tilesPerChunk])
-        let (vm, mm) = (try mem(v, "conv2d"), try mem(m, "conv2d"))
+        let v = try allocate([products, cin, tilesPerChunk]), mt = try allocate([products, cout, tilesPerChunk])
+        let (vm, mm) = (try mem(v, "conv2d"), try mem(mt, "conv2d"))
         let (p0, p1) = activation.parameters
         var n0 = 0
         while n0 < n {
             let images = min(chunk, n - n0), tiles = images * th * tw
-            try launch("conv", "winograd_input", global: [cin * tiles], [
+            try launch("conv", "\(name)_input", global: [cin * tiles], [
                 .buffer(x), .buffer(vm), .int(n0), .int(images), .intVector8([cin, h, w, th, tw, plan.params.padTop, plan.params.padLeft, 0]),
             ])
-            try gemmLaunch(m: cout, n: tiles, k: cin, batch: 16, a: um, aRow: cin, aCol: 1, aBatch: cout * cin,
+            try gemmLaunch(m: cout, n: tiles, k: cin, batch: products, a: um, aRow: cin, aCol: 1, aBatch: cout * cin,
                            b: vm, bRow: tiles, bCol: 1, bBatch: cin * tiles, c: mm, ldc: tiles, cBatch: cout * tiles)
-            try launch("conv", "winograd_output", global: [cout * tiles], [
+            try launch("conv", "\(name)_output", global: [cout * tiles], [
                 .buffer(mm), .buffer(bias ?? dummy), .int(bias == nil ? 0 : 1), .buffer(residual ?? dummy), .int(residual == nil ? 0 : 1),
                 .buffer(output), .int(n0), .int(images), .intVector8([cout, oh, ow, th, tw, 0, 0, 0]),
                 .int(Int(activation.code)), .float(p0), .float(p1),
@@ -204,8 +213,8 @@ extension OpenCLBackend {
         }
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
-        if usesWinograd(plan) {
-            try winogradConv2d(plan, x: xm, weight: wm, bias: bm, residual: rm, output: ym, activation: activation)
+        if let tile = winogradTile(for: plan) {
+            try winogradConv2d(plan, tile: tile, x: xm, weight: weight, bias: bm, residual: rm, output: ym, activation: activation)
             return out
         }
         if let (i0, i1) = implicitGeometry(plan, backward: false) {

@@ -200,7 +200,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
         let convolutions = (tensorCores == nil ? convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
                 : "im2col, every GEMM on the tensor cores")
-            + (fastConvolutions ? "; Winograd F(2x2, 3x3) for 3x3 stride-1 layers in forward-only passes" : "")
+            + (fastConvolutions ? "; Winograd \(forcedWinogradTile.map { "\($0)" } ?? "F(2x2, 3x3) or F(4x4, 3x3) per layer") for 3x3 stride-1 layers in forward-only passes" : "")
         let arithmetic = tensorCores.map { "\($0)" } ?? (tensorCoreNote.isEmpty ? "fp32 kernels" : "fp32 kernels (\(tensorCoreNote))")
         return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, tensorCores: tensorCores != nil, facts: [
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
@@ -233,9 +233,13 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     /// argument, `XAI_CONV_LOWERING`, the tuner's table or the default).
     let convolutionPolicy: ConvolutionLoweringPolicy
     public let convolutionLoweringSource: String
-    /// Forward-only passes (``XAICore/ConvPlan/exact`` false) may take Winograd F(2x2, 3x3) for
-    /// 3x3 stride-1 layers: `--fast`.
+    /// Forward-only passes (``XAICore/ConvPlan/exact`` false) may take Winograd for 3x3 stride-1
+    /// layers: `--fast`.
     public let fastConvolutions: Bool
+    /// Winograd's tile for every layer that takes it; `nil`: per layer (``ConvolutionLoweringPolicy/winograd(for:)``).
+    let forcedWinogradTile: WinogradTile?
+    /// Each live weight array's Winograd transform, made once (ResNet-50's 3x3 stride-1 layers: 132 MB under F(4x4, 3x3), at most a sixteenth of the memory budget).
+    let winogradWeights: WinogradWeightCache
     /// The arithmetic asked for (`--precision`), and the tensor-core GEMMs that run it: `nil` for
     /// fp32, and where the device has none or its probe failed (``tensorCoreNote`` says why).
     public let requestedArithmetic: GEMMArithmetic
@@ -258,12 +262,15 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     ///   - convolution: im2col or implicit GEMM for every convolution (same bits); default
     ///     `XAI_CONV_LOWERING`, else per layer (the tuner's table, else ``ConvolutionLowering/defaultChoice(for:backward:)``).
     ///   - fastConvolutions: forward-only passes may use Winograd (not the exact bits; `--fast`).
+    ///   - winogradTile: Winograd's tile for every layer (default: `XAI_WINOGRAD_TILE=2|4`, else per
+    ///     layer: the tuner's table, else ``WinogradTile/defaultChoice(for:)``).
     ///   - arithmetic: `tf32` or `3xtf32` runs every GEMM on tensor cores (`Kernels/mma.cl`) where the
     ///     device has them and its probe passes (``TensorCores``); else GEMMs stay fp32 and
     ///     ``tensorCoreNote`` says why. `XAI_MMA=emulate` emulates the tensor cores on any device.
     ///   - tensorCorePath: the path to try instead of the device's own (``TensorCores/path(for:environment:)``).
     public init(index: Int = 0, memoryBudget: Int? = nil, gemm: GEMMConfig? = nil, profileKernels: Bool = false,
-                convolution: ConvolutionLowering? = nil, fastConvolutions: Bool = false, arithmetic: GEMMArithmetic = .fp32,
+                convolution: ConvolutionLowering? = nil, fastConvolutions: Bool = false, winogradTile: WinogradTile? = nil,
+                arithmetic: GEMMArithmetic = .fp32,
                 tensorCorePath: TensorCorePath? = nil) throws {
         let all: [OpenCLDeviceInfo]
         do {
@@ -282,6 +289,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         tunables = KernelTunables(isGPU: info.isGPU, gemm: config)
         gemmSource = source
         self.fastConvolutions = fastConvolutions
+        forcedWinogradTile = try winogradTile ?? WinogradTile.requested()
         requestedArithmetic = arithmetic
         (convolutionPolicy, convolutionLoweringSource) = try ConvolutionLoweringPolicy.choose(
             requested: convolution, tableKey: ConvolutionLoweringTable.key(for: info, gemm: config))
@@ -289,6 +297,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         name = "opencl:\(index) (\(info.name), \(info.platformName))"
         self.memoryBudget = memoryBudget ?? min(info.globalMemoryBytes / 2, 8 << 30)
         pool = CLBufferPool(capacity: self.memoryBudget / 4)
+        winogradWeights = WinogradWeightCache(capacity: self.memoryBudget / 16)
         var err: cl_int = 0
         var dev: cl_device_id? = info.device
         guard let ctx = clCreateContext(nil, 1, &dev, nil, nil, &err), err == CL_SUCCESS else {

@@ -20,6 +20,49 @@ final class CounterRandomTests: XCTestCase {
         }
     }
 
+    /// RISE's random grids (``RandomGrids``): cells kept with the keep probability, shifts uniform
+    /// over their ranges, the same draws for a mask whichever slice describes it, and each mask's
+    /// draws its own (mask index and seed both change them). The device's kernel is checked against
+    /// these bits in the mask op cases.
+    func testRandomGridsAreTheCounterStreams() {
+        let grids = RandomGrids(seed: 0xDEAD_BEEF_0000_0001, first: 3, count: 2000, gridH: 7, gridW: 7, keepProbability: 0.3,
+                                cellH: 5, cellW: 3, upsampledH: 40, upsampledW: 24)
+        var kept = 0, shiftsY = [Int](repeating: 0, count: 5), shiftsX = [Int](repeating: 0, count: 3)
+        var distinct = Set<[Float]>()
+        for k in 0..<grids.count {
+            let g = grids.grid(k)
+            XCTAssertEqual(g.cells.count, 49)
+            kept += g.cells.filter { $0 == 1 }.count
+            XCTAssertTrue(g.cells.allSatisfy { $0 == 0 || $0 == 1 })
+            shiftsY[g.shift.0] += 1
+            shiftsX[g.shift.1] += 1
+            distinct.insert(g.cells)
+        }
+        // 98,000 cells at p = 0.3: the standard deviation of the fraction is 0.0015.
+        XCTAssertEqual(Double(kept) / 98_000, 0.3, accuracy: 0.006)
+        for count in shiftsY { XCTAssertEqual(Double(count) / 2000, 0.2, accuracy: 0.04, "\(shiftsY)") }
+        for count in shiftsX { XCTAssertEqual(Double(count) / 2000, 1.0 / 3, accuracy: 0.045, "\(shiftsX)") }
+        XCTAssertEqual(distinct.count, 2000, "every mask draws its own grid")
+        let part = grids.slice(500..<510)
+        XCTAssertEqual(part.first, 503)
+        for k in 0..<10 {
+            XCTAssertEqual(part.grid(k).cells, grids.grid(500 + k).cells)
+            XCTAssertTrue(part.grid(k).shift == grids.grid(500 + k).shift)
+        }
+        var reseeded = grids
+        reseeded.seed += 1
+        XCTAssertNotEqual((0..<20).map { reseeded.grid($0).cells }, (0..<20).map { grids.grid($0).cells })
+        // The endpoints: every cell kept at p = 1, none below one in 2^24.
+        let all = RandomGrids(seed: 1, first: 0, count: 50, gridH: 7, gridW: 7, keepProbability: 1, cellH: 5, cellW: 3, upsampledH: 40, upsampledW: 24)
+        let none = RandomGrids(seed: 1, first: 0, count: 50, gridH: 7, gridW: 7, keepProbability: 1e-9, cellH: 5, cellW: 3, upsampledH: 40, upsampledW: 24)
+        XCTAssertTrue((0..<50).allSatisfy { all.grid($0).cells.allSatisfy { $0 == 1 } })
+        XCTAssertTrue((0..<50).allSatisfy { none.grid($0).cells.allSatisfy { $0 == 0 } })
+        // The expanded description is the grids mask by mask.
+        guard case .grids(let cells, 7, 7, 40, 24, let shifts) = part.expanded else { return XCTFail("\(part.expanded)") }
+        XCTAssertEqual(cells, (0..<10).flatMap { part.grid($0).cells })
+        XCTAssertTrue(zip(shifts, (0..<10).map { part.grid($0).shift }).allSatisfy { $0 == $1 })
+    }
+
     /// Box-Muller's pieces against float64: the radius and angle of every tested pair of words
     /// within about 3 float32 roundings (4e-7 of the radius) of `sqrt(-2 ln u)` and `2 pi k / 2^24`.
     func testBoxMullerAgainstFloat64() {

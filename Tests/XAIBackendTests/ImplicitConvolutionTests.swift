@@ -183,9 +183,10 @@ final class ImplicitConvolutionTests: XCTestCase {
         XCTAssertEqual(cl.lowering(for: onePixel, backward: true), .implicit)
     }
 
-    /// Winograd F(2x2, 3x3) under `--fast`: forward-only passes of 3x3 stride-1 layers (odd sizes,
-    /// pads on some sides only, bias, skip, rectifier, image chunks), within float64's reach on every
-    /// GEMM engine; exact passes and other layers keep the exact bits; the tuner's table can turn it off.
+    /// Winograd F(2x2, 3x3) and F(4x4, 3x3) under `--fast`: forward-only passes of 3x3 stride-1
+    /// layers (odd sizes, sizes not a multiple of either tile, pads on some sides only, bias, skip,
+    /// rectifier, image chunks), within float64's reach on every GEMM engine; exact passes and
+    /// other layers keep the exact bits; the tuner's table can turn it off or pick the tile.
     func testWinogradForForwardOnlyPasses() throws {
         _ = try TestBackends.requireOpenCL()
         let reference = ReferenceBackend()
@@ -193,14 +194,16 @@ final class ImplicitConvolutionTests: XCTestCase {
             ([2, 5, 11, 13], [7, 5, 3, 3], Conv2DParams(padding: 1)),
             ([3, 4, 9, 8], [6, 4, 3, 3], Conv2DParams(strides: (1, 1), pads: (top: 0, left: 2, bottom: 1, right: 0))),
             ([1, 16, 7, 7], [24, 16, 3, 3], Conv2DParams()),
+            ([2, 3, 18, 17], [5, 3, 3, 3], Conv2DParams(padding: 1)),
         ]
-        for gemm in [GEMMConfig.rows, .baseline, .clblast] {
+        for (gemm, tile) in [(GEMMConfig.rows, WinogradTile.f2), (.rows, .f4), (.baseline, .f2), (.baseline, .f4), (.clblast, .f4)] {
             // A small budget splits the batch into chunks of images.
-            let fast = try OpenCLBackend(index: 0, memoryBudget: 64 << 10, gemm: gemm, profileKernels: true, fastConvolutions: true)
+            let fast = try OpenCLBackend(index: 0, memoryBudget: 64 << 10, gemm: gemm, profileKernels: true, fastConvolutions: true,
+                                         winogradTile: tile)
             let exact = try OpenCLBackend(index: 0, gemm: gemm)
             XCTAssertTrue(fast.details.mayUseFastConvolutions)
             for (index, (xs, ws, params)) in cases.enumerated() {
-                let what = "\(gemm) case \(index)"
+                let what = "\(gemm) \(tile) case \(index)"
                 let x = Tensor.uniform(Shape(xs), seed: UInt64(60 + index)), w = Tensor.uniform(Shape(ws), seed: UInt64(70 + index))
                 let bias = Tensor.uniform([ws[0]], seed: UInt64(80 + index))
                 let yShape = try reference.conv2d(try reference.upload(x), weight: try reference.upload(w), bias: nil, params: params, activation: .identity).shape
@@ -211,7 +214,8 @@ final class ImplicitConvolutionTests: XCTestCase {
                 }
                 _ = try fast.takeKernelProfile()
                 let winograd = try run(fast, exact: false)
-                XCTAssertTrue(try fast.takeKernelProfile().contains { $0.name == "winograd_output" }, what)
+                XCTAssertEqual(Set(try fast.takeKernelProfile().filter { $0.name.hasPrefix("winograd") }.map(\.name)),
+                               Set(["weights", "input", "output"].map { "\(tile.kernelPrefix)_\($0)" }), what)
                 if let m = mismatch(doubles(winograd), doubles(try run(reference, exact: true)), rtol: 1e-4, atol: 1e-5) { XCTFail("\(what) against float64: \(m)") }
                 XCTAssertEqual(try run(fast, exact: true).scalars.map(\.bitPattern), try run(exact, exact: false).scalars.map(\.bitPattern),
                                "\(what): exact passes, and backends without --fast, keep the exact bits")
@@ -230,8 +234,93 @@ final class ImplicitConvolutionTests: XCTestCase {
         var plan = try ConvPlan(input: [1, 4, 12, 12], weight: [4, 4, 3, 3], bias: nil, params: Conv2DParams(padding: 1))
         plan.exact = false
         let table = ConvolutionLoweringTable(key: "k", measured: "now", choices: [plan.layer: .init(forward: .implicit, backward: .im2col, winograd: false)])
-        XCTAssertFalse(ConvolutionLoweringPolicy.perLayer(table).winograd(for: plan))
-        XCTAssertTrue(ConvolutionLoweringPolicy.perLayer(nil).winograd(for: plan))
+        XCTAssertNil(ConvolutionLoweringPolicy.perLayer(table).winograd(for: plan))
+        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(nil).winograd(for: plan), .f4, "12 x 12: F(4x4, 3x3) by default")
         XCTAssertTrue(fast.usesWinograd(plan))
+        // The table's faster tile; a table from before F(4x4, 3x3) timed F(2x2, 3x3).
+        let four = ConvolutionLoweringTable(key: "k", measured: "now", choices: [plan.layer: .init(forward: .implicit, backward: .im2col, winograd: true,
+                                                                                                     winogradTile: .f4)])
+        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(four).winograd(for: plan), .f4)
+        let old = try JSONDecoder().decode(ConvolutionLoweringTable.self, from: Data("""
+            {"key": "k", "measured": "then", "choices": {"\(plan.layer)": {"forward": "implicit", "backward": "im2col", "winograd": true}}}
+            """.utf8))
+        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(old).winograd(for: plan), .f2)
+        // By default F(4x4, 3x3) where it takes fewer products, else F(2x2, 3x3).
+        for (side, tile) in [(1, WinogradTile.f2), (2, .f2), (3, .f4), (5, .f2), (6, .f2), (7, .f4), (14, .f4), (56, .f4)] {
+            var layer = try ConvPlan(input: [1, 4, side, side + 9], weight: [4, 4, 3, 3], bias: nil, params: Conv2DParams(padding: 1))
+            layer.exact = false
+            XCTAssertEqual(fast.winogradTile(for: layer), side == 5 || side == 6 ? .f4 : tile, "\(side) x \(side + 9)")
+            var square = try ConvPlan(input: [1, 4, side, side], weight: [4, 4, 3, 3], bias: nil, params: Conv2DParams(padding: 1))
+            square.exact = false
+            XCTAssertEqual(fast.winogradTile(for: square), tile, "\(side) x \(side)")
+        }
+        XCTAssertThrowsError(try WinogradTile.requested(environment: ["XAI_WINOGRAD_TILE": "3"])) { error in
+            XCTAssertTrue("\(error)".contains("XAI_WINOGRAD_TILE"), "\(error)")
+        }
+        XCTAssertEqual(try WinogradTile.requested(environment: ["XAI_WINOGRAD_TILE": "4"]), .f4)
+        XCTAssertNil(try WinogradTile.requested(environment: [:]))
+    }
+
+    /// A weight array's Winograd transform is made once and reused while the array lives; weights
+    /// uploaded later (on the same pooled buffer, once the first are gone) get their own; a
+    /// reshaped view and the other tile do not read a transform made for another shape or tile.
+    func testWinogradWeightTransformIsCachedPerLiveWeightArray() throws {
+        _ = try TestBackends.requireOpenCL()
+        let reference = ReferenceBackend()
+        let fast = try OpenCLBackend(index: 0, profileKernels: true, fastConvolutions: true, winogradTile: .f4)
+        let x = Tensor.uniform([2, 6, 10, 9], seed: 11)
+        let params = Conv2DParams(padding: 1)
+        func run(_ b: any Backend, _ w: DeviceArray, exact: Bool) throws -> Tensor {
+            try b.download(try b.conv2d(try b.upload(x), weight: w, bias: nil, params: params, activation: .identity, exact: exact))
+        }
+        func transforms() throws -> Int { try fast.takeKernelProfile().filter { $0.name.hasSuffix("_weights") }.map(\.launches).reduce(0, +) }
+        func expected(_ w: Tensor) throws -> [Double] { doubles(try run(reference, try reference.upload(w), exact: true)) }
+        _ = try fast.takeKernelProfile()
+        for round in 0..<3 {
+            // Each round's weights replace the last round's, whose buffer the pool hands out again.
+            let wt = Tensor.uniform([5, 6, 3, 3], seed: UInt64(20 + round))
+            let w = try fast.upload(wt)
+            for pass in 0..<3 {
+                let y = try run(fast, w, exact: false)
+                XCTAssertEqual(try transforms(), pass == 0 ? 1 : 0, "round \(round) pass \(pass)")
+                if let m = mismatch(doubles(y), try expected(wt), rtol: 1e-4, atol: 1e-5) { XCTFail("round \(round) pass \(pass): \(m)") }
+            }
+            XCTAssertEqual(fast.winogradWeights.count, 1)
+        }
+        // Two live arrays of one shape: each runs on its own transform.
+        let pair = [Tensor.uniform([5, 6, 3, 3], seed: 40), Tensor.uniform([5, 6, 3, 3], seed: 41)]
+        let live = try pair.map { try fast.upload($0) }
+        for i in [0, 1, 0, 1] {
+            if let m = mismatch(doubles(try run(fast, live[i], exact: false)), try expected(pair[i]), rtol: 1e-4, atol: 1e-5) { XCTFail("live weights \(i): \(m)") }
+        }
+        XCTAssertEqual(try transforms(), 2)
+        // A view of the same buffer with other channel counts is another layer.
+        let flat = try fast.upload(Tensor.uniform([6, 6, 3, 3], seed: 30))
+        let x6 = Tensor.uniform([1, 6, 8, 8], seed: 31), x3 = Tensor.uniform([1, 3, 8, 8], seed: 32)
+        for (w, input) in [(flat, x6), (try flat.reshaped([12, 3, 3, 3]), x3)] {
+            let y = try fast.download(try fast.conv2d(try fast.upload(input), weight: w, bias: nil, params: params, activation: .identity, exact: false))
+            let r = try reference.download(try reference.conv2d(try reference.upload(input), weight: try reference.upload(try fast.download(w)), bias: nil,
+                                                                params: params, activation: .identity))
+            if let m = mismatch(doubles(y), doubles(r), rtol: 1e-4, atol: 1e-5) { XCTFail("\(w.shape): \(m)") }
+        }
+        XCTAssertEqual(try transforms(), 2)
+        // One weight array on two image sizes, whose layers take different tiles by default.
+        let perLayer = try OpenCLBackend(index: 0, fastConvolutions: true)
+        let shared = Tensor.uniform([4, 3, 3, 3], seed: 33)
+        let w = try perLayer.upload(shared)
+        for side in [12, 6, 12, 6] {
+            var plan = try ConvPlan(input: [1, 3, side, side], weight: [4, 3, 3, 3], bias: nil, params: params)
+            plan.exact = false
+            XCTAssertEqual(perLayer.winogradTile(for: plan), side == 12 ? .f4 : .f2)
+            let input = Tensor.uniform([1, 3, side, side], seed: UInt64(34 + side))
+            let y = try perLayer.download(try perLayer.conv2d(try perLayer.upload(input), weight: w, bias: nil, params: params, activation: .identity,
+                                                              exact: false))
+            let r = try reference.download(try reference.conv2d(try reference.upload(input), weight: try reference.upload(shared), bias: nil,
+                                                                params: params, activation: .identity))
+            if let m = mismatch(doubles(y), doubles(r), rtol: 1e-4, atol: 1e-5) { XCTFail("\(side) x \(side): \(m)") }
+        }
+        XCTAssertEqual(perLayer.winogradWeights.count, 2)
+        // A table measured on other Winograd kernels is not read.
+        XCTAssertTrue(ConvolutionLoweringTable.key(for: fast.info, gemm: fast.gemmConfig).hasSuffix("conv.cl \(GEMMTuningCache.sourceHash("conv"))"))
     }
 }

@@ -109,6 +109,11 @@ private func maskCases() -> [OpCase] {
         ("segments", { a in .segments(labels: a[2], keep: keep, wordsPerSample: 2) }),
         ("rectangles", { _ in .rectangles(rects) }),
         ("grids", { _ in .grids(cells: cells, gridH: gh, gridW: gw, upsampledH: uh, upsampledW: uw, shifts: shifts) }),
+        // Drawn by the device's kernel, by the host elsewhere: the same bits or the case fails. The
+        // shift ranges differ along the two axes, and the masks' indices need their high words and
+        // carry into them (2^33 - 2 to 2^33 + 1).
+        ("random grids", { _ in .randomGrids(RandomGrids(seed: 0x1_0000_0079, first: (1 << 33) - 2, count: 4, gridH: gh, gridW: gw,
+                                                         keepProbability: 0.4, cellH: uh - h + 1, cellW: uw - w + 1, upsampledH: uh, upsampledW: uw)) }),
         ("ranks deleting", { a in .ranks(ranks: a[3], counts: counts, firstKept: false) }),
         ("ranks inserting", { a in .ranks(ranks: a[3], counts: counts, firstKept: true) }),
     ]

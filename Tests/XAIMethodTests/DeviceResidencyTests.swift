@@ -79,6 +79,22 @@ final class DeviceResidencyTests: XCTestCase {
         }
     }
 
+    /// RISE draws its grids on the device: what goes over is the image (twice: the clean logits',
+    /// then the copies'), its baseline and the weights of the masks' sums, 4 bytes a mask for each
+    /// half of the masks a block of the sums holds; no grid or shift, which took 8 + 4 s^2 bytes a mask.
+    func testRISEDrawsItsGridsOnTheDevice() throws {
+        let (counted, model, x, _) = try countedModel()
+        for masks in [64, 200] {
+            let before = counted.transfers
+            _ = try RISE(model: model, masks: masks, gridSize: 7, seed: 4, perturbationsPerEval: 32).attribute(x)
+            let d = counted.transfers.since(before)
+            let block = RISE.accumulationBlock, blocks = (masks + block - 1) / block
+            // A block that holds both halves uploads its weights twice.
+            let weights = (0..<blocks).map { b in min(block, masks - b * block) * ((b * block < masks / 2 && masks / 2 < min((b + 1) * block, masks)) ? 2 : 1) }
+            XCTAssertEqual(d.bytesToDevice, 3 * x.shape.count * 4 + weights.reduce(0, +) * 4, "\(masks) masks")
+        }
+    }
+
     /// The same noise on the CPU and on OpenCL (drawn on each device), so the maps agree to the
     /// gradients' rounding; on each backend every internal batch size gives the same bits.
     func testSmoothGradAgreesAcrossBackendsAndBatchSizes() throws {

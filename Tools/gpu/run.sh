@@ -14,7 +14,7 @@
 #   4. the op-case, method and model tests, whose backend list includes the GPU;
 #   5. `xai-bench tune`: the GEMM search (our tiled kernel's tile shapes, CLBlast) within 60 s, its
 #      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM; then each
-#      ResNet-50 convolution under both lowerings (im2col, implicit GEMM), the faster per layer cached;
+#      ResNet-50 convolution under both lowerings (im2col, implicit GEMM) and Winograd F(2x2)/F(4x4), the fastest per layer cached;
 #   6. `xai-bench ops`, `models` (batch 32 and 256; batch 32 also under --precision tf32 and 3xtf32,
 #      then `xai-bench precision`: maps under each beside fp32) and `methods` on --device gpu, with --json, the
 #      methods beside the CUDA peer rows of step 3; then ViT-B/16 (exported there when torchvision is

@@ -498,7 +498,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--address", default=None, help="Ray address: auto (the cluster this machine is part of) or ray://head:10001 (default: RAY_ADDRESS, else a new local instance).")
     parser.add_argument("--workers", type=int, default=None, help="Actors (default: one per GPU with --device gpu, else one per CPU).")
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="gpu: one GPU per actor.")
-    parser.add_argument("--fast", action="store_true", help="Winograd for forward-only passes (oneDNN's where the CPU offers it, maps within about 3e-3; F(2x2, 3x3) on OpenCL).")
+    parser.add_argument("--fast", action="store_true", help="Winograd for forward-only passes (oneDNN's where the CPU offers it, maps within about 3e-3; F(2x2, 3x3) or F(4x4, 3x3) per layer on OpenCL).")
     parser.add_argument("--precision", choices=["exact", "fp32", "fast", "tf32", "3xtf32"],
                         help="exact (fp32, the default), fast (as --fast), tf32 or 3xtf32 (GEMMs on an NVIDIA GPU's tensor cores; elsewhere fp32).")
     parser.add_argument("--batch-size", type=int, default=16, help="Files per task.")
