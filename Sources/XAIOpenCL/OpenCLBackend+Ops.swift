@@ -129,9 +129,10 @@ extension OpenCLBackend {
     }
 
     /// Winograd F(m x m, 3x3) (conv.cl), m = `tile`: the weights' transform (made once per live
-    /// weight array, ``WinogradWeightCache``), then per chunk of images the input tiles' transform, (m + 2)^2 GEMMs (one batched launch) and the output
-    /// transform with the bias, residual and activation. Chunks keep the two transformed buffers
-    /// within a quarter of the memory budget.
+    /// weight array, ``WinogradWeightCache``), then per chunk of images the input tiles'
+    /// transform, (m + 2)^2 GEMMs (one batched launch) and the output transform with the bias,
+    /// residual and activation. Chunks keep the two transformed buffers within a quarter of the
+    /// memory budget.
     private func winogradConv2d(_ plan: ConvPlan, tile: WinogradTile, x: cl_mem, weight: DeviceArray, bias: cl_mem?, residual: cl_mem?, output: cl_mem,
                                 activation: UnaryOp) throws {
         let (n, cin, h, w) = (plan.input[0], plan.input[1], plan.input[2], plan.input[3])
