@@ -92,6 +92,27 @@ __kernel void conv2d_depthwise_backward(__global const float* gy, __global const
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
 
+// Where tile p of a chunk lies: its image (returned) and the top-left output (oy0, ox0) of its
+// m x m outputs; F(2x2, 3x3) and F(4x4, 3x3) share it.
+inline int winograd_tile(const int p, const int TH, const int TW, const int m, int* oy0, int* ox0) {
+    const int t = p % (TH * TW);
+    *oy0 = (t / TW) * m;
+    *ox0 = (t % TW) * m;
+    return p / (TH * TW);
+}
+
+// y = act(v + residual) at output (oy, ox) of channel co of image `image`, v holding the bias;
+// nothing past the output's edge (the last tiles' padding). g0 = (Cout, OH, OW, ...).
+inline void winograd_store(__global float* y, __global const float* R, const int has_res, const long image, const int co,
+                           const int8 g0, const int oy, const int ox, const float v, const int act, const float p0, const float p1) {
+    const int CO = g0.s0, OH = g0.s1, OW = g0.s2;
+    if (oy >= OH || ox >= OW) return;
+    const long at = ((image * CO + co) * OH + oy) * OW + ox;
+    float val = v;
+    if (has_res) val += R[at];
+    y[at] = unary_apply(act, val, p0, p1);
+}
+
 // U = G g G^T for one (output, input) channel pair.
 __kernel void winograd_weights(__global const float* w, __global float* u, const int cout, const int cin) {
     const int i = get_global_id(0);
@@ -121,7 +142,10 @@ __kernel void winograd_input(__global const float* x, __global float* v, const i
     const int P = images * TH * TW;
     if (i >= C * P) return;
     const int c = i / P, p = i % P;
-    const int n = p / (TH * TW), t = p % (TH * TW), y0 = (t / TW) * 2 - PT, x0 = (t % TW) * 2 - PL;
+    int y0, x0;
+    const int n = winograd_tile(p, TH, TW, 2, &y0, &x0);
+    y0 -= PT;
+    x0 -= PL;
     __global const float* xc = x + ((long)(n0 + n) * C + c) * H * W;
     float d[4][4];
     for (int r = 0; r < 4; r++) {
@@ -149,12 +173,13 @@ __kernel void winograd_input(__global const float* x, __global float* v, const i
 __kernel void winograd_output(__global const float* m, __global const float* bias, const int has_bias,
                               __global const float* R, const int has_res, __global float* y,
                               const int n0, const int images, const int8 g0, const int act, const float p0, const float p1) {
-    const int CO = g0.s0, OH = g0.s1, OW = g0.s2, TH = g0.s3, TW = g0.s4;
+    const int CO = g0.s0, TH = g0.s3, TW = g0.s4;
     const int i = get_global_id(0);
     const int P = images * TH * TW;
     if (i >= CO * P) return;
     const int co = i / P, p = i % P;
-    const int n = p / (TH * TW), t = p % (TH * TW), oy0 = (t / TW) * 2, ox0 = (t % TW) * 2;
+    int oy0, ox0;
+    const int n = winograd_tile(p, TH, TW, 2, &oy0, &ox0);
     float q[4][4];
     for (int e = 0; e < 16; e++) q[e / 4][e % 4] = m[((long)e * CO + co) * P + p];
     float h[2][4];   // A^T q
@@ -165,16 +190,7 @@ __kernel void winograd_output(__global const float* m, __global const float* bia
     const float b = has_bias ? bias[co] : 0.0f;
     for (int r = 0; r < 2; r++) {
         const float out[2] = { h[r][0] + h[r][1] + h[r][2], h[r][1] - h[r][2] - h[r][3] };
-        const int oy = oy0 + r;
-        if (oy >= OH) continue;
-        for (int s = 0; s < 2; s++) {
-            const int ox = ox0 + s;
-            if (ox >= OW) continue;
-            const long at = (((long)(n0 + n) * CO + co) * OH + oy) * OW + ox;
-            float val = out[s] + b;
-            if (has_res) val += R[at];
-            y[at] = unary_apply(act, val, p0, p1);
-        }
+        for (int s = 0; s < 2; s++) winograd_store(y, R, has_res, n0 + n, co, g0, oy0 + r, ox0 + s, out[s] + b, act, p0, p1);
     }
 }
 
@@ -240,7 +256,10 @@ __kernel void winograd4_input(__global const float* x, __global float* v, const 
     const int P = images * TH * TW;
     if (i >= C * P) return;
     const int c = i / P, p = i % P;
-    const int n = p / (TH * TW), t = p % (TH * TW), y0 = (t / TW) * 4 - PT, x0 = (t % TW) * 4 - PL;
+    int y0, x0;
+    const int n = winograd_tile(p, TH, TW, 4, &y0, &x0);
+    y0 -= PT;
+    x0 -= PL;
     __global const float* xc = x + ((long)(n0 + n) * C + c) * H * W;
     float e[6][6];   // (B^T d)^T: column s of B^T d as row s
     for (int s = 0; s < 6; s++) {
@@ -270,7 +289,8 @@ __kernel void winograd4_output(__global const float* m, __global const float* bi
     const int P = images * TH * TW;
     if (i >= CO * P) return;
     const int co = i / P, p = i % P;
-    const int n = p / (TH * TW), t = p % (TH * TW), oy0 = (t / TW) * 4, ox0 = (t % TW) * 4;
+    int oy0, ox0;
+    const int n = winograd_tile(p, TH, TW, 4, &oy0, &ox0);
     float h[6][4];   // (A^T q)^T: column s of A^T q as row s
     for (int s = 0; s < 6; s++) {
         float col[6];
@@ -279,18 +299,10 @@ __kernel void winograd4_output(__global const float* m, __global const float* bi
     }
     const float b = has_bias ? bias[co] : 0.0f;
     for (int r = 0; r < 4; r++) {
-        const int oy = oy0 + r;
-        if (oy >= OH) continue;
+        if (oy0 + r >= OH) continue;
         float row[6], out[4];
         for (int s = 0; s < 6; s++) row[s] = h[s][r];
         winograd4_at(row, out);
-        for (int s = 0; s < 4; s++) {
-            const int ox = ox0 + s;
-            if (ox >= OW) continue;
-            const long at = (((long)(n0 + n) * CO + co) * OH + oy) * OW + ox;
-            float val = out[s] + b;
-            if (has_res) val += R[at];
-            y[at] = unary_apply(act, val, p0, p1);
-        }
+        for (int s = 0; s < 4; s++) winograd_store(y, R, has_res, n0 + n, co, g0, oy0 + r, ox0 + s, out[s] + b, act, p0, p1);
     }
 }
