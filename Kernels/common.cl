@@ -32,6 +32,15 @@ inline int tap_output(int i, int pad, int k, int dilation, int stride, int out_s
     return t < out_size ? t : -1;
 }
 
+// The geometry of an implicit-GEMM convolution (gemm.cl's and mma.cl's), from the launch's
+// g0 = (C, H, W, kH, kW, OH, OW, groups) and g1 = (strideH, strideW, padTop, padLeft, dilationH,
+// dilationW, Cout, images); layouts as conv.cl: x [N, C, H, W], weights [Cout, C/groups, kH, kW],
+// y [N, Cout, OH, OW].
+#define CONV_GEOMETRY \
+    const int C = g0.s0, H = g0.s1, W = g0.s2, KH = g0.s3, KW = g0.s4, OH = g0.s5, OW = g0.s6, G = g0.s7; \
+    const int SH = g1.s0, SW = g1.s1, PT = g1.s2, PL = g1.s3, DH = g1.s4, DW = g1.s5, CO = g1.s6, IMAGES = g1.s7; \
+    const int plane = OH * OW, taps = KH * KW, cinG = C / G, coutG = CO / G, kG = cinG * taps
+
 // Element (i, j) of a GEMM's C after its fused epilogue: act(alpha * acc + bias + R[i][j]), bias
 // per column (bias_mode 1) or per row (2), R laid out as C (gemm.cl's header). One definition for
 // every kernel that multiplies (gemm_tiled, gemm_mma), so their stores cannot drift apart.

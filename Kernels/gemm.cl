@@ -47,6 +47,11 @@
 #ifndef PF
 #define PF 0
 #endif
+// Loops over a work-item's register block and prefetch registers are unrolled, so that every
+// index into those arrays is a constant: an array indexed by a run-time counter is kept in local
+// (off-chip) memory on GPUs, loaded and stored around every fma (PTXCompileTests compiles the
+// tiled kernels for sm_80 and checks).
+#define GEMM_UNROLL _Pragma("unroll")
 #define RTS (TS / WPT)
 #if SB > 1
 #define TILE_STRIDE (TS + SB)
@@ -71,7 +76,7 @@
 // matrix), else element by element from p + j * stride where `validj` holds, zero elsewhere.
 #define LOAD_RUN(v, p, whole, stride, validj) do { \
         if (whole) { LOAD_WHOLE(v, p); } \
-        else { for (int j = 0; j < VW; j++) v[j] = (validj) ? (p)[j * (stride)] : 0.0f; } \
+        else { GEMM_UNROLL for (int j = 0; j < VW; j++) v[j] = (validj) ? (p)[j * (stride)] : 0.0f; } \
     } while (0)
 
 // Element run l of one K slice [k0, k0 + TK) of the A tile (rows m0..m0+TS): its VW values read into
@@ -95,10 +100,10 @@ inline void tile_fetch_a_run(const int l, const int M, const int K, const int m0
 inline void tile_put_a_run(const int l, const int a_row, const int a_col, const float* v, __local float* As) {
     if (a_row == 1 && a_col != 1) {
         const int kk = l / (TS / VW), r = (l % (TS / VW)) * VW;
-        for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];
+        GEMM_UNROLL for (int j = 0; j < VW; j++) As[kk * TILE_STRIDE + r + j] = v[j];
     } else {
         const int r = l / (TK / VW), kk = (l % (TK / VW)) * VW;
-        for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];
+        GEMM_UNROLL for (int j = 0; j < VW; j++) As[(kk + j) * TILE_STRIDE + r] = v[j];
     }
 }
 
@@ -112,7 +117,7 @@ inline void tile_load_a_run(const int l, const int M, const int K, const int m0,
 // A run along N of a B tile into Bs[kb][c..c+VW): B contiguous along N, and the convolutions' tiles.
 inline void tile_put_n_run(const int l, const float* v, __local float* Bs) {
     const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
-    for (int j = 0; j < VW; j++) Bs[kb * TILE_STRIDE + c + j] = v[j];
+    GEMM_UNROLL for (int j = 0; j < VW; j++) Bs[kb * TILE_STRIDE + c + j] = v[j];
 }
 
 // The same for the B tile (columns n0..n0+TS) into Bs[kk][c].
@@ -134,7 +139,7 @@ inline void tile_fetch_b_run(const int l, const int N, const int K, const int n0
 inline void tile_put_b_run(const int l, const int b_row, const int b_col, const float* v, __local float* Bs) {
     if (b_row == 1 && b_col != 1) {
         const int c = l / (TK / VW), kb = (l % (TK / VW)) * VW;
-        for (int j = 0; j < VW; j++) Bs[(kb + j) * TILE_STRIDE + c] = v[j];
+        GEMM_UNROLL for (int j = 0; j < VW; j++) Bs[(kb + j) * TILE_STRIDE + c] = v[j];
     } else {
         tile_put_n_run(l, v, Bs);
     }
@@ -163,22 +168,22 @@ void gemm_tiled_load(const int M, const int N, const int K, const int m0, const 
 #define MULTIPLY_SLICE(as, bs, acc) do { \
         for (int kk = 0; kk < TK; kk++) { \
             float av[WPT], bv[WPT]; \
-            for (int q = 0; q < WPT / 4; q++) { \
+            GEMM_UNROLL for (int q = 0; q < WPT / 4; q++) { \
                 const float4 a4 = vload4(0, (as) + kk * TILE_STRIDE + ty * 4 + q * (RTS * 4)); \
                 const float4 b4 = vload4(0, (bs) + kk * TILE_STRIDE + tx * 4 + q * (RTS * 4)); \
                 av[4 * q] = a4.x; av[4 * q + 1] = a4.y; av[4 * q + 2] = a4.z; av[4 * q + 3] = a4.w; \
                 bv[4 * q] = b4.x; bv[4 * q + 1] = b4.y; bv[4 * q + 2] = b4.z; bv[4 * q + 3] = b4.w; \
             } \
-            for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]); \
+            GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]); \
         } \
     } while (0)
 #else
 #define MULTIPLY_SLICE(as, bs, acc) do { \
         for (int kk = 0; kk < TK; kk++) { \
             float av[WPT], bv[WPT]; \
-            for (int i = 0; i < WPT; i++) av[i] = (as)[kk * TILE_STRIDE + SUB_INDEX(ty, i)]; \
-            for (int j = 0; j < WPT; j++) bv[j] = (bs)[kk * TILE_STRIDE + SUB_INDEX(tx, j)]; \
-            for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]); \
+            GEMM_UNROLL for (int i = 0; i < WPT; i++) av[i] = (as)[kk * TILE_STRIDE + SUB_INDEX(ty, i)]; \
+            GEMM_UNROLL for (int j = 0; j < WPT; j++) bv[j] = (bs)[kk * TILE_STRIDE + SUB_INDEX(tx, j)]; \
+            GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]); \
         } \
     } while (0)
 #endif
@@ -252,29 +257,37 @@ void gemm_tiled(const int M, const int N, const int K,
     __local float As[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
     __local float Bs[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
     float acc[WPT][WPT];
-    for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
+    GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
 
     const int lid = ty * RTS + tx;
 #define LOAD_SLICE(k0_, as_, bs_) gemm_tiled_load(M, N, K, m0, n0, (k0_), lid, A, a_row, a_col, B, b_row, b_col, (as_), (bs_))
 #define FETCH_SLICE(k0_, ra, rb) do { \
-        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
-            tile_fetch_a_run(l, M, K, m0, (k0_), A, a_row, a_col, ra[q]); \
-            tile_fetch_b_run(l, N, K, n0, (k0_), B, b_row, b_col, rb[q]); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) { \
+                tile_fetch_a_run(l, M, K, m0, (k0_), A, a_row, a_col, ra[q]); \
+                tile_fetch_b_run(l, N, K, n0, (k0_), B, b_row, b_col, rb[q]); \
+            } \
         } \
     } while (0)
 #define PUT_SLICE(as_, bs_, ra, rb) do { \
-        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
-            tile_put_a_run(l, a_row, a_col, ra[q], (as_)); \
-            tile_put_b_run(l, b_row, b_col, rb[q], (bs_)); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) { \
+                tile_put_a_run(l, a_row, a_col, ra[q], (as_)); \
+                tile_put_b_run(l, b_row, b_col, rb[q], (bs_)); \
+            } \
         } \
     } while (0)
     TILED_K_LOOP(K, acc);
 #undef LOAD_SLICE
 #undef FETCH_SLICE
 #undef PUT_SLICE
+    GEMM_UNROLL
     for (int i = 0; i < WPT; i++) {
         int gm = m0 + SUB_INDEX(ty, i);
         if (gm >= M) continue;
+        GEMM_UNROLL
         for (int j = 0; j < WPT; j++) {
             int gn = n0 + SUB_INDEX(tx, j);
             if (gn >= N) continue;
@@ -404,19 +417,11 @@ __kernel void gemm_dot(const int M, const int N, const int K,
 
 // ---------------------------------------------------------------------------------------------
 // Implicit-GEMM convolutions: the GEMMs of conv.cl's im2col path, with each element of the column
-// matrix read from the input where the GEMM needs it instead of written to a buffer first.
-// Layouts as conv.cl: x [N, C, H, W], weights [Cout, C/groups, kH, kW], y [N, Cout, OH, OW].
-// g0 = (C, H, W, kH, kW, OH, OW, groups), g1 = (strideH, strideW, padTop, padLeft, dilationH,
-// dilationW, Cout, images).
-// Each output element is the same chain of fmas as on the im2col path, in the same order (k over
-// (c, ky, kx) forward; per tap (ky, kx) in order, a sum over output channels, the taps added as
-// conv2d_col2im adds them backward), so the two paths give the same bits and the backend may
-// pick either per layer by speed alone.
-
-#define CONV_GEOMETRY \
-    const int C = g0.s0, H = g0.s1, W = g0.s2, KH = g0.s3, KW = g0.s4, OH = g0.s5, OW = g0.s6, G = g0.s7; \
-    const int SH = g1.s0, SW = g1.s1, PT = g1.s2, PL = g1.s3, DH = g1.s4, DW = g1.s5, CO = g1.s6, IMAGES = g1.s7; \
-    const int plane = OH * OW, taps = KH * KW, cinG = C / G, coutG = CO / G, kG = cinG * taps
+// matrix read from the input where the GEMM needs it instead of written to a buffer first
+// (geometry and layouts: CONV_GEOMETRY in common.cl). Each output element is the same chain of
+// fmas as on the im2col path, in the same order (k over (c, ky, kx) forward; per tap (ky, kx) in
+// order, a sum over output channels, the taps added as conv2d_col2im adds them backward), so the
+// two paths give the same bits and the backend may pick either per layer by speed alone.
 
 // Forward, CPU devices (gemm_rows' shape): one work-item per CPU_ROWS output channels x a run of
 // up to 16 output pixels on one output row (axis 0: row * ceil(OW / 16) + run) of one image and
@@ -550,7 +555,7 @@ inline void conv_fetch_b_run(const int l, const int NT, const int K, const int n
     const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
     const int gk = k0 + kb;
     const int ci = gk / taps, t = gk - ci * taps, ky = t / KW, kx = t - ky * KW;
-    for (int j = 0; j < VW; j++) {
+    GEMM_UNROLL for (int j = 0; j < VW; j++) {
         const int gn = n0 + c + j;
         v[j] = 0.0f;
         if (gk < K && gn < NT) {
@@ -581,7 +586,7 @@ void conv_tiled_forward(__global const float* x, __global const float* w, __glob
     __local float As[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
     __local float Bs[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
     float acc[WPT][WPT];
-    for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
+    GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
     const int lid = ty * RTS + tx;
 #define LOAD_SLICE(k0_, as_, bs_) do { \
         for (int l = lid; l < TS * TK / VW; l += RTS * RTS) { \
@@ -590,25 +595,33 @@ void conv_tiled_forward(__global const float* x, __global const float* w, __glob
         } \
     } while (0)
 #define FETCH_SLICE(k0_, ra, rb) do { \
-        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
-            tile_fetch_a_run(l, coutG, kG, m0, (k0_), A, kG, 1, ra[q]); \
-            conv_fetch_b_run(l, NT, kG, n0, (k0_), xg, g0, g1, rb[q]); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) { \
+                tile_fetch_a_run(l, coutG, kG, m0, (k0_), A, kG, 1, ra[q]); \
+                conv_fetch_b_run(l, NT, kG, n0, (k0_), xg, g0, g1, rb[q]); \
+            } \
         } \
     } while (0)
 #define PUT_SLICE(as_, bs_, ra, rb) do { \
-        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
-            tile_put_a_run(l, kG, 1, ra[q], (as_)); \
-            tile_put_n_run(l, rb[q], (bs_)); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) { \
+                tile_put_a_run(l, kG, 1, ra[q], (as_)); \
+                tile_put_n_run(l, rb[q], (bs_)); \
+            } \
         } \
     } while (0)
     TILED_K_LOOP(kG, acc);
 #undef LOAD_SLICE
 #undef FETCH_SLICE
 #undef PUT_SLICE
+    GEMM_UNROLL
     for (int i = 0; i < WPT; i++) {
         const int gm = m0 + SUB_INDEX(ty, i);
         if (gm >= coutG) continue;
         const int co = g * coutG + gm;
+        GEMM_UNROLL
         for (int j = 0; j < WPT; j++) {
             const int gn = n0 + SUB_INDEX(tx, j);
             if (gn >= NT) continue;
@@ -628,7 +641,7 @@ inline void conv_fetch_dy_run(const int l, const int NT, const int K, const int 
     CONV_GEOMETRY;
     const int kb = l / (TS / VW), c = (l % (TS / VW)) * VW;
     const int co = k0 + kb;
-    for (int j = 0; j < VW; j++) {
+    GEMM_UNROLL for (int j = 0; j < VW; j++) {
         const int gn = n0 + c + j;
         v[j] = 0.0f;
         if (co < K && gn < NT) {
@@ -659,14 +672,14 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
     __local float As[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
     __local float Bs[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
     float acc[WPT][WPT];
-    for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
+    GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
     const int lid = ty * RTS + tx;
     for (int ky = 0; ky < KH; ky++) {
         for (int kx = 0; kx < KW; kx++) {
             // A[c][co] = w[g * coutG + co][c][ky][kx].
             __global const float* A = w + g * coutG * kG + ky * KW + kx;
             float tacc[WPT][WPT];
-            for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) tacc[i][j] = 0.0f;
+            GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) tacc[i][j] = 0.0f;
 #define LOAD_SLICE(k0_, as_, bs_) do { \
         for (int l = lid; l < TS * TK / VW; l += RTS * RTS) { \
             tile_load_a_run(l, cinG, coutG, m0, (k0_), A, taps, kG, (as_)); \
@@ -674,31 +687,40 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
         } \
     } while (0)
 #define FETCH_SLICE(k0_, ra, rb) do { \
-        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
-            tile_fetch_a_run(l, cinG, coutG, m0, (k0_), A, taps, kG, ra[q]); \
-            conv_fetch_dy_run(l, NT, coutG, n0, (k0_), ky, kx, gyg, g0, g1, rb[q]); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) { \
+                tile_fetch_a_run(l, cinG, coutG, m0, (k0_), A, taps, kG, ra[q]); \
+                conv_fetch_dy_run(l, NT, coutG, n0, (k0_), ky, kx, gyg, g0, g1, rb[q]); \
+            } \
         } \
     } while (0)
 #define PUT_SLICE(as_, bs_, ra, rb) do { \
-        for (int l = lid, q = 0; l < TS * TK / VW; l += RTS * RTS, q++) { \
-            tile_put_a_run(l, taps, kG, ra[q], (as_)); \
-            tile_put_n_run(l, rb[q], (bs_)); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) { \
+                tile_put_a_run(l, taps, kG, ra[q], (as_)); \
+                tile_put_n_run(l, rb[q], (bs_)); \
+            } \
         } \
     } while (0)
             TILED_K_LOOP(coutG, tacc);
 #undef LOAD_SLICE
 #undef FETCH_SLICE
 #undef PUT_SLICE
+            GEMM_UNROLL
             for (int j = 0; j < WPT; j++) {
                 const int gn = min(n0 + SUB_INDEX(tx, j), NT - 1), p = gn % HW;
                 if (tap_output(p / W, PT, ky, DH, SH, OH) < 0 || tap_output(p % W, PL, kx, DW, SW, OW) < 0) continue;
-                for (int i = 0; i < WPT; i++) acc[i][j] += tacc[i][j];
+                GEMM_UNROLL for (int i = 0; i < WPT; i++) acc[i][j] += tacc[i][j];
             }
         }
     }
+    GEMM_UNROLL
     for (int i = 0; i < WPT; i++) {
         const int gm = m0 + SUB_INDEX(ty, i);
         if (gm >= cinG) continue;
+        GEMM_UNROLL
         for (int j = 0; j < WPT; j++) {
             const int gn = n0 + SUB_INDEX(tx, j);
             if (gn >= NT) continue;

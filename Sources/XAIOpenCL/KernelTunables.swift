@@ -243,6 +243,11 @@ enum ConvolutionLoweringPolicy: Sendable {
     case fixed(ConvolutionLowering)
     case perLayer(ConvolutionLoweringTable?)
 
+    var isFixed: Bool {
+        if case .fixed = self { return true }
+        return false
+    }
+
     static func choose(requested: ConvolutionLowering?, tableKey: String,
                        environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (ConvolutionLoweringPolicy, String) {
         if let requested { return (.fixed(requested), "requested") }
@@ -276,6 +281,17 @@ enum ConvolutionLoweringPolicy: Sendable {
             return faster ? choice.winogradTile ?? .f2 : nil
         }
         return WinogradTile.defaultChoice(for: plan)
+    }
+
+    /// The lowering of every convolution under tensor cores: a fixed one where it was asked for,
+    /// else implicit (`conv_mma_*`). The tuner's table timed the fp32 kernels, so it says nothing
+    /// here; implicit is the choice of the libraries whose tensor-core convolutions lead (cuDNN,
+    /// CUTLASS), because at tensor-core rates writing and reading a 3x3 layer's column buffer (9
+    /// times its input) costs more than gathering the taps. Not yet measured on a GPU:
+    /// `Tools/gpu/run.sh` times ResNet-50 under tf32 both ways.
+    var tensorCoreLowering: ConvolutionLowering {
+        if case .fixed(let lowering) = self { return lowering }
+        return .implicit
     }
 
     func lowering(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {

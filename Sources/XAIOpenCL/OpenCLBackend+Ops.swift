@@ -97,18 +97,24 @@ extension OpenCLBackend {
         implicitGeometry(plan, backward: backward) == nil ? .im2col : .implicit
     }
 
-    /// The implicit-GEMM kernel geometry for a convolution that takes it, else `nil`: the policy
-    /// asks for it, the engine is our own (CLBlast's sums are not our kernels'), the layer is neither
-    /// depthwise nor pointwise (those have kernels of their own), its indices fit the kernels'
-    /// 32-bit ints, and it is not a forward to a single output pixel on the rows engine (im2col
-    /// runs that on gemm_dot, whose sums differ). With tensor cores every convolution is an im2col
-    /// GEMM on them.
+    /// The implicit-GEMM kernel geometry for a convolution that takes it, else `nil`: the layer is
+    /// neither depthwise nor pointwise (those have kernels of their own), its indices fit the
+    /// kernels' 32-bit ints, and
+    /// - with tensor cores: the policy's ``ConvolutionLoweringPolicy/tensorCoreLowering`` is
+    ///   implicit (`conv_mma_*`; every GEMM, CLBlast's engine's included, runs on `gemm_mma`);
+    /// - else: the policy asks for it for this layer, the engine is our own (CLBlast's sums are not
+    ///   our kernels'), and it is not a forward to a single output pixel on the rows engine (im2col
+    ///   runs that on gemm_dot, whose sums differ).
     private func implicitGeometry(_ plan: ConvPlan, backward: Bool) -> (KernelArg, KernelArg)? {
-        guard tunables.gemm.engine != .clblast, tensorCores == nil, !plan.isDepthwise, !plan.isPointwise,
-              convolutionPolicy.lowering(for: plan, backward: backward) == .implicit else { return nil }
-        guard max(plan.input.count, plan.output.count, plan.weight.count) < Int(Int32.max) else { return nil }
+        guard !plan.isDepthwise, !plan.isPointwise,
+              max(plan.input.count, plan.output.count, plan.weight.count) < Int(Int32.max) else { return nil }
         let (x, w, y, p) = (plan.input, plan.weight, plan.output, plan.params)
-        if !backward && tunables.gemm.engine == .rows && y[2] * y[3] == 1 && x[1] / p.groups * w[2] * w[3] >= 16 { return nil }
+        if tensorCores != nil {
+            guard convolutionPolicy.tensorCoreLowering == .implicit else { return nil }
+        } else {
+            guard tunables.gemm.engine != .clblast, convolutionPolicy.lowering(for: plan, backward: backward) == .implicit else { return nil }
+            if !backward && tunables.gemm.engine == .rows && y[2] * y[3] == 1 && x[1] / p.groups * w[2] * w[3] >= 16 { return nil }
+        }
         return (.intVector8([x[1], x[2], x[3], w[2], w[3], y[2], y[3], p.groups]),
                 .intVector8([p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, y[1], x[0]]))
     }
@@ -174,11 +180,23 @@ extension OpenCLBackend {
     /// work-item; the tiled engine folds the images into the columns.
     private func implicitLaunch(rows: Int, height: Int, width: Int, images: Int, groups: Int) -> (global: [Int], local: [Int]?) {
         let t = tunables
+        if tensorCores != nil {
+            let columns = images * height * width
+            return ([(columns + TensorCores.blockN - 1) / TensorCores.blockN * TensorCores.threads,
+                     (rows + TensorCores.blockM - 1) / TensorCores.blockM, groups], [TensorCores.threads, 1, 1])
+        }
         if t.gemm.engine == .rows {
             return ([height * ((width + 15) / 16), (rows + t.cpuRows - 1) / t.cpuRows, images * groups], t.rowsLocal)
         }
         let side = t.gemm.workGroupSide, tile = t.gemm.tile
         return ([(images * height * width + tile - 1) / tile * side, (rows + tile - 1) / tile * side, groups], [side, side, 1])
+    }
+
+    /// The implicit kernel of one direction (`forward` or `backward`; one argument list for all
+    /// three): on the tensor cores (mma.cl), else the engine's (gemm.cl's rows or tiled).
+    private func implicitKernel(_ direction: String) -> (family: String, kernel: String) {
+        if tensorCores != nil { return ("mma", "conv_mma_\(direction)") }
+        return ("gemm", tunables.gemm.engine == .rows ? "conv_rows_\(direction)" : "conv_tiled_\(direction)")
     }
 
     /// Images per im2col chunk so that the column workspace fits a quarter of the memory budget.
@@ -220,7 +238,8 @@ extension OpenCLBackend {
         }
         if let (i0, i1) = implicitGeometry(plan, backward: false) {
             let (global, local) = implicitLaunch(rows: coutG, height: os[2], width: os[3], images: n, groups: p.groups)
-            try launch("gemm", tunables.gemm.engine == .rows ? "conv_rows_forward" : "conv_tiled_forward", global: global, local: local, [
+            let (family, kernel) = implicitKernel("forward")
+            try launch(family, kernel, global: global, local: local, [
                 .buffer(xm), .buffer(wm), .buffer(bm ?? dummy), .int(bm == nil ? 0 : 1), .buffer(rm ?? dummy), .int(rm == nil ? 0 : 1),
                 .buffer(ym), i0, i1, .int(Int(activation.code)), .float(p0), .float(p1),
             ])
@@ -268,7 +287,8 @@ extension OpenCLBackend {
         let kG = cinG * weight.shape[2] * weight.shape[3]
         if let (i0, i1) = implicitGeometry(plan, backward: true) {
             let (global, local) = implicitLaunch(rows: cinG, height: inputShape[2], width: inputShape[3], images: n, groups: p.groups)
-            try launch("gemm", tunables.gemm.engine == .rows ? "conv_rows_backward" : "conv_tiled_backward", global: global, local: local,
+            let (family, kernel) = implicitKernel("backward")
+            try launch(family, kernel, global: global, local: local,
                        [.buffer(gm), .buffer(wm), .buffer(dxm), i0, i1])
             return out
         }

@@ -199,7 +199,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         let i = info
         let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
         let convolutions = (tensorCores == nil ? convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
-                : "im2col, every GEMM on the tensor cores")
+                : "\(convolutionPolicy.tensorCoreLowering.rawValue) GEMM on the tensor cores (\(convolutionPolicy.isFixed ? convolutionLoweringSource : "default under tensor cores; XAI_CONV_LOWERING=im2col for im2col"))")
             + (fastConvolutions ? "; Winograd \(forcedWinogradTile.map { "\($0)" } ?? "F(2x2, 3x3) or F(4x4, 3x3) per layer") for 3x3 stride-1 layers in forward-only passes" : "")
         let arithmetic = tensorCores.map { "\($0)" } ?? (tensorCoreNote.isEmpty ? "fp32 kernels" : "fp32 kernels (\(tensorCoreNote))")
         return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, tensorCores: tensorCores != nil, facts: [

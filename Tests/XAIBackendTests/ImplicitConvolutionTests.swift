@@ -28,6 +28,20 @@ final class ImplicitConvolutionTests: XCTestCase {
         Case(x: [1, 4, 34, 36], w: [3, 4, 7, 7], params: Conv2DParams(stride: 2, padding: 3)),
     ]
 
+    /// A case's forward (bias, skip and rectifier) and input gradient on `backend`, from inputs drawn
+    /// with `seed` (the same for every backend, so results compare).
+    static func run(_ c: Case, on backend: any Backend, seed: UInt64) throws -> (forward: Tensor, backward: Tensor) {
+        let output = try ConvPlan(input: Shape(c.x), weight: Shape(c.w), bias: nil, params: c.params).output
+        let x = Tensor.uniform(Shape(c.x), seed: seed), w = Tensor.uniform(Shape(c.w), seed: seed + 1)
+        let bias = Tensor.uniform([c.w[0]], seed: seed + 2)
+        let skip = Tensor.uniform(output, seed: seed + 3), gy = Tensor.uniform(output, seed: seed + 4)
+        let b = backend
+        let y = try b.conv2d(try b.upload(x), weight: try b.upload(w), bias: try b.upload(bias), residual: try b.upload(skip),
+                             params: c.params, activation: .relu)
+        let dx = try b.conv2dBackwardInput(try b.upload(gy), weight: try b.upload(w), params: c.params, inputShape: Shape(c.x))
+        return (try b.download(y), try b.download(dx))
+    }
+
     static let engines: [GEMMConfig] = [
         .rows, .baseline,
         try! GEMMConfig(parsing: "tiled/ts32/wpt4/tk8/vw4/db/sb4"),
@@ -43,23 +57,13 @@ final class ImplicitConvolutionTests: XCTestCase {
             let implicit = try OpenCLBackend(index: 0, gemm: gemm, convolution: .implicit)
             for (index, c) in Self.cases.enumerated() {
                 let what = "\(gemm) case \(index) x\(c.x) w\(c.w)"
-                let x = Tensor.uniform(Shape(c.x), seed: UInt64(10 + index)), w = Tensor.uniform(Shape(c.w), seed: UInt64(20 + index))
-                let bias = Tensor.uniform([c.w[0]], seed: UInt64(30 + index))
-                let y0 = try reference.conv2d(try reference.upload(x), weight: try reference.upload(w), bias: nil, params: c.params, activation: .identity)
-                let skip = Tensor.uniform(y0.shape, seed: UInt64(40 + index)), gy = Tensor.uniform(y0.shape, seed: UInt64(50 + index))
-                func forward(_ b: any Backend) throws -> Tensor {
-                    try b.download(try b.conv2d(try b.upload(x), weight: try b.upload(w), bias: try b.upload(bias), residual: try b.upload(skip),
-                                                params: c.params, activation: .relu))
-                }
-                func backward(_ b: any Backend) throws -> Tensor {
-                    try b.download(try b.conv2dBackwardInput(try b.upload(gy), weight: try b.upload(w), params: c.params, inputShape: Shape(c.x)))
-                }
                 let plan = try ConvPlan(input: Shape(c.x), weight: Shape(c.w), bias: nil, params: c.params)
                 // A fixed lowering holds for every layer, strided input gradients included.
                 XCTAssertEqual(implicit.lowering(for: plan, backward: true), .implicit, what)
                 XCTAssertEqual(im2col.lowering(for: plan, backward: false), .im2col, what)
-                let (f0, f1, fr) = (try forward(im2col), try forward(implicit), try forward(reference))
-                let (b0, b1, br) = (try backward(im2col), try backward(implicit), try backward(reference))
+                let seed = UInt64(10 * index + 10)
+                let ((f0, b0), (f1, b1), (fr, br)) = (try Self.run(c, on: im2col, seed: seed), try Self.run(c, on: implicit, seed: seed),
+                                                      try Self.run(c, on: reference, seed: seed))
                 XCTAssertEqual(f1.scalars.map(\.bitPattern), f0.scalars.map(\.bitPattern), "\(what): forward bits")
                 XCTAssertEqual(b1.scalars.map(\.bitPattern), b0.scalars.map(\.bitPattern), "\(what): backward bits")
                 if let m = mismatch(doubles(f1), doubles(fr)) { XCTFail("\(what) forward against float64: \(m)") }
@@ -92,7 +96,8 @@ final class ImplicitConvolutionTests: XCTestCase {
     /// Non-finite values travel as on the im2col path: a NaN or infinity in the input, the output
     /// gradient or a weight reaches exactly the outputs it reaches there (an infinite weight times
     /// the zero of a tap that reaches no pixel must not be added). NaNs compare by position (their
-    /// payloads are the hardware's), everything else bit for bit; both engines.
+    /// payloads are the hardware's), everything else bit for bit; both engines, and the tensor
+    /// cores (emulated) under both arithmetics.
     func testNonFiniteValuesPropagateAsOnIm2col() throws {
         _ = try TestBackends.requireOpenCL()
         func with(_ t: Tensor, _ changes: [Int: Float]) throws -> Tensor {
@@ -107,18 +112,22 @@ final class ImplicitConvolutionTests: XCTestCase {
         ]
         let params = Conv2DParams(strides: (2, 2), pads: (top: 1, left: 1, bottom: 0, right: 1))
         func comparable(_ t: Tensor) -> [UInt32] { t.scalars.map { $0.isNaN ? Float.nan.bitPattern : $0.bitPattern } }
-        for gemm in [GEMMConfig.rows, .baseline] {
+        let arithmetics: [(GEMMConfig, GEMMArithmetic)] = [(.rows, .fp32), (.baseline, .fp32), (.rows, .tf32), (.rows, .tf32x3)]
+        for (gemm, arithmetic) in arithmetics {
             for (index, (x, w, gy)) in cases.enumerated() {
                 var results: [[UInt32]] = []
                 for lowering in ConvolutionLowering.allCases {
-                    let cl = try OpenCLBackend(index: 0, gemm: gemm, convolution: lowering)
+                    let cl = try OpenCLBackend(index: 0, gemm: gemm, convolution: lowering, arithmetic: arithmetic,
+                                               tensorCorePath: arithmetic == .fp32 ? nil : .emulated)
+                    XCTAssertEqual(cl.tensorCores != nil, arithmetic != .fp32)
+                    XCTAssertEqual(cl.lowering(for: try ConvPlan(input: x.shape, weight: w.shape, bias: nil, params: params), backward: true), lowering)
                     let y = try cl.download(try cl.conv2d(try cl.upload(x), weight: try cl.upload(w), bias: nil, params: params, activation: .identity))
                     let dx = try cl.download(try cl.conv2dBackwardInput(try cl.upload(gy), weight: try cl.upload(w), params: params, inputShape: x.shape))
-                    XCTAssertTrue(y.scalars.contains { !$0.isFinite } && dx.scalars.contains { !$0.isFinite }, "\(gemm) case \(index)")
-                    XCTAssertTrue(dx.scalars.contains { $0.isFinite }, "\(gemm) case \(index): some input pixels meet no infinite value")
+                    XCTAssertTrue(y.scalars.contains { !$0.isFinite } && dx.scalars.contains { !$0.isFinite }, "\(gemm) \(arithmetic) case \(index)")
+                    XCTAssertTrue(dx.scalars.contains { $0.isFinite }, "\(gemm) \(arithmetic) case \(index): some input pixels meet no infinite value")
                     results.append(comparable(y) + comparable(dx))
                 }
-                XCTAssertEqual(results[0], results[1], "\(gemm) case \(index)")
+                XCTAssertEqual(results[0], results[1], "\(gemm) \(arithmetic) case \(index)")
             }
         }
     }

@@ -148,38 +148,55 @@ final class TensorCoreTests: XCTestCase {
         }
     }
 
-    /// Convolutions under tensor cores are im2col GEMMs on them (the implicit kernels are fp32):
-    /// forward with bias, skip and rectifier, and backward to the input, within TF32's error of
-    /// float64, on a grouped strided layer, a pointwise one and one the fp32 path runs implicitly.
-    func testConvolutionsRunOnTheTensorCores() throws {
-        for backend in try backends(.tf32) {
+    /// Convolutions under tensor cores: implicit GEMMs on them by default (`conv_mma_forward`,
+    /// `conv_mma_backward`: one launch each, no column buffer), im2col GEMMs on them when asked
+    /// (`XAI_CONV_LOWERING=im2col`), pointwise layers plain GEMMs. Each output element is the same
+    /// chain of instructions either way, so the lowerings agree bit for bit, forward (bias, skip,
+    /// rectifier) and backward to the input; both are within TF32's (or 3xTF32's) error of float64.
+    /// Layers: ImplicitConvolutionTests' cases (pads on some sides, strides, dilation, groups,
+    /// rectangular kernels, one output pixel) and one over two blocks of rows and three of columns
+    /// with K (180 forward, 136 backward) not a multiple of the slice.
+    func testConvolutionsRunOnTheTensorCoresAsImplicitGEMMs() throws {
         let reference = ReferenceBackend()
-        let cases: [(x: [Int], w: [Int], params: Conv2DParams)] = [
-            ([2, 6, 12, 12], [10, 3, 3, 3], Conv2DParams(stride: 2, padding: 1, groups: 2)),
-            ([2, 8, 9, 9], [12, 8, 1, 1], Conv2DParams()),
-            // Unit stride on wide rows: the layer fp32 would run on the implicit kernels.
-            ([1, 3, 6, 40], [4, 3, 3, 3], Conv2DParams(padding: 1)),
+        let cases = ImplicitConvolutionTests.cases + [
+            ImplicitConvolutionTests.Case(x: [2, 20, 13, 11], w: [136, 20, 3, 3], params: Conv2DParams(padding: 1)),
         ]
-        for (index, c) in cases.enumerated() {
-            let x = Tensor.uniform(Shape(c.x), seed: UInt64(60 + index)), w = Tensor.uniform(Shape(c.w), seed: UInt64(70 + index))
-            let plan = try ConvPlan(input: Shape(c.x), weight: Shape(c.w), bias: nil, params: c.params)
-            XCTAssertEqual(backend.lowering(for: plan, backward: false), .im2col)
-            func forward(_ b: any Backend) throws -> Tensor {
-                try b.download(try b.conv2d(try b.upload(x), weight: try b.upload(w), bias: nil, params: c.params, activation: .identity))
+        for (arithmetic, bound) in [(GEMMArithmetic.tf32, Float(5e-3)), (.tf32x3, Float(1e-5))] {
+            for implicit in try backends(arithmetic) {
+                let path = try XCTUnwrap(implicit.tensorCores?.path)
+                let im2col = try OpenCLBackend(index: 0, profileKernels: true, convolution: .im2col, arithmetic: arithmetic, tensorCorePath: path)
+                let profiled = try OpenCLBackend(index: 0, profileKernels: true, arithmetic: arithmetic, tensorCorePath: path)
+                XCTAssertTrue(implicit.details.algorithms.contains("implicit GEMM on the tensor cores"), implicit.details.algorithms)
+                XCTAssertTrue(im2col.details.algorithms.contains("im2col GEMM on the tensor cores"), im2col.details.algorithms)
+                for (index, c) in cases.enumerated() {
+                    let what = "\(arithmetic.rawValue) \(path) case \(index) x\(c.x) w\(c.w)"
+                    let plan = try ConvPlan(input: Shape(c.x), weight: Shape(c.w), bias: nil, params: c.params)
+                    let pointwise = plan.isPointwise
+                    XCTAssertEqual(implicit.lowering(for: plan, backward: false), pointwise ? .im2col : .implicit, what)
+                    XCTAssertEqual(implicit.lowering(for: plan, backward: true), pointwise ? .im2col : .implicit, what)
+                    XCTAssertEqual(im2col.lowering(for: plan, backward: true), .im2col, what)
+                    let seed = UInt64(10 * index + 600)
+                    let ((f0, b0), (f1, b1)) = (try ImplicitConvolutionTests.run(c, on: im2col, seed: seed), try ImplicitConvolutionTests.run(c, on: implicit, seed: seed))
+                    let (f64, b64) = try ImplicitConvolutionTests.run(c, on: reference, seed: seed)
+                    XCTAssertEqual(f1.scalars.map(\.bitPattern), f0.scalars.map(\.bitPattern), "\(what): forward bits")
+                    XCTAssertEqual(b1.scalars.map(\.bitPattern), b0.scalars.map(\.bitPattern), "\(what): backward bits")
+                    for (got, want, direction) in [(f1, f64, "forward"), (b1, b64, "backward")] {
+                        let scale = want.scalars.map { abs($0) }.max() ?? 1
+                        let error = zip(got.scalars, want.scalars).map { abs($0 - $1) }.max() ?? 0
+                        XCTAssertLessThan(error, bound * scale, "\(what) \(direction)")
+                        if arithmetic == .tf32 && c.x[1] / c.params.groups * c.w[2] * c.w[3] > 8 {
+                            XCTAssertGreaterThan(error, 1e-7 * scale, "\(what) \(direction): no TF32 rounding seen")
+                        }
+                    }
+                    // One launch each way on the implicit path, and no column kernels.
+                    guard !pointwise else { continue }
+                    _ = try profiled.takeKernelProfile()
+                    _ = try ImplicitConvolutionTests.run(c, on: profiled, seed: seed)
+                    let names = Set(try profiled.takeKernelProfile().map(\.name))
+                    XCTAssertTrue(names.isSuperset(of: ["conv_mma_forward", "conv_mma_backward"]), "\(what): \(names.sorted())")
+                    XCTAssertTrue(names.isDisjoint(with: ["conv2d_im2col", "conv2d_col2im", "gemm_mma"]), "\(what): \(names.sorted())")
+                }
             }
-            let y = try forward(backend), y64 = try forward(reference)
-            let gy = Tensor.uniform(y64.shape, seed: UInt64(80 + index))
-            func backward(_ b: any Backend) throws -> Tensor {
-                try b.download(try b.conv2dBackwardInput(try b.upload(gy), weight: try b.upload(w), params: c.params, inputShape: Shape(c.x)))
-            }
-            let dx = try backward(backend), dx64 = try backward(reference)
-            for (got, want, what) in [(y, y64, "forward"), (dx, dx64, "backward")] {
-                let scale = want.scalars.map { abs($0) }.max() ?? 1
-                let error = zip(got.scalars, want.scalars).map { abs($0 - $1) }.max() ?? 0
-                XCTAssertLessThan(error, 5e-3 * scale, "case \(index) \(what)")
-                XCTAssertGreaterThan(error, 1e-7 * scale, "case \(index) \(what): no TF32 rounding seen")
-            }
-        }
         }
     }
 

@@ -15,7 +15,8 @@
 #   5. `xai-bench tune`: the GEMM search (our tiled kernel's tile shapes, CLBlast) within 60 s, its
 #      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM; then each
 #      ResNet-50 convolution under both lowerings (im2col, implicit GEMM) and Winograd F(2x2)/F(4x4), the fastest per layer cached;
-#   6. `xai-bench ops`, `models` (batch 32 and 256; batch 32 also under --precision tf32 and 3xtf32,
+#   6. `xai-bench ops`, `models` (batch 32 and 256; batch 32 also under --precision tf32, with implicit and
+#      with im2col convolutions, and 3xtf32,
 #      then `xai-bench precision`: maps under each beside fp32) and `methods` on --device gpu, with --json, the
 #      methods beside the CUDA peer rows of step 3; then ViT-B/16 (exported there when torchvision is
 #      in the image) forward and forward + backward.
@@ -104,7 +105,7 @@ if [ "$HAVE_GPU" = 1 ]; then
     TESTS=$TESTS,XAIBackendTests.CounterRandomTests,XAIMethodTests.DeviceResidencyTests,XAIBackendTests.LaunchTests
     # Implicit-GEMM convolutions: the bits of im2col on both engines, on NVIDIA's compiler too.
     TESTS=$TESTS,XAIBackendTests.ImplicitConvolutionTests
-    # Tensor cores: gemm_mma with mma.sync as inline PTX (and emulated) against float64 and cvt.rna.
+    # Tensor cores: gemm_mma and conv_mma_* with mma.sync as inline PTX (and emulated) against float64 and cvt.rna.
     TESTS=$TESTS,XAIBackendTests.TensorCoreTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
@@ -123,6 +124,8 @@ if [ "$HAVE_GPU" = 1 ]; then
         # Tensor cores (issue 32, item 5): the same row under TF32 (PyTorch's default for cuDNN
         # convolutions) and 3xTF32, then maps under each beside fp32 (rows in log.txt).
         step "xai-bench models (batch 32, tf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
+        # The same with convolutions as im2col GEMMs on the tensor cores (the default is implicit, conv_mma_*, unmeasured).
+        step "xai-bench models (batch 32, tf32, im2col)" 30 "${XENV[@]}" XAI_CONV_LOWERING=im2col "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
         step "xai-bench models (batch 32, 3xtf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision 3xtf32
         step "xai-bench precision" 40 "${XENV[@]}" "$B" precision --device gpu --model resnet50 --methods saliency,gradcam,ig --images 2
         # Device time by kernel (profiling events) and launches per pass, in log.txt.
