@@ -977,6 +977,8 @@ MUTANTS = [
     ("gemm_subblock_multiply_rolled", "Kernels/gemm.cl", "GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]); \\\n        } \\\n    } while (0)\n#else",
      "for (int i = 0; i < WPT; i++) for (int j = 0; j < WPT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]); \\\n        } \\\n    } while (0)\n#else", 1, "PTXCompileTests",
      "the sub-block multiply is left rolled: 8 x 8 register blocks in local memory"),
+    ("build_report_kernels", "Sources/XAIOpenCL/OpenCLBackend.swift", "        if reportsBuilds {\n            var privateBytes",
+     "        if false {\n            var privateBytes", 1, "LaunchTests", "XAI_KERNEL_BUILD_LOG reports the programs but not the kernels' private memory"),
     ("mma_probe_tolerance", "Sources/XAIOpenCL/TensorCores.swift", "guard error <= candidate.tolerance else {", "guard error <= 1 else {", 1,
      "TensorCoreTests", "the probe keeps a kernel whatever its error"),
     ("provenance_tensor_core_fallback", "Sources/XAI/Provenance.swift",

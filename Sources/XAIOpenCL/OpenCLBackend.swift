@@ -217,6 +217,18 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     let pool: CLBufferPool
     private var programs: [String: cl_program] = [:]
     private var kernels: [String: (kernel: cl_kernel, maxGroup: Int)] = [:]
+    /// `XAI_KERNEL_BUILD_LOG=1`: what the driver says of each program it builds and each kernel it
+    /// makes, written to standard error and kept in ``buildReports``: the build log (NVIDIA's with
+    /// `-cl-nv-verbose`: ptxas's registers and spill bytes per kernel) and each kernel's private
+    /// memory per work-item (`CL_KERNEL_PRIVATE_MEM_SIZE`; on a GPU, what did not stay in registers).
+    /// For the GPU check: whether NVIDIA's compiler keeps accumulators in registers.
+    var reportsBuilds = ProcessInfo.processInfo.environment["XAI_KERNEL_BUILD_LOG"] == "1"
+    private(set) var buildReports: [String] = []
+
+    private func report(_ line: String) {
+        buildReports.append(line)
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
     private var sources: [String: (text: String, origin: String)] = [:]
     private let lock = NSLock()
     /// A 4-byte buffer bound to kernel arguments that a call does not use.
@@ -502,6 +514,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         let (text, origin) = try source(family)
         let buildOptions = tunables.buildOptions + (KernelLibrary.needsCorrectlyRoundedDivideSqrt(family) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "")
             + (family == "mma" ? tensorCores?.buildOptions ?? "" : "")
+            + (reportsBuilds && info.vendor.uppercased().contains("NVIDIA") ? " -cl-nv-verbose" : "")
         let key = "\(family)|\(text)|\(buildOptions)"
         if let p = programs[key] { return p }
         var err: cl_int = 0
@@ -516,19 +529,28 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         var dev: cl_device_id? = info.device
         let status = clBuildProgram(program, 1, &dev, buildOptions, nil, nil)
         if status != CL_SUCCESS {
-            var size = 0
-            clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
-            var log = [CChar](repeating: 0, count: max(size, 1))
-            clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
+            let log = buildLog(program)
             clReleaseProgram(program)
             if [CL_BUILD_PROGRAM_FAILURE, CL_COMPILE_PROGRAM_FAILURE, CL_LINK_PROGRAM_FAILURE, CL_INVALID_BUILD_OPTIONS,
                 CL_INVALID_COMPILER_OPTIONS].contains(status) {
-                throw XAIError.kernelBuild(file: origin, device: deviceLabel, options: buildOptions, log: cString(log))
+                throw XAIError.kernelBuild(file: origin, device: deviceLabel, options: buildOptions, log: log)
             }
             throw XAIError.openCL(call: "clBuildProgram(\(family))", status: status, name: openCLStatusName(status), device: deviceLabel)
         }
+        if reportsBuilds {
+            let log = buildLog(program).trimmingCharacters(in: .whitespacesAndNewlines)
+            report("[kernel build] \(family) on \(info.name) (\(buildOptions)): " + (log.isEmpty ? "no build log" : "\n" + log))
+        }
         programs[key] = program
         return program
+    }
+
+    private func buildLog(_ program: cl_program) -> String {
+        var size = 0
+        clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
+        var log = [CChar](repeating: 0, count: max(size, 1))
+        clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
+        return cString(log)
     }
 
     /// A cached kernel and the largest work-group it can run with on this device.
@@ -542,6 +564,12 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         var maxGroup = 0
         if clGetKernelWorkGroupInfo(k, info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &maxGroup, nil) != CL_SUCCESS {
             maxGroup = 1
+        }
+        if reportsBuilds {
+            var privateBytes: cl_ulong = 0
+            let known = clGetKernelWorkGroupInfo(k, info.device, cl_kernel_work_group_info(CL_KERNEL_PRIVATE_MEM_SIZE),
+                                                 MemoryLayout<cl_ulong>.size, &privateBytes, nil) == CL_SUCCESS
+            report("[kernel build] \(key): private memory \(known ? "\(privateBytes) bytes" : "unknown") per work-item, work-groups up to \(maxGroup)")
         }
         kernels[key] = (k, max(maxGroup, 1))
         return (k, max(maxGroup, 1))

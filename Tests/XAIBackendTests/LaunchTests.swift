@@ -94,4 +94,26 @@ final class LaunchTests: XCTestCase {
         }
         XCTAssertEqual(cl.guards.takeViolations(), [])
     }
+    /// `XAI_KERNEL_BUILD_LOG=1` (``OpenCLBackend/reportsBuilds``) reports each program the backend
+    /// builds and each kernel it makes, once, in order, with the kernel's private memory per
+    /// work-item (what the GPU check reads to see whether accumulators stayed in registers); off,
+    /// nothing is reported.
+    func testBuildReportsNameEachProgramAndKernelOnce() throws {
+        _ = try TestBackends.requireOpenCL()
+        let quiet = try OpenCLBackend(index: 0)
+        quiet.reportsBuilds = false
+        _ = try quiet.filled([5], value: 1)
+        XCTAssertTrue(quiet.buildReports.isEmpty)
+        let cl = try OpenCLBackend(index: 0)
+        cl.reportsBuilds = true
+        _ = try cl.filled([5], value: 1)
+        _ = try cl.filled([7], value: 2)
+        _ = try cl.unary(.relu, try cl.filled([3], value: -1))
+        XCTAssertEqual(cl.buildReports.count, 3, cl.buildReports.joined(separator: "\n"))
+        guard cl.buildReports.count == 3 else { return }
+        XCTAssertTrue(cl.buildReports[0].hasPrefix("[kernel build] elementwise on \(cl.info.name) (-cl-std=CL1.2"), cl.buildReports[0])
+        XCTAssertTrue(cl.buildReports[1].hasPrefix("[kernel build] elementwise.fill: private memory "), cl.buildReports[1])
+        XCTAssertTrue(cl.buildReports[1].contains(" bytes per work-item, work-groups up to "), cl.buildReports[1])
+        XCTAssertTrue(cl.buildReports[2].hasPrefix("[kernel build] elementwise.unary_forward: private memory "), cl.buildReports[2])
+    }
 }

@@ -108,6 +108,10 @@ if [ "$HAVE_GPU" = 1 ]; then
     # Tensor cores: gemm_mma and conv_mma_* with mma.sync as inline PTX (and emulated) against float64 and cvt.rna.
     TESTS=$TESTS,XAIBackendTests.TensorCoreTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
+    # What NVIDIA's compiler made of the GEMM and tensor-core kernels: ptxas's registers and spills
+    # (-cl-nv-verbose) and each kernel's private memory per work-item, in log.txt.
+    step "kernel build reports (tensor cores, tiled GEMM)" 60 "${XENV[@]}" XAI_KERNEL_BUILD_LOG=1 "$PACK/bin/xaiPackageTests.xctest" \
+        XAIBackendTests.TensorCoreTests/testConvolutionsRunOnTheTensorCoresAsImplicitGEMMs,XAIBackendTests.ImplicitConvolutionTests/testImplicitGEMMHasTheBitsOfIm2colAndMatchesFloat64
     grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
 
     # 5. The GEMM search; 6. benchmarks on the GPU with its winner.
