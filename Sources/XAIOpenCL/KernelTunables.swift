@@ -285,9 +285,9 @@ enum ConvolutionLoweringPolicy: Sendable {
 
     /// The lowering of every convolution under tensor cores: a fixed one where it was asked for,
     /// else implicit (`conv_mma_*`). The tuner's table timed the fp32 kernels, so it says nothing
-    /// here; implicit is the choice of the libraries whose tensor-core convolutions lead (cuDNN,
-    /// CUTLASS), because at tensor-core rates writing and reading a 3x3 layer's column buffer (9
-    /// times its input) costs more than gathering the taps. Not yet measured on a GPU:
+    /// here. Implicit is a choice by reasoning: at tensor-core rates, writing and reading a 3x3
+    /// layer's column buffer (9 times its input) should cost more than gathering the taps
+    /// (CUTLASS's tensor-core convolutions are implicit GEMMs too). Not yet measured on a GPU:
     /// `Tools/gpu/run.sh` times ResNet-50 under tf32 both ways.
     var tensorCoreLowering: ConvolutionLowering {
         if case .fixed(let lowering) = self { return lowering }
