@@ -979,6 +979,8 @@ MUTANTS = [
      "the sub-block multiply is left rolled: 8 x 8 register blocks in local memory"),
     ("build_report_kernels", "Sources/XAIOpenCL/OpenCLBackend.swift", "        if reportsBuilds {\n            var privateBytes",
      "        if false {\n            var privateBytes", 1, "LaunchTests", "XAI_KERNEL_BUILD_LOG reports the programs but not the kernels' private memory"),
+    ("parent_folder_root", "Sources/XAICore/FileSystem.swift", "return parent.isEmpty ? \"/\" : String(parent)", "return String(parent)", 1,
+     "OutputWriterTests", "a name at the root gets no parent folder (createDirectory(\"/x\") would skip \"/\", parentFolder says \"\")"),
     ("mma_probe_tolerance", "Sources/XAIOpenCL/TensorCores.swift", "guard error <= candidate.tolerance else {", "guard error <= 1 else {", 1,
      "TensorCoreTests", "the probe keeps a kernel whatever its error"),
     ("provenance_tensor_core_fallback", "Sources/XAI/Provenance.swift",

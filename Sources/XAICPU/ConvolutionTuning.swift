@@ -70,7 +70,7 @@ public struct ConvolutionTuningTable: Codable, Sendable, Equatable {
         tables.append(self)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try FileSystem.createDirectory((path as NSString).deletingLastPathComponent)
+        try FileSystem.createDirectory(FileSystem.parentFolder(of: path))
         try FileSystem.write(try encoder.encode(tables), to: path)
     }
 }

@@ -35,6 +35,20 @@ public enum FileSystem {
         }
     }
 
+    /// The folder that holds `path`: everything before its last component, trailing slashes
+    /// ignored ("" for a bare name, "/" for a name at the root), as NSString's
+    /// `deletingLastPathComponent` gives it. That one traps in swift-corelibs-foundation on a
+    /// one-character path ("a"), which `--out a`, or any relative path under a one-letter folder,
+    /// reached.
+    public static func parentFolder(of path: String) -> String {
+        var rest = Substring(path)
+        while rest.count > 1, rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard let slash = rest.lastIndex(of: "/") else { return "" }
+        var parent = rest[..<slash]
+        while parent.count > 1, parent.hasSuffix("/") { parent = parent.dropLast() }
+        return parent.isEmpty ? "/" : String(parent)
+    }
+
     /// Creates `path` and the folders above it, where missing.
     /// - Throws: ``XAIError/file(path:reason:)`` naming the folder that could not be made and why.
     public static func createDirectory(_ path: String) throws {
@@ -43,7 +57,7 @@ public enum FileSystem {
             guard isDirectory.boolValue else { throw XAIError.file(path: path, reason: "cannot create folder: a file of that name is in the way") }
             return
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = parentFolder(of: path)
         if !parent.isEmpty, parent != path { try createDirectory(parent) }
         if mkdir(path, 0o755) != 0, errno != EEXIST { throw failure(path, "create folder") }
     }
@@ -77,7 +91,7 @@ public final class OutputFile {
     private let fd: Int32
 
     public init(appendingTo path: String) throws {
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = FileSystem.parentFolder(of: path)
         if !folder.isEmpty { try FileSystem.createDirectory(folder) }
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileSystem.failure(path, "open for writing") }

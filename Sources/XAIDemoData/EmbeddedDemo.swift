@@ -13,7 +13,7 @@ public enum EmbeddedDemo {
     public static func write(to folder: String) throws -> String {
         for (path, data) in files {
             let file = (folder as NSString).appendingPathComponent(path)
-            try FileSystem.createDirectory((file as NSString).deletingLastPathComponent)
+            try FileSystem.createDirectory(FileSystem.parentFolder(of: file))
             try FileSystem.write(data, to: file)
         }
         return folder

@@ -23,7 +23,7 @@ public func collectInputs(_ arguments: [String], shard: String?) throws -> [Stri
             guard let text = try? String(contentsOfFile: argument, encoding: .utf8) else {
                 throw XAIError.file(path: argument, reason: "cannot be read as a UTF-8 manifest")
             }
-            let base = (argument as NSString).deletingLastPathComponent
+            let base = FileSystem.parentFolder(of: argument)
             files += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty && !$0.hasPrefix("#") }
                 .map { $0.hasPrefix("/") ? $0 : (base as NSString).appendingPathComponent($0) }

@@ -84,6 +84,26 @@ final class OutputWriterTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: base + "/x/y/results.jsonl", encoding: .utf8), "{}\n")
     }
 
+    /// The folder above a path, as NSString names it, for paths NSString handles; and for the
+    /// one-character relative paths it traps on (swift-corelibs-foundation), which `--out a` reached:
+    /// an output folder named by one letter, relative to the working folder, is made.
+    func testParentFolderAndOneLetterRelativeFolders() throws {
+        for path in ["ab/c", "uv", "/u", "./u", "a//b", "a/b/", "/", "//x", "/ab/cd/ef.npy", "../x", "a/b//"] {
+            XCTAssertEqual(FileSystem.parentFolder(of: path), (path as NSString).deletingLastPathComponent, path)
+        }
+        XCTAssertEqual(FileSystem.parentFolder(of: "a"), "")
+        XCTAssertEqual(FileSystem.parentFolder(of: "a/b"), "a")
+        let base = try temporaryFolder(), previous = FileManager.default.currentDirectoryPath
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(base))
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
+        try FileSystem.createDirectory("u/v")
+        let results = try OutputFile(appendingTo: "w/results.jsonl")
+        results.close()
+        var isDirectory: ObjCBool = false
+        XCTAssertTrue(FileManager.default.fileExists(atPath: base + "/u/v", isDirectory: &isDirectory) && isDirectory.boolValue)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: base + "/w/results.jsonl"))
+    }
+
     func testNPYRoundTripKeepsShapeOrderAndValues() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xai-npy-\(UUID().uuidString).npy").path
         defer { try? FileManager.default.removeItem(atPath: path) }
