@@ -573,6 +573,50 @@ inline void conv_load_b_run(const int l, const int NT, const int K, const int n0
     tile_put_n_run(l, v, Bs);
 }
 
+// Where a group's work-items are a whole multiple of a B row's runs (every tile shape the tuner
+// tries but ts32/wpt8/vw1), all runs of a work-item (l = lid + q * RTS^2) start at one column,
+// (lid % CONV_ROW_RUNS) * VW, their k rows CONV_KB_STEP apart: the implicit kernels then decode
+// their VW columns' pixels once per kernel, and a slice's gather divides only to find its first
+// (channel, tap), advancing by carries (in the PTX of the tuner's shapes, 2 divisions per slice
+// where decoding every element took 5 to 11 per run). The same values reach the same places in
+// the local tiles: the same bits.
+#define CONV_ROW_RUNS (TS / VW)
+#define CONV_FIXED_COLUMNS ((RTS * RTS) % CONV_ROW_RUNS == 0)
+#define CONV_KB_STEP ((RTS * RTS) / CONV_ROW_RUNS)
+
+// This work-item's VW columns of a forward's B: for each, its image's offset in the input (-1
+// past the last column) and the top-left (y0, x0) of its output pixel's window.
+#define CONV_X_COLUMNS(n0, lid) \
+    int xo_[VW], y0_[VW], x0_[VW]; \
+    GEMM_UNROLL for (int j = 0; j < VW; j++) { \
+        const int gn = (n0) + ((lid) % CONV_ROW_RUNS) * VW + j, img = gn / plane, p = gn - img * plane, oy = p / OW; \
+        xo_[j] = gn < NT ? img * C * H * W : -1; \
+        y0_[j] = oy * SH - PT; \
+        x0_[j] = (p - oy * OW) * SW - PL; \
+    }
+
+// Every run of this work-item in slice [k0, k0 + TK) of a forward's B, as conv_fetch_b_run reads
+// them: rb[q] is run l = lid + q * RTS^2 (values past the slice's runs are never stored).
+inline void conv_fetch_x_runs(const int K, const int k0, const int lid, __global const float* xg,
+                              const int* xo, const int* y0, const int* x0, const int8 g0, const int8 g1,
+                              float rb[TILE_RUNS][VW]) {
+    CONV_GEOMETRY;
+    int kb = lid / CONV_ROW_RUNS, gk = k0 + kb;
+    int ci = gk / taps, ky = (gk - ci * taps) / KW, kx = gk - ci * taps - ky * KW;
+    GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) {
+        GEMM_UNROLL for (int j = 0; j < VW; j++) {
+            const int yy = y0[j] + ky * DH, xx = x0[j] + kx * DW;
+            rb[q][j] = (kb < TK && gk < K && xo[j] >= 0 && yy >= 0 && yy < H && xx >= 0 && xx < W)
+                ? xg[xo[j] + (ci * H + yy) * W + xx] : 0.0f;
+        }
+        kb += CONV_KB_STEP;
+        gk += CONV_KB_STEP;
+        kx += CONV_KB_STEP;
+        while (kx >= KW) { kx -= KW; ky++; }
+        while (ky >= KH) { ky -= KH; ci++; }
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void conv_tiled_forward(__global const float* x, __global const float* w, __global const float* bias, const int has_bias,
                         __global const float* R, const int has_res, __global float* y,
@@ -588,6 +632,27 @@ void conv_tiled_forward(__global const float* x, __global const float* w, __glob
     float acc[WPT][WPT];
     GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
     const int lid = ty * RTS + tx;
+#if CONV_FIXED_COLUMNS
+    CONV_X_COLUMNS(n0, lid);
+#define LOAD_SLICE(k0_, as_, bs_) do { \
+        float rb_[TILE_RUNS][VW]; \
+        conv_fetch_x_runs(kG, (k0_), lid, xg, xo_, y0_, x0_, g0, g1, rb_); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) { \
+                tile_load_a_run(l, coutG, kG, m0, (k0_), A, kG, 1, (as_)); \
+                tile_put_n_run(l, rb_[q], (bs_)); \
+            } \
+        } \
+    } while (0)
+#define FETCH_SLICE(k0_, ra, rb) do { \
+        conv_fetch_x_runs(kG, (k0_), lid, xg, xo_, y0_, x0_, g0, g1, rb); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) tile_fetch_a_run(l, coutG, kG, m0, (k0_), A, kG, 1, ra[q]); \
+        } \
+    } while (0)
+#else
 #define LOAD_SLICE(k0_, as_, bs_) do { \
         for (int l = lid; l < TS * TK / VW; l += RTS * RTS) { \
             tile_load_a_run(l, coutG, kG, m0, (k0_), A, kG, 1, (as_)); \
@@ -603,6 +668,7 @@ void conv_tiled_forward(__global const float* x, __global const float* w, __glob
             } \
         } \
     } while (0)
+#endif
 #define PUT_SLICE(as_, bs_, ra, rb) do { \
         GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
             const int l = lid + q * (RTS * RTS); \
@@ -659,6 +725,36 @@ inline void conv_load_dy_run(const int l, const int NT, const int K, const int n
     tile_put_n_run(l, v, Bs);
 }
 
+// With CONV_FIXED_COLUMNS, this work-item's VW columns of an input gradient's B: for each, its
+// image's offset in the output gradient (-1 past the last column) and its input pixel (iy, ix).
+#define CONV_DY_COLUMNS(n0, lid) \
+    int dyo_[VW], iy_[VW], ix_[VW]; \
+    GEMM_UNROLL for (int j = 0; j < VW; j++) { \
+        const int gn = (n0) + ((lid) % CONV_ROW_RUNS) * VW + j, img = gn / HW, p = gn - img * HW; \
+        dyo_[j] = gn < NT ? img * CO * plane : -1; \
+        iy_[j] = p / W; \
+        ix_[j] = p - iy_[j] * W; \
+    }
+
+// Where each column reads the output gradient under tap (ky, kx), less co * plane, or -1 where the
+// tap maps its pixel to none: once per tap.
+#define CONV_DY_TAP(ky, kx) \
+    int at_[VW]; \
+    GEMM_UNROLL for (int j = 0; j < VW; j++) { \
+        const int oy = tap_output(iy_[j], PT, (ky), DH, SH, OH), ox = tap_output(ix_[j], PL, (kx), DW, SW, OW); \
+        at_[j] = dyo_[j] >= 0 && oy >= 0 && ox >= 0 ? dyo_[j] + oy * OW + ox : -1; \
+    }
+
+// Every run of this work-item in slice [k0, k0 + TK) of one tap's B, as conv_fetch_dy_run reads
+// them (rb[q]: run l = lid + q * RTS^2).
+inline void conv_fetch_dy_runs(const int K, const int k0, const int lid, __global const float* gyg, const int* at,
+                               const int plane, float rb[TILE_RUNS][VW]) {
+    GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) {
+        const int kb = lid / CONV_ROW_RUNS + q * CONV_KB_STEP, co = k0 + kb;
+        GEMM_UNROLL for (int j = 0; j < VW; j++) rb[q][j] = (kb < TK && co < K && at[j] >= 0) ? gyg[at[j] + co * plane] : 0.0f;
+    }
+}
+
 // Input gradient, GPUs: TS input channels x TS columns over every image's input pixels; one
 // tiled K loop over the output channels per tap, its sum added where the tap reaches a pixel.
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
@@ -674,12 +770,36 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
     float acc[WPT][WPT];
     GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) acc[i][j] = 0.0f;
     const int lid = ty * RTS + tx;
+#if CONV_FIXED_COLUMNS
+    CONV_DY_COLUMNS(n0, lid);
+#endif
     for (int ky = 0; ky < KH; ky++) {
         for (int kx = 0; kx < KW; kx++) {
             // A[c][co] = w[g * coutG + co][c][ky][kx].
             __global const float* A = w + g * coutG * kG + ky * KW + kx;
             float tacc[WPT][WPT];
             GEMM_UNROLL for (int i = 0; i < WPT; i++) GEMM_UNROLL for (int j = 0; j < WPT; j++) tacc[i][j] = 0.0f;
+#if CONV_FIXED_COLUMNS
+            CONV_DY_TAP(ky, kx);
+#define LOAD_SLICE(k0_, as_, bs_) do { \
+        float rb_[TILE_RUNS][VW]; \
+        conv_fetch_dy_runs(coutG, (k0_), lid, gyg, at_, plane, rb_); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) { \
+                tile_load_a_run(l, cinG, coutG, m0, (k0_), A, taps, kG, (as_)); \
+                tile_put_n_run(l, rb_[q], (bs_)); \
+            } \
+        } \
+    } while (0)
+#define FETCH_SLICE(k0_, ra, rb) do { \
+        conv_fetch_dy_runs(coutG, (k0_), lid, gyg, at_, plane, rb); \
+        GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
+            const int l = lid + q * (RTS * RTS); \
+            if (l < TS * TK / VW) tile_fetch_a_run(l, cinG, coutG, m0, (k0_), A, taps, kG, ra[q]); \
+        } \
+    } while (0)
+#else
 #define LOAD_SLICE(k0_, as_, bs_) do { \
         for (int l = lid; l < TS * TK / VW; l += RTS * RTS) { \
             tile_load_a_run(l, cinG, coutG, m0, (k0_), A, taps, kG, (as_)); \
@@ -695,6 +815,7 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
             } \
         } \
     } while (0)
+#endif
 #define PUT_SLICE(as_, bs_, ra, rb) do { \
         GEMM_UNROLL for (int q = 0; q < TILE_RUNS; q++) { \
             const int l = lid + q * (RTS * RTS); \

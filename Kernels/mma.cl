@@ -378,6 +378,14 @@ void conv_mma_forward(__global const float* x, __global const float* w, __global
     }
 }
 
+// Whether a tap (k) reaches output pixel i along one axis: tap_output(...) >= 0, without its
+// divisions at unit stride.
+MMA_INLINE int mma_tap_reaches(const int i, const int pad, const int k, const int dilation, const int stride, const int out_size) {
+    if (stride != 1) return tap_output(i, pad, k, dilation, stride, out_size) >= 0;
+    const int t = i + pad - k * dilation;
+    return t >= 0 && t < out_size;
+}
+
 // Input gradient (conv_tiled_backward's arguments): MMA_BM input channels x MMA_BN columns over
 // every image's input pixels; one K loop over the output channels per tap, its sum added where
 // the tap reaches the pixel, taps in order as conv2d_col2im adds them.
@@ -391,6 +399,19 @@ void conv_mma_backward(__global const float* gy, __global const float* w, __glob
     __global const float* gyg = gy + group * coutG * plane;
     // This work-item's column of B: input pixel (image, iy, ix).
     const int column = n0 + lid % MMA_BN, image = column / HW, iy = (column - image * HW) / W, ix = column - image * HW - iy * W;
+    // The input pixel (row, column) of each column of C this work-item accumulates (MMA_COL(j, h):
+    // 2 per instruction tile), decoded once: the taps' masks below then divide by nothing at unit
+    // stride, where they would otherwise cost more than a tap's products on a layer of 64 channels.
+    int acc_y[MMA_TN][2], acc_x[MMA_TN][2];
+    MMA_UNROLL
+    for (int j = 0; j < MMA_TN; j++) {
+        MMA_UNROLL
+        for (int h = 0; h < 2; h++) {
+            const int p = min(n0 + MMA_COL(j, h), NT - 1) % HW;
+            acc_y[j][h] = p / W;
+            acc_x[j][h] = p - acc_y[j][h] * W;
+        }
+    }
     for (int ky = 0; ky < KH; ky++) {
         for (int kx = 0; kx < KW; kx++) {
             // A[c][co] = w[group * coutG + co][c][ky][kx].
@@ -411,11 +432,14 @@ void conv_mma_backward(__global const float* gy, __global const float* w, __glob
             MMA_UNROLL
             for (int j = 0; j < MMA_TN; j++) {
                 MMA_UNROLL
-                for (int r = 0; r < 4; r++) {
-                    const int p = min(n0 + MMA_COL(j, r), NT - 1) % HW;
-                    if (tap_output(p / W, PT, ky, DH, SH, OH) < 0 || tap_output(p % W, PL, kx, DW, SW, OW) < 0) continue;
+                for (int h = 0; h < 2; h++) {
+                    if (!mma_tap_reaches(acc_y[j][h], PT, ky, DH, SH, OH) || !mma_tap_reaches(acc_x[j][h], PL, kx, DW, SW, OW)) continue;
+                    // Accumulator elements r = h and h + 2 hold column MMA_COL(j, h) (rows g and g + 8).
                     MMA_UNROLL
-                    for (int i = 0; i < MMA_TM; i++) acc[i][j][r] += tap_acc[i][j][r];
+                    for (int i = 0; i < MMA_TM; i++) {
+                        acc[i][j][h] += tap_acc[i][j][h];
+                        acc[i][j][h + 2] += tap_acc[i][j][h + 2];
+                    }
                 }
             }
         }

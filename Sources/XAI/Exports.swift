@@ -17,6 +17,7 @@
 @_exported import enum XAIOpenCL.ConvolutionLowering
 @_exported import struct XAIOpenCL.ConvolutionLoweringTable
 @_exported import enum XAIOpenCL.WinogradTile
+@_exported import enum XAIOpenCL.TileChoice
 @_exported import class XAICPU.CPUBackend
 @_exported import struct XAICPU.HostInfo
 @_exported import struct XAICPU.ConvolutionTuningTable

@@ -30,7 +30,9 @@ struct Devices: ParsableCommand {
                 print("         vendor \(d.vendor), platform \(d.platformName), \(d.deviceVersion), driver \(d.driverVersion)")
                 print("         \(d.computeUnits) compute units at \(d.clockMHz) MHz, \(gib(d.globalMemoryBytes)) global memory, max allocation \(gib(d.maxAllocationBytes)), \(d.localMemoryBytes / 1024) KiB local memory, work-groups up to \(d.maxWorkGroupSize)")
                 if let (gemm, source) = try? GEMMTuningCache.choose(for: d, requested: nil) {
-                    print("         GEMM: \(gemm) (\(source))")
+                    print("         GEMM: \(gemm) (\(source))"
+                        + ((try? TileChoice.initial(isGPU: d.isGPU, computeUnits: d.computeUnits)).map { gemm.engine == .tiled ? "; \($0)" : "" }
+                            ?? "; XAI_SMALL_TILES is not on or off"))
                     print("         convolutions: " + ((try? ConvolutionLowering.summary(for: d, gemm: gemm))
                         ?? "XAI_CONV_LOWERING is not im2col or implicit"))
                 } else {

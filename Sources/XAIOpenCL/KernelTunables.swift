@@ -136,6 +136,26 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// This configuration, then smaller tiles for grids too small to fill a device
+    /// (``OpenCLBackend/TileChoice``): the tile and the register block halved together, so the
+    /// work-group keeps its shape, sub-blocks dropped where the block is no longer a multiple of
+    /// theirs, down to one output per work-item or 16 x 16 tiles. Every step computes each
+    /// element as the same chain of fmas in k order, so all give the same bits. Only `tiled`
+    /// shrinks; the others are their own ladder.
+    public var shrinking: [GEMMConfig] {
+        var ladder = [self]
+        guard engine == .tiled else { return ladder }
+        var c = self
+        while c.workPerThread % 2 == 0 && c.tile % 2 == 0 && c.tile / 2 >= 16 {
+            c.tile /= 2
+            c.workPerThread /= 2
+            if c.workPerThread % c.subBlock != 0 { c.subBlock = 1 }
+            while c.tile % c.vectorWidth != 0 { c.vectorWidth /= 2 }
+            ladder.append(c)
+        }
+        return ladder
+    }
+
     /// Every `gemm_tiled` configuration the tuner may try on a device, the baseline first, then
     /// the rest in a fixed order (larger register blocks first: they do more work per load).
     public static func tiledSearchSpace(maxWorkGroupSize: Int, localMemoryBytes: Int) -> [GEMMConfig] {
@@ -196,7 +216,24 @@ public enum ConvolutionLowering: String, Codable, Sendable, CaseIterable {
         guard plan.params.strideH == 1 && plan.params.strideW == 1 else { return .im2col }
         return backward ? (plan.width >= 56 ? .implicit : .im2col) : (plan.outputWidth >= 28 ? .implicit : .im2col)
     }
+
+    /// The lowering of a layer under tensor cores where none was asked for, by counting products
+    /// (not yet timed on a GPU): implicit (`conv_mma_*`) forward, and backward at unit stride with
+    /// at least 16 input channels per group; else im2col. At tensor-core rates, writing and reading
+    /// a 3x3 layer's column buffer (9 times its input) should cost more than gathering the taps
+    /// (CUTLASS's tensor-core convolutions are implicit GEMMs too). But the implicit input gradient
+    /// multiplies, for each tap, over every input pixel, and a stride-s tap reaches one in s^2 of
+    /// them (4 times the products at stride 2); and its GEMM's rows are the input channels, so
+    /// fewer than 16 fill less than one instruction tile. The 7x7 stride-2 stem's input gradient
+    /// (3 channels) took over 150 times the products of its im2col GEMM (147 rows) on a 128-row
+    /// tile. `Tools/gpu/run.sh` times ResNet-50 under tf32 with this and with either everywhere.
+    public static func tensorCoreDefault(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {
+        guard backward else { return .implicit }
+        let p = plan.params
+        return p.strideH == 1 && p.strideW == 1 && plan.input[1] / max(p.groups, 1) >= 16 ? .implicit : .im2col
+    }
 }
+
 
 /// Winograd's output tile on OpenCL, for forward-only passes of 3x3 stride-1 layers under
 /// `--fast`: F(2x2, 3x3) multiplies 2.25 times less than a direct convolution, F(4x4, 3x3) 4 times
@@ -283,15 +320,12 @@ enum ConvolutionLoweringPolicy: Sendable {
         return WinogradTile.defaultChoice(for: plan)
     }
 
-    /// The lowering of every convolution under tensor cores: a fixed one where it was asked for,
-    /// else implicit (`conv_mma_*`). The tuner's table timed the fp32 kernels, so it says nothing
-    /// here. Implicit is a choice by reasoning: at tensor-core rates, writing and reading a 3x3
-    /// layer's column buffer (9 times its input) should cost more than gathering the taps
-    /// (CUTLASS's tensor-core convolutions are implicit GEMMs too). Not yet measured on a GPU:
-    /// `Tools/gpu/run.sh` times ResNet-50 under tf32 both ways.
-    var tensorCoreLowering: ConvolutionLowering {
+    /// A convolution's lowering under tensor cores: a fixed one where it was asked for, else
+    /// ``ConvolutionLowering/tensorCoreDefault(for:backward:)``. The tuner's table timed the fp32
+    /// kernels, so it says nothing here.
+    func tensorCoreLowering(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {
         if case .fixed(let lowering) = self { return lowering }
-        return .implicit
+        return ConvolutionLowering.tensorCoreDefault(for: plan, backward: backward)
     }
 
     func lowering(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {

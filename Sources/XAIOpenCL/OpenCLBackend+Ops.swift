@@ -21,7 +21,7 @@ extension OpenCLBackend {
                     activation: UnaryOp = .identity) throws {
         let (p0, p1) = activation.parameters
         let global: [Int], local: [Int]?, kernel: String
-        var family = "gemm"
+        var family = "gemm", tiles: LaunchTiles?
         let t = tunables
         var engine = t.gemm.engine
         // Tensor cores take every GEMM, CLBlast's included.
@@ -44,9 +44,11 @@ extension OpenCLBackend {
         if tensorCores != nil {
             family = "mma"
             kernel = "gemm_mma"
-            let groupsN = (n + TensorCores.blockN - 1) / TensorCores.blockN, groupsM = (m + TensorCores.blockM - 1) / TensorCores.blockM
-            global = [groupsN * TensorCores.threads, groupsM, batch]
-            local = [TensorCores.threads, 1, 1]
+            let tiling = tileChoice.pick(MMATiling.ladder, rows: m, columns: n, batch: batch)
+            let groupsN = (n + tiling.blockN - 1) / tiling.blockN, groupsM = (m + tiling.blockM - 1) / tiling.blockM
+            global = [groupsN * tiling.threads, groupsM, batch]
+            local = [tiling.threads, 1, 1]
+            tiles = .mma(tiling)
         } else if engine == .rows && aCol == 1 && bRow == 1 && k >= 16 {
             kernel = "gemm_dot"
             global = [(n + 3) / 4, (m + 3) / 4, batch]
@@ -57,12 +59,14 @@ extension OpenCLBackend {
             local = t.rowsLocal
         } else {
             kernel = "gemm_tiled"
-            let side = t.gemm.workGroupSide, tile = t.gemm.tile
+            let config = tileChoice.pick(t.gemm.shrinking, rows: m, columns: n, batch: batch)
+            let side = config.workGroupSide, tile = config.tile
             let groupsN = (n + tile - 1) / tile, groupsM = (m + tile - 1) / tile
             global = [groupsN * side, groupsM * side, batch]
             local = [side, side, 1]
+            tiles = .tiled(config)
         }
-        try launch(family, kernel, global: global, local: local, [
+        try launch(family, kernel, global: global, local: local, tiles: tiles, [
             .int(m), .int(n), .int(k),
             .buffer(a), .int(aOffset), .int(aRow), .int(aCol), .int(aBatch),
             .buffer(b), .int(bOffset), .int(bRow), .int(bCol), .int(bBatch),
@@ -100,7 +104,7 @@ extension OpenCLBackend {
     /// The implicit-GEMM kernel geometry for a convolution that takes it, else `nil`: the layer is
     /// neither depthwise nor pointwise (those have kernels of their own), its indices fit the
     /// kernels' 32-bit ints, and
-    /// - with tensor cores: the policy's ``ConvolutionLoweringPolicy/tensorCoreLowering`` is
+    /// - with tensor cores: the policy's ``ConvolutionLoweringPolicy/tensorCoreLowering(for:backward:)`` is
     ///   implicit (`conv_mma_*`; every GEMM, CLBlast's engine's included, runs on `gemm_mma`);
     /// - else: the policy asks for it for this layer, the engine is our own (CLBlast's sums are not
     ///   our kernels'), and it is not a forward to a single output pixel on the rows engine (im2col
@@ -110,7 +114,7 @@ extension OpenCLBackend {
               max(plan.input.count, plan.output.count, plan.weight.count) < Int(Int32.max) else { return nil }
         let (x, w, y, p) = (plan.input, plan.weight, plan.output, plan.params)
         if tensorCores != nil {
-            guard convolutionPolicy.tensorCoreLowering == .implicit else { return nil }
+            guard convolutionPolicy.tensorCoreLowering(for: plan, backward: backward) == .implicit else { return nil }
         } else {
             guard tunables.gemm.engine != .clblast, convolutionPolicy.lowering(for: plan, backward: backward) == .implicit else { return nil }
             if !backward && tunables.gemm.engine == .rows && y[2] * y[3] == 1 && x[1] / p.groups * w[2] * w[3] >= 16 { return nil }
@@ -176,20 +180,22 @@ extension OpenCLBackend {
 
     /// Launch geometry of an implicit convolution kernel: rows of the GEMM (channels of one group),
     /// the image the columns cover (the output forward, the input backward: height x width),
-    /// images, groups. The rows engine runs up to 16 columns of one image row, image and group per
-    /// work-item; the tiled engine folds the images into the columns.
-    private func implicitLaunch(rows: Int, height: Int, width: Int, images: Int, groups: Int) -> (global: [Int], local: [Int]?) {
-        let t = tunables
+    /// images, groups; and the tile it was sized for. The rows engine runs up to 16 columns of one
+    /// image row, image and group per work-item; the tiled and tensor-core kernels fold the images
+    /// into the columns, their tile picked by ``tileChoice``.
+    private func implicitLaunch(rows: Int, height: Int, width: Int, images: Int, groups: Int) -> (global: [Int], local: [Int]?, tiles: LaunchTiles?) {
+        let t = tunables, columns = images * height * width
         if tensorCores != nil {
-            let columns = images * height * width
-            return ([(columns + TensorCores.blockN - 1) / TensorCores.blockN * TensorCores.threads,
-                     (rows + TensorCores.blockM - 1) / TensorCores.blockM, groups], [TensorCores.threads, 1, 1])
+            let tiling = tileChoice.pick(MMATiling.ladder, rows: rows, columns: columns, batch: groups)
+            return ([(columns + tiling.blockN - 1) / tiling.blockN * tiling.threads,
+                     (rows + tiling.blockM - 1) / tiling.blockM, groups], [tiling.threads, 1, 1], .mma(tiling))
         }
         if t.gemm.engine == .rows {
-            return ([height * ((width + 15) / 16), (rows + t.cpuRows - 1) / t.cpuRows, images * groups], t.rowsLocal)
+            return ([height * ((width + 15) / 16), (rows + t.cpuRows - 1) / t.cpuRows, images * groups], t.rowsLocal, nil)
         }
-        let side = t.gemm.workGroupSide, tile = t.gemm.tile
-        return ([(images * height * width + tile - 1) / tile * side, (rows + tile - 1) / tile * side, groups], [side, side, 1])
+        let config = tileChoice.pick(t.gemm.shrinking, rows: rows, columns: columns, batch: groups)
+        let side = config.workGroupSide, tile = config.tile
+        return ([(columns + tile - 1) / tile * side, (rows + tile - 1) / tile * side, groups], [side, side, 1], .tiled(config))
     }
 
     /// The implicit kernel of one direction (`forward` or `backward`; one argument list for all
@@ -237,9 +243,9 @@ extension OpenCLBackend {
             return out
         }
         if let (i0, i1) = implicitGeometry(plan, backward: false) {
-            let (global, local) = implicitLaunch(rows: coutG, height: os[2], width: os[3], images: n, groups: p.groups)
+            let (global, local, tiles) = implicitLaunch(rows: coutG, height: os[2], width: os[3], images: n, groups: p.groups)
             let (family, kernel) = implicitKernel("forward")
-            try launch(family, kernel, global: global, local: local, [
+            try launch(family, kernel, global: global, local: local, tiles: tiles, [
                 .buffer(xm), .buffer(wm), .buffer(bm ?? dummy), .int(bm == nil ? 0 : 1), .buffer(rm ?? dummy), .int(rm == nil ? 0 : 1),
                 .buffer(ym), i0, i1, .int(Int(activation.code)), .float(p0), .float(p1),
             ])
@@ -286,9 +292,9 @@ extension OpenCLBackend {
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
         if let (i0, i1) = implicitGeometry(plan, backward: true) {
-            let (global, local) = implicitLaunch(rows: cinG, height: inputShape[2], width: inputShape[3], images: n, groups: p.groups)
+            let (global, local, tiles) = implicitLaunch(rows: cinG, height: inputShape[2], width: inputShape[3], images: n, groups: p.groups)
             let (family, kernel) = implicitKernel("backward")
-            try launch(family, kernel, global: global, local: local,
+            try launch(family, kernel, global: global, local: local, tiles: tiles,
                        [.buffer(gm), .buffer(wm), .buffer(dxm), i0, i1])
             return out
         }

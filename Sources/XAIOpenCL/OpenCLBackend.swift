@@ -185,6 +185,17 @@ final class RecordedLaunches: @unchecked Sendable {
     func take() -> [(String, cl_event)] { lock.lock(); defer { lock.unlock() }; defer { launches = [] }; return launches }
 }
 
+/// The tile a launch of the GEMM-family kernels was sized for: its program is built with it.
+enum LaunchTiles: Equatable, CustomStringConvertible {
+    case tiled(GEMMConfig), mma(MMATiling)
+    var description: String {
+        switch self {
+        case .tiled(let config): return "\(config)"
+        case .mma(let tiling): return "mma \(tiling)"
+        }
+    }
+}
+
 public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @unchecked Sendable {
     public let info: OpenCLDeviceInfo
     public let device: Device
@@ -198,19 +209,26 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     public var details: BackendDetails {
         let i = info
         let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
-        let convolutions = (tensorCores == nil ? convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
-                : "\(convolutionPolicy.tensorCoreLowering.rawValue) GEMM on the tensor cores (\(convolutionPolicy.isFixed ? convolutionLoweringSource : "default under tensor cores; XAI_CONV_LOWERING=im2col for im2col"))")
-            + (fastConvolutions ? "; Winograd \(forcedWinogradTile.map { "\($0)" } ?? "F(2x2, 3x3) or F(4x4, 3x3) per layer") for 3x3 stride-1 layers in forward-only passes" : "")
+        var convolutions: String
+        switch (tensorCores, convolutionPolicy) {
+        case (nil, _): convolutions = convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
+        case (_, .fixed(let lowering)): convolutions = "\(lowering.rawValue) GEMM on the tensor cores (\(convolutionLoweringSource))"
+        case (_, .perLayer):
+            convolutions = "implicit GEMM on the tensor cores, im2col GEMM for input gradients of strided layers and of layers with under"
+                + " 16 input channels per group (default under tensor cores; XAI_CONV_LOWERING=implicit|im2col for one everywhere)"
+        }
+        convolutions += (fastConvolutions ? "; Winograd \(forcedWinogradTile.map { "\($0)" } ?? "F(2x2, 3x3) or F(4x4, 3x3) per layer") for 3x3 stride-1 layers in forward-only passes" : "")
         let arithmetic = tensorCores.map { "\($0)" } ?? (tensorCoreNote.isEmpty ? "fp32 kernels" : "fp32 kernels (\(tensorCoreNote))")
         return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, tensorCores: tensorCores != nil, facts: [
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
                 + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
-            ("GEMM", "\(gemmConfig) (\(gemmSource))"),
+            ("GEMM", "\(gemmConfig) (\(gemmSource))" + (tensorCores != nil || gemmConfig.engine == .tiled ? "; \(tileChoice)" : "")),
             ("convolutions", convolutions),
             ("noise", i.correctlyRoundedDivideSqrt ? "drawn on the device (Philox4x32-10)"
                 : "drawn on the host and uploaded: the device cannot round division and square root correctly"),
         ] + (requestedArithmetic == .fp32 ? [] : [("tensor cores", tensorCores.map { "\($0)" } ?? tensorCoreNote)]),
-        algorithms: "\(arithmetic); GEMM \(tensorCores == nil ? "\(gemmConfig) (\(gemmSource))" : "gemm_mma"); convolutions \(convolutions)")
+        algorithms: "\(arithmetic); GEMM \(tensorCores == nil ? "\(gemmConfig) (\(gemmSource))" : "gemm_mma")"
+            + (tensorCores != nil || gemmConfig.engine == .tiled ? ", \(tileChoice)" : "") + "; convolutions \(convolutions)")
     }
     let context: cl_context
     let queue: cl_command_queue
@@ -258,6 +276,8 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     public internal(set) var tensorCores: TensorCores?
     /// Why GEMMs run fp32 although ``requestedArithmetic`` asks for tensor cores ("" otherwise).
     public private(set) var tensorCoreNote = ""
+    /// How the tiled and tensor-core kernels pick their tile per launch (same bits either way).
+    public internal(set) var tileChoice: TileChoice
 
     /// Opens OpenCL device `index` (GPUs first, over all platforms).
     /// - Parameters:
@@ -299,6 +319,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             throw XAIError.invalidArgument(parameter: "gemm", value: config.description, reason: "\(problem) (\(source))")
         }
         tunables = KernelTunables(isGPU: info.isGPU, gemm: config)
+        tileChoice = try TileChoice.initial(isGPU: info.isGPU, computeUnits: info.computeUnits)
         gemmSource = source
         self.fastConvolutions = fastConvolutions
         forcedWinogradTile = try winogradTile ?? WinogradTile.requested()
@@ -510,10 +531,18 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
 
     /// Builds (or finds) the program of one family. Programs are keyed by source hash and build
     /// options within this backend's context (and so its device).
-    private func program(_ family: String) throws -> cl_program {
+    /// `tiles`: the tile a launch was sized for, where not the backend's own tiled configuration
+    /// (and the tensor-core tiling, the ladder's first where none is given).
+    private func program(_ family: String, tiles: LaunchTiles?) throws -> cl_program {
         let (text, origin) = try source(family)
+        var tunables = tunables, tiling = MMATiling.ladder[0]
+        switch tiles {
+        case .tiled(let config)?: tunables.gemm = config
+        case .mma(let t)?: tiling = t
+        case nil: break
+        }
         let buildOptions = tunables.buildOptions + (KernelLibrary.needsCorrectlyRoundedDivideSqrt(family) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "")
-            + (family == "mma" ? tensorCores?.buildOptions ?? "" : "")
+            + (family == "mma" ? tensorCores?.buildOptions(tiling) ?? "" : "")
             + (reportsBuilds && info.vendor.uppercased().contains("NVIDIA") ? " -cl-nv-verbose" : "")
         let key = "\(family)|\(text)|\(buildOptions)"
         if let p = programs[key] { return p }
@@ -554,11 +583,11 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     }
 
     /// A cached kernel and the largest work-group it can run with on this device.
-    private func kernel(_ family: String, _ name: String) throws -> (kernel: cl_kernel, maxGroup: Int) {
-        let key = "\(family).\(name)"
+    private func kernel(_ family: String, _ name: String, tiles: LaunchTiles?) throws -> (kernel: cl_kernel, maxGroup: Int) {
+        let key = "\(family).\(name)" + (tiles.map { " (\($0))" } ?? "")
         if let k = kernels[key] { return k }
         var err: cl_int = 0
-        guard let k = clCreateKernel(try program(family), name, &err), err == CL_SUCCESS else {
+        guard let k = clCreateKernel(try program(family, tiles: tiles), name, &err), err == CL_SUCCESS else {
             throw XAIError.openCL(call: "clCreateKernel(\(name))", status: err, name: openCLStatusName(err), device: deviceLabel)
         }
         var maxGroup = 0
@@ -585,13 +614,14 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     /// Sets the arguments and enqueues `family.name` over `global` work-items. With `local`, the
     /// global size is rounded up to whole groups of that shape; without, axis 0 gets groups of
     /// ``defaultGroupSize`` (capped by what the kernel allows).
-    func launch(_ family: String, _ name: String, global: [Int], local: [Int]? = nil, _ args: [KernelArg]) throws {
+    /// `tiles`: the tile a GEMM-family launch was sized for (its program is built with it).
+    func launch(_ family: String, _ name: String, global: [Int], local: [Int]? = nil, tiles: LaunchTiles? = nil, _ args: [KernelArg]) throws {
         guard global.allSatisfy({ $0 > 0 }) else { return }
         guard global.allSatisfy({ $0 <= Int(Int32.max) }) else {
             throw XAIError.unsupported(op: name, reason: "\(global) work-items exceed the 32-bit indexing of the kernels")
         }
         lock.lock(); defer { lock.unlock() }
-        let (k, maxGroup) = try kernel(family, name)
+        let (k, maxGroup) = try kernel(family, name, tiles: tiles)
         for (i, arg) in args.enumerated() {
             let status: cl_int
             switch arg {

@@ -33,22 +33,44 @@ public enum TensorCorePath: String, Sendable {
     case ptx, emulated
 }
 
-/// Tensor-core GEMMs a backend runs: the arithmetic, the path, and the kernel's fixed tiling
-/// (`-D` options of `Kernels/mma.cl`; a work-group of 8 warps computes 128 x 128 of C).
+/// A tensor-core work-group's shape (`-D` options of `Kernels/mma.cl`): `warpsM x warpsN` warps,
+/// each computing `tilesM x tilesN` instruction tiles of 16 x 8, through K in slices of 16. Every
+/// tiling adds an element's products in the same order (eight k per `mma.sync`, in order), so
+/// they all give the same bits: the choice is speed alone.
+public struct MMATiling: Sendable, Equatable, CustomStringConvertible {
+    let warpsM: Int, warpsN: Int, tilesM: Int, tilesN: Int
+    static let kSlice = 16
+    var threads: Int { 32 * warpsM * warpsN }
+    var blockM: Int { warpsM * tilesM * 16 }
+    var blockN: Int { warpsN * tilesN * 8 }
+
+    /// Largest first: 128 x 128 (8 warps of 4 x 4 tiles: the most reuse per load), then 64 x 64 and
+    /// 32 x 32 (4 warps of 2 x 4 and of 1 x 2 tiles) for grids too small to fill the device
+    /// (``OpenCLBackend/TileChoice``). The implicit kernels' gathers need the threads a multiple of
+    /// the block's columns and a slice of B a multiple of the threads (mma.cl checks).
+    static let ladder = [MMATiling(warpsM: 2, warpsN: 4, tilesM: 4, tilesN: 4),
+                         MMATiling(warpsM: 2, warpsN: 2, tilesM: 2, tilesN: 4),
+                         MMATiling(warpsM: 2, warpsN: 2, tilesM: 1, tilesN: 2)]
+
+    var buildOptions: String {
+        " -DMMA_WARPS_M=\(warpsM) -DMMA_WARPS_N=\(warpsN) -DMMA_TM=\(tilesM) -DMMA_TN=\(tilesN) -DMMA_BK=\(Self.kSlice)"
+    }
+
+    public var description: String { "\(blockM)x\(blockN)" }
+}
+
+/// Tensor-core GEMMs a backend runs: the arithmetic and the path (`-D` options of
+/// `Kernels/mma.cl`); each launch adds its tiling (``MMATiling``).
 public struct TensorCores: Sendable, Equatable, CustomStringConvertible {
     public let arithmetic: GEMMArithmetic
     public let path: TensorCorePath
-    static let warpsM = 2, warpsN = 4, tilesM = 4, tilesN = 4, kSlice = 16
-    static let threads = 32 * warpsM * warpsN
-    static let blockM = warpsM * tilesM * 16, blockN = warpsN * tilesN * 8
 
     /// The largest error, relative to the largest product, that the float64 check accepts: TF32
     /// keeps 11 significant bits (a product's rounding is within about 2^-10 of it), 3xTF32 about 21.
     var tolerance: Double { arithmetic == .tf32 ? 1e-2 : 1e-5 }
 
-    var buildOptions: String {
-        " -DMMA_PTX=\(path == .ptx ? 1 : 0) -DMMA_TERMS=\(arithmetic.terms) -DMMA_WARPS_M=\(Self.warpsM)"
-            + " -DMMA_WARPS_N=\(Self.warpsN) -DMMA_TM=\(Self.tilesM) -DMMA_TN=\(Self.tilesN) -DMMA_BK=\(Self.kSlice)"
+    func buildOptions(_ tiling: MMATiling) -> String {
+        " -DMMA_PTX=\(path == .ptx ? 1 : 0) -DMMA_TERMS=\(arithmetic.terms)" + tiling.buildOptions
     }
 
     public var description: String {
@@ -103,22 +125,28 @@ extension OpenCLBackend {
         }
     }
 
-    /// Builds `gemm_mma` for `candidate` and checks it against float64 (``GEMMTuner/check(_:)``,
-    /// the check every tuned GEMM passes). Returns the reason it cannot be used, or `nil` if it can;
-    /// the caller keeps it only then, so a driver that rejects the PTX, or a kernel that computes
-    /// something else, leaves the backend on fp32 and says why.
+    /// Builds `gemm_mma` for `candidate` under every tiling (``MMATiling/ladder``) and checks each
+    /// against float64 (``GEMMTuner/check(_:)``, the check every tuned GEMM passes). Returns the
+    /// reason it cannot be used, or `nil` if it can; the caller keeps it only then, so a driver that
+    /// rejects the PTX, or a kernel that computes something else, leaves the backend on fp32 and
+    /// says why. Restores ``tileChoice``.
     func probe(_ candidate: TensorCores) -> String? {
-        do {
-            let error = try GEMMTuner.check(self)
-            guard error <= candidate.tolerance else {
-                return "the \(candidate.arithmetic.rawValue) kernel's products are off by \(String(format: "%.2g", error)) of float64's (more than \(candidate.tolerance))"
+        let choice = tileChoice
+        defer { tileChoice = choice }
+        for (step, tiling) in MMATiling.ladder.enumerated() {
+            tileChoice = .fixed(step: step)
+            do {
+                let error = try GEMMTuner.check(self)
+                guard error <= candidate.tolerance else {
+                    return "the \(candidate.arithmetic.rawValue) kernel's products (\(tiling) tiles) are off by \(String(format: "%.2g", error)) of float64's (more than \(candidate.tolerance))"
+                }
+            } catch XAIError.kernelBuild(_, _, _, let log) {
+                let first = log.split(separator: "\n").first.map(String.init) ?? ""
+                return "\(info.name) did not build the mma kernel (\(tiling) tiles): \(first.prefix(200))"
+            } catch {
+                return "the mma kernel (\(tiling) tiles) failed: \(error)"
             }
-            return nil
-        } catch XAIError.kernelBuild(_, _, _, let log) {
-            let first = log.split(separator: "\n").first.map(String.init) ?? ""
-            return "\(info.name) did not build the mma kernel: \(first.prefix(200))"
-        } catch {
-            return "the mma kernel failed: \(error)"
         }
+        return nil
     }
 }

@@ -47,6 +47,9 @@ final class ImplicitConvolutionTests: XCTestCase {
         try! GEMMConfig(parsing: "tiled/ts32/wpt4/tk8/vw4/db/sb4"),
         try! GEMMConfig(parsing: "tiled/ts16/wpt2/tk4/vw2"),
         try! GEMMConfig(parsing: "tiled/ts32/wpt4/tk16/vw2/db/pf"),
+        // 16 work-items, a B row of 32 runs: each run at its own column (no CONV_FIXED_COLUMNS).
+        try! GEMMConfig(parsing: "tiled/ts32/wpt8/tk8/vw1/pf"),
+        try! GEMMConfig(parsing: "tiled/ts32/wpt8/tk8/vw1/db"),
     ]
 
     func testImplicitGEMMHasTheBitsOfIm2colAndMatchesFloat64() throws {
@@ -105,29 +108,36 @@ final class ImplicitConvolutionTests: XCTestCase {
             for (i, x) in changes { v[i] = x }
             return try Tensor(shape: t.shape, scalars: v)
         }
-        let x = Tensor.uniform([1, 3, 6, 7], seed: 3), w = Tensor.uniform([4, 3, 3, 3], seed: 4), gy = Tensor.uniform([1, 4, 3, 4], seed: 5)
-        let cases = [
-            (try with(x, [5: .nan, 40: .infinity]), w, try with(gy, [7: -.infinity])),
-            (x, try with(w, [13: .infinity, 30: -.infinity]), gy),
-        ]
-        let params = Conv2DParams(strides: (2, 2), pads: (top: 1, left: 1, bottom: 0, right: 1))
+        let x = Tensor.uniform([1, 3, 6, 7], seed: 3), w = Tensor.uniform([4, 3, 3, 3], seed: 4)
         func comparable(_ t: Tensor) -> [UInt32] { t.scalars.map { $0.isNaN ? Float.nan.bitPattern : $0.bitPattern } }
         let arithmetics: [(GEMMConfig, GEMMArithmetic)] = [(.rows, .fp32), (.baseline, .fp32), (.rows, .tf32), (.rows, .tf32x3)]
-        for (gemm, arithmetic) in arithmetics {
-            for (index, (x, w, gy)) in cases.enumerated() {
-                var results: [[UInt32]] = []
-                for lowering in ConvolutionLowering.allCases {
-                    let cl = try OpenCLBackend(index: 0, gemm: gemm, convolution: lowering, arithmetic: arithmetic,
-                                               tensorCorePath: arithmetic == .fp32 ? nil : .emulated)
-                    XCTAssertEqual(cl.tensorCores != nil, arithmetic != .fp32)
-                    XCTAssertEqual(cl.lowering(for: try ConvPlan(input: x.shape, weight: w.shape, bias: nil, params: params), backward: true), lowering)
-                    let y = try cl.download(try cl.conv2d(try cl.upload(x), weight: try cl.upload(w), bias: nil, params: params, activation: .identity))
-                    let dx = try cl.download(try cl.conv2dBackwardInput(try cl.upload(gy), weight: try cl.upload(w), params: params, inputShape: x.shape))
-                    XCTAssertTrue(y.scalars.contains { !$0.isFinite } && dx.scalars.contains { !$0.isFinite }, "\(gemm) \(arithmetic) case \(index)")
-                    XCTAssertTrue(dx.scalars.contains { $0.isFinite }, "\(gemm) \(arithmetic) case \(index): some input pixels meet no infinite value")
-                    results.append(comparable(y) + comparable(dx))
+        // Strided, and at unit stride (the tensor-core kernel's masks take another path there):
+        // pads that leave taps one past the last output row and column.
+        for (params, outputShape) in [(Conv2DParams(strides: (2, 2), pads: (top: 1, left: 1, bottom: 0, right: 1)), Shape([1, 4, 3, 4])),
+                                      (Conv2DParams(strides: (1, 1), pads: (top: 1, left: 1, bottom: 0, right: 1)), Shape([1, 4, 5, 7]))] {
+            let gy = Tensor.uniform(outputShape, seed: 5)
+            let cases = [
+                (try with(x, [5: .nan, 40: .infinity]), w, try with(gy, [7: -.infinity])),
+                (x, try with(w, [13: .infinity, 30: -.infinity]), gy),
+            ]
+            for (gemm, arithmetic) in arithmetics {
+                for (index, (x, w, gy)) in cases.enumerated() {
+                    let what = "\(gemm) \(arithmetic) stride \(params.strideH) case \(index)"
+                    var results: [[UInt32]] = []
+                    for lowering in ConvolutionLowering.allCases {
+                        let cl = try OpenCLBackend(index: 0, gemm: gemm, convolution: lowering, arithmetic: arithmetic,
+                                                   tensorCorePath: arithmetic == .fp32 ? nil : .emulated)
+                        XCTAssertEqual(cl.tensorCores != nil, arithmetic != .fp32)
+                        XCTAssertEqual(cl.lowering(for: try ConvPlan(input: x.shape, weight: w.shape, bias: nil, params: params), backward: true), lowering)
+                        let y = try cl.download(try cl.conv2d(try cl.upload(x), weight: try cl.upload(w), bias: nil, params: params, activation: .identity))
+                        XCTAssertEqual(y.shape, outputShape)
+                        let dx = try cl.download(try cl.conv2dBackwardInput(try cl.upload(gy), weight: try cl.upload(w), params: params, inputShape: x.shape))
+                        XCTAssertTrue(y.scalars.contains { !$0.isFinite } && dx.scalars.contains { !$0.isFinite }, what)
+                        XCTAssertTrue(dx.scalars.contains { $0.isFinite }, "\(what): some input pixels meet no infinite value")
+                        results.append(comparable(y) + comparable(dx))
+                    }
+                    XCTAssertEqual(results[0], results[1], what)
                 }
-                XCTAssertEqual(results[0], results[1], "\(gemm) \(arithmetic) case \(index)")
             }
         }
     }

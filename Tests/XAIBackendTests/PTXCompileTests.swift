@@ -73,20 +73,22 @@ final class PTXCompileTests: XCTestCase {
 
     func testTensorCoreKernelsCompileWithEveryMMAAndNothingInLocalMemory() throws {
         let kernels = ["gemm_mma", "conv_mma_forward", "conv_mma_backward"]
-        for arithmetic in [GEMMArithmetic.tf32, .tf32x3] {
+        // Every tiling under tf32, the largest also under 3xtf32.
+        for (arithmetic, tiling) in MMATiling.ladder.map({ (GEMMArithmetic.tf32, $0) }) + [(.tf32x3, MMATiling.ladder[0])] {
+            let what = "\(arithmetic.rawValue) \(tiling)"
             let cores = TensorCores(arithmetic: arithmetic, path: .ptx)
-            let options = KernelTunables(isGPU: true, gemm: .baseline).buildOptions + cores.buildOptions
+            let options = KernelTunables(isGPU: true, gemm: .baseline).buildOptions + cores.buildOptions(tiling)
             let text = try ptx("mma", options: options), bodies = entries(text)
-            let perKernel = TensorCores.tilesM * TensorCores.tilesN * (TensorCores.kSlice / 8) * arithmetic.terms
+            let perKernel = tiling.tilesM * tiling.tilesN * (MMATiling.kSlice / 8) * arithmetic.terms
             for name in kernels {
-                let body = try XCTUnwrap(bodies[name], "\(arithmetic.rawValue): no \(name) in the PTX")
-                XCTAssertEqual(count("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", in: body), perKernel, "\(arithmetic.rawValue) \(name)")
-                XCTAssertGreaterThan(count("cvt.rna.tf32.f32", in: body), 0, "\(arithmetic.rawValue) \(name)")
-                XCTAssertEqual(count(".local", in: body), 0, "\(arithmetic.rawValue) \(name): arrays left in local memory")
+                let body = try XCTUnwrap(bodies[name], "\(what): no \(name) in the PTX")
+                XCTAssertEqual(count("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", in: body), perKernel, "\(what) \(name)")
+                XCTAssertGreaterThan(count("cvt.rna.tf32.f32", in: body), 0, "\(what) \(name)")
+                XCTAssertEqual(count(".local", in: body), 0, "\(what) \(name): arrays left in local memory")
             }
             // Every helper inlined: the only functions left are OpenCL's built-ins.
             for line in text.split(separator: "\n") where line.hasPrefix(".func") {
-                XCTAssertTrue(line.contains("_Z"), "\(arithmetic.rawValue): a helper was not inlined: \(line)")
+                XCTAssertTrue(line.contains("_Z"), "\(what): a helper was not inlined: \(line)")
             }
         }
     }
@@ -100,9 +102,11 @@ final class PTXCompileTests: XCTestCase {
     /// compiler, which has the built-ins' bodies, keeps it in registers: only the multiplying
     /// blocks are checked under prefetch.
     func testTiledKernelsMultiplyInRegisters() throws {
+        // The layout's smaller tiles (GEMMConfig.shrinking) too: 64/4 with one sub-block, 16/1.
         for gemm in [GEMMConfig.baseline, try GEMMConfig(parsing: "tiled/ts128/wpt8/tk8/vw4/db/sb4/pf"),
                      try GEMMConfig(parsing: "tiled/ts64/wpt8/tk16/vw4/db/sb4/pf"), try GEMMConfig(parsing: "tiled/ts128/wpt8/tk16/vw4"),
-                     try GEMMConfig(parsing: "tiled/ts32/wpt2/tk32/vw2/pf")] {
+                     try GEMMConfig(parsing: "tiled/ts32/wpt2/tk32/vw2/pf"), try GEMMConfig(parsing: "tiled/ts64/wpt4/tk8/vw4/db/sb4/pf"),
+                     try GEMMConfig(parsing: "tiled/ts16/wpt1/tk8/vw4/db/pf")] {
             let options = KernelTunables(isGPU: true, gemm: gemm).buildOptions + " -Dfma(a,b,c)=((a)*(b)+(c)) -ffp-contract=fast"
             let bodies = entries(try ptx("gemm", options: options))
             for name in ["gemm_tiled", "conv_tiled_forward", "conv_tiled_backward"] {
@@ -110,6 +114,18 @@ final class PTXCompileTests: XCTestCase {
                 // Forward: WPT^2 fmas per k, the slice's k unrolled or not; backward at least once.
                 XCTAssertGreaterThanOrEqual(count("fma.rn.f32", in: body), gemm.workPerThread * gemm.workPerThread, "\(gemm) \(name): the register block's multiply is not unrolled")
                 if gemm == .baseline { XCTAssertEqual(count(".local", in: body), 0, "\(gemm) \(name): arrays left in local memory") }
+                // The convolutions' gathers decode their columns' pixels once and a slice's first
+                // (channel, tap) per slice (CONV_FIXED_COLUMNS), not every element's: integer
+                // divisions in the whole kernel stay within the store's one per element (WPT^2),
+                // the per-tap masks (backward) and a few more. Decoding every run's k and pixel
+                // (as before) took 146 and 210 in ts64/wpt8/tk16/vw4/db/sb4/pf (74 and 114 now).
+                // Rolled loops (no prefetch) hide the count: their divisions run per iteration.
+                if name != "gemm_tiled" {
+                    let divisions = ["div.s32", "rem.s32", "div.u32", "rem.u32"].map { count($0, in: body) }.reduce(0, +)
+                    let wpt = gemm.workPerThread
+                    let bound = wpt * wpt + (name == "conv_tiled_forward" ? 2 * wpt : 8 * wpt) + 16
+                    XCTAssertLessThanOrEqual(divisions, bound, "\(gemm) \(name): the gather divides per element")
+                }
                 // Basic blocks start at labels; a block that multiplies must not touch local memory.
                 for block in body.components(separatedBy: "\n$L__") where block.contains("fma.rn.f32") {
                     XCTAssertFalse(block.contains("ld.local") || block.contains("st.local"),

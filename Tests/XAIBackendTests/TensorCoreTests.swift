@@ -148,9 +148,32 @@ final class TensorCoreTests: XCTestCase {
         }
     }
 
-    /// Convolutions under tensor cores: implicit GEMMs on them by default (`conv_mma_forward`,
-    /// `conv_mma_backward`: one launch each, no column buffer), im2col GEMMs on them when asked
-    /// (`XAI_CONV_LOWERING=im2col`), pointwise layers plain GEMMs. Each output element is the same
+    /// The default lowering under tensor cores counts products: ResNet-50's layers as a GPU sees
+    /// them. Forward always implicit; the input gradient implicit at unit stride with 16 or more
+    /// input channels per group, else im2col (the stem: 3 channels, stride 2; the strided 3x3 and
+    /// 1x1 layers of each stage's first block).
+    func testTheDefaultLoweringUnderTensorCoresCountsProducts() throws {
+        func plan(_ x: [Int], _ w: [Int], _ p: Conv2DParams) throws -> ConvPlan { try ConvPlan(input: Shape(x), weight: Shape(w), bias: nil, params: p) }
+        let stem = try plan([32, 3, 224, 224], [64, 3, 7, 7], Conv2DParams(stride: 2, padding: 3))
+        let stage1 = try plan([32, 64, 56, 56], [64, 64, 3, 3], Conv2DParams(padding: 1))
+        let stage2First = try plan([32, 128, 56, 56], [128, 128, 3, 3], Conv2DParams(stride: 2, padding: 1))
+        let downsample = try plan([32, 256, 56, 56], [512, 256, 1, 1], Conv2DParams(stride: 2))
+        let grouped15 = try plan([2, 30, 8, 8], [30, 15, 3, 3], Conv2DParams(padding: 1, groups: 2))
+        for p in [stem, stage1, stage2First, downsample, grouped15] {
+            XCTAssertEqual(ConvolutionLowering.tensorCoreDefault(for: p, backward: false), .implicit, "\(p.input) \(p.weight)")
+        }
+        XCTAssertEqual(ConvolutionLowering.tensorCoreDefault(for: stage1, backward: true), .implicit)
+        for p in [stem, stage2First, downsample, grouped15] {
+            XCTAssertEqual(ConvolutionLowering.tensorCoreDefault(for: p, backward: true), .im2col, "\(p.input) \(p.weight)")
+        }
+        let rectangular = try plan([1, 64, 8, 8], [64, 64, 3, 3], Conv2DParams(strides: (1, 2), pads: (top: 1, left: 1, bottom: 1, right: 1)))
+        XCTAssertEqual(ConvolutionLowering.tensorCoreDefault(for: rectangular, backward: true), .im2col, "a stride along x alone")
+    }
+
+    /// Convolutions under tensor cores: implicit GEMMs on them (`conv_mma_forward`,
+    /// `conv_mma_backward`: one launch each, no column buffer), im2col GEMMs on them
+    /// (`XAI_CONV_LOWERING=im2col`), pointwise layers plain GEMMs; by default implicit except the
+    /// input gradients of strided layers and of layers with under 16 input channels per group. Each output element is the same
     /// chain of instructions either way, so the lowerings agree bit for bit, forward (bias, skip,
     /// rectifier) and backward to the input; both are within TF32's (or 3xTF32's) error of float64.
     /// Layers: ImplicitConvolutionTests' cases (pads on some sides, strides, dilation, groups,
@@ -160,19 +183,27 @@ final class TensorCoreTests: XCTestCase {
         let reference = ReferenceBackend()
         let cases = ImplicitConvolutionTests.cases + [
             ImplicitConvolutionTests.Case(x: [2, 20, 13, 11], w: [136, 20, 3, 3], params: Conv2DParams(padding: 1)),
+            // Enough input channels, but strided (im2col backward by default), and 16 per group (implicit).
+            ImplicitConvolutionTests.Case(x: [1, 16, 9, 9], w: [8, 16, 3, 3], params: Conv2DParams(stride: 2, padding: 1)),
+            ImplicitConvolutionTests.Case(x: [1, 32, 6, 7], w: [4, 16, 3, 3], params: Conv2DParams(padding: 1, groups: 2)),
         ]
         for (arithmetic, bound) in [(GEMMArithmetic.tf32, Float(5e-3)), (.tf32x3, Float(1e-5))] {
-            for implicit in try backends(arithmetic) {
-                let path = try XCTUnwrap(implicit.tensorCores?.path)
+            for byDefault in try backends(arithmetic) {
+                let path = try XCTUnwrap(byDefault.tensorCores?.path)
+                let implicit = try OpenCLBackend(index: 0, convolution: .implicit, arithmetic: arithmetic, tensorCorePath: path)
                 let im2col = try OpenCLBackend(index: 0, profileKernels: true, convolution: .im2col, arithmetic: arithmetic, tensorCorePath: path)
-                let profiled = try OpenCLBackend(index: 0, profileKernels: true, arithmetic: arithmetic, tensorCorePath: path)
-                XCTAssertTrue(implicit.details.algorithms.contains("implicit GEMM on the tensor cores"), implicit.details.algorithms)
+                let profiled = try OpenCLBackend(index: 0, profileKernels: true, convolution: .implicit, arithmetic: arithmetic, tensorCorePath: path)
+                XCTAssertTrue(byDefault.details.algorithms.contains("implicit GEMM on the tensor cores, im2col GEMM for input gradients of strided layers"),
+                              byDefault.details.algorithms)
+                XCTAssertTrue(implicit.details.algorithms.contains("implicit GEMM on the tensor cores (requested)"), implicit.details.algorithms)
                 XCTAssertTrue(im2col.details.algorithms.contains("im2col GEMM on the tensor cores"), im2col.details.algorithms)
                 for (index, c) in cases.enumerated() {
                     let what = "\(arithmetic.rawValue) \(path) case \(index) x\(c.x) w\(c.w)"
                     let plan = try ConvPlan(input: Shape(c.x), weight: Shape(c.w), bias: nil, params: c.params)
                     let pointwise = plan.isPointwise
-                    XCTAssertEqual(implicit.lowering(for: plan, backward: false), pointwise ? .im2col : .implicit, what)
+                    let gathers = c.params.strideH == 1 && c.params.strideW == 1 && c.x[1] / c.params.groups >= 16
+                    XCTAssertEqual(byDefault.lowering(for: plan, backward: false), pointwise ? .im2col : .implicit, what)
+                    XCTAssertEqual(byDefault.lowering(for: plan, backward: true), pointwise || !gathers ? .im2col : .implicit, what)
                     XCTAssertEqual(implicit.lowering(for: plan, backward: true), pointwise ? .im2col : .implicit, what)
                     XCTAssertEqual(im2col.lowering(for: plan, backward: true), .im2col, what)
                     let seed = UInt64(10 * index + 600)

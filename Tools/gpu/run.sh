@@ -17,7 +17,8 @@
 #      ResNet-50 convolution under both lowerings (im2col, implicit GEMM) and Winograd F(2x2)/F(4x4), the fastest per layer cached;
 #   6. `xai-bench ops`, `models` (batch 32 and 256; batch 32 also under --precision tf32, with implicit and
 #      with im2col convolutions, and 3xtf32,
-#      then `xai-bench precision`: maps under each beside fp32) and `methods` on --device gpu, with --json, the
+#      then `xai-bench precision`: maps under each beside fp32; batch 1 with and without the smaller tiles for
+#      small grids, fp32 and tf32) and `methods` on --device gpu, with --json, the
 #      methods beside the CUDA peer rows of step 3; then ViT-B/16 (exported there when torchvision is
 #      in the image) forward and forward + backward.
 # Without an NVIDIA OpenCL driver it says so, skips 4-6 and still returns the CUDA rows.
@@ -107,6 +108,8 @@ if [ "$HAVE_GPU" = 1 ]; then
     TESTS=$TESTS,XAIBackendTests.ImplicitConvolutionTests
     # Tensor cores: gemm_mma and conv_mma_* with mma.sync as inline PTX (and emulated) against float64 and cvt.rna.
     TESTS=$TESTS,XAIBackendTests.TensorCoreTests
+    # Smaller tiles for small grids: every step of each ladder gives the configured tile's bits (the PTX too).
+    TESTS=$TESTS,XAIBackendTests.TileChoiceTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     # What NVIDIA's compiler made of the GEMM and tensor-core kernels: ptxas's registers and spills
     # (-cl-nv-verbose) and each kernel's private memory per work-item, in log.txt.
@@ -128,12 +131,19 @@ if [ "$HAVE_GPU" = 1 ]; then
         # Tensor cores (issue 32, item 5): the same row under TF32 (PyTorch's default for cuDNN
         # convolutions) and 3xTF32, then maps under each beside fp32 (rows in log.txt).
         step "xai-bench models (batch 32, tf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
-        # The same with convolutions as im2col GEMMs on the tensor cores (the default is implicit, conv_mma_*, unmeasured).
+        # The same with every convolution an im2col GEMM on the tensor cores, then every one implicit (conv_mma_*;
+        # the default is implicit forward, and backward at unit stride on 16 or more channels per group: unmeasured).
         step "xai-bench models (batch 32, tf32, im2col)" 30 "${XENV[@]}" XAI_CONV_LOWERING=im2col "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
+        step "xai-bench models (batch 32, tf32, implicit)" 30 "${XENV[@]}" XAI_CONV_LOWERING=implicit "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
         step "xai-bench models (batch 32, 3xtf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision 3xtf32
         step "xai-bench precision" 40 "${XENV[@]}" "$B" precision --device gpu --model resnet50 --methods saliency,gradcam,ig --images 2
         # Device time by kernel (profiling events) and launches per pass, in log.txt.
         step "xai-bench models --profile (batch 1)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 3 --profile --profile-rows 12
+        # Batch 1 with the configured tiles everywhere (the default shrinks them where a grid leaves
+        # compute units idle: same bits), fp32 and tf32, against the default rows above and here.
+        step "xai-bench models (batch 1, XAI_SMALL_TILES=off)" 20 "${XENV[@]}" XAI_SMALL_TILES=off "$B" models --device gpu --models resnet50 --batch 1 --repeat 5
+        step "xai-bench models (batch 1, tf32)" 20 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 5 --precision tf32
+        step "xai-bench models (batch 1, tf32, XAI_SMALL_TILES=off)" 20 "${XENV[@]}" XAI_SMALL_TILES=off "$B" models --device gpu --models resnet50 --batch 1 --repeat 5 --precision tf32
         step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"
         step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
             --methods saliency,gradcam,ig,smoothgrad,occlusion,occlusion-full,lime,kernelshap --repeat 3 --slow-budget 10 \
