@@ -401,7 +401,7 @@ void conv_mma_backward(__global const float* gy, __global const float* w, __glob
     const int column = n0 + lid % MMA_BN, image = column / HW, iy = (column - image * HW) / W, ix = column - image * HW - iy * W;
     // The input pixel (row, column) of each column of C this work-item accumulates (MMA_COL(j, h):
     // 2 per instruction tile), decoded once: the taps' masks below then divide by nothing at unit
-    // stride, where they would otherwise cost more than a tap's products on a layer of 64 channels.
+    // stride (decoding them per tap took about 112 integer divisions a tap).
     int acc_y[MMA_TN][2], acc_x[MMA_TN][2];
     MMA_UNROLL
     for (int j = 0; j < MMA_TN; j++) {

@@ -137,7 +137,7 @@ public struct GEMMConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// This configuration, then smaller tiles for grids too small to fill a device
-    /// (``OpenCLBackend/TileChoice``): the tile and the register block halved together, so the
+    /// (``TileChoice``): the tile and the register block halved together, so the
     /// work-group keeps its shape, sub-blocks dropped where the block is no longer a multiple of
     /// theirs, down to one output per work-item or 16 x 16 tiles. Every step computes each
     /// element as the same chain of fmas in k order, so all give the same bits. Only `tiled`

@@ -44,11 +44,7 @@ extension OpenCLBackend {
         if tensorCores != nil {
             family = "mma"
             kernel = "gemm_mma"
-            let tiling = tileChoice.pick(MMATiling.ladder, rows: m, columns: n, batch: batch)
-            let groupsN = (n + tiling.blockN - 1) / tiling.blockN, groupsM = (m + tiling.blockM - 1) / tiling.blockM
-            global = [groupsN * tiling.threads, groupsM, batch]
-            local = [tiling.threads, 1, 1]
-            tiles = .mma(tiling)
+            (global, local, tiles) = tiledLaunch(rows: m, columns: n, batch: batch)
         } else if engine == .rows && aCol == 1 && bRow == 1 && k >= 16 {
             kernel = "gemm_dot"
             global = [(n + 3) / 4, (m + 3) / 4, batch]
@@ -59,12 +55,7 @@ extension OpenCLBackend {
             local = t.rowsLocal
         } else {
             kernel = "gemm_tiled"
-            let config = tileChoice.pick(t.gemm.shrinking, rows: m, columns: n, batch: batch)
-            let side = config.workGroupSide, tile = config.tile
-            let groupsN = (n + tile - 1) / tile, groupsM = (m + tile - 1) / tile
-            global = [groupsN * side, groupsM * side, batch]
-            local = [side, side, 1]
-            tiles = .tiled(config)
+            (global, local, tiles) = tiledLaunch(rows: m, columns: n, batch: batch)
         }
         try launch(family, kernel, global: global, local: local, tiles: tiles, [
             .int(m), .int(n), .int(k),
@@ -184,18 +175,26 @@ extension OpenCLBackend {
     /// image row, image and group per work-item; the tiled and tensor-core kernels fold the images
     /// into the columns, their tile picked by ``tileChoice``.
     private func implicitLaunch(rows: Int, height: Int, width: Int, images: Int, groups: Int) -> (global: [Int], local: [Int]?, tiles: LaunchTiles?) {
-        let t = tunables, columns = images * height * width
-        if tensorCores != nil {
-            let tiling = tileChoice.pick(MMATiling.ladder, rows: rows, columns: columns, batch: groups)
-            return ([(columns + tiling.blockN - 1) / tiling.blockN * tiling.threads,
-                     (rows + tiling.blockM - 1) / tiling.blockM, groups], [tiling.threads, 1, 1], .mma(tiling))
-        }
-        if t.gemm.engine == .rows {
+        let t = tunables
+        if tensorCores == nil && t.gemm.engine == .rows {
             return ([height * ((width + 15) / 16), (rows + t.cpuRows - 1) / t.cpuRows, images * groups], t.rowsLocal, nil)
         }
-        let config = tileChoice.pick(t.gemm.shrinking, rows: rows, columns: columns, batch: groups)
-        let side = config.workGroupSide, tile = config.tile
-        return ([(columns + tile - 1) / tile * side, (rows + tile - 1) / tile * side, groups], [side, side, 1], .tiled(config))
+        return tiledLaunch(rows: rows, columns: images * height * width, batch: groups)
+    }
+
+    /// The tile and launch geometry of a tensor-core or tiled kernel over a `rows x columns` GEMM,
+    /// `batch` of them along axis 2, its tile picked by ``tileChoice``: one definition for the GEMMs
+    /// and both implicit convolutions, so a launch and its kernel's tile cannot disagree.
+    private func tiledLaunch(rows: Int, columns: Int, batch: Int) -> (global: [Int], local: [Int]?, tiles: LaunchTiles?) {
+        func blocks(_ n: Int, _ block: Int) -> Int { (n + block - 1) / block }
+        if tensorCores != nil {
+            let tiling = tileChoice.pick(MMATiling.ladder, rows: rows, columns: columns, batch: batch)
+            return ([blocks(columns, tiling.blockColumns) * tiling.threads, blocks(rows, tiling.blockRows), batch],
+                    [tiling.threads, 1, 1], .mma(tiling))
+        }
+        let config = tileChoice.pick(tiledLadder, rows: rows, columns: columns, batch: batch)
+        let side = config.workGroupSide
+        return ([blocks(columns, config.tile) * side, blocks(rows, config.tile) * side, batch], [side, side, 1], .tiled(config))
     }
 
     /// The implicit kernel of one direction (`forward` or `backward`; one argument list for all

@@ -278,6 +278,8 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     public private(set) var tensorCoreNote = ""
     /// How the tiled and tensor-core kernels pick their tile per launch (same bits either way).
     public internal(set) var tileChoice: TileChoice
+    /// The tiled engine's tiles, the configured one first (``GEMMConfig/shrinking``), made once.
+    let tiledLadder: [GEMMConfig]
 
     /// Opens OpenCL device `index` (GPUs first, over all platforms).
     /// - Parameters:
@@ -320,6 +322,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         }
         tunables = KernelTunables(isGPU: info.isGPU, gemm: config)
         tileChoice = try TileChoice.initial(isGPU: info.isGPU, computeUnits: info.computeUnits)
+        tiledLadder = config.shrinking
         gemmSource = source
         self.fastConvolutions = fastConvolutions
         forcedWinogradTile = try winogradTile ?? WinogradTile.requested()

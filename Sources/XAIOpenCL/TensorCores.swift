@@ -41,12 +41,13 @@ public struct MMATiling: Sendable, Equatable, CustomStringConvertible {
     let warpsM: Int, warpsN: Int, tilesM: Int, tilesN: Int
     static let kSlice = 16
     var threads: Int { 32 * warpsM * warpsN }
-    var blockM: Int { warpsM * tilesM * 16 }
-    var blockN: Int { warpsN * tilesN * 8 }
+    /// Rows and columns of C a work-group computes (``BlockTile``).
+    var blockRows: Int { warpsM * tilesM * 16 }
+    var blockColumns: Int { warpsN * tilesN * 8 }
 
     /// Largest first: 128 x 128 (8 warps of 4 x 4 tiles: the most reuse per load), then 64 x 64 and
     /// 32 x 32 (4 warps of 2 x 4 and of 1 x 2 tiles) for grids too small to fill the device
-    /// (``OpenCLBackend/TileChoice``). The implicit kernels' gathers need the threads a multiple of
+    /// (``TileChoice``). The implicit kernels' gathers need the threads a multiple of
     /// the block's columns and a slice of B a multiple of the threads (mma.cl checks).
     static let ladder = [MMATiling(warpsM: 2, warpsN: 4, tilesM: 4, tilesN: 4),
                          MMATiling(warpsM: 2, warpsN: 2, tilesM: 2, tilesN: 4),
@@ -56,7 +57,7 @@ public struct MMATiling: Sendable, Equatable, CustomStringConvertible {
         " -DMMA_WARPS_M=\(warpsM) -DMMA_WARPS_N=\(warpsN) -DMMA_TM=\(tilesM) -DMMA_TN=\(tilesN) -DMMA_BK=\(Self.kSlice)"
     }
 
-    public var description: String { "\(blockM)x\(blockN)" }
+    public var description: String { "\(blockRows)x\(blockColumns)" }
 }
 
 /// Tensor-core GEMMs a backend runs: the arithmetic and the path (`-D` options of

@@ -25,10 +25,7 @@ extension GEMMConfig: BlockTile {
     var blockColumns: Int { tile }
 }
 
-extension MMATiling: BlockTile {
-    var blockRows: Int { blockM }
-    var blockColumns: Int { blockN }
-}
+extension MMATiling: BlockTile {}
 
 /// How a launch of the tiled or tensor-core kernels picks its tile from a ladder, largest first
 /// (``GEMMConfig/shrinking``, ``MMATiling/ladder``). Every step gives the same bits, so the

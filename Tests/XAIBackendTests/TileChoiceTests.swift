@@ -76,8 +76,8 @@ final class TileChoiceTests: XCTestCase {
         _ = try TestBackends.requireOpenCL()
         XCTAssertEqual(MMATiling.ladder.map(\.description), ["128x128", "64x64", "32x32"])
         for tiling in MMATiling.ladder {
-            XCTAssertEqual(tiling.threads % tiling.blockN, 0, "\(tiling)")
-            XCTAssertEqual(tiling.blockN * MMATiling.kSlice % tiling.threads, 0, "\(tiling)")
+            XCTAssertEqual(tiling.threads % tiling.blockColumns, 0, "\(tiling)")
+            XCTAssertEqual(tiling.blockColumns * MMATiling.kSlice % tiling.threads, 0, "\(tiling)")
         }
         for arithmetic in [GEMMArithmetic.tf32, .tf32x3] {
             for lowering in [ConvolutionLowering.implicit, .im2col] {
