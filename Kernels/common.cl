@@ -32,6 +32,15 @@ inline int tap_output(int i, int pad, int k, int dilation, int stride, int out_s
     return t < out_size ? t : -1;
 }
 
+// Whether tap k reaches output pixel i along one axis, tap_output(...) >= 0, without its divisions
+// at unit stride: the input gradients' per-tap masks (conv_tiled_backward, conv_mma_backward).
+inline __attribute__((always_inline)) int tap_reaches(const int i, const int pad, const int k, const int dilation, const int stride,
+                                                      const int out_size) {
+    if (stride != 1) return tap_output(i, pad, k, dilation, stride, out_size) >= 0;
+    const int t = i + pad - k * dilation;
+    return t >= 0 && t < out_size;
+}
+
 // The geometry of an implicit-GEMM convolution (gemm.cl's and mma.cl's), from the launch's
 // g0 = (C, H, W, kH, kW, OH, OW, groups) and g1 = (strideH, strideW, padTop, padLeft, dilationH,
 // dilationW, Cout, images); layouts as conv.cl: x [N, C, H, W], weights [Cout, C/groups, kH, kW],

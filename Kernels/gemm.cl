@@ -773,6 +773,16 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
 #if CONV_FIXED_COLUMNS
     CONV_DY_COLUMNS(n0, lid);
 #endif
+    // The input pixel (row, column) of each column this work-item accumulates, decoded once: the
+    // taps' masks below then divide by nothing at unit stride (decoded per tap, each took WPT x 3
+    // divisions and tap_output's 4 more per column).
+    int acc_y[WPT], acc_x[WPT];
+    GEMM_UNROLL
+    for (int j = 0; j < WPT; j++) {
+        const int p = min(n0 + SUB_INDEX(tx, j), NT - 1) % HW;
+        acc_y[j] = p / W;
+        acc_x[j] = p - acc_y[j] * W;
+    }
     for (int ky = 0; ky < KH; ky++) {
         for (int kx = 0; kx < KW; kx++) {
             // A[c][co] = w[g * coutG + co][c][ky][kx].
@@ -831,8 +841,7 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
 #undef PUT_SLICE
             GEMM_UNROLL
             for (int j = 0; j < WPT; j++) {
-                const int gn = min(n0 + SUB_INDEX(tx, j), NT - 1), p = gn % HW;
-                if (tap_output(p / W, PT, ky, DH, SH, OH) < 0 || tap_output(p % W, PL, kx, DW, SW, OW) < 0) continue;
+                if (!tap_reaches(acc_y[j], PT, ky, DH, SH, OH) || !tap_reaches(acc_x[j], PL, kx, DW, SW, OW)) continue;
                 GEMM_UNROLL for (int i = 0; i < WPT; i++) acc[i][j] += tacc[i][j];
             }
         }

@@ -378,14 +378,6 @@ void conv_mma_forward(__global const float* x, __global const float* w, __global
     }
 }
 
-// Whether a tap (k) reaches output pixel i along one axis: tap_output(...) >= 0, without its
-// divisions at unit stride.
-MMA_INLINE int mma_tap_reaches(const int i, const int pad, const int k, const int dilation, const int stride, const int out_size) {
-    if (stride != 1) return tap_output(i, pad, k, dilation, stride, out_size) >= 0;
-    const int t = i + pad - k * dilation;
-    return t >= 0 && t < out_size;
-}
-
 // Input gradient (conv_tiled_backward's arguments): MMA_BM input channels x MMA_BN columns over
 // every image's input pixels; one K loop over the output channels per tap, its sum added where
 // the tap reaches the pixel, taps in order as conv2d_col2im adds them.
@@ -433,7 +425,7 @@ void conv_mma_backward(__global const float* gy, __global const float* w, __glob
             for (int j = 0; j < MMA_TN; j++) {
                 MMA_UNROLL
                 for (int h = 0; h < 2; h++) {
-                    if (!mma_tap_reaches(acc_y[j][h], PT, ky, DH, SH, OH) || !mma_tap_reaches(acc_x[j][h], PL, kx, DW, SW, OW)) continue;
+                    if (!tap_reaches(acc_y[j][h], PT, ky, DH, SH, OH) || !tap_reaches(acc_x[j][h], PL, kx, DW, SW, OW)) continue;
                     // Accumulator elements r = h and h + 2 hold column MMA_COL(j, h) (rows g and g + 8).
                     MMA_UNROLL
                     for (int i = 0; i < MMA_TM; i++) {

@@ -16,6 +16,7 @@
 @_exported import enum XAIOpenCL.GEMMTuner
 @_exported import enum XAIOpenCL.ConvolutionLowering
 @_exported import struct XAIOpenCL.ConvolutionLoweringTable
+@_exported import enum XAIOpenCL.ConvolutionLoweringTuner
 @_exported import enum XAIOpenCL.WinogradTile
 @_exported import enum XAIOpenCL.TileChoice
 @_exported import class XAICPU.CPUBackend

@@ -27,6 +27,8 @@ struct TuneBenchmark: ParsableCommand {
     @Option(help: "Comma-separated configurations to try instead of the search space, e.g. rows,clblast,tiled/ts128/wpt8/tk16/vw4/db.") var candidates: String?
     @Flag(help: "Do not write the winner to the cache.") var noStore = false
     @Flag(help: "OpenCL: skip the GEMM search and time only the convolution lowerings, with the GEMM configuration in force.") var loweringOnly = false
+    @Option(help: "OpenCL: the tensor-core arithmetics (tf32, 3xtf32, comma-separated, or none) whose convolution lowerings are timed too, where the device has tensor cores (XAI_MMA=emulate emulates them: slow).")
+    var tensorCores = "tf32,3xtf32"
     @Option(help: "Write the trials as JSON to this file.") var json: String?
 
     func run() throws {
@@ -46,7 +48,10 @@ struct TuneBenchmark: ParsableCommand {
         print("machine: \(host.cpuModel), \(host.logicalCores) logical cores")
         print("device: gpu:\(index) \(info.name) (\(info.vendor), driver \(info.driverVersion))\(info.isGPU ? "" : " -- not a GPU")")
         print("workload: \(workload.count) GEMMs (\(imagesPerLaunch) image\(imagesPerLaunch == 1 ? "" : "s") per convolution launch, square \(squareSize)); budget \(Int(seconds)) s")
-        if loweringOnly { return try tuneLowering(index: index, images: imagesPerLaunch) }
+        if loweringOnly {
+            try writeJSON(gemm: nil, lowering: try tuneLowering(index: index, images: imagesPerLaunch))
+            return
+        }
         let result = try GEMMTuner.tune(index: index, budgetSeconds: seconds, workload: workload, repeats: repeats,
                                         candidates: list, store: !noStore, cache: cache) { trial in
             // Progress goes to stderr, unbuffered, so a long search shows each trial as it ends.
@@ -54,11 +59,8 @@ struct TuneBenchmark: ParsableCommand {
                 ?? "  \(trial.config.description): failed: \(trial.failure ?? "?")\n"
             FileHandle.standardError.write(Data(line.utf8))
         }
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(result).write(to: URL(fileURLWithPath: json))
-        }
+        // Written now and again after the lowerings, so a run stopped during them keeps the search.
+        try writeJSON(gemm: result, lowering: nil)
         let ranked = result.trials.filter { $0.gflops != nil }.sorted { $0.gflops! > $1.gflops! }
         let baseline = result.trials.first { $0.config == .baseline }?.gflops
         print("")
@@ -72,86 +74,102 @@ struct TuneBenchmark: ParsableCommand {
             print("no candidate passed: nothing cached")
         }
         print("")
-        try tuneLowering(index: index, images: imagesPerLaunch)
+        try writeJSON(gemm: result, lowering: try tuneLowering(index: index, images: imagesPerLaunch))
     }
 
-    /// The second stage on OpenCL: every distinct ResNet-50 convolution that is neither pointwise
-    /// nor depthwise, forward and backward to its input, at `images` images, under both lowerings
-    /// with the GEMM configuration now in force (the search's winner once cached), and Winograd
-    /// forward where the layer takes it. The faster per layer and direction is cached for that
-    /// device and configuration; both lowerings give the same bits, Winograd is for `--fast` only.
-    func tuneLowering(index: Int, images: Int) throws {
-        let im2col = try OpenCLBackend(index: index, convolution: .im2col)
-        let implicit = try OpenCLBackend(index: index, convolution: .implicit)
-        // A fixed lowering and tile: Winograd wherever it applies, whatever an older table says.
-        let winograd = try WinogradTile.allCases.map { try OpenCLBackend(index: index, convolution: .implicit, fastConvolutions: true, winogradTile: $0) }
-        print("convolution lowerings with GEMM \(im2col.gemmConfig), \(images) image\(images == 1 ? "" : "s") per launch:")
-        var choices: [String: ConvolutionLoweringTable.Choice] = [:]
-        var rows: [[String]] = []
-        var totals = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]   // im2col, implicit, chosen; forward then backward
-        var fastTotal = 0.0   // forward-only passes under --fast: the faster of the exact choice and Winograd
-        for layer in resnet50Convolutions() {
+    /// `--json`: the GEMM search's trials and the convolution lowerings' measurements.
+    func writeJSON(gemm: GEMMTuner.Result?, lowering: ConvolutionLoweringTuner.Result?) throws {
+        struct Report: Encodable {
+            let gemm: GEMMTuner.Result?
+            let lowerings: [ConvolutionLoweringTuner.Measurement]
+            let loweringsSkipped: [String]
+        }
+        guard let json else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try FileSystem.write(try encoder.encode(Report(gemm: gemm, lowerings: lowering?.measurements ?? [], loweringsSkipped: lowering?.skipped ?? [])),
+                             to: json)
+    }
+
+    /// The second stage on OpenCL (``ConvolutionLoweringTuner``): every distinct ResNet-50
+    /// convolution that is neither pointwise nor depthwise, forward and backward to its input, at
+    /// `images` images, under both lowerings with the GEMM configuration now in force (the search's
+    /// winner once cached), with Winograd forward where the layer takes it; then the same under
+    /// each of `--tensor-cores` where the device has them. The faster per layer, direction and
+    /// arithmetic is cached for that device and configuration; both lowerings give the same bits,
+    /// Winograd is for `--fast` only.
+    func tuneLowering(index: Int, images: Int) throws -> ConvolutionLoweringTuner.Result {
+        let arithmetics = try tensorCoreArithmetics()
+        let layers = try resnet50Convolutions().compactMap { layer -> ConvolutionLoweringTuner.Layer? in
             let plan = try ConvPlan(input: [images, layer.inChannels, layer.inputSize, layer.inputSize],
                                     weight: [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], bias: nil, params: layer.params)
-            guard !plan.isPointwise, !plan.isDepthwise else { continue }
-            var seconds: [[Double]] = []   // [backend][forward, backward]
-            for backend in [im2col, implicit] {
-                let x = try backend.upload(Tensor.uniform(plan.input, seed: 3))
-                let w = try backend.upload(Tensor.gaussian(plan.weight, std: 0.05, seed: 4))
-                let gy = try backend.upload(Tensor.uniform(plan.output, seed: 5))
-                let f = try Timing.measure(repeats: repeats) {
-                    _ = try backend.conv2d(x, weight: w, bias: nil, params: layer.params, activation: .relu)
-                    try backend.synchronize()
-                }
-                let b = try Timing.measure(repeats: repeats) {
-                    _ = try backend.conv2dBackwardInput(gy, weight: w, params: layer.params, inputShape: plan.input)
-                    try backend.synchronize()
-                }
-                seconds.append([f.median, b.median])
-            }
-            // Winograd's tiles (forward-only passes under --fast) where the layer takes them.
-            var inexact = plan
-            inexact.exact = false
-            let tiles: [Double?] = try winograd.map { backend in
-                guard backend.usesWinograd(inexact) else { return nil }
-                let x = try backend.upload(Tensor.uniform(plan.input, seed: 3))
-                let w = try backend.upload(Tensor.gaussian(plan.weight, std: 0.05, seed: 4))
-                return try Timing.measure(repeats: repeats) {
-                    _ = try backend.conv2d(x, weight: w, bias: nil, params: layer.params, activation: .relu, exact: false)
-                    try backend.synchronize()
-                }.median
-            }
-            let fastest = zip(WinogradTile.allCases, tiles).compactMap { tile, t in t.map { (tile, $0) } }.min { $0.1 < $1.1 }
-            let fast = fastest?.1
-            let exactForward = min(seconds[0][0], seconds[1][0])
-            let choice = ConvolutionLoweringTable.Choice(forward: seconds[1][0] < seconds[0][0] ? .implicit : .im2col,
-                                                         backward: seconds[1][1] < seconds[0][1] ? .implicit : .im2col,
-                                                         winograd: fast.map { $0 < exactForward }, winogradTile: fastest?.0)
-            choices[plan.layer] = choice
-            let n = Double(layer.count)
-            for d in 0..<2 {
-                totals[3 * d] += n * seconds[0][d]
-                totals[3 * d + 1] += n * seconds[1][d]
-                totals[3 * d + 2] += n * min(seconds[0][d], seconds[1][d])
-            }
-            fastTotal += n * min(exactForward, fast ?? .infinity)
-            rows.append([layer.name, "\(layer.count)", formatSeconds(seconds[0][0]), formatSeconds(seconds[1][0]), choice.forward.rawValue,
-                         tiles[0].map(formatSeconds) ?? "-", tiles[1].map(formatSeconds) ?? "-",
-                         choice.winograd.map { $0 ? fastest.map { "F\($0.0.rawValue)" } ?? "-" : "exact" } ?? "-",
-                         formatSeconds(seconds[0][1]), formatSeconds(seconds[1][1]), choice.backward.rawValue])
+            return plan.isPointwise || plan.isDepthwise ? nil : .init(name: layer.name, plan: plan, count: layer.count)
         }
-        printTable(["ResNet-50 conv", "x", "fwd im2col", "fwd implicit", "faster", "F(2x2,3x3)", "F(4x4,3x3)", "--fast", "bwd im2col", "bwd implicit", "faster"], rows)
-        print(String(format: "network (each layer times its count): forward im2col %@, implicit %@, per layer %@; backward im2col %@, implicit %@, per layer %@",
-                     formatSeconds(totals[0]), formatSeconds(totals[1]), formatSeconds(totals[2]),
-                     formatSeconds(totals[3]), formatSeconds(totals[4]), formatSeconds(totals[5])))
-        print("forward-only passes under --fast (the fastest of the exact choice and Winograd's tiles per layer): \(formatSeconds(fastTotal))")
-        let table = ConvolutionLoweringTable(key: ConvolutionLoweringTable.key(for: im2col.info, gemm: im2col.gemmConfig),
-                                             measured: ISO8601DateFormatter().string(from: Date()), choices: choices)
+        print("convolution lowerings, \(images) image\(images == 1 ? "" : "s") per launch: fp32\(arithmetics.map { ", " + $0.rawValue }.joined())")
+        let result = try ConvolutionLoweringTuner.tune(index: index, layers: layers, repeats: repeats, tensorCores: arithmetics,
+                                                       store: !noStore) { m in
+            let (f, b) = (m.forward.map(formatSeconds), m.backward.map(formatSeconds))
+            FileHandle.standardError.write(Data("  \(m.arithmetic) \(m.name): forward im2col \(f[0]), implicit \(f[1]); backward im2col \(b[0]), implicit \(b[1])\n".utf8))
+        }
+        let plans = Dictionary(layers.map { ($0.plan.layer, $0.plan) }) { a, _ in a }
+        for arithmetic in [GEMMArithmetic.fp32] + arithmetics {
+            let rows = result.measurements.filter { $0.arithmetic == arithmetic.rawValue }
+            guard !rows.isEmpty else { continue }
+            let fp32 = arithmetic == .fp32
+            // Seconds over the network (each layer times its count): im2col, implicit, the faster per layer, the default per layer.
+            var totals = [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+            var fastTotal = 0.0   // forward-only passes under --fast: the faster of the exact choice and Winograd's tiles
+            var lines: [[String]] = []
+            for m in rows {
+                guard let plan = plans[m.layer] else { continue }
+                let n = Double(m.count)
+                var defaults: [ConvolutionLowering] = []
+                for (d, times) in [m.forward, m.backward].enumerated() {
+                    let byDefault = fp32 ? ConvolutionLowering.defaultChoice(for: plan, backward: d == 1)
+                                         : ConvolutionLowering.tensorCoreDefault(for: plan, backward: d == 1)
+                    defaults.append(byDefault)
+                    totals[d][0] += n * times[0]
+                    totals[d][1] += n * times[1]
+                    totals[d][2] += n * times.min()!
+                    totals[d][3] += n * times[ConvolutionLowering.allCases.firstIndex(of: byDefault)!]
+                }
+                let fastest = zip(WinogradTile.allCases, m.winograd).compactMap { tile, t in t.map { (tile, $0) } }.min { $0.1 < $1.1 }
+                fastTotal += n * min(m.forward.min()!, fastest?.1 ?? .infinity)
+                var line = [m.name, "\(m.count)", formatSeconds(m.forward[0]), formatSeconds(m.forward[1]), m.faster(backward: false).rawValue]
+                if fp32 {
+                    line += m.winograd.map { $0.map(formatSeconds) ?? "-" }
+                    line.append(fastest.map { $0.1 < m.forward.min()! ? "F\($0.0.rawValue)" : "exact" } ?? "-")
+                }
+                line += [formatSeconds(m.backward[0]), formatSeconds(m.backward[1]), m.faster(backward: true).rawValue,
+                         defaults.map(\.rawValue).joined(separator: "/")]
+                lines.append(line)
+            }
+            print("\n\(fp32 ? "fp32 kernels, GEMM \(result.gemm)" : "tensor cores, \(arithmetic.rawValue)"):")
+            printTable(["ResNet-50 conv", "x", "fwd im2col", "fwd implicit", "faster"] + (fp32 ? ["F(2x2,3x3)", "F(4x4,3x3)", "--fast"] : [])
+                       + ["bwd im2col", "bwd implicit", "faster", "default fwd/bwd"], lines)
+            for (d, name) in ["forward", "backward"].enumerated() {
+                print("network \(name) (each layer times its count): im2col \(formatSeconds(totals[d][0])), implicit \(formatSeconds(totals[d][1])), "
+                      + "per layer \(formatSeconds(totals[d][2])), by default \(formatSeconds(totals[d][3]))")
+            }
+            if fp32 { print("forward-only passes under --fast (the fastest of the exact choice and Winograd's tiles per layer): \(formatSeconds(fastTotal))") }
+        }
+        for line in result.skipped { print("tensor cores not timed: \(line)") }
         if noStore {
             print("not stored")
         } else {
-            try table.store()
             print("cached in \(ConvolutionLoweringTable.file().path); later backends on this device and GEMM configuration read it")
+        }
+        return result
+    }
+
+    /// `--tensor-cores`: the arithmetics whose lowerings are timed on tensor cores too.
+    func tensorCoreArithmetics() throws -> [GEMMArithmetic] {
+        guard tensorCores != "none" else { return [] }
+        return try tensorCores.split(separator: ",").map { text in
+            guard let a = GEMMArithmetic(rawValue: String(text)), a != .fp32 else {
+                throw ValidationError("--tensor-cores: '\(text)' is not tf32, 3xtf32 or none")
+            }
+            return a
         }
     }
 

@@ -1,13 +1,27 @@
 import Foundation
 import XAICore
 
-/// The faster convolution lowering per layer, forward and backward, as `xai-bench tune` measured it
-/// on one device, driver, kernel source and GEMM configuration; kept in `conv-lowering.json` in
-/// the tuning cache folder (``GEMMTuningCache/folder(environment:)``). Both lowerings give the same
-/// bits, so the table changes speed only. A layer the table does not name takes
-/// ``ConvolutionLowering/defaultChoice(for:backward:)``.
+/// The faster convolution lowering per layer, forward and backward, in fp32 and under each
+/// tensor-core arithmetic, as `xai-bench tune` measured it (``ConvolutionLoweringTuner``) on one
+/// device, driver, kernel source and GEMM configuration; kept in `conv-lowering.json` in the tuning
+/// cache folder (``GEMMTuningCache/folder(environment:)``). Both lowerings give the same bits in
+/// every arithmetic, so the table changes speed only. A layer the table does not name takes
+/// ``ConvolutionLowering/defaultChoice(for:backward:)`` (fp32) or
+/// ``ConvolutionLowering/tensorCoreDefault(for:backward:)``.
 public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
+    /// The faster lowering of a layer's forward and of its input gradient.
+    public struct Directions: Codable, Sendable, Equatable {
+        public var forward: ConvolutionLowering
+        public var backward: ConvolutionLowering
+        public init(forward: ConvolutionLowering, backward: ConvolutionLowering) {
+            self.forward = forward
+            self.backward = backward
+        }
+        func lowering(backward isBackward: Bool) -> ConvolutionLowering { isBackward ? backward : forward }
+    }
+
     public struct Choice: Codable, Sendable, Equatable {
+        /// On the fp32 kernels (`conv_tiled_*` or `conv_rows_*` against im2col on the GEMM engine).
         public var forward: ConvolutionLowering
         public var backward: ConvolutionLowering
         /// Whether Winograd (its faster tile) beat the faster exact forward (forward-only passes
@@ -15,11 +29,23 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
         public var winograd: Bool?
         /// Winograd's faster tile; `nil` in tables from before F(4x4, 3x3), which timed F(2x2, 3x3).
         public var winogradTile: WinogradTile?
-        public init(forward: ConvolutionLowering, backward: ConvolutionLowering, winograd: Bool? = nil, winogradTile: WinogradTile? = nil) {
+        /// On the tensor cores (`conv_mma_*` against im2col on `gemm_mma`), by arithmetic
+        /// (``GEMMArithmetic/rawValue``: `tf32`, `3xtf32`): three TF32 products per operand pair
+        /// move the balance between the gather and the column buffer, so each is timed. `nil` or
+        /// missing where the tuner did not time it (no tensor cores, or a table from before).
+        public var tensorCores: [String: Directions]?
+        public init(forward: ConvolutionLowering, backward: ConvolutionLowering, winograd: Bool? = nil, winogradTile: WinogradTile? = nil,
+                    tensorCores: [String: Directions]? = nil) {
             self.forward = forward
             self.backward = backward
             self.winograd = winograd
             self.winogradTile = winogradTile
+            self.tensorCores = tensorCores
+        }
+
+        /// The measured lowering under `arithmetic`'s tensor cores, or `nil` where none was timed.
+        func tensorCoreLowering(_ arithmetic: GEMMArithmetic, backward: Bool) -> ConvolutionLowering? {
+            tensorCores?[arithmetic.rawValue]?.lowering(backward: backward)
         }
     }
 
@@ -35,10 +61,15 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
     }
 
     /// What a measurement holds for: the device, driver and gemm.cl (``GEMMTuningCache/key(for:)``),
-    /// the GEMM configuration the kernels were built with, and conv.cl (Winograd's kernels), so a
-    /// table timed on other kernels is not read.
+    /// the GEMM configuration the kernels were built with, conv.cl (Winograd's kernels) and mma.cl
+    /// (the tensor cores'), so a table timed on other kernels is not read.
     public static func key(for info: OpenCLDeviceInfo, gemm: GEMMConfig) -> String {
-        "\(GEMMTuningCache.key(for: info)) | \(gemm) | conv.cl \(GEMMTuningCache.sourceHash("conv"))"
+        "\(GEMMTuningCache.key(for: info)) | \(gemm) | conv.cl \(GEMMTuningCache.sourceHash("conv")) | mma.cl \(GEMMTuningCache.sourceHash("mma"))"
+    }
+
+    /// How many layers carry a measurement under `arithmetic`'s tensor cores.
+    func tensorCoreLayers(_ arithmetic: GEMMArithmetic) -> Int {
+        choices.values.filter { $0.tensorCores?[arithmetic.rawValue] != nil }.count
     }
 
     public static func file(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {

@@ -217,8 +217,8 @@ public enum ConvolutionLowering: String, Codable, Sendable, CaseIterable {
         return backward ? (plan.width >= 56 ? .implicit : .im2col) : (plan.outputWidth >= 28 ? .implicit : .im2col)
     }
 
-    /// The lowering of a layer under tensor cores where none was asked for, by counting products
-    /// (not yet timed on a GPU): implicit (`conv_mma_*`) forward, and backward at unit stride with
+    /// The lowering of a layer under tensor cores where none was asked for and the tuner's table
+    /// has no measurement under that arithmetic, by counting products (not yet timed on a GPU): implicit (`conv_mma_*`) forward, and backward at unit stride with
     /// at least 16 input channels per group; else im2col. At tensor-core rates, writing and reading
     /// a 3x3 layer's column buffer (9 times its input) should cost more than gathering the taps
     /// (CUTLASS's tensor-core convolutions are implicit GEMMs too). But the implicit input gradient
@@ -226,7 +226,7 @@ public enum ConvolutionLowering: String, Codable, Sendable, CaseIterable {
     /// them (4 times the products at stride 2); and its GEMM's rows are the input channels, so
     /// fewer than 16 fill less than one instruction tile. The 7x7 stride-2 stem's input gradient
     /// (3 channels) took over 150 times the products of its im2col GEMM (147 rows) on a 128-row
-    /// tile. `Tools/gpu/run.sh` times ResNet-50 under tf32 with this and with either everywhere.
+    /// tile. `xai-bench tune` prints each layer's measurement beside this choice.
     public static func tensorCoreDefault(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {
         guard backward else { return .implicit }
         let p = plan.params
@@ -320,12 +320,33 @@ enum ConvolutionLoweringPolicy: Sendable {
         return WinogradTile.defaultChoice(for: plan)
     }
 
-    /// A convolution's lowering under tensor cores: a fixed one where it was asked for, else
-    /// ``ConvolutionLowering/tensorCoreDefault(for:backward:)``. The tuner's table timed the fp32
-    /// kernels, so it says nothing here.
-    func tensorCoreLowering(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {
-        if case .fixed(let lowering) = self { return lowering }
-        return ConvolutionLowering.tensorCoreDefault(for: plan, backward: backward)
+    /// A convolution's lowering under `arithmetic`'s tensor cores: a fixed one where it was asked
+    /// for, else the table's measurement under that arithmetic where it names the layer, else
+    /// ``ConvolutionLowering/tensorCoreDefault(for:backward:)``. The table's fp32 choice says
+    /// nothing here: it timed other kernels.
+    func tensorCoreLowering(for plan: ConvPlan, backward: Bool, arithmetic: GEMMArithmetic) -> ConvolutionLowering {
+        switch self {
+        case .fixed(let lowering): return lowering
+        case .perLayer(let table):
+            return table?.choices[plan.layer]?.tensorCoreLowering(arithmetic, backward: backward)
+                ?? ConvolutionLowering.tensorCoreDefault(for: plan, backward: backward)
+        }
+    }
+
+    /// What a backend whose GEMMs run on `tensorCores` does with this policy, and why.
+    func tensorCoreSummary(_ tensorCores: TensorCores, source: String) -> String {
+        let byDefault = "implicit GEMM on the tensor cores, im2col GEMM for input gradients of strided layers and of layers with under"
+            + " 16 input channels per group"
+        switch self {
+        case .fixed(let lowering): return "\(lowering.rawValue) GEMM on the tensor cores (\(source))"
+        case .perLayer(let table):
+            let tuned = table?.tensorCoreLayers(tensorCores.arithmetic) ?? 0
+            guard let table, tuned > 0 else {
+                return byDefault + " (default under tensor cores; `xai-bench tune` measures; XAI_CONV_LOWERING=implicit|im2col for one everywhere)"
+            }
+            return "implicit or im2col GEMM on the tensor cores per layer (\(tuned) layer\(tuned == 1 ? "" : "s") tuned for \(tensorCores.arithmetic.rawValue) \(table.measured)"
+                + " (\(ConvolutionLoweringTable.file().path)); others by default: \(byDefault))"
+        }
     }
 
     func lowering(for plan: ConvPlan, backward: Bool) -> ConvolutionLowering {

@@ -210,12 +210,10 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         let i = info
         let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / Double(1 << 30))
         var convolutions: String
-        switch (tensorCores, convolutionPolicy) {
-        case (nil, _): convolutions = convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
-        case (_, .fixed(let lowering)): convolutions = "\(lowering.rawValue) GEMM on the tensor cores (\(convolutionLoweringSource))"
-        case (_, .perLayer):
-            convolutions = "implicit GEMM on the tensor cores, im2col GEMM for input gradients of strided layers and of layers with under"
-                + " 16 input channels per group (default under tensor cores; XAI_CONV_LOWERING=implicit|im2col for one everywhere)"
+        if let tensorCores {
+            convolutions = convolutionPolicy.tensorCoreSummary(tensorCores, source: convolutionLoweringSource)
+        } else {
+            convolutions = convolutionPolicy.summary(gemm: tunables.gemm, source: convolutionLoweringSource)
         }
         convolutions += (fastConvolutions ? "; Winograd \(forcedWinogradTile.map { "\($0)" } ?? "F(2x2, 3x3) or F(4x4, 3x3) per layer") for 3x3 stride-1 layers in forward-only passes" : "")
         let arithmetic = tensorCores.map { "\($0)" } ?? (tensorCoreNote.isEmpty ? "fp32 kernels" : "fp32 kernels (\(tensorCoreNote))")

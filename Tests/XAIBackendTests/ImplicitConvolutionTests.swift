@@ -339,7 +339,9 @@ final class ImplicitConvolutionTests: XCTestCase {
             if let m = mismatch(doubles(y), doubles(r), rtol: 1e-4, atol: 1e-5) { XCTFail("\(side) x \(side): \(m)") }
         }
         XCTAssertEqual(perLayer.winogradWeights.count, 2)
-        // A table measured on other Winograd kernels is not read.
-        XCTAssertTrue(ConvolutionLoweringTable.key(for: fast.info, gemm: fast.gemmConfig).hasSuffix("conv.cl \(GEMMTuningCache.sourceHash("conv"))"))
+        // A table measured on other Winograd or tensor-core kernels is not read.
+        let key = ConvolutionLoweringTable.key(for: fast.info, gemm: fast.gemmConfig)
+        XCTAssertTrue(key.contains(" | conv.cl \(GEMMTuningCache.sourceHash("conv"))"), key)
+        XCTAssertTrue(key.hasSuffix(" | mma.cl \(GEMMTuningCache.sourceHash("mma"))"), key)
     }
 }

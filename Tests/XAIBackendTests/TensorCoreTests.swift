@@ -231,6 +231,121 @@ final class TensorCoreTests: XCTestCase {
         }
     }
 
+    /// `xai-bench tune`'s lowering stage (``ConvolutionLoweringTuner``) times each layer forward and
+    /// backward under both lowerings in fp32 (Winograd's tiles where the layer takes them) and under
+    /// each tensor-core arithmetic, and keeps the faster of each in the device's table, written where
+    /// `XAI_CACHE_DIR` says. A backend under tensor cores then follows its own arithmetic's entries
+    /// (the kernels it launches show it), fp32 backends the fp32 ones, and a layer without an entry,
+    /// or a table from before, takes the product-count default; `XAI_CONV_LOWERING` still wins.
+    func testTheTunerTimesTheLoweringsUnderEachArithmeticAndTheTableSteersTheTensorCores() throws {
+        _ = try TestBackends.requireOpenCL()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("xai-lowering-tune-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The GPU check runs the tests under its own XAI_CACHE_DIR: put it back after.
+        let previous = ProcessInfo.processInfo.environment["XAI_CACHE_DIR"]
+        setenv("XAI_CACHE_DIR", folder.path, 1)
+        defer { if let previous { setenv("XAI_CACHE_DIR", previous, 1) } else { unsetenv("XAI_CACHE_DIR") } }
+        func plan(_ x: [Int], _ w: [Int], _ p: Conv2DParams) throws -> ConvPlan { try ConvPlan(input: Shape(x), weight: Shape(w), bias: nil, params: p) }
+        // Unit stride and 16 channels (implicit both ways by default under tensor cores); strided on 4 (im2col backward).
+        let wide = try plan([1, 16, 6, 6], [8, 16, 3, 3], Conv2DParams(padding: 1))
+        let strided = try plan([1, 4, 7, 7], [8, 4, 3, 3], Conv2DParams(stride: 2, padding: 1))
+        let layers = [ConvolutionLoweringTuner.Layer(name: "wide", plan: wide, count: 2), .init(name: "strided", plan: strided, count: 1)]
+
+        let result = try ConvolutionLoweringTuner.tune(index: 0, layers: layers, repeats: 1, tensorCorePath: .emulated)
+        XCTAssertEqual(result.skipped, [])
+        XCTAssertEqual(result.measurements.map { "\($0.arithmetic) \($0.name)" },
+                       ["fp32 wide", "fp32 strided", "tf32 wide", "tf32 strided", "3xtf32 wide", "3xtf32 strided"])
+        for m in result.measurements {
+            XCTAssertEqual(m.forward.count, 2, m.name)
+            XCTAssertEqual(m.backward.count, 2, m.name)
+            XCTAssertTrue((m.forward + m.backward).allSatisfy { $0 > 0 && $0.isFinite }, "\(m)")
+            let takesWinograd = m.arithmetic == "fp32" && m.name == "wide"
+            XCTAssertEqual(m.winograd.map { $0 != nil }, [takesWinograd, takesWinograd], "\(m)")
+            XCTAssertEqual(m.count, m.name == "wide" ? 2 : 1)
+            // The faster of each pair is kept, per arithmetic.
+            let choice = try XCTUnwrap(result.table.choices[m.layer])
+            let faster = { (t: [Double]) -> ConvolutionLowering in t[1] < t[0] ? .implicit : .im2col }
+            if m.arithmetic == "fp32" {
+                XCTAssertEqual([choice.forward, choice.backward], [faster(m.forward), faster(m.backward)], "\(m)")
+                let tiles = m.winograd.compactMap { $0 }
+                XCTAssertEqual(choice.winograd, tiles.isEmpty ? nil : tiles.min()! < m.forward.min()!, "\(m)")
+            } else {
+                let entry = try XCTUnwrap(choice.tensorCores?[m.arithmetic], "\(m)")
+                XCTAssertEqual([entry.forward, entry.backward], [faster(m.forward), faster(m.backward)], "\(m)")
+            }
+        }
+        let fp32 = try OpenCLBackend(index: 0)
+        let key = ConvolutionLoweringTable.key(for: fp32.info, gemm: fp32.gemmConfig)
+        XCTAssertEqual(result.table.key, key)
+        XCTAssertEqual(ConvolutionLoweringTable.tables(in: ConvolutionLoweringTable.file()), [result.table], "stored where XAI_CACHE_DIR says")
+        // Arguments the tuner refuses, naming them.
+        for (bad, parameter) in [({ _ = try ConvolutionLoweringTuner.tune(index: 0, layers: layers, repeats: 0, tensorCores: []) }, "repeat"),
+                                 ({ _ = try ConvolutionLoweringTuner.tune(index: 0, layers: [], tensorCores: []) }, "layers"),
+                                 ({ _ = try ConvolutionLoweringTuner.tune(index: 0, layers: layers, tensorCores: [.fp32]) }, "tensorCores")]
+            as [(() throws -> Void, String)] {
+            XCTAssertThrowsError(try bad()) { XCTAssertTrue("\($0)".contains(parameter), "\($0)") }
+        }
+        // Without tensor cores the arithmetic is skipped, with the reason, and the fp32 table still stored.
+        let mma = ProcessInfo.processInfo.environment["XAI_MMA"]
+        setenv("XAI_MMA", "off", 1)
+        let without = Result { try ConvolutionLoweringTuner.tune(index: 0, layers: [layers[1]], repeats: 1, tensorCores: [.tf32], store: false) }
+        if let mma { setenv("XAI_MMA", mma, 1) } else { unsetenv("XAI_MMA") }
+        let skippedOne = try without.get()
+        XCTAssertEqual(skippedOne.skipped, ["tf32: tf32 asked for; XAI_MMA=off: GEMMs run fp32"])
+        XCTAssertEqual(skippedOne.measurements.map(\.arithmetic), ["fp32"])
+
+        // A table that contradicts every default: each backend follows its own arithmetic's entries.
+        let table = ConvolutionLoweringTable(key: key, measured: "test", choices: [
+            wide.layer: .init(forward: .implicit, backward: .implicit,
+                              tensorCores: ["tf32": .init(forward: .im2col, backward: .im2col), "3xtf32": .init(forward: .implicit, backward: .im2col)]),
+            strided.layer: .init(forward: .implicit, backward: .implicit, tensorCores: ["tf32": .init(forward: .im2col, backward: .implicit)]),
+        ])
+        try table.store()
+        for p in [wide, strided] {
+            XCTAssertEqual(ConvolutionLowering.defaultChoice(for: p, backward: false), .im2col, "the fp32 default differs from the table")
+        }
+        let tunedFP32 = try OpenCLBackend(index: 0)
+        for p in [wide, strided] {
+            XCTAssertEqual(tunedFP32.lowering(for: p, backward: false), .implicit, p.layer)
+            XCTAssertEqual(tunedFP32.lowering(for: p, backward: true), .implicit, p.layer)
+        }
+        let want: [(GEMMArithmetic, ConvPlan, ConvolutionLowering, ConvolutionLowering)] = [
+            (.tf32, wide, .im2col, .im2col), (.tf32x3, wide, .implicit, .im2col),
+            (.tf32, strided, .im2col, .implicit), (.tf32x3, strided, .implicit, .im2col),   // no 3xtf32 entry: the default
+        ]
+        for (arithmetic, p, forward, backward) in want {
+            let what = "\(arithmetic.rawValue) \(p.layer)"
+            let tuned = try OpenCLBackend(index: 0, profileKernels: true, arithmetic: arithmetic, tensorCorePath: .emulated)
+            XCTAssertEqual(tuned.lowering(for: p, backward: false), forward, what)
+            XCTAssertEqual(tuned.lowering(for: p, backward: true), backward, what)
+            XCTAssertTrue(tuned.details.algorithms.contains("per layer (\(arithmetic == .tf32 ? "2 layers" : "1 layer") tuned for \(arithmetic.rawValue) test"),
+                          tuned.details.algorithms)
+            let c = ImplicitConvolutionTests.Case(x: p.input.dims, w: p.weight.dims, params: p.params)
+            _ = try tuned.takeKernelProfile()
+            _ = try ImplicitConvolutionTests.run(c, on: tuned, seed: 40)
+            let names = Set(try tuned.takeKernelProfile().map(\.name))
+            XCTAssertEqual(names.contains("conv_mma_forward"), forward == .implicit, "\(what): \(names.sorted())")
+            XCTAssertEqual(names.contains("conv2d_im2col"), forward == .im2col, "\(what): \(names.sorted())")
+            XCTAssertEqual(names.contains("conv_mma_backward"), backward == .implicit, "\(what): \(names.sorted())")
+            XCTAssertEqual(names.contains("conv2d_col2im"), backward == .im2col, "\(what): \(names.sorted())")
+            let fixed = try OpenCLBackend(index: 0, convolution: .implicit, arithmetic: arithmetic, tensorCorePath: .emulated)
+            XCTAssertEqual(fixed.lowering(for: p, backward: false), .implicit, "\(what): a fixed lowering wins over the table")
+        }
+        // A table from before the tensor cores were timed leaves them on the default.
+        let old = try JSONDecoder().decode(ConvolutionLoweringTable.self, from: Data("""
+            {"key": "k", "measured": "then", "choices": {"\(wide.layer)": {"forward": "im2col", "backward": "im2col"}}}
+            """.utf8))
+        XCTAssertNil(old.choices[wide.layer]?.tensorCores)
+        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(old).tensorCoreLowering(for: wide, backward: false, arithmetic: .tf32), .implicit)
+        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(old).tensorCoreLowering(for: wide, backward: true, arithmetic: .tf32), .implicit)
+        XCTAssertTrue(try OpenCLBackend(index: 0, arithmetic: .tf32, tensorCorePath: .emulated).details.algorithms.contains("tuned for tf32"))
+        try ConvolutionLoweringTable(key: key, measured: "fp32 only", choices: [wide.layer: .init(forward: .implicit, backward: .implicit)]).store()
+        let untimed = try OpenCLBackend(index: 0, arithmetic: .tf32, tensorCorePath: .emulated)
+        XCTAssertTrue(untimed.details.algorithms.contains("(default under tensor cores; `xai-bench tune` measures"), untimed.details.algorithms)
+        XCTAssertEqual(untimed.lowering(for: wide, backward: true), .implicit)
+    }
+
     /// A device without tensor cores (PoCL here) runs `tf32` on the fp32 kernels, bit for bit, and
     /// says why in its details and the provenance; `XAI_MMA` picks emulation or turns them off; a
     /// candidate that fails the float64 check is refused with the error it showed.

@@ -14,7 +14,8 @@
 #   4. the op-case, method and model tests, whose backend list includes the GPU;
 #   5. `xai-bench tune`: the GEMM search (our tiled kernel's tile shapes, CLBlast) within 60 s, its
 #      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM; then each
-#      ResNet-50 convolution under both lowerings (im2col, implicit GEMM) and Winograd F(2x2)/F(4x4), the fastest per layer cached;
+#      ResNet-50 convolution under both lowerings (im2col, implicit GEMM) and Winograd F(2x2)/F(4x4), then under both
+#      lowerings on the tensor cores (tf32, 3xtf32) beside the product-count default, the fastest per layer cached;
 #   6. `xai-bench ops`, `models` (batch 32 and 256; batch 32 also under --precision tf32, with implicit and
 #      with im2col convolutions, and 3xtf32,
 #      then `xai-bench precision`: maps under each beside fp32; batch 1 with and without the smaller tiles for
@@ -125,14 +126,14 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench models" 300 "${XENV[@]}" "$B" models --device gpu --models resnet18 --batch 2 --repeat 1 --json "$OUT/xai_models.json"
         step "xai-bench methods" 300 "${XENV[@]}" "$B" methods --device gpu --model resnet18 --methods gradcam,occlusion --repeat 1 --slow-budget 1 --json "$OUT/xai_methods.json"
     else
-        step "xai-bench tune" 120 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
+        step "xai-bench tune" 180 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
         step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
         # Tensor cores (issue 32, item 5): the same row under TF32 (PyTorch's default for cuDNN
         # convolutions) and 3xTF32, then maps under each beside fp32 (rows in log.txt).
         step "xai-bench models (batch 32, tf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
         # The same with every convolution an im2col GEMM on the tensor cores, then every one implicit (conv_mma_*;
-        # the default is implicit forward, and backward at unit stride on 16 or more channels per group: unmeasured).
+        # the row above takes step 5's per-layer measurements under tf32).
         step "xai-bench models (batch 32, tf32, im2col)" 30 "${XENV[@]}" XAI_CONV_LOWERING=im2col "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
         step "xai-bench models (batch 32, tf32, implicit)" 30 "${XENV[@]}" XAI_CONV_LOWERING=implicit "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
         step "xai-bench models (batch 32, 3xtf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision 3xtf32
