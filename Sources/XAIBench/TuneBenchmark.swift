@@ -29,12 +29,14 @@ struct TuneBenchmark: ParsableCommand {
     @Flag(help: "OpenCL: skip the GEMM search and time only the convolution lowerings, with the GEMM configuration in force.") var loweringOnly = false
     @Option(help: "OpenCL: the tensor-core arithmetics (tf32, 3xtf32, comma-separated, or none) whose convolution lowerings are timed too, where the device has tensor cores (XAI_MMA=emulate emulates them: slow).")
     var tensorCores = "tf32,3xtf32"
-    @Option(help: "Write the trials as JSON to this file.") var json: String?
+    @Option(help: "Write the GEMM trials and the convolution lowerings' measurements as JSON to this file ({gemm, lowerings, loweringsSkipped}).") var json: String?
 
     func run() throws {
         guard case .gpu(let index) = try Device(parsing: device) else { return try tuneCPU() }
         guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be positive") }
         guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        // Parsed before the GEMM search, so a typo does not wait for it.
+        let arithmetics = try tensorCoreArithmetics()
         let info = try OpenCLBackend(index: index).info
         let imagesPerLaunch = images ?? (info.isGPU ? 8 : 1)
         let squareSize = square ?? (info.isGPU ? 2048 : 512)
@@ -49,7 +51,7 @@ struct TuneBenchmark: ParsableCommand {
         print("device: gpu:\(index) \(info.name) (\(info.vendor), driver \(info.driverVersion))\(info.isGPU ? "" : " -- not a GPU")")
         print("workload: \(workload.count) GEMMs (\(imagesPerLaunch) image\(imagesPerLaunch == 1 ? "" : "s") per convolution launch, square \(squareSize)); budget \(Int(seconds)) s")
         if loweringOnly {
-            try writeJSON(gemm: nil, lowering: try tuneLowering(index: index, images: imagesPerLaunch))
+            try writeJSON(gemm: nil, lowering: try tuneLowering(index: index, images: imagesPerLaunch, arithmetics: arithmetics))
             return
         }
         let result = try GEMMTuner.tune(index: index, budgetSeconds: seconds, workload: workload, repeats: repeats,
@@ -74,7 +76,7 @@ struct TuneBenchmark: ParsableCommand {
             print("no candidate passed: nothing cached")
         }
         print("")
-        try writeJSON(gemm: result, lowering: try tuneLowering(index: index, images: imagesPerLaunch))
+        try writeJSON(gemm: result, lowering: try tuneLowering(index: index, images: imagesPerLaunch, arithmetics: arithmetics))
     }
 
     /// `--json`: the GEMM search's trials and the convolution lowerings' measurements.
@@ -98,8 +100,7 @@ struct TuneBenchmark: ParsableCommand {
     /// each of `--tensor-cores` where the device has them. The faster per layer, direction and
     /// arithmetic is cached for that device and configuration; both lowerings give the same bits,
     /// Winograd is for `--fast` only.
-    func tuneLowering(index: Int, images: Int) throws -> ConvolutionLoweringTuner.Result {
-        let arithmetics = try tensorCoreArithmetics()
+    func tuneLowering(index: Int, images: Int, arithmetics: [GEMMArithmetic]) throws -> ConvolutionLoweringTuner.Result {
         let layers = try resnet50Convolutions().compactMap { layer -> ConvolutionLoweringTuner.Layer? in
             let plan = try ConvPlan(input: [images, layer.inChannels, layer.inputSize, layer.inputSize],
                                     weight: [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], bias: nil, params: layer.params)
@@ -112,10 +113,12 @@ struct TuneBenchmark: ParsableCommand {
             FileHandle.standardError.write(Data("  \(m.arithmetic) \(m.name): forward im2col \(f[0]), implicit \(f[1]); backward im2col \(b[0]), implicit \(b[1])\n".utf8))
         }
         let plans = Dictionary(layers.map { ($0.plan.layer, $0.plan) }) { a, _ in a }
-        for arithmetic in [GEMMArithmetic.fp32] + arithmetics {
-            let rows = result.measurements.filter { $0.arithmetic == arithmetic.rawValue }
-            guard !rows.isEmpty else { continue }
-            let fp32 = arithmetic == .fp32
+        // fp32, then each tensor-core arithmetic as it was filed (`tf32`, or `tf32 emulated` under XAI_MMA=emulate).
+        var labels: [String] = []
+        for m in result.measurements where !labels.contains(m.arithmetic) { labels.append(m.arithmetic) }
+        for label in labels {
+            let rows = result.measurements.filter { $0.arithmetic == label }
+            let fp32 = label == GEMMArithmetic.fp32.rawValue
             // Seconds over the network (each layer times its count): im2col, implicit, the faster per layer, the default per layer.
             var totals = [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
             var fastTotal = 0.0   // forward-only passes under --fast: the faster of the exact choice and Winograd's tiles
@@ -144,7 +147,7 @@ struct TuneBenchmark: ParsableCommand {
                          defaults.map(\.rawValue).joined(separator: "/")]
                 lines.append(line)
             }
-            print("\n\(fp32 ? "fp32 kernels, GEMM \(result.gemm)" : "tensor cores, \(arithmetic.rawValue)"):")
+            print("\n\(fp32 ? "fp32 kernels, GEMM \(result.gemm)" : "tensor cores, \(label)"):")
             printTable(["ResNet-50 conv", "x", "fwd im2col", "fwd implicit", "faster"] + (fp32 ? ["F(2x2,3x3)", "F(4x4,3x3)", "--fast"] : [])
                        + ["bwd im2col", "bwd implicit", "faster", "default fwd/bwd"], lines)
             for (d, name) in ["forward", "backward"].enumerated() {

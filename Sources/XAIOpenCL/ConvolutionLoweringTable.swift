@@ -29,10 +29,11 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
         public var winograd: Bool?
         /// Winograd's faster tile; `nil` in tables from before F(4x4, 3x3), which timed F(2x2, 3x3).
         public var winogradTile: WinogradTile?
-        /// On the tensor cores (`conv_mma_*` against im2col on `gemm_mma`), by arithmetic
-        /// (``GEMMArithmetic/rawValue``: `tf32`, `3xtf32`): three TF32 products per operand pair
-        /// move the balance between the gather and the column buffer, so each is timed. `nil` or
-        /// missing where the tuner did not time it (no tensor cores, or a table from before).
+        /// On the tensor cores (`conv_mma_*` against im2col on `gemm_mma`), by arithmetic and path
+        /// (``TensorCores/tableName``: `tf32`, `3xtf32`, `tf32 emulated`, ...): three TF32 products
+        /// per operand pair move the balance between the gather and the column buffer, so each is
+        /// timed. `nil` or missing where the tuner did not time it (no tensor cores, or a table
+        /// from before).
         public var tensorCores: [String: Directions]?
         public init(forward: ConvolutionLowering, backward: ConvolutionLowering, winograd: Bool? = nil, winogradTile: WinogradTile? = nil,
                     tensorCores: [String: Directions]? = nil) {
@@ -43,9 +44,9 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
             self.tensorCores = tensorCores
         }
 
-        /// The measured lowering under `arithmetic`'s tensor cores, or `nil` where none was timed.
-        func tensorCoreLowering(_ arithmetic: GEMMArithmetic, backward: Bool) -> ConvolutionLowering? {
-            tensorCores?[arithmetic.rawValue]?.lowering(backward: backward)
+        /// The measured lowering on `tensorCores`, or `nil` where none was timed.
+        func tensorCoreLowering(_ tensorCores: TensorCores, backward: Bool) -> ConvolutionLowering? {
+            self.tensorCores?[tensorCores.tableName]?.lowering(backward: backward)
         }
     }
 
@@ -67,9 +68,9 @@ public struct ConvolutionLoweringTable: Codable, Sendable, Equatable {
         "\(GEMMTuningCache.key(for: info)) | \(gemm) | conv.cl \(GEMMTuningCache.sourceHash("conv")) | mma.cl \(GEMMTuningCache.sourceHash("mma"))"
     }
 
-    /// How many layers carry a measurement under `arithmetic`'s tensor cores.
-    func tensorCoreLayers(_ arithmetic: GEMMArithmetic) -> Int {
-        choices.values.filter { $0.tensorCores?[arithmetic.rawValue] != nil }.count
+    /// How many layers carry a measurement on `tensorCores`.
+    func tensorCoreLayers(_ tensorCores: TensorCores) -> Int {
+        choices.values.filter { $0.tensorCores?[tensorCores.tableName] != nil }.count
     }
 
     public static func file(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {

@@ -26,7 +26,7 @@ public enum ConvolutionLoweringTuner {
         public let name: String
         public let layer: String
         public let count: Int
-        /// ``GEMMArithmetic/rawValue``: `fp32`, `tf32` or `3xtf32`.
+        /// `fp32`, or the tensor cores' ``TensorCores/tableName`` (`tf32`, `3xtf32`, `tf32 emulated`, ...).
         public let arithmetic: String
         /// By lowering, im2col then implicit: ``ConvolutionLowering/allCases``.
         public let forward: [Double]
@@ -59,9 +59,13 @@ public enum ConvolutionLoweringTuner {
 
     /// Times `layers` at their plans' batch on OpenCL device `index`: fp32 always, then each of
     /// `tensorCores` where the device takes it (`tensorCorePath`: the path to try instead of the
-    /// device's own, e.g. `.emulated` on PoCL). With `store`, the table is written after fp32 and
-    /// again after each arithmetic, so a run stopped half-way keeps what it measured.
-    /// `progress` sees each layer's measurement as it ends.
+    /// device's own, e.g. `.emulated` on PoCL: filed as `tf32 emulated`, never as the real
+    /// instructions' `tf32`). The table starts from the one stored for this device and
+    /// configuration, so layers and arithmetics this run does not time keep their measurements;
+    /// with `store`, it is written after fp32 and again after each arithmetic, so a run stopped
+    /// half-way keeps what it measured. `environment` says where the table is read and stored
+    /// (`XAI_CACHE_DIR`, `XAI_GEMM_TUNING`); the backends take their GEMM configuration, and so
+    /// the table's key, from the process's. `progress` sees each layer's measurement as it ends.
     public static func tune(index: Int, layers: [Layer], repeats: Int = 3, tensorCores: [GEMMArithmetic] = [.tf32, .tf32x3],
                             tensorCorePath: TensorCorePath? = nil, store: Bool = true,
                             environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -79,7 +83,7 @@ public enum ConvolutionLoweringTuner {
         let gemm = fp32[0].gemmConfig
         let key = ConvolutionLoweringTable.key(for: fp32[0].info, gemm: gemm)
         let measured = ISO8601DateFormatter().string(from: Date())
-        var choices: [String: ConvolutionLoweringTable.Choice] = [:]
+        var choices = ConvolutionLoweringTable.load(key: key, environment: environment)?.choices ?? [:]
         var measurements: [Measurement] = []
         func table() -> ConvolutionLoweringTable { ConvolutionLoweringTable(key: key, measured: measured, choices: choices) }
 
@@ -95,7 +99,8 @@ public enum ConvolutionLoweringTuner {
                                 forward: forward, backward: backward, winograd: tiles)
             let fastest = zip(WinogradTile.allCases, tiles).compactMap { tile, t in t.map { (tile, $0) } }.min { $0.1 < $1.1 }
             choices[layer.plan.layer] = .init(forward: m.faster(backward: false), backward: m.faster(backward: true),
-                                              winograd: fastest.map { $0.1 < forward.min()! }, winogradTile: fastest?.0)
+                                              winograd: fastest.map { $0.1 < forward.min()! }, winogradTile: fastest?.0,
+                                              tensorCores: choices[layer.plan.layer]?.tensorCores)
             measurements.append(m)
             progress(m)
         }
@@ -106,16 +111,16 @@ public enum ConvolutionLoweringTuner {
             let backends = try ConvolutionLowering.allCases.map {
                 try OpenCLBackend(index: index, convolution: $0, arithmetic: arithmetic, tensorCorePath: tensorCorePath)
             }
-            guard backends.allSatisfy({ $0.tensorCores != nil }) else {
+            guard let name = backends[0].tensorCores?.tableName, backends.allSatisfy({ $0.tensorCores != nil }) else {
                 skipped.append("\(arithmetic.rawValue): \(backends.first { $0.tensorCores == nil }!.tensorCoreNote)")
                 continue
             }
             for layer in layers {
                 let (forward, backward) = try time(layer.plan, on: backends, repeats: repeats)
-                let m = Measurement(name: layer.name, layer: layer.plan.layer, count: layer.count, arithmetic: arithmetic.rawValue,
+                let m = Measurement(name: layer.name, layer: layer.plan.layer, count: layer.count, arithmetic: name,
                                     forward: forward, backward: backward, winograd: WinogradTile.allCases.map { _ in nil })
                 // fp32's choice was made above for every layer.
-                let timed = (choices[layer.plan.layer]?.tensorCores ?? [:]).merging([arithmetic.rawValue: m.directions]) { $1 }
+                let timed = (choices[layer.plan.layer]?.tensorCores ?? [:]).merging([name: m.directions]) { $1 }
                 choices[layer.plan.layer]?.tensorCores = timed
                 measurements.append(m)
                 progress(m)

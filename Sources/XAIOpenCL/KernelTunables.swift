@@ -320,15 +320,15 @@ enum ConvolutionLoweringPolicy: Sendable {
         return WinogradTile.defaultChoice(for: plan)
     }
 
-    /// A convolution's lowering under `arithmetic`'s tensor cores: a fixed one where it was asked
-    /// for, else the table's measurement under that arithmetic where it names the layer, else
+    /// A convolution's lowering on `tensorCores`: a fixed one where it was asked for, else the
+    /// table's measurement under that arithmetic and path where it names the layer, else
     /// ``ConvolutionLowering/tensorCoreDefault(for:backward:)``. The table's fp32 choice says
     /// nothing here: it timed other kernels.
-    func tensorCoreLowering(for plan: ConvPlan, backward: Bool, arithmetic: GEMMArithmetic) -> ConvolutionLowering {
+    func tensorCoreLowering(for plan: ConvPlan, backward: Bool, tensorCores: TensorCores) -> ConvolutionLowering {
         switch self {
         case .fixed(let lowering): return lowering
         case .perLayer(let table):
-            return table?.choices[plan.layer]?.tensorCoreLowering(arithmetic, backward: backward)
+            return table?.choices[plan.layer]?.tensorCoreLowering(tensorCores, backward: backward)
                 ?? ConvolutionLowering.tensorCoreDefault(for: plan, backward: backward)
         }
     }
@@ -340,11 +340,11 @@ enum ConvolutionLoweringPolicy: Sendable {
         switch self {
         case .fixed(let lowering): return "\(lowering.rawValue) GEMM on the tensor cores (\(source))"
         case .perLayer(let table):
-            let tuned = table?.tensorCoreLayers(tensorCores.arithmetic) ?? 0
+            let tuned = table?.tensorCoreLayers(tensorCores) ?? 0
             guard let table, tuned > 0 else {
                 return byDefault + " (default under tensor cores; `xai-bench tune` measures; XAI_CONV_LOWERING=implicit|im2col for one everywhere)"
             }
-            return "implicit or im2col GEMM on the tensor cores per layer (\(tuned) layer\(tuned == 1 ? "" : "s") tuned for \(tensorCores.arithmetic.rawValue) \(table.measured)"
+            return "implicit or im2col GEMM on the tensor cores per layer (\(tuned) layer\(tuned == 1 ? "" : "s") tuned for \(tensorCores.tableName) \(table.measured)"
                 + " (\(ConvolutionLoweringTable.file().path)); others by default: \(byDefault))"
         }
     }

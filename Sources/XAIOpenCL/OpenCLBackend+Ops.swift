@@ -95,7 +95,7 @@ extension OpenCLBackend {
     /// The implicit-GEMM kernel geometry for a convolution that takes it, else `nil`: the layer is
     /// neither depthwise nor pointwise (those have kernels of their own), its indices fit the
     /// kernels' 32-bit ints, and
-    /// - with tensor cores: the policy's ``ConvolutionLoweringPolicy/tensorCoreLowering(for:backward:arithmetic:)`` is
+    /// - with tensor cores: the policy's ``ConvolutionLoweringPolicy/tensorCoreLowering(for:backward:tensorCores:)`` is
     ///   implicit (`conv_mma_*`; every GEMM, CLBlast's engine's included, runs on `gemm_mma`);
     /// - else: the policy asks for it for this layer, the engine is our own (CLBlast's sums are not
     ///   our kernels'), and it is not a forward to a single output pixel on the rows engine (im2col
@@ -105,7 +105,7 @@ extension OpenCLBackend {
               max(plan.input.count, plan.output.count, plan.weight.count) < Int(Int32.max) else { return nil }
         let (x, w, y, p) = (plan.input, plan.weight, plan.output, plan.params)
         if let tensorCores {
-            guard convolutionPolicy.tensorCoreLowering(for: plan, backward: backward, arithmetic: tensorCores.arithmetic) == .implicit else { return nil }
+            guard convolutionPolicy.tensorCoreLowering(for: plan, backward: backward, tensorCores: tensorCores) == .implicit else { return nil }
         } else {
             guard tunables.gemm.engine != .clblast, convolutionPolicy.lowering(for: plan, backward: backward) == .implicit else { return nil }
             if !backward && tunables.gemm.engine == .rows && y[2] * y[3] == 1 && x[1] / p.groups * w[2] * w[3] >= 16 { return nil }

@@ -70,6 +70,11 @@ public struct TensorCores: Sendable, Equatable, CustomStringConvertible {
     /// keeps 11 significant bits (a product's rounding is within about 2^-10 of it), 3xTF32 about 21.
     var tolerance: Double { arithmetic == .tf32 ? 1e-2 : 1e-5 }
 
+    /// The name of this arithmetic's measurements in the tuner's table (``ConvolutionLoweringTable``):
+    /// `tf32`, `3xtf32`, with ` emulated` after it where the instructions were emulated, so
+    /// emulated timings never steer the real instructions.
+    var tableName: String { arithmetic.rawValue + (path == .emulated ? " emulated" : "") }
+
     func buildOptions(_ tiling: MMATiling) -> String {
         " -DMMA_PTX=\(path == .ptx ? 1 : 0) -DMMA_TERMS=\(arithmetic.terms)" + tiling.buildOptions
     }

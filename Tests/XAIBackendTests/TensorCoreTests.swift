@@ -234,9 +234,11 @@ final class TensorCoreTests: XCTestCase {
     /// `xai-bench tune`'s lowering stage (``ConvolutionLoweringTuner``) times each layer forward and
     /// backward under both lowerings in fp32 (Winograd's tiles where the layer takes them) and under
     /// each tensor-core arithmetic, and keeps the faster of each in the device's table, written where
-    /// `XAI_CACHE_DIR` says. A backend under tensor cores then follows its own arithmetic's entries
-    /// (the kernels it launches show it), fp32 backends the fp32 ones, and a layer without an entry,
-    /// or a table from before, takes the product-count default; `XAI_CONV_LOWERING` still wins.
+    /// `XAI_CACHE_DIR` says; emulated instructions are filed apart from the real ones, and a later
+    /// run keeps what it did not time. A backend under tensor cores then follows its own
+    /// arithmetic's and path's entries (the kernels it launches show it), fp32 backends the fp32
+    /// ones, and a layer without an entry, or a table from before, takes the product-count
+    /// default; `XAI_CONV_LOWERING` still wins.
     func testTheTunerTimesTheLoweringsUnderEachArithmeticAndTheTableSteersTheTensorCores() throws {
         _ = try TestBackends.requireOpenCL()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("xai-lowering-tune-\(UUID().uuidString)")
@@ -255,7 +257,7 @@ final class TensorCoreTests: XCTestCase {
         let result = try ConvolutionLoweringTuner.tune(index: 0, layers: layers, repeats: 1, tensorCorePath: .emulated)
         XCTAssertEqual(result.skipped, [])
         XCTAssertEqual(result.measurements.map { "\($0.arithmetic) \($0.name)" },
-                       ["fp32 wide", "fp32 strided", "tf32 wide", "tf32 strided", "3xtf32 wide", "3xtf32 strided"])
+                       ["fp32 wide", "fp32 strided", "tf32 emulated wide", "tf32 emulated strided", "3xtf32 emulated wide", "3xtf32 emulated strided"])
         for m in result.measurements {
             XCTAssertEqual(m.forward.count, 2, m.name)
             XCTAssertEqual(m.backward.count, 2, m.name)
@@ -286,20 +288,29 @@ final class TensorCoreTests: XCTestCase {
             as [(() throws -> Void, String)] {
             XCTAssertThrowsError(try bad()) { XCTAssertTrue("\($0)".contains(parameter), "\($0)") }
         }
-        // Without tensor cores the arithmetic is skipped, with the reason, and the fp32 table still stored.
+        // Without tensor cores the arithmetic is skipped, with the reason; the fp32 measurement of the
+        // one layer timed again is stored, and everything it did not time is kept.
         let mma = ProcessInfo.processInfo.environment["XAI_MMA"]
         setenv("XAI_MMA", "off", 1)
-        let without = Result { try ConvolutionLoweringTuner.tune(index: 0, layers: [layers[1]], repeats: 1, tensorCores: [.tf32], store: false) }
+        let without = Result { try ConvolutionLoweringTuner.tune(index: 0, layers: [layers[1]], repeats: 1, tensorCores: [.tf32]) }
         if let mma { setenv("XAI_MMA", mma, 1) } else { unsetenv("XAI_MMA") }
         let skippedOne = try without.get()
         XCTAssertEqual(skippedOne.skipped, ["tf32: tf32 asked for; XAI_MMA=off: GEMMs run fp32"])
         XCTAssertEqual(skippedOne.measurements.map(\.arithmetic), ["fp32"])
+        let kept = try XCTUnwrap(ConvolutionLoweringTable.tables(in: ConvolutionLoweringTable.file()).first)
+        XCTAssertEqual(kept.choices[wide.layer], result.table.choices[wide.layer], "a layer not timed again keeps its measurements")
+        XCTAssertEqual(kept.choices[strided.layer]?.tensorCores, result.table.choices[strided.layer]?.tensorCores,
+                       "arithmetics not timed again keep theirs")
+        XCTAssertEqual(kept.choices[strided.layer]?.forward, skippedOne.measurements[0].faster(backward: false))
 
-        // A table that contradicts every default: each backend follows its own arithmetic's entries.
+        // A table that contradicts every default: each backend follows its own arithmetic's and
+        // path's entries (these are emulated: the real instructions' `tf32` says otherwise).
         let table = ConvolutionLoweringTable(key: key, measured: "test", choices: [
             wide.layer: .init(forward: .implicit, backward: .implicit,
-                              tensorCores: ["tf32": .init(forward: .im2col, backward: .im2col), "3xtf32": .init(forward: .implicit, backward: .im2col)]),
-            strided.layer: .init(forward: .implicit, backward: .implicit, tensorCores: ["tf32": .init(forward: .im2col, backward: .implicit)]),
+                              tensorCores: ["tf32 emulated": .init(forward: .im2col, backward: .im2col),
+                                            "3xtf32 emulated": .init(forward: .implicit, backward: .im2col),
+                                            "tf32": .init(forward: .implicit, backward: .implicit)]),
+            strided.layer: .init(forward: .implicit, backward: .implicit, tensorCores: ["tf32 emulated": .init(forward: .im2col, backward: .implicit)]),
         ])
         try table.store()
         for p in [wide, strided] {
@@ -319,7 +330,7 @@ final class TensorCoreTests: XCTestCase {
             let tuned = try OpenCLBackend(index: 0, profileKernels: true, arithmetic: arithmetic, tensorCorePath: .emulated)
             XCTAssertEqual(tuned.lowering(for: p, backward: false), forward, what)
             XCTAssertEqual(tuned.lowering(for: p, backward: true), backward, what)
-            XCTAssertTrue(tuned.details.algorithms.contains("per layer (\(arithmetic == .tf32 ? "2 layers" : "1 layer") tuned for \(arithmetic.rawValue) test"),
+            XCTAssertTrue(tuned.details.algorithms.contains("per layer (\(arithmetic == .tf32 ? "2 layers" : "1 layer") tuned for \(arithmetic.rawValue) emulated test"),
                           tuned.details.algorithms)
             let c = ImplicitConvolutionTests.Case(x: p.input.dims, w: p.weight.dims, params: p.params)
             _ = try tuned.takeKernelProfile()
@@ -337,12 +348,14 @@ final class TensorCoreTests: XCTestCase {
             {"key": "k", "measured": "then", "choices": {"\(wide.layer)": {"forward": "im2col", "backward": "im2col"}}}
             """.utf8))
         XCTAssertNil(old.choices[wide.layer]?.tensorCores)
-        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(old).tensorCoreLowering(for: wide, backward: false, arithmetic: .tf32), .implicit)
-        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(old).tensorCoreLowering(for: wide, backward: true, arithmetic: .tf32), .implicit)
-        XCTAssertTrue(try OpenCLBackend(index: 0, arithmetic: .tf32, tensorCorePath: .emulated).details.algorithms.contains("tuned for tf32"))
-        try ConvolutionLoweringTable(key: key, measured: "fp32 only", choices: [wide.layer: .init(forward: .implicit, backward: .implicit)]).store()
+        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(old).tensorCoreLowering(for: wide, backward: false, tensorCores: TensorCores(arithmetic: .tf32, path: .ptx)), .implicit)
+        XCTAssertEqual(ConvolutionLoweringPolicy.perLayer(old).tensorCoreLowering(for: wide, backward: true, tensorCores: TensorCores(arithmetic: .tf32, path: .ptx)), .implicit)
+        XCTAssertTrue(try OpenCLBackend(index: 0, arithmetic: .tf32, tensorCorePath: .emulated).details.algorithms.contains("tuned for tf32 emulated"))
+        // fp32 measurements alone (im2col, where the default under tensor cores is implicit) say nothing to the tensor cores.
+        try ConvolutionLoweringTable(key: key, measured: "fp32 only", choices: [wide.layer: .init(forward: .im2col, backward: .im2col)]).store()
         let untimed = try OpenCLBackend(index: 0, arithmetic: .tf32, tensorCorePath: .emulated)
         XCTAssertTrue(untimed.details.algorithms.contains("(default under tensor cores; `xai-bench tune` measures"), untimed.details.algorithms)
+        XCTAssertEqual(untimed.lowering(for: wide, backward: false), .implicit)
         XCTAssertEqual(untimed.lowering(for: wide, backward: true), .implicit)
     }
 

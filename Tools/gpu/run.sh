@@ -111,7 +111,7 @@ if [ "$HAVE_GPU" = 1 ]; then
     TESTS=$TESTS,XAIBackendTests.TensorCoreTests
     # Smaller tiles for small grids: every step of each ladder gives the configured tile's bits (the PTX too).
     TESTS=$TESTS,XAIBackendTests.TileChoiceTests
-    step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 120) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
+    step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 150) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     # What NVIDIA's compiler made of the GEMM and tensor-core kernels: ptxas's registers and spills
     # (-cl-nv-verbose) and each kernel's private memory per work-item, in log.txt.
     step "kernel build reports (tensor cores, tiled GEMM)" 60 "${XENV[@]}" XAI_KERNEL_BUILD_LOG=1 "$PACK/bin/xaiPackageTests.xctest" \
@@ -121,7 +121,7 @@ if [ "$HAVE_GPU" = 1 ]; then
     # 5. The GEMM search; 6. benchmarks on the GPU with its winner.
     B="$PACK/bin/xai-bench"
     if [ "$QUICK" = 1 ]; then
-        step "xai-bench tune" 120 "${XENV[@]}" "$B" tune --device gpu --seconds 5 --square 256 --repeat 1 --json "$OUT/xai_tune.json"
+        step "xai-bench tune" 180 "${XENV[@]}" "$B" tune --device gpu --seconds 5 --square 256 --repeat 1 --json "$OUT/xai_tune.json"
         step "xai-bench ops" 120 "${XENV[@]}" "$B" ops --device gpu --batches 1 --repeat 1 --gemm-size 512 --json "$OUT/xai_ops.json"
         step "xai-bench models" 300 "${XENV[@]}" "$B" models --device gpu --models resnet18 --batch 2 --repeat 1 --json "$OUT/xai_models.json"
         step "xai-bench methods" 300 "${XENV[@]}" "$B" methods --device gpu --model resnet18 --methods gradcam,occlusion --repeat 1 --slow-budget 1 --json "$OUT/xai_methods.json"
