@@ -40,9 +40,7 @@ public enum GEMMTuningCache {
 
     /// FNV-1a of a kernel file's text, in hex.
     static func sourceHash(_ file: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in (KernelLibrary.source(file)?.text ?? "").utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return String(hash, radix: 16)
+        ProgramBinaryCache.fnv1a(KernelLibrary.source(file)?.text ?? "")
     }
 
     /// Every entry of the cache file; an unreadable or malformed file reads as empty (the tuner

@@ -217,6 +217,12 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         }
         convolutions += (fastConvolutions ? "; Winograd \(forcedWinogradTile.map { "\($0)" } ?? "F(2x2, 3x3) or F(4x4, 3x3) per layer") for 3x3 stride-1 layers in forward-only passes" : "")
         let arithmetic = tensorCores.map { "\($0)" } ?? (tensorCoreNote.isEmpty ? "fp32 kernels" : "fp32 kernels (\(tensorCoreNote))")
+        let binaries: String
+        if let programCache {
+            binaries = "kept between runs in \(programCache.folder.path) (XAI_PROGRAM_CACHE=off compiles every run)"
+        } else {
+            binaries = "compiled every run" + (i.isGPU ? " (XAI_PROGRAM_CACHE=off)" : " (the driver may keep its own; XAI_PROGRAM_CACHE=on keeps them)")
+        }
         return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, tensorCores: tensorCores != nil, facts: [
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
                 + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
@@ -224,6 +230,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             ("convolutions", convolutions),
             ("noise", i.correctlyRoundedDivideSqrt ? "drawn on the device (Philox4x32-10)"
                 : "drawn on the host and uploaded: the device cannot round division and square root correctly"),
+            ("kernel binaries", binaries),
         ] + (requestedArithmetic == .fp32 ? [] : [("tensor cores", tensorCores.map { "\($0)" } ?? tensorCoreNote)]),
         algorithms: "\(arithmetic); GEMM \(tensorCores == nil ? "\(gemmConfig) (\(gemmSource))" : "gemm_mma")"
             + (tensorCores != nil || gemmConfig.engine == .tiled ? ", \(tileChoice)" : "") + "; convolutions \(convolutions)")
@@ -246,6 +253,11 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
     private var sources: [String: (text: String, origin: String)] = [:]
+    /// Compiled programs kept between processes (``ProgramBinaryCache``: GPUs by default,
+    /// `XAI_PROGRAM_CACHE=on|off`); `nil` compiles every program from source.
+    var programCache: ProgramBinaryCache?
+    /// Programs this backend compiled from source, and loaded from ``programCache``.
+    private(set) var programsCompiled = 0, programsFromCache = 0
     private let lock = NSLock()
     /// A 4-byte buffer bound to kernel arguments that a call does not use.
     private(set) var dummy: cl_mem!
@@ -320,6 +332,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         }
         tunables = KernelTunables(isGPU: info.isGPU, gemm: config)
         tileChoice = try TileChoice.initial(isGPU: info.isGPU, computeUnits: info.computeUnits)
+        programCache = try ProgramBinaryCache.forDevice(info)
         tiledLadder = config.shrinking
         gemmSource = source
         self.fastConvolutions = fastConvolutions
@@ -547,6 +560,16 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             + (reportsBuilds && info.vendor.uppercased().contains("NVIDIA") ? " -cl-nv-verbose" : "")
         let key = "\(family)|\(text)|\(buildOptions)"
         if let p = programs[key] { return p }
+        let identity = ProgramBinaryCache.identity(info, family: family, source: text, options: buildOptions)
+        // XAI_KERNEL_BUILD_LOG wants the compiler's own report, so it compiles from source.
+        if let cache = programCache, !reportsBuilds, let binary = cache.load(family: family, identity: identity) {
+            if let program = programFromBinary(binary, options: buildOptions) {
+                programs[key] = program
+                programsFromCache += 1
+                return program
+            }
+            // Refused: compiled from source below, and the entry replaced by this driver's binary.
+        }
         var err: cl_int = 0
         let program: cl_program? = text.withCString { ptr in
             var p: UnsafePointer<CChar>? = ptr
@@ -572,7 +595,40 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             report("[kernel build] \(family) on \(info.name) (\(buildOptions)): " + (log.isEmpty ? "no build log" : "\n" + log))
         }
         programs[key] = program
+        programsCompiled += 1
+        if let cache = programCache, let binary = programBinary(program) { cache.store(binary, family: family, identity: identity) }
         return program
+    }
+
+    /// A program built from a binary this driver made (``ProgramBinaryCache``), or `nil` where the
+    /// driver refuses it or fails to build it (the caller compiles the source instead).
+    private func programFromBinary(_ binary: [UInt8], options: String) -> cl_program? {
+        var dev: cl_device_id? = info.device
+        var length = binary.count
+        var binaryStatus: cl_int = 0, err: cl_int = 0
+        let program: cl_program? = binary.withUnsafeBufferPointer { buffer in
+            var pointer: UnsafePointer<UInt8>? = buffer.baseAddress
+            return clCreateProgramWithBinary(context, 1, &dev, &length, &pointer, &binaryStatus, &err)
+        }
+        guard let program else { return nil }
+        guard err == CL_SUCCESS, binaryStatus == CL_SUCCESS, clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS else {
+            clReleaseProgram(program)
+            return nil
+        }
+        return program
+    }
+
+    /// The driver's binary of a built program (one device), or `nil` where it gives none.
+    private func programBinary(_ program: cl_program) -> [UInt8]? {
+        var size = 0
+        guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS,
+              size > 0 else { return nil }
+        var binary = [UInt8](repeating: 0, count: size)
+        let status = binary.withUnsafeMutableBufferPointer { buffer -> cl_int in
+            var pointer: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            return clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointer, nil)
+        }
+        return status == CL_SUCCESS ? binary : nil
     }
 
     private func buildLog(_ program: cl_program) -> String {

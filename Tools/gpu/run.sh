@@ -20,8 +20,9 @@
 #      with im2col convolutions, and 3xtf32,
 #      then `xai-bench precision`: maps under each beside fp32; batch 1 with and without the smaller tiles for
 #      small grids, fp32 and tf32) and `methods` on --device gpu, with --json, the
-#      methods beside the CUDA peer rows of step 3; then ViT-B/16 (exported there when torchvision is
-#      in the image) forward and forward + backward.
+#      methods beside the CUDA peer rows of step 3; then a short `xai explain`'s wall time with every
+#      program compiled from source and from the kernel binary cache; then ViT-B/16 (exported there
+#      when torchvision is in the image) forward and forward + backward.
 # Without an NVIDIA OpenCL driver it says so, skips 4-6 and still returns the CUDA rows.
 # $OUT gets log.txt (everything, in order) and one JSON per bench (at most 8 files come back).
 set -uo pipefail
@@ -111,6 +112,8 @@ if [ "$HAVE_GPU" = 1 ]; then
     TESTS=$TESTS,XAIBackendTests.TensorCoreTests
     # Smaller tiles for small grids: every step of each ladder gives the configured tile's bits (the PTX too).
     TESTS=$TESTS,XAIBackendTests.TileChoiceTests
+    # Compiled programs kept between processes: NVIDIA's binaries loaded back, the same bits, damaged entries compiled again.
+    TESTS=$TESTS,XAIBackendTests.ProgramBinaryCacheTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 150) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
     # What NVIDIA's compiler made of the GEMM and tensor-core kernels: ptxas's registers and spills
     # (-cl-nv-verbose) and each kernel's private memory per work-item, in log.txt.
@@ -149,6 +152,16 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
             --methods saliency,gradcam,ig,smoothgrad,occlusion,occlusion-full,lime,kernelshap --repeat 3 --slow-budget 10 \
             $([ -s "$OUT/cuda_peers.json" ] && echo --compare "$OUT/cuda_peers.json") --json "$OUT/xai_methods.json"
+        # Start-up of a short `xai explain` (the demo model, one image): every program compiled from source
+        # (XAI_PROGRAM_CACHE=off), then twice with the binary cache (the first run fills it, the second loads it).
+        rm -rf /tmp/xai-cache-explain
+        EX=(explain Demo/model.onnx Demo/samples/circle_1.png --device gpu --method saliency,gradcam)
+        for run in "off" "fill" "load"; do
+            t0=$(date +%s%N)
+            step "xai explain, kernel binaries: $run" 60 env LD_LIBRARY_PATH="$LIBPATH" OCL_ICD_VENDORS="$OCL_ICD_VENDORS" XAI_CACHE_DIR=/tmp/xai-cache-explain \
+                XAI_PROGRAM_CACHE=$([ $run = off ] && echo off || echo on) "$PACK/bin/xai" "${EX[@]}" --out "/tmp/xai-explain-$run"
+            say "== xai explain, kernel binaries $run: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+        done
         # ViT-B/16 (issue 34), where the image's Python has torchvision to export it (330 MB, not packed).
         if "$PY" -c "import torchvision" 2>/dev/null; then
             step "export ViT-B/16" 40 "$PY" -c "import torch, torchvision; torch.onnx.export(torchvision.models.vit_b_16().eval(), torch.randn(1, 3, 224, 224), '/tmp/vit_b_16.onnx', dynamo=False, opset_version=17, input_names=['input'], output_names=['logits'], dynamic_axes={'input': {0: 'batch'}})"

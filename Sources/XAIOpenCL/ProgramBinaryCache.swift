@@ -1,0 +1,104 @@
+import Foundation
+import XAICore
+
+/// Compiled OpenCL programs kept on disk between processes, so a process does not compile the
+/// kernels again (as PyOpenCL and MIOpen keep theirs). A program built from OpenCL C source is
+/// compiled on each `clBuildProgram` unless the driver keeps a cache of its own, which OpenCL does
+/// not promise (PoCL keeps one; what NVIDIA's `~/.nv/ComputeCache` keeps of OpenCL programs built
+/// from source is not known here), and the unrolled tiled and tensor-core kernels are large. So
+/// this cache is on for GPUs, off elsewhere, unless `XAI_PROGRAM_CACHE=on|off` says.
+///
+/// An entry is the driver's own binary (`CL_PROGRAM_BINARIES`), in
+/// `<cache folder>/programs/<family>-<hash>.bin`, behind a header naming everything it depends on
+/// (the device, its platform and driver, the source text's hash and the build options) and the
+/// binary's own length and hash. An entry is used only if that header matches in full, so a
+/// truncated or altered file never reaches the driver; for one that does not match, or that the
+/// driver refuses or fails to build, the program is compiled from source again and the entry
+/// replaced. Writes are atomic
+/// (a temporary file renamed), and the folder is kept under ``capacity`` bytes by removing the
+/// oldest entries. Nothing here fails a build: the cache can only save time.
+struct ProgramBinaryCache: Sendable {
+    let folder: URL
+    /// Bytes the folder may hold; the oldest entries go first past it.
+    let capacity: Int
+
+    static let magic = "xai OpenCL program binary 1\n"
+
+    /// The cache a backend on `info` uses: `XAI_PROGRAM_CACHE=on|off`, else on for GPUs only.
+    static func forDevice(_ info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ProgramBinaryCache? {
+        let folder = GEMMTuningCache.folder(environment: environment).appendingPathComponent("programs")
+        switch environment["XAI_PROGRAM_CACHE"]?.lowercased() {
+        case nil, "": return info.isGPU ? ProgramBinaryCache(folder: folder, capacity: 256 << 20) : nil
+        case "on": return ProgramBinaryCache(folder: folder, capacity: 256 << 20)
+        case "off": return nil
+        case let text?:
+            throw XAIError.invalidArgument(parameter: "XAI_PROGRAM_CACHE", value: text, reason: "must be on or off")
+        }
+    }
+
+    /// What an entry depends on: the device, its platform and driver, the source and the options.
+    static func identity(_ info: OpenCLDeviceInfo, family: String, source: String, options: String) -> String {
+        "\(info.vendor) | \(info.name) | \(info.platformName) | driver \(info.driverVersion) | \(family).cl \(fnv1a(source)) | \(options)"
+    }
+
+    func file(family: String, identity: String) -> URL {
+        folder.appendingPathComponent("\(family)-\(Self.fnv1a(identity)).bin")
+    }
+
+    static func header(identity: String, binary: [UInt8]) -> [UInt8] {
+        Array((magic + identity + "\n" + "\(binary.count) bytes, fnv1a \(fnv1a(binary))\n").utf8)
+    }
+
+    /// The stored binary for `identity`, or `nil`: none, unreadable, a header naming something
+    /// else, or a binary whose length or hash is not the header's.
+    func load(family: String, identity: String) -> [UInt8]? {
+        guard let data = try? Data(contentsOf: file(family: family, identity: identity)) else { return nil }
+        // The header's last line (the binary's length and hash) ends the header; the whole header,
+        // identity included, is then compared with the one this binary would have.
+        let prefix = (Self.magic + identity + "\n").utf8.count
+        guard data.count > prefix, let newline = data.dropFirst(prefix).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let binary = Array(data[(newline + 1)...])
+        guard !binary.isEmpty, data.prefix(newline + 1).elementsEqual(Self.header(identity: identity, binary: binary)) else { return nil }
+        return binary
+    }
+
+    /// Stores `binary` for `identity` (atomically), then trims the folder to ``capacity``; a folder
+    /// that cannot be written is left as it is.
+    func store(_ binary: [UInt8], family: String, identity: String) {
+        guard !binary.isEmpty else { return }
+        var data = Data(Self.header(identity: identity, binary: binary))
+        data.append(contentsOf: binary)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try data.write(to: file(family: family, identity: identity), options: .atomic)
+        } catch {
+            return
+        }
+        trim()
+    }
+
+    /// Removes the oldest entries (by modification time) until the folder holds at most ``capacity`` bytes.
+    func trim() {
+        let keys: [URLResourceKey] = [.contentModificationDateKey, .fileSizeKey]
+        guard let urls = try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: keys) else { return }
+        var entries = urls.filter { $0.pathExtension == "bin" }.compactMap { url -> (url: URL, date: Date, size: Int)? in
+            guard let values = try? url.resourceValues(forKeys: Set(keys)) else { return nil }
+            return (url, values.contentModificationDate ?? .distantPast, values.fileSize ?? 0)
+        }
+        var total = entries.reduce(0) { $0 + $1.size }
+        entries.sort { $0.date < $1.date }
+        for entry in entries where total > capacity {
+            try? FileManager.default.removeItem(at: entry.url)
+            total -= entry.size
+        }
+    }
+
+    static func fnv1a(_ text: String) -> String { fnv1a(Array(text.utf8)) }
+
+    /// FNV-1a, 64 bits, in hex: stable across processes (unlike Swift's `hashValue`).
+    static func fnv1a<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return String(hash, radix: 16)
+    }
+}

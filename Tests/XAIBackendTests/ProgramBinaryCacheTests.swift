@@ -1,0 +1,120 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+@testable import XAIOpenCL
+
+/// Compiled OpenCL programs kept between processes (``ProgramBinaryCache``): a new backend (a new
+/// context, as a new process has) loads what an earlier one compiled and computes the same bits; an
+/// entry is handed to the driver only when its header names this device, driver, source and
+/// options and its bytes are the ones written; anything else, and a binary the driver refuses, is
+/// compiled again and rewritten. On the GPU check this runs on NVIDIA's driver and its binaries.
+final class ProgramBinaryCacheTests: XCTestCase {
+    /// A convolution forward and backward, a GEMM and an elementwise op: several kernel families.
+    func work(_ b: OpenCLBackend) throws -> [UInt32] {
+        let params = Conv2DParams(padding: 1)
+        let x = Tensor.uniform([2, 8, 9, 9], seed: 21), w = Tensor.uniform([6, 8, 3, 3], seed: 22)
+        let y = try b.conv2d(try b.upload(x), weight: try b.upload(w), bias: nil, params: params, activation: .relu)
+        let gy = Tensor.uniform(y.shape, seed: 23)
+        let dx = try b.conv2dBackwardInput(try b.upload(gy), weight: try b.upload(w), params: params, inputShape: x.shape)
+        let a = Tensor.uniform([5, 7], seed: 24), m = Tensor.uniform([7, 3], seed: 25)
+        let p = try b.gemm(try b.upload(a), try b.upload(m), plan: try GemmPlan(a: [5, 7], b: [7, 3], transposeA: false, transposeB: false, bias: nil),
+                           alpha: 1, bias: nil, activation: .identity)
+        return try [y, dx, p].flatMap { try b.download($0).scalars.map(\.bitPattern) }
+    }
+
+    func backend(_ cache: ProgramBinaryCache?, gemm: GEMMConfig? = nil) throws -> OpenCLBackend {
+        let b = try OpenCLBackend(index: 0, gemm: gemm)
+        b.programCache = cache
+        return b
+    }
+
+    func entries(_ folder: URL) -> [URL] {
+        ((try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)) ?? [])
+            .filter { $0.pathExtension == "bin" }.sorted { $0.path < $1.path }
+    }
+
+    func testCompiledProgramsAreKeptBetweenBackendsAndCheckedBeforeUse() throws {
+        _ = try TestBackends.requireOpenCL()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("xai-programs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cache = ProgramBinaryCache(folder: folder, capacity: 256 << 20)
+
+        let first = try backend(cache)
+        let want = try work(first)
+        XCTAssertGreaterThanOrEqual(first.programsCompiled, 2, "several kernel families")
+        XCTAssertEqual(first.programsFromCache, 0)
+        let files = entries(folder)
+        XCTAssertEqual(files.count, first.programsCompiled, "one entry per compiled program")
+        XCTAssertEqual(try work(backend(nil)), want, "without a cache")
+
+        // A new backend, with a context of its own, loads every program and computes the same bits.
+        let second = try backend(cache)
+        XCTAssertEqual(try work(second), want)
+        XCTAssertEqual(second.programsCompiled, 0)
+        XCTAssertEqual(second.programsFromCache, first.programsCompiled)
+        XCTAssertTrue(second.details.facts.contains { $0.0 == "kernel binaries" && $0.1.contains(folder.path) }, "\(second.details.facts)")
+
+        // Damaged entries never reach the driver: that program is compiled again and rewritten.
+        let original = try Data(contentsOf: files[0])
+        let text = String(decoding: original.prefix(4096), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(String(text[0]) + "\n", ProgramBinaryCache.magic)
+        let identity = String(text[1])
+        let family = String(files[0].deletingPathExtension().lastPathComponent.split(separator: "-")[0])
+        XCTAssertEqual(cache.file(family: family, identity: identity), files[0], "the file is named by its identity's hash")
+        var flipped = original
+        flipped[flipped.count - 1] ^= 0x5a
+        let otherIdentity = Data(String(decoding: original, as: UTF8.self).replacingOccurrences(of: identity, with: identity + " ").utf8)
+        let damages: [(String, Data)] = [("truncated", original.prefix(original.count - 7)), ("a byte altered", flipped),
+                                         ("another identity's header", otherIdentity), ("junk", Data("not a program".utf8)), ("empty", Data())]
+        for (what, bytes) in damages {
+            try bytes.write(to: files[0])
+            XCTAssertNil(cache.load(family: family, identity: identity), what)
+            let damaged = try backend(cache)
+            XCTAssertEqual(try work(damaged), want, what)
+            XCTAssertEqual(damaged.programsCompiled, 1, what)
+            XCTAssertEqual(damaged.programsFromCache, first.programsCompiled - 1, what)
+            XCTAssertNotNil(cache.load(family: family, identity: identity), "\(what): rewritten")
+        }
+        // A well-formed entry the driver refuses is removed and compiled again.
+        cache.store(Array("not a binary this driver made".utf8), family: family, identity: identity)
+        XCTAssertNotNil(cache.load(family: family, identity: identity))
+        let refused = try backend(cache)
+        XCTAssertEqual(try work(refused), want)
+        XCTAssertEqual(refused.programsCompiled, 1)
+        let again = try backend(cache)
+        XCTAssertEqual(try work(again), want)
+        XCTAssertEqual(again.programsCompiled, 0, "the refused entry was replaced by the driver's own")
+
+        // Other build options (another tile shape) are other entries.
+        let other = try backend(cache, gemm: try GEMMConfig(parsing: "tiled/ts32/wpt2/tk8/vw2"))
+        XCTAssertEqual(try work(other).count, want.count)
+        XCTAssertGreaterThan(other.programsCompiled, 0, "another tile shape compiles its own programs")
+        XCTAssertGreaterThan(entries(folder).count, files.count)
+        // XAI_KERNEL_BUILD_LOG wants the compiler's report: it compiles from source.
+        let reporting = try backend(cache)
+        reporting.reportsBuilds = true
+        _ = try work(reporting)
+        XCTAssertEqual(reporting.programsFromCache, 0)
+
+        // The folder stays within its capacity, the oldest entries going first.
+        let all = entries(folder)
+        for (age, url) in all.enumerated() {
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: Double(age - all.count) * 60)], ofItemAtPath: url.path)
+        }
+        let newest = try XCTUnwrap(all.last)
+        let newestSize = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: newest.path)[.size] as? Int)
+        ProgramBinaryCache(folder: folder, capacity: newestSize).trim()
+        XCTAssertEqual(entries(folder), [newest])
+
+        // XAI_PROGRAM_CACHE: on, off, else GPUs only; anything else names the variable.
+        let env = ["XAI_CACHE_DIR": folder.path]
+        XCTAssertEqual(try ProgramBinaryCache.forDevice(first.info, environment: env.merging(["XAI_PROGRAM_CACHE": "on"]) { $1 })?.folder,
+                       folder.appendingPathComponent("programs"))
+        XCTAssertNil(try ProgramBinaryCache.forDevice(first.info, environment: env.merging(["XAI_PROGRAM_CACHE": "OFF"]) { $1 }))
+        XCTAssertEqual(try ProgramBinaryCache.forDevice(first.info, environment: env) != nil, first.info.isGPU)
+        XCTAssertThrowsError(try ProgramBinaryCache.forDevice(first.info, environment: ["XAI_PROGRAM_CACHE": "sometimes"])) {
+            XCTAssertTrue("\($0)".contains("XAI_PROGRAM_CACHE"), "\($0)")
+        }
+    }
+}
