@@ -596,7 +596,8 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         }
         programs[key] = program
         programsCompiled += 1
-        if let cache = programCache, let binary = programBinary(program) { cache.store(binary, family: family, identity: identity) }
+        // Not under XAI_KERNEL_BUILD_LOG: its options (NVIDIA's -cl-nv-verbose) make entries no other run reads.
+        if let cache = programCache, !reportsBuilds, let binary = programBinary(program) { cache.store(binary, family: family, identity: identity) }
         return program
     }
 

@@ -50,15 +50,18 @@ struct ProgramBinaryCache: Sendable {
     }
 
     /// The stored binary for `identity`, or `nil`: none, unreadable, a header naming something
-    /// else, or a binary whose length or hash is not the header's.
+    /// else, or a binary whose length or hash is not the header's. A hit marks the entry used
+    /// (its modification time), so ``trim()`` removes the least recently used first.
     func load(family: String, identity: String) -> [UInt8]? {
-        guard let data = try? Data(contentsOf: file(family: family, identity: identity)) else { return nil }
+        let url = file(family: family, identity: identity)
+        guard let data = try? Data(contentsOf: url) else { return nil }
         // The header's last line (the binary's length and hash) ends the header; the whole header,
         // identity included, is then compared with the one this binary would have.
         let prefix = (Self.magic + identity + "\n").utf8.count
         guard data.count > prefix, let newline = data.dropFirst(prefix).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
         let binary = Array(data[(newline + 1)...])
         guard !binary.isEmpty, data.prefix(newline + 1).elementsEqual(Self.header(identity: identity, binary: binary)) else { return nil }
+        try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: url.path)
         return binary
     }
 
@@ -77,7 +80,8 @@ struct ProgramBinaryCache: Sendable {
         trim()
     }
 
-    /// Removes the oldest entries (by modification time) until the folder holds at most ``capacity`` bytes.
+    /// Removes the least recently written or used entries (by modification time) until the folder
+    /// holds at most ``capacity`` bytes.
     func trim() {
         let keys: [URLResourceKey] = [.contentModificationDateKey, .fileSizeKey]
         guard let urls = try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: keys) else { return }
@@ -88,8 +92,7 @@ struct ProgramBinaryCache: Sendable {
         var total = entries.reduce(0) { $0 + $1.size }
         entries.sort { $0.date < $1.date }
         for entry in entries where total > capacity {
-            try? FileManager.default.removeItem(at: entry.url)
-            total -= entry.size
+            if (try? FileManager.default.removeItem(at: entry.url)) != nil { total -= entry.size }
         }
     }
 

@@ -64,7 +64,8 @@ final class ProgramBinaryCacheTests: XCTestCase {
         XCTAssertEqual(cache.file(family: family, identity: identity), files[0], "the file is named by its identity's hash")
         var flipped = original
         flipped[flipped.count - 1] ^= 0x5a
-        let otherIdentity = Data(String(decoding: original, as: UTF8.self).replacingOccurrences(of: identity, with: identity + " ").utf8)
+        var otherIdentity = original   // the header's identity changed, the binary's bytes as they were
+        otherIdentity.replaceSubrange(try XCTUnwrap(original.range(of: Data(identity.utf8))), with: Data((identity + " ").utf8))
         let damages: [(String, Data)] = [("truncated", original.prefix(original.count - 7)), ("a byte altered", flipped),
                                          ("another identity's header", otherIdentity), ("junk", Data("not a program".utf8)), ("empty", Data())]
         for (what, bytes) in damages {
@@ -76,8 +77,8 @@ final class ProgramBinaryCacheTests: XCTestCase {
             XCTAssertEqual(damaged.programsFromCache, first.programsCompiled - 1, what)
             XCTAssertNotNil(cache.load(family: family, identity: identity), "\(what): rewritten")
         }
-        // A well-formed entry the driver refuses is removed and compiled again.
-        cache.store(Array("not a binary this driver made".utf8), family: family, identity: identity)
+        // A well-formed entry the driver refuses is compiled again and replaced.
+        cache.store(Array("not a binary this driver made\0".utf8), family: family, identity: identity)
         XCTAssertNotNil(cache.load(family: family, identity: identity))
         let refused = try backend(cache)
         XCTAssertEqual(try work(refused), want)
@@ -91,21 +92,35 @@ final class ProgramBinaryCacheTests: XCTestCase {
         XCTAssertEqual(try work(other).count, want.count)
         XCTAssertGreaterThan(other.programsCompiled, 0, "another tile shape compiles its own programs")
         XCTAssertGreaterThan(entries(folder).count, files.count)
-        // XAI_KERNEL_BUILD_LOG wants the compiler's report: it compiles from source.
+        // XAI_KERNEL_BUILD_LOG wants the compiler's report: it compiles from source, and stores
+        // nothing (NVIDIA's report option makes entries no other run reads).
+        let past = Date(timeIntervalSinceNow: -3600)
+        for url in entries(folder) { try FileManager.default.setAttributes([.modificationDate: past], ofItemAtPath: url.path) }
+        let before = entries(folder)
         let reporting = try backend(cache)
         reporting.reportsBuilds = true
         _ = try work(reporting)
         XCTAssertEqual(reporting.programsFromCache, 0)
+        XCTAssertGreaterThan(reporting.programsCompiled, 0)
+        XCTAssertEqual(entries(folder), before)
+        for url in before {
+            let date = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date)
+            XCTAssertLessThan(abs(date.timeIntervalSince(past)), 1, "\(url.lastPathComponent) rewritten")
+        }
 
         // The folder stays within its capacity, the oldest entries going first.
         let all = entries(folder)
         for (age, url) in all.enumerated() {
             try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: Double(age - all.count) * 60)], ofItemAtPath: url.path)
         }
-        let newest = try XCTUnwrap(all.last)
-        let newestSize = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: newest.path)[.size] as? Int)
-        ProgramBinaryCache(folder: folder, capacity: newestSize).trim()
-        XCTAssertEqual(entries(folder), [newest])
+        // Loading the oldest entry makes it the most recently used: it is the one kept.
+        let used = try XCTUnwrap(all.first)
+        let header = String(decoding: try Data(contentsOf: used).prefix(4096), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let usedFamily = String(used.deletingPathExtension().lastPathComponent.split(separator: "-")[0])
+        XCTAssertNotNil(cache.load(family: usedFamily, identity: String(header[1])))
+        let usedSize = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: used.path)[.size] as? Int)
+        ProgramBinaryCache(folder: folder, capacity: usedSize).trim()
+        XCTAssertEqual(entries(folder), [used])
 
         // XAI_PROGRAM_CACHE: on, off, else GPUs only; anything else names the variable.
         let env = ["XAI_CACHE_DIR": folder.path]
