@@ -19,6 +19,7 @@
 @_exported import enum XAIOpenCL.ConvolutionLoweringTuner
 @_exported import enum XAIOpenCL.WinogradTile
 @_exported import enum XAIOpenCL.TileChoice
+@_exported import struct XAIOpenCL.ProgramBinaryCache
 @_exported import class XAICPU.CPUBackend
 @_exported import struct XAICPU.HostInfo
 @_exported import struct XAICPU.ConvolutionTuningTable

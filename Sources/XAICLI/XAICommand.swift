@@ -41,6 +41,7 @@ struct Devices: ParsableCommand {
                 print("         tensor cores: " + TensorCores.summary(for: d))
                 print("         noise: " + (d.correctlyRoundedDivideSqrt ? "drawn on the device"
                     : "drawn on the host (no correctly rounded division and square root on this device)"))
+                print("         kernel binaries: " + ProgramBinaryCache.summary(for: d))
             }
         } catch {
             print("gpu      unavailable: \(error)")

@@ -217,12 +217,6 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         }
         convolutions += (fastConvolutions ? "; Winograd \(forcedWinogradTile.map { "\($0)" } ?? "F(2x2, 3x3) or F(4x4, 3x3) per layer") for 3x3 stride-1 layers in forward-only passes" : "")
         let arithmetic = tensorCores.map { "\($0)" } ?? (tensorCoreNote.isEmpty ? "fp32 kernels" : "fp32 kernels (\(tensorCoreNote))")
-        let binaries: String
-        if let programCache {
-            binaries = "kept between runs in \(programCache.folder.path) (XAI_PROGRAM_CACHE=off compiles every run)"
-        } else {
-            binaries = "compiled every run" + (i.isGPU ? " (XAI_PROGRAM_CACHE=off)" : " (the driver may keep its own; XAI_PROGRAM_CACHE=on keeps them)")
-        }
         return BackendDetails(isGPU: i.isGPU, mayUseFastConvolutions: fastConvolutions, tensorCores: tensorCores != nil, facts: [
             ("device", "\(i.name), \(i.platformName), driver \(i.driverVersion), \(i.computeUnits) compute units at \(i.clockMHz) MHz, \(memory)"
                 + (i.isGPU ? "" : " [not a GPU: OpenCL on a CPU, e.g. PoCL]")),
@@ -230,7 +224,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             ("convolutions", convolutions),
             ("noise", i.correctlyRoundedDivideSqrt ? "drawn on the device (Philox4x32-10)"
                 : "drawn on the host and uploaded: the device cannot round division and square root correctly"),
-            ("kernel binaries", binaries),
+            ("kernel binaries", ProgramBinaryCache.summary(programCache, isGPU: i.isGPU)),
         ] + (requestedArithmetic == .fp32 ? [] : [("tensor cores", tensorCores.map { "\($0)" } ?? tensorCoreNote)]),
         algorithms: "\(arithmetic); GEMM \(tensorCores == nil ? "\(gemmConfig) (\(gemmSource))" : "gemm_mma")"
             + (tensorCores != nil || gemmConfig.engine == .tiled ? ", \(tileChoice)" : "") + "; convolutions \(convolutions)")
@@ -256,8 +250,11 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     /// Compiled programs kept between processes (``ProgramBinaryCache``: GPUs by default,
     /// `XAI_PROGRAM_CACHE=on|off`); `nil` compiles every program from source.
     var programCache: ProgramBinaryCache?
-    /// Programs this backend compiled from source, and loaded from ``programCache``.
-    private(set) var programsCompiled = 0, programsFromCache = 0
+    /// Programs this backend compiled from source, loaded from ``programCache``, and found refused
+    /// by the driver that made them (their entries now say so).
+    private(set) var programsCompiled = 0, programsFromCache = 0, programsRefused = 0
+    /// Tests: act as a driver that refuses every program binary (``ProgramBinaryCache/Entry/refused``).
+    var refusesBinaries = false
     private let lock = NSLock()
     /// A 4-byte buffer bound to kernel arguments that a call does not use.
     private(set) var dummy: cl_mem!
@@ -560,15 +557,26 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             + (reportsBuilds && info.vendor.uppercased().contains("NVIDIA") ? " -cl-nv-verbose" : "")
         let key = "\(family)|\(text)|\(buildOptions)"
         if let p = programs[key] { return p }
-        let identity = ProgramBinaryCache.identity(info, family: family, source: text, options: buildOptions)
-        // XAI_KERNEL_BUILD_LOG wants the compiler's own report, so it compiles from source.
-        if let cache = programCache, !reportsBuilds, let binary = cache.load(family: family, identity: identity) {
+        // XAI_KERNEL_BUILD_LOG wants the compiler's own report, so it compiles from source, and stores
+        // nothing: its options (NVIDIA's -cl-nv-verbose) make entries no other run reads.
+        let entry = reportsBuilds ? nil : programCache.map {
+            (cache: $0, identity: ProgramBinaryCache.identity(info, family: family, source: text, options: buildOptions))
+        }
+        var refused: [UInt8]?, refusesItsOwn = false
+        switch entry.flatMap({ $0.cache.load(family: family, identity: $0.identity) }) {
+        case .binary(let binary)?:
             if let program = programFromBinary(binary, options: buildOptions) {
                 programs[key] = program
                 programsFromCache += 1
                 return program
             }
-            // Refused: compiled from source below, and the entry replaced by this driver's binary.
+            // Refused: compiled from source below, and the entry replaced by the driver's new binary,
+            // or by a note where that binary is the one it refused.
+            refused = binary
+        case .refused?:
+            refusesItsOwn = true
+        case nil:
+            break
         }
         var err: cl_int = 0
         let program: cl_program? = text.withCString { ptr in
@@ -596,14 +604,22 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         }
         programs[key] = program
         programsCompiled += 1
-        // Not under XAI_KERNEL_BUILD_LOG: its options (NVIDIA's -cl-nv-verbose) make entries no other run reads.
-        if let cache = programCache, !reportsBuilds, let binary = programBinary(program) { cache.store(binary, family: family, identity: identity) }
+        if let entry, !refusesItsOwn, let binary = programBinary(program) {
+            if binary == refused {
+                // The driver refused the very binary it has made again: it would every run.
+                entry.cache.markRefused(family: family, identity: entry.identity)
+                programsRefused += 1
+            } else {
+                entry.cache.store(binary, family: family, identity: entry.identity)
+            }
+        }
         return program
     }
 
     /// A program built from a binary this driver made (``ProgramBinaryCache``), or `nil` where the
     /// driver refuses it or fails to build it (the caller compiles the source instead).
     private func programFromBinary(_ binary: [UInt8], options: String) -> cl_program? {
+        if refusesBinaries { return nil }
         var dev: cl_device_id? = info.device
         var length = binary.count
         var binaryStatus: cl_int = 0, err: cl_int = 0

@@ -14,15 +14,27 @@ import XAICore
 /// binary's own length and hash. An entry is used only if that header matches in full, so a
 /// truncated or altered file never reaches the driver; for one that does not match, or that the
 /// driver refuses or fails to build, the program is compiled from source again and the entry
-/// replaced. Writes are atomic
+/// replaced. A driver that refuses the very binary it then makes again would repeat that on every
+/// run, so the entry becomes a note saying so (``Entry/refused``): later runs compile that program
+/// from source without trying or storing a binary, until the identity (the driver) changes.
+/// Writes are atomic
 /// (a temporary file renamed), and the folder is kept under ``capacity`` bytes by removing the
 /// oldest entries. Nothing here fails a build: the cache can only save time.
-struct ProgramBinaryCache: Sendable {
+public struct ProgramBinaryCache: Sendable {
     let folder: URL
     /// Bytes the folder may hold; the oldest entries go first past it.
     let capacity: Int
 
     static let magic = "xai OpenCL program binary 1\n"
+    /// The line that ends a refused entry's header, in place of the binary's length and hash.
+    static let refusedLine = "refused by this driver: compiled from source on every run\n"
+
+    /// What a header-checked entry holds.
+    enum Entry: Equatable {
+        case binary([UInt8])
+        /// The driver refused the binary it made for this identity (``markRefused(family:identity:)``).
+        case refused
+    }
 
     /// The cache a backend on `info` uses: `XAI_PROGRAM_CACHE=on|off`, else on for GPUs only.
     static func forDevice(_ info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ProgramBinaryCache? {
@@ -33,6 +45,21 @@ struct ProgramBinaryCache: Sendable {
         case "off": return nil
         case let text?:
             throw XAIError.invalidArgument(parameter: "XAI_PROGRAM_CACHE", value: text, reason: "must be on or off")
+        }
+    }
+
+    /// What the backend's details and `xai devices` say of kernel binaries kept by `cache` (`nil`: none).
+    static func summary(_ cache: ProgramBinaryCache?, isGPU: Bool) -> String {
+        if let cache { return "kept between runs in \(cache.folder.path) (XAI_PROGRAM_CACHE=off compiles every run)" }
+        return "compiled every run" + (isGPU ? " (XAI_PROGRAM_CACHE=off)" : " (the driver may keep its own; XAI_PROGRAM_CACHE=on keeps them)")
+    }
+
+    /// The same for the backends this process would open on `info` (for `xai devices`).
+    public static func summary(for info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        do {
+            return summary(try forDevice(info, environment: environment), isGPU: info.isGPU)
+        } catch {
+            return "\(error)"
         }
     }
 
@@ -49,20 +76,31 @@ struct ProgramBinaryCache: Sendable {
         Array((magic + identity + "\n" + "\(binary.count) bytes, fnv1a \(fnv1a(binary))\n").utf8)
     }
 
-    /// The stored binary for `identity`, or `nil`: none, unreadable, a header naming something
-    /// else, or a binary whose length or hash is not the header's. A hit marks the entry used
-    /// (its modification time), so ``trim()`` removes the least recently used first.
-    func load(family: String, identity: String) -> [UInt8]? {
+    /// The stored entry for `identity`, or `nil`: none, unreadable, a header naming something else,
+    /// or a binary whose length or hash is not the header's. A hit marks the entry used (its
+    /// modification time), so ``trim()`` removes the least recently used first.
+    func load(family: String, identity: String) -> Entry? {
         let url = file(family: family, identity: identity)
         guard let data = try? Data(contentsOf: url) else { return nil }
-        // The header's last line (the binary's length and hash) ends the header; the whole header,
-        // identity included, is then compared with the one this binary would have.
-        let prefix = (Self.magic + identity + "\n").utf8.count
-        guard data.count > prefix, let newline = data.dropFirst(prefix).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-        let binary = Array(data[(newline + 1)...])
-        guard !binary.isEmpty, data.prefix(newline + 1).elementsEqual(Self.header(identity: identity, binary: binary)) else { return nil }
+        let entry: Entry
+        if data.elementsEqual((Self.magic + identity + "\n" + Self.refusedLine).utf8) {
+            entry = .refused
+        } else {
+            // The header's last line (the binary's length and hash) ends the header; the whole
+            // header, identity included, is then compared with the one this binary would have.
+            let prefix = (Self.magic + identity + "\n").utf8.count
+            guard data.count > prefix, let newline = data.dropFirst(prefix).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            let binary = Array(data[(newline + 1)...])
+            guard !binary.isEmpty, data.prefix(newline + 1).elementsEqual(Self.header(identity: identity, binary: binary)) else { return nil }
+            entry = .binary(binary)
+        }
         try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: url.path)
-        return binary
+        return entry
+    }
+
+    /// Replaces the entry for `identity` by a note that the driver refuses its own binary.
+    func markRefused(family: String, identity: String) {
+        write(Data((Self.magic + identity + "\n" + Self.refusedLine).utf8), family: family, identity: identity)
     }
 
     /// Stores `binary` for `identity` (atomically), then trims the folder to ``capacity``; a folder
@@ -71,6 +109,10 @@ struct ProgramBinaryCache: Sendable {
         guard !binary.isEmpty else { return }
         var data = Data(Self.header(identity: identity, binary: binary))
         data.append(contentsOf: binary)
+        write(data, family: family, identity: identity)
+    }
+
+    private func write(_ data: Data, family: String, identity: String) {
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             try data.write(to: file(family: family, identity: identity), options: .atomic)

@@ -16,6 +16,14 @@ final class DevicesCommandTests: XCTestCase {
         if ProcessInfo.processInfo.environment["CI"] == "true" {
             XCTAssertTrue(output.contains("gpu:0"), "CI installs PoCL, so an OpenCL device must be listed:\n\(output)")
         }
+        if output.contains("gpu:0") {
+            // Each device says what becomes of its compiled kernels (PoCL: compiled every run).
+            let kept = try run(["devices"], environment: ["XAI_PROGRAM_CACHE": "on", "XAI_CACHE_DIR": "/tmp/xai-devices-test"]).1
+            XCTAssertTrue(kept.contains("kernel binaries: kept between runs in /tmp/xai-devices-test/programs"), kept)
+            let wrong = try run(["devices"], environment: ["XAI_PROGRAM_CACHE": "maybe"])
+            XCTAssertEqual(wrong.0, 0, "a bad XAI_PROGRAM_CACHE is said, not fatal")
+            XCTAssertTrue(wrong.1.contains("kernel binaries: ") && wrong.1.contains("XAI_PROGRAM_CACHE"), wrong.1)
+        }
     }
 
     func testNoOpenCLPlatformIsExplained() throws {

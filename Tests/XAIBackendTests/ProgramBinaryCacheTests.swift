@@ -86,6 +86,30 @@ final class ProgramBinaryCacheTests: XCTestCase {
         let again = try backend(cache)
         XCTAssertEqual(try work(again), want)
         XCTAssertEqual(again.programsCompiled, 0, "the refused entry was replaced by the driver's own")
+        XCTAssertEqual(again.programsRefused, 0)
+
+        // A driver that refuses the very binary it then makes again would do so every run: each
+        // entry becomes a note saying so, and later backends compile those programs from source
+        // without trying a binary or storing one.
+        let refusing = try backend(cache)
+        refusing.refusesBinaries = true
+        XCTAssertEqual(try work(refusing), want)
+        XCTAssertEqual(refusing.programsCompiled, first.programsCompiled)
+        XCTAssertEqual(refusing.programsRefused, first.programsCompiled, "the driver's binaries are the ones it refused")
+        XCTAssertEqual(cache.load(family: family, identity: identity), .refused)
+        let notes = try entries(folder).map { try Data(contentsOf: $0) }
+        XCTAssertEqual(notes.count, files.count)
+        for note in notes { XCTAssertTrue(note.range(of: Data(ProgramBinaryCache.refusedLine.utf8)) != nil) }
+        let later = try backend(cache)
+        XCTAssertEqual(try work(later), want)
+        XCTAssertEqual(later.programsFromCache, 0, "no binary is tried")
+        XCTAssertEqual(later.programsCompiled, first.programsCompiled)
+        XCTAssertEqual(later.programsRefused, 0, "nothing is refused again")
+        XCTAssertEqual(try entries(folder).map { try Data(contentsOf: $0) }, notes, "and nothing is stored")
+        // A binary refused and then made differently is the replacement case above, not a note.
+        try entries(folder).forEach { try FileManager.default.removeItem(at: $0) }
+        _ = try work(backend(cache))
+        XCTAssertEqual(entries(folder).count, files.count, "filled again")
 
         // Other build options (another tile shape) are other entries.
         let other = try backend(cache, gemm: try GEMMConfig(parsing: "tiled/ts32/wpt2/tk8/vw2"))
@@ -131,5 +155,11 @@ final class ProgramBinaryCacheTests: XCTestCase {
         XCTAssertThrowsError(try ProgramBinaryCache.forDevice(first.info, environment: ["XAI_PROGRAM_CACHE": "sometimes"])) {
             XCTAssertTrue("\($0)".contains("XAI_PROGRAM_CACHE"), "\($0)")
         }
+        // What `xai devices` says: the folder, compiled every run, or the variable's error.
+        let on = ProgramBinaryCache.summary(for: first.info, environment: env.merging(["XAI_PROGRAM_CACHE": "on"]) { $1 })
+        XCTAssertTrue(on.contains(folder.appendingPathComponent("programs").path), on)
+        XCTAssertTrue(ProgramBinaryCache.summary(for: first.info, environment: ["XAI_PROGRAM_CACHE": "off"]).hasPrefix("compiled every run"))
+        let wrong = ProgramBinaryCache.summary(for: first.info, environment: ["XAI_PROGRAM_CACHE": "sometimes"])
+        XCTAssertTrue(wrong.contains("XAI_PROGRAM_CACHE") && wrong.contains("sometimes"), wrong)
     }
 }
