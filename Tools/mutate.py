@@ -1076,6 +1076,21 @@ MUTANTS = [
      "if let entry, let binary = programBinary(program) {", 1, "ProgramBinaryCacheTests", "a program noted as refused is stored again each run"),
     ("devices_no_kernel_binaries", "Sources/XAICLI/XAICommand.swift", "                print(\"         kernel binaries: \" + ProgramBinaryCache.summary(for: d))\n", "", 1,
      "DevicesCommandTests", "xai devices does not say whether compiled kernels are kept"),
+    # The GPU call's goal table (Tools/gpu/goals.py): thresholds, ratios and the bytes check.
+    ("goals_gemm_threshold", "Tools/gpu/goals.py", "verdict(gemm, 0.8, smaller_is_better=False)", "verdict(gemm, 0.7, smaller_is_better=False)", 1,
+     "python/tests/test_gpu_goal_table.py", "the GEMM row passes at 70 % of cuBLAS"),
+    ("goals_ratio_inverted", "Tools/gpu/goals.py", "r = xai / peer if xai is not None and peer else None", "r = peer / xai if xai and peer else None", 1,
+     "python/tests/test_gpu_goal_table.py", "ratios are the peer's time over xai's"),
+    ("goals_forward_goal_loose", "Tools/gpu/goals.py", "\"PyTorch fp32\", 0.8, \"<= 0.8x\")\n    ratio_row(\"ResNet-50 forward, batch 256", "\"PyTorch fp32\", 1.0, \"<= 0.8x\")\n    ratio_row(\"ResNet-50 forward, batch 256", 1,
+     "python/tests/test_gpu_goal_table.py", "batch 32 passes at PyTorch's time"),
+    ("goals_strict_verdict", "Tools/gpu/goals.py", "met = value <= limit if smaller_is_better", "met = value < limit if smaller_is_better", 1,
+     "python/tests/test_gpu_goal_table.py", "a row exactly at its goal is not met"),
+    ("goals_peer_error_read", "Tools/gpu/goals.py", "if r.get(\"key\") == key and \"per_image_s\" in r:", "if r.get(\"key\") == key:", 1,
+     "python/tests/test_gpu_goal_table.py", "a peer row that errored is read (KeyError: the table is lost)"),
+    ("goals_bytes_unbounded", "Tools/gpu/goals.py", "met = to <= IMAGE_BYTES + 4096 and", "met = to <= 4 * IMAGE_BYTES and", 1,
+     "python/tests/test_gpu_goal_table.py", "SmoothGrad's uploads pass at several images"),
+    ("goals_methods_any_model", "Tools/gpu/goals.py", " and r.get(\"model\", \"resnet50\") == \"resnet50\"", "", 1,
+     "python/tests/test_gpu_goal_table.py", "methods rows of another model (the quick check's ResNet-18) held against ResNet-50's peers"),
     ("programs_load_not_touched", "Sources/XAIOpenCL/ProgramBinaryCache.swift",
      "try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: url.path)", "", 1, "ProgramBinaryCacheTests",
      "a full folder removes the entry every run loads, not the one least recently used"),
@@ -1171,9 +1186,12 @@ def copy_tree():
 
 
 def test_command(tests, skip=()):
-    """The command that runs a mutant's tests: the C program, or `swift test --filter`."""
+    """The command that runs a mutant's tests: the C program, a pytest file (`python/tests/...`),
+    or `swift test --filter`."""
     if tests == C_TESTS:
         return ["bash", "Tests/C/run.sh", ".build/release"]
+    if tests.startswith("python/tests/"):
+        return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tests]
     return TEST + ["--filter", tests] + list(skip)
 
 
@@ -1216,7 +1234,7 @@ def main():
                 skip = []
                 for t in NEW_TESTS:
                     skip += ["--skip", t]
-                before = None if tests == C_TESTS else subprocess.run(test_command(tests, skip), cwd=TREE, env=env_ci,
+                before = None if tests == C_TESTS or tests.startswith("python/") else subprocess.run(test_command(tests, skip), cwd=TREE, env=env_ci,
                                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0
                 status = "caught" if caught else "SURVIVED"
         finally:

@@ -5,7 +5,9 @@ GPU that `xai-bench --device gpu` runs on, with the settings of the CPU peer tab
 chelsea at 224x224, the same method parameters.
 
 Everything runs in strict fp32 (TF32 off for matmul and cuDNN) so that it compares with the OpenCL
-path, which has no tensor-core kernels. Times are wall clock around a `torch.cuda.synchronize()`.
+path's fp32 kernels, except the forward rows whose keys end in `_tf32`: those run at PyTorch's
+default precision (cuDNN convolutions in TF32, matmul in fp32), the row that `xai-bench models
+--precision tf32` is held against. Times are wall clock around a `torch.cuda.synchronize()`.
 
 Writes JSON in the peer format that `xai-bench methods --compare` reads ({"model", "results": [{key,
 library, settings, per_image_s: {median, min, max}}]}) plus the cuBLAS ceiling.
@@ -119,6 +121,14 @@ def main():
     big = 8 if quick else 256
     row(f"forward_b{big}", "torch", f"inference_mode, batch {big}, CUDA fp32", big, forward(big), 3)
     row("fwd_bwd_input_b1", "torch", "autograd.grad(logit[target], input), batch 1, CUDA fp32", 1, fwd_bwd, 10)
+    # PyTorch's default precision: TF32 convolutions in cuDNN (allow_tf32 is true unless set), fp32 matmul.
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        default = "inference_mode, batch {}, CUDA, PyTorch's default precision (cuDNN TF32 convolutions, fp32 matmul)"
+        row("forward_b32_tf32", "torch", default.format(32), 32, forward(32), 5)
+        row(f"forward_b{big}_tf32", "torch", default.format(big), big, forward(big), 3)
+    finally:
+        torch.backends.cudnn.allow_tf32 = False
 
     from captum.attr import (IntegratedGradients, KernelShap, LayerAttribution, LayerGradCam, Lime, NoiseTunnel,
                              Occlusion, Saliency)
@@ -159,7 +169,7 @@ def main():
     except ImportError:
         pass
     report = {"model": "resnet50", "device": torch.cuda.get_device_name(0) if DEV.type == "cuda" else "cpu", "versions": versions, "ceiling": ceiling,
-              "precision": "fp32 (TF32 off for matmul and cuDNN)", "results": results}
+              "precision": "fp32 (TF32 off for matmul and cuDNN), except the _tf32 rows (PyTorch's default: cuDNN TF32)", "results": results}
     with open(out_path, "w") as f:
         json.dump(report, f, indent=1)
 

@@ -4,8 +4,12 @@
 #
 #   bash Tools/gpu/run.sh            # results go to $OUT (the device tool's folder) or ./gpu-out
 #
-# Steps, each under its own time limit so one slow step cannot eat the others' time (XAI_GPU_QUICK=1
-# shortens every row, for a check of the script itself):
+# Steps, each under its own time limit so one slow step cannot eat the others' time, and all under
+# one budget for the call (XAI_GPU_BUDGET seconds from the start, 480 unless set: the device tool
+# allows 600 s a call and 15 minutes a session, start-up included, so this leaves time for the files
+# to come back and for a short rerun). A step gets at most what is left of the budget and is skipped,
+# saying so, when under 10 s are left; so the steps run in order of what the issue's goal table needs
+# (XAI_GPU_QUICK=1 shortens every row, for a check of the script itself):
 #   1. find the NVIDIA OpenCL driver (an ICD file naming it, libnvidia-opencl.so.1 from ldconfig or
 #      under /usr/local/nvidia) and give the packed ICD loader a vendors folder pointing at it;
 #   2. `xai devices` (the device facts);
@@ -16,24 +20,40 @@
 #      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM; then each
 #      ResNet-50 convolution under both lowerings (im2col, implicit GEMM) and Winograd F(2x2)/F(4x4), then under both
 #      lowerings on the tensor cores (tf32, 3xtf32) beside the product-count default, the fastest per layer cached;
-#   6. `xai-bench ops`, `models` (batch 32 and 256; batch 32 also under --precision tf32, with implicit and
-#      with im2col convolutions, and 3xtf32,
-#      then `xai-bench precision`: maps under each beside fp32; batch 1 with and without the smaller tiles for
-#      small grids, fp32 and tf32) and `methods` on --device gpu, with --json, the
-#      methods beside the CUDA peer rows of step 3; then a short `xai explain`'s wall time with every
-#      program compiled from source and from the kernel binary cache; then ViT-B/16 (exported there
-#      when torchvision is in the image) forward and forward + backward.
-# Without an NVIDIA OpenCL driver it says so, skips 4-6 and still returns the CUDA rows.
-# $OUT gets log.txt (everything, in order) and one JSON per bench (at most 8 files come back).
+#   6. the goal table's rows on --device gpu, with --json: `xai-bench ops` (the GEMM), `models`
+#      (ResNet-50 at batch 32 and 256, batch 1 with its kernel profile) and `methods` beside the CUDA
+#      peer rows of step 3;
+#   7. what steers the next session's work, after the goal rows: batch 32 under --precision tf32 (on
+#      the tuned table, with im2col and with implicit convolutions everywhere) and 3xtf32, then
+#      `xai-bench precision` (maps under each beside fp32); batch 1 with and without the smaller
+#      tiles for small grids, fp32 and tf32; NVIDIA's build reports (registers, spills); a short
+#      `xai explain`'s wall time with every program compiled from source and from the kernel binary
+#      cache; then ViT-B/16 (exported there when torchvision is in the image).
+#   8. the issue's goal table (Tools/gpu/goals.py: every goal row beside its peer, met or not) and the
+#      tests' summary, in goals.md.
+# Without an NVIDIA OpenCL driver it says so, skips 4-7 and still returns the CUDA rows.
+# $OUT gets log.txt (everything, in order), goals.md and one JSON per bench (at most 8 files come
+# back: the tensor-core rows' JSON stays in $ROWS, read by step 8).
 set -uo pipefail
 ROOT="$(pwd)"
 OUT="${OUT:-$ROOT/gpu-out}"; mkdir -p "$OUT"
 LOG="$OUT/log.txt"; : > "$LOG"
 QUICK="${XAI_GPU_QUICK:-0}"
 say() { echo "$*" | tee -a "$LOG"; }
-# step NAME SECONDS CMD...: runs CMD with a time limit, output appended to the log.
+BUDGET="${XAI_GPU_BUDGET:-480}"
+case "$BUDGET" in ''|*[!0-9]*) echo "XAI_GPU_BUDGET must be a whole number of seconds, not '$BUDGET'" >&2; exit 2;; esac
+DEADLINE=$((SECONDS + BUDGET))
+# step NAME SECONDS CMD...: runs CMD with a time limit, output appended to the log. The limit is
+# cut to what is left of the call's budget (5 s kept for the summary); under 10 s left, the step
+# is skipped (status 125) and the log says so.
 step() {
     local name="$1" limit="$2"; shift 2
+    local left=$((DEADLINE - SECONDS - 5))
+    if [ "$left" -lt 10 ]; then
+        say "== $name: skipped, the call's budget (XAI_GPU_BUDGET=${BUDGET}s) is spent"
+        return 125
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     say "== $name (limit ${limit}s, $(date -u +%T))"
     local t0=$SECONDS
     timeout -k 5 "$limit" "$@" >> "$LOG" 2>&1
@@ -79,6 +99,8 @@ else
 fi
 # The GEMM tuning cache of this call only (step 5 writes it, step 6 reads it).
 XAI_CACHE_DIR=/tmp/xai-cache; rm -rf "$XAI_CACHE_DIR"
+# Rows for the goal table beyond the eight files that come back.
+ROWS=/tmp/xai-rows; rm -rf "$ROWS"; mkdir -p "$ROWS"
 XENV=(env LD_LIBRARY_PATH="$LIBPATH" OCL_ICD_VENDORS="$OCL_ICD_VENDORS" XAI_CACHE_DIR="$XAI_CACHE_DIR")
 
 # 2. Device facts.
@@ -115,13 +137,8 @@ if [ "$HAVE_GPU" = 1 ]; then
     # Compiled programs kept between processes: NVIDIA's binaries loaded back, the same bits, damaged entries compiled again.
     TESTS=$TESTS,XAIBackendTests.ProgramBinaryCacheTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 150) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
-    # What NVIDIA's compiler made of the GEMM and tensor-core kernels: ptxas's registers and spills
-    # (-cl-nv-verbose) and each kernel's private memory per work-item, in log.txt.
-    step "kernel build reports (tensor cores, tiled GEMM)" 60 "${XENV[@]}" XAI_KERNEL_BUILD_LOG=1 "$PACK/bin/xaiPackageTests.xctest" \
-        XAIBackendTests.TensorCoreTests/testConvolutionsRunOnTheTensorCoresAsImplicitGEMMs,XAIBackendTests.ImplicitConvolutionTests/testImplicitGEMMHasTheBitsOfIm2colAndMatchesFloat64
-    grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15 > "$OUT/tests.txt"
 
-    # 5. The GEMM search; 6. benchmarks on the GPU with its winner.
+    # 5. The GEMM and lowering search; 6. and 7. benchmarks on the GPU with its winners.
     B="$PACK/bin/xai-bench"
     if [ "$QUICK" = 1 ]; then
         step "xai-bench tune" 180 "${XENV[@]}" "$B" tune --device gpu --seconds 5 --square 256 --repeat 1 --json "$OUT/xai_tune.json"
@@ -130,37 +147,46 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench methods" 300 "${XENV[@]}" "$B" methods --device gpu --model resnet18 --methods gradcam,occlusion --repeat 1 --slow-budget 1 --json "$OUT/xai_methods.json"
     else
         step "xai-bench tune" 180 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
+        # 6. The goal table's rows first: the GEMM (ops), ResNet-50 at batch 32, 256 and 1, the methods.
         step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
-        # Tensor cores (issue 32, item 5): the same row under TF32 (PyTorch's default for cuDNN
+        step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"
+        # Batch 1, with the device time by kernel (profiling events) and launches per pass, in log.txt.
+        step "xai-bench models --profile (batch 1)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 3 --profile --profile-rows 12
+        step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
+            --methods saliency,gradcam,ig,smoothgrad,occlusion,occlusion-full,lime,kernelshap,rise --repeat 3 --slow-budget 10 \
+            $([ -s "$OUT/cuda_peers.json" ] && echo --compare "$OUT/cuda_peers.json") --json "$OUT/xai_methods.json"
+        # 7. Tensor cores (issue 32, item 5): batch 32 under TF32 (PyTorch's default for cuDNN
         # convolutions) and 3xTF32, then maps under each beside fp32 (rows in log.txt).
-        step "xai-bench models (batch 32, tf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
+        step "xai-bench models (batch 32, tf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32 \
+            --json "$ROWS/models_b32_tf32.json"
+        step "xai-bench models (batch 256, tf32)" 40 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --precision tf32 \
+            --json "$ROWS/models_b256_tf32.json"
         # The same with every convolution an im2col GEMM on the tensor cores, then every one implicit (conv_mma_*;
         # the row above takes step 5's per-layer measurements under tf32).
         step "xai-bench models (batch 32, tf32, im2col)" 30 "${XENV[@]}" XAI_CONV_LOWERING=im2col "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
         step "xai-bench models (batch 32, tf32, implicit)" 30 "${XENV[@]}" XAI_CONV_LOWERING=implicit "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
         step "xai-bench models (batch 32, 3xtf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision 3xtf32
         step "xai-bench precision" 40 "${XENV[@]}" "$B" precision --device gpu --model resnet50 --methods saliency,gradcam,ig --images 2
-        # Device time by kernel (profiling events) and launches per pass, in log.txt.
-        step "xai-bench models --profile (batch 1)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 3 --profile --profile-rows 12
         # Batch 1 with the configured tiles everywhere (the default shrinks them where a grid leaves
         # compute units idle: same bits), fp32 and tf32, against the default rows above and here.
         step "xai-bench models (batch 1, XAI_SMALL_TILES=off)" 20 "${XENV[@]}" XAI_SMALL_TILES=off "$B" models --device gpu --models resnet50 --batch 1 --repeat 5
         step "xai-bench models (batch 1, tf32)" 20 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 5 --precision tf32
         step "xai-bench models (batch 1, tf32, XAI_SMALL_TILES=off)" 20 "${XENV[@]}" XAI_SMALL_TILES=off "$B" models --device gpu --models resnet50 --batch 1 --repeat 5 --precision tf32
-        step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"
-        step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
-            --methods saliency,gradcam,ig,smoothgrad,occlusion,occlusion-full,lime,kernelshap --repeat 3 --slow-budget 10 \
-            $([ -s "$OUT/cuda_peers.json" ] && echo --compare "$OUT/cuda_peers.json") --json "$OUT/xai_methods.json"
+        # What NVIDIA's compiler made of the GEMM and tensor-core kernels: ptxas's registers and spills
+        # (-cl-nv-verbose) and each kernel's private memory per work-item, in log.txt.
+        step "kernel build reports (tensor cores, tiled GEMM)" 60 "${XENV[@]}" XAI_KERNEL_BUILD_LOG=1 "$PACK/bin/xaiPackageTests.xctest" \
+            XAIBackendTests.TensorCoreTests/testConvolutionsRunOnTheTensorCoresAsImplicitGEMMs,XAIBackendTests.ImplicitConvolutionTests/testImplicitGEMMHasTheBitsOfIm2colAndMatchesFloat64
         # Start-up of a short `xai explain` (the demo model, one image): every program compiled from source
         # (XAI_PROGRAM_CACHE=off), then twice with the binary cache (the first run fills it, the second loads it).
-        rm -rf /tmp/xai-cache-explain
+        # Fresh output folders too: xai explain skips the maps a folder already holds (a rerun on a warm machine).
+        rm -rf /tmp/xai-cache-explain /tmp/xai-explain-off /tmp/xai-explain-fill /tmp/xai-explain-load
         EX=(explain Demo/model.onnx Demo/samples/circle_1.png --device gpu --method saliency,gradcam)
         for run in "off" "fill" "load"; do
             t0=$(date +%s%N)
             step "xai explain, kernel binaries: $run" 60 env LD_LIBRARY_PATH="$LIBPATH" OCL_ICD_VENDORS="$OCL_ICD_VENDORS" XAI_CACHE_DIR=/tmp/xai-cache-explain \
                 XAI_PROGRAM_CACHE=$([ $run = off ] && echo off || echo on) "$PACK/bin/xai" "${EX[@]}" --out "/tmp/xai-explain-$run"
-            say "== xai explain, kernel binaries $run: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+            [ $? = 125 ] || say "== xai explain, kernel binaries $run: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
         done
         # ViT-B/16 (issue 34), where the image's Python has torchvision to export it (330 MB, not packed).
         if "$PY" -c "import torchvision" 2>/dev/null; then
@@ -170,4 +196,10 @@ if [ "$HAVE_GPU" = 1 ]; then
         fi
     fi
 fi
+# 8. The goal table and the tests' summary (not under the budget: it reads files, in well under a second).
+{
+    timeout 30 "$PY" Tools/gpu/goals.py "$OUT" "$ROWS" || echo "(Tools/gpu/goals.py failed: the rows are in log.txt and the JSON files)"
+    echo; echo "tests:"; grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15
+} > "$OUT/goals.md" 2>&1
+cat "$OUT/goals.md" >> "$LOG"
 say "== done $(date -u +%T); files: $(cd "$OUT" && ls | tr '\n' ' ')"
