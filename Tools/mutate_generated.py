@@ -65,7 +65,7 @@ MOVED = {f"Sources/XAIJobs/{name}.swift": f"Sources/XAICLI/{name}.swift" for nam
 def mutable_files():
     """Every file the generator may mutate, relative to ROOT."""
     found = []
-    for base, exts in (("Sources", (".swift", ".c")), ("Kernels", (".cl", ".swift")), ("python/xai", (".py",))):
+    for base, exts in (("Sources", (".swift", ".c")), ("Kernels", (".cl", ".swift")), ("python/xai", (".py",)), ("Tools/gpu", (".py",))):
         for dirpath, _, names in os.walk(os.path.join(ROOT, base)):
             for name in names:
                 if name.endswith(exts):
