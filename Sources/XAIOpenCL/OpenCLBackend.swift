@@ -224,7 +224,7 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             ("convolutions", convolutions),
             ("noise", i.correctlyRoundedDivideSqrt ? "drawn on the device (Philox4x32-10)"
                 : "drawn on the host and uploaded: the device cannot round division and square root correctly"),
-            ("kernel binaries", ProgramBinaryCache.summary(programCache, isGPU: i.isGPU)),
+            ("kernel binaries", ProgramBinaryCache.summary(programCache, isGPU: i.isGPU, reportsBuilds: reportsBuilds)),
         ] + (requestedArithmetic == .fp32 ? [] : [("tensor cores", tensorCores.map { "\($0)" } ?? tensorCoreNote)]),
         algorithms: "\(arithmetic); GEMM \(tensorCores == nil ? "\(gemmConfig) (\(gemmSource))" : "gemm_mma")"
             + (tensorCores != nil || gemmConfig.engine == .tiled ? ", \(tileChoice)" : "") + "; convolutions \(convolutions)")
@@ -253,8 +253,9 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
     /// Programs this backend compiled from source, loaded from ``programCache``, and found refused
     /// by the driver that made them (their entries now say so).
     private(set) var programsCompiled = 0, programsFromCache = 0, programsRefused = 0
-    /// Tests: act as a driver that refuses every program binary (``ProgramBinaryCache/Entry/refused``).
-    var refusesBinaries = false
+    /// Tests: act as a driver whose every build from a program binary ends with this status
+    /// (`CL_INVALID_BINARY`: refused; `CL_OUT_OF_RESOURCES`: failed for want of resources).
+    var binaryBuildStatus: cl_int?
     private let lock = NSLock()
     /// A 4-byte buffer bound to kernel arguments that a call does not use.
     private(set) var dummy: cl_mem!
@@ -565,14 +566,19 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         var refused: [UInt8]?, refusesItsOwn = false
         switch entry.flatMap({ $0.cache.load(family: family, identity: $0.identity) }) {
         case .binary(let binary)?:
-            if let program = programFromBinary(binary, options: buildOptions) {
+            switch programFromBinary(binary, options: buildOptions) {
+            case .built(let program):
                 programs[key] = program
                 programsFromCache += 1
                 return program
+            case .refused:
+                // Compiled from source below, and the entry replaced by the driver's new binary, or
+                // by a note where that binary is the one it refused.
+                refused = binary
+            case .failed:
+                // Out of resources or memory, say: compiled from source, and the entry stored again.
+                break
             }
-            // Refused: compiled from source below, and the entry replaced by the driver's new binary,
-            // or by a note where that binary is the one it refused.
-            refused = binary
         case .refused?:
             refusesItsOwn = true
         case nil:
@@ -616,10 +622,23 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
         return program
     }
 
-    /// A program built from a binary this driver made (``ProgramBinaryCache``), or `nil` where the
-    /// driver refuses it or fails to build it (the caller compiles the source instead).
-    private func programFromBinary(_ binary: [UInt8], options: String) -> cl_program? {
-        if refusesBinaries { return nil }
+    /// What became of a program built from a stored binary.
+    private enum BinaryBuild {
+        case built(cl_program)
+        /// The driver rejects the binary itself (`CL_INVALID_BINARY`, or its build fails).
+        case refused
+        /// Anything else (out of resources or memory): says nothing of the binary.
+        case failed
+
+        init(failure status: cl_int) {
+            self = [CL_INVALID_BINARY, CL_BUILD_PROGRAM_FAILURE].contains(status) ? .refused : .failed
+        }
+    }
+
+    /// A program built from a binary this driver made (``ProgramBinaryCache``); where it is
+    /// refused or fails, the caller compiles the source instead.
+    private func programFromBinary(_ binary: [UInt8], options: String) -> BinaryBuild {
+        if let status = binaryBuildStatus { return BinaryBuild(failure: status) }
         var dev: cl_device_id? = info.device
         var length = binary.count
         var binaryStatus: cl_int = 0, err: cl_int = 0
@@ -627,12 +646,17 @@ public final class OpenCLBackend: Backend, CountsTransfers, ProfilesKernels, @un
             var pointer: UnsafePointer<UInt8>? = buffer.baseAddress
             return clCreateProgramWithBinary(context, 1, &dev, &length, &pointer, &binaryStatus, &err)
         }
-        guard let program else { return nil }
-        guard err == CL_SUCCESS, binaryStatus == CL_SUCCESS, clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS else {
-            clReleaseProgram(program)
-            return nil
+        guard let program, err == CL_SUCCESS, binaryStatus == CL_SUCCESS else {
+            if let program { clReleaseProgram(program) }
+            // The per-device status says what was wrong with the binary; `err` may only say "invalid".
+            return BinaryBuild(failure: binaryStatus != CL_SUCCESS ? binaryStatus : err)
         }
-        return program
+        let status = clBuildProgram(program, 1, &dev, options, nil, nil)
+        guard status == CL_SUCCESS else {
+            clReleaseProgram(program)
+            return BinaryBuild(failure: status)
+        }
+        return .built(program)
     }
 
     /// The driver's binary of a built program (one device), or `nil` where it gives none.

@@ -48,8 +48,10 @@ public struct ProgramBinaryCache: Sendable {
         }
     }
 
-    /// What the backend's details and `xai devices` say of kernel binaries kept by `cache` (`nil`: none).
-    static func summary(_ cache: ProgramBinaryCache?, isGPU: Bool) -> String {
+    /// What the backend's details and `xai devices` say of kernel binaries kept by `cache` (`nil`:
+    /// none); `reportsBuilds`: under `XAI_KERNEL_BUILD_LOG=1`, which compiles from source.
+    static func summary(_ cache: ProgramBinaryCache?, isGPU: Bool, reportsBuilds: Bool) -> String {
+        if reportsBuilds { return "compiled every run under XAI_KERNEL_BUILD_LOG=1 (for the compiler's report)" }
         if let cache { return "kept between runs in \(cache.folder.path) (XAI_PROGRAM_CACHE=off compiles every run)" }
         return "compiled every run" + (isGPU ? " (XAI_PROGRAM_CACHE=off)" : " (the driver may keep its own; XAI_PROGRAM_CACHE=on keeps them)")
     }
@@ -57,7 +59,8 @@ public struct ProgramBinaryCache: Sendable {
     /// The same for the backends this process would open on `info` (for `xai devices`).
     public static func summary(for info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         do {
-            return summary(try forDevice(info, environment: environment), isGPU: info.isGPU)
+            return summary(try forDevice(info, environment: environment), isGPU: info.isGPU,
+                           reportsBuilds: environment["XAI_KERNEL_BUILD_LOG"] == "1")
         } catch {
             return "\(error)"
         }

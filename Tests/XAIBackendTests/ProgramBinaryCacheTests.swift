@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import XAI
 import XAITestSupport
+import COpenCL
 @testable import XAIOpenCL
 
 /// Compiled OpenCL programs kept between processes (``ProgramBinaryCache``): a new backend (a new
@@ -88,11 +89,20 @@ final class ProgramBinaryCacheTests: XCTestCase {
         XCTAssertEqual(again.programsCompiled, 0, "the refused entry was replaced by the driver's own")
         XCTAssertEqual(again.programsRefused, 0)
 
+        // A build from a binary that fails for want of resources says nothing of the binary: the
+        // program is compiled, and its entry stays a binary.
+        let starved = try backend(cache)
+        starved.binaryBuildStatus = CL_OUT_OF_RESOURCES
+        XCTAssertEqual(try work(starved), want)
+        XCTAssertEqual(starved.programsCompiled, first.programsCompiled)
+        XCTAssertEqual(starved.programsRefused, 0)
+        guard case .binary? = cache.load(family: family, identity: identity) else { return XCTFail("the entry became a note") }
+
         // A driver that refuses the very binary it then makes again would do so every run: each
         // entry becomes a note saying so, and later backends compile those programs from source
         // without trying a binary or storing one.
         let refusing = try backend(cache)
-        refusing.refusesBinaries = true
+        refusing.binaryBuildStatus = CL_INVALID_BINARY
         XCTAssertEqual(try work(refusing), want)
         XCTAssertEqual(refusing.programsCompiled, first.programsCompiled)
         XCTAssertEqual(refusing.programsRefused, first.programsCompiled, "the driver's binaries are the ones it refused")
@@ -106,7 +116,7 @@ final class ProgramBinaryCacheTests: XCTestCase {
         XCTAssertEqual(later.programsCompiled, first.programsCompiled)
         XCTAssertEqual(later.programsRefused, 0, "nothing is refused again")
         XCTAssertEqual(try entries(folder).map { try Data(contentsOf: $0) }, notes, "and nothing is stored")
-        // A binary refused and then made differently is the replacement case above, not a note.
+        // Removing the notes (as a driver update does, with a new identity) fills the cache again.
         try entries(folder).forEach { try FileManager.default.removeItem(at: $0) }
         _ = try work(backend(cache))
         XCTAssertEqual(entries(folder).count, files.count, "filled again")
@@ -123,6 +133,7 @@ final class ProgramBinaryCacheTests: XCTestCase {
         let before = entries(folder)
         let reporting = try backend(cache)
         reporting.reportsBuilds = true
+        XCTAssertTrue(reporting.details.facts.contains { $0.0 == "kernel binaries" && $0.1.contains("XAI_KERNEL_BUILD_LOG") }, "\(reporting.details.facts)")
         _ = try work(reporting)
         XCTAssertEqual(reporting.programsFromCache, 0)
         XCTAssertGreaterThan(reporting.programsCompiled, 0)

@@ -21,14 +21,14 @@
 #      ResNet-50 convolution under both lowerings (im2col, implicit GEMM) and Winograd F(2x2)/F(4x4), then under both
 #      lowerings on the tensor cores (tf32, 3xtf32) beside the product-count default, the fastest per layer cached;
 #   6. the goal table's rows on --device gpu, with --json: `xai-bench ops` (the GEMM), `models`
-#      (ResNet-50 at batch 32 and 256, batch 1 with its kernel profile) and `methods` beside the CUDA
-#      peer rows of step 3;
-#   7. what steers the next session's work, after the goal rows: batch 32 under --precision tf32 (on
-#      the tuned table, with im2col and with implicit convolutions everywhere) and 3xtf32, then
+#      (ResNet-50 at batch 32, which brings batch 1, and 256), `methods` beside the CUDA peer rows of
+#      step 3, then batch 32 and 256 under --precision tf32 (beside PyTorch's default TF32 convolutions);
+#   7. what steers the next session's work, after the goal rows: batch 1's kernel profile; batch 32
+#      under tf32 with im2col and with implicit convolutions everywhere, and under 3xtf32; then
 #      `xai-bench precision` (maps under each beside fp32); batch 1 with and without the smaller
 #      tiles for small grids, fp32 and tf32; NVIDIA's build reports (registers, spills); a short
 #      `xai explain`'s wall time with every program compiled from source and from the kernel binary
-#      cache; then ViT-B/16 (exported there when torchvision is in the image).
+#      cache; then ViT-B/16 (exported there when torchvision is in the image);
 #   8. the issue's goal table (Tools/gpu/goals.py: every goal row beside its peer, met or not) and the
 #      tests' summary, in goals.md.
 # Without an NVIDIA OpenCL driver it says so, skips 4-7 and still returns the CUDA rows.
@@ -38,20 +38,26 @@ set -uo pipefail
 ROOT="$(pwd)"
 OUT="${OUT:-$ROOT/gpu-out}"; mkdir -p "$OUT"
 LOG="$OUT/log.txt"; : > "$LOG"
+# A reused folder (./gpu-out) must not lend an earlier call's rows to this call's table.
+(cd "$OUT" && rm -f goals.md tests.txt cuda_peers.json xai_tune.json xai_ops.json xai_models.json xai_models256.json xai_methods.json)
 QUICK="${XAI_GPU_QUICK:-0}"
 say() { echo "$*" | tee -a "$LOG"; }
 BUDGET="${XAI_GPU_BUDGET:-480}"
 case "$BUDGET" in ''|*[!0-9]*) echo "XAI_GPU_BUDGET must be a whole number of seconds, not '$BUDGET'" >&2; exit 2;; esac
+BUDGET=$((10#$BUDGET))   # decimal even with a leading zero
 DEADLINE=$((SECONDS + BUDGET))
 # step NAME SECONDS CMD...: runs CMD with a time limit, output appended to the log. The limit is
 # cut to what is left of the call's budget (5 s kept for the summary); under 10 s left, the step
-# is skipped (status 125) and the log says so.
+# is skipped (SKIPPED=1) and the log says so.
+SKIPPED=0
 step() {
     local name="$1" limit="$2"; shift 2
     local left=$((DEADLINE - SECONDS - 5))
+    SKIPPED=0
     if [ "$left" -lt 10 ]; then
         say "== $name: skipped, the call's budget (XAI_GPU_BUDGET=${BUDGET}s) is spent"
-        return 125
+        SKIPPED=1
+        return 0
     fi
     [ "$limit" -gt "$left" ] && limit=$left
     say "== $name (limit ${limit}s, $(date -u +%T))"
@@ -97,7 +103,7 @@ if [ -n "$NV_LIB" ]; then
 else
     say "== NVIDIA OpenCL driver: NOT FOUND (no ICD file naming it, not in ldconfig -p, not under /usr/local/nvidia): the OpenCL steps are skipped; the CUDA peer rows still run"
 fi
-# The GEMM tuning cache of this call only (step 5 writes it, step 6 reads it).
+# The GEMM tuning cache of this call only (step 5 writes it, steps 6 and 7 read it).
 XAI_CACHE_DIR=/tmp/xai-cache; rm -rf "$XAI_CACHE_DIR"
 # Rows for the goal table beyond the eight files that come back.
 ROWS=/tmp/xai-rows; rm -rf "$ROWS"; mkdir -p "$ROWS"
@@ -147,21 +153,22 @@ if [ "$HAVE_GPU" = 1 ]; then
         step "xai-bench methods" 300 "${XENV[@]}" "$B" methods --device gpu --model resnet18 --methods gradcam,occlusion --repeat 1 --slow-budget 1 --json "$OUT/xai_methods.json"
     else
         step "xai-bench tune" 180 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
-        # 6. The goal table's rows first: the GEMM (ops), ResNet-50 at batch 32, 256 and 1, the methods.
+        # 6. The goal table's rows first: the GEMM (ops), ResNet-50 at batch 32 and 256 (batch 1 comes
+        # with batch 32), the methods beside Captum, then batch 32 and 256 under TF32 (PyTorch's default
+        # for cuDNN convolutions, the tf32 goal's peer).
         step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
         step "xai-bench models (batch 256)" 50 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --json "$OUT/xai_models256.json"
-        # Batch 1, with the device time by kernel (profiling events) and launches per pass, in log.txt.
-        step "xai-bench models --profile (batch 1)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 3 --profile --profile-rows 12
         step "xai-bench methods" 150 "${XENV[@]}" "$B" methods --device gpu --model resnet50 \
             --methods saliency,gradcam,ig,smoothgrad,occlusion,occlusion-full,lime,kernelshap,rise --repeat 3 --slow-budget 10 \
             $([ -s "$OUT/cuda_peers.json" ] && echo --compare "$OUT/cuda_peers.json") --json "$OUT/xai_methods.json"
-        # 7. Tensor cores (issue 32, item 5): batch 32 under TF32 (PyTorch's default for cuDNN
-        # convolutions) and 3xTF32, then maps under each beside fp32 (rows in log.txt).
         step "xai-bench models (batch 32, tf32)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32 \
             --json "$ROWS/models_b32_tf32.json"
         step "xai-bench models (batch 256, tf32)" 40 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 256 --repeat 3 --precision tf32 \
             --json "$ROWS/models_b256_tf32.json"
+        # 7. What steers later work. Device time by kernel (profiling events) and launches per pass at
+        # batch 1, in log.txt.
+        step "xai-bench models --profile (batch 1)" 30 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 1 --repeat 3 --profile --profile-rows 12
         # The same with every convolution an im2col GEMM on the tensor cores, then every one implicit (conv_mma_*;
         # the row above takes step 5's per-layer measurements under tf32).
         step "xai-bench models (batch 32, tf32, im2col)" 30 "${XENV[@]}" XAI_CONV_LOWERING=im2col "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --precision tf32
@@ -186,7 +193,7 @@ if [ "$HAVE_GPU" = 1 ]; then
             t0=$(date +%s%N)
             step "xai explain, kernel binaries: $run" 60 env LD_LIBRARY_PATH="$LIBPATH" OCL_ICD_VENDORS="$OCL_ICD_VENDORS" XAI_CACHE_DIR=/tmp/xai-cache-explain \
                 XAI_PROGRAM_CACHE=$([ $run = off ] && echo off || echo on) "$PACK/bin/xai" "${EX[@]}" --out "/tmp/xai-explain-$run"
-            [ $? = 125 ] || say "== xai explain, kernel binaries $run: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+            [ "$SKIPPED" = 1 ] || say "== xai explain, kernel binaries $run: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
         done
         # ViT-B/16 (issue 34), where the image's Python has torchvision to export it (330 MB, not packed).
         if "$PY" -c "import torchvision" 2>/dev/null; then
@@ -198,7 +205,8 @@ if [ "$HAVE_GPU" = 1 ]; then
 fi
 # 8. The goal table and the tests' summary (not under the budget: it reads files, in well under a second).
 {
-    timeout 30 "$PY" Tools/gpu/goals.py "$OUT" "$ROWS" || echo "(Tools/gpu/goals.py failed: the rows are in log.txt and the JSON files)"
+    # The standard library only: the system's python3 where there is one, else the peers'.
+    timeout 30 "$(command -v python3 || echo "$PY")" Tools/gpu/goals.py "$OUT" "$ROWS" || echo "(Tools/gpu/goals.py failed: the rows are in log.txt and the JSON files)"
     echo; echo "tests:"; grep -E "error:|failed \(|Executed .* tests" "$LOG" | tail -15
 } > "$OUT/goals.md" 2>&1
 cat "$OUT/goals.md" >> "$LOG"
