@@ -26,6 +26,8 @@ public struct ProgramBinaryCache: Sendable {
     let capacity: Int
 
     static let magic = "xai OpenCL program binary 1\n"
+    /// What the folder may hold unless told otherwise: 256 MiB.
+    static let defaultCapacity = 256 << 20
     /// The line that ends a refused entry's header, in place of the binary's length and hash.
     static let refusedLine = "refused by this driver: compiled from source on every run\n"
 
@@ -40,8 +42,8 @@ public struct ProgramBinaryCache: Sendable {
     static func forDevice(_ info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ProgramBinaryCache? {
         let folder = GEMMTuningCache.folder(environment: environment).appendingPathComponent("programs")
         switch environment["XAI_PROGRAM_CACHE"]?.lowercased() {
-        case nil, "": return info.isGPU ? ProgramBinaryCache(folder: folder, capacity: 256 << 20) : nil
-        case "on": return ProgramBinaryCache(folder: folder, capacity: 256 << 20)
+        case nil, "": return info.isGPU ? ProgramBinaryCache(folder: folder, capacity: defaultCapacity) : nil
+        case "on": return ProgramBinaryCache(folder: folder, capacity: defaultCapacity)
         case "off": return nil
         case let text?:
             throw XAIError.invalidArgument(parameter: "XAI_PROGRAM_CACHE", value: text, reason: "must be on or off")
@@ -92,7 +94,8 @@ public struct ProgramBinaryCache: Sendable {
             // The header's last line (the binary's length and hash) ends the header; the whole
             // header, identity included, is then compared with the one this binary would have.
             let prefix = (Self.magic + identity + "\n").utf8.count
-            guard data.count > prefix, let newline = data.dropFirst(prefix).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            // A file shorter than the prefix has no newline past it.
+            guard let newline = data.dropFirst(prefix).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
             let binary = Array(data[(newline + 1)...])
             guard !binary.isEmpty, data.prefix(newline + 1).elementsEqual(Self.header(identity: identity, binary: binary)) else { return nil }
             entry = .binary(binary)

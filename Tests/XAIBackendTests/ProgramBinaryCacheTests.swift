@@ -159,16 +159,17 @@ final class ProgramBinaryCacheTests: XCTestCase {
 
         // XAI_PROGRAM_CACHE: on, off, else GPUs only; anything else names the variable.
         let env = ["XAI_CACHE_DIR": folder.path]
-        XCTAssertEqual(try ProgramBinaryCache.forDevice(first.info, environment: env.merging(["XAI_PROGRAM_CACHE": "on"]) { $1 })?.folder,
-                       folder.appendingPathComponent("programs"))
+        let on = try ProgramBinaryCache.forDevice(first.info, environment: env.merging(["XAI_PROGRAM_CACHE": "on"]) { $1 })
+        XCTAssertEqual(on?.folder, folder.appendingPathComponent("programs"))
+        XCTAssertEqual(on?.capacity, 256 << 20, "256 MiB, as docs/opencl.md says")
         XCTAssertNil(try ProgramBinaryCache.forDevice(first.info, environment: env.merging(["XAI_PROGRAM_CACHE": "OFF"]) { $1 }))
         XCTAssertEqual(try ProgramBinaryCache.forDevice(first.info, environment: env) != nil, first.info.isGPU)
         XCTAssertThrowsError(try ProgramBinaryCache.forDevice(first.info, environment: ["XAI_PROGRAM_CACHE": "sometimes"])) {
             XCTAssertTrue("\($0)".contains("XAI_PROGRAM_CACHE"), "\($0)")
         }
         // What `xai devices` says: the folder, compiled every run, or the variable's error.
-        let on = ProgramBinaryCache.summary(for: first.info, environment: env.merging(["XAI_PROGRAM_CACHE": "on"]) { $1 })
-        XCTAssertTrue(on.contains(folder.appendingPathComponent("programs").path), on)
+        let said = ProgramBinaryCache.summary(for: first.info, environment: env.merging(["XAI_PROGRAM_CACHE": "on"]) { $1 })
+        XCTAssertTrue(said.contains(folder.appendingPathComponent("programs").path), said)
         XCTAssertTrue(ProgramBinaryCache.summary(for: first.info, environment: ["XAI_PROGRAM_CACHE": "off"]).hasPrefix("compiled every run"))
         let wrong = ProgramBinaryCache.summary(for: first.info, environment: ["XAI_PROGRAM_CACHE": "sometimes"])
         XCTAssertTrue(wrong.contains("XAI_PROGRAM_CACHE") && wrong.contains("sometimes"), wrong)
