@@ -1107,8 +1107,8 @@ MUTANTS = [
     ("programs_trim_off", "Sources/XAIOpenCL/ProgramBinaryCache.swift", "for entry in entries where total > capacity {",
      "for entry in entries where total > Int.max {", 1, "ProgramBinaryCacheTests", "the folder grows without bound"),
     ("programs_default_everywhere", "Sources/XAIOpenCL/ProgramBinaryCache.swift",
-     "case nil, \"\": return info.isGPU ? ProgramBinaryCache(folder: folder, capacity: 256 << 20) : nil",
-     "case nil, \"\": return ProgramBinaryCache(folder: folder, capacity: 256 << 20)", 1, "ProgramBinaryCacheTests",
+     "case nil, \"\": return info.isGPU ? ProgramBinaryCache(folder: folder, capacity: defaultCapacity) : nil",
+     "case nil, \"\": return ProgramBinaryCache(folder: folder, capacity: defaultCapacity)", 1, "ProgramBinaryCacheTests",
      "PoCL, which keeps its own cache, keeps a second one by default"),
     # The convolution lowerings timed under each tensor-core arithmetic (ConvolutionLoweringTuner)
     ("lowering_tuner_faster", "Sources/XAIOpenCL/ConvolutionLoweringTuner.swift", "return t[1] < t[0] ? .implicit : .im2col",
