@@ -21,8 +21,9 @@ __kernel void conv2d_im2col(__global const float* x, const int x_offset, __globa
 }
 
 // Gathers the input gradient from dcol (same layout as col): one work-item per input element sums
-// the (ky, kx) taps that read it. No atomics.
-__kernel void conv2d_col2im(__global const float* dcol, __global float* dx, const int dx_offset, const int images, const int8 g0, const int8 g1) {
+// the (ky, kx) taps that read it. No atomics. The store is fused (gradient_store_value).
+__kernel void conv2d_col2im(__global const float* dcol, __global float* dx, const int dx_offset, const int images, const int8 g0, const int8 g1,
+                            BACKWARD_STORE_ARGS) {
     const int C = g0.s0, H = g0.s1, W = g0.s2, KH = g0.s3, KW = g0.s4, OH = g0.s5, OW = g0.s6;
     const int SH = g1.s0, SW = g1.s1, PT = g1.s2, PL = g1.s3, DH = g1.s4, DW = g1.s5;
     const int i = get_global_id(0);
@@ -38,7 +39,7 @@ __kernel void conv2d_col2im(__global const float* dcol, __global float* dx, cons
             acc += dcol[((long)n * C * KH * KW + (c * KH + ky) * KW + kx) * (OH * OW) + oy * OW + ox];
         }
     }
-    dx[dx_offset + i] = acc;
+    dx[dx_offset + i] = gradient_store_value(acc, dx_offset + i, R, has_res, gate_out, gate, p0, p1);
 }
 
 // One filter per channel (groups == C == Cout), with bias and activation epilogue (codes as common.cl).

@@ -1,42 +1,8 @@
 // Elementwise ops on flat float32 arrays (any layout; shapes are resolved on the host).
 // Unary op codes as in common.cl (UnaryOp.code in XAICore/Ops.swift).
+// unary_derivative is common.cl's.
 // Binary op codes: 0 add, 1 sub, 2 mul, 3 div. Broadcasting passes up to 8 output extents and the
 // operands' strides (0 along broadcast axes) as int8 vectors.
-
-inline float unary_derivative(int code, float v, float p0, float p1, int from_output) {
-    if (from_output) {
-        switch (code) {
-        case 1: return v > 0.0f ? 1.0f : 0.0f;
-        case 2: return (v > p0 && v < p1) ? 1.0f : 0.0f;
-        case 3: return v >= 0.0f ? 1.0f : p0;
-        case 4: return v * (1.0f - v);
-        case 5: return 1.0f - v * v;
-        case 12: return v;
-        case 13: return 0.5f / v;
-        default: return 1.0f;
-        }
-    }
-    switch (code) {
-    case 1: return v > 0.0f ? 1.0f : 0.0f;
-    case 2: return (v > p0 && v < p1) ? 1.0f : 0.0f;
-    case 3: return v >= 0.0f ? 1.0f : p0;
-    case 4: { float s = 1.0f / (1.0f + exp(-v)); return s * (1.0f - s); }
-    case 5: { float t = tanh(v); return 1.0f - t * t; }
-    case 6: { float s = 1.0f / (1.0f + exp(-v)); return s * (1.0f + v * (1.0f - s)); }
-    case 7: { float u = p0 * v + p1; return (u > 0.0f && u < 1.0f) ? p0 : 0.0f; }
-    case 8: return v < -3.0f ? 0.0f : (v > 3.0f ? 1.0f : (2.0f * v + 3.0f) / 6.0f);
-    case 9: return 0.5f * (1.0f + erf(v * 0.70710678118654752f)) + v * exp(-0.5f * v * v) * 0.39894228040143268f;
-    case 10: {
-        float t = tanh(0.79788456080286536f * (v + 0.044715f * v * v * v));
-        return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * 0.79788456080286536f * (1.0f + 3.0f * 0.044715f * v * v);
-    }
-    case 11: return 1.12837916709551257f * exp(-v * v);
-    case 12: return exp(v);
-    case 13: return 0.5f / sqrt(v);
-    case 14: return p0 == 0.0f ? 0.0f : (p0 == 2.0f ? 2.0f * v : p0 * pow(v, p0 - 1.0f));
-    default: return 1.0f;
-    }
-}
 
 inline float binary_apply(int op, float a, float b) {
     switch (op) {

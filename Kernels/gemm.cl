@@ -6,6 +6,9 @@
 // offsets A, B, C by their batch strides (one GEMM per image and group of a convolution).
 // R (read when has_res) is laid out as C, with C's offset and strides: a ResNet's skip
 // connection added in the store, so the block's sum and rectifier take no launches of their own.
+// gate_out (read when gate, an activation code) is laid out as C too: the store multiplies by that
+// activation's derivative at gate_out, its output (a backward's store, where act is the identity and p0,
+// p1 are the gate's parameters: common.cl's gemm_epilogue_value).
 // Activation codes as in common.cl.
 //   gemm_tiled (GPUs): a work-group of (TS/WPT)^2 work-items computes a TS x TS tile of C through
 //     local memory, each work-item a WPT x WPT register block, stepping through K in slices of TK.
@@ -243,7 +246,7 @@ void gemm_tiled(const int M, const int N, const int K,
                 __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
                 __global float* C, const int c_offset, const int ldc, const int c_batch,
                 const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
-                __global const float* R, const int has_res,
+                __global const float* R, const int has_res, __global const float* gate_out, const int gate,
                 const int act, const float p0, const float p1) {
     const int tx = get_local_id(0), ty = get_local_id(1);   // tx along N, ty along M
     const int n0 = get_group_id(0) * TS, m0 = get_group_id(1) * TS;
@@ -252,6 +255,7 @@ void gemm_tiled(const int M, const int N, const int K,
     B += b_offset + b * b_batch;
     C += c_offset + b * c_batch;
     R += c_offset + b * c_batch;
+    gate_out += c_offset + b * c_batch;
 
     // Aligned for the sub-blocks' float4 reads.
     __local float As[(DB + 1) * TILE_FLOATS] __attribute__((aligned(16)));
@@ -291,16 +295,17 @@ void gemm_tiled(const int M, const int N, const int K,
         for (int j = 0; j < WPT; j++) {
             int gn = n0 + SUB_INDEX(tx, j);
             if (gn >= N) continue;
-            C[gm * ldc + gn] = gemm_epilogue_value(acc[i][j], gm, gn, alpha, bias, bias_offset, bias_mode, R, has_res, ldc, act, p0, p1);
+            C[gm * ldc + gn] = gemm_epilogue_value(acc[i][j], gm, gn, alpha, bias, bias_offset, bias_mode, R, has_res, gate_out, gate, ldc, act, p0, p1);
         }
     }
 }
 
-// The epilogue alone, in place: C[b][i][j] = act(C[b][i][j] + bias + R[b][i][j]), for a C another
-// GEMM wrote (alpha already applied). One work-item per element; axis 2 is the batch.
+// The epilogue alone, in place: C[b][i][j] = act(C[b][i][j] + bias + R[b][i][j]), times the gate's
+// derivative at gate_out[b][i][j], for a C another GEMM wrote (alpha already applied). One work-item per
+// element; axis 2 is the batch.
 __kernel void gemm_epilogue(const int M, const int N, __global float* C, const int c_offset, const int ldc, const int c_batch,
                             __global const float* bias, const int bias_offset, const int bias_mode,
-                            __global const float* R, const int has_res,
+                            __global const float* R, const int has_res, __global const float* gate_out, const int gate,
                             const int act, const float p0, const float p1) {
     const int j = get_global_id(0), i = get_global_id(1), b = get_global_id(2);
     if (j >= N || i >= M) return;
@@ -309,7 +314,9 @@ __kernel void gemm_epilogue(const int M, const int N, __global float* C, const i
     if (bias_mode == 1) v += bias[bias_offset + j];
     else if (bias_mode == 2) v += bias[bias_offset + i];
     if (has_res) v += R[at];
-    C[at] = unary_apply(act, v, p0, p1);
+    v = unary_apply(act, v, p0, p1);
+    if (gate) v = v * unary_derivative(gate, gate_out[at], p0, p1, 1);
+    C[at] = v;
 }
 
 // CPU variant: no local memory, no barriers; each work-item computes CPU_ROWS rows x 16 columns
@@ -323,7 +330,7 @@ __kernel void gemm_rows(const int M, const int N, const int K,
                         __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
                         __global float* C, const int c_offset, const int ldc, const int c_batch,
                         const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
-                        __global const float* R, const int has_res,
+                        __global const float* R, const int has_res, __global const float* gate_out, const int gate,
                         const int act, const float p0, const float p1) {
     const int n0 = get_global_id(0) * 16, m0 = get_global_id(1) * CPU_ROWS;
     const int b = get_global_id(2);
@@ -332,6 +339,7 @@ __kernel void gemm_rows(const int M, const int N, const int K,
     B += b_offset + b * b_batch;
     C += c_offset + b * c_batch;
     R += c_offset + b * c_batch;
+    gate_out += c_offset + b * c_batch;
     const int rows = min(CPU_ROWS, M - m0);
     const int cols = min(16, N - n0);
     float16 acc[CPU_ROWS];
@@ -360,7 +368,9 @@ __kernel void gemm_rows(const int M, const int N, const int K,
             if (bias_mode == 1) v += bias[bias_offset + n0 + j];
             else if (bias_mode == 2) v += bias[bias_offset + gm];
             if (has_res) v += R[gm * ldc + n0 + j];
-            C[gm * ldc + n0 + j] = unary_apply(act, v, p0, p1);
+            v = unary_apply(act, v, p0, p1);
+            if (gate) v = v * unary_derivative(gate, gate_out[gm * ldc + n0 + j], p0, p1, 1);
+            C[gm * ldc + n0 + j] = v;
         }
     }
 }
@@ -372,7 +382,7 @@ __kernel void gemm_dot(const int M, const int N, const int K,
                        __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
                        __global float* C, const int c_offset, const int ldc, const int c_batch,
                        const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
-                       __global const float* R, const int has_res,
+                       __global const float* R, const int has_res, __global const float* gate_out, const int gate,
                        const int act, const float p0, const float p1) {
     const int n0 = get_global_id(0) * 4, m0 = get_global_id(1) * 4;
     const int b = get_global_id(2);
@@ -381,6 +391,7 @@ __kernel void gemm_dot(const int M, const int N, const int K,
     B += b_offset + b * b_batch;
     C += c_offset + b * c_batch;
     R += c_offset + b * c_batch;
+    gate_out += c_offset + b * c_batch;
     __global const float* ar[4];
     __global const float* bc[4];
     for (int i = 0; i < 4; i++) ar[i] = A + min(m0 + i, M - 1) * a_row;
@@ -410,7 +421,9 @@ __kernel void gemm_dot(const int M, const int N, const int K,
             if (bias_mode == 1) v += bias[bias_offset + gn];
             else if (bias_mode == 2) v += bias[bias_offset + gm];
             if (has_res) v += R[gm * ldc + gn];
-            C[gm * ldc + gn] = unary_apply(act, v, p0, p1);
+            v = unary_apply(act, v, p0, p1);
+            if (gate) v = v * unary_derivative(gate, gate_out[gm * ldc + gn], p0, p1, 1);
+            C[gm * ldc + gn] = v;
         }
     }
 }
@@ -493,7 +506,7 @@ __kernel void conv_rows_forward(__global const float* x, __global const float* w
 // weight x output gradient at the output pixel the tap maps the input pixel to; taps with no such
 // pixel add nothing (a tap whose output row does not exist is skipped whole).
 __kernel void conv_rows_backward(__global const float* gy, __global const float* w, __global float* dx,
-                                 const int8 g0, const int8 g1) {
+                                 const int8 g0, const int8 g1, BACKWARD_STORE_ARGS) {
     CONV_GEOMETRY;
     const int runs = (W + 15) / 16;
     const int iy = get_global_id(0) / runs, ix0 = get_global_id(0) % runs * 16;
@@ -542,7 +555,7 @@ __kernel void conv_rows_backward(__global const float* gy, __global const float*
         float out[16];
         vstore16(acc[i], 0, out);
         const int at = (n * C + g * cinG + m0 + i) * (H * W) + iy * W + ix0;
-        for (int j = 0; j < cols; j++) dx[at + j] = out[j];
+        for (int j = 0; j < cols; j++) dx[at + j] = gradient_store_value(out[j], at + j, R, has_res, gate_out, gate, p0, p1);
     }
 }
 
@@ -759,7 +772,7 @@ inline void conv_fetch_dy_runs(const int K, const int k0, const int lid, __globa
 // tiled K loop over the output channels per tap, its sum added where the tap reaches a pixel.
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void conv_tiled_backward(__global const float* gy, __global const float* w, __global float* dx,
-                         const int8 g0, const int8 g1) {
+                         const int8 g0, const int8 g1, BACKWARD_STORE_ARGS) {
     CONV_GEOMETRY;
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int n0 = get_group_id(0) * TS, m0 = get_group_id(1) * TS, g = get_global_id(2);
@@ -854,8 +867,8 @@ void conv_tiled_backward(__global const float* gy, __global const float* w, __gl
         for (int j = 0; j < WPT; j++) {
             const int gn = n0 + SUB_INDEX(tx, j);
             if (gn >= NT) continue;
-            const int img = gn / HW;
-            dx[(img * C + g * cinG + gm) * HW + gn - img * HW] = acc[i][j];
+            const int img = gn / HW, at = (img * C + g * cinG + gm) * HW + gn - img * HW;
+            dx[at] = gradient_store_value(acc[i][j], at, R, has_res, gate_out, gate, p0, p1);
         }
     }
 }

@@ -316,7 +316,7 @@ void gemm_mma(const int M, const int N, const int K,
               __global const float* B, const int b_offset, const int b_row, const int b_col, const int b_batch,
               __global float* C, const int c_offset, const int ldc, const int c_batch,
               const float alpha, __global const float* bias, const int bias_offset, const int bias_mode,
-              __global const float* R, const int has_res,
+              __global const float* R, const int has_res, __global const float* gate_out, const int gate,
               const int act, const float p0, const float p1) {
     MMA_PROLOGUE;
     const int n0 = get_group_id(0) * MMA_BN, m0 = get_group_id(1) * MMA_BM;
@@ -325,6 +325,7 @@ void gemm_mma(const int M, const int N, const int K,
     B += b_offset + b * b_batch;
     C += c_offset + b * c_batch;
     R += c_offset + b * c_batch;
+    gate_out += c_offset + b * c_batch;
 #define MMA_FETCH(k0_, ra, rb) do { \
         mma_fetch_a(M, K, m0, (k0_), lid, A, a_row, a_col, ra); \
         mma_fetch_b(N, K, n0, (k0_), lid, B, b_row, b_col, rb); \
@@ -336,7 +337,7 @@ void gemm_mma(const int M, const int N, const int K,
     MMA_FOR_EACH_ACCUMULATOR {
         const int gm = m0 + MMA_ROW(i, r), gn = n0 + MMA_COL(j, r);
         if (gm < M && gn < N) {
-            C[gm * ldc + gn] = gemm_epilogue_value(acc[i][j][r], gm, gn, alpha, bias, bias_offset, bias_mode, R, has_res, ldc, act, p0, p1);
+            C[gm * ldc + gn] = gemm_epilogue_value(acc[i][j][r], gm, gn, alpha, bias, bias_offset, bias_mode, R, has_res, gate_out, gate, ldc, act, p0, p1);
         }
     }
 }
@@ -383,7 +384,7 @@ void conv_mma_forward(__global const float* x, __global const float* w, __global
 // the tap reaches the pixel, taps in order as conv2d_col2im adds them.
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1)))
 void conv_mma_backward(__global const float* gy, __global const float* w, __global float* dx,
-                       const int8 g0, const int8 g1) {
+                       const int8 g0, const int8 g1, BACKWARD_STORE_ARGS) {
     CONV_GEOMETRY;
     MMA_PROLOGUE;
     const int n0 = get_group_id(0) * MMA_BN, m0 = get_group_id(1) * MMA_BM, group = get_global_id(2);
@@ -439,8 +440,8 @@ void conv_mma_backward(__global const float* gy, __global const float* w, __glob
     MMA_FOR_EACH_ACCUMULATOR {
         const int gm = m0 + MMA_ROW(i, r), gn = n0 + MMA_COL(j, r);
         if (gm < cinG && gn < NT) {
-            const int img = gn / HW;
-            dx[(img * C + group * cinG + gm) * HW + gn - img * HW] = acc[i][j][r];
+            const int img = gn / HW, at = (img * C + group * cinG + gm) * HW + gn - img * HW;
+            dx[at] = gradient_store_value(acc[i][j][r], at, R, has_res, gate_out, gate, p0, p1);
         }
     }
 }

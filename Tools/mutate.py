@@ -14,6 +14,7 @@ Not part of `make test` (a rebuild per mutant: about an hour on 2 cores).
     python3 Tools/mutate.py                 # every mutant
     python3 Tools/mutate.py conv_ pillow    # the mutants whose id contains one of the words
     python3 Tools/mutate.py --list
+    python3 Tools/mutate.py --no-older store_   # skip the older-tests run (about half the time a mutant)
 
 Also reports, for each caught mutant, whether the tests that existed before the round that added
 this harness would have caught it (the `NEW_TESTS` classes skipped): the mutants that needed new
@@ -414,7 +415,7 @@ MUTANTS = [
      "OpCaseTests", "GELU's derivative drops the x of x phi(x)"),
     ("gelu_tanh_cubic", "Sources/XAICore/Ops+Evaluation.swift", "(x + 0.044715 * x * x * x)", "(x + 0.044715 * x * x)", 1,
      "OpCaseTests", "GELU's tanh approximation squares instead of cubing"),
-    ("cl_gelu_derivative", "Kernels/elementwise.cl", "+ v * exp(-0.5f * v * v) * 0.39894228040143268f", "+ exp(-0.5f * v * v) * 0.39894228040143268f", 1,
+    ("cl_gelu_derivative", "Kernels/common.cl", "+ v * exp(-0.5f * v * v) * 0.39894228040143268f", "+ exp(-0.5f * v * v) * 0.39894228040143268f", 1,
      "OpCaseTests", "GELU's derivative on OpenCL drops the x of x phi(x)"),
     ("cl_erf_code", "Kernels/common.cl", "case 11: return erf(x);", "case 11: return tanh(x);", 1, "OpCaseTests",
      "Erf on OpenCL computes tanh"),
@@ -590,8 +591,8 @@ MUTANTS = [
      "            case .deconvolution:\n                return try backend.unaryBackward(.relu, gradOutput: try backend.unary(.relu, gy), value: try value(), valueIsOutput: valueIsOutput)", 1,
      "PropagationMethodTests", "deconvolution masks by where the unit was active, as guided backpropagation does"),
     ("fused_relu_ignores_rules", "Sources/XAIGraph/Executor.swift",
-     "            let g = try rules.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)\n            var r: [Int: DeviceArray] = [:]",
-     "            let g = try PropagationRules.gradient.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)\n            var r: [Int: DeviceArray] = [:]", 1,
+     "            let g = activationDone ? gy : try rules.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)\n            var r: [Int: DeviceArray] = [:]",
+     "            let g = activationDone ? gy : try PropagationRules.gradient.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)\n            var r: [Int: DeviceArray] = [:]", 1,
      "PropagationMethodTests", "a ReLU fused into a convolution takes the gradient whatever the rules"),
     ("hirescam_drops_gradient", "Sources/XAIMethods/CAMFamily.swift", "        case .hiResCAM:\n            weighted = try be.binary(.mul, a, g)",
      "        case .hiResCAM:\n            weighted = a", 1, "MethodReferenceTests/testCAMFamilyMatchesCaptumAndPytorchGradCam", "HiResCAM sums the activations unweighted"),
@@ -1143,6 +1144,52 @@ MUTANTS = [
      "$0.tensorCores != nil }.count", 1, "TensorCoreTests", "the summary counts layers timed under another arithmetic"),
     ("perturbation_score_column", "Sources/XAIMethods/PerturbationEngine.swift", "starts: [0, target], sizes: [rows, 1])",
      "starts: [0, 0], sizes: [rows, 1])", 1, "PerturbationTests", "perturbed copies are scored on class 0, not the target"),
+    # Fused gradient stores (GradientStore; issue 32, "one launch where there are three", backward)
+    ("store_cl_no_sum", "Kernels/common.cl", "    if (has_res) v = R[at] + v;\n", "", 1, "GradientStoreTests",
+     "the input-gradient kernels' store drops the gradient already summed"),
+    ("store_cl_gate_from_input", "Kernels/common.cl", "    if (gate) v = v * unary_derivative(gate, gate_out[at], p0, p1, 1);",
+     "    if (gate) v = v * unary_derivative(gate, gate_out[at], p0, p1, 0);", 1, "GradientStoreTests",
+     "the store reads the activation's derivative as if the output were its input (sigmoid's differs)"),
+    ("store_cl_gate_params", "Kernels/common.cl", "    if (gate) v = v * unary_derivative(gate, gate_out[at], p0, p1, 1);",
+     "    if (gate) v = v * unary_derivative(gate, gate_out[at], 0.0f, 1.0f, 1);", 1, "GradientStoreTests",
+     "the store ignores the gate's parameters (clip's bounds, leaky ReLU's slope)"),
+    ("store_gemm_tiled_no_gate", "Kernels/common.cl", "    if (gate) v = v * unary_derivative(gate, gate_out[i * ldc + j], p0, p1, 1);", "", 1,
+     "GradientStoreTests", "1x1 layers' input gradients on the tiled and tensor-core GEMMs skip the gate"),
+    ("store_gemm_rows_no_gate", "Kernels/gemm.cl", "            if (gate) v = v * unary_derivative(gate, gate_out[gm * ldc + n0 + j], p0, p1, 1);", "", 1,
+     "GradientStoreTests", "1x1 layers' input gradients on gemm_rows (PoCL) skip the gate"),
+    ("store_gemm_epilogue_no_gate", "Kernels/gemm.cl", "    if (gate) v = v * unary_derivative(gate, gate_out[at], p0, p1, 1);", "", 1,
+     "GradientStoreTests", "CLBlast's epilogue skips the gate"),
+    ("store_gemm_gate_offset", "Kernels/gemm.cl", "    gate_out += c_offset + b * c_batch;", "", 2,
+     "GradientStoreTests", "gemm_rows reads every image's gate at the first image's"),
+    ("store_col2im_plain", "Kernels/conv.cl", "    dx[dx_offset + i] = gradient_store_value(acc, dx_offset + i, R, has_res, gate_out, gate, p0, p1);",
+     "    dx[dx_offset + i] = acc;", 1, "GradientStoreTests", "col2im's store ignores the fused store"),
+    ("store_gemm_gate_args", "Sources/XAIOpenCL/OpenCLBackend+Ops.swift", "let (p0, p1) = gate?.op.parameters ?? activation.parameters",
+     "let (p0, p1) = activation.parameters", 1, "GradientStoreTests", "the GEMMs get the identity's parameters for the gate's (clip, leaky ReLU)"),
+    ("store_depthwise_fused", "Sources/XAIOpenCL/OpenCLBackend+Ops.swift", "        if plan.isDepthwise && !store.isEmpty { return nil }\n", "", 1,
+     "GradientStoreTests", "depthwise layers, whose kernel has no fused store, claim to have done it"),
+    ("store_checked_no_shape_check", "Sources/XAICore/Backend+Checked.swift", "            if let array, array.shape != inputShape {",
+     "            if let array, array.shape.count != inputShape.count {", 1, "GradientStoreTests", "a store of another shape with as many elements is taken"),
+    ("store_executor_not_last", "Sources/XAIGraph/Executor.swift", "site.firstReader == index,", "true,", 1, "GradientStoreTests",
+     "the gate is applied at a value's first gradient, before the other consumers' are summed (ResNet's downsampling blocks)"),
+    ("store_executor_wrt_gated", "Sources/XAIGraph/Executor.swift", "site.firstReader == index, !wrt.contains(x),", "site.firstReader == index,", 1,
+     "GradientStoreTests", "a value whose own gradient is asked for gets it through its producer's activation"),
+    ("store_executor_guided_gated", "Sources/XAIGraph/Executor.swift", "site.activation != .relu || rules.relu == .gradient", "true", 1,
+     "GradientStoreTests", "guided backpropagation's rectifiers take the plain derivative in the store"),
+    ("store_executor_twice", "Sources/XAIGraph/Executor.swift", "if inputStore.activation != nil { throughActivation.insert(name) }", "", 1,
+     "GradientStoreTests", "the producer takes its activation's derivative again after the store did (leaky ReLU's twice)"),
+    ("store_executor_summed_twice", "Sources/XAIGraph/Executor.swift", "                    grads[name] = g\n                    if inputStore",
+     "                    grads[name] = try grads[name].map { try backend.binary(.add, $0, g) } ?? g\n                    if inputStore", 1,
+     "GradientStoreTests", "the sum the store made is added to the gradient again"),
+    ("store_executor_lrp", "Sources/XAIGraph/Executor.swift", "fusesGradientStores && rules.rescaleAgainst == nil && rules.lrp == nil",
+     "fusesGradientStores && rules.rescaleAgainst == nil", 1, "LRPTests",
+     "LRP's rules, which replace a convolution's backward, are told a store was fused that was not"),
+    ("store_cpu_no_sum", "Sources/CLoops/loops.c", "    if (acc) for (size_t i = 0; i < n; i++) dx[i] = acc[i] + dx[i];\n", "", 1,
+     "GradientStoreTests", "the CPU's one-pass store drops the sum"),
+    ("store_cpu_clip_as_relu", "Sources/XAICPU/CPUBackend+Conv.swift", "case .clip(let lo, let hi)?: gate = (2, lo, hi)", "case .clip?: gate = (1, 0, 0)", 1,
+     "GradientStoreTests", "the CPU's store takes clip's derivative as ReLU's"),
+    ("store_cpu_composes", "Sources/XAICPU/CPUBackend+Conv.swift", "        guard case .some(let acc) = inLayout(store.accumulated), case .some(let y) = inLayout(store.activation?.output) else {",
+     "        guard case .some(let acc) = inLayout(store.accumulated), case .some(let y) = inLayout(store.activation?.output), false else {", 1,
+     "GradientStoreTests", "the CPU never takes its one pass (the same bits, two more passes over memory)"),
 ]
 
 def run(cmd, cwd, log=None):
@@ -1209,6 +1256,8 @@ def main():
         for m in MUTANTS:
             print(f"{m[0]:32} {m[1]}: {m[6]}")
         return
+    older = "--no-older" not in args
+    args = [a for a in args if a != "--no-older"]
     chosen = [m for m in MUTANTS if not args or any(a in m[0] for a in args)]
     copy_tree()
     env_ci = dict(os.environ, CI="true")
@@ -1242,7 +1291,7 @@ def main():
                 skip = []
                 for t in NEW_TESTS:
                     skip += ["--skip", t]
-                before = None if tests == C_TESTS or tests.startswith("python/") else subprocess.run(test_command(tests, skip), cwd=TREE, env=env_ci,
+                before = None if not older or tests == C_TESTS or tests.startswith("python/") else subprocess.run(test_command(tests, skip), cwd=TREE, env=env_ci,
                                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0
                 status = "caught" if caught else "SURVIVED"
         finally:

@@ -27,6 +27,22 @@ XAI_CLONES void xai_clip_backward(const float *restrict g, const float *restrict
     }
 }
 
+XAI_CLONES void xai_gradient_store(float *restrict dx, const float *restrict acc, const float *restrict y, size_t n, int gate,
+                                   float lo, float hi) {
+    if (acc) for (size_t i = 0; i < n; i++) dx[i] = acc[i] + dx[i];
+    if (gate == 1) {
+        for (size_t i = 0; i < n; i++) {
+            const float gi = dx[i], yi = y[i];
+            dx[i] = yi > 0.0f ? gi : 0.0f;
+        }
+    } else if (gate == 2) {
+        for (size_t i = 0; i < n; i++) {
+            const float gi = dx[i], vi = y[i];
+            dx[i] = (vi > lo && vi < hi) ? gi : 0.0f;
+        }
+    }
+}
+
 XAI_CLONES void xai_relu(const float *restrict x, float *restrict out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = 0.0f >= x[i] ? 0.0f : x[i];
 }

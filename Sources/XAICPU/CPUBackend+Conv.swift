@@ -250,6 +250,59 @@ extension CPUBackend {
     }
 }
 
+extension CPUBackend {
+    /// The input gradient with `store` done in one pass over it, in place, chunk by chunk while
+    /// the chunk is in cache: the add and the gate (xai_gradient_store) where every operand has
+    /// the gradient's layout and the gate is ReLU's or clip's (the activations of the CNNs people
+    /// explain; others take the same pass through their derivative). Operands in other layouts are
+    /// composed, as the checked entry point would. Either way the bits of the add and the
+    /// activation's backward run apart (``binary(_:_:_:plan:)``, ``unaryBackward(_:value:plan:)``).
+    public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, store: GradientStore) throws -> DeviceArray? {
+        var dx = try conv2dBackwardInput(gradOutput, weight: weight, plan: plan)
+        let target = try storage(dx, "conv2dBackwardInput")
+        func inLayout(_ a: DeviceArray?) -> UnsafePointer<Float>?? {
+            guard let a else { return .some(nil) }
+            guard let s = a.storage as? CPUStorage, s.layout == target.layout, s.blockedShape == target.blockedShape,
+                  s.count == target.count, target.layout == .plain || blockedStorage(a) != nil else { return nil }
+            return .some(UnsafePointer(s.pointer))
+        }
+        guard case .some(let acc) = inLayout(store.accumulated), case .some(let y) = inLayout(store.activation?.output) else {
+            if let accumulated = store.accumulated { dx = try binary(.add, accumulated, dx) }
+            if let (op, output) = store.activation { dx = try unaryBackward(op, gradOutput: dx, value: output, valueIsOutput: true) }
+            return dx
+        }
+        Self.fusedStores.add()
+        let (pdx, count, op) = (target.pointer, target.count, store.activation?.op)
+        let gate: (code: Int32, lo: Float, hi: Float)?
+        switch op {
+        case nil: gate = (0, 0, 0)
+        case .relu?: gate = (1, 0, 0)
+        case .clip(let lo, let hi)?: gate = (2, lo, hi)
+        default: gate = nil
+        }
+        parallelFor(count, costPerItem: 4) { r in
+            let i = r.lowerBound
+            xai_gradient_store(pdx + i, acc.map { $0 + i }, y.map { $0 + i }, r.count, gate?.code ?? 0, gate?.lo ?? 0, gate?.hi ?? 0)
+            // Other activations: their derivative from the output, as unaryBackward takes it.
+            guard gate == nil, let op, let y else { return }
+            for j in r { pdx[j] = pdx[j] * Float(op.derivative(output: Double(y[j]))) }
+        }
+        return dx
+    }
+
+    /// Gradient stores done in the one pass (operands in the gradient's layout) so far in this process.
+    public static var fusedGradientStoreRuns: Int { fusedStores.value }
+    private static let fusedStores = RunCounter()
+}
+
+/// A count shared by every thread.
+final class RunCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func add() { lock.lock(); count += 1; lock.unlock() }
+}
+
 /// Which convolution algorithm 3x3 stride-1 layers use on oneDNN (`XAI_CONV_ALGO=auto|direct|winograd`).
 /// Every policy chooses by rule, never by timing, so two runs compute the same bits.
 public enum ConvolutionPolicy: String, Sendable, CaseIterable {

@@ -54,6 +54,27 @@ extension Backend {
         return try conv2dBackwardInput(gradOutput, weight: weight, plan: plan)
     }
 
+    /// ``conv2dBackwardInput(_:weight:params:inputShape:)`` stored through `store`: plus the
+    /// gradient already accumulated, times the derivative of the activation whose output the input
+    /// is. In the convolution's own stores where the backend has them, else composed (the same bits).
+    /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` when `store`'s arrays are not shaped as the input.
+    public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, params: Conv2DParams,
+                                    inputShape: Shape, store: GradientStore) throws -> DeviceArray {
+        for (what, array) in [("accumulated gradient", store.accumulated), ("activation output", store.activation?.output)] {
+            if let array, array.shape != inputShape {
+                throw XAIError.shapeMismatch(op: "conv2dBackwardInput (\(what))", expected: "the input's shape \(inputShape)", got: [array.shape])
+            }
+        }
+        if !store.isEmpty && supports(.conv2dBackwardInput) {
+            let plan = try ConvPlan(gradient: gradOutput.shape, weight: weight.shape, inputShape: inputShape, params: params)
+            if let fused = try conv2dBackwardInput(gradOutput, weight: weight, plan: plan, store: store) { return fused }
+        }
+        var dx = try conv2dBackwardInput(gradOutput, weight: weight, params: params, inputShape: inputShape)
+        if let accumulated = store.accumulated { dx = try binary(.add, accumulated, dx) }
+        if let (op, output) = store.activation { dx = try unaryBackward(op, gradOutput: dx, value: output, valueIsOutput: true) }
+        return dx
+    }
+
     /// Max or average pooling of `[N, C, H, W]`.
     public func pool2d(_ x: DeviceArray, params: Pool2DParams) throws -> DeviceArray {
         let plan = try PoolPlan(input: x.shape, params: params)

@@ -150,6 +150,11 @@ public protocol Backend: AnyObject, Sendable {
     /// output, in one pass where the backend has one; `nil` where it has not (the caller composes
     /// the gradient and a ReLU, the default).
     func guidedReLUBackward(_ gradOutput: DeviceArray, value: DeviceArray) throws -> DeviceArray?
+    /// ``conv2dBackwardInput(_:weight:plan:)`` with `store` done in the same kernels' stores, where
+    /// the backend has such stores; `nil` where it has not (the checked entry point composes the
+    /// convolution's gradient, an add and an activation's backward: the default). The result must
+    /// be the composition's, bit for bit. `store`'s arrays are shaped as `plan.input` (checked).
+    func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, store: GradientStore) throws -> DeviceArray?
     /// The gradient of a (bias-free, activation-free) convolution with respect to its input `[N, Cin, H, W]`.
     /// - Parameters:
     ///   - gradOutput: the gradient of the output, `plan.output`.
@@ -220,8 +225,31 @@ extension Backend {
     public func batchedGemm(_ a: DeviceArray, _ b: DeviceArray, plan: BatchedGemmPlan) throws -> DeviceArray? { nil }
     public func fusedStabilizedDivide(_ r: DeviceArray, by z: DeviceArray, stabilizer s: Float) throws -> DeviceArray? { nil }
     public func guidedReLUBackward(_ gradOutput: DeviceArray, value: DeviceArray) throws -> DeviceArray? { nil }
+    public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, store: GradientStore) throws -> DeviceArray? { nil }
     /// Backends that compute synchronously (the CPU) have nothing to wait for.
     public func synchronize() throws {}
+}
+
+/// What the store of an input gradient does besides writing it: `(accumulated + dx) *
+/// activation'(activationOutput)`. A backward that sums a value's gradients from its consumers and
+/// then carries the sum back through the activation that made the value (a ResNet block's
+/// shortcut and rectifier) can do both in the store of the value's last gradient instead of two
+/// elementwise launches, each a pass over the activation in memory.
+public struct GradientStore {
+    /// The gradient the value already has from its other consumers, added to this one; or `nil`.
+    public var accumulated: DeviceArray?
+    /// The activation whose output the value is, with that output: the store multiplies by the
+    /// activation's derivative, read from its output (as ``Backend/unaryBackward(_:gradOutput:value:valueIsOutput:)``
+    /// with `valueIsOutput`); or `nil`.
+    public var activation: (op: UnaryOp, output: DeviceArray)?
+
+    public init(accumulated: DeviceArray? = nil, activation: (op: UnaryOp, output: DeviceArray)? = nil) {
+        self.accumulated = accumulated
+        self.activation = activation?.op == .identity ? nil : activation
+    }
+
+    /// Whether the store only writes.
+    public var isEmpty: Bool { accumulated == nil && activation == nil }
 }
 
 /// What crossed between the host and a device with memory of its own, and how often the host

@@ -33,16 +33,58 @@ public final class Executor: Sendable {
     let shapeOnlyNodes: Set<Int>
     /// Values that are never negative (``Graph/nonNegativeValues()``).
     let nonNegativeValues: Set<String>
+    /// Values a convolution or fully connected layer outputs through an activation, with that
+    /// activation and the position of the first node that reads the value: where a backward may
+    /// finish the value's gradient in the store of its last contribution (``GradientStore``).
+    let activationOutputs: [String: (activation: UnaryOp, firstReader: Int)]
+    /// Whether backward passes fuse gradient stores (``GradientStore``); the same bits either way.
+    let fusesGradientStores: Bool
     private let shapeValues = ShapeValueCache()
 
-    public init(graph: Graph, backend: any Backend, profile: OpProfile? = nil) {
+    /// - Parameter fusesGradientStores: `false` runs every sum of gradients and every activation's
+    ///   backward as an operation of its own (for comparison; the same bits); `nil` reads
+    ///   `XAI_GRADIENT_STORES` (`fused`, the default, or `apart`).
+    public init(graph: Graph, backend: any Backend, profile: OpProfile? = nil, fusesGradientStores: Bool? = nil) {
         self.graph = graph
+        self.fusesGradientStores = fusesGradientStores ?? Self.gradientStoresFromEnvironment
         self.backend = backend
         self.profile = profile
         lastReads = graph.lastReads
         depthwisePairs = Self.depthwisePairs(graph)
         shapeOnlyNodes = Self.shapeOnlyNodes(graph)
         nonNegativeValues = graph.nonNegativeValues()
+        activationOutputs = Self.activationOutputs(graph)
+    }
+
+    /// `XAI_GRADIENT_STORES`: `apart` turns the fused stores off (to time them against the
+    /// operations they replace); another value is named on standard error once and ignored.
+    static let gradientStoresFromEnvironment: Bool = {
+        switch ProcessInfo.processInfo.environment["XAI_GRADIENT_STORES"] {
+        case nil, "fused": return true
+        case "apart": return false
+        case let other?:
+            FileHandle.standardError.write(Data("warning: XAI_GRADIENT_STORES=\(other) is neither fused nor apart; using fused\n".utf8))
+            return true
+        }
+    }()
+
+    static func activationOutputs(_ graph: Graph) -> [String: (activation: UnaryOp, firstReader: Int)] {
+        var firstReader: [String: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for name in node.inputs where !name.isEmpty && firstReader[name] == nil { firstReader[name] = i }
+        }
+        var outputs: [String: (activation: UnaryOp, firstReader: Int)] = [:]
+        for node in graph.nodes {
+            let activation: UnaryOp
+            switch node.op {
+            case .conv(_, let a, _): activation = a
+            case .gemm(_, _, _, _, let a): activation = a
+            default: continue
+            }
+            guard activation != .identity, node.outputs.count == 1, let first = firstReader[node.outputs[0]] else { continue }
+            outputs[node.outputs[0]] = (activation, first)
+        }
+        return outputs
     }
 
     static func shapeOnlyNodes(_ graph: Graph) -> Set<Int> {
@@ -577,7 +619,13 @@ public final class Executor: Sendable {
             }
             grads[name] = g
         }
-        for node in graph.nodes.reversed() {
+        // Gradients summed and carried back through their producer's activation in the store of
+        // their last contribution, a convolution's input gradient (GradientStore): the producer's
+        // rule then starts after its activation. Only under the gradient's own rules, which are
+        // the ones that sum and take the activation's derivative.
+        let storesFuse = fusesGradientStores && rules.rescaleAgainst == nil && rules.lrp == nil && rules.transformer == nil
+        var throughActivation: Set<String> = []
+        for (index, node) in graph.nodes.enumerated().reversed() {
             guard node.outputs.contains(where: { grads[$0] != nil }) else { continue }
             let needed = node.inputs.indices.filter { !node.inputs[$0].isEmpty && dependsOnWrt.contains(node.inputs[$0]) }
             if needed.isEmpty { continue }
@@ -600,14 +648,33 @@ public final class Executor: Sendable {
                 continue
             }
             guard let gy = grads[node.outputs[0]] else { continue }
+            var inputStore = GradientStore()
+            if storesFuse, case .conv = node.op, needed.contains(0), node.inputs.filter({ $0 == node.inputs[0] }).count == 1 {
+                let x = node.inputs[0]
+                inputStore.accumulated = grads[x]
+                // This node is x's last contribution when it is x's first reader; x's own gradient
+                // is not asked for (wrt) nor given (seeds).
+                if let site = activationOutputs[x], site.firstReader == index, !wrt.contains(x), seeds[x] == nil,
+                   site.activation != .relu || rules.relu == .gradient {
+                    inputStore.activation = (site.activation, try passValue(x, pass))
+                }
+            }
+            let activationDone = throughActivation.contains(node.outputs[0])
             let inputGrads: [Int: DeviceArray]
             do {
-                inputGrads = try profile.map { try $0.time(node, backward: true) { try vjp(node, pass, gy, needed, rules) } } ?? vjp(node, pass, gy, needed, rules)
+                inputGrads = try profile.map { try $0.time(node, backward: true) { try vjp(node, pass, gy, needed, rules, activationDone: activationDone, inputStore: inputStore) } }
+                    ?? vjp(node, pass, gy, needed, rules, activationDone: activationDone, inputStore: inputStore)
             } catch let e as XAIError {
                 throw e.inNode(node.name, op: node.op.name)
             }
             for (i, g) in inputGrads {
                 let name = node.inputs[i]
+                if i == 0 && !inputStore.isEmpty {
+                    // Already the sum (and through the activation): the store did both.
+                    grads[name] = g
+                    if inputStore.activation != nil { throughActivation.insert(name) }
+                    continue
+                }
                 grads[name] = try grads[name].map { try backend.binary(.add, $0, g) } ?? g
             }
         }
@@ -627,7 +694,13 @@ public final class Executor: Sendable {
 
     /// The gradient table: one rule per op, gradients for the inputs listed in `needed`; `rules`
     /// replace the gradient of the op kinds they override.
-    func vjp(_ node: Node, _ pass: Pass, _ gy: DeviceArray, _ needed: [Int], _ rules: PropagationRules) throws -> [Int: DeviceArray] {
+    /// - Parameters:
+    ///   - activationDone: `gy` is already through the node's fused activation (a consumer's
+    ///     gradient store took its derivative).
+    ///   - inputStore: how a convolution stores its input's gradient (``GradientStore``); the
+    ///     caller passes a non-empty one only to convolutions under the gradient's rules.
+    func vjp(_ node: Node, _ pass: Pass, _ gy: DeviceArray, _ needed: [Int], _ rules: PropagationRules,
+             activationDone: Bool = false, inputStore: GradientStore = GradientStore()) throws -> [Int: DeviceArray] {
         let be = backend
         func value(_ i: Int) throws -> DeviceArray { try passValue(node.inputs[i], pass) }
         func hostValue(_ i: Int) throws -> Tensor {
@@ -694,11 +767,11 @@ public final class Executor: Sendable {
             if needed.contains(where: { $0 == 1 || $0 == 2 }) {
                 throw XAIError.unsupported(op: "backward of \(node.op.name)", reason: "gradients flow to activations only, not to weights")
             }
-            let g = try rules.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)
+            let g = activationDone ? gy : try rules.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)
             var r: [Int: DeviceArray] = [:]
             if needed.contains(0) {
                 let x = try value(0), w = try value(1)
-                r[0] = try be.conv2dBackwardInput(g, weight: w, params: resolved(p, autoPad, x.shape, w.shape), inputShape: x.shape)
+                r[0] = try be.conv2dBackwardInput(g, weight: w, params: resolved(p, autoPad, x.shape, w.shape), inputShape: x.shape, store: inputStore)
             }
             if needed.contains(3) { r[3] = g }
             return r
@@ -709,7 +782,7 @@ public final class Executor: Sendable {
             return only(try be.binary(.mul, gy, try be.upload(try scale.reshaped(shape))))
         case .gemm(let ta, let tb, let alpha, _, let act):
             try requireInputOnly("weights")
-            let g = try rules.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)
+            let g = activationDone ? gy : try rules.activationBackward(act, gy, on: be, valueIsOutput: true, value: output)
             let w = try value(1)
             let dx = ta
                 ? try be.gemm(w, g, transposeA: tb, transposeB: true, alpha: alpha, bias: nil, activation: .identity)

@@ -18,8 +18,16 @@ extension OpenCLBackend {
                     b: cl_mem, bOffset: Int = 0, bRow: Int, bCol: Int, bBatch: Int = 0,
                     c: cl_mem, cOffset: Int = 0, ldc: Int, cBatch: Int = 0,
                     alpha: Float = 1, bias: cl_mem? = nil, biasOffset: Int = 0, biasMode: Int = 0, residual: cl_mem? = nil,
-                    activation: UnaryOp = .identity) throws {
-        let (p0, p1) = activation.parameters
+                    activation: UnaryOp = .identity, gate: (op: UnaryOp, output: cl_mem)? = nil) throws {
+        // The kernels' p0 and p1 are the activation's or, in a backward's store, the gate's.
+        if gate != nil && activation != .identity {
+            throw XAIError.unsupported(op: "gemm", reason: "a store with both an activation and a gate (an internal error)")
+        }
+        let (p0, p1) = gate?.op.parameters ?? activation.parameters
+        // bias, residual, gate and activation: the epilogue's arguments, the same in every kernel.
+        var epilogue: [KernelArg] = [.buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode)]
+        epilogue += [.buffer(residual ?? dummy), .int(residual == nil ? 0 : 1), .buffer(gate?.output ?? dummy), .int(Int(gate?.op.code ?? 0))]
+        epilogue += [.int(Int(activation.code)), .float(p0), .float(p1)]
         let global: [Int], local: [Int]?, kernel: String
         var family = "gemm", tiles: LaunchTiles?
         let t = tunables
@@ -29,13 +37,9 @@ extension OpenCLBackend {
             if try clblastGemm(m: m, n: n, k: k, batch: batch, a: a, aOffset: aOffset, aRow: aRow, aCol: aCol, aBatch: aBatch,
                                b: b, bOffset: bOffset, bRow: bRow, bCol: bCol, bBatch: bBatch,
                                c: c, cOffset: cOffset, ldc: ldc, cBatch: cBatch, alpha: alpha) {
-                guard bias != nil || residual != nil || activation != .identity else { return }
-                try launch("gemm", "gemm_epilogue", global: [n, m, batch], [
-                    .int(m), .int(n), .buffer(c), .int(cOffset), .int(ldc), .int(cBatch),
-                    .buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode),
-                    .buffer(residual ?? dummy), .int(residual == nil ? 0 : 1),
-                    .int(Int(activation.code)), .float(p0), .float(p1),
-                ])
+                guard bias != nil || residual != nil || activation != .identity || gate != nil else { return }
+                let output: [KernelArg] = [.int(m), .int(n), .buffer(c), .int(cOffset), .int(ldc), .int(cBatch)]
+                try launch("gemm", "gemm_epilogue", global: [n, m, batch], output + epilogue)
                 return
             }
             // Strides CLBlast cannot express (neither unit along a row nor along a column).
@@ -62,10 +66,8 @@ extension OpenCLBackend {
             .buffer(a), .int(aOffset), .int(aRow), .int(aCol), .int(aBatch),
             .buffer(b), .int(bOffset), .int(bRow), .int(bCol), .int(bBatch),
             .buffer(c), .int(cOffset), .int(ldc), .int(cBatch),
-            .float(alpha), .buffer(bias ?? dummy), .int(biasOffset), .int(bias == nil ? 0 : biasMode),
-            .buffer(residual ?? dummy), .int(residual == nil ? 0 : 1),
-            .int(Int(activation.code)), .float(p0), .float(p1),
-        ])
+            .float(alpha),
+        ] + epilogue)
     }
 
     public func gemm(_ a: DeviceArray, _ b: DeviceArray, plan: GemmPlan, alpha: Float, bias: DeviceArray?, activation: UnaryOp) throws -> DeviceArray {
@@ -277,6 +279,18 @@ extension OpenCLBackend {
     }
 
     public func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, plan: ConvPlan) throws -> DeviceArray {
+        try conv2dBackwardInput(gy, weight: weight, plan: plan, fusing: GradientStore())
+    }
+
+    /// The input gradient with `store` done in the kernels' stores: every lowering but the
+    /// depthwise one (`nil` there, and the checked entry point composes).
+    public func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, plan: ConvPlan, store: GradientStore) throws -> DeviceArray? {
+        if plan.isDepthwise && !store.isEmpty { return nil }
+        return try conv2dBackwardInput(gy, weight: weight, plan: plan, fusing: store)
+    }
+
+    /// The one body of both: the depthwise kernel has no fused store, so `store` is empty there.
+    private func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, plan: ConvPlan, fusing store: GradientStore) throws -> DeviceArray {
         let (os, p, inputShape) = (plan.output, plan.params, plan.input)
         let gm = try mem(gy, "conv2dBackwardInput"), wm = try mem(weight, "conv2dBackwardInput")
         let out = try allocate(inputShape)
@@ -288,18 +302,24 @@ extension OpenCLBackend {
             try launch("conv", "conv2d_depthwise_backward", global: [inputShape.count], [.buffer(gm), .buffer(wm), .buffer(dxm), .int(n), g0, g1])
             return out
         }
+        let accumulated = try store.accumulated.map { try mem($0, "conv2dBackwardInput") }
+        let gate = try store.activation.map { (op: $0.op, output: try mem($0.output, "conv2dBackwardInput")) }
+        let (gp0, gp1) = gate?.op.parameters ?? (0, 0)
+        let storeArgs: [KernelArg] = [.buffer(accumulated ?? dummy), .int(accumulated == nil ? 0 : 1),
+                                      .buffer(gate?.output ?? dummy), .int(Int(gate?.op.code ?? 0)), .float(gp0), .float(gp1)]
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
         if let (i0, i1) = implicitGeometry(plan, backward: true) {
             let (global, local, tiles) = implicitLaunch(rows: cinG, height: inputShape[2], width: inputShape[3], images: n, groups: p.groups)
             let (family, kernel) = implicitKernel("backward")
             try launch(family, kernel, global: global, local: local, tiles: tiles,
-                       [.buffer(gm), .buffer(wm), .buffer(dxm), i0, i1])
+                       [.buffer(gm), .buffer(wm), .buffer(dxm), i0, i1] + storeArgs)
             return out
         }
         if plan.isPointwise {
             try gemmLaunch(m: cin, n: plane, k: cout, batch: n, a: wm, aRow: 1, aCol: cin,
-                           b: gm, bRow: plane, bCol: 1, bBatch: cout * plane, c: dxm, ldc: plane, cBatch: cin * plane)
+                           b: gm, bRow: plane, bCol: 1, bBatch: cout * plane, c: dxm, ldc: plane, cBatch: cin * plane,
+                           residual: accumulated, gate: gate)
             return out
         }
         let chunk = imagesPerChunk(inputShape, weight.shape, os)
@@ -316,7 +336,7 @@ extension OpenCLBackend {
                                b: gm, bOffset: (img0 * cout + g * coutG) * plane, bRow: plane, bCol: 1, bBatch: cout * plane,
                                c: cm, cOffset: g * kG * plane, ldc: plane, cBatch: kAll * plane)
             }
-            try launch("conv", "conv2d_col2im", global: [nb * imageSize], [.buffer(cm), .buffer(dxm), .int(img0 * imageSize), .int(nb), g0, g1])
+            try launch("conv", "conv2d_col2im", global: [nb * imageSize], [.buffer(cm), .buffer(dxm), .int(img0 * imageSize), .int(nb), g0, g1] + storeArgs)
             img0 += nb
         }
         return out

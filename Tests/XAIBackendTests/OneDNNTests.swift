@@ -321,13 +321,18 @@ extension OneDNNTests {
 extension OneDNNTests {
     /// A 1x1 convolution and the depthwise one after it, fused into one oneDNN primitive, give
     /// what the two convolutions give run apart: stride 1 and 2, ReLU6 after each (MobileNetV2's
-    /// block). Whether oneDNN 2.6 offers a JIT kernel for the pair depends on the shapes (small
-    /// ones get its reference fusion, which is refused: `nil`, and the caller runs the two); the
-    /// first two shapes get one on AVX-512.
+    /// block). Whether oneDNN 2.6 offers a JIT kernel for the pair depends on the shapes and on
+    /// the machine (its heuristics weigh the caches): small shapes get its reference fusion, which
+    /// is refused (`nil`, and the caller runs the two); on the AMD EPYC (Zen 4) machines the first
+    /// two shapes got one, on an Intel Xeon (AVX-512, 2026-12-06) only the next two, MobileNetV2's
+    /// own (112 x 112 at stride 2, 56 x 56 at stride 1). Some shape must fuse, and each that does
+    /// must agree.
     func testFusedPointwiseThenDepthwiseEqualsTheTwoApart() throws {
         try XCTSkipIf(cpu.dnnl?.blockSize != 16, "the fused pair runs where oneDNN blocks channels by 16")
         let relu6 = UnaryOp.clip(0, 6)
-        for (size, stride, cin, channels, mustFuse) in [(28, 1, 32, 192, true), (56, 2, 16, 96, true), (21, 2, 24, 56, false)] {
+        var fusedShapes = 0
+        defer { XCTAssertGreaterThan(fusedShapes, 0, "no pair was fused") }
+        for (size, stride, cin, channels) in [(28, 1, 32, 192), (56, 2, 16, 96), (112, 2, 16, 96), (56, 1, 24, 144), (21, 2, 24, 56)] {
             let x = try cpu.upload(.uniform([4, cin, size, size], seed: UInt64(size)))
             let w = try cpu.upload(.uniform([channels, cin, 1, 1], in: -0.5...0.5, seed: 3))
             let b = try cpu.upload(.uniform([channels], seed: 4))
@@ -339,11 +344,9 @@ extension OneDNNTests {
             let before = CPUBackend.oneDNNFusedDepthwiseRuns
             let fused = try cpu.conv2dThenDepthwise(x, pointwise: ConvolutionStep(weight: w, bias: b, plan: first, activation: relu6),
                                                     depthwise: ConvolutionStep(weight: d, bias: c, plan: second, activation: relu6))
-            guard let fused else {
-                if mustFuse { XCTFail("size \(size), stride \(stride): the pair was not fused") }
-                continue
-            }
+            guard let fused else { continue }
             XCTAssertEqual(CPUBackend.oneDNNFusedDepthwiseRuns, before + 1)
+            fusedShapes += 1
             let mid = try cpu.conv2d(x, weight: w, bias: b, params: Conv2DParams(), activation: relu6)
             let apart = try cpu.conv2d(mid, weight: d, bias: c, params: dwParams, activation: relu6)
             XCTAssertEqual(fused.shape, apart.shape)

@@ -13,6 +13,10 @@ void xai_clip_backward(const float *g, const float *v, float *out, size_t n, flo
 void xai_relu(const float *x, float *out, size_t n);
 /// out[i] = a[i] op b[i]; op: 0 add, 1 subtract, 2 multiply, 3 divide.
 void xai_binary(int op, const float *a, const float *b, float *out, size_t n);
+/// A gradient's store in place (XAICore's GradientStore): dx[i] = acc[i] + dx[i] where acc is not
+/// NULL, then the gate: gate 1, ReLU's (y[i] > 0 ? dx[i] : 0); gate 2, clip's (lo < y[i] < hi ?
+/// dx[i] : 0); 0 none. The same bits as xai_binary's add, then xai_relu_backward or xai_clip_backward.
+void xai_gradient_store(float *dx, const float *acc, const float *y, size_t n, int gate, float lo, float hi);
 /// out[i] = relu(y[i] > 0 ? g[i] : 0) (guided backpropagation at a ReLU; NaN as the two loops give it).
 void xai_guided_relu_backward(const float *g, const float *y, float *out, size_t n);
 /// out[i] = r[i] / (z[i] + (z[i] >= 0 ? s : -s)) (LRP's stabilised division, Zennit's `stabilize`).
