@@ -1181,7 +1181,7 @@ MUTANTS = [
      "                    grads[name] = try grads[name].map { try backend.binary(.add, $0, g) } ?? g\n                    if inputStore", 1,
      "GradientStoreTests", "the sum the store made is added to the gradient again"),
     ("store_executor_lrp", "Sources/XAIGraph/Executor.swift", "fusesGradientStores && rules.rescaleAgainst == nil && rules.lrp == nil",
-     "fusesGradientStores && rules.rescaleAgainst == nil", 1, "LRPTests",
+     "fusesGradientStores && rules.rescaleAgainst == nil", 1, "PropagationMethodTests/testLRPMatchesZennit",
      "LRP's rules, which replace a convolution's backward, are told a store was fused that was not"),
     ("store_cpu_no_sum", "Sources/CLoops/loops.c", "    if (acc) for (size_t i = 0; i < n; i++) dx[i] = acc[i] + dx[i];\n", "", 1,
      "GradientStoreTests", "the CPU's one-pass store drops the sum"),

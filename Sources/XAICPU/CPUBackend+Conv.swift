@@ -260,6 +260,8 @@ extension CPUBackend {
     public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, store: GradientStore) throws -> DeviceArray? {
         var dx = try conv2dBackwardInput(gradOutput, weight: weight, plan: plan)
         let target = try storage(dx, "conv2dBackwardInput")
+        // An operand's floats in the gradient's layout: `.some(nil)` for no operand, `nil` for one
+        // in another layout (or of another backend).
         func inLayout(_ a: DeviceArray?) -> UnsafePointer<Float>?? {
             guard let a else { return .some(nil) }
             guard let s = a.storage as? CPUStorage, s.layout == target.layout, s.blockedShape == target.blockedShape,

@@ -215,18 +215,19 @@ final class GradientStoreTests: XCTestCase {
         }
     }
 
-    /// The checked entry point refuses a store whose arrays are not shaped as the input, naming
-    /// which, on every backend; an empty store is the plain gradient.
+    /// The checked entry point refuses a store whose arrays are not shaped as the input (here as
+    /// many elements, height and width swapped), naming which, on every backend; an empty store
+    /// is the plain gradient.
     func testStoresOfTheWrongShapeAreRefusedAndAnEmptyStoreIsThePlainGradient() throws {
         let c = ImplicitConvolutionTests.cases[0]
         for (_, b) in TestBackends.all() {
             let (gy, w, _, _) = try Self.operands(c, nil, on: b, seed: 3)
-            let wrong = try b.upload(Tensor.uniform([2, 5, 11, 12], seed: 4))
+            let wrong = try b.upload(Tensor.uniform([2, 5, 13, 11], seed: 4))
             for (store, what) in [(GradientStore(accumulated: wrong), "accumulated gradient"), (GradientStore(activation: (.relu, wrong)), "activation output")] {
                 XCTAssertThrowsError(try b.conv2dBackwardInput(gy, weight: w, params: c.params, inputShape: Shape(c.x), store: store), "\(b.name)") { error in
                     guard case XAIError.shapeMismatch(let op, _, let got) = error else { return XCTFail("\(b.name): \(error)") }
                     XCTAssertTrue(op.contains(what), "\(b.name): \(op)")
-                    XCTAssertEqual(got, [Shape([2, 5, 11, 12])], b.name)
+                    XCTAssertEqual(got, [Shape([2, 5, 13, 11])], b.name)
                 }
             }
             let plain = try b.download(try b.conv2dBackwardInput(gy, weight: w, params: c.params, inputShape: Shape(c.x)))
