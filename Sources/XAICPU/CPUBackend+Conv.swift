@@ -258,7 +258,7 @@ extension CPUBackend {
     /// composed, as the checked entry point would. Either way the bits of the add and the
     /// activation's backward run apart (``binary(_:_:_:plan:)``, ``unaryBackward(_:value:plan:)``).
     public func conv2dBackwardInput(_ gradOutput: DeviceArray, weight: DeviceArray, plan: ConvPlan, store: GradientStore) throws -> DeviceArray? {
-        var dx = try conv2dBackwardInput(gradOutput, weight: weight, plan: plan)
+        let dx = try conv2dBackwardInput(gradOutput, weight: weight, plan: plan)
         let target = try storage(dx, "conv2dBackwardInput")
         // An operand's floats in the gradient's layout: `.some(nil)` for no operand, `nil` for one
         // in another layout (or of another backend).
@@ -269,9 +269,7 @@ extension CPUBackend {
             return .some(UnsafePointer(s.pointer))
         }
         guard case .some(let acc) = inLayout(store.accumulated), case .some(let y) = inLayout(store.activation?.output) else {
-            if let accumulated = store.accumulated { dx = try binary(.add, accumulated, dx) }
-            if let (op, output) = store.activation { dx = try unaryBackward(op, gradOutput: dx, value: output, valueIsOutput: true) }
-            return dx
+            return try store.composed(dx, on: self)
         }
         Self.fusedStores.add()
         let (pdx, count, op) = (target.pointer, target.count, store.activation?.op)

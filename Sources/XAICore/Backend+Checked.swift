@@ -69,10 +69,7 @@ extension Backend {
             let plan = try ConvPlan(gradient: gradOutput.shape, weight: weight.shape, inputShape: inputShape, params: params)
             if let fused = try conv2dBackwardInput(gradOutput, weight: weight, plan: plan, store: store) { return fused }
         }
-        var dx = try conv2dBackwardInput(gradOutput, weight: weight, params: params, inputShape: inputShape)
-        if let accumulated = store.accumulated { dx = try binary(.add, accumulated, dx) }
-        if let (op, output) = store.activation { dx = try unaryBackward(op, gradOutput: dx, value: output, valueIsOutput: true) }
-        return dx
+        return try store.composed(try conv2dBackwardInput(gradOutput, weight: weight, params: params, inputShape: inputShape), on: self)
     }
 
     /// Max or average pooling of `[N, C, H, W]`.

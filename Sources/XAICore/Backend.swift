@@ -250,6 +250,15 @@ public struct GradientStore {
 
     /// Whether the store only writes.
     public var isEmpty: Bool { accumulated == nil && activation == nil }
+
+    /// The store as the operations it stands for, on `dx` (the bits every fused store must give):
+    /// the add, then the activation's backward from its output.
+    public func composed(_ dx: DeviceArray, on backend: any Backend) throws -> DeviceArray {
+        var dx = dx
+        if let accumulated { dx = try backend.binary(.add, accumulated, dx) }
+        if let (op, output) = activation { dx = try backend.unaryBackward(op, gradOutput: dx, value: output, valueIsOutput: true) }
+        return dx
+    }
 }
 
 /// What crossed between the host and a device with memory of its own, and how often the host
