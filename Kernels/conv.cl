@@ -63,9 +63,10 @@ __kernel void conv2d_depthwise(__global const float* x, __global const float* w,
     y[i] = unary_apply(act, acc, p0, p1);
 }
 
-// Input gradient of a depthwise convolution, gathered per input element.
+// Input gradient of a depthwise convolution, gathered per input element, through the fused
+// gradient store (common.cl).
 __kernel void conv2d_depthwise_backward(__global const float* gy, __global const float* w, __global float* dx,
-                                        const int images, const int8 g0, const int8 g1) {
+                                        const int images, const int8 g0, const int8 g1, BACKWARD_STORE_ARGS) {
     const int C = g0.s0, H = g0.s1, W = g0.s2, KH = g0.s3, KW = g0.s4, OH = g0.s5, OW = g0.s6;
     const int SH = g1.s0, SW = g1.s1, PT = g1.s2, PL = g1.s3, DH = g1.s4, DW = g1.s5;
     const int i = get_global_id(0);
@@ -81,7 +82,7 @@ __kernel void conv2d_depthwise_backward(__global const float* gy, __global const
             acc += gy[((n * C + c) * OH + oy) * OW + ox] * w[(c * KH + ky) * KW + kx];
         }
     }
-    dx[i] = acc;
+    dx[i] = gradient_store_value(acc, i, R, has_res, gate_out, gate, p0, p1);
 }
 
 // Winograd F(2x2, 3x3) for 3x3, stride-1, undilated, ungrouped layers: each 2 x 2 block of outputs

@@ -42,7 +42,7 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_REL = "Benchmarks/peers"  # how files are named in the output (no machine paths)
 
-PACKAGES = ["torch", "torchvision", "captum", "lime", "shap", "grad-cam",
+PACKAGES = ["torch", "torchvision", "captum", "lime", "shap", "grad-cam", "torchray",
             "scikit-image", "scikit-learn", "onnx", "onnxruntime", "numpy",
             "pillow", "opencv-python-headless", "scipy", "numba"]
 
@@ -498,6 +498,20 @@ def m_cks(ctx, scale):
     n = 1000 if scale == "full" else 128
     return lambda: a.attribute(ctx.x, target=ctx.target, feature_mask=mask, baselines=0,
                                n_samples=n, perturbations_per_eval=64)
+
+
+# Captum, lime, shap and pytorch-grad-cam have no RISE; TorchRay (facebookresearch) is the PyTorch
+# library that has one. Its rise() weighs the masks by the sigmoid of every class's logit and sums
+# the maps of all 1000 classes (one matmul per batch, about 1 % of the forwards' FLOPs at 4000
+# masks); rise_class then keeps the target's.
+@method("torchray_rise", "torchray",
+        "rise_class num_masks=4000, num_cells=7, p=0.5, batch_size=64 (masks made on the "
+        "model's device)", kind="slow")
+def m_rise(ctx, scale):
+    from torchray.attribution.rise import rise_class
+    n = 4000 if scale == "full" else 256
+    return lambda: rise_class(ctx.model, ctx.x, target=[ctx.target], num_masks=n, num_cells=7,
+                              p=0.5, batch_size=64)
 
 
 @method("lime_quickshift", "lime", "default segmentation alone: quickshift(kernel_size=4, "

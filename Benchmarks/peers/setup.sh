@@ -22,6 +22,10 @@ PY="${PYTHON:-python3}"
     scikit-image==0.26.0 scikit-learn==1.9.1 \
     onnx==1.23.2 onnxruntime==1.32.0 \
     numpy==2.4.6 pillow==13.0.0
-"$VENV/bin/python" -c "import torch, torchvision, captum, lime, shap, pytorch_grad_cam, skimage, onnx, onnxruntime; print('peer env OK: torch', torch.__version__)"
+# TorchRay (the RISE peer: Captum has none) without its declared dependencies: pycocotools and
+# pymongo serve its benchmark datasets, which RISE never touches; what rise() imports (matplotlib,
+# packaging) is already here through lime and pip.
+"$VENV/bin/python" -m pip install --no-deps torchray==1.0.0.2
+"$VENV/bin/python" -c "import torch, torchvision, captum, lime, shap, pytorch_grad_cam, skimage, onnx, onnxruntime; from torchray.attribution.rise import rise_class; print('peer env OK: torch', torch.__version__)"
 if [ "$VENV" = "$HOME/.xai-peerenv" ]; then PREFIX=""; else PREFIX="PEER_PY=$VENV/bin/python "; fi
 echo "run: ${PREFIX}bash $HERE/side_by_side.sh PROJECT_DIR OUT_DIR [resnet50|resnet18]   (after a release build)"

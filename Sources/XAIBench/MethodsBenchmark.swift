@@ -50,7 +50,7 @@ struct MethodsBenchmark: ParsableCommand {
         "saliency": ["captum_saliency"], "inputxgrad": ["captum_inputxgradient"], "ig": ["captum_integrated_gradients"],
         "smoothgrad": ["captum_smoothgrad"], "gradcam": ["gradcam_gradcam", "captum_layergradcam"], "gradcampp": ["gradcam_gradcampp"],
         "scorecam": ["gradcam_scorecam"], "occlusion": ["captum_occlusion"], "occlusion-full": ["captum_occlusion"], "slic": ["slic_segmentation"], "quickshift": ["lime_quickshift"],
-        "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"], "kernelshap-stable": ["captum_kernelshap"],
+        "lime": ["captum_lime", "lime_image"], "kernelshap": ["captum_kernelshap", "shap_partition"], "kernelshap-stable": ["captum_kernelshap"], "rise": ["torchray_rise"],
         "guidedbackprop": ["captum_guidedbackprop"], "deconvolution": ["captum_deconvolution"], "guidedgradcam": ["captum_guidedgradcam"],
         "gradientshap": ["captum_gradientshap"], "hirescam": ["gradcam_hirescam"], "eigencam": ["gradcam_eigencam"],
         "eigengradcam": ["gradcam_eigengradcam"], "deeplift": ["captum_deeplift"], "ablationcam": ["gradcam_ablationcam"], "fullgrad": ["gradcam_fullgrad"],

@@ -282,14 +282,12 @@ extension OpenCLBackend {
         try conv2dBackwardInput(gy, weight: weight, plan: plan, fusing: GradientStore())
     }
 
-    /// The input gradient with `store` done in the kernels' stores: every lowering but the
-    /// depthwise one (`nil` there, and the checked entry point composes).
+    /// The input gradient with `store` done in the kernels' stores, on every lowering.
     public func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, plan: ConvPlan, store: GradientStore) throws -> DeviceArray? {
-        if plan.isDepthwise && !store.isEmpty { return nil }
-        return try conv2dBackwardInput(gy, weight: weight, plan: plan, fusing: store)
+        try conv2dBackwardInput(gy, weight: weight, plan: plan, fusing: store)
     }
 
-    /// The one body of both: the depthwise kernel has no fused store, so `store` is empty there.
+    /// The one body of both.
     private func conv2dBackwardInput(_ gy: DeviceArray, weight: DeviceArray, plan: ConvPlan, fusing store: GradientStore) throws -> DeviceArray {
         let (os, p, inputShape) = (plan.output, plan.params, plan.input)
         let gm = try mem(gy, "conv2dBackwardInput"), wm = try mem(weight, "conv2dBackwardInput")
@@ -298,15 +296,15 @@ extension OpenCLBackend {
         let (n, cin, cout) = (inputShape[0], inputShape[1], os[1])
         let (g0, g1) = geometry(inputShape, weight.shape, os, p)
         let plane = os[2] * os[3]
-        if plan.isDepthwise {
-            try launch("conv", "conv2d_depthwise_backward", global: [inputShape.count], [.buffer(gm), .buffer(wm), .buffer(dxm), .int(n), g0, g1])
-            return out
-        }
         let accumulated = try store.accumulated.map { try mem($0, "conv2dBackwardInput") }
         let gate = try store.activation.map { (op: $0.op, output: try mem($0.output, "conv2dBackwardInput")) }
         let (gp0, gp1) = gate?.op.parameters ?? (0, 0)
         let storeArgs: [KernelArg] = [.buffer(accumulated ?? dummy), .int(accumulated == nil ? 0 : 1),
                                       .buffer(gate?.output ?? dummy), .int(Int(gate?.op.code ?? 0)), .float(gp0), .float(gp1)]
+        if plan.isDepthwise {
+            try launch("conv", "conv2d_depthwise_backward", global: [inputShape.count], [.buffer(gm), .buffer(wm), .buffer(dxm), .int(n), g0, g1] + storeArgs)
+            return out
+        }
         let cinG = cin / p.groups, coutG = cout / p.groups
         let kG = cinG * weight.shape[2] * weight.shape[3]
         if let (i0, i1) = implicitGeometry(plan, backward: true) {

@@ -31,6 +31,12 @@ public struct ProgramBinaryCache: Sendable {
     /// The line that ends a refused entry's header, in place of the binary's length and hash.
     static let refusedLine = "refused by this driver: compiled from source on every run\n"
 
+    /// The whole of a refused entry for `identity`: what ``markRefused(family:identity:)`` writes
+    /// and ``load(family:identity:)`` recognizes.
+    static func refusedNote(identity: String) -> Data {
+        Data((magic + identity + "\n" + refusedLine).utf8)
+    }
+
     /// What a header-checked entry holds.
     enum Entry: Equatable {
         case binary([UInt8])
@@ -88,7 +94,7 @@ public struct ProgramBinaryCache: Sendable {
         let url = file(family: family, identity: identity)
         guard let data = try? Data(contentsOf: url) else { return nil }
         let entry: Entry
-        if data.elementsEqual((Self.magic + identity + "\n" + Self.refusedLine).utf8) {
+        if data == Self.refusedNote(identity: identity) {
             entry = .refused
         } else {
             // The header's last line (the binary's length and hash) ends the header; the whole
@@ -106,7 +112,7 @@ public struct ProgramBinaryCache: Sendable {
 
     /// Replaces the entry for `identity` by a note that the driver refuses its own binary.
     func markRefused(family: String, identity: String) {
-        write(Data((Self.magic + identity + "\n" + Self.refusedLine).utf8), family: family, identity: identity)
+        write(Self.refusedNote(identity: identity), family: family, identity: identity)
     }
 
     /// Stores `binary` for `identity` (atomically), then trims the folder to ``capacity``; a folder

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The peer rows on CUDA: what a user gets from PyTorch, Captum and pytorch-grad-cam on the same
+"""The peer rows on CUDA: what a user gets from PyTorch, Captum, pytorch-grad-cam and TorchRay on the same
 GPU that `xai-bench --device gpu` runs on, with the settings of the CPU peer table
 (Benchmarks/peers/peer_bench.py): torchvision ResNet-50 with seeded random weights, skimage's
 chelsea at 224x224, the same method parameters.
@@ -154,6 +154,14 @@ def main():
     row("captum_kernelshap", "captum", f"KernelShap n_samples={samples}, SLIC 52 segments (not timed), perturbations_per_eval=64, baseline 0", 1,
         lambda: ks.attribute(x, target=target, feature_mask=mask, baselines=0, n_samples=samples, perturbations_per_eval=64))
     try:
+        # Captum has no RISE; TorchRay's (facebookresearch) is the PyTorch one, the settings of
+        # `xai-bench methods`' rise row (4000 masks, a 7x7 grid, p 0.5). It makes its masks on the GPU.
+        from torchray.attribution.rise import rise_class
+        row("torchray_rise", "torchray", f"rise_class num_masks={4 * samples}, num_cells=7, p=0.5, batch_size=64", 1,
+            lambda: rise_class(model, x, target=[target], num_masks=4 * samples, num_cells=7, p=0.5, batch_size=64))
+    except ImportError as e:
+        print(f"TorchRay missing: {e}", flush=True)
+    try:
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
         cam = GradCAM(model=model, target_layers=[model.layer4[-1]])
@@ -163,11 +171,11 @@ def main():
         print(f"pytorch-grad-cam missing: {e}", flush=True)
 
     versions = {"torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if DEV.type == "cuda" else None}
-    try:
-        import captum
-        versions["captum"] = captum.__version__
-    except ImportError:
-        pass
+    for name in ("captum", "torchray"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
     report = {"model": "resnet50", "device": torch.cuda.get_device_name(0) if DEV.type == "cuda" else "cpu", "versions": versions, "ceiling": ceiling,
               "precision": "fp32 (TF32 off for matmul and cuDNN), except the _tf32 rows (PyTorch's default: cuDNN TF32)", "results": results}
     with open(out_path, "w") as f:

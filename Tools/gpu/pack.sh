@@ -4,7 +4,7 @@
 #                      makes) with every shared library they load that a bare CUDA image lacks:
 #                      the Swift runtime, Foundation and XCTest, oneDNN + libgomp, OpenBLAS +
 #                      libgfortran, the OpenCL ICD loader, CLBlast, libpng, TurboJPEG.
-#   .gpu/whl/          wheels of the peers the CUDA image does not carry (captum, grad-cam, ttach).
+#   .gpu/whl/          wheels of the peers the CUDA image does not carry (captum, grad-cam, ttach, torchray).
 # glibc, libstdc++, libgcc_s and zlib stay the device's own: they are newer there, and an older copy
 # first on the library path would break the NVIDIA driver's own libraries.
 #
@@ -66,11 +66,14 @@ cp -a "$STAGE/." "$SCRATCH/"
 
 echo "== wheels for the CUDA peer rows"
 PY=python3; [ -x "$HOME/.xai-peerenv/bin/python" ] && PY="$HOME/.xai-peerenv/bin/python"
-if ! ls "$GPU/whl/"captum-0.9.0-*.whl "$GPU/whl/"grad_cam-1.5.7-*.whl "$GPU/whl/"ttach-0.0.3-*.whl >/dev/null 2>&1; then
+if ! ls "$GPU/whl/"captum-0.9.0-*.whl "$GPU/whl/"grad_cam-1.5.7-*.whl "$GPU/whl/"ttach-0.0.3-*.whl "$GPU/whl/"torchray-1.0.0.2-*.whl >/dev/null 2>&1; then
     rm -rf "$GPU/whl"; mkdir -p "$GPU/whl"
     "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$GPU/whl" captum==0.9.0 ttach==0.0.3
     # grad-cam is published as a source archive only: build its (pure Python) wheel here.
     "$PY" -m pip wheel -q --no-deps -w "$GPU/whl" grad-cam==1.5.7
+    # TorchRay (the RISE peer) is a source archive too; its pycocotools and pymongo serve datasets
+    # RISE never reads, so --no-deps, as run.sh installs every wheel.
+    "$PY" -m pip wheel -q --no-deps -w "$GPU/whl" torchray==1.0.0.2
 fi
 ls "$GPU/whl" | sed 's/^/  /'
 

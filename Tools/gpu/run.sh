@@ -117,13 +117,13 @@ HAVE_GPU=0
 [ "${XAI_GPU_ANY_DEVICE:-0}" = 1 ] && "${XENV[@]}" "$PACK/bin/xai" devices 2>/dev/null | grep -q '^gpu:0' && HAVE_GPU=1
 [ -n "$NV_LIB" ] && [ "$HAVE_GPU" = 0 ] && say "== the NVIDIA driver was found but xai lists no GPU: see the devices output above"
 
-# 3. The CUDA peer rows (torch is the image's; captum, grad-cam and ttach come as wheels).
+# 3. The CUDA peer rows (torch is the image's; captum, grad-cam, ttach and torchray come as wheels).
 if [ -d .gpu/whl ] && "${XAI_PEER_PY:-python3}" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/xai-site .gpu/whl/*.whl >> "$LOG" 2>&1; then
     export PYTHONPATH=/tmp/xai-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 PY="${XAI_PEER_PY:-python3}"
 PEER_ARGS=(); [ "$QUICK" = 1 ] && PEER_ARGS=(--quick)
-step "CUDA peers (PyTorch, Captum, pytorch-grad-cam)" 120 env PYTHONUNBUFFERED=1 "$PY" Tools/gpu/cuda_peers.py "$OUT/cuda_peers.json" "${PEER_ARGS[@]}"
+step "CUDA peers (PyTorch, Captum, pytorch-grad-cam, TorchRay)" 120 env PYTHONUNBUFFERED=1 "$PY" Tools/gpu/cuda_peers.py "$OUT/cuda_peers.json" "${PEER_ARGS[@]}"
 
 if [ "$HAVE_GPU" = 1 ]; then
     # 4. Tests: every op case, method reference and model check runs on each backend, the GPU included.
@@ -142,6 +142,8 @@ if [ "$HAVE_GPU" = 1 ]; then
     TESTS=$TESTS,XAIBackendTests.TileChoiceTests
     # Compiled programs kept between processes: NVIDIA's binaries loaded back, the same bits, damaged entries compiled again.
     TESTS=$TESTS,XAIBackendTests.ProgramBinaryCacheTests
+    # Fused gradient stores: every input-gradient kernel's sum and derivative have the composition's bits, ResNet and MobileNet backwards.
+    TESTS=$TESTS,XAIBackendTests.GradientStoreTests
     step "tests on every backend (GPU included)" $([ "$QUICK" = 1 ] && echo 300 || echo 150) "${XENV[@]}" "$PACK/bin/xaiPackageTests.xctest" "$TESTS"
 
     # 5. The GEMM and lowering search; 6. and 7. benchmarks on the GPU with its winners.

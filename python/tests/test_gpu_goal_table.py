@@ -56,9 +56,9 @@ def forward(b, s, r="forward"):
     return {"model": "resnet50", "batch": b, "row": r, "secondsPerImage": s}
 
 
-def method(name, s, captum=None, moved=None):
+def method(name, s, peer=None, moved=None, library="captum"):
     return {"method": name, "timing": {"median": s},
-            "peers": [] if captum is None else [{"library": "captum", "medianSeconds": captum}],
+            "peers": [] if peer is None else [{"library": library, "medianSeconds": peer}],
             **({"transfers": {"bytesToDevice": moved[0], "bytesFromDevice": moved[1]}} if moved else {})}
 
 
@@ -74,7 +74,7 @@ def test_made_up_files_meet_and_miss_their_goals(tmp_path):
     # SmoothGrad's counts are DeviceResidencyTests': the image in; the raw map and the logits out.
     write(tmp_path, "xai_methods.json", {"header": {"deviceDetails": "made up"}, "rows": [
         dict(method("ig", 9.0, 0.05), model="resnet18"), method("ig", 0.04, 0.05), method("smoothgrad", 0.05, 0.04, (IMAGE, MAP + LOGITS)),
-        method("occlusion", 0.1, 0.25), method("lime", 0.2, 0.3), method("rise", 0.3), method("kernelshap", 0.4)]})
+        method("occlusion", 0.1, 0.25), method("lime", 0.2, 0.3), method("rise", 0.3, 0.5, library="torchray"), method("kernelshap", 0.4)]})
     text = goals().table(str(tmp_path))
     assert text.startswith("xai: made up; peers: GPU") and "\n|---|---|---|---|---|---|\n" in text
     assert row(text, "fp32 GEMM 4096^3")[3:] == ["82.0 %", ">= 80 % of cuBLAS", "met"]
@@ -89,13 +89,19 @@ def test_made_up_files_meet_and_miss_their_goals(tmp_path):
     assert row(text, "occlusion")[3:] == ["0.400", "<= 0.5x Captum", "met"]
     assert row(text, "LIME")[3:] == ["0.667", "<= 0.5x Captum", "not met"]
     assert row(text, "KernelSHAP")[2:] == ["no Captum row", "-", "<= 0.5x Captum", "no peer"]
-    assert row(text, "RISE")[1:] == ["300.000 ms", "Captum has no RISE", "-", "<= 0.5x Captum", "no peer"]
+    # Captum has no RISE: TorchRay's is its peer.
+    assert row(text, "RISE")[1:] == ["300.000 ms", "TorchRay 500.000 ms", "0.600", "<= 0.5x TorchRay (Captum has no RISE)", "not met"]
     assert row(text, "host-device bytes, SmoothGrad (per image)")[1:3] == ["in 0.602 MB, out 0.606 MB",
                                                                         "image 0.602 MB in; map 0.602 MB and logits 0.004 MB out"]
     assert row(text, "host-device bytes, SmoothGrad (per image)")[-1] == "met"
     # 4 KiB past the image is within the slack for the target and scalars.
     write(tmp_path, "xai_methods.json", {"rows": [method("smoothgrad", 0.05, 0.04, (IMAGE + 4096, MAP + LOGITS))]})
     assert row(goals().table(str(tmp_path)), "host-device bytes, SmoothGrad (per image)")[-1] == "met"
+    # RISE at half TorchRay's time meets its goal; Captum's row (were there one) is not its peer.
+    write(tmp_path, "xai_methods.json", {"rows": [method("rise", 0.25, 0.5, library="torchray")]})
+    assert row(goals().table(str(tmp_path)), "RISE")[3:] == ["0.500", "<= 0.5x TorchRay (Captum has no RISE)", "met"]
+    write(tmp_path, "xai_methods.json", {"rows": [method("rise", 0.1, 0.5)]})
+    assert row(goals().table(str(tmp_path)), "RISE")[2:] == ["no TorchRay row", "-", "<= 0.5x TorchRay (Captum has no RISE)", "no peer"]
     # 75 % of cuBLAS is short of the GEMM goal.
     write(tmp_path, "xai_ops.json", {"ceilingGFlops": 37500.0, "ceilingName": "OpenCL gemm 4096^3"})
     assert row(goals().table(str(tmp_path)), "fp32 GEMM 4096^3")[3:] == ["75.0 %", ">= 80 % of cuBLAS", "not met"]
