@@ -24,7 +24,7 @@ PY="${PYTHON:-python3}"
     numpy==2.4.6 pillow==13.0.0
 # TorchRay (the RISE peer: Captum has none) without its declared dependencies: pycocotools and
 # pymongo serve its benchmark datasets, which RISE never touches; what rise() imports (matplotlib,
-# packaging) is already here through lime and pip.
+# packaging) the packages above already bring (lime, scikit-image, captum).
 "$VENV/bin/python" -m pip install --no-deps torchray==1.0.0.2
 "$VENV/bin/python" -c "import torch, torchvision, captum, lime, shap, pytorch_grad_cam, skimage, onnx, onnxruntime; from torchray.attribution.rise import rise_class; print('peer env OK: torch', torch.__version__)"
 if [ "$VENV" = "$HOME/.xai-peerenv" ]; then PREFIX=""; else PREFIX="PEER_PY=$VENV/bin/python "; fi

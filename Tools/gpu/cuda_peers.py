@@ -157,8 +157,9 @@ def main():
         # Captum has no RISE; TorchRay's (facebookresearch) is the PyTorch one, the settings of
         # `xai-bench methods`' rise row (4000 masks, a 7x7 grid, p 0.5). It makes its masks on the GPU.
         from torchray.attribution.rise import rise_class
-        row("torchray_rise", "torchray", f"rise_class num_masks={4 * samples}, num_cells=7, p=0.5, batch_size=64", 1,
-            lambda: rise_class(model, x, target=[target], num_masks=4 * samples, num_cells=7, p=0.5, batch_size=64))
+        masks = samples if quick else 4000
+        row("torchray_rise", "torchray", f"rise_class num_masks={masks}, num_cells=7, p=0.5, batch_size=64", 1,
+            lambda: rise_class(model, x, target=[target], num_masks=masks, num_cells=7, p=0.5, batch_size=64))
     except ImportError as e:
         print(f"TorchRay missing: {e}", flush=True)
     try:

@@ -147,8 +147,8 @@ def table(out, rows_dir=None):
     ratio_row("forward + backward to the input, batch 1", model_seconds(models, 1, "forward+backward to input"),
               peer_seconds(peers, "fwd_bwd_input_b1"), "PyTorch fp32", None, "(no goal)")
 
-    # Methods against Captum, as `xai-bench methods --compare` paired them (median seconds per image).
-    # Captum has no RISE: that goal is held against TorchRay's, the PyTorch library that has one.
+    # Methods against their peers, as `xai-bench methods --compare` paired them (median seconds per
+    # image): Captum's, and for RISE, which Captum lacks, TorchRay's (the PyTorch library that has one).
     goals = [("ig", "Integrated Gradients, 50 steps", 1.0, "captum"), ("smoothgrad", "SmoothGrad, 50 samples", 1.0, "captum"),
              ("occlusion", "occlusion", 0.5, "captum"), ("lime", "LIME", 0.5, "captum"), ("kernelshap", "KernelSHAP", 0.5, "captum"),
              ("rise", "RISE", 0.5, "torchray")]

@@ -13,8 +13,8 @@
 #   1. find the NVIDIA OpenCL driver (an ICD file naming it, libnvidia-opencl.so.1 from ldconfig or
 #      under /usr/local/nvidia) and give the packed ICD loader a vendors folder pointing at it;
 #   2. `xai devices` (the device facts);
-#   3. the peer rows on CUDA: cuBLAS fp32 sgemm, ResNet-50 forward/backward, Captum and
-#      pytorch-grad-cam (Tools/gpu/cuda_peers.py; captum and grad-cam from .gpu/whl);
+#   3. the peer rows on CUDA: cuBLAS fp32 sgemm, ResNet-50 forward/backward, Captum,
+#      pytorch-grad-cam and TorchRay's RISE (Tools/gpu/cuda_peers.py; captum, grad-cam and torchray from .gpu/whl);
 #   4. the op-case, method and model tests, whose backend list includes the GPU;
 #   5. `xai-bench tune`: the GEMM search (our tiled kernel's tile shapes, CLBlast) within 60 s, its
 #      winner cached (XAI_CACHE_DIR) so the benchmarks after it run on the tuned GEMM; then each
@@ -156,7 +156,7 @@ if [ "$HAVE_GPU" = 1 ]; then
     else
         step "xai-bench tune" 180 "${XENV[@]}" "$B" tune --device gpu --seconds 60 --json "$OUT/xai_tune.json"
         # 6. The goal table's rows first: the GEMM (ops), ResNet-50 at batch 32 and 256 (batch 1 comes
-        # with batch 32), the methods beside Captum, then batch 32 and 256 under TF32 (PyTorch's default
+        # with batch 32), the methods beside Captum (RISE beside TorchRay), then batch 32 and 256 under TF32 (PyTorch's default
         # for cuDNN convolutions, the tf32 goal's peer).
         step "xai-bench ops" 45 "${XENV[@]}" "$B" ops --device gpu --batches 1,32 --repeat 3 --json "$OUT/xai_ops.json"
         step "xai-bench models (batch 32)" 45 "${XENV[@]}" "$B" models --device gpu --models resnet50 --batch 32 --repeat 5 --json "$OUT/xai_models.json"
