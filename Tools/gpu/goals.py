@@ -149,15 +149,15 @@ def table(out, rows_dir=None):
 
     # Methods against their peers, as `xai-bench methods --compare` paired them (median seconds per
     # image): Captum's, and for RISE, which Captum lacks, TorchRay's (the PyTorch library that has one).
-    goals = [("ig", "Integrated Gradients, 50 steps", 1.0, "captum"), ("smoothgrad", "SmoothGrad, 50 samples", 1.0, "captum"),
-             ("occlusion", "occlusion", 0.5, "captum"), ("lime", "LIME", 0.5, "captum"), ("kernelshap", "KernelSHAP", 0.5, "captum"),
-             ("rise", "RISE", 0.5, "torchray")]
-    for name, label, limit, library in goals:
-        peer_name = {"captum": "Captum", "torchray": "TorchRay"}[library]
-        goal = f"<= {limit}x {peer_name}" + (" (Captum has no RISE)" if name == "rise" else "")
+    goals = [("ig", "Integrated Gradients, 50 steps", 1.0, "Captum", ""), ("smoothgrad", "SmoothGrad, 50 samples", 1.0, "Captum", ""),
+             ("occlusion", "occlusion", 0.5, "Captum", ""), ("lime", "LIME", 0.5, "Captum", ""), ("kernelshap", "KernelSHAP", 0.5, "Captum", ""),
+             ("rise", "RISE", 0.5, "TorchRay", " (Captum has no RISE)")]
+    for name, label, limit, peer_name, why in goals:
+        goal = f"<= {limit}x {peer_name}{why}"
         row = method_row(methods, name)
         xai = number(as_dict(row.get("timing")).get("median")) if row else None
-        peer = next((p for p in as_list(row.get("peers")) if p.get("library") == library), None) if row else None
+        # The peers' JSON names each library in lower case ("captum", "torchray").
+        peer = next((p for p in as_list(row.get("peers")) if p.get("library") == peer_name.lower()), None) if row else None
         if row is not None and peer is None:
             lines.append(f"| {label} | {ms(xai)} | no {peer_name} row | - | {goal} | {'no peer' if xai is not None else 'not measured'} |")
             continue
