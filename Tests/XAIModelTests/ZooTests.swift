@@ -141,28 +141,57 @@ final class ZooTests: XCTestCase {
 }
 
 /// The exact default's contract: an input gradient within 1e-4 (relative L2) of the float64
-/// reference on every zoo model (seeded weights, at a small input so the float64 host reference
-/// stays fast). Winograd's rounding would break it (`XAI_CONV_ALGO=winograd`: see the note in
-/// `ConvolutionPolicy`); direct convolutions keep it.
+/// reference on every zoo model and every backend, OpenCL included (seeded weights, at a small
+/// input so the float64 host reference stays fast). Winograd's rounding would break it
+/// (`XAI_CONV_ALGO=winograd`: see the note in `ConvolutionPolicy`); direct convolutions keep it.
+///
+/// The contract is about rounding, and it holds only where rounding cannot move a unit across a
+/// ReLU or ReLU6 kink: a pre-activation within float32 rounding of 0 or 6 (a few 1e-5 after a
+/// 576-channel sum) is on one side in float64 and may be on the other in float32, and that one
+/// unit's whole path then joins or leaves the gradient (about 1e-2 relative L2 on MobileNetV2,
+/// seen on PoCL at input seed 22). So each backend's forward is first checked to put every
+/// rectified unit on the reference's side; the input is one where they all do. On 224x224 inputs
+/// such flips are common on every backend, the CPU's included; they are float32's, not a kernel's.
 final class GradientContractTests: XCTestCase {
-    func testEveryZooModelsInputGradientIsWithin1e4OfFloat64() throws {
+    func testEveryZooModelsInputGradientIsWithin1e4OfFloat64OnEveryBackend() throws {
         let size = 32
         for name in Zoo.names {
             let graph = try Zoo.model(name, size: size, seed: 21).optimized()
-            let x = Tensor.uniform([1, 3, size, size], in: -1...1, seed: 22)
-            func gradient(_ backend: any Backend) throws -> Tensor {
+            let x = Tensor.uniform([1, 3, size, size], in: -1...1, seed: 24)
+            let out = graph.outputs[0].name, image = try XCTUnwrap(graph.imageInput).name
+            let seed = Tensor.uniform([1, 1000], in: -1...1, seed: 23)
+            /// The input gradient, and each rectifying node's output (to compare sides of the kink).
+            func run(_ backend: any Backend) throws -> (gradient: Tensor, rectified: [String: Tensor]) {
                 let executor = Executor(graph: graph, backend: backend)
                 let pass = try executor.forward(try backend.upload(x), forBackward: true)
-                let out = graph.outputs[0].name
-                let seed = Tensor.uniform([1, 1000], in: -1...1, seed: 23)
-                let dx = try executor.backward(pass, seeds: [out: try backend.upload(seed)], wrt: [graph.imageInput!.name])
-                return try backend.download(try XCTUnwrap(dx[graph.imageInput!.name]))
+                var rectified: [String: Tensor] = [:]
+                for node in graph.nodes {
+                    guard case .conv(_, let activation, _) = node.op, activation != .identity,
+                          case .device(let value)? = pass.values[node.outputs[0]] else { continue }
+                    rectified[node.outputs[0]] = try backend.download(value)
+                }
+                let dx = try executor.backward(pass, seeds: [out: try backend.upload(seed)], wrt: [image])
+                return (try backend.download(try XCTUnwrap(dx[image])), rectified)
             }
             let started = Date()
-            let reference = try gradient(ReferenceBackend())
-            let error = relativeL2(doubles(try gradient(CPUBackend())), doubles(reference))
-            print(String(format: "contract %@: input gradient %.2e from float64 (reference %.1f s)", name, error, Date().timeIntervalSince(started)))
-            XCTAssertLessThan(error, 1e-4, name)
+            let reference = try run(ReferenceBackend())
+            let seconds = Date().timeIntervalSince(started)
+            XCTAssertFalse(reference.rectified.isEmpty, "\(name): no rectified unit was compared")
+            for (label, backend) in TestBackends.all() {
+                let got = try run(backend)
+                var flipped = 0
+                for node in graph.nodes {
+                    guard case .conv(_, let activation, _) = node.op, let r = reference.rectified[node.outputs[0]],
+                          let g = got.rectified[node.outputs[0]] else { continue }
+                    flipped += zip(r.scalars, g.scalars).filter {
+                        activation.derivative(output: Double($0.0)) != activation.derivative(output: Double($0.1))
+                    }.count
+                }
+                XCTAssertEqual(flipped, 0, "\(name) on \(label): units on the other side of a kink than float64's; pick an input away from the kinks")
+                let error = relativeL2(doubles(got.gradient), doubles(reference.gradient))
+                print(String(format: "contract %@ on %@: input gradient %.2e from float64 (reference %.1f s)", name, label, error, seconds))
+                XCTAssertLessThan(error, 1e-4, "\(name) on \(label)")
+            }
         }
     }
 }
