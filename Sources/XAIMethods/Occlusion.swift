@@ -67,7 +67,7 @@ public struct Occlusion: ModelMethod {
         let (logits, targets) = try model.prepare(input, target: target)
         let (n, height, width) = (input.shape[0], input.shape[2], input.shape[3])
         let rects = try windows(height: height, width: width)
-        let clean = engine.scores(logits, targets: targets)
+        let clean = try engine.scores(logits, targets: targets)
         var maps = [Float](repeating: 0, count: n * height * width)
         var work: [Double] = []
         for b in 0..<n {

@@ -55,32 +55,34 @@ public struct PerturbationEngine: Sendable {
                                    parameter: "batch")
     }
 
-    /// The score of `target` in each row of the batch's logits on the device. For logits only that
-    /// column comes back (4 bytes a copy instead of 4 per class); a probability needs the row.
+    /// The score of `target` in each row of the batch's logits on the device: only that column
+    /// comes back (4 bytes a copy instead of 4 per class). A probability is the column of the rows'
+    /// softmax, taken on the device in float32 like every other score of the copies, so a method
+    /// that subtracts scores (occlusion's clean minus occluded) takes both through this one path.
     func scores(_ logits: DeviceArray, target: Int) throws -> [Double] {
         let be = model.backend
         let rows = logits.shape.rank == 0 ? 1 : logits.shape[0], classes = logits.shape.count / max(rows, 1)
-        switch output {
-        case .logit:
+        guard (0..<classes).contains(target) else {
+            throw XAIError.invalidArgument(parameter: "target", value: "\(target)", reason: "outside the model's \(classes) outputs")
+        }
+        var values = try logits.reshaped([rows, classes])
+        if output == .probability { values = try be.softmax(values, axis: 1, log: false) }
+        let column = try be.slice(values, starts: [0, target], sizes: [rows, 1])
+        return try be.download(column).scalars.map(Double.init)
+    }
+
+    /// The score of each image's target from the clean logits (`[N, classes]` on the host), equal
+    /// to what ``scores(_:target:)`` reads off a copy: a logit is read here (a slice is exact), a
+    /// probability goes through the device's softmax, as the copies' do.
+    func scores(_ logits: Tensor, targets: [Int]) throws -> [Double] {
+        let classes = logits.shape.count / max(logits.shape[0], 1)
+        return try targets.enumerated().map { b, target in
             guard (0..<classes).contains(target) else {
                 throw XAIError.invalidArgument(parameter: "target", value: "\(target)", reason: "outside the model's \(classes) outputs")
             }
-            let column = try be.slice(try logits.reshaped([rows, classes]), starts: [0, target], sizes: [rows, 1])
-            return try be.download(column).scalars.map(Double.init)
-        case .probability:
-            return scores(try be.download(logits), targets: [Int](repeating: target, count: rows))
-        }
-    }
-
-    /// The score of `targets[r]` in each row `r` of `logits`, as logit or probability.
-    func scores(_ logits: Tensor, targets: [Int]) -> [Double] {
-        let classes = logits.shape.count / max(logits.shape[0], 1)
-        return targets.enumerated().map { r, target in
-            let row = logits.scalars[(r * classes)..<((r + 1) * classes)]
-            switch output {
-            case .logit: return Double(row[r * classes + target])
-            case .probability: return ExplainedModel.probabilities(row)[target]
-            }
+            let row = Array(logits.scalars[(b * classes)..<((b + 1) * classes)])
+            guard output == .probability else { return Double(row[target]) }
+            return try scores(try model.backend.upload(try Tensor(shape: [1, classes], scalars: row)), target: target)[0]
         }
     }
 

@@ -9,7 +9,7 @@ import XAITestSupport
 final class CAMStructureTests: XCTestCase {
     /// `input [N, 3, s, s] -> 1x1 conv (3 -> 4) -> global pool -> flatten -> linear (4 -> 5)`, the
     /// linear layer's weight stored `[5, 4]` (transB) or `[4, 5]`.
-    func headModel(transposed: Bool, size: Int = 32, width: Int? = nil) throws -> ExplainedModel {
+    func headModel(transposed: Bool, size: Int = 32, width: Int? = nil, backend: any Backend = CPUBackend()) throws -> ExplainedModel {
         let weight = Tensor.uniform([5, 4], seed: 3)
         let nodes = [
             Node(name: "conv", op: .conv(Conv2DParams(), activation: .identity, autoPad: .explicit), inputs: ["input", "w", "b"], outputs: ["c"]),
@@ -20,7 +20,7 @@ final class CAMStructureTests: XCTestCase {
         let graph = Graph(name: "head", inputs: [ValueInfo(name: "input", shape: [nil, 3, size, width ?? size])], outputs: [ValueInfo(name: "logits", shape: [nil, 5])],
                           initializers: ["w": .uniform([4, 3, 1, 1], seed: 1), "b": .uniform([4], seed: 2),
                                          "fw": transposed ? weight : try weight.permuted([1, 0]), "fb": .uniform([5], seed: 4)], nodes: nodes)
-        return try ExplainedModel(graph: graph, backend: CPUBackend())
+        return try ExplainedModel(graph: graph, backend: backend)
     }
 
     /// CAM reads the class weights whichever way the linear layer stores them.
@@ -66,20 +66,22 @@ final class CAMStructureTests: XCTestCase {
     /// (nearest-upsampled), not the default layer's.
     func testGuidedGradCAMUsesTheLayerItIsGiven() throws {
         let c = MethodReferenceTests.cases[0]
-        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
-        let target = Target.perImage(c.targets)
-        let layer = "/layer1/relu2/Relu_output_0"
-        XCTAssertNotEqual(try model.camLayer(nil), layer)
-        let chosen = try XCTUnwrap(try GuidedGradCAM(model: model, layer: layer).attribute(c.input, target: target).raw)
-        let byDefault = try XCTUnwrap(try GuidedGradCAM(model: model).attribute(c.input, target: target).raw)
-        XCTAssertNotNil(mismatch(doubles(chosen), doubles(byDefault)), "the layer must matter")
-        let guided = try XCTUnwrap(try ModifiedBackprop(model: model, kind: .guided).attribute(c.input, target: target).raw)
-        let cam = try XCTUnwrap(try GradientCAM(model: model, layer: layer).attribute(c.input, target: target).raw)
-        let (n, ch, h, w) = (guided.shape[0], guided.shape[1], guided.shape[2], guided.shape[3])
-        let up = nearestUpsample(try cam.reshaped([n, 1, cam.shape[1], cam.shape[2]]), height: h, width: w)
-        var expected = guided.scalars
-        for b in 0..<n { for k in 0..<ch { for p in 0..<(h * w) { expected[(b * ch + k) * h * w + p] *= up[b * h * w + p] } } }
-        XCTAssertNil(mismatch(doubles(chosen), expected.map(Double.init), rtol: 1e-5, atol: 1e-7))
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            let target = Target.perImage(c.targets)
+            let layer = "/layer1/relu2/Relu_output_0"
+            XCTAssertNotEqual(try model.camLayer(nil), layer)
+            let chosen = try XCTUnwrap(try GuidedGradCAM(model: model, layer: layer).attribute(c.input, target: target).raw)
+            let byDefault = try XCTUnwrap(try GuidedGradCAM(model: model).attribute(c.input, target: target).raw)
+            XCTAssertNotNil(mismatch(doubles(chosen), doubles(byDefault)), "the layer must matter on \(label)")
+            let guided = try XCTUnwrap(try ModifiedBackprop(model: model, kind: .guided).attribute(c.input, target: target).raw)
+            let cam = try XCTUnwrap(try GradientCAM(model: model, layer: layer).attribute(c.input, target: target).raw)
+            let (n, ch, h, w) = (guided.shape[0], guided.shape[1], guided.shape[2], guided.shape[3])
+            let up = nearestUpsample(try cam.reshaped([n, 1, cam.shape[1], cam.shape[2]]), height: h, width: w)
+            var expected = guided.scalars
+            for b in 0..<n { for k in 0..<ch { for p in 0..<(h * w) { expected[(b * ch + k) * h * w + p] *= up[b * h * w + p] } } }
+            XCTAssertNil(mismatch(doubles(chosen), expected.map(Double.init), rtol: 1e-5, atol: 1e-7), label)
+        }
     }
 
     /// The perturbing CAMs on a non-square image: each map has the activation's own height and
@@ -87,20 +89,22 @@ final class CAMStructureTests: XCTestCase {
     /// smallest activation minus 1e7 (as pytorch-grad-cam does), so the logit drops by
     /// w_k (mean A_k - smallest + 1e7), which is 1e7 w_k to about 1e-6.
     func testPerturbingCAMsOnANonSquareImage() throws {
-        let model = try headModel(transposed: true, size: 12, width: 20)
         let x = Tensor.uniform([2, 3, 12, 20], seed: 5)
-        for method in [ScoreCAM(model: model) as any AttributionMethod, AblationCAM(model: model, relu: false)] {
-            let a = try method.attribute(x, target: .perImage([0, 3]), baseline: .zero)
-            XCTAssertEqual(a.raw?.shape, [2, 12, 20], method.name)
-            XCTAssertEqual(a.map.shape, [2, 12, 20], method.name)
-            XCTAssertEqual(a.map.nonFiniteCount, 0, method.name)
-        }
-        let ablation = try XCTUnwrap(try AblationCAM(model: model, relu: false).attribute(x, target: .perImage([0, 3]), baseline: .zero).raw)
-        let cam = try XCTUnwrap(try CAM(model: model, relu: false).attribute(x, target: .perImage([0, 3]), baseline: .zero).raw)
-        for b in 0..<2 {
-            let p = Array(ablation.scalars[(b * 240)..<((b + 1) * 240)]).map(Double.init), q = Array(cam.scalars[(b * 240)..<((b + 1) * 240)]).map(Double.init)
-            let scale = zip(p, q).reduce(0) { $0 + $1.0 * $1.1 } / q.reduce(0) { $0 + $1 * $1 }
-            XCTAssertLessThan(relativeL2(p, q.map { $0 * scale }), 1e-4, "Ablation-CAM is CAM up to a scale on a linear head (image \(b))")
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try headModel(transposed: true, size: 12, width: 20, backend: backend)
+            for method in [ScoreCAM(model: model) as any AttributionMethod, AblationCAM(model: model, relu: false)] {
+                let a = try method.attribute(x, target: .perImage([0, 3]), baseline: .zero)
+                XCTAssertEqual(a.raw?.shape, [2, 12, 20], "\(method.name) on \(label)")
+                XCTAssertEqual(a.map.shape, [2, 12, 20], "\(method.name) on \(label)")
+                XCTAssertEqual(a.map.nonFiniteCount, 0, "\(method.name) on \(label)")
+            }
+            let ablation = try XCTUnwrap(try AblationCAM(model: model, relu: false).attribute(x, target: .perImage([0, 3]), baseline: .zero).raw)
+            let cam = try XCTUnwrap(try CAM(model: model, relu: false).attribute(x, target: .perImage([0, 3]), baseline: .zero).raw)
+            for b in 0..<2 {
+                let p = Array(ablation.scalars[(b * 240)..<((b + 1) * 240)]).map(Double.init), q = Array(cam.scalars[(b * 240)..<((b + 1) * 240)]).map(Double.init)
+                let scale = zip(p, q).reduce(0) { $0 + $1.0 * $1.1 } / q.reduce(0) { $0 + $1 * $1 }
+                XCTAssertLessThan(relativeL2(p, q.map { $0 * scale }), 1e-4, "Ablation-CAM is CAM up to a scale on a linear head (image \(b), \(label))")
+            }
         }
     }
 }

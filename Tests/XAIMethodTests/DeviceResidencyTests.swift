@@ -63,18 +63,27 @@ final class DeviceResidencyTests: XCTestCase {
         XCTAssertEqual(maps[0].scalars.map { $0.bitPattern }, maps[1].scalars.map { $0.bitPattern }, "the same bits for both batchings")
     }
 
-    /// Perturbation methods read one score per copy: for logits only the target's column comes
-    /// back (4 bytes a copy), whatever the batching, incremental occlusion or full passes.
+    /// Perturbation methods read one score per copy: only the target's column comes back (4 bytes
+    /// a copy), whatever the batching, incremental occlusion or full passes, for logits and for
+    /// probabilities (the softmax is taken on the device; the clean probability goes the same way,
+    /// its logits row up and its score back).
     func testPerturbedCopiesReturnOnlyTheTargetScore() throws {
         let (counted, model, x, classes) = try countedModel()
         // 64x64 with 16x16 windows at stride 16: 16 copies.
-        for incremental in [true, false] {
-            for batch in [5, 16] {
-                let before = counted.transfers
-                let a = try Occlusion(model: model, window: (16, 16), stride: (16, 16), incremental: incremental, perturbationsPerEval: batch).attribute(x)
-                let d = counted.transfers.since(before)
-                XCTAssertEqual(d.bytesFromDevice, (classes + 16) * 4, "incremental \(incremental), batches of \(batch): the clean logits and one score a copy")
-                XCTAssertEqual(a.map.shape, [1, 64, 64])
+        for output in ScoreOutput.allCases {
+            let clean = output == .probability ? 1 : 0
+            for incremental in [true, false] {
+                for batch in [5, 16] {
+                    let before = counted.transfers
+                    let a = try Occlusion(model: model, window: (16, 16), stride: (16, 16), incremental: incremental, perturbationsPerEval: batch,
+                                          output: output).attribute(x)
+                    let d = counted.transfers.since(before)
+                    let what = "\(output), incremental \(incremental), batches of \(batch)"
+                    XCTAssertEqual(d.bytesFromDevice, (classes + clean + 16) * 4, "\(what): the clean logits and one score a copy")
+                    XCTAssertEqual(d.bytesToDevice, (3 * x.shape.count + 16 * 4 + clean * classes) * 4,
+                                   "\(what): the image twice and its baseline, 16 rectangles of 4 integers (and the clean logits)")
+                    XCTAssertEqual(a.map.shape, [1, 64, 64])
+                }
             }
         }
     }
@@ -83,7 +92,7 @@ final class DeviceResidencyTests: XCTestCase {
     /// then the copies'), its baseline and the weights of the masks' sums, 4 bytes a mask for each
     /// half of the masks a block of the sums holds; no grid or shift, which took 8 + 4 s^2 bytes a mask.
     func testRISEDrawsItsGridsOnTheDevice() throws {
-        let (counted, model, x, _) = try countedModel()
+        let (counted, model, x, classes) = try countedModel()
         for masks in [64, 200] {
             let before = counted.transfers
             _ = try RISE(model: model, masks: masks, gridSize: 7, seed: 4, perturbationsPerEval: 32).attribute(x)
@@ -92,6 +101,10 @@ final class DeviceResidencyTests: XCTestCase {
             // A block that holds both halves uploads its weights twice.
             let weights = (0..<blocks).map { b in min(block, masks - b * block) * ((b * block < masks / 2 && masks / 2 < min((b + 1) * block, masks)) ? 2 : 1) }
             XCTAssertEqual(d.bytesToDevice, 3 * x.shape.count * 4 + weights.reduce(0, +) * 4, "\(masks) masks")
+            // The clean logits, one probability a mask (the softmax taken on the device) and the
+            // two halves' sums.
+            let plane = x.shape[2] * x.shape[3]
+            XCTAssertEqual(d.bytesFromDevice, (classes + masks + 2 * plane) * 4, "\(masks) masks")
         }
     }
 
@@ -115,8 +128,8 @@ final class DeviceResidencyTests: XCTestCase {
     }
 
     /// The device path (noise and sums on the device) and the host path (given noise, a wrapped
-    /// method that takes host tensors) give the same bits on the CPU when the given noise is the
-    /// generator's.
+    /// method that takes host tensors) give the same bits on each backend when the given noise is
+    /// the generator's.
     func testDevicePathEqualsTheHostPath() throws {
         struct HostSaliency: AttributionMethod {
             let inner: Saliency
@@ -127,22 +140,24 @@ final class DeviceResidencyTests: XCTestCase {
             }
         }
         let c = smallResNet
-        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
-        let (samples, seed): (Int, UInt64) = (6, 5)
-        let n = c.input.shape[0], per = c.input.shape.count / n
-        var z: [Float] = []
-        for stream in 0..<(n * samples) { z += (0..<per).map { CounterRandom.normal(seed: seed, stream: UInt64(stream), index: $0) } }
-        let noise = try Tensor(shape: [n * samples, per], scalars: z)
-        let target = Target.perImage(c.targets)
-        for kind in SmoothGrad.Kind.allCases {
-            let device = try SmoothGrad(base: Saliency(model: model), kind: kind, samples: samples, internalBatchSize: 4, seed: seed).attribute(c.input, target: target)
-            let given = try SmoothGrad(base: Saliency(model: model), kind: kind, samples: samples, internalBatchSize: 4, seed: seed, noise: noise)
-                .attribute(c.input, target: target)
-            let host = try SmoothGrad(base: HostSaliency(inner: Saliency(model: model)), kind: kind, samples: samples, internalBatchSize: 4, seed: seed)
-                .attribute(c.input, target: target)
-            XCTAssertEqual(device.raw!.scalars.map { $0.bitPattern }, given.raw!.scalars.map { $0.bitPattern }, "\(kind): given noise")
-            XCTAssertEqual(device.raw!.scalars.map { $0.bitPattern }, host.raw!.scalars.map { $0.bitPattern }, "\(kind): host-side wrapped method")
-            XCTAssertEqual(device.targets, c.targets)
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            let (samples, seed): (Int, UInt64) = (6, 5)
+            let n = c.input.shape[0], per = c.input.shape.count / n
+            var z: [Float] = []
+            for stream in 0..<(n * samples) { z += (0..<per).map { CounterRandom.normal(seed: seed, stream: UInt64(stream), index: $0) } }
+            let noise = try Tensor(shape: [n * samples, per], scalars: z)
+            let target = Target.perImage(c.targets)
+            for kind in SmoothGrad.Kind.allCases {
+                let device = try SmoothGrad(base: Saliency(model: model), kind: kind, samples: samples, internalBatchSize: 4, seed: seed).attribute(c.input, target: target)
+                let given = try SmoothGrad(base: Saliency(model: model), kind: kind, samples: samples, internalBatchSize: 4, seed: seed, noise: noise)
+                    .attribute(c.input, target: target)
+                let host = try SmoothGrad(base: HostSaliency(inner: Saliency(model: model)), kind: kind, samples: samples, internalBatchSize: 4, seed: seed)
+                    .attribute(c.input, target: target)
+                XCTAssertEqual(device.raw!.scalars.map { $0.bitPattern }, given.raw!.scalars.map { $0.bitPattern }, "\(kind) on \(label): given noise")
+                XCTAssertEqual(device.raw!.scalars.map { $0.bitPattern }, host.raw!.scalars.map { $0.bitPattern }, "\(kind) on \(label): host-side wrapped method")
+                XCTAssertEqual(device.targets, c.targets)
+            }
         }
     }
 

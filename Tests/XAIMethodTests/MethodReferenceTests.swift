@@ -140,17 +140,19 @@ final class MethodReferenceTests: XCTestCase {
 
     func testSeveralClassesInOneCallEqualSeparateCalls() throws {
         let c = Self.cases[0]
-        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
-        let methods: [any AttributionMethod] = [Saliency(model: model), IntegratedGradients(model: model, steps: 8), GradientCAM(model: model)]
-        for method in methods {
-            let both = try method.attribute(c.input, classes: [1, 3])
-            XCTAssertEqual(both.targets, [1, 3, 1, 3])
-            let plane = both.map.shape.count / 4
-            for (b, k) in [(0, 1), (0, 3), (1, 1), (1, 3)].enumerated().map({ ($0.element.0, $0.element.1) }) {
-                let single = try method.attribute(try ExplainedModel.image(c.input, b), target: .index(k)).map
-                let row = b * 2 + (k == 1 ? 0 : 1)
-                check(try Tensor(shape: single.shape, scalars: Array(both.map.scalars[(row * plane)..<((row + 1) * plane)])), single,
-                      "\(method.name) image \(b) class \(k)", tolerance: 1e-5)
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            let methods: [any AttributionMethod] = [Saliency(model: model), IntegratedGradients(model: model, steps: 8), GradientCAM(model: model)]
+            for method in methods {
+                let both = try method.attribute(c.input, classes: [1, 3])
+                XCTAssertEqual(both.targets, [1, 3, 1, 3])
+                let plane = both.map.shape.count / 4
+                for (b, k) in [(0, 1), (0, 3), (1, 1), (1, 3)].enumerated().map({ ($0.element.0, $0.element.1) }) {
+                    let single = try method.attribute(try ExplainedModel.image(c.input, b), target: .index(k)).map
+                    let row = b * 2 + (k == 1 ? 0 : 1)
+                    check(try Tensor(shape: single.shape, scalars: Array(both.map.scalars[(row * plane)..<((row + 1) * plane)])), single,
+                          "\(method.name) image \(b) class \(k) on \(label)", tolerance: 1e-5)
+                }
             }
         }
     }
@@ -189,17 +191,19 @@ final class MethodReferenceTests: XCTestCase {
 
     func testBatchEqualsOneByOneAndRunsRepeat() throws {
         let c = Self.cases[0]
-        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
-        let methods: [any AttributionMethod] = [Saliency(model: model), IntegratedGradients(model: model, steps: 8), GradientCAM(model: model)]
-        for m in methods {
-            let batch = try m.attribute(c.input, target: .perImage(c.targets))
-            XCTAssertEqual(try m.attribute(c.input, target: .perImage(c.targets)).map, batch.map, "\(m.name) is not repeatable")
-            let per = batch.map.shape.count / 2
-            for b in 0..<2 {
-                let one = try m.attribute(try Tensor(shape: Shape([1] + c.input.shape.dims.dropFirst()),
-                                                     scalars: Array(c.input.scalars[(b * c.input.shape.count / 2)..<((b + 1) * c.input.shape.count / 2)])),
-                                          target: .index(c.targets[b]))
-                XCTAssertLessThan(relativeL2(doubles(one.map), batch.map.scalars[(b * per)..<((b + 1) * per)].map(Double.init)), 1e-5, "\(m.name) image \(b)")
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            let methods: [any AttributionMethod] = [Saliency(model: model), IntegratedGradients(model: model, steps: 8), GradientCAM(model: model)]
+            for m in methods {
+                let batch = try m.attribute(c.input, target: .perImage(c.targets))
+                XCTAssertEqual(try m.attribute(c.input, target: .perImage(c.targets)).map, batch.map, "\(m.name) on \(label) is not repeatable")
+                let per = batch.map.shape.count / 2
+                for b in 0..<2 {
+                    let one = try m.attribute(try Tensor(shape: Shape([1] + c.input.shape.dims.dropFirst()),
+                                                         scalars: Array(c.input.scalars[(b * c.input.shape.count / 2)..<((b + 1) * c.input.shape.count / 2)])),
+                                              target: .index(c.targets[b]))
+                    XCTAssertLessThan(relativeL2(doubles(one.map), batch.map.scalars[(b * per)..<((b + 1) * per)].map(Double.init)), 1e-5, "\(m.name) image \(b) on \(label)")
+                }
             }
         }
     }
@@ -223,40 +227,44 @@ final class MethodReferenceTests: XCTestCase {
     func testAbsoluteSmoothGradAveragesTheGradientMagnitudes() throws {
         let c = Self.cases[0]
         let noise = try c.reference("smoothgrad_noise")
-        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
-        let level: Float = 0.2
-        let a = try SmoothGrad(base: Saliency(model: model), samples: 6, noiseLevel: level, internalBatchSize: 4, absolute: true, noise: noise)
-            .attribute(c.input, target: .perImage(c.targets)).raw!
-        let n = c.input.shape[0], per = c.input.shape.count / n
-        var expected = [Double](repeating: 0, count: n * per)
-        for b in 0..<n {
-            let image = Array(c.input.scalars[(b * per)..<((b + 1) * per)])
-            let sigma = level * ((image.max() ?? 0) - (image.min() ?? 0))
-            for s in 0..<6 {
-                let z = noise.scalars[((b * 6) + s) * per..<((b * 6) + s + 1) * per]
-                let copy = Tensor(unchecked: Shape([1] + c.input.shape.dims.dropFirst()), zip(image, z).map { $0 + sigma * $1 })
-                let g = try Saliency(model: model).attribute(copy, target: .index(c.targets[b])).raw!
-                for i in 0..<per { expected[b * per + i] += abs(Double(g.scalars[i])) / 6 }
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            let level: Float = 0.2
+            let a = try SmoothGrad(base: Saliency(model: model), samples: 6, noiseLevel: level, internalBatchSize: 4, absolute: true, noise: noise)
+                .attribute(c.input, target: .perImage(c.targets)).raw!
+            let n = c.input.shape[0], per = c.input.shape.count / n
+            var expected = [Double](repeating: 0, count: n * per)
+            for b in 0..<n {
+                let image = Array(c.input.scalars[(b * per)..<((b + 1) * per)])
+                let sigma = level * ((image.max() ?? 0) - (image.min() ?? 0))
+                for s in 0..<6 {
+                    let z = noise.scalars[((b * 6) + s) * per..<((b * 6) + s + 1) * per]
+                    let copy = Tensor(unchecked: Shape([1] + c.input.shape.dims.dropFirst()), zip(image, z).map { $0 + sigma * $1 })
+                    let g = try Saliency(model: model).attribute(copy, target: .index(c.targets[b])).raw!
+                    for i in 0..<per { expected[b * per + i] += abs(Double(g.scalars[i])) / 6 }
+                }
             }
+            XCTAssertLessThan(relativeL2(doubles(a), expected), 1e-6, label)
+            let signed = try SmoothGrad(base: Saliency(model: model), samples: 6, noiseLevel: level, noise: noise).attribute(c.input, target: .perImage(c.targets)).raw!
+            XCTAssertGreaterThan(relativeL2(doubles(signed), expected), 1e-2, "the signed mean differs on \(label)")
         }
-        XCTAssertLessThan(relativeL2(doubles(a), expected), 1e-6)
-        let signed = try SmoothGrad(base: Saliency(model: model), samples: 6, noiseLevel: level, noise: noise).attribute(c.input, target: .perImage(c.targets)).raw!
-        XCTAssertGreaterThan(relativeL2(doubles(signed), expected), 1e-2, "the signed mean differs")
     }
 
     func testSmoothGradVariantsAreSeededAndConsistent() throws {
         let c = Self.cases[0]
-        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
-        func run(_ kind: SmoothGrad.Kind, seed: UInt64) throws -> Tensor {
-            try SmoothGrad(base: InputXGradient(model: model), kind: kind, samples: 5, seed: seed).attribute(c.input, target: .perImage(c.targets)).raw!
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            func run(_ kind: SmoothGrad.Kind, seed: UInt64) throws -> Tensor {
+                try SmoothGrad(base: InputXGradient(model: model), kind: kind, samples: 5, seed: seed).attribute(c.input, target: .perImage(c.targets)).raw!
+            }
+            let mean = try run(.smoothGrad, seed: 1), squared = try run(.squared, seed: 1), variance = try run(.varGrad, seed: 1)
+            XCTAssertEqual(mean, try run(.smoothGrad, seed: 1), "same seed, same device: identical on \(label)")
+            XCTAssertNotEqual(mean, try run(.smoothGrad, seed: 2), label)
+            // VarGrad = E[a^2] - E[a]^2 for the same samples.
+            let expected = zip(squared.scalars, mean.scalars).map { Double($0) - Double($1) * Double($1) }
+            XCTAssertLessThan(relativeL2(doubles(variance), expected), 1e-4, label)
+            XCTAssertTrue(variance.scalars.allSatisfy { $0 >= -1e-6 }, label)
         }
-        let mean = try run(.smoothGrad, seed: 1), squared = try run(.squared, seed: 1), variance = try run(.varGrad, seed: 1)
-        XCTAssertEqual(mean, try run(.smoothGrad, seed: 1), "same seed, same device: identical")
-        XCTAssertNotEqual(mean, try run(.smoothGrad, seed: 2))
-        // VarGrad = E[a^2] - E[a]^2 for the same samples.
-        let expected = zip(squared.scalars, mean.scalars).map { Double($0) - Double($1) * Double($1) }
-        XCTAssertLessThan(relativeL2(doubles(variance), expected), 1e-4)
-        XCTAssertTrue(variance.scalars.allSatisfy { $0 >= -1e-6 })
     }
 
     func testInternalBatchSizeDoesNotChangeResults() throws {

@@ -91,6 +91,40 @@ final class PerturbationTests: XCTestCase {
         }
     }
 
+    /// Occlusion on the probability (softmax taken on the device for the copies and the clean
+    /// image alike) against copies made, scored and softmaxed in float64 on the host.
+    func testOcclusionOnTheProbabilityEqualsAHostRecomputation() throws {
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("mobile_block", backend)
+            let (n, h, w) = (input.shape[0], input.shape[2], input.shape[3]), plane = h * w
+            for incremental in [false, true] {
+                let a = try Occlusion(model: model, window: (10, 10), stride: (10, 10), incremental: incremental, output: .probability)
+                    .attribute(input, target: .perImage(targets))
+                func probability(_ image: [Float], _ target: Int) throws -> Double {
+                    let logits = try model.logits(try backend.upload(try Tensor(shape: [1, 3, h, w], scalars: image)))
+                    let row = logits.scalars.map(Double.init), top = row.max()!
+                    return exp(row[target] - top) / row.reduce(0) { $0 + exp($1 - top) }
+                }
+                for b in 0..<n {
+                    let image = Array(input.scalars[(b * 3 * plane)..<((b + 1) * 3 * plane)])
+                    let clean = try probability(image, targets[b])
+                    var expected = [Double](repeating: 0, count: plane)
+                    for top in stride(from: 0, to: h, by: 10) {
+                        for left in stride(from: 0, to: w, by: 10) {
+                            var copy = image
+                            for c in 0..<3 { for y in top..<(top + 10) { for x in left..<(left + 10) { copy[c * plane + y * w + x] = 0 } } }
+                            let change = clean - (try probability(copy, targets[b]))
+                            for y in top..<(top + 10) { for x in left..<(left + 10) { expected[y * w + x] = change } }
+                        }
+                    }
+                    let got = a.map.scalars[(b * plane)..<((b + 1) * plane)].map(Double.init)
+                    XCTAssertGreaterThan(expected.map(abs).max()!, 1e-4, "image \(b): the windows change the probability")
+                    XCTAssertLessThan(relativeError(got, expected), 1e-4, "occlusion on the probability, image \(b), incremental \(incremental), on \(label)")
+                }
+            }
+        }
+    }
+
     /// Incremental occlusion against every copy through the whole network, on every zoo model (64x64
     /// random images; windows 16 at stride 8, and 12 at stride 10, whose last windows are clipped)
     /// and every fixture model, on the CPU and OpenCL (there: the fixture models and two zoo models,
@@ -266,16 +300,18 @@ final class PerturbationTests: XCTestCase {
 
     /// One segment: the whole difference f(x) - f(baseline) is its value, nothing is sampled.
     func testKernelSHAPWithOneSegmentGivesItTheWholeDifference() throws {
-        let (model, input, targets) = try self.model("small_resnet", CPUBackend())
-        let a = try KernelSHAP(model: model, samples: 50, segmentation: .grid(rows: 1, columns: 1), seed: 7).attribute(input, target: .perImage(targets))
-        XCTAssertEqual(a.diagnostics["samplesUsed"], [0, 0])
-        XCTAssertEqual(a.diagnostics["fullyEnumerated"], [1, 1])
-        XCTAssertEqual(a.diagnostics["controlVariate"], [0, 0])
-        let logits = try model.logits(try model.backend.upload(input)), base = try model.logits(try model.backend.upload(Tensor(shape: input.shape)))
-        for b in 0..<2 {
-            let difference = Double(logits[b, targets[b]]) - Double(base[b, targets[b]])
-            XCTAssertEqual(Double(a.raw!.scalars[b]), difference, accuracy: 1e-5 * max(1, abs(difference)))
-            XCTAssertEqual(a.diagnostics["baseValue"]?[b] ?? .nan, Double(base[b, targets[b]]), accuracy: 1e-5)
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("small_resnet", backend)
+            let a = try KernelSHAP(model: model, samples: 50, segmentation: .grid(rows: 1, columns: 1), seed: 7).attribute(input, target: .perImage(targets))
+            XCTAssertEqual(a.diagnostics["samplesUsed"], [0, 0])
+            XCTAssertEqual(a.diagnostics["fullyEnumerated"], [1, 1])
+            XCTAssertEqual(a.diagnostics["controlVariate"], [0, 0])
+            let logits = try model.logits(try model.backend.upload(input)), base = try model.logits(try model.backend.upload(Tensor(shape: input.shape)))
+            for b in 0..<2 {
+                let difference = Double(logits[b, targets[b]]) - Double(base[b, targets[b]])
+                XCTAssertEqual(Double(a.raw!.scalars[b]), difference, accuracy: 1e-5 * max(1, abs(difference)), label)
+                XCTAssertEqual(a.diagnostics["baseValue"]?[b] ?? .nan, Double(base[b, targets[b]]), accuracy: 1e-5, label)
+            }
         }
     }
 
@@ -344,11 +380,13 @@ final class PerturbationTests: XCTestCase {
     /// The weighted sum of the masks is accumulated in blocks of a fixed size, so the map is the
     /// same bits whatever the forward batch (on a model whose forward does not depend on it).
     func testRISEIsTheSameBitsForEveryForwardBatch() throws {
-        let (model, input, targets) = try self.model("small_resnet", CPUBackend())
-        let maps = try [1, 3, 16, 100].map { batch in
-            try RISE(model: model, masks: 100, gridSize: 4, seed: 2, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).map
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("small_resnet", backend)
+            let maps = try [1, 3, 16, 100].map { batch in
+                try RISE(model: model, masks: 100, gridSize: 4, seed: 2, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).map
+            }
+            for m in maps.dropFirst() { XCTAssertEqual(m, maps[0], label) }
         }
-        for m in maps.dropFirst() { XCTAssertEqual(m, maps[0]) }
     }
 
     func testRISEEqualsAHostRecomputation() throws {
@@ -563,17 +601,19 @@ final class PerturbationTests: XCTestCase {
     }
 
     func testSeededRunsRepeatAndBatchSizesAgree() throws {
-        let (model, input, targets) = try self.model("mobile_block", CPUBackend())
-        let segmentation = Segmentation.grid(rows: 4, columns: 4)
-        func lime(_ batch: Int, _ seed: UInt64) throws -> Tensor {
-            try LIME(model: model, samples: 64, segmentation: segmentation, seed: seed, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).raw!
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("mobile_block", backend)
+            let segmentation = Segmentation.grid(rows: 4, columns: 4)
+            func lime(_ batch: Int, _ seed: UInt64) throws -> Tensor {
+                try LIME(model: model, samples: 64, segmentation: segmentation, seed: seed, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).raw!
+            }
+            XCTAssertEqual(try lime(16, 1), try lime(16, 1), label)
+            XCTAssertLessThan(relativeError(doubles(try lime(16, 1)), doubles(try lime(5, 1))), 1e-6, label)
+            XCTAssertNotEqual(try lime(16, 1), try lime(16, 2), label)
+            func rise(_ batch: Int) throws -> Tensor { try RISE(model: model, masks: 30, seed: 4, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).map }
+            XCTAssertEqual(try rise(8), try rise(8), label)
+            XCTAssertLessThan(relativeError(doubles(try rise(8)), doubles(try rise(30))), 1e-6, label)
         }
-        XCTAssertEqual(try lime(16, 1), try lime(16, 1))
-        XCTAssertLessThan(relativeError(doubles(try lime(16, 1)), doubles(try lime(5, 1))), 1e-6)
-        XCTAssertNotEqual(try lime(16, 1), try lime(16, 2))
-        func rise(_ batch: Int) throws -> Tensor { try RISE(model: model, masks: 30, seed: 4, perturbationsPerEval: batch).attribute(input, target: .perImage(targets)).map }
-        XCTAssertEqual(try rise(8), try rise(8))
-        XCTAssertLessThan(relativeError(doubles(try rise(8)), doubles(try rise(30))), 1e-6)
     }
 
     func testPerturbationMethodsAgreeAcrossBackends() throws {

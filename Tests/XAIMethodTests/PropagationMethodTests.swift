@@ -166,13 +166,15 @@ final class PropagationMethodTests: XCTestCase {
     /// (the attributions sum to E[f(x~)] - E[f(b)]) holds on a model linear in its input.
     func testGradientSHAPIsBatchInvariantAndEfficientOnALinearModel() throws {
         let c = MethodReferenceTests.cases[0]
-        let model = try ExplainedModel(graph: c.graph, backend: CPUBackend())
         let baselines = Tensor.uniform(Shape([3] + c.input.shape.dims.dropFirst()), in: -0.5...0.5, seed: 31)
-        func run(_ batch: Int) throws -> Tensor {
-            try GradientSHAP(model: model, samples: 7, stdev: 0.05, internalBatchSize: batch, seed: 5)
-                .attribute(c.input, target: .perImage(c.targets), baseline: .tensor(baselines)).raw!
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            func run(_ batch: Int) throws -> Tensor {
+                try GradientSHAP(model: model, samples: 7, stdev: 0.05, internalBatchSize: batch, seed: 5)
+                    .attribute(c.input, target: .perImage(c.targets), baseline: .tensor(baselines)).raw!
+            }
+            XCTAssertEqual(try run(2).scalars, try run(7).scalars, label)
         }
-        XCTAssertEqual(try run(2).scalars, try run(7).scalars)
 
         // A linear model (one Gemm over the flattened image): gradient x (x~ - b) sums to f(x~) - f(b)
         // exactly for every draw, so the mean sums to the mean difference over the same draws.
@@ -183,19 +185,21 @@ final class PropagationMethodTests: XCTestCase {
             Node(name: "flatten", op: .flatten(axis: 1), inputs: ["input"], outputs: ["flat"]),
             Node(name: "fc", op: .gemm(transA: false, transB: true, alpha: 1, beta: 1, activation: .identity), inputs: ["flat", "W"], outputs: ["logits"]),
         ])
-        let linear = try ExplainedModel(graph: graph, backend: CPUBackend())
         let x = Tensor.uniform([1, 3, h, w], in: -1...1, seed: 41)
-        let shap = GradientSHAP(model: linear, samples: 5, stdev: 0.2, seed: 9)
-        let a = try shap.attribute(x, target: .index(2), baseline: .zero)
-        var expected = 0.0
-        for s in 0..<5 {
-            let (_, _, noise) = try shap.draw(s, references: 1, per: x.shape.count)
-            let features = 3 * h * w
-            var logit = 0.0
-            for i in 0..<features { logit += Double(weight.scalars[2 * features + i]) * Double(x.scalars[i] + noise[i]) }
-            expected += logit / 5
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let linear = try ExplainedModel(graph: graph, backend: backend)
+            let shap = GradientSHAP(model: linear, samples: 5, stdev: 0.2, seed: 9)
+            let a = try shap.attribute(x, target: .index(2), baseline: .zero)
+            var expected = 0.0
+            for s in 0..<5 {
+                let (_, _, noise) = try shap.draw(s, references: 1, per: x.shape.count)
+                let features = 3 * h * w
+                var logit = 0.0
+                for i in 0..<features { logit += Double(weight.scalars[2 * features + i]) * Double(x.scalars[i] + noise[i]) }
+                expected += logit / 5
+            }
+            XCTAssertEqual(a.raw!.scalars.reduce(0.0) { $0 + Double($1) }, expected, accuracy: 1e-4 * max(1, abs(expected)), label)
         }
-        XCTAssertEqual(a.raw!.scalars.reduce(0.0) { $0 + Double($1) }, expected, accuracy: 1e-4 * max(1, abs(expected)))
     }
 
     /// DeepLIFT and DeepLiftShap against Captum on plain_cnn (its pool's windows do not overlap)
@@ -340,11 +344,12 @@ final class PropagationMethodTests: XCTestCase {
         let c = MethodReferenceTests.cases[0]
         let unfused = c.graph.unfusingActivations()
         XCTAssertGreaterThan(unfused.nodes.count, c.graph.nodes.count)
-        let backend = CPUBackend()
-        let x = try backend.upload(c.input)
-        let fused = try backend.download(try Executor(graph: c.graph, backend: backend).forward(x).output(c.graph.outputs[0].name))
-        let plain = try backend.download(try Executor(graph: unfused, backend: backend).forward(x).output(c.graph.outputs[0].name))
-        XCTAssertLessThan(relativeL2(doubles(plain), doubles(fused)), 1e-6)
+        for (label, backend) in TestBackends.all() {
+            let x = try backend.upload(c.input)
+            let fused = try backend.download(try Executor(graph: c.graph, backend: backend).forward(x).output(c.graph.outputs[0].name))
+            let plain = try backend.download(try Executor(graph: unfused, backend: backend).forward(x).output(c.graph.outputs[0].name))
+            XCTAssertLessThan(relativeL2(doubles(plain), doubles(fused)), 1e-6, label)
+        }
     }
 
     func testWhatTheMethodsRefuse() throws {

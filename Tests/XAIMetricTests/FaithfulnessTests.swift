@@ -149,35 +149,38 @@ final class FaithfulnessTests: XCTestCase, MetricFixtures {
 
     /// Randomising the top layer changes Grad-CAM's map; the stages cascade to every layer.
     func testModelRandomisationChangesGradCAM() throws {
-        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
-        let x = try images
-        let cam = try MethodRegistry.make("gradcam", model: model, configuration: MethodConfiguration())
-        let maps = try cam.method.attribute(x, target: .predicted, baseline: cam.baseline).map
-        let layers = ModelRandomisation.layers(model.graph)
-        XCTAssertGreaterThan(layers.count, 3)
-        let lastWeighted = model.graph.nodes.last { n in layers.contains { $0.node == n.name } }
-        XCTAssertEqual(layers.first?.node, lastWeighted?.name, "the cascade starts at the top")
-        let metric = ModelRandomisation(steps: 3, seed: 2)
-        XCTAssertEqual((0..<3).map { metric.cut(stage: $0, layers: layers.count) }, [1, (layers.count + 1) / 2, layers.count])
-        var calls = 0
-        let r = try metric.evaluate(model: model, images: x, maps: maps) { randomised, image, target in
-            calls += 1
-            let m = try MethodRegistry.make("gradcam", model: randomised, configuration: MethodConfiguration())
-            return try m.method.attribute(image, target: .index(target), baseline: m.baseline).map
+        // On the OpenCL backend too: a randomised copy must not run on weights the device cached for the original.
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
+            let x = try images
+            let cam = try MethodRegistry.make("gradcam", model: model, configuration: MethodConfiguration())
+            let maps = try cam.method.attribute(x, target: .predicted, baseline: cam.baseline).map
+            let layers = ModelRandomisation.layers(model.graph)
+            XCTAssertGreaterThan(layers.count, 3)
+            let lastWeighted = model.graph.nodes.last { n in layers.contains { $0.node == n.name } }
+            XCTAssertEqual(layers.first?.node, lastWeighted?.name, "the cascade starts at the top")
+            let metric = ModelRandomisation(steps: 3, seed: 2)
+            XCTAssertEqual((0..<3).map { metric.cut(stage: $0, layers: layers.count) }, [1, (layers.count + 1) / 2, layers.count])
+            var calls = 0
+            let r = try metric.evaluate(model: model, images: x, maps: maps) { randomised, image, target in
+                calls += 1
+                let m = try MethodRegistry.make("gradcam", model: randomised, configuration: MethodConfiguration())
+                return try m.method.attribute(image, target: .index(target), baseline: m.baseline).map
+            }
+            XCTAssertEqual(calls, 6)
+            for b in 0..<2 {
+                let curve = try XCTUnwrap(r.curves?[b])
+                XCTAssertEqual(curve.count, 3)
+                XCTAssertLessThan(curve[0], 0.9, "the top layer randomised must change Grad-CAM (image \(b), \(label))")
+            }
+            // The model itself is untouched, and an explainer that ignores the weights fails the check.
+            let again = try cam.method.attribute(x, target: .predicted, baseline: cam.baseline).map
+            XCTAssertEqual(again.scalars, maps.scalars, "the model is untouched on \(label)")
+            let blind = try metric.evaluate(model: model, images: x, maps: maps) { _, image, _ in
+                Tensor(unchecked: [64, 64], Array(maps.scalars[0..<4096]))
+            }
+            XCTAssertEqual(blind.scores[0], 1, accuracy: 1e-9)
         }
-        XCTAssertEqual(calls, 6)
-        for b in 0..<2 {
-            let curve = try XCTUnwrap(r.curves?[b])
-            XCTAssertEqual(curve.count, 3)
-            XCTAssertLessThan(curve[0], 0.9, "the top layer randomised must change Grad-CAM (image \(b))")
-        }
-        // The model itself is untouched, and an explainer that ignores the weights fails the check.
-        let again = try cam.method.attribute(x, target: .predicted, baseline: cam.baseline).map
-        XCTAssertEqual(again.scalars, maps.scalars)
-        let blind = try metric.evaluate(model: model, images: x, maps: maps) { _, image, _ in
-            Tensor(unchecked: [64, 64], Array(maps.scalars[0..<4096]))
-        }
-        XCTAssertEqual(blind.scores[0], 1, accuracy: 1e-9)
     }
 
     func testNewMetricsNameWhatIsWrong() throws {

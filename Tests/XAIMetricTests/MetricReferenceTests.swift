@@ -106,42 +106,46 @@ final class MetricReferenceTests: XCTestCase, MetricFixtures {
     /// Without noise a method re-run with its seed gives the same map: stochastic methods are
     /// compared with themselves, not with another draw.
     func testSensitivityWithoutNoiseIsZeroForStochasticMethods() throws {
-        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
-        let x = try ExplainedModel.image(try images, 0)
-        var c = MethodConfiguration()
-        c.samples = 32
-        c.segmentation = "grid"
-        c.segments = 4
-        let lime = try MethodRegistry.make("lime", model: model, configuration: c)
-        let target = try model.prepare(x, target: .predicted).targets[0]
-        let explain = { (batch: Tensor) in try lime.method.attribute(batch, target: .index(target), baseline: lime.baseline).map }
-        XCTAssertEqual(try Sensitivity(radius: 0, samples: 3).evaluate(images: x, explain: explain).max.scores, [0])
-        c.samples = 4
-        let smooth = try MethodRegistry.make("smoothgrad", model: model, configuration: c)
-        XCTAssertEqual(try Sensitivity(radius: 0, samples: 3).evaluate(images: x) { batch in
-            try smooth.method.attribute(batch, target: .index(target), baseline: smooth.baseline).map
-        }.max.scores, [0], "SmoothGrad redraws the same noise for every copy")
-        let noisy = try Sensitivity(radius: 0.2, samples: 3).evaluate(images: x, explain: explain)
-        XCTAssertGreaterThan(noisy.max.scores[0], 0)
-        XCTAssertGreaterThanOrEqual(noisy.max.scores[0], noisy.average.scores[0])
-        XCTAssertThrowsError(try Sensitivity(radius: -1).evaluate(images: x, explain: explain)) { error in
-            guard case XAIError.invalidArgument("radius", _, _) = error else { return XCTFail("\(error)") }
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
+            let x = try ExplainedModel.image(try images, 0)
+            var c = MethodConfiguration()
+            c.samples = 32
+            c.segmentation = "grid"
+            c.segments = 4
+            let lime = try MethodRegistry.make("lime", model: model, configuration: c)
+            let target = try model.prepare(x, target: .predicted).targets[0]
+            let explain = { (batch: Tensor) in try lime.method.attribute(batch, target: .index(target), baseline: lime.baseline).map }
+            XCTAssertEqual(try Sensitivity(radius: 0, samples: 3).evaluate(images: x, explain: explain).max.scores, [0], "LIME on \(label)")
+            c.samples = 4
+            let smooth = try MethodRegistry.make("smoothgrad", model: model, configuration: c)
+            XCTAssertEqual(try Sensitivity(radius: 0, samples: 3).evaluate(images: x) { batch in
+                try smooth.method.attribute(batch, target: .index(target), baseline: smooth.baseline).map
+            }.max.scores, [0], "SmoothGrad redraws the same noise for every copy on \(label)")
+            let noisy = try Sensitivity(radius: 0.2, samples: 3).evaluate(images: x, explain: explain)
+            XCTAssertGreaterThan(noisy.max.scores[0], 0)
+            XCTAssertGreaterThanOrEqual(noisy.max.scores[0], noisy.average.scores[0])
+            XCTAssertThrowsError(try Sensitivity(radius: -1).evaluate(images: x, explain: explain)) { error in
+                guard case XAIError.invalidArgument("radius", _, _) = error else { return XCTFail("\(error)") }
+            }
         }
     }
 
     /// Integrated Gradients' map is complete; a saliency map is not.
     func testCompletenessSeparatesCompleteMaps() throws {
-        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
         let x = try images
-        let ig = try IntegratedGradients(model: model, steps: 64).attribute(x)
-        let complete = try Completeness().evaluate(model: model, images: x, maps: ig.map)
-        for (b, score) in complete.scores.enumerated() {
-            XCTAssertEqual(score, try XCTUnwrap(ig.diagnostics["completenessDelta"])[b], accuracy: 1e-3)
-            XCTAssertLessThan(score, 0.01 * abs(try XCTUnwrap(ig.diagnostics["outputDifference"])[b]))
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
+            let ig = try IntegratedGradients(model: model, steps: 64).attribute(x)
+            let complete = try Completeness().evaluate(model: model, images: x, maps: ig.map)
+            for (b, score) in complete.scores.enumerated() {
+                XCTAssertEqual(score, try XCTUnwrap(ig.diagnostics["completenessDelta"])[b], accuracy: 1e-3, label)
+                XCTAssertLessThan(score, 0.01 * abs(try XCTUnwrap(ig.diagnostics["outputDifference"])[b]), label)
+            }
+            let saliency = try Saliency(model: model).attribute(x)
+            let incomplete = try Completeness().evaluate(model: model, images: x, maps: saliency.map)
+            XCTAssertGreaterThan(incomplete.mean, 10 * complete.mean, label)
         }
-        let saliency = try Saliency(model: model).attribute(x)
-        let incomplete = try Completeness().evaluate(model: model, images: x, maps: saliency.map)
-        XCTAssertGreaterThan(incomplete.mean, 10 * complete.mean)
     }
 
     func testLocalisationOnKnownMaps() throws {

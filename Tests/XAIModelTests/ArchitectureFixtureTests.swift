@@ -393,16 +393,17 @@ final class ArchitectureFixtureTests: XCTestCase {
             return Graph(name: "ln", inputs: [ValueInfo(name: "x", shape: [nil, 5, 6])],
                          outputs: [ValueInfo(name: extraReader ? "z" : "y", shape: [nil, 5, 6])], initializers: initializers, nodes: nodes)
         }
-        let backend = CPUBackend()
-        let x = try backend.upload(Tensor.uniform([2, 5, 6], in: -2...2, seed: 3))
-        for (extraReader, axis) in [(false, -1), (true, -1), (false, 1)] {
-            let raw = graph(extraReader: extraReader, axis: axis), fused = try raw.optimized()
-            let norms = fused.nodes.filter { if case .layerNorm = $0.op { return true }; return false }.count
-            XCTAssertEqual(norms, extraReader || axis != -1 ? 0 : 1)
-            let output = raw.outputs[0].name
-            let a = try backend.download(try Executor(graph: raw, backend: backend).forward(x).output(output))
-            let b = try backend.download(try Executor(graph: fused, backend: backend).forward(x).output(output))
-            XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6, "extra reader \(extraReader), axis \(axis)")
+        for (label, backend) in TestBackends.all() {
+            let x = try backend.upload(Tensor.uniform([2, 5, 6], in: -2...2, seed: 3))
+            for (extraReader, axis) in [(false, -1), (true, -1), (false, 1)] {
+                let raw = graph(extraReader: extraReader, axis: axis), fused = try raw.optimized()
+                let norms = fused.nodes.filter { if case .layerNorm = $0.op { return true }; return false }.count
+                XCTAssertEqual(norms, extraReader || axis != -1 ? 0 : 1)
+                let output = raw.outputs[0].name
+                let a = try backend.download(try Executor(graph: raw, backend: backend).forward(x).output(output))
+                let b = try backend.download(try Executor(graph: fused, backend: backend).forward(x).output(output))
+                XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6, "extra reader \(extraReader), axis \(axis), on \(label)")
+            }
         }
     }
 
@@ -465,10 +466,11 @@ final class ArchitectureFixtureTests: XCTestCase {
             XCTAssertEqual(fused.nodes.count, 2, "convolution first: \(convolutionFirst)")
             XCTAssertEqual(fused.nodes.last?.inputs.last, "skip", "the skip is the fused convolution's fourth input")
             let x = Tensor.uniform([2, 4, 6, 5], seed: 83)
-            let be = CPUBackend()
-            let a = try be.download(try Executor(graph: graph, backend: be).forward(try be.upload(x)).output("out"))
-            let b = try be.download(try Executor(graph: fused, backend: be).forward(try be.upload(x)).output("out"))
-            XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6)
+            for (label, be) in TestBackends.all() {
+                let a = try be.download(try Executor(graph: graph, backend: be).forward(try be.upload(x)).output("out"))
+                let b = try be.download(try Executor(graph: fused, backend: be).forward(try be.upload(x)).output("out"))
+                XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6, "convolution first: \(convolutionFirst), on \(label)")
+            }
         }
     }
 
@@ -505,11 +507,12 @@ final class ArchitectureFixtureTests: XCTestCase {
                                       Node(name: "scale", op: .binary(.mul), inputs: ["m", "c"], outputs: ["y"])])
             let optimized = try graph.optimized()
             XCTAssertEqual(optimized.nodes.count == 1, fused, "factor \(factor)")
-            let backend = CPUBackend()
-            let x = try backend.upload(Tensor.uniform([2, 5], in: -3...3, seed: 93))
-            let a = try backend.download(try Executor(graph: graph, backend: backend).forward(x).output("y"))
-            let b = try backend.download(try Executor(graph: optimized, backend: backend).forward(x).output("y"))
-            XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6, "factor \(factor)")
+            for (label, backend) in TestBackends.all() {
+                let x = try backend.upload(Tensor.uniform([2, 5], in: -3...3, seed: 93))
+                let a = try backend.download(try Executor(graph: graph, backend: backend).forward(x).output("y"))
+                let b = try backend.download(try Executor(graph: optimized, backend: backend).forward(x).output("y"))
+                XCTAssertLessThan(relativeL2(doubles(a), doubles(b)), 1e-6, "factor \(factor), on \(label)")
+            }
         }
     }
 
