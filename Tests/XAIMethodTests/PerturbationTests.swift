@@ -425,48 +425,50 @@ final class PerturbationTests: XCTestCase {
     /// KernelSHAP stops after a round too, keeps efficiency exact, and with the target off is
     /// unchanged.
     func testUntilStableStopsAtASettledRound() throws {
-        let (model, input, targets) = try self.model("small_resnet", CPUBackend())
-        let segmentation = Segmentation.grid(rows: 4, columns: 5)
-        let round = coalitionRound(samples: 400)
-        XCTAssertEqual(round, 64)
-        let early = try LIME(model: model, samples: 400, segmentation: segmentation, seed: 3, untilStable: 0).attribute(input, target: .perImage(targets))
-        let usedEarly = try XCTUnwrap(early.diagnostics["samplesUsed"])
-        XCTAssertEqual(usedEarly, [64, 64], "the first round agrees at all (a positive rank correlation)")
-        for b in 0..<2 {
-            let one = try ExplainedModel.image(input, b)
-            let short = try LIME(model: model, samples: Int(usedEarly[b]), segmentation: segmentation, seed: 3).attribute(one, target: .index(targets[b]))
-            XCTAssertEqual(Array(try XCTUnwrap(early.raw).scalars[(b * 20)..<((b + 1) * 20)]), try XCTUnwrap(short.raw).scalars,
-                           "the samples used are LIME's with that budget (image \(b))")
-        }
-        let all = try LIME(model: model, samples: 400, segmentation: segmentation, seed: 3).attribute(input, target: .perImage(targets))
-        let never = try LIME(model: model, samples: 400, segmentation: segmentation, seed: 3, untilStable: 1).attribute(input, target: .perImage(targets))
-        XCTAssertEqual(never.raw, all.raw)
-        XCTAssertEqual(all.diagnostics["samplesUsed"], [400, 400])
-        // A reachable target stops between the two, at a round whose agreement reaches it.
-        let settled = try LIME(model: model, samples: 400, segmentation: segmentation, seed: 3, untilStable: 0.8).attribute(input, target: .perImage(targets))
-        for b in 0..<2 {
-            let used = try XCTUnwrap(settled.diagnostics["samplesUsed"]?[b]), agreement = try XCTUnwrap(settled.diagnostics["halfSplitRankCorrelation"]?[b])
-            XCTAssertTrue(used == 400 || agreement >= 0.8, "image \(b): \(used) samples, agreement \(agreement)")
-            XCTAssertEqual(Int(used) % 64 == 0 || used == 400, true)
-        }
+        for (label, backend) in backends() {
+            let (model, input, targets) = try self.model("small_resnet", backend)
+            let segmentation = Segmentation.grid(rows: 4, columns: 5)
+            let round = coalitionRound(samples: 400)
+            XCTAssertEqual(round, 64)
+            let early = try LIME(model: model, samples: 400, segmentation: segmentation, seed: 3, untilStable: 0).attribute(input, target: .perImage(targets))
+            let usedEarly = try XCTUnwrap(early.diagnostics["samplesUsed"])
+            XCTAssertEqual(usedEarly, [64, 64], "the first round agrees at all (a positive rank correlation)")
+            for b in 0..<2 {
+                let one = try ExplainedModel.image(input, b)
+                let short = try LIME(model: model, samples: Int(usedEarly[b]), segmentation: segmentation, seed: 3).attribute(one, target: .index(targets[b]))
+                XCTAssertEqual(Array(try XCTUnwrap(early.raw).scalars[(b * 20)..<((b + 1) * 20)]), try XCTUnwrap(short.raw).scalars,
+                               "the samples used are LIME's with that budget (image \(b), \(label))")
+            }
+            let all = try LIME(model: model, samples: 400, segmentation: segmentation, seed: 3).attribute(input, target: .perImage(targets))
+            let never = try LIME(model: model, samples: 400, segmentation: segmentation, seed: 3, untilStable: 1).attribute(input, target: .perImage(targets))
+            XCTAssertEqual(never.raw, all.raw, label)
+            XCTAssertEqual(all.diagnostics["samplesUsed"], [400, 400])
+            // A reachable target stops between the two, at a round whose agreement reaches it.
+            let settled = try LIME(model: model, samples: 400, segmentation: segmentation, seed: 3, untilStable: 0.8).attribute(input, target: .perImage(targets))
+            for b in 0..<2 {
+                let used = try XCTUnwrap(settled.diagnostics["samplesUsed"]?[b]), agreement = try XCTUnwrap(settled.diagnostics["halfSplitRankCorrelation"]?[b])
+                XCTAssertTrue(used == 400 || agreement >= 0.8, "image \(b): \(used) samples, agreement \(agreement)")
+                XCTAssertEqual(Int(used) % 64 == 0 || used == 400, true)
+            }
 
-        let logits = try model.logits(try CPUBackend().upload(input))
-        let base = try model.logits(try CPUBackend().upload(Tensor(shape: input.shape)))
-        let kernel = try KernelSHAP(model: model, samples: 600, segmentation: segmentation, seed: 2, untilStable: 0).attribute(input, target: .perImage(targets))
-        let full = try KernelSHAP(model: model, samples: 600, segmentation: segmentation, seed: 2).attribute(input, target: .perImage(targets))
-        let enumerated = KernelSHAP(model: model, samples: 600, seed: 2).sample(players: 20).enumerated
-        XCTAssertEqual(kernel.diagnostics["samplesUsed"], [Double(enumerated + 64), Double(enumerated + 64)])
-        XCTAssertEqual(full.diagnostics["samplesUsed"], [600, 600])
-        XCTAssertNotEqual(kernel.raw, full.raw)
-        for b in 0..<2 {
-            let phi = try XCTUnwrap(kernel.raw).scalars[(b * 20)..<((b + 1) * 20)].reduce(0.0) { $0 + Double($1) }
-            let difference = Double(logits[b, targets[b]]) - Double(base[b, targets[b]])
-            XCTAssertEqual(phi, difference, accuracy: 1e-5 * max(1, abs(difference)), "efficiency after an early stop, image \(b)")
-        }
-        XCTAssertEqual(try KernelSHAP(model: model, samples: 600, segmentation: segmentation, seed: 2, untilStable: 1).attribute(input, target: .perImage(targets)).raw,
-                       full.raw)
-        XCTAssertThrowsError(try LIME(model: model, samples: 100, untilStable: 1.5).attribute(input, target: .predicted)) { error in
-            guard case XAIError.invalidArgument("untilStable", _, _) = error else { return XCTFail("\(error)") }
+            let logits = try model.logits(try backend.upload(input))
+            let base = try model.logits(try backend.upload(Tensor(shape: input.shape)))
+            let kernel = try KernelSHAP(model: model, samples: 600, segmentation: segmentation, seed: 2, untilStable: 0).attribute(input, target: .perImage(targets))
+            let full = try KernelSHAP(model: model, samples: 600, segmentation: segmentation, seed: 2).attribute(input, target: .perImage(targets))
+            let enumerated = KernelSHAP(model: model, samples: 600, seed: 2).sample(players: 20).enumerated
+            XCTAssertEqual(kernel.diagnostics["samplesUsed"], [Double(enumerated + 64), Double(enumerated + 64)])
+            XCTAssertEqual(full.diagnostics["samplesUsed"], [600, 600])
+            XCTAssertNotEqual(kernel.raw, full.raw)
+            for b in 0..<2 {
+                let phi = try XCTUnwrap(kernel.raw).scalars[(b * 20)..<((b + 1) * 20)].reduce(0.0) { $0 + Double($1) }
+                let difference = Double(logits[b, targets[b]]) - Double(base[b, targets[b]])
+                XCTAssertEqual(phi, difference, accuracy: 1e-5 * max(1, abs(difference)), "efficiency after an early stop, image \(b), \(label)")
+            }
+            XCTAssertEqual(try KernelSHAP(model: model, samples: 600, segmentation: segmentation, seed: 2, untilStable: 1).attribute(input, target: .perImage(targets)).raw,
+                           full.raw)
+            XCTAssertThrowsError(try LIME(model: model, samples: 100, untilStable: 1.5).attribute(input, target: .predicted)) { error in
+                guard case XAIError.invalidArgument("untilStable", _, _) = error else { return XCTFail("\(error)") }
+            }
         }
     }
 
