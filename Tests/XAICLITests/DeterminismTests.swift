@@ -51,7 +51,7 @@ final class DeterminismTests: XCTestCase {
         // difference into a different step.
         guard devices.count == 2 else { return }
         for name in ["plain_cnn", "small_resnet", "mobile_block"] {
-            guard let cpu = folders["cpu \(name)"], let gpu = folders["gpu \(name)"] else { continue }
+            let cpu = try XCTUnwrap(folders["cpu \(name)"]), gpu = try XCTUnwrap(folders["gpu \(name)"])
             let files = try arrays(cpu).keys.sorted()
             XCTAssertEqual(Set(files), Set(try arrays(gpu).keys), name)
             for file in files {

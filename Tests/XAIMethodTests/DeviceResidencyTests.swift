@@ -79,7 +79,7 @@ final class DeviceResidencyTests: XCTestCase {
                                           output: output).attribute(x)
                     let d = counted.transfers.since(before)
                     let what = "\(output), incremental \(incremental), batches of \(batch)"
-                    XCTAssertEqual(d.bytesFromDevice, (classes + clean + 16) * 4, "\(what): the clean logits and one score a copy")
+                    XCTAssertEqual(d.bytesFromDevice, (classes + clean + 16) * 4, "\(what): the clean logits (and probability) and one score a copy")
                     XCTAssertEqual(d.bytesToDevice, (3 * x.shape.count + 16 * 4 + clean * classes) * 4,
                                    "\(what): the image twice and its baseline, 16 rectangles of 4 integers (and the clean logits)")
                     XCTAssertEqual(a.map.shape, [1, 64, 64])
@@ -91,6 +91,7 @@ final class DeviceResidencyTests: XCTestCase {
     /// RISE draws its grids on the device: what goes over is the image (twice: the clean logits',
     /// then the copies'), its baseline and the weights of the masks' sums, 4 bytes a mask for each
     /// half of the masks a block of the sums holds; no grid or shift, which took 8 + 4 s^2 bytes a mask.
+    /// What comes back is the clean logits, one probability a mask and the two halves' sums.
     func testRISEDrawsItsGridsOnTheDevice() throws {
         let (counted, model, x, classes) = try countedModel()
         for masks in [64, 200] {
@@ -156,7 +157,7 @@ final class DeviceResidencyTests: XCTestCase {
                     .attribute(c.input, target: target)
                 XCTAssertEqual(device.raw!.scalars.map { $0.bitPattern }, given.raw!.scalars.map { $0.bitPattern }, "\(kind) on \(label): given noise")
                 XCTAssertEqual(device.raw!.scalars.map { $0.bitPattern }, host.raw!.scalars.map { $0.bitPattern }, "\(kind) on \(label): host-side wrapped method")
-                XCTAssertEqual(device.targets, c.targets)
+                XCTAssertEqual(device.targets, c.targets, label)
             }
         }
     }

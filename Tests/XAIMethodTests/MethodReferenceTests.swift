@@ -145,7 +145,7 @@ final class MethodReferenceTests: XCTestCase {
             let methods: [any AttributionMethod] = [Saliency(model: model), IntegratedGradients(model: model, steps: 8), GradientCAM(model: model)]
             for method in methods {
                 let both = try method.attribute(c.input, classes: [1, 3])
-                XCTAssertEqual(both.targets, [1, 3, 1, 3])
+                XCTAssertEqual(both.targets, [1, 3, 1, 3], label)
                 let plane = both.map.shape.count / 4
                 for (b, k) in [(0, 1), (0, 3), (1, 1), (1, 3)].enumerated().map({ ($0.element.0, $0.element.1) }) {
                     let single = try method.attribute(try ExplainedModel.image(c.input, b), target: .index(k)).map

@@ -167,7 +167,7 @@ final class FaithfulnessTests: XCTestCase, MetricFixtures {
                 let m = try MethodRegistry.make("gradcam", model: randomised, configuration: MethodConfiguration())
                 return try m.method.attribute(image, target: .index(target), baseline: m.baseline).map
             }
-            XCTAssertEqual(calls, 6)
+            XCTAssertEqual(calls, 6, label)
             for b in 0..<2 {
                 let curve = try XCTUnwrap(r.curves?[b])
                 XCTAssertEqual(curve.count, 3)
@@ -179,7 +179,7 @@ final class FaithfulnessTests: XCTestCase, MetricFixtures {
             let blind = try metric.evaluate(model: model, images: x, maps: maps) { _, image, _ in
                 Tensor(unchecked: [64, 64], Array(maps.scalars[0..<4096]))
             }
-            XCTAssertEqual(blind.scores[0], 1, accuracy: 1e-9)
+            XCTAssertEqual(blind.scores[0], 1, accuracy: 1e-9, label)
         }
     }
 

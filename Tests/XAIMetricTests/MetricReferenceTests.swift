@@ -123,8 +123,8 @@ final class MetricReferenceTests: XCTestCase, MetricFixtures {
                 try smooth.method.attribute(batch, target: .index(target), baseline: smooth.baseline).map
             }.max.scores, [0], "SmoothGrad redraws the same noise for every copy on \(label)")
             let noisy = try Sensitivity(radius: 0.2, samples: 3).evaluate(images: x, explain: explain)
-            XCTAssertGreaterThan(noisy.max.scores[0], 0)
-            XCTAssertGreaterThanOrEqual(noisy.max.scores[0], noisy.average.scores[0])
+            XCTAssertGreaterThan(noisy.max.scores[0], 0, label)
+            XCTAssertGreaterThanOrEqual(noisy.max.scores[0], noisy.average.scores[0], label)
             XCTAssertThrowsError(try Sensitivity(radius: -1).evaluate(images: x, explain: explain)) { error in
                 guard case XAIError.invalidArgument("radius", _, _) = error else { return XCTFail("\(error)") }
             }

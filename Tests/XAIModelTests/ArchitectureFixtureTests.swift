@@ -448,9 +448,6 @@ final class ArchitectureFixtureTests: XCTestCase {
         }
     }
 
-    /// LayerNorm over a middle axis with a scale broadcast over the last, against its definition
-    /// computed here in float64 (the op table compares backends with the reference, which shares
-    /// the dispatch between the primitive and the composed form).
     /// A residual sum fuses into the convolution that feeds it whichever side of the Add the
     /// convolution is on, and the fused graph computes the same values.
     func testResidualAddsFuseWithTheConvolutionOnEitherSide() throws {
@@ -474,6 +471,9 @@ final class ArchitectureFixtureTests: XCTestCase {
         }
     }
 
+    /// LayerNorm over a middle axis with a scale broadcast over the last, against its definition
+    /// computed here in float64 (the op table compares backends with the reference, which shares
+    /// the dispatch between the primitive and the composed form).
     func testLayerNormOverAMiddleAxisMatchesItsDefinition() throws {
         let x = Tensor.uniform([3, 6, 4], in: -2...3, seed: 91), scale = Tensor.uniform([6, 4], in: 0.5...1.5, seed: 92)
         var expected = [Double](repeating: 0, count: x.shape.count)
