@@ -204,7 +204,8 @@ xai_status xai_overlay(const uint8_t *rgb, int64_t height, int64_t width, const 
  *   "style"      {"colormap", "sign", "alpha", "percentile"} as xai_overlay; "modelName" for the records
  * progress: NULL or called with (0, 1) first, then (files done, files in all) after each group of
  * imageBatch files; non-zero cancels after that group's outputs are written (XAI_ERR_CANCELLED).
- * out_summary_json: {"written", "skipped", "failures": ["<file> <method>: <error>", ...], "seconds",
+ * out_summary_json: {"written", "skipped", "failures": ["<file> <method>: <error>", ...], "warnings":
+ * ["<stem>/<method>.npy (<file>): the map is constant ...", ...] (maps written that explain nothing), "seconds",
  * "report": path or null}. */
 xai_status xai_explain_files(xai_model *model, const char *request_json, xai_progress_fn progress, void *user,
                              char **out_summary_json);

@@ -793,8 +793,8 @@ public func xai_explain_files(_ model: OpaquePointer?, _ request: UnsafePointer<
         (job.quiet, job.printsErrors, job.session) = (true, false, m.session)
         job.onProgress = try reporting(progress, user, "explaining files")
         let summary = try job.run()
-        return ["written": summary.written, "skipped": summary.skipped, "failures": summary.failures, "seconds": summary.seconds,
-                "report": summary.report ?? NSNull() as Any]
+        return ["written": summary.written, "skipped": summary.skipped, "failures": summary.failures, "warnings": summary.warnings,
+                "seconds": summary.seconds, "report": summary.report ?? NSNull() as Any]
     }
 }
 

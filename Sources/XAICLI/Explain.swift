@@ -77,7 +77,8 @@ struct Explain: ParsableCommand {
 /// Prints a run's summary and what failed; `false` when anything did.
 func report(_ summary: ExplainJob.Summary) -> Bool {
     if let report = summary.report { print("report: \(report)") }
-    print(String(format: "%d maps written, %d already there, %d failed, %.1f s", summary.written, summary.skipped, summary.failures.count, summary.seconds))
+    print(String(format: "%d maps written, %d already there, %d failed, %.1f s", summary.written, summary.skipped, summary.failures.count, summary.seconds)
+          + (summary.warnings.isEmpty ? "" : ", \(summary.warnings.count) constant (warnings above)"))
     guard summary.failures.isEmpty else {
         printError("failed:")
         for f in summary.failures { printError("  \(f)") }

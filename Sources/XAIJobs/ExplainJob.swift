@@ -82,7 +82,8 @@ public struct ExplainJob {
     public var resultsPath: String?
     /// Errors as the caller spells them (the command line names parameters by their flags).
     public var describeError: (Error) -> String = { ($0 as? XAIError)?.description ?? "\($0)" }
-    /// Whether errors are also printed to standard error as they happen (they are always in the summary).
+    /// Whether errors and warnings are also printed to standard error as they happen (they are
+    /// always in the summary).
     public var printsErrors = true
     /// Called after each group of files with (files done, files in all); returning `true` stops
     /// the run after the outputs of the finished group are written (``XAIError/cancelled(operation:)``).
@@ -98,6 +99,8 @@ public struct ExplainJob {
     public struct Summary {
         public var written = 0, skipped = 0
         public var failures: [String] = []
+        /// Maps written that explain nothing (every pixel the same value), each with what to try.
+        public var warnings: [String] = []
         public var seconds = 0.0
         public var report: String?
     }
@@ -251,6 +254,12 @@ public struct ExplainJob {
             let seconds = Date().timeIntervalSince(t0) / Double(batch.count)
             for (i, pending) in batch.enumerated() {
                 let one = try a.image(i, of: batch.count)
+                if let warning = Self.constantMapWarning(one) {
+                    let line = "\(pending.stem)/\(name).npy (\(pending.image.source)): \(warning)"
+                    progress.finish()
+                    if printsErrors { printError("warning: \(line)") }
+                    summary.warnings.append(line)
+                }
                 writer.submit("\(pending.image.source) \(name)", record: {
                     try self.write(one, for: pending, method: name, parameters: configured.parameters, seconds: seconds, setup: setup)
                 })
@@ -267,6 +276,18 @@ public struct ExplainJob {
         }
     }
 
+    /// Why one image's map explains nothing, when every pixel has the same finite value, with what
+    /// to try where the cause is known: a segmentation of one segment (SLIC in LAB colour on a
+    /// preprocessed tensor, whose values are not colours, is the common case). `nil` for any other map.
+    static func constantMapWarning(_ a: Attribution) -> String? {
+        guard let first = a.map.scalars.first, first.isFinite, a.map.scalars.allSatisfy({ $0 == first }) else { return nil }
+        var warning = "the map is constant (every pixel \(first))"
+        if let segments = a.diagnostics["segmentCount"]?.first, segments < 2 {
+            warning += "; the segmentation found one segment: try --segmentation grid, more --segments, or a PNG/JPEG instead of a preprocessed tensor"
+        }
+        return warning
+    }
+
     /// Writes one image's outputs for one method (the map last, since its presence marks the
     /// method as done for a resumed run) and returns its `results.jsonl` record.
     private func write(_ a: Attribution, for pending: Pending, method name: String, parameters: [String: String], seconds: Double,
@@ -279,6 +300,7 @@ public struct ExplainJob {
         // A map with NaN or infinities is written as it is and flagged; the overlay draws them as zero.
         let nonFinite = map.nonFiniteCount
         if nonFinite > 0 { diagnostics["nonFiniteMapValues"] = Double(nonFinite) }
+        if Self.constantMapWarning(a) != nil { diagnostics["constantMap"] = 1 }
         if saving.contains("raw"), let raw = a.raw {
             try NPY.write(try raw.reshaped(Shape(Array(raw.shape.dims.dropFirst()))), to: (folder as NSString).appendingPathComponent("\(name).raw.npy"))
             outputs.append("\(name).raw.npy")

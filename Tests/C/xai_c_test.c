@@ -1258,8 +1258,8 @@ static void test_explain_files(xai_model *m) {
     summary = NULL;
     CHECK(xai_explain_files(m, request, record_progress, &log, &summary) == XAI_OK, "explain files");
     CHECK(summary && strstr(summary, "\"written\":4") && strstr(summary, "\"skipped\":0") && strstr(summary, "xai_c_test_corrupt.png")
-              && strstr(summary, "\"report\":null"),
-          "4 maps written, the corrupt file listed as a failure, no report without html: %s", summary ? summary : "");
+              && strstr(summary, "\"report\":null") && strstr(summary, "\"warnings\":["),
+          "4 maps written, the corrupt file listed as a failure, warnings listed, no report without html: %s", summary ? summary : "");
     CHECK(log.calls >= 2 && log.bad == 0 && log.first_done == 0 && log.first_total == 1 && log.last_done == 3 && log.last_total == 3,
           "progress (0, 1) first, (files done, files) after: %d calls, last %lld/%lld", log.calls, (long long)log.last_done, (long long)log.last_total);
     xai_string_free(summary);

@@ -112,6 +112,33 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertTrue(r.output.contains("1 maps written, 0 already there, 1 failed"), r.output)
     }
 
+    /// A map that explains nothing (every pixel one value) is written, and said: a warning on
+    /// standard error with what to try, a count in the summary line and `constantMap` in its
+    /// record. SLIC on this preprocessed tensor (values in [-1, 1], not colours) finds one segment,
+    /// so LIME's map is constant; on a grid it is not, and neither is Grad-CAM's.
+    func testConstantMapsAreWrittenAndWarnedAbout() throws {
+        let out = try temporaryFolder()
+        let r = try runXAI(["explain", model, tensor, "--method", "lime,gradcam", "--samples", "32", "--save", "raw", "--out", out, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.output + r.error)
+        XCTAssertEqual(r.error.components(separatedBy: "warning: ").count - 1, 2, r.error)
+        XCTAssertTrue(r.error.contains("input_0/lime.npy (\(tensor)): the map is constant") && r.error.contains("one segment") && r.error.contains("--segmentation grid"), r.error)
+        XCTAssertFalse(r.error.contains("gradcam"), r.error)
+        XCTAssertTrue(r.output.contains("4 maps written, 0 already there, 0 failed, "), r.output)
+        XCTAssertTrue(r.output.contains(", 2 constant (warnings above)"), r.output)
+        let records = try String(contentsOfFile: out + "/results.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        for record in records {
+            let flagged = (record["diagnostics"] as? [String: Any])?["constantMap"] as? Double
+            XCTAssertEqual(flagged, record["method"] as? String == "lime" ? 1 : nil, "\(record)")
+        }
+        let grid = try runXAI(["explain", model, tensor, "--method", "lime", "--samples", "32", "--segmentation", "grid", "--segments", "4", "--save", "raw",
+                               "--out", try temporaryFolder(), "--quiet"])
+        XCTAssertEqual(grid.status, 0, grid.error)
+        XCTAssertFalse(grid.error.contains("warning"), grid.error)
+        XCTAssertFalse(grid.output.contains("constant"), grid.output)
+    }
+
     func testBadFlagsAreNamed() throws {
         let unknown = try runXAI(["explain", model, tensor, "--method", "nonsense", "--out", try temporaryFolder()])
         XCTAssertNotEqual(unknown.status, 0)

@@ -417,8 +417,9 @@ class Model:
         `.txt` manifests (with `shard="i/n"`); or `files`: paths, or (path, stem) pairs naming each
         output folder. What is already written is skipped unless `overwrite`. A bad image or method
         fails alone: it is listed in the summary's "failures", and the run goes on. Returns
-        {"written", "skipped", "failures", "seconds", "report"}. `progress`: False, True (a tqdm bar),
-        or a callable (files done, files in all) -> cancel?"""
+        {"written", "skipped", "failures", "warnings", "seconds", "report"} ("warnings": maps
+        written whose pixels all have one value, each with what to try). `progress`: False, True
+        (a tqdm bar), or a callable (files done, files in all) -> cancel?"""
         request = _files_request(inputs, files, out, method, target, results)
         request.update({"save": save if isinstance(save, str) else list(save), "overwrite": bool(overwrite), "imageBatch": int(image_batch),
                         "modelName": self.path})
