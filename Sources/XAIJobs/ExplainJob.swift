@@ -283,7 +283,7 @@ public struct ExplainJob {
         guard let first = a.map.scalars.first, first.isFinite, a.map.scalars.allSatisfy({ $0 == first }) else { return nil }
         var warning = "the map is constant (every pixel \(first))"
         if let segments = a.diagnostics["segmentCount"]?.first, segments < 2 {
-            warning += "; the segmentation found one segment: try --segmentation grid, more --segments, or a PNG/JPEG instead of a preprocessed tensor"
+            warning += "; the segmentation found one segment: try --segmentation grid --segments 8 (8 x 8 cells) or the PNG/JPEG instead of a preprocessed tensor"
         }
         return warning
     }
