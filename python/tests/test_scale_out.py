@@ -116,6 +116,7 @@ def test_explain_files_reports_bad_files_and_arguments(tmp_path):
     with xai.Model(str(ROOT / "Demo" / "model.onnx")) as model:
         summary = model.explain_files([str(bad), str(good)], out=tmp_path / "out", method="saliency", save="raw")
         assert summary["written"] == 1 and len(summary["failures"]) == 1 and str(bad) in summary["failures"][0]
+        assert summary["warnings"] == [], "a saliency map of a photo is not constant"
         with pytest.raises(xai.InvalidArgumentError, match="stems"):
             model.explain_files(files=[(str(good), "../escape")], out=tmp_path / "out")
         with pytest.raises(xai.InvalidArgumentError, match="stepz"):
