@@ -52,6 +52,31 @@ final class EvaluateCommandTests: XCTestCase {
         XCTAssertTrue(r.output.contains("report:") || again.output.contains("report:"), again.output)
     }
 
+    /// Every metric scores the same maps alike on the CPU and on OpenCL: `xai evaluate --metrics all`
+    /// on each device (the maps made there too). Seen: at most 1.0e-4 relative (sensitivity_avg);
+    /// deletion and insertion 4e-5 (Grad-CAM's upsampled maps have near-ties that order pixels).
+    func testEveryMetricAgreesOnTheCPUAndOpenCL() throws {
+        guard TestBackends.openCL() != nil else { return }
+        var scores: [String: [String: Double]] = [:]
+        for device in ["cpu", "gpu"] {
+            let out = try temporaryFolder()
+            let r = try runXAI(["evaluate", model, tensor, "--method", "saliency,gradcam", "--metrics", "all", "--device", device, "--out", out, "--quiet"])
+            XCTAssertEqual(r.status, 0, r.output + r.error)
+            for line in try records(out) {
+                let key = "\(line["stem"] ?? "") \(line["method"] ?? "") \(line["metric"] ?? "")"
+                scores[device, default: [:]][key] = line["score"] as? Double ?? .nan
+            }
+        }
+        let (cpu, gpu) = (scores["cpu"] ?? [:], scores["gpu"] ?? [:])
+        XCTAssertEqual(cpu.count, 2 * 2 * 13, "2 images x 2 methods x the 13 metrics that need no ground truth")
+        XCTAssertEqual(Set(cpu.keys), Set(gpu.keys))
+        for (key, a) in cpu {
+            let b = gpu[key] ?? .nan
+            XCTAssertTrue(a.isFinite && b.isFinite, "\(key): \(a) on the CPU, \(b) on OpenCL")
+            XCTAssertEqual(a, b, accuracy: 1e-3 * max(abs(a), 1e-3), "\(key) on the CPU and OpenCL")
+        }
+    }
+
     /// The seed's experiment in one command: LIME re-run under tiny input noise, with its seed fixed.
     func testSensitivityOfLIMEAndGradCAM() throws {
         let out = try temporaryFolder()
