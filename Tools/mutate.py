@@ -1148,6 +1148,8 @@ MUTANTS = [
      "first.isFinite, a.map.scalars.allSatisfy({ $0 == first }), false", 1, "ExplainCommandTests", "a constant map is written without a word"),
     ("constant_map_no_segment_hint", "Sources/XAIJobs/ExplainJob.swift", "segments < 2 {", "segments < 1 {", 1, "ExplainCommandTests",
      "a one-segment segmentation is not named as the cause of a constant map"),
+    ("constant_map_no_saturation_hint", "Sources/XAIJobs/ExplainJob.swift", "initial > 0.9999 {", "initial > 1 {", 1, "ExplainCommandTests",
+     "Meaningful Perturbation's saturated probability is not named as the cause of its empty map"),
     ("perturbation_probability_is_logit", "Sources/XAIMethods/PerturbationEngine.swift",
      "if output == .probability { values = try be.softmax(values, axis: 1, log: false) }", "", 1, "PerturbationTests",
      "copies asked for their probability are scored on the logit"),

@@ -278,12 +278,19 @@ public struct ExplainJob {
 
     /// Why one image's map explains nothing, when every pixel has the same finite value, with what
     /// to try where the cause is known: a segmentation of one segment (SLIC in LAB colour on a
-    /// preprocessed tensor, whose values are not colours, is the common case). `nil` for any other map.
+    /// preprocessed tensor, whose values are not colours, is the common case), or Meaningful
+    /// Perturbation on a saturated probability (the demo model's confident images). `nil` for any
+    /// other map.
     static func constantMapWarning(_ a: Attribution) -> String? {
         guard let first = a.map.scalars.first, first.isFinite, a.map.scalars.allSatisfy({ $0 == first }) else { return nil }
         var warning = "the map is constant (every pixel \(first))"
         if let segments = a.diagnostics["segmentCount"]?.first, segments < 2 {
             warning += "; the segmentation found one segment: try --segmentation grid --segments 8 (8 x 8 cells) or the PNG/JPEG instead of a preprocessed tensor"
+        }
+        // Meaningful Perturbation on a probability of 1 to float32: the softmax's gradient is
+        // about 1 - p, so the area penalty alone moves the mask, and it keeps the whole image.
+        if let initial = a.diagnostics["initialScore"]?.first, initial > 0.9999 {
+            warning += String(format: "; the probability it lowers starts saturated (%.6f), where the softmax's gradient vanishes and the mask keeps the whole image; the logit does not saturate (the library's MeaningfulPerturbation(output: .logit))", initial)
         }
         return warning
     }

@@ -137,6 +137,14 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertEqual(grid.status, 0, grid.error)
         XCTAssertFalse(grid.error.contains("warning"), grid.error)
         XCTAssertFalse(grid.output.contains("constant"), grid.output)
+        // Meaningful Perturbation on an image the demo model is sure of (probability 1 in float32):
+        // nothing is deleted, and the warning says why; on one it is less sure of, a map.
+        let demo = fixturesDirectory + "/../../Demo"
+        let mp = try runXAI(["explain", demo + "/model.onnx", demo + "/samples/square_1.png", demo + "/samples/circle_1.png", "--method", "mp",
+                             "--iterations", "20", "--save", "raw", "--out", try temporaryFolder(), "--quiet"])
+        XCTAssertEqual(mp.status, 0, mp.error)
+        XCTAssertEqual(mp.error.components(separatedBy: "warning: ").count - 1, 1, mp.error)
+        XCTAssertTrue(mp.error.contains("square_1/mp.npy") && mp.error.contains("starts saturated (1.000000)") && mp.error.contains("output: .logit"), mp.error)
     }
 
     func testBadFlagsAreNamed() throws {
