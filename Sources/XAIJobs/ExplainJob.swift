@@ -254,14 +254,16 @@ public struct ExplainJob {
             let seconds = Date().timeIntervalSince(t0) / Double(batch.count)
             for (i, pending) in batch.enumerated() {
                 let one = try a.image(i, of: batch.count)
-                if let warning = Self.constantMapWarning(one) {
+                let warning = Self.constantMapWarning(one)
+                if let warning {
                     let line = "\(pending.stem)/\(name).npy (\(pending.image.source)): \(warning)"
                     progress.finish()
                     if printsErrors { printError("warning: \(line)") }
                     summary.warnings.append(line)
                 }
                 writer.submit("\(pending.image.source) \(name)", record: {
-                    try self.write(one, for: pending, method: name, parameters: configured.parameters, seconds: seconds, setup: setup)
+                    try self.write(one, for: pending, method: name, parameters: configured.parameters, seconds: seconds, constant: warning != nil,
+                                   setup: setup)
                 })
             }
         } catch {
@@ -296,9 +298,10 @@ public struct ExplainJob {
     }
 
     /// Writes one image's outputs for one method (the map last, since its presence marks the
-    /// method as done for a resumed run) and returns its `results.jsonl` record.
+    /// method as done for a resumed run) and returns its `results.jsonl` record; `constant` flags
+    /// a map ``constantMapWarning(_:)`` warned about.
     private func write(_ a: Attribution, for pending: Pending, method name: String, parameters: [String: String], seconds: Double,
-                       setup: Setup) throws -> ResultRecord {
+                       constant: Bool, setup: Setup) throws -> ResultRecord {
         let (image, folder) = (pending.image, pending.folder)
         let (height, width) = (setup.session.height, setup.session.width)
         var outputs = ["\(name).npy"]
@@ -307,7 +310,7 @@ public struct ExplainJob {
         // A map with NaN or infinities is written as it is and flagged; the overlay draws them as zero.
         let nonFinite = map.nonFiniteCount
         if nonFinite > 0 { diagnostics["nonFiniteMapValues"] = Double(nonFinite) }
-        if Self.constantMapWarning(a) != nil { diagnostics["constantMap"] = 1 }
+        if constant { diagnostics["constantMap"] = 1 }
         if saving.contains("raw"), let raw = a.raw {
             try NPY.write(try raw.reshaped(Shape(Array(raw.shape.dims.dropFirst()))), to: (folder as NSString).appendingPathComponent("\(name).raw.npy"))
             outputs.append("\(name).raw.npy")

@@ -62,9 +62,7 @@ public struct PerturbationEngine: Sendable {
     func scores(_ logits: DeviceArray, target: Int) throws -> [Double] {
         let be = model.backend
         let rows = logits.shape.rank == 0 ? 1 : logits.shape[0], classes = logits.shape.count / max(rows, 1)
-        guard (0..<classes).contains(target) else {
-            throw XAIError.invalidArgument(parameter: "target", value: "\(target)", reason: "outside the model's \(classes) outputs")
-        }
+        try Self.check(target, classes: classes)
         var values = try logits.reshaped([rows, classes])
         if output == .probability { values = try be.softmax(values, axis: 1, log: false) }
         let column = try be.slice(values, starts: [0, target], sizes: [rows, 1])
@@ -77,12 +75,16 @@ public struct PerturbationEngine: Sendable {
     func scores(_ logits: Tensor, targets: [Int]) throws -> [Double] {
         let classes = logits.shape.count / max(logits.shape[0], 1)
         return try targets.enumerated().map { b, target in
-            guard (0..<classes).contains(target) else {
-                throw XAIError.invalidArgument(parameter: "target", value: "\(target)", reason: "outside the model's \(classes) outputs")
-            }
+            try Self.check(target, classes: classes)
             let row = Array(logits.scalars[(b * classes)..<((b + 1) * classes)])
             guard output == .probability else { return Double(row[target]) }
             return try scores(try model.backend.upload(try Tensor(shape: [1, classes], scalars: row)), target: target)[0]
+        }
+    }
+
+    private static func check(_ target: Int, classes: Int) throws {
+        guard (0..<classes).contains(target) else {
+            throw XAIError.invalidArgument(parameter: "target", value: "\(target)", reason: "outside the model's \(classes) outputs")
         }
     }
 
