@@ -26,6 +26,8 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
     public var stride = 8
     public var incremental = true
     public var masks = 4000
+    /// Each perturbation method's own default where unset (``MethodSpec/defaultOverrides``).
+    public var score: String?
     public var iterations = 300
     public var layer: String?
     public var gradcamppScore = "exponential"
@@ -61,6 +63,8 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
         .integer(\.window, Knob("window", .integer, "Occlusion window side in pixels.", minimum: 1)),
         .integer(\.stride, Knob("stride", .integer, "Occlusion stride in pixels.", minimum: 1)),
         .boolean(\.incremental, Knob("incremental", .boolean, "Occlusion: recompute, layer by layer, only the part of each activation an occluded window changes (exact; about half the convolution work on ResNet-50); false runs every occluded copy through the whole network.")),
+        .string(\.score, Knob("score", .string, "Perturbation methods: the number read off the model for each perturbed copy: logit (the target's logit; the default of occlusion, LIME and KernelSHAP, as Captum's) or probability (its softmax; the default of RISE and Meaningful Perturbation, as their papers'; a confident model's probability saturates near 1, where small changes barely move it).",
+                                choices: ScoreOutput.allCases.map(\.rawValue))),
         .integer(\.masks, Knob("masks", .integer, "RISE mask count.", minimum: Double(RISE.maskRange.lowerBound), maximum: Double(RISE.maskRange.upperBound))),
         .integer(\.iterations, Knob("iterations", .integer, "Meaningful Perturbation optimisation steps.",
                                     minimum: Double(MeaningfulPerturbation.iterationRange.lowerBound), maximum: Double(MeaningfulPerturbation.iterationRange.upperBound))),

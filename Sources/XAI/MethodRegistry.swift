@@ -48,8 +48,9 @@ public struct MethodSpec: Sendable {
     public let summary: String
     /// The ``MethodConfiguration`` knobs the method reads.
     public let knobs: [String]
-    /// Defaults that differ from the knob's own (``MethodConfiguration`` has one per knob).
-    public let defaultOverrides: [String: Int]
+    /// Defaults that differ from the knob's own (``MethodConfiguration`` has one per knob): an
+    /// `Int` or a `String`, as the knob's type.
+    public let defaultOverrides: [String: any Sendable]
     /// Ranges narrower than the knob's own, where the method takes less (SmoothGrad's samples).
     public let ranges: [String: ClosedRange<Int>]
     /// How fine the method's map is (how overlays draw it by default).
@@ -64,7 +65,7 @@ public struct MethodSpec: Sendable {
     /// Grad-CAM++ a piecewise-linear path); `nil` for every model.
     let isApplicable: (@Sendable (ExplainedModel) -> Bool)?
 
-    init(name: String, summary: String, knobs: [String], defaultOverrides: [String: Int] = [:], ranges: [String: ClosedRange<Int>] = [:],
+    init(name: String, summary: String, knobs: [String], defaultOverrides: [String: any Sendable] = [:], ranges: [String: ClosedRange<Int>] = [:],
          detail: MapDetail = .region,
          batchesImages: Bool = false,
          cost: @escaping @Sendable (ExplainedModel, MethodConfiguration) throws -> MethodCost,
@@ -234,7 +235,8 @@ public enum MethodRegistry {
                    isApplicable: { (try? AttentionRollout(model: $0).validate()) != nil }),
         attnLRP(.attnLRP, "AttnLRP (Achtibat et al., ICML 2024): lxt's rules through norms, activations and attention; input x its backward"),
         attnLRP(.conservative, "CP-LRP (Ali et al., ICML 2022): AttnLRP with the attention's softmax held constant; transformers"),
-        MethodSpec(name: "occlusion", summary: "score drop under a sliding window", knobs: ["window", "stride", "incremental", "baseline", "batch"],
+        MethodSpec(name: "occlusion", summary: "score drop under a sliding window", knobs: ["window", "stride", "incremental", "score", "baseline", "batch"],
+                   defaultOverrides: ["score": ScoreOutput.logit.rawValue],
                    cost: { m, c in
                        guard let shape = try m.summary().shapes[m.inputName], shape.rank == 4 else {
                            throw XAIError.unsupported(op: "occlusion", reason: "needs an image input [N, C, H, W]")
@@ -244,19 +246,20 @@ public enum MethodRegistry {
                    },
                    build: { m, c, ctx in
                        Occlusion(model: m, window: (c.window, c.window), stride: (c.stride, c.stride), incremental: c.incremental,
-                                 perturbationsPerEval: c.batch, progress: ctx.progress)
+                                 perturbationsPerEval: c.batch, output: try score(c, default: .logit), progress: ctx.progress)
                    }),
         MethodSpec(name: "lime", summary: "weighted ridge fit on superpixel coalitions",
-                   knobs: ["samples", "untilStable", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
-                   defaultOverrides: ["samples": coalitionSamples], ranges: ["samples": LIME.sampleRange],
+                   knobs: ["samples", "untilStable", "segmentation", "segments", "featureMask", "score", "baseline", "batch", "seed"],
+                   defaultOverrides: ["samples": coalitionSamples, "score": ScoreOutput.logit.rawValue], ranges: ["samples": LIME.sampleRange],
                    cost: { _, c in forwards(c.samples ?? coalitionSamples) },
                    build: { m, c, ctx in
                        LIME(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c, ctx), seed: c.seed,
-                            perturbationsPerEval: c.batch, untilStable: c.untilStable, progress: ctx.progress)
+                            perturbationsPerEval: c.batch, untilStable: c.untilStable, output: try score(c, default: .logit), progress: ctx.progress)
                    }),
         MethodSpec(name: "kernelshap", summary: "Shapley-kernel fit on superpixel coalitions, efficiency exact",
-                   knobs: ["samples", "untilStable", "coalitionSampling", "controlVariate", "segmentation", "segments", "featureMask", "baseline", "batch", "seed"],
-                   defaultOverrides: ["samples": coalitionSamples], ranges: ["samples": KernelSHAP.sampleRange],
+                   knobs: ["samples", "untilStable", "coalitionSampling", "controlVariate", "segmentation", "segments", "featureMask", "score", "baseline", "batch",
+                           "seed"],
+                   defaultOverrides: ["samples": coalitionSamples, "score": ScoreOutput.logit.rawValue], ranges: ["samples": KernelSHAP.sampleRange],
                    // The empty and the full coalition are evaluated besides the samples (the most:
                    // --until-stable may stop sooner).
                    cost: { _, c in forwards(c.samples ?? coalitionSamples, extra: 2) },
@@ -264,18 +267,22 @@ public enum MethodRegistry {
                        KernelSHAP(model: m, samples: c.samples ?? coalitionSamples, segmentation: try segmentation(c, ctx), seed: c.seed,
                                   perturbationsPerEval: c.batch, untilStable: c.untilStable,
                                   sampling: KernelSHAP.Sampling(rawValue: c.coalitionSampling) ?? .kernel, controlVariate: c.controlVariate,
-                                  progress: ctx.progress)
+                                  output: try score(c, default: .logit), progress: ctx.progress)
                    }),
-        MethodSpec(name: "rise", summary: "random 7x7 grids, probability-weighted", knobs: ["masks", "seed", "batch"],
+        MethodSpec(name: "rise", summary: "random 7x7 grids, probability-weighted", knobs: ["masks", "score", "seed", "batch"],
+                   defaultOverrides: ["score": ScoreOutput.probability.rawValue],
                    cost: { _, c in forwards(c.masks) },
-                   build: { m, c, ctx in RISE(model: m, masks: c.masks, seed: c.seed, perturbationsPerEval: c.batch, progress: ctx.progress) }),
-        MethodSpec(name: "mp", summary: "Meaningful Perturbation (deletion mask against a blur)", knobs: ["iterations"],
+                   build: { m, c, ctx in
+                       RISE(model: m, masks: c.masks, seed: c.seed, perturbationsPerEval: c.batch, output: try score(c, default: .probability), progress: ctx.progress)
+                   }),
+        MethodSpec(name: "mp", summary: "Meaningful Perturbation (deletion mask against a blur)", knobs: ["iterations", "score"],
+                   defaultOverrides: ["score": ScoreOutput.probability.rawValue],
                    cost: { _, c in
                        // The clean forward that picks the target, a forward and backward per Adam step, and one more
                        // of each for the final mask's score.
                        MethodCost(evaluations: Double(c.iterations + 2), forwardEquivalents: Double(2 * c.iterations + 3))
                    },
-                   build: { m, c, _ in MeaningfulPerturbation(model: m, iterations: c.iterations) }),
+                   build: { m, c, _ in MeaningfulPerturbation(model: m, iterations: c.iterations, output: try score(c, default: .probability)) }),
     ]
 
     private static func cam(_ variant: CAMVariant, _ summary: String) -> MethodSpec {
@@ -409,6 +416,15 @@ public enum MethodRegistry {
         default:
             throw XAIError.invalidArgument(parameter: "baseline", value: c.baseline, reason: "none of zero, black, mean, blur, noise or a .npy file")
         }
+    }
+
+    /// The score the `score` knob names, or the method's own default where it is unset.
+    static func score(_ c: MethodConfiguration, default method: ScoreOutput) throws -> ScoreOutput {
+        guard let name = c.score else { return method }
+        guard let output = ScoreOutput(rawValue: name) else {
+            throw XAIError.invalidArgument(parameter: "score", value: name, reason: "neither logit nor probability")
+        }
+        return output
     }
 
     /// The superpixels the `segmentation`, `segments` and `featureMask` knobs name.

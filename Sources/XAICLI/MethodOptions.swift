@@ -27,6 +27,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("stride")) var stride = d.stride
     @Flag(inversion: .prefixedNo, help: help("incremental")) var incremental = d.incremental
     @Option(help: help("masks")) var masks = d.masks
+    @Option(help: help("score")) var score: String?
     @Option(help: help("iterations")) var iterations = d.iterations
     @Option(help: help("layer")) var layer: String?
     @Option(help: help("gradcamppScore")) var gradcamppScore = d.gradcamppScore

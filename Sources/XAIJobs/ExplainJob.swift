@@ -292,7 +292,7 @@ public struct ExplainJob {
         // Meaningful Perturbation on a probability of 1 to float32: the softmax's gradient is
         // about 1 - p, so the area penalty alone moves the mask, and it keeps the whole image.
         if let initial = a.diagnostics["initialScore"]?.first, initial > 0.9999 {
-            warning += String(format: "; the probability it lowers starts saturated (%.6f), where the softmax's gradient vanishes and the mask keeps the whole image; the logit does not saturate (the library's MeaningfulPerturbation(output: .logit))", initial)
+            warning += String(format: "; the probability it lowers starts saturated (%.6f), where the softmax's gradient vanishes and the mask keeps the whole image; the logit does not saturate: try --score logit", initial)
         }
         return warning
     }

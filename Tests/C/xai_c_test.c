@@ -579,6 +579,7 @@ static void test_explain(xai_model *m, const float *input, const int64_t *shape,
     expect_error(xai_explain(m, "ig", input, shape, 4, NULL, 0, "{\"steps\": \"many\"}", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "steps", "mistyped knob");
     expect_error(xai_explain(m, "ig", input, shape, 4, NULL, 0, "{\"steps\": 0}", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "steps", "knob out of range");
     expect_error(xai_explain(m, "ig", input, shape, 4, NULL, 0, "{\"rule\": \"simpson\"}", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "rule", "bad choice");
+    expect_error(xai_explain(m, "rise", input, shape, 4, NULL, 0, "{\"score\": \"odds\"}", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "score", "bad score");
     expect_error(xai_explain(m, "ig", input, shape, 4, NULL, 0, "{steps", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "configuration", "bad JSON");
     expect_error(xai_explain(m, "ig", input, shape, 4, NULL, 0, "[1]", NULL, NULL, &untouched), XAI_ERR_INVALID_ARGUMENT, "configuration", "JSON not an object");
     expect_error(xai_explain(m, "gradcam", input, shape, 4, NULL, 0, "{\"layer\": \"no_such_layer\"}", NULL, NULL, &untouched),

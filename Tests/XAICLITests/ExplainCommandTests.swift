@@ -144,7 +144,24 @@ final class ExplainCommandTests: XCTestCase {
                              "--iterations", "20", "--save", "raw", "--out", try temporaryFolder(), "--quiet"])
         XCTAssertEqual(mp.status, 0, mp.error)
         XCTAssertEqual(mp.error.components(separatedBy: "warning: ").count - 1, 1, mp.error)
-        XCTAssertTrue(mp.error.contains("square_1/mp.npy") && mp.error.contains("starts saturated (1.000000)") && mp.error.contains("output: .logit"), mp.error)
+        XCTAssertTrue(mp.error.contains("square_1/mp.npy") && mp.error.contains("starts saturated (1.000000)") && mp.error.contains("--score logit"), mp.error)
+        // What the warning suggests: on the logit the same image's mask deletes something, and
+        // the record says which score ran (the method's default where the flag is not given).
+        let logitOut = try temporaryFolder()
+        let logit = try runXAI(["explain", demo + "/model.onnx", demo + "/samples/square_1.png", "--method", "mp,rise", "--masks", "64",
+                                "--iterations", "20", "--score", "logit", "--save", "raw", "--out", logitOut, "--quiet"])
+        XCTAssertEqual(logit.status, 0, logit.error)
+        XCTAssertFalse(logit.error.contains("warning"), logit.error)
+        let map = try NPY.read(logitOut + "/square_1/mp.npy")
+        XCTAssertGreaterThan(Set(map.scalars).count, 1, "the mask on the logit deletes part of the image")
+        let ran = try String(contentsOfFile: logitOut + "/results.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }.map { (($0["parameters"] as? [String: Any])?["score"] as? String) }
+        XCTAssertEqual(ran, ["logit", "logit"])
+        let bad = try runXAI(["explain", demo + "/model.onnx", demo + "/samples/square_1.png", "--method", "rise", "--score", "odds",
+                              "--out", try temporaryFolder(), "--quiet"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.error.contains("score") && bad.error.contains("odds"), bad.error)
     }
 
     func testBadFlagsAreNamed() throws {

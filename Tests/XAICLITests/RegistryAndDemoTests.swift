@@ -61,6 +61,10 @@ final class RegistryAndDemoTests: XCTestCase {
         XCTAssertNil(defaults["layer"], "no default layer: the model decides")
         XCTAssertEqual(try MethodRegistry.spec("smoothgrad").defaultValue("samples") as? Int, 50)
         XCTAssertEqual(try MethodRegistry.spec("kernelshap").defaultValue("samples") as? Int, 1000)
+        // The score each perturbation method reads by default: Captum's logit, the papers' probability.
+        for (method, score) in [("occlusion", "logit"), ("lime", "logit"), ("kernelshap", "logit"), ("rise", "probability"), ("mp", "probability")] {
+            XCTAssertEqual(try MethodRegistry.spec(method).defaultValue("score") as? String, score, method)
+        }
         for spec in MethodRegistry.methods {
             for knob in spec.knobs { XCTAssertNoThrow(try MethodConfiguration.knob(knob), "\(spec.name) reads an undescribed knob \(knob)") }
         }
@@ -68,7 +72,7 @@ final class RegistryAndDemoTests: XCTestCase {
         let cases: [(String, String, String)] = [
             ("ig", #"{"steps": 0}"#, "steps"), ("ig", #"{"steps": 100001}"#, "steps"), ("ig", #"{"rule": "simpson"}"#, "rule"),
             ("lime", #"{"segmentation": "watershed"}"#, "segmentation"), ("rise", #"{"masks": 1}"#, "masks"),
-            ("occlusion", #"{"stride": 0}"#, "stride"), ("smoothgrad", #"{"noise": -0.5}"#, "noise"), ("scorecam", #"{"batch": 0}"#, "batch"),
+            ("occlusion", #"{"stride": 0}"#, "stride"), ("mp", #"{"score": "odds"}"#, "score"), ("smoothgrad", #"{"noise": -0.5}"#, "noise"), ("scorecam", #"{"batch": 0}"#, "batch"),
         ]
         for (method, json, knob) in cases {
             let c = try MethodConfiguration.parse(json: Data(json.utf8))
@@ -77,6 +81,17 @@ final class RegistryAndDemoTests: XCTestCase {
                 XCTAssertEqual(p, knob, json)
             }
         }
+        // The knob reaches each method, and unset leaves its own default.
+        func outputs(_ json: String) throws -> [ScoreOutput] {
+            let c = try MethodConfiguration.parse(json: Data(json.utf8))
+            func make(_ name: String) throws -> any AttributionMethod { try MethodRegistry.make(name, model: explained, configuration: c).method }
+            return [try XCTUnwrap(make("occlusion") as? Occlusion).engine.output, try XCTUnwrap(make("lime") as? LIME).engine.output,
+                    try XCTUnwrap(make("kernelshap") as? KernelSHAP).engine.output, try XCTUnwrap(make("rise") as? RISE).engine.output,
+                    try XCTUnwrap(make("mp") as? MeaningfulPerturbation).output]
+        }
+        XCTAssertEqual(try outputs("{}"), [.logit, .logit, .logit, .probability, .probability])
+        XCTAssertEqual(try outputs(#"{"score": "logit"}"#), Array(repeating: .logit, count: 5))
+        XCTAssertEqual(try outputs(#"{"score": "probability"}"#), Array(repeating: .probability, count: 5))
         // A knob a method does not read is not checked for it.
         XCTAssertNoThrow(try MethodRegistry.make("saliency", model: explained, configuration: try MethodConfiguration.parse(json: Data(#"{"steps": 0}"#.utf8))))
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: MethodRegistry.json()) as? [String: Any])

@@ -154,7 +154,8 @@ def direct_convolutions(monkeypatch):
 
 
 @pytest.mark.parametrize("method,knobs", [("gradcam", {}), ("ig", {"steps": 8}), ("kernelshap", {"samples": 32, "segmentation": "grid", "segments": 4}),
-                                          ("smoothgrad", {"samples": 4, "seed": 3}), ("rise", {"masks": 64, "seed": 2})])
+                                          ("smoothgrad", {"samples": 4, "seed": 3}), ("rise", {"masks": 64, "seed": 2}),
+                                          ("rise", {"masks": 64, "seed": 2, "score": "logit"})])
 def test_maps_identical_to_the_cli(direct_convolutions, batch, tmp_path, method, knobs):
     np.save(tmp_path / "image.npy", batch[1:2])
     flags = [f"--{''.join('-' + c.lower() if c.isupper() else c for c in k)}={v}" for k, v in knobs.items()]
@@ -163,6 +164,16 @@ def test_maps_identical_to_the_cli(direct_convolutions, batch, tmp_path, method,
                    env={**os.environ, "XAI_CONV_ALGO": "direct"})
     cli = np.load(tmp_path / "out" / "image" / f"{method}.npy")
     assert np.array_equal(direct_convolutions.explain(batch[1:2], method, progress=False, **knobs).maps[0], cli)
+
+
+def test_score_knob_picks_what_the_perturbation_methods_read(direct_convolutions, batch):
+    # RISE weighs its masks by the probability unless told otherwise; on the logit its map differs.
+    x = batch[1:2]
+    run = lambda **knobs: direct_convolutions.explain(x, "rise", progress=False, masks=64, seed=2, **knobs).maps[0]
+    assert np.array_equal(run(), run(score="probability"))
+    assert not np.allclose(run(), run(score="logit"))
+    with pytest.raises(xai.InvalidArgumentError, match="score"):
+        run(score="odds")
 
 
 def test_preprocess_is_what_the_cli_feeds_the_model(direct_convolutions, tmp_path):
