@@ -71,7 +71,10 @@ public struct MeaningfulPerturbation: ModelMethod {
     }
 
     /// The loss of each image and its gradient with respect to the masks `[N, s, s]` (flattened).
-    func objective(_ p: Problem, masks: [Double]) throws -> (loss: [Double], score: [Double], gradient: [Double]) {
+    /// The backward's seed is made on the device from the logits there, so a step moves the mask
+    /// over and its gradient back and nothing else; the score (and with it the loss) is read only
+    /// when `readingScore` asks for it, `nil` otherwise (the Adam steps need only the gradient).
+    func objective(_ p: Problem, masks: [Double], readingScore: Bool = true) throws -> (loss: [Double]?, score: [Double]?, gradient: [Double]) {
         let be = model.backend
         let s = maskSize, cells = maskSize * maskSize
         let m = try be.upload(Tensor(unchecked: [p.n, 1, s, s], masks.map { Float($0) }))
@@ -79,29 +82,26 @@ public struct MeaningfulPerturbation: ModelMethod {
         // x~ = blur + M * (x - blur)
         let blended = try be.binary(.add, p.blurred, try be.binary(.mul, up, p.difference))
         let pass = try model.executor.forward(blended, keep: [], forBackward: true)
-        let logits = try be.download(try pass.output(model.outputName))
-        let classes = logits.shape[1]
-        var seed = [Float](repeating: 0, count: p.n * classes)
-        var score = [Double](repeating: 0, count: p.n)
-        for b in 0..<p.n {
-            let row = (0..<classes).map { Double(logits.scalars[b * classes + $0]) }
-            let t = p.targets[b]
-            switch output {
-            case .logit:
-                score[b] = row[t]
-                seed[b * classes + t] = 1
-            case .probability:
-                let prob = ExplainedModel.probabilities(logits.scalars[(b * classes)..<((b + 1) * classes)])
-                score[b] = prob[t]
-                // d p_t / d z_j = p_t (delta_tj - p_j)
-                for j in 0..<classes { seed[b * classes + j] = Float(prob[t] * ((j == t ? 1 : 0) - prob[j])) }
-            }
+        let y = try pass.output(model.outputName)
+        let logits = try y.reshaped([p.n, y.shape.count / max(p.n, 1)])
+        // The target's one-hot rows, E: the logit's seed, and the picker of each row's score.
+        let picker = try model.seed(logits.shape, targets: p.targets)
+        let seed: DeviceArray, score: DeviceArray
+        switch output {
+        case .logit:
+            (seed, score) = (picker, try be.reduce(.sum, try be.binary(.mul, logits, picker), axes: [1]))
+        case .probability:
+            // d p_t / d z_j = p_t (delta_tj - p_j): the seed p_t (E - P), in float32 on the device.
+            let probabilities = try be.softmax(logits, axis: 1, log: false)
+            score = try be.reduce(.sum, try be.binary(.mul, probabilities, picker), axes: [1])
+            seed = try be.binary(.mul, score, try be.binary(.sub, picker, probabilities))
         }
-        let g = try model.executor.backward(pass, seeds: [model.outputName: try be.upload(Tensor(unchecked: logits.shape, seed))], wrt: [model.inputName])
+        let g = try model.executor.backward(pass, seeds: [model.outputName: try seed.reshaped(y.shape)], wrt: [model.inputName])
         // d score / d M = sum over channels of g * (x - blur), then back through the upsampling.
         let gM = try be.reduce(.sum, try be.binary(.mul, try model.inputGradient(g), p.difference), axes: [1])
         let gm = try be.download(try be.resizeBilinearBackward(gM, inputShape: [p.n, 1, s, s], alignCorners: false)).scalars
-        var loss = score, gradient = gm.map(Double.init)
+        let scores = readingScore ? try be.download(score).scalars.map(Double.init) : nil
+        var loss = scores, gradient = gm.map(Double.init)
         let beta = tvBeta
         for b in 0..<p.n {
             let o = b * cells
@@ -122,9 +122,9 @@ public struct MeaningfulPerturbation: ModelMethod {
                     }
                 }
             }
-            loss[b] += l1Coefficient * area / Double(cells) + tvCoefficient * tv / Double(cells)
+            loss?[b] += l1Coefficient * area / Double(cells) + tvCoefficient * tv / Double(cells)
         }
-        return (loss, score, gradient)
+        return (loss, scores, gradient)
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
@@ -148,8 +148,8 @@ public struct MeaningfulPerturbation: ModelMethod {
         var first = [Double](repeating: 0, count: count), second = [Double](repeating: 0, count: count)
         var initialScore: [Double] = []
         for step in 1...iterations {
-            let (_, score, gradient) = try objective(p, masks: masks)
-            if step == 1 { initialScore = score }
+            let (_, score, gradient) = try objective(p, masks: masks, readingScore: step == 1)
+            if let score { initialScore = score }
             let (b1, b2) = (0.9, 0.999)
             for i in 0..<count {
                 first[i] = b1 * first[i] + (1 - b1) * gradient[i]
@@ -167,6 +167,6 @@ public struct MeaningfulPerturbation: ModelMethod {
         let deleted = (0..<p.n).map { b in deletion[(b * plane)..<((b + 1) * plane)].reduce(0.0) { $0 + Double($1) } / Double(plane) }
         return Attribution(map: Tensor(unchecked: [p.n, p.height, p.width], deletion), raw: Tensor(unchecked: [p.n, s, s], masks.map { Float($0) }),
                            targets: targets, scores: ExplainedModel.scores(logits, targets),
-                           diagnostics: ["initialScore": initialScore, "finalScore": final.score, "finalLoss": final.loss, "deletedFraction": deleted])
+                           diagnostics: ["initialScore": initialScore, "finalScore": final.score ?? [], "finalLoss": final.loss ?? [], "deletedFraction": deleted])
     }
 }

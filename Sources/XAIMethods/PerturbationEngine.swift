@@ -55,18 +55,23 @@ public struct PerturbationEngine: Sendable {
                                    parameter: "batch")
     }
 
-    /// The score of `target` in each row of the batch's logits on the device: only that column
-    /// comes back (4 bytes a copy instead of 4 per class). A probability is the column of the rows'
-    /// softmax, taken on the device in float32 like every other score of the copies, so a method
-    /// that subtracts scores (occlusion's clean minus occluded) takes both through this one path.
-    func scores(_ logits: DeviceArray, target: Int) throws -> [Double] {
+    /// The score of `target` in each row of the batch's logits, `[rows]` on the device. A
+    /// probability is the column of the rows' softmax, taken on the device in float32 like every
+    /// other score of the copies, so a method that subtracts scores (occlusion's clean minus
+    /// occluded) takes both through this one path.
+    func scoreColumn(_ logits: DeviceArray, target: Int) throws -> DeviceArray {
         let be = model.backend
         let rows = logits.shape.rank == 0 ? 1 : logits.shape[0], classes = logits.shape.count / max(rows, 1)
         try Self.check(target, classes: classes)
         var values = try logits.reshaped([rows, classes])
         if output == .probability { values = try be.softmax(values, axis: 1, log: false) }
-        let column = try be.slice(values, starts: [0, target], sizes: [rows, 1])
-        return try be.download(column).scalars.map(Double.init)
+        return try be.slice(values, starts: [0, target], sizes: [rows, 1]).reshaped([rows])
+    }
+
+    /// The score of `target` in each row of the batch's logits on the device: only that column
+    /// comes back (4 bytes a copy instead of 4 per class).
+    func scores(_ logits: DeviceArray, target: Int) throws -> [Double] {
+        try model.backend.download(try scoreColumn(logits, target: target)).scalars.map(Double.init)
     }
 
     /// The score of each image's target from the clean logits (`[N, classes]` on the host), equal
@@ -106,6 +111,31 @@ public struct PerturbationEngine: Sendable {
         }
     }
 
+    /// Evaluates `count` perturbed copies as ``evaluate(image:baseline:target:count:describe:visit:)``
+    /// does, but leaves their scores on the device, `[count]` in the copies' order, for a method
+    /// that reduces them there (RISE's weighted mask sums): no score crosses to the host. The host
+    /// still waits for each batch, so progress counts finished copies and a failed batch is
+    /// reported as that batch's.
+    public func evaluateOnDevice(image: DeviceArray, baseline: DeviceArray, target: Int, count: Int,
+                                 describe: (Range<Int>) throws -> MaskSpec) throws -> DeviceArray {
+        let be = model.backend
+        var columns: [DeviceArray] = []
+        try runBatches(count: count, imageShape: image.shape) { range in
+            let spec = try describe(range)
+            guard spec.sampleCount == range.count else {
+                throw XAIError.invalidArgument(parameter: "masks", value: "\(spec.sampleCount)", reason: "masks described for \(range.count) perturbed copies")
+            }
+            let logits = try model.outputs(try be.composite(image: image, baseline: baseline, masks: spec))
+            let column = try scoreColumn(logits, target: target)
+            guard column.shape.count == range.count else {
+                throw XAIError.shapeMismatch(op: "perturbation scores", expected: "\(range.count) rows of logits", got: [logits.shape])
+            }
+            try be.synchronize()
+            return { columns.append(column) }
+        }
+        return columns.count == 1 ? columns[0] : try be.concat(columns, axis: 0)
+    }
+
     /// Scores `count` copies of an image shaped `imageShape` in batches of ``batchSize(for:)``,
     /// reporting progress after each: `run(range)` gives the logits of the copies in `range` (on
     /// the device: only their scores come back) and what to do with those scores once read.
@@ -114,29 +144,41 @@ public struct PerturbationEngine: Sendable {
     /// alone, and only `then`, called once per finished batch, may add to anything.
     func inBatches(count: Int, imageShape: Shape, target: Int,
                    _ run: (Range<Int>) throws -> (logits: DeviceArray, then: ([Double]) throws -> Void)) throws -> [Double] {
-        var chunk = try batchSize(for: imageShape)
         var result: [Double] = []
         result.reserveCapacity(count)
+        try runBatches(count: count, imageShape: imageShape) { range in
+            let out = try run(range)
+            let s = try scores(out.logits, target: target)
+            guard s.count == range.count else {
+                throw XAIError.shapeMismatch(op: "perturbation scores", expected: "\(range.count) rows of logits", got: [out.logits.shape])
+            }
+            return {
+                try out.then(s)
+                result += s
+            }
+        }
+        return result
+    }
+
+    /// The batching under both: `run(range)` does a batch's work and returns what to keep of it,
+    /// called once the batch is known to have fit (an out-of-memory error halves the batch and
+    /// runs `run` again on the smaller range), then progress is reported.
+    private func runBatches(count: Int, imageShape: Shape, _ run: (Range<Int>) throws -> () throws -> Void) throws {
+        var chunk = try batchSize(for: imageShape)
         var start = 0
         while start < count {
             let range = start..<min(start + chunk, count)
-            let s: [Double], then: ([Double]) throws -> Void, shape: Shape
+            let keep: () throws -> Void
             do {
-                let out = try run(range)
-                (s, then, shape) = (try scores(out.logits, target: target), out.then, out.logits.shape)
+                keep = try run(range)
             } catch XAIError.outOfMemory where range.count > 1 {
                 chunk = (range.count + 1) / 2
                 continue
             }
-            guard s.count == range.count else {
-                throw XAIError.shapeMismatch(op: "perturbation scores", expected: "\(range.count) rows of logits", got: [shape])
-            }
-            try then(s)
-            result += s
+            try keep()
             start = range.upperBound
             try progress?(start, count)
         }
-        return result
     }
 }
 

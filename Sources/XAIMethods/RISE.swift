@@ -80,29 +80,25 @@ public struct RISE: ModelMethod {
             let (xb, baseTensor) = try model.imageAndBaseline(input, b, baseline)
             let image = try be.upload(xb), base = try be.upload(baseTensor)
             let describe = { (range: Range<Int>) -> MaskSpec in .randomGrids(grids.slice(range)) }
-            let scores = try engine.evaluate(image: image, baseline: base, target: targets[b], count: masks, describe: describe)
-            // Score-weighted mask sums of the two halves of the masks, accumulated on the device in
-            // blocks of a fixed size (the masks built again per block): the same additions in the
-            // same order whatever the forward batches were, so the map does not depend on them.
-            var sums: [DeviceArray?] = [nil, nil]
-            for start in stride(from: 0, to: masks, by: Self.accumulationBlock) {
-                let range = start..<min(start + Self.accumulationBlock, masks)
-                let m = try be.masks(describe(range), height: height, width: width).reshaped([range.count, plane])
-                for h in 0..<2 {
-                    let w = range.map { i in (i < half) == (h == 0) ? Float(scores[i]) : 0 }
-                    guard w.contains(where: { $0 != 0 }) else { continue }
-                    let part = try be.gemm(try be.upload(try Tensor(shape: [1, range.count], scalars: w)), m, transposeA: false, transposeB: false,
-                                           alpha: 1, bias: nil, activation: .identity)
-                    sums[h] = try sums[h].map { try be.binary(.add, $0, part) } ?? part
+            // Each mask's score stays on the device, where the score-weighted mask sums of the two
+            // halves of the masks are taken in blocks of a fixed size (the masks built again per
+            // block), each block's GEMM adding the sum so far as its bias: the same additions in
+            // the same order whatever the forward batches were, so the map does not depend on them.
+            let scores = try engine.evaluateOnDevice(image: image, baseline: base, target: targets[b], count: masks, describe: describe)
+            var halves: [[Double]] = []
+            for part in [0..<half, half..<masks] {
+                var sum: DeviceArray?
+                for start in stride(from: part.lowerBound, to: part.upperBound, by: Self.accumulationBlock) {
+                    let range = start..<min(start + Self.accumulationBlock, part.upperBound)
+                    let m = try be.masks(describe(range), height: height, width: width).reshaped([range.count, plane])
+                    let w = try be.slice(scores, starts: [range.lowerBound], sizes: [range.count]).reshaped([1, range.count])
+                    sum = try be.gemm(w, m, transposeA: false, transposeB: false, alpha: 1, bias: sum, activation: .identity)
                 }
+                // Each half holds a mask at least (masks >= 2); an empty one would add nothing.
+                let p = keepProbability
+                halves.append(try sum.map { try be.download($0).scalars.map { Double($0) / (Double(part.count) * p) } } ?? Array(repeating: 0, count: plane))
             }
-            // A half whose scores were all zero added nothing: its sum is zero.
-            let p = keepProbability
-            func mean(_ sum: DeviceArray?, _ count: Int) throws -> [Double] {
-                guard let sum else { return [Double](repeating: 0, count: plane) }
-                return try be.download(sum).scalars.map { Double($0) / (Double(count) * p) }
-            }
-            let first = try mean(sums[0], half), second = try mean(sums[1], masks - half)
+            let (first, second) = (halves[0], halves[1])
             maps += (0..<plane).map { Float((first[$0] * Double(half) + second[$0] * Double(masks - half)) / Double(masks)) }
             agreement.append(try spearmanCorrelation(first, second))
         }

@@ -88,24 +88,48 @@ final class DeviceResidencyTests: XCTestCase {
         }
     }
 
-    /// RISE draws its grids on the device: what goes over is the image (twice: the clean logits',
-    /// then the copies'), its baseline and the weights of the masks' sums, 4 bytes a mask for each
-    /// half of the masks a block of the sums holds; no grid or shift, which took 8 + 4 s^2 bytes a mask.
-    /// What comes back is the clean logits, one probability a mask and the two halves' sums.
-    func testRISEDrawsItsGridsOnTheDevice() throws {
+    /// RISE draws its grids on the device and keeps each mask's score there for the masks' sums:
+    /// what goes over is the image (twice: the clean logits', then the copies') and its baseline,
+    /// no grid or shift (which took 8 + 4 s^2 bytes a mask) and no score or weight (4 bytes a mask
+    /// each way). What comes back is the clean logits and the two halves' sums. The host waits
+    /// for the uploads, the clean logits, each forward batch (progress counts finished copies)
+    /// and the two sums, and the map's bits do not depend on the batches.
+    func testRISEKeepsItsMasksAndScoresOnTheDevice() throws {
         let (counted, model, x, classes) = try countedModel()
+        let plane = x.shape[2] * x.shape[3]
         for masks in [64, 200] {
+            var maps: [[UInt32]] = []
+            for batch in [32, 7] {
+                let before = counted.transfers
+                let a = try RISE(model: model, masks: masks, gridSize: 7, seed: 4, perturbationsPerEval: batch).attribute(x)
+                let d = counted.transfers.since(before)
+                let what = "\(masks) masks in batches of \(batch)"
+                XCTAssertEqual(d.bytesToDevice, 3 * x.shape.count * 4, what)
+                XCTAssertEqual(d.bytesFromDevice, (classes + 2 * plane) * 4, what)
+                XCTAssertEqual(d.hostWaits, 3 + 1 + (masks + batch - 1) / batch + 2, what)
+                maps.append(a.map.scalars.map(\.bitPattern))
+            }
+            XCTAssertEqual(maps[0], maps[1], "\(masks) masks: the same bits for batches of 32 and 7")
+        }
+    }
+
+    /// Meaningful Perturbation makes its backward's seed on the device from the logits there: an
+    /// Adam step moves the mask over and its gradient back, nothing else (before: the logits row
+    /// back and the seed over, every step). The score is read at the first step and at the end.
+    func testMeaningfulPerturbationStepsMoveOnlyTheMaskAndItsGradient() throws {
+        let (counted, model, x, classes) = try countedModel()
+        let (s, iterations, plane) = (8, 5, x.shape[2] * x.shape[3])
+        for output in ScoreOutput.allCases {
             let before = counted.transfers
-            _ = try RISE(model: model, masks: masks, gridSize: 7, seed: 4, perturbationsPerEval: 32).attribute(x)
+            let a = try MeaningfulPerturbation(model: model, iterations: iterations, maskSize: s, blurSigma: 4, output: output).attribute(x)
             let d = counted.transfers.since(before)
-            let block = RISE.accumulationBlock, blocks = (masks + block - 1) / block
-            // A block that holds both halves uploads its weights twice.
-            let weights = (0..<blocks).map { b in min(block, masks - b * block) * ((b * block < masks / 2 && masks / 2 < min((b + 1) * block, masks)) ? 2 : 1) }
-            XCTAssertEqual(d.bytesToDevice, 3 * x.shape.count * 4 + weights.reduce(0, +) * 4, "\(masks) masks")
-            // The clean logits, one probability a mask (the softmax taken on the device) and the
-            // two halves' sums.
-            let plane = x.shape[2] * x.shape[3]
-            XCTAssertEqual(d.bytesFromDevice, (classes + masks + 2 * plane) * 4, "\(masks) masks")
+            // The image for the clean logits, the image and its blurred copy; a mask a step, the
+            // final objective's and the one upsampled for the map.
+            XCTAssertEqual(d.bytesToDevice, (3 * x.shape.count + (iterations + 2) * s * s) * 4, "\(output)")
+            // The clean logits; a gradient a step and the final objective's; two scores; the map.
+            XCTAssertEqual(d.bytesFromDevice, (classes + (iterations + 1) * s * s + 2 + plane) * 4, "\(output)")
+            XCTAssertEqual(a.diagnostics["initialScore"]?.count, 1)
+            XCTAssertEqual(a.diagnostics["finalLoss"]?.count, 1)
         }
     }
 

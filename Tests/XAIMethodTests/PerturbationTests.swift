@@ -395,24 +395,26 @@ final class PerturbationTests: XCTestCase {
     func testRISEEqualsAHostRecomputation() throws {
         for (label, backend) in backends() {
             let (model, input, targets) = try self.model("mobile_block", backend)
-            let rise = RISE(model: model, masks: 40, gridSize: 5, seed: 9, perturbationsPerEval: 16)
+            // 140 masks: three blocks of the device's sums in each half (64, 6; 64, 6).
+            let count = 140
+            let rise = RISE(model: model, masks: count, gridSize: 5, seed: 9, perturbationsPerEval: 48)
             let a = try rise.attribute(input, target: .perImage(targets))
             // Host: masks from the description, composited and scored one batch, summed in float64.
             let spec = try rise.maskSpec(height: 40, width: 40)
             let plane = 1600
-            var masks = [Double](repeating: 0, count: 40 * plane)
-            for m in 0..<40 { for p in 0..<plane { masks[m * plane + p] = try spec.hostValue(sample: m, y: p / 40, x: p % 40, height: 40, width: 40) } }
+            var masks = [Double](repeating: 0, count: count * plane)
+            for m in 0..<count { for p in 0..<plane { masks[m * plane + p] = try spec.hostValue(sample: m, y: p / 40, x: p % 40, height: 40, width: 40) } }
             for b in 0..<2 {
                 let image = Array(input.scalars[(b * 3 * plane)..<((b + 1) * 3 * plane)])
-                var batch = [Float](repeating: 0, count: 40 * 3 * plane)
-                for m in 0..<40 { for c in 0..<3 { for p in 0..<plane { batch[(m * 3 + c) * plane + p] = Float(masks[m * plane + p]) * image[c * plane + p] } } }
-                let logits = try model.logits(try backend.upload(try Tensor(shape: [40, 3, 40, 40], scalars: batch)))
+                var batch = [Float](repeating: 0, count: count * 3 * plane)
+                for m in 0..<count { for c in 0..<3 { for p in 0..<plane { batch[(m * 3 + c) * plane + p] = Float(masks[m * plane + p]) * image[c * plane + p] } } }
+                let logits = try model.logits(try backend.upload(try Tensor(shape: [count, 3, 40, 40], scalars: batch)))
                 var expected = [Double](repeating: 0, count: plane)
-                for m in 0..<40 {
+                for m in 0..<count {
                     let row = (0..<logits.shape[1]).map { Double(logits[m, $0]) }
                     let top = row.max()!
                     let p = exp(row[targets[b]] - top) / row.reduce(0) { $0 + exp($1 - top) }
-                    for q in 0..<plane { expected[q] += p * masks[m * plane + q] / (40 * 0.5) }
+                    for q in 0..<plane { expected[q] += p * masks[m * plane + q] / (Double(count) * 0.5) }
                 }
                 let got = a.map.scalars[(b * plane)..<((b + 1) * plane)].map(Double.init)
                 XCTAssertLessThan(relativeError(got, expected), 1e-5, "RISE image \(b) on \(label)")
@@ -660,7 +662,7 @@ final class PerturbationTests: XCTestCase {
                     var up = masks, down = masks
                     up[i] += h; down[i] -= h
                     let b = i / 25
-                    numeric.append((try mp.objective(problem, masks: up).loss[b] - (try mp.objective(problem, masks: down).loss[b])) / (2 * h))
+                    numeric.append((try XCTUnwrap(mp.objective(problem, masks: up).loss)[b] - (try XCTUnwrap(mp.objective(problem, masks: down).loss)[b])) / (2 * h))
                     picked.append(analytic[i])
                 }
                 XCTAssertGreaterThan(numeric.map(abs).max()!, 1e-4, "degenerate")
@@ -681,6 +683,23 @@ final class PerturbationTests: XCTestCase {
         }
         XCTAssertTrue(a.raw!.scalars.allSatisfy { (0...1).contains($0) })
         XCTAssertEqual(try mp.attribute(input, target: .perImage(targets)).map, a.map)
+        // The first step scores the whole image (every mask cell 1) on the device: the clean
+        // logit of the target, or its softmax in float64, also for a class the model does not
+        // pick (image 1's runner-up).
+        let clean = try model.logits(try model.backend.upload(input))
+        let classes = clean.shape[1]
+        let row1 = (0..<classes).map { clean[1, $0] }
+        let runnerUp = (0..<classes).filter { $0 != row1.indices.max { row1[$0] < row1[$1] }! }.max { row1[$0] < row1[$1] }!
+        let chosen = [targets[0], runnerUp]
+        for output in ScoreOutput.allCases {
+            let first = try MeaningfulPerturbation(model: model, iterations: 1, maskSize: 8, blurSigma: 4, output: output)
+                .attribute(input, target: .perImage(chosen)).diagnostics["initialScore"]!
+            for b in 0..<2 {
+                let row = (0..<classes).map { clean[b, $0] }
+                let expected = output == .logit ? Double(row[chosen[b]]) : ExplainedModel.probabilities(row)[chosen[b]]
+                XCTAssertEqual(first[b], expected, accuracy: 1e-5 * max(1, abs(expected)), "\(output), image \(b), class \(chosen[b])")
+            }
+        }
     }
 
     // MARK: Superpixels
