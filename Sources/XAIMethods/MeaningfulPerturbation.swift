@@ -60,14 +60,20 @@ public struct MeaningfulPerturbation: ModelMethod {
         let images: DeviceArray, blurred: DeviceArray, difference: DeviceArray
         let targets: [Int]
         let n: Int, height: Int, width: Int
+        /// The targets' one-hot rows `[N, classes]`, made once where the class count is known.
+        let picker: DeviceArray?
     }
 
-    func problem(_ input: Tensor, targets: [Int]) throws -> Problem {
+    /// - Parameter classes: the model's outputs, when known: the targets' one-hot rows are then
+    ///   made once instead of at every step.
+    func problem(_ input: Tensor, targets: [Int], classes: Int? = nil) throws -> Problem {
         let be = model.backend
         let images = try be.upload(input)
         let blurred = try be.upload(try gaussianBlur(input, sigma: blurSigma))
+        let n = input.shape[0]
         return Problem(images: images, blurred: blurred, difference: try be.binary(.sub, images, blurred), targets: targets,
-                       n: input.shape[0], height: input.shape[2], width: input.shape[3])
+                       n: n, height: input.shape[2], width: input.shape[3],
+                       picker: try classes.map { try model.seed([n, $0], targets: targets) })
     }
 
     /// The loss of each image and its gradient with respect to the masks `[N, s, s]` (flattened).
@@ -85,22 +91,24 @@ public struct MeaningfulPerturbation: ModelMethod {
         let y = try pass.output(model.outputName)
         let logits = try y.reshaped([p.n, y.shape.count / max(p.n, 1)])
         // The target's one-hot rows, E: the logit's seed, and the picker of each row's score.
-        let picker = try model.seed(logits.shape, targets: p.targets)
-        let seed: DeviceArray, score: DeviceArray
+        let picker: DeviceArray
+        if let made = p.picker, made.shape == logits.shape { picker = made } else { picker = try model.seed(logits.shape, targets: p.targets) }
+        let seed: DeviceArray, score: () throws -> DeviceArray
         switch output {
         case .logit:
-            (seed, score) = (picker, try be.reduce(.sum, try be.binary(.mul, logits, picker), axes: [1]))
+            (seed, score) = (picker, { try be.reduce(.sum, try be.binary(.mul, logits, picker), axes: [1]) })
         case .probability:
-            // d p_t / d z_j = p_t (delta_tj - p_j): the seed p_t (E - P), in float32 on the device.
+            // d p_t / d z_j = p_t (delta_tj - p_j) = p_j (delta_tj - p_t): the softmax's backward
+            // of the one-hot rows E, one launch in float32 on the device.
             let probabilities = try be.softmax(logits, axis: 1, log: false)
-            score = try be.reduce(.sum, try be.binary(.mul, probabilities, picker), axes: [1])
-            seed = try be.binary(.mul, score, try be.binary(.sub, picker, probabilities))
+            (seed, score) = (try be.softmaxBackward(picker, output: probabilities, axis: 1, log: false),
+                             { try be.reduce(.sum, try be.binary(.mul, probabilities, picker), axes: [1]) })
         }
         let g = try model.executor.backward(pass, seeds: [model.outputName: try seed.reshaped(y.shape)], wrt: [model.inputName])
         // d score / d M = sum over channels of g * (x - blur), then back through the upsampling.
         let gM = try be.reduce(.sum, try be.binary(.mul, try model.inputGradient(g), p.difference), axes: [1])
         let gm = try be.download(try be.resizeBilinearBackward(gM, inputShape: [p.n, 1, s, s], alignCorners: false)).scalars
-        let scores = readingScore ? try be.download(score).scalars.map(Double.init) : nil
+        let scores = readingScore ? try be.download(try score()).scalars.map(Double.init) : nil
         var loss = scores, gradient = gm.map(Double.init)
         let beta = tvBeta
         for b in 0..<p.n {
@@ -141,7 +149,7 @@ public struct MeaningfulPerturbation: ModelMethod {
         }
         let be = model.backend
         let (logits, targets) = try model.prepare(input, target: target)
-        let p = try problem(input, targets: targets)
+        let p = try problem(input, targets: targets, classes: logits.shape.count / max(logits.shape[0], 1))
         let count = p.n * maskSize * maskSize
         // Start from the whole image kept; Adam on the mask, clamped to [0, 1] after each step.
         var masks = [Double](repeating: 1, count: count)
