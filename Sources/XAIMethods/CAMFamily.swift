@@ -240,7 +240,8 @@ public struct CAM: ModelMethod {
 /// Score-CAM (Wang et al.): each channel of the layer, upsampled to the input and scaled to
 /// [0, 1], masks the input; the channel's weight is the softmax over channels of the masked inputs'
 /// target logits. One forward per channel, run as batches sized from the memory budget; each batch
-/// upsamples and scales only its own channels, on the device.
+/// upsamples and scales only its own channels, on the device, and the target logits and their
+/// softmax stay there.
 public struct ScoreCAM: ModelMethod {
     public let name = "scorecam"
     public let model: ExplainedModel
@@ -274,7 +275,9 @@ public struct ScoreCAM: ModelMethod {
         var cams: [DeviceArray] = []
         for b in 0..<n {
             let x = try be.upload(try ExplainedModel.image(input, b))
-            var scores: [Double] = []
+            // Each masked copy's target logit stays on the device, where the channels' softmax
+            // weighs them: nothing comes back per batch (before: every copy's logits row).
+            var columns: [DeviceArray] = []
             var start = 0
             while start < k {
                 let count = min(chunk, k - start)
@@ -284,13 +287,13 @@ public struct ScoreCAM: ModelMethod {
                 let hi = try be.reduce(.max, up, axes: [2, 3]), lo = try be.reduce(.min, up, axes: [2, 3])
                 let span = try be.adding(1e-8, to: try be.binary(.sub, hi, lo))
                 let masks = try be.binary(.div, try be.binary(.sub, up, lo), span)
-                let out = try model.logits(try be.binary(.mul, x, masks))
-                scores += (0..<count).map { Double(out.scalars[$0 * classes + targets[b]]) }
+                let out = try model.outputs(try be.binary(.mul, x, masks)).reshaped([count, classes])
+                columns.append(try be.slice(out, starts: [0, targets[b]], sizes: [count, 1]))
                 start += count
             }
-            let weights = ExplainedModel.probabilities(scores.map { Float($0) })
+            let scores = try (columns.count == 1 ? columns[0] : be.concat(columns, axis: 0)).reshaped([1, k])
             let a = try be.slice(acts, starts: [b, 0, 0, 0], sizes: [1, k, h, w])
-            let wk = try be.upload(Tensor(unchecked: [1, k, 1, 1], weights.map { Float($0) }))
+            let wk = try be.softmax(scores, axis: 1, log: false).reshaped([1, k, 1, 1])
             cams.append(try be.unary(.relu, try be.reduce(.sum, try be.binary(.mul, a, wk), axes: [1])))
         }
         return try model.camAttribution(try be.concat(cams, axis: 0), input: input.shape, logits: logits, targets: targets)

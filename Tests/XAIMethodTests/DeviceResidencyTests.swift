@@ -133,6 +133,25 @@ final class DeviceResidencyTests: XCTestCase {
         }
     }
 
+    /// Score-CAM keeps each masked copy's target logit on the device and takes the channels'
+    /// softmax there: what comes back does not depend on the batches (before: each copy's logits
+    /// row, 4 bytes a class a channel), and only the image goes over (twice: the clean forward's,
+    /// then the copies').
+    func testScoreCAMKeepsItsScoresOnTheDevice() throws {
+        let (counted, model, x, classes) = try countedModel()
+        var waits: [Int] = []
+        for batch in [3, 64] {
+            let before = counted.transfers
+            let a = try ScoreCAM(model: model, internalBatchSize: batch).attribute(x)
+            let d = counted.transfers.since(before)
+            XCTAssertEqual(d.bytesToDevice, 2 * x.shape.count * 4, "batches of \(batch)")
+            // The clean logits, the layer-sized map and the upsampled one.
+            XCTAssertEqual(d.bytesFromDevice, (classes + a.raw!.shape.count + a.map.shape.count) * 4, "batches of \(batch)")
+            waits.append(d.hostWaits)
+        }
+        XCTAssertEqual(waits[0], waits[1], "host waits for batches of 3 and 64")
+    }
+
     /// The same noise on the CPU and on OpenCL (drawn on each device), so the maps agree to the
     /// gradients' rounding; on each backend every internal batch size gives the same bits.
     func testSmoothGradAgreesAcrossBackendsAndBatchSizes() throws {
