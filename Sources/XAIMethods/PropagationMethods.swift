@@ -599,45 +599,62 @@ public struct AblationCAM: ModelMethod {
         let logits = try be.download(try pass.output(model.outputName))
         try logits.requireFinite("logits of the input images")
         let targets = try model.resolve(target, logits: logits)
-        let a = try be.download(try pass.kept(layer))
-        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        let acts = try pass.kept(layer)
+        let (n, c, h, w) = (acts.shape[0], acts.shape[1], acts.shape[2], acts.shape[3])
         let plane = h * w, per = c * plane
         let classes = logits.shape.count / max(n, 1)
         let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: per * 4 * 4, cap: c, parameter: "batch")
-        var cam = [Float](repeating: 0, count: n * plane)
+        // The ablated copies are made on the device from the activation there; nothing per copy
+        // crosses (before: every copy's activations over and its logits row back).
+        let lowest = try be.download(try be.reduce(.min, try acts.reshaped([n, per]), axes: [1])).scalars
+        let (ones, zeros) = (try be.filled([1, 1, 1, c], value: 1), try be.filled([1, 1, 1, c], value: 0))
+        let blank = try lowest.contains(0) ? be.filled([1, 1, c, plane], value: 0) : nil
+        var cams: [DeviceArray] = []
         for b in 0..<n {
             let original = logits.scalars[b * classes + targets[b]]
             guard original != 0 else {
                 throw XAIError.invalidArgument(parameter: "target", value: "\(targets[b])",
                                                reason: "image \(b)'s score is 0: ablationcam divides by it")
             }
-            let activations = Array(a.scalars[(b * per)..<((b + 1) * per)])
-            let smallest = activations.min() ?? 0
-            let ablated: Float = smallest == 0 ? 0 : smallest - 1e7
-            var weights = [Float](repeating: 0, count: c)
+            let ablated: Float = lowest[b] == 0 ? 0 : lowest[b] - 1e7
+            let a = try be.slice(acts, starts: [b, 0, 0, 0], sizes: [1, c, h, w])
+            let fill = try be.filled([1, 1, 1, c], value: ablated)
+            var columns: [DeviceArray] = []
             var start = 0
             while start < c {
                 let count = min(chunk, c - start)
-                var batch = [Float](repeating: 0, count: count * per)
-                for k in 0..<count {
-                    batch.replaceSubrange((k * per)..<((k + 1) * per), with: activations)
-                    let channel = start + k
-                    for p in 0..<plane { batch[k * per + channel * plane + p] = ablated }
+                let copies: DeviceArray
+                if ablated == 0, let blank {
+                    // After a ReLU (the usual CAM layer) a channel is ablated to 0: one composite of
+                    // the activation seen as a C x hw picture, copy k's channel row its rectangle,
+                    // 0 + m (A - 0) = m A, exact.
+                    let rows = MaskSpec.rectangles((start..<(start + count)).map { MaskRect(top: $0, left: 0, height: 1, width: plane) })
+                    copies = try be.composite(image: try a.reshaped([1, 1, c, plane]), baseline: blank, masks: rows).reshaped([count, c, h, w])
+                } else {
+                    // Otherwise copy k's keep mask K (1 but at channel start + k) and the ablated
+                    // value where K is 0, each a composite of one-pixel rectangles over a 1 x C
+                    // row, then A K + value, exact for K in {0, 1} (a composite A + m (A - value)
+                    // would round A to the ulp of 1e7).
+                    let cells = MaskSpec.rectangles((start..<(start + count)).map { MaskRect(top: 0, left: $0, height: 1, width: 1) })
+                    let keep = try be.composite(image: ones, baseline: zeros, masks: cells).reshaped([count, c, 1, 1])
+                    let value = try be.composite(image: zeros, baseline: fill, masks: cells).reshaped([count, c, 1, 1])
+                    copies = try be.binary(.add, try be.binary(.mul, a, keep), value)
                 }
-                let outputs = try model.executor.forward(from: layer, value: try be.upload(Tensor(unchecked: [count, c, h, w], batch)))
+                let outputs = try model.executor.forward(from: layer, value: copies)
                 guard let y = outputs[model.outputName] else {
                     throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "the model's output does not follow from it")
                 }
-                let scores = try be.download(y)
-                for k in 0..<count { weights[start + k] = (original - scores.scalars[k * classes + targets[b]]) / original }
+                columns.append(try be.slice(try y.reshaped([count, classes]), starts: [0, targets[b]], sizes: [count, 1]))
                 start += count
             }
-            for k in 0..<c {
-                for p in 0..<plane { cam[b * plane + p] += weights[k] * activations[k * plane + p] }
-            }
-            if relu { for p in 0..<plane { cam[b * plane + p] = max(cam[b * plane + p], 0) } }
+            // w_k = (original - score_k) / original, then sum_k w_k A_k.
+            let scores = try (columns.count == 1 ? columns[0] : be.concat(columns, axis: 0)).reshaped([1, c, 1, 1])
+            let reference = try be.filled([1, 1, 1, 1], value: original)
+            let weights = try be.binary(.div, try be.binary(.sub, reference, scores), reference)
+            let cam = try be.reduce(.sum, try be.binary(.mul, a, weights), axes: [1])
+            cams.append(relu ? try be.unary(.relu, cam) : cam)
         }
-        return try model.camAttribution(try be.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
+        return try model.camAttribution(cams.count == 1 ? cams[0] : try be.concat(cams, axis: 0), input: input.shape, logits: logits, targets: targets)
     }
 }
 

@@ -152,6 +152,26 @@ final class DeviceResidencyTests: XCTestCase {
         XCTAssertEqual(waits[0], waits[1], "host waits for batches of 3 and 64")
     }
 
+    /// Ablation-CAM makes its ablated copies on the device from the layer's activation there and
+    /// keeps their scores there: what goes over is the image and a rectangle of 4 integers a
+    /// channel (its row of the activation, ablated to 0 after the layer's ReLU), what comes back the clean logits, the
+    /// layer's smallest value and the maps (before: every copy's activations over, C x h x w floats
+    /// a channel, and its logits row back), whatever the batches.
+    func testAblationCAMMakesItsCopiesOnTheDevice() throws {
+        let (counted, model, x, classes) = try countedModel()
+        let channels = try model.summary().shapes[try model.camLayer(nil)]![1]
+        var waits: [Int] = []
+        for batch in [3, 64] {
+            let before = counted.transfers
+            let a = try AblationCAM(model: model, internalBatchSize: batch).attribute(x)
+            let d = counted.transfers.since(before)
+            XCTAssertEqual(d.bytesToDevice, (x.shape.count + 4 * channels) * 4, "batches of \(batch)")
+            XCTAssertEqual(d.bytesFromDevice, (classes + 1 + a.raw!.shape.count + a.map.shape.count) * 4, "batches of \(batch)")
+            waits.append(d.hostWaits)
+        }
+        XCTAssertEqual(waits[0], waits[1], "host waits for batches of 3 and 64")
+    }
+
     /// The same noise on the CPU and on OpenCL (drawn on each device), so the maps agree to the
     /// gradients' rounding; on each backend every internal batch size gives the same bits.
     func testSmoothGradAgreesAcrossBackendsAndBatchSizes() throws {
