@@ -291,7 +291,7 @@ public struct ScoreCAM: ModelMethod {
                 columns.append(try be.slice(out, starts: [0, targets[b]], sizes: [count, 1]))
                 start += count
             }
-            let scores = try (columns.count == 1 ? columns[0] : be.concat(columns, axis: 0)).reshaped([1, k])
+            let scores = try be.concat(columns, axis: 0).reshaped([1, k])
             let a = try be.slice(acts, starts: [b, 0, 0, 0], sizes: [1, k, h, w])
             let wk = try be.softmax(scores, axis: 1, log: false).reshaped([1, k, 1, 1])
             cams.append(try be.unary(.relu, try be.reduce(.sum, try be.binary(.mul, a, wk), axes: [1])))

@@ -94,24 +94,17 @@ public struct PerturbationEngine: Sendable {
     }
 
     /// Evaluates `count` perturbed copies of `image` (`[1, C, H, W]` on the device) against
-    /// `baseline`, `describe(range)` giving the masks of the copies in `range`. `visit` (optional)
-    /// sees each batch's range, mask description and scores as they arrive, so callers can reduce
-    /// on the device (RISE) without keeping every mask. Returns every copy's score.
+    /// `baseline`, `describe(range)` giving the masks of the copies in `range`. Returns every
+    /// copy's score.
     @discardableResult
     public func evaluate(image: DeviceArray, baseline: DeviceArray, target: Int, count: Int,
-                         describe: (Range<Int>) throws -> MaskSpec,
-                         visit: ((Range<Int>, MaskSpec, [Double]) throws -> Void)? = nil) throws -> [Double] {
+                         describe: (Range<Int>) throws -> MaskSpec) throws -> [Double] {
         try inBatches(count: count, imageShape: image.shape, target: target) { range in
-            let spec = try describe(range)
-            guard spec.sampleCount == range.count else {
-                throw XAIError.invalidArgument(parameter: "masks", value: "\(spec.sampleCount)", reason: "masks described for \(range.count) perturbed copies")
-            }
-            let logits = try model.outputs(try model.backend.composite(image: image, baseline: baseline, masks: spec))
-            return (logits, { scores in try visit?(range, spec, scores) })
+            (try logits(image: image, baseline: baseline, range, describe), { _ in })
         }
     }
 
-    /// Evaluates `count` perturbed copies as ``evaluate(image:baseline:target:count:describe:visit:)``
+    /// Evaluates `count` perturbed copies as ``evaluate(image:baseline:target:count:describe:)``
     /// does, but leaves their scores on the device, `[count]` in the copies' order, for a method
     /// that reduces them there (RISE's weighted mask sums): no score crosses to the host. The host
     /// still waits for each batch, so progress counts finished copies and a failed batch is
@@ -121,11 +114,7 @@ public struct PerturbationEngine: Sendable {
         let be = model.backend
         var columns: [DeviceArray] = []
         try runBatches(count: count, imageShape: image.shape) { range in
-            let spec = try describe(range)
-            guard spec.sampleCount == range.count else {
-                throw XAIError.invalidArgument(parameter: "masks", value: "\(spec.sampleCount)", reason: "masks described for \(range.count) perturbed copies")
-            }
-            let logits = try model.outputs(try be.composite(image: image, baseline: baseline, masks: spec))
+            let logits = try logits(image: image, baseline: baseline, range, describe)
             let column = try scoreColumn(logits, target: target)
             guard column.shape.count == range.count else {
                 throw XAIError.shapeMismatch(op: "perturbation scores", expected: "\(range.count) rows of logits", got: [logits.shape])
@@ -133,7 +122,16 @@ public struct PerturbationEngine: Sendable {
             try be.synchronize()
             return { columns.append(column) }
         }
-        return columns.count == 1 ? columns[0] : try be.concat(columns, axis: 0)
+        return try be.concat(columns, axis: 0)
+    }
+
+    /// The logits of the copies in `range`, composited on the device from their masks' description.
+    private func logits(image: DeviceArray, baseline: DeviceArray, _ range: Range<Int>, _ describe: (Range<Int>) throws -> MaskSpec) throws -> DeviceArray {
+        let spec = try describe(range)
+        guard spec.sampleCount == range.count else {
+            throw XAIError.invalidArgument(parameter: "masks", value: "\(spec.sampleCount)", reason: "masks described for \(range.count) perturbed copies")
+        }
+        return try model.outputs(try model.backend.composite(image: image, baseline: baseline, masks: spec))
     }
 
     /// Scores `count` copies of an image shaped `imageShape` in batches of ``batchSize(for:)``,

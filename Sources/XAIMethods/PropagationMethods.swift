@@ -648,13 +648,13 @@ public struct AblationCAM: ModelMethod {
                 start += count
             }
             // w_k = (original - score_k) / original, then sum_k w_k A_k.
-            let scores = try (columns.count == 1 ? columns[0] : be.concat(columns, axis: 0)).reshaped([1, c, 1, 1])
+            let scores = try be.concat(columns, axis: 0).reshaped([1, c, 1, 1])
             let reference = try be.filled([1, 1, 1, 1], value: original)
             let weights = try be.binary(.div, try be.binary(.sub, reference, scores), reference)
             let cam = try be.reduce(.sum, try be.binary(.mul, a, weights), axes: [1])
             cams.append(relu ? try be.unary(.relu, cam) : cam)
         }
-        return try model.camAttribution(cams.count == 1 ? cams[0] : try be.concat(cams, axis: 0), input: input.shape, logits: logits, targets: targets)
+        return try model.camAttribution(try be.concat(cams, axis: 0), input: input.shape, logits: logits, targets: targets)
     }
 }
 
