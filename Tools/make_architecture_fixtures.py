@@ -175,18 +175,34 @@ def export(model, x, path, exporter):
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
 
 
+def rebuilt(name):
+    """A fixture's model, input and targets from main's seeds, for scripts that add references to
+    its folders; checked against the committed input and logits of every export of it."""
+    i = list(MODELS).index(name)
+    make, (h, w) = MODELS[name]
+    torch.manual_seed(100 + i)
+    model = make().eval()
+    randomize(model, 200 + i)
+    x = torch.from_numpy(np.random.default_rng(300 + i).uniform(-1, 1, (2, 3, h, w)).astype(np.float32))
+    target = np.array([1, 3], dtype=np.int64)
+    for export in EXPORTERS:
+        folder = os.path.join(OUT, f"{name}_{export}")
+        if os.path.isdir(folder):
+            assert np.array_equal(np.load(os.path.join(folder, "input.npy")), x.numpy()), folder
+            logits = np.load(os.path.join(folder, "logits.npy"))
+            with torch.no_grad():
+                assert np.abs(model(x).numpy() - logits).max() < 1e-4, f"{folder}: the rebuilt model differs"
+    return model, x, target
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     os.makedirs(OUT)
     manifest = {"script": "Tools/make_architecture_fixtures.py", "torch": torch.__version__, "onnx": onnx.__version__,
                 "onnxruntime": ort.__version__, "numpy": np.__version__, "models": {}, "refused": {}}
-    for i, (name, (make, (h, w))) in enumerate(MODELS.items()):
-        torch.manual_seed(100 + i)
-        model = make().eval()
-        randomize(model, 200 + i)
-        x = torch.from_numpy(np.random.default_rng(300 + i).uniform(-1, 1, (2, 3, h, w)).astype(np.float32))
-        target = np.array([1, 3], dtype=np.int64)
+    for name, (_, (h, w)) in MODELS.items():
+        model, x, target = rebuilt(name)  # no folder yet: nothing to check against
         xg = x.clone().requires_grad_(True)
         out = model(xg)
         grad = torch.autograd.grad(out[torch.arange(2), torch.from_numpy(target)].sum(), xg)[0]

@@ -60,26 +60,10 @@ def lxt_module(name):
 
 
 OUT = maf.OUT
-EXPORTS = ["dynamo", "torchscript", "torchscript16"]
+EXPORTS = list(maf.EXPORTERS)
 
 
-def rebuilt(name):
-    """The architecture fixture's model, input and targets (make_architecture_fixtures.main's seeds)."""
-    i = list(maf.MODELS).index(name)
-    make, (h, w) = maf.MODELS[name]
-    torch.manual_seed(100 + i)
-    model = make().eval()
-    maf.randomize(model, 200 + i)
-    x = torch.from_numpy(np.random.default_rng(300 + i).uniform(-1, 1, (2, 3, h, w)).astype(np.float32))
-    target = np.array([1, 3], dtype=np.int64)
-    for export in EXPORTS:
-        folder = os.path.join(OUT, f"{name}_{export}")
-        if os.path.isdir(folder):
-            assert np.array_equal(np.load(os.path.join(folder, "input.npy")), x.numpy()), folder
-            logits = np.load(os.path.join(folder, "logits.npy"))
-            with torch.no_grad():
-                assert np.abs(model(x).numpy() - logits).max() < 1e-4, f"{folder}: the rebuilt model differs"
-    return model, x, target
+rebuilt = maf.rebuilt
 
 
 def attnlrp_attention_forward(self, query, key, value, need_weights=False, **kwargs):

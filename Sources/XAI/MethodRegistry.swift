@@ -200,14 +200,17 @@ public enum MethodRegistry {
         deepLIFT(overBaselines: false, "DeepLIFT (rescale rule) against --baseline: (x - x') times multipliers, sums to f(x) - f(x')"),
         deepLIFT(overBaselines: true, "DeepLiftShap: DeepLIFT averaged over the baselines of a [K,3,H,W] --baseline"),
         MethodSpec(name: "ablationcam", summary: "Ablation-CAM: each channel weighed by the score's fall when it is ablated (only the layers after it rerun)",
-                   knobs: ["layer", "relu", "batch"], batchesImages: false,
+                   knobs: ["layer", "relu", "ablation", "batch"], batchesImages: false,
                    cost: { m, c in
                        // The clean forward, then one pass of the layers after the layer per channel
                        // (counted as a whole forward each: an upper bound).
                        forwards(try m.camChannels(try m.camLayer(c.layer)))
                    },
                    build: { m, c, _ in
-                       let method = AblationCAM(model: m, layer: c.layer, relu: c.relu, internalBatchSize: c.batch)
+                       guard let ablation = AblationCAM.Ablation(rawValue: c.ablation) else {
+                           throw XAIError.invalidArgument(parameter: "ablation", value: c.ablation, reason: "neither auto nor zero")
+                       }
+                       let method = AblationCAM(model: m, layer: c.layer, relu: c.relu, internalBatchSize: c.batch, ablation: ablation)
                        try method.validate()
                        return method
                    }, isApplicable: { (try? AblationCAM(model: $0).validate()) != nil }),

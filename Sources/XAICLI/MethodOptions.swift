@@ -31,6 +31,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("iterations")) var iterations = d.iterations
     @Option(help: help("layer")) var layer: String?
     @Option(help: help("gradcamppScore")) var gradcamppScore = d.gradcamppScore
+    @Option(help: help("ablation")) var ablation = d.ablation
     @Option(help: help("relu")) var relu = d.relu
     @Option(help: help("batch")) var batch: Int?
     @Option(help: help("seed")) var seed = d.seed

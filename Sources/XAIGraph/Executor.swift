@@ -126,6 +126,8 @@ public final class Executor: Sendable {
         public let outputs: [String: DeviceArray]
         /// The values asked for with `keep`.
         public let kept: [String: DeviceArray]
+        /// The same values as the pass computed them: shape arithmetic stays on the host.
+        public let keptValues: [String: Value]
 
         /// The graph output called `name`.
         /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` when the graph has no such output.
@@ -152,9 +154,13 @@ public final class Executor: Sendable {
     ///     values its nodes read are retained, the rest are released after their last reader as in
     ///     a forward-only pass (a backward to a late layer, Grad-CAM's, then keeps a few tensors
     ///     instead of every activation). `nil` retains every value.
+    ///   - replacing: activations whose computed values are replaced by these (shaped alike) for
+    ///     the nodes after them: Ablation-CAM's ablated copies of a layer, where the layers after it
+    ///     cannot run on their own.
     /// - Throws: ``XAIError/shapeMismatch(op:expected:got:)`` for an input of the wrong shape, and any
     ///   error of a node wrapped in ``XAIError/inNode(node:op:underlying:)``.
-    public func forward(_ input: DeviceArray, keep: Set<String> = [], forBackward: Bool = false, backwardTo: Set<String>? = nil) throws -> Pass {
+    public func forward(_ input: DeviceArray, keep: Set<String> = [], forBackward: Bool = false, backwardTo: Set<String>? = nil,
+                        replacing: [String: DeviceArray] = [:]) throws -> Pass {
         guard let inputInfo = graph.imageInput else {
             throw XAIError.invalidArgument(parameter: "graph", value: graph.name, reason: "has no image input")
         }
@@ -179,16 +185,17 @@ public final class Executor: Sendable {
                     }
                     // The expanded activation between a fused pair is never made, so neither a
                     // backward pass nor `keep` may need it.
-                    if !forBackward, depthwisePairs.contains(index), !keep.contains(node.outputs[0]),
+                    if !forBackward, depthwisePairs.contains(index), !keep.contains(node.outputs[0]), replacing[node.outputs[0]] == nil,
                        let y = try evaluateThenDepthwise(node, graph.nodes[index + 1], args) {
-                        values[graph.nodes[index + 1].outputs[0]] = .device(y)
+                        let name = graph.nodes[index + 1].outputs[0]
+                        values[name] = .device(replacing[name] ?? y)
                         fusedIntoPrevious = true
                     } else {
                         // A pass kept for backward computes exactly: its activations are differentiated.
                         let outs = try profile.map { try $0.time(node, backward: false) { try evaluate(node, args, exact: forBackward) } }
                             ?? evaluate(node, args, exact: forBackward)
                         for (name, v) in zip(node.outputs, outs) {
-                            values[name] = v
+                            values[name] = replacing[name].map(Value.device) ?? v
                             if shapeOnlyNodes.contains(index), case .host(let t) = v { newShapeOnly[name] = t }
                         }
                     }
@@ -211,37 +218,69 @@ public final class Executor: Sendable {
             }
             outputs[o.name] = try device(v, o.name)
         }
-        var kept: [String: DeviceArray] = [:]
+        var kept: [String: DeviceArray] = [:], keptValues: [String: Value] = [:]
         for k in keep {
             guard let v = values[k] else {
                 throw XAIError.invalidArgument(parameter: "layer", value: k, reason: "no value of \(graph.name) has this name")
             }
             kept[k] = try device(v, k)
+            keptValues[k] = v
         }
-        return Pass(values: forBackward ? values : [:], outputs: outputs, kept: kept)
+        return Pass(values: forBackward ? values : [:], outputs: outputs, kept: kept, keptValues: keptValues)
+    }
+
+    /// What runs when the activation `layer` is given (``forward(from:value:reading:)``): the nodes
+    /// that read it or values computed from it, and constant subgraphs the optimiser kept, in the
+    /// graph's order; and `across`, the values computed before the layer that those nodes read
+    /// (skip connections around it: a transformer block's residual stream around its first norm),
+    /// each with the first node that reads it. A layer that cuts the graph has none.
+    public func nodesAfter(_ layer: String) -> (nodes: [Node], across: [(value: String, readBy: String)]) {
+        var fromLayer: Set<String> = [layer], constant: Set<String> = [], seen: Set<String> = []
+        var nodes: [Node] = [], across: [(value: String, readBy: String)] = []
+        for node in graph.nodes {
+            let inputs = node.inputs.filter { !$0.isEmpty && graph.initializers[$0] == nil }
+            if inputs.contains(where: fromLayer.contains) {
+                for name in inputs where !fromLayer.contains(name) && !constant.contains(name) && seen.insert(name).inserted {
+                    across.append((name, node.name))
+                }
+                fromLayer.formUnion(node.outputs)
+            } else if inputs.allSatisfy(constant.contains) {
+                constant.formUnion(node.outputs)
+            } else {
+                continue  // before the layer (the node that makes it included)
+            }
+            nodes.append(node)
+        }
+        return (nodes, across)
     }
 
     /// The graph's outputs computed from `value` given for the activation `layer` (any batch): only
-    /// the nodes after the layer run, each reading the layer, values computed from it, constants,
-    /// or shape arithmetic on them. Ablation-CAM scores its ablated copies of a layer this way,
-    /// without running the layers before it again.
+    /// the nodes after the layer run (``nodesAfter(_:)``), each reading the layer, values computed
+    /// from it, constants, shape arithmetic on them, or `across`: the clean values computed before
+    /// the layer that a skip connection carries around it (``Pass/keptValues``), activations at
+    /// `value`'s batch or at a batch of 1 (given to every copy in `value`). Ablation-CAM scores its
+    /// ablated copies of a layer this way, without running the layers before it again.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`layer`) naming the node that
-    ///   reads a value computed before the layer (a skip connection around it): the layer does not
-    ///   cut the graph there.
-    public func forward(from layer: String, value: DeviceArray) throws -> [String: DeviceArray] {
+    ///   reads a value computed before the layer and not given in `across`: without it the layer
+    ///   does not cut the graph there.
+    public func forward(from layer: String, value: DeviceArray, reading across: [String: Value] = [:]) throws -> [String: DeviceArray] {
+        let (nodes, needed) = nodesAfter(layer)
         var values: [String: Value] = [layer: .device(value)]
-        let dependents = differentiated(to: [layer]).dependsOnWrt
-        for node in graph.nodes {
-            let available = node.inputs.allSatisfy { $0.isEmpty || values[$0] != nil || graph.initializers[$0] != nil }
-            guard available else {
-                if node.inputs.contains(where: dependents.contains) {
-                    let missing = node.inputs.first { !$0.isEmpty && values[$0] == nil && graph.initializers[$0] == nil } ?? ""
-                    throw XAIError.invalidArgument(parameter: "layer", value: layer,
-                                                   reason: "node '\(node.name)' after it also reads '\(missing)', computed before it: the layer does not cut the graph")
-                }
-                continue
+        for (name, reader) in needed {
+            guard let given = across[name] else {
+                throw XAIError.invalidArgument(parameter: "layer", value: layer,
+                                               reason: "node '\(reader)' after it also reads '\(name)', computed before it: the layer does not cut the graph")
             }
-            // Constant subgraphs the optimiser kept need no input either; they run here too.
+            // A clean value at batch 1 goes to every copy (a fused store, as a convolution's
+            // residual, takes no broadcast).
+            let copies = value.shape.rank > 0 ? value.shape[0] : 1
+            if case .device(let v) = given, v.shape.rank > 0, v.shape[0] == 1, copies > 1 {
+                values[name] = .device(try backend.concat(Array(repeating: v, count: copies), axis: 0))
+            } else {
+                values[name] = given
+            }
+        }
+        for node in nodes {
             let args: [Value?] = node.inputs.map { name in name.isEmpty ? nil : values[name] ?? graph.initializers[name].map(Value.host) }
             do {
                 for (name, v) in zip(node.outputs, try evaluate(node, args)) { values[name] = v }

@@ -557,58 +557,101 @@ public struct LRP: ModelMethod {
 /// Ablation-CAM (Desai & Ramaswamy; pytorch-grad-cam's AblationCAM): each channel `k` of the layer
 /// weighed by how much the target's score falls when the channel is ablated, `(s - s_k) / s`, and
 /// the CAM `relu(sum_k w_k A_k)`. The layer is computed once; each ablated copy runs only the
-/// layers after it (``Executor/forward(from:value:)``), where pytorch-grad-cam runs the whole model
-/// once per channel. A channel is ablated to 0 where the layer's smallest value is 0 (after a
-/// ReLU), else to that smallest value minus 1e7, as pytorch-grad-cam's ablation layer does.
+/// layers after it (``Executor/forward(from:value:reading:)``), where pytorch-grad-cam runs the
+/// whole model once per channel. A channel is ablated to 0 where the layer's smallest value is 0
+/// (after a ReLU), else to that smallest value minus 1e7, as pytorch-grad-cam's ablation layer does.
+///
+/// Any CAM layer: a CNN's `[N, C, h, w]`, a channels-last `[N, h, w, C]` (Swin) or a vision
+/// transformer's tokens `[N, T, C]`, where a channel is ablated at every position, class tokens
+/// included, and the map is weighed over the patches (pytorch-grad-cam's `AblationLayerVit` with
+/// the usual `reshape_transform`). A layer need not cut the graph: a transformer block's first
+/// norm, which the residual stream passes around, is run from with the clean stream.
+///
+/// After a LayerNorm (a transformer's usual CAM layer) the smallest value is below 0, and a
+/// channel at minus 1e7 swamps every value the next norm sees: ``Ablation/zero`` (the paper's
+/// ablation) keeps the scores a function of the image there.
 public struct AblationCAM: ModelMethod {
+    /// The value an ablated channel takes.
+    public enum Ablation: String, Sendable, CaseIterable {
+        /// pytorch-grad-cam's: 0 where the layer's smallest value (over the image) is 0, else that
+        /// value minus 1e7.
+        case auto
+        /// 0 always (Desai & Ramaswamy's ablation).
+        case zero
+    }
+
     public let name = "ablationcam"
     public let model: ExplainedModel
-    /// The activation to explain (`[N, C, h, w]`); `nil` picks the CAM default.
+    /// The activation to explain; `nil` picks the CAM default.
     public var layer: String?
     /// Clip the map at zero (as pytorch-grad-cam does).
     public var relu: Bool
     /// Ablated copies per device batch; by default as many as fit the memory budget.
     public var internalBatchSize: Int?
+    /// The value an ablated channel takes (default: pytorch-grad-cam's rule).
+    public var ablation: Ablation
 
     /// - Parameters:
     ///   - model: the model to explain.
-    ///   - layer: a `[N, C, h, w]` activation's name; `nil` for the default.
+    ///   - layer: a CAM layer's name (`[N, C, h, w]`, `[N, h, w, C]` or tokens); `nil` for the default.
     ///   - relu: clip the map at zero.
     ///   - internalBatchSize: ablated copies per batch (default: from the memory budget).
-    public init(model: ExplainedModel, layer: String? = nil, relu: Bool = true, internalBatchSize: Int? = nil) {
+    ///   - ablation: the value an ablated channel takes.
+    public init(model: ExplainedModel, layer: String? = nil, relu: Bool = true, internalBatchSize: Int? = nil, ablation: Ablation = .auto) {
         self.model = model
         self.layer = layer
         self.relu = relu
         self.internalBatchSize = internalBatchSize
+        self.ablation = ablation
     }
 
-    /// Throws when the layer is not a channels-first activation.
+    /// Throws when the layer is no CAM layer.
     public func validate() throws {
-        let layer = try model.camLayer(layer)
-        guard try model.camLayout(layer) == .channelsFirst else {
-            throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "ablationcam ablates the channels of a [N, C, h, w] activation")
-        }
+        _ = try model.camLayout(try model.camLayer(layer))
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
-        try validate()
         try model.validate(input)
         let be = model.backend
         let layer = try model.camLayer(layer)
-        let pass = try model.executor.forward(try be.upload(input), keep: [layer])
+        let layout = try model.camLayout(layer)
+        // Values a skip connection carries around the layer are kept from the clean pass and read,
+        // at batch 1, by the nodes after it.
+        let (after, across) = model.executor.nodesAfter(layer)
+        let image = try be.upload(input)
+        let pass = try model.executor.forward(image, keep: Set([layer] + across.map(\.value)))
+        // Shape arithmetic made before the layer (an exporter's gather indices over the whole
+        // batch) cannot be given to a batch of copies: the whole model runs on each copy of the
+        // image, the layer's value replaced (as pytorch-grad-cam runs it).
+        let resumable = across.allSatisfy { if case .device = pass.keptValues[$0.value] { true } else { false } }
         let logits = try be.download(try pass.output(model.outputName))
         try logits.requireFinite("logits of the input images")
         let targets = try model.resolve(target, logits: logits)
         let acts = try pass.kept(layer)
-        let (n, c, h, w) = (acts.shape[0], acts.shape[1], acts.shape[2], acts.shape[3])
-        let plane = h * w, per = c * plane
+        let n = acts.shape[0], per = acts.shape.count / max(n, 1)
+        let c = try model.camChannels(layer), positions = per / max(c, 1)
+        let channelsFirst = layout == .channelsFirst
         let classes = logits.shape.count / max(n, 1)
-        let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: per * 4 * 4, cap: c, parameter: "batch")
+        // A copy, its keep mask and value, and everything the layers after it compute (kept until
+        // their outputs are read).
+        let shapes = try model.summary().shapes
+        let perCopy = try resumable ? (3 * per + after.flatMap(\.outputs).reduce(0) { $0 + (shapes[$1]?.count ?? 0) }) * 4
+            : 3 * per * 4 + model.bytesPerImageForForward()
+        let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: perCopy, cap: c, parameter: "batch")
         // The ablated copies are made on the device from the activation there; nothing per copy
         // crosses (before: every copy's activations over and its logits row back).
         let lowest = try be.download(try be.reduce(.min, try acts.reshaped([n, per]), axes: [1])).scalars
+        let ablatedValues: [Float] = lowest.map { ablation == .zero || $0 == 0 ? 0 : $0 - 1e7 }
         let (ones, zeros) = (try be.filled([1, 1, 1, c], value: 1), try be.filled([1, 1, 1, c], value: 0))
-        let blank = try lowest.contains(0) ? be.filled([1, 1, c, plane], value: 0) : nil
+        // The layer seen as a picture whose rows (channels first) or columns are its channels.
+        let picture: Shape = channelsFirst ? [1, 1, c, positions] : [1, 1, positions, c]
+        let blank = try ablatedValues.contains(0) ? be.filled(picture, value: 0) : nil
+        // A copy's keep mask and ablated value, broadcast over the layer's positions.
+        let perChannel: Shape = switch layout {
+        case .channelsFirst: [c, 1, 1]
+        case .channelsLast: [1, 1, c]
+        case .tokens: [1, c]
+        }
         var cams: [DeviceArray] = []
         for b in 0..<n {
             let original = logits.scalars[b * classes + targets[b]]
@@ -616,8 +659,24 @@ public struct AblationCAM: ModelMethod {
                 throw XAIError.invalidArgument(parameter: "target", value: "\(targets[b])",
                                                reason: "image \(b)'s score is 0: ablationcam divides by it")
             }
-            let ablated: Float = lowest[b] == 0 ? 0 : lowest[b] - 1e7
-            let a = try be.slice(acts, starts: [b, 0, 0, 0], sizes: [1, c, h, w])
+            // Image b's activations.
+            var skips: [String: Value] = [:]
+            for (name, reader) in across where resumable {
+                switch pass.keptValues[name] {
+                case .host?:
+                    break
+                case .device(let v)?:
+                    guard v.shape.rank >= 2, v.shape[0] == n else {
+                        throw XAIError.invalidArgument(parameter: "layer", value: layer,
+                                                       reason: "node '\(reader)' after it reads '\(name)' \(v.shape), computed before it and no activation of the images: ablationcam cannot give it to the ablated copies")
+                    }
+                    skips[name] = .device(try be.slice(v, starts: [b] + Array(repeating: 0, count: v.shape.rank - 1), sizes: [1] + Array(v.shape.dims.dropFirst())))
+                case nil:
+                    throw XAIError.invalidArgument(parameter: "layer", value: name, reason: "was not kept in the forward pass")
+                }
+            }
+            let ablated = ablatedValues[b]
+            let a = try be.slice(acts, starts: [b] + Array(repeating: 0, count: acts.shape.rank - 1), sizes: [1] + Array(acts.shape.dims.dropFirst()))
             let fill = try be.filled([1, 1, 1, c], value: ablated)
             var columns: [DeviceArray] = []
             var start = 0
@@ -625,33 +684,43 @@ public struct AblationCAM: ModelMethod {
                 let count = min(chunk, c - start)
                 let copies: DeviceArray
                 if ablated == 0, let blank {
-                    // After a ReLU (the usual CAM layer) a channel is ablated to 0: one composite of
-                    // the activation seen as a C x hw picture, copy k's channel row its rectangle,
+                    // Ablated to 0 (after a ReLU, the usual CNN layer, or asked): one composite of
+                    // the layer seen as a picture, copy k's channel row (or column) its rectangle,
                     // 0 + m (A - 0) = m A, exact.
-                    let rows = MaskSpec.rectangles((start..<(start + count)).map { MaskRect(top: $0, left: 0, height: 1, width: plane) })
-                    copies = try be.composite(image: try a.reshaped([1, 1, c, plane]), baseline: blank, masks: rows).reshaped([count, c, h, w])
+                    let lines = (start..<(start + count)).map {
+                        channelsFirst ? MaskRect(top: $0, left: 0, height: 1, width: positions) : MaskRect(top: 0, left: $0, height: positions, width: 1)
+                    }
+                    copies = try be.composite(image: try a.reshaped(picture), baseline: blank, masks: .rectangles(lines))
+                        .reshaped(Shape([count] + Array(acts.shape.dims.dropFirst())))
                 } else {
                     // Otherwise copy k's keep mask K (1 but at channel start + k) and the ablated
                     // value where K is 0, each a composite of one-pixel rectangles over a 1 x C
                     // row, then A K + value, exact for K in {0, 1} (a composite A + m (A - value)
                     // would round A to the ulp of 1e7).
                     let cells = MaskSpec.rectangles((start..<(start + count)).map { MaskRect(top: 0, left: $0, height: 1, width: 1) })
-                    let keep = try be.composite(image: ones, baseline: zeros, masks: cells).reshaped([count, c, 1, 1])
-                    let value = try be.composite(image: zeros, baseline: fill, masks: cells).reshaped([count, c, 1, 1])
+                    let broadcast = Shape([count] + perChannel.dims)
+                    let keep = try be.composite(image: ones, baseline: zeros, masks: cells).reshaped(broadcast)
+                    let value = try be.composite(image: zeros, baseline: fill, masks: cells).reshaped(broadcast)
                     copies = try be.binary(.add, try be.binary(.mul, a, keep), value)
                 }
-                let outputs = try model.executor.forward(from: layer, value: copies)
-                guard let y = outputs[model.outputName] else {
-                    throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "the model's output does not follow from it")
+                let y: DeviceArray
+                if resumable {
+                    guard let out = try model.executor.forward(from: layer, value: copies, reading: skips)[model.outputName] else {
+                        throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "the model's output does not follow from it")
+                    }
+                    y = out
+                } else {
+                    let images = try be.concat(Array(repeating: try be.slice(image, starts: [b, 0, 0, 0], sizes: [1] + Array(image.shape.dims.dropFirst())), count: count), axis: 0)
+                    y = try model.executor.forward(images, replacing: [layer: copies]).output(model.outputName)
                 }
                 columns.append(try be.slice(try y.reshaped([count, classes]), starts: [0, targets[b]], sizes: [count, 1]))
                 start += count
             }
-            // w_k = (original - score_k) / original, then sum_k w_k A_k.
+            // w_k = (original - score_k) / original, then sum_k w_k A_k over the layer's grid.
             let scores = try be.concat(columns, axis: 0).reshaped([1, c, 1, 1])
             let reference = try be.filled([1, 1, 1, 1], value: original)
             let weights = try be.binary(.div, try be.binary(.sub, reference, scores), reference)
-            let cam = try be.reduce(.sum, try be.binary(.mul, a, weights), axes: [1])
+            let cam = try be.reduce(.sum, try be.binary(.mul, try model.spatialView(a, layout), weights), axes: [1])
             cams.append(relu ? try be.unary(.relu, cam) : cam)
         }
         return try model.camAttribution(try be.concat(cams, axis: 0), input: input.shape, logits: logits, targets: targets)

@@ -100,6 +100,25 @@ final class PropagationMethodTests: XCTestCase {
         XCTAssertThrowsError(try executor.forward(from: inner, value: try innerPass.kept(inner))) { error in
             XCTAssertTrue("\(error)".contains("does not cut the graph"), "\(error)")
         }
+        // Given what passes around it (the block's input, read by the shortcut), the same layer
+        // runs: for the clean value, and for three copies of it against the skip at batch 1.
+        let across = executor.nodesAfter(inner).across
+        XCTAssertFalse(across.isEmpty)
+        let image = try backend.upload(try c.input.sliced(starts: [0, 0, 0, 0], sizes: [1] + Array(c.input.shape.dims.dropFirst())))
+        let clean = try executor.forward(image, keep: Set([inner] + across.map(\.value)))
+        let skips = try Dictionary(uniqueKeysWithValues: across.map { ($0.value, Value.device(try clean.kept($0.value))) })
+        let value = try clean.kept(inner)
+        let copies = try backend.concat([value, value, value], axis: 0)
+        let rows = try backend.download(try XCTUnwrap(try executor.forward(from: inner, value: copies, reading: skips)[output])).scalars
+        let want = try backend.download(try clean.output(output)).scalars
+        XCTAssertEqual(rows.count, 3 * want.count)
+        for r in 0..<3 { XCTAssertEqual(Array(rows[(r * want.count)..<((r + 1) * want.count)]), want, "copy \(r)") }
+        // Another value for the layer: run from it, or replaced in a whole forward, the same logits.
+        let doubled = try backend.binary(.add, copies, copies)
+        let resumed2 = try backend.download(try XCTUnwrap(try executor.forward(from: inner, value: doubled, reading: skips)[output]))
+        let replaced = try backend.download(try executor.forward(try backend.concat([image, image, image], axis: 0), replacing: [inner: doubled]).output(output))
+        XCTAssertLessThan(relativeL2(resumed2.scalars.map(Double.init), replaced.scalars.map(Double.init)), 1e-6)
+        XCTAssertGreaterThan(relativeL2(replaced.scalars.map(Double.init), rows.map(Double.init)), 1e-3, "the replaced value is read")
     }
 
     func testEigenCAMsMatchPytorchGradCamsProjection() throws {

@@ -220,6 +220,33 @@ final class ArchitectureFixtureTests: XCTestCase {
         }
     }
 
+    /// Ablation-CAM at a transformer's default layer, ViT's tokens and Swin's channels last, against
+    /// pytorch-grad-cam's AblationCAM with its ViT ablation layer (Tools/make_transformer_cam_fixtures.py),
+    /// with pytorch-grad-cam's ablated value and with 0, every export, every backend, in batches of
+    /// 5 and the default. Neither layer cuts the graph: the residual stream passes around the norm
+    /// and is read, clean, by the layers after it.
+    func testAblationCAMOnTransformersMatchesPytorchGradCam() throws {
+        for name in ["vit_dynamo", "vit_torchscript", "vit_torchscript16", "swin_dynamo", "swin_torchscript", "swin_torchscript16"] {
+            let (folder, graph, input, target) = try Self.fixture(name)
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: graph, backend: backend)
+                XCTAssertFalse(model.executor.nodesAfter(try model.camLayer(nil)).across.isEmpty, "\(name): the default layer cuts the graph")
+                for (ablation, file) in [(AblationCAM.Ablation.auto, "ablationcam"), (.zero, "ablationcam_zero")] {
+                    let expected = try NPY.read(folder + "/\(file).npy")
+                    for batch in [5, nil] {
+                        let got = try AblationCAM(model: model, relu: false, internalBatchSize: batch, ablation: ablation)
+                            .attribute(input, target: .perImage(target), baseline: .zero)
+                        let raw = try XCTUnwrap(got.raw)
+                        XCTAssertEqual(raw.shape, expected.shape, "\(file) of \(name) on \(label)")
+                        let error = relativeL2(doubles(raw), doubles(expected))
+                        print("\(file) of \(name) on \(label), batch \(batch.map(String.init) ?? "default"): relative L2 \(error) from pytorch-grad-cam")
+                        XCTAssertLessThan(error, 1e-4, "\(file) of \(name) on \(label), batch \(batch.map(String.init) ?? "default")")
+                    }
+                }
+            }
+        }
+    }
+
     /// AttnLRP and CP-LRP against lxt 2.1 on the same models (Tools/make_transformer_fixtures.py),
     /// every export of the ViT and ConvNeXt (opset 16's spelled-out norms and GELUs included), on
     /// every backend: within 1e-4 relative L2.

@@ -294,6 +294,27 @@ def test_propagation_adapters(name):
             captum.GradientShap(m).attribute(x, baselines=lambda t: t, target=targets)
 
 
+@pytest.mark.parametrize("name", ["vit_torchscript", "swin_dynamo"])
+def test_ablationcam_on_transformers(name):
+    """Ablation-CAM at a transformer's default layer (tokens, channels last) against pytorch-grad-cam
+    with its AblationLayerVit (Tools/make_transformer_cam_fixtures.py), both ablation rules."""
+    folder = FIXTURES / "architectures" / name
+    x = np.load(folder / "input.npy")
+    targets = np.load(folder / "target.npy").tolist()
+    with xai.Model(str(folder / "model.onnx")) as m:
+        for ablation, reference in (("auto", "ablationcam.npy"), ("zero", "ablationcam_zero.npy")):
+            raw = m.explain(x, "ablationcam", target=targets, relu=False, ablation=ablation).raw
+            assert relative_l2(raw, np.load(folder / reference)) < 1e-4, ablation
+
+        class AblationLayerVit:  # stands in for pytorch-grad-cam's, by name
+            pass
+
+        maps = grad_cam.AblationCAM(m, ablation_layer=AblationLayerVit())(x, targets=targets)
+        assert maps.shape == (2,) + x.shape[2:] and maps.min() >= 0 and maps.max() <= 1
+        with pytest.raises(ValueError, match="ablation"):
+            m.explain(x, "ablationcam", ablation="half")
+
+
 @pytest.mark.parametrize("name", ["plain_cnn", "small_resnet"])
 def test_deeplift_adapters(name):
     folder = FIXTURES / "methods" / name

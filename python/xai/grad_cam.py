@@ -26,7 +26,8 @@ class _BaseCAM:
     def __init__(self, model, target_layers=None, reshape_transform=None):
         self.model: Model = _model(model)
         if reshape_transform is not None:
-            raise InvalidArgumentError("reshape_transform: not supported (xai explains 4-D activations of CNNs)")
+            raise InvalidArgumentError("reshape_transform: not taken: xai lays token and channels-last layers out from their shapes "
+                                       "(class tokens dropped, the rest on the input's grid, as the usual transform does); leave it out")
         layers = list(target_layers or [])
         if len(layers) > 1:
             raise InvalidArgumentError("target_layers: xai explains one layer per call; name one")
@@ -84,15 +85,19 @@ class EigenGradCAM(_BaseCAM):
 class AblationCAM(_BaseCAM):
     """Each channel of the layer ablated in turn; only the layers after it run again.
     `batch_size` (pytorch-grad-cam's keyword) does not change the maps: accepted and left to the
-    engine. Only pytorch-grad-cam's default ablation layer and ratio_channels_to_ablate=1.0."""
+    engine. pytorch-grad-cam's ablation layers (`AblationLayer`, and `AblationLayerVit` for token
+    or channels-last layers: xai lays the layer out from its shape and ablates a channel at every
+    position either way) and ratio_channels_to_ablate=1.0 only; `model.explain(x, "ablationcam",
+    ablation="zero")` ablates to 0 where pytorch-grad-cam's rule goes below the layer's minimum."""
 
     method = "ablationcam"
 
     def __init__(self, model, target_layers=None, reshape_transform=None, ablation_layer=None, batch_size: int = 32,
                  ratio_channels_to_ablate: float = 1.0):
         super().__init__(model, target_layers, reshape_transform)
-        if ablation_layer is not None:
-            raise InvalidArgumentError("ablation_layer: xai ablates as pytorch-grad-cam's default AblationLayer; a custom one is not supported")
+        if ablation_layer is not None and type(ablation_layer).__name__ not in ("AblationLayer", "AblationLayerVit"):
+            raise InvalidArgumentError(f"ablation_layer: xai ablates as pytorch-grad-cam's AblationLayer and AblationLayerVit; "
+                                       f"{type(ablation_layer).__name__} is not supported")
         if ratio_channels_to_ablate != 1.0:
             raise InvalidArgumentError(f"ratio_channels_to_ablate: {ratio_channels_to_ablate!r} is not supported (only 1.0: every channel)")
         self.batch_size = batch_size
