@@ -382,7 +382,8 @@ public enum MethodRegistry {
                             context: MethodContext = MethodContext()) throws -> ConfiguredMethod {
         let spec = try spec(name)
         try c.validate(spec.knobs, ranges: spec.ranges)
-        let method = try spec.build(model, c, context)
+        let built = try spec.build(model, c, context)
+        let method: any AttributionMethod = model.fixedBatch == 1 ? ImageByImage(built) : built
         let baseline = spec.knobs.contains("baseline") ? try context.baseline ?? baselineValue(c, context.preprocessing) : .zero
         // Every knob the method read, as text, at the value it ran with: the method's own default
         // where the knob was unset, the CAM layer it resolved to. The batch is left out: results

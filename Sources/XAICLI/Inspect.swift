@@ -47,7 +47,12 @@ struct Inspect: ParsableCommand {
         let candidates = try explained.camCandidates()
         let defaultLayer = try? explained.camLayer(nil)
         header.forEach { print($0) }
-        for i in graph.inputs { print("input     \(i.name) \(shapeText(i.shape))") }
+        for i in graph.inputs {
+            // An export without a dynamic batch axis: every method still runs, one copy at a time.
+            let fixed = i.name == graph.imageInput?.name && i.shape.first == 1
+                ? "  (batch fixed at 1: methods run one image and one copy at a time; export with a dynamic batch axis to batch them)" : ""
+            print("input     \(i.name) \(shapeText(i.shape))\(fixed)")
+        }
         for o in graph.outputs {
             print("output    \(o.name) \(summary.shapes[o.name].map { "[N" + $0.dims.dropFirst().map { "x\($0)" }.joined() + "]" } ?? shapeText(o.shape))")
         }

@@ -302,7 +302,10 @@ public final class Executor: Sendable {
         let ok = shape.rank == info.shape.count && zip(shape.dims, info.shape).allSatisfy { $1 == nil || $0 == $1 }
         guard ok else {
             let expected = "[" + info.shape.map { $0.map(String.init) ?? "N" }.joined(separator: "x") + "]"
-            throw XAIError.shapeMismatch(op: "input '\(info.name)' of \(graph.name)", expected: expected, got: [shape])
+            // A batch fixed at 1 is an export without a dynamic batch axis: say how to get one.
+            let hint = info.shape.first == 1 && shape.rank == info.shape.count && shape[0] != 1
+                ? " (its batch is fixed at 1: explain one image at a time, or export with a dynamic batch axis)" : ""
+            throw XAIError.shapeMismatch(op: "input '\(info.name)' of \(graph.name)\(hint)", expected: expected, got: [shape])
         }
     }
 

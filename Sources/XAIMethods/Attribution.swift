@@ -75,6 +75,56 @@ extension Attribution {
     }
 }
 
+extension Attribution {
+    /// One explanation of the images of `parts`, in order: the inverse of ``image(_:of:)``. The
+    /// raw tensors and segments are joined where every part has them; a diagnostic where every
+    /// part has it.
+    public static func joined(_ parts: [Attribution]) throws -> Attribution {
+        guard let first = parts.first else {
+            throw XAIError.invalidArgument(parameter: "images", value: "0", reason: "no explanation to join")
+        }
+        func join(_ tensors: [Tensor]) throws -> Tensor {
+            guard tensors.allSatisfy({ $0.shape.rank >= 1 && Array($0.shape.dims.dropFirst()) == Array(tensors[0].shape.dims.dropFirst()) }) else {
+                throw XAIError.shapeMismatch(op: "joined attributions", expected: "one shape after the batch", got: tensors.map(\.shape))
+            }
+            return try Tensor(shape: Shape([tensors.reduce(0) { $0 + $1.shape[0] }] + tensors[0].shape.dims.dropFirst()),
+                              scalars: tensors.flatMap(\.scalars))
+        }
+        let raws = parts.compactMap(\.raw), segments = parts.compactMap(\.segments)
+        var diagnostics: [String: [Double]] = [:]
+        for key in first.diagnostics.keys where parts.allSatisfy({ $0.diagnostics[key] != nil }) {
+            diagnostics[key] = parts.flatMap { $0.diagnostics[key] ?? [] }
+        }
+        return Attribution(map: try join(parts.map(\.map)), raw: raws.count == parts.count ? try join(raws) : nil,
+                           targets: parts.flatMap(\.targets), scores: parts.flatMap(\.scores), diagnostics: diagnostics,
+                           segments: segments.count == parts.count ? try join(segments) : nil)
+    }
+}
+
+/// A method run on one image at a time, for a model whose graph fixes its batch at 1 (exported
+/// without a dynamic batch axis): given several images, each is explained alone and the
+/// explanations joined.
+public struct ImageByImage: AttributionMethod {
+    public let method: any AttributionMethod
+    public var name: String { method.name }
+    public var explainedModel: ExplainedModel? { method.explainedModel }
+
+    public init(_ method: any AttributionMethod) { self.method = method }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        guard input.shape.rank == 4, input.shape[0] > 1 else { return try method.attribute(input, target: target, baseline: baseline) }
+        let n = input.shape[0], per = input.shape.count / n
+        if case .perImage(let classes) = target, classes.count != n {
+            throw XAIError.invalidArgument(parameter: "target", value: "\(classes.count) classes", reason: "the batch has \(n) images")
+        }
+        return try Attribution.joined((0..<n).map { b in
+            let image = try Tensor(shape: Shape([1] + input.shape.dims.dropFirst()), scalars: Array(input.scalars[(b * per)..<((b + 1) * per)]))
+            let own: Target = if case .perImage(let classes) = target { .index(classes[b]) } else { target }
+            return try method.attribute(image, target: own, baseline: baseline)
+        })
+    }
+}
+
 /// Every explanation method has this one call; knobs live in the method's initializer.
 public protocol AttributionMethod {
     /// The method's name (the command line's and the registry's).

@@ -64,13 +64,22 @@ public final class ExplainedModel: Sendable {
         return activations * 4 * 2
     }
 
+    /// The batch the graph's image input fixes, `nil` where it is dynamic: 1 for a model exported
+    /// without a dynamic batch axis (`torch.onnx.export`'s default), whose reshapes were traced at
+    /// that batch too.
+    public var fixedBatch: Int? { graph.imageInput?.shape.first ?? nil }
+
     /// Items of `bytesPerItem` each that fit a quarter of the backend's memory budget (at least 1,
     /// at most `cap`), or `requested` after checking it: a batch that cannot fit the budget is
-    /// refused before anything is allocated.
+    /// refused before anything is allocated. A graph that fixes its batch at 1 gets 1, whatever
+    /// was asked: no result depends on the batch.
     /// - Parameter parameter: the knob's name for the error (`internalBatchSize`).
     public func batchSize(requested: Int?, bytesPerItem: Int, cap: Int, parameter: String) throws -> Int {
         if let b = requested {
             guard b >= 1 else { throw XAIError.invalidArgument(parameter: parameter, value: "\(b)", reason: "must be positive") }
+        }
+        if fixedBatch == 1 { return 1 }
+        if let b = requested {
             let (bytes, overflow) = b.multipliedReportingOverflow(by: max(bytesPerItem, 1))
             guard !overflow, bytes <= backend.memoryBudget else {
                 throw XAIError.tooLarge(what: "a batch of \(b) (\(parameter))", bytes: overflow ? Int.max : bytes, limit: backend.memoryBudget)

@@ -220,7 +220,9 @@ public struct IntegratedGradients: ModelMethod {
             let integral = try be.runningMean(state, count: 1, squares: false)
             let raw = try be.download(try be.binary(.mul, try integral.reshaped(xb.shape), diff))
             // Completeness: f(x) - f(baseline) against the attribution's sum.
-            let ends = try model.logits(try be.concat([x, b0], axis: 0))
+            // (In one batch of 2 where the graph allows it.)
+            let ends = model.fixedBatch == 1 ? try Tensor.concatenated([model.logits(x), model.logits(b0)], axis: 0)
+                : try model.logits(try be.concat([x, b0], axis: 0))
             let classes = ends.shape[1]
             let fx = Double(ends.scalars[resolved[b]]), fb = Double(ends.scalars[classes + resolved[b]])
             let sum = raw.scalars.reduce(0.0) { $0 + Double($1) }

@@ -315,6 +315,18 @@ def test_ablationcam_on_transformers(name):
             m.explain(x, "ablationcam", ablation="half")
 
 
+def test_a_model_whose_batch_is_fixed_at_one():
+    """An export without a dynamic batch axis (Tools/make_fixed_batch_fixtures.py): two images are
+    explained one at a time, as the same images one by one."""
+    folder = FIXTURES / "fixed_batch" / "vit"
+    x = np.load(folder / "input.npy")
+    with xai.Model(str(folder / "model.onnx")) as m:
+        for method in ("ig", "rise"):
+            both = m.explain(x, method, target=[1, 3], steps=8, masks=32).maps
+            alone = [m.explain(x[i:i + 1], method, target=[t], steps=8, masks=32).maps[0] for i, t in enumerate((1, 3))]
+            assert both.shape == (2, 32, 32) and np.array_equal(both, np.stack(alone)), method
+
+
 @pytest.mark.parametrize("name", ["plain_cnn", "small_resnet"])
 def test_deeplift_adapters(name):
     folder = FIXTURES / "methods" / name
