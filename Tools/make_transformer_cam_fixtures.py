@@ -15,14 +15,24 @@ Writes into Tests/Fixtures/architectures/<model>_<exporter>/ (every export of th
   ablationcam_zero.npy  the same with every channel ablated to 0 (the paper's ablation; the
                         layer's subclass below), where pytorch-grad-cam's rule takes the layer's
                         minimum minus 1e7 since a LayerNorm's output is not >= 0          [2, 4, 4]
+  <cam>.npy             pytorch-grad-cam's XGradCAM, LayerCAM, HiResCAM and ScoreCAM
+                        (and for Swin GradCAM; the ViT's is make_architecture_fixtures.py's) at the
+                        same layer with the same reshape_transform, before resizing:
+                        max(get_cam_image(...), 0) as they return it                       [2, 4, 4]
+                        (not Grad-CAM++: its closed form holds only where the layers after the
+                        layer are piecewise linear, and xai refuses it on attention). Swin's
+                        XGradCAM runs in float64 (the model and input made double): it divides by
+                        each channel's sum, near 0 after a LayerNorm, and its float32 map is
+                        2.9e-3 (relative L2) from its float64 one
 Run after make_architecture_fixtures.py:  python3 Tools/make_transformer_cam_fixtures.py
 """
+import copy
 import os
 import sys
 
 import numpy as np
 import torch
-from pytorch_grad_cam import AblationCAM
+from pytorch_grad_cam import AblationCAM, GradCAM, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
 from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -60,12 +70,42 @@ def ablation_cam(model, layer, reshape, x, target, ablation):
     return raw.astype(np.float32)
 
 
+def gradient_cams(model, layer, reshape, x, target, kinds):
+    """Each CAM's map from one forward and backward: the layer's (reshaped) activations and the
+    gradient of the summed target logits, as pytorch-grad-cam computes them."""
+    targets = [ClassifierOutputTarget(int(c)) for c in target]
+    maps = {}
+    for name, kind in kinds.items():
+        cam = kind(model=model, target_layers=[layer], reshape_transform=reshape)
+        outputs = cam.activations_and_grads(x)
+        model.zero_grad()
+        if cam.uses_gradients:
+            sum(tg(o) for tg, o in zip(targets, outputs)).backward(retain_graph=True)
+            grads = cam.activations_and_grads.gradients[0].cpu().numpy()
+        else:
+            grads = None
+        acts = cam.activations_and_grads.activations[0].cpu().numpy()
+        maps[name] = np.maximum(cam.get_cam_image(x, layer, targets, acts, grads, False), 0).astype(np.float32)
+        cam.activations_and_grads.release()
+    return maps
+
+
 def main():
     for name, place in [("vit", vit_layer), ("swin", swin_layer)]:
         model, x, target = maf.rebuilt(name)
         layer, reshape = place(model)
         maps = {"ablationcam": ablation_cam(model, layer, reshape, x, target, AblationLayerVit()),
                 "ablationcam_zero": ablation_cam(model, layer, reshape, x, target, ZeroAblationVit())}
+        kinds = {"xgradcam": XGradCAM, "layercam": LayerCAM, "hirescam": HiResCAM, "scorecam": ScoreCAM}
+        if name == "swin":
+            kinds["gradcam"] = GradCAM
+        maps.update(gradient_cams(model, layer, reshape, x, target, kinds))
+        if name == "swin":
+            exact = copy.deepcopy(model).double()
+            layer64, reshape64 = place(exact)
+            torch.set_default_dtype(torch.float64)
+            maps["xgradcam"] = gradient_cams(exact, layer64, reshape64, x.double(), target, {"xgradcam": XGradCAM})["xgradcam"].astype(np.float32)
+            torch.set_default_dtype(torch.float32)
         for export in maf.EXPORTERS:
             folder = os.path.join(maf.OUT, f"{name}_{export}")
             if not os.path.isdir(folder):

@@ -220,6 +220,37 @@ final class ArchitectureFixtureTests: XCTestCase {
         }
     }
 
+    /// The gradient CAMs and Score-CAM at a transformer's default layer, ViT's tokens and Swin's
+    /// channels last, against pytorch-grad-cam with the usual reshape_transform
+    /// (Tools/make_transformer_cam_fixtures.py; the ViT's Grad-CAM from make_architecture_fixtures.py),
+    /// every export, every backend, as the registry builds them (their defaults); Grad-CAM++ is
+    /// refused there, saying why.
+    func testCAMFamilyOnTransformersMatchesPytorchGradCam() throws {
+        for name in ["vit_dynamo", "vit_torchscript", "vit_torchscript16", "swin_dynamo", "swin_torchscript", "swin_torchscript16"] {
+            let (folder, graph, input, target) = try Self.fixture(name)
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: graph, backend: backend)
+                // Grad-CAM++'s closed form needs piecewise-linear layers after the layer.
+                XCTAssertThrowsError(try MethodRegistry.make("gradcampp", model: model, configuration: MethodConfiguration()).method
+                    .attribute(input, target: .perImage(target), baseline: .zero)) { error in
+                    XCTAssertTrue("\(error)".contains("not piecewise linear"), "\(error)")
+                }
+                for method in ["gradcam", "xgradcam", "layercam", "hirescam", "scorecam"] {
+                    let expected = try NPY.read(folder + "/\(method).npy")
+                    let got = try MethodRegistry.make(method, model: model, configuration: MethodConfiguration()).method
+                        .attribute(input, target: .perImage(target), baseline: .zero)
+                    let raw = try XCTUnwrap(got.raw)
+                    XCTAssertEqual(raw.shape, expected.shape, "\(method) of \(name) on \(label)")
+                    let error = relativeL2(doubles(raw), doubles(expected))
+                    print("\(method) of \(name) on \(label): relative L2 \(error) from pytorch-grad-cam")
+                    // Swin's XGradCAM divides by channel sums near 0 after a LayerNorm: its
+                    // reference is pytorch-grad-cam in float64, whose float32 map is 2.9e-3 from it.
+                    XCTAssertLessThan(error, method == "xgradcam" && name.hasPrefix("swin") ? 1e-3 : 1e-4, "\(method) of \(name) on \(label)")
+                }
+            }
+        }
+    }
+
     /// Ablation-CAM at a transformer's default layer, ViT's tokens and Swin's channels last, against
     /// pytorch-grad-cam's AblationCAM with its ViT ablation layer (Tools/make_transformer_cam_fixtures.py),
     /// with pytorch-grad-cam's ablated value and with 0, every export, every backend, in batches of
