@@ -1,7 +1,8 @@
 import Foundation
 
 /// What a method needs besides its knobs: the model's preprocessing (for the `black` baseline), a
-/// progress callback for the long-running perturbation methods, and tensors a program passes
+/// progress callback for the long-running methods (the perturbation methods, Score-CAM and
+/// Ablation-CAM: one call per batch), and tensors a program passes
 /// directly where the knobs name files (the C interface's and Python's baseline and feature mask).
 public struct MethodContext: Sendable {
     public var preprocessing: Preprocessing
@@ -202,15 +203,16 @@ public enum MethodRegistry {
         MethodSpec(name: "ablationcam", summary: "Ablation-CAM: each channel weighed by the score's fall when it is ablated (only the layers after it rerun)",
                    knobs: ["layer", "relu", "ablation", "batch"], batchesImages: false,
                    cost: { m, c in
-                       // The clean forward, then one pass of the layers after the layer per channel
-                       // (counted as a whole forward each: an upper bound).
-                       forwards(try m.camChannels(try m.camLayer(c.layer)))
+                       // The clean forward, then one pass of the layers after the layer per channel.
+                       let layer = try m.camLayer(c.layer)
+                       let channels = Double(try m.camChannels(layer))
+                       return MethodCost(evaluations: channels + 1, forwardEquivalents: 1 + channels * (try m.shareOfForwardAfter(layer)))
                    },
-                   build: { m, c, _ in
+                   build: { m, c, ctx in
                        guard let ablation = AblationCAM.Ablation(rawValue: c.ablation) else {
                            throw XAIError.invalidArgument(parameter: "ablation", value: c.ablation, reason: "neither auto nor zero")
                        }
-                       let method = AblationCAM(model: m, layer: c.layer, relu: c.relu, internalBatchSize: c.batch, ablation: ablation)
+                       let method = AblationCAM(model: m, layer: c.layer, relu: c.relu, internalBatchSize: c.batch, ablation: ablation, progress: ctx.progress)
                        try method.validate()
                        return method
                    }, isApplicable: { (try? AblationCAM(model: $0).validate()) != nil }),
@@ -220,9 +222,9 @@ public enum MethodRegistry {
                    cost: { m, c in
                        return forwards(try m.camChannels(try m.camLayer(c.layer)))
                    },
-                   build: { m, c, _ in
+                   build: { m, c, ctx in
                        _ = try m.camLayer(c.layer)
-                       return ScoreCAM(model: m, layer: c.layer, internalBatchSize: c.batch)
+                       return ScoreCAM(model: m, layer: c.layer, internalBatchSize: c.batch, progress: ctx.progress)
                    }),
         MethodSpec(name: "rollout", summary: "attention rollout (Abnar & Zuidema): the class token's attention through every block; transformers",
                    knobs: [], batchesImages: true, cost: oneForward,

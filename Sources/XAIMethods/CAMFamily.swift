@@ -248,15 +248,19 @@ public struct ScoreCAM: ModelMethod {
     public var layer: String?
     /// Masked copies per forward batch; default from the backend's memory budget.
     public var internalBatchSize: Int?
+    /// Called after each batch with (channels done, channels in all) for the current image.
+    public var progress: PerturbationProgress?
 
     /// - Parameters:
     ///   - model: the model to explain.
-    ///   - layer: a 4-D activation's name; `nil` for the last before global pooling.
+    ///   - layer: a CAM layer's name; `nil` for the default.
     ///   - internalBatchSize: masked copies per forward batch (default: from the memory budget).
-    public init(model: ExplainedModel, layer: String? = nil, internalBatchSize: Int? = nil) {
+    ///   - progress: called after each batch with (channels done, channels in all); throwing stops the method.
+    public init(model: ExplainedModel, layer: String? = nil, internalBatchSize: Int? = nil, progress: PerturbationProgress? = nil) {
         self.model = model
         self.layer = layer
         self.internalBatchSize = internalBatchSize
+        self.progress = progress
     }
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
@@ -290,6 +294,7 @@ public struct ScoreCAM: ModelMethod {
                 let out = try model.outputs(try be.binary(.mul, x, masks)).reshaped([count, classes])
                 columns.append(try be.slice(out, starts: [0, targets[b]], sizes: [count, 1]))
                 start += count
+                try model.report(progress, start, of: k)
             }
             let scores = try be.concat(columns, axis: 0).reshaped([1, k])
             let a = try be.slice(acts, starts: [b, 0, 0, 0], sizes: [1, k, h, w])

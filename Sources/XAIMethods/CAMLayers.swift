@@ -83,6 +83,20 @@ extension ExplainedModel {
         }
     }
 
+    /// The share of a forward's FLOPs (convolutions and matrix products) in the layers after
+    /// `layer` (``Executor/nodesAfter(_:)``): what each of Ablation-CAM's ablated copies costs, in
+    /// forwards. A lower bound where shape arithmetic made before the layer sends Ablation-CAM
+    /// through the whole model.
+    public func shareOfForwardAfter(_ layer: String) throws -> Double {
+        let s = try summary()
+        guard s.flopsPerImage > 0 else { return 1 }
+        let after = executor.nodesAfter(layer).nodes.reduce(0.0) { total, node in
+            guard let out = node.outputs.first, let shape = s.shapes[out] else { return total }
+            return total + node.op.flops(inputs: node.inputs.map { s.shapes[$0] }, output: shape)
+        }
+        return min(1, after / s.flopsPerImage)
+    }
+
     /// `t` tokens as the fewest leading tokens (at most ``maxPrefixTokens``) and a grid of more than
     /// one patch with the input's aspect ratio; `nil` when there is none.
     public func tokenGrid(_ t: Int) throws -> (prefix: Int, height: Int, width: Int)? {

@@ -91,6 +91,15 @@ public final class ExplainedModel: Sendable {
 
     // MARK: Inputs, logits and targets
 
+    /// Reports `done` of `total` to `progress` once the work queued so far has finished (an
+    /// asynchronous device is waited for: the count is of finished work). Without a callback,
+    /// nothing: the device is not waited for.
+    func report(_ progress: PerturbationProgress?, _ done: Int, of total: Int) throws {
+        guard let progress else { return }
+        try backend.synchronize()
+        try progress(done, total)
+    }
+
     /// Runs `body` on consecutive ranges of `0..<total` of at most `batch` items each. When the
     /// device runs out of memory in a batch, the batch is halved and run again (down to one item)
     /// and the smaller size kept for the rest: a budget that overestimated the device (another

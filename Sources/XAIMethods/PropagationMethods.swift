@@ -590,6 +590,8 @@ public struct AblationCAM: ModelMethod {
     public var internalBatchSize: Int?
     /// The value an ablated channel takes (default: pytorch-grad-cam's rule).
     public var ablation: Ablation
+    /// Called after each batch with (channels done, channels in all) for the current image.
+    public var progress: PerturbationProgress?
 
     /// - Parameters:
     ///   - model: the model to explain.
@@ -597,12 +599,15 @@ public struct AblationCAM: ModelMethod {
     ///   - relu: clip the map at zero.
     ///   - internalBatchSize: ablated copies per batch (default: from the memory budget).
     ///   - ablation: the value an ablated channel takes.
-    public init(model: ExplainedModel, layer: String? = nil, relu: Bool = true, internalBatchSize: Int? = nil, ablation: Ablation = .auto) {
+    ///   - progress: called after each batch with (channels done, channels in all); throwing stops the method.
+    public init(model: ExplainedModel, layer: String? = nil, relu: Bool = true, internalBatchSize: Int? = nil, ablation: Ablation = .auto,
+                progress: PerturbationProgress? = nil) {
         self.model = model
         self.layer = layer
         self.relu = relu
         self.internalBatchSize = internalBatchSize
         self.ablation = ablation
+        self.progress = progress
     }
 
     /// Throws when the layer is no CAM layer.
@@ -715,6 +720,7 @@ public struct AblationCAM: ModelMethod {
                 }
                 columns.append(try be.slice(try y.reshaped([count, classes]), starts: [0, targets[b]], sizes: [count, 1]))
                 start += count
+                try model.report(progress, start, of: c)
             }
             // w_k = (original - score_k) / original, then sum_k w_k A_k over the layer's grid.
             let scores = try be.concat(columns, axis: 0).reshaped([1, c, 1, 1])

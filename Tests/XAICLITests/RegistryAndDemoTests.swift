@@ -120,6 +120,13 @@ final class RegistryAndDemoTests: XCTestCase {
         XCTAssertEqual(try cost("occlusion").evaluations, 17)
         let channels = try explained.summary().shapes[try explained.camLayer(nil)]![1]
         XCTAssertEqual(try cost("scorecam").evaluations, Double(channels + 1))
+        // Ablation-CAM's copies run the layers after the layer, here global pooling and the
+        // linear head: 2 x channels x classes of the forward's FLOPs.
+        let summary = try explained.summary(), classes = try XCTUnwrap(summary.shapes[explained.outputName])[1]
+        let after = 2 * Double(channels) * Double(classes)
+        let ablation = try cost("ablationcam")
+        XCTAssertEqual(ablation.evaluations, Double(channels + 1))
+        XCTAssertEqual(ablation.forwardEquivalents, 1 + Double(channels) * after / summary.flopsPerImage, accuracy: 1e-9)
     }
 
     /// A progress callback that throws stops a perturbation method with its error (how the C
@@ -136,6 +143,36 @@ final class RegistryAndDemoTests: XCTestCase {
             XCTAssertEqual((error as? XAIError)?.code, .cancelled, "\(error)")
         }
         XCTAssertEqual(calls.value, 2, "stopped at the batch that cancelled")
+    }
+
+    /// Score-CAM and Ablation-CAM, built by the registry with a progress callback, report each
+    /// batch's channels done of the layer's, ending at all of them, and stop with the error the
+    /// callback throws.
+    func testChannelMethodsReportProgressAndCancel() throws {
+        let explained = try ExplainedModel(graph: try Models.load(model), backend: CPUBackend())
+        let input = try ExplainedModel.image(try NPY.read(tensor), 0)
+        let channels = try explained.camChannels(try explained.camLayer(nil))
+        XCTAssertGreaterThan(channels, 10)
+        var c = MethodConfiguration()
+        c.batch = 4
+        for name in ["scorecam", "ablationcam"] {
+            let log = ProgressLog()
+            let method = try MethodRegistry.make(name, model: explained, configuration: c,
+                                                 context: MethodContext(progress: { done, total in log.append(done, total) })).method
+            _ = try method.attribute(input, target: .predicted, baseline: .zero)
+            let done = Array(stride(from: 4, to: channels, by: 4)) + [channels]
+            XCTAssertEqual(log.calls.map(\.done), done, name)
+            XCTAssertEqual(Set(log.calls.map(\.total)), [channels], name)
+            let calls = Counter()
+            let cancelling = try MethodRegistry.make(name, model: explained, configuration: c, context: MethodContext(progress: { done, _ in
+                calls.increment()
+                if done >= 8 { throw XAIError.cancelled(operation: name) }
+            })).method
+            XCTAssertThrowsError(try cancelling.attribute(input, target: .predicted, baseline: .zero)) { error in
+                XCTAssertEqual((error as? XAIError)?.code, .cancelled, "\(name): \(error)")
+            }
+            XCTAssertEqual(calls.value, 2, "\(name) stopped at the batch that cancelled")
+        }
     }
 
     /// The library names the knob; the command line adds the flag spelling.
@@ -184,6 +221,13 @@ final class RegistryAndDemoTests: XCTestCase {
         XCTAssertEqual(Set(embedded.keys), Set(onDisk.keys), "run python3 Tools/embed_demo.py")
         for (path, data) in onDisk { XCTAssertEqual(embedded[path], data, "\(path) differs; run python3 Tools/embed_demo.py") }
     }
+}
+
+private final class ProgressLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var log: [(done: Int, total: Int)] = []
+    func append(_ done: Int, _ total: Int) { lock.lock(); log.append((done, total)); lock.unlock() }
+    var calls: [(done: Int, total: Int)] { lock.lock(); defer { lock.unlock() }; return log }
 }
 
 private final class Counter: @unchecked Sendable {
