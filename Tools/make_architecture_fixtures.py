@@ -195,6 +195,18 @@ def rebuilt(name):
     return model, x, target
 
 
+def save_references(name, maps, summary):
+    """Writes each reference map of `maps` into every export folder of the fixture `name` (the
+    references of later scripts), printing `summary(map)` for each."""
+    for export in EXPORTERS:
+        folder = os.path.join(OUT, f"{name}_{export}")
+        if not os.path.isdir(folder):
+            continue
+        for method, value in maps.items():
+            np.save(os.path.join(folder, f"{method}.npy"), value)
+            print(f"{name}_{export}/{method}.npy: {summary(value)}")
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)

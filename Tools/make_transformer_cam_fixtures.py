@@ -106,13 +106,7 @@ def main():
             torch.set_default_dtype(torch.float64)
             maps["xgradcam"] = gradient_cams(exact, layer64, reshape64, x.double(), target, {"xgradcam": XGradCAM})["xgradcam"].astype(np.float32)
             torch.set_default_dtype(torch.float32)
-        for export in maf.EXPORTERS:
-            folder = os.path.join(maf.OUT, f"{name}_{export}")
-            if not os.path.isdir(folder):
-                continue
-            for method, value in maps.items():
-                np.save(os.path.join(folder, f"{method}.npy"), value)
-                print(f"{name}_{export}/{method}.npy: {value.shape}, max per image {value.reshape(2, -1).max(1)}")
+        maf.save_references(name, maps, lambda value: f"{value.shape}, max per image {value.reshape(2, -1).max(1)}")
 
 
 if __name__ == "__main__":

@@ -59,10 +59,6 @@ def lxt_module(name):
     return module
 
 
-OUT = maf.OUT
-EXPORTS = list(maf.EXPORTERS)
-
-
 rebuilt = maf.rebuilt
 
 
@@ -186,13 +182,7 @@ def main():
     results["convnext"] = {"attnlrp": relevance(model, convnext_map, x, target)}
 
     for name, maps in results.items():
-        for export in EXPORTS:
-            folder = os.path.join(OUT, f"{name}_{export}")
-            if not os.path.isdir(folder):
-                continue
-            for method, value in maps.items():
-                np.save(os.path.join(folder, f"{method}.npy"), value)
-                print(f"{name}_{export}/{method}.npy: sum per image {value.reshape(2, -1).sum(1)}")
+        maf.save_references(name, maps, lambda value: f"sum per image {value.reshape(2, -1).sum(1)}")
 
 
 if __name__ == "__main__":
