@@ -73,7 +73,7 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
         .string(\.gradcamppScore, Knob("gradcamppScore", .string, "Score Grad-CAM++ differentiates: exponential (exp(logit), pytorch-grad-cam's closed form) or probability (the softmax, exact higher derivatives; global-average-pooling + linear heads).",
                                         choices: GradientCAM.PlusPlusScore.allCases.map(\.rawValue))),
         .boolean(\.relu, Knob("relu", .boolean, "Whether the CAM methods (gradient and eigen) keep only positive evidence (clip the map at zero), as pytorch-grad-cam always does; false gives Captum's LayerGradCam default.")),
-        .string(\.ablation, Knob("ablation", .string, "Ablation-CAM: the value an ablated channel takes: auto (pytorch-grad-cam's: 0 where the layer's smallest value is 0, as after a ReLU, else that value minus 1e7) or zero (the paper's; after a LayerNorm, a transformer's CAM layer, minus 1e7 swamps every value the next norm sees).",
+        .string(\.ablation, Knob("ablation", .string, "Ablation-CAM: the value an ablated channel takes: auto (pytorch-grad-cam's at its batch_size 1: 0 where the layer's smallest value is 0, as after a ReLU, else that value minus 1e7; with more copies a batch pytorch-grad-cam takes later copies further down) or zero (the paper's; after a LayerNorm, a transformer's CAM layer, minus 1e7 swamps every value the next norm sees).",
                                    choices: AblationCAM.Ablation.allCases.map(\.rawValue))),
         .integer(\.batch, Knob("batch", .integer, "Perturbed copies or path points per device batch (default: from the memory budget).", minimum: 1)),
         .seed(\.seed, Knob("seed", .integer, "Seed of every stochastic method.", minimum: 0)),

@@ -165,6 +165,9 @@ public final class Executor: Sendable {
             throw XAIError.invalidArgument(parameter: "graph", value: graph.name, reason: "has no image input")
         }
         try checkInput(input.shape, inputInfo)
+        for name in replacing.keys where graph.producers[name] == nil {
+            throw XAIError.invalidArgument(parameter: "layer", value: name, reason: "no node of \(graph.name) computes it, so it cannot be replaced")
+        }
         var values: [String: Value] = [inputInfo.name: .device(input)]
         var fusedIntoPrevious = false
         let shapeOnly = shapeValues.values(for: input.shape)
@@ -174,7 +177,7 @@ public final class Executor: Sendable {
             if fusedIntoPrevious {
                 fusedIntoPrevious = false
             } else if shapeOnlyNodes.contains(index), let known = shapeOnly, node.outputs.allSatisfy({ known[$0] != nil }) {
-                for name in node.outputs { values[name] = known[name].map(Value.host) }
+                for name in node.outputs { values[name] = replacing[name].map(Value.device) ?? known[name].map(Value.host) }
             } else {
                 do {
                     let args: [Value?] = try node.inputs.map { name in
@@ -237,7 +240,7 @@ public final class Executor: Sendable {
     public func nodesAfter(_ layer: String) -> (nodes: [Node], across: [(value: String, readBy: String)]) {
         var fromLayer: Set<String> = [layer], constant: Set<String> = [], seen: Set<String> = []
         var nodes: [Node] = [], across: [(value: String, readBy: String)] = []
-        for node in graph.nodes {
+        for node in graph.nodes where !node.outputs.contains(layer) {
             let inputs = node.inputs.filter { !$0.isEmpty && graph.initializers[$0] == nil }
             if inputs.contains(where: fromLayer.contains) {
                 for name in inputs where !fromLayer.contains(name) && !constant.contains(name) && seen.insert(name).inserted {
@@ -247,7 +250,7 @@ public final class Executor: Sendable {
             } else if inputs.allSatisfy(constant.contains) {
                 constant.formUnion(node.outputs)
             } else {
-                continue  // before the layer (the node that makes it included)
+                continue  // before the layer
             }
             nodes.append(node)
         }

@@ -416,6 +416,10 @@ public struct DeepLIFT: ModelMethod {
             references.append(given)
         }
         let k = references[0].count
+        guard model.fixedBatch != 1 || k == 1 else {
+            throw XAIError.invalidArgument(parameter: "baseline", value: "\(k) baselines",
+                                           reason: "deepliftshap runs an image against its baselines in one batch, and the model fixes its batch at 1: give one baseline, or export the model with a dynamic batch axis")
+        }
         // Each image against each of its baselines: rows (b, j) image-major, K rows per image.
         var xs = [Float](), refs = [Float]()
         xs.reserveCapacity(n * k * per); refs.reserveCapacity(n * k * per)
@@ -626,21 +630,27 @@ public struct AblationCAM: ModelMethod {
         let image = try be.upload(input)
         let pass = try model.executor.forward(image, keep: Set([layer] + across.map(\.value)))
         // Shape arithmetic made before the layer (an exporter's gather indices over the whole
-        // batch) cannot be given to a batch of copies: the whole model runs on each copy of the
-        // image, the layer's value replaced (as pytorch-grad-cam runs it).
-        let resumable = across.allSatisfy { if case .device = pass.keptValues[$0.value] { true } else { false } }
+        // batch), or anything else that is no activation of the images, cannot be given to a batch
+        // of copies: the whole model runs on each copy of the image, the layer's value replaced (as
+        // pytorch-grad-cam runs it).
+        let resumable = across.allSatisfy {
+            if case .device(let v) = pass.keptValues[$0.value], v.shape.rank >= 2, v.shape[0] == input.shape[0] { true } else { false }
+        }
         let logits = try be.download(try pass.output(model.outputName))
         try logits.requireFinite("logits of the input images")
         let targets = try model.resolve(target, logits: logits)
         let acts = try pass.kept(layer)
         let n = acts.shape[0], per = acts.shape.count / max(n, 1)
+        guard n == input.shape[0] else {
+            throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "is \(acts.shape), not an activation of the \(input.shape[0]) images")
+        }
         let c = try model.camChannels(layer), positions = per / max(c, 1)
         let channelsFirst = layout == .channelsFirst
         let classes = logits.shape.count / max(n, 1)
         // A copy, its keep mask and value, and everything the layers after it compute (kept until
         // their outputs are read).
         let shapes = try model.summary().shapes
-        let perCopy = try resumable ? (3 * per + after.flatMap(\.outputs).reduce(0) { $0 + (shapes[$1]?.count ?? 0) }) * 4
+        let perCopy = try resumable ? (3 * per + (after.flatMap(\.outputs) + across.map(\.value)).reduce(0) { $0 + (shapes[$1]?.count ?? 0) }) * 4
             : 3 * per * 4 + model.bytesPerImageForForward()
         let chunk = try model.batchSize(requested: internalBatchSize, bytesPerItem: perCopy, cap: c, parameter: "batch")
         // The ablated copies are made on the device from the activation there; nothing per copy
@@ -667,18 +677,11 @@ public struct AblationCAM: ModelMethod {
             // Image b's activations.
             var skips: [String: Value] = [:]
             for (name, reader) in across where resumable {
-                switch pass.keptValues[name] {
-                case .host?:
-                    break
-                case .device(let v)?:
-                    guard v.shape.rank >= 2, v.shape[0] == n else {
-                        throw XAIError.invalidArgument(parameter: "layer", value: layer,
-                                                       reason: "node '\(reader)' after it reads '\(name)' \(v.shape), computed before it and no activation of the images: ablationcam cannot give it to the ablated copies")
-                    }
-                    skips[name] = .device(try be.slice(v, starts: [b] + Array(repeating: 0, count: v.shape.rank - 1), sizes: [1] + Array(v.shape.dims.dropFirst())))
-                case nil:
-                    throw XAIError.invalidArgument(parameter: "layer", value: name, reason: "was not kept in the forward pass")
+                // (`resumable`: each is an activation of the images.)
+                guard case .device(let v) = pass.keptValues[name] else {
+                    throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "node '\(reader)' after it reads '\(name)', which the forward pass did not keep")
                 }
+                skips[name] = .device(try be.slice(v, starts: [b] + Array(repeating: 0, count: v.shape.rank - 1), sizes: [1] + Array(v.shape.dims.dropFirst())))
             }
             let ablated = ablatedValues[b]
             let a = try be.slice(acts, starts: [b] + Array(repeating: 0, count: acts.shape.rank - 1), sizes: [1] + Array(acts.shape.dims.dropFirst()))

@@ -325,6 +325,17 @@ def test_a_model_whose_batch_is_fixed_at_one():
             both = m.explain(x, method, target=[1, 3], steps=8, masks=32).maps
             alone = [m.explain(x[i:i + 1], method, target=[t], steps=8, masks=32).maps[0] for i, t in enumerate((1, 3))]
             assert both.shape == (2, 32, 32) and np.array_equal(both, np.stack(alone)), method
+        # Predictions and the metrics run the images one at a time too.
+        logits = m.predict(x)
+        assert np.abs(logits - np.load(folder / "logits.npy")).max() < 1e-4
+        metrics = ["deletion", "insertion", "sparseness", "faithfulness_correlation", "infidelity", "sensitivity_max", "random_logit", "mprt", "completeness"]
+        scores = m.evaluate(x, method="ig", metrics=metrics, target=[1, 3], steps=4, samples=8)
+        alone = [m.evaluate(x[i:i + 1], method="ig", metrics=metrics, target=[t], steps=4, samples=8) for i, t in enumerate((1, 3))]
+        for name in metrics:
+            assert scores[name].scores.shape == (2,) and np.isfinite(scores[name].scores).all(), name
+        # The deterministic ones score each image as it is scored alone (the sampled ones draw by the image's place).
+        for name in ("deletion", "insertion", "sparseness", "completeness"):
+            assert np.allclose(scores[name].scores, np.concatenate([a[name].scores for a in alone]), rtol=1e-5, atol=1e-6), name
 
 
 @pytest.mark.parametrize("name", ["plain_cnn", "small_resnet"])

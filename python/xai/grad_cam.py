@@ -87,8 +87,10 @@ class AblationCAM(_BaseCAM):
     `batch_size` (pytorch-grad-cam's keyword) does not change the maps: accepted and left to the
     engine. pytorch-grad-cam's ablation layers (`AblationLayer`, and `AblationLayerVit` for token
     or channels-last layers: xai lays the layer out from its shape and ablates a channel at every
-    position either way) and ratio_channels_to_ablate=1.0 only; `model.explain(x, "ablationcam",
-    ablation="zero")` ablates to 0 where pytorch-grad-cam's rule goes below the layer's minimum."""
+    position either way) and ratio_channels_to_ablate=1.0 only. Below a layer's minimum of 0 xai
+    ablates to that minimum minus 1e7 as pytorch-grad-cam does at batch_size=1 (with larger batches
+    pytorch-grad-cam takes each later copy 1e7 further down, so its maps change with batch_size);
+    `model.explain(x, "ablationcam", ablation="zero")` ablates to 0 instead."""
 
     method = "ablationcam"
 
