@@ -137,10 +137,7 @@ public final class ExplainedModel: Sendable {
     /// A graph that fixes its batch at 1 runs a batch one image at a time.
     public func outputs(_ x: DeviceArray) throws -> DeviceArray {
         guard fixedBatch == 1, x.shape.rank == 4, x.shape[0] > 1 else { return try executor.forward(x).output(outputName) }
-        let image = Array(x.shape.dims.dropFirst())
-        return try backend.concat(try (0..<x.shape[0]).map { b in
-            try executor.forward(try backend.slice(x, starts: [b, 0, 0, 0], sizes: [1] + image)).output(outputName)
-        }, axis: 0)
+        return try backend.concat(try (0..<x.shape[0]).map { b in try executor.forward(try image(x, b)).output(outputName) }, axis: 0)
     }
 
     /// The first step of every method: the input checked, its logits, and the class each image is

@@ -681,10 +681,10 @@ public struct AblationCAM: ModelMethod {
                 guard case .device(let v) = pass.keptValues[name] else {
                     throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "node '\(reader)' after it reads '\(name)', which the forward pass did not keep")
                 }
-                skips[name] = .device(try be.slice(v, starts: [b] + Array(repeating: 0, count: v.shape.rank - 1), sizes: [1] + Array(v.shape.dims.dropFirst())))
+                skips[name] = .device(try model.image(v, b))
             }
             let ablated = ablatedValues[b]
-            let a = try be.slice(acts, starts: [b] + Array(repeating: 0, count: acts.shape.rank - 1), sizes: [1] + Array(acts.shape.dims.dropFirst()))
+            let a = try model.image(acts, b)
             let fill = try be.filled([1, 1, 1, c], value: ablated)
             var columns: [DeviceArray] = []
             var start = 0
@@ -718,7 +718,7 @@ public struct AblationCAM: ModelMethod {
                     }
                     y = out
                 } else {
-                    let images = try be.concat(Array(repeating: try be.slice(image, starts: [b, 0, 0, 0], sizes: [1] + Array(image.shape.dims.dropFirst())), count: count), axis: 0)
+                    let images = try be.concat(Array(repeating: try model.image(image, b), count: count), axis: 0)
                     y = try model.executor.forward(images, replacing: [layer: copies]).output(model.outputName)
                 }
                 columns.append(try be.slice(try y.reshaped([count, classes]), starts: [0, targets[b]], sizes: [count, 1]))
