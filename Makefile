@@ -4,7 +4,7 @@
 #               Python, and the wheel in a fresh venv (CI runs this)
 
 # clang-15 (PoCL's own compiler) also compiles the GPU kernels for NVIDIA in PTXCompileTests.
-APT_PACKAGES = pkg-config libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev \
+APT_PACKAGES = pkg-config libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev libsuitesparse-dev \
                clang-15 \
                gcc python3 python3-numpy python3-pytest python3-venv python3-pip python3-yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -39,6 +39,8 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         // oneDNN 2.x (Debian ships no pkg-config file for it: the module map links libdnnl).
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // CHOLMOD (SuiteSparse): the sparse symmetric solves of ROAD's imputation.
+        .systemLibrary(name: "CCHOLMOD", path: "Sources/CCHOLMOD", providers: [.apt(["libsuitesparse-dev"])]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
 
@@ -57,7 +59,7 @@ let package = Package(
         // Attribution methods: gradients, paths, the CAM family.
         .target(name: "XAIMethods", dependencies: ["XAIGraph", "CBLAS"]),
         // Metrics that judge explanations (deletion/insertion, localisation, complexity, ...).
-        .target(name: "XAIMetrics", dependencies: ["XAIMethods"]),
+        .target(name: "XAIMetrics", dependencies: ["XAIMethods", "CCHOLMOD"]),
         .target(name: "XAIOpenCL", dependencies: ["XAICore", "XAIKernels", "COpenCL", "CCLBlast"]),
         // Pictures in and out: PNG (libpng), JPEG (TurboJPEG), resizing, preprocessing, heatmaps.
         .target(name: "XAIImage", dependencies: ["XAICore", "CPNG", "CTurboJPEG"]),

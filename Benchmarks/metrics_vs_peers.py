@@ -14,6 +14,10 @@ to 224x224. torch uses its default threads (every core). Rows (key, what xai row
   around Captum's IntegratedGradients with --ig-steps steps.
 - captum_sensitivity_max_lime / quantus_max_sensitivity_lime: the same around Captum's Lime with
   --lime-samples samples on SLIC superpixels, 64 perturbations per forward (as the peer table).
+- gradcam_road (road): pytorch-grad-cam's `ROADCombined` (percentiles 10..90, its noisy linear
+  imputation by scipy's spsolve, `ClassifierOutputSoftmaxTarget`) on the map min-max scaled to [0, 1].
+
+Rows whose library is missing (quantus, pytorch-grad-cam) are left out.
 
     python Benchmarks/metrics_vs_peers.py --json OUT/metric_peers.json   # a venv with quantus==0.6.0, captum, torchvision
     .build/release/xai-bench metrics --compare OUT/metric_peers.json
@@ -51,7 +55,16 @@ def main():
     args = parser.parse_args()
 
     import captum
-    import quantus
+    try:
+        import quantus
+    except ImportError:
+        quantus = None
+    try:
+        import pytorch_grad_cam
+        from pytorch_grad_cam.metrics.road import ROADCombined
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+    except ImportError:
+        pytorch_grad_cam = None
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Lime
     from captum.metrics import infidelity, sensitivity_max
     from skimage.segmentation import slic
@@ -93,10 +106,14 @@ def main():
     def save():
         with open(args.json, "w") as f:
             json.dump({"machine": platform.processor() or platform.machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                       "captum": captum.__version__, "quantus": quantus.__version__, "model": "resnet50", "results": rows}, f, indent=1)
+                       "captum": captum.__version__, "quantus": quantus.__version__ if quantus else None,
+                       "grad_cam": "installed" if pytorch_grad_cam else None, "model": "resnet50", "results": rows}, f, indent=1)
 
     def row(key, library, settings, fn, repeats):
         if args.rows != "all" and key not in args.rows.split(","):
+            return
+        if {"quantus": quantus, "pytorch-grad-cam": pytorch_grad_cam}.get(library, True) is None:
+            print(f"{key}: {library} is not installed, left out", flush=True)
             return
         times, value = timed(fn, repeats, warmup=repeats > 1)
         rows.append({"key": key, "library": library, "settings": settings, "median_s": statistics.median(times), "times_s": times,
@@ -128,6 +145,11 @@ def main():
     row("quantus_max_sensitivity_lime", "quantus", f"MaxSensitivity of Lime n_samples={args.lime_samples}, SLIC, nr_samples=10, lower_bound=0.02",
         lambda: quantus.MaxSensitivity(nr_samples=10, lower_bound=0.02, disable_warnings=True)(
             **dict(common, a_batch=None), explain_func=quantus_explain(explain_lime)), 1)
+
+    if pytorch_grad_cam:
+        scaled = (a_np[:, 0] - a_np.min()) / (a_np.max() - a_np.min())
+        row("gradcam_road", "pytorch-grad-cam", "ROADCombined percentiles 10..90, noise 0.01, softmax target, 18 imputations + 19 forwards",
+            lambda: ROADCombined(percentiles=[10, 20, 30, 40, 50, 60, 70, 80, 90])(x, scaled, [ClassifierOutputSoftmaxTarget(target)], model), args.repeat)
 
     save()
 

@@ -14,6 +14,9 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var infidelitySigma: Float = 0.1
     public var infidelitySamples = 10
     public var mprtSteps = 5
+    public var roadPercentiles = ROAD.defaultPercentiles.map(String.init).joined(separator: ",")
+    public var roadNoise: Float = 0.01
+    public var roadScore = ROAD.Score.probability.rawValue
     public var seed: UInt64 = 0
 
     public init() {}
@@ -36,6 +39,9 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
                                            minimum: range(Infidelity.sampleRange).0, maximum: range(Infidelity.sampleRange).1)),
         .integer(\.mprtSteps, Knob("mprtSteps", .integer, "MPRT: randomisation stages from the top layer to all layers, each one re-explanation.",
                                    minimum: range(ModelRandomisation.stepRange).0, maximum: range(ModelRandomisation.stepRange).1)),
+        .string(\.roadPercentiles, Knob("roadPercentiles", .string, "ROAD: the percentiles averaged, comma-separated (at p, MoRF keeps the pixels below the map's p-th percentile, LeRF those above its (100-p)-th).")),
+        .number(\.roadNoise, Knob("roadNoise", .number, "ROAD: standard deviation of the noise added to the imputed pixels, in input units (pytorch-grad-cam's 0.01).", minimum: 0)),
+        .string(\.roadScore, Knob("roadScore", .string, "ROAD: the target's score compared before and after imputation.", choices: ROAD.Score.allCases.map(\.rawValue))),
         .seed(\.seed, Knob("seed", .integer, "Seed of the metrics' random subsets, noise and classes (the command line uses the methods' --seed).", minimum: 0)),
     ]
 
@@ -44,6 +50,9 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     var faithfulness: FaithfulnessCorrelation { FaithfulnessCorrelation(runs: faithfulnessRuns, subsetSize: faithfulnessSubset, seed: seed) }
     var infidelity: Infidelity { Infidelity(sigma: infidelitySigma, samples: infidelitySamples, seed: seed) }
     var randomisation: ModelRandomisation { ModelRandomisation(steps: mprtSteps, seed: seed) }
+    func road() throws -> ROAD {
+        ROAD(percentiles: try ROAD.percentiles(parsing: roadPercentiles), noise: roadNoise, score: ROAD.Score(rawValue: roadScore) ?? .probability, seed: seed)
+    }
 }
 
 /// What a metric judges: maps of a batch of images for their classes, with the method that made
@@ -199,6 +208,9 @@ public enum MetricRegistry {
                    compute: { input, c in
                        ["infidelity": try c.infidelity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
                    }),
+        road("road", "(LeRF - MoRF) / 2 over the percentiles, removed pixels imputed from their neighbours (Rong et al.; pytorch-grad-cam's ROADCombined)", .higherIsBetter),
+        road("road_morf", "mean score change as the most relevant pixels are removed and imputed (ROAD, most relevant first)", .lowerIsBetter),
+        road("road_lerf", "mean score change as the least relevant pixels are removed and imputed (ROAD, least relevant first)", .higherIsBetter),
         randomLogit("random_logit", "SSIM of the map with the method's map for a random other class (Sixt et al.; Quantus)"),
         randomLogit("random_logit_spearman", "Spearman correlation of the map with the method's map for a random other class"),
         MetricSpec(name: "mprt", summary: "mean Spearman correlation of |map| with the maps after cascading weight randomisation (Adebayo et al.)",
@@ -258,6 +270,18 @@ public enum MetricRegistry {
                            try configured.method.attribute(image, target: .index(input.targets[b]), baseline: configured.baseline).map
                        }
                        return ["sensitivity_max": r.max, "sensitivity_avg": r.average, "local_lipschitz": r.lipschitz]
+                   })
+    }
+
+    private static func road(_ name: String, _ summary: String, _ direction: MetricDirection) -> MetricSpec {
+        MetricSpec(name: name, summary: summary, direction: direction, needsMasks: false, reexplains: false,
+                   knobs: ["roadPercentiles", "roadNoise", "roadScore", "seed"], group: "road",
+                   parameterNames: ["percentiles": "roadPercentiles", "noise": "roadNoise"],
+                   costOf: { _, c, _ in forwards(Double(2 * ((try? ROAD.percentiles(parsing: c.roadPercentiles).count) ?? 0) + 1)) },
+                   check: { _, c in try c.road().validate() },
+                   compute: { input, c in
+                       let r = try c.road().evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)
+                       return ["road": r.combined, "road_morf": r.morf, "road_lerf": r.lerf]
                    })
     }
 

@@ -25,12 +25,14 @@ func printMetricTable(_ summary: EvaluateJob.Summary) {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score explanations: deletion and insertion, faithfulness correlation, infidelity, completeness, sensitivity, random logit, model randomisation (MPRT), sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and relevance rank.",
+        abstract: "Score explanations: deletion and insertion, ROAD, faithfulness correlation, infidelity, completeness, sensitivity, random logit, model randomisation (MPRT), sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and relevance rank.",
         discussion: """
         For each image and method, evaluates the map `xai explain` wrote to OUT/<stem>/<method>.npy, or explains and writes \
         it first. Writes one line per image x method x metric to OUT/metrics.jsonl (score, direction, settings, seconds, \
         and the curve of deletion and insertion) and prints a table of means. Deletion and insertion follow the RISE \
         authors' protocol (softmax probability of the explained class, --step pixels per step, area by the trapezoid rule); \
+        road_morf and road_lerf remove the most or least relevant pixels at each of --road-percentiles and fill them from \
+        their neighbours (the ROAD authors' noisy linear imputation, as pytorch-grad-cam), and road is (road_lerf - road_morf) / 2; \
         the sensitivity scores (Captum's sensitivity_max, its mean, the local Lipschitz ratio) re-explain \
         --sensitivity-samples noisy copies with the method's seed, so only the input noise varies; \
         faithfulness_correlation removes --faithfulness-runs random subsets of --faithfulness-subset pixels (Quantus's \
@@ -96,6 +98,9 @@ struct MetricOptions: ParsableArguments {
     @Option(help: help("infidelitySigma")) var infidelitySigma = d.infidelitySigma
     @Option(help: help("infidelitySamples")) var infidelitySamples = d.infidelitySamples
     @Option(help: help("mprtSteps")) var mprtSteps = d.mprtSteps
+    @Option(help: help("roadPercentiles")) var roadPercentiles = d.roadPercentiles
+    @Option(help: help("roadNoise")) var roadNoise = d.roadNoise
+    @Option(help: help("roadScore")) var roadScore = d.roadScore
 
     func configuration(seed: UInt64) throws -> MetricConfiguration {
         var c: MetricConfiguration = try knobConfiguration(from: self)
