@@ -15,7 +15,8 @@ Writes into Tests/Fixtures/architectures/<model>_<exporter>/ (every export of th
   ablationcam_zero.npy  the same with every channel ablated to 0 (the paper's ablation; the
                         layer's subclass below), where pytorch-grad-cam's rule takes the layer's
                         minimum minus 1e7 since a LayerNorm's output is not >= 0          [2, 4, 4]
-  <cam>.npy             pytorch-grad-cam's XGradCAM, LayerCAM, HiResCAM and ScoreCAM
+  <cam>.npy             pytorch-grad-cam's XGradCAM, LayerCAM, HiResCAM, ScoreCAM, GradCAMElementWise,
+                        FEM and KPCA_CAM
                         (and for Swin GradCAM; the ViT's is make_architecture_fixtures.py's) at the
                         same layer with the same reshape_transform, before resizing:
                         max(get_cam_image(...), 0) as they return it                       [2, 4, 4]
@@ -32,7 +33,7 @@ import sys
 
 import numpy as np
 import torch
-from pytorch_grad_cam import AblationCAM, GradCAM, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
+from pytorch_grad_cam import FEM, KPCA_CAM, AblationCAM, GradCAM, GradCAMElementWise, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
 from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -96,7 +97,8 @@ def main():
         layer, reshape = place(model)
         maps = {"ablationcam": ablation_cam(model, layer, reshape, x, target, AblationLayerVit()),
                 "ablationcam_zero": ablation_cam(model, layer, reshape, x, target, ZeroAblationVit())}
-        kinds = {"xgradcam": XGradCAM, "layercam": LayerCAM, "hirescam": HiResCAM, "scorecam": ScoreCAM}
+        kinds = {"xgradcam": XGradCAM, "layercam": LayerCAM, "hirescam": HiResCAM, "scorecam": ScoreCAM,
+                 "gradcamelementwise": GradCAMElementWise, "fem": FEM, "kpcacam": KPCA_CAM}
         if name == "swin":
             kinds["gradcam"] = GradCAM
         maps.update(gradient_cams(model, layer, reshape, x, target, kinds))

@@ -33,6 +33,9 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
     public var gradcamppScore = "exponential"
     public var relu = true
     public var ablation = "auto"
+    public var femSigmas: Float = 2
+    public var kpcaKernel = KPCACAM.Kernel.sigmoid.rawValue
+    public var kpcaGamma: Double?
     public var batch: Int?
     public var seed: UInt64 = 0
 
@@ -75,6 +78,10 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
         .boolean(\.relu, Knob("relu", .boolean, "Whether the CAM methods (gradient and eigen) keep only positive evidence (clip the map at zero), as pytorch-grad-cam always does; false gives Captum's LayerGradCam default.")),
         .string(\.ablation, Knob("ablation", .string, "Ablation-CAM: the value an ablated channel takes: auto (pytorch-grad-cam's at its batch_size 1: 0 where the layer's smallest value is 0, as after a ReLU, else that value minus 1e7; with more copies a batch pytorch-grad-cam takes later copies further down) or zero (the paper's; after a LayerNorm, a transformer's CAM layer, minus 1e7 swamps every value the next norm sees).",
                                    choices: AblationCAM.Ablation.allCases.map(\.rawValue))),
+        .number(\.femSigmas, Knob("femSigmas", .number, "FEM: a channel weighs the share of its positions above its mean plus this many standard deviations (pytorch-grad-cam's k).")),
+        .string(\.kpcaKernel, Knob("kpcaKernel", .string, "KPCA-CAM: the kernel of the kernel PCA (scikit-learn's, with its defaults; sigmoid is pytorch-grad-cam's).",
+                                   choices: KPCACAM.Kernel.allCases.map(\.rawValue))),
+        .number(\.kpcaGamma, Knob("kpcaGamma", .number, "KPCA-CAM: the kernel's gamma (default: 1 / the layer's channels, scikit-learn's).")),
         .integer(\.batch, Knob("batch", .integer, "Perturbed copies or path points per device batch (default: from the memory budget).", minimum: 1)),
         .seed(\.seed, Knob("seed", .integer, "Seed of every stochastic method.", minimum: 0)),
     ]

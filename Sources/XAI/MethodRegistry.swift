@@ -160,8 +160,25 @@ public enum MethodRegistry {
         cam(.layerCAM, "LayerCAM at a layer"),
         cam(.xGradCAM, "XGrad-CAM at a layer"),
         cam(.hiResCAM, "HiResCAM at a layer: gradient x activation summed over channels (exact for heads linear after the layer)"),
+        cam(.gradCAMElementWise, "Grad-CAM element-wise: gradient x activation clipped at zero per channel, then summed (pytorch-grad-cam's GradCAMElementWise)"),
         eigen(gradients: false, "EigenCAM: the layer's activations on their first principal direction (no gradient)"),
         eigen(gradients: true, "EigenGradCAM: activations x gradients on their first principal direction"),
+        MethodSpec(name: "fem", summary: "FEM: channels weighted by their share of positions above mean + k standard deviations, no gradient (pytorch-grad-cam's FEM)",
+                   knobs: ["layer", "femSigmas", "relu"], batchesImages: true, cost: oneForward,
+                   build: { m, c, _ in
+                       _ = try m.camLayer(c.layer)
+                       return FEM(model: m, layer: c.layer, sigmas: Double(c.femSigmas), relu: c.relu)
+                   }, isApplicable: { (try? $0.camLayer(nil)) != nil }),
+        MethodSpec(name: "kpcacam", summary: "KPCA-CAM: the layer's activations on their first kernel principal component, no gradient (pytorch-grad-cam's KPCA_CAM)",
+                   knobs: ["layer", "kpcaKernel", "kpcaGamma", "relu"], batchesImages: true, cost: oneForward,
+                   build: { m, c, _ in
+                       _ = try m.camLayer(c.layer)
+                       guard let kernel = KPCACAM.Kernel(rawValue: c.kpcaKernel) else {
+                           throw XAIError.invalidArgument(parameter: "kpcaKernel", value: c.kpcaKernel,
+                                                          reason: "none of \(KPCACAM.Kernel.allCases.map(\.rawValue).joined(separator: ", "))")
+                       }
+                       return KPCACAM(model: m, layer: c.layer, kernel: kernel, gamma: c.kpcaGamma, relu: c.relu)
+                   }, isApplicable: { (try? $0.camLayer(nil)) != nil }),
         modifiedBackprop(.guided, "guided backpropagation: only positive signal back through active ReLUs"),
         modifiedBackprop(.deconvolution, "deconvolution (Zeiler & Fergus): only positive signal back through every ReLU"),
         MethodSpec(name: "guidedgradcam", summary: "guided backpropagation times the layer's Grad-CAM (nearest upsampling), one forward",

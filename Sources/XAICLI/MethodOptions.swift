@@ -32,6 +32,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("layer")) var layer: String?
     @Option(help: help("gradcamppScore")) var gradcamppScore = d.gradcamppScore
     @Option(help: help("ablation")) var ablation = d.ablation
+    @Option(help: help("femSigmas")) var femSigmas = d.femSigmas
+    @Option(help: help("kpcaKernel")) var kpcaKernel = d.kpcaKernel
+    @Option(help: help("kpcaGamma")) var kpcaGamma: Double?
     @Option(help: help("relu")) var relu = d.relu
     @Option(help: help("batch")) var batch: Int?
     @Option(help: help("seed")) var seed = d.seed

@@ -21,6 +21,10 @@ public enum CAMVariant: String, Sendable, CaseIterable {
     /// channels; for a head that is linear after the layer, exactly how much each position moved
     /// the logit.
     case hiResCAM = "hirescam"
+    /// Element weights `G`, each product `A G` clipped at zero before the channels are summed
+    /// (pytorch-grad-cam's GradCAMElementWise): HiResCAM without the positions where a channel
+    /// argues against the class cancelling those where another argues for it.
+    case gradCAMElementWise = "gradcamelementwise"
 }
 
 /// Gradient-weighted class activation maps at a layer (default: the last 4-D activation before
@@ -111,6 +115,8 @@ public struct GradientCAM: ModelMethod {
             weighted = try be.binary(.mul, a, try be.reduce(.sum, try be.binary(.mul, alpha, try be.unary(.relu, g)), axes: [2, 3]))
         case .hiResCAM:
             weighted = try be.binary(.mul, a, g)
+        case .gradCAMElementWise:
+            weighted = try be.unary(.relu, try be.binary(.mul, a, g))
         }
         let cam = try be.reduce(.sum, weighted, axes: [1])
         return relu ? try be.unary(.relu, cam) : cam

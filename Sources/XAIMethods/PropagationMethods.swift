@@ -152,24 +152,17 @@ public struct EigenCAM: ModelMethod {
         let layer = try model.camLayer(layer)
         try model.validate(input)
         let layout = try model.camLayout(layer)
-        let x = try be.upload(input)
-        let features: DeviceArray, logits: Tensor, targets: [Int]
+        let f: Tensor, logits: Tensor, targets: [Int]
         if usesGradients {
-            let r = try model.gradients(x, target: target, wrt: [layer], keep: [layer])
+            let r = try model.gradients(try be.upload(input), target: target, wrt: [layer], keep: [layer])
             guard let kept = r.kept[layer], let grad = r.grads[layer] else {
                 throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "not an activation of \(model.graph.name)")
             }
-            features = try be.binary(.mul, try model.spatialView(grad, layout), try model.spatialView(kept, layout))
+            f = try be.download(try be.binary(.mul, try model.spatialView(grad, layout), try model.spatialView(kept, layout)))
             (logits, targets) = (r.logits, r.targets)
         } else {
-            // No gradient: one forward that keeps the layer. The target is still resolved, for the
-            // scores beside the map.
-            let pass = try model.executor.forward(x, keep: [layer])
-            logits = try be.download(try pass.output(model.outputName))
-            targets = try model.resolve(target, logits: logits)
-            features = try model.spatialView(try pass.kept(layer), layout)
+            (f, logits, targets) = try model.camActivations(input, target: target, layer: layer)
         }
-        let f = try be.download(features)
         let (n, c, h, w) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
         var cam = [Float](repeating: 0, count: n * h * w)
         for b in 0..<n {
@@ -226,7 +219,7 @@ func firstPrincipalProjection(_ values: [Float], channels c: Int, positions p: I
 
 /// The largest eigenvalue of a symmetric matrix (its upper triangle read, row-major) and its unit
 /// eigenvector, by LAPACK's `dsyevr`.
-func topEigenvector(_ matrix: inout [Double], size n: Int) throws -> (value: Double, vector: [Double]) {
+func topEigenvector(_ matrix: inout [Double], size n: Int, op: String = "eigencam") throws -> (value: Double, vector: [Double]) {
     guard n > 0 else { return (0, []) }
     var jobz: CChar = 86 /* V */, range: CChar = 73 /* I */, uplo: CChar = 76 /* L: row-major upper is column-major lower */
     var order = Int32(n), lda = Int32(n), il = Int32(n), iu = Int32(n), ldz = Int32(n)
@@ -236,13 +229,13 @@ func topEigenvector(_ matrix: inout [Double], size n: Int) throws -> (value: Dou
     var lwork: Int32 = -1, liwork: Int32 = -1, workSize = 0.0, iworkSize: Int32 = 0
     dsyevr_(&jobz, &range, &uplo, &order, &matrix, &lda, &vl, &vu, &il, &iu, &abstol, &found, &values, &vector, &ldz, &support,
             &workSize, &lwork, &iworkSize, &liwork, &info, 1, 1, 1)
-    guard info == 0 else { throw XAIError.unsupported(op: "eigencam", reason: "LAPACK dsyevr could not size its workspace (info \(info))") }
+    guard info == 0 else { throw XAIError.unsupported(op: op, reason: "LAPACK dsyevr could not size its workspace (info \(info))") }
     lwork = Int32(workSize); liwork = iworkSize
     var work = [Double](repeating: 0, count: Int(max(lwork, 1))), iwork = [Int32](repeating: 0, count: Int(max(liwork, 1)))
     dsyevr_(&jobz, &range, &uplo, &order, &matrix, &lda, &vl, &vu, &il, &iu, &abstol, &found, &values, &vector, &ldz, &support,
             &work, &lwork, &iwork, &liwork, &info, 1, 1, 1)
     guard info == 0, found == 1 else {
-        throw XAIError.unsupported(op: "eigencam", reason: "LAPACK dsyevr found no top eigenvector (info \(info))")
+        throw XAIError.unsupported(op: op, reason: "LAPACK dsyevr found no top eigenvector (info \(info))")
     }
     return (values[0], vector)
 }

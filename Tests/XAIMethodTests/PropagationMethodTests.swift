@@ -136,6 +136,63 @@ final class PropagationMethodTests: XCTestCase {
         }
     }
 
+    /// pytorch-grad-cam 1.5.7's GradCAMElementWise, FEM and KPCA_CAM (Tools/make_cam_variant_fixtures.py):
+    /// their maps at the layer before its ReLU and resizing. Its KernelPCA runs in float32, ours in
+    /// float64; mobile_block's 400 positions take scikit-learn's ARPACK path, small_resnet's 64 its dense one.
+    /// Seen: every map within 1.3e-6 (relative L2) on both backends.
+    func testGradCAMElementWiseFEMAndKPCACAMMatchPytorchGradCam() throws {
+        for c in MethodReferenceTests.cases {
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                let target = Target.perImage(c.targets)
+                let elementwise = try GradientCAM(model: model, variant: .gradCAMElementWise, layer: c.layer).attribute(c.input, target: target)
+                check(elementwise.raw!, try c.reference("gradcamelementwise"), "gradcamelementwise \(c.name) on \(label)")
+                for (sigmas, file) in [(2.0, "fem"), (1.0, "fem_k1")] {
+                    let raw = try FEM(model: model, layer: c.layer, sigmas: sigmas, relu: false).attribute(c.input, target: target)
+                    check(raw.raw!, try c.reference(file), "\(file) \(c.name) on \(label)")
+                    let clipped = try FEM(model: model, layer: c.layer, sigmas: sigmas).attribute(c.input, target: target)
+                    XCTAssertEqual(clipped.raw!.scalars, raw.raw!.scalars.map { max($0, 0) }, "fem: relu clips the map")
+                }
+                let kernels: [(KPCACAM.Kernel, Double?, String)] = [(.sigmoid, nil, "kpcacam"), (.rbf, 0.05, "kpcacam_rbf"), (.poly, nil, "kpcacam_poly"),
+                                                                     (.cosine, nil, "kpcacam_cosine")]
+                for (kernel, gamma, file) in kernels {
+                    let raw = try KPCACAM(model: model, layer: c.layer, kernel: kernel, gamma: gamma, relu: false).attribute(c.input, target: target)
+                    check(raw.raw!, try c.reference(file), "\(file) \(c.name) on \(label)")
+                }
+                // The linear kernel's component is EigenCAM's principal projection.
+                let linear = try KPCACAM(model: model, layer: c.layer, kernel: .linear, relu: false).attribute(c.input, target: target)
+                let eigen = try EigenCAM(model: model, layer: c.layer, relu: false).attribute(c.input, target: target)
+                check(linear.raw!, eigen.raw!, "kpcacam linear vs eigencam \(c.name) on \(label)", tolerance: 1e-5)
+            }
+        }
+    }
+
+    /// The registry builds FEM and KPCA-CAM with the knobs the command line, C and Python name
+    /// (`femSigmas`, `kpcaKernel`, `kpcaGamma`), and names a bad one.
+    func testFEMAndKPCACAMKnobsReachTheMethods() throws {
+        let c = MethodReferenceTests.cases[0]
+        let model = try ExplainedModel(graph: c.graph, backend: try Backends.make(.cpu))
+        let target = Target.perImage(c.targets)
+        func registry(_ name: String, _ json: String) throws -> Tensor {
+            let knobs = try MethodConfiguration.parse(json: Data(json.utf8))
+            guard let raw = try MethodRegistry.make(name, model: model, configuration: knobs).method.attribute(c.input, target: target, baseline: .zero).raw else {
+                throw XAIError.unsupported(op: name, reason: "no raw map")
+            }
+            return raw
+        }
+        let layer = "\"layer\": \"\(c.layer)\", \"relu\": false"
+        XCTAssertEqual(try registry("fem", "{\(layer), \"femSigmas\": 1}").scalars,
+                       try FEM(model: model, layer: c.layer, sigmas: 1, relu: false).attribute(c.input, target: target).raw!.scalars)
+        XCTAssertEqual(try registry("kpcacam", "{\(layer), \"kpcaKernel\": \"rbf\", \"kpcaGamma\": 0.05}").scalars,
+                       try KPCACAM(model: model, layer: c.layer, kernel: .rbf, gamma: 0.05, relu: false).attribute(c.input, target: target).raw!.scalars)
+        XCTAssertNotEqual(try registry("fem", "{\(layer), \"femSigmas\": 1}").scalars, try registry("fem", "{\(layer)}").scalars)
+        for (json, knob) in [(#"{"kpcaKernel": "laplacian"}"#, "kpcaKernel"), (#"{"kpcaGamma": -1}"#, "kpcaGamma"), (#"{"femSigmas": "two"}"#, "femSigmas")] {
+            XCTAssertThrowsError(try registry(json.contains("fem") ? "fem" : "kpcacam", json), json) { error in
+                XCTAssertTrue("\(error)".contains(knob), "\(error)")
+            }
+        }
+    }
+
     /// The projection against an independent computation: power iteration on `X^T X` in float64,
     /// for a matrix with fewer positions than channels (the `X X^T` branch) and one with more.
     func testFirstPrincipalProjectionAgreesWithPowerIteration() throws {

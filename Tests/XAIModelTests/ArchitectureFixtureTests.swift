@@ -235,7 +235,7 @@ final class ArchitectureFixtureTests: XCTestCase {
                     .attribute(input, target: .perImage(target), baseline: .zero)) { error in
                     XCTAssertTrue("\(error)".contains("not piecewise linear"), "\(error)")
                 }
-                for method in ["gradcam", "xgradcam", "layercam", "hirescam", "scorecam"] {
+                for method in ["gradcam", "xgradcam", "layercam", "hirescam", "scorecam", "gradcamelementwise", "fem", "kpcacam"] {
                     let expected = try NPY.read(folder + "/\(method).npy")
                     let got = try MethodRegistry.make(method, model: model, configuration: MethodConfiguration()).method
                         .attribute(input, target: .perImage(target), baseline: .zero)

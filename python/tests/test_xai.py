@@ -283,9 +283,22 @@ def test_propagation_adapters(name):
             grad_cam.AblationCAM(m, target_layers=[layer], ratio_channels_to_ablate=0.5)
         full = grad_cam.FullGrad(m, target_layers=[layer])(x, targets=targets.tolist())
         assert np.abs(full - np.load(folder / "fullgrad.npy")).max() < 5e-3
-        for cls in (grad_cam.HiResCAM, grad_cam.EigenCAM, grad_cam.EigenGradCAM, grad_cam.AblationCAM):
+        for cls in (grad_cam.HiResCAM, grad_cam.EigenCAM, grad_cam.EigenGradCAM, grad_cam.AblationCAM, grad_cam.GradCAMElementWise,
+                    grad_cam.FEM, grad_cam.KPCA_CAM):
             maps = cls(m, target_layers=[layer])(x, targets=targets.tolist())
             assert maps.shape == (2,) + x.shape[2:] and maps.min() >= 0 and maps.max() <= 1
+        # pytorch-grad-cam's newer CAMs (Tools/make_cam_variant_fixtures.py), their knobs by the adapters' names too.
+        for method, knobs, fixture in [("gradcamelementwise", {}, "gradcamelementwise"), ("fem", {"relu": False}, "fem"),
+                                       ("fem", {"relu": False, "fem_sigmas": 1.0}, "fem_k1"), ("kpcacam", {"relu": False}, "kpcacam"),
+                                       ("kpcacam", {"relu": False, "kpca_kernel": "rbf", "kpca_gamma": 0.05}, "kpcacam_rbf")]:
+            raw = m.explain(x, method, target=targets.tolist(), layer=layer, **knobs).raw
+            assert relative_l2(raw, np.load(folder / f"{fixture}.npy")) < 1e-4, fixture
+        for adapter, method, knobs in [(grad_cam.FEM(m, target_layers=[layer], k=1), "fem", {"fem_sigmas": 1.0}),
+                                       (grad_cam.KPCA_CAM(m, target_layers=[layer], kernel="rbf", gamma=0.05), "kpcacam",
+                                        {"kpca_kernel": "rbf", "kpca_gamma": 0.05})]:
+            direct = m.explain(x, method, target=targets.tolist(), layer=layer, **knobs).maps
+            direct = direct - direct.min(axis=(1, 2), keepdims=True)
+            assert np.allclose(adapter(x, targets=targets.tolist()), direct / (1e-7 + direct.max(axis=(1, 2), keepdims=True)), atol=1e-6), method
         baselines = np.load(folder / "gradientshap_baselines.npy")
         shap = captum.GradientShap(m).attribute(x, baselines=baselines, n_samples=6, stdevs=0.1, target=targets, seed=3)
         direct = m.explain(x, "gradientshap", target=targets.tolist(), baseline=baselines, samples=6, stdevs=0.1, seed=3).raw

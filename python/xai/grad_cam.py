@@ -6,8 +6,8 @@ names of the ONNX graph (`model.cam_layers`; empty or None: the last 4-D activat
 pooling). Calling it as `cam(input_tensor, targets=None)` returns pytorch-grad-cam's `[N, H, W]`
 float32 maps: ReLU, resized to the input (bilinear, half-pixel centres) and min-max scaled per
 image. `targets` are None (top-1), ints, or objects with `.category` (ClassifierOutputTarget).
-GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM, EigenGradCAM, AblationCAM,
-FullGrad and ScoreCAM.
+GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, GradCAMElementWise, EigenCAM, EigenGradCAM,
+FEM, KPCA_CAM, AblationCAM, FullGrad and ScoreCAM.
 EigenCAM's and EigenGradCAM's projection sign is fixed so that its largest magnitude is positive
 (pytorch-grad-cam leaves it to LAPACK, so a map of theirs may come out negated and clipped away).
 aug_smooth, eigen_smooth and reshape_transform are refused; one target layer only.
@@ -22,6 +22,7 @@ from .captum import _model
 
 class _BaseCAM:
     method = ""
+    knobs: dict = {}
 
     def __init__(self, model, target_layers=None, reshape_transform=None):
         self.model: Model = _model(model)
@@ -41,7 +42,9 @@ class _BaseCAM:
         classes = None
         if targets is not None:
             classes = [int(getattr(t, "category", t)) for t in targets]
-        knobs = {"layer": self.layer} if self.layer else {}
+        knobs = dict(self.knobs)
+        if self.layer:
+            knobs["layer"] = self.layer
         maps = self.model.explain(_as_batch(input_tensor), self.method, target=classes, progress=False, **knobs).maps
         low = maps.min(axis=(1, 2), keepdims=True)
         shifted = maps - low
@@ -74,8 +77,35 @@ class HiResCAM(_BaseCAM):
     method = "hirescam"
 
 
+class GradCAMElementWise(_BaseCAM):
+    method = "gradcamelementwise"
+
+
 class EigenCAM(_BaseCAM):
     method = "eigencam"
+
+
+class FEM(_BaseCAM):
+    """The k-sigma rule's channel weights (`k`, pytorch-grad-cam's default 2); no gradient."""
+
+    method = "fem"
+
+    def __init__(self, model, target_layers=None, reshape_transform=None, k: float = 2):
+        super().__init__(model, target_layers, reshape_transform)
+        self.knobs = {"fem_sigmas": float(k)}
+
+
+class KPCA_CAM(_BaseCAM):  # noqa: N801 (pytorch-grad-cam's name)
+    """Kernel PCA of the layer's activations (scikit-learn's kernels: sigmoid, rbf, poly, linear,
+    cosine; `gamma` None: 1 / channels); in float64, where pytorch-grad-cam's runs in float32."""
+
+    method = "kpcacam"
+
+    def __init__(self, model, target_layers=None, reshape_transform=None, kernel: str = "sigmoid", gamma=None):
+        super().__init__(model, target_layers, reshape_transform)
+        self.knobs = {"kpca_kernel": kernel}
+        if gamma is not None:
+            self.knobs["kpca_gamma"] = float(gamma)
 
 
 class EigenGradCAM(_BaseCAM):
