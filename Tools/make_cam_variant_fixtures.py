@@ -14,6 +14,12 @@ ReLU, resizing and scaling its `__call__` adds:
   kpcacam_rbf.npy         KPCA_CAM (kernel rbf, gamma 0.05)                                     [2, h, w]
   kpcacam_poly.npy        KPCA_CAM (kernel poly, gamma None)                                    [2, h, w]
   kpcacam_cosine.npy      KPCA_CAM (kernel cosine)                                              [2, h, w]
+  finercam.npy            FinerCAM (base GradCAM, alpha 1, comparison places 1, 2, 3) for each image's
+                          target as `target_idx`: the GradCAM map of its FinerWeightedTarget, with
+                          the compared classes chosen as FinerCAM.forward chooses them, max(., 0)  [2, h, w]
+  finercam_alpha05.npy    the same with alpha 0.5                                                [2, h, w]
+  finercam_maps.npy       FinerCAM(...)(image, target_idx=target) as it returns it, image by image:
+                          ReLU, resized to the input, min-max scaled                            [2, H, W]
 
 pytorch-grad-cam's KernelPCA runs in float32 (the activations' type), xai's in float64.
 Run after make_fixtures.py, with grad-cam and scikit-learn (requirements-fixtures.txt):
@@ -30,8 +36,30 @@ import sklearn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_propagation_fixtures as mpf  # noqa: E402  (the fixture models, inputs, targets and layers)
 
-from pytorch_grad_cam import FEM, KPCA_CAM, GradCAMElementWise  # noqa: E402
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+import torch  # noqa: E402
+from pytorch_grad_cam import FEM, KPCA_CAM, FinerCAM, GradCAM, GradCAMElementWise  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, FinerWeightedTarget  # noqa: E402
+
+
+def finer_raw(model, layer, x, target, alpha):
+    """FinerCAM's GradCAM map at the layer before ReLU and resizing, per image with target_idx = its
+    target: the compared classes picked as FinerCAM.forward picks them (places 1, 2, 3 of the classes
+    sorted by |logit - the target's logit|), its FinerWeightedTarget differentiated."""
+    cam = GradCAM(model=model, target_layers=[layer])
+    outputs = cam.activations_and_grads(x)
+    data = outputs.detach().numpy()
+    targets = []
+    for b, c in enumerate(target):
+        order = np.argsort(np.abs(data[b] - data[b, c]))
+        targets.append(FinerWeightedTarget(int(order[0]), [int(order[i]) for i in (1, 2, 3)], alpha))
+        assert int(order[0]) == c
+    model.zero_grad()
+    sum(t(o) for t, o in zip(targets, outputs)).backward()
+    acts = cam.activations_and_grads.activations[0].cpu().numpy()
+    grads = cam.activations_and_grads.gradients[0].cpu().numpy()
+    raw = cam.get_cam_image(x, layer, targets, acts, grads, False)
+    cam.activations_and_grads.release()
+    return np.maximum(raw, 0).astype(np.float32)
 
 
 def main():
@@ -50,6 +78,8 @@ def main():
                 "kpcacam_cosine": KPCA_CAM(model=model, target_layers=[layer], kernel="cosine")}
         shapes = {}
         for key, cam in cams.items():
+            # scikit-learn's ARPACK path (over 200 positions) starts from numpy's global stream: seeded, the fixture is repeatable.
+            np.random.seed(0)
             outputs = cam.activations_and_grads(x)
             model.zero_grad()
             sum(t(o) for t, o in zip(targets, outputs)).backward()
@@ -59,6 +89,11 @@ def main():
             cam.activations_and_grads.release()
             np.save(os.path.join(folder, f"{key}.npy"), raw)
             shapes[key] = list(raw.shape)
+        np.save(os.path.join(folder, "finercam.npy"), finer_raw(model, layer, x, target, 1.0))
+        np.save(os.path.join(folder, "finercam_alpha05.npy"), finer_raw(model, layer, x, target, 0.5))
+        finer = FinerCAM(model=model, target_layers=[layer])
+        np.save(os.path.join(folder, "finercam_maps.npy"),
+                np.concatenate([finer(x[b:b + 1], target_idx=int(c)) for b, c in enumerate(target)]).astype(np.float32))
         manifest["models"][name] = {"layer_module": layer_name, "targets": target, "shapes": shapes}
         print(name, shapes)
     with open(os.path.join(mpf.OUT, "cam_variants.json"), "w") as f:

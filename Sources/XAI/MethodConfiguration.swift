@@ -36,6 +36,7 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
     public var femSigmas: Float = 2
     public var kpcaKernel = KPCACAM.Kernel.sigmoid.rawValue
     public var kpcaGamma: Double?
+    public var finerAlpha: Float = 1
     public var batch: Int?
     public var seed: UInt64 = 0
 
@@ -82,6 +83,7 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
         .string(\.kpcaKernel, Knob("kpcaKernel", .string, "KPCA-CAM: the kernel of the kernel PCA (scikit-learn's, with its defaults; sigmoid is pytorch-grad-cam's).",
                                    choices: KPCACAM.Kernel.allCases.map(\.rawValue))),
         .number(\.kpcaGamma, Knob("kpcaGamma", .number, "KPCA-CAM: the kernel's gamma (default: 1 / the layer's channels, scikit-learn's).")),
+        .number(\.finerAlpha, Knob("finerAlpha", .number, "Finer-CAM: how strongly the three classes closest to the target's logit are subtracted from it (0: Grad-CAM).")),
         .integer(\.batch, Knob("batch", .integer, "Perturbed copies or path points per device batch (default: from the memory budget).", minimum: 1)),
         .seed(\.seed, Knob("seed", .integer, "Seed of every stochastic method.", minimum: 0)),
     ]

@@ -163,6 +163,13 @@ public enum MethodRegistry {
         cam(.gradCAMElementWise, "Grad-CAM element-wise: gradient x activation clipped at zero per channel, then summed (pytorch-grad-cam's GradCAMElementWise)"),
         eigen(gradients: false, "EigenCAM: the layer's activations on their first principal direction (no gradient)"),
         eigen(gradients: true, "EigenGradCAM: activations x gradients on their first principal direction"),
+        MethodSpec(name: "finercam", summary: "Finer-CAM: Grad-CAM of the target's logit against the three classes closest to it, softmax-weighted (pytorch-grad-cam's FinerCAM)",
+                   knobs: ["layer", "finerAlpha", "relu"], batchesImages: true, cost: oneGradient,
+                   build: { m, c, _ in
+                       let method = FinerCAM(model: m, layer: c.layer, alpha: Double(c.finerAlpha), relu: c.relu)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? $0.camLayer(nil)) != nil }),
         MethodSpec(name: "fem", summary: "FEM: channels weighted by their share of positions above mean + k standard deviations, no gradient (pytorch-grad-cam's FEM)",
                    knobs: ["layer", "femSigmas", "relu"], batchesImages: true, cost: oneForward,
                    build: { m, c, _ in

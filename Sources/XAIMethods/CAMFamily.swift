@@ -310,3 +310,100 @@ public struct ScoreCAM: ModelMethod {
         return try model.camAttribution(try be.concat(cams, axis: 0), input: input.shape, logits: logits, targets: targets)
     }
 }
+
+/// Finer-CAM (Zhang et al., CVPR 2025), as pytorch-grad-cam's `FinerCAM`: a gradient CAM (Grad-CAM
+/// by default) of a score that weighs the target against the classes the model finds most like
+/// it, so that what the classes share cancels and what tells the target apart stays. With `y` the
+/// logits, `c` the target and `J` the classes at places `comparisons` (1, 2, 3) when the classes
+/// are sorted by `|y_j - y_c|` (place 0 is `c` itself), the score is
+/// `sum_J p_j (y_c - alpha y_j) / (sum_J p_j + 1e-9)`, `p` the softmax (its gradient taken too, as
+/// pytorch-grad-cam's is). `alpha` 0 gives the base CAM of `y_c`.
+public struct FinerCAM: ModelMethod {
+    public let name = "finercam"
+    public let model: ExplainedModel
+    /// The CAM the comparison score is explained with (pytorch-grad-cam's `base_method`).
+    public var base: CAMVariant
+    /// The activation to explain; `nil` picks the CAM default.
+    public var layer: String?
+    /// How strongly the similar classes are subtracted.
+    public var alpha: Double
+    /// The places of the compared classes among the classes sorted by closeness to the target's logit.
+    public var comparisons: [Int]
+    /// Clip the map at zero (as pytorch-grad-cam does).
+    public var relu: Bool
+
+    public init(model: ExplainedModel, base: CAMVariant = .gradCAM, layer: String? = nil, alpha: Double = 1, comparisons: [Int] = [1, 2, 3],
+                relu: Bool = true) {
+        self.model = model
+        self.base = base
+        self.layer = layer
+        self.alpha = alpha
+        self.comparisons = comparisons
+        self.relu = relu
+    }
+
+    public func validate() throws {
+        guard alpha.isFinite else { throw XAIError.invalidArgument(parameter: "finerAlpha", value: "\(alpha)", reason: "must be a finite number") }
+        guard base != .gradCAMPlusPlus else {
+            throw XAIError.unsupported(op: name, reason: "Grad-CAM++'s closed form differentiates exp(logit), not a comparison of classes; use gradcam, xgradcam, layercam, hirescam or gradcamelementwise")
+        }
+        _ = try model.camLayer(layer)
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        try validate()
+        let be = model.backend
+        let layer = try model.camLayer(layer)
+        try model.validate(input)
+        let layout = try model.camLayout(layer)
+        let pass = try model.executor.forward(try be.upload(input), keep: [layer], forBackward: true, backwardTo: [layer])
+        let y = try pass.output(model.outputName)
+        let logits = try be.download(y)
+        try logits.requireFinite("logits of the input images")
+        let targets = try model.resolve(target, logits: logits)
+        let classes = logits.shape.count / max(targets.count, 1)
+        var seed = [Float](repeating: 0, count: logits.shape.count)
+        for (b, c) in targets.enumerated() {
+            let row = logits.scalars[(b * classes)..<((b + 1) * classes)].map(Double.init)
+            let gradient = Self.scoreGradient(row, target: c, compared: Self.compared(row, target: c, places: comparisons), alpha: alpha)
+            for k in 0..<classes { seed[b * classes + k] = Float(gradient[k]) }
+        }
+        let grads = try model.executor.backward(pass, seeds: [model.outputName: try be.upload(Tensor(unchecked: logits.shape, seed))], wrt: [layer])
+        guard let grad = grads[layer] else {
+            throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "not an activation of \(model.graph.name)")
+        }
+        let cam = try GradientCAM(model: model, variant: base, layer: layer, relu: relu)
+            .weigh(try model.spatialView(try pass.kept(layer), layout), try model.spatialView(grad, layout))
+        return try model.camAttribution(cam, input: input.shape, logits: logits, targets: targets)
+    }
+
+    /// The classes at `places` when every class is sorted by `|y_j - y_c|` (ties by class index;
+    /// place 0 is the target), the places beyond the class count dropped.
+    static func compared(_ y: [Double], target c: Int, places: [Int]) -> [Int] {
+        let order = y.indices.sorted { a, b in
+            let (da, db) = (abs(y[a] - y[c]), abs(y[b] - y[c]))
+            return da != db ? da < db : (a == c) != (b == c) ? a == c : a < b
+        }
+        return places.filter { $0 < order.count }.map { order[$0] }
+    }
+
+    /// The gradient over the logits `y` of `S = sum_J p_j (y_c - alpha y_j) / (sum_J p_j + 1e-9)`,
+    /// `p = softmax(y)`, in float64: with `N` and `D` the numerator and denominator,
+    /// `dp_j/dy_k = p_j (1[j = k] - p_k)`, `dN/dy_k = sum_J dp_j/dy_k (y_c - alpha y_j) + 1[k = c] sum_J p_j - alpha p_k 1[k in J]`
+    /// and `dD/dy_k = sum_J dp_j/dy_k`; `dS/dy_k = (dN D - N dD) / D^2`.
+    static func scoreGradient(_ y: [Double], target c: Int, compared: [Int], alpha: Double) -> [Double] {
+        let p = ExplainedModel.probabilities(y.map(Float.init))
+        let n = compared.reduce(0.0) { $0 + p[$1] * (y[c] - alpha * y[$1]) }
+        let d = compared.reduce(0.0) { $0 + p[$1] } + 1e-9
+        return y.indices.map { k in
+            var dn = 0.0, dd = 0.0
+            for j in compared {
+                let dp = p[j] * ((j == k ? 1 : 0) - p[k])
+                dn += dp * (y[c] - alpha * y[j]) - (j == k ? alpha * p[j] : 0)
+                dd += dp
+            }
+            if k == c { dn += compared.reduce(0.0) { $0 + p[$1] } }
+            return (dn * d - n * dd) / (d * d)
+        }
+    }
+}

@@ -136,7 +136,7 @@ final class PropagationMethodTests: XCTestCase {
         }
     }
 
-    /// pytorch-grad-cam 1.5.7's GradCAMElementWise, FEM and KPCA_CAM (Tools/make_cam_variant_fixtures.py):
+    /// pytorch-grad-cam 1.5.7's GradCAMElementWise, FEM, KPCA_CAM and FinerCAM (Tools/make_cam_variant_fixtures.py):
     /// their maps at the layer before its ReLU and resizing. Its KernelPCA runs in float32, ours in
     /// float64; mobile_block's 400 positions take scikit-learn's ARPACK path, small_resnet's 64 its dense one.
     /// Seen: every map within 1.3e-6 (relative L2) on both backends.
@@ -159,6 +159,10 @@ final class PropagationMethodTests: XCTestCase {
                     let raw = try KPCACAM(model: model, layer: c.layer, kernel: kernel, gamma: gamma, relu: false).attribute(c.input, target: target)
                     check(raw.raw!, try c.reference(file), "\(file) \(c.name) on \(label)")
                 }
+                for (alpha, file) in [(1.0, "finercam"), (0.5, "finercam_alpha05")] {
+                    let finer = try FinerCAM(model: model, layer: c.layer, alpha: alpha).attribute(c.input, target: target)
+                    check(finer.raw!, try c.reference(file), "\(file) \(c.name) on \(label)")
+                }
                 // The linear kernel's component is EigenCAM's principal projection.
                 let linear = try KPCACAM(model: model, layer: c.layer, kernel: .linear, relu: false).attribute(c.input, target: target)
                 let eigen = try EigenCAM(model: model, layer: c.layer, relu: false).attribute(c.input, target: target)
@@ -167,9 +171,37 @@ final class PropagationMethodTests: XCTestCase {
         }
     }
 
-    /// The registry builds FEM and KPCA-CAM with the knobs the command line, C and Python name
-    /// (`femSigmas`, `kpcaKernel`, `kpcaGamma`), and names a bad one.
-    func testFEMAndKPCACAMKnobsReachTheMethods() throws {
+    /// Finer-CAM's seed, the gradient of its comparison score over the logits, against central
+    /// differences of the score in float64, on fresh logits; and the compared classes.
+    func testFinerCAMScoreGradientMatchesFiniteDifferences() {
+        var generator = SeededGenerator(seed: 77)
+        for (classes, alpha) in [(10, 1.0), (7, 0.5), (3, 2.0)] {
+            let y = (0..<classes).map { _ in Double.random(in: -3...3, using: &generator) }
+            let c = classes / 2
+            let compared = FinerCAM.compared(y, target: c, places: [1, 2, 3])
+            XCTAssertEqual(compared.count, min(3, classes - 1))
+            XCTAssertFalse(compared.contains(c))
+            let distances = y.indices.filter { $0 != c }.map { abs(y[$0] - y[c]) }.sorted()
+            XCTAssertEqual(compared.map { abs(y[$0] - y[c]) }, Array(distances.prefix(compared.count)))
+            func score(_ v: [Double]) -> Double {
+                let top = v.max()!
+                let e = v.map { exp($0 - top) }, total = e.reduce(0, +)
+                let p = e.map { $0 / total }
+                return compared.reduce(0.0) { $0 + p[$1] * (v[c] - alpha * v[$1]) } / (compared.reduce(0.0) { $0 + p[$1] } + 1e-9)
+            }
+            let gradient = FinerCAM.scoreGradient(y, target: c, compared: compared, alpha: alpha)
+            for k in 0..<classes {
+                var up = y, down = y
+                up[k] += 1e-5
+                down[k] -= 1e-5
+                XCTAssertEqual(gradient[k], (score(up) - score(down)) / 2e-5, accuracy: 1e-6, "class \(k) of \(classes), alpha \(alpha)")
+            }
+        }
+    }
+
+    /// The registry builds FEM, KPCA-CAM and Finer-CAM with the knobs the command line, C and Python
+    /// name (`femSigmas`, `kpcaKernel`, `kpcaGamma`, `finerAlpha`), and names a bad one.
+    func testFEMKPCAAndFinerCAMKnobsReachTheMethods() throws {
         let c = MethodReferenceTests.cases[0]
         let model = try ExplainedModel(graph: c.graph, backend: try Backends.make(.cpu))
         let target = Target.perImage(c.targets)
@@ -186,6 +218,8 @@ final class PropagationMethodTests: XCTestCase {
         XCTAssertEqual(try registry("kpcacam", "{\(layer), \"kpcaKernel\": \"rbf\", \"kpcaGamma\": 0.05}").scalars,
                        try KPCACAM(model: model, layer: c.layer, kernel: .rbf, gamma: 0.05, relu: false).attribute(c.input, target: target).raw!.scalars)
         XCTAssertNotEqual(try registry("fem", "{\(layer), \"femSigmas\": 1}").scalars, try registry("fem", "{\(layer)}").scalars)
+        XCTAssertEqual(try registry("finercam", "{\(layer), \"finerAlpha\": 0.5}").scalars,
+                       try FinerCAM(model: model, layer: c.layer, alpha: 0.5, relu: false).attribute(c.input, target: target).raw!.scalars)
         for (json, knob) in [(#"{"kpcaKernel": "laplacian"}"#, "kpcaKernel"), (#"{"kpcaGamma": -1}"#, "kpcaGamma"), (#"{"femSigmas": "two"}"#, "femSigmas")] {
             XCTAssertThrowsError(try registry(json.contains("fem") ? "fem" : "kpcacam", json), json) { error in
                 XCTAssertTrue("\(error)".contains(knob), "\(error)")

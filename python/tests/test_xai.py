@@ -293,6 +293,15 @@ def test_propagation_adapters(name):
                                        ("kpcacam", {"relu": False, "kpca_kernel": "rbf", "kpca_gamma": 0.05}, "kpcacam_rbf")]:
             raw = m.explain(x, method, target=targets.tolist(), layer=layer, **knobs).raw
             assert relative_l2(raw, np.load(folder / f"{fixture}.npy")) < 1e-4, fixture
+        for alpha, fixture in [(1.0, "finercam"), (0.5, "finercam_alpha05")]:
+            raw = m.explain(x, "finercam", target=targets.tolist(), layer=layer, finer_alpha=alpha).raw
+            assert relative_l2(raw, np.load(folder / f"{fixture}.npy")) < 1e-4, fixture
+        # FinerCAM as pytorch-grad-cam returns it, one image at a time with target_idx.
+        finer = grad_cam.FinerCAM(m, target_layers=[layer])
+        maps = np.concatenate([finer(x[b:b + 1], target_idx=int(c)) for b, c in enumerate(targets)])
+        assert np.abs(maps - np.load(folder / "finercam_maps.npy")).max() < 1e-3
+        with pytest.raises(ValueError, match="comparison_categories"):
+            finer(x, comparison_categories=[1, 2])
         for adapter, method, knobs in [(grad_cam.FEM(m, target_layers=[layer], k=1), "fem", {"fem_sigmas": 1.0}),
                                        (grad_cam.KPCA_CAM(m, target_layers=[layer], kernel="rbf", gamma=0.05), "kpcacam",
                                         {"kpca_kernel": "rbf", "kpca_gamma": 0.05})]:

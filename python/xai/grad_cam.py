@@ -7,7 +7,7 @@ pooling). Calling it as `cam(input_tensor, targets=None)` returns pytorch-grad-c
 float32 maps: ReLU, resized to the input (bilinear, half-pixel centres) and min-max scaled per
 image. `targets` are None (top-1), ints, or objects with `.category` (ClassifierOutputTarget).
 GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, GradCAMElementWise, EigenCAM, EigenGradCAM,
-FEM, KPCA_CAM, AblationCAM, FullGrad and ScoreCAM.
+FEM, KPCA_CAM, FinerCAM, AblationCAM, FullGrad and ScoreCAM.
 EigenCAM's and EigenGradCAM's projection sign is fixed so that its largest magnitude is positive
 (pytorch-grad-cam leaves it to LAPACK, so a map of theirs may come out negated and clipped away).
 aug_smooth, eigen_smooth and reshape_transform are refused; one target layer only.
@@ -93,6 +93,28 @@ class FEM(_BaseCAM):
     def __init__(self, model, target_layers=None, reshape_transform=None, k: float = 2):
         super().__init__(model, target_layers, reshape_transform)
         self.knobs = {"fem_sigmas": float(k)}
+
+
+class FinerCAM(_BaseCAM):
+    """Grad-CAM of the target's logit against the three classes whose logits are closest to it
+    (pytorch-grad-cam's comparison places 1, 2, 3), softmax-weighted; `alpha` as its call takes it.
+    `target_idx` explains that class in every image; `targets` (or top-1) one per image."""
+
+    method = "finercam"
+
+    def __init__(self, model, target_layers=None, reshape_transform=None, base_method=None):
+        super().__init__(model, target_layers, reshape_transform)
+        if base_method is not None and getattr(base_method, "__name__", "") != "GradCAM":
+            raise InvalidArgumentError("base_method: xai's Finer-CAM explains its score with Grad-CAM only")
+
+    def __call__(self, input_tensor, targets=None, eigen_smooth: bool = False, alpha: float = 1, comparison_categories=None,
+                 target_idx=None) -> np.ndarray:
+        if comparison_categories is not None and list(comparison_categories) != [1, 2, 3]:
+            raise InvalidArgumentError("comparison_categories: only pytorch-grad-cam's default (1, 2, 3) is supported")
+        if target_idx is not None:
+            targets = [int(target_idx)] * _as_batch(input_tensor).shape[0]
+        self.knobs = {"finer_alpha": float(alpha)}
+        return super().__call__(input_tensor, targets=targets, eigen_smooth=eigen_smooth)
 
 
 class KPCA_CAM(_BaseCAM):  # noqa: N801 (pytorch-grad-cam's name)
