@@ -26,6 +26,12 @@ Inputs: the small_resnet fixture model (its torch twin, checked against onnxrunt
 64x64 images; maps drawn here from numpy's default_rng. Targets: the ONNX model's top-1 classes,
 scored as softmax probability (`ClassifierOutputSoftmaxTarget`) and as logit
 (`ClassifierOutputTarget`).
+Also the confidence metrics of `pytorch_grad_cam.metrics.cam_mult_image` (`DropInConfidence`,
+`IncreaseInConfidence`, with `ClassifierOutputSoftmaxTarget`) on the same images, fed each map
+scaled as its `scale_cam_image` scales a CAM ((m - min) / (1e-7 + max)), for the two map sets and a
+signed one (standard normal): `confidence` in the manifest, with the clean probabilities (xai's
+Average Drop is pytorch-grad-cam's drop over them).
+
 Run with the peer venv (torch, grad-cam 1.5.7, scipy, onnxruntime):
     python Tools/make_road_fixtures.py
 """
@@ -41,6 +47,7 @@ from scipy.ndimage import correlate
 
 import pytorch_grad_cam
 from pytorch_grad_cam.metrics import road
+from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange, DropInConfidence, IncreaseInConfidence
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -113,6 +120,35 @@ def main():
                 key = f"{score}/{name}/{set_name}"
                 manifest["scores"][key] = {"road_morf": morf.tolist(), "road_lerf": lerf.tolist(), "road": combined.tolist()}
                 print(key, manifest["scores"][key])
+
+    # The confidence metrics, on each map scaled as pytorch-grad-cam scales a CAM.
+    signed = rng.standard_normal((n, h, w)).astype(np.float32)
+    np.save(os.path.join(OUT, "signed.npy"), signed)
+    softmax_targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in targets]
+    with torch.no_grad():
+        clean = torch.softmax(model(tensor), dim=1).numpy()[np.arange(n), targets]
+    manifest["confidence"] = {"clean_probability": clean.tolist()}
+    for name, m in [("uniform", maps["uniform"]), ("smooth", maps["smooth"]), ("signed", signed)]:
+        scaled = np.stack([(c - c.min()) / (np.float32(1e-7) + (c - c.min()).max()) for c in m]).astype(np.float32)
+        drop = DropInConfidence()(tensor, scaled, softmax_targets, model)
+        increase = IncreaseInConfidence()(tensor, scaled, softmax_targets, model)
+        change = CamMultImageConfidenceChange()(tensor, scaled, softmax_targets, model)
+        assert np.abs(change).min() > 1e-4, "a change too small to decide increase_in_confidence against the ONNX model"
+        manifest["confidence"][name] = {"drop_in_confidence": drop.tolist(), "increase_in_confidence": increase.tolist(), "change": change.tolist()}
+        print("confidence", name, manifest["confidence"][name])
+
+    # Classes whose probability rises on the image times the smooth map: Increase in Confidence's 1s.
+    scaled = np.stack([(c - c.min()) / (np.float32(1e-7) + (c - c.min()).max()) for c in maps["smooth"]]).astype(np.float32)
+    with torch.no_grad():
+        after = torch.softmax(model(tensor * torch.from_numpy(scaled)[:, None]), dim=1).numpy()
+        before = torch.softmax(model(tensor), dim=1).numpy()
+    rising = [int(np.argmax(after[b] - before[b])) for b in range(n)]
+    assert all(after[b, c] - before[b, c] > 1e-4 for b, c in enumerate(rising))
+    rising_targets = [ClassifierOutputSoftmaxTarget(c) for c in rising]
+    manifest["confidence"]["rising"] = {"targets": rising, "clean_probability": before[np.arange(n), rising].tolist(),
+                                        "drop_in_confidence": DropInConfidence()(tensor, scaled, rising_targets, model).tolist(),
+                                        "increase_in_confidence": IncreaseInConfidence()(tensor, scaled, rising_targets, model).tolist()}
+    print("confidence rising", manifest["confidence"]["rising"])
 
     # The imputed images themselves, image 0 with the smooth map: MoRF at 30 and LeRF at 70.
     imputed = []

@@ -211,6 +211,8 @@ public enum MetricRegistry {
         road("road", "(LeRF - MoRF) / 2 over the percentiles, removed pixels imputed from their neighbours (Rong et al.; pytorch-grad-cam's ROADCombined)", .higherIsBetter),
         road("road_morf", "mean score change as the most relevant pixels are removed and imputed (ROAD, most relevant first)", .lowerIsBetter),
         road("road_lerf", "mean score change as the least relevant pixels are removed and imputed (ROAD, least relevant first)", .higherIsBetter),
+        confidence("average_drop", "relative drop of the target's probability when the image is multiplied by the map scaled to [0, 1] (Grad-CAM++'s Average Drop)", .lowerIsBetter),
+        confidence("increase_in_confidence", "1 where the image multiplied by the map scaled to [0, 1] raises the target's probability (Grad-CAM++'s Increase in Confidence)", .higherIsBetter),
         randomLogit("random_logit", "SSIM of the map with the method's map for a random other class (Sixt et al.; Quantus)"),
         randomLogit("random_logit_spearman", "Spearman correlation of the map with the method's map for a random other class"),
         MetricSpec(name: "mprt", summary: "mean Spearman correlation of |map| with the maps after cascading weight randomisation (Adebayo et al.)",
@@ -282,6 +284,15 @@ public enum MetricRegistry {
                    compute: { input, c in
                        let r = try c.road().evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)
                        return ["road": r.combined, "road_morf": r.morf, "road_lerf": r.lerf]
+                   })
+    }
+
+    private static func confidence(_ name: String, _ summary: String, _ direction: MetricDirection) -> MetricSpec {
+        MetricSpec(name: name, summary: summary, direction: direction, needsMasks: false, reexplains: false, knobs: [], group: "confidence",
+                   parameterNames: [:], costOf: { _, _, _ in forwards(2) }, check: none,
+                   compute: { input, _ in
+                       let r = try ConfidenceChange().evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)
+                       return ["average_drop": r.drop, "increase_in_confidence": r.increase]
                    })
     }
 

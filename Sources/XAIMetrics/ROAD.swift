@@ -172,10 +172,7 @@ public struct ROAD: Sendable {
 
     /// The target's logit, or its softmax probability, from one row of logits.
     static func value(_ row: ArraySlice<Float>, _ target: Int, _ score: Score) -> Double {
-        let logit = Double(row[row.startIndex + target])
-        guard score == .probability else { return logit }
-        let top = row.max().map(Double.init) ?? 0
-        return exp(logit - top) / row.reduce(0.0) { $0 + exp(Double($1) - top) }
+        score == .probability ? ExplainedModel.probabilities(row)[target] : Double(row[row.startIndex + target])
     }
 }
 

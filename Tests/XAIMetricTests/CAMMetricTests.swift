@@ -5,8 +5,9 @@ import XAITestSupport
 
 /// ROAD against pytorch-grad-cam 1.5.7 (Tools/make_road_fixtures.py: its `ROADCombined` and the
 /// averages of each order, its `NoisyLinearImputer` without noise) on the small_resnet fixture,
-/// and the imputation against its defining equations.
-final class ROADTests: XCTestCase, MetricFixtures {
+/// and the imputation against its defining equations; the confidence metrics (Average Drop,
+/// Increase in Confidence) against its `DropInConfidence` and `IncreaseInConfidence`.
+final class CAMMetricTests: XCTestCase, MetricFixtures {
     private var roadFolder: String { folder + "/road" }
 
     private func roadManifest() throws -> [String: Any] {
@@ -156,6 +157,40 @@ final class ROADTests: XCTestCase, MetricFixtures {
             XCTAssertNotEqual(r.morf.scores[b], noiseless.morf.scores[b], "the noise changes the scores")
         }
         XCTAssertEqual(r.morf.settings["noise"], "0.3")
+    }
+
+    func testConfidenceMetricsMatchPytorchGradCam() throws {
+        let m = try roadManifest()
+        let confidence = try XCTUnwrap(m["confidence"] as? [String: Any])
+        let targets = try XCTUnwrap(m["targets"] as? [Int])
+        let clean = try XCTUnwrap(confidence["clean_probability"] as? [Double])
+        let signed = try NPY.read(roadFolder + "/signed.npy")
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
+            var pairs: [(Double, Double)] = []
+            for (name, maps) in [("uniform", try roadMaps(0)), ("smooth", try roadMaps(1)), ("signed", signed)] {
+                let expected = try XCTUnwrap(confidence[name] as? [String: [Double]])
+                // Any affine change of the map with a positive scale is the same map once scaled.
+                let shifted = Tensor(unchecked: maps.shape, maps.scalars.map { 3 * $0 - 1 })
+                for given in [maps, shifted] {
+                    let r = try ConfidenceChange().evaluate(model: model, images: try images, maps: given, target: .perImage(targets))
+                    for b in 0..<2 {
+                        let drop = try XCTUnwrap(expected["drop_in_confidence"])[b] / clean[b]
+                        XCTAssertEqual(r.drop.scores[b], drop, accuracy: 1e-5, "\(label) \(name) image \(b)")
+                        XCTAssertEqual(r.increase.scores[b], try XCTUnwrap(expected["increase_in_confidence"])[b], "\(label) \(name) image \(b)")
+                        pairs.append((r.drop.scores[b], drop))
+                    }
+                }
+            }
+            // Classes whose probability rises on the image times the smooth map: no drop, an increase.
+            let rising = try XCTUnwrap(confidence["rising"] as? [String: Any])
+            let r = try ConfidenceChange().evaluate(model: model, images: try images, maps: try roadMaps(1), target: .perImage(try XCTUnwrap(rising["targets"] as? [Int])))
+            XCTAssertEqual(r.drop.scores, try XCTUnwrap(rising["drop_in_confidence"] as? [Double]))
+            XCTAssertEqual(r.increase.scores, try XCTUnwrap(rising["increase_in_confidence"] as? [Double]))
+            XCTAssertEqual(r.drop.direction, .lowerIsBetter)
+            XCTAssertEqual(r.increase.direction, .higherIsBetter)
+            agreement("Average Drop vs pytorch-grad-cam's DropInConfidence / Y (\(label))", pairs)
+        }
     }
 
     func testROADKnobsAreCheckedByName() throws {
