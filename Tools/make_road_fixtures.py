@@ -32,6 +32,12 @@ scaled as its `scale_cam_image` scales a CAM ((m - min) / (1e-7 + max)), for the
 signed one (standard normal): `confidence` in the manifest, with the clean probabilities (xai's
 Average Drop is pytorch-grad-cam's drop over them).
 
+And ARCC (`pytorch_grad_cam.metrics.arcc`: its Coherency, Complexity and ARCC with the noiseless
+imputer, road_percentiles 20, 40, 60, 80, `ClassifierOutputTarget`) with base_method GradCAM at
+small_resnet's layer2 on GradCAM's own maps of the images (`arcc_maps.npy`); `arcc` in the
+manifest, with DropInConfidence under `ClassifierOutputSoftmaxTarget` for ADCC (Poppi et al.:
+3 / (1 / coherency + 1 / (1 - complexity) + 1 / (1 - drop / Y)), computed here from those parts).
+
 Run with the peer venv (torch, grad-cam 1.5.7, scipy, onnxruntime):
     python Tools/make_road_fixtures.py
 """
@@ -149,6 +155,22 @@ def main():
                                         "drop_in_confidence": DropInConfidence()(tensor, scaled, rising_targets, model).tolist(),
                                         "increase_in_confidence": IncreaseInConfidence()(tensor, scaled, rising_targets, model).tolist()}
     print("confidence rising", manifest["confidence"]["rising"])
+
+    # ARCC's parts and ADCC, on pytorch-grad-cam's own Grad-CAM maps at layer2.
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.metrics.arcc import ARCC, Coherency, Complexity
+    logit_targets = [ClassifierOutputTarget(int(c)) for c in targets]
+    base = GradCAM(model=model, target_layers=[model.layer2])
+    cams = base(input_tensor=tensor, targets=logit_targets).astype(np.float32)
+    np.save(os.path.join(OUT, "arcc_maps.npy"), cams)
+    coherency = Coherency()(tensor, cams, logit_targets, model, base)
+    complexity = Complexity()(cams)
+    arcc = ARCC(base, road_percentiles=[20, 40, 60, 80])(tensor, cams, logit_targets, model)
+    drop = DropInConfidence()(tensor, cams, softmax_targets, model) / clean
+    adcc = 3 / (1 / coherency + 1 / (1 - complexity) + 1 / (1 - drop))
+    manifest["arcc"] = {"layer_module": "layer2", "coherency": coherency.tolist(), "complexity": complexity.tolist(), "arcc": arcc.tolist(),
+                        "average_drop": drop.tolist(), "adcc": adcc.tolist()}
+    print("arcc", manifest["arcc"])
 
     # The imputed images themselves, image 0 with the smooth map: MoRF at 30 and LeRF at 70.
     imputed = []

@@ -17,6 +17,7 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var roadPercentiles = ROAD.defaultPercentiles.map(String.init).joined(separator: ",")
     public var roadNoise: Float = 0.01
     public var roadScore = ROAD.Score.probability.rawValue
+    public var roadTies = ROAD.Ties.index.rawValue
     public var seed: UInt64 = 0
 
     public init() {}
@@ -42,6 +43,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
         .string(\.roadPercentiles, Knob("roadPercentiles", .string, "ROAD: the percentiles averaged, comma-separated (at p, MoRF keeps the pixels below the map's p-th percentile, LeRF those above its (100-p)-th).")),
         .number(\.roadNoise, Knob("roadNoise", .number, "ROAD: standard deviation of the noise added to the imputed pixels, in input units (pytorch-grad-cam's 0.01).", minimum: 0)),
         .string(\.roadScore, Knob("roadScore", .string, "ROAD: the target's score compared before and after imputation.", choices: ROAD.Score.allCases.map(\.rawValue))),
+        .string(\.roadTies, Knob("roadTies", .string, "ROAD: pixels tied at a percentile: index (keep exactly as many as a map without ties keeps, ties by pixel index) or threshold (pytorch-grad-cam's: every tied pixel removed; NaN where that removes them all).",
+                                 choices: ROAD.Ties.allCases.map(\.rawValue))),
         .seed(\.seed, Knob("seed", .integer, "Seed of the metrics' random subsets, noise and classes (the command line uses the methods' --seed).", minimum: 0)),
     ]
 
@@ -51,7 +54,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     var infidelity: Infidelity { Infidelity(sigma: infidelitySigma, samples: infidelitySamples, seed: seed) }
     var randomisation: ModelRandomisation { ModelRandomisation(steps: mprtSteps, seed: seed) }
     func road() throws -> ROAD {
-        ROAD(percentiles: try ROAD.percentiles(parsing: roadPercentiles), noise: roadNoise, score: ROAD.Score(rawValue: roadScore) ?? .probability, seed: seed)
+        ROAD(percentiles: try ROAD.percentiles(parsing: roadPercentiles), noise: roadNoise, score: ROAD.Score(rawValue: roadScore) ?? .probability, seed: seed,
+             ties: ROAD.Ties(rawValue: roadTies) ?? .index)
     }
 }
 
@@ -213,6 +217,26 @@ public enum MetricRegistry {
         road("road_lerf", "mean score change as the least relevant pixels are removed and imputed (ROAD, least relevant first)", .higherIsBetter),
         confidence("average_drop", "relative drop of the target's probability when the image is multiplied by the map scaled to [0, 1] (Grad-CAM++'s Average Drop)", .lowerIsBetter),
         confidence("increase_in_confidence", "1 where the image multiplied by the map scaled to [0, 1] raises the target's probability (Grad-CAM++'s Increase in Confidence)", .higherIsBetter),
+        coherency("coherency", "(Pearson(the method's map of the image times the map, the map) + 1) / 2 (Poppi et al.; pytorch-grad-cam's Coherency)"),
+        coherency("adcc", "harmonic mean of coherency, 1 - complexity and 1 - average drop (Poppi et al.)"),
+        MetricSpec(name: "arcc", summary: "harmonic mean of coherency, 1 - complexity and the ROAD score doubled and clipped to [0, 1] (pytorch-grad-cam's ARCC)",
+                   direction: .higherIsBetter, needsMasks: false, reexplains: true, knobs: ["roadPercentiles", "roadNoise", "roadScore", "roadTies", "seed"], group: "arcc",
+                   parameterNames: ["percentiles": "roadPercentiles", "noise": "roadNoise"],
+                   costOf: { _, c, method in
+                       let road = Double(2 * ((try? ROAD.percentiles(parsing: c.roadPercentiles).count) ?? 0) + 1)
+                       return MethodCost(evaluations: 1 + road + (method?.evaluations ?? 1), forwardEquivalents: 1 + road + (method?.forwardEquivalents ?? 1))
+                   },
+                   check: { _, c in try c.road().validate() },
+                   compute: { input, c in
+                       let r = try coherencyScores(input, metric: "arcc")
+                       let road = try c.road().evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target).combined
+                       let arcc = zip(zip(r.coherency.scores, r.complexity), road.scores).map {
+                           Coherency.harmonicMean($0.0, 1 - $0.1, min(max(2 * $1, 0), 1), epsilon: 1e-8)
+                       }
+                       var settings = road.settings
+                       settings["definition"] = "3 / (1 / coherency + 1 / (1 - complexity) + 1 / clip(2 road, 0, 1)), each term + 1e-8 (pytorch-grad-cam's ARCC)"
+                       return ["arcc": MetricResult(metric: "arcc", direction: .higherIsBetter, scores: arcc, settings: settings)]
+                   }),
         randomLogit("random_logit", "SSIM of the map with the method's map for a random other class (Sixt et al.; Quantus)"),
         randomLogit("random_logit_spearman", "Spearman correlation of the map with the method's map for a random other class"),
         MetricSpec(name: "mprt", summary: "mean Spearman correlation of |map| with the maps after cascading weight randomisation (Adebayo et al.)",
@@ -277,7 +301,7 @@ public enum MetricRegistry {
 
     private static func road(_ name: String, _ summary: String, _ direction: MetricDirection) -> MetricSpec {
         MetricSpec(name: name, summary: summary, direction: direction, needsMasks: false, reexplains: false,
-                   knobs: ["roadPercentiles", "roadNoise", "roadScore", "seed"], group: "road",
+                   knobs: ["roadPercentiles", "roadNoise", "roadScore", "roadTies", "seed"], group: "road",
                    parameterNames: ["percentiles": "roadPercentiles", "noise": "roadNoise"],
                    costOf: { _, c, _ in forwards(Double(2 * ((try? ROAD.percentiles(parsing: c.roadPercentiles).count) ?? 0) + 1)) },
                    check: { _, c in try c.road().validate() },
@@ -294,6 +318,31 @@ public enum MetricRegistry {
                        let r = try ConfidenceChange().evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)
                        return ["average_drop": r.drop, "increase_in_confidence": r.increase]
                    })
+    }
+
+    /// Coherency and ADCC, computed together: ADCC reads coherency, the scaled map's complexity and
+    /// the average drop (one more forward).
+    private static func coherency(_ name: String, _ summary: String) -> MetricSpec {
+        MetricSpec(name: name, summary: summary, direction: .higherIsBetter, needsMasks: false, reexplains: true, knobs: [], group: "coherency",
+                   parameterNames: [:],
+                   costOf: { _, _, method in MethodCost(evaluations: 2 + (method?.evaluations ?? 1), forwardEquivalents: 2 + (method?.forwardEquivalents ?? 1)) },
+                   check: none,
+                   compute: { input, _ in
+                       let r = try coherencyScores(input, metric: name)
+                       let drop = try ConfidenceChange().evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target).drop
+                       let adcc = zip(zip(r.coherency.scores, r.complexity), drop.scores).map { Coherency.harmonicMean($0.0, 1 - $0.1, 1 - $1) }
+                       return ["coherency": r.coherency,
+                               "adcc": MetricResult(metric: "adcc", direction: .higherIsBetter, scores: adcc,
+                                                    settings: ["definition": "3 / (1 / coherency + 1 / (1 - complexity) + 1 / (1 - average drop)), complexity the mean of the map scaled to [0, 1]"])]
+                   })
+    }
+
+    /// Coherency of the input's maps, the method re-explaining each image times its map.
+    private static func coherencyScores(_ input: MetricInput, metric: String) throws -> (coherency: MetricResult, complexity: [Double]) {
+        let configured = try input.configuredMethod(metric: metric)
+        return try Coherency().evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { image, target in
+            try configured.method.attribute(image, target: .index(target), baseline: configured.baseline).map
+        }
     }
 
     private static func randomLogit(_ name: String, _ summary: String) -> MetricSpec {

@@ -25,7 +25,7 @@ func printMetricTable(_ summary: EvaluateJob.Summary) {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score explanations: deletion and insertion, ROAD, Average Drop and Increase in Confidence, faithfulness correlation, infidelity, completeness, sensitivity, random logit, model randomisation (MPRT), sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and relevance rank.",
+        abstract: "Score explanations: deletion and insertion, ROAD, Average Drop and Increase in Confidence, coherency, ADCC, ARCC, faithfulness correlation, infidelity, completeness, sensitivity, random logit, model randomisation (MPRT), sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and relevance rank.",
         discussion: """
         For each image and method, evaluates the map `xai explain` wrote to OUT/<stem>/<method>.npy, or explains and writes \
         it first. Writes one line per image x method x metric to OUT/metrics.jsonl (score, direction, settings, seconds, \
@@ -101,6 +101,7 @@ struct MetricOptions: ParsableArguments {
     @Option(help: help("roadPercentiles")) var roadPercentiles = d.roadPercentiles
     @Option(help: help("roadNoise")) var roadNoise = d.roadNoise
     @Option(help: help("roadScore")) var roadScore = d.roadScore
+    @Option(help: help("roadTies")) var roadTies = d.roadTies
 
     func configuration(seed: UInt64) throws -> MetricConfiguration {
         var c: MetricConfiguration = try knobConfiguration(from: self)

@@ -57,3 +57,49 @@ public struct ConfidenceChange: Sendable {
                              settings: settings.merging(["definition": "1 where O > Y, else 0"]) { $1 }))
     }
 }
+
+/// Coherency (Poppi, Cornia, Baraldi & Cucchiara, CVPR workshops 2021), as pytorch-grad-cam's
+/// `metrics.arcc.Coherency`: the method re-explains the image multiplied by its map (scaled to
+/// [0, 1] as ``ConfidenceChange`` scales it) for the same class, and the score is `(rho + 1) / 2`,
+/// `rho` the Pearson correlation of the new map with the map. A map that keeps what made it is
+/// found again: 1. Higher is better. The scaled map's mean is its L1 complexity (the same paper's
+/// Complexity, lower is simpler), which the combined scores read:
+/// - ADCC (Poppi et al.): the harmonic mean of coherency, `1 - complexity` and `1 - average drop`;
+/// - ARCC (pytorch-grad-cam's `ARCC`): the harmonic mean of coherency, `1 - complexity` and the
+///   ROAD score doubled and clipped to [0, 1], each term plus 1e-8.
+public struct Coherency: Sendable {
+    public init() {}
+
+    /// Coherency and the scaled maps' L1 complexity, per image.
+    /// - Parameter explain: the method's map (`[1, H, W]` or `[H, W]` values) of an image `[1, C, H, W]` for a class.
+    public func evaluate(model: ExplainedModel, images: Tensor, maps: Tensor, target: Target = .predicted,
+                         explain: (Tensor, Int) throws -> Tensor) throws -> (coherency: MetricResult, complexity: [Double]) {
+        let (n, h, w) = try checkMaps(maps, for: images, metric: "coherency")
+        let pixels = h * w, channels = images.shape[1]
+        let (_, targets) = try model.prepare(images, target: target)
+        var coherency: [Double] = [], complexity: [Double] = []
+        for b in 0..<n {
+            let m = ConfidenceChange.scaled(mapValues(maps, b, pixels: pixels))
+            var mixed = try ExplainedModel.image(images, b)
+            mixed.withUnsafeMutableBufferPointer { x in
+                for c in 0..<channels { for p in 0..<pixels { x[c * pixels + p] *= m[p] } }
+            }
+            let again = try explain(mixed, targets[b])
+            guard again.shape.count == pixels else {
+                throw XAIError.shapeMismatch(op: "coherency", expected: "the method's map [\(h), \(w)]", got: [again.shape])
+            }
+            let rho = Similarity.pearson(again.scalars.map(Double.init), m.map(Double.init))
+            coherency.append((rho + 1) / 2)
+            complexity.append(m.reduce(0.0) { $0 + Double($1) } / Double(pixels))
+        }
+        return (MetricResult(metric: "coherency", direction: .higherIsBetter, scores: coherency,
+                             settings: ["definition": "(Pearson(map of the image times the map, map) + 1) / 2, the map scaled to [0, 1]",
+                                        "re-explained": "the image times the map, same class, the method's knobs and seed"]),
+                complexity)
+    }
+
+    /// The harmonic mean of three scores in [0, 1], each plus `epsilon` (a zero gives about 0).
+    public static func harmonicMean(_ a: Double, _ b: Double, _ c: Double, epsilon: Double = 0) -> Double {
+        3 / (1 / (a + epsilon) + 1 / (b + epsilon) + 1 / (c + epsilon))
+    }
+}

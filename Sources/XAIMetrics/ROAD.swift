@@ -40,13 +40,27 @@ public struct ROAD: Sendable {
         case mostRelevantFirst, leastRelevantFirst
     }
 
+    /// What happens to pixels tied with the percentile.
+    public enum Ties: String, Sendable, CaseIterable {
+        /// Exactly as many pixels kept as a map without ties keeps, ties by pixel index (the default:
+        /// defined on every map).
+        case index
+        /// pytorch-grad-cam's rule: every pixel below `np.percentile(map, p)` kept (for LeRF, below
+        /// the percentile of `1 - map`), so every pixel tied at the threshold goes. Where that
+        /// removes them all (a ReLU'd CAM whose zeros pass the percentile) nothing is left to impute
+        /// from, and the image's score is NaN (pytorch-grad-cam's system is singular there).
+        case threshold
+    }
+
     public var percentiles: [Int]
     /// Standard deviation of the noise added to the imputed values, in input units.
     public var noise: Float
     public var score: Score
     public var seed: UInt64
+    public var ties: Ties
 
-    public init(percentiles: [Int] = ROAD.defaultPercentiles, noise: Float = 0.01, score: Score = .probability, seed: UInt64 = 0) {
+    public init(percentiles: [Int] = ROAD.defaultPercentiles, noise: Float = 0.01, score: Score = .probability, seed: UInt64 = 0, ties: Ties = .index) {
+        self.ties = ties
         self.percentiles = percentiles
         self.noise = noise
         self.score = score
@@ -90,6 +104,19 @@ public struct ROAD: Sendable {
         }.map { $0 - base }
     }
 
+    /// pytorch-grad-cam's kept pixels: those of `values` (for LeRF `1 - values`, in float32) strictly
+    /// below their `percentile`-th percentile, numpy's linear interpolation (`_lerp`) in float32.
+    public static func keptBelowThreshold(_ values: ArraySlice<Float>, percentile: Int, order: Order) -> [Bool] {
+        let v = order == .mostRelevantFirst ? Array(values) : values.map { 1 - $0 }
+        let sorted = v.sorted()
+        guard let last = sorted.indices.last else { return [] }
+        let position = Double(percentile) / 100 * Double(last)
+        let below = min(Int(position.rounded(.down)), last), above = min(below + 1, last)
+        let (a, b, t) = (sorted[below], sorted[above], Float(position - Double(below)))
+        let threshold = t >= 0.5 ? b - (b - a) * (1 - t) : a + (b - a) * t
+        return v.map { $0 < threshold }
+    }
+
     static func kept(_ ranking: [Int], percentile: Int) -> [Bool] {
         let count = (percentile * (ranking.count - 1) + 99) / 100
         var keep = [Bool](repeating: false, count: ranking.count)
@@ -118,7 +145,8 @@ public struct ROAD: Sendable {
         for b in 0..<n {
             let image = try ExplainedModel.image(images, b)
             let map = mapValues(maps, b, pixels: pixels)
-            let rankings = [Order.mostRelevantFirst: Self.ranking(map, .mostRelevantFirst), .leastRelevantFirst: Self.ranking(map, .leastRelevantFirst)]
+            let rankings = ties == .threshold ? [:]
+                : [Order.mostRelevantFirst: Self.ranking(map, .mostRelevantFirst), .leastRelevantFirst: Self.ranking(map, .leastRelevantFirst)]
             let clean = Self.value(logits.scalars[(b * classes)..<((b + 1) * classes)], targets[b], score)
             var changes: [Double] = []
             var start = 0
@@ -129,16 +157,21 @@ public struct ROAD: Sendable {
                 imputed.withUnsafeMutableBufferPointer { slots in
                     concurrentForEach(range.count) { k in
                         let r = range.lowerBound + k
-                        slots[k] = Result { try impute(image.scalars, channels: channels, height: h, width: w,
-                                                       keep: Self.kept(rankings[runs[r].1] ?? [], percentile: runs[r].0), image: b, run: r) }
+                        let keep = ties == .index ? Self.kept(rankings[runs[r].1] ?? [], percentile: runs[r].0)
+                            : Self.keptBelowThreshold(map, percentile: runs[r].0, order: runs[r].1)
+                        // Nothing kept (pytorch-grad-cam's rule on ties): no image to score, the image's ROAD is NaN.
+                        guard keep.contains(true) else { return }
+                        slots[k] = Result { try impute(image.scalars, channels: channels, height: h, width: w, keep: keep, image: b, run: r) }
                     }
                 }
                 var batch: [Float] = []
                 batch.reserveCapacity(range.count * channels * pixels)
-                for result in imputed { batch += try result.get() }
+                // A run with nothing kept runs its image unimputed and scores NaN.
+                for result in imputed { let x = try result.get(); batch += x.isEmpty ? image.scalars : x }
                 let out = try model.logits(try model.backend.upload(Tensor(unchecked: Shape([range.count, channels, h, w]), batch)))
                 for k in 0..<range.count {
-                    changes.append(Self.value(out.scalars[(k * classes)..<((k + 1) * classes)], targets[b], score) - clean)
+                    let scored = (try? imputed[k].get().isEmpty) == false
+                    changes.append(scored ? Self.value(out.scalars[(k * classes)..<((k + 1) * classes)], targets[b], score) - clean : .nan)
                 }
                 done += range.count
                 try progress?(done, n * runs.count)
@@ -151,7 +184,8 @@ public struct ROAD: Sendable {
         let settings = ["percentiles": percentiles.map(String.init).joined(separator: ","), "noise": "\(noise)", "seed": "\(seed)",
                         "score": score == .probability ? "softmax probability of the target" : "logit of the target",
                         "imputation": "noisy linear (each removed pixel the weighted mean of its 8 neighbours, 1/6 across, 1/12 diagonally)",
-                        "removed": "all but ceil(p (n - 1) / 100) pixels at percentile p, ties by pixel index"]
+                        "removed": ties == .index ? "all but ceil(p (n - 1) / 100) pixels at percentile p, ties by pixel index"
+                            : "every pixel not below the p-th percentile (of 1 - map for LeRF), as pytorch-grad-cam"]
         func result(_ name: String, _ direction: MetricDirection, _ scores: [Double], _ definition: String) -> MetricResult {
             MetricResult(metric: name, direction: direction, scores: scores, settings: settings.merging(["definition": definition]) { $1 })
         }

@@ -72,7 +72,7 @@ final class EvaluateCommandTests: XCTestCase {
             }
         }
         let (cpu, gpu) = (scores["cpu"] ?? [:], scores["gpu"] ?? [:])
-        XCTAssertEqual(cpu.count, 2 * 2 * 18, "2 images x 2 methods x the 18 metrics that need no ground truth")
+        XCTAssertEqual(cpu.count, 2 * 2 * 21, "2 images x 2 methods x the 21 metrics that need no ground truth")
         XCTAssertEqual(Set(cpu.keys), Set(gpu.keys))
         for (key, a) in cpu {
             let b = gpu[key] ?? .nan

@@ -193,6 +193,78 @@ final class CAMMetricTests: XCTestCase, MetricFixtures {
         }
     }
 
+    /// Coherency, ADCC and ARCC from the registry (the method, Grad-CAM at layer2, re-explaining)
+    /// against pytorch-grad-cam's Coherency and ARCC (its ROAD noiseless, percentiles 20 to 80, on
+    /// logits) with its GradCAM as the base method, on its own Grad-CAM maps; ADCC from the same
+    /// parts and its DropInConfidence.
+    func testCoherencyADCCAndARCCMatchPytorchGradCam() throws {
+        let m = try roadManifest()
+        let expected = try XCTUnwrap(m["arcc"] as? [String: Any])
+        let targets = try XCTUnwrap(m["targets"] as? [Int])
+        let models = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixturesDirectory + "/models/manifest.json"))) as? [String: Any])
+        let layer = try XCTUnwrap((((models["models"] as? [String: Any])?["small_resnet"] as? [String: Any])?["tap_values"] as? [String])?[1])
+        var method = MethodConfiguration()
+        method.layer = layer
+        var knobs = MetricConfiguration()
+        knobs.roadPercentiles = "20,40,60,80"
+        knobs.roadNoise = 0
+        knobs.roadScore = ROAD.Score.logit.rawValue
+        // pytorch-grad-cam's rule for the pixels tied at a percentile: its upsampled Grad-CAM maps hold
+        // ties (3293 values among 4096 pixels), and at 20 % one of them decides image 1's ROAD. With
+        // xai's default rule (ties by index) its ARCC is 1.5e-3 from pytorch-grad-cam's.
+        knobs.roadTies = ROAD.Ties.threshold.rawValue
+        for (label, backend) in TestBackends.all() where label == "cpu" || label == "opencl" {
+            let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
+            let session = try Session(source: modelPath, model: model)
+            let input = MetricInput(session: session, images: try images, maps: try NPY.read(roadFolder + "/arcc_maps.npy"), targets: targets,
+                                    method: "gradcam", methodConfiguration: method)
+            let outcomes = try MetricRegistry.evaluate(["coherency", "adcc", "arcc"], input: input, configuration: knobs)
+            var pairs: [(Double, Double)] = []
+            for (name, outcome) in outcomes {
+                let reference = try XCTUnwrap(expected[name] as? [Double], name)
+                XCTAssertEqual(outcome.result.direction, .higherIsBetter)
+                for b in 0..<2 {
+                    XCTAssertEqual(outcome.result.scores[b], reference[b], accuracy: 1e-5, "\(label) \(name) image \(b)")
+                    pairs.append((outcome.result.scores[b], reference[b]))
+                }
+            }
+            agreement("coherency, ADCC and ARCC vs pytorch-grad-cam (\(label))", pairs)
+            var byIndex = knobs
+            byIndex.roadTies = ROAD.Ties.index.rawValue
+            let arcc = try MetricRegistry.evaluate(["arcc"], input: input, configuration: byIndex)[0].outcome.result.scores
+            XCTAssertEqual(arcc[1], try XCTUnwrap(expected["arcc"] as? [Double])[1], accuracy: 3e-3)
+            XCTAssertGreaterThan(abs(arcc[1] - (try XCTUnwrap(expected["arcc"] as? [Double])[1])), 1e-4, "the tie at 20 % decides")
+        }
+    }
+
+    /// pytorch-grad-cam's rule keeps the pixels strictly below the percentile (numpy's linear
+    /// interpolation), ties included in what goes; where every pixel ties with the threshold none
+    /// stays and ROAD is NaN for that image, not an error.
+    func testThresholdRuleFollowsNumpysPercentile() throws {
+        let values: [Float] = [0, 0, 0, 0.25, 0.5, 0.5, 0.75, 1, 0.9, 0.1]
+        let sorted = values.sorted()
+        for p in [10, 20, 33, 50, 75, 90] {
+            // numpy: position p/100 (n - 1), linear between the neighbours.
+            let position = Double(p) / 100 * Double(values.count - 1)
+            let lo = Int(position), t = position - Double(lo)
+            let threshold = Double(sorted[lo]) + (Double(sorted[min(lo + 1, values.count - 1)]) - Double(sorted[lo])) * t
+            XCTAssertEqual(ROAD.keptBelowThreshold(values[...], percentile: p, order: .mostRelevantFirst), values.map { Double($0) < threshold - 1e-7 }, "p \(p)")
+        }
+        // Three zeros of ten: at 20 % the threshold is 0 and MoRF keeps nothing.
+        XCTAssertFalse(ROAD.keptBelowThreshold(values[...], percentile: 20, order: .mostRelevantFirst).contains(true))
+        let backend = try Backends.make(.cpu)
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: backend)
+        var zeros = try roadMaps(1).scalars
+        for q in 0..<(zeros.count / 2) where q % 3 != 0 { zeros[q] = 0 }  // a third of image 0's pixels 0 and more
+        let maps = Tensor(unchecked: [2, 64, 64], zeros)
+        let r = try ROAD(percentiles: [20, 60], noise: 0, ties: .threshold).evaluate(model: model, images: try images, maps: maps)
+        XCTAssertTrue(r.morf.scores[0].isNaN && r.combined.scores[0].isNaN, "\(r.morf.scores)")
+        XCTAssertTrue(r.morf.scores[1].isFinite && r.lerf.scores[0].isFinite)
+        XCTAssertEqual(r.morf.count, 1)
+        let byIndex = try ROAD(percentiles: [20, 60], noise: 0).evaluate(model: model, images: try images, maps: maps)
+        XCTAssertTrue(byIndex.morf.scores.allSatisfy(\.isFinite))
+    }
+
     func testROADKnobsAreCheckedByName() throws {
         for (percentiles, noise, knob) in [("0,50", Float(0.01), "roadPercentiles"), ("10,x", 0.01, "roadPercentiles"), ("20,20", 0.01, "roadPercentiles"),
                                            ("", 0.01, "roadPercentiles"), ("10,100", 0.01, "roadPercentiles"), ("10", -1, "roadNoise"), ("10", .nan, "roadNoise")] {
