@@ -15,6 +15,23 @@ extension ExplainedModel {
         let activations = try backend.download(try spatialView(try pass.kept(layer), try camLayout(layer)))
         return (activations, logits, targets)
     }
+
+    /// A CAM made image by image from the layer's activations alone: `project` turns one image's
+    /// values (channel-major, `[C, positions]`) into a value per position; clipped at zero with `relu`.
+    func activationCAM(_ input: Tensor, target: Target, layer: String?, relu: Bool,
+                       project: (_ values: ArraySlice<Float>, _ channels: Int, _ positions: Int) throws -> [Double]) throws -> Attribution {
+        let layer = try camLayer(layer)
+        try validate(input)
+        let (a, logits, targets) = try camActivations(input, target: target, layer: layer)
+        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        let plane = h * w
+        var cam = [Float](repeating: 0, count: n * plane)
+        for b in 0..<n {
+            let values = try project(a.scalars[(b * c * plane)..<((b + 1) * c * plane)], c, plane)
+            for q in 0..<plane { cam[b * plane + q] = relu ? max(Float(values[q]), 0) : Float(values[q]) }
+        }
+        return try camAttribution(try backend.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
+    }
 }
 
 /// FEM, the Feature Explanation Method (Fuad et al., IPTA 2020), as pytorch-grad-cam's `FEM`: no
@@ -41,16 +58,10 @@ public struct FEM: ModelMethod {
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
         guard sigmas.isFinite else { throw XAIError.invalidArgument(parameter: "femSigmas", value: "\(sigmas)", reason: "must be a finite number") }
-        let layer = try model.camLayer(layer)
-        try model.validate(input)
-        let (a, logits, targets) = try model.camActivations(input, target: target, layer: layer)
-        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
-        let plane = h * w
-        var cam = [Float](repeating: 0, count: n * plane)
-        for b in 0..<n {
+        return try model.activationCAM(input, target: target, layer: layer, relu: relu) { image, c, plane in
             var sum = [Double](repeating: 0, count: plane)
             for ch in 0..<c {
-                let values = a.scalars[((b * c + ch) * plane)..<((b * c + ch + 1) * plane)]
+                let values = image[(image.startIndex + ch * plane)..<(image.startIndex + (ch + 1) * plane)]
                 let mean = values.reduce(0.0) { $0 + Double($1) } / Double(plane)
                 let variance = values.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(plane)
                 // Compared in float32, as pytorch-grad-cam compares its float32 activations.
@@ -59,9 +70,8 @@ public struct FEM: ModelMethod {
                 guard weight > 0 else { continue }
                 for (q, v) in values.enumerated() { sum[q] += weight * Double(v) }
             }
-            for q in 0..<plane { cam[b * plane + q] = relu ? max(Float(sum[q]), 0) : Float(sum[q]) }
+            return sum
         }
-        return try model.camAttribution(try model.backend.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
     }
 }
 
@@ -100,17 +110,9 @@ public struct KPCACAM: ModelMethod {
         if let gamma, !(gamma.isFinite && gamma > 0) {
             throw XAIError.invalidArgument(parameter: "kpcaGamma", value: "\(gamma)", reason: "must be a positive number")
         }
-        let layer = try model.camLayer(layer)
-        try model.validate(input)
-        let (a, logits, targets) = try model.camActivations(input, target: target, layer: layer)
-        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
-        let plane = h * w
-        var cam = [Float](repeating: 0, count: n * plane)
-        for b in 0..<n {
-            let projection = try kernelProjection(Array(a.scalars[(b * c * plane)..<((b + 1) * c * plane)]), channels: c, positions: plane)
-            for q in 0..<plane { cam[b * plane + q] = relu ? max(Float(projection[q]), 0) : Float(projection[q]) }
+        return try model.activationCAM(input, target: target, layer: layer, relu: relu) { image, c, plane in
+            try kernelProjection(Array(image), channels: c, positions: plane)
         }
-        return try model.camAttribution(try model.backend.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
     }
 
     /// The first kernel principal component of `positions` rows of `channels` values (given
