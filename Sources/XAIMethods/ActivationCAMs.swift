@@ -115,9 +115,18 @@ public struct KPCACAM: ModelMethod {
         }
     }
 
+    /// The most positions KPCA-CAM takes: its kernel matrix is positions^2 float64 values (512 MiB
+    /// here) and its eigensolver's work grows with their cube.
+    public static let positionLimit = 8192
+
     /// The first kernel principal component of `positions` rows of `channels` values (given
-    /// channel-major), centred per channel; non-finite values count as zero, as pytorch-grad-cam's.
+    /// channel-major), centred per channel; non-finite values count as zero (pytorch-grad-cam
+    /// zeroes NaN, and scikit-learn refuses infinities).
     func kernelProjection(_ values: [Float], channels c: Int, positions p: Int) throws -> [Double] {
+        guard p <= Self.positionLimit else {
+            throw XAIError.invalidArgument(parameter: "layer", value: layer ?? "the default CAM layer",
+                                           reason: "KPCA-CAM's kernel matrix over the layer's \(p) positions would take \(p * p * 8 / (1 << 20)) MiB; pick a layer of at most \(Self.positionLimit) positions")
+        }
         var x = [Double](repeating: 0, count: p * c)  // [P, C], centred
         for ch in 0..<c {
             var mean = 0.0
@@ -162,7 +171,9 @@ public struct KPCACAM: ModelMethod {
            vector[largest] < 0 {
             vector = vector.map { -$0 }
         }
-        let scale = max(top.value, 0).squareRoot()  // a negative eigenvalue is rounding: scikit-learn sets it to 0
+        // A centred kernel's top eigenvalue is not negative but by rounding: its map is then 0
+        // (scikit-learn raises "All eigenvalues are negative" there).
+        let scale = max(top.value, 0).squareRoot()
         return vector.map { $0 * scale }
     }
 }

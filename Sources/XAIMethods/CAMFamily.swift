@@ -344,6 +344,10 @@ public struct FinerCAM: ModelMethod {
 
     public func validate() throws {
         guard alpha.isFinite else { throw XAIError.invalidArgument(parameter: "finerAlpha", value: "\(alpha)", reason: "must be a finite number") }
+        guard !comparisons.isEmpty, comparisons.allSatisfy({ $0 >= 1 }), Set(comparisons).count == comparisons.count else {
+            throw XAIError.invalidArgument(parameter: "comparisons", value: comparisons.map(String.init).joined(separator: ","),
+                                           reason: "must be distinct places of 1 or more (place 0 is the target itself)")
+        }
         guard base != .gradCAMPlusPlus else {
             throw XAIError.unsupported(op: name, reason: "Grad-CAM++'s closed form differentiates exp(logit), not a comparison of classes; use gradcam, xgradcam, layercam, hirescam or gradcamelementwise")
         }

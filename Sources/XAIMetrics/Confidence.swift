@@ -61,7 +61,8 @@ public struct ConfidenceChange: Sendable {
 /// Coherency (Poppi, Cornia, Baraldi & Cucchiara, CVPR workshops 2021), as pytorch-grad-cam's
 /// `metrics.arcc.Coherency`: the method re-explains the image multiplied by its map (scaled to
 /// [0, 1] as ``ConfidenceChange`` scales it) for the same class, and the score is `(rho + 1) / 2`,
-/// `rho` the Pearson correlation of the new map with the map. A map that keeps what made it is
+/// `rho` the Pearson correlation of the new map with the map (pytorch-grad-cam's, with 1e-8 added
+/// to the product of the deviations: a constant map correlates 0). A map that keeps what made it is
 /// found again: 1. Higher is better. The scaled map's mean is its L1 complexity (the same paper's
 /// Complexity, lower is simpler), which the combined scores read:
 /// - ADCC (Poppi et al.): the harmonic mean of coherency, `1 - complexity` and `1 - average drop`;
@@ -88,7 +89,8 @@ public struct Coherency: Sendable {
             guard again.shape.count == pixels else {
                 throw XAIError.shapeMismatch(op: "coherency", expected: "the method's map [\(h), \(w)]", got: [again.shape])
             }
-            let rho = Similarity.pearson(again.scalars.map(Double.init), m.map(Double.init))
+            // Both scaled to [0, 1] as pytorch-grad-cam's base method returns its maps, so its 1e-8 weighs alike.
+            let rho = Self.correlation(ConfidenceChange.scaled(again.scalars[...]).map(Double.init), m.map(Double.init))
             coherency.append((rho + 1) / 2)
             complexity.append(m.reduce(0.0) { $0 + Double($1) } / Double(pixels))
         }
@@ -96,6 +98,22 @@ public struct Coherency: Sendable {
                              settings: ["definition": "(Pearson(map of the image times the map, map) + 1) / 2, the map scaled to [0, 1]",
                                         "re-explained": "the image times the map, same class, the method's knobs and seed"]),
                 complexity)
+    }
+
+    /// pytorch-grad-cam's `batch_pearson_coherency`: `cov / (std_a std_b + 1e-8)` with sample
+    /// statistics, so a constant map (a re-explanation clipped to nothing) correlates 0, not NaN:
+    /// its coherency is 0.5 and the image stays in the mean.
+    static func correlation(_ a: [Double], _ b: [Double]) -> Double {
+        let n = Double(a.count)
+        guard a.count == b.count, a.count > 1 else { return .nan }
+        let (ma, mb) = (a.reduce(0, +) / n, b.reduce(0, +) / n)
+        var ab = 0.0, aa = 0.0, bb = 0.0
+        for (x, y) in zip(a, b) {
+            ab += (x - ma) * (y - mb)
+            aa += (x - ma) * (x - ma)
+            bb += (y - mb) * (y - mb)
+        }
+        return (ab / (n - 1)) / ((aa / (n - 1)).squareRoot() * (bb / (n - 1)).squareRoot() + 1e-8)
     }
 
     /// The harmonic mean of three scores in [0, 1], each plus `epsilon` (a zero gives about 0).

@@ -20,7 +20,7 @@ import XAIMethods
 /// What is removed, stated: pytorch-grad-cam keeps the pixels strictly below `np.percentile(map,
 /// p)`, so of `n` tie-free pixels it keeps `ceil(p (n - 1) / 100)`. xai keeps exactly that many,
 /// the lowest (MoRF) or the highest (LeRF) by value, ties by pixel index. The two agree on every
-/// map without ties; on ties pytorch-grad-cam removes every pixel tied at the threshold (a ReLU'd
+/// map without ties (up to rounding); on ties pytorch-grad-cam removes every pixel tied at the threshold (a ReLU'd
 /// CAM whose zeros pass the percentile loses all its pixels, and its system becomes singular).
 ///
 /// The noise pytorch-grad-cam adds to the imputed pixels (`0.01 * randn`, torch's global stream)
@@ -110,15 +110,16 @@ public struct ROAD: Sendable {
         let v = order == .mostRelevantFirst ? Array(values) : values.map { 1 - $0 }
         let sorted = v.sorted()
         guard let last = sorted.indices.last else { return [] }
-        let position = Double(percentile) / 100 * Double(last)
+        let position = Double(min(max(percentile, 0), 100)) / 100 * Double(last)
         let below = min(Int(position.rounded(.down)), last), above = min(below + 1, last)
-        let (a, b, t) = (sorted[below], sorted[above], Float(position - Double(below)))
-        let threshold = t >= 0.5 ? b - (b - a) * (1 - t) : a + (b - a) * t
+        // numpy's _lerp with its float64 weight, the threshold then compared in float32 as torch compares it.
+        let (a, b, t) = (Double(sorted[below]), Double(sorted[above]), position - Double(below))
+        let threshold = Float(t >= 0.5 ? b - (b - a) * (1 - t) : a + (b - a) * t)
         return v.map { $0 < threshold }
     }
 
     static func kept(_ ranking: [Int], percentile: Int) -> [Bool] {
-        let count = (percentile * (ranking.count - 1) + 99) / 100
+        let count = (min(max(percentile, 0), 100) * (ranking.count - 1) + 99) / 100
         var keep = [Bool](repeating: false, count: ranking.count)
         for index in ranking.prefix(count) { keep[index] = true }
         return keep
@@ -294,8 +295,11 @@ enum CholeskySolver {
         var a = cholmod_triplet_to_sparse(triplet, values.count, &common)
         defer { cholmod_free_sparse(&a, &common) }
         guard let matrix = a else { throw failure("conversion") }
-        // CHOLMOD's default ordering (AMD here): METIS's nested dissection halves the flops on
-        // these grids but took longer to order than AMD's factorisation takes (224x224, 90 % removed).
+        // AMD, alone: METIS's nested dissection halves the flops on these grids but took longer to
+        // order than AMD's whole factorisation (224x224, 90 % removed), and CHOLMOD's default would
+        // try it where AMD's fill looks poor.
+        common.nmethods = 1
+        common.method.0.ordering = Int32(CHOLMOD_AMD)
         var l = cholmod_analyze(matrix, &common)
         defer { cholmod_free_factor(&l, &common) }
         guard let factor = l else { throw failure("analysis") }

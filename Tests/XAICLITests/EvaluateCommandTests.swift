@@ -58,7 +58,7 @@ final class EvaluateCommandTests: XCTestCase {
     /// ROAD removes a share of the pixels: Grad-CAM's upsampled maps hold hundreds of pixels tied on
     /// one backend and 1e-10 apart on the other, so which of them stay at a percentile differs, and
     /// the scores moved by up to 1.8e-4 (road_morf, of 0.09) and 9e-5 (road, of 0.015): they are
-    /// held to 5e-4.
+    /// held to 5e-4. ARCC doubles ROAD inside a harmonic mean: 4.7e-4 (of 0.085) seen, held to 1e-3.
     func testEveryMetricAgreesOnTheCPUAndOpenCL() throws {
         guard TestBackends.openCL() != nil else { return }
         var scores: [String: [String: Double]] = [:]
@@ -77,7 +77,7 @@ final class EvaluateCommandTests: XCTestCase {
         for (key, a) in cpu {
             let b = gpu[key] ?? .nan
             XCTAssertTrue(a.isFinite && b.isFinite, "\(key): \(a) on the CPU, \(b) on OpenCL")
-            let tolerance = key.hasSuffix(" road") || key.contains(" road_") ? 5e-4 : 1e-3 * max(abs(a), 1e-3)
+            let tolerance = key.hasSuffix(" arcc") ? 1e-3 : key.hasSuffix(" road") || key.contains(" road_") ? 5e-4 : 1e-3 * max(abs(a), 1e-3)
             XCTAssertEqual(a, b, accuracy: tolerance, "\(key) on the CPU and OpenCL")
         }
     }

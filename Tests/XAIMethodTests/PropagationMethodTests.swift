@@ -220,6 +220,16 @@ final class PropagationMethodTests: XCTestCase {
         XCTAssertNotEqual(try registry("fem", "{\(layer), \"femSigmas\": 1}").scalars, try registry("fem", "{\(layer)}").scalars)
         XCTAssertEqual(try registry("finercam", "{\(layer), \"finerAlpha\": 0.5}").scalars,
                        try FinerCAM(model: model, layer: c.layer, alpha: 0.5, relu: false).attribute(c.input, target: target).raw!.scalars)
+        // Finer-CAM's places must name other classes; KPCA-CAM refuses a layer whose kernel matrix would not fit.
+        for places in [[0, 1], [1, 1], [-1], []] {
+            XCTAssertThrowsError(try FinerCAM(model: model, comparisons: places).validate(), "\(places)") { error in
+                XCTAssertTrue("\(error)".contains("comparisons"), "\(error)")
+            }
+        }
+        let wide = KPCACAM.positionLimit + 1
+        XCTAssertThrowsError(try KPCACAM(model: model).kernelProjection([Float](repeating: 1, count: wide), channels: 1, positions: wide)) { error in
+            XCTAssertTrue("\(error)".contains("layer") && "\(error)".contains("\(wide) positions"), "\(error)")
+        }
         for (json, knob) in [(#"{"kpcaKernel": "laplacian"}"#, "kpcaKernel"), (#"{"kpcaGamma": -1}"#, "kpcaGamma"), (#"{"femSigmas": "two"}"#, "femSigmas")] {
             XCTAssertThrowsError(try registry(json.contains("fem") ? "fem" : "kpcacam", json), json) { error in
                 XCTAssertTrue("\(error)".contains(knob), "\(error)")

@@ -237,6 +237,24 @@ final class CAMMetricTests: XCTestCase, MetricFixtures {
         }
     }
 
+    /// A re-explanation clipped to nothing (a constant map) correlates 0 with the map, as in
+    /// pytorch-grad-cam's batch_pearson_coherency: coherency 0.5, not NaN, and the image stays in
+    /// the mean; a re-explanation equal to the map gives 1.
+    func testCoherencyOfAConstantReexplanationIsOneHalf() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: try Backends.make(.cpu))
+        let maps = try roadMaps(1)
+        let flat = try Coherency().evaluate(model: model, images: try images, maps: maps) { _, _ in Tensor(shape: [1, 64, 64]) }
+        XCTAssertEqual(flat.coherency.scores, [0.5, 0.5])
+        XCTAssertEqual(flat.coherency.count, 2)
+        var call = 0
+        let same = try Coherency().evaluate(model: model, images: try images, maps: maps) { _, _ in
+            defer { call += 1 }
+            return try ExplainedModel.image(maps, call)
+        }
+        // 1 but for the 1e-8 in the denominator.
+        for score in same.coherency.scores { XCTAssertEqual(score, 1, accuracy: 1e-6) }
+    }
+
     /// pytorch-grad-cam's rule keeps the pixels strictly below the percentile (numpy's linear
     /// interpolation), ties included in what goes; where every pixel ties with the threshold none
     /// stays and ROAD is NaN for that image, not an error.

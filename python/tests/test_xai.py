@@ -302,6 +302,8 @@ def test_propagation_adapters(name):
         assert np.abs(maps - np.load(folder / "finercam_maps.npy")).max() < 1e-3
         with pytest.raises(ValueError, match="comparison_categories"):
             finer(x, comparison_categories=[1, 2])
+        # Given targets are used as they are, as pytorch-grad-cam's FinerCAM uses them: Grad-CAM of those classes.
+        assert np.array_equal(finer(x, targets=targets.tolist()), grad_cam.GradCAM(m, target_layers=[layer])(x, targets=targets.tolist()))
         for adapter, method, knobs in [(grad_cam.FEM(m, target_layers=[layer], k=1), "fem", {"fem_sigmas": 1.0}),
                                        (grad_cam.KPCA_CAM(m, target_layers=[layer], kernel="rbf", gamma=0.05), "kpcacam",
                                         {"kpca_kernel": "rbf", "kpca_gamma": 0.05})]:

@@ -98,7 +98,10 @@ class FEM(_BaseCAM):
 class FinerCAM(_BaseCAM):
     """Grad-CAM of the target's logit against the three classes whose logits are closest to it
     (pytorch-grad-cam's comparison places 1, 2, 3), softmax-weighted; `alpha` as its call takes it.
-    `target_idx` explains that class in every image; `targets` (or top-1) one per image."""
+    As pytorch-grad-cam's: `target_idx` explains that class in every image with the comparison,
+    no targets the top-1 class, and given `targets` (classes or ClassifierOutputTarget) are used as
+    they are, which is plain Grad-CAM of those classes. Its FinerWeightedTarget objects are not
+    taken: pass target_idx."""
 
     method = "finercam"
 
@@ -111,6 +114,15 @@ class FinerCAM(_BaseCAM):
                  target_idx=None) -> np.ndarray:
         if comparison_categories is not None and list(comparison_categories) != [1, 2, 3]:
             raise InvalidArgumentError("comparison_categories: only pytorch-grad-cam's default (1, 2, 3) is supported")
+        if targets is not None and target_idx is None:
+            if any(hasattr(t, "comparison_categories") for t in targets):
+                raise InvalidArgumentError("targets: FinerWeightedTarget is not taken; pass target_idx (the comparison classes are then chosen as pytorch-grad-cam chooses them)")
+            # pytorch-grad-cam's FinerCAM uses given targets as they are: Grad-CAM of those classes.
+            self.method, self.knobs = "gradcam", {}
+            try:
+                return super().__call__(input_tensor, targets=targets, eigen_smooth=eigen_smooth)
+            finally:
+                self.method = "finercam"
         if target_idx is not None:
             targets = [int(target_idx)] * _as_batch(input_tensor).shape[0]
         self.knobs = {"finer_alpha": float(alpha)}
