@@ -246,7 +246,7 @@ def cam_resized():
     import onnxruntime as ort
     import pytorch_grad_cam
     import cv2
-    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+    from pytorch_grad_cam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     out = os.path.join(FIXTURES, "cam_resized")
@@ -273,7 +273,7 @@ def cam_resized():
     layer = dict(model.named_modules())[CAM_LAYER]
     methods = {}
     for cam_name, cam_cls in [("gradcam", GradCAM), ("xgradcam", XGradCAM), ("layercam", LayerCAM),
-                              ("gradcampp", GradCAMPlusPlus), ("hirescam", HiResCAM)]:
+                              ("gradcampp", GradCAMPlusPlus), ("hirescam", HiResCAM), ("gradcamelementwise", GradCAMElementWise)]:
         cam = cam_cls(model=model, target_layers=[layer])
         raws = []
         original = cam.get_cam_image
