@@ -14,6 +14,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var infidelitySigma: Float = 0.1
     public var infidelitySamples = 10
     public var mprtSteps = 5
+    public var patchSize = 8
+    public var regions = 100
     public var roadPercentiles = ROAD.defaultPercentiles.map(String.init).joined(separator: ",")
     public var roadNoise: Float = 0.01
     public var roadScore = ROAD.Score.probability.rawValue
@@ -25,8 +27,9 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     private static func range(_ r: ClosedRange<Int>) -> (Double, Double) { (Double(r.lowerBound), Double(r.upperBound)) }
 
     public static let fields: [KnobField<MetricConfiguration>] = [
-        .integer(\.step, Knob("step", .integer, "Deletion/insertion: pixels changed per step (default: H*W/224 rounded up, 225 evaluations).", minimum: 1)),
-        .string(\.substrate, Knob("substrate", .string, "Deletion: what removed pixels become.", choices: PixelCurve.Substrate.allCases.map(\.rawValue))),
+        .integer(\.step, Knob("step", .integer, "Deletion, insertion, monotonicity, faithfulness estimate: pixels changed per step (default: H*W/224 rounded up, 225 evaluations).", minimum: 1)),
+        .string(\.substrate, Knob("substrate", .string, "Deletion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity: what removed pixels become (zero: the dataset's mean colour after normalisation; mean: each channel's mean over the image; blur: RISE's 11x11 blur).",
+                                   choices: PixelCurve.Substrate.allCases.map(\.rawValue))),
         .integer(\.tolerance, Knob("tolerance", .integer, "Pointing game: hit tolerance in pixels (default: 15 at 224, scaled).", minimum: 0)),
         .number(\.sensitivityRadius, Knob("sensitivityRadius", .number, "Sensitivity: radius of the uniform noise added to every input value (Captum's 0.02; Quantus uses 0.2).",
                                           minimum: 0)),
@@ -40,6 +43,9 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
                                            minimum: range(Infidelity.sampleRange).0, maximum: range(Infidelity.sampleRange).1)),
         .integer(\.mprtSteps, Knob("mprtSteps", .integer, "MPRT: randomisation stages from the top layer to all layers, each one re-explanation.",
                                    minimum: range(ModelRandomisation.stepRange).0, maximum: range(ModelRandomisation.stepRange).1)),
+        .integer(\.patchSize, Knob("patchSize", .integer, "Region perturbation, selectivity: side of the square patches removed (Quantus's grid).", minimum: 1)),
+        .integer(\.regions, Knob("regions", .integer, "Region perturbation: patches removed, one more per evaluation (Quantus's regions_evaluation).",
+                                 minimum: range(RegionPerturbation.regionRange).0, maximum: range(RegionPerturbation.regionRange).1)),
         .string(\.roadPercentiles, Knob("roadPercentiles", .string, "ROAD: the percentiles averaged, comma-separated (at p, MoRF keeps the pixels below the map's p-th percentile, LeRF those above its (100-p)-th).")),
         .number(\.roadNoise, Knob("roadNoise", .number, "ROAD: standard deviation of the noise added to the imputed pixels, in input units (pytorch-grad-cam's 0.01).", minimum: 0)),
         .string(\.roadScore, Knob("roadScore", .string, "ROAD: the target's score compared before and after imputation.", choices: ROAD.Score.allCases.map(\.rawValue))),
@@ -52,6 +58,12 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     var sensitivity: Sensitivity { Sensitivity(radius: sensitivityRadius, samples: sensitivitySamples, seed: seed) }
     var faithfulness: FaithfulnessCorrelation { FaithfulnessCorrelation(runs: faithfulnessRuns, subsetSize: faithfulnessSubset, seed: seed) }
     var infidelity: Infidelity { Infidelity(sigma: infidelitySigma, samples: infidelitySamples, seed: seed) }
+    func regionPerturbation(_ order: RegionPerturbation.Order) -> RegionPerturbation {
+        RegionPerturbation(patchSize: patchSize, regions: regions, order: order, substrate: pixelCurveSubstrate)
+    }
+    var selectivity: Selectivity { Selectivity(patchSize: patchSize, substrate: pixelCurveSubstrate) }
+    var faithfulnessEstimate: FaithfulnessEstimate { FaithfulnessEstimate(step: step, substrate: pixelCurveSubstrate) }
+    var monotonicity: Monotonicity { Monotonicity(step: step, substrate: pixelCurveSubstrate) }
     var randomisation: ModelRandomisation { ModelRandomisation(steps: mprtSteps, seed: seed) }
     func road() throws -> ROAD {
         ROAD(percentiles: try ROAD.percentiles(parsing: roadPercentiles), noise: roadNoise, score: ROAD.Score(rawValue: roadScore) ?? .probability, seed: seed,
@@ -170,6 +182,47 @@ public enum MetricRegistry {
     public static let metrics: [MetricSpec] = [
         pixelCurve(.deletion, "area under the probability as the most relevant pixels are removed (RISE's protocol)", .lowerIsBetter),
         pixelCurve(.insertion, "area under the probability as the most relevant pixels are put back into a blurred image", .higherIsBetter),
+        regionPerturbation(.morf, "AOPC: mean drop of the probability as the most relevant patches are removed (Samek et al.; Quantus's RegionPerturbation)"),
+        regionPerturbation(.lerf, "AOPC as the least relevant patches are removed first (Samek et al.)"),
+        MetricSpec(name: "selectivity", summary: "area under the probability as every patch is removed, most relevant first (Montavon et al.; Quantus)",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: false, knobs: ["patchSize", "substrate"], group: "selectivity",
+                   parameterNames: [:],
+                   costOf: { pixels, c, _ in forwards(Double(patches(pixels, c.patchSize) + 1)) },
+                   check: none,
+                   compute: { input, c in
+                       ["selectivity": try c.selectivity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
+        MetricSpec(name: "irof", summary: "area over the relative probability as superpixels are removed, most relevant first (Rieger & Hansen; Quantus's IROF)",
+                   direction: .higherIsBetter, needsMasks: false, reexplains: false, knobs: ["substrate"], group: "irof", parameterNames: [:],
+                   // The default superpixels: about 50 segments (`segments`), each one evaluation, and the clean image.
+                   costOf: { _, _, _ in forwards(51) }, check: none,
+                   compute: { input, c in
+                       let segmentation = try MethodRegistry.segmentation(input.methodConfiguration, MethodContext(segmentation: input.segmentation))
+                       return ["irof": try IROF(segmentation: segmentation, substrate: c.pixelCurveSubstrate)
+                           .evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
+        MetricSpec(name: "faithfulness_estimate", summary: "Pearson correlation of the map's sum over groups of pixels with the logit drop when each is removed (Alvarez-Melis & Jaakkola; Quantus)",
+                   direction: .higherIsBetter, needsMasks: false, reexplains: false, knobs: ["step", "substrate"], group: "faithfulness_estimate",
+                   parameterNames: [:],
+                   costOf: { pixels, c, _ in
+                       let step = try c.faithfulnessEstimate.resolvedStep(pixels: pixels)
+                       return forwards(Double((pixels + step - 1) / step + 1))
+                   },
+                   check: { pixels, c in _ = try c.faithfulnessEstimate.resolvedStep(pixels: pixels) },
+                   compute: { input, c in
+                       ["faithfulness_estimate": try c.faithfulnessEstimate.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
+        MetricSpec(name: "monotonicity", summary: "1 where the probability never falls as pixels are put back in order of increasing relevance (Arya et al.)",
+                   direction: .higherIsBetter, needsMasks: false, reexplains: false, knobs: ["step", "substrate"], group: "monotonicity",
+                   parameterNames: [:],
+                   costOf: { pixels, c, _ in
+                       let step = try PixelCurve(mode: .insertion, step: c.step).resolvedStep(pixels: pixels)
+                       return forwards(Double((pixels + step - 1) / step))
+                   },
+                   check: { pixels, c in _ = try PixelCurve(mode: .insertion, step: c.step).resolvedStep(pixels: pixels) },
+                   compute: { input, c in
+                       ["monotonicity": try c.monotonicity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
         MetricSpec(name: "completeness", summary: "|sum of the map - (logit of the image - logit of the baseline)|: IG's and KernelSHAP's axiom",
                    direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: [], group: "completeness", parameterNames: [:],
                    costOf: { _, _, _ in forwards(2) }, check: none,
@@ -265,6 +318,20 @@ public enum MetricRegistry {
                           check: { pixels, c in _ = try curve(c).resolvedStep(pixels: pixels) },
                           compute: { input, c in
                               [mode.rawValue: try curve(c).evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                          })
+    }
+
+    /// About how many patches of `size` cover `pixels` pixels (exactly, where the sides are multiples of it).
+    private static func patches(_ pixels: Int, _ size: Int) -> Int { (pixels + size * size - 1) / max(size * size, 1) }
+
+    private static func regionPerturbation(_ order: RegionPerturbation.Order, _ summary: String) -> MetricSpec {
+        let name = RegionPerturbation(order: order).name
+        return MetricSpec(name: name, summary: summary, direction: order == .morf ? .higherIsBetter : .lowerIsBetter, needsMasks: false, reexplains: false,
+                          knobs: ["patchSize", "regions", "substrate"], group: name, parameterNames: [:],
+                          costOf: { pixels, c, _ in forwards(Double(min(c.regions, patches(pixels, c.patchSize)) + 1)) },
+                          check: none,
+                          compute: { input, c in
+                              [name: try c.regionPerturbation(order).evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
                           })
     }
 

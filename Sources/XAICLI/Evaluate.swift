@@ -98,6 +98,8 @@ struct MetricOptions: ParsableArguments {
     @Option(help: help("infidelitySigma")) var infidelitySigma = d.infidelitySigma
     @Option(help: help("infidelitySamples")) var infidelitySamples = d.infidelitySamples
     @Option(help: help("mprtSteps")) var mprtSteps = d.mprtSteps
+    @Option(help: help("patchSize")) var patchSize = d.patchSize
+    @Option(help: help("regions")) var regions = d.regions
     @Option(help: help("roadPercentiles")) var roadPercentiles = d.roadPercentiles
     @Option(help: help("roadNoise")) var roadNoise = d.roadNoise
     @Option(help: help("roadScore")) var roadScore = d.roadScore

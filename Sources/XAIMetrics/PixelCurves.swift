@@ -24,6 +24,16 @@ public struct PixelCurve: Sendable {
     /// What deleted pixels become.
     public enum Substrate: String, Sendable, CaseIterable {
         case zero, mean, blur
+
+        /// The image every removed pixel takes its value from: zeros (the dataset's mean colour
+        /// after the usual normalisation), each channel's mean over `image`, or the RISE blur.
+        public func tensor(for image: Tensor, model: ExplainedModel) throws -> Tensor {
+            switch self {
+            case .zero: return try model.baselineTensor(.zero, for: image)
+            case .mean: return try model.baselineTensor(.channelMean, for: image)
+            case .blur: return try PixelCurve.blur(image)
+            }
+        }
     }
 
     public var mode: Mode
@@ -42,6 +52,20 @@ public struct PixelCurve: Sendable {
     }
 
     public var name: String { mode.rawValue }
+
+    /// The pixels of `image` at `places` (each pixel's place in the order, ``ranks(_:)``) with the
+    /// first `counts[k]` of the order replaced by `start` in copy `k` (or, `firstKept`, the rest
+    /// replaced): the target's score of each copy, composited on the device and run as batches.
+    static func removalScores(model: ExplainedModel, image: Tensor, start: Tensor, places: [Float], counts: [Int], firstKept: Bool,
+                              target: Int, output: ScoreOutput, perturbationsPerEval: Int? = nil,
+                              progress: PerturbationProgress? = nil) throws -> [Double] {
+        let be = model.backend
+        let ranks = try be.upload(Tensor(unchecked: Shape([image.shape[2], image.shape[3]]), places))
+        let engine = PerturbationEngine(model: model, perturbationsPerEval: perturbationsPerEval, output: output, progress: progress)
+        return try engine.evaluate(image: try be.upload(image), baseline: try be.upload(start), target: target, count: counts.count) { range in
+            .ranks(ranks: ranks, counts: Array(counts[range]), firstKept: firstKept)
+        }
+    }
 
     /// The step for `pixels` pixels.
     public func resolvedStep(pixels: Int) throws -> Int {
@@ -79,22 +103,13 @@ public struct PixelCurve: Sendable {
         let steps = (pixels + step - 1) / step
         let counts = (0...steps).map { min($0 * step, pixels) }
         let (_, targets) = try model.prepare(images, target: target)
-        let engine = PerturbationEngine(model: model, perturbationsPerEval: perturbationsPerEval, output: .probability, progress: progress)
-        let be = model.backend
         var curves: [[Double]] = []
         for b in 0..<n {
             let image = try ExplainedModel.image(images, b)
-            let start: Tensor
-            switch (mode, substrate) {
-            case (.insertion, _), (.deletion, .blur): start = try Self.blur(image)
-            case (.deletion, .zero): start = try model.baselineTensor(.zero, for: image)
-            case (.deletion, .mean): start = try model.baselineTensor(.channelMean, for: image)
-            }
-            let ranks = try be.upload(Tensor(unchecked: Shape([h, w]), Self.ranks(mapValues(maps, b, pixels: pixels))))
-            let curve = try engine.evaluate(image: try be.upload(image), baseline: try be.upload(start), target: targets[b], count: counts.count) { range in
-                .ranks(ranks: ranks, counts: Array(counts[range]), firstKept: mode == .insertion)
-            }
-            curves.append(curve)
+            let start = try (mode == .insertion ? Substrate.blur : substrate).tensor(for: image, model: model)
+            curves.append(try Self.removalScores(model: model, image: image, start: start, places: Self.ranks(mapValues(maps, b, pixels: pixels)),
+                                                 counts: counts, firstKept: mode == .insertion, target: targets[b], output: .probability,
+                                                 perturbationsPerEval: perturbationsPerEval, progress: progress))
         }
         var settings = ["step": "\(step)", "evaluations": "\(counts.count)", "score": "softmax probability of the target",
                         "order": "descending map value, ties by pixel index", "area": "trapezoid over [0, 1]"]
@@ -102,6 +117,14 @@ public struct PixelCurve: Sendable {
         if mode == .deletion { settings["substrate"] = substrate == .blur ? "blur (11x11, sigma 5, zero padding)" : substrate.rawValue }
         return MetricResult(metric: name, direction: mode == .deletion ? .lowerIsBetter : .higherIsBetter,
                             scores: curves.map(Self.area), settings: settings, curves: curves)
+    }
+
+    /// Each pixel's place in the order of `values`: ascending with `descending` false; ties by index.
+    static func ranks(_ values: [Double], descending: Bool) -> [Float] {
+        let order = values.indices.sorted { a, b in values[a] != values[b] ? (values[a] > values[b]) == descending : a < b }
+        var ranks = [Float](repeating: 0, count: values.count)
+        for (place, index) in order.enumerated() { ranks[index] = Float(place) }
+        return ranks
     }
 
     /// The RISE authors' 11x11 blur kernel along one axis: scipy's `gaussian_filter1d` (sigma 5,

@@ -1,0 +1,207 @@
+import Foundation
+import XCTest
+import XAI
+import XAITestSupport
+
+/// Region perturbation, selectivity, IROF, faithfulness estimate and monotonicity against Quantus
+/// 0.6.0 and AIX360's definition (Tools/make_quantus_faithfulness_fixtures.py), on the CPU and on
+/// OpenCL.
+final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
+    func fixture() throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/quantus_faithfulness/manifest.json"))) as? [String: Any])
+    }
+
+    /// The map sets the fixture used, by name, and the index of each in maps.npy.
+    func sets() throws -> [(name: String, index: Int)] {
+        try XCTUnwrap(try fixture()["sets"] as? [String: Int]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// The CPU and OpenCL models of the fixture; OpenCL runs one map set (`first`).
+    func models() throws -> [(label: String, model: ExplainedModel)] {
+        try TestBackends.all().filter { $0.0 == "cpu" || $0.0 == "opencl" }.map { ($0.0, try ExplainedModel(graph: try Models.load(modelPath), backend: $0.1)) }
+    }
+
+    /// numpy's trapezoid with unit steps (Quantus's `calculate_auc`).
+    func trapezoid(_ y: ArraySlice<Double>) -> Double {
+        zip(y, y.dropFirst()).reduce(0) { $0 + ($1.0 + $1.1) / 2 }
+    }
+
+    func testRegionPerturbationMatchesQuantus() throws {
+        let entries = try XCTUnwrap(try fixture()["region_perturbation"] as? [[String: Any]])
+        for (label, model) in try models() {
+            var pairs: [(Double, Double)] = []
+            for entry in entries {
+                let patch = try XCTUnwrap(entry["patch"] as? Int), regions = try XCTUnwrap(entry["regions"] as? Int)
+                let order = try XCTUnwrap(RegionPerturbation.Order(rawValue: try XCTUnwrap(entry["order"] as? String)))
+                let curves = try XCTUnwrap(entry["curves"] as? [String: [[Double]]])
+                let metric = RegionPerturbation(patchSize: patch, regions: regions, order: order, perturbationsPerEval: 9)
+                for (name, k) in try sets() where label == "cpu" || name == "smooth" {
+                    let r = try metric.evaluate(model: model, images: try images, maps: try maps(k))
+                    let want = try XCTUnwrap(curves[name]), got = try XCTUnwrap(r.curves)
+                    for b in 0..<2 {
+                        XCTAssertEqual(got[b].count, want[b].count, "regions evaluated, patch \(patch)")
+                        for (g, w) in zip(got[b], want[b]) { XCTAssertEqual(g, w, accuracy: 2e-6, "\(name) image \(b) patch \(patch) \(order) on \(label)") }
+                        pairs += zip(got[b], want[b]).map { ($0, $1) }
+                        XCTAssertEqual(r.scores[b], want[b].reduce(0, +) / Double(want[b].count + 1), accuracy: 2e-6, "AOPC")
+                    }
+                    XCTAssertEqual(r.direction, order == .morf ? .higherIsBetter : .lowerIsBetter)
+                    XCTAssertEqual(r.metric, order == .morf ? "region_perturbation" : "region_perturbation_lerf")
+                }
+            }
+            agreement("region perturbation curves vs Quantus 0.6 (\(label))", pairs)
+        }
+    }
+
+    func testSelectivityMatchesQuantus() throws {
+        let f = try fixture()
+        let entries = try XCTUnwrap(f["selectivity"] as? [[String: Any]]), clean = try XCTUnwrap(f["clean_probability"] as? [Double])
+        for (label, model) in try models() {
+            var pairs: [(Double, Double)] = []
+            for entry in entries {
+                let patch = try XCTUnwrap(entry["patch"] as? Int)
+                let curves = try XCTUnwrap(entry["curves"] as? [String: [[Double]]])
+                for (name, k) in try sets() where label == "cpu" || name == "peaked" {
+                    let r = try Selectivity(patchSize: patch).evaluate(model: model, images: try images, maps: try maps(k))
+                    let want = try XCTUnwrap(curves[name]), got = try XCTUnwrap(r.curves)
+                    for b in 0..<2 {
+                        XCTAssertEqual(got[b].count, want[b].count + 1, "the clean image and every patch")
+                        XCTAssertEqual(got[b][0], clean[b], accuracy: 1e-6, "the clean image's probability")
+                        for (g, w) in zip(got[b].dropFirst(), want[b]) { XCTAssertEqual(g, w, accuracy: 2e-6, "\(name) image \(b) patch \(patch) on \(label)") }
+                        pairs += zip(got[b].dropFirst(), want[b]).map { ($0, $1) }
+                        // Quantus's AUC and xai's area hold the same curve.
+                        XCTAssertEqual(trapezoid(got[b].dropFirst()[...]), trapezoid(want[b][...]), accuracy: 1e-4)
+                        XCTAssertEqual(r.scores[b], PixelCurve.area(got[b]), accuracy: 1e-12)
+                    }
+                }
+            }
+            agreement("selectivity curves vs Quantus 0.6 (\(label))", pairs)
+        }
+    }
+
+    func testIROFMatchesQuantus() throws {
+        let want = try XCTUnwrap(try fixture()["irof"] as? [String: [Double]])
+        let labels = try NPY.read(folder + "/quantus_faithfulness/segments.npy")
+        for (label, model) in try models() {
+            var pairs: [(Double, Double)] = []
+            for (name, k) in try sets() where label == "cpu" || name == "random" {
+                let r = try IROF(segmentation: .labels(labels), perturbationsPerEval: 5).evaluate(model: model, images: try images, maps: try maps(k))
+                let curves = try XCTUnwrap(r.curves)
+                for b in 0..<2 {
+                    XCTAssertEqual(curves[b].count, 24, "the clean image and 23 segments")
+                    XCTAssertEqual(curves[b][0], 1, "relative to the clean image")
+                    // Quantus's area over the curve: S - trapz(y(x_k) / y(x), k = 1...S), unit steps.
+                    let quantus = Double(curves[b].count - 1) - trapezoid(curves[b].dropFirst()[...])
+                    XCTAssertEqual(quantus, try XCTUnwrap(want[name])[b], accuracy: 1e-5, "\(name) image \(b) on \(label)")
+                    pairs.append((quantus, try XCTUnwrap(want[name])[b]))
+                    XCTAssertEqual(r.scores[b], 1 - PixelCurve.area(curves[b]), accuracy: 1e-12)
+                }
+                XCTAssertEqual(r.direction, .higherIsBetter)
+            }
+            agreement("IROF vs Quantus 0.6 (\(label))", pairs)
+        }
+    }
+
+    func testFaithfulnessEstimateMatchesQuantus() throws {
+        let entries = try XCTUnwrap(try fixture()["faithfulness_estimate"] as? [[String: Any]])
+        for (label, model) in try models() {
+            var pairs: [(Double, Double)] = []
+            for entry in entries {
+                let step = try XCTUnwrap(entry["step"] as? Int), scores = try XCTUnwrap(entry["scores"] as? [String: [Double]])
+                for (name, k) in try sets() where label == "cpu" || name == "smooth" {
+                    let r = try FaithfulnessEstimate(step: step, perturbationsPerEval: 11).evaluate(model: model, images: try images, maps: try maps(k))
+                    let want = try XCTUnwrap(scores[name])
+                    // Quantus correlates in float32.
+                    for b in 0..<2 { XCTAssertEqual(r.scores[b], want[b], accuracy: 2e-5, "\(name) image \(b) step \(step) on \(label)") }
+                    pairs += zip(r.scores, want).map { ($0, $1) }
+                }
+            }
+            agreement("faithfulness estimate vs Quantus 0.6 (\(label))", pairs)
+        }
+    }
+
+    func testMonotonicityMatchesAIX360Definition() throws {
+        let entries = try XCTUnwrap(try fixture()["monotonicity"] as? [[String: Any]])
+        var seen = Set<Double>()
+        for (label, model) in try models() {
+            var pairs: [(Double, Double)] = []
+            for entry in entries {
+                let step = try XCTUnwrap(entry["step"] as? Int)
+                let curves = try XCTUnwrap(entry["curves"] as? [String: [[Double]]]), scores = try XCTUnwrap(entry["scores"] as? [String: [Double]])
+                for (name, k) in try sets() where label == "cpu" || step == 1024 {
+                    let r = try Monotonicity(step: step, perturbationsPerEval: 6).evaluate(model: model, images: try images, maps: try maps(k))
+                    let got = try XCTUnwrap(r.curves), want = try XCTUnwrap(curves[name])
+                    for b in 0..<2 {
+                        XCTAssertEqual(got[b].count, 4096 / step)
+                        for (g, w) in zip(got[b], want[b]) { XCTAssertEqual(g, w, accuracy: 2e-6, "\(name) image \(b) step \(step) on \(label)") }
+                        pairs += zip(got[b], want[b]).map { ($0, $1) }
+                        XCTAssertEqual(r.scores[b], try XCTUnwrap(scores[name])[b], "\(name) image \(b) step \(step) on \(label)")
+                        seen.insert(r.scores[b])
+                    }
+                }
+            }
+            agreement("monotonicity curves vs AIX360's definition (\(label))", pairs)
+        }
+        XCTAssertEqual(seen, [0, 1], "the fixture holds monotonic and non-monotonic curves")
+    }
+
+    func testPatchGridPadsAsQuantus() throws {
+        // 64 = 12 * 5 + 4: Quantus pads one column and row, after (floor(1/2) = 0 before).
+        let five = try PatchGrid(size: 5, height: 64, width: 64)
+        XCTAssertEqual([five.rows, five.columns, five.count], [13, 13, 169])
+        XCTAssertEqual(five.labels[0], 0)
+        XCTAssertEqual(five.labels[63], 12, "the last column: patch 12, one pixel short")
+        XCTAssertEqual(five.labels[5 * 64], 13)
+        // 64 = 10 * 6 + 4: two rows of padding, one each side, so the first patch is 5 pixels tall.
+        let six = try PatchGrid(size: 6, height: 64, width: 70)
+        XCTAssertEqual([six.rows, six.columns], [11, 12])
+        XCTAssertEqual(six.labels[4], 0)
+        XCTAssertEqual(six.labels[5], 1, "70 = 11 * 6 + 4: one column before")
+        XCTAssertEqual(six.labels[5 * 70], 12, "row 5 is the second patch row")
+        XCTAssertEqual(six.labels[4 * 70], 0)
+        let map = (0..<(64 * 70)).map { Float($0 % 7) - 2.5 }
+        let sums = six.sums(map[...])
+        XCTAssertEqual(sums.reduce(0, +), map.reduce(0.0) { $0 + Double($1) }, accuracy: 1e-9)
+        XCTAssertEqual(sums[0], (0..<5).reduce(0.0) { s, y in s + (0..<5).reduce(0.0) { $0 + Double(map[y * 70 + $1]) } }, accuracy: 1e-12)
+        for size in [0, 65] {
+            XCTAssertThrowsError(try PatchGrid(size: size, height: 64, width: 80)) { error in
+                guard case XAIError.invalidArgument(let parameter, _, _) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(parameter, "patchSize")
+            }
+        }
+    }
+
+    func testKnobsAreCheckedAndNamed() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
+        let cases: [(String, () throws -> MetricResult)] = [
+            ("regions", { try RegionPerturbation(regions: 0).evaluate(model: model, images: try self.images, maps: try self.maps(0)) }),
+            ("patchSize", { try Selectivity(patchSize: 65).evaluate(model: model, images: try self.images, maps: try self.maps(0)) }),
+            ("step", { try FaithfulnessEstimate(step: 4096).evaluate(model: model, images: try self.images, maps: try self.maps(0)) }),
+            ("step", { try Monotonicity(step: 0).evaluate(model: model, images: try self.images, maps: try self.maps(0)) }),
+        ]
+        for (parameter, run) in cases {
+            XCTAssertThrowsError(try run()) { error in
+                guard case XAIError.invalidArgument(let p, _, _) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(p, parameter)
+            }
+        }
+        var values = try maps(0).scalars
+        values[7] = .nan
+        let nan = try Tensor(shape: [2, 64, 64], scalars: values)
+        XCTAssertThrowsError(try IROF(segmentation: .grid(rows: 4, columns: 4)).evaluate(model: model, images: try images, maps: nan))
+    }
+
+    /// LeRF removes the patches MoRF removes last: with every patch removed (regions = patches),
+    /// both curves end at the same image, and their last drops agree.
+    func testMoRFAndLeRFMeetWhenEveryPatchIsGone() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
+        let morf = try RegionPerturbation(patchSize: 16, regions: 16).evaluate(model: model, images: try images, maps: try maps(2))
+        let lerf = try RegionPerturbation(patchSize: 16, regions: 16, order: .lerf).evaluate(model: model, images: try images, maps: try maps(2))
+        for b in 0..<2 {
+            XCTAssertEqual(try XCTUnwrap(morf.curves)[b].last!, try XCTUnwrap(lerf.curves)[b].last!, accuracy: 1e-7)
+            XCTAssertNotEqual(try XCTUnwrap(morf.curves)[b][0], try XCTUnwrap(lerf.curves)[b][0])
+        }
+        // A substrate is used as named: removing every patch to the image's own blur is not removing it to zero.
+        let blurred = try RegionPerturbation(patchSize: 16, regions: 16, substrate: .blur).evaluate(model: model, images: try images, maps: try maps(2))
+        XCTAssertNotEqual(try XCTUnwrap(blurred.curves)[0].last!, try XCTUnwrap(morf.curves)[0].last!)
+    }
+}
