@@ -59,6 +59,9 @@ final class EvaluateCommandTests: XCTestCase {
     /// one backend and 1e-10 apart on the other, so which of them stay at a percentile differs, and
     /// the scores moved by up to 1.8e-4 (road_morf, of 0.09) and 9e-5 (road, of 0.015): they are
     /// held to 5e-4. ARCC doubles ROAD inside a harmonic mean: 4.7e-4 (of 0.085) seen, held to 1e-3.
+    /// Faithfulness estimate groups the pixels in the map's order, so the same near-ties move pixels
+    /// between groups: 2.2e-3 (of 0.09) seen on Grad-CAM's maps, held to 5e-3 (a correlation); on the
+    /// fixture's maps, identical on both backends, the two agree within 3.4e-6.
     func testEveryMetricAgreesOnTheCPUAndOpenCL() throws {
         guard TestBackends.openCL() != nil else { return }
         var scores: [String: [String: Double]] = [:]
@@ -72,12 +75,12 @@ final class EvaluateCommandTests: XCTestCase {
             }
         }
         let (cpu, gpu) = (scores["cpu"] ?? [:], scores["gpu"] ?? [:])
-        XCTAssertEqual(cpu.count, 2 * 2 * 21, "2 images x 2 methods x the 21 metrics that need no ground truth")
+        XCTAssertEqual(cpu.count, 2 * 2 * 27, "2 images x 2 methods x the 27 metrics that need no ground truth")
         XCTAssertEqual(Set(cpu.keys), Set(gpu.keys))
         for (key, a) in cpu {
             let b = gpu[key] ?? .nan
             XCTAssertTrue(a.isFinite && b.isFinite, "\(key): \(a) on the CPU, \(b) on OpenCL")
-            let tolerance = key.hasSuffix(" arcc") ? 1e-3 : key.hasSuffix(" road") || key.contains(" road_") ? 5e-4 : 1e-3 * max(abs(a), 1e-3)
+            let tolerance = key.hasSuffix(" faithfulness_estimate") ? 5e-3 : key.hasSuffix(" arcc") ? 1e-3 : key.hasSuffix(" road") || key.contains(" road_") ? 5e-4 : 1e-3 * max(abs(a), 1e-3)
             XCTAssertEqual(a, b, accuracy: tolerance, "\(key) on the CPU and OpenCL")
         }
     }

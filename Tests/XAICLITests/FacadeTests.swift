@@ -167,6 +167,12 @@ final class FacadeTests: XCTestCase {
         XCTAssertEqual(score("deletion"), try PixelCurve(mode: .deletion, step: 512).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("faithfulness_correlation"),
                        try FaithfulnessCorrelation(runs: 4, subsetSize: 64, seed: 3).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+        XCTAssertEqual(score("region_perturbation"),
+                       try RegionPerturbation().evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+        XCTAssertEqual(score("faithfulness_estimate"),
+                       try FaithfulnessEstimate(step: 512).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+        // IROF's superpixels are the method's: SLIC with the `segments` knob, as LIME's.
+        XCTAssertEqual(score("irof"), try IROF(segmentation: .slic(SLIC(segments: c.segments))).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("relevance_mass"), try Localisation.relevanceMass(images: images, maps: a.map, masks: masks).scores[0])
         let sensitivity = try Sensitivity(samples: 2, seed: 3).evaluate(images: images) { x in
             try ig.method.attribute(x, target: target, baseline: ig.baseline).map

@@ -151,17 +151,18 @@ final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
         XCTAssertEqual(five.labels[0], 0)
         XCTAssertEqual(five.labels[63], 12, "the last column: patch 12, one pixel short")
         XCTAssertEqual(five.labels[5 * 64], 13)
-        // 64 = 10 * 6 + 4: two rows of padding, one each side, so the first patch is 5 pixels tall.
-        let six = try PatchGrid(size: 6, height: 64, width: 70)
+        // 64 = 10 * 6 + 4: two rows of padding, one each side, so the first patch is 5 pixels tall;
+        // 68 = 11 * 6 + 2: four columns, two each side, so the first patch is 4 pixels wide.
+        let six = try PatchGrid(size: 6, height: 64, width: 68)
         XCTAssertEqual([six.rows, six.columns], [11, 12])
-        XCTAssertEqual(six.labels[4], 0)
-        XCTAssertEqual(six.labels[5], 1, "70 = 11 * 6 + 4: one column before")
-        XCTAssertEqual(six.labels[5 * 70], 12, "row 5 is the second patch row")
-        XCTAssertEqual(six.labels[4 * 70], 0)
-        let map = (0..<(64 * 70)).map { Float($0 % 7) - 2.5 }
+        XCTAssertEqual(six.labels[3], 0)
+        XCTAssertEqual(six.labels[4], 1, "two columns of padding before")
+        XCTAssertEqual(six.labels[5 * 68], 12, "row 5 is the second patch row")
+        XCTAssertEqual(six.labels[4 * 68], 0)
+        let map = (0..<(64 * 68)).map { Float($0 % 7) - 2.5 }
         let sums = six.sums(map[...])
         XCTAssertEqual(sums.reduce(0, +), map.reduce(0.0) { $0 + Double($1) }, accuracy: 1e-9)
-        XCTAssertEqual(sums[0], (0..<5).reduce(0.0) { s, y in s + (0..<5).reduce(0.0) { $0 + Double(map[y * 70 + $1]) } }, accuracy: 1e-12)
+        XCTAssertEqual(sums[0], (0..<5).reduce(0.0) { s, y in s + (0..<4).reduce(0.0) { $0 + Double(map[y * 68 + $1]) } }, accuracy: 1e-12)
         for size in [0, 65] {
             XCTAssertThrowsError(try PatchGrid(size: size, height: 64, width: 80)) { error in
                 guard case XAIError.invalidArgument(let parameter, _, _) = error else { return XCTFail("\(error)") }
@@ -200,8 +201,30 @@ final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
             XCTAssertEqual(try XCTUnwrap(morf.curves)[b].last!, try XCTUnwrap(lerf.curves)[b].last!, accuracy: 1e-7)
             XCTAssertNotEqual(try XCTUnwrap(morf.curves)[b][0], try XCTUnwrap(lerf.curves)[b][0])
         }
-        // A substrate is used as named: removing every patch to the image's own blur is not removing it to zero.
-        let blurred = try RegionPerturbation(patchSize: 16, regions: 16, substrate: .blur).evaluate(model: model, images: try images, maps: try maps(2))
-        XCTAssertNotEqual(try XCTUnwrap(blurred.curves)[0].last!, try XCTUnwrap(morf.curves)[0].last!)
+    }
+
+    /// With every patch removed the copy is the substrate itself: zeros, each channel's mean over
+    /// the image, or the RISE blur, so the last drop is y(image) - y(substrate), computed here apart.
+    func testEveryPatchRemovedLeavesTheSubstrate() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
+        let (logits, targets) = try model.prepare(try images, target: .predicted)
+        for substrate in PixelCurve.Substrate.allCases {
+            let r = try RegionPerturbation(patchSize: 16, regions: 16, substrate: substrate).evaluate(model: model, images: try images, maps: try maps(2))
+            for b in 0..<2 {
+                let image = try ExplainedModel.image(try images, b)
+                var start: [Float]
+                switch substrate {
+                case .zero: start = [Float](repeating: 0, count: image.scalars.count)
+                case .mean: start = (0..<3).flatMap { c in
+                    [Float](repeating: Float(image.scalars[(c * 4096)..<((c + 1) * 4096)].reduce(0.0) { $0 + Double($1) } / 4096), count: 4096)
+                }
+                case .blur: start = try PixelCurve.blur(image).scalars
+                }
+                let after = try model.logits(try model.backend.upload(try Tensor(shape: [1, 3, 64, 64], scalars: start)))
+                let y = ExplainedModel.probabilities(logits.scalars[(b * 10)..<((b + 1) * 10)])[targets[b]]
+                let yEnd = ExplainedModel.probabilities(after.scalars)[targets[b]]
+                XCTAssertEqual(try XCTUnwrap(r.curves)[b].last!, y - yEnd, accuracy: 1e-6, "\(substrate), image \(b)")
+            }
+        }
     }
 }
