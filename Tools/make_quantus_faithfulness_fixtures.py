@@ -28,6 +28,12 @@ of 0.0 (xai's `--substrate zero`).
   `Monotonicity` on the same wrapper is recorded beside it (`quantus_monotonicity`): its loop
   replaces the baseline by the baseline, so it never sees the image.
 
+- roc_auc, top_k_intersection, effective_complexity: Quantus 0.6.0's `AUC`, `TopKIntersection(k)`
+  and `EffectiveComplexity(eps)` with `abs=False, normalise=False` on the masks of
+  Tests/Fixtures/metrics/masks.npy; AUC on all four map sets (its ties go through scikit-learn's
+  `roc_curve`), top-k on the tie-free ones (numpy's unstable sort), effective complexity on
+  |map| / max |map| per image (Quantus normalises by the batch's maximum).
+
 Run with quantus==0.6.0, torch, onnxruntime (see requirements-fixtures.txt):
     python Tools/make_quantus_faithfulness_fixtures.py
 """
@@ -166,6 +172,20 @@ def main():
             metric = quantus.Monotonicity(features_in_step=step, abs=False, normalise=False, perturb_baseline=0.0, disable_warnings=True)
             entry["quantus_monotonicity"][name] = [float(v) for v in metric(a_batch=maps[k][:, None], s_batch=None, **wrapped)]
         manifest["monotonicity"].append(entry)
+    masks = np.load(os.path.join(ROOT, "Tests", "Fixtures", "metrics", "masks.npy"))
+    manifest["map_free"] = {"roc_auc": {}, "top_k_intersection": {}, "effective_complexity": {}}
+    for name, k in dict(SETS, tied=1).items():
+        a = maps[k][:, None]
+        s = masks[:, None]
+        manifest["map_free"]["roc_auc"][name] = [float(v) for v in quantus.AUC(abs=False, normalise=False, disable_warnings=True)(
+            model=None, x_batch=x, y_batch=targets, a_batch=a, s_batch=s)]
+        if name != "tied":
+            manifest["map_free"]["top_k_intersection"][name] = {str(kk): [float(v) for v in quantus.TopKIntersection(
+                k=kk, abs=False, normalise=False, disable_warnings=True)(model=None, x_batch=x, y_batch=targets, a_batch=a, s_batch=s)] for kk in (100, 333)}
+        scaled = np.abs(a) / np.abs(a).reshape(n, -1).max(axis=1)[:, None, None, None]
+        manifest["map_free"]["effective_complexity"][name] = {str(eps): [float(v) for v in quantus.EffectiveComplexity(
+            eps=eps, abs=True, normalise=False, disable_warnings=True)(model=None, x_batch=x, y_batch=targets, a_batch=scaled, s_batch=None)]
+            for eps in (1e-5, 0.3)}
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")

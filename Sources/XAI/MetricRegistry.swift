@@ -15,6 +15,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var infidelitySamples = 10
     public var mprtSteps = 5
     public var patchSize = 8
+    public var topK: Int?
+    public var complexityEpsilon: Float = 1e-5
     public var regions = 100
     public var roadPercentiles = ROAD.defaultPercentiles.map(String.init).joined(separator: ",")
     public var roadNoise: Float = 0.01
@@ -30,6 +32,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
         .integer(\.step, Knob("step", .integer, "Deletion, insertion, monotonicity, faithfulness estimate: pixels changed per step (default: H*W/224 rounded up, 225 evaluations).", minimum: 1)),
         .string(\.substrate, Knob("substrate", .string, "Deletion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity: what removed pixels become (zero: the dataset's mean colour after normalisation; mean: each channel's mean over the image; blur: RISE's 11x11 blur).",
                                    choices: PixelCurve.Substrate.allCases.map(\.rawValue))),
+        .integer(\.topK, Knob("topK", .integer, "Top-K intersection: the pixels of highest attribution looked at (default: Quantus's 1000 at 224x224, scaled to the image).", minimum: 1)),
+        .number(\.complexityEpsilon, Knob("complexityEpsilon", .number, "Effective complexity: a pixel counts where |map| / the image's largest |map| exceeds this (Quantus's 1e-5).", minimum: 0)),
         .integer(\.tolerance, Knob("tolerance", .integer, "Pointing game: hit tolerance in pixels (default: 15 at 224, scaled).", minimum: 0)),
         .number(\.sensitivityRadius, Knob("sensitivityRadius", .number, "Sensitivity: radius of the uniform noise added to every input value (Captum's 0.02; Quantus uses 0.2).",
                                           minimum: 0)),
@@ -234,6 +238,12 @@ public enum MetricRegistry {
         MetricSpec(name: "sparseness", summary: "Gini index of |map| (Chalasani et al.)", direction: .higherIsBetter, needsMasks: false, reexplains: false,
                    knobs: [], group: "sparseness", parameterNames: [:], costOf: { _, _, _ in forwards(0) }, check: none,
                    compute: { input, _ in ["sparseness": try Sparseness().evaluate(images: input.images, maps: input.maps)] }),
+        MetricSpec(name: "effective_complexity", summary: "pixels whose |map| exceeds epsilon times the image's largest (Nguyen & Martínez; Quantus)",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: false, knobs: ["complexityEpsilon"], group: "effective_complexity",
+                   parameterNames: ["epsilon": "complexityEpsilon"], costOf: { _, _, _ in forwards(0) }, check: none,
+                   compute: { input, c in
+                       ["effective_complexity": try EffectiveComplexity(epsilon: Double(c.complexityEpsilon)).evaluate(images: input.images, maps: input.maps)]
+                   }),
         MetricSpec(name: "complexity", summary: "entropy of the normalised |map| (Bhatt et al.)", direction: .lowerIsBetter, needsMasks: false, reexplains: false,
                    knobs: [], group: "complexity", parameterNames: [:], costOf: { _, _, _ in forwards(0) }, check: none,
                    compute: { input, _ in ["complexity": try Complexity().evaluate(images: input.images, maps: input.maps)] }),
@@ -245,6 +255,13 @@ public enum MetricRegistry {
         },
         localisation("relevance_rank", "share of the mask's pixels among the map's top |mask| pixels (Arras et al.)", knobs: []) { input, _, masks in
             try Localisation.relevanceRank(images: input.images, maps: input.maps, masks: masks)
+        },
+        localisation("roc_auc", "area under the ROC curve of the map as a detector of the mask's pixels (Quantus's AUC)", knobs: []) { input, _, masks in
+            try Localisation.rocAUC(images: input.images, maps: input.maps, masks: masks)
+        },
+        localisation("top_k_intersection", "share of the map's top k pixels inside the mask (Theiner et al.; Quantus)", knobs: ["topK"],
+                     parameterNames: ["k": "topK"]) { input, c, masks in
+            try Localisation.topKIntersection(images: input.images, maps: input.maps, masks: masks, k: c.topK)
         },
         sensitivity("sensitivity_max", "largest relative change of the map over noisy copies (Captum's sensitivity_max)"),
         sensitivity("sensitivity_avg", "mean relative change of the map over the same noisy copies"),
@@ -335,10 +352,10 @@ public enum MetricRegistry {
                           })
     }
 
-    private static func localisation(_ name: String, _ summary: String, knobs: [String],
+    private static func localisation(_ name: String, _ summary: String, knobs: [String], parameterNames: [String: String] = [:],
                                      _ score: @escaping @Sendable (MetricInput, MetricConfiguration, Tensor) throws -> MetricResult) -> MetricSpec {
         MetricSpec(name: name, summary: summary, direction: .higherIsBetter, needsMasks: true, reexplains: false, knobs: knobs, group: name,
-                   parameterNames: [:], costOf: { _, _, _ in forwards(0) }, check: none,
+                   parameterNames: parameterNames, costOf: { _, _, _ in forwards(0) }, check: none,
                    compute: { input, c in
                        guard let masks = input.masks else {
                            throw XAIError.invalidArgument(parameter: "masks", value: "", reason: "\(name) needs ground-truth masks")

@@ -27,10 +27,12 @@ struct MetricsBenchmark: ParsableCommand {
     @Option(help: "Peer results from Benchmarks/metrics_vs_peers.py (JSON).") var compare: String?
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
 
-    static let allRows = ["deletion", "insertion", "faithfulness_correlation", "infidelity", "road", "sensitivity_max_ig", "sensitivity_max_lime"]
+    static let allRows = ["deletion", "insertion", "region_perturbation", "selectivity", "faithfulness_correlation", "faithfulness_estimate", "infidelity", "road",
+                          "sensitivity_max_ig", "sensitivity_max_lime"]
     /// Peer result keys of each row (`key` in the peers' JSON).
     static let peerKeys: [String: [String]] = [
         "deletion": ["quantus_pixel_flipping"], "faithfulness_correlation": ["quantus_faithfulness_correlation"], "road": ["gradcam_road"],
+        "region_perturbation": ["quantus_region_perturbation"], "selectivity": ["quantus_selectivity"], "faithfulness_estimate": ["quantus_faithfulness_estimate"],
         "infidelity": ["captum_infidelity", "quantus_infidelity"], "sensitivity_max_ig": ["captum_sensitivity_max_ig", "quantus_max_sensitivity_ig"],
         "sensitivity_max_lime": ["captum_sensitivity_max_lime", "quantus_max_sensitivity_lime"],
     ]

@@ -91,6 +91,8 @@ struct MetricOptions: ParsableArguments {
     @Option(help: help("step")) var step: Int?
     @Option(help: help("substrate")) var substrate = d.substrate
     @Option(help: help("tolerance")) var tolerance: Int?
+    @Option(help: help("topK")) var topK: Int?
+    @Option(help: help("complexityEpsilon")) var complexityEpsilon = d.complexityEpsilon
     @Option(help: help("sensitivityRadius")) var sensitivityRadius = d.sensitivityRadius
     @Option(help: help("sensitivitySamples")) var sensitivitySamples = d.sensitivitySamples
     @Option(help: help("faithfulnessRuns")) var faithfulnessRuns = d.faithfulnessRuns

@@ -16,21 +16,29 @@ extension ExplainedModel {
         return (activations, logits, targets)
     }
 
-    /// A CAM made image by image from the layer's activations alone: `project` turns one image's
-    /// values (channel-major, `[C, positions]`) into a value per position; clipped at zero with `relu`.
+    /// A CAM made image by image from the layer's activations alone (``projectedCAM``).
     func activationCAM(_ input: Tensor, target: Target, layer: String?, relu: Bool,
                        project: (_ values: ArraySlice<Float>, _ channels: Int, _ positions: Int) throws -> [Double]) throws -> Attribution {
         let layer = try camLayer(layer)
         try validate(input)
         let (a, logits, targets) = try camActivations(input, target: target, layer: layer)
-        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        return try projectedCAM(a, input: input.shape, logits: logits, targets: targets, relu: relu, project: project)
+    }
+
+    /// The CAM of `features` (`[N, C, h, w]` on the host: a layer's activations, or EigenGradCAM's
+    /// activations times gradients), image by image: `project` turns one image's values
+    /// (channel-major, `[C, positions]`) into a value per position; clipped at zero with `relu`,
+    /// then upsampled to `input`'s size as every CAM.
+    func projectedCAM(_ features: Tensor, input: Shape, logits: Tensor, targets: [Int], relu: Bool,
+                      project: (_ values: ArraySlice<Float>, _ channels: Int, _ positions: Int) throws -> [Double]) throws -> Attribution {
+        let (n, c, h, w) = (features.shape[0], features.shape[1], features.shape[2], features.shape[3])
         let plane = h * w
         var cam = [Float](repeating: 0, count: n * plane)
         for b in 0..<n {
-            let values = try project(a.scalars[(b * c * plane)..<((b + 1) * c * plane)], c, plane)
+            let values = try project(features.scalars[(b * c * plane)..<((b + 1) * c * plane)], c, plane)
             for q in 0..<plane { cam[b * plane + q] = relu ? max(Float(values[q]), 0) : Float(values[q]) }
         }
-        return try camAttribution(try backend.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
+        return try camAttribution(try backend.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input, logits: logits, targets: targets)
     }
 }
 

@@ -163,13 +163,9 @@ public struct EigenCAM: ModelMethod {
         } else {
             (f, logits, targets) = try model.camActivations(input, target: target, layer: layer)
         }
-        let (n, c, h, w) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
-        var cam = [Float](repeating: 0, count: n * h * w)
-        for b in 0..<n {
-            let projection = try firstPrincipalProjection(Array(f.scalars[(b * c * h * w)..<((b + 1) * c * h * w)]), channels: c, positions: h * w)
-            for p in 0..<(h * w) { cam[b * h * w + p] = relu ? max(Float(projection[p]), 0) : Float(projection[p]) }
+        return try model.projectedCAM(f, input: input.shape, logits: logits, targets: targets, relu: relu) { values, c, positions in
+            try firstPrincipalProjection(Array(values), channels: c, positions: positions)
         }
-        return try model.camAttribution(try be.upload(Tensor(unchecked: [n, 1, h, w], cam)), input: input.shape, logits: logits, targets: targets)
     }
 }
 

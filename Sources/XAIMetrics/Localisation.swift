@@ -55,6 +55,56 @@ public enum Localisation {
                             settings: ["definition": "positive attribution inside the mask / all positive attribution"])
     }
 
+    /// The area under the ROC curve of the map as a detector of the mask's pixels (Fawcett 2006, as
+    /// Quantus 0.6's `AUC`: scikit-learn's `roc_curve` and `auc`): the chance that a pixel inside
+    /// the mask outscores one outside, ties counting one half, from the pixels' mid-ranks in
+    /// float64 (the Mann-Whitney statistic, equal to scikit-learn's trapezoid over tied
+    /// thresholds). 0.5 is chance, 1 a map that ranks every object pixel first. NaN for an empty
+    /// mask or one that covers the image (no curve). Higher is better.
+    public static func rocAUC(images: Tensor, maps: Tensor, masks: Tensor) throws -> MetricResult {
+        let (n, h, w) = try check(masks, maps, images, "roc_auc")
+        let scores = (0..<n).map { b -> Double in
+            let m = Array(mapValues(masks, b, pixels: h * w)), a = Array(mapValues(maps, b, pixels: h * w))
+            let positives = m.filter { $0 != 0 }.count, negatives = m.count - positives
+            guard positives > 0, negatives > 0 else { return .nan }
+            let order = a.indices.sorted { a[$0] < a[$1] }
+            var rankSum = 0.0, start = 0
+            while start < order.count {
+                var end = start
+                while end + 1 < order.count, a[order[end + 1]] == a[order[start]] { end += 1 }
+                // Places start...end tie: each takes their mean rank (1-based).
+                let rank = Double(start + end) / 2 + 1
+                for i in start...end where m[order[i]] != 0 { rankSum += rank }
+                start = end + 1
+            }
+            let p = Double(positives)
+            return (rankSum - p * (p + 1) / 2) / (p * Double(negatives))
+        }
+        return MetricResult(metric: "roc_auc", direction: .higherIsBetter, scores: scores,
+                            settings: ["definition": "area under the ROC curve of the map as a detector of the mask's pixels", "ties": "one half (mid-ranks)"])
+    }
+
+    /// The top-K intersection (Theiner, Müller-Budack & Ewerth 2022, "Interpretable semantic photo
+    /// geolocation", as Quantus 0.6's `TopKIntersection`): of the `k` highest-attributed pixels
+    /// (ties by pixel index), the share inside the mask. `k` defaults to Quantus's 1000 at 224x224,
+    /// scaled to the image's pixels. Unlike relevance rank, `k` does not follow the mask's size.
+    /// NaN for an empty mask. Higher is better.
+    public static func topKIntersection(images: Tensor, maps: Tensor, masks: Tensor, k: Int? = nil) throws -> MetricResult {
+        let (n, h, w) = try check(masks, maps, images, "top_k_intersection")
+        let count = k ?? max(1, Int((1000 * Double(h * w) / 50176).rounded()))
+        guard count >= 1, count <= h * w else {
+            throw XAIError.invalidArgument(parameter: "k", value: "\(count)", reason: "must be between 1 and the image's \(h * w) pixels")
+        }
+        let scores = (0..<n).map { b -> Double in
+            let m = Array(mapValues(masks, b, pixels: h * w)), a = Array(mapValues(maps, b, pixels: h * w))
+            guard m.contains(where: { $0 != 0 }) else { return .nan }
+            let top = a.indices.sorted { a[$0] != a[$1] ? a[$0] > a[$1] : $0 < $1 }.prefix(count)
+            return Double(top.filter { m[$0] != 0 }.count) / Double(count)
+        }
+        return MetricResult(metric: "top_k_intersection", direction: .higherIsBetter, scores: scores,
+                            settings: ["k": "\(count)", "definition": "share of the top-k pixels inside the mask", "ties": "by pixel index"])
+    }
+
     /// Relevance rank (Arras et al. 2022): of the K highest-attributed pixels, K the mask's size,
     /// the share inside the mask (ties broken by pixel index, as a stable sort). Higher is better.
     public static func relevanceRank(images: Tensor, maps: Tensor, masks: Tensor) throws -> MetricResult {

@@ -43,6 +43,34 @@ public struct Complexity: Sendable {
     }
 }
 
+/// Effective complexity (Nguyen & Martínez 2020, "On quantitative aspects of model
+/// interpretability", as Quantus 0.6's `EffectiveComplexity` with `abs=True`): the number of pixels
+/// whose |map|, divided by the image's largest |map|, exceeds `epsilon` (Quantus's 1e-5; Quantus
+/// divides by the largest over the whole batch passed, xai by the image's own, so a score does not
+/// depend on the other images). An all-zero map counts 0. Lower is simpler.
+public struct EffectiveComplexity: Sendable {
+    public var epsilon: Double
+
+    public init(epsilon: Double = 1e-5) {
+        self.epsilon = epsilon
+    }
+
+    public func evaluate(images: Tensor, maps: Tensor) throws -> MetricResult {
+        let (n, h, w) = try checkMaps(maps, for: images, metric: "effective_complexity")
+        guard epsilon.isFinite, epsilon >= 0 else {
+            throw XAIError.invalidArgument(parameter: "epsilon", value: "\(epsilon)", reason: "must be a number, 0 or more")
+        }
+        let scores = (0..<n).map { b -> Double in
+            let a = mapValues(maps, b, pixels: h * w).map { Double(abs($0)) }
+            let top = a.max() ?? 0
+            guard top > 0 else { return 0 }
+            return Double(a.filter { $0 / top > epsilon }.count)
+        }
+        return MetricResult(metric: "effective_complexity", direction: .lowerIsBetter, scores: scores,
+                            settings: ["epsilon": "\(epsilon)", "definition": "pixels with |map| / max |map| > epsilon"])
+    }
+}
+
 /// Completeness: how far the map's sum is from the change of the target's logit between the
 /// baseline and the image, `sum(map) - (f(x) - f(baseline))`, reported absolute (the score) and
 /// relative to `|f(x) - f(baseline)|` (in the settings' per-image list). Meaningful for maps that

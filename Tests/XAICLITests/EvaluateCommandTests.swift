@@ -75,7 +75,7 @@ final class EvaluateCommandTests: XCTestCase {
             }
         }
         let (cpu, gpu) = (scores["cpu"] ?? [:], scores["gpu"] ?? [:])
-        XCTAssertEqual(cpu.count, 2 * 2 * 27, "2 images x 2 methods x the 27 metrics that need no ground truth")
+        XCTAssertEqual(cpu.count, 2 * 2 * 28, "2 images x 2 methods x the 28 metrics that need no ground truth")
         XCTAssertEqual(Set(cpu.keys), Set(gpu.keys))
         for (key, a) in cpu {
             let b = gpu[key] ?? .nan

@@ -5,7 +5,7 @@ import XAITestSupport
 
 /// Region perturbation, selectivity, IROF, faithfulness estimate and monotonicity against Quantus
 /// 0.6.0 and AIX360's definition (Tools/make_quantus_faithfulness_fixtures.py), on the CPU and on
-/// OpenCL.
+/// OpenCL; ROC AUC, top-k intersection and effective complexity against Quantus on the maps alone.
 final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
     func fixture() throws -> [String: Any] {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/quantus_faithfulness/manifest.json"))) as? [String: Any])
@@ -119,6 +119,31 @@ final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
         }
     }
 
+    /// Quantus takes only steps that divide the image; with 100 (4096 = 40 * 100 + 96) the last
+    /// group is short, so grouping from the top or from the bottom differ. Recomputed here from the
+    /// definition: the image with each group set to zero, one forward each.
+    func testFaithfulnessEstimateGroupsFromTheTopWhenTheStepDoesNotDivide() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
+        let (logits, targets) = try model.prepare(try images, target: .predicted)
+        let got = try FaithfulnessEstimate(step: 100).evaluate(model: model, images: try images, maps: try maps(0))
+        for b in 0..<2 {
+            let map = Array(try maps(0).scalars[(b * 4096)..<((b + 1) * 4096)])
+            let image = Array(try images.scalars[(b * 3 * 4096)..<((b + 1) * 3 * 4096)])
+            let order = map.indices.sorted { map[$0] != map[$1] ? map[$0] > map[$1] : $0 < $1 }
+            var sums: [Double] = [], drops: [Double] = []
+            for start in stride(from: 0, to: 4096, by: 100) {
+                let group = order[start..<min(start + 100, 4096)]
+                var copy = image
+                for p in group { for c in 0..<3 { copy[c * 4096 + p] = 0 } }
+                let out = try model.logits(try model.backend.upload(try Tensor(shape: [1, 3, 64, 64], scalars: copy)))
+                sums.append(group.reduce(0.0) { $0 + Double(map[$1]) })
+                drops.append(Double(logits.scalars[b * 10 + targets[b]]) - Double(out.scalars[targets[b]]))
+            }
+            XCTAssertEqual(sums.count, 41)
+            XCTAssertEqual(got.scores[b], Similarity.pearson(sums, drops), accuracy: 1e-5, "image \(b)")
+        }
+    }
+
     func testMonotonicityMatchesAIX360Definition() throws {
         let entries = try XCTUnwrap(try fixture()["monotonicity"] as? [[String: Any]])
         var seen = Set<Double>()
@@ -142,6 +167,42 @@ final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
             agreement("monotonicity curves vs AIX360's definition (\(label))", pairs)
         }
         XCTAssertEqual(seen, [0, 1], "the fixture holds monotonic and non-monotonic curves")
+    }
+
+    func testROCAUCTopKAndEffectiveComplexityMatchQuantus() throws {
+        let spec = try XCTUnwrap(try fixture()["map_free"] as? [String: Any])
+        let auc = try XCTUnwrap(spec["roc_auc"] as? [String: [Double]])
+        let tki = try XCTUnwrap(spec["top_k_intersection"] as? [String: [String: [Double]]])
+        let effective = try XCTUnwrap(spec["effective_complexity"] as? [String: [String: [Double]]])
+        let masks = try NPY.read(folder + "/masks.npy")
+        for (name, k) in try sets() + [("tied", 1)] {
+            let r = try Localisation.rocAUC(images: try images, maps: try maps(k), masks: masks)
+            for b in 0..<2 { XCTAssertEqual(r.scores[b], try XCTUnwrap(auc[name])[b], accuracy: 1e-12, "AUC, \(name) image \(b)") }
+            for (eps, want) in try XCTUnwrap(effective[name]) {
+                XCTAssertEqual(try EffectiveComplexity(epsilon: try XCTUnwrap(Double(eps))).evaluate(images: try images, maps: try maps(k)).scores, want,
+                               "effective complexity, \(name) epsilon \(eps)")
+            }
+            guard name != "tied" else { continue }
+            for (count, want) in try XCTUnwrap(tki[name]) {
+                let got = try Localisation.topKIntersection(images: try images, maps: try maps(k), masks: masks, k: Int(count)).scores
+                // numpy's mean of the hits and xai's count / k differ in the last bit.
+                for b in 0..<2 { XCTAssertEqual(got[b], want[b], accuracy: 1e-15, "top-k intersection, \(name) k \(count) image \(b)") }
+            }
+        }
+        // The mask itself detects the mask perfectly, its negation never; a mask over the whole image has no ROC curve.
+        XCTAssertEqual(try Localisation.rocAUC(images: try images, maps: masks, masks: masks).scores, [1, 1])
+        XCTAssertEqual(try Localisation.rocAUC(images: try images, maps: try Tensor(shape: [2, 64, 64], scalars: masks.scalars.map { -$0 }), masks: masks).scores, [0, 0])
+        XCTAssertTrue(try Localisation.rocAUC(images: try images, maps: try maps(0), masks: try Tensor(shape: [2, 64, 64], scalars: [Float](repeating: 1, count: 8192)))
+                        .scores.allSatisfy(\.isNaN))
+        XCTAssertEqual(try Localisation.topKIntersection(images: try images, maps: try maps(0), masks: masks).settings["k"], "82", "1000 at 224x224, scaled to 64x64")
+        for k in [0, 4097] {
+            XCTAssertThrowsError(try Localisation.topKIntersection(images: try images, maps: try maps(0), masks: masks, k: k)) { error in
+                guard case XAIError.invalidArgument(let parameter, _, _) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(parameter, "k")
+            }
+        }
+        XCTAssertEqual(try EffectiveComplexity().evaluate(images: try images, maps: try Tensor(shape: [2, 64, 64], scalars: [Float](repeating: 0, count: 8192))).scores, [0, 0])
+        XCTAssertThrowsError(try EffectiveComplexity(epsilon: -1).evaluate(images: try images, maps: try maps(0)))
     }
 
     func testPatchGridPadsAsQuantus() throws {
