@@ -380,16 +380,20 @@ private func target(_ options: xai_explain_options, n: Int, classes: Int) throws
 
 /// A method as the caller's options configure it: knobs, and the baseline and superpixels given as tensors.
 private func configuredMethod(_ m: ModelHandle, _ name: String, _ options: xai_explain_options, n: Int) throws -> (ConfiguredMethod, MethodInputs) {
-    let configuration = try options.knobs_json.map { try MethodConfiguration.parse(json: Data(String(cString: $0).utf8)) } ?? MethodConfiguration()
-    let (h, w) = (m.height, m.width)
-    let inputs = MethodInputs(
-        configuration: configuration,
-        baseline: try m.tensor(options.baseline, "baseline", allowed: [[3, h, w], [-1, 3, h, w]]).map { Baseline.tensor($0) },
-        segmentation: try m.tensor(options.feature_mask, "feature_mask", allowed: [[h, w], [n, h, w]]).map { Segmentation.labels($0) })
+    let inputs = try methodInputs(m, options, n: n)
     let report = progressCallback(options.progress, options.user, name)
     try report?(0, 1)
-    let configured = try m.session.method(name, configuration: configuration, progress: report, baseline: inputs.baseline, segmentation: inputs.segmentation)
+    let configured = try m.session.method(name, configuration: inputs.configuration, progress: report, baseline: inputs.baseline, segmentation: inputs.segmentation)
     return (configured, inputs)
+}
+
+/// The method knobs, baseline and superpixels of the caller's options.
+private func methodInputs(_ m: ModelHandle, _ options: xai_explain_options, n: Int) throws -> MethodInputs {
+    let (h, w) = (m.height, m.width)
+    return MethodInputs(
+        configuration: try options.knobs_json.map { try MethodConfiguration.parse(json: Data(String(cString: $0).utf8)) } ?? MethodConfiguration(),
+        baseline: try m.tensor(options.baseline, "baseline", allowed: [[3, h, w], [-1, 3, h, w]]).map { Baseline.tensor($0) },
+        segmentation: try m.tensor(options.feature_mask, "feature_mask", allowed: [[h, w], [n, h, w]]).map { Segmentation.labels($0) })
 }
 
 /// The knobs and tensors a method was given, for the metrics that run it again.
@@ -489,7 +493,8 @@ public func xai_evaluate(_ model: OpaquePointer?, _ metrics: UnsafePointer<CChar
         if let given = try m.tensor(o.maps, "maps", allowed: [[n, h, w]]) {
             maps = given
             targets = try m.explained.prepare(x, target: try target(o.explain, n: n, classes: m.classes)).targets
-            if let method, needsMethod { inputs = try configuredMethod(m, method, o.explain, n: n).1 }
+            // IROF reads the superpixels (the feature mask, or the segmentation knobs) without a method.
+            if let method, needsMethod { inputs = try configuredMethod(m, method, o.explain, n: n).1 } else { inputs = try methodInputs(m, o.explain, n: n) }
         } else {
             guard let method else { throw argument("maps", "is NULL and no method is named to make them") }
             let (configured, given) = try configuredMethod(m, method, o.explain, n: n)
