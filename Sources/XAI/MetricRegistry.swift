@@ -192,13 +192,15 @@ public enum MetricRegistry {
                    direction: .lowerIsBetter, needsMasks: false, reexplains: false, knobs: ["patchSize", "substrate"], group: "selectivity",
                    parameterNames: [:],
                    costOf: { pixels, c, _ in forwards(Double(patches(pixels, c.patchSize) + 1)) },
-                   check: none,
+                   check: checkPatchSize,
                    compute: { input, c in
                        ["selectivity": try c.selectivity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
                    }),
         MetricSpec(name: "irof", summary: "area over the relative probability as superpixels are removed, most relevant first (Rieger & Hansen; Quantus's IROF)",
                    direction: .higherIsBetter, needsMasks: false, reexplains: false, knobs: ["substrate"], group: "irof", parameterNames: [:],
-                   // The default superpixels: about 50 segments (`segments`), each one evaluation, and the clean image.
+                   // An estimate: the segments are known only once the image is segmented by the method's
+                   // knobs (`segmentation`, `segments`, `featureMask`); SLIC's default asks for about 50,
+                   // each one evaluation, and the clean image.
                    costOf: { _, _, _ in forwards(51) }, check: none,
                    compute: { input, c in
                        let segmentation = try MethodRegistry.segmentation(input.methodConfiguration, MethodContext(segmentation: input.segmentation))
@@ -220,10 +222,10 @@ public enum MetricRegistry {
                    direction: .higherIsBetter, needsMasks: false, reexplains: false, knobs: ["step", "substrate"], group: "monotonicity",
                    parameterNames: [:],
                    costOf: { pixels, c, _ in
-                       let step = try PixelCurve(mode: .insertion, step: c.step).resolvedStep(pixels: pixels)
+                       let step = try c.monotonicity.resolvedStep(pixels: pixels)
                        return forwards(Double((pixels + step - 1) / step))
                    },
-                   check: { pixels, c in _ = try PixelCurve(mode: .insertion, step: c.step).resolvedStep(pixels: pixels) },
+                   check: { pixels, c in _ = try c.monotonicity.resolvedStep(pixels: pixels) },
                    compute: { input, c in
                        ["monotonicity": try c.monotonicity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
                    }),
@@ -260,7 +262,11 @@ public enum MetricRegistry {
             try Localisation.rocAUC(images: input.images, maps: input.maps, masks: masks)
         },
         localisation("top_k_intersection", "share of the map's top k pixels inside the mask (Theiner et al.; Quantus)", knobs: ["topK"],
-                     parameterNames: ["k": "topK"]) { input, c, masks in
+                     parameterNames: ["k": "topK"], check: { pixels, c in
+                         if let k = c.topK, k > pixels {
+                             throw XAIError.invalidArgument(parameter: "topK", value: "\(k)", reason: "more than the image's \(pixels) pixels")
+                         }
+                     }) { input, c, masks in
             try Localisation.topKIntersection(images: input.images, maps: input.maps, masks: masks, k: c.topK)
         },
         sensitivity("sensitivity_max", "largest relative change of the map over noisy copies (Captum's sensitivity_max)"),
@@ -338,24 +344,38 @@ public enum MetricRegistry {
                           })
     }
 
-    /// About how many patches of `size` cover `pixels` pixels (exactly, where the sides are multiples of it).
-    private static func patches(_ pixels: Int, _ size: Int) -> Int { (pixels + size * size - 1) / max(size * size, 1) }
+    /// How many patches of `size` cover a square image of `pixels` pixels (the grid pads each side
+    /// up to a multiple of the size); the size is clamped first, so a huge one cannot overflow.
+    private static func patches(_ pixels: Int, _ size: Int) -> Int {
+        let side = Int(Double(pixels).squareRoot().rounded(.up))
+        let perSide = (side + min(max(size, 1), side) - 1) / min(max(size, 1), side)
+        return perSide * perSide
+    }
+
+    /// A patch size that cannot fit an image of `pixels` pixels, refused before any work (the
+    /// exact bound, the shorter side, is checked where the grid is laid).
+    private static let checkPatchSize: @Sendable (Int, MetricConfiguration) throws -> Void = { pixels, c in
+        guard c.patchSize <= Int(Double(pixels).squareRoot()) else {
+            throw XAIError.invalidArgument(parameter: "patchSize", value: "\(c.patchSize)", reason: "larger than the image (\(pixels) pixels)")
+        }
+    }
 
     private static func regionPerturbation(_ order: RegionPerturbation.Order, _ summary: String) -> MetricSpec {
         let name = RegionPerturbation(order: order).name
         return MetricSpec(name: name, summary: summary, direction: order == .morf ? .higherIsBetter : .lowerIsBetter, needsMasks: false, reexplains: false,
                           knobs: ["patchSize", "regions", "substrate"], group: name, parameterNames: [:],
                           costOf: { pixels, c, _ in forwards(Double(min(c.regions, patches(pixels, c.patchSize)) + 1)) },
-                          check: none,
+                          check: checkPatchSize,
                           compute: { input, c in
                               [name: try c.regionPerturbation(order).evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
                           })
     }
 
     private static func localisation(_ name: String, _ summary: String, knobs: [String], parameterNames: [String: String] = [:],
+                                     check: @escaping @Sendable (Int, MetricConfiguration) throws -> Void = { _, _ in },
                                      _ score: @escaping @Sendable (MetricInput, MetricConfiguration, Tensor) throws -> MetricResult) -> MetricSpec {
         MetricSpec(name: name, summary: summary, direction: .higherIsBetter, needsMasks: true, reexplains: false, knobs: knobs, group: name,
-                   parameterNames: parameterNames, costOf: { _, _, _ in forwards(0) }, check: none,
+                   parameterNames: parameterNames, costOf: { _, _, _ in forwards(0) }, check: check,
                    compute: { input, c in
                        guard let masks = input.masks else {
                            throw XAIError.invalidArgument(parameter: "masks", value: "", reason: "\(name) needs ground-truth masks")

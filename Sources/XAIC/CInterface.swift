@@ -493,8 +493,12 @@ public func xai_evaluate(_ model: OpaquePointer?, _ metrics: UnsafePointer<CChar
         if let given = try m.tensor(o.maps, "maps", allowed: [[n, h, w]]) {
             maps = given
             targets = try m.explained.prepare(x, target: try target(o.explain, n: n, classes: m.classes)).targets
-            // IROF reads the superpixels (the feature mask, or the segmentation knobs) without a method.
-            if let method, needsMethod { inputs = try configuredMethod(m, method, o.explain, n: n).1 } else { inputs = try methodInputs(m, o.explain, n: n) }
+            if let method, needsMethod {
+                inputs = try configuredMethod(m, method, o.explain, n: n).1
+            } else if names.contains("irof") {
+                // IROF reads the superpixels (the feature mask, or the segmentation knobs) without a method.
+                inputs = try methodInputs(m, o.explain, n: n)
+            }
         } else {
             guard let method else { throw argument("maps", "is NULL and no method is named to make them") }
             let (configured, given) = try configuredMethod(m, method, o.explain, n: n)

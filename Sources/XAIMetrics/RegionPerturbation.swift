@@ -59,8 +59,9 @@ func pixelPlaces(labels: [Int], segmentPlaces: [Float]) -> [Float] {
 /// (Quantus's curve). The score is the paper's AOPC, the curve's sum over `regions + 1` (the
 /// k = 0 term is 0); Quantus's `get_auc_score` is the curve's trapezoid with unit steps, which the
 /// returned curves give. With MoRF a steeper drop is better (higher); with LeRF a flatter one
-/// (lower). Quantus's default substrate is the image's minimum ("black"); xai's is zero, the
-/// dataset's mean colour after the usual normalisation, as deletion's.
+/// (lower). The paper filled each region with uniform noise; Quantus's default substrate is the
+/// image's minimum ("black"); xai's is zero, the dataset's mean colour after the usual
+/// normalisation, as deletion's.
 public struct RegionPerturbation: Sendable {
     public enum Order: String, Sendable, CaseIterable {
         case morf, lerf
@@ -225,8 +226,10 @@ public struct IROF: Sendable {
 /// are ordered by the map, highest first (ties by index), and cut into consecutive groups of
 /// `step`; each group alone is replaced by the substrate (the others stay), and the score is the
 /// Pearson correlation of the groups' map sums with the drops of the target's logit they cause.
-/// Higher is better. Quantus's groups are of input elements (a channel of a pixel); xai's of whole
-/// pixels, as deletion's.
+/// Higher is better. Quantus's groups are of input elements (a channel of a pixel), one by default
+/// and a step that divides the input; xai's of whole pixels, deletion's step by default (about 224
+/// groups), and a step that does not divide the image leaves the last group short. Three groups at
+/// least: two would always correlate +-1.
 public struct FaithfulnessEstimate: Sendable {
     public var step: Int?
     public var substrate: PixelCurve.Substrate
@@ -238,12 +241,13 @@ public struct FaithfulnessEstimate: Sendable {
         self.perturbationsPerEval = perturbationsPerEval
     }
 
-    /// The group size for `pixels` pixels (deletion's step); a correlation needs two groups.
+    /// The group size for `pixels` pixels (deletion's step); a correlation needs three groups.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`step`).
     public func resolvedStep(pixels: Int) throws -> Int {
         let s = try PixelCurve(mode: .deletion, step: step).resolvedStep(pixels: pixels)
-        guard s < pixels else {
-            throw XAIError.invalidArgument(parameter: "step", value: "\(s)", reason: "faithfulness_estimate correlates two or more groups: below the image's \(pixels) pixels")
+        guard (pixels + s - 1) / s >= 3 else {
+            throw XAIError.invalidArgument(parameter: "step", value: "\(s)",
+                                           reason: "faithfulness_estimate correlates three or more groups: at most \((pixels - 1) / 2) of the image's \(pixels) pixels")
         }
         return s
     }
@@ -284,7 +288,9 @@ public struct FaithfulnessEstimate: Sendable {
 /// increasing map value (ties by index), `step` at a time, and the target's softmax probability is
 /// read after each; the score is 1 where it never falls, else 0 (its mean over images is the share
 /// of monotonic maps). Higher is better. The map is used as it is (AIX360's coefficients; Quantus
-/// takes |map| by default). Quantus 0.6's `Monotonicity` is not a reference: its loop replaces the
+/// takes |map| by default). AIX360 puts back one feature at a time; xai's default step is
+/// deletion's (about 224 steps), and a coarser step can miss a dip, so scores are comparable only
+/// at the same step. Two steps at least: one alone never falls. Quantus 0.6's `Monotonicity` is not a reference: its loop replaces the
 /// baseline's values by the baseline, so it never puts the image back and scores 1 for any map.
 public struct Monotonicity: Sendable {
     public var step: Int?
@@ -297,11 +303,21 @@ public struct Monotonicity: Sendable {
         self.perturbationsPerEval = perturbationsPerEval
     }
 
+    /// The pixels put back per step for `pixels` pixels (deletion's step); two steps at least.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`step`).
+    public func resolvedStep(pixels: Int) throws -> Int {
+        let s = try PixelCurve(mode: .insertion, step: step).resolvedStep(pixels: pixels)
+        guard s < pixels else {
+            throw XAIError.invalidArgument(parameter: "step", value: "\(s)", reason: "monotonicity compares two or more steps: below the image's \(pixels) pixels")
+        }
+        return s
+    }
+
     public func evaluate(model: ExplainedModel, images: Tensor, maps: Tensor, target: Target = .predicted,
                          progress: PerturbationProgress? = nil) throws -> MetricResult {
         let (n, h, w) = try checkMaps(maps, for: images, metric: "monotonicity")
         let pixels = h * w
-        let step = try PixelCurve(mode: .insertion, step: step).resolvedStep(pixels: pixels)
+        let step = try resolvedStep(pixels: pixels)
         let counts = (1...((pixels + step - 1) / step)).map { min($0 * step, pixels) }
         let (_, targets) = try model.prepare(images, target: target)
         var curves: [[Double]] = []
