@@ -76,6 +76,17 @@ public struct PixelCurve: Sendable {
         return s
     }
 
+    /// `step` (deletion's default where nil) for metrics that need `count` steps or more over
+    /// `pixels` pixels.
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`step`), with `why`.
+    static func step(_ step: Int?, pixels: Int, atLeast count: Int, _ why: String) throws -> Int {
+        let s = try PixelCurve(mode: .deletion, step: step).resolvedStep(pixels: pixels)
+        guard (pixels + s - 1) / s >= count else {
+            throw XAIError.invalidArgument(parameter: "step", value: "\(s)", reason: "\(why): at most \((pixels - 1) / (count - 1)) of the image's \(pixels) pixels")
+        }
+        return s
+    }
+
     /// Each pixel's place in the order: descending map value, ties by index.
     static func ranks(_ values: ArraySlice<Float>) -> [Float] {
         let base = values.startIndex

@@ -244,12 +244,7 @@ public struct FaithfulnessEstimate: Sendable {
     /// The group size for `pixels` pixels (deletion's step); a correlation needs three groups.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`step`).
     public func resolvedStep(pixels: Int) throws -> Int {
-        let s = try PixelCurve(mode: .deletion, step: step).resolvedStep(pixels: pixels)
-        guard (pixels + s - 1) / s >= 3 else {
-            throw XAIError.invalidArgument(parameter: "step", value: "\(s)",
-                                           reason: "faithfulness_estimate correlates three or more groups: at most \((pixels - 1) / 2) of the image's \(pixels) pixels")
-        }
-        return s
+        try PixelCurve.step(step, pixels: pixels, atLeast: 3, "faithfulness_estimate correlates three or more groups")
     }
 
     public func evaluate(model: ExplainedModel, images: Tensor, maps: Tensor, target: Target = .predicted,
@@ -290,8 +285,9 @@ public struct FaithfulnessEstimate: Sendable {
 /// of monotonic maps). Higher is better. The map is used as it is (AIX360's coefficients; Quantus
 /// takes |map| by default). AIX360 puts back one feature at a time; xai's default step is
 /// deletion's (about 224 steps), and a coarser step can miss a dip, so scores are comparable only
-/// at the same step. Two steps at least: one alone never falls. Quantus 0.6's `Monotonicity` is not a reference: its loop replaces the
-/// baseline's values by the baseline, so it never puts the image back and scores 1 for any map.
+/// at the same step. Two steps at least: one alone never falls. Quantus 0.6's `Monotonicity` is
+/// not a reference: its loop replaces the baseline's values by the baseline, so it never puts the
+/// image back and scores 1 for any map.
 public struct Monotonicity: Sendable {
     public var step: Int?
     public var substrate: PixelCurve.Substrate
@@ -306,11 +302,7 @@ public struct Monotonicity: Sendable {
     /// The pixels put back per step for `pixels` pixels (deletion's step); two steps at least.
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`step`).
     public func resolvedStep(pixels: Int) throws -> Int {
-        let s = try PixelCurve(mode: .insertion, step: step).resolvedStep(pixels: pixels)
-        guard s < pixels else {
-            throw XAIError.invalidArgument(parameter: "step", value: "\(s)", reason: "monotonicity compares two or more steps: below the image's \(pixels) pixels")
-        }
-        return s
+        try PixelCurve.step(step, pixels: pixels, atLeast: 2, "monotonicity compares two or more steps")
     }
 
     public func evaluate(model: ExplainedModel, images: Tensor, maps: Tensor, target: Target = .predicted,
