@@ -198,7 +198,7 @@ MUTANTS = [
      'guard !implementationName.hasPrefix("reference") else {', 1, "OneDNNTests/testNoConvolutionRunsOnAReferenceKernel",
      "oneDNN's reference kernels (20x slower than im2col on 8-channel layers) are used"),
     # Metrics
-    ("pixel_curve_ties", "Sources/XAIMetrics/PixelCurves.swift", "values[a] > values[b] : a < b", "values[a] > values[b] : a > b", 1,
+    ("pixel_curve_ties", "Sources/XAIMetrics/PixelCurves.swift", "(values[a] > values[b]) == descending : a < b", "(values[a] > values[b]) == descending : a > b", 1,
      "MetricReferenceTests/testDeletionAndInsertion", "deletion/insertion break ties by the larger pixel index"),
     ("pixel_curve_area", "Sources/XAIMetrics/PixelCurves.swift", "- scores[0] / 2 - scores[scores.count - 1] / 2", "- scores[0] / 2", 1,
      "MetricReferenceTests/testDeletionAndInsertion", "the area under the curve counts the last point in full"),

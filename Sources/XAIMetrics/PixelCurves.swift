@@ -89,11 +89,7 @@ public struct PixelCurve: Sendable {
 
     /// Each pixel's place in the order: descending map value, ties by index.
     static func ranks(_ values: ArraySlice<Float>) -> [Float] {
-        let base = values.startIndex
-        let order = values.indices.sorted { a, b in values[a] != values[b] ? values[a] > values[b] : a < b }
-        var ranks = [Float](repeating: 0, count: values.count)
-        for (place, index) in order.enumerated() { ranks[index - base] = Float(place) }
-        return ranks
+        ranks(values.map(Double.init), descending: true)  // exact: every float is a double
     }
 
     /// The area under a curve of equally spaced scores, normalised to [0, 1] steps.

@@ -13,6 +13,8 @@ public struct PatchGrid: Sendable, Equatable {
     public let size: Int, height: Int, width: Int
     public let rows: Int, columns: Int
     let top: Int, left: Int
+    /// The patch of each pixel, row by row.
+    public let labels: [Int]
 
     /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`patchSize`) for a size
     ///   below 1 or above the image's shorter side.
@@ -25,16 +27,14 @@ public struct PatchGrid: Sendable, Equatable {
         self.width = width
         rows = (height + size - 1) / size
         columns = (width + size - 1) / size
-        top = ((size - height % size) % size) / 2
-        left = ((size - width % size) % size) / 2
+        let top = ((size - height % size) % size) / 2, left = ((size - width % size) % size) / 2
+        let columns = self.columns
+        self.top = top
+        self.left = left
+        labels = (0..<(height * width)).map { p in ((p / width + top) / size) * columns + (p % width + left) / size }
     }
 
     public var count: Int { rows * columns }
-
-    /// The patch of each pixel, row by row.
-    public var labels: [Int] {
-        (0..<(height * width)).map { p in ((p / width + top) / size) * columns + (p % width + left) / size }
-    }
 
     /// The map's sum over each patch, in float64.
     public func sums(_ map: ArraySlice<Float>) -> [Double] {
