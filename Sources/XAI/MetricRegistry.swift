@@ -9,6 +9,10 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var tolerance: Int?
     public var sensitivityRadius: Float = 0.02
     public var sensitivitySamples = 10
+    public var stabilitySamples = 200
+    public var stabilityNoiseLow: Float = 0.02
+    public var stabilityNoiseHigh: Float = 0.2
+    public var stabilityLayer: String?
     public var faithfulnessRuns = 100
     public var faithfulnessSubset = 224
     public var infidelitySigma: Float = 0.1
@@ -39,6 +43,11 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
                                           minimum: 0)),
         .integer(\.sensitivitySamples, Knob("sensitivitySamples", .integer, "Sensitivity: noisy copies, each re-explained with the method's knobs and seed.",
                                             minimum: range(Sensitivity.sampleRange).0, maximum: range(Sensitivity.sampleRange).1)),
+        .integer(\.stabilitySamples, Knob("stabilitySamples", .integer, "Relative stability: noisy copies, each re-explained with the method's knobs and seed (Quantus's 200).",
+                                          minimum: range(RelativeStability.sampleRange).0, maximum: range(RelativeStability.sampleRange).1)),
+        .number(\.stabilityNoiseLow, Knob("stabilityNoiseLow", .number, "Relative stability: lower bound of the uniform noise added to every input value (Quantus's 0.02; a negative one on the command line as --stability-noise-low=-0.01).")),
+        .number(\.stabilityNoiseHigh, Knob("stabilityNoiseHigh", .number, "Relative stability: upper bound of that noise (Quantus's 0.2).")),
+        .string(\.stabilityLayer, Knob("stabilityLayer", .string, "Relative representation stability: the activation compared (default: the CAM methods' default layer; `xai inspect` lists them).")),
         .integer(\.faithfulnessRuns, Knob("faithfulnessRuns", .integer, "Faithfulness correlation: random pixel subsets set to the baseline.",
                                           minimum: range(FaithfulnessCorrelation.runRange).0, maximum: range(FaithfulnessCorrelation.runRange).1)),
         .integer(\.faithfulnessSubset, Knob("faithfulnessSubset", .integer, "Faithfulness correlation: pixels per subset (fewer than the image's).", minimum: 1)),
@@ -60,6 +69,15 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
 
     var pixelCurveSubstrate: PixelCurve.Substrate { PixelCurve.Substrate(rawValue: substrate) ?? .zero }
     var sensitivity: Sensitivity { Sensitivity(radius: sensitivityRadius, samples: sensitivitySamples, seed: seed) }
+    /// - Throws: ``XAIError/invalidArgument(parameter:value:reason:)`` (`stabilityNoiseHigh`) for
+    ///   bounds that are not a range.
+    func relativeStability() throws -> RelativeStability {
+        guard stabilityNoiseLow.isFinite, stabilityNoiseHigh.isFinite, stabilityNoiseLow <= stabilityNoiseHigh else {
+            throw XAIError.invalidArgument(parameter: "stabilityNoiseHigh", value: "\(stabilityNoiseHigh)",
+                                           reason: "must be a finite number no lower than stabilityNoiseLow (\(stabilityNoiseLow))")
+        }
+        return RelativeStability(samples: stabilitySamples, noise: stabilityNoiseLow...stabilityNoiseHigh, layer: stabilityLayer, seed: seed)
+    }
     var faithfulness: FaithfulnessCorrelation { FaithfulnessCorrelation(runs: faithfulnessRuns, subsetSize: faithfulnessSubset, seed: seed) }
     var infidelity: Infidelity { Infidelity(sigma: infidelitySigma, samples: infidelitySamples, seed: seed) }
     func regionPerturbation(_ order: RegionPerturbation.Order) -> RegionPerturbation {
@@ -272,6 +290,9 @@ public enum MetricRegistry {
         sensitivity("sensitivity_max", "largest relative change of the map over noisy copies (Captum's sensitivity_max)"),
         sensitivity("sensitivity_avg", "mean relative change of the map over the same noisy copies"),
         sensitivity("local_lipschitz", "largest change of the map over the size of the noise (Alvarez-Melis & Jaakkola)"),
+        relativeStability("relative_input_stability", "largest relative change of the map over the relative change of the input, over noisy copies that keep the class (Agarwal et al.; Quantus's RIS)"),
+        relativeStability("relative_output_stability", "largest relative change of the map over the change of the logits, over the same copies (Quantus's ROS)"),
+        relativeStability("relative_representation_stability", "largest relative change of the map over the relative change of a layer's activations, over the same copies (Quantus's RRS)"),
         MetricSpec(name: "faithfulness_correlation", summary: "Pearson correlation of the map's sum over random subsets with the score drop when they are removed (Quantus)",
                    direction: .higherIsBetter, needsMasks: false, reexplains: false, knobs: ["faithfulnessRuns", "faithfulnessSubset", "seed"],
                    group: "faithfulness_correlation", parameterNames: ["runs": "faithfulnessRuns", "subsetSize": "faithfulnessSubset"],
@@ -400,6 +421,33 @@ public enum MetricRegistry {
                            try configured.method.attribute(image, target: .index(input.targets[b]), baseline: configured.baseline).map
                        }
                        return ["sensitivity_max": r.max, "sensitivity_avg": r.average, "local_lipschitz": r.lipschitz]
+                   })
+    }
+
+    /// RIS, ROS and RRS, computed together from the same noisy copies and re-explanations.
+    private static func relativeStability(_ name: String, _ summary: String) -> MetricSpec {
+        MetricSpec(name: name, summary: summary, direction: .lowerIsBetter, needsMasks: false, reexplains: true,
+                   knobs: ["stabilitySamples", "stabilityNoiseLow", "stabilityNoiseHigh", "stabilityLayer", "seed"], group: "relative_stability",
+                   parameterNames: ["samples": "stabilitySamples", "noise": "stabilityNoiseLow"],
+                   costOf: { _, c, method in
+                       // The image and each copy: one explanation and one forward each.
+                       let copies = Double(c.stabilitySamples + 1)
+                       return MethodCost(evaluations: copies * (1 + (method?.evaluations ?? 1)), forwardEquivalents: copies * (1 + (method?.forwardEquivalents ?? 1)))
+                   },
+                   check: { _, c in try c.relativeStability().validate() },
+                   compute: { input, c in
+                       // The layer checked here, so its error names the knob (a re-explaining CAM's own
+                       // `layer` error keeps its name).
+                       do {
+                           _ = try input.model.camLayer(c.stabilityLayer)
+                       } catch XAIError.invalidArgument(_, let value, let reason) {
+                           throw XAIError.invalidArgument(parameter: "stabilityLayer", value: value, reason: reason)
+                       }
+                       let configured = try input.configuredMethod(metric: name)
+                       let r = try c.relativeStability().evaluate(model: input.model, images: input.images) { image, b in
+                           try configured.method.attribute(image, target: .index(input.targets[b]), baseline: configured.baseline).map
+                       }
+                       return ["relative_input_stability": r.input, "relative_output_stability": r.output, "relative_representation_stability": r.representation]
                    })
     }
 

@@ -145,6 +145,9 @@ final class FacadeTests: XCTestCase {
         let masks = Tensor(unchecked: [1, 64, 64], (0..<4096).map { _ in Float(generator.next() % 4 == 0 ? 1 : 0) })
         var knobs = MetricConfiguration()
         knobs.sensitivitySamples = 2
+        knobs.stabilitySamples = 3
+        // Quantus's [0.02, 0.2] moves every copy of this image to another class (the scores NaN).
+        (knobs.stabilityNoiseLow, knobs.stabilityNoiseHigh) = (-0.01, 0.01)
         knobs.faithfulnessRuns = 4
         knobs.faithfulnessSubset = 64
         knobs.infidelitySamples = 3
@@ -157,6 +160,7 @@ final class FacadeTests: XCTestCase {
         XCTAssertEqual(outcomes.map(\.name), MetricRegistry.names)
         XCTAssertEqual(groups.filter { $0 == "sensitivity" }.count, 1, "the sensitivity scores share their re-explanations")
         XCTAssertEqual(groups.filter { $0 == "random_logit" }.count, 1)
+        XCTAssertEqual(groups.filter { $0 == "relative_stability" }.count, 1, "RIS, ROS and RRS share their copies")
         for (name, outcome) in outcomes {
             XCTAssertEqual(outcome.result.direction, try MetricRegistry.spec(name).direction, name)
             XCTAssertEqual(outcome.result.metric, name)
@@ -179,6 +183,16 @@ final class FacadeTests: XCTestCase {
         }
         XCTAssertEqual(score("sensitivity_max"), sensitivity.max.scores[0])
         XCTAssertEqual(score("local_lipschitz"), sensitivity.lipschitz.scores[0])
+        let stability = try RelativeStability(samples: 3, noise: -0.01...0.01, seed: 3).evaluate(model: session.model, images: images) { x, _ in
+            try ig.method.attribute(x, target: target, baseline: ig.baseline).map
+        }
+        XCTAssertTrue(stability.input.scores[0].isFinite && stability.changedCopies == [0])
+        XCTAssertEqual(score("relative_input_stability"), stability.input.scores[0])
+        XCTAssertEqual(score("relative_output_stability"), stability.output.scores[0])
+        XCTAssertEqual(score("relative_representation_stability"), stability.representation.scores[0])
+        var badLayer = knobs
+        badLayer.stabilityLayer = "no_such_activation"
+        XCTAssertEqual(parameter { try MetricRegistry.evaluate(["relative_input_stability"], input: input, configuration: badLayer) }, "stabilityLayer")
         // Metrics that re-explain need the method; mask metrics need masks.
         let anonymous = MetricInput(session: session, images: images, maps: a.map, targets: a.targets)
         XCTAssertEqual(parameter { try MetricRegistry.evaluate(["sensitivity_max"], input: anonymous, configuration: knobs) }, "method")
@@ -192,6 +206,8 @@ final class FacadeTests: XCTestCase {
         let pixels = 64 * 64
         for (json, metric, knob) in [(#"{"faithfulnessSubset": 4096}"#, "faithfulness_correlation", "faithfulnessSubset"),
                                      (#"{"sensitivitySamples": 0}"#, "sensitivity_max", "sensitivitySamples"),
+                                     (#"{"stabilitySamples": 0}"#, "relative_output_stability", "stabilitySamples"),
+                                     (#"{"stabilityNoiseLow": 0.5}"#, "relative_input_stability", "stabilityNoiseHigh"),
                                      (#"{"mprtSteps": 0}"#, "mprt", "mprtSteps"), (#"{"substrate": "grey"}"#, "deletion", "substrate"),
                                      (#"{"step": 5000}"#, "insertion", "step"), (#"{"infidelitySigma": 0}"#, "infidelity", "infidelitySigma")] {
             let c = try MetricConfiguration.parse(json: Data(json.utf8))
@@ -201,6 +217,10 @@ final class FacadeTests: XCTestCase {
         XCTAssertEqual(try MetricRegistry.expand("all", masks: true), MetricRegistry.names)
         XCTAssertEqual(parameter { try MetricRegistry.expand("pointing_game", masks: false) }, "groundTruth")
         XCTAssertEqual(parameter { try MetricRegistry.expand("accuracy", masks: false) }, "metrics")
+        // The image and 4 copies, each explained (IG with 8 steps: 8 evaluations, 16 forward-equivalents) and run forward once.
+        XCTAssertEqual(try MetricRegistry.spec("relative_representation_stability").cost(pixels: pixels, configuration: try MetricConfiguration.parse(json: Data(#"{"stabilitySamples": 4}"#.utf8)),
+                                                                                        method: MethodCost(evaluations: 8, forwardEquivalents: 16)),
+                       MethodCost(evaluations: 45, forwardEquivalents: 85))
         // 4096 pixels in steps of 500: 9 steps (the last one partial) and the clean image.
         XCTAssertEqual(try MetricRegistry.spec("deletion").cost(pixels: pixels, configuration: try MetricConfiguration.parse(json: Data(#"{"step": 500}"#.utf8))),
                        MethodCost(evaluations: 10, forwardEquivalents: 10))

@@ -392,6 +392,24 @@ def test_quantus_metrics_take_their_knobs():
             m.evaluate(x, maps=maps, metrics=["top_k_intersection"], masks=masks, top_k=5000)
 
 
+def test_relative_stability_takes_its_knobs():
+    """RIS, ROS and RRS through Model.evaluate: the method re-explains the noisy copies, the
+    snake_case knobs reach them, and a bad layer or noise range names its knob."""
+    x = np.load(FIXTURES / "models" / "small_resnet" / "input.npy")
+    metrics = ["relative_input_stability", "relative_output_stability", "relative_representation_stability"]
+    with xai.Model(str(FIXTURES / "models" / "small_resnet" / "model.onnx")) as m:
+        s = m.evaluate(x, method="saliency", metrics=metrics, stability_samples=4, stability_noise_low=-0.01, stability_noise_high=0.01)
+        for name in metrics:
+            assert s[name].scores.shape == (2,) and np.isfinite(s[name].scores).all() and (s[name].scores > 0).all(), name
+            assert s[name].direction == "lower" and s[name].settings["samples"] == "4"
+            assert s[name].settings["noise"].startswith("uniform in [-0.01, 0.01]")
+        assert s["relative_representation_stability"].settings["layer"]
+        with pytest.raises(xai.XAIError, match="stabilityLayer"):
+            m.evaluate(x, method="saliency", metrics=metrics[2:], stability_samples=2, stability_layer="nope")
+        with pytest.raises((xai.XAIError, ValueError), match="stabilityNoiseHigh|stability_noise_high"):
+            m.evaluate(x, method="saliency", metrics=metrics[:1], stability_samples=2, stability_noise_low=0.3)
+
+
 @pytest.mark.parametrize("name", ["plain_cnn", "small_resnet"])
 def test_deeplift_adapters(name):
     folder = FIXTURES / "methods" / name
