@@ -22,6 +22,13 @@ to 224x224. torch uses its default threads (every core). Rows (key, what xai row
   around Captum's IntegratedGradients with --ig-steps steps.
 - captum_sensitivity_max_lime / quantus_max_sensitivity_lime: the same around Captum's Lime with
   --lime-samples samples on SLIC superpixels, 64 perturbations per forward (as the peer table).
+- quantus_monotonicity_correlation (monotonicity_correlation): `MonotonicityCorrelation(nr_samples=10,
+  features_in_step=672)`: 224 groups of 672 input elements (224 pixels' worth, as xai's 224 groups
+  of 224 pixels), each filled 10 times: 2240 forwards, one copy per forward.
+- quantus_relative_input_stability_saliency / quantus_relative_output_stability_saliency
+  (relative_input_stability_saliency): Quantus's `RelativeInputStability` and
+  `RelativeOutputStability(nr_samples=--stability-samples)` at their default noise [0.02, 0.2]
+  around Captum's Saliency; each runs alone (xai's row scores RIS, ROS and RRS from one set of copies).
 - gradcam_road (road): pytorch-grad-cam's `ROADCombined` (percentiles 10..90, its noisy linear
   imputation by scipy's spsolve, `ClassifierOutputSoftmaxTarget`) on the map min-max scaled to [0, 1].
 
@@ -62,6 +69,7 @@ def main():
     parser.add_argument("--json", required=True)
     parser.add_argument("--ig-steps", type=int, default=50)
     parser.add_argument("--lime-samples", type=int, default=100)
+    parser.add_argument("--stability-samples", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rows", default="all")
     args = parser.parse_args()
@@ -77,7 +85,7 @@ def main():
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
     except ImportError:
         pytorch_grad_cam = None
-    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Lime
+    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Lime, Saliency
     from captum.metrics import infidelity, sensitivity_max
     from skimage.segmentation import slic
     from scipy.ndimage import gaussian_filter
@@ -95,6 +103,10 @@ def main():
     segments = torch.from_numpy(slic(smooth, n_segments=70, compactness=10, start_label=0, channel_axis=-1)).long()[None, None]
 
     ig = IntegratedGradients(model)
+    saliency = Saliency(model)
+
+    def explain_saliency(inputs, target=None, **kwargs):
+        return saliency.attribute(inputs, target=target)
     lime = Lime(model)
 
     def explain_ig(inputs, target=None, **kwargs):
@@ -165,6 +177,13 @@ def main():
         lambda: quantus.Selectivity(patch_size=8, perturb_baseline="black", normalise=False, disable_warnings=True)(**common), 1)
     row("quantus_faithfulness_estimate", "quantus", "FaithfulnessEstimate features_in_step=784, baseline black, 193 forwards",
         lambda: quantus.FaithfulnessEstimate(features_in_step=784, perturb_baseline="black", normalise=False, disable_warnings=True)(**common), 1)
+
+    row("quantus_monotonicity_correlation", "quantus", "MonotonicityCorrelation nr_samples=10, features_in_step=672 (224 groups), 2240 forwards",
+        lambda: quantus.MonotonicityCorrelation(nr_samples=10, features_in_step=672, disable_warnings=True)(**common), 1)
+    for name, cls in (("input", "RelativeInputStability"), ("output", "RelativeOutputStability")):
+        row(f"quantus_relative_{name}_stability_saliency", "quantus", f"{cls} of Saliency, nr_samples={args.stability_samples}, noise [0.02, 0.2]",
+            lambda cls=cls: getattr(quantus, cls)(nr_samples=args.stability_samples, disable_warnings=True)(
+                **dict(common, a_batch=None), explain_func=quantus_explain(explain_saliency)), 1)
 
     if pytorch_grad_cam:
         scaled = (a_np[:, 0] - a_np.min()) / (a_np.max() - a_np.min())

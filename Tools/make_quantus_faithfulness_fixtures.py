@@ -28,6 +28,13 @@ of 0.0 (xai's `--substrate zero`).
   `Monotonicity` on the same wrapper is recorded beside it (`quantus_monotonicity`): its loop
   replaces the baseline by the baseline, so it never sees the image.
 
+- monotonicity_correlation: `quantus.MonotonicityCorrelation(nr_samples, features_in_step=step)`
+  at its defaults (`abs=True`, softmax), on the one-channel PixelFill wrapper (m = 1 keeps the
+  pixel, any other value fills it on every channel), its `perturb_func` replaced by one that fills
+  the group with xai's draw for the copy (SplitMix64 seeded `seed + 1000003 b + s`, the same draw
+  for every group, as xai's common random numbers); its Spearman scores, and beside them each
+  group's effect from onnxruntime (`effects`).
+
 - roc_auc, top_k_intersection, effective_complexity: Quantus 0.6.0's `AUC`, `TopKIntersection(k)`
   and `EffectiveComplexity(eps)` with `abs=False, normalise=False` on the masks of
   Tests/Fixtures/metrics/masks.npy; AUC on all four map sets (its ties go through scikit-learn's
@@ -58,6 +65,37 @@ MODEL = os.path.join(ROOT, "Tests", "Fixtures", "models", "small_resnet")
 MAPS = os.path.join(ROOT, "Tests", "Fixtures", "metrics", "maps.npy")
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "metrics", "quantus_faithfulness")
 SETS = {"random": 0, "smooth": 2, "peaked": 3}
+
+
+class PixelFill(torch.nn.Module):
+    """The twin run on the image with the pixels where m [N, 1, H, W] is not 1 set to m on every
+    channel: Quantus's one-channel elements become whole pixels, filled with its baseline value."""
+
+    def __init__(self, model, x):
+        super().__init__()
+        self.model = model
+        self.x = torch.from_numpy(x)
+
+    def forward(self, m):
+        return self.model(torch.where(m == 1, self.x, m.expand_as(self.x)))
+
+
+def monotonicity_correlation_effects(session, x, m, step, target, fills):
+    """Nguyen & Martinez's effects with onnxruntime: pixels in ascending |map| order (stable), in
+    groups of `step`; each group alone filled with each value of `fills`; the mean squared change of
+    the target's softmax probability."""
+    order = np.argsort(np.abs(m).reshape(-1), kind="stable")
+    c, h, w = x.shape
+    clean = mmf.softmax(session.run(None, {"input": x[None]})[0].astype(np.float64))[0, target]
+    effects = []
+    for g in range(0, h * w, step):
+        idx = order[g:g + step]
+        batch = np.repeat(x[None], len(fills), axis=0).reshape(len(fills), c, -1)
+        for i, u in enumerate(fills):
+            batch[i][:, idx] = u
+        p = mmf.softmax(session.run(None, {"input": batch.reshape(len(fills), c, h, w)})[0].astype(np.float64))[:, target]
+        effects.append(float(np.mean((p - clean) ** 2)))
+    return np.array(effects)
 
 
 class PixelPresence(torch.nn.Module):
@@ -172,6 +210,29 @@ def main():
             metric = quantus.Monotonicity(features_in_step=step, abs=False, normalise=False, perturb_baseline=0.0, disable_warnings=True)
             entry["quantus_monotonicity"][name] = [float(v) for v in metric(a_batch=maps[k][:, None], s_batch=None, **wrapped)]
         manifest["monotonicity"].append(entry)
+    manifest["monotonicity_correlation"] = []
+    fill_model = PixelFill(model, x).eval()
+    for step, samples, seed in ((128, 5, 9), (256, 3, 4)):
+        fills = np.array([[np.float32(next(mmf.splitmix(seed + 1000003 * b + s)) >> 40) * np.float32(1.0 / 16777216.0) for s in range(samples)]
+                          for b in range(n)], np.float32)
+        entry = {"step": step, "samples": samples, "seed": seed, "fills": fills.tolist(), "scores": {}, "effects": {}}
+        for name, k in SETS.items():
+            calls = [0]
+
+            def perturb(arr, indices, **_):
+                s = calls[0] % samples
+                calls[0] += 1
+                out = arr.copy()
+                for b in range(arr.shape[0]):
+                    out[b, indices[b]] = fills[b, s]
+                return out
+            metric = quantus.MonotonicityCorrelation(nr_samples=samples, features_in_step=step, perturb_func=perturb, disable_warnings=True)
+            entry["scores"][name] = [float(v) for v in metric(model=fill_model, x_batch=np.ones((n, 1, h, w), np.float32), y_batch=targets,
+                                                              a_batch=maps[k][:, None], s_batch=None, channel_first=True, device="cpu")]
+            assert calls[0] == h * w // step * samples, f"Quantus filled {calls[0]} copies"
+            entry["effects"][name] = [monotonicity_correlation_effects(session, x[b], maps[k][b], step, targets[b], fills[b]).tolist() for b in range(n)]
+        manifest["monotonicity_correlation"].append(entry)
+
     masks = np.load(os.path.join(ROOT, "Tests", "Fixtures", "metrics", "masks.npy"))
     manifest["map_free"] = {"roc_auc": {}, "top_k_intersection": {}, "effective_complexity": {}}
     for name, k in dict(SETS, tied=1).items():

@@ -9,6 +9,7 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var tolerance: Int?
     public var sensitivityRadius: Float = 0.02
     public var sensitivitySamples = 10
+    public var monotonicitySamples = 10
     public var stabilitySamples = 200
     public var stabilityNoiseLow: Float = 0.02
     public var stabilityNoiseHigh: Float = 0.2
@@ -33,7 +34,7 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     private static func range(_ r: ClosedRange<Int>) -> (Double, Double) { (Double(r.lowerBound), Double(r.upperBound)) }
 
     public static let fields: [KnobField<MetricConfiguration>] = [
-        .integer(\.step, Knob("step", .integer, "Deletion, insertion, monotonicity, faithfulness estimate: pixels changed per step (default: H*W/224 rounded up, 225 evaluations).", minimum: 1)),
+        .integer(\.step, Knob("step", .integer, "Deletion, insertion, monotonicity, faithfulness estimate, monotonicity correlation: pixels changed per step (default: H*W/224 rounded up, 225 evaluations).", minimum: 1)),
         .string(\.substrate, Knob("substrate", .string, "Deletion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity: what removed pixels become (zero: the dataset's mean colour after normalisation; mean: each channel's mean over the image; blur: RISE's 11x11 blur).",
                                    choices: PixelCurve.Substrate.allCases.map(\.rawValue))),
         .integer(\.topK, Knob("topK", .integer, "Top-K intersection: the pixels of highest attribution looked at (default: Quantus's 1000 at 224x224, scaled to the image).", minimum: 1)),
@@ -43,6 +44,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
                                           minimum: 0)),
         .integer(\.sensitivitySamples, Knob("sensitivitySamples", .integer, "Sensitivity: noisy copies, each re-explained with the method's knobs and seed.",
                                             minimum: range(Sensitivity.sampleRange).0, maximum: range(Sensitivity.sampleRange).1)),
+        .integer(\.monotonicitySamples, Knob("monotonicitySamples", .integer, "Monotonicity correlation: copies per group, each filling the group with one uniform value in [0, 1) (Quantus uses 100).",
+                                             minimum: range(MonotonicityCorrelation.sampleRange).0, maximum: range(MonotonicityCorrelation.sampleRange).1)),
         .integer(\.stabilitySamples, Knob("stabilitySamples", .integer, "Relative stability: noisy copies, each re-explained with the method's knobs and seed (Quantus's 200).",
                                           minimum: range(RelativeStability.sampleRange).0, maximum: range(RelativeStability.sampleRange).1)),
         .number(\.stabilityNoiseLow, Knob("stabilityNoiseLow", .number, "Relative stability: lower bound of the uniform noise added to every input value (Quantus's 0.02; a negative one on the command line as --stability-noise-low=-0.01).")),
@@ -86,6 +89,7 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     var selectivity: Selectivity { Selectivity(patchSize: patchSize, substrate: pixelCurveSubstrate) }
     var faithfulnessEstimate: FaithfulnessEstimate { FaithfulnessEstimate(step: step, substrate: pixelCurveSubstrate) }
     var monotonicity: Monotonicity { Monotonicity(step: step, substrate: pixelCurveSubstrate) }
+    var monotonicityCorrelation: MonotonicityCorrelation { MonotonicityCorrelation(step: step, samples: monotonicitySamples, seed: seed) }
     var randomisation: ModelRandomisation { ModelRandomisation(steps: mprtSteps, seed: seed) }
     func road() throws -> ROAD {
         ROAD(percentiles: try ROAD.percentiles(parsing: roadPercentiles), noise: roadNoise, score: ROAD.Score(rawValue: roadScore) ?? .probability, seed: seed,
@@ -246,6 +250,17 @@ public enum MetricRegistry {
                    check: { pixels, c in _ = try c.monotonicity.resolvedStep(pixels: pixels) },
                    compute: { input, c in
                        ["monotonicity": try c.monotonicity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
+        MetricSpec(name: "monotonicity_correlation", summary: "Spearman correlation of the map's |sum| over groups of pixels with the mean squared probability change when each is filled with random values (Nguyen & Martínez; Quantus)",
+                   direction: .higherIsBetter, needsMasks: false, reexplains: false, knobs: ["step", "monotonicitySamples", "seed"], group: "monotonicity_correlation",
+                   parameterNames: ["samples": "monotonicitySamples"],
+                   costOf: { pixels, c, _ in
+                       let step = try c.monotonicityCorrelation.resolvedStep(pixels: pixels)
+                       return forwards(Double((pixels + step - 1) / step * c.monotonicitySamples + 1))
+                   },
+                   check: { pixels, c in _ = try c.monotonicityCorrelation.resolvedStep(pixels: pixels) },
+                   compute: { input, c in
+                       ["monotonicity_correlation": try c.monotonicityCorrelation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
                    }),
         MetricSpec(name: "completeness", summary: "|sum of the map - (logit of the image - logit of the baseline)|: IG's and KernelSHAP's axiom",
                    direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: [], group: "completeness", parameterNames: [:],

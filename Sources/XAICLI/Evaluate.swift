@@ -25,7 +25,7 @@ func printMetricTable(_ summary: EvaluateJob.Summary) {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score explanations: deletion and insertion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity, ROAD, Average Drop and Increase in Confidence, coherency, ADCC, ARCC, faithfulness correlation, infidelity, completeness, sensitivity, relative stability, random logit, model randomisation (MPRT), sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and rank, ROC AUC and top-k intersection.",
+        abstract: "Score explanations: deletion and insertion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity and its correlation, ROAD, Average Drop and Increase in Confidence, coherency, ADCC, ARCC, faithfulness correlation, infidelity, completeness, sensitivity, relative stability, random logit, model randomisation (MPRT), sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and rank, ROC AUC and top-k intersection.",
         discussion: """
         For each image and method, evaluates the map `xai explain` wrote to OUT/<stem>/<method>.npy, or explains and writes \
         it first. Writes one line per image x method x metric to OUT/metrics.jsonl (score, direction, settings, seconds, \
@@ -38,7 +38,8 @@ struct Evaluate: ParsableCommand {
         relative_input_stability, relative_output_stability and relative_representation_stability (Quantus's RIS, ROS, \
         RRS) re-explain --stability-samples copies with noise in [--stability-noise-low, --stability-noise-high], leaving \
         out the copies whose predicted class changes; region_perturbation and selectivity remove --patch-size patches, \
-        irof the method's superpixels, faithfulness_estimate and monotonicity --step pixels at a time (Quantus's \
+        irof the method's superpixels, faithfulness_estimate, monotonicity and monotonicity_correlation (--monotonicity-samples \
+        random fills per group) --step pixels at a time (Quantus's \
         definitions, docs/metrics.md); \
         faithfulness_correlation removes --faithfulness-runs random subsets of --faithfulness-subset pixels (Quantus's \
         definition); infidelity fits --infidelity-samples Gaussian perturbations (Captum's, normalize=True); \
@@ -100,6 +101,7 @@ struct MetricOptions: ParsableArguments {
     @Option(help: help("complexityEpsilon")) var complexityEpsilon = d.complexityEpsilon
     @Option(help: help("sensitivityRadius")) var sensitivityRadius = d.sensitivityRadius
     @Option(help: help("sensitivitySamples")) var sensitivitySamples = d.sensitivitySamples
+    @Option(help: help("monotonicitySamples")) var monotonicitySamples = d.monotonicitySamples
     @Option(help: help("stabilitySamples")) var stabilitySamples = d.stabilitySamples
     @Option(help: help("stabilityNoiseLow")) var stabilityNoiseLow = d.stabilityNoiseLow
     @Option(help: help("stabilityNoiseHigh")) var stabilityNoiseHigh = d.stabilityNoiseHigh

@@ -63,7 +63,10 @@ final class EvaluateCommandTests: XCTestCase {
     /// between groups: 2.2e-3 (of 0.09) seen on Grad-CAM's maps, held to 5e-3 (a correlation); on the
     /// fixture's maps, identical on both backends, the two agree within 3.4e-6. Relative stability
     /// divides by small changes (of the logits, of post-ReLU activations whose zeros weigh 1e6):
-    /// 1.6e-4 relative seen (RRS of saliency), under the 1e-3 held.
+    /// 1.6e-4 relative seen (RRS of saliency), under the 1e-3 held. Monotonicity correlation groups
+    /// the pixels in |map| order too, and ranks each group's effect: on Grad-CAM's maps 1.8e-2 (a
+    /// Spearman correlation of -0.12) seen, held to 5e-2; on identical maps (the fixture's) the
+    /// backends and Quantus agree to the last bit.
     func testEveryMetricAgreesOnTheCPUAndOpenCL() throws {
         guard TestBackends.openCL() != nil else { return }
         var scores: [String: [String: Double]] = [:]
@@ -80,12 +83,12 @@ final class EvaluateCommandTests: XCTestCase {
             }
         }
         let (cpu, gpu) = (scores["cpu"] ?? [:], scores["gpu"] ?? [:])
-        XCTAssertEqual(cpu.count, 2 * 2 * 31, "2 images x 2 methods x the 31 metrics that need no ground truth")
+        XCTAssertEqual(cpu.count, 2 * 2 * 32, "2 images x 2 methods x the 32 metrics that need no ground truth")
         XCTAssertEqual(Set(cpu.keys), Set(gpu.keys))
         for (key, a) in cpu {
             let b = gpu[key] ?? .nan
             XCTAssertTrue(a.isFinite && b.isFinite, "\(key): \(a) on the CPU, \(b) on OpenCL")
-            let tolerance = key.hasSuffix(" faithfulness_estimate") ? 5e-3 : key.hasSuffix(" arcc") ? 1e-3 : key.hasSuffix(" road") || key.contains(" road_") ? 5e-4 : 1e-3 * max(abs(a), 1e-3)
+            let tolerance = key.hasSuffix(" monotonicity_correlation") ? 5e-2 : key.hasSuffix(" faithfulness_estimate") ? 5e-3 : key.hasSuffix(" arcc") ? 1e-3 : key.hasSuffix(" road") || key.contains(" road_") ? 5e-4 : 1e-3 * max(abs(a), 1e-3)
             XCTAssertEqual(a, b, accuracy: tolerance, "\(key) on the CPU and OpenCL")
         }
     }

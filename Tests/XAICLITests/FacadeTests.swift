@@ -146,6 +146,7 @@ final class FacadeTests: XCTestCase {
         var knobs = MetricConfiguration()
         knobs.sensitivitySamples = 2
         knobs.stabilitySamples = 3
+        knobs.monotonicitySamples = 2
         // Quantus's [0.02, 0.2] moves every copy of this image to another class (the scores NaN).
         (knobs.stabilityNoiseLow, knobs.stabilityNoiseHigh) = (-0.01, 0.01)
         knobs.faithfulnessRuns = 4
@@ -175,6 +176,8 @@ final class FacadeTests: XCTestCase {
                        try RegionPerturbation().evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("faithfulness_estimate"),
                        try FaithfulnessEstimate(step: 512).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+        XCTAssertEqual(score("monotonicity_correlation"),
+                       try MonotonicityCorrelation(step: 512, samples: 2, seed: 3).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         // IROF's superpixels are the method's: SLIC with the `segments` knob, as LIME's.
         XCTAssertEqual(score("irof"), try IROF(segmentation: .slic(SLIC(segments: c.segments))).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("relevance_mass"), try Localisation.relevanceMass(images: images, maps: a.map, masks: masks).scores[0])
@@ -207,6 +210,7 @@ final class FacadeTests: XCTestCase {
         for (json, metric, knob) in [(#"{"faithfulnessSubset": 4096}"#, "faithfulness_correlation", "faithfulnessSubset"),
                                      (#"{"sensitivitySamples": 0}"#, "sensitivity_max", "sensitivitySamples"),
                                      (#"{"stabilitySamples": 0}"#, "relative_output_stability", "stabilitySamples"),
+                                     (#"{"monotonicitySamples": 0}"#, "monotonicity_correlation", "monotonicitySamples"),
                                      (#"{"stabilityNoiseLow": 0.5}"#, "relative_input_stability", "stabilityNoiseHigh"),
                                      (#"{"mprtSteps": 0}"#, "mprt", "mprtSteps"), (#"{"substrate": "grey"}"#, "deletion", "substrate"),
                                      (#"{"step": 5000}"#, "insertion", "step"), (#"{"infidelitySigma": 0}"#, "infidelity", "infidelitySigma")] {
@@ -217,6 +221,9 @@ final class FacadeTests: XCTestCase {
         XCTAssertEqual(try MetricRegistry.expand("all", masks: true), MetricRegistry.names)
         XCTAssertEqual(parameter { try MetricRegistry.expand("pointing_game", masks: false) }, "groundTruth")
         XCTAssertEqual(parameter { try MetricRegistry.expand("accuracy", masks: false) }, "metrics")
+        // 4096 pixels in groups of 512: 8 groups, each filled 3 times, and the clean image.
+        XCTAssertEqual(try MetricRegistry.spec("monotonicity_correlation").cost(pixels: pixels, configuration: try MetricConfiguration.parse(json: Data(#"{"step": 512, "monotonicitySamples": 3}"#.utf8))),
+                       MethodCost(evaluations: 25, forwardEquivalents: 25))
         // The image and 4 copies, each explained (IG with 8 steps: 8 evaluations, 16 forward-equivalents) and run forward once.
         XCTAssertEqual(try MetricRegistry.spec("relative_representation_stability").cost(pixels: pixels, configuration: try MetricConfiguration.parse(json: Data(#"{"stabilitySamples": 4}"#.utf8)),
                                                                                         method: MethodCost(evaluations: 8, forwardEquivalents: 16)),

@@ -3,9 +3,10 @@ import XCTest
 import XAI
 import XAITestSupport
 
-/// Region perturbation, selectivity, IROF, faithfulness estimate and monotonicity against Quantus
-/// 0.6.0 and AIX360's definition (Tools/make_quantus_faithfulness_fixtures.py), on the CPU and on
-/// OpenCL; ROC AUC, top-k intersection and effective complexity against Quantus on the maps alone.
+/// Region perturbation, selectivity, IROF, faithfulness estimate, monotonicity and monotonicity
+/// correlation against Quantus 0.6.0 and AIX360's definition
+/// (Tools/make_quantus_faithfulness_fixtures.py), on the CPU and on OpenCL; ROC AUC, top-k
+/// intersection and effective complexity against Quantus on the maps alone.
 final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
     func fixture() throws -> [String: Any] {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/quantus_faithfulness/manifest.json"))) as? [String: Any])
@@ -167,6 +168,44 @@ final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
             agreement("monotonicity curves vs AIX360's definition (\(label))", pairs)
         }
         XCTAssertEqual(seen, [0, 1], "the fixture holds monotonic and non-monotonic curves")
+    }
+
+    /// Monotonicity correlation against Quantus's `MonotonicityCorrelation` given xai's draws, and
+    /// each group's effect against onnxruntime.
+    func testMonotonicityCorrelationMatchesQuantus() throws {
+        let entries = try XCTUnwrap(try fixture()["monotonicity_correlation"] as? [[String: Any]])
+        for (label, model) in try models() {
+            var effects: [(Double, Double)] = [], scores: [(Double, Double)] = []
+            for entry in entries {
+                let step = try XCTUnwrap(entry["step"] as? Int), samples = try XCTUnwrap(entry["samples"] as? Int), seed = try XCTUnwrap(entry["seed"] as? Int)
+                let metric = MonotonicityCorrelation(step: step, samples: samples, seed: UInt64(seed), perturbationsPerEval: 7)
+                let fills = try XCTUnwrap(entry["fills"] as? [[Double]])
+                for b in 0..<2 {
+                    for s in 0..<samples { XCTAssertEqual(Double(metric.fill(image: b, sample: s)), fills[b][s], accuracy: 1e-7, "the draw the fixture re-made") }
+                }
+                let want = try XCTUnwrap(entry["scores"] as? [String: [Double]]), curves = try XCTUnwrap(entry["effects"] as? [String: [[Double]]])
+                for (name, k) in try sets() where label == "cpu" || name == "smooth" {
+                    let r = try metric.evaluate(model: model, images: try images, maps: try maps(k))
+                    let got = try XCTUnwrap(r.curves)
+                    for b in 0..<2 {
+                        let expected = try XCTUnwrap(curves[name])[b]
+                        XCTAssertEqual(got[b].count, 4096 / step, "groups")
+                        // An effect is a squared change of a float32 probability: an error of 5e-7 in
+                        // the probability moves it by about 1e-6 sqrt(effect).
+                        for (g, w) in zip(got[b], expected) { XCTAssertEqual(g, w, accuracy: 1e-6 * w.squareRoot() + 1e-12, "\(name) image \(b) step \(step) on \(label)") }
+                        effects += zip(got[b], expected).map { ($0, $1) }
+                        XCTAssertEqual(r.scores[b], try XCTUnwrap(want[name])[b], accuracy: 1e-9, "\(name) image \(b) step \(step) on \(label)")
+                        scores.append((r.scores[b], try XCTUnwrap(want[name])[b]))
+                    }
+                    XCTAssertEqual(r.direction, .higherIsBetter)
+                    XCTAssertEqual(r.settings["samples"], "\(samples)")
+                }
+            }
+            agreement("monotonicity correlation effects vs onnxruntime (\(label))", effects)
+            agreement("monotonicity correlation vs Quantus 0.6 (\(label))", scores)
+        }
+        XCTAssertThrowsError(try MonotonicityCorrelation(step: 2048).resolvedStep(pixels: 4096), "two groups cannot be correlated")
+        XCTAssertThrowsError(try MonotonicityCorrelation(samples: 0).resolvedStep(pixels: 4096))
     }
 
     func testROCAUCTopKAndEffectiveComplexityMatchQuantus() throws {

@@ -366,7 +366,7 @@ def test_a_model_whose_batch_is_fixed_at_one():
 
 
 def test_quantus_metrics_take_their_knobs():
-    """Region perturbation, selectivity, IROF, faithfulness estimate, monotonicity and the map
+    """Region perturbation, selectivity, IROF, faithfulness estimate, monotonicity (and its correlation) and the map
     metrics through Model.evaluate: snake_case knobs reach them, and IROF takes the feature mask as
     its superpixels."""
     x = np.load(FIXTURES / "models" / "small_resnet" / "input.npy")
@@ -374,11 +374,11 @@ def test_quantus_metrics_take_their_knobs():
     masks[:, 10:40, 20:50] = 1
     cells = (np.arange(64)[:, None] // 16) * 4 + np.arange(64)[None, :] // 16  # 16 squares
     metrics = ["region_perturbation", "region_perturbation_lerf", "selectivity", "irof", "faithfulness_estimate", "monotonicity", "roc_auc",
-               "top_k_intersection", "effective_complexity"]
+               "top_k_intersection", "effective_complexity", "monotonicity_correlation"]
     with xai.Model(str(FIXTURES / "models" / "small_resnet" / "model.onnx")) as m:
         maps = m.explain(x, "saliency").maps
         s = m.evaluate(x, maps=maps, metrics=metrics, masks=masks, feature_mask=cells, patch_size=16, regions=5, step=512, top_k=10,
-                       complexity_epsilon=0.5)
+                       complexity_epsilon=0.5, monotonicity_samples=2)
         for name in metrics:
             assert s[name].scores.shape == (2,) and np.isfinite(s[name].scores).all(), name
         assert s["region_perturbation"].settings["regions"] == "5" and s["region_perturbation"].direction == "higher"
@@ -388,6 +388,7 @@ def test_quantus_metrics_take_their_knobs():
         assert s["faithfulness_estimate"].settings["groups"] == "8" and s["monotonicity"].settings["step"] == "512"
         assert s["top_k_intersection"].settings["k"] == "10" and s["effective_complexity"].settings["epsilon"] == "0.5"
         assert set(s["monotonicity"].scores) <= {0.0, 1.0}
+        assert s["monotonicity_correlation"].settings["samples"] == "2" and s["monotonicity_correlation"].settings["groups"] == "8"
         with pytest.raises(xai.XAIError, match="topK"):
             m.evaluate(x, maps=maps, metrics=["top_k_intersection"], masks=masks, top_k=5000)
 
