@@ -23,8 +23,9 @@ to 224x224. torch uses its default threads (every core). Rows (key, what xai row
 - captum_sensitivity_max_lime / quantus_max_sensitivity_lime: the same around Captum's Lime with
   --lime-samples samples on SLIC superpixels, 64 perturbations per forward (as the peer table).
 - quantus_monotonicity_correlation (monotonicity_correlation): `MonotonicityCorrelation(nr_samples=10,
-  features_in_step=672)`: 224 groups of 672 input elements (224 pixels' worth, as xai's 224 groups
-  of 224 pixels), each filled 10 times: 2240 forwards, one copy per forward.
+  features_in_step=784)`: as for FaithfulnessEstimate, the step must divide H*W but groups input
+  elements, so 192 groups, each filled 10 times: 1921 forwards, one copy per forward (xai's
+  default: 224 groups, 2241 forwards; compare per forward).
 - quantus_relative_input_stability_saliency / quantus_relative_output_stability_saliency
   (relative_input_stability_saliency): Quantus's `RelativeInputStability` and
   `RelativeOutputStability(nr_samples=--stability-samples)` at their default noise [0.02, 0.2]
@@ -178,8 +179,8 @@ def main():
     row("quantus_faithfulness_estimate", "quantus", "FaithfulnessEstimate features_in_step=784, baseline black, 193 forwards",
         lambda: quantus.FaithfulnessEstimate(features_in_step=784, perturb_baseline="black", normalise=False, disable_warnings=True)(**common), 1)
 
-    row("quantus_monotonicity_correlation", "quantus", "MonotonicityCorrelation nr_samples=10, features_in_step=672 (224 groups), 2240 forwards",
-        lambda: quantus.MonotonicityCorrelation(nr_samples=10, features_in_step=672, disable_warnings=True)(**common), 1)
+    row("quantus_monotonicity_correlation", "quantus", "MonotonicityCorrelation nr_samples=10, features_in_step=784 (192 groups), 1921 forwards",
+        lambda: quantus.MonotonicityCorrelation(nr_samples=10, features_in_step=784, disable_warnings=True)(**common), 1)
     for name, cls in (("input", "RelativeInputStability"), ("output", "RelativeOutputStability")):
         row(f"quantus_relative_{name}_stability_saliency", "quantus", f"{cls} of Saliency, nr_samples={args.stability_samples}, noise [0.02, 0.2]",
             lambda cls=cls: getattr(quantus, cls)(nr_samples=args.stability_samples, disable_warnings=True)(

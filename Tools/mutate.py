@@ -357,8 +357,8 @@ MUTANTS = [
     ('estimate_cumulative', 'Sources/XAIMetrics/RegionPerturbation.swift', '(0..<groups).map { $0 != copy - 1 }',
      '(0..<groups).map { $0 >= copy }', 1, 'QuantusFaithfulnessTests',
      'faithfulness estimate removes the groups cumulatively'),
-    ('estimate_ascending', 'Sources/XAIMetrics/RegionPerturbation.swift', 'let group = PixelCurve.ranks(map).map { (Int($0) / step) }',
-     'let group = PixelCurve.ranks(map.map { -$0 }[...]).map { (Int($0) / step) }', 1, 'QuantusFaithfulnessTests',
+    ('estimate_ascending', 'Sources/XAIMetrics/RegionPerturbation.swift', 'map(Double.init), step: step, descending: true)',
+     'map(Double.init), step: step, descending: false)', 1, 'QuantusFaithfulnessTests',
      'faithfulness estimate groups the pixels from the least relevant'),
     ('estimate_probability', 'Sources/XAIMetrics/RegionPerturbation.swift', 'output: .logit, progress: progress)',
      'output: .probability, progress: progress)', 1, 'QuantusFaithfulnessTests',
@@ -1550,6 +1550,7 @@ MUTANTS = [
     ('mc_keep_only_group', 'Sources/XAIMetrics/MonotonicityCorrelation.swift', '(0..<groups).map { $0 != copy }', '(0..<groups).map { $0 == copy }', 1, 'QuantusFaithfulnessTests/testMonotonicityCorrelationMatchesQuantus', 'each copy keeps its group and fills the rest'),
     ('mc_pearson', 'Sources/XAIMetrics/MonotonicityCorrelation.swift', 'scores.append(Similarity.spearman(sums, effects))', 'scores.append(Similarity.pearson(sums, effects))', 1, 'QuantusFaithfulnessTests/testMonotonicityCorrelationMatchesQuantus', "the score is Pearson's correlation, not Spearman's"),
     ('mc_cost_no_clean', 'Sources/XAI/MetricRegistry.swift', 'return forwards(Double((pixels + step - 1) / step * c.monotonicitySamples + 1))', 'return forwards(Double((pixels + step - 1) / step * c.monotonicitySamples))', 1, 'FacadeTests/testMetricKnobErrorsNameTheKnob', "monotonicity correlation's cost leaves out the clean image"),
+    ('mc_descending', 'Sources/XAIMetrics/MonotonicityCorrelation.swift', 'step: step, descending: false)', 'step: step, descending: true)', 1, 'QuantusFaithfulnessTests/testMonotonicityCorrelationGroupsFromTheBottomWhenTheStepDoesNotDivide', 'monotonicity correlation groups the pixels from the highest |map| (the short group the lowest)'),
 ]
 
 def run(cmd, cwd, log=None):

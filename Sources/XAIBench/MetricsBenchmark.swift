@@ -7,7 +7,7 @@ import XAI
 struct MetricsBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics",
-        abstract: "Per-image time of the explanation metrics (deletion, insertion, faithfulness correlation, infidelity, sensitivity of IG and LIME) beside their floor and the peers.",
+        abstract: "Per-image time of the explanation metrics (deletion, insertion, region perturbation, selectivity, faithfulness correlation and estimate, monotonicity correlation, infidelity, ROAD, sensitivity of IG and LIME, relative stability of saliency) beside their floor and the peers.",
         discussion: """
         Floor = forward-equivalents x FLOPs per forward / the ceiling measured in the same run. Deletion and insertion \
         score one Grad-CAM map (225 evaluations each at 224x224); faithfulness correlation 100 subsets of 224 pixels; \

@@ -61,8 +61,7 @@ public struct MonotonicityCorrelation: Sendable {
         var scores: [Double] = [], curves: [[Double]] = []
         for b in 0..<n {
             let image = try ExplainedModel.image(images, b)
-            let magnitude = mapValues(maps, b, pixels: pixels).map { abs(Double($0)) }
-            let group = PixelCurve.ranks(magnitude, descending: false).map { Int($0) / step }
+            let (group, sums) = PixelCurve.groups(mapValues(maps, b, pixels: pixels).map { abs(Double($0)) }, step: step, descending: false)
             let labels = try be.upload(Tensor(unchecked: Shape([h, w]), group.map(Float.init)))
             let x = try be.upload(image)
             let removeOne: (Range<Int>) -> MaskSpec = { range in
@@ -79,8 +78,6 @@ public struct MonotonicityCorrelation: Sendable {
                 let y = try engine.evaluate(image: x, baseline: substrate, target: targets[b], count: groups, describe: removeOne)
                 for g in 0..<groups { effects[g] += (y[g] - clean) * (y[g] - clean) / Double(samples) }
             }
-            var sums = [Double](repeating: 0, count: groups)
-            for (p, g) in group.enumerated() { sums[g] += magnitude[p] }
             scores.append(Similarity.spearman(sums, effects))
             curves.append(effects)
         }

@@ -134,6 +134,16 @@ public struct PixelCurve: Sendable {
         return ranks
     }
 
+    /// The pixels cut into consecutive groups of `step` in the order of `values` (ties by index),
+    /// as faithfulness estimate and monotonicity correlation cut them: each pixel's group, and each
+    /// group's sum of `values`.
+    static func groups(_ values: [Double], step: Int, descending: Bool) -> (group: [Int], sums: [Double]) {
+        let group = ranks(values, descending: descending).map { Int($0) / step }
+        var sums = [Double](repeating: 0, count: (values.count + step - 1) / step)
+        for (p, g) in group.enumerated() { sums[g] += values[p] }
+        return (group, sums)
+    }
+
     /// The RISE authors' 11x11 blur kernel along one axis: scipy's `gaussian_filter1d` (sigma 5,
     /// truncated at 4 sigma) of a unit impulse at the centre of 11 samples, reflected at the edges
     /// (scipy's `reflect`: d c b a | a b c d | d c b a). The 2-D kernel is its outer product.

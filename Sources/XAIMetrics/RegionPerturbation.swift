@@ -259,16 +259,13 @@ public struct FaithfulnessEstimate: Sendable {
         var scores: [Double] = []
         for b in 0..<n {
             let image = try ExplainedModel.image(images, b)
-            let map = mapValues(maps, b, pixels: pixels)
-            let group = PixelCurve.ranks(map).map { (Int($0) / step) }
+            let (group, sums) = PixelCurve.groups(mapValues(maps, b, pixels: pixels).map(Double.init), step: step, descending: true)
             let labels = try be.upload(Tensor(unchecked: Shape([h, w]), group.map(Float.init)))
             // Copy 0 is the clean image; copy g + 1 removes group g alone.
             let y = try engine.evaluate(image: try be.upload(image), baseline: try be.upload(try substrate.tensor(for: image, model: model)),
                                         target: targets[b], count: groups + 1) { range in
                 .segments(labels: labels, rows: range.map { copy in (0..<groups).map { $0 != copy - 1 } }[...], segmentCount: groups)
             }
-            var sums = [Double](repeating: 0, count: groups)
-            for (p, g) in group.enumerated() { sums[g] += Double(map[map.startIndex + p]) }
             scores.append(Similarity.pearson(sums, y.dropFirst().map { y[0] - $0 }))
         }
         return MetricResult(metric: "faithfulness_estimate", direction: .higherIsBetter, scores: scores,

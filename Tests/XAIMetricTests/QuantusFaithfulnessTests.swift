@@ -145,6 +145,42 @@ final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
         }
     }
 
+    /// Monotonicity correlation with a step that does not divide the image (Quantus takes none):
+    /// the groups run from the lowest |map| up, so the last one, short, holds the highest.
+    /// Recomputed here from the definition, one forward per filled copy.
+    func testMonotonicityCorrelationGroupsFromTheBottomWhenTheStepDoesNotDivide() throws {
+        let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
+        let (logits, targets) = try model.prepare(try images, target: .predicted)
+        let metric = MonotonicityCorrelation(step: 100, samples: 2, seed: 5)
+        let got = try metric.evaluate(model: model, images: try images, maps: try maps(0))
+        func probability(_ row: ArraySlice<Float>, _ t: Int) -> Double {
+            let top = Double(row.max() ?? 0), total = row.reduce(0.0) { $0 + exp(Double($1) - top) }
+            return exp(Double(row[row.startIndex + t]) - top) / total
+        }
+        for b in 0..<2 {
+            let map = try maps(0).scalars[(b * 4096)..<((b + 1) * 4096)].map { abs(Double($0)) }
+            let image = Array(try images.scalars[(b * 3 * 4096)..<((b + 1) * 3 * 4096)])
+            let clean = probability(logits.scalars[(b * 10)..<((b + 1) * 10)], targets[b])
+            let order = map.indices.sorted { map[$0] != map[$1] ? map[$0] < map[$1] : $0 < $1 }
+            var sums: [Double] = [], effects: [Double] = []
+            for start in stride(from: 0, to: 4096, by: 100) {
+                let group = order[start..<min(start + 100, 4096)]
+                var effect = 0.0
+                for s in 0..<2 {
+                    var copy = image
+                    for p in group { for c in 0..<3 { copy[c * 4096 + p] = metric.fill(image: b, sample: s) } }
+                    let out = try model.logits(try model.backend.upload(try Tensor(shape: [1, 3, 64, 64], scalars: copy)))
+                    effect += pow(probability(out.scalars[...], targets[b]) - clean, 2) / 2
+                }
+                sums.append(group.reduce(0.0) { $0 + map[$1] })
+                effects.append(effect)
+            }
+            XCTAssertEqual(sums.count, 41)
+            XCTAssertEqual(got.scores[b], Similarity.spearman(sums, effects), accuracy: 1e-9, "image \(b)")
+            XCTAssertEqual(got.curves?[b].count, 41)
+        }
+    }
+
     func testMonotonicityMatchesAIX360Definition() throws {
         let entries = try XCTUnwrap(try fixture()["monotonicity"] as? [[String: Any]])
         var seen = Set<Double>()
