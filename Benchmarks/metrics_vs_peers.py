@@ -30,6 +30,15 @@ to 224x224. torch uses its default threads (every core). Rows (key, what xai row
   (relative_input_stability_saliency): Quantus's `RelativeInputStability` and
   `RelativeOutputStability(nr_samples=--stability-samples)` at their default noise [0.02, 0.2]
   around Captum's Saliency; each runs alone (xai's row scores RIS, ROS and RRS from one set of copies).
+- quantus_efficient_mprt_saliency (efficient_mprt_saliency): Quantus's `EfficientMPRT` (its
+  defaults: 100 bins, every module re-initialised by `reset_parameters`) around Captum's Saliency of
+  the model it is handed: it explains the original model and the fully randomised one (xai explains
+  the randomised one: the original's map is the one given).
+- quantus_smooth_mprt_saliency (smooth_mprt_saliency): Quantus's `SmoothMPRT(nr_samples=--mprt-samples,
+  layer_order="bottom_up")` around Quantus's own Saliency (SmoothMPRT calls `quantus.explain`), its
+  layer generator filtered to the models after the same share of layers as xai's 5 stages, so both
+  explain 5 randomised models; Quantus smooths the original model's maps twice (once for `a_batch`,
+  once for its "original" row), xai once: 7 x and 6 x --mprt-samples explanations.
 - gradcam_road (road): pytorch-grad-cam's `ROADCombined` (percentiles 10..90, its noisy linear
   imputation by scipy's spsolve, `ClassifierOutputSoftmaxTarget`) on the map min-max scaled to [0, 1].
 
@@ -71,6 +80,7 @@ def main():
     parser.add_argument("--ig-steps", type=int, default=50)
     parser.add_argument("--lime-samples", type=int, default=100)
     parser.add_argument("--stability-samples", type=int, default=50)
+    parser.add_argument("--mprt-samples", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rows", default="all")
     args = parser.parse_args()
@@ -185,6 +195,36 @@ def main():
         row(f"quantus_relative_{name}_stability_saliency", "quantus", f"{cls} of Saliency, nr_samples={args.stability_samples}, noise [0.02, 0.2]",
             lambda cls=cls: getattr(quantus, cls)(nr_samples=args.stability_samples, disable_warnings=True)(
                 **dict(common, a_batch=None), explain_func=quantus_explain(explain_saliency)), 1)
+
+    def saliency_of(model, inputs, targets, **kwargs):
+        """Saliency of the model Quantus hands over (the original or a randomised copy)."""
+        t = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+        return Saliency(model).attribute(t, target=torch.as_tensor(targets)).detach().numpy()
+
+    row("quantus_efficient_mprt_saliency", "quantus", "EfficientMPRT of Saliency, 100 bins, the original and the fully randomised model",
+        lambda: quantus.EfficientMPRT(disable_warnings=True)(**common, explain_func=saliency_of, softmax=True), 1)
+    if quantus:
+        from quantus.helpers.model import pytorch_model
+        real_generator = pytorch_model.PyTorchModel.get_random_layer_generator
+
+        def five_stages(self, order="top_down", seed=42):
+            """Quantus's own cascade, yielding only the models after xai's 5 stage counts (ModelRandomisation.cut)."""
+            count = self.random_layer_generator_length
+            keep = {min(count, max(k + 1, -(-count * k // 4))) if k else 1 for k in range(5)}
+            for index, (name, model) in enumerate(real_generator(self, order=order, seed=seed)):
+                if index + 1 in keep:
+                    yield name, model
+
+        def smooth_mprt():
+            pytorch_model.PyTorchModel.get_random_layer_generator = five_stages
+            try:
+                return quantus.SmoothMPRT(nr_samples=args.mprt_samples, layer_order="bottom_up", return_average_correlation=True,
+                                          disable_warnings=True)(**dict(common, a_batch=None), explain_func=saliency_of,
+                                                                 explain_func_kwargs={"method": "Saliency"})
+            finally:
+                pytorch_model.PyTorchModel.get_random_layer_generator = real_generator
+        row("quantus_smooth_mprt_saliency", "quantus", f"SmoothMPRT of Saliency, nr_samples={args.mprt_samples}, bottom-up, 5 stages, "
+            f"{7 * args.mprt_samples} explanations", smooth_mprt, 1)
 
     if pytorch_grad_cam:
         scaled = (a_np[:, 0] - a_np.min()) / (a_np.max() - a_np.min())

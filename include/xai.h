@@ -129,8 +129,8 @@ xai_status xai_explain2(xai_model *model, const char *method, const xai_tensor_v
  * need. */
 typedef struct {
     /* The method that made the maps: the metrics that re-explain (completeness, sensitivity_*,
-     * local_lipschitz, relative_*_stability, random_logit*, mprt) run it again with the same
-     * knobs. With maps NULL it also makes the maps. */
+     * local_lipschitz, relative_*_stability, random_logit*, mprt, smooth_mprt, efficient_mprt) run
+     * it again with the same knobs. With maps NULL it also makes the maps. */
     const char *method;
     const xai_tensor_view *maps;   /* [N, H, W], or NULL to explain the images with `method` now */
     const xai_tensor_view *masks;  /* ground truth [N, H, W], non-zero inside: the localisation metrics */

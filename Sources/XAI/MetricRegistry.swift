@@ -19,6 +19,10 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var infidelitySigma: Float = 0.1
     public var infidelitySamples = 10
     public var mprtSteps = 5
+    public var mprtOrder = RandomisationOrder.topDown.rawValue
+    public var mprtSamples = 50
+    public var mprtNoise: Float = 0.1
+    public var mprtBins = 100
     public var patchSize = 8
     public var topK: Int?
     public var complexityEpsilon: Float = 1e-5
@@ -59,6 +63,13 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
                                            minimum: range(Infidelity.sampleRange).0, maximum: range(Infidelity.sampleRange).1)),
         .integer(\.mprtSteps, Knob("mprtSteps", .integer, "MPRT: randomisation stages from the top layer to all layers, each one re-explanation.",
                                    minimum: range(ModelRandomisation.stepRange).0, maximum: range(ModelRandomisation.stepRange).1)),
+        .string(\.mprtOrder, Knob("mprtOrder", .string, "MPRT, smooth MPRT: the end the cascade randomises first (top-down: the output layer, Adebayo et al.'s; bottom-up: the input layer, as Hedström et al. recommend and Quantus's SmoothMPRT does).",
+                                   choices: RandomisationOrder.allCases.map(\.rawValue))),
+        .integer(\.mprtSamples, Knob("mprtSamples", .integer, "Smooth MPRT: maps averaged per model, one of them of the image itself, the rest of noisy copies (Quantus's 50).",
+                                     minimum: range(ModelRandomisation.Smoothing.sampleRange).0, maximum: range(ModelRandomisation.Smoothing.sampleRange).1)),
+        .number(\.mprtNoise, Knob("mprtNoise", .number, "Smooth MPRT: standard deviation of the Gaussian noise, as a share of the image's range (Quantus's 0.1).", minimum: 0)),
+        .integer(\.mprtBins, Knob("mprtBins", .integer, "Efficient MPRT: histogram bins of the map's entropy (Quantus's 100).",
+                                  minimum: range(EfficientModelRandomisation.binRange).0, maximum: range(EfficientModelRandomisation.binRange).1)),
         .integer(\.patchSize, Knob("patchSize", .integer, "Region perturbation, selectivity: side of the square patches removed (Quantus's grid).", minimum: 1)),
         .integer(\.regions, Knob("regions", .integer, "Region perturbation: patches removed, one more per evaluation (Quantus's regions_evaluation).",
                                  minimum: range(RegionPerturbation.regionRange).0, maximum: range(RegionPerturbation.regionRange).1)),
@@ -90,7 +101,12 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     var faithfulnessEstimate: FaithfulnessEstimate { FaithfulnessEstimate(step: step, substrate: pixelCurveSubstrate) }
     var monotonicity: Monotonicity { Monotonicity(step: step, substrate: pixelCurveSubstrate) }
     var monotonicityCorrelation: MonotonicityCorrelation { MonotonicityCorrelation(step: step, samples: monotonicitySamples, seed: seed) }
-    var randomisation: ModelRandomisation { ModelRandomisation(steps: mprtSteps, seed: seed) }
+    var randomisationOrder: RandomisationOrder { RandomisationOrder(rawValue: mprtOrder) ?? .topDown }
+    var randomisation: ModelRandomisation { ModelRandomisation(steps: mprtSteps, seed: seed, order: randomisationOrder) }
+    var smoothRandomisation: ModelRandomisation {
+        ModelRandomisation(steps: mprtSteps, seed: seed, order: randomisationOrder, smoothing: .init(samples: mprtSamples, noise: mprtNoise))
+    }
+    var efficientRandomisation: EfficientModelRandomisation { EfficientModelRandomisation(bins: mprtBins, seed: seed) }
     func road() throws -> ROAD {
         ROAD(percentiles: try ROAD.percentiles(parsing: roadPercentiles), noise: roadNoise, score: ROAD.Score(rawValue: roadScore) ?? .probability, seed: seed,
              ties: ROAD.Ties(rawValue: roadTies) ?? .index)
@@ -352,7 +368,7 @@ public enum MetricRegistry {
         randomLogit("random_logit", "SSIM of the map with the method's map for a random other class (Sixt et al.; Quantus)"),
         randomLogit("random_logit_spearman", "Spearman correlation of the map with the method's map for a random other class"),
         MetricSpec(name: "mprt", summary: "mean Spearman correlation of |map| with the maps after cascading weight randomisation (Adebayo et al.)",
-                   direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: ["mprtSteps", "seed"], group: "mprt",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: ["mprtSteps", "mprtOrder", "seed"], group: "mprt",
                    parameterNames: ["steps": "mprtSteps"],
                    costOf: { _, c, method in
                        MethodCost(evaluations: Double(c.mprtSteps) * (method?.evaluations ?? 1), forwardEquivalents: Double(c.mprtSteps) * (method?.forwardEquivalents ?? 1))
@@ -361,6 +377,30 @@ public enum MetricRegistry {
                    compute: { input, c in
                        ["mprt": try c.randomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
                            try input.explain(model, image, target, metric: "mprt")
+                       }]
+                   }),
+        MetricSpec(name: "smooth_mprt", summary: "MPRT on maps averaged over noisy copies of the image, the original model's too (Hedström et al.; Quantus's SmoothMPRT)",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: ["mprtSteps", "mprtOrder", "mprtSamples", "mprtNoise", "seed"],
+                   group: "smooth_mprt", parameterNames: ["steps": "mprtSteps", "samples": "mprtSamples", "noise": "mprtNoise"],
+                   costOf: { _, c, method in
+                       // Every stage and the original model, each a smoothed map.
+                       let maps = Double((c.mprtSteps + 1) * c.mprtSamples)
+                       return MethodCost(evaluations: maps * (method?.evaluations ?? 1), forwardEquivalents: maps * (method?.forwardEquivalents ?? 1))
+                   },
+                   check: { _, c in try c.smoothRandomisation.validate() },
+                   compute: { input, c in
+                       ["smooth_mprt": try c.smoothRandomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
+                           try input.explain(model, image, target, metric: "smooth_mprt")
+                       }]
+                   }),
+        MetricSpec(name: "efficient_mprt", summary: "relative rise of the map's histogram entropy when every weighted layer is randomised (Hedström et al.; Quantus's EfficientMPRT)",
+                   direction: .higherIsBetter, needsMasks: false, reexplains: true, knobs: ["mprtBins", "seed"], group: "efficient_mprt",
+                   parameterNames: ["bins": "mprtBins"],
+                   costOf: { _, _, method in MethodCost(evaluations: method?.evaluations ?? 1, forwardEquivalents: method?.forwardEquivalents ?? 1) },
+                   check: { _, c in try c.efficientRandomisation.validate() },
+                   compute: { input, c in
+                       ["efficient_mprt": try c.efficientRandomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
+                           try input.explain(model, image, target, metric: "efficient_mprt")
                        }]
                    }),
     ]

@@ -7,13 +7,15 @@ import XAI
 struct MetricsBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics",
-        abstract: "Per-image time of the explanation metrics (deletion, insertion, region perturbation, selectivity, faithfulness correlation and estimate, monotonicity correlation, infidelity, ROAD, sensitivity of IG and LIME, relative stability of saliency) beside their floor and the peers.",
+        abstract: "Per-image time of the explanation metrics (deletion, insertion, region perturbation, selectivity, faithfulness correlation and estimate, monotonicity correlation, infidelity, ROAD, sensitivity of IG and LIME, relative stability, efficient and smooth MPRT of saliency) beside their floor and the peers.",
         discussion: """
         Floor = forward-equivalents x FLOPs per forward / the ceiling measured in the same run. Deletion and insertion \
         score one Grad-CAM map (225 evaluations each at 224x224); faithfulness correlation 100 subsets of 224 pixels; \
         infidelity 10 Gaussian perturbations; sensitivity_max re-explains 10 noisy copies (IG with --ig-steps, LIME with \
         --lime-samples); relative_input_stability_saliency re-explains --stability-samples copies by saliency and scores \
-        RIS, ROS and RRS from them (the settings count the copies left out for changing the class). The peers' script, Benchmarks/metrics_vs_peers.py, times Quantus 0.6 and Captum 0.9 on the same \
+        RIS, ROS and RRS from them (the settings count the copies left out for changing the class); efficient_mprt_saliency \
+        explains by saliency on the fully randomised model, smooth_mprt_saliency averages --mprt-samples maps per model \
+        over the original and 5 bottom-up stages. The peers' script, Benchmarks/metrics_vs_peers.py, times Quantus 0.6 and Captum 0.9 on the same \
         settings; give its JSON with --compare.
         """)
 
@@ -25,12 +27,13 @@ struct MetricsBenchmark: ParsableCommand {
     @Option(help: "LIME's samples in sensitivity_max_lime (the method's default is 1000: 11 explanations of it take minutes).") var limeSamples = 100
     @Option(help: "Noisy copies re-explained by sensitivity_max.") var sensitivitySamples = 10
     @Option(help: "Noisy copies re-explained by the relative stability rows (Quantus's default is 200).") var stabilitySamples = 50
+    @Option(help: "Maps averaged per model by smooth_mprt_saliency (Quantus's default is 50); its stages are MPRT's 5, bottom-up.") var mprtSamples = 10
     @Option(name: .customLong("repeat"), help: "Timed runs per row (after a warm-up; rows over 300 forward-equivalents run once).") var repeats = 3
     @Option(help: "Peer results from Benchmarks/metrics_vs_peers.py (JSON).") var compare: String?
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
 
     static let allRows = ["deletion", "insertion", "region_perturbation", "selectivity", "faithfulness_correlation", "faithfulness_estimate", "monotonicity_correlation", "infidelity", "road",
-                          "sensitivity_max_ig", "sensitivity_max_lime", "relative_input_stability_saliency"]
+                          "sensitivity_max_ig", "sensitivity_max_lime", "relative_input_stability_saliency", "efficient_mprt_saliency", "smooth_mprt_saliency"]
     /// Peer result keys of each row (`key` in the peers' JSON).
     static let peerKeys: [String: [String]] = [
         "deletion": ["quantus_pixel_flipping"], "faithfulness_correlation": ["quantus_faithfulness_correlation"], "road": ["gradcam_road"],
@@ -40,6 +43,7 @@ struct MetricsBenchmark: ParsableCommand {
         "sensitivity_max_lime": ["captum_sensitivity_max_lime", "quantus_max_sensitivity_lime"],
         // xai's row computes RIS, ROS and RRS from one set of copies; Quantus runs each alone.
         "relative_input_stability_saliency": ["quantus_relative_input_stability_saliency", "quantus_relative_output_stability_saliency"],
+        "efficient_mprt_saliency": ["quantus_efficient_mprt_saliency"], "smooth_mprt_saliency": ["quantus_smooth_mprt_saliency"],
     ]
 
     struct Row: Codable {
@@ -71,8 +75,8 @@ struct MetricsBenchmark: ParsableCommand {
 
     func run() throws {
         let chosen = try (rows == "all" ? Self.allRows : rows.split(separator: ",").map(String.init)).map { ($0, try Self.parse($0)) }
-        guard igSteps >= 1, limeSamples >= 2, sensitivitySamples >= 1, stabilitySamples >= 1, repeats >= 1 else {
-            throw ValidationError("--ig-steps, --sensitivity-samples, --stability-samples and --repeat must be at least 1, --lime-samples at least 2")
+        guard igSteps >= 1, limeSamples >= 2, sensitivitySamples >= 1, stabilitySamples >= 1, mprtSamples >= 1, repeats >= 1 else {
+            throw ValidationError("--ig-steps, --sensitivity-samples, --stability-samples, --mprt-samples and --repeat must be at least 1, --lime-samples at least 2")
         }
         let backend = try Backends.make(try Device(parsing: device))
         let host = HostInfo.current()
@@ -96,6 +100,8 @@ struct MetricsBenchmark: ParsableCommand {
         var metricKnobs = MetricConfiguration()
         metricKnobs.sensitivitySamples = sensitivitySamples
         metricKnobs.stabilitySamples = stabilitySamples
+        metricKnobs.mprtSamples = mprtSamples
+        metricKnobs.mprtOrder = RandomisationOrder.bottomUp.rawValue
         let peers = try loadPeers()
         var results: [Row] = []
         for (row, (metric, method)) in chosen {

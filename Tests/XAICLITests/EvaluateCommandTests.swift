@@ -75,7 +75,7 @@ final class EvaluateCommandTests: XCTestCase {
             // Quantus's stability noise, [0.02, 0.2], moves every copy of input_0 to another class
             // of this small model (the scores NaN): a narrower range keeps them.
             let r = try runXAI(["evaluate", model, tensor, "--method", "saliency,gradcam", "--metrics", "all", "--device", device, "--out", out, "--quiet",
-                                "--stability-noise-low=-0.01", "--stability-noise-high", "0.01"])
+                                "--stability-noise-low=-0.01", "--stability-noise-high", "0.01", "--mprt-samples", "3"])
             XCTAssertEqual(r.status, 0, r.output + r.error)
             for line in try records(out) {
                 let key = "\(line["stem"] ?? "") \(line["method"] ?? "") \(line["metric"] ?? "")"
@@ -83,7 +83,7 @@ final class EvaluateCommandTests: XCTestCase {
             }
         }
         let (cpu, gpu) = (scores["cpu"] ?? [:], scores["gpu"] ?? [:])
-        XCTAssertEqual(cpu.count, 2 * 2 * 32, "2 images x 2 methods x the 32 metrics that need no ground truth")
+        XCTAssertEqual(cpu.count, 2 * 2 * 34, "2 images x 2 methods x the 34 metrics that need no ground truth")
         XCTAssertEqual(Set(cpu.keys), Set(gpu.keys))
         for (key, a) in cpu {
             let b = gpu[key] ?? .nan
@@ -114,23 +114,33 @@ final class EvaluateCommandTests: XCTestCase {
     func testFaithfulnessAndRandomisationMetrics() throws {
         let out = try temporaryFolder()
         let r = try runXAI(["evaluate", model, tensor, "--method", "gradcam,inputxgrad",
-                            "--metrics", "faithfulness_correlation,infidelity,random_logit,random_logit_spearman,mprt",
-                            "--faithfulness-runs", "12", "--faithfulness-subset", "64", "--infidelity-samples", "4", "--mprt-steps", "2", "--out", out, "--quiet"])
+                            "--metrics", "faithfulness_correlation,infidelity,random_logit,random_logit_spearman,mprt,smooth_mprt,efficient_mprt",
+                            "--faithfulness-runs", "12", "--faithfulness-subset", "64", "--infidelity-samples", "4", "--mprt-steps", "2",
+                            "--mprt-samples", "3", "--mprt-order", "bottom-up", "--mprt-bins", "20", "--out", out, "--quiet"])
         XCTAssertEqual(r.status, 0, r.output + r.error)
         let lines = try records(out)
-        XCTAssertEqual(lines.count, 2 * 2 * 5)
+        XCTAssertEqual(lines.count, 2 * 2 * 7)
         for line in lines {
             let score = try XCTUnwrap(line["score"] as? Double), settings = try XCTUnwrap(line["settings"] as? [String: String])
             XCTAssertTrue(score.isFinite, "\(line)")
             switch line["metric"] as? String {
             case "faithfulness_correlation": XCTAssertEqual(settings["runs"], "12"); XCTAssertTrue(abs(score) <= 1)
             case "infidelity": XCTAssertEqual(settings["samples"], "4"); XCTAssertGreaterThanOrEqual(score, 0)
-            case "mprt": XCTAssertEqual((line["curve"] as? [Double])?.count, 2); XCTAssertTrue(abs(score) <= 1)
+            case "mprt": XCTAssertEqual((line["curve"] as? [Double])?.count, 2); XCTAssertTrue(abs(score) <= 1); XCTAssertEqual(settings["order"], "bottom-up")
+            case "smooth_mprt":
+                XCTAssertEqual((line["curve"] as? [Double])?.count, 2); XCTAssertTrue(abs(score) <= 1)
+                XCTAssertEqual(settings["order"], "bottom-up"); XCTAssertTrue(settings["smoothing"]?.hasPrefix("3 maps averaged") == true, "\(settings)")
+            case "efficient_mprt":
+                XCTAssertEqual(settings["bins"], "20")
+                let curve = try XCTUnwrap(line["curve"] as? [Double])
+                XCTAssertEqual(score, (curve[1] - curve[0]) / curve[0], accuracy: 1e-9)
+                XCTAssertTrue(curve.allSatisfy { $0 > 0 && $0 <= log(20) + 1e-9 }, "\(curve)")
             case "random_logit", "random_logit_spearman": XCTAssertNotNil(settings["other classes"]); XCTAssertTrue(abs(score) <= 1 + 1e-9)
             default: XCTFail("\(line)")
             }
         }
-        XCTAssertTrue(r.output.contains("faithfulness_correlation (higher)") && r.output.contains("mprt (lower)"), r.output)
+        XCTAssertTrue(r.output.contains("faithfulness_correlation (higher)") && r.output.contains("mprt (lower)")
+                      && r.output.contains("efficient_mprt (higher)"), r.output)
     }
 
     /// ROAD's three scores from one computation, with their knobs in the settings.
@@ -182,6 +192,10 @@ final class EvaluateCommandTests: XCTestCase {
             (["--metrics", "faithfulness_correlation", "--faithfulness-runs", "1"], "--faithfulness-runs '1'"),
             (["--metrics", "infidelity", "--infidelity-sigma", "0"], "--infidelity-sigma '0.0'"),
             (["--metrics", "mprt", "--mprt-steps", "0"], "--mprt-steps '0'"),
+            (["--metrics", "mprt", "--mprt-order", "sideways"], "--mprt-order 'sideways'"),
+            (["--metrics", "smooth_mprt", "--mprt-samples", "0"], "--mprt-samples '0'"),
+            (["--metrics", "smooth_mprt", "--mprt-noise=-0.5"], "--mprt-noise '-0.5'"),
+            (["--metrics", "efficient_mprt", "--mprt-bins", "1"], "--mprt-bins '1'"),
             (["--metrics", "road", "--road-percentiles", "0,50"], "--road-percentiles '0,50'"),
             (["--metrics", "road_lerf", "--road-percentiles", "ten"], "--road-percentiles 'ten'"),
             (["--metrics", "road", "--road-score", "rank"], "--road-score 'rank'"),

@@ -213,6 +213,8 @@ final class FacadeTests: XCTestCase {
                                      (#"{"monotonicitySamples": 0}"#, "monotonicity_correlation", "monotonicitySamples"),
                                      (#"{"stabilityNoiseLow": 0.5}"#, "relative_input_stability", "stabilityNoiseHigh"),
                                      (#"{"mprtSteps": 0}"#, "mprt", "mprtSteps"), (#"{"substrate": "grey"}"#, "deletion", "substrate"),
+                                     (#"{"mprtSamples": 0}"#, "smooth_mprt", "mprtSamples"), (#"{"mprtNoise": -0.5}"#, "smooth_mprt", "mprtNoise"),
+                                     (#"{"mprtOrder": "sideways"}"#, "smooth_mprt", "mprtOrder"), (#"{"mprtBins": 1}"#, "efficient_mprt", "mprtBins"),
                                      (#"{"step": 5000}"#, "insertion", "step"), (#"{"infidelitySigma": 0}"#, "infidelity", "infidelitySigma")] {
             let c = try MetricConfiguration.parse(json: Data(json.utf8))
             XCTAssertEqual(parameter { try MetricRegistry.validate([metric], configuration: c, pixels: pixels) }, knob, json)
@@ -228,6 +230,12 @@ final class FacadeTests: XCTestCase {
         XCTAssertEqual(try MetricRegistry.spec("relative_representation_stability").cost(pixels: pixels, configuration: try MetricConfiguration.parse(json: Data(#"{"stabilitySamples": 4}"#.utf8)),
                                                                                         method: MethodCost(evaluations: 8, forwardEquivalents: 16)),
                        MethodCost(evaluations: 45, forwardEquivalents: 85))
+        // Smooth MPRT: the original model and 2 stages, 3 maps each; efficient MPRT: one map.
+        let mprt = try MetricConfiguration.parse(json: Data(#"{"mprtSteps": 2, "mprtSamples": 3}"#.utf8))
+        XCTAssertEqual(try MetricRegistry.spec("smooth_mprt").cost(pixels: pixels, configuration: mprt, method: MethodCost(evaluations: 8, forwardEquivalents: 16)),
+                       MethodCost(evaluations: 72, forwardEquivalents: 144))
+        XCTAssertEqual(try MetricRegistry.spec("efficient_mprt").cost(pixels: pixels, configuration: mprt, method: MethodCost(evaluations: 8, forwardEquivalents: 16)),
+                       MethodCost(evaluations: 8, forwardEquivalents: 16))
         // 4096 pixels in steps of 500: 9 steps (the last one partial) and the clean image.
         XCTAssertEqual(try MetricRegistry.spec("deletion").cost(pixels: pixels, configuration: try MetricConfiguration.parse(json: Data(#"{"step": 500}"#.utf8))),
                        MethodCost(evaluations: 10, forwardEquivalents: 10))

@@ -353,13 +353,14 @@ def test_a_model_whose_batch_is_fixed_at_one():
         logits = m.predict(x)
         assert np.abs(logits - np.load(folder / "logits.npy")).max() < 1e-4
         metrics = ["deletion", "insertion", "sparseness", "faithfulness_correlation", "infidelity", "sensitivity_max", "random_logit", "mprt",
-                   "completeness", "road"]
-        knobs = dict(steps=4, samples=8, road_percentiles="30,70", road_noise=0.0)
+                   "smooth_mprt", "efficient_mprt", "completeness", "road"]
+        knobs = dict(steps=4, samples=8, road_percentiles="30,70", road_noise=0.0, mprt_steps=2, mprt_samples=2, mprt_order="bottom-up")
         scores = m.evaluate(x, method="ig", metrics=metrics, target=[1, 3], **knobs)
         alone = [m.evaluate(x[i:i + 1], method="ig", metrics=metrics, target=[t], **knobs) for i, t in enumerate((1, 3))]
         for name in metrics:
             assert scores[name].scores.shape == (2,) and np.isfinite(scores[name].scores).all(), name
         assert scores["road"].settings["percentiles"] == "30,70"
+        assert scores["smooth_mprt"].settings["order"] == "bottom-up" and scores["smooth_mprt"].settings["smoothing"].startswith("2 maps")
         # The deterministic ones score each image as it is scored alone (the sampled ones draw by the image's place).
         for name in ("deletion", "insertion", "sparseness", "completeness", "road"):
             assert np.allclose(scores[name].scores, np.concatenate([a[name].scores for a in alone]), rtol=1e-5, atol=1e-6), name
