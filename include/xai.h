@@ -129,7 +129,7 @@ xai_status xai_explain2(xai_model *model, const char *method, const xai_tensor_v
  * need. */
 typedef struct {
     /* The method that made the maps: the metrics that re-explain (completeness, sensitivity_*,
-     * local_lipschitz, relative_*_stability, random_logit*, mprt, smooth_mprt, efficient_mprt) run
+     * local_lipschitz, relative_*_stability, random_logit*, *mprt, input_invariance) run
      * it again with the same knobs. With maps NULL it also makes the maps. */
     const char *method;
     const xai_tensor_view *maps;   /* [N, H, W], or NULL to explain the images with `method` now */

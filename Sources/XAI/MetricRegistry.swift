@@ -23,6 +23,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var mprtSamples = 50
     public var mprtNoise: Float = 0.1
     public var mprtBins = 100
+    public var invarianceShift: Float = -1
+    public var invarianceTolerance: Float = 1e-4
     public var patchSize = 8
     public var topK: Int?
     public var complexityEpsilon: Float = 1e-5
@@ -70,6 +72,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
         .number(\.mprtNoise, Knob("mprtNoise", .number, "Smooth MPRT: standard deviation of the Gaussian noise, as a share of the image's range (Quantus's 0.1).", minimum: 0)),
         .integer(\.mprtBins, Knob("mprtBins", .integer, "Efficient MPRT: histogram bins of the map's entropy (Quantus's 100).",
                                   minimum: range(EfficientModelRandomisation.binRange).0, maximum: range(EfficientModelRandomisation.binRange).1)),
+        .number(\.invarianceShift, Knob("invarianceShift", .number, "Input invariance: the shift added to every input value, undone in the first convolution's bias (Quantus's -1; a negative one on the command line as --invariance-shift=-0.5).")),
+        .number(\.invarianceTolerance, Knob("invarianceTolerance", .number, "Input invariance: the absolute difference allowed between the two maps, plus 1e-5 relative (Quantus's atol 1e-4).", minimum: 0)),
         .integer(\.patchSize, Knob("patchSize", .integer, "Region perturbation, selectivity: side of the square patches removed (Quantus's grid).", minimum: 1)),
         .integer(\.regions, Knob("regions", .integer, "Region perturbation: patches removed, one more per evaluation (Quantus's regions_evaluation).",
                                  minimum: range(RegionPerturbation.regionRange).0, maximum: range(RegionPerturbation.regionRange).1)),
@@ -107,6 +111,7 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
         ModelRandomisation(steps: mprtSteps, seed: seed, order: randomisationOrder, smoothing: .init(samples: mprtSamples, noise: mprtNoise))
     }
     var efficientRandomisation: EfficientModelRandomisation { EfficientModelRandomisation(bins: mprtBins, seed: seed) }
+    var inputInvariance: InputInvariance { InputInvariance(shift: invarianceShift, tolerance: invarianceTolerance) }
     func road() throws -> ROAD {
         ROAD(percentiles: try ROAD.percentiles(parsing: roadPercentiles), noise: roadNoise, score: ROAD.Score(rawValue: roadScore) ?? .probability, seed: seed,
              ties: ROAD.Ties(rawValue: roadTies) ?? .index)
@@ -401,6 +406,19 @@ public enum MetricRegistry {
                    compute: { input, c in
                        ["efficient_mprt": try c.efficientRandomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
                            try input.explain(model, image, target, metric: "efficient_mprt")
+                       }]
+                   }),
+        MetricSpec(name: "input_invariance", summary: "1 where the map stays the same when the input is shifted and the first layer's bias undoes the shift (Kindermans et al.; Quantus's InputInvariance)",
+                   direction: .higherIsBetter, needsMasks: false, reexplains: true, knobs: ["invarianceShift", "invarianceTolerance"], group: "input_invariance",
+                   parameterNames: ["shift": "invarianceShift", "tolerance": "invarianceTolerance"],
+                   costOf: { _, _, method in
+                       // The map on the shifted model, and its forward to check the two models agree.
+                       MethodCost(evaluations: 1 + (method?.evaluations ?? 1), forwardEquivalents: 1 + (method?.forwardEquivalents ?? 1))
+                   },
+                   check: { _, c in try c.inputInvariance.validate() },
+                   compute: { input, c in
+                       ["input_invariance": try c.inputInvariance.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
+                           try input.explain(model, image, target, metric: "input_invariance")
                        }]
                    }),
     ]

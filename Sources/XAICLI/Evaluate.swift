@@ -25,7 +25,7 @@ func printMetricTable(_ summary: EvaluateJob.Summary) {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score explanations: deletion and insertion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity and its correlation, ROAD, Average Drop and Increase in Confidence, coherency, ADCC, ARCC, faithfulness correlation, infidelity, completeness, sensitivity, relative stability, random logit, model randomisation (MPRT, smooth and efficient MPRT), sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and rank, ROC AUC and top-k intersection.",
+        abstract: "Score explanations: deletion and insertion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity and its correlation, ROAD, Average Drop and Increase in Confidence, coherency, ADCC, ARCC, faithfulness correlation, infidelity, completeness, sensitivity, relative stability, random logit, model randomisation (MPRT, smooth and efficient MPRT), input invariance, sparseness, complexity, and against ground-truth masks the pointing game, relevance mass and rank, ROC AUC and top-k intersection.",
         discussion: """
         For each image and method, evaluates the map `xai explain` wrote to OUT/<stem>/<method>.npy, or explains and writes \
         it first. Writes one line per image x method x metric to OUT/metrics.jsonl (score, direction, settings, seconds, \
@@ -47,7 +47,8 @@ struct Evaluate: ParsableCommand {
         mprt re-explains after randomising the weighted layers cascading from the top (or the bottom, --mprt-order), in \
         --mprt-steps stages; smooth_mprt does so with maps averaged over --mprt-samples noisy copies (--mprt-noise), the \
         original model's too (Quantus's SmoothMPRT); efficient_mprt scores the rise of the map's histogram entropy \
-        (--mprt-bins) once every layer is randomised (Quantus's EfficientMPRT); \
+        (--mprt-bins) once every layer is randomised (Quantus's EfficientMPRT); input_invariance re-explains the input \
+        shifted by --invariance-shift on a model whose first convolution undoes the shift (Quantus's InputInvariance); \
         masks are <stem>.png or <stem>.npy at the model's input size in --ground-truth.
         """)
 
@@ -118,6 +119,8 @@ struct MetricOptions: ParsableArguments {
     @Option(help: help("mprtSamples")) var mprtSamples = d.mprtSamples
     @Option(help: help("mprtNoise")) var mprtNoise = d.mprtNoise
     @Option(help: help("mprtBins")) var mprtBins = d.mprtBins
+    @Option(help: help("invarianceShift")) var invarianceShift = d.invarianceShift
+    @Option(help: help("invarianceTolerance")) var invarianceTolerance = d.invarianceTolerance
     @Option(help: help("patchSize")) var patchSize = d.patchSize
     @Option(help: help("regions")) var regions = d.regions
     @Option(help: help("roadPercentiles")) var roadPercentiles = d.roadPercentiles

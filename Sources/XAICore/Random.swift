@@ -7,6 +7,10 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
     public init(seed: UInt64) { state = seed }
 
+    /// The generator `seed` makes, as it is after `calls` calls to ``next()``: SplitMix64's state
+    /// only advances by a constant, so a stream can be cut into pieces drawn in parallel.
+    public init(seed: UInt64, skipping calls: Int) { state = seed &+ UInt64(calls) &* 0x9E37_79B9_7F4A_7C15 }
+
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

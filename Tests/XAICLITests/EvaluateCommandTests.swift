@@ -83,7 +83,7 @@ final class EvaluateCommandTests: XCTestCase {
             }
         }
         let (cpu, gpu) = (scores["cpu"] ?? [:], scores["gpu"] ?? [:])
-        XCTAssertEqual(cpu.count, 2 * 2 * 34, "2 images x 2 methods x the 34 metrics that need no ground truth")
+        XCTAssertEqual(cpu.count, 2 * 2 * 35, "2 images x 2 methods x the 35 metrics that need no ground truth")
         XCTAssertEqual(Set(cpu.keys), Set(gpu.keys))
         for (key, a) in cpu {
             let b = gpu[key] ?? .nan
@@ -114,12 +114,12 @@ final class EvaluateCommandTests: XCTestCase {
     func testFaithfulnessAndRandomisationMetrics() throws {
         let out = try temporaryFolder()
         let r = try runXAI(["evaluate", model, tensor, "--method", "gradcam,inputxgrad",
-                            "--metrics", "faithfulness_correlation,infidelity,random_logit,random_logit_spearman,mprt,smooth_mprt,efficient_mprt",
+                            "--metrics", "faithfulness_correlation,infidelity,random_logit,random_logit_spearman,mprt,smooth_mprt,efficient_mprt,input_invariance",
                             "--faithfulness-runs", "12", "--faithfulness-subset", "64", "--infidelity-samples", "4", "--mprt-steps", "2",
                             "--mprt-samples", "3", "--mprt-order", "bottom-up", "--mprt-bins", "20", "--out", out, "--quiet"])
         XCTAssertEqual(r.status, 0, r.output + r.error)
         let lines = try records(out)
-        XCTAssertEqual(lines.count, 2 * 2 * 7)
+        XCTAssertEqual(lines.count, 2 * 2 * 8)
         for line in lines {
             let score = try XCTUnwrap(line["score"] as? Double), settings = try XCTUnwrap(line["settings"] as? [String: String])
             XCTAssertTrue(score.isFinite, "\(line)")
@@ -130,6 +130,10 @@ final class EvaluateCommandTests: XCTestCase {
             case "smooth_mprt":
                 XCTAssertEqual((line["curve"] as? [Double])?.count, 2); XCTAssertTrue(abs(score) <= 1)
                 XCTAssertEqual(settings["order"], "bottom-up"); XCTAssertTrue(settings["smoothing"]?.hasPrefix("3 maps averaged") == true, "\(settings)")
+            case "input_invariance":
+                // Gradient x Input multiplies by the shifted input; Grad-CAM reads the same activations.
+                XCTAssertEqual(score, line["method"] as? String == "inputxgrad" ? 0 : 1, "\(line)")
+                XCTAssertEqual(settings["shift"], "-1.0")
             case "efficient_mprt":
                 XCTAssertEqual(settings["bins"], "20")
                 let curve = try XCTUnwrap(line["curve"] as? [Double])
@@ -196,6 +200,7 @@ final class EvaluateCommandTests: XCTestCase {
             (["--metrics", "smooth_mprt", "--mprt-samples", "0"], "--mprt-samples '0'"),
             (["--metrics", "smooth_mprt", "--mprt-noise=-0.5"], "--mprt-noise '-0.5'"),
             (["--metrics", "efficient_mprt", "--mprt-bins", "1"], "--mprt-bins '1'"),
+            (["--metrics", "input_invariance", "--invariance-shift", "0"], "--invariance-shift '0.0'"),
             (["--metrics", "road", "--road-percentiles", "0,50"], "--road-percentiles '0,50'"),
             (["--metrics", "road_lerf", "--road-percentiles", "ten"], "--road-percentiles 'ten'"),
             (["--metrics", "road", "--road-score", "rank"], "--road-score 'rank'"),

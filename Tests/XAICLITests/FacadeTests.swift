@@ -215,6 +215,8 @@ final class FacadeTests: XCTestCase {
                                      (#"{"mprtSteps": 0}"#, "mprt", "mprtSteps"), (#"{"substrate": "grey"}"#, "deletion", "substrate"),
                                      (#"{"mprtSamples": 0}"#, "smooth_mprt", "mprtSamples"), (#"{"mprtNoise": -0.5}"#, "smooth_mprt", "mprtNoise"),
                                      (#"{"mprtOrder": "sideways"}"#, "smooth_mprt", "mprtOrder"), (#"{"mprtBins": 1}"#, "efficient_mprt", "mprtBins"),
+                                     (#"{"invarianceShift": 0}"#, "input_invariance", "invarianceShift"),
+                                     (#"{"invarianceTolerance": -1}"#, "input_invariance", "invarianceTolerance"),
                                      (#"{"step": 5000}"#, "insertion", "step"), (#"{"infidelitySigma": 0}"#, "infidelity", "infidelitySigma")] {
             let c = try MetricConfiguration.parse(json: Data(json.utf8))
             XCTAssertEqual(parameter { try MetricRegistry.validate([metric], configuration: c, pixels: pixels) }, knob, json)
@@ -234,6 +236,9 @@ final class FacadeTests: XCTestCase {
         let mprt = try MetricConfiguration.parse(json: Data(#"{"mprtSteps": 2, "mprtSamples": 3}"#.utf8))
         XCTAssertEqual(try MetricRegistry.spec("smooth_mprt").cost(pixels: pixels, configuration: mprt, method: MethodCost(evaluations: 8, forwardEquivalents: 16)),
                        MethodCost(evaluations: 72, forwardEquivalents: 144))
+        // Input invariance: the map on the shifted model and its forward.
+        XCTAssertEqual(try MetricRegistry.spec("input_invariance").cost(pixels: pixels, method: MethodCost(evaluations: 8, forwardEquivalents: 16)),
+                       MethodCost(evaluations: 9, forwardEquivalents: 17))
         XCTAssertEqual(try MetricRegistry.spec("efficient_mprt").cost(pixels: pixels, configuration: mprt, method: MethodCost(evaluations: 8, forwardEquivalents: 16)),
                        MethodCost(evaluations: 8, forwardEquivalents: 16))
         // 4096 pixels in steps of 500: 9 steps (the last one partial) and the clean image.

@@ -48,6 +48,21 @@ final class ShapeTests: XCTestCase {
         XCTAssertLessThan(abs(mean), 0.05)
     }
 
+    /// Long draws run in pieces on every core: the values are still one generator's, in order
+    /// (the fixtures re-make these streams in Python).
+    func testLongSeededDrawsAreOneStream() {
+        let count = (1 << 16) * 3 + 123
+        var rng = SeededGenerator(seed: 9)
+        let gaussian = (0..<count).map { _ in 0.5 + 2 * rng.nextGaussian() }
+        XCTAssertEqual(Tensor.gaussian([count], mean: 0.5, std: 2, seed: 9).scalars, gaussian)
+        rng = SeededGenerator(seed: 11)
+        let uniform = (0..<count).map { _ in -3 + 5 * rng.nextUnitFloat() }
+        XCTAssertEqual(Tensor.uniform([count], in: -3...2, seed: 11).scalars, uniform)
+        var skipped = SeededGenerator(seed: 5, skipping: 1000), walked = SeededGenerator(seed: 5)
+        for _ in 0..<1000 { _ = walked.next() }
+        XCTAssertEqual(skipped.next(), walked.next())
+    }
+
     func testDeviceParsing() throws {
         XCTAssertEqual(try Device(parsing: "cpu"), .cpu)
         XCTAssertEqual(try Device(parsing: "gpu"), .gpu(0))

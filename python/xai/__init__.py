@@ -371,7 +371,7 @@ class Model:
         """Scores explanations of a batch [N, 3, H, W] with `metrics` (names, or "all"; `xai.metrics()` lists them).
         `maps` [N, H, W] are the maps to score; None explains the images with `method` first. `method` is also what the
         metrics that re-explain (completeness, sensitivity_*, local_lipschitz, relative_*_stability, random_logit*, mprt, smooth_mprt,
-        efficient_mprt) run again, with the
+        efficient_mprt, input_invariance) run again, with the
         same knobs, baseline and feature mask. `masks` [N, H, W] (non-zero inside the object) are the ground truth of
         the localisation metrics. Knobs in snake_case, the method's (`steps=8`) and the metrics' (`step=512`,
         `sensitivity_samples=5`) alike; `seed` goes to both."""
