@@ -372,56 +372,47 @@ public enum MetricRegistry {
                    }),
         randomLogit("random_logit", "SSIM of the map with the method's map for a random other class (Sixt et al.; Quantus)"),
         randomLogit("random_logit_spearman", "Spearman correlation of the map with the method's map for a random other class"),
-        MetricSpec(name: "mprt", summary: "mean Spearman correlation of |map| with the maps after cascading weight randomisation (Adebayo et al.)",
-                   direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: ["mprtSteps", "mprtOrder", "seed"], group: "mprt",
-                   parameterNames: ["steps": "mprtSteps"],
-                   costOf: { _, c, method in
-                       MethodCost(evaluations: Double(c.mprtSteps) * (method?.evaluations ?? 1), forwardEquivalents: Double(c.mprtSteps) * (method?.forwardEquivalents ?? 1))
-                   },
-                   check: { _, c in try c.randomisation.validate() },
-                   compute: { input, c in
-                       ["mprt": try c.randomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
-                           try input.explain(model, image, target, metric: "mprt")
-                       }]
-                   }),
-        MetricSpec(name: "smooth_mprt", summary: "MPRT on maps averaged over noisy copies of the image, the original model's too (Hedström et al.; Quantus's SmoothMPRT)",
-                   direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: ["mprtSteps", "mprtOrder", "mprtSamples", "mprtNoise", "seed"],
-                   group: "smooth_mprt", parameterNames: ["steps": "mprtSteps", "samples": "mprtSamples", "noise": "mprtNoise"],
-                   costOf: { _, c, method in
-                       // Every stage and the original model, each a smoothed map.
-                       let maps = Double((c.mprtSteps + 1) * c.mprtSamples)
-                       return MethodCost(evaluations: maps * (method?.evaluations ?? 1), forwardEquivalents: maps * (method?.forwardEquivalents ?? 1))
-                   },
-                   check: { _, c in try c.smoothRandomisation.validate() },
-                   compute: { input, c in
-                       ["smooth_mprt": try c.smoothRandomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
-                           try input.explain(model, image, target, metric: "smooth_mprt")
-                       }]
-                   }),
-        MetricSpec(name: "efficient_mprt", summary: "relative rise of the map's histogram entropy when every weighted layer is randomised (Hedström et al.; Quantus's EfficientMPRT)",
-                   direction: .higherIsBetter, needsMasks: false, reexplains: true, knobs: ["mprtBins", "seed"], group: "efficient_mprt",
-                   parameterNames: ["bins": "mprtBins"],
-                   costOf: { _, _, method in MethodCost(evaluations: method?.evaluations ?? 1, forwardEquivalents: method?.forwardEquivalents ?? 1) },
-                   check: { _, c in try c.efficientRandomisation.validate() },
-                   compute: { input, c in
-                       ["efficient_mprt": try c.efficientRandomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
-                           try input.explain(model, image, target, metric: "efficient_mprt")
-                       }]
-                   }),
-        MetricSpec(name: "input_invariance", summary: "1 where the map stays the same when the input is shifted and the first layer's bias undoes the shift (Kindermans et al.; Quantus's InputInvariance)",
-                   direction: .higherIsBetter, needsMasks: false, reexplains: true, knobs: ["invarianceShift", "invarianceTolerance"], group: "input_invariance",
-                   parameterNames: ["shift": "invarianceShift", "tolerance": "invarianceTolerance"],
-                   costOf: { _, _, method in
-                       // The map on the shifted model, and its forward to check the two models agree.
-                       MethodCost(evaluations: 1 + (method?.evaluations ?? 1), forwardEquivalents: 1 + (method?.forwardEquivalents ?? 1))
-                   },
-                   check: { _, c in try c.inputInvariance.validate() },
-                   compute: { input, c in
-                       ["input_invariance": try c.inputInvariance.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target) { model, image, target in
-                           try input.explain(model, image, target, metric: "input_invariance")
-                       }]
-                   }),
+        onOtherModels("mprt", "mean Spearman correlation of |map| with the maps after cascading weight randomisation (Adebayo et al.)", .lowerIsBetter,
+                      knobs: ["mprtSteps", "mprtOrder", "seed"], parameterNames: ["steps": "mprtSteps"], maps: { c in Double(c.mprtSteps) },
+                      check: { c in try c.randomisation.validate() }) { c, input, explain in
+            try c.randomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target, explain: explain)
+        },
+        // Every stage and the original model, each a smoothed map.
+        onOtherModels("smooth_mprt", "MPRT on maps averaged over noisy copies of the image, the original model's too (Hedström et al.; Quantus's SmoothMPRT)",
+                      .lowerIsBetter, knobs: ["mprtSteps", "mprtOrder", "mprtSamples", "mprtNoise", "seed"],
+                      parameterNames: ["steps": "mprtSteps", "samples": "mprtSamples", "noise": "mprtNoise"],
+                      maps: { c in Double((c.mprtSteps + 1) * c.mprtSamples) }, check: { c in try c.smoothRandomisation.validate() }) { c, input, explain in
+            try c.smoothRandomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target, explain: explain)
+        },
+        onOtherModels("efficient_mprt", "relative rise of the map's histogram entropy when every weighted layer is randomised (Hedström et al.; Quantus's EfficientMPRT)",
+                      .higherIsBetter, knobs: ["mprtBins", "seed"], parameterNames: ["bins": "mprtBins"], maps: { _ in 1 },
+                      check: { c in try c.efficientRandomisation.validate() }) { c, input, explain in
+            try c.efficientRandomisation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target, explain: explain)
+        },
+        // The map on the shifted model, and its forward to check the two models agree.
+        onOtherModels("input_invariance", "1 where the map stays the same when the input is shifted and the first layer's bias undoes the shift (Kindermans et al.; Quantus's InputInvariance)",
+                      .higherIsBetter, knobs: ["invarianceShift", "invarianceTolerance"], parameterNames: ["shift": "invarianceShift", "tolerance": "invarianceTolerance"],
+                      maps: { _ in 1 }, forwards: 1, check: { c in try c.inputInvariance.validate() }) { c, input, explain in
+            try c.inputInvariance.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target, explain: explain)
+        },
     ]
+
+    /// A metric that re-explains the images on other models (randomised, shifted) with the method
+    /// that made the maps: `maps` explanations per image at the method's cost, and `forwards`
+    /// forwards of its own.
+    private static func onOtherModels(_ name: String, _ summary: String, _ direction: MetricDirection, knobs: [String], parameterNames: [String: String],
+                                      maps: @escaping @Sendable (MetricConfiguration) -> Double, forwards: Double = 0,
+                                      check: @escaping @Sendable (MetricConfiguration) throws -> Void,
+                                      _ evaluate: @escaping @Sendable (MetricConfiguration, MetricInput, (ExplainedModel, Tensor, Int) throws -> Tensor) throws -> MetricResult) -> MetricSpec {
+        MetricSpec(name: name, summary: summary, direction: direction, needsMasks: false, reexplains: true, knobs: knobs, group: name, parameterNames: parameterNames,
+                   costOf: { _, c, method in
+                       MethodCost(evaluations: maps(c) * (method?.evaluations ?? 1) + forwards, forwardEquivalents: maps(c) * (method?.forwardEquivalents ?? 1) + forwards)
+                   },
+                   check: { _, c in try check(c) },
+                   compute: { input, c in
+                       [name: try evaluate(c, input) { model, image, target in try input.explain(model, image, target, metric: name) }]
+                   })
+    }
 
     private static func pixelCurve(_ mode: PixelCurve.Mode, _ summary: String, _ direction: MetricDirection) -> MetricSpec {
         let knobs = mode == .deletion ? ["step", "substrate"] : ["step"]

@@ -46,7 +46,7 @@ public struct FaithfulnessCorrelation: Sendable {
 
     /// The pixels removed in run `run` of image `image`.
     public func subset(image: Int, run: Int, pixels: Int) -> [Int] {
-        var generator = SeededGenerator(seed: seed &+ 1_000_003 &* UInt64(image) &+ UInt64(run))
+        var generator = SeededGenerator(seed: copySeed(seed, image: image, copy: run))
         var order = Array(0..<pixels)
         for i in 0..<subsetSize {
             let j = i + Int(generator.next() % UInt64(pixels - i))
@@ -129,7 +129,7 @@ public struct Infidelity: Sendable {
 
     /// The perturbation of sample `sample` of image `image`, `[H, W]`.
     public func noise(image: Int, sample: Int, height: Int, width: Int) -> Tensor {
-        Tensor.gaussian(Shape([height, width]), std: sigma, seed: seed &+ 1_000_003 &* UInt64(image) &+ UInt64(sample))
+        Tensor.gaussian(Shape([height, width]), std: sigma, seed: copySeed(seed, image: image, copy: sample))
     }
 
     public func evaluate(model: ExplainedModel, images: Tensor, maps: Tensor, target: Target = .predicted) throws -> MetricResult {

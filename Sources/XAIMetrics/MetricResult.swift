@@ -54,6 +54,13 @@ func checkMaps(_ maps: Tensor, for images: Tensor, metric: String) throws -> (n:
     return (n, h, w)
 }
 
+/// The seed of copy `copy` (a noisy copy, a run, a draw) of image `image`, so each image has its own
+/// stream of copies and a copy's draw does not depend on how many images come with it. The Python
+/// fixtures re-make the streams from this formula.
+func copySeed(_ seed: UInt64, image: Int, copy: Int) -> UInt64 {
+    seed &+ 1_000_003 &* UInt64(image) &+ UInt64(copy)
+}
+
 /// Image `b`'s map values.
 func mapValues(_ maps: Tensor, _ b: Int, pixels: Int) -> ArraySlice<Float> {
     maps.scalars[(b * pixels)..<((b + 1) * pixels)]

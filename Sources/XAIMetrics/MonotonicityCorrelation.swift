@@ -46,7 +46,7 @@ public struct MonotonicityCorrelation: Sendable {
 
     /// The value every removed pixel of copy `sample` of image `image` takes.
     public func fill(image: Int, sample: Int) -> Float {
-        Tensor.uniform([1], in: 0...1, seed: seed &+ 1_000_003 &* UInt64(image) &+ UInt64(sample)).scalars[0]
+        Tensor.uniform([1], in: 0...1, seed: copySeed(seed, image: image, copy: sample)).scalars[0]
     }
 
     public func evaluate(model: ExplainedModel, images: Tensor, maps: Tensor, target: Target = .predicted,

@@ -200,7 +200,7 @@ public struct ROAD: Sendable {
         var imputed = try LinearImputation.impute(image, channels: channels, height: h, width: w, keep: keep)
         guard noise > 0 else { return imputed }
         let pixels = h * w
-        let z = Tensor.gaussian(Shape([channels, h, w]), std: noise, seed: seed &+ 1_000_003 &* UInt64(b) &+ UInt64(run)).scalars
+        let z = Tensor.gaussian(Shape([channels, h, w]), std: noise, seed: copySeed(seed, image: b, copy: run)).scalars
         for c in 0..<channels { for p in 0..<pixels where !keep[p] { imputed[c * pixels + p] += z[c * pixels + p] } }
         return imputed
     }

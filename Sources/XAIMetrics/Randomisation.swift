@@ -17,7 +17,7 @@ public struct RandomLogit: Sendable {
 
     /// The class compared with `target` for image `image`.
     public func otherClass(image: Int, target: Int, classes: Int) -> Int {
-        var generator = SeededGenerator(seed: seed &+ 1_000_003 &* UInt64(image))
+        var generator = SeededGenerator(seed: copySeed(seed, image: image, copy: 0))
         let k = Int(generator.next() % UInt64(max(classes - 1, 1)))
         return k >= target ? k + 1 : k
     }
@@ -97,7 +97,7 @@ public struct ModelRandomisation: Sendable {
         /// The noise of copy `copy` of image `image`: a stream of its own, apart from the layers'
         /// draws, which start at the seed itself.
         public static func noiseSeed(_ seed: UInt64, image: Int, copy: Int) -> UInt64 {
-            (seed ^ 0x9E37_79B9_7F4A_7C15) &+ 1_000_003 &* UInt64(image) &+ UInt64(copy)
+            copySeed(seed ^ 0x9E37_79B9_7F4A_7C15, image: image, copy: copy)
         }
     }
 

@@ -69,7 +69,7 @@ public struct RelativeStability: Sendable {
 
     /// The noise added to copy `sample` of image `image` (`shape` `[1, C, H, W]`).
     public func noise(image: Int, sample: Int, shape: Shape) -> Tensor {
-        Tensor.uniform(shape, in: noise, seed: seed &+ 1_000_003 &* UInt64(image) &+ UInt64(sample))
+        Tensor.uniform(shape, in: noise, seed: copySeed(seed, image: image, copy: sample))
     }
 
     /// `||r(a, b)||` in float64, `r(a, b) = (a - b) / a`, a zero element of `a` read as `epsilon`.

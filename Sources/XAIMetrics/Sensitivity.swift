@@ -49,7 +49,7 @@ public struct Sensitivity: Sendable {
 
     /// The noise added to copy `sample` of image `image` (`shape` `[1, C, H, W]`).
     public func noise(image: Int, sample: Int, shape: Shape) -> Tensor {
-        Tensor.uniform(shape, in: -radius...radius, seed: seed &+ 1_000_003 &* UInt64(image) &+ UInt64(sample))
+        Tensor.uniform(shape, in: -radius...radius, seed: copySeed(seed, image: image, copy: sample))
     }
 
     /// - Parameter explain: the explanation of a batch of one, `[1, ...]` for `[1, C, H, W]`;
