@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference maps for pytorch-grad-cam's newer CAMs: GradCAMElementWise, FEM and KPCA_CAM, from
+"""Reference maps for pytorch-grad-cam's newer CAMs: GradCAMElementWise, FEM, KPCA_CAM, FinerCAM and ShapleyCAM, from
 pytorch-grad-cam 1.5.7 itself, on the two method-fixture models of Tools/make_fixtures.py with the
 inputs, targets and CAM layers of Tools/make_propagation_fixtures.py.
 
@@ -20,6 +20,15 @@ ReLU, resizing and scaling its `__call__` adds:
   finercam_alpha05.npy    the same with alpha 0.5                                                [2, h, w]
   finercam_maps.npy       FinerCAM(...)(image, target_idx=target) as it returns it, image by image:
                           ReLU, resized to the input, min-max scaled                            [2, H, W]
+  shapleycam_rest.npy     ShapleyCAM with ClassifierOutputReST targets (the logit minus the cross-
+                          entropy): the mean of gradient - Hessian-vector product / 2 weighing
+                          each channel, before the ReLU                                         [2, h, w]
+  shapleycam_probability.npy  the same with ClassifierOutputSoftmaxTarget                       [2, h, w]
+  shapleycam_logit.npy    the same with ClassifierOutputTarget (no curvature: Grad-CAM's map)   [2, h, w]
+  shapleycam_maps.npy     ShapleyCAM(...)(images, targets=ReST) as it returns it                [2, H, W]
+  shapleycam_rest_layer1.npy, shapleycam_probability_layer1.npy   small_resnet only: the same at
+                          layer1, whose path to the logits runs through layer2's convolutions and
+                          rectifiers (piecewise linear, not affine)                             [2, h, w]
 
 pytorch-grad-cam's KernelPCA runs in float32 (the activations' type), xai's in float64.
 Run after make_fixtures.py, with grad-cam and scikit-learn (requirements-fixtures.txt):
@@ -37,8 +46,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_propagation_fixtures as mpf  # noqa: E402  (the fixture models, inputs, targets and layers)
 
 import torch  # noqa: E402
-from pytorch_grad_cam import FEM, KPCA_CAM, FinerCAM, GradCAM, GradCAMElementWise  # noqa: E402
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, FinerWeightedTarget  # noqa: E402
+from pytorch_grad_cam import FEM, KPCA_CAM, FinerCAM, GradCAM, GradCAMElementWise, ShapleyCAM  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import (ClassifierOutputReST, ClassifierOutputSoftmaxTarget,  # noqa: E402
+                                                  ClassifierOutputTarget, FinerWeightedTarget)
 
 
 def finer_raw(model, layer, x, target, alpha):
@@ -60,6 +70,22 @@ def finer_raw(model, layer, x, target, alpha):
     raw = cam.get_cam_image(x, layer, targets, acts, grads, False)
     cam.activations_and_grads.release()
     return np.maximum(raw, 0).astype(np.float32)
+
+
+def shapley_raw(model, layer, x, targets):
+    """ShapleyCAM's map at the layer before ReLU and resizing: its forward's gradient with the graph
+    kept (create_graph, as its BaseCAM runs it for detach=False), then its own get_cam_image, whose
+    weights take the Hessian-vector product of that gradient along the activations."""
+    cam = ShapleyCAM(model=model, target_layers=[layer])
+    x = x.clone().requires_grad_(True)
+    outputs = cam.activations_and_grads(x)
+    loss = sum(t(o) for t, o in zip(targets, outputs))
+    torch.autograd.grad(loss, x, retain_graph=True, create_graph=True)
+    acts = cam.activations_and_grads.activations[0]
+    grads = cam.activations_and_grads.gradients[0]
+    raw = np.asarray(cam.get_cam_image(x, layer, targets, acts, grads, False), dtype=np.float32)
+    cam.activations_and_grads.release()
+    return raw
 
 
 def main():
@@ -94,6 +120,15 @@ def main():
         finer = FinerCAM(model=model, target_layers=[layer])
         np.save(os.path.join(folder, "finercam_maps.npy"),
                 np.concatenate([finer(x[b:b + 1], target_idx=int(c)) for b, c in enumerate(target)]).astype(np.float32))
+        for score, make in (("rest", ClassifierOutputReST), ("probability", ClassifierOutputSoftmaxTarget), ("logit", ClassifierOutputTarget)):
+            np.save(os.path.join(folder, f"shapleycam_{score}.npy"), shapley_raw(model, layer, x, [make(c) for c in target]))
+        if name == "small_resnet":
+            early = dict(model.named_modules())["layer1"]
+            for score, make in (("rest", ClassifierOutputReST), ("probability", ClassifierOutputSoftmaxTarget)):
+                np.save(os.path.join(folder, f"shapleycam_{score}_layer1.npy"), shapley_raw(model, early, x, [make(c) for c in target]))
+        shapley = ShapleyCAM(model=model, target_layers=[layer])
+        np.save(os.path.join(folder, "shapleycam_maps.npy"),
+                shapley(x.clone(), targets=[ClassifierOutputReST(c) for c in target]).astype(np.float32))
         manifest["models"][name] = {"layer_module": layer_name, "targets": target, "shapes": shapes}
         print(name, shapes)
     with open(os.path.join(mpf.OUT, "cam_variants.json"), "w") as f:

@@ -548,12 +548,12 @@ def m_shap(ctx, scale):
                         outputs=shap.Explanation.argsort.flip[:1], silent=True)
 
 
-def _cam(ctx, cls, **attrs):
+def _cam(ctx, cls, target_cls=None, **attrs):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     cam = cls(model=ctx.model, target_layers=[ctx.model.layer4[-1]])
     for k, v in attrs.items():
         setattr(cam, k, v)
-    targets = [ClassifierOutputTarget(ctx.target)]
+    targets = [(target_cls or ClassifierOutputTarget)(ctx.target)]
     return lambda: cam(input_tensor=ctx.x, targets=targets)
 
 
@@ -567,6 +567,14 @@ def m_gc(ctx, scale):
 def m_gcpp(ctx, scale):
     from pytorch_grad_cam import GradCAMPlusPlus
     return _cam(ctx, GradCAMPlusPlus)
+
+
+@method("gradcam_shapleycam", "grad-cam", "ShapleyCAM, target layer4[-1], ClassifierOutputReST target "
+        "(its Hessian-vector product by double backward)", grads=True)
+def m_shapley(ctx, scale):
+    from pytorch_grad_cam import ShapleyCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
+    return _cam(ctx, ShapleyCAM, target_cls=ClassifierOutputReST)
 
 
 @method("gradcam_hirescam", "grad-cam", "HiResCAM, target layer4[-1]", grads=True)

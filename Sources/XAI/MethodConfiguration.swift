@@ -37,6 +37,7 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
     public var kpcaKernel = KPCACAM.Kernel.sigmoid.rawValue
     public var kpcaGamma: Double?
     public var finerAlpha: Float = 1
+    public var shapleyScore = ShapleyCAM.Score.rest.rawValue
     public var batch: Int?
     public var seed: UInt64 = 0
 
@@ -84,6 +85,8 @@ public struct MethodConfiguration: KnobConfiguration, Equatable {
                                    choices: KPCACAM.Kernel.allCases.map(\.rawValue))),
         .number(\.kpcaGamma, Knob("kpcaGamma", .number, "KPCA-CAM: the kernel's gamma (default: 1 / the layer's channels, scikit-learn's).")),
         .number(\.finerAlpha, Knob("finerAlpha", .number, "Finer-CAM: how strongly the three classes closest to the target's logit are subtracted from it (0: Grad-CAM).")),
+        .string(\.shapleyScore, Knob("shapleyScore", .string, "ShapleyCAM: the score whose gradient and Hessian weigh the channels: rest (the logit minus the cross-entropy, the paper's and pytorch-grad-cam's ClassifierOutputReST), probability (the softmax) or logit (pytorch-grad-cam's default target: no curvature along a piecewise-linear head, so Grad-CAM's map).",
+                                        choices: ShapleyCAM.Score.allCases.map(\.rawValue))),
         .integer(\.batch, Knob("batch", .integer, "Perturbed copies or path points per device batch (default: from the memory budget).", minimum: 1)),
         .seed(\.seed, Knob("seed", .integer, "Seed of every stochastic method.", minimum: 0)),
     ]

@@ -114,7 +114,8 @@ public enum MethodRegistry {
     private static let oneGradient: @Sendable (ExplainedModel, MethodConfiguration) -> MethodCost = { _, _ in
         MethodCost(evaluations: 1, forwardEquivalents: 2)
     }
-    /// One forward and a backward that stops at the layer (counted as one forward in all).
+    /// One forward and a backward that stops at the layer (counted as one forward in all): the
+    /// gradient CAMs (ShapleyCAM's product along the layers after its layer included).
     private static let oneForward: @Sendable (ExplainedModel, MethodConfiguration) -> MethodCost = { _, _ in
         MethodCost(evaluations: 1, forwardEquivalents: 1)
     }
@@ -164,12 +165,23 @@ public enum MethodRegistry {
         eigen(gradients: false, "EigenCAM: the layer's activations on their first principal direction (no gradient)"),
         eigen(gradients: true, "EigenGradCAM: activations x gradients on their first principal direction"),
         MethodSpec(name: "finercam", summary: "Finer-CAM: Grad-CAM of the target's logit against the three classes closest to it, softmax-weighted (pytorch-grad-cam's FinerCAM)",
-                   knobs: ["layer", "finerAlpha", "relu"], batchesImages: true, cost: oneGradient,
+                   knobs: ["layer", "finerAlpha", "relu"], batchesImages: true, cost: oneForward,
                    build: { m, c, _ in
                        let method = FinerCAM(model: m, layer: c.layer, alpha: Double(c.finerAlpha), relu: c.relu)
                        try method.validate()
                        return method
                    }, isApplicable: { (try? $0.camLayer(nil)) != nil }),
+        MethodSpec(name: "shapleycam", summary: "ShapleyCAM: Grad-CAM weighted by the gradient minus half the Hessian-vector product of the ReST score (pytorch-grad-cam's ShapleyCAM)",
+                   knobs: ["layer", "shapleyScore", "relu"], batchesImages: true, cost: oneForward,
+                   build: { m, c, _ in
+                       guard let score = ShapleyCAM.Score(rawValue: c.shapleyScore) else {
+                           throw XAIError.invalidArgument(parameter: "shapleyScore", value: c.shapleyScore,
+                                                          reason: "none of \(ShapleyCAM.Score.allCases.map(\.rawValue).joined(separator: ", "))")
+                       }
+                       let method = ShapleyCAM(model: m, layer: c.layer, score: score, relu: c.relu)
+                       try method.validate()
+                       return method
+                   }, isApplicable: { (try? ShapleyCAM(model: $0).validate()) != nil }),
         MethodSpec(name: "fem", summary: "FEM: channels weighted by their share of positions above mean + k standard deviations, no gradient (pytorch-grad-cam's FEM)",
                    knobs: ["layer", "femSigmas", "relu"], batchesImages: true, cost: oneForward,
                    build: { m, c, _ in

@@ -54,6 +54,7 @@ struct MethodsBenchmark: ParsableCommand {
         "guidedbackprop": ["captum_guidedbackprop"], "deconvolution": ["captum_deconvolution"], "guidedgradcam": ["captum_guidedgradcam"],
         "gradientshap": ["captum_gradientshap"], "hirescam": ["gradcam_hirescam"], "eigencam": ["gradcam_eigencam"],
         "eigengradcam": ["gradcam_eigengradcam"], "deeplift": ["captum_deeplift"], "ablationcam": ["gradcam_ablationcam"], "fullgrad": ["gradcam_fullgrad"],
+        "shapleycam": ["gradcam_shapleycam"],
     ]
 
     struct PeerRow: Codable {

@@ -36,6 +36,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: help("kpcaKernel")) var kpcaKernel = d.kpcaKernel
     @Option(help: help("kpcaGamma")) var kpcaGamma: Double?
     @Option(help: help("finerAlpha")) var finerAlpha = d.finerAlpha
+    @Option(help: help("shapleyScore")) var shapleyScore = d.shapleyScore
     @Option(help: help("relu")) var relu = d.relu
     @Option(help: help("batch")) var batch: Int?
     @Option(help: help("seed")) var seed = d.seed

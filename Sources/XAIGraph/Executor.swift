@@ -324,7 +324,7 @@ public final class Executor: Sendable {
 
     /// A host tensor for a value: constants as they are; small activations (shape arithmetic fed by
     /// activations) downloaded.
-    private func host(_ v: Value, _ name: String, op: String) throws -> Tensor {
+    func host(_ v: Value, _ name: String, op: String) throws -> Tensor {
         switch v {
         case .host(let t): return t
         case .device(let a):

@@ -178,13 +178,166 @@ public struct GradientCAM: ModelMethod {
 
     /// Throws unless every node between `layer` and the output is piecewise linear in the layer.
     func requirePiecewiseLinearPath(from layer: String) throws {
+        if let node = model.firstNode(after: layer, where: { !$0.isPiecewiseLinear(inInputs: $1) }) {
+            throw XAIError.unsupported(op: "gradcampp", reason: "node '\(node.name)' (\(node.op.name)) between '\(layer)' and the output is not piecewise linear, so the closed form Grad-CAM++ uses does not hold; use gradcam, layercam or xgradcam")
+        }
+    }
+}
+
+extension ExplainedModel {
+    /// The first node between `layer` and the outputs for which `fails(op, dependent)` holds,
+    /// `dependent` the indices of its inputs computed from the layer; `nil` when none does.
+    func firstNode(after layer: String, where fails: (Op, Set<Int>) -> Bool) -> Node? {
         var reached: Set<String> = [layer]
-        for node in model.graph.nodes where node.inputs.contains(where: reached.contains) {
+        for node in graph.nodes where node.inputs.contains(where: reached.contains) {
             let dependent = Set(node.inputs.indices.filter { reached.contains(node.inputs[$0]) })
-            guard node.op.isPiecewiseLinear(inInputs: dependent) else {
-                throw XAIError.unsupported(op: "gradcampp", reason: "node '\(node.name)' (\(node.op.name)) between '\(layer)' and the output is not piecewise linear, so the closed form Grad-CAM++ uses does not hold; use gradcam, layercam or xgradcam")
-            }
+            if fails(node.op, dependent) { return node }
             node.outputs.forEach { reached.insert($0) }
+        }
+        return nil
+    }
+
+    /// A gradient CAM of a score of the logits other than the target's logit (Finer-CAM's,
+    /// ShapleyCAM's): one forward kept for a backward to `layer`; `seed`, given the pass, returns
+    /// the score's gradient over one image's logits (its index, its logits row and its target), in
+    /// float64; one backward of those gradients; the activations weighed by `variant`.
+    func camOfLogitScore(_ input: Tensor, target: Target, layer: String, variant: CAMVariant, relu: Bool,
+                         seed: (Executor.Pass) throws -> (_ image: Int, _ logits: [Double], _ target: Int) throws -> [Double]) throws -> Attribution {
+        let be = backend
+        try validate(input)
+        let layout = try camLayout(layer)
+        let pass = try executor.forward(try be.upload(input), keep: [layer], forBackward: true, backwardTo: [layer])
+        let logits = try be.download(try pass.output(outputName))
+        try logits.requireFinite("logits of the input images")
+        let targets = try resolve(target, logits: logits)
+        let gradient = try seed(pass)
+        let classes = logits.shape.count / max(targets.count, 1)
+        var seeds = [Float](repeating: 0, count: logits.shape.count)
+        for (b, c) in targets.enumerated() {
+            let row = try gradient(b, logits.scalars[(b * classes)..<((b + 1) * classes)].map(Double.init), c)
+            for (k, v) in row.enumerated() { seeds[b * classes + k] = Float(v) }
+        }
+        let grads = try executor.backward(pass, seeds: [outputName: try be.upload(Tensor(unchecked: logits.shape, seeds))], wrt: [layer])
+        guard let grad = grads[layer] else {
+            throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "not an activation of \(graph.name)")
+        }
+        let cam = try GradientCAM(model: self, variant: variant, layer: layer, relu: relu)
+            .weigh(try spatialView(try pass.kept(layer), layout), try spatialView(grad, layout))
+        return try camAttribution(cam, input: input.shape, logits: logits, targets: targets)
+    }
+}
+
+/// ShapleyCAM (Cai, 2025, "CAMs as Shapley value-based explainers"), as pytorch-grad-cam's
+/// `ShapleyCAM`: Grad-CAM whose channel weights are the spatial means of `G - H A / 2`, with `G`
+/// the gradient of a score over the layer's activations `A` and `H A` the score's Hessian times
+/// `A`: a second-order estimate of what each activation adds to the score, where Grad-CAM keeps
+/// the first order only.
+///
+/// Along a piecewise-linear path from the layer to the logits (convolutions, rectifiers, residual
+/// sums, average pooling, linear layers: the default layer of ResNets, VGG, DenseNet, MobileNetV2,
+/// EfficientNet, RegNet, ShuffleNet and SqueezeNet, and most layers before it) the logits' second
+/// derivatives vanish, so `H = J^T s'' J` and
+/// `G - H A / 2 = J^T (s' - s'' J A / 2)`, with `J` the logits' Jacobian and `s'`, `s''` the
+/// score's derivatives over the logits, in closed form. `J A` comes from one forward-mode product
+/// along the path (``Executor/jacobianProduct(_:layer:direction:)``), and one backward carries the
+/// rest: about Grad-CAM's cost plus the layers after the layer once more. The logit as the score
+/// has no curvature there, and the map is Grad-CAM's (pytorch-grad-cam's Hessian-vector product
+/// is zero too). A smooth op on the path (a LayerNorm head, a transformer block) or one selecting
+/// by value (max pooling after the layer) is refused with the node named.
+public struct ShapleyCAM: ModelMethod {
+    public let name = "shapleycam"
+    public let model: ExplainedModel
+    /// The activation to explain; `nil` picks the CAM default.
+    public var layer: String?
+    /// The number the map explains.
+    public var score: Score
+    /// Clip the map at zero (as pytorch-grad-cam does).
+    public var relu: Bool
+
+    /// The score of the target class `c` over the logits `y`, with `p` their softmax.
+    public enum Score: String, Sendable, CaseIterable {
+        /// `y_c + log p_c = 2 y_c - logsumexp(y)`: the logit minus the cross-entropy, the paper's
+        /// ReST (pytorch-grad-cam's `ClassifierOutputReST`).
+        case rest
+        /// `p_c` (pytorch-grad-cam's `ClassifierOutputSoftmaxTarget`).
+        case probability
+        /// `y_c` (pytorch-grad-cam's default `ClassifierOutputTarget`): Grad-CAM's map.
+        case logit
+    }
+
+    public init(model: ExplainedModel, layer: String? = nil, score: Score = .rest, relu: Bool = true) {
+        self.model = model
+        self.layer = layer
+        self.score = score
+        self.relu = relu
+    }
+
+    /// Throws when the layer does not resolve, or when the Hessian cannot be had exactly: a node on
+    /// the way to the logits that is not piecewise linear, or (for the scores with curvature) that
+    /// selects by value.
+    public func validate() throws {
+        let layer = try model.camLayer(layer)
+        if let node = model.firstNode(after: layer, where: { !$0.isPiecewiseLinear(inInputs: $1) }) {
+            throw XAIError.unsupported(op: name, reason: "node '\(node.name)' (\(node.op.name)) between '\(layer)' and the output is not piecewise linear, so the score's Hessian there is not computed; use gradcam")
+        }
+        guard score != .logit else { return }
+        if let node = model.firstNode(after: layer, where: { op, _ in Self.selectsByValue(op) }) {
+            throw XAIError.unsupported(op: name, reason: "node '\(node.name)' (\(node.op.name)) between '\(layer)' and the output selects by value, which the Jacobian product does not take; pick a layer after it, --shapley-score logit (Grad-CAM's map), or gradcam")
+        }
+    }
+
+    /// Max pooling and max or min reductions.
+    static func selectsByValue(_ op: Op) -> Bool {
+        switch op {
+        case .pool(let p, _): return p.kind == .max
+        case .reduce(let r, _, _): return r == .max || r == .min
+        default: return false
+        }
+    }
+
+    public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
+        try validate()
+        let be = model.backend
+        let layer = try model.camLayer(layer)
+        return try model.camOfLogitScore(input, target: target, layer: layer, variant: .gradCAM, relu: relu) { pass in
+            // J A, the logits' change along the activations (the logit's score has no use for it).
+            var moved: [Float]?
+            if score != .logit {
+                guard let jA = try model.executor.jacobianProduct(pass, layer: layer, direction: try pass.kept(layer))[model.outputName] else {
+                    throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "output '\(model.outputName)' does not follow from it")
+                }
+                moved = try be.download(jA).scalars
+            }
+            return { b, y, c in
+                let u = moved.map { $0[(b * y.count)..<((b + 1) * y.count)].map(Double.init) } ?? [Double](repeating: 0, count: y.count)
+                return Self.seed(logits: y, moved: u, target: c, score: score)
+            }
+        }
+    }
+
+    /// The gradient over the logits that one backward carries to `G - H A / 2`: `s' - s'' u / 2`,
+    /// in float64, with `u` the logits' change `J A` (`moved`). With `p` the softmax of `y` and
+    /// `m = sum_k p_k u_k`: ReST has `s'_k = 2 [k = c] - p_k` and `(s'' u)_k = -p_k (u_k - m)`; the
+    /// probability `s'_k = p_c ([k = c] - p_k)` and
+    /// `(s'' u)_k = p_c (([k = c] - p_k) (u_c - m) - p_k (u_k - m))`; the logit `s' = e_c`, `s'' = 0`.
+    static func seed(logits y: [Double], moved u: [Double], target c: Int, score: Score) -> [Double] {
+        let top = y.max() ?? 0
+        let e = y.map { Foundation.exp($0 - top) }
+        let total = e.reduce(0, +)
+        let p = e.map { $0 / total }
+        let m = zip(p, u).reduce(0) { $0 + $1.0 * $1.1 }
+        return y.indices.map { k in
+            let isTarget: Double = k == c ? 1 : 0
+            switch score {
+            case .logit:
+                return isTarget
+            case .rest:
+                return (2 * isTarget - p[k]) + 0.5 * p[k] * (u[k] - m)
+            case .probability:
+                let gradient = p[c] * (isTarget - p[k])
+                let curvature = p[c] * ((isTarget - p[k]) * (u[c] - m) - p[k] * (u[k] - m))
+                return gradient - 0.5 * curvature
+            }
         }
     }
 }
@@ -332,7 +485,10 @@ public struct FinerCAM: ModelMethod {
     /// Clip the map at zero (as pytorch-grad-cam does).
     public var relu: Bool
 
-    public init(model: ExplainedModel, base: CAMVariant = .gradCAM, layer: String? = nil, alpha: Double = 1, comparisons: [Int] = [1, 2, 3],
+    /// pytorch-grad-cam's places: the three classes closest to the target.
+    public static let defaultComparisons = [1, 2, 3]
+
+    public init(model: ExplainedModel, base: CAMVariant = .gradCAM, layer: String? = nil, alpha: Double = 1, comparisons: [Int] = FinerCAM.defaultComparisons,
                 relu: Bool = true) {
         self.model = model
         self.base = base
@@ -356,29 +512,9 @@ public struct FinerCAM: ModelMethod {
 
     public func attribute(_ input: Tensor, target: Target, baseline: Baseline) throws -> Attribution {
         try validate()
-        let be = model.backend
-        let layer = try model.camLayer(layer)
-        try model.validate(input)
-        let layout = try model.camLayout(layer)
-        let pass = try model.executor.forward(try be.upload(input), keep: [layer], forBackward: true, backwardTo: [layer])
-        let y = try pass.output(model.outputName)
-        let logits = try be.download(y)
-        try logits.requireFinite("logits of the input images")
-        let targets = try model.resolve(target, logits: logits)
-        let classes = logits.shape.count / max(targets.count, 1)
-        var seed = [Float](repeating: 0, count: logits.shape.count)
-        for (b, c) in targets.enumerated() {
-            let row = logits.scalars[(b * classes)..<((b + 1) * classes)].map(Double.init)
-            let gradient = Self.scoreGradient(row, target: c, compared: Self.compared(row, target: c, places: comparisons), alpha: alpha)
-            for k in 0..<classes { seed[b * classes + k] = Float(gradient[k]) }
+        return try model.camOfLogitScore(input, target: target, layer: try model.camLayer(layer), variant: base, relu: relu) { _ in
+            { _, y, c in Self.scoreGradient(y, target: c, compared: Self.compared(y, target: c, places: comparisons), alpha: alpha) }
         }
-        let grads = try model.executor.backward(pass, seeds: [model.outputName: try be.upload(Tensor(unchecked: logits.shape, seed))], wrt: [layer])
-        guard let grad = grads[layer] else {
-            throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "not an activation of \(model.graph.name)")
-        }
-        let cam = try GradientCAM(model: model, variant: base, layer: layer, relu: relu)
-            .weigh(try model.spatialView(try pass.kept(layer), layout), try model.spatialView(grad, layout))
-        return try model.camAttribution(cam, input: input.shape, logits: logits, targets: targets)
     }
 
     /// The classes at `places` when every class is sorted by `|y_j - y_c|` (ties by class index;

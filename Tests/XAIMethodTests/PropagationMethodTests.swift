@@ -199,6 +199,140 @@ final class PropagationMethodTests: XCTestCase {
         }
     }
 
+    /// pytorch-grad-cam 1.5.7's ShapleyCAM (Tools/make_cam_variant_fixtures.py), its map at the layer
+    /// before the ReLU under each target kind: ReST, the softmax and the logit, whose map is Grad-CAM's;
+    /// and at small_resnet's layer1, whose path to the logits runs through layer2's rectifiers.
+    /// Seen: within 9.7e-7 (relative L2) on both backends.
+    func testShapleyCAMMatchesPytorchGradCam() throws {
+        for c in MethodReferenceTests.cases {
+            for (label, backend) in TestBackends.all() {
+                let model = try ExplainedModel(graph: c.graph, backend: backend)
+                let target = Target.perImage(c.targets)
+                for score in ShapleyCAM.Score.allCases {
+                    let raw = try ShapleyCAM(model: model, layer: c.layer, score: score, relu: false).attribute(c.input, target: target)
+                    check(raw.raw!, try c.reference("shapleycam_\(score.rawValue)"), "shapleycam \(score) \(c.name) on \(label)")
+                }
+                let logit = try ShapleyCAM(model: model, layer: c.layer, score: .logit).attribute(c.input, target: target)
+                let gradCAM = try GradientCAM(model: model, layer: c.layer).attribute(c.input, target: target)
+                XCTAssertEqual(logit.raw!.scalars, gradCAM.raw!.scalars, "the logit's ShapleyCAM is Grad-CAM on \(label)")
+                guard c.name == "small_resnet" else { continue }
+                for score in [ShapleyCAM.Score.rest, .probability] {
+                    let raw = try ShapleyCAM(model: model, layer: "/layer1/relu2/Relu_output_0", score: score, relu: false).attribute(c.input, target: target)
+                    check(raw.raw!, try c.reference("shapleycam_\(score.rawValue)_layer1"), "shapleycam \(score) at layer1 on \(label)")
+                }
+            }
+        }
+    }
+
+    /// The Jacobian product against the backward it is the transpose of, `<J t, w> = <t, J^T w>` for
+    /// fresh `t` and `w`, along small_resnet's layer2 (convolutions, a residual sum, rectifiers fused
+    /// and not, global pooling, the classifier); and along the head alone, which is affine, against
+    /// the outputs' change from a zero layer, `J A = f(A) - f(0)`.
+    func testJacobianProductIsTheBackwardsTranspose() throws {
+        let c = MethodReferenceTests.cases[0]
+        var generator = SeededGenerator(seed: 79)
+        for (label, backend) in TestBackends.all() {
+            let model = try ExplainedModel(graph: c.graph, backend: backend)
+            for layer in ["/layer1/relu2/Relu_output_0", c.layer] {
+                let pass = try model.executor.forward(try backend.upload(c.input), keep: [layer], forBackward: true, backwardTo: [layer])
+                let a = try pass.kept(layer)
+                let t = Tensor(unchecked: a.shape, (0..<a.shape.count).map { _ in Float.random(in: -1...1, using: &generator) })
+                let logits = try pass.output(model.outputName)
+                let w = Tensor(unchecked: logits.shape, (0..<logits.shape.count).map { _ in Float.random(in: -1...1, using: &generator) })
+                let jt = try backend.download(try model.executor.jacobianProduct(pass, layer: layer, direction: try backend.upload(t))[model.outputName]!)
+                let jtw = try backend.download(try model.executor.backward(pass, seeds: [model.outputName: try backend.upload(w)], wrt: [layer])[layer]!)
+                let left = zip(jt.scalars, w.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                let right = zip(t.scalars, jtw.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                XCTAssertEqual(left, right, accuracy: 1e-5 * max(abs(left), 1), "<J t, w> at \(layer) on \(label)")
+                guard layer == c.layer else { continue }
+                let ja = try backend.download(try model.executor.jacobianProduct(pass, layer: layer, direction: a)[model.outputName]!)
+                let zero = try backend.download(try model.executor.forward(from: layer, value: try backend.zeros(a.shape))[model.outputName]!)
+                let change = zip(try backend.download(logits).scalars, zero.scalars).map { $0 - $1 }
+                XCTAssertLessThan(relativeL2(ja.scalars.map(Double.init), change.map(Double.init)), 1e-5, "J A = f(A) - f(0) on \(label)")
+            }
+        }
+    }
+
+    /// Where the Hessian would not be exact, ShapleyCAM refuses with the node named: any score past a
+    /// smooth op (mobile_block's hard-swish), ReST past max pooling (small_resnet's stem); the
+    /// logit there is Grad-CAM. The Jacobian product names the node it cannot take.
+    func testShapleyCAMRefusesPathsWhereItsHessianIsNotExact() throws {
+        let (small, mobile) = (MethodReferenceTests.cases[0], MethodReferenceTests.cases[1])
+        let backend = try Backends.make(.cpu)
+        let smallModel = try ExplainedModel(graph: small.graph, backend: backend)
+        let stem = "/relu/Relu_output_0"
+        for score in [ShapleyCAM.Score.rest, .probability] {
+            XCTAssertThrowsError(try ShapleyCAM(model: smallModel, layer: stem, score: score).attribute(small.input, target: .perImage(small.targets))) { error in
+                XCTAssertTrue("\(error)".contains("selects by value") && "\(error)".contains("MaxPool"), "\(error)")
+            }
+        }
+        let logit = try ShapleyCAM(model: smallModel, layer: stem, score: .logit).attribute(small.input, target: .perImage(small.targets))
+        let gradCAM = try GradientCAM(model: smallModel, layer: stem).attribute(small.input, target: .perImage(small.targets))
+        XCTAssertEqual(logit.raw!.scalars, gradCAM.raw!.scalars)
+        let pass = try smallModel.executor.forward(try backend.upload(small.input), keep: [stem], forBackward: true, backwardTo: [stem])
+        XCTAssertThrowsError(try smallModel.executor.jacobianProduct(pass, layer: stem, direction: try pass.kept(stem))) { error in
+            XCTAssertTrue("\(error)".contains("max pooling"), "\(error)")
+        }
+        let mobileModel = try ExplainedModel(graph: mobile.graph, backend: backend)
+        for score in ShapleyCAM.Score.allCases {
+            XCTAssertThrowsError(try ShapleyCAM(model: mobileModel, layer: "/expand/expand.2/Clip_output_0", score: score).validate()) { error in
+                XCTAssertTrue("\(error)".contains("not piecewise linear"), "\(error)")
+            }
+        }
+        // The registry: the knob by its name, a bad value named, and the refusal at build time.
+        let knobs = try MethodConfiguration.parse(json: Data(#"{"shapleyScore": "probability", "relu": false}"#.utf8))
+        let built = try MethodRegistry.make("shapleycam", model: smallModel, configuration: knobs)
+        XCTAssertEqual(try built.method.attribute(small.input, target: .perImage(small.targets), baseline: .zero).raw!.scalars,
+                       try ShapleyCAM(model: smallModel, score: .probability, relu: false).attribute(small.input, target: .perImage(small.targets)).raw!.scalars)
+        XCTAssertThrowsError(try MethodRegistry.make("shapleycam", model: smallModel,
+                                                     configuration: try MethodConfiguration.parse(json: Data(#"{"shapleyScore": "loss"}"#.utf8)))) { error in
+            XCTAssertTrue("\(error)".contains("shapleyScore"), "\(error)")
+        }
+        XCTAssertThrowsError(try MethodRegistry.make("shapleycam", model: smallModel,
+                                                     configuration: try MethodConfiguration.parse(json: Data("{\"layer\": \"\(stem)\"}".utf8)))) { error in
+            XCTAssertTrue("\(error)".contains("selects by value"), "\(error)")
+        }
+    }
+
+    /// ShapleyCAM's seed against float64 differences on fresh logits: with no change of the logits it
+    /// is the score's gradient (central differences of the score, written out here), and along a
+    /// change `u` it subtracts half the gradient's central difference along `u`, the Hessian times `u`.
+    func testShapleyCAMSeedMatchesFiniteDifferences() {
+        var generator = SeededGenerator(seed: 78)
+        for classes in [10, 4, 2] {
+            let y = (0..<classes).map { _ in Double.random(in: -3...3, using: &generator) }
+            let u = (0..<classes).map { _ in Double.random(in: -2...2, using: &generator) }
+            let zero = [Double](repeating: 0, count: classes)
+            let c = classes - 1
+            for score in ShapleyCAM.Score.allCases {
+                func value(_ v: [Double]) -> Double {
+                    let top = v.max()!
+                    let lse = top + log(v.reduce(0.0) { $0 + exp($1 - top) })
+                    switch score {
+                    case .rest: return v[c] + (v[c] - lse)
+                    case .probability: return exp(v[c] - lse)
+                    case .logit: return v[c]
+                    }
+                }
+                let gradient = ShapleyCAM.seed(logits: y, moved: zero, target: c, score: score)
+                for k in 0..<classes {
+                    var up = y, down = y
+                    up[k] += 1e-5
+                    down[k] -= 1e-5
+                    XCTAssertEqual(gradient[k], (value(up) - value(down)) / 2e-5, accuracy: 1e-7, "\(score): gradient, class \(k) of \(classes)")
+                }
+                let h = 1e-4
+                let ahead = ShapleyCAM.seed(logits: zip(y, u).map { $0 + h * $1 }, moved: zero, target: c, score: score)
+                let behind = ShapleyCAM.seed(logits: zip(y, u).map { $0 - h * $1 }, moved: zero, target: c, score: score)
+                let seed = ShapleyCAM.seed(logits: y, moved: u, target: c, score: score)
+                for k in 0..<classes {
+                    let curvature = (ahead[k] - behind[k]) / (2 * h)
+                    XCTAssertEqual(seed[k], gradient[k] - 0.5 * curvature, accuracy: 1e-7, "\(score): seed, class \(k) of \(classes)")
+                }
+            }
+        }
+    }
+
     /// The registry builds FEM, KPCA-CAM and Finer-CAM with the knobs the command line, C and Python
     /// name (`femSigmas`, `kpcaKernel`, `kpcaGamma`, `finerAlpha`), and names a bad one.
     func testFEMKPCAAndFinerCAMKnobsReachTheMethods() throws {

@@ -127,6 +127,66 @@ final class RandomGraphTests: XCTestCase {
         XCTAssertGreaterThan(patched, 8)
     }
 
+    /// The Jacobian product from the input (``Executor/jacobianProduct(_:layer:direction:)``) is the
+    /// transpose of the backward, `<J t, w> = <t, J^T w>` for fresh `t` and `w`, on random chains
+    /// (convolutions of any geometry with biases, average pooling, rectifiers, per-channel scales,
+    /// residual sums, concatenations, a constant map added) as loaded and as rewritten (activations
+    /// and sums fused into convolutions), and on a chain of a standalone batch norm, a pad filled
+    /// with a constant and average pooling; a chain with a smooth op or max pooling is refused with
+    /// the node named.
+    func testJacobianProductOnRandomGraphs() throws {
+        var rng = SeededGenerator(seed: 32)
+        var checked = 0, refused = 0
+        var graphs: [Graph] = []
+        for trial in 0..<16 {
+            let raw = randomChain(&rng, trial: trial, size: draw(&rng, 14...22))
+            graphs += [raw, try raw.optimized()]
+        }
+        do {
+            let nodes = [Node(name: "bn", op: .batchNorm(epsilon: 1e-5), inputs: ["input", "s", "b", "m", "v"], outputs: ["n"]),
+                         Node(name: "pad", op: .pad, inputs: ["n", "pads", "fill"], outputs: ["padded"]),
+                         Node(name: "avg", op: .pool(Pool2DParams(.average, kernel: (3, 3), stride: (2, 2)), autoPad: .explicit), inputs: ["padded"], outputs: ["a"]),
+                         Node(name: "act", op: .unary(.relu), inputs: ["a"], outputs: ["r"]),
+                         Node(name: "pool", op: .globalAveragePool, inputs: ["r"], outputs: ["p"]),
+                         Node(name: "flat", op: .flatten(axis: 1), inputs: ["p"], outputs: ["q"]),
+                         Node(name: "fc", op: .gemm(transA: false, transB: true, alpha: 1, beta: 1, activation: .identity), inputs: ["q", "fw", "fb"], outputs: ["logits"])]
+            let initializers: [String: Tensor] = ["s": .uniform([3], in: 0.5...1.5, seed: 1), "b": .uniform([3], seed: 2), "m": .uniform([3], seed: 3),
+                                                  "v": .uniform([3], in: 0.5...1.5, seed: 4), "pads": Tensor(unchecked: [8], [0, 0, 1, 2, 0, 0, 2, 1]),
+                                                  "fill": Tensor(unchecked: [1], [0.25]), "fw": .uniform([4, 3], seed: 5), "fb": .uniform([4], seed: 6)]
+            graphs.append(Graph(name: "pad_chain", inputs: [ValueInfo(name: "input", shape: [nil, 3, 12, 12])], outputs: [ValueInfo(name: "logits", shape: [nil, 4])],
+                                initializers: initializers, nodes: nodes))
+        }
+        for (index, graph) in graphs.enumerated() {
+            for (label, be) in TestBackends.all() where index % 2 == 0 || label == "cpu" {
+                let what = "\(graph.name) (\(graph.nodes.map { "\($0.op)".prefix(12) }.joined(separator: " > "))) on \(label)"
+                let executor = Executor(graph: graph, backend: be)
+                let shape = try graph.inputs[0].shape(batch: 2)
+                let image = try be.upload(.uniform(shape, seed: rng.next()))
+                let pass = try executor.forward(image, forBackward: true)
+                let t = Tensor.uniform(shape, seed: rng.next()), w = Tensor.uniform([2, 4], seed: rng.next())
+                let smooth = graph.nodes.first { node in
+                    if case .pool(let p, _) = node.op, p.kind == .max { return true }
+                    return !node.op.isPiecewiseLinear(inInputs: [0])
+                }
+                if let smooth {
+                    XCTAssertThrowsError(try executor.jacobianProduct(pass, layer: "input", direction: try be.upload(t)), what) { error in
+                        XCTAssertTrue("\(error)".contains(smooth.name), "\(what): \(error)")
+                    }
+                    refused += 1
+                    continue
+                }
+                let jt = try be.download(try XCTUnwrap(try executor.jacobianProduct(pass, layer: "input", direction: try be.upload(t))["logits"], what))
+                let jtw = try be.download(try XCTUnwrap(try executor.backward(pass, seeds: ["logits": try be.upload(w)], wrt: ["input"])["input"], what))
+                let left: Double = zip(doubles(jt), doubles(w)).reduce(0.0) { $0 + $1.0 * $1.1 }
+                let right: Double = zip(doubles(t), doubles(jtw)).reduce(0.0) { $0 + $1.0 * $1.1 }
+                XCTAssertEqual(left, right, accuracy: 1e-5 * max(abs(left), 1), what)
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 8)
+        XCTAssertGreaterThan(refused, 2)
+    }
+
     /// A random linear model: convolutions (any geometry, grouped or not), average pooling, a
     /// per-channel scale, a residual sum, global pooling and a linear head; no activation.
     private func randomLinearModel(_ rng: inout SeededGenerator, trial: Int, backend: any Backend) throws -> (ExplainedModel, Graph, Int) {

@@ -304,6 +304,19 @@ def test_propagation_adapters(name):
             finer(x, comparison_categories=[1, 2])
         # Given targets are used as they are, as pytorch-grad-cam's FinerCAM uses them: Grad-CAM of those classes.
         assert np.array_equal(finer(x, targets=targets.tolist()), grad_cam.GradCAM(m, target_layers=[layer])(x, targets=targets.tolist()))
+        # ShapleyCAM: the score picked by the target objects, as pytorch-grad-cam's are.
+        for score in ("rest", "probability", "logit"):
+            raw = m.explain(x, "shapleycam", target=targets.tolist(), layer=layer, relu=False, shapley_score=score).raw
+            assert relative_l2(raw, np.load(folder / f"shapleycam_{score}.npy")) < 1e-4, score
+        class ClassifierOutputReST:  # noqa: N801 (stands in for pytorch-grad-cam's, matched by name)
+            def __init__(self, category):
+                self.category = category
+        shapley = grad_cam.ShapleyCAM(m, target_layers=[layer])
+        maps = shapley(x, targets=[ClassifierOutputReST(int(c)) for c in targets])
+        assert np.abs(maps - np.load(folder / "shapleycam_maps.npy")).max() < 1e-3
+        assert np.array_equal(shapley(x, targets=targets.tolist()), grad_cam.GradCAM(m, target_layers=[layer])(x, targets=targets.tolist()))
+        with pytest.raises(ValueError, match="one kind of target"):
+            shapley(x, targets=[ClassifierOutputReST(int(targets[0])), int(targets[1])])
         for adapter, method, knobs in [(grad_cam.FEM(m, target_layers=[layer], k=1), "fem", {"fem_sigmas": 1.0}),
                                        (grad_cam.KPCA_CAM(m, target_layers=[layer], kernel="rbf", gamma=0.05), "kpcacam",
                                         {"kpca_kernel": "rbf", "kpca_gamma": 0.05})]:

@@ -7,7 +7,7 @@ pooling). Calling it as `cam(input_tensor, targets=None)` returns pytorch-grad-c
 float32 maps: ReLU, resized to the input (bilinear, half-pixel centres) and min-max scaled per
 image. `targets` are None (top-1), ints, or objects with `.category` (ClassifierOutputTarget).
 GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, GradCAMElementWise, EigenCAM, EigenGradCAM,
-FEM, KPCA_CAM, FinerCAM, AblationCAM, FullGrad and ScoreCAM.
+FEM, KPCA_CAM, FinerCAM, ShapleyCAM, AblationCAM, FullGrad and ScoreCAM.
 EigenCAM's and EigenGradCAM's projection sign is fixed so that its largest magnitude is positive
 (pytorch-grad-cam leaves it to LAPACK, so a map of theirs may come out negated and clipped away).
 aug_smooth, eigen_smooth and reshape_transform are refused; one target layer only.
@@ -127,6 +127,33 @@ class FinerCAM(_BaseCAM):
             targets = [int(target_idx)] * _as_batch(input_tensor).shape[0]
         self.knobs = {"finer_alpha": float(alpha)}
         return super().__call__(input_tensor, targets=targets, eigen_smooth=eigen_smooth)
+
+
+class ShapleyCAM(_BaseCAM):
+    """Grad-CAM weighted by the gradient minus half the Hessian-vector product of the score. The
+    targets pick the score as pytorch-grad-cam's target objects do: ClassifierOutputReST the logit
+    minus the cross-entropy (the paper's), ClassifierOutputSoftmaxTarget the probability, and
+    ClassifierOutputTarget, ints or None (pytorch-grad-cam's default) the logit, whose Hessian
+    vanishes along a piecewise-linear head (Grad-CAM's map). One kind of target per call."""
+
+    method = "shapleycam"
+    _scores = {"ClassifierOutputReST": "rest", "ClassifierOutputSoftmaxTarget": "probability", "ClassifierOutputTarget": "logit"}
+
+    def __call__(self, input_tensor, targets=None, aug_smooth: bool = False, eigen_smooth: bool = False) -> np.ndarray:
+        scores = set()
+        for t in targets or []:
+            kind = type(t).__name__
+            if isinstance(t, (int, np.integer)):
+                scores.add("logit")
+            elif kind in self._scores:
+                scores.add(self._scores[kind])
+            else:
+                raise InvalidArgumentError(f"targets: {kind} is not taken; use ClassifierOutputReST, ClassifierOutputSoftmaxTarget, "
+                                           "ClassifierOutputTarget or class indices")
+        if len(scores) > 1:
+            raise InvalidArgumentError("targets: one kind of target per call (" + ", ".join(sorted(scores)) + " given)")
+        self.knobs = {"shapley_score": scores.pop() if scores else "logit"}
+        return super().__call__(input_tensor, targets=targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
 
 
 class KPCA_CAM(_BaseCAM):  # noqa: N801 (pytorch-grad-cam's name)
