@@ -35,14 +35,7 @@ extension Executor {
                 throw e.inNode(node.name, op: node.op.name)
             }
         }
-        var outputs: [String: DeviceArray] = [:]
-        for o in graph.outputs {
-            guard let v = tangents[o.name] else {
-                throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "output '\(o.name)' does not follow from it")
-            }
-            outputs[o.name] = v
-        }
-        return outputs
+        return try outputs(following: layer) { tangents[$0] }
     }
 
     /// The directions of one node's outputs, given those of its inputs at `dependent`.

@@ -291,12 +291,18 @@ public final class Executor: Sendable {
                 throw e.inNode(node.name, op: node.op.name)
             }
         }
+        return try outputs(following: layer) { name in try values[name].map { try device($0, name) } }
+    }
+
+    /// The graph's outputs as `value` gives them (after a pass from `layer`), naming the layer where
+    /// one does not follow from it.
+    func outputs(following layer: String, _ value: (String) throws -> DeviceArray?) throws -> [String: DeviceArray] {
         var outputs: [String: DeviceArray] = [:]
         for o in graph.outputs {
-            guard let v = values[o.name] else {
+            guard let v = try value(o.name) else {
                 throw XAIError.invalidArgument(parameter: "layer", value: layer, reason: "output '\(o.name)' does not follow from it")
             }
-            outputs[o.name] = try device(v, o.name)
+            outputs[o.name] = v
         }
         return outputs
     }
