@@ -39,6 +39,11 @@ to 224x224. torch uses its default threads (every core). Rows (key, what xai row
   layer generator filtered to the models after the same share of layers as xai's 5 stages, so both
   explain 5 randomised models; Quantus smooths the original model's maps twice (once for `a_batch`,
   once for its "original" row), xai once: 7 x and 6 x --mprt-samples explanations.
+- quantus_continuity_saliency (continuity_saliency): Quantus's `Continuity` at its defaults (28
+  translations, each re-explained) around Captum's Saliency: 29 explanations and 28 forwards (its
+  prediction check); xai skips the shift 0 (at 224 it is the 14th: -224 + 14 x 16), so 28
+  explanations. Quantus's `NonSensitivity` is not timed: its features are single input
+  elements, 150,528 forwards per image at 224x224.
 - gradcam_road (road): pytorch-grad-cam's `ROADCombined` (percentiles 10..90, its noisy linear
   imputation by scipy's spsolve, `ClassifierOutputSoftmaxTarget`) on the map min-max scaled to [0, 1].
 
@@ -195,6 +200,9 @@ def main():
         row(f"quantus_relative_{name}_stability_saliency", "quantus", f"{cls} of Saliency, nr_samples={args.stability_samples}, noise [0.02, 0.2]",
             lambda cls=cls: getattr(quantus, cls)(nr_samples=args.stability_samples, disable_warnings=True)(
                 **dict(common, a_batch=None), explain_func=quantus_explain(explain_saliency)), 1)
+
+    row("quantus_continuity_saliency", "quantus", "Continuity of Saliency, nr_steps=28, 29 explanations + 28 forwards",
+        lambda: quantus.Continuity(nr_steps=28, disable_warnings=True)(**dict(common, a_batch=None), explain_func=quantus_explain(explain_saliency)), 1)
 
     def saliency_of(model, inputs, targets, **kwargs):
         """Saliency of the model Quantus hands over (the original or a randomised copy)."""

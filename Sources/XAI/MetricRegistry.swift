@@ -28,6 +28,9 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var patchSize = 8
     public var topK: Int?
     public var complexityEpsilon: Float = 1e-5
+    public var continuitySteps = 28
+    public var nonSensitivityPatch = 8
+    public var nonSensitivityEpsilon: Float = 1e-5
     public var regions = 100
     public var roadPercentiles = ROAD.defaultPercentiles.map(String.init).joined(separator: ",")
     public var roadNoise: Float = 0.01
@@ -41,10 +44,14 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
 
     public static let fields: [KnobField<MetricConfiguration>] = [
         .integer(\.step, Knob("step", .integer, "Deletion, insertion, monotonicity, faithfulness estimate, monotonicity correlation: pixels changed per step (default: H*W/224 rounded up, 225 evaluations).", minimum: 1)),
-        .string(\.substrate, Knob("substrate", .string, "Deletion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity: what removed pixels become (zero: the dataset's mean colour after normalisation; mean: each channel's mean over the image; blur: RISE's 11x11 blur).",
+        .string(\.substrate, Knob("substrate", .string, "Deletion, region perturbation, selectivity, IROF, faithfulness estimate, monotonicity: what removed pixels become (zero: the dataset's mean colour after normalisation; mean: each channel's mean over the image; blur: RISE's 11x11 blur; black: the image's smallest value, Quantus's default).",
                                    choices: PixelCurve.Substrate.allCases.map(\.rawValue))),
         .integer(\.topK, Knob("topK", .integer, "Top-K intersection: the pixels of highest attribution looked at (default: Quantus's 1000 at 224x224, scaled to the image).", minimum: 1)),
         .number(\.complexityEpsilon, Knob("complexityEpsilon", .number, "Effective complexity: a pixel counts where |map| / the image's largest |map| exceeds this (Quantus's 1e-5).", minimum: 0)),
+        .integer(\.continuitySteps, Knob("continuitySteps", .integer, "Continuity: sideways translations of the image, each re-explained (Quantus's 28; at most 2 x the width + 1).",
+                                         minimum: range(Continuity.stepRange).0, maximum: range(Continuity.stepRange).1)),
+        .integer(\.nonSensitivityPatch, Knob("nonSensitivityPatch", .integer, "Non-sensitivity: side of the square patches removed one at a time, one forward each (Quantus's features are single pixels: 1).", minimum: 1)),
+        .number(\.nonSensitivityEpsilon, Knob("nonSensitivityEpsilon", .number, "Non-sensitivity: below it an attribution (|map| / max |map|) counts as none and a probability change as no change (Quantus's 1e-5).", minimum: 0)),
         .integer(\.tolerance, Knob("tolerance", .integer, "Pointing game: hit tolerance in pixels (default: 15 at 224, scaled).", minimum: 0)),
         .number(\.sensitivityRadius, Knob("sensitivityRadius", .number, "Sensitivity: radius of the uniform noise added to every input value (Captum's 0.02; Quantus uses 0.2).",
                                           minimum: 0)),
@@ -111,6 +118,8 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
         ModelRandomisation(steps: mprtSteps, seed: seed, order: randomisationOrder, smoothing: .init(samples: mprtSamples, noise: mprtNoise))
     }
     var efficientRandomisation: EfficientModelRandomisation { EfficientModelRandomisation(bins: mprtBins, seed: seed) }
+    var continuity: Continuity { Continuity(steps: continuitySteps) }
+    var nonSensitivity: NonSensitivity { NonSensitivity(patchSize: nonSensitivityPatch, epsilon: nonSensitivityEpsilon, substrate: pixelCurveSubstrate) }
     var inputInvariance: InputInvariance { InputInvariance(shift: invarianceShift, tolerance: invarianceTolerance) }
     func road() throws -> ROAD {
         ROAD(percentiles: try ROAD.percentiles(parsing: roadPercentiles), noise: roadNoise, score: ROAD.Score(rawValue: roadScore) ?? .probability, seed: seed,
@@ -283,6 +292,18 @@ public enum MetricRegistry {
                    compute: { input, c in
                        ["monotonicity_correlation": try c.monotonicityCorrelation.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
                    }),
+        MetricSpec(name: "non_sensitivity", summary: "share of patches where a zero attribution and an unmoved probability disagree when the patch alone is removed (Nguyen & Martínez; Quantus's NonSensitivity)",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: false, knobs: ["nonSensitivityPatch", "nonSensitivityEpsilon", "substrate"],
+                   group: "non_sensitivity", parameterNames: ["patchSize": "nonSensitivityPatch", "epsilon": "nonSensitivityEpsilon"],
+                   costOf: { pixels, c, _ in forwards(Double(patches(pixels, c.nonSensitivityPatch) + 1)) },
+                   check: { pixels, c in
+                       guard c.nonSensitivityPatch <= Int(Double(pixels).squareRoot()) else {
+                           throw XAIError.invalidArgument(parameter: "nonSensitivityPatch", value: "\(c.nonSensitivityPatch)", reason: "larger than the image (\(pixels) pixels)")
+                       }
+                   },
+                   compute: { input, c in
+                       ["non_sensitivity": try c.nonSensitivity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
+                   }),
         MetricSpec(name: "completeness", summary: "|sum of the map - (logit of the image - logit of the baseline)|: IG's and KernelSHAP's axiom",
                    direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: [], group: "completeness", parameterNames: [:],
                    costOf: { _, _, _ in forwards(2) }, check: none,
@@ -309,6 +330,9 @@ public enum MetricRegistry {
         localisation("relevance_mass", "share of the positive map inside the mask (Arras et al.)", knobs: []) { input, _, masks in
             try Localisation.relevanceMass(images: input.images, maps: input.maps, masks: masks)
         },
+        localisation("attribution_localisation", "share of the map's magnitude inside the mask (Kohlbrenner et al.; Quantus's AttributionLocalisation)", knobs: []) { input, _, masks in
+            try Localisation.attributionLocalisation(images: input.images, maps: input.maps, masks: masks)
+        },
         localisation("relevance_rank", "share of the mask's pixels among the map's top |mask| pixels (Arras et al.)", knobs: []) { input, _, masks in
             try Localisation.relevanceRank(images: input.images, maps: input.maps, masks: masks)
         },
@@ -326,6 +350,22 @@ public enum MetricRegistry {
         sensitivity("sensitivity_max", "largest relative change of the map over noisy copies (Captum's sensitivity_max)"),
         sensitivity("sensitivity_avg", "mean relative change of the map over the same noisy copies"),
         sensitivity("local_lipschitz", "largest change of the map over the size of the noise (Alvarez-Melis & Jaakkola)"),
+        MetricSpec(name: "continuity", summary: "largest change of the normalised |map| over the change of the image as it slides sideways (Montavon et al.; Quantus's Continuity)",
+                   direction: .lowerIsBetter, needsMasks: false, reexplains: true, knobs: ["continuitySteps"], group: "continuity",
+                   parameterNames: ["steps": "continuitySteps"],
+                   costOf: { pixels, c, method in
+                       // The image's map and one per shift, the shift 0 skipped (the width taken
+                       // as a square image's).
+                       let maps = Double(c.continuity.shifts(width: Int(Double(pixels).squareRoot().rounded())).count + 1)
+                       return MethodCost(evaluations: maps * (method?.evaluations ?? 1), forwardEquivalents: maps * (method?.forwardEquivalents ?? 1))
+                   },
+                   check: { _, c in try c.continuity.validate() },
+                   compute: { input, c in
+                       let configured = try input.configuredMethod(metric: "continuity")
+                       return ["continuity": try c.continuity.evaluate(images: input.images) { image, b in
+                           try configured.method.attribute(image, target: .index(input.targets[b]), baseline: configured.baseline).map
+                       }]
+                   }),
         relativeStability("relative_input_stability", "largest relative change of the map over the relative change of the input, over noisy copies that keep the class (Agarwal et al.; Quantus's RIS)"),
         relativeStability("relative_output_stability", "largest relative change of the map over the change of the logits, over the same copies (Quantus's ROS)"),
         relativeStability("relative_representation_stability", "largest relative change of the map over the relative change of a layer's activations, over the same copies (Quantus's RRS)"),

@@ -7,7 +7,7 @@ import XAI
 struct MetricsBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics",
-        abstract: "Per-image time of the explanation metrics (deletion, insertion, region perturbation, selectivity, faithfulness correlation and estimate, monotonicity correlation, infidelity, ROAD, sensitivity of IG and LIME, relative stability, efficient and smooth MPRT of saliency) beside their floor and the peers.",
+        abstract: "Per-image time of the explanation metrics (deletion, insertion, region perturbation, selectivity, faithfulness correlation and estimate, monotonicity correlation, infidelity, ROAD, sensitivity of IG and LIME, relative stability, efficient and smooth MPRT and continuity of saliency) beside their floor and the peers.",
         discussion: """
         Floor = forward-equivalents x FLOPs per forward / the ceiling measured in the same run. Deletion and insertion \
         score one Grad-CAM map (225 evaluations each at 224x224); faithfulness correlation 100 subsets of 224 pixels; \
@@ -15,7 +15,7 @@ struct MetricsBenchmark: ParsableCommand {
         --lime-samples); relative_input_stability_saliency re-explains --stability-samples copies by saliency and scores \
         RIS, ROS and RRS from them (the settings count the copies left out for changing the class); efficient_mprt_saliency \
         explains by saliency on the fully randomised model, smooth_mprt_saliency averages --mprt-samples maps per model \
-        over the original and 5 bottom-up stages. The peers' script, Benchmarks/metrics_vs_peers.py, times Quantus 0.6 and Captum 0.9 on the same \
+        over the original and 5 bottom-up stages, continuity_saliency re-explains 28 translations by saliency. The peers' script, Benchmarks/metrics_vs_peers.py, times Quantus 0.6 and Captum 0.9 on the same \
         settings; give its JSON with --compare.
         """)
 
@@ -33,7 +33,7 @@ struct MetricsBenchmark: ParsableCommand {
     @Option(help: "Write the header and every row as JSON to this file.") var json: String?
 
     static let allRows = ["deletion", "insertion", "region_perturbation", "selectivity", "faithfulness_correlation", "faithfulness_estimate", "monotonicity_correlation", "infidelity", "road",
-                          "sensitivity_max_ig", "sensitivity_max_lime", "relative_input_stability_saliency", "efficient_mprt_saliency", "smooth_mprt_saliency"]
+                          "sensitivity_max_ig", "sensitivity_max_lime", "relative_input_stability_saliency", "efficient_mprt_saliency", "smooth_mprt_saliency", "continuity_saliency"]
     /// Peer result keys of each row (`key` in the peers' JSON).
     static let peerKeys: [String: [String]] = [
         "deletion": ["quantus_pixel_flipping"], "faithfulness_correlation": ["quantus_faithfulness_correlation"], "road": ["gradcam_road"],
@@ -44,6 +44,7 @@ struct MetricsBenchmark: ParsableCommand {
         // xai's row computes RIS, ROS and RRS from one set of copies; Quantus runs each alone.
         "relative_input_stability_saliency": ["quantus_relative_input_stability_saliency", "quantus_relative_output_stability_saliency"],
         "efficient_mprt_saliency": ["quantus_efficient_mprt_saliency"], "smooth_mprt_saliency": ["quantus_smooth_mprt_saliency"],
+        "continuity_saliency": ["quantus_continuity_saliency"],
     ]
 
     struct Row: Codable {

@@ -103,6 +103,9 @@ struct MetricOptions: ParsableArguments {
     @Option(help: help("tolerance")) var tolerance: Int?
     @Option(help: help("topK")) var topK: Int?
     @Option(help: help("complexityEpsilon")) var complexityEpsilon = d.complexityEpsilon
+    @Option(help: help("continuitySteps")) var continuitySteps = d.continuitySteps
+    @Option(help: help("nonSensitivityPatch")) var nonSensitivityPatch = d.nonSensitivityPatch
+    @Option(help: help("nonSensitivityEpsilon")) var nonSensitivityEpsilon = d.nonSensitivityEpsilon
     @Option(help: help("sensitivityRadius")) var sensitivityRadius = d.sensitivityRadius
     @Option(help: help("sensitivitySamples")) var sensitivitySamples = d.sensitivitySamples
     @Option(help: help("monotonicitySamples")) var monotonicitySamples = d.monotonicitySamples

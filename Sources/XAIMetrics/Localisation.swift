@@ -55,6 +55,30 @@ public enum Localisation {
                             settings: ["definition": "positive attribution inside the mask / all positive attribution"])
     }
 
+    /// Attribution localisation (Kohlbrenner et al. 2020, "Towards best practice in explaining
+    /// neural network decisions with LRP"), as Quantus 0.6.0's `AttributionLocalisation` at its
+    /// defaults: the share of the map's magnitude inside the mask, `sum_mask |a| / (sum |a| +
+    /// 1e-9)` with `a` the map over its largest magnitude. Unlike relevance mass, negative
+    /// attribution counts by its size. (Quantus's `weighted` variant is left out: it weighs by the
+    /// mask's share of the batch rather than of the image.) NaN for an empty mask. Higher is better.
+    public static func attributionLocalisation(images: Tensor, maps: Tensor, masks: Tensor) throws -> MetricResult {
+        let (n, h, w) = try check(masks, maps, images, "attribution_localisation")
+        let scores = (0..<n).map { b -> Double in
+            let m = Array(mapValues(masks, b, pixels: h * w)), a = Array(mapValues(maps, b, pixels: h * w))
+            guard m.contains(where: { $0 != 0 }) else { return .nan }
+            let largest = a.reduce(0.0) { max($0, abs(Double($1))) }
+            var inside = 0.0, total = 0.0
+            for i in a.indices {
+                let v = largest > 0 ? abs(Double(a[i])) / largest : abs(Double(a[i]))
+                total += v
+                if m[i] != 0 { inside += v }
+            }
+            return inside / (total + 1e-9)
+        }
+        return MetricResult(metric: "attribution_localisation", direction: .higherIsBetter, scores: scores,
+                            settings: ["definition": "sum of |map| / max |map| inside the mask over its sum everywhere (+ 1e-9)"])
+    }
+
     /// The area under the ROC curve of the map as a detector of the mask's pixels (Fawcett 2006, as
     /// Quantus 0.6's `AUC`: scikit-learn's `roc_curve` and `auc`): the chance that a pixel inside
     /// the mask outscores one outside, ties counting one half, from the pixels' mid-ranks in

@@ -23,15 +23,17 @@ public struct PixelCurve: Sendable {
 
     /// What deleted pixels become.
     public enum Substrate: String, Sendable, CaseIterable {
-        case zero, mean, blur
+        case zero, mean, blur, black
 
         /// The image every removed pixel takes its value from: zeros (the dataset's mean colour
-        /// after the usual normalisation), each channel's mean over `image`, or the RISE blur.
+        /// after the usual normalisation), each channel's mean over `image`, the RISE blur, or
+        /// the image's smallest value on every channel (Quantus's "black").
         public func tensor(for image: Tensor, model: ExplainedModel) throws -> Tensor {
             switch self {
             case .zero: return try model.baselineTensor(.zero, for: image)
             case .mean: return try model.baselineTensor(.channelMean, for: image)
             case .blur: return try PixelCurve.blur(image)
+            case .black: return Tensor(unchecked: image.shape, [Float](repeating: image.scalars.min() ?? 0, count: image.shape.count))
             }
         }
     }

@@ -66,7 +66,9 @@ final class EvaluateCommandTests: XCTestCase {
     /// 1.6e-4 relative seen (RRS of saliency), under the 1e-3 held. Monotonicity correlation groups
     /// the pixels in |map| order too, and ranks each group's effect: on Grad-CAM's maps 1.8e-2 (a
     /// Spearman correlation of -0.12) seen, held to 5e-2; on identical maps (the fixture's) the
-    /// backends and Quantus agree to the last bit.
+    /// backends and Quantus agree to the last bit. Non-sensitivity counts patches whose probability
+    /// change falls below 1e-5: a change within float rounding of it may fall either side on the
+    /// two backends, so one patch of the 64 (8-pixel patches of a 64x64 image) may differ.
     func testEveryMetricAgreesOnTheCPUAndOpenCL() throws {
         guard TestBackends.openCL() != nil else { return }
         var scores: [String: [String: Double]] = [:]
@@ -83,12 +85,12 @@ final class EvaluateCommandTests: XCTestCase {
             }
         }
         let (cpu, gpu) = (scores["cpu"] ?? [:], scores["gpu"] ?? [:])
-        XCTAssertEqual(cpu.count, 2 * 2 * 35, "2 images x 2 methods x the 35 metrics that need no ground truth")
+        XCTAssertEqual(cpu.count, 2 * 2 * 37, "2 images x 2 methods x the 37 metrics that need no ground truth")
         XCTAssertEqual(Set(cpu.keys), Set(gpu.keys))
         for (key, a) in cpu {
             let b = gpu[key] ?? .nan
             XCTAssertTrue(a.isFinite && b.isFinite, "\(key): \(a) on the CPU, \(b) on OpenCL")
-            let tolerance = key.hasSuffix(" monotonicity_correlation") ? 5e-2 : key.hasSuffix(" faithfulness_estimate") ? 5e-3 : key.hasSuffix(" arcc") ? 1e-3 : key.hasSuffix(" road") || key.contains(" road_") ? 5e-4 : 1e-3 * max(abs(a), 1e-3)
+            let tolerance = key.hasSuffix(" non_sensitivity") ? 1.0 / 64 + 1e-9 : key.hasSuffix(" monotonicity_correlation") ? 5e-2 : key.hasSuffix(" faithfulness_estimate") ? 5e-3 : key.hasSuffix(" arcc") ? 1e-3 : key.hasSuffix(" road") || key.contains(" road_") ? 5e-4 : 1e-3 * max(abs(a), 1e-3)
             XCTAssertEqual(a, b, accuracy: tolerance, "\(key) on the CPU and OpenCL")
         }
     }

@@ -155,6 +155,9 @@ final class FacadeTests: XCTestCase {
         knobs.mprtSteps = 2
         knobs.step = 512
         knobs.seed = 3
+        knobs.continuitySteps = 3
+        (knobs.nonSensitivityPatch, knobs.nonSensitivityEpsilon) = (16, 1e-3)
+        knobs.substrate = "black"
         let input = MetricInput(session: session, images: images, maps: a.map, targets: a.targets, masks: masks, method: "ig", methodConfiguration: c)
         var groups: [String] = []
         let outcomes = try MetricRegistry.evaluate(MetricRegistry.names, input: input, configuration: knobs) { groups.append($0) }
@@ -169,18 +172,24 @@ final class FacadeTests: XCTestCase {
         }
         func score(_ name: String) -> Double? { outcomes.first { $0.name == name }?.outcome.result.scores[0] }
         let target = Target.index(a.targets[0])
-        XCTAssertEqual(score("deletion"), try PixelCurve(mode: .deletion, step: 512).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+        XCTAssertEqual(score("deletion"), try PixelCurve(mode: .deletion, step: 512, substrate: .black).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("faithfulness_correlation"),
                        try FaithfulnessCorrelation(runs: 4, subsetSize: 64, seed: 3).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("region_perturbation"),
-                       try RegionPerturbation().evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+                       try RegionPerturbation(substrate: .black).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("faithfulness_estimate"),
-                       try FaithfulnessEstimate(step: 512).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+                       try FaithfulnessEstimate(step: 512, substrate: .black).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("monotonicity_correlation"),
                        try MonotonicityCorrelation(step: 512, samples: 2, seed: 3).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         // IROF's superpixels are the method's: SLIC with the `segments` knob, as LIME's.
-        XCTAssertEqual(score("irof"), try IROF(segmentation: .slic(SLIC(segments: c.segments))).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+        XCTAssertEqual(score("irof"), try IROF(segmentation: .slic(SLIC(segments: c.segments)), substrate: .black).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
         XCTAssertEqual(score("relevance_mass"), try Localisation.relevanceMass(images: images, maps: a.map, masks: masks).scores[0])
+        XCTAssertEqual(score("attribution_localisation"), try Localisation.attributionLocalisation(images: images, maps: a.map, masks: masks).scores[0])
+        XCTAssertEqual(score("non_sensitivity"),
+                       try NonSensitivity(patchSize: 16, epsilon: 1e-3, substrate: .black).evaluate(model: session.model, images: images, maps: a.map, target: target).scores[0])
+        XCTAssertEqual(score("continuity"), try Continuity(steps: 3).evaluate(images: images) { x, _ in
+            try ig.method.attribute(x, target: target, baseline: ig.baseline).map
+        }.scores[0])
         let sensitivity = try Sensitivity(samples: 2, seed: 3).evaluate(images: images) { x in
             try ig.method.attribute(x, target: target, baseline: ig.baseline).map
         }

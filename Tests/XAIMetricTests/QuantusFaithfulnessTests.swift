@@ -358,7 +358,7 @@ final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
     }
 
     /// With every patch removed the copy is the substrate itself: zeros, each channel's mean over
-    /// the image, or the RISE blur, so the last drop is y(image) - y(substrate), computed here apart.
+    /// the image, the RISE blur, or the image's smallest value, so the last drop is y(image) - y(substrate), computed here apart.
     func testEveryPatchRemovedLeavesTheSubstrate() throws {
         let model = try ExplainedModel(graph: try Models.load(modelPath), backend: CPUBackend())
         let (logits, targets) = try model.prepare(try images, target: .predicted)
@@ -373,6 +373,7 @@ final class QuantusFaithfulnessTests: XCTestCase, MetricFixtures {
                     [Float](repeating: Float(image.scalars[(c * 4096)..<((c + 1) * 4096)].reduce(0.0) { $0 + Double($1) } / 4096), count: 4096)
                 }
                 case .blur: start = try PixelCurve.blur(image).scalars
+                case .black: start = [Float](repeating: image.scalars.min()!, count: image.scalars.count)
                 }
                 let after = try model.logits(try model.backend.upload(try Tensor(shape: [1, 3, 64, 64], scalars: start)))
                 let y = ExplainedModel.probabilities(logits.scalars[(b * 10)..<((b + 1) * 10)])[targets[b]]

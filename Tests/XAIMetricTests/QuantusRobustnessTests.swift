@@ -16,18 +16,6 @@ final class QuantusRobustnessTests: XCTestCase, MetricFixtures {
         try XCTUnwrap(value as? [Any]).map { $0 is NSNull ? .nan : try XCTUnwrap($0 as? Double) }
     }
 
-    /// The fixture's explanation, tanh(sum_c w_c x_c) `[1, H, W]` in float32, clipped at zero with `relu`.
-    func explanation(_ x: Tensor, _ w: Tensor, relu: Bool) -> Tensor {
-        let (c, plane) = (x.shape[1], x.shape[2] * x.shape[3])
-        let values = (0..<plane).map { p -> Float in
-            var sum: Float = 0
-            for k in 0..<c { sum += x.scalars[k * plane + p] * w.scalars[k * plane + p] }
-            let e = tanh(sum)
-            return relu ? max(e, 0) : e
-        }
-        return Tensor(unchecked: [1, x.shape[2], x.shape[3]], values)
-    }
-
     func testRelativeStabilityMatchesQuantusAndTheDefinition() throws {
         let f = try fixture()
         let cases = try XCTUnwrap(f["cases"] as? [[String: Any]])

@@ -407,6 +407,28 @@ def test_quantus_metrics_take_their_knobs():
             m.evaluate(x, maps=maps, metrics=["top_k_intersection"], masks=masks, top_k=5000)
 
 
+def test_continuity_non_sensitivity_and_attribution_localisation_take_their_knobs():
+    """Continuity (the method re-explains each translation), non-sensitivity (one forward per
+    patch, the black substrate) and attribution localisation through Model.evaluate: snake_case
+    knobs reach them, and a step count past the image's width names its knob."""
+    x = np.load(FIXTURES / "models" / "small_resnet" / "input.npy")
+    masks = np.zeros((2, 64, 64), np.float32)
+    masks[:, 10:40, 20:50] = 1
+    metrics = ["continuity", "non_sensitivity", "attribution_localisation"]
+    with xai.Model(str(FIXTURES / "models" / "small_resnet" / "model.onnx")) as m:
+        s = m.evaluate(x, method="saliency", metrics=metrics, masks=masks, continuity_steps=4, non_sensitivity_patch=16,
+                       non_sensitivity_epsilon=1e-3, substrate="black")
+        for name in metrics:
+            assert s[name].scores.shape == (2,) and np.isfinite(s[name].scores).all(), name
+        assert s["continuity"].direction == "lower" and s["continuity"].settings["steps"] == "4"
+        assert s["continuity"].settings["shifts"] == "-32,32,64" and (s["continuity"].scores > 0).all()
+        assert s["non_sensitivity"].settings["features"] == "16" and s["non_sensitivity"].settings["substrate"] == "black"
+        assert ((s["non_sensitivity"].scores * 16) % 1 == 0).all() and s["non_sensitivity"].direction == "lower"
+        assert (0 < s["attribution_localisation"].scores).all() and (s["attribution_localisation"].scores < 1).all()
+        with pytest.raises(xai.XAIError, match="continuitySteps"):
+            m.evaluate(x, method="saliency", metrics=["continuity"], continuity_steps=130)
+
+
 def test_relative_stability_takes_its_knobs():
     """RIS, ROS and RRS through Model.evaluate: the method re-explains the noisy copies, the
     snake_case knobs reach them, and a bad layer or noise range names its knob."""
