@@ -30,7 +30,7 @@ public struct MetricConfiguration: KnobConfiguration, Equatable {
     public var complexityEpsilon: Float = 1e-5
     public var continuitySteps = 28
     public var nonSensitivityPatch = 8
-    public var nonSensitivityEpsilon: Float = 1e-5
+    public var nonSensitivityEpsilon = NonSensitivity.defaultEpsilon
     public var regions = 100
     public var roadPercentiles = ROAD.defaultPercentiles.map(String.init).joined(separator: ",")
     public var roadNoise: Float = 0.01

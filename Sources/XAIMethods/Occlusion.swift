@@ -75,7 +75,7 @@ public struct Occlusion: ModelMethod {
             let image = try be.upload(xb), base = try be.upload(baseTensor)
             let occluded: [Double]
             if incremental {
-                let (scores, fraction) = try incrementalScores(image: image, baseline: base, rects: rects, target: targets[b])
+                let (scores, fraction) = try engine.scoresWithRectanglesRemoved(image: image, baseline: base, rects: rects, target: targets[b])
                 occluded = scores
                 work.append(fraction)
             } else {
@@ -95,30 +95,5 @@ public struct Occlusion: ModelMethod {
         }
         return Attribution(map: Tensor(unchecked: [n, height, width], maps), raw: nil, targets: targets, scores: ExplainedModel.scores(logits, targets),
                            diagnostics: incremental ? ["convolutionWork": work] : [:])
-    }
-
-    /// The occluded copies' scores, computed incrementally from the clean image's activations, and
-    /// the fraction of the full passes' convolution work that ran.
-    private func incrementalScores(image: DeviceArray, baseline: DeviceArray, rects: [MaskRect], target: Int) throws -> (scores: [Double], work: Double) {
-        let be = model.backend
-        let clean = try model.executor.forward(image, forBackward: true)
-        let (height, width) = (image.shape[2], image.shape[3])
-        // One window size for all copies: windows clipped at the image's edge are widened inward
-        // (the extra pixels are the image's own, so they change nothing).
-        let (wh, ww) = (rects.map(\.height).max() ?? 1, rects.map(\.width).max() ?? 1)
-        let all = WindowSet(tops: rects.map { min($0.top, height - wh) }, lefts: rects.map { min($0.left, width - ww) }, height: wh, width: ww)
-        let plan = try model.executor.incrementalPlan(clean: clean, windows: all)
-        var (ran, full) = (0, 0)
-        let scores = try engine.inBatches(count: rects.count, imageShape: image.shape, target: target) { range in
-            let windows = WindowSet(tops: Array(all.tops[range]), lefts: Array(all.lefts[range]), height: wh, width: ww)
-            let copies = try be.composite(image: image, baseline: baseline, masks: .rectangles(Array(rects[range])))
-            let pass = try model.executor.forward(copiesOf: clean, patches: try be.cut(copies, windows: windows), at: windows, plan: plan)
-            guard let logits = pass.outputs[model.outputName] else {
-                throw XAIError.invalidArgument(parameter: "output", value: model.outputName, reason: "not an output of the graph")
-            }
-            // Counted once the batch's scores are in: a batch retried smaller is not counted twice.
-            return (logits, { _ in (ran, full) = (ran + pass.convolutionMACs, full + pass.fullConvolutionMACs) })
-        }
-        return (scores, full > 0 ? Double(ran) / Double(full) : 1)
     }
 }

@@ -61,10 +61,10 @@ public struct Continuity: Sendable {
         return Tensor(unchecked: image.shape, out)
     }
 
-    /// `|e| / max |e|` in float64 (unchanged where `e` is all zero).
+    /// `|e| / max |e|` in float64 (zeros where `e` is all zero, as Quantus leaves such a map).
     static func normalisedMagnitudes(_ e: Tensor) -> [Double] {
         let largest = e.scalars.reduce(0.0) { max($0, abs(Double($1))) }
-        return e.scalars.map { largest > 0 ? abs(Double($0)) / largest : abs(Double($0)) }
+        return e.scalars.map { largest > 0 ? abs(Double($0)) / largest : 0 }
     }
 
     /// - Parameter explain: the explanation of a batch of one `[1, C, H, W]` and the index of the

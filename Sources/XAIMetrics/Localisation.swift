@@ -69,7 +69,7 @@ public enum Localisation {
             let largest = a.reduce(0.0) { max($0, abs(Double($1))) }
             var inside = 0.0, total = 0.0
             for i in a.indices {
-                let v = largest > 0 ? abs(Double(a[i])) / largest : abs(Double(a[i]))
+                let v = largest > 0 ? abs(Double(a[i])) / largest : 0
                 total += v
                 if m[i] != 0 { inside += v }
             }

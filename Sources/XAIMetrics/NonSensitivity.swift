@@ -11,14 +11,20 @@ import XAIMethods
 /// moves by less than `epsilon`. The score is the share of features in violation, Quantus's count
 /// over the number of features (at `patchSize` 1 and `--substrate black` its features are xai's
 /// pixels). Lower is better. One forward per feature, so a patch of 1 at 224x224 is 50,176
-/// forwards per image.
+/// forwards per image; each runs incrementally, as occlusion's, recomputing only what its patch
+/// reaches from the clean image's activations (the settings give the share of the full passes'
+/// convolution work that ran, per image).
 public struct NonSensitivity: Sendable {
     public var patchSize: Int
     public var epsilon: Float
     public var substrate: PixelCurve.Substrate
     public var perturbationsPerEval: Int?
 
-    public init(patchSize: Int = 8, epsilon: Float = 1e-5, substrate: PixelCurve.Substrate = .zero, perturbationsPerEval: Int? = nil) {
+    /// Quantus's `eps`. A stored default, not a literal in the initialiser's signature: a literal
+    /// default is compiled into each caller, so a change to it would not reach them.
+    public static let defaultEpsilon: Float = 1e-5
+
+    public init(patchSize: Int = 8, epsilon: Float = defaultEpsilon, substrate: PixelCurve.Substrate = .zero, perturbationsPerEval: Int? = nil) {
         self.patchSize = patchSize
         self.epsilon = epsilon
         self.substrate = substrate
@@ -46,7 +52,7 @@ public struct NonSensitivity: Sendable {
     }
 
     /// The features of one map `[H * W]`: whether each patch holds no attribution (every
-    /// `|map| / max |map|` below epsilon; the map as it is where it is all zero).
+    /// `|map| / max |map|` below epsilon; an all-zero map holds none anywhere).
     func unattributed(_ map: ArraySlice<Float>, width: Int, patches: [MaskRect]) -> [Bool] {
         let largest = map.reduce(Float(0)) { max($0, abs($1)) }
         let start = map.startIndex
@@ -54,7 +60,7 @@ public struct NonSensitivity: Sendable {
             for y in r.top..<(r.top + r.height) {
                 for x in r.left..<(r.left + r.width) {
                     let a = abs(map[start + y * width + x])
-                    if (largest > 0 ? a / largest : a) >= epsilon { return false }
+                    if (largest > 0 ? a / largest : 0) >= epsilon { return false }
                 }
             }
             return true
@@ -71,17 +77,20 @@ public struct NonSensitivity: Sendable {
         let be = model.backend
         // Copy 0 is the clean image (an empty rectangle); copy k + 1 removes patch k alone.
         let rects = [MaskRect(top: 0, left: 0, height: 0, width: 0)] + patches
-        var scores: [Double] = []
+        var scores: [Double] = [], work: [Double] = []
         for b in 0..<n {
             let image = try ExplainedModel.image(images, b)
             let zero = unattributed(mapValues(maps, b, pixels: h * w), width: w, patches: patches)
-            let p = try engine.evaluate(image: try be.upload(image), baseline: try be.upload(try substrate.tensor(for: image, model: model)),
-                                        target: targets[b], count: rects.count) { range in .rectangles(Array(rects[range])) }
+            // Incremental, as occlusion's: each copy reruns only what its patch reaches.
+            let (p, fraction) = try engine.scoresWithRectanglesRemoved(image: try be.upload(image), baseline: try be.upload(try substrate.tensor(for: image, model: model)),
+                                                                       rects: rects, target: targets[b])
+            work.append(fraction)
             let violations = zip(zero, p.dropFirst()).filter { unattributed, moved in (abs(moved - p[0]) < Double(epsilon)) != unattributed }.count
             scores.append(Double(violations) / Double(patches.count))
         }
         return MetricResult(metric: "non_sensitivity", direction: .lowerIsBetter, scores: scores,
-                            settings: ["patchSize": "\(patchSize)", "features": "\(patches.count)", "epsilon": "\(epsilon)", "substrate": substrate.rawValue,
+                            settings: ["patchSize": "\(patchSize)", "features": "\(patches.count)",
+                                       "convolutionWork": work.map { String(format: "%.3f", $0) }.joined(separator: ","), "epsilon": "\(epsilon)", "substrate": substrate.rawValue,
                                        "score": "softmax probability of the target",
                                        "definition": "share of patches where (probability moves by < epsilon when it alone is removed) differs from (every |map| / max |map| in it < epsilon)"])
     }

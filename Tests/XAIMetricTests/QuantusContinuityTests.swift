@@ -55,11 +55,55 @@ final class QuantusContinuityTests: XCTestCase, MetricFixtures {
         XCTAssertEqual(Continuity(steps: 28).shifts(width: 224).first, -208)
         XCTAssertEqual(Continuity(steps: 28).shifts(width: 224).last, 224)
         XCTAssertEqual(Continuity(steps: 1).shifts(width: 64), [65])
+        // d = (2W + 1) / steps: 129 / 43 = 3 (2W / steps would be 2); a step count below 1, never
+        // run (validate refuses it) but priced by the registry, counts as one.
+        XCTAssertEqual(Continuity(steps: 43).shifts(width: 64).first, -61)
+        XCTAssertEqual(Continuity(steps: 0).shifts(width: 64), [65])
         XCTAssertThrowsError(try Continuity(steps: 130).evaluate(images: try images) { image, _ in image }) {
             guard case XAIError.invalidArgument(let p, _, _) = $0 else { return XCTFail("\($0)") }
             XCTAssertEqual(p, "steps")
         }
         XCTAssertThrowsError(try Continuity(steps: 0).validate())
+        // The bounds themselves are taken: one translation (the whole image filled) and 2W + 1.
+        XCTAssertNoThrow(try Continuity(steps: 1).validate(width: 64))
+        XCTAssertNoThrow(try Continuity(steps: 129).validate(width: 64))
+        let x = try ExplainedModel.image(try images, 0)
+        let filled = Continuity.translated(x, by: 65)
+        XCTAssertEqual(Set(filled.scalars), [x.scalars.min()!])
+        let one = try Continuity(steps: 1).evaluate(images: x) { image, _ in image }
+        // The "map" is the image itself: ||R(x) - R(filled)||_1 / ||x - filled||_2, computed here.
+        // The filled image's R is 1 everywhere (a constant over its own magnitude).
+        let largest = x.scalars.map { abs(Double($0)) }.max()!
+        let l1 = x.scalars.reduce(0.0) { $0 + abs(abs(Double($1)) / largest - 1) }
+        let l2 = x.scalars.reduce(0.0) { $0 + (Double($1) - Double(x.scalars.min()!)) * (Double($1) - Double(x.scalars.min()!)) }.squareRoot()
+        XCTAssertEqual(one.scores[0], l1 / (l2 + 1e-9), accuracy: 1e-9 * l1 / l2)
+    }
+
+    /// A map that is all zero stays zero (Quantus leaves it unnormalised), so a translation whose
+    /// map is not zero scores against zeros; a translation that leaves the image as it was (a
+    /// constant image) divides by Quantus's 1e-9; images that are not `[N, C, H, W]` are refused.
+    func testContinuityEdgeCases() throws {
+        let x = try ExplainedModel.image(try images, 0)
+        var calls = 0
+        let fromZero = try Continuity(steps: 1).evaluate(images: x) { image, _ in
+            calls += 1
+            return calls == 1 ? Tensor(unchecked: [1, 64, 64], [Float](repeating: 0, count: 4096)) : Tensor(unchecked: [1, 64, 64], [Float](repeating: -2, count: 4096))
+        }
+        let filled = Continuity.translated(x, by: 65)
+        let l2 = zip(x.scalars, filled.scalars).reduce(0.0) { $0 + (Double($1.0) - Double($1.1)) * (Double($1.0) - Double($1.1)) }.squareRoot()
+        XCTAssertEqual(fromZero.scores[0], 4096 / (l2 + 1e-9), accuracy: 1e-9, "zeros against ones (|-2| / 2)")
+        let flat = Tensor(unchecked: [1, 3, 64, 64], [Float](repeating: 0.5, count: 3 * 4096))
+        calls = 0
+        let still = try Continuity(steps: 1).evaluate(images: flat) { _, _ in
+            calls += 1
+            var map = [Float](repeating: 1, count: 4096)
+            if calls > 1 { map[0] = 0 }
+            return Tensor(unchecked: [1, 64, 64], map)
+        }
+        XCTAssertEqual(still.scores[0], 1 / 1e-9, accuracy: 1e-3, "one value of R moved by 1, over nothing moved but Quantus's 1e-9")
+        XCTAssertThrowsError(try Continuity().evaluate(images: Tensor(unchecked: [3, 64, 64], [Float](repeating: 0, count: 3 * 4096))) { image, _ in image }) {
+            guard case XAIError.shapeMismatch = $0 else { return XCTFail("\($0)") }
+        }
     }
 
     func testNonSensitivityMatchesQuantusAndTheDefinition() throws {
@@ -108,6 +152,20 @@ final class QuantusContinuityTests: XCTestCase, MetricFixtures {
         let a = try NonSensitivity(patchSize: 8).evaluate(model: model, images: x, maps: maps)
         let negated = Tensor(unchecked: maps.shape, maps.scalars.map { -$0 })
         XCTAssertEqual(try NonSensitivity(patchSize: 8).evaluate(model: model, images: x, maps: negated).scores, a.scores)
+        // Normalised by the largest magnitude, a negative one included: beside a -1000, values of
+        // 1e-3 are 1e-6 of it, below 1e-5, so the map scores as the -1000 alone.
+        var values = [Float](repeating: 0, count: 2 * 4096)
+        values[4096 + 130] = -1000
+        values[130] = -1000
+        let alone = Tensor(unchecked: [2, 64, 64], values)
+        for i in 0..<(2 * 4096) where values[i] == 0 { values[i] = 1e-3 }
+        let faint = Tensor(unchecked: [2, 64, 64], values)
+        XCTAssertEqual(try NonSensitivity(patchSize: 16, epsilon: 1e-5).evaluate(model: model, images: x, maps: faint).scores,
+                       try NonSensitivity(patchSize: 16, epsilon: 1e-5).evaluate(model: model, images: x, maps: alone).scores)
+        // Quantus's defaults, except the patch (Quantus's features are single pixels).
+        XCTAssertEqual(NonSensitivity().epsilon, 1e-5)
+        XCTAssertEqual(NonSensitivity().patchSize, 8)
+        XCTAssertEqual(Continuity().steps, 28)
         // Patches at the edges cut short: 64 = 6 x 10 + 4.
         XCTAssertEqual(NonSensitivity(patchSize: 10).patches(height: 64, width: 64).count, 49)
         XCTAssertEqual(NonSensitivity(patchSize: 10).patches(height: 64, width: 64).last, MaskRect(top: 60, left: 60, height: 4, width: 4))
