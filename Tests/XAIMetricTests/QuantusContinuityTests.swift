@@ -164,6 +164,12 @@ final class QuantusContinuityTests: XCTestCase, MetricFixtures {
                        try NonSensitivity(patchSize: 16, epsilon: 1e-5).evaluate(model: model, images: x, maps: alone).scores)
         // Quantus's defaults, except the patch (Quantus's features are single pixels).
         XCTAssertEqual(NonSensitivity().epsilon, 1e-5)
+        // The same default as the registry publishes it (its JSON is made in the facade, so a
+        // change to the stored default reaches this test even where the line above was compiled
+        // with the old value inlined).
+        let knobs = try XCTUnwrap((try JSONSerialization.jsonObject(with: MetricRegistry.json()) as? [String: Any])?["knobs"] as? [[String: Any]])
+        let published = try XCTUnwrap(knobs.first { $0["name"] as? String == "nonSensitivityEpsilon" }?["default"] as? Double)
+        XCTAssertEqual(published, 1e-5, accuracy: 1e-12)
         XCTAssertEqual(NonSensitivity().patchSize, 8)
         XCTAssertEqual(Continuity().steps, 28)
         // Patches at the edges cut short: 64 = 6 x 10 + 4.
