@@ -296,11 +296,7 @@ public enum MetricRegistry {
                    direction: .lowerIsBetter, needsMasks: false, reexplains: false, knobs: ["nonSensitivityPatch", "nonSensitivityEpsilon", "substrate"],
                    group: "non_sensitivity", parameterNames: ["patchSize": "nonSensitivityPatch", "epsilon": "nonSensitivityEpsilon"],
                    costOf: { pixels, c, _ in forwards(Double(patches(pixels, c.nonSensitivityPatch) + 1)) },
-                   check: { pixels, c in
-                       guard c.nonSensitivityPatch <= Int(Double(pixels).squareRoot()) else {
-                           throw XAIError.invalidArgument(parameter: "nonSensitivityPatch", value: "\(c.nonSensitivityPatch)", reason: "larger than the image (\(pixels) pixels)")
-                       }
-                   },
+                   check: checkPatch(\.nonSensitivityPatch, "nonSensitivityPatch"),
                    compute: { input, c in
                        ["non_sensitivity": try c.nonSensitivity.evaluate(model: input.model, images: input.images, maps: input.maps, target: input.target)]
                    }),
@@ -479,9 +475,14 @@ public enum MetricRegistry {
 
     /// A patch size that cannot fit an image of `pixels` pixels, refused before any work (the
     /// exact bound, the shorter side, is checked where the grid is laid).
-    private static let checkPatchSize: @Sendable (Int, MetricConfiguration) throws -> Void = { pixels, c in
-        guard c.patchSize <= Int(Double(pixels).squareRoot()) else {
-            throw XAIError.invalidArgument(parameter: "patchSize", value: "\(c.patchSize)", reason: "larger than the image (\(pixels) pixels)")
+    private static let checkPatchSize = checkPatch(\.patchSize, "patchSize")
+
+    /// A check that the patch size knob `name` fits an image of `pixels` pixels.
+    private static func checkPatch(_ size: KeyPath<MetricConfiguration, Int> & Sendable, _ name: String) -> @Sendable (Int, MetricConfiguration) throws -> Void {
+        { pixels, c in
+            guard c[keyPath: size] <= Int(Double(pixels).squareRoot()) else {
+                throw XAIError.invalidArgument(parameter: name, value: "\(c[keyPath: size])", reason: "larger than the image (\(pixels) pixels)")
+            }
         }
     }
 

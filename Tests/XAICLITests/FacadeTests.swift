@@ -226,7 +226,10 @@ final class FacadeTests: XCTestCase {
                                      (#"{"mprtOrder": "sideways"}"#, "smooth_mprt", "mprtOrder"), (#"{"mprtBins": 1}"#, "efficient_mprt", "mprtBins"),
                                      (#"{"invarianceShift": 0}"#, "input_invariance", "invarianceShift"),
                                      (#"{"invarianceTolerance": -1}"#, "input_invariance", "invarianceTolerance"),
-                                     (#"{"step": 5000}"#, "insertion", "step"), (#"{"infidelitySigma": 0}"#, "infidelity", "infidelitySigma")] {
+                                     (#"{"step": 5000}"#, "insertion", "step"), (#"{"infidelitySigma": 0}"#, "infidelity", "infidelitySigma"),
+                                     (#"{"nonSensitivityPatch": 65}"#, "non_sensitivity", "nonSensitivityPatch"),
+                                     (#"{"patchSize": 65}"#, "selectivity", "patchSize"),
+                                     (#"{"continuitySteps": 0}"#, "continuity", "continuitySteps")] {
             let c = try MetricConfiguration.parse(json: Data(json.utf8))
             XCTAssertEqual(parameter { try MetricRegistry.validate([metric], configuration: c, pixels: pixels) }, knob, json)
         }
